@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// Runs test files through node:test with tsx, resolving workspace packages to their TypeScript
+// sources (the "source" export condition), so tests need no build of their dependencies.
+//
+//   node scripts/run-tests.mjs              every *.test.ts in proto/, packages/, apps/ and test/e2e/
+//   node scripts/run-tests.mjs DIR...       the tests under those directories
+//   node scripts/run-tests.mjs --unit       only tests that need no system services (*.unit.test.ts)
+//
+// Output is node's TAP reporter when not on a TTY, which ends with `# pass N` / `# fail N`.
+import { spawn } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repoRoot = resolve(fileURLToPath(import.meta.url), '../..');
+const args = process.argv.slice(2);
+const unitOnly = args.includes('--unit');
+const roots = args.filter((a) => !a.startsWith('--'));
+const searchRoots = roots.length > 0 ? roots.map((r) => resolve(r)) : ['proto', 'packages', 'apps', 'test/e2e'].map((r) => join(repoRoot, r));
+
+function findTests(dir, found) {
+  let names;
+  try { names = readdirSync(dir); } catch { return; }
+  for (const name of names.sort()) {
+    if (name === 'node_modules' || name === 'dist' || name.startsWith('.')) continue;
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) findTests(path, found);
+    else if (name.endsWith('.test.ts') && (!unitOnly || name.endsWith('.unit.test.ts'))) found.push(path);
+  }
+}
+
+const files = [];
+for (const root of searchRoots) findTests(root, files);
+if (files.length === 0) {
+  console.log('no test files found under', searchRoots.map((r) => relative(repoRoot, r) || '.').join(', '));
+  console.log('0 passed, 0 failed');
+  process.exit(0);
+}
+const concurrency = process.env.BUILDYARD_TEST_CONCURRENCY ?? '2';
+const child = spawn(process.execPath, [
+  '--conditions=source', '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`,
+  ...(process.env.BUILDYARD_TEST_REPORTER ? [`--test-reporter=${process.env.BUILDYARD_TEST_REPORTER}`] : []),
+  ...files.map((f) => relative(process.cwd(), f)),
+], { stdio: 'inherit' });
+// Forward interrupts so test files run their cleanup (testkit stops services on SIGINT/SIGTERM).
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
