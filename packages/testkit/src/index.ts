@@ -1,1 +1,3 @@
-export {};
+export { startRedis, startRegistry, type RedisService, type RegistryService } from './services.js';
+export { seedBusybox, busyboxRootfs, busyboxLayout, type SeededImage, type BusyboxArch } from './busybox.js';
+export { supervise, freePort, waitUntilReady, type SupervisedProcess } from './supervise.js';

@@ -1,0 +1,132 @@
+// Real Redis and a real OCI registry for tests: through testcontainers when a Docker engine
+// answers, otherwise Debian's redis-server and docker-registry as local processes on free
+// loopback ports with temporary state.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from 'node:net';
+import { freePort, requireCommand, supervise, waitUntilReady } from './supervise.js';
+
+export interface RedisService {
+  /** redis://127.0.0.1:PORT */
+  url: string;
+  host: string;
+  port: number;
+  /** Directory holding this instance's data (AOF when enabled). */
+  dataDir: string;
+  stop(): Promise<void>;
+  /** Stops and starts the same instance on the same port and data (for restart tests). */
+  restart(): Promise<void>;
+}
+
+export interface RegistryService {
+  /** 127.0.0.1:PORT, the form image references use */
+  host: string;
+  /** http://127.0.0.1:PORT */
+  url: string;
+  stop(): Promise<void>;
+}
+
+async function dockerEngineReachable(): Promise<boolean> {
+  if (process.env.BUILDYARD_TESTKIT_LOCAL === '1') return false;
+  if (!process.env.DOCKER_HOST && !(await import('node:fs')).existsSync('/var/run/docker.sock')) return false;
+  try {
+    const { getContainerRuntimeClient } = await import('testcontainers');
+    await getContainerRuntimeClient();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function redisPing(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.setTimeout(1_000);
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once('data', (d) => { socket.destroy(); resolve(d.toString().startsWith('+PONG')); });
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => { socket.destroy(); resolve(false); });
+  });
+}
+
+export async function startRedis(options: { appendOnly?: boolean } = {}): Promise<RedisService> {
+  if (await dockerEngineReachable()) return startRedisContainer(options);
+  requireCommand('redis-server', 'redis-server');
+  const dataDir = await mkdtemp(join(tmpdir(), 'buildyard-redis-'));
+  const port = await freePort();
+  const launch = async () => {
+    const service = supervise('redis-server', 'redis-server', [
+      '--port', String(port), '--bind', '127.0.0.1', '--dir', dataDir, '--save', '',
+      '--appendonly', options.appendOnly ? 'yes' : 'no', '--protected-mode', 'no', '--daemonize', 'no',
+    ]);
+    await waitUntilReady(service, () => redisPing(port));
+    return service;
+  };
+  let current = await launch();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    host: '127.0.0.1',
+    port,
+    dataDir,
+    async stop() {
+      await current.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+    async restart() {
+      await current.stop();
+      current = await launch();
+    },
+  };
+}
+
+async function startRedisContainer(options: { appendOnly?: boolean }): Promise<RedisService> {
+  const { RedisContainer } = await import('@testcontainers/redis');
+  let container = await new RedisContainer('redis:7')
+    .withCommand(['redis-server', '--appendonly', options.appendOnly ? 'yes' : 'no'])
+    .start();
+  const port = container.getMappedPort(6379);
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    host: '127.0.0.1',
+    port,
+    dataDir: '/data',
+    stop: async () => { await container.stop(); },
+    restart: async () => { await container.restart(); },
+  };
+}
+
+export async function startRegistry(): Promise<RegistryService> {
+  if (await dockerEngineReachable()) {
+    const { GenericContainer, Wait } = await import('testcontainers');
+    const container = await new GenericContainer('registry:2').withExposedPorts(5000).withWaitStrategy(Wait.forHttp('/v2/', 5000)).start();
+    const host = `127.0.0.1:${container.getMappedPort(5000)}`;
+    return { host, url: `http://${host}`, stop: async () => { await container.stop(); } };
+  }
+  requireCommand('docker-registry', 'docker-registry');
+  const stateDir = await mkdtemp(join(tmpdir(), 'buildyard-registry-'));
+  const port = await freePort();
+  const configPath = join(stateDir, 'config.yml');
+  await writeFile(configPath, [
+    'version: 0.1',
+    'log: { level: error, accesslog: { disabled: true } }',
+    'storage:',
+    `  filesystem: { rootdirectory: ${join(stateDir, 'data')} }`,
+    '  delete: { enabled: true }',
+    '  maintenance: { uploadpurging: { enabled: false } }',
+    'http:',
+    `  addr: 127.0.0.1:${port}`,
+    '',
+  ].join('\n'));
+  const service = supervise('docker-registry', 'docker-registry', ['serve', configPath]);
+  const url = `http://127.0.0.1:${port}`;
+  await waitUntilReady(service, async () => (await fetch(`${url}/v2/`)).status === 200);
+  return {
+    host: `127.0.0.1:${port}`,
+    url,
+    async stop() {
+      await service.stop();
+      await rm(stateDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,103 @@
+// Launchers for local test services, hand-written because no library starts Debian's daemons
+// as children that die with the test process. Each service runs under a tiny shell watchdog
+// that kills it when this process disappears, even after SIGKILL, so no redis-server or
+// registry outlives a test run.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+
+const liveServices = new Set<SupervisedProcess>();
+
+export interface SupervisedProcess {
+  readonly name: string;
+  readonly child: ChildProcess;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+const watchdogScript = `
+"$@" &
+child=$!
+trap 'kill -TERM $child 2>/dev/null; wait $child; exit 0' TERM INT HUP
+while kill -0 "$BUILDYARD_PARENT_PID" 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.3; done
+kill -TERM $child 2>/dev/null
+wait $child
+`;
+
+export function supervise(name: string, command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): SupervisedProcess {
+  const child = spawn('sh', ['-c', watchdogScript, 'sh', command, ...args], {
+    cwd: options.cwd,
+    env: { ...process.env, ...options.env, BUILDYARD_PARENT_PID: String(process.pid) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  const keep = (chunk: Buffer) => { log = (log + chunk.toString()).slice(-16_384); };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const service: SupervisedProcess = {
+    name,
+    child,
+    output: () => log,
+    async stop() {
+      liveServices.delete(service);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        await exited;
+        clearTimeout(timer);
+      }
+    },
+  };
+  liveServices.add(service);
+  installExitHooks();
+  return service;
+}
+
+let hooksInstalled = false;
+function installExitHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  // Synchronous best effort on normal exit; the watchdog covers SIGKILL.
+  process.once('exit', () => { for (const s of liveServices) s.child.kill('SIGTERM'); });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      void Promise.allSettled([...liveServices].map((s) => s.stop())).then(() => process.exit(130));
+    });
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** Polls `probe` until it resolves true, the process exits, or the deadline passes. */
+export async function waitUntilReady(service: SupervisedProcess, probe: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (service.child.exitCode !== null) {
+      throw new Error(`${service.name} exited before it was ready: ${service.output().trim().split('\n').slice(-3).join(' | ')}`);
+    }
+    if (await probe().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await service.stop();
+  throw new Error(`${service.name} did not become ready within ${timeoutMs} ms: ${service.output().trim().split('\n').slice(-3).join(' | ')}`);
+}
+
+export function requireCommand(command: string, pkg: string): void {
+  const found = spawnSyncOk('sh', ['-c', `command -v ${command}`]);
+  if (!found) throw new Error(`${command} not found: install Debian's ${pkg} (run infra/dev/setup.sh as root)`);
+}
+
+import { spawnSync } from 'node:child_process';
+function spawnSyncOk(cmd: string, args: string[]): boolean {
+  return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
+}

@@ -1,0 +1,48 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startRedis, startRegistry, seedBusybox, busyboxRootfs } from './index.js';
+
+test('Redis and a registry start on loopback; busybox is seeded as a two-platform OCI index', async () => {
+  const [redis, registry] = await Promise.all([startRedis(), startRegistry()]);
+  after(() => Promise.all([redis.stop(), registry.stop()]));
+  assert.match(redis.url, /^redis:\/\/127\.0\.0\.1:\d+$/);
+  assert.match(registry.host, /^127\.0\.0\.1:\d+$/);
+
+  const seeded = await seedBusybox(registry);
+  const raw = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${seeded.reference}`], { encoding: 'utf8' }));
+  assert.equal(raw.mediaType, 'application/vnd.oci.image.index.v1+json');
+  const platforms = raw.manifests.map((m: { platform: { os: string; architecture: string } }) => `${m.platform.os}/${m.platform.architecture}`).sort();
+  assert.deepEqual(platforms, ['linux/amd64', 'linux/arm64']);
+  assert.deepEqual(Object.keys(seeded.manifests).sort(), platforms);
+
+  const config = JSON.parse(execFileSync('skopeo', ['inspect', '--config', '--tls-verify=false', '--override-arch', 'arm64', `docker://${seeded.reference}`], { encoding: 'utf8' }));
+  assert.equal(config.architecture, 'arm64');
+  assert.deepEqual(config.config.Cmd, ['sh']);
+  assert.equal(config.rootfs.diff_ids.length, 1);
+});
+
+test('the arm64 busybox runs under binfmt emulation in a chroot and reports aarch64', { skip: process.arch !== 'x64' && 'host is not amd64' }, async () => {
+  const rootfs = await busyboxRootfs('arm64');
+  const machine = execFileSync('chroot', [rootfs, '/bin/uname', '-m'], { encoding: 'utf8' }).trim();
+  assert.equal(machine, 'aarch64');
+});
+
+test('killing the test process leaves no redis-server or registry behind', async () => {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', join(here, 'fixtures/start-services.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const pids = await new Promise<number[]>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; if (out.includes('\n')) resolve(JSON.parse(out)); });
+    child.once('exit', (code) => reject(new Error(`fixture exited early with ${code}`)));
+  });
+  assert.equal(pids.length, 2);
+  for (const pid of pids) assert.ok(existsSync(`/proc/${pid}`), `service ${pid} should be running`);
+  child.kill('SIGKILL');
+  const deadline = Date.now() + 5_000;
+  while (pids.some((pid) => existsSync(`/proc/${pid}`)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  for (const pid of pids) assert.ok(!existsSync(`/proc/${pid}`), `service ${pid} outlived its test process`);
+});
