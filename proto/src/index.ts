@@ -2,4 +2,8 @@
 // the generated files are committed so that tests and the build need no code generation, and a
 // test regenerates them to catch drift.
 export * from './gen/buildyard/v1/control.js';
-export * from './gen/buildyard/v1/context_sync.js';
+export {
+  ContextEntry, ContextSyncClient, ContextSyncService, ContentChunk, EntryBatch, MissingDigests,
+  SyncComplete, SyncRequest, SyncResponse,
+  type ContextSyncServer,
+} from './gen/buildyard/v1/context_sync.js';
