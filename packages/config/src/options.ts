@@ -1,0 +1,54 @@
+import { z } from 'zod';
+
+/**
+ * Every option of every Buildyard process, in one table: its dotted path in the TOML file,
+ * its environment variable, its schema, its default and what it is for. The typed config,
+ * the loader and the generated configuration reference all come from this table.
+ */
+export interface OptionSpec<T = unknown> {
+  path: string;
+  env: string;
+  schema: z.ZodType<T>;
+  default: T;
+  doc: string;
+}
+
+const opt = <T>(path: string, env: string, schema: z.ZodType<T>, def: T, doc: string): OptionSpec<T> => ({ path, env, schema, default: def, doc });
+
+const bytes = z.coerce.number().int().nonnegative();
+const ms = z.coerce.number().int().positive();
+const list = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string()));
+const bool = z.preprocess((v) => (typeof v === 'string' ? ['1', 'true', 'yes', 'on'].includes(v.toLowerCase()) : v), z.boolean());
+const loopbackOrAny = z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port');
+
+export const OPTIONS = [
+  opt('redis.url', 'BUILDYARD_REDIS_URL', z.string().regex(/^rediss?:\/\//, 'expected redis://host:port'), 'redis://127.0.0.1:6379', 'Redis holding queues, build records, worker heartbeats and the cache index.'),
+  opt('stateDir', 'BUILDYARD_STATE_DIR', z.string().min(1), '/var/lib/buildyard', 'Directory for this process\'s local state (snapshots, blobs, contexts).'),
+  opt('sharedDir', 'BUILDYARD_SHARED_DIR', z.string(), '', 'Directory shared by every process on one machine for context files and the fs blob store; empty means <stateDir>/shared.'),
+  opt('blobStore.type', 'BUILDYARD_BLOB_STORE', z.enum(['fs', 'registry']), 'fs', 'Where layer blobs are shared between workers: a directory (single machine) or a registry repository (fleet).'),
+  opt('blobStore.repository', 'BUILDYARD_BLOB_REPOSITORY', z.string(), '', 'Registry repository for the shared blob store, e.g. registry.example.com/buildyard/cache.'),
+  opt('registry.insecure', 'BUILDYARD_INSECURE_REGISTRIES', list, [], 'Registries reached over plain http besides loopback ones (comma list of host:port).'),
+  opt('frontend.listen', 'BUILDYARD_LISTEN', loopbackOrAny, '127.0.0.1:8372', 'Address of the gRPC frontend.'),
+  opt('frontend.healthListen', 'BUILDYARD_HEALTH_LISTEN', z.string(), '', 'Address of the HTTP health and /metrics endpoint; empty disables it.'),
+  opt('frontend.tlsCert', 'BUILDYARD_TLS_CERT', z.string(), '', 'PEM certificate for TLS on the gRPC port; empty serves plaintext.'),
+  opt('frontend.tlsKey', 'BUILDYARD_TLS_KEY', z.string(), '', 'PEM private key for TLS.'),
+  opt('frontend.tlsClientCa', 'BUILDYARD_TLS_CLIENT_CA', z.string(), '', 'PEM CA bundle; when set, clients must present a certificate it signed (mTLS).'),
+  opt('auth.tokensFile', 'BUILDYARD_TOKENS_FILE', z.string(), '', 'File with one "tenant:token" per line; bearer tokens map to tenants.'),
+  opt('auth.tokens', 'BUILDYARD_TOKENS', list, [], 'Inline "tenant:token" pairs (comma list), added to those of tokensFile.'),
+  opt('limits.maxContextBytes', 'BUILDYARD_MAX_CONTEXT_BYTES', bytes, 10 * 1024 ** 3, 'Largest build context accepted, in bytes.'),
+  opt('limits.maxContextFiles', 'BUILDYARD_MAX_CONTEXT_FILES', bytes, 1_000_000, 'Most files accepted in one build context.'),
+  opt('limits.tenantConcurrency', 'BUILDYARD_TENANT_CONCURRENCY', z.coerce.number().int().positive(), 4, 'Stages of one tenant that may run at the same time across the fleet.'),
+  opt('limits.stepTimeoutMs', 'BUILDYARD_STEP_TIMEOUT_MS', ms, 3_600_000, 'Time limit of one RUN step.'),
+  opt('limits.maxLogBytesPerStep', 'BUILDYARD_MAX_LOG_BYTES', bytes, 2 * 1024 ** 2, 'Log bytes kept per step; later output is dropped with a marker.'),
+  opt('worker.id', 'BUILDYARD_WORKER_ID', z.string(), '', 'Worker id; empty means hostname-pid.'),
+  opt('worker.capacity', 'BUILDYARD_WORKER_CAPACITY', z.coerce.number().int().positive(), 2, 'Stages this worker runs at once.'),
+  opt('worker.platforms', 'BUILDYARD_WORKER_PLATFORMS', list, [], 'Platforms to offer; empty means every native and binfmt-emulated platform found.'),
+  opt('worker.compression', 'BUILDYARD_COMPRESSION', z.enum(['gzip', 'zstd']), 'gzip', 'Compression of new layers.'),
+  opt('worker.keepStorageBytes', 'BUILDYARD_WORKER_KEEP_STORAGE', bytes, 20 * 1024 ** 3, 'Local snapshot and blob storage kept by garbage collection.'),
+  opt('heartbeat.intervalMs', 'BUILDYARD_HEARTBEAT_MS', ms, 2_000, 'How often workers report they are alive.'),
+  opt('heartbeat.timeoutMs', 'BUILDYARD_HEARTBEAT_TIMEOUT_MS', ms, 10_000, 'Silence after which a worker counts as gone and its stages are retried elsewhere.'),
+  opt('dashboard.listen', 'BUILDYARD_DASHBOARD_LISTEN', loopbackOrAny, '127.0.0.1:8373', 'Address of the dashboard.'),
+  opt('dashboard.readToken', 'BUILDYARD_DASHBOARD_READ_TOKEN', z.string(), '', 'Token for read-only dashboard access.'),
+  opt('dashboard.adminToken', 'BUILDYARD_DASHBOARD_ADMIN_TOKEN', z.string(), '', 'Token for dashboard operations (drain, cancel, prune).'),
+  opt('log.level', 'BUILDYARD_LOG_LEVEL', z.enum(['debug', 'info', 'warn', 'error']), 'info', 'Log level of every process.'),
+] as const;
