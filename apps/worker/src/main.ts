@@ -1,0 +1,71 @@
+// buildyard-worker: thin wiring of @buildyard/solver (run-local) and the fleet consumer.
+import { Command, InvalidArgumentError } from 'commander';
+import { resolve } from 'node:path';
+import { buildLocal } from '@buildyard/solver';
+import { detectPlatforms } from '@buildyard/executor';
+
+const program = new Command('buildyard-worker')
+  .description('Buildyard worker: runs build stages in runc containers')
+  .showHelpAfterError();
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+const keyValue = (value: string, previous: Record<string, string>) => {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError(`expected KEY=VALUE, got "${value}"`);
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+};
+
+program.command('platforms')
+  .description('print the platforms this machine runs natively and through binfmt emulation')
+  .action(() => { console.log(JSON.stringify(detectPlatforms())); });
+
+program.command('run-local')
+  .description('build a Dockerfile on this machine without Redis and write the result as an OCI layout')
+  .argument('<context>', 'build context directory')
+  .option('-f, --file <path>', 'Dockerfile (default: <context>/Dockerfile)')
+  .option('--platform <list>', 'target platforms, comma separated', '')
+  .option('--build-arg <KEY=VALUE>', 'build-time variable (repeatable)', keyValue, {})
+  .option('--target <stage>', 'build only up to this stage')
+  .option('--secret <id=path>', 'secret file for RUN --mount=type=secret (repeatable)', collect, [])
+  .option('--no-cache', 'do not use cached results')
+  .requiredOption('-o, --output <dir>', 'OCI layout directory to write')
+  .option('-t, --tag <tag>', 'tag recorded in the layout', 'latest')
+  .option('--state-dir <dir>', 'worker state (snapshots, blobs, cache)', '/var/lib/buildyard/local')
+  .option('--insecure-registry <host:port>', 'registry reached over plain http (repeatable)', collect, [])
+  .option('--compression <gzip|zstd>', 'layer compression', 'gzip')
+  .action(async (context: string, o) => {
+    const { readFile } = await import('node:fs/promises');
+    const secrets = new Map<string, Buffer>();
+    for (const s of o.secret as string[]) {
+      const [id, path] = s.split('=');
+      if (!id || !path) throw new InvalidArgumentError(`--secret expects id=path, got "${s}"`);
+      secrets.set(id, await readFile(path));
+    }
+    const platforms = (o.platform as string).split(',').filter(Boolean);
+    const started = Date.now();
+    const result = await buildLocal({
+      contextDir: resolve(context),
+      dockerfile: o.file ? resolve(o.file) : undefined,
+      platforms: platforms.length > 0 ? platforms : [detectPlatforms().native[0]],
+      buildArgs: o.buildArg, target: o.target, secrets, noCache: o.cache === false,
+      stateDir: resolve(o.stateDir), ociLayoutDir: resolve(o.output), tag: o.tag,
+      insecureRegistries: o.insecureRegistry, compression: o.compression,
+      sourceDateEpoch: process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined,
+      events: {
+        vertex: (v) => {
+          if (v.state === 'cached') console.error(`#  CACHED ${v.name}`);
+          else if (v.state === 'started') console.error(`#  ${v.name}`);
+          else if (v.state === 'completed') console.error(`#  DONE ${(v.durationMs! / 1000).toFixed(1)}s ${v.name}`);
+          else console.error(`#  ERROR ${v.name}: ${v.error}`);
+        },
+        log: (_digest, _stream, data) => { process.stderr.write(data); },
+      },
+    });
+    console.error(`built ${result.images.map((i) => i.platform).join(', ')} in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+    console.log(result.digest);
+  });
+
+program.parseAsync().catch((err: Error) => {
+  console.error(`error: ${err.message}`);
+  process.exit(1);
+});

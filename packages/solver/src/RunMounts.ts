@@ -1,0 +1,133 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, chown, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { LayerRecord } from '@buildyard/cache';
+import type { Mount } from '@buildyard/executor';
+import type { RunHeredocFile, RunMount } from '@buildyard/graph';
+import type { StageResult } from './StageResult.js';
+
+interface View { path: string; release(): Promise<void> }
+
+export interface RunMountsOptions {
+  stateDir: string;
+  tenant: string;
+  rootfs: string;
+  secrets: Map<string, Buffer>;
+  contextDir?: string;
+  inputs: Record<string, StageResult>;
+  viewOf(layers: LayerRecord[]): Promise<View>;
+  pullImage(ref: string, digest: string): Promise<LayerRecord[]>;
+}
+
+// `sharing=locked` cache mounts are serialised per worker process.
+const lockedCaches = new Map<string, Promise<void>>();
+// `sharing=private` gives a concurrent user its own directory instead of the shared one.
+const busyCaches = new Set<string>();
+
+/** Turns RUN --mount specs into executor mounts, and undoes everything afterwards. */
+export class RunMounts {
+  private readonly cleanups: Array<() => Promise<void> | void> = [];
+
+  constructor(private readonly opts: RunMountsOptions) {}
+
+  async prepare(specs: RunMount[], heredocs: RunHeredocFile[] = []): Promise<{ mounts: Mount[]; env: string[] }> {
+    const mounts: Mount[] = [];
+    const env: string[] = [];
+    for (const heredoc of heredocs) {
+      mounts.push({ type: 'bind', source: await this.privateFile(heredoc.content, heredoc.mode, 0, 0), target: heredoc.path, readonly: true });
+    }
+    for (const spec of specs) {
+      switch (spec.type) {
+        case 'cache':
+          mounts.push({ type: 'bind', source: await this.cacheDir(spec), target: spec.target, readonly: false });
+          break;
+        case 'secret': {
+          const value = this.opts.secrets.get(spec.id);
+          if (value === undefined) {
+            if (spec.required) throw new Error(`secret "${spec.id}" was not provided: pass it with --secret id=${spec.id},src=FILE`);
+            break;
+          }
+          if (spec.env) env.push(`${spec.env}=${value.toString('utf8')}`);
+          if (spec.target || !spec.env) mounts.push({ type: 'bind', source: await this.privateFile(value, spec.mode, spec.uid, spec.gid), target: spec.target || `/run/secrets/${spec.id}`, readonly: true });
+          break;
+        }
+        case 'bind':
+          mounts.push(await this.bindMount(spec));
+          break;
+        case 'tmpfs':
+          mounts.push({ type: 'tmpfs', target: spec.target, sizeBytes: spec.size });
+          break;
+        case 'ssh':
+          throw new Error('RUN --mount=type=ssh is not supported yet: pass credentials with --mount=type=secret instead');
+      }
+    }
+    return { mounts, env };
+  }
+
+  async release(): Promise<void> {
+    for (const cleanup of this.cleanups.reverse()) await cleanup();
+    this.cleanups.length = 0;
+  }
+
+  private async cacheDir(spec: Extract<RunMount, { type: 'cache' }>): Promise<string> {
+    const id = spec.id || spec.target;
+    const name = createHash('sha256').update(`${this.opts.tenant}\0${id}`).digest('hex').slice(0, 32);
+    let dir = join(this.opts.stateDir, 'cache-mounts', name);
+    if (spec.sharing === 'locked') {
+      while (lockedCaches.has(dir)) await lockedCaches.get(dir);
+      let unlock!: () => void;
+      lockedCaches.set(dir, new Promise<void>((r) => (unlock = r)));
+      this.cleanups.push(() => { lockedCaches.delete(dir); unlock(); });
+    } else if (spec.sharing === 'private' && busyCaches.has(dir)) {
+      dir = await mkdtemp(join(this.opts.stateDir, 'cache-private-'));
+      const privateDir = dir;
+      this.cleanups.push(() => rm(privateDir, { recursive: true, force: true }));
+    }
+    if (!busyCaches.has(dir)) {
+      busyCaches.add(dir);
+      const busy = dir;
+      this.cleanups.push(() => { busyCaches.delete(busy); });
+    }
+    await mkdir(dir, { recursive: true });
+    await chown(dir, spec.uid, spec.gid);
+    await chmod(dir, spec.mode);
+    return dir;
+  }
+
+  /** Secrets and heredoc scripts live in a private directory outside the rootfs, bind-mounted read-only. */
+  private async privateFile(value: Buffer | string, mode: number, uid: number, gid: number): Promise<string> {
+    const dir = join(this.opts.stateDir, 'secrets', randomBytes(12).toString('hex'));
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    this.cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'secret');
+    await writeFile(file, value, { mode });
+    await chmod(file, mode);
+    await chown(file, uid, gid);
+    return file;
+  }
+
+  private async bindMount(spec: Extract<RunMount, { type: 'bind' }>): Promise<Mount> {
+    const root = await this.bindRoot(spec.from);
+    const source = join(root, spec.source || '/');
+    if (!source.startsWith(root)) throw new Error(`RUN --mount=type=bind,source=${spec.source}: the source leaves its root`);
+    if (!spec.rw) return { type: 'bind', source, target: spec.target, readonly: true };
+    // rw binds see writes during the step only: they go to a throwaway copy.
+    const scratch = await mkdtemp(join(this.opts.stateDir, 'bind-rw-'));
+    this.cleanups.push(() => rm(scratch, { recursive: true, force: true }));
+    const copyPath = join(scratch, 'data');
+    await cp(source, copyPath, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+    return { type: 'bind', source: copyPath, target: spec.target, readonly: false };
+  }
+
+  private async bindRoot(from: Extract<RunMount, { type: 'bind' }>['from']): Promise<string> {
+    if (!from || from.kind === 'context') {
+      if (!this.opts.contextDir) throw new Error('RUN --mount=type=bind needs a build context, and this build has none');
+      return this.opts.contextDir;
+    }
+    const layers = from.kind === 'stage' ? this.opts.inputs[from.stageId]?.layers : await this.opts.pullImage(from.ref, from.digest);
+    if (!layers) throw new Error(`RUN --mount=type=bind,from=${from.kind === 'stage' ? from.stageId : ''}: stage result not provided`);
+    const view = await this.opts.viewOf(layers);
+    this.cleanups.push(() => view.release());
+    return view.path;
+  }
+}

@@ -1,0 +1,289 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { BlobStore, CacheIndex, LayerRecord } from '@buildyard/cache';
+import type { ExecVertex, FileVertex, HistoryEntry, ImageConfigFile, SourceRef, StagePlan, Vertex } from '@buildyard/graph';
+import { RuncExecutor, resolveUser } from '@buildyard/executor';
+import { OverlaySnapshotter, chainID, diffUpper, type ChainLayer } from '@buildyard/snapshot';
+import { addUrl, copy, mkdir, mkfile } from '@buildyard/fileop';
+import type { StageResult } from './StageResult.js';
+import { RunMounts } from './RunMounts.js';
+
+/** Where a stage's base image and `COPY --from=<image>` images come from. */
+export interface ImageSource {
+  /** Makes the image's layer blobs available in the blob store; returns its chain and config. */
+  pull(ref: string, digest: string, platform: string, signal?: AbortSignal): Promise<{ layers: LayerRecord[]; config: ImageConfigFile }>;
+}
+
+export interface VertexProgress {
+  digest: string;
+  name: string;
+  state: 'started' | 'cached' | 'completed' | 'error';
+  durationMs?: number;
+  error?: string;
+}
+
+export interface SolverEvents {
+  vertex(status: VertexProgress): void;
+  log(digest: string, stream: 1 | 2, data: Buffer): void;
+}
+
+export interface StageSolverOptions {
+  stateDir: string;
+  snapshotter: OverlaySnapshotter;
+  executor: RuncExecutor;
+  blobs: BlobStore;
+  cache: CacheIndex;
+  images: ImageSource;
+  compression: 'gzip' | 'zstd';
+  sourceDateEpoch?: number;
+  stepTimeoutMs?: number;
+}
+
+export interface SolveStageRequest {
+  stage: StagePlan;
+  /** Results of the stages this one depends on, by stage id. */
+  inputs: Record<string, StageResult>;
+  /** The build context, materialized with .dockerignore applied; absent for builds without one. */
+  contextDir?: string;
+  secrets?: Map<string, Buffer>;
+  noCache?: boolean;
+  events?: SolverEvents;
+  signal?: AbortSignal;
+  /** Distinguishes cache mounts of different tenants. */
+  tenant?: string;
+}
+
+const noEvents: SolverEvents = { vertex: () => {}, log: () => {} };
+
+/**
+ * Runs one stage for one platform: each vertex is looked up in the cache index first; missing
+ * ones run over an overlay snapshot of the current layer chain and their diff becomes a layer,
+ * stored in the shared blob store and recorded in the cache index.
+ */
+export class StageSolver {
+  constructor(private readonly opts: StageSolverOptions) {}
+
+  async solve(req: SolveStageRequest): Promise<StageResult> {
+    const { stage } = req;
+    const events = req.events ?? noEvents;
+    const base = await this.baseOf(stage, req);
+    const layers = [...base.layers];
+    const history = [...base.history];
+    const newHistory = [...stage.history];
+    let layerVertexIndex = 0;
+    let cached = 0;
+    for (const vertex of stage.vertices) {
+      const layer = await this.solveVertex(vertex, stage, layers, req, events);
+      if (layer === 'cached') cached++;
+      const record = typeof layer === 'string' ? (await this.opts.cache.get(vertex.cacheKey))!.layer : layer;
+      if (record) layers.push(record);
+      // History entries that make layers appear in vertex order; an empty diff is an empty layer.
+      layerVertexIndex = markHistory(newHistory, layerVertexIndex, record === null);
+    }
+    history.push(...newHistory);
+    return {
+      stageId: stage.id,
+      platform: stage.platform,
+      layers,
+      history,
+      config: stage.config,
+      cacheKey: stage.cacheKey,
+      verticesTotal: stage.vertices.length,
+      verticesCached: cached,
+    };
+  }
+
+  private async baseOf(stage: StagePlan, req: SolveStageRequest): Promise<{ layers: LayerRecord[]; history: HistoryEntry[] }> {
+    const base = stage.base;
+    if (base.kind === 'scratch') return { layers: [], history: [] };
+    if (base.kind === 'stage') {
+      const input = req.inputs[base.stageId];
+      if (!input) throw new Error(`stage ${stage.id} needs the result of stage ${base.stageId}, which was not provided`);
+      return { layers: input.layers, history: input.history };
+    }
+    const image = await this.opts.images.pull(base.ref, base.digest, stage.platform, req.signal);
+    return { layers: image.layers, history: image.config.history ?? [] };
+  }
+
+  /** Returns 'cached' when the cache had it, else the new layer (null when nothing changed). */
+  private async solveVertex(vertex: Vertex, stage: StagePlan, layers: LayerRecord[], req: SolveStageRequest, events: SolverEvents): Promise<'cached' | LayerRecord | null> {
+    if (!req.noCache) {
+      const hit = await this.opts.cache.get(vertex.cacheKey);
+      if (hit && (hit.layer === null || (await this.opts.blobs.has(hit.layer.digest)))) {
+        events.vertex({ digest: vertex.digest, name: vertex.name, state: 'cached' });
+        return 'cached';
+      }
+    }
+    const started = Date.now();
+    events.vertex({ digest: vertex.digest, name: vertex.name, state: 'started' });
+    try {
+      const layer = await this.runVertex(vertex, stage, layers, req, events);
+      const stored = await this.opts.cache.put({ key: vertex.cacheKey, layer, description: vertex.name, platform: stage.platform });
+      events.vertex({ digest: vertex.digest, name: vertex.name, state: 'completed', durationMs: Date.now() - started });
+      return stored.layer;
+    } catch (err) {
+      events.vertex({ digest: vertex.digest, name: vertex.name, state: 'error', durationMs: Date.now() - started, error: (err as Error).message });
+      throw err;
+    }
+  }
+
+  private async runVertex(vertex: Vertex, stage: StagePlan, layers: LayerRecord[], req: SolveStageRequest, events: SolverEvents): Promise<LayerRecord | null> {
+    const parent = await this.chainOf(layers);
+    const key = `active-${randomBytes(8).toString('hex')}`;
+    const active = await this.opts.snapshotter.prepare(key, parent);
+    let layer: LayerRecord | null = null;
+    try {
+      if (vertex.kind === 'exec') await this.runExec(vertex, stage, active.mountpoint, req, events);
+      else await this.runFileOps(vertex, active.mountpoint, req);
+      await active.release();
+      const upperdir = active.upperdir!;
+      if ((await readdir(upperdir)).length > 0) layer = await this.storeDiff(upperdir);
+    } finally {
+      await active.release();
+      // Keeping the result as a committed snapshot saves the next step from unpacking it again.
+      if (layer) await this.opts.snapshotter.commit(chainID([...layers.map((l) => l.diffID), layer.diffID]), key).catch(() => this.opts.snapshotter.remove(key));
+      else await this.opts.snapshotter.remove(key);
+    }
+    return layer;
+  }
+
+  private async storeDiff(upperdir: string): Promise<LayerRecord> {
+    const blobDir = await mkdtemp(join(this.opts.stateDir, 'layer-'));
+    try {
+      const blob = await diffUpper(upperdir, { compression: this.opts.compression, sourceDateEpoch: this.opts.sourceDateEpoch, blobPath: join(blobDir, 'blob') });
+      await this.opts.blobs.put(createReadStream(blob.blobPath), blob.digest, blob.size);
+      return { digest: blob.digest, diffID: blob.diffID, size: blob.size, mediaType: blob.mediaType };
+    } finally {
+      await rm(blobDir, { recursive: true, force: true });
+    }
+  }
+
+  /** Makes sure the chain of `layers` exists as committed snapshots; returns its chain id. */
+  private async chainOf(layers: LayerRecord[]): Promise<string | undefined> {
+    if (layers.length === 0) return undefined;
+    const snapshotLayers: ChainLayer[] = layers.map((l) => ({ diffID: l.diffID, mediaType: l.mediaType, open: () => this.opts.blobs.openRead(l.digest) }));
+    return this.opts.snapshotter.ensureChain(snapshotLayers);
+  }
+
+  private async runExec(vertex: ExecVertex, stage: StagePlan, rootfs: string, req: SolveStageRequest, events: SolverEvents): Promise<void> {
+    const mounts = new RunMounts({
+      stateDir: this.opts.stateDir,
+      tenant: req.tenant ?? 'default',
+      rootfs,
+      secrets: req.secrets ?? new Map(),
+      contextDir: req.contextDir,
+      viewOf: (layers) => this.viewOf(layers),
+      inputs: req.inputs,
+      pullImage: (ref, digest) => this.opts.images.pull(ref, digest, stage.platform, req.signal).then((i) => i.layers),
+    });
+    try {
+      const { mounts: runMounts, env } = await mounts.prepare(vertex.mounts, vertex.heredocs ?? []);
+      await this.opts.executor.run({
+        rootfs,
+        meta: {
+          args: vertex.args,
+          env: [...vertex.env, ...env],
+          cwd: vertex.cwd || '/',
+          user: vertex.user,
+          network: vertex.network === 'host' ? 'host' : 'none',
+          platform: stage.platform,
+          timeoutMs: this.opts.stepTimeoutMs,
+        },
+        mounts: runMounts,
+        stdout: logSink(vertex.digest, 1, events),
+        stderr: logSink(vertex.digest, 2, events),
+        signal: req.signal,
+      });
+    } finally {
+      await mounts.release();
+    }
+  }
+
+  /** A read-only view of a layer chain, for COPY --from and bind mounts. */
+  private async viewOf(layers: LayerRecord[]): Promise<{ path: string; release(): Promise<void> }> {
+    const parent = await this.chainOf(layers);
+    if (!parent) {
+      const empty = await mkdtemp(join(this.opts.stateDir, 'empty-'));
+      return { path: empty, release: () => rm(empty, { recursive: true, force: true }) };
+    }
+    const view = await this.opts.snapshotter.view(`view-${randomBytes(8).toString('hex')}`, parent);
+    return { path: view.mountpoint, release: () => view.release() };
+  }
+
+  private async sourceRoot(from: SourceRef, stage: StagePlan, req: SolveStageRequest): Promise<{ path: string; release(): Promise<void> }> {
+    if (from.kind === 'context') {
+      if (!req.contextDir) throw new Error('this build has no context: COPY from the context needs a build context');
+      return { path: req.contextDir, release: async () => {} };
+    }
+    if (from.kind === 'stage') {
+      const input = req.inputs[from.stageId];
+      if (!input) throw new Error(`COPY --from needs stage ${from.stageId}, which was not provided`);
+      return this.viewOf(input.layers);
+    }
+    const image = await this.opts.images.pull(from.ref, from.digest, stage.platform, req.signal);
+    return this.viewOf(image.layers);
+  }
+
+  private async runFileOps(vertex: FileVertex, rootfs: string, req: SolveStageRequest): Promise<void> {
+    const { stage } = req;
+    for (const action of vertex.actions) {
+      const owner = 'chown' in action && action.chown ? await ownerOf(rootfs, action.chown) : undefined;
+      switch (action.op) {
+        case 'copy': {
+          const src = await this.sourceRoot(action.from, stage, req);
+          try {
+            await copy({
+              srcRoot: src.path, sources: action.sources, destRoot: rootfs, dest: action.dest,
+              owner: owner ?? (action.from.kind === 'context' ? undefined : 'preserve'),
+              chmod: action.chmod, parents: action.parents, exclude: action.exclude,
+              followSymlinks: action.followSymlinks, autoExtract: action.isAdd && action.from.kind === 'context' ? true : action.unpack,
+            });
+          } finally {
+            await src.release();
+          }
+          break;
+        }
+        case 'addGit':
+          throw new Error(`ADD ${action.url}: git sources are not supported yet; clone in a RUN step instead`);
+        case 'addUrl':
+          await addUrl({ url: action.url, destRoot: rootfs, dest: action.dest, checksum: action.checksum, owner, chmod: action.chmod, unpack: action.unpack });
+          break;
+        case 'mkdir':
+          await mkdir({ root: rootfs, path: action.path, owner, mode: action.mode });
+          break;
+        case 'mkfile':
+          await mkfile({ root: rootfs, path: action.path, content: action.content, mode: action.mode, owner });
+          break;
+        default:
+          throw new Error(`unsupported file operation ${(action as { op: string }).op}`);
+      }
+    }
+  }
+}
+
+async function ownerOf(rootfs: string, chown: string): Promise<{ uid: number; gid: number }> {
+  const user = await resolveUser(rootfs, chown);
+  return { uid: user.uid, gid: user.gid };
+}
+
+/** Marks the next layer-producing history entry; returns the index after it. */
+function markHistory(history: HistoryEntry[], from: number, empty: boolean): number {
+  for (let i = from; i < history.length; i++) {
+    if (history[i].empty_layer) continue;
+    if (empty) history[i] = { ...history[i], empty_layer: true };
+    return i + 1;
+  }
+  return history.length;
+}
+
+function logSink(digest: string, stream: 1 | 2, events: SolverEvents): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      events.log(digest, stream, chunk);
+      done();
+    },
+  });
+}
