@@ -1,1 +1,13 @@
-export {};
+export { applyLayer, type ApplyLayerOptions, type ApplyLayerResult } from './applyLayer.js';
+export { chainID, chainIDs } from './chainID.js';
+export {
+  compressionFromMediaType, layerMediaType, sniffCompression,
+  MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD, type LayerCompression,
+} from './compression.js';
+export { writeLayerBlob, type LayerBlob, type LayerBlobOptions } from './layerBlob.js';
+export {
+  OverlaySnapshotter, type ActiveSnapshot, type ChainLayer, type PrepareOptions, type SnapshotInfo,
+  type SnapshotKind, type SnapshotUsage,
+} from './OverlaySnapshotter.js';
+export { collectLayerEntries, diffUpper, tarDirectory, type TarDirectoryOptions } from './tarDirectory.js';
+export { writeLayerTar, type LayerEntry, type LayerEntryType, type WriteLayerTarOptions } from './writeLayerTar.js';

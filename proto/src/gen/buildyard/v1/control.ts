@@ -112,6 +112,7 @@ export interface SolveEvent {
   result?: BuildResult | undefined;
   error?: BuildError | undefined;
   warning?: BuildWarning | undefined;
+  file?: ExportedFile | undefined;
 }
 
 export interface BuildAccepted {
@@ -168,8 +169,6 @@ export interface BuildResult {
   verticesTotal: number;
   verticesCached: number;
   durationMs: number;
-  /** Local-type outputs (type=local/tar/oci/docker) are streamed back as files. */
-  files: ExportedFile[];
 }
 
 export interface BuildResult_MetadataEntry {
@@ -177,12 +176,20 @@ export interface BuildResult_MetadataEntry {
   value: string;
 }
 
+/**
+ * Local-type outputs (type=local/tar/oci/docker) stream back to the client in chunks before
+ * the result: a file's chunks arrive in order, the last one has `last` set.
+ */
 export interface ExportedFile {
   /** index of the output in SolveRequest.outputs */
-  output: string;
+  output: number;
+  /** relative path under the output's dest ("" for a single tar file) */
   path: string;
   mode: number;
   data: Buffer;
+  last: boolean;
+  /** for symlinks (type=local) */
+  linkTarget: string;
 }
 
 export interface BuildError {
@@ -1737,6 +1744,7 @@ function createBaseSolveEvent(): SolveEvent {
     result: undefined,
     error: undefined,
     warning: undefined,
+    file: undefined,
   };
 }
 
@@ -1762,6 +1770,9 @@ export const SolveEvent: MessageFns<SolveEvent> = {
     }
     if (message.warning !== undefined) {
       BuildWarning.encode(message.warning, writer.uint32(58).fork()).join();
+    }
+    if (message.file !== undefined) {
+      ExportedFile.encode(message.file, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -1835,6 +1846,14 @@ export const SolveEvent: MessageFns<SolveEvent> = {
             message.warning = BuildWarning.decode(reader, reader.uint32());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.file = ExportedFile.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1860,6 +1879,7 @@ export const SolveEvent: MessageFns<SolveEvent> = {
       result: isSet(object.result) ? BuildResult.fromJSON(object.result) : undefined,
       error: isSet(object.error) ? BuildError.fromJSON(object.error) : undefined,
       warning: isSet(object.warning) ? BuildWarning.fromJSON(object.warning) : undefined,
+      file: isSet(object.file) ? ExportedFile.fromJSON(object.file) : undefined,
     };
   },
 
@@ -1886,6 +1906,9 @@ export const SolveEvent: MessageFns<SolveEvent> = {
     if (message.warning !== undefined) {
       obj.warning = BuildWarning.toJSON(message.warning);
     }
+    if (message.file !== undefined) {
+      obj.file = ExportedFile.toJSON(message.file);
+    }
     return obj;
   },
 
@@ -1910,6 +1933,9 @@ export const SolveEvent: MessageFns<SolveEvent> = {
       : undefined;
     message.warning = (object.warning !== undefined && object.warning !== null)
       ? BuildWarning.fromPartial(object.warning)
+      : undefined;
+    message.file = (object.file !== undefined && object.file !== null)
+      ? ExportedFile.fromPartial(object.file)
       : undefined;
     return message;
   },
@@ -2554,7 +2580,6 @@ function createBaseBuildResult(): BuildResult {
     verticesTotal: 0,
     verticesCached: 0,
     durationMs: 0,
-    files: [],
   };
 }
 
@@ -2583,9 +2608,6 @@ export const BuildResult: MessageFns<BuildResult> = {
     }
     if (message.durationMs !== 0) {
       writer.uint32(64).int64(message.durationMs);
-    }
-    for (const v of message.files) {
-      ExportedFile.encode(v!, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -2670,14 +2692,6 @@ export const BuildResult: MessageFns<BuildResult> = {
             message.durationMs = longToNumber(reader.int64());
             continue;
           }
-          case 9: {
-            if (tag !== 74) {
-              break;
-            }
-
-            message.files.push(ExportedFile.decode(reader, reader.uint32()));
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2729,9 +2743,6 @@ export const BuildResult: MessageFns<BuildResult> = {
         : isSet(object.duration_ms)
         ? globalThis.Number(object.duration_ms)
         : 0,
-      files: globalThis.Array.isArray(object?.files)
-        ? object.files.map((e: any) => ExportedFile.fromJSON(e))
-        : [],
     };
   },
 
@@ -2767,9 +2778,6 @@ export const BuildResult: MessageFns<BuildResult> = {
     if (message.durationMs !== 0) {
       obj.durationMs = Math.round(message.durationMs);
     }
-    if (message.files?.length) {
-      obj.files = message.files.map((e) => ExportedFile.toJSON(e));
-    }
     return obj;
   },
 
@@ -2794,7 +2802,6 @@ export const BuildResult: MessageFns<BuildResult> = {
     message.verticesTotal = object.verticesTotal ?? 0;
     message.verticesCached = object.verticesCached ?? 0;
     message.durationMs = object.durationMs ?? 0;
-    message.files = object.files?.map((e) => ExportedFile.fromPartial(e)) || [];
     return message;
   },
 };
@@ -2885,13 +2892,13 @@ export const BuildResult_MetadataEntry: MessageFns<BuildResult_MetadataEntry> = 
 };
 
 function createBaseExportedFile(): ExportedFile {
-  return { output: "", path: "", mode: 0, data: Buffer.alloc(0) };
+  return { output: 0, path: "", mode: 0, data: Buffer.alloc(0), last: false, linkTarget: "" };
 }
 
 export const ExportedFile: MessageFns<ExportedFile> = {
   encode(message: ExportedFile, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.output !== "") {
-      writer.uint32(10).string(message.output);
+    if (message.output !== 0) {
+      writer.uint32(8).int32(message.output);
     }
     if (message.path !== "") {
       writer.uint32(18).string(message.path);
@@ -2901,6 +2908,12 @@ export const ExportedFile: MessageFns<ExportedFile> = {
     }
     if (message.data.length !== 0) {
       writer.uint32(34).bytes(message.data);
+    }
+    if (message.last !== false) {
+      writer.uint32(40).bool(message.last);
+    }
+    if (message.linkTarget !== "") {
+      writer.uint32(50).string(message.linkTarget);
     }
     return writer;
   },
@@ -2919,11 +2932,11 @@ export const ExportedFile: MessageFns<ExportedFile> = {
         const tag = reader.uint32();
         switch (tag >>> 3) {
           case 1: {
-            if (tag !== 10) {
+            if (tag !== 8) {
               break;
             }
 
-            message.output = reader.string();
+            message.output = reader.int32();
             continue;
           }
           case 2: {
@@ -2950,6 +2963,22 @@ export const ExportedFile: MessageFns<ExportedFile> = {
             message.data = Buffer.from(reader.bytes());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.last = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.linkTarget = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2964,17 +2993,23 @@ export const ExportedFile: MessageFns<ExportedFile> = {
 
   fromJSON(object: any): ExportedFile {
     return {
-      output: isSet(object.output) ? globalThis.String(object.output) : "",
+      output: isSet(object.output) ? globalThis.Number(object.output) : 0,
       path: isSet(object.path) ? globalThis.String(object.path) : "",
       mode: isSet(object.mode) ? globalThis.Number(object.mode) : 0,
       data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      last: isSet(object.last) ? globalThis.Boolean(object.last) : false,
+      linkTarget: isSet(object.linkTarget)
+        ? globalThis.String(object.linkTarget)
+        : isSet(object.link_target)
+        ? globalThis.String(object.link_target)
+        : "",
     };
   },
 
   toJSON(message: ExportedFile): unknown {
     const obj: any = {};
-    if (message.output !== "") {
-      obj.output = message.output;
+    if (message.output !== 0) {
+      obj.output = Math.round(message.output);
     }
     if (message.path !== "") {
       obj.path = message.path;
@@ -2985,6 +3020,12 @@ export const ExportedFile: MessageFns<ExportedFile> = {
     if (message.data.length !== 0) {
       obj.data = base64FromBytes(message.data);
     }
+    if (message.last !== false) {
+      obj.last = message.last;
+    }
+    if (message.linkTarget !== "") {
+      obj.linkTarget = message.linkTarget;
+    }
     return obj;
   },
 
@@ -2993,10 +3034,12 @@ export const ExportedFile: MessageFns<ExportedFile> = {
   },
   fromPartial<I extends Exact<DeepPartial<ExportedFile>, I>>(object: I): ExportedFile {
     const message = createBaseExportedFile();
-    message.output = object.output ?? "";
+    message.output = object.output ?? 0;
     message.path = object.path ?? "";
     message.mode = object.mode ?? 0;
     message.data = object.data ?? Buffer.alloc(0);
+    message.last = object.last ?? false;
+    message.linkTarget = object.linkTarget ?? "";
     return message;
   },
 };

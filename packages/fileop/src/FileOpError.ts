@@ -1,0 +1,23 @@
+/** One-line, user-facing error from a file operation: what was wrong, where, what to do. */
+export class FileOpError extends Error {
+  readonly code: FileOpErrorCode;
+  constructor(code: FileOpErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'FileOpError';
+    this.code = code;
+  }
+}
+
+export type FileOpErrorCode =
+  | 'ENOSOURCE' // a source path or wildcard matched nothing
+  | 'EBADPATTERN' // malformed wildcard or exclude pattern
+  | 'EBADCHMOD' // --chmod value not understood
+  | 'ENOTDIR' // tried to copy a directory onto a non-directory
+  | 'EISDIR' // tried to replace a directory with a non-directory
+  | 'EUNSUPPORTED' // file type that cannot be copied (device, socket)
+  | 'EESCAPE' // archive entry escaping its destination
+  | 'ELIMIT' // archive extraction limit exceeded (tar bomb)
+  | 'EARCHIVE' // corrupt / unreadable archive
+  | 'ECHECKSUM' // ADD --checksum mismatch
+  | 'EFETCH' // ADD <url> download failed
+  | 'EBADARG'; // invalid option from the caller

@@ -1,0 +1,135 @@
+import { createHash } from 'node:crypto';
+import { createWriteStream, promises as fsp } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, posix } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parseChmod } from './chmodSpec.js';
+import { applyMeta, clearForFile, ensureDir, lstatOrNull, type Owner, resolveInRoot, ROOT_OWNER, showPath } from './destFs.js';
+import { extractArchive, sniffArchive, type ExtractLimits } from './extractArchive.js';
+import { FileOpError } from './FileOpError.js';
+import { cleanRel } from './resolveScoped.js';
+
+export interface AddUrlOptions {
+  /** http:// or https:// URL. */
+  url: string;
+  destRoot: string;
+  /** Absolute path inside destRoot; a trailing '/' means "into this directory, named after the URL". */
+  dest: string;
+  /** ADD --checksum, e.g. "sha256:<hex>" (sha384/sha512 also accepted). */
+  checksum?: string;
+  owner?: Owner;
+  chmod?: string;
+  /** ADD --unpack=true: extract a tar archive instead of storing the file. Off by default for URLs. */
+  unpack?: boolean;
+  /** Whole-download timeout (default 300 s). */
+  timeoutMs?: number;
+  /** Retries after network errors and 5xx/429 answers (default 2). */
+  retries?: number;
+  extractLimits?: Partial<ExtractLimits>;
+}
+
+export interface AddUrlResult {
+  /** Absolute path written (the file, or the extraction directory). */
+  path: string;
+  bytes: number;
+  /** Digest of the downloaded bytes, `sha256:<hex>`. */
+  digest: string;
+}
+
+/** ADD <url> <dest>: download, verify, place (downloaded files are 0600 like Docker's). */
+export async function addUrl(opts: AddUrlOptions): Promise<AddUrlResult> {
+  let url: URL;
+  try { url = new URL(opts.url); } catch { throw new FileOpError('EBADARG', `ADD ${opts.url}: not a valid URL; use an absolute http(s):// URL`); }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new FileOpError('EBADARG', `ADD ${opts.url}: only http and https URLs can be downloaded`);
+  if (!opts.dest.startsWith('/')) throw new FileOpError('EBADARG', `ADD destination "${opts.dest}" must be absolute (resolve it against WORKDIR first)`);
+  const expected = opts.checksum ? parseChecksum(opts.checksum, opts.url) : null;
+  const chmod = opts.chmod !== undefined ? parseChmod(opts.chmod) : null;
+  const owner = opts.owner ?? ROOT_OWNER;
+  const tmp = await fsp.mkdtemp(join(tmpdir(), 'buildyard-add-'));
+  try {
+    const file = join(tmp, 'download');
+    const got = await download(url, file, opts.timeoutMs ?? 300_000, opts.retries ?? 2, expected?.algorithm ?? 'sha256');
+    if (expected && got.hex !== expected.hex) {
+      throw new FileOpError('ECHECKSUM', `ADD ${opts.url}: checksum mismatch: expected ${expected.algorithm}:${expected.hex}, got ${expected.algorithm}:${got.hex}; fix --checksum or the URL`);
+    }
+    const digest = expected?.algorithm === 'sha256' || !expected ? `sha256:${got.hex}` : `sha256:${createHash('sha256').update(await fsp.readFile(file)).digest('hex')}`;
+    const destRel = cleanRel(opts.dest);
+    if (opts.unpack) {
+      const compression = await sniffArchive(file);
+      if (compression) {
+        const dir = await ensureDir(opts.destRoot, destRel, 0o755, owner, showPath(destRel));
+        await extractArchive({ archivePath: file, compression, destRoot: opts.destRoot, dir, label: opts.url, owner: opts.owner, chmod: chmod ?? undefined, limits: opts.extractLimits });
+        return { path: dir, bytes: got.bytes, digest };
+      }
+    }
+    let targetRel = destRel;
+    if (opts.dest.endsWith('/') || destRel === '' || (await lstatOrNull(await resolveInRoot(opts.destRoot, destRel)))?.isDirectory()) {
+      targetRel = posix.join(destRel, got.filename);
+    }
+    const parent = await ensureDir(opts.destRoot, posix.dirname(targetRel), 0o755, owner, showPath(posix.dirname(targetRel)));
+    const target = join(parent, posix.basename(targetRel));
+    await clearForFile(target, showPath(targetRel));
+    await fsp.copyFile(file, target);
+    await applyMeta(target, false, owner, chmod ? chmod(0o600, false) : 0o600, got.lastModified);
+    return { path: target, bytes: got.bytes, digest };
+  } finally {
+    await fsp.rm(tmp, { recursive: true, force: true });
+  }
+}
+
+function parseChecksum(checksum: string, url: string): { algorithm: string; hex: string } {
+  const m = /^(sha256|sha384|sha512):([0-9a-f]+)$/.exec(checksum.trim());
+  const len: Record<string, number> = { sha256: 64, sha384: 96, sha512: 128 };
+  if (!m || m[2].length !== len[m[1]]) throw new FileOpError('EBADARG', `ADD ${url}: invalid --checksum "${checksum}"; use sha256:<64 hex digits>`);
+  return { algorithm: m[1], hex: m[2] };
+}
+
+interface Downloaded { hex: string; bytes: number; filename: string; lastModified: Date | null }
+
+async function download(url: URL, file: string, timeoutMs: number, retries: number, algorithm: string): Promise<Downloaded> {
+  let lastError = '';
+  for (let attempt = 0; attempt <= retries; attempt++) {
+    if (attempt > 0) await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+    let res: Response;
+    const signal = AbortSignal.timeout(timeoutMs);
+    try {
+      res = await fetch(url, { signal, redirect: 'follow' });
+    } catch (err) {
+      lastError = describeFetchError(err, timeoutMs);
+      continue;
+    }
+    if (!res.ok || !res.body) {
+      await res.body?.cancel();
+      lastError = `HTTP ${res.status} ${res.statusText}`.trim();
+      if (res.status >= 500 || res.status === 429) continue;
+      break;
+    }
+    const hash = createHash(algorithm);
+    let bytes = 0;
+    const tap = new Transform({ transform(chunk: Buffer, _enc, cb) { hash.update(chunk); bytes += chunk.length; cb(null, chunk); } });
+    try {
+      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>), tap, createWriteStream(file), { signal });
+    } catch (err) {
+      lastError = describeFetchError(err, timeoutMs);
+      continue;
+    }
+    const lm = res.headers.get('last-modified');
+    const lastModified = lm && !Number.isNaN(Date.parse(lm)) ? new Date(Date.parse(lm)) : null;
+    return { hex: hash.digest('hex'), bytes, filename: fileNameFor(url, res.headers.get('content-disposition')), lastModified };
+  }
+  throw new FileOpError('EFETCH', `ADD ${url.href}: download failed: ${lastError}; check the URL is reachable from the builder`);
+}
+
+function describeFetchError(err: unknown, timeoutMs: number): string {
+  const e = err as Error & { cause?: { code?: string; message?: string } };
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') return `timed out after ${timeoutMs} ms`;
+  return e.cause?.code ?? e.cause?.message ?? e.message;
+}
+
+/** BuildKit's rule: Content-Disposition filename, else the last URL path segment, else "index". */
+function fileNameFor(url: URL, disposition: string | null): string {
+  const fromHeader = disposition ? /filename="?([^";]+)"?/i.exec(disposition)?.[1] : undefined;
+  const candidate = fromHeader ? posix.basename(fromHeader) : posix.basename(decodeURIComponent(url.pathname));
+  return candidate && candidate !== '/' && candidate !== '.' && candidate !== '..' ? candidate : 'index';
+}

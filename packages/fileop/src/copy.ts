@@ -1,0 +1,165 @@
+import { promises as fsp, type Stats } from 'node:fs';
+import { basename, join, posix, resolve } from 'node:path';
+import { parseChmod, type ModeTransform } from './chmodSpec.js';
+import { applyMeta, clearForFile, ensureDir, lstatOrNull, mkdirOwned, type Owner, resolveInRoot, ROOT_OWNER, showPath } from './destFs.js';
+import { extractArchive, sniffArchive, type ExtractLimits } from './extractArchive.js';
+import { FileOpError } from './FileOpError.js';
+import { hasWildcard } from './goMatch.js';
+import { planCopy, type SourceSelection } from './planCopy.js';
+import { cleanRel } from './resolveScoped.js';
+import { fsTree } from './SourceTree.js';
+
+export interface CopyOptions extends SourceSelection {
+  /** Directory the sources are read from: the build context or another stage's rootfs. */
+  srcRoot: string;
+  /** The target rootfs directory. */
+  destRoot: string;
+  /** Absolute path inside destRoot, already resolved against WORKDIR; a trailing '/' means a directory. */
+  dest: string;
+  /** --chown, already resolved to numbers. Default root (0:0); 'preserve' keeps the source's ids. */
+  owner?: Owner | 'preserve';
+  /** --chmod: octal ("755") or symbolic ("u+x,g-w"); applies to every file and directory copied. */
+  chmod?: string;
+  /** Create missing parents of dest (default true; Dockerfile COPY always does). */
+  createDestPath?: boolean;
+  /** ADD: extract local tar archives (plain, gzip, bzip2, xz) into dest instead of copying them. */
+  autoExtract?: boolean;
+  extractLimits?: Partial<ExtractLimits>;
+}
+
+export interface CopyResult {
+  /** Non-directory entries written (files, symlinks, hardlinks, extracted entries). */
+  filesCopied: number;
+  /** Bytes of regular-file content written. */
+  bytes: number;
+}
+
+interface CreatedDir { abs: string; src: Stats; mode: number; owner: Owner }
+
+/** Docker/BuildKit COPY (and local ADD) from srcRoot into destRoot. */
+export async function copy(options: CopyOptions): Promise<CopyResult> {
+  const opts = { ...options, srcRoot: resolve(options.srcRoot), destRoot: resolve(options.destRoot) };
+  if (!opts.dest.startsWith('/')) throw new FileOpError('EBADARG', `copy destination "${opts.dest}" must be absolute (resolve it against WORKDIR first)`);
+  const chmod = opts.chmod !== undefined ? parseChmod(opts.chmod) : null;
+  const plan = await planCopy(fsTree(opts.srcRoot), opts);
+  const destRel = cleanRel(opts.dest);
+  const destIsDir = /\/\.?$/.test(opts.dest) || destRel === '' || opts.sources.length > 1
+    || (opts.allowWildcard ?? true) && opts.sources.some(hasWildcard) || !!opts.parents;
+  const parentOwner = opts.owner === 'preserve' || opts.owner === undefined ? ROOT_OWNER : opts.owner;
+  const createParents = opts.createDestPath ?? true;
+  const result: CopyResult = { filesCopied: 0, bytes: 0 };
+  const createdDirs: CreatedDir[] = [];
+  const hardlinks = new Map<string, string>();
+
+  const ensureParent = async (rel: string) => {
+    if (!createParents) {
+      const abs = await resolveInRoot(opts.destRoot, rel);
+      const st = await lstatOrNull(abs);
+      if (!st?.isDirectory()) throw new FileOpError('ENOTDIR', `destination directory ${showPath(rel)} does not exist; create it first`);
+      return abs;
+    }
+    return ensureDir(opts.destRoot, rel, 0o755, parentOwner, showPath(rel));
+  };
+
+  for (let i = 0; i < plan.matched.length; i++) {
+    const m = plan.matched[i];
+    const srcAbs = join(opts.srcRoot, m.real);
+    if (opts.autoExtract && m.stat.type === 'file') {
+      const compression = await sniffArchive(srcAbs);
+      if (compression) {
+        const dirRel = opts.parents ? posix.join(destRel, posix.dirname(m.parentsRel)) : destRel;
+        const dirAbs = await ensureParent(dirRel);
+        const r = await extractArchive({
+          archivePath: srcAbs, compression, destRoot: opts.destRoot, dir: dirAbs, label: m.logical,
+          owner: opts.owner === 'preserve' ? undefined : opts.owner, chmod: chmod ?? undefined, limits: opts.extractLimits,
+        });
+        result.filesCopied += r.files;
+        result.bytes += r.bytes;
+        continue;
+      }
+    }
+    // Where the matched source itself lands: parent directory (absolute, real) + final name.
+    let parentAbs: string;
+    let name: string;
+    let targetRel: string;
+    if (m.stat.type === 'dir') {
+      targetRel = opts.parents ? posix.join(destRel, m.parentsRel) : destRel;
+    } else if (opts.parents) {
+      targetRel = posix.join(destRel, m.parentsRel);
+    } else if (destIsDir) {
+      targetRel = posix.join(destRel, basename(m.logical));
+    } else {
+      const st = await lstatOrNull(await resolveInRoot(opts.destRoot, destRel));
+      targetRel = st?.isDirectory() ? posix.join(destRel, basename(m.logical)) : destRel;
+    }
+    targetRel = cleanRel(targetRel);
+    if (targetRel === '') {
+      parentAbs = opts.destRoot;
+      name = '';
+    } else {
+      parentAbs = await ensureParent(posix.dirname(targetRel));
+      name = posix.basename(targetRel);
+    }
+
+    const dirAbs = new Map<string, string>(); // source-relative dir -> real absolute dest dir
+    for (const e of plan.entries) {
+      if (e.source !== i) continue;
+      let abs: string;
+      if (e.rel === '') abs = name === '' ? parentAbs : join(parentAbs, name);
+      else abs = join(dirAbs.get(posix.dirname(e.rel) === '.' ? '' : posix.dirname(e.rel))!, posix.basename(e.rel));
+      const shown = showPath(posix.join(targetRel, e.rel));
+      const src = await fsp.lstat(join(opts.srcRoot, e.real));
+      const owner = opts.owner === 'preserve' ? { uid: src.uid, gid: src.gid } : opts.owner ?? ROOT_OWNER;
+      const mode = modeFor(src, chmod);
+      if (src.isDirectory()) {
+        dirAbs.set(e.rel, await placeDir(opts.destRoot, abs, shown, src, mode, owner, createdDirs));
+      } else if (src.isSymbolicLink()) {
+        await clearForFile(abs, shown);
+        await fsp.symlink(await fsp.readlink(join(opts.srcRoot, e.real)), abs);
+        await applyMeta(abs, true, owner, null, src.mtime);
+        result.filesCopied++;
+      } else if (src.isFile()) {
+        await clearForFile(abs, shown);
+        const key = `${src.dev}:${src.ino}`;
+        const linked = src.nlink > 1 ? hardlinks.get(key) : undefined;
+        if (linked) {
+          await fsp.link(linked, abs);
+        } else {
+          await fsp.copyFile(join(opts.srcRoot, e.real), abs);
+          await applyMeta(abs, false, owner, mode, src.mtime);
+          if (src.nlink > 1) hardlinks.set(key, abs);
+          result.bytes += src.size;
+        }
+        result.filesCopied++;
+      } else {
+        throw new FileOpError('EUNSUPPORTED', `cannot copy ${e.real || '.'}: special files (devices, sockets, fifos) are not supported; exclude it with --exclude`);
+      }
+    }
+  }
+  // Directory metadata last, deepest first, so writing their contents does not bump mtimes.
+  for (const d of createdDirs.reverse()) await applyMeta(d.abs, false, d.owner, d.mode, d.src.mtime);
+  return result;
+}
+
+function modeFor(src: Stats, chmod: ModeTransform | null): number {
+  const mode = src.mode & 0o7777;
+  return chmod ? chmod(mode, src.isDirectory()) : mode;
+}
+
+/** Creates (or reuses, merging) the directory at abs; returns its real absolute path. */
+async function placeDir(destRoot: string, abs: string, shown: string, src: Stats, mode: number, owner: Owner, created: CreatedDir[]): Promise<string> {
+  let st = await lstatOrNull(abs);
+  let real = abs;
+  if (st?.isSymbolicLink()) {
+    real = await resolveInRoot(destRoot, abs.slice(destRoot.length));
+    st = await lstatOrNull(real);
+  }
+  if (!st) {
+    if (real !== abs) await ensureDir(destRoot, posix.dirname(real.slice(destRoot.length)), 0o755, ROOT_OWNER, shown);
+    await mkdirOwned(real, 0o755, owner);
+    created.push({ abs: real, src, mode, owner });
+  } else if (!st.isDirectory()) {
+    throw new FileOpError('ENOTDIR', `cannot copy a directory onto ${shown}: it exists and is not a directory; remove it first or pick another destination`);
+  }
+  return real;
+}

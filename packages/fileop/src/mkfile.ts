@@ -1,0 +1,31 @@
+import { promises as fsp } from 'node:fs';
+import { join, posix } from 'node:path';
+import { applyMeta, clearForFile, ensureDir, type Owner, ROOT_OWNER, showPath } from './destFs.js';
+import { FileOpError } from './FileOpError.js';
+import { cleanRel } from './resolveScoped.js';
+
+export interface MkfileOptions {
+  root: string;
+  /** Absolute path inside root. Missing parents are created 0755 with the same owner. */
+  path: string;
+  content: string | Uint8Array;
+  /** Default 0o644. */
+  mode?: number;
+  owner?: Owner;
+  /** Default: now. */
+  mtime?: Date;
+}
+
+/** Writes one file (heredoc COPY/RUN bodies); an existing non-directory at path is replaced. */
+export async function mkfile(opts: MkfileOptions): Promise<string> {
+  if (!opts.path.startsWith('/')) throw new FileOpError('EBADARG', `mkfile path "${opts.path}" must be absolute`);
+  const rel = cleanRel(opts.path);
+  if (rel === '') throw new FileOpError('EBADARG', 'mkfile path "/" names the root directory; give a file name');
+  const owner = opts.owner ?? ROOT_OWNER;
+  const parent = await ensureDir(opts.root, posix.dirname(rel), 0o755, owner, showPath(posix.dirname(rel)));
+  const abs = join(parent, posix.basename(rel));
+  await clearForFile(abs, showPath(rel));
+  await fsp.writeFile(abs, opts.content, { flag: 'wx', mode: 0o600 });
+  await applyMeta(abs, false, owner, opts.mode ?? 0o644, opts.mtime ?? null);
+  return abs;
+}

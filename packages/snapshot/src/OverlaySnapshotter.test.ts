@@ -1,0 +1,231 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { createReadStream, readFileSync } from 'node:fs';
+import { lstat, mkdir, readFile, readdir, rm, writeFile, copyFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buffer } from 'node:stream/consumers';
+import { createGunzip } from 'node:zlib';
+import { busyboxLayout } from '@buildyard/testkit';
+import { applyLayer } from './applyLayer.js';
+import { OverlaySnapshotter, type ChainLayer } from './OverlaySnapshotter.js';
+import { createTarExtract, type TarHeader } from './paxExtract.js';
+import { diffUpper, tarDirectory } from './tarDirectory.js';
+import { isMountPoint } from './mounts.js';
+import { writeLayerBlob } from './layerBlob.js';
+import { writeLayerTar } from './writeLayerTar.js';
+import { rawTar, streamOf, tempDir } from './testHelpers.test-util.js';
+import { pipeline } from 'node:stream/promises';
+
+let tmp: Awaited<ReturnType<typeof tempDir>>;
+before(async () => { tmp = await tempDir('snap'); });
+after(async () => { await tmp.cleanup(); });
+
+async function busyboxLayer(): Promise<ChainLayer> {
+  const layout = await busyboxLayout();
+  const blob = (digest: string) => join(layout, 'blobs/sha256', digest.slice(7));
+  const index = JSON.parse(readFileSync(blob(JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')).manifests[0].digest), 'utf8'));
+  const manifest = JSON.parse(readFileSync(blob(index.manifests.find((m: { platform: { architecture: string } }) => m.platform.architecture === 'amd64').digest), 'utf8'));
+  const config = JSON.parse(readFileSync(blob(manifest.config.digest), 'utf8'));
+  return { diffID: config.rootfs.diff_ids[0], mediaType: manifest.layers[0].mediaType, open: () => createReadStream(blob(manifest.layers[0].digest)) };
+}
+
+async function tarLayer(entries: Parameters<typeof rawTar>[0]): Promise<ChainLayer> {
+  const data = await rawTar(entries);
+  const { createHash } = await import('node:crypto');
+  return { diffID: `sha256:${createHash('sha256').update(data).digest('hex')}`, open: () => streamOf(data) };
+}
+
+async function tarEntries(blobPath: string): Promise<TarHeader[]> {
+  const headers: TarHeader[] = [];
+  const extract = createTarExtract((header, body, next) => { headers.push(header); body.resume(); body.on('end', () => next()); });
+  await pipeline(createReadStream(blobPath), createGunzip(), extract);
+  return headers;
+}
+
+describe('OverlaySnapshotter', () => {
+  let snapshotter: OverlaySnapshotter;
+  let top: string;
+  before(async () => {
+    snapshotter = new OverlaySnapshotter(join(tmp.path, 'root'));
+    top = await snapshotter.ensureChain([
+      await busyboxLayer(),
+      await tarLayer([{ name: 'etc/', type: 'directory' }, { name: 'etc/.wh.group' }, { name: 'etc/motd', data: 'layer2' }, { name: 'tmp/', type: 'directory', mode: 0o1777 }, { name: 'tmp/old', data: 'old' }]),
+      await tarLayer([{ name: 'tmp/', type: 'directory', mode: 0o1777 }, { name: 'tmp/.wh..wh..opq' }, { name: 'tmp/new', data: 'new' }, { name: 'srv/data/file', data: 'implied parents' }]),
+    ]);
+  });
+
+  it('mounts a chain of three committed layers with whiteouts and opaque dirs applied', async () => {
+    assert.equal((await snapshotter.list()).filter((s) => s.kind === 'committed').length, 3);
+    const view = await snapshotter.view('view-1', top);
+    try {
+      const root = view.mountpoint;
+      assert.equal(await readFile(join(root, 'etc/motd'), 'utf8'), 'layer2');
+      assert.ok((await readFile(join(root, 'etc/passwd'), 'utf8')).startsWith('root:'));
+      await assert.rejects(lstat(join(root, 'etc/group')), /ENOENT/);
+      assert.deepEqual((await readdir(join(root, 'tmp'))).sort(), ['new']);
+      assert.equal((await lstat(join(root, 'tmp'))).mode & 0o7777, 0o1777);
+      assert.equal(await readFile(join(root, 'srv/data/file'), 'utf8'), 'implied parents');
+      assert.equal(execFileSync(join(root, 'bin/busybox'), ['cat', join(root, 'tmp/new')], { encoding: 'utf8' }), 'new');
+      await assert.rejects(writeFile(join(root, 'x'), 'x'), /EROFS/);
+    } finally {
+      await view.release();
+      await snapshotter.remove('view-1');
+    }
+    assert.equal(await snapshotter.stat('view-1'), undefined);
+    // A second ensureChain unpacks nothing and gives the same top.
+    assert.equal(await snapshotter.ensureChain([await busyboxLayer()]), (await snapshotter.list()).find((s) => !s.parent)?.name);
+  });
+
+  it('diffs an upper dir into whiteouts and an opaque marker, deterministically, and commits it', async () => {
+    const active = await snapshotter.prepare('run-1', top);
+    try {
+      const root = active.mountpoint;
+      await rm(join(root, 'etc/passwd'));
+      await rm(join(root, 'bin'), { recursive: true });
+      await mkdir(join(root, 'bin'));
+      await writeFile(join(root, 'bin/hello'), 'hi\n', { mode: 0o755 });
+      await writeFile(join(root, 'etc/new'), 'n');
+    } finally {
+      await active.release();
+    }
+    assert.equal(await isMountPoint(active.mountpoint), false);
+    const upper = active.upperdir as string;
+    const first = await diffUpper(upper, { compression: 'gzip', blobPath: join(tmp.path, 'diff1.tgz') });
+    const second = await diffUpper(upper, { compression: 'gzip', blobPath: join(tmp.path, 'diff2.tgz') });
+    assert.equal(first.digest, second.digest);
+    assert.deepEqual(await readFile(first.blobPath), await readFile(second.blobPath));
+    const names = (await tarEntries(first.blobPath)).map((h) => h.name);
+    assert.deepEqual(names, ['bin/', 'bin/.wh..wh..opq', 'bin/hello', 'etc/', 'etc/.wh.passwd', 'etc/new']);
+
+    const epoch = 1_000_000;
+    const clampedA = await diffUpper(upper, { compression: 'gzip', sourceDateEpoch: epoch, blobPath: join(tmp.path, 'diff3.tgz') });
+    const clampedB = await diffUpper(upper, { compression: 'gzip', sourceDateEpoch: epoch, blobPath: join(tmp.path, 'diff4.tgz') });
+    assert.equal(clampedA.digest, clampedB.digest);
+    assert.notEqual(clampedA.digest, first.digest);
+    for (const h of await tarEntries(clampedA.blobPath)) assert.equal(h.mtime?.getTime(), epoch * 1000, h.name);
+
+    // The OCI diff applied on the lower view reproduces the merged view.
+    const lowerCopy = join(tmp.path, 'lower-copy');
+    const view = await snapshotter.view('view-2', top);
+    try {
+      execFileSync('cp', ['-a', `${view.mountpoint}/.`, lowerCopy]);
+    } finally {
+      await view.release();
+      await snapshotter.remove('view-2');
+    }
+    await applyLayer(lowerCopy, createReadStream(first.blobPath));
+    assert.equal(await readFile(join(lowerCopy, 'bin/hello'), 'utf8'), 'hi\n');
+    assert.deepEqual(await readdir(join(lowerCopy, 'bin')), ['hello']);
+    await assert.rejects(lstat(join(lowerCopy, 'etc/passwd')), /ENOENT/);
+
+    await snapshotter.commit('built', 'run-1');
+    assert.equal((await snapshotter.stat('built'))?.parent, top);
+    const usage = await snapshotter.usage('built');
+    assert.ok(usage.inodes >= 6 && usage.size > 0, JSON.stringify(usage));
+    await assert.rejects(snapshotter.remove(top), /"built" is built on it/);
+    await snapshotter.remove('built');
+  });
+
+  it('round-trips a zstd layer through ensureChain', async () => {
+    const src = join(tmp.path, 'zsrc');
+    await mkdir(join(src, 'opt'), { recursive: true });
+    await writeFile(join(src, 'opt/z'), 'zstd!');
+    const blob = await tarDirectory(src, { compression: 'zstd', blobPath: join(tmp.path, 'z.tar.zst') });
+    assert.equal(blob.mediaType, 'application/vnd.oci.image.layer.v1.tar+zstd');
+    const zTop = await snapshotter.ensureChain([await busyboxLayer(), { diffID: blob.diffID, mediaType: blob.mediaType, open: () => createReadStream(blob.blobPath) }]);
+    const view = await snapshotter.view('zview', zTop);
+    try {
+      assert.equal(await readFile(join(view.mountpoint, 'opt/z'), 'utf8'), 'zstd!');
+    } finally {
+      await view.release();
+      await snapshotter.remove('zview');
+    }
+  });
+
+  it('mounts a chain longer than the mount option page allows with absolute paths', async () => {
+    const long = new OverlaySnapshotter(join(tmp.path, 'long-chain-root-with-a-deliberately-long-name'));
+    const layers: ChainLayer[] = [];
+    for (let i = 0; i < 120; i++) layers.push(await tarLayer([{ name: `f${i}`, data: String(i) }]));
+    const chainTop = await long.ensureChain(layers);
+    const absolute = (await long.lowerDirs(chainTop)).join(':');
+    assert.ok(absolute.length > 4096, `absolute lowerdir option is ${absolute.length} bytes`);
+    const active = await long.prepare('long', chainTop);
+    try {
+      assert.equal((await readdir(active.mountpoint)).length, 120);
+      assert.equal(await readFile(join(active.mountpoint, 'f0'), 'utf8'), '0');
+      assert.equal(await readFile(join(active.mountpoint, 'f119'), 'utf8'), '119');
+    } finally {
+      await long.remove('long');
+    }
+    assert.equal(await isMountPoint(active.mountpoint), false);
+  });
+
+  it('cleanupStale unmounts and removes snapshots of a killed process, keeping live ones', async () => {
+    const root = join(tmp.path, 'root');
+    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', fileURLToPath(new URL('./staleChild.test-util.ts', import.meta.url)), root, 'orphan', top], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let mountpoint: string;
+    try {
+      mountpoint = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (c: Buffer) => {
+          out += c.toString();
+          const m = /ready (\S+)\n/.exec(out);
+          if (m) resolve(m[1]);
+        });
+        child.on('exit', (code) => reject(new Error(`child exited with ${code} before preparing`)));
+      });
+    } finally {
+      child.kill('SIGKILL');
+    }
+    await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(undefined) : child.once('exit', r)));
+    assert.equal(await isMountPoint(mountpoint), true, 'the killed child left its mount behind');
+    const mine = await snapshotter.prepare('still-running', top);
+    try {
+      const fresh = new OverlaySnapshotter(root);
+      const removed = await fresh.cleanupStale();
+      assert.deepEqual(removed, ['orphan']);
+      assert.equal(await isMountPoint(mountpoint), false);
+      await assert.rejects(lstat(mountpoint), /ENOENT/);
+      assert.equal((await fresh.stat('still-running'))?.kind, 'active');
+      assert.equal(await isMountPoint(mine.mountpoint), true);
+      assert.equal((await fresh.stat(top))?.kind, 'committed');
+    } finally {
+      await snapshotter.remove('still-running');
+    }
+  });
+
+  it('unmounts when the prepare signal is aborted', async () => {
+    const controller = new AbortController();
+    const active = await snapshotter.prepare('abortable', top, { signal: controller.signal });
+    assert.equal(await isMountPoint(active.mountpoint), true);
+    controller.abort();
+    for (let i = 0; i < 100 && (await isMountPoint(active.mountpoint)); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(await isMountPoint(active.mountpoint), false);
+    await snapshotter.remove('abortable');
+  });
+
+  it('produces layers umoci accepts', async () => {
+    const layout = join(tmp.path, 'layout');
+    await mkdir(join(layout, 'blobs/sha256'), { recursive: true });
+    const src = join(tmp.path, 'usrc');
+    await mkdir(join(src, 'etc'), { recursive: true });
+    await writeFile(join(src, 'etc/hostname'), 'buildyard\n');
+    const layer = await tarDirectory(src, { compression: 'gzip', sourceDateEpoch: 0 });
+    await copyFile(layer.blobPath, join(layout, 'blobs/sha256', layer.digest.slice(7)));
+    await rm(layer.blobPath);
+    const put = async (json: object): Promise<{ digest: string; size: number }> => {
+      const data = Buffer.from(JSON.stringify(json));
+      const blob = await writeLayerBlob(streamOf(data), { compression: 'none', blobPath: join(tmp.path, 'json-blob') });
+      await copyFile(blob.blobPath, join(layout, 'blobs/sha256', blob.digest.slice(7)));
+      return { digest: blob.digest, size: blob.size };
+    };
+    const config = await put({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [layer.diffID] } });
+    const manifest = await put({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers: [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.size }] });
+    await writeFile(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    await writeFile(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }] }));
+    execFileSync('umoci', ['unpack', '--image', `${layout}:latest`, join(tmp.path, 'bundle')], { stdio: 'pipe' });
+    assert.equal(await readFile(join(tmp.path, 'bundle/rootfs/etc/hostname'), 'utf8'), 'buildyard\n');
+  });
+});

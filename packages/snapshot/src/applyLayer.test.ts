@@ -1,0 +1,151 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createReadStream, readFileSync } from 'node:fs';
+import { cp, lstat, mkdir, readFile, readlink, readdir, symlink, writeFile, link, utimes, chown, chmod } from 'node:fs/promises';
+import { join } from 'node:path';
+import { busyboxLayout, busyboxRootfs } from '@buildyard/testkit';
+import { applyLayer } from './applyLayer.js';
+import { tarDirectory } from './tarDirectory.js';
+import { readXattrsTree, restoreXattrs } from './xattrs.js';
+import { rawTar, streamOf, tempDir } from './testHelpers.test-util.js';
+
+let tmp: Awaited<ReturnType<typeof tempDir>>;
+before(async () => { tmp = await tempDir('apply'); });
+after(async () => { await tmp.cleanup(); });
+
+async function listTree(root: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const name of (await readdir(join(root, rel))).sort()) {
+    const path = rel ? `${rel}/${name}` : name;
+    const st = await lstat(join(root, path));
+    const what = st.isSymbolicLink() ? `-> ${await readlink(join(root, path))}` : st.isDirectory() ? 'dir' : st.isFile() ? `file ${st.size}` : 'special';
+    out.push(`${path} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid} ${what}`);
+    if (st.isDirectory()) out.push(...await listTree(root, path));
+  }
+  return out;
+}
+
+describe('applyLayer', () => {
+  it('unpacks the busybox base layer made by GNU tar and reports the diffID of its image config', async () => {
+    const layout = await busyboxLayout();
+    const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8'));
+    const blob = (digest: string) => join(layout, 'blobs/sha256', digest.slice(7));
+    const imageIndex = JSON.parse(readFileSync(blob(index.manifests[0].digest), 'utf8'));
+    const amd64 = imageIndex.manifests.find((m: { platform: { architecture: string } }) => m.platform.architecture === 'amd64');
+    const manifest = JSON.parse(readFileSync(blob(amd64.digest), 'utf8'));
+    const config = JSON.parse(readFileSync(blob(manifest.config.digest), 'utf8'));
+    const target = join(tmp.path, 'busybox');
+    await mkdir(target);
+    const result = await applyLayer(target, createReadStream(blob(manifest.layers[0].digest)), { mediaType: manifest.layers[0].mediaType });
+    assert.equal(result.diffID, config.rootfs.diff_ids[0]);
+    assert.equal(result.digest, manifest.layers[0].digest);
+    assert.deepEqual(await listTree(target), await listTree(await busyboxRootfs('amd64')));
+    assert.equal(execFileSync(join(target, 'bin/busybox'), ['echo', 'ok'], { encoding: 'utf8' }), 'ok\n');
+  });
+
+  it('round-trips a tree through tarDirectory (gzip and zstd) keeping modes, owners, mtimes, links, devices and binary xattrs', async () => {
+    const src = join(tmp.path, 'src');
+    await cp(await busyboxRootfs('amd64'), src, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+    await writeFile(join(src, 'etc/suid'), 'x', { mode: 0o4755 });
+    await chown(join(src, 'etc/suid'), 1234, 300000);
+    await chmod(join(src, 'etc/suid'), 0o4755); // chown cleared the setuid bit
+    await link(join(src, 'etc/passwd'), join(src, 'etc/passwd.hard'));
+    execFileSync('mknod', [join(src, 'dev/null'), 'c', '1', '3']);
+    execFileSync('mkfifo', [join(src, 'tmp/fifo')]);
+    await symlink('../../etc/passwd', join(src, 'root/rel-link'));
+    await restoreXattrs([{ path: join(src, 'etc/suid'), xattrs: new Map([['trusted.bin', Buffer.from([0, 255, 10, 61])], ['user.text', Buffer.from('hi there')]]) }]);
+    await utimes(join(src, 'etc'), 1_500_000_000, 1_500_000_000);
+    for (const compression of ['gzip', 'zstd'] as const) {
+      const blob = await tarDirectory(src, { compression, blobPath: join(tmp.path, `layer.${compression}`) });
+      const dest = join(tmp.path, `dest-${compression}`);
+      await mkdir(dest);
+      // No media type: the magic bytes must select the decompressor.
+      const result = await applyLayer(dest, createReadStream(blob.blobPath));
+      assert.equal(result.compression, compression);
+      assert.equal(result.diffID, blob.diffID);
+      assert.equal(result.digest, blob.digest);
+      assert.deepEqual(await listTree(dest), await listTree(src));
+      const st = await lstat(join(dest, 'etc/suid'));
+      assert.equal(st.mode & 0o7777, 0o4755);
+      assert.equal(st.uid, 1234);
+      assert.equal(st.gid, 300000);
+      assert.equal((await lstat(join(dest, 'etc'))).mtimeMs, 1_500_000_000_000);
+      assert.equal((await lstat(join(dest, 'etc/passwd'))).ino, (await lstat(join(dest, 'etc/passwd.hard'))).ino);
+      assert.equal((await lstat(join(dest, 'dev/null'))).rdev, (await lstat('/dev/null')).rdev);
+      const xattrs = (await readXattrsTree(dest)).get(join(dest, 'etc/suid'));
+      assert.deepEqual(xattrs?.get('trusted.bin'), Buffer.from([0, 255, 10, 61]));
+      assert.equal(xattrs?.get('user.text')?.toString(), 'hi there');
+    }
+    // GNU tar reads our layer too.
+    const listing = execFileSync('tar', ['-tvzf', join(tmp.path, 'layer.gzip')], { encoding: 'utf8' });
+    assert.match(listing, /-rwsr-xr-x 1234\/300000\s+1 .* etc\/suid/);
+    assert.match(listing, /hrw-r--r-- 0\/0\s+0 .* etc\/passwd.hard link to etc\/passwd/);
+    assert.match(listing, /crw-r--r-- 0\/0\s+1,3 .* dev\/null/);
+  });
+
+  it('applies OCI whiteouts and opaque directories onto an existing tree', async () => {
+    const target = join(tmp.path, 'wh');
+    await mkdir(join(target, 'keep'), { recursive: true });
+    await mkdir(join(target, 'opq/sub'), { recursive: true });
+    await writeFile(join(target, 'gone'), 'x');
+    await writeFile(join(target, 'keep/gone2'), 'x');
+    await writeFile(join(target, 'keep/stay'), 'x');
+    await writeFile(join(target, 'opq/old'), 'x');
+    await writeFile(join(target, 'opq/sub/old'), 'x');
+    const layer = await rawTar([
+      { name: '.wh.gone' },
+      { name: 'keep/', type: 'directory' },
+      { name: 'keep/.wh.gone2' },
+      { name: 'opq/', type: 'directory' },
+      { name: 'opq/-new', data: 'new' }, // sorts before the opaque marker: must survive it
+      { name: 'opq/.wh..wh..opq' },
+      { name: 'opq/sub/', type: 'directory' },
+      { name: 'opq/sub/fresh', data: 'fresh' },
+    ]);
+    await applyLayer(target, streamOf(layer));
+    const tree = (await listTree(target)).map((l) => l.split(' ')[0]);
+    assert.deepEqual(tree, ['keep', 'keep/stay', 'opq', 'opq/-new', 'opq/sub', 'opq/sub/fresh']);
+  });
+
+  it('writes overlay whiteouts (char 0/0) and the opaque xattr in overlay mode', async () => {
+    const upper = join(tmp.path, 'upper');
+    await mkdir(upper);
+    await applyLayer(upper, streamOf(await rawTar([
+      { name: 'etc/', type: 'directory' },
+      { name: 'etc/.wh.passwd' },
+      { name: 'var/', type: 'directory' },
+      { name: 'var/.wh..wh..opq' },
+      { name: 'var/new', data: 'n' },
+    ])), { whiteouts: 'overlay' });
+    const wh = await lstat(join(upper, 'etc/passwd'));
+    assert.ok(wh.isCharacterDevice());
+    assert.equal(wh.rdev, 0);
+    const xattrs = await readXattrsTree(upper);
+    assert.equal(xattrs.get(join(upper, 'var'))?.get('trusted.overlay.opaque')?.toString(), 'y');
+    assert.equal(await readFile(join(upper, 'var/new'), 'utf8'), 'n');
+  });
+
+  it('rejects entries that escape the target', async () => {
+    const cases: [string, Parameters<typeof rawTar>[0], RegExp][] = [
+      ['dotdot', [{ name: '../evil', data: 'x' }], /escapes the target directory/],
+      ['nested-dotdot', [{ name: 'a/../../evil', data: 'x' }], /escapes the target directory/],
+      ['absolute', [{ name: '/etc/evil', data: 'x' }], /absolute path/],
+      ['symlink', [{ name: 'link', type: 'symlink', linkname: '/tmp' }, { name: 'link/evil', data: 'x' }], /passes through symlink "link"/],
+      ['hardlink', [{ name: 'h', type: 'link', linkname: '../../etc/passwd' }], /escapes the target directory/],
+    ];
+    for (const [name, entries, error] of cases) {
+      const target = join(tmp.path, `escape-${name}`);
+      await mkdir(target);
+      await assert.rejects(applyLayer(target, streamOf(await rawTar(entries))), error, name);
+    }
+    await assert.rejects(lstat('/tmp/evil'));
+    await assert.rejects(lstat(join(tmp.path, 'evil')));
+  });
+
+  it('fails when the diffID does not match the expectation', async () => {
+    const target = join(tmp.path, 'mismatch');
+    await mkdir(target);
+    await assert.rejects(applyLayer(target, streamOf(await rawTar([{ name: 'a', data: 'a' }])), { expectedDiffID: `sha256:${'0'.repeat(64)}` }), /has diffID sha256:[0-9a-f]{64} but sha256:0+ was expected/);
+  });
+});

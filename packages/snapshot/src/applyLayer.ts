@@ -1,0 +1,333 @@
+import { execFile } from 'node:child_process';
+import { createWriteStream, type Stats } from 'node:fs';
+import { chmod, copyFile, lchown, link, lstat, lutimes, mkdir, readdir, rm, symlink, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { compressionFromMediaType, createDecompressor, peekBytes, sniffCompression, type LayerCompression } from './compression.js';
+import { HashingStream } from './layerBlob.js';
+import { createTarExtract, RAW_PAX, type TarHeader } from './paxExtract.js';
+import { restoreXattrs, type Xattrs } from './xattrs.js';
+
+export interface ApplyLayerOptions {
+  /** Layer media type; its suffix decides the decompressor. */
+  mediaType?: string;
+  /** Overrides the media type; when neither says, the magic bytes decide. */
+  compression?: LayerCompression;
+  /**
+   * 'apply' (default): whiteouts delete from the existing tree in `targetDir`.
+   * 'overlay': `targetDir` is an empty overlayfs upper dir; whiteouts become overlay whiteouts
+   * (char device 0/0, trusted.overlay.opaque=y) and lower layers stay untouched.
+   */
+  whiteouts?: 'apply' | 'overlay';
+  /** Overlay mode: lower dirs, top first, to copy metadata of implied parent dirs and hardlink sources from. */
+  lowerDirs?: readonly string[];
+  /** Fail when the uncompressed tar does not hash to this diffID. */
+  expectedDiffID?: string;
+  signal?: AbortSignal;
+}
+
+export interface ApplyLayerResult {
+  /** sha256 of the uncompressed tar. */
+  diffID: string;
+  /** Bytes of uncompressed tar. */
+  size: number;
+  /** sha256 and size of the bytes as read (compressed). */
+  digest: string;
+  compressedSize: number;
+  compression: LayerCompression;
+}
+
+const WHITEOUT_PREFIX = '.wh.';
+const OPAQUE = '.wh..wh..opq';
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { timeout: 30_000 }, (error, _out, stderr) => {
+      if (error) reject(new Error(`${cmd} ${args.join(' ')} failed: ${String(stderr).trim() || error.message}`));
+      else resolve();
+    });
+  });
+}
+
+async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}
+
+class LayerPathError extends Error {}
+
+/** Normalises a tar entry name to a relative path, rejecting anything that leaves the root. */
+function entryPath(name: string): string {
+  if (name.startsWith('/')) throw new LayerPathError(`layer entry "${name}" is an absolute path: layers must hold relative paths; rebuild the layer`);
+  const parts = name.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw new LayerPathError(`layer entry "${name}" escapes the target directory with "..": the layer is malformed or malicious; rebuild it`);
+  return parts.join('/');
+}
+
+interface DirMeta { mode: number; mtime: Date; atime: Date }
+
+/** Writes entries of one layer into a directory, keeping every write inside it. */
+class TreeApplier {
+  private readonly safeDirs = new Set<string>(['']);
+  private readonly created = new Set<string>();
+  private readonly dirs = new Map<string, DirMeta>();
+  private readonly xattrs = new Map<string, Xattrs>();
+  private readonly overlay: boolean;
+
+  constructor(private readonly root: string, private readonly options: ApplyLayerOptions) {
+    this.overlay = options.whiteouts === 'overlay';
+  }
+
+  private abs(rel: string): string {
+    return rel === '' ? this.root : join(this.root, rel);
+  }
+
+  private forget(rel: string): void {
+    for (const dir of this.safeDirs) if (dir === rel || dir.startsWith(`${rel}/`)) this.safeDirs.delete(dir);
+  }
+
+  private async lowerStat(rel: string): Promise<{ path: string; st: Stats } | undefined> {
+    for (const lower of this.options.lowerDirs ?? []) {
+      const path = join(lower, rel);
+      const st = await lstatOrUndefined(path);
+      if (!st) continue;
+      if (st.isCharacterDevice() && st.rdev === 0) return undefined; // whited out below this point
+      return { path, st };
+    }
+    return undefined;
+  }
+
+  /** Makes sure every parent of `rel` is a real directory inside the root (never a symlink). */
+  private async ensureParents(rel: string, original: string): Promise<void> {
+    const parts = rel.split('/');
+    let current = '';
+    for (let i = 0; i < parts.length - 1; i++) {
+      current = current ? `${current}/${parts[i]}` : parts[i];
+      if (this.safeDirs.has(current)) continue;
+      const path = this.abs(current);
+      const st = await lstatOrUndefined(path);
+      if (st?.isSymbolicLink()) {
+        throw new LayerPathError(`layer entry "${original}" passes through symlink "${current}": writing through links could escape the target; rebuild the layer with real paths`);
+      }
+      if (st && !st.isDirectory()) throw new LayerPathError(`layer entry "${original}" needs "${current}" to be a directory but it is a file: the layer is malformed`);
+      if (!st) {
+        const lower = this.overlay ? await this.lowerStat(current) : undefined;
+        if (lower?.st.isSymbolicLink()) {
+          throw new LayerPathError(`layer entry "${original}" passes through symlink "${current}" of a lower layer: rebuild the layer with real paths`);
+        }
+        await mkdir(path, { mode: 0o755 });
+        if (lower?.st.isDirectory()) {
+          // An implied parent keeps the lower directory's metadata, or it would shadow it in the merged view.
+          await lchown(path, lower.st.uid, lower.st.gid);
+          this.dirs.set(current, { mode: lower.st.mode & 0o7777, mtime: lower.st.mtime, atime: lower.st.atime });
+        } else {
+          this.dirs.set(current, { mode: 0o755, mtime: new Date(), atime: new Date() });
+        }
+      }
+      this.safeDirs.add(current);
+    }
+  }
+
+  private async removeExisting(rel: string, keepDir: boolean): Promise<boolean> {
+    const path = this.abs(rel);
+    const st = await lstatOrUndefined(path);
+    if (!st) return false;
+    if (keepDir && st.isDirectory()) return true;
+    await rm(path, { recursive: true, force: true });
+    this.forget(rel);
+    return false;
+  }
+
+  async apply(header: TarHeader, body: Readable): Promise<void> {
+    const rel = entryPath(header.name);
+    if (rel === '') return void (await drain(body)); // the layer root: the target dir keeps its own metadata
+    await this.ensureParents(rel, header.name);
+    const slash = rel.lastIndexOf('/');
+    const parent = slash < 0 ? '' : rel.slice(0, slash);
+    const base = rel.slice(slash + 1);
+
+    if (base.startsWith(WHITEOUT_PREFIX)) {
+      await drain(body);
+      if (base === OPAQUE) return this.opaque(parent);
+      if (base.startsWith(`${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`)) return; // other AUFS metadata: not content
+      const victimName = base.slice(WHITEOUT_PREFIX.length);
+      if (victimName === '') return; // a bare ".wh." names nothing
+      const victim = parent ? `${parent}/${victimName}` : victimName;
+      await this.removeExisting(victim, false);
+      if (this.overlay) {
+        await run('mknod', ['-m', '0', this.abs(victim), 'c', '0', '0']);
+        this.created.add(victim);
+      }
+      return;
+    }
+
+    const path = this.abs(rel);
+    const pax = header.pax;
+    const uid = pax?.uid !== undefined ? Number(pax.uid) : header.uid ?? 0;
+    const gid = pax?.gid !== undefined ? Number(pax.gid) : header.gid ?? 0;
+    const mtime = pax?.mtime !== undefined ? new Date(Number(pax.mtime) * 1000) : header.mtime ?? new Date(0);
+    const atime = pax?.atime !== undefined ? new Date(Number(pax.atime) * 1000) : mtime;
+    const mode = (header.mode ?? 0o644) & 0o7777;
+    const type = header.type ?? 'file';
+
+    if (type === 'directory') {
+      await drain(body);
+      const exists = await this.removeExisting(rel, true);
+      if (!exists) await mkdir(path, { mode: 0o700 });
+      await lchown(path, uid, gid);
+      this.dirs.set(rel, { mode, mtime, atime });
+      this.safeDirs.add(rel);
+    } else {
+      await this.removeExisting(rel, false);
+      if (type === 'file' || type === 'contiguous-file') {
+        await pipeline(body, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
+      } else {
+        await drain(body);
+        if (type === 'symlink') {
+          await symlink(header.linkname ?? '', path);
+        } else if (type === 'link') {
+          await this.hardlink(header.linkname ?? '', path, header.name);
+        } else if (type === 'character-device' || type === 'block-device') {
+          await run('mknod', ['-m', '0600', path, type === 'character-device' ? 'c' : 'b', String(header.devmajor ?? 0), String(header.devminor ?? 0)]);
+        } else if (type === 'fifo') {
+          await run('mknod', ['-m', '0600', path, 'p']);
+        } else {
+          return; // unknown entry types are skipped, as containerd does
+        }
+      }
+      if (type !== 'link') {
+        await lchown(path, uid, gid);
+        if (type !== 'symlink') await chmod(path, mode); // after chown, which clears setuid bits
+        await lutimes(path, atime, mtime);
+      }
+    }
+    this.created.add(rel);
+    this.collectXattrs(header, path, type === 'symlink');
+  }
+
+  private async hardlink(linkname: string, path: string, original: string): Promise<void> {
+    const targetRel = entryPath(linkname);
+    await this.ensureParents(targetRel, original);
+    const target = this.abs(targetRel);
+    if (!(await lstatOrUndefined(target))) {
+      const lower = this.overlay ? await this.lowerStat(targetRel) : undefined;
+      if (!lower || !lower.st.isFile()) {
+        throw new LayerPathError(`layer entry "${original}" is a hardlink to "${linkname}", which does not exist: the layer is malformed`);
+      }
+      // The link source lives in a lower layer: copy it up so both names share one inode here.
+      await copyFile(lower.path, target);
+      await lchown(target, lower.st.uid, lower.st.gid);
+      await chmod(target, lower.st.mode & 0o7777);
+      await utimes(target, lower.st.atime, lower.st.mtime);
+    }
+    await link(target, path);
+  }
+
+  private collectXattrs(header: TarHeader, path: string, isSymlink: boolean): void {
+    const pax = header.pax;
+    if (!pax) return;
+    const raw = pax[RAW_PAX];
+    const values = new Map<string, Buffer>();
+    if (raw) {
+      for (const [key, value] of raw) if (key.startsWith('SCHILY.xattr.')) values.set(key.slice('SCHILY.xattr.'.length), value);
+    } else {
+      for (const [key, value] of Object.entries(pax)) if (key.startsWith('SCHILY.xattr.')) values.set(key.slice('SCHILY.xattr.'.length), Buffer.from(value, 'utf8'));
+    }
+    for (const key of [...values.keys()]) {
+      // The kernel refuses user.* on symlinks, and overlay's own xattrs must never come from a layer.
+      if ((isSymlink && key.startsWith('user.')) || key.startsWith('trusted.overlay.')) values.delete(key);
+    }
+    if (values.size > 0) this.xattrs.set(path, values);
+  }
+
+  private async opaque(dirRel: string): Promise<void> {
+    const dir = this.abs(dirRel);
+    if (this.overlay) {
+      if (!this.dirs.has(dirRel) && !(await lstatOrUndefined(dir))) {
+        await mkdir(dir, { mode: 0o755 });
+        this.dirs.set(dirRel, { mode: 0o755, mtime: new Date(), atime: new Date() });
+      }
+      this.opaqueDirs.add(dir);
+      return;
+    }
+    // Hide everything the lower layers put here; keep what this layer already wrote.
+    const prune = async (rel: string): Promise<void> => {
+      for (const name of await readdir(this.abs(rel))) {
+        const child = rel ? `${rel}/${name}` : name;
+        if (!this.created.has(child)) {
+          await rm(this.abs(child), { recursive: true, force: true });
+          this.forget(child);
+        } else if (this.dirs.has(child) && (await lstat(this.abs(child))).isDirectory()) {
+          await prune(child);
+        }
+      }
+    };
+    if (await lstatOrUndefined(dir)) await prune(dirRel);
+  }
+
+  private readonly opaqueDirs = new Set<string>();
+
+  async finish(): Promise<void> {
+    // Opaque xattrs are set after everything else so they survive entries re-written later.
+    for (const dir of this.opaqueDirs) {
+      const current = this.xattrs.get(dir) ?? new Map<string, Buffer>();
+      current.set('trusted.overlay.opaque', Buffer.from('y'));
+      this.xattrs.set(dir, current);
+    }
+    await restoreXattrs([...this.xattrs].map(([path, xattrs]) => ({ path, xattrs })));
+    // Directory modes and times last, deepest first, so writing children does not disturb them.
+    const dirs = [...this.dirs.keys()].sort((a, b) => b.split('/').length - a.split('/').length);
+    for (const rel of dirs) {
+      const meta = this.dirs.get(rel) as DirMeta;
+      const path = this.abs(rel);
+      await chmod(path, meta.mode);
+      await utimes(path, meta.atime, meta.mtime);
+    }
+  }
+}
+
+async function drain(body: Readable): Promise<void> {
+  body.resume();
+  if (body.readableEnded) return;
+  await new Promise<void>((resolve, reject) => {
+    body.once('end', resolve);
+    body.once('error', reject);
+  });
+}
+
+/**
+ * Unpacks one layer (gzip, zstd or plain tar) into `targetDir`, honouring OCI whiteouts, and
+ * returns its diffID. Entries that would land outside `targetDir` are rejected.
+ */
+export async function applyLayer(targetDir: string, layer: Readable, options: ApplyLayerOptions = {}): Promise<ApplyLayerResult> {
+  const head = await peekBytes(layer, 4);
+  const compression = options.compression ?? compressionFromMediaType(options.mediaType) ?? sniffCompression(head);
+  const compressed = new HashingStream();
+  const uncompressed = new HashingStream();
+  const applier = new TreeApplier(targetDir, options);
+  const extract = createTarExtract((header, body, next) => {
+    applier.apply(header, body).then(() => next(), (err: unknown) => {
+      body.resume();
+      next(err);
+    });
+  });
+  try {
+    await pipeline(layer, compressed, createDecompressor(compression), uncompressed, extract,
+      ...(options.signal ? [{ signal: options.signal }] : []));
+  } catch (err) {
+    if (err instanceof LayerPathError) throw err;
+    const message = err instanceof Error ? err.message : String(err);
+    throw new Error(`unpacking ${compression === 'none' ? 'tar' : compression} layer into ${targetDir} failed: ${message}`, { cause: err });
+  }
+  await applier.finish();
+  const diffID = uncompressed.digest();
+  if (options.expectedDiffID && options.expectedDiffID !== diffID) {
+    throw new Error(`layer unpacked into ${targetDir} has diffID ${diffID} but ${options.expectedDiffID} was expected: the blob is corrupt or the manifest is wrong`);
+  }
+  return { diffID, size: uncompressed.bytes, digest: compressed.digest(), compressedSize: compressed.bytes, compression };
+}

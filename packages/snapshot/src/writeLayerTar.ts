@@ -1,0 +1,197 @@
+// Hand-written tar writer: tar-stream's pack cannot emit raw PAX records with binary values
+// (SCHILY.xattr.* such as security.capability), does not sort, and does not normalise headers,
+// all of which a reproducible OCI layer needs.
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+
+export type LayerEntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
+
+export interface LayerEntry {
+  /** Path inside the layer, '/'-separated, relative (no leading '/' or './'), no trailing '/'. */
+  path: string;
+  type: LayerEntryType;
+  /** Permission bits incl. setuid/setgid/sticky (the file-type bits are ignored). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Modification time in seconds since the epoch (fractions are dropped). */
+  mtime: number;
+  /** Regular files: the content, either bytes or a file to read (its size must be `size`). */
+  data?: Uint8Array;
+  sourcePath?: string;
+  size?: number;
+  /** Symlink target, or for 'hardlink' the layer path of the earlier entry it links to. */
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
+  xattrs?: ReadonlyMap<string, Uint8Array>;
+}
+
+export interface WriteLayerTarOptions {
+  /** Clamp every mtime to at most this (SOURCE_DATE_EPOCH, seconds). */
+  sourceDateEpoch?: number;
+}
+
+const BLOCK = 512;
+const USTAR_MAX_UIDGID = 0o777777; // 262143: above this the id goes into a PAX record
+const USTAR_MAX_SIZE = 0o77777777777; // 8 GiB - 1
+const TYPEFLAG: Record<LayerEntryType, string> = {
+  file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', dir: '5', fifo: '6',
+};
+
+/** Byte-wise comparison of UTF-8 paths: the order every reader and every run agrees on. */
+export function comparePathBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+export function normaliseLayerPath(path: string): string {
+  const parts = path.split('/').filter((p) => p.length > 0 && p !== '.');
+  if (parts.some((p) => p === '..')) throw new Error(`layer path "${path}" contains "..": use paths inside the layer root`);
+  return parts.join('/');
+}
+
+function writeString(block: Buffer, offset: number, length: number, value: Buffer): void {
+  value.copy(block, offset, 0, Math.min(length, value.length));
+}
+
+function writeOctal(block: Buffer, offset: number, length: number, value: number): void {
+  // length-1 octal digits followed by NUL, zero padded: the form Go and GNU tar both write.
+  const text = Math.max(0, Math.floor(value)).toString(8).padStart(length - 1, '0');
+  block.write(text.slice(-(length - 1)) + '\0', offset, length, 'latin1');
+}
+
+/** One PAX record: "<len> <key>=<value>\n" where len counts the whole record. */
+export function paxRecord(key: string, value: Uint8Array): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`, 'utf8'), value, Buffer.from('\n')]);
+  let len = body.length + 1;
+  while (String(len).length + body.length !== len) len = String(len).length + body.length;
+  return Buffer.concat([Buffer.from(String(len), 'latin1'), body]);
+}
+
+interface HeaderFields {
+  name: Buffer;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  typeflag: string;
+  linkname: Buffer;
+  devmajor?: number;
+  devminor?: number;
+}
+
+function encodeHeader(h: HeaderFields): Buffer {
+  const block = Buffer.alloc(BLOCK);
+  writeString(block, 0, 100, h.name);
+  writeOctal(block, 100, 8, h.mode);
+  writeOctal(block, 108, 8, h.uid);
+  writeOctal(block, 116, 8, h.gid);
+  writeOctal(block, 124, 12, h.size);
+  writeOctal(block, 136, 12, h.mtime);
+  block.fill(0x20, 148, 156); // checksum is computed with its own field as spaces
+  block.write(h.typeflag, 156, 1, 'latin1');
+  writeString(block, 157, 100, h.linkname);
+  block.write('ustar\x0000', 257, 8, 'latin1');
+  // uname/gname (265, 297) stay empty: ownership is numeric only.
+  if (h.devmajor !== undefined && h.devminor !== undefined) {
+    writeOctal(block, 329, 8, h.devmajor);
+    writeOctal(block, 337, 8, h.devminor);
+  }
+  let sum = 0;
+  for (const byte of block) sum += byte;
+  block.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'latin1');
+  return block;
+}
+
+function padding(size: number): Buffer {
+  const rest = size % BLOCK;
+  return rest === 0 ? Buffer.alloc(0) : Buffer.alloc(BLOCK - rest);
+}
+
+function headerBlocks(entry: LayerEntry, sourceDateEpoch: number | undefined): Buffer[] {
+  const isDir = entry.type === 'dir';
+  const name = Buffer.from(entry.path + (isDir ? '/' : ''), 'utf8');
+  const linkname = Buffer.from(entry.linkname ?? '', 'utf8');
+  const size = entry.type === 'file' ? entry.size ?? entry.data?.length ?? 0 : 0;
+  let mtime = Math.floor(entry.mtime);
+  if (sourceDateEpoch !== undefined && mtime > sourceDateEpoch) mtime = Math.floor(sourceDateEpoch);
+  const pax = new Map<string, Uint8Array>();
+  if (name.length > 100) pax.set('path', name);
+  if (linkname.length > 100) pax.set('linkpath', linkname);
+  if (entry.uid > USTAR_MAX_UIDGID) pax.set('uid', Buffer.from(String(entry.uid)));
+  if (entry.gid > USTAR_MAX_UIDGID) pax.set('gid', Buffer.from(String(entry.gid)));
+  if (size > USTAR_MAX_SIZE) pax.set('size', Buffer.from(String(size)));
+  if (mtime < 0 || mtime > USTAR_MAX_SIZE) pax.set('mtime', Buffer.from(String(mtime)));
+  for (const [key, value] of entry.xattrs ?? []) pax.set(`SCHILY.xattr.${key}`, value);
+  const isDevice = entry.type === 'char' || entry.type === 'block';
+  const fields: HeaderFields = {
+    name: name.length > 100 ? name.subarray(0, 100) : name,
+    mode: entry.mode & 0o7777,
+    uid: entry.uid > USTAR_MAX_UIDGID ? 0 : entry.uid,
+    gid: entry.gid > USTAR_MAX_UIDGID ? 0 : entry.gid,
+    size: size > USTAR_MAX_SIZE ? 0 : size,
+    mtime: mtime < 0 || mtime > USTAR_MAX_SIZE ? 0 : mtime,
+    typeflag: TYPEFLAG[entry.type],
+    linkname: linkname.length > 100 ? linkname.subarray(0, 100) : linkname,
+    ...(isDevice ? { devmajor: entry.devmajor ?? 0, devminor: entry.devminor ?? 0 } : {}),
+  };
+  const blocks: Buffer[] = [];
+  if (pax.size > 0) {
+    const keys = [...pax.keys()].sort(comparePathBytes);
+    const body = Buffer.concat(keys.map((k) => paxRecord(k, pax.get(k) as Uint8Array)));
+    const base = entry.path.split('/').pop() ?? '';
+    const dir = entry.path.includes('/') ? entry.path.slice(0, entry.path.lastIndexOf('/') + 1) : '';
+    // Same fixed name shape as Go's archive/tar so the bytes do not depend on a pid or clock.
+    const paxName = Buffer.from(`${dir}PaxHeaders.0/${base}`, 'utf8').subarray(0, 100);
+    blocks.push(encodeHeader({
+      name: paxName, mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: fields.mtime,
+      typeflag: 'x', linkname: Buffer.alloc(0),
+    }), body, padding(body.length));
+  }
+  blocks.push(encodeHeader(fields));
+  return blocks;
+}
+
+async function* fileContent(entry: LayerEntry): AsyncGenerator<Buffer> {
+  const size = entry.size ?? entry.data?.length ?? 0;
+  if (entry.data) {
+    if (entry.data.length !== size) throw new Error(`layer entry "${entry.path}": data is ${entry.data.length} bytes but size says ${size}`);
+    yield Buffer.from(entry.data.buffer, entry.data.byteOffset, entry.data.byteLength);
+  } else if (entry.sourcePath && size > 0) {
+    let written = 0;
+    for await (const chunk of createReadStream(entry.sourcePath, { end: size - 1, highWaterMark: 1 << 20 })) {
+      const buf = chunk as Buffer;
+      written += buf.length;
+      yield buf;
+    }
+    if (written !== size) {
+      throw new Error(`file ${entry.sourcePath} changed size while being archived (${written} of ${size} bytes): retry once it is stable`);
+    }
+  } else if (size > 0) {
+    throw new Error(`layer entry "${entry.path}" has size ${size} but no data or sourcePath`);
+  }
+  yield padding(size);
+}
+
+/**
+ * Streams a deterministic tar of `entries`: sorted by path bytes (parents before children),
+ * numeric owners, empty uname/gname, mtimes clamped to `sourceDateEpoch`, PAX records (sorted)
+ * for long names, binary xattrs, big ids and sizes, and two zero blocks at the end.
+ */
+export function writeLayerTar(entries: Iterable<LayerEntry>, options: WriteLayerTarOptions = {}): Readable {
+  const sorted = [...entries].map((e) => ({ ...e, path: normaliseLayerPath(e.path) }));
+  sorted.sort((a, b) => comparePathBytes(a.path, b.path));
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i].path === sorted[i - 1].path) throw new Error(`layer entry "${sorted[i].path}" appears twice: give each path once`);
+  }
+  async function* generate(): AsyncGenerator<Buffer> {
+    for (const entry of sorted) {
+      if (entry.path.length === 0) continue; // the layer root itself is never an entry
+      for (const block of headerBlocks(entry, options.sourceDateEpoch)) if (block.length > 0) yield block;
+      if (entry.type === 'file') yield* fileContent(entry);
+    }
+    yield Buffer.alloc(BLOCK * 2);
+  }
+  return Readable.from(generate(), { objectMode: false });
+}

@@ -1,0 +1,130 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { buffer } from 'node:stream/consumers';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { gzipSync } from 'node:zlib';
+import { chainID, chainIDs } from './chainID.js';
+import { compressionFromMediaType, sniffCompression, peekBytes } from './compression.js';
+import { createTarExtract, RAW_PAX, type TarHeader } from './paxExtract.js';
+import { comparePathBytes, paxRecord, writeLayerTar, type LayerEntry } from './writeLayerTar.js';
+
+async function readTar(tar: Buffer): Promise<{ header: TarHeader; data: Buffer }[]> {
+  const out: { header: TarHeader; data: Buffer }[] = [];
+  const extract = createTarExtract((header, body, next) => {
+    buffer(body).then((data) => { out.push({ header, data }); next(); }, next);
+  });
+  await pipeline(Readable.from([tar]), extract);
+  return out;
+}
+
+const base = { mode: 0o644, uid: 0, gid: 0, mtime: 1_700_000_000 };
+
+describe('writeLayerTar', () => {
+  it('sorts entries by path bytes with parents first and ends with two zero blocks', async () => {
+    const entries: LayerEntry[] = [
+      { ...base, path: 'b/z', type: 'file', data: Buffer.from('z') },
+      { ...base, path: 'a-b', type: 'file', data: Buffer.from('') },
+      { ...base, path: 'b', type: 'dir', mode: 0o755 },
+      { ...base, path: 'a', type: 'dir', mode: 0o755 },
+      { ...base, path: 'a/x', type: 'symlink', linkname: '../b/z' },
+    ];
+    const tar = await buffer(writeLayerTar(entries));
+    assert.equal(tar.length % 512, 0);
+    assert.ok(tar.subarray(tar.length - 1024).every((b) => b === 0));
+    const read = await readTar(tar);
+    assert.deepEqual(read.map((e) => e.header.name), ['a/', 'a-b', 'a/x', 'b/', 'b/z']);
+    assert.equal(read[2].header.linkname, '../b/z');
+    assert.equal(read[4].data.toString(), 'z');
+    assert.equal(read[3].header.mode, 0o755);
+    // ustar magic and empty owner names
+    assert.equal(tar.subarray(257, 265).toString('latin1'), 'ustar\x0000');
+    assert.ok(tar.subarray(265, 329).every((b) => b === 0));
+  });
+
+  it('is byte-identical for the same input in any order, and clamps mtimes to SOURCE_DATE_EPOCH', async () => {
+    const entries: LayerEntry[] = [
+      { ...base, path: 'x', type: 'file', data: Buffer.from('hello') },
+      { ...base, path: 'd', type: 'dir', mode: 0o755, mtime: 5 },
+    ];
+    const one = await buffer(writeLayerTar(entries));
+    const two = await buffer(writeLayerTar([...entries].reverse()));
+    assert.deepEqual(one, two);
+    const clamped = await readTar(await buffer(writeLayerTar(entries, { sourceDateEpoch: 1000 })));
+    assert.equal(clamped.find((e) => e.header.name === 'x')?.header.mtime?.getTime(), 1000_000);
+    assert.equal(clamped.find((e) => e.header.name === 'd/')?.header.mtime?.getTime(), 5000, 'older mtimes are kept');
+  });
+
+  it('writes PAX records for long names, big ids and binary xattrs', async () => {
+    const long = `${'d'.repeat(80)}/${'f'.repeat(90)}`;
+    const binary = Buffer.from([0x00, 0xff, 0x0a, 0x3d, 0x80]);
+    const tar = await buffer(writeLayerTar([
+      { ...base, path: long, type: 'file', data: Buffer.from('x'), uid: 300000, gid: 5000000, xattrs: new Map([['security.capability', binary]]) },
+    ]));
+    const [entry] = await readTar(tar);
+    assert.equal(entry.header.name, long);
+    assert.equal(entry.header.pax?.uid, '300000');
+    assert.equal(entry.header.pax?.gid, '5000000');
+    assert.deepEqual(entry.header.pax?.[RAW_PAX]?.get('SCHILY.xattr.security.capability'), binary);
+    assert.match(tar.subarray(0, 100).toString('latin1'), /^d+\/PaxHeaders\.0\/f+/);
+  });
+
+  it('emits device numbers only for devices and rejects duplicate or escaping paths', async () => {
+    const tar = await buffer(writeLayerTar([
+      { ...base, path: 'null', type: 'char', devmajor: 1, devminor: 3 },
+      { ...base, path: 'f', type: 'file', data: Buffer.alloc(0) },
+    ]));
+    const [f, dev] = await readTar(tar);
+    assert.equal(dev.header.type, 'character-device');
+    assert.equal(dev.header.devmajor, 1);
+    assert.equal(dev.header.devminor, 3);
+    assert.equal(f.header.name, 'f');
+    assert.ok(tar.subarray(329, 345).every((b) => b === 0), 'no device numbers on a regular file');
+    assert.throws(() => writeLayerTar([{ ...base, path: 'a', type: 'dir' }, { ...base, path: './a/', type: 'dir' }]), /appears twice/);
+    assert.throws(() => writeLayerTar([{ ...base, path: 'a/../../etc', type: 'dir' }]), /contains ".."/);
+  });
+
+  it('computes PAX record lengths that include their own digits', () => {
+    for (const size of [1, 90, 95, 996, 9990]) {
+      const record = paxRecord('path', Buffer.alloc(size, 0x61));
+      const len = Number(record.subarray(0, record.indexOf(0x20)).toString());
+      assert.equal(len, record.length);
+      assert.equal(record[record.length - 1], 0x0a);
+    }
+  });
+
+  it('orders paths by bytes, not by locale', () => {
+    assert.ok(comparePathBytes('a/b', 'a-b') > 0);
+    assert.ok(comparePathBytes('Z', 'a') < 0);
+    assert.ok(comparePathBytes('é', 'z') > 0);
+  });
+});
+
+describe('chainID', () => {
+  it('follows the OCI definition', () => {
+    const a = `sha256:${'a'.repeat(64)}`;
+    const b = `sha256:${'b'.repeat(64)}`;
+    const expected = `sha256:${createHash('sha256').update(`${a} ${b}`).digest('hex')}`;
+    assert.deepEqual(chainIDs([a, b]), [a, expected]);
+    assert.equal(chainID([a]), a);
+    assert.throws(() => chainIDs(['nope']), /not a sha256/);
+  });
+});
+
+describe('compression detection', () => {
+  it('reads media types and sniffs magic bytes without consuming them', async () => {
+    assert.equal(compressionFromMediaType('application/vnd.oci.image.layer.v1.tar+gzip'), 'gzip');
+    assert.equal(compressionFromMediaType('application/vnd.docker.image.rootfs.diff.tar.gzip'), 'gzip');
+    assert.equal(compressionFromMediaType('application/vnd.oci.image.layer.v1.tar+zstd'), 'zstd');
+    assert.equal(compressionFromMediaType('application/vnd.oci.image.layer.v1.tar'), 'none');
+    assert.equal(compressionFromMediaType('application/octet-stream'), undefined);
+    assert.equal(sniffCompression(Buffer.from([0x28, 0xb5, 0x2f, 0xfd])), 'zstd');
+    assert.equal(sniffCompression(Buffer.from('ustar')), 'none');
+    const gz = gzipSync(Buffer.from('payload'));
+    const stream = Readable.from([gz.subarray(0, 1), gz.subarray(1)]);
+    const head = await peekBytes(stream, 4);
+    assert.equal(sniffCompression(head), 'gzip');
+    assert.deepEqual(await buffer(stream), gz);
+  });
+});
