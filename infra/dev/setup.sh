@@ -57,8 +57,9 @@ for arch in amd64 arm64; do
   fi
 done
 
-# binfmt_misc with the F (fix-binary) flag so emulated binaries work inside containers
-# whose rootfs has no qemu binary of its own.
+# binfmt_misc with the F (fix-binary) flag so emulated binaries work inside containers whose
+# rootfs has no qemu binary of its own, and P (preserve argv[0]) so multi-call binaries such as
+# busybox, which re-exec themselves through /proc/self/exe, still see their applet name.
 if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
   mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null \
     || say "warning: cannot mount binfmt_misc; emulated platforms will be unavailable"
@@ -66,8 +67,8 @@ fi
 if [ -e /proc/sys/fs/binfmt_misc/register ]; then
   if [ "$host_arch" = amd64 ]; then qemu_name=qemu-aarch64; else qemu_name=qemu-x86_64; fi
   entry=/proc/sys/fs/binfmt_misc/$qemu_name
-  if [ -e "$entry" ] && ! grep -q '^flags: .*F' "$entry"; then
-    say "re-registering $qemu_name with the F flag"
+  if [ -e "$entry" ] && ! grep -qE '^flags: [A-Z]*P' "$entry" || { [ -e "$entry" ] && ! grep -qE '^flags: [A-Z]*F' "$entry"; }; then
+    say "re-registering $qemu_name with the P and F flags"
     echo -1 > "$entry"
   fi
   if [ ! -e "$entry" ]; then
@@ -78,10 +79,10 @@ if [ -e /proc/sys/fs/binfmt_misc/register ]; then
       magic='\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00'
       mask='\xff\xff\xff\xff\xff\xfe\xfe\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
     fi
-    say "registering binfmt handler $qemu_name (flags OCF)"
-    printf ':%s:M::%s:%s:/usr/bin/%s-static:OCF' "$qemu_name" "$magic" "$mask" "$qemu_name" > /proc/sys/fs/binfmt_misc/register
+    say "registering binfmt handler $qemu_name (flags POCF)"
+    printf ':%s:M::%s:%s:/usr/bin/%s-static:POCF' "$qemu_name" "$magic" "$mask" "$qemu_name" > /proc/sys/fs/binfmt_misc/register
   else
-    say "binfmt handler $qemu_name already registered with F"
+    say "binfmt handler $qemu_name already registered with P and F"
   fi
 fi
 

@@ -3,6 +3,12 @@ import { Command, InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
 import { buildLocal } from '@buildyard/solver';
 import { detectPlatforms } from '@buildyard/executor';
+import { hostname } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { loadConfig } from '@buildyard/config';
+import { FleetWorker } from '@buildyard/fleet';
+
+const version = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string;
 
 const program = new Command('buildyard-worker')
   .description('Buildyard worker: runs build stages in runc containers')
@@ -63,6 +69,36 @@ program.command('run-local')
     });
     console.error(`built ${result.images.map((i) => i.platform).join(', ')} in ${((Date.now() - started) / 1000).toFixed(1)}s`);
     console.log(result.digest);
+  });
+
+program.command('serve', { isDefault: true })
+  .description('join the fleet: take stage jobs for this machine\'s platforms from Redis (config from BUILDYARD_* env or BUILDYARD_CONFIG)')
+  .action(async () => {
+    const config = loadConfig();
+    const worker = new FleetWorker({
+      id: config.worker.id || `${hostname()}-${process.pid}`,
+      redisUrl: config.redis.url,
+      stateDir: config.stateDir,
+      sharedDir: config.sharedDir || `${config.stateDir}/shared`,
+      secretsKey: config.auth.secretsKey,
+      capacity: config.worker.capacity,
+      platforms: config.worker.platforms,
+      compression: config.worker.compression,
+      insecureRegistries: config.registry.insecure,
+      stepTimeoutMs: config.limits.stepTimeoutMs,
+      maxLogBytesPerStep: config.limits.maxLogBytesPerStep,
+      heartbeatMs: config.heartbeat.intervalMs,
+      heartbeatTtlMs: config.heartbeat.timeoutMs,
+      lockDurationMs: Math.max(config.heartbeat.timeoutMs, 3_000),
+      stalledIntervalMs: Math.max(Math.floor(config.heartbeat.timeoutMs / 2), 1_000),
+      version,
+      onError: (err) => console.error(JSON.stringify({ msg: 'worker error', error: err.message })),
+    });
+    await worker.start();
+    console.log(JSON.stringify({ msg: 'buildyard-worker ready', native: worker.platforms.native, emulated: worker.platforms.emulated }));
+    const stop = async () => { await worker.close(); process.exit(0); };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
   });
 
 program.parseAsync().catch((err: Error) => {

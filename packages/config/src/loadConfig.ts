@@ -10,7 +10,7 @@ export interface BuildyardConfig {
   blobStore: { type: 'fs' | 'registry'; repository: string };
   registry: { insecure: string[] };
   frontend: { listen: string; healthListen: string; tlsCert: string; tlsKey: string; tlsClientCa: string };
-  auth: { tokensFile: string; tokens: string[] };
+  auth: { tokensFile: string; tokens: string[]; secretsKey: string };
   limits: { maxContextBytes: number; maxContextFiles: number; tenantConcurrency: number; stepTimeoutMs: number; maxLogBytesPerStep: number };
   worker: { id: string; capacity: number; platforms: string[]; compression: 'gzip' | 'zstd'; keepStorageBytes: number };
   heartbeat: { intervalMs: number; timeoutMs: number };

@@ -54,6 +54,8 @@ export interface SolveStageRequest {
   signal?: AbortSignal;
   /** Distinguishes cache mounts of different tenants. */
   tenant?: string;
+  /** The build's --network, used by RUN steps that do not set their own. */
+  network?: 'none' | 'host';
 }
 
 const noEvents: SolverEvents = { vertex: () => {}, log: () => {} };
@@ -121,9 +123,11 @@ export class StageSolver {
     events.vertex({ digest: vertex.digest, name: vertex.name, state: 'started' });
     try {
       const layer = await this.runVertex(vertex, stage, layers, req, events);
+      // First writer wins in the index, so concurrent builds converge on one layer; a forced
+      // re-run (--no-cache) still uses what it just built.
       const stored = await this.opts.cache.put({ key: vertex.cacheKey, layer, description: vertex.name, platform: stage.platform });
       events.vertex({ digest: vertex.digest, name: vertex.name, state: 'completed', durationMs: Date.now() - started });
-      return stored.layer;
+      return req.noCache ? layer : stored.layer;
     } catch (err) {
       events.vertex({ digest: vertex.digest, name: vertex.name, state: 'error', durationMs: Date.now() - started, error: (err as Error).message });
       throw err;
@@ -188,7 +192,7 @@ export class StageSolver {
           env: [...vertex.env, ...env],
           cwd: vertex.cwd || '/',
           user: vertex.user,
-          network: vertex.network === 'host' ? 'host' : 'none',
+          network: vertex.network === 'default' ? (req.network ?? 'none') : vertex.network === 'host' ? 'host' : 'none',
           platform: stage.platform,
           timeoutMs: this.opts.stepTimeoutMs,
         },

@@ -1,0 +1,66 @@
+// buildyardd: wiring of @buildyard/control (the gRPC frontend) and the scheduler it hosts.
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { Redis } from 'ioredis';
+import { ServerCredentials } from '@grpc/grpc-js';
+import { loadConfig, loadTokens } from '@buildyard/config';
+import { Frontend } from '@buildyard/control';
+import { formatPlatform, hostPlatform } from '@buildyard/oci';
+import { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
+
+const version = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string;
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const tokens = loadTokens(config);
+  if (tokens.size === 0) throw new Error('no tokens configured: set BUILDYARD_TOKENS=tenant:token or auth.tokensFile, every call needs one');
+  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: null });
+  const scheduler = new Scheduler(config.redis.url, { tenantLimit: config.limits.tenantConcurrency, heartbeatTtlMs: config.heartbeat.timeoutMs });
+  const workers = new WorkerRegistry(config.redis.url, { heartbeatTtlMs: config.heartbeat.timeoutMs });
+  const frontend = new Frontend({
+    redis, scheduler, workers, tokens, version,
+    sharedDir: config.sharedDir || `${config.stateDir}/shared`,
+    secretsKey: config.auth.secretsKey,
+    insecureRegistries: config.registry.insecure,
+    buildPlatform: formatPlatform(hostPlatform()),
+    maxContextBytes: config.limits.maxContextBytes,
+    maxContextFiles: config.limits.maxContextFiles,
+    maxLogBytesPerStep: config.limits.maxLogBytesPerStep,
+  });
+  const credentials = config.frontend.tlsCert
+    ? ServerCredentials.createSsl(
+        config.frontend.tlsClientCa ? readFileSync(config.frontend.tlsClientCa) : null,
+        [{ cert_chain: readFileSync(config.frontend.tlsCert), private_key: readFileSync(config.frontend.tlsKey) }],
+        Boolean(config.frontend.tlsClientCa))
+    : ServerCredentials.createInsecure();
+  const port = await frontend.listen(config.frontend.listen, credentials);
+  const host = config.frontend.listen.replace(/:\d+$/, '');
+  console.log(JSON.stringify({ msg: 'buildyardd listening', frontend: `${config.frontend.tlsCert ? 'tls' : 'tcp'}://${host}:${port}`, version }));
+
+  if (config.frontend.healthListen) {
+    const [healthHost, healthPort] = [config.frontend.healthListen.replace(/:\d+$/, ''), Number(config.frontend.healthListen.split(':').pop())];
+    createServer(async (req, res) => {
+      if (req.url === '/healthz') { res.writeHead(200).end('ok\n'); return; }
+      if (req.url === '/readyz') {
+        const ok = await redis.ping().then(() => true, () => false);
+        res.writeHead(ok ? 200 : 503).end(ok ? 'ready\n' : 'redis unreachable\n');
+        return;
+      }
+      res.writeHead(404).end();
+    }).listen(healthPort, healthHost);
+  }
+
+  const shutdown = async () => {
+    await frontend.close();
+    await scheduler.close();
+    redis.disconnect();
+    process.exit(0);
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+}
+
+main().catch((err: Error) => {
+  console.error(`buildyardd: ${err.message}`);
+  process.exit(1);
+});

@@ -1,0 +1,51 @@
+// The entry model shared by the client walker, the sync protocol and the server store. Field
+// names match the proto's ContextEntry so entries go on the wire without conversion.
+
+export interface ContextEntry {
+  /** Slash-separated, relative to the context root, no "..", no leading "/". */
+  path: string;
+  /** Unix mode including the file type bits (S_IFREG, S_IFDIR or S_IFLNK only). */
+  mode: number;
+  /** Content size for regular files, 0 otherwise. */
+  size: number;
+  /** `sha256:<hex>` of the content for regular files, "" otherwise. */
+  digest: string;
+  /** Target of a symlink, "" otherwise. */
+  linkTarget: string;
+}
+
+export const S_IFMT = 0o170000;
+export const S_IFREG = 0o100000;
+export const S_IFDIR = 0o040000;
+export const S_IFLNK = 0o120000;
+
+export function isRegular(e: Pick<ContextEntry, 'mode'>): boolean {
+  return (e.mode & S_IFMT) === S_IFREG;
+}
+export function isDirectory(e: Pick<ContextEntry, 'mode'>): boolean {
+  return (e.mode & S_IFMT) === S_IFDIR;
+}
+export function isSymlink(e: Pick<ContextEntry, 'mode'>): boolean {
+  return (e.mode & S_IFMT) === S_IFLNK;
+}
+
+/**
+ * Orders paths the way a depth-first walk emits them: component by component, so `a/b` sorts
+ * right after `a` and before `a-b` (same as BuildKit's fsutil).
+ */
+export function comparePaths(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a.replaceAll('/', '\0')), Buffer.from(b.replaceAll('/', '\0')));
+}
+
+export function sortEntries<T extends { path: string }>(entries: T[]): T[] {
+  const keyed = entries.map((e) => ({ e, k: Buffer.from(e.path.replaceAll('/', '\0')) }));
+  keyed.sort((x, y) => Buffer.compare(x.k, y.k));
+  return keyed.map((x) => x.e);
+}
+
+/** The canonical manifest bytes: a JSON array with fixed key order; its digest is the context id. */
+export function encodeManifest(sorted: readonly ContextEntry[]): Buffer {
+  const parts = sorted.map((e) =>
+    JSON.stringify({ path: e.path, mode: e.mode, size: e.size, digest: e.digest, linkTarget: e.linkTarget }));
+  return Buffer.from(`[${parts.join(',')}]`);
+}

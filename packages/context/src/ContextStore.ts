@@ -1,0 +1,79 @@
+import { mkdir, writeFile, access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FsContentStore, sha256Digest } from '@buildyard/oci';
+import { ContextError } from './ContextError.js';
+import { encodeManifest, isRegular, type ContextEntry } from './ContextEntry.js';
+
+export interface ContextStoreOptions {
+  /** Directory holding the content store (file contents and manifests) and tenant grants. */
+  root: string;
+  /** Largest total size of regular files in one context. */
+  maxContextBytes?: number;
+  /** Largest number of entries in one context. */
+  maxFiles?: number;
+}
+
+/**
+ * Build contexts on the server. File contents and manifests share one content-addressed
+ * store, so identical files across builds and tenants are stored once; a per-tenant grant
+ * records which tenant uploaded which context id.
+ */
+export class ContextStore {
+  readonly content: FsContentStore;
+  readonly root: string;
+  readonly maxContextBytes: number;
+  readonly maxFiles: number;
+
+  constructor(opts: ContextStoreOptions) {
+    this.root = opts.root;
+    this.content = new FsContentStore(join(opts.root, 'content'));
+    this.maxContextBytes = opts.maxContextBytes ?? 10 * 1024 ** 3;
+    this.maxFiles = opts.maxFiles ?? 1_000_000;
+  }
+
+  /** Stores the manifest of a fully uploaded context and returns its id (the manifest digest). */
+  async putManifest(sorted: readonly ContextEntry[], tenant: string): Promise<string> {
+    const bytes = encodeManifest(sorted);
+    const digest = sha256Digest(bytes);
+    await this.content.put(bytes, digest);
+    const dir = join(this.root, 'tenants', tenantDirName(tenant));
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, digest.slice('sha256:'.length)), '');
+    return digest;
+  }
+
+  /** True when `tenant` has uploaded `contextId` (so it may build from it). */
+  async tenantHas(tenant: string, contextId: string): Promise<boolean> {
+    if (!/^sha256:[a-f0-9]{64}$/.test(contextId)) return false;
+    try {
+      await access(join(this.root, 'tenants', tenantDirName(tenant), contextId.slice('sha256:'.length)));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** Reads the sorted entry list of a context. */
+export async function readManifest(store: ContextStore, contextId: string): Promise<ContextEntry[]> {
+  if (!/^sha256:[a-f0-9]{64}$/.test(contextId)) {
+    throw new ContextError(`invalid context id "${contextId}": expected sha256:<64 hex chars> as returned by the context sync`);
+  }
+  if (!(await store.content.has(contextId))) {
+    throw new ContextError(`context ${contextId} not found in ${store.root}; upload the context again`);
+  }
+  const parsed: unknown = JSON.parse((await store.content.readBytes(contextId)).toString('utf8'));
+  if (!Array.isArray(parsed)) throw new ContextError(`context ${contextId} is not a context manifest`);
+  return parsed as ContextEntry[];
+}
+
+/** Sum of regular file sizes in a manifest. */
+export function contextBytes(entries: readonly ContextEntry[]): number {
+  return entries.reduce((n, e) => n + (isRegular(e) ? e.size : 0), 0);
+}
+
+// Tenant names become directory names: keep them readable but never path-like.
+function tenantDirName(tenant: string): string {
+  const safe = tenant.replace(/[^A-Za-z0-9._-]/g, '_');
+  return safe === '' || safe === '.' || safe === '..' ? `_${Buffer.from(tenant).toString('hex')}` : safe;
+}

@@ -1,0 +1,65 @@
+// Remembers file digests by (size, mtime, ctime, inode) so a rebuild does not rehash unchanged
+// files. One small JSON file per context directory in the client's cache dir.
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+interface CachedStat {
+  size: number;
+  mtimeNs: string;
+  ctimeNs: string;
+  ino: string;
+}
+
+type Row = [size: number, mtimeNs: string, ctimeNs: string, ino: string, digest: string];
+
+/** Where the client keeps per-context hash caches unless told otherwise. */
+export function defaultContextCacheDir(): string {
+  const base = process.env.BUILDYARD_CACHE_DIR ?? process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache');
+  return join(base, 'buildyard', 'context-hashes');
+}
+
+export class HashCache {
+  private rows = new Map<string, Row>();
+  private readonly next = new Map<string, Row>();
+  private dirty = false;
+
+  private constructor(private readonly file: string | undefined) {}
+
+  /** Loads the cache for `contextDir`; `cacheDir === false` gives a cache that never hits. */
+  static async open(cacheDir: string | false, contextDir: string): Promise<HashCache> {
+    if (cacheDir === false) return new HashCache(undefined);
+    const key = createHash('sha256').update(contextDir).digest('hex').slice(0, 32);
+    const cache = new HashCache(join(cacheDir, `${key}.json`));
+    try {
+      const parsed: unknown = JSON.parse(await readFile(cache.file!, 'utf8'));
+      if (parsed && typeof parsed === 'object') cache.rows = new Map(Object.entries(parsed as Record<string, Row>));
+    } catch {
+      // Missing or corrupt: start empty, the cache is only an optimisation.
+    }
+    return cache;
+  }
+
+  get(path: string, st: CachedStat): string | undefined {
+    const row = this.rows.get(path);
+    if (!row || row[0] !== st.size || row[1] !== st.mtimeNs || row[2] !== st.ctimeNs || row[3] !== st.ino) return undefined;
+    this.next.set(path, row);
+    return row[4];
+  }
+
+  set(path: string, st: CachedStat, digest: string): void {
+    this.next.set(path, [st.size, st.mtimeNs, st.ctimeNs, st.ino, digest]);
+    this.dirty = true;
+  }
+
+  /** Writes only the entries seen in this walk, so deleted files drop out. */
+  async save(): Promise<void> {
+    if (!this.file || (!this.dirty && this.next.size === this.rows.size)) return;
+    const dir = join(this.file, '..');
+    await mkdir(dir, { recursive: true });
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    await writeFile(tmp, JSON.stringify(Object.fromEntries(this.next)));
+    await rename(tmp, this.file);
+  }
+}

@@ -1,0 +1,116 @@
+// A sorted lstat walker rather than fdir: .dockerignore needs pruning decisions per directory
+// (and descending into excluded directories when a `!` exception may re-include something).
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { compileDockerignore } from '@buildyard/dockerfile';
+import { ContextError } from './ContextError.js';
+import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, sortEntries, type ContextEntry } from './ContextEntry.js';
+import { HashCache, defaultContextCacheDir } from './HashCache.js';
+import { describeFileType, validateEntrySet } from './validateEntries.js';
+
+export interface WalkOptions {
+  /** .dockerignore patterns (as parsed by parseDockerignore). */
+  dockerignore?: readonly string[];
+  /** Directory for the digest cache; `false` disables it. Defaults to ~/.cache/buildyard/context-hashes. */
+  cacheDir?: string | false;
+  /** How many files are hashed at once. */
+  concurrency?: number;
+}
+
+const SMALL_FILE = 1 << 20;
+
+/** Lists the context under `dir` as sorted entries with sha256 content digests. */
+export async function walkContext(dir: string, opts: WalkOptions = {}): Promise<ContextEntry[]> {
+  const root = resolve(dir);
+  const rootStat = await lstat(root).catch((err: NodeJS.ErrnoException) => {
+    throw new ContextError(`context directory ${root} cannot be read (${err.code ?? err.message}); check the path`);
+  });
+  if (!rootStat.isDirectory()) throw new ContextError(`context ${root} is not a directory; pass a directory as the build context`);
+  const matcher = compileDockerignore(opts.dockerignore ?? []);
+  const entries: ContextEntry[] = [];
+  const toHash: { entry: ContextEntry; abs: string; st: { size: number; mtimeNs: string; ctimeNs: string; ino: string } }[] = [];
+
+  // Returns whether anything below `rel` was emitted (so an excluded dir is kept as a parent).
+  const walkDir = async (abs: string, rel: string): Promise<boolean> => {
+    let names: string[];
+    try {
+      names = (await readdir(abs)).sort();
+    } catch (err) {
+      throw new ContextError(`cannot read ${abs} (${(err as NodeJS.ErrnoException).code ?? String(err)}); fix its permissions or add it to .dockerignore`);
+    }
+    let emitted = false;
+    // lstat a directory's children together; entries are still emitted in sorted order.
+    const stats = await Promise.all(names.map((name) => lstat(`${abs}/${name}`, { bigint: true })));
+    for (const [i, name] of names.entries()) {
+      const childRel = rel === '' ? name : `${rel}/${name}`;
+      const childAbs = `${abs}/${name}`;
+      const st = stats[i];
+      const excluded = matcher.excludes(childRel);
+      const mode = Number(st.mode);
+      const type = mode & S_IFMT;
+      if (excluded) {
+        if (type === S_IFDIR && matcher.mayMatchInside(childRel)) {
+          const dirEntry: ContextEntry = { path: childRel, mode, size: 0, digest: '', linkTarget: '' };
+          const at = entries.push(dirEntry) - 1;
+          if (await walkDir(childAbs, childRel)) emitted = true;
+          else entries.splice(at, 1);
+        }
+        continue;
+      }
+      emitted = true;
+      if (type === S_IFDIR) {
+        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: '' });
+        await walkDir(childAbs, childRel);
+      } else if (type === S_IFREG) {
+        const entry: ContextEntry = { path: childRel, mode, size: Number(st.size), digest: '', linkTarget: '' };
+        entries.push(entry);
+        toHash.push({ entry, abs: childAbs, st: { size: Number(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs), ino: String(st.ino) } });
+      } else if (type === S_IFLNK) {
+        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: await readlink(childAbs) });
+      } else {
+        throw new ContextError(`${childAbs} is a ${describeFileType(mode)}; a build context can only hold files, directories and symlinks — remove it or add it to .dockerignore`);
+      }
+    }
+    return emitted;
+  };
+  await walkDir(root, '');
+
+  const cache = await HashCache.open(opts.cacheDir ?? defaultContextCacheDir(), root);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < toHash.length) {
+      const job = toHash[next++];
+      const hit = cache.get(job.entry.path, job.st);
+      if (hit) {
+        job.entry.digest = hit;
+        continue;
+      }
+      job.entry.digest = await hashFile(job.abs, job.st.size);
+      cache.set(job.entry.path, job.st, job.entry.digest);
+    }
+  };
+  await Promise.all(Array.from({ length: opts.concurrency ?? 8 }, worker));
+  await cache.save();
+
+  const sorted = sortEntries(entries);
+  try {
+    validateEntrySet(sorted);
+  } catch (err) {
+    if (err instanceof ContextError) throw new ContextError(`${err.message} (context ${root})`);
+    throw err;
+  }
+  return sorted;
+}
+
+/** Streaming sha256 of a file; small files are read in one go. */
+export async function hashFile(path: string, size?: number): Promise<string> {
+  const h = createHash('sha256');
+  if (size !== undefined && size <= SMALL_FILE) {
+    h.update(await readFile(path));
+  } else {
+    for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024 })) h.update(chunk as Buffer);
+  }
+  return `sha256:${h.digest('hex')}`;
+}

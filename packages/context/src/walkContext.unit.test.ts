@@ -1,0 +1,84 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { walkContext } from './walkContext.js';
+import { symlinkEscapes, validateEntrySet } from './validateEntries.js';
+import { sortEntries } from './ContextEntry.js';
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'buildyard-walk-'));
+  try {
+    await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const sha = (s: string) => 'sha256:' + createHash('sha256').update(s).digest('hex');
+
+test('walkContext lists sorted entries with sha256 digests, modes and link targets', () => withDir(async (dir) => {
+  const ctx = join(dir, 'ctx');
+  await mkdir(join(ctx, 'a'), { recursive: true });
+  await writeFile(join(ctx, 'a-b'), 'dash');
+  await writeFile(join(ctx, 'a/z'), 'zed');
+  await symlink('a/z', join(ctx, 'link'));
+  const entries = await walkContext(ctx, { cacheDir: false });
+  assert.deepEqual(entries.map((e) => e.path), ['a', 'a/z', 'a-b', 'link']);
+  assert.equal(entries[1].digest, sha('zed'));
+  assert.equal(entries[1].size, 3);
+  assert.equal(entries[0].mode & 0o170000, 0o040000);
+  assert.equal(entries[3].linkTarget, 'a/z');
+  assert.equal(entries[3].digest, '');
+}));
+
+test('the digest cache is used for unchanged files and ignored for changed ones', () => withDir(async (dir) => {
+  const ctx = join(dir, 'ctx');
+  const cacheDir = join(dir, 'cache');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'f'), 'one');
+  assert.equal((await walkContext(ctx, { cacheDir }))[0].digest, sha('one'));
+  // Plant a fake digest: if the walk returns it, the file was not rehashed.
+  const [cacheFile] = await readdir(cacheDir);
+  const rows = JSON.parse(await readFile(join(cacheDir, cacheFile), 'utf8')) as Record<string, unknown[]>;
+  rows.f[4] = sha('planted');
+  await writeFile(join(cacheDir, cacheFile), JSON.stringify(rows));
+  assert.equal((await walkContext(ctx, { cacheDir }))[0].digest, sha('planted'));
+  await writeFile(join(ctx, 'f'), 'two');
+  assert.equal((await walkContext(ctx, { cacheDir }))[0].digest, sha('two'));
+}));
+
+test('a ! exception deep below an excluded directory is reached; excluded dirs without exceptions are pruned', () => withDir(async (dir) => {
+  for (const p of ['vendor/a/b/keep.me', 'vendor/a/b/drop', 'vendor/c/drop', 'src/x.ts']) {
+    await mkdir(join(dir, p, '..'), { recursive: true });
+    await writeFile(join(dir, p), p);
+  }
+  const entries = await walkContext(dir, { cacheDir: false, dockerignore: ['vendor', '!vendor/a/b/keep.me'] });
+  assert.deepEqual(entries.map((e) => e.path), ['src', 'src/x.ts', 'vendor', 'vendor/a', 'vendor/a/b', 'vendor/a/b/keep.me']);
+  assert.deepEqual((await walkContext(dir, { cacheDir: false, dockerignore: ['vendor', 'src/*.ts'] })).map((e) => e.path), ['src']);
+}));
+
+test('symlinkEscapes follows chains through other symlinks', () => {
+  const link = (linkTarget: string) => ({ mode: 0o120777, linkTarget });
+  const m = new Map([['d', link('.')], ['sub/up', link('..')], ['loop1', link('loop2')], ['loop2', link('loop1')]]);
+  assert.equal(symlinkEscapes('x', 'a/b/../c', m), false);
+  assert.equal(symlinkEscapes('sub/x', '../y', m), false);
+  assert.equal(symlinkEscapes('sub/x', '../../y', m), true);
+  assert.equal(symlinkEscapes('x', '/etc', m), true);
+  assert.equal(symlinkEscapes('e', 'd/..', m), true);
+  assert.equal(symlinkEscapes('sub/e', 'up/x', m), false);
+  assert.equal(symlinkEscapes('sub/e', 'up/../x', m), true);
+  assert.equal(symlinkEscapes('x', 'loop1', m), true);
+  assert.doesNotThrow(() => validateEntrySet(sortEntries([{ path: 'a', mode: 0o120777, size: 0, digest: '', linkTarget: 'b/c' }])));
+});
+
+test('readDockerignore parses the context .dockerignore, or gives [] without one', () => withDir(async (dir) => {
+  const { readDockerignore } = await import('./readDockerignore.js');
+  assert.deepEqual(await readDockerignore(dir), []);
+  await writeFile(join(dir, '.dockerignore'), '# comment\nnode_modules\n!node_modules/keep\n');
+  const patterns = await readDockerignore(dir);
+  assert.ok(patterns.includes('node_modules'));
+  assert.ok(patterns.includes('!node_modules/keep'));
+}));

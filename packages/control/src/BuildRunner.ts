@@ -1,0 +1,158 @@
+import type { Redis } from 'ioredis';
+import { parse, planBuild, DockerfileError } from '@buildyard/dockerfile';
+import type { BuildPlan, ImageConfigFile } from '@buildyard/graph';
+import { RegistryClient, type Credentials, type FsContentStore } from '@buildyard/oci';
+import { ProgressWriter } from '@buildyard/progress';
+import type { Scheduler } from '@buildyard/scheduler';
+import { assembleImage, assembleIndex, storeImageDocuments, type AssembledImage, type StageResult } from '@buildyard/solver';
+import type { SolveRequest } from '@buildyard/proto';
+import type { ContextStore } from '@buildyard/context';
+import { readManifest } from '@buildyard/context';
+import type { BuildRecords } from './BuildRecords.js';
+import type { BuildSecrets } from './BuildSecrets.js';
+import { pushImage, parseOutputs, type ParsedOutput } from './exportImage.js';
+
+/** What a worker receives for one stage (the scheduler's opaque payload). */
+export interface StagePayload {
+  stage: BuildPlan['platforms'][number]['stages'][number];
+  contextId: string;
+  noCache: boolean;
+  network: string;
+}
+
+export interface BuildRunnerDeps {
+  redis: Redis;
+  scheduler: Scheduler;
+  records: BuildRecords;
+  secrets: BuildSecrets;
+  contexts: ContextStore;
+  blobs: FsContentStore;
+  insecureRegistries: string[];
+  buildPlatform: string;
+  maxLogBytesPerStep: number;
+}
+
+export interface FinishedImages {
+  images: AssembledImage[];
+  index?: ReturnType<typeof assembleIndex>;
+  digest: string;
+}
+
+export class BuildFailure extends Error {
+  constructor(message: string, readonly details: { file?: string; line?: number; code?: string } = {}) {
+    super(message);
+  }
+}
+
+export function registryCredentials(req: SolveRequest): Record<string, Credentials> {
+  const out: Record<string, Credentials> = {};
+  for (const a of req.registryAuth) {
+    out[a.registry] = a.identityToken ? { identityToken: a.identityToken } as Credentials : { username: a.username, password: a.password } as Credentials;
+  }
+  return out;
+}
+
+/**
+ * Runs one accepted build to its end: plan, schedule stages on the fleet, assemble and push
+ * the images, and write every step of it to the build's progress stream, which clients relay.
+ */
+export class BuildRunner {
+  constructor(private readonly deps: BuildRunnerDeps) {}
+
+  async run(buildId: string, tenant: string, req: SolveRequest, outputs: ParsedOutput[], signal: AbortSignal): Promise<FinishedImages | undefined> {
+    const { records, scheduler, secrets } = this.deps;
+    const progress = new ProgressWriter(this.deps.redis, buildId, { maxLogBytesPerVertex: this.deps.maxLogBytesPerStep });
+    const started = Date.now();
+    const registry = new RegistryClient({ credentials: registryCredentials(req), insecureHosts: this.deps.insecureRegistries, dockerConfig: false, store: this.deps.blobs });
+    try {
+      await progress.emit({ type: 'build.accepted', buildId, platforms: req.platforms.length > 0 ? req.platforms : [this.deps.buildPlatform] });
+      const plan = await this.plan(req, tenant, registry);
+      for (const w of plan.warnings) await progress.emit({ type: 'build.warning', message: w.message, file: req.dockerfileName || 'Dockerfile', line: w.line });
+      await records.update(buildId, { status: 'running' });
+      await secrets.put(buildId, {
+        secrets: Object.fromEntries(req.secrets.map((s) => [s.id, Buffer.from(s.value).toString('base64')])),
+        registryAuth: req.registryAuth.map((a) => ({ registry: a.registry, username: a.username, password: a.password, identityToken: a.identityToken })),
+      }, 24 * 3600 * 1000);
+      const stageCount = plan.platforms.reduce((n, p) => n + p.stages.length, 0);
+      await scheduler.submitBuild({
+        buildId, tenant, priority: 0,
+        platforms: plan.platforms.map((p) => ({
+          platform: p.platform,
+          stages: p.stages.map((s) => ({
+            id: s.id, dependsOn: s.dependsOn,
+            // Dedupe only within a tenant, and never for --no-cache stages.
+            cacheKey: req.noCache || s.noCache ? '' : `${tenant}:${s.cacheKey}`,
+            payload: { stage: s, contextId: req.contextId, noCache: req.noCache || s.noCache, network: req.network } satisfies StagePayload,
+          })),
+        })),
+      });
+      const onAbort = () => void scheduler.cancelBuild(buildId, 'the client went away');
+      signal.addEventListener('abort', onAbort, { once: true });
+      const state = await scheduler.waitForBuild(buildId).finally(() => signal.removeEventListener('abort', onAbort));
+      if (state.status !== 'done') throw new BuildFailure(state.error || `build ${state.status}`, { code: `build.${state.status}` });
+
+      const results = new Map(state.stages.map((s) => [`${s.platform}|${s.stageId}`, s.result as StageResult]));
+      const created = new Date().toISOString();
+      const images = plan.platforms.map((p) => assembleImage(results.get(`${p.platform}|${p.target}`)!, { created }));
+      const index = images.length > 1 ? assembleIndex(images) : undefined;
+      await storeImageDocuments(this.deps.blobs, images, index);
+      const digest = index ? index.descriptor.digest : images[0].manifest.descriptor.digest;
+      const pushed: string[] = [];
+      for (const output of outputs) {
+        if (output.push) pushed.push(...await pushImage(registry, this.deps.blobs, images, index, output.names));
+      }
+      const verticesTotal = [...results.values()].reduce((n, r) => n + (r?.verticesTotal ?? 0), 0);
+      const verticesCached = [...results.values()].reduce((n, r) => n + (r?.verticesCached ?? 0), 0);
+      await records.update(buildId, { status: 'succeeded', finishedMs: Date.now(), digest, pushed, verticesTotal, verticesCached });
+      await progress.emit({
+        type: 'build.result', buildId, digest, pushed, verticesTotal, verticesCached, durationMs: Date.now() - started,
+        images: images.map((i) => ({ platform: i.platform, manifestDigest: i.manifest.descriptor.digest, configDigest: i.config.descriptor.digest })),
+        metadata: {
+          'containerimage.digest': digest,
+          'containerimage.descriptor': JSON.stringify(index ? index.descriptor : images[0].manifest.descriptor),
+          ...(outputs.some((o) => o.names.length) ? { 'image.name': outputs.flatMap((o) => o.names).join(',') } : {}),
+          'buildyard.stages': String(stageCount),
+        },
+      });
+      return { images, index, digest };
+    } catch (err) {
+      const failure = err instanceof DockerfileError
+        ? new BuildFailure(err.message, { file: err.file ?? (req.dockerfileName || 'Dockerfile'), line: err.line, code: 'dockerfile.parse' })
+        : err instanceof BuildFailure ? err : new BuildFailure((err as Error).message);
+      const cancelled = signal.aborted || failure.details.code === 'build.cancelled';
+      await records.update(buildId, { status: cancelled ? 'cancelled' : 'failed', finishedMs: Date.now(), error: failure.message });
+      await progress.emit({ type: 'build.error', message: failure.message, file: failure.details.file, line: failure.details.line, code: failure.details.code ?? 'build.failed' });
+      return undefined;
+    } finally {
+      await secrets.delete(buildId);
+      await progress.close();
+    }
+  }
+
+  private async plan(req: SolveRequest, tenant: string, registry: RegistryClient): Promise<BuildPlan> {
+    const text = Buffer.from(req.dockerfile).toString('utf8');
+    if (!text.trim()) throw new BuildFailure('the Dockerfile is empty: pass one with -f', { code: 'dockerfile.empty' });
+    const parsed = parse(text, { file: req.dockerfileName || 'Dockerfile' });
+    let entries: Awaited<ReturnType<typeof readManifest>> = [];
+    if (req.contextId) {
+      if (!(await this.deps.contexts.tenantHas(tenant, req.contextId))) throw new BuildFailure(`unknown context ${req.contextId}: sync the context first`, { code: 'context.unknown' });
+      entries = await readManifest(this.deps.contexts, req.contextId);
+    }
+    return planBuild(parsed, {
+      platforms: req.platforms.length > 0 ? req.platforms : [this.deps.buildPlatform],
+      buildPlatform: this.deps.buildPlatform,
+      buildArgs: req.buildArgs,
+      target: req.target || undefined,
+      labels: req.labels,
+      context: { entries },
+      noCache: req.noCache,
+      dockerfileName: req.dockerfileName || 'Dockerfile',
+      resolveImage: async (ref, platform) => {
+        const image = await registry.resolve(ref, platform);
+        return { ref: `${image.reference.registry}/${image.reference.repository}@${image.manifestDigest}`, digest: image.manifestDigest, config: image.config as unknown as ImageConfigFile };
+      },
+    });
+  }
+}
+
+export { parseOutputs };

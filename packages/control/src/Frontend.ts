@@ -1,0 +1,266 @@
+import { randomUUID } from 'node:crypto';
+import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
+import type { Redis } from 'ioredis';
+import { RedisCacheIndex, selectForPrune } from '@buildyard/cache';
+import { ContextStore, handleSync } from '@buildyard/context';
+import { normalizePlatform } from '@buildyard/graph';
+import { FsContentStore } from '@buildyard/oci';
+import { readProgress, toSolveEvent } from '@buildyard/progress';
+import {
+  AttachRequest, CancelResponse, ControlService, ContextSyncService, DiskUsageResponse, InfoResponse, ListWorkersResponse,
+  PruneResponse, SolveEvent, StatusResponse,
+  type CancelRequest, type DiskUsageRequest, type InfoRequest, type ListWorkersRequest, type PruneRequest, type SolveRequest,
+  type StatusRequest, type SyncRequest, type SyncResponse,
+} from '@buildyard/proto';
+import type { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
+import { authenticate, serviceError } from './authenticate.js';
+import { BuildRecords, type BuildRecord } from './BuildRecords.js';
+import { BuildRunner, type FinishedImages } from './BuildRunner.js';
+import { BuildSecrets } from './BuildSecrets.js';
+import { localOutputFiles, parseOutputs, type ParsedOutput } from './exportImage.js';
+
+export interface FrontendOptions {
+  redis: Redis;
+  scheduler: Scheduler;
+  workers: WorkerRegistry;
+  tokens: ReadonlyMap<string, string>;
+  sharedDir: string;
+  secretsKey: string;
+  insecureRegistries: string[];
+  buildPlatform: string;
+  version: string;
+  maxContextBytes: number;
+  maxContextFiles: number;
+  maxLogBytesPerStep: number;
+}
+
+const MAX_BUILD_ARG_BYTES = 64 * 1024;
+const MAX_LABEL_BYTES = 64 * 1024;
+const FILE_CHUNK = 256 * 1024;
+
+/** Checks what a Solve asks for before anything is queued; throws a one-line INVALID_ARGUMENT. */
+function validateRequest(req: SolveRequest): { platforms: string[]; outputs: ParsedOutput[] } {
+  const invalid = (message: string) => serviceError(status.INVALID_ARGUMENT, message);
+  if (req.buildId && !/^[A-Za-z0-9_-]{1,64}$/.test(req.buildId)) throw invalid(`invalid build id "${req.buildId.slice(0, 70)}": use up to 64 letters, digits, '-' or '_'`);
+  let platforms: string[];
+  try { platforms = [...new Set(req.platforms.map((p) => normalizePlatform(p)))]; } catch (err) { throw invalid((err as Error).message); }
+  for (const [k, v] of Object.entries(req.buildArgs)) {
+    if (k.length + v.length > MAX_BUILD_ARG_BYTES) throw invalid(`build arg ${k.slice(0, 40)} is larger than ${MAX_BUILD_ARG_BYTES / 1024} KiB: pass large values as a secret or a file in the context`);
+  }
+  for (const [k, v] of Object.entries(req.labels)) {
+    if (k.length + v.length > MAX_LABEL_BYTES) throw invalid(`label ${k.slice(0, 40)} is larger than ${MAX_LABEL_BYTES / 1024} KiB`);
+  }
+  if (!['', 'default', 'none', 'host'].includes(req.network)) throw invalid(`invalid --network "${req.network}": use default, none or host`);
+  let outputs: ParsedOutput[];
+  try { outputs = parseOutputs(req.outputs); } catch (err) { throw invalid((err as Error).message); }
+  return { platforms, outputs };
+}
+
+/**
+ * The frontend: serves Control and ContextSync, authenticates every call to a tenant, starts
+ * builds and relays their progress. Builds run detached from the call that started them, so a
+ * client can re-attach by build id.
+ */
+export class Frontend {
+  readonly records: BuildRecords;
+  readonly contexts: ContextStore;
+  readonly blobs: FsContentStore;
+  private readonly runner: BuildRunner;
+  private readonly finished = new Map<string, Promise<FinishedImages | undefined>>();
+  private server?: Server;
+
+  constructor(private readonly opts: FrontendOptions) {
+    this.records = new BuildRecords(opts.redis);
+    this.contexts = new ContextStore({ root: `${opts.sharedDir}/contexts`, maxContextBytes: opts.maxContextBytes, maxFiles: opts.maxContextFiles });
+    this.blobs = new FsContentStore(`${opts.sharedDir}/blobs`);
+    this.runner = new BuildRunner({
+      redis: opts.redis, scheduler: opts.scheduler, records: this.records, secrets: new BuildSecrets(opts.redis, opts.secretsKey),
+      contexts: this.contexts, blobs: this.blobs, insecureRegistries: opts.insecureRegistries, buildPlatform: opts.buildPlatform,
+      maxLogBytesPerStep: opts.maxLogBytesPerStep,
+    });
+  }
+
+  async listen(address: string, credentials = ServerCredentials.createInsecure()): Promise<number> {
+    await this.blobs.init();
+    const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+    server.addService(ControlService, this.controlHandlers() as never);
+    server.addService(ContextSyncService, { sync: (call: ServerDuplexStream<SyncRequest, SyncResponse>) => this.sync(call) } as never);
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))));
+    this.server = server;
+    return port;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => (this.server ? this.server.tryShutdown(() => resolve()) : resolve()));
+    await Promise.allSettled(this.finished.values());
+  }
+
+  private tenantOf(metadata: Metadata): string {
+    return authenticate(metadata, this.opts.tokens);
+  }
+
+  private async sync(call: ServerDuplexStream<SyncRequest, SyncResponse>): Promise<void> {
+    let tenant: string;
+    try { tenant = this.tenantOf(call.metadata); } catch (err) { call.emit('error', err); return; }
+    await handleSync(call, this.contexts, { tenant }).catch(() => undefined);
+  }
+
+  private unary<Req, Res>(fn: (req: Req, tenant: string) => Promise<Res>) {
+    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+      let tenant: string;
+      try { tenant = this.tenantOf(call.metadata); } catch (err) { callback(err as Error); return; }
+      fn(call.request, tenant).then((res) => callback(null, res), (err: Error & { code?: number }) => callback(err.code !== undefined ? err : serviceError(status.INTERNAL, err.message)));
+    };
+  }
+
+  private controlHandlers() {
+    return {
+      solve: (call: ServerWritableStream<SolveRequest, SolveEvent>) => void this.solve(call),
+      attach: (call: ServerWritableStream<AttachRequest, SolveEvent>) => void this.attach(call),
+      cancel: this.unary<CancelRequest, CancelResponse>(async (req, tenant) => {
+        await this.ownedBuild(req.buildId, tenant);
+        return CancelResponse.fromPartial({ cancelled: await this.opts.scheduler.cancelBuild(req.buildId, 'cancelled by the client') });
+      }),
+      status: this.unary<StatusRequest, StatusResponse>(async (req, tenant) => {
+        const builds = req.buildId ? [await this.ownedBuild(req.buildId, tenant)] : await this.records.list(tenant, req.limit || 20);
+        return StatusResponse.fromPartial({
+          builds: builds.map((b) => ({
+            buildId: b.buildId, tenant: b.tenant, status: b.status, platforms: b.platforms, createdMs: b.createdMs, finishedMs: b.finishedMs,
+            digest: b.digest, error: b.error, verticesTotal: b.verticesTotal, verticesCached: b.verticesCached,
+          })),
+        });
+      }),
+      info: this.unary<InfoRequest, InfoResponse>(async (_req, tenant) => {
+        const workers = await this.opts.workers.list();
+        return InfoResponse.fromPartial({
+          version: this.opts.version, tenant, workers: workers.length,
+          nativePlatforms: [...new Set(workers.flatMap((w) => w.nativePlatforms))].sort(),
+          emulatedPlatforms: [...new Set(workers.flatMap((w) => w.emulatedPlatforms))].sort(),
+        });
+      }),
+      listWorkers: this.unary<ListWorkersRequest, ListWorkersResponse>(async () => ListWorkersResponse.fromPartial({
+        workers: (await this.opts.workers.list()).map((w) => ({
+          id: w.id, nativePlatforms: w.nativePlatforms, emulatedPlatforms: w.emulatedPlatforms, capacity: w.capacity, running: w.running,
+          cacheBytes: w.cacheBytes, lastHeartbeatMs: w.lastHeartbeat, draining: w.draining, version: w.version,
+        })),
+      })),
+      diskUsage: this.unary<DiskUsageRequest, DiskUsageResponse>(async (_req, tenant) => {
+        const records = await new RedisCacheIndex(this.opts.redis, tenant).list();
+        const total = records.reduce((n, r) => n + (r.layer?.size ?? 0), 0);
+        return DiskUsageResponse.fromPartial({
+          records: records.map((r) => ({ id: r.key, description: r.description, size: r.layer?.size ?? 0, lastUsedMs: r.lastUsedMs, usageCount: r.usageCount, shared: true })),
+          totalBytes: total, reclaimableBytes: total,
+        });
+      }),
+      prune: this.unary<PruneRequest, PruneResponse>(async (req, tenant) => {
+        const index = new RedisCacheIndex(this.opts.redis, tenant);
+        const chosen = selectForPrune(await index.list(), {
+          all: req.all || (!req.keepStorage && !req.keepDurationMs),
+          keepBytes: req.keepStorage || undefined,
+          keepDurationMs: req.keepDurationMs || undefined,
+        }, new Set());
+        const freed = await index.delete(chosen.map((r) => r.key));
+        for (const digest of freed) await this.blobs.delete(digest);
+        return PruneResponse.fromPartial({
+          removed: chosen.map((r) => ({ id: r.key, description: r.description, size: r.layer?.size ?? 0, lastUsedMs: r.lastUsedMs })),
+          reclaimedBytes: chosen.reduce((n, r) => n + (r.layer?.size ?? 0), 0),
+        });
+      }),
+    };
+  }
+
+  /** A build of this tenant; another tenant's build answers NOT_FOUND, as if it did not exist. */
+  private async ownedBuild(buildId: string, tenant: string): Promise<BuildRecord> {
+    const record = buildId ? await this.records.get(buildId) : undefined;
+    if (!record || record.tenant !== tenant) throw serviceError(status.NOT_FOUND, `build ${buildId} not found`);
+    return record;
+  }
+
+  private async solve(call: ServerWritableStream<SolveRequest, SolveEvent>): Promise<void> {
+    let tenant: string;
+    let checked: ReturnType<typeof validateRequest>;
+    try {
+      tenant = this.tenantOf(call.metadata);
+      checked = validateRequest(call.request);
+    } catch (err) {
+      call.emit('error', err);
+      return;
+    }
+    const req = { ...call.request, platforms: checked.platforms };
+    const buildId = req.buildId || randomUUID();
+    if (await this.records.get(buildId)) {
+      call.emit('error', serviceError(status.ALREADY_EXISTS, `build ${buildId} already exists: attach to it with its id or choose another`));
+      return;
+    }
+    await this.records.create({ buildId, tenant, platforms: req.platforms });
+    const abort = new AbortController();
+    call.on('cancelled', () => { if (!req.detach) abort.abort(); });
+    const finished = this.runner.run(buildId, tenant, req, checked.outputs, abort.signal);
+    this.finished.set(buildId, finished);
+    finished.finally(() => this.finished.delete(buildId)).catch(() => undefined);
+    await this.relay(call, buildId, true, checked.outputs.filter((o) => !o.push && ['oci', 'docker', 'local', 'tar'].includes(o.type)), finished);
+  }
+
+  private async attach(call: ServerWritableStream<AttachRequest, SolveEvent>): Promise<void> {
+    try {
+      const tenant = this.tenantOf(call.metadata);
+      await this.ownedBuild(call.request.buildId, tenant);
+    } catch (err) {
+      call.emit('error', err);
+      return;
+    }
+    await this.relay(call, call.request.buildId, call.request.fromStart, [], undefined);
+  }
+
+  /** Forwards the build's progress stream to the client; local outputs go out before the result. */
+  private async relay(call: ServerWritableStream<unknown, SolveEvent>, buildId: string, fromStart: boolean, localOutputs: ParsedOutput[], finished: Promise<FinishedImages | undefined> | undefined): Promise<void> {
+    const stop = new AbortController();
+    call.on('cancelled', () => stop.abort());
+    try {
+      for await (const event of readProgress(this.opts.redis, buildId, { fromStart, signal: stop.signal })) {
+        if (event.type === 'build.result' && localOutputs.length > 0 && finished) {
+          const images = await finished;
+          if (images) await this.streamOutputs(call, localOutputs, images);
+        }
+        if (!(await write(call, toSolveEvent(event)))) break;
+      }
+      if (!stop.signal.aborted) call.end();
+    } catch (err) {
+      if (!stop.signal.aborted) call.emit('error', serviceError(status.INTERNAL, `relaying build ${buildId}: ${(err as Error).message}`));
+    }
+  }
+
+  private async streamOutputs(call: ServerWritableStream<unknown, SolveEvent>, outputs: ParsedOutput[], images: FinishedImages): Promise<void> {
+    for (const output of outputs) {
+      for await (const file of localOutputFiles(output, images.images, images.index, this.blobs)) {
+        const base = { output: output.index, path: file.path, mode: file.mode, linkTarget: file.linkTarget ?? '' };
+        if (!file.content) {
+          await write(call, SolveEvent.fromPartial({ timestampMs: Date.now(), file: { ...base, data: Buffer.alloc(0), last: true } }));
+          continue;
+        }
+        let pending = Buffer.alloc(0);
+        for await (const chunk of file.content) {
+          pending = Buffer.concat([pending, chunk as Buffer]);
+          while (pending.length >= FILE_CHUNK) {
+            await write(call, SolveEvent.fromPartial({ timestampMs: Date.now(), file: { ...base, data: pending.subarray(0, FILE_CHUNK), last: false } }));
+            pending = pending.subarray(FILE_CHUNK);
+          }
+        }
+        await write(call, SolveEvent.fromPartial({ timestampMs: Date.now(), file: { ...base, data: pending, last: true } }));
+      }
+    }
+  }
+}
+
+/** Writes with backpressure; false when the client has gone. */
+function write(call: ServerWritableStream<unknown, SolveEvent>, event: SolveEvent): Promise<boolean> {
+  if (call.cancelled || call.destroyed) return Promise.resolve(false);
+  if (call.write(event)) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => { call.off('drain', onDrain); call.off('close', onClose); resolve(ok); };
+    const onDrain = () => done(true);
+    const onClose = () => done(false);
+    call.once('drain', onDrain);
+    call.once('close', onClose);
+  });
+}

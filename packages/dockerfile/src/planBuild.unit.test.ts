@@ -1,0 +1,335 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ExecVertex, FileVertex, ImageConfigFile, StagePlan } from '@buildyard/graph';
+import { parse, planBuild, DockerfileError, type PlanOptions, type ResolvedImage } from './index.js';
+
+const D = (c: string) => 'sha256:' + c.repeat(64);
+
+function resolver(images: Record<string, ImageConfigFile> = {}, calls: string[] = []) {
+  return async (ref: string, platform: string): Promise<ResolvedImage> => {
+    calls.push(`${ref} ${platform}`);
+    const name = ref.split(':')[0];
+    const config = images[ref] ?? images[name] ?? { config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] } };
+    const digest = D(platform.includes('arm64') ? 'b' : 'a');
+    return { ref: `docker.io/library/${ref}@${digest}`, digest, config };
+  };
+}
+
+async function plan(text: string, opts: Partial<PlanOptions> = {}) {
+  return planBuild(parse(text), { platforms: ['linux/amd64'], buildPlatform: 'linux/amd64', resolveImage: resolver(), ...opts });
+}
+
+function target(p: Awaited<ReturnType<typeof plan>>, i = 0): StagePlan {
+  const pp = p.platforms[i];
+  return pp.stages.find((s) => s.id === pp.target)!;
+}
+
+async function rejects(text: string, line: number, re: RegExp, opts: Partial<PlanOptions> = {}) {
+  await assert.rejects(plan(text, opts), (e: unknown) => {
+    assert.ok(e instanceof DockerfileError, String(e));
+    assert.equal(e.line, line, e.message);
+    assert.match(e.message, re);
+    return true;
+  });
+}
+
+test('config: ENV/WORKDIR/USER/EXPOSE/VOLUME/LABEL/STOPSIGNAL/HEALTHCHECK/SHELL/CMD/ENTRYPOINT/ONBUILD', async () => {
+  const p = await plan(`FROM scratch
+ENV A=1 B="two words"
+ENV C=$A-\${B}
+WORKDIR app
+WORKDIR sub
+USER 1000:1000
+EXPOSE 80 53/udp 8000-8001
+VOLUME /data ["/x"]
+LABEL org.x="y" "k 2"=v
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --timeout=1m30s --retries=3 CMD curl -f http://localhost/
+SHELL ["/bin/bash", "-eu", "-c"]
+CMD echo hi
+ENTRYPOINT ["/init"]
+ONBUILD RUN make
+MAINTAINER someone
+`);
+  const c = target(p).config;
+  assert.deepEqual(c.Env, ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'A=1', 'B=two words', 'C=1-two words']);
+  assert.equal(c.WorkingDir, '/app/sub');
+  assert.equal(c.User, '1000:1000');
+  assert.deepEqual(Object.keys(c.ExposedPorts!), ['80/tcp', '53/udp', '8000/tcp', '8001/tcp']);
+  assert.deepEqual(Object.keys(c.Volumes!), ['/data', '["/x"]'].slice(0, 1).concat(Object.keys(c.Volumes!).slice(1)));
+  assert.deepEqual(c.Labels, { 'org.x': 'y', 'k 2': 'v' });
+  assert.equal(c.StopSignal, 'SIGTERM');
+  assert.deepEqual(c.Healthcheck, { Test: ['CMD-SHELL', 'curl -f http://localhost/'], Interval: 30e9, Timeout: 90e9, Retries: 3 });
+  assert.deepEqual(c.Shell, ['/bin/bash', '-eu', '-c']);
+  assert.deepEqual(c.Cmd, ['/bin/bash', '-eu', '-c', 'echo hi'], 'shell form wrapped by SHELL');
+  assert.deepEqual(c.Entrypoint, ['/init']);
+  assert.deepEqual(c.OnBuild, ['RUN make']);
+  assert.equal(target(p).author, 'someone');
+  const h = target(p).history;
+  assert.equal(h[0].created_by, 'ENV A=1 B=two words');
+  assert.equal(h[0].empty_layer, true);
+  assert.equal(h.find((x) => x.created_by?.startsWith('WORKDIR'))?.empty_layer, undefined);
+  assert.ok(h.some((x) => x.created_by === 'CMD ["/bin/bash" "-eu" "-c" "echo hi"]'));
+  const mk = target(p).vertices.map((v) => (v as FileVertex).actions[0]);
+  assert.deepEqual(mk, [{ op: 'mkdir', path: '/app', mode: 0o755 }, { op: 'mkdir', path: '/app/sub', mode: 0o755 }]);
+});
+
+test('ENTRYPOINT resets an inherited CMD; CMD in the same stage survives', async () => {
+  const images = { base: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } } };
+  let p = await plan('FROM base\nENTRYPOINT ["x"]\n', { resolveImage: resolver(images) });
+  assert.equal(target(p).config.Cmd, undefined);
+  p = await plan('FROM base\nCMD ["y"]\nENTRYPOINT ["x"]\n', { resolveImage: resolver(images) });
+  assert.deepEqual(target(p).config.Cmd, ['y']);
+  assert.deepEqual(target(p).config.Env, ['PATH=/bin'], 'image PATH kept');
+  p = await plan('FROM base\nHEALTHCHECK NONE\n', { resolveImage: resolver(images) });
+  assert.deepEqual(target(p).config.Healthcheck, { Test: ['NONE'] });
+});
+
+test('global ARGs in FROM, bare redeclaration in a stage, build-arg overrides, ENV beats ARG', async () => {
+  const calls: string[] = [];
+  const text = `ARG TAG=3.19
+ARG IMG=alpine:\${TAG}
+FROM \${IMG}
+ARG TAG
+ARG LOCAL=def
+ARG OVER=def
+ENV OVER=fromenv
+RUN echo $TAG $LOCAL $OVER
+`;
+  const p = await plan(text, { resolveImage: resolver({}, calls), buildArgs: { TAG: '3.20', LOCAL: 'cli', UNUSED: 'x' } });
+  assert.deepEqual(calls, ['alpine:3.20 linux/amd64']);
+  const run = target(p).vertices[0] as ExecVertex;
+  assert.deepEqual(run.args, ['/bin/sh', '-c', 'echo $TAG $LOCAL $OVER']);
+  assert.deepEqual(run.env.slice(1), ['OVER=fromenv', 'TAG=3.20', 'LOCAL=cli']);
+  assert.match(p.warnings.map((w) => w.message).join('\n'), /\[UNUSED\] were not consumed/);
+  assert.equal(target(p).history.at(-1)!.created_by, 'RUN |2 TAG=3.20 LOCAL=cli /bin/sh -c echo $TAG $LOCAL $OVER # buildkit');
+  await rejects('ARG IMG\nFROM ${IMG}\n', 2, /base name \(\$\{IMG\}\) should not be blank/);
+});
+
+test('platform args, --platform and per-platform graphs with normalised platforms', async () => {
+  const calls: string[] = [];
+  const text = `FROM --platform=$BUILDPLATFORM golang AS build
+ARG TARGETPLATFORM TARGETOS TARGETARCH TARGETVARIANT BUILDPLATFORM BUILDARCH
+RUN echo $TARGETARCH
+FROM alpine
+COPY --from=build /out /out
+`;
+  const p = await plan(text, { platforms: ['aarch64', 'linux/amd64', 'linux/arm64/v8'], buildPlatform: 'x86_64', resolveImage: resolver({}, calls) });
+  assert.deepEqual(p.platforms.map((x) => x.platform), ['linux/arm64', 'linux/amd64']);
+  const arm = p.platforms[0];
+  const build = arm.stages[0];
+  assert.equal(build.platform, 'linux/amd64');
+  const run = build.vertices[0] as ExecVertex;
+  assert.ok(run.env.includes('TARGETPLATFORM=linux/arm64') && run.env.includes('TARGETARCH=arm64') && run.env.includes('TARGETOS=linux') && run.env.includes('TARGETVARIANT='));
+  assert.ok(run.env.includes('BUILDPLATFORM=linux/amd64') && run.env.includes('BUILDARCH=amd64'));
+  assert.deepEqual([...new Set(calls)].sort(), ['alpine linux/amd64', 'alpine linux/arm64', 'golang linux/amd64']);
+  const amdRun = p.platforms[1].stages[0].vertices[0];
+  assert.notEqual(run.cacheKey, amdRun.cacheKey, 'TARGETARCH differs, so does the key');
+  assert.equal(arm.stages[1].platform, 'linux/arm64');
+  await assert.rejects(plan('FROM a\n', { platforms: ['linux/amd64/v9/x'] }), /invalid platform "linux\/amd64\/v9\/x"/);
+});
+
+test('proxy args reach RUN env but not cache key or history', async () => {
+  const text = 'FROM scratch\nRUN make\n';
+  const a = await plan(text, { buildArgs: { HTTP_PROXY: 'http://127.0.0.1:3128' } });
+  const b = await plan(text);
+  const ra = target(a).vertices[0] as ExecVertex;
+  const rb = target(b).vertices[0] as ExecVertex;
+  assert.ok(ra.env.includes('HTTP_PROXY=http://127.0.0.1:3128'));
+  assert.equal(ra.cacheKey, rb.cacheKey);
+  assert.equal(ra.digest, rb.digest);
+  assert.equal(target(a).history.at(-1)!.created_by, 'RUN /bin/sh -c make # buildkit');
+  assert.equal(a.warnings.length, 0);
+});
+
+test('stages by name (case-insensitive) and index; --target plans only what it needs', async () => {
+  const text = `FROM alpine AS Base
+RUN echo base
+FROM base AS build
+RUN make
+FROM alpine AS unrelated
+RUN sleep 1
+FROM alpine AS final
+COPY --from=BUILD /out /a
+COPY --from=0 /etc/os-release /b
+COPY --from=busybox:latest /bin/busybox /c
+RUN --mount=type=bind,from=base,source=/etc,target=/mnt cat /mnt/os-release
+`;
+  const p = await plan(text);
+  const pp = p.platforms[0];
+  assert.deepEqual(pp.stages.map((s) => s.name), ['base', 'build', 'final']);
+  const final = target(p);
+  assert.deepEqual(final.dependsOn, ['linux/amd64#1', 'linux/amd64#0']);
+  const build = pp.stages[1];
+  assert.deepEqual(build.base, { kind: 'stage', stageId: 'linux/amd64#0' });
+  assert.equal(build.history.length, 2, 'ancestor history is included');
+  const copies = final.vertices.slice(0, 3).map((v) => (v as FileVertex).actions[0]);
+  assert.deepEqual(copies.map((a) => (a.op === 'copy' ? a.from : null)), [
+    { kind: 'stage', stageId: 'linux/amd64#1' },
+    { kind: 'stage', stageId: 'linux/amd64#0' },
+    { kind: 'image', ref: `docker.io/library/busybox:latest@${D('a')}`, digest: D('a') },
+  ]);
+  const run = final.vertices[3] as ExecVertex;
+  assert.deepEqual(run.mounts, [{ type: 'bind', target: '/mnt', source: '/etc', from: { kind: 'stage', stageId: 'linux/amd64#0' }, rw: false }]);
+  assert.equal(final.vertices[0].name, '[final 2/5] COPY --from=BUILD /out /a');
+  const only = await plan(text, { target: 'build' });
+  assert.deepEqual(only.platforms[0].stages.map((s) => s.name), ['base', 'build']);
+  await rejects(text, 0, /target stage "buidl" could not be found \(did you mean build\?\)/, { target: 'buidl' });
+});
+
+test('forward references, unknown indexes and self references are rejected', async () => {
+  await rejects('FROM alpine AS a\nCOPY --from=b /x /y\nFROM alpine AS b\n', 2, /defined later \(line 3\)/);
+  await rejects('FROM alpine AS a\nCOPY --from=5 /x /y\n', 2, /unknown stage index 5/);
+  await rejects('FROM alpine AS a\nCOPY --from=a /x /y\n', 2, /circular dependency/);
+  await rejects('FROM alpine AS a\nCOPY --from=1 /x /y\nFROM alpine\n', 2, /defined later/);
+  await rejects('FROM b AS a\nFROM alpine AS b\n', 1, /defined later/);
+  const own = await plan('FROM alpine AS alpine\nRUN x\n');
+  assert.equal(target(own).base.kind, 'image', 'FROM x AS x uses the image');
+});
+
+test('ONBUILD triggers fire when an image or a stage is used as base', async () => {
+  const images = { trig: { config: { OnBuild: ['RUN echo from-image', 'ENV T=1'] } } };
+  const p = await plan('FROM trig AS a\nRUN mine\nONBUILD RUN echo from-stage\nFROM a\n', { resolveImage: resolver(images) });
+  const [a, b] = p.platforms[0].stages;
+  assert.deepEqual(a.vertices.map((v) => (v as ExecVertex).args.at(-1)), ['echo from-image', 'mine']);
+  assert.ok(a.config.Env!.includes('T=1'));
+  assert.deepEqual(a.config.OnBuild, ['RUN echo from-stage'], 'base triggers consumed, own kept');
+  assert.deepEqual(b.vertices.map((v) => (v as ExecVertex).args.at(-1)), ['echo from-stage']);
+  assert.equal(b.config.OnBuild, undefined);
+});
+
+test('RUN flags: mounts of every type, network, security, heredocs', async () => {
+  const p = await plan(`FROM alpine
+WORKDIR /w
+RUN --mount=type=cache,target=.cache,sharing=locked,mode=0700,uid=1 \\
+    --mount=type=secret,id=npmrc,required \\
+    --mount=type=secret,id=tok,env=TOKEN \\
+    --mount=type=ssh \\
+    --mount=type=tmpfs,target=/tmp,size=64m \\
+    --network=none --security=insecure make
+RUN <<EOF
+echo one
+EOF
+RUN <<EOF
+#!/usr/bin/env python3
+print(1)
+EOF
+RUN cat <<A > /f
+x
+A
+`);
+  const [, run, h1, h2, h3] = target(p).vertices as ExecVertex[];
+  assert.equal(run.network, 'none');
+  assert.equal(run.security, 'insecure');
+  assert.deepEqual(run.mounts, [
+    { type: 'cache', target: '/w/.cache', id: '/w/.cache', sharing: 'locked', uid: 1, gid: 0, mode: 0o700, readonly: false },
+    { type: 'secret', id: 'npmrc', target: '/run/secrets/npmrc', required: true, mode: 0o400, uid: 0, gid: 0 },
+    { type: 'secret', id: 'tok', env: 'TOKEN', required: false, mode: 0o400, uid: 0, gid: 0 },
+    { type: 'ssh', id: 'default', target: '/run/buildkit/ssh_agent.0', required: false, mode: 0o600, uid: 0, gid: 0 },
+    { type: 'tmpfs', target: '/tmp', size: 64 * 1024 * 1024 },
+  ]);
+  assert.deepEqual(h1.args, ['/bin/sh', '-c', 'echo one\n']);
+  assert.deepEqual(h2.args, ['/dev/pipes/EOF']);
+  assert.deepEqual(h2.heredocs, [{ name: 'EOF', content: '#!/usr/bin/env python3\nprint(1)\n', path: '/dev/pipes/EOF', mode: 0o755 }]);
+  assert.deepEqual(h3.args, ['/bin/sh', '-c', 'cat <<A > /f\nx\nA']);
+  await rejects('FROM a\nRUN --network=bridge x\n', 2, /unsupported --network=bridge/);
+  await rejects('FROM a\nRUN --mount=type=cache x\n', 2, /requires a target/);
+  await rejects('FROM a\nRUN --mount=type=bind,target=/x,bogus=1 x\n', 2, /unexpected key 'bogus'/);
+});
+
+test('COPY/ADD: dest resolution, flags, heredoc files, URLs and git, context content digests', async () => {
+  const entries = [
+    { path: 'src', mode: 0o40755, size: 0, digest: '' },
+    { path: 'src/a.ts', mode: 0o100644, size: 1, digest: D('1') },
+    { path: 'src/b.md', mode: 0o100644, size: 1, digest: D('2') },
+    { path: 'go.mod', mode: 0o100644, size: 1, digest: D('3') },
+    { path: 'x.txt', mode: 0o100644, size: 1, digest: D('4') },
+  ];
+  const text = `FROM alpine
+WORKDIR /app
+ARG OWNER=1:2
+COPY --chown=$OWNER --chmod=640 --link --exclude=*.md src ./src/
+COPY go.mod *.txt ./
+COPY <<EOF <<-CONF /etc/
+hello $OWNER "q"
+EOF
+\tk=v
+\tCONF
+ADD --checksum=sha256:abc https://example.com/a.tar.gz /dl/
+ADD --keep-git-dir https://github.com/moby/buildkit.git#v0.12:docs /bk
+ADD --unpack=true local.tar /x/
+COPY --parents src/a.ts /p/
+`;
+  const ctx = { entries: [...entries, { path: 'local.tar', mode: 0o100644, size: 1, digest: D('5') }] };
+  const p = await plan(text.replace('--checksum=sha256:abc ', ''), { context: ctx });
+  const vs = target(p).vertices as FileVertex[];
+  const c1 = vs[1].actions[0];
+  assert.equal(c1.op, 'copy');
+  if (c1.op === 'copy') {
+    assert.equal(c1.dest, '/app/src/');
+    assert.equal(c1.chown, '1:2');
+    assert.equal(c1.chmod, '640');
+    assert.equal(c1.link, true);
+    assert.deepEqual(c1.exclude, ['*.md']);
+    assert.deepEqual(c1.contentDigests!.map((d) => d.path), ['src', 'src/a.ts']);
+  }
+  const c2 = vs[2].actions[0];
+  if (c2.op === 'copy') assert.deepEqual(c2.contentDigests!.map((d) => d.path), ['go.mod', 'x.txt']);
+  assert.deepEqual(vs[3].actions, [
+    { op: 'mkfile', path: '/etc/EOF', content: 'hello 1:2 "q"\n', mode: 0o644 },
+    { op: 'mkfile', path: '/etc/CONF', content: 'k=v\n', mode: 0o644 },
+  ]);
+  assert.deepEqual(vs[4].actions, [{ op: 'addUrl', url: 'https://example.com/a.tar.gz', dest: '/dl/', link: false }]);
+  assert.deepEqual(vs[5].actions, [{ op: 'addGit', url: 'https://github.com/moby/buildkit.git', ref: 'v0.12', subdir: 'docs', keepGitDir: true, dest: '/bk', link: false }]);
+  const add = vs[6].actions[0];
+  assert.ok(add.op === 'copy' && add.isAdd && add.unpack === true);
+  const par = vs[7].actions[0];
+  assert.ok(par.op === 'copy' && par.parents);
+  assert.equal(target(p).history[2].created_by, 'COPY src /app/src/ # buildkit');
+
+  // Changing a file the COPY reads changes its key; changing an unrelated file does not.
+  const p2 = await plan(text.replace('--checksum=sha256:abc ', ''), { context: { entries: ctx.entries.map((e) => (e.path === 'go.mod' ? { ...e, digest: D('9') } : e)) } });
+  const v2 = target(p2).vertices;
+  assert.equal(v2[1].cacheKey, vs[1].cacheKey);
+  assert.notEqual(v2[2].cacheKey, vs[2].cacheKey);
+  assert.equal(v2[2].digest, vs[2].digest, 'definition unchanged');
+  const p3 = await plan(text.replace('--checksum=sha256:abc ', ''), { context: { entries: ctx.entries.map((e) => (e.path === 'src/b.md' ? { ...e, digest: D('8') } : e)) } });
+  assert.equal(target(p3).vertices[1].cacheKey, vs[1].cacheKey, 'excluded file does not affect the key');
+
+  const withSum = await plan(text, { context: ctx });
+  const dl = (target(withSum).vertices[4] as FileVertex).actions[0];
+  assert.ok(dl.op === 'addUrl' && dl.checksum === 'sha256:abc');
+  await rejects('FROM a\nCOPY a b c\n', 2, /more than one source file, the destination must be a directory/);
+  await rejects('FROM a\nCOPY missing /x\n', 2, /"missing" not found in the build context/, { context: ctx });
+  assert.throws(() => parse('FROM a\nCOPY --checksum=sha256:x a /x\n'), /unknown flag: --checksum for COPY/);
+  await rejects('FROM a\nADD --checksum=sha256:x a /x\n', 2, /non-HTTP/);
+  await rejects('FROM a\nCOPY --chmod=99z a /x\n', 2, /invalid --chmod/);
+  await rejects('FROM a\nCOPY ${X:?need_X} /x\n', 2, /failed to process .*X: need_X/);
+  await rejects('FROM a\nENV A="unterminated\n', 2, /matching double-quote/);
+});
+
+test('cache keys chain through parents and stage inputs; labels option applies to the target', async () => {
+  const text = 'FROM alpine AS a\nRUN one\nFROM alpine\nRUN two\nCOPY --from=a /x /y\n';
+  const p1 = await plan(text, { labels: { 'org.opencontainers.image.source': 'x' } });
+  const p2 = await plan(text.replace('RUN one', 'RUN uno'));
+  const [a1, f1] = p1.platforms[0].stages;
+  const [a2, f2] = p2.platforms[0].stages;
+  assert.notEqual(a1.cacheKey, a2.cacheKey);
+  assert.equal(f1.vertices[0].cacheKey, f2.vertices[0].cacheKey, 'RUN two does not depend on stage a');
+  assert.equal(f1.vertices[1].digest, f2.vertices[1].digest);
+  assert.notEqual(f1.vertices[1].cacheKey, f2.vertices[1].cacheKey, 'COPY --from=a depends on a');
+  assert.equal(f1.cacheKey, f1.vertices[1].cacheKey);
+  assert.deepEqual(f1.config.Labels, { 'org.opencontainers.image.source': 'x' });
+  assert.equal(a1.config.Labels, undefined);
+  assert.deepEqual(JSON.parse(JSON.stringify(p1)), p1, 'plain JSON data');
+  const nc = await plan(text, { noCache: true });
+  assert.equal(nc.platforms[0].stages[0].noCache, true);
+});
+
+test('resolver failures become actionable errors with the FROM line', async () => {
+  await rejects('FROM scratch\nFROM nope\n', 2, /failed to resolve image "nope" for linux\/amd64: not found/, {
+    resolveImage: async () => {
+      throw new Error('not found');
+    },
+  });
+});

@@ -1,0 +1,307 @@
+import { spawn, execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
+import { join, posix, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { buildRuntimeSpec } from './buildRuntimeSpec.js';
+import { canRunPlatform, detectPlatforms } from './detectPlatforms.js';
+import { ensureWorkdir } from './ensureWorkdir.js';
+import { AbortError, ExecError, ExecTimeoutError } from './errors.js';
+import { hostsFile, resolvConf } from './etcFiles.js';
+import { createMountStubs, isDirectory, removeMountStubs, type MountStub } from './mountStubs.js';
+import { resolveUser } from './resolveUser.js';
+import type { RunOptions, RunResult } from './types.js';
+
+export interface RuncExecutorOptions {
+  /** Directory for bundles (config.json and the generated /etc files). */
+  stateDir: string;
+  /** runc's --root; defaults to `<stateDir>/runc` so stale containers are ours alone. */
+  runcRoot?: string;
+  runcBinary?: string;
+  /** Every container id starts with this, so cleanupStale() knows what it may delete. */
+  idPrefix?: string;
+  /** Host resolv.conf to base the container's on. */
+  hostResolvConf?: string;
+  /** Give containers their own cgroup namespace; defaults to whether the kernel has them. */
+  cgroupNamespace?: boolean;
+  defaultHostname?: string;
+}
+
+const stderrTailLines = 10;
+const runcCommandTimeoutMs = 30_000;
+
+export class RuncExecutor {
+  readonly stateDir: string;
+  readonly runcRoot: string;
+  readonly runcBinary: string;
+  readonly idPrefix: string;
+  private readonly hostResolvConf: string;
+  private readonly cgroupNamespace: boolean;
+  private readonly defaultHostname: string;
+
+  constructor(options: RuncExecutorOptions) {
+    this.stateDir = resolve(options.stateDir);
+    this.runcRoot = resolve(options.runcRoot ?? join(this.stateDir, 'runc'));
+    this.runcBinary = options.runcBinary ?? 'runc';
+    this.idPrefix = options.idPrefix ?? 'buildyard-';
+    this.hostResolvConf = options.hostResolvConf ?? '/etc/resolv.conf';
+    this.cgroupNamespace = options.cgroupNamespace ?? existsSync('/proc/self/ns/cgroup');
+    this.defaultHostname = options.defaultHostname ?? 'buildyardsandbox';
+  }
+
+  private get bundlesDir(): string {
+    return join(this.stateDir, 'bundles');
+  }
+
+  async run(options: RunOptions): Promise<RunResult> {
+    const { meta, signal } = options;
+    if (signal?.aborted) throw new AbortError('the run was aborted before it started', { cause: signal.reason });
+    if (meta.platform && !canRunPlatform(meta.platform)) {
+      const p = detectPlatforms();
+      throw new Error(`platform ${meta.platform} cannot run on this host (native: ${p.native.join(', ')}; emulated: ${p.emulated.join(', ') || 'none'}): register a QEMU binfmt_misc handler with the F flag (qemu-user-static) or use a native worker`);
+    }
+    const suffix = options.id ?? randomBytes(12).toString('hex');
+    if (!/^[A-Za-z0-9_.+-]+$/.test(suffix)) throw new Error(`invalid container id ${JSON.stringify(suffix)}: use letters, digits, '_', '.', '+' or '-'`);
+    const containerId = this.idPrefix + suffix;
+    const rootfs = resolve(options.rootfs);
+    if (!isDirectory(rootfs)) throw new Error(`rootfs ${rootfs} is not a directory: mount the snapshot before running`);
+
+    const started = performance.now();
+    const bundle = join(this.bundlesDir, containerId);
+    await mkdir(this.bundlesDir, { recursive: true, mode: 0o700 });
+    await mkdir(this.runcRoot, { recursive: true, mode: 0o700 });
+    // Not recursive: a second run with the same id must fail instead of sharing a bundle.
+    await mkdir(bundle, { mode: 0o700 });
+
+    let stubs: string[] = [];
+    let containerMayExist = false;
+    try {
+      const user = await resolveUser(rootfs, meta.user);
+      const hostname = meta.hostname || this.defaultHostname;
+      const etc = { hosts: join(bundle, 'hosts'), resolvConf: join(bundle, 'resolv.conf'), hostname: join(bundle, 'hostname') };
+      await writeFile(etc.hosts, hostsFile(hostname, meta.extraHosts), { mode: 0o644 });
+      await writeFile(etc.resolvConf, resolvConf(readOptional(this.hostResolvConf), meta.network), { mode: 0o644 });
+      await writeFile(etc.hostname, hostname + '\n', { mode: 0o644 });
+
+      const cwd = posix.resolve('/', meta.cwd || '/');
+      ensureWorkdir(rootfs, cwd, user.uid, user.gid);
+      stubs = createMountStubs(rootfs, this.mountStubs(options));
+
+      const spec = buildRuntimeSpec({
+        rootfs, args: meta.args, env: meta.env, cwd, user, hostname, network: meta.network,
+        readonlyRootfs: meta.readonlyRootfs ?? false, cgroupNamespace: this.cgroupNamespace,
+        etcMounts: etc, mounts: options.mounts, nofile: nofileLimit(),
+      });
+      await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
+
+      containerMayExist = true;
+      const outcome = await this.runContainer(containerId, bundle, options);
+      const durationMs = Math.round(performance.now() - started);
+      if (outcome.stopped === 'abort') throw new AbortError(`the run of process "${meta.args.join(' ')}" was aborted`, { cause: signal?.reason });
+      if (outcome.stopped === 'timeout') throw new ExecTimeoutError(meta.timeoutMs ?? 0, meta.args, outcome.stderrTail);
+      if (outcome.runcError) throw new ExecError(`process "${meta.args.join(' ')}" could not be started: ${outcome.runcError}`, outcome.exitCode, meta.args, outcome.stderrTail);
+      if (outcome.exitCode !== 0) {
+        throw new ExecError(`process "${meta.args.join(' ')}" did not complete successfully: exit code: ${outcome.exitCode}`, outcome.exitCode, meta.args, outcome.stderrTail);
+      }
+      return { exitCode: 0, durationMs };
+    } finally {
+      if (containerMayExist) await this.destroy(containerId);
+      removeMountStubs(stubs);
+      await rm(bundle, { recursive: true, force: true });
+    }
+  }
+
+  /** Deletes every container with our prefix in the runc root and every leftover bundle.
+   *  Call on startup, before any run: it does not spare containers of a live executor. */
+  async cleanupStale(): Promise<{ containers: string[]; bundles: string[] }> {
+    const containers: string[] = [];
+    if (existsSync(this.runcRoot)) {
+      const listed = await this.runc(['list', '--format', 'json']);
+      if (listed.code !== 0) throw new Error(`runc list failed in ${this.runcRoot}: ${listed.stderr.trim()}: check runc and the runc root`);
+      const entries = (JSON.parse(listed.stdout.trim() || 'null') ?? []) as { id: string }[];
+      for (const { id } of entries) {
+        if (!id.startsWith(this.idPrefix)) continue;
+        await this.destroy(id);
+        containers.push(id);
+      }
+    }
+    let bundles: string[] = [];
+    try {
+      bundles = (await readdir(this.bundlesDir)).filter((n) => n.startsWith(this.idPrefix));
+    } catch {
+      // No bundles dir yet: nothing ran here.
+    }
+    for (const b of bundles) await rm(join(this.bundlesDir, b), { recursive: true, force: true });
+    return { containers, bundles };
+  }
+
+  private mountStubs(options: RunOptions): MountStub[] {
+    const stubs: MountStub[] = [
+      { target: '/proc', kind: 'dir' }, { target: '/dev', kind: 'dir' }, { target: '/sys', kind: 'dir' },
+      { target: '/etc/hosts', kind: 'file' }, { target: '/etc/resolv.conf', kind: 'file' }, { target: '/etc/hostname', kind: 'file' },
+    ];
+    const targets = options.mounts.map((m) => posix.resolve('/', m.target));
+    for (const [i, m] of options.mounts.entries()) {
+      const target = targets[i] as string;
+      // A target inside another user mount lives in that mount's source, not in the rootfs.
+      if (targets.some((t, j) => j !== i && target.startsWith(t === '/' ? '/' : t + '/'))) continue;
+      if (target.startsWith('/proc/') || target.startsWith('/dev/') || target.startsWith('/sys/')) continue;
+      stubs.push({ target, kind: m.type === 'bind' && !isDirectory(m.source) ? 'file' : 'dir' });
+    }
+    return stubs;
+  }
+
+  private runContainer(containerId: string, bundle: string, options: RunOptions): Promise<{ exitCode: number; stopped?: 'timeout' | 'abort'; stderrTail: string[]; runcError?: string }> {
+    const { meta, signal } = options;
+    const logFile = join(bundle, 'runc.log');
+    const child = spawn(this.runcBinary, ['--root', this.runcRoot, '--log', logFile, '--log-format', 'json', 'run', '--bundle', bundle, containerId], {
+      stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    });
+    const tail = new LineTail(stderrTailLines);
+    const stdout = child.stdout as NodeJS.ReadableStream;
+    const stderr = child.stderr as NodeJS.ReadableStream;
+    if (options.stdin && child.stdin) {
+      child.stdin.on('error', () => { /* the process may exit without reading stdin */ });
+      options.stdin.pipe(child.stdin);
+    }
+    if (options.stdout) stdout.pipe(options.stdout, { end: false });
+    else stdout.resume();
+    stderr.on('data', (chunk: Buffer) => tail.push(chunk));
+    if (options.stderr) stderr.pipe(options.stderr, { end: false });
+
+    let stopped: 'timeout' | 'abort' | undefined;
+    let exited = false;
+    const stop = (reason: 'timeout' | 'abort') => {
+      if (stopped || exited) return;
+      stopped = reason;
+      void this.killUntilExited(containerId, () => exited, () => child.kill('SIGKILL'));
+    };
+    const timer = meta.timeoutMs !== undefined && meta.timeoutMs > 0 ? setTimeout(() => stop('timeout'), meta.timeoutMs) : undefined;
+    const onAbort = () => stop('abort');
+    signal?.addEventListener('abort', onAbort, { once: true });
+
+    return new Promise((resolvePromise, reject) => {
+      child.on('error', (err) => {
+        exited = true;
+        cleanup();
+        reject(new Error(`cannot start ${this.runcBinary}: ${err.message}: install runc or set runcBinary`));
+      });
+      child.on('close', (code, sig) => {
+        exited = true;
+        cleanup();
+        const exitCode = code ?? (sig ? 128 + signalNumber(sig) : -1);
+        resolvePromise({ exitCode, stopped, stderrTail: tail.lines(), runcError: stopped ? undefined : runcFailure(logFile) });
+      });
+    });
+
+    function cleanup() {
+      if (timer) clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      if (options.stdin && child.stdin) options.stdin.unpipe(child.stdin);
+    }
+  }
+
+  // `runc kill` fails while the container is still being created, so retry until runc run
+  // returns; if runc itself hangs, kill it and leave the rest to `runc delete --force`.
+  private async killUntilExited(containerId: string, exited: () => boolean, killRunc: () => void): Promise<void> {
+    const deadline = Date.now() + 5000;
+    while (!exited()) {
+      await this.runc(['kill', containerId, 'KILL']);
+      if (exited()) return;
+      if (Date.now() > deadline) {
+        killRunc();
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  private async destroy(containerId: string): Promise<void> {
+    await this.runc(['kill', containerId, 'KILL']);
+    const res = await this.runc(['delete', '--force', containerId]);
+    if (res.code !== 0 && !/does not exist|not exist/.test(res.stderr)) {
+      throw new Error(`cannot delete container ${containerId}: ${res.stderr.trim()}: run "runc --root ${this.runcRoot} delete --force ${containerId}"`);
+    }
+  }
+
+  private runc(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolvePromise) => {
+      execFile(this.runcBinary, ['--root', this.runcRoot, ...args], { timeout: runcCommandTimeoutMs }, (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
+        resolvePromise({ code, stdout, stderr });
+      });
+    });
+  }
+}
+
+/** Keeps the last N lines of a byte stream. */
+class LineTail {
+  private buf = '';
+  private done: string[] = [];
+  constructor(private readonly max: number) {}
+  push(chunk: Buffer): void {
+    this.buf += chunk.toString('utf8');
+    const parts = this.buf.split('\n');
+    this.buf = (parts.pop() ?? '').slice(-4096);
+    this.done.push(...parts.map((l) => l.slice(0, 4096)));
+    if (this.done.length > this.max) this.done = this.done.slice(-this.max);
+  }
+  lines(): string[] {
+    const all = this.buf === '' ? this.done : [...this.done, this.buf];
+    return all.slice(-this.max);
+  }
+}
+
+// runc's own failures (bad exec, mount errors) go to its JSON log, not the process's stderr.
+function runcFailure(logFile: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(logFile, 'utf8');
+  } catch {
+    return undefined;
+  }
+  let last: string | undefined;
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      const entry = JSON.parse(line) as { level?: string; msg?: string };
+      if (entry.level === 'error' && entry.msg) last = entry.msg;
+    } catch {
+      // Not JSON: ignore.
+    }
+  }
+  return last?.replace(/^runc run failed: /, '');
+}
+
+// Docker gives 1048576 open files; raising above our own hard limit needs CAP_SYS_RESOURCE,
+// which sandboxed workers may lack, so clamp to what runc can actually set.
+let cachedNofile: number | undefined;
+function nofileLimit(): number {
+  if (cachedNofile !== undefined) return cachedNofile;
+  const wanted = 1048576;
+  cachedNofile = wanted;
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const capEff = BigInt('0x' + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0'));
+    const hasSysResource = (capEff & (1n << 24n)) !== 0n;
+    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
+    if (!hasSysResource && hard !== undefined && hard !== 'unlimited' && Number(hard) < wanted) cachedNofile = Number(hard);
+  } catch {
+    // Not Linux /proc: keep Docker's value.
+  }
+  return cachedNofile;
+}
+
+function readOptional(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function signalNumber(sig: NodeJS.Signals): number {
+  return osConstants.signals[sig] ?? 0;
+}

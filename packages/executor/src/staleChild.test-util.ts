@@ -1,0 +1,9 @@
+// Child process for cleanupStale.test.ts: starts a long-running container, then waits to be killed.
+import { RuncExecutor } from './RuncExecutor.js';
+
+const [stateDir, rootfs, sleepArg] = process.argv.slice(2) as [string, string, string];
+const executor = new RuncExecutor({ stateDir });
+await executor.run({
+  id: 'stale', rootfs, mounts: [], stdout: process.stdout,
+  meta: { args: ['/bin/sh', '-c', `echo ready; exec sleep ${sleepArg}`], env: [], cwd: '/', user: '', network: 'none' },
+});

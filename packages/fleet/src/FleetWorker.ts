@@ -1,0 +1,155 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { RedisCacheIndex } from '@buildyard/cache';
+import { ContextStore, materializeContext } from '@buildyard/context';
+import { BuildSecrets, type StagePayload } from '@buildyard/control';
+import { detectPlatforms } from '@buildyard/executor';
+import type { Vertex } from '@buildyard/graph';
+import { FsContentStore, RegistryClient } from '@buildyard/oci';
+import { ProgressWriter, type VertexRef } from '@buildyard/progress';
+import { StageConsumer, type StageJob } from '@buildyard/scheduler';
+import { RegistryImageSource, StageSolver, openLocalEngine, type StageResult } from '@buildyard/solver';
+
+export interface FleetWorkerOptions {
+  id: string;
+  redisUrl: string;
+  /** This worker's own state: snapshots, runc bundles, cache mounts, materialized contexts. */
+  stateDir: string;
+  /** Shared with the frontend and other workers on this machine: context files and layer blobs. */
+  sharedDir: string;
+  secretsKey: string;
+  capacity: number;
+  /** Platforms to offer; empty offers every native and emulated platform found. */
+  platforms: string[];
+  compression: 'gzip' | 'zstd';
+  insecureRegistries: string[];
+  stepTimeoutMs: number;
+  maxLogBytesPerStep: number;
+  heartbeatMs: number;
+  heartbeatTtlMs: number;
+  version: string;
+  /** Lock and stall detection of stage jobs (how soon a dead worker's stage moves elsewhere). */
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+  onError?(err: Error): void;
+}
+
+/** Progress ids must differ per platform even when two platforms run the same step. */
+function vertexId(platform: string, vertex: Vertex): string {
+  return 'sha256:' + createHash('sha256').update(`${platform}\0${vertex.cacheKey}`).digest('hex');
+}
+
+/**
+ * A worker of the fleet: takes stage jobs for its platforms from the scheduler's queues and
+ * runs them with the solver, sharing layers through the shared blob store and the cache index.
+ */
+export class FleetWorker {
+  private redis!: Redis;
+  private consumer?: StageConsumer;
+  private engine!: Awaited<ReturnType<typeof openLocalEngine>>;
+  private contexts!: ContextStore;
+  private blobs!: FsContentStore;
+  private secrets!: BuildSecrets;
+  private readonly contextsReady = new Map<string, Promise<string>>();
+  readonly platforms: { native: string[]; emulated: string[] };
+
+  constructor(private readonly opts: FleetWorkerOptions) {
+    const found = detectPlatforms();
+    const wanted = (p: string) => opts.platforms.length === 0 || opts.platforms.includes(p);
+    this.platforms = { native: found.native.filter(wanted), emulated: found.emulated.filter(wanted) };
+    const missing = opts.platforms.filter((p) => !found.native.includes(p) && !found.emulated.includes(p));
+    if (missing.length > 0) throw new Error(`this machine cannot run ${missing.join(', ')}: it runs ${[...found.native, ...found.emulated].join(', ')} (emulation needs qemu binfmt handlers: infra/dev/setup.sh)`);
+  }
+
+  async start(): Promise<void> {
+    this.redis = new Redis(this.opts.redisUrl, { maxRetriesPerRequest: null });
+    this.engine = await openLocalEngine(this.opts.stateDir, this.opts.insecureRegistries);
+    this.blobs = new FsContentStore(join(this.opts.sharedDir, 'blobs'));
+    await this.blobs.init();
+    this.contexts = new ContextStore({ root: join(this.opts.sharedDir, 'contexts') });
+    this.secrets = new BuildSecrets(this.redis, this.opts.secretsKey);
+    this.consumer = new StageConsumer({
+      redis: this.opts.redisUrl,
+      worker: { id: this.opts.id, nativePlatforms: this.platforms.native, emulatedPlatforms: this.platforms.emulated, capacity: this.opts.capacity, version: this.opts.version },
+      handler: (job, signal) => this.runStage(job, signal),
+      heartbeatMs: this.opts.heartbeatMs,
+      heartbeatTtlMs: this.opts.heartbeatTtlMs,
+      lockDurationMs: this.opts.lockDurationMs,
+      stalledIntervalMs: this.opts.stalledIntervalMs,
+      onError: this.opts.onError,
+    });
+    await this.consumer.start();
+  }
+
+  async close(): Promise<void> {
+    await this.consumer?.close();
+    this.redis?.disconnect();
+  }
+
+  private async runStage(job: StageJob, signal: AbortSignal): Promise<StageResult> {
+    const payload = job.payload as StagePayload;
+    const { stage } = payload;
+    const sealed = await this.secrets.get(job.buildId);
+    const registry = new RegistryClient({
+      store: this.blobs, insecureHosts: this.opts.insecureRegistries, dockerConfig: false,
+      credentials: Object.fromEntries(sealed.registryAuth.map((a) => [a.registry, a.identityToken ? { identityToken: a.identityToken } : { username: a.username, password: a.password }])) as never,
+    });
+    const solver = new StageSolver({
+      stateDir: this.opts.stateDir, snapshotter: this.engine.snapshotter, executor: this.engine.executor, blobs: this.blobs,
+      cache: new RedisCacheIndex(this.redis, job.tenant), images: new RegistryImageSource(registry, this.blobs),
+      compression: this.opts.compression, stepTimeoutMs: this.opts.stepTimeoutMs,
+    });
+    const progress = new ProgressWriter(this.redis, job.buildId, { maxLogBytesPerVertex: this.opts.maxLogBytesPerStep });
+    const byDigest = new Map(stage.vertices.map((v) => [v.digest, v]));
+    const refOf = (digest: string): VertexRef => {
+      const vertex = byDigest.get(digest)!;
+      const [, step, steps] = /\[[^\]]*?(\d+)\/(\d+)\]/.exec(vertex.name) ?? [];
+      return { digest: vertexId(stage.platform, vertex), name: vertex.name, platform: stage.platform, stage: stage.name ?? String(stage.index), step: Number(step ?? 0), steps: Number(steps ?? 0), workerId: this.opts.id, emulated: job.emulated };
+    };
+    const startedAt = new Map<string, number>();
+    try {
+      const result = await solver.solve({
+        stage, inputs: job.inputs as Record<string, StageResult>, tenant: job.tenant, signal,
+        contextDir: payload.contextId ? await this.contextDir(payload.contextId) : undefined,
+        secrets: new Map(Object.entries(sealed.secrets).map(([id, v]) => [id, Buffer.from(v, 'base64')])),
+        noCache: payload.noCache, network: payload.network === 'host' ? 'host' : 'none',
+        events: {
+          vertex: (v) => {
+            const ref = refOf(v.digest);
+            if (v.state === 'cached') void progress.cached(ref);
+            else if (v.state === 'started') { startedAt.set(v.digest, Date.now()); void progress.started(ref); }
+            else if (v.state === 'completed') void progress.finished(ref, startedAt.get(v.digest) ?? Date.now());
+            else void progress.failed(ref, startedAt.get(v.digest) ?? Date.now(), v.error ?? 'failed');
+          },
+          log: (digest, stream, data) => { progress.log(vertexId(stage.platform, byDigest.get(digest)!), data, stream); },
+        },
+      });
+      return { ...result, workerId: this.opts.id, emulated: job.emulated };
+    } finally {
+      await progress.flush();
+    }
+  }
+
+  /** Materializes a context once per worker; concurrent stages of one build share it. */
+  private contextDir(contextId: string): Promise<string> {
+    let ready = this.contextsReady.get(contextId);
+    if (!ready) {
+      ready = (async () => {
+        const dir = join(this.opts.stateDir, 'contexts', contextId.slice('sha256:'.length));
+        if (existsSync(dir)) return dir;
+        const partial = `${dir}.partial-${process.pid}`;
+        await rm(partial, { recursive: true, force: true });
+        await mkdir(join(this.opts.stateDir, 'contexts'), { recursive: true });
+        await materializeContext(this.contexts, contextId, partial);
+        await rename(partial, dir);
+        return dir;
+      })();
+      ready.catch(() => this.contextsReady.delete(contextId));
+      this.contextsReady.set(contextId, ready);
+    }
+    return ready;
+  }
+}

@@ -1,0 +1,1 @@
+export { FleetWorker, type FleetWorkerOptions } from './FleetWorker.js';

@@ -1,0 +1,105 @@
+// The build event model. Each event maps 1:1 onto the proto's SolveEvent (see toSolveEvent) so
+// the frontend forwards events to clients without reshaping them.
+import type { SolveEvent, VertexStatus } from '@buildyard/proto';
+
+/** Identity and placement of one vertex (one build step on one platform). */
+export interface VertexRef {
+  /** Vertex digest: the stable id of the step. */
+  digest: string;
+  /** Display name, e.g. "[build 2/4] RUN make". */
+  name: string;
+  platform: string;
+  stage: string;
+  /** Step number within the stage, 1-based; 0 when not a numbered step. */
+  step: number;
+  steps: number;
+  workerId: string;
+  emulated: boolean;
+}
+
+export interface ImageRef {
+  platform: string;
+  manifestDigest: string;
+  configDigest: string;
+}
+
+export type ProgressEvent = { timestampMs: number } & (
+  | { type: 'build.accepted'; buildId: string; platforms: string[] }
+  | { type: 'vertex.started'; vertex: VertexRef; startedMs: number }
+  | { type: 'vertex.cached'; vertex: VertexRef }
+  | { type: 'vertex.progress'; vertex: VertexRef; startedMs: number; currentBytes: number; totalBytes: number }
+  | { type: 'vertex.log'; digest: string; stream: LogStream; data: Buffer; truncated: boolean }
+  | { type: 'vertex.finished'; vertex: VertexRef; startedMs: number; completedMs: number; durationMs: number }
+  | { type: 'vertex.error'; vertex: VertexRef; startedMs: number; completedMs: number; error: string }
+  | {
+      type: 'build.result'; buildId: string; digest: string; images: ImageRef[]; pushed: string[];
+      metadata: Record<string, string>; verticesTotal: number; verticesCached: number; durationMs: number;
+    }
+  | { type: 'build.error'; message: string; vertex?: string; file?: string; line?: number; code?: string }
+  | { type: 'build.warning'; message: string; file?: string; line?: number }
+);
+
+/** 1 = stdout, 2 = stderr, as in the proto. */
+export type LogStream = 1 | 2;
+
+export type ProgressEventType = ProgressEvent['type'];
+
+/** An event as read back from the stream, with its Redis stream id (for resuming). */
+export type StreamedProgressEvent = ProgressEvent & { streamId: string };
+
+function vertexStatus(v: VertexRef, extra: Partial<VertexStatus>): VertexStatus {
+  return {
+    digest: v.digest, name: v.name, platform: v.platform, stage: v.stage, step: v.step, steps: v.steps,
+    workerId: v.workerId, emulated: v.emulated, cached: false, startedMs: 0, completedMs: 0, error: '',
+    totalBytes: 0, currentBytes: 0, ...extra,
+  };
+}
+
+/** Converts an event into the wire message the frontend streams to clients. */
+export function toSolveEvent(e: ProgressEvent): SolveEvent {
+  const base: SolveEvent = {
+    timestampMs: e.timestampMs, accepted: undefined, vertex: undefined, log: undefined,
+    result: undefined, error: undefined, warning: undefined,
+  };
+  switch (e.type) {
+    case 'build.accepted':
+      return { ...base, accepted: { buildId: e.buildId, platforms: [...e.platforms] } };
+    case 'vertex.started':
+      return { ...base, vertex: vertexStatus(e.vertex, { startedMs: e.startedMs }) };
+    case 'vertex.cached':
+      return { ...base, vertex: vertexStatus(e.vertex, { cached: true, startedMs: e.timestampMs, completedMs: e.timestampMs }) };
+    case 'vertex.progress':
+      return { ...base, vertex: vertexStatus(e.vertex, { startedMs: e.startedMs, currentBytes: e.currentBytes, totalBytes: e.totalBytes }) };
+    case 'vertex.log':
+      return { ...base, log: { digest: e.digest, stream: e.stream, data: e.data, truncated: e.truncated } };
+    case 'vertex.finished':
+      return { ...base, vertex: vertexStatus(e.vertex, { startedMs: e.startedMs, completedMs: e.completedMs }) };
+    case 'vertex.error':
+      return { ...base, vertex: vertexStatus(e.vertex, { startedMs: e.startedMs, completedMs: e.completedMs, error: e.error }) };
+    case 'build.result':
+      return {
+        ...base,
+        result: {
+          buildId: e.buildId, digest: e.digest, images: e.images.map((i) => ({ ...i })), pushed: [...e.pushed],
+          metadata: { ...e.metadata }, verticesTotal: e.verticesTotal, verticesCached: e.verticesCached,
+          durationMs: e.durationMs, files: [],
+        },
+      };
+    case 'build.error':
+      return { ...base, error: { message: e.message, vertex: e.vertex ?? '', file: e.file ?? '', line: e.line ?? 0, code: e.code ?? '' } };
+    case 'build.warning':
+      return { ...base, warning: { message: e.message, file: e.file ?? '', line: e.line ?? 0 } };
+  }
+}
+
+/** Stream field encoding: JSON with log bytes as base64 (Redis stream values are strings). */
+export function encodeEvent(e: ProgressEvent): string {
+  if (e.type === 'vertex.log') return JSON.stringify({ ...e, data: e.data.toString('base64') });
+  return JSON.stringify(e);
+}
+
+export function decodeEvent(json: string): ProgressEvent {
+  const raw = JSON.parse(json) as ProgressEvent | (Omit<Extract<ProgressEvent, { type: 'vertex.log' }>, 'data'> & { data: string });
+  if (raw.type === 'vertex.log') return { ...raw, data: Buffer.from(raw.data as unknown as string, 'base64') };
+  return raw as ProgressEvent;
+}

@@ -1,0 +1,9 @@
+// Public API of @buildyard/progress: the build event model and its Redis stream.
+export {
+  toSolveEvent, encodeEvent, decodeEvent,
+  type ProgressEvent, type ProgressEventType, type StreamedProgressEvent, type VertexRef, type ImageRef, type LogStream,
+} from './ProgressEvent.js';
+export { ProgressWriter, TRUNCATION_MARKER, type ProgressWriterOptions } from './ProgressWriter.js';
+export { readProgress, type ReadProgressOptions } from './readProgress.js';
+export { progressStreamKey } from './progressStream.js';
+export { utf8SafeCut, incompleteUtf8Tail } from './utf8.js';

@@ -1,0 +1,8 @@
+/** The Redis stream holding one build's events. */
+export function progressStreamKey(buildId: string): string {
+  return `buildyard:progress:${buildId}`;
+}
+
+/** Stream field names: `e` holds an encoded event, `end` marks the end of the build's events. */
+export const EVENT_FIELD = 'e';
+export const END_FIELD = 'end';

@@ -1,0 +1,307 @@
+// Integration tests: real Redis (testkit), real BullMQ, real StageConsumers (one in a child
+// process for the SIGKILL case). Timing knobs are shrunk so every test runs in seconds.
+import { after, before, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { startRedis, type RedisService } from '@buildyard/testkit';
+import { NoWorkerError, Scheduler, StageConsumer, platformQueueName, type StageJob, type StageSpec } from './index.js';
+
+let redis: RedisService;
+let prefixSeq = 0;
+before(async () => { redis = await startRedis(); });
+after(async () => { await redis?.stop(); });
+
+const FAST = { heartbeatMs: 200, heartbeatTtlMs: 1000, lockDurationMs: 1000, stalledIntervalMs: 300, pollMs: 200 };
+const AMD = 'linux/amd64';
+
+interface Run { worker: string; buildId: string; stageId: string; start: number; end: number; emulated: boolean; aborted: boolean; job: StageJob }
+
+/** A scheduler plus consumers in a private key prefix; everything is closed when the test ends. */
+function setup(t: TestContext, opts: { tenantLimit?: number } = {}) {
+  const prefix = `t${process.pid}-${++prefixSeq}`;
+  const scheduler = new Scheduler(redis.url, { prefix, tickMs: 200, heartbeatTtlMs: 1000, tenantLimit: opts.tenantLimit });
+  const consumers: StageConsumer[] = [];
+  const runs: Run[] = [];
+  const errors: Error[] = [];
+  t.after(async () => {
+    await Promise.all(consumers.map((c) => c.close()));
+    await scheduler.close();
+  });
+  type Behaviour = (job: StageJob, signal: AbortSignal, worker: string) => Promise<unknown>;
+  async function consumer(id: string, w: { native?: string[]; emulated?: string[]; capacity?: number }, behaviour?: Behaviour) {
+    const c = new StageConsumer({
+      redis: redis.url, prefix, ...FAST, onError: (e) => errors.push(e),
+      worker: { id, nativePlatforms: w.native ?? [AMD], emulatedPlatforms: w.emulated ?? [], capacity: w.capacity ?? 1 },
+      handler: async (job, signal) => {
+        const run: Run = { worker: id, buildId: job.buildId, stageId: job.stageId, start: performance.now(), end: 0, emulated: job.emulated, aborted: false, job };
+        runs.push(run);
+        try {
+          return behaviour ? await behaviour(job, signal, id) : { stage: job.stageId, by: id };
+        } finally {
+          run.end = performance.now();
+          run.aborted = signal.aborted;
+        }
+      },
+    });
+    consumers.push(c);
+    await c.start();
+    return c;
+  }
+  return { prefix, scheduler, consumer, runs, errors };
+}
+
+const stage = (id: string, dependsOn: string[] = [], payload: unknown = { id }, cacheKey = ''): StageSpec => ({ id, dependsOn, cacheKey, payload });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 8000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+function timeout<T>(p: Promise<T>, ms = 15000, what = 'build'): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} did not finish in ${ms} ms`)), ms); });
+  return Promise.race([p, expired]).finally(() => clearTimeout(timer));
+}
+
+test('a diamond runs its independent stages at once on different workers, in dependency order', async (t) => {
+  const { scheduler, consumer, runs } = setup(t);
+  const started = new Set<string>();
+  const behaviour = async (job: StageJob, _s: AbortSignal, by: string) => {
+    started.add(job.stageId);
+    // a and b each wait for the other to start: they only both finish if they overlap.
+    if (job.stageId === 'a' || job.stageId === 'b') await until('a and b to overlap', () => started.has('a') && started.has('b'), 5000);
+    return { stage: job.stageId, by, inputs: job.inputs };
+  };
+  await consumer('w1', {}, behaviour);
+  await consumer('w2', {}, behaviour);
+  await scheduler.submitBuild({ buildId: 'd1', tenant: 't1', priority: 10, traceContext: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
+    platforms: [{ platform: AMD, stages: [stage('base'), stage('a', ['base']), stage('b', ['base']), stage('final', ['a', 'b'])] }] });
+  const state = await timeout(scheduler.waitForBuild('d1'));
+  assert.equal(state.status, 'done');
+  const by = (id: string) => runs.find((r) => r.stageId === id)!;
+  const [base, a, b, final] = ['base', 'a', 'b', 'final'].map(by);
+  assert.notEqual(a.worker, b.worker, 'a and b ran on different workers');
+  assert.ok(a.start < b.end && b.start < a.end, 'a and b overlapped');
+  assert.ok(base.end <= a.start && base.end <= b.start, 'base finished before a and b started');
+  assert.ok(final.start >= a.end && final.start >= b.end, 'final started after a and b');
+  assert.deepEqual(Object.keys(final.job.inputs).sort(), ['a', 'b']);
+  assert.deepEqual((final.job.inputs.a as { by: string }).by, a.worker);
+  assert.equal(final.job.traceContext.traceparent, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
+  assert.equal(runs.length, 4);
+  const finalState = state.stages.find((s) => s.stageId === 'final')!;
+  assert.equal(finalState.worker, final.worker);
+  assert.equal(finalState.emulated, false);
+  assert.deepEqual(finalState.result, { stage: 'final', by: final.worker, inputs: final.job.inputs });
+});
+
+test('a chain stays on the worker that holds its inputs', async (t) => {
+  const { scheduler, consumer, runs } = setup(t);
+  await consumer('w1', {});
+  await consumer('w2', {});
+  await scheduler.submitBuild({ buildId: 'c1', tenant: 't1', priority: 0,
+    platforms: [{ platform: AMD, stages: [stage('s1'), stage('s2', ['s1']), stage('s3', ['s2']), stage('s4', ['s3'])] }] });
+  const state = await timeout(scheduler.waitForBuild('c1'));
+  assert.equal(state.status, 'done');
+  assert.equal(new Set(runs.map((r) => r.worker)).size, 1, `all on one worker: ${runs.map((r) => r.worker).join(',')}`);
+  assert.ok(state.stages.slice(1).every((s) => s.queue?.startsWith('stages-w-')), 'dependent stages went to the worker queue');
+  // the event stream replays from the start and ends with build-done
+  const events = [];
+  for await (const ev of scheduler.events('c1')) events.push(ev);
+  assert.deepEqual(events.filter((e) => e.type !== 'build-done').map((e) => `${e.type}:${'stageId' in e ? e.stageId : ''}`), [
+    'stage-queued:s1', 'stage-started:s1', 'stage-completed:s1', 'stage-queued:s2', 'stage-started:s2', 'stage-completed:s2',
+    'stage-queued:s3', 'stage-started:s3', 'stage-completed:s3', 'stage-queued:s4', 'stage-started:s4', 'stage-completed:s4']);
+  assert.equal(events.at(-1)?.type, 'build-done');
+  const started = events.find((e) => e.type === 'stage-started');
+  assert.ok(started?.type === 'stage-started' && started.worker === runs[0].worker && started.emulated === false && started.attempt === 1);
+  const completed = events.find((e) => e.type === 'stage-completed');
+  assert.deepEqual(completed?.type === 'stage-completed' && completed.result, { stage: 's1', by: runs[0].worker });
+  await assert.rejects(scheduler.waitForBuild('nope'), /build nope not found; check the build id/);
+});
+
+test('a platform without workers fails the build at once', async (t) => {
+  const { scheduler, consumer, runs } = setup(t);
+  await consumer('w1', {});
+  await assert.rejects(scheduler.submitBuild({ buildId: 'x1', tenant: 't1', priority: 0,
+    platforms: [{ platform: AMD, stages: [stage('a')] }, { platform: 'linux/s390x', stages: [stage('a')] }] }),
+  (err: unknown) => err instanceof NoWorkerError && err.message === 'no worker can build linux/s390x');
+  const state = await scheduler.getBuild('x1');
+  assert.equal(state?.status, 'failed');
+  assert.equal(state?.error, 'no worker can build linux/s390x');
+  await sleep(300);
+  assert.equal(runs.length, 0, 'nothing of the failed build ran');
+});
+
+test('native workers are preferred; emulation is used when no native worker is alive', async (t) => {
+  const { scheduler, consumer, runs } = setup(t);
+  const native = await consumer('arm', { native: ['linux/arm64'], capacity: 1 });
+  await consumer('emu', { native: [AMD], emulated: ['linux/arm64'], capacity: 2 });
+  await scheduler.submitBuild({ buildId: 'n1', tenant: 't1', priority: 0,
+    platforms: [{ platform: 'linux/arm64', stages: [stage('a'), stage('b'), stage('c')] }] });
+  assert.equal((await timeout(scheduler.waitForBuild('n1'))).status, 'done');
+  assert.deepEqual(runs.map((r) => [r.worker, r.emulated]), [['arm', false], ['arm', false], ['arm', false]]);
+  await native.close();
+  await scheduler.submitBuild({ buildId: 'n2', tenant: 't1', priority: 0, platforms: [{ platform: 'linux/arm64', stages: [stage('a')] }] });
+  const state = await timeout(scheduler.waitForBuild('n2'));
+  assert.equal(state.status, 'done');
+  assert.deepEqual([state.stages[0].worker, state.stages[0].emulated, runs[3].emulated], ['emu', true, true]);
+});
+
+test('a draining worker gets no new stages', async (t) => {
+  const { scheduler, consumer, runs } = setup(t);
+  await consumer('w1', { capacity: 2 });
+  await consumer('w2', { capacity: 1 });
+  await scheduler.registry.drain('w1');
+  assert.equal((await scheduler.registry.list()).find((w) => w.id === 'w1')?.draining, true);
+  await scheduler.submitBuild({ buildId: 'dr1', tenant: 't1', priority: 0,
+    platforms: [{ platform: AMD, stages: [stage('a'), stage('b'), stage('c'), stage('d')] }] });
+  assert.equal((await timeout(scheduler.waitForBuild('dr1'))).status, 'done');
+  assert.deepEqual(runs.map((r) => r.worker), ['w2', 'w2', 'w2', 'w2']);
+});
+
+test('identical stages of concurrent builds run once', async (t) => {
+  const { scheduler, consumer, runs } = setup(t);
+  const slow = async (job: StageJob, _s: AbortSignal, by: string) => { await sleep(300); return { key: job.cacheKey, by }; };
+  await consumer('w1', {}, slow);
+  await consumer('w2', {}, slow);
+  const plan = (id: string) => ({ buildId: id, tenant: 't1', priority: 0,
+    platforms: [{ platform: AMD, stages: [stage('x', [], { from: id }, 'ck-shared'), stage('y', ['x'], { from: id }, `ck-${id}`)] }] });
+  await Promise.all([scheduler.submitBuild(plan('dd1')), scheduler.submitBuild(plan('dd2'))]);
+  const [s1, s2] = await timeout(Promise.all([scheduler.waitForBuild('dd1'), scheduler.waitForBuild('dd2')]));
+  assert.equal(s1.status, 'done');
+  assert.equal(s2.status, 'done');
+  assert.equal(runs.filter((r) => r.job.cacheKey === 'ck-shared').length, 1, 'the shared stage ran once');
+  assert.equal(runs.length, 3);
+  const x1 = s1.stages.find((s) => s.stageId === 'x')!;
+  const x2 = s2.stages.find((s) => s.stageId === 'x')!;
+  assert.deepEqual(x1.result, x2.result);
+  assert.equal([x1, x2].filter((s) => s.dedupedFrom).length, 1, 'exactly one build reused the other\'s result');
+  // the follower's dependent got the shared result as its input
+  assert.deepEqual(runs.filter((r) => r.stageId === 'y').map((r) => r.job.inputs.x), [x1.result, x1.result]);
+});
+
+test('a failed dedupe leader fails its followers instead of leaving them waiting', async (t) => {
+  const { scheduler, consumer, runs } = setup(t);
+  await consumer('w1', {}, async () => { await sleep(300); throw new Error('RUN make: exit code 2'); });
+  const plan = (id: string) => ({ buildId: id, tenant: 't1', priority: 0, platforms: [{ platform: AMD, stages: [stage('x', [], {}, 'ck-bad')] }] });
+  await scheduler.submitBuild(plan('f1'));
+  await scheduler.submitBuild(plan('f2'));
+  const states = await timeout(Promise.all([scheduler.waitForBuild('f1'), scheduler.waitForBuild('f2')]));
+  assert.deepEqual(states.map((s) => s.status), ['failed', 'failed']);
+  assert.equal(runs.length, 1);
+  for (const s of states) assert.match(s.error ?? '', /^stage x \(linux\/amd64\) failed: RUN make: exit code 2$/);
+});
+
+test('cancel aborts the running handler within a second and removes queued jobs', async (t) => {
+  const { scheduler, consumer, runs, prefix } = setup(t);
+  let abortedAt = 0;
+  await consumer('w1', { capacity: 1 }, async (_job, signal) => {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 10_000);
+      signal.addEventListener('abort', () => { abortedAt = Date.now(); clearTimeout(t); resolve(); });
+    });
+    throw new Error('aborted');
+  });
+  await scheduler.submitBuild({ buildId: 'k1', tenant: 't1', priority: 0,
+    platforms: [{ platform: AMD, stages: [stage('a'), stage('b'), stage('c', ['a'])] }] });
+  await until('a stage to start', () => runs.length === 1);
+  const q = new Queue(platformQueueName(AMD, 'native'), { connection: { host: redis.host, port: redis.port }, prefix: `${prefix}:bull` });
+  t.after(() => q.close());
+  assert.equal(await q.getJobCountByTypes('wait', 'prioritized'), 1, 'the other stage is queued');
+  const cancelledAt = Date.now();
+  assert.equal(await scheduler.cancelBuild('k1'), true);
+  await until('the handler to see the abort', () => abortedAt > 0, 3000);
+  assert.ok(abortedAt - cancelledAt < 1000, `aborted ${abortedAt - cancelledAt} ms after cancel`);
+  assert.equal(await q.getJobCountByTypes('wait', 'prioritized'), 0, 'the queued job was removed');
+  const state = await timeout(scheduler.waitForBuild('k1'));
+  assert.equal(state.status, 'cancelled');
+  await sleep(400);
+  assert.equal(runs.length, 1, 'no other stage started');
+  assert.equal(runs[0].aborted, true);
+  assert.ok(state.stages.every((s) => s.status === 'cancelled'));
+  assert.equal(await scheduler.cancelBuild('k1'), false, 'a finished build cannot be cancelled again');
+  const probe = new Redis(redis.url);
+  t.after(() => probe.quit());
+  const ttl = await probe.ttl(`${prefix}:build:k1:events`);
+  assert.ok(ttl > 86_000 && ttl <= 86_400, `finished build expires (ttl ${ttl})`);
+});
+
+test('a failing handler fails the build without a retry', async (t) => {
+  const { scheduler, consumer, runs } = setup(t);
+  await consumer('w1', {}, async (job) => { if (job.stageId === 'bad') throw new Error('RUN false: exit code 1'); return 'ok'; });
+  await consumer('w2', {}, async (job) => { if (job.stageId === 'bad') throw new Error('RUN false: exit code 1'); return 'ok'; });
+  await scheduler.submitBuild({ buildId: 'e1', tenant: 't1', priority: 0,
+    platforms: [{ platform: AMD, stages: [stage('bad'), stage('after', ['bad'])] }] });
+  const state = await timeout(scheduler.waitForBuild('e1'));
+  assert.equal(state.status, 'failed');
+  assert.equal(state.error, 'stage bad (linux/amd64) failed: RUN false: exit code 1');
+  await sleep(500);
+  assert.equal(runs.filter((r) => r.stageId === 'bad').length, 1, 'not retried');
+  assert.equal(runs.filter((r) => r.stageId === 'after').length, 0);
+  assert.deepEqual(state.stages.map((s) => [s.stageId, s.status, s.attempts]), [['bad', 'failed', 1], ['after', 'cancelled', 0]]);
+});
+
+test('a tenant over its limit is held back while another tenant proceeds', async (t) => {
+  const { scheduler, consumer, runs } = setup(t, { tenantLimit: 2 });
+  const work = async (job: StageJob) => { await sleep(100); return job.stageId; };
+  await consumer('w1', { capacity: 2 }, work);
+  await consumer('w2', { capacity: 2 }, work);
+  const many = Array.from({ length: 10 }, (_, i) => stage(`a${i}`));
+  await scheduler.submitBuild({ buildId: 'ta', tenant: 'A', priority: 0, platforms: [{ platform: AMD, stages: many }] });
+  await scheduler.submitBuild({ buildId: 'tb', tenant: 'B', priority: 0, platforms: [{ platform: AMD, stages: [stage('b0')] }] });
+  const [a, b] = await timeout(Promise.all([scheduler.waitForBuild('ta'), scheduler.waitForBuild('tb')]));
+  assert.equal(a.status, 'done');
+  assert.equal(b.status, 'done');
+  const bRun = runs.find((r) => r.buildId === 'tb')!;
+  const aRuns = runs.filter((r) => r.buildId === 'ta');
+  assert.ok(bRun.start < Math.max(...aRuns.map((r) => r.end)), 'B started before A finished');
+  // Without the limit all ten of A's stages would be queued ahead of B's.
+  const aBefore = aRuns.filter((r) => r.start < bRun.start).length;
+  assert.ok(aBefore <= 5, `B started after ${aBefore} of A's stages`);
+  // never more than 2 of A's stages at the same time, although 4 slots exist
+  // at most 2 of A's stages ran at any instant, although 4 slots existed
+  const edges = aRuns.flatMap((r) => [[r.start, 1], [r.end, -1]] as const).sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+  let now = 0;
+  let peak = 0;
+  for (const [, d] of edges) peak = Math.max(peak, (now += d));
+  assert.equal(peak, 2, `peak of ${peak} concurrent stages of tenant A`);
+});
+
+test('a stage on a SIGKILLed worker completes on another worker', async (t) => {
+  const { scheduler, consumer, runs, prefix } = setup(t);
+  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', fileURLToPath(new URL('./consumerChild.test-util.ts', import.meta.url))], {
+    env: { ...process.env, REDIS_URL: redis.url, PREFIX: prefix, WORKER_ID: 'doomed', PLATFORM: AMD },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve(); });
+    child.once('exit', (code) => reject(new Error(`consumer child exited early with ${code}`)));
+  });
+  // s1 comes from the shared platform queue (BullMQ stall recovery); s2 follows base onto the
+  // child's own queue (recovered by the scheduler's sweep).
+  await scheduler.submitBuild({ buildId: 'kill1', tenant: 't1', priority: 0, platforms: [{ platform: AMD, stages: [
+    stage('s1', [], { hangInChild: true }), stage('base'), stage('s2', ['base'], { hangInChild: true })] }] });
+  const probe = new Redis(redis.url);
+  t.after(() => probe.quit());
+  await until('both stages to run in the child', async () => {
+    const st = await scheduler.getBuild('kill1');
+    return ['s1', 's2'].every((id) => st?.stages.find((s) => s.stageId === id && s.status === 'running' && s.worker === 'doomed'));
+  });
+  await consumer('survivor', {});
+  child.kill('SIGKILL');
+  const state = await timeout(scheduler.waitForBuild('kill1'), 20000);
+  assert.equal(state.status, 'done');
+  for (const id of ['s1', 's2']) {
+    const s = state.stages.find((x) => x.stageId === id)!;
+    assert.equal(s.worker, 'survivor', `${id} finished on the survivor`);
+    assert.equal(s.attempts, 2);
+  }
+  assert.deepEqual(runs.map((r) => r.stageId).sort(), ['s1', 's2']);
+});

@@ -1,0 +1,148 @@
+import type { Redis } from 'ioredis';
+import { followBuildEvents } from './buildEvents.js';
+import { connectRedis, useRedis, type RedisTarget } from './connectRedis.js';
+import { Dispatcher, noWorkerMessage } from './Dispatcher.js';
+import { DEFAULT_PREFIX, schedulerKeys, workerQueueName, type SchedulerKeys } from './keys.js';
+import { StageStore } from './StageStore.js';
+import { WorkerRegistry } from './WorkerRegistry.js';
+import type { BuildEvent, BuildRequest, BuildState } from './types.js';
+
+export interface SchedulerOptions {
+  /** Redis key prefix shared by schedulers, consumers and the dashboard (default `by:sched`). */
+  prefix?: string;
+  /** Running stages per tenant; a tenant at its limit waits while others proceed (default 4, 0 = unlimited). */
+  tenantLimit?: number;
+  /** Period of the safety-net dispatch and dead-worker sweep (default 1000 ms, 0 = off). */
+  tickMs?: number;
+  /** How long finished builds (state, stages, events) stay in Redis (default 24 h, 0 = forever). */
+  retentionSec?: number;
+  /** Must match the workers' setting (default 10 s). */
+  heartbeatTtlMs?: number;
+}
+
+/** Thrown by submitBuild when a platform has no live worker; the build is recorded as failed. */
+export class NoWorkerError extends Error {
+  constructor(readonly platform: string) {
+    super(noWorkerMessage(platform));
+    this.name = 'NoWorkerError';
+  }
+}
+
+/** The frontend's side: submits builds as stage jobs, cancels them, reports their progress. */
+export class Scheduler {
+  readonly registry: WorkerRegistry;
+  readonly keys: SchedulerKeys;
+  private readonly redis: Redis;
+  private readonly owned: boolean;
+  private readonly store: StageStore;
+  private readonly dispatcher: Dispatcher;
+  private readonly ready: Promise<unknown>;
+  private readonly timer: NodeJS.Timeout | undefined;
+  private readonly followers = new Set<Redis>();
+  private ticking = false;
+
+  constructor(redis: RedisTarget, opts: SchedulerOptions = {}) {
+    const { client, owned } = useRedis(redis);
+    this.redis = client;
+    this.owned = owned;
+    const prefix = opts.prefix ?? DEFAULT_PREFIX;
+    this.keys = schedulerKeys(prefix);
+    this.registry = new WorkerRegistry(client, { prefix, heartbeatTtlMs: opts.heartbeatTtlMs });
+    this.store = new StageStore(client, prefix);
+    const tenantLimit = opts.tenantLimit ?? 4;
+    this.dispatcher = new Dispatcher(client, this.keys, this.store, this.registry, { tenantLimit });
+    this.ready = client.hset(this.keys.config, 'tenantLimit', tenantLimit, 'retentionSec', opts.retentionSec ?? 86_400);
+    const tickMs = opts.tickMs ?? 1000;
+    if (tickMs > 0) {
+      this.timer = setInterval(() => void this.tick(), tickMs);
+      this.timer.unref();
+    }
+  }
+
+  /**
+   * Records the build and queues every stage whose dependencies are done. Rejects with
+   * NoWorkerError (`no worker can build linux/s390x`) when a platform has no live worker.
+   */
+  async submitBuild(req: BuildRequest): Promise<void> {
+    await this.ready;
+    await this.store.submit(req);
+    const workers = (await this.registry.list()).filter((w) => !w.draining);
+    for (const { platform } of req.platforms) {
+      if (!workers.some((w) => w.nativePlatforms.includes(platform) || w.emulatedPlatforms.includes(platform))) {
+        await this.dispatcher.applyAbort(await this.store.abort(req.buildId, 'failed', noWorkerMessage(platform)));
+        throw new NoWorkerError(platform);
+      }
+    }
+    await this.dispatcher.dispatch();
+  }
+
+  /** Cancels a running build: queued jobs are removed, running handlers see their AbortSignal fire. */
+  async cancelBuild(buildId: string, reason = 'cancelled'): Promise<boolean> {
+    const out = await this.store.abort(buildId, 'cancelled', reason);
+    await this.dispatcher.applyAbort(out);
+    await this.dispatcher.dispatch(); // the tenant's slots were freed
+    return out.builds.includes(buildId);
+  }
+
+  getBuild(buildId: string): Promise<BuildState | null> {
+    return this.store.getBuild(buildId);
+  }
+
+  /** Per-tenant override of the running-stage limit (0 = unlimited, null = back to the default). */
+  async setTenantLimit(tenant: string, limit: number | null): Promise<void> {
+    const key = `${this.store.prefix}:tenant:${tenant}:limit`;
+    if (limit === null) await this.redis.del(key);
+    else await this.redis.set(key, limit);
+    await this.dispatcher.dispatch();
+  }
+
+  /** The build's events from the start (or after `from`), ending with its build-* event. */
+  async *events(buildId: string, opts: { from?: string; signal?: AbortSignal } = {}): AsyncGenerator<BuildEvent, void, undefined> {
+    const conn = connectRedis(this.redis);
+    this.followers.add(conn);
+    try {
+      yield* followBuildEvents(conn, this.keys.buildEvents(buildId), buildId, {
+        ...opts,
+        exists: async () => (await this.redis.exists(this.keys.build(buildId))) === 1,
+      });
+    } finally {
+      this.followers.delete(conn);
+      conn.disconnect();
+    }
+  }
+
+  /** Resolves with the final state once the build is done, failed or cancelled. */
+  async waitForBuild(buildId: string, opts: { signal?: AbortSignal } = {}): Promise<BuildState> {
+    for await (const _ of this.events(buildId, opts)) { /* drain until the terminal event */ }
+    if (opts.signal?.aborted) throw new Error(`waiting for build ${buildId} was aborted`);
+    const state = await this.getBuild(buildId);
+    if (!state) throw new Error(`build ${buildId} not found; check the build id`);
+    return state;
+  }
+
+  /** Dispatches held-back stages and re-homes jobs placed on dead or draining workers. */
+  async tick(): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      for (const id of await this.registry.deadWorkers()) {
+        await this.dispatcher.rehome(id);
+        const left = await this.dispatcher.queue(workerQueueName(id)).getJobCountByTypes('active', 'wait', 'prioritized', 'delayed', 'paused');
+        if (left === 0) await this.registry.remove(id);
+      }
+      for (const w of await this.registry.list()) if (w.draining) await this.dispatcher.rehome(w.id);
+      await this.dispatcher.dispatch();
+    } catch {
+      // Redis hiccup: the next tick retries.
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    for (const c of this.followers) c.disconnect();
+    await this.dispatcher.close();
+    if (this.owned) await this.redis.quit().catch(() => undefined);
+  }
+}

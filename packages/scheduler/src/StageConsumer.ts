@@ -1,0 +1,301 @@
+import { randomUUID } from 'node:crypto';
+import { Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { connectRedis, type RedisTarget } from './connectRedis.js';
+import { Dispatcher, type StageJobData } from './Dispatcher.js';
+import { DEFAULT_PREFIX, platformQueueName, schedulerKeys, workerQueueName, type SchedulerKeys } from './keys.js';
+import { StageStore } from './StageStore.js';
+import { WorkerRegistry } from './WorkerRegistry.js';
+import type { StageHandler } from './types.js';
+
+export interface StageConsumerOptions {
+  redis: RedisTarget;
+  worker: {
+    id: string;
+    nativePlatforms: string[];
+    emulatedPlatforms: string[];
+    capacity: number;
+    version?: string;
+    /** Bytes held in the local snapshot cache, reported with each heartbeat. */
+    cacheBytes?: () => number;
+  };
+  handler: StageHandler;
+  prefix?: string;
+  /** Heartbeat period (default 3000 ms) and expiry (default 10000 ms). */
+  heartbeatMs?: number;
+  heartbeatTtlMs?: number;
+  /** BullMQ job lock: a worker that stops renewing it for this long loses the job (default 30000 ms). */
+  lockDurationMs?: number;
+  /** How often lost locks are looked for (default 15000 ms). */
+  stalledIntervalMs?: number;
+  /** Times a stage may be recovered from dead workers before it fails (default 2). */
+  maxStalledCount?: number;
+  /** Longest idle wait between queue polls; new work also wakes the consumer by pub/sub (default 1000 ms). */
+  pollMs?: number;
+  /** Used only when no scheduler has configured the limit in Redis (default 4). */
+  tenantLimit?: number;
+  onError?: (err: Error) => void;
+}
+
+interface Source {
+  worker: Worker;
+  /** undefined for the worker's own queue: emulated then depends on the job's platform. */
+  emulated: boolean | undefined;
+}
+
+interface Running {
+  buildId: string;
+  ref: string;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+function message(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.split('\n')[0] || 'stage failed without a message';
+}
+
+/**
+ * The worker's side: takes stage jobs up to `capacity` at once from its own queue first, then
+ * its native platforms' queues, then the emulated ones, runs the handler with an AbortSignal
+ * that fires on cancellation, and reports the result atomically through the stage store.
+ *
+ * BullMQ's Worker is used in manual-fetch mode because one capacity is shared by several
+ * queues; that makes lock renewal ours (see runJob).
+ */
+export class StageConsumer {
+  readonly id: string;
+  private readonly opts: StageConsumerOptions;
+  private readonly keys: SchedulerKeys;
+  private redis: Redis | undefined;
+  private sub: Redis | undefined;
+  private registry: WorkerRegistry | undefined;
+  private store: StageStore | undefined;
+  private dispatcher: Dispatcher | undefined;
+  private sources: Source[] = [];
+  private readonly running = new Map<string, Running>();
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private loopDone: Promise<void> | undefined;
+  private closing = false;
+  private wakeUp: (() => void) | undefined;
+
+  constructor(opts: StageConsumerOptions) {
+    if (opts.worker.capacity < 1) throw new Error(`worker ${opts.worker.id}: capacity ${opts.worker.capacity} must be at least 1`);
+    this.opts = opts;
+    this.id = opts.worker.id;
+    this.keys = schedulerKeys(opts.prefix ?? DEFAULT_PREFIX);
+  }
+
+  /** Number of stages this consumer is running now. */
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  async start(): Promise<void> {
+    const o = this.opts;
+    const prefix = o.prefix ?? DEFAULT_PREFIX;
+    const redis = (this.redis = connectRedis(o.redis));
+    this.sub = connectRedis(o.redis);
+    this.registry = new WorkerRegistry(redis, { prefix, heartbeatTtlMs: o.heartbeatTtlMs });
+    this.store = new StageStore(redis, prefix);
+    this.dispatcher = new Dispatcher(redis, this.keys, this.store, this.registry, { tenantLimit: o.tenantLimit ?? 4 });
+    await this.registry.register(this.info());
+
+    const workerOpts = {
+      connection: redis,
+      prefix: this.keys.bullPrefix,
+      autorun: false,
+      lockDuration: o.lockDurationMs ?? 30_000,
+      stalledInterval: o.stalledIntervalMs ?? 15_000,
+      maxStalledCount: o.maxStalledCount ?? 2,
+    };
+    const queues: Array<[string, boolean | undefined]> = [
+      [workerQueueName(this.id), undefined],
+      ...o.worker.nativePlatforms.map((p): [string, boolean] => [platformQueueName(p, 'native'), false]),
+      ...o.worker.emulatedPlatforms.map((p): [string, boolean] => [platformQueueName(p, 'emulated'), true]),
+    ];
+    for (const [name, emulated] of queues) {
+      const worker = new Worker(name, null, workerOpts);
+      worker.on('error', (err) => this.report(err));
+      // A stage that stalled too often is failed by BullMQ without any handler seeing it.
+      worker.on('failed', (job, err) => { if (job) void this.onBullFailed(job, err); });
+      this.sources.push({ worker, emulated });
+    }
+    for (const s of this.sources) await s.worker.startStalledCheckTimer();
+
+    await this.sub.subscribe(this.keys.cancelChannel, this.keys.workChannel);
+    this.sub.on('message', (channel: string, msg: string) => {
+      if (channel === this.keys.cancelChannel) this.abortBuild(msg, 'build cancelled');
+      else this.wake();
+    });
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), o.heartbeatMs ?? 3000);
+    this.loopDone = this.loop();
+  }
+
+  /** Finishes running stages, hands back jobs placed on this worker, and deregisters. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    await this.registry?.drain(this.id).catch(() => undefined);
+    this.wake();
+    await this.loopDone;
+    await Promise.all([...this.running.values()].map((r) => r.done));
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    await this.dispatcher?.rehome(this.id).catch((err) => this.report(err));
+    await Promise.all(this.sources.map((s) => s.worker.close().catch(() => undefined)));
+    await this.registry?.remove(this.id).catch(() => undefined);
+    await this.dispatcher?.close();
+    this.sub?.disconnect();
+    await this.redis?.quit().catch(() => undefined);
+  }
+
+  private info() {
+    const w = this.opts.worker;
+    return {
+      id: w.id, nativePlatforms: w.nativePlatforms, emulatedPlatforms: w.emulatedPlatforms,
+      capacity: w.capacity, cacheBytes: w.cacheBytes?.() ?? 0, version: w.version ?? '',
+    };
+  }
+
+  private report(err: unknown): void {
+    if (this.closing && /Connection is closed/.test(message(err))) return;
+    this.opts.onError?.(err instanceof Error ? err : new Error(String(err)));
+  }
+
+  private async heartbeat(): Promise<void> {
+    try {
+      const beat = await this.registry!.heartbeat(this.id, { running: this.running.size, cacheBytes: this.opts.worker.cacheBytes?.() ?? 0 });
+      if (!beat.registered && !this.closing) await this.registry!.register(this.info());
+    } catch (err) {
+      this.report(err);
+    }
+  }
+
+  private wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = undefined;
+    w?.();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { this.wakeUp = undefined; resolve(); }, ms);
+      this.wakeUp = () => { clearTimeout(t); resolve(); };
+    });
+  }
+
+  private abortBuild(buildId: string, reason: string): void {
+    for (const r of this.running.values()) if (r.buildId === buildId) r.abort.abort(new Error(reason));
+  }
+
+  private async loop(): Promise<void> {
+    const pollMs = this.opts.pollMs ?? 1000;
+    while (!this.closing) {
+      let took = false;
+      try {
+        if (this.running.size < this.opts.worker.capacity && !(await this.registry!.isDraining(this.id))) {
+          took = await this.fetchOne();
+        }
+      } catch (err) {
+        this.report(err);
+      }
+      if (!took && !this.closing) await this.sleep(pollMs);
+    }
+  }
+
+  private async fetchOne(): Promise<boolean> {
+    for (const source of this.sources) {
+      if (this.closing) return false;
+      const token = randomUUID();
+      const job = (await source.worker.getNextJob(token, { block: false })) as Job<StageJobData> | undefined;
+      if (job) {
+        this.startJob(job, token, source);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private startJob(job: Job<StageJobData>, token: string, source: Source): void {
+    const entry: Running = { buildId: job.data.buildId, ref: job.data.ref, abort: new AbortController(), done: Promise.resolve() };
+    const key = `${job.queueName}/${job.id}`;
+    this.running.set(key, entry);
+    entry.done = this.runJob(job, token, source, entry)
+      .catch((err) => this.report(err))
+      .finally(() => {
+        this.running.delete(key);
+        void this.dispatcher!.dispatch().catch((err) => this.report(err));
+        this.wake();
+      });
+  }
+
+  private async runJob(job: Job<StageJobData>, token: string, source: Source, entry: Running): Promise<void> {
+    const store = this.store!;
+    const data = job.data;
+    const jobId = job.id ?? '';
+    const emulated = source.emulated ?? !this.opts.worker.nativePlatforms.includes(data.platform);
+    const lockMs = this.opts.lockDurationMs ?? 30_000;
+    // Manual fetching means nobody renews our lock; losing it means another worker has the stage.
+    const lockTimer = setInterval(() => {
+      job.extendLock(token, lockMs).then((ok) => {
+        if (!ok) entry.abort.abort(new Error('lost the job lock; the stage moved to another worker'));
+      }, (err) => this.report(err));
+    }, Math.max(100, Math.floor(lockMs / 3)));
+    // Pub/sub may miss a message during a reconnect; the stage state is the source of truth.
+    const cancelPoll = setInterval(() => {
+      this.redis!.hget(this.keys.stage(data.ref), 'state').then((s) => {
+        if (s === 'cancelled') entry.abort.abort(new Error('build cancelled'));
+      }, () => undefined);
+    }, 1000);
+    try {
+      const started = await store.start(data.ref, this.id, emulated, jobId);
+      if (started.kind === 'skip') {
+        await job.moveToCompleted({ skipped: started.state }, token, false).catch(() => undefined);
+        return;
+      }
+      let result: unknown;
+      try {
+        result = await this.opts.handler({
+          buildId: data.buildId, tenant: started.tenant, platform: data.platform, stageId: data.stageId,
+          cacheKey: started.cacheKey, payload: started.payload, emulated, traceContext: started.traceContext,
+          inputs: started.inputs, attempt: started.attempt,
+        }, entry.abort.signal);
+      } catch (err) {
+        if (entry.abort.signal.aborted) {
+          await store.release(data.ref, this.id);
+          await job.moveToCompleted({ aborted: true }, token, false).catch(() => undefined);
+          return;
+        }
+        const out = await store.fail(data.ref, this.id, message(err), jobId);
+        await this.dispatcher!.applyAbort(out);
+        await job.moveToFailed(err instanceof Error ? err : new Error(message(err)), token, false).catch(() => undefined);
+        return;
+      }
+      if (entry.abort.signal.aborted) {
+        await store.release(data.ref, this.id);
+        await job.moveToCompleted({ aborted: true }, token, false).catch(() => undefined);
+        return;
+      }
+      const json = JSON.stringify(result ?? null);
+      await store.complete(data.ref, this.id, emulated, json, jobId);
+      await job.moveToCompleted(result ?? null, token, false).catch(() => undefined);
+    } finally {
+      clearInterval(lockTimer);
+      clearInterval(cancelPoll);
+    }
+  }
+
+  private async onBullFailed(job: Job, err: Error): Promise<void> {
+    const data = job.data as StageJobData | undefined;
+    if (!data?.ref || !/stalled/i.test(err.message)) return;
+    try {
+      const state = await this.redis!.hget(this.keys.stage(data.ref), 'state');
+      if (state !== 'running' && state !== 'queued') return;
+      const out = await this.store!.abort(data.buildId, 'failed',
+        `stage ${data.stageId} (${data.platform}) was lost with its worker too many times; check the workers' health`);
+      await this.dispatcher!.applyAbort(out);
+    } catch (e) {
+      this.report(e);
+    }
+  }
+}
