@@ -1,1 +1,2 @@
-export {};
+// Public API of @buildyard/cli: the commander program, for embedding and tests.
+export { createProgram, run } from './program.js';

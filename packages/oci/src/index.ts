@@ -1,1 +1,33 @@
-export {};
+export { type Digest, isDigest, assertDigest, sha256Digest, digestHex, Digester } from './digest.js';
+export {
+  FsContentStore, DigestMismatchError, BlobNotFoundError,
+  type BlobInfo, type BlobListing, type ContentWriter, type WriterOptions,
+} from './FsContentStore.js';
+export {
+  parseReference, formatReference, registryApiHost, withDigest, InvalidReferenceError,
+  DEFAULT_REGISTRY, DEFAULT_TAG, type ImageReference, type RepositoryReference,
+} from './reference.js';
+export { MediaTypes, type MediaType, isIndexMediaType, isManifestMediaType, isLayerMediaType, MANIFEST_ACCEPT } from './mediaTypes.js';
+export {
+  Annotations, isImageIndex,
+  type Platform, type Descriptor, type ImageIndex, type ImageManifest, type ImageConfig, type ContainerConfig,
+  type HistoryEntry, type AnyManifest,
+} from './types.js';
+export {
+  normalizePlatform, parsePlatform, formatPlatform, platformMatches, compatiblePlatforms, selectManifest, hostPlatform,
+  InvalidPlatformError, NoMatchingPlatformError,
+} from './platform.js';
+export {
+  loadDockerConfig, parseDockerConfig, dockerConfigPath, normalizeRegistryHost, credentialsFor,
+  type Credentials, type CredentialMap,
+} from './credentials.js';
+export { parseWwwAuthenticate, type AuthChallenge } from './authChallenge.js';
+export {
+  RegistryClient, RegistryError, isLoopbackHost,
+  type RegistryClientOptions, type CallOptions, type FetchedManifest, type ResolvedImage, type BlobSource,
+  type PushBlobOptions, type PushBlobResult,
+} from './RegistryClient.js';
+export {
+  writeOciLayout, writeDockerArchive, ociLayoutEntry, collectBlobs,
+  type BlobReader, type OciLayoutOptions, type DockerArchiveImage,
+} from './archiveWriters.js';

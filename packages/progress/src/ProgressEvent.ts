@@ -82,7 +82,7 @@ export function toSolveEvent(e: ProgressEvent): SolveEvent {
         result: {
           buildId: e.buildId, digest: e.digest, images: e.images.map((i) => ({ ...i })), pushed: [...e.pushed],
           metadata: { ...e.metadata }, verticesTotal: e.verticesTotal, verticesCached: e.verticesCached,
-          durationMs: e.durationMs, files: [],
+          durationMs: e.durationMs,
         },
       };
     case 'build.error':

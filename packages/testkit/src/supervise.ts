@@ -4,6 +4,7 @@
 // registry outlives a test run.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { readFileSync } from 'node:fs';
 
 const liveServices = new Set<SupervisedProcess>();
 
@@ -11,16 +12,24 @@ export interface SupervisedProcess {
   readonly name: string;
   readonly child: ChildProcess;
   output(): string;
+  /** Signals the supervised process itself (not its watchdog), e.g. SIGKILL in fault tests. */
+  kill(signal: NodeJS.Signals): void;
   stop(): Promise<void>;
 }
 
+// TERM first, KILL after 5 s: a service that hangs on shutdown never outlives its watchdog.
 const watchdogScript = `
 "$@" &
 child=$!
-trap 'kill -TERM $child 2>/dev/null; wait $child; exit 0' TERM INT HUP
+stop_child() {
+  kill -TERM $child 2>/dev/null
+  i=0; while kill -0 $child 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+  kill -KILL $child 2>/dev/null
+  exit 0
+}
+trap stop_child TERM INT HUP
 while kill -0 "$BUILDYARD_PARENT_PID" 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.3; done
-kill -TERM $child 2>/dev/null
-wait $child
+stop_child
 `;
 
 export function supervise(name: string, command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): SupervisedProcess {
@@ -38,11 +47,14 @@ export function supervise(name: string, command: string, args: string[], options
     name,
     child,
     output: () => log,
+    kill(signal) {
+      for (const pid of childPids(child.pid)) process.kill(pid, signal);
+    },
     async stop() {
       liveServices.delete(service);
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        const timer = setTimeout(() => child.kill('SIGKILL'), 8_000);
         await exited;
         clearTimeout(timer);
       }
@@ -51,6 +63,15 @@ export function supervise(name: string, command: string, args: string[], options
   liveServices.add(service);
   installExitHooks();
   return service;
+}
+
+function childPids(pid: number | undefined): number[] {
+  if (!pid) return [];
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
 }
 
 let hooksInstalled = false;

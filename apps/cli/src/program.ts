@@ -1,0 +1,305 @@
+// The commander wiring of `buildyard`; the logic lives in @buildyard/client.
+import { Command, CommanderError, Option } from 'commander';
+import {
+  BuilderStore, ClientError, ExitCode, PROGRESS_MODES, connectBuilder, createIndex, formatDiskUsage, formatInfo, formatPrune,
+  formatWorkers, inspectImage, login, parseSize, runBuild, table, type BuildFlags, type DiskUsageResponse, type InfoResponse, type ListWorkersResponse, type PruneResponse,
+} from '@buildyard/client';
+import { RegistryClient, dockerConfigPath } from '@buildyard/oci';
+import { registerUpCommands } from './up.js';
+
+const EXIT_CODES_HELP = `
+Exit codes:
+  0    success
+  1    the build (or the operation) failed
+  2    usage error (bad flags or arguments)
+  3    cannot reach the builder or registry, or the credentials were refused
+  130  interrupted (Ctrl-C cancels the build)
+
+Environment:
+  BUILDYARD_BUILDER  builder to use: a name from 'buildyard builder ls', or an endpoint tcp://host:port
+  BUILDYARD_TOKEN    bearer token for the builder (when it has no --token-file)
+  DOCKER_CONFIG      directory of the docker config.json holding registry credentials
+  XDG_CONFIG_HOME    where buildyard/builders.json is kept (default ~/.config)`;
+
+const collect = (value: string, prev: string[] = []): string[] => [...prev, value];
+
+interface Io {
+  env: NodeJS.ProcessEnv;
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+  stdin: NodeJS.ReadStream;
+  signal: AbortSignal;
+}
+
+function registryClient(env: NodeJS.ProcessEnv): RegistryClient {
+  const insecure = (env.BUILDYARD_INSECURE_REGISTRIES ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return new RegistryClient({ dockerConfig: dockerConfigPath(env), insecureHosts: insecure });
+}
+
+async function readStdin(stdin: NodeJS.ReadStream): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const c of stdin) parts.push(Buffer.from(c as Buffer));
+  return Buffer.concat(parts).toString('utf8');
+}
+
+/** Asks on stderr and reads one line from stdin (a closed stdin answers ""). */
+function ask(io: Io, question: string): Promise<string> {
+  io.stderr.write(question);
+  return new Promise((resolve) => {
+    let buf = '';
+    const done = (answer: string) => {
+      io.stdin.off('data', onData);
+      io.stdin.off('end', onEnd);
+      io.stdin.pause();
+      resolve(answer);
+    };
+    const onData = (d: Buffer | string) => {
+      buf += d.toString();
+      const i = buf.indexOf('\n');
+      if (i >= 0) done(buf.slice(0, i));
+    };
+    const onEnd = () => done(buf);
+    io.stdin.on('data', onData);
+    io.stdin.on('end', onEnd);
+  });
+}
+
+export function createProgram(io: Io, setExit: (code: number) => void): Command {
+  const out = (line: string) => { io.stdout.write(`${line}\n`); };
+  const err = (line: string) => { io.stderr.write(`${line}\n`); };
+  const store = () => new BuilderStore(undefined);
+
+  const program = new Command('buildyard')
+    .description('Build container images on a remote buildyard builder (buildx-compatible flags)')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', EXIT_CODES_HELP)
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+
+  program.command('build')
+    .description('Build an image from a Dockerfile and a context (a directory, an http(s) tarball URL, or - for a Dockerfile on stdin)')
+    .argument('[context]', 'PATH | URL | -', '.')
+    .option('-f, --file <path>', 'Dockerfile (default: PATH/Dockerfile; - reads stdin)')
+    .option('-t, --tag <name>', 'name and tag, name:tag (repeatable)', collect)
+    .option('--platform <list>', 'target platforms, comma separated (repeatable)', collect)
+    .option('--build-arg <key=value>', 'build-time variable; a bare KEY takes its value from the environment (repeatable)', collect)
+    .option('--target <stage>', 'build this stage')
+    .option('--no-cache', 'do not use the cache')
+    .option('--pull', 'always check the registry for newer base images')
+    .option('--label <key=value>', 'image label (repeatable)', collect)
+    .option('--push', 'shorthand for --output type=image,push=true (with the tags)')
+    .option('--load', 'no Docker engine here: writes a docker-archive NAME.tar in the current directory')
+    .option('-o, --output <spec>', 'type=local,dest=DIR | type=tar|oci|docker,dest=FILE | type=image,name=REF,push=true | type=registry | DIR (repeatable)', collect)
+    .option('--cache-from <spec>', 'external cache source, e.g. type=registry,ref=REF (repeatable)', collect)
+    .option('--cache-to <spec>', 'cache export, e.g. type=registry,ref=REF,mode=max (repeatable)', collect)
+    .option('--secret <spec>', 'secret for RUN --mount=type=secret: id=ID,src=FILE | id=ID,env=VAR (repeatable)', collect)
+    .option('--network <mode>', 'network for RUN: default | none | host')
+    .addOption(new Option('--progress <mode>', 'progress output').choices([...PROGRESS_MODES]).default('auto'))
+    .option('-q, --quiet', 'print only the image digest on success')
+    .option('--metadata-file <file>', 'write the build result metadata (buildx keys) to this JSON file')
+    .option('--builder <name>', 'builder to use (default: BUILDYARD_BUILDER or the current builder)')
+    .action(async (context: string, opts: Record<string, unknown>) => {
+      const flags: BuildFlags = {
+        file: opts.file as string | undefined,
+        tag: opts.tag as string[] | undefined,
+        platform: opts.platform as string[] | undefined,
+        buildArg: opts.buildArg as string[] | undefined,
+        target: opts.target as string | undefined,
+        noCache: opts.cache === false,
+        pull: !!opts.pull,
+        label: opts.label as string[] | undefined,
+        push: !!opts.push,
+        load: !!opts.load,
+        output: opts.output as string[] | undefined,
+        cacheFrom: opts.cacheFrom as string[] | undefined,
+        cacheTo: opts.cacheTo as string[] | undefined,
+        secret: opts.secret as string[] | undefined,
+        network: opts.network as string | undefined,
+        progress: opts.progress as string | undefined,
+        quiet: !!opts.quiet,
+        metadataFile: opts.metadataFile as string | undefined,
+        builder: opts.builder as string | undefined,
+      };
+      setExit(await runBuild({ context, flags, env: io.env, stdin: io.stdin, stdout: io.stdout, stderr: io.stderr, signal: io.signal }));
+    });
+
+  const builder = program.command('builder').description('Manage builders (named endpoints kept in $XDG_CONFIG_HOME/buildyard/builders.json)');
+  builder.command('create')
+    .description('Add a builder: tcp://host:port (plaintext) or tls://host:port')
+    .argument('<endpoint>', 'tcp://host:port | tls://host:port')
+    .option('--name <name>', 'builder name (default: derived from the endpoint host)')
+    .option('--token-file <file>', 'file holding the bearer token')
+    .option('--tls-ca <file>', 'CA certificate (PEM) to verify the builder')
+    .option('--tls-cert <file>', 'client certificate (PEM) for mutual TLS')
+    .option('--tls-key <file>', 'client key (PEM) for mutual TLS')
+    .option('--use', 'make it the current builder')
+    .action(async (endpoint: string, o: { name?: string; tokenFile?: string; tlsCa?: string; tlsCert?: string; tlsKey?: string; use?: boolean }) => {
+      const name = o.name ?? endpoint.replace(/^[a-z]+:\/\//, '').replace(/[^a-zA-Z0-9_.-]/g, '-');
+      const b = await store().create({ name, endpoint, tokenFile: o.tokenFile, tls: { ca: o.tlsCa, cert: o.tlsCert, key: o.tlsKey } }, { use: o.use });
+      out(b.name);
+    });
+  builder.command('use').description('Make a builder the current one').argument('<name>')
+    .action(async (name: string) => { await store().use(name); });
+  builder.command('rm').description('Remove a builder').argument('<name>')
+    .action(async (name: string) => { await store().remove(name); });
+  builder.command('ls').description('List builders and their workers (native and emulated platforms)')
+    .action(async () => {
+      const s = store();
+      const { builders, current } = await s.list();
+      const envBuilder = io.env.BUILDYARD_BUILDER;
+      const names: (string | undefined)[] = builders.map((b) => b.name);
+      if (envBuilder?.includes('://')) names.unshift(envBuilder);
+      if (names.length === 0) names.push(undefined); // the default local endpoint
+      const rows: string[][] = [['NAME/NODE', 'ENDPOINT', 'STATUS', 'PLATFORMS']];
+      for (const n of names) {
+        const rb = await s.resolve(n, { ...io.env, BUILDYARD_BUILDER: '' });
+        const active = envBuilder ? envBuilder === rb.name : (current ? current === rb.name : rb.source === 'default');
+        const conn = connectBuilder(rb);
+        try {
+          const res = await conn.unary<ListWorkersResponse>('list workers', (md, opt, cb) => conn.control.listWorkers({}, md, opt, cb), 5_000);
+          const platforms = new Set<string>();
+          for (const w of res.workers) { w.nativePlatforms.forEach((p) => platforms.add(p)); w.emulatedPlatforms.forEach((p) => platforms.add(`${p}*`)); }
+          rows.push([`${rb.name}${active ? ' *' : ''}`, rb.endpoint, 'running', [...platforms].join(', ')]);
+          for (const w of res.workers) {
+            const plats = [...w.nativePlatforms, ...w.emulatedPlatforms.map((p) => `${p} (emulated)`)].join(', ');
+            rows.push([`  ${w.id}`, '', w.draining ? 'draining' : 'ready', plats]);
+          }
+        } catch (e) {
+          const why = e instanceof ClientError && e.exitCode === ExitCode.Unreachable && /refused the credentials/.test(e.message) ? 'unauthorized' : 'unreachable';
+          rows.push([`${rb.name}${active ? ' *' : ''}`, rb.endpoint, why, '']);
+        } finally {
+          conn.close();
+        }
+      }
+      for (const line of table(rows)) out(line);
+      out('(* after a platform: emulated)');
+    });
+  builder.command('inspect').description('Show a builder: its endpoint, version, tenant and workers').argument('[name]')
+    .action(async (name: string | undefined) => {
+      const rb = await store().resolve(name, io.env);
+      const conn = connectBuilder(rb);
+      try {
+        const info = await conn.unary<InfoResponse>('builder info', (md, o, cb) => conn.control.info({}, md, o, cb));
+        const workers = await conn.unary<ListWorkersResponse>('list workers', (md, o, cb) => conn.control.listWorkers({}, md, o, cb));
+        out(`Name:      ${rb.name}`);
+        out(`Endpoint:  ${rb.endpoint}${rb.tls ? ' (TLS)' : ''}`);
+        out(`Token:     ${rb.token ? 'set' : 'none'}`);
+        for (const l of formatInfo(info)) out(l);
+        out('');
+        for (const l of formatWorkers(workers.workers)) out(l);
+      } finally {
+        conn.close();
+      }
+    });
+
+  const imagetools = program.command('imagetools').description('Work with images and indexes in a registry');
+  imagetools.command('inspect').description('Show an image or index').argument('<ref>')
+    .option('--raw', 'print the manifest exactly as the registry serves it')
+    .action(async (ref: string, o: { raw?: boolean }) => {
+      const res = await inspectImage(registryClient(io.env), ref);
+      if (o.raw) io.stdout.write(res.raw.toString('utf8').endsWith('\n') ? res.raw : Buffer.concat([res.raw, Buffer.from('\n')]));
+      else out(res.text);
+    });
+  imagetools.command('create').description('Merge images and indexes into one multi-platform index and push it')
+    .argument('<source...>', 'source images or indexes')
+    .requiredOption('-t, --tag <ref>', 'target reference (repeatable)', collect)
+    .option('--annotation <key=value>', 'index annotation (repeatable)', collect)
+    .option('--dry-run', 'print the index instead of pushing it')
+    .action(async (sources: string[], o: { tag: string[]; annotation?: string[]; dryRun?: boolean }) => {
+      const annotations = Object.fromEntries((o.annotation ?? []).map((a) => { const i = a.indexOf('='); return i < 0 ? [a, ''] : [a.slice(0, i), a.slice(i + 1)]; }));
+      const res = await createIndex(registryClient(io.env), { tags: o.tag, sources, annotations, dryRun: o.dryRun, onProgress: (l) => err(l) });
+      if (o.dryRun) out(JSON.stringify(res.index, null, 2));
+      else out(res.digest);
+    });
+
+  program.command('du').description('Show the build cache disk usage')
+    .option('--builder <name>', 'builder to use')
+    .option('--verbose', 'ask for per-record details')
+    .action(async (o: { builder?: string; verbose?: boolean }) => {
+      const rb = await store().resolve(o.builder, io.env);
+      const conn = connectBuilder(rb);
+      try {
+        const du = await conn.unary<DiskUsageResponse>('disk usage', (md, opt, cb) => conn.control.diskUsage({ verbose: !!o.verbose }, md, opt, cb), 60_000);
+        for (const l of formatDiskUsage(du)) out(l);
+      } finally {
+        conn.close();
+      }
+    });
+
+  program.command('prune').description('Remove build cache')
+    .option('-a, --all', 'remove all cache, not just unused records')
+    .option('-f, --force', 'do not ask for confirmation')
+    .option('--keep-storage <size>', 'keep this much cache, e.g. 10GB or 500MB')
+    .option('--builder <name>', 'builder to use')
+    .action(async (o: { all?: boolean; force?: boolean; keepStorage?: string; builder?: string }) => {
+      const keep = o.keepStorage ? parseSize(o.keepStorage, '--keep-storage') : 0;
+      const rb = await store().resolve(o.builder, io.env);
+      if (!o.force) {
+        const what = o.all ? 'all build cache' : 'all dangling build cache';
+        const answer = await ask(io, `WARNING! This will remove ${what} on builder "${rb.name}". Are you sure you want to continue? [y/N] `);
+        if (!/^y(es)?$/i.test(answer.trim())) { err('Aborted.'); setExit(ExitCode.BuildFailed); return; }
+      }
+      const conn = connectBuilder(rb);
+      try {
+        const res = await conn.unary<PruneResponse>('prune', (md, opt, cb) => conn.control.prune({ all: !!o.all, keepStorage: keep, keepDurationMs: 0, filters: [] }, md, opt, cb), 300_000);
+        for (const l of formatPrune(res)) out(l);
+      } finally {
+        conn.close();
+      }
+    });
+
+  program.command('login').description('Log in to a registry (stored in DOCKER_CONFIG/config.json or ~/.docker/config.json)')
+    .argument('<registry>', 'registry host[:port]')
+    .option('-u, --username <user>', 'user name')
+    .option('-p, --password <password>', 'password (prefer --password-stdin)')
+    .option('--password-stdin', 'read the password from stdin')
+    .action(async (registry: string, o: { username?: string; password?: string; passwordStdin?: boolean }) => {
+      let password = o.password ?? '';
+      if (o.passwordStdin) {
+        if (o.password) throw new ClientError('--password and --password-stdin are mutually exclusive; use --password-stdin', ExitCode.Usage);
+        password = (await readStdin(io.stdin)).replace(/\r?\n$/, '');
+      } else if (o.password) err('WARNING! Using --password via the CLI is insecure. Use --password-stdin.');
+      else throw new ClientError('login: no password; pipe it with --password-stdin (e.g. echo $TOKEN | buildyard login -u USER --password-stdin REGISTRY)', ExitCode.Usage);
+      const path = await login({ registry, username: o.username ?? '', password, env: io.env });
+      err(`credentials saved in ${path}`);
+      out('Login Succeeded');
+    });
+
+  registerUpCommands(program);
+  return program;
+}
+
+/** Runs the CLI; returns the exit code. */
+export async function run(argv: string[], io?: Partial<Io>): Promise<number> {
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(ExitCode.Interrupted);
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  const full: Io = {
+    env: process.env, stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, signal: controller.signal, ...io,
+  };
+  let code: number = ExitCode.Success;
+  const program = createProgram(full, (c) => { code = c; });
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      code = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0 ? 0 : ExitCode.Usage;
+    } else if (e instanceof ClientError) {
+      full.stderr.write(`ERROR: ${e.message}\n`);
+      code = e.exitCode;
+    } else {
+      full.stderr.write(`ERROR: ${(e as Error)?.message ?? String(e)}\n`);
+      code = controller.signal.aborted ? ExitCode.Interrupted : ExitCode.BuildFailed;
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+  if (controller.signal.aborted && code !== ExitCode.Success) code = ExitCode.Interrupted;
+  return code;
+}

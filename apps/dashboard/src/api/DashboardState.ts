@@ -1,0 +1,398 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { RedisCacheIndex, selectForPrune, type CacheRecord } from '@buildyard/cache';
+import { decodeEvent, progressStreamKey, type ProgressEvent } from '@buildyard/progress';
+import { Scheduler, WorkerRegistry, DEFAULT_PREFIX, type BuildEvent, type BuildState, type StageState } from '@buildyard/scheduler';
+import type {
+  BuildDetail, BuildListStatus, BuildSummary, CacheEntryView, CacheTenantView, CacheView, PruneRequest, PruneResult,
+  QueueView, RunningStage, StageView, VertexView, WorkerView,
+} from './types.js';
+
+/** The frontend's build list (the contract in the dashboard issue). */
+export const BUILDS_KEY = 'buildyard:builds';
+export const buildKey = (buildId: string) => `buildyard:build:${buildId}`;
+const CACHE_PREFIX = 'buildyard:cache';
+const STATUSES = new Set<BuildListStatus>(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
+
+export interface DashboardStateOptions {
+  /** Scheduler key prefix (default `by:sched`). */
+  prefix?: string;
+  /** Must equal the frontend's limits.tenantConcurrency: the Scheduler records it in Redis. */
+  tenantLimit?: number;
+  /** Shown as the cache "store" (config blobStore.type). */
+  blobStore?: string;
+}
+
+export interface BuildFilter {
+  status?: string;
+  tenant?: string;
+  platform?: string;
+  limit?: number;
+}
+
+function json<T>(text: string | undefined, fallback: T): T {
+  if (!text) return fallback;
+  try { return JSON.parse(text) as T; } catch { return fallback; }
+}
+
+const num = (s: string | undefined): number | null => (s === undefined || s === '' || !Number.isFinite(Number(s)) ? null : Number(s));
+
+/** Reads a build hash into the API shape; unknown values are shown as they are rather than dropped. */
+export function toBuildSummary(h: Record<string, string>): BuildSummary {
+  const createdMs = num(h.createdMs) ?? 0;
+  const finishedMs = num(h.finishedMs) || null;
+  const total = num(h.verticesTotal) ?? 0;
+  const cached = num(h.verticesCached) ?? 0;
+  const status = (STATUSES.has(h.status as BuildListStatus) ? h.status : 'queued') as BuildListStatus;
+  return {
+    buildId: h.buildId ?? '',
+    tenant: h.tenant ?? '',
+    status,
+    platforms: json<string[]>(h.platforms, []),
+    createdMs,
+    finishedMs,
+    durationMs: finishedMs && createdMs ? finishedMs - createdMs : null,
+    digest: h.digest ?? '',
+    error: h.error ?? '',
+    verticesTotal: total,
+    verticesCached: cached,
+    cacheHitRatio: total > 0 ? cached / total : null,
+    pushed: json<string[]>(h.pushed, []),
+  };
+}
+
+/**
+ * Everything the dashboard shows, read from the Redis state other packages write. It writes
+ * nothing itself except through the scheduler's own operations (drain, cancel) and the cache
+ * index's delete (prune). It never reads stage payloads or results: secrets must not leak here.
+ */
+export class DashboardState {
+  readonly scheduler: Scheduler;
+  readonly registry: WorkerRegistry;
+  readonly bullPrefix: string;
+  private readonly queues = new Map<string, Queue>();
+  private readonly blobStore: string;
+
+  constructor(readonly redis: Redis, opts: DashboardStateOptions = {}) {
+    const prefix = opts.prefix ?? DEFAULT_PREFIX;
+    // tickMs 0: the dashboard must not dispatch or re-home stages, only observe and operate.
+    this.scheduler = new Scheduler(redis, { prefix, tickMs: 0, tenantLimit: opts.tenantLimit });
+    this.registry = new WorkerRegistry(redis, { prefix });
+    this.bullPrefix = this.scheduler.keys.bullPrefix;
+    this.blobStore = opts.blobStore ?? 'fs';
+  }
+
+  private queue(name: string): Queue {
+    let q = this.queues.get(name);
+    if (!q) {
+      q = new Queue(name, { connection: this.redis, prefix: this.bullPrefix });
+      q.on('error', () => undefined); // surfaces on the next call
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  private async scan(pattern: string): Promise<string[]> {
+    const out: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      cursor = next;
+      out.push(...keys);
+    } while (cursor !== '0');
+    return out;
+  }
+
+  /** Stage queue names: from BullMQ's keys in Redis plus the platforms live workers serve. */
+  async queueNames(): Promise<string[]> {
+    const names = new Set<string>();
+    const head = `${this.bullPrefix}:`;
+    for (const suffix of ['id', 'meta']) {
+      for (const key of await this.scan(`${head}stages-*:${suffix}`)) names.add(key.slice(head.length, -suffix.length - 1));
+    }
+    for (const w of await this.registry.list()) {
+      for (const p of w.nativePlatforms) names.add(`stages-${p.replace(/[^A-Za-z0-9_.-]/g, '-')}-native`);
+      for (const p of w.emulatedPlatforms) names.add(`stages-${p.replace(/[^A-Za-z0-9_.-]/g, '-')}-emulated`);
+    }
+    return [...names].sort();
+  }
+
+  /** Current depth of every queue; `history` is filled in by the QueueSampler. */
+  async listQueues(): Promise<QueueView[]> {
+    const now = Date.now();
+    const out: QueueView[] = [];
+    for (const name of await this.queueNames()) {
+      const q = this.queue(name);
+      const counts = await q.getJobCounts('wait', 'prioritized', 'paused', 'active', 'delayed', 'waiting-children');
+      // BullMQ keeps finished jobs (for an hour, see the scheduler) in sets scored by finish time.
+      const [doneMin, failedMin, failedHour] = await Promise.all([
+        this.redis.zcount(`${this.bullPrefix}:${name}:completed`, now - 60_000, '+inf'),
+        this.redis.zcount(`${this.bullPrefix}:${name}:failed`, now - 60_000, '+inf'),
+        this.redis.zcount(`${this.bullPrefix}:${name}:failed`, now - 3_600_000, '+inf'),
+      ]);
+      // The oldest of (at most) the first 200 waiting jobs: enough to flag a stuck queue.
+      const waitingJobs = await q.getJobs(['wait', 'prioritized', 'paused'], 0, 199, true);
+      const oldest = waitingJobs.reduce<number | null>((m, j) => (j && (m === null || j.timestamp < m) ? j.timestamp : m), null);
+      const worker = /^stages-w-(.+)$/.exec(name);
+      const platformMatch = /^stages-(.+)-(native|emulated)$/.exec(name);
+      out.push({
+        name,
+        platform: worker ? '' : (platformMatch?.[1] ?? name).replace(/-/g, '/'),
+        kind: worker ? 'worker' : ((platformMatch?.[2] ?? 'native') as 'native' | 'emulated'),
+        ...(worker ? { workerId: worker[1] } : {}),
+        waiting: (counts.wait ?? 0) + (counts.prioritized ?? 0) + (counts.paused ?? 0) + (counts['waiting-children'] ?? 0),
+        active: counts.active ?? 0,
+        delayed: counts.delayed ?? 0,
+        oldestWaitMs: oldest === null ? null : Math.max(0, now - oldest),
+        throughputPerMin: doneMin + failedMin,
+        failedLastHour: failedHour,
+        history: [],
+      });
+    }
+    return out;
+  }
+
+  /** Alive workers with the stages their active jobs are running. */
+  async listWorkers(): Promise<WorkerView[]> {
+    const workers = await this.registry.list();
+    const running = new Map<string, RunningStage[]>();
+    for (const name of await this.queueNames()) {
+      for (const job of await this.queue(name).getActive(0, 199)) {
+        const data = job?.data as { ref?: string; buildId?: string; platform?: string; stageId?: string } | undefined;
+        if (!data?.ref) continue;
+        const worker = await this.redis.hget(this.scheduler.keys.stage(data.ref), 'worker');
+        if (!worker) continue;
+        const list = running.get(worker) ?? [];
+        list.push({ buildId: data.buildId ?? '', platform: data.platform ?? '', stageId: data.stageId ?? '', queue: name });
+        running.set(worker, list);
+      }
+    }
+    return workers.map((w) => ({
+      id: w.id,
+      nativePlatforms: w.nativePlatforms,
+      emulatedPlatforms: w.emulatedPlatforms,
+      capacity: w.capacity,
+      running: w.running,
+      load: w.capacity > 0 ? w.running / w.capacity : 0,
+      cacheBytes: w.cacheBytes,
+      version: w.version,
+      registeredAt: w.registeredAt,
+      lastHeartbeat: w.lastHeartbeat,
+      draining: w.draining,
+      runningStages: running.get(w.id) ?? [],
+    }));
+  }
+
+  async drainWorker(id: string): Promise<void> {
+    await this.registry.drain(id);
+  }
+
+  /** Newest first. */
+  async listBuilds(filter: BuildFilter = {}): Promise<BuildSummary[]> {
+    const limit = Math.min(Math.max(filter.limit ?? 200, 1), 1000);
+    const out: BuildSummary[] = [];
+    // Filters apply after reading, so read in pages until the page limit is met.
+    for (let start = 0; out.length < limit; start += 500) {
+      const ids = await this.redis.zrevrange(BUILDS_KEY, start, start + 499);
+      if (ids.length === 0) break;
+      const pipe = this.redis.pipeline();
+      for (const id of ids) pipe.hgetall(buildKey(id));
+      const rows = (await pipe.exec()) ?? [];
+      for (const [i, [, h]] of rows.entries()) {
+        const hash = h as Record<string, string> | null;
+        if (!hash || Object.keys(hash).length === 0) continue;
+        const b = toBuildSummary({ buildId: ids[i], ...hash });
+        if (filter.status && b.status !== filter.status) continue;
+        if (filter.tenant && b.tenant !== filter.tenant) continue;
+        if (filter.platform && !b.platforms.includes(filter.platform)) continue;
+        out.push(b);
+        if (out.length >= limit) break;
+      }
+    }
+    return out;
+  }
+
+  async getSummary(buildId: string): Promise<BuildSummary | null> {
+    const h = await this.redis.hgetall(buildKey(buildId));
+    return Object.keys(h).length > 0 ? toBuildSummary({ buildId, ...h }) : null;
+  }
+
+  /** The scheduler's events so far, without waiting for more (events() follows a live build). */
+  async buildEventsSoFar(buildId: string): Promise<BuildEvent[]> {
+    const tail = (await this.redis.xrevrange(this.scheduler.keys.buildEvents(buildId), '+', '-', 'COUNT', 1)) as [string, string[]][];
+    if (tail.length === 0) return [];
+    const lastId = tail[0][0];
+    const abort = new AbortController();
+    const events: BuildEvent[] = [];
+    for await (const ev of this.scheduler.events(buildId, { signal: abort.signal })) {
+      events.push(ev);
+      if (ev.id === lastId) { abort.abort(); break; }
+    }
+    return events;
+  }
+
+  /** The progress events written so far (non-blocking read of the build's progress stream). */
+  async progressSoFar(buildId: string): Promise<ProgressEvent[]> {
+    const entries = (await this.redis.xrange(progressStreamKey(buildId), '-', '+')) as [string, string[]][];
+    const out: ProgressEvent[] = [];
+    for (const [, fields] of entries) {
+      for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'e') out.push(decodeEvent(fields[i + 1]));
+    }
+    return out;
+  }
+
+  async getBuild(buildId: string): Promise<BuildDetail | null> {
+    const [summary, state] = await Promise.all([this.getSummary(buildId), this.scheduler.getBuild(buildId)]);
+    if (!summary && !state) return null;
+    const [events, progress] = await Promise.all([state ? this.buildEventsSoFar(buildId) : Promise.resolve([]), this.progressSoFar(buildId)]);
+    return {
+      summary,
+      scheduler: state ? { status: state.status, error: state.error ?? null, createdAt: state.createdAt, finishedAt: state.finishedAt ?? null, priority: state.priority } : null,
+      platforms: state ? stageViews(state, events, progress) : [],
+      warnings: state ? [] : ['the scheduler has no record of this build (expired or never planned); only the build record is shown'],
+    };
+  }
+
+  async cancelBuild(buildId: string): Promise<boolean> {
+    return this.scheduler.cancelBuild(buildId, 'cancelled from the dashboard');
+  }
+
+  async cacheTenants(): Promise<string[]> {
+    const keys = await this.scan(`${CACHE_PREFIX}:*:lru`);
+    return keys.map((k) => k.slice(CACHE_PREFIX.length + 1, -':lru'.length)).sort();
+  }
+
+  async cacheView(): Promise<CacheView> {
+    const tenants: CacheTenantView[] = [];
+    for (const tenant of await this.cacheTenants()) {
+      const records = await new RedisCacheIndex(this.redis, tenant).list();
+      const byPlatform: CacheTenantView['byPlatform'] = {};
+      let bytes = 0;
+      for (const r of records) {
+        const size = r.layer?.size ?? 0;
+        bytes += size;
+        const p = (byPlatform[r.platform || 'any'] ??= { entries: 0, bytes: 0 });
+        p.entries += 1;
+        p.bytes += size;
+      }
+      const largest = [...records].sort((a, b) => (b.layer?.size ?? 0) - (a.layer?.size ?? 0)).slice(0, 20).map(entryView);
+      tenants.push({ tenant, entries: records.length, bytes, byPlatform, largest });
+    }
+    return { store: this.blobStore, tenants, hitRatio: await this.hitRatioSeries() };
+  }
+
+  /** Cache-hit ratio of finished builds per 5-minute bucket over the last 24 hours. */
+  async hitRatioSeries(bucketMs = 5 * 60_000, spanMs = 24 * 3_600_000): Promise<CacheView['hitRatio']> {
+    const now = Date.now();
+    const ids = await this.redis.zrangebyscore(BUILDS_KEY, now - spanMs, '+inf');
+    const buckets = new Map<number, { total: number; cached: number; builds: number }>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const pipe = this.redis.pipeline();
+      for (const id of ids.slice(i, i + 500)) pipe.hmget(buildKey(id), 'createdMs', 'verticesTotal', 'verticesCached');
+      for (const [, row] of (await pipe.exec()) ?? []) {
+        const [created, total, cached] = (row as (string | null)[]).map((v) => Number(v ?? 0));
+        if (!total) continue;
+        const t = Math.floor(created / bucketMs) * bucketMs;
+        const b = buckets.get(t) ?? { total: 0, cached: 0, builds: 0 };
+        b.total += total; b.cached += cached; b.builds += 1;
+        buckets.set(t, b);
+      }
+    }
+    return [...buckets.entries()].sort((a, b) => a[0] - b[0]).map(([t, b]) => ({ t, ratio: b.cached / b.total, builds: b.builds }));
+  }
+
+  /** Removes a tenant's entries per the policy, never one a running build may still use. */
+  async pruneCache(tenant: string, policy: PruneRequest): Promise<PruneResult> {
+    const index = new RedisCacheIndex(this.redis, tenant);
+    const records = await index.list();
+    const chosen = selectForPrune(records, policy, await this.cacheKeysInUse(tenant));
+    const unreferencedLayers = await index.delete(chosen.map((r) => r.key));
+    return { tenant, removed: chosen.length, bytes: chosen.reduce((s, r) => s + (r.layer?.size ?? 0), 0), unreferencedLayers };
+  }
+
+  /** Cache keys of stages of the tenant's builds the scheduler still runs. */
+  private async cacheKeysInUse(tenant: string): Promise<Set<string>> {
+    const inUse = new Set<string>();
+    const running = [...(await this.listBuilds({ status: 'running', tenant, limit: 1000 })), ...(await this.listBuilds({ status: 'queued', tenant, limit: 1000 }))];
+    for (const b of running) {
+      const state = await this.scheduler.getBuild(b.buildId);
+      for (const s of state?.stages ?? []) if (s.cacheKey) inUse.add(s.cacheKey);
+    }
+    return inUse;
+  }
+
+  async ping(): Promise<boolean> {
+    return (await this.redis.ping()) === 'PONG';
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
+    await this.scheduler.close();
+  }
+}
+
+function entryView(r: CacheRecord): CacheEntryView {
+  return {
+    key: r.key, description: r.description, platform: r.platform, size: r.layer?.size ?? 0, layerDigest: r.layer?.digest ?? null,
+    createdMs: r.createdMs, lastUsedMs: r.lastUsedMs, usageCount: r.usageCount,
+  };
+}
+
+/** Joins the scheduler's stage states, its events (timings) and the progress stream (vertices). */
+export function stageViews(state: BuildState, events: BuildEvent[], progress: ProgressEvent[]): BuildDetail['platforms'] {
+  const key = (platform: string, stageId: string) => `${platform}\n${stageId}`;
+  const times = new Map<string, { queuedAt?: number; startedAt?: number; finishedAt?: number }>();
+  for (const ev of events) {
+    if (!('stageId' in ev)) continue;
+    const t = times.get(key(ev.platform, ev.stageId)) ?? {};
+    if (ev.type === 'stage-queued' || ev.type === 'stage-deduped') t.queuedAt ??= ev.at;
+    else if (ev.type === 'stage-started') t.startedAt = ev.at;
+    else if (ev.type === 'stage-completed' || ev.type === 'stage-failed') t.finishedAt = ev.at;
+    times.set(key(ev.platform, ev.stageId), t);
+  }
+  const vertices = new Map<string, Map<string, VertexView>>();
+  for (const e of progress) {
+    if (e.type !== 'vertex.started' && e.type !== 'vertex.cached' && e.type !== 'vertex.progress' && e.type !== 'vertex.finished' && e.type !== 'vertex.error') continue;
+    const v = e.vertex;
+    const map = vertices.get(key(v.platform, v.stage)) ?? new Map<string, VertexView>();
+    vertices.set(key(v.platform, v.stage), map);
+    const view = map.get(v.digest) ?? { digest: v.digest, name: v.name, cached: false, status: 'running', startedMs: null, durationMs: null };
+    if (e.type === 'vertex.cached') Object.assign(view, { cached: true, status: 'cached', startedMs: e.timestampMs, durationMs: 0 });
+    else if (e.type === 'vertex.started' || e.type === 'vertex.progress') view.startedMs = e.startedMs;
+    else if (e.type === 'vertex.finished') Object.assign(view, { status: 'done', startedMs: e.startedMs, durationMs: e.durationMs });
+    else if (e.type === 'vertex.error') Object.assign(view, { status: 'error', startedMs: e.startedMs, durationMs: e.completedMs - e.startedMs, error: e.error });
+    map.set(v.digest, view);
+  }
+  const byPlatform = new Map<string, StageView[]>();
+  for (const s of state.stages) {
+    const t = times.get(key(s.platform, s.stageId)) ?? {};
+    const vs = [...(vertices.get(key(s.platform, s.stageId))?.values() ?? [])];
+    const list = byPlatform.get(s.platform) ?? [];
+    list.push(stageView(s, t, vs));
+    byPlatform.set(s.platform, list);
+  }
+  return [...byPlatform.entries()].map(([platform, stages]) => ({ platform, stages }));
+}
+
+function stageView(s: StageState, t: { queuedAt?: number; startedAt?: number; finishedAt?: number }, vertices: VertexView[]): StageView {
+  const startedAt = t.startedAt ?? null;
+  const finishedAt = t.finishedAt ?? null;
+  return {
+    platform: s.platform,
+    stageId: s.stageId,
+    status: s.status,
+    dependsOn: s.dependsOn,
+    worker: s.worker ?? null,
+    emulated: s.emulated ?? null,
+    queue: s.queue ?? null,
+    cached: Boolean(s.dedupedFrom) || (vertices.length > 0 && vertices.every((v) => v.cached)),
+    dedupedFrom: s.dedupedFrom ?? null,
+    queuedAt: t.queuedAt ?? null,
+    startedAt,
+    finishedAt,
+    durationMs: startedAt !== null && finishedAt !== null ? finishedAt - startedAt : null,
+    attempts: s.attempts,
+    error: s.error ?? null,
+    vertices,
+  };
+}

@@ -1,0 +1,76 @@
+import type { BuildyardMetrics } from '@buildyard/telemetry';
+import type { DashboardState } from './DashboardState.js';
+import type { QueueSample, QueueView } from './types.js';
+
+/**
+ * Keeps the last hour of queue depth per queue IN MEMORY of this dashboard process, sampled
+ * every `intervalMs` (default 5 s, 720 points per queue). A restarted dashboard starts with an
+ * empty chart; nothing is written to Redis. Each sample also updates the queue-depth gauge.
+ */
+export class QueueSampler {
+  private readonly series = new Map<string, QueueSample[]>();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  readonly intervalMs: number;
+  readonly windowMs: number;
+
+  constructor(private readonly state: DashboardState, opts: { intervalMs?: number; windowMs?: number; metrics?: BuildyardMetrics } = {}) {
+    this.intervalMs = opts.intervalMs ?? 5000;
+    this.windowMs = opts.windowMs ?? 3_600_000;
+    this.metrics = opts.metrics;
+  }
+
+  private readonly metrics: BuildyardMetrics | undefined;
+
+  start(): void {
+    if (this.timer) return;
+    void this.sample();
+    this.timer = setInterval(() => void this.sample(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  /** Takes one sample now (also used by tests); overlapping calls share one read. */
+  sample(): Promise<void> {
+    this.running ??= this.take().finally(() => { this.running = undefined; });
+    return this.running;
+  }
+
+  private async take(): Promise<void> {
+    let queues: QueueView[];
+    try {
+      queues = await this.state.listQueues();
+    } catch {
+      return; // Redis unavailable: a gap in the chart, the next tick retries
+    }
+    this.record(queues, Date.now());
+  }
+
+  record(queues: QueueView[], t: number): void {
+    for (const q of queues) {
+      const list = this.series.get(q.name) ?? [];
+      list.push({ t, waiting: q.waiting, active: q.active, throughputPerMin: q.throughputPerMin });
+      while (list.length > 0 && list[0].t < t - this.windowMs) list.shift();
+      this.series.set(q.name, list);
+      if (this.metrics && q.kind !== 'worker') {
+        this.metrics.queueDepth.set({ platform: q.platform, class: q.kind, state: 'waiting' }, q.waiting);
+        this.metrics.queueDepth.set({ platform: q.platform, class: q.kind, state: 'active' }, q.active);
+      }
+    }
+  }
+
+  history(name: string): QueueSample[] {
+    return [...(this.series.get(name) ?? [])];
+  }
+
+  /** Live queue views with their sampled history attached. */
+  async queues(): Promise<QueueView[]> {
+    const queues = await this.state.listQueues();
+    return queues.map((q) => ({ ...q, history: this.history(q.name) }));
+  }
+}

@@ -1,0 +1,163 @@
+// JSON shapes of the dashboard API, shared by the server and the UI (ui/ imports this file).
+
+export type BuildListStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+/** One build from the frontend's `buildyard:build:<id>` hash. */
+export interface BuildSummary {
+  buildId: string;
+  tenant: string;
+  status: BuildListStatus;
+  platforms: string[];
+  createdMs: number;
+  finishedMs: number | null;
+  durationMs: number | null;
+  digest: string;
+  error: string;
+  verticesTotal: number;
+  verticesCached: number;
+  /** verticesCached / verticesTotal, null before any vertex is known. */
+  cacheHitRatio: number | null;
+  pushed: string[];
+}
+
+export interface QueueSample {
+  t: number;
+  waiting: number;
+  active: number;
+  /** Jobs finished (completed or failed) in the minute before `t`. */
+  throughputPerMin: number;
+}
+
+export interface QueueView {
+  name: string;
+  /** `linux/arm64`, or '' for a worker's own queue. */
+  platform: string;
+  kind: 'native' | 'emulated' | 'worker';
+  workerId?: string;
+  waiting: number;
+  active: number;
+  delayed: number;
+  /** Age of the oldest waiting job, null when none waits. */
+  oldestWaitMs: number | null;
+  throughputPerMin: number;
+  failedLastHour: number;
+  /** The last hour, sampled in memory by this dashboard process every few seconds. */
+  history: QueueSample[];
+}
+
+export interface RunningStage {
+  buildId: string;
+  platform: string;
+  stageId: string;
+  queue: string;
+}
+
+export interface WorkerView {
+  id: string;
+  nativePlatforms: string[];
+  emulatedPlatforms: string[];
+  capacity: number;
+  running: number;
+  /** running / capacity. */
+  load: number;
+  cacheBytes: number;
+  version: string;
+  registeredAt: number;
+  lastHeartbeat: number;
+  draining: boolean;
+  runningStages: RunningStage[];
+}
+
+export interface VertexView {
+  digest: string;
+  name: string;
+  cached: boolean;
+  status: 'running' | 'done' | 'cached' | 'error';
+  startedMs: number | null;
+  durationMs: number | null;
+  error?: string;
+}
+
+export interface StageView {
+  platform: string;
+  stageId: string;
+  status: string;
+  dependsOn: string[];
+  worker: string | null;
+  emulated: boolean | null;
+  queue: string | null;
+  /** Every vertex of the stage was a cache hit, or the stage reused an identical in-flight one. */
+  cached: boolean;
+  dedupedFrom: string | null;
+  queuedAt: number | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+  durationMs: number | null;
+  attempts: number;
+  error: string | null;
+  vertices: VertexView[];
+}
+
+export interface BuildDetail {
+  summary: BuildSummary | null;
+  /** Scheduler's state: status running|done|failed|cancelled; null if the scheduler does not know it. */
+  scheduler: { status: string; error: string | null; createdAt: number; finishedAt: number | null; priority: number } | null;
+  /** Stages grouped by platform, in plan order. */
+  platforms: Array<{ platform: string; stages: StageView[] }>;
+  warnings: string[];
+}
+
+export interface CacheEntryView {
+  key: string;
+  description: string;
+  platform: string;
+  size: number;
+  layerDigest: string | null;
+  createdMs: number;
+  lastUsedMs: number;
+  usageCount: number;
+}
+
+export interface CacheTenantView {
+  tenant: string;
+  entries: number;
+  bytes: number;
+  byPlatform: Record<string, { entries: number; bytes: number }>;
+  largest: CacheEntryView[];
+}
+
+export interface CacheView {
+  /** Where layer blobs live (config blobStore.type), for the "store" column. */
+  store: string;
+  tenants: CacheTenantView[];
+  /** Cache-hit ratio of finished builds over time (from build records), oldest first. */
+  hitRatio: Array<{ t: number; ratio: number; builds: number }>;
+}
+
+export interface PruneRequest {
+  all?: boolean;
+  keepBytes?: number;
+  keepDurationMs?: number;
+}
+
+export interface PruneResult {
+  tenant: string;
+  removed: number;
+  bytes: number;
+  /** Layer digests no entry references any more; the blob store's GC deletes them. */
+  unreferencedLayers: string[];
+}
+
+/** A progress event as the UI receives it over SSE (logs as text). */
+export interface ProgressView {
+  id: string;
+  type: string;
+  timestampMs: number;
+  digest?: string;
+  name?: string;
+  platform?: string;
+  stage?: string;
+  text?: string;
+  stream?: number;
+  error?: string;
+}

@@ -1,0 +1,193 @@
+// API tests against real Redis, with state written by the real scheduler, progress and cache packages.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startRedis, type RedisService } from '@buildyard/testkit';
+import { seedState, startDashboard, TEST_TOKENS, until, type RunningDashboard, type SeededState } from './dashboard.test-util.js';
+import type { BuildDetail, BuildSummary, CacheView, QueueView, WorkerView } from './api/types.js';
+
+let redis: RedisService;
+let seed: SeededState;
+let dash: RunningDashboard;
+
+before(async () => {
+  redis = await startRedis();
+  seed = await seedState(redis.url);
+  dash = await startDashboard({ redisUrl: redis.url, prefix: seed.prefix, uiDir: '/nonexistent' });
+});
+after(async () => {
+  await dash?.close();
+  await seed?.close();
+  await redis?.stop();
+});
+
+const json = async <T>(res: Response): Promise<T> => {
+  const text = await res.text();
+  assert.ok(res.ok, `HTTP ${res.status}: ${text}`);
+  return JSON.parse(text) as T;
+};
+
+test('healthz needs no token; everything else answers 401 without one', async () => {
+  assert.equal((await dash.api('/healthz', { as: 'none' })).status, 200);
+  for (const path of ['/api/queues', '/api/workers', '/api/builds', `/api/builds/${seed.doneBuild}`, '/api/cache', '/metrics']) {
+    const res = await dash.api(path, { as: 'none' });
+    assert.equal(res.status, 401, path);
+    assert.match(((await res.json()) as { error: string }).error, /token/);
+  }
+  const bad = await fetch(`${dash.url}/api/queues`, { headers: { authorization: 'Bearer nope' } });
+  assert.equal(bad.status, 401);
+  assert.equal((await dash.api('/', { as: 'none' })).status, 401);
+});
+
+test('?token= sets an HttpOnly session cookie that authorises later requests', async () => {
+  const first = await fetch(`${dash.url}/api/me?token=${TEST_TOKENS.readToken}`);
+  assert.deepEqual(await first.json(), { role: 'read' });
+  const cookie = first.headers.get('set-cookie') ?? '';
+  assert.match(cookie, /HttpOnly/);
+  assert.match(cookie, /SameSite=Strict/);
+  assert.ok(!cookie.includes(TEST_TOKENS.readToken), 'the token itself is not stored in the cookie');
+  const again = await fetch(`${dash.url}/api/me`, { headers: { cookie: cookie.split(';')[0] } });
+  assert.deepEqual(await again.json(), { role: 'read' });
+  const forged = await fetch(`${dash.url}/api/me`, { headers: { cookie: 'buildyard_dashboard=admin' } });
+  assert.equal(forged.status, 401);
+  const page = await fetch(`${dash.url}/builds?token=${TEST_TOKENS.adminToken}`, { redirect: 'manual' });
+  assert.equal(page.status, 303);
+  assert.equal(page.headers.get('location'), '/builds');
+  assert.equal((await fetch(`${dash.url}/api/me?token=wrong`)).status, 401);
+});
+
+test('queues show the waiting arm64 stage and the amd64 throughput', async () => {
+  await dash.sampler.sample();
+  const { queues } = await json<{ queues: QueueView[] }>(await dash.api('/api/queues'));
+  const arm = queues.find((q) => q.name === 'stages-linux-arm64-native');
+  assert.ok(arm, `queues: ${queues.map((q) => q.name).join(', ')}`);
+  assert.equal(arm.platform, 'linux/arm64');
+  assert.equal(arm.kind, 'native');
+  assert.equal(arm.waiting, 1);
+  assert.ok(arm.oldestWaitMs !== null && arm.oldestWaitMs >= 0);
+  assert.ok(arm.history.length >= 1 && arm.history.at(-1)!.waiting === 1);
+  const amdFinished = queues.filter((q) => q.platform === 'linux/amd64' || q.kind === 'worker').reduce((s, q) => s + q.throughputPerMin, 0);
+  assert.equal(amdFinished, 2, 'both amd64 stages finished within the last minute');
+  assert.ok(queues.some((q) => q.name === 'stages-linux-arm64-emulated'), 'queues of platforms workers emulate are listed too');
+});
+
+test('workers list platforms, load, cache size and heartbeats', async () => {
+  const { workers } = await json<{ workers: WorkerView[] }>(await dash.api('/api/workers'));
+  assert.deepEqual(workers.map((w) => w.id), ['w-amd', 'w-arm']);
+  const amd = workers[0];
+  assert.deepEqual(amd.nativePlatforms, ['linux/amd64']);
+  assert.deepEqual(amd.emulatedPlatforms, ['linux/arm64']);
+  assert.equal(amd.capacity, 2);
+  assert.equal(amd.running, 0);
+  assert.equal(amd.load, 0);
+  assert.ok(Date.now() - amd.lastHeartbeat < 10_000);
+  assert.equal(workers[1].cacheBytes, 123_456);
+  assert.equal(workers[1].draining, false);
+});
+
+test('builds filter by status, tenant and platform, with duration and cache-hit ratio', async () => {
+  const all = (await json<{ builds: BuildSummary[] }>(await dash.api('/api/builds'))).builds;
+  assert.deepEqual(all.map((b) => b.buildId), [seed.queuedBuild, seed.doneBuild], 'newest first');
+  const done = all[1];
+  assert.equal(done.status, 'succeeded');
+  assert.equal(done.cacheHitRatio, 0.5);
+  assert.equal(done.durationMs, 2000);
+  assert.equal(done.pushed.length, 1);
+  const bySucceeded = (await json<{ builds: BuildSummary[] }>(await dash.api('/api/builds?status=succeeded'))).builds;
+  assert.deepEqual(bySucceeded.map((b) => b.buildId), [seed.doneBuild]);
+  const byTenant = (await json<{ builds: BuildSummary[] }>(await dash.api('/api/builds?tenant=globex'))).builds;
+  assert.deepEqual(byTenant.map((b) => b.buildId), [seed.queuedBuild]);
+  const byPlatform = (await json<{ builds: BuildSummary[] }>(await dash.api('/api/builds?platform=linux/amd64'))).builds;
+  assert.deepEqual(byPlatform.map((b) => b.buildId), [seed.doneBuild]);
+});
+
+test('a build page has the stage DAG with workers, cache and timings, and no payloads', async () => {
+  const res = await dash.api(`/api/builds/${seed.doneBuild}`);
+  const text = await res.clone().text();
+  const build = await json<BuildDetail>(res);
+  assert.equal(build.scheduler?.status, 'done');
+  assert.equal(build.platforms.length, 1);
+  const [{ platform, stages }] = build.platforms;
+  assert.equal(platform, 'linux/amd64');
+  assert.deepEqual(stages.map((s) => [s.stageId, s.status, s.worker, s.emulated, s.dependsOn]), [
+    ['base', 'done', 'w-amd', false, []],
+    ['app', 'done', 'w-amd', false, ['base']],
+  ]);
+  assert.equal(stages[0].cached, true, 'every vertex of base was a cache hit');
+  assert.equal(stages[1].cached, false);
+  assert.equal(stages[1].vertices[0].durationMs, 40);
+  for (const s of stages) assert.ok(s.durationMs !== null && s.durationMs >= 0 && s.startedAt! >= s.queuedAt!, JSON.stringify(s));
+  assert.ok(!text.includes('payload') && !text.includes('"layers"'), 'stage payloads and results never leave the server');
+  assert.equal((await dash.api('/api/builds/no-such-build')).status, 404);
+});
+
+test('the progress SSE replays the log and follows new events live', async () => {
+  const abort = new AbortController();
+  const res = await dash.api(`/api/builds/${seed.queuedBuild}/progress`, { signal: abort.signal });
+  assert.equal(res.headers.get('content-type'), 'text/event-stream');
+  const reader = res.body!.getReader();
+  let got = '';
+  const readUntil = async (needle: string) => {
+    await until(`"${needle}" on the SSE stream`, async () => {
+      const { value } = await reader.read();
+      got += new TextDecoder().decode(value);
+      return got.includes(needle);
+    });
+  };
+  try {
+    await readUntil('first line of output');
+    seed.liveProgress.log(seed.armVertex.digest, 'second line, written later\n');
+    await seed.liveProgress.flush();
+    await readUntil('second line, written later');
+    assert.match(got, /"type":"vertex.started"/);
+  } finally {
+    abort.abort();
+  }
+});
+
+test('cache shows size per tenant, largest entries and the hit-ratio series', async () => {
+  const cache = await json<CacheView>(await dash.api('/api/cache'));
+  assert.deepEqual(cache.tenants.map((t) => t.tenant), ['acme', 'globex']);
+  const acme = cache.tenants[0];
+  assert.equal(acme.entries, 3);
+  assert.equal(acme.bytes, 9_051_000);
+  assert.deepEqual(acme.largest.map((e) => e.key), ['k-big', 'k-mid', 'k-small']);
+  assert.deepEqual(acme.byPlatform, { 'linux/amd64': { entries: 3, bytes: 9_051_000 } });
+  assert.equal(cache.hitRatio.length, 1);
+  assert.equal(cache.hitRatio[0].ratio, 0.5);
+});
+
+test('the read token cannot drain, cancel or prune; the admin token can', async () => {
+  const ops: Array<[string, unknown]> = [['/api/workers/w-arm/drain', undefined], [`/api/builds/${seed.queuedBuild}/cancel`, undefined], ['/api/cache/acme/prune', { all: true }]];
+  for (const [path, body] of ops) {
+    const init = { method: 'POST', body: body === undefined ? undefined : JSON.stringify(body) };
+    assert.equal((await dash.api(path, { ...init, as: 'read' })).status, 403, path);
+    assert.equal((await dash.api(path, { ...init, as: 'none' })).status, 401, path);
+  }
+  assert.equal((await seed.scheduler.getBuild(seed.queuedBuild))?.status, 'running', 'the read token cancelled nothing');
+  assert.equal((await json<CacheView>(await dash.api('/api/cache'))).tenants[0].entries, 3, 'the read token pruned nothing');
+
+  await json(await dash.api('/api/workers/w-arm/drain', { method: 'POST', as: 'admin' }));
+  const { workers } = await json<{ workers: WorkerView[] }>(await dash.api('/api/workers'));
+  assert.equal(workers.find((w) => w.id === 'w-arm')?.draining, true);
+  assert.equal((await dash.api('/api/workers/ghost/drain', { method: 'POST', as: 'admin' })).status, 404);
+
+  await json(await dash.api(`/api/builds/${seed.queuedBuild}/cancel`, { method: 'POST', as: 'admin' }));
+  assert.equal((await seed.scheduler.getBuild(seed.queuedBuild))?.status, 'cancelled');
+  assert.equal((await dash.api(`/api/builds/${seed.queuedBuild}/cancel`, { method: 'POST', as: 'admin' })).status, 409);
+
+  assert.equal((await dash.api('/api/cache/acme/prune', { method: 'POST', as: 'admin', body: '{}' })).status, 400);
+  const pruned = await json<{ removed: number; bytes: number }>(await dash.api('/api/cache/acme/prune', { method: 'POST', as: 'admin', body: JSON.stringify({ keepBytes: 100_000 }) }));
+  const after = await json<CacheView>(await dash.api('/api/cache'));
+  assert.ok(pruned.removed >= 1 && pruned.removed <= 2, 'least recently used entries go until the rest fits');
+  assert.equal(after.tenants[0].bytes, 9_051_000 - pruned.bytes);
+  assert.ok(after.tenants[0].bytes <= 100_000);
+  assert.ok(!after.tenants[0].largest.some((e) => e.key === 'k-big'));
+  assert.equal((await dash.api('/api/cache/nobody/prune', { method: 'POST', as: 'admin', body: JSON.stringify({ all: true }) })).status, 404);
+});
+
+test('/metrics exposes the queue-depth gauge to a read token', async () => {
+  await dash.sampler.sample();
+  const res = await dash.api('/metrics');
+  assert.equal(res.status, 200);
+  assert.match(await res.text(), /buildyard_queue_depth\{platform="linux\/arm64",class="native",state="waiting"\} \d/);
+});

@@ -1,0 +1,90 @@
+// Browser tests: Debian's Chromium (playwright-core) against the built UI over real Redis state.
+// Needs the UI built first (`npm run build -w @buildyard/dashboard`, part of `npm test`).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { startRedis, type RedisService } from '@buildyard/testkit';
+import { launchBrowser, seedState, startDashboard, TEST_TOKENS, UI_DIR, type RunningDashboard, type SeededState, type TestBrowser } from './dashboard.test-util.js';
+
+const built = existsSync(join(UI_DIR, 'index.html'));
+let redis: RedisService;
+let seed: SeededState;
+let dash: RunningDashboard;
+let tb: TestBrowser;
+
+before(async () => {
+  if (!built) return;
+  redis = await startRedis();
+  seed = await seedState(redis.url);
+  dash = await startDashboard({ redisUrl: redis.url, prefix: seed.prefix });
+  tb = await launchBrowser();
+  // Log in as admin once: the token becomes an HttpOnly cookie and leaves the URL.
+  await tb.page.goto(`${dash.url}/?token=${TEST_TOKENS.adminToken}`);
+  assert.equal(new URL(tb.page.url()).search, '');
+});
+after(async () => {
+  await tb?.close();
+  await dash?.close();
+  await seed?.close();
+  await redis?.stop();
+});
+
+const skip = built ? false : `UI not built at ${UI_DIR}; run npm run build -w @buildyard/dashboard`;
+
+test('the queue view shows the queued arm64 stage', { skip }, async () => {
+  const { page } = tb;
+  await page.goto(`${dash.url}/`);
+  const waiting = page.locator('tr[data-queue="stages-linux-arm64-native"] td[data-field="waiting"]');
+  await waiting.waitFor({ timeout: 10_000 });
+  assert.equal(await waiting.textContent(), '1');
+  await page.locator('[data-testid="chart-stages-linux-arm64-native"] canvas').waitFor({ timeout: 5000 });
+  await tb.screenshot('queues');
+});
+
+test('the build page shows the DAG and pushed digests, and its log tail updates live', { skip }, async () => {
+  const { page } = tb;
+  await page.goto(`${dash.url}/builds/${seed.doneBuild}`);
+  await page.locator('[data-platform="linux/amd64"] [data-stage="app"]').waitFor({ timeout: 10_000 });
+  assert.match(await page.locator('[data-stage="base"]').textContent() ?? '', /cached/);
+  assert.match(await page.locator('[data-stage="app"]').textContent() ?? '', /worker w-amd/);
+  assert.match(await page.locator('[data-testid="pushed"]').textContent() ?? '', /127\.0\.0\.1:5000\/acme\/app@sha256:d{64}/);
+  await page.locator('[data-testid="log"]', { hasText: 'compiling app' }).waitFor({ timeout: 5000 });
+  await tb.screenshot('build-done');
+
+  await page.goto(`${dash.url}/builds/${seed.queuedBuild}`);
+  const log = page.locator('[data-testid="log"]');
+  await log.filter({ hasText: 'first line of output' }).waitFor({ timeout: 10_000 });
+  assert.doesNotMatch(await log.textContent() ?? '', /appeared while watching/);
+  seed.liveProgress.log(seed.armVertex.digest, 'this line appeared while watching\n');
+  await seed.liveProgress.flush();
+  await log.filter({ hasText: 'this line appeared while watching' }).waitFor({ timeout: 10_000 });
+  await tb.screenshot('build-live');
+});
+
+test('the workers page shows a worker as draining after clicking drain', { skip }, async () => {
+  const { page } = tb;
+  await page.goto(`${dash.url}/workers`);
+  const row = page.locator('tr[data-worker="w-arm"]');
+  await row.waitFor({ timeout: 10_000 });
+  assert.equal((await row.locator('td[data-field="state"]').textContent())?.trim(), 'active');
+  page.once('dialog', (d) => void d.accept());
+  await row.getByRole('button', { name: 'drain' }).click();
+  await row.locator('td[data-field="state"]', { hasText: 'draining' }).waitFor({ timeout: 10_000 });
+  assert.equal(await seed.scheduler.registry.isDraining('w-arm'), true);
+  await tb.screenshot('workers');
+});
+
+test('the builds list filters and the cache page lists tenants', { skip }, async () => {
+  const { page } = tb;
+  await page.goto(`${dash.url}/builds`);
+  await page.locator(`tr[data-build="${seed.queuedBuild}"]`).waitFor({ timeout: 10_000 });
+  await page.getByLabel('status').selectOption('succeeded');
+  await page.locator(`tr[data-build="${seed.queuedBuild}"]`).waitFor({ state: 'detached', timeout: 10_000 });
+  assert.equal(await page.locator(`tr[data-build="${seed.doneBuild}"]`).count(), 1);
+  await tb.screenshot('builds');
+  await page.goto(`${dash.url}/cache`);
+  await page.locator('tr[data-tenant="acme"]').waitFor({ timeout: 10_000 });
+  assert.match(await page.locator('tr[data-tenant="acme"]').textContent() ?? '', /8\.6 MiB/);
+  await tb.screenshot('cache');
+});

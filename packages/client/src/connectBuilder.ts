@@ -1,0 +1,85 @@
+import { readFileSync } from 'node:fs';
+import { credentials as grpcCredentials, Metadata, status, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
+import { ContextSyncClient, ControlClient } from '@buildyard/proto';
+import { ClientError, ExitCode, usageError } from './ClientError.js';
+import type { ResolvedBuilder } from './BuilderStore.js';
+
+export interface BuilderConnection {
+  builder: ResolvedBuilder;
+  control: ControlClient;
+  contextSync: ContextSyncClient;
+  /** Carries `authorization: Bearer <token>` when the builder has a token. */
+  metadata: Metadata;
+  /** Turns a gRPC failure into a one-line ClientError naming this builder. */
+  describeError(err: unknown, doing: string): ClientError;
+  /** A unary call with a deadline and error mapping: `conn.unary('list workers', (md, o, cb) => conn.control.listWorkers({}, md, o, cb))`. */
+  unary<T>(doing: string, call: (md: Metadata, options: { deadline: Date }, cb: (err: ServiceError | null, res: T) => void) => void, timeoutMs?: number): Promise<T>;
+  close(): void;
+}
+
+function readPem(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw usageError(`cannot read TLS ${what} ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)}); fix the builder's --tls-${what} path`);
+  }
+}
+
+function channelCredentials(b: ResolvedBuilder): ChannelCredentials {
+  if (!b.tls) return grpcCredentials.createInsecure();
+  const f = b.tlsFiles ?? {};
+  return grpcCredentials.createSsl(
+    f.ca ? readPem(f.ca, 'ca') : null,
+    f.key ? readPem(f.key, 'key') : null,
+    f.cert ? readPem(f.cert, 'cert') : null,
+  );
+}
+
+const UNREACHABLE = new Set<number>([status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.UNAUTHENTICATED, status.PERMISSION_DENIED]);
+
+export function isServiceError(err: unknown): err is ServiceError {
+  return typeof err === 'object' && err !== null && typeof (err as ServiceError).code === 'number' && 'details' in err;
+}
+
+/** Opens (lazily) the Control and ContextSync clients of a builder. */
+export function connectBuilder(builder: ResolvedBuilder): BuilderConnection {
+  const creds = channelCredentials(builder);
+  const options = { 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.keepalive_time_ms': 30_000 };
+  const control = new ControlClient(builder.address, creds, options);
+  const contextSync = new ContextSyncClient(builder.address, creds, options);
+  const metadata = new Metadata();
+  if (builder.token) metadata.set('authorization', `Bearer ${builder.token}`);
+  const where = `builder "${builder.name}" at ${builder.endpoint}`;
+  const describeError = (err: unknown, doing: string): ClientError => {
+    if (err instanceof ClientError) return err;
+    if (isServiceError(err)) {
+      const detail = (err.details || err.message).replace(/\s+/g, ' ').replace(/\.?\s*Resolution note:.*$/, '').replace(/Last error: Error: /, 'last error: ').trim();
+      if (err.code === status.UNAUTHENTICATED || err.code === status.PERMISSION_DENIED) {
+        return new ClientError(`${doing}: ${where} refused the credentials: ${detail}; set BUILDYARD_TOKEN or recreate the builder with --token-file`, ExitCode.Unreachable);
+      }
+      if (UNREACHABLE.has(err.code)) {
+        return new ClientError(`${doing}: cannot reach ${where}: ${detail}; check that it runs and the endpoint is right (buildyard builder ls)`, ExitCode.Unreachable);
+      }
+      if (err.code === status.CANCELLED) return new ClientError(`${doing}: cancelled`, ExitCode.Interrupted);
+      if (err.code === status.INVALID_ARGUMENT) return new ClientError(`${doing}: ${detail}`, ExitCode.Usage);
+      return new ClientError(`${doing}: ${where}: ${detail}`, ExitCode.BuildFailed);
+    }
+    return new ClientError(`${doing}: ${(err as Error)?.message ?? String(err)}`, ExitCode.BuildFailed);
+  };
+  return {
+    builder,
+    control,
+    contextSync,
+    metadata,
+    describeError,
+    unary<T>(doing: string, call: (md: Metadata, o: { deadline: Date }, cb: (err: ServiceError | null, res: T) => void) => void, timeoutMs = 15_000): Promise<T> {
+      return new Promise<T>((resolve, reject) => {
+        call(metadata, { deadline: new Date(Date.now() + timeoutMs) }, (err, res) => (err ? reject(describeError(err, doing)) : resolve(res)));
+      });
+    },
+    close() {
+      control.close();
+      contextSync.close();
+    },
+  };
+}

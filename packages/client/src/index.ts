@@ -1,0 +1,28 @@
+// Public API of @buildyard/client: everything `buildyard` (apps/cli) does, as functions.
+export { ClientError, ExitCode, usageError } from './ClientError.js';
+export { parseCsv, parseCsvAttrs } from './parseCsv.js';
+export {
+  parseBuildFlags, parseOutput, parseCacheSpec, parseSecret, parseBuildArgs, parsePlatforms, parseLabels, PROGRESS_MODES,
+  type BuildFlags, type BuildOptions, type SecretSource, type ProgressMode, type ParseEnv,
+} from './parseBuildFlags.js';
+export { readSecrets } from './readSecrets.js';
+export { selectRegistryAuth, registriesOf, imageRefsInDockerfile, type AuthScope } from './selectRegistryAuth.js';
+export {
+  BuilderStore, defaultBuildersPath, parseEndpoint, DEFAULT_ENDPOINT,
+  type BuilderConfig, type BuilderTls, type ResolvedBuilder,
+} from './BuilderStore.js';
+export { connectBuilder, isServiceError, type BuilderConnection } from './connectBuilder.js';
+export { BuildProgress, describePlacement, formatSeconds, type VertexState } from './BuildProgress.js';
+export {
+  createRenderer, resolveProgressMode, renderTtyFrame, formatSummary, PlainRenderer, RawJsonRenderer, QuietRenderer, TtyRenderer,
+  type ProgressRenderer, type RendererMode, type TtyFrameOptions, type CreateRendererOptions,
+} from './ProgressRenderer.js';
+export { formatBuildError, dockerfileExcerpt, type ErrorReportInput } from './formatBuildError.js';
+export { ExportedFileWriter } from './ExportedFileWriter.js';
+export { resolveBuildInput, downloadContext, type BuildInput, type ResolveInputOptions } from './resolveBuildInput.js';
+export { runBuild, buildMetadata, type RunBuildOptions } from './runBuild.js';
+export { inspectImage, createIndex, type InspectResult, type CreateIndexOptions, type CreateIndexResult } from './imagetools.js';
+export { login, verifyRegistryLogin, type LoginOptions } from './login.js';
+export { parseSize, formatBytes } from './sizes.js';
+export { table, formatWorkers, formatInfo, formatDiskUsage, formatPrune } from './formatTables.js';
+export type { ListWorkersResponse, InfoResponse, DiskUsageResponse, PruneResponse, SolveEvent, WorkerInfo } from '@buildyard/proto';

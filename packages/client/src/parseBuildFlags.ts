@@ -1,0 +1,238 @@
+// The flags of `buildyard build`, with buildx's syntax and meanings, turned into the parts of a
+// SolveRequest. Pure: the environment and cwd are passed in so tests need no process state.
+import { basename, resolve } from 'node:path';
+import { formatPlatform, normalizePlatform, parseReference } from '@buildyard/oci';
+import type { KeyValueSpec } from '@buildyard/proto';
+import { usageError } from './ClientError.js';
+import { parseCsv, parseCsvAttrs } from './parseCsv.js';
+
+export type ProgressMode = 'auto' | 'tty' | 'plain' | 'rawjson' | 'quiet';
+export const PROGRESS_MODES: readonly ProgressMode[] = ['auto', 'tty', 'plain', 'rawjson', 'quiet'];
+
+/** The raw values commander collected (repeatable flags as arrays). */
+export interface BuildFlags {
+  file?: string;
+  tag?: string[];
+  platform?: string[];
+  buildArg?: string[];
+  target?: string;
+  noCache?: boolean;
+  pull?: boolean;
+  label?: string[];
+  push?: boolean;
+  load?: boolean;
+  output?: string[];
+  cacheFrom?: string[];
+  cacheTo?: string[];
+  secret?: string[];
+  network?: string;
+  progress?: string;
+  quiet?: boolean;
+  metadataFile?: string;
+  builder?: string;
+}
+
+/** Where a secret's value comes from; read on the client just before the build. */
+export interface SecretSource {
+  id: string;
+  src?: string;
+  env?: string;
+}
+
+export interface BuildOptions {
+  tags: string[];
+  platforms: string[];
+  buildArgs: Record<string, string>;
+  target: string;
+  noCache: boolean;
+  pull: boolean;
+  labels: Record<string, string>;
+  outputs: KeyValueSpec[];
+  cacheFrom: KeyValueSpec[];
+  cacheTo: KeyValueSpec[];
+  secrets: SecretSource[];
+  network: string;
+  progress: ProgressMode;
+  metadataFile?: string;
+  /** Notes for the user about what flags turned into (e.g. --load writing a tar). */
+  notes: string[];
+}
+
+export interface ParseEnv {
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+/** `linux/amd64,arm64` (repeatable) -> normalised, de-duplicated platforms. */
+export function parsePlatforms(values: readonly string[] = []): string[] {
+  const out: string[] = [];
+  for (const v of values) {
+    for (const p of v.split(',').map((s) => s.trim()).filter(Boolean)) {
+      let norm: string;
+      try {
+        norm = formatPlatform(normalizePlatform(p));
+      } catch (err) {
+        throw usageError(`--platform "${p}": ${(err as Error).message}; write os/arch[/variant], e.g. linux/arm64`);
+      }
+      if (!out.includes(norm)) out.push(norm);
+    }
+  }
+  return out;
+}
+
+/** `--build-arg K=V`; a bare `K` takes the value from the environment and is skipped when unset (as docker does). */
+export function parseBuildArgs(values: readonly string[] = [], env: NodeJS.ProcessEnv = {}): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    if (eq === 0) throw usageError(`--build-arg "${v}": missing name; write NAME=value or NAME`);
+    if (eq < 0) {
+      const fromEnv = env[v];
+      if (fromEnv !== undefined) out[v] = fromEnv;
+      continue;
+    }
+    out[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return out;
+}
+
+/** `--label k=v` (a bare key is an empty label). */
+export function parseLabels(values: readonly string[] = []): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    if (eq === 0) throw usageError(`--label "${v}": missing key; write key=value`);
+    if (eq < 0) out[v] = '';
+    else out[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return out;
+}
+
+const OUTPUT_TYPES = ['local', 'tar', 'oci', 'docker', 'image', 'registry'];
+
+/** One `-o/--output` value in buildx syntax (`type=local,dest=dir`, or the shorthand `dir` / `-`). */
+export function parseOutput(value: string, cwd = process.cwd()): KeyValueSpec {
+  const fields = parseCsv(value, '--output');
+  if (fields.length === 1 && !value.includes('=')) {
+    // buildx: a bare path is a local directory; `-` is a tar on stdout.
+    if (value === '') throw usageError('--output "": empty value; write type=local,dest=DIR or a directory');
+    return value === '-' ? { type: 'tar', attrs: { dest: '-' } } : { type: 'local', attrs: { dest: resolve(cwd, value) } };
+  }
+  const attrs = parseCsvAttrs(value, '--output');
+  const type = attrs.type;
+  delete attrs.type;
+  if (!type) throw usageError(`--output "${value}": type is required; add type=local|tar|oci|docker|image|registry`);
+  if (!OUTPUT_TYPES.includes(type)) throw usageError(`--output "${value}": unknown type "${type}"; use one of ${OUTPUT_TYPES.join(', ')}`);
+  if (type === 'registry') return { type: 'image', attrs: { ...attrs, push: 'true' } };
+  if (type === 'local' && !attrs.dest) throw usageError(`--output "${value}": type=local needs dest=DIR`);
+  if ((type === 'tar' || type === 'oci' || type === 'docker') && !attrs.dest) {
+    throw usageError(`--output "${value}": type=${type} needs dest=FILE (or dest=- for stdout)`);
+  }
+  if (attrs.dest && attrs.dest !== '-') attrs.dest = resolve(cwd, attrs.dest);
+  return { type, attrs };
+}
+
+/** `--cache-from/--cache-to` in buildx csv syntax; a bare value is a registry ref. */
+export function parseCacheSpec(value: string, flag: '--cache-from' | '--cache-to', cwd = process.cwd()): KeyValueSpec {
+  if (!value.includes('=')) return { type: 'registry', attrs: { ref: value } };
+  const attrs = parseCsvAttrs(value, flag);
+  const type = attrs.type;
+  delete attrs.type;
+  if (!type) throw usageError(`${flag} "${value}": type is required; add type=registry|local|inline`);
+  if (type === 'local') {
+    for (const k of ['src', 'dest']) if (attrs[k]) attrs[k] = resolve(cwd, attrs[k]);
+  }
+  return { type, attrs };
+}
+
+/** `--secret id=x,src=path | id=x,env=VAR | id=x` (buildx: a bare id reads env $id, else file ./id). */
+export function parseSecret(value: string, env: NodeJS.ProcessEnv = {}, cwd = process.cwd()): SecretSource {
+  const attrs = parseCsvAttrs(value, '--secret');
+  let type: string | undefined;
+  const s: SecretSource = { id: '' };
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'type') {
+      if (v !== 'file' && v !== 'env') throw usageError(`--secret "${value}": unsupported type "${v}"; use type=file or type=env`);
+      type = v;
+    } else if (k === 'id') s.id = v;
+    else if (k === 'src' || k === 'source') s.src = v;
+    else if (k === 'env') s.env = v;
+    else throw usageError(`--secret "${value}": unexpected key "${k}"; use id=, src= or env=`);
+  }
+  if (type === 'env' && !s.env) { s.env = s.src; delete s.src; }
+  if (!s.id) {
+    const from = s.src ? basename(s.src) : s.env;
+    if (!from) throw usageError(`--secret "${value}": missing id; write id=NAME,src=FILE or id=NAME,env=VAR`);
+    s.id = from;
+  }
+  if (!s.src && !s.env) {
+    if (type !== 'file' && env[s.id] !== undefined) s.env = s.id;
+    else s.src = s.id;
+  }
+  if (s.src) s.src = resolve(cwd, s.src);
+  return s;
+}
+
+/** Docker archive file name for --load: the last path component of the first tag. */
+function loadFileName(tags: readonly string[]): string {
+  if (tags.length === 0) return 'image.tar';
+  try {
+    const ref = parseReference(tags[0]);
+    return `${ref.repository.split('/').pop()}.tar`;
+  } catch {
+    return 'image.tar';
+  }
+}
+
+/** Turns the collected flags into build options, applying buildx's shorthands (--push, --load, -q). */
+export function parseBuildFlags(flags: BuildFlags, penv: ParseEnv): BuildOptions {
+  const tags = flags.tag ?? [];
+  for (const t of tags) {
+    try {
+      parseReference(t);
+    } catch (err) {
+      throw usageError(`-t "${t}": ${(err as Error).message}`);
+    }
+  }
+  const notes: string[] = [];
+  const outputs = (flags.output ?? []).map((o) => parseOutput(o, penv.cwd));
+  if (flags.push) {
+    const img = outputs.find((o) => o.type === 'image');
+    if (img) img.attrs.push = 'true';
+    else outputs.push({ type: 'image', attrs: { push: 'true' } });
+  }
+  if (flags.load) {
+    // There is no Docker engine to load into: write the docker-archive tar `docker load` reads.
+    const file = loadFileName(tags);
+    outputs.push({ type: 'docker', attrs: { dest: resolve(penv.cwd, file) } });
+    notes.push(`--load: no Docker engine here; writing a docker-archive to ./${file} (run \`docker load -i ${file}\` where one is)`);
+  }
+  for (const o of outputs) {
+    if ((o.type === 'image' || o.type === 'docker' || o.type === 'oci') && !o.attrs.name && tags.length > 0) o.attrs.name = tags.join(',');
+    if (o.type === 'image' && o.attrs.push === 'true' && !o.attrs.name) {
+      throw usageError('--push: no image name; add -t NAME[:TAG] or --output type=image,name=NAME,push=true');
+    }
+  }
+  let progress = (flags.progress ?? 'auto') as ProgressMode;
+  if (!PROGRESS_MODES.includes(progress)) throw usageError(`--progress "${flags.progress}": use one of ${PROGRESS_MODES.join(', ')}`);
+  if (flags.quiet) progress = 'quiet';
+  const network = flags.network ?? 'default';
+  if (!['default', 'none', 'host'].includes(network)) throw usageError(`--network "${network}": use default, none or host`);
+  return {
+    tags,
+    platforms: parsePlatforms(flags.platform),
+    buildArgs: parseBuildArgs(flags.buildArg, penv.env),
+    target: flags.target ?? '',
+    noCache: flags.noCache ?? false,
+    pull: flags.pull ?? false,
+    labels: parseLabels(flags.label),
+    outputs,
+    cacheFrom: (flags.cacheFrom ?? []).map((c) => parseCacheSpec(c, '--cache-from', penv.cwd)),
+    cacheTo: (flags.cacheTo ?? []).map((c) => parseCacheSpec(c, '--cache-to', penv.cwd)),
+    secrets: (flags.secret ?? []).map((s) => parseSecret(s, penv.env, penv.cwd)),
+    network,
+    progress,
+    ...(flags.metadataFile ? { metadataFile: resolve(penv.cwd, flags.metadataFile) } : {}),
+    notes,
+  };
+}

@@ -1,0 +1,104 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ClientError, ExitCode } from './ClientError.js';
+import { parseBuildArgs, parseBuildFlags, parseCacheSpec, parseOutput, parsePlatforms, parseSecret } from './parseBuildFlags.js';
+import { imageRefsInDockerfile, registriesOf, selectRegistryAuth } from './selectRegistryAuth.js';
+import { parseCsv } from './parseCsv.js';
+
+const penv = { env: {}, cwd: '/work/app' };
+
+function usage(fn: () => unknown, re: RegExp): void {
+  assert.throws(fn, (e: unknown) => e instanceof ClientError && e.exitCode === ExitCode.Usage && re.test(e.message));
+}
+
+test('outputs: buildx csv forms and shorthands', () => {
+  assert.deepEqual(parseOutput('type=local,dest=out', '/w'), { type: 'local', attrs: { dest: '/w/out' } });
+  assert.deepEqual(parseOutput('out', '/w'), { type: 'local', attrs: { dest: '/w/out' } });
+  assert.deepEqual(parseOutput('-', '/w'), { type: 'tar', attrs: { dest: '-' } });
+  assert.deepEqual(parseOutput('type=tar,dest=-', '/w'), { type: 'tar', attrs: { dest: '-' } });
+  assert.deepEqual(parseOutput('type=oci,dest=img.tar', '/w'), { type: 'oci', attrs: { dest: '/w/img.tar' } });
+  assert.deepEqual(parseOutput('type=registry,name=r.io/a:1', '/w'), { type: 'image', attrs: { name: 'r.io/a:1', push: 'true' } });
+  assert.deepEqual(parseOutput('type=image,"name=a:1,b:2",push=true', '/w'), { type: 'image', attrs: { name: 'a:1,b:2', push: 'true' } });
+  usage(() => parseOutput('dest=x'), /type is required/);
+  usage(() => parseOutput('type=zip,dest=x'), /unknown type "zip"/);
+  usage(() => parseOutput('type=local'), /needs dest=DIR/);
+  usage(() => parseOutput('type=tar'), /needs dest=FILE/);
+});
+
+test('csv quoting follows encoding/csv', () => {
+  assert.deepEqual(parseCsv('a=1,"b=2,3",c=""""'), ['a=1', 'b=2,3', 'c="']);
+  usage(() => parseCsv('"a=1', '--output'), /unterminated quote/);
+});
+
+test('cache specs: csv and bare registry ref', () => {
+  assert.deepEqual(parseCacheSpec('r.io/app:cache', '--cache-from'), { type: 'registry', attrs: { ref: 'r.io/app:cache' } });
+  assert.deepEqual(parseCacheSpec('type=registry,ref=r.io/app:c,mode=max', '--cache-to'), { type: 'registry', attrs: { ref: 'r.io/app:c', mode: 'max' } });
+  assert.deepEqual(parseCacheSpec('type=local,src=cache', '--cache-from', '/w'), { type: 'local', attrs: { src: '/w/cache' } });
+  usage(() => parseCacheSpec('ref=x,mode=max', '--cache-to'), /type is required/);
+});
+
+test('secrets: src, env, type=env and bare ids', () => {
+  assert.deepEqual(parseSecret('id=npm,src=.npmrc', {}, '/w'), { id: 'npm', src: '/w/.npmrc' });
+  assert.deepEqual(parseSecret('id=tok,env=GH_TOKEN'), { id: 'tok', env: 'GH_TOKEN' });
+  assert.deepEqual(parseSecret('type=env,id=tok,src=GH_TOKEN'), { id: 'tok', env: 'GH_TOKEN' });
+  assert.deepEqual(parseSecret('id=API_KEY', { API_KEY: 'x' }), { id: 'API_KEY', env: 'API_KEY' });
+  assert.deepEqual(parseSecret('id=key.pem', {}, '/w'), { id: 'key.pem', src: '/w/key.pem' });
+  assert.deepEqual(parseSecret('src=/etc/token'), { id: 'token', src: '/etc/token' });
+  usage(() => parseSecret('id=x,path=y'), /unexpected key "path"/);
+  usage(() => parseSecret('type=ssh,id=x'), /unsupported type/);
+});
+
+test('build args: values, bare names from the environment, unset names skipped', () => {
+  assert.deepEqual(parseBuildArgs(['A=1', 'B=', 'C=x=y', 'HOME_DIR', 'MISSING'], { HOME_DIR: '/root' }), { A: '1', B: '', C: 'x=y', HOME_DIR: '/root' });
+  usage(() => parseBuildArgs(['=1']), /missing name/);
+});
+
+test('platforms: comma lists, repeats, normalisation, de-duplication', () => {
+  assert.deepEqual(parsePlatforms(['linux/amd64,linux/arm64', 'arm64', 'linux/x86_64']), ['linux/amd64', 'linux/arm64']);
+  assert.deepEqual(parsePlatforms(['linux/arm/v7']), ['linux/arm/v7']);
+  usage(() => parsePlatforms(['linux/']), /--platform/);
+});
+
+test('--push and --load turn into outputs named by the tags', () => {
+  const o = parseBuildFlags({ tag: ['r.io/team/app:1', 'r.io/team/app:latest'], push: true, load: true }, penv);
+  assert.deepEqual(o.outputs, [
+    { type: 'image', attrs: { push: 'true', name: 'r.io/team/app:1,r.io/team/app:latest' } },
+    { type: 'docker', attrs: { dest: '/work/app/app.tar', name: 'r.io/team/app:1,r.io/team/app:latest' } },
+  ]);
+  assert.match(o.notes[0], /no Docker engine.*app\.tar/);
+  usage(() => parseBuildFlags({ push: true }, penv), /no image name/);
+  usage(() => parseBuildFlags({ tag: ['UPPER:case'] }, penv), /-t "UPPER:case"/);
+  assert.equal(parseBuildFlags({ quiet: true, progress: 'plain' }, penv).progress, 'quiet');
+  usage(() => parseBuildFlags({ progress: 'fancy' }, penv), /--progress/);
+  usage(() => parseBuildFlags({ network: 'bridge' }, penv), /--network/);
+});
+
+test('registry auth: only registries the build names', () => {
+  const dockerfile = [
+    'FROM --platform=$BUILDPLATFORM ghcr.io/org/base:1 AS build',
+    'FROM build AS test',
+    'FROM scratch',
+    'COPY --from=build /a /a',
+    'COPY --from=quay.io/x/tool:2 /bin/t /t',
+    'FROM ${BASE}',
+    'FROM busybox',
+  ].join('\n');
+  assert.deepEqual(imageRefsInDockerfile(dockerfile), ['ghcr.io/org/base:1', 'quay.io/x/tool:2', 'busybox']);
+  const scope = {
+    tags: ['127.0.0.1:5000/app:1'],
+    outputs: [{ type: 'image', attrs: { name: 'push.example.com/app' } }],
+    cacheFrom: [{ type: 'registry', attrs: { ref: 'cache.example.com/c:1' } }],
+    cacheTo: [{ type: 'local', attrs: { dest: '/tmp/c' } }],
+    dockerfile,
+  };
+  assert.deepEqual(registriesOf(scope), ['127.0.0.1:5000', 'cache.example.com', 'docker.io', 'ghcr.io', 'push.example.com', 'quay.io']);
+  const auth = selectRegistryAuth(scope, {
+    'ghcr.io': { username: 'u', password: 'p' },
+    'unrelated.example.com': { username: 'no', password: 'no' },
+    'docker.io': { identityToken: 'idt' },
+  });
+  assert.deepEqual(auth, [
+    { registry: 'docker.io', username: '', password: '', identityToken: 'idt' },
+    { registry: 'ghcr.io', username: 'u', password: 'p', identityToken: '' },
+  ]);
+});

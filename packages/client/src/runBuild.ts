@@ -1,0 +1,170 @@
+// `buildyard build`: read the Dockerfile and .dockerignore, upload the context, Solve, render
+// progress, write local outputs and the metadata file, and report the result or the error.
+import { writeFile } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+import { dockerConfigPath, loadDockerConfig } from '@buildyard/oci';
+import { syncContext } from '@buildyard/context';
+import { SolveRequest, type SolveEvent } from '@buildyard/proto';
+import { createColors } from 'picocolors';
+import { BuilderStore } from './BuilderStore.js';
+import { ClientError, ExitCode } from './ClientError.js';
+import { connectBuilder, isServiceError, type BuilderConnection } from './connectBuilder.js';
+import { ExportedFileWriter } from './ExportedFileWriter.js';
+import { formatBuildError } from './formatBuildError.js';
+import { parseBuildFlags, type BuildFlags } from './parseBuildFlags.js';
+import { createRenderer, formatSummary, resolveProgressMode, type ProgressRenderer } from './ProgressRenderer.js';
+import { readSecrets } from './readSecrets.js';
+import { resolveBuildInput } from './resolveBuildInput.js';
+import { selectRegistryAuth } from './selectRegistryAuth.js';
+import type { ResolvedBuilder } from './BuilderStore.js';
+
+export interface RunBuildOptions {
+  /** PATH | URL | - */
+  context: string;
+  flags: BuildFlags;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  stdin?: NodeJS.ReadableStream;
+  stdout?: Writable;
+  stderr?: Writable & { isTTY?: boolean; columns?: number; rows?: number };
+  store?: BuilderStore;
+  /** Aborting cancels the build (the Solve stream is closed) and the result is exit code 130. */
+  signal?: AbortSignal;
+  connect?: (b: ResolvedBuilder) => BuilderConnection;
+}
+
+const CONTEXT_VERTEX = 'internal:context';
+
+function mb(n: number): string {
+  return n < 1024 * 1024 ? `${(n / 1024).toFixed(1)}kB` : `${(n / 1024 / 1024).toFixed(1)}MB`;
+}
+
+/** buildx-style metadata: result metadata plus the keys buildx always writes. */
+export function buildMetadata(result: NonNullable<ProgressRenderer['progress']['result']>, tags: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (result.buildId) out['buildx.build.ref'] = result.buildId;
+  for (const [k, v] of Object.entries(result.metadata)) {
+    // Descriptors and other structured values travel as JSON text.
+    if (/^[[{]/.test(v)) {
+      try { out[k] = JSON.parse(v); continue; } catch { /* keep as text */ }
+    }
+    out[k] = v;
+  }
+  if (result.digest && out['containerimage.digest'] === undefined) out['containerimage.digest'] = result.digest;
+  if (tags.length > 0 && out['image.name'] === undefined) out['image.name'] = tags.join(',');
+  if (result.images.length === 1 && out['containerimage.config.digest'] === undefined && result.images[0].configDigest) {
+    out['containerimage.config.digest'] = result.images[0].configDigest;
+  }
+  return out;
+}
+
+export async function runBuild(o: RunBuildOptions): Promise<number> {
+  const env = o.env ?? process.env;
+  const cwd = o.cwd ?? process.cwd();
+  const stdout = o.stdout ?? process.stdout;
+  const stderr = o.stderr ?? process.stderr;
+  const opts = parseBuildFlags(o.flags, { env, cwd });
+  const mode = resolveProgressMode(opts.progress, !!stderr.isTTY);
+  const color = mode === 'tty' && !env.NO_COLOR;
+  const c = createColors(color);
+  const say = (line: string) => { stderr.write(`${line}\n`); };
+
+  const input = await resolveBuildInput({ context: o.context, file: o.flags.file, cwd, stdin: o.stdin });
+  let conn: BuilderConnection | undefined;
+  let renderer: ProgressRenderer | undefined;
+  let writer: ExportedFileWriter | undefined;
+  try {
+    const secrets = await readSecrets(opts.secrets, env);
+    const dockerfileText = input.dockerfile.toString('utf8');
+    const credentials = await loadDockerConfig(dockerConfigPath(env));
+    const registryAuth = selectRegistryAuth({ tags: opts.tags, outputs: opts.outputs, cacheFrom: opts.cacheFrom, cacheTo: opts.cacheTo, dockerfile: dockerfileText }, credentials);
+    const builder = await (o.store ?? new BuilderStore(undefined)).resolve(o.flags.builder, env);
+    conn = (o.connect ?? connectBuilder)(builder);
+    if (mode !== 'quiet' && mode !== 'rawjson') for (const n of opts.notes) say(c.yellow(`NOTE: ${n}`));
+    renderer = createRenderer({ mode, stream: stderr, color });
+    const r = renderer;
+    if (o.signal?.aborted) throw new ClientError('interrupted before the build started', ExitCode.Interrupted);
+
+    let contextId = '';
+    if (input.contextDir) {
+      // Shown as buildx's "[internal] load build context" step; rawjson stays a pure event stream.
+      const fake = (partial: Partial<SolveEvent['vertex']>, log?: string) => {
+        if (!r.human) return;
+        const now = Date.now();
+        r.event({ timestampMs: now, vertex: { digest: CONTEXT_VERTEX, name: '[internal] load build context', platform: '', stage: '', step: 0, steps: 0, workerId: '', emulated: false, cached: false, startedMs: 0, completedMs: 0, error: '', totalBytes: 0, currentBytes: 0, ...partial } });
+        if (log) r.event({ timestampMs: now, log: { digest: CONTEXT_VERTEX, stream: 1, data: Buffer.from(`${log}\n`), truncated: false } });
+      };
+      const started = Date.now();
+      fake({ startedMs: started });
+      let sync;
+      try {
+        sync = await syncContext(conn.contextSync, input.contextDir, { dockerignore: input.dockerignorePatterns, metadata: conn.metadata, signal: o.signal });
+      } catch (err) {
+        fake({ startedMs: started, completedMs: Date.now(), error: 'upload failed' });
+        throw err;
+      }
+      fake({ startedMs: started, completedMs: Date.now() }, `transferring context: ${sync.files} files, ${mb(sync.bytesTotal)} (${mb(sync.bytesUploaded)} uploaded)`);
+      contextId = sync.contextId;
+    }
+    if (o.signal?.aborted) throw new ClientError('interrupted: build cancelled', ExitCode.Interrupted);
+
+    const request = SolveRequest.fromPartial({
+      contextId,
+      dockerfile: input.dockerfile,
+      dockerfileName: input.dockerfileName,
+      buildArgs: opts.buildArgs,
+      target: opts.target,
+      platforms: opts.platforms,
+      cacheFrom: opts.cacheFrom,
+      cacheTo: opts.cacheTo,
+      outputs: opts.outputs,
+      secrets,
+      labels: opts.labels,
+      noCache: opts.noCache,
+      pull: opts.pull,
+      network: opts.network,
+      registryAuth,
+      dockerignore: input.dockerignore,
+    });
+    writer = new ExportedFileWriter(opts.outputs, stdout);
+    const call = conn.control.solve(request, conn.metadata);
+    const onAbort = () => call.cancel();
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const ev of call as AsyncIterable<SolveEvent>) {
+        r.event(ev);
+        if (ev.file) await writer.write(ev.file);
+      }
+    } catch (err) {
+      if (o.signal?.aborted) throw new ClientError('interrupted: build cancelled', ExitCode.Interrupted);
+      throw conn.describeError(err, 'build');
+    } finally {
+      o.signal?.removeEventListener('abort', onAbort);
+    }
+    r.end();
+    const p = r.progress;
+    if (p.error) {
+      await writer.abort();
+      if (mode === 'rawjson') return ExitCode.BuildFailed;
+      const lines = formatBuildError({ error: p.error, progress: p, dockerfile: dockerfileText, dockerfileName: input.dockerfileName });
+      for (const line of lines) say(line.startsWith('ERROR:') ? c.red(line) : line);
+      return ExitCode.BuildFailed;
+    }
+    if (!p.result) throw new ClientError(`build: ${builder.endpoint} closed the progress stream without a result; see the builder's logs, then retry`);
+    if (writer.pending > 0) throw new ClientError(`build: the builder stopped in the middle of an exported file; retry the build`);
+    if (opts.metadataFile) await writeFile(opts.metadataFile, JSON.stringify(buildMetadata(p.result, opts.tags), null, 2) + '\n');
+    if (r.human) for (const line of formatSummary(p)) say(line);
+    for (const dest of writer.written) if (r.human && dest !== '-') say(`wrote ${dest}`);
+    if (mode === 'quiet') stdout.write(`${p.result.digest}\n`);
+    return ExitCode.Success;
+  } catch (err) {
+    renderer?.end();
+    await writer?.abort();
+    if (err instanceof ClientError) throw err;
+    if (isServiceError(err) && conn) throw conn.describeError(err, 'upload context');
+    throw err;
+  } finally {
+    conn?.close();
+    await input.cleanup();
+  }
+}

@@ -1,0 +1,269 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { startRegistry, seedBusybox, type RegistryService, type SeededImage } from '@buildyard/testkit';
+import { RegistryClient, RegistryError } from './RegistryClient.js';
+import { FsContentStore, DigestMismatchError } from './FsContentStore.js';
+import { sha256Digest } from './digest.js';
+import { MediaTypes } from './mediaTypes.js';
+import { isImageIndex, type ImageIndex, type ImageManifest } from './types.js';
+import { startRegistryProxy, type RegistryProxy } from './registryProxy.test-util.js';
+import { execFileP, makeImage } from './imageFixtures.test-util.js';
+
+let registry: RegistryService;
+let seeded: SeededImage;
+let tmp: string;
+const proxies: RegistryProxy[] = [];
+
+before(async () => {
+  registry = await startRegistry();
+  seeded = await seedBusybox(registry);
+  tmp = await mkdtemp(join(tmpdir(), 'oci-registry-test-'));
+});
+
+after(async () => {
+  for (const p of proxies) await p.stop();
+  await registry?.stop();
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+async function proxy(opts: Omit<Parameters<typeof startRegistryProxy>[0], 'upstream'>): Promise<RegistryProxy> {
+  const p = await startRegistryProxy({ upstream: registry.host, ...opts });
+  proxies.push(p);
+  return p;
+}
+
+const newClient = (extra: ConstructorParameters<typeof RegistryClient>[0] = {}) => new RegistryClient({ dockerConfig: false, backoffMs: 5, ...extra });
+
+async function skopeoRaw(ref: string): Promise<Buffer> {
+  const { stdout } = await execFileP('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`], { encoding: 'buffer' });
+  return stdout;
+}
+
+describe('pull from a real registry', () => {
+  test('resolve busybox for linux/amd64 and linux/arm64', async () => {
+    const client = newClient();
+    const head = await client.headManifest(seeded.reference);
+    assert.equal(head?.digest, seeded.indexDigest);
+    for (const [platform, arch] of [['linux/amd64', 'amd64'], ['linux/arm64', 'arm64'], ['linux/arm64/v8', 'arm64']] as const) {
+      const r = await client.resolve(seeded.reference, platform);
+      assert.equal(r.indexDigest, seeded.indexDigest);
+      assert.equal(r.manifestDigest, seeded.manifests[`linux/${arch}`]);
+      assert.equal(r.config.architecture, arch);
+      assert.equal(r.config.os, 'linux');
+      assert.equal(r.manifest.layers.length, r.config.rootfs.diff_ids.length);
+      assert.equal(sha256Digest(r.configBytes), r.manifest.config.digest);
+    }
+    await assert.rejects(client.resolve(seeded.reference, 'linux/s390x'), /no manifest for platform linux\/s390x .*available: linux\/amd64, linux\/arm64/);
+    // A platform manifest by digest, with a mismatching platform, is refused.
+    const armRef = `${registry.host}/library/busybox@${seeded.manifests['linux/arm64']}`;
+    assert.equal((await client.resolve(armRef, 'linux/arm64')).config.architecture, 'arm64');
+    await assert.rejects(client.resolve(armRef, 'linux/amd64'), /no manifest for platform linux\/amd64/);
+  });
+
+  test('pull every blob into a content store with digest verification', async () => {
+    const store = new FsContentStore(join(tmp, 'pull-store'));
+    const client = newClient({ store });
+    for (const platform of ['linux/amd64', 'linux/arm64']) {
+      const r = await client.resolve(seeded.reference, platform);
+      for (const d of [r.manifest.config, ...r.manifest.layers]) {
+        const info = await client.pullBlob(r.reference, d);
+        assert.equal(info.digest, d.digest);
+        assert.equal(info.size, d.size);
+        assert.equal(sha256Digest(await store.readBytes(d.digest)), d.digest);
+      }
+    }
+    // Streaming without a store verifies too.
+    const r = await client.resolve(seeded.reference, 'linux/amd64');
+    const parts: Buffer[] = [];
+    for await (const c of newClient().fetchBlob(r.reference, r.manifest.layers[0].digest)) parts.push(c as Buffer);
+    assert.equal(sha256Digest(Buffer.concat(parts)), r.manifest.layers[0].digest);
+    await assert.rejects(newClient().fetchBlobBytes(r.reference, sha256Digest('nope')), (err: unknown) => err instanceof RegistryError && err.status === 404);
+    await assert.rejects(newClient().getManifest(`${registry.host}/library/busybox:nosuchtag`), /HTTP 404 MANIFEST_UNKNOWN/);
+  });
+
+  test('corrupted blob bytes are rejected and never stored', async () => {
+    const p = await proxy({ mode: 'plain', corruptBlobs: true });
+    const store = new FsContentStore(join(tmp, 'corrupt-store'));
+    const client = newClient({ store });
+    const r = await newClient().resolve(seeded.reference, 'linux/amd64');
+    const layer = r.manifest.layers[0];
+    await assert.rejects(client.pullBlob({ registry: p.host, repository: 'library/busybox' }, layer), DigestMismatchError);
+    assert.equal(await store.has(layer.digest), false);
+    await assert.rejects(async () => {
+      for await (const _ of newClient().fetchBlob({ registry: p.host, repository: 'library/busybox' }, layer.digest)) { /* drain */ }
+    }, DigestMismatchError);
+  });
+});
+
+describe('push to a real registry', () => {
+  test('push an image monolithic and chunked, mount, index by tag and digest', async () => {
+    const amd = await makeImage('amd64', { 'hello.txt': 'hello amd64\n', 'big.bin': randomBytes(300_000) });
+    const arm = await makeImage('arm64', { 'hello.txt': 'hello arm64\n' });
+    const client = newClient({ chunkSize: 64 * 1024 });
+    const repo = { registry: registry.host, repository: 'test/pushed' };
+
+    // Monolithic upload of config + small layer.
+    assert.equal((await client.pushBlob(repo, arm.layerDesc, arm.layer)).result, 'uploaded');
+    assert.equal((await client.pushBlob(repo, arm.configDesc, arm.config)).result, 'uploaded');
+    assert.equal((await client.pushBlob(repo, arm.configDesc, arm.config)).result, 'exists');
+    // Chunked upload from a stream factory (several PATCHes of 64 KiB).
+    const res = await client.pushBlob(repo, amd.layerDesc, () => (async function* () { yield amd.layer.subarray(0, 1000); yield amd.layer.subarray(1000); })(), { chunked: true });
+    assert.equal(res.result, 'uploaded');
+    assert.ok(amd.layer.length > 3 * 64 * 1024);
+    await client.pushBlob(repo, amd.configDesc, amd.config);
+    assert.deepEqual(await newClient().fetchBlobBytes(repo, amd.layerDesc.digest), amd.layer);
+
+    // A wrong descriptor is caught by the registry's digest check.
+    const bogus = Buffer.from('x'.repeat(10));
+    await assert.rejects(client.pushBlob(repo, { digest: sha256Digest('other'), size: 10 }, bogus), /upload blob .* failed: HTTP 400 DIGEST_INVALID/);
+
+    // Cross-repository mount.
+    const other = { registry: registry.host, repository: 'test/other' };
+    const mounted = await client.pushBlob(other, amd.layerDesc, undefined, { mountFrom: 'test/pushed' });
+    assert.equal(mounted.result, 'mounted');
+    assert.equal(await client.blobExists(other, amd.layerDesc.digest), true);
+
+    // Manifests by digest, then an index by tag.
+    assert.equal(await client.putManifest({ ...repo, digest: amd.manifestDesc.digest }, amd.manifest, MediaTypes.OciManifest), amd.manifestDesc.digest);
+    assert.equal(await client.putManifest({ ...repo, tag: 'arm' }, arm.manifest), arm.manifestDesc.digest);
+    const index: ImageIndex = { schemaVersion: 2, mediaType: MediaTypes.OciIndex, manifests: [amd.manifestDesc, arm.manifestDesc] };
+    const indexBytes = Buffer.from(JSON.stringify(index));
+    const indexDigest = await client.putManifest({ ...repo, tag: 'multi' }, indexBytes);
+    assert.equal(indexDigest, sha256Digest(indexBytes));
+
+    // skopeo, an independent client, sees exactly what we pushed.
+    assert.deepEqual(await skopeoRaw(`${registry.host}/test/pushed:multi`), indexBytes);
+    assert.deepEqual(await skopeoRaw(`${registry.host}/test/pushed@${amd.manifestDesc.digest}`), amd.manifest);
+    assert.deepEqual(await skopeoRaw(`${registry.host}/test/pushed:arm`), arm.manifest);
+    const { stdout } = await execFileP('skopeo', ['inspect', '--tls-verify=false', '--override-arch', 'arm64', `docker://${registry.host}/test/pushed:multi`]);
+    assert.equal(JSON.parse(stdout).Architecture, 'arm64');
+
+    const r = await client.resolve(`${registry.host}/test/pushed:multi`, 'linux/arm64');
+    assert.equal(r.manifestDigest, arm.manifestDesc.digest);
+    assert.deepEqual((await client.listTags(repo)).sort(), ['arm', 'multi']);
+
+    // A manifest whose blobs are missing is refused with a hint.
+    const orphan = await makeImage('amd64', { 'orphan': 'x' });
+    await assert.rejects(client.putManifest({ ...repo, tag: 'orphan' }, orphan.manifest), /PUT manifest .* failed: HTTP 400 MANIFEST_BLOB_UNKNOWN.*push every referenced blob/);
+  });
+
+  test('pushBlob reads from the content store when no source is given', async () => {
+    const store = new FsContentStore(join(tmp, 'push-store'));
+    const img = await makeImage('amd64', { 'from-store': 'yes' });
+    await store.put(img.layer);
+    const client = newClient({ store });
+    const repo = { registry: registry.host, repository: 'test/fromstore' };
+    assert.equal((await client.pushBlob(repo, img.layerDesc)).result, 'uploaded');
+    assert.equal((await client.pushBlob(repo, img.layerDesc, undefined, { chunked: true })).result, 'exists');
+  });
+});
+
+describe('auth and retries', () => {
+  test('bearer token flow: anonymous pull, push needs credentials', async () => {
+    const p = await proxy({ mode: 'bearer', users: { alice: 's3cret' }, refreshTokens: ['refresh-ok'] });
+    const ref = `${p.host}/library/busybox:latest`;
+    const anon = newClient();
+    const r = await anon.resolve(ref, 'linux/arm64');
+    assert.equal(r.manifestDigest, seeded.manifests['linux/arm64']);
+    assert.ok(p.tokenRequests.length >= 1 && p.tokenRequests.every((t) => t.account === undefined));
+    const before = p.tokenRequests.length;
+    await anon.resolve(ref, 'linux/arm64');
+    assert.equal(p.tokenRequests.length, before, 'tokens are cached per scope');
+
+    const img = await makeImage('amd64', { 'auth.txt': 'token flow' });
+    const repo = { registry: p.host, repository: 'test/auth' };
+    await assert.rejects(anon.pushBlob(repo, img.layerDesc, img.layer), (err: unknown) => err instanceof RegistryError && err.status === 401 && /check the credentials for 127\.0\.0\.1:\d+/.test(err.message));
+
+    const alice = newClient({ credentials: { [p.host]: { username: 'alice', password: 's3cret' } } });
+    assert.equal((await alice.pushBlob(repo, img.layerDesc, img.layer, { chunked: true })).result, 'uploaded');
+    await alice.pushBlob(repo, img.configDesc, img.config);
+    await alice.putManifest({ ...repo, tag: 'v1' }, img.manifest);
+    assert.ok(p.tokenRequests.some((t) => t.account === 'alice' && t.scopes.includes('repository:test/auth:pull,push')));
+    // Mount scope includes pull on the source repository.
+    assert.equal((await alice.pushBlob({ ...repo, repository: 'test/auth2' }, img.layerDesc, undefined, { mountFrom: 'test/auth' })).result, 'mounted');
+    assert.ok(p.tokenRequests.some((t) => t.scopes.includes('repository:test/auth:pull')));
+
+    // Per-call credentials, identity tokens, and bad passwords.
+    assert.equal(await anon.blobExists(repo, img.layerDesc.digest, { credentials: { username: 'alice', password: 's3cret' } }), true);
+    const refresh = newClient({ credentials: { [p.host]: { identityToken: 'refresh-ok' } } });
+    assert.equal(await refresh.putManifest({ ...repo, tag: 'v2' }, img.manifest), img.manifestDesc.digest);
+    assert.ok(p.tokenRequests.some((t) => t.via === 'refresh'));
+    const wrong = newClient({ credentials: { [p.host]: { username: 'alice', password: 'nope' } } });
+    await assert.rejects(wrong.getManifest(ref), /token from 127\.0\.0\.1:\d+\) failed: HTTP 401.*check the credentials/);
+    assert.deepEqual(await skopeoRaw(`${registry.host}/test/auth:v1`), img.manifest);
+  });
+
+  test('basic auth', async () => {
+    const p = await proxy({ mode: 'basic', users: { bob: 'pw' } });
+    const ref = `${p.host}/library/busybox:latest`;
+    await assert.rejects(newClient().getManifest(ref), (err: unknown) => err instanceof RegistryError && err.status === 401);
+    const m = await newClient({ credentials: { [p.host]: { username: 'bob', password: 'pw' } } }).getManifest(ref);
+    assert.equal(m.digest, seeded.indexDigest);
+    assert.ok(isImageIndex(m.manifest));
+  });
+
+  test('docker config.json credentials are used', async () => {
+    const p = await proxy({ mode: 'basic', users: { carol: 'pw2' } });
+    const cfgDir = join(tmp, 'dockercfg');
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    await mkdir(cfgDir, { recursive: true });
+    await writeFile(join(cfgDir, 'config.json'), JSON.stringify({ auths: { [`http://${p.host}`]: { auth: Buffer.from('carol:pw2').toString('base64') } } }));
+    const m = await new RegistryClient({ dockerConfig: join(cfgDir, 'config.json') }).getManifest(`${p.host}/library/busybox:latest`);
+    assert.equal(m.digest, seeded.indexDigest);
+  });
+
+  test('5xx responses are retried with backoff, then fail naming registry and operation', async () => {
+    const p = await proxy({ mode: 'plain', failNext: { count: 2 } });
+    const ref = `${p.host}/library/busybox:latest`;
+    const m = await newClient().getManifest(ref);
+    assert.equal(m.digest, seeded.indexDigest);
+    assert.equal(p.requests.filter((r) => r.status === 503).length, 2);
+
+    p.options.failNext = { count: 100 };
+    await assert.rejects(newClient().getManifest(ref), (err: unknown) => {
+      assert.ok(err instanceof RegistryError);
+      assert.match(err.message, new RegExp(`^registry ${p.host}: GET manifest ${p.host}/library/busybox:latest failed after 4 attempts: HTTP 503 .*injected failure`));
+      return true;
+    });
+    assert.equal(p.options.failNext.count, 100 - 4);
+
+    // Uploads are retried too (PATCH of a chunked upload fails once).
+    p.options.failNext = { count: 1, match: (method) => method === 'PATCH' };
+    const img = await makeImage('arm64', { 'retry.txt': 'again' });
+    const res = await newClient().pushBlob({ registry: p.host, repository: 'test/retry' }, img.layerDesc, img.layer, { chunked: true });
+    assert.equal(res.result, 'uploaded');
+    assert.equal(p.options.failNext.count, 0);
+  });
+
+  test('network errors are retried and reported', async () => {
+    const client = newClient({ timeoutMs: 2000 });
+    // A loopback port nobody listens on.
+    const { createServer } = await import('node:net');
+    const srv = createServer();
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as { port: number }).port;
+    await new Promise<void>((r) => srv.close(() => r()));
+    await assert.rejects(client.getManifest(`127.0.0.1:${port}/x/y:z`), new RegExp(`^RegistryError: registry 127.0.0.1:${port}: GET manifest .* failed after 4 attempts: .*ECONNREFUSED`));
+  });
+
+  test('requests time out', async () => {
+    const { createServer } = await import('node:http');
+    const srv = createServer(() => { /* never answers */ });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    try {
+      const port = (srv.address() as { port: number }).port;
+      const started = Date.now();
+      await assert.rejects(newClient({ timeoutMs: 150, attempts: 2 }).getManifest(`127.0.0.1:${port}/x/y:z`), /failed after 2 attempts: .*timed out after 150 ms/);
+      assert.ok(Date.now() - started < 3000);
+    } finally {
+      srv.closeAllConnections();
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
+  });
+});
+
+export type { ImageManifest };

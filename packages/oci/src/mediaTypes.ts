@@ -1,0 +1,40 @@
+// Media types of the OCI image spec and Docker's v2 schema 2 formats.
+export const MediaTypes = {
+  OciIndex: 'application/vnd.oci.image.index.v1+json',
+  OciManifest: 'application/vnd.oci.image.manifest.v1+json',
+  OciConfig: 'application/vnd.oci.image.config.v1+json',
+  OciLayer: 'application/vnd.oci.image.layer.v1.tar',
+  OciLayerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  OciLayerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+  OciLayerNondistributableGzip: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+  OciEmpty: 'application/vnd.oci.empty.v1+json',
+  DockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  DockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  DockerConfig: 'application/vnd.docker.container.image.v1+json',
+  DockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  DockerForeignLayerGzip: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+  /** BuildKit's cache config media type (cache manifests are OCI indexes holding one). */
+  BuildkitCacheConfig: 'application/vnd.buildkit.cacheconfig.v0',
+} as const;
+
+export type MediaType = (typeof MediaTypes)[keyof typeof MediaTypes];
+
+export function isIndexMediaType(mt: string | undefined): boolean {
+  return mt === MediaTypes.OciIndex || mt === MediaTypes.DockerManifestList;
+}
+
+export function isManifestMediaType(mt: string | undefined): boolean {
+  return mt === MediaTypes.OciManifest || mt === MediaTypes.DockerManifest;
+}
+
+export function isLayerMediaType(mt: string | undefined): boolean {
+  return mt !== undefined && (mt.startsWith('application/vnd.oci.image.layer.') || mt.startsWith('application/vnd.docker.image.rootfs.'));
+}
+
+/** The Accept header for manifest requests: every manifest/index format we understand. */
+export const MANIFEST_ACCEPT = [
+  MediaTypes.OciIndex,
+  MediaTypes.OciManifest,
+  MediaTypes.DockerManifestList,
+  MediaTypes.DockerManifest,
+].join(', ');

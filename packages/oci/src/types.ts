@@ -1,0 +1,101 @@
+// OCI image-spec and Docker v2 schema 2 types, written by hand: there is no maintained
+// TypeScript package for them (the Go structs in opencontainers/image-spec are the reference).
+import type { Digest } from './digest.js';
+
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+  'os.version'?: string;
+  'os.features'?: string[];
+}
+
+export interface Descriptor {
+  mediaType: string;
+  digest: Digest;
+  size: number;
+  urls?: string[];
+  annotations?: Record<string, string>;
+  platform?: Platform;
+  artifactType?: string;
+}
+
+/** OCI image index or Docker manifest list (same shape; mediaType tells them apart). */
+export interface ImageIndex {
+  schemaVersion: 2;
+  mediaType?: string;
+  artifactType?: string;
+  manifests: Descriptor[];
+  subject?: Descriptor;
+  annotations?: Record<string, string>;
+}
+
+/** OCI image manifest or Docker manifest v2 schema 2. */
+export interface ImageManifest {
+  schemaVersion: 2;
+  mediaType?: string;
+  artifactType?: string;
+  config: Descriptor;
+  layers: Descriptor[];
+  subject?: Descriptor;
+  annotations?: Record<string, string>;
+}
+
+export interface HistoryEntry {
+  created?: string;
+  created_by?: string;
+  author?: string;
+  comment?: string;
+  empty_layer?: boolean;
+}
+
+export interface ContainerConfig {
+  User?: string;
+  ExposedPorts?: Record<string, Record<string, never>>;
+  Env?: string[];
+  Entrypoint?: string[] | null;
+  Cmd?: string[] | null;
+  Volumes?: Record<string, Record<string, never>>;
+  WorkingDir?: string;
+  Labels?: Record<string, string>;
+  StopSignal?: string;
+  ArgsEscaped?: boolean;
+  Shell?: string[];
+  OnBuild?: string[] | null;
+  Healthcheck?: {
+    Test?: string[];
+    Interval?: number;
+    Timeout?: number;
+    StartPeriod?: number;
+    StartInterval?: number;
+    Retries?: number;
+  };
+}
+
+export interface ImageConfig {
+  created?: string;
+  author?: string;
+  architecture: string;
+  os: string;
+  variant?: string;
+  'os.version'?: string;
+  'os.features'?: string[];
+  config?: ContainerConfig;
+  rootfs: { type: 'layers'; diff_ids: Digest[] };
+  history?: HistoryEntry[];
+}
+
+export type AnyManifest = ImageIndex | ImageManifest;
+
+export function isImageIndex(m: AnyManifest): m is ImageIndex {
+  return Array.isArray((m as ImageIndex).manifests);
+}
+
+export const Annotations = {
+  RefName: 'org.opencontainers.image.ref.name',
+  Created: 'org.opencontainers.image.created',
+  /** containerd/docker name kept next to ref.name in OCI layouts. */
+  ContainerdImageName: 'io.containerd.image.name',
+  DockerReferenceType: 'vnd.docker.reference.type',
+  DockerReferenceDigest: 'vnd.docker.reference.digest',
+} as const;

@@ -1,0 +1,68 @@
+import { context, propagation, trace, type Tracer } from '@opentelemetry/api';
+import { W3CTraceContextPropagator, W3CBaggagePropagator, CompositePropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+
+export interface TelemetryOptions {
+  /** Defaults to process.env; read for OTEL_* variables. */
+  env?: NodeJS.ProcessEnv;
+  /** Extra span processors (tests pass one over an InMemorySpanExporter). */
+  spanProcessors?: SpanProcessor[];
+}
+
+export interface Telemetry {
+  tracer: Tracer;
+  /** Which exporters the OTEL_* variables turned on (empty: spans are only propagated). */
+  exporters: string[];
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Which trace exporters the standard variables ask for. OTLP is on when
+ * OTEL_TRACES_EXPORTER names it, or when it is unset and an OTLP endpoint is configured;
+ * `none` (or nothing configured) exports nothing.
+ */
+export function requestedExporters(env: NodeJS.ProcessEnv): string[] {
+  const named = (env.OTEL_TRACES_EXPORTER ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  if (named.includes('none') || env.OTEL_SDK_DISABLED === 'true') return [];
+  if (named.length > 0) return named.filter((n) => n === 'otlp' || n === 'console');
+  return env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? ['otlp'] : [];
+}
+
+let active: Telemetry | undefined;
+
+/**
+ * Sets up tracing for this process once: W3C trace-context propagation always (so trace ids
+ * flow between frontend and workers), and span export over OTLP/HTTP only when the OTEL_*
+ * variables ask for it. The OTLP exporter itself reads the endpoint and headers from them.
+ */
+export function startTelemetry(serviceName: string, opts: TelemetryOptions = {}): Telemetry {
+  if (active) return active;
+  const env = opts.env ?? process.env;
+  const exporters = requestedExporters(env);
+  const processors: SpanProcessor[] = [...(opts.spanProcessors ?? [])];
+  if (exporters.includes('otlp')) processors.push(new BatchSpanProcessor(new OTLPTraceExporter()));
+  if (exporters.includes('console')) processors.push(new SimpleSpanProcessor(new ConsoleSpanExporter()));
+  const provider = new NodeTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME || serviceName }),
+    spanProcessors: processors,
+  });
+  provider.register({ propagator: new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }) });
+  const t: Telemetry = {
+    tracer: trace.getTracer(serviceName),
+    exporters,
+    forceFlush: () => provider.forceFlush(),
+    shutdown: async () => {
+      await provider.shutdown();
+      trace.disable();
+      propagation.disable();
+      context.disable();
+      active = undefined;
+    },
+  };
+  active = t;
+  return t;
+}

@@ -1,0 +1,107 @@
+// A real Buildyard cluster for e2e tests: Redis, a registry seeded with busybox, one frontend
+// and N workers as separate processes (from TypeScript sources, so no build is needed), all
+// under the testkit watchdog.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startRedis, startRegistry, type RedisService, type RegistryService } from './services.js';
+import { seedBusybox, type SeededImage } from './busybox.js';
+import { supervise, type SupervisedProcess } from './supervise.js';
+
+const repoRoot = resolve(fileURLToPath(import.meta.url), '../../../..');
+const tsxArgs = ['--conditions=source', '--import', 'tsx'];
+
+export interface ClusterWorker {
+  id: string;
+  process: SupervisedProcess;
+  stateDir: string;
+}
+
+export interface Cluster {
+  /** tcp://127.0.0.1:PORT */
+  frontend: string;
+  /** host:port for gRPC clients */
+  address: string;
+  token: string;
+  tenant: string;
+  /** Extra tenants: name -> token. */
+  tokens: Record<string, string>;
+  redis: RedisService;
+  registry: RegistryService;
+  busybox: SeededImage;
+  workers: ClusterWorker[];
+  frontendProcess: SupervisedProcess;
+  stateDir: string;
+  /** Starts another worker (e.g. after killing one). */
+  addWorker(id?: string): Promise<ClusterWorker>;
+  stop(): Promise<void>;
+}
+
+export interface ClusterOptions {
+  workers?: number;
+  /** Extra environment for every process (BUILDYARD_* options). */
+  env?: Record<string, string>;
+  tenants?: string[];
+}
+
+async function waitForLine(p: SupervisedProcess, pattern: RegExp, timeoutMs = 60_000): Promise<RegExpMatchArray> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const match = p.output().match(pattern);
+    if (match) return match;
+    if (p.child.exitCode !== null) throw new Error(`${p.name} exited with ${p.child.exitCode}: ${p.output().slice(-2000)}`);
+    if (Date.now() > deadline) throw new Error(`${p.name} not ready within ${timeoutMs} ms: ${p.output().slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  const stateDir = await mkdtemp(join(tmpdir(), 'buildyard-cluster-'));
+  const [redis, registry] = await Promise.all([startRedis(), startRegistry()]);
+  const busybox = await seedBusybox(registry);
+  const tokens: Record<string, string> = {};
+  for (const tenant of ['default', ...(options.tenants ?? [])]) tokens[tenant] = randomBytes(16).toString('hex');
+  const env: Record<string, string> = {
+    BUILDYARD_REDIS_URL: redis.url,
+    BUILDYARD_SHARED_DIR: join(stateDir, 'shared'),
+    BUILDYARD_SECRETS_KEY: randomBytes(32).toString('hex'),
+    BUILDYARD_TOKENS: Object.entries(tokens).map(([t, k]) => `${t}:${k}`).join(','),
+    BUILDYARD_HEARTBEAT_MS: '500',
+    BUILDYARD_HEARTBEAT_TIMEOUT_MS: '3000',
+    BUILDYARD_LOG_LEVEL: 'warn',
+    ...options.env,
+  };
+  const frontendProcess = supervise('buildyardd', process.execPath, [...tsxArgs, join(repoRoot, 'apps/buildyardd/src/main.ts')], {
+    cwd: repoRoot, env: { ...env, BUILDYARD_STATE_DIR: join(stateDir, 'frontend'), BUILDYARD_LISTEN: '127.0.0.1:0' },
+  });
+  const workers: ClusterWorker[] = [];
+  let counter = 0;
+  const addWorker = async (id = `worker-${++counter}`): Promise<ClusterWorker> => {
+    const workerState = join(stateDir, id);
+    const p = supervise(id, process.execPath, [...tsxArgs, join(repoRoot, 'apps/worker/src/main.ts'), 'serve'], {
+      cwd: repoRoot, env: { ...env, BUILDYARD_STATE_DIR: workerState, BUILDYARD_WORKER_ID: id },
+    });
+    await waitForLine(p, /buildyard-worker ready/);
+    const worker = { id, process: p, stateDir: workerState };
+    workers.push(worker);
+    return worker;
+  };
+  const stopAll = async () => {
+    await Promise.allSettled([frontendProcess.stop(), ...workers.map((w) => w.process.stop())]);
+    await Promise.allSettled([redis.stop(), registry.stop()]);
+    await rm(stateDir, { recursive: true, force: true });
+  };
+  try {
+    const [, frontend] = await waitForLine(frontendProcess, /"frontend":"(tcp:\/\/127\.0\.0\.1:\d+)"/);
+    await Promise.all(Array.from({ length: options.workers ?? 2 }, () => addWorker()));
+    return {
+      frontend, address: frontend.replace('tcp://', ''), token: tokens.default, tenant: 'default', tokens,
+      redis, registry, busybox, workers, frontendProcess, stateDir, addWorker, stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

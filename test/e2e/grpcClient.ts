@@ -1,0 +1,55 @@
+// A minimal client for e2e tests of the service itself (the CLI has its own e2e tests):
+// syncs a context and runs Solve over real gRPC, collecting every event.
+import { credentials, Metadata } from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { syncContext } from '@buildyard/context';
+import { parseDockerignore } from '@buildyard/dockerfile';
+import { ContextSyncClient, ControlClient, SolveRequest, type SolveEvent } from '@buildyard/proto';
+import type { Cluster } from '@buildyard/testkit';
+
+export function bearer(token: string): Metadata {
+  const md = new Metadata();
+  md.set('authorization', `Bearer ${token}`);
+  return md;
+}
+
+export interface SolveOutcome {
+  events: SolveEvent[];
+  result?: SolveEvent['result'];
+  error?: SolveEvent['error'];
+  bytesUploaded: number;
+  logs: string;
+}
+
+export async function solve(cluster: Pick<Cluster, 'address' | 'token'>, contextDir: string, request: Partial<SolveRequest>, options: { token?: string; onEvent?(e: SolveEvent): void } = {}): Promise<SolveOutcome> {
+  const token = options.token ?? cluster.token;
+  const sync = new ContextSyncClient(cluster.address, credentials.createInsecure());
+  const control = new ControlClient(cluster.address, credentials.createInsecure());
+  try {
+    let dockerignore: string[] = [];
+    try { dockerignore = parseDockerignore(readFileSync(join(contextDir, '.dockerignore'), 'utf8')); } catch { /* none */ }
+    const synced = await syncContext(sync, contextDir, { dockerignore, metadata: bearer(token), cacheDir: false });
+    const events: SolveEvent[] = [];
+    const stream = control.solve(SolveRequest.fromPartial({
+      dockerfile: readFileSync(join(contextDir, 'Dockerfile')), dockerfileName: 'Dockerfile', contextId: synced.contextId, ...request,
+    }), bearer(token));
+    for await (const event of stream) { events.push(event as SolveEvent); options.onEvent?.(event as SolveEvent); }
+    const logs = events.filter((e) => e.log).map((e) => Buffer.from(e.log!.data).toString()).join('');
+    return { events, result: events.find((e) => e.result)?.result, error: events.find((e) => e.error)?.error, bytesUploaded: synced.bytesUploaded, logs };
+  } finally {
+    sync.close();
+    control.close();
+  }
+}
+
+/** Per vertex name: the last status seen (started/completed times, worker, cached). */
+export function vertexSummary(events: SolveEvent[]): Map<string, NonNullable<SolveEvent['vertex']>> {
+  const byKey = new Map<string, NonNullable<SolveEvent['vertex']>>();
+  for (const e of events) {
+    if (!e.vertex) continue;
+    const key = `${e.vertex.platform} ${e.vertex.name}`;
+    byKey.set(key, { ...byKey.get(key), ...Object.fromEntries(Object.entries(e.vertex).filter(([, v]) => v !== '' && v !== 0 && v !== false)) } as NonNullable<SolveEvent['vertex']>);
+  }
+  return byKey;
+}
