@@ -59,6 +59,11 @@ export class RedisCacheIndex implements CacheIndex {
     this.lruKey = `${PREFIX}:${tenant}:lru`;
   }
 
+  /** Every layer digest some record of some tenant references (the blob GC must keep these). */
+  static async referencedBlobs(redis: Redis): Promise<Set<string>> {
+    return new Set(await redis.hkeys(blobRefsKey));
+  }
+
   async get(key: string): Promise<CacheRecord | undefined> {
     const raw = (await this.redis.eval(TOUCH_SCRIPT, 2, this.recordPrefix + key, this.lruKey, Date.now(), key)) as string | null;
     return raw ? (JSON.parse(raw) as CacheRecord) : undefined;

@@ -3,3 +3,15 @@ export { selectForPrune } from './CacheRecord.js';
 export { RedisCacheIndex } from './RedisCacheIndex.js';
 export { LocalCacheIndex } from './LocalCacheIndex.js';
 export type { BlobStore } from './BlobStore.js';
+export { parseCacheSpecs, type CacheSpec, type CacheSpecInput } from './CacheSpec.js';
+export {
+  encodeCacheManifest, decodeCacheRecords, inlineCacheAnnotation,
+  CACHE_CONFIG_MEDIA_TYPE, INLINE_CACHE_ANNOTATION,
+  type ExportedCacheRecord, type CacheConfig, type EncodedCacheManifest,
+} from './CacheManifest.js';
+export { writeCache, readCache, type CacheTransferDeps, type CacheWriteResult, type CacheReadResult } from './transferCache.js';
+export { BlobLeases } from './BlobLeases.js';
+export {
+  pruneCache, collectBlobGarbage, DEFAULT_BLOB_GRACE_MS,
+  type LeaseView, type PruneCacheOptions, type PruneCacheResult, type BlobGcPolicy, type GcBlobStore, type CollectBlobGarbageOptions, type BlobGcResult,
+} from './collectGarbage.js';

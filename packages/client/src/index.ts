@@ -26,3 +26,4 @@ export { login, verifyRegistryLogin, type LoginOptions } from './login.js';
 export { parseSize, formatBytes } from './sizes.js';
 export { table, formatWorkers, formatInfo, formatDiskUsage, formatPrune } from './formatTables.js';
 export type { ListWorkersResponse, InfoResponse, DiskUsageResponse, PruneResponse, SolveEvent, WorkerInfo } from '@buildyard/proto';
+export { startLocalCluster, stopLocalCluster, readLocalCluster, LOCAL_BUILDER, type LocalClusterInfo } from './localCluster.js';

@@ -11,6 +11,7 @@ import { readManifest } from '@buildyard/context';
 import type { BuildRecords } from './BuildRecords.js';
 import type { BuildSecrets } from './BuildSecrets.js';
 import { pushImage, parseOutputs, type ParsedOutput } from './exportImage.js';
+import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
 
 /** What a worker receives for one stage (the scheduler's opaque payload). */
 export interface StagePayload {
@@ -66,8 +67,14 @@ export class BuildRunner {
     const registry = new RegistryClient({ credentials: registryCredentials(req), insecureHosts: this.deps.insecureRegistries, dockerConfig: false, store: this.deps.blobs });
     try {
       await progress.emit({ type: 'build.accepted', buildId, platforms: req.platforms.length > 0 ? req.platforms : [this.deps.buildPlatform] });
+      // [cache transfer] specs are validated before any work is done.
+      let cacheOptions: ReturnType<typeof parseCacheOptions>;
+      try { cacheOptions = parseCacheOptions(req); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'cache.invalid' }); }
       const plan = await this.plan(req, tenant, registry);
       for (const w of plan.warnings) await progress.emit({ type: 'build.warning', message: w.message, file: req.dockerfileName || 'Dockerfile', line: w.line });
+      const cacheCtx = { redis: this.deps.redis, tenant, buildId, blobs: this.deps.blobs, registry, signal };
+      // [cache transfer] imported records must be in the index before any worker looks keys up.
+      await importCache(cacheOptions.from, cacheCtx, (message) => progress.emit({ type: 'build.warning', message }));
       await records.update(buildId, { status: 'running' });
       await secrets.put(buildId, {
         secrets: Object.fromEntries(req.secrets.map((s) => [s.id, Buffer.from(s.value).toString('base64')])),
@@ -92,8 +99,12 @@ export class BuildRunner {
       if (state.status !== 'done') throw new BuildFailure(state.error || `build ${state.status}`, { code: `build.${state.status}` });
 
       const results = new Map(state.stages.map((s) => [`${s.platform}|${s.stageId}`, s.result as StageResult]));
-      const created = new Date().toISOString();
-      const images = plan.platforms.map((p) => assembleImage(results.get(`${p.platform}|${p.target}`)!, { created }));
+      // SOURCE_DATE_EPOCH (a build arg, as in buildx) pins `created` so rebuilds give identical digests.
+      const epoch = Number(req.buildArgs?.SOURCE_DATE_EPOCH ?? '');
+      const created = req.buildArgs?.SOURCE_DATE_EPOCH && Number.isFinite(epoch) ? new Date(epoch * 1000).toISOString() : new Date().toISOString();
+      // [cache transfer] type=inline: records go into each platform manifest's annotations.
+      const inline = await inlineCacheAnnotations(cacheOptions.to, plan, cacheCtx, (platform) => results.get(`${platform}|${plan.platforms.find((p) => p.platform === platform)!.target}`)!.layers.map((l) => l.digest));
+      const images = plan.platforms.map((p) => assembleImage(results.get(`${p.platform}|${p.target}`)!, { created, annotations: inline?.get(p.platform) }));
       const index = images.length > 1 ? assembleIndex(images) : undefined;
       await storeImageDocuments(this.deps.blobs, images, index);
       const digest = index ? index.descriptor.digest : images[0].manifest.descriptor.digest;
@@ -101,6 +112,8 @@ export class BuildRunner {
       for (const output of outputs) {
         if (output.push) pushed.push(...await pushImage(registry, this.deps.blobs, images, index, output.names));
       }
+      // [cache transfer] type=registry / type=local exports.
+      await exportCache(cacheOptions.to, plan, cacheCtx);
       const verticesTotal = [...results.values()].reduce((n, r) => n + (r?.verticesTotal ?? 0), 0);
       const verticesCached = [...results.values()].reduce((n, r) => n + (r?.verticesCached ?? 0), 0);
       await records.update(buildId, { status: 'succeeded', finishedMs: Date.now(), digest, pushed, verticesTotal, verticesCached });
@@ -125,6 +138,7 @@ export class BuildRunner {
       return undefined;
     } finally {
       await secrets.delete(buildId);
+      await releaseCacheLeases(this.deps.redis, buildId).catch(() => {}); // [cache transfer]
       await progress.close();
     }
   }

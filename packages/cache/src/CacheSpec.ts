@@ -1,0 +1,47 @@
+/** Where a cache is exported to or imported from (buildx `--cache-to` / `--cache-from` syntax). */
+export type CacheSpec =
+  | { type: 'registry'; ref: string; mode: 'min' | 'max' }
+  | { type: 'local'; dir: string; tag: string; mode: 'min' | 'max' }
+  | { type: 'inline'; mode: 'min' };
+
+/** One buildx key=value spec as it arrives on the wire. */
+export interface CacheSpecInput {
+  type: string;
+  attrs: Record<string, string>;
+}
+
+const TYPES = ['registry', 'local', 'inline'];
+
+/**
+ * Validates `--cache-to` (direction 'to') or `--cache-from` (direction 'from') specs.
+ * Errors are one line naming the flag, the spec and the fix.
+ */
+export function parseCacheSpecs(specs: CacheSpecInput[], direction: 'to' | 'from'): CacheSpec[] {
+  const flag = direction === 'to' ? '--cache-to' : '--cache-from';
+  return specs.map((spec, i) => {
+    const where = `${flag} #${i + 1} (type=${spec.type || '?'})`;
+    const attrs = spec.attrs ?? {};
+    const modeAttr = attrs.mode ?? 'min';
+    if (modeAttr !== 'min' && modeAttr !== 'max') throw new Error(`${where}: unknown mode "${modeAttr}": use mode=min or mode=max`);
+    const mode: 'min' | 'max' = modeAttr;
+    switch (spec.type) {
+      case 'registry': {
+        const ref = attrs.ref ?? '';
+        if (!ref) throw new Error(`${where}: missing ref: add ref=REGISTRY/REPO:TAG`);
+        return { type: 'registry', ref, mode };
+      }
+      case 'local': {
+        const key = direction === 'to' ? 'dest' : 'src';
+        const dir = attrs[key] ?? '';
+        if (!dir) throw new Error(`${where}: missing ${key}: add ${key}=DIR`);
+        return { type: 'local', dir, tag: attrs.tag || 'latest', mode };
+      }
+      case 'inline':
+        if (direction === 'from') throw new Error(`${where}: an inline cache is read from the image itself: use --cache-from type=registry,ref=IMAGE`);
+        if (modeAttr === 'max') throw new Error(`${where}: inline cache holds only mode=min: use type=registry for mode=max`);
+        return { type: 'inline', mode: 'min' };
+      default:
+        throw new Error(`${where}: unknown cache type "${spec.type}": use one of ${TYPES.join(', ')}`);
+    }
+  });
+}

@@ -1,0 +1,196 @@
+// `buildyard up` / `buildyard down`: an all-in-one cluster on this machine (Redis, registry,
+// frontend, N workers, dashboard) as background processes, with all state under one directory.
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, openSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, connect } from 'node:net';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BuilderStore } from './BuilderStore.js';
+
+export interface LocalClusterInfo {
+  frontend: string;
+  registry: string;
+  dashboard: string;
+  redis: string;
+  stateDir: string;
+  builder: string;
+  workers: number;
+  /** name -> pid, in start order */
+  pids: Record<string, number>;
+  dashboardAdminToken: string;
+}
+
+export const LOCAL_BUILDER = 'local';
+const repoRoot = resolve(fileURLToPath(import.meta.url), '../../../..');
+const clusterFile = (stateDir: string) => join(stateDir, 'cluster.json');
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => done(port));
+    }).on('error', fail);
+  });
+}
+
+function requireSystemParts(): void {
+  const missing = [['redis-server', 'redis-server'], ['docker-registry', 'docker-registry'], ['runc', 'runc'], ['skopeo', 'skopeo']]
+    .filter(([cmd]) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0).map(([, pkg]) => pkg);
+  if (missing.length > 0) throw new Error(`missing system parts: ${missing.join(', ')}; install them with: sudo bash infra/dev/setup.sh`);
+  if (process.getuid?.() !== 0) throw new Error('buildyard up runs workers with runc and overlayfs, which need root: run it as root');
+  for (const app of ['apps/buildyardd/dist/main.js', 'apps/worker/dist/main.js', 'apps/dashboard/dist/main.js']) {
+    if (!existsSync(join(repoRoot, app))) throw new Error(`${app} is not built: run npm run build first`);
+  }
+}
+
+async function waitFor(what: string, probe: () => Promise<boolean>, logFile: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await probe().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n  ') : '';
+  throw new Error(`${what} did not come up within ${timeoutMs / 1000}s; its log (${logFile}) ends with:\n  ${tail}`);
+}
+
+function tcpAnswers(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = connect(port, '127.0.0.1', () => { socket.destroy(); done(true); });
+    socket.on('error', () => done(false));
+  });
+}
+
+/** Reads the running cluster of a state dir, if its processes are still alive. */
+export async function readLocalCluster(stateDir: string): Promise<LocalClusterInfo | undefined> {
+  try {
+    const info = JSON.parse(await readFile(clusterFile(stateDir), 'utf8')) as LocalClusterInfo;
+    return Object.values(info.pids).every(alive) ? info : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function startLocalCluster(options: { stateDir: string; workers: number; store?: BuilderStore; onStep?(message: string): void }): Promise<LocalClusterInfo> {
+  const stateDir = resolve(options.stateDir);
+  const step = options.onStep ?? (() => {});
+  const running = await readLocalCluster(stateDir);
+  if (running) return running;
+  requireSystemParts();
+  if (existsSync(clusterFile(stateDir))) await stopLocalCluster(stateDir, { store: options.store });
+  await mkdir(join(stateDir, 'logs'), { recursive: true });
+  const pids: Record<string, number> = {};
+  const launch = (name: string, command: string, args: string[], env: Record<string, string> = {}) => {
+    const log = openSync(join(stateDir, 'logs', `${name}.log`), 'a');
+    const child = spawn(command, args, { cwd: repoRoot, detached: true, stdio: ['ignore', log, log], env: { ...process.env, ...env } });
+    child.unref();
+    pids[name] = child.pid!;
+    return join(stateDir, 'logs', `${name}.log`);
+  };
+  try {
+    const [redisPort, registryPort, frontendPort, dashboardPort, healthPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+    step('starting redis');
+    await mkdir(join(stateDir, 'redis'), { recursive: true });
+    const redisLog = launch('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', join(stateDir, 'redis'), '--appendonly', 'yes', '--save', '', '--protected-mode', 'no']);
+    step('starting the registry');
+    await mkdir(join(stateDir, 'registry'), { recursive: true });
+    await writeFile(join(stateDir, 'registry/config.yml'), `version: 0.1\nlog: { level: warn, accesslog: { disabled: true } }\nstorage:\n  filesystem: { rootdirectory: ${join(stateDir, 'registry/data')} }\n  delete: { enabled: true }\nhttp:\n  addr: 127.0.0.1:${registryPort}\n`);
+    const registryLog = launch('registry', 'docker-registry', ['serve', join(stateDir, 'registry/config.yml')]);
+    await waitFor('redis', () => tcpAnswers(redisPort), redisLog);
+    await waitFor('the registry', async () => (await fetch(`http://127.0.0.1:${registryPort}/v2/`)).ok, registryLog);
+
+    const token = randomBytes(24).toString('hex');
+    const adminToken = randomBytes(24).toString('hex');
+    await writeFile(join(stateDir, 'token'), token + '\n', { mode: 0o600 });
+    const env = {
+      BUILDYARD_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      BUILDYARD_SHARED_DIR: join(stateDir, 'shared'),
+      BUILDYARD_SECRETS_KEY: randomBytes(32).toString('hex'),
+      BUILDYARD_TOKENS: `local:${token}`,
+      BUILDYARD_INSECURE_REGISTRIES: `127.0.0.1:${registryPort}`,
+    };
+    step('starting the frontend');
+    const frontendLog = launch('buildyardd', process.execPath, ['apps/buildyardd/dist/main.js'], {
+      ...env, BUILDYARD_STATE_DIR: join(stateDir, 'frontend'), BUILDYARD_LISTEN: `127.0.0.1:${frontendPort}`, BUILDYARD_HEALTH_LISTEN: `127.0.0.1:${healthPort}`,
+    });
+    for (let i = 1; i <= options.workers; i++) {
+      step(`starting worker-${i}`);
+      launch(`worker-${i}`, process.execPath, ['apps/worker/dist/main.js', 'serve'], { ...env, BUILDYARD_STATE_DIR: join(stateDir, `worker-${i}`), BUILDYARD_WORKER_ID: `worker-${i}` });
+    }
+    step('starting the dashboard');
+    const dashboardLog = launch('dashboard', process.execPath, ['apps/dashboard/dist/main.js'], {
+      ...env, BUILDYARD_DASHBOARD_LISTEN: `127.0.0.1:${dashboardPort}`, BUILDYARD_DASHBOARD_READ_TOKEN: token, BUILDYARD_DASHBOARD_ADMIN_TOKEN: adminToken,
+    });
+    await waitFor('the frontend', async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok, frontendLog);
+    await waitFor('the dashboard', async () => (await fetch(`http://127.0.0.1:${dashboardPort}/healthz`)).ok, dashboardLog);
+    await waitFor(`${options.workers} workers`, async () => (await workersAlive(redisPort)) >= options.workers, join(stateDir, 'logs', 'worker-1.log'));
+
+    step('seeding busybox into the registry');
+    const { seedBusybox } = await import('@buildyard/testkit');
+    await seedBusybox({ host: `127.0.0.1:${registryPort}` });
+
+    const store = options.store ?? new BuilderStore();
+    await store.remove(LOCAL_BUILDER).catch(() => undefined);
+    await store.create({ name: LOCAL_BUILDER, endpoint: `tcp://127.0.0.1:${frontendPort}`, tokenFile: join(stateDir, 'token') }, { use: true });
+    const info: LocalClusterInfo = {
+      frontend: `tcp://127.0.0.1:${frontendPort}`, registry: `127.0.0.1:${registryPort}`, dashboard: `http://127.0.0.1:${dashboardPort}`,
+      redis: `redis://127.0.0.1:${redisPort}`, stateDir, builder: LOCAL_BUILDER, workers: options.workers, pids, dashboardAdminToken: adminToken,
+    };
+    await writeFile(clusterFile(stateDir), JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
+    return info;
+  } catch (err) {
+    await writeFile(clusterFile(stateDir), JSON.stringify({ pids }) + '\n').catch(() => undefined);
+    await stopLocalCluster(stateDir, { store: options.store }).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Counts live workers through the registry the scheduler keeps in Redis. */
+async function workersAlive(redisPort: number): Promise<number> {
+  const { WorkerRegistry } = await import('@buildyard/scheduler');
+  const registry = new WorkerRegistry(`redis://127.0.0.1:${redisPort}`);
+  try { return (await registry.list()).length; } finally { await registry.close(); }
+}
+
+/** Stops every process of the cluster, then removes any mount and container left under the state dir. */
+export async function stopLocalCluster(stateDir: string, options: { store?: BuilderStore } = {}): Promise<{ stopped: string[] }> {
+  stateDir = resolve(stateDir);
+  let pids: Record<string, number> = {};
+  try { pids = (JSON.parse(await readFile(clusterFile(stateDir), 'utf8')) as LocalClusterInfo).pids ?? {}; } catch { /* nothing recorded */ }
+  // Workers first (they hold mounts), redis last (everyone talks to it).
+  const order = Object.keys(pids).sort((a, b) => rank(a) - rank(b));
+  const stopped: string[] = [];
+  for (const name of order) {
+    const pid = pids[name];
+    if (!alive(pid)) continue;
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 10_000;
+    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
+    stopped.push(name);
+  }
+  for (const root of listRuncRoots(stateDir)) {
+    const listed = spawnSync('runc', ['--root', root, 'list', '-q'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+    for (const id of listed) spawnSync('runc', ['--root', root, 'delete', '--force', id]);
+  }
+  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1]).filter((m) => m && (m === stateDir || m.startsWith(stateDir + '/')));
+  for (const mountpoint of mounts.reverse()) spawnSync('umount', ['-l', mountpoint]);
+  await rm(clusterFile(stateDir), { force: true });
+  await (options.store ?? new BuilderStore()).remove(LOCAL_BUILDER).catch(() => undefined);
+  return { stopped };
+}
+
+function rank(name: string): number {
+  if (name.startsWith('worker')) return 0;
+  return ['dashboard', 'buildyardd', 'registry', 'redis'].indexOf(name) + 1;
+}
+
+function listRuncRoots(stateDir: string): string[] {
+  const out = spawnSync('sh', ['-c', `ls -d ${JSON.stringify(stateDir)}/worker-*/runc/runc 2>/dev/null`], { encoding: 'utf8' }).stdout;
+  return out.trim().split('\n').filter(Boolean);
+}

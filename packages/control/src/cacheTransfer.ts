@@ -1,0 +1,105 @@
+// The frontend's side of --cache-from / --cache-to: which records a build exports (mode=min:
+// each platform's target stage and its FROM-<stage> chain; mode=max: every vertex of every
+// stage), importing before scheduling, exporting after the images are assembled.
+import type { Redis } from 'ioredis';
+import {
+  BlobLeases, RedisCacheIndex, parseCacheSpecs, readCache, writeCache, INLINE_CACHE_ANNOTATION, inlineCacheAnnotation,
+  type CacheIndex, type CacheSpec, type CacheSpecInput, type ExportedCacheRecord, type CacheWriteResult, type CacheReadResult,
+} from '@buildyard/cache';
+import type { BuildPlan, StagePlan } from '@buildyard/graph';
+import type { FsContentStore, RegistryClient } from '@buildyard/oci';
+
+export interface CacheOptions {
+  from: CacheSpec[];
+  to: CacheSpec[];
+}
+
+/** Validates the request's cache specs; throws one line naming the bad spec. */
+export function parseCacheOptions(req: { cacheFrom: CacheSpecInput[]; cacheTo: CacheSpecInput[] }): CacheOptions {
+  return { from: parseCacheSpecs(req.cacheFrom ?? [], 'from'), to: parseCacheSpecs(req.cacheTo ?? [], 'to') };
+}
+
+export interface CacheTransferContext {
+  redis: Redis;
+  tenant: string;
+  buildId: string;
+  blobs: FsContentStore;
+  registry: RegistryClient;
+  signal?: AbortSignal;
+}
+
+/** How long an import's blobs stay leased if the frontend dies before releasing them. */
+const LEASE_TTL_MS = 24 * 3600_000;
+
+/** The stages whose vertices an export of `mode` holds, per platform. */
+export function stagesForExport(plan: BuildPlan, mode: 'min' | 'max'): StagePlan[] {
+  const out: StagePlan[] = [];
+  for (const p of plan.platforms) {
+    if (mode === 'max') { out.push(...p.stages); continue; }
+    const byId = new Map(p.stages.map((s) => [s.id, s]));
+    for (let s = byId.get(p.target); s; s = s.base.kind === 'stage' ? byId.get(s.base.stageId) : undefined) out.push(s);
+  }
+  return out;
+}
+
+/** The tenant's records for the vertices of `stages` (vertices without a record are skipped). */
+export async function recordsForStages(index: CacheIndex, stages: StagePlan[]): Promise<ExportedCacheRecord[]> {
+  const keys = [...new Set(stages.flatMap((s) => s.vertices.map((v) => v.cacheKey)))];
+  const found = await Promise.all(keys.map((k) => index.get(k)));
+  return found.filter((r): r is NonNullable<typeof r> => !!r).map((r) => ({ key: r.key, layer: r.layer, description: r.description, platform: r.platform }));
+}
+
+/**
+ * Imports every --cache-from into the tenant's index (first writer wins) and leases the blobs
+ * for the build. A cache that cannot be read is a warning, as in buildx: the build goes on.
+ */
+export async function importCache(specs: CacheSpec[], ctx: CacheTransferContext, warn: (message: string) => Promise<void>): Promise<CacheReadResult[]> {
+  const index = new RedisCacheIndex(ctx.redis, ctx.tenant);
+  const results: CacheReadResult[] = [];
+  for (const spec of specs) {
+    if (spec.type === 'inline') continue;
+    try {
+      const result = await readCache(spec, index, { registry: ctx.registry, blobs: ctx.blobs, signal: ctx.signal });
+      await new BlobLeases(ctx.redis).lease(ctx.buildId, result.digests, LEASE_TTL_MS);
+      results.push(result);
+    } catch (err) {
+      await warn(`cache import from ${spec.type === 'registry' ? spec.ref : spec.dir} skipped: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  return results;
+}
+
+/**
+ * Per platform, the manifest annotations of an inline cache (undefined when none is asked):
+ * the target chain's records whose layers are in that platform's image.
+ */
+export async function inlineCacheAnnotations(specs: CacheSpec[], plan: BuildPlan, ctx: Pick<CacheTransferContext, 'redis' | 'tenant'>, imageLayers: (platform: string) => string[]): Promise<Map<string, Record<string, string>> | undefined> {
+  if (!specs.some((s) => s.type === 'inline')) return undefined;
+  const index = new RedisCacheIndex(ctx.redis, ctx.tenant);
+  const out = new Map<string, Record<string, string>>();
+  for (const p of plan.platforms) {
+    const inImage = new Set(imageLayers(p.platform));
+    const records = (await recordsForStages(index, stagesForExport({ platforms: [p], warnings: [] }, 'min'))).filter((r) => r.layer === null || inImage.has(r.layer.digest));
+    out.set(p.platform, { [INLINE_CACHE_ANNOTATION]: inlineCacheAnnotation(records) });
+  }
+  return out;
+}
+
+/** Writes every registry/local --cache-to; errors fail the build (the user asked for the cache). */
+export async function exportCache(specs: CacheSpec[], plan: BuildPlan, ctx: CacheTransferContext): Promise<CacheWriteResult[]> {
+  const index = new RedisCacheIndex(ctx.redis, ctx.tenant);
+  const results: CacheWriteResult[] = [];
+  for (const spec of specs) {
+    if (spec.type === 'inline') continue;
+    const records = await recordsForStages(index, stagesForExport(plan, spec.mode));
+    const digests = records.flatMap((r) => (r.layer ? [r.layer.digest] : []));
+    await new BlobLeases(ctx.redis).lease(ctx.buildId, digests, LEASE_TTL_MS);
+    results.push(await writeCache(spec, records, { registry: ctx.registry, blobs: ctx.blobs, signal: ctx.signal }));
+  }
+  return results;
+}
+
+/** Ends the build's leases. */
+export async function releaseCacheLeases(redis: Redis, buildId: string): Promise<void> {
+  await new BlobLeases(redis).release(buildId);
+}

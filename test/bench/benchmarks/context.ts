@@ -1,0 +1,82 @@
+// 3. Context sync: a one-file change in a large generated context (bytes and time vs the full
+// upload), and full-upload throughput vs a plain `tar -c | socat` stream over loopback.
+import { appendFile, mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { credentials } from '@grpc/grpc-js';
+import { syncContext } from '@buildyard/context';
+import { ContextSyncClient } from '@buildyard/proto';
+import { freePort, startCluster, type Cluster } from '@buildyard/testkit';
+import { bearer } from '../../e2e/grpcClient.js';
+import { generateContext } from '../lib/generateContext.js';
+import { higherIsBetter, lowerIsBetter, type Benchmark } from '../lib/Measurement.js';
+import { runCommand } from '../lib/runCommand.js';
+import { median, timed } from '../lib/stats.js';
+
+async function tarOverLoopback(dir: string): Promise<number> {
+  const port = await freePort();
+  // `fork` so our readiness probe does not use up the one connection the listener accepts.
+  const listener = spawn('socat', ['-u', `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, 'OPEN:/dev/null'], { stdio: 'ignore' });
+  try {
+    for (let i = 0; ; i++) {
+      const ok = await new Promise<boolean>((res) => {
+        const s = connect(port, '127.0.0.1', () => { s.end(); res(true); });
+        s.on('error', () => res(false));
+      });
+      if (ok) break;
+      if (i > 100) throw new Error(`socat did not listen on 127.0.0.1:${port} within 5 s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const { ms } = await timed(() => runCommand('sh', ['-c', `tar -cf - -C "$1" . | socat -u - TCP:127.0.0.1:${port}`, 'sh', dir]));
+    return ms;
+  } finally {
+    listener.kill('SIGTERM');
+  }
+}
+
+export const contextBenchmark: Benchmark = {
+  name: 'context',
+  title: 'context sync: one-file change and throughput vs tar | socat',
+  async run(ctx) {
+    const files = ctx.quick ? 2_000 : 20_000;
+    const bytes = ctx.quick ? 20 * 1024 ** 2 : 200 * 1024 ** 2;
+    const work = await mkdtemp(join(tmpdir(), 'buildyard-bench-context-'));
+    let cluster: Cluster | undefined;
+    let client: ContextSyncClient | undefined;
+    try {
+      const dir = join(work, 'ctx');
+      const generated = await timed(() => generateContext(dir, files, bytes));
+      ctx.log(`generated ${files} files, ${(generated.value.bytes / 1024 ** 2).toFixed(0)} MiB in ${generated.ms.toFixed(0)} ms`);
+      cluster = await startCluster({ workers: 0 });
+      client = new ContextSyncClient(cluster.address, credentials.createInsecure());
+      const opts = { metadata: bearer(cluster.token), cacheDir: join(work, 'hash-cache') };
+      // Page cache warm for both sides: one untimed tar pass first.
+      await tarOverLoopback(dir);
+      const tarMs = median([await tarOverLoopback(dir), await tarOverLoopback(dir)]);
+      const full = await timed(() => syncContext(client!, dir, opts));
+      ctx.log(`full sync ${full.ms.toFixed(0)} ms (${full.value.bytesUploaded} B), tar|socat ${tarMs.toFixed(0)} ms`);
+      const changeMs: number[] = [];
+      const changeBytes: number[] = [];
+      for (let i = 0; i < (ctx.quick ? 3 : 5); i++) {
+        await appendFile(join(dir, 'd0000', `f${i + 1}.bin`), `changed ${i}\n`);
+        const inc = await timed(() => syncContext(client!, dir, opts));
+        changeMs.push(inc.ms);
+        changeBytes.push(inc.value.bytesUploaded);
+      }
+      ctx.log(`one-file change: ${changeMs.map((m) => m.toFixed(0)).join(',')} ms, ${changeBytes.join(',')} B`);
+      const total = full.value.bytesTotal;
+      const mib = (n: number) => n / 1024 ** 2;
+      return [
+        lowerIsBetter({ benchmark: 'context', metric: 'one-file change: bytes re-sent', unit: 'B', buildyard: median(changeBytes), peer: full.value.bytesUploaded, peerName: 'full upload', target: '< 0.01x' }, 0.01),
+        lowerIsBetter({ benchmark: 'context', metric: 'one-file change: sync time', unit: 'ms', buildyard: median(changeMs), peer: full.ms, peerName: 'full upload', note: `${files} files, ${mib(total).toFixed(0)} MiB; hash cache on (as the CLI)` }),
+        higherIsBetter({ benchmark: 'context', metric: 'full upload throughput', unit: 'MiB/s', buildyard: mib(total) / (full.ms / 1000), peer: mib(total) / (tarMs / 1000), peerName: 'tar -c | socat (loopback)', note: 'incl. walk + sha256 of every file' }, 0.7),
+      ];
+    } finally {
+      client?.close();
+      await cluster?.stop();
+      await rm(work, { recursive: true, force: true });
+    }
+  },
+};

@@ -1,0 +1,84 @@
+// 6. Fan-out: 4 independent CPU-bound stages on 1 vs 2 workers, and 7. the same CPU-bound RUN
+// natively and under QEMU (linux/arm64 through binfmt). One cluster serves both: it starts with
+// one worker and gets a second through addWorker.
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startCluster, type Cluster } from '@buildyard/testkit';
+import { higherIsBetter, type Benchmark, type Measurement } from '../lib/Measurement.js';
+import { build, stageSpans } from '../lib/solve.js';
+import { median, timed } from '../lib/stats.js';
+
+const loop = (n: number) => `i=0; while [ $i -lt ${n} ]; do i=$((i + 1)); done`;
+
+function fanoutDockerfile(base: string, iterations: number): string {
+  const stages = ['a', 'b', 'c', 'd'].map((s) => `FROM ${base} AS ${s}\nARG SALT\nRUN echo "$SALT" > /salt-${s} && ${loop(iterations)}\n`).join('\n');
+  return `${stages}\nFROM ${base}\n${['a', 'b', 'c', 'd'].map((s) => `COPY --from=${s} /salt-${s} /`).join('\n')}\n`;
+}
+
+export const fanoutBenchmark: Benchmark = {
+  name: 'fanout',
+  title: 'fan-out of 4 independent stages on 1 vs 2 workers; QEMU emulation cost',
+  async run(ctx) {
+    const work = await mkdtemp(join(tmpdir(), 'buildyard-bench-fanout-'));
+    let cluster: Cluster | undefined;
+    try {
+      // Capacity 1: a worker stands for one machine's worth of build slots, so a second worker is
+      // what adds parallelism (with the default capacity 2 one worker already fills both cores).
+      cluster = await startCluster({ workers: 1, env: { BUILDYARD_WORKER_CAPACITY: '1' } });
+      const iterations = ctx.quick ? 300_000 : 600_000;
+      const samples = ctx.quick ? 1 : 2;
+      const fanCtx = join(work, 'fanout');
+      await mkdir(fanCtx);
+      await writeFile(join(fanCtx, 'Dockerfile'), fanoutDockerfile(cluster.busybox.reference, iterations));
+      const salted = () => ({ buildArgs: { SALT: randomBytes(8).toString('hex') } });
+      const measure = async (label: string) => {
+        await build(cluster!, fanCtx, salted()); // warm-up: every worker pulls the base image once
+        const runs: number[] = [];
+        let workersUsed = 0;
+        for (let i = 0; i < samples; i++) {
+          const r = await timed(() => build(cluster!, fanCtx, salted()));
+          runs.push(r.ms);
+          workersUsed = new Set([...stageSpans(r.value).values()].flatMap((s) => [...s.workers])).size;
+        }
+        ctx.log(`fan-out on ${label}: ${runs.map((x) => x.toFixed(0)).join(',')} ms, ${workersUsed} worker(s) used`);
+        return { ms: median(runs), workersUsed };
+      };
+      const one = await measure('1 worker');
+      await cluster.addWorker();
+      const two = await measure('2 workers');
+      const rows: Measurement[] = [
+        higherIsBetter({ benchmark: 'fanout', metric: 'speed-up of 4 CPU-bound stages, 2 workers vs 1', unit: 'x', buildyard: one.ms / two.ms, peer: 1, peerName: '1 worker', target: '>= 1.8x', note: `1 worker ${one.ms.toFixed(0)} ms, 2 workers ${two.ms.toFixed(0)} ms (${two.workersUsed} used); capacity 1 each, 2 cores` }, 1.8),
+      ];
+
+      // Emulation: the same RUN for the native platform and for linux/arm64 under qemu-user.
+      const emuCtx = join(work, 'emulation');
+      await mkdir(emuCtx);
+      await writeFile(join(emuCtx, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nARG SALT\nRUN echo "$SALT" > /salt && ${loop(ctx.quick ? 100_000 : 200_000)}\n`);
+      const runTime = async (platform: string) => {
+        const out = await build(cluster!, emuCtx, { platforms: [platform], ...salted() });
+        const v = out.events.map((e) => e.vertex).filter((x) => x && x.name.includes('RUN') && x.completedMs && !x.cached);
+        const last = v[v.length - 1];
+        if (!last) throw new Error(`no RUN step executed for ${platform}`);
+        const start = Math.min(...v.filter((x) => x!.startedMs).map((x) => x!.startedMs));
+        return last.completedMs - start;
+      };
+      await runTime('linux/arm64'); // warm-up: pull the arm64 base
+      const native = median(await sequential(samples, () => runTime('linux/amd64')));
+      const emulated = median(await sequential(samples, () => runTime('linux/arm64')));
+      ctx.log(`RUN natively ${native.toFixed(0)} ms, under QEMU ${emulated.toFixed(0)} ms`);
+      rows.push({ benchmark: 'emulation', metric: 'CPU-bound RUN, linux/arm64 under QEMU vs native', unit: 'ms', buildyard: emulated, peer: native, peerName: 'native linux/amd64', ratio: emulated / native, note: 'reported, no target' });
+      return rows;
+    } finally {
+      await cluster?.stop();
+      await rm(work, { recursive: true, force: true });
+    }
+  },
+};
+
+async function sequential(n: number, fn: () => Promise<number>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(await fn());
+  return out;
+}
