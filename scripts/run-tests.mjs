@@ -3,7 +3,7 @@
 // sources (the "source" export condition), so tests need no build of their dependencies.
 //
 //   node scripts/run-tests.mjs              every *.test.ts in proto/, packages/, apps/ and test/e2e/
-//   node scripts/run-tests.mjs DIR...       the tests under those directories
+//   node scripts/run-tests.mjs DIR|FILE...  the tests under those directories, or those files
 //   node scripts/run-tests.mjs --unit       only tests that need no system services (*.unit.test.ts)
 //
 // Output is node's TAP reporter when not on a TTY, which ends with `# pass N` / `# fail N`.
@@ -19,6 +19,7 @@ const roots = args.filter((a) => !a.startsWith('--'));
 const searchRoots = roots.length > 0 ? roots.map((r) => resolve(r)) : ['proto', 'packages', 'apps', 'test/e2e'].map((r) => join(repoRoot, r));
 
 function findTests(dir, found) {
+  if (dir.endsWith('.test.ts')) { found.push(dir); return; }
   let names;
   try { names = readdirSync(dir); } catch { return; }
   for (const name of names.sort()) {

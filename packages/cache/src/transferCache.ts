@@ -151,7 +151,7 @@ async function readLayout(dir: string, tag: string): Promise<{ records: Exported
     throw new Error(`--cache-from type=local,src=${dir}: no OCI layout there (${(err as NodeJS.ErrnoException).code ?? 'bad index.json'}): export one with --cache-to type=local,dest=${dir}`);
   }
   const manifests = indexJson.manifests ?? [];
-  const entry = manifests.find((m) => m.annotations?.[Annotations.RefName] === tag) ?? (manifests.length === 1 ? manifests[0] : undefined);
+  const entry = manifests.find((m) => m.annotations?.[Annotations.RefName] === tag) ?? (manifests.length === 1 && !manifests[0].annotations?.[Annotations.RefName] ? manifests[0] : undefined);
   if (!entry) throw new Error(`--cache-from type=local,src=${dir}: no cache tagged "${tag}": pass tag=NAME of one of ${manifests.map((m) => m.annotations?.[Annotations.RefName] ?? m.digest).join(', ')}`);
   const blobPath = (d: string) => join(dir, 'blobs', 'sha256', d.slice('sha256:'.length));
   const manifest = JSON.parse(await readFile(blobPath(entry.digest), 'utf8')) as { config?: { mediaType: string; digest: string } };

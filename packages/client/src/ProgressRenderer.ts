@@ -217,7 +217,8 @@ export class TtyRenderer implements ProgressRenderer {
     return renderTtyFrame(this.progress, {
       now: Math.max(this.now(), this.progress.lastEventMs),
       columns: this.o.stream.columns ?? 80,
-      rows: this.o.stream.rows ?? 24,
+      // A pty that reports no size (0 rows) still gets a normal-height view.
+      rows: this.o.stream.rows || 24,
       color: this.o.color ?? true,
       finished,
     });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { Redis } from 'ioredis';
-import { RedisCacheIndex, selectForPrune } from '@buildyard/cache';
+import { BlobLeases, RedisCacheIndex, pruneCache } from '@buildyard/cache';
 import { ContextStore, handleSync } from '@buildyard/context';
 import { normalizePlatform } from '@buildyard/graph';
 import { FsContentStore } from '@buildyard/oci';
@@ -154,13 +154,11 @@ export class Frontend {
       }),
       prune: this.unary<PruneRequest, PruneResponse>(async (req, tenant) => {
         const index = new RedisCacheIndex(this.opts.redis, tenant);
-        const chosen = selectForPrune(await index.list(), {
-          all: req.all || (!req.keepStorage && !req.keepDurationMs),
-          keepBytes: req.keepStorage || undefined,
-          keepDurationMs: req.keepDurationMs || undefined,
-        }, new Set());
-        const freed = await index.delete(chosen.map((r) => r.key));
-        for (const digest of freed) await this.blobs.delete(digest);
+        // Leased blobs (held by running builds) are never removed.
+        const { removed: chosen } = await pruneCache({
+          index, blobs: this.blobs, leases: new BlobLeases(this.opts.redis),
+          policy: { all: req.all || (!req.keepStorage && !req.keepDurationMs), keepBytes: req.keepStorage || undefined, keepDurationMs: req.keepDurationMs || undefined },
+        });
         return PruneResponse.fromPartial({
           removed: chosen.map((r) => ({ id: r.key, description: r.description, size: r.layer?.size ?? 0, lastUsedMs: r.lastUsedMs })),
           reclaimedBytes: chosen.reduce((n, r) => n + (r.layer?.size ?? 0), 0),

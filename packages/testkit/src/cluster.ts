@@ -44,6 +44,8 @@ export interface ClusterOptions {
   /** Extra environment for every process (BUILDYARD_* options). */
   env?: Record<string, string>;
   tenants?: string[];
+  /** Use this registry instead of starting one (it is left running on stop). */
+  registry?: RegistryService;
 }
 
 async function waitForLine(p: SupervisedProcess, pattern: RegExp, timeoutMs = 60_000): Promise<RegExpMatchArray> {
@@ -59,7 +61,7 @@ async function waitForLine(p: SupervisedProcess, pattern: RegExp, timeoutMs = 60
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
   const stateDir = await mkdtemp(join(tmpdir(), 'buildyard-cluster-'));
-  const [redis, registry] = await Promise.all([startRedis(), startRegistry()]);
+  const [redis, registry] = await Promise.all([startRedis(), options.registry ?? startRegistry()]);
   const busybox = await seedBusybox(registry);
   const tokens: Record<string, string> = {};
   for (const tenant of ['default', ...(options.tenants ?? [])]) tokens[tenant] = randomBytes(16).toString('hex');
@@ -90,7 +92,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   };
   const stopAll = async () => {
     await Promise.allSettled([frontendProcess.stop(), ...workers.map((w) => w.process.stop())]);
-    await Promise.allSettled([redis.stop(), registry.stop()]);
+    await Promise.allSettled([redis.stop(), options.registry ? Promise.resolve() : registry.stop()]);
     await rm(stateDir, { recursive: true, force: true });
   };
   try {

@@ -1,0 +1,134 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { Redis } from 'ioredis';
+import { FsContentStore, RegistryClient } from '@buildyard/oci';
+import { startRedis, startRegistry, type RedisService, type RegistryService } from '@buildyard/testkit';
+import { BlobLeases, RedisCacheIndex, readCache, writeCache, inlineCacheAnnotation, INLINE_CACHE_ANNOTATION, type ExportedCacheRecord } from './index.js';
+
+let redisService: RedisService;
+let registryService: RegistryService;
+let redis: Redis;
+let dir: string;
+before(async () => {
+  [redisService, registryService] = await Promise.all([startRedis(), startRegistry()]);
+  redis = new Redis(redisService.url);
+  dir = await mkdtemp(join(tmpdir(), 'buildyard-cachetx-'));
+});
+after(async () => {
+  redis?.disconnect();
+  await Promise.allSettled([redisService?.stop(), registryService?.stop()]);
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** A source store with two real layers (random bytes) and records for two platforms. */
+async function source(name: string): Promise<{ store: FsContentStore; records: ExportedCacheRecord[] }> {
+  const store = new FsContentStore(join(dir, name));
+  const a = await store.put(Buffer.from(`layer a ${name} ${Math.random()}`));
+  const b = await store.put(Buffer.from(`layer b ${name} ${Math.random()}`));
+  const l = (x: { digest: string; size: number }) => ({ digest: x.digest, diffID: x.digest, size: x.size, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' });
+  return {
+    store,
+    records: [
+      { key: `${name}-amd64-run`, layer: l(a), description: 'RUN a', platform: 'linux/amd64' },
+      { key: `${name}-arm64-run`, layer: l(b), description: 'RUN b', platform: 'linux/arm64' },
+      { key: `${name}-workdir`, layer: null, description: 'WORKDIR /src', platform: 'linux/amd64' },
+    ],
+  };
+}
+
+test('a registry cache exported from one store imports into an empty index and store', async () => {
+  const src = await source('reg');
+  const ref = `${registryService.host}/cache/unit:buildcache`;
+  const written = await writeCache({ type: 'registry', ref, mode: 'max' }, src.records, { registry: new RegistryClient(), blobs: src.store });
+  assert.equal(written.records, 3);
+  assert.equal(written.layers, 2);
+  // An independent tool sees a manifest with both layers.
+  const raw = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`], { encoding: 'utf8' })) as { layers: unknown[]; config: { mediaType: string } };
+  assert.equal(raw.layers.length, 2);
+  assert.equal(raw.config.mediaType, 'application/vnd.buildyard.cache.config.v1+json');
+
+  const fresh = new FsContentStore(join(dir, 'reg-fresh'));
+  const index = new RedisCacheIndex(redis, 'fresh-registry');
+  // A record that already exists keeps its layer: first writer wins.
+  const existing = await index.put({ ...src.records[2], description: 'mine' });
+  const read = await readCache({ type: 'registry', ref, mode: 'min' }, index, { registry: new RegistryClient(), blobs: fresh });
+  assert.equal(read.records, 3);
+  assert.equal(read.added, 2);
+  assert.equal(read.blobsFetched, 2);
+  for (const r of src.records) {
+    const got = await index.get(r.key);
+    assert.deepEqual(got?.layer, r.layer);
+    if (r.layer) assert.deepEqual(await fresh.readBytes(r.layer.digest), await src.store.readBytes(r.layer.digest));
+  }
+  assert.equal((await index.get(existing.key))?.description, 'mine');
+  // A second import fetches nothing.
+  assert.equal((await readCache({ type: 'registry', ref, mode: 'min' }, index, { registry: new RegistryClient(), blobs: fresh })).blobsFetched, 0);
+});
+
+test('a local cache is an OCI layout that round-trips', async () => {
+  const src = await source('local');
+  const layout = join(dir, 'layout');
+  await writeCache({ type: 'local', dir: layout, tag: 'latest', mode: 'max' }, src.records, { registry: new RegistryClient(), blobs: src.store });
+  // umoci reads it as a valid layout.
+  assert.match(execFileSync('umoci', ['ls', '--layout', layout], { encoding: 'utf8' }), /latest/);
+  const fresh = new FsContentStore(join(dir, 'local-fresh'));
+  const index = new RedisCacheIndex(redis, 'fresh-local');
+  const read = await readCache({ type: 'local', dir: layout, tag: 'latest', mode: 'min' }, index, { registry: new RegistryClient(), blobs: fresh });
+  assert.deepEqual([read.records, read.added, read.blobsFetched], [3, 3, 2]);
+  assert.equal((await index.get('local-arm64-run'))?.platform, 'linux/arm64');
+  await assert.rejects(readCache({ type: 'local', dir: join(dir, 'nothing'), tag: 'latest', mode: 'min' }, index, { registry: new RegistryClient(), blobs: fresh }), /no OCI layout there/);
+  await assert.rejects(readCache({ type: 'local', dir: layout, tag: 'other', mode: 'min' }, index, { registry: new RegistryClient(), blobs: fresh }), /no cache tagged "other"/);
+});
+
+test('an inline cache is read from an image manifest annotation; an image without one is refused', async () => {
+  const src = await source('inline');
+  const registry = new RegistryClient();
+  const repo = { registry: registryService.host, repository: 'inline/app' };
+  const configBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+  const { createHash } = await import('node:crypto');
+  const configDigest = `sha256:${createHash('sha256').update(configBytes).digest('hex')}` as `sha256:${string}`;
+  await registry.pushBlob(repo, { digest: configDigest, size: configBytes.length }, configBytes);
+  for (const r of src.records) if (r.layer) await registry.pushBlob(repo, { digest: r.layer.digest as `sha256:${string}`, size: r.layer.size }, () => src.store.openRead(r.layer!.digest));
+  const manifest = (annotations?: Record<string, string>) => Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: configBytes.length },
+    layers: src.records.filter((r) => r.layer).map((r) => ({ mediaType: r.layer!.mediaType, digest: r.layer!.digest, size: r.layer!.size })),
+    ...(annotations ? { annotations } : {}),
+  }));
+  await registry.putManifest({ ...repo, tag: 'cached' }, manifest({ [INLINE_CACHE_ANNOTATION]: inlineCacheAnnotation(src.records) }), 'application/vnd.oci.image.manifest.v1+json');
+  await registry.putManifest({ ...repo, tag: 'plain' }, manifest(), 'application/vnd.oci.image.manifest.v1+json');
+  const index = new RedisCacheIndex(redis, 'fresh-inline');
+  const fresh = new FsContentStore(join(dir, 'inline-fresh'));
+  const read = await readCache({ type: 'registry', ref: `${registryService.host}/inline/app:cached`, mode: 'min' }, index, { registry, blobs: fresh });
+  assert.equal(read.added, 3);
+  await assert.rejects(readCache({ type: 'registry', ref: `${registryService.host}/inline/app:plain`, mode: 'min' }, index, { registry, blobs: fresh }), /holds no buildyard cache/);
+});
+
+test('blob leases: leased() unions unexpired leases; release and expiry end them', async () => {
+  const leases = new BlobLeases(redis);
+  const d = (c: string) => `sha256:${c.repeat(64)}`;
+  await leases.lease('build-a', [d('a'), d('b')], 60_000);
+  await leases.lease('build-b', [d('b'), d('c')], 60_000);
+  await leases.lease('build-short', [d('e')], 50);
+  assert.deepEqual([...await leases.leased()].sort(), [d('a'), d('b'), d('c'), d('e')]);
+  await new Promise((r) => setTimeout(r, 120));
+  await leases.release('build-a');
+  assert.deepEqual([...await leases.leased()].sort(), [d('b'), d('c')]);
+  await leases.lease('build-b', [d('f')], 60_000);
+  assert.deepEqual([...await leases.leased()].sort(), [d('b'), d('c'), d('f')]);
+  await leases.release('build-b');
+  assert.deepEqual([...await leases.leased()], []);
+  assert.equal(await redis.exists('buildyard:leases:build:build-short'), 0, 'expired lease keys are gone');
+});
+
+test('RedisCacheIndex.referencedBlobs lists the layers records reference, across tenants', async () => {
+  const d = `sha256:${'9'.repeat(64)}`;
+  await new RedisCacheIndex(redis, 'refs-a').put({ key: 'x', layer: { digest: d, diffID: d, size: 1, mediaType: 'm' }, description: '', platform: 'linux/amd64' });
+  assert.ok((await RedisCacheIndex.referencedBlobs(redis)).has(d));
+  await new RedisCacheIndex(redis, 'refs-a').delete(['x']);
+  assert.ok(!(await RedisCacheIndex.referencedBlobs(redis)).has(d));
+});

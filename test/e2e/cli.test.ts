@@ -1,0 +1,162 @@
+// The real `buildyard` CLI against a real cluster (issues 6 and 7): every flag group, the
+// outputs checked with skopeo and umoci, and the tty view in a pseudo-terminal.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { startCluster, type Cluster } from '@buildyard/testkit';
+
+const repoRoot = resolve(import.meta.dirname, '../..');
+// Resolved here, because the CLI runs with a temporary directory as its cwd.
+const tsx = import.meta.resolve('tsx');
+const example = join(repoRoot, 'examples/multi-stage');
+let cluster: Cluster;
+let work: string;
+
+before(async () => {
+  cluster = await startCluster({ workers: 2 });
+  work = mkdtempSync(join(tmpdir(), 'buildyard-cli-e2e-'));
+});
+after(async () => { await cluster?.stop(); });
+
+function cli(args: string[], options: { env?: Record<string, string>; input?: string } = {}): { status: number; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, ['--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), ...args], {
+    cwd: work, encoding: 'utf8', input: options.input, timeout: 180_000,
+    env: { ...process.env, XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: cluster.token, ...options.env },
+  });
+  return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+function skopeo(...args: string[]): string {
+  return execFileSync('skopeo', args, { encoding: 'utf8' });
+}
+
+const base = () => `BASE=${cluster.busybox.reference}`;
+
+test('build --push for two platforms; local, oci and tar outputs hold what was pushed (skopeo, umoci)', () => {
+  const image = `${cluster.registry.host}/e2e/example:1`;
+  const meta = join(work, 'meta.json');
+  const run = cli(['build', '--progress', 'plain', '--platform', 'linux/amd64,linux/arm64', '--build-arg', base(), '-t', image, '--push',
+    '-o', `type=local,dest=${join(work, 'local')}`, '-o', `type=oci,dest=${join(work, 'out.oci.tar')}`, '--metadata-file', meta, example]);
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stderr, /#\d+ \[client 3\/3\] RUN/, 'plain progress in buildx style');
+  assert.match(run.stderr, /\(linux\/arm64 on worker-\d \(emulated\)\)/, 'the platform, worker and emulation are shown');
+
+  const index = JSON.parse(skopeo('inspect', '--raw', '--tls-verify=false', `docker://${image}`));
+  assert.equal(index.mediaType, 'application/vnd.oci.image.index.v1+json');
+  assert.deepEqual(index.manifests.map((m: { platform: { architecture: string } }) => m.platform.architecture).sort(), ['amd64', 'arm64']);
+  const metadata = JSON.parse(readFileSync(meta, 'utf8'));
+  const pushedDigest = JSON.parse(skopeo('inspect', '--tls-verify=false', `docker://${image}`)).Digest;
+  assert.equal(metadata['containerimage.digest'], pushedDigest, 'the metadata file has the pushed digest');
+
+  const layout = join(work, 'copied');
+  skopeo('copy', '--all', '--src-tls-verify=false', `docker://${image}`, `oci:${join(work, 'copied-all')}:latest`);
+  for (const arch of ['amd64', 'arm64']) {
+    const bundle = join(work, `bundle-${arch}`);
+    skopeo('copy', '--src-tls-verify=false', '--override-arch', arch, `docker://${image}`, `oci:${layout}:${arch}`);
+    execFileSync('umoci', ['unpack', '--image', `${layout}:${arch}`, bundle], { stdio: 'pipe' });
+    const rootfs = join(bundle, 'rootfs');
+    assert.match(readFileSync(join(rootfs, 'etc/build-info'), 'utf8'), arch === 'amd64' ? /x86_64/ : /aarch64/);
+    const server = readFileSync(join(rootfs, 'usr/local/bin/server'));
+    assert.deepEqual(readFileSync(join(work, 'local', `linux_${arch}`, 'usr/local/bin/server')), server, `type=local holds the pushed ${arch} files`);
+    const config = JSON.parse(skopeo('inspect', '--config', '--tls-verify=false', '--override-arch', arch, `docker://${image}`));
+    assert.deepEqual(config.config.Entrypoint, ['/usr/local/bin/server']);
+    assert.deepEqual(config.config.Cmd, ['--port', '8080']);
+    assert.equal(config.config.User, 'nobody');
+    assert.deepEqual(Object.keys(config.config.ExposedPorts), ['8080/tcp']);
+    assert.equal(config.config.Labels['org.opencontainers.image.title'], 'buildyard example');
+    assert.ok(config.config.Env.some((e: string) => e.startsWith('PATH=')));
+    assert.ok(config.history.some((h: { created_by: string; empty_layer?: boolean }) => h.created_by.includes('EXPOSE') && h.empty_layer));
+  }
+  const ociIndex = JSON.parse(skopeo('inspect', '--raw', `oci-archive:${join(work, 'out.oci.tar')}`));
+  assert.deepEqual(ociIndex, index, 'type=oci holds the same index as the registry');
+});
+
+test('type=docker and type=tar outputs of one platform, and -q printing only the digest', () => {
+  const out = cli(['build', '-q', '--platform', 'linux/amd64', '--build-arg', base(), '-t', 'e2e/example:docker',
+    '-o', `type=docker,dest=${join(work, 'docker.tar')}`, example]);
+  assert.equal(out.status, 0, out.stderr);
+  assert.match(out.stdout.trim(), /^sha256:[0-9a-f]{64}$/);
+  const inspected = JSON.parse(skopeo('inspect', `docker-archive:${join(work, 'docker.tar')}`));
+  assert.equal(inspected.Architecture, 'amd64');
+  const tar = cli(['build', '-q', '--platform', 'linux/amd64', '--build-arg', base(), '-o', `type=tar,dest=${join(work, 'fs.tar')}`, example]);
+  assert.equal(tar.status, 0, tar.stderr);
+  const listing = execFileSync('tar', ['-tf', join(work, 'fs.tar')], { encoding: 'utf8' });
+  assert.match(listing, /usr\/local\/bin\/server/);
+});
+
+test('--secret reaches RUN --mount=type=secret and never the image; --build-arg, --target and --label apply', () => {
+  const context = mkdtempSync(join(work, 'secret-'));
+  writeFileSync(join(context, 'Dockerfile'), `ARG BASE\nFROM \${BASE} AS first\nARG GREETING\nRUN --mount=type=secret,id=token test "$(cat /run/secrets/token)" = "$(echo aHVudGVyMg== | base64 -d)" && echo "$GREETING" > /greeting\nFROM first AS unused\nRUN exit 1\n`);
+  writeFileSync(join(work, 'token.txt'), 'hunter2');
+  const run = cli(['build', '--progress', 'plain', '--build-arg', base(), '--build-arg', 'GREETING', '--target', 'first', '--label', 'team=build',
+    '--secret', `id=token,src=${join(work, 'token.txt')}`, '-o', `type=local,dest=${join(work, 'secret-out')}`, context], { env: { GREETING: 'from-env' } });
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(readFileSync(join(work, 'secret-out/greeting'), 'utf8'), 'from-env\n', 'a bare --build-arg takes the environment');
+  assert.ok(!existsSync(join(work, 'secret-out/run/secrets/token')));
+  assert.ok(!run.stderr.includes('hunter2'), 'the secret is in no progress output');
+});
+
+test('a Dockerfile error exits 1 with the file, line and offending lines like buildx', () => {
+  const context = mkdtempSync(join(work, 'bad-'));
+  writeFileSync(join(context, 'Dockerfile'), 'FROM scratch\nFRM busybox\n');
+  const run = cli(['build', '--progress', 'plain', context]);
+  assert.equal(run.status, 1);
+  assert.match(run.stderr, /Dockerfile:2/);
+  assert.match(run.stderr, /did you mean FROM\?/);
+  assert.match(run.stderr, />>> FRM busybox/);
+});
+
+test('an unreachable builder exits 3, names the endpoint and suggests builder ls', () => {
+  const run = cli(['build', example], { env: { BUILDYARD_BUILDER: 'tcp://127.0.0.1:1' } });
+  assert.equal(run.status, 3);
+  assert.match(run.stderr, /127\.0\.0\.1:1/);
+  assert.match(run.stderr, /buildyard builder ls/);
+});
+
+test('builder create, use, ls (workers with native and emulated platforms), inspect and rm', () => {
+  const tokenFile = join(work, 'builder-token');
+  writeFileSync(tokenFile, cluster.token);
+  const env = { BUILDYARD_BUILDER: '', BUILDYARD_TOKEN: '' };
+  assert.equal(cli(['builder', 'create', '--name', 'e2e', '--token-file', tokenFile, '--use', cluster.frontend], { env }).status, 0);
+  const ls = cli(['builder', 'ls'], { env });
+  assert.equal(ls.status, 0, ls.stderr);
+  assert.match(ls.stdout, /e2e\s*\*/);
+  assert.match(ls.stdout, /worker-1/);
+  assert.match(ls.stdout, /linux\/amd64/);
+  assert.match(ls.stdout, /linux\/arm64/);
+  const inspect = cli(['builder', 'inspect'], { env });
+  assert.equal(inspect.status, 0, inspect.stderr);
+  assert.match(inspect.stdout, /default/, 'the tenant is shown');
+  assert.equal(cli(['builder', 'rm', 'e2e'], { env }).status, 0);
+  assert.doesNotMatch(cli(['builder', 'ls'], { env }).stdout, /e2e/);
+});
+
+test('du lists the build cache and prune -f empties it', () => {
+  const du = cli(['du']);
+  assert.equal(du.status, 0, du.stderr);
+  assert.match(du.stdout, /Total/i);
+  const prune = cli(['prune', '-a', '-f']);
+  assert.equal(prune.status, 0, prune.stderr);
+  assert.match(prune.stdout, /Total:/);
+  const after = cli(['du']);
+  assert.doesNotMatch(after.stdout, /sha256:/, 'nothing is left after prune -a');
+});
+
+test('the tty view renders steps with [stage N/M], timers and the summary in a pseudo-terminal', () => {
+  const command = [process.execPath, '--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), 'build', '--no-cache',
+    '--platform', 'linux/amd64', '--build-arg', base(), example].map((a) => `'${a}'`).join(' ');
+  const result = spawnSync('script', ['-qfec', `stty cols 160 rows 50; ${command}`, '/dev/null'], {
+    cwd: work, encoding: 'utf8', timeout: 120_000,
+    env: { ...process.env, XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: cluster.token, TERM: 'xterm' },
+  });
+  assert.equal(result.status, 0, result.stdout);
+  const screen = result.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+  assert.match(screen, /\[client 3\/3\] RUN sh common\/build\.sh client/);
+  assert.match(screen, /\d+\.\d+s/);
+  assert.match(screen, /worker-\d/);
+  assert.match(screen, /cache hits \d+\/\d+/i);
+  assert.ok(readdirSync(work).length > 0);
+});
