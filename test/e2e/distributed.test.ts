@@ -17,7 +17,7 @@ let work: string;
 
 before(async () => {
   // One stage per worker at a time, so independent stages must spread over both workers.
-  cluster = await startCluster({ workers: 2, env: { BUILDYARD_WORKER_CAPACITY: '1' } });
+  cluster = await startCluster({ workers: 2, tenants: ['other'], env: { BUILDYARD_WORKER_CAPACITY: '1' } });
   work = mkdtempSync(join(tmpdir(), 'buildyard-e2e-'));
 });
 after(async () => { await cluster?.stop(); });
@@ -114,5 +114,44 @@ test('a request without a valid token is refused with UNAUTHENTICATED and leaves
   } finally {
     control.close();
     redis.disconnect();
+  }
+});
+
+test('Info reports the version and the fleet\'s native and emulated platforms', async () => {
+  const control = new ControlClient(cluster.address, credentials.createInsecure());
+  try {
+    const info = await new Promise<{ version: string; nativePlatforms: string[]; emulatedPlatforms: string[]; workers: number; tenant: string }>((done, fail) =>
+      control.info({}, bearer(cluster.token), (err, res) => (err ? fail(err) : done(res))));
+    assert.match(info.version, /^\d+\.\d+\.\d+/);
+    assert.ok(info.nativePlatforms.includes('linux/amd64'));
+    assert.ok(info.emulatedPlatforms.includes('linux/arm64'));
+    assert.ok(info.workers >= 2);
+    assert.equal(info.tenant, 'default');
+  } finally {
+    control.close();
+  }
+});
+
+test('a detached build survives its client and a client re-attaches to it by id; other tenants cannot', async () => {
+  const context = join(work, 'attach');
+  cpSync(example, context, { recursive: true });
+  writeFileSync(join(context, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo attach-${Date.now()} && sleep 2\n`);
+  const buildId = `attach-${Date.now()}`;
+  const control = new ControlClient(cluster.address, credentials.createInsecure());
+  try {
+    // The first client leaves as soon as the build is accepted.
+    await solve(cluster, context, { platforms: ['linux/amd64'], buildId, detach: true }, {
+      onEvent: (e) => { if (e.accepted) throw Object.assign(new Error('leaving'), { leave: true }); },
+    }).catch((err: { leave?: boolean }) => { if (!err.leave) throw err; });
+    const replay: SolveEvent[] = [];
+    for await (const e of control.attach({ buildId, fromStart: true }, bearer(cluster.token))) replay.push(e as SolveEvent);
+    assert.ok(replay[0].accepted, 'the replay starts at the beginning');
+    assert.match(replay.find((e) => e.result)?.result?.digest ?? '', /^sha256:/, 'the build finished and the re-attached client got its result');
+    await assert.rejects(async () => { for await (const _ of control.attach({ buildId, fromStart: true }, bearer('not-a-token'))) { /* refused */ } },
+      (err: { code: number }) => err.code === status.UNAUTHENTICATED);
+    await assert.rejects(async () => { for await (const _ of control.attach({ buildId, fromStart: true }, bearer(cluster.tokens.other))) { /* hidden */ } },
+      (err: { code: number }) => err.code === status.NOT_FOUND, 'another tenant cannot see the build even knowing its id');
+  } finally {
+    control.close();
   }
 });

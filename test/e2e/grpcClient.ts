@@ -22,7 +22,7 @@ export interface SolveOutcome {
   logs: string;
 }
 
-export async function solve(cluster: Pick<Cluster, 'address' | 'token'>, contextDir: string, request: Partial<SolveRequest>, options: { token?: string; onEvent?(e: SolveEvent): void } = {}): Promise<SolveOutcome> {
+export async function solve(cluster: Pick<Cluster, 'address' | 'token'>, contextDir: string, request: Partial<SolveRequest>, options: { token?: string; onEvent?(e: SolveEvent): void; metadata?: Record<string, string> } = {}): Promise<SolveOutcome> {
   const token = options.token ?? cluster.token;
   const sync = new ContextSyncClient(cluster.address, credentials.createInsecure());
   const control = new ControlClient(cluster.address, credentials.createInsecure());
@@ -31,9 +31,11 @@ export async function solve(cluster: Pick<Cluster, 'address' | 'token'>, context
     try { dockerignore = parseDockerignore(readFileSync(join(contextDir, '.dockerignore'), 'utf8')); } catch { /* none */ }
     const synced = await syncContext(sync, contextDir, { dockerignore, metadata: bearer(token), cacheDir: false });
     const events: SolveEvent[] = [];
+    const md = bearer(token);
+    for (const [k, v] of Object.entries(options.metadata ?? {})) md.set(k, v);
     const stream = control.solve(SolveRequest.fromPartial({
       dockerfile: readFileSync(join(contextDir, 'Dockerfile')), dockerfileName: 'Dockerfile', contextId: synced.contextId, ...request,
-    }), bearer(token));
+    }), md);
     for await (const event of stream) { events.push(event as SolveEvent); options.onEvent?.(event as SolveEvent); }
     const logs = events.filter((e) => e.log).map((e) => Buffer.from(e.log!.data).toString()).join('');
     return { events, result: events.find((e) => e.result)?.result, error: events.find((e) => e.error)?.error, bytesUploaded: synced.bytesUploaded, logs };

@@ -7,10 +7,12 @@ import { loadConfig, loadTokens } from '@buildyard/config';
 import { Frontend } from '@buildyard/control';
 import { formatPlatform, hostPlatform } from '@buildyard/oci';
 import { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
+import { metricsHandler, startTelemetry } from '@buildyard/telemetry';
 
 const version = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string;
 
 async function main(): Promise<void> {
+  const telemetry = startTelemetry('buildyardd');
   const config = loadConfig();
   const tokens = loadTokens(config);
   if (tokens.size === 0) throw new Error('no tokens configured: set BUILDYARD_TOKENS=tenant:token or auth.tokensFile, every call needs one');
@@ -41,6 +43,7 @@ async function main(): Promise<void> {
     const [healthHost, healthPort] = [config.frontend.healthListen.replace(/:\d+$/, ''), Number(config.frontend.healthListen.split(':').pop())];
     createServer(async (req, res) => {
       if (req.url === '/healthz') { res.writeHead(200).end('ok\n'); return; }
+      if (req.url === '/metrics') { metricsHandler()(req, res); return; }
       if (req.url === '/readyz') {
         const ok = await redis.ping().then(() => true, () => false);
         res.writeHead(ok ? 200 : 503).end(ok ? 'ready\n' : 'redis unreachable\n');
@@ -53,6 +56,7 @@ async function main(): Promise<void> {
   const shutdown = async () => {
     await frontend.close();
     await scheduler.close();
+    await telemetry.shutdown();
     redis.disconnect();
     process.exit(0);
   };

@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { loadConfig } from '@buildyard/config';
 import { FleetWorker } from '@buildyard/fleet';
+import { startTelemetry } from '@buildyard/telemetry';
 
 const version = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string;
 
@@ -74,6 +75,7 @@ program.command('run-local')
 program.command('serve', { isDefault: true })
   .description('join the fleet: take stage jobs for this machine\'s platforms from Redis (config from BUILDYARD_* env or BUILDYARD_CONFIG)')
   .action(async () => {
+    const telemetry = startTelemetry('buildyard-worker');
     const config = loadConfig();
     const worker = new FleetWorker({
       id: config.worker.id || `${hostname()}-${process.pid}`,
@@ -96,7 +98,7 @@ program.command('serve', { isDefault: true })
     });
     await worker.start();
     console.log(JSON.stringify({ msg: 'buildyard-worker ready', native: worker.platforms.native, emulated: worker.platforms.emulated }));
-    const stop = async () => { await worker.close(); process.exit(0); };
+    const stop = async () => { await worker.close(); await telemetry.shutdown(); process.exit(0); };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });

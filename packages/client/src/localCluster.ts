@@ -174,12 +174,8 @@ export async function stopLocalCluster(stateDir: string, options: { store?: Buil
     if (alive(pid)) process.kill(pid, 'SIGKILL');
     stopped.push(name);
   }
-  for (const root of listRuncRoots(stateDir)) {
-    const listed = spawnSync('runc', ['--root', root, 'list', '-q'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
-    for (const id of listed) spawnSync('runc', ['--root', root, 'delete', '--force', id]);
-  }
-  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1]).filter((m) => m && (m === stateDir || m.startsWith(stateDir + '/')));
-  for (const mountpoint of mounts.reverse()) spawnSync('umount', ['-l', mountpoint]);
+  const { cleanupUnder } = await import('@buildyard/testkit');
+  cleanupUnder(stateDir);
   await rm(clusterFile(stateDir), { force: true });
   await (options.store ?? new BuilderStore()).remove(LOCAL_BUILDER).catch(() => undefined);
   return { stopped };
@@ -188,9 +184,4 @@ export async function stopLocalCluster(stateDir: string, options: { store?: Buil
 function rank(name: string): number {
   if (name.startsWith('worker')) return 0;
   return ['dashboard', 'buildyardd', 'registry', 'redis'].indexOf(name) + 1;
-}
-
-function listRuncRoots(stateDir: string): string[] {
-  const out = spawnSync('sh', ['-c', `ls -d ${JSON.stringify(stateDir)}/worker-*/runc/runc 2>/dev/null`], { encoding: 'utf8' }).stdout;
-  return out.trim().split('\n').filter(Boolean);
 }

@@ -24,7 +24,7 @@ const loopbackOrAny = z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port');
 export const OPTIONS = [
   opt('redis.url', 'BUILDYARD_REDIS_URL', z.string().regex(/^rediss?:\/\//, 'expected redis://host:port'), 'redis://127.0.0.1:6379', 'Redis holding queues, build records, worker heartbeats and the cache index.'),
   opt('stateDir', 'BUILDYARD_STATE_DIR', z.string().min(1), '/var/lib/buildyard', 'Directory for this process\'s local state (snapshots, blobs, contexts).'),
-  opt('sharedDir', 'BUILDYARD_SHARED_DIR', z.string(), '', 'Directory shared by every process on one machine for context files and the fs blob store; empty means <stateDir>/shared.'),
+  opt('sharedDir', 'BUILDYARD_SHARED_DIR', z.string(), '', 'Directory shared by every process on one machine for context files and the fs blob store; empty means `<stateDir>/shared`.'),
   opt('blobStore.type', 'BUILDYARD_BLOB_STORE', z.enum(['fs', 'registry']), 'fs', 'Where layer blobs are shared between workers: a directory (single machine) or a registry repository (fleet).'),
   opt('blobStore.repository', 'BUILDYARD_BLOB_REPOSITORY', z.string(), '', 'Registry repository for the shared blob store, e.g. registry.example.com/buildyard/cache.'),
   opt('registry.insecure', 'BUILDYARD_INSECURE_REGISTRIES', list, [], 'Registries reached over plain http besides loopback ones (comma list of host:port).'),

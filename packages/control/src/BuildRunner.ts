@@ -1,4 +1,6 @@
 import type { Redis } from 'ioredis';
+import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { injectTraceContext } from '@buildyard/telemetry';
 import { parse, planBuild, DockerfileError } from '@buildyard/dockerfile';
 import type { BuildPlan, ImageConfigFile } from '@buildyard/graph';
 import { RegistryClient, type Credentials, type FsContentStore } from '@buildyard/oci';
@@ -39,6 +41,8 @@ export interface FinishedImages {
   digest: string;
 }
 
+const tracer = trace.getTracer('buildyard-frontend');
+
 export class BuildFailure extends Error {
   constructor(message: string, readonly details: { file?: string; line?: number; code?: string } = {}) {
     super(message);
@@ -60,7 +64,18 @@ export function registryCredentials(req: SolveRequest): Record<string, Credentia
 export class BuildRunner {
   constructor(private readonly deps: BuildRunnerDeps) {}
 
-  async run(buildId: string, tenant: string, req: SolveRequest, outputs: ParsedOutput[], signal: AbortSignal): Promise<FinishedImages | undefined> {
+  /** Runs the build inside a `solve` span; the caller makes the client's trace (if any) active. */
+  run(buildId: string, tenant: string, req: SolveRequest, outputs: ParsedOutput[], signal: AbortSignal): Promise<FinishedImages | undefined> {
+    return tracer.startActiveSpan('solve', { attributes: { 'buildyard.build_id': buildId, 'buildyard.tenant': tenant, 'buildyard.platforms': req.platforms.join(',') } }, async (span) => {
+      try {
+        return await this.runTraced(buildId, tenant, req, outputs, signal, span);
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  private async runTraced(buildId: string, tenant: string, req: SolveRequest, outputs: ParsedOutput[], signal: AbortSignal, span: Span): Promise<FinishedImages | undefined> {
     const { records, scheduler, secrets } = this.deps;
     const progress = new ProgressWriter(this.deps.redis, buildId, { maxLogBytesPerVertex: this.deps.maxLogBytesPerStep });
     const started = Date.now();
@@ -70,7 +85,9 @@ export class BuildRunner {
       // [cache transfer] specs are validated before any work is done.
       let cacheOptions: ReturnType<typeof parseCacheOptions>;
       try { cacheOptions = parseCacheOptions(req); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'cache.invalid' }); }
-      const plan = await this.plan(req, tenant, registry);
+      const plan = await tracer.startActiveSpan('plan', async (planSpan) => {
+        try { return await this.plan(req, tenant, registry); } finally { planSpan.end(); }
+      });
       for (const w of plan.warnings) await progress.emit({ type: 'build.warning', message: w.message, file: req.dockerfileName || 'Dockerfile', line: w.line });
       const cacheCtx = { redis: this.deps.redis, tenant, buildId, blobs: this.deps.blobs, registry, signal };
       // [cache transfer] imported records must be in the index before any worker looks keys up.
@@ -83,6 +100,8 @@ export class BuildRunner {
       const stageCount = plan.platforms.reduce((n, p) => n + p.stages.length, 0);
       await scheduler.submitBuild({
         buildId, tenant, priority: 0,
+        // Workers continue this trace: the context travels inside every stage job.
+        traceContext: injectTraceContext(),
         platforms: plan.platforms.map((p) => ({
           platform: p.platform,
           stages: p.stages.map((s) => ({
@@ -133,6 +152,7 @@ export class BuildRunner {
         ? new BuildFailure(err.message, { file: err.file ?? (req.dockerfileName || 'Dockerfile'), line: err.line, code: 'dockerfile.parse' })
         : err instanceof BuildFailure ? err : new BuildFailure((err as Error).message);
       const cancelled = signal.aborted || failure.details.code === 'build.cancelled';
+      span.setStatus({ code: SpanStatusCode.ERROR, message: failure.message });
       await records.update(buildId, { status: cancelled ? 'cancelled' : 'failed', finishedMs: Date.now(), error: failure.message });
       await progress.emit({ type: 'build.error', message: failure.message, file: failure.details.file, line: failure.details.line, code: failure.details.code ?? 'build.failed' });
       return undefined;

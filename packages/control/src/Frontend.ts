@@ -13,6 +13,7 @@ import {
   type StatusRequest, type SyncRequest, type SyncResponse,
 } from '@buildyard/proto';
 import type { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
+import { withExtractedContext } from '@buildyard/telemetry';
 import { authenticate, serviceError } from './authenticate.js';
 import { BuildRecords, type BuildRecord } from './BuildRecords.js';
 import { BuildRunner, type FinishedImages } from './BuildRunner.js';
@@ -193,7 +194,8 @@ export class Frontend {
     await this.records.create({ buildId, tenant, platforms: req.platforms });
     const abort = new AbortController();
     call.on('cancelled', () => { if (!req.detach) abort.abort(); });
-    const finished = this.runner.run(buildId, tenant, req, checked.outputs, abort.signal);
+    const traceHeaders = Object.fromEntries(['traceparent', 'tracestate'].map((k) => [k, call.metadata.get(k)[0]]).filter(([, v]) => typeof v === 'string'));
+    const finished = withExtractedContext(traceHeaders, () => this.runner.run(buildId, tenant, req, checked.outputs, abort.signal));
     this.finished.set(buildId, finished);
     finished.finally(() => this.finished.delete(buildId)).catch(() => undefined);
     await this.relay(call, buildId, true, checked.outputs.filter((o) => !o.push && ['oci', 'docker', 'local', 'tar'].includes(o.type)), finished);

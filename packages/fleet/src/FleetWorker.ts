@@ -3,6 +3,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
+import { withExtractedContext } from '@buildyard/telemetry';
 import { RedisCacheIndex } from '@buildyard/cache';
 import { ContextStore, materializeContext } from '@buildyard/context';
 import { BuildSecrets, type StagePayload } from '@buildyard/control';
@@ -36,6 +38,8 @@ export interface FleetWorkerOptions {
   stalledIntervalMs?: number;
   onError?(err: Error): void;
 }
+
+const tracer = trace.getTracer('buildyard-worker');
 
 /** Progress ids must differ per platform even when two platforms run the same step. */
 function vertexId(platform: string, vertex: Vertex): string {
@@ -74,7 +78,18 @@ export class FleetWorker {
     this.consumer = new StageConsumer({
       redis: this.opts.redisUrl,
       worker: { id: this.opts.id, nativePlatforms: this.platforms.native, emulatedPlatforms: this.platforms.emulated, capacity: this.opts.capacity, version: this.opts.version },
-      handler: (job, signal) => this.runStage(job, signal),
+      handler: (job, signal) => withExtractedContext(job.traceContext, () => tracer.startActiveSpan('stage', {
+        attributes: { 'buildyard.build_id': job.buildId, 'buildyard.stage': job.stageId, 'buildyard.platform': job.platform, 'buildyard.worker': this.opts.id, 'buildyard.emulated': job.emulated },
+      }, async (span) => {
+        try {
+          return await this.runStage(job, signal);
+        } catch (err) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+          throw err;
+        } finally {
+          span.end();
+        }
+      })),
       heartbeatMs: this.opts.heartbeatMs,
       heartbeatTtlMs: this.opts.heartbeatTtlMs,
       lockDurationMs: this.opts.lockDurationMs,
@@ -110,6 +125,8 @@ export class FleetWorker {
       return { digest: vertexId(stage.platform, vertex), name: vertex.name, platform: stage.platform, stage: stage.name ?? String(stage.index), step: Number(step ?? 0), steps: Number(steps ?? 0), workerId: this.opts.id, emulated: job.emulated };
     };
     const startedAt = new Map<string, number>();
+    const vertexSpans = new Map<string, Span>();
+    const stageContext = context.active();
     try {
       const result = await solver.solve({
         stage, inputs: job.inputs as Record<string, StageResult>, tenant: job.tenant, signal,
@@ -120,9 +137,17 @@ export class FleetWorker {
           vertex: (v) => {
             const ref = refOf(v.digest);
             if (v.state === 'cached') void progress.cached(ref);
-            else if (v.state === 'started') { startedAt.set(v.digest, Date.now()); void progress.started(ref); }
-            else if (v.state === 'completed') void progress.finished(ref, startedAt.get(v.digest) ?? Date.now());
-            else void progress.failed(ref, startedAt.get(v.digest) ?? Date.now(), v.error ?? 'failed');
+            else if (v.state === 'started') {
+              startedAt.set(v.digest, Date.now());
+              vertexSpans.set(v.digest, tracer.startSpan('vertex', { attributes: { 'buildyard.vertex': v.name } }, stageContext));
+              void progress.started(ref);
+            } else {
+              const span = vertexSpans.get(v.digest);
+              if (v.state === 'error') span?.setStatus({ code: SpanStatusCode.ERROR, message: v.error });
+              span?.end();
+              if (v.state === 'completed') void progress.finished(ref, startedAt.get(v.digest) ?? Date.now());
+              else void progress.failed(ref, startedAt.get(v.digest) ?? Date.now(), v.error ?? 'failed');
+            }
           },
           log: (digest, stream, data) => { progress.log(vertexId(stage.platform, byDigest.get(digest)!), data, stream); },
         },

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { startRedis, startRegistry, type RedisService, type RegistryService } from './services.js';
 import { seedBusybox, type SeededImage } from './busybox.js';
 import { supervise, type SupervisedProcess } from './supervise.js';
+import { cleanupUnder } from './cleanupUnder.js';
 
 const repoRoot = resolve(fileURLToPath(import.meta.url), '../../../..');
 const tsxArgs = ['--conditions=source', '--import', 'tsx'];
@@ -92,14 +93,15 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   };
   const stopAll = async () => {
     await Promise.allSettled([frontendProcess.stop(), ...workers.map((w) => w.process.stop())]);
+    cleanupUnder(stateDir);
     await Promise.allSettled([redis.stop(), options.registry ? Promise.resolve() : registry.stop()]);
     await rm(stateDir, { recursive: true, force: true });
   };
   try {
-    const [, frontend] = await waitForLine(frontendProcess, /"frontend":"(tcp:\/\/127\.0\.0\.1:\d+)"/);
+    const [, frontend] = await waitForLine(frontendProcess, /"frontend":"((?:tcp|tls):\/\/127\.0\.0\.1:\d+)"/);
     await Promise.all(Array.from({ length: options.workers ?? 2 }, () => addWorker()));
     return {
-      frontend, address: frontend.replace('tcp://', ''), token: tokens.default, tenant: 'default', tokens,
+      frontend, address: frontend.replace(/^(tcp|tls):\/\//, ''), token: tokens.default, tenant: 'default', tokens,
       redis, registry, busybox, workers, frontendProcess, stateDir, addWorker, stop: stopAll,
     };
   } catch (err) {

@@ -4,6 +4,7 @@ function num(n: number | undefined): string {
   if (n === undefined || !Number.isFinite(n)) return '-';
   if (Math.abs(n) >= 100) return n.toFixed(0);
   if (Math.abs(n) >= 10) return n.toFixed(1);
+  if (n !== 0 && Math.abs(n) < 0.01) return n.toPrecision(2);
   return n.toFixed(n === 0 ? 0 : 3).replace(/\.?0+$/, '') || '0';
 }
 
