@@ -50,7 +50,10 @@ async function main(): Promise<void> {
         return;
       }
       res.writeHead(404).end();
-    }).listen(healthPort, healthHost);
+    }).listen(healthPort, healthHost, function (this: import('node:net').Server) {
+      const a = this.address();
+      if (a && typeof a === 'object') console.log(JSON.stringify({ msg: 'buildyardd health listening', health: `http://${a.address}:${a.port}` })); // metrics: say where /metrics is (port 0 in tests)
+    });
   }
 
   const shutdown = async () => {

@@ -7,7 +7,8 @@ import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { loadConfig } from '@buildyard/config';
 import { FleetWorker } from '@buildyard/fleet';
-import { startTelemetry } from '@buildyard/telemetry';
+import { createServer, type Server } from 'node:http';
+import { metricsHandler, startTelemetry } from '@buildyard/telemetry';
 
 const version = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string;
 
@@ -97,8 +98,24 @@ program.command('serve', { isDefault: true })
       onError: (err) => console.error(JSON.stringify({ msg: 'worker error', error: err.message })),
     });
     await worker.start();
+    // /healthz and Prometheus /metrics (stage durations, cache hits/misses, bytes pulled) on worker.healthListen.
+    let health: Server | undefined;
+    if (config.worker.healthListen) {
+      const listen = config.worker.healthListen;
+      const port = Number(listen.split(':').pop());
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`worker.healthListen "${listen}" is not HOST:PORT: set BUILDYARD_WORKER_HEALTH_LISTEN to e.g. 127.0.0.1:9374`);
+      const serveMetrics = metricsHandler();
+      health = createServer((req, res) => {
+        if (req.url === '/healthz') { res.writeHead(200).end('ok\n'); return; }
+        if (req.url === '/metrics') { void serveMetrics(req, res); return; }
+        res.writeHead(404).end();
+      });
+      await new Promise<void>((resolveListen, reject) => { health!.once('error', reject); health!.listen(port, listen.replace(/:\d+$/, '') || '127.0.0.1', () => resolveListen()); });
+      const address = health.address();
+      console.log(JSON.stringify({ msg: 'buildyard-worker health listening', health: typeof address === 'object' && address ? `http://${address.address}:${address.port}` : listen }));
+    }
     console.log(JSON.stringify({ msg: 'buildyard-worker ready', native: worker.platforms.native, emulated: worker.platforms.emulated }));
-    const stop = async () => { await worker.close(); await telemetry.shutdown(); process.exit(0); };
+    const stop = async () => { health?.close(); await worker.close(); await telemetry.shutdown(); process.exit(0); };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });

@@ -12,7 +12,7 @@ export interface BuildyardConfig {
   frontend: { listen: string; healthListen: string; tlsCert: string; tlsKey: string; tlsClientCa: string };
   auth: { tokensFile: string; tokens: string[]; secretsKey: string };
   limits: { maxContextBytes: number; maxContextFiles: number; tenantConcurrency: number; stepTimeoutMs: number; maxLogBytesPerStep: number };
-  worker: { id: string; capacity: number; platforms: string[]; compression: 'gzip' | 'zstd'; keepStorageBytes: number };
+  worker: { id: string; capacity: number; platforms: string[]; healthListen: string; compression: 'gzip' | 'zstd'; keepStorageBytes: number };
   heartbeat: { intervalMs: number; timeoutMs: number };
   dashboard: { listen: string; readToken: string; adminToken: string };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };

@@ -44,6 +44,7 @@ export const OPTIONS = [
   opt('worker.id', 'BUILDYARD_WORKER_ID', z.string(), '', 'Worker id; empty means hostname-pid.'),
   opt('worker.capacity', 'BUILDYARD_WORKER_CAPACITY', z.coerce.number().int().positive(), 2, 'Stages this worker runs at once.'),
   opt('worker.platforms', 'BUILDYARD_WORKER_PLATFORMS', list, [], 'Platforms to offer; empty means every native and binfmt-emulated platform found.'),
+  opt('worker.healthListen', 'BUILDYARD_WORKER_HEALTH_LISTEN', z.string(), '', 'Address of the worker\'s HTTP /healthz and /metrics endpoint; empty disables it.'),
   opt('worker.compression', 'BUILDYARD_COMPRESSION', z.enum(['gzip', 'zstd']), 'gzip', 'Compression of new layers.'),
   opt('worker.keepStorageBytes', 'BUILDYARD_WORKER_KEEP_STORAGE', bytes, 20 * 1024 ** 3, 'Local snapshot and blob storage kept by garbage collection.'),
   opt('heartbeat.intervalMs', 'BUILDYARD_HEARTBEAT_MS', ms, 2_000, 'How often workers report they are alive.'),

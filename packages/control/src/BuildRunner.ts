@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
-import { injectTraceContext } from '@buildyard/telemetry';
+import { injectTraceContext, metrics } from '@buildyard/telemetry'; // metrics
 import { parse, planBuild, DockerfileError } from '@buildyard/dockerfile';
 import type { BuildPlan, ImageConfigFile } from '@buildyard/graph';
 import { RegistryClient, type Credentials, type FsContentStore } from '@buildyard/oci';
@@ -130,12 +130,15 @@ export class BuildRunner {
       const pushed: string[] = [];
       for (const output of outputs) {
         if (output.push) pushed.push(...await pushImage(registry, this.deps.blobs, images, index, output.names));
+        // metrics: layer bytes of every image, once per pushed name (blobs the registry already had included)
+        if (output.push) metrics.bytesPushed.inc(output.names.length * images.reduce((n, i) => n + i.layers.reduce((m, l) => m + l.size, 0), 0));
       }
       // [cache transfer] type=registry / type=local exports.
       await exportCache(cacheOptions.to, plan, cacheCtx);
       const verticesTotal = [...results.values()].reduce((n, r) => n + (r?.verticesTotal ?? 0), 0);
       const verticesCached = [...results.values()].reduce((n, r) => n + (r?.verticesCached ?? 0), 0);
       await records.update(buildId, { status: 'succeeded', finishedMs: Date.now(), digest, pushed, verticesTotal, verticesCached });
+      metrics.buildsTotal.inc({ status: 'succeeded' }); // metrics
       await progress.emit({
         type: 'build.result', buildId, digest, pushed, verticesTotal, verticesCached, durationMs: Date.now() - started,
         images: images.map((i) => ({ platform: i.platform, manifestDigest: i.manifest.descriptor.digest, configDigest: i.config.descriptor.digest })),
@@ -154,6 +157,7 @@ export class BuildRunner {
       const cancelled = signal.aborted || failure.details.code === 'build.cancelled';
       span.setStatus({ code: SpanStatusCode.ERROR, message: failure.message });
       await records.update(buildId, { status: cancelled ? 'cancelled' : 'failed', finishedMs: Date.now(), error: failure.message });
+      metrics.buildsTotal.inc({ status: cancelled ? 'cancelled' : 'failed' }); // metrics
       await progress.emit({ type: 'build.error', message: failure.message, file: failure.details.file, line: failure.details.line, code: failure.details.code ?? 'build.failed' });
       return undefined;
     } finally {

@@ -13,7 +13,7 @@ import {
   type StatusRequest, type SyncRequest, type SyncResponse,
 } from '@buildyard/proto';
 import type { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
-import { withExtractedContext } from '@buildyard/telemetry';
+import { metrics, withExtractedContext } from '@buildyard/telemetry'; // metrics
 import { authenticate, serviceError } from './authenticate.js';
 import { BuildRecords, type BuildRecord } from './BuildRecords.js';
 import { BuildRunner, type FinishedImages } from './BuildRunner.js';
@@ -103,7 +103,8 @@ export class Frontend {
   private async sync(call: ServerDuplexStream<SyncRequest, SyncResponse>): Promise<void> {
     let tenant: string;
     try { tenant = this.tenantOf(call.metadata); } catch (err) { call.emit('error', err); return; }
-    await handleSync(call, this.contexts, { tenant }).catch(() => undefined);
+    const synced = await handleSync(call, this.contexts, { tenant }).catch(() => undefined);
+    if (synced) metrics.bytesUploaded.inc(synced.bytesUploaded); // metrics
   }
 
   private unary<Req, Res>(fn: (req: Req, tenant: string) => Promise<Res>) {

@@ -44,3 +44,8 @@ function editDistance(a: string, b: string): number {
   }
   return d[a.length][b.length];
 }
+
+/** The start of a user-supplied word for an error message: a 1 MB word must not become a 1 MB error. */
+export function excerpt(text: string, max = 80): string {
+  return text.length > max ? `${text.slice(0, max)}… (${text.length} chars)` : text;
+}

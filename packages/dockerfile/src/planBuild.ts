@@ -29,7 +29,7 @@ import {
   type StagePlan,
   type Vertex,
 } from '@buildyard/graph';
-import { DockerfileError, didYouMean } from './DockerfileError.js';
+import { DockerfileError, didYouMean, excerpt } from './DockerfileError.js';
 import { compileDockerignore } from './dockerignore.js';
 import { expandWord, expandWords, WordExpansionError } from './expandWord.js';
 import { parse, type Instruction, type ParsedDockerfile, type ParsedStage } from './parse.js';
@@ -166,7 +166,7 @@ class Planner {
     try {
       return expandWord(word, env, { escape: this.df.escape, ...opts });
     } catch (e) {
-      if (e instanceof WordExpansionError) this.err(`failed to process "${word}": ${e.message}`, ins);
+      if (e instanceof WordExpansionError) this.err(`failed to process "${excerpt(word)}": ${e.message}`, ins);
       throw e;
     }
   }
@@ -175,7 +175,7 @@ class Planner {
     try {
       return expandWords(word, env, { escape: this.df.escape });
     } catch (e) {
-      if (e instanceof WordExpansionError) this.err(`failed to process "${word}": ${e.message}`, ins);
+      if (e instanceof WordExpansionError) this.err(`failed to process "${excerpt(word)}": ${e.message}`, ins);
       throw e;
     }
   }
@@ -185,7 +185,7 @@ class Planner {
     let p = this.imageCache.get(key);
     if (!p) {
       p = this.opts.resolveImage(ref, platform).catch((e: unknown) => {
-        this.err(`failed to resolve image "${ref}" for ${platform}: ${(e as Error).message ?? String(e)}`, ins);
+        this.err(`failed to resolve image "${excerpt(ref)}" for ${platform}: ${excerpt((e as Error).message ?? String(e), 300)}`, ins);
       });
       this.imageCache.set(key, p);
     }

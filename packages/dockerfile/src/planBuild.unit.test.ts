@@ -333,3 +333,21 @@ test('resolver failures become actionable errors with the FROM line', async () =
     },
   });
 });
+
+test('hostile words give short errors: deep nesting and huge references are quoted only in part', async () => {
+  const depth = 20_000;
+  const word = '${A:-'.repeat(depth) + 'x' + '}'.repeat(depth);
+  await assert.rejects(plan(`FROM busybox\nARG A\nENV B=${word}\n`), (e: unknown) => {
+    assert.ok(e instanceof DockerfileError && e.line === 3, String(e).slice(0, 200));
+    assert.match(e.message, /nested too deeply/);
+    assert.ok(e.message.length < 300, `message is ${e.message.length} chars`);
+    return true;
+  });
+  const huge = 'a'.repeat(100_000);
+  await assert.rejects(plan(`FROM ${huge}\n`, { resolveImage: async (ref) => { throw new Error(`bad reference ${ref}`); } }), (e: unknown) => {
+    assert.ok(e instanceof DockerfileError && e.line === 1);
+    assert.match(e.message, /failed to resolve image "a{80}… \(100000 chars\)"/);
+    assert.ok(e.message.length < 600, `message is ${e.message.length} chars`);
+    return true;
+  });
+});

@@ -4,13 +4,14 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
-import { withExtractedContext } from '@buildyard/telemetry';
+import { metrics, withExtractedContext, type EmulationLabel } from '@buildyard/telemetry';
 import { RedisCacheIndex } from '@buildyard/cache';
 import { ContextStore, materializeContext } from '@buildyard/context';
 import { BuildSecrets, type StagePayload } from '@buildyard/control';
 import { detectPlatforms } from '@buildyard/executor';
 import type { Vertex } from '@buildyard/graph';
 import { FsContentStore, RegistryClient } from '@buildyard/oci';
+import { CountingRegistryClient } from './CountingRegistryClient.js';
 import { ProgressWriter, type VertexRef } from '@buildyard/progress';
 import { StageConsumer, type StageJob } from '@buildyard/scheduler';
 import { RegistryImageSource, StageSolver, openLocalEngine, type StageResult } from '@buildyard/solver';
@@ -108,7 +109,7 @@ export class FleetWorker {
     const payload = job.payload as StagePayload;
     const { stage } = payload;
     const sealed = await this.secrets.get(job.buildId);
-    const registry = new RegistryClient({
+    const registry = new CountingRegistryClient((bytes) => metrics.bytesPulled.inc(bytes), {
       store: this.blobs, insecureHosts: this.opts.insecureRegistries, dockerConfig: false,
       credentials: Object.fromEntries(sealed.registryAuth.map((a) => [a.registry, a.identityToken ? { identityToken: a.identityToken } : { username: a.username, password: a.password }])) as never,
     });
@@ -125,6 +126,8 @@ export class FleetWorker {
       return { digest: vertexId(stage.platform, vertex), name: vertex.name, platform: stage.platform, stage: stage.name ?? String(stage.index), step: Number(step ?? 0), steps: Number(steps ?? 0), workerId: this.opts.id, emulated: job.emulated };
     };
     const startedAt = new Map<string, number>();
+    const labels = { platform: stage.platform, emulated: String(job.emulated) as EmulationLabel };
+    const stageStarted = performance.now();
     const vertexSpans = new Map<string, Span>();
     const stageContext = context.active();
     try {
@@ -136,8 +139,11 @@ export class FleetWorker {
         events: {
           vertex: (v) => {
             const ref = refOf(v.digest);
-            if (v.state === 'cached') void progress.cached(ref);
-            else if (v.state === 'started') {
+            if (v.state === 'cached') {
+              metrics.cacheHits.inc({ platform: stage.platform });
+              void progress.cached(ref);
+            } else if (v.state === 'started') {
+              metrics.cacheMisses.inc({ platform: stage.platform }); // executed, not answered from the cache
               startedAt.set(v.digest, Date.now());
               vertexSpans.set(v.digest, tracer.startSpan('vertex', { attributes: { 'buildyard.vertex': v.name } }, stageContext));
               void progress.started(ref);
@@ -154,6 +160,7 @@ export class FleetWorker {
       });
       return { ...result, workerId: this.opts.id, emulated: job.emulated };
     } finally {
+      metrics.stageDuration.observe(labels, (performance.now() - stageStarted) / 1000);
       await progress.flush();
     }
   }

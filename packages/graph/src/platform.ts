@@ -9,7 +9,9 @@ export interface Platform {
 
 export class InvalidPlatformError extends Error {
   constructor(readonly specifier: string, reason: string) {
-    super(`invalid platform "${specifier}": ${reason}; use os/arch[/variant], e.g. linux/arm64`);
+    // Hostile input can be megabytes long: quote only its start, so the error stays one short line.
+    const shown = specifier.length > 64 ? `${specifier.slice(0, 64)}…` : specifier;
+    super(`invalid platform "${shown}": ${reason}; use os/arch[/variant], e.g. linux/arm64`);
     this.name = 'InvalidPlatformError';
   }
 }

@@ -33,3 +33,7 @@ test('canonical JSON sorts keys and drops undefined, so digests ignore construct
   assert.notEqual(vertexCacheKey(base), vertexCacheKey({ ...base, content: [{ path: 'a', mode: 0o100644, digest: 'sha256:4' }] }));
   assert.equal(vertexCacheKey(base), vertexCacheKey({ ...base, content: [] }));
 });
+
+test('an enormous platform string gives a short one-line error', () => {
+  assert.throws(() => normalizePlatform('x'.repeat(100_000)), (e: unknown) => e instanceof InvalidPlatformError && e.message.length < 200 && /^invalid platform "x{64}…"/.test(e.message));
+});

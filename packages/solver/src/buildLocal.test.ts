@@ -83,6 +83,10 @@ test('RUN, COPY, ADD, WORKDIR, USER, ENV and mounts produce the expected files, 
   assert.equal(owned.gid, 1000);
   assert.equal(owned.mode & 0o777, 0o640);
   assert.ok(statSync(join(rootfs, 'app')).isDirectory(), 'WORKDIR was created');
+  assert.equal(readFileSync(join(rootfs, 'app/bound.txt'), 'utf8'), 'hello from the context\n', 'a read-only bind mount of a context file');
+  assert.ok(!existsSync(join(fixture, 'written-by-run')) && !existsSync(join(rootfs, 'ctx-rw/written-by-run')), 'writes to an rw bind mount are discarded');
+  assert.ok(!existsSync(join(rootfs, 'scratch/x')), 'tmpfs contents never reach a layer');
+  assert.equal(readFileSync(join(rootfs, 'app/heredoc.txt'), 'utf8'), 'heredoc on x86_64\n', 'RUN heredoc');
 
   const config = JSON.parse(readFileSync(join(layout, 'blobs/sha256', result.images[0].config.descriptor.digest.slice(7)), 'utf8'));
   assert.equal(config.architecture, 'amd64');

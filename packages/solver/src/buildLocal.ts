@@ -5,7 +5,7 @@ import { LocalCacheIndex } from '@buildyard/cache';
 import { ContextStore, materializeContext, walkContext, isRegular } from '@buildyard/context';
 import { parse, parseDockerignore, planBuild } from '@buildyard/dockerfile';
 import { RuncExecutor, detectPlatforms } from '@buildyard/executor';
-import type { PlatformPlan } from '@buildyard/graph';
+import { normalizePlatform, type PlatformPlan } from '@buildyard/graph';
 import { FsContentStore, RegistryClient, hostPlatform, formatPlatform, writeOciLayout } from '@buildyard/oci';
 import { OverlaySnapshotter } from '@buildyard/snapshot';
 import { assembleImage, assembleIndex, type AssembledImage } from './assembleImage.js';
@@ -75,7 +75,10 @@ export async function buildLocal(opts: LocalBuildOptions): Promise<LocalBuildRes
 
   const entries = await walkContext(opts.contextDir, { dockerignore, cacheDir: join(opts.stateDir, 'context-hashes') });
   for (const entry of entries) {
-    if (isRegular(entry)) await engine.contexts.content.put(createReadStream(join(opts.contextDir, entry.path)), entry.digest);
+    if (!isRegular(entry)) continue;
+    await engine.contexts.content.put(createReadStream(join(opts.contextDir, entry.path)), entry.digest).catch((err: Error) => {
+      throw new Error(`context file ${entry.path} changed while it was read (${err.message}): keep the state and output directories outside the context, or list them in .dockerignore`);
+    });
   }
   const contextId = await engine.contexts.putManifest(entries, 'local');
   const contextDir = await mkdtemp(join(opts.stateDir, 'context-'));
@@ -89,6 +92,11 @@ export async function buildLocal(opts: LocalBuildOptions): Promise<LocalBuildRes
     await materializeContext(engine.contexts, contextId, contextDir);
     const parsed = parse(dockerfileText, { file: basename(dockerfilePath) });
     const available = detectPlatforms();
+    for (const platform of opts.platforms.map((p) => normalizePlatform(p))) {
+      if (![...available.native, ...available.emulated].includes(platform)) {
+        throw new Error(`no worker can build ${platform}: this machine runs ${[...available.native, ...available.emulated].join(', ')} (register qemu binfmt handlers with infra/dev/setup.sh)`);
+      }
+    }
     const plan = await planBuild(parsed, {
       platforms: opts.platforms,
       buildPlatform: formatPlatform(hostPlatform()),
@@ -103,11 +111,6 @@ export async function buildLocal(opts: LocalBuildOptions): Promise<LocalBuildRes
         return { ref: `${image.reference.registry}/${image.reference.repository}@${image.manifestDigest}`, digest: image.manifestDigest, config: image.config as never };
       },
     });
-    for (const p of plan.platforms) {
-      if (![...available.native, ...available.emulated].includes(p.platform)) {
-        throw new Error(`no worker can build ${p.platform}: this machine runs ${[...available.native, ...available.emulated].join(', ')} (register qemu binfmt handlers with infra/dev/setup.sh)`);
-      }
-    }
     const stageResults: StageResult[] = [];
     const images: AssembledImage[] = [];
     const created = opts.sourceDateEpoch !== undefined ? new Date(opts.sourceDateEpoch * 1000).toISOString() : undefined;

@@ -66,6 +66,15 @@ export function toBuildSummary(h: Record<string, string>): BuildSummary {
  * nothing itself except through the scheduler's own operations (drain, cancel) and the cache
  * index's delete (prune). It never reads stage payloads or results: secrets must not leak here.
  */
+/** One stage job a worker took, and how long it had waited in its queue. */
+export interface StageWait {
+  key: string;
+  platform: string;
+  emulated: boolean;
+  waitMs: number;
+  startedMs: number;
+}
+
 export class DashboardState {
   readonly scheduler: Scheduler;
   readonly registry: WorkerRegistry;
@@ -148,6 +157,35 @@ export class DashboardState {
         failedLastHour: failedHour,
         history: [],
       });
+    }
+    return out;
+  }
+
+  /**
+   * Stage jobs a worker took since `sinceMs` (active now, or finished since then) with how long
+   * each waited (BullMQ's processedOn - timestamp). `key` identifies one take of one job.
+   */
+  async stageWaits(sinceMs: number): Promise<StageWait[]> {
+    const out: StageWait[] = [];
+    for (const name of await this.queueNames()) {
+      const q = this.queue(name);
+      const finishedIds = new Set<string>();
+      for (const set of ['completed', 'failed']) {
+        for (const id of await this.redis.zrangebyscore(`${this.bullPrefix}:${name}:${set}`, sinceMs, '+inf', 'LIMIT', 0, 500)) finishedIds.add(id);
+      }
+      const jobs = [...await q.getActive(0, 199), ...await Promise.all([...finishedIds].map((id) => q.getJob(id)))];
+      const platformMatch = /^stages-(.+)-(native|emulated)$/.exec(name);
+      for (const job of jobs) {
+        if (!job?.id || !job.processedOn || job.processedOn < sinceMs) continue;
+        const data = job.data as { ref?: string; platform?: string } | undefined;
+        let emulated = platformMatch?.[2] === 'emulated';
+        // Per-worker queues mix classes; the stage record says how it ran.
+        if (!platformMatch && data?.ref) emulated = (await this.redis.hget(this.scheduler.keys.stage(data.ref), 'emulated')) === '1';
+        out.push({
+          key: `${name}/${job.id}/${job.processedOn}`, platform: data?.platform ?? '', emulated,
+          waitMs: Math.max(0, job.processedOn - job.timestamp), startedMs: job.processedOn,
+        });
+      }
     }
     return out;
   }

@@ -5,7 +5,10 @@ import type { QueueSample, QueueView } from './types.js';
 /**
  * Keeps the last hour of queue depth per queue IN MEMORY of this dashboard process, sampled
  * every `intervalMs` (default 5 s, 720 points per queue). A restarted dashboard starts with an
- * empty chart; nothing is written to Redis. Each sample also updates the queue-depth gauge.
+ * empty chart; nothing is written to Redis. Each sample also updates the queue-depth gauge and
+ * observes the queue wait of every stage job taken since the last sample. The dashboard does
+ * this (not buildyardd) because it already reads BullMQ on a timer and runs once per deployment,
+ * while frontends scale out and would each report the same queues.
  */
 export class QueueSampler {
   private readonly series = new Map<string, QueueSample[]>();
@@ -21,6 +24,9 @@ export class QueueSampler {
   }
 
   private readonly metrics: BuildyardMetrics | undefined;
+  /** Stage-job takes already observed, by key, with their start time (pruned after the window). */
+  private readonly observedWaits = new Map<string, number>();
+  private lastWaitScanMs = 0;
 
   start(): void {
     if (this.timer) return;
@@ -49,6 +55,20 @@ export class QueueSampler {
       return; // Redis unavailable: a gap in the chart, the next tick retries
     }
     this.record(queues, Date.now());
+    if (this.metrics) await this.observeWaits().catch(() => undefined); // a gap; the next tick looks further back
+  }
+
+  private async observeWaits(): Promise<void> {
+    const now = Date.now();
+    // Look back past the previous scan so jobs finished between two samples are not missed.
+    const since = this.lastWaitScanMs === 0 ? now - this.windowMs : this.lastWaitScanMs - 2 * this.intervalMs;
+    for (const w of await this.state.stageWaits(since)) {
+      if (this.observedWaits.has(w.key)) continue;
+      this.observedWaits.set(w.key, w.startedMs);
+      this.metrics!.queueWait.observe({ platform: w.platform, emulated: w.emulated ? 'true' : 'false' }, w.waitMs / 1000);
+    }
+    for (const [key, t] of this.observedWaits) if (t < now - this.windowMs) this.observedWaits.delete(key);
+    this.lastWaitScanMs = now;
   }
 
   record(queues: QueueView[], t: number): void {

@@ -1,0 +1,1 @@
+echo "app built for $TARGET, running on $(uname -m)"

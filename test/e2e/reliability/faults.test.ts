@@ -1,0 +1,179 @@
+// Issue 9, faults: a worker killed mid-RUN, a client that goes away, a registry that is down
+// during push, a full disk in a worker's state directory, Redis restarting under running
+// builds, and the frontend dying mid-build. Every accepted build ends (result or a clear
+// error) within a deadline; nothing half-written is served afterwards.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createReadStream, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { credentials, status } from '@grpc/grpc-js';
+import { ControlClient, SolveRequest, type SolveEvent } from '@buildyard/proto';
+import { freePort, startCluster, type Cluster } from '@buildyard/testkit';
+import { bearer, solve, type SolveOutcome } from '../grpcClient.js';
+import { aliveProcesses, buildStatus, info, runcContainers } from '../security/clusterCalls.js';
+
+let cluster: Cluster;
+let work: string;
+const mounts: string[] = [];
+const nonce = `${process.pid}${Date.now()}`;
+
+before(async () => {
+  cluster = await startCluster({ workers: 2, env: { BUILDYARD_WORKER_CAPACITY: '2' } });
+  work = mkdtempSync(join(tmpdir(), 'buildyard-faults-'));
+});
+after(async () => {
+  await cluster?.stop().catch(() => undefined);
+  for (const m of mounts) spawnSync('umount', ['-l', m]);
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+function context(name: string, dockerfile: string): string {
+  const dir = join(work, name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'Dockerfile'), dockerfile);
+  return dir;
+}
+
+/** Rejects when `p` takes longer than `ms`: a hang is a failure, not a stuck test run. */
+function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms); })]).finally(() => clearTimeout(timer));
+}
+
+async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(path)) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+async function waitFor<T>(what: string, ms: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+test('SIGKILL of a worker mid-RUN: the build completes elsewhere and every blob in the shared store matches its digest', { timeout: 120_000 }, async () => {
+  const dir = context('kill', `FROM ${cluster.busybox.reference}\nRUN head -c 3000000 /dev/urandom > /big-${nonce} && sleep 3 && echo done\n`);
+  let killed = '';
+  const outcome = await within(90_000, 'the build after a worker kill', solve(cluster, dir, { platforms: ['linux/amd64'] }, {
+    onEvent: (e: SolveEvent) => {
+      if (!killed && e.vertex?.name.includes('RUN') && e.vertex.startedMs && !e.vertex.completedMs && e.vertex.workerId) {
+        killed = e.vertex.workerId;
+        // Kill while the layer is being written or just before, so a half-written blob could exist.
+        setTimeout(() => cluster.workers.find((w) => w.id === killed)!.process.kill('SIGKILL'), 2_500);
+      }
+    },
+  }));
+  assert.ok(killed, 'a worker was killed mid-RUN');
+  assert.equal(outcome.error, undefined, outcome.error?.message);
+  const blobDir = join(cluster.stateDir, 'shared/blobs/blobs/sha256');
+  const names = readdirSync(blobDir);
+  assert.ok(names.length > 0);
+  for (const name of names) assert.equal(await sha256File(join(blobDir, name)), name, `blob ${name} verifies against its digest`);
+  cluster.workers.splice(cluster.workers.findIndex((w) => w.id === killed), 1);
+  await cluster.addWorker();
+});
+
+test('a client that disconnects cancels its build: status cancelled, no runc container left', { timeout: 90_000 }, async () => {
+  const dir = context('disconnect', `FROM ${cluster.busybox.reference}\nRUN echo start-${nonce} && sleep 60\n`);
+  const buildId = `disconnect-${nonce}`;
+  await solve(cluster, dir, { platforms: ['linux/amd64'], buildId }, {
+    onEvent: (e) => { if (e.vertex?.name.includes('RUN') && e.vertex.startedMs && !e.vertex.completedMs) throw Object.assign(new Error('leaving'), { leave: true }); },
+  }).catch((err: { leave?: boolean }) => { if (!err.leave) throw err; });
+  const record = await waitFor('the build record says cancelled', 30_000, async () => {
+    const b = (await buildStatus(cluster, cluster.token, buildId)).builds[0];
+    return b.status === 'cancelled' ? b : undefined;
+  });
+  assert.match(record.error, /client went away|cancel/);
+  await waitFor('no runc container is left', 20_000, () => runcContainers(cluster).length === 0 || undefined);
+});
+
+test('a push to a registry that is down retries, then fails with a clear error; the next push rebuilds nothing', { timeout: 120_000 }, async () => {
+  const dir = context('push', `FROM ${cluster.busybox.reference}\nRUN echo pushed-${nonce} > /p\n`);
+  const deadPort = await freePort();
+  const started = Date.now();
+  const down = await within(90_000, 'the push to a closed port', solve(cluster, dir, {
+    platforms: ['linux/amd64'], outputs: [{ type: 'image', attrs: { name: `127.0.0.1:${deadPort}/faults/app:1`, push: 'true' } }],
+  }));
+  assert.ok(down.error, 'the build failed');
+  assert.match(down.error.message, new RegExp(`127\\.0\\.0\\.1:${deadPort}`), 'the error names the registry');
+  assert.ok(!down.error.message.includes('\n'), 'one line');
+  assert.ok(Date.now() - started > 300, 'it retried before giving up');
+  const up = await solve(cluster, dir, {
+    platforms: ['linux/amd64'], outputs: [{ type: 'image', attrs: { name: `${cluster.registry.host}/faults/app:1`, push: 'true' } }],
+  });
+  assert.equal(up.error, undefined, up.error?.message);
+  assert.equal(up.result!.verticesCached, up.result!.verticesTotal, 'every vertex came from the cache');
+  assert.equal(up.result!.pushed.length, 1);
+});
+
+test('a full disk in a worker\'s state directory fails the step with a clear error; the worker keeps working', { timeout: 120_000 }, async () => {
+  const id = `tiny-${nonce}`;
+  const state = join(cluster.stateDir, id);
+  mkdirSync(state, { recursive: true });
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', state]);
+  mounts.push(state);
+  // Only the tiny worker may take the job: the others leave.
+  const others = cluster.workers.splice(0);
+  for (const w of others) await w.process.stop();
+  const tiny = await cluster.addWorker(id);
+  await waitFor('the old workers are forgotten', 15_000, async () => ((await info(cluster, cluster.token)).workers === 1) || undefined);
+  const dir = context('disk', `FROM ${cluster.busybox.reference}\nRUN dd if=/dev/zero of=/fill bs=1M count=64 && echo filled\n`);
+  const full = await within(90_000, 'the build on a full disk', solve(cluster, dir, { platforms: ['linux/amd64'] }));
+  assert.ok(full.error, 'the build failed');
+  assert.match(full.error.message, /space|ENOSPC|exit code|did not complete successfully/i);
+  assert.ok(!full.error.message.includes('\n'), `one line: ${full.error.message}`);
+  assert.equal(tiny.process.child.exitCode, null, 'the worker survived');
+  const small = await within(60_000, 'a small build after the full disk', solve(cluster, context('after-disk', `FROM ${cluster.busybox.reference}\nRUN echo small-${nonce} > /s\n`), { platforms: ['linux/amd64'] }));
+  assert.equal(small.error, undefined, small.error?.message);
+  await cluster.addWorker();
+});
+
+test('Redis restarting while builds are queued and running: every accepted build ends within a deadline', { timeout: 180_000 }, async () => {
+  // testkit's startCluster starts Redis without appendonly, so a restart loses every key.
+  const builds: Array<Promise<SolveOutcome | Error>> = [];
+  for (let i = 0; i < 4; i++) {
+    const dir = context(`redis-${i}`, `FROM ${cluster.busybox.reference}\nRUN echo r${i}-${nonce} && sleep 3\n`);
+    builds.push(solve(cluster, dir, { platforms: ['linux/amd64'], buildId: `redis-${i}-${nonce}` }).catch((e: Error) => e));
+  }
+  await new Promise((r) => setTimeout(r, 2_000));
+  await cluster.redis.restart();
+  const outcomes = await within(120_000, 'every build accepted before the Redis restart', Promise.all(builds));
+  for (const o of outcomes) {
+    const message = o instanceof Error ? o.message : o.error?.message;
+    if (message !== undefined) assert.ok(message.length > 0 && !message.includes('\n    at '), `a clear error: ${message}`);
+  }
+  const alive = aliveProcesses(cluster);
+  assert.ok(alive.frontend && alive.workers.every(Boolean), `no process died: ${JSON.stringify(alive)}`);
+  const after = await within(60_000, 'a build after the Redis restart', solve(cluster, context('after-redis', `FROM ${cluster.busybox.reference}\nRUN echo after-${nonce}\n`), { platforms: ['linux/amd64'] }));
+  assert.equal(after.error, undefined, after.error?.message);
+});
+
+test('the frontend dying mid-build: the client gets UNAVAILABLE at once, not a hang', { timeout: 60_000 }, async () => {
+  const dir = context('frontend', `FROM ${cluster.busybox.reference}\nRUN sleep 20\n`);
+  const control = new ControlClient(cluster.address, credentials.createInsecure());
+  const { syncContext } = await import('@buildyard/context');
+  const { ContextSyncClient } = await import('@buildyard/proto');
+  const sync = new ContextSyncClient(cluster.address, credentials.createInsecure());
+  const { contextId } = await syncContext(sync, dir, { dockerignore: [], metadata: bearer(cluster.token), cacheDir: false });
+  sync.close();
+  let killedAt = 0;
+  try {
+    const stream = control.solve(SolveRequest.fromPartial({ dockerfile: Buffer.from(`FROM ${cluster.busybox.reference}\nRUN sleep 20\n`), dockerfileName: 'Dockerfile', contextId, platforms: ['linux/amd64'] }), bearer(cluster.token));
+    await assert.rejects(within(30_000, 'the client noticing the frontend died', (async () => {
+      for await (const e of stream) {
+        if (!killedAt && (e as SolveEvent).vertex?.startedMs) { killedAt = Date.now(); cluster.frontendProcess.kill('SIGKILL'); }
+      }
+    })()), (err: { code?: number }) => err.code === status.UNAVAILABLE || err.code === status.INTERNAL || err.code === status.CANCELLED);
+    assert.ok(killedAt > 0 && Date.now() - killedAt < 10_000, 'the client learnt of it within 10 s');
+  } finally {
+    control.close();
+  }
+});
