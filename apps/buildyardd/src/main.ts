@@ -56,7 +56,15 @@ async function main(): Promise<void> {
     });
   }
 
+  const gcTimer = setInterval(() => {
+    frontend.collectGarbage({ keepBytes: config.gc.keepStorageBytes, keepDurationMs: config.gc.keepDurationMs })
+      .then((r) => { if (r.deleted > 0) console.log(JSON.stringify({ msg: 'blob gc', ...r })); })
+      .catch((err: Error) => console.error(JSON.stringify({ msg: 'blob gc failed', error: err.message })));
+  }, config.gc.intervalMs);
+  gcTimer.unref();
+
   const shutdown = async () => {
+    clearInterval(gcTimer);
     await frontend.close();
     await scheduler.close();
     await telemetry.shutdown();

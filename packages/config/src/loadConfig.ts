@@ -13,6 +13,7 @@ export interface BuildyardConfig {
   auth: { tokensFile: string; tokens: string[]; secretsKey: string };
   limits: { maxContextBytes: number; maxContextFiles: number; tenantConcurrency: number; stepTimeoutMs: number; maxLogBytesPerStep: number };
   worker: { id: string; capacity: number; platforms: string[]; healthListen: string; compression: 'gzip' | 'zstd'; keepStorageBytes: number };
+  gc: { intervalMs: number; keepStorageBytes: number; keepDurationMs: number };
   heartbeat: { intervalMs: number; timeoutMs: number };
   dashboard: { listen: string; readToken: string; adminToken: string };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { Redis } from 'ioredis';
-import { BlobLeases, RedisCacheIndex, pruneCache } from '@buildyard/cache';
+import { BlobLeases, RedisCacheIndex, collectBlobGarbage, pruneCache } from '@buildyard/cache';
 import { ContextStore, handleSync } from '@buildyard/context';
 import { normalizePlatform } from '@buildyard/graph';
 import { FsContentStore } from '@buildyard/oci';
@@ -89,6 +89,17 @@ export class Frontend {
     const port = await new Promise<number>((resolve, reject) => server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))));
     this.server = server;
     return port;
+  }
+
+  /**
+   * Removes shared-store blobs no cache record references and no running build has leased:
+   * older than keepDurationMs, then oldest first while the store is above keepBytes.
+   */
+  async collectGarbage(policy: { keepBytes: number; keepDurationMs: number }): Promise<{ deleted: number; reclaimedBytes: number }> {
+    const result = await collectBlobGarbage({
+      store: this.blobs, referenced: await RedisCacheIndex.referencedBlobs(this.opts.redis), leases: new BlobLeases(this.opts.redis), policy,
+    });
+    return { deleted: result.deleted.length, reclaimedBytes: result.reclaimedBytes };
   }
 
   async close(): Promise<void> {

@@ -49,6 +49,13 @@ async function sha256File(path: string): Promise<string> {
   return h.digest('hex');
 }
 
+async function syncOnly(dir: string): Promise<string> {
+  const { syncContext } = await import('@buildyard/context');
+  const { ContextSyncClient } = await import('@buildyard/proto');
+  const sync = new ContextSyncClient(cluster.address, credentials.createInsecure());
+  try { return (await syncContext(sync, dir, { dockerignore: [], metadata: bearer(cluster.token), cacheDir: false })).contextId; } finally { sync.close(); }
+}
+
 async function waitFor<T>(what: string, ms: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
@@ -84,13 +91,24 @@ test('SIGKILL of a worker mid-RUN: the build completes elsewhere and every blob 
 test('a client that disconnects cancels its build: status cancelled, no runc container left', { timeout: 90_000 }, async () => {
   const dir = context('disconnect', `FROM ${cluster.busybox.reference}\nRUN echo start-${nonce} && sleep 60\n`);
   const buildId = `disconnect-${nonce}`;
-  await solve(cluster, dir, { platforms: ['linux/amd64'], buildId }, {
-    onEvent: (e) => { if (e.vertex?.name.includes('RUN') && e.vertex.startedMs && !e.vertex.completedMs) throw Object.assign(new Error('leaving'), { leave: true }); },
-  }).catch((err: { leave?: boolean }) => { if (!err.leave) throw err; });
+  const contextId = await syncOnly(dir);
+  const control = new ControlClient(cluster.address, credentials.createInsecure());
+  try {
+    const call = control.solve(SolveRequest.fromPartial({ dockerfile: Buffer.from(`FROM ${cluster.busybox.reference}\nRUN echo start-${nonce} && sleep 60\n`), dockerfileName: 'Dockerfile', contextId, platforms: ['linux/amd64'], buildId }), bearer(cluster.token));
+    await within(30_000, 'the RUN step starting', new Promise<void>((resolve, reject) => {
+      call.on('data', (e: SolveEvent) => { if (e.vertex?.name.includes('RUN') && e.vertex.startedMs && !e.vertex.completedMs) resolve(); });
+      call.on('error', (err) => { if ((err as { code?: number }).code !== status.CANCELLED) reject(err); });
+    }));
+    call.cancel(); // the client goes away (as on Ctrl-C or a dropped connection)
+  } finally {
+    control.close();
+  }
+  let last = '';
   const record = await waitFor('the build record says cancelled', 30_000, async () => {
     const b = (await buildStatus(cluster, cluster.token, buildId)).builds[0];
+    last = `${b.status} ${b.error}`;
     return b.status === 'cancelled' ? b : undefined;
-  });
+  }).catch((err: Error) => { throw new Error(`${err.message} (last status: ${last})`); });
   assert.match(record.error, /client went away|cancel/);
   await waitFor('no runc container is left', 20_000, () => runcContainers(cluster).length === 0 || undefined);
 });
@@ -159,11 +177,7 @@ test('Redis restarting while builds are queued and running: every accepted build
 test('the frontend dying mid-build: the client gets UNAVAILABLE at once, not a hang', { timeout: 60_000 }, async () => {
   const dir = context('frontend', `FROM ${cluster.busybox.reference}\nRUN sleep 20\n`);
   const control = new ControlClient(cluster.address, credentials.createInsecure());
-  const { syncContext } = await import('@buildyard/context');
-  const { ContextSyncClient } = await import('@buildyard/proto');
-  const sync = new ContextSyncClient(cluster.address, credentials.createInsecure());
-  const { contextId } = await syncContext(sync, dir, { dockerignore: [], metadata: bearer(cluster.token), cacheDir: false });
-  sync.close();
+  const contextId = await syncOnly(dir);
   let killedAt = 0;
   try {
     const stream = control.solve(SolveRequest.fromPartial({ dockerfile: Buffer.from(`FROM ${cluster.busybox.reference}\nRUN sleep 20\n`), dockerfileName: 'Dockerfile', contextId, platforms: ['linux/amd64'] }), bearer(cluster.token));
