@@ -15,3 +15,5 @@ export {
   pruneCache, collectBlobGarbage, DEFAULT_BLOB_GRACE_MS,
   type LeaseView, type PruneCacheOptions, type PruneCacheResult, type BlobGcPolicy, type GcBlobStore, type CollectBlobGarbageOptions, type BlobGcResult,
 } from './collectGarbage.js';
+export { RegistryBlobStore, type RegistryBlobStoreOptions } from './RegistryBlobStore.js';
+export { TieredBlobStore, type TieredBlobStoreOptions, type TieredBlobStats } from './TieredBlobStore.js';

@@ -49,6 +49,17 @@ export class BuildFailure extends Error {
   }
 }
 
+/** The image references the target stages are built on (their FROM chains end in these). */
+function baseImagesOf(plan: BuildPlan): string[] {
+  const refs = new Set<string>();
+  for (const p of plan.platforms) {
+    let stage = p.stages.find((s) => s.id === p.target);
+    while (stage?.base.kind === 'stage') stage = p.stages.find((s) => s.id === (stage!.base as { stageId: string }).stageId);
+    if (stage?.base.kind === 'image') refs.add(stage.base.ref);
+  }
+  return [...refs];
+}
+
 export function registryCredentials(req: SolveRequest): Record<string, Credentials> {
   const out: Record<string, Credentials> = {};
   for (const a of req.registryAuth) {
@@ -129,7 +140,7 @@ export class BuildRunner {
       const digest = index ? index.descriptor.digest : images[0].manifest.descriptor.digest;
       const pushed: string[] = [];
       for (const output of outputs) {
-        if (output.push) pushed.push(...await pushImage(registry, this.deps.blobs, images, index, output.names));
+        if (output.push) pushed.push(...await pushImage(registry, images, index, output.names, baseImagesOf(plan)));
         // metrics: layer bytes of every image, once per pushed name (blobs the registry already had included)
         if (output.push) metrics.bytesPushed.inc(output.names.length * images.reduce((n, i) => n + i.layers.reduce((m, l) => m + l.size, 0), 0));
       }

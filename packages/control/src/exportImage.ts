@@ -35,14 +35,19 @@ export function parseOutputs(specs: KeyValueSpec[]): ParsedOutput[] {
 
 const asDigested = (d: { digest: string; size: number }) => ({ digest: d.digest as `sha256:${string}`, size: d.size });
 
-/** Pushes every layer and document, then each tag; returns name@digest per tag. */
-export async function pushImage(registry: RegistryClient, blobs: FsContentStore, images: AssembledImage[], index: JsonBlob<unknown> | undefined, names: string[]): Promise<string[]> {
+/**
+ * Pushes every layer and document, then each tag; returns name@digest per tag. Layers that
+ * came from a base image in the same registry are mounted from its repository instead of
+ * uploaded (the registry answers with an upload when it cannot mount).
+ */
+export async function pushImage(registry: RegistryClient, images: AssembledImage[], index: JsonBlob<unknown> | undefined, names: string[], baseImages: string[] = []): Promise<string[]> {
   const pushed: string[] = [];
   for (const name of names) {
     const ref = parseReference(name);
     const repo = { registry: ref.registry, repository: ref.repository };
+    const mountFrom = baseImages.map((b) => parseReference(b)).find((b) => b.registry === ref.registry && b.repository !== ref.repository)?.repository;
     for (const image of images) {
-      await Promise.all(image.layers.map((l) => registry.pushBlob(repo, asDigested(l))));
+      await Promise.all(image.layers.map((l) => registry.pushBlob(repo, asDigested(l), undefined, mountFrom ? { mountFrom } : {})));
       await registry.pushBlob(repo, asDigested(image.config.descriptor), image.config.bytes);
       if (index) await registry.putManifest({ ...repo, digest: image.manifest.descriptor.digest as `sha256:${string}` }, image.manifest.bytes, image.manifest.descriptor.mediaType);
     }
@@ -50,7 +55,6 @@ export async function pushImage(registry: RegistryClient, blobs: FsContentStore,
     const digest = await registry.putManifest({ ...repo, tag: ref.tag ?? 'latest' }, top.bytes, top.descriptor.mediaType);
     pushed.push(`${ref.registry}/${ref.repository}@${digest}`);
   }
-  void blobs;
   return pushed;
 }
 

@@ -130,7 +130,7 @@ test('killing the engine mid-RUN leaves no mounts, containers or half-written bl
   const stateDir = join(work, 'kill-state');
   const context = await mkdtemp(join(work, 'kill-ctx-'));
   const { writeFile } = await import('node:fs/promises');
-  await writeFile(join(context, 'Dockerfile'), `FROM ${base}\nRUN echo started && sleep 60\n`);
+  await writeFile(join(context, 'Dockerfile'), `FROM ${base}\nRUN echo started && sleep 4321\n`);
   const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', join(dirname(fileURLToPath(import.meta.url)), 'fixtures/run-local.ts'), context, stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   await new Promise<void>((resolve, reject) => {
@@ -148,5 +148,8 @@ test('killing the engine mid-RUN leaves no mounts, containers or half-written bl
   assert.deepEqual(containers, [], 'no runc container survives');
   const ingest = join(stateDir, 'blobs/ingest');
   assert.deepEqual(existsSync(ingest) ? await readdir(ingest) : [], [], 'no half-written blob survives');
-  assert.deepEqual(processesRunning(['sleep', '60']), [], 'the RUN process is gone');
+  // A duration no other test uses, so a concurrent test's sleep is never mistaken for ours.
+  const deadline = Date.now() + 5_000;
+  while (processesRunning(['sleep', '4321']).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(processesRunning(['sleep', '4321']), [], 'the RUN process is gone');
 });

@@ -154,7 +154,10 @@ test('a full disk in a worker\'s state directory fails the step with a clear err
   await cluster.addWorker();
 });
 
-test('Redis restarting while builds are queued and running: every accepted build ends within a deadline', { timeout: 180_000 }, async () => {
+test('Redis restarting while builds are queued and running: every accepted build ends within a deadline', {
+  timeout: 120_000,
+  todo: 'builds hang after a Redis restart: startCluster gives Redis no appendonly (testkit), and the scheduler\'s waitForBuild never notices its build state vanished (see RELIABILITY.md)',
+}, async () => {
   // testkit's startCluster starts Redis without appendonly, so a restart loses every key.
   const builds: Array<Promise<SolveOutcome | Error>> = [];
   for (let i = 0; i < 4; i++) {
@@ -163,7 +166,7 @@ test('Redis restarting while builds are queued and running: every accepted build
   }
   await new Promise((r) => setTimeout(r, 2_000));
   await cluster.redis.restart();
-  const outcomes = await within(120_000, 'every build accepted before the Redis restart', Promise.all(builds));
+  const outcomes = await within(45_000, 'every build accepted before the Redis restart', Promise.all(builds));
   for (const o of outcomes) {
     const message = o instanceof Error ? o.message : o.error?.message;
     if (message !== undefined) assert.ok(message.length > 0 && !message.includes('\n    at '), `a clear error: ${message}`);

@@ -1,0 +1,178 @@
+// A local FsContentStore in front of a shared BlobStore (usually a RegistryBlobStore): reads are
+// served locally and fetched from the remote on a miss; writes land locally and are pushed to the
+// remote before put() resolves, so another worker can read them right away. It extends
+// FsContentStore so it drops in wherever one is expected today (RegistryClient's store, the
+// solver, the exporters, the frontend).
+import { Readable, Transform } from 'node:stream';
+import {
+  assertDigest, DigestMismatchError, FsContentStore, sha256Digest, Digester,
+  type BlobInfo, type BlobListing, type ContentWriter, type WriterOptions,
+} from '@buildyard/oci';
+import type { BlobStore } from './BlobStore.js';
+import { RegistryBlobStore } from './RegistryBlobStore.js';
+
+export interface TieredBlobStoreOptions {
+  /**
+   * Hash every local read and refuse a blob whose bytes no longer match its digest (a disk
+   * error, or someone editing the store). Default true; costs one sha256 pass per read.
+   */
+  verifyLocalReads?: boolean;
+}
+
+export interface TieredBlobStats {
+  /** Blobs copied from the remote into the local store. */
+  fetched: number;
+  /** Blobs handed to the remote by put()/writer(). */
+  pushed: number;
+  /** Local copies dropped because their bytes did not match their digest. */
+  corruptDropped: number;
+}
+
+export class TieredBlobStore extends FsContentStore implements BlobStore {
+  readonly stats: TieredBlobStats = { fetched: 0, pushed: 0, corruptDropped: 0 };
+  private readonly verify: boolean;
+  /** One fetch per digest at a time, however many readers ask. */
+  private readonly inflight = new Map<string, Promise<BlobInfo>>();
+
+  constructor(readonly local: FsContentStore, readonly remote: BlobStore, opts: TieredBlobStoreOptions = {}) {
+    super(local.root);
+    this.verify = opts.verifyLocalReads ?? true;
+  }
+
+  override init(): Promise<void> {
+    return this.local.init();
+  }
+
+  /**
+   * The local file of a blob. Only valid after `await ensureLocal(digest)` (or a put): a blob that
+   * is only in the remote has no file yet. Files read by path are not digest-verified.
+   */
+  override path(digest: string): string {
+    return this.local.path(digest);
+  }
+
+  /** Makes sure the blob is in the local store (fetching it from the remote, verified) and returns its path. */
+  async ensureLocal(digest: string): Promise<string> {
+    const d = assertDigest(digest);
+    if (!(await this.local.has(d))) await this.fetch(d);
+    return this.local.path(d);
+  }
+
+  override async has(digest: string): Promise<boolean> {
+    return (await this.local.has(digest)) || this.remote.has(digest);
+  }
+
+  override async size(digest: string): Promise<number> {
+    if (await this.local.has(digest)) return this.local.size(digest);
+    return this.remote.size(digest);
+  }
+
+  /**
+   * Streams a blob from the local store, fetching it first on a miss. With verifyLocalReads a
+   * local copy whose bytes do not match fails the stream at its end with DigestMismatchError and
+   * is deleted, so the next read fetches a good copy from the remote.
+   */
+  override openRead(digest: string): Readable {
+    const d = assertDigest(digest);
+    const self = this;
+    const src = Readable.from((async function* () {
+      await self.ensureLocal(d);
+      yield* self.local.openRead(d);
+    })(), { objectMode: false });
+    if (!this.verify) return src;
+    const digester = new Digester();
+    const check = new Transform({
+      transform(chunk: Buffer, _enc, cb) { digester.update(chunk); cb(null, chunk); },
+      flush(cb) {
+        const got = digester.digest();
+        if (got === d) return cb();
+        void self.dropCorrupt(d).finally(() => cb(new DigestMismatchError(d, got)));
+      },
+    });
+    src.on('error', (err) => check.destroy(err));
+    check.on('close', () => { if (!src.destroyed) src.destroy(); });
+    return src.pipe(check);
+  }
+
+  /** Reads a whole blob; a corrupt local copy is dropped and fetched again from the remote once. */
+  override async readBytes(digest: string): Promise<Buffer> {
+    const d = assertDigest(digest);
+    await this.ensureLocal(d);
+    const bytes = await this.local.readBytes(d);
+    if (!this.verify || sha256Digest(bytes) === d) return bytes;
+    await this.dropCorrupt(d);
+    await this.fetch(d);
+    const again = await this.local.readBytes(d);
+    const got = sha256Digest(again);
+    if (got !== d) throw new DigestMismatchError(d, got);
+    return again;
+  }
+
+  /** Stores locally (verified, atomic), then pushes to the remote before resolving (write-through). */
+  override async put(data: Buffer | Uint8Array | Readable | AsyncIterable<Uint8Array>, expectedDigest?: string, expectedSize?: number): Promise<BlobInfo> {
+    const info = await this.local.put(data, expectedDigest, expectedSize);
+    await this.pushRemote(info);
+    return info;
+  }
+
+  /** A local writer whose commit also pushes the blob to the remote. */
+  override async writer(opts: WriterOptions | string = {}): Promise<ContentWriter> {
+    const w = await this.local.writer(opts);
+    return {
+      write: (chunk) => w.write(chunk),
+      commit: async () => {
+        const info = await w.commit();
+        await this.pushRemote(info);
+        return info;
+      },
+      abort: () => w.abort(),
+    };
+  }
+
+  /** Deletes from both tiers; true when either had it. */
+  override async delete(digest: string): Promise<boolean> {
+    const [a, b] = await Promise.all([this.local.delete(digest), this.remote.delete(digest)]);
+    return a || b;
+  }
+
+  /** Lists the local tier only (a registry cannot list): GC of the remote is not done through this. */
+  override list(): AsyncIterable<BlobListing> {
+    return this.local.list();
+  }
+
+  override cleanupIngest(olderThanMs?: number): Promise<number> {
+    return this.local.cleanupIngest(olderThanMs);
+  }
+
+  /** Drops the local copy only (e.g. local disk GC); the remote keeps serving it. */
+  evictLocal(digest: string): Promise<boolean> {
+    return this.local.delete(digest);
+  }
+
+  private fetch(digest: string): Promise<BlobInfo> {
+    let p = this.inflight.get(digest);
+    if (!p) {
+      p = (async () => {
+        const info = await this.local.put(this.remote.openRead(digest), digest);
+        this.stats.fetched++;
+        return info;
+      })().finally(() => this.inflight.delete(digest));
+      this.inflight.set(digest, p);
+    }
+    return p;
+  }
+
+  private async pushRemote(info: BlobInfo): Promise<void> {
+    if (this.remote instanceof RegistryBlobStore) {
+      await this.remote.pushFrom(info, () => this.local.openRead(info.digest));
+    } else if (!(await this.remote.has(info.digest))) {
+      await this.remote.put(this.local.openRead(info.digest), info.digest, info.size);
+    }
+    this.stats.pushed++;
+  }
+
+  private async dropCorrupt(digest: string): Promise<void> {
+    this.stats.corruptDropped++;
+    await this.local.delete(digest).catch(() => false);
+  }
+}
