@@ -16,7 +16,7 @@ const repoRoot = resolve(fileURLToPath(import.meta.url), '../..');
 const args = process.argv.slice(2);
 const unitOnly = args.includes('--unit');
 const roots = args.filter((a) => !a.startsWith('--'));
-const searchRoots = roots.length > 0 ? roots.map((r) => resolve(r)) : ['proto', 'packages', 'apps', 'test/e2e'].map((r) => join(repoRoot, r));
+const searchRoots = roots.length > 0 ? roots.map((r) => resolve(r)) : ['proto', 'packages', 'apps', 'test/e2e', 'test/bench'].map((r) => join(repoRoot, r));
 
 function findTests(dir, found) {
   if (dir.endsWith('.test.ts')) { found.push(dir); return; }
