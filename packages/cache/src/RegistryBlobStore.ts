@@ -2,12 +2,11 @@
 // pulled through @buildyard/oci's RegistryClient, so auth, retries, chunked uploads and digest
 // verification are the client's. A registry cannot list a repository's blobs, and its own
 // garbage collector deletes blobs no manifest references: see README.md ("Registry blob store").
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
-import { createWriteStream } from 'node:fs';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   assertDigest, BlobNotFoundError, Digester, DigestMismatchError, parseReference, RegistryClient, RegistryError,
@@ -92,14 +91,15 @@ export class RegistryBlobStore implements BlobStore {
   /** Streams a blob; the stream fails with DigestMismatchError at its end if the bytes are wrong. */
   openRead(digest: string): Readable {
     const d = assertDigest(digest);
-    const out = new PassThrough();
-    const src = this.client.fetchBlob(this.repository, d);
-    src.on('error', (err: Error) => {
-      out.destroy(err instanceof RegistryError && err.status === 404 ? new BlobNotFoundError(d, this.name) : err);
-    });
-    src.pipe(out);
-    out.on('close', () => { if (!src.destroyed) src.destroy(); });
-    return out;
+    const self = this;
+    // Lazy: the request starts when the consumer reads, so an error always has a listener.
+    return Readable.from((async function* () {
+      try {
+        for await (const chunk of self.client.fetchBlob(self.repository, d)) yield chunk as Buffer;
+      } catch (err) {
+        throw err instanceof RegistryError && err.status === 404 ? new BlobNotFoundError(d, self.name) : err;
+      }
+    })(), { objectMode: false });
   }
 
   /**

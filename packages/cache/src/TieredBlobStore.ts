@@ -3,7 +3,7 @@
 // remote before put() resolves, so another worker can read them right away. It extends
 // FsContentStore so it drops in wherever one is expected today (RegistryClient's store, the
 // solver, the exporters, the frontend).
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import {
   assertDigest, DigestMismatchError, FsContentStore, sha256Digest, Digester,
   type BlobInfo, type BlobListing, type ContentWriter, type WriterOptions,
@@ -75,23 +75,20 @@ export class TieredBlobStore extends FsContentStore implements BlobStore {
   override openRead(digest: string): Readable {
     const d = assertDigest(digest);
     const self = this;
-    const src = Readable.from((async function* () {
+    // A lazy generator: nothing runs (and nothing can fail unobserved) until the consumer reads.
+    return Readable.from((async function* () {
       await self.ensureLocal(d);
-      yield* self.local.openRead(d);
+      const digester = self.verify ? new Digester() : undefined;
+      for await (const chunk of self.local.openRead(d)) {
+        digester?.update(chunk as Buffer);
+        yield chunk as Buffer;
+      }
+      const got = digester?.digest();
+      if (got !== undefined && got !== d) {
+        await self.dropCorrupt(d);
+        throw new DigestMismatchError(d, got);
+      }
     })(), { objectMode: false });
-    if (!this.verify) return src;
-    const digester = new Digester();
-    const check = new Transform({
-      transform(chunk: Buffer, _enc, cb) { digester.update(chunk); cb(null, chunk); },
-      flush(cb) {
-        const got = digester.digest();
-        if (got === d) return cb();
-        void self.dropCorrupt(d).finally(() => cb(new DigestMismatchError(d, got)));
-      },
-    });
-    src.on('error', (err) => check.destroy(err));
-    check.on('close', () => { if (!src.destroyed) src.destroy(); });
-    return src.pipe(check);
   }
 
   /** Reads a whole blob; a corrupt local copy is dropped and fetched again from the remote once. */

@@ -14,7 +14,7 @@ import { FsContentStore, RegistryClient } from '@buildyard/oci';
 import { CountingRegistryClient } from './CountingRegistryClient.js';
 import { ProgressWriter, type VertexRef } from '@buildyard/progress';
 import { StageConsumer, type StageJob } from '@buildyard/scheduler';
-import { RegistryImageSource, StageSolver, openLocalEngine, type StageResult } from '@buildyard/solver';
+import { RegistryImageSource, StageSolver, openExecutionEngine, type StageResult } from '@buildyard/solver';
 
 export interface FleetWorkerOptions {
   id: string;
@@ -54,7 +54,7 @@ function vertexId(platform: string, vertex: Vertex): string {
 export class FleetWorker {
   private redis!: Redis;
   private consumer?: StageConsumer;
-  private engine!: Awaited<ReturnType<typeof openLocalEngine>>;
+  private engine!: Awaited<ReturnType<typeof openExecutionEngine>>;
   private contexts!: ContextStore;
   private blobs!: FsContentStore;
   private secrets!: BuildSecrets;
@@ -71,9 +71,11 @@ export class FleetWorker {
 
   async start(): Promise<void> {
     this.redis = new Redis(this.opts.redisUrl, { maxRetriesPerRequest: null });
-    this.engine = await openLocalEngine(this.opts.stateDir, this.opts.insecureRegistries);
+    this.engine = await openExecutionEngine(this.opts.stateDir);
     this.blobs = new FsContentStore(join(this.opts.sharedDir, 'blobs'));
     await this.blobs.init();
+    // Uploads a killed worker left half-written; committed blobs are never partial.
+    await this.blobs.cleanupIngest(60 * 60 * 1000);
     this.contexts = new ContextStore({ root: join(this.opts.sharedDir, 'contexts') });
     this.secrets = new BuildSecrets(this.redis, this.opts.secretsKey);
     this.consumer = new StageConsumer({

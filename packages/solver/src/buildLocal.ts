@@ -43,16 +43,25 @@ export interface LocalBuildResult {
   stages: StageResult[];
 }
 
-/** The local engine's state: everything a worker keeps between builds. */
-export async function openLocalEngine(stateDir: string, insecureRegistries: string[] = []) {
+/**
+ * What runs steps on this machine: the overlay snapshotter and runc, both cleared of anything
+ * a killed predecessor left in the state dir. Fleet workers use this with the shared store.
+ */
+export async function openExecutionEngine(stateDir: string) {
   await mkdir(stateDir, { recursive: true });
-  const blobs = new FsContentStore(join(stateDir, 'blobs'));
-  await blobs.init();
-  await blobs.cleanupIngest();
   const snapshotter = new OverlaySnapshotter(join(stateDir, 'snapshots'));
   await snapshotter.cleanupStale();
   const executor = new RuncExecutor({ stateDir: join(stateDir, 'runc') });
   await executor.cleanupStale();
+  return { snapshotter, executor };
+}
+
+/** The local engine: execution plus its own blob store, registry client and context store. */
+export async function openLocalEngine(stateDir: string, insecureRegistries: string[] = []) {
+  const { snapshotter, executor } = await openExecutionEngine(stateDir);
+  const blobs = new FsContentStore(join(stateDir, 'blobs'));
+  await blobs.init();
+  await blobs.cleanupIngest();
   const registry = new RegistryClient({ store: blobs, insecureHosts: insecureRegistries });
   return { blobs, snapshotter, executor, registry, images: new RegistryImageSource(registry, blobs), contexts: new ContextStore({ root: join(stateDir, 'contexts') }) };
 }
