@@ -89,6 +89,8 @@ program.command('serve', { isDefault: true })
       compression: config.worker.compression,
       insecureRegistries: config.registry.insecure,
       stepTimeoutMs: config.limits.stepTimeoutMs,
+      keepStorageBytes: config.worker.keepStorageBytes,
+      gcIntervalMs: config.gc.intervalMs,
       maxLogBytesPerStep: config.limits.maxLogBytesPerStep,
       heartbeatMs: config.heartbeat.intervalMs,
       heartbeatTtlMs: config.heartbeat.timeoutMs,

@@ -2,7 +2,8 @@ import type { Readable } from 'node:stream';
 
 /**
  * Content-addressed blob storage shared by every worker. `FsContentStore` from @buildyard/oci
- * (a local directory) satisfies it; a registry repository is the distributed backend.
+ * (a local directory) satisfies it; `RegistryBlobStore` (a registry repository) is the distributed
+ * backend, normally used behind a `TieredBlobStore` (local directory in front).
  */
 export interface BlobStore {
   has(digest: string): Promise<boolean>;

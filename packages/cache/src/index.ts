@@ -17,3 +17,4 @@ export {
 } from './collectGarbage.js';
 export { RegistryBlobStore, type RegistryBlobStoreOptions } from './RegistryBlobStore.js';
 export { TieredBlobStore, type TieredBlobStoreOptions, type TieredBlobStats } from './TieredBlobStore.js';
+export { openSharedBlobStore, type SharedBlobStoreOptions } from './openSharedBlobStore.js';

@@ -15,6 +15,7 @@ import { CountingRegistryClient } from './CountingRegistryClient.js';
 import { ProgressWriter, type VertexRef } from '@buildyard/progress';
 import { StageConsumer, type StageJob } from '@buildyard/scheduler';
 import { RegistryImageSource, StageSolver, openExecutionEngine, type StageResult } from '@buildyard/solver';
+import { pruneSnapshots } from '@buildyard/snapshot';
 
 export interface FleetWorkerOptions {
   id: string;
@@ -34,6 +35,9 @@ export interface FleetWorkerOptions {
   heartbeatMs: number;
   heartbeatTtlMs: number;
   version: string;
+  /** Local snapshots kept by garbage collection, and how often it runs (while idle). */
+  keepStorageBytes: number;
+  gcIntervalMs: number;
   /** Lock and stall detection of stage jobs (how soon a dead worker's stage moves elsewhere). */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
@@ -59,6 +63,10 @@ export class FleetWorker {
   private blobs!: FsContentStore;
   private secrets!: BuildSecrets;
   private readonly contextsReady = new Map<string, Promise<string>>();
+  private running = 0;
+  private gcTimer?: NodeJS.Timeout;
+  /** Set while GC runs; stages wait for it so it never removes a snapshot they are about to use. */
+  private gcDone?: Promise<void>;
   readonly platforms: { native: string[]; emulated: string[] };
 
   constructor(private readonly opts: FleetWorkerOptions) {
@@ -100,14 +108,36 @@ export class FleetWorker {
       onError: this.opts.onError,
     });
     await this.consumer.start();
+    this.gcTimer = setInterval(() => void this.collectGarbage(), this.opts.gcIntervalMs);
+    this.gcTimer.unref();
+  }
+
+  /** Prunes local snapshots to keepStorageBytes; skipped while a stage runs, as it may need them. */
+  async collectGarbage(): Promise<void> {
+    if (this.running > 0 || this.gcDone) return;
+    this.gcDone = pruneSnapshots(this.engine.snapshotter, this.opts.keepStorageBytes)
+      .then(() => undefined, (err: Error) => this.opts.onError?.(err))
+      .finally(() => { this.gcDone = undefined; });
+    await this.gcDone;
   }
 
   async close(): Promise<void> {
+    clearInterval(this.gcTimer);
     await this.consumer?.close();
     this.redis?.disconnect();
   }
 
   private async runStage(job: StageJob, signal: AbortSignal): Promise<StageResult> {
+    this.running++;
+    try {
+      await this.gcDone;
+      return await this.solveStage(job, signal);
+    } finally {
+      this.running--;
+    }
+  }
+
+  private async solveStage(job: StageJob, signal: AbortSignal): Promise<StageResult> {
     const payload = job.payload as StagePayload;
     const { stage } = payload;
     const sealed = await this.secrets.get(job.buildId);

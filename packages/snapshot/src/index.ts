@@ -11,3 +11,4 @@ export {
 } from './OverlaySnapshotter.js';
 export { collectLayerEntries, diffUpper, tarDirectory, type TarDirectoryOptions } from './tarDirectory.js';
 export { writeLayerTar, type LayerEntry, type LayerEntryType, type WriteLayerTarOptions } from './writeLayerTar.js';
+export { pruneSnapshots, type PruneSnapshotsResult } from './pruneSnapshots.js';

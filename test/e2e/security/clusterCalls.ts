@@ -17,7 +17,7 @@ export function unary<Res>(cluster: Addr, method: 'info' | 'status' | 'diskUsage
   return new Promise<Res>((resolve, reject) => {
     const md = token === undefined ? bearer('') : bearer(token);
     if (token === undefined) md.remove('authorization');
-    (control[method] as (r: object, m: typeof md, o: { deadline: Date }, cb: (e: ServiceError | null, r: Res) => void) => void)
+    (control[method] as unknown as (r: object, m: typeof md, o: { deadline: Date }, cb: (e: ServiceError | null, r: Res) => void) => void)
       .call(control, req, md, { deadline }, (err, res) => (err ? reject(err) : resolve(res)));
   }).finally(() => control.close());
 }

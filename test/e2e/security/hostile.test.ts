@@ -82,11 +82,14 @@ test('ContextSync without a token is refused before anything is stored', async (
 
 function tarOf(entries: Array<{ name: string; type?: 'file' | 'symlink' | 'link'; linkname?: string; body?: string }>): Promise<Buffer> {
   const pack = tar.pack();
-  for (const e of entries) pack.entry({ name: e.name, type: e.type ?? 'file', linkname: e.linkname, mode: 0o644 }, e.type && e.type !== 'file' ? undefined : e.body ?? 'pwned');
+  for (const e of entries) {
+    if (e.type && e.type !== 'file') pack.entry({ name: e.name, type: e.type, linkname: e.linkname, mode: 0o644 });
+    else pack.entry({ name: e.name, type: 'file', mode: 0o644 }, e.body ?? 'pwned');
+  }
   pack.finalize();
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
-    pack.on('data', (c: Buffer) => parts.push(c)).on('end', () => resolve(Buffer.concat(parts))).on('error', reject);
+    pack.on('data', (c: unknown) => { parts.push(c as Buffer); }).on('end', () => resolve(Buffer.concat(parts))).on('error', reject);
   });
 }
 

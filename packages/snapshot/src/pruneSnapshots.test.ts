@@ -1,0 +1,31 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { OverlaySnapshotter, pruneSnapshots } from './index.js';
+
+test('pruneSnapshots removes the oldest leaves until the worker fits, never a snapshot others build on', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'buildyard-prune-snap-'));
+  after(() => rmSync(root, { recursive: true, force: true }));
+  const snapshotter = new OverlaySnapshotter(root);
+  // base <- child-a (older) and base <- child-b (newer); each holds 64 KiB of its own.
+  const commit = async (name: string, parent?: string) => {
+    const active = await snapshotter.prepare(`${name}-work`, parent);
+    writeFileSync(join(active.mountpoint, `${name}.bin`), Buffer.alloc(64 * 1024, 1));
+    await active.release();
+    await snapshotter.commit(name, `${name}-work`);
+    await new Promise((r) => setTimeout(r, 5));
+  };
+  await commit('base');
+  await commit('child-a', 'base');
+  await commit('child-b', 'base');
+
+  const nothing = await pruneSnapshots(snapshotter, 10 * 1024 * 1024);
+  assert.deepEqual(nothing.removed, [], 'under the limit nothing goes');
+  const some = await pruneSnapshots(snapshotter, 150 * 1024);
+  assert.deepEqual(some.removed, ['child-a'], 'the oldest leaf goes first, and only as much as needed');
+  const all = await pruneSnapshots(snapshotter, 0);
+  assert.deepEqual(all.removed, ['child-b', 'base'], 'a parent goes only once nothing is built on it');
+  assert.deepEqual(await snapshotter.list(), []);
+});
