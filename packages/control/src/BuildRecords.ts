@@ -18,6 +18,8 @@ export interface BuildRecord {
   verticesTotal: number;
   verticesCached: number;
   pushed: string[];
+  /** Id of the frontend process running this build. */
+  coordinator: string;
 }
 
 const key = (buildId: string) => `buildyard:build:${buildId}`;
@@ -27,10 +29,10 @@ const RETENTION_MS = 7 * 24 * 3600 * 1000;
 export class BuildRecords {
   constructor(private readonly redis: Redis) {}
 
-  async create(record: Pick<BuildRecord, 'buildId' | 'tenant' | 'platforms'>): Promise<void> {
+  async create(record: Pick<BuildRecord, 'buildId' | 'tenant' | 'platforms' | 'coordinator'>): Promise<void> {
     const now = Date.now();
     await this.redis.multi()
-      .hset(key(record.buildId), { buildId: record.buildId, tenant: record.tenant, status: 'queued', platforms: JSON.stringify(record.platforms), createdMs: now, finishedMs: 0, digest: '', error: '', verticesTotal: 0, verticesCached: 0, pushed: '[]' })
+      .hset(key(record.buildId), { buildId: record.buildId, tenant: record.tenant, status: 'queued', platforms: JSON.stringify(record.platforms), createdMs: now, finishedMs: 0, digest: '', error: '', verticesTotal: 0, verticesCached: 0, pushed: '[]', coordinator: record.coordinator })
       .pexpire(key(record.buildId), RETENTION_MS)
       .zadd(LIST, now, record.buildId)
       .zremrangebyscore(LIST, 0, now - RETENTION_MS)
@@ -50,7 +52,15 @@ export class BuildRecords {
       buildId: raw.buildId, tenant: raw.tenant, status: raw.status as BuildRecordStatus, platforms: JSON.parse(raw.platforms || '[]'),
       createdMs: Number(raw.createdMs), finishedMs: Number(raw.finishedMs), digest: raw.digest, error: raw.error,
       verticesTotal: Number(raw.verticesTotal), verticesCached: Number(raw.verticesCached), pushed: JSON.parse(raw.pushed || '[]'),
+      coordinator: raw.coordinator ?? '',
     };
+  }
+
+  /** Builds still queued or running, newest first, among those created in the last day. */
+  async unfinished(): Promise<BuildRecord[]> {
+    const ids = await this.redis.zrevrangebyscore(LIST, '+inf', Date.now() - 24 * 3600 * 1000);
+    const records = await Promise.all(ids.map((id) => this.get(id)));
+    return records.filter((r): r is BuildRecord => !!r && (r.status === 'queued' || r.status === 'running'));
   }
 
   /** The newest builds of one tenant. */

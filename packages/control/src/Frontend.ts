@@ -5,7 +5,7 @@ import { BlobLeases, RedisCacheIndex, collectBlobGarbage, pruneCache } from '@bu
 import { ContextStore, handleSync } from '@buildyard/context';
 import { normalizePlatform } from '@buildyard/graph';
 import { FsContentStore } from '@buildyard/oci';
-import { readProgress, toSolveEvent } from '@buildyard/progress';
+import { ProgressWriter, readProgress, toSolveEvent } from '@buildyard/progress';
 import {
   AttachRequest, CancelResponse, ControlService, ContextSyncService, DiskUsageResponse, InfoResponse, ListWorkersResponse,
   PruneResponse, SolveEvent, StatusResponse,
@@ -36,6 +36,9 @@ export interface FrontendOptions {
 }
 
 const MAX_BUILD_ARG_BYTES = 64 * 1024;
+const COORDINATOR_BEAT_MS = 3_000;
+const COORDINATOR_TTL_MS = 10_000;
+const coordinatorKey = (id: string) => `buildyard:frontend:${id}`;
 const MAX_LABEL_BYTES = 64 * 1024;
 const FILE_CHUNK = 256 * 1024;
 
@@ -69,6 +72,9 @@ export class Frontend {
   private readonly runner: BuildRunner;
   private readonly finished = new Map<string, Promise<FinishedImages | undefined>>();
   private server?: Server;
+  /** This process's id as a build coordinator; its heartbeat key says it is alive. */
+  readonly id = randomUUID();
+  private liveness?: NodeJS.Timeout;
 
   constructor(private readonly opts: FrontendOptions) {
     this.records = new BuildRecords(opts.redis);
@@ -88,7 +94,33 @@ export class Frontend {
     server.addService(ContextSyncService, { sync: (call: ServerDuplexStream<SyncRequest, SyncResponse>) => this.sync(call) } as never);
     const port = await new Promise<number>((resolve, reject) => server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))));
     this.server = server;
+    await this.beat();
+    this.liveness = setInterval(() => { void this.beat().then(() => this.failOrphanedBuilds()).catch(() => undefined); }, COORDINATOR_BEAT_MS);
+    this.liveness.unref();
     return port;
+  }
+
+  private beat(): Promise<unknown> {
+    return this.opts.redis.set(coordinatorKey(this.id), '1', 'PX', COORDINATOR_TTL_MS);
+  }
+
+  /**
+   * A build's coordinator lives in the frontend that accepted it; when that process dies the
+   * build can never finish. Any frontend fails such builds, so attached clients get an end.
+   */
+  async failOrphanedBuilds(): Promise<string[]> {
+    const failed: string[] = [];
+    for (const record of await this.records.unfinished()) {
+      if (!record.coordinator || record.coordinator === this.id || (await this.opts.redis.exists(coordinatorKey(record.coordinator)))) continue;
+      const message = 'the frontend running this build stopped before it finished: run the build again';
+      await this.records.update(record.buildId, { status: 'failed', finishedMs: Date.now(), error: message });
+      await this.opts.scheduler.cancelBuild(record.buildId, message).catch(() => false);
+      const progress = new ProgressWriter(this.opts.redis, record.buildId);
+      await progress.emit({ type: 'build.error', message, code: 'build.orphaned' });
+      await progress.close();
+      failed.push(record.buildId);
+    }
+    return failed;
   }
 
   /**
@@ -103,6 +135,7 @@ export class Frontend {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.liveness);
     await new Promise<void>((resolve) => (this.server ? this.server.tryShutdown(() => resolve()) : resolve()));
     await Promise.allSettled(this.finished.values());
   }
@@ -203,7 +236,7 @@ export class Frontend {
       call.emit('error', serviceError(status.ALREADY_EXISTS, `build ${buildId} already exists: attach to it with its id or choose another`));
       return;
     }
-    await this.records.create({ buildId, tenant, platforms: req.platforms });
+    await this.records.create({ buildId, tenant, platforms: req.platforms, coordinator: this.id });
     const abort = new AbortController();
     call.on('cancelled', () => { if (!req.detach) abort.abort(); });
     const traceHeaders = Object.fromEntries(['traceparent', 'tracestate'].map((k) => [k, call.metadata.get(k)[0]]).filter(([, v]) => typeof v === 'string'));

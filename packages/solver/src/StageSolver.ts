@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { BlobStore, CacheIndex, LayerRecord } from '@buildyard/cache';
@@ -231,6 +231,10 @@ export class StageSolver {
     return this.viewOf(image.layers);
   }
 
+  private async extractLimits(): Promise<{ maxBytes: number }> {
+    return { maxBytes: await freeSpaceLimit(this.opts.stateDir) };
+  }
+
   private async runFileOps(vertex: FileVertex, rootfs: string, req: SolveStageRequest): Promise<void> {
     const { stage } = req;
     for (const action of vertex.actions) {
@@ -244,6 +248,7 @@ export class StageSolver {
               owner: owner ?? (action.from.kind === 'context' ? undefined : 'preserve'),
               chmod: action.chmod, parents: action.parents, exclude: action.exclude,
               followSymlinks: action.followSymlinks, autoExtract: action.isAdd && action.from.kind === 'context' ? true : action.unpack,
+              extractLimits: await this.extractLimits(),
             });
           } finally {
             await src.release();
@@ -266,6 +271,12 @@ export class StageSolver {
       }
     }
   }
+}
+
+/** Archives may unpack to at most 90% of the state dir's free space, so a tar bomb fails early. */
+async function freeSpaceLimit(dir: string): Promise<number> {
+  const stats = await statfs(dir);
+  return Math.floor(stats.bavail * stats.bsize * 0.9);
 }
 
 async function ownerOf(rootfs: string, chown: string): Promise<{ uid: number; gid: number }> {

@@ -37,6 +37,8 @@ export interface Cluster {
   stateDir: string;
   /** Starts another worker (e.g. after killing one). */
   addWorker(id?: string): Promise<ClusterWorker>;
+  /** SIGKILLs the frontend and starts a new one on the same address (frontendProcess is replaced). */
+  restartFrontend(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -62,7 +64,7 @@ async function waitForLine(p: SupervisedProcess, pattern: RegExp, timeoutMs = 60
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
   const stateDir = await mkdtemp(join(tmpdir(), 'buildyard-cluster-'));
-  const [redis, registry] = await Promise.all([startRedis(), options.registry ?? startRegistry()]);
+  const [redis, registry] = await Promise.all([startRedis({ appendOnly: true }), options.registry ?? startRegistry()]);
   const busybox = await seedBusybox(registry);
   const tokens: Record<string, string> = {};
   for (const tenant of ['default', ...(options.tenants ?? [])]) tokens[tenant] = randomBytes(16).toString('hex');
@@ -76,9 +78,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     BUILDYARD_LOG_LEVEL: 'warn',
     ...options.env,
   };
-  const frontendProcess = supervise('buildyardd', process.execPath, [...tsxArgs, join(repoRoot, 'apps/buildyardd/src/main.ts')], {
-    cwd: repoRoot, env: { ...env, BUILDYARD_STATE_DIR: join(stateDir, 'frontend'), BUILDYARD_LISTEN: '127.0.0.1:0' },
+  const launchFrontend = (listen: string) => supervise('buildyardd', process.execPath, [...tsxArgs, join(repoRoot, 'apps/buildyardd/src/main.ts')], {
+    cwd: repoRoot, env: { ...env, BUILDYARD_STATE_DIR: join(stateDir, 'frontend'), BUILDYARD_LISTEN: listen },
   });
+  let frontendProcess = launchFrontend('127.0.0.1:0');
   const workers: ClusterWorker[] = [];
   let counter = 0;
   const addWorker = async (id = `worker-${++counter}`): Promise<ClusterWorker> => {
@@ -98,12 +101,21 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     await rm(stateDir, { recursive: true, force: true });
   };
   try {
-    const [, frontend] = await waitForLine(frontendProcess, /"frontend":"((?:tcp|tls):\/\/127\.0\.0\.1:\d+)"/);
+    const frontendLine = /"frontend":"((?:tcp|tls):\/\/127\.0\.0\.1:\d+)"/;
+    const [, frontend] = await waitForLine(frontendProcess, frontendLine);
     await Promise.all(Array.from({ length: options.workers ?? 2 }, () => addWorker()));
-    return {
+    const cluster: Cluster = {
       frontend, address: frontend.replace(/^(tcp|tls):\/\//, ''), token: tokens.default, tenant: 'default', tokens,
       redis, registry, busybox, workers, frontendProcess, stateDir, addWorker, stop: stopAll,
+      restartFrontend: async () => {
+        frontendProcess.kill('SIGKILL');
+        await frontendProcess.stop();
+        frontendProcess = launchFrontend(frontend.replace(/^(tcp|tls):\/\//, ''));
+        cluster.frontendProcess = frontendProcess;
+        await waitForLine(frontendProcess, frontendLine);
+      },
     };
+    return cluster;
   } catch (err) {
     await stopAll();
     throw err;

@@ -61,9 +61,10 @@ export function procStatusKb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
 }
 
 /** runc containers still present in any worker's runc root (`<stateDir>/<worker>/runc/runc`). */
+/** Containers of the live workers (a killed worker's leftovers are reaped when it restarts). */
 export function runcContainers(cluster: Cluster): string[] {
   const out: string[] = [];
-  for (const w of cluster.workers) {
+  for (const w of cluster.workers.filter((worker) => worker.process.child.exitCode === null && worker.process.child.signalCode === null)) {
     try { out.push(...execFileSync('runc', ['--root', `${w.stateDir}/runc/runc`, 'list', '-q'], { encoding: 'utf8' }).split('\n').filter(Boolean)); } catch { /* no root yet */ }
   }
   return out;
