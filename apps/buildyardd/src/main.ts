@@ -22,6 +22,8 @@ async function main(): Promise<void> {
   const frontend = new Frontend({
     redis, scheduler, workers, tokens, version,
     sharedDir: config.sharedDir || `${config.stateDir}/shared`,
+    stateDir: config.stateDir,
+    blobStore: config.blobStore,
     secretsKey: config.auth.secretsKey,
     insecureRegistries: config.registry.insecure,
     buildPlatform: formatPlatform(hostPlatform()),

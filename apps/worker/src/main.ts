@@ -84,6 +84,7 @@ program.command('serve', { isDefault: true })
       stateDir: config.stateDir,
       sharedDir: config.sharedDir || `${config.stateDir}/shared`,
       secretsKey: config.auth.secretsKey,
+      blobStore: config.blobStore,
       capacity: config.worker.capacity,
       platforms: config.worker.platforms,
       compression: config.worker.compression,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { Redis } from 'ioredis';
-import { BlobLeases, RedisCacheIndex, collectBlobGarbage, pruneCache } from '@buildyard/cache';
+import { BlobLeases, RedisCacheIndex, collectBlobGarbage, openSharedBlobStore, pruneCache } from '@buildyard/cache';
 import { ContextStore, handleSync } from '@buildyard/context';
 import { normalizePlatform } from '@buildyard/graph';
 import { FsContentStore } from '@buildyard/oci';
@@ -26,6 +26,10 @@ export interface FrontendOptions {
   workers: WorkerRegistry;
   tokens: ReadonlyMap<string, string>;
   sharedDir: string;
+  /** This frontend's own state: the local tier of a registry blob store. */
+  stateDir?: string;
+  /** Where layer blobs are shared: `<sharedDir>/blobs` (fs) or a registry repository. */
+  blobStore?: { type: 'fs' | 'registry'; repository: string };
   secretsKey: string;
   insecureRegistries: string[];
   buildPlatform: string;
@@ -79,7 +83,10 @@ export class Frontend {
   constructor(private readonly opts: FrontendOptions) {
     this.records = new BuildRecords(opts.redis);
     this.contexts = new ContextStore({ root: `${opts.sharedDir}/contexts`, maxContextBytes: opts.maxContextBytes, maxFiles: opts.maxContextFiles });
-    this.blobs = new FsContentStore(`${opts.sharedDir}/blobs`);
+    this.blobs = openSharedBlobStore({
+      type: opts.blobStore?.type ?? 'fs', repository: opts.blobStore?.repository, sharedDir: `${opts.sharedDir}/blobs`,
+      localDir: `${opts.stateDir ?? opts.sharedDir}/frontend-blobs`, clientOptions: { insecureHosts: opts.insecureRegistries, dockerConfig: false },
+    });
     this.runner = new BuildRunner({
       redis: opts.redis, scheduler: opts.scheduler, records: this.records, secrets: new BuildSecrets(opts.redis, opts.secretsKey),
       contexts: this.contexts, blobs: this.blobs, insecureRegistries: opts.insecureRegistries, buildPlatform: opts.buildPlatform,

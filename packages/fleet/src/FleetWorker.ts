@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
 import { metrics, withExtractedContext, type EmulationLabel } from '@buildyard/telemetry';
-import { RedisCacheIndex } from '@buildyard/cache';
+import { RedisCacheIndex, openSharedBlobStore } from '@buildyard/cache';
 import { ContextStore, materializeContext } from '@buildyard/context';
 import { BuildSecrets, type StagePayload } from '@buildyard/control';
 import { detectPlatforms } from '@buildyard/executor';
@@ -25,6 +25,8 @@ export interface FleetWorkerOptions {
   /** Shared with the frontend and other workers on this machine: context files and layer blobs. */
   sharedDir: string;
   secretsKey: string;
+  /** Where layer blobs are shared: `<sharedDir>/blobs` (fs) or a registry repository. */
+  blobStore?: { type: 'fs' | 'registry'; repository: string };
   capacity: number;
   /** Platforms to offer; empty offers every native and emulated platform found. */
   platforms: string[];
@@ -80,7 +82,10 @@ export class FleetWorker {
   async start(): Promise<void> {
     this.redis = new Redis(this.opts.redisUrl, { maxRetriesPerRequest: null });
     this.engine = await openExecutionEngine(this.opts.stateDir);
-    this.blobs = new FsContentStore(join(this.opts.sharedDir, 'blobs'));
+    this.blobs = openSharedBlobStore({
+      type: this.opts.blobStore?.type ?? 'fs', repository: this.opts.blobStore?.repository, sharedDir: join(this.opts.sharedDir, 'blobs'),
+      localDir: join(this.opts.stateDir, 'blobs'), clientOptions: { insecureHosts: this.opts.insecureRegistries, dockerConfig: false },
+    });
     await this.blobs.init();
     // Uploads a killed worker left half-written; committed blobs are never partial.
     await this.blobs.cleanupIngest(60 * 60 * 1000);
