@@ -79,6 +79,31 @@ test('two clients building the same Dockerfile at the same moment execute each R
   assert.equal(executed.length, 2, `each of the 2 RUN steps started once: ${executed.map((e) => e.vertex!.name).join(', ')}`);
 });
 
+test('a running build leases the layers its finished stages produced; the leases go when it ends', async () => {
+  const redis = new Redis(cluster.redis.url);
+  const context = join(work, 'leases');
+  cpSync(example, context, { recursive: true });
+  // Stage "first" finishes and leases its layers while the final stage is still running.
+  writeFileSync(join(context, 'Dockerfile'), `FROM ${cluster.busybox.reference} AS first\nRUN echo lease-${Date.now()} > /a\nFROM first\nRUN sleep 2\n`);
+  const buildId = `leases-${Date.now()}`;
+  const leaseKey = `buildyard:leases:build:${buildId}`;
+  let leasedWhileRunning: Promise<string[]> | undefined;
+  try {
+    const outcome = await solve(cluster, context, { platforms: ['linux/amd64'], buildId }, {
+      onEvent: (e) => {
+        if (!leasedWhileRunning && e.vertex?.name.includes('sleep 2') && e.vertex.startedMs && !e.vertex.completedMs) leasedWhileRunning = redis.smembers(leaseKey);
+      },
+    });
+    assert.equal(outcome.error, undefined, outcome.error?.message);
+    const held = await leasedWhileRunning;
+    assert.ok(held && held.length >= 2, `the first stage's layers (base and its RUN) were leased while the build ran: ${held}`);
+    assert.ok(held.every((d) => /^sha256:[0-9a-f]{64}$/.test(d)));
+    assert.deepEqual(await redis.smembers(leaseKey), [], 'released when the build ended');
+  } finally {
+    redis.disconnect();
+  }
+});
+
 test('SIGKILL of a worker in the middle of a stage: the build still finishes, on the other worker', async () => {
   const context = join(work, 'kill');
   cpSync(example, context, { recursive: true });

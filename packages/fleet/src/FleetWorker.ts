@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
 import { metrics, withExtractedContext, type EmulationLabel } from '@buildyard/telemetry';
-import { RedisCacheIndex, openSharedBlobStore } from '@buildyard/cache';
+import { BlobLeases, RedisCacheIndex, openSharedBlobStore } from '@buildyard/cache';
 import { ContextStore, materializeContext } from '@buildyard/context';
 import { BuildSecrets, type StagePayload } from '@buildyard/control';
 import { detectPlatforms } from '@buildyard/executor';
@@ -47,6 +47,8 @@ export interface FleetWorkerOptions {
 }
 
 const tracer = trace.getTracer('buildyard-worker');
+/** A backstop: the frontend releases a build's leases when it ends. */
+const BUILD_LEASE_MS = 24 * 3600 * 1000;
 
 /** Progress ids must differ per platform even when two platforms run the same step. */
 function vertexId(platform: string, vertex: Vertex): string {
@@ -195,6 +197,8 @@ export class FleetWorker {
           log: (digest, stream, data) => { progress.log(vertexId(stage.platform, byDigest.get(digest)!), data, stream); },
         },
       });
+      // Until the build ends (the frontend releases its leases), prune never removes these layers.
+      await new BlobLeases(this.redis).lease(job.buildId, result.layers.map((l) => l.digest), BUILD_LEASE_MS);
       return { ...result, workerId: this.opts.id, emulated: job.emulated };
     } finally {
       metrics.stageDuration.observe(labels, (performance.now() - stageStarted) / 1000);
