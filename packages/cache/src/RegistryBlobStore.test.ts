@@ -6,16 +6,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { BlobNotFoundError, DigestMismatchError, FsContentStore, RegistryClient, RegistryError, sha256Digest } from '@buildyard/oci';
-import { startRegistry, type RegistryService } from '@buildyard/testkit';
+import { startRegistry, type RegistryService, startRegistryProxy, type RegistryProxy } from '@buildyard/testkit';
 import { RegistryBlobStore } from './index.js';
-import { startCorruptingProxy, type CorruptingProxy } from './corruptingProxy.test-util.js';
 
 let registry: RegistryService;
-let proxy: CorruptingProxy;
+let proxy: RegistryProxy;
 let spool: string;
 before(async () => {
   registry = await startRegistry();
-  proxy = await startCorruptingProxy(registry.host);
+  proxy = await startRegistryProxy({ upstream: registry.host, mode: 'plain' });
   spool = await mkdtemp(join(tmpdir(), 'buildyard-regblob-'));
 });
 after(async () => {
@@ -75,11 +74,11 @@ test('openRead fails with DigestMismatchError when the registry serves wrong byt
   const { digest } = await store().put(data);
   const viaProxy = store(proxy.host);
   assert.deepEqual(await readAll(viaProxy.openRead(digest)), data);
-  proxy.corrupt = true;
+  proxy.options.corruptBlobs = true;
   try {
     await assert.rejects(readAll(viaProxy.openRead(digest)), DigestMismatchError);
   } finally {
-    proxy.corrupt = false;
+    proxy.options.corruptBlobs = false;
   }
   const missing = sha256Digest(randomBytes(8));
   await assert.rejects(readAll(viaProxy.openRead(missing)), BlobNotFoundError);

@@ -6,16 +6,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { BlobNotFoundError, DigestMismatchError, FsContentStore, RegistryClient, sha256Digest } from '@buildyard/oci';
-import { startRegistry, type RegistryService } from '@buildyard/testkit';
+import { startRegistry, type RegistryService, startRegistryProxy, type RegistryProxy } from '@buildyard/testkit';
 import { RegistryBlobStore, TieredBlobStore } from './index.js';
-import { startCorruptingProxy, type CorruptingProxy } from './corruptingProxy.test-util.js';
 
 let registry: RegistryService;
-let proxy: CorruptingProxy;
+/** Blob downloads the proxy forwarded. */
+const blobGets = (p: RegistryProxy) => p.requests.filter((r) => r.method === 'GET' && /\/blobs\/sha256:/.test(r.path)).length;
+
+let proxy: RegistryProxy;
 let dir: string;
 before(async () => {
   registry = await startRegistry();
-  proxy = await startCorruptingProxy(registry.host);
+  proxy = await startRegistryProxy({ upstream: registry.host, mode: 'plain' });
   dir = await mkdtemp(join(tmpdir(), 'buildyard-tiered-'));
 });
 after(async () => {
@@ -47,15 +49,15 @@ test('worker A writes through; worker B reads it (fetched once, then served loca
   assert.equal(await b.local.has(digest), false);
   assert.equal(await b.has(digest), true, 'has() sees the remote tier');
   assert.equal(await b.size(digest), size);
-  const gets = proxy.blobGets;
+  const gets = blobGets(proxy);
   const [r1, r2] = await Promise.all([readAll(b.openRead(digest)), b.readBytes(digest)]);
   assert.deepEqual(r1, data);
   assert.deepEqual(r2, data);
   assert.equal(b.stats.fetched, 1);
-  assert.equal(proxy.blobGets - gets, 1, 'concurrent readers share one download');
+  assert.equal(blobGets(proxy) - gets, 1, 'concurrent readers share one download');
   assert.equal(await b.local.has(digest), true);
   assert.deepEqual(await readAll(b.openRead(digest)), data);
-  assert.equal(proxy.blobGets - gets, 1, 'later reads are local');
+  assert.equal(blobGets(proxy) - gets, 1, 'later reads are local');
   assert.deepEqual(await readFile(await b.ensureLocal(digest)), data);
 });
 
@@ -94,12 +96,12 @@ test('wrong bytes from the remote never land in the local store', async () => {
   const b = worker(proxy.host);
   const data = randomBytes(1000);
   const { digest } = await a.put(data);
-  proxy.corrupt = true;
+  proxy.options.corruptBlobs = true;
   try {
     await assert.rejects(b.readBytes(digest), DigestMismatchError);
     await assert.rejects(readAll(b.openRead(digest)), DigestMismatchError);
   } finally {
-    proxy.corrupt = false;
+    proxy.options.corruptBlobs = false;
   }
   assert.equal(await b.local.has(digest), false);
   assert.equal(b.stats.fetched, 0);

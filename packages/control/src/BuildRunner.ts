@@ -2,11 +2,11 @@ import type { Redis } from 'ioredis';
 import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { injectTraceContext, metrics } from '@buildyard/telemetry'; // metrics
 import { parse, planBuild, DockerfileError } from '@buildyard/dockerfile';
-import type { BuildPlan, ImageConfigFile } from '@buildyard/graph';
+import type { BuildPlan } from '@buildyard/graph';
 import { RegistryClient, type Credentials, type FsContentStore } from '@buildyard/oci';
 import { ProgressWriter } from '@buildyard/progress';
 import type { Scheduler } from '@buildyard/scheduler';
-import { assembleImage, assembleIndex, storeImageDocuments, type AssembledImage, type StageResult } from '@buildyard/solver';
+import { assembleImage, assembleIndex, registryImageResolver, storeImageDocuments, type AssembledImage, type StageResult } from '@buildyard/solver';
 import type { SolveRequest } from '@buildyard/proto';
 import type { ContextStore } from '@buildyard/context';
 import { readManifest } from '@buildyard/context';
@@ -196,10 +196,7 @@ export class BuildRunner {
       context: { entries },
       noCache: req.noCache,
       dockerfileName: req.dockerfileName || 'Dockerfile',
-      resolveImage: async (ref, platform) => {
-        const image = await registry.resolve(ref, platform);
-        return { ref: `${image.reference.registry}/${image.reference.repository}@${image.manifestDigest}`, digest: image.manifestDigest, config: image.config as unknown as ImageConfigFile };
-      },
+      resolveImage: registryImageResolver(registry),
     });
   }
 }

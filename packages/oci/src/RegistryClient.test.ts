@@ -4,13 +4,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startRegistry, seedBusybox, type RegistryService, type SeededImage } from '@buildyard/testkit';
+import { startRegistry, seedBusybox, type RegistryService, type SeededImage, startRegistryProxy, type RegistryProxy } from '@buildyard/testkit';
 import { RegistryClient, RegistryError } from './RegistryClient.js';
 import { FsContentStore, DigestMismatchError } from './FsContentStore.js';
 import { sha256Digest } from './digest.js';
 import { MediaTypes } from './mediaTypes.js';
 import { isImageIndex, type ImageIndex, type ImageManifest } from './types.js';
-import { startRegistryProxy, type RegistryProxy } from './registryProxy.test-util.js';
 import { execFileP, makeImage } from './imageFixtures.test-util.js';
 
 let registry: RegistryService;

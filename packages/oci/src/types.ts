@@ -41,36 +41,10 @@ export interface ImageManifest {
   annotations?: Record<string, string>;
 }
 
-export interface HistoryEntry {
-  created?: string;
-  created_by?: string;
-  author?: string;
-  comment?: string;
-  empty_layer?: boolean;
-}
-
-export interface ContainerConfig {
-  User?: string;
-  ExposedPorts?: Record<string, Record<string, never>>;
-  Env?: string[];
-  Entrypoint?: string[] | null;
-  Cmd?: string[] | null;
-  Volumes?: Record<string, Record<string, never>>;
-  WorkingDir?: string;
-  Labels?: Record<string, string>;
-  StopSignal?: string;
-  ArgsEscaped?: boolean;
-  Shell?: string[];
-  OnBuild?: string[] | null;
-  Healthcheck?: {
-    Test?: string[];
-    Interval?: number;
-    Timeout?: number;
-    StartPeriod?: number;
-    StartInterval?: number;
-    Retries?: number;
-  };
-}
+// The image-config `config` section and history entries are the stage graph's own types, so a
+// base image's config and a built stage's config are one shape.
+export type { ImageConfig as ContainerConfig, HistoryEntry } from '@buildyard/graph';
+import type { ImageConfig as ContainerConfig, HistoryEntry } from '@buildyard/graph';
 
 export interface ImageConfig {
   created?: string;

@@ -76,15 +76,18 @@ local function resolveDone(ref)
   end
 end
 -- the in-flight marker of a cancelled leader is dropped and its followers compete again
-local function requeueFollowers(ref)
-  local ck = redis.call('HGET', skey(ref), 'cacheKey')
-  if not ck or ck == '' then return end
+-- Ends ref's lead of the in-flight marker of cache key ck; returns the builds' stages that waited on it.
+local function takeFollowers(ck, ref)
+  if not ck or ck == '' then return {} end
   local ik = P..':inflight:'..ck
-  if redis.call('GET', ik) ~= ref then return end
+  if redis.call('GET', ik) ~= ref then return {} end
   redis.call('DEL', ik)
   local fl = redis.call('LRANGE', ik..':followers', 0, -1)
   redis.call('DEL', ik..':followers')
-  for _, f in ipairs(fl) do
+  return fl
+end
+local function requeueFollowers(ref)
+  for _, f in ipairs(takeFollowers(redis.call('HGET', skey(ref), 'cacheKey'), ref)) do
     if redis.call('HGET', skey(f), 'state') == 'deduped' then makeReady(f) end
   end
 end
@@ -234,24 +237,15 @@ redis.call('HSET', sk, 'state', 'done', 'result', result, 'finishedAt', ARGV[2])
 local b, p, st = stageFields(ref)
 emit(b, {'type', 'stage-completed', 'platform', p, 'stage', st, 'worker', worker, 'emulated', emulated, 'result', result})
 resolveDone(ref)
-local ck = v[4]
-if ck and ck ~= '' then
-  local ik = P..':inflight:'..ck
-  if redis.call('GET', ik) == ref then
-    redis.call('DEL', ik)
-    local fl = redis.call('LRANGE', ik..':followers', 0, -1)
-    redis.call('DEL', ik..':followers')
-    for _, f in ipairs(fl) do
-      local fk = skey(f)
-      if redis.call('HGET', fk, 'state') == 'deduped' then
-        redis.call('HSET', fk, 'state', 'done', 'result', result, 'worker', worker, 'emulated', emulated,
-          'dedupedFrom', ref, 'finishedAt', ARGV[2])
-        local fb, fp, fs = stageFields(f)
-        emit(fb, {'type', 'stage-completed', 'platform', fp, 'stage', fs, 'worker', worker, 'emulated', emulated,
-          'result', result, 'dedupedFrom', ref})
-        resolveDone(f)
-      end
-    end
+for _, f in ipairs(takeFollowers(v[4], ref)) do
+  local fk = skey(f)
+  if redis.call('HGET', fk, 'state') == 'deduped' then
+    redis.call('HSET', fk, 'state', 'done', 'result', result, 'worker', worker, 'emulated', emulated,
+      'dedupedFrom', ref, 'finishedAt', ARGV[2])
+    local fb, fp, fs = stageFields(f)
+    emit(fb, {'type', 'stage-completed', 'platform', fp, 'stage', fs, 'worker', worker, 'emulated', emulated,
+      'result', result, 'dedupedFrom', ref})
+    resolveDone(f)
   end
 end
 return 1
@@ -272,22 +266,13 @@ release(ref)
 redis.call('HSET', sk, 'state', 'failed', 'error', err, 'finishedAt', ARGV[2])
 local b, p, st = stageFields(ref)
 emit(b, {'type', 'stage-failed', 'platform', p, 'stage', st, 'worker', worker, 'error', err})
-local ck = v[4]
-if ck and ck ~= '' then
-  local ik = P..':inflight:'..ck
-  if redis.call('GET', ik) == ref then
-    redis.call('DEL', ik)
-    local fl = redis.call('LRANGE', ik..':followers', 0, -1)
-    redis.call('DEL', ik..':followers')
-    for _, f in ipairs(fl) do
-      local fk = skey(f)
-      if redis.call('HGET', fk, 'state') == 'deduped' then
-        redis.call('HSET', fk, 'state', 'failed', 'error', err, 'dedupedFrom', ref, 'finishedAt', ARGV[2])
-        local fb, fp, fs = stageFields(f)
-        emit(fb, {'type', 'stage-failed', 'platform', fp, 'stage', fs, 'error', err, 'dedupedFrom', ref})
-        abortBuild(fb, 'failed', 'stage '..fs..' ('..fp..') failed: '..err, out)
-      end
-    end
+for _, f in ipairs(takeFollowers(v[4], ref)) do
+  local fk = skey(f)
+  if redis.call('HGET', fk, 'state') == 'deduped' then
+    redis.call('HSET', fk, 'state', 'failed', 'error', err, 'dedupedFrom', ref, 'finishedAt', ARGV[2])
+    local fb, fp, fs = stageFields(f)
+    emit(fb, {'type', 'stage-failed', 'platform', fp, 'stage', fs, 'error', err, 'dedupedFrom', ref})
+    abortBuild(fb, 'failed', 'stage '..fs..' ('..fp..') failed: '..err, out)
   end
 end
 abortBuild(b, 'failed', 'stage '..st..' ('..p..') failed: '..err, out)

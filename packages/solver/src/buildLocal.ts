@@ -9,7 +9,7 @@ import { normalizePlatform, type PlatformPlan } from '@buildyard/graph';
 import { FsContentStore, RegistryClient, hostPlatform, formatPlatform, writeOciLayout } from '@buildyard/oci';
 import { OverlaySnapshotter } from '@buildyard/snapshot';
 import { assembleImage, assembleIndex, type AssembledImage } from './assembleImage.js';
-import { RegistryImageSource } from './RegistryImageSource.js';
+import { RegistryImageSource, registryImageResolver } from './RegistryImageSource.js';
 import { StageSolver, type SolverEvents } from './StageSolver.js';
 import type { StageResult } from './StageResult.js';
 
@@ -115,10 +115,7 @@ export async function buildLocal(opts: LocalBuildOptions): Promise<LocalBuildRes
       context: { entries },
       noCache: opts.noCache,
       dockerfileName: basename(dockerfilePath),
-      resolveImage: async (ref, platform) => {
-        const image = await engine.registry.resolve(ref, platform, { signal: opts.signal });
-        return { ref: `${image.reference.registry}/${image.reference.repository}@${image.manifestDigest}`, digest: image.manifestDigest, config: image.config as never };
-      },
+      resolveImage: registryImageResolver(engine.registry, opts.signal),
     });
     const stageResults: StageResult[] = [];
     const images: AssembledImage[] = [];

@@ -1,4 +1,4 @@
-// A node:http front for a real registry used by the integration tests: it can demand Bearer
+// A node:http front for a real registry, for tests of registry clients: it can demand Bearer
 // tokens issued by its own /token endpoint (the distribution token flow), demand Basic auth,
 // inject 5xx responses, or corrupt blob bodies. Everything else is forwarded unchanged.
 import http from 'node:http';
