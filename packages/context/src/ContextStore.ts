@@ -1,4 +1,4 @@
-import { mkdir, writeFile, access } from 'node:fs/promises';
+import { mkdir, writeFile, access, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FsContentStore, sha256Digest } from '@buildyard/oci';
 import { ContextError } from './ContextError.js';
@@ -15,8 +15,9 @@ export interface ContextStoreOptions {
 
 /**
  * Build contexts on the server. File contents and manifests share one content-addressed
- * store, so identical files across builds and tenants are stored once; a per-tenant grant
- * records which tenant uploaded which context id.
+ * store, so identical files across builds and tenants are stored once; per tenant, grants
+ * record which context ids and which contents that tenant has proven it holds (by uploading
+ * them). A digest alone is never proof: content another tenant uploaded must be sent again.
  */
 export class ContextStore {
   readonly content: FsContentStore;
@@ -40,6 +41,42 @@ export class ContextStore {
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, digest.slice('sha256:'.length)), '');
     return digest;
+  }
+
+  /**
+   * True when `tenant` may use `digest` without sending it: the store holds it and this tenant
+   * once uploaded it. Whether another tenant has it makes no difference to the answer.
+   */
+  async tenantHasContent(tenant: string, digest: string): Promise<boolean> {
+    if (!/^sha256:[a-f0-9]{64}$/.test(digest)) return false;
+    try {
+      await access(this.contentGrant(tenant, digest));
+    } catch {
+      return false;
+    }
+    return this.content.has(digest);
+  }
+
+  /** Records that `tenant` uploaded these (verified, committed) contents. */
+  async grantContent(tenant: string, digests: Iterable<string>): Promise<void> {
+    const made = new Set<string>();
+    const pending: Promise<void>[] = [];
+    for (const digest of digests) {
+      const path = this.contentGrant(tenant, digest);
+      pending.push((async () => {
+        const dir = path.slice(0, path.lastIndexOf('/'));
+        if (!made.has(dir)) { made.add(dir); await mkdir(dir, { recursive: true }); }
+        // No fsync: a grant lost in a crash only means the tenant uploads the file once more.
+        await (await open(path, 'a')).close();
+      })());
+      if (pending.length >= 64) await Promise.all(pending.splice(0));
+    }
+    await Promise.all(pending);
+  }
+
+  private contentGrant(tenant: string, digest: string): string {
+    const hex = digest.slice('sha256:'.length);
+    return join(this.root, 'tenants', tenantDirName(tenant), 'content', hex.slice(0, 2), hex);
   }
 
   /** True when `tenant` has uploaded `contextId` (so it may build from it). */

@@ -1,6 +1,6 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { SyncRequest, SyncResponse } from '@buildyard/proto';
-import { DigestMismatchError, type ContentWriter } from '@buildyard/oci';
+import { DigestMismatchError, sha256Digest, type ContentWriter } from '@buildyard/oci';
 import { ContextError } from './ContextError.js';
 import { isRegular, sortEntries, type ContextEntry } from './ContextEntry.js';
 import type { ContextStore } from './ContextStore.js';
@@ -17,7 +17,7 @@ export interface HandleSyncResult {
   bytesTotal: number;
   /** Content bytes actually received in this call. */
   bytesUploaded: number;
-  /** Digests the store lacked and the client had to upload. */
+  /** Digests this tenant had not uploaded before, which the client had to send. */
   uploaded: string[];
 }
 
@@ -108,7 +108,8 @@ async function runSync(
   const digests = [...sizeOf.keys()];
   for (let i = 0; i < digests.length; i += 64) {
     const slice = digests.slice(i, i + 64);
-    const present = await Promise.all(slice.map((d) => store.content.has(d)));
+    // Only this tenant's own uploads count: naming a digest is no proof of holding its content.
+    const present = await Promise.all(slice.map((d) => store.tenantHasContent(opts.tenant, d)));
     slice.forEach((d, j) => { if (!present[j]) pending.add(d); });
   }
   const uploaded = [...pending];
@@ -146,7 +147,10 @@ async function runSync(
       throw new ContextError(`context sync: content for ${chunk.digest} is longer than its declared ${size} bytes; the file changed during the upload — retry the build`);
     }
     if (!w && chunk.last) {
-      // The whole file in one chunk: the common case for small files.
+      // The whole file in one chunk: the common case for small files. Verified here, because
+      // put() skips data whose digest the store already holds, and an upload is the tenant's
+      // proof of possession: wrong bytes under another tenant's digest must not pass.
+      if (received !== size || sha256Digest(chunk.data) !== chunk.digest) throw new DigestMismatchError(chunk.digest, sha256Digest(chunk.data));
       pending.delete(chunk.digest);
       await background(store.content.put(chunk.data, chunk.digest, size));
       continue;
@@ -170,6 +174,7 @@ async function runSync(
     throw new ContextError(`context sync: upload_done arrived but ${pending.size} requested contents were not sent (first: ${[...pending][0]}); retry the upload`);
   }
 
+  await store.grantContent(opts.tenant, uploaded);
   const contextId = await store.putManifest(sorted, opts.tenant);
   return { contextId, files, bytesTotal, bytesUploaded, uploaded };
 }

@@ -182,6 +182,55 @@ test('the server rejects unrequested chunks and content that does not match its 
   assert.equal(await store.content.has(fake), false);
 });
 
+test('content another tenant uploaded must be sent again: a digest alone proves nothing', async () => {
+  const secret = Buffer.from(`another tenant's secret ${process.pid}\n`);
+  const digest = 'sha256:' + (await import('node:crypto')).createHash('sha256').update(secret).digest('hex');
+  const dir = await makeDir('owner', { 'secret.txt': secret.toString() });
+  await syncContext(srv.client, dir, { cacheDir: false });
+  assert.equal(await store.content.has(digest), true);
+
+  const other = await startSyncServer(store, 'other');
+  try {
+    // Named without content: asked for, exactly like a digest nobody has.
+    const entries = (d: string) => [{ entries: { entries: [file('stolen', { size: secret.length, digest: d })] } }, { entriesDone: true }] as SyncRequest[];
+    const exchange = async (msgs: SyncRequest[], reply: (missing: string[]) => SyncRequest[]) => {
+      const call = other.client.sync();
+      for (const m of msgs) call.write(m);
+      const missing: string[] = [];
+      try {
+        for await (const res of call as AsyncIterable<SyncResponse>) {
+          if (res.missing) missing.push(...res.missing.digests);
+          if (res.missingDone) { for (const m of reply(missing)) call.write(m); call.end(); }
+          if (res.complete) return { missing, contextId: res.complete.contextId };
+        }
+      } catch (err) { return { missing, error: err as ServiceError }; }
+      return { missing };
+    };
+    const unknown = D('e');
+    const named = await exchange(entries(digest), () => [{ uploadDone: true }]);
+    const nobodys = await exchange(entries(unknown), () => [{ uploadDone: true }]);
+    assert.deepEqual(named.missing, [digest], 'the other tenant\'s digest is reported missing');
+    assert.deepEqual(nobodys.missing, [unknown], 'the answer is the same as for a digest nobody has');
+    assert.equal(named.contextId, undefined);
+    assert.match(named.error?.details ?? '', /requested contents were not sent/);
+    assert.equal(named.error?.details.replace(digest, 'D'), nobodys.error?.details.replace(unknown, 'D'), 'the errors are the same');
+
+    // Wrong bytes of the right length under that digest (one chunk: put() would skip a present blob).
+    const forged = await exchange(entries(digest), () => [{ chunk: { digest, data: Buffer.alloc(secret.length, 120), last: true } }, { uploadDone: true }]);
+    assert.equal(forged.contextId, undefined);
+    assert.match(forged.error?.details ?? '', /does not match/);
+    assert.equal(await store.tenantHasContent('other', digest), false);
+
+    // Holding the content is proof: the upload completes (stored once), and next time nothing is asked.
+    const honest = await syncContext(other.client, dir, { cacheDir: false });
+    assert.equal(honest.bytesUploaded, secret.length);
+    assert.equal(await store.tenantHasContent('other', digest), true);
+    assert.equal((await syncContext(other.client, dir, { cacheDir: false })).bytesUploaded, 0);
+  } finally {
+    await other.stop();
+  }
+});
+
 test('a context with 10k small files syncs', async () => {
   const dir = join(tmp, 'many');
   for (let d = 0; d < 100; d++) {
