@@ -96,7 +96,15 @@ export async function startLocalCluster(options: { stateDir: string; workers: nu
     const [redisPort, registryPort, frontendPort, dashboardPort, healthPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
     step('starting redis');
     await mkdir(join(stateDir, 'redis'), { recursive: true });
-    const redisLog = launch('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', join(stateDir, 'redis'), '--appendonly', 'yes', '--save', '', '--protected-mode', 'no']);
+    // Redis always requires a password (a build must not reach queues, records or the cache
+    // index): a fresh one per `up`, kept in 0600 files of the state dir, never in argv.
+    const redisPassword = randomBytes(24).toString('hex');
+    await writeFile(join(stateDir, 'redis-password'), redisPassword + '\n', { mode: 0o600 });
+    await writeFile(join(stateDir, 'redis', 'redis.conf'), [
+      `port ${redisPort}`, 'bind 127.0.0.1', `dir ${join(stateDir, 'redis')}`, 'appendonly yes', 'save ""', 'protected-mode yes', `requirepass ${redisPassword}`, '',
+    ].join('\n'), { mode: 0o600 });
+    const redisUrl = `redis://:${redisPassword}@127.0.0.1:${redisPort}`;
+    const redisLog = launch('redis', 'redis-server', [join(stateDir, 'redis', 'redis.conf')]);
     step('starting the registry');
     await mkdir(join(stateDir, 'registry'), { recursive: true });
     await writeFile(join(stateDir, 'registry/config.yml'), `version: 0.1\nlog: { level: warn, accesslog: { disabled: true } }\nstorage:\n  filesystem: { rootdirectory: ${join(stateDir, 'registry/data')} }\n  delete: { enabled: true }\nhttp:\n  addr: 127.0.0.1:${registryPort}\n`);
@@ -108,7 +116,7 @@ export async function startLocalCluster(options: { stateDir: string; workers: nu
     const adminToken = randomBytes(24).toString('hex');
     await writeFile(join(stateDir, 'token'), token + '\n', { mode: 0o600 });
     const env = {
-      BUILDYARD_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      BUILDYARD_REDIS_URL: redisUrl,
       BUILDYARD_SHARED_DIR: join(stateDir, 'shared'),
       BUILDYARD_SECRETS_KEY: randomBytes(32).toString('hex'),
       BUILDYARD_TOKENS: `local:${token}`,
@@ -128,7 +136,7 @@ export async function startLocalCluster(options: { stateDir: string; workers: nu
     });
     await waitFor('the frontend', async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok, frontendLog);
     await waitFor('the dashboard', async () => (await fetch(`http://127.0.0.1:${dashboardPort}/healthz`)).ok, dashboardLog);
-    await waitFor(`${options.workers} workers`, async () => (await workersAlive(redisPort)) >= options.workers, join(stateDir, 'logs', 'worker-1.log'));
+    await waitFor(`${options.workers} workers`, async () => (await workersAlive(redisUrl)) >= options.workers, join(stateDir, 'logs', 'worker-1.log'));
 
     step('seeding busybox into the registry');
     const { seedBusybox } = await import('@buildyard/testkit');
@@ -139,7 +147,7 @@ export async function startLocalCluster(options: { stateDir: string; workers: nu
     await store.create({ name: LOCAL_BUILDER, endpoint: `tcp://127.0.0.1:${frontendPort}`, tokenFile: join(stateDir, 'token') }, { use: true });
     const info: LocalClusterInfo = {
       frontend: `tcp://127.0.0.1:${frontendPort}`, registry: `127.0.0.1:${registryPort}`, dashboard: `http://127.0.0.1:${dashboardPort}`,
-      redis: `redis://127.0.0.1:${redisPort}`, stateDir, builder: LOCAL_BUILDER, workers: options.workers, pids, dashboardAdminToken: adminToken,
+      redis: redisUrl, stateDir, builder: LOCAL_BUILDER, workers: options.workers, pids, dashboardAdminToken: adminToken,
     };
     await writeFile(clusterFile(stateDir), JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
     return info;
@@ -151,9 +159,9 @@ export async function startLocalCluster(options: { stateDir: string; workers: nu
 }
 
 /** Counts live workers through the registry the scheduler keeps in Redis. */
-async function workersAlive(redisPort: number): Promise<number> {
+async function workersAlive(redisUrl: string): Promise<number> {
   const { WorkerRegistry } = await import('@buildyard/scheduler');
-  const registry = new WorkerRegistry(`redis://127.0.0.1:${redisPort}`);
+  const registry = new WorkerRegistry(redisUrl);
   try { return (await registry.list()).length; } finally { await registry.close(); }
 }
 

@@ -211,7 +211,7 @@ test('cancel aborts the running handler within a second and removes queued jobs'
   await scheduler.submitBuild({ buildId: 'k1', tenant: 't1', priority: 0,
     platforms: [{ platform: AMD, stages: [stage('a'), stage('b'), stage('c', ['a'])] }] });
   await until('a stage to start', () => runs.length === 1);
-  const q = new Queue(platformQueueName(AMD, 'native'), { connection: { host: redis.host, port: redis.port }, prefix: `${prefix}:bull` });
+  const q = new Queue(platformQueueName(AMD, 'native'), { connection: { host: redis.host, port: redis.port, password: redis.password }, prefix: `${prefix}:bull` });
   t.after(() => q.close());
   assert.equal(await q.getJobCountByTypes('wait', 'prioritized'), 1, 'the other stage is queued');
   const cancelledAt = Date.now();

@@ -1,6 +1,7 @@
 // Real Redis and a real OCI registry for tests: through testcontainers when a Docker engine
 // answers, otherwise Debian's redis-server and docker-registry as local processes on free
 // loopback ports with temporary state.
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,10 +9,11 @@ import { connect } from 'node:net';
 import { freePort, requireCommand, supervise, waitUntilReady } from './supervise.js';
 
 export interface RedisService {
-  /** redis://127.0.0.1:PORT */
+  /** redis://:PASSWORD@127.0.0.1:PORT: Redis always requires a password, as in production. */
   url: string;
   host: string;
   port: number;
+  password: string;
   /** Directory holding this instance's data (AOF when enabled). */
   dataDir: string;
   stop(): Promise<void>;
@@ -39,35 +41,48 @@ async function dockerEngineReachable(): Promise<boolean> {
   }
 }
 
-function redisPing(port: number): Promise<boolean> {
+/** Up means it answers; AUTH first, since every test Redis requires a password. */
+function redisPing(port: number, password: string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
+    let reply = '';
     socket.setTimeout(1_000);
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.once('data', (d) => { socket.destroy(); resolve(d.toString().startsWith('+PONG')); });
+    socket.once('connect', () => socket.write(`AUTH ${password}\r\nPING\r\n`));
+    socket.on('data', (d) => {
+      reply += d.toString();
+      if (reply.includes('+PONG') || reply.startsWith('-')) { socket.destroy(); resolve(reply.includes('+PONG')); }
+    });
     socket.once('error', () => resolve(false));
     socket.once('timeout', () => { socket.destroy(); resolve(false); });
   });
 }
 
+const redisUrl = (password: string, port: number) => `redis://:${password}@127.0.0.1:${port}`;
+
 export async function startRedis(options: { appendOnly?: boolean } = {}): Promise<RedisService> {
-  if (await dockerEngineReachable()) return startRedisContainer(options);
+  // Hex: safe inside a URL without escaping.
+  const password = randomBytes(24).toString('hex');
+  if (await dockerEngineReachable()) return startRedisContainer(options, password);
   requireCommand('redis-server', 'redis-server');
   const dataDir = await mkdtemp(join(tmpdir(), 'buildyard-redis-'));
   const port = await freePort();
+  // The password goes in a 0600 config file, not argv, which any local user can read in /proc.
+  const configPath = join(dataDir, 'redis.conf');
+  await writeFile(configPath, [
+    `port ${port}`, 'bind 127.0.0.1', `dir ${dataDir}`, 'save ""', `appendonly ${options.appendOnly ? 'yes' : 'no'}`,
+    'protected-mode yes', 'daemonize no', `requirepass ${password}`, '',
+  ].join('\n'), { mode: 0o600 });
   const launch = async () => {
-    const service = supervise('redis-server', 'redis-server', [
-      '--port', String(port), '--bind', '127.0.0.1', '--dir', dataDir, '--save', '',
-      '--appendonly', options.appendOnly ? 'yes' : 'no', '--protected-mode', 'no', '--daemonize', 'no',
-    ]);
-    await waitUntilReady(service, () => redisPing(port));
+    const service = supervise('redis-server', 'redis-server', [configPath]);
+    await waitUntilReady(service, () => redisPing(port, password));
     return service;
   };
   let current = await launch();
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: redisUrl(password, port),
     host: '127.0.0.1',
     port,
+    password,
     dataDir,
     async stop() {
       await current.stop();
@@ -80,16 +95,19 @@ export async function startRedis(options: { appendOnly?: boolean } = {}): Promis
   };
 }
 
-async function startRedisContainer(options: { appendOnly?: boolean }): Promise<RedisService> {
+async function startRedisContainer(options: { appendOnly?: boolean }, password: string): Promise<RedisService> {
   const { RedisContainer } = await import('@testcontainers/redis');
-  let container = await new RedisContainer('redis:7')
-    .withCommand(['redis-server', '--appendonly', options.appendOnly ? 'yes' : 'no'])
+  const container = await new RedisContainer('redis:7')
+    // withPassword appends --requirepass to the command.
+    .withCommand(['redis-server', '--appendonly', options.appendOnly ? 'yes' : 'no', '--protected-mode', 'yes'])
+    .withPassword(password)
     .start();
   const port = container.getMappedPort(6379);
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: redisUrl(password, port),
     host: '127.0.0.1',
     port,
+    password,
     dataDir: '/data',
     stop: async () => { await container.stop(); },
     restart: async () => { await container.restart(); },

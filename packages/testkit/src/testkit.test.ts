@@ -9,7 +9,7 @@ import { startRedis, startRegistry, seedBusybox, busyboxRootfs } from './index.j
 test('Redis and a registry start on loopback; busybox is seeded as a two-platform OCI index', async () => {
   const [redis, registry] = await Promise.all([startRedis(), startRegistry()]);
   after(() => Promise.all([redis.stop(), registry.stop()]));
-  assert.match(redis.url, /^redis:\/\/127\.0\.0\.1:\d+$/);
+  assert.equal(redis.url, `redis://:${redis.password}@127.0.0.1:${redis.port}`);
   assert.match(registry.host, /^127\.0\.0\.1:\d+$/);
 
   const seeded = await seedBusybox(registry);
