@@ -5,6 +5,9 @@
 //   node scripts/run-tests.mjs              every *.test.ts in proto/, packages/, apps/ and test/e2e/
 //   node scripts/run-tests.mjs DIR|FILE...  the tests under those directories, or those files
 //   node scripts/run-tests.mjs --unit       only tests that need no system services (*.unit.test.ts)
+//   node scripts/run-tests.mjs FILE --test-name-pattern NAME
+//                                           node's own --test-* flags (name/skip patterns, reporter,
+//                                           timeout, ...) pass through, as `--flag value` or `--flag=value`
 //
 // Output is node's TAP reporter when not on a TTY, which ends with `# pass N` / `# fail N`.
 import { spawn } from 'node:child_process';
@@ -13,9 +16,25 @@ import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repoRoot = resolve(fileURLToPath(import.meta.url), '../..');
+// node --test flags that take a value; written `--flag value`, the value is not a test root.
+const VALUE_FLAGS = new Set(['--test-name-pattern', '--test-skip-pattern', '--test-reporter', '--test-reporter-destination', '--test-concurrency', '--test-timeout', '--test-shard']);
 const args = process.argv.slice(2);
 const unitOnly = args.includes('--unit');
-const roots = args.filter((a) => !a.startsWith('--'));
+const roots = [];
+const nodeTestFlags = [];
+for (let i = 0; i < args.length; i++) {
+  const a = args[i];
+  if (a === '--unit') continue;
+  if (a.startsWith('--test-')) {
+    nodeTestFlags.push(a);
+    if (VALUE_FLAGS.has(a) && i + 1 < args.length) nodeTestFlags.push(args[++i]);
+  } else if (a.startsWith('--')) {
+    console.error(`run-tests: unknown option ${a}; use --unit, node's --test-* flags, or test files and directories`);
+    process.exit(2);
+  } else {
+    roots.push(a);
+  }
+}
 const searchRoots = roots.length > 0 ? roots.map((r) => resolve(r)) : ['proto', 'packages', 'apps', 'test/e2e', 'test/bench'].map((r) => join(repoRoot, r));
 
 function findTests(dir, found) {
@@ -41,6 +60,7 @@ const concurrency = process.env.BUILDYARD_TEST_CONCURRENCY ?? '2';
 const child = spawn(process.execPath, [
   '--conditions=source', '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`,
   ...(process.env.BUILDYARD_TEST_REPORTER ? [`--test-reporter=${process.env.BUILDYARD_TEST_REPORTER}`] : []),
+  ...nodeTestFlags,
   ...files.map((f) => relative(process.cwd(), f)),
 ], { stdio: 'inherit' });
 // Forward interrupts so test files run their cleanup (testkit stops services on SIGINT/SIGTERM).
