@@ -1,6 +1,5 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { startRedis, type RedisService } from '@buildyard/testkit';
 import { ProgressWriter, TRUNCATION_MARKER } from './ProgressWriter.js';
@@ -24,6 +23,21 @@ const vertex = (n: number): VertexRef => ({
   digest: `sha256:${String(n).repeat(64).slice(0, 64)}`, name: `[build ${n}/3] RUN step ${n}`, platform: 'linux/arm64',
   stage: 'build', step: n, steps: 3, workerId: 'worker-a', emulated: true,
 });
+
+/** Connections blocked in XREAD right now: a reader waiting for the stream to grow. */
+async function blockedReaders(): Promise<number> {
+  const clients = (await redis.client('LIST')) as string;
+  return clients.split('\n').filter((c) => /\bcmd=xread\b/.test(c) && /\bflags=\w*b/.test(c)).length;
+}
+
+/** Polls `cond` until it holds; the deadline only bounds a hang. */
+async function until(what: string, cond: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 async function collect(it: AsyncIterable<StreamedProgressEvent>): Promise<StreamedProgressEvent[]> {
   const out: StreamedProgressEvent[] = [];
@@ -60,10 +74,12 @@ test('a reader attaching mid-build with fromStart replays everything; a live rea
   const w = new ProgressWriter(redis, 'b-mid');
   await w.emit({ type: 'build.accepted', buildId: 'b-mid', platforms: ['linux/amd64'] });
   await w.started(vertex(1), 1);
-  const replay = collect(readProgress(redis, 'b-mid', { fromStart: true, blockMs: 200 }));
-  const live = readProgress(redis, 'b-mid', { blockMs: 200 });
+  const before = await blockedReaders();
+  const live = readProgress(redis, 'b-mid', { blockMs: 30_000 });
   const liveFirst = live.next(); // attaches: starts after the latest event
-  await sleep(100);
+  // Blocked in XREAD means it has chosen its start point; only then may the build go on.
+  await until('the live reader to block on the stream', async () => (await blockedReaders()) > before);
+  const replay = collect(readProgress(redis, 'b-mid', { fromStart: true, blockMs: 200 }));
   await w.finished(vertex(1), 1, 2);
   await w.started(vertex(2), 3);
   await w.close();
@@ -79,7 +95,8 @@ test('a reader attaching mid-build with fromStart replays everything; a live rea
 test('logs are batched rather than written per call', async () => {
   const w = new ProgressWriter(redis, 'b-batch', { flushIntervalMs: 50 });
   for (let i = 0; i < 200; i++) w.log(vertex(1).digest, `line ${i}\n`);
-  await sleep(120);
+  // The interval flushes the batch without close(): wait for it to reach the stream.
+  await until('the timer to flush the logs', async () => (await redis.xlen(progressStreamKey('b-batch'))) > 0);
   await w.close();
   const logs = (await collect(readProgress(redis, 'b-batch', { fromStart: true }))).filter((e) => e.type === 'vertex.log');
   assert.ok(logs.length >= 1 && logs.length <= 3, `${logs.length} log events`);
@@ -124,16 +141,18 @@ test('abort ends a reader blocked on a build that never ends', async () => {
   await w.started(vertex(1), 1);
   const ac = new AbortController();
   const seen: string[] = [];
+  const before = await blockedReaders();
+  // A block far longer than the deadline below: ending in time proves the abort interrupted it.
+  const blockMs = 120_000;
   const done = (async () => {
-    for await (const e of readProgress(redis, 'b-abort', { fromStart: true, signal: ac.signal, blockMs: 30_000 })) {
-      seen.push(e.type);
-      if (seen.length === 1) setTimeout(() => ac.abort(), 50);
-    }
+    for await (const e of readProgress(redis, 'b-abort', { fromStart: true, signal: ac.signal, blockMs })) seen.push(e.type);
   })();
+  await until('the reader to block on the stream', async () => (await blockedReaders()) > before);
   const t0 = Date.now();
+  ac.abort();
   await done;
   assert.deepEqual(seen, ['vertex.started']);
-  assert.ok(Date.now() - t0 < 5000, 'the blocked XREAD was interrupted');
+  assert.ok(Date.now() - t0 < blockMs / 2, 'the blocked XREAD was interrupted');
   await w.close();
 });
 
