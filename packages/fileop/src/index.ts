@@ -10,6 +10,7 @@ export { extractArchive, sniffArchive, DEFAULT_EXTRACT_LIMITS, type Compression,
 export { parseChmod, type ModeTransform } from './chmodSpec.js';
 export { goMatch, hasWildcard } from './goMatch.js';
 export { resolveScoped } from './resolveScoped.js';
+export { pathInRoot, pinPathInRoot, type PathInRoot, type PinnedPath } from './pathInRoot.js';
 export { fsTree, entriesTree, type SourceTree, type TreeEntry, type TreeStat, type EntryType } from './SourceTree.js';
 export type { Owner } from './destFs.js';
 export { FileOpError, type FileOpErrorCode } from './FileOpError.js';

@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { applyLayer } from './applyLayer.js';
 import { chainIDs } from './chainID.js';
 import { bindMount, isMountPoint, listMountPoints, mountOverlay, unmount } from './mounts.js';
+import { processStart } from './processStart.js';
 
 export type SnapshotKind = 'active' | 'view' | 'committed';
 
@@ -55,16 +56,6 @@ interface SnapshotMeta {
   parent?: string;
   createdAt: string;
   owner?: Owner;
-}
-
-async function processStart(pid: number): Promise<string | undefined> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // Field 22 (start time) follows the parenthesised command, which may itself hold spaces.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
 }
 
 async function exists(path: string): Promise<boolean> {

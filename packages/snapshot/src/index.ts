@@ -12,3 +12,5 @@ export {
 export { collectLayerEntries, diffUpper, tarDirectory, type TarDirectoryOptions } from './tarDirectory.js';
 export { writeLayerTar, type LayerEntry, type LayerEntryType, type WriteLayerTarOptions } from './writeLayerTar.js';
 export { pruneSnapshots, type PruneSnapshotsResult } from './pruneSnapshots.js';
+export { bindMountDescriptor, isMountPoint, listMountPoints, unmount } from './mounts.js';
+export { ownScratchDir, reclaimScratch } from './scratch.js';

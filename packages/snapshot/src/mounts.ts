@@ -55,6 +55,15 @@ export async function bindMount(source: string, target: string, readonly: boolea
   await run('mount', ['--bind', ...(readonly ? ['-o', 'bind,ro'] : []), source, target]);
 }
 
+/**
+ * Binds what a descriptor path (/proc/<pid>/fd/<n>) names, not recursively and without letting
+ * mount(8) canonicalize it: the kernel then binds exactly the descriptor's inode, even if the
+ * names on its path were swapped for symlinks since it was opened.
+ */
+export async function bindMountDescriptor(fdPath: string, target: string): Promise<void> {
+  await run('mount', ['--no-canonicalize', '--bind', fdPath, target]);
+}
+
 /** Unmounts every mount stacked on `target`; falls back to a lazy unmount when busy. */
 export async function unmount(target: string): Promise<void> {
   for (let attempt = 0; attempt < 50 && (await isMountPoint(target)); attempt++) {

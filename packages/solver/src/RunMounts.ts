@@ -1,15 +1,20 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, chown, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, cp, mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LayerRecord } from '@buildyard/cache';
 import type { Mount } from '@buildyard/executor';
+import { pathInRoot, pinPathInRoot } from '@buildyard/fileop';
 import type { RunHeredocFile, RunMount } from '@buildyard/graph';
+import { bindMountDescriptor, unmount } from '@buildyard/snapshot';
 import type { StageResult } from './StageResult.js';
 
 interface View { path: string; release(): Promise<void> }
 
 export interface RunMountsOptions {
+  /** Persistent cache mounts live here. */
   stateDir: string;
+  /** This process's scratch directory (secrets, rw copies, pinned mounts): reclaimed if it dies. */
+  scratchDir: string;
   tenant: string;
   rootfs: string;
   secrets: Map<string, Buffer>;
@@ -79,7 +84,7 @@ export class RunMounts {
       lockedCaches.set(dir, new Promise<void>((r) => (unlock = r)));
       this.cleanups.push(() => { lockedCaches.delete(dir); unlock(); });
     } else if (spec.sharing === 'private' && busyCaches.has(dir)) {
-      dir = await mkdtemp(join(this.opts.stateDir, 'cache-private-'));
+      dir = await mkdtemp(join(this.opts.scratchDir, 'cache-private-'));
       const privateDir = dir;
       this.cleanups.push(() => rm(privateDir, { recursive: true, force: true }));
     }
@@ -88,15 +93,40 @@ export class RunMounts {
       const busy = dir;
       this.cleanups.push(() => { busyCaches.delete(busy); });
     }
-    await mkdir(dir, { recursive: true });
+    await mkdir(join(dir, '..'), { recursive: true });
+    const created = await mkdir(dir).then(() => true, (err: NodeJS.ErrnoException) => { if (err.code === 'EEXIST') return false; throw err; });
+    // `from` is the cache's starting content (BuildKit: the base of the cache), copied once.
+    if (created && spec.from) await this.copyTree(await this.rootOf(spec.from, 'cache'), spec.source ?? '/', dir, mountLabel('cache', spec.source));
     await chown(dir, spec.uid, spec.gid);
     await chmod(dir, spec.mode);
-    return dir;
+    if (!spec.source || spec.from) return dir;
+    return this.pinnedSubdir(dir, spec.source, mountLabel('cache', spec.source), { mode: spec.mode, owner: { uid: spec.uid, gid: spec.gid } });
+  }
+
+  /**
+   * A subdirectory of a root that concurrent RUNs may change (a shared cache): the checked inode
+   * is opened with O_PATH and bound by descriptor onto a private mount point, which is what runc
+   * gets. A symlink swapped in after the check cannot redirect it. (runc cannot take the
+   * descriptor path itself: its recursive bind refuses a source from another mount namespace.)
+   */
+  private async pinnedSubdir(root: string, source: string, label: string, create: { mode: number; owner: { uid: number; gid: number } }): Promise<string> {
+    const pinned = await pinPathInRoot(root, source, label, create);
+    try {
+      const dir = await mkdtemp(join(this.opts.scratchDir, 'pin-'));
+      const target = join(dir, 'mount');
+      await mkdir(target);
+      // Unmounted before anything is removed: a removal through a live mount would empty the cache.
+      this.cleanups.push(async () => { await unmount(target); await rmdir(target); await rmdir(dir); });
+      await bindMountDescriptor(pinned.path, target);
+      return target;
+    } finally {
+      await pinned.close();
+    }
   }
 
   /** Secrets and heredoc scripts live in a private directory outside the rootfs, bind-mounted read-only. */
   private async privateFile(value: Buffer | string, mode: number, uid: number, gid: number): Promise<string> {
-    const dir = join(this.opts.stateDir, 'secrets', randomBytes(12).toString('hex'));
+    const dir = join(this.opts.scratchDir, 'secrets', randomBytes(12).toString('hex'));
     await mkdir(dir, { recursive: true, mode: 0o700 });
     this.cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const file = join(dir, 'secret');
@@ -107,27 +137,43 @@ export class RunMounts {
   }
 
   private async bindMount(spec: Extract<RunMount, { type: 'bind' }>): Promise<Mount> {
-    const root = await this.bindRoot(spec.from);
-    const source = join(root, spec.source || '/');
-    if (!source.startsWith(root)) throw new Error(`RUN --mount=type=bind,source=${spec.source}: the source leaves its root`);
-    if (!spec.rw) return { type: 'bind', source, target: spec.target, readonly: true };
+    const root = await this.rootOf(spec.from, 'bind');
+    const label = mountLabel('bind', spec.source);
+    // Symlinks resolve inside the stage: its `/` is its own root, never the host's.
+    if (!spec.rw) return { type: 'bind', source: (await pathInRoot(root, spec.source || '/', label)).path, target: spec.target, readonly: true };
     // rw binds see writes during the step only: they go to a throwaway copy.
-    const scratch = await mkdtemp(join(this.opts.stateDir, 'bind-rw-'));
+    const scratch = await mkdtemp(join(this.opts.scratchDir, 'bind-rw-'));
     this.cleanups.push(() => rm(scratch, { recursive: true, force: true }));
     const copyPath = join(scratch, 'data');
-    await cp(source, copyPath, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+    await this.copyTree(root, spec.source || '/', copyPath, label);
     return { type: 'bind', source: copyPath, target: spec.target, readonly: false };
   }
 
-  private async bindRoot(from: Extract<RunMount, { type: 'bind' }>['from']): Promise<string> {
+  /**
+   * Copies `source` (resolved inside `root`) to `dest`. Links inside the tree are copied as
+   * links, to be resolved later inside the container. `root` is a read-only view or the
+   * materialised context, so nothing changes it between the check and the copy.
+   */
+  private async copyTree(root: string, source: string, dest: string, label: string): Promise<void> {
+    const resolved = await pathInRoot(root, source, label);
+    await cp(resolved.path, dest, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+  }
+
+  private async rootOf(from: Extract<RunMount, { type: 'bind' }>['from'] | undefined, type: 'bind' | 'cache'): Promise<string> {
     if (!from || from.kind === 'context') {
-      if (!this.opts.contextDir) throw new Error('RUN --mount=type=bind needs a build context, and this build has none');
+      if (!this.opts.contextDir) throw new Error(`RUN --mount=type=${type} needs a build context, and this build has none`);
       return this.opts.contextDir;
     }
     const layers = from.kind === 'stage' ? this.opts.inputs[from.stageId]?.layers : await this.opts.pullImage(from.ref, from.digest);
-    if (!layers) throw new Error(`RUN --mount=type=bind,from=${from.kind === 'stage' ? from.stageId : ''}: stage result not provided`);
+    if (!layers) throw new Error(`RUN --mount=type=${type},from=${from.kind === 'stage' ? from.stageId : ''}: stage result not provided`);
     const view = await this.opts.viewOf(layers);
     this.cleanups.push(() => view.release());
     return view.path;
   }
+}
+
+/** Names the mount in messages, quoting at most 200 characters of its source. */
+function mountLabel(type: string, source: string | undefined): string {
+  const shown = source && source.length > 200 ? `${source.slice(0, 200)}...` : source;
+  return `RUN --mount=type=${type}${shown ? `,source=${shown}` : ''}`;
 }

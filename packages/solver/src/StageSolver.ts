@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import type { BlobStore, CacheIndex, LayerRecord } from '@buildyard/cache';
 import type { ExecVertex, FileVertex, HistoryEntry, ImageConfigFile, SourceRef, StagePlan, Vertex } from '@buildyard/graph';
 import { RuncExecutor, resolveUser } from '@buildyard/executor';
-import { OverlaySnapshotter, chainID, diffUpper, type ChainLayer } from '@buildyard/snapshot';
+import { OverlaySnapshotter, chainID, diffUpper, ownScratchDir, type ChainLayer } from '@buildyard/snapshot';
 import { addUrl, copy, mkdir, mkfile } from '@buildyard/fileop';
 import type { StageResult } from './StageResult.js';
 import { RunMounts } from './RunMounts.js';
@@ -57,6 +57,9 @@ export interface SolveStageRequest {
   /** The build's --network, used by RUN steps that do not set their own. */
   network?: 'none' | 'host';
 }
+
+/** Under the state dir: one scratch directory per worker process (see openExecutionEngine). */
+export const SCRATCH_DIR = 'scratch';
 
 const noEvents: SolverEvents = { vertex: () => {}, log: () => {} };
 
@@ -154,8 +157,13 @@ export class StageSolver {
     return layer;
   }
 
+  /** Temporary files of this process, reclaimed by the next worker if this one is killed. */
+  private scratchDir(): Promise<string> {
+    return ownScratchDir(join(this.opts.stateDir, SCRATCH_DIR));
+  }
+
   private async storeDiff(upperdir: string): Promise<LayerRecord> {
-    const blobDir = await mkdtemp(join(this.opts.stateDir, 'layer-'));
+    const blobDir = await mkdtemp(join(await this.scratchDir(), 'layer-'));
     try {
       const blob = await diffUpper(upperdir, { compression: this.opts.compression, sourceDateEpoch: this.opts.sourceDateEpoch, blobPath: join(blobDir, 'blob') });
       await this.opts.blobs.put(createReadStream(blob.blobPath), blob.digest, blob.size);
@@ -175,6 +183,7 @@ export class StageSolver {
   private async runExec(vertex: ExecVertex, stage: StagePlan, rootfs: string, req: SolveStageRequest, events: SolverEvents): Promise<void> {
     const mounts = new RunMounts({
       stateDir: this.opts.stateDir,
+      scratchDir: await this.scratchDir(),
       tenant: req.tenant ?? 'default',
       rootfs,
       secrets: req.secrets ?? new Map(),
@@ -210,7 +219,7 @@ export class StageSolver {
   private async viewOf(layers: LayerRecord[]): Promise<{ path: string; release(): Promise<void> }> {
     const parent = await this.chainOf(layers);
     if (!parent) {
-      const empty = await mkdtemp(join(this.opts.stateDir, 'empty-'));
+      const empty = await mkdtemp(join(await this.scratchDir(), 'empty-'));
       return { path: empty, release: () => rm(empty, { recursive: true, force: true }) };
     }
     const view = await this.opts.snapshotter.view(`view-${randomBytes(8).toString('hex')}`, parent);

@@ -7,10 +7,10 @@ import { parse, parseDockerignore, planBuild } from '@buildyard/dockerfile';
 import { RuncExecutor, detectPlatforms } from '@buildyard/executor';
 import { normalizePlatform, type PlatformPlan } from '@buildyard/graph';
 import { FsContentStore, RegistryClient, hostPlatform, formatPlatform, writeOciLayout } from '@buildyard/oci';
-import { OverlaySnapshotter } from '@buildyard/snapshot';
+import { OverlaySnapshotter, reclaimScratch } from '@buildyard/snapshot';
 import { assembleImage, assembleIndex, type AssembledImage } from './assembleImage.js';
 import { RegistryImageSource, registryImageResolver } from './RegistryImageSource.js';
-import { StageSolver, type SolverEvents } from './StageSolver.js';
+import { SCRATCH_DIR, StageSolver, type SolverEvents } from './StageSolver.js';
 import type { StageResult } from './StageResult.js';
 
 export interface LocalBuildOptions {
@@ -53,6 +53,8 @@ export async function openExecutionEngine(stateDir: string) {
   await snapshotter.cleanupStale();
   const executor = new RuncExecutor({ stateDir: join(stateDir, 'runc') });
   await executor.cleanupStale();
+  // After the containers are gone: their mounts of pinned caches and copies can go too.
+  await reclaimScratch(join(stateDir, SCRATCH_DIR));
   return { snapshotter, executor };
 }
 

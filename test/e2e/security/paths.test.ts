@@ -1,0 +1,105 @@
+// Issue 14, item 1: paths a build names resolve inside their own root. The attacker's stage
+// makes a symlink to `/` (or climbs with `..`); a later stage bind-mounts it (also rw), copies
+// through it, seeds a cache from it, or mounts a cache subdirectory it turned into a link. Each
+// time the link means the stage's own `/`: the host's files (a planted "cluster token" here) are
+// neither read nor written.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startCluster, type Cluster } from '@buildyard/testkit';
+import { solve } from '../grpcClient.js';
+
+let cluster: Cluster;
+let work: string;
+/** A directory on the worker's host holding a secret and the place the attacker tries to write. */
+let hostDir: string;
+const secret = `HOST-SECRET-${process.pid}-${Date.now()}`;
+
+before(async () => {
+  cluster = await startCluster({ workers: 1 });
+  work = mkdtempSync(join(tmpdir(), 'buildyard-paths-'));
+  hostDir = mkdtempSync(join(tmpdir(), 'buildyard-host-'));
+  writeFileSync(join(hostDir, 'token'), secret);
+});
+after(async () => {
+  await cluster?.stop();
+  for (const dir of [work, hostDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+function context(name: string, dockerfile: string): string {
+  const dir = join(work, name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'Dockerfile'), dockerfile);
+  return dir;
+}
+
+/** The attacker's first stage: links to the root, by absolute path, by `..` and chained. */
+const evilStage = (base: string) => `FROM ${base} AS evil
+RUN ln -s / /hostroot && ln -s ../../../../../../.. /up && mkdir -p /a/b && ln -s ../../hostroot/.. /a/b/chain && echo stage-own > /stage-file
+`;
+
+/** Runs the attack; every RUN prints what it saw and tries to write next to the secret. */
+async function attack(name: string, dockerfile: string): Promise<string> {
+  const outcome = await solve(cluster, context(name, dockerfile), { platforms: ['linux/amd64'], noCache: true });
+  assert.ok(!outcome.logs.includes(secret), `the host's secret was read by the build: ${outcome.logs.slice(0, 2000)}`);
+  assert.deepEqual(readdirSync(hostDir), ['token'], 'nothing was written into the host directory');
+  assert.equal(outcome.error, undefined, `the build itself succeeds (it just sees its own files): ${outcome.error?.message}`);
+  return outcome.logs;
+}
+
+/** Shell run in the victim stage: read the host secret and write next to it through `dir`. */
+const probe = (dir: string, tag: string) =>
+  `sh -c 'cat ${dir}${hostDir}/token 2>/dev/null; echo pwned > ${dir}${hostDir}/pwned 2>/dev/null; cat ${dir}/stage-file 2>/dev/null && echo ${tag}-SAW-STAGE; echo ${tag}-done'`;
+
+test('bind mounts from a stage: a symlink to / (absolute, "..", chained) is the stage\'s root, ro and rw', async () => {
+  const base = cluster.busybox.reference;
+  const logs = await attack('bind', `${evilStage(base)}
+FROM ${base}
+RUN --mount=type=bind,from=evil,source=/hostroot,target=/mnt,rw ${probe('/mnt', 'RW')}
+RUN --mount=type=bind,from=evil,source=/hostroot,target=/mnt ${probe('/mnt', 'RO')}
+RUN --mount=type=bind,from=evil,source=up,target=/mnt,rw ${probe('/mnt', 'UP')}
+RUN --mount=type=bind,from=evil,source=/a/b/chain,target=/mnt,rw ${probe('/mnt', 'CHAIN')}
+`);
+  // Each link resolved to the stage's own root: the stage's file is there, the host's is not.
+  for (const tag of ['RW', 'RO', 'UP', 'CHAIN']) assert.match(logs, new RegExp(`${tag}-SAW-STAGE`), `${tag}: the mount shows the stage's root`);
+});
+
+test('a bind source that only exists on the host fails with a clear error naming the mount', async () => {
+  const base = cluster.busybox.reference;
+  const outcome = await solve(cluster, context('bind-missing', `${evilStage(base)}
+FROM ${base}
+RUN --mount=type=bind,from=evil,source=/hostroot${hostDir}/token,target=/t cat /t
+`), { platforms: ['linux/amd64'], noCache: true });
+  assert.ok(outcome.error, 'the build fails');
+  assert.match(outcome.error.message, /RUN --mount=type=bind,source=.*does not exist in the mounted source/);
+  assert.ok(!outcome.logs.includes(secret) && !outcome.error.message.includes(secret));
+});
+
+test('COPY --from a stage through its symlink to / copies the stage\'s files, never the host\'s', async () => {
+  const base = cluster.busybox.reference;
+  const outcome = await solve(cluster, context('copy', `${evilStage(base)}
+FROM ${base}
+COPY --from=evil /hostroot/stage-file /up/stage-file /got/
+RUN cat /got/stage-file && echo COPY-ok
+COPY --from=evil /hostroot${hostDir}/token /stolen
+`), { platforms: ['linux/amd64'], noCache: true });
+  assert.match(outcome.logs, /stage-own/);
+  assert.ok(outcome.error, 'copying the host path fails: it does not exist in the stage');
+  assert.ok(!outcome.logs.includes(secret) && !outcome.error.message.includes(secret));
+});
+
+test('cache mounts: seeded from a stage\'s link to /, and a source that an earlier RUN made a link, stay inside', async () => {
+  const base = cluster.busybox.reference;
+  const id = `c-${process.pid}-${Date.now()}`;
+  const logs = await attack('cache', `${evilStage(base)}
+FROM ${base}
+RUN --mount=type=cache,id=${id}-seed,from=evil,source=/hostroot,target=/c ${probe('/c', 'SEED')}
+RUN --mount=type=cache,id=${id},target=/c ln -sfn / /c/esc && ln -sfn ../../../.. /c/up && echo in-cache > /c/stage-file
+RUN --mount=type=cache,id=${id},source=esc,target=/x ${probe('/x', 'ESC')}
+RUN --mount=type=cache,id=${id},source=up,target=/x ${probe('/x', 'CUP')}
+`);
+  for (const tag of ['SEED', 'ESC', 'CUP']) assert.match(logs, new RegExp(`${tag}-SAW-STAGE`), `${tag}: the cache mount shows the cache's (or stage's) own root`);
+  assert.ok(!existsSync(join(hostDir, 'pwned')));
+});
