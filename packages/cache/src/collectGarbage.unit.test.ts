@@ -6,6 +6,12 @@ import { join } from 'node:path';
 import { FsContentStore } from '@buildyard/oci';
 import { LocalCacheIndex, pruneCache, collectBlobGarbage } from './index.js';
 
+/** Resolves once Date.now() has moved past its value at the call: the next timestamp is later. */
+async function clockMovedOn(): Promise<void> {
+  const t = Date.now();
+  while (Date.now() <= t) await new Promise((r) => setImmediate(r));
+}
+
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'buildyard-gc-'));
   try { await fn(dir); } finally { await rm(dir, { recursive: true, force: true }); }
@@ -20,7 +26,7 @@ test('pruneCache removes LRU records and their blobs, but keeps leased ones', ()
   for (const text of ['one', 'two', 'three']) blobs.push(await store.put(Buffer.from(text.repeat(100))));
   for (const [i, b] of blobs.entries()) {
     await index.put({ key: `k${i}`, layer: { digest: b.digest, diffID: b.digest, size: b.size, mediaType: 'x' }, description: `step ${i}`, platform: 'linux/amd64' });
-    await new Promise((r) => setTimeout(r, 5));
+    await clockMovedOn(); // records sort by last use: each must be strictly later
   }
   const result = await pruneCache({ index, blobs: store, leases: fixedLeases([blobs[0].digest]), policy: { all: true } });
   assert.deepEqual(result.removed.map((r) => r.key), ['k1', 'k2']);

@@ -113,9 +113,15 @@ test('blob leases: leased() unions unexpired leases; release and expiry end them
   const d = (c: string) => `sha256:${c.repeat(64)}`;
   await leases.lease('build-a', [d('a'), d('b')], 60_000);
   await leases.lease('build-b', [d('b'), d('c')], 60_000);
-  await leases.lease('build-short', [d('e')], 50);
+  await leases.lease('build-short', [d('e')], 60_000);
   assert.deepEqual([...await leases.leased()].sort(), [d('a'), d('b'), d('c'), d('e')]);
-  await new Promise((r) => setTimeout(r, 120));
+  // Leasing again sets the expiry to now + ttl: 1 ms ends the lease as soon as the clock moves.
+  await leases.lease('build-short', [], 1);
+  const deadline = Date.now() + 10_000;
+  while ((await leases.leased()).has(d('e'))) {
+    assert.ok(Date.now() < deadline, 'the 1 ms lease expired');
+    await new Promise((r) => setTimeout(r, 5));
+  }
   await leases.release('build-a');
   assert.deepEqual([...await leases.leased()].sort(), [d('b'), d('c')]);
   await leases.lease('build-b', [d('f')], 60_000);

@@ -5,6 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OverlaySnapshotter, pruneSnapshots } from './index.js';
 
+/** Resolves once Date.now() has moved past its value at the call: the next timestamp is later. */
+async function clockMovedOn(): Promise<void> {
+  const t = Date.now();
+  while (Date.now() <= t) await new Promise((r) => setImmediate(r));
+}
+
 test('pruneSnapshots removes the oldest leaves until the worker fits, never a snapshot others build on', async () => {
   const root = mkdtempSync(join(tmpdir(), 'buildyard-prune-snap-'));
   after(() => rmSync(root, { recursive: true, force: true }));
@@ -15,7 +21,7 @@ test('pruneSnapshots removes the oldest leaves until the worker fits, never a sn
     writeFileSync(join(active.mountpoint, `${name}.bin`), Buffer.alloc(64 * 1024, 1));
     await active.release();
     await snapshotter.commit(name, `${name}-work`);
-    await new Promise((r) => setTimeout(r, 5));
+    await clockMovedOn(); // snapshots sort by creation time: each must be strictly later
   };
   await commit('base');
   await commit('child-a', 'base');
