@@ -35,7 +35,7 @@ for (let i = 0; i < args.length; i++) {
     roots.push(a);
   }
 }
-const searchRoots = roots.length > 0 ? roots.map((r) => resolve(r)) : ['proto', 'packages', 'apps', 'test/e2e', 'test/bench'].map((r) => join(repoRoot, r));
+const searchRoots = roots.length > 0 ? roots.map((r) => resolve(r)) : ['proto', 'packages', 'apps', 'test/e2e', 'test/bench', 'test/conformance'].map((r) => join(repoRoot, r));
 
 function findTests(dir, found) {
   if (dir.endsWith('.test.ts')) { found.push(dir); return; }

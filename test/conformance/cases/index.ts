@@ -1,0 +1,10 @@
+// Every case group; the group name is the file under expected/.
+import type { Case } from '../lib/types.js';
+import { cases as args } from './args.js';
+import { cases as copy } from './copy.js';
+import { cases as errors } from './errors.js';
+import { cases as heredoc } from './heredoc.js';
+import { cases as instructions } from './instructions.js';
+import { cases as run } from './run.js';
+
+export const groups: Record<string, Case[]> = { instructions, copy, heredoc, args, run, errors };

@@ -1,0 +1,35 @@
+// The differential conformance suite in `npm test`: every case is built with Buildyard (the
+// in-process engine: real runc, overlayfs and registry) and compared with the result recorded
+// from the reference buildkitd (expected/*.json; `npm run conformance -- --refresh` records them
+// again, `-- --verify` checks them against a live daemon).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { groups } from './cases/index.js';
+import { compareResults } from './lib/compare.js';
+import { caseDigest } from './lib/context.js';
+import { Harness } from './lib/harness.js';
+import type { Expected } from './lib/types.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+let h: Harness;
+before(async () => { h = await Harness.start(); });
+after(async () => { await h?.stop(); });
+
+for (const [group, cases] of Object.entries(groups)) {
+  const expected: Record<string, Expected> = JSON.parse(readFileSync(join(here, 'expected', `${group}.json`), 'utf8'));
+  describe(`conformance ${group}`, () => {
+    for (const c of cases) {
+      test(c.name, async () => {
+        const want = expected[c.name];
+        assert.ok(want, `no recorded expectation for ${group}/${c.name}: run npm run conformance -- --refresh --only '${group}/${c.name}$'`);
+        assert.equal(want.caseDigest, caseDigest(c), `the case changed since its expectation was recorded: run npm run conformance -- --refresh --only '${group}/${c.name}$'`);
+        const diffs = compareResults(want, await h.withBuildyard(c));
+        if (c.divergence) assert.notEqual(diffs.length, 0, `known divergence "${c.divergence}" is gone: remove it from the case`);
+        else assert.deepEqual(diffs, [], `Buildyard differs from BuildKit (${want.source}):\n  ${diffs.join('\n  ')}`);
+      });
+    }
+  });
+}

@@ -1,0 +1,53 @@
+// Writes a case's build context to a directory: the Dockerfile (with the base image filled in)
+// and its files, including symlinks, modes, fifos and sockets that a text table cannot hold.
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:net';
+import { chmod, lutimes, mkdir, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Case } from './types.js';
+
+export const BASE_TOKEN = '{{BASE}}';
+
+export function dockerfileText(c: Case, base: string): string {
+  return c.dockerfile.split(BASE_TOKEN).join(base);
+}
+
+/** Stable digest of what defines a case, so a stale expectation is noticed. */
+export function caseDigest(c: Case): string {
+  const { upstream: _u, ...rest } = c;
+  return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
+}
+
+async function makeSocket(path: string): Promise<void> {
+  // A listening socket leaves its file behind when the server is dropped without close().
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(path, () => resolve()); });
+  server.unref();
+  (server as unknown as { _handle?: { close(): void } })._handle?.close();
+}
+
+export async function writeContext(c: Case, dir: string, base: string): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const name = c.dockerfileName ?? 'Dockerfile';
+  await writeFile(join(dir, name), dockerfileText(c, base));
+  const dated: [string, number][] = [];
+  for (const [rel, spec] of Object.entries(c.files ?? {})) {
+    const abs = join(dir, rel);
+    await mkdir(dirname(abs), { recursive: true });
+    if (typeof spec === 'string') {
+      await writeFile(abs, spec);
+      await chmod(abs, 0o644);
+      continue;
+    }
+    if (spec.symlink !== undefined) await symlink(spec.symlink, abs);
+    else if (spec.dir) await mkdir(abs, { recursive: true });
+    else if (spec.fifo) execFileSync('mkfifo', [abs]);
+    else if (spec.socket) await makeSocket(abs);
+    else await writeFile(abs, spec.base64 !== undefined ? Buffer.from(spec.base64, 'base64') : spec.content ?? '');
+    if (spec.symlink === undefined) await chmod(abs, spec.mode ?? (spec.dir ? 0o755 : 0o644));
+    if (spec.mtime !== undefined) dated.push([abs, spec.mtime]);
+  }
+  for (const [abs, t] of dated) await lutimes(abs, t, t);
+  return join(dir, name);
+}

@@ -1,0 +1,89 @@
+// Builds one case with either builder and reduces the result to a Result. The registry holding
+// the busybox base image and the buildkitd daemon are started once per process.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { busyboxLayout, seedBusybox, startRegistry, type RegistryService } from '@buildyard/testkit';
+import { buildLocal } from '@buildyard/solver';
+import { Buildkitd, buildctlError } from './buildkit.js';
+import { writeContext } from './context.js';
+import { normalizeError } from './normalize.js';
+import { loadImage, summarize, type LoadedImage } from './summarize.js';
+import type { Case, Result } from './types.js';
+
+export class Harness {
+  private buildkitd?: Buildkitd;
+  private readonly bases = new Map<string, Promise<LoadedImage>>();
+  private seq = 0;
+  private constructor(readonly registry: RegistryService, readonly base: string, readonly work: string) {}
+
+  static async start(): Promise<Harness> {
+    const registry = await startRegistry();
+    const seeded = await seedBusybox(registry);
+    const work = await mkdtemp(join(tmpdir(), 'buildyard-conformance-'));
+    return new Harness(registry, seeded.reference, work);
+  }
+
+  async stop(): Promise<void> {
+    await this.buildkitd?.stop();
+    await this.registry.stop();
+    await rm(this.work, { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  private baseImage(platform: string): Promise<LoadedImage> {
+    let p = this.bases.get(platform);
+    if (!p) {
+      p = busyboxLayout().then((dir) => loadImage(dir, platform));
+      this.bases.set(platform, p);
+    }
+    return p;
+  }
+
+  private async prepare(c: Case): Promise<{ dir: string; ctx: string; dockerfile: string; secretsDir: string }> {
+    const dir = join(this.work, `${++this.seq}-${c.name.replace(/[^\w.-]+/g, '_')}`);
+    const ctx = join(dir, 'context');
+    const dockerfile = await writeContext(c, ctx, this.base);
+    const secretsDir = join(dir, 'secrets');
+    await mkdir(secretsDir, { recursive: true });
+    for (const [id, v] of Object.entries(c.secrets ?? {})) await writeFile(join(secretsDir, id), v);
+    return { dir, ctx, dockerfile, secretsDir };
+  }
+
+  async withBuildkit(c: Case): Promise<Result> {
+    this.buildkitd ??= await Buildkitd.start(this.registry.host);
+    const { dir, ctx, dockerfile, secretsDir } = await this.prepare(c);
+    const platform = c.platform ?? 'linux/amd64';
+    try {
+      const out = join(dir, 'oci.tar');
+      const r = await this.buildkitd.build({ contextDir: ctx, dockerfile, dockerfileImplicit: c.dockerfileImplicit, out, args: c.args, target: c.target, platform, secrets: c.secrets, secretsDir });
+      if (!r.ok) return { ok: false, error: r.crashed ? 'buildkitd crashed' : normalizeError(buildctlError(r.stderr), this.registry.host) };
+      const layout = join(dir, 'oci');
+      await mkdir(layout);
+      execFileSync('tar', ['-xf', out, '-C', layout]);
+      return await summarize(await loadImage(layout, platform), await this.baseImage(platform));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async withBuildyard(c: Case): Promise<Result> {
+    const { dir, ctx, dockerfile } = await this.prepare(c);
+    const platform = c.platform ?? 'linux/amd64';
+    try {
+      const layout = join(dir, 'oci');
+      try {
+        await buildLocal({
+          contextDir: ctx, dockerfile: c.dockerfileImplicit ? undefined : dockerfile, platforms: [platform], buildArgs: c.args, target: c.target,
+          secrets: new Map(Object.entries(c.secrets ?? {}).map(([k, v]) => [k, Buffer.from(v)])),
+          stateDir: join(this.work, 'buildyard-state'), ociLayoutDir: layout, insecureRegistries: [this.registry.host],
+        });
+      } catch (err) {
+        return { ok: false, error: normalizeError((err as Error).message ?? String(err), this.registry.host) };
+      }
+      return await summarize(await loadImage(layout, platform), await this.baseImage(platform));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+}

@@ -1,0 +1,89 @@
+// The shapes shared by the conformance cases, the two builders and the recorded expectations.
+
+/** A context file: text content, or a spec for modes, symlinks, directories and special files. */
+export type ContextFile =
+  | string
+  | { content?: string; base64?: string; mode?: number; symlink?: string; dir?: true; fifo?: true; socket?: true; mtime?: number };
+
+export interface Case {
+  /** Unique, stable: the key in expected/<group>.json. */
+  name: string;
+  /** `{{BASE}}` stands for the busybox base image in the local registry. */
+  dockerfile: string;
+  /** Context files (paths relative to the context root). */
+  files?: Record<string, ContextFile>;
+  /** Name of the Dockerfile in the context (default Dockerfile); `dockerfile` tests the lower-case fallback. */
+  dockerfileName?: string;
+  /** Write the Dockerfile under this name but do not tell the builder (tests the default-name lookup). */
+  dockerfileImplicit?: boolean;
+  args?: Record<string, string>;
+  target?: string;
+  /** Default linux/amd64. */
+  platform?: string;
+  secrets?: Record<string, string>;
+  /**
+   * Current BuildKit behaves differently from the v0.11.6 reference daemon. `change` names the
+   * upstream change (read in moby/buildkit's source); the expectation is `expect`, written by
+   * hand, or the daemon's result passed through `patch`.
+   */
+  upstream?: { change: string; expect?: Result; patch?: (recorded: Result) => Result };
+  /**
+   * A difference Buildyard keeps on purpose or that lies outside the Dockerfile frontend, with
+   * the reason. The suite then requires the difference to still exist, so a fix is noticed.
+   */
+  divergence?: string;
+}
+
+export interface FileRecord {
+  path: string;
+  type: 'file' | 'dir' | 'symlink' | 'hardlink' | 'fifo' | 'char' | 'block' | 'deleted';
+  /** Permission bits incl. setuid/setgid/sticky, octal string. */
+  mode?: string;
+  uid?: number;
+  gid?: number;
+  /** sha256 of a file's content (first 16 hex digits) plus its size. */
+  content?: string;
+  linkname?: string;
+  xattrs?: Record<string, string>;
+  /** A directory that no layer names but a deeper entry needs. */
+  implied?: true;
+}
+
+export interface ConfigSummary {
+  Env?: string[];
+  Cmd?: string[] | null;
+  Entrypoint?: string[] | null;
+  WorkingDir?: string;
+  User?: string;
+  ExposedPorts?: string[];
+  Volumes?: string[];
+  Labels?: Record<string, string>;
+  Healthcheck?: unknown;
+  StopSignal?: string;
+  OnBuild?: string[] | null;
+  Shell?: string[];
+  ArgsEscaped?: boolean;
+  author?: string;
+  platform?: string;
+}
+
+export interface Result {
+  ok: boolean;
+  /** Normalised error text of a failed build. */
+  error?: string;
+  layers?: number;
+  config?: ConfigSummary;
+  /** History entries after the base image's. */
+  history?: { created_by: string; empty_layer?: boolean }[];
+  /** The flattened filesystem where it differs from the base image. */
+  files?: FileRecord[];
+  /** Whiteouts in the last layer. */
+  whiteouts?: string[];
+}
+
+export interface Expected extends Result {
+  /** sha256 of the case definition the expectation was recorded for. */
+  caseDigest: string;
+  /** 'buildkitd v0.11.6' or 'upstream: <change>'. */
+  source: string;
+}
