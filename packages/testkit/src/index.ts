@@ -3,4 +3,5 @@ export { seedBusybox, busyboxRootfs, busyboxLayout, type SeededImage, type Busyb
 export { supervise, freePort, waitUntilReady, type SupervisedProcess } from './supervise.js';
 export { startCluster, type Cluster, type ClusterOptions, type ClusterWorker } from './cluster.js';
 export { cleanupUnder } from './cleanupUnder.js';
+export { until } from './until.js';
 export { startRegistryProxy, type RegistryProxy, type ProxyOptions } from './registryProxy.js';
