@@ -33,7 +33,9 @@ import { DockerfileError, didYouMean, excerpt } from './DockerfileError.js';
 import { compileDockerignore } from './dockerignore.js';
 import { expandWord, expandWords, WordExpansionError } from './expandWord.js';
 import { parse, type Instruction, type ParsedDockerfile, type ParsedStage } from './parse.js';
-import { parseRunMount } from './runMount.js';
+import { formatGoDuration, parseGoDuration, DurationError } from './instructions/duration.js';
+import { completeRunMount, MountError, parseRunMount } from './instructions/runMount.js';
+import { withSuggestion } from './instructions/suggest.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
@@ -97,23 +99,20 @@ function splitKeyValue(word: string): [string, string | undefined] {
   return eq < 0 ? [word, undefined] : [word.slice(0, eq), word.slice(eq + 1)];
 }
 
+/** Go's %q of a []string, as BuildKit writes CMD and ENTRYPOINT into the history. */
 function goQuoteList(list: string[]): string {
   return '[' + list.map((s) => JSON.stringify(s)).join(' ') + ']';
 }
 
-/** Go's time.ParseDuration, in nanoseconds. */
-function parseDuration(s: string): number | undefined {
-  if (s === '0') return 0;
-  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/gy;
-  const unit: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-  let total = 0;
-  let pos = 0;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(s))) {
-    total += Number(m[1]) * unit[m[2]];
-    pos = re.lastIndex;
-  }
-  return pos === s.length && s.length > 0 ? Math.round(total) : undefined;
+/** Go's %v of a []string: `[a b c]`, as BuildKit writes SHELL, VOLUME and EXPOSE. */
+function goList(list: string[]): string {
+  return '[' + list.join(' ') + ']';
+}
+
+/** Go's %+v of docker-image-spec's HealthcheckConfig, as current BuildKit writes HEALTHCHECK. */
+function healthHistory(hc: HealthConfig): string {
+  const d = (v: number | undefined) => formatGoDuration(v ?? 0);
+  return `HEALTHCHECK {Test:${goList(hc.Test ?? [])} Interval:${d(hc.Interval)} Timeout:${d(hc.Timeout)} StartPeriod:${d(hc.StartPeriod)} StartInterval:${d(hc.StartInterval)} Retries:${hc.Retries ?? 0}}`;
 }
 
 function globToRegex(component: string): RegExp {
@@ -231,31 +230,65 @@ class Planner {
   }
 
   /**
-   * Rejects forward and self references in every stage, needed or not, as BuildKit does for its
-   * whole stage graph. References that use variables are checked when the stage is planned.
+   * BuildKit's validateCircularDependency: a cycle of COPY --from / mount from= references
+   * anywhere in the file is an error, needed or not. Forward references that are not cycles
+   * fail only when the stage is planned (stage order, see findStage).
    */
   private checkStageReferences(): void {
     const stages = this.df.stages;
-    const check = (ref: string, current: ParsedStage, ins: Instruction, what: string, allowIndex: boolean): void => {
-      if (ref.includes('$')) return;
-      const lower = ref.toLowerCase();
-      let found = stages.find((s) => s.name === lower);
-      if (!found && allowIndex && /^\d+$/.test(ref)) {
-        found = stages[Number(ref)];
-        if (!found) this.err(`${what} refers to unknown stage index ${ref}; the Dockerfile has stages 0..${stages.length - 1}`, ins);
-      }
-      if (!found) return;
-      if (found.index === current.index && what !== 'FROM') this.err(`circular dependency detected: stage ${current.name ?? current.index} uses itself in ${what}`, ins);
-      if (found.index > current.index) this.err(`${what} refers to stage "${ref}" defined later (line ${found.from.startLine}); move that stage before this one`, ins);
+    const deps = new Map<number, Instruction[]>();
+    const edges = new Map<number, { to: number; ins: Instruction }[]>();
+    const lookup = (ref: string): ParsedStage | undefined => {
+      if (/^\d+$/.test(ref)) return stages[Number(ref)];
+      return this.stageByName(ref);
     };
     for (const stage of stages) {
-      check(stage.from.args[0], stage, stage.from, 'FROM', false);
+      const list: { to: number; ins: Instruction }[] = [];
       for (const ins of stage.instructions) {
-        if (ins.keyword !== 'COPY') continue;
-        const from = ins.flags.find((f) => f.name === 'from')?.value;
-        if (from !== undefined) check(from, stage, ins, `COPY --from=${from}`, true);
+        if (ins.keyword === 'COPY') {
+          const from = ins.flags.find((f) => f.name === 'from')?.value;
+          const found = from !== undefined && !from.includes('$') ? lookup(from) : undefined;
+          if (found) list.push({ to: found.index, ins });
+        }
+        if (ins.keyword === 'RUN') {
+          for (const f of ins.flags) {
+            const m = f.name === 'mount' ? /(?:^|,)from=([^,]*)/.exec(f.value ?? '') : null;
+            const found = m && !m[1].includes('$') ? this.stageByName(m[1]) : undefined;
+            if (found) list.push({ to: found.index, ins });
+          }
+        }
       }
+      edges.set(stage.index, list);
     }
+    const done = new Set<number>();
+    for (const start of stages) {
+      // Iterative depth-first search: a long chain of stages must not exhaust the stack.
+      const onPath = new Set<number>([start.index]);
+      const stack: { node: number; next: number }[] = [{ node: start.index, next: 0 }];
+      while (stack.length > 0) {
+        const top = stack[stack.length - 1];
+        const out = edges.get(top.node) ?? [];
+        if (top.next >= out.length) {
+          onPath.delete(top.node);
+          done.add(top.node);
+          stack.pop();
+          continue;
+        }
+        const e = out[top.next++];
+        if (onPath.has(e.to)) {
+          const name = start.name ?? `stage-${start.index}`;
+          this.err(`circular dependency detected on stage: ${name}`, e.ins);
+        }
+        if (!done.has(e.to)) { onPath.add(e.to); stack.push({ node: e.to, next: 0 }); }
+      }
+      void deps;
+    }
+  }
+
+  /** The stage named `name` (case-insensitive). */
+  stageByName(name: string): ParsedStage | undefined {
+    const lower = name.toLowerCase();
+    return this.df.stages.find((s) => s.name === lower);
   }
 
   private targetIndex(): number {
@@ -265,8 +298,7 @@ class Planner {
     const found = this.df.stages.find((s) => s.name === t);
     if (found) return found.index;
     const names = this.df.stages.map((s) => s.name).filter((n): n is string => n !== undefined);
-    const hint = didYouMean(t, names);
-    this.err(`target stage "${target}" could not be found${hint ? ` (did you mean ${hint}?)` : names.length ? `; stages are: ${names.join(', ')}` : '; name a stage with FROM <image> AS <name>'}`);
+    this.err(withSuggestion(`target stage ${JSON.stringify(target)} could not be found`, target, names, true));
   }
 }
 
@@ -314,7 +346,10 @@ class PlatformPlanner {
   private planStage(index: number): Promise<StageState> {
     let p = this.planned.get(index);
     if (!p) {
-      p = this.doPlanStage(this.df.stages[index]);
+      // Each stage starts in a fresh microtask, so a chain of stages waiting on their bases is a
+      // queue of suspended calls on the heap that the event loop works through one at a time,
+      // not one nested call per stage on the stack (a FROM chain of 10,000 stages plans).
+      p = Promise.resolve().then(() => this.doPlanStage(this.df.stages[index]));
       this.planned.set(index, p);
     }
     return p;
@@ -374,7 +409,9 @@ class PlatformPlanner {
       plan.base = { kind: 'stage', stageId: baseStage.plan.id };
       plan.dependsOn.push(baseStage.plan.id);
       config = structuredClone(baseStage.plan.config);
-      plan.history = structuredClone(baseStage.plan.history);
+      // Entries are never changed once pushed: sharing them keeps a long chain linear in time
+      // (a deep clone per stage made a 10,000-stage chain take minutes).
+      plan.history = baseStage.plan.history.slice();
       stateKey = baseStage.stateKey;
       if (platFlag === undefined) plan.platform = baseStage.plan.platform;
     } else if (baseName.toLowerCase() === 'scratch') {
