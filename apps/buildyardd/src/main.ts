@@ -4,6 +4,7 @@ import { createServer } from 'node:http';
 import { Redis } from 'ioredis';
 import { ServerCredentials } from '@grpc/grpc-js';
 import { loadConfig, loadTokens } from '@buildyard/config';
+import { redisKeys } from '@buildyard/contracts';
 import { Frontend } from '@buildyard/control';
 import { formatPlatform, hostPlatform } from '@buildyard/oci';
 import { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
@@ -17,10 +18,11 @@ async function main(): Promise<void> {
   const tokens = loadTokens(config);
   if (tokens.size === 0) throw new Error('no tokens configured: set BUILDYARD_TOKENS=tenant:token or auth.tokensFile, every call needs one');
   const redis = new Redis(config.redis.url, { maxRetriesPerRequest: null });
-  const scheduler = new Scheduler(config.redis.url, { tenantLimit: config.limits.tenantConcurrency, heartbeatTtlMs: config.heartbeat.timeoutMs });
-  const workers = new WorkerRegistry(config.redis.url, { heartbeatTtlMs: config.heartbeat.timeoutMs });
+  const keys = redisKeys(config.redis.keyPrefix);
+  const scheduler = new Scheduler(config.redis.url, { prefix: keys.scheduler.prefix, tenantLimit: config.limits.tenantConcurrency, heartbeatTtlMs: config.heartbeat.timeoutMs });
+  const workers = new WorkerRegistry(config.redis.url, { prefix: keys.scheduler.prefix, heartbeatTtlMs: config.heartbeat.timeoutMs });
   const frontend = new Frontend({
-    redis, scheduler, workers, tokens, version,
+    redis, keys, scheduler, workers, tokens, version,
     sharedDir: config.sharedDir || `${config.stateDir}/shared`,
     stateDir: config.stateDir,
     blobStore: config.blobStore,

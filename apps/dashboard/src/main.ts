@@ -2,6 +2,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '@buildyard/config';
+import { redisKeys } from '@buildyard/contracts';
 import { createLogger, getMetrics, startTelemetry } from '@buildyard/telemetry';
 import { createDashboardServer } from './api/createDashboardServer.js';
 
@@ -16,6 +17,7 @@ async function main(): Promise<void> {
   const port = Number(listen.slice(sep + 1));
   const server = await createDashboardServer({
     redisUrl: config.redis.url,
+    keys: redisKeys(config.redis.keyPrefix),
     tokens: { readToken: config.dashboard.readToken, adminToken: config.dashboard.adminToken },
     uiDir: join(dirname(fileURLToPath(import.meta.url)), 'public'),
     tenantLimit: config.limits.tenantConcurrency,

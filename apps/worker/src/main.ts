@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { loadConfig } from '@buildyard/config';
 import { FleetWorker } from '@buildyard/fleet';
+import { redisKeys } from '@buildyard/contracts';
 import { createServer, type Server } from 'node:http';
 import { metricsHandler, startTelemetry } from '@buildyard/telemetry';
 
@@ -81,6 +82,7 @@ program.command('serve', { isDefault: true })
     const worker = new FleetWorker({
       id: config.worker.id || `${hostname()}-${process.pid}`,
       redisUrl: config.redis.url,
+      keys: redisKeys(config.redis.keyPrefix),
       stateDir: config.stateDir,
       sharedDir: config.sharedDir || `${config.stateDir}/shared`,
       secretsKey: config.auth.secretsKey,

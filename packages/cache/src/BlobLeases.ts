@@ -1,7 +1,5 @@
 import type { Redis } from 'ioredis';
-
-const PREFIX = 'buildyard:leases';
-const expiriesKey = `${PREFIX}:expiries`;
+import { DEFAULT_KEYS, type RedisKeys } from '@buildyard/contracts';
 
 // Adds digests to a build's lease and pushes its expiry out, atomically.
 const LEASE_SCRIPT = `
@@ -33,23 +31,23 @@ return out
  * belongs to a build id and expires by itself (a frontend that dies cannot leak it forever).
  */
 export class BlobLeases {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: Redis, private readonly keys: RedisKeys = DEFAULT_KEYS) {}
 
   /** Adds `digests` to the build's lease and extends it to now + ttlMs. */
   async lease(buildId: string, digests: Iterable<string>, ttlMs: number): Promise<void> {
     if (!buildId || buildId.includes(' ')) throw new Error(`invalid build id "${buildId}" for a blob lease`);
     const list = [...new Set(digests)];
     const expiresAt = Date.now() + ttlMs;
-    await this.redis.eval(LEASE_SCRIPT, 2, expiriesKey, `${PREFIX}:build:${buildId}`, expiresAt, buildId, ...list);
+    await this.redis.eval(LEASE_SCRIPT, 2, this.keys.leases.expiries, this.keys.leases.build(buildId), expiresAt, buildId, ...list);
   }
 
   async release(buildId: string): Promise<void> {
-    await this.redis.multi().zrem(expiriesKey, buildId).del(`${PREFIX}:build:${buildId}`).exec();
+    await this.redis.multi().zrem(this.keys.leases.expiries, buildId).del(this.keys.leases.build(buildId)).exec();
   }
 
   /** Every digest under an unexpired lease. */
   async leased(): Promise<Set<string>> {
-    const digests = (await this.redis.eval(LEASED_SCRIPT, 1, expiriesKey, Date.now(), `${PREFIX}:build:`)) as string[];
+    const digests = (await this.redis.eval(LEASED_SCRIPT, 1, this.keys.leases.expiries, Date.now(), this.keys.leases.buildPrefix)) as string[];
     return new Set(digests);
   }
 }

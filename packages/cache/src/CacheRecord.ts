@@ -1,22 +1,6 @@
-/** A layer blob produced by a vertex, addressed by its compressed digest. */
-export interface LayerRecord {
-  digest: string;
-  diffID: string;
-  size: number;
-  mediaType: string;
-}
-
-/** What the cache index remembers for one cache key. */
-export interface CacheRecord {
-  key: string;
-  /** null when the vertex ran but changed no file (no layer, like Docker's empty layers). */
-  layer: LayerRecord | null;
-  description: string;
-  platform: string;
-  createdMs: number;
-  lastUsedMs: number;
-  usageCount: number;
-}
+// The record shapes cross Redis, so their schemas (and these types) live in @buildyard/contracts.
+import type { CacheRecord } from '@buildyard/contracts';
+export type { CacheRecord, LayerRecord } from '@buildyard/contracts';
 
 export type NewCacheRecord = Omit<CacheRecord, 'createdMs' | 'lastUsedMs' | 'usageCount'>;
 

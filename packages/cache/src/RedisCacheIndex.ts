@@ -1,8 +1,6 @@
 import type { Redis } from 'ioredis';
+import { DEFAULT_KEYS, cacheRecordSchema, jsonFromRedis, type RedisKeys } from '@buildyard/contracts';
 import type { CacheIndex, CacheRecord, NewCacheRecord } from './CacheRecord.js';
-
-const PREFIX = 'buildyard:cache';
-const blobRefsKey = `${PREFIX}:blobrefs`;
 
 // First writer wins: the record, the LRU entry and the blob reference count change together.
 const PUT_SCRIPT = `
@@ -52,40 +50,46 @@ return updated
 export class RedisCacheIndex implements CacheIndex {
   private readonly recordPrefix: string;
   private readonly lruKey: string;
+  private readonly blobRefsKey: string;
 
-  constructor(private readonly redis: Redis, readonly tenant: string) {
+  constructor(private readonly redis: Redis, readonly tenant: string, keys: RedisKeys = DEFAULT_KEYS) {
     if (!/^[A-Za-z0-9_.-]+$/.test(tenant)) throw new Error(`invalid tenant name "${tenant}": use letters, digits, '.', '_' or '-'`);
-    this.recordPrefix = `${PREFIX}:${tenant}:rec:`;
-    this.lruKey = `${PREFIX}:${tenant}:lru`;
+    this.recordPrefix = keys.cache.records(tenant);
+    this.lruKey = keys.cache.lru(tenant);
+    this.blobRefsKey = keys.cache.blobRefs;
   }
 
   /** Every layer digest some record of some tenant references (the blob GC must keep these). */
-  static async referencedBlobs(redis: Redis): Promise<Set<string>> {
-    return new Set(await redis.hkeys(blobRefsKey));
+  static async referencedBlobs(redis: Redis, keys: RedisKeys = DEFAULT_KEYS): Promise<Set<string>> {
+    return new Set(await redis.hkeys(keys.cache.blobRefs));
+  }
+
+  private parse(raw: string, key: string): CacheRecord {
+    return jsonFromRedis(cacheRecordSchema, raw, `cache record ${key.slice(0, 80)} of tenant ${this.tenant}`);
   }
 
   async get(key: string): Promise<CacheRecord | undefined> {
     const raw = (await this.redis.eval(TOUCH_SCRIPT, 2, this.recordPrefix + key, this.lruKey, Date.now(), key)) as string | null;
-    return raw ? (JSON.parse(raw) as CacheRecord) : undefined;
+    return raw ? this.parse(raw, key) : undefined;
   }
 
   async put(record: NewCacheRecord): Promise<CacheRecord> {
     const now = Date.now();
     const full: CacheRecord = { ...record, createdMs: now, lastUsedMs: now, usageCount: 0 };
-    const stored = (await this.redis.eval(PUT_SCRIPT, 3, this.recordPrefix + record.key, this.lruKey, blobRefsKey,
+    const stored = (await this.redis.eval(PUT_SCRIPT, 3, this.recordPrefix + record.key, this.lruKey, this.blobRefsKey,
       JSON.stringify(full), now, record.key, record.layer?.digest ?? '')) as string;
-    return JSON.parse(stored) as CacheRecord;
+    return this.parse(stored, record.key);
   }
 
   async list(): Promise<CacheRecord[]> {
     const keys = await this.redis.zrange(this.lruKey, 0, -1);
     if (keys.length === 0) return [];
     const raws = await this.redis.mget(keys.map((k) => this.recordPrefix + k));
-    return raws.filter((r): r is string => r !== null).map((r) => JSON.parse(r) as CacheRecord);
+    return raws.flatMap((r, i) => (r === null ? [] : [this.parse(r, keys[i])]));
   }
 
   async delete(keys: string[]): Promise<string[]> {
     if (keys.length === 0) return [];
-    return (await this.redis.eval(DELETE_SCRIPT, 3, this.recordPrefix, this.lruKey, blobRefsKey, ...keys)) as string[];
+    return (await this.redis.eval(DELETE_SCRIPT, 3, this.recordPrefix, this.lruKey, this.blobRefsKey, ...keys)) as string[];
   }
 }

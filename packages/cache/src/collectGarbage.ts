@@ -8,8 +8,11 @@ export interface LeaseView {
 
 export interface PruneCacheOptions {
   index: CacheIndex;
-  /** The shared blob store; blobs whose last record went away are deleted from it. */
-  blobs: { delete(digest: string): Promise<boolean> };
+  /**
+   * The shared blob store; blobs whose last record went away are deleted from it. Without one
+   * (the dashboard holds no store) they are only reported, and the frontend's blob GC removes them.
+   */
+  blobs?: { delete(digest: string): Promise<boolean> };
   leases?: LeaseView;
   policy: PrunePolicy;
   now?: number;
@@ -19,6 +22,8 @@ export interface PruneCacheResult {
   removed: CacheRecord[];
   reclaimedBytes: number;
   deletedBlobs: string[];
+  /** Layer digests no record of any tenant references any more (deleted or not). */
+  unreferenced: string[];
 }
 
 /**
@@ -37,9 +42,9 @@ export async function pruneCache(opts: PruneCacheOptions): Promise<PruneCacheRes
   const deletedBlobs: string[] = [];
   for (const digest of freed) {
     if (leasedNow.has(digest)) continue;
-    if (await opts.blobs.delete(digest)) deletedBlobs.push(digest);
+    if (await opts.blobs?.delete(digest)) deletedBlobs.push(digest);
   }
-  return { removed, reclaimedBytes: removed.reduce((n, r) => n + (r.layer?.size ?? 0), 0), deletedBlobs };
+  return { removed, reclaimedBytes: removed.reduce((n, r) => n + (r.layer?.size ?? 0), 0), deletedBlobs, unreferenced: freed };
 }
 
 export interface BlobGcPolicy {

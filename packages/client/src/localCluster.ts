@@ -1,13 +1,16 @@
 // `buildyard up` / `buildyard down`: an all-in-one cluster on this machine (Redis, registry,
 // frontend, N workers, dashboard) as background processes, with all state under one directory.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, connect } from 'node:net';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { connect } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { cleanupUnder, freePort, hasCommand, seedBusybox } from '@buildyard/hostkit';
 import { BuilderStore } from './BuilderStore.js';
+import type { InfoResponse } from '@buildyard/proto';
+import { connectBuilder } from './connectBuilder.js';
 
 export interface LocalClusterInfo {
   frontend: string;
@@ -23,30 +26,33 @@ export interface LocalClusterInfo {
 }
 
 export const LOCAL_BUILDER = 'local';
-const repoRoot = resolve(fileURLToPath(import.meta.url), '../../../..');
 const clusterFile = (stateDir: string) => join(stateDir, 'cluster.json');
 
 function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch { return false; }
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => done(port));
-    }).on('error', fail);
-  });
+/** The server programs `up` starts, found as installed packages (npm's resolution, not a path into a checkout). */
+const PROGRAMS = { buildyardd: '@buildyard/buildyardd', worker: '@buildyard/worker', dashboard: '@buildyard/dashboard' } as const;
+
+function programPath(pkg: string): string {
+  let manifest: string;
+  try {
+    manifest = createRequire(import.meta.url).resolve(`${pkg}/package.json`);
+  } catch {
+    throw new Error(`buildyard up needs ${pkg} installed beside the CLI: install it (npm install ${pkg}) or run up from a Buildyard checkout after npm ci`);
+  }
+  const main = join(dirname(manifest), 'dist/main.js');
+  if (!existsSync(main)) throw new Error(`${pkg} is not built (${main} is missing): run npm run build first`);
+  return main;
 }
 
-function requireSystemParts(): void {
+function requireSystemParts(): Record<keyof typeof PROGRAMS, string> {
   const missing = [['redis-server', 'redis-server'], ['docker-registry', 'docker-registry'], ['runc', 'runc'], ['skopeo', 'skopeo']]
-    .filter(([cmd]) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0).map(([, pkg]) => pkg);
+    .filter(([cmd]) => !hasCommand(cmd)).map(([, pkg]) => pkg);
   if (missing.length > 0) throw new Error(`missing system parts: ${missing.join(', ')}; install them with: sudo bash infra/dev/setup.sh`);
   if (process.getuid?.() !== 0) throw new Error('buildyard up runs workers with runc and overlayfs, which need root: run it as root');
-  for (const app of ['apps/buildyardd/dist/main.js', 'apps/worker/dist/main.js', 'apps/dashboard/dist/main.js']) {
-    if (!existsSync(join(repoRoot, app))) throw new Error(`${app} is not built: run npm run build first`);
-  }
+  return { buildyardd: programPath(PROGRAMS.buildyardd), worker: programPath(PROGRAMS.worker), dashboard: programPath(PROGRAMS.dashboard) };
 }
 
 async function waitFor(what: string, probe: () => Promise<boolean>, logFile: string, timeoutMs = 60_000): Promise<void> {
@@ -81,13 +87,13 @@ export async function startLocalCluster(options: { stateDir: string; workers: nu
   const step = options.onStep ?? (() => {});
   const running = await readLocalCluster(stateDir);
   if (running) return running;
-  requireSystemParts();
+  const programs = requireSystemParts();
   if (existsSync(clusterFile(stateDir))) await stopLocalCluster(stateDir, { store: options.store });
   await mkdir(join(stateDir, 'logs'), { recursive: true });
   const pids: Record<string, number> = {};
   const launch = (name: string, command: string, args: string[], env: Record<string, string> = {}) => {
     const log = openSync(join(stateDir, 'logs', `${name}.log`), 'a');
-    const child = spawn(command, args, { cwd: repoRoot, detached: true, stdio: ['ignore', log, log], env: { ...process.env, ...env } });
+    const child = spawn(command, args, { cwd: stateDir, detached: true, stdio: ['ignore', log, log], env: { ...process.env, ...env } });
     child.unref();
     pids[name] = child.pid!;
     return join(stateDir, 'logs', `${name}.log`);
@@ -123,23 +129,22 @@ export async function startLocalCluster(options: { stateDir: string; workers: nu
       BUILDYARD_INSECURE_REGISTRIES: `127.0.0.1:${registryPort}`,
     };
     step('starting the frontend');
-    const frontendLog = launch('buildyardd', process.execPath, ['apps/buildyardd/dist/main.js'], {
+    const frontendLog = launch('buildyardd', process.execPath, [programs.buildyardd], {
       ...env, BUILDYARD_STATE_DIR: join(stateDir, 'frontend'), BUILDYARD_LISTEN: `127.0.0.1:${frontendPort}`, BUILDYARD_HEALTH_LISTEN: `127.0.0.1:${healthPort}`,
     });
     for (let i = 1; i <= options.workers; i++) {
       step(`starting worker-${i}`);
-      launch(`worker-${i}`, process.execPath, ['apps/worker/dist/main.js', 'serve'], { ...env, BUILDYARD_STATE_DIR: join(stateDir, `worker-${i}`), BUILDYARD_WORKER_ID: `worker-${i}` });
+      launch(`worker-${i}`, process.execPath, [programs.worker, 'serve'], { ...env, BUILDYARD_STATE_DIR: join(stateDir, `worker-${i}`), BUILDYARD_WORKER_ID: `worker-${i}` });
     }
     step('starting the dashboard');
-    const dashboardLog = launch('dashboard', process.execPath, ['apps/dashboard/dist/main.js'], {
+    const dashboardLog = launch('dashboard', process.execPath, [programs.dashboard], {
       ...env, BUILDYARD_DASHBOARD_LISTEN: `127.0.0.1:${dashboardPort}`, BUILDYARD_DASHBOARD_READ_TOKEN: token, BUILDYARD_DASHBOARD_ADMIN_TOKEN: adminToken,
     });
     await waitFor('the frontend', async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok, frontendLog);
     await waitFor('the dashboard', async () => (await fetch(`http://127.0.0.1:${dashboardPort}/healthz`)).ok, dashboardLog);
-    await waitFor(`${options.workers} workers`, async () => (await workersAlive(redisUrl)) >= options.workers, join(stateDir, 'logs', 'worker-1.log'));
+    await waitFor(`${options.workers} workers`, async () => (await workersAlive(frontendPort, token)) >= options.workers, join(stateDir, 'logs', 'worker-1.log'));
 
     step('seeding busybox into the registry');
-    const { seedBusybox } = await import('@buildyard/testkit');
     await seedBusybox({ host: `127.0.0.1:${registryPort}` });
 
     const store = options.store ?? new BuilderStore();
@@ -158,11 +163,15 @@ export async function startLocalCluster(options: { stateDir: string; workers: nu
   }
 }
 
-/** Counts live workers through the registry the scheduler keeps in Redis. */
-async function workersAlive(redisUrl: string): Promise<number> {
-  const { WorkerRegistry } = await import('@buildyard/scheduler');
-  const registry = new WorkerRegistry(redisUrl);
-  try { return (await registry.list()).length; } finally { await registry.close(); }
+/** Counts live workers the way any client sees them: the frontend's Info call. */
+async function workersAlive(frontendPort: number, token: string): Promise<number> {
+  const address = `127.0.0.1:${frontendPort}`;
+  const conn = connectBuilder({ name: LOCAL_BUILDER, endpoint: `tcp://${address}`, address, tls: false, token, source: 'flag' });
+  try {
+    return (await conn.unary<InfoResponse>('count workers', (md, o, cb) => conn.control.info({}, md, o, cb), 5_000)).workers;
+  } finally {
+    conn.close();
+  }
 }
 
 /** Stops every process of the cluster, then removes any mount and container left under the state dir. */
@@ -182,7 +191,6 @@ export async function stopLocalCluster(stateDir: string, options: { store?: Buil
     if (alive(pid)) process.kill(pid, 'SIGKILL');
     stopped.push(name);
   }
-  const { cleanupUnder } = await import('@buildyard/testkit');
   cleanupUnder(stateDir);
   await rm(clusterFile(stateDir), { force: true });
   await (options.store ?? new BuilderStore()).remove(LOCAL_BUILDER).catch(() => undefined);

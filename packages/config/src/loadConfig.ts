@@ -4,15 +4,17 @@ import { OPTIONS } from './options.js';
 
 /** The typed config; its fields mirror the dotted paths of OPTIONS (a test keeps them in step). */
 export interface BuildyardConfig {
-  redis: { url: string };
+  redis: { url: string; keyPrefix: string };
   stateDir: string;
   sharedDir: string;
   blobStore: { type: 'fs' | 'registry'; repository: string };
   registry: { insecure: string[] };
   frontend: { listen: string; healthListen: string; tlsCert: string; tlsKey: string; tlsClientCa: string };
-  auth: { tokensFile: string; tokens: string[]; secretsKey: string };
+  auth: { tokensFile: string; tokens: string[]; entitlements: string[]; secretsKey: string };
   limits: { maxContextBytes: number; maxContextFiles: number; tenantConcurrency: number; stepTimeoutMs: number; maxLogBytesPerStep: number };
-  worker: { id: string; capacity: number; platforms: string[]; healthListen: string; compression: 'gzip' | 'zstd'; keepStorageBytes: number };
+  worker: { id: string; capacity: number; platforms: string[]; healthListen: string; compression: 'gzip' | 'zstd'; keepStorageBytes: number;
+    egress: { enabled: boolean; pool: string; deny: string[]; allow: string[]; tenantDeny: string[]; tenantAllow: string[] };
+    dns: { nameservers: string[]; search: string[]; options: string[] } };
   gc: { intervalMs: number; keepStorageBytes: number; keepDurationMs: number };
   heartbeat: { intervalMs: number; timeoutMs: number };
   dashboard: { listen: string; readToken: string; adminToken: string };

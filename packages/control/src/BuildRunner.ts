@@ -10,21 +10,15 @@ import { assembleImage, assembleIndex, registryImageResolver, storeImageDocument
 import type { SolveRequest } from '@buildyard/proto';
 import type { ContextStore } from '@buildyard/context';
 import { readManifest } from '@buildyard/context';
-import type { BuildRecords } from './BuildRecords.js';
-import type { BuildSecrets } from './BuildSecrets.js';
+import { fromRedis, stageResultSchema, type BuildRecords, type BuildSecrets, type RedisKeys, type StagePayload } from '@buildyard/contracts';
 import { pushImage, parseOutputs, type ParsedOutput } from './exportImage.js';
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
 
-/** What a worker receives for one stage (the scheduler's opaque payload). */
-export interface StagePayload {
-  stage: BuildPlan['platforms'][number]['stages'][number];
-  contextId: string;
-  noCache: boolean;
-  network: string;
-}
+export type { StagePayload } from '@buildyard/contracts';
 
 export interface BuildRunnerDeps {
   redis: Redis;
+  keys: RedisKeys;
   scheduler: Scheduler;
   records: BuildRecords;
   secrets: BuildSecrets;
@@ -88,7 +82,7 @@ export class BuildRunner {
 
   private async runTraced(buildId: string, tenant: string, req: SolveRequest, outputs: ParsedOutput[], signal: AbortSignal, span: Span): Promise<FinishedImages | undefined> {
     const { records, scheduler, secrets } = this.deps;
-    const progress = new ProgressWriter(this.deps.redis, buildId, { maxLogBytesPerVertex: this.deps.maxLogBytesPerStep });
+    const progress = new ProgressWriter(this.deps.redis, buildId, { maxLogBytesPerVertex: this.deps.maxLogBytesPerStep, keys: this.deps.keys });
     const started = Date.now();
     const registry = new RegistryClient({ credentials: registryCredentials(req), insecureHosts: this.deps.insecureRegistries, dockerConfig: false, store: this.deps.blobs });
     try {
@@ -100,7 +94,7 @@ export class BuildRunner {
         try { return await this.plan(req, tenant, registry); } finally { planSpan.end(); }
       });
       for (const w of plan.warnings) await progress.emit({ type: 'build.warning', message: w.message, file: req.dockerfileName || 'Dockerfile', line: w.line });
-      const cacheCtx = { redis: this.deps.redis, tenant, buildId, blobs: this.deps.blobs, registry, signal };
+      const cacheCtx = { redis: this.deps.redis, keys: this.deps.keys, tenant, buildId, blobs: this.deps.blobs, registry, signal };
       // [cache transfer] imported records must be in the index before any worker looks keys up.
       await importCache(cacheOptions.from, cacheCtx, (message) => progress.emit({ type: 'build.warning', message }));
       await records.update(buildId, { status: 'running' });
@@ -128,7 +122,7 @@ export class BuildRunner {
       const state = await scheduler.waitForBuild(buildId).finally(() => signal.removeEventListener('abort', onAbort));
       if (state.status !== 'done') throw new BuildFailure(state.error || `build ${state.status}`, { code: `build.${state.status}` });
 
-      const results = new Map(state.stages.map((s) => [`${s.platform}|${s.stageId}`, s.result as StageResult]));
+      const results = new Map(state.stages.map((s) => [`${s.platform}|${s.stageId}`, fromRedis(stageResultSchema, s.result, `the result of stage ${s.stageId} (${s.platform})`)]));
       // SOURCE_DATE_EPOCH (a build arg, as in buildx) pins `created` so rebuilds give identical digests.
       const epoch = Number(req.buildArgs?.SOURCE_DATE_EPOCH ?? '');
       const created = req.buildArgs?.SOURCE_DATE_EPOCH && Number.isFinite(epoch) ? new Date(epoch * 1000).toISOString() : new Date().toISOString();
@@ -173,7 +167,7 @@ export class BuildRunner {
       return undefined;
     } finally {
       await secrets.delete(buildId);
-      await releaseCacheLeases(this.deps.redis, buildId).catch(() => {}); // [cache transfer]
+      await releaseCacheLeases(this.deps.redis, buildId, this.deps.keys).catch(() => {}); // [cache transfer]
       await progress.close();
     }
   }

@@ -15,13 +15,14 @@ import {
 import type { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
 import { metrics, withExtractedContext } from '@buildyard/telemetry'; // metrics
 import { authenticate, serviceError } from './authenticate.js';
-import { BuildRecords, type BuildRecord } from './BuildRecords.js';
+import { BuildRecords, BuildSecrets, DEFAULT_KEYS, type BuildRecord, type RedisKeys } from '@buildyard/contracts';
 import { BuildRunner, type FinishedImages } from './BuildRunner.js';
-import { BuildSecrets } from './BuildSecrets.js';
 import { localOutputFiles, parseOutputs, type ParsedOutput } from './exportImage.js';
 
 export interface FrontendOptions {
   redis: Redis;
+  /** The deployment's Redis keys (`redis.keyPrefix`); the default prefix when absent. */
+  keys?: RedisKeys;
   scheduler: Scheduler;
   workers: WorkerRegistry;
   tokens: ReadonlyMap<string, string>;
@@ -42,7 +43,6 @@ export interface FrontendOptions {
 const MAX_BUILD_ARG_BYTES = 64 * 1024;
 const COORDINATOR_BEAT_MS = 3_000;
 const COORDINATOR_TTL_MS = 10_000;
-const coordinatorKey = (id: string) => `buildyard:frontend:${id}`;
 const MAX_LABEL_BYTES = 64 * 1024;
 const FILE_CHUNK = 256 * 1024;
 
@@ -79,16 +79,18 @@ export class Frontend {
   /** This process's id as a build coordinator; its heartbeat key says it is alive. */
   readonly id = randomUUID();
   private liveness?: NodeJS.Timeout;
+  private readonly keys: RedisKeys;
 
   constructor(private readonly opts: FrontendOptions) {
-    this.records = new BuildRecords(opts.redis);
+    this.keys = opts.keys ?? DEFAULT_KEYS;
+    this.records = new BuildRecords(opts.redis, this.keys);
     this.contexts = new ContextStore({ root: `${opts.sharedDir}/contexts`, maxContextBytes: opts.maxContextBytes, maxFiles: opts.maxContextFiles });
     this.blobs = openSharedBlobStore({
       type: opts.blobStore?.type ?? 'fs', repository: opts.blobStore?.repository, sharedDir: `${opts.sharedDir}/blobs`,
       localDir: `${opts.stateDir ?? opts.sharedDir}/frontend-blobs`, clientOptions: { insecureHosts: opts.insecureRegistries, dockerConfig: false },
     });
     this.runner = new BuildRunner({
-      redis: opts.redis, scheduler: opts.scheduler, records: this.records, secrets: new BuildSecrets(opts.redis, opts.secretsKey),
+      redis: opts.redis, keys: this.keys, scheduler: opts.scheduler, records: this.records, secrets: new BuildSecrets(opts.redis, opts.secretsKey, this.keys),
       contexts: this.contexts, blobs: this.blobs, insecureRegistries: opts.insecureRegistries, buildPlatform: opts.buildPlatform,
       maxLogBytesPerStep: opts.maxLogBytesPerStep,
     });
@@ -108,7 +110,7 @@ export class Frontend {
   }
 
   private beat(): Promise<unknown> {
-    return this.opts.redis.set(coordinatorKey(this.id), '1', 'PX', COORDINATOR_TTL_MS);
+    return this.opts.redis.set(this.keys.frontend(this.id), '1', 'PX', COORDINATOR_TTL_MS);
   }
 
   /**
@@ -118,11 +120,11 @@ export class Frontend {
   async failOrphanedBuilds(): Promise<string[]> {
     const failed: string[] = [];
     for (const record of await this.records.unfinished()) {
-      if (!record.coordinator || record.coordinator === this.id || (await this.opts.redis.exists(coordinatorKey(record.coordinator)))) continue;
+      if (!record.coordinator || record.coordinator === this.id || (await this.opts.redis.exists(this.keys.frontend(record.coordinator)))) continue;
       const message = 'the frontend running this build stopped before it finished: run the build again';
       await this.records.update(record.buildId, { status: 'failed', finishedMs: Date.now(), error: message });
       await this.opts.scheduler.cancelBuild(record.buildId, message).catch(() => false);
-      const progress = new ProgressWriter(this.opts.redis, record.buildId);
+      const progress = new ProgressWriter(this.opts.redis, record.buildId, { keys: this.keys });
       await progress.emit({ type: 'build.error', message, code: 'build.orphaned' });
       await progress.close();
       failed.push(record.buildId);
@@ -136,7 +138,7 @@ export class Frontend {
    */
   async collectGarbage(policy: { keepBytes: number; keepDurationMs: number }): Promise<{ deleted: number; reclaimedBytes: number }> {
     const result = await collectBlobGarbage({
-      store: this.blobs, referenced: await RedisCacheIndex.referencedBlobs(this.opts.redis), leases: new BlobLeases(this.opts.redis), policy,
+      store: this.blobs, referenced: await RedisCacheIndex.referencedBlobs(this.opts.redis, this.keys), leases: new BlobLeases(this.opts.redis, this.keys), policy,
     });
     return { deleted: result.deleted.length, reclaimedBytes: result.reclaimedBytes };
   }
@@ -198,7 +200,7 @@ export class Frontend {
         })),
       })),
       diskUsage: this.unary<DiskUsageRequest, DiskUsageResponse>(async (_req, tenant) => {
-        const records = await new RedisCacheIndex(this.opts.redis, tenant).list();
+        const records = await new RedisCacheIndex(this.opts.redis, tenant, this.keys).list();
         const total = records.reduce((n, r) => n + (r.layer?.size ?? 0), 0);
         return DiskUsageResponse.fromPartial({
           records: records.map((r) => ({ id: r.key, description: r.description, size: r.layer?.size ?? 0, lastUsedMs: r.lastUsedMs, usageCount: r.usageCount, shared: true })),
@@ -206,10 +208,10 @@ export class Frontend {
         });
       }),
       prune: this.unary<PruneRequest, PruneResponse>(async (req, tenant) => {
-        const index = new RedisCacheIndex(this.opts.redis, tenant);
+        const index = new RedisCacheIndex(this.opts.redis, tenant, this.keys);
         // Leased blobs (held by running builds) are never removed.
         const { removed: chosen } = await pruneCache({
-          index, blobs: this.blobs, leases: new BlobLeases(this.opts.redis),
+          index, blobs: this.blobs, leases: new BlobLeases(this.opts.redis, this.keys),
           policy: { all: req.all || (!req.keepStorage && !req.keepDurationMs), keepBytes: req.keepStorage || undefined, keepDurationMs: req.keepDurationMs || undefined },
         });
         return PruneResponse.fromPartial({
@@ -269,7 +271,7 @@ export class Frontend {
     const stop = new AbortController();
     call.on('cancelled', () => stop.abort());
     try {
-      for await (const event of readProgress(this.opts.redis, buildId, { fromStart, signal: stop.signal })) {
+      for await (const event of readProgress(this.opts.redis, buildId, { fromStart, signal: stop.signal, keys: this.keys })) {
         if (event.type === 'build.result' && localOutputs.length > 0 && finished) {
           const images = await finished;
           if (images) await this.streamOutputs(call, localOutputs, images);

@@ -2,6 +2,7 @@
 // each platform's target stage and its FROM-<stage> chain; mode=max: every vertex of every
 // stage), importing before scheduling, exporting after the images are assembled.
 import type { Redis } from 'ioredis';
+import type { RedisKeys } from '@buildyard/contracts';
 import {
   BlobLeases, RedisCacheIndex, parseCacheSpecs, readCache, writeCache, INLINE_CACHE_ANNOTATION, inlineCacheAnnotation,
   type CacheIndex, type CacheSpec, type CacheSpecInput, type ExportedCacheRecord, type CacheWriteResult, type CacheReadResult,
@@ -21,6 +22,8 @@ export function parseCacheOptions(req: { cacheFrom: CacheSpecInput[]; cacheTo: C
 
 export interface CacheTransferContext {
   redis: Redis;
+  /** The deployment's Redis keys (default prefix when absent). */
+  keys?: RedisKeys;
   tenant: string;
   buildId: string;
   blobs: FsContentStore;
@@ -54,13 +57,13 @@ export async function recordsForStages(index: CacheIndex, stages: StagePlan[]): 
  * for the build. A cache that cannot be read is a warning, as in buildx: the build goes on.
  */
 export async function importCache(specs: CacheSpec[], ctx: CacheTransferContext, warn: (message: string) => Promise<void>): Promise<CacheReadResult[]> {
-  const index = new RedisCacheIndex(ctx.redis, ctx.tenant);
+  const index = new RedisCacheIndex(ctx.redis, ctx.tenant, ctx.keys);
   const results: CacheReadResult[] = [];
   for (const spec of specs) {
     if (spec.type === 'inline') continue;
     try {
       const result = await readCache(spec, index, { registry: ctx.registry, blobs: ctx.blobs, signal: ctx.signal });
-      await new BlobLeases(ctx.redis).lease(ctx.buildId, result.digests, LEASE_TTL_MS);
+      await new BlobLeases(ctx.redis, ctx.keys).lease(ctx.buildId, result.digests, LEASE_TTL_MS);
       results.push(result);
     } catch (err) {
       await warn(`cache import from ${spec.type === 'registry' ? spec.ref : spec.dir} skipped: ${(err as Error).message.split('\n')[0]}`);
@@ -73,9 +76,9 @@ export async function importCache(specs: CacheSpec[], ctx: CacheTransferContext,
  * Per platform, the manifest annotations of an inline cache (undefined when none is asked):
  * the target chain's records whose layers are in that platform's image.
  */
-export async function inlineCacheAnnotations(specs: CacheSpec[], plan: BuildPlan, ctx: Pick<CacheTransferContext, 'redis' | 'tenant'>, imageLayers: (platform: string) => string[]): Promise<Map<string, Record<string, string>> | undefined> {
+export async function inlineCacheAnnotations(specs: CacheSpec[], plan: BuildPlan, ctx: Pick<CacheTransferContext, 'redis' | 'tenant' | 'keys'>, imageLayers: (platform: string) => string[]): Promise<Map<string, Record<string, string>> | undefined> {
   if (!specs.some((s) => s.type === 'inline')) return undefined;
-  const index = new RedisCacheIndex(ctx.redis, ctx.tenant);
+  const index = new RedisCacheIndex(ctx.redis, ctx.tenant, ctx.keys);
   const out = new Map<string, Record<string, string>>();
   for (const p of plan.platforms) {
     const inImage = new Set(imageLayers(p.platform));
@@ -87,19 +90,19 @@ export async function inlineCacheAnnotations(specs: CacheSpec[], plan: BuildPlan
 
 /** Writes every registry/local --cache-to; errors fail the build (the user asked for the cache). */
 export async function exportCache(specs: CacheSpec[], plan: BuildPlan, ctx: CacheTransferContext): Promise<CacheWriteResult[]> {
-  const index = new RedisCacheIndex(ctx.redis, ctx.tenant);
+  const index = new RedisCacheIndex(ctx.redis, ctx.tenant, ctx.keys);
   const results: CacheWriteResult[] = [];
   for (const spec of specs) {
     if (spec.type === 'inline') continue;
     const records = await recordsForStages(index, stagesForExport(plan, spec.mode));
     const digests = records.flatMap((r) => (r.layer ? [r.layer.digest] : []));
-    await new BlobLeases(ctx.redis).lease(ctx.buildId, digests, LEASE_TTL_MS);
+    await new BlobLeases(ctx.redis, ctx.keys).lease(ctx.buildId, digests, LEASE_TTL_MS);
     results.push(await writeCache(spec, records, { registry: ctx.registry, blobs: ctx.blobs, signal: ctx.signal }));
   }
   return results;
 }
 
 /** Ends the build's leases. */
-export async function releaseCacheLeases(redis: Redis, buildId: string): Promise<void> {
-  await new BlobLeases(redis).release(buildId);
+export async function releaseCacheLeases(redis: Redis, buildId: string, keys?: RedisKeys): Promise<void> {
+  await new BlobLeases(redis, keys).release(buildId);
 }

@@ -1,6 +1,6 @@
 export { Frontend, type FrontendOptions } from './Frontend.js';
 export { authenticate, serviceError } from './authenticate.js';
-export { BuildRecords, type BuildRecord, type BuildRecordStatus } from './BuildRecords.js';
-export { BuildSecrets, type BuildSecretsPayload } from './BuildSecrets.js';
-export { BuildRunner, type StagePayload } from './BuildRunner.js';
+// Build records, sealed secrets and stage payloads live in @buildyard/contracts; re-exported for callers.
+export { BuildRecords, BuildSecrets, type BuildRecord, type BuildRecordStatus, type BuildSecretsPayload, type StagePayload } from '@buildyard/contracts';
+export { BuildRunner } from './BuildRunner.js';
 export { parseOutputs, pushImage, localOutputFiles, type ParsedOutput, type OutputType } from './exportImage.js';

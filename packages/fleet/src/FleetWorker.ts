@@ -7,14 +7,14 @@ import { SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
 import { metrics, withExtractedContext, type EmulationLabel } from '@buildyard/telemetry';
 import { BlobLeases, RedisCacheIndex, openSharedBlobStore } from '@buildyard/cache';
 import { ContextStore, materializeContext } from '@buildyard/context';
-import { BuildSecrets, type StagePayload } from '@buildyard/control';
+import { BuildSecrets, DEFAULT_KEYS, fromRedis, stagePayloadSchema, stageResultSchema, type RedisKeys, type StageResult } from '@buildyard/contracts';
 import { detectPlatforms } from '@buildyard/executor';
 import type { Vertex } from '@buildyard/graph';
 import { FsContentStore, RegistryClient } from '@buildyard/oci';
 import { CountingRegistryClient } from './CountingRegistryClient.js';
 import { ProgressWriter, type VertexRef } from '@buildyard/progress';
 import { StageConsumer, type StageJob } from '@buildyard/scheduler';
-import { RegistryImageSource, StageSolver, openExecutionEngine, type StageResult } from '@buildyard/solver';
+import { RegistryImageSource, StageSolver, openExecutionEngine } from '@buildyard/solver';
 import { pruneSnapshots } from '@buildyard/snapshot';
 
 export interface FleetWorkerOptions {
@@ -25,6 +25,8 @@ export interface FleetWorkerOptions {
   /** Shared with the frontend and other workers on this machine: context files and layer blobs. */
   sharedDir: string;
   secretsKey: string;
+  /** The deployment's Redis keys (`redis.keyPrefix`); the default prefix when absent. */
+  keys?: RedisKeys;
   /** Where layer blobs are shared: `<sharedDir>/blobs` (fs) or a registry repository. */
   blobStore?: { type: 'fs' | 'registry'; repository: string };
   capacity: number;
@@ -72,8 +74,10 @@ export class FleetWorker {
   /** Set while GC runs; stages wait for it so it never removes a snapshot they are about to use. */
   private gcDone?: Promise<void>;
   readonly platforms: { native: string[]; emulated: string[] };
+  private readonly keys: RedisKeys;
 
   constructor(private readonly opts: FleetWorkerOptions) {
+    this.keys = opts.keys ?? DEFAULT_KEYS;
     const found = detectPlatforms();
     const wanted = (p: string) => opts.platforms.length === 0 || opts.platforms.includes(p);
     this.platforms = { native: found.native.filter(wanted), emulated: found.emulated.filter(wanted) };
@@ -92,9 +96,10 @@ export class FleetWorker {
     // Uploads a killed worker left half-written; committed blobs are never partial.
     await this.blobs.cleanupIngest(60 * 60 * 1000);
     this.contexts = new ContextStore({ root: join(this.opts.sharedDir, 'contexts') });
-    this.secrets = new BuildSecrets(this.redis, this.opts.secretsKey);
+    this.secrets = new BuildSecrets(this.redis, this.opts.secretsKey, this.keys);
     this.consumer = new StageConsumer({
       redis: this.opts.redisUrl,
+      prefix: this.keys.scheduler.prefix,
       worker: { id: this.opts.id, nativePlatforms: this.platforms.native, emulatedPlatforms: this.platforms.emulated, capacity: this.opts.capacity, version: this.opts.version },
       handler: (job, signal) => withExtractedContext(job.traceContext, () => tracer.startActiveSpan('stage', {
         attributes: { 'buildyard.build_id': job.buildId, 'buildyard.stage': job.stageId, 'buildyard.platform': job.platform, 'buildyard.worker': this.opts.id, 'buildyard.emulated': job.emulated },
@@ -145,7 +150,8 @@ export class FleetWorker {
   }
 
   private async solveStage(job: StageJob, signal: AbortSignal): Promise<StageResult> {
-    const payload = job.payload as StagePayload;
+    const payload = fromRedis(stagePayloadSchema, job.payload, `the payload of stage ${job.stageId} (${job.platform}) of build ${job.buildId}`);
+    const inputs = Object.fromEntries(Object.entries(job.inputs).map(([id, r]) => [id, fromRedis(stageResultSchema, r, `the result of stage ${id} (${job.platform})`)]));
     const { stage } = payload;
     const sealed = await this.secrets.get(job.buildId);
     const registry = new CountingRegistryClient((bytes) => metrics.bytesPulled.inc(bytes), {
@@ -154,10 +160,10 @@ export class FleetWorker {
     });
     const solver = new StageSolver({
       stateDir: this.opts.stateDir, snapshotter: this.engine.snapshotter, executor: this.engine.executor, blobs: this.blobs,
-      cache: new RedisCacheIndex(this.redis, job.tenant), images: new RegistryImageSource(registry, this.blobs),
+      cache: new RedisCacheIndex(this.redis, job.tenant, this.keys), images: new RegistryImageSource(registry, this.blobs),
       compression: this.opts.compression, stepTimeoutMs: this.opts.stepTimeoutMs,
     });
-    const progress = new ProgressWriter(this.redis, job.buildId, { maxLogBytesPerVertex: this.opts.maxLogBytesPerStep });
+    const progress = new ProgressWriter(this.redis, job.buildId, { maxLogBytesPerVertex: this.opts.maxLogBytesPerStep, keys: this.keys });
     const byDigest = new Map(stage.vertices.map((v) => [v.digest, v]));
     const refOf = (digest: string): VertexRef => {
       const vertex = byDigest.get(digest)!;
@@ -171,7 +177,7 @@ export class FleetWorker {
     const stageContext = context.active();
     try {
       const result = await solver.solve({
-        stage, inputs: job.inputs as Record<string, StageResult>, tenant: job.tenant, signal,
+        stage, inputs, tenant: job.tenant, signal,
         contextDir: payload.contextId ? await this.contextDir(payload.contextId) : undefined,
         secrets: new Map(Object.entries(sealed.secrets).map(([id, v]) => [id, Buffer.from(v, 'base64')])),
         noCache: payload.noCache, network: payload.network === 'host' ? 'host' : 'none',
@@ -198,7 +204,7 @@ export class FleetWorker {
         },
       });
       // Until the build ends (the frontend releases its leases), prune never removes these layers.
-      await new BlobLeases(this.redis).lease(job.buildId, result.layers.map((l) => l.digest), BUILD_LEASE_MS);
+      await new BlobLeases(this.redis, this.keys).lease(job.buildId, result.layers.map((l) => l.digest), BUILD_LEASE_MS);
       return { ...result, workerId: this.opts.id, emulated: job.emulated };
     } finally {
       metrics.stageDuration.observe(labels, (performance.now() - stageStarted) / 1000);

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { RedisKeys } from '@buildyard/contracts';
 import { encodeEvent, type LogStream, type ProgressEvent, type VertexRef } from './ProgressEvent.js';
 import { END_FIELD, EVENT_FIELD, progressStreamKey } from './progressStream.js';
 import { incompleteUtf8Tail, utf8SafeCut } from './utf8.js';
@@ -16,6 +17,8 @@ export interface ProgressWriterOptions {
   ttlSeconds?: number;
   /** Clock, for tests. */
   now?: () => number;
+  /** The deployment's Redis keys (default prefix when absent). */
+  keys?: RedisKeys;
 }
 
 type EventInput = ProgressEvent extends infer E ? E extends ProgressEvent ? Omit<E, 'timestampMs'> & { timestampMs?: number } : never : never;
@@ -52,7 +55,7 @@ export class ProgressWriter {
   private closed = false;
 
   constructor(private readonly redis: Redis, readonly buildId: string, opts: ProgressWriterOptions = {}) {
-    this.key = progressStreamKey(buildId);
+    this.key = progressStreamKey(buildId, opts.keys);
     this.maxLog = opts.maxLogBytesPerVertex ?? 1024 * 1024;
     this.maxLen = opts.streamMaxLen ?? 100_000;
     this.flushInterval = opts.flushIntervalMs ?? 100;

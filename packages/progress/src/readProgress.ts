@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { RedisKeys } from '@buildyard/contracts';
 import { decodeEvent, type StreamedProgressEvent } from './ProgressEvent.js';
 import { END_FIELD, EVENT_FIELD, progressStreamKey } from './progressStream.js';
 
@@ -13,6 +14,8 @@ export interface ReadProgressOptions {
   blockMs?: number;
   /** Entries fetched per XREAD. */
   count?: number;
+  /** The deployment's Redis keys (default prefix when absent). */
+  keys?: RedisKeys;
 }
 
 type XReadReply = [key: string, entries: [id: string, fields: string[]][]][] | null;
@@ -22,7 +25,7 @@ type XReadReply = [key: string, entries: [id: string, fields: string[]][]][] | n
  * connection duplicated from `redis`, because XREAD BLOCK holds the connection it runs on.
  */
 export async function* readProgress(redis: Redis, buildId: string, opts: ReadProgressOptions = {}): AsyncGenerator<StreamedProgressEvent> {
-  const key = progressStreamKey(buildId);
+  const key = progressStreamKey(buildId, opts.keys);
   const signal = opts.signal;
   if (signal?.aborted) return;
   let last = opts.after ?? (opts.fromStart ? '0-0' : undefined);

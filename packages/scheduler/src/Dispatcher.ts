@@ -5,18 +5,11 @@ import { platformQueueName, workerQueueName, type SchedulerKeys } from './keys.j
 import type { AbortOutcome, StageStore } from './StageStore.js';
 import type { WorkerRegistry } from './WorkerRegistry.js';
 import type { WorkerStatus } from './types.js';
+import { stageJobDataSchema, type StageJobData } from '@buildyard/contracts';
 
 /** What a BullMQ stage job carries; the payload stays in the stage hash (read at start). */
-export interface StageJobData {
-  ref: string;
-  buildId: string;
-  tenant: string;
-  priority: number;
-  platform: string;
-  stageId: string;
-  cacheKey: string;
-  traceContext: Record<string, string>;
-}
+/** The job's data: see @buildyard/contracts (its schema validates what workers read back). */
+export type { StageJobData } from '@buildyard/contracts';
 
 export interface DispatcherOptions {
   /** Running stages per tenant when Redis holds no configured limit (0 = unlimited). */
@@ -162,8 +155,9 @@ export class Dispatcher {
       } catch {
         continue; // picked up meanwhile
       }
-      const data = job.data as StageJobData;
-      await this.place(data.ref, workers, 'r');
+      const data = stageJobDataSchema.safeParse(job.data);
+      if (!data.success) continue; // not a stage job of ours; removed above, nothing to re-home
+      await this.place(data.data.ref, workers, 'r');
       moved++;
     }
     if (moved > 0) await this.redis.publish(this.keys.workChannel, '1');

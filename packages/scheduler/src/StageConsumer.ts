@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { connectRedis, type RedisTarget } from './connectRedis.js';
-import { Dispatcher, type StageJobData } from './Dispatcher.js';
+import { MalformedRedisDataError, stageJobDataSchema, type StageJobData } from '@buildyard/contracts';
+import { Dispatcher } from './Dispatcher.js';
 import { DEFAULT_PREFIX, platformQueueName, schedulerKeys, workerQueueName, type SchedulerKeys } from './keys.js';
 import { StageStore } from './StageStore.js';
 import { WorkerRegistry } from './WorkerRegistry.js';
@@ -217,6 +218,14 @@ export class StageConsumer {
   }
 
   private startJob(job: Job<StageJobData>, token: string, source: Source): void {
+    const checked = stageJobDataSchema.safeParse(job.data);
+    if (!checked.success) {
+      // Not a job the scheduler wrote (or of an incompatible version): fail it rather than run garbage.
+      const err = new MalformedRedisDataError(`stage job ${job.queueName}/${job.id}`, checked.error.issues[0]?.message ?? 'invalid');
+      this.report(err);
+      void job.moveToFailed(err, token, false).catch((e) => this.report(e));
+      return;
+    }
     const entry: Running = { buildId: job.data.buildId, ref: job.data.ref, abort: new AbortController(), done: Promise.resolve() };
     const key = `${job.queueName}/${job.id}`;
     this.running.set(key, entry);
@@ -286,8 +295,10 @@ export class StageConsumer {
   }
 
   private async onBullFailed(job: Job, err: Error): Promise<void> {
-    const data = job.data as StageJobData | undefined;
-    if (!data?.ref || !/stalled/i.test(err.message)) return;
+    if (!/stalled/i.test(err.message)) return;
+    const parsed = stageJobDataSchema.safeParse(job.data);
+    if (!parsed.success) return; // not a stage job of ours: nothing to re-home
+    const data = parsed.data;
     try {
       const state = await this.redis!.hget(this.keys.stage(data.ref), 'state');
       if (state !== 'running' && state !== 'queued') return;

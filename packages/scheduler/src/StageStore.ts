@@ -2,8 +2,9 @@
 // dependency bookkeeping, tenant slots, in-flight dedupe markers and the build's event stream
 // change together or not at all, so frontends and workers can all drive it concurrently.
 import type { Redis } from 'ioredis';
+import { fromRedis, jsonFromRedis, schedulerBuildHashSchema, stageHashSchema, traceContextSchema } from '@buildyard/contracts';
 import { schedulerKeys, stageRef, type SchedulerKeys } from './keys.js';
-import type { BuildRequest, BuildState, StageState, StageStatus, BuildStatus } from './types.js';
+import type { BuildRequest, BuildState, StageState } from './types.js';
 
 // Shared helpers, prepended to every script. ARGV[1] is the key prefix.
 const PRELUDE = `
@@ -338,6 +339,12 @@ const SOURCES: Record<Script, string> = {
   complete: COMPLETE, fail: FAIL, release: RELEASE, abort: ABORT,
 };
 
+/** A build's trace context as stored with it; a malformed one is an error, an absent one none. */
+function traceContextOf(text: string | null | undefined, ref: string): Record<string, string> {
+  if (text === null || text === undefined || text === '') return {};
+  return jsonFromRedis(traceContextSchema, text, `the trace context of stage ${ref}`);
+}
+
 function parseJson(text: string | null | undefined): unknown {
   if (text === null || text === undefined || text === '') return undefined;
   try { return JSON.parse(text); } catch { return text; }
@@ -449,7 +456,7 @@ export class StageStore {
     return {
       ref, buildId: build, platform, stageId: stage, tenant: tenant ?? '', priority: Number(prio ?? 0),
       cacheKey: cacheKey ?? '', dispatches: Number(dispatches ?? 1),
-      traceContext: (parseJson(trace) as Record<string, string> | undefined) ?? {}, inputWorkers,
+      traceContext: traceContextOf(trace, ref), inputWorkers,
     };
   }
 
@@ -464,7 +471,7 @@ export class StageStore {
     for (let i = 6; i + 1 < raw.length; i += 2) inputs[raw[i]] = parseJson(raw[i + 1]) ?? null;
     return {
       kind: 'ok', attempt: Number(raw[1]), tenant: raw[2], cacheKey: raw[3], payload: parseJson(raw[4]) ?? null,
-      traceContext: (parseJson(raw[5]) as Record<string, string> | undefined) ?? {}, inputs,
+      traceContext: traceContextOf(raw[5], ref), inputs,
     };
   }
 
@@ -485,31 +492,33 @@ export class StageStore {
   }
 
   async getBuild(buildId: string): Promise<BuildState | null> {
-    const b = await this.redis.hgetall(this.keys.build(buildId));
-    if (!b.state) return null;
+    const rawBuild = await this.redis.hgetall(this.keys.build(buildId));
+    if (!rawBuild.state) return null;
+    const b = fromRedis(schedulerBuildHashSchema, rawBuild, `the scheduler record of build ${buildId}`);
     const refs = await this.redis.lrange(this.keys.buildStages(buildId), 0, -1);
     const stages: StageState[] = [];
     for (const ref of refs) {
-      const s = await this.redis.hgetall(this.keys.stage(ref));
+      const raw = await this.redis.hgetall(this.keys.stage(ref));
+      const s = fromRedis(stageHashSchema, raw, `the scheduler record of stage ${ref}`);
       const st: StageState = {
-        platform: s.platform, stageId: s.stage, status: s.state as StageStatus, cacheKey: s.cacheKey ?? '',
-        dependsOn: (s.deps ?? '').split('\n').filter(Boolean).map((d) => d.split('|')[2] ?? d),
-        attempts: Number(s.attempts ?? 0),
+        platform: s.platform, stageId: s.stage, status: s.state, cacheKey: s.cacheKey,
+        dependsOn: s.deps.split('\n').filter(Boolean).map((d) => d.split('|')[2] ?? d),
+        attempts: s.attempts,
       };
-      if (s.worker) st.worker = s.worker;
-      if (s.emulated !== undefined) st.emulated = s.emulated === '1';
-      if (s.queue) st.queue = s.queue;
-      if (s.result !== undefined) st.result = parseJson(s.result) ?? null;
-      if (s.error) st.error = s.error;
-      if (s.dedupedFrom) st.dedupedFrom = s.dedupedFrom;
+      if (raw.worker) st.worker = raw.worker;
+      if (raw.emulated !== undefined) st.emulated = raw.emulated === '1';
+      if (raw.queue) st.queue = raw.queue;
+      if (raw.result !== undefined) st.result = parseJson(raw.result) ?? null;
+      if (raw.error) st.error = raw.error;
+      if (raw.dedupedFrom) st.dedupedFrom = raw.dedupedFrom;
       stages.push(st);
     }
     const state: BuildState = {
-      buildId, tenant: b.tenant, priority: Number(b.prio), status: b.state as BuildStatus,
-      createdAt: Number(b.createdAt), stages,
+      buildId, tenant: b.tenant, priority: b.prio, status: b.state,
+      createdAt: b.createdAt, stages,
     };
-    if (b.error) state.error = b.error;
-    if (b.finishedAt) state.finishedAt = Number(b.finishedAt);
+    if (rawBuild.error) state.error = rawBuild.error;
+    if (rawBuild.finishedAt) state.finishedAt = Number(rawBuild.finishedAt);
     return state;
   }
 }

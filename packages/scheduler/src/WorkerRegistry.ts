@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { fromRedis, workerHashSchema } from '@buildyard/contracts';
 import { useRedis, type RedisTarget } from './connectRedis.js';
 import { DEFAULT_PREFIX, schedulerKeys, type SchedulerKeys } from './keys.js';
 import type { WorkerInfo, WorkerStatus } from './types.js';
@@ -85,18 +86,8 @@ export class WorkerRegistry {
   async get(id: string): Promise<WorkerStatus | null> {
     const [h, alive] = await Promise.all([this.redis.hgetall(this.keys.worker(id)), this.redis.get(this.keys.workerAlive(id))]);
     if (!alive || !h.capacity) return null;
-    return {
-      id,
-      nativePlatforms: JSON.parse(h.nativePlatforms ?? '[]') as string[],
-      emulatedPlatforms: JSON.parse(h.emulatedPlatforms ?? '[]') as string[],
-      capacity: Number(h.capacity),
-      cacheBytes: Number(h.cacheBytes ?? 0),
-      version: h.version ?? '',
-      running: Number(h.running ?? 0),
-      draining: h.draining === '1',
-      registeredAt: Number(h.registeredAt ?? 0),
-      lastHeartbeat: Number(h.lastHeartbeat ?? alive),
-    };
+    const w = fromRedis(workerHashSchema, h, `the registry record of worker ${id}`);
+    return { id, ...w, lastHeartbeat: w.lastHeartbeat ?? Number(alive) };
   }
 
   async isDraining(id: string): Promise<boolean> {

@@ -7,9 +7,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startRedis, startRegistry, type RedisService, type RegistryService } from './services.js';
-import { seedBusybox, type SeededImage } from './busybox.js';
+import { cleanupUnder, seedBusybox, type SeededImage } from '@buildyard/hostkit';
 import { supervise, type SupervisedProcess } from './supervise.js';
-import { cleanupUnder } from './cleanupUnder.js';
 
 const repoRoot = resolve(fileURLToPath(import.meta.url), '../../../..');
 const tsxArgs = ['--conditions=source', '--import', 'tsx'];

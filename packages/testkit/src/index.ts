@@ -1,7 +1,7 @@
 export { startRedis, startRegistry, type RedisService, type RegistryService } from './services.js';
-export { seedBusybox, busyboxRootfs, busyboxLayout, type SeededImage, type BusyboxArch } from './busybox.js';
-export { supervise, freePort, waitUntilReady, type SupervisedProcess } from './supervise.js';
+// Base images, ports and state-dir cleanup live in @buildyard/hostkit (`buildyard up` needs them too).
+export { seedBusybox, busyboxRootfs, busyboxLayout, cleanupUnder, freePort, type SeededImage, type BusyboxArch } from '@buildyard/hostkit';
+export { supervise, waitUntilReady, type SupervisedProcess } from './supervise.js';
 export { startCluster, type Cluster, type ClusterOptions, type ClusterWorker } from './cluster.js';
-export { cleanupUnder } from './cleanupUnder.js';
 export { until } from './until.js';
 export { startRegistryProxy, type RegistryProxy, type ProxyOptions } from './registryProxy.js';

@@ -6,7 +6,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
-import { freePort, requireCommand, supervise, waitUntilReady } from './supervise.js';
+import { freePort, requireCommand } from '@buildyard/hostkit';
+import { supervise, waitUntilReady } from './supervise.js';
 
 export interface RedisService {
   /** redis://:PASSWORD@127.0.0.1:PORT: Redis always requires a password, as in production. */

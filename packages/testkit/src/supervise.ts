@@ -3,7 +3,6 @@
 // that kills it when this process disappears, even after SIGKILL, so no redis-server or
 // registry outlives a test run.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { readFileSync } from 'node:fs';
 
 const liveServices = new Set<SupervisedProcess>();
@@ -87,17 +86,8 @@ function installExitHooks(): void {
   }
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
+// One implementation, shared with `buildyard up`.
+export { freePort, requireCommand } from '@buildyard/hostkit';
 
 /** Polls `probe` until it resolves true, the process exits, or the deadline passes. */
 export async function waitUntilReady(service: SupervisedProcess, probe: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
@@ -111,14 +101,4 @@ export async function waitUntilReady(service: SupervisedProcess, probe: () => Pr
   }
   await service.stop();
   throw new Error(`${service.name} did not become ready within ${timeoutMs} ms: ${service.output().trim().split('\n').slice(-3).join(' | ')}`);
-}
-
-export function requireCommand(command: string, pkg: string): void {
-  const found = spawnSyncOk('sh', ['-c', `command -v ${command}`]);
-  if (!found) throw new Error(`${command} not found: install Debian's ${pkg} (run infra/dev/setup.sh as root)`);
-}
-
-import { spawnSync } from 'node:child_process';
-function spawnSyncOk(cmd: string, args: string[]): boolean {
-  return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
 }

@@ -1,21 +1,25 @@
-import { Queue } from 'bullmq';
+import { Queue, type Job, type JobType } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { RedisCacheIndex, selectForPrune, type CacheRecord } from '@buildyard/cache';
-import { decodeEvent, progressStreamKey, type ProgressEvent } from '@buildyard/progress';
-import { Scheduler, WorkerRegistry, DEFAULT_PREFIX, type BuildEvent, type BuildState, type StageState } from '@buildyard/scheduler';
+import { BlobLeases, RedisCacheIndex, pruneCache, type CacheRecord } from '@buildyard/cache';
+import {
+  BuildRecords, BUILD_RECORD_STATUSES, DEFAULT_KEYS, buildRecordFromHash, describeQueueName, platformQueueName, type BuildRecord, type RedisKeys,
+} from '@buildyard/contracts';
+import { decodeEvent, type ProgressEvent } from '@buildyard/progress';
+import { Scheduler, WorkerRegistry, type BuildEvent, type BuildState, type StageState } from '@buildyard/scheduler';
 import type {
   BuildDetail, BuildListStatus, BuildSummary, CacheEntryView, CacheTenantView, CacheView, PruneRequest, PruneResult,
   QueueView, RunningStage, StageView, VertexView, WorkerView,
 } from './types.js';
 
-/** The frontend's build list (the contract in the dashboard issue). */
-export const BUILDS_KEY = 'buildyard:builds';
-export const buildKey = (buildId: string) => `buildyard:build:${buildId}`;
-const CACHE_PREFIX = 'buildyard:cache';
-const STATUSES = new Set<BuildListStatus>(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
+/** The frontend's build list under the default prefix (kept for callers; the keys come from contracts). */
+export const BUILDS_KEY = DEFAULT_KEYS.builds;
+export const buildKey = DEFAULT_KEYS.build;
+const STATUSES = new Set<string>(BUILD_RECORD_STATUSES);
 
 export interface DashboardStateOptions {
-  /** Scheduler key prefix (default `by:sched`). */
+  /** The deployment's Redis keys (`redis.keyPrefix`); the default prefix when absent. */
+  keys?: RedisKeys;
+  /** Scheduler key prefix when it differs from `<keys.prefix>:sched` (tests use private ones). */
   prefix?: string;
   /** Must equal the frontend's limits.tenantConcurrency: the Scheduler records it in Redis. */
   tenantLimit?: number;
@@ -37,8 +41,29 @@ function json<T>(text: string | undefined, fallback: T): T {
 
 const num = (s: string | undefined): number | null => (s === undefined || s === '' || !Number.isFinite(Number(s)) ? null : Number(s));
 
-/** Reads a build hash into the API shape; unknown values are shown as they are rather than dropped. */
+/**
+ * Reads a build hash into the API shape through the contract's schema; a hash that does not
+ * pass is still shown (as it is, with the reason as its error) rather than dropped.
+ */
 export function toBuildSummary(h: Record<string, string>): BuildSummary {
+  let record: BuildRecord;
+  try {
+    record = buildRecordFromHash(h);
+  } catch (err) {
+    return { ...looseSummary(h), error: (err as Error).message };
+  }
+  const { buildId, tenant, status, platforms, createdMs, digest, error, verticesTotal, verticesCached, pushed } = record;
+  const finishedMs = record.finishedMs || null;
+  return {
+    buildId, tenant, status, platforms, createdMs, finishedMs,
+    durationMs: finishedMs && createdMs ? finishedMs - createdMs : null,
+    digest, error, verticesTotal, verticesCached,
+    cacheHitRatio: verticesTotal > 0 ? verticesCached / verticesTotal : null,
+    pushed,
+  };
+}
+
+function looseSummary(h: Record<string, string>): BuildSummary {
   const createdMs = num(h.createdMs) ?? 0;
   const finishedMs = num(h.finishedMs) || null;
   const total = num(h.verticesTotal) ?? 0;
@@ -79,11 +104,15 @@ export class DashboardState {
   readonly scheduler: Scheduler;
   readonly registry: WorkerRegistry;
   readonly bullPrefix: string;
+  readonly keys: RedisKeys;
+  private readonly records: BuildRecords;
   private readonly queues = new Map<string, Queue>();
   private readonly blobStore: string;
 
   constructor(readonly redis: Redis, opts: DashboardStateOptions = {}) {
-    const prefix = opts.prefix ?? DEFAULT_PREFIX;
+    this.keys = opts.keys ?? DEFAULT_KEYS;
+    this.records = new BuildRecords(redis, this.keys);
+    const prefix = opts.prefix ?? this.keys.scheduler.prefix;
     // tickMs 0: the dashboard must not dispatch or re-home stages, only observe and operate.
     this.scheduler = new Scheduler(redis, { prefix, tickMs: 0, tenantLimit: opts.tenantLimit });
     this.registry = new WorkerRegistry(redis, { prefix });
@@ -120,8 +149,8 @@ export class DashboardState {
       for (const key of await this.scan(`${head}stages-*:${suffix}`)) names.add(key.slice(head.length, -suffix.length - 1));
     }
     for (const w of await this.registry.list()) {
-      for (const p of w.nativePlatforms) names.add(`stages-${p.replace(/[^A-Za-z0-9_.-]/g, '-')}-native`);
-      for (const p of w.emulatedPlatforms) names.add(`stages-${p.replace(/[^A-Za-z0-9_.-]/g, '-')}-emulated`);
+      for (const p of w.nativePlatforms) names.add(platformQueueName(p, 'native'));
+      for (const p of w.emulatedPlatforms) names.add(platformQueueName(p, 'emulated'));
     }
     return [...names].sort();
   }
@@ -133,28 +162,24 @@ export class DashboardState {
     for (const name of await this.queueNames()) {
       const q = this.queue(name);
       const counts = await q.getJobCounts('wait', 'prioritized', 'paused', 'active', 'delayed', 'waiting-children');
-      // BullMQ keeps finished jobs (for an hour, see the scheduler) in sets scored by finish time.
-      const [doneMin, failedMin, failedHour] = await Promise.all([
-        this.redis.zcount(`${this.bullPrefix}:${name}:completed`, now - 60_000, '+inf'),
-        this.redis.zcount(`${this.bullPrefix}:${name}:failed`, now - 60_000, '+inf'),
-        this.redis.zcount(`${this.bullPrefix}:${name}:failed`, now - 3_600_000, '+inf'),
-      ]);
+      // BullMQ keeps finished jobs for a while (see the scheduler), newest first through its API.
+      const [doneMin, failedHour] = await Promise.all([finishedSince(q, 'completed', now - 60_000), finishedSince(q, 'failed', now - 3_600_000)]);
+      const failedMin = failedHour.filter((j) => (j.finishedOn ?? 0) >= now - 60_000);
       // The oldest of (at most) the first 200 waiting jobs: enough to flag a stuck queue.
       const waitingJobs = await q.getJobs(['wait', 'prioritized', 'paused'], 0, 199, true);
       const oldest = waitingJobs.reduce<number | null>((m, j) => (j && (m === null || j.timestamp < m) ? j.timestamp : m), null);
-      const worker = /^stages-w-(.+)$/.exec(name);
-      const platformMatch = /^stages-(.+)-(native|emulated)$/.exec(name);
+      const described = describeQueueName(name);
       out.push({
         name,
-        platform: worker ? '' : (platformMatch?.[1] ?? name).replace(/-/g, '/'),
-        kind: worker ? 'worker' : ((platformMatch?.[2] ?? 'native') as 'native' | 'emulated'),
-        ...(worker ? { workerId: worker[1] } : {}),
+        platform: described?.kind === 'worker' ? '' : (described?.platform ?? name.replace(/-/g, '/')),
+        kind: described?.kind ?? 'native',
+        ...(described?.kind === 'worker' ? { workerId: described.workerId } : {}),
         waiting: (counts.wait ?? 0) + (counts.prioritized ?? 0) + (counts.paused ?? 0) + (counts['waiting-children'] ?? 0),
         active: counts.active ?? 0,
         delayed: counts.delayed ?? 0,
         oldestWaitMs: oldest === null ? null : Math.max(0, now - oldest),
-        throughputPerMin: doneMin + failedMin,
-        failedLastHour: failedHour,
+        throughputPerMin: doneMin.length + failedMin.length,
+        failedLastHour: failedHour.length,
         history: [],
       });
     }
@@ -169,18 +194,14 @@ export class DashboardState {
     const out: StageWait[] = [];
     for (const name of await this.queueNames()) {
       const q = this.queue(name);
-      const finishedIds = new Set<string>();
-      for (const set of ['completed', 'failed']) {
-        for (const id of await this.redis.zrangebyscore(`${this.bullPrefix}:${name}:${set}`, sinceMs, '+inf', 'LIMIT', 0, 500)) finishedIds.add(id);
-      }
-      const jobs = [...await q.getActive(0, 199), ...await Promise.all([...finishedIds].map((id) => q.getJob(id)))];
-      const platformMatch = /^stages-(.+)-(native|emulated)$/.exec(name);
+      const jobs = [...await q.getActive(0, 199), ...await finishedSince(q, 'completed', sinceMs), ...await finishedSince(q, 'failed', sinceMs)];
+      const described = describeQueueName(name);
       for (const job of jobs) {
         if (!job?.id || !job.processedOn || job.processedOn < sinceMs) continue;
         const data = job.data as { ref?: string; platform?: string } | undefined;
-        let emulated = platformMatch?.[2] === 'emulated';
+        let emulated = described?.kind === 'emulated';
         // Per-worker queues mix classes; the stage record says how it ran.
-        if (!platformMatch && data?.ref) emulated = (await this.redis.hget(this.scheduler.keys.stage(data.ref), 'emulated')) === '1';
+        if (described?.kind === 'worker' && data?.ref) emulated = (await this.redis.hget(this.scheduler.keys.stage(data.ref), 'emulated')) === '1';
         out.push({
           key: `${name}/${job.id}/${job.processedOn}`, platform: data?.platform ?? '', emulated,
           waitMs: Math.max(0, job.processedOn - job.timestamp), startedMs: job.processedOn,
@@ -231,14 +252,10 @@ export class DashboardState {
     const out: BuildSummary[] = [];
     // Filters apply after reading, so read in pages until the page limit is met.
     for (let start = 0; out.length < limit; start += 500) {
-      const ids = await this.redis.zrevrange(BUILDS_KEY, start, start + 499);
+      const ids = await this.records.idsNewestFirst(start, 500);
       if (ids.length === 0) break;
-      const pipe = this.redis.pipeline();
-      for (const id of ids) pipe.hgetall(buildKey(id));
-      const rows = (await pipe.exec()) ?? [];
-      for (const [i, [, h]] of rows.entries()) {
-        const hash = h as Record<string, string> | null;
-        if (!hash || Object.keys(hash).length === 0) continue;
+      for (const [i, hash] of (await this.records.hashes(ids)).entries()) {
+        if (Object.keys(hash).length === 0) continue;
         const b = toBuildSummary({ buildId: ids[i], ...hash });
         if (filter.status && b.status !== filter.status) continue;
         if (filter.tenant && b.tenant !== filter.tenant) continue;
@@ -251,7 +268,7 @@ export class DashboardState {
   }
 
   async getSummary(buildId: string): Promise<BuildSummary | null> {
-    const h = await this.redis.hgetall(buildKey(buildId));
+    const h = await this.records.hash(buildId);
     return Object.keys(h).length > 0 ? toBuildSummary({ buildId, ...h }) : null;
   }
 
@@ -271,7 +288,7 @@ export class DashboardState {
 
   /** The progress events written so far (non-blocking read of the build's progress stream). */
   async progressSoFar(buildId: string): Promise<ProgressEvent[]> {
-    const entries = (await this.redis.xrange(progressStreamKey(buildId), '-', '+')) as [string, string[]][];
+    const entries = (await this.redis.xrange(this.keys.progress(buildId), '-', '+')) as [string, string[]][];
     const out: ProgressEvent[] = [];
     for (const [, fields] of entries) {
       for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'e') out.push(decodeEvent(fields[i + 1]));
@@ -296,14 +313,14 @@ export class DashboardState {
   }
 
   async cacheTenants(): Promise<string[]> {
-    const keys = await this.scan(`${CACHE_PREFIX}:*:lru`);
-    return keys.map((k) => k.slice(CACHE_PREFIX.length + 1, -':lru'.length)).sort();
+    const keys = await this.scan(this.keys.cache.lruPattern);
+    return keys.map((k) => this.keys.cache.tenantOfLru(k)).sort();
   }
 
   async cacheView(): Promise<CacheView> {
     const tenants: CacheTenantView[] = [];
     for (const tenant of await this.cacheTenants()) {
-      const records = await new RedisCacheIndex(this.redis, tenant).list();
+      const records = await new RedisCacheIndex(this.redis, tenant, this.keys).list();
       const byPlatform: CacheTenantView['byPlatform'] = {};
       let bytes = 0;
       for (const r of records) {
@@ -322,13 +339,12 @@ export class DashboardState {
   /** Cache-hit ratio of finished builds per 5-minute bucket over the last 24 hours. */
   async hitRatioSeries(bucketMs = 5 * 60_000, spanMs = 24 * 3_600_000): Promise<CacheView['hitRatio']> {
     const now = Date.now();
-    const ids = await this.redis.zrangebyscore(BUILDS_KEY, now - spanMs, '+inf');
+    const ids = await this.records.idsSince(now - spanMs);
     const buckets = new Map<number, { total: number; cached: number; builds: number }>();
     for (let i = 0; i < ids.length; i += 500) {
-      const pipe = this.redis.pipeline();
-      for (const id of ids.slice(i, i + 500)) pipe.hmget(buildKey(id), 'createdMs', 'verticesTotal', 'verticesCached');
-      for (const [, row] of (await pipe.exec()) ?? []) {
-        const [created, total, cached] = (row as (string | null)[]).map((v) => Number(v ?? 0));
+      for (const hash of await this.records.hashes(ids.slice(i, i + 500))) {
+        if (Object.keys(hash).length === 0) continue;
+        const { createdMs: created, verticesTotal: total, verticesCached: cached } = toBuildSummary(hash);
         if (!total) continue;
         const t = Math.floor(created / bucketMs) * bucketMs;
         const b = buckets.get(t) ?? { total: 0, cached: 0, builds: 0 };
@@ -339,24 +355,16 @@ export class DashboardState {
     return [...buckets.entries()].sort((a, b) => a[0] - b[0]).map(([t, b]) => ({ t, ratio: b.cached / b.total, builds: b.builds }));
   }
 
-  /** Removes a tenant's entries per the policy, never one a running build may still use. */
+  /**
+   * Removes a tenant's entries per the policy with the frontend's prune: entries whose layer a
+   * running build leases are kept. The dashboard holds no blob store, so the layers no entry
+   * references any more are reported and left to the frontend's blob GC.
+   */
   async pruneCache(tenant: string, policy: PruneRequest): Promise<PruneResult> {
-    const index = new RedisCacheIndex(this.redis, tenant);
-    const records = await index.list();
-    const chosen = selectForPrune(records, policy, await this.cacheKeysInUse(tenant));
-    const unreferencedLayers = await index.delete(chosen.map((r) => r.key));
-    return { tenant, removed: chosen.length, bytes: chosen.reduce((s, r) => s + (r.layer?.size ?? 0), 0), unreferencedLayers };
-  }
-
-  /** Cache keys of stages of the tenant's builds the scheduler still runs. */
-  private async cacheKeysInUse(tenant: string): Promise<Set<string>> {
-    const inUse = new Set<string>();
-    const running = [...(await this.listBuilds({ status: 'running', tenant, limit: 1000 })), ...(await this.listBuilds({ status: 'queued', tenant, limit: 1000 }))];
-    for (const b of running) {
-      const state = await this.scheduler.getBuild(b.buildId);
-      for (const s of state?.stages ?? []) if (s.cacheKey) inUse.add(s.cacheKey);
-    }
-    return inUse;
+    const { removed, reclaimedBytes, unreferenced } = await pruneCache({
+      index: new RedisCacheIndex(this.redis, tenant, this.keys), leases: new BlobLeases(this.redis, this.keys), policy,
+    });
+    return { tenant, removed: removed.length, bytes: reclaimedBytes, unreferencedLayers: unreferenced };
   }
 
   async ping(): Promise<boolean> {
@@ -367,6 +375,21 @@ export class DashboardState {
     await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
     await this.scheduler.close();
   }
+}
+
+/** Jobs of one finished state that finished at or after `sinceMs`, through BullMQ's API (newest first, bounded). */
+async function finishedSince(q: Queue, type: Extract<JobType, 'completed' | 'failed'>, sinceMs: number, max = 1000): Promise<Job[]> {
+  const out: Job[] = [];
+  for (let start = 0; start < max; start += 100) {
+    const page = await q.getJobs([type], start, start + 99, false);
+    for (const job of page) {
+      if (!job) continue;
+      if ((job.finishedOn ?? 0) < sinceMs) return out;
+      out.push(job);
+    }
+    if (page.length < 100) break;
+  }
+  return out;
 }
 
 function entryView(r: CacheRecord): CacheEntryView {

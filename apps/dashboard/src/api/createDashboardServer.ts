@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import fastifyCookie from '@fastify/cookie';
 import fastifyStatic from '@fastify/static';
 import { readProgress } from '@buildyard/progress';
+import type { RedisKeys } from '@buildyard/contracts';
 import { createMetrics, renderMetrics, type BuildyardMetrics } from '@buildyard/telemetry';
 import { bearerToken, cookieSecret, roleForToken, type DashboardTokens, type Role } from './auth.js';
 import { DashboardState } from './DashboardState.js';
@@ -16,7 +17,9 @@ export interface DashboardServerOptions {
   tokens: DashboardTokens;
   /** Built UI (index.html + assets); when missing, `/` explains how to build it. */
   uiDir?: string;
-  /** Scheduler key prefix (default `by:sched`). */
+  /** The deployment's Redis keys (`redis.keyPrefix`); the default prefix when absent. */
+  keys?: RedisKeys;
+  /** Scheduler key prefix when it differs from `<keys.prefix>:sched` (tests use private ones). */
   prefix?: string;
   tenantLimit?: number;
   blobStore?: string;
@@ -66,7 +69,7 @@ export async function createDashboardServer(opts: DashboardServerOptions): Promi
   }
   const redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: 3, lazyConnect: false });
   redis.on('error', () => undefined); // reported per request
-  const state = new DashboardState(redis, { prefix: opts.prefix, tenantLimit: opts.tenantLimit, blobStore: opts.blobStore });
+  const state = new DashboardState(redis, { keys: opts.keys, prefix: opts.prefix, tenantLimit: opts.tenantLimit, blobStore: opts.blobStore });
   const metrics = opts.metrics ?? createMetrics();
   const sampler = new QueueSampler(state, { intervalMs: opts.sampleIntervalMs, metrics });
   const app = Fastify({ logger: opts.logger ?? false });
@@ -160,7 +163,7 @@ export async function createDashboardServer(opts: DashboardServerOptions): Promi
     const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
     try {
       const after = req.headers['last-event-id'];
-      for await (const e of readProgress(redis, id, { fromStart: true, after: typeof after === 'string' ? after : undefined, signal: abort.signal, blockMs: 2000 })) {
+      for await (const e of readProgress(redis, id, { fromStart: true, after: typeof after === 'string' ? after : undefined, signal: abort.signal, blockMs: 2000, keys: state.keys })) {
         res.write(`id: ${e.streamId}\ndata: ${JSON.stringify(progressView(e))}\n\n`);
       }
       if (!abort.signal.aborted) res.write('event: end\ndata: {}\n\n');

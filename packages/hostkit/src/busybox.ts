@@ -6,8 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { requireCommand } from './supervise.js';
-import type { RegistryService } from './services.js';
+import { requireCommand } from './host.js';
 
 export type BusyboxArch = 'amd64' | 'arm64';
 const ARCHES: BusyboxArch[] = ['amd64', 'arm64'];
@@ -145,7 +144,7 @@ export interface SeededImage {
   manifests: Record<string, string>;
 }
 
-export async function seedBusybox(registry: Pick<RegistryService, 'host'>, options: { repository?: string; tag?: string } = {}): Promise<SeededImage> {
+export async function seedBusybox(registry: { host: string }, options: { repository?: string; tag?: string } = {}): Promise<SeededImage> {
   requireCommand('skopeo', 'skopeo');
   const layout = await busyboxLayout();
   const reference = `${registry.host}/${options.repository ?? 'library/busybox'}:${options.tag ?? 'latest'}`;

@@ -1,0 +1,129 @@
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { fromRedis } from './fromRedis.js';
+import { DEFAULT_KEYS, type RedisKeys } from './keys.js';
+
+export const BUILD_RECORD_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export type BuildRecordStatus = (typeof BUILD_RECORD_STATUSES)[number];
+
+/**
+ * The build list the frontend keeps for Status and the dashboard: a hash per build and a
+ * sorted set by creation time. Never holds secrets or credentials.
+ */
+export interface BuildRecord {
+  buildId: string;
+  tenant: string;
+  status: BuildRecordStatus;
+  platforms: string[];
+  createdMs: number;
+  finishedMs: number;
+  digest: string;
+  error: string;
+  verticesTotal: number;
+  verticesCached: number;
+  pushed: string[];
+  /** Id of the frontend process running this build. */
+  coordinator: string;
+}
+
+const jsonList = z.preprocess((v) => {
+  if (v === undefined || v === '') return [];
+  try { return typeof v === 'string' ? JSON.parse(v) : v; } catch { return v; }
+}, z.array(z.string()));
+const count = z.coerce.number().int().nonnegative();
+
+/** A build hash as Redis returns it (every field a string). */
+export const buildRecordHashSchema = z.object({
+  buildId: z.string().min(1),
+  tenant: z.string(),
+  status: z.enum(BUILD_RECORD_STATUSES),
+  platforms: jsonList,
+  createdMs: count,
+  finishedMs: count.default(0),
+  digest: z.string().default(''),
+  error: z.string().default(''),
+  verticesTotal: count.default(0),
+  verticesCached: count.default(0),
+  pushed: jsonList,
+  // Records of frontends older than coordinator heartbeats have none.
+  coordinator: z.string().default(''),
+});
+
+/** Reads a build hash; throws MalformedRedisDataError when it is not one. */
+export function buildRecordFromHash(hash: Record<string, string>): BuildRecord {
+  return fromRedis(buildRecordHashSchema, hash, `the record of build ${hash.buildId ?? '(no id)'}`);
+}
+
+const RETENTION_MS = 7 * 24 * 3600 * 1000;
+
+export class BuildRecords {
+  constructor(private readonly redis: Redis, private readonly keys: RedisKeys = DEFAULT_KEYS) {}
+
+  async create(record: Pick<BuildRecord, 'buildId' | 'tenant' | 'platforms' | 'coordinator'>): Promise<void> {
+    const now = Date.now();
+    const key = this.keys.build(record.buildId);
+    await this.redis.multi()
+      .hset(key, { buildId: record.buildId, tenant: record.tenant, status: 'queued', platforms: JSON.stringify(record.platforms), createdMs: now, finishedMs: 0, digest: '', error: '', verticesTotal: 0, verticesCached: 0, pushed: '[]', coordinator: record.coordinator })
+      .pexpire(key, RETENTION_MS)
+      .zadd(this.keys.builds, now, record.buildId)
+      .zremrangebyscore(this.keys.builds, 0, now - RETENTION_MS)
+      .exec();
+  }
+
+  async update(buildId: string, fields: Partial<Omit<BuildRecord, 'buildId' | 'tenant' | 'createdMs'>>): Promise<void> {
+    const flat: Record<string, string | number> = {};
+    for (const [k, v] of Object.entries(fields)) flat[k] = Array.isArray(v) ? JSON.stringify(v) : (v as string | number);
+    await this.redis.hset(this.keys.build(buildId), flat);
+  }
+
+  /** The raw hash, empty when the build is unknown (the dashboard shows malformed ones as they are). */
+  async hash(buildId: string): Promise<Record<string, string>> {
+    return this.redis.hgetall(this.keys.build(buildId));
+  }
+
+  async get(buildId: string): Promise<BuildRecord | undefined> {
+    const raw = await this.hash(buildId);
+    return raw.buildId ? buildRecordFromHash(raw) : undefined;
+  }
+
+  /** Build ids newest first, `count` from `start`. */
+  async idsNewestFirst(start: number, count: number): Promise<string[]> {
+    return this.redis.zrevrange(this.keys.builds, start, start + count - 1);
+  }
+
+  /** Build ids created since `sinceMs`, oldest first. */
+  async idsSince(sinceMs: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys.builds, sinceMs, '+inf');
+  }
+
+  /** Raw hashes of many builds in one round trip (empty objects for unknown ids). */
+  async hashes(buildIds: string[]): Promise<Record<string, string>[]> {
+    if (buildIds.length === 0) return [];
+    const pipe = this.redis.pipeline();
+    for (const id of buildIds) pipe.hgetall(this.keys.build(id));
+    const rows = (await pipe.exec()) ?? [];
+    return rows.map(([err, h]) => {
+      if (err) throw err;
+      return (h ?? {}) as Record<string, string>;
+    });
+  }
+
+  /** Builds still queued or running, newest first, among those created in the last day. */
+  async unfinished(): Promise<BuildRecord[]> {
+    const ids = await this.redis.zrevrangebyscore(this.keys.builds, '+inf', Date.now() - 24 * 3600 * 1000);
+    const records = await Promise.all(ids.map((id) => this.get(id)));
+    return records.filter((r): r is BuildRecord => !!r && (r.status === 'queued' || r.status === 'running'));
+  }
+
+  /** The newest builds of one tenant. */
+  async list(tenant: string, limit: number): Promise<BuildRecord[]> {
+    const ids = await this.redis.zrevrange(this.keys.builds, 0, Math.max(limit * 10, 100));
+    const out: BuildRecord[] = [];
+    for (const id of ids) {
+      const record = await this.get(id);
+      if (record?.tenant === tenant) out.push(record);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+}

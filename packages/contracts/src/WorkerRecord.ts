@@ -1,0 +1,20 @@
+import { z } from 'zod';
+
+const jsonList = z.preprocess((v) => {
+  if (v === undefined || v === '') return [];
+  try { return typeof v === 'string' ? JSON.parse(v) : v; } catch { return v; }
+}, z.array(z.string()));
+const num = (fallback: number) => z.coerce.number().nonnegative().default(fallback);
+
+/** A worker's registry hash as Redis returns it (the scheduler's `<prefix>:worker:<id>`). */
+export const workerHashSchema = z.object({
+  nativePlatforms: jsonList,
+  emulatedPlatforms: jsonList,
+  capacity: z.coerce.number().int().positive(),
+  cacheBytes: num(0),
+  version: z.string().default(''),
+  running: num(0),
+  draining: z.string().default('0').transform((v) => v === '1'),
+  registeredAt: num(0),
+  lastHeartbeat: z.coerce.number().nonnegative().optional(),
+});

@@ -1,0 +1,55 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import {
+  redisKeys, DEFAULT_KEYS, sealSecrets, unsealSecrets, secretsKey, stagePayloadSchema, stageResultSchema, buildRecordFromHash,
+  jsonFromRedis, MalformedRedisDataError, describeQueueName, platformQueueName, workerQueueName, workerHashSchema, fromRedis,
+} from './index.js';
+
+test('every key lives under the one configured prefix', () => {
+  const k = redisKeys('team-a:by');
+  const all = [k.builds, k.build('b'), k.buildSecrets('b'), k.frontend('f'), k.progress('b'), k.cache.blobRefs, k.cache.records('t'), k.cache.lru('t'),
+    k.leases.expiries, k.leases.build('b'), k.scheduler.build('b'), k.scheduler.bullPrefix, k.scheduler.workerAlive('w')];
+  for (const key of all) assert.ok(key.startsWith('team-a:by:'), key);
+  assert.equal(k.cache.tenantOfLru(k.cache.lru('acme')), 'acme');
+  // The default keeps the names deployments already have.
+  assert.equal(DEFAULT_KEYS.build('x'), 'buildyard:build:x');
+  assert.equal(DEFAULT_KEYS.leases.build('x'), 'buildyard:leases:build:x');
+  assert.throws(() => redisKeys('bad prefix'), /invalid Redis key prefix "bad prefix"/);
+});
+
+test('queue names round-trip through describeQueueName', () => {
+  assert.deepEqual(describeQueueName(platformQueueName('linux/arm64', 'emulated')), { kind: 'emulated', platform: 'linux/arm64' });
+  assert.deepEqual(describeQueueName(workerQueueName('w:1')), { kind: 'worker', workerId: 'w-1' });
+  assert.equal(describeQueueName('other'), undefined);
+});
+
+test('sealed secrets open only with the same key and build id', () => {
+  const key = secretsKey(randomBytes(32).toString('hex'))!;
+  const payload = { secrets: { tok: Buffer.from('s3cret').toString('base64') }, registryAuth: [{ registry: 'r', username: 'u', password: 'p', identityToken: '' }] };
+  const sealed = sealSecrets(key, 'b1', payload);
+  assert.ok(!Buffer.from(sealed, 'base64').toString('latin1').includes('s3cret'));
+  assert.deepEqual(unsealSecrets(key, 'b1', sealed), payload);
+  assert.throws(() => unsealSecrets(key, 'b2', sealed), /cannot open the secrets of build b2/);
+  assert.throws(() => unsealSecrets(randomBytes(32), 'b1', sealed), /BUILDYARD_SECRETS_KEY differs/);
+  assert.throws(() => secretsKey('abcd'), /64 hex characters/);
+});
+
+test('build record hashes are validated and typed', () => {
+  const record = buildRecordFromHash({ buildId: 'b', tenant: 't', status: 'running', platforms: '["linux/amd64"]', createdMs: '5', finishedMs: '0', digest: '', error: '', verticesTotal: '3', verticesCached: '1', pushed: '[]' });
+  assert.deepEqual(record.platforms, ['linux/amd64']);
+  assert.equal(record.verticesTotal, 3);
+  assert.equal(record.coordinator, '');
+  assert.throws(() => buildRecordFromHash({ buildId: 'b', tenant: 't', status: 'exploded', createdMs: '1' }), (err: Error) => err instanceof MalformedRedisDataError && /record of build b.*status/.test(err.message));
+});
+
+test('stage payloads, results and worker hashes are checked when read back', () => {
+  const stage = { id: 'linux/amd64#0', index: 0, platform: 'linux/amd64', base: { kind: 'scratch' }, dependsOn: [], vertices: [], config: {}, history: [], cacheKey: 'k', noCache: false };
+  assert.equal(jsonFromRedis(stagePayloadSchema, JSON.stringify({ stage, contextId: '', noCache: false, network: '' }), 'payload').stage.id, 'linux/amd64#0');
+  assert.throws(() => jsonFromRedis(stagePayloadSchema, JSON.stringify({ stage: { ...stage, base: { kind: 'mystery' } }, contextId: '', noCache: false, network: '' }), 'the payload of stage x'), /the payload of stage x in Redis is malformed \(stage\.base\.kind/);
+  assert.throws(() => jsonFromRedis(stageResultSchema, '{"stageId":1}', 'a result'), MalformedRedisDataError);
+  assert.throws(() => jsonFromRedis(stageResultSchema, 'not json', 'a result'), /not JSON/);
+  const w = fromRedis(workerHashSchema, { nativePlatforms: '["linux/amd64"]', capacity: '2', draining: '1' }, 'worker w');
+  assert.equal(w.draining, true);
+  assert.deepEqual(w.emulatedPlatforms, []);
+});

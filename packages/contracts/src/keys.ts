@@ -1,0 +1,112 @@
+// Every Redis key Buildyard writes, under one prefix, so that two deployments can share a Redis
+// and so that the frontend, the workers, the scheduler and the dashboard agree on the names.
+// BullMQ refuses ':' in queue names, so queue names use '-'.
+
+/** The prefix of every key when none is configured (`redis.keyPrefix`). */
+export const DEFAULT_KEY_PREFIX = 'buildyard';
+
+/** `buildId|platform|stageId`: the id of one stage of one build across all keys. */
+export function stageRef(buildId: string, platform: string, stageId: string): string {
+  return `${buildId}|${platform}|${stageId}`;
+}
+
+export function parseStageRef(ref: string): { buildId: string; platform: string; stageId: string } {
+  const [buildId, platform, stageId] = ref.split('|');
+  return { buildId: buildId ?? '', platform: platform ?? '', stageId: stageId ?? '' };
+}
+
+function queueSafe(s: string): string {
+  return s.replace(/[^A-Za-z0-9_.-]/g, '-');
+}
+
+export type PlacementClass = 'native' | 'emulated';
+
+/** `stages-linux-arm64-native`: jobs any worker running that platform natively may take. */
+export function platformQueueName(platform: string, cls: PlacementClass): string {
+  return `stages-${queueSafe(platform)}-${cls}`;
+}
+
+/** `stages-w-<id>`: jobs placed on one worker because it already holds their inputs. */
+export function workerQueueName(workerId: string): string {
+  return `stages-w-${queueSafe(workerId)}`;
+}
+
+/** What a stage queue name says about itself (the inverse of the two functions above). */
+export function describeQueueName(name: string): { kind: 'worker'; workerId: string } | { kind: PlacementClass; platform: string } | undefined {
+  const worker = /^stages-w-(.+)$/.exec(name);
+  if (worker) return { kind: 'worker', workerId: worker[1] };
+  const platform = /^stages-(.+)-(native|emulated)$/.exec(name);
+  // queueSafe turned '/' into '-'; platform components never contain '-'.
+  return platform ? { kind: platform[2] as PlacementClass, platform: platform[1].replace(/-/g, '/') } : undefined;
+}
+
+/** The scheduler's keys under its own prefix (`<prefix>:sched` of the deployment's keys). */
+export function schedulerKeys(prefix: string) {
+  return {
+    prefix,
+    bullPrefix: `${prefix}:bull`,
+    build: (buildId: string) => `${prefix}:build:${buildId}`,
+    buildStages: (buildId: string) => `${prefix}:build:${buildId}:stages`,
+    buildEvents: (buildId: string) => `${prefix}:build:${buildId}:events`,
+    stage: (ref: string) => `${prefix}:stage:${ref}`,
+    workers: `${prefix}:workers`,
+    worker: (id: string) => `${prefix}:worker:${id}`,
+    workerAlive: (id: string) => `${prefix}:worker:${id}:alive`,
+    cancelChannel: `${prefix}:cancel`,
+    workChannel: `${prefix}:work`,
+    config: `${prefix}:config`,
+  };
+}
+
+export type SchedulerKeys = ReturnType<typeof schedulerKeys>;
+
+function checkPrefix(prefix: string): string {
+  if (!/^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)*$/.test(prefix)) {
+    throw new Error(`invalid Redis key prefix "${prefix.slice(0, 64)}": use letters, digits, '.', '_', '-' and ':' between parts (e.g. buildyard or team-a:buildyard)`);
+  }
+  return prefix;
+}
+
+/** Every key of one deployment. */
+export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX) {
+  const p = checkPrefix(prefix);
+  const cache = `${p}:cache`;
+  const leases = `${p}:leases`;
+  return {
+    prefix: p,
+    /** Sorted set of build ids by creation time (the frontend's build list). */
+    builds: `${p}:builds`,
+    /** Hash: one build's record (BuildRecord). */
+    build: (buildId: string) => `${p}:build:${buildId}`,
+    /** String: a build's sealed secrets, only while it runs. */
+    buildSecrets: (buildId: string) => `${p}:build-secrets:${buildId}`,
+    /** String with a TTL: a frontend's liveness as the coordinator of its builds. */
+    frontend: (frontendId: string) => `${p}:frontend:${frontendId}`,
+    /** Stream: one build's progress events. */
+    progress: (buildId: string) => `${p}:progress:${buildId}`,
+    cache: {
+      /** Hash digest -> number of cache records (of any tenant) referencing it. */
+      blobRefs: `${cache}:blobrefs`,
+      /** Prefix of one tenant's record strings (the cache key follows). */
+      records: (tenant: string) => `${cache}:${tenant}:rec:`,
+      /** Sorted set of one tenant's cache keys by last use. */
+      lru: (tenant: string) => `${cache}:${tenant}:lru`,
+      /** SCAN pattern of every tenant's LRU set, and the tenant a matched key names. */
+      lruPattern: `${cache}:*:lru`,
+      tenantOfLru: (key: string) => key.slice(cache.length + 1, -':lru'.length),
+    },
+    leases: {
+      /** Sorted set build id -> lease expiry. */
+      expiries: `${leases}:expiries`,
+      /** Set of digests one build leases; `buildPrefix` + build id. */
+      build: (buildId: string) => `${leases}:build:${buildId}`,
+      buildPrefix: `${leases}:build:`,
+    },
+    scheduler: schedulerKeys(`${p}:sched`),
+  };
+}
+
+export type RedisKeys = ReturnType<typeof redisKeys>;
+
+/** The keys of the default prefix, for callers that were given none. */
+export const DEFAULT_KEYS: RedisKeys = redisKeys();
