@@ -92,6 +92,7 @@ program.command('serve', { isDefault: true })
       compression: config.worker.compression,
       insecureRegistries: config.registry.insecure,
       stepTimeoutMs: config.limits.stepTimeoutMs,
+      fetch: { connectTimeoutMs: config.limits.fetchConnectTimeoutMs, idleTimeoutMs: config.limits.fetchIdleTimeoutMs },
       keepStorageBytes: config.worker.keepStorageBytes,
       gcIntervalMs: config.gc.intervalMs,
       maxLogBytesPerStep: config.limits.maxLogBytesPerStep,

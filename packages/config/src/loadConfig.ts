@@ -11,7 +11,7 @@ export interface BuildyardConfig {
   registry: { insecure: string[] };
   frontend: { listen: string; healthListen: string; tlsCert: string; tlsKey: string; tlsClientCa: string };
   auth: { tokensFile: string; tokens: string[]; entitlements: string[]; secretsKey: string };
-  limits: { maxContextBytes: number; maxContextFiles: number; tenantConcurrency: number; stepTimeoutMs: number; maxLogBytesPerStep: number };
+  limits: { maxContextBytes: number; maxContextFiles: number; tenantConcurrency: number; stepTimeoutMs: number; fetchConnectTimeoutMs: number; fetchIdleTimeoutMs: number; maxLogBytesPerStep: number };
   worker: { id: string; capacity: number; platforms: string[]; healthListen: string; compression: 'gzip' | 'zstd'; keepStorageBytes: number;
     egress: { enabled: boolean; pool: string; deny: string[]; allow: string[]; tenantDeny: string[]; tenantAllow: string[] };
     dns: { nameservers: string[]; search: string[]; options: string[] } };

@@ -42,6 +42,8 @@ export const OPTIONS = [
   opt('limits.maxContextFiles', 'BUILDYARD_MAX_CONTEXT_FILES', bytes, 1_000_000, 'Most files accepted in one build context.'),
   opt('limits.tenantConcurrency', 'BUILDYARD_TENANT_CONCURRENCY', z.coerce.number().int().positive(), 4, 'Stages of one tenant that may run at the same time across the fleet.'),
   opt('limits.stepTimeoutMs', 'BUILDYARD_STEP_TIMEOUT_MS', ms, 3_600_000, 'Time limit of one RUN step.'),
+  opt('limits.fetchConnectTimeoutMs', 'BUILDYARD_FETCH_CONNECT_TIMEOUT_MS', ms, 30_000, 'Time a build\'s download (ADD <url>) may take to connect, TLS included.'),
+  opt('limits.fetchIdleTimeoutMs', 'BUILDYARD_FETCH_IDLE_TIMEOUT_MS', ms, 60_000, 'Longest silence allowed in a build\'s download (ADD <url>, registry pulls), waiting for the answer or within the body; then the step fails.'),
   opt('limits.maxLogBytesPerStep', 'BUILDYARD_MAX_LOG_BYTES', bytes, 2 * 1024 ** 2, 'Log bytes kept per step; later output is dropped with a marker.'),
   opt('worker.id', 'BUILDYARD_WORKER_ID', z.string(), '', 'Worker id; empty means hostname-pid.'),
   opt('worker.capacity', 'BUILDYARD_WORKER_CAPACITY', z.coerce.number().int().positive(), 2, 'Stages this worker runs at once.'),

@@ -2,12 +2,14 @@ import { createHash } from 'node:crypto';
 import { createWriteStream, promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Transform } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pipeline } from 'node:stream/promises';
 import { parseChmod } from './chmodSpec.js';
 import { applyMeta, clearForFile, ensureDir, lstatOrNull, type Owner, resolveInRoot, ROOT_OWNER, showPath } from './destFs.js';
 import { extractArchive, sniffArchive, type ExtractLimits } from './extractArchive.js';
 import { FileOpError } from './FileOpError.js';
+import { httpGet, HttpTimeoutError, type HttpLimits } from './httpGet.js';
 import { cleanRel } from './resolveScoped.js';
 
 export interface AddUrlOptions {
@@ -24,6 +26,14 @@ export interface AddUrlOptions {
   unpack?: boolean;
   /** Whole-download timeout (default 300 s). */
   timeoutMs?: number;
+  /** Time allowed to open the connection, TLS included (default 30 s). */
+  connectTimeoutMs?: number;
+  /** Longest silence allowed, waiting for the answer or within the body (default 60 s). */
+  idleTimeoutMs?: number;
+  /** The build's: aborting it ends the download at once, and no retry follows. */
+  signal?: AbortSignal;
+  /** Where the download is written before it is placed (default the OS temp dir). */
+  tmpDir?: string;
   /** Retries after network errors and 5xx/429 answers (default 2). */
   retries?: number;
   extractLimits?: Partial<ExtractLimits>;
@@ -40,18 +50,21 @@ export interface AddUrlResult {
 /** ADD <url> <dest>: download, verify, place (downloaded files are 0600 like Docker's). */
 export async function addUrl(opts: AddUrlOptions): Promise<AddUrlResult> {
   let url: URL;
-  try { url = new URL(opts.url); } catch { throw new FileOpError('EBADARG', `ADD ${opts.url}: not a valid URL; use an absolute http(s):// URL`); }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new FileOpError('EBADARG', `ADD ${opts.url}: only http and https URLs can be downloaded`);
+  try { url = new URL(opts.url); } catch { throw new FileOpError('EBADARG', `ADD ${brief(opts.url)}: not a valid URL; use an absolute http(s):// URL`); }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new FileOpError('EBADARG', `ADD ${brief(opts.url)}: only http and https URLs can be downloaded`);
   if (!opts.dest.startsWith('/')) throw new FileOpError('EBADARG', `ADD destination "${opts.dest}" must be absolute (resolve it against WORKDIR first)`);
   const expected = opts.checksum ? parseChecksum(opts.checksum, opts.url) : null;
   const chmod = opts.chmod !== undefined ? parseChmod(opts.chmod) : null;
   const owner = opts.owner ?? ROOT_OWNER;
-  const tmp = await fsp.mkdtemp(join(tmpdir(), 'buildyard-add-'));
+  const tmp = await fsp.mkdtemp(join(opts.tmpDir ?? tmpdir(), 'buildyard-add-'));
   try {
     const file = join(tmp, 'download');
-    const got = await download(url, file, opts.timeoutMs ?? 300_000, opts.retries ?? 2, expected?.algorithm ?? 'sha256');
+    const limits: HttpLimits = {
+      timeoutMs: opts.timeoutMs ?? 300_000, connectTimeoutMs: opts.connectTimeoutMs ?? 30_000, idleTimeoutMs: opts.idleTimeoutMs ?? 60_000, signal: opts.signal,
+    };
+    const got = await download(url, file, limits, opts.retries ?? 2, expected?.algorithm ?? 'sha256');
     if (expected && got.hex !== expected.hex) {
-      throw new FileOpError('ECHECKSUM', `ADD ${opts.url}: checksum mismatch: expected ${expected.algorithm}:${expected.hex}, got ${expected.algorithm}:${got.hex}; fix --checksum or the URL`);
+      throw new FileOpError('ECHECKSUM', `ADD ${brief(opts.url)}: checksum mismatch: expected ${expected.algorithm}:${expected.hex}, got ${expected.algorithm}:${got.hex}; fix --checksum or the URL`);
     }
     const digest = expected?.algorithm === 'sha256' || !expected ? `sha256:${got.hex}` : `sha256:${createHash('sha256').update(await fsp.readFile(file)).digest('hex')}`;
     const destRel = cleanRel(opts.dest);
@@ -81,50 +94,64 @@ export async function addUrl(opts: AddUrlOptions): Promise<AddUrlResult> {
 function parseChecksum(checksum: string, url: string): { algorithm: string; hex: string } {
   const m = /^(sha256|sha384|sha512):([0-9a-f]+)$/.exec(checksum.trim());
   const len: Record<string, number> = { sha256: 64, sha384: 96, sha512: 128 };
-  if (!m || m[2].length !== len[m[1]]) throw new FileOpError('EBADARG', `ADD ${url}: invalid --checksum "${checksum}"; use sha256:<64 hex digits>`);
+  if (!m || m[2].length !== len[m[1]]) throw new FileOpError('EBADARG', `ADD ${brief(url)}: invalid --checksum "${brief(checksum)}"; use sha256:<64 hex digits>`);
   return { algorithm: m[1], hex: m[2] };
 }
 
 interface Downloaded { hex: string; bytes: number; filename: string; lastModified: Date | null }
 
-async function download(url: URL, file: string, timeoutMs: number, retries: number, algorithm: string): Promise<Downloaded> {
+async function download(url: URL, file: string, limits: HttpLimits, retries: number, algorithm: string): Promise<Downloaded> {
   let lastError = '';
   for (let attempt = 0; attempt <= retries; attempt++) {
-    if (attempt > 0) await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
-    let res: Response;
-    const signal = AbortSignal.timeout(timeoutMs);
+    if (attempt > 0) await sleep(200 * 2 ** attempt, undefined, { signal: limits.signal });
+    let got: Awaited<ReturnType<typeof httpGet>>;
     try {
-      res = await fetch(url, { signal, redirect: 'follow' });
+      got = await httpGet(url, limits);
     } catch (err) {
-      lastError = describeFetchError(err, timeoutMs);
+      limits.signal?.throwIfAborted();
+      lastError = describeFetchError(err);
       continue;
     }
-    if (!res.ok || !res.body) {
-      await res.body?.cancel();
-      lastError = `HTTP ${res.status} ${res.statusText}`.trim();
-      if (res.status >= 500 || res.status === 429) continue;
-      break;
-    }
-    const hash = createHash(algorithm);
-    let bytes = 0;
-    const tap = new Transform({ transform(chunk: Buffer, _enc, cb) { hash.update(chunk); bytes += chunk.length; cb(null, chunk); } });
+    const { res } = got;
     try {
-      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>), tap, createWriteStream(file), { signal });
-    } catch (err) {
-      lastError = describeFetchError(err, timeoutMs);
-      continue;
+      const status = res.statusCode ?? 0;
+      if (status < 200 || status >= 300) {
+        res.resume();
+        lastError = `HTTP ${status} ${res.statusMessage ?? ''}`.trim();
+        if (status >= 500 || status === 429) continue;
+        break;
+      }
+      const hash = createHash(algorithm);
+      let bytes = 0;
+      const tap = new Transform({ transform(chunk: Buffer, _enc, cb) { hash.update(chunk); bytes += chunk.length; cb(null, chunk); } });
+      try {
+        await pipeline(res, tap, createWriteStream(file), { signal: got.signal });
+      } catch (err) {
+        limits.signal?.throwIfAborted();
+        lastError = describeFetchError(got.signal.aborted ? got.signal.reason : err);
+        continue;
+      }
+      const lm = res.headers['last-modified'];
+      const lastModified = lm && !Number.isNaN(Date.parse(lm)) ? new Date(Date.parse(lm)) : null;
+      const disposition = res.headers['content-disposition'];
+      return { hex: hash.digest('hex'), bytes, filename: fileNameFor(got.url, typeof disposition === 'string' ? disposition : null), lastModified };
+    } finally {
+      got.done();
     }
-    const lm = res.headers.get('last-modified');
-    const lastModified = lm && !Number.isNaN(Date.parse(lm)) ? new Date(Date.parse(lm)) : null;
-    return { hex: hash.digest('hex'), bytes, filename: fileNameFor(url, res.headers.get('content-disposition')), lastModified };
   }
-  throw new FileOpError('EFETCH', `ADD ${url.href}: download failed: ${lastError}; check the URL is reachable from the builder`);
+  const tries = retries > 0 ? ` (${retries + 1} attempts)` : '';
+  throw new FileOpError('EFETCH', `ADD ${brief(url.href)}: download failed${tries}: ${lastError}; check the URL is reachable from the builder`);
 }
 
-function describeFetchError(err: unknown, timeoutMs: number): string {
-  const e = err as Error & { cause?: { code?: string; message?: string } };
-  if (e.name === 'TimeoutError' || e.name === 'AbortError') return `timed out after ${timeoutMs} ms`;
-  return e.cause?.code ?? e.cause?.message ?? e.message;
+function describeFetchError(err: unknown): string {
+  const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
+  if (e instanceof HttpTimeoutError) return e.message;
+  return e.code ?? e.cause?.code ?? e.cause?.message ?? e.message;
+}
+
+/** A URL in a message: at most 200 characters of it. */
+function brief(text: string): string {
+  return text.length > 200 ? `${text.slice(0, 200)}...` : text;
 }
 
 /** BuildKit's rule: Content-Disposition filename, else the last URL path segment, else "index". */

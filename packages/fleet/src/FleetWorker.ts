@@ -35,6 +35,8 @@ export interface FleetWorkerOptions {
   compression: 'gzip' | 'zstd';
   insecureRegistries: string[];
   stepTimeoutMs: number;
+  /** Connect and idle timeouts of a build's downloads (ADD <url>; registry pulls use the idle one). */
+  fetch?: { connectTimeoutMs: number; idleTimeoutMs: number };
   maxLogBytesPerStep: number;
   heartbeatMs: number;
   heartbeatTtlMs: number;
@@ -155,13 +157,13 @@ export class FleetWorker {
     const { stage } = payload;
     const sealed = await this.secrets.get(job.buildId);
     const registry = new CountingRegistryClient((bytes) => metrics.bytesPulled.inc(bytes), {
-      store: this.blobs, insecureHosts: this.opts.insecureRegistries, dockerConfig: false,
+      store: this.blobs, insecureHosts: this.opts.insecureRegistries, dockerConfig: false, timeoutMs: this.opts.fetch?.idleTimeoutMs,
       credentials: Object.fromEntries(sealed.registryAuth.map((a) => [a.registry, a.identityToken ? { identityToken: a.identityToken } : { username: a.username, password: a.password }])) as never,
     });
     const solver = new StageSolver({
       stateDir: this.opts.stateDir, snapshotter: this.engine.snapshotter, executor: this.engine.executor, blobs: this.blobs,
       cache: new RedisCacheIndex(this.redis, job.tenant, this.keys), images: new RegistryImageSource(registry, this.blobs),
-      compression: this.opts.compression, stepTimeoutMs: this.opts.stepTimeoutMs,
+      compression: this.opts.compression, stepTimeoutMs: this.opts.stepTimeoutMs, download: this.opts.fetch,
     });
     const progress = new ProgressWriter(this.redis, job.buildId, { maxLogBytesPerVertex: this.opts.maxLogBytesPerStep, keys: this.keys });
     const byDigest = new Map(stage.vertices.map((v) => [v.digest, v]));

@@ -40,6 +40,8 @@ export interface StageSolverOptions {
   compression: 'gzip' | 'zstd';
   sourceDateEpoch?: number;
   stepTimeoutMs?: number;
+  /** Connect and idle timeouts of ADD <url> downloads (fileop's defaults when absent). */
+  download?: { connectTimeoutMs: number; idleTimeoutMs: number };
 }
 
 export interface SolveStageRequest {
@@ -267,7 +269,11 @@ export class StageSolver {
         case 'addGit':
           throw new Error(`ADD ${action.url}: git sources are not supported yet; clone in a RUN step instead`);
         case 'addUrl':
-          await addUrl({ url: action.url, destRoot: rootfs, dest: action.dest, checksum: action.checksum, owner, chmod: action.chmod, unpack: action.unpack });
+          // The build's signal ends the download at once; its file lives in this process's scratch.
+          await addUrl({
+            url: action.url, destRoot: rootfs, dest: action.dest, checksum: action.checksum, owner, chmod: action.chmod, unpack: action.unpack,
+            signal: req.signal, tmpDir: await this.scratchDir(), ...this.opts.download,
+          });
           break;
         case 'mkdir':
           await mkdir({ root: rootfs, path: action.path, owner, mode: action.mode });

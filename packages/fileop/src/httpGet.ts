@@ -1,0 +1,73 @@
+// One HTTP(S) GET with the three limits a build's download needs: a connect timeout (TCP and
+// TLS), an idle timeout (no byte for that long, while waiting for the headers or the body) and
+// a whole-download deadline, and it ends at once when the build's signal aborts. fetch() has
+// only an overall signal, so node:http is used directly.
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
+
+export interface HttpLimits {
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  /** The whole exchange, redirects and body included. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+/** A limit was hit: says which, in words for the user. */
+export class HttpTimeoutError extends Error {}
+
+const MAX_REDIRECTS = 10;
+
+/**
+ * GETs `url`, following redirects, and answers the final response with its body unread. The
+ * limits keep applying while the caller reads the body; call `done()` when finished with it.
+ */
+export async function httpGet(url: URL, limits: HttpLimits, headers: Record<string, string> = {}): Promise<{ res: IncomingMessage; url: URL; signal: AbortSignal; done(): void }> {
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(new HttpTimeoutError(`timed out after ${limits.timeoutMs} ms`)), limits.timeoutMs);
+  const signal = limits.signal ? AbortSignal.any([limits.signal, deadline.signal]) : deadline.signal;
+  const done = () => clearTimeout(timer);
+  try {
+    let current = url;
+    for (let hop = 0; ; hop++) {
+      const res = await getOnce(current, limits, signal, headers);
+      const location = res.headers.location;
+      if (res.statusCode && res.statusCode >= 300 && res.statusCode < 400 && location) {
+        res.resume();
+        if (hop >= MAX_REDIRECTS) throw new Error(`more than ${MAX_REDIRECTS} redirects`);
+        current = new URL(location, current);
+        if (current.protocol !== 'http:' && current.protocol !== 'https:') throw new Error(`redirected to an unsupported scheme ${current.protocol}`);
+        continue;
+      }
+      res.once('close', done);
+      return { res, url: current, signal, done };
+    }
+  } catch (err) {
+    done();
+    throw signal.aborted ? signal.reason : err;
+  }
+}
+
+function getOnce(url: URL, limits: HttpLimits, signal: AbortSignal, headers: Record<string, string>): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const get = url.protocol === 'https:' ? https.get : http.get;
+    // agent: false: a fresh connection, so the connect timeout always measures a real connect.
+    const req = get(url, { agent: false, signal, headers });
+    let response: IncomingMessage | undefined;
+    const connectTimer = setTimeout(() => req.destroy(new HttpTimeoutError(`could not connect to ${url.host} within ${limits.connectTimeoutMs} ms`)), limits.connectTimeoutMs);
+    req.once('socket', (socket: Socket) => {
+      const connected = () => {
+        clearTimeout(connectTimer);
+        // From here on, silence for idleTimeoutMs (before the headers or within the body) ends it.
+        // Destroying the response (not the request) lets a reader of the body see this reason.
+        socket.setTimeout(limits.idleTimeoutMs, () => (response ?? req).destroy(new HttpTimeoutError(`${url.host} sent nothing for ${limits.idleTimeoutMs} ms`)));
+      };
+      if (!socket.connecting) connected();
+      else socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', connected);
+    });
+    req.once('response', (res: IncomingMessage) => { response = res; resolve(res); });
+    req.once('error', reject);
+    req.once('close', () => clearTimeout(connectTimer));
+  });
+}
