@@ -1,7 +1,11 @@
 /** Where a cache is exported to or imported from (buildx `--cache-to` / `--cache-from` syntax). */
 export type CacheSpec =
   | { type: 'registry'; ref: string; mode: 'min' | 'max' }
-  | { type: 'local'; dir: string; tag: string; mode: 'min' | 'max' }
+  /**
+   * A local cache lives on the client, never on the builder: an export streams back in the
+   * Solve stream; an import names the context id under which the client synced the directory.
+   */
+  | { type: 'local'; tag: string; mode: 'min' | 'max'; contextId?: string }
   | { type: 'inline'; mode: 'min' };
 
 /** One buildx key=value spec as it arrives on the wire. */
@@ -32,9 +36,13 @@ export function parseCacheSpecs(specs: CacheSpecInput[], direction: 'to' | 'from
       }
       case 'local': {
         const key = direction === 'to' ? 'dest' : 'src';
-        const dir = attrs[key] ?? '';
-        if (!dir) throw new Error(`${where}: missing ${key}: add ${key}=DIR`);
-        return { type: 'local', dir, tag: attrs.tag || 'latest', mode };
+        if (attrs.dest !== undefined || attrs.src !== undefined) {
+          throw new Error(`${where}: the builder never reads or writes its own files (${key}=${(attrs[key] ?? attrs.dest ?? attrs.src ?? '').slice(0, 100)}): run the build with the buildyard client, which streams a local cache from and to your machine`);
+        }
+        if (direction === 'to') return { type: 'local', tag: attrs.tag || 'latest', mode };
+        const contextId = attrs.context ?? '';
+        if (!/^sha256:[a-f0-9]{64}$/.test(contextId)) throw new Error(`${where}: missing context=ID: sync the cache directory with ContextSync first (the buildyard client does)`);
+        return { type: 'local', tag: attrs.tag || 'latest', mode, contextId };
       }
       case 'inline':
         if (direction === 'from') throw new Error(`${where}: an inline cache is read from the image itself: use --cache-from type=registry,ref=IMAGE`);

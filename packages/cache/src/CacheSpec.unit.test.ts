@@ -3,18 +3,23 @@ import assert from 'node:assert/strict';
 import { parseCacheSpecs, encodeCacheManifest, decodeCacheRecords, type ExportedCacheRecord } from './index.js';
 
 test('cache specs parse buildx syntax with defaults', () => {
-  assert.deepEqual(parseCacheSpecs([{ type: 'registry', attrs: { ref: 'r:5000/c:t', mode: 'max' } }, { type: 'local', attrs: { dest: '/d' } }, { type: 'inline', attrs: {} }], 'to'), [
-    { type: 'registry', ref: 'r:5000/c:t', mode: 'max' }, { type: 'local', dir: '/d', tag: 'latest', mode: 'min' }, { type: 'inline', mode: 'min' },
+  assert.deepEqual(parseCacheSpecs([{ type: 'registry', attrs: { ref: 'r:5000/c:t', mode: 'max' } }, { type: 'local', attrs: {} }, { type: 'inline', attrs: {} }], 'to'), [
+    { type: 'registry', ref: 'r:5000/c:t', mode: 'max' }, { type: 'local', tag: 'latest', mode: 'min' }, { type: 'inline', mode: 'min' },
   ]);
-  assert.deepEqual(parseCacheSpecs([{ type: 'local', attrs: { src: '/s', tag: 'x' } }], 'from'), [{ type: 'local', dir: '/s', tag: 'x', mode: 'min' }]);
+  // A local import names the context id the client synced the directory under.
+  const context = `sha256:${'c'.repeat(64)}`;
+  assert.deepEqual(parseCacheSpecs([{ type: 'local', attrs: { context, tag: 'x' } }], 'from'), [{ type: 'local', contextId: context, tag: 'x', mode: 'min' }]);
 });
 
 test('bad cache specs give one-line errors naming the spec and the fix', () => {
   const cases: Array<[Parameters<typeof parseCacheSpecs>, RegExp]> = [
     [[[{ type: 's3', attrs: {} }], 'to'], /^--cache-to #1 \(type=s3\): unknown cache type "s3": use one of registry, local, inline$/],
     [[[{ type: 'registry', attrs: {} }], 'from'], /--cache-from #1 \(type=registry\): missing ref: add ref=REGISTRY\/REPO:TAG/],
-    [[[{ type: 'local', attrs: { src: '/x' } }], 'to'], /missing dest: add dest=DIR/],
-    [[[{ type: 'local', attrs: { dest: '/x' } }], 'from'], /missing src: add src=DIR/],
+    // The builder never reads or writes paths of its own.
+    [[[{ type: 'local', attrs: { dest: '/srv/buildyard' } }], 'to'], /never reads or writes its own files \(dest=\/srv\/buildyard\)/],
+    [[[{ type: 'local', attrs: { src: '/etc' } }], 'from'], /never reads or writes its own files \(src=\/etc\)/],
+    [[[{ type: 'local', attrs: {} }], 'from'], /missing context=ID/],
+    [[[{ type: 'local', attrs: { context: '../x' } }], 'from'], /missing context=ID/],
     [[[{ type: 'registry', attrs: { ref: 'a', mode: 'all' } }], 'to'], /unknown mode "all"/],
     [[[{ type: 'inline', attrs: { mode: 'max' } }], 'to'], /inline cache holds only mode=min/],
     [[[{ type: 'inline', attrs: {} }], 'from'], /use --cache-from type=registry,ref=IMAGE/],

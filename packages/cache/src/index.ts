@@ -9,7 +9,7 @@ export {
   CACHE_CONFIG_MEDIA_TYPE, INLINE_CACHE_ANNOTATION,
   type ExportedCacheRecord, type CacheConfig, type EncodedCacheManifest,
 } from './CacheManifest.js';
-export { writeCache, readCache, type CacheTransferDeps, type CacheWriteResult, type CacheReadResult } from './transferCache.js';
+export { writeCache, readCache, type CacheTransferDeps, type CacheWriteResult, type CacheReadResult, type LayoutReader } from './transferCache.js';
 export { BlobLeases } from './BlobLeases.js';
 export {
   pruneCache, collectBlobGarbage, DEFAULT_BLOB_GRACE_MS,
@@ -18,3 +18,4 @@ export {
 export { RegistryBlobStore, type RegistryBlobStoreOptions } from './RegistryBlobStore.js';
 export { TieredBlobStore, type TieredBlobStoreOptions, type TieredBlobStats } from './TieredBlobStore.js';
 export { openSharedBlobStore, type SharedBlobStoreOptions } from './openSharedBlobStore.js';
+export { askWorkersDisk, serveWorkerDisk, type WorkerDiskRequest, type WorkerDiskReport, type WorkerDiskPart } from './workerDisk.js';

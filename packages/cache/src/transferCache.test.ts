@@ -1,13 +1,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Redis } from 'ioredis';
-import { FsContentStore, RegistryClient } from '@buildyard/oci';
+import { FsContentStore, RegistryClient, writeOciLayout } from '@buildyard/oci';
 import { startRedis, startRegistry, type RedisService, type RegistryService } from '@buildyard/testkit';
-import { BlobLeases, RedisCacheIndex, readCache, writeCache, inlineCacheAnnotation, INLINE_CACHE_ANNOTATION, type ExportedCacheRecord } from './index.js';
+import { BlobLeases, RedisCacheIndex, readCache, writeCache, inlineCacheAnnotation, INLINE_CACHE_ANNOTATION, type ExportedCacheRecord, type LayoutReader } from './index.js';
 
 let redisService: RedisService;
 let registryService: RegistryService;
@@ -72,17 +73,27 @@ test('a registry cache exported from one store imports into an empty index and s
 test('a local cache is an OCI layout that round-trips', async () => {
   const src = await source('local');
   const layout = join(dir, 'layout');
-  await writeCache({ type: 'local', dir: layout, tag: 'latest', mode: 'max' }, src.records, { registry: new RegistryClient(), blobs: src.store });
-  // umoci reads it as a valid layout.
+  const written = await writeCache({ type: 'local', tag: 'latest', mode: 'max' }, src.records, { registry: new RegistryClient(), blobs: src.store });
+  assert.ok(written.layout, 'a local export returns the layout to stream to the client');
+  assert.deepEqual(new Set(written.layout.blobs.map((b) => b.digest)), new Set([written.digest, ...src.records.flatMap((r) => (r.layer ? [r.layer.digest] : [])), written.layout.blobs[1].digest]));
+  // Written where the client would write it, umoci reads it as a valid layout.
+  await writeOciLayout(layout, { index: written.layout.index, store: src.store });
   assert.match(execFileSync('umoci', ['ls', '--layout', layout], { encoding: 'utf8' }), /latest/);
   const fresh = new FsContentStore(join(dir, 'local-fresh'));
   const index = new RedisCacheIndex(redis, 'fresh-local');
-  const read = await readCache({ type: 'local', dir: layout, tag: 'latest', mode: 'min' }, index, { registry: new RegistryClient(), blobs: fresh });
+  const deps = (d: string) => ({ registry: new RegistryClient(), blobs: fresh, layout: directoryLayout(d) });
+  const read = await readCache({ type: 'local', tag: 'latest', mode: 'min' }, index, deps(layout));
   assert.deepEqual([read.records, read.added, read.blobsFetched], [3, 3, 2]);
   assert.equal((await index.get('local-arm64-run'))?.platform, 'linux/arm64');
-  await assert.rejects(readCache({ type: 'local', dir: join(dir, 'nothing'), tag: 'latest', mode: 'min' }, index, { registry: new RegistryClient(), blobs: fresh }), /no OCI layout there/);
-  await assert.rejects(readCache({ type: 'local', dir: layout, tag: 'other', mode: 'min' }, index, { registry: new RegistryClient(), blobs: fresh }), /no cache tagged "other"/);
+  await assert.rejects(readCache({ type: 'local', tag: 'latest', mode: 'min' }, index, deps(join(dir, 'nothing'))), /no OCI layout there/);
+  await assert.rejects(readCache({ type: 'local', tag: 'other', mode: 'min' }, index, deps(layout)), /no cache tagged "other"/);
+  await assert.rejects(readCache({ type: 'local', tag: 'latest', mode: 'min' }, index, { registry: new RegistryClient(), blobs: fresh }), /was not synced/);
 });
+
+/** A layout read from a directory (the builder reads it from the synced context instead). */
+function directoryLayout(root: string): LayoutReader {
+  return { where: root, read: (path) => readFile(join(root, path)), open: (path) => createReadStream(join(root, path)) };
+}
 
 test('an inline cache is read from an image manifest annotation; an image without one is refused', async () => {
   const src = await source('inline');

@@ -1,24 +1,35 @@
-import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { ociLayoutEntry, parseReference, writeOciLayout, Annotations, type Descriptor, type FsContentStore, type ImageIndex, type RegistryClient, type RepositoryReference } from '@buildyard/oci';
+import type { Readable } from 'node:stream';
+import { ociLayoutEntry, parseReference, Annotations, type Descriptor, type FsContentStore, type ImageIndex, type RegistryClient, type RepositoryReference } from '@buildyard/oci';
 import type { CacheIndex } from './CacheRecord.js';
 import type { CacheSpec } from './CacheSpec.js';
 import { CACHE_CONFIG_MEDIA_TYPE, INLINE_CACHE_ANNOTATION, decodeCacheRecords, encodeCacheManifest, type ExportedCacheRecord } from './CacheManifest.js';
+
+/** Read access to an OCI layout by path inside it (`index.json`, `blobs/sha256/<hex>`). */
+export interface LayoutReader {
+  /** For messages, e.g. the client's path of the directory. */
+  where: string;
+  /** Rejects with code ENOENT when the layout has no such file. */
+  read(path: string): Promise<Buffer>;
+  open(path: string): Readable;
+}
 
 export interface CacheTransferDeps {
   registry: RegistryClient;
   /** The shared blob store: layers are read from it on export and land in it on import. */
   blobs: FsContentStore;
+  /** A local import's layout (the client's directory, synced to the builder). */
+  layout?: LayoutReader;
   signal?: AbortSignal;
 }
 
 export interface CacheWriteResult {
-  /** registry: REF@DIGEST; local: DIR (tag). */
+  /** registry: REF@DIGEST; local: the client's dir (tag). */
   location: string;
   digest: string;
   records: number;
   layers: number;
+  /** local: the layout to stream to the client: its index and every blob it holds (in the blob store). */
+  layout?: { index: ImageIndex; blobs: Array<{ digest: string; size: number }> };
 }
 
 type Digest = `sha256:${string}`;
@@ -38,7 +49,7 @@ async function eachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<
 export async function writeCache(spec: Exclude<CacheSpec, { type: 'inline' }>, records: ExportedCacheRecord[], deps: CacheTransferDeps): Promise<CacheWriteResult> {
   const encoded = encodeCacheManifest(records);
   for (const l of encoded.layers) {
-    if (!(await deps.blobs.has(l.digest))) throw new Error(`cache export to ${spec.type === 'registry' ? spec.ref : spec.dir}: layer ${l.digest} is no longer in the shared blob store: rebuild without the cache or re-run the build`);
+    if (!(await deps.blobs.has(l.digest))) throw new Error(`cache export to ${spec.type === 'registry' ? spec.ref : 'type=local'}: layer ${l.digest} is no longer in the shared blob store: rebuild without the cache or re-run the build`);
   }
   if (spec.type === 'registry') {
     const ref = parseReference(spec.ref);
@@ -52,12 +63,16 @@ export async function writeCache(spec: Exclude<CacheSpec, { type: 'inline' }>, r
     const digest = await deps.registry.putManifest(target, encoded.manifest.bytes, encoded.manifest.descriptor.mediaType, call);
     return { location: `${ref.registry}/${ref.repository}:${target.tag}@${digest}`, digest, records: countRecords(encoded.config.bytes), layers: encoded.layers.length };
   }
-  // The layout's documents come from the shared store like every other blob.
+  // The layout's documents go to the shared store like every other blob; the caller streams
+  // the layout to the client (never to a path of the builder's own).
   await deps.blobs.put(encoded.config.bytes, encoded.config.descriptor.digest, encoded.config.descriptor.size);
   await deps.blobs.put(encoded.manifest.bytes, encoded.manifest.descriptor.digest, encoded.manifest.descriptor.size);
   const index: ImageIndex = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [ociLayoutEntry(encoded.manifest.descriptor as Descriptor, spec.tag)] } as ImageIndex;
-  await writeOciLayout(spec.dir, { index, store: deps.blobs });
-  return { location: `${spec.dir} (${spec.tag})`, digest: encoded.manifest.descriptor.digest, records: countRecords(encoded.config.bytes), layers: encoded.layers.length };
+  const blobs = [encoded.manifest.descriptor, encoded.config.descriptor, ...encoded.layers].map((d) => ({ digest: d.digest, size: d.size }));
+  return {
+    location: `the client's cache dir (${spec.tag})`, digest: encoded.manifest.descriptor.digest, records: countRecords(encoded.config.bytes), layers: encoded.layers.length,
+    layout: { index, blobs },
+  };
 }
 
 const countRecords = (config: Buffer) => (JSON.parse(config.toString('utf8')) as { records: unknown[] }).records.length;
@@ -90,11 +105,12 @@ export async function readCache(spec: Exclude<CacheSpec, { type: 'inline' }>, in
     records = await registryRecords(spec.ref, deps);
     fetchBlob = async (l) => { await deps.registry.pullBlob(repo, { digest: l.digest as Digest, size: l.size }, deps.blobs, { signal: deps.signal }); };
   } else {
-    location = spec.dir;
-    const layout = await readLayout(spec.dir, spec.tag);
-    records = layout.records;
+    const reader = deps.layout;
+    if (!reader) throw new Error('--cache-from type=local: the cache directory was not synced: run the build with the buildyard client');
+    location = reader.where;
+    records = (await readLayout(reader, spec.tag)).records;
     fetchBlob = async (l) => {
-      await deps.blobs.put(createReadStream(join(spec.dir, 'blobs', 'sha256', l.digest.slice('sha256:'.length))), l.digest, l.size);
+      await deps.blobs.put(reader.open(blobPath(l.digest)), l.digest, l.size);
     };
   }
   const layers = new Map<string, NonNullable<ExportedCacheRecord['layer']>>();
@@ -145,16 +161,23 @@ async function registryRecords(refText: string, deps: CacheTransferDeps): Promis
   return found;
 }
 
-async function readLayout(dir: string, tag: string): Promise<{ records: ExportedCacheRecord[] }> {
+const blobPath = (digest: string) => `blobs/sha256/${digest.slice('sha256:'.length)}`;
+
+async function readLayout(layout: LayoutReader, tag: string): Promise<{ records: ExportedCacheRecord[] }> {
+  const dir = layout.where;
   let indexJson: { manifests?: Descriptor[] };
-  try { indexJson = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as typeof indexJson; } catch (err) {
-    throw new Error(`--cache-from type=local,src=${dir}: no OCI layout there (${(err as NodeJS.ErrnoException).code ?? 'bad index.json'}): export one with --cache-to type=local,dest=${dir}`);
+  try { indexJson = JSON.parse((await layout.read('index.json')).toString('utf8')) as typeof indexJson; } catch (err) {
+    throw new Error(`--cache-from type=local (${dir}): no OCI layout there (${(err as NodeJS.ErrnoException).code ?? 'bad index.json'}): export one with --cache-to type=local,dest=DIR`);
   }
   const manifests = indexJson.manifests ?? [];
   const entry = manifests.find((m) => m.annotations?.[Annotations.RefName] === tag) ?? (manifests.length === 1 && !manifests[0].annotations?.[Annotations.RefName] ? manifests[0] : undefined);
-  if (!entry) throw new Error(`--cache-from type=local,src=${dir}: no cache tagged "${tag}": pass tag=NAME of one of ${manifests.map((m) => m.annotations?.[Annotations.RefName] ?? m.digest).join(', ')}`);
-  const blobPath = (d: string) => join(dir, 'blobs', 'sha256', d.slice('sha256:'.length));
-  const manifest = JSON.parse(await readFile(blobPath(entry.digest), 'utf8')) as { config?: { mediaType: string; digest: string } };
-  if (manifest.config?.mediaType !== CACHE_CONFIG_MEDIA_TYPE) throw new Error(`--cache-from type=local,src=${dir}: ${entry.digest} is not a buildyard cache manifest: export one with --cache-to type=local,dest=${dir}`);
-  return { records: decodeCacheRecords(await readFile(blobPath(manifest.config.digest), 'utf8'), `${dir}/${tag}`) };
+  if (!entry) throw new Error(`--cache-from type=local (${dir}): no cache tagged "${tag}": pass tag=NAME of one of ${manifests.map((m) => m.annotations?.[Annotations.RefName] ?? m.digest).join(', ').slice(0, 300)}`);
+  const readJson = async (digest: string) => {
+    try { return JSON.parse((await layout.read(blobPath(digest))).toString('utf8')) as { config?: { mediaType: string; digest: string } }; } catch (err) {
+      throw new Error(`--cache-from type=local (${dir}): ${digest.slice(0, 80)} is missing or not JSON (${(err as NodeJS.ErrnoException).code ?? 'bad JSON'}): export the cache again`);
+    }
+  };
+  const manifest = await readJson(entry.digest);
+  if (manifest.config?.mediaType !== CACHE_CONFIG_MEDIA_TYPE) throw new Error(`--cache-from type=local (${dir}): ${entry.digest.slice(0, 80)} is not a buildyard cache manifest: export one with --cache-to type=local,dest=DIR`);
+  return { records: decodeCacheRecords((await layout.read(blobPath(manifest.config.digest))).toString('utf8'), `${dir}/${tag}`) };
 }

@@ -10,6 +10,7 @@ import { BuilderStore } from './BuilderStore.js';
 import { ClientError, ExitCode } from './ClientError.js';
 import { connectBuilder, isServiceError, type BuilderConnection } from './connectBuilder.js';
 import { ExportedFileWriter } from './ExportedFileWriter.js';
+import { prepareLocalCaches, type LocalCaches } from './localCache.js';
 import { formatBuildError } from './formatBuildError.js';
 import { parseBuildFlags, type BuildFlags } from './parseBuildFlags.js';
 import { createRenderer, formatSummary, resolveProgressMode, type ProgressRenderer } from './ProgressRenderer.js';
@@ -73,6 +74,7 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
   let conn: BuilderConnection | undefined;
   let renderer: ProgressRenderer | undefined;
   let writer: ExportedFileWriter | undefined;
+  let caches: LocalCaches | undefined;
   try {
     const secrets = await readSecrets(opts.secrets, env);
     const dockerfileText = input.dockerfile.toString('utf8');
@@ -107,6 +109,11 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
       contextId = sync.contextId;
     }
     if (o.signal?.aborted) throw new ClientError('interrupted: build cancelled', ExitCode.Interrupted);
+    // Local caches stay on this machine: an import is synced like a context, an export streams back.
+    const c0 = conn;
+    caches = await prepareLocalCaches(opts.cacheFrom, opts.cacheTo,
+      async (dir) => (await syncContext(c0.contextSync, dir, { metadata: c0.metadata, signal: o.signal })).contextId,
+      (message) => { if (mode !== 'quiet' && mode !== 'rawjson') say(c.yellow(`WARNING: ${message}`)); });
 
     const request = SolveRequest.fromPartial({
       contextId,
@@ -115,8 +122,8 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
       buildArgs: opts.buildArgs,
       target: opts.target,
       platforms: opts.platforms,
-      cacheFrom: opts.cacheFrom,
-      cacheTo: opts.cacheTo,
+      cacheFrom: caches.cacheFrom,
+      cacheTo: caches.cacheTo,
       outputs: opts.outputs,
       secrets,
       labels: opts.labels,
@@ -133,7 +140,7 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
     try {
       for await (const ev of call as AsyncIterable<SolveEvent>) {
         r.event(ev);
-        if (ev.file) await writer.write(ev.file);
+        if (ev.file) await (ev.file.cache ? caches.write(ev.file) : writer.write(ev.file));
       }
     } catch (err) {
       if (o.signal?.aborted) throw new ClientError('interrupted: build cancelled', ExitCode.Interrupted);
@@ -145,6 +152,7 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
     const p = r.progress;
     if (p.error) {
       await writer.abort();
+      await caches.abort();
       if (mode === 'rawjson') return ExitCode.BuildFailed;
       const lines = formatBuildError({ error: p.error, progress: p, dockerfile: dockerfileText, dockerfileName: input.dockerfileName });
       for (const line of lines) say(line.startsWith('ERROR:') ? c.red(line) : line);
@@ -152,14 +160,17 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
     }
     if (!p.result) throw new ClientError(`build: ${builder.endpoint} closed the progress stream without a result; see the builder's logs, then retry`);
     if (writer.pending > 0) throw new ClientError(`build: the builder stopped in the middle of an exported file; retry the build`);
+    await caches.finish();
     if (opts.metadataFile) await writeFile(opts.metadataFile, JSON.stringify(buildMetadata(p.result, opts.tags), null, 2) + '\n');
     if (r.human) for (const line of formatSummary(p)) say(line);
     for (const dest of writer.written) if (r.human && dest !== '-') say(`wrote ${dest}`);
+    for (const dest of caches.written) if (r.human) say(`wrote cache ${dest}`);
     if (mode === 'quiet') stdout.write(`${p.result.digest}\n`);
     return ExitCode.Success;
   } catch (err) {
     renderer?.end();
     await writer?.abort();
+    await caches?.abort();
     if (err instanceof ClientError) throw err;
     if (isServiceError(err) && conn) throw conn.describeError(err, 'upload context');
     throw err;

@@ -13,6 +13,7 @@ import { readManifest } from '@buildyard/context';
 import { fromRedis, stageResultSchema, type BuildRecords, type BuildSecrets, type RedisKeys, type StagePayload } from '@buildyard/contracts';
 import { pushImage, parseOutputs, type ParsedOutput } from './exportImage.js';
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
+import type { CacheWriteResult } from '@buildyard/cache';
 
 export type { StagePayload } from '@buildyard/contracts';
 
@@ -33,6 +34,8 @@ export interface FinishedImages {
   images: AssembledImage[];
   index?: ReturnType<typeof assembleIndex>;
   digest: string;
+  /** --cache-to type=local exports, streamed to the client (index: position in cache_to). */
+  localCaches?: Array<{ index: number; layout: NonNullable<CacheWriteResult['layout']> }>;
 }
 
 const tracer = trace.getTracer('buildyard-frontend');
@@ -94,7 +97,7 @@ export class BuildRunner {
         try { return await this.plan(req, tenant, registry); } finally { planSpan.end(); }
       });
       for (const w of plan.warnings) await progress.emit({ type: 'build.warning', message: w.message, file: req.dockerfileName || 'Dockerfile', line: w.line });
-      const cacheCtx = { redis: this.deps.redis, keys: this.deps.keys, tenant, buildId, blobs: this.deps.blobs, registry, signal };
+      const cacheCtx = { redis: this.deps.redis, keys: this.deps.keys, tenant, buildId, blobs: this.deps.blobs, contexts: this.deps.contexts, registry, signal };
       // [cache transfer] imported records must be in the index before any worker looks keys up.
       await importCache(cacheOptions.from, cacheCtx, (message) => progress.emit({ type: 'build.warning', message }));
       await records.update(buildId, { status: 'running' });
@@ -139,7 +142,7 @@ export class BuildRunner {
         if (output.push) metrics.bytesPushed.inc(output.names.length * images.reduce((n, i) => n + i.layers.reduce((m, l) => m + l.size, 0), 0));
       }
       // [cache transfer] type=registry / type=local exports.
-      await exportCache(cacheOptions.to, plan, cacheCtx);
+      const localCaches = (await exportCache(cacheOptions.to, plan, cacheCtx)).flatMap((r) => (r.layout ? [{ index: r.index, layout: r.layout }] : []));
       const verticesTotal = [...results.values()].reduce((n, r) => n + (r?.verticesTotal ?? 0), 0);
       const verticesCached = [...results.values()].reduce((n, r) => n + (r?.verticesCached ?? 0), 0);
       await records.update(buildId, { status: 'succeeded', finishedMs: Date.now(), digest, pushed, verticesTotal, verticesCached });
@@ -154,7 +157,7 @@ export class BuildRunner {
           'buildyard.stages': String(stageCount),
         },
       });
-      return { images, index, digest };
+      return { images, index, digest, localCaches };
     } catch (err) {
       const failure = err instanceof DockerfileError
         ? new BuildFailure(err.message, { file: err.file ?? (req.dockerfileName || 'Dockerfile'), line: err.line, code: 'dockerfile.parse' })

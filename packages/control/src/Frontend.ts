@@ -10,14 +10,17 @@ import {
   AttachRequest, CancelResponse, ControlService, ContextSyncService, DiskUsageResponse, InfoResponse, ListWorkersResponse,
   PruneResponse, SolveEvent, StatusResponse,
   type CancelRequest, type DiskUsageRequest, type InfoRequest, type ListWorkersRequest, type PruneRequest, type SolveRequest,
-  type StatusRequest, type SyncRequest, type SyncResponse,
+  type StatusRequest, type SyncRequest, type SyncResponse, type ExportedFile,
 } from '@buildyard/proto';
+import { Readable } from 'node:stream';
 import type { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
 import { metrics, withExtractedContext } from '@buildyard/telemetry'; // metrics
 import { authenticate, serviceError } from './authenticate.js';
 import { BuildRecords, BuildSecrets, DEFAULT_KEYS, type BuildRecord, type RedisKeys } from '@buildyard/contracts';
 import { BuildRunner, type FinishedImages } from './BuildRunner.js';
 import { localOutputFiles, parseOutputs, type ParsedOutput } from './exportImage.js';
+import { pruneWorkerDisks, workerDiskUsage } from './workerDiskRecords.js';
+import { parseCacheOptions } from './cacheTransfer.js';
 
 export interface FrontendOptions {
   redis: Redis;
@@ -61,6 +64,8 @@ function validateRequest(req: SolveRequest): { platforms: string[]; outputs: Par
   if (!['', 'default', 'none', 'host'].includes(req.network)) throw invalid(`invalid --network "${req.network}": use default, none or host`);
   let outputs: ParsedOutput[];
   try { outputs = parseOutputs(req.outputs); } catch (err) { throw invalid((err as Error).message); }
+  // Also refuses a local cache naming a path: the builder never reads or writes its own files.
+  try { parseCacheOptions(req); } catch (err) { throw invalid((err as Error).message); }
   return { platforms, outputs };
 }
 
@@ -202,9 +207,13 @@ export class Frontend {
       diskUsage: this.unary<DiskUsageRequest, DiskUsageResponse>(async (_req, tenant) => {
         const records = await new RedisCacheIndex(this.opts.redis, tenant, this.keys).list();
         const total = records.reduce((n, r) => n + (r.layer?.size ?? 0), 0);
+        const workerDisk = await workerDiskUsage(this.opts.redis, this.keys.prefix, this.opts.workers);
         return DiskUsageResponse.fromPartial({
-          records: records.map((r) => ({ id: r.key, description: r.description, size: r.layer?.size ?? 0, lastUsedMs: r.lastUsedMs, usageCount: r.usageCount, shared: true })),
-          totalBytes: total, reclaimableBytes: total,
+          records: [
+            ...records.map((r) => ({ id: r.key, description: r.description, size: r.layer?.size ?? 0, lastUsedMs: r.lastUsedMs, usageCount: r.usageCount, shared: true })),
+            ...workerDisk.records,
+          ],
+          totalBytes: total + workerDisk.totalBytes, reclaimableBytes: total + workerDisk.reclaimableBytes,
         });
       }),
       prune: this.unary<PruneRequest, PruneResponse>(async (req, tenant) => {
@@ -214,9 +223,12 @@ export class Frontend {
           index, blobs: this.blobs, leases: new BlobLeases(this.opts.redis, this.keys),
           policy: { all: req.all || (!req.keepStorage && !req.keepDurationMs), keepBytes: req.keepStorage || undefined, keepDurationMs: req.keepDurationMs || undefined },
         });
+        // Then the workers' snapshots and contexts: all of them for --all, else down to keep-storage.
+        const everything = req.all || (!req.keepStorage && !req.keepDurationMs);
+        const workerDisk = await pruneWorkerDisks(this.opts.redis, this.keys.prefix, this.opts.workers, everything ? 0 : req.keepStorage || undefined);
         return PruneResponse.fromPartial({
-          removed: chosen.map((r) => ({ id: r.key, description: r.description, size: r.layer?.size ?? 0, lastUsedMs: r.lastUsedMs })),
-          reclaimedBytes: chosen.reduce((n, r) => n + (r.layer?.size ?? 0), 0),
+          removed: [...chosen.map((r) => ({ id: r.key, description: r.description, size: r.layer?.size ?? 0, lastUsedMs: r.lastUsedMs })), ...workerDisk.removed],
+          reclaimedBytes: chosen.reduce((n, r) => n + (r.layer?.size ?? 0), 0) + workerDisk.reclaimedBytes,
         });
       }),
     };
@@ -272,7 +284,7 @@ export class Frontend {
     call.on('cancelled', () => stop.abort());
     try {
       for await (const event of readProgress(this.opts.redis, buildId, { fromStart, signal: stop.signal, keys: this.keys })) {
-        if (event.type === 'build.result' && localOutputs.length > 0 && finished) {
+        if (event.type === 'build.result' && finished) {
           const images = await finished;
           if (images) await this.streamOutputs(call, localOutputs, images);
         }
@@ -287,23 +299,36 @@ export class Frontend {
   private async streamOutputs(call: ServerWritableStream<unknown, SolveEvent>, outputs: ParsedOutput[], images: FinishedImages): Promise<void> {
     for (const output of outputs) {
       for await (const file of localOutputFiles(output, images.images, images.index, this.blobs)) {
-        const base = { output: output.index, path: file.path, mode: file.mode, linkTarget: file.linkTarget ?? '' };
-        if (!file.content) {
-          await write(call, SolveEvent.fromPartial({ timestampMs: Date.now(), file: { ...base, data: Buffer.alloc(0), last: true } }));
-          continue;
-        }
-        let pending = Buffer.alloc(0);
-        for await (const chunk of file.content) {
-          pending = Buffer.concat([pending, chunk as Buffer]);
-          while (pending.length >= FILE_CHUNK) {
-            await write(call, SolveEvent.fromPartial({ timestampMs: Date.now(), file: { ...base, data: pending.subarray(0, FILE_CHUNK), last: false } }));
-            pending = pending.subarray(FILE_CHUNK);
-          }
-        }
-        await write(call, SolveEvent.fromPartial({ timestampMs: Date.now(), file: { ...base, data: pending, last: true } }));
+        await streamFile(call, { output: output.index, path: file.path, mode: file.mode, linkTarget: file.linkTarget ?? '', cache: false }, file.content);
       }
     }
+    // --cache-to type=local: the OCI layout goes to the client, which writes it to its dest.
+    for (const { index, layout } of images.localCaches ?? []) {
+      const base = { output: index, linkTarget: '', cache: true };
+      await streamFile(call, { ...base, path: 'oci-layout', mode: 0o100644 }, Readable.from([Buffer.from('{"imageLayoutVersion":"1.0.0"}')]));
+      for (const blob of layout.blobs) {
+        await streamFile(call, { ...base, path: `blobs/sha256/${blob.digest.slice('sha256:'.length)}`, mode: 0o100644 }, this.blobs.openRead(blob.digest));
+      }
+      await streamFile(call, { ...base, path: 'index.json', mode: 0o100644 }, Readable.from([Buffer.from(JSON.stringify(layout.index))]));
+    }
   }
+}
+
+/** Streams one exported file in FILE_CHUNK pieces, the last one marked (content-less: one empty chunk). */
+async function streamFile(call: ServerWritableStream<unknown, SolveEvent>, base: Omit<ExportedFile, 'data' | 'last'>, content: Readable | undefined): Promise<void> {
+  if (!content) {
+    await write(call, SolveEvent.fromPartial({ timestampMs: Date.now(), file: { ...base, data: Buffer.alloc(0), last: true } }));
+    return;
+  }
+  let pending = Buffer.alloc(0);
+  for await (const chunk of content) {
+    pending = Buffer.concat([pending, chunk as Buffer]);
+    while (pending.length >= FILE_CHUNK) {
+      await write(call, SolveEvent.fromPartial({ timestampMs: Date.now(), file: { ...base, data: pending.subarray(0, FILE_CHUNK), last: false } }));
+      pending = pending.subarray(FILE_CHUNK);
+    }
+  }
+  await write(call, SolveEvent.fromPartial({ timestampMs: Date.now(), file: { ...base, data: pending, last: true } }));
 }
 
 /** Writes with backpressure; false when the client has gone. */

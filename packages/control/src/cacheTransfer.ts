@@ -5,8 +5,9 @@ import type { Redis } from 'ioredis';
 import type { RedisKeys } from '@buildyard/contracts';
 import {
   BlobLeases, RedisCacheIndex, parseCacheSpecs, readCache, writeCache, INLINE_CACHE_ANNOTATION, inlineCacheAnnotation,
-  type CacheIndex, type CacheSpec, type CacheSpecInput, type ExportedCacheRecord, type CacheWriteResult, type CacheReadResult,
+  type CacheIndex, type CacheSpec, type CacheSpecInput, type ExportedCacheRecord, type CacheWriteResult, type CacheReadResult, type LayoutReader,
 } from '@buildyard/cache';
+import { readManifest, isRegular, type ContextStore } from '@buildyard/context';
 import type { BuildPlan, StagePlan } from '@buildyard/graph';
 import type { FsContentStore, RegistryClient } from '@buildyard/oci';
 
@@ -27,6 +28,8 @@ export interface CacheTransferContext {
   tenant: string;
   buildId: string;
   blobs: FsContentStore;
+  /** Where a local --cache-from arrives: the client syncs its directory as a context. */
+  contexts?: ContextStore;
   registry: RegistryClient;
   signal?: AbortSignal;
 }
@@ -62,14 +65,37 @@ export async function importCache(specs: CacheSpec[], ctx: CacheTransferContext,
   for (const spec of specs) {
     if (spec.type === 'inline') continue;
     try {
-      const result = await readCache(spec, index, { registry: ctx.registry, blobs: ctx.blobs, signal: ctx.signal });
+      const layout = spec.type === 'local' ? await syncedLayout(spec.contextId ?? '', ctx) : undefined;
+      const result = await readCache(spec, index, { registry: ctx.registry, blobs: ctx.blobs, layout, signal: ctx.signal });
       await new BlobLeases(ctx.redis, ctx.keys).lease(ctx.buildId, result.digests, LEASE_TTL_MS);
       results.push(result);
     } catch (err) {
-      await warn(`cache import from ${spec.type === 'registry' ? spec.ref : spec.dir} skipped: ${(err as Error).message.split('\n')[0]}`);
+      await warn(`cache import from ${spec.type === 'registry' ? spec.ref : 'type=local'} skipped: ${(err as Error).message.split('\n')[0]}`);
     }
   }
   return results;
+}
+
+/**
+ * A local cache directory the client synced as a context: only a context this tenant uploaded
+ * (content addressing never crosses tenants), read from the context store, never from a path.
+ */
+async function syncedLayout(contextId: string, ctx: CacheTransferContext): Promise<LayoutReader> {
+  if (!ctx.contexts || !(await ctx.contexts.tenantHas(ctx.tenant, contextId))) {
+    throw new Error(`unknown context ${contextId.slice(0, 80)}: sync the cache directory first`);
+  }
+  const store = ctx.contexts;
+  const files = new Map((await readManifest(store, contextId)).filter(isRegular).map((e) => [e.path, e.digest]));
+  const digestOf = (path: string) => {
+    const digest = files.get(path);
+    if (!digest) throw Object.assign(new Error(`${path} is not in the synced cache directory`), { code: 'ENOENT' });
+    return digest;
+  };
+  return {
+    where: 'the synced cache directory',
+    read: async (path) => store.content.readBytes(digestOf(path)),
+    open: (path) => store.content.openRead(digestOf(path)),
+  };
 }
 
 /**
@@ -88,16 +114,20 @@ export async function inlineCacheAnnotations(specs: CacheSpec[], plan: BuildPlan
   return out;
 }
 
-/** Writes every registry/local --cache-to; errors fail the build (the user asked for the cache). */
-export async function exportCache(specs: CacheSpec[], plan: BuildPlan, ctx: CacheTransferContext): Promise<CacheWriteResult[]> {
+/**
+ * Writes every registry/local --cache-to; errors fail the build (the user asked for the cache).
+ * `index` is the spec's position in SolveRequest.cache_to: a local export's layout streams
+ * back to the client under it.
+ */
+export async function exportCache(specs: CacheSpec[], plan: BuildPlan, ctx: CacheTransferContext): Promise<Array<CacheWriteResult & { index: number }>> {
   const index = new RedisCacheIndex(ctx.redis, ctx.tenant, ctx.keys);
-  const results: CacheWriteResult[] = [];
-  for (const spec of specs) {
+  const results: Array<CacheWriteResult & { index: number }> = [];
+  for (const [i, spec] of specs.entries()) {
     if (spec.type === 'inline') continue;
     const records = await recordsForStages(index, stagesForExport(plan, spec.mode));
     const digests = records.flatMap((r) => (r.layer ? [r.layer.digest] : []));
     await new BlobLeases(ctx.redis, ctx.keys).lease(ctx.buildId, digests, LEASE_TTL_MS);
-    results.push(await writeCache(spec, records, { registry: ctx.registry, blobs: ctx.blobs, signal: ctx.signal }));
+    results.push({ ...await writeCache(spec, records, { registry: ctx.registry, blobs: ctx.blobs, signal: ctx.signal }), index: i });
   }
   return results;
 }

@@ -1,17 +1,16 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
 import { metrics, withExtractedContext, type EmulationLabel } from '@buildyard/telemetry';
-import { BlobLeases, RedisCacheIndex, openSharedBlobStore } from '@buildyard/cache';
+import { BlobLeases, RedisCacheIndex, openSharedBlobStore, serveWorkerDisk, type WorkerDiskReport, type WorkerDiskRequest } from '@buildyard/cache';
 import { ContextStore, materializeContext } from '@buildyard/context';
-import { BuildSecrets, DEFAULT_KEYS, fromRedis, stagePayloadSchema, stageResultSchema, type RedisKeys, type StageResult } from '@buildyard/contracts';
+import { BuildRecords, BuildSecrets, DEFAULT_KEYS, fromRedis, stagePayloadSchema, stageResultSchema, type RedisKeys, type StageResult } from '@buildyard/contracts';
 import { detectPlatforms } from '@buildyard/executor';
 import type { Vertex } from '@buildyard/graph';
 import { FsContentStore, RegistryClient } from '@buildyard/oci';
 import { CountingRegistryClient } from './CountingRegistryClient.js';
+import { WorkerDisk } from './WorkerDisk.js';
 import { ProgressWriter, type VertexRef } from '@buildyard/progress';
 import { StageConsumer, type StageJob } from '@buildyard/scheduler';
 import { RegistryImageSource, StageSolver, openExecutionEngine } from '@buildyard/solver';
@@ -70,7 +69,10 @@ export class FleetWorker {
   private contexts!: ContextStore;
   private blobs!: FsContentStore;
   private secrets!: BuildSecrets;
-  private readonly contextsReady = new Map<string, Promise<string>>();
+  private disk!: WorkerDisk;
+  private diskService?: { close(): void };
+  /** Resolved when the last running stage ends (a prune waits for this to touch snapshots). */
+  private idleWaiters: Array<() => void> = [];
   private running = 0;
   private gcTimer?: NodeJS.Timeout;
   /** Set while GC runs; stages wait for it so it never removes a snapshot they are about to use. */
@@ -99,6 +101,13 @@ export class FleetWorker {
     await this.blobs.cleanupIngest(60 * 60 * 1000);
     this.contexts = new ContextStore({ root: join(this.opts.sharedDir, 'contexts') });
     this.secrets = new BuildSecrets(this.redis, this.opts.secretsKey, this.keys);
+    const records = new BuildRecords(this.redis, this.keys);
+    this.disk = new WorkerDisk({
+      stateDir: this.opts.stateDir,
+      buildRunning: async (buildId) => ['queued', 'running'].includes((await records.get(buildId))?.status ?? ''),
+    });
+    // `du` and `prune` of the frontend reach this worker's snapshots and contexts.
+    this.diskService = await serveWorkerDisk(this.redis, this.keys.prefix, (request) => this.answerDisk(request), this.opts.onError);
     this.consumer = new StageConsumer({
       redis: this.opts.redisUrl,
       prefix: this.keys.scheduler.prefix,
@@ -122,21 +131,53 @@ export class FleetWorker {
       onError: this.opts.onError,
     });
     await this.consumer.start();
-    this.gcTimer = setInterval(() => void this.collectGarbage(), this.opts.gcIntervalMs);
+    this.gcTimer = setInterval(() => void this.collectGarbage().catch((err: Error) => this.opts.onError?.(err)), this.opts.gcIntervalMs);
     this.gcTimer.unref();
   }
 
-  /** Prunes local snapshots to keepStorageBytes; skipped while a stage runs, as it may need them. */
-  async collectGarbage(): Promise<void> {
-    if (this.running > 0 || this.gcDone) return;
-    this.gcDone = pruneSnapshots(this.engine.snapshotter, this.opts.keepStorageBytes)
-      .then(() => undefined, (err: Error) => this.opts.onError?.(err))
+  /**
+   * Removes contexts no running build uses, then prunes snapshots so that they and the
+   * remaining contexts fit in `keepBytes` (keepStorageBytes unless a prune asks for less).
+   * Snapshots are skipped while a stage runs, as it may be about to use them.
+   */
+  async collectGarbage(keepBytes = this.opts.keepStorageBytes): Promise<number> {
+    const reclaimed = (await this.disk.removeFinishedContexts()).bytes;
+    if (this.gcDone) await this.gcDone;
+    if (this.running > 0) return reclaimed;
+    const contexts = (await this.disk.measure(false)).find((p) => p.kind === 'contexts')?.bytes ?? 0;
+    let pruned = 0;
+    this.gcDone = pruneSnapshots(this.engine.snapshotter, Math.max(0, keepBytes - contexts))
+      .then((r) => { pruned = r.reclaimedBytes; }, (err: Error) => this.opts.onError?.(err))
       .finally(() => { this.gcDone = undefined; });
     await this.gcDone;
+    return reclaimed + pruned;
+  }
+
+  /** The frontend's `du` / `prune`: a prune waits (a while) for running stages to end. */
+  private async answerDisk(request: WorkerDiskRequest): Promise<WorkerDiskReport> {
+    let reclaimedBytes = 0;
+    let note: string | undefined;
+    if (request.op === 'prune') {
+      if (!(await this.whenIdle(20_000))) note = `worker ${this.opts.id} stayed busy: its snapshots are pruned by its next GC`;
+      reclaimedBytes = await this.collectGarbage(request.keepBytes ?? this.opts.keepStorageBytes);
+    } else {
+      reclaimedBytes = (await this.disk.removeFinishedContexts()).bytes;
+    }
+    return { workerId: this.opts.id, parts: await this.disk.measure(this.running === 0), reclaimedBytes, ...(note ? { note } : {}) };
+  }
+
+  private whenIdle(timeoutMs: number): Promise<boolean> {
+    if (this.running === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this.idleWaiters = this.idleWaiters.filter((w) => w !== done); resolve(false); }, timeoutMs);
+      const done = () => { clearTimeout(timer); resolve(true); };
+      this.idleWaiters.push(done);
+    });
   }
 
   async close(): Promise<void> {
     clearInterval(this.gcTimer);
+    this.diskService?.close();
     await this.consumer?.close();
     this.redis?.disconnect();
   }
@@ -148,6 +189,9 @@ export class FleetWorker {
       return await this.solveStage(job, signal);
     } finally {
       this.running--;
+      if (this.running === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+      // Contexts of builds that ended meanwhile go now rather than at the next GC tick.
+      void this.disk.removeFinishedContexts().catch((err: Error) => this.opts.onError?.(err));
     }
   }
 
@@ -177,10 +221,12 @@ export class FleetWorker {
     const stageStarted = performance.now();
     const vertexSpans = new Map<string, Span>();
     const stageContext = context.active();
+    let materialized: { dir: string; release(): void } | undefined;
     try {
+      if (payload.contextId) materialized = await this.contextDir(payload.contextId, job.buildId);
       const result = await solver.solve({
         stage, inputs, tenant: job.tenant, signal,
-        contextDir: payload.contextId ? await this.contextDir(payload.contextId) : undefined,
+        contextDir: materialized?.dir,
         secrets: new Map(Object.entries(sealed.secrets).map(([id, v]) => [id, Buffer.from(v, 'base64')])),
         noCache: payload.noCache, network: payload.network === 'host' ? 'host' : 'none',
         events: {
@@ -209,28 +255,14 @@ export class FleetWorker {
       await new BlobLeases(this.redis, this.keys).lease(job.buildId, result.layers.map((l) => l.digest), BUILD_LEASE_MS);
       return { ...result, workerId: this.opts.id, emulated: job.emulated };
     } finally {
+      materialized?.release();
       metrics.stageDuration.observe(labels, (performance.now() - stageStarted) / 1000);
       await progress.flush();
     }
   }
 
   /** Materializes a context once per worker; concurrent stages of one build share it. */
-  private contextDir(contextId: string): Promise<string> {
-    let ready = this.contextsReady.get(contextId);
-    if (!ready) {
-      ready = (async () => {
-        const dir = join(this.opts.stateDir, 'contexts', contextId.slice('sha256:'.length));
-        if (existsSync(dir)) return dir;
-        const partial = `${dir}.partial-${process.pid}`;
-        await rm(partial, { recursive: true, force: true });
-        await mkdir(join(this.opts.stateDir, 'contexts'), { recursive: true });
-        await materializeContext(this.contexts, contextId, partial);
-        await rename(partial, dir);
-        return dir;
-      })();
-      ready.catch(() => this.contextsReady.delete(contextId));
-      this.contextsReady.set(contextId, ready);
-    }
-    return ready;
+  private contextDir(contextId: string, buildId: string): Promise<{ dir: string; release(): void }> {
+    return this.disk.acquireContext(contextId, buildId, (dir) => materializeContext(this.contexts, contextId, dir));
   }
 }

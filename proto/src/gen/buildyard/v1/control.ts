@@ -190,6 +190,11 @@ export interface ExportedFile {
   last: boolean;
   /** for symlinks (type=local) */
   linkTarget: string;
+  /**
+   * A --cache-to type=local export (an OCI layout): `output` indexes SolveRequest.cache_to.
+   * The builder never writes a local cache to a path of its own; the client writes it.
+   */
+  cache: boolean;
 }
 
 export interface BuildError {
@@ -2892,7 +2897,7 @@ export const BuildResult_MetadataEntry: MessageFns<BuildResult_MetadataEntry> = 
 };
 
 function createBaseExportedFile(): ExportedFile {
-  return { output: 0, path: "", mode: 0, data: Buffer.alloc(0), last: false, linkTarget: "" };
+  return { output: 0, path: "", mode: 0, data: Buffer.alloc(0), last: false, linkTarget: "", cache: false };
 }
 
 export const ExportedFile: MessageFns<ExportedFile> = {
@@ -2914,6 +2919,9 @@ export const ExportedFile: MessageFns<ExportedFile> = {
     }
     if (message.linkTarget !== "") {
       writer.uint32(50).string(message.linkTarget);
+    }
+    if (message.cache !== false) {
+      writer.uint32(56).bool(message.cache);
     }
     return writer;
   },
@@ -2979,6 +2987,14 @@ export const ExportedFile: MessageFns<ExportedFile> = {
             message.linkTarget = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.cache = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3003,6 +3019,7 @@ export const ExportedFile: MessageFns<ExportedFile> = {
         : isSet(object.link_target)
         ? globalThis.String(object.link_target)
         : "",
+      cache: isSet(object.cache) ? globalThis.Boolean(object.cache) : false,
     };
   },
 
@@ -3026,6 +3043,9 @@ export const ExportedFile: MessageFns<ExportedFile> = {
     if (message.linkTarget !== "") {
       obj.linkTarget = message.linkTarget;
     }
+    if (message.cache !== false) {
+      obj.cache = message.cache;
+    }
     return obj;
   },
 
@@ -3040,6 +3060,7 @@ export const ExportedFile: MessageFns<ExportedFile> = {
     message.data = object.data ?? Buffer.alloc(0);
     message.last = object.last ?? false;
     message.linkTarget = object.linkTarget ?? "";
+    message.cache = object.cache ?? false;
     return message;
   },
 };

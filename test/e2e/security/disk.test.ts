@@ -1,0 +1,104 @@
+// Issue 14, item 7 (disk): `du` and `prune` see and reclaim the workers' layer snapshots and
+// materialised contexts, not only cache records; a worker's GC keeps them under its configured
+// size; a build's materialised context does not outlive the build.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { credentials, type ServiceError } from '@grpc/grpc-js';
+import { ControlClient, PruneRequest, type DiskUsageResponse, type PruneResponse } from '@buildyard/proto';
+import { startCluster, until, type Cluster } from '@buildyard/testkit';
+import { bearer, solve } from '../grpcClient.js';
+
+let work: string;
+const nonce = `${process.pid}${Date.now()}`;
+const MiB = 1024 * 1024;
+
+before(() => { work = mkdtempSync(join(tmpdir(), 'buildyard-disk-')); });
+after(() => { if (work) rmSync(work, { recursive: true, force: true }); });
+
+function call<Res>(cluster: Cluster, method: 'diskUsage' | 'prune', req: object): Promise<Res> {
+  const control = new ControlClient(cluster.address, credentials.createInsecure());
+  return new Promise<Res>((resolve, reject) => {
+    (control[method] as unknown as (r: object, m: ReturnType<typeof bearer>, o: object, cb: (e: ServiceError | null, r: Res) => void) => void)
+      .call(control, req, bearer(cluster.token), { deadline: new Date(Date.now() + 60_000) }, (err, res) => (err ? reject(err) : resolve(res)));
+  }).finally(() => control.close());
+}
+const du = (c: Cluster) => call<DiskUsageResponse>(c, 'diskUsage', { verbose: true });
+
+/** `du -sx -B1`: allocated bytes, hardlinks once, one filesystem. */
+function duOnDisk(path: string): number {
+  return Number(execFileSync('du', ['-sx', '-B1', path], { encoding: 'utf8' }).split('\t')[0]);
+}
+
+/** A context with a few MiB of incompressible data and a RUN that writes a few more. */
+async function bigBuild(cluster: Cluster, name: string): Promise<void> {
+  const dir = join(work, name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'payload.bin'), randomBytes(3 * MiB));
+  writeFileSync(join(dir, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nCOPY payload.bin /payload.bin\nRUN dd if=/dev/urandom of=/out.bin bs=1M count=4 2>/dev/null && echo ${name}-${nonce}\n`);
+  const outcome = await solve(cluster, dir, { platforms: ['linux/amd64'] });
+  assert.equal(outcome.error, undefined, outcome.error?.message);
+}
+
+const record = (res: DiskUsageResponse, worker: string, kind: string) => res.records.find((r) => r.id === `worker/${worker}/${kind}`);
+const committedSnapshots = (stateDir: string) => (existsSync(join(stateDir, 'snapshots/s')) ? readdirSync(join(stateDir, 'snapshots/s')).length : 0);
+
+test('du sees worker snapshots and contexts as du on disk does; contexts go when their build ends; prune --all reclaims them', async () => {
+  const cluster = await startCluster({ workers: 1 });
+  try {
+    const worker = cluster.workers[0];
+    await bigBuild(cluster, 'one');
+    await bigBuild(cluster, 'two');
+
+    const before = await du(cluster);
+    const snapshots = record(before, worker.id, 'snapshots');
+    const contexts = record(before, worker.id, 'contexts');
+    assert.ok(snapshots && contexts, `du lists the worker's snapshots and contexts: ${before.records.map((r) => r.id).join(', ')}`);
+    assert.ok(snapshots.size > 7 * MiB, `snapshots hold both builds' layers (${snapshots.size})`);
+    assert.equal(snapshots.size, duOnDisk(join(worker.stateDir, 'snapshots')), 'du\'s figure for snapshots is du on disk');
+    assert.equal(contexts.size, duOnDisk(join(worker.stateDir, 'contexts')), 'du\'s figure for contexts is du on disk');
+    // Both builds have ended: neither materialised context is left (3 MiB each before).
+    assert.deepEqual(readdirSync(join(worker.stateDir, 'contexts')), [], 'no materialised context outlives its build');
+    assert.ok(before.totalBytes >= snapshots.size + contexts.size);
+
+    const stateBefore = duOnDisk(worker.stateDir);
+    const pruned = await call<PruneResponse>(cluster, 'prune', PruneRequest.fromPartial({ all: true }));
+    const reclaimed = pruned.removed.find((r) => r.id === `worker/${worker.id}`);
+    assert.ok(reclaimed && reclaimed.size >= snapshots.size - 256 * 1024, `prune reports the worker's snapshots reclaimed: ${JSON.stringify(pruned.removed.map((r) => [r.id, r.size]))}`);
+    assert.equal(committedSnapshots(worker.stateDir), 0, 'no snapshot is left on the worker');
+    const stateAfter = duOnDisk(worker.stateDir);
+    assert.ok(stateBefore - stateAfter >= snapshots.size - 256 * 1024, `the worker's state dir shrank by the snapshots (${stateBefore} -> ${stateAfter})`);
+    assert.ok(duOnDisk(join(worker.stateDir, 'snapshots')) < 256 * 1024, 'what remains of snapshots is bookkeeping');
+
+    const afterPrune = await du(cluster);
+    assert.equal(record(afterPrune, worker.id, 'snapshots')?.size, duOnDisk(join(worker.stateDir, 'snapshots')));
+    assert.ok(!afterPrune.records.some((r) => r.id.startsWith('sha256:') || /^[a-f0-9]{64}$/.test(r.id)), 'no cache record is left');
+
+    // The worker unpacks what it needs again: building after a prune works.
+    await bigBuild(cluster, 'three');
+  } finally {
+    await cluster.stop();
+  }
+});
+
+test('a worker\'s GC keeps its snapshots and contexts under its configured size', async () => {
+  const keep = 2 * MiB;
+  const cluster = await startCluster({ workers: 1, env: { BUILDYARD_WORKER_KEEP_STORAGE: String(keep), BUILDYARD_GC_INTERVAL_MS: '500' } });
+  try {
+    const worker = cluster.workers[0];
+    await bigBuild(cluster, 'gc-one');
+    await bigBuild(cluster, 'gc-two');
+    // The GC runs on the worker's timer while it is idle: wait for its effect, with a deadline.
+    const held = () => duOnDisk(join(worker.stateDir, 'snapshots')) + (existsSync(join(worker.stateDir, 'contexts')) ? duOnDisk(join(worker.stateDir, 'contexts')) : 0);
+    // Each build leaves ~7 MiB of layers, so without a GC this never holds.
+    await until(`the worker's snapshots and contexts to shrink to ${keep} bytes`, () => held() <= keep + 256 * 1024, 60_000, 250);
+    const res = await du(cluster);
+    assert.ok((record(res, worker.id, 'snapshots')?.size ?? Infinity) <= keep + 256 * 1024);
+  } finally {
+    await cluster.stop();
+  }
+});
