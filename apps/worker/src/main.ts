@@ -6,7 +6,7 @@ import { detectPlatforms } from '@buildyard/executor';
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { loadConfig } from '@buildyard/config';
-import { FleetWorker } from '@buildyard/fleet';
+import { FleetWorker, sandboxOptions } from '@buildyard/fleet';
 import { redisKeys } from '@buildyard/contracts';
 import { createServer, type Server } from 'node:http';
 import { metricsHandler, startTelemetry } from '@buildyard/telemetry';
@@ -79,7 +79,10 @@ program.command('serve', { isDefault: true })
   .action(async () => {
     const telemetry = startTelemetry('buildyard-worker');
     const config = loadConfig();
+    const sandbox = await sandboxOptions(config);
     const worker = new FleetWorker({
+      executor: sandbox.executor,
+      tenantEgress: sandbox.tenantEgress,
       id: config.worker.id || `${hostname()}-${process.pid}`,
       redisUrl: config.redis.url,
       keys: redisKeys(config.redis.keyPrefix),

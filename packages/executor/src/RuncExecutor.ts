@@ -1,5 +1,5 @@
 import { spawn, execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
@@ -9,7 +9,8 @@ import { buildRuntimeSpec } from './buildRuntimeSpec.js';
 import { canRunPlatform, detectPlatforms } from './detectPlatforms.js';
 import { ensureWorkdir } from './ensureWorkdir.js';
 import { AbortError, ExecError, ExecTimeoutError } from './errors.js';
-import { hostsFile, resolvConf } from './etcFiles.js';
+import { EgressNetworks, type EgressPolicy, type StepNetwork } from './EgressNetworks.js';
+import { hostsFile, nameservers, onlyLoopbackNameservers, resolvConf, type DnsConfig } from './etcFiles.js';
 import { createMountStubs, isDirectory, removeMountStubs, type MountStub } from './mountStubs.js';
 import { resolveUser } from './resolveUser.js';
 import type { RunOptions, RunResult } from './types.js';
@@ -24,6 +25,11 @@ export interface RuncExecutorOptions {
   idPrefix?: string;
   /** Host resolv.conf to base the container's on. */
   hostResolvConf?: string;
+  /** The worker's [dns] settings; when they name nameservers, they replace the host's. */
+  dns?: DnsConfig;
+  /** Egress of network=default steps (see EgressNetworks); `false`: such steps get only
+   *  loopback. Defaults to the 10.89.0.0/16 pool when running as root. */
+  egress?: Partial<EgressPolicy> | false;
   /** Give containers their own cgroup namespace; defaults to whether the kernel has them. */
   cgroupNamespace?: boolean;
   defaultHostname?: string;
@@ -40,6 +46,8 @@ export class RuncExecutor {
   private readonly hostResolvConf: string;
   private readonly cgroupNamespace: boolean;
   private readonly defaultHostname: string;
+  private readonly dns?: DnsConfig;
+  readonly egress?: EgressNetworks;
 
   constructor(options: RuncExecutorOptions) {
     this.stateDir = resolve(options.stateDir);
@@ -49,6 +57,13 @@ export class RuncExecutor {
     this.hostResolvConf = options.hostResolvConf ?? '/etc/resolv.conf';
     this.cgroupNamespace = options.cgroupNamespace ?? existsSync('/proc/self/ns/cgroup');
     this.defaultHostname = options.defaultHostname ?? 'buildyardsandbox';
+    this.dns = options.dns;
+    const egress = options.egress ?? (process.getuid?.() === 0 ? {} : false);
+    if (egress !== false) {
+      // Names of this executor's namespaces and tables: unique per state dir, short for nft.
+      const owner = 'by' + createHash('sha256').update(this.stateDir).digest('hex').slice(0, 8);
+      this.egress = new EgressNetworks(owner, { pool: egress.pool ?? '10.89.0.0/16', protect: egress.protect ?? [], deny: egress.deny ?? [], allow: egress.allow ?? [] });
+    }
   }
 
   private get bundlesDir(): string {
@@ -77,20 +92,25 @@ export class RuncExecutor {
 
     let stubs: string[] = [];
     let containerMayExist = false;
+    let network: StepNetwork | undefined;
     try {
       const user = await resolveUser(rootfs, meta.user);
       const hostname = meta.hostname || this.defaultHostname;
       const etc = { hosts: join(bundle, 'hosts'), resolvConf: join(bundle, 'resolv.conf'), hostname: join(bundle, 'hostname') };
       await writeFile(etc.hosts, hostsFile(hostname, meta.extraHosts), { mode: 0o644 });
-      await writeFile(etc.resolvConf, resolvConf(readOptional(this.hostResolvConf), meta.network), { mode: 0o644 });
+      const resolv = resolvConf(this.hostResolv(meta.network), meta.network, this.dns);
+      await writeFile(etc.resolvConf, resolv, { mode: 0o644 });
       await writeFile(etc.hostname, hostname + '\n', { mode: 0o644 });
 
       const cwd = posix.resolve('/', meta.cwd || '/');
       ensureWorkdir(rootfs, cwd, user.uid, user.gid);
       stubs = createMountStubs(rootfs, this.mountStubs(options));
+      if (meta.network === 'default' && this.egress) {
+        network = await this.egress.create({ nameservers: nameservers(resolv), deny: meta.egress?.deny, allow: meta.egress?.allow });
+      }
 
       const spec = buildRuntimeSpec({
-        rootfs, args: meta.args, env: meta.env, cwd, user, hostname, network: meta.network,
+        rootfs, args: meta.args, env: meta.env, cwd, user, hostname, network: meta.network, netnsPath: network?.netnsPath,
         readonlyRootfs: meta.readonlyRootfs ?? false, cgroupNamespace: this.cgroupNamespace,
         etcMounts: etc, mounts: options.mounts, nofile: nofileLimit(),
       });
@@ -108,6 +128,7 @@ export class RuncExecutor {
       return { exitCode: 0, durationMs };
     } finally {
       if (containerMayExist) await this.destroy(containerId);
+      await network?.release();
       removeMountStubs(stubs);
       await rm(bundle, { recursive: true, force: true });
     }
@@ -115,7 +136,7 @@ export class RuncExecutor {
 
   /** Deletes every container with our prefix in the runc root and every leftover bundle.
    *  Call on startup, before any run: it does not spare containers of a live executor. */
-  async cleanupStale(): Promise<{ containers: string[]; bundles: string[] }> {
+  async cleanupStale(): Promise<{ containers: string[]; bundles: string[]; networks: string[] }> {
     const containers: string[] = [];
     if (existsSync(this.runcRoot)) {
       const listed = await this.runc(['list', '--format', 'json']);
@@ -134,7 +155,20 @@ export class RuncExecutor {
       // No bundles dir yet: nothing ran here.
     }
     for (const b of bundles) await rm(join(this.bundlesDir, b), { recursive: true, force: true });
-    return { containers, bundles };
+    // After the containers: a namespace lives on while a process is in it.
+    const networks = this.egress ? (await this.egress.cleanupStale()).namespaces : [];
+    return { containers, bundles, networks };
+  }
+
+  /** systemd-resolved's stub (127.0.0.53) is useless in the step's namespace: use its upstream
+   *  servers, as BuildKit does. */
+  private hostResolv(network: RunOptions['meta']['network']): string {
+    const text = readOptional(this.hostResolvConf);
+    if (network !== 'host' && onlyLoopbackNameservers(text)) {
+      const upstream = readOptional('/run/systemd/resolve/resolv.conf');
+      if (upstream !== '') return upstream;
+    }
+    return text;
   }
 
   private mountStubs(options: RunOptions): MountStub[] {

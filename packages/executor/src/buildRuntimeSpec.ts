@@ -24,6 +24,8 @@ export interface SpecInput {
   user: { uid: number; gid: number; additionalGids: number[]; home: string };
   hostname: string;
   network: NetworkMode;
+  /** Namespace prepared for network=default (EgressNetworks); absent: a fresh one, only lo. */
+  netnsPath?: string;
   readonlyRootfs: boolean;
   /** Whether to give the container its own cgroup namespace (kernel support varies). */
   cgroupNamespace: boolean;
@@ -41,8 +43,9 @@ export function buildRuntimeSpec(input: SpecInput): RuntimeSpec {
   if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${input.user.home}`);
 
   const namespaces: RuntimeSpec['linux']['namespaces'] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
-  // A fresh network namespace holds only loopback (runc brings it up): that is network=none.
-  if (input.network === 'none') namespaces.push({ type: 'network' });
+  // A fresh network namespace holds only loopback (runc brings it up): that is network=none,
+  // and network=default where no egress is configured.
+  if (input.network !== 'host') namespaces.push(input.netnsPath ? { type: 'network', path: input.netnsPath } : { type: 'network' });
   if (input.cgroupNamespace) namespaces.push({ type: 'cgroup' });
 
   return {

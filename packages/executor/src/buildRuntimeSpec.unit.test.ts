@@ -35,6 +35,12 @@ describe('buildRuntimeSpec', () => {
     assert.deepEqual(spec.linux.namespaces.map((n) => n.type), ['pid', 'ipc', 'uts', 'mount']);
     assert.deepEqual(spec.process.env, ['PATH=/x', 'HOME=/h']);
   });
+  it('joins the prepared namespace for network=default, a fresh one (only lo) without it', () => {
+    const joined = buildRuntimeSpec({ ...base, network: 'default', netnsPath: '/run/netns/by1-7' });
+    assert.deepEqual(joined.linux.namespaces.find((n) => n.type === 'network'), { type: 'network', path: '/run/netns/by1-7' });
+    const fresh = buildRuntimeSpec({ ...base, network: 'default' });
+    assert.deepEqual(fresh.linux.namespaces.find((n) => n.type === 'network'), { type: 'network' });
+  });
   it('orders user mounts parents first and maps their options', () => {
     const spec = buildRuntimeSpec({ ...base, mounts: [
       { type: 'tmpfs', target: '/a/b/c', sizeBytes: 4096 },
@@ -61,7 +67,15 @@ describe('etc files', () => {
     const host = '# generated\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nnameserver ::1\nsearch corp\noptions edns0\n';
     assert.equal(resolvConf(host, 'host'), host);
     assert.equal(resolvConf(host, 'none'), 'nameserver 10.0.0.2\nsearch corp\noptions edns0\n');
-    assert.equal(resolvConf('nameserver 127.0.0.1\n', 'none'), '');
+    // Nothing left: Google's resolvers, as BuildKit falls back to.
+    assert.equal(resolvConf('nameserver 127.0.0.1\n', 'default'), 'nameserver 8.8.8.8\nnameserver 8.8.4.4\n');
+  });
+  it('resolv.conf from the worker\'s [dns] settings replaces the host\'s, for every network', () => {
+    const dns = { nameservers: ['10.1.1.1', '10.1.1.2'], search: ['corp', 'lan'], options: ['ndots:2'] };
+    for (const network of ['default', 'none', 'host'] as const) {
+      assert.equal(resolvConf('nameserver 10.0.0.2\n', network, dns), 'nameserver 10.1.1.1\nnameserver 10.1.1.2\nsearch corp lan\noptions ndots:2\n');
+    }
+    assert.equal(resolvConf('nameserver 10.0.0.2\n', 'default', { nameservers: [], search: ['x'], options: [] }), 'nameserver 10.0.0.2\n');
   });
 });
 

@@ -1,9 +1,12 @@
-// A worker that dies leaves its container running: cleanupStale() on the next start removes it.
+// A worker that dies leaves its container running, with its network namespace, veth and
+// nftables table: cleanupStale() on the next start removes them all.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join, resolve } from 'node:path';
 import { it } from 'node:test';
+import { until } from '@buildyard/testkit';
 import { RuncExecutor } from './RuncExecutor.js';
 import { bundles, canUseRunc, makeTestDir, processesMatching, runcIds } from './testRootfs.test-util.js';
 
@@ -22,11 +25,12 @@ it('cleanupStale removes containers and bundles left by a SIGKILLed process', { 
     const proc = child;
     await new Promise<void>((ok, fail) => {
       let out = '';
-      proc.stdout?.on('data', (c: Buffer) => { out += c.toString(); if (out.includes('ready')) ok(); });
       const timer = setTimeout(() => fail(new Error('child did not start its container in 30s')), 30_000);
-      proc.on('exit', (code) => fail(new Error(`child exited early with ${code}`)));
-      proc.stdout?.on('data', () => clearTimeout(timer));
+      proc.stdout?.on('data', (c: Buffer) => { out += c.toString(); if (out.includes('ready')) { clearTimeout(timer); ok(); } });
+      proc.on('exit', (code) => { clearTimeout(timer); fail(new Error(`child exited early with ${code}`)); });
     });
+    // The container prints "ready" just before it execs sleep: wait for the sleep itself.
+    await until('the container to exec sleep', () => processesMatching('sleep', sleepArg).length === 1);
     proc.kill('SIGKILL');
     await new Promise((r) => proc.once('exit', r));
 
@@ -34,23 +38,38 @@ it('cleanupStale removes containers and bundles left by a SIGKILLed process', { 
     assert.deepEqual(runcIds(executor.runcRoot), ['buildyard-stale']);
     assert.equal(processesMatching('sleep', sleepArg).length, 1);
     assert.deepEqual(bundles(t.stateDir), ['buildyard-stale']);
+    const owner = executor.egress!.owner;
+    const left = namespacesOf(owner);
+    assert.equal(left.length, 1, 'the step\'s network namespace outlived the worker');
+    assert.equal(tablesOf(owner).length, 1);
 
     const removed = await executor.cleanupStale();
-    assert.deepEqual(removed, { containers: ['buildyard-stale'], bundles: ['buildyard-stale'] });
+    assert.deepEqual(removed, { containers: ['buildyard-stale'], bundles: ['buildyard-stale'], networks: left });
+    assert.deepEqual(namespacesOf(owner), []);
+    assert.deepEqual(tablesOf(owner), []);
+    const slot = left[0]!.slice(owner.length + 1);
+    assert.equal(spawnSync('ip', ['link', 'show', `byv${slot}`]).status !== 0, true, 'the veth went with its namespace');
     assert.deepEqual(runcIds(executor.runcRoot), []);
     assert.deepEqual(bundles(t.stateDir), []);
     // The container's process and the orphaned `runc run` must go too.
-    const deadline = Date.now() + 5000;
-    while ((processesMatching('sleep', sleepArg).length > 0 || processesMatching('buildyard-stale').length > 0) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await until('the container process and runc run to exit', () => processesMatching('sleep', sleepArg).length === 0 && processesMatching('buildyard-stale').length === 0)
+      .catch(() => undefined); // the assertions below say what is left
     assert.deepEqual(processesMatching('sleep', sleepArg), []);
     assert.deepEqual(processesMatching('buildyard-stale'), []);
     // Running again on a clean state works.
-    assert.deepEqual(await executor.cleanupStale(), { containers: [], bundles: [] });
+    assert.deepEqual(await executor.cleanupStale(), { containers: [], bundles: [], networks: [] });
   } finally {
     child?.kill('SIGKILL');
     await executor.cleanupStale().catch(() => undefined);
     t.remove();
   }
 });
+
+function namespacesOf(owner: string): string[] {
+  try { return readdirSync('/run/netns').filter((n) => n.startsWith(`${owner}-`)); } catch { return []; }
+}
+
+function tablesOf(owner: string): string[] {
+  const listed = spawnSync('nft', ['list', 'tables'], { encoding: 'utf8' }).stdout ?? '';
+  return [...listed.matchAll(/^table inet (\S+)$/gm)].map((m) => m[1] as string).filter((t) => t.startsWith(`${owner}_`));
+}

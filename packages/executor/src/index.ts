@@ -5,3 +5,7 @@ export { resolveUser, type ResolvedUser } from './resolveUser.js';
 export { detectPlatforms, needsEmulation, canRunPlatform, normalizePlatform, type Platforms } from './detectPlatforms.js';
 export { buildRuntimeSpec, defaultCapabilities, defaultPath, type SpecInput } from './buildRuntimeSpec.js';
 export type { RuntimeSpec } from './runtimeSpec.js';
+export { EgressNetworks, builtinProtected, type EgressPolicy } from './EgressNetworks.js';
+export type { DnsConfig } from './etcFiles.js';
+export type { EgressLists } from './types.js';
+export { parseCidr, parseCidrList } from './ipv4.js';

@@ -1,6 +1,14 @@
 import type { Readable, Writable } from 'node:stream';
 
-export type NetworkMode = 'none' | 'host';
+/** `default`: the step's own namespace with egress (or only loopback where the executor has no
+ *  egress configured); `none`: only loopback; `host`: the worker's network (an entitlement). */
+export type NetworkMode = 'default' | 'none' | 'host';
+
+/** Per-tenant additions to the worker's egress lists (IPv4 addresses or CIDR ranges). */
+export interface EgressLists {
+  allow?: string[];
+  deny?: string[];
+}
 
 export interface ExtraHost {
   host: string;
@@ -18,6 +26,10 @@ export interface Meta {
   user: string;
   hostname?: string;
   network: NetworkMode;
+  /** The tenant's egress lists, added to the worker's for network=default. */
+  egress?: EgressLists;
+  /** `insecure` (the security.insecure entitlement): all capabilities, no seccomp. */
+  security?: 'sandbox' | 'insecure';
   extraHosts?: ExtraHost[];
   readonlyRootfs?: boolean;
   timeoutMs?: number;

@@ -6,7 +6,7 @@ import { metrics, withExtractedContext, type EmulationLabel } from '@buildyard/t
 import { BlobLeases, RedisCacheIndex, openSharedBlobStore, serveWorkerDisk, type WorkerDiskReport, type WorkerDiskRequest } from '@buildyard/cache';
 import { ContextStore, materializeContext } from '@buildyard/context';
 import { BuildRecords, BuildSecrets, DEFAULT_KEYS, fromRedis, stagePayloadSchema, stageResultSchema, type RedisKeys, type StageResult } from '@buildyard/contracts';
-import { detectPlatforms } from '@buildyard/executor';
+import { detectPlatforms, type EgressLists, type RuncExecutorOptions } from '@buildyard/executor';
 import type { Vertex } from '@buildyard/graph';
 import { FsContentStore, RegistryClient } from '@buildyard/oci';
 import { CountingRegistryClient } from './CountingRegistryClient.js';
@@ -47,6 +47,10 @@ export interface FleetWorkerOptions {
   lockDurationMs?: number;
   stalledIntervalMs?: number;
   onError?(err: Error): void;
+  /** The RUN sandbox of this worker: egress policy and DNS (see RuncExecutor). */
+  executor?: Omit<RuncExecutorOptions, 'stateDir'>;
+  /** A tenant's own egress lists, added to the worker's. */
+  tenantEgress?(tenant: string): EgressLists | undefined;
 }
 
 const tracer = trace.getTracer('buildyard-worker');
@@ -91,7 +95,7 @@ export class FleetWorker {
 
   async start(): Promise<void> {
     this.redis = new Redis(this.opts.redisUrl, { maxRetriesPerRequest: null });
-    this.engine = await openExecutionEngine(this.opts.stateDir);
+    this.engine = await openExecutionEngine(this.opts.stateDir, this.opts.executor);
     this.blobs = openSharedBlobStore({
       type: this.opts.blobStore?.type ?? 'fs', repository: this.opts.blobStore?.repository, sharedDir: join(this.opts.sharedDir, 'blobs'),
       localDir: join(this.opts.stateDir, 'blobs'), clientOptions: { insecureHosts: this.opts.insecureRegistries, dockerConfig: false },
@@ -228,7 +232,7 @@ export class FleetWorker {
         stage, inputs, tenant: job.tenant, signal,
         contextDir: materialized?.dir,
         secrets: new Map(Object.entries(sealed.secrets).map(([id, v]) => [id, Buffer.from(v, 'base64')])),
-        noCache: payload.noCache, network: payload.network === 'host' ? 'host' : 'none',
+        noCache: payload.noCache, network: payload.network === 'host' || payload.network === 'none' ? payload.network : 'default', egress: this.opts.tenantEgress?.(job.tenant),
         events: {
           vertex: (v) => {
             const ref = refOf(v.digest);

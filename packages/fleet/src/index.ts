@@ -1,1 +1,2 @@
 export { FleetWorker, type FleetWorkerOptions } from './FleetWorker.js';
+export { sandboxOptions, type WorkerSandbox } from './sandboxOptions.js';

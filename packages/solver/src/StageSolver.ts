@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { BlobStore, CacheIndex, LayerRecord } from '@buildyard/cache';
 import type { ExecVertex, FileVertex, HistoryEntry, ImageConfigFile, SourceRef, StagePlan, Vertex } from '@buildyard/graph';
-import { RuncExecutor, resolveUser } from '@buildyard/executor';
+import { RuncExecutor, resolveUser, type EgressLists } from '@buildyard/executor';
 import { OverlaySnapshotter, chainID, diffUpper, ownScratchDir, type ChainLayer } from '@buildyard/snapshot';
 import { addUrl, copy, mkdir, mkfile } from '@buildyard/fileop';
 import type { StageResult } from './StageResult.js';
@@ -57,7 +57,9 @@ export interface SolveStageRequest {
   /** Distinguishes cache mounts of different tenants. */
   tenant?: string;
   /** The build's --network, used by RUN steps that do not set their own. */
-  network?: 'none' | 'host';
+  network?: 'default' | 'none' | 'host';
+  /** The tenant's egress lists, added to the worker's for network=default steps. */
+  egress?: EgressLists;
 }
 
 /** Under the state dir: one scratch directory per worker process (see openExecutionEngine). */
@@ -203,7 +205,10 @@ export class StageSolver {
           env: [...vertex.env, ...env],
           cwd: vertex.cwd || '/',
           user: vertex.user,
-          network: vertex.network === 'default' ? (req.network ?? 'none') : vertex.network === 'host' ? 'host' : 'none',
+          // The frontend checks the network.host and security.insecure entitlements.
+          network: vertex.network === 'default' ? (req.network ?? 'default') : vertex.network,
+          security: vertex.security,
+          egress: req.egress,
           platform: stage.platform,
           timeoutMs: this.opts.stepTimeoutMs,
         },

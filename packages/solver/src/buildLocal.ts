@@ -4,7 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import { LocalCacheIndex } from '@buildyard/cache';
 import { ContextStore, materializeContext, walkContext, isRegular } from '@buildyard/context';
 import { parse, parseDockerignore, planBuild } from '@buildyard/dockerfile';
-import { RuncExecutor, detectPlatforms } from '@buildyard/executor';
+import { RuncExecutor, detectPlatforms, type RuncExecutorOptions } from '@buildyard/executor';
 import { normalizePlatform, type PlatformPlan } from '@buildyard/graph';
 import { FsContentStore, RegistryClient, hostPlatform, formatPlatform, writeOciLayout } from '@buildyard/oci';
 import { OverlaySnapshotter, reclaimScratch } from '@buildyard/snapshot';
@@ -47,11 +47,11 @@ export interface LocalBuildResult {
  * What runs steps on this machine: the overlay snapshotter and runc, both cleared of anything
  * a killed predecessor left in the state dir. Fleet workers use this with the shared store.
  */
-export async function openExecutionEngine(stateDir: string) {
+export async function openExecutionEngine(stateDir: string, executorOptions: Omit<RuncExecutorOptions, 'stateDir'> = {}) {
   await mkdir(stateDir, { recursive: true });
   const snapshotter = new OverlaySnapshotter(join(stateDir, 'snapshots'));
   await snapshotter.cleanupStale();
-  const executor = new RuncExecutor({ stateDir: join(stateDir, 'runc') });
+  const executor = new RuncExecutor({ ...executorOptions, stateDir: join(stateDir, 'runc') });
   await executor.cleanupStale();
   // After the containers are gone: their mounts of pinned caches and copies can go too.
   await reclaimScratch(join(stateDir, SCRATCH_DIR));

@@ -1,0 +1,107 @@
+// RUN's default network with real runc: egress to an "outside" namespace standing in for the
+// internet, DNS from the worker's settings, and nothing of the worker host, denied ranges or
+// metadata addresses; none gives only lo; nothing is left behind after a step.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
+import { after, afterEach, before, describe, it } from 'node:test';
+import { startOutside, type Outside } from '../../../test/e2e/security/outsideNetwork.js';
+import { ExecError, RuncExecutor, type Meta } from './index.js';
+import { canUseRunc, makeTestDir, type TestDir } from './testRootfs.test-util.js';
+
+const hasNft = spawnSync('nft', ['--version']).status === 0;
+const skip = !canUseRunc ? 'needs root and runc' : !hasNft ? 'needs nft (nftables)' : false;
+
+function leftovers(owner: string): { namespaces: string[]; tables: string[] } {
+  let names: string[] = [];
+  try { names = readdirSync('/run/netns'); } catch { /* none */ }
+  const tables = spawnSync('nft', ['list', 'tables'], { encoding: 'utf8' }).stdout;
+  return {
+    namespaces: names.filter((n) => n.startsWith(`${owner}-`)),
+    tables: [...tables.matchAll(/^table inet (\S+)$/gm)].map((m) => m[1] as string).filter((t) => t.startsWith(`${owner}_`)),
+  };
+}
+
+describe('RUN network=default: egress, and nothing of the cluster', { skip }, () => {
+  let t: TestDir;
+  let outside: Outside;
+  let executor: RuncExecutor;
+
+  before(async () => {
+    t = await makeTestDir('amd64');
+    // A metadata address of its own (ECS's), so this file can run beside the e2e test.
+    outside = await startOutside({ metadata: '169.254.170.2' });
+    executor = new RuncExecutor({
+      stateDir: t.stateDir,
+      dns: { nameservers: [outside.dns], search: [], options: ['ndots:0'] },
+      egress: { deny: [outside.denied] },
+    });
+  });
+  after(async () => {
+    await executor?.cleanupStale().catch(() => undefined);
+    await outside?.stop();
+    t?.remove();
+  });
+  afterEach(() => {
+    assert.deepEqual(leftovers(executor.egress!.owner), { namespaces: [], tables: [] }, 'a step left its network behind');
+  });
+
+  async function run(script: string, extra: Partial<Meta> = {}): Promise<string> {
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on('data', (c: Buffer) => chunks.push(c));
+    await executor.run({ rootfs: t.rootfs, meta: { args: ['/bin/sh', '-c', script], env: [], cwd: '/', user: '', network: 'default', ...extra }, mounts: [], stdout: out, stderr: out });
+    return Buffer.concat(chunks).toString();
+  }
+  const fetch = (url: string, tag: string) => `(timeout 10 wget -q -O - ${url} && echo REACHED-${tag}) || echo BLOCKED-${tag}`;
+
+  it('reaches the outside by name through the configured resolver', async () => {
+    const out = await run(`cat /etc/resolv.conf; cat /proc/net/dev; ${fetch(`http://files.${outside.domain}/hello.txt`, 'web')}`);
+    assert.match(out, new RegExp(`^nameserver ${outside.dns.replace(/\./g, '\\.')}$`, 'm'));
+    assert.match(out, new RegExp(`hello from outside ${outside.nonce}`));
+    assert.match(out, /REACHED-web/);
+    const ifaces = [...out.matchAll(/^\s*([a-z0-9]+):\s+\d/gm)].map((m) => m[1]).sort();
+    assert.deepEqual(ifaces, ['eth0', 'lo']);
+  });
+
+  it('cannot reach the worker host, its gateway, a denied service or a metadata address', async () => {
+    const out = await run([
+      fetch(`http://${outside.host.address}:${outside.host.port}/`, 'host'),
+      `gw=$(ip route | awk '/default/ {print $3}'); ${fetch(`http://$gw:${outside.host.port}/`, 'gateway')}`,
+      fetch(`http://${outside.denied}/`, 'denied'),
+      fetch(`http://${outside.metadata}/`, 'metadata'),
+      fetch(`http://${outside.web}/`, 'web'),
+    ].join('; '));
+    for (const tag of ['host', 'gateway', 'denied', 'metadata']) assert.match(out, new RegExp(`BLOCKED-${tag}`), out);
+    assert.doesNotMatch(out, /WORKER-HOST|DENIED-SERVICE|METADATA-SERVICE/);
+    // The same step reaches the outside: what failed was the firewall, not the route.
+    assert.match(out, /REACHED-web/);
+    // The host side really listens: from the host itself it answers.
+    const direct = await (await fetch_(`http://${outside.host.address}:${outside.host.port}/`)).text();
+    assert.equal(direct, `WORKER-HOST ${outside.nonce}\n`);
+  });
+
+  it("adds the tenant's lists: a tenant deny blocks, a tenant allow re-opens a worker deny", async () => {
+    const denied = await run(fetch(`http://${outside.web}/`, 'web'), { egress: { deny: [`${outside.web}/32`] } });
+    assert.match(denied, /BLOCKED-web/);
+    const allowed = await run(fetch(`http://${outside.denied}/`, 'denied'), { egress: { allow: [outside.denied] } });
+    assert.match(allowed, /REACHED-denied/);
+    await assert.rejects(run('true', { egress: { deny: ['not-an-address'] } }), /tenant egress deny list: "not-an-address" is not an IPv4 address/);
+  });
+
+  it('network=none has only lo and cannot reach the outside', async () => {
+    const out = await run(`cat /proc/net/dev; ${fetch(`http://${outside.web}/`, 'web')}`, { network: 'none' });
+    const ifaces = [...out.matchAll(/^\s*([a-z0-9]+):\s+\d/gm)].map((m) => m[1]);
+    assert.deepEqual(ifaces, ['lo']);
+    assert.match(out, /BLOCKED-web/);
+  });
+
+  it('a failing step releases its network too', async () => {
+    await assert.rejects(run('exit 3'), (e: unknown) => e instanceof ExecError && e.exitCode === 3);
+  });
+});
+
+function fetch_(url: string): Promise<Response> {
+  return fetch(url);
+}

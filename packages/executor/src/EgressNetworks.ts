@@ -1,0 +1,218 @@
+// The default network of a RUN step, as BuildKit gives it: outbound DNS, TCP and UDP. Each step
+// gets its own network namespace joined to the worker host by a veth pair (a /30 from a pool),
+// with NAT out of the host and one nftables table of its own that rejects what a build must not
+// reach: the host itself, the cluster's services, link-local and cloud metadata addresses, the
+// other steps, and the ranges the operator lists.
+//
+// Why veth + nftables rather than slirp4netns or passt: a user-mode stack opens the step's
+// connections as ordinary sockets of a host process, so the worker host's own services (a Redis
+// or registry bound to 0.0.0.0, the worker's /metrics) and anything the host can route to are
+// plain local traffic there; filtering that would still need host firewall rules matched by
+// cgroup or uid. With a veth, every packet of the step enters the host through one interface
+// that the table matches on, in the kernel's forward and input hooks, at kernel speed; deleting
+// the table and the namespace removes every trace, and a worker killed mid-step leaves only
+// names that start with its owner tag, which it reclaims on start-up. The cost: the worker needs
+// CAP_NET_ADMIN, the nft and ip tools, and sets net.ipv4.ip_forward=1 (as Docker does).
+import { spawn } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { formatCidr, formatIPv4, parseCidr, parseCidrList, type Cidr } from './ipv4.js';
+
+export interface EgressPolicy {
+  /** Pool of addresses cut into one /30 per running step; must not overlap real destinations. */
+  pool: string;
+  /** Never reachable, whatever `allow` says: the cluster's services (the worker adds its own). */
+  protect: string[];
+  /** Not reachable unless also in `allow` (`0.0.0.0/0` here makes `allow` an allowlist). */
+  deny: string[];
+  /** Exceptions to `deny`. */
+  allow: string[];
+}
+
+/** What one step adds: the tenant's lists and the nameservers its resolv.conf names. */
+export interface StepNetworkRequest {
+  nameservers: string[];
+  deny?: string[];
+  allow?: string[];
+}
+
+export interface StepNetwork {
+  /** Namespace for runc to join. */
+  netnsPath: string;
+  /** The step's own address. */
+  address: string;
+  release(): Promise<void>;
+}
+
+/** Always rejected: "this" network, loopback, link-local (169.254.169.254 and friends),
+ *  multicast, reserved/broadcast, and the metadata endpoints outside link-local. */
+export const builtinProtected = [
+  '0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '240.0.0.0/4',
+  '100.100.100.200/32', // Alibaba Cloud metadata
+  '168.63.129.16/32', // Azure wire server
+];
+
+const netnsDir = '/run/netns';
+const maxAttempts = 64;
+
+export class EgressNetworks {
+  private readonly pool: Cidr;
+  private readonly protect: Cidr[];
+  private readonly deny: Cidr[];
+  private readonly allow: Cidr[];
+  private forwardingOn = false;
+
+  /** `owner` prefixes every namespace and table name, so cleanupStale() touches only ours. */
+  constructor(readonly owner: string, policy: EgressPolicy) {
+    if (!/^[a-z0-9]{1,20}$/.test(owner)) throw new Error(`invalid egress owner tag "${owner}"`);
+    const pool = parseCidr(policy.pool);
+    if (!pool || pool.prefix > 30) throw new Error(`egress pool "${policy.pool.slice(0, 60)}" must be an IPv4 range of /30 or larger, e.g. 10.89.0.0/16`);
+    this.pool = pool;
+    this.protect = parseCidrList([...builtinProtected, ...policy.protect], 'protected egress ranges');
+    this.deny = parseCidrList(policy.deny, 'egress deny list');
+    this.allow = parseCidrList(policy.allow, 'egress allow list');
+  }
+
+  async create(req: StepNetworkRequest): Promise<StepNetwork> {
+    const tenantDeny = parseCidrList(req.deny ?? [], 'tenant egress deny list');
+    const tenantAllow = parseCidrList(req.allow ?? [], 'tenant egress allow list');
+    this.enableForwarding();
+    const slots = 2 ** (32 - this.pool.prefix) / 4;
+    const start = randomInt(slots);
+    for (let i = 0; i < Math.min(slots, maxAttempts); i++) {
+      const slot = (start + i) % slots;
+      const ns = `${this.owner}-${slot}`;
+      const link = `byv${slot}`;
+      const added = await cmd('ip', ['netns', 'add', ns]);
+      if (added.code !== 0) {
+        if (/exists/i.test(added.stderr)) continue;
+        throw setupError(`ip netns add ${ns}`, added.stderr);
+      }
+      // The interface name is the host-wide lock on the slot: creating it fails if another
+      // executor (another worker on this host) holds the slot.
+      const veth = await cmd('ip', ['link', 'add', link, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+      if (veth.code !== 0) {
+        await cmd('ip', ['netns', 'del', ns]);
+        if (/exists/i.test(veth.stderr)) continue;
+        throw setupError(`ip link add ${link}`, veth.stderr);
+      }
+      const table = `${this.owner}_${slot}`;
+      const release = async () => {
+        await cmd('ip', ['link', 'del', link]);
+        await cmd('nft', ['delete', 'table', 'inet', table]);
+        await cmd('ip', ['netns', 'del', ns]);
+      };
+      try {
+        const gateway = formatIPv4(this.pool.base + slot * 4 + 1);
+        const address = formatIPv4(this.pool.base + slot * 4 + 2);
+        await must('ip', ['-batch', '-'], `address add ${gateway}/30 dev ${link}\nlink set ${link} up\n`);
+        await must('ip', ['-n', ns, '-batch', '-'], `link set lo up\naddress add ${address}/30 dev eth0\nlink set eth0 up\nroute add default via ${gateway}\n`);
+        await must('nft', ['-f', '-'], this.ruleset(table, link, address, req.nameservers, [...this.deny, ...tenantDeny], [...this.allow, ...tenantAllow]));
+        return { netnsPath: `${netnsDir}/${ns}`, address, release };
+      } catch (err) {
+        await release();
+        throw err;
+      }
+    }
+    throw new Error(`no free network slot for the RUN step in ${formatCidr(this.pool)} after ${maxAttempts} tries: too many steps on this host; widen worker.egress.pool`);
+  }
+
+  /** Removes every namespace (with its veth) and table of this owner: call on start-up, after
+   *  the containers that held them are gone. */
+  async cleanupStale(): Promise<{ namespaces: string[]; tables: string[] }> {
+    let names: string[] = [];
+    try { names = readdirSync(netnsDir); } catch { /* no namespaces at all */ }
+    const namespaces = names.filter((n) => n.startsWith(`${this.owner}-`));
+    for (const ns of namespaces) {
+      const slot = ns.slice(this.owner.length + 1);
+      await cmd('ip', ['link', 'del', `byv${slot}`]);
+      await cmd('ip', ['netns', 'del', ns]);
+    }
+    const listed = await cmd('nft', ['list', 'tables']);
+    const tables = listed.code !== 0 ? [] : [...listed.stdout.matchAll(/^table inet (\S+)$/gm)].map((m) => m[1] as string).filter((t) => t.startsWith(`${this.owner}_`));
+    for (const t of tables) await cmd('nft', ['delete', 'table', 'inet', t]);
+    return { namespaces, tables };
+  }
+
+  private ruleset(table: string, link: string, address: string, nameservers: string[], deny: Cidr[], allow: Cidr[]): string {
+    const dns = nameservers.map((n) => parseCidr(n)).filter((c): c is Cidr => c !== undefined && c.prefix === 32);
+    const protect = [...this.protect, this.pool, ...hostAddresses()];
+    const set = (name: string, entries: Cidr[]) => `  set ${name} { type ipv4_addr; flags interval; auto-merge;${entries.length > 0 ? ` elements = { ${[...new Set(entries.map(formatCidr))].join(', ')} }` : ''} }`;
+    const from = `iifname "${link}"`;
+    return [
+      `table inet ${table} {`,
+      set('dns', dns), set('protect', protect), set('deny', deny), set('allow', allow),
+      '  chain by_forward {',
+      '    type filter hook forward priority filter; policy accept;',
+      // IPv6: the step has no IPv6 address; nothing it crafts with CAP_NET_RAW gets through.
+      `    ${from} meta nfproto ipv6 drop`,
+      `    ${from} ip daddr @dns meta l4proto { tcp, udp } th dport 53 accept`,
+      `    ${from} ip daddr @protect reject with icmp type admin-prohibited`,
+      `    ${from} ip daddr @allow accept`,
+      `    ${from} ip daddr @deny reject with icmp type admin-prohibited`,
+      `    ${from} accept`,
+      `    oifname "${link}" ct state established,related accept`,
+      `    oifname "${link}" drop`,
+      '  }',
+      // Packets for the host's own addresses (the gateway included) take the input hook.
+      '  chain by_input {',
+      '    type filter hook input priority filter; policy accept;',
+      `    ${from} ip daddr @dns meta l4proto { tcp, udp } th dport 53 accept`,
+      `    ${from} meta nfproto ipv4 reject with icmp type admin-prohibited`,
+      `    ${from} drop`,
+      '  }',
+      '  chain by_nat {',
+      '    type nat hook postrouting priority srcnat; policy accept;',
+      `    ip saddr ${address} oifname != "${link}" masquerade`,
+      '  }',
+      '}',
+      '',
+    ].join('\n');
+  }
+
+  private enableForwarding(): void {
+    if (this.forwardingOn) return;
+    const path = '/proc/sys/net/ipv4/ip_forward';
+    try {
+      if (readFileSync(path, 'utf8').trim() !== '1') writeFileSync(path, '1\n');
+    } catch (err) {
+      throw new Error(`cannot enable IPv4 forwarding for RUN egress (${(err as Error).message}): run the worker as root, or set worker.egress.enabled=false for RUN steps without network`);
+    }
+    this.forwardingOn = true;
+  }
+}
+
+/** Every IPv4 address of this host, read per step: interfaces come and go. */
+function hostAddresses(): Cidr[] {
+  const out: Cidr[] = [];
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      const c = a.family === 'IPv4' ? parseCidr(a.address) : undefined;
+      if (c) out.push(c);
+    }
+  }
+  return out;
+}
+
+function setupError(what: string, stderr: string): Error {
+  return new Error(`cannot set up the RUN step's network: ${what}: ${stderr.trim().split('\n')[0]?.slice(0, 300)}: the worker needs root, iproute2 and nftables (or worker.egress.enabled=false)`);
+}
+
+async function must(bin: string, args: string[], input: string): Promise<void> {
+  const res = await cmd(bin, args, input);
+  if (res.code !== 0) throw setupError(`${bin} ${args.join(' ')}`, res.stderr);
+}
+
+function cmd(bin: string, args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(bin, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (c: Buffer) => { stdout += c.toString(); });
+    child.stderr?.on('data', (c: Buffer) => { stderr += c.toString(); });
+    child.on('error', (err) => resolve({ code: -1, stdout, stderr: `${bin}: ${err.message}` }));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    if (input !== undefined) child.stdin?.end(input);
+  });
+}

@@ -1,0 +1,103 @@
+// "The outside world" for egress tests on machines without internet: a network namespace of
+// its own, joined to this host by a veth pair, holding the addresses a build would reach out
+// there (a web server, a DNS server answering for a test domain, a service the worker is told
+// to deny, and a cloud-metadata address), with host routes sending traffic for them into it.
+// Also a listener on the host side of that veth: a host address that is not loopback, which
+// a RUN step must not reach (it stands for every service on the worker host).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import { fileURLToPath } from 'node:url';
+
+export interface Outside {
+  /** The namespace's name. */
+  ns: string;
+  /** HTTP server at port 80: answers "hello from outside <nonce>". */
+  web: string;
+  /** Resolves every name under `domain` to `web`. */
+  dns: string;
+  domain: string;
+  /** A listening service the tests put on a deny list: answers "DENIED-SERVICE <nonce>". */
+  denied: string;
+  /** A metadata address routed into the namespace: answers "METADATA-SERVICE <nonce>". */
+  metadata: string;
+  /** A listener on a worker host address (not loopback): answers "WORKER-HOST <nonce>". */
+  host: { address: string; port: number };
+  nonce: string;
+  stop(): Promise<void>;
+}
+
+const serverScript = fileURLToPath(new URL('./outsideServer.mjs', import.meta.url));
+
+function ip(args: string[]): { ok: boolean; stderr: string } {
+  const r = spawnSync('ip', args, { encoding: 'utf8' });
+  return { ok: r.status === 0, stderr: r.stderr };
+}
+
+function must(args: string[]): void {
+  const r = ip(args);
+  if (!r.ok) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim()}`);
+}
+
+/**
+ * Several instances may run at once (test files in parallel): each takes its own transit /30 in
+ * 198.18.0.0/16 and its own /28 of 203.0.113.0/24 (TEST-NET-3), retrying on a taken one. The
+ * metadata address must differ between concurrent instances (one host route each).
+ */
+export async function startOutside(options: { metadata?: string } = {}): Promise<Outside> {
+  const nonce = randomBytes(6).toString('hex');
+  const metadata = options.metadata ?? '169.254.169.254';
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const k = randomInt(16);
+    const t = randomInt(1, 16384);
+    const ns = `byout-${process.pid}-${k}`;
+    const link = `byo${t}`;
+    const hostAddress = `198.18.${t >> 6}.${(t & 63) * 4 + 1}`;
+    const nsAddress = `198.18.${t >> 6}.${(t & 63) * 4 + 2}`;
+    const base = `203.0.113.${k * 16}`;
+    const at = (n: number) => `203.0.113.${k * 16 + n}`;
+    if (!ip(['netns', 'add', ns]).ok) continue;
+    if (!ip(['link', 'add', link, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]).ok) { ip(['netns', 'del', ns]); continue; }
+    const routes: string[][] = [];
+    let server: ChildProcess | undefined;
+    let hostServer: Server | undefined;
+    const stop = async () => {
+      server?.kill('SIGKILL');
+      hostServer?.close();
+      for (const r of routes) ip(['route', 'del', ...r]);
+      ip(['link', 'del', link]);
+      ip(['netns', 'del', ns]);
+    };
+    try {
+      must(['address', 'add', `${hostAddress}/30`, 'dev', link]);
+      must(['link', 'set', link, 'up']);
+      for (const a of [['link', 'set', 'lo', 'up'], ['address', 'add', `${nsAddress}/30`, 'dev', 'eth0'], ['link', 'set', 'eth0', 'up'], ['route', 'add', 'default', 'via', hostAddress]]) must(['-n', ns, ...a]);
+      for (const a of [at(1), at(2), at(3), metadata]) must(['-n', ns, 'address', 'add', `${a}/32`, 'dev', 'lo']);
+      for (const r of [[`${base}/28`, 'via', nsAddress], [`${metadata}/32`, 'via', nsAddress]]) {
+        const added = ip(['route', 'add', ...r]);
+        if (!added.ok) throw Object.assign(new Error(`ip route add ${r.join(' ')}: ${added.stderr.trim()}`), { retry: /exists/i.test(added.stderr) });
+        routes.push(r);
+      }
+      const cfg = { web: at(1), denied: at(2), dns: at(3), metadata, domain: `outside-${nonce}.test`, nonce };
+      server = spawn('ip', ['netns', 'exec', ns, process.execPath, serverScript, JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const proc = server;
+      await new Promise<void>((ok, fail) => {
+        let out = '';
+        proc.stdout?.on('data', (c: Buffer) => { out += c.toString(); if (out.includes('ready')) ok(); });
+        proc.once('exit', (code) => fail(new Error(`the outside server exited with ${code}`)));
+      });
+      const hs = createServer((_req, res) => res.end(`WORKER-HOST ${nonce}\n`));
+      hostServer = hs;
+      const port = await new Promise<number>((ok, fail) => {
+        hs.once('error', fail);
+        hs.listen(0, hostAddress, () => ok((hs.address() as { port: number }).port));
+      });
+      return { ns, ...cfg, host: { address: hostAddress, port }, stop };
+    } catch (err) {
+      await stop();
+      if ((err as { retry?: boolean }).retry) continue;
+      throw err;
+    }
+  }
+  throw new Error('could not set up the outside network namespace after 20 tries');
+}
