@@ -1,7 +1,7 @@
-// buildyard-worker: thin wiring of @buildyard/solver (run-local) and the fleet consumer.
+// buildyard-worker: thin wiring of @buildyard/localbuild (run-local) and the fleet consumer.
 import { Command, InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
-import { buildLocal } from '@buildyard/solver';
+import { buildLocal } from '@buildyard/localbuild';
 import { detectPlatforms } from '@buildyard/executor';
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';

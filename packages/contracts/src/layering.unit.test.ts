@@ -97,3 +97,9 @@ test('no production source finds the repository root by a relative path', () => 
     assert.doesNotMatch(readFileSync(file, 'utf8'), /repoRoot|fileURLToPath\(import\.meta\.url\), '(\.\.\/)+\.\.'/, file);
   }
 });
+
+test('the solver knows nothing of Dockerfiles (planning lives above it, in localbuild and control)', () => {
+  const all = workspaces();
+  assert.ok(!('@buildyard/dockerfile' in all.get('@buildyard/solver')!.dependencies), 'solver declares a dependency on dockerfile');
+  assert.ok(!importsOf('@buildyard/solver', all).has('@buildyard/dockerfile'), 'solver sources import @buildyard/dockerfile');
+});

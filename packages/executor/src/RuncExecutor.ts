@@ -14,6 +14,7 @@ import { hostsFile, nameservers, onlyLoopbackNameservers, resolvConf, type DnsCo
 import { createMountStubs, isDirectory, removeMountStubs, type MountStub } from './mountStubs.js';
 import { resolveUser } from './resolveUser.js';
 import type { RunOptions, RunResult } from './types.js';
+import type { Executor } from './Executor.js';
 
 export interface RuncExecutorOptions {
   /** Directory for bundles (config.json and the generated /etc files). */
@@ -38,7 +39,7 @@ export interface RuncExecutorOptions {
 const stderrTailLines = 10;
 const runcCommandTimeoutMs = 30_000;
 
-export class RuncExecutor {
+export class RuncExecutor implements Executor {
   readonly stateDir: string;
   readonly runcRoot: string;
   readonly runcBinary: string;

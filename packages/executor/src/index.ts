@@ -1,4 +1,5 @@
 export { RuncExecutor, type RuncExecutorOptions } from './RuncExecutor.js';
+export type { Executor } from './Executor.js';
 export type { Meta, Mount, RunOptions, RunResult, NetworkMode, ExtraHost } from './types.js';
 export { ExecError, ExecTimeoutError, AbortError } from './errors.js';
 export { resolveUser, type ResolvedUser } from './resolveUser.js';

@@ -6,6 +6,7 @@ import { applyLayer } from './applyLayer.js';
 import { chainIDs } from './chainID.js';
 import { bindMount, isMountPoint, listMountPoints, mountOverlay, unmount } from './mounts.js';
 import { processStart } from './processStart.js';
+import type { Snapshotter } from './Snapshotter.js';
 
 export type SnapshotKind = 'active' | 'view' | 'committed';
 
@@ -73,7 +74,7 @@ async function exists(path: string): Promise<boolean> {
  * page. Committed snapshots of image layers are named by their OCI chain ID. One process owns a
  * rootDir at a time (metadata is cached in memory).
  */
-export class OverlaySnapshotter {
+export class OverlaySnapshotter implements Snapshotter {
   readonly rootDir: string;
   private index: Map<string, SnapshotMeta> | undefined;
   private lock: Promise<unknown> = Promise.resolve();

@@ -9,6 +9,7 @@ export {
   OverlaySnapshotter, type ActiveSnapshot, type ChainLayer, type PrepareOptions, type SnapshotInfo,
   type SnapshotKind, type SnapshotUsage,
 } from './OverlaySnapshotter.js';
+export type { Snapshotter } from './Snapshotter.js';
 export { collectLayerEntries, diffUpper, tarDirectory, type TarDirectoryOptions } from './tarDirectory.js';
 export { writeLayerTar, type LayerEntry, type LayerEntryType, type WriteLayerTarOptions } from './writeLayerTar.js';
 export { pruneSnapshots, type PruneSnapshotsResult } from './pruneSnapshots.js';

@@ -1,4 +1,4 @@
-import type { OverlaySnapshotter } from './OverlaySnapshotter.js';
+import type { Snapshotter } from './Snapshotter.js';
 
 export interface PruneSnapshotsResult {
   removed: string[];
@@ -12,7 +12,7 @@ export interface PruneSnapshotsResult {
  * Snapshots are caches of layers in the blob store, so any of them can be unpacked again.
  * Callers run it while no stage is running on this snapshotter.
  */
-export async function pruneSnapshots(snapshotter: OverlaySnapshotter, keepBytes: number): Promise<PruneSnapshotsResult> {
+export async function pruneSnapshots(snapshotter: Snapshotter, keepBytes: number): Promise<PruneSnapshotsResult> {
   const snapshots = await snapshotter.list();
   const committed = snapshots.filter((s) => s.kind === 'committed');
   const sizes = new Map<string, number>();

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { BlobStore, CacheIndex, LayerRecord } from '@buildyard/cache';
 import type { ExecVertex, FileVertex, HistoryEntry, ImageConfigFile, SourceRef, StagePlan, Vertex } from '@buildyard/graph';
-import { RuncExecutor, resolveUser, type EgressLists } from '@buildyard/executor';
-import { OverlaySnapshotter, chainID, diffUpper, ownScratchDir, type ChainLayer } from '@buildyard/snapshot';
+import { resolveUser, type EgressLists, type Executor } from '@buildyard/executor';
+import { chainID, diffUpper, ownScratchDir, type ChainLayer, type Snapshotter } from '@buildyard/snapshot';
 import { addUrl, copy, mkdir, mkfile } from '@buildyard/fileop';
 import type { StageResult } from './StageResult.js';
 import { RunMounts } from './RunMounts.js';
@@ -32,8 +32,9 @@ export interface SolverEvents {
 
 export interface StageSolverOptions {
   stateDir: string;
-  snapshotter: OverlaySnapshotter;
-  executor: RuncExecutor;
+  /** Interfaces, as BuildKit's solver: overlayfs and runc are the worker's choice (openExecutionEngine). */
+  snapshotter: Snapshotter;
+  executor: Executor;
   blobs: BlobStore;
   cache: CacheIndex;
   images: ImageSource;

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startRegistry, seedBusybox, type RegistryService } from '@buildyard/testkit';
-import { buildLocal, openLocalEngine, type LocalBuildResult } from './index.js';
+import { openLocalEngine } from '@buildyard/solver';
+import { buildLocal, type LocalBuildResult } from './index.js';
 
 const fixture = join(dirname(fileURLToPath(import.meta.url)), 'fixtures/engine');
 const SECRET = 's3cr3t-VALUE-never-stored';
