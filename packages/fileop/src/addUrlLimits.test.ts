@@ -22,7 +22,11 @@ after(async () => {
 /** A TCP server on 127.0.0.1 that hands each connection to `onConnection`. */
 async function serve(onConnection: (socket: Socket) => void): Promise<{ url: string; connections: Socket[] }> {
   const connections: Socket[] = [];
-  const server = createServer((socket) => { connections.push(socket); onConnection(socket); });
+  const server = createServer((socket) => {
+    connections.push(socket);
+    socket.resume(); // reads the request, so the client's hang-up is seen at once
+    onConnection(socket);
+  });
   servers.push(server);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -38,6 +42,8 @@ test('a server that accepts and never answers fails the ADD with the idle timeou
     return true;
   });
   assert.equal(connections.length, 2);
+  // The downloader hung up each connection it gave up on.
+  await Promise.all(connections.map((c) => new Promise((resolve) => (c.closed ? resolve(undefined) : c.on('close', resolve)))));
 });
 
 test('a body that stops half-way fails with the idle timeout', async () => {
