@@ -57,6 +57,20 @@ for arch in amd64 arm64; do
   fi
 done
 
+# Docker's default seccomp profile, which RUN steps run under (executor's seccompProfile.ts):
+# taken from Debian's copy of the moby sources (only that file is extracted; nothing of the
+# package is installed), so it stays byte-for-byte Docker's.
+seccomp_profile=/usr/share/buildyard/seccomp/docker-default.json
+if [ ! -s "$seccomp_profile" ]; then
+  say "extracting Docker's default seccomp profile into $seccomp_profile"
+  mkdir -p "$(dirname "$seccomp_profile")"
+  (cd "$debs_dir" && { ls golang-github-docker-docker-dev_*.deb >/dev/null 2>&1 || apt-get download -qq golang-github-docker-docker-dev; } \
+    && dpkg-deb --fsys-tarfile golang-github-docker-docker-dev_*.deb \
+    | tar -xO ./usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json) > "$seccomp_profile.partial" \
+    && mv "$seccomp_profile.partial" "$seccomp_profile" \
+    || die "cannot extract Docker's seccomp profile from golang-github-docker-docker-dev: check apt sources"
+fi
+
 # binfmt_misc with the F (fix-binary) flag so emulated binaries work inside containers whose
 # rootfs has no qemu binary of its own, and P (preserve argv[0]) so multi-call binaries such as
 # busybox, which re-exec themselves through /proc/self/exe, still see their applet name.

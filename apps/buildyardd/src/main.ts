@@ -32,6 +32,7 @@ async function main(): Promise<void> {
     maxContextBytes: config.limits.maxContextBytes,
     maxContextFiles: config.limits.maxContextFiles,
     maxLogBytesPerStep: config.limits.maxLogBytesPerStep,
+    entitlements: config.auth.entitlements,
   });
   const credentials = config.frontend.tlsCert
     ? ServerCredentials.createSsl(

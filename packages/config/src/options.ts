@@ -57,6 +57,7 @@ export const OPTIONS = [
   opt('worker.egress.allow', 'BUILDYARD_WORKER_EGRESS_ALLOW', list, [], 'Exceptions to worker.egress.deny (same forms); never to the always-denied addresses.'),
   opt('worker.egress.tenantDeny', 'BUILDYARD_WORKER_EGRESS_TENANT_DENY', list, [], 'Per-tenant additions to worker.egress.deny, as `tenant=range` entries (comma list).'),
   opt('worker.egress.tenantAllow', 'BUILDYARD_WORKER_EGRESS_TENANT_ALLOW', list, [], 'Per-tenant additions to worker.egress.allow, as `tenant=range` entries (comma list).'),
+  opt('worker.seccompProfile', 'BUILDYARD_WORKER_SECCOMP_PROFILE', z.string().min(1), '/usr/share/buildyard/seccomp/docker-default.json', 'Docker-format seccomp profile of RUN steps; the default is Docker\'s own default profile (infra/dev/setup.sh installs it), which also refuses new user namespaces and mounts. `unconfined` turns seccomp off for every step; RUN --security=insecure is always unconfined.'),
   opt('worker.dns.nameservers', 'BUILDYARD_WORKER_DNS_NAMESERVERS', list, [], 'Nameservers written into RUN steps\' /etc/resolv.conf (buildkitd\'s [dns]); empty: the host\'s, without loopback ones (systemd-resolved\'s upstreams instead of its stub), else 8.8.8.8 and 8.8.4.4 as BuildKit.'),
   opt('worker.dns.search', 'BUILDYARD_WORKER_DNS_SEARCH', list, [], 'Search domains for worker.dns.nameservers.'),
   opt('worker.dns.options', 'BUILDYARD_WORKER_DNS_OPTIONS', list, [], 'resolv.conf options for worker.dns.nameservers, e.g. ndots:0.'),

@@ -11,6 +11,7 @@ import type { SolveRequest } from '@buildyard/proto';
 import type { ContextStore } from '@buildyard/context';
 import { readManifest } from '@buildyard/context';
 import { fromRedis, stageResultSchema, type BuildRecords, type BuildSecrets, type RedisKeys, type StagePayload } from '@buildyard/contracts';
+import { missingEntitlement, type Entitlement } from './entitlements.js';
 import { pushImage, parseOutputs, type ParsedOutput } from './exportImage.js';
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
 import type { CacheWriteResult } from '@buildyard/cache';
@@ -28,6 +29,8 @@ export interface BuildRunnerDeps {
   insecureRegistries: string[];
   buildPlatform: string;
   maxLogBytesPerStep: number;
+  /** What the tenant may use of network.host and security.insecure (none when absent). */
+  entitlements?(tenant: string): ReadonlySet<Entitlement>;
 }
 
 export interface FinishedImages {
@@ -96,6 +99,8 @@ export class BuildRunner {
       const plan = await tracer.startActiveSpan('plan', async (planSpan) => {
         try { return await this.plan(req, tenant, registry); } finally { planSpan.end(); }
       });
+      const missing = missingEntitlement(plan, req.network, this.deps.entitlements?.(tenant) ?? new Set());
+      if (missing) throw new BuildFailure(missing.message, { file: req.dockerfileName || 'Dockerfile', line: missing.line, code: 'entitlement.denied' });
       for (const w of plan.warnings) await progress.emit({ type: 'build.warning', message: w.message, file: req.dockerfileName || 'Dockerfile', line: w.line });
       const cacheCtx = { redis: this.deps.redis, keys: this.deps.keys, tenant, buildId, blobs: this.deps.blobs, contexts: this.deps.contexts, registry, signal };
       // [cache transfer] imported records must be in the index before any worker looks keys up.

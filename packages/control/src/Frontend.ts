@@ -18,6 +18,7 @@ import { metrics, withExtractedContext } from '@buildyard/telemetry'; // metrics
 import { authenticate, serviceError } from './authenticate.js';
 import { BuildRecords, BuildSecrets, DEFAULT_KEYS, type BuildRecord, type RedisKeys } from '@buildyard/contracts';
 import { BuildRunner, type FinishedImages } from './BuildRunner.js';
+import { parseEntitlements } from './entitlements.js';
 import { localOutputFiles, parseOutputs, type ParsedOutput } from './exportImage.js';
 import { pruneWorkerDisks, workerDiskUsage } from './workerDiskRecords.js';
 import { parseCacheOptions } from './cacheTransfer.js';
@@ -41,6 +42,8 @@ export interface FrontendOptions {
   maxContextBytes: number;
   maxContextFiles: number;
   maxLogBytesPerStep: number;
+  /** `tenant:entitlement` grants (auth.entitlements): network.host, security.insecure. */
+  entitlements?: string[];
 }
 
 const MAX_BUILD_ARG_BYTES = 64 * 1024;
@@ -97,7 +100,7 @@ export class Frontend {
     this.runner = new BuildRunner({
       redis: opts.redis, keys: this.keys, scheduler: opts.scheduler, records: this.records, secrets: new BuildSecrets(opts.redis, opts.secretsKey, this.keys),
       contexts: this.contexts, blobs: this.blobs, insecureRegistries: opts.insecureRegistries, buildPlatform: opts.buildPlatform,
-      maxLogBytesPerStep: opts.maxLogBytesPerStep,
+      maxLogBytesPerStep: opts.maxLogBytesPerStep, entitlements: parseEntitlements(opts.entitlements ?? []),
     });
   }
 

@@ -5,7 +5,9 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join, posix, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { buildRuntimeSpec } from './buildRuntimeSpec.js';
+import { buildRuntimeSpec, defaultCapabilities } from './buildRuntimeSpec.js';
+import type { RuntimeSeccomp } from './runtimeSpec.js';
+import { defaultSeccompProfilePath, loadSeccompProfile, runtimeSeccomp } from './seccompProfile.js';
 import { canRunPlatform, detectPlatforms } from './detectPlatforms.js';
 import { ensureWorkdir } from './ensureWorkdir.js';
 import { AbortError, ExecError, ExecTimeoutError } from './errors.js';
@@ -31,6 +33,9 @@ export interface RuncExecutorOptions {
   /** Egress of network=default steps (see EgressNetworks); `false`: such steps get only
    *  loopback. Defaults to the 10.89.0.0/16 pool when running as root. */
   egress?: Partial<EgressPolicy> | false;
+  /** Docker-format seccomp profile for sandboxed steps (default: Docker's own, installed by
+   *  infra/dev/setup.sh); `false` runs every step unconfined. */
+  seccompProfile?: string | false;
   /** Give containers their own cgroup namespace; defaults to whether the kernel has them. */
   cgroupNamespace?: boolean;
   defaultHostname?: string;
@@ -48,6 +53,8 @@ export class RuncExecutor implements Executor {
   private readonly cgroupNamespace: boolean;
   private readonly defaultHostname: string;
   private readonly dns?: DnsConfig;
+  private readonly seccompProfile: string | false;
+  private sandboxSeccomp?: RuntimeSeccomp;
   readonly egress?: EgressNetworks;
 
   constructor(options: RuncExecutorOptions) {
@@ -59,6 +66,7 @@ export class RuncExecutor implements Executor {
     this.cgroupNamespace = options.cgroupNamespace ?? existsSync('/proc/self/ns/cgroup');
     this.defaultHostname = options.defaultHostname ?? 'buildyardsandbox';
     this.dns = options.dns;
+    this.seccompProfile = options.seccompProfile ?? defaultSeccompProfilePath;
     const egress = options.egress ?? (process.getuid?.() === 0 ? {} : false);
     if (egress !== false) {
       // Names of this executor's namespaces and tables: unique per state dir, short for nft.
@@ -114,6 +122,7 @@ export class RuncExecutor implements Executor {
         rootfs, args: meta.args, env: meta.env, cwd, user, hostname, network: meta.network, netnsPath: network?.netnsPath,
         readonlyRootfs: meta.readonlyRootfs ?? false, cgroupNamespace: this.cgroupNamespace,
         etcMounts: etc, mounts: options.mounts, nofile: nofileLimit(),
+        security: meta.security, seccomp: meta.security === 'insecure' ? undefined : this.seccomp(),
       });
       await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
 
@@ -159,6 +168,13 @@ export class RuncExecutor implements Executor {
     // After the containers: a namespace lives on while a process is in it.
     const networks = this.egress ? (await this.egress.cleanupStale()).namespaces : [];
     return { containers, bundles, networks };
+  }
+
+  /** Docker's profile for Docker's capabilities: the same filter for every sandboxed step. */
+  private seccomp(): RuntimeSeccomp | undefined {
+    if (this.seccompProfile === false) return undefined;
+    this.sandboxSeccomp ??= runtimeSeccomp(loadSeccompProfile(this.seccompProfile), defaultCapabilities);
+    return this.sandboxSeccomp;
   }
 
   /** systemd-resolved's stub (127.0.0.53) is useless in the step's namespace: use its upstream

@@ -46,6 +46,13 @@ export interface RuntimeLinux {
   cgroupsPath?: string;
   maskedPaths: string[];
   readonlyPaths: string[];
-  /** Absent on purpose: runs without a seccomp filter (see buildRuntimeSpec). */
-  seccomp?: never;
+  /** Absent only for --security=insecure or an operator's seccompProfile=false. */
+  seccomp?: RuntimeSeccomp;
+}
+
+export interface RuntimeSeccomp {
+  defaultAction: string;
+  defaultErrnoRet?: number;
+  architectures: string[];
+  syscalls: { names: string[]; action: string; errnoRet?: number; args?: { index: number; value: number; valueTwo: number; op: string }[] }[];
 }

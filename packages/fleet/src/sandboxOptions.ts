@@ -34,6 +34,7 @@ export async function sandboxOptions(config: Pick<BuildyardConfig, 'worker' | 'r
   return {
     executor: {
       dns: { nameservers: dns.nameservers, search: dns.search, options: dns.options },
+      seccompProfile: config.worker.seccompProfile === 'unconfined' ? false : config.worker.seccompProfile,
       egress: egress.enabled ? {
         pool: egress.pool,
         protect: await resolveTargets(clusterHosts, 'the cluster\'s services'),

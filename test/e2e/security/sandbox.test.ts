@@ -1,0 +1,71 @@
+// Issue 14, network and sandbox limits, as an attacker would write the Dockerfiles:
+// RUN --network=host and --security=insecure need the server's per-tenant entitlements
+// (network.host, security.insecure; BuildKit's wording when refused), and a sandboxed RUN runs
+// under Docker's default seccomp profile: no new user namespaces, no mounts.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startCluster, type Cluster } from '@buildyard/testkit';
+import { solve } from '../grpcClient.js';
+
+let cluster: Cluster;
+let work: string;
+const nonce = `${process.pid}${Date.now()}`;
+
+before(async () => {
+  // alice is granted both entitlements; bob (and default) none, as on a fresh server.
+  cluster = await startCluster({ workers: 1, tenants: ['alice', 'bob'], env: { BUILDYARD_ENTITLEMENTS: 'alice:network.host,alice:security.insecure' } });
+  work = mkdtempSync(join(tmpdir(), 'buildyard-sandbox-'));
+});
+after(async () => {
+  await cluster?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+function context(name: string, dockerfile: string): string {
+  const dir = join(work, name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'Dockerfile'), dockerfile);
+  return dir;
+}
+
+const interfacesOf = (text: string) => [...text.matchAll(/^\s*([a-z0-9]+):\s+\d/gm)].map((m) => m[1] as string).sort();
+
+test('RUN --network=host without the network.host entitlement fails with BuildKit\'s words and runs nothing', async () => {
+  const dir = context('host', `FROM ${cluster.busybox.reference}\nRUN echo harmless\nRUN --network=host echo RAN-${nonce}; cat /proc/net/dev\n`);
+  const outcome = await solve(cluster, dir, { platforms: ['linux/amd64'] }, { token: cluster.tokens.bob });
+  assert.match(outcome.error?.message ?? '', /^network\.host is not allowed: RUN --network=host at line 3 needs it; the server grants network\.host per tenant/);
+  assert.ok((outcome.error?.message ?? '').length < 300 && !outcome.error?.message.includes('\n'));
+  assert.doesNotMatch(outcome.logs, new RegExp(`RAN-${nonce}`));
+  const whole = await solve(cluster, context('host-build', `FROM ${cluster.busybox.reference}\nRUN echo RAN-${nonce}\n`), { platforms: ['linux/amd64'], network: 'host' }, { token: cluster.tokens.bob });
+  assert.match(whole.error?.message ?? '', /^network\.host is not allowed: --network host needs it/);
+  assert.doesNotMatch(whole.logs, new RegExp(`RAN-${nonce}`));
+});
+
+test('RUN --security=insecure without the security.insecure entitlement fails the same way', async () => {
+  const dir = context('insecure', `FROM ${cluster.busybox.reference}\nRUN --security=insecure mount -t tmpfs t /mnt && echo RAN-${nonce}\n`);
+  const outcome = await solve(cluster, dir, { platforms: ['linux/amd64'] });
+  assert.match(outcome.error?.message ?? '', /^security\.insecure is not allowed: RUN --security=insecure at line 2 needs it/);
+  assert.doesNotMatch(outcome.logs, new RegExp(`RAN-${nonce}`));
+});
+
+test('a granted tenant gets the host network and a privileged, unconfined step', async () => {
+  const dir = context('granted', `FROM ${cluster.busybox.reference}\nRUN --network=host cat /proc/net/dev\nRUN --security=insecure unshare -U true && mkdir -p /mnt/t && mount -t tmpfs t /mnt/t && echo PRIVILEGED-${nonce}\n`);
+  const outcome = await solve(cluster, dir, { platforms: ['linux/amd64'], noCache: true }, { token: cluster.tokens.alice });
+  assert.equal(outcome.error, undefined, outcome.error?.message);
+  assert.deepEqual(interfacesOf(outcome.logs), interfacesOf(readFileSync('/proc/net/dev', 'utf8')), 'the step saw the host\'s interfaces');
+  assert.match(outcome.logs, new RegExp(`PRIVILEGED-${nonce}`));
+});
+
+test('a sandboxed RUN cannot create a user namespace or mount: the step fails with the refusal', async () => {
+  for (const [name, attack] of [['userns', 'unshare -U -r id'], ['mount', 'mkdir -p /mnt/t && mount -t tmpfs t /mnt/t'], ['mountns', 'unshare -m true']] as const) {
+    const dir = context(`attack-${name}`, `FROM ${cluster.busybox.reference}\nRUN ${attack} && echo ESCAPED-${nonce}\n`);
+    const outcome = await solve(cluster, dir, { platforms: ['linux/amd64'], noCache: true }, { token: cluster.tokens.bob });
+    assert.match(outcome.error?.message ?? '', /did not complete successfully: exit code: \d+/, `${name}: ${outcome.error?.message}`);
+    // EPERM, in the words of busybox unshare ("Operation not permitted") or mount ("permission denied").
+    assert.match(outcome.logs, /Operation not permitted|permission denied/, `${name}: ${outcome.logs}`);
+    assert.doesNotMatch(outcome.logs, new RegExp(`ESCAPED-${nonce}`));
+  }
+});
