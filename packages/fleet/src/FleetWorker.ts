@@ -10,7 +10,7 @@ import { detectPlatforms, type EgressLists, type RuncExecutorOptions } from '@bu
 import type { Vertex } from '@buildyard/graph';
 import { FsContentStore, RegistryClient } from '@buildyard/oci';
 import { CountingRegistryClient } from './CountingRegistryClient.js';
-import { WorkerDisk } from './WorkerDisk.js';
+import { WorkerDisk, diskBytes } from './WorkerDisk.js';
 import { ProgressWriter, type VertexRef } from '@buildyard/progress';
 import { StageConsumer, type StageJob } from '@buildyard/scheduler';
 import { RegistryImageSource, StageSolver, openExecutionEngine } from '@buildyard/solver';
@@ -146,12 +146,16 @@ export class FleetWorker {
    */
   async collectGarbage(keepBytes = this.opts.keepStorageBytes): Promise<number> {
     const reclaimed = (await this.disk.removeFinishedContexts()).bytes;
-    if (this.gcDone) await this.gcDone;
+    // One snapshot GC at a time (timer and prune requests): between the wait and setting
+    // gcDone nothing awaits, so a stage cannot slip in unseen either.
+    while (this.gcDone) await this.gcDone;
     if (this.running > 0) return reclaimed;
-    const contexts = (await this.disk.measure(false)).find((p) => p.kind === 'contexts')?.bytes ?? 0;
     let pruned = 0;
-    this.gcDone = pruneSnapshots(this.engine.snapshotter, Math.max(0, keepBytes - contexts))
-      .then((r) => { pruned = r.reclaimedBytes; }, (err: Error) => this.opts.onError?.(err))
+    this.gcDone = (async () => {
+      const contexts = await diskBytes(this.disk.contextsDir);
+      pruned = (await pruneSnapshots(this.engine.snapshotter, Math.max(0, keepBytes - contexts))).reclaimedBytes;
+    })()
+      .catch((err: Error) => this.opts.onError?.(err))
       .finally(() => { this.gcDone = undefined; });
     await this.gcDone;
     return reclaimed + pruned;
