@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Redis } from 'ioredis';
-import { FsContentStore, RegistryClient, writeOciLayout } from '@buildyard/oci';
+import { FsContentStore, RegistryClient, sha256Digest, writeOciLayout } from '@buildyard/oci';
 import { startRedis, startRegistry, type RedisService, type RegistryService } from '@buildyard/testkit';
 import { BlobLeases, RedisCacheIndex, readCache, writeCache, inlineCacheAnnotation, INLINE_CACHE_ANNOTATION, type ExportedCacheRecord, type LayoutReader } from './index.js';
 
@@ -90,9 +90,29 @@ test('a local cache is an OCI layout that round-trips', async () => {
   await assert.rejects(readCache({ type: 'local', tag: 'latest', mode: 'min' }, index, { registry: new RegistryClient(), blobs: fresh }), /was not synced/);
 });
 
+test('a cache naming a layer only the shared store holds (another tenant\'s) is refused: the source must hold it', async () => {
+  const victim = await source('victim');
+  const shared = victim.store;
+  // The attacker's layout lists the victim's layer digest, without the layer itself.
+  const attacker = await source('attacker');
+  const stolen = victim.records[0].layer!;
+  const records = [{ key: 'attacker-key', layer: stolen, description: 'RUN steal', platform: 'linux/amd64' }];
+  await attacker.store.put(await shared.readBytes(stolen.digest), stolen.digest);
+  const written = await writeCache({ type: 'local', tag: 'latest', mode: 'max' }, records, { registry: new RegistryClient(), blobs: attacker.store });
+  const layout = join(dir, 'attacker-layout');
+  await writeOciLayout(layout, { index: written.layout!.index, store: attacker.store });
+  await rm(join(layout, 'blobs/sha256', stolen.digest.slice('sha256:'.length)));
+  const index = new RedisCacheIndex(redis, 'attacker');
+  await assert.rejects(readCache({ type: 'local', tag: 'latest', mode: 'min' }, index, { registry: new RegistryClient(), blobs: shared, layout: directoryLayout(layout) }), /is not in the cache source/);
+  assert.equal(await index.get('attacker-key'), undefined, 'no record was imported');
+});
+
 /** A layout read from a directory (the builder reads it from the synced context instead). */
 function directoryLayout(root: string): LayoutReader {
-  return { where: root, read: (path) => readFile(join(root, path)), open: (path) => createReadStream(join(root, path)) };
+  return {
+    where: root, read: (path) => readFile(join(root, path)), open: (path) => createReadStream(join(root, path)),
+    hasBlob: async (digest) => sha256Digest(await readFile(join(root, 'blobs/sha256', digest.slice('sha256:'.length))).catch(() => Buffer.alloc(0))) === digest,
+  };
 }
 
 test('an inline cache is read from an image manifest annotation; an image without one is refused', async () => {

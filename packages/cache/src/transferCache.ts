@@ -11,6 +11,8 @@ export interface LayoutReader {
   /** Rejects with code ENOENT when the layout has no such file. */
   read(path: string): Promise<Buffer>;
   open(path: string): Readable;
+  /** True when the layout holds the blob `digest` (under blobs/sha256/) with that content. */
+  hasBlob(digest: string): Promise<boolean>;
 }
 
 export interface CacheTransferDeps {
@@ -97,6 +99,8 @@ export interface CacheReadResult {
 export async function readCache(spec: Exclude<CacheSpec, { type: 'inline' }>, index: CacheIndex, deps: CacheTransferDeps): Promise<CacheReadResult> {
   let records: ExportedCacheRecord[];
   let fetchBlob: (layer: NonNullable<ExportedCacheRecord['layer']>) => Promise<void>;
+  /** Whether the cache source itself holds a layer (its proof that the importer may use it). */
+  let sourceHas: (layer: NonNullable<ExportedCacheRecord['layer']>) => Promise<boolean>;
   let location: string;
   if (spec.type === 'registry') {
     location = spec.ref;
@@ -104,6 +108,7 @@ export async function readCache(spec: Exclude<CacheSpec, { type: 'inline' }>, in
     const repo: RepositoryReference = { registry: ref.registry, repository: ref.repository };
     records = await registryRecords(spec.ref, deps);
     fetchBlob = async (l) => { await deps.registry.pullBlob(repo, { digest: l.digest as Digest, size: l.size }, deps.blobs, { signal: deps.signal }); };
+    sourceHas = (l) => deps.registry.blobExists(repo, l.digest, { signal: deps.signal });
   } else {
     const reader = deps.layout;
     if (!reader) throw new Error('--cache-from type=local: the cache directory was not synced: run the build with the buildyard client');
@@ -112,12 +117,20 @@ export async function readCache(spec: Exclude<CacheSpec, { type: 'inline' }>, in
     fetchBlob = async (l) => {
       await deps.blobs.put(reader.open(blobPath(l.digest)), l.digest, l.size);
     };
+    sourceHas = (l) => reader.hasBlob(l.digest);
   }
   const layers = new Map<string, NonNullable<ExportedCacheRecord['layer']>>();
   for (const r of records) if (r.layer) layers.set(r.layer.digest, r.layer);
   let blobsFetched = 0;
   await eachLimit([...layers.values()], 4, async (l) => {
-    if (await deps.blobs.has(l.digest)) return;
+    if (await deps.blobs.has(l.digest)) {
+      // The shared store holds every tenant's layers: a cache may name one only if its source
+      // holds it too, or an importer could reach another tenant's layer by its digest alone.
+      if (!(await sourceHas(l).catch(() => false))) {
+        throw new Error(`cache import from ${location}: layer ${l.digest} is not in the cache source: re-export the cache`);
+      }
+      return;
+    }
     try { await fetchBlob(l); } catch (err) {
       throw new Error(`cache import from ${location}: layer ${l.digest} could not be fetched (${(err as Error).message.split('\n')[0]}): re-export the cache`);
     }

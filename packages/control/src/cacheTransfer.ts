@@ -95,6 +95,8 @@ async function syncedLayout(contextId: string, ctx: CacheTransferContext): Promi
     where: 'the synced cache directory',
     read: async (path) => store.content.readBytes(digestOf(path)),
     open: (path) => store.content.openRead(digestOf(path)),
+    // The client uploaded this file (or proved it holds it): its content digest is the blob's.
+    hasBlob: async (digest) => files.get(`blobs/sha256/${digest.slice('sha256:'.length)}`) === digest,
   };
 }
 
