@@ -22,6 +22,7 @@ import { parseEntitlements } from './entitlements.js';
 import { localOutputFiles, parseOutputs, type ParsedOutput } from './exportImage.js';
 import { pruneWorkerDisks, workerDiskUsage } from './workerDiskRecords.js';
 import { parseCacheOptions } from './cacheTransfer.js';
+import { claimBuildId, internalBuildId, shownBuildId, shownIds } from './buildIds.js';
 
 export interface FrontendOptions {
   redis: Redis;
@@ -181,14 +182,15 @@ export class Frontend {
       solve: (call: ServerWritableStream<SolveRequest, SolveEvent>) => void this.solve(call),
       attach: (call: ServerWritableStream<AttachRequest, SolveEvent>) => void this.attach(call),
       cancel: this.unary<CancelRequest, CancelResponse>(async (req, tenant) => {
-        await this.ownedBuild(req.buildId, tenant);
+        // From here on the build's internal id (a client names its build; see buildIds.ts).
+        req = { ...req, buildId: (await this.ownedBuild(req.buildId, tenant)).buildId };
         return CancelResponse.fromPartial({ cancelled: await this.opts.scheduler.cancelBuild(req.buildId, 'cancelled by the client') });
       }),
       status: this.unary<StatusRequest, StatusResponse>(async (req, tenant) => {
         const builds = req.buildId ? [await this.ownedBuild(req.buildId, tenant)] : await this.records.list(tenant, req.limit || 20);
         return StatusResponse.fromPartial({
           builds: builds.map((b) => ({
-            buildId: b.buildId, tenant: b.tenant, status: b.status, platforms: b.platforms, createdMs: b.createdMs, finishedMs: b.finishedMs,
+            buildId: shownBuildId(b.buildId), tenant: b.tenant, status: b.status, platforms: b.platforms, createdMs: b.createdMs, finishedMs: b.finishedMs,
             digest: b.digest, error: b.error, verticesTotal: b.verticesTotal, verticesCached: b.verticesCached,
           })),
         });
@@ -239,8 +241,8 @@ export class Frontend {
 
   /** A build of this tenant; another tenant's build answers NOT_FOUND, as if it did not exist. */
   private async ownedBuild(buildId: string, tenant: string): Promise<BuildRecord> {
-    const record = buildId ? await this.records.get(buildId) : undefined;
-    if (!record || record.tenant !== tenant) throw serviceError(status.NOT_FOUND, `build ${buildId} not found`);
+    const record = buildId ? await this.records.get(await internalBuildId(this.opts.redis, this.keys, tenant, buildId)) : undefined;
+    if (!record || record.tenant !== tenant) throw serviceError(status.NOT_FOUND, `build ${buildId.slice(0, 100)} not found`);
     return record;
   }
 
@@ -255,9 +257,10 @@ export class Frontend {
       return;
     }
     const req = { ...call.request, platforms: checked.platforms };
-    const buildId = req.buildId || randomUUID();
-    if (await this.records.get(buildId)) {
-      call.emit('error', serviceError(status.ALREADY_EXISTS, `build ${buildId} already exists: attach to it with its id or choose another`));
+    // Only this tenant's own builds can make a name unavailable: nothing here tells about others'.
+    const buildId = req.buildId ? await claimBuildId(this.opts.redis, this.keys, tenant, req.buildId, (id) => this.records.get(id)) : randomUUID();
+    if (!buildId) {
+      call.emit('error', serviceError(status.ALREADY_EXISTS, `build ${req.buildId} already exists: attach to it with its id or choose another`));
       return;
     }
     await this.records.create({ buildId, tenant, platforms: req.platforms, coordinator: this.id });
@@ -271,14 +274,15 @@ export class Frontend {
   }
 
   private async attach(call: ServerWritableStream<AttachRequest, SolveEvent>): Promise<void> {
+    let buildId: string;
     try {
       const tenant = this.tenantOf(call.metadata);
-      await this.ownedBuild(call.request.buildId, tenant);
+      buildId = (await this.ownedBuild(call.request.buildId, tenant)).buildId;
     } catch (err) {
       call.emit('error', err);
       return;
     }
-    await this.relay(call, call.request.buildId, call.request.fromStart, [], undefined);
+    await this.relay(call, buildId, call.request.fromStart, [], undefined);
   }
 
   /** Forwards the build's progress stream to the client; local outputs go out before the result. */
@@ -291,7 +295,7 @@ export class Frontend {
           const images = await finished;
           if (images) await this.streamOutputs(call, localOutputs, images);
         }
-        if (!(await write(call, toSolveEvent(event)))) break;
+        if (!(await write(call, shownIds(toSolveEvent(event))))) break;
       }
       if (!stop.signal.aborted) call.end();
     } catch (err) {
