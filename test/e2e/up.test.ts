@@ -3,7 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -24,6 +24,10 @@ test('up starts a cluster that answers, is idempotent, builds the multi-platform
   assert.match(endpoints.frontend, /^tcp:\/\/127\.0\.0\.1:\d+$/);
   assert.match(endpoints.registry, /^127\.0\.0\.1:\d+$/);
   assert.match(endpoints.dashboard, /^http:\/\/127\.0\.0\.1:\d+$/);
+  // Redis requires the password up generated, kept 0600 in the state dir (issue 14).
+  assert.equal(statSync(join(stateDir, 'redis-password')).mode & 0o777, 0o600);
+  const noAuth = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', new URL(endpoints.redis).port, 'KEYS', '*'], { encoding: 'utf8' });
+  assert.match(noAuth.stdout + noAuth.stderr, /NOAUTH/);
   assert.deepEqual(JSON.parse(cli('up', '--workers', '1', '--state-dir', stateDir, '--json').stdout), endpoints, 'a second up returns the running cluster');
 
   const ls = cli('builder', 'ls');
