@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SolveEvent, VertexStatus } from '@buildyard/proto';
 import { startFakeBuilder } from './fakeBuilder.test-util.js';
+import { until } from '@buildyard/testkit';
 
 const repoRoot = resolve(fileURLToPath(import.meta.url), '../../../..');
 const MAIN = join(repoRoot, 'apps/cli/src/main.ts');
@@ -187,7 +188,7 @@ test('exit codes: unreachable builder 3, refused token 3, usage 2, Ctrl-C 130 ca
     onStderr: (s, child) => { if (!sent && s.includes('RUN make')) { sent = true; child.kill('SIGINT'); } },
   });
   assert.equal(interrupted.code, 130, interrupted.stderr);
-  for (let i = 0; i < 50 && hanging.cancelled === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  await until('the server to see the call cancelled', () => hanging.cancelled > 0).catch(() => undefined); // asserted below
   assert.equal(hanging.cancelled, 1, 'closing the stream cancels the build on the server');
 });
 

@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { startRedis, type RedisService } from '@buildyard/testkit';
+import { startRedis, until, type RedisService } from '@buildyard/testkit';
 import { ProgressWriter, TRUNCATION_MARKER } from './ProgressWriter.js';
 import { readProgress } from './readProgress.js';
 import { progressStreamKey } from './progressStream.js';
@@ -28,15 +28,6 @@ const vertex = (n: number): VertexRef => ({
 async function blockedReaders(): Promise<number> {
   const clients = (await redis.client('LIST')) as string;
   return clients.split('\n').filter((c) => /\bcmd=xread\b/.test(c) && /\bflags=\w*b/.test(c)).length;
-}
-
-/** Polls `cond` until it holds; the deadline only bounds a hang. */
-async function until(what: string, cond: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 async function collect(it: AsyncIterable<StreamedProgressEvent>): Promise<StreamedProgressEvent[]> {

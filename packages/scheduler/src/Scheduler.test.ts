@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { startRedis, type RedisService } from '@buildyard/testkit';
+import { startRedis, until, type RedisService } from '@buildyard/testkit';
 import { NoWorkerError, Scheduler, StageConsumer, platformQueueName, type StageJob, type StageSpec } from './index.js';
 
 let redis: RedisService;
@@ -54,21 +54,12 @@ function setup(t: TestContext, opts: { tenantLimit?: number } = {}) {
 }
 
 const stage = (id: string, dependsOn: string[] = [], payload: unknown = { id }, cacheKey = ''): StageSpec => ({ id, dependsOn, cacheKey, payload });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A promise with its resolve function: a handler holds on it until the test lets it go. */
 function gate(): { opened: Promise<void>; open: () => void } {
   let open!: () => void;
   const opened = new Promise<void>((r) => { open = r; });
   return { opened, open };
-}
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 8000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
 }
 
 function timeout<T>(p: Promise<T>, ms = 15000, what = 'build'): Promise<T> {
@@ -83,7 +74,7 @@ test('a diamond runs its independent stages at once on different workers, in dep
   const behaviour = async (job: StageJob, _s: AbortSignal, by: string) => {
     started.add(job.stageId);
     // a and b each wait for the other to start: they only both finish if they overlap.
-    if (job.stageId === 'a' || job.stageId === 'b') await until('a and b to overlap', () => started.has('a') && started.has('b'), 5000);
+    if (job.stageId === 'a' || job.stageId === 'b') await until('a and b to overlap', () => started.has('a') && started.has('b'));
     return { stage: job.stageId, by, inputs: job.inputs };
   };
   await consumer('w1', {}, behaviour);
@@ -233,7 +224,7 @@ test('cancel aborts the running handler within a second and removes queued jobs'
   assert.equal(await q.getJobCountByTypes('wait', 'prioritized'), 1, 'the other stage is queued');
   const cancelledAt = Date.now();
   assert.equal(await scheduler.cancelBuild('k1'), true);
-  await until('the handler to see the abort', () => abortedAt > 0, 3000);
+  await until('the handler to see the abort', () => abortedAt > 0);
   assert.ok(abortedAt - cancelledAt < 1000, `aborted ${abortedAt - cancelledAt} ms after cancel`);
   assert.equal(await q.getJobCountByTypes('wait', 'prioritized'), 0, 'the queued job was removed');
   const state = await timeout(scheduler.waitForBuild('k1'));
