@@ -7,6 +7,7 @@ import { pathInRoot, pinPathInRoot } from '@buildyard/fileop';
 import type { RunHeredocFile, RunMount } from '@buildyard/graph';
 import { bindMountDescriptor, unmount } from '@buildyard/snapshot';
 import type { StageResult } from './StageResult.js';
+import { briefMessage } from './briefMessage.js';
 
 interface View { path: string; release(): Promise<void> }
 
@@ -172,8 +173,7 @@ export class RunMounts {
   }
 }
 
-/** Names the mount in messages, quoting at most 200 characters of its source. */
+/** Names the mount in messages, quoting a few hundred characters of its source at most. */
 function mountLabel(type: string, source: string | undefined): string {
-  const shown = source && source.length > 200 ? `${source.slice(0, 200)}...` : source;
-  return `RUN --mount=type=${type}${shown ? `,source=${shown}` : ''}`;
+  return `RUN --mount=type=${type}${source ? `,source=${briefMessage(source, 200)}` : ''}`;
 }

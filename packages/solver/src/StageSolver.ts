@@ -10,6 +10,7 @@ import { chainID, diffUpper, ownScratchDir, type ChainLayer, type Snapshotter } 
 import { addUrl, copy, mkdir, mkfile } from '@buildyard/fileop';
 import type { StageResult } from './StageResult.js';
 import { RunMounts } from './RunMounts.js';
+import { briefMessage } from './briefMessage.js';
 
 /** Where a stage's base image and `COPY --from=<image>` images come from. */
 export interface ImageSource {
@@ -137,6 +138,9 @@ export class StageSolver {
       events.vertex({ digest: vertex.digest, name: vertex.name, state: 'completed', durationMs: Date.now() - started });
       return req.noCache ? layer : stored.layer;
     } catch (err) {
+      // Errors quote the step (a RUN's whole command line): cut here, before progress, Redis and
+      // the client see them. The error object stays, so callers can still tell its kind.
+      if (err instanceof Error) err.message = briefMessage(err.message);
       events.vertex({ digest: vertex.digest, name: vertex.name, state: 'error', durationMs: Date.now() - started, error: (err as Error).message });
       throw err;
     }
