@@ -26,6 +26,8 @@ test('up starts a cluster that answers, is idempotent, builds the multi-platform
   assert.match(endpoints.dashboard, /^http:\/\/127\.0\.0\.1:\d+$/);
   // Redis requires the password up generated, kept 0600 in the state dir (issue 14).
   assert.equal(statSync(join(stateDir, 'redis-password')).mode & 0o777, 0o600);
+  assert.equal(endpoints.redisPasswordFile, join(stateDir, 'redis-password'));
+  assert.doesNotMatch(endpoints.redis, /@/, 'the password is not printed');
   const noAuth = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', new URL(endpoints.redis).port, 'KEYS', '*'], { encoding: 'utf8' });
   assert.match(noAuth.stdout + noAuth.stderr, /NOAUTH/);
   assert.deepEqual(JSON.parse(cli('up', '--workers', '1', '--state-dir', stateDir, '--json').stdout), endpoints, 'a second up returns the running cluster');

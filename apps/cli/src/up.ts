@@ -14,7 +14,7 @@ export function registerUpCommands(program: Command): void {
       if (!Number.isInteger(o.workers) || o.workers < 1) throw new Error(`--workers must be a positive integer, got ${o.workers}`);
       const info = await startLocalCluster({ stateDir: o.stateDir, workers: o.workers, onStep: o.json ? undefined : (m) => process.stderr.write(`=> ${m}\n`) });
       if (o.json) {
-        console.log(JSON.stringify({ frontend: info.frontend, registry: info.registry, dashboard: info.dashboard, redis: info.redis, builder: info.builder, stateDir: info.stateDir, workers: info.workers }));
+        console.log(JSON.stringify({ frontend: info.frontend, registry: info.registry, dashboard: info.dashboard, redis: info.redis.replace(/\/\/:[^@]*@/, '//'), redisPasswordFile: `${info.stateDir}/redis-password`, builder: info.builder, stateDir: info.stateDir, workers: info.workers }));
         return;
       }
       console.log(`frontend   ${info.frontend}  (builder "${info.builder}", now the default)`);
