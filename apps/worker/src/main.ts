@@ -83,6 +83,7 @@ program.command('serve', { isDefault: true })
     const worker = new FleetWorker({
       executor: sandbox.executor,
       tenantEgress: sandbox.tenantEgress,
+      tenantLimits: sandbox.tenantLimits,
       id: config.worker.id || `${hostname()}-${process.pid}`,
       redisUrl: config.redis.url,
       keys: redisKeys(config.redis.keyPrefix),

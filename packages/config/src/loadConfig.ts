@@ -14,7 +14,8 @@ export interface BuildyardConfig {
   limits: { maxContextBytes: number; maxContextFiles: number; tenantConcurrency: number; stepTimeoutMs: number; fetchConnectTimeoutMs: number; fetchIdleTimeoutMs: number; maxLogBytesPerStep: number };
   worker: { id: string; capacity: number; platforms: string[]; healthListen: string; compression: 'gzip' | 'zstd'; keepStorageBytes: number;
     egress: { enabled: boolean; pool: string; deny: string[]; allow: string[]; tenantDeny: string[]; tenantAllow: string[] };
-    dns: { nameservers: string[]; search: string[]; options: string[] }; seccompProfile: string };
+    dns: { nameservers: string[]; search: string[]; options: string[] }; seccompProfile: string;
+    sandbox: { pids: number; memoryBytes: number; cpus: number; diskBytes: number; tenantLimits: string[] } };
   gc: { intervalMs: number; keepStorageBytes: number; keepDurationMs: number };
   heartbeat: { intervalMs: number; timeoutMs: number };
   dashboard: { listen: string; readToken: string; adminToken: string };

@@ -10,7 +10,9 @@ import type { RuntimeSeccomp } from './runtimeSpec.js';
 import { defaultSeccompProfilePath, loadSeccompProfile, runtimeSeccomp } from './seccompProfile.js';
 import { canRunPlatform, detectPlatforms } from './detectPlatforms.js';
 import { ensureWorkdir } from './ensureWorkdir.js';
-import { AbortError, ExecError, ExecTimeoutError } from './errors.js';
+import { DiskWatch, upperDirOf } from './DiskWatch.js';
+import { AbortError, ExecError, ExecLimitError, ExecTimeoutError } from './errors.js';
+import { StepCgroups, type StepCgroup, type StepLimits } from './StepCgroups.js';
 import { EgressNetworks, type EgressPolicy, type StepNetwork } from './EgressNetworks.js';
 import { hostsFile, nameservers, onlyLoopbackNameservers, resolvConf, type DnsConfig } from './etcFiles.js';
 import { createMountStubs, isDirectory, removeMountStubs, type MountStub } from './mountStubs.js';
@@ -36,6 +38,8 @@ export interface RuncExecutorOptions {
   /** Docker-format seccomp profile for sandboxed steps (default: Docker's own, installed by
    *  infra/dev/setup.sh); `false` runs every step unconfined. */
   seccompProfile?: string | false;
+  /** Limits of every step (pids, memory, CPU, disk); a step's meta.limits override them. */
+  limits?: StepLimits;
   /** Give containers their own cgroup namespace; defaults to whether the kernel has them. */
   cgroupNamespace?: boolean;
   defaultHostname?: string;
@@ -55,6 +59,8 @@ export class RuncExecutor implements Executor {
   private readonly dns?: DnsConfig;
   private readonly seccompProfile: string | false;
   private sandboxSeccomp?: RuntimeSeccomp;
+  private readonly limits: StepLimits;
+  private readonly cgroups: StepCgroups;
   readonly egress?: EgressNetworks;
 
   constructor(options: RuncExecutorOptions) {
@@ -67,10 +73,12 @@ export class RuncExecutor implements Executor {
     this.defaultHostname = options.defaultHostname ?? 'buildyardsandbox';
     this.dns = options.dns;
     this.seccompProfile = options.seccompProfile ?? defaultSeccompProfilePath;
+    this.limits = options.limits ?? {};
     const egress = options.egress ?? (process.getuid?.() === 0 ? {} : false);
+    // Names of this executor's namespaces, tables and cgroups: unique per state dir, short for nft.
+    const owner = 'by' + createHash('sha256').update(this.stateDir).digest('hex').slice(0, 8);
+    this.cgroups = new StepCgroups(owner);
     if (egress !== false) {
-      // Names of this executor's namespaces and tables: unique per state dir, short for nft.
-      const owner = 'by' + createHash('sha256').update(this.stateDir).digest('hex').slice(0, 8);
       this.egress = new EgressNetworks(owner, { pool: egress.pool ?? '10.89.0.0/16', protect: egress.protect ?? [], deny: egress.deny ?? [], allow: egress.allow ?? [] });
     }
   }
@@ -102,6 +110,9 @@ export class RuncExecutor implements Executor {
     let stubs: string[] = [];
     let containerMayExist = false;
     let network: StepNetwork | undefined;
+    let cgroup: StepCgroup | undefined;
+    let disk: DiskWatch | undefined;
+    const limits: StepLimits = { ...this.limits, ...Object.fromEntries(Object.entries(meta.limits ?? {}).filter(([, v]) => v !== undefined)) };
     try {
       const user = await resolveUser(rootfs, meta.user);
       const hostname = meta.hostname || this.defaultHostname;
@@ -124,20 +135,43 @@ export class RuncExecutor implements Executor {
         etcMounts: etc, mounts: options.mounts, nofile: nofileLimit(),
         security: meta.security, seccomp: meta.security === 'insecure' ? undefined : this.seccomp(),
       });
+      cgroup = this.cgroups.create(suffix, limits);
+      if (cgroup) spec.linux.cgroupsPath = cgroup.runcPath;
       await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
 
       containerMayExist = true;
-      const outcome = await this.runContainer(containerId, bundle, options);
+      const diskBytes = limits.diskBytes ?? 0;
+      let diskReady: Promise<void> | undefined;
+      const outcome = await this.runContainer(containerId, bundle, options, diskBytes > 0 ? (kill) => {
+        const upper = upperDirOf(rootfs);
+        diskReady = DiskWatch.start(upper ?? rootfs, diskBytes, upper === undefined, kill).then((w) => { disk = w; });
+      } : undefined);
+      await diskReady;
+      disk?.stop();
       const durationMs = Math.round(performance.now() - started);
       if (outcome.stopped === 'abort') throw new AbortError(`the run of process "${meta.args.join(' ')}" was aborted`, { cause: signal?.reason });
       if (outcome.stopped === 'timeout') throw new ExecTimeoutError(meta.timeoutMs ?? 0, meta.args, outcome.stderrTail);
       if (outcome.runcError) throw new ExecError(`process "${meta.args.join(' ')}" could not be started: ${outcome.runcError}`, outcome.exitCode, meta.args, outcome.stderrTail);
+      // The measure after exit decides; the watch only stops a runaway writer early.
+      const written = disk ? await disk.used() : 0;
+      if (outcome.stopped === 'limit' || (disk && written > diskBytes)) {
+        throw new ExecLimitError(`process "${meta.args.join(' ')}" exceeded its disk limit: it wrote ${formatBytes(written)} to the root filesystem, over ${formatBytes(diskBytes)} (worker.sandbox.diskBytes); write less or raise the limit`, 'disk', outcome.exitCode, meta.args, outcome.stderrTail);
+      }
+      const hits = outcome.exitCode !== 0 ? cgroup?.hits(outcome.exitCode) : undefined;
+      if (hits?.oomKilled) {
+        throw new ExecLimitError(`process "${meta.args.join(' ')}" ran out of memory: killed at its ${formatBytes(limits.memoryBytes ?? 0)} limit (worker.sandbox.memoryBytes); use less memory or raise the limit`, 'memory', outcome.exitCode, meta.args, outcome.stderrTail);
+      }
+      if (hits?.forkRefused) {
+        throw new ExecLimitError(`process "${meta.args.join(' ')}" hit its limit of ${limits.pids} processes (worker.sandbox.pids) and failed with exit code ${outcome.exitCode}; start fewer processes or raise the limit`, 'pids', outcome.exitCode, meta.args, outcome.stderrTail);
+      }
       if (outcome.exitCode !== 0) {
         throw new ExecError(`process "${meta.args.join(' ')}" did not complete successfully: exit code: ${outcome.exitCode}`, outcome.exitCode, meta.args, outcome.stderrTail);
       }
       return { exitCode: 0, durationMs };
     } finally {
+      disk?.stop();
       if (containerMayExist) await this.destroy(containerId);
+      cgroup?.release();
       await network?.release();
       removeMountStubs(stubs);
       await rm(bundle, { recursive: true, force: true });
@@ -165,8 +199,9 @@ export class RuncExecutor implements Executor {
       // No bundles dir yet: nothing ran here.
     }
     for (const b of bundles) await rm(join(this.bundlesDir, b), { recursive: true, force: true });
-    // After the containers: a namespace lives on while a process is in it.
+    // After the containers: a namespace or cgroup lives on while a process is in it.
     const networks = this.egress ? (await this.egress.cleanupStale()).namespaces : [];
+    this.cgroups.cleanupStale();
     return { containers, bundles, networks };
   }
 
@@ -204,7 +239,8 @@ export class RuncExecutor implements Executor {
     return stubs;
   }
 
-  private runContainer(containerId: string, bundle: string, options: RunOptions): Promise<{ exitCode: number; stopped?: 'timeout' | 'abort'; stderrTail: string[]; runcError?: string }> {
+  /** `watch` starts once the container runs and may kill it at a limit (stopped: 'limit'). */
+  private runContainer(containerId: string, bundle: string, options: RunOptions, watch?: (kill: () => void) => void): Promise<{ exitCode: number; stopped?: 'timeout' | 'abort' | 'limit'; stderrTail: string[]; runcError?: string }> {
     const { meta, signal } = options;
     const logFile = join(bundle, 'runc.log');
     const child = spawn(this.runcBinary, ['--root', this.runcRoot, '--log', logFile, '--log-format', 'json', 'run', '--bundle', bundle, containerId], {
@@ -222,9 +258,9 @@ export class RuncExecutor implements Executor {
     stderr.on('data', (chunk: Buffer) => tail.push(chunk));
     if (options.stderr) stderr.pipe(options.stderr, { end: false });
 
-    let stopped: 'timeout' | 'abort' | undefined;
+    let stopped: 'timeout' | 'abort' | 'limit' | undefined;
     let exited = false;
-    const stop = (reason: 'timeout' | 'abort') => {
+    const stop = (reason: 'timeout' | 'abort' | 'limit') => {
       if (stopped || exited) return;
       stopped = reason;
       void this.killUntilExited(containerId, () => exited, () => child.kill('SIGKILL'));
@@ -232,6 +268,7 @@ export class RuncExecutor implements Executor {
     const timer = meta.timeoutMs !== undefined && meta.timeoutMs > 0 ? setTimeout(() => stop('timeout'), meta.timeoutMs) : undefined;
     const onAbort = () => stop('abort');
     signal?.addEventListener('abort', onAbort, { once: true });
+    watch?.(() => stop('limit'));
 
     return new Promise((resolvePromise, reject) => {
       child.on('error', (err) => {
@@ -343,6 +380,13 @@ function nofileLimit(): number {
     // Not Linux /proc: keep Docker's value.
   }
   return cachedNofile;
+}
+
+function formatBytes(n: number): string {
+  for (const [unit, size] of [['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) {
+    if (n >= size) return `${Number((n / size).toFixed(1))} ${unit}`;
+  }
+  return `${n} B`;
 }
 
 function readOptional(path: string): string {

@@ -31,3 +31,11 @@ function formatDuration(ms: number): string {
   if (ms % 1000 === 0) return `${ms / 1000}s`;
   return ms < 1000 ? `${ms}ms` : `${(ms / 1000).toFixed(1)}s`;
 }
+
+/** The step was stopped or failed at one of its sandbox limits (memory, processes, disk). */
+export class ExecLimitError extends ExecError {
+  override name = 'ExecLimitError';
+  constructor(message: string, readonly limit: 'memory' | 'pids' | 'disk', exitCode: number, args: string[], stderrTail: string[]) {
+    super(message, exitCode, args, stderrTail);
+  }
+}

@@ -10,3 +10,5 @@ export { EgressNetworks, builtinProtected, type EgressPolicy } from './EgressNet
 export type { DnsConfig } from './etcFiles.js';
 export type { EgressLists } from './types.js';
 export { parseCidr, parseCidrList } from './ipv4.js';
+export { ExecLimitError } from './errors.js';
+export type { StepLimits } from './StepCgroups.js';

@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import type { StepLimits } from './StepCgroups.js';
 
 /** `default`: the step's own namespace with egress (or only loopback where the executor has no
  *  egress configured); `none`: only loopback; `host`: the worker's network (an entitlement). */
@@ -28,6 +29,8 @@ export interface Meta {
   network: NetworkMode;
   /** The tenant's egress lists, added to the worker's for network=default. */
   egress?: EgressLists;
+  /** This step's limits (the tenant's), overriding the executor's per field. */
+  limits?: StepLimits;
   /** `insecure` (the security.insecure entitlement): all capabilities, no seccomp. */
   security?: 'sandbox' | 'insecure';
   extraHosts?: ExtraHost[];

@@ -6,7 +6,7 @@ import { metrics, withExtractedContext, type EmulationLabel } from '@buildyard/t
 import { BlobLeases, RedisCacheIndex, openSharedBlobStore, serveWorkerDisk, type WorkerDiskReport, type WorkerDiskRequest } from '@buildyard/cache';
 import { ContextStore, materializeContext } from '@buildyard/context';
 import { BuildRecords, BuildSecrets, DEFAULT_KEYS, fromRedis, stagePayloadSchema, stageResultSchema, type RedisKeys, type StageResult } from '@buildyard/contracts';
-import { detectPlatforms, type EgressLists, type RuncExecutorOptions } from '@buildyard/executor';
+import { detectPlatforms, type EgressLists, type RuncExecutorOptions, type StepLimits } from '@buildyard/executor';
 import type { Vertex } from '@buildyard/graph';
 import { FsContentStore, RegistryClient } from '@buildyard/oci';
 import { CountingRegistryClient } from './CountingRegistryClient.js';
@@ -51,6 +51,8 @@ export interface FleetWorkerOptions {
   executor?: Omit<RuncExecutorOptions, 'stateDir'>;
   /** A tenant's own egress lists, added to the worker's. */
   tenantEgress?(tenant: string): EgressLists | undefined;
+  /** A tenant's own RUN limits, replacing the worker's per limit. */
+  tenantLimits?(tenant: string): StepLimits | undefined;
 }
 
 const tracer = trace.getTracer('buildyard-worker');
@@ -236,7 +238,7 @@ export class FleetWorker {
         stage, inputs, tenant: job.tenant, signal,
         contextDir: materialized?.dir,
         secrets: new Map(Object.entries(sealed.secrets).map(([id, v]) => [id, Buffer.from(v, 'base64')])),
-        noCache: payload.noCache, network: payload.network === 'host' || payload.network === 'none' ? payload.network : 'default', egress: this.opts.tenantEgress?.(job.tenant),
+        noCache: payload.noCache, network: payload.network === 'host' || payload.network === 'none' ? payload.network : 'default', egress: this.opts.tenantEgress?.(job.tenant), limits: this.opts.tenantLimits?.(job.tenant),
         events: {
           vertex: (v) => {
             const ref = refOf(v.digest);

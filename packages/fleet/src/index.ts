@@ -1,2 +1,2 @@
 export { FleetWorker, type FleetWorkerOptions } from './FleetWorker.js';
-export { sandboxOptions, type WorkerSandbox } from './sandboxOptions.js';
+export { sandboxOptions, parseTenantLimits, type WorkerSandbox } from './sandboxOptions.js';

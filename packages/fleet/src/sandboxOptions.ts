@@ -2,16 +2,35 @@
 // addresses, plus the cluster's own services, which steps must never reach), DNS, and the
 // tenants' own egress lists.
 import { lookup } from 'node:dns/promises';
-import { parseCidr, type EgressLists, type RuncExecutorOptions } from '@buildyard/executor';
+import { parseCidr, type EgressLists, type RuncExecutorOptions, type StepLimits } from '@buildyard/executor';
 import type { BuildyardConfig } from '@buildyard/config';
 
 export interface WorkerSandbox {
   executor: Omit<RuncExecutorOptions, 'stateDir'>;
   tenantEgress(tenant: string): EgressLists | undefined;
+  /** The tenant's own limits, replacing the worker's per limit. */
+  tenantLimits(tenant: string): StepLimits | undefined;
+}
+
+const limitNames = ['pids', 'memoryBytes', 'cpus', 'diskBytes'] as const;
+
+/** `tenant:limit=value` entries -> limits by tenant. */
+export function parseTenantLimits(entries: readonly string[]): Map<string, StepLimits> {
+  const byTenant = new Map<string, StepLimits>();
+  for (const entry of entries) {
+    const m = /^(.+):(\w+)=(\d+(?:\.\d+)?)$/.exec(entry);
+    const name = m?.[2] as (typeof limitNames)[number] | undefined;
+    if (!m || !name || !limitNames.includes(name)) throw new Error(`worker.sandbox.tenantLimits: "${entry.slice(0, 80)}" is not tenant:limit=value with limit ${limitNames.join(', ')} (e.g. alice:pids=512)`);
+    const limits = byTenant.get(m[1]!) ?? {};
+    limits[name] = Number(m[3]);
+    byTenant.set(m[1]!, limits);
+  }
+  return byTenant;
 }
 
 export async function sandboxOptions(config: Pick<BuildyardConfig, 'worker' | 'redis' | 'blobStore' | 'registry'>): Promise<WorkerSandbox> {
-  const { egress, dns } = config.worker;
+  const { egress, dns, sandbox } = config.worker;
+  const tenantLimits = parseTenantLimits(sandbox.tenantLimits);
   const tenants = new Map<string, { allow: string[]; deny: string[] }>();
   const addTenant = (entries: string[], key: 'allow' | 'deny', option: string) => {
     for (const entry of entries) {
@@ -35,6 +54,7 @@ export async function sandboxOptions(config: Pick<BuildyardConfig, 'worker' | 'r
     executor: {
       dns: { nameservers: dns.nameservers, search: dns.search, options: dns.options },
       seccompProfile: config.worker.seccompProfile === 'unconfined' ? false : config.worker.seccompProfile,
+      limits: { pids: sandbox.pids, memoryBytes: sandbox.memoryBytes, cpus: sandbox.cpus, diskBytes: sandbox.diskBytes },
       egress: egress.enabled ? {
         pool: egress.pool,
         protect: await resolveTargets(clusterHosts, 'the cluster\'s services'),
@@ -43,6 +63,7 @@ export async function sandboxOptions(config: Pick<BuildyardConfig, 'worker' | 'r
       } : false,
     },
     tenantEgress: (tenant) => tenants.get(tenant),
+    tenantLimits: (tenant) => tenantLimits.get(tenant),
   };
 }
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { BlobStore, CacheIndex, LayerRecord } from '@buildyard/cache';
 import type { ExecVertex, FileVertex, HistoryEntry, ImageConfigFile, SourceRef, StagePlan, Vertex } from '@buildyard/graph';
-import { resolveUser, type EgressLists, type Executor } from '@buildyard/executor';
+import { resolveUser, type EgressLists, type Executor, type StepLimits } from '@buildyard/executor';
 import { chainID, diffUpper, ownScratchDir, type ChainLayer, type Snapshotter } from '@buildyard/snapshot';
 import { addUrl, copy, mkdir, mkfile } from '@buildyard/fileop';
 import type { StageResult } from './StageResult.js';
@@ -62,6 +62,8 @@ export interface SolveStageRequest {
   network?: 'default' | 'none' | 'host';
   /** The tenant's egress lists, added to the worker's for network=default steps. */
   egress?: EgressLists;
+  /** The tenant's RUN limits, replacing the worker's per limit. */
+  limits?: StepLimits;
 }
 
 /** Under the state dir: one scratch directory per worker process (see openExecutionEngine). */
@@ -214,6 +216,7 @@ export class StageSolver {
           network: vertex.network === 'default' ? (req.network ?? 'default') : vertex.network,
           security: vertex.security,
           egress: req.egress,
+          limits: req.limits,
           platform: stage.platform,
           timeoutMs: this.opts.stepTimeoutMs,
         },

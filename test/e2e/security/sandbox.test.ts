@@ -1,7 +1,8 @@
 // Issue 14, network and sandbox limits, as an attacker would write the Dockerfiles:
 // RUN --network=host and --security=insecure need the server's per-tenant entitlements
 // (network.host, security.insecure; BuildKit's wording when refused), and a sandboxed RUN runs
-// under Docker's default seccomp profile: no new user namespaces, no mounts.
+// under Docker's default seccomp profile (no new user namespaces, no mounts) and within its
+// worker's (or its tenant's) pids, memory and disk limits, failing with a line naming the limit.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,7 +17,11 @@ const nonce = `${process.pid}${Date.now()}`;
 
 before(async () => {
   // alice is granted both entitlements; bob (and default) none, as on a fresh server.
-  cluster = await startCluster({ workers: 1, tenants: ['alice', 'bob'], env: { BUILDYARD_ENTITLEMENTS: 'alice:network.host,alice:security.insecure' } });
+  cluster = await startCluster({ workers: 1, tenants: ['alice', 'bob'], env: {
+    BUILDYARD_ENTITLEMENTS: 'alice:network.host,alice:security.insecure',
+    BUILDYARD_WORKER_SANDBOX_PIDS: '128', BUILDYARD_WORKER_SANDBOX_DISK: String(32 * 1024 * 1024),
+    BUILDYARD_WORKER_SANDBOX_TENANT_LIMITS: `bob:memoryBytes=${64 * 1024 * 1024}`,
+  } });
   work = mkdtempSync(join(tmpdir(), 'buildyard-sandbox-'));
 });
 after(async () => {
@@ -68,4 +73,19 @@ test('a sandboxed RUN cannot create a user namespace or mount: the step fails wi
     assert.match(outcome.logs, /Operation not permitted|permission denied/, `${name}: ${outcome.logs}`);
     assert.doesNotMatch(outcome.logs, new RegExp(`ESCAPED-${nonce}`));
   }
+});
+
+test('a fork bomb, a disk filler and a memory hog each fail their step with the limit named', async () => {
+  const bomb = await solve(cluster, context('bomb', `FROM ${cluster.busybox.reference}\nRUN for i in $(seq 1 1000); do sleep 60 & done; wait; echo SURVIVED-${nonce}\n`), { platforms: ['linux/amd64'], noCache: true });
+  assert.match(bomb.error?.message ?? '', /hit its limit of 128 processes \(worker\.sandbox\.pids\)/, bomb.error?.message);
+  const filler = await solve(cluster, context('filler', `FROM ${cluster.busybox.reference}\nRUN dd if=/dev/zero of=/filler bs=1M count=64 && echo FILLED-${nonce}\n`), { platforms: ['linux/amd64'], noCache: true });
+  assert.match(filler.error?.message ?? '', /exceeded its disk limit: it wrote \d+(\.\d)? MiB to the root filesystem, over 32 MiB \(worker\.sandbox\.diskBytes\)/, filler.error?.message);
+  // bob's own limit: 64 MiB of memory.
+  const hog = await solve(cluster, context('hog', `FROM ${cluster.busybox.reference}\nRUN head -c 300000000 /dev/zero | tail > /dev/null && echo FED-${nonce}\n`), { platforms: ['linux/amd64'], noCache: true }, { token: cluster.tokens.bob });
+  assert.match(hog.error?.message ?? '', /ran out of memory: killed at its 64 MiB limit \(worker\.sandbox\.memoryBytes\)/, hog.error?.message);
+  for (const o of [bomb, filler, hog]) assert.ok(!(o.error?.message ?? '').includes('\n'));
+  // The same steps within the limits pass: alice has no memory limit of her own.
+  const fine = await solve(cluster, context('fine', `FROM ${cluster.busybox.reference}\nRUN head -c 100000000 /dev/zero | tail > /dev/null; dd if=/dev/zero of=/small bs=1M count=4 2>/dev/null && echo FINE-${nonce}\n`), { platforms: ['linux/amd64'], noCache: true }, { token: cluster.tokens.alice });
+  assert.equal(fine.error, undefined, fine.error?.message);
+  assert.match(fine.logs, new RegExp(`FINE-${nonce}`));
 });
