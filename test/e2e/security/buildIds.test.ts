@@ -2,44 +2,24 @@
 // ALREADY_EXISTS, telling the attacker that build exists. Build ids are now names within a
 // tenant: bob's Solve with alice's id runs his own build, shown to him under that name, and
 // neither tenant sees or reaches the other's.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import type { StatusResponse } from '@buildyard/proto';
-import { startCluster, type Cluster } from '@buildyard/testkit';
 import { solve } from '../grpcClient.js';
 import { buildStatus } from './clusterCalls.js';
+import { clusterFixture } from './clusterFixture.js';
 
-let cluster: Cluster;
-let work: string;
+const fx = clusterFixture({ workers: 1, tenants: ['alice', 'bob'] }, 'ids');
 const nonce = `${process.pid}-${Date.now()}`;
-
-before(async () => {
-  cluster = await startCluster({ workers: 1, tenants: ['alice', 'bob'] });
-  work = mkdtempSync(join(tmpdir(), 'buildyard-ids-'));
-});
-after(async () => {
-  await cluster?.stop();
-  if (work) rmSync(work, { recursive: true, force: true });
-});
-
-function context(name: string, dockerfile: string): string {
-  const dir = join(work, name);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'Dockerfile'), dockerfile);
-  return dir;
-}
 
 test('a Solve with another tenant\'s build id runs as if the id were free; only the own tenant\'s reuse is refused', { timeout: 120_000 }, async () => {
   const id = `release-${nonce}`;
-  const alice = await solve(cluster, context('alice', `FROM ${cluster.busybox.reference}\nRUN echo alice-${nonce}\n`), { buildId: id, platforms: ['linux/amd64'] }, { token: cluster.tokens.alice });
+  const alice = await solve(fx.cluster, fx.context('alice', `FROM ${fx.cluster.busybox.reference}\nRUN echo alice-${nonce}\n`), { buildId: id, platforms: ['linux/amd64'] }, { token: fx.cluster.tokens.alice });
   assert.equal(alice.error, undefined, alice.error?.message);
 
   // Bob names his build the same: he gets exactly what a fresh id gives, his own build.
-  const bob = await solve(cluster, context('bob', `FROM ${cluster.busybox.reference}\nRUN echo bob-${nonce}\n`), { buildId: id, platforms: ['linux/amd64'] }, { token: cluster.tokens.bob });
+  const bob = await solve(fx.cluster, fx.context('bob', `FROM ${fx.cluster.busybox.reference}\nRUN echo bob-${nonce}\n`), { buildId: id, platforms: ['linux/amd64'] }, { token: fx.cluster.tokens.bob });
   assert.equal(bob.error, undefined, bob.error?.message);
   assert.equal(bob.events.find((e) => e.accepted)?.accepted?.buildId, id, 'accepted under the name he chose');
   assert.equal(bob.result?.buildId, id);
@@ -47,15 +27,15 @@ test('a Solve with another tenant\'s build id runs as if the id were free; only 
   assert.doesNotMatch(bob.logs, new RegExp(`alice-${nonce}`), 'none of alice\'s output');
 
   // Each tenant's Status for the id is its own build.
-  const [aliceStatus, bobStatus] = await Promise.all([buildStatus(cluster, cluster.tokens.alice, id), buildStatus(cluster, cluster.tokens.bob, id)]);
+  const [aliceStatus, bobStatus] = await Promise.all([buildStatus(fx.cluster, fx.cluster.tokens.alice, id), buildStatus(fx.cluster, fx.cluster.tokens.bob, id)]);
   const only = (s: StatusResponse) => { assert.equal(s.builds.length, 1); return s.builds[0]; };
   assert.deepEqual([only(aliceStatus).tenant, only(aliceStatus).buildId], ['alice', id]);
   assert.deepEqual([only(bobStatus).tenant, only(bobStatus).buildId], ['bob', id]);
   assert.notEqual(only(aliceStatus).digest, only(bobStatus).digest, 'two different builds');
 
   // Reusing one's own id is the only ALREADY_EXISTS.
-  for (const token of [cluster.tokens.alice, cluster.tokens.bob]) {
-    await assert.rejects(solve(cluster, context(`again-${token.slice(0, 6)}`, `FROM ${cluster.busybox.reference}\n`), { buildId: id, platforms: ['linux/amd64'] }, { token }),
+  for (const token of [fx.cluster.tokens.alice, fx.cluster.tokens.bob]) {
+    await assert.rejects(solve(fx.cluster, fx.context(`again-${token.slice(0, 6)}`, `FROM ${fx.cluster.busybox.reference}\n`), { buildId: id, platforms: ['linux/amd64'] }, { token }),
       (e: ServiceError) => e.code === status.ALREADY_EXISTS && e.message.includes(id));
   }
 });

@@ -3,32 +3,21 @@
 // now and then): the step fails with a clear timeout; a cancel mid-download closes the
 // connection and frees the worker's slot and overlay mount at once; and a worker killed
 // mid-download leaves mounts that its successor reclaims when it starts.
-import { test, before, after } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startCluster, until, type Cluster } from '@buildyard/testkit';
+import { until } from '@buildyard/testkit';
 import { solve } from '../grpcClient.js';
 import { unary } from './clusterCalls.js';
+import { clusterFixture } from './clusterFixture.js';
 
 const IDLE_MS = 1500;
-let cluster: Cluster;
-let work: string;
+// One slot on one worker: a build that runs after a cancelled one proves the slot came back.
+const fx = clusterFixture({ workers: 1, env: { BUILDYARD_WORKER_CAPACITY: '1', BUILDYARD_FETCH_IDLE_TIMEOUT_MS: String(IDLE_MS) } }, 'downloads');
 const servers: Server[] = [];
 const nonce = `${process.pid}-${Date.now()}`;
-
-before(async () => {
-  // One slot on one worker: a build that runs after a cancelled one proves the slot came back.
-  cluster = await startCluster({ workers: 1, env: { BUILDYARD_WORKER_CAPACITY: '1', BUILDYARD_FETCH_IDLE_TIMEOUT_MS: String(IDLE_MS) } });
-  work = mkdtempSync(join(tmpdir(), 'buildyard-downloads-'));
-});
-after(async () => {
-  for (const s of servers) { s.close(); }
-  await cluster?.stop();
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+after(() => { for (const s of servers) s.close(); });
 
 /** A TCP server on 127.0.0.1; every accepted connection is recorded and handed to `onConnection`. */
 async function serve(onConnection: (socket: Socket) => void): Promise<{ url: string; connections: Socket[] }> {
@@ -54,13 +43,6 @@ const drip = (socket: Socket) => {
 
 const closed = (socket: Socket) => new Promise<void>((resolve) => (socket.destroyed ? resolve() : socket.once('close', () => resolve())));
 
-function context(name: string, dockerfile: string): string {
-  const dir = join(work, name);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'Dockerfile'), dockerfile);
-  return dir;
-}
-
 /** Mount points under a worker's state dir (overlay snapshots, pinned cache mounts). */
 function mountsUnder(dir: string): string[] {
   return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean)
@@ -68,11 +50,11 @@ function mountsUnder(dir: string): string[] {
     .filter((p) => p.startsWith(dir + '/'));
 }
 
-const liveWorker = () => cluster.workers.find((w) => w.process.child.exitCode === null && w.process.child.signalCode === null)!;
+const liveWorker = () => fx.cluster.workers.find((w) => w.process.child.exitCode === null && w.process.child.signalCode === null)!;
 
 test('ADD from a server that accepts and never answers fails with a clear timeout error', { timeout: 120_000 }, async () => {
   const silent = await serve(() => { /* never answers */ });
-  const outcome = await solve(cluster, context('silent', `FROM ${cluster.busybox.reference}\nADD ${silent.url} /payload\n`), { platforms: ['linux/amd64'], noCache: true });
+  const outcome = await solve(fx.cluster, fx.context('silent', `FROM ${fx.cluster.busybox.reference}\nADD ${silent.url} /payload\n`), { platforms: ['linux/amd64'], noCache: true });
   assert.ok(outcome.error, 'the build fails');
   assert.match(outcome.error.message, new RegExp(`ADD ${silent.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: download failed \\(3 attempts\\): 127\\.0\\.0\\.1:\\d+ sent nothing for ${IDLE_MS} ms`));
   assert.ok(!outcome.error.message.includes('\n'), 'one line');
@@ -84,17 +66,17 @@ test('a cancel during a download closes the connection and frees the slot and th
   const server = await serve(drip);
   const buildId = `dl-cancel-${nonce}`;
   const worker = liveWorker();
-  const build = solve(cluster, context('cancel', `FROM ${cluster.busybox.reference}\nADD ${server.url} /payload\n`), { buildId, platforms: ['linux/amd64'], noCache: true });
+  const build = solve(fx.cluster, fx.context('cancel', `FROM ${fx.cluster.busybox.reference}\nADD ${server.url} /payload\n`), { buildId, platforms: ['linux/amd64'], noCache: true });
   await until('the worker to start the download', () => server.connections.length > 0, 60_000);
   assert.ok(mountsUnder(worker.stateDir).length > 0, 'the ADD step holds an overlay mount while it downloads');
-  await unary(cluster, 'cancel', { buildId }, cluster.token);
+  await unary(fx.cluster, 'cancel', { buildId }, fx.cluster.token);
   // Without the cancel reaching the download this never happens: the server drips forever.
   await closed(server.connections[0]);
   const outcome = await build;
   assert.ok(outcome.error, 'the cancelled build ends with an error');
   assert.equal(server.connections.length, 1, 'no retry after the cancel');
   // The only slot is free again: the next build runs on the same worker and finishes.
-  const next = await solve(cluster, context('after-cancel', `FROM ${cluster.busybox.reference}\nRUN echo after-${nonce}\n`), { platforms: ['linux/amd64'], noCache: true });
+  const next = await solve(fx.cluster, fx.context('after-cancel', `FROM ${fx.cluster.busybox.reference}\nRUN echo after-${nonce}\n`), { platforms: ['linux/amd64'], noCache: true });
   assert.equal(next.error, undefined, next.error?.message);
   assert.match(next.logs, new RegExp(`after-${nonce}`));
   assert.deepEqual(mountsUnder(worker.stateDir), [], 'no mount is left under the worker\'s state dir');
@@ -104,7 +86,7 @@ test('a worker killed mid-download leaves its mounts; the worker that starts nex
   const server = await serve(drip);
   const buildId = `dl-kill-${nonce}`;
   const worker = liveWorker();
-  const build = solve(cluster, context('kill', `FROM ${cluster.busybox.reference}\nADD ${server.url} /payload\n`), { buildId, platforms: ['linux/amd64'], noCache: true });
+  const build = solve(fx.cluster, fx.context('kill', `FROM ${fx.cluster.busybox.reference}\nADD ${server.url} /payload\n`), { buildId, platforms: ['linux/amd64'], noCache: true });
   await until('the worker to start the download', () => server.connections.length > 0, 60_000);
   const left = mountsUnder(worker.stateDir);
   assert.ok(left.length > 0, 'the ADD step holds an overlay mount');
@@ -112,10 +94,10 @@ test('a worker killed mid-download leaves its mounts; the worker that starts nex
   await until('the worker to exit', () => worker.process.child.exitCode !== null || worker.process.child.signalCode !== null, 30_000);
   assert.deepEqual(mountsUnder(worker.stateDir).filter((m) => left.includes(m)), left, 'a killed process cannot unmount: its mounts are still there');
   // Nothing more for this build: its stage must not be what the new worker mounts.
-  await unary(cluster, 'cancel', { buildId }, cluster.token);
+  await unary(fx.cluster, 'cancel', { buildId }, fx.cluster.token);
   await build.catch(() => undefined);
-  cluster.workers.splice(cluster.workers.indexOf(worker), 1);
-  await cluster.addWorker(worker.id);
+  fx.cluster.workers.splice(fx.cluster.workers.indexOf(worker), 1);
+  await fx.cluster.addWorker(worker.id);
   const still = mountsUnder(worker.stateDir).filter((m) => left.includes(m));
   assert.deepEqual(still, [], 'the successor unmounted what the killed worker left');
 });

@@ -1,33 +1,13 @@
 // Issue 14, item 7: a 1 MB RUN line (or any 1 MB word) gave a 1 MB error. Over the wire, as the
 // attacker sends it, every error now stays one short line, whether the planner or a failing
 // step produced it.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startCluster, type Cluster } from '@buildyard/testkit';
 import { solve } from '../grpcClient.js';
+import { clusterFixture } from './clusterFixture.js';
 
-let cluster: Cluster;
-let work: string;
+const fx = clusterFixture({ workers: 1 }, 'errors');
 const big = 'x'.repeat(1 << 20);
-
-before(async () => {
-  cluster = await startCluster({ workers: 1 });
-  work = mkdtempSync(join(tmpdir(), 'buildyard-errors-'));
-});
-after(async () => {
-  await cluster?.stop();
-  if (work) rmSync(work, { recursive: true, force: true });
-});
-
-function context(name: string, dockerfile: string): string {
-  const dir = join(work, name);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'Dockerfile'), dockerfile);
-  return dir;
-}
 
 const cases: Array<[string, (base: string) => string, RegExp]> = [
   ['a failing 1 MB RUN line', (base) => `FROM ${base}\nRUN false ${big}\n`, /did not complete successfully: exit code: 1/],
@@ -38,7 +18,7 @@ const cases: Array<[string, (base: string) => string, RegExp]> = [
 
 for (const [what, dockerfile, pattern] of cases) {
   test(`${what} gives a one-line error of a few hundred bytes`, { timeout: 120_000 }, async () => {
-    const outcome = await solve(cluster, context(what.replace(/\W+/g, '-'), dockerfile(cluster.busybox.reference)), { platforms: ['linux/amd64'], noCache: true });
+    const outcome = await solve(fx.cluster, fx.context(what.replace(/\W+/g, '-'), dockerfile(fx.cluster.busybox.reference)), { platforms: ['linux/amd64'], noCache: true });
     assert.ok(outcome.error, 'the build fails');
     assert.match(outcome.error.message, pattern);
     assert.ok(outcome.error.message.length < 1200, `${outcome.error.message.length} chars: ${outcome.error.message.slice(0, 300)}`);

@@ -5,35 +5,24 @@
 // neither read nor written.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCluster, type Cluster } from '@buildyard/testkit';
 import { solve } from '../grpcClient.js';
+import { clusterFixture } from './clusterFixture.js';
 
-let cluster: Cluster;
-let work: string;
+const fx = clusterFixture({ workers: 1 }, 'paths');
 /** A directory on the worker's host holding a secret and the place the attacker tries to write. */
 let hostDir: string;
 const secret = `HOST-SECRET-${process.pid}-${Date.now()}`;
 
-before(async () => {
-  cluster = await startCluster({ workers: 1 });
-  work = mkdtempSync(join(tmpdir(), 'buildyard-paths-'));
+before(() => {
   hostDir = mkdtempSync(join(tmpdir(), 'buildyard-host-'));
   writeFileSync(join(hostDir, 'token'), secret);
 });
-after(async () => {
-  await cluster?.stop();
-  for (const dir of [work, hostDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+after(() => {
+  if (hostDir) rmSync(hostDir, { recursive: true, force: true });
 });
-
-function context(name: string, dockerfile: string): string {
-  const dir = join(work, name);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'Dockerfile'), dockerfile);
-  return dir;
-}
 
 /** The attacker's first stage: links to the root, by absolute path, by `..` and chained. */
 const evilStage = (base: string) => `FROM ${base} AS evil
@@ -42,7 +31,7 @@ RUN ln -s / /hostroot && ln -s ../../../../../../.. /up && mkdir -p /a/b && ln -
 
 /** Runs the attack; every RUN prints what it saw and tries to write next to the secret. */
 async function attack(name: string, dockerfile: string): Promise<string> {
-  const outcome = await solve(cluster, context(name, dockerfile), { platforms: ['linux/amd64'], noCache: true });
+  const outcome = await solve(fx.cluster, fx.context(name, dockerfile), { platforms: ['linux/amd64'], noCache: true });
   assert.ok(!outcome.logs.includes(secret), `the host's secret was read by the build: ${outcome.logs.slice(0, 2000)}`);
   assert.deepEqual(readdirSync(hostDir), ['token'], 'nothing was written into the host directory');
   assert.equal(outcome.error, undefined, `the build itself succeeds (it just sees its own files): ${outcome.error?.message}`);
@@ -54,7 +43,7 @@ const probe = (dir: string, tag: string) =>
   `sh -c 'cat ${dir}${hostDir}/token 2>/dev/null; echo pwned > ${dir}${hostDir}/pwned 2>/dev/null; cat ${dir}/stage-file 2>/dev/null && echo ${tag}-SAW-STAGE; echo ${tag}-done'`;
 
 test('bind mounts from a stage: a symlink to / (absolute, "..", chained) is the stage\'s root, ro and rw', async () => {
-  const base = cluster.busybox.reference;
+  const base = fx.cluster.busybox.reference;
   const logs = await attack('bind', `${evilStage(base)}
 FROM ${base}
 RUN --mount=type=bind,from=evil,source=/hostroot,target=/mnt,rw ${probe('/mnt', 'RW')}
@@ -67,8 +56,8 @@ RUN --mount=type=bind,from=evil,source=/a/b/chain,target=/mnt,rw ${probe('/mnt',
 });
 
 test('a bind source that only exists on the host fails with a clear error naming the mount', async () => {
-  const base = cluster.busybox.reference;
-  const outcome = await solve(cluster, context('bind-missing', `${evilStage(base)}
+  const base = fx.cluster.busybox.reference;
+  const outcome = await solve(fx.cluster, fx.context('bind-missing', `${evilStage(base)}
 FROM ${base}
 RUN --mount=type=bind,from=evil,source=/hostroot${hostDir}/token,target=/t cat /t
 `), { platforms: ['linux/amd64'], noCache: true });
@@ -78,8 +67,8 @@ RUN --mount=type=bind,from=evil,source=/hostroot${hostDir}/token,target=/t cat /
 });
 
 test('COPY --from a stage through its symlink to / copies the stage\'s files, never the host\'s', async () => {
-  const base = cluster.busybox.reference;
-  const outcome = await solve(cluster, context('copy', `${evilStage(base)}
+  const base = fx.cluster.busybox.reference;
+  const outcome = await solve(fx.cluster, fx.context('copy', `${evilStage(base)}
 FROM ${base}
 COPY --from=evil /hostroot/stage-file /up/stage-file /got/
 RUN cat /got/stage-file && echo COPY-ok
@@ -91,7 +80,7 @@ COPY --from=evil /hostroot${hostDir}/token /stolen
 });
 
 test('cache mounts: seeded from a stage\'s link to /, and a source that an earlier RUN made a link, stay inside', async () => {
-  const base = cluster.busybox.reference;
+  const base = fx.cluster.busybox.reference;
   const id = `c-${process.pid}-${Date.now()}`;
   const logs = await attack('cache', `${evilStage(base)}
 FROM ${base}

@@ -1,0 +1,38 @@
+// One cluster per test file and a scratch dir for its build contexts, started before the
+// file's tests and removed after them.
+import { after, before } from 'node:test';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startCluster, type Cluster, type ClusterOptions } from '@buildyard/testkit';
+
+export interface ClusterFixture {
+  readonly cluster: Cluster;
+  /** A build context named `name` holding this Dockerfile. */
+  context(name: string, dockerfile: string): string;
+}
+
+export function clusterFixture(options: ClusterOptions, label: string): ClusterFixture {
+  let cluster: Cluster | undefined;
+  let work = '';
+  before(async () => {
+    cluster = await startCluster(options);
+    work = mkdtempSync(join(tmpdir(), `buildyard-${label}-`));
+  });
+  after(async () => {
+    await cluster?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+  return {
+    get cluster() {
+      if (!cluster) throw new Error('the cluster is not started yet: use it inside a test');
+      return cluster;
+    },
+    context(name, dockerfile) {
+      const dir = join(work, name);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'Dockerfile'), dockerfile);
+      return dir;
+    },
+  };
+}
