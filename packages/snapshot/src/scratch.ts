@@ -35,8 +35,9 @@ export async function reclaimScratch(root: string): Promise<string[]> {
   }
   const removed: string[] = [];
   for (const name of names) {
-    const [pid, start] = name.split('-');
-    if ((await processStart(Number(pid))) === start) continue;
+    // Only `<pid>-<start>` dirs are scratch dirs; anything else is not ours to remove.
+    const m = /^(\d+)-(\d+)$/.exec(name);
+    if (!m || (await processStart(Number(m[1]))) === m[2]) continue;
     const dir = join(abs, name);
     // Deepest first; a removal through a live mount would delete what it shows (a cache).
     const mounts = (await listMountPoints()).filter((m) => m.startsWith(dir + sep)).reverse();
