@@ -142,7 +142,11 @@ test('the rendered config loads with the real loader and agrees with the manifes
   assert.equal(frontend.frontend.listen, '0.0.0.0:8372');
   assert.equal(frontend.frontend.healthListen, '0.0.0.0:8374');
   assert.equal(frontend.frontend.tlsCert, '/etc/buildyard/tls/tls.crt');
-  assert.equal(frontend.redis.url, 'redis://buildyard-redis.buildyard.svc:6379');
+  // The bundled Redis requires the Secret's redis-password, which Kubernetes puts into the URL.
+  assert.equal(frontend.redis.url, 'redis://:$(REDIS_PASSWORD)@buildyard-redis.buildyard.svc:6379');
+  const redis = podSpecs(objects).find((p) => p.owner.metadata.name === 'buildyard-redis')!.spec.containers[0];
+  assert.deepEqual(redis.args?.slice(0, 2), ['--requirepass', '$(REDIS_PASSWORD)']);
+  assert.deepEqual(redis.env?.find((e) => e.name === 'REDIS_PASSWORD')?.valueFrom?.secretKeyRef, { name: 'buildyard-secrets', key: 'redis-password' });
   assert.deepEqual(frontend.registry.insecure, ['buildyard-registry.buildyard.svc:5000']);
   const worker = loadRenderedConfig(objects, 'worker');
   assert.equal(worker.sharedDir, frontend.sharedDir, 'frontend and workers must see the shared dir at one path');
@@ -213,7 +217,8 @@ test('compose.yaml follows the Compose Specification and wires the same config',
   assert.ok(existsSync(join(deployDir, 'compose', `${compose.services.buildyardd.env_file[0]}.example`)));
   const env = Object.fromEntries(readFileSync(join(deployDir, 'compose/buildyard.env.example'), 'utf8').split('\n').filter((l) => /^[A-Z]/.test(l)).map((l) => l.split(/=(.*)/s).slice(0, 2)));
   const config = loadConfig({ file: join(deployDir, 'compose/buildyard.toml'), env });
-  assert.equal(config.redis.url, 'redis://redis:6379');
+  assert.equal(config.redis.url, 'redis://:change-me-redis-password@redis:6379', 'the URL, with its password, comes from buildyard.env');
+  assert.ok(compose.services.redis.env_file.includes('buildyard.env') && compose.services.redis.command.join(' ').includes('--requirepass'), 'Redis requires that password');
   assert.equal(Number(config.frontend.listen.split(':')[1]), Number(compose.services.buildyardd.ports[0].split(':')[1]));
 });
 

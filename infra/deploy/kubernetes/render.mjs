@@ -51,9 +51,16 @@ export function render(userValues = {}) {
   const configMount = { name: 'config', mountPath: `${CONFIG_DIR}/buildyard.toml`, subPath: 'buildyard.toml', readOnly: true };
   const sharedVolume = { name: 'shared', persistentVolumeClaim: { claimName: v.shared.existingClaim || 'buildyard-shared' } };
   const sharedMount = { name: 'shared', mountPath: v.shared.mountPath };
+  // The bundled Redis requires a password (the Secret's redis-password): every process gets
+  // the URL with it from the environment; the ConfigMap holds the URL without it.
+  const redisEnv = v.redis.externalUrl ? [] : [
+    { name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: v.secrets.name, key: 'redis-password' } } },
+    { name: 'BUILDYARD_REDIS_URL', value: `redis://:$(REDIS_PASSWORD)@buildyard-redis.${ns}.svc:6379` },
+  ];
   const commonEnv = [
     { name: 'BUILDYARD_CONFIG', value: `${CONFIG_DIR}/buildyard.toml` },
     secretEnv('BUILDYARD_SECRETS_KEY', 'secrets-key'),
+    ...redisEnv,
   ];
   const httpProbe = (path, port, periodSeconds, failureThreshold) => ({ httpGet: { path, port }, periodSeconds, timeoutSeconds: 5, failureThreshold });
   const objects = [];
@@ -78,6 +85,7 @@ export function render(userValues = {}) {
     objects.push({ apiVersion: 'v1', kind: 'Secret', metadata: meta(v.secrets.name, 'config'), type: 'Opaque', stringData: {
       tokens: v.secrets.tokens, 'secrets-key': v.secrets.secretsKey,
       'dashboard-read-token': v.secrets.dashboardReadToken, 'dashboard-admin-token': v.secrets.dashboardAdminToken,
+      ...(v.redis.externalUrl ? {} : { 'redis-password': v.secrets.redisPassword }),
     } });
   }
 
@@ -154,6 +162,7 @@ export function render(userValues = {}) {
       : { apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(name, component), spec: { replicas: w.replicas, selector, template } });
   }
 
+  const redisPing = ['sh', '-c', 'redis-cli --no-auth-warning -a "$REDIS_PASSWORD" ping | grep -q PONG'];
   if (!v.redis.externalUrl) {
     // BullMQ needs noeviction; AOF (fsync every second) keeps queues and the cache index
     // across restarts.
@@ -161,10 +170,12 @@ export function render(userValues = {}) {
       serviceName: 'buildyard-redis', replicas: 1, selector: { matchLabels: labels('redis') },
       template: { metadata: { labels: labels('redis') }, spec: { containers: [{
         name: 'redis', image: v.redis.image,
-        args: ['--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory', v.redis.maxmemory, '--maxmemory-policy', 'noeviction', '--dir', '/data'],
+        env: [redisEnv[0]],
+        // Kubernetes expands $(REDIS_PASSWORD) in args; protected mode stays on.
+        args: ['--requirepass', '$(REDIS_PASSWORD)', '--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory', v.redis.maxmemory, '--maxmemory-policy', 'noeviction', '--dir', '/data'],
         ports: [{ name: 'redis', containerPort: 6379 }],
-        livenessProbe: { exec: { command: ['redis-cli', 'ping'] }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
-        readinessProbe: { exec: { command: ['redis-cli', 'ping'] }, periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 2 },
+        livenessProbe: { exec: { command: redisPing }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
+        readinessProbe: { exec: { command: redisPing }, periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 2 },
         resources: v.redis.resources,
         volumeMounts: [{ name: 'data', mountPath: '/data' }],
       }] } },
@@ -210,7 +221,7 @@ export function render(userValues = {}) {
         containers: [{
           name: 'dashboard', image, imagePullPolicy: v.image.pullPolicy,
           command: ['node', `${APP_DIR}/apps/dashboard/dist/main.js`],
-          env: [{ name: 'BUILDYARD_CONFIG', value: `${CONFIG_DIR}/buildyard.toml` },
+          env: [{ name: 'BUILDYARD_CONFIG', value: `${CONFIG_DIR}/buildyard.toml` }, ...redisEnv,
             secretEnv('BUILDYARD_DASHBOARD_READ_TOKEN', 'dashboard-read-token'),
             secretEnv('BUILDYARD_DASHBOARD_ADMIN_TOKEN', 'dashboard-admin-token')],
           ports: [{ name: 'http', containerPort: v.dashboard.port }],
@@ -243,6 +254,7 @@ function check(v) {
     if (names.has(w.name)) fail(`workers: name "${w.name}" used twice`);
     names.add(w.name);
   }
+  if (v.secrets.create && !v.redis.externalUrl && !/^[A-Za-z0-9_-]{16,}$/.test(v.secrets.redisPassword ?? '')) fail('secrets.redisPassword must be at least 16 URL-safe characters (openssl rand -hex 24) when secrets.create is true');
   if (v.secrets.create && !/^[0-9a-f]{64}$/.test(v.secrets.secretsKey)) fail('secrets.secretsKey must be 64 hex characters (openssl rand -hex 32) when secrets.create is true');
   if (v.redis.externalUrl && !/^rediss?:\/\//.test(v.redis.externalUrl)) fail('redis.externalUrl must start with redis:// or rediss://');
 }
