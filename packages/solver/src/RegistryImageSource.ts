@@ -3,24 +3,57 @@ import type { ImageConfigFile } from '@buildyard/graph';
 import { parseReference, type FsContentStore, type ImageConfig, type RegistryClient } from '@buildyard/oci';
 import type { ImageSource } from './StageSolver.js';
 
-/** Pulls images from their registries into the local content store, once per digest. */
+type PulledImage = { layers: LayerRecord[]; config: ImageConfigFile };
+
+/** One download that several builds wait on; it is aborted only when every one of them has gone. */
+interface SharedPull { result: Promise<PulledImage>; controller: AbortController; waiters: number }
+
+/**
+ * Pulls images from their registries into the local content store, once per digest. Concurrent
+ * builds share a pull; a cancelled build stops waiting at once, and the download itself stops
+ * only when no build waits for it any more (so one tenant's cancel never fails another's pull).
+ */
 export class RegistryImageSource implements ImageSource {
-  private readonly pulled = new Map<string, Promise<{ layers: LayerRecord[]; config: ImageConfigFile }>>();
+  private readonly pulls = new Map<string, SharedPull>();
 
   constructor(private readonly client: RegistryClient, private readonly store: FsContentStore) {}
 
-  pull(ref: string, digest: string, platform: string, signal?: AbortSignal): Promise<{ layers: LayerRecord[]; config: ImageConfigFile }> {
+  pull(ref: string, digest: string, platform: string, signal?: AbortSignal): Promise<PulledImage> {
+    signal?.throwIfAborted();
     const key = `${digest}@${platform}`;
-    let pending = this.pulled.get(key);
-    if (!pending) {
-      pending = this.fetch(ref, digest, platform, signal);
-      pending.catch(() => this.pulled.delete(key));
-      this.pulled.set(key, pending);
+    let shared = this.pulls.get(key);
+    if (!shared) {
+      const controller = new AbortController();
+      const result = this.fetch(ref, digest, platform, controller.signal);
+      const entry: SharedPull = { result, controller, waiters: 0 };
+      // A failed or aborted pull is forgotten so the next build tries again; a finished one stays.
+      result.catch(() => { if (this.pulls.get(key) === entry) this.pulls.delete(key); });
+      this.pulls.set(key, entry);
+      shared = entry;
     }
-    return pending;
+    const entry = shared;
+    entry.waiters++;
+    if (!signal) return entry.result.finally(() => { entry.waiters--; });
+    return new Promise<PulledImage>((resolve, reject) => {
+      const leave = () => {
+        signal.removeEventListener('abort', onAbort);
+        entry.waiters--;
+      };
+      const onAbort = () => {
+        leave();
+        if (entry.waiters === 0) {
+          // Nobody waits any more: stop the download and let the next build start a fresh one.
+          if (this.pulls.get(key) === entry) this.pulls.delete(key);
+          entry.controller.abort(signal.reason);
+        }
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      entry.result.then((image) => { leave(); resolve(image); }, (err: unknown) => { leave(); reject(err); });
+    });
   }
 
-  private async fetch(ref: string, digest: string, platform: string, signal?: AbortSignal): Promise<{ layers: LayerRecord[]; config: ImageConfigFile }> {
+  private async fetch(ref: string, digest: string, platform: string, signal: AbortSignal): Promise<PulledImage> {
     const name = parseReference(ref);
     const pinned = `${name.registry}/${name.repository}@${digest}`;
     const image = await this.client.resolve(pinned, platform, { signal });
