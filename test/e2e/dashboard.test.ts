@@ -52,7 +52,8 @@ function metricValue(text: string, name: string, labels: Record<string, string> 
 }
 
 function healthUrl(output: string, what: string): string {
-  const m = new RegExp(`"msg":"${what} health listening","health":"(http://127\\.0\\.0\\.1:\\d+)"`).exec(output);
+  // One pino line: the fields come before the message.
+  const m = new RegExp(`"health":"(http://127\\.0\\.0\\.1:\\d+)"[^\\n]*"msg":"${what} health listening"`).exec(output);
   assert.ok(m, `${what} printed its health address: ${output.slice(-500)}`);
   return m[1];
 }

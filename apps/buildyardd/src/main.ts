@@ -8,13 +8,15 @@ import { redisKeys } from '@buildyard/contracts';
 import { Frontend } from '@buildyard/control';
 import { formatPlatform, hostPlatform } from '@buildyard/oci';
 import { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
-import { metricsHandler, startTelemetry } from '@buildyard/telemetry';
+import { logUnhandledRejections, metricsHandler, processLoggers, startTelemetry } from '@buildyard/telemetry';
 
 const version = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string;
 
 async function main(): Promise<void> {
   const telemetry = startTelemetry('buildyardd');
   const config = loadConfig();
+  const { log, announce } = processLoggers('buildyardd', config.log.level);
+  logUnhandledRejections(log);
   const tokens = loadTokens(config);
   if (tokens.size === 0) throw new Error('no tokens configured: set BUILDYARD_TOKENS=tenant:token or auth.tokensFile, every call needs one');
   const redis = new Redis(config.redis.url, { maxRetriesPerRequest: null });
@@ -22,7 +24,7 @@ async function main(): Promise<void> {
   const scheduler = new Scheduler(config.redis.url, { prefix: keys.scheduler.prefix, tenantLimit: config.limits.tenantConcurrency, heartbeatTtlMs: config.heartbeat.timeoutMs });
   const workers = new WorkerRegistry(config.redis.url, { prefix: keys.scheduler.prefix, heartbeatTtlMs: config.heartbeat.timeoutMs });
   const frontend = new Frontend({
-    redis, keys, scheduler, workers, tokens, version,
+    redis, keys, log, scheduler, workers, tokens, version,
     sharedDir: config.sharedDir || `${config.stateDir}/shared`,
     stateDir: config.stateDir,
     blobStore: config.blobStore,
@@ -42,7 +44,7 @@ async function main(): Promise<void> {
     : ServerCredentials.createInsecure();
   const port = await frontend.listen(config.frontend.listen, credentials);
   const host = config.frontend.listen.replace(/:\d+$/, '');
-  console.log(JSON.stringify({ msg: 'buildyardd listening', frontend: `${config.frontend.tlsCert ? 'tls' : 'tcp'}://${host}:${port}`, version }));
+  announce.info({ frontend: `${config.frontend.tlsCert ? 'tls' : 'tcp'}://${host}:${port}`, version }, 'buildyardd listening');
 
   if (config.frontend.healthListen) {
     const [healthHost, healthPort] = [config.frontend.healthListen.replace(/:\d+$/, ''), Number(config.frontend.healthListen.split(':').pop())];
@@ -57,14 +59,14 @@ async function main(): Promise<void> {
       res.writeHead(404).end();
     }).listen(healthPort, healthHost, function (this: import('node:net').Server) {
       const a = this.address();
-      if (a && typeof a === 'object') console.log(JSON.stringify({ msg: 'buildyardd health listening', health: `http://${a.address}:${a.port}` })); // metrics: say where /metrics is (port 0 in tests)
+      if (a && typeof a === 'object') announce.info({ health: `http://${a.address}:${a.port}` }, 'buildyardd health listening'); // metrics: say where /metrics is (port 0 in tests)
     });
   }
 
   const gcTimer = setInterval(() => {
     frontend.collectGarbage({ keepBytes: config.gc.keepStorageBytes, keepDurationMs: config.gc.keepDurationMs })
-      .then((r) => { if (r.deleted > 0) console.log(JSON.stringify({ msg: 'blob gc', ...r })); })
-      .catch((err: Error) => console.error(JSON.stringify({ msg: 'blob gc failed', error: err.message })));
+      .then((r) => { if (r.deleted > 0) log.info(r, 'blob gc'); })
+      .catch((err: Error) => log.error({ err: err.message }, 'blob gc failed'));
   }, config.gc.intervalMs);
   gcTimer.unref();
 

@@ -3,14 +3,15 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '@buildyard/config';
 import { redisKeys } from '@buildyard/contracts';
-import { createLogger, getMetrics, startTelemetry } from '@buildyard/telemetry';
+import { getMetrics, logUnhandledRejections, processLoggers, startTelemetry } from '@buildyard/telemetry';
 import { createDashboardServer } from './api/createDashboardServer.js';
 
-const log = createLogger('dashboard');
 
 async function main(): Promise<void> {
   const telemetry = startTelemetry('buildyard-dashboard');
   const config = loadConfig();
+  const { log, announce } = processLoggers('dashboard', config.log.level);
+  logUnhandledRejections(log);
   const listen = config.dashboard.listen;
   const sep = listen.lastIndexOf(':');
   const host = listen.slice(0, sep).replace(/^\[|\]$/g, '') || '127.0.0.1';
@@ -25,7 +26,7 @@ async function main(): Promise<void> {
     metrics: getMetrics(),
   });
   await server.app.listen({ host, port });
-  log.info({ listen: `${host}:${port}` }, 'dashboard listening');
+  announce.info({ listen: `${host}:${port}` }, 'dashboard listening');
   const stop = async () => {
     await server.close();
     await telemetry.shutdown();

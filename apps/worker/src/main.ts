@@ -9,7 +9,7 @@ import { loadConfig } from '@buildyard/config';
 import { FleetWorker, sandboxOptions } from '@buildyard/fleet';
 import { redisKeys } from '@buildyard/contracts';
 import { createServer, type Server } from 'node:http';
-import { metricsHandler, startTelemetry } from '@buildyard/telemetry';
+import { logUnhandledRejections, metricsHandler, processLoggers, startTelemetry } from '@buildyard/telemetry';
 
 const version = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string;
 
@@ -79,6 +79,8 @@ program.command('serve', { isDefault: true })
   .action(async () => {
     const telemetry = startTelemetry('buildyard-worker');
     const config = loadConfig();
+    const { log, announce } = processLoggers('buildyard-worker', config.log.level);
+    logUnhandledRejections(log);
     const sandbox = await sandboxOptions(config);
     const worker = new FleetWorker({
       executor: sandbox.executor,
@@ -105,7 +107,7 @@ program.command('serve', { isDefault: true })
       lockDurationMs: Math.max(config.heartbeat.timeoutMs, 3_000),
       stalledIntervalMs: Math.max(Math.floor(config.heartbeat.timeoutMs / 2), 1_000),
       version,
-      onError: (err) => console.error(JSON.stringify({ msg: 'worker error', error: err.message })),
+      onError: (err) => log.error({ err: err.message }, 'worker error'),
     });
     await worker.start();
     // /healthz and Prometheus /metrics (stage durations, cache hits/misses, bytes pulled) on worker.healthListen.
@@ -117,14 +119,14 @@ program.command('serve', { isDefault: true })
       const serveMetrics = metricsHandler();
       health = createServer((req, res) => {
         if (req.url === '/healthz') { res.writeHead(200).end('ok\n'); return; }
-        if (req.url === '/metrics') { void serveMetrics(req, res); return; }
+        if (req.url === '/metrics') { serveMetrics(req, res).catch((err: Error) => { log.warn({ err: err.message }, 'serving /metrics failed'); res.destroy(); }); return; }
         res.writeHead(404).end();
       });
       await new Promise<void>((resolveListen, reject) => { health!.once('error', reject); health!.listen(port, listen.replace(/:\d+$/, '') || '127.0.0.1', () => resolveListen()); });
       const address = health.address();
-      console.log(JSON.stringify({ msg: 'buildyard-worker health listening', health: typeof address === 'object' && address ? `http://${address.address}:${address.port}` : listen }));
+      announce.info({ health: typeof address === 'object' && address ? `http://${address.address}:${address.port}` : listen }, 'buildyard-worker health listening');
     }
-    console.log(JSON.stringify({ msg: 'buildyard-worker ready', native: worker.platforms.native, emulated: worker.platforms.emulated }));
+    announce.info({ native: worker.platforms.native, emulated: worker.platforms.emulated }, 'buildyard-worker ready');
     const stop = async () => { health?.close(); await worker.close(); await telemetry.shutdown(); process.exit(0); };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);

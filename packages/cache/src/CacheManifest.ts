@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
+import { MediaTypes, assertDigest, sha256Digest as sha256, type Descriptor } from '@buildyard/oci';
 import type { LayerRecord, NewCacheRecord } from './CacheRecord.js';
 
 /** Media type of the cache manifest's config blob, which holds the records. */
 export const CACHE_CONFIG_MEDIA_TYPE = 'application/vnd.buildyard.cache.config.v1+json';
-export const OCI_MANIFEST_MEDIA_TYPE = 'application/vnd.oci.image.manifest.v1+json';
+export const OCI_MANIFEST_MEDIA_TYPE = MediaTypes.OciManifest;
 /** Manifest annotation holding a platform's records in an image pushed with --cache-to type=inline. */
 export const INLINE_CACHE_ANNOTATION = 'dev.buildyard.cache.v1';
 
@@ -15,12 +15,8 @@ export interface CacheConfig {
   records: ExportedCacheRecord[];
 }
 
-export interface CacheDescriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  annotations?: Record<string, string>;
-}
+/** oci's descriptor: one definition for images, caches and the registry client. */
+export type CacheDescriptor = Descriptor;
 
 export interface EncodedCacheManifest {
   config: { bytes: Buffer; descriptor: CacheDescriptor };
@@ -29,7 +25,6 @@ export interface EncodedCacheManifest {
   layers: LayerRecord[];
 }
 
-const sha256 = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
 
 /**
  * Encodes records as an OCI image manifest: the config blob holds the records, the layers are
@@ -48,7 +43,7 @@ export function encodeCacheManifest(records: ExportedCacheRecord[]): EncodedCach
     schemaVersion: 2,
     mediaType: OCI_MANIFEST_MEDIA_TYPE,
     config: config.descriptor,
-    layers: [...layers.values()].map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+    layers: [...layers.values()].map((l) => ({ mediaType: l.mediaType, digest: assertDigest(l.digest, 'cached layer digest'), size: l.size })),
     annotations: { 'dev.buildyard.cache.records': String(sorted.length) },
   };
   const manifestBytes = Buffer.from(JSON.stringify(manifestJson));

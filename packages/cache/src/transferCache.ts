@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { ociLayoutEntry, parseReference, Annotations, type Descriptor, type FsContentStore, type ImageIndex, type RegistryClient, type RepositoryReference } from '@buildyard/oci';
+import { assertDigest, ociLayoutEntry, parseReference, Annotations, type Descriptor, type FsContentStore, type ImageIndex, type RegistryClient, type RepositoryReference } from '@buildyard/oci';
 import type { CacheIndex } from './CacheRecord.js';
 import type { CacheSpec } from './CacheSpec.js';
 import { CACHE_CONFIG_MEDIA_TYPE, INLINE_CACHE_ANNOTATION, decodeCacheRecords, encodeCacheManifest, type ExportedCacheRecord } from './CacheManifest.js';
@@ -34,7 +34,6 @@ export interface CacheWriteResult {
   layout?: { index: ImageIndex; blobs: Array<{ digest: string; size: number }> };
 }
 
-type Digest = `sha256:${string}`;
 
 /** Runs `fn` over items with at most `limit` at a time. */
 async function eachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -58,9 +57,9 @@ export async function writeCache(spec: Exclude<CacheSpec, { type: 'inline' }>, r
     const repo: RepositoryReference = { registry: ref.registry, repository: ref.repository };
     const call = { signal: deps.signal };
     await eachLimit(encoded.layers, 4, async (l) => {
-      await deps.registry.pushBlob(repo, { digest: l.digest as Digest, size: l.size }, () => deps.blobs.openRead(l.digest), call);
+      await deps.registry.pushBlob(repo, { digest: assertDigest(l.digest, 'cached layer digest'), size: l.size }, () => deps.blobs.openRead(l.digest), call);
     });
-    await deps.registry.pushBlob(repo, { digest: encoded.config.descriptor.digest as Digest, size: encoded.config.descriptor.size }, encoded.config.bytes, call);
+    await deps.registry.pushBlob(repo, encoded.config.descriptor, encoded.config.bytes, call);
     const target = ref.digest ? { ...repo, tag: ref.tag ?? 'latest' } : { ...repo, tag: ref.tag ?? 'latest' };
     const digest = await deps.registry.putManifest(target, encoded.manifest.bytes, encoded.manifest.descriptor.mediaType, call);
     return { location: `${ref.registry}/${ref.repository}:${target.tag}@${digest}`, digest, records: countRecords(encoded.config.bytes), layers: encoded.layers.length };
@@ -69,7 +68,7 @@ export async function writeCache(spec: Exclude<CacheSpec, { type: 'inline' }>, r
   // the layout to the client (never to a path of the builder's own).
   await deps.blobs.put(encoded.config.bytes, encoded.config.descriptor.digest, encoded.config.descriptor.size);
   await deps.blobs.put(encoded.manifest.bytes, encoded.manifest.descriptor.digest, encoded.manifest.descriptor.size);
-  const index: ImageIndex = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [ociLayoutEntry(encoded.manifest.descriptor as Descriptor, spec.tag)] } as ImageIndex;
+  const index: ImageIndex = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [ociLayoutEntry(encoded.manifest.descriptor, spec.tag)] };
   const blobs = [encoded.manifest.descriptor, encoded.config.descriptor, ...encoded.layers].map((d) => ({ digest: d.digest, size: d.size }));
   return {
     location: `the client's cache dir (${spec.tag})`, digest: encoded.manifest.descriptor.digest, records: countRecords(encoded.config.bytes), layers: encoded.layers.length,
@@ -107,7 +106,7 @@ export async function readCache(spec: Exclude<CacheSpec, { type: 'inline' }>, in
     const ref = parseReference(spec.ref);
     const repo: RepositoryReference = { registry: ref.registry, repository: ref.repository };
     records = await registryRecords(spec.ref, deps);
-    fetchBlob = async (l) => { await deps.registry.pullBlob(repo, { digest: l.digest as Digest, size: l.size }, deps.blobs, { signal: deps.signal }); };
+    fetchBlob = async (l) => { await deps.registry.pullBlob(repo, { digest: assertDigest(l.digest, 'cached layer digest'), size: l.size }, deps.blobs, { signal: deps.signal }); };
     sourceHas = (l) => deps.registry.blobExists(repo, l.digest, { signal: deps.signal });
   } else {
     const reader = deps.layout;
@@ -162,7 +161,7 @@ async function registryRecords(refText: string, deps: CacheTransferDeps): Promis
   let any = false;
   if (Array.isArray(doc.manifests)) {
     for (const child of doc.manifests) {
-      const m = await deps.registry.getManifest({ ...repo, digest: child.digest as Digest }, call);
+      const m = await deps.registry.getManifest({ ...repo, digest: assertDigest(child.digest, `manifest digest in ${refText}`) }, call);
       const recs = await fromManifest(m.manifest as unknown as typeof doc, `${refText}@${child.digest}`);
       if (recs) { any = true; found.push(...recs); }
     }

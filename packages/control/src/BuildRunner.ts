@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
 import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
-import { injectTraceContext, metrics } from '@buildyard/telemetry'; // metrics
+import { injectTraceContext, metrics, type Logger } from '@buildyard/telemetry'; // metrics
 import { parse, planBuild, DockerfileError } from '@buildyard/dockerfile';
 import type { BuildPlan } from '@buildyard/graph';
-import { RegistryClient, type Credentials, type FsContentStore } from '@buildyard/oci';
+import { RegistryClient, credentialsFromLogins, type Credentials, type FsContentStore } from '@buildyard/oci';
 import { ProgressWriter } from '@buildyard/progress';
 import type { Scheduler } from '@buildyard/scheduler';
 import { assembleImage, assembleIndex, registryImageResolver, storeImageDocuments, type AssembledImage, type StageResult } from '@buildyard/solver';
@@ -12,7 +12,7 @@ import type { ContextStore } from '@buildyard/context';
 import { readManifest } from '@buildyard/context';
 import { fromRedis, stageResultSchema, type BuildRecords, type BuildSecrets, type RedisKeys, type StagePayload } from '@buildyard/contracts';
 import { missingEntitlement, type Entitlement } from './entitlements.js';
-import { pushImage, parseOutputs, type ParsedOutput } from './exportImage.js';
+import { exporterFor, parseOutputs, runExport, type ParsedOutput } from './exporters/index.js';
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
 import type { CacheWriteResult } from '@buildyard/cache';
 
@@ -21,6 +21,7 @@ export type { StagePayload } from '@buildyard/contracts';
 export interface BuildRunnerDeps {
   redis: Redis;
   keys: RedisKeys;
+  log?: Logger;
   scheduler: Scheduler;
   records: BuildRecords;
   secrets: BuildSecrets;
@@ -49,6 +50,11 @@ export class BuildFailure extends Error {
   }
 }
 
+/** Why a build's signal was aborted: the reason Cancel or the relay gave, else a generic one. */
+function abortReason(signal: AbortSignal): string {
+  return signal.reason instanceof Error && signal.reason.name !== 'AbortError' ? signal.reason.message : 'the client went away';
+}
+
 /** The image references the target stages are built on (their FROM chains end in these). */
 function baseImagesOf(plan: BuildPlan): string[] {
   const refs = new Set<string>();
@@ -61,11 +67,7 @@ function baseImagesOf(plan: BuildPlan): string[] {
 }
 
 export function registryCredentials(req: SolveRequest): Record<string, Credentials> {
-  const out: Record<string, Credentials> = {};
-  for (const a of req.registryAuth) {
-    out[a.registry] = a.identityToken ? { identityToken: a.identityToken } as Credentials : { username: a.username, password: a.password } as Credentials;
-  }
-  return out;
+  return credentialsFromLogins(req.registryAuth);
 }
 
 /**
@@ -97,7 +99,7 @@ export class BuildRunner {
       let cacheOptions: ReturnType<typeof parseCacheOptions>;
       try { cacheOptions = parseCacheOptions(req); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'cache.invalid' }); }
       const plan = await tracer.startActiveSpan('plan', async (planSpan) => {
-        try { return await this.plan(req, tenant, registry); } finally { planSpan.end(); }
+        try { return await this.plan(req, tenant, registry, signal); } finally { planSpan.end(); }
       });
       const missing = missingEntitlement(plan, req.network, this.deps.entitlements?.(tenant) ?? new Set());
       if (missing) throw new BuildFailure(missing.message, { file: req.dockerfileName || 'Dockerfile', line: missing.line, code: 'entitlement.denied' });
@@ -111,6 +113,8 @@ export class BuildRunner {
         registryAuth: req.registryAuth.map((a) => ({ registry: a.registry, username: a.username, password: a.password, identityToken: a.identityToken })),
       }, 24 * 3600 * 1000);
       const stageCount = plan.platforms.reduce((n, p) => n + p.stages.length, 0);
+      // A Cancel (or the client leaving) while planning: the scheduler never hears of this build.
+      if (signal.aborted) throw new BuildFailure(abortReason(signal), { code: 'build.cancelled' });
       await scheduler.submitBuild({
         buildId, tenant, priority: 0,
         // Workers continue this trace: the context travels inside every stage job.
@@ -125,8 +129,11 @@ export class BuildRunner {
           })),
         })),
       });
-      const onAbort = () => void scheduler.cancelBuild(buildId, 'the client went away');
+      const onAbort = () => {
+        scheduler.cancelBuild(buildId, abortReason(signal)).catch((err: Error) => this.deps.log?.warn({ buildId, err: err.message }, 'cancelling the build in the scheduler failed'));
+      };
       signal.addEventListener('abort', onAbort, { once: true });
+      if (signal.aborted) onAbort(); // aborted between the check above and the listener
       const state = await scheduler.waitForBuild(buildId).finally(() => signal.removeEventListener('abort', onAbort));
       if (state.status !== 'done') throw new BuildFailure(state.error || `build ${state.status}`, { code: `build.${state.status}` });
 
@@ -142,7 +149,7 @@ export class BuildRunner {
       const digest = index ? index.descriptor.digest : images[0].manifest.descriptor.digest;
       const pushed: string[] = [];
       for (const output of outputs) {
-        if (output.push) pushed.push(...await pushImage(registry, images, index, output.names, baseImagesOf(plan)));
+        if (exporterFor(output).delivery === 'build') pushed.push(...await runExport(output, { images, index, blobs: this.deps.blobs, registry, baseImages: baseImagesOf(plan) }));
         // metrics: layer bytes of every image, once per pushed name (blobs the registry already had included)
         if (output.push) metrics.bytesPushed.inc(output.names.length * images.reduce((n, i) => n + i.layers.reduce((m, l) => m + l.size, 0), 0));
       }
@@ -164,7 +171,8 @@ export class BuildRunner {
       });
       return { images, index, digest, localCaches };
     } catch (err) {
-      const failure = err instanceof DockerfileError
+      // Aborted work fails in whatever step it was (planning reports a Dockerfile error): say why it stopped.
+      const failure = signal.aborted ? new BuildFailure(abortReason(signal), { code: 'build.cancelled' }) : err instanceof DockerfileError
         ? new BuildFailure(err.message, { file: err.file ?? (req.dockerfileName || 'Dockerfile'), line: err.line, code: 'dockerfile.parse' })
         : err instanceof BuildFailure ? err : new BuildFailure((err as Error).message);
       const cancelled = signal.aborted || failure.details.code === 'build.cancelled';
@@ -175,12 +183,13 @@ export class BuildRunner {
       return undefined;
     } finally {
       await secrets.delete(buildId);
-      await releaseCacheLeases(this.deps.redis, buildId, this.deps.keys).catch(() => {}); // [cache transfer]
+      // [cache transfer] leases also expire by themselves; a failed release only delays that.
+      await releaseCacheLeases(this.deps.redis, buildId, this.deps.keys).catch((err: Error) => this.deps.log?.warn({ buildId, err: err.message }, 'releasing the build\'s cache leases failed'));
       await progress.close();
     }
   }
 
-  private async plan(req: SolveRequest, tenant: string, registry: RegistryClient): Promise<BuildPlan> {
+  private async plan(req: SolveRequest, tenant: string, registry: RegistryClient, signal: AbortSignal): Promise<BuildPlan> {
     const text = Buffer.from(req.dockerfile).toString('utf8');
     if (!text.trim()) throw new BuildFailure('the Dockerfile is empty: pass one with -f', { code: 'dockerfile.empty' });
     const parsed = parse(text, { file: req.dockerfileName || 'Dockerfile' });
@@ -198,7 +207,7 @@ export class BuildRunner {
       context: { entries },
       noCache: req.noCache,
       dockerfileName: req.dockerfileName || 'Dockerfile',
-      resolveImage: registryImageResolver(registry),
+      resolveImage: registryImageResolver(registry, signal),
     });
   }
 }

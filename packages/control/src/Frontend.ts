@@ -8,18 +8,18 @@ import { FsContentStore } from '@buildyard/oci';
 import { ProgressWriter, readProgress, toSolveEvent } from '@buildyard/progress';
 import {
   AttachRequest, CancelResponse, ControlService, ContextSyncService, DiskUsageResponse, InfoResponse, ListWorkersResponse,
-  PruneResponse, SolveEvent, StatusResponse,
+  PruneResponse, SolveEvent, StatusResponse, type ContextSyncServer, type ControlServer,
   type CancelRequest, type DiskUsageRequest, type InfoRequest, type ListWorkersRequest, type PruneRequest, type SolveRequest,
   type StatusRequest, type SyncRequest, type SyncResponse, type ExportedFile,
 } from '@buildyard/proto';
 import { Readable } from 'node:stream';
 import type { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
-import { metrics, withExtractedContext } from '@buildyard/telemetry'; // metrics
+import { createLogger, metrics, withExtractedContext, type Logger } from '@buildyard/telemetry'; // metrics
 import { authenticate, serviceError } from './authenticate.js';
 import { BuildRecords, BuildSecrets, DEFAULT_KEYS, type BuildRecord, type RedisKeys } from '@buildyard/contracts';
 import { BuildRunner, type FinishedImages } from './BuildRunner.js';
 import { parseEntitlements } from './entitlements.js';
-import { localOutputFiles, parseOutputs, type ParsedOutput } from './exportImage.js';
+import { exporterFor, parseOutputs, runExport, type ParsedOutput } from './exporters/index.js';
 import { pruneWorkerDisks, workerDiskUsage } from './workerDiskRecords.js';
 import { parseCacheOptions } from './cacheTransfer.js';
 import { claimBuildId, internalBuildId, shownBuildId, shownIds } from './buildIds.js';
@@ -28,6 +28,8 @@ export interface FrontendOptions {
   redis: Redis;
   /** The deployment's Redis keys (`redis.keyPrefix`); the default prefix when absent. */
   keys?: RedisKeys;
+  /** Where the frontend reports what it cannot tell a client (default: a pino logger at BUILDYARD_LOG_LEVEL). */
+  log?: Logger;
   scheduler: Scheduler;
   workers: WorkerRegistry;
   tokens: ReadonlyMap<string, string>;
@@ -84,6 +86,9 @@ export class Frontend {
   readonly blobs: FsContentStore;
   private readonly runner: BuildRunner;
   private readonly finished = new Map<string, Promise<FinishedImages | undefined>>();
+  /** Builds this frontend coordinates, by id: Cancel aborts them even before they reach the scheduler. */
+  private readonly aborts = new Map<string, AbortController>();
+  private readonly log: Logger;
   private server?: Server;
   /** This process's id as a build coordinator; its heartbeat key says it is alive. */
   readonly id = randomUUID();
@@ -92,6 +97,7 @@ export class Frontend {
 
   constructor(private readonly opts: FrontendOptions) {
     this.keys = opts.keys ?? DEFAULT_KEYS;
+    this.log = opts.log ?? createLogger('buildyardd');
     this.records = new BuildRecords(opts.redis, this.keys);
     this.contexts = new ContextStore({ root: `${opts.sharedDir}/contexts`, maxContextBytes: opts.maxContextBytes, maxFiles: opts.maxContextFiles });
     this.blobs = openSharedBlobStore({
@@ -99,7 +105,7 @@ export class Frontend {
       localDir: `${opts.stateDir ?? opts.sharedDir}/frontend-blobs`, clientOptions: { insecureHosts: opts.insecureRegistries, dockerConfig: false },
     });
     this.runner = new BuildRunner({
-      redis: opts.redis, keys: this.keys, scheduler: opts.scheduler, records: this.records, secrets: new BuildSecrets(opts.redis, opts.secretsKey, this.keys),
+      redis: opts.redis, keys: this.keys, log: this.log, scheduler: opts.scheduler, records: this.records, secrets: new BuildSecrets(opts.redis, opts.secretsKey, this.keys),
       contexts: this.contexts, blobs: this.blobs, insecureRegistries: opts.insecureRegistries, buildPlatform: opts.buildPlatform,
       maxLogBytesPerStep: opts.maxLogBytesPerStep, entitlements: parseEntitlements(opts.entitlements ?? []),
     });
@@ -108,12 +114,16 @@ export class Frontend {
   async listen(address: string, credentials = ServerCredentials.createInsecure()): Promise<number> {
     await this.blobs.init();
     const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
-    server.addService(ControlService, this.controlHandlers() as never);
-    server.addService(ContextSyncService, { sync: (call: ServerDuplexStream<SyncRequest, SyncResponse>) => this.sync(call) } as never);
+    server.addService(ControlService, this.controlHandlers());
+    const contextSync: ContextSyncServer = { sync: (call) => void this.sync(call) };
+    server.addService(ContextSyncService, contextSync);
     const port = await new Promise<number>((resolve, reject) => server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))));
     this.server = server;
     await this.beat();
-    this.liveness = setInterval(() => { void this.beat().then(() => this.failOrphanedBuilds()).catch(() => undefined); }, COORDINATOR_BEAT_MS);
+    this.liveness = setInterval(() => {
+      // A missed beat or sweep is retried on the next tick; it is logged so a Redis outage shows.
+      this.beat().then(() => this.failOrphanedBuilds()).catch((err: Error) => this.log.warn({ err: err.message }, 'coordinator heartbeat or orphan sweep failed'));
+    }, COORDINATOR_BEAT_MS);
     this.liveness.unref();
     return port;
   }
@@ -132,7 +142,8 @@ export class Frontend {
       if (!record.coordinator || record.coordinator === this.id || (await this.opts.redis.exists(this.keys.frontend(record.coordinator)))) continue;
       const message = 'the frontend running this build stopped before it finished: run the build again';
       await this.records.update(record.buildId, { status: 'failed', finishedMs: Date.now(), error: message });
-      await this.opts.scheduler.cancelBuild(record.buildId, message).catch(() => false);
+      await this.opts.scheduler.cancelBuild(record.buildId, message)
+        .catch((err: Error) => this.log.warn({ buildId: record.buildId, err: err.message }, 'cancelling the stages of an orphaned build failed'));
       const progress = new ProgressWriter(this.opts.redis, record.buildId, { keys: this.keys });
       await progress.emit({ type: 'build.error', message, code: 'build.orphaned' });
       await progress.close();
@@ -165,7 +176,8 @@ export class Frontend {
   private async sync(call: ServerDuplexStream<SyncRequest, SyncResponse>): Promise<void> {
     let tenant: string;
     try { tenant = this.tenantOf(call.metadata); } catch (err) { call.emit('error', err); return; }
-    const synced = await handleSync(call, this.contexts, { tenant }).catch(() => undefined);
+    // A failed sync has already been reported to its client on the stream; here it is logged.
+    const synced = await handleSync(call, this.contexts, { tenant }).catch((err: Error) => { this.log.info({ tenant, err: err.message }, 'context sync failed'); return undefined; });
     if (synced) metrics.bytesUploaded.inc(synced.bytesUploaded); // metrics
   }
 
@@ -177,14 +189,18 @@ export class Frontend {
     };
   }
 
-  private controlHandlers() {
+  private controlHandlers(): ControlServer {
     return {
       solve: (call: ServerWritableStream<SolveRequest, SolveEvent>) => void this.solve(call),
       attach: (call: ServerWritableStream<AttachRequest, SolveEvent>) => void this.attach(call),
       cancel: this.unary<CancelRequest, CancelResponse>(async (req, tenant) => {
         // From here on the build's internal id (a client names its build; see buildIds.ts).
         req = { ...req, buildId: (await this.ownedBuild(req.buildId, tenant)).buildId };
-        return CancelResponse.fromPartial({ cancelled: await this.opts.scheduler.cancelBuild(req.buildId, 'cancelled by the client') });
+        // Before its stages are submitted the scheduler does not know the build: its runner here stops it.
+        const running = this.aborts.get(req.buildId);
+        running?.abort(new Error('cancelled by the client'));
+        const cancelled = await this.opts.scheduler.cancelBuild(req.buildId, 'cancelled by the client');
+        return CancelResponse.fromPartial({ cancelled: cancelled || Boolean(running) });
       }),
       status: this.unary<StatusRequest, StatusResponse>(async (req, tenant) => {
         const builds = req.buildId ? [await this.ownedBuild(req.buildId, tenant)] : await this.records.list(tenant, req.limit || 20);
@@ -265,12 +281,14 @@ export class Frontend {
     }
     await this.records.create({ buildId, tenant, platforms: req.platforms, coordinator: this.id });
     const abort = new AbortController();
-    call.on('cancelled', () => { if (!req.detach) abort.abort(); });
+    this.aborts.set(buildId, abort);
+    call.on('cancelled', () => { if (!req.detach) abort.abort(new Error('the client went away')); });
     const traceHeaders = Object.fromEntries(['traceparent', 'tracestate'].map((k) => [k, call.metadata.get(k)[0]]).filter(([, v]) => typeof v === 'string'));
     const finished = withExtractedContext(traceHeaders, () => this.runner.run(buildId, tenant, req, checked.outputs, abort.signal));
     this.finished.set(buildId, finished);
-    finished.finally(() => this.finished.delete(buildId)).catch(() => undefined);
-    await this.relay(call, buildId, true, checked.outputs.filter((o) => !o.push && ['oci', 'docker', 'local', 'tar'].includes(o.type)), finished);
+    finished.finally(() => { this.finished.delete(buildId); this.aborts.delete(buildId); })
+      .catch((err: Error) => this.log.error({ buildId, err: err.message }, 'build ended with an error its runner did not report'));
+    await this.relay(call, buildId, true, checked.outputs.filter((o) => exporterFor(o).delivery === 'client'), finished);
   }
 
   private async attach(call: ServerWritableStream<AttachRequest, SolveEvent>): Promise<void> {
@@ -305,9 +323,8 @@ export class Frontend {
 
   private async streamOutputs(call: ServerWritableStream<unknown, SolveEvent>, outputs: ParsedOutput[], images: FinishedImages): Promise<void> {
     for (const output of outputs) {
-      for await (const file of localOutputFiles(output, images.images, images.index, this.blobs)) {
-        await streamFile(call, { output: output.index, path: file.path, mode: file.mode, linkTarget: file.linkTarget ?? '', cache: false }, file.content);
-      }
+      await runExport(output, { images: images.images, index: images.index, blobs: this.blobs }, (file) =>
+        streamFile(call, { output: output.index, path: file.path, mode: file.mode, linkTarget: file.linkTarget ?? '', cache: false }, file.content));
     }
     // --cache-to type=local: the OCI layout goes to the client, which writes it to its dest.
     for (const { index, layout } of images.localCaches ?? []) {

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { formatPlatform, parsePlatform } from '@buildyard/oci';
 
 export interface Platforms {
   native: string[];
@@ -41,22 +42,9 @@ const nodeArchToPlatform: Record<string, string> = {
   loong64: 'linux/loong64',
 };
 
-/** Normalises a platform the way containerd does: `arm64` -> `linux/arm64`, `aarch64` -> arm64. */
+/** Normalises a platform the way containerd does (`arm64` -> `linux/arm64`): graph's rules, as everywhere. */
 export function normalizePlatform(platform: string): string {
-  const parts = platform.trim().toLowerCase().split('/');
-  if (parts.length === 1) parts.unshift('linux');
-  const os = parts[0] || 'linux';
-  let arch = parts[1] ?? '';
-  let variant: string | undefined = parts[2];
-  if (arch === 'x86_64' || arch === 'x86-64') arch = 'amd64';
-  else if (arch === 'aarch64') arch = 'arm64';
-  else if (arch === 'i386' || arch === 'i686') arch = '386';
-  else if (arch === 'armhf') { arch = 'arm'; variant = 'v7'; }
-  else if (arch === 'armel') { arch = 'arm'; variant = 'v6'; }
-  if (arch === 'arm64' && variant === 'v8') variant = undefined;
-  if (arch === 'arm' && variant === undefined) variant = 'v7';
-  if (arch === 'arm' && variant === '8') variant = 'v8';
-  return variant ? `${os}/${arch}/${variant}` : `${os}/${arch}`;
+  return formatPlatform(parsePlatform(platform));
 }
 
 export function parseBinfmtEntry(name: string, text: string): BinfmtEntry {

@@ -8,7 +8,7 @@ import { ContextStore, materializeContext } from '@buildyard/context';
 import { BuildRecords, BuildSecrets, DEFAULT_KEYS, fromRedis, stagePayloadSchema, stageResultSchema, type RedisKeys, type StageResult } from '@buildyard/contracts';
 import { detectPlatforms, type EgressLists, type RuncExecutorOptions, type StepLimits } from '@buildyard/executor';
 import type { Vertex } from '@buildyard/graph';
-import { FsContentStore, RegistryClient } from '@buildyard/oci';
+import { FsContentStore, RegistryClient, credentialsFromLogins } from '@buildyard/oci';
 import { CountingRegistryClient } from './CountingRegistryClient.js';
 import { WorkerDisk, diskBytes } from './WorkerDisk.js';
 import { ProgressWriter, type VertexRef } from '@buildyard/progress';
@@ -212,7 +212,7 @@ export class FleetWorker {
     const sealed = await this.secrets.get(job.buildId);
     const registry = new CountingRegistryClient((bytes) => metrics.bytesPulled.inc(bytes), {
       store: this.blobs, insecureHosts: this.opts.insecureRegistries, dockerConfig: false, timeoutMs: this.opts.fetch?.idleTimeoutMs,
-      credentials: Object.fromEntries(sealed.registryAuth.map((a) => [a.registry, a.identityToken ? { identityToken: a.identityToken } : { username: a.username, password: a.password }])) as never,
+      credentials: credentialsFromLogins(sealed.registryAuth),
     });
     const solver = new StageSolver({
       stateDir: this.opts.stateDir, snapshotter: this.engine.snapshotter, executor: this.engine.executor, blobs: this.blobs,
@@ -229,6 +229,8 @@ export class FleetWorker {
     const startedAt = new Map<string, number>();
     const labels = { platform: stage.platform, emulated: String(job.emulated) as EmulationLabel };
     const stageStarted = performance.now();
+    // Progress writes must not fail the stage (or, unobserved, kill the worker): a lost event is reported.
+    const reportFailure = (write: Promise<unknown>) => { write.catch((err: Error) => this.opts.onError?.(new Error(`progress of build ${job.buildId}: ${err.message}`))); };
     const vertexSpans = new Map<string, Span>();
     const stageContext = context.active();
     let materialized: { dir: string; release(): void } | undefined;
@@ -244,18 +246,18 @@ export class FleetWorker {
             const ref = refOf(v.digest);
             if (v.state === 'cached') {
               metrics.cacheHits.inc({ platform: stage.platform });
-              void progress.cached(ref);
+              reportFailure(progress.cached(ref));
             } else if (v.state === 'started') {
               metrics.cacheMisses.inc({ platform: stage.platform }); // executed, not answered from the cache
               startedAt.set(v.digest, Date.now());
               vertexSpans.set(v.digest, tracer.startSpan('vertex', { attributes: { 'buildyard.vertex': v.name } }, stageContext));
-              void progress.started(ref);
+              reportFailure(progress.started(ref));
             } else {
               const span = vertexSpans.get(v.digest);
               if (v.state === 'error') span?.setStatus({ code: SpanStatusCode.ERROR, message: v.error });
               span?.end();
-              if (v.state === 'completed') void progress.finished(ref, startedAt.get(v.digest) ?? Date.now());
-              else void progress.failed(ref, startedAt.get(v.digest) ?? Date.now(), v.error ?? 'failed');
+              if (v.state === 'completed') reportFailure(progress.finished(ref, startedAt.get(v.digest) ?? Date.now()));
+              else reportFailure(progress.failed(ref, startedAt.get(v.digest) ?? Date.now(), v.error ?? 'failed'));
             }
           },
           log: (digest, stream, data) => { progress.log(vertexId(stage.platform, byDigest.get(digest)!), data, stream); },

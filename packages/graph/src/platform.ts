@@ -1,5 +1,6 @@
 // Platform strings normalised the way containerd's platforms.Parse + Normalize do, so that
-// "aarch64", "arm64", "linux/arm64/v8" all plan onto the same queue.
+// "aarch64", "arm64", "linux/arm64/v8" all plan onto the same queue. The one implementation:
+// oci (image indexes, the CLI's --platform) and executor (binfmt detection) use it too.
 
 export interface Platform {
   os: string;
@@ -16,16 +17,21 @@ export class InvalidPlatformError extends Error {
   }
 }
 
-const KNOWN_OS = new Set(['aix', 'android', 'darwin', 'dragonfly', 'freebsd', 'hurd', 'illumos', 'ios', 'js', 'linux', 'nacl', 'netbsd', 'openbsd', 'plan9', 'solaris', 'windows', 'zos']);
+const KNOWN_OS = new Set(['aix', 'android', 'darwin', 'dragonfly', 'freebsd', 'hurd', 'illumos', 'ios', 'js', 'linux', 'nacl', 'netbsd', 'openbsd', 'plan9', 'solaris', 'wasip1', 'windows', 'zos']);
 const KNOWN_ARCH = new Set(['386', 'amd64', 'amd64p32', 'arm', 'armbe', 'arm64', 'arm64be', 'ppc64', 'ppc64le', 'loong64', 'mips', 'mipsle', 'mips64', 'mips64le', 'mips64p32', 'mips64p32le', 'ppc', 'riscv', 'riscv64', 's390', 's390x', 'sparc', 'sparc64', 'wasm']);
 const COMPONENT = /^[A-Za-z0-9_.-]+$/;
 
-function normalizeOS(os: string): string {
+export function isKnownOS(os: string): boolean {
+  return KNOWN_OS.has(normalizeOS(os));
+}
+
+export function normalizeOS(os: string): string {
   const o = os.toLowerCase();
   return o === 'macos' ? 'darwin' : o;
 }
 
-function normalizeArch(archIn: string, variantIn: string): [string, string] {
+/** containerd's normalizeArch: architecture aliases to GOARCH names, default variants folded. */
+export function normalizeArch(archIn: string, variantIn: string): [string, string] {
   let arch = archIn.toLowerCase();
   let variant = variantIn.toLowerCase();
   switch (arch) {
@@ -43,7 +49,11 @@ function normalizeArch(archIn: string, variantIn: string): [string, string] {
     case 'arm64':
       arch = 'arm64';
       if (variant === '8' || variant === 'v8' || variant === 'v8.0') variant = '';
-      else if (variant === '9' || variant === '9.0' || variant === 'v9.0') variant = 'v9';
+      else {
+        // 9, 9.0, v9.0 -> v9; 8.2 -> v8.2
+        const m = /^v?(\d+)(?:\.(\d+))?$/.exec(variant);
+        if (m) variant = `v${m[1]}${m[2] && m[2] !== '0' ? `.${m[2]}` : ''}`;
+      }
       break;
     case 'armhf':
       arch = 'arm';
@@ -61,7 +71,7 @@ function normalizeArch(archIn: string, variantIn: string): [string, string] {
   return [arch, variant];
 }
 
-function hostArch(): string {
+export function hostArch(): string {
   const map: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
   return map[process.arch] ?? process.arch;
 }

@@ -118,7 +118,7 @@ async function writeLayout(dir: string, images: AssembledImage[], index: ReturnT
   await storeImageDocuments(blobs, images, index);
   const top = index ? index.descriptor : images[0].manifest.descriptor;
   await writeOciLayout(dir, {
-    index: { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ mediaType: top.mediaType, digest: top.digest as `sha256:${string}`, size: top.size, annotations: { 'org.opencontainers.image.ref.name': tag } }] },
+    index: { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ mediaType: top.mediaType, digest: top.digest, size: top.size, annotations: { 'org.opencontainers.image.ref.name': tag } }] },
     store: blobs,
   });
 }

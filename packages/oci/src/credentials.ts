@@ -16,6 +16,19 @@ export interface Credentials {
 /** Maps a registry host to its credentials. */
 export type CredentialMap = Record<string, Credentials>;
 
+/** A registry login as it travels from the client (Solve) through the frontend to workers. */
+export interface RegistryLogin {
+  registry: string;
+  username: string;
+  password: string;
+  identityToken: string;
+}
+
+/** The credential map of a build's logins: an identity token wins over username/password. */
+export function credentialsFromLogins(logins: readonly RegistryLogin[]): CredentialMap {
+  return Object.fromEntries(logins.map((a) => [a.registry, a.identityToken ? { identityToken: a.identityToken } : { username: a.username, password: a.password }]));
+}
+
 interface DockerConfigAuth {
   auth?: string;
   username?: string;

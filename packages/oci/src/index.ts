@@ -18,8 +18,8 @@ export {
   InvalidPlatformError, NoMatchingPlatformError,
 } from './platform.js';
 export {
-  loadDockerConfig, parseDockerConfig, dockerConfigPath, normalizeRegistryHost, credentialsFor,
-  type Credentials, type CredentialMap,
+  loadDockerConfig, parseDockerConfig, dockerConfigPath, normalizeRegistryHost, credentialsFor, credentialsFromLogins,
+  type Credentials, type CredentialMap, type RegistryLogin,
 } from './credentials.js';
 export { parseWwwAuthenticate, type AuthChallenge } from './authChallenge.js';
 export {

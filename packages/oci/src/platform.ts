@@ -1,52 +1,16 @@
 // Platform parsing, normalisation and matching with containerd's rules
 // (github.com/containerd/platforms: database.go, defaults, compare.go).
+import { InvalidPlatformError, hostArch, isKnownOS, normalizeArch, normalizeOS, parsePlatform as parsePlatformSpec } from '@buildyard/graph';
 import type { Descriptor, ImageIndex, Platform } from './types.js';
 
-const KNOWN_OS = new Set(['aix', 'android', 'darwin', 'dragonfly', 'freebsd', 'hurd', 'illumos', 'ios', 'js', 'linux', 'nacl', 'netbsd', 'openbsd', 'plan9', 'solaris', 'windows', 'zos', 'wasip1']);
-
-export class InvalidPlatformError extends Error {
-  constructor(readonly input: string, reason: string) {
-    super(`invalid platform "${input}": ${reason}; expected os/arch[/variant], e.g. linux/arm64`);
-    this.name = 'InvalidPlatformError';
-  }
-}
-
-function normalizeOs(os: string): string {
-  const o = os.toLowerCase();
-  return o === 'macos' ? 'darwin' : o;
-}
-
-/** containerd's normalizeArch: aliases to GOARCH names, default variants folded. */
-function normalizeArch(arch: string, variant: string): { architecture: string; variant: string } {
-  let a = arch.toLowerCase();
-  let v = variant.toLowerCase();
-  switch (a) {
-    case 'i386': a = '386'; v = ''; break;
-    case 'x86_64': case 'x86-64': case 'amd64':
-      a = 'amd64';
-      if (v === 'v1') v = '';
-      break;
-    case 'aarch64': case 'arm64':
-      a = 'arm64';
-      // v8 is arm64's baseline, so it is the default (empty) variant.
-      if (v === '8' || v === 'v8' || v === 'v8.0') v = '';
-      else if (/^\d+(\.\d+)?$/.test(v)) v = 'v' + v.replace(/\.0$/, '');
-      break;
-    case 'armhf': a = 'arm'; v = 'v7'; break;
-    case 'armel': a = 'arm'; v = 'v6'; break;
-    case 'arm':
-      if (v === '' || v === '7') v = 'v7';
-      else if (v === '5' || v === '6' || v === '8') v = 'v' + v;
-      break;
-  }
-  return { architecture: a, variant: v };
-}
+// The rules themselves are graph's (one implementation for planner, registry and executor);
+// this module adds OCI platform records (os.version, os.features) and manifest selection.
+export { InvalidPlatformError };
 
 /** The platform of this process, in OCI words. */
 export function hostPlatform(): Platform {
-  const archMap: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
   const os = process.platform === 'win32' ? 'windows' : process.platform;
-  return normalizePlatform({ os, architecture: archMap[process.arch] ?? process.arch });
+  return normalizePlatform({ os, architecture: hostArch() });
 }
 
 /**
@@ -54,45 +18,21 @@ export function hostPlatform(): Platform {
  * A single component is an OS if it names one (architecture from the host), else an architecture on linux.
  */
 export function normalizePlatform(p: string | Platform): Platform {
-  let os: string;
-  let arch: string;
-  let variant = '';
-  let extra: Pick<Platform, 'os.version' | 'os.features'> = {};
   if (typeof p === 'string') {
-    const s = p.trim();
-    const parts = s.split('/');
-    if (s === '' || parts.length > 3 || parts.some((x) => x === '' || !/^[A-Za-z0-9_.-]+$/.test(x))) {
-      throw new InvalidPlatformError(p, 'malformed');
-    }
-    if (parts.length === 1) {
-      const one = parts[0].toLowerCase();
-      if (KNOWN_OS.has(normalizeOs(one))) {
-        os = one;
-        arch = hostPlatform().architecture;
-      } else {
-        os = 'linux';
-        arch = one;
-      }
-    } else {
-      [os, arch] = parts;
-      variant = parts[2] ?? '';
-    }
-  } else {
-    os = p.os;
-    arch = p.architecture;
-    variant = p.variant ?? '';
-    if (p['os.version']) extra['os.version'] = p['os.version'];
-    if (p['os.features']?.length) extra['os.features'] = p['os.features'];
-    if (!os || !arch) throw new InvalidPlatformError(JSON.stringify(p), 'os and architecture are required');
+    const parsed = parsePlatformSpec(p);
+    return parsed.variant ? { os: parsed.os, architecture: parsed.architecture, variant: parsed.variant } : { os: parsed.os, architecture: parsed.architecture };
   }
-  const normOs = normalizeOs(os);
-  if (!KNOWN_OS.has(normOs) && normOs !== 'unknown') {
-    throw new InvalidPlatformError(typeof p === 'string' ? p : JSON.stringify(p), `unknown operating system "${os}"`);
-  }
-  const n = normalizeArch(arch, variant);
-  const out: Platform = { os: normOs, architecture: n.architecture };
-  if (n.variant) out.variant = n.variant;
-  return { ...out, ...extra };
+  // Records come from registries too: attestation entries say unknown/unknown, so names are
+  // folded but only an unknown operating system is refused.
+  if (!p.os || !p.architecture) throw new InvalidPlatformError(JSON.stringify(p), 'os and architecture are required');
+  const os = normalizeOS(p.os);
+  if (!isKnownOS(os) && os !== 'unknown') throw new InvalidPlatformError(JSON.stringify(p), `unknown operating system "${p.os}"`);
+  const [architecture, variant] = normalizeArch(p.architecture, p.variant ?? '');
+  const out: Platform = { os, architecture };
+  if (variant) out.variant = variant;
+  if (p['os.version']) out['os.version'] = p['os.version'];
+  if (p['os.features']?.length) out['os.features'] = p['os.features'];
+  return out;
 }
 
 /** `linux/arm64`, `linux/arm/v7`: the canonical string form. */

@@ -1,12 +1,14 @@
 import { createGunzip, createGzip, constants as zlibConstants } from 'node:zlib';
 import { PassThrough, type Readable, type Transform } from 'node:stream';
 import { CompressStream, DecompressStream } from 'zstd-napi';
+import { MediaTypes } from '@buildyard/oci';
 
 export type LayerCompression = 'gzip' | 'zstd' | 'none';
 
-export const MEDIA_TYPE_LAYER_TAR = 'application/vnd.oci.image.layer.v1.tar';
-export const MEDIA_TYPE_LAYER_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
-export const MEDIA_TYPE_LAYER_ZSTD = 'application/vnd.oci.image.layer.v1.tar+zstd';
+// oci's media types (one definition); these names stay for the snapshot package's callers.
+export const MEDIA_TYPE_LAYER_TAR = MediaTypes.OciLayer;
+export const MEDIA_TYPE_LAYER_GZIP = MediaTypes.OciLayerGzip;
+export const MEDIA_TYPE_LAYER_ZSTD = MediaTypes.OciLayerZstd;
 
 /** The OCI layer media type for a compression. */
 export function layerMediaType(compression: LayerCompression): string {

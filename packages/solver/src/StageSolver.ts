@@ -162,8 +162,16 @@ export class StageSolver {
     } finally {
       await active.release();
       // Keeping the result as a committed snapshot saves the next step from unpacking it again.
-      if (layer) await this.opts.snapshotter.commit(chainID([...layers.map((l) => l.diffID), layer.diffID]), key).catch(() => this.opts.snapshotter.remove(key));
-      else await this.opts.snapshotter.remove(key);
+      if (layer) {
+        const name = chainID([...layers.map((l) => l.diffID), layer.diffID]);
+        await this.opts.snapshotter.commit(name, key).catch(async (err: Error) => {
+          await this.opts.snapshotter.remove(key);
+          // Another step committed the same chain meanwhile: its snapshot serves as well as ours.
+          if (!(await this.opts.snapshotter.stat(name))) throw new Error(`keeping the result of ${vertex.name.slice(0, 120)} as snapshot ${name.slice(0, 80)} failed: ${err.message}`);
+        });
+      } else {
+        await this.opts.snapshotter.remove(key);
+      }
     }
     return layer;
   }

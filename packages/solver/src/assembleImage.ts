@@ -1,18 +1,12 @@
-import { createHash } from 'node:crypto';
 import type { ImageConfigFile } from '@buildyard/graph';
+import { MediaTypes, assertDigest, normalizePlatform, sha256Digest, type Descriptor, type Platform } from '@buildyard/oci';
 import type { StageResult } from './StageResult.js';
 
-export const MEDIA_TYPE_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-export const MEDIA_TYPE_INDEX = 'application/vnd.oci.image.index.v1+json';
-export const MEDIA_TYPE_CONFIG = 'application/vnd.oci.image.config.v1+json';
-
-export interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  platform?: { architecture: string; os: string; variant?: string };
-  annotations?: Record<string, string>;
-}
+// Media types and descriptors are oci's (one definition for the solver, exporters and registry client).
+export type { Descriptor } from '@buildyard/oci';
+export const MEDIA_TYPE_MANIFEST = MediaTypes.OciManifest;
+export const MEDIA_TYPE_INDEX = MediaTypes.OciIndex;
+export const MEDIA_TYPE_CONFIG = MediaTypes.OciConfig;
 
 /** A JSON document with the exact bytes it is addressed by. */
 export interface JsonBlob<T> {
@@ -30,11 +24,12 @@ export interface AssembledImage {
 
 function jsonBlob<T>(json: T, mediaType: string, extra: Partial<Descriptor> = {}): JsonBlob<T> {
   const bytes = Buffer.from(JSON.stringify(json));
-  return { json, bytes, descriptor: { mediaType, digest: 'sha256:' + createHash('sha256').update(bytes).digest('hex'), size: bytes.length, ...extra } };
+  return { json, bytes, descriptor: { mediaType, digest: sha256Digest(bytes), size: bytes.length, ...extra } };
 }
 
-export function platformObject(platform: string): { architecture: string; os: string; variant?: string } {
-  const [os, architecture, variant] = platform.split('/');
+/** The OCI platform record of a normalised platform string (`linux/arm/v7`). */
+export function platformObject(platform: string): Platform {
+  const { os, architecture, variant } = normalizePlatform(platform);
   return variant ? { architecture, os, variant } : { architecture, os };
 }
 
@@ -53,7 +48,7 @@ export function assembleImage(result: StageResult, options: { created?: string; 
     rootfs: { type: 'layers', diff_ids: result.layers.map((l) => l.diffID) },
     history: result.history.map((h) => ({ created: h.created ?? created, ...h })),
   }, MEDIA_TYPE_CONFIG);
-  const layers = result.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size }));
+  const layers: Descriptor[] = result.layers.map((l) => ({ mediaType: l.mediaType, digest: assertDigest(l.digest, `layer digest of stage ${result.stageId}`), size: l.size }));
   const manifest = jsonBlob({
     schemaVersion: 2 as const,
     mediaType: MEDIA_TYPE_MANIFEST,

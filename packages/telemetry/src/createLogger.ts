@@ -27,3 +27,22 @@ export function createLogger(name: string, opts: LoggerOptions = {}): Logger {
   };
   return opts.destination ? pino(options, opts.destination) : pino(options);
 }
+
+/**
+ * A main process's loggers: `log` at the configured level (`log.level`), and `announce` for the
+ * few start-up lines that say where the process listens — those are its interface to whoever
+ * started it (supervisors and test clusters wait for them), so they print at any level.
+ */
+export function processLoggers(name: string, level: string): { log: Logger; announce: Logger } {
+  return { log: createLogger(name, { level }), announce: createLogger(name, { level: 'info' }) };
+}
+
+/**
+ * Logs a promise rejection nobody handled instead of letting Node end the process: one failed
+ * Redis write (a progress event, a heartbeat) must not take a worker and its running stages down.
+ */
+export function logUnhandledRejections(log: Logger): void {
+  process.on('unhandledRejection', (reason) => {
+    log.error({ err: reason instanceof Error ? reason.message : String(reason), stack: reason instanceof Error ? reason.stack : undefined }, 'unhandled promise rejection');
+  });
+}

@@ -1,0 +1,44 @@
+import type { Readable } from 'node:stream';
+import type { FsContentStore, RegistryClient } from '@buildyard/oci';
+import type { AssembledImage, JsonBlob } from '@buildyard/solver';
+
+export type OutputType = 'image' | 'registry' | 'oci' | 'docker' | 'local' | 'tar';
+
+/** One `--output` of a build, validated (see parseOutputs). */
+export interface ParsedOutput {
+  index: number;
+  type: OutputType;
+  /** Image names (tags) for image/registry/docker outputs. */
+  names: string[];
+  push: boolean;
+}
+
+/** One file (or chunk stream) an exporter hands to the client. */
+export interface ExportFile {
+  path: string;
+  mode: number;
+  linkTarget?: string;
+  content?: Readable;
+}
+
+/** What every exporter exports: the assembled images, their index and the blobs they live in. */
+export interface ExportSource {
+  images: AssembledImage[];
+  index?: JsonBlob<unknown>;
+  blobs: FsContentStore;
+  /** The build's registry client (with its logins), for exporters that push. */
+  registry?: RegistryClient;
+  /** References of the base images, so a push can mount their layers instead of uploading. */
+  baseImages?: string[];
+}
+
+/**
+ * One kind of output, as BuildKit's exporters: `image`/`registry` push from the build,
+ * `oci`/`docker` stream an archive and `local`/`tar` a filesystem back to the client.
+ * `export` yields the files the client writes and returns the references it pushed.
+ */
+export interface Exporter {
+  /** 'build': runs inside the build, before its result; 'client': streamed to the client after it. */
+  readonly delivery: 'build' | 'client';
+  export(output: ParsedOutput, source: ExportSource): AsyncGenerator<ExportFile, string[]>;
+}

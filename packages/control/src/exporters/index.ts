@@ -1,0 +1,42 @@
+// The exporters, one module each behind the Exporter interface, and the --output parser.
+import { parseReference } from '@buildyard/oci';
+import type { KeyValueSpec } from '@buildyard/proto';
+import { archiveExporter } from './archiveExporter.js';
+import type { ExportFile, ExportSource, Exporter, OutputType, ParsedOutput } from './Exporter.js';
+import { filesystemExporter } from './filesystemExporter.js';
+import { imageExporter } from './imageExporter.js';
+
+export type { ExportFile, ExportSource, Exporter, OutputType, ParsedOutput } from './Exporter.js';
+export { pushImage } from './imageExporter.js';
+
+const EXPORTERS: Record<OutputType, Exporter> = {
+  image: imageExporter, registry: imageExporter, oci: archiveExporter, docker: archiveExporter, local: filesystemExporter, tar: filesystemExporter,
+};
+const KNOWN = Object.keys(EXPORTERS) as OutputType[];
+
+export function exporterFor(output: Pick<ParsedOutput, 'type'>): Exporter {
+  return EXPORTERS[output.type];
+}
+
+/** Validates buildx-style outputs; `type=registry` is `type=image,push=true`. */
+export function parseOutputs(specs: KeyValueSpec[]): ParsedOutput[] {
+  return specs.map((spec, index) => {
+    const type = spec.type as OutputType;
+    if (!KNOWN.includes(type)) throw new Error(`unknown output type "${spec.type}": use one of ${KNOWN.join(', ')}`);
+    const names = (spec.attrs.name ?? '').split(',').map((n) => n.trim()).filter(Boolean);
+    for (const name of names) parseReference(name);
+    const push = type === 'registry' || (type === 'image' && ['true', '1'].includes(spec.attrs.push ?? ''));
+    if (push && names.length === 0) throw new Error(`output ${index + 1} (type=${type}) pushes but names no image: add name=REGISTRY/REPO:TAG or -t`);
+    return { index, type, names, push };
+  });
+}
+
+/** Runs one export to its end: the files it yields go to `onFile`, the references it pushed come back. */
+export async function runExport(output: ParsedOutput, source: ExportSource, onFile: (file: ExportFile) => Promise<void> = async () => {}): Promise<string[]> {
+  const it = exporterFor(output).export(output, source);
+  for (;;) {
+    const next = await it.next();
+    if (next.done) return next.value;
+    await onFile(next.value);
+  }
+}
