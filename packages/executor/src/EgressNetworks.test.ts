@@ -4,11 +4,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { PassThrough } from 'node:stream';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { startOutside, type Outside } from '../../../test/e2e/security/outsideNetwork.js';
 import { ExecError, RuncExecutor, type Meta } from './index.js';
-import { canUseRunc, makeTestDir, type TestDir } from './testRootfs.test-util.js';
+import { canUseRunc, makeTestDir, runScript, type TestDir } from './testRootfs.test-util.js';
 
 const hasNft = spawnSync('nft', ['--version']).status === 0;
 const skip = !canUseRunc ? 'needs root and runc' : !hasNft ? 'needs nft (nftables)' : false;
@@ -47,13 +46,7 @@ describe('RUN network=default: egress, and nothing of the cluster', { skip }, ()
     assert.deepEqual(leftovers(executor.egress!.owner), { namespaces: [], tables: [] }, 'a step left its network behind');
   });
 
-  async function run(script: string, extra: Partial<Meta> = {}): Promise<string> {
-    const out = new PassThrough();
-    const chunks: Buffer[] = [];
-    out.on('data', (c: Buffer) => chunks.push(c));
-    await executor.run({ rootfs: t.rootfs, meta: { args: ['/bin/sh', '-c', script], env: [], cwd: '/', user: '', network: 'default', ...extra }, mounts: [], stdout: out, stderr: out });
-    return Buffer.concat(chunks).toString();
-  }
+  const run = (script: string, extra: Partial<Meta> = {}) => runScript(executor, t.rootfs, script, { network: 'default', ...extra });
   const fetch = (url: string, tag: string) => `(timeout 10 wget -q -O - ${url} && echo REACHED-${tag}) || echo BLOCKED-${tag}`;
 
   it('reaches the outside by name through the configured resolver', async () => {

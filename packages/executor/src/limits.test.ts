@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { ExecLimitError, RuncExecutor, type Meta } from './index.js';
-import { canUseRunc, makeTestDir, type TestDir } from './testRootfs.test-util.js';
+import { canUseRunc, makeTestDir, runScript, type TestDir } from './testRootfs.test-util.js';
 
 const cgroupsWritable = existsSync('/sys/fs/cgroup/cgroup.controllers') || existsSync('/sys/fs/cgroup/pids/cgroup.procs');
 
@@ -34,13 +34,7 @@ describe('RUN limits with real runc', { skip: !canUseRunc ? 'needs root and runc
     assert.deepEqual(stepCgroups(executor.egress?.owner ?? ownerOf(executor)), [], 'a step left its cgroup behind');
   });
 
-  async function run(script: string, extra: Partial<Meta> = {}): Promise<string> {
-    const out = new PassThrough();
-    const chunks: Buffer[] = [];
-    out.on('data', (c: Buffer) => chunks.push(c));
-    await executor.run({ rootfs: t.rootfs, meta: { args: ['/bin/sh', '-c', script], env: [], cwd: '/', user: '', network: 'none', ...extra }, mounts: [], stdout: out, stderr: out });
-    return Buffer.concat(chunks).toString();
-  }
+  const run = (script: string, extra: Partial<Meta> = {}) => runScript(executor, t.rootfs, script, extra);
 
   it('a fork bomb stops at the pids limit and the step fails naming it', async () => {
     await assert.rejects(run('for i in $(seq 1 200); do sleep 30 & done; wait'), (e: unknown) => {

@@ -2,12 +2,11 @@
 // mounts, no setns), lifted only by --security=insecure, which also runs privileged.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { allCapabilities, defaultCapabilities } from './buildRuntimeSpec.js';
 import { RuncExecutor, type Meta } from './index.js';
 import { defaultSeccompProfilePath, loadSeccompProfile, runtimeSeccomp } from './seccompProfile.js';
-import { canUseRunc, makeTestDir, type TestDir } from './testRootfs.test-util.js';
+import { canUseRunc, makeTestDir, runScript, type TestDir } from './testRootfs.test-util.js';
 
 const hasProfile = existsSync(defaultSeccompProfilePath);
 
@@ -49,13 +48,7 @@ describe('RUN sandbox with real runc', { skip: !canUseRunc ? 'needs root and run
     t?.remove();
   });
 
-  async function run(script: string, extra: Partial<Meta> = {}): Promise<string> {
-    const out = new PassThrough();
-    const chunks: Buffer[] = [];
-    out.on('data', (c: Buffer) => chunks.push(c));
-    await executor.run({ rootfs: t.rootfs, meta: { args: ['/bin/sh', '-c', script], env: [], cwd: '/', user: '', network: 'none', ...extra }, mounts: [], stdout: out, stderr: out });
-    return Buffer.concat(chunks).toString();
-  }
+  const run = (script: string, extra: Partial<Meta> = {}) => runScript(executor, t.rootfs, script, extra);
   const attempts = [
     'unshare -U true && echo USERNS-OK || echo USERNS-REFUSED',
     'unshare -m true && echo MOUNTNS-OK || echo MOUNTNS-REFUSED',

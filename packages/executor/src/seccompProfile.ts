@@ -58,7 +58,7 @@ export function loadSeccompProfile(path: string): DockerSeccompProfile {
 
 /** The OCI seccomp section for a process with these capabilities on this host (QEMU-emulated
  *  steps make the host's system calls, so the host's architecture is the one that counts). */
-export function runtimeSeccomp(profile: DockerSeccompProfile, capabilities: readonly string[], arch = process.arch, kernel = release()): RuntimeSeccomp {
+export function runtimeSeccomp(profile: DockerSeccompProfile, capabilities: readonly string[], arch: string = process.arch, kernel = release()): RuntimeSeccomp {
   const native = arches[arch];
   if (!native) throw new Error(`no seccomp architecture known for ${arch}: set worker.seccompProfile=unconfined on this worker`);
   const mapped = profile.archMap?.find((a) => a.architecture === native.scmp);

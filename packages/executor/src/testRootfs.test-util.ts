@@ -4,7 +4,9 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { busyboxRootfs } from '@buildyard/testkit';
+import type { Meta, RuncExecutor } from './index.js';
 
 export interface TestDir {
   dir: string;
@@ -56,3 +58,13 @@ export const canUseRunc = (() => {
     return false;
   }
 })();
+
+/** Runs `sh -c script` in the rootfs (network none unless meta says otherwise); returns stdout
+ *  and stderr together as text. */
+export async function runScript(executor: RuncExecutor, rootfs: string, script: string, meta: Partial<Meta> = {}): Promise<string> {
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on('data', (c: Buffer) => chunks.push(c));
+  await executor.run({ rootfs, meta: { args: ['/bin/sh', '-c', script], env: [], cwd: '/', user: '', network: 'none', ...meta }, mounts: [], stdout: out, stderr: out });
+  return Buffer.concat(chunks).toString();
+}

@@ -5,11 +5,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { startCluster, type Cluster } from '@buildyard/testkit';
 import { solve } from '../grpcClient.js';
+import { ContextDirs } from './contextDirs.js';
 import { startOutside, type Outside } from './outsideNetwork.js';
 
 const canRun = process.getuid?.() === 0 && spawnSync('nft', ['--version']).status === 0;
@@ -18,7 +18,7 @@ const example = resolve(import.meta.dirname, '../../../examples/egress');
 
 let cluster: Cluster;
 let outside: Outside;
-let work: string;
+let contexts: ContextDirs;
 
 before(async () => {
   if (!canRun) return;
@@ -31,20 +31,15 @@ before(async () => {
       BUILDYARD_WORKER_EGRESS_TENANT_DENY: `bob=${outside.web}`,
     },
   });
-  work = mkdtempSync(join(tmpdir(), 'buildyard-network-'));
+  contexts = new ContextDirs('network');
 });
 after(async () => {
   await cluster?.stop();
   await outside?.stop();
-  if (work) rmSync(work, { recursive: true, force: true });
+  contexts?.remove();
 });
 
-function context(name: string, dockerfile: string): string {
-  const dir = join(work, name);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'Dockerfile'), dockerfile);
-  return dir;
-}
+const context = (name: string, dockerfile: string) => contexts.make(name, dockerfile);
 
 /** A shell line printing REACHED-<tag> or BLOCKED-<tag>. (busybox 1.35's wget -T crashes.) */
 const probe = (url: string, tag: string) => `(timeout 10 wget -q -O - ${url} && echo REACHED-${tag}) || echo BLOCKED-${tag}`;
