@@ -2,298 +2,9 @@
 // dependency bookkeeping, tenant slots, in-flight dedupe markers and the build's event stream
 // change together or not at all, so frontends and workers can all drive it concurrently.
 import type { Redis } from 'ioredis';
-import { fromRedis, jsonFromRedis, schedulerBuildHashSchema, stageHashSchema, traceContextSchema } from '@buildyard/contracts';
+import { fromRedis, jsonFromRedis, luaCommands, schedulerBuildHashSchema, stageHashSchema, traceContextSchema, type LuaCommand, type LuaScript } from '@buildyard/contracts';
 import { schedulerKeys, stageRef, type SchedulerKeys } from './keys.js';
 import type { BuildRequest, BuildState, StageState } from './types.js';
-
-// Shared helpers, prepended to every script. ARGV[1] is the key prefix.
-const PRELUDE = `
-local P = ARGV[1]
-local function skey(ref) return P..':stage:'..ref end
-local function bkey(bid) return P..':build:'..bid end
-local function split(s)
-  local t = {}
-  if s and s ~= '' then for x in string.gmatch(s, '[^\\n]+') do t[#t+1] = x end end
-  return t
-end
-local function emit(bid, fields)
-  redis.call('XADD', bkey(bid)..':events', '*', unpack(fields))
-end
-local function stageFields(ref)
-  local v = redis.call('HMGET', skey(ref), 'build', 'platform', 'stage')
-  return v[1], v[2], v[3]
-end
--- gives the stage's tenant slot back (idempotent through the 'counted' flag)
-local function release(ref)
-  local sk = skey(ref)
-  if redis.call('HGET', sk, 'counted') == '1' then
-    redis.call('HSET', sk, 'counted', '0')
-    local t = redis.call('HGET', sk, 'tenant')
-    local n = redis.call('DECR', P..':tenant:'..t..':active')
-    if n < 0 then redis.call('SET', P..':tenant:'..t..':active', 0) end
-  end
-end
-local function workerDone(worker)
-  if worker and worker ~= '' then
-    local wk = P..':worker:'..worker
-    if redis.call('EXISTS', wk) == 1 then
-      local n = redis.call('HINCRBY', wk, 'running', -1)
-      if n < 0 then redis.call('HSET', wk, 'running', 0) end
-    end
-  end
-end
-local function makeReady(ref)
-  local sk = skey(ref)
-  local v = redis.call('HMGET', sk, 'tenant', 'prio')
-  redis.call('HSET', sk, 'state', 'ready')
-  local seq = redis.call('INCR', P..':seq')
-  -- higher priority first, then first come first served
-  redis.call('ZADD', P..':tenant:'..v[1]..':ready', (1000 - tonumber(v[2])) * 1099511627776 + seq, ref)
-  redis.call('SADD', P..':tenants', v[1])
-end
--- finished builds stay readable for P:config retentionSec (set by the Scheduler), then expire
-local function expireBuild(bid)
-  local ttl = tonumber(redis.call('HGET', P..':config', 'retentionSec') or '0')
-  if ttl <= 0 then return end
-  local bk = bkey(bid)
-  for _, ref in ipairs(redis.call('LRANGE', bk..':stages', 0, -1)) do redis.call('EXPIRE', skey(ref), ttl) end
-  redis.call('EXPIRE', bk, ttl)
-  redis.call('EXPIRE', bk..':stages', ttl)
-  redis.call('EXPIRE', bk..':events', ttl)
-end
-local function resolveDone(ref)
-  local sk = skey(ref)
-  local bid = redis.call('HGET', sk, 'build')
-  for _, d in ipairs(split(redis.call('HGET', sk, 'dependents'))) do
-    local left = redis.call('HINCRBY', skey(d), 'pending', -1)
-    if left <= 0 and redis.call('HGET', skey(d), 'state') == 'pending' then makeReady(d) end
-  end
-  local bk = bkey(bid)
-  local done = redis.call('HINCRBY', bk, 'done', 1)
-  if done >= tonumber(redis.call('HGET', bk, 'total')) and redis.call('HGET', bk, 'state') == 'running' then
-    redis.call('HSET', bk, 'state', 'done', 'finishedAt', ARGV[2])
-    emit(bid, {'type', 'build-done'})
-    expireBuild(bid)
-  end
-end
--- the in-flight marker of a cancelled leader is dropped and its followers compete again
--- Ends ref's lead of the in-flight marker of cache key ck; returns the builds' stages that waited on it.
-local function takeFollowers(ck, ref)
-  if not ck or ck == '' then return {} end
-  local ik = P..':inflight:'..ck
-  if redis.call('GET', ik) ~= ref then return {} end
-  redis.call('DEL', ik)
-  local fl = redis.call('LRANGE', ik..':followers', 0, -1)
-  redis.call('DEL', ik..':followers')
-  return fl
-end
-local function requeueFollowers(ref)
-  for _, f in ipairs(takeFollowers(redis.call('HGET', skey(ref), 'cacheKey'), ref)) do
-    if redis.call('HGET', skey(f), 'state') == 'deduped' then makeReady(f) end
-  end
-end
-local function abortBuild(bid, status, err, out)
-  local bk = bkey(bid)
-  if redis.call('HGET', bk, 'state') ~= 'running' then return end
-  redis.call('HSET', bk, 'state', status, 'error', err, 'finishedAt', ARGV[2])
-  for _, ref in ipairs(redis.call('LRANGE', bk..':stages', 0, -1)) do
-    local sk = skey(ref)
-    local v = redis.call('HMGET', sk, 'state', 'queue', 'jobId', 'tenant', 'cacheKey')
-    local s = v[1]
-    if s == 'pending' or s == 'ready' or s == 'dispatching' or s == 'queued' or s == 'running' or s == 'deduped' then
-      redis.call('HSET', sk, 'state', 'cancelled')
-      release(ref)
-      if s == 'ready' then redis.call('ZREM', P..':tenant:'..v[4]..':ready', ref) end
-      if (s == 'queued' or s == 'running') and v[2] and v[3] then
-        out.jobs[#out.jobs + 1] = v[2]
-        out.jobs[#out.jobs + 1] = v[3]
-      end
-      if s == 'deduped' then redis.call('LREM', P..':inflight:'..v[5]..':followers', 0, ref) end
-      requeueFollowers(ref)
-    end
-  end
-  emit(bid, {'type', 'build-'..status, 'error', err})
-  expireBuild(bid)
-  out.builds[#out.builds + 1] = bid
-end
-`;
-
-const SUBMIT = `
-local bid, tenant, prio, trace = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local stages = cjson.decode(ARGV[7])
-local bk = bkey(bid)
-if redis.call('EXISTS', bk) == 1 then return redis.error_reply('build '..bid..' already exists') end
-redis.call('HSET', bk, 'tenant', tenant, 'prio', prio, 'state', 'running', 'createdAt', ARGV[2],
-  'total', #stages, 'done', 0, 'trace', trace)
-local dependents = {}
-for _, s in ipairs(stages) do
-  for _, d in ipairs(s.deps) do
-    dependents[d] = dependents[d] or {}
-    table.insert(dependents[d], s.ref)
-  end
-end
-for _, s in ipairs(stages) do
-  redis.call('RPUSH', bk..':stages', s.ref)
-  redis.call('HSET', skey(s.ref), 'build', bid, 'platform', s.platform, 'stage', s.stage, 'tenant', tenant,
-    'prio', prio, 'cacheKey', s.cacheKey, 'payload', s.payload, 'deps', table.concat(s.deps, '\\n'),
-    'dependents', table.concat(dependents[s.ref] or {}, '\\n'), 'pending', #s.deps, 'state', 'pending',
-    'counted', '0', 'dispatches', 0, 'attempts', 0)
-end
-for _, s in ipairs(stages) do
-  if #s.deps == 0 then makeReady(s.ref) end
-end
-if #stages == 0 then
-  redis.call('HSET', bk, 'state', 'done', 'finishedAt', ARGV[2])
-  emit(bid, {'type', 'build-done'})
-end
-return 1
-`;
-
-// Moves ready stages into dispatch while their tenant is under its limit. A stage whose cache
-// key is already in flight becomes a follower of that leader instead (SET NX marker).
-const CLAIM = `
-local defaultLimit = tonumber(redis.call('HGET', P..':config', 'tenantLimit') or ARGV[3])
-local maxClaims = tonumber(ARGV[4])
-local out = {}
-for _, t in ipairs(redis.call('SMEMBERS', P..':tenants')) do
-  local rk = P..':tenant:'..t..':ready'
-  local ak = P..':tenant:'..t..':active'
-  local limit = tonumber(redis.call('GET', P..':tenant:'..t..':limit') or defaultLimit)
-  while #out < maxClaims do
-    if limit > 0 and tonumber(redis.call('GET', ak) or '0') >= limit then break end
-    local top = redis.call('ZPOPMIN', rk)
-    if #top == 0 then redis.call('SREM', P..':tenants', t) break end
-    local ref = top[1]
-    local sk = skey(ref)
-    if redis.call('HGET', sk, 'state') == 'ready' then
-      local ck = redis.call('HGET', sk, 'cacheKey')
-      local leader = nil
-      if ck ~= '' then
-        local ik = P..':inflight:'..ck
-        if not redis.call('SET', ik, ref, 'NX') then leader = redis.call('GET', ik) end
-      end
-      if leader and leader ~= ref then
-        redis.call('HSET', sk, 'state', 'deduped', 'leader', leader)
-        redis.call('RPUSH', P..':inflight:'..ck..':followers', ref)
-        local b, p, s = stageFields(ref)
-        emit(b, {'type', 'stage-deduped', 'platform', p, 'stage', s, 'leader', leader})
-      else
-        redis.call('HSET', sk, 'state', 'dispatching', 'counted', '1')
-        redis.call('INCR', ak)
-        redis.call('HINCRBY', sk, 'dispatches', 1)
-        out[#out + 1] = ref
-      end
-    end
-  end
-end
-return out
-`;
-
-// dispatching -> queued (or re-queued by the sweeper); 0 means "do not add the job".
-const MARK_QUEUED = `
-local ref, queue, jobId = ARGV[3], ARGV[4], ARGV[5]
-local sk = skey(ref)
-local s = redis.call('HGET', sk, 'state')
-if s ~= 'dispatching' and s ~= 'queued' and s ~= 'running' then return 0 end
-redis.call('HSET', sk, 'state', 'queued', 'queue', queue, 'jobId', jobId)
-local b, p, st = stageFields(ref)
-emit(b, {'type', 'stage-queued', 'platform', p, 'stage', st, 'queue', queue})
-return 1
-`;
-
-const START = `
-local ref, worker, emulated, jobId = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local sk = skey(ref)
-local v = redis.call('HMGET', sk, 'state', 'jobId', 'worker')
-if (v[1] ~= 'queued' and v[1] ~= 'running') or v[2] ~= jobId then return {'skip', v[1] or 'missing'} end
--- a restart after a stall: the dead worker's count no longer includes it
-if v[1] == 'running' and v[3] ~= worker then workerDone(v[3]) end
-local attempt = redis.call('HINCRBY', sk, 'attempts', 1)
-redis.call('HSET', sk, 'state', 'running', 'worker', worker, 'emulated', emulated, 'startedAt', ARGV[2])
-if redis.call('EXISTS', P..':worker:'..worker) == 1 then redis.call('HINCRBY', P..':worker:'..worker, 'running', 1) end
-local b, p, st = stageFields(ref)
-emit(b, {'type', 'stage-started', 'platform', p, 'stage', st, 'worker', worker, 'emulated', emulated, 'attempt', attempt})
-local f = redis.call('HMGET', sk, 'tenant', 'cacheKey', 'payload', 'deps')
-local out = {'ok', tostring(attempt), f[1] or '', f[2] or '', f[3] or 'null', redis.call('HGET', bkey(b), 'trace') or '{}'}
-for _, d in ipairs(split(f[4])) do
-  local dv = redis.call('HMGET', skey(d), 'stage', 'result')
-  out[#out + 1] = dv[1] or d
-  out[#out + 1] = dv[2] or 'null'
-end
-return out
-`;
-
-const COMPLETE = `
-local ref, worker, emulated, result, jobId = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local sk = skey(ref)
-workerDone(worker)
-local v = redis.call('HMGET', sk, 'state', 'jobId', 'worker', 'cacheKey')
-if v[1] ~= 'running' or v[2] ~= jobId or v[3] ~= worker then
-  -- a stale report (the stage moved on to another worker) must not free its tenant slot
-  if v[1] ~= 'running' and v[1] ~= 'queued' and v[1] ~= 'dispatching' then release(ref) end
-  return 0
-end
-release(ref)
-redis.call('HSET', sk, 'state', 'done', 'result', result, 'finishedAt', ARGV[2])
-local b, p, st = stageFields(ref)
-emit(b, {'type', 'stage-completed', 'platform', p, 'stage', st, 'worker', worker, 'emulated', emulated, 'result', result})
-resolveDone(ref)
-for _, f in ipairs(takeFollowers(v[4], ref)) do
-  local fk = skey(f)
-  if redis.call('HGET', fk, 'state') == 'deduped' then
-    redis.call('HSET', fk, 'state', 'done', 'result', result, 'worker', worker, 'emulated', emulated,
-      'dedupedFrom', ref, 'finishedAt', ARGV[2])
-    local fb, fp, fs = stageFields(f)
-    emit(fb, {'type', 'stage-completed', 'platform', fp, 'stage', fs, 'worker', worker, 'emulated', emulated,
-      'result', result, 'dedupedFrom', ref})
-    resolveDone(f)
-  end
-end
-return 1
-`;
-
-// A real failure: the stage, its followers and their builds fail; siblings are cancelled.
-const FAIL = `
-local ref, worker, err, jobId = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local sk = skey(ref)
-workerDone(worker)
-local out = { builds = {}, jobs = {} }
-local v = redis.call('HMGET', sk, 'state', 'jobId', 'worker', 'cacheKey')
-if v[1] ~= 'running' or v[2] ~= jobId or v[3] ~= worker then
-  if v[1] ~= 'running' and v[1] ~= 'queued' and v[1] ~= 'dispatching' then release(ref) end
-  return {0, {}, {}}
-end
-release(ref)
-redis.call('HSET', sk, 'state', 'failed', 'error', err, 'finishedAt', ARGV[2])
-local b, p, st = stageFields(ref)
-emit(b, {'type', 'stage-failed', 'platform', p, 'stage', st, 'worker', worker, 'error', err})
-for _, f in ipairs(takeFollowers(v[4], ref)) do
-  local fk = skey(f)
-  if redis.call('HGET', fk, 'state') == 'deduped' then
-    redis.call('HSET', fk, 'state', 'failed', 'error', err, 'dedupedFrom', ref, 'finishedAt', ARGV[2])
-    local fb, fp, fs = stageFields(f)
-    emit(fb, {'type', 'stage-failed', 'platform', fp, 'stage', fs, 'error', err, 'dedupedFrom', ref})
-    abortBuild(fb, 'failed', 'stage '..fs..' ('..fp..') failed: '..err, out)
-  end
-end
-abortBuild(b, 'failed', 'stage '..st..' ('..p..') failed: '..err, out)
-return {1, out.builds, out.jobs}
-`;
-
-// The consumer gave up a stage that was cancelled under it (or whose lock it lost).
-const RELEASE = `
-local ref, worker = ARGV[3], ARGV[4]
-workerDone(worker)
-local s = redis.call('HGET', skey(ref), 'state')
-if s ~= 'running' and s ~= 'queued' then release(ref) end
-return 1
-`;
-
-const ABORT = `
-local out = { builds = {}, jobs = {} }
-abortBuild(ARGV[3], ARGV[4], ARGV[5], out)
-return {#out.builds, out.builds, out.jobs}
-`;
 
 export interface QueuedJobRef {
   queue: string;
@@ -334,9 +45,13 @@ export interface StageDispatchInfo {
 }
 
 type Script = 'submit' | 'claim' | 'markQueued' | 'start' | 'complete' | 'fail' | 'release' | 'abort';
-const SOURCES: Record<Script, string> = {
-  submit: SUBMIT, claim: CLAIM, markQueued: MARK_QUEUED, start: START,
-  complete: COMPLETE, fail: FAIL, release: RELEASE, abort: ABORT,
+// Every state transition is one script under ../lua, each after the shared prelude (key helpers;
+// ARGV[1] is the key prefix, ARGV[2] the time). All arguments are ARGV: keys derive from the prefix.
+const LUA_DIR = new URL('../lua/', import.meta.url);
+const script = (file: string): LuaScript => ({ files: ['prelude.lua', file], keys: 0 });
+const SCRIPTS: Record<Script, LuaScript> = {
+  submit: script('submit.lua'), claim: script('claim.lua'), markQueued: script('mark_queued.lua'), start: script('start.lua'),
+  complete: script('complete.lua'), fail: script('fail.lua'), release: script('release.lua'), abort: script('abort.lua'),
 };
 
 /** A build's trace context as stored with it; a malformed one is an error, an absent one none. */
@@ -407,30 +122,18 @@ export function planStages(req: BuildRequest): Array<{ ref: string; platform: st
 
 export class StageStore {
   readonly keys: SchedulerKeys;
-  private readonly shas = new Map<Script, string>();
+
+  private readonly scripts: Record<Script, LuaCommand>;
 
   constructor(readonly redis: Redis, readonly prefix: string) {
     this.keys = schedulerKeys(prefix);
+    this.scripts = luaCommands(redis, 'buildyard_sched', LUA_DIR, SCRIPTS);
   }
 
-  private async run(script: Script, args: Array<string | number>): Promise<unknown> {
-    const argv = [this.prefix, Date.now(), ...args].map(String);
-    let sha = this.shas.get(script);
-    if (!sha) {
-      sha = (await this.redis.script('LOAD', PRELUDE + SOURCES[script])) as string;
-      this.shas.set(script, sha);
-    }
-    try {
-      return await this.redis.evalsha(sha, 0, ...argv);
-    } catch (err) {
-      // Redis restarted or flushed its script cache.
-      if (err instanceof Error && err.message.includes('NOSCRIPT')) {
-        this.shas.delete(script);
-        return this.redis.eval(PRELUDE + SOURCES[script], 0, ...argv);
-      }
-      throw err;
-    }
+  private async run(name: Script, args: Array<string | number>): Promise<unknown> {
+    return this.scripts[name](this.prefix, Date.now(), ...args);
   }
+
 
   async submit(req: BuildRequest): Promise<void> {
     const stages = planStages(req);
