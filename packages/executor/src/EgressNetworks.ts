@@ -120,19 +120,8 @@ export class EgressNetworks {
 
   /** Removes every namespace (with its veth) and table of this owner: call on start-up, after
    *  the containers that held them are gone. */
-  async cleanupStale(): Promise<{ namespaces: string[]; tables: string[] }> {
-    let names: string[] = [];
-    try { names = readdirSync(netnsDir); } catch { /* no namespaces at all */ }
-    const namespaces = names.filter((n) => n.startsWith(`${this.owner}-`));
-    for (const ns of namespaces) {
-      const slot = ns.slice(this.owner.length + 1);
-      await cmd('ip', ['link', 'del', `byv${slot}`]);
-      await cmd('ip', ['netns', 'del', ns]);
-    }
-    const listed = await cmd('nft', ['list', 'tables']);
-    const tables = listed.code !== 0 ? [] : [...listed.stdout.matchAll(/^table inet (\S+)$/gm)].map((m) => m[1] as string).filter((t) => t.startsWith(`${this.owner}_`));
-    for (const t of tables) await cmd('nft', ['delete', 'table', 'inet', t]);
-    return { namespaces, tables };
+  cleanupStale(): Promise<{ namespaces: string[]; tables: string[] }> {
+    return reclaimNetworks(this.owner);
   }
 
   private ruleset(table: string, link: string, address: string, nameservers: string[], deny: Cidr[], allow: Cidr[]): string {
@@ -181,6 +170,21 @@ export class EgressNetworks {
     }
     this.forwardingOn = true;
   }
+}
+
+/** Removes the step namespaces (their veths go with them) and tables of an owner. */
+export async function reclaimNetworks(owner: string): Promise<{ namespaces: string[]; tables: string[] }> {
+  let names: string[] = [];
+  try { names = readdirSync(netnsDir); } catch { /* no namespaces at all */ }
+  const namespaces = names.filter((n) => n.startsWith(`${owner}-`));
+  for (const ns of namespaces) {
+    await cmd('ip', ['link', 'del', `byv${ns.slice(owner.length + 1)}`]);
+    await cmd('ip', ['netns', 'del', ns]);
+  }
+  const listed = await cmd('nft', ['list', 'tables']);
+  const tables = listed.code !== 0 ? [] : [...listed.stdout.matchAll(/^table inet (\S+)$/gm)].map((m) => m[1] as string).filter((t) => t.startsWith(`${owner}_`));
+  for (const t of tables) await cmd('nft', ['delete', 'table', 'inet', t]);
+  return { namespaces, tables };
 }
 
 /** Every IPv4 address of this host, read per step: interfaces come and go. */

@@ -13,7 +13,8 @@ import { ensureWorkdir } from './ensureWorkdir.js';
 import { DiskWatch, upperDirOf } from './DiskWatch.js';
 import { AbortError, ExecError, ExecLimitError, ExecTimeoutError } from './errors.js';
 import { StepCgroups, type StepCgroup, type StepLimits } from './StepCgroups.js';
-import { EgressNetworks, type EgressPolicy, type StepNetwork } from './EgressNetworks.js';
+import { EgressNetworks, reclaimNetworks, type EgressPolicy, type StepNetwork } from './EgressNetworks.js';
+import { forgetOwner, orphanOwners, registerOwner } from './owners.js';
 import { hostsFile, nameservers, onlyLoopbackNameservers, resolvConf, type DnsConfig } from './etcFiles.js';
 import { createMountStubs, isDirectory, removeMountStubs, type MountStub } from './mountStubs.js';
 import { resolveUser } from './resolveUser.js';
@@ -61,6 +62,8 @@ export class RuncExecutor implements Executor {
   private sandboxSeccomp?: RuntimeSeccomp;
   private readonly limits: StepLimits;
   private readonly cgroups: StepCgroups;
+  private readonly owner: string;
+  private registered = false;
   readonly egress?: EgressNetworks;
 
   constructor(options: RuncExecutorOptions) {
@@ -77,6 +80,7 @@ export class RuncExecutor implements Executor {
     const egress = options.egress ?? (process.getuid?.() === 0 ? {} : false);
     // Names of this executor's namespaces, tables and cgroups: unique per state dir, short for nft.
     const owner = 'by' + createHash('sha256').update(this.stateDir).digest('hex').slice(0, 8);
+    this.owner = owner;
     this.cgroups = new StepCgroups(owner);
     if (egress !== false) {
       this.egress = new EgressNetworks(owner, { pool: egress.pool ?? '10.89.0.0/16', protect: egress.protect ?? [], deny: egress.deny ?? [], allow: egress.allow ?? [] });
@@ -107,6 +111,10 @@ export class RuncExecutor implements Executor {
     // Not recursive: a second run with the same id must fail instead of sharing a bundle.
     await mkdir(bundle, { mode: 0o700 });
 
+    if (!this.registered) {
+      registerOwner(this.owner, this.stateDir);
+      this.registered = true;
+    }
     let stubs: string[] = [];
     let containerMayExist = false;
     let network: StepNetwork | undefined;
@@ -202,6 +210,14 @@ export class RuncExecutor implements Executor {
     // After the containers: a namespace or cgroup lives on while a process is in it.
     const networks = this.egress ? (await this.egress.cleanupStale()).namespaces : [];
     this.cgroups.cleanupStale();
+    // Executors whose state dir is gone never start again to reclaim theirs; their containers
+    // went with it (cleanupUnder, or the dir's removal after a teardown).
+    for (const orphan of orphanOwners()) {
+      if (orphan === this.owner) continue;
+      await reclaimNetworks(orphan);
+      this.cgroups.cleanupStale(orphan);
+      forgetOwner(orphan);
+    }
     return { containers, bundles, networks };
   }
 

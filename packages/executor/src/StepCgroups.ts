@@ -56,13 +56,14 @@ export class StepCgroups {
     };
   }
 
-  /** Removes the step cgroups a killed predecessor left: call after their containers are gone. */
-  cleanupStale(): string[] {
+  /** Removes the step cgroups a killed predecessor left (of this owner, or another whose
+   *  state dir is gone): call after their containers are gone. */
+  cleanupStale(owner = this.owner): string[] {
     const found = new Set<string>();
     for (const dir of this.hierarchies()) {
       let names: string[] = [];
       try { names = readdirSync(join(dir, parentName)); } catch { continue; }
-      for (const n of names) if (n.startsWith(`${this.owner}-`)) found.add(n);
+      for (const n of names) if (n.startsWith(`${owner}-`)) found.add(n);
     }
     for (const n of found) this.remove(n);
     return [...found];

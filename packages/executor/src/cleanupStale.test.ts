@@ -2,7 +2,7 @@
 // nftables table: cleanupStale() on the next start removes them all.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join, resolve } from 'node:path';
 import { it } from 'node:test';
@@ -13,26 +13,31 @@ import { bundles, canUseRunc, makeTestDir, processesMatching, runcIds } from './
 const here = fileURLToPath(new URL('.', import.meta.url));
 const repoRoot = resolve(here, '../../..');
 
+/** A process that runs a step (`sleep <sleepArg>`) in stateDir and is SIGKILLed mid-step. */
+async function killedMidStep(stateDir: string, rootfs: string, sleepArg: string): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', join(here, 'staleChild.test-util.ts'), stateDir, rootfs, sleepArg], {
+    cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((ok, fail) => {
+    let out = '';
+    const timer = setTimeout(() => fail(new Error('child did not start its container in 30s')), 30_000);
+    proc.stdout?.on('data', (c: Buffer) => { out += c.toString(); if (out.includes('ready')) { clearTimeout(timer); ok(); } });
+    proc.on('exit', (code) => { clearTimeout(timer); fail(new Error(`child exited early with ${code}`)); });
+  });
+  // The container prints "ready" just before it execs sleep: wait for the sleep itself.
+  await until('the container to exec sleep', () => processesMatching('sleep', sleepArg).length === 1);
+  proc.kill('SIGKILL');
+  await new Promise((r) => proc.once('exit', r));
+  return proc;
+}
+
 it('cleanupStale removes containers and bundles left by a SIGKILLed process', { skip: canUseRunc ? false : 'needs root and runc', timeout: 60_000 }, async () => {
   const t = await makeTestDir('amd64');
   const sleepArg = String(30000 + Math.floor(Math.random() * 10000));
   let child: ChildProcess | undefined;
   const executor = new RuncExecutor({ stateDir: t.stateDir });
   try {
-    child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', join(here, 'staleChild.test-util.ts'), t.stateDir, t.rootfs, sleepArg], {
-      cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const proc = child;
-    await new Promise<void>((ok, fail) => {
-      let out = '';
-      const timer = setTimeout(() => fail(new Error('child did not start its container in 30s')), 30_000);
-      proc.stdout?.on('data', (c: Buffer) => { out += c.toString(); if (out.includes('ready')) { clearTimeout(timer); ok(); } });
-      proc.on('exit', (code) => { clearTimeout(timer); fail(new Error(`child exited early with ${code}`)); });
-    });
-    // The container prints "ready" just before it execs sleep: wait for the sleep itself.
-    await until('the container to exec sleep', () => processesMatching('sleep', sleepArg).length === 1);
-    proc.kill('SIGKILL');
-    await new Promise((r) => proc.once('exit', r));
+    child = await killedMidStep(t.stateDir, t.rootfs, sleepArg);
 
     // The crash left a running container, its process and its bundle.
     assert.deepEqual(runcIds(executor.runcRoot), ['buildyard-stale']);
@@ -61,6 +66,27 @@ it('cleanupStale removes containers and bundles left by a SIGKILLed process', { 
   } finally {
     child?.kill('SIGKILL');
     await executor.cleanupStale().catch(() => undefined);
+    t.remove();
+  }
+});
+
+it('cleanupStale also reclaims the networks of an executor whose state dir is gone', { skip: canUseRunc ? false : 'needs root and runc', timeout: 60_000 }, async () => {
+  const t = await makeTestDir('amd64');
+  const gone = join(t.dir, 'gone-state');
+  const sleepArg = String(40000 + Math.floor(Math.random() * 10000));
+  const survivor = new RuncExecutor({ stateDir: t.stateDir });
+  try {
+    await killedMidStep(gone, t.rootfs, sleepArg);
+    const orphan = new RuncExecutor({ stateDir: gone });
+    const owner = orphan.egress!.owner;
+    assert.equal(namespacesOf(owner).length, 1);
+    // As a test cluster's teardown does: its containers are deleted, then its directory.
+    spawnSync('runc', ['--root', orphan.runcRoot, 'delete', '--force', 'buildyard-stale']);
+    rmSync(gone, { recursive: true, force: true });
+    await survivor.cleanupStale();
+    assert.deepEqual(namespacesOf(owner), []);
+    assert.deepEqual(tablesOf(owner), []);
+  } finally {
     t.remove();
   }
 });
