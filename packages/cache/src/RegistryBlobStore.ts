@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  assertDigest, BlobNotFoundError, Digester, DigestMismatchError, parseReference, RegistryClient, RegistryError,
+  assertDigest, BlobNotFoundError, Digester, DigestMismatchError, parseReference, RegistryClient, RegistryError, RetriesExhaustedError, withRetries,
   type BlobInfo, type CallOptions, type RegistryClientOptions, type RepositoryReference,
 } from '@buildyard/oci';
 import type { BlobStore } from './BlobStore.js';
@@ -165,19 +165,16 @@ export class RegistryBlobStore implements BlobStore {
 
   private async plainRequest(method: 'HEAD' | 'DELETE', digest: string): Promise<Response> {
     const url = `${this.client.baseUrl(this.repository.registry)}/v2/${this.repository.repository}/blobs/${digest}`;
-    let lastErr: unknown;
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      try {
+    try {
+      return await withRetries<Response>({ attempts: 3, backoffMs: 200 }, async () => {
         const res = await fetch(url, { method, signal: AbortSignal.timeout(this.timeoutMs) });
         await res.arrayBuffer().catch(() => undefined);
-        if (res.status < 500) return res;
-        lastErr = new Error(`HTTP ${res.status}`);
-      } catch (err) {
-        lastErr = err;
-      }
-      if (attempt < 3) await new Promise((r) => setTimeout(r, 200 * 2 ** (attempt - 1)));
+        return res.status < 500 ? { value: res } : { retry: `HTTP ${res.status}` };
+      });
+    } catch (err) {
+      if (!(err instanceof RetriesExhaustedError)) throw err;
+      throw new RegistryError(`registry ${this.repository.registry}: ${method} blob ${digest} in ${this.name} ${err.message}; check that the registry is up and reachable`, this.repository.registry, `${method} blob`);
     }
-    throw new RegistryError(`registry ${this.repository.registry}: ${method} blob ${digest} in ${this.name} failed after 3 attempts: ${(lastErr as Error).message}; check that the registry is up and reachable`, this.repository.registry, `${method} blob`);
   }
 }
 

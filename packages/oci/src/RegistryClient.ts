@@ -2,7 +2,7 @@
 // (see DESIGN.md §4). It speaks the distribution spec over Node's fetch (undici): manifests and
 // blobs, token and basic auth, monolithic/chunked uploads, cross-repository mounts, retries.
 import { Readable, Transform } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { RetriesExhaustedError, withRetries, type RetryOptions } from './retry.js';
 import { Digester, assertDigest, sha256Digest, type Digest } from './digest.js';
 import { DigestMismatchError, type BlobInfo, type FsContentStore } from './FsContentStore.js';
 import { MANIFEST_ACCEPT, MediaTypes, isIndexMediaType } from './mediaTypes.js';
@@ -385,19 +385,12 @@ export class RegistryClient {
     const expectedSize = typeof descriptor === 'string' ? undefined : descriptor.size;
     if (await target.has(digest)) return { digest, size: await target.size(digest) };
     const repo = this.repo(repository);
-    let lastErr: unknown;
-    for (let attempt = 1; attempt <= this.opts.attempts; attempt++) {
-      try {
-        const stream = await this.openBlobStream(repo, digest, call);
-        return await target.put(stream, digest, expectedSize);
-      } catch (err) {
-        lastErr = err;
-        // Wrong bytes, missing blobs and auth failures do not get better by retrying.
-        if (err instanceof DigestMismatchError || err instanceof RegistryError || call.signal?.aborted) throw err;
-        if (attempt < this.opts.attempts) await sleep(this.opts.backoffMs * 2 ** (attempt - 1));
-      }
+    try {
+      return await withRetries(this.retryOptions(call), async () => ({ value: await target.put(await this.openBlobStream(repo, digest, call), digest, expectedSize) }));
+    } catch (err) {
+      if (!(err instanceof RetriesExhaustedError)) throw err;
+      throw new RegistryError(`registry ${repo.registry}: GET blob ${digest} from ${repo.repository} ${err.message}`, repo.registry, 'GET blob');
     }
-    throw new RegistryError(`registry ${repo.registry}: GET blob ${digest} from ${repo.repository} failed after ${this.opts.attempts} attempts: ${(lastErr as Error).message}`, repo.registry, 'GET blob');
   }
 
   /** Opens the verified byte stream of a blob (digest checked at end). */
@@ -568,20 +561,20 @@ export class RegistryClient {
    * outcome (5xx/429) or throws a network error; the final error names registry and operation.
    */
   private async withRetries<T>(op: Operation, call: CallOptions, fn: () => Promise<{ value: T; retry?: string }>): Promise<T> {
-    let last = '';
-    for (let attempt = 1; attempt <= this.opts.attempts; attempt++) {
-      try {
+    try {
+      return await withRetries<T>(this.retryOptions(call), async () => {
         const out = await fn();
-        if (out.retry === undefined) return out.value;
-        last = out.retry;
-      } catch (err) {
-        if (err instanceof RegistryError || err instanceof DigestMismatchError || call.signal?.aborted) throw err;
-        const e = err as Error & { cause?: Error };
-        last = e.cause?.message ? `${e.message}: ${e.cause.message}` : e.message;
-      }
-      if (attempt < this.opts.attempts) await sleep(this.opts.backoffMs * 2 ** (attempt - 1), undefined, { signal: call.signal });
+        return out.retry === undefined ? { value: out.value } : { retry: out.retry };
+      });
+    } catch (err) {
+      if (!(err instanceof RetriesExhaustedError)) throw err;
+      throw new RegistryError(`registry ${op.registry}: ${op.name} ${err.message}; check that the registry is up and reachable`, op.registry, op.name);
     }
-    throw new RegistryError(`registry ${op.registry}: ${op.name} failed after ${this.opts.attempts} attempts: ${last}; check that the registry is up and reachable`, op.registry, op.name);
+  }
+
+  /** Wrong bytes, missing blobs and auth failures do not get better by retrying. */
+  private retryOptions(call: CallOptions): RetryOptions {
+    return { attempts: this.opts.attempts, backoffMs: this.opts.backoffMs, signal: call.signal, fatal: (err) => err instanceof RegistryError || err instanceof DigestMismatchError };
   }
 
   private authKey(registry: string, scopes: string[], creds: Credentials | undefined): string {

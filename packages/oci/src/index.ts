@@ -31,3 +31,4 @@ export {
   writeOciLayout, writeDockerArchive, ociLayoutEntry, collectBlobs,
   type BlobReader, type OciLayoutOptions, type DockerArchiveImage,
 } from './archiveWriters.js';
+export { withRetries, describeError, RetriesExhaustedError, type RetryOptions, type Attempt } from './retry.js';
