@@ -5,19 +5,27 @@ import { startRedis, type RedisService } from '@buildyard/testkit';
 import { seedState, startDashboard, TEST_TOKENS, until, type RunningDashboard, type SeededState } from './dashboard.test-util.js';
 import type { BuildDetail, BuildSummary, CacheView, QueueView, WorkerView } from './api/types.js';
 
-let redis: RedisService;
+interface Setup { redis: RedisService; seed: SeededState; dash: RunningDashboard; close(): Promise<void> }
+
+/** Redis with the seeded state and a dashboard over it. */
+async function setup(): Promise<Setup> {
+  const redis = await startRedis();
+  const seed = await seedState(redis.url);
+  const dash = await startDashboard({ redisUrl: redis.url, prefix: seed.prefix, uiDir: '/nonexistent' });
+  return { redis, seed, dash, close: async () => { await dash.close(); await seed.close(); await redis.stop(); } };
+}
+
+// The tests that only read share one setup; the one that drains, cancels and prunes has its own.
+let shared: Setup;
 let seed: SeededState;
 let dash: RunningDashboard;
 
 before(async () => {
-  redis = await startRedis();
-  seed = await seedState(redis.url);
-  dash = await startDashboard({ redisUrl: redis.url, prefix: seed.prefix, uiDir: '/nonexistent' });
+  shared = await setup();
+  ({ seed, dash } = shared);
 });
 after(async () => {
-  await dash?.close();
-  await seed?.close();
-  await redis?.stop();
+  await shared?.close();
 });
 
 const json = async <T>(res: Response): Promise<T> => {
@@ -156,7 +164,10 @@ test('cache shows size per tenant, largest entries and the hit-ratio series', as
   assert.equal(cache.hitRatio[0].ratio, 0.5);
 });
 
-test('the read token cannot drain, cancel or prune; the admin token can', async () => {
+test('the read token cannot drain, cancel or prune; the admin token can', async (t) => {
+  const own = await setup();
+  t.after(() => own.close());
+  const { seed, dash } = own;
   const ops: Array<[string, unknown]> = [['/api/workers/w-arm/drain', undefined], [`/api/builds/${seed.queuedBuild}/cancel`, undefined], ['/api/cache/acme/prune', { all: true }]];
   for (const [path, body] of ops) {
     const init = { method: 'POST', body: body === undefined ? undefined : JSON.stringify(body) };

@@ -4,8 +4,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { ProgressWriter } from '@buildyard/progress';
 import { startRedis, type RedisService } from '@buildyard/testkit';
-import { launchBrowser, seedState, startDashboard, TEST_TOKENS, UI_DIR, type RunningDashboard, type SeededState, type TestBrowser } from './dashboard.test-util.js';
+import { launchBrowser, seedState, startDashboard, TEST_TOKENS, UI_DIR, writeBuildRecord, type RunningDashboard, type SeededState, type TestBrowser } from './dashboard.test-util.js';
 
 const built = existsSync(join(UI_DIR, 'index.html'));
 let redis: RedisService;
@@ -60,6 +61,46 @@ test('the build page shows the DAG and pushed digests, and its log tail updates 
   await seed.liveProgress.flush();
   await log.filter({ hasText: 'this line appeared while watching' }).waitFor({ timeout: 10_000 });
   await tb.screenshot('build-live');
+});
+
+test('the live log appends whole lines per platform and keeps the order it first showed', { skip }, async () => {
+  const { page } = tb;
+  const buildId = `b-log-${Date.now().toString(36)}`;
+  const platforms = ['linux/amd64', 'linux/arm64'];
+  await writeBuildRecord(seed.redis, { buildId, tenant: 'acme', status: 'running', platforms, createdMs: Date.now() });
+  const progress = new ProgressWriter(seed.redis, buildId, { flushIntervalMs: 20 });
+  const [amd, arm] = platforms.map((platform, i) => ({ ...seed.armVertex, digest: `sha256:${String(7 + i).repeat(64)}`, platform, stage: 'client', name: `[client 1/1] RUN make (${platform})` }));
+  await progress.emit({ type: 'build.accepted', buildId, platforms });
+  await progress.started(amd);
+  await progress.started(arm);
+  progress.log(amd.digest, 'amd line 1\n');
+  progress.log(arm.digest, 'arm line 1\n');
+  await progress.flush();
+
+  await page.goto(`${dash.url}/builds/${buildId}`);
+  const log = page.locator('[data-testid="log"]');
+  await log.filter({ hasText: 'arm line 1' }).waitFor({ timeout: 10_000 });
+  const early = await log.textContent() ?? '';
+  // Both platforms write half a line, then the rest: the chunks interleave in the stream.
+  progress.log(amd.digest, 'amd li');
+  progress.log(arm.digest, 'arm li');
+  await progress.flush();
+  progress.log(arm.digest, 'ne 2\n');
+  progress.log(amd.digest, 'ne 2\n');
+  await progress.finished(amd, 1, 2);
+  await progress.finished(arm, 1, 2);
+  await progress.close();
+  await log.filter({ hasText: 'RUN make (linux/arm64) done' }).waitFor({ timeout: 10_000 });
+  const late = await log.textContent() ?? '';
+  assert.ok(late.startsWith(early), `the view was appended to:\n${early}\n---\n${late}`);
+  assert.match(late, /^\[linux\/amd64 client\] amd line 2$/m);
+  assert.match(late, /^\[linux\/arm64 client\] arm line 2$/m);
+  await tb.screenshot('build-log-appended');
+
+  // Opened again, the page shows the same lines in the same order.
+  await page.reload();
+  await log.filter({ hasText: 'RUN make (linux/arm64) done' }).waitFor({ timeout: 10_000 });
+  assert.equal(await log.textContent(), late);
 });
 
 test('the workers page shows a worker as draining after clicking drain', { skip }, async () => {

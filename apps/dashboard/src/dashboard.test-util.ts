@@ -110,13 +110,7 @@ export async function launchBrowser(): Promise<TestBrowser> {
   };
 }
 
-export async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export { until } from '@buildyard/testkit';
 
 export interface SeededState {
   prefix: string;

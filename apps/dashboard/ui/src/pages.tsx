@@ -1,6 +1,8 @@
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { memo } from 'preact/compat';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { signal } from '@preact/signals';
 import type { BuildDetail, BuildSummary, CacheView, ProgressView, QueueView, StageView, WorkerView } from '../../src/api/types.js';
+import { LogLines } from '../../src/api/LogLines.js';
 import { ago, bytes, duration, getJson, postJson } from './api.js';
 import { Chart } from './Chart.js';
 import { onLink } from './router.js';
@@ -151,17 +153,33 @@ function Dag(props: { stages: StageView[] }) {
   return <div class="dag">{columns.map((col, i) => <div class="col" key={i}>{col.map((s) => <StageCard key={s.stageId} s={s} />)}</div>)}</div>;
 }
 
-export function BuildPage(props: { id: string }) {
-  const { data, error, reload } = usePoll(() => getJson<BuildDetail>(`/api/builds/${encodeURIComponent(props.id)}`), 2000, [props.id]);
-  const [lines, setLines] = useState<ProgressView[]>([]);
-  const [opError, setOpError] = useState('');
+/**
+ * The live log: lines are appended to the <pre> as events arrive and never re-rendered, so what
+ * the page once showed stays where it was (the polls re-rendering the page do not touch it).
+ */
+const LogTail = memo(function LogTail(props: { id: string }) {
+  const pre = useRef<HTMLPreElement>(null);
   useEffect(() => {
-    setLines([]);
+    const el = pre.current!;
+    el.textContent = '';
+    const model = new LogLines();
+    const append = (lines: string[]) => {
+      if (lines.length === 0) return;
+      const following = el.scrollTop + el.clientHeight >= el.scrollHeight - 4;
+      el.append(lines.join(''));
+      if (following) el.scrollTop = el.scrollHeight;
+    };
     const es = new EventSource(`/api/builds/${encodeURIComponent(props.id)}/progress`);
-    es.onmessage = (m) => setLines((prev) => [...prev.slice(-2000), JSON.parse(m.data as string) as ProgressView]);
-    es.addEventListener('end', () => es.close());
+    es.onmessage = (m) => append(model.push(JSON.parse(m.data as string) as ProgressView));
+    es.addEventListener('end', () => { es.close(); append(model.end()); });
     return () => es.close();
   }, [props.id]);
+  return <pre class="log" data-testid="log" ref={pre} />;
+});
+
+export function BuildPage(props: { id: string }) {
+  const { data, error, reload } = usePoll(() => getJson<BuildDetail>(`/api/builds/${encodeURIComponent(props.id)}`), 2000, [props.id]);
+  const [opError, setOpError] = useState('');
   const cancel = async () => {
     if (!confirm(`Cancel build ${props.id}?`)) return;
     try { await postJson(`/api/builds/${encodeURIComponent(props.id)}/cancel`); setOpError(''); } catch (e) { setOpError((e as Error).message); }
@@ -189,7 +207,7 @@ export function BuildPage(props: { id: string }) {
         </div>
       ))}
       <h2>Log</h2>
-      <pre class="log" data-testid="log">{lines.map((l) => (l.type === 'vertex.log' ? l.text : l.type === 'vertex.started' ? `#${l.name} started\n` : l.type === 'vertex.cached' ? `#${l.name} CACHED\n` : l.type === 'vertex.finished' ? `#${l.name} done\n` : l.error ? `ERROR ${l.error}\n` : l.text ? `${l.text}\n` : '')).join('')}</pre>
+      <LogTail key={props.id} id={props.id} />
     </section>
   );
 }
