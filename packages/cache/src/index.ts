@@ -1,3 +1,6 @@
+// Public API of @buildyard/cache: the cache index (Redis/local) and its records, blob stores
+// (fs, registry, tiered), cache backends (backends/: registry, local) for import/export, leases
+// and garbage collection.
 export type { CacheIndex, CacheRecord, NewCacheRecord, LayerRecord, PrunePolicy } from './CacheRecord.js';
 export { selectForPrune } from './CacheRecord.js';
 export { RedisCacheIndex } from './RedisCacheIndex.js';
@@ -9,7 +12,10 @@ export {
   CACHE_CONFIG_MEDIA_TYPE, INLINE_CACHE_ANNOTATION,
   type ExportedCacheRecord, type CacheConfig, type EncodedCacheManifest,
 } from './CacheManifest.js';
-export { writeCache, readCache, type CacheTransferDeps, type CacheWriteResult, type CacheReadResult, type LayoutReader } from './transferCache.js';
+export {
+  writeCache, readCache, cacheBackendFor,
+  type CacheBackend, type CacheSource, type CacheTransferDeps, type CacheWriteResult, type CacheReadResult, type LayoutReader,
+} from './transferCache.js';
 export { BlobLeases } from './BlobLeases.js';
 export {
   pruneCache, collectBlobGarbage, DEFAULT_BLOB_GRACE_MS,

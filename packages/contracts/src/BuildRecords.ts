@@ -1,38 +1,18 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { fromRedis } from './fromRedis.js';
+import { fromRedis, jsonList } from './fromRedis.js';
 import { DEFAULT_KEYS, type RedisKeys } from './keys.js';
 
 export const BUILD_RECORD_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type BuildRecordStatus = (typeof BUILD_RECORD_STATUSES)[number];
 
-/**
- * The build list the frontend keeps for Status and the dashboard: a hash per build and a
- * sorted set by creation time. Never holds secrets or credentials.
- */
-export interface BuildRecord {
-  buildId: string;
-  tenant: string;
-  status: BuildRecordStatus;
-  platforms: string[];
-  createdMs: number;
-  finishedMs: number;
-  digest: string;
-  error: string;
-  verticesTotal: number;
-  verticesCached: number;
-  pushed: string[];
-  /** Id of the frontend process running this build. */
-  coordinator: string;
-}
-
-const jsonList = z.preprocess((v) => {
-  if (v === undefined || v === '') return [];
-  try { return typeof v === 'string' ? JSON.parse(v) : v; } catch { return v; }
-}, z.array(z.string()));
 const count = z.coerce.number().int().nonnegative();
 
-/** A build hash as Redis returns it (every field a string). */
+/**
+ * The build list the frontend keeps for Status and the dashboard: a hash per build and a
+ * sorted set by creation time. Never holds secrets or credentials. The schema reads a hash as
+ * Redis returns it (every field a string); `coordinator` is the id of the frontend running it.
+ */
 export const buildRecordHashSchema = z.object({
   buildId: z.string().min(1),
   tenant: z.string(),
@@ -48,6 +28,8 @@ export const buildRecordHashSchema = z.object({
   // Records of frontends older than coordinator heartbeats have none.
   coordinator: z.string().default(''),
 });
+
+export type BuildRecord = z.output<typeof buildRecordHashSchema>;
 
 /** Reads a build hash; throws MalformedRedisDataError when it is not one. */
 export function buildRecordFromHash(hash: Record<string, string>): BuildRecord {

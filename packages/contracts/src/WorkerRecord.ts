@@ -1,9 +1,6 @@
 import { z } from 'zod';
+import { jsonList } from './fromRedis.js';
 
-const jsonList = z.preprocess((v) => {
-  if (v === undefined || v === '') return [];
-  try { return typeof v === 'string' ? JSON.parse(v) : v; } catch { return v; }
-}, z.array(z.string()));
 const num = (fallback: number) => z.coerce.number().nonnegative().default(fallback);
 
 /** A worker's registry hash as Redis returns it (the scheduler's `<prefix>:worker:<id>`). */

@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 
 /** A value read back from Redis that does not have the shape its writer gives it. */
 export class MalformedRedisDataError extends Error {
@@ -23,3 +23,9 @@ export function jsonFromRedis<S extends z.ZodType>(schema: S, text: string, what
   try { value = JSON.parse(text); } catch (err) { throw new MalformedRedisDataError(what, `not JSON: ${(err as Error).message}`); }
   return fromRedis(schema, value, what);
 }
+
+/** A list of strings Redis holds as a JSON string in a hash field (absent or empty: none). */
+export const jsonList = z.preprocess((v) => {
+  if (v === undefined || v === '') return [];
+  try { return typeof v === 'string' ? JSON.parse(v) : v; } catch { return v; }
+}, z.array(z.string()));

@@ -1,3 +1,5 @@
+// Public API of @buildyard/executor: the Executor interface and RuncExecutor (bundles, users,
+// mounts, network sandbox, limits), emulation detection.
 export { RuncExecutor, type RuncExecutorOptions } from './RuncExecutor.js';
 export type { Executor } from './Executor.js';
 export type { Meta, Mount, RunOptions, RunResult, NetworkMode, ExtraHost } from './types.js';

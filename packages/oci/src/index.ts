@@ -1,3 +1,5 @@
+// Public API of @buildyard/oci: references, platforms (graph's rules), media types and
+// descriptors, the registry client with its retry loop, credentials, OCI layout and docker archive.
 export { type Digest, isDigest, assertDigest, sha256Digest, digestHex, Digester } from './digest.js';
 export {
   FsContentStore, DigestMismatchError, BlobNotFoundError,

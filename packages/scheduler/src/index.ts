@@ -1,3 +1,6 @@
+// Public API of @buildyard/scheduler: BullMQ stage queues, placement (native first, emulated as
+// fallback, inputs' worker preferred), dedupe, tenant limits and the worker registry. Key names
+// and job data are @buildyard/contracts'; state transitions are Lua scripts in ../lua.
 export { Scheduler, NoWorkerError, type SchedulerOptions } from './Scheduler.js';
 export { StageConsumer, type StageConsumerOptions } from './StageConsumer.js';
 export { WorkerRegistry, type WorkerRegistryOptions, type Heartbeat } from './WorkerRegistry.js';

@@ -1,3 +1,5 @@
+// Public API of @buildyard/snapshot: the Snapshotter interface and its overlayfs
+// implementation, layer unpack, deterministic layer tars, snapshot GC, scratch dirs.
 export { applyLayer, type ApplyLayerOptions, type ApplyLayerResult } from './applyLayer.js';
 export { chainID, chainIDs } from './chainID.js';
 export {

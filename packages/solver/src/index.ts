@@ -1,3 +1,6 @@
+// Public API of @buildyard/solver: runs one planned stage over the Executor and Snapshotter
+// interfaces (cache lookups, RUN, file ops, layer diffs) and assembles images. It knows no
+// Dockerfile: planning is the frontend's (control, or localbuild without Redis).
 export { StageSolver, type ImageSource, type SolverEvents, type VertexProgress, type StageSolverOptions, type SolveStageRequest } from './StageSolver.js';
 export type { StageResult } from './StageResult.js';
 export { RegistryImageSource, registryImageResolver } from './RegistryImageSource.js';
