@@ -7,3 +7,10 @@ export {
   SyncComplete, SyncRequest, SyncResponse,
   type ContextSyncServer,
 } from './gen/buildyard/v1/context_sync.js';
+// BuildKit's own wire contract (moby/*, fsutil/*), for the BuildKit-compatible endpoint; in
+// namespaces because its message names (SolveRequest, StatusResponse, ...) match ours.
+export * as buildkit from './gen/moby/buildkit/v1/control.js';
+export * as buildkitTypes from './gen/moby/buildkit/v1/types/worker.js';
+export * as llb from './gen/moby/buildkit/solver/pb/ops.js';
+export * as filesync from './gen/moby/filesync/v1/filesync.js';
+export * as fsutil from './gen/fsutil/types/wire.js';
