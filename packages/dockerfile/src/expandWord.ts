@@ -288,8 +288,8 @@ class ShellWord {
       }
       return value;
     }
-    if (ch === EOF) throw new WordExpansionError("syntax error: missing '}'");
-    throw new WordExpansionError(`unsupported modifier (${chs}) in substitution`);
+    // shell/lex.go: at the end of the word Go's scanner yields EOF, which prints as U+FFFD.
+    throw new WordExpansionError(`unsupported modifier (${ch === EOF ? '\uFFFD' : chs}) in substitution`);
   }
 }
 

@@ -1,8 +1,10 @@
 // Hand-written port of BuildKit's frontend/dockerfile/parser (+ the flag and argument parsing of
 // instructions/): dockerfile-ast loses whitespace inside JSON strings and has no heredoc bodies,
 // so it cannot reproduce what Docker builds.
-import { DockerfileError, didYouMean } from './DockerfileError.js';
+import { DockerfileError } from './DockerfileError.js';
 import { expandWords } from './expandWord.js';
+import { FlagError, parseFlags } from './instructions/bflag.js';
+import { withSuggestion } from './instructions/suggest.js';
 
 export interface Directive {
   name: string;
@@ -78,14 +80,6 @@ export interface ParseOptions {
   /** Name used in error messages, default "Dockerfile". */
   file?: string;
 }
-
-const FLAGS: Record<string, Record<string, 'string' | 'bool' | 'list'>> = {
-  FROM: { platform: 'string' },
-  RUN: { mount: 'list', network: 'string', security: 'string' },
-  ADD: { chown: 'string', chmod: 'string', checksum: 'string', 'keep-git-dir': 'bool', link: 'bool', exclude: 'list', unpack: 'bool' },
-  COPY: { from: 'string', chown: 'string', chmod: 'string', link: 'bool', parents: 'bool', exclude: 'list' },
-  HEALTHCHECK: { interval: 'string', timeout: 'string', 'start-period': 'string', 'start-interval': 'string', retries: 'string' },
-};
 
 export const INSTRUCTIONS = [
   'ADD', 'ARG', 'CMD', 'COPY', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'FROM', 'HEALTHCHECK', 'LABEL',
@@ -309,7 +303,7 @@ class Parser {
     if (this.seenDirectives.has(name)) this.error(`only one ${name} parser directive can be used`, lineNo);
     this.seenDirectives.add(name);
     if (name === 'escape') {
-      if (m[2] !== '\\' && m[2] !== '`') this.error(`invalid escape token '${m[2]}' does not validate: must be \` or \\`, lineNo);
+      if (m[2] !== '\\' && m[2] !== '`') this.error(`invalid escape token '${m[2]}' does not match \` or \\`, lineNo);
       this.escape = m[2];
     }
     this.directives.push({ name, value: m[2], line: lineNo });
@@ -404,8 +398,7 @@ function buildInstruction(p: Parser, raw: RawInstruction, lines: string[], allow
   const after = ws ? trimmed.slice(ws.index + ws[0].length) : '';
   const keyword = cmd.toUpperCase();
   if (!INSTRUCTION_SET.has(keyword)) {
-    const hint = didYouMean(keyword, INSTRUCTIONS);
-    err(`unknown instruction: ${cmd}${hint ? ` (did you mean ${hint}?)` : ''}`);
+    err(withSuggestion(`unknown instruction: ${cmd}`, cmd, INSTRUCTIONS, false));
   }
   const base: Instruction = {
     keyword,
@@ -420,7 +413,7 @@ function buildInstruction(p: Parser, raw: RawInstruction, lines: string[], allow
     endLine: raw.endLine,
   };
   if (keyword === 'ONBUILD') {
-    if (!allowOnbuild) err('ONBUILD ONBUILD is not allowed; use a single ONBUILD');
+    if (!allowOnbuild) err('Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
     if (after === '') err('ONBUILD requires at least one argument, e.g. ONBUILD RUN make');
     const trigger = buildInstruction(p, { ...raw, line: after }, lines, false);
     if (trigger.keyword === 'FROM' || trigger.keyword === 'MAINTAINER') err(`${trigger.keyword} isn't allowed as an ONBUILD trigger`);
@@ -429,24 +422,11 @@ function buildInstruction(p: Parser, raw: RawInstruction, lines: string[], allow
   const [restRaw, flagWords] = extractFlags(after);
   const rest = restRaw.trim();
   base.rest = rest;
-  const allowed = FLAGS[keyword] ?? {};
-  for (const w of flagWords) {
-    const body = w.slice(2);
-    const eq = body.indexOf('=');
-    const name = eq < 0 ? body : body.slice(0, eq);
-    const value = eq < 0 ? undefined : body.slice(eq + 1);
-    const kind = allowed[name];
-    if (!kind) {
-      const hint = didYouMean(name, Object.keys(allowed));
-      err(`unknown flag: --${name} for ${keyword}${hint ? ` (did you mean --${hint}?)` : ''}`);
-    }
-    if (kind === 'bool') {
-      if (value !== undefined && !/^(true|false)$/i.test(value)) err(`expecting boolean value for flag --${name}, not: ${value}`);
-    } else if (value === undefined) {
-      err(`missing a value on flag: --${name}; write --${name}=<value>`);
-    }
-    if (kind !== 'list' && base.flags.some((f) => f.name === name)) err(`duplicate flag specified: --${name}`);
-    base.flags.push({ name, value });
+  try {
+    base.flags = parseFlags(keyword, flagWords);
+  } catch (e) {
+    if (e instanceof FlagError) err(e.message);
+    throw e;
   }
   const json = (): string[] | undefined => parseJsonArray(rest, err);
   switch (keyword) {
@@ -458,10 +438,10 @@ function buildInstruction(p: Parser, raw: RawInstruction, lines: string[], allow
       if (j) {
         base.json = true;
         base.args = j;
-      } else if (rest !== '') base.args = [rest];
+      } else base.args = [rest];
+      // BuildKit takes an empty shell form as one empty word: `CMD` is [sh -c ""], `RUN` runs "".
       if (keyword === 'SHELL' && !base.json) err('SHELL requires the arguments to be in JSON form, e.g. SHELL ["/bin/bash", "-c"]');
       if (keyword === 'SHELL' && base.args.length === 0) err('SHELL requires at least one argument');
-      if (keyword === 'RUN' && rest === '') err('RUN requires at least one argument');
       break;
     }
     case 'ADD':
@@ -491,7 +471,7 @@ function buildInstruction(p: Parser, raw: RawInstruction, lines: string[], allow
       } else {
         for (const w of words) {
           const eq = w.indexOf('=');
-          if (eq < 0) err(`syntax error - can't find = in "${w}". Must be of the form: name=value`);
+          if (eq < 0) err(`Syntax error - can't find = in "${w}". Must be of the form: name=value`);
           pairs.push({ key: w.slice(0, eq), value: w.slice(eq + 1) });
         }
       }
@@ -507,8 +487,7 @@ function buildInstruction(p: Parser, raw: RawInstruction, lines: string[], allow
     }
     case 'FROM': {
       base.args = splitWhitespace(rest);
-      if (base.args.length === 0) err('FROM requires an image, e.g. FROM alpine:3.20');
-      if (base.args.length === 2 || base.args.length > 3 || (base.args.length === 3 && base.args[1].toLowerCase() !== 'as')) {
+      if (base.args.length === 0 || base.args.length === 2 || base.args.length > 3 || (base.args.length === 3 && base.args[1].toLowerCase() !== 'as')) {
         err('FROM requires either one or three arguments: FROM <image> [AS <name>]');
       }
       break;
@@ -526,14 +505,14 @@ function buildInstruction(p: Parser, raw: RawInstruction, lines: string[], allow
         base.args = ['NONE'];
       } else if (type === 'CMD') {
         const cmdRest = rest.slice(words[0].length).trim();
-        if (cmdRest === '') err('HEALTHCHECK CMD requires a command, e.g. HEALTHCHECK CMD curl -f http://localhost/');
+        if (cmdRest === '') err('Missing command after HEALTHCHECK CMD');
         const j = parseJsonArray(cmdRest, err);
         if (j) {
           base.json = true;
           base.args = ['CMD', ...j];
         } else base.args = ['CMD', cmdRest];
       } else {
-        err(`unknown type ${JSON.stringify(words[0] ?? '')} in HEALTHCHECK (try CMD or NONE)`);
+        err(`Unknown type ${JSON.stringify(words[0] ?? '')} in HEALTHCHECK (try CMD)`);
       }
       break;
     }
@@ -568,20 +547,25 @@ export function parse(text: string, options: ParseOptions = {}): ParsedDockerfil
         if (!STAGE_NAME.test(name)) {
           p.error(`invalid name for build stage: "${ins.args[2]}", name can't start with a number or contain symbols`, ins.startLine);
         }
+        // BuildKit only warns (lint rule DuplicateStageName); later references find the last
+        // stage of that name, as its name map keeps the last one.
         const prev = names.get(name);
-        if (prev !== undefined) p.error(`duplicate stage name "${ins.args[2]}" (first defined on line ${prev}); give each stage a unique name`, ins.startLine);
-        names.set(name, ins.startLine);
+        if (prev !== undefined) {
+          p.warnings.push({ line: ins.startLine, message: `Duplicate stage name "${ins.args[2]}", stage names should be unique` });
+          stages[prev].name = undefined;
+        }
+        names.set(name, stages.length);
       }
       stages.push({ index: stages.length, name, from: ins, instructions: [] });
     } else if (stages.length === 0) {
       if (ins.keyword !== 'ARG') {
-        p.error(`${ins.keyword} before the first FROM: only ARG may come before FROM; add a FROM line first`, ins.startLine, ins.endLine);
+        p.error('no build stage in current context', ins.startLine, ins.endLine);
       }
       metaArgs.push(ins);
     } else {
       stages[stages.length - 1].instructions.push(ins);
     }
   }
-  if (stages.length === 0) p.error('the Dockerfile has no stages: add a FROM instruction, e.g. FROM alpine:3.20', 0);
+  if (stages.length === 0) p.error('dockerfile contains no stages to build', 0);
   return { file, directives: p.directives, escape: p.escape, instructions, metaArgs, stages, warnings: p.warnings };
 }

@@ -29,12 +29,14 @@ import {
   type StagePlan,
   type Vertex,
 } from '@buildyard/graph';
-import { DockerfileError, didYouMean, excerpt } from './DockerfileError.js';
-import { compileDockerignore } from './dockerignore.js';
+import { contentDigestsFor, FileOpError, type TreeEntry } from '@buildyard/fileop';
+import { DockerfileError, excerpt } from './DockerfileError.js';
 import { expandWord, expandWords, WordExpansionError } from './expandWord.js';
 import { parse, type Instruction, type ParsedDockerfile, type ParsedStage } from './parse.js';
 import { formatGoDuration, parseGoDuration, DurationError } from './instructions/duration.js';
 import { completeRunMount, MountError, parseRunMount } from './instructions/runMount.js';
+import { parsePort, PortError } from './instructions/expose.js';
+import { validSignal } from './instructions/signal.js';
 import { withSuggestion } from './instructions/suggest.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -70,6 +72,12 @@ interface StageState {
   plan: StagePlan;
   /** ENV in order (also mirrored into config.Env at the end). */
   env: Env;
+  /**
+   * BuildKit's state env: the base image's env, then ENV and valued ARGs in the order they ran,
+   * the latest write of a name winning and moving to the end (llb AddOrReplace). Expansion and
+   * RUN see this, so an ARG after an ENV of the same name wins for later steps.
+   */
+  stateEnv: Map<string, string>;
   args: Map<string, string | undefined>;
   argOrder: string[];
   cmdSet: boolean;
@@ -79,18 +87,22 @@ interface StageState {
   label: string;
 }
 
-function platformArgs(build: string, target: string): Map<string, string> {
+/** platform.go defaultArgs: the predefined platform args and TARGETSTAGE. */
+function platformArgs(build: string, target: string, targetStage: string): Map<string, string> {
   const b = parsePlatform(build);
   const t = parsePlatform(target);
   return new Map([
     ['BUILDPLATFORM', normalizePlatform(build)],
     ['BUILDOS', b.os],
+    ['BUILDOSVERSION', ''],
     ['BUILDARCH', b.architecture],
     ['BUILDVARIANT', b.variant ?? ''],
     ['TARGETPLATFORM', normalizePlatform(target)],
     ['TARGETOS', t.os],
+    ['TARGETOSVERSION', ''],
     ['TARGETARCH', t.architecture],
     ['TARGETVARIANT', t.variant ?? ''],
+    ['TARGETSTAGE', targetStage || 'default'],
   ]);
 }
 
@@ -165,7 +177,7 @@ class Planner {
     try {
       return expandWord(word, env, { escape: this.df.escape, ...opts });
     } catch (e) {
-      if (e instanceof WordExpansionError) this.err(`failed to process "${excerpt(word)}": ${e.message}`, ins);
+      if (e instanceof WordExpansionError) this.err(`failed to process ${JSON.stringify(excerpt(word))}: ${e.message}`, ins);
       throw e;
     }
   }
@@ -174,7 +186,7 @@ class Planner {
     try {
       return expandWords(word, env, { escape: this.df.escape });
     } catch (e) {
-      if (e instanceof WordExpansionError) this.err(`failed to process "${excerpt(word)}": ${e.message}`, ins);
+      if (e instanceof WordExpansionError) this.err(`failed to process ${JSON.stringify(excerpt(word))}: ${e.message}`, ins);
       throw e;
     }
   }
@@ -225,8 +237,16 @@ class Planner {
     return undefined;
   }
 
-  proxyArgs(): [string, string][] {
-    return Object.entries(this.buildArgs).filter(([k]) => PROXY_ARGS.has(k));
+  /** exec.go proxyEnvList over proxyEnvFromBuildArgs: each proxy arg, in either case, as both cases. */
+  proxyEnv(): [string, string][] {
+    const out: [string, string][] = [];
+    for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'NO_PROXY', 'ALL_PROXY']) {
+      const given = Object.entries(this.buildArgs).filter(([k]) => k.toUpperCase() === name);
+      if (given.length === 0 || given[given.length - 1][1] === '') continue;
+      const v = given[given.length - 1][1];
+      out.push([name, v], [name.toLowerCase(), v]);
+    }
+    return out;
   }
 
   /**
@@ -277,7 +297,7 @@ class Planner {
         const e = out[top.next++];
         if (onPath.has(e.to)) {
           const name = start.name ?? `stage-${start.index}`;
-          this.err(`circular dependency detected on stage: ${name}`, e.ins);
+          this.err(`circular dependency detected on stage: ${excerpt(name)}`, e.ins);
         }
         if (!done.has(e.to)) { onPath.add(e.to); stack.push({ node: e.to, next: 0 }); }
       }
@@ -298,11 +318,21 @@ class Planner {
     const found = this.df.stages.find((s) => s.name === t);
     if (found) return found.index;
     const names = this.df.stages.map((s) => s.name).filter((n): n is string => n !== undefined);
-    this.err(withSuggestion(`target stage ${JSON.stringify(target)} could not be found`, target, names, true));
+    this.err(withSuggestion(`target stage ${JSON.stringify(excerpt(target))} could not be found`, target, names, true));
   }
 }
 
+/** File-type bits of a context entry's mode, by fileop's entry type. */
+const TYPE_BITS: Record<string, number> = { file: 0o100000, dir: 0o040000, symlink: 0o120000, other: 0 };
+
+function treeEntry(e: ContextEntry): TreeEntry {
+  const kind = e.mode & 0o170000;
+  const type = kind === 0o040000 ? 'dir' : kind === 0o120000 ? 'symlink' : 'file';
+  return { path: e.path, type, mode: e.mode & 0o7777, size: e.size, ...(e.digest ? { digest: e.digest } : {}), ...(e.linkTarget !== undefined ? { linkTarget: e.linkTarget } : {}) };
+}
+
 class PlatformPlanner {
+  private contextTree?: TreeEntry[];
   private readonly metaEnv = new Map<string, string>();
   private readonly planned = new Map<number, Promise<StageState>>();
   private readonly done: StageState[] = [];
@@ -315,7 +345,7 @@ class PlatformPlanner {
     private readonly platform: string,
     private readonly opts: PlanOptions,
   ) {
-    this.platArgs = platformArgs(opts.buildPlatform, platform);
+    this.platArgs = platformArgs(opts.buildPlatform, platform, opts.target || (df.stages[df.stages.length - 1]?.name ?? ''));
     for (const [k, v] of this.platArgs) this.metaEnv.set(k, v);
     // Global ARGs: build args override defaults; defaults expand with earlier global args.
     for (const ins of df.metaArgs) {
@@ -355,19 +385,24 @@ class PlatformPlanner {
     return p;
   }
 
-  /** Finds a stage by name (case-insensitive) or index, rejecting the current and later ones. */
-  private findStage(ref: string, current: ParsedStage, ins: Instruction, what: string, allowIndex: boolean): ParsedStage | undefined {
-    const lower = ref.toLowerCase();
-    let found = this.df.stages.find((s) => s.name === lower);
-    if (!found && allowIndex && /^\d+$/.test(ref)) {
-      const idx = Number(ref);
-      found = this.df.stages[idx];
-      if (!found) this.p.err(`${what} refers to unknown stage index ${idx}; the Dockerfile has stages 0..${this.df.stages.length - 1}`, ins);
+  /**
+   * The stage a FROM, COPY --from or mount from= names, by name (case-insensitive) or, except for
+   * FROM, by index. FROM sees only earlier stages (a later name is an image); the others must name
+   * an earlier stage, with BuildKit's errors.
+   */
+  private findStage(ref: string, current: ParsedStage, ins: Instruction, kind: 'FROM' | 'COPY' | 'mount', mountTarget = ''): ParsedStage | undefined {
+    let found = this.p.stageByName(ref);
+    if (!found && kind === 'COPY' && /^\d+$/.test(ref)) {
+      found = this.df.stages[Number(ref)];
+      if (!found) this.p.err(`invalid stage index ${excerpt(ref)}`, ins);
     }
     if (!found) return undefined;
-    if (found.index === current.index && what === 'FROM') return undefined;
-    if (found.index === current.index) this.p.err(`circular dependency detected: stage ${current.name ?? current.index} uses itself in ${what}`, ins);
-    if (found.index > current.index) this.p.err(`${what} refers to stage "${ref}" defined later (line ${found.from.startLine}); move that stage before this one`, ins);
+    if (kind === 'FROM') return found.index < current.index ? found : undefined;
+    if (found.index >= current.index) {
+      const here = current.name ?? `stage-${current.index}`;
+      if (kind === 'COPY') this.p.err(`cannot copy from stage ${JSON.stringify(excerpt(ref))}, it needs to be defined before current stage ${JSON.stringify(excerpt(here))}`, ins);
+      this.p.err(`cannot mount from stage ${JSON.stringify(excerpt(ref))} to ${JSON.stringify(excerpt(mountTarget))}, stage needs to be defined before current command`, ins);
+    }
     return found;
   }
 
@@ -403,15 +438,14 @@ class PlatformPlanner {
     let config: ImageConfig;
     let stateKey: string;
     let baseStage: StageState | undefined;
-    const baseRef = this.findStage(baseName, stage, from, 'FROM', false);
+    const baseRef = this.findStage(baseName, stage, from, 'FROM');
     if (baseRef) {
       baseStage = await this.planStage(baseRef.index);
       plan.base = { kind: 'stage', stageId: baseStage.plan.id };
       plan.dependsOn.push(baseStage.plan.id);
       config = structuredClone(baseStage.plan.config);
-      // Entries are never changed once pushed: sharing them keeps a long chain linear in time
-      // (a deep clone per stage made a 10,000-stage chain take minutes).
-      plan.history = baseStage.plan.history.slice();
+      // The stage's own entries only: the solver appends them to its base stage's result
+      // history (which already holds the ancestors'), so a copy here would repeat them.
       stateKey = baseStage.stateKey;
       if (platFlag === undefined) plan.platform = baseStage.plan.platform;
     } else if (baseName.toLowerCase() === 'scratch') {
@@ -430,7 +464,7 @@ class PlatformPlanner {
     if (!env.some(([k]) => k === 'PATH')) env.push(['PATH', DEFAULT_PATH]);
     const triggers = config.OnBuild ?? [];
     delete config.OnBuild;
-    const st: StageState = { plan, env, args: new Map(), argOrder: [], cmdSet: false, stateKey, step: 1, total: 1, label };
+    const st: StageState = { plan, env, stateEnv: new Map(env), args: new Map(), argOrder: [], cmdSet: false, stateKey, step: 1, total: 1, label };
     plan.config = config;
 
     // ONBUILD triggers of the base run first, as if written right after FROM.
@@ -460,13 +494,12 @@ class PlatformPlanner {
 
   /** Expansion env: in-scope ARGs overlaid by ENV (ENV always wins over ARG). */
   private expansionEnv(st: StageState): Map<string, string> {
-    const m = new Map<string, string>();
-    for (const name of st.argOrder) {
-      const v = st.args.get(name);
-      if (v !== undefined) m.set(name, v);
-    }
-    for (const [k, v] of st.env) m.set(k, v);
-    return m;
+    return new Map(st.stateEnv);
+  }
+
+  private setStateEnv(st: StageState, key: string, value: string): void {
+    st.stateEnv.delete(key);
+    st.stateEnv.set(key, value);
   }
 
   private history(st: StageState, createdBy: string, emptyLayer: boolean): void {
@@ -492,8 +525,8 @@ class PlatformPlanner {
   }
 
   /** Resolves --from / from= to a source and its cache key, recording the dependency. */
-  private async sourceFrom(st: StageState, stage: ParsedStage, ref: string, ins: Instruction, what: string): Promise<[SourceRef, string]> {
-    const found = this.findStage(ref, stage, ins, what, true);
+  private async sourceFrom(st: StageState, stage: ParsedStage, ref: string, ins: Instruction, kind: 'COPY' | 'mount', mountTarget?: string): Promise<[SourceRef, string]> {
+    const found = this.findStage(ref, stage, ins, kind, mountTarget);
     if (found) {
       const dep = await this.planStage(found.index);
       if (!st.plan.dependsOn.includes(dep.plan.id)) st.plan.dependsOn.push(dep.plan.id);
@@ -526,6 +559,7 @@ class PlatformPlanner {
           const existing = st.env.find(([name]) => name === k);
           if (existing) existing[1] = v;
           else st.env.push([k, v]);
+          this.setStateEnv(st, k, v);
           parts.push(`${k}=${v}`);
         }
         this.history(st, `ENV ${parts.join(' ')}`, true);
@@ -562,7 +596,8 @@ class PlatformPlanner {
           }
           if (!st.args.has(key)) st.argOrder.push(key);
           st.args.set(key, value);
-          if (!PROXY_ARGS.has(key)) parts.push(value === undefined ? key : `${key}=${value}`);
+          if (value !== undefined) this.setStateEnv(st, key, value);
+          parts.push(value === undefined ? key : `${key}=${value}`);
         }
         if (parts.length > 0) this.history(st, `ARG ${parts.join(' ')}`, true);
         return;
@@ -572,19 +607,17 @@ class PlatformPlanner {
         const ports: string[] = [];
         for (const a of ins.args) {
           for (const spec of p.expandList(a, e, ins)) {
-            const m = /^(\d+)(?:-(\d+))?(?:\/([a-zA-Z]+))?$/.exec(spec);
-            if (!m) this.p.err(`invalid containerPort: ${spec}; use PORT[-PORT][/PROTOCOL], e.g. 8080/tcp`, ins);
-            const proto = (m[3] ?? 'tcp').toLowerCase();
-            if (!['tcp', 'udp', 'sctp'].includes(proto)) this.p.err(`invalid proto: ${m[3]} in EXPOSE ${spec}; use tcp, udp or sctp`, ins);
-            const start = Number(m[1]);
-            const end = m[2] !== undefined ? Number(m[2]) : start;
-            if (start > 65535 || end > 65535 || end < start) this.p.err(`invalid port range: ${spec}`, ins);
-            for (let port = start; port <= end; port++) ports.push(`${port}/${proto}`);
+            try {
+              ports.push(...parsePort(spec));
+            } catch (err) {
+              if (err instanceof PortError) this.p.err(excerpt(err.message, 200), ins);
+              throw err;
+            }
           }
         }
         cfg.ExposedPorts ??= {};
         for (const port of ports) cfg.ExposedPorts[port] = {};
-        this.history(st, `EXPOSE ${goQuoteList(ports).replace(/"/g, '')}`, true);
+        this.history(st, `EXPOSE ${goList(ports)}`, true);
         return;
       }
       case 'USER': {
@@ -594,7 +627,7 @@ class PlatformPlanner {
       }
       case 'STOPSIGNAL': {
         const sig = p.expand(ins.args[0], env(), ins);
-        if (!/^(SIG)?[A-Z0-9+-]+$/i.test(sig)) this.p.err(`invalid signal: ${sig}; use a name like SIGTERM or a number`, ins);
+        if (!validSignal(sig)) this.p.err(`invalid signal: ${excerpt(sig)}`, ins);
         cfg.StopSignal = sig;
         this.history(st, `STOPSIGNAL ${sig}`, true);
         return;
@@ -626,11 +659,15 @@ class PlatformPlanner {
       case 'ENTRYPOINT': {
         const shell = cfg.Shell ?? DEFAULT_SHELL;
         const args = ins.json ? ins.args : [...shell, ...ins.args];
+        // An empty list is omitted from the config JSON (Go's omitempty), like unset.
         if (ins.keyword === 'CMD') {
-          cfg.Cmd = args;
+          if (args.length > 0) cfg.Cmd = args;
+          else delete cfg.Cmd;
+          cfg.ArgsEscaped = true;
           st.cmdSet = true;
         } else {
-          cfg.Entrypoint = args;
+          if (args.length > 0) cfg.Entrypoint = args;
+          else delete cfg.Entrypoint;
           if (!st.cmdSet) delete cfg.Cmd;
         }
         this.history(st, `${ins.keyword} ${goQuoteList(args)}`, true);
@@ -638,7 +675,7 @@ class PlatformPlanner {
       }
       case 'SHELL': {
         cfg.Shell = ins.args;
-        this.history(st, `SHELL ${goQuoteList(ins.args)}`, true);
+        this.history(st, `SHELL ${goList(ins.args)}`, true);
         return;
       }
       case 'HEALTHCHECK': {
@@ -647,28 +684,35 @@ class PlatformPlanner {
         else {
           hc.Test = ins.json ? ['CMD', ...ins.args.slice(1)] : ['CMD-SHELL', ins.args[1]];
           const durations: [string, keyof HealthConfig][] = [['interval', 'Interval'], ['timeout', 'Timeout'], ['start-period', 'StartPeriod'], ['start-interval', 'StartInterval']];
+          // instructions/parse.go parseOptInterval: Go durations, 0 means unset, else >= 1ms.
           for (const [flag, field] of durations) {
             const raw = this.flag(ins, flag);
-            if (raw === undefined) continue;
-            const ns = parseDuration(raw);
-            if (ns === undefined) return this.p.err(`invalid duration for --${flag}: ${raw}; use e.g. 30s or 1m30s`, ins);
-            if (ns !== 0 && ns < 1e6) this.p.err(`--${flag} cannot be less than 1ms`, ins);
+            if (raw === undefined || raw === '') continue;
+            let ns: number;
+            try {
+              ns = parseGoDuration(raw);
+            } catch (err) {
+              if (err instanceof DurationError) this.p.err(err.message, ins);
+              throw err;
+            }
+            if (ns !== 0 && ns < 1e6) this.p.err(`Interval ${JSON.stringify(flag)} cannot be less than 1ms`, ins);
             if (ns !== 0) (hc as Record<string, unknown>)[field] = ns;
           }
           const retries = this.flag(ins, 'retries');
-          if (retries !== undefined) {
-            if (!/^\d+$/.test(retries)) this.p.err(`--retries must be a non-negative integer, not ${retries}`, ins);
+          if (retries !== undefined && retries !== '') {
+            if (!/^[-+]?\d+$/.test(retries) || Math.abs(Number(retries)) > 2 ** 31 - 1) this.p.err(`strconv.ParseInt: parsing ${JSON.stringify(excerpt(retries))}: ${/^[-+]?\d+$/.test(retries) ? 'value out of range' : 'invalid syntax'}`, ins);
+            if (Number(retries) < 0) this.p.err(`--retries cannot be negative (${Number(retries)})`, ins);
             if (Number(retries) > 0) hc.Retries = Number(retries);
           }
         }
         cfg.Healthcheck = hc;
-        this.history(st, `HEALTHCHECK ${hc.Test[0] === 'NONE' ? 'NONE' : goQuoteList(hc.Test)}`, true);
+        this.history(st, healthHistory(hc), true);
         return;
       }
       case 'ONBUILD': {
+        // dispatchOnbuild records the trigger in the config only: no history entry.
         const expr = ins.original.replace(/^\s*ONBUILD\s*/i, '');
         cfg.OnBuild = [...(cfg.OnBuild ?? []), expr];
-        this.history(st, `ONBUILD ${expr}`, true);
         return;
       }
       case 'RUN':
@@ -681,26 +725,18 @@ class PlatformPlanner {
     }
   }
 
+  /**
+   * The RUN environment (ENV, then declared ARGs with a value, then undeclared proxy args), the
+   * part of it in the cache key (undeclared proxies stay out, as llb.WithProxy keeps them), and
+   * the `|N k=v` history prefix of runCommandString: every declared ARG, valued from ENV first.
+   */
   private runEnv(st: StageState): { env: string[]; keyEnv: string[]; argPairs: string[] } {
-    const env: string[] = st.env.map(([k, v]) => `${k}=${v}`);
+    const env = [...st.stateEnv].map(([k, v]) => `${k}=${v}`);
     const keyEnv = [...env];
-    const argPairs: string[] = [];
-    const envNames = new Set(st.env.map(([k]) => k));
-    for (const name of st.argOrder) {
-      const v = st.args.get(name);
-      if (v === undefined || envNames.has(name)) continue;
-      env.push(`${name}=${v}`);
-      if (!PROXY_ARGS.has(name)) {
-        keyEnv.push(`${name}=${v}`);
-        argPairs.push(`${name}=${v}`);
-      }
-      envNames.add(name);
-    }
-    for (const [k, v] of this.p.proxyArgs()) {
-      if (envNames.has(k)) continue;
-      env.push(`${k}=${v}`);
-      envNames.add(k);
-    }
+    // runCommandString: every declared ARG once, valued from the state env, else empty.
+    const argPairs = st.argOrder.map((name) => `${name}=${st.stateEnv.get(name) ?? ''}`);
+    // llb.WithProxy: proxy build args reach RUN in both cases, outside the cache key.
+    for (const [k, v] of this.p.proxyEnv()) if (!st.stateEnv.has(k)) env.push(`${k}=${v}`);
     return { env, keyEnv, argPairs };
   }
 
@@ -709,10 +745,10 @@ class PlatformPlanner {
     const cfg = st.plan.config;
     const e = this.expansionEnv(st);
     const networkRaw = this.flag(ins, 'network') ?? 'default';
-    if (networkRaw !== 'default' && networkRaw !== 'none' && networkRaw !== 'host') this.p.err(`unsupported --network=${networkRaw}; use default, none or host`, ins);
+    if (networkRaw !== 'default' && networkRaw !== 'none' && networkRaw !== 'host') this.p.err(`invalid network mode ${JSON.stringify(networkRaw)}`, ins);
     const network: ExecVertex['network'] = networkRaw;
     const securityRaw = this.flag(ins, 'security') ?? 'sandbox';
-    if (securityRaw !== 'sandbox' && securityRaw !== 'insecure') this.p.err(`unsupported --security=${securityRaw}; use sandbox or insecure`, ins);
+    if (securityRaw !== 'sandbox' && securityRaw !== 'insecure') this.p.err(`security ${JSON.stringify(securityRaw)} is not valid`, ins);
     const security: ExecVertex['security'] = securityRaw;
     const mounts: RunMount[] = [];
     const inputs: SourceRef[] = [];
@@ -720,17 +756,17 @@ class PlatformPlanner {
     const content: ContentDigest[] = [];
     for (const f of ins.flags) {
       if (f.name !== 'mount') continue;
-      const value = p.expand(f.value ?? '', e, ins);
       let m;
       try {
-        m = parseRunMount(value, this.workdir(st), this.sshCount);
+        m = completeRunMount(parseRunMount(f.value ?? '', (word) => p.expand(word, e, ins)), this.workdir(st), this.sshCount);
       } catch (err) {
-        this.p.err(`invalid --mount=${value}: ${(err as Error).message}`, ins);
+        if (err instanceof MountError) this.p.err(err.message, ins);
+        throw err;
       }
       if (m.type === 'ssh') this.sshCount++;
       let from: SourceRef | undefined;
       if (m.from !== undefined) {
-        const [ref, key] = await this.sourceFrom(st, stage, m.from, ins, `--mount from=${m.from}`);
+        const [ref, key] = await this.sourceFrom(st, stage, m.from, ins, 'mount', m.target);
         from = ref;
         inputs.push(ref);
         inputKeys.push(key);
@@ -739,7 +775,7 @@ class PlatformPlanner {
         case 'bind': {
           const source = m.source ?? '/';
           const src = from ?? ({ kind: 'context' } as const);
-          if (!from) content.push(...this.contextDigests([source], [], ins, false));
+          if (!from) content.push(...(await this.contextDigests([source], { allowWildcard: false }, ins, false)));
           mounts.push({ type: 'bind', target: m.target!, source, from: src, rw: m.readonly === false });
           break;
         }
@@ -765,9 +801,10 @@ class PlatformPlanner {
       const cmd = ins.args[0];
       if (/^(\d*)<<(-?)([^<]*)$/.test(cmd.trim()) && ins.heredocs.length === 1) {
         const doc = ins.heredocs[0];
+        // Like BuildKit, the script file still runs through the shell: [sh -c /dev/pipes/EOF].
         if (doc.content.startsWith('#!')) {
           heredocs = [{ name: doc.name, content: doc.content, path: posix.join('/dev/pipes', doc.name), mode: 0o755 }];
-          args = [posix.join('/dev/pipes', doc.name)];
+          args = [...shell, posix.join('/dev/pipes', doc.name)];
         } else args = [...shell, doc.content];
       } else {
         // The shell runs the heredocs itself: hand it the full script, bodies included.
@@ -798,38 +835,27 @@ class PlatformPlanner {
     this.history(st, `RUN ${prefix}${args.join(' ')} # buildkit`, false);
   }
 
-  /** Context entries a copy reads, for the cache key; errors on a missing literal source. */
-  private contextDigests(sources: string[], exclude: string[], ins: Instruction, strict: boolean): ContentDigest[] {
+  /**
+   * The context entries a copy (or bind mount) reads, for its cache key: fileop's own selection
+   * (wildcards, .dockerignore-style --exclude, symlinks, --parents) over the synced file list,
+   * so the key covers exactly what the copy will read. A missing literal source fails like
+   * BuildKit's cache-key computation.
+   */
+  private async contextDigests(sources: string[], sel: { exclude?: string[]; parents?: boolean; followSymlinks?: boolean; allowWildcard?: boolean }, ins: Instruction, strict: boolean): Promise<ContentDigest[]> {
     const ctx = this.opts.context;
     if (!ctx) return [];
-    const excluder = exclude.length > 0 ? compileDockerignore(exclude) : undefined;
-    const out = new Map<string, ContentDigest>();
-    for (const rawSrc of sources) {
-      const src = posix.normalize('/' + rawSrc).replace(/^\/+/, '').replace(/\/+$/, '');
-      let matched = false;
-      if (!GLOB_CHARS.test(src)) {
-        for (const entry of ctx.entries) {
-          if (src === '' || entry.path === src || entry.path.startsWith(src + '/')) {
-            matched = true;
-            const rel = src === '' ? entry.path : entry.path.slice(src.length).replace(/^\//, '');
-            if (excluder && rel !== '' && excluder.excludes(rel)) continue;
-            out.set(entry.path, { path: entry.path, mode: entry.mode, digest: entry.digest, ...(entry.linkTarget !== undefined ? { linkTarget: entry.linkTarget } : {}) });
-          }
-        }
-        if (!matched && strict) this.p.err(`failed to compute cache key: "${rawSrc}" not found in the build context (or excluded by .dockerignore); check the path and your .dockerignore`, ins);
-      } else {
-        const parts = src.split('/').map(globToRegex);
-        for (const entry of ctx.entries) {
-          const ep = entry.path.split('/');
-          if (ep.length < parts.length) continue;
-          if (!parts.every((re, i) => re.test(ep[i]))) continue;
-          const rel = ep.slice(parts.length - 1).join('/');
-          if (excluder && excluder.excludes(rel)) continue;
-          out.set(entry.path, { path: entry.path, mode: entry.mode, digest: entry.digest, ...(entry.linkTarget !== undefined ? { linkTarget: entry.linkTarget } : {}) });
-        }
-      }
+    this.contextTree ??= ctx.entries.map(treeEntry);
+    let read;
+    try {
+      read = await contentDigestsFor({ entries: this.contextTree, sources, ...sel, allowEmptyWildcard: true });
+    } catch (err) {
+      if (!(err instanceof FileOpError)) throw err;
+      if (!strict && err.code === 'ENOSOURCE') return [];
+      const missing = /^source "(.*)" (?:not found|matched no files)/s.exec(err.message);
+      if (missing) this.p.err(`failed to compute cache key: failed to calculate checksum of ref context: ${JSON.stringify(posix.join('/', missing[1]))}: not found; check the path and .dockerignore`, ins);
+      this.p.err(excerpt(err.message, 300), ins);
     }
-    return [...out.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    return read.map((r) => ({ path: r.path, mode: r.mode | TYPE_BITS[r.type], digest: r.digest ?? '' }));
   }
 
   private async dispatchCopy(st: StageState, stage: ParsedStage, ins: Instruction): Promise<void> {
@@ -841,8 +867,12 @@ class PlatformPlanner {
     const chown = chownRaw !== undefined ? p.expand(chownRaw, e, ins) : undefined;
     const chmodRaw = this.flag(ins, 'chmod');
     const chmod = chmodRaw !== undefined ? p.expand(chmodRaw, e, ins) : undefined;
-    if (chmod !== undefined && !/^[0-7]{3,4}$/.test(chmod) && !/^([ugoa]*[-+=][rwxXst]*)(,[ugoa]*[-+=][rwxXst]*)*$/.test(chmod)) {
-      this.p.err(`invalid --chmod=${chmod}: use an octal mode like 755 or a symbolic mode like u+x`, ins);
+    if (chmod !== undefined && chmod !== '') {
+      // convert_copy.go: octal up to 07777, else a symbolic mode; numeric-looking values get the octal message.
+      const octal = /^[0-7]+$/.test(chmod) && parseInt(chmod, 8) <= 0o7777;
+      if (!octal && (/^\d/.test(chmod) || !/^([ugoa]*([-+=]([rwxXst]*|[ugo]))+)(,[ugoa]*([-+=]([rwxXst]*|[ugo]))+)*$/.test(chmod))) {
+        this.p.err(`invalid chmod parameter: '${excerpt(chmod)}'. it should be octal string and between 0 and 07777`, ins);
+      }
     }
     const link = this.boolFlag(ins, 'link');
     const parents = this.boolFlag(ins, 'parents');
@@ -866,9 +896,9 @@ class PlatformPlanner {
       }
       sources.push(p.expand(s, e, ins));
     }
-    const count = sources.length + heredocSources.length;
+    // BuildKit has no "more than one source needs a directory" rule: each source is copied to
+    // dest on its own, so `COPY a b /f` leaves /f a file holding b.
     const destIsDir = destRaw.endsWith('/') || destRaw === '.' || destRaw.endsWith('/.') || destRaw === '';
-    if (count > 1 && !destIsDir) this.p.err(`when using ${ins.keyword} with more than one source file, the destination must be a directory and end with a /`, ins);
     let dest = posix.join('/', destRaw.startsWith('/') ? '' : this.workdir(st), destRaw);
     if (destIsDir && !dest.endsWith('/')) dest += '/';
 
@@ -879,9 +909,12 @@ class PlatformPlanner {
     const fromRaw = this.flag(ins, 'from');
     let from: SourceRef = { kind: 'context' };
     if (fromRaw !== undefined) {
-      const fromName = p.expand(fromRaw, e, ins);
+      // convert.go toCommand: --from is not expanded; a value that would change under expansion
+      // (with no variables set) is refused, so stages stay known before any ARG is evaluated.
+      if (p.expand(fromRaw, new Map(), ins) !== fromRaw) this.p.err('variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround', ins);
+      const fromName = fromRaw;
       if (fromName === '') this.p.err('COPY --from requires a stage name, stage index or image', ins);
-      const [ref, key] = await this.sourceFrom(st, stage, fromName, ins, `COPY --from=${fromName}`);
+      const [ref, key] = await this.sourceFrom(st, stage, fromName, ins, 'COPY');
       from = ref;
       inputs.push(ref);
       inputKeys.push(key);
@@ -904,12 +937,14 @@ class PlatformPlanner {
         local.push(s);
       }
     }
-    if (checksum !== undefined && actions.length === 0) this.p.err(`checksum can't be specified for non-HTTP(S) or non-Git sources`, ins);
-    if (keepGitDir && !actions.some((a) => a.op === 'addGit')) this.p.err('--keep-git-dir is only valid for Git sources', ins);
+    if (checksum !== undefined && checksum !== '') {
+      if (sources.length + heredocSources.length !== 1) this.p.err(`checksum can't be specified for multiple sources`, ins);
+      if (actions.length === 0) this.p.err('checksum requires HTTP(S) or Git sources', ins);
+    }
     if (local.length > 0) {
       let contentDigests: ContentDigest[] | undefined;
       if (from.kind === 'context' && this.opts.context) {
-        contentDigests = this.contextDigests(local, exclude, ins, true);
+        contentDigests = await this.contextDigests(local, { exclude, parents, followSymlinks: true }, ins, true);
         content = content.concat(contentDigests);
       }
       actions.unshift({
@@ -931,7 +966,7 @@ class PlatformPlanner {
     for (const doc of heredocSources) {
       const body = doc.expand ? p.expand(doc.content, e, ins, { rawQuotes: true }) : doc.content;
       let mode = 0o644;
-      if (chmod !== undefined && /^[0-7]{3,4}$/.test(chmod)) mode = parseInt(chmod, 8);
+      if (chmod !== undefined && /^[0-7]+$/.test(chmod)) mode = parseInt(chmod, 8);
       actions.push({ op: 'mkfile', path: destIsDir ? posix.join(dest, doc.name) : dest, content: body, mode, ...(chown ? { chown } : {}) });
     }
     const v: Omit<FileVertex, 'digest' | 'cacheKey'> = { kind: 'file', actions, user: cfg.User ?? '', inputs, name: this.vertexName(st, ins), line: ins.startLine };
@@ -941,8 +976,10 @@ class PlatformPlanner {
       return rest.from.kind === 'stage' ? { ...rest, from: { kind: 'stage' } } : rest;
     });
     this.addVertex(st, v, inputKeys, content, { kind: 'file', actions: digestActions, user: v.user });
-    const shown = [...sources, ...heredocSources.map((d) => `<<${d.name}`)];
-    this.history(st, `${ins.keyword} ${shown.join(' ')} ${dest} # buildkit`, false);
+    // convert_copy.go: flags BuildKit names, the sources, the heredocs, the destination as written.
+    const flagsShown = [parents ? '--parents' : '', chown !== undefined && chown !== '' ? `--chown=${chown}` : '', chmod !== undefined && chmod !== '' ? `--chmod=${chmod}` : ''].filter(Boolean);
+    const shown = [...flagsShown, ...sources, ...heredocSources.map((d) => `<<${d.name}`), destRaw];
+    this.history(st, `${ins.keyword} ${shown.join(' ')} # buildkit`, false);
   }
 }
 

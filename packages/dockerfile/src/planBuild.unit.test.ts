@@ -100,9 +100,9 @@ RUN echo $TAG $LOCAL $OVER
   assert.deepEqual(calls, ['alpine:3.20 linux/amd64']);
   const run = target(p).vertices[0] as ExecVertex;
   assert.deepEqual(run.args, ['/bin/sh', '-c', 'echo $TAG $LOCAL $OVER']);
-  assert.deepEqual(run.env.slice(1), ['OVER=fromenv', 'TAG=3.20', 'LOCAL=cli']);
+  assert.deepEqual(run.env.slice(1), ['TAG=3.20', 'LOCAL=cli', 'OVER=fromenv'], 'llb EnvList order: the latest write of a name comes last');
   assert.match(p.warnings.map((w) => w.message).join('\n'), /\[UNUSED\] were not consumed/);
-  assert.equal(target(p).history.at(-1)!.created_by, 'RUN |2 TAG=3.20 LOCAL=cli /bin/sh -c echo $TAG $LOCAL $OVER # buildkit');
+  assert.equal(target(p).history.at(-1)!.created_by, 'RUN |3 TAG=3.20 LOCAL=cli OVER=fromenv /bin/sh -c echo $TAG $LOCAL $OVER # buildkit');
   await rejects('ARG IMG\nFROM ${IMG}\n', 2, /base name \(\$\{IMG\}\) should not be blank/);
 });
 
@@ -162,7 +162,7 @@ RUN --mount=type=bind,from=base,source=/etc,target=/mnt cat /mnt/os-release
   assert.deepEqual(final.dependsOn, ['linux/amd64#1', 'linux/amd64#0']);
   const build = pp.stages[1];
   assert.deepEqual(build.base, { kind: 'stage', stageId: 'linux/amd64#0' });
-  assert.equal(build.history.length, 2, 'ancestor history is included');
+  assert.equal(build.history.length, 1, 'only the stage\'s own entries: the solver adds its base stage\'s result history');
   const copies = final.vertices.slice(0, 3).map((v) => (v as FileVertex).actions[0]);
   assert.deepEqual(copies.map((a) => (a.op === 'copy' ? a.from : null)), [
     { kind: 'stage', stageId: 'linux/amd64#1' },
@@ -178,11 +178,11 @@ RUN --mount=type=bind,from=base,source=/etc,target=/mnt cat /mnt/os-release
 });
 
 test('forward references, unknown indexes and self references are rejected', async () => {
-  await rejects('FROM alpine AS a\nCOPY --from=b /x /y\nFROM alpine AS b\n', 2, /defined later \(line 3\)/);
-  await rejects('FROM alpine AS a\nCOPY --from=5 /x /y\n', 2, /unknown stage index 5/);
+  await rejects('FROM alpine AS a\nCOPY --from=b /x /y\nFROM alpine AS b\nFROM a\n', 2, /cannot copy from stage "b", it needs to be defined before current stage "a"/);
+  await rejects('FROM alpine AS a\nCOPY --from=5 /x /y\n', 2, /invalid stage index 5/);
   await rejects('FROM alpine AS a\nCOPY --from=a /x /y\n', 2, /circular dependency/);
-  await rejects('FROM alpine AS a\nCOPY --from=1 /x /y\nFROM alpine\n', 2, /defined later/);
-  await rejects('FROM b AS a\nFROM alpine AS b\n', 1, /defined later/);
+  await rejects('FROM alpine AS a\nCOPY --from=1 /x /y\nFROM alpine\nFROM a\n', 2, /cannot copy from stage "1"/);
+  await rejects('FROM alpine AS a\nCOPY --from=b /x /y\nFROM alpine AS b\nCOPY --from=a /x /y\n', 4, /circular dependency detected on stage: a/);
   const own = await plan('FROM alpine AS alpine\nRUN x\n');
   assert.equal(target(own).base.kind, 'image', 'FROM x AS x uses the image');
 });
@@ -222,18 +222,18 @@ A
   assert.equal(run.network, 'none');
   assert.equal(run.security, 'insecure');
   assert.deepEqual(run.mounts, [
-    { type: 'cache', target: '/w/.cache', id: '/w/.cache', sharing: 'locked', uid: 1, gid: 0, mode: 0o700, readonly: false },
+    { type: 'cache', target: '/w/.cache', id: '.cache', sharing: 'locked', uid: 1, gid: 0, mode: 0o700, readonly: false },
     { type: 'secret', id: 'npmrc', target: '/run/secrets/npmrc', required: true, mode: 0o400, uid: 0, gid: 0 },
     { type: 'secret', id: 'tok', env: 'TOKEN', required: false, mode: 0o400, uid: 0, gid: 0 },
     { type: 'ssh', id: 'default', target: '/run/buildkit/ssh_agent.0', required: false, mode: 0o600, uid: 0, gid: 0 },
     { type: 'tmpfs', target: '/tmp', size: 64 * 1024 * 1024 },
   ]);
   assert.deepEqual(h1.args, ['/bin/sh', '-c', 'echo one\n']);
-  assert.deepEqual(h2.args, ['/dev/pipes/EOF']);
+  assert.deepEqual(h2.args, ['/bin/sh', '-c', '/dev/pipes/EOF']);
   assert.deepEqual(h2.heredocs, [{ name: 'EOF', content: '#!/usr/bin/env python3\nprint(1)\n', path: '/dev/pipes/EOF', mode: 0o755 }]);
   assert.deepEqual(h3.args, ['/bin/sh', '-c', 'cat <<A > /f\nx\nA']);
-  await rejects('FROM a\nRUN --network=bridge x\n', 2, /unsupported --network=bridge/);
-  await rejects('FROM a\nRUN --mount=type=cache x\n', 2, /requires a target/);
+  await rejects('FROM a\nRUN --network=bridge x\n', 2, /invalid network mode "bridge"/);
+  await rejects('FROM a\nRUN --mount=type=cache x\n', 2, /invalid mount target "\/"/);
   await rejects('FROM a\nRUN --mount=type=bind,target=/x,bogus=1 x\n', 2, /unexpected key 'bogus'/);
 });
 
@@ -285,7 +285,7 @@ COPY --parents src/a.ts /p/
   assert.ok(add.op === 'copy' && add.isAdd && add.unpack === true);
   const par = vs[7].actions[0];
   assert.ok(par.op === 'copy' && par.parents);
-  assert.equal(target(p).history[2].created_by, 'COPY src /app/src/ # buildkit');
+  assert.equal(target(p).history[2].created_by, 'COPY --chown=1:2 --chmod=640 src ./src/ # buildkit');
 
   // Changing a file the COPY reads changes its key; changing an unrelated file does not.
   const p2 = await plan(text.replace('--checksum=sha256:abc ', ''), { context: { entries: ctx.entries.map((e) => (e.path === 'go.mod' ? { ...e, digest: D('9') } : e)) } });
@@ -299,11 +299,10 @@ COPY --parents src/a.ts /p/
   const withSum = await plan(text, { context: ctx });
   const dl = (target(withSum).vertices[4] as FileVertex).actions[0];
   assert.ok(dl.op === 'addUrl' && dl.checksum === 'sha256:abc');
-  await rejects('FROM a\nCOPY a b c\n', 2, /more than one source file, the destination must be a directory/);
-  await rejects('FROM a\nCOPY missing /x\n', 2, /"missing" not found in the build context/, { context: ctx });
-  assert.throws(() => parse('FROM a\nCOPY --checksum=sha256:x a /x\n'), /unknown flag: --checksum for COPY/);
-  await rejects('FROM a\nADD --checksum=sha256:x a /x\n', 2, /non-HTTP/);
-  await rejects('FROM a\nCOPY --chmod=99z a /x\n', 2, /invalid --chmod/);
+  await rejects('FROM a\nCOPY missing /x\n', 2, /failed to calculate checksum of ref context: "\/missing": not found/, { context: ctx });
+  assert.throws(() => parse('FROM a\nCOPY --checksum=sha256:x a /x\n'), /unknown flag: --checksum/);
+  await rejects('FROM a\nADD --checksum=sha256:x a /x\n', 2, /checksum requires HTTP\(S\) or Git sources/);
+  await rejects('FROM a\nCOPY --chmod=99z a /x\n', 2, /invalid chmod parameter: '99z'. it should be octal string and between 0 and 07777/);
   await rejects('FROM a\nCOPY ${X:?need_X} /x\n', 2, /failed to process .*X: need_X/);
   await rejects('FROM a\nENV A="unterminated\n', 2, /matching double-quote/);
 });

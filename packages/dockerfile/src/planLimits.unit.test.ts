@@ -55,7 +55,7 @@ const hostile: Array<[string, string]> = [
   ['a bad image reference', `FROM ${big}:x\n`],
   ['a bad Dockerfile name', `FROM busybox\nFRM x\n`],
   ['an unknown stage index', `FROM busybox\nCOPY --from=9${'9'.repeat(1 << 20)} /a /b\n`],
-  ['a later stage', `FROM busybox\nCOPY --from=s${big} /a /b\nFROM busybox AS s${big}\n`],
+  ['a later stage', `FROM busybox AS a\nCOPY --from=s${big} /a /b\nFROM busybox AS s${big}\nFROM a\n`],
   ['an unknown target', `FROM busybox AS a\n`],
   ['a COPY URL', `FROM busybox\nCOPY http://${big} /\n`],
   ['a missing context file', `FROM busybox\nCOPY ${big} /\n`],

@@ -8,7 +8,7 @@ export type ModeTransform = (currentMode: number, isDirectory: boolean) => numbe
 
 export function parseChmod(spec: string): ModeTransform {
   const s = spec.trim();
-  if (/^[0-7]{1,4}$/.test(s)) {
+  if (/^[0-7]+$/.test(s) && parseInt(s, 8) <= 0o7777) {
     const mode = parseInt(s, 8);
     return () => mode;
   }

@@ -62,21 +62,23 @@ describe('copy', () => {
     assert.equal(readFileSync(join(d, 'p/b.txt'), 'utf8'), 'BB');
   });
 
-  test('multiple sources or a wildcard make dest a directory', async () => {
+  test('each source is copied to dest on its own: without a trailing slash dest is a file (BuildKit)', async () => {
     const d = await freshDest();
     await copy({ srcRoot: ws.src, sources: ['a.txt', 'c.md'], destRoot: d, dest: '/multi' });
-    assert.deepEqual((await fsp.readdir(join(d, 'multi'))).sort(), ['a.txt', 'c.md']);
-    await copy({ srcRoot: ws.src, sources: ['*.txt'], destRoot: d, dest: '/wild' });
+    assert.ok(lstatSync(join(d, 'multi')).isFile(), 'the last source wins');
+    await copy({ srcRoot: ws.src, sources: ['*.txt'], destRoot: d, dest: '/wild/' });
     assert.deepEqual((await fsp.readdir(join(d, 'wild'))).sort(), ['a.txt', 'b.txt']);
     await copy({ srcRoot: ws.src, sources: ['[c]*'], destRoot: d, dest: '/one-match' });
-    assert.ok(lstatSync(join(d, 'one-match')).isDirectory());
+    assert.ok(lstatSync(join(d, 'one-match')).isFile());
+    await copy({ srcRoot: ws.src, sources: ['a.txt', 'c.md'], destRoot: d, dest: '/wild' });
+    assert.deepEqual((await fsp.readdir(join(d, 'wild'))).sort(), ['a.txt', 'b.txt', 'c.md'], 'an existing directory receives the files');
   });
 
-  test('a wildcard matching nothing is a one-line error naming the pattern; allowEmptyWildcard skips it', async () => {
+  test('a wildcard matching nothing copies nothing (Dockerfile COPY); allowEmptyWildcard: false makes it a one-line error', async () => {
     const d = await freshDest();
-    await assert.rejects(copy({ srcRoot: ws.src, sources: ['*.nothing'], destRoot: d, dest: '/x/' }), (e: unknown) => isCode('ENOSOURCE')(e) && (e as Error).message.includes('*.nothing'));
+    await assert.rejects(copy({ srcRoot: ws.src, sources: ['*.nothing'], destRoot: d, dest: '/x/', allowEmptyWildcard: false }), (e: unknown) => isCode('ENOSOURCE')(e) && (e as Error).message.includes('*.nothing'));
     await assert.rejects(copy({ srcRoot: ws.src, sources: ['missing'], destRoot: d, dest: '/x/' }), isCode('ENOSOURCE'));
-    const r = await copy({ srcRoot: ws.src, sources: ['*.nothing'], destRoot: d, dest: '/x/', allowEmptyWildcard: true });
+    const r = await copy({ srcRoot: ws.src, sources: ['*.nothing'], destRoot: d, dest: '/x/' });
     assert.equal(r.filesCopied, 0);
   });
 

@@ -4,7 +4,6 @@ import { parseChmod, type ModeTransform } from './chmodSpec.js';
 import { applyMeta, clearForFile, ensureDir, lstatOrNull, mkdirOwned, type Owner, resolveInRoot, ROOT_OWNER, showPath } from './destFs.js';
 import { extractArchive, sniffArchive, type ExtractLimits } from './extractArchive.js';
 import { FileOpError } from './FileOpError.js';
-import { hasWildcard } from './goMatch.js';
 import { planCopy, type SourceSelection } from './planCopy.js';
 import { cleanRel } from './resolveScoped.js';
 import { fsTree } from './SourceTree.js';
@@ -38,14 +37,19 @@ interface CreatedDir { abs: string; src: Stats; mode: number; owner: Owner }
 
 /** Docker/BuildKit COPY (and local ADD) from srcRoot into destRoot. */
 export async function copy(options: CopyOptions): Promise<CopyResult> {
-  const opts = { ...options, srcRoot: resolve(options.srcRoot), destRoot: resolve(options.destRoot) };
+  // Dockerfile COPY/ADD allow a wildcard that matches nothing (BuildKit sets AllowEmptyWildcard).
+  const opts = { allowEmptyWildcard: true, ...options, srcRoot: resolve(options.srcRoot), destRoot: resolve(options.destRoot) };
   if (!opts.dest.startsWith('/')) throw new FileOpError('EBADARG', `copy destination "${opts.dest}" must be absolute (resolve it against WORKDIR first)`);
   const chmod = opts.chmod !== undefined ? parseChmod(opts.chmod) : null;
   const plan = await planCopy(fsTree(opts.srcRoot), opts);
   const destRel = cleanRel(opts.dest);
-  const destIsDir = /\/\.?$/.test(opts.dest) || destRel === '' || opts.sources.length > 1
-    || (opts.allowWildcard ?? true) && opts.sources.some(hasWildcard) || !!opts.parents;
+  // Each source is copied to dest on its own (BuildKit's fileop): dest is a directory only when
+  // written as one or when it already is one, whatever the number of sources or matches.
+  const destIsDir = /\/\.?$/.test(opts.dest) || destRel === '' || !!opts.parents;
   const parentOwner = opts.owner === 'preserve' || opts.owner === undefined ? ROOT_OWNER : opts.owner;
+  // fsutil's copy creates missing directories with an octal --chmod, else 0755 (a symbolic
+  // --chmod applies to copied entries only).
+  const createdDirMode = opts.chmod !== undefined && /^[0-7]+$/.test(opts.chmod.trim()) ? parseInt(opts.chmod.trim(), 8) & 0o7777 : 0o755;
   const createParents = opts.createDestPath ?? true;
   const result: CopyResult = { filesCopied: 0, bytes: 0 };
   const createdDirs: CreatedDir[] = [];
@@ -58,7 +62,7 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
       if (!st?.isDirectory()) throw new FileOpError('ENOTDIR', `destination directory ${showPath(rel)} does not exist; create it first`);
       return abs;
     }
-    return ensureDir(opts.destRoot, rel, 0o755, parentOwner, showPath(rel));
+    return ensureDir(opts.destRoot, rel, createdDirMode, parentOwner, showPath(rel));
   };
 
   for (let i = 0; i < plan.matched.length; i++) {
@@ -111,7 +115,11 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
       const src = await fsp.lstat(join(opts.srcRoot, e.real));
       const owner = opts.owner === 'preserve' ? { uid: src.uid, gid: src.gid } : opts.owner ?? ROOT_OWNER;
       const mode = modeFor(src, chmod);
-      if (src.isDirectory()) {
+      if (src.isDirectory() && e.rel === '' && m.stat.type === 'dir' && !opts.parents) {
+        // A directory source's contents go into dest, which is created like a parent (mode and
+        // owner from --chmod/--chown, not from the source directory) or left as it is.
+        dirAbs.set(e.rel, name === '' ? parentAbs : await ensureParent(targetRel));
+      } else if (src.isDirectory()) {
         dirAbs.set(e.rel, await placeDir(opts.destRoot, abs, shown, src, mode, owner, createdDirs));
       } else if (src.isSymbolicLink()) {
         await clearForFile(abs, shown);

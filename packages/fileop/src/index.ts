@@ -9,6 +9,8 @@ export { planCopy, type CopyPlan, type MatchedSource, type PlannedEntry, type So
 export { extractArchive, sniffArchive, DEFAULT_EXTRACT_LIMITS, type Compression, type ExtractLimits, type ExtractOptions, type ExtractResult } from './extractArchive.js';
 export { parseChmod, type ModeTransform } from './chmodSpec.js';
 export { goMatch, hasWildcard } from './goMatch.js';
+export { compileDockerignore, dockerignoreExcludes, DockerignorePatternError, parseDockerignore, cleanPath, type DockerignoreMatcher } from './patternmatcher.js';
+export { resolveChown } from './resolveChown.js';
 export { resolveScoped } from './resolveScoped.js';
 export { pathInRoot, pinPathInRoot, type PathInRoot, type PinnedPath } from './pathInRoot.js';
 export { fsTree, entriesTree, type SourceTree, type TreeEntry, type TreeStat, type EntryType } from './SourceTree.js';

@@ -1,11 +1,8 @@
 // Decides what a COPY/ADD reads: wildcard expansion, scoped symlink resolution, --parents and
 // --exclude. Shared by copy() and contentDigestsFor() so cache keys see exactly what copy reads.
-import dockerignore, { type Ignore } from '@balena/dockerignore';
-
-// The package is CommonJS with `exports.default`; under NodeNext the default import is the module object.
-const ignore = ((dockerignore as unknown as { default?: unknown }).default ?? dockerignore) as unknown as (opts: { ignorecase: boolean }) => Ignore;
 import { FileOpError } from './FileOpError.js';
 import { goMatch, hasWildcard, unescapePattern } from './goMatch.js';
+import { compileDockerignore, DockerignorePatternError, type DockerignoreMatcher } from './patternmatcher.js';
 import { cleanRel, resolveScoped, splitPath, TooManyLinksError } from './resolveScoped.js';
 import type { SourceTree, TreeStat } from './SourceTree.js';
 
@@ -58,7 +55,13 @@ export async function planCopy(tree: SourceTree, sel: SourceSelection): Promise<
   const allowWildcard = sel.allowWildcard ?? true;
   const follow = sel.followSymlinks ?? true;
   const exclude = sel.exclude ?? [];
-  const matcher = exclude.length > 0 ? ignore({ ignorecase: false }).add(exclude) : null;
+  let matcher: DockerignoreMatcher | null = null;
+  try {
+    matcher = exclude.length > 0 ? compileDockerignore(exclude) : null;
+  } catch (err) {
+    if (err instanceof DockerignorePatternError) throw new FileOpError('EBADPATTERN', err.message);
+    throw err;
+  }
   const hasNegation = exclude.some((p) => p.trim().startsWith('!'));
   const matched: MatchedSource[] = [];
   const entries: PlannedEntry[] = [];
@@ -81,7 +84,7 @@ export async function planCopy(tree: SourceTree, sel: SourceSelection): Promise<
         : new FileOpError('ENOSOURCE', `source "${pattern}" not found: check the path exists in the build context (or source stage) and is not excluded by .dockerignore`);
     }
     for (const f of found) {
-      if (matcher?.ignores(f.logical === '' ? '.' : f.logical) && f.logical !== '') continue;
+      if (f.logical !== '' && matcher?.excludes(f.logical)) continue;
       const index = matched.length;
       matched.push({ pattern, logical: f.logical, real: f.real, stat: f.stat, parentsRel: f.logical.split('/').slice(pivotParts.length).join('/'), wildcard });
       entries.push({ source: index, rel: '', real: f.real, stat: f.stat });
@@ -134,7 +137,7 @@ async function resolve(tree: SourceTree, p: string, follow: boolean, pattern: st
   }
 }
 
-type Matcher = Ignore | null;
+type Matcher = DockerignoreMatcher | null;
 
 /** Appends the contents of directory `real` (pre-order); returns whether anything was added. */
 async function walk(tree: SourceTree, source: number, rel: string, real: string, matcher: Matcher, hasNegation: boolean, entries: PlannedEntry[]): Promise<boolean> {
@@ -144,9 +147,9 @@ async function walk(tree: SourceTree, source: number, rel: string, real: string,
     const childReal = real === '' ? name : `${real}/${name}`;
     const stat = await tree.lstat(childReal);
     if (!stat) continue;
-    const excluded = matcher?.ignores(childRel) ?? false;
+    const excluded = matcher?.excludes(childRel) ?? false;
     if (stat.type === 'dir') {
-      if (excluded && !hasNegation) continue;
+      if (excluded && !(hasNegation && matcher!.mayMatchInside(childRel))) continue;
       const at = entries.length;
       entries.push({ source, rel: childRel, real: childReal, stat });
       const inner = await walk(tree, source, childRel, childReal, matcher, hasNegation, entries);

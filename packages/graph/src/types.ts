@@ -165,8 +165,8 @@ export interface StagePlan {
   vertices: Vertex[];
   config: ImageConfig;
   /**
-   * History since the root image: entries of ancestor stages (FROM <stage>) come first, then
-   * this stage's. The exporter prepends the root image's own history.
+   * This stage's own history entries. The solver appends them to its base's history (the base
+   * image's, or the base stage's result, which already holds its ancestors' entries).
    */
   history: HistoryEntry[];
   /** MAINTAINER of this stage (the image's `author`), when set. */

@@ -1,0 +1,70 @@
+// EXPOSE port specs as BuildKit's dockerfile2llb/convert_expose.go parses them:
+// [[ip:]hostPort:]containerPort[-end][/proto] -> "port/proto" per port, in order.
+
+export class PortError extends Error {}
+
+function portNumber(raw: string): number {
+  if (raw === '') throw new PortError('value is empty');
+  if (!/^[-+]?\d+$/.test(raw)) throw new PortError('invalid syntax');
+  const n = Number(raw);
+  if (n < 0 || n > 65535) throw new PortError('value out of range (0–65535)');
+  return n;
+}
+
+function portRange(ports: string): [number, number] {
+  if (ports === '') throw new PortError('empty string specified for ports');
+  const dash = ports.indexOf('-');
+  const start = dash < 0 ? ports : ports.slice(0, dash);
+  const end = dash < 0 ? '' : ports.slice(dash + 1);
+  const s = portNumber(start);
+  if (dash < 0 || start === end) return [s, s];
+  const e = portNumber(end);
+  if (e < s) throw new PortError(`invalid port range: ${ports}`);
+  return [s, e];
+}
+
+function splitParts(raw: string): [string, string, string] {
+  const parts = raw.split(':');
+  if (parts.length === 1) return ['', '', parts[0]];
+  if (parts.length === 2) return ['', parts[0], parts[1]];
+  const n = parts.length;
+  return [parts.slice(0, n - 2).join(':'), parts[n - 2], parts[n - 1]];
+}
+
+/** One EXPOSE word -> its "port/proto" entries; throws PortError with BuildKit's message. */
+export function parsePort(raw: string): string[] {
+  const [ip, hostPort, containerPart] = splitParts(raw);
+  const slash = containerPart.indexOf('/');
+  const port = slash < 0 ? containerPart : containerPart.slice(0, slash);
+  let proto = slash < 0 ? '' : containerPart.slice(slash + 1);
+  if (port === '') throw new PortError(`invalid port: ${JSON.stringify(raw)}: no port specified`);
+  if (!['', 'tcp', 'udp', 'sctp'].includes(proto.toLowerCase())) throw new PortError(`invalid port: ${JSON.stringify(raw)}: invalid proto: ${proto}`);
+  if (proto === '') proto = 'tcp';
+  let host = ip;
+  if (host.startsWith('[')) host = host.replace(/^\[(.*)\]$/, '$1');
+  if (host !== '' && !isIp(host)) throw new PortError(`invalid IP address: ${host}`);
+  let start: number;
+  let end: number;
+  try {
+    [start, end] = portRange(port);
+  } catch {
+    throw new PortError(`invalid containerPort: ${port}`);
+  }
+  if (hostPort !== '') {
+    let hs: number;
+    let he: number;
+    try {
+      [hs, he] = portRange(hostPort);
+    } catch {
+      throw new PortError(`invalid hostPort: ${hostPort}`);
+    }
+    if (end - start !== he - hs && end !== start) throw new PortError(`invalid ranges specified for container and host Ports: ${port} and ${hostPort}`);
+  }
+  const out: string[] = [];
+  for (let p = start; p <= end; p++) out.push(`${p}/${proto.toLowerCase()}`);
+  return out;
+}
+
+function isIp(s: string): boolean {
+  return /^(\d{1,3}\.){3}\d{1,3}$/.test(s) && s.split('.').every((o) => Number(o) <= 255) || (/^[0-9a-fA-F:.]+$/.test(s) && s.includes(':'));
+}
