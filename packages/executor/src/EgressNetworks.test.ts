@@ -90,6 +90,22 @@ describe('RUN network=default: egress, and nothing of the cluster', { skip }, ()
     assert.match(out, /BLOCKED-web/);
   });
 
+  it('takes a free slot when another executor holds one, and says so when none is left', async () => {
+    // Another executor's step in slot 0: its interface name is the host-wide lock on the slot.
+    assert.equal(spawnSync('ip', ['link', 'add', 'byv0', 'type', 'veth', 'peer', 'name', `byp${process.pid}`]).status, 0, 'byv0 is free');
+    try {
+      const two = new RuncExecutor({ stateDir: `${t.stateDir}-two`, egress: { pool: '10.88.255.248/29' } });
+      assert.match(await runScript(two, t.rootfs, 'ip -4 addr show eth0', { network: 'default' }), /inet 10\.88\.255\.254\/30/);
+      const one = new RuncExecutor({ stateDir: `${t.stateDir}-one`, egress: { pool: '10.88.255.248/30' } });
+      await assert.rejects(runScript(one, t.rootfs, 'true', { network: 'default' }), /^Error: no free network slot for the RUN step in 10\.88\.255\.248\/30 \(1 of its 1 tried\)/);
+      assert.deepEqual(leftovers(two.egress!.owner), { namespaces: [], tables: [] });
+      assert.deepEqual(leftovers(one.egress!.owner), { namespaces: [], tables: [] });
+      assert.equal(spawnSync('ip', ['link', 'show', 'byv0']).status, 0, 'the other executor\'s interface is untouched');
+    } finally {
+      spawnSync('ip', ['link', 'del', 'byv0']);
+    }
+  });
+
   it('a failing step releases its network too', async () => {
     await assert.rejects(run('exit 3'), (e: unknown) => e instanceof ExecError && e.exitCode === 3);
   });

@@ -84,29 +84,27 @@ export class EgressNetworks {
       const slot = (start + i) % slots;
       const ns = `${this.owner}-${slot}`;
       const link = `byv${slot}`;
-      const added = await cmd('ip', ['netns', 'add', ns]);
-      if (added.code !== 0) {
-        if (/exists/i.test(added.stderr)) continue;
-        throw setupError(`ip netns add ${ns}`, added.stderr);
-      }
-      // The interface name is the host-wide lock on the slot: creating it fails if another
-      // executor (another worker on this host) holds the slot.
-      const veth = await cmd('ip', ['link', 'add', link, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-      if (veth.code !== 0) {
-        await cmd('ip', ['netns', 'del', ns]);
-        if (/exists/i.test(veth.stderr)) continue;
-        throw setupError(`ip link add ${link}`, veth.stderr);
+      const gateway = formatIPv4(this.pool.base + slot * 4 + 1);
+      const address = formatIPv4(this.pool.base + slot * 4 + 2);
+      // One `ip` for the host side (each process costs milliseconds per step). The interface
+      // name is the host-wide lock on the slot: creating it fails if another executor (another
+      // worker on this host) holds the slot; the namespace name, if a step of ours does.
+      const host = await cmd('ip', ['-batch', '-'], `netns add ${ns}\nlink add ${link} type veth peer name eth0 netns ${ns}\naddress add ${gateway}/30 dev ${link}\nlink set ${link} up\n`);
+      if (host.code !== 0) {
+        // Undo what this batch made, and only that: at line 2 the link is another's.
+        const failedLine = Number(/Command failed -:(\d+)/.exec(host.stderr)?.[1] ?? 0);
+        if (failedLine === 2) await cmd('ip', ['netns', 'del', ns]);
+        else if (failedLine > 2) await cmd('ip', ['-force', '-batch', '-'], `link del ${link}\nnetns del ${ns}\n`);
+        if ((failedLine === 1 || failedLine === 2) && /exists/i.test(host.stderr)) continue;
+        throw setupError(`ip netns add ${ns}, link add ${link}`, host.stderr);
       }
       const table = `${this.owner}_${slot}`;
       const release = async () => {
-        await cmd('ip', ['link', 'del', link]);
+        // The link first: whatever still runs in the namespace is cut off before its rules go.
+        await cmd('ip', ['-force', '-batch', '-'], `link del ${link}\nnetns del ${ns}\n`);
         await cmd('nft', ['delete', 'table', 'inet', table]);
-        await cmd('ip', ['netns', 'del', ns]);
       };
       try {
-        const gateway = formatIPv4(this.pool.base + slot * 4 + 1);
-        const address = formatIPv4(this.pool.base + slot * 4 + 2);
-        await must('ip', ['-batch', '-'], `address add ${gateway}/30 dev ${link}\nlink set ${link} up\n`);
         await must('ip', ['-n', ns, '-batch', '-'], `link set lo up\naddress add ${address}/30 dev eth0\nlink set eth0 up\nroute add default via ${gateway}\n`);
         await must('nft', ['-f', '-'], this.ruleset(table, link, address, req.nameservers, [...this.deny, ...tenantDeny], [...this.allow, ...tenantAllow]));
         return { netnsPath: `${netnsDir}/${ns}`, address, release };
@@ -115,7 +113,7 @@ export class EgressNetworks {
         throw err;
       }
     }
-    throw new Error(`no free network slot for the RUN step in ${formatCidr(this.pool)} after ${maxAttempts} tries: too many steps on this host; widen worker.egress.pool`);
+    throw new Error(`no free network slot for the RUN step in ${formatCidr(this.pool)} (${Math.min(slots, maxAttempts)} of its ${slots} tried): too many steps on this host; widen worker.egress.pool`);
   }
 
   /** Removes every namespace (with its veth) and table of this owner: call on start-up, after
