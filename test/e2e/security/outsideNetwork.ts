@@ -7,6 +7,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export interface Outside {
@@ -29,6 +30,21 @@ export interface Outside {
 
 const serverScript = fileURLToPath(new URL('./outsideServer.mjs', import.meta.url));
 
+/** Namespaces of test processes that died without stopping theirs (their veth and routes go
+ *  with them). */
+function reclaimDeadOutsides(): void {
+  let names: string[] = [];
+  try { names = readdirSync('/run/netns'); } catch { return; }
+  for (const ns of names) {
+    const pid = /^byout-(\d+)-\d+$/.exec(ns)?.[1];
+    if (!pid || existsSync(`/proc/${pid}`)) continue;
+    for (const p of spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) {
+      try { process.kill(Number(p), 'SIGKILL'); } catch { /* gone */ }
+    }
+    ip(['netns', 'del', ns]);
+  }
+}
+
 function ip(args: string[]): { ok: boolean; stderr: string } {
   const r = spawnSync('ip', args, { encoding: 'utf8' });
   return { ok: r.status === 0, stderr: r.stderr };
@@ -42,11 +58,12 @@ function must(args: string[]): void {
 /**
  * Several instances may run at once (test files in parallel): each takes its own transit /30 in
  * 198.18.0.0/16 and its own /28 of 203.0.113.0/24 (TEST-NET-3), retrying on a taken one. The
- * metadata address must differ between concurrent instances (one host route each).
+ * metadata address is the one asked for unless another instance routes it; then any link-local one.
  */
 export async function startOutside(options: { metadata?: string } = {}): Promise<Outside> {
+  reclaimDeadOutsides();
   const nonce = randomBytes(6).toString('hex');
-  const metadata = options.metadata ?? '169.254.169.254';
+  let metadata = options.metadata ?? '169.254.169.254';
   for (let attempt = 0; attempt < 20; attempt++) {
     const k = randomInt(16);
     const t = randomInt(1, 16384);
@@ -75,7 +92,11 @@ export async function startOutside(options: { metadata?: string } = {}): Promise
       for (const a of [at(1), at(2), at(3), metadata]) must(['-n', ns, 'address', 'add', `${a}/32`, 'dev', 'lo']);
       for (const r of [[`${base}/28`, 'via', nsAddress], [`${metadata}/32`, 'via', nsAddress]]) {
         const added = ip(['route', 'add', ...r]);
-        if (!added.ok) throw Object.assign(new Error(`ip route add ${r.join(' ')}: ${added.stderr.trim()}`), { retry: /exists/i.test(added.stderr) });
+        if (!added.ok) {
+          // Another instance routes this metadata address: any link-local one shows the same.
+          if (r[0] === `${metadata}/32`) metadata = `169.254.${randomInt(1, 255)}.${randomInt(1, 255)}`;
+          throw Object.assign(new Error(`ip route add ${r.join(' ')}: ${added.stderr.trim()}`), { retry: /exists/i.test(added.stderr) });
+        }
         routes.push(r);
       }
       const cfg = { web: at(1), denied: at(2), dns: at(3), metadata, domain: `outside-${nonce}.test`, nonce };
