@@ -7,7 +7,7 @@ export interface StagePayload {
   /** The synced build context the stage reads (`sha256:…`), empty for none. */
   contextId: string;
   noCache: boolean;
-  /** RUN's network mode: `host`, or anything else for none. */
+  /** The build's network for RUN steps: `host`, `none`, or anything else for the default. */
   network: string;
 }
 
