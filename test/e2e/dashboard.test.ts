@@ -4,11 +4,11 @@
 // Needs the dashboard UI built (`npm run build -w @buildyard/dashboard`, part of `npm test`).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createMetrics } from '@buildyard/telemetry';
 import { startCluster, type Cluster } from '@buildyard/testkit';
-import type { SolveEvent } from '@buildyard/proto';
 import { launchBrowser, startDashboard, TEST_TOKENS, UI_DIR, until, type RunningDashboard, type TestBrowser } from '../../apps/dashboard/src/dashboard.test-util.js';
 import { solve, type SolveOutcome } from './grpcClient.js';
 
@@ -19,7 +19,7 @@ const skip = built ? false : `dashboard UI not built at ${UI_DIR}; run npm run b
 let cluster: Cluster;
 let dash: RunningDashboard;
 let tb: TestBrowser;
-let firstBuild: { id: string; outcome: SolveOutcome } | undefined;
+let work: string;
 
 before(async () => {
   if (!built) return;
@@ -32,12 +32,14 @@ before(async () => {
   tb = await launchBrowser();
   // Admin login once: the token becomes an HttpOnly cookie.
   await tb.page.goto(`${dash.url}/?token=${TEST_TOKENS.adminToken}`);
+  work = mkdtempSync(join(tmpdir(), 'buildyard-dash-e2e-'));
 }, { timeout: 90_000 });
 
 after(async () => {
   await tb?.close();
   await dash?.close();
   await cluster?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
 });
 
 /** Sum of the samples of `name` whose labels include every pair in `labels`. */
@@ -51,58 +53,117 @@ function metricValue(text: string, name: string, labels: Record<string, string> 
   return sum;
 }
 
+/** The health address a process logged (one JSON object per line; field order not assumed). */
 function healthUrl(output: string, what: string): string {
-  // One pino line: the fields come before the message.
-  const m = new RegExp(`"health":"(http://127\\.0\\.0\\.1:\\d+)"[^\\n]*"msg":"${what} health listening"`).exec(output);
-  assert.ok(m, `${what} printed its health address: ${output.slice(-500)}`);
-  return m[1];
+  for (const line of output.split('\n')) {
+    let entry: { msg?: unknown; health?: unknown };
+    try { entry = JSON.parse(line) as typeof entry; } catch { continue; }
+    if (entry.msg === `${what} health listening` && typeof entry.health === 'string') return entry.health;
+  }
+  assert.fail(`${what} printed its health address: ${output.slice(-500)}`);
 }
 
-test('a two-platform build shows in the builds and queue views while running, its log tails live, and it ends with its digests', { skip, timeout: 75_000 }, async () => {
+interface Scrape { frontend: string; workers: string[]; dashboard: string }
+
+/** /metrics of the frontend, each worker and the dashboard. */
+async function scrape(): Promise<Scrape> {
+  const text = async (url: string) => (await fetch(url)).text();
+  return {
+    frontend: await text(`${healthUrl(cluster.frontendProcess.output(), 'buildyardd')}/metrics`),
+    workers: await Promise.all(cluster.workers.map((w) => text(`${healthUrl(w.process.output(), 'buildyard-worker')}/metrics`))),
+    dashboard: await (await dash.api('/metrics')).text(),
+  };
+}
+
+/** How much a metric grew between two scrapes, summed over the workers for worker metrics. */
+function grew(before: Scrape, after: Scrape, where: 'frontend' | 'workers' | 'dashboard', name: string, labels?: Record<string, string>): number {
+  const value = (s: Scrape) => (where === 'workers' ? s.workers : [s[where]]).reduce((n, t) => n + metricValue(t, name, labels), 0);
+  return value(after) - value(before);
+}
+
+interface TwoPlatformBuild {
+  id: string;
+  image: string;
+  /** True once the build's Solve stream has ended. */
+  finished(): boolean;
+  /** The outcome, with the metrics scraped just before the build and once the frontend counted it. */
+  done: Promise<{ outcome: SolveOutcome; before: Scrape; after: Scrape }>;
+}
+let twoPlatform: Promise<TwoPlatformBuild> | undefined;
+
+/**
+ * A two-platform build of examples/multi-stage. The first test watches one from its start
+ * (`fresh`); the metrics test uses the latest one, starting it if none ran: so each test runs
+ * alone and in any order. A fresh file in the context makes every stage a cache miss, whatever
+ * other tests built before.
+ */
+function twoPlatformBuild(opts: { fresh?: boolean } = {}): Promise<TwoPlatformBuild> {
+  if (opts.fresh) twoPlatform = undefined;
+  twoPlatform ??= (async () => {
+    const id = `dash-e2e-${Date.now().toString(36)}`;
+    const image = `${cluster.registry.host}/e2e/dashboard:1`;
+    const context = join(work, id);
+    cpSync(example, context, { recursive: true });
+    writeFileSync(join(context, 'common', 'build-id.txt'), `${id}\n`);
+    const before = await scrape();
+    let finished = false;
+    const done = solve(cluster, context, {
+      buildId: id, platforms: ['linux/amd64', 'linux/arm64'], buildArgs: { BASE: cluster.busybox.reference },
+      outputs: [{ type: 'image', attrs: { name: image, push: 'true' } }],
+    }).finally(() => { finished = true; }).then(async (outcome) => {
+      // The frontend counts a build as it ends; scrape once it has, not at some time after.
+      if (!outcome.error) await until('the frontend to count the build', async () => grew(before, await scrape(), 'frontend', 'buildyard_builds_total', { status: 'succeeded' }) >= 1, 30_000);
+      return { outcome, before, after: await scrape() };
+    });
+    return { id, image, finished: () => finished, done };
+  })();
+  return twoPlatform;
+}
+
+test('a two-platform build shows in the builds and queue views while running, its log tails live, and it ends with its digests', { skip, timeout: 150_000 }, async () => {
   const { page } = tb;
-  const id = `dash-e2e-${Date.now().toString(36)}`;
-  const image = `${cluster.registry.host}/e2e/dashboard:1`;
-  let finished = false;
-  const events: SolveEvent[] = [];
-  const building = solve(cluster, example, {
-    buildId: id, platforms: ['linux/amd64', 'linux/arm64'], buildArgs: { BASE: cluster.busybox.reference },
-    outputs: [{ type: 'image', attrs: { name: image, push: 'true' } }],
-  }, { onEvent: (e) => events.push(e) }).finally(() => { finished = true; });
+  const { id, image, finished, done } = await twoPlatformBuild({ fresh: true });
 
   // Builds list: the row appears with status running before the build has finished.
   await page.goto(`${dash.url}/builds`);
-  await page.locator(`tr[data-build="${id}"]`, { hasText: 'running' }).waitFor({ timeout: 20_000 });
-  assert.equal(finished, false, 'the build was still running when the builds list showed it');
+  await page.locator(`tr[data-build="${id}"]`, { hasText: 'running' }).waitFor({ timeout: 30_000 });
+  assert.equal(finished(), false, 'the build was still running when the builds list showed it');
   await tb.screenshot('e2e-builds');
 
   // Queue view: the build's stage jobs show as waiting or active in a platform queue.
   await page.goto(`${dash.url}/`);
-  await page.locator('table[data-testid="queues"] tbody tr').first().waitFor({ timeout: 10_000 });
+  await page.locator('table[data-testid="queues"] tbody tr').first().waitFor({ timeout: 30_000 });
   await until('a stage job in the queue view', async () => {
     const counts = await page.locator('table[data-testid="queues"] td[data-field="waiting"], table[data-testid="queues"] td[data-field="active"]').allTextContents();
     return counts.some((c) => Number(c) > 0);
-  }, 15_000);
-  assert.equal(finished, false, 'the queue view showed the build while it ran');
+  }, 30_000);
+  assert.equal(finished(), false, 'the queue view showed the build while it ran');
   await tb.screenshot('e2e-queues');
 
   // Build page: the log tail grows over SSE without reloading the page.
   await page.goto(`${dash.url}/builds/${id}`);
   const log = page.locator('[data-testid="log"]');
-  await log.filter({ hasText: 'started' }).waitFor({ timeout: 20_000 });
+  await log.filter({ hasText: 'started' }).waitFor({ timeout: 30_000 });
   const early = await log.textContent() ?? '';
-  assert.equal(finished, false, 'the first log lines were seen while the build ran');
+  assert.equal(finished(), false, 'the first log lines were seen while the build ran');
   await tb.screenshot('e2e-build-running');
-  await log.filter({ hasText: 'built client' }).filter({ hasText: 'built server' }).waitFor({ timeout: 60_000 });
-  const late = await log.textContent() ?? '';
-  assert.ok(late.length > early.length && late.startsWith(early.slice(0, 200)), 'the same log view grew');
-  assert.doesNotMatch(early, /built server[\s\S]*built server/, 'both platforms\' server stages finished after the page was opened');
+  // Each platform's build steps print "built client|server: N bytes", on whole lines labelled
+  // with the platform, however the two platforms' output interleaves.
+  const built = (platform: string) => new RegExp(`^\\[${platform.replace('/', '\\/')}[^\\]\\n]*\\] built (client|server): \\d+ bytes$`, 'gm');
+  let late = '';
+  await until('both platforms\' build steps in the log view', async () => {
+    late = await log.textContent() ?? '';
+    return ['linux/amd64', 'linux/arm64'].every((p) => (late.match(built(p)) ?? []).length === 2);
+  }, 120_000);
+  // The view is appended to, never re-rendered: what it first showed stays, in the same order.
+  assert.ok(late.length > early.length && late.startsWith(early), `the same log view grew:\n${early}\n---\n${late}`);
 
-  const outcome = await building;
+  const { outcome } = await done;
   assert.equal(outcome.error, undefined, outcome.error?.message);
   const digest = outcome.result!.digest;
   assert.match(digest, /^sha256:[0-9a-f]{64}$/);
-  await page.locator('[data-testid="build-status"]', { hasText: 'succeeded' }).waitFor({ timeout: 10_000 });
-  await page.locator('p code', { hasText: digest }).waitFor({ timeout: 5000 });
+  await page.locator('[data-testid="build-status"]', { hasText: 'succeeded' }).waitFor({ timeout: 30_000 });
+  await page.locator('p code', { hasText: digest }).waitFor({ timeout: 30_000 });
   assert.match(await page.locator('[data-testid="pushed"]').textContent() ?? '', new RegExp(`e2e/dashboard@${digest}`));
   for (const platform of ['linux/amd64', 'linux/arm64']) {
     const cards = await page.locator(`[data-platform="${platform}"] [data-stage]`).allTextContents();
@@ -111,39 +172,39 @@ test('a two-platform build shows in the builds and queue views while running, it
   }
   assert.match(await page.locator('[data-platform="linux/arm64"]').textContent() ?? '', /emulated/);
   await tb.screenshot('e2e-build-done');
-  firstBuild = { id, outcome };
 });
 
-test('the frontend, workers and dashboard serve /metrics with what the build did', { skip, timeout: 20_000 }, async () => {
-  assert.ok(firstBuild, 'the first build ran');
-  const frontend = await (await fetch(`${healthUrl(cluster.frontendProcess.output(), 'buildyardd')}/metrics`)).text();
-  assert.equal(metricValue(frontend, 'buildyard_builds_total', { status: 'succeeded' }), 1);
-  assert.equal(metricValue(frontend, 'buildyard_context_bytes_uploaded_total'), firstBuild.outcome.bytesUploaded);
-  assert.ok(firstBuild.outcome.bytesUploaded > 0);
-  assert.ok(metricValue(frontend, 'buildyard_bytes_pushed_total') > 0, 'pushed layer bytes are counted');
+test('the frontend, workers and dashboard serve /metrics with what the build did', { skip, timeout: 150_000 }, async () => {
+  const { outcome, before, after } = await (await twoPlatformBuild()).done;
+  assert.equal(outcome.error, undefined, outcome.error?.message);
+  const frontend = (name: string, labels?: Record<string, string>) => grew(before, after, 'frontend', name, labels);
+  assert.equal(frontend('buildyard_builds_total', { status: 'succeeded' }), 1);
+  assert.ok(outcome.bytesUploaded > 0);
+  assert.equal(frontend('buildyard_context_bytes_uploaded_total'), outcome.bytesUploaded);
+  assert.ok(frontend('buildyard_bytes_pushed_total') > 0, 'pushed layer bytes are counted');
 
-  const workers = await Promise.all(cluster.workers.map(async (w) => (await fetch(`${healthUrl(w.process.output(), 'buildyard-worker')}/metrics`)).text()));
-  const sum = (name: string, labels?: Record<string, string>) => workers.reduce((n, t) => n + metricValue(t, name, labels), 0);
+  const workers = (name: string, labels?: Record<string, string>) => grew(before, after, 'workers', name, labels);
   // 4 stages per platform; arm64 runs emulated on this amd64 machine.
-  assert.equal(sum('buildyard_stage_duration_seconds_count', { platform: 'linux/amd64', emulated: 'false' }), 4);
-  assert.equal(sum('buildyard_stage_duration_seconds_count', { platform: 'linux/arm64', emulated: 'true' }), 4);
-  assert.ok(sum('buildyard_cache_misses_total', { platform: 'linux/arm64' }) >= 3, 'the RUN steps executed');
-  assert.ok(sum('buildyard_bytes_pulled_total') > 0, 'busybox layers were pulled from the registry');
+  assert.equal(workers('buildyard_stage_duration_seconds_count', { platform: 'linux/amd64', emulated: 'false' }), 4);
+  assert.equal(workers('buildyard_stage_duration_seconds_count', { platform: 'linux/arm64', emulated: 'true' }), 4);
+  assert.ok(workers('buildyard_cache_misses_total', { platform: 'linux/arm64' }) >= 3, 'the RUN steps executed');
+  assert.ok(metricValue(after.workers.join('\n'), 'buildyard_bytes_pulled_total') > 0, 'busybox layers were pulled from the registry');
 
-  const dashboard = await (await dash.api('/metrics')).text();
-  assert.match(dashboard, /buildyard_queue_depth\{platform="linux\/arm64",class="emulated",state="waiting"\} \d+/);
-  assert.ok(metricValue(dashboard, 'buildyard_queue_wait_seconds_count') > 0, 'the dashboard observed how long stage jobs waited');
+  assert.match(after.dashboard, /buildyard_queue_depth\{platform="linux\/arm64",class="emulated",state="waiting"\} \d+/);
+  assert.ok(metricValue(after.dashboard, 'buildyard_queue_wait_seconds_count') > 0, 'the dashboard observed how long stage jobs waited');
 });
 
-test('draining a worker from the workers page puts the next build\'s stages on the other worker', { skip, timeout: 45_000 }, async () => {
+test('draining a worker from the workers page puts the next build\'s stages on the other worker', { skip, timeout: 120_000 }, async (t) => {
   const { page } = tb;
+  // The other tests want both workers, whichever order they run in.
+  t.after(() => dash.state.registry.undrain('worker-1'));
   await page.goto(`${dash.url}/workers`);
   const row = page.locator('tr[data-worker="worker-1"]');
-  await row.waitFor({ timeout: 10_000 });
-  await page.locator('tr[data-worker="worker-2"]').waitFor({ timeout: 10_000 });
+  await row.waitFor({ timeout: 30_000 });
+  await page.locator('tr[data-worker="worker-2"]').waitFor({ timeout: 30_000 });
   page.once('dialog', (d) => void d.accept());
   await row.getByRole('button', { name: 'drain' }).click();
-  await row.locator('td[data-field="state"]', { hasText: 'draining' }).waitFor({ timeout: 10_000 });
+  await row.locator('td[data-field="state"]', { hasText: 'draining' }).waitFor({ timeout: 30_000 });
   await tb.screenshot('e2e-workers-drained');
 
   const id = `dash-e2e-drained-${Date.now().toString(36)}`;
@@ -153,9 +214,9 @@ test('draining a worker from the workers page puts the next build\'s stages on t
   assert.deepEqual([...ran], ['worker-2'], 'progress events name only the worker that was not drained');
 
   await page.goto(`${dash.url}/builds/${id}`);
-  await page.locator('[data-testid="build-status"]', { hasText: 'succeeded' }).waitFor({ timeout: 10_000 });
+  await page.locator('[data-testid="build-status"]', { hasText: 'succeeded' }).waitFor({ timeout: 30_000 });
   const cards = page.locator('[data-platform="linux/amd64"] [data-stage]');
-  await cards.first().waitFor({ timeout: 10_000 });
+  await cards.first().waitFor({ timeout: 30_000 });
   const texts = await cards.allTextContents();
   assert.equal(texts.length, 4, 'four stages on the build page');
   for (const t of texts) assert.match(t, /worker worker-2/);
