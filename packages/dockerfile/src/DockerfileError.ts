@@ -20,35 +20,6 @@ export class DockerfileError extends Error {
   }
 }
 
-/** Closest candidate by edit distance, for "did you mean" hints (none when too far). */
-export function didYouMean(input: string, candidates: readonly string[]): string | undefined {
-  const a = input.toLowerCase();
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(a, c.toLowerCase());
-    if (d < bestDistance) {
-      bestDistance = d;
-      best = c;
-    }
-  }
-  const limit = Math.max(1, Math.floor(a.length / 3));
-  return bestDistance <= limit ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 8 || a.length > 64 || b.length > 64) return 99;
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-      // Adjacent transposition (FORM -> FROM) costs one edit.
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  }
-  return d[a.length][b.length];
-}
-
 /** The start of a user-supplied word for an error message: a 1 MB word must not become a 1 MB error. */
 export function excerpt(text: string, max = 80): string {
   return text.length > max ? `${text.slice(0, max)}… (${text.length} chars)` : text;

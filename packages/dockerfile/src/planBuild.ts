@@ -127,33 +127,6 @@ function healthHistory(hc: HealthConfig): string {
   return `HEALTHCHECK {Test:${goList(hc.Test ?? [])} Interval:${d(hc.Interval)} Timeout:${d(hc.Timeout)} StartPeriod:${d(hc.StartPeriod)} StartInterval:${d(hc.StartInterval)} Retries:${hc.Retries ?? 0}}`;
 }
 
-function globToRegex(component: string): RegExp {
-  let re = '^';
-  for (let i = 0; i < component.length; i++) {
-    const c = component[i];
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else if (c === '[') {
-      const end = component.indexOf(']', i + 1);
-      if (end < 0) re += '\\[';
-      else {
-        let cls = component.slice(i + 1, end);
-        if (cls.startsWith('^') || cls.startsWith('!')) cls = '^' + cls.slice(1);
-        re += '[' + cls.replace(/\\/g, '\\\\') + ']';
-        i = end;
-      }
-    } else if (c === '\\' && i + 1 < component.length) re += '\\' + component[++i];
-    else re += c.replace(/[.+^${}()|\\/]/g, '\\$&');
-  }
-  try {
-    return new RegExp(re + '$', 's');
-  } catch {
-    return /^\u0000never$/;
-  }
-}
-
-const GLOB_CHARS = /[*?[\\]/;
-
 class Planner {
   private readonly buildArgs: Record<string, string>;
   private readonly usedArgs = new Set<string>();
@@ -256,7 +229,6 @@ class Planner {
    */
   private checkStageReferences(): void {
     const stages = this.df.stages;
-    const deps = new Map<number, Instruction[]>();
     const edges = new Map<number, { to: number; ins: Instruction }[]>();
     const lookup = (ref: string): ParsedStage | undefined => {
       if (/^\d+$/.test(ref)) return stages[Number(ref)];
@@ -301,7 +273,6 @@ class Planner {
         }
         if (!done.has(e.to)) { onPath.add(e.to); stack.push({ node: e.to, next: 0 }); }
       }
-      void deps;
     }
   }
 
@@ -816,6 +787,8 @@ class PlatformPlanner {
     const { env, keyEnv, argPairs } = this.runEnv(st);
     const cwd = this.workdir(st);
     const user = cfg.User ?? '';
+    // dockerui reads the sandbox hostname from this build arg and gives it to every RUN.
+    const hostname = this.p.buildArg('BUILDKIT_SANDBOX_HOSTNAME');
     const v: Omit<ExecVertex, 'digest' | 'cacheKey'> = {
       kind: 'exec',
       args,
@@ -824,13 +797,14 @@ class PlatformPlanner {
       user,
       network,
       security,
+      ...(hostname ? { hostname } : {}),
       mounts,
       ...(heredocs ? { heredocs } : {}),
       inputs,
       name: this.vertexName(st, ins),
       line: ins.startLine,
     };
-    this.addVertex(st, v, inputKeys, content, { kind: 'exec', args, env: keyEnv, cwd, user, network, security, mounts, heredocs, inputs: inputs.map((i) => (i.kind === 'stage' ? { kind: 'stage' } : i)) });
+    this.addVertex(st, v, inputKeys, content, { kind: 'exec', args, env: keyEnv, cwd, user, network, security, ...(hostname ? { hostname } : {}), mounts, heredocs, inputs: inputs.map((i) => (i.kind === 'stage' ? { kind: 'stage' } : i)) });
     const prefix = argPairs.length > 0 ? `|${argPairs.length} ${argPairs.join(' ')} ` : '';
     this.history(st, `RUN ${prefix}${args.join(' ')} # buildkit`, false);
   }

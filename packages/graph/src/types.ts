@@ -105,6 +105,8 @@ export interface ExecVertex extends VertexBase {
   user: string;
   network: 'default' | 'none' | 'host';
   security: 'sandbox' | 'insecure';
+  /** The sandbox's hostname (BUILDKIT_SANDBOX_HOSTNAME); absent: the worker's default. */
+  hostname?: string;
   mounts: RunMount[];
   heredocs?: RunHeredocFile[];
   /** Inputs other than the parent state (stages/images used by mounts). */

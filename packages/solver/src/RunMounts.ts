@@ -50,7 +50,7 @@ export class RunMounts {
         case 'secret': {
           const value = this.opts.secrets.get(spec.id);
           if (value === undefined) {
-            if (spec.required) throw new Error(`secret "${spec.id}" was not provided: pass it with --secret id=${spec.id},src=FILE`);
+            if (spec.required) throw new Error(`secret ${spec.id}: not found; pass it with --secret id=${spec.id},src=FILE`);
             break;
           }
           if (spec.env) env.push(`${spec.env}=${value.toString('utf8')}`);

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { BlobStore, CacheIndex, LayerRecord } from '@buildyard/cache';
 import type { ExecVertex, FileVertex, HistoryEntry, ImageConfigFile, SourceRef, StagePlan, Vertex } from '@buildyard/graph';
-import { resolveUser, type EgressLists, type Executor, type StepLimits } from '@buildyard/executor';
+import { type EgressLists, type Executor, type StepLimits } from '@buildyard/executor';
 import { chainID, diffUpper, ownScratchDir, type ChainLayer, type Snapshotter } from '@buildyard/snapshot';
-import { addUrl, copy, mkdir, mkfile } from '@buildyard/fileop';
+import { addUrl, copy, mkdir, mkfile, resolveChown } from '@buildyard/fileop';
 import type { StageResult } from './StageResult.js';
 import { RunMounts } from './RunMounts.js';
 import { briefMessage } from './briefMessage.js';
@@ -223,6 +223,7 @@ export class StageSolver {
           // The frontend checks the network.host and security.insecure entitlements.
           network: vertex.network === 'default' ? (req.network ?? 'default') : vertex.network,
           security: vertex.security,
+          ...(vertex.hostname ? { hostname: vertex.hostname } : {}),
           egress: req.egress,
           limits: req.limits,
           platform: stage.platform,
@@ -315,9 +316,9 @@ async function freeSpaceLimit(dir: string): Promise<number> {
   return Math.floor(stats.bavail * stats.bsize * 0.9);
 }
 
-async function ownerOf(rootfs: string, chown: string): Promise<{ uid: number; gid: number }> {
-  const user = await resolveUser(rootfs, chown);
-  return { uid: user.uid, gid: user.gid };
+/** --chown and the USER of a WORKDIR resolve as BuildKit's file ops do (an unknown name is 0). */
+function ownerOf(rootfs: string, chown: string): Promise<{ uid: number; gid: number }> {
+  return resolveChown(rootfs, chown);
 }
 
 /** Marks the next layer-producing history entry; returns the index after it. */

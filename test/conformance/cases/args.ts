@@ -17,14 +17,14 @@ export const cases: Case[] = [
   { name: 'arg-targetplatform', upstream: argHistory(historyAt(0, 'ARG TARGETPLATFORM=linux/amd64 TARGETOS=linux TARGETARCH=amd64 TARGETVARIANT= BUILDPLATFORM=linux/amd64')), dockerfile: 'FROM {{BASE}}\nARG TARGETPLATFORM TARGETOS TARGETARCH TARGETVARIANT BUILDPLATFORM\nRUN echo "$TARGETPLATFORM $TARGETOS $TARGETARCH [$TARGETVARIANT] $BUILDPLATFORM" > /p\n' },
   { name: 'arg-platform-not-declared', dockerfile: 'FROM {{BASE}}\nRUN echo "[$TARGETPLATFORM]" > /p\n' },
   { name: 'arg-proxy-predefined', dockerfile: 'FROM {{BASE}}\nRUN echo "[$HTTP_PROXY]" > /p\n', args: { HTTP_PROXY: 'http://proxy:3128' } },
-  { name: 'arg-proxy-declared', dockerfile: 'FROM {{BASE}}\nARG HTTP_PROXY\nRUN echo "[$HTTP_PROXY]" > /p\n', args: { HTTP_PROXY: 'http://proxy:3128' } },
+  { name: 'arg-proxy-declared', upstream: argHistory(historyAt(0, 'ARG HTTP_PROXY=http://proxy:3128')), dockerfile: 'FROM {{BASE}}\nARG HTTP_PROXY\nRUN echo "[$HTTP_PROXY]" > /p\n', args: { HTTP_PROXY: 'http://proxy:3128' } },
   { name: 'arg-required-error', dockerfile: 'FROM {{BASE}}\nARG X\nENV Y="${X:?X must be set}"\n' },
   { name: 'arg-required-error-no-message', dockerfile: 'FROM {{BASE}}\nARG X\nRUN echo ${X?}\nENV Y=${X:?}\n' },
   { name: 'arg-expansion-modifiers', upstream: { change: 'shell/lex.go accepts ${var-word}, ${var+word} and ${var?word} without the colon', expect: { ok: true, layers: 0, config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'R1=alt', 'R2=', 'R3=dflt', 'R4=', 'R5=unset'], Cmd: ['sh'], platform: 'linux/amd64' }, history: [{ created_by: 'ARG A=set', empty_layer: true }, { created_by: 'ARG E=', empty_layer: true }, { created_by: 'ENV R1=alt R2= R3=dflt R4= R5=unset', empty_layer: true }], files: [], whiteouts: [] } }, dockerfile: 'FROM {{BASE}}\nARG A=set\nARG E=\nENV R1=${A:+alt} R2=${E:+alt} R3=${E:-dflt} R4=${E-dflt} R5=${U-unset}\n' },
   { name: 'arg-in-stage-not-leaking', dockerfile: 'FROM {{BASE}} AS one\nARG S=one\nFROM {{BASE}}\nRUN echo "[$S]" > /s\n' },
   { name: 'arg-blank-base-error', dockerfile: 'ARG IMG\nFROM $IMG\n' },
   { name: 'arg-unused-build-arg', dockerfile: 'FROM {{BASE}}\nRUN true\n', args: { UNUSED: 'x' } },
-  { name: 'arg-targetstage', upstream: { change: 'platform.go defines TARGETSTAGE (the target stage name) beside the platform args', patch: (r) => { r.history![1].created_by = r.history![1].created_by.replace('TARGETSTAGE=', 'TARGETSTAGE=first'); r.files!.find((f) => f.path === '/ts')!.content = contentOf('[first]\n'); return r; } }, dockerfile: 'FROM {{BASE}} AS first\nARG TARGETSTAGE\nRUN echo "[$TARGETSTAGE]" > /ts\n' },
+  { name: 'arg-targetstage', upstream: { change: 'platform.go defines TARGETSTAGE (the target stage name) beside the platform args', patch: (r) => { r.history![0].created_by = 'ARG TARGETSTAGE=first'; r.history![1].created_by = r.history![1].created_by.replace('TARGETSTAGE=', 'TARGETSTAGE=first'); r.files!.find((f) => f.path === '/ts')!.content = contentOf('[first]\n'); return r; } }, dockerfile: 'FROM {{BASE}} AS first\nARG TARGETSTAGE\nRUN echo "[$TARGETSTAGE]" > /ts\n' },
 ];
 
 function contentOf(text: string): string {

@@ -1,6 +1,6 @@
 // User errors and their wording (BuildKit's parser testfiles and dockerfile_test.go error cases).
 import type { Case } from '../lib/types.js';
-import { allHistory, argHistory, chain, copyFlagsHistory, error, HEALTH_CHANGE, healthHistory, heredocMode, historyAt } from './upstream.js';
+import { allHistory, argHistory, chain, chmodParents, copyFlagsHistory, error, FLAG_PREFIX_CHANGE, HEALTH_CHANGE, healthHistory, heredocMode, historyAt } from './upstream.js';
 
 export const cases: Case[] = [
   { name: 'unknown-instruction', dockerfile: 'FROM {{BASE}}\nFRM x\n' },
@@ -10,7 +10,7 @@ export const cases: Case[] = [
   { name: 'from-bad-args', dockerfile: 'FROM {{BASE}} AS\n' },
   { name: 'stage-name-invalid', dockerfile: 'FROM {{BASE}} AS 1bad\n' },
   { name: 'stage-name-duplicate', upstream: { change: 'a duplicate stage name is the DuplicateStageName lint warning (validations.go), not an error', patch: (r) => r }, dockerfile: 'FROM {{BASE}} AS a\nFROM {{BASE}} AS a\n' },
-  { name: 'target-not-found', dockerfile: 'FROM {{BASE}} AS build\nFROM {{BASE}} AS final\n', target: 'biuld' },
+  { name: 'target-not-found', upstream: { change: 'convert.go resolveTarget quotes the name and adds suggest.WrapError', expect: error('target stage "biuld" could not be found (did you mean build?)') }, dockerfile: 'FROM {{BASE}} AS build\nFROM {{BASE}} AS final\n', target: 'biuld' },
   { name: 'target-selects-stage', dockerfile: 'FROM {{BASE}} AS build\nRUN touch /built\nFROM {{BASE}} AS final\nRUN touch /final\n', target: 'build' },
   { name: 'from-earlier-stage', dockerfile: 'FROM {{BASE}} AS a\nRUN touch /a\nFROM a AS b\nRUN touch /b\n' },
   { name: 'shell-not-json', dockerfile: 'FROM {{BASE}}\nSHELL /bin/bash -c\n' },
@@ -24,7 +24,7 @@ export const cases: Case[] = [
   { name: 'onbuild-from', dockerfile: 'FROM {{BASE}}\nONBUILD FROM x\n' },
   { name: 'escape-directive-invalid', dockerfile: '# escape=x\nFROM {{BASE}}\n' },
   { name: 'copy-one-arg', dockerfile: 'FROM {{BASE}}\nCOPY onlyone\n' },
-  { name: 'flag-bool-bad-value', dockerfile: 'FROM {{BASE}}\nCOPY --link=maybe a b\n', files: { a: 'a' } },
+  { name: 'flag-bool-bad-value', upstream: { change: FLAG_PREFIX_CHANGE, expect: error('expecting boolean value for flag --link, not: maybe') }, dockerfile: 'FROM {{BASE}}\nCOPY --link=maybe a b\n', files: { a: 'a' } },
   { name: 'from-platform-flag-bad', divergence: 'Buildyard rejects an unknown architecture while planning; BuildKit accepts any os/arch and fails later when the base image has no manifest for it', dockerfile: 'FROM --platform=linux/nonsense {{BASE}}\n' },
   { name: 'empty-continuation-warns-only', dockerfile: 'FROM {{BASE}}\nRUN echo a \\\n\n  b > /o\n' },
   { name: 'json-non-string', dockerfile: 'FROM {{BASE}}\nCMD ["a", 1]\n' },

@@ -5,6 +5,7 @@ import { cases as copy } from './copy.js';
 import { cases as errors } from './errors.js';
 import { cases as heredoc } from './heredoc.js';
 import { cases as instructions } from './instructions.js';
+import { cases as more } from './more.js';
 import { cases as run } from './run.js';
 
-export const groups: Record<string, Case[]> = { instructions, copy, heredoc, args, run, errors };
+export const groups: Record<string, Case[]> = { instructions, copy, heredoc, args, run, errors, more };

@@ -43,3 +43,17 @@ export function healthHistory(test: string[], d: { interval?: string; timeout?: 
 }
 
 export const HEALTH_CHANGE = 'convert.go dispatchHealthcheck writes fmt.Sprintf("HEALTHCHECK %+v", HealthcheckConfig) (docker-image-spec, with StartInterval)';
+
+export const FLAG_PREFIX_CHANGE = 'bflag.go names the flag with its "--" prefix in errors (moby/buildkit 31a7c177e)';
+
+/** fsutil copy (2025-02 "copy: fix custom chmod for parent directories"): directories a COPY creates get an octal --chmod. */
+export function chmodParents(flags: string, modes: Record<string, string>): Upstream {
+  const history = copyFlagsHistory(flags).patch!;
+  return {
+    change: 'convert_copy.go names --chmod in the history; fsutil creates missing directories with an octal --chmod (tonistiigi/fsutil 183e7fb)',
+    patch: (r) => {
+      for (const f of r.files ?? []) if (modes[f.path]) f.mode = modes[f.path];
+      return history(r);
+    },
+  };
+}

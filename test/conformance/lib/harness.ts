@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { busyboxLayout, seedBusybox, startRegistry, type RegistryService } from '@buildyard/testkit';
-import { buildLocal } from '@buildyard/solver';
+import { buildLocal } from '@buildyard/localbuild';
 import { Buildkitd, buildctlError } from './buildkit.js';
 import { writeContext } from './context.js';
 import { normalizeError } from './normalize.js';

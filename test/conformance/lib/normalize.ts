@@ -3,12 +3,13 @@
 
 const PREFIXES = [
   /^error: /,
+  /^error from sender: /,
   /^ERROR: /,
   /^failed to solve: /,
   /^rpc error: code = \w+ desc = /,
   /^failed to solve with frontend dockerfile\.v0: /,
   /^failed to create LLB definition: /,
-  /^Dockerfile(?:\.[\w.-]+)?:\d+: /,
+  /^Dockerfile(?:\.[\w.-]+)?:(?:\d+:)? /,
   /^dockerfile:\d+: /,
   // Buildyard names the location as `Dockerfile:N:`; BuildKit's parser says it in words.
   /^dockerfile parse error on line \d+: /,

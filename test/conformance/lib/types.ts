@@ -24,9 +24,10 @@ export interface Case {
   /**
    * Current BuildKit behaves differently from the v0.11.6 reference daemon. `change` names the
    * upstream change (read in moby/buildkit's source); the expectation is `expect`, written by
-   * hand, or the daemon's result passed through `patch`.
+   * hand, or the daemon's result (of `equivalent`, a case v0.11.6 can build that gives the same
+   * image, when given) passed through `patch`.
    */
-  upstream?: { change: string; expect?: Result; patch?: (recorded: Result) => Result };
+  upstream?: { change: string; expect?: Result; patch?: (recorded: Result) => Result; equivalent?: Partial<Pick<Case, 'dockerfile' | 'files' | 'args' | 'target' | 'secrets'>> };
   /**
    * A difference Buildyard keeps on purpose or that lies outside the Dockerfile frontend, with
    * the reason. The suite then requires the difference to still exist, so a fix is noticed.
