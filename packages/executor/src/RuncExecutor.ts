@@ -73,7 +73,7 @@ export class RuncExecutor implements Executor {
     this.idPrefix = options.idPrefix ?? 'buildyard-';
     this.hostResolvConf = options.hostResolvConf ?? '/etc/resolv.conf';
     this.cgroupNamespace = options.cgroupNamespace ?? existsSync('/proc/self/ns/cgroup');
-    this.defaultHostname = options.defaultHostname ?? 'buildyardsandbox';
+    this.defaultHostname = options.defaultHostname ?? 'buildkitsandbox'; // BuildKit's name: build scripts may test for it
     this.dns = options.dns;
     this.seccompProfile = options.seccompProfile ?? defaultSeccompProfilePath;
     this.limits = options.limits ?? {};
