@@ -4,34 +4,13 @@
 // frontend waits on with BLPOP, so nobody polls.
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { redisKeys, workerDiskReportSchema, workerDiskRequestSchema, type WorkerDiskReport, type WorkerDiskRequest } from '@buildyard/contracts';
 
-export interface WorkerDiskRequest {
-  id: string;
-  /** `du` measures; `prune` first removes what is reclaimable, then measures. */
-  op: 'du' | 'prune';
-  /** prune: snapshots kept (bytes); 0 removes every snapshot no running stage uses. */
-  keepBytes?: number;
-}
+// The messages and their keys cross Redis: their schemas live in @buildyard/contracts.
+export type { WorkerDiskRequest, WorkerDiskReport, WorkerDiskPart } from '@buildyard/contracts';
 
-/** One part of a worker's state dir, as `du -s -B1` counts it (st_blocks, hardlinks once). */
-export interface WorkerDiskPart {
-  kind: 'snapshots' | 'contexts';
-  bytes: number;
-  /** What a prune could remove now (snapshots and contexts no running build uses). */
-  reclaimableBytes: number;
-}
-
-export interface WorkerDiskReport {
-  workerId: string;
-  parts: WorkerDiskPart[];
-  /** prune: bytes removed by this request. */
-  reclaimedBytes: number;
-  /** Set when the worker could not do all it was asked (e.g. it stayed busy). */
-  note?: string;
-}
-
-const channel = (prefix: string) => `${prefix}:worker-disk`;
-const replyKey = (prefix: string, id: string) => `${prefix}:worker-disk:reply:${id}`;
+const channel = (prefix: string) => redisKeys(prefix).workerDisk.channel;
+const replyKey = (prefix: string, id: string) => redisKeys(prefix).workerDisk.reply(id);
 const REPLY_TTL_S = 120;
 
 /**
@@ -63,11 +42,11 @@ export async function askWorkersDisk(redis: Redis, prefix: string, request: Omit
   return reports;
 }
 
+/** A report as read back; anything else (another version, garbage) is left out of the answer. */
 function parseReport(text: string): WorkerDiskReport | undefined {
   try {
-    const r = JSON.parse(text) as WorkerDiskReport;
-    if (typeof r.workerId !== 'string' || !Array.isArray(r.parts) || typeof r.reclaimedBytes !== 'number') return undefined;
-    return r;
+    const r = workerDiskReportSchema.safeParse(JSON.parse(text));
+    return r.success ? r.data : undefined;
   } catch {
     return undefined;
   }
@@ -79,8 +58,9 @@ export async function serveWorkerDisk(redis: Redis, prefix: string, handle: (req
   subscriber.on('message', (_channel: string, message: string) => {
     let request: WorkerDiskRequest;
     try {
-      request = JSON.parse(message) as WorkerDiskRequest;
-      if (typeof request.id !== 'string' || !/^[0-9a-f-]{36}$/.test(request.id) || (request.op !== 'du' && request.op !== 'prune')) return;
+      const parsed = workerDiskRequestSchema.safeParse(JSON.parse(message));
+      if (!parsed.success) return;
+      request = parsed.data;
     } catch {
       return;
     }

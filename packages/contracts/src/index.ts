@@ -18,3 +18,6 @@ export { BuildSecrets, sealSecrets, unsealSecrets, secretsKey, buildSecretsPaylo
 export { workerHashSchema } from './WorkerRecord.js';
 export { luaCommands, type LuaScript, type LuaCommand } from './luaCommands.js';
 export { cacheRecordSchema, type CacheRecord } from './CacheRecord.js';
+export {
+  workerDiskRequestSchema, workerDiskReportSchema, workerDiskPartSchema, type WorkerDiskRequest, type WorkerDiskReport, type WorkerDiskPart,
+} from './WorkerDisk.js';

@@ -102,6 +102,12 @@ export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX) {
       build: (buildId: string) => `${leases}:build:${buildId}`,
       buildPrefix: `${leases}:build:`,
     },
+    workerDisk: {
+      /** Pub/sub channel of the frontend's du/prune requests to every worker. */
+      channel: `${p}:worker-disk`,
+      /** List one request's reports arrive on (BLPOP). */
+      reply: (requestId: string) => `${p}:worker-disk:reply:${requestId}`,
+    },
     scheduler: schedulerKeys(`${p}:sched`),
   };
 }

@@ -14,7 +14,7 @@ import {
 } from '@buildyard/proto';
 import { Readable } from 'node:stream';
 import type { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
-import { createLogger, metrics, withExtractedContext, type Logger } from '@buildyard/telemetry'; // metrics
+import { createLogger, metrics, withMetadataContext, type Logger } from '@buildyard/telemetry'; // metrics
 import { authenticate, serviceError } from './authenticate.js';
 import { BuildRecords, BuildSecrets, DEFAULT_KEYS, type BuildRecord, type RedisKeys } from '@buildyard/contracts';
 import { BuildRunner, type FinishedImages } from './BuildRunner.js';
@@ -283,8 +283,7 @@ export class Frontend {
     const abort = new AbortController();
     this.aborts.set(buildId, abort);
     call.on('cancelled', () => { if (!req.detach) abort.abort(new Error('the client went away')); });
-    const traceHeaders = Object.fromEntries(['traceparent', 'tracestate'].map((k) => [k, call.metadata.get(k)[0]]).filter(([, v]) => typeof v === 'string'));
-    const finished = withExtractedContext(traceHeaders, () => this.runner.run(buildId, tenant, req, checked.outputs, abort.signal));
+    const finished = withMetadataContext(call.metadata, () => this.runner.run(buildId, tenant, req, checked.outputs, abort.signal));
     this.finished.set(buildId, finished);
     finished.finally(() => { this.finished.delete(buildId); this.aborts.delete(buildId); })
       .catch((err: Error) => this.log.error({ buildId, err: err.message }, 'build ended with an error its runner did not report'));

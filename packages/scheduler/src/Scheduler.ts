@@ -8,7 +8,7 @@ import { WorkerRegistry } from './WorkerRegistry.js';
 import type { BuildEvent, BuildRequest, BuildState } from './types.js';
 
 export interface SchedulerOptions {
-  /** Redis key prefix shared by schedulers, consumers and the dashboard (default `by:sched`). */
+  /** Redis key prefix shared by schedulers, consumers and the dashboard (default `buildyard:sched`: contracts' `redisKeys().scheduler.prefix`). */
   prefix?: string;
   /** Running stages per tenant; a tenant at its limit waits while others proceed (default 4, 0 = unlimited). */
   tenantLimit?: number;

@@ -2,7 +2,7 @@
 
 export type BuildListStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
-/** One build from the frontend's `buildyard:build:<id>` hash. */
+/** One build from the frontend's `<prefix>:build:<id>` hash (contracts' BuildRecord). */
 export interface BuildSummary {
   buildId: string;
   tenant: string;

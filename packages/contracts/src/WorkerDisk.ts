@@ -1,0 +1,31 @@
+import { z } from 'zod';
+
+/** The frontend's question to every worker (pub/sub): measure, or prune then measure. */
+export const workerDiskRequestSchema = z.object({
+  id: z.string().regex(/^[0-9a-f-]{36}$/),
+  /** `du` measures; `prune` first removes what is reclaimable, then measures. */
+  op: z.enum(['du', 'prune']),
+  /** prune: snapshots kept (bytes); 0 removes every snapshot no running stage uses. */
+  keepBytes: z.number().nonnegative().optional(),
+});
+export type WorkerDiskRequest = z.infer<typeof workerDiskRequestSchema>;
+
+/** One part of a worker's state dir, as `du -s -B1` counts it (st_blocks, hardlinks once). */
+export const workerDiskPartSchema = z.object({
+  kind: z.enum(['snapshots', 'contexts']),
+  bytes: z.number(),
+  /** What a prune could remove now (snapshots and contexts no running build uses). */
+  reclaimableBytes: z.number(),
+});
+export type WorkerDiskPart = z.infer<typeof workerDiskPartSchema>;
+
+/** A worker's answer, pushed to the request's reply list. */
+export const workerDiskReportSchema = z.object({
+  workerId: z.string(),
+  parts: z.array(workerDiskPartSchema),
+  /** prune: bytes removed by this request. */
+  reclaimedBytes: z.number(),
+  /** Set when the worker could not do all it was asked (e.g. it stayed busy). */
+  note: z.string().optional(),
+});
+export type WorkerDiskReport = z.infer<typeof workerDiskReportSchema>;
