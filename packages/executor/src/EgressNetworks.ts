@@ -16,18 +16,12 @@
 import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
-import { formatCidr, formatIPv4, parseCidr, parseCidrList, type Cidr } from './ipv4.js';
+import { EgressRules, type EgressRuleLists, type TenantEgressRules } from './egressRules.js';
+import { formatCidr, formatIPv4, parseCidr, type Cidr } from './ipv4.js';
 
-export interface EgressPolicy {
+export interface EgressPolicy extends EgressRuleLists {
   /** Pool of addresses cut into one /30 per running step; must not overlap real destinations. */
   pool: string;
-  /** Never reachable, whatever `allow` says: the cluster's services (the worker adds its own). */
-  protect: string[];
-  /** Not reachable unless also in `allow` (`0.0.0.0/0` here makes `allow` an allowlist). */
-  deny: string[];
-  /** Exceptions to `deny`. */
-  allow: string[];
 }
 
 /** What one step adds: the tenant's lists and the nameservers its resolv.conf names. */
@@ -45,22 +39,13 @@ export interface StepNetwork {
   release(): Promise<void>;
 }
 
-/** Always rejected: "this" network, loopback, link-local (169.254.169.254 and friends),
- *  multicast, reserved/broadcast, and the metadata endpoints outside link-local. */
-export const builtinProtected = [
-  '0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '240.0.0.0/4',
-  '100.100.100.200/32', // Alibaba Cloud metadata
-  '168.63.129.16/32', // Azure wire server
-];
-
 const netnsDir = '/run/netns';
 const maxAttempts = 64;
 
 export class EgressNetworks {
   private readonly pool: Cidr;
-  private readonly protect: Cidr[];
-  private readonly deny: Cidr[];
-  private readonly allow: Cidr[];
+  /** What steps may reach; the worker's own fetches for builds (ADD <url>) ask the same rules. */
+  readonly rules: EgressRules;
   private forwardingOn = false;
 
   /** `owner` prefixes every namespace and table name, so cleanupStale() touches only ours. */
@@ -69,14 +54,12 @@ export class EgressNetworks {
     const pool = parseCidr(policy.pool);
     if (!pool || pool.prefix > 30) throw new Error(`egress pool "${policy.pool.slice(0, 60)}" must be an IPv4 range of /30 or larger, e.g. 10.89.0.0/16`);
     this.pool = pool;
-    this.protect = parseCidrList([...builtinProtected, ...policy.protect], 'protected egress ranges');
-    this.deny = parseCidrList(policy.deny, 'egress deny list');
-    this.allow = parseCidrList(policy.allow, 'egress allow list');
+    // The pool is protected too: the other steps live there.
+    this.rules = new EgressRules({ ...policy, protect: [...policy.protect, formatCidr(pool)] });
   }
 
   async create(req: StepNetworkRequest): Promise<StepNetwork> {
-    const tenantDeny = parseCidrList(req.deny ?? [], 'tenant egress deny list');
-    const tenantAllow = parseCidrList(req.allow ?? [], 'tenant egress allow list');
+    const rules = this.rules.forTenant({ deny: req.deny, allow: req.allow });
     this.enableForwarding();
     const slots = 2 ** (32 - this.pool.prefix) / 4;
     const start = randomInt(slots);
@@ -106,7 +89,7 @@ export class EgressNetworks {
       };
       try {
         await must('ip', ['-n', ns, '-batch', '-'], `link set lo up\naddress add ${address}/30 dev eth0\nlink set eth0 up\nroute add default via ${gateway}\n`);
-        await must('nft', ['-f', '-'], this.ruleset(table, link, address, req.nameservers, [...this.deny, ...tenantDeny], [...this.allow, ...tenantAllow]));
+        await must('nft', ['-f', '-'], this.ruleset(table, link, address, req.nameservers, rules));
         return { netnsPath: `${netnsDir}/${ns}`, address, release };
       } catch (err) {
         await release();
@@ -122,14 +105,14 @@ export class EgressNetworks {
     return reclaimNetworks(this.owner);
   }
 
-  private ruleset(table: string, link: string, address: string, nameservers: string[], deny: Cidr[], allow: Cidr[]): string {
+  /** The kernel's form of rules.check(), in its order (protect, allow, deny), plus DNS. */
+  private ruleset(table: string, link: string, address: string, nameservers: string[], rules: TenantEgressRules): string {
     const dns = nameservers.map((n) => parseCidr(n)).filter((c): c is Cidr => c !== undefined && c.prefix === 32);
-    const protect = [...this.protect, this.pool, ...hostAddresses()];
     const set = (name: string, entries: Cidr[]) => `  set ${name} { type ipv4_addr; flags interval; auto-merge;${entries.length > 0 ? ` elements = { ${[...new Set(entries.map(formatCidr))].join(', ')} }` : ''} }`;
     const from = `iifname "${link}"`;
     return [
       `table inet ${table} {`,
-      set('dns', dns), set('protect', protect), set('deny', deny), set('allow', allow),
+      set('dns', dns), set('protect', rules.protect), set('deny', rules.deny), set('allow', rules.allow),
       '  chain by_forward {',
       '    type filter hook forward priority filter; policy accept;',
       // IPv6: the step has no IPv6 address; nothing it crafts with CAP_NET_RAW gets through.
@@ -183,18 +166,6 @@ export async function reclaimNetworks(owner: string): Promise<{ namespaces: stri
   const tables = listed.code !== 0 ? [] : [...listed.stdout.matchAll(/^table inet (\S+)$/gm)].map((m) => m[1] as string).filter((t) => t.startsWith(`${owner}_`));
   for (const t of tables) await cmd('nft', ['delete', 'table', 'inet', t]);
   return { namespaces, tables };
-}
-
-/** Every IPv4 address of this host, read per step: interfaces come and go. */
-function hostAddresses(): Cidr[] {
-  const out: Cidr[] = [];
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) {
-      const c = a.family === 'IPv4' ? parseCidr(a.address) : undefined;
-      if (c) out.push(c);
-    }
-  }
-  return out;
 }
 
 function setupError(what: string, stderr: string): Error {

@@ -1,3 +1,4 @@
+import type { EgressRules } from './egressRules.js';
 import type { RunOptions, RunResult } from './types.js';
 
 /**
@@ -6,4 +7,7 @@ import type { RunOptions, RunResult } from './types.js';
  */
 export interface Executor {
   run(options: RunOptions): Promise<RunResult>;
+  /** What a build may reach on the network; the solver applies it to what it fetches for the
+   *  build (ADD <url>). Absent: no restriction (an executor without a network policy). */
+  readonly egressRules?: EgressRules;
 }

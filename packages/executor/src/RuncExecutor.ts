@@ -14,6 +14,7 @@ import { DiskWatch, upperDirOf } from './DiskWatch.js';
 import { AbortError, ExecError, ExecLimitError, ExecTimeoutError } from './errors.js';
 import { StepCgroups, type StepCgroup, type StepLimits } from './StepCgroups.js';
 import { EgressNetworks, reclaimNetworks, type EgressPolicy, type StepNetwork } from './EgressNetworks.js';
+import { EgressRules } from './egressRules.js';
 import { forgetOwner, orphanOwners, registerOwner } from './owners.js';
 import { hostsFile, nameservers, onlyLoopbackNameservers, resolvConf, type DnsConfig } from './etcFiles.js';
 import { createMountStubs, isDirectory, removeMountStubs, type MountStub } from './mountStubs.js';
@@ -33,9 +34,10 @@ export interface RuncExecutorOptions {
   hostResolvConf?: string;
   /** The worker's [dns] settings; when they name nameservers, they replace the host's. */
   dns?: DnsConfig;
-  /** Egress of network=default steps (see EgressNetworks); `false`: such steps get only
-   *  loopback. Defaults to the 10.89.0.0/16 pool when running as root. */
-  egress?: Partial<EgressPolicy> | false;
+  /** Egress of network=default steps (see EgressNetworks); `false` or `enabled: false`: such
+   *  steps get only loopback (the lists still decide what the worker fetches for builds, see
+   *  egressRules). Defaults to the 10.89.0.0/16 pool when running as root. */
+  egress?: (Partial<EgressPolicy> & { enabled?: boolean }) | false;
   /** Docker-format seccomp profile for sandboxed steps (default: Docker's own, installed by
    *  infra/dev/setup.sh); `false` runs every step unconfined. */
   seccompProfile?: string | false;
@@ -65,6 +67,8 @@ export class RuncExecutor implements Executor {
   private readonly owner: string;
   private registered = false;
   readonly egress?: EgressNetworks;
+  /** What builds may reach: RUN steps through `egress`, and the worker's own fetches for them. */
+  readonly egressRules: EgressRules;
 
   constructor(options: RuncExecutorOptions) {
     this.stateDir = resolve(options.stateDir);
@@ -82,9 +86,11 @@ export class RuncExecutor implements Executor {
     const owner = 'by' + createHash('sha256').update(this.stateDir).digest('hex').slice(0, 8);
     this.owner = owner;
     this.cgroups = new StepCgroups(owner);
-    if (egress !== false) {
-      this.egress = new EgressNetworks(owner, { pool: egress.pool ?? '10.89.0.0/16', protect: egress.protect ?? [], deny: egress.deny ?? [], allow: egress.allow ?? [] });
+    const lists = { protect: (egress || {}).protect ?? [], deny: (egress || {}).deny ?? [], allow: (egress || {}).allow ?? [] };
+    if (egress !== false && egress.enabled !== false) {
+      this.egress = new EgressNetworks(owner, { pool: egress.pool ?? '10.89.0.0/16', ...lists });
     }
+    this.egressRules = this.egress?.rules ?? new EgressRules(lists);
   }
 
   private get bundlesDir(): string {
