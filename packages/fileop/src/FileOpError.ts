@@ -20,4 +20,5 @@ export type FileOpErrorCode =
   | 'EARCHIVE' // corrupt / unreadable archive
   | 'ECHECKSUM' // ADD --checksum mismatch
   | 'EFETCH' // ADD <url> download failed
+  | 'EREFUSED' // ADD <url> (or a redirect) names an address builds may not reach
   | 'EBADARG'; // invalid option from the caller

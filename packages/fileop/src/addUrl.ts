@@ -9,7 +9,7 @@ import { parseChmod } from './chmodSpec.js';
 import { applyMeta, clearForFile, ensureDir, lstatOrNull, type Owner, resolveInRoot, ROOT_OWNER, showPath } from './destFs.js';
 import { extractArchive, sniffArchive, type ExtractLimits } from './extractArchive.js';
 import { FileOpError } from './FileOpError.js';
-import { httpGet, HttpTimeoutError, type HttpLimits } from './httpGet.js';
+import { AddressRefusedError, httpGet, HttpTimeoutError, type HttpLimits } from './httpGet.js';
 import { cleanRel } from './resolveScoped.js';
 
 export interface AddUrlOptions {
@@ -37,6 +37,11 @@ export interface AddUrlOptions {
   /** Retries after network errors and 5xx/429 answers (default 2). */
   retries?: number;
   extractLimits?: Partial<ExtractLimits>;
+  /** The build's network policy, asked for the address of every hop before connecting to it:
+   *  why the address is refused (a setting's name), or undefined to allow it. */
+  refuseAddress?: (address: string) => string | undefined;
+  /** Dockerfile line of the ADD, named in a refusal. */
+  line?: number;
 }
 
 export interface AddUrlResult {
@@ -61,8 +66,9 @@ export async function addUrl(opts: AddUrlOptions): Promise<AddUrlResult> {
     const file = join(tmp, 'download');
     const limits: HttpLimits = {
       timeoutMs: opts.timeoutMs ?? 300_000, connectTimeoutMs: opts.connectTimeoutMs ?? 30_000, idleTimeoutMs: opts.idleTimeoutMs ?? 60_000, signal: opts.signal,
+      refuse: opts.refuseAddress,
     };
-    const got = await download(url, file, limits, opts.retries ?? 2, expected?.algorithm ?? 'sha256');
+    const got = await download(url, file, limits, opts.retries ?? 2, expected?.algorithm ?? 'sha256', opts.line);
     if (expected && got.hex !== expected.hex) {
       throw new FileOpError('ECHECKSUM', `ADD ${brief(opts.url)}: checksum mismatch: expected ${expected.algorithm}:${expected.hex}, got ${expected.algorithm}:${got.hex}; fix --checksum or the URL`);
     }
@@ -100,7 +106,7 @@ function parseChecksum(checksum: string, url: string): { algorithm: string; hex:
 
 interface Downloaded { hex: string; bytes: number; filename: string; lastModified: Date | null }
 
-async function download(url: URL, file: string, limits: HttpLimits, retries: number, algorithm: string): Promise<Downloaded> {
+async function download(url: URL, file: string, limits: HttpLimits, retries: number, algorithm: string, line?: number): Promise<Downloaded> {
   let lastError = '';
   for (let attempt = 0; attempt <= retries; attempt++) {
     if (attempt > 0) await sleep(200 * 2 ** attempt, undefined, { signal: limits.signal });
@@ -109,6 +115,11 @@ async function download(url: URL, file: string, limits: HttpLimits, retries: num
       got = await httpGet(url, limits);
     } catch (err) {
       limits.signal?.throwIfAborted();
+      // A policy answer, not a network failure: retrying cannot change it.
+      if (err instanceof AddressRefusedError) {
+        const hop = err.redirectedTo ? ` redirected to ${brief(err.redirectedTo.href)}:` : '';
+        throw new FileOpError('EREFUSED', `ADD ${brief(url.href)}${line ? ` at line ${line}` : ''}:${hop} ${err.message}`);
+      }
       lastError = describeFetchError(err);
       continue;
     }

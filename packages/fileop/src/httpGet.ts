@@ -1,10 +1,14 @@
 // One HTTP(S) GET with the three limits a build's download needs: a connect timeout (TCP and
 // TLS), an idle timeout (no byte for that long, while waiting for the headers or the body) and
 // a whole-download deadline, and it ends at once when the build's signal aborts. fetch() has
-// only an overall signal, so node:http is used directly.
+// only an overall signal, so node:http is used directly. With `refuse`, every hop connects only
+// to an address that the build's network policy allows: the name is resolved once, inside the
+// connect (so the connect timeout covers it), and the socket opens to exactly the vetted
+// address, so a DNS answer that changes between check and connect (rebinding) reaches nothing.
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import type { Socket } from 'node:net';
+import { isIP, type LookupFunction, type Socket } from 'node:net';
 
 export interface HttpLimits {
   connectTimeoutMs: number;
@@ -12,10 +16,21 @@ export interface HttpLimits {
   /** The whole exchange, redirects and body included. */
   timeoutMs: number;
   signal?: AbortSignal;
+  /** The network policy: why `address` (an IP) may not be connected to, or undefined to allow. */
+  refuse?: (address: string) => string | undefined;
 }
 
 /** A limit was hit: says which, in words for the user. */
 export class HttpTimeoutError extends Error {}
+
+/** The policy refused the address a hop would connect to; `by` names the setting. */
+export class AddressRefusedError extends Error {
+  /** The redirect hop that led there, when it was not the URL asked for. */
+  redirectedTo?: URL;
+  constructor(readonly address: string, readonly by: string) {
+    super(`the address ${address} is not reachable from builds (${by})`);
+  }
+}
 
 const MAX_REDIRECTS = 10;
 
@@ -28,8 +43,8 @@ export async function httpGet(url: URL, limits: HttpLimits, headers: Record<stri
   const timer = setTimeout(() => deadline.abort(new HttpTimeoutError(`timed out after ${limits.timeoutMs} ms`)), limits.timeoutMs);
   const signal = limits.signal ? AbortSignal.any([limits.signal, deadline.signal]) : deadline.signal;
   const done = () => clearTimeout(timer);
+  let current = url;
   try {
-    let current = url;
     for (let hop = 0; ; hop++) {
       const res = await getOnce(current, limits, signal, headers);
       const location = res.headers.location;
@@ -45,6 +60,7 @@ export async function httpGet(url: URL, limits: HttpLimits, headers: Record<stri
     }
   } catch (err) {
     done();
+    if (err instanceof AddressRefusedError && current.href !== url.href) err.redirectedTo = current;
     throw signal.aborted ? signal.reason : err;
   }
 }
@@ -52,8 +68,17 @@ export async function httpGet(url: URL, limits: HttpLimits, headers: Record<stri
 function getOnce(url: URL, limits: HttpLimits, signal: AbortSignal, headers: Record<string, string>): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const get = url.protocol === 'https:' ? https.get : http.get;
+    let lookup: LookupFunction | undefined;
+    if (limits.refuse) {
+      // An address in the URL is never looked up by node:net: vet it here.
+      const literal = url.hostname.replace(/^\[|\]$/g, '');
+      const by = isIP(literal) ? limits.refuse(literal) : undefined;
+      if (by) { reject(new AddressRefusedError(literal, by)); return; }
+      lookup = vettedLookup(limits.refuse);
+    }
     // agent: false: a fresh connection, so the connect timeout always measures a real connect.
-    const req = get(url, { agent: false, signal, headers });
+    // The Host header and TLS server name stay the URL's name; only the address is pinned.
+    const req = get(url, { agent: false, signal, headers, ...(lookup ? { lookup } : {}) });
     let response: IncomingMessage | undefined;
     const connectTimer = setTimeout(() => req.destroy(new HttpTimeoutError(`could not connect to ${url.host} within ${limits.connectTimeoutMs} ms`)), limits.connectTimeoutMs);
     req.once('socket', (socket: Socket) => {
@@ -70,4 +95,22 @@ function getOnce(url: URL, limits: HttpLimits, signal: AbortSignal, headers: Rec
     req.once('error', reject);
     req.once('close', () => clearTimeout(connectTimer));
   });
+}
+
+/** Resolves (IPv4: builds have no IPv6) and answers only addresses the policy allows; when it
+ *  allows none, fails with the first refused one. */
+function vettedLookup(refuse: (address: string) => string | undefined): LookupFunction {
+  return (hostname, options, callback) => {
+    dnsLookup(hostname, { all: true, family: 4 }, (err, found: LookupAddress[]) => {
+      if (err) { callback(err, '', 4); return; }
+      const allowed = found.filter((a) => refuse(a.address) === undefined);
+      if (allowed.length === 0) {
+        const first = found[0]?.address ?? hostname;
+        callback(new AddressRefusedError(first, refuse(first) ?? 'worker.egress') as NodeJS.ErrnoException, '', 4);
+        return;
+      }
+      if (options.all) (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, allowed);
+      else callback(null, allowed[0]!.address, 4);
+    });
+  };
 }
