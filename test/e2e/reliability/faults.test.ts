@@ -67,14 +67,16 @@ async function waitFor<T>(what: string, ms: number, probe: () => Promise<T | und
 }
 
 test('SIGKILL of a worker mid-RUN: the build completes elsewhere and every blob in the shared store matches its digest', { timeout: 120_000 }, async () => {
-  const dir = context('kill', `FROM ${cluster.busybox.reference}\nRUN head -c 3000000 /dev/urandom > /big-${nonce} && sleep 3 && echo done\n`);
+  const dir = context('kill', `FROM ${cluster.busybox.reference}\nRUN head -c 3000000 /dev/urandom > /big-${nonce} && echo written-${nonce} && sleep 3 && echo done\n`);
   let killed = '';
+  const workerOf = new Map<string, string>();
   const outcome = await within(90_000, 'the build after a worker kill', solve(cluster, dir, { platforms: ['linux/amd64'] }, {
     onEvent: (e: SolveEvent) => {
-      if (!killed && e.vertex?.name.includes('RUN') && e.vertex.startedMs && !e.vertex.completedMs && e.vertex.workerId) {
-        killed = e.vertex.workerId;
-        // Kill while the layer is being written or just before, so a half-written blob could exist.
-        setTimeout(() => cluster.workers.find((w) => w.id === killed)!.process.kill('SIGKILL'), 2_500);
+      if (e.vertex?.workerId) workerOf.set(e.vertex.digest, e.vertex.workerId);
+      // Kill when the RUN says its big file is written: mid-RUN, with 3 MB in its upper layer.
+      if (!killed && e.log && e.log.data.toString().includes(`written-${nonce}`) && workerOf.has(e.log.digest)) {
+        killed = workerOf.get(e.log.digest)!;
+        cluster.workers.find((w) => w.id === killed)!.process.kill('SIGKILL');
       }
     },
   }));
@@ -159,11 +161,23 @@ test('Redis restarting while builds are queued and running: every accepted build
 }, async () => {
   // The cluster's Redis runs with appendonly, as `buildyard up` and the deployments run it.
   const builds: Array<Promise<SolveOutcome | Error>> = [];
+  let accepted = 0;
+  let onReady!: () => void;
+  const ready = new Promise<void>((r) => { onReady = r; });
+  let running = false;
+  const progressed = () => { if (accepted === 4 && running) onReady(); };
   for (let i = 0; i < 4; i++) {
     const dir = context(`redis-${i}`, `FROM ${cluster.busybox.reference}\nRUN echo r${i}-${nonce} && sleep 3\n`);
-    builds.push(solve(cluster, dir, { platforms: ['linux/amd64'], buildId: `redis-${i}-${nonce}` }).catch((e: Error) => e));
+    builds.push(solve(cluster, dir, { platforms: ['linux/amd64'], buildId: `redis-${i}-${nonce}` }, {
+      onEvent: (e: SolveEvent) => {
+        if (e.accepted) accepted++;
+        if (e.vertex?.name.includes('RUN') && e.vertex.startedMs && !e.vertex.completedMs) running = true;
+        progressed();
+      },
+    }).catch((e: Error) => e));
   }
-  await new Promise((r) => setTimeout(r, 2_000));
+  // Restart once every build is accepted and one of them is running a step.
+  await within(60_000, 'the builds being accepted and one RUN starting', Promise.race([ready, Promise.all(builds).then(() => { throw new Error('the builds ended before Redis restarted'); })]));
   await cluster.redis.restart();
   const outcomes = await within(45_000, 'every build accepted before the Redis restart', Promise.all(builds));
   for (const o of outcomes) {
