@@ -50,9 +50,16 @@ test('RUN\'s default network has its own interface but no way to the cluster: th
 });
 
 test('a RUN cannot see another build\'s files or processes while both run', async () => {
-  const a = context('see-a', `FROM ${cluster.busybox.reference}\nRUN echo private > /private-${nonce} && sleep 4 && echo a-done\n`);
-  const b = context('see-b', `FROM ${cluster.busybox.reference}\nRUN sleep 2; find / -name 'private-${nonce}' 2>/dev/null; echo procs: $(ls /proc | grep -c '^[0-9]'); echo b-done-${nonce}\n`);
-  const [ra, rb] = await Promise.all([solve(cluster, a, { platforms: ['linux/amd64'] }), solve(cluster, b, { platforms: ['linux/amd64'] })]);
+  const a = context('see-a', `FROM ${cluster.busybox.reference}\nRUN echo private > /private-${nonce} && echo a-wrote-${nonce} && sleep 4 && echo a-done\n`);
+  const b = context('see-b', `FROM ${cluster.busybox.reference}\nRUN find / -name 'private-${nonce}' 2>/dev/null; echo procs: $(ls /proc | grep -c '^[0-9]'); echo b-done-${nonce}\n`);
+  // b starts once a says its file is written (not after a guessed delay), so b's search can
+  // only come up empty because the file is invisible, not because it did not exist yet.
+  let aWrote!: () => void;
+  const written = new Promise<void>((r) => { aWrote = r; });
+  const buildA = solve(cluster, a, { platforms: ['linux/amd64'] }, { onEvent: (e) => { if (e.log?.data.toString().includes(`a-wrote-${nonce}`)) aWrote(); } });
+  const buildB = Promise.race([written, buildA]).then(() => solve(cluster, b, { platforms: ['linux/amd64'] }));
+  const [ra, rb] = await Promise.all([buildA, buildB]);
+  assert.match(ra.logs, new RegExp(`a-wrote-${nonce}`));
   assert.equal(ra.error, undefined, ra.error?.message);
   assert.equal(rb.error, undefined, rb.error?.message);
   assert.match(rb.logs, new RegExp(`b-done-${nonce}`));
