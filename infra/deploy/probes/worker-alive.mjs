@@ -13,6 +13,7 @@
 // Exit codes: 0 healthy, 1 unhealthy, 2 misconfigured (no fixed worker id, bad config).
 import { Redis } from 'ioredis';
 import { loadConfig } from '@buildyard/config';
+import { redisKeys } from '@buildyard/contracts';
 import { WorkerRegistry } from '@buildyard/scheduler';
 
 const ready = process.argv.includes('--ready');
@@ -39,7 +40,7 @@ redis.on('error', () => { /* reported through the failed connect below */ });
 let code;
 try {
   await redis.connect();
-  const worker = await new WorkerRegistry(redis, { heartbeatTtlMs: config.heartbeat.timeoutMs }).get(id);
+  const worker = await new WorkerRegistry(redis, { prefix: redisKeys(config.redis.keyPrefix).scheduler.prefix, heartbeatTtlMs: config.heartbeat.timeoutMs }).get(id);
   if (worker) {
     console.log(`worker ${id} alive: ${worker.running} running, ${worker.draining ? 'draining' : 'taking work'}`);
     code = 0;
