@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
-import { parseDockerignore } from '@buildyard/dockerfile';
+import { defaultDockerfilePath, parseDockerignore } from '@buildyard/dockerfile';
 import { ClientError, ExitCode, usageError } from './ClientError.js';
 
 export interface BuildInput {
@@ -131,7 +131,7 @@ export async function resolveBuildInput(o: ResolveInputOptions): Promise<BuildIn
         dockerfile = await readAll(stdin);
       } else {
         // -f is relative to the cwd for local contexts and inside the context for URLs (as docker).
-        dockerfilePath = o.file ? resolve(contextDir !== resolve(o.cwd, o.context) ? contextDir : o.cwd, o.file) : join(contextDir, 'Dockerfile');
+        dockerfilePath = o.file ? resolve(contextDir !== resolve(o.cwd, o.context) ? contextDir : o.cwd, o.file) : defaultDockerfilePath(contextDir);
         try {
           dockerfile = await readFile(dockerfilePath);
         } catch (err) {

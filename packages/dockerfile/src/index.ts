@@ -7,6 +7,7 @@ export {
   type DockerignoreMatcher,
 } from './dockerignore.js';
 export { DockerfileError } from './DockerfileError.js';
+export { defaultDockerfilePath } from './defaultDockerfile.js';
 export { expandWord, expandWords, WordExpansionError, type ExpandOptions, type ExpansionEnv } from './expandWord.js';
 export { parse, INSTRUCTIONS, type ParsedDockerfile, type ParsedStage, type Instruction, type Directive, type Flag, type Heredoc, type KeyValue, type ParseOptions } from './parse.js';
 export { planBuild, DEFAULT_PATH, PROXY_ARGS, type PlanOptions, type ImageResolver, type ResolvedImage } from './planBuild.js';

@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { LocalCacheIndex } from '@buildyard/cache';
 import { materializeContext, walkContext, isRegular } from '@buildyard/context';
-import { parse, parseDockerignore, planBuild } from '@buildyard/dockerfile';
+import { defaultDockerfilePath, parse, parseDockerignore, planBuild } from '@buildyard/dockerfile';
 import { detectPlatforms } from '@buildyard/executor';
 import { normalizePlatform } from '@buildyard/graph';
 import { hostPlatform, formatPlatform, writeOciLayout, type FsContentStore } from '@buildyard/oci';
@@ -56,7 +56,7 @@ function dockerignoreFor(dockerfile: string, contextDir: string): string | undef
 /** Builds a Dockerfile on this machine without Redis: the engine's own harness (`run-local`). */
 export async function buildLocal(opts: LocalBuildOptions): Promise<LocalBuildResult> {
   const engine = await openLocalEngine(opts.stateDir, opts.insecureRegistries);
-  const dockerfilePath = opts.dockerfile ?? join(opts.contextDir, 'Dockerfile');
+  const dockerfilePath = opts.dockerfile ?? defaultDockerfilePath(opts.contextDir);
   const dockerfileText = await readFile(dockerfilePath, 'utf8');
   const ignoreFile = dockerignoreFor(dockerfilePath, opts.contextDir);
   const dockerignore = ignoreFile ? parseDockerignore(await readFile(ignoreFile, 'utf8')) : [];

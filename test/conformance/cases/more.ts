@@ -41,7 +41,7 @@ export const cases: Case[] = [
   { name: 'copy-dockerignore-excluded-source', dockerfile: 'FROM scratch\nCOPY b.md /o/\n', files: { ...files, '.dockerignore': '*.md\n' } },
   { name: 'copy-dockerignore-question-class', dockerfile: 'FROM scratch\nCOPY . /o/\n', files: { 'f1': '1', 'f2': '2', 'fa': 'a', 'g': 'g', '.dockerignore': 'f[0-9]\n?\n' } },
   { name: 'copy-dockerignore-invalid-pattern', dockerfile: 'FROM scratch\nCOPY . /o/\n', files: { a: 'a', '.dockerignore': '[\n' } },
-  { name: 'dockerfile-lowercase-fallback', divergence: 'packages/localbuild (and the CLI) look only for Dockerfile; BuildKit\'s dockerui falls back to dockerfile', dockerfile: 'FROM {{BASE}}\nRUN touch /lower\n', dockerfileName: 'dockerfile', dockerfileImplicit: true },
+  { name: 'dockerfile-lowercase-fallback', dockerfile: 'FROM {{BASE}}\nRUN touch /lower\n', dockerfileName: 'dockerfile', dockerfileImplicit: true },
   { name: 'dockerfile-custom-name', dockerfile: 'FROM {{BASE}}\nRUN touch /custom\n', dockerfileName: 'build.Dockerfile' },
   // instructions
   { name: 'env-same-instruction-uses-old-value', dockerfile: 'FROM {{BASE}}\nENV A=1\nENV A=2 B=$A\n' },
