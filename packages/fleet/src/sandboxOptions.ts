@@ -55,12 +55,14 @@ export async function sandboxOptions(config: Pick<BuildyardConfig, 'worker' | 'r
       dns: { nameservers: dns.nameservers, search: dns.search, options: dns.options },
       seccompProfile: config.worker.seccompProfile === 'unconfined' ? false : config.worker.seccompProfile,
       limits: { pids: sandbox.pids, memoryBytes: sandbox.memoryBytes, cpus: sandbox.cpus, diskBytes: sandbox.diskBytes },
-      egress: egress.enabled ? {
+      // Also when RUN egress is off: the lists still bound what the worker fetches for builds (ADD <url>).
+      egress: {
+        enabled: egress.enabled,
         pool: egress.pool,
         protect: await resolveTargets(clusterHosts, 'the cluster\'s services'),
         deny: await resolveTargets(egress.deny, 'worker.egress.deny'),
         allow: await resolveTargets(egress.allow, 'worker.egress.allow'),
-      } : false,
+      },
     },
     tenantEgress: (tenant) => tenants.get(tenant),
     tenantLimits: (tenant) => tenantLimits.get(tenant),

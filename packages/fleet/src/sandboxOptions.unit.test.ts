@@ -23,7 +23,11 @@ test('the worker sandbox from config: cluster services protected, lists resolved
   assert.equal(sandbox.tenantEgress('alice'), undefined);
   assert.deepEqual(sandbox.tenantLimits('alice'), { pids: 512, cpus: 1.5 });
   const off = await sandboxOptions(loadConfig({ env: { BUILDYARD_WORKER_EGRESS: 'false', BUILDYARD_WORKER_SECCOMP_PROFILE: 'unconfined' } }));
-  assert.equal(off.executor.egress, false);
+  // RUN steps get no egress, but the cluster's services stay protected from what the worker
+  // fetches for builds (ADD <url>).
+  assert.ok(off.executor.egress);
+  assert.equal(off.executor.egress.enabled, false);
+  assert.deepEqual(off.executor.egress.protect, ['127.0.0.1']);
   assert.equal(off.executor.seccompProfile, false);
 });
 

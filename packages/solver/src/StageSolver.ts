@@ -290,13 +290,18 @@ export class StageSolver {
         }
         case 'addGit':
           throw new Error(`ADD ${action.url}: git sources are not supported yet; clone in a RUN step instead`);
-        case 'addUrl':
+        case 'addUrl': {
           // The build's signal ends the download at once; its file lives in this process's scratch.
+          // The worker fetches outside any step's firewall, so it asks the same egress rules
+          // (with the tenant's lists) for every address it would connect to.
+          const rules = this.opts.executor.egressRules?.forTenant(req.egress);
           await addUrl({
             url: action.url, destRoot: rootfs, dest: action.dest, checksum: action.checksum, owner, chmod: action.chmod, unpack: action.unpack,
-            signal: req.signal, tmpDir: await this.scratchDir(), ...this.opts.download,
+            signal: req.signal, tmpDir: await this.scratchDir(), ...this.opts.download, line: vertex.line,
+            refuseAddress: rules && ((address) => { const verdict = rules.check(address); return verdict.allowed ? undefined : verdict.by; }),
           });
           break;
+        }
         case 'mkdir':
           await mkdir({ root: rootfs, path: action.path, owner, mode: action.mode });
           break;

@@ -1,47 +1,34 @@
 // Issue 14, item 5 (and item 7's killed worker): a build's downloads cannot outlive it. The
-// attacker points ADD at a server on 127.0.0.1 that accepts and never answers (or drips a byte
-// now and then): the step fails with a clear timeout; a cancel mid-download closes the
-// connection and frees the worker's slot and overlay mount at once; and a worker killed
-// mid-download leaves mounts that its successor reclaims when it starts.
-import { test, after } from 'node:test';
+// attacker points ADD at a server that accepts and never answers (or drips a byte now and
+// then): the step fails with a clear timeout; a cancel mid-download closes the connection and
+// frees the worker's slot and overlay mount at once; and a worker killed mid-download leaves
+// mounts that its successor reclaims when it starts. The servers stand outside, in the test's
+// own network namespace (outsideNetwork.ts): a build may not fetch from the worker host itself.
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { until } from '@buildyard/testkit';
 import { solve } from '../grpcClient.js';
 import { unary } from './clusterCalls.js';
 import { clusterFixture } from './clusterFixture.js';
+import { startOutside, type Outside, type OutsideConnection } from './outsideNetwork.js';
 
 const IDLE_MS = 1500;
 // One slot on one worker: a build that runs after a cancelled one proves the slot came back.
 const fx = clusterFixture({ workers: 1, env: { BUILDYARD_WORKER_CAPACITY: '1', BUILDYARD_FETCH_IDLE_TIMEOUT_MS: String(IDLE_MS) } }, 'downloads');
-const servers: Server[] = [];
 const nonce = `${process.pid}-${Date.now()}`;
-after(() => { for (const s of servers) s.close(); });
+let outside: Outside;
+before(async () => { outside = await startOutside(); });
+after(async () => { await outside?.stop(); });
 
-/** A TCP server on 127.0.0.1; every accepted connection is recorded and handed to `onConnection`. */
-async function serve(onConnection: (socket: Socket) => void): Promise<{ url: string; connections: Socket[] }> {
-  const connections: Socket[] = [];
-  const server = createServer((socket) => {
-    connections.push(socket);
-    socket.on('error', () => undefined);
-    // Read (and drop) the request, so the peer's hang-up is seen as soon as it comes.
-    socket.resume();
-    onConnection(socket);
-  });
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/payload.bin`, connections };
+/** Port 81 of the outside accepts and never answers; 82 answers 200 with a huge length, then
+ *  a byte every 100 ms: no timeout ever ends it. `connections` are those opened from now on. */
+function serve(port: 81 | 82): { url: string; readonly connections: OutsideConnection[] } {
+  const earlier = outside.connections(port).length;
+  return { url: `http://${outside.web}:${port}/payload.bin`, get connections() { return outside.connections(port).slice(earlier); } };
 }
 
-/** Answers 200 with a huge length, then a byte every 100 ms: no timeout ever ends it. */
-const drip = (socket: Socket) => {
-  socket.write('HTTP/1.1 200 OK\r\ncontent-length: 100000000\r\n\r\n');
-  const timer = setInterval(() => socket.write('x'), 100);
-  socket.on('close', () => clearInterval(timer));
-};
-
-const closed = (socket: Socket) => new Promise<void>((resolve) => (socket.destroyed ? resolve() : socket.once('close', () => resolve())));
+const closed = (connection: OutsideConnection) => connection.closed;
 
 /** Mount points under a worker's state dir (overlay snapshots, pinned cache mounts). */
 function mountsUnder(dir: string): string[] {
@@ -53,17 +40,18 @@ function mountsUnder(dir: string): string[] {
 const liveWorker = () => fx.cluster.workers.find((w) => w.process.child.exitCode === null && w.process.child.signalCode === null)!;
 
 test('ADD from a server that accepts and never answers fails with a clear timeout error', { timeout: 120_000 }, async () => {
-  const silent = await serve(() => { /* never answers */ });
+  const silent = serve(81);
   const outcome = await solve(fx.cluster, fx.context('silent', `FROM ${fx.cluster.busybox.reference}\nADD ${silent.url} /payload\n`), { platforms: ['linux/amd64'], noCache: true });
   assert.ok(outcome.error, 'the build fails');
-  assert.match(outcome.error.message, new RegExp(`ADD ${silent.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: download failed \\(3 attempts\\): 127\\.0\\.0\\.1:\\d+ sent nothing for ${IDLE_MS} ms`));
+  assert.match(outcome.error.message, new RegExp(`ADD ${silent.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: download failed \\(3 attempts\\): ${outside.web.replace(/\./g, '\\.')}:81 sent nothing for ${IDLE_MS} ms`));
   assert.ok(!outcome.error.message.includes('\n'), 'one line');
   // The worker hung up every connection it opened.
+  assert.equal(silent.connections.length, 3);
   await Promise.all(silent.connections.map(closed));
 });
 
 test('a cancel during a download closes the connection and frees the slot and the overlay mount at once', { timeout: 120_000 }, async () => {
-  const server = await serve(drip);
+  const server = serve(82);
   const buildId = `dl-cancel-${nonce}`;
   const worker = liveWorker();
   const build = solve(fx.cluster, fx.context('cancel', `FROM ${fx.cluster.busybox.reference}\nADD ${server.url} /payload\n`), { buildId, platforms: ['linux/amd64'], noCache: true });
@@ -83,7 +71,7 @@ test('a cancel during a download closes the connection and frees the slot and th
 });
 
 test('a worker killed mid-download leaves its mounts; the worker that starts next in its state dir reclaims them', { timeout: 180_000 }, async () => {
-  const server = await serve(drip);
+  const server = serve(82);
   const buildId = `dl-kill-${nonce}`;
   const worker = liveWorker();
   const build = solve(fx.cluster, fx.context('kill', `FROM ${fx.cluster.busybox.reference}\nADD ${server.url} /payload\n`), { buildId, platforms: ['linux/amd64'], noCache: true });

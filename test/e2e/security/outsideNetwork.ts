@@ -8,13 +8,24 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { existsSync, readdirSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+
+/** A connection to one of the stalling servers, as the outside server reports it. */
+export interface OutsideConnection {
+  /** Settles when the connection is closed (by either side). */
+  closed: Promise<void>;
+}
 
 export interface Outside {
   /** The namespace's name. */
   ns: string;
-  /** HTTP server at port 80: answers "hello from outside <nonce>". */
+  /** HTTP server at port 80: answers "hello from outside <nonce>"; `/redirect?to=<url>`
+   *  answers 302 to that URL. Also on this address: port 81 accepts and never answers, port
+   *  82 answers 200 with a huge length and then a byte every 100 ms (see `connections`). */
   web: string;
+  /** Connections accepted so far on port 81 or 82 of `web`, oldest first. */
+  connections(port: 81 | 82): OutsideConnection[];
   /** Resolves every name under `domain` to `web`. */
   dns: string;
   domain: string;
@@ -102,9 +113,20 @@ export async function startOutside(options: { metadata?: string } = {}): Promise
       const cfg = { web: at(1), denied: at(2), dns: at(3), metadata, domain: `outside-${nonce}.test`, nonce };
       server = spawn('ip', ['netns', 'exec', ns, process.execPath, serverScript, JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'inherit'] });
       const proc = server;
+      const connections = new Map<string, OutsideConnection & { port: number; close(): void }>();
       await new Promise<void>((ok, fail) => {
-        let out = '';
-        proc.stdout?.on('data', (c: Buffer) => { out += c.toString(); if (out.includes('ready')) ok(); });
+        createInterface({ input: proc.stdout! }).on('line', (line) => {
+          if (line === 'ready') { ok(); return; }
+          const m = /^connection (\d+) (\d+) (open|closed)$/.exec(line);
+          if (!m) return;
+          if (m[3] === 'open') {
+            let close = () => {};
+            const closed = new Promise<void>((resolve) => { close = resolve; });
+            connections.set(m[2]!, { port: Number(m[1]), closed, close });
+          } else {
+            connections.get(m[2]!)?.close();
+          }
+        });
         proc.once('exit', (code) => fail(new Error(`the outside server exited with ${code}`)));
       });
       const hs = createServer((_req, res) => res.end(`WORKER-HOST ${nonce}\n`));
@@ -113,7 +135,8 @@ export async function startOutside(options: { metadata?: string } = {}): Promise
         hs.once('error', fail);
         hs.listen(0, hostAddress, () => ok((hs.address() as { port: number }).port));
       });
-      return { ns, ...cfg, host: { address: hostAddress, port }, stop };
+      const connectionsOn = (p: number) => [...connections.values()].filter((c) => c.port === p).map(({ closed }) => ({ closed }));
+      return { ns, ...cfg, connections: connectionsOn, host: { address: hostAddress, port }, stop };
     } catch (err) {
       await stop();
       if ((err as { retry?: boolean }).retry) continue;
