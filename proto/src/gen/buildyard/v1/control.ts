@@ -73,6 +73,14 @@ export interface SolveRequest {
   /** the .dockerignore the context was walked with, for reference */
   dockerignore: Buffer;
   namedContexts: { [key: string]: string };
+  /**
+   * Entitlements the client allows this build (buildx/buildctl --allow): "network.host",
+   * "security.insecure". A build may use one only if the client allows it here AND the server
+   * grants it to the tenant (auth.entitlements), as BuildKit requires both.
+   */
+  entitlements: string[];
+  /** Extra /etc/hosts entries of every RUN step, "name:ip" as docker build --add-host. */
+  addHosts: string[];
 }
 
 export interface SolveRequest_BuildArgsEntry {
@@ -726,6 +734,8 @@ function createBaseSolveRequest(): SolveRequest {
     detach: false,
     dockerignore: Buffer.alloc(0),
     namedContexts: {},
+    entitlements: [],
+    addHosts: [],
   };
 }
 
@@ -791,6 +801,12 @@ export const SolveRequest: MessageFns<SolveRequest> = {
     globalThis.Object.entries(message.namedContexts).forEach(([key, value]: [string, string]) => {
       SolveRequest_NamedContextsEntry.encode({ key: key as any, value }, writer.uint32(162).fork()).join();
     });
+    for (const v of message.entitlements) {
+      writer.uint32(170).string(v!);
+    }
+    for (const v of message.addHosts) {
+      writer.uint32(178).string(v!);
+    }
     return writer;
   },
 
@@ -976,6 +992,22 @@ export const SolveRequest: MessageFns<SolveRequest> = {
             }
             continue;
           }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.entitlements.push(reader.string());
+            continue;
+          }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.addHosts.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1111,6 +1143,14 @@ export const SolveRequest: MessageFns<SolveRequest> = {
           {},
         )
         : {},
+      entitlements: globalThis.Array.isArray(object?.entitlements)
+        ? object.entitlements.map((e: any) => globalThis.String(e))
+        : [],
+      addHosts: globalThis.Array.isArray(object?.addHosts)
+        ? object.addHosts.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.add_hosts)
+        ? object.add_hosts.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1194,6 +1234,12 @@ export const SolveRequest: MessageFns<SolveRequest> = {
         });
       }
     }
+    if (message.entitlements?.length) {
+      obj.entitlements = message.entitlements;
+    }
+    if (message.addHosts?.length) {
+      obj.addHosts = message.addHosts;
+    }
     return obj;
   },
 
@@ -1246,6 +1292,8 @@ export const SolveRequest: MessageFns<SolveRequest> = {
       },
       {},
     );
+    message.entitlements = object.entitlements?.map((e) => e) || [];
+    message.addHosts = object.addHosts?.map((e) => e) || [];
     return message;
   },
 };
