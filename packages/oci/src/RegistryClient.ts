@@ -208,15 +208,16 @@ export class RegistryClient {
 
   // ---------------------------------------------------------------- manifests
 
-  async getManifest(reference: string | ImageReference, call: CallOptions = {}): Promise<FetchedManifest> {
+  /** GET or HEAD of a manifest by tag or digest, accepting every manifest media type. */
+  private async requestManifest(reference: string | ImageReference, method: 'GET' | 'HEAD', call: CallOptions) {
     const ref = typeof reference === 'string' ? parseReference(reference) : reference;
-    const which = ref.digest ?? ref.tag ?? 'latest';
-    const op = this.op(ref, `GET manifest ${formatReference(ref)}`, 'pull');
-    const { status, headers, body } = await this.requestBuffer(op, {
-      method: 'GET',
-      url: `${this.baseUrl(ref.registry)}/v2/${ref.repository}/manifests/${which}`,
-      headers: { accept: MANIFEST_ACCEPT },
-    }, call);
+    const op = this.op(ref, `${method} manifest ${formatReference(ref)}`, 'pull');
+    const url = `${this.baseUrl(ref.registry)}/v2/${ref.repository}/manifests/${ref.digest ?? ref.tag ?? 'latest'}`;
+    return { ref, op, ...await this.requestBuffer(op, { method, url, headers: { accept: MANIFEST_ACCEPT } }, call) };
+  }
+
+  async getManifest(reference: string | ImageReference, call: CallOptions = {}): Promise<FetchedManifest> {
+    const { ref, op, status, headers, body } = await this.requestManifest(reference, 'GET', call);
     if (status !== 200) throw this.httpError(op, status, body, 'check the name and tag, and that you may pull it');
     const digest = sha256Digest(body);
     if (ref.digest && digest !== ref.digest) throw new DigestMismatchError(ref.digest, digest);
@@ -233,14 +234,7 @@ export class RegistryClient {
 
   /** HEAD a manifest: its descriptor, or undefined when it does not exist. */
   async headManifest(reference: string | ImageReference, call: CallOptions = {}): Promise<Descriptor | undefined> {
-    const ref = typeof reference === 'string' ? parseReference(reference) : reference;
-    const which = ref.digest ?? ref.tag ?? 'latest';
-    const op = this.op(ref, `HEAD manifest ${formatReference(ref)}`, 'pull');
-    const { status, headers, body } = await this.requestBuffer(op, {
-      method: 'HEAD',
-      url: `${this.baseUrl(ref.registry)}/v2/${ref.repository}/manifests/${which}`,
-      headers: { accept: MANIFEST_ACCEPT },
-    }, call);
+    const { ref, op, status, headers, body } = await this.requestManifest(reference, 'HEAD', call);
     if (status === 404) return undefined;
     if (status !== 200) throw this.httpError(op, status, body);
     const digest = headers.get('docker-content-digest') ?? ref.digest;

@@ -4,7 +4,7 @@
 import type { Redis } from 'ioredis';
 import { fromRedis, jsonFromRedis, luaCommands, schedulerBuildHashSchema, stageHashSchema, traceContextSchema, type LuaCommand, type LuaScript } from '@buildyard/contracts';
 import { schedulerKeys, stageRef, type SchedulerKeys } from './keys.js';
-import type { BuildRequest, BuildState, StageState } from './types.js';
+import type { BuildRequest, BuildState, StageJob, StageState } from './types.js';
 
 export interface QueuedJobRef {
   queue: string;
@@ -18,17 +18,10 @@ export interface AbortOutcome {
   jobs: QueuedJobRef[];
 }
 
+/** What starting a stage found: skip it (its state says why), or run it with what the job needs. */
 export type StartOutcome =
   | { kind: 'skip'; state: string }
-  | {
-      kind: 'ok';
-      attempt: number;
-      tenant: string;
-      cacheKey: string;
-      payload: unknown;
-      traceContext: Record<string, string>;
-      inputs: Record<string, unknown>;
-    };
+  | ({ kind: 'ok' } & Pick<StageJob, 'attempt' | 'tenant' | 'cacheKey' | 'payload' | 'traceContext' | 'inputs'>);
 
 export interface StageDispatchInfo {
   ref: string;
