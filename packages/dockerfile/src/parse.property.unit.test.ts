@@ -43,5 +43,6 @@ test('pathological input finishes quickly', () => {
   assert.throws(() => expandWord('${A:-'.repeat(10_000) + '}'.repeat(10_000), {}), WordExpansionError);
   const manyHeredocs = 'FROM a\nRUN ' + '<<E '.repeat(2000) + '\n';
   assert.throws(() => parse(manyHeredocs), DockerfileError);
-  assert.ok(Date.now() - start < 5000, `took ${Date.now() - start} ms`);
+  // Quadratic work on these inputs takes minutes; the bound leaves room for a loaded machine.
+  assert.ok(Date.now() - start < 30_000, `took ${Date.now() - start} ms`);
 });
