@@ -109,6 +109,19 @@ test('a Dockerfile error exits 1 with the file, line and offending lines like bu
   assert.match(run.stderr, />>> FRM busybox/);
 });
 
+test('--add-host reaches the /etc/hosts of RUN; --allow of an entitlement the server does not grant fails in BuildKit\'s words', () => {
+  const context = mkdtempSync(join(work, 'hosts-'));
+  writeFileSync(join(context, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN cat /etc/hosts\n`);
+  const run = cli(['build', '--progress', 'plain', '--no-cache', '--add-host', 'cache.internal:10.1.2.3', '--add-host', 'db.internal:10.1.2.4', context]);
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stderr, /10\.1\.2\.3\s+cache\.internal/);
+  assert.match(run.stderr, /10\.1\.2\.4\s+db\.internal/);
+  // This cluster grants no entitlement: asking for one fails before anything runs, as with buildkitd.
+  const denied = cli(['build', '--progress', 'plain', '--allow', 'network.host,security.insecure', context]);
+  assert.equal(denied.status, 1, denied.stderr);
+  assert.match(denied.stderr, /granting entitlement network\.host is not allowed by build daemon configuration/);
+});
+
 test('an unreachable builder exits 3, names the endpoint and suggests builder ls', () => {
   const run = cli(['build', example], { env: { BUILDYARD_BUILDER: 'tcp://127.0.0.1:1' } });
   assert.equal(run.status, 3);

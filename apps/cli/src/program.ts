@@ -95,6 +95,8 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .option('--cache-to <spec>', 'cache export, e.g. type=registry,ref=REF,mode=max (repeatable)', collect)
     .option('--secret <spec>', 'secret for RUN --mount=type=secret: id=ID,src=FILE | id=ID,env=VAR (repeatable)', collect)
     .option('--network <mode>', 'network for RUN: default | none | host')
+    .option('--allow <entitlement>', 'allow an entitlement the server grants your tenant: network.host | security.insecure (comma separated, repeatable)', collect)
+    .option('--add-host <name:ip>', 'add a name to the /etc/hosts of RUN steps (repeatable)', collect)
     .addOption(new Option('--progress <mode>', 'progress output').choices([...PROGRESS_MODES]).default('auto'))
     .option('-q, --quiet', 'print only the image digest on success')
     .option('--metadata-file <file>', 'write the build result metadata (buildx keys) to this JSON file')
@@ -116,6 +118,8 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
         cacheTo: opts.cacheTo as string[] | undefined,
         secret: opts.secret as string[] | undefined,
         network: opts.network as string | undefined,
+        allow: opts.allow as string[] | undefined,
+        addHost: opts.addHost as string[] | undefined,
         progress: opts.progress as string | undefined,
         quiet: !!opts.quiet,
         metadataFile: opts.metadataFile as string | undefined,

@@ -26,6 +26,10 @@ export interface BuildFlags {
   cacheTo?: string[];
   secret?: string[];
   network?: string;
+  /** --allow: entitlements (network.host, security.insecure), comma separated, repeatable. */
+  allow?: string[];
+  /** --add-host name:ip, comma separated, repeatable. */
+  addHost?: string[];
   progress?: string;
   quiet?: boolean;
   metadataFile?: string;
@@ -52,6 +56,10 @@ export interface BuildOptions {
   cacheTo: KeyValueSpec[];
   secrets: SecretSource[];
   network: string;
+  /** Entitlements the build may use; the server checks the names and the tenant's grants. */
+  allow: string[];
+  /** `name:ip` entries; the server checks them. */
+  addHosts: string[];
   progress: ProgressMode;
   metadataFile?: string;
   /** Notes for the user about what flags turned into (e.g. --load writing a tar). */
@@ -61,6 +69,11 @@ export interface BuildOptions {
 export interface ParseEnv {
   env: NodeJS.ProcessEnv;
   cwd: string;
+}
+
+/** A repeatable flag that also takes comma lists (buildx's string slices), de-duplicated. */
+function splitList(values: readonly string[] = []): string[] {
+  return [...new Set(values.flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean))];
 }
 
 /** `linux/amd64,arm64` (repeatable) -> normalised, de-duplicated platforms. */
@@ -231,6 +244,8 @@ export function parseBuildFlags(flags: BuildFlags, penv: ParseEnv): BuildOptions
     cacheTo: (flags.cacheTo ?? []).map((c) => parseCacheSpec(c, '--cache-to', penv.cwd)),
     secrets: (flags.secret ?? []).map((s) => parseSecret(s, penv.env, penv.cwd)),
     network,
+    allow: splitList(flags.allow),
+    addHosts: splitList(flags.addHost),
     progress,
     ...(flags.metadataFile ? { metadataFile: resolve(penv.cwd, flags.metadataFile) } : {}),
     notes,

@@ -73,6 +73,13 @@ test('--push and --load turn into outputs named by the tags', () => {
   usage(() => parseBuildFlags({ network: 'bridge' }, penv), /--network/);
 });
 
+test('--allow and --add-host take buildx\'s comma lists, repeatable; the server checks the values', () => {
+  const o = parseBuildFlags({ allow: ['network.host,security.insecure', 'network.host'], addHost: ['cache.local:10.0.0.5', 'db:fe80::1'] }, penv);
+  assert.deepEqual(o.allow, ['network.host', 'security.insecure']);
+  assert.deepEqual(o.addHosts, ['cache.local:10.0.0.5', 'db:fe80::1']);
+  assert.deepEqual(parseBuildFlags({}, penv).allow, []);
+});
+
 test('registry auth: only registries the build names', () => {
   const dockerfile = [
     'FROM --platform=$BUILDPLATFORM ghcr.io/org/base:1 AS build',

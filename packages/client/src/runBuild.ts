@@ -130,6 +130,8 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
       noCache: opts.noCache,
       pull: opts.pull,
       network: opts.network,
+      entitlements: opts.allow,
+      addHosts: opts.addHosts,
       registryAuth,
       dockerignore: input.dockerignore,
     });

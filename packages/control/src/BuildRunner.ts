@@ -11,7 +11,8 @@ import type { SolveRequest } from '@buildyard/proto';
 import type { ContextStore } from '@buildyard/context';
 import { readManifest } from '@buildyard/context';
 import { fromRedis, stageResultSchema, type BuildRecords, type BuildSecrets, type RedisKeys, type StagePayload } from '@buildyard/contracts';
-import { missingEntitlement, type Entitlement } from './entitlements.js';
+import { allowedEntitlements, missingEntitlement, type Entitlement } from './entitlements.js';
+import { parseAddHosts } from './addHosts.js';
 import { exporterFor, parseOutputs, runExport, type ParsedOutput } from './exporters/index.js';
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
 import type { CacheWriteResult } from '@buildyard/cache';
@@ -98,10 +99,16 @@ export class BuildRunner {
       // [cache transfer] specs are validated before any work is done.
       let cacheOptions: ReturnType<typeof parseCacheOptions>;
       try { cacheOptions = parseCacheOptions(req); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'cache.invalid' }); }
+      // The client's --allow must be granted to the tenant, whether or not the build uses it (as buildkitd).
+      const granted = this.deps.entitlements?.(tenant) ?? new Set<Entitlement>();
+      let allowed: ReadonlySet<Entitlement>;
+      try { allowed = allowedEntitlements(req.entitlements, granted); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'entitlement.denied' }); }
+      let extraHosts: ReturnType<typeof parseAddHosts>;
+      try { extraHosts = parseAddHosts(req.addHosts); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'request.invalid' }); }
       const plan = await tracer.startActiveSpan('plan', async (planSpan) => {
-        try { return await this.plan(req, tenant, registry, signal); } finally { planSpan.end(); }
+        try { return await this.plan(req, tenant, registry, signal, extraHosts); } finally { planSpan.end(); }
       });
-      const missing = missingEntitlement(plan, req.network, this.deps.entitlements?.(tenant) ?? new Set());
+      const missing = missingEntitlement(plan, req.network, allowed, granted);
       if (missing) throw new BuildFailure(missing.message, { file: req.dockerfileName || 'Dockerfile', line: missing.line, code: 'entitlement.denied' });
       for (const w of plan.warnings) await progress.emit({ type: 'build.warning', message: w.message, file: req.dockerfileName || 'Dockerfile', line: w.line });
       const cacheCtx = { redis: this.deps.redis, keys: this.deps.keys, tenant, buildId, blobs: this.deps.blobs, contexts: this.deps.contexts, registry, signal };
@@ -189,7 +196,7 @@ export class BuildRunner {
     }
   }
 
-  private async plan(req: SolveRequest, tenant: string, registry: RegistryClient, signal: AbortSignal): Promise<BuildPlan> {
+  private async plan(req: SolveRequest, tenant: string, registry: RegistryClient, signal: AbortSignal, extraHosts: { host: string; ip: string }[]): Promise<BuildPlan> {
     const text = Buffer.from(req.dockerfile).toString('utf8');
     if (!text.trim()) throw new BuildFailure('the Dockerfile is empty: pass one with -f', { code: 'dockerfile.empty' });
     const parsed = parse(text, { file: req.dockerfileName || 'Dockerfile' });
@@ -208,6 +215,7 @@ export class BuildRunner {
       noCache: req.noCache,
       dockerfileName: req.dockerfileName || 'Dockerfile',
       resolveImage: registryImageResolver(registry, signal),
+      extraHosts,
     });
   }
 }

@@ -64,6 +64,8 @@ export interface PlanOptions {
   resolveImage: ImageResolver;
   noCache?: boolean;
   dockerfileName?: string;
+  /** The build's --add-host entries, given to every RUN (BuildKit's dockerui ExtraHosts). */
+  extraHosts?: { host: string; ip: string }[];
 }
 
 type Env = [string, string][];
@@ -789,6 +791,7 @@ class PlatformPlanner {
     const user = cfg.User ?? '';
     // dockerui reads the sandbox hostname from this build arg and gives it to every RUN.
     const hostname = this.p.buildArg('BUILDKIT_SANDBOX_HOSTNAME');
+    const extraHosts = this.opts.extraHosts?.length ? this.opts.extraHosts.map((h) => ({ host: h.host, ip: h.ip })) : undefined;
     const v: Omit<ExecVertex, 'digest' | 'cacheKey'> = {
       kind: 'exec',
       args,
@@ -798,13 +801,14 @@ class PlatformPlanner {
       network,
       security,
       ...(hostname ? { hostname } : {}),
+      ...(extraHosts ? { extraHosts } : {}),
       mounts,
       ...(heredocs ? { heredocs } : {}),
       inputs,
       name: this.vertexName(st, ins),
       line: ins.startLine,
     };
-    this.addVertex(st, v, inputKeys, content, { kind: 'exec', args, env: keyEnv, cwd, user, network, security, ...(hostname ? { hostname } : {}), mounts, heredocs, inputs: inputs.map((i) => (i.kind === 'stage' ? { kind: 'stage' } : i)) });
+    this.addVertex(st, v, inputKeys, content, { kind: 'exec', args, env: keyEnv, cwd, user, network, security, ...(hostname ? { hostname } : {}), ...(extraHosts ? { extraHosts } : {}), mounts, heredocs, inputs: inputs.map((i) => (i.kind === 'stage' ? { kind: 'stage' } : i)) });
     const prefix = argPairs.length > 0 ? `|${argPairs.length} ${argPairs.join(' ')} ` : '';
     this.history(st, `RUN ${prefix}${args.join(' ')} # buildkit`, false);
   }

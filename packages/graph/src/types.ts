@@ -107,6 +107,9 @@ export interface ExecVertex extends VertexBase {
   security: 'sandbox' | 'insecure';
   /** The sandbox's hostname (BUILDKIT_SANDBOX_HOSTNAME); absent: the worker's default. */
   hostname?: string;
+  /** The build's --add-host entries, written into the step's /etc/hosts (part of the key, as
+   *  in BuildKit's exec meta). */
+  extraHosts?: { host: string; ip: string }[];
   mounts: RunMount[];
   heredocs?: RunHeredocFile[];
   /** Inputs other than the parent state (stages/images used by mounts). */

@@ -224,6 +224,7 @@ export class StageSolver {
           network: vertex.network === 'default' ? (req.network ?? 'default') : vertex.network,
           security: vertex.security,
           ...(vertex.hostname ? { hostname: vertex.hostname } : {}),
+          ...(vertex.extraHosts ? { extraHosts: vertex.extraHosts } : {}),
           egress: req.egress,
           limits: req.limits,
           platform: stage.platform,

@@ -1,6 +1,8 @@
 // Issue 14, network and sandbox limits, as an attacker would write the Dockerfiles:
 // RUN --network=host and --security=insecure need the server's per-tenant entitlements
-// (network.host, security.insecure; BuildKit's wording when refused), and a sandboxed RUN runs
+// (network.host, security.insecure) AND the client's --allow, as BuildKit needs both
+// buildkitd's grant and the client's request (BuildKit's wording when refused); --add-host
+// reaches every RUN's /etc/hosts and its cache key; and a sandboxed RUN runs
 // under Docker's default seccomp profile (no new user namespaces, no mounts) and within its
 // worker's (or its tenant's) pids, memory and disk limits, failing with a line naming the limit.
 import { test, before, after } from 'node:test';
@@ -35,12 +37,25 @@ const interfacesOf = (text: string) => [...text.matchAll(/^\s*([a-z0-9]+):\s+\d/
 test('RUN --network=host without the network.host entitlement fails with BuildKit\'s words and runs nothing', async () => {
   const dir = context('host', `FROM ${cluster.busybox.reference}\nRUN echo harmless\nRUN --network=host echo RAN-${nonce}; cat /proc/net/dev\n`);
   const outcome = await solve(cluster, dir, { platforms: ['linux/amd64'] }, { token: cluster.tokens.bob });
-  assert.match(outcome.error?.message ?? '', /^network\.host is not allowed: RUN --network=host at line 3 needs it; the server grants network\.host per tenant/);
+  assert.match(outcome.error?.message ?? '', /^network\.host is not allowed: RUN --network=host at line 3 needs it; build with --allow network\.host, which the server must also grant your tenant/);
   assert.ok((outcome.error?.message ?? '').length < 300 && !outcome.error?.message.includes('\n'));
   assert.doesNotMatch(outcome.logs, new RegExp(`RAN-${nonce}`));
   const whole = await solve(cluster, context('host-build', `FROM ${cluster.busybox.reference}\nRUN echo RAN-${nonce}\n`), { platforms: ['linux/amd64'], network: 'host' }, { token: cluster.tokens.bob });
   assert.match(whole.error?.message ?? '', /^network\.host is not allowed: --network host needs it/);
   assert.doesNotMatch(whole.logs, new RegExp(`RAN-${nonce}`));
+  // Asking for it does not help bob: the server does not grant it, and says so before anything runs.
+  const asked = await solve(cluster, dir, { platforms: ['linux/amd64'], entitlements: ['network.host'] }, { token: cluster.tokens.bob });
+  assert.match(asked.error?.message ?? '', /^granting entitlement network\.host is not allowed by build daemon configuration: the server grants network\.host per tenant/);
+  assert.doesNotMatch(asked.logs, /harmless|RAN-/);
+});
+
+test('a granted tenant whose client did not ask (--allow) is refused in BuildKit\'s words', async () => {
+  const dir = context('unasked', `FROM ${cluster.busybox.reference}\nRUN --network=host echo RAN-${nonce}\n`);
+  const outcome = await solve(cluster, dir, { platforms: ['linux/amd64'] }, { token: cluster.tokens.alice });
+  assert.match(outcome.error?.message ?? '', /^network\.host is not allowed: RUN --network=host at line 2 needs it; build with --allow network\.host$/);
+  assert.doesNotMatch(outcome.logs, new RegExp(`RAN-${nonce}`));
+  const insecure = await solve(cluster, context('unasked-insecure', `FROM ${cluster.busybox.reference}\nRUN --security=insecure echo RAN-${nonce}\n`), { platforms: ['linux/amd64'], entitlements: ['network.host'] }, { token: cluster.tokens.alice });
+  assert.match(insecure.error?.message ?? '', /^security\.insecure is not allowed: RUN --security=insecure at line 2 needs it; build with --allow security\.insecure$/);
 });
 
 test('RUN --security=insecure without the security.insecure entitlement fails the same way', async () => {
@@ -52,12 +67,26 @@ test('RUN --security=insecure without the security.insecure entitlement fails th
 
 test('a granted tenant gets the host network and a privileged, unconfined step', async () => {
   const dir = context('granted', `FROM ${cluster.busybox.reference}\nRUN --network=host cat /proc/net/dev\nRUN --security=insecure unshare -U true && mkdir -p /mnt/t && mount -t tmpfs t /mnt/t && echo PRIVILEGED-${nonce}\n`);
-  const outcome = await solve(cluster, dir, { platforms: ['linux/amd64'], noCache: true }, { token: cluster.tokens.alice });
+  const outcome = await solve(cluster, dir, { platforms: ['linux/amd64'], noCache: true, entitlements: ['network.host', 'security.insecure'] }, { token: cluster.tokens.alice });
   assert.equal(outcome.error, undefined, outcome.error?.message);
   // Veths of other tests' steps and namespaces come and go meanwhile; the host's own stay.
   const stable = (names: string[]) => names.filter((n) => !/^by[vo]\d+$/.test(n));
   assert.deepEqual(stable(interfacesOf(outcome.logs)), stable(interfacesOf(readFileSync('/proc/net/dev', 'utf8'))), 'the step saw the host\'s interfaces');
   assert.match(outcome.logs, new RegExp(`PRIVILEGED-${nonce}`));
+});
+
+test('--add-host entries reach every RUN\'s /etc/hosts and its cache key; a bad one fails the build', async () => {
+  const dir = context('add-host', `FROM ${cluster.busybox.reference}\nRUN grep cache.internal /etc/hosts && echo HOSTS-${nonce}\n`);
+  const first = await solve(cluster, dir, { platforms: ['linux/amd64'], addHosts: ['cache.internal:10.1.2.3', 'db.internal=fe80::1'] });
+  assert.equal(first.error, undefined, first.error?.message);
+  assert.match(first.logs, /10\.1\.2\.3\s+cache\.internal/);
+  assert.match(first.logs, new RegExp(`HOSTS-${nonce}`));
+  // Another address is another step (not a cache hit of the first), as in BuildKit's exec meta.
+  const second = await solve(cluster, dir, { platforms: ['linux/amd64'], addHosts: ['cache.internal:10.9.9.9'] });
+  assert.equal(second.error, undefined, second.error?.message);
+  assert.match(second.logs, /10\.9\.9\.9\s+cache\.internal/);
+  const bad = await solve(cluster, dir, { platforms: ['linux/amd64'], addHosts: ['cache.internal:not-an-ip'] });
+  assert.match(bad.error?.message ?? '', /^invalid --add-host "cache\.internal:not-an-ip": use name:ip/);
 });
 
 test('a sandboxed RUN cannot create a user namespace or mount: the step fails with the refusal', async () => {
