@@ -1,7 +1,8 @@
-// The differential conformance suite in `npm test`: every case is built with Buildyard (the
-// in-process engine: real runc, overlayfs and registry) and compared with the result recorded
-// from the reference buildkitd (expected/*.json; `npm run conformance -- --refresh` records them
-// again, `-- --verify` checks them against a live daemon).
+// The differential conformance suite in `npm test`: every case is built by a real Buildyard
+// cluster (frontend, Redis, one worker: runc, overlayfs, the test registry), the image pushed and
+// read back, and compared with the result recorded from the reference buildkitd
+// (expected/*.json; `npm run conformance -- --refresh` records them again, `-- --verify` checks
+// them against a live daemon). One cluster serves every case, one build at a time.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -26,7 +27,7 @@ for (const [group, cases] of Object.entries(groups)) {
         const want = expected[c.name];
         assert.ok(want, `no recorded expectation for ${group}/${c.name}: run npm run conformance -- --refresh --only '${group}/${c.name}$'`);
         assert.equal(want.caseDigest, caseDigest(c), `the case changed since its expectation was recorded: run npm run conformance -- --refresh --only '${group}/${c.name}$'`);
-        const diffs = compareResults(want, await h.withBuildyard(c));
+        const diffs = compareResults(want, await h.withCluster(c));
         if (c.divergence) assert.notEqual(diffs.length, 0, `known divergence "${c.divergence}" is gone: remove it from the case`);
         else assert.deepEqual(diffs, [], `Buildyard differs from BuildKit (${want.source}):\n  ${diffs.join('\n  ')}`);
       });

@@ -1,9 +1,10 @@
 // The conformance suite from the command line.
 //
-//   npm run conformance                      Buildyard against the recorded expectations
+//   npm run conformance                      Buildyard (a real cluster) against the recorded expectations
 //   npm run conformance -- --refresh         re-run buildkitd live and rewrite expected/*.json
 //   npm run conformance -- --verify          buildkitd live against expected/*.json (no writes)
 //   npm run conformance -- --live            Buildyard against buildkitd live
+//   npm run conformance -- --local           Buildyard's in-process engine (buildLocal) instead of a cluster
 //   ... --only <regex>                       only cases whose group/name matches
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -62,7 +63,7 @@ async function main(): Promise<void> {
           if (c.upstream?.patch) got = c.upstream.patch(got);
         } else {
           want = mode === 'live' ? await reference(h, c) : expected[c.name];
-          got = await h.withBuildyard(c);
+          got = argv.includes('--local') ? await h.withBuildyard(c) : await h.withCluster(c);
         }
         let diffs = want ? compareResults(want, got) : ['no recorded expectation: run npm run conformance -- --refresh'];
         if (c.divergence && mode !== 'verify' && want) {

@@ -34,7 +34,7 @@ export async function solve(cluster: Pick<Cluster, 'address' | 'token'>, context
     const md = bearer(token);
     for (const [k, v] of Object.entries(options.metadata ?? {})) md.set(k, v);
     const stream = control.solve(SolveRequest.fromPartial({
-      dockerfile: readFileSync(join(contextDir, 'Dockerfile')), dockerfileName: 'Dockerfile', contextId: synced.contextId, ...request,
+      dockerfile: request.dockerfile ?? readFileSync(join(contextDir, 'Dockerfile')), dockerfileName: 'Dockerfile', contextId: synced.contextId, ...request,
     }), md);
     for await (const event of stream) { events.push(event as SolveEvent); options.onEvent?.(event as SolveEvent); }
     const logs = events.filter((e) => e.log).map((e) => Buffer.from(e.log!.data).toString()).join('');

@@ -4,7 +4,10 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { busyboxLayout, seedBusybox, startRegistry, type RegistryService } from '@buildyard/testkit';
+import { readFile } from 'node:fs/promises';
+import { busyboxLayout, seedBusybox, startCluster, startRegistry, type Cluster, type RegistryService } from '@buildyard/testkit';
+import { solve } from '../../e2e/grpcClient.js';
+import { defaultDockerfilePath } from '@buildyard/dockerfile';
 import { buildLocal } from '@buildyard/localbuild';
 import { Buildkitd, buildctlError } from './buildkit.js';
 import { writeContext } from './context.js';
@@ -14,6 +17,7 @@ import type { Case, Result } from './types.js';
 
 export class Harness {
   private buildkitd?: Buildkitd;
+  private cluster?: Promise<Cluster>;
   private readonly bases = new Map<string, Promise<LoadedImage>>();
   private seq = 0;
   private constructor(readonly registry: RegistryService, readonly base: string, readonly work: string) {}
@@ -27,6 +31,7 @@ export class Harness {
 
   async stop(): Promise<void> {
     await this.buildkitd?.stop();
+    if (this.cluster) await (await this.cluster).stop();
     await this.registry.stop();
     await rm(this.work, { recursive: true, force: true }).catch(() => undefined);
   }
@@ -81,6 +86,39 @@ export class Harness {
       } catch (err) {
         return { ok: false, error: normalizeError((err as Error).message ?? String(err), this.registry.host) };
       }
+      return await summarize(await loadImage(layout, platform), await this.baseImage(platform));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * Builds through a real cluster (frontend, Redis, one worker) that shares this harness's
+   * registry, pushes the image there and reads it back with skopeo.
+   */
+  async withCluster(c: Case): Promise<Result> {
+    this.cluster ??= startCluster({ workers: 1, registry: this.registry });
+    const cluster = await this.cluster;
+    const { dir, ctx, dockerfile } = await this.prepare(c);
+    const platform = c.platform ?? 'linux/amd64';
+    const image = `${this.registry.host}/conformance/${c.name}:${this.seq}`;
+    try {
+      let outcome;
+      try {
+        outcome = await solve(cluster, ctx, {
+          // No name given: the file the CLI would pick (BuildKit's lower-case fallback included).
+          dockerfile: await readFile(c.dockerfileImplicit ? defaultDockerfilePath(ctx) : dockerfile), dockerfileName: c.dockerfileName ?? 'Dockerfile',
+          platforms: [platform], buildArgs: c.args ?? {}, target: c.target ?? '',
+          secrets: Object.entries(c.secrets ?? {}).map(([id, v]) => ({ id, value: Buffer.from(v) })),
+          outputs: [{ type: 'image', attrs: { name: image, push: 'true' } }],
+        });
+      } catch (err) {
+        // The client's own checks (context walk, .dockerignore) fail before the build starts.
+        return { ok: false, error: normalizeError((err as Error).message ?? String(err), this.registry.host) };
+      }
+      if (outcome.error) return { ok: false, error: normalizeError(outcome.error.message, this.registry.host) };
+      const layout = join(dir, 'oci');
+      execFileSync('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${image}`, `oci:${layout}:latest`], { stdio: ['ignore', 'ignore', 'pipe'] });
       return await summarize(await loadImage(layout, platform), await this.baseImage(platform));
     } finally {
       await rm(dir, { recursive: true, force: true });
