@@ -36,7 +36,7 @@ export const OPTIONS = [
   opt('frontend.tlsClientCa', 'BUILDYARD_TLS_CLIENT_CA', z.string(), '', 'PEM CA bundle; when set, clients must present a certificate it signed (mTLS).'),
   opt('auth.tokensFile', 'BUILDYARD_TOKENS_FILE', z.string(), '', 'File with one "tenant:token" per line; bearer tokens map to tenants.'),
   opt('auth.tokens', 'BUILDYARD_TOKENS', list, [], 'Inline "tenant:token" pairs (comma list), added to those of tokensFile.'),
-  opt('auth.entitlements', 'BUILDYARD_ENTITLEMENTS', list, [], 'Entitlements granted to tenants, as `tenant:entitlement` entries (`*:` for every tenant): `network.host` allows RUN --network=host and --network host builds, `security.insecure` allows RUN --security=insecure (buildkitd\'s --allow-insecure-entitlement). None by default.'),
+  opt('auth.entitlements', 'BUILDYARD_ENTITLEMENTS', list, [], 'Entitlements granted to tenants, as `tenant:entitlement` entries (`*:` for every tenant): `network.host` allows RUN --network=host and --network host builds, `security.insecure` allows RUN --security=insecure (buildkitd\'s --allow-insecure-entitlement); a build also needs its client to ask (--allow). None by default.'),
   opt('auth.secretsKey', 'BUILDYARD_SECRETS_KEY', z.string().regex(/^([0-9a-f]{64})?$/, 'expected 64 hex characters (openssl rand -hex 32)'), '', 'Key (hex, 32 bytes) sealing build secrets and registry logins between frontend and workers; the same on every process. Empty: builds with secrets are refused.'),
   opt('limits.maxContextBytes', 'BUILDYARD_MAX_CONTEXT_BYTES', bytes, 10 * 1024 ** 3, 'Largest build context accepted, in bytes.'),
   opt('limits.maxContextFiles', 'BUILDYARD_MAX_CONTEXT_FILES', bytes, 1_000_000, 'Most files accepted in one build context.'),
