@@ -44,6 +44,8 @@ const FAILURE: SolveEvent[] = [
 const DOCKERFILE = 'FROM busybox\nRUN make\nRUN false\nCMD ["/app"]\n';
 
 interface Run { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+/** Only a hung CLI takes this long; a loaded machine may need a minute to start one from TS sources. */
+const HANG_MS = 180_000;
 
 function runCli(args: string[], o: { cwd: string; env: NodeJS.ProcessEnv; stdin?: string; onStderr?: (s: string, child: ReturnType<typeof spawn>) => void; timeoutMs?: number }): Promise<Run> {
   return new Promise((resolvePromise, reject) => {
@@ -53,7 +55,7 @@ function runCli(args: string[], o: { cwd: string; env: NodeJS.ProcessEnv; stdin?
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); o.onStderr?.(stderr, child); });
     child.stdin.end(o.stdin ?? '');
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`CLI timed out: ${stderr}`)); }, o.timeoutMs ?? 30_000);
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`CLI timed out: ${stderr}`)); }, o.timeoutMs ?? HANG_MS);
     child.on('error', reject);
     child.on('close', (code, signal) => { clearTimeout(timer); resolvePromise({ code, signal, stdout, stderr }); });
   });
@@ -82,7 +84,7 @@ test('tty progress in a pseudo-terminal (script): frames, timers, placement, fin
     let stdout = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
     child.stdin.end();
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`timed out: ${stdout}`)); }, 30_000);
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`timed out: ${stdout}`)); }, HANG_MS);
     child.on('close', (code, signal) => { clearTimeout(timer); resolvePromise({ code, signal, stdout, stderr: '' }); });
   });
   assert.equal(res.code, 0, res.stdout);
