@@ -2,7 +2,7 @@
 // dockerfile_test.go, dockerfile_copy_test.go, dockerfile_parents_test.go, dockerfile_mount_test.go,
 // dockerfile_secrets_test.go, frontend/dockerfile/parser/testfiles).
 import type { Case } from '../lib/types.js';
-import { allHistory, argHistory, error, FLAG_PREFIX_CHANGE, historyAt } from './upstream.js';
+import { allHistory, argHistory, error, FLAG_PREFIX_CHANGE, heredocMode, historyAt } from './upstream.js';
 
 const files = { 'a.txt': 'a\n', 'b.md': 'b\n', 'keep.md': 'keep\n', 'dir/x': 'x\n', 'dir/sub/y.log': 'y\n', 'dir/sub/z': 'z\n', 'logs/1.log': '1\n' };
 const EXCLUDE = 'COPY --exclude and --parents are in the stable channel (Dockerfile 1.19; v0.11.6 has neither)';
@@ -74,9 +74,9 @@ export const cases: Case[] = [
   { name: 'unknown-directive-is-comment', dockerfile: '# foo=bar\nFROM {{BASE}}\nENV A=1\n' },
   { name: 'blank-lines-and-indent', dockerfile: '\n\n   FROM {{BASE}}\n\n\t  ENV A=1\n\n' },
   // heredocs
-  { name: 'copy-heredoc-no-slash-dest', dockerfile: 'FROM {{BASE}}\nCOPY <<EOF /hd\nx\nEOF\n', upstream: { change: 'convert_copy.go creates COPY/ADD heredoc files with mode 0644 (v0.11.6: 0664)', patch: (r) => { for (const f of r.files ?? []) if (f.mode === '664') f.mode = '644'; return r; } } },
-  { name: 'copy-heredoc-empty', dockerfile: 'FROM {{BASE}}\nCOPY <<EOF /empty\nEOF\n', upstream: { change: 'convert_copy.go creates COPY/ADD heredoc files with mode 0644 (v0.11.6: 0664)', patch: (r) => { for (const f of r.files ?? []) if (f.mode === '664') f.mode = '644'; return r; } } },
-  { name: 'copy-heredoc-escaped-dollar', dockerfile: 'FROM {{BASE}}\nARG A=x\nCOPY <<EOF /f\n\\$A ${A:-d} $A\nEOF\n', upstream: { change: 'convert_copy.go creates COPY/ADD heredoc files with mode 0644 (v0.11.6: 0664)', patch: (r) => { for (const f of r.files ?? []) if (f.mode === '664') f.mode = '644'; return r; } } },
+  { name: 'copy-heredoc-no-slash-dest', dockerfile: 'FROM {{BASE}}\nCOPY <<EOF /hd\nx\nEOF\n', upstream: heredocMode },
+  { name: 'copy-heredoc-empty', dockerfile: 'FROM {{BASE}}\nCOPY <<EOF /empty\nEOF\n', upstream: heredocMode },
+  { name: 'copy-heredoc-escaped-dollar', dockerfile: 'FROM {{BASE}}\nARG A=x\nCOPY <<EOF /f\n\\$A ${A:-d} $A\nEOF\n', upstream: heredocMode },
   { name: 'run-heredoc-shell-expands', dockerfile: 'FROM {{BASE}}\nENV V=v\nRUN <<EOF\necho "$V" > /v\nEOF\n' },
   { name: 'run-heredoc-exit-code', divergence: 'the solver\'s step error shows the command with newlines as spaces; BuildKit quotes it (%q: \\n)', dockerfile: 'FROM {{BASE}}\nRUN <<EOF\nfalse\nEOF\n' },
   { name: 'run-heredoc-quoted-single', dockerfile: "FROM {{BASE}}\nRUN <<'EOF'\necho '$HOME' > /q\nEOF\n" },
