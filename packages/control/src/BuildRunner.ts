@@ -145,9 +145,10 @@ export class BuildRunner {
       if (state.status !== 'done') throw new BuildFailure(state.error || `build ${state.status}`, { code: `build.${state.status}` });
 
       const results = new Map(state.stages.map((s) => [`${s.platform}|${s.stageId}`, fromRedis(stageResultSchema, s.result, `the result of stage ${s.stageId} (${s.platform})`)]));
-      // SOURCE_DATE_EPOCH (a build arg, as in buildx) pins `created` so rebuilds give identical digests.
+      // SOURCE_DATE_EPOCH (a build arg, as in buildx) pins `created`; without it the times come
+      // from the layers' cache records, so a rebuild that changes nothing has the same digests.
       const epoch = Number(req.buildArgs?.SOURCE_DATE_EPOCH ?? '');
-      const created = req.buildArgs?.SOURCE_DATE_EPOCH && Number.isFinite(epoch) ? new Date(epoch * 1000).toISOString() : new Date().toISOString();
+      const created = req.buildArgs?.SOURCE_DATE_EPOCH && Number.isFinite(epoch) ? new Date(epoch * 1000).toISOString() : undefined;
       // [cache transfer] type=inline: records go into each platform manifest's annotations.
       const inline = await inlineCacheAnnotations(cacheOptions.to, plan, cacheCtx, (platform) => results.get(`${platform}|${plan.platforms.find((p) => p.platform === platform)!.target}`)!.layers.map((l) => l.digest));
       const images = plan.platforms.map((p) => assembleImage(results.get(`${p.platform}|${p.target}`)!, { created, annotations: inline?.get(p.platform) }));

@@ -91,10 +91,14 @@ export class StageSolver {
     for (const vertex of stage.vertices) {
       const layer = await this.solveVertex(vertex, stage, layers, req, events);
       if (layer === 'cached') cached++;
-      const record = typeof layer === 'string' ? (await this.opts.cache.get(vertex.cacheKey))!.layer : layer;
+      const cacheRecord = await this.opts.cache.get(vertex.cacheKey);
+      const record = typeof layer === 'string' ? cacheRecord!.layer : layer;
       if (record) layers.push(record);
+      // A layer is as old as the step that first made it (BuildKit's ref creation time), so a
+      // rebuild from cache gives the same image config; --no-cache layers are new.
+      const createdMs = !req.noCache && cacheRecord?.layer?.digest === record?.digest ? cacheRecord?.createdMs : Date.now();
       // History entries that make layers appear in vertex order; an empty diff is an empty layer.
-      layerVertexIndex = markHistory(newHistory, layerVertexIndex, record === null);
+      layerVertexIndex = markHistory(newHistory, layerVertexIndex, record === null, record && createdMs !== undefined ? new Date(createdMs).toISOString() : undefined);
     }
     history.push(...newHistory);
     return {
@@ -327,11 +331,12 @@ function ownerOf(rootfs: string, chown: string): Promise<{ uid: number; gid: num
   return resolveChown(rootfs, chown);
 }
 
-/** Marks the next layer-producing history entry; returns the index after it. */
-function markHistory(history: HistoryEntry[], from: number, empty: boolean): number {
+/** Marks the next layer-producing history entry (empty, or with its layer's time); returns the index after it. */
+function markHistory(history: HistoryEntry[], from: number, empty: boolean, created?: string): number {
   for (let i = from; i < history.length; i++) {
     if (history[i].empty_layer) continue;
     if (empty) history[i] = { ...history[i], empty_layer: true };
+    else if (created !== undefined) history[i] = { ...history[i], created };
     return i + 1;
   }
   return history.length;

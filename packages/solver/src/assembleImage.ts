@@ -1,4 +1,4 @@
-import type { ImageConfigFile } from '@buildyard/graph';
+import type { HistoryEntry, ImageConfigFile } from '@buildyard/graph';
 import { MediaTypes, assertDigest, normalizePlatform, sha256Digest, type Descriptor, type Platform } from '@buildyard/oci';
 import type { StageResult } from './StageResult.js';
 
@@ -34,11 +34,40 @@ export function platformObject(platform: string): Platform {
 }
 
 /**
- * The image config and manifest of one platform's target stage. `created` is fixed by
- * SOURCE_DATE_EPOCH when given so that rebuilds give identical digests.
+ * BuildKit's normalizeLayersAndHistory: history entries without a time (metadata steps, empty
+ * diffs) take the first new layer's time, later ones the layer before them; the image is as old
+ * as its last entry. Layer times come from the cache, so a rebuild that changes nothing gives
+ * the same config, hence the same digests.
+ */
+function fillHistoryTimes(history: HistoryEntry[]): { history: HistoryEntry[]; created?: string } {
+  let created: string | undefined;
+  let missing = false;
+  for (const h of history) {
+    if (h.created !== undefined) {
+      created = h.created;
+      if (missing) break;
+    } else missing = true;
+  }
+  missing = false;
+  const out = history.map((h) => {
+    if (h.created !== undefined) {
+      if (missing) created = h.created;
+      return h;
+    }
+    missing = true;
+    return created === undefined ? h : { created, ...h };
+  });
+  return { history: out, created: out.length > 0 ? out[out.length - 1].created : undefined };
+}
+
+/**
+ * The image config and manifest of one platform's target stage. `created` (SOURCE_DATE_EPOCH)
+ * pins every time; without it times come from the layers (see fillHistoryTimes).
  */
 export function assembleImage(result: StageResult, options: { created?: string; labels?: Record<string, string>; annotations?: Record<string, string> } = {}): AssembledImage {
-  const created = options.created ?? new Date().toISOString();
+  const filled = options.created === undefined ? fillHistoryTimes(result.history) : undefined;
+  const created = options.created ?? filled?.created ?? new Date().toISOString();
+  const history = filled?.history ?? result.history;
   const stageConfig = { ...result.config };
   if (options.labels && Object.keys(options.labels).length > 0) stageConfig.Labels = { ...stageConfig.Labels, ...options.labels };
   const config = jsonBlob<ImageConfigFile>({
@@ -46,7 +75,7 @@ export function assembleImage(result: StageResult, options: { created?: string; 
     ...platformObject(result.platform),
     config: stageConfig,
     rootfs: { type: 'layers', diff_ids: result.layers.map((l) => l.diffID) },
-    history: result.history.map((h) => ({ created: h.created ?? created, ...h })),
+    history: history.map((h) => ({ created: h.created ?? created, ...h })),
   }, MEDIA_TYPE_CONFIG);
   const layers: Descriptor[] = result.layers.map((l) => ({ mediaType: l.mediaType, digest: assertDigest(l.digest, `layer digest of stage ${result.stageId}`), size: l.size }));
   const manifest = jsonBlob({
