@@ -28,6 +28,8 @@ export function normalizeError(message: string, registryHost: string): string {
     .split(registryHost).join('{{REGISTRY}}')
     .replace(/sha256:[0-9a-f]{64}/g, 'sha256:<digest>')
     .replace(/of ref \S+: /g, 'of ref <id>: ')
+    // BuildKit names its own mount of the rootfs (a temporary path) in some errors.
+    .replace(/\/\S*?\/cachemounts\/buildkit\d+/g, '<buildkit-mount>')
     .replace(/\s+/g, ' ')
     .trim();
 }
