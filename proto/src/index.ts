@@ -14,3 +14,4 @@ export * as buildkitTypes from './gen/moby/buildkit/v1/types/worker.js';
 export * as llb from './gen/moby/buildkit/solver/pb/ops.js';
 export * as filesync from './gen/moby/filesync/v1/filesync.js';
 export * as fsutil from './gen/fsutil/types/wire.js';
+export * as gateway from './gen/moby/buildkit/v1/frontend/gateway.js';

@@ -14,10 +14,13 @@ test('committed generated code matches the .proto files', () => {
   const out = mkdtempSync(join(tmpdir(), 'buildyard-proto-'));
   try {
     execFileSync(join(protoDir, '../node_modules/.bin/buf'), ['generate', '-o', out], { cwd: protoDir });
-    const committedDir = join(protoDir, 'src/gen/buildyard/v1');
-    for (const name of readdirSync(committedDir)) {
+    // Every generated file: ours (buildyard/v1) and BuildKit's (moby/, fsutil/, google/).
+    const committedDir = join(protoDir, 'src/gen');
+    const generated = readdirSync(join(out, 'src/gen'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).sort();
+    assert.deepEqual(readdirSync(committedDir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).sort(), generated, 'generated files differ: run npm run generate');
+    for (const name of generated) {
       assert.equal(
-        readFileSync(join(out, 'src/gen/buildyard/v1', name), 'utf8'),
+        readFileSync(join(out, 'src/gen', name), 'utf8'),
         readFileSync(join(committedDir, name), 'utf8'),
         `${name} is stale: run npm run generate`,
       );

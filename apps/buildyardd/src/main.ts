@@ -6,6 +6,7 @@ import { ServerCredentials } from '@grpc/grpc-js';
 import { loadConfig, loadTokens } from '@buildyard/config';
 import { redisKeys } from '@buildyard/contracts';
 import { Frontend } from '@buildyard/control';
+import { BuildkitServer } from '@buildyard/buildkit-api';
 import { formatPlatform, hostPlatform } from '@buildyard/oci';
 import { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
 import { logUnhandledRejections, metricsHandler, processLoggers, startTelemetry } from '@buildyard/telemetry';
@@ -45,6 +46,14 @@ async function main(): Promise<void> {
   const port = await frontend.listen(config.frontend.listen, credentials);
   const host = config.frontend.listen.replace(/:\d+$/, '');
   announce.info({ frontend: `${config.frontend.tlsCert ? 'tls' : 'tcp'}://${host}:${port}`, version }, 'buildyardd listening');
+  let buildkitEndpoint: BuildkitServer | undefined;
+  if (config.buildkit.listen) {
+    if (!config.buildkit.insecure) throw new Error('buildkit.listen: only the plain-text endpoint is available yet; set buildkit.insecure=true with a loopback address');
+    if (![...tokens.values()].includes(config.buildkit.tenant)) throw new Error(`buildkit.tenant "${config.buildkit.tenant.slice(0, 64)}" is not a tenant of auth.tokens: name the tenant the BuildKit endpoint builds as`);
+    buildkitEndpoint = new BuildkitServer({ frontend, redis, keys, workers, tenant: config.buildkit.tenant, version, log });
+    const bkPort = await buildkitEndpoint.listenInsecure(config.buildkit.listen);
+    announce.info({ buildkit: `tcp://${config.buildkit.listen.replace(/:\d+$/, '')}:${bkPort}` }, 'buildkit endpoint listening');
+  }
 
   if (config.frontend.healthListen) {
     const [healthHost, healthPort] = [config.frontend.healthListen.replace(/:\d+$/, ''), Number(config.frontend.healthListen.split(':').pop())];
@@ -72,6 +81,7 @@ async function main(): Promise<void> {
 
   const shutdown = async () => {
     clearInterval(gcTimer);
+    await buildkitEndpoint?.close();
     await frontend.close();
     await scheduler.close();
     await telemetry.shutdown();

@@ -49,6 +49,14 @@ export interface FrontendOptions {
   entitlements?: string[];
 }
 
+/** A build startBuild accepted: abort it to cancel; `finished` settles when its runner ends. */
+export interface StartedBuild {
+  buildId: string;
+  abort: AbortController;
+  outputs: ParsedOutput[];
+  finished: Promise<FinishedImages | undefined>;
+}
+
 const MAX_BUILD_ARG_BYTES = 64 * 1024;
 const COORDINATOR_BEAT_MS = 3_000;
 const COORDINATOR_TTL_MS = 10_000;
@@ -263,31 +271,40 @@ export class Frontend {
   }
 
   private async solve(call: ServerWritableStream<SolveRequest, SolveEvent>): Promise<void> {
-    let tenant: string;
-    let checked: ReturnType<typeof validateRequest>;
+    let started: StartedBuild;
     try {
-      tenant = this.tenantOf(call.metadata);
-      checked = validateRequest(call.request);
+      started = await this.startBuild(this.tenantOf(call.metadata), call.request, call.metadata);
     } catch (err) {
       call.emit('error', err);
       return;
     }
-    const req = { ...call.request, platforms: checked.platforms };
+    const leave = () => { if (!call.request.detach) started.abort.abort(new Error('the client went away')); };
+    call.on('cancelled', leave);
+    if (call.cancelled) leave();
+    await this.relay(call, started.buildId, true, started.outputs.filter((o) => exporterFor(o).delivery === 'client'), started.finished);
+  }
+
+  /**
+   * Starts a build for `tenant` as Solve does (validation, build id, record, runner on the
+   * fleet) and returns at once; its events go to the build's progress stream. The one way in
+   * for every front door (Control.Solve, the BuildKit-compatible endpoint). Throws a one-line
+   * service error for a request it refuses.
+   */
+  async startBuild(tenant: string, request: SolveRequest, metadata?: Metadata): Promise<StartedBuild> {
+    const checked = validateRequest(request);
+    const req = { ...request, platforms: checked.platforms };
     // Only this tenant's own builds can make a name unavailable: nothing here tells about others'.
     const buildId = req.buildId ? await claimBuildId(this.opts.redis, this.keys, tenant, req.buildId, (id) => this.records.get(id)) : randomUUID();
-    if (!buildId) {
-      call.emit('error', serviceError(status.ALREADY_EXISTS, `build ${req.buildId} already exists: attach to it with its id or choose another`));
-      return;
-    }
+    if (!buildId) throw serviceError(status.ALREADY_EXISTS, `build ${req.buildId} already exists: attach to it with its id or choose another`);
     await this.records.create({ buildId, tenant, platforms: req.platforms, coordinator: this.id });
     const abort = new AbortController();
     this.aborts.set(buildId, abort);
-    call.on('cancelled', () => { if (!req.detach) abort.abort(new Error('the client went away')); });
-    const finished = withMetadataContext(call.metadata, () => this.runner.run(buildId, tenant, req, checked.outputs, abort.signal));
+    const traceHeaders = Object.fromEntries(['traceparent', 'tracestate'].map((k) => [k, metadata?.get(k)[0]]).filter(([, v]) => typeof v === 'string'));
+    const finished = withExtractedContext(traceHeaders, () => this.runner.run(buildId, tenant, req, checked.outputs, abort.signal));
     this.finished.set(buildId, finished);
     finished.finally(() => { this.finished.delete(buildId); this.aborts.delete(buildId); })
       .catch((err: Error) => this.log.error({ buildId, err: err.message }, 'build ended with an error its runner did not report'));
-    await this.relay(call, buildId, true, checked.outputs.filter((o) => exporterFor(o).delivery === 'client'), finished);
+    return { buildId, abort, outputs: checked.outputs, finished };
   }
 
   private async attach(call: ServerWritableStream<AttachRequest, SolveEvent>): Promise<void> {

@@ -1,7 +1,7 @@
 // Public API of @buildyard/control: the frontend's logic — authentication, the Control and
 // ContextSync services, planning a build and coordinating it on the fleet, exporters
 // (exporters/) and cache transfer. What it shares with workers is in @buildyard/contracts.
-export { Frontend, type FrontendOptions } from './Frontend.js';
+export { Frontend, type FrontendOptions, type StartedBuild } from './Frontend.js';
 export { authenticate, serviceError } from './authenticate.js';
 // Build records, sealed secrets and stage payloads live in @buildyard/contracts; re-exported for callers.
 export { BuildRecords, BuildSecrets, type BuildRecord, type BuildRecordStatus, type BuildSecretsPayload, type StagePayload } from '@buildyard/contracts';

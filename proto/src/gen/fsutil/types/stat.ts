@@ -13,7 +13,8 @@ export interface Stat {
   uid: number;
   gid: number;
   size: number;
-  modTime: number;
+  /** nanoseconds: beyond a JS number */
+  modTime: string;
   linkname: string;
   devmajor: number;
   devminor: number;
@@ -26,7 +27,18 @@ export interface Stat_XattrsEntry {
 }
 
 function createBaseStat(): Stat {
-  return { path: "", mode: 0, uid: 0, gid: 0, size: 0, modTime: 0, linkname: "", devmajor: 0, devminor: 0, xattrs: {} };
+  return {
+    path: "",
+    mode: 0,
+    uid: 0,
+    gid: 0,
+    size: 0,
+    modTime: "0",
+    linkname: "",
+    devmajor: 0,
+    devminor: 0,
+    xattrs: {},
+  };
 }
 
 export const Stat: MessageFns<Stat> = {
@@ -46,7 +58,7 @@ export const Stat: MessageFns<Stat> = {
     if (message.size !== 0) {
       writer.uint32(40).int64(message.size);
     }
-    if (message.modTime !== 0) {
+    if (message.modTime !== "0") {
       writer.uint32(48).int64(message.modTime);
     }
     if (message.linkname !== "") {
@@ -122,7 +134,7 @@ export const Stat: MessageFns<Stat> = {
               break;
             }
 
-            message.modTime = longToNumber(reader.int64());
+            message.modTime = reader.int64().toString();
             continue;
           }
           case 7: {
@@ -179,7 +191,7 @@ export const Stat: MessageFns<Stat> = {
       uid: isSet(object.uid) ? globalThis.Number(object.uid) : 0,
       gid: isSet(object.gid) ? globalThis.Number(object.gid) : 0,
       size: isSet(object.size) ? globalThis.Number(object.size) : 0,
-      modTime: isSet(object.modTime) ? globalThis.Number(object.modTime) : 0,
+      modTime: isSet(object.modTime) ? globalThis.String(object.modTime) : "0",
       linkname: isSet(object.linkname) ? globalThis.String(object.linkname) : "",
       devmajor: isSet(object.devmajor) ? globalThis.Number(object.devmajor) : 0,
       devminor: isSet(object.devminor) ? globalThis.Number(object.devminor) : 0,
@@ -217,8 +229,8 @@ export const Stat: MessageFns<Stat> = {
     if (message.size !== 0) {
       obj.size = Math.round(message.size);
     }
-    if (message.modTime !== 0) {
-      obj.modTime = Math.round(message.modTime);
+    if (message.modTime !== "0") {
+      obj.modTime = globalThis.String(message.modTime);
     }
     if (message.linkname !== "") {
       obj.linkname = message.linkname;
@@ -251,7 +263,7 @@ export const Stat: MessageFns<Stat> = {
     message.uid = object.uid ?? 0;
     message.gid = object.gid ?? 0;
     message.size = object.size ?? 0;
-    message.modTime = object.modTime ?? 0;
+    message.modTime = object.modTime ?? "0";
     message.linkname = object.linkname ?? "";
     message.devmajor = object.devmajor ?? 0;
     message.devminor = object.devminor ?? 0;

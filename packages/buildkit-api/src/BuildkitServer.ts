@@ -1,0 +1,355 @@
+import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
+import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
+import type { Redis } from 'ioredis';
+import { parseDockerignore } from '@buildyard/dockerfile';
+import { serviceError, type Frontend } from '@buildyard/control';
+import type { RedisKeys } from '@buildyard/contracts';
+import { readProgress } from '@buildyard/progress';
+import { buildkit, gateway } from '@buildyard/proto';
+import type { WorkerRegistry } from '@buildyard/scheduler';
+import { createLogger, type Logger } from '@buildyard/telemetry';
+import { readLocalFiles, receiveLocalToStore, type PreviousSync } from './fileSync.js';
+import { SessionManager } from './SessionManager.js';
+import { checkSyntaxDirective, dockerfileAttrs, outputsOf, toBuildyardRequest, unknownAttrs, UnsupportedRequest } from './solveRequest.js';
+import { internalDigest, StatusTranslator, vertexUpdate } from './statusTranslator.js';
+import { workerRecord } from './workers.js';
+
+type StatusResponse = buildkit.StatusResponse;
+
+export interface BuildkitServerOptions {
+  frontend: Frontend;
+  redis: Redis;
+  keys: RedisKeys;
+  workers: WorkerRegistry;
+  /** The tenant every call on this listener builds as (plain-text loopback listener). */
+  tenant: string;
+  version: string;
+  log?: Logger;
+  /** How long a Solve waits for its session to be opened (buildctl opens both at once). */
+  sessionWaitMs?: number;
+}
+
+const MAX_DOCKERFILE_BYTES = 4 * 1024 * 1024;
+
+/** One Solve's state, kept so Status (which may come first) and LLBBridge calls find it by ref. */
+class Job {
+  readonly history: StatusResponse[] = [];
+  private readonly listeners = new Set<(s: StatusResponse | undefined) => void>();
+  done = false;
+  /** A gateway solve has started (one per build). */
+  solving = false;
+  exporterResponse?: Record<string, string>;
+  /** The client's LLBBridge.Return: its build function ended (with its result or its error). */
+  readonly returned: Promise<gateway.ReturnRequest>;
+  settle!: (r: gateway.ReturnRequest) => void;
+
+  constructor(readonly request: buildkit.SolveRequest, readonly signal: AbortSignal, readonly metadata: Metadata) {
+    this.returned = new Promise((resolve, reject) => {
+      this.settle = resolve;
+      signal.addEventListener('abort', () => reject(serviceError(status.CANCELLED, 'the build was cancelled: the client went away')), { once: true });
+    });
+    this.returned.catch(() => {});
+  }
+
+  push(s: StatusResponse): void {
+    this.history.push(s);
+    for (const l of this.listeners) l(s);
+  }
+
+  finish(): void {
+    this.done = true;
+    for (const l of this.listeners) l(undefined);
+  }
+
+  subscribe(l: (s: StatusResponse | undefined) => void): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+}
+
+/** What the gateway offers a client's build function (BuildKit's frontend/gateway/pb/caps.go ids). */
+const GATEWAY_CAPS = ['solve.base', 'solve.inlinereturn', 'return', 'returnmap', 'proto.refarray', 'frontend.inputs', 'gateway.solve.metadata', 'frontend.caps'];
+
+const gone = (call: { on(event: 'cancelled', l: () => void): unknown }): AbortSignal => {
+  const c = new AbortController();
+  call.on('cancelled', () => c.abort());
+  return c.signal;
+};
+
+/** How long a finished job's status stays readable for a late Status call. */
+const JOB_LINGER_MS = 60_000;
+
+/**
+ * BuildKit's control API (moby.buildkit.v1.Control) in front of the Buildyard fleet, so
+ * buildctl and `docker buildx --driver remote` build on it. A dockerfile.v0 Solve reads the
+ * client's `dockerfile` and `context` locals over its session into the context store, then
+ * starts the build through Frontend.startBuild: the same planner, scheduler, workers, cache
+ * and exporters as `buildyard build`.
+ */
+export class BuildkitServer {
+  private readonly sessions = new SessionManager();
+  private readonly jobs = new Map<string, Job>();
+  private readonly jobWaiters = new Map<string, Set<() => void>>();
+  /** The previous sync of each local (by tenant, session shared key and local name). */
+  private readonly previousSyncs = new Map<string, PreviousSync>();
+  private readonly log: Logger;
+  private server?: Server;
+
+  constructor(private readonly opts: BuildkitServerOptions) {
+    this.log = opts.log ?? createLogger('buildkit-api');
+  }
+
+  /**
+   * Serves plain text, which only an explicit insecure option allows and only on loopback:
+   * anyone who reaches the port builds as the configured tenant.
+   */
+  async listenInsecure(address: string): Promise<number> {
+    const host = address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+    if (!(isIP(host) === 4 ? host.startsWith('127.') : host === '::1' || host === 'localhost')) {
+      throw new Error(`buildkit.listen ${address.slice(0, 100)}: a plain-text BuildKit endpoint must listen on a loopback address (127.0.0.0/8, ::1)`);
+    }
+    return this.listen(address, ServerCredentials.createInsecure());
+  }
+
+  async listen(address: string, credentials: ServerCredentials): Promise<number> {
+    const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+    server.addService(buildkit.ControlService, this.handlers());
+    server.addService(gateway.LLBBridgeService, this.gatewayHandlers());
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))));
+    this.server = server;
+    return port;
+  }
+
+  async close(): Promise<void> {
+    this.sessions.closeAll();
+    await new Promise<void>((resolve) => (this.server ? this.server.tryShutdown(() => resolve()) : resolve()));
+  }
+
+  private unary<Req, Res>(fn: (req: Req, tenant: string) => Promise<Res>) {
+    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+      fn(call.request, this.opts.tenant).then((res) => callback(null, res), (err: Error & { code?: number }) => callback(err.code !== undefined ? err : serviceError(status.INTERNAL, err.message)));
+    };
+  }
+
+  private handlers(): buildkit.ControlServer {
+    return {
+      session: (call: ServerDuplexStream<buildkit.BytesMessage, buildkit.BytesMessage>) => void this.sessions.handle(call, this.opts.tenant),
+      solve: (call: ServerUnaryCall<buildkit.SolveRequest, buildkit.SolveResponse>, callback: sendUnaryData<buildkit.SolveResponse>) => {
+        this.solve(call).then((res) => callback(null, res), (err: Error & { code?: number }) => callback(err.code !== undefined ? err : serviceError(status.UNKNOWN, err.message)));
+      },
+      status: (call: ServerWritableStream<buildkit.StatusRequest, StatusResponse>) => void this.status(call),
+      info: this.unary<buildkit.InfoRequest, buildkit.InfoResponse>(async () => buildkit.InfoResponse.fromPartial({
+        buildkitVersion: { package: 'github.com/buildyard/buildyard', version: this.opts.version, revision: '' },
+      })),
+      listWorkers: this.unary<buildkit.ListWorkersRequest, buildkit.ListWorkersResponse>(async () => buildkit.ListWorkersResponse.fromPartial({
+        record: (await this.opts.workers.list()).map((w) => workerRecord(w, this.opts.version)),
+      })),
+      diskUsage: this.unary<buildkit.DiskUsageRequest, buildkit.DiskUsageResponse>(async () => {
+        throw serviceError(status.UNIMPLEMENTED, 'disk usage through the BuildKit endpoint is not supported yet: use buildyard du');
+      }),
+      prune: (call: ServerWritableStream<buildkit.PruneRequest, buildkit.UsageRecord>) => {
+        call.emit('error', serviceError(status.UNIMPLEMENTED, 'prune through the BuildKit endpoint is not supported yet: use buildyard prune'));
+      },
+    };
+  }
+
+  private async waitForJob(ref: string, signal: AbortSignal): Promise<Job | undefined> {
+    for (;;) {
+      const job = this.jobs.get(ref);
+      if (job || signal.aborted) return job;
+      await new Promise<void>((resolve) => {
+        const set = this.jobWaiters.get(ref) ?? new Set();
+        const wake = () => { set.delete(wake); if (set.size === 0) this.jobWaiters.delete(ref); signal.removeEventListener('abort', wake); resolve(); };
+        set.add(wake);
+        this.jobWaiters.set(ref, set);
+        signal.addEventListener('abort', wake, { once: true });
+      });
+    }
+  }
+
+  private async status(call: ServerWritableStream<buildkit.StatusRequest, StatusResponse>): Promise<void> {
+    const gone = new AbortController();
+    call.on('cancelled', () => gone.abort());
+    const job = await this.waitForJob(call.request.Ref, gone.signal);
+    if (!job) return;
+    const queue: StatusResponse[] = [...job.history];
+    let finished = job.done;
+    let wake: (() => void) | undefined;
+    const unsubscribe = job.subscribe((s) => { if (s) queue.push(s); else finished = true; wake?.(); });
+    try {
+      for (;;) {
+        while (queue.length > 0) {
+          if (gone.signal.aborted) return;
+          if (!call.write(queue.shift()!)) await new Promise<void>((resolve) => { call.once('drain', resolve); gone.signal.addEventListener('abort', () => resolve(), { once: true }); });
+        }
+        if (finished || gone.signal.aborted) break;
+        await new Promise<void>((resolve) => { wake = resolve; gone.signal.addEventListener('abort', () => resolve(), { once: true }); });
+        wake = undefined;
+      }
+      if (!gone.signal.aborted) call.end();
+    } finally {
+      unsubscribe();
+    }
+  }
+
+  private async solve(call: ServerUnaryCall<buildkit.SolveRequest, buildkit.SolveResponse>): Promise<buildkit.SolveResponse> {
+    const req = call.request;
+    const ref = req.Ref || randomUUID();
+    // No frontend and no definition: the client runs the build function itself (buildctl and
+    // buildx always do) and drives it through LLBBridge on this ref.
+    const viaGateway = !req.Frontend && !req.Definition?.def.length;
+    try {
+      outputsOf(req); // exporters are checked before any transfer
+      if (!viaGateway) dockerfileAttrs(req);
+    } catch (err) {
+      throw err instanceof UnsupportedRequest ? serviceError(status.UNIMPLEMENTED, err.message) : err;
+    }
+    if (this.jobs.has(ref)) throw serviceError(status.ALREADY_EXISTS, `build ref ${ref.slice(0, 64)} is already in use`);
+    const abort = new AbortController();
+    const job = new Job(req, abort.signal, call.metadata);
+    this.jobs.set(ref, job);
+    for (const wake of this.jobWaiters.get(ref) ?? []) wake();
+    call.on('cancelled', () => abort.abort(new Error('the client went away')));
+    try {
+      if (!viaGateway) return await this.runDockerfileBuild(ref, job, req);
+      const returned = await job.returned;
+      if (returned.error && returned.error.code !== 0) throw serviceError(returned.error.code, returned.error.message);
+      return buildkit.SolveResponse.fromPartial({ ExporterResponse: job.exporterResponse ?? {} });
+    } finally {
+      abort.abort(new Error('the solve ended'));
+      job.finish();
+      setTimeout(() => { if (this.jobs.get(ref) === job) this.jobs.delete(ref); }, JOB_LINGER_MS).unref();
+    }
+  }
+
+  /** The job an LLBBridge call belongs to (its `buildkit-controlapi-buildid` header), waiting for its Solve. */
+  private async gatewayJob(metadata: Metadata, signal: AbortSignal): Promise<Job> {
+    const ref = String(metadata.get('buildkit-controlapi-buildid')[0] ?? '');
+    if (!ref) throw serviceError(status.INVALID_ARGUMENT, 'LLBBridge call without a buildkit-controlapi-buildid header: use buildctl or docker buildx');
+    const job = await this.waitForJob(ref, AbortSignal.any([signal, AbortSignal.timeout(this.opts.sessionWaitMs ?? 30_000)]));
+    if (!job) throw serviceError(status.NOT_FOUND, `no build ${ref.slice(0, 64)}: call Control.Solve for it first`);
+    return job;
+  }
+
+  private gatewayHandlers(): gateway.LLBBridgeServer {
+    return {
+      ping: (call: ServerUnaryCall<gateway.PingRequest, gateway.PongResponse>, callback: sendUnaryData<gateway.PongResponse>) => {
+        this.gatewayJob(call.metadata, gone(call)).then(async () => gateway.PongResponse.fromPartial({
+          FrontendAPICaps: GATEWAY_CAPS.map((ID) => ({ ID, Enabled: true })),
+          Workers: (await this.opts.workers.list()).map((w) => workerRecord(w, this.opts.version)),
+        })).then((res) => callback(null, res), (err: Error) => callback(err));
+      },
+      solve: (call: ServerUnaryCall<gateway.SolveRequest, gateway.SolveResponse>, callback: sendUnaryData<gateway.SolveResponse>) => {
+        this.gatewaySolve(call).then((res) => callback(null, res), (err: Error & { code?: number }) => callback(err.code !== undefined ? err : serviceError(status.UNKNOWN, err.message)));
+      },
+      return: (call: ServerUnaryCall<gateway.ReturnRequest, gateway.ReturnResponse>, callback: sendUnaryData<gateway.ReturnResponse>) => {
+        this.gatewayJob(call.metadata, gone(call)).then((job) => { job.settle(call.request); return gateway.ReturnResponse.fromPartial({}); })
+          .then((res) => callback(null, res), (err: Error) => callback(err));
+      },
+    };
+  }
+
+  /** The client's build function asks for the dockerfile.v0 frontend: the whole build runs here. */
+  private async gatewaySolve(call: ServerUnaryCall<gateway.SolveRequest, gateway.SolveResponse>): Promise<gateway.SolveResponse> {
+    const job = await this.gatewayJob(call.metadata, gone(call));
+    const g = call.request;
+    const req = buildkit.SolveRequest.fromPartial({
+      ...job.request, Frontend: g.Frontend, Definition: g.Definition, FrontendInputs: g.FrontendInputs,
+      FrontendAttrs: { ...job.request.FrontendAttrs, ...g.FrontendOpt },
+    });
+    if (job.solving) throw serviceError(status.UNIMPLEMENTED, 'a second solve in one build is not supported: this endpoint builds one Dockerfile per build');
+    job.solving = true;
+    let platforms: string[];
+    try { platforms = dockerfileAttrs(req).platforms; } catch (err) {
+      throw err instanceof UnsupportedRequest ? serviceError(status.UNIMPLEMENTED, err.message) : err;
+    }
+    const ref = String(call.metadata.get('buildkit-controlapi-buildid')[0]);
+    const response = await this.runDockerfileBuild(ref, job, req);
+    job.exporterResponse = response.ExporterResponse;
+    // The image is already exported: the references name what was built, for the client to return.
+    const metadata = { 'containerimage.digest': Buffer.from(response.ExporterResponse['containerimage.digest'] ?? '') };
+    if (platforms.length > 1) {
+      return gateway.SolveResponse.fromPartial({ result: { refs: { refs: Object.fromEntries(platforms.map((p) => [p, { id: `${ref}/${p}` }])) }, metadata } });
+    }
+    return gateway.SolveResponse.fromPartial({ result: { ref: { id: ref }, metadata } });
+  }
+
+  /** Runs a local-loading step as a vertex, so progress shows it as buildkitd does. */
+  private async internalStep<T>(job: Job, ref: string, name: string, fn: () => Promise<T>): Promise<T> {
+    const digest = internalDigest(ref, name);
+    const started = new Date();
+    job.push(vertexUpdate({ digest, name, started }));
+    try {
+      const result = await fn();
+      job.push(vertexUpdate({ digest, name, started, completed: new Date() }));
+      return result;
+    } catch (err) {
+      job.push(vertexUpdate({ digest, name, started, completed: new Date(), error: (err as Error).message }));
+      throw err;
+    }
+  }
+
+  /** Loads the locals over the session, then builds on the fleet; resolves with the exporter response. */
+  private async runDockerfileBuild(ref: string, job: Job, req: buildkit.SolveRequest): Promise<buildkit.SolveResponse> {
+    const { signal } = job;
+    const tenant = this.opts.tenant;
+    let attrs: ReturnType<typeof dockerfileAttrs>;
+    try { attrs = dockerfileAttrs(req); } catch (err) {
+      throw err instanceof UnsupportedRequest ? serviceError(status.UNIMPLEMENTED, err.message) : err;
+    }
+    const wait = AbortSignal.any([signal, AbortSignal.timeout(this.opts.sessionWaitMs ?? 30_000)]);
+    const session = await this.sessions.get(req.Session, tenant, wait).catch((err: Error) => { throw serviceError(status.FAILED_PRECONDITION, err.message); });
+    for (const key of unknownAttrs(req)) this.log.info({ ref, key }, 'ignoring an unknown frontend attribute');
+    const dockerignoreName = `${attrs.filename}.dockerignore`;
+    const dfFiles = await this.internalStep(job, ref, `[internal] load build definition from ${attrs.filename}`, () =>
+      readLocalFiles(session, attrs.dockerfileLocal, [attrs.filename, dockerignoreName], MAX_DOCKERFILE_BYTES, signal));
+    const dockerfile = dfFiles.get(attrs.filename);
+    if (!dockerfile) throw serviceError(status.NOT_FOUND, `failed to read dockerfile: ${attrs.filename} not found in the "${attrs.dockerfileLocal}" local: check --local ${attrs.dockerfileLocal}=DIR and --opt filename`);
+    try { checkSyntaxDirective(dockerfile.toString('utf8')); } catch (err) { throw serviceError(status.UNIMPLEMENTED, (err as Error).message); }
+    const dockerignore = dfFiles.get(dockerignoreName) ?? await this.internalStep(job, ref, '[internal] load .dockerignore', async () =>
+      (await readLocalFiles(session, attrs.contextLocal, ['.dockerignore'], MAX_DOCKERFILE_BYTES, signal)).get('.dockerignore'));
+    const excludes = dockerignore ? parseDockerignore(dockerignore.toString('utf8')) : [];
+    const syncKey = `${tenant}\0${session.sharedKey}\0${attrs.contextLocal}`;
+    const contextStep = '[internal] load build context';
+    const stored = await this.internalStep(job, ref, contextStep, async () => {
+      const started = new Date();
+      const result = await receiveLocalToStore(session, attrs.contextLocal, { excludePatterns: excludes }, this.opts.frontend.contexts, tenant, this.previousSyncs.get(syncKey), signal);
+      // As buildkitd reports a local's transfer; only content is counted, so an unchanged context sends 0B.
+      job.push(buildkit.StatusResponse.fromPartial({
+        statuses: [{ ID: `transferring ${attrs.contextLocal}:`, vertex: internalDigest(ref, contextStep), name: `transferring ${attrs.contextLocal}:`, current: result.bytesReceived, timestamp: new Date(), started, completed: new Date() }],
+      }));
+      return result;
+    });
+    this.previousSyncs.set(syncKey, stored.stats);
+
+    const request = toBuildyardRequest(req, attrs, stored.contextId, dockerfile, dockerignore);
+    const started = await this.opts.frontend.startBuild(tenant, request, job.metadata);
+    const stopOnAbort = () => started.abort.abort(signal.reason instanceof Error ? signal.reason : new Error('the client went away'));
+    signal.addEventListener('abort', stopOnAbort, { once: true });
+    const translator = new StatusTranslator(attrs.platforms.length > 1);
+    try {
+      for await (const event of readProgress(this.opts.redis, started.buildId, { fromStart: true, signal, keys: this.opts.keys })) {
+        const update = translator.translate(event);
+        if (update) job.push(update);
+        if (event.type === 'build.result') {
+          const md = event.metadata;
+          return buildkit.SolveResponse.fromPartial({
+            ExporterResponse: {
+              ...md,
+              // BuildKit sends the descriptor base64-encoded (buildx decodes it so).
+              ...(md['containerimage.descriptor'] ? { 'containerimage.descriptor': Buffer.from(md['containerimage.descriptor']).toString('base64') } : {}),
+            },
+          });
+        }
+        if (event.type === 'build.error') {
+          const where = event.file ? `${event.file}${event.line ? `:${event.line}` : ''}: ` : '';
+          throw serviceError(status.UNKNOWN, `${where}${event.message}`);
+        }
+      }
+    } finally {
+      signal.removeEventListener('abort', stopOnAbort);
+    }
+    throw serviceError(status.CANCELLED, signal.aborted ? 'the build was cancelled: the client went away' : 'the build ended without a result');
+  }
+}

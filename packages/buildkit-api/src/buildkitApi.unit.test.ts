@@ -1,0 +1,61 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildkit } from '@buildyard/proto';
+import { unixMode } from './fileSync.js';
+import { checkSyntaxDirective, dockerfileAttrs, outputsOf, UnsupportedRequest } from './solveRequest.js';
+import { StatusTranslator } from './statusTranslator.js';
+
+const solve = (p: Partial<buildkit.SolveRequest>) => buildkit.SolveRequest.fromPartial(p);
+
+test('Go FileModes from fsutil become st_mode; devices, pipes and sockets are not context entries', () => {
+  assert.equal(unixMode(0o644), 0o100644);
+  assert.equal(unixMode(2 ** 31 + 0o755), 0o040755);
+  assert.equal(unixMode(2 ** 27 + 0o777), 0o120777);
+  assert.equal(unixMode(2 ** 23 + 0o755), 0o104755); // setuid
+  assert.equal(unixMode(2 ** 26 + 0o600), undefined); // device
+  assert.equal(unixMode(2 ** 25 + 0o600), undefined); // named pipe
+});
+
+test('dockerfile.v0 attributes as buildctl and buildx send them', () => {
+  const attrs = dockerfileAttrs(solve({
+    Frontend: 'dockerfile.v0',
+    FrontendAttrs: { platform: 'linux/amd64,linux/arm64', target: 'build', 'build-arg:BASE': 'busybox', 'label:a': 'b', filename: 'Dockerfile.dev', 'no-cache': '' },
+  }));
+  assert.deepEqual(attrs.platforms, ['linux/amd64', 'linux/arm64']);
+  assert.equal(attrs.target, 'build');
+  assert.deepEqual(attrs.buildArgs, { BASE: 'busybox' });
+  assert.deepEqual(attrs.labels, { a: 'b' });
+  assert.equal(attrs.filename, 'Dockerfile.dev');
+  assert.equal(attrs.noCache, true);
+  const some = dockerfileAttrs(solve({ Frontend: 'dockerfile.v0', FrontendAttrs: { 'no-cache': 'build,test' } }));
+  assert.equal(some.noCache, false);
+  assert.deepEqual(some.noCacheFilter, ['build', 'test']);
+});
+
+test('what is not a dockerfile.v0 build is refused with one line naming it', () => {
+  assert.throws(() => dockerfileAttrs(solve({ Definition: { def: [Buffer.from('op')] } })), (e: Error) => e instanceof UnsupportedRequest && /raw LLB definitions are not supported/.test(e.message));
+  assert.throws(() => dockerfileAttrs(solve({ Frontend: 'gateway.v0', FrontendAttrs: { source: 'x/y' } })), /frontend "gateway\.v0" is not supported/);
+  assert.throws(() => outputsOf(solve({ Exporter: 'local', ExporterAttrs: {} })), /exporter "local" is not supported/);
+  assert.deepEqual(outputsOf(solve({ Exporter: 'image', ExporterAttrs: { name: 'r/a:1', push: 'true' } })), [{ type: 'image', attrs: { name: 'r/a:1', push: 'true' } }]);
+  assert.deepEqual(outputsOf(solve({ Exporters: [{ Type: 'image', Attrs: { name: 'r/a:1' } }] })), [{ type: 'image', attrs: { name: 'r/a:1' } }]);
+});
+
+test('# syntax= naming a frontend image is refused; docker/dockerfile:1 is the language built in', () => {
+  checkSyntaxDirective('# syntax=docker/dockerfile:1\nFROM busybox\n');
+  checkSyntaxDirective('# syntax=docker.io/docker/dockerfile:1.4\nFROM busybox\n');
+  checkSyntaxDirective('FROM busybox\n# syntax=example.com/x:1\n'); // not a directive after the first instruction
+  assert.throws(() => checkSyntaxDirective('# syntax=example.com/my/frontend:1\nFROM busybox\n'), /# syntax=example\.com\/my\/frontend:1: frontend images are not supported/);
+});
+
+test('status updates carry everything known of a vertex, whatever order events arrive in', () => {
+  const t = new StatusTranslator(true);
+  const v = { digest: 'sha256:1', name: '[build 2/3] RUN make', platform: 'linux/arm64', stage: 'build', step: 2, steps: 3, workerId: 'w1', emulated: true };
+  // A log that overtakes its step's start waits for it.
+  assert.equal(t.translate({ type: 'vertex.log', digest: 'sha256:1', stream: 1, data: Buffer.from('hi\n'), truncated: false, timestampMs: 5 }), undefined);
+  const finished = t.translate({ type: 'vertex.finished', vertex: v, startedMs: 10, completedMs: 20, durationMs: 10, timestampMs: 20 })!;
+  assert.equal(finished.vertexes[0].name, '[linux/arm64 build 2/3] RUN make');
+  assert.equal(finished.logs.length, 1);
+  const lateStart = t.translate({ type: 'vertex.started', vertex: v, startedMs: 10, timestampMs: 21 })!;
+  assert.equal(lateStart.vertexes[0].completed?.getTime(), 20, 'a late start does not reopen a completed step');
+  assert.equal(lateStart.vertexes[0].started?.getTime(), 10);
+});

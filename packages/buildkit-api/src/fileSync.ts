@@ -1,0 +1,213 @@
+import { S_IFDIR, S_IFLNK, S_IFREG, sortEntries, validateEntry, validateEntrySet, type ContextEntry, type ContextStore } from '@buildyard/context';
+import { fsutil } from '@buildyard/proto';
+import type { ClientSession } from './SessionManager.js';
+
+const { Packet, Packet_PacketType: T } = fsutil;
+type Packet = fsutil.Packet;
+
+const DIFF_COPY = '/moby.filesync.v1.FileSync/DiffCopy';
+const packetCodec = { encode: (p: Packet) => Packet.encode(p).finish(), decode: (b: Uint8Array) => Packet.decode(b) };
+
+// Go's os.FileMode bits, which fsutil puts on the wire (not st_mode).
+const GO_DIR = 2 ** 31;
+const GO_SYMLINK = 2 ** 27;
+// `>>> 0` throughout: JS bitwise results are signed 32-bit, and the directory bit is bit 31.
+const GO_TYPE = (GO_DIR | 2 ** 27 | 2 ** 26 | 2 ** 25 | 2 ** 24 | 2 ** 21 | 2 ** 19) >>> 0;
+const GO_SETUID = 2 ** 23;
+const GO_SETGID = 2 ** 22;
+const GO_STICKY = 2 ** 20;
+
+/** st_mode from a Go os.FileMode; undefined for what a build context cannot hold (devices, pipes, sockets). */
+export function unixMode(goMode: number): number | undefined {
+  const perm = (goMode & 0o777) | (goMode & GO_SETUID ? 0o4000 : 0) | (goMode & GO_SETGID ? 0o2000 : 0) | (goMode & GO_STICKY ? 0o1000 : 0);
+  const type = (goMode & GO_TYPE) >>> 0;
+  if (type === 0) return S_IFREG | perm;
+  if (type === GO_DIR) return S_IFDIR | perm;
+  if (type === GO_SYMLINK) return S_IFLNK | perm;
+  return undefined;
+}
+
+export interface LocalOptions {
+  includePatterns?: string[];
+  excludePatterns?: string[];
+  followPaths?: string[];
+}
+
+/** What the receiver does with one regular file: skip it (already known) or take its bytes. */
+export interface FileSink {
+  write(chunk: Buffer): Promise<void>;
+  /** All bytes received. */
+  end(): Promise<void>;
+}
+
+export interface ReceiveHandlers {
+  /** Called for each entry in walk order; return a sink to request a regular file's content. */
+  entry(stat: fsutil.Packet['stat'] & object, mode: number | undefined): Promise<FileSink | undefined>;
+}
+
+export class LocalSyncError extends Error {}
+
+/**
+ * Reads the client's local directory `name` with fsutil's DiffCopy protocol, as the receiver:
+ * the client streams a STAT per entry (walk order, the n-th STAT is file id n, an empty STAT
+ * ends the list); we REQ the files we want, the client streams their DATA (an empty DATA ends
+ * a file); when every requested file is complete we send FIN and the client answers FIN.
+ */
+export async function receiveLocal(session: ClientSession, name: string, opts: LocalOptions, handlers: ReceiveHandlers, signal: AbortSignal): Promise<void> {
+  if (!session.supports(DIFF_COPY)) throw new LocalSyncError(`the client does not serve local directories (no ${DIFF_COPY} in its session): use buildctl --local or docker buildx`);
+  const metadata: Record<string, string | string[]> = { 'dir-name': name };
+  if (opts.includePatterns?.length) metadata['include-patterns'] = opts.includePatterns;
+  if (opts.excludePatterns?.length) metadata['exclude-patterns'] = opts.excludePatterns;
+  if (opts.followPaths?.length) metadata.followpaths = opts.followPaths;
+  const call = session.call(DIFF_COPY, metadata, packetCodec);
+  const onAbort = () => call.cancel();
+  signal.addEventListener('abort', onAbort, { once: true });
+  const sinks = new Map<number, FileSink>();
+  let nextId = 0;
+  let statsDone = false;
+  let finSent = false;
+  const finishIfDone = async () => {
+    if (statsDone && sinks.size === 0 && !finSent) {
+      finSent = true;
+      await call.send(Packet.fromPartial({ type: T.PACKET_FIN }));
+    }
+  };
+  try {
+    for await (const p of call.messages()) {
+      switch (p.type) {
+        case T.PACKET_STAT: {
+          if (!p.stat) { statsDone = true; await finishIfDone(); break; }
+          const id = nextId++;
+          const sink = await handlers.entry(p.stat, unixMode(p.stat.mode));
+          if (sink) {
+            sinks.set(id, sink);
+            await call.send(Packet.fromPartial({ type: T.PACKET_REQ, ID: id }));
+          }
+          break;
+        }
+        case T.PACKET_DATA: {
+          const sink = sinks.get(p.ID);
+          if (!sink) throw new LocalSyncError(`local "${name}": the client sent data for file ${p.ID}, which was not requested`);
+          if (p.data.length > 0) { await sink.write(p.data); break; }
+          sinks.delete(p.ID);
+          await sink.end();
+          await finishIfDone();
+          break;
+        }
+        case T.PACKET_FIN:
+          call.end();
+          break;
+        case T.PACKET_ERR:
+          throw new LocalSyncError(`local "${name}": the client failed to send it: ${Buffer.from(p.data).toString('utf8').slice(0, 300)}`);
+        default:
+          break;
+      }
+    }
+    if (!finSent || sinks.size > 0) throw new LocalSyncError(`local "${name}": the client ended the transfer early`);
+  } catch (err) {
+    call.cancel();
+    if (signal.aborted) throw new LocalSyncError(`local "${name}": the transfer was cancelled`);
+    throw err instanceof LocalSyncError ? err : new LocalSyncError(`local "${name}": ${(err as Error).message}`);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Reads a few small files of a local into memory (the Dockerfile and its .dockerignore). */
+export async function readLocalFiles(session: ClientSession, name: string, paths: string[], maxBytes: number, signal: AbortSignal): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>();
+  let total = 0;
+  await receiveLocal(session, name, { includePatterns: paths }, {
+    entry: async (stat, mode) => {
+      if (mode === undefined || (mode & 0o170000) !== S_IFREG || !paths.includes(stat.path)) return undefined;
+      const chunks: Buffer[] = [];
+      return {
+        write: async (chunk) => {
+          total += chunk.length;
+          if (total > maxBytes) throw new LocalSyncError(`local "${name}": ${stat.path} is larger than ${maxBytes} bytes`);
+          chunks.push(Buffer.from(chunk));
+        },
+        end: async () => { files.set(stat.path, Buffer.concat(chunks)); },
+      };
+    },
+  }, signal);
+  return files;
+}
+
+/** What the previous sync of the same local held: a file whose stat is unchanged is not sent again. */
+export type PreviousSync = Map<string, { size: number; modTime: string; mode: number; digest: string }>;
+
+export interface StoredLocal {
+  contextId: string;
+  entries: ContextEntry[];
+  /** Bytes of file content actually received (unchanged files are not). */
+  bytesReceived: number;
+  /** This sync's stats, for the next one. */
+  stats: PreviousSync;
+}
+
+/**
+ * Receives a local into the tenant's content-addressed context store: every file's content is
+ * stored once by digest, then the manifest; the manifest digest is the context id the planner
+ * and the workers use, exactly as for a `buildyard build` upload.
+ */
+export async function receiveLocalToStore(
+  session: ClientSession, name: string, opts: LocalOptions, store: ContextStore, tenant: string, previous: PreviousSync | undefined, signal: AbortSignal,
+): Promise<StoredLocal> {
+  const entries = new Map<string, ContextEntry>();
+  const stats: PreviousSync = new Map();
+  const pendingHardlinks: Array<{ path: string; target: string }> = [];
+  const received: string[] = [];
+  let bytesReceived = 0;
+  let bytesTotal = 0;
+  await receiveLocal(session, name, opts, {
+    entry: async (stat, mode) => {
+      if (mode === undefined) return undefined; // devices, pipes, sockets: BuildKit's COPY skips them too
+      const path = stat.path;
+      const isReg = (mode & 0o170000) === S_IFREG;
+      if (isReg && stat.linkname) {
+        // A hard link: same content as its target, which the walk sent earlier.
+        pendingHardlinks.push({ path, target: stat.linkname });
+        entries.set(path, { path, mode, size: stat.size, digest: '', linkTarget: '' });
+        return undefined;
+      }
+      const entry: ContextEntry = { path, mode, size: isReg ? stat.size : 0, digest: '', linkTarget: (mode & 0o170000) === S_IFLNK ? stat.linkname : '' };
+      validateEntry({ ...entry, digest: isReg ? `sha256:${'0'.repeat(64)}` : '' });
+      if (entries.size >= store.maxFiles) throw new LocalSyncError(`local "${name}" has more than ${store.maxFiles} entries: add unneeded files to .dockerignore`);
+      entries.set(path, entry);
+      if (!isReg) return undefined;
+      bytesTotal += stat.size;
+      if (bytesTotal > store.maxContextBytes) throw new LocalSyncError(`local "${name}" is larger than ${store.maxContextBytes} bytes (at ${JSON.stringify(path.slice(0, 200))}): add large files to .dockerignore`);
+      const before = previous?.get(path);
+      if (before && before.size === stat.size && before.modTime === stat.modTime && before.mode === mode && (await store.tenantHasContent(tenant, before.digest))) {
+        entry.digest = before.digest;
+        stats.set(path, before);
+        return undefined;
+      }
+      const writer = await store.content.writer();
+      signal.addEventListener('abort', () => { void writer.abort(); }, { once: true });
+      return {
+        write: async (chunk) => { bytesReceived += chunk.length; await writer.write(chunk); },
+        end: async () => {
+          const info = await writer.commit();
+          if (info.size !== stat.size) throw new LocalSyncError(`local "${name}": ${JSON.stringify(path.slice(0, 200))} changed while it was sent; run the build again`);
+          entry.digest = info.digest;
+          received.push(info.digest);
+          stats.set(path, { size: stat.size, modTime: stat.modTime, mode, digest: info.digest });
+        },
+      };
+    },
+  }, signal);
+  for (const link of pendingHardlinks) {
+    const target = entries.get(link.target);
+    const entry = entries.get(link.path)!;
+    if (!target?.digest) throw new LocalSyncError(`local "${name}": hard link ${JSON.stringify(link.path.slice(0, 200))} points to ${JSON.stringify(link.target.slice(0, 200))}, which was not sent`);
+    entry.digest = target.digest;
+    entry.size = target.size;
+  }
+  const sorted = sortEntries([...entries.values()]);
+  validateEntrySet(sorted);
+  await store.grantContent(tenant, received);
+  const contextId = await store.putManifest(sorted, tenant);
+  return { contextId, entries: sorted, bytesReceived, stats };
+}

@@ -1,0 +1,122 @@
+import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+
+/** A gRPC call on a session ended with a non-OK status (or without one). */
+export class GrpcCallError extends Error {
+  constructor(readonly code: number, message: string) {
+    super(message);
+  }
+}
+
+export interface Codec<Req, Res> {
+  encode(message: Req): Uint8Array;
+  decode(bytes: Uint8Array): Res;
+}
+
+/** Messages buffered before the HTTP/2 stream is paused (flow control back to the sender). */
+const HIGH_WATER = 64;
+
+/**
+ * One bidirectional gRPC call spoken directly over an HTTP/2 client session: length-prefixed
+ * messages on a POST stream, the status in the trailers. BuildKit's session is a connection the
+ * client opened to us, on which we are the HTTP/2 client; grpc-js cannot run over such a
+ * connection, and a session needs only this small part of gRPC.
+ */
+export class BidiCall<Req, Res> {
+  private readonly stream: ClientHttp2Stream;
+  private readonly queue: Res[] = [];
+  private pending: Buffer = Buffer.alloc(0);
+  private waiter?: () => void;
+  private ended = false;
+  private failure?: Error;
+  private grpcStatus?: { code: number; message: string };
+
+  constructor(session: ClientHttp2Session, path: string, metadata: Record<string, string | string[]>, private readonly codec: Codec<Req, Res>) {
+    this.stream = session.request({
+      [constants.HTTP2_HEADER_METHOD]: 'POST', [constants.HTTP2_HEADER_PATH]: path,
+      'content-type': 'application/grpc', te: 'trailers', ...metadata,
+    }, { endStream: false });
+    this.stream.on('response', (headers) => this.takeStatus(headers));
+    this.stream.on('trailers', (headers) => this.takeStatus(headers));
+    this.stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.stream.on('error', (err: Error) => { this.failure ??= err; });
+    this.stream.on('close', () => {
+      this.ended = true;
+      if (!this.grpcStatus && !this.failure) this.failure = new GrpcCallError(constants.NGHTTP2_INTERNAL_ERROR, `${path}: the client closed the call without a status (HTTP/2 code ${this.stream.rstCode})`);
+      this.wake();
+    });
+  }
+
+  private takeStatus(headers: IncomingHttpHeaders): void {
+    const code = headers['grpc-status'];
+    if (code === undefined) return;
+    const raw = headers['grpc-message'];
+    const message = typeof raw === 'string' ? decodeURIComponent(raw) : '';
+    this.grpcStatus = { code: Number(code), message };
+  }
+
+  private onData(chunk: Buffer): void {
+    this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    while (this.pending.length >= 5) {
+      const size = this.pending.readUInt32BE(1);
+      if (this.pending.length < 5 + size) break;
+      if (this.pending[0] !== 0) {
+        this.failure ??= new GrpcCallError(12, 'compressed session messages are not supported');
+        this.stream.close(constants.NGHTTP2_CANCEL);
+        return;
+      }
+      try {
+        this.queue.push(this.codec.decode(this.pending.subarray(5, 5 + size)));
+      } catch (err) {
+        this.failure ??= new GrpcCallError(13, `undecodable message from the client: ${(err as Error).message}`);
+        this.stream.close(constants.NGHTTP2_CANCEL);
+        return;
+      }
+      this.pending = this.pending.subarray(5 + size);
+    }
+    if (this.queue.length >= HIGH_WATER) this.stream.pause();
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  /** Sends one message; resolves when the stream took it (back-pressure aware). */
+  send(message: Req): Promise<void> {
+    const body = this.codec.encode(message);
+    const frame = Buffer.alloc(5 + body.length);
+    frame.writeUInt32BE(body.length, 1);
+    frame.set(body, 5);
+    return new Promise((resolve, reject) => {
+      if (this.stream.destroyed || this.stream.writableEnded) { reject(this.failure ?? new GrpcCallError(1, 'the session call is closed')); return; }
+      this.stream.write(frame, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  /** Half-closes: no more messages from this side. */
+  end(): void {
+    if (!this.stream.writableEnded) this.stream.end();
+  }
+
+  cancel(): void {
+    if (!this.stream.destroyed) this.stream.close(constants.NGHTTP2_CANCEL);
+  }
+
+  /** The peer's messages in order; throws GrpcCallError if the call ends with an error. */
+  async *messages(): AsyncGenerator<Res> {
+    for (;;) {
+      const next = this.queue.shift();
+      if (next !== undefined) {
+        if (this.queue.length < HIGH_WATER / 2 && this.stream.isPaused()) this.stream.resume();
+        yield next;
+        continue;
+      }
+      if (this.ended) break;
+      await new Promise<void>((resolve) => { this.waiter = resolve; });
+    }
+    if (this.grpcStatus && this.grpcStatus.code !== 0) throw new GrpcCallError(this.grpcStatus.code, this.grpcStatus.message);
+    if (!this.grpcStatus && this.failure) throw this.failure;
+  }
+}

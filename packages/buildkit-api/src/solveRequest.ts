@@ -1,0 +1,95 @@
+import { SolveRequest, type KeyValueSpec, type buildkit } from '@buildyard/proto';
+
+/** A request the endpoint does not serve: refused at once with this one line. */
+export class UnsupportedRequest extends Error {}
+
+/** The frontend attributes buildctl and buildx send that a Dockerfile build understands. */
+export interface DockerfileAttrs {
+  filename: string;
+  dockerfileLocal: string;
+  contextLocal: string;
+  platforms: string[];
+  target: string;
+  buildArgs: Record<string, string>;
+  labels: Record<string, string>;
+  noCache: boolean;
+  noCacheFilter: string[];
+  network: string;
+}
+
+const KNOWN_ATTRS = new Set(['filename', 'dockerfilekey', 'contextkey', 'platform', 'target', 'no-cache', 'force-network-mode', 'image-resolve-mode', 'multi-platform', 'add-hosts']);
+
+/** Checks that the request is a dockerfile.v0 solve and reads its attributes. */
+export function dockerfileAttrs(req: buildkit.SolveRequest): DockerfileAttrs {
+  if (!req.Frontend) {
+    if (req.Definition?.def.length) throw new UnsupportedRequest('raw LLB definitions are not supported: build a Dockerfile with --frontend dockerfile.v0 (buildctl) or docker buildx build');
+    throw new UnsupportedRequest('a Solve without a frontend is not supported: use --frontend dockerfile.v0');
+  }
+  if (req.Frontend !== 'dockerfile.v0') {
+    throw new UnsupportedRequest(`frontend "${req.Frontend.slice(0, 100)}" is not supported: only the built-in dockerfile.v0 frontend (no gateway.v0 frontend images)`);
+  }
+  if (Object.keys(req.FrontendInputs).length > 0) {
+    throw new UnsupportedRequest(`frontend inputs (${Object.keys(req.FrontendInputs).slice(0, 5).join(', ')}) are not supported: pass build contexts as --local directories`);
+  }
+  const attrs = req.FrontendAttrs;
+  for (const key of Object.keys(attrs)) {
+    if (key === 'cmdline' || key === 'source') throw new UnsupportedRequest(`frontend attribute "${key}" (a frontend image) is not supported: drop it to use the built-in Dockerfile frontend`);
+    if (key.startsWith('context:')) throw new UnsupportedRequest(`named build contexts ("${key.slice(0, 100)}") are not supported yet`);
+    if (key === 'add-hosts' && attrs[key]) throw new UnsupportedRequest('add-hosts is not supported yet');
+  }
+  const pick = (prefix: string) => Object.fromEntries(Object.entries(attrs).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+  const noCache = 'no-cache' in attrs;
+  return {
+    filename: attrs.filename || 'Dockerfile',
+    dockerfileLocal: attrs.dockerfilekey || 'dockerfile',
+    contextLocal: attrs.contextkey || 'context',
+    platforms: (attrs.platform ?? '').split(',').map((p) => p.trim()).filter(Boolean),
+    target: attrs.target ?? '',
+    buildArgs: pick('build-arg:'),
+    labels: pick('label:'),
+    // An empty value means every stage; else a comma list of stage names.
+    noCache: noCache && !attrs['no-cache'],
+    noCacheFilter: noCache && attrs['no-cache'] ? attrs['no-cache'].split(',').map((s) => s.trim()).filter(Boolean) : [],
+    network: attrs['force-network-mode'] === 'sandbox' ? 'default' : (attrs['force-network-mode'] ?? ''),
+  };
+}
+
+/** Unknown frontend attributes, reported as a warning (BuildKit ignores them too). */
+export function unknownAttrs(req: buildkit.SolveRequest): string[] {
+  return Object.keys(req.FrontendAttrs).filter((k) => !KNOWN_ATTRS.has(k) && !k.startsWith('build-arg:') && !k.startsWith('label:') && !k.startsWith('attest:'));
+}
+
+/** The exporters of a request: `Exporters` (BuildKit >= 0.13 clients) or Exporter/ExporterAttrs. */
+export function outputsOf(req: buildkit.SolveRequest): KeyValueSpec[] {
+  const list = req.Exporters.length > 0 ? req.Exporters.map((e) => ({ type: e.Type, attrs: e.Attrs })) : req.Exporter ? [{ type: req.Exporter, attrs: req.ExporterAttrs }] : [];
+  for (const o of list) {
+    if (o.type !== 'image') throw new UnsupportedRequest(`exporter "${o.type.slice(0, 50)}" is not supported on this endpoint yet: use type=image (name=..., push=true)`);
+  }
+  return list.map((o) => ({ type: o.type, attrs: { ...o.attrs } }));
+}
+
+const cacheSpecs = (entries: buildkit.CacheOptionsEntry[]): KeyValueSpec[] => entries.map((e) => ({ type: e.Type, attrs: { ...e.Attrs } }));
+
+/** Buildyard's own SolveRequest for a dockerfile.v0 solve, whose context is already stored. */
+export function toBuildyardRequest(req: buildkit.SolveRequest, attrs: DockerfileAttrs, contextId: string, dockerfile: Buffer, dockerignore: Buffer | undefined): SolveRequest {
+  return SolveRequest.fromPartial({
+    contextId, dockerfile, dockerfileName: attrs.filename, buildArgs: attrs.buildArgs, target: attrs.target, platforms: attrs.platforms,
+    cacheFrom: cacheSpecs(req.Cache?.Imports ?? []), cacheTo: cacheSpecs(req.Cache?.Exports ?? []), outputs: outputsOf(req),
+    labels: attrs.labels, noCache: attrs.noCache, noCacheFilter: attrs.noCacheFilter, network: attrs.network, dockerignore: dockerignore ?? Buffer.alloc(0),
+  });
+}
+
+/**
+ * A `# syntax=` directive names a frontend image. The official docker/dockerfile:1 syntax is
+ * the Dockerfile language this builder implements itself; any other image is refused.
+ */
+export function checkSyntaxDirective(dockerfile: string): void {
+  for (const line of dockerfile.split('\n')) {
+    const m = /^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.*?)\s*$/.exec(line);
+    if (!m) break; // parser directives end at the first line that is not one
+    if (m[1].toLowerCase() !== 'syntax') continue;
+    const image = m[2].replace(/^docker\.io\//, '').replace(/@sha256:[a-f0-9]{64}$/, '');
+    if (/^docker\/dockerfile(:1(\.\d+){0,2})?$/.test(image)) return;
+    throw new UnsupportedRequest(`# syntax=${m[2].slice(0, 100)}: frontend images are not supported; remove the directive or use docker/dockerfile:1`);
+  }
+}

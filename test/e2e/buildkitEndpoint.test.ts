@@ -1,0 +1,142 @@
+// Issue 17 acceptance: BuildKit's own client (buildctl v0.11.6, ../shared/tools) builds on a
+// real cluster (1 frontend, 2 workers) through the BuildKit-compatible endpoint.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { credentials } from '@grpc/grpc-js';
+import { AttachRequest, ControlClient, StatusRequest, type SolveEvent, type StatusResponse } from '@buildyard/proto';
+import { freePort, startCluster, until, type Cluster } from '@buildyard/testkit';
+import { bearer } from './grpcClient.js';
+
+const repo = resolve(import.meta.dirname, '../..');
+const example = join(repo, 'examples/multi-stage');
+const buildctlBin = resolve(repo, '../shared/tools/buildctl');
+let cluster: Cluster;
+let addr: string;
+let work: string;
+
+before(async () => {
+  const port = await freePort();
+  // One stage per worker at a time, so the two middle stages must go to different workers.
+  cluster = await startCluster({
+    workers: 2,
+    env: { BUILDYARD_WORKER_CAPACITY: '1', BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' },
+  });
+  addr = `tcp://127.0.0.1:${port}`;
+  await until('the BuildKit endpoint to listen', () => cluster.frontendProcess.output().includes('buildkit endpoint listening'), 60_000);
+  work = mkdtempSync(join(tmpdir(), 'buildyard-buildkit-'));
+});
+after(async () => { await cluster?.stop(); });
+
+interface Run { code: number; stdout: string; stderr: string }
+
+function buildctl(...args: string[]): Promise<Run> {
+  return new Promise((resolveRun) => {
+    execFile(buildctlBin, ['--addr', addr, ...args], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      resolveRun({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+function skopeo(...args: string[]): Promise<string> {
+  return new Promise((resolveRun, reject) => execFile('skopeo', args, (err, stdout, stderr) => (err ? reject(new Error(`skopeo ${args.join(' ')}: ${stderr}`)) : resolveRun(stdout))));
+}
+
+/** The tenant's newest build and its whole event history, from Buildyard's own API. */
+async function latestBuildEvents(): Promise<SolveEvent[]> {
+  const control = new ControlClient(cluster.address, credentials.createInsecure());
+  try {
+    const status = await new Promise<StatusResponse>((res, rej) => control.status(StatusRequest.fromPartial({ limit: 1 }), bearer(cluster.token), (err, r) => (err ? rej(err) : res(r))));
+    const events: SolveEvent[] = [];
+    for await (const e of control.attach(AttachRequest.fromPartial({ buildId: status.builds[0].buildId, fromStart: true }), bearer(cluster.token))) events.push(e as SolveEvent);
+    return events;
+  } finally {
+    control.close();
+  }
+}
+
+test('buildctl debug workers lists one entry per fleet worker with its platforms', async () => {
+  const run = await buildctl('debug', 'workers', '-v');
+  assert.equal(run.code, 0, run.stderr);
+  for (const w of cluster.workers) assert.ok(run.stdout.includes(w.id), `worker ${w.id} listed:\n${run.stdout}`);
+  assert.match(run.stdout, /linux\/amd64/);
+  assert.match(run.stdout, /linux\/arm64/);
+});
+
+test('buildctl builds examples/multi-stage for two platforms and pushes an index skopeo reads; the middle stages ran on different workers', async () => {
+  const image = `${cluster.registry.host}/buildkit/app:1`;
+  const run = await buildctl('build', '--progress', 'plain', '--frontend', 'dockerfile.v0', '--local', `context=${example}`, '--local', `dockerfile=${example}`,
+    '--opt', 'platform=linux/amd64,linux/arm64', '--opt', `build-arg:BASE=${cluster.busybox.reference}`, '--opt', 'no-cache=',
+    '--output', `type=image,name=${image},push=true,registry.insecure=true`);
+  assert.equal(run.code, 0, run.stderr);
+  // Progress as against buildkitd: numbered steps with their platform, DONE lines, the internal loads.
+  assert.match(run.stderr, /\[internal\] load build definition from Dockerfile/);
+  assert.match(run.stderr, /\[internal\] load build context/);
+  assert.match(run.stderr, /\[linux\/arm64 client 3\/3\] RUN sh common\/build\.sh client \/out\/client/);
+  assert.match(run.stderr, /#\d+ DONE \d+\.\d+s/);
+  const index = JSON.parse(await skopeo('inspect', '--raw', '--tls-verify=false', `docker://${image}`)) as { manifests: Array<{ platform: { architecture: string } }> };
+  assert.deepEqual(index.manifests.map((m) => m.platform.architecture).sort(), ['amd64', 'arm64']);
+
+  const events = await latestBuildEvents();
+  const workersOf = (stage: string) => new Set(events.map((e) => e.vertex).filter((v) => v && v.stage === stage && v.platform === 'linux/amd64' && !v.cached && v.workerId).map((v) => v!.workerId));
+  const [client, server] = [workersOf('client'), workersOf('server')];
+  assert.equal(client.size, 1, 'one worker ran the amd64 client stage');
+  assert.equal(server.size, 1, 'one worker ran the amd64 server stage');
+  assert.notDeepEqual([...client], [...server], 'the two middle stages ran on different workers');
+});
+
+test('a second identical build sends no unchanged file and runs no RUN', async () => {
+  const context = join(work, 'again');
+  cpSync(example, context, { recursive: true });
+  const args = ['build', '--progress', 'plain', '--frontend', 'dockerfile.v0', '--local', `context=${context}`, '--local', `dockerfile=${context}`,
+    '--opt', `build-arg:BASE=${cluster.busybox.reference}`, '--opt', 'platform=linux/amd64'];
+  const first = await buildctl(...args);
+  assert.equal(first.code, 0, first.stderr);
+  const second = await buildctl(...args);
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(first.stderr, /transferring context: \d+(\.\d+)?k?B \d+\.\d+s done/, 'the first build sends the context');
+  assert.match(second.stderr, /transferring context: \d+\.\d+s done/, 'the second build sends no file content');
+  const runSteps = second.stderr.split('\n').filter((l) => /^#\d+ \[.*\] RUN /.test(l)).map((l) => l.split(' ')[0]);
+  assert.ok(runSteps.length >= 3, second.stderr);
+  for (const step of new Set(runSteps)) assert.ok(second.stderr.includes(`${step} CACHED`), `${step} was cached:\n${second.stderr}`);
+});
+
+test('what the endpoint does not support fails at once with one clear line', async () => {
+  const gateway = await buildctl('build', '--frontend', 'gateway.v0', '--opt', 'source=docker/dockerfile:1.5', '--local', `context=${example}`, '--local', `dockerfile=${example}`);
+  assert.notEqual(gateway.code, 0);
+  assert.match(gateway.stderr, /frontend "gateway\.v0" is not supported/);
+
+  const syntax = join(work, 'syntax');
+  cpSync(example, syntax, { recursive: true });
+  writeFileSync(join(syntax, 'Dockerfile'), '# syntax=example.com/my/frontend:1\nFROM busybox\n');
+  const directive = await buildctl('build', '--frontend', 'dockerfile.v0', '--local', `context=${syntax}`, '--local', `dockerfile=${syntax}`);
+  assert.notEqual(directive.code, 0);
+  assert.match(directive.stderr, /# syntax=example\.com\/my\/frontend:1: frontend images are not supported/);
+});
+
+test('docker buildx with the remote driver: inspect --bootstrap lists amd64 and arm64; build --push for two platforms', async () => {
+  const env = { ...process.env, BUILDX_CONFIG: join(work, 'buildx') };
+  const buildx = (...args: string[]) => new Promise<Run>((resolveRun) => {
+    execFile(resolve(repo, '../shared/tools/docker-buildx'), args, { env, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      resolveRun({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+  const created = await buildx('create', '--name', 'buildyard', '--driver', 'remote', addr);
+  assert.equal(created.code, 0, created.stderr);
+  const inspect = await buildx('--builder', 'buildyard', 'inspect', '--bootstrap');
+  assert.equal(inspect.code, 0, inspect.stderr);
+  assert.match(inspect.stdout, /Status:\s+running/);
+  assert.match(inspect.stdout, /Platforms:.*linux\/amd64/);
+  assert.match(inspect.stdout, /Platforms:.*linux\/arm64/);
+
+  const image = `${cluster.registry.host}/buildx/app:1`;
+  const build = await buildx('--builder', 'buildyard', 'build', '--progress', 'plain', '--platform', 'linux/amd64,linux/arm64',
+    '--build-arg', `BASE=${cluster.busybox.reference}`, '-t', image, '--push', example);
+  assert.equal(build.code, 0, build.stderr);
+  assert.match(build.stderr, /\[linux\/amd64 server 3\/3\] RUN sh common\/build\.sh server \/out\/server/);
+  const index = JSON.parse(await skopeo('inspect', '--raw', '--tls-verify=false', `docker://${image}`)) as { manifests: Array<{ platform: { architecture: string } }> };
+  assert.deepEqual(index.manifests.map((m) => m.platform.architecture).sort(), ['amd64', 'arm64']);
+});
