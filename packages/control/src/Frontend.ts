@@ -299,8 +299,8 @@ export class Frontend {
     await this.records.create({ buildId, tenant, platforms: req.platforms, coordinator: this.id });
     const abort = new AbortController();
     this.aborts.set(buildId, abort);
-    const traceHeaders = Object.fromEntries(['traceparent', 'tracestate'].map((k) => [k, metadata?.get(k)[0]]).filter(([, v]) => typeof v === 'string'));
-    const finished = withExtractedContext(traceHeaders, () => this.runner.run(buildId, tenant, req, checked.outputs, abort.signal));
+    const run = () => this.runner.run(buildId, tenant, req, checked.outputs, abort.signal);
+    const finished = metadata ? withMetadataContext(metadata, run) : run();
     this.finished.set(buildId, finished);
     finished.finally(() => { this.finished.delete(buildId); this.aborts.delete(buildId); })
       .catch((err: Error) => this.log.error({ buildId, err: err.message }, 'build ended with an error its runner did not report'));
