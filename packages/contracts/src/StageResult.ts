@@ -21,6 +21,8 @@ export interface StageResult {
   /** Base image history followed by this stage's entries, empty_layer set where no layer came. */
   history: HistoryEntry[];
   config: ImageConfig;
+  /** The image's author (MAINTAINER), when set. */
+  author?: string;
   cacheKey: string;
   verticesTotal: number;
   verticesCached: number;
@@ -36,6 +38,7 @@ export const stageResultSchema: z.ZodType<StageResult> = z.object({
   layers: z.array(layerRecordSchema),
   history: z.array(z.looseObject({}) as z.ZodType<HistoryEntry>),
   config: z.looseObject({}) as z.ZodType<ImageConfig>,
+  author: z.string().optional(),
   cacheKey: z.string(),
   verticesTotal: z.number(),
   verticesCached: z.number(),

@@ -420,6 +420,7 @@ class PlatformPlanner {
       // The stage's own entries only: the solver appends them to its base stage's result
       // history (which already holds the ancestors'), so a copy here would repeat them.
       stateKey = baseStage.stateKey;
+      if (baseStage.plan.author !== undefined) plan.author = baseStage.plan.author;
       if (platFlag === undefined) plan.platform = baseStage.plan.platform;
     } else if (baseName.toLowerCase() === 'scratch') {
       config = { Env: ['PATH=' + DEFAULT_PATH], WorkingDir: '/' };
@@ -428,6 +429,8 @@ class PlatformPlanner {
       const img = await p.resolve(baseName, stagePlatform, from);
       plan.base = { kind: 'image', ref: img.ref, digest: img.digest };
       config = structuredClone(img.config.config ?? {});
+      // The image's author carries over like its config, until a MAINTAINER replaces it.
+      if (typeof img.config.author === 'string' && img.config.author !== '') plan.author = img.config.author;
       stateKey = imageStateKey(img.digest);
     }
     const env: Env = (config.Env ?? []).map((e) => {

@@ -107,6 +107,7 @@ export class StageSolver {
       layers,
       history,
       config: stage.config,
+      ...(stage.author !== undefined ? { author: stage.author } : {}),
       cacheKey: stage.cacheKey,
       verticesTotal: stage.vertices.length,
       verticesCached: cached,

@@ -72,6 +72,7 @@ export function assembleImage(result: StageResult, options: { created?: string; 
   if (options.labels && Object.keys(options.labels).length > 0) stageConfig.Labels = { ...stageConfig.Labels, ...options.labels };
   const config = jsonBlob<ImageConfigFile>({
     created,
+    ...(result.author !== undefined ? { author: result.author } : {}),
     ...platformObject(result.platform),
     config: stageConfig,
     rootfs: { type: 'layers', diff_ids: result.layers.map((l) => l.diffID) },
