@@ -103,7 +103,7 @@ describe('RuncExecutor with real runc', { skip }, () => {
   });
 
   it('rejects an unknown user before starting anything', async () => {
-    await assert.rejects(run('id', { user: 'ghost' }), { message: 'unable to find user ghost: no matching entries in passwd file' });
+    await assert.rejects(run('id', { user: 'ghost' }), { message: 'process "/bin/sh -c id" did not complete successfully: unable to find user ghost: no matching entries in passwd file' });
   });
 
   it('network none has only loopback; host sees the host interfaces', async () => {

@@ -128,7 +128,10 @@ export class RuncExecutor implements Executor {
     let disk: DiskWatch | undefined;
     const limits: StepLimits = { ...this.limits, ...Object.fromEntries(Object.entries(meta.limits ?? {}).filter(([, v]) => v !== undefined)) };
     try {
-      const user = await resolveUser(rootfs, meta.user);
+      // BuildKit reports a USER it cannot resolve as the process failing: process "..." did not complete successfully: unable to find user ...
+      const user = await resolveUser(rootfs, meta.user).catch((err: Error) => {
+        throw new ExecError(`process ${JSON.stringify(meta.args.join(' '))} did not complete successfully: ${err.message}`, -1, meta.args, []);
+      });
       const hostname = meta.hostname || this.defaultHostname;
       const etc = { hosts: join(bundle, 'hosts'), resolvConf: join(bundle, 'resolv.conf'), hostname: join(bundle, 'hostname') };
       await writeFile(etc.hosts, hostsFile(hostname, meta.extraHosts), { mode: 0o644 });
@@ -165,7 +168,7 @@ export class RuncExecutor implements Executor {
       const durationMs = Math.round(performance.now() - started);
       if (outcome.stopped === 'abort') throw new AbortError(`the run of process "${meta.args.join(' ')}" was aborted`, { cause: signal?.reason });
       if (outcome.stopped === 'timeout') throw new ExecTimeoutError(meta.timeoutMs ?? 0, meta.args, outcome.stderrTail);
-      if (outcome.runcError) throw new ExecError(`process "${meta.args.join(' ')}" could not be started: ${outcome.runcError}`, outcome.exitCode, meta.args, outcome.stderrTail);
+      if (outcome.runcError) throw new ExecError(`process ${JSON.stringify(meta.args.join(' '))} could not be started: ${outcome.runcError}`, outcome.exitCode, meta.args, outcome.stderrTail);
       // The measure after exit decides; the watch only stops a runaway writer early.
       const written = disk ? await disk.used() : 0;
       if (outcome.stopped === 'limit' || (disk && written > diskBytes)) {
@@ -179,7 +182,7 @@ export class RuncExecutor implements Executor {
         throw new ExecLimitError(`process "${meta.args.join(' ')}" hit its limit of ${limits.pids} processes (worker.sandbox.pids) and failed with exit code ${outcome.exitCode}; start fewer processes or raise the limit`, 'pids', outcome.exitCode, meta.args, outcome.stderrTail);
       }
       if (outcome.exitCode !== 0) {
-        throw new ExecError(`process "${meta.args.join(' ')}" did not complete successfully: exit code: ${outcome.exitCode}`, outcome.exitCode, meta.args, outcome.stderrTail);
+        throw new ExecError(`process ${JSON.stringify(meta.args.join(' '))} did not complete successfully: exit code: ${outcome.exitCode}`, outcome.exitCode, meta.args, outcome.stderrTail);
       }
       return { exitCode: 0, durationMs };
     } finally {
