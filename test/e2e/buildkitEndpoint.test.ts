@@ -140,3 +140,16 @@ test('docker buildx with the remote driver: inspect --bootstrap lists amd64 and 
   const index = JSON.parse(await skopeo('inspect', '--raw', '--tls-verify=false', `docker://${image}`)) as { manifests: Array<{ platform: { architecture: string } }> };
   assert.deepEqual(index.manifests.map((m) => m.platform.architecture).sort(), ['amd64', 'arm64']);
 });
+
+test('buildctl du lists the cache records and worker disks; prune removes them and lists what it removed', async () => {
+  const du = await buildctl('du', '-v');
+  assert.equal(du.code, 0, du.stderr);
+  assert.match(du.stdout, /Description:\s+worker /);
+  assert.match(du.stdout, /Total:\s+\d/);
+  const prune = await buildctl('prune');
+  assert.equal(prune.code, 0, prune.stderr);
+  assert.match(prune.stdout, /Total:\s+\d/);
+  const after = await buildctl('du');
+  assert.equal(after.code, 0, after.stderr);
+  assert.doesNotMatch(after.stdout, /^sha256:/m, 'no cache record is left after prune');
+});

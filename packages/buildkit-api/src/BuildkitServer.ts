@@ -6,7 +6,7 @@ import { parseDockerignore } from '@buildyard/dockerfile';
 import { serviceError, type Frontend } from '@buildyard/control';
 import type { RedisKeys } from '@buildyard/contracts';
 import { readProgress } from '@buildyard/progress';
-import { buildkit, gateway } from '@buildyard/proto';
+import { PruneRequest, buildkit, gateway, type CacheRecord } from '@buildyard/proto';
 import type { WorkerRegistry } from '@buildyard/scheduler';
 import { createLogger, type Logger } from '@buildyard/telemetry';
 import { readLocalFiles, receiveLocalToStore, type PreviousSync } from './fileSync.js';
@@ -66,6 +66,14 @@ class Job {
     this.listeners.add(l);
     return () => this.listeners.delete(l);
   }
+}
+
+/** A Buildyard cache record as BuildKit's du and prune list them. */
+function usageRecord(r: CacheRecord): buildkit.UsageRecord {
+  return buildkit.UsageRecord.fromPartial({
+    ID: r.id, Description: r.description, Size: r.size, InUse: r.inUse, Shared: r.shared, UsageCount: r.usageCount,
+    LastUsedAt: r.lastUsedMs ? new Date(r.lastUsedMs) : undefined, RecordType: 'regular',
+  });
 }
 
 /** What the gateway offers a client's build function (BuildKit's frontend/gateway/pb/caps.go ids). */
@@ -145,11 +153,15 @@ export class BuildkitServer {
       listWorkers: this.unary<buildkit.ListWorkersRequest, buildkit.ListWorkersResponse>(async () => buildkit.ListWorkersResponse.fromPartial({
         record: (await this.opts.workers.list()).map((w) => workerRecord(w, this.opts.version)),
       })),
-      diskUsage: this.unary<buildkit.DiskUsageRequest, buildkit.DiskUsageResponse>(async () => {
-        throw serviceError(status.UNIMPLEMENTED, 'disk usage through the BuildKit endpoint is not supported yet: use buildyard du');
-      }),
+      diskUsage: this.unary<buildkit.DiskUsageRequest, buildkit.DiskUsageResponse>(async (_req, tenant) => buildkit.DiskUsageResponse.fromPartial({
+        record: (await this.opts.frontend.diskUsage(tenant)).records.map(usageRecord),
+      })),
       prune: (call: ServerWritableStream<buildkit.PruneRequest, buildkit.UsageRecord>) => {
-        call.emit('error', serviceError(status.UNIMPLEMENTED, 'prune through the BuildKit endpoint is not supported yet: use buildyard prune'));
+        const req = call.request;
+        // BuildKit's keepDuration is a Go time.Duration (nanoseconds); reservedSpace is buildctl's --keep-storage.
+        this.opts.frontend.prune(PruneRequest.fromPartial({ all: req.all, keepStorage: req.reservedSpace, keepDurationMs: Math.floor(req.keepDuration / 1e6), filters: req.filter }), this.opts.tenant)
+          .then((res) => { for (const r of res.removed) call.write(usageRecord(r)); call.end(); },
+            (err: Error & { code?: number }) => call.emit('error', err.code !== undefined ? err : serviceError(status.INTERNAL, err.message)));
       },
     };
   }

@@ -233,34 +233,40 @@ export class Frontend {
           cacheBytes: w.cacheBytes, lastHeartbeatMs: w.lastHeartbeat, draining: w.draining, version: w.version,
         })),
       })),
-      diskUsage: this.unary<DiskUsageRequest, DiskUsageResponse>(async (_req, tenant) => {
-        const records = await new RedisCacheIndex(this.opts.redis, tenant, this.keys).list();
-        const total = records.reduce((n, r) => n + (r.layer?.size ?? 0), 0);
-        const workerDisk = await workerDiskUsage(this.opts.redis, this.keys.prefix, this.opts.workers);
-        return DiskUsageResponse.fromPartial({
-          records: [
-            ...records.map((r) => ({ id: r.key, description: r.description, size: r.layer?.size ?? 0, lastUsedMs: r.lastUsedMs, usageCount: r.usageCount, shared: true })),
-            ...workerDisk.records,
-          ],
-          totalBytes: total + workerDisk.totalBytes, reclaimableBytes: total + workerDisk.reclaimableBytes,
-        });
-      }),
-      prune: this.unary<PruneRequest, PruneResponse>(async (req, tenant) => {
-        const index = new RedisCacheIndex(this.opts.redis, tenant, this.keys);
-        // Leased blobs (held by running builds) are never removed.
-        const { removed: chosen } = await pruneCache({
-          index, blobs: this.blobs, leases: new BlobLeases(this.opts.redis, this.keys),
-          policy: { all: req.all || (!req.keepStorage && !req.keepDurationMs), keepBytes: req.keepStorage || undefined, keepDurationMs: req.keepDurationMs || undefined },
-        });
-        // Then the workers' snapshots and contexts: all of them for --all, else down to keep-storage.
-        const everything = req.all || (!req.keepStorage && !req.keepDurationMs);
-        const workerDisk = await pruneWorkerDisks(this.opts.redis, this.keys.prefix, this.opts.workers, everything ? 0 : req.keepStorage || undefined);
-        return PruneResponse.fromPartial({
-          removed: [...chosen.map((r) => ({ id: r.key, description: r.description, size: r.layer?.size ?? 0, lastUsedMs: r.lastUsedMs })), ...workerDisk.removed],
-          reclaimedBytes: chosen.reduce((n, r) => n + (r.layer?.size ?? 0), 0) + workerDisk.reclaimedBytes,
-        });
-      }),
+      diskUsage: this.unary<DiskUsageRequest, DiskUsageResponse>((_req, tenant) => this.diskUsage(tenant)),
+      prune: this.unary<PruneRequest, PruneResponse>((req, tenant) => this.prune(req, tenant)),
     };
+  }
+
+  /** The tenant's cache records and the workers' disks (Control.DiskUsage; the BuildKit endpoint's too). */
+  async diskUsage(tenant: string): Promise<DiskUsageResponse> {
+    const records = await new RedisCacheIndex(this.opts.redis, tenant, this.keys).list();
+    const total = records.reduce((n, r) => n + (r.layer?.size ?? 0), 0);
+    const workerDisk = await workerDiskUsage(this.opts.redis, this.keys.prefix, this.opts.workers);
+    return DiskUsageResponse.fromPartial({
+      records: [
+        ...records.map((r) => ({ id: r.key, description: r.description, size: r.layer?.size ?? 0, lastUsedMs: r.lastUsedMs, usageCount: r.usageCount, shared: true })),
+        ...workerDisk.records,
+      ],
+      totalBytes: total + workerDisk.totalBytes, reclaimableBytes: total + workerDisk.reclaimableBytes,
+    });
+  }
+
+  /** Removes the tenant's cache records and worker disk use by `req`'s policy (Control.Prune; the BuildKit endpoint's too). */
+  async prune(req: PruneRequest, tenant: string): Promise<PruneResponse> {
+    const index = new RedisCacheIndex(this.opts.redis, tenant, this.keys);
+    // Leased blobs (held by running builds) are never removed.
+    const { removed: chosen } = await pruneCache({
+      index, blobs: this.blobs, leases: new BlobLeases(this.opts.redis, this.keys),
+      policy: { all: req.all || (!req.keepStorage && !req.keepDurationMs), keepBytes: req.keepStorage || undefined, keepDurationMs: req.keepDurationMs || undefined },
+    });
+    // Then the workers' snapshots and contexts: all of them for --all, else down to keep-storage.
+    const everything = req.all || (!req.keepStorage && !req.keepDurationMs);
+    const workerDisk = await pruneWorkerDisks(this.opts.redis, this.keys.prefix, this.opts.workers, everything ? 0 : req.keepStorage || undefined);
+    return PruneResponse.fromPartial({
+      removed: [...chosen.map((r) => ({ id: r.key, description: r.description, size: r.layer?.size ?? 0, lastUsedMs: r.lastUsedMs })), ...workerDisk.removed],
+      reclaimedBytes: chosen.reduce((n, r) => n + (r.layer?.size ?? 0), 0) + workerDisk.reclaimedBytes,
+    });
   }
 
   /** A build of this tenant; another tenant's build answers NOT_FOUND, as if it did not exist. */
