@@ -2,7 +2,7 @@
 // real cluster (1 frontend, 2 workers) through the BuildKit-compatible endpoint.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -152,4 +152,32 @@ test('buildctl du lists the cache records and worker disks; prune removes them a
   const after = await buildctl('du');
   assert.equal(after.code, 0, after.stderr);
   assert.doesNotMatch(after.stdout, /^sha256:/m, 'no cache record is left after prune');
+});
+
+test('a failing step fails the build with its error, as buildkitd reports it; SIGINT to buildctl cancels the build on the fleet', async () => {
+  const dir = join(work, 'failing');
+  cpSync(example, dir, { recursive: true });
+  writeFileSync(join(dir, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo hello && exit 3\n`);
+  const failed = await buildctl('build', '--progress', 'plain', '--frontend', 'dockerfile.v0', '--local', `context=${dir}`, '--local', `dockerfile=${dir}`);
+  assert.notEqual(failed.code, 0);
+  assert.match(failed.stderr, /ERROR: process "\/bin\/sh -c echo hello && exit 3" did not complete successfully: exit code: 3/);
+  assert.match(failed.stderr, /error: failed to solve: process "\/bin\/sh -c echo hello && exit 3" did not complete successfully: exit code: 3/);
+
+  writeFileSync(join(dir, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo started-${Date.now()} && sleep 600\n`);
+  const child = spawn(buildctlBin, ['--addr', addr, 'build', '--progress', 'plain', '--frontend', 'dockerfile.v0', '--local', `context=${dir}`, '--local', `dockerfile=${dir}`]);
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const exited = new Promise<void>((res) => child.on('exit', () => res()));
+  await until('the RUN step to start', () => /started-\d+/.test(stderr), 120_000);
+  child.kill('SIGINT');
+  await exited;
+  const control = new ControlClient(cluster.address, credentials.createInsecure());
+  try {
+    await until('the build to be cancelled on the fleet', async () => {
+      const res = await new Promise<StatusResponse>((ok, fail) => control.status(StatusRequest.fromPartial({ limit: 1 }), bearer(cluster.token), (err, r) => (err ? fail(err) : ok(r))));
+      return res.builds[0]?.status === 'cancelled';
+    }, 60_000, 200);
+  } finally {
+    control.close();
+  }
 });

@@ -356,7 +356,8 @@ export class BuildkitServer {
         }
         if (event.type === 'build.error') {
           const where = event.file ? `${event.file}${event.line ? `:${event.line}` : ''}: ` : '';
-          throw serviceError(status.UNKNOWN, `${where}${event.message}`);
+          const message = translator.firstError ?? event.message;
+          throw serviceError(status.UNKNOWN, message.startsWith(where) ? message : `${where}${message}`);
         }
       }
     } finally {

@@ -26,6 +26,9 @@ export class StatusTranslator {
   /** Logs of steps not announced yet (events from workers can overtake each other). */
   private readonly earlyLogs = new Map<string, buildkit.VertexLog[]>();
 
+  /** The first step that failed: BuildKit's solve error is that step's error. */
+  firstError?: string;
+
   constructor(private readonly multiPlatform: boolean) {}
 
   private name(v: VertexRef): string {
@@ -71,6 +74,7 @@ export class StatusTranslator {
       case 'vertex.finished':
         return this.vertex(e.vertex, { started: e.startedMs, completed: e.completedMs });
       case 'vertex.error':
+        this.firstError ??= e.error;
         return this.vertex(e.vertex, { started: e.startedMs, completed: e.completedMs, error: e.error });
       default:
         return undefined;
