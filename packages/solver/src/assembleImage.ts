@@ -76,7 +76,8 @@ export function assembleImage(result: StageResult, options: { created?: string; 
     ...platformObject(result.platform),
     config: stageConfig,
     rootfs: { type: 'layers', diff_ids: result.layers.map((l) => l.diffID) },
-    history: history.map((h) => ({ created: h.created ?? created, ...h })),
+    // SOURCE_DATE_EPOCH pins every entry, layer times included, as BuildKit's exporter does.
+    history: history.map(({ created: own, ...entry }) => ({ created: options.created ?? own ?? created, ...entry })),
   }, MEDIA_TYPE_CONFIG);
   const layers: Descriptor[] = result.layers.map((l) => ({ mediaType: l.mediaType, digest: assertDigest(l.digest, `layer digest of stage ${result.stageId}`), size: l.size }));
   const manifest = jsonBlob({
