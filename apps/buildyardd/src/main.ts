@@ -48,11 +48,18 @@ async function main(): Promise<void> {
   announce.info({ frontend: `${config.frontend.tlsCert ? 'tls' : 'tcp'}://${host}:${port}`, version }, 'buildyardd listening');
   let buildkitEndpoint: BuildkitServer | undefined;
   if (config.buildkit.listen) {
-    if (!config.buildkit.insecure) throw new Error('buildkit.listen: only the plain-text endpoint is available yet; set buildkit.insecure=true with a loopback address');
-    if (![...tokens.values()].includes(config.buildkit.tenant)) throw new Error(`buildkit.tenant "${config.buildkit.tenant.slice(0, 64)}" is not a tenant of auth.tokens: name the tenant the BuildKit endpoint builds as`);
-    buildkitEndpoint = new BuildkitServer({ frontend, redis, keys, workers, tenant: config.buildkit.tenant, version, log });
-    const bkPort = await buildkitEndpoint.listenInsecure(config.buildkit.listen);
-    announce.info({ buildkit: `tcp://${config.buildkit.listen.replace(/:\d+$/, '')}:${bkPort}` }, 'buildkit endpoint listening');
+    const bk = config.buildkit;
+    const tenants = new Set(tokens.values());
+    buildkitEndpoint = new BuildkitServer({ frontend, redis, keys, workers, tenant: bk.insecure ? bk.tenant : undefined, tenants, version, log });
+    let bkPort: number;
+    if (bk.tlsCert && bk.tlsKey && bk.tlsClientCa) {
+      bkPort = await buildkitEndpoint.listenTls(bk.listen, { cert: readFileSync(bk.tlsCert), key: readFileSync(bk.tlsKey), clientCa: readFileSync(bk.tlsClientCa) });
+    } else {
+      if (!bk.insecure) throw new Error('buildkit.listen needs buildkit.tlsCert, tlsKey and tlsClientCa, or buildkit.insecure=true on a loopback address');
+      if (!tenants.has(bk.tenant)) throw new Error(`buildkit.tenant "${bk.tenant.slice(0, 64)}" is not a tenant of auth.tokens: name the tenant the plain-text BuildKit endpoint builds as`);
+      bkPort = await buildkitEndpoint.listenInsecure(bk.listen);
+    }
+    announce.info({ buildkit: `tcp://${bk.listen.replace(/:\d+$/, '')}:${bkPort}`, tls: Boolean(bk.tlsCert) }, 'buildkit endpoint listening');
   }
 
   if (config.frontend.healthListen) {

@@ -22,8 +22,10 @@ export interface BuildkitServerOptions {
   redis: Redis;
   keys: RedisKeys;
   workers: WorkerRegistry;
-  /** The tenant every call on this listener builds as (plain-text loopback listener). */
-  tenant: string;
+  /** The tenant every call on the plain-text loopback listener builds as. */
+  tenant?: string;
+  /** With TLS: the tenants a client certificate may name (its subject CN is the tenant). */
+  tenants?: ReadonlySet<string>;
   version: string;
   log?: Logger;
   /** How long a Solve waits for its session to be opened (buildctl opens both at once). */
@@ -44,7 +46,7 @@ class Job {
   readonly returned: Promise<gateway.ReturnRequest>;
   settle!: (r: gateway.ReturnRequest) => void;
 
-  constructor(readonly request: buildkit.SolveRequest, readonly signal: AbortSignal, readonly metadata: Metadata) {
+  constructor(readonly request: buildkit.SolveRequest, readonly tenant: string, readonly signal: AbortSignal, readonly metadata: Metadata) {
     this.returned = new Promise((resolve, reject) => {
       this.settle = resolve;
       signal.addEventListener('abort', () => reject(serviceError(status.CANCELLED, 'the build was cancelled: the client went away')), { once: true });
@@ -103,6 +105,7 @@ export class BuildkitServer {
   private readonly previousSyncs = new Map<string, PreviousSync>();
   private readonly log: Logger;
   private server?: Server;
+  private tls = false;
 
   constructor(private readonly opts: BuildkitServerOptions) {
     this.log = opts.log ?? createLogger('buildkit-api');
@@ -120,7 +123,30 @@ export class BuildkitServer {
     return this.listen(address, ServerCredentials.createInsecure());
   }
 
-  async listen(address: string, credentials: ServerCredentials): Promise<number> {
+  /**
+   * Serves TLS and requires a client certificate signed by `clientCa`, as buildkitd does with
+   * --tlscacert; the certificate's subject CN names the tenant.
+   */
+  async listenTls(address: string, tls: { cert: Buffer; key: Buffer; clientCa: Buffer }): Promise<number> {
+    this.tls = true;
+    return this.listen(address, ServerCredentials.createSsl(tls.clientCa, [{ cert_chain: tls.cert, private_key: tls.key }], true));
+  }
+
+  /** The tenant a call builds as: its client certificate's CN with TLS, else the listener's tenant. */
+  private tenantOf(call: { getAuthContext(): { sslPeerCertificate?: { subject?: { CN?: string | string[] } } } }): string {
+    if (!this.tls) {
+      if (!this.opts.tenant) throw serviceError(status.UNAUTHENTICATED, 'this BuildKit endpoint has no tenant configured: set buildkit.tenant');
+      return this.opts.tenant;
+    }
+    const cn = call.getAuthContext().sslPeerCertificate?.subject?.CN;
+    const tenant = Array.isArray(cn) ? cn[0] : cn;
+    if (!tenant || !this.opts.tenants?.has(tenant)) {
+      throw serviceError(status.UNAUTHENTICATED, `client certificate ${tenant ? `CN "${tenant.slice(0, 64)}" names no tenant` : 'has no subject CN'}: use a certificate issued for your tenant`);
+    }
+    return tenant;
+  }
+
+  private async listen(address: string, credentials: ServerCredentials): Promise<number> {
     const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
     server.addService(buildkit.ControlService, this.handlers());
     server.addService(gateway.LLBBridgeService, this.gatewayHandlers());
@@ -136,13 +162,19 @@ export class BuildkitServer {
 
   private unary<Req, Res>(fn: (req: Req, tenant: string) => Promise<Res>) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
-      fn(call.request, this.opts.tenant).then((res) => callback(null, res), (err: Error & { code?: number }) => callback(err.code !== undefined ? err : serviceError(status.INTERNAL, err.message)));
+      let tenant: string;
+      try { tenant = this.tenantOf(call); } catch (err) { callback(err as Error); return; }
+      fn(call.request, tenant).then((res) => callback(null, res), (err: Error & { code?: number }) => callback(err.code !== undefined ? err : serviceError(status.INTERNAL, err.message)));
     };
   }
 
   private handlers(): buildkit.ControlServer {
     return {
-      session: (call: ServerDuplexStream<buildkit.BytesMessage, buildkit.BytesMessage>) => void this.sessions.handle(call, this.opts.tenant),
+      session: (call: ServerDuplexStream<buildkit.BytesMessage, buildkit.BytesMessage>) => {
+        let tenant: string;
+        try { tenant = this.tenantOf(call); } catch (err) { call.emit('error', err); return; }
+        void this.sessions.handle(call, tenant);
+      },
       solve: (call: ServerUnaryCall<buildkit.SolveRequest, buildkit.SolveResponse>, callback: sendUnaryData<buildkit.SolveResponse>) => {
         this.solve(call).then((res) => callback(null, res), (err: Error & { code?: number }) => callback(err.code !== undefined ? err : serviceError(status.UNKNOWN, err.message)));
       },
@@ -158,8 +190,10 @@ export class BuildkitServer {
       })),
       prune: (call: ServerWritableStream<buildkit.PruneRequest, buildkit.UsageRecord>) => {
         const req = call.request;
+        let tenant: string;
+        try { tenant = this.tenantOf(call); } catch (err) { call.emit('error', err); return; }
         // BuildKit's keepDuration is a Go time.Duration (nanoseconds); reservedSpace is buildctl's --keep-storage.
-        this.opts.frontend.prune(PruneRequest.fromPartial({ all: req.all, keepStorage: req.reservedSpace, keepDurationMs: Math.floor(req.keepDuration / 1e6), filters: req.filter }), this.opts.tenant)
+        this.opts.frontend.prune(PruneRequest.fromPartial({ all: req.all, keepStorage: req.reservedSpace, keepDurationMs: Math.floor(req.keepDuration / 1e6), filters: req.filter }), tenant)
           .then((res) => { for (const r of res.removed) call.write(usageRecord(r)); call.end(); },
             (err: Error & { code?: number }) => call.emit('error', err.code !== undefined ? err : serviceError(status.INTERNAL, err.message)));
       },
@@ -218,8 +252,9 @@ export class BuildkitServer {
       throw err instanceof UnsupportedRequest ? serviceError(status.UNIMPLEMENTED, err.message) : err;
     }
     if (this.jobs.has(ref)) throw serviceError(status.ALREADY_EXISTS, `build ref ${ref.slice(0, 64)} is already in use`);
+    const tenant = this.tenantOf(call);
     const abort = new AbortController();
-    const job = new Job(req, abort.signal, call.metadata);
+    const job = new Job(req, tenant, abort.signal, call.metadata);
     this.jobs.set(ref, job);
     for (const wake of this.jobWaiters.get(ref) ?? []) wake();
     call.on('cancelled', () => abort.abort(new Error('the client went away')));
@@ -236,18 +271,20 @@ export class BuildkitServer {
   }
 
   /** The job an LLBBridge call belongs to (its `buildkit-controlapi-buildid` header), waiting for its Solve. */
-  private async gatewayJob(metadata: Metadata, signal: AbortSignal): Promise<Job> {
+  private async gatewayJob(call: ServerUnaryCall<unknown, unknown>, signal: AbortSignal): Promise<Job> {
+    const { metadata } = call;
+    const tenant = this.tenantOf(call);
     const ref = String(metadata.get('buildkit-controlapi-buildid')[0] ?? '');
     if (!ref) throw serviceError(status.INVALID_ARGUMENT, 'LLBBridge call without a buildkit-controlapi-buildid header: use buildctl or docker buildx');
     const job = await this.waitForJob(ref, AbortSignal.any([signal, AbortSignal.timeout(this.opts.sessionWaitMs ?? 30_000)]));
-    if (!job) throw serviceError(status.NOT_FOUND, `no build ${ref.slice(0, 64)}: call Control.Solve for it first`);
+    if (!job || job.tenant !== tenant) throw serviceError(status.NOT_FOUND, `no build ${ref.slice(0, 64)}: call Control.Solve for it first`);
     return job;
   }
 
   private gatewayHandlers(): gateway.LLBBridgeServer {
     return {
       ping: (call: ServerUnaryCall<gateway.PingRequest, gateway.PongResponse>, callback: sendUnaryData<gateway.PongResponse>) => {
-        this.gatewayJob(call.metadata, gone(call)).then(async () => gateway.PongResponse.fromPartial({
+        this.gatewayJob(call, gone(call)).then(async () => gateway.PongResponse.fromPartial({
           FrontendAPICaps: GATEWAY_CAPS.map((ID) => ({ ID, Enabled: true })),
           Workers: (await this.opts.workers.list()).map((w) => workerRecord(w, this.opts.version)),
         })).then((res) => callback(null, res), (err: Error) => callback(err));
@@ -256,7 +293,7 @@ export class BuildkitServer {
         this.gatewaySolve(call).then((res) => callback(null, res), (err: Error & { code?: number }) => callback(err.code !== undefined ? err : serviceError(status.UNKNOWN, err.message)));
       },
       return: (call: ServerUnaryCall<gateway.ReturnRequest, gateway.ReturnResponse>, callback: sendUnaryData<gateway.ReturnResponse>) => {
-        this.gatewayJob(call.metadata, gone(call)).then((job) => { job.settle(call.request); return gateway.ReturnResponse.fromPartial({}); })
+        this.gatewayJob(call, gone(call)).then((job) => { job.settle(call.request); return gateway.ReturnResponse.fromPartial({}); })
           .then((res) => callback(null, res), (err: Error) => callback(err));
       },
     };
@@ -264,7 +301,7 @@ export class BuildkitServer {
 
   /** The client's build function asks for the dockerfile.v0 frontend: the whole build runs here. */
   private async gatewaySolve(call: ServerUnaryCall<gateway.SolveRequest, gateway.SolveResponse>): Promise<gateway.SolveResponse> {
-    const job = await this.gatewayJob(call.metadata, gone(call));
+    const job = await this.gatewayJob(call, gone(call));
     const g = call.request;
     const req = buildkit.SolveRequest.fromPartial({
       ...job.request, Frontend: g.Frontend, Definition: g.Definition, FrontendInputs: g.FrontendInputs,
@@ -305,7 +342,7 @@ export class BuildkitServer {
   /** Loads the locals over the session, then builds on the fleet; resolves with the exporter response. */
   private async runDockerfileBuild(ref: string, job: Job, req: buildkit.SolveRequest): Promise<buildkit.SolveResponse> {
     const { signal } = job;
-    const tenant = this.opts.tenant;
+    const { tenant } = job;
     let attrs: ReturnType<typeof dockerfileAttrs>;
     try { attrs = dockerfileAttrs(req); } catch (err) {
       throw err instanceof UnsupportedRequest ? serviceError(status.UNIMPLEMENTED, err.message) : err;

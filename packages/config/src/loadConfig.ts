@@ -10,7 +10,7 @@ export interface BuildyardConfig {
   blobStore: { type: 'fs' | 'registry'; repository: string };
   registry: { insecure: string[] };
   frontend: { listen: string; healthListen: string; tlsCert: string; tlsKey: string; tlsClientCa: string };
-  buildkit: { listen: string; insecure: boolean; tenant: string };
+  buildkit: { listen: string; insecure: boolean; tenant: string; tlsCert: string; tlsKey: string; tlsClientCa: string };
   auth: { tokensFile: string; tokens: string[]; entitlements: string[]; secretsKey: string };
   limits: { maxContextBytes: number; maxContextFiles: number; tenantConcurrency: number; stepTimeoutMs: number; fetchConnectTimeoutMs: number; fetchIdleTimeoutMs: number; maxLogBytesPerStep: number };
   worker: { id: string; capacity: number; platforms: string[]; healthListen: string; compression: 'gzip' | 'zstd'; keepStorageBytes: number;

@@ -1,0 +1,88 @@
+// Issue 17: the BuildKit endpoint over TLS with client certificates, as buildkitd serves it; the
+// client certificate's CN is the tenant. Real cluster (1 frontend, 1 worker), real buildctl.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { credentials } from '@grpc/grpc-js';
+import { ControlClient, StatusRequest, type StatusResponse } from '@buildyard/proto';
+import { freePort, startCluster, until, type Cluster } from '@buildyard/testkit';
+import { bearer } from './grpcClient.js';
+
+const repo = resolve(import.meta.dirname, '../..');
+const buildctlBin = resolve(repo, '../shared/tools/buildctl');
+let cluster: Cluster;
+let addr: string;
+let pki: string;
+
+/** A CA and certificates signed by it (openssl), in `pki`. */
+function issue(name: string, cn: string, ca: string, ext = ''): void {
+  const p = (f: string) => join(pki, f);
+  execFileSync('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', p(`${name}.key`), '-out', p(`${name}.csr`), '-subj', `/CN=${cn}`], { stdio: 'ignore' });
+  writeFileSync(p(`${name}.ext`), ext || 'extendedKeyUsage=clientAuth\n');
+  execFileSync('openssl', ['x509', '-req', '-in', p(`${name}.csr`), '-CA', p(`${ca}.pem`), '-CAkey', p(`${ca}.key`), '-CAcreateserial', '-out', p(`${name}.pem`), '-days', '1', '-extfile', p(`${name}.ext`)], { stdio: 'ignore' });
+}
+function makeCa(name: string): void {
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(pki, `${name}.key`), '-out', join(pki, `${name}.pem`), '-days', '1', '-subj', `/CN=${name}`], { stdio: 'ignore' });
+}
+
+before(async () => {
+  pki = mkdtempSync(join(tmpdir(), 'buildyard-bk-tls-'));
+  makeCa('ca');
+  makeCa('rogue');
+  issue('server', '127.0.0.1', 'ca', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  issue('client', 'default', 'ca');
+  issue('stranger', 'nobody', 'ca');
+  issue('forged', 'default', 'rogue');
+  const port = await freePort();
+  cluster = await startCluster({
+    workers: 1,
+    env: {
+      BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_TLS_CERT: join(pki, 'server.pem'),
+      BUILDYARD_BUILDKIT_TLS_KEY: join(pki, 'server.key'), BUILDYARD_BUILDKIT_TLS_CLIENT_CA: join(pki, 'ca.pem'),
+    },
+  });
+  addr = `tcp://127.0.0.1:${port}`;
+  await until('the BuildKit endpoint to listen', () => cluster.frontendProcess.output().includes('buildkit endpoint listening'), 60_000);
+});
+after(async () => { await cluster?.stop(); });
+
+function buildctl(cert: string | undefined, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const tls = ['--tlscacert', join(pki, 'ca.pem'), ...(cert ? ['--tlscert', join(pki, `${cert}.pem`), '--tlskey', join(pki, `${cert}.key`)] : [])];
+  return new Promise((res) => execFile(buildctlBin, ['--addr', addr, ...tls, ...args], { timeout: 300_000 }, (err, stdout, stderr) =>
+    res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr })));
+}
+
+async function buildCount(): Promise<number> {
+  const control = new ControlClient(cluster.address, credentials.createInsecure());
+  try {
+    const res = await new Promise<StatusResponse>((ok, fail) => control.status(StatusRequest.fromPartial({ limit: 100 }), bearer(cluster.token), (err, r) => (err ? fail(err) : ok(r))));
+    return res.builds.length;
+  } finally {
+    control.close();
+  }
+}
+
+test('a client certificate of a tenant builds; a missing, foreign-CA or unknown-tenant certificate is refused and nothing runs', async () => {
+  const ctx = mkdtempSync(join(tmpdir(), 'buildyard-bk-tls-ctx-'));
+  writeFileSync(join(ctx, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo over-tls-${Date.now()}\n`);
+  const build = ['build', '--progress', 'plain', '--frontend', 'dockerfile.v0', '--local', `context=${ctx}`, '--local', `dockerfile=${ctx}`];
+
+  const workers = await buildctl('client', 'debug', 'workers');
+  assert.equal(workers.code, 0, workers.stderr);
+  assert.ok(workers.stdout.includes(cluster.workers[0].id), workers.stdout);
+  const ok = await buildctl('client', ...build);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stderr, /over-tls-\d+/);
+  const builds = await buildCount();
+  assert.ok(builds >= 1, 'the build ran for the tenant the certificate names');
+
+  for (const cert of [undefined, 'forged', 'stranger']) {
+    const refused = await buildctl(cert, ...build);
+    assert.notEqual(refused.code, 0, `${cert ?? 'no certificate'} was refused`);
+    if (cert === 'stranger') assert.match(refused.stderr, /client certificate CN "nobody" names no tenant/);
+  }
+  assert.equal(await buildCount(), builds, 'no refused client started a build');
+});
