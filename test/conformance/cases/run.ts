@@ -21,7 +21,7 @@ export const cases: Case[] = [
   { name: 'mount-missing-target', dockerfile: 'FROM {{BASE}}\nRUN --mount=type=cache true\n' },
   { name: 'run-unknown-flag', upstream: { change: FLAG_PREFIX_CHANGE, expect: error('unknown flag: --mout (did you mean mount?)') }, dockerfile: 'FROM {{BASE}}\nRUN --mout=type=cache,target=/c true\n' },
   { name: 'run-network-none', dockerfile: 'FROM {{BASE}}\nRUN --network=none ip link | grep -c "^[0-9]" > /links\n' },
-  { name: 'run-network-host', divergence: 'Buildyard grants --network=host without the network.host entitlement that buildkitd requires (--allow-insecure-entitlement); entitlements are a control-plane setting', dockerfile: 'FROM {{BASE}}\nRUN --network=host true\n' },
+  { name: 'run-network-host', dockerfile: 'FROM {{BASE}}\nRUN --network=host true\n' },
   { name: 'run-network-invalid', dockerfile: 'FROM {{BASE}}\nRUN --network=bridge true\n' },
   { name: 'run-security-invalid', upstream: { change: 'RUN --security is in the stable channel; commands_runsecurity.go: security %q is not valid', expect: error('security "privileged" is not valid') }, dockerfile: 'FROM {{BASE}}\nRUN --security=privileged true\n' },
   { name: 'run-hostname-default', dockerfile: 'FROM {{BASE}}\nRUN hostname > /h\n' },

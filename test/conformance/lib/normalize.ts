@@ -9,6 +9,7 @@ const PREFIXES = [
   /^rpc error: code = \w+ desc = /,
   /^failed to solve with frontend dockerfile\.v0: /,
   /^failed to create LLB definition: /,
+  /^failed to load LLB: /,
   /^Dockerfile(?:\.[\w.-]+)?:(?:\d+:)? /,
   /^dockerfile:\d+: /,
   // Buildyard names the location as `Dockerfile:N:`; BuildKit's parser says it in words.
