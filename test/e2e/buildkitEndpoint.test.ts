@@ -181,3 +181,20 @@ test('a failing step fails the build with its error, as buildkitd reports it; SI
     control.close();
   }
 });
+
+test('tar and oci outputs come back over the session into the client\'s dest files', async () => {
+  const base = ['build', '--frontend', 'dockerfile.v0', '--local', `context=${example}`, '--local', `dockerfile=${example}`,
+    '--opt', 'platform=linux/amd64', '--opt', `build-arg:BASE=${cluster.busybox.reference}`];
+  const tarFile = join(work, 'fs.tar');
+  const tar = await buildctl(...base, '--output', `type=tar,dest=${tarFile}`);
+  assert.equal(tar.code, 0, tar.stderr);
+  const listing = await new Promise<string>((res, rej) => execFile('tar', ['-tf', tarFile], (err, out) => (err ? rej(err) : res(out))));
+  assert.match(listing, /^usr\/local\/bin\/server$/m);
+  assert.match(listing, /^etc\/build-info$/m);
+  const ociFile = join(work, 'image.oci.tar');
+  const oci = await buildctl(...base, '--output', `type=oci,dest=${ociFile}`);
+  assert.equal(oci.code, 0, oci.stderr);
+  const ociListing = await new Promise<string>((res, rej) => execFile('tar', ['-tf', ociFile], (err, out) => (err ? rej(err) : res(out))));
+  assert.match(ociListing, /^oci-layout$/m);
+  assert.match(ociListing, /^index\.json$/m);
+});

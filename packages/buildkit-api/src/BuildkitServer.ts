@@ -3,14 +3,15 @@ import { isIP } from 'node:net';
 import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { Redis } from 'ioredis';
 import { parseDockerignore } from '@buildyard/dockerfile';
-import { serviceError, type Frontend } from '@buildyard/control';
+import { exporterFor, runExport, serviceError, type Frontend, type StartedBuild } from '@buildyard/control';
+import { Readable } from 'node:stream';
 import type { RedisKeys } from '@buildyard/contracts';
 import { readProgress } from '@buildyard/progress';
 import { PruneRequest, buildkit, gateway, type CacheRecord } from '@buildyard/proto';
 import type { WorkerRegistry } from '@buildyard/scheduler';
 import { createLogger, type Logger } from '@buildyard/telemetry';
-import { readLocalFiles, receiveLocalToStore, type PreviousSync } from './fileSync.js';
-import { SessionManager } from './SessionManager.js';
+import { readLocalFiles, receiveLocalToStore, sendFileToClient, type PreviousSync } from './fileSync.js';
+import { SessionManager, type ClientSession } from './SessionManager.js';
 import { checkSyntaxDirective, dockerfileAttrs, outputsOf, toBuildyardRequest, unknownAttrs, UnsupportedRequest } from './solveRequest.js';
 import { internalDigest, StatusTranslator, vertexUpdate } from './statusTranslator.js';
 import { workerRecord } from './workers.js';
@@ -324,6 +325,20 @@ export class BuildkitServer {
     return gateway.SolveResponse.fromPartial({ result: { ref: { id: ref }, metadata } });
   }
 
+  /** Outputs the client writes itself (tar, oci, docker archives) go back over its session. */
+  private async sendClientOutputs(job: Job, ref: string, session: ClientSession, started: StartedBuild): Promise<void> {
+    const outputs = started.outputs.filter((o) => exporterFor(o).delivery === 'client');
+    if (outputs.length === 0) return;
+    const images = await started.finished;
+    if (!images) throw serviceError(status.INTERNAL, 'the build reported a result but its images are missing');
+    for (const output of outputs) {
+      await this.internalStep(job, ref, `exporting to client ${output.type === 'tar' ? 'tarball' : `${output.type} archive`}`, () =>
+        runExport(output, { images: images.images, index: images.index, blobs: this.opts.frontend.blobs }, async (file) => {
+          await sendFileToClient(session, file.content ?? Readable.from([]), job.signal);
+        }));
+    }
+  }
+
   /** Runs a local-loading step as a vertex, so progress shows it as buildkitd does. */
   private async internalStep<T>(job: Job, ref: string, name: string, fn: () => Promise<T>): Promise<T> {
     const digest = internalDigest(ref, name);
@@ -382,6 +397,7 @@ export class BuildkitServer {
         const update = translator.translate(event);
         if (update) job.push(update);
         if (event.type === 'build.result') {
+          await this.sendClientOutputs(job, ref, session, started);
           const md = event.metadata;
           return buildkit.SolveResponse.fromPartial({
             ExporterResponse: {

@@ -1,5 +1,5 @@
 import { S_IFDIR, S_IFLNK, S_IFREG, sortEntries, validateEntry, validateEntrySet, type ContextEntry, type ContextStore } from '@buildyard/context';
-import { fsutil } from '@buildyard/proto';
+import { buildkit, fsutil } from '@buildyard/proto';
 import type { ClientSession } from './SessionManager.js';
 
 const { Packet, Packet_PacketType: T } = fsutil;
@@ -210,4 +210,32 @@ export async function receiveLocalToStore(
   await store.grantContent(tenant, received);
   const contextId = await store.putManifest(sorted, tenant);
   return { contextId, entries: sorted, bytesReceived, stats };
+}
+
+const FILE_SEND = '/moby.filesync.v1.FileSend/DiffCopy';
+const SEND_CHUNK = 1024 * 1024;
+const bytesCodec = { encode: (m: buildkit.BytesMessage) => buildkit.BytesMessage.encode(m).finish(), decode: (b: Uint8Array) => buildkit.BytesMessage.decode(b) };
+
+/**
+ * Streams one exported file (a tar, OCI or docker archive) to the client, as BuildKit's
+ * CopyFileWriter does: FileSend.DiffCopy carrying the bytes in BytesMessages; the client writes
+ * them to its --output dest and ends the call once it has them all.
+ */
+export async function sendFileToClient(session: ClientSession, content: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<void> {
+  if (!session.supports(FILE_SEND)) throw new LocalSyncError('the client does not receive outputs in its session (no FileSend): use buildctl --output or docker buildx -o');
+  const call = session.call(FILE_SEND, {}, bytesCodec);
+  const onAbort = () => call.cancel();
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    for await (const chunk of content) {
+      for (let i = 0; i < chunk.length; i += SEND_CHUNK) await call.send(buildkit.BytesMessage.fromPartial({ data: Buffer.from(chunk.subarray(i, i + SEND_CHUNK)) }));
+    }
+    call.end();
+    for await (const _ of call.messages()) { /* the client sends nothing back; the call ends when it has written all */ }
+  } catch (err) {
+    call.cancel();
+    throw new LocalSyncError(`sending the output to the client: ${(err as Error).message}`);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
 }
