@@ -34,6 +34,8 @@ export interface BuildkitServerOptions {
 }
 
 const MAX_DOCKERFILE_BYTES = 4 * 1024 * 1024;
+/** Locals whose last sync is remembered to skip unchanged files. */
+const MAX_REMEMBERED_SYNCS = 256;
 
 /** One Solve's state, kept so Status (which may come first) and LLBBridge calls find it by ref. */
 class Job {
@@ -385,7 +387,10 @@ export class BuildkitServer {
       }));
       return result;
     });
+    // Most recently used last; the oldest are forgotten (they only cost a full re-send).
+    this.previousSyncs.delete(syncKey);
     this.previousSyncs.set(syncKey, stored.stats);
+    while (this.previousSyncs.size > MAX_REMEMBERED_SYNCS) this.previousSyncs.delete(this.previousSyncs.keys().next().value!);
 
     const request = toBuildyardRequest(req, attrs, stored.contextId, dockerfile, dockerignore);
     const started = await this.opts.frontend.startBuild(tenant, request, job.metadata);
