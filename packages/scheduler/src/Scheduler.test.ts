@@ -14,20 +14,18 @@ let prefixSeq = 0;
 before(async () => { redis = await startRedis(); });
 after(async () => { await redis?.stop(); });
 
-const FAST = { heartbeatMs: 200, heartbeatTtlMs: 1000, lockDurationMs: 1000, stalledIntervalMs: 300, pollMs: 200 };
+// Short polls, but 5 s before a silent worker counts as dead: with 1 s, a CPU-starved but live
+// consumer was taken for dead (swept from the registry, losing its drain flag, or leaving a
+// platform with no worker at submit, or its job run twice).
+const FAST = { heartbeatMs: 200, heartbeatTtlMs: 5000, lockDurationMs: 5000, stalledIntervalMs: 300, pollMs: 200 };
 const AMD = 'linux/amd64';
 
 interface Run { worker: string; buildId: string; stageId: string; start: number; end: number; emulated: boolean; aborted: boolean; job: StageJob }
 
 /** A scheduler plus consumers in a private key prefix; everything is closed when the test ends. */
-/**
- * `livenessMs` sets the heartbeat TTL and the job lock: the time after which a silent worker
- * counts as dead. Tests that must not see a live but CPU-starved worker die raise it.
- */
-function setup(t: TestContext, opts: { tenantLimit?: number; livenessMs?: number } = {}) {
-  const liveness = opts.livenessMs ?? FAST.heartbeatTtlMs;
+function setup(t: TestContext, opts: { tenantLimit?: number } = {}) {
   const prefix = `t${process.pid}-${++prefixSeq}`;
-  const scheduler = new Scheduler(redis.url, { prefix, tickMs: 200, heartbeatTtlMs: liveness, tenantLimit: opts.tenantLimit });
+  const scheduler = new Scheduler(redis.url, { prefix, tickMs: 200, heartbeatTtlMs: FAST.heartbeatTtlMs, tenantLimit: opts.tenantLimit });
   const consumers: StageConsumer[] = [];
   const runs: Run[] = [];
   const errors: Error[] = [];
@@ -38,7 +36,7 @@ function setup(t: TestContext, opts: { tenantLimit?: number; livenessMs?: number
   type Behaviour = (job: StageJob, signal: AbortSignal, worker: string) => Promise<unknown>;
   async function consumer(id: string, w: { native?: string[]; emulated?: string[]; capacity?: number }, behaviour?: Behaviour) {
     const c = new StageConsumer({
-      redis: redis.url, prefix, ...FAST, heartbeatTtlMs: liveness, lockDurationMs: liveness, onError: (e) => errors.push(e),
+      redis: redis.url, prefix, ...FAST, onError: (e) => errors.push(e),
       worker: { id, nativePlatforms: w.native ?? [AMD], emulatedPlatforms: w.emulated ?? [], capacity: w.capacity ?? 1 },
       handler: async (job, signal) => {
         const run: Run = { worker: id, buildId: job.buildId, stageId: job.stageId, start: performance.now(), end: 0, emulated: job.emulated, aborted: false, job };
@@ -308,12 +306,9 @@ test('a tenant over its limit is held back while another tenant proceeds', async
 });
 
 test('a stage on a SIGKILLed worker completes on another worker', async (t) => {
-  // A 1 s lock would let a loaded machine's scheduling pause pass for a death (and the job run
-  // twice in the child); 5 s keeps "dead" meaning killed, at the cost of a slower recovery.
-  const livenessMs = 5000;
-  const { scheduler, consumer, runs, prefix } = setup(t, { livenessMs });
+  const { scheduler, consumer, runs, prefix } = setup(t);
   const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', fileURLToPath(new URL('./consumerChild.test-util.ts', import.meta.url))], {
-    env: { ...process.env, REDIS_URL: redis.url, PREFIX: prefix, WORKER_ID: 'doomed', PLATFORM: AMD, LIVENESS_MS: String(livenessMs) },
+    env: { ...process.env, REDIS_URL: redis.url, PREFIX: prefix, WORKER_ID: 'doomed', PLATFORM: AMD, LIVENESS_MS: String(FAST.heartbeatTtlMs) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
