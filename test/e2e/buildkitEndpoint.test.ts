@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
@@ -197,4 +197,15 @@ test('tar and oci outputs come back over the session into the client\'s dest fil
   const ociListing = await new Promise<string>((res, rej) => execFile('tar', ['-tf', ociFile], (err, out) => (err ? rej(err) : res(out))));
   assert.match(ociListing, /^oci-layout$/m);
   assert.match(ociListing, /^index\.json$/m);
+});
+
+test('type=local writes one folder per platform into the client\'s dest', async () => {
+  const dest = join(work, 'local-out');
+  const run = await buildctl('build', '--frontend', 'dockerfile.v0', '--local', `context=${example}`, '--local', `dockerfile=${example}`,
+    '--opt', 'platform=linux/amd64,linux/arm64', '--opt', `build-arg:BASE=${cluster.busybox.reference}`, '--output', `type=local,dest=${dest}`);
+  assert.equal(run.code, 0, run.stderr);
+  for (const [dir, arch] of [['linux_amd64', 'x86_64'], ['linux_arm64', 'aarch64']]) {
+    assert.match(readFileSync(join(dest, dir, 'etc/build-info'), 'utf8'), new RegExp(`built for ${arch}`));
+    assert.ok(statSync(join(dest, dir, 'usr/local/bin/server')).mode & 0o111, `${dir}: the server binary is executable`);
+  }
 });

@@ -3,14 +3,19 @@ import { isIP } from 'node:net';
 import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { Redis } from 'ioredis';
 import { parseDockerignore } from '@buildyard/dockerfile';
-import { exporterFor, runExport, serviceError, type Frontend, type StartedBuild } from '@buildyard/control';
+import { exporterFor, runExport, serviceError, type ExportSource, type Frontend, type ParsedOutput, type StartedBuild } from '@buildyard/control';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { RedisKeys } from '@buildyard/contracts';
 import { readProgress } from '@buildyard/progress';
 import { PruneRequest, buildkit, gateway, type CacheRecord } from '@buildyard/proto';
 import type { WorkerRegistry } from '@buildyard/scheduler';
 import { createLogger, type Logger } from '@buildyard/telemetry';
-import { readLocalFiles, receiveLocalToStore, sendFileToClient, type PreviousSync } from './fileSync.js';
+import { readLocalFiles, receiveLocalToStore, sendDirToClient, sendFileToClient, type OutgoingEntry, type PreviousSync } from './fileSync.js';
 import { SessionManager, type ClientSession } from './SessionManager.js';
 import { checkSyntaxDirective, dockerfileAttrs, outputsOf, toBuildyardRequest, unknownAttrs, UnsupportedRequest } from './solveRequest.js';
 import { internalDigest, StatusTranslator, vertexUpdate } from './statusTranslator.js';
@@ -333,11 +338,36 @@ export class BuildkitServer {
     if (outputs.length === 0) return;
     const images = await started.finished;
     if (!images) throw serviceError(status.INTERNAL, 'the build reported a result but its images are missing');
+    const source = { images: images.images, index: images.index, blobs: this.opts.frontend.blobs };
     for (const output of outputs) {
+      if (output.type === 'local') {
+        await this.internalStep(job, ref, 'exporting to client directory', () => this.sendLocalOutput(session, output, source, job.signal));
+        continue;
+      }
       await this.internalStep(job, ref, `exporting to client ${output.type === 'tar' ? 'tarball' : `${output.type} archive`}`, () =>
-        runExport(output, { images: images.images, index: images.index, blobs: this.opts.frontend.blobs }, async (file) => {
+        runExport(output, source, async (file) => {
           await sendFileToClient(session, file.content ?? Readable.from([]), job.signal);
         }));
+    }
+  }
+
+  /**
+   * type=local: the exporter's files are spooled first (its temporary roots live only while it
+   * runs, and the client asks for file contents after it has all the entries), then sent.
+   */
+  private async sendLocalOutput(session: ClientSession, output: ParsedOutput, source: ExportSource, signal: AbortSignal): Promise<void> {
+    const spool = await mkdtemp(join(tmpdir(), 'buildyard-bk-local-'));
+    try {
+      const entries: OutgoingEntry[] = [];
+      await runExport(output, source, async (file) => {
+        if (!file.content) { entries.push({ path: file.path, mode: file.mode, linkTarget: file.linkTarget, size: 0 }); return; }
+        const path = join(spool, String(entries.length));
+        await pipeline(file.content, createWriteStream(path));
+        entries.push({ path: file.path, mode: file.mode, size: (await stat(path)).size, source: path });
+      });
+      await sendDirToClient(session, entries, signal);
+    } finally {
+      await rm(spool, { recursive: true, force: true });
     }
   }
 

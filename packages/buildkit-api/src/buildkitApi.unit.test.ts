@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildkit } from '@buildyard/proto';
-import { unixMode } from './fileSync.js';
+import { goMode, unixMode } from './fileSync.js';
 import { checkSyntaxDirective, dockerfileAttrs, outputsOf, UnsupportedRequest } from './solveRequest.js';
 import { StatusTranslator } from './statusTranslator.js';
 
@@ -14,6 +14,7 @@ test('Go FileModes from fsutil become st_mode; devices, pipes and sockets are no
   assert.equal(unixMode(2 ** 23 + 0o755), 0o104755); // setuid
   assert.equal(unixMode(2 ** 26 + 0o600), undefined); // device
   assert.equal(unixMode(2 ** 25 + 0o600), undefined); // named pipe
+  for (const mode of [0o100644, 0o040755, 0o120777, 0o104755, 0o041777]) assert.equal(unixMode(goMode(mode)), mode);
 });
 
 test('dockerfile.v0 attributes as buildctl and buildx send them', () => {
@@ -35,7 +36,7 @@ test('dockerfile.v0 attributes as buildctl and buildx send them', () => {
 test('what is not a dockerfile.v0 build is refused with one line naming it', () => {
   assert.throws(() => dockerfileAttrs(solve({ Definition: { def: [Buffer.from('op')] } })), (e: Error) => e instanceof UnsupportedRequest && /raw LLB definitions are not supported/.test(e.message));
   assert.throws(() => dockerfileAttrs(solve({ Frontend: 'gateway.v0', FrontendAttrs: { source: 'x/y' } })), /frontend "gateway\.v0" is not supported/);
-  assert.throws(() => outputsOf(solve({ Exporter: 'local', ExporterAttrs: {} })), /exporter "local" is not supported/);
+  assert.throws(() => outputsOf(solve({ Exporter: 'cacheonly', ExporterAttrs: {} })), /exporter "cacheonly" is not supported/);
   assert.deepEqual(outputsOf(solve({ Exporter: 'image', ExporterAttrs: { name: 'r/a:1', push: 'true' } })), [{ type: 'image', attrs: { name: 'r/a:1', push: 'true' } }]);
   assert.deepEqual(outputsOf(solve({ Exporters: [{ Type: 'image', Attrs: { name: 'r/a:1' } }] })), [{ type: 'image', attrs: { name: 'r/a:1' } }]);
 });

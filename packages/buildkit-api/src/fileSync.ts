@@ -1,3 +1,4 @@
+import { createReadStream } from 'node:fs';
 import { S_IFDIR, S_IFLNK, S_IFREG, sortEntries, validateEntry, validateEntrySet, type ContextEntry, type ContextStore } from '@buildyard/context';
 import { buildkit, fsutil } from '@buildyard/proto';
 import type { ClientSession } from './SessionManager.js';
@@ -235,6 +236,71 @@ export async function sendFileToClient(session: ClientSession, content: AsyncIte
   } catch (err) {
     call.cancel();
     throw new LocalSyncError(`sending the output to the client: ${(err as Error).message}`);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** One entry of a directory sent to the client: st_mode, and for a regular file where its bytes are. */
+export interface OutgoingEntry {
+  path: string;
+  mode: number;
+  linkTarget?: string;
+  size: number;
+  /** A file on this machine holding a regular file's content. */
+  source?: string;
+}
+
+/** st_mode as Go's os.FileMode, which fsutil expects on the wire. */
+export function goMode(mode: number): number {
+  const perm = mode & 0o777;
+  const extra = (mode & 0o4000 ? GO_SETUID : 0) + (mode & 0o2000 ? GO_SETGID : 0) + (mode & 0o1000 ? GO_STICKY : 0);
+  const type = mode & 0o170000;
+  return perm + extra + (type === S_IFDIR ? GO_DIR : type === S_IFLNK ? GO_SYMLINK : 0);
+}
+
+/**
+ * Sends a directory to the client's --output dest (type=local), as BuildKit's fsutil sender
+ * does over FileSend.DiffCopy: a STAT per entry in walk order (the n-th is file id n), an empty
+ * STAT, then the DATA of every file the client REQuests, until it sends FIN.
+ */
+export async function sendDirToClient(session: ClientSession, entries: OutgoingEntry[], signal: AbortSignal): Promise<void> {
+  if (!session.supports(FILE_SEND)) throw new LocalSyncError('the client does not receive outputs in its session (no FileSend): use buildctl --output or docker buildx -o');
+  const sorted = sortEntries([...entries]);
+  const call = session.call(FILE_SEND, {}, packetCodec);
+  const onAbort = () => call.cancel();
+  signal.addEventListener('abort', onAbort, { once: true });
+  const modTime = (BigInt(Date.now()) * 1_000_000n).toString();
+  try {
+    const sending = (async () => {
+      for (const e of sorted) {
+        const isReg = (e.mode & 0o170000) === S_IFREG;
+        await call.send(Packet.fromPartial({ type: T.PACKET_STAT, stat: { path: e.path, mode: goMode(e.mode), size: isReg ? e.size : 0, modTime, linkname: e.linkTarget ?? '' } }));
+      }
+      await call.send(Packet.fromPartial({ type: T.PACKET_STAT }));
+    })();
+    let finished = false;
+    for await (const p of call.messages()) {
+      if (p.type === T.PACKET_REQ) {
+        const e = sorted[p.ID];
+        if (!e?.source) throw new LocalSyncError(`the client asked for file ${p.ID}, which is not a regular file of the output`);
+        await sending;
+        for await (const chunk of createReadStream(e.source, { highWaterMark: SEND_CHUNK })) await call.send(Packet.fromPartial({ type: T.PACKET_DATA, ID: p.ID, data: chunk as Buffer }));
+        await call.send(Packet.fromPartial({ type: T.PACKET_DATA, ID: p.ID }));
+      } else if (p.type === T.PACKET_FIN) {
+        await sending;
+        await call.send(Packet.fromPartial({ type: T.PACKET_FIN }));
+        call.end();
+        finished = true;
+      } else if (p.type === T.PACKET_ERR) {
+        throw new LocalSyncError(`the client could not write the output: ${Buffer.from(p.data).toString('utf8').slice(0, 300)}`);
+      }
+    }
+    await sending;
+    if (!finished) throw new LocalSyncError('the client ended the output transfer early');
+  } catch (err) {
+    call.cancel();
+    throw err instanceof LocalSyncError ? err : new LocalSyncError(`sending the output to the client: ${(err as Error).message}`);
   } finally {
     signal.removeEventListener('abort', onAbort);
   }

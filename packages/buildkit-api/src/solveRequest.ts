@@ -63,7 +63,7 @@ export function unknownAttrs(req: buildkit.SolveRequest): string[] {
 export function outputsOf(req: buildkit.SolveRequest): KeyValueSpec[] {
   const list = req.Exporters.length > 0 ? req.Exporters.map((e) => ({ type: e.Type, attrs: e.Attrs })) : req.Exporter ? [{ type: req.Exporter, attrs: req.ExporterAttrs }] : [];
   for (const o of list) {
-    if (!['image', 'tar', 'oci', 'docker'].includes(o.type)) throw new UnsupportedRequest(`exporter "${o.type.slice(0, 50)}" is not supported on this endpoint yet: use type=image (name=..., push=true), tar, oci or docker`);
+    if (!['image', 'local', 'tar', 'oci', 'docker'].includes(o.type)) throw new UnsupportedRequest(`exporter "${o.type.slice(0, 50)}" is not supported: use type=image (name=..., push=true), local, tar, oci or docker`);
   }
   return list.map((o) => ({ type: o.type, attrs: { ...o.attrs } }));
 }
