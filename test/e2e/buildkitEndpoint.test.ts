@@ -209,3 +209,15 @@ test('type=local writes one folder per platform into the client\'s dest', async 
     assert.ok(statSync(join(dest, dir, 'usr/local/bin/server')).mode & 0o111, `${dir}: the server binary is executable`);
   }
 });
+
+test('buildctl --secret: RUN --mount=type=secret reads the value from the client\'s session', async () => {
+  const dir = join(work, 'secret');
+  cpSync(example, dir, { recursive: true });
+  const value = `s3cret-${Date.now()}`;
+  writeFileSync(join(work, 'secret.txt'), value);
+  writeFileSync(join(dir, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN --mount=type=secret,id=mysecret test "$(cat /run/secrets/mysecret)" = "${value}" && echo secret-matched\n`);
+  const run = await buildctl('build', '--progress', 'plain', '--frontend', 'dockerfile.v0', '--local', `context=${dir}`, '--local', `dockerfile=${dir}`,
+    '--secret', `id=mysecret,src=${join(work, 'secret.txt')}`);
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, /secret-matched/);
+});

@@ -17,6 +17,7 @@ import type { WorkerRegistry } from '@buildyard/scheduler';
 import { createLogger, type Logger } from '@buildyard/telemetry';
 import { readLocalFiles, receiveLocalToStore, sendDirToClient, sendFileToClient, type OutgoingEntry, type PreviousSync } from './fileSync.js';
 import { SessionManager, type ClientSession } from './SessionManager.js';
+import { fetchSecrets, secretIds } from './sessionSecrets.js';
 import { checkSyntaxDirective, dockerfileAttrs, outputsOf, toBuildyardRequest, unknownAttrs, UnsupportedRequest } from './solveRequest.js';
 import { internalDigest, StatusTranslator, vertexUpdate } from './statusTranslator.js';
 import { workerRecord } from './workers.js';
@@ -422,7 +423,10 @@ export class BuildkitServer {
     this.previousSyncs.set(syncKey, stored.stats);
     while (this.previousSyncs.size > MAX_REMEMBERED_SYNCS) this.previousSyncs.delete(this.previousSyncs.keys().next().value!);
 
-    const request = toBuildyardRequest(req, attrs, stored.contextId, dockerfile, dockerignore);
+    let secretIdsUsed: string[] = [];
+    // A Dockerfile that does not parse fails in the planner with its own message and location.
+    try { secretIdsUsed = secretIds(dockerfile.toString('utf8'), attrs.filename); } catch { /* reported by the build */ }
+    const request = { ...toBuildyardRequest(req, attrs, stored.contextId, dockerfile, dockerignore), secrets: await fetchSecrets(session, secretIdsUsed, signal) };
     const started = await this.opts.frontend.startBuild(tenant, request, job.metadata);
     const stopOnAbort = () => started.abort.abort(signal.reason instanceof Error ? signal.reason : new Error('the client went away'));
     signal.addEventListener('abort', stopOnAbort, { once: true });

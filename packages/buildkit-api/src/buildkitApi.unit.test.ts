@@ -60,3 +60,14 @@ test('status updates carry everything known of a vertex, whatever order events a
   assert.equal(lateStart.vertexes[0].completed?.getTime(), 20, 'a late start does not reopen a completed step');
   assert.equal(lateStart.vertexes[0].started?.getTime(), 10);
 });
+
+test('the secret ids a Dockerfile\'s RUN mounts name: id, else the base name of the target', async () => {
+  const { secretIds } = await import('./sessionSecrets.js');
+  const ids = secretIds([
+    'FROM busybox',
+    'RUN --mount=type=secret,id=npmrc,target=/root/.npmrc cat /root/.npmrc',
+    'RUN --mount=type=secret,target=/run/secrets/token --mount=type=cache,target=/cache true',
+    'RUN --mount=type=bind,source=a,target=/b true',
+  ].join('\n'), 'Dockerfile');
+  assert.deepEqual(ids.sort(), ['npmrc', 'token']);
+});

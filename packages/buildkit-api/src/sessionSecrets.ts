@@ -1,0 +1,51 @@
+import { posix } from 'node:path';
+import { parse } from '@buildyard/dockerfile';
+import { secrets } from '@buildyard/proto';
+import { GrpcCallError } from './grpcOverHttp2.js';
+import type { ClientSession } from './SessionManager.js';
+
+const GET_SECRET = '/moby.buildkit.secrets.v1.Secrets/GetSecret';
+const codec = { encode: (m: secrets.GetSecretRequest) => secrets.GetSecretRequest.encode(m).finish(), decode: (b: Uint8Array) => secrets.GetSecretResponse.decode(b) };
+const NOT_FOUND = 5;
+
+/**
+ * The secret ids the Dockerfile's RUN --mount=type=secret flags name. The session can only be
+ * asked for a secret by id, so the ids come from the Dockerfile, as BuildKit's frontend finds
+ * them: `id`, else the base name of `target`/`dst`.
+ */
+export function secretIds(dockerfile: string, filename: string): string[] {
+  const ids = new Set<string>();
+  for (const ins of parse(dockerfile, { file: filename }).instructions) {
+    if (ins.keyword !== 'RUN') continue;
+    for (const flag of ins.flags) {
+      if (flag.name !== 'mount' || !flag.value) continue;
+      const fields = new Map(flag.value.split(',').map((f) => { const i = f.indexOf('='); return i < 0 ? [f.trim().toLowerCase(), ''] : [f.slice(0, i).trim().toLowerCase(), f.slice(i + 1).trim()]; }));
+      if (fields.get('type') !== 'secret') continue;
+      const target = fields.get('target') ?? fields.get('dst') ?? fields.get('destination');
+      const id = fields.get('id') || (target ? posix.basename(target) : '');
+      if (id) ids.add(id);
+    }
+  }
+  return [...ids];
+}
+
+/** Asks the client's session for each secret; one it does not have is left out (RUN reports it if required). */
+export async function fetchSecrets(session: ClientSession, ids: string[], signal: AbortSignal): Promise<Array<{ id: string; value: Buffer }>> {
+  if (ids.length === 0 || !session.supports(GET_SECRET)) return [];
+  const found: Array<{ id: string; value: Buffer }> = [];
+  for (const id of ids) {
+    const call = session.call(GET_SECRET, {}, codec);
+    const onAbort = () => call.cancel();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await call.send(secrets.GetSecretRequest.fromPartial({ ID: id }));
+      call.end();
+      for await (const res of call.messages()) found.push({ id, value: Buffer.from(res.data) });
+    } catch (err) {
+      if (!(err instanceof GrpcCallError && err.code === NOT_FOUND)) throw new Error(`reading secret "${id.slice(0, 64)}" from the client: ${(err as Error).message}`);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+  return found;
+}
