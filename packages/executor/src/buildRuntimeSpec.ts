@@ -87,7 +87,7 @@ export function buildRuntimeSpec(input: SpecInput): RuntimeSpec {
     ociVersion: '1.0.2',
     process: {
       terminal: false,
-      user: { uid: input.user.uid, gid: input.user.gid, additionalGids: input.user.additionalGids },
+      user: { uid: input.user.uid, gid: input.user.gid, additionalGids: withPrimaryGid(input.user.gid, input.user.additionalGids) },
       args: input.args,
       env,
       cwd: posix.resolve('/', input.cwd),
@@ -150,4 +150,11 @@ export function userMounts(mounts: Mount[]): RuntimeMount[] {
 
 function depth(p: string): number {
   return posix.resolve('/', p).split('/').filter(Boolean).length;
+}
+
+// BuildKit (executor/oci ensureAdditionalGids, after containerd) puts the primary gid first in
+// the supplementary groups unless it is already there, so `id` in a RUN shows
+// `groups=1(daemon)` for a user that is no group's member, and root keeps gid 0 after setgroups.
+export function withPrimaryGid(gid: number, additionalGids: readonly number[]): number[] {
+  return additionalGids.includes(gid) ? [...additionalGids] : [gid, ...additionalGids];
 }

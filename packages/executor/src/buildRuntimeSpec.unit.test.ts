@@ -20,7 +20,7 @@ describe('buildRuntimeSpec', () => {
     const spec = buildRuntimeSpec(base);
     assert.deepEqual(spec.process.env, ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'A=1', 'HOME=/home/app']);
     assert.equal(spec.process.cwd, '/work');
-    assert.deepEqual(spec.process.user, { uid: 1000, gid: 1000, additionalGids: [50] });
+    assert.deepEqual(spec.process.user, { uid: 1000, gid: 1000, additionalGids: [1000, 50] });
     assert.equal(spec.process.capabilities.bounding.length, 14);
     assert.ok(spec.process.capabilities.effective.includes('CAP_NET_BIND_SERVICE'));
     assert.ok(!defaultCapabilities.includes('CAP_SYS_ADMIN'));
@@ -30,6 +30,13 @@ describe('buildRuntimeSpec', () => {
     assert.deepEqual(spec.mounts.map((m) => m.destination), ['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup', '/etc/hosts', '/etc/resolv.conf', '/etc/hostname']);
     assert.deepEqual(spec.root, { path: '/snap/1/fs', readonly: false });
   });
+  it('puts the primary gid first among the supplementary groups, once (BuildKit ensureAdditionalGids)', () => {
+    const groups = (gid: number, additionalGids: number[]) => buildRuntimeSpec({ ...base, user: { ...base.user, gid, additionalGids } }).process.user.additionalGids;
+    assert.deepEqual(groups(1, []), [1]);
+    assert.deepEqual(groups(0, [10, 0]), [10, 0]);
+    assert.deepEqual(groups(5, [10, 63]), [5, 10, 63]);
+  });
+
   it('shares the host network namespace for network=host and keeps a given PATH and HOME', () => {
     const spec = buildRuntimeSpec({ ...base, network: 'host', cgroupNamespace: false, env: ['PATH=/x', 'HOME=/h'] });
     assert.deepEqual(spec.linux.namespaces.map((n) => n.type), ['pid', 'ipc', 'uts', 'mount']);
