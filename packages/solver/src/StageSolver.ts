@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, rm, statfs } from 'node:fs/promises';
+import { mkdtemp, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { BlobStore, CacheIndex, LayerRecord } from '@buildyard/cache';
@@ -130,10 +130,13 @@ export class StageSolver {
   private async solveVertex(vertex: Vertex, stage: StagePlan, layers: LayerRecord[], req: SolveStageRequest, events: SolverEvents): Promise<'cached' | LayerRecord | null> {
     if (!req.noCache) {
       const hit = await this.opts.cache.get(vertex.cacheKey);
-      if (hit && (hit.layer === null || (await this.opts.blobs.has(hit.layer.digest)))) {
+      if (hit?.layer && (await this.opts.blobs.has(hit.layer.digest))) {
         events.vertex({ digest: vertex.digest, name: vertex.name, state: 'cached' });
         return 'cached';
       }
+      // A record without a layer comes from solvers that dropped empty diffs; replace it, since
+      // the first writer of a key wins and it would keep the step's layer out of the image.
+      if (hit && hit.layer === null) await this.opts.cache.delete([vertex.cacheKey]);
     }
     const started = Date.now();
     events.vertex({ digest: vertex.digest, name: vertex.name, state: 'started' });
@@ -162,8 +165,9 @@ export class StageSolver {
       if (vertex.kind === 'exec') await this.runExec(vertex, stage, active.mountpoint, req, events);
       else await this.runFileOps(vertex, active.mountpoint, req);
       await active.release();
-      const upperdir = active.upperdir!;
-      if ((await readdir(upperdir)).length > 0) layer = await this.storeDiff(upperdir);
+      // Every RUN, COPY, ADD and WORKDIR step is a layer, an empty one when it changed nothing:
+      // BuildKit commits a snapshot per exec and file op and exports each as a layer.
+      layer = await this.storeDiff(active.upperdir!);
     } finally {
       await active.release();
       // Keeping the result as a committed snapshot saves the next step from unpacking it again.
