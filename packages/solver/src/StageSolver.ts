@@ -97,7 +97,8 @@ export class StageSolver {
       // A layer is as old as the step that first made it (BuildKit's ref creation time), so a
       // rebuild from cache gives the same image config; --no-cache layers are new.
       const createdMs = !req.noCache && cacheRecord?.layer?.digest === record?.digest ? cacheRecord?.createdMs : Date.now();
-      // History entries that make layers appear in vertex order; an empty diff is an empty layer.
+      // History entries that make layers appear in vertex order, one layer per vertex (a step
+      // that changed nothing has an empty layer, not none).
       layerVertexIndex = markHistory(newHistory, layerVertexIndex, record === null, record && createdMs !== undefined ? new Date(createdMs).toISOString() : undefined);
     }
     history.push(...newHistory);
