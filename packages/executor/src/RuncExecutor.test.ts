@@ -92,14 +92,15 @@ describe('RuncExecutor with real runc', { skip }, () => {
   });
 
   it('resolves USER by name (with supplementary groups), name:group and uid:gid', async () => {
-    // Like Docker: supplementary groups are those listing the user; the primary one is not added.
-    assert.equal((await run('id', { user: 'app' })).stdout, 'uid=1000(app) gid=1000(app) groups=50(staff),63(audio)\n');
-    assert.equal((await run('id', { user: 'app:staff' })).stdout, 'uid=1000(app) gid=50(staff)\n');
-    assert.equal((await run('id', { user: '1234:5678' })).stdout, 'uid=1234 gid=5678\n');
-    assert.equal((await run('id', { user: '1000' })).stdout, 'uid=1000(app) gid=1000(app) groups=50(staff),63(audio)\n');
+    // Like BuildKit: supplementary groups are those listing the user plus the primary one
+    // (ensureAdditionalGids), for every form; the kernel keeps them sorted.
+    assert.equal((await run('id', { user: 'app' })).stdout, 'uid=1000(app) gid=1000(app) groups=50(staff),63(audio),1000(app)\n');
+    assert.equal((await run('id', { user: 'app:staff' })).stdout, 'uid=1000(app) gid=50(staff) groups=50(staff)\n');
+    assert.equal((await run('id', { user: '1234:5678' })).stdout, 'uid=1234 gid=5678 groups=5678\n');
+    assert.equal((await run('id', { user: '1000' })).stdout, 'uid=1000(app) gid=1000(app) groups=50(staff),63(audio),1000(app)\n');
     // The default user is root looked up in passwd, so root's groups apply (BuildKit does the same).
-    assert.equal((await run('id', { user: '' })).stdout, 'uid=0(root) gid=0(root) groups=10(wheel),63(audio)\n');
-    assert.equal((await run('id', { user: '0:0' })).stdout, 'uid=0(root) gid=0(root)\n');
+    assert.equal((await run('id', { user: '' })).stdout, 'uid=0(root) gid=0(root) groups=0(root),10(wheel),63(audio)\n');
+    assert.equal((await run('id', { user: '0:0' })).stdout, 'uid=0(root) gid=0(root) groups=0(root)\n');
   });
 
   it('rejects an unknown user before starting anything', async () => {
