@@ -59,13 +59,17 @@ export class ContextStore {
 
   /** Records that `tenant` uploaded these (verified, committed) contents. */
   async grantContent(tenant: string, digests: Iterable<string>): Promise<void> {
-    const made = new Set<string>();
+    // One mkdir per fan-out directory, and every grant in it waits for that mkdir: grants whose
+    // digests share a prefix must not open their file while the directory is still being made.
+    const made = new Map<string, Promise<unknown>>();
     const pending: Promise<void>[] = [];
     for (const digest of digests) {
       const path = this.contentGrant(tenant, digest);
+      const dir = path.slice(0, path.lastIndexOf('/'));
+      let dirReady = made.get(dir);
+      if (!dirReady) made.set(dir, (dirReady = mkdir(dir, { recursive: true })));
       pending.push((async () => {
-        const dir = path.slice(0, path.lastIndexOf('/'));
-        if (!made.has(dir)) { made.add(dir); await mkdir(dir, { recursive: true }); }
+        await dirReady;
         // No fsync: a grant lost in a crash only means the tenant uploads the file once more.
         await (await open(path, 'a')).close();
       })());
