@@ -35,7 +35,9 @@ export async function rawTar(entries: RawEntry[]): Promise<Buffer> {
   const pack = tarStream.pack();
   for (const e of entries) {
     const type = e.type ?? 'file';
-    pack.entry({ name: e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), linkname: e.linkname, mtime: new Date(1_600_000_000_000) }, type === 'file' ? Buffer.from(e.data ?? '') : undefined);
+    const header = { name: e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), linkname: e.linkname, mtime: new Date(1_600_000_000_000) };
+    if (type === 'file') pack.entry(header, Buffer.from(e.data ?? ''));
+    else pack.entry(header);
   }
   pack.finalize();
   return buffer(pack);

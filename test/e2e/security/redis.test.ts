@@ -53,7 +53,7 @@ test('Redis refuses every command from a process that knows its port but not its
   try {
     const keys = await insider.keys('*');
     assert.ok(keys.some((k) => k.includes(victim.result!.buildId)), 'the build left keys an attacker would want');
-    assert.equal((await insider.config('GET', 'protected-mode'))[1], 'yes', 'protected mode is on');
+    assert.equal(((await insider.config('GET', 'protected-mode')) as string[])[1], 'yes', 'protected mode is on');
     const cacheKey = keys.find((k) => k.startsWith('buildyard:cache'));
     assert.ok(cacheKey, `the build left a cache record (keys: ${keys.slice(0, 20).join(', ')})`);
     const cacheBefore = JSON.stringify(await dump(insider, cacheKey));
