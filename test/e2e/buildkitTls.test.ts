@@ -5,14 +5,16 @@ import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { ControlClient, StatusRequest, type StatusResponse } from '@buildyard/proto';
-import { freePort, startCluster, until, type Cluster } from '@buildyard/testkit';
+import { freePort, referenceTools, startCluster, until, type Cluster } from '@buildyard/testkit';
 import { bearer } from './grpcClient.js';
 
-const repo = resolve(import.meta.dirname, '../..');
-const buildctlBin = resolve(repo, '../shared/tools/buildctl');
+const tools = referenceTools('buildctl');
+const buildctlBin = tools.paths.buildctl;
+// Without BuildKit's reference clients there is nothing to drive the endpoint with.
+const skip = tools.missing ?? false;
 let cluster: Cluster;
 let addr: string;
 let pki: string;
@@ -29,6 +31,7 @@ function makeCa(name: string): void {
 }
 
 before(async () => {
+  if (skip) return;
   pki = mkdtempSync(join(tmpdir(), 'buildyard-bk-tls-'));
   makeCa('ca');
   makeCa('rogue');
@@ -65,7 +68,7 @@ async function buildCount(): Promise<number> {
   }
 }
 
-test('a client certificate of a tenant builds; a missing, foreign-CA or unknown-tenant certificate is refused and nothing runs', async () => {
+test('a client certificate of a tenant builds; a missing, foreign-CA or unknown-tenant certificate is refused and nothing runs', { skip }, async () => {
   const ctx = mkdtempSync(join(tmpdir(), 'buildyard-bk-tls-ctx-'));
   writeFileSync(join(ctx, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo over-tls-${Date.now()}\n`);
   const build = ['build', '--progress', 'plain', '--frontend', 'dockerfile.v0', '--local', `context=${ctx}`, '--local', `dockerfile=${ctx}`];

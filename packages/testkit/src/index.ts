@@ -6,4 +6,5 @@ export { seedBusybox, busyboxRootfs, busyboxLayout, cleanupUnder, freePort, type
 export { supervise, waitUntilReady, type SupervisedProcess } from './supervise.js';
 export { startCluster, type Cluster, type ClusterOptions, type ClusterWorker } from './cluster.js';
 export { until } from './until.js';
+export { referenceTools, referenceToolsDir, type ReferenceTool } from './referenceTools.js';
 export { startRegistryProxy, type RegistryProxy, type ProxyOptions } from './registryProxy.js';

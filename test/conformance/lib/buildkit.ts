@@ -4,15 +4,12 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { cleanupUnder, supervise, waitUntilReady, type SupervisedProcess } from '@buildyard/testkit';
+import { basename, dirname, join } from 'node:path';
+import { cleanupUnder, referenceToolsDir, supervise, waitUntilReady, type SupervisedProcess } from '@buildyard/testkit';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-
-/** buildkitd from BUILDYARD_BUILDKITD, else ../shared/tools/buildkitd; buildctl beside it. */
+/** buildkitd from BUILDYARD_BUILDKITD, else the reference tools' folder (../shared/tools); buildctl beside it. */
 export function buildkitBinaries(): { buildkitd: string; buildctl: string } {
-  const buildkitd = process.env.BUILDYARD_BUILDKITD ?? resolve(repoRoot, '../shared/tools/buildkitd');
+  const buildkitd = process.env.BUILDYARD_BUILDKITD ?? join(referenceToolsDir(), 'buildkitd');
   const buildctl = process.env.BUILDYARD_BUILDCTL ?? join(dirname(buildkitd), 'buildctl');
   for (const b of [buildkitd, buildctl]) {
     if (!existsSync(b)) throw new Error(`${b} not found: set BUILDYARD_BUILDKITD to a buildkitd binary (buildctl beside it, or BUILDYARD_BUILDCTL)`);
