@@ -101,8 +101,10 @@ test('a second identical build sends no unchanged file and runs no RUN', { skip 
   assert.equal(first.code, 0, first.stderr);
   const second = await buildctl(...args);
   assert.equal(second.code, 0, second.stderr);
-  assert.match(first.stderr, /transferring context: \d+(\.\d+)?k?B \d+\.\d+s done/, 'the first build sends the context');
-  assert.match(second.stderr, /transferring context: \d+\.\d+s done/, 'the second build sends no file content');
+  assert.match(first.stderr, /transferring context: \d+(\.\d+)?k?B (\d+\.\d+s )?done/, 'the first build sends the context');
+  // buildctl prints a byte count only when content moved, and the time only when it was measurable.
+  assert.match(second.stderr, /transferring context: (\d+\.\d+s )?done/, 'the second build syncs its context');
+  assert.doesNotMatch(second.stderr, /transferring context: \d+(\.\d+)?k?B/, 'the second build sends no file content');
   const runSteps = second.stderr.split('\n').filter((l) => /^#\d+ \[.*\] RUN /.test(l)).map((l) => l.split(' ')[0]);
   assert.ok(runSteps.length >= 3, second.stderr);
   for (const step of new Set(runSteps)) assert.ok(second.stderr.includes(`${step} CACHED`), `${step} was cached:\n${second.stderr}`);
