@@ -169,6 +169,19 @@ test('a draining worker gets no new stages', async (t) => {
   assert.deepEqual(runs.map((r) => r.worker), ['w2', 'w2', 'w2', 'w2']);
 });
 
+test('a draining worker swept as dead re-registers still draining', async (t) => {
+  const { scheduler, consumer } = setup(t);
+  await consumer('w1', {});
+  await scheduler.registry.drain('w1');
+  // Two heartbeats begun after the drain: the worker has read the flag from the first one's reply.
+  const beatAfter = async (t0: number) => { await until('a heartbeat', async () => ((await scheduler.registry.get('w1'))?.lastHeartbeat ?? 0) > t0, 15_000); return Date.now(); };
+  await beatAfter(await beatAfter(Date.now()));
+  // The sweep of a worker whose heartbeat expired removes it; its next heartbeat registers again.
+  await scheduler.registry.remove('w1');
+  await until('the worker to register again', async () => (await scheduler.registry.get('w1')) !== null, 15_000);
+  assert.equal((await scheduler.registry.get('w1'))?.draining, true);
+});
+
 test('identical stages of concurrent builds run once', async (t) => {
   const { scheduler, consumer, runs } = setup(t);
   // The shared stage runs until both builds are submitted, so the second finds it in flight.

@@ -76,6 +76,8 @@ export class StageConsumer {
   private sources: Source[] = [];
   private readonly running = new Map<string, Running>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  /** The drain flag as the last heartbeat read it, kept for a re-registration. */
+  private drainingSeen = false;
   private loopDone: Promise<void> | undefined;
   private closing = false;
   private wakeUp: (() => void) | undefined;
@@ -166,7 +168,9 @@ export class StageConsumer {
   private async heartbeat(): Promise<void> {
     try {
       const beat = await this.registry!.heartbeat(this.id, { running: this.running.size, cacheBytes: this.opts.worker.cacheBytes?.() ?? 0 });
-      if (!beat.registered && !this.closing) await this.registry!.register(this.info());
+      if (beat.registered) this.drainingSeen = beat.draining;
+      // A worker swept as dead (a heartbeat starved of CPU, say) comes back still draining if it was.
+      else if (!this.closing) await this.registry!.register(this.info(), { draining: this.drainingSeen });
     } catch (err) {
       this.report(err);
     }

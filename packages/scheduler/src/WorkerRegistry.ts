@@ -33,7 +33,8 @@ export class WorkerRegistry {
     this.heartbeatTtlMs = opts.heartbeatTtlMs ?? 10_000;
   }
 
-  async register(info: WorkerInfo): Promise<void> {
+  /** Registers (or re-registers) a worker; `draining` carries a drain over a re-registration. */
+  async register(info: WorkerInfo, opts: { draining?: boolean } = {}): Promise<void> {
     if (!info.id) throw new Error('worker id is empty; give every worker a unique id');
     if (info.capacity < 1) throw new Error(`worker ${info.id}: capacity ${info.capacity} must be at least 1`);
     const now = Date.now();
@@ -46,7 +47,7 @@ export class WorkerRegistry {
         cacheBytes: info.cacheBytes,
         version: info.version,
         running: 0,
-        draining: 0,
+        draining: opts.draining ? 1 : 0,
         registeredAt: now,
         lastHeartbeat: now,
       })
