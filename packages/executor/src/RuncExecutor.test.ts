@@ -180,6 +180,16 @@ describe('RuncExecutor with real runc', { skip }, () => {
     await assert.rejects(executor.run({ rootfs: t.rootfs, meta: meta('true'), mounts: [], signal: controller.signal }), AbortError);
   });
 
+  it('an abort while the step is still being set up never starts the process', async () => {
+    const controller = new AbortController();
+    // run() checks the signal synchronously, then awaits its set-up (bundle, /etc files, spec):
+    // aborting right after the call lands in that window, where no abort listener exists yet.
+    const running = executor.run({ rootfs: t.rootfs, meta: meta('exec sleep 43'), mounts: [], signal: controller.signal });
+    controller.abort();
+    await assert.rejects(running, (e: unknown) => e instanceof AbortError);
+    assert.deepEqual(processesMatching('sleep', '43'), []);
+  });
+
   it('refuses a platform the host cannot run', async () => {
     await assert.rejects(run('true', { platform: 'linux/s390x' }), /platform linux\/s390x cannot run on this host/);
   });

@@ -267,6 +267,8 @@ export class RuncExecutor implements Executor {
   /** `watch` starts once the container runs and may kill it at a limit (stopped: 'limit'). */
   private runContainer(containerId: string, bundle: string, options: RunOptions, watch?: (kill: () => void) => void): Promise<{ exitCode: number; stopped?: 'timeout' | 'abort' | 'limit'; stderrTail: string[]; runcError?: string }> {
     const { meta, signal } = options;
+    // An abort during the set-up before this point fired no listener: check it before starting.
+    if (signal?.aborted) return Promise.resolve({ exitCode: -1, stopped: 'abort', stderrTail: [] });
     const logFile = join(bundle, 'runc.log');
     const child = spawn(this.runcBinary, ['--root', this.runcRoot, '--log', logFile, '--log-format', 'json', 'run', '--bundle', bundle, containerId], {
       stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
