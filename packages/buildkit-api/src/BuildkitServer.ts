@@ -73,6 +73,22 @@ class Job {
     for (const l of this.listeners) l(undefined);
   }
 
+  /** Status calls still sending this job's updates; each settles once its stream has ended. */
+  readonly readers = new Set<Promise<void>>();
+
+  /**
+   * Resolves when every Status call has handed its last update to the transport (or gone), so
+   * the Solve response never overtakes the status updates, as with buildkitd, whose Solve ends
+   * after the job's progress is closed: buildctl stops reading Status 3 s after Solve returns.
+   * A client that stops reading its Status stream is waited for at most `boundMs`.
+   */
+  async statusSent(boundMs: number): Promise<void> {
+    if (this.readers.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(this.readers), new Promise<void>((resolve) => { timer = setTimeout(resolve, boundMs); })]);
+    clearTimeout(timer);
+  }
+
   subscribe(l: (s: StatusResponse | undefined) => void): () => void {
     this.listeners.add(l);
     return () => this.listeners.delete(l);
@@ -98,6 +114,8 @@ const gone = (call: { on(event: 'cancelled', l: () => void): unknown }): AbortSi
 
 /** How long a finished job's status stays readable for a late Status call. */
 const JOB_LINGER_MS = 60_000;
+/** How long a Solve response waits for a Status stream the client does not read. */
+const STATUS_FLUSH_BOUND_MS = 10_000;
 
 /**
  * BuildKit's control API (moby.buildkit.v1.Control) in front of the Buildyard fleet, so
@@ -228,6 +246,9 @@ export class BuildkitServer {
     call.on('cancelled', () => gone.abort());
     const job = await this.waitForJob(call.request.Ref, gone.signal);
     if (!job) return;
+    const ended = new Promise<void>((resolve) => { call.once('finish', resolve); call.once('close', resolve); gone.signal.addEventListener('abort', () => resolve(), { once: true }); });
+    job.readers.add(ended);
+    void ended.then(() => job.readers.delete(ended));
     const queue: StatusResponse[] = [...job.history];
     let finished = job.done;
     let wake: (() => void) | undefined;
@@ -275,6 +296,7 @@ export class BuildkitServer {
     } finally {
       abort.abort(new Error('the solve ended'));
       job.finish();
+      await job.statusSent(STATUS_FLUSH_BOUND_MS);
       setTimeout(() => { if (this.jobs.get(ref) === job) this.jobs.delete(ref); }, JOB_LINGER_MS).unref();
     }
   }

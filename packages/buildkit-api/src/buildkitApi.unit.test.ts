@@ -61,6 +61,17 @@ test('status updates carry everything known of a vertex, whatever order events a
   assert.equal(lateStart.vertexes[0].started?.getTime(), 10);
 });
 
+test('a failed step keeps the start it was first sent with, so buildctl sees its one run complete with the error', () => {
+  const t = new StatusTranslator(false);
+  const v = { digest: 'sha256:2', name: '[2/2] RUN exit 3', platform: 'linux/amd64', stage: '0', step: 2, steps: 2, workerId: 'w1', emulated: false };
+  // The worker stamps the started event a millisecond after the start its error event carries.
+  const start = t.translate({ type: 'vertex.started', vertex: v, startedMs: 101, timestampMs: 101 })!;
+  const failed = t.translate({ type: 'vertex.error', vertex: v, startedMs: 100, completedMs: 100, error: 'exit code: 3', timestampMs: 102 })!;
+  assert.equal(failed.vertexes[0].started?.getTime(), start.vertexes[0].started?.getTime());
+  assert.equal(failed.vertexes[0].completed?.getTime(), 101, 'never completed before it started');
+  assert.equal(failed.vertexes[0].error, 'exit code: 3');
+});
+
 test('the secret ids a Dockerfile\'s RUN mounts name: id, else the base name of the target', async () => {
   const { secretIds } = await import('./sessionSecrets.js');
   const ids = secretIds([

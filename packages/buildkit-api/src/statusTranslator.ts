@@ -38,15 +38,17 @@ export class StatusTranslator {
 
   private vertex(v: VertexRef, fields: { started?: number; completed?: number; cached?: boolean; error?: string }): StatusResponse {
     const before = this.vertices.get(v.digest);
-    const earliest = (a: Date | undefined, b: number | undefined) => (a && (!b || a.getTime() <= b) ? a : at(b));
+    // A vertex keeps the start it was first sent with: BuildKit's printers key a vertex's run by
+    // its start time, so a second, different start (the worker stamps its started and error
+    // events separately) opens a run that never completes, and buildctl prints no ERROR/DONE line.
+    const started = before?.started ?? at(fields.started) ?? at(fields.completed);
+    let completed = before?.completed ?? at(fields.completed);
+    if (completed && started && completed < started) completed = started;
     const merged = buildkit.Vertex.fromPartial({
-      digest: v.digest, name: this.name(v), inputs: [],
-      started: earliest(before?.started, fields.started),
-      completed: before?.completed ?? at(fields.completed),
+      digest: v.digest, name: this.name(v), inputs: [], started, completed,
       cached: (before?.cached ?? false) || (fields.cached ?? false),
       error: before?.error || fields.error || '',
     });
-    if (merged.completed && !merged.started) merged.started = merged.completed;
     this.vertices.set(v.digest, merged);
     const logs = this.earlyLogs.get(v.digest) ?? [];
     this.earlyLogs.delete(v.digest);
