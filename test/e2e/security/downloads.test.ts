@@ -85,7 +85,7 @@ test('a worker killed mid-download leaves its mounts; the worker that starts nex
   await unary(fx.cluster, 'cancel', { buildId }, fx.cluster.token);
   await build.catch(() => undefined);
   fx.cluster.workers.splice(fx.cluster.workers.indexOf(worker), 1);
-  await fx.cluster.addWorker(worker.id);
+  const successor = await fx.cluster.addWorker(worker.id);
   const still = mountsUnder(worker.stateDir).filter((m) => left.includes(m));
-  assert.deepEqual(still, [], 'the successor unmounted what the killed worker left');
+  assert.deepEqual(still, [], `the successor unmounted what the killed worker left; its log: ${successor.process.output().slice(-3000)}`);
 });
