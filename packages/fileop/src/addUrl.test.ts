@@ -58,14 +58,14 @@ describe('addUrl', () => {
     assert.deepEqual(readFileSync(r.path), BODY);
   });
 
-  test('a dest without / is the file name; chmod and owner apply; URL root is named "index"', async () => {
+  test('a dest without / is the file name; chmod and owner apply; URL root is named "__unnamed__" (as the Dockerfile frontend of BuildKit)', async () => {
     const d = await freshDest();
     const r = await addUrl({ url: `${base}/files/data.txt`, destRoot: d, dest: '/etc/renamed', chmod: '644', owner: { uid: 33, gid: 34 } });
     assert.equal(r.path, join(d, 'etc/renamed'));
     const st = lstatSync(r.path);
     assert.deepEqual([st.mode & 0o7777, st.uid, st.gid], [0o644, 33, 34]);
     const idx = await addUrl({ url: `${base}/`, destRoot: d, dest: '/etc' });
-    assert.equal(idx.path, join(d, 'etc/index'));
+    assert.equal(idx.path, join(d, 'etc/__unnamed__'));
   });
 
   test('checksum mismatch names URL, expected and actual digests', async () => {

@@ -42,6 +42,19 @@ export interface AddUrlOptions {
   refuseAddress?: (address: string) => string | undefined;
   /** Dockerfile line of the ADD, named in a refusal. */
   line?: number;
+  /** The body already downloaded while revalidating the URL (see revalidateUrl): placed instead
+   *  of fetching again. Ignored with a checksum, whose download is verified here. */
+  fetched?: FetchedUrl;
+}
+
+/** A URL's body downloaded to a file. */
+export interface FetchedUrl {
+  file: string;
+  /** `sha256:<hex>` of the body. */
+  digest: string;
+  bytes: number;
+  /** The response's Last-Modified, when it had a valid one. */
+  lastModified: Date | null;
 }
 
 export interface AddUrlResult {
@@ -54,47 +67,65 @@ export interface AddUrlResult {
 
 /** ADD <url> <dest>: download, verify, place (downloaded files are 0600 like Docker's). */
 export async function addUrl(opts: AddUrlOptions): Promise<AddUrlResult> {
-  let url: URL;
-  try { url = new URL(opts.url); } catch { throw new FileOpError('EBADARG', `ADD ${brief(opts.url)}: not a valid URL; use an absolute http(s):// URL`); }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new FileOpError('EBADARG', `ADD ${brief(opts.url)}: only http and https URLs can be downloaded`);
+  const url = parseAddUrl(opts.url);
   if (!opts.dest.startsWith('/')) throw new FileOpError('EBADARG', `ADD destination "${opts.dest}" must be absolute (resolve it against WORKDIR first)`);
   const expected = opts.checksum ? parseChecksum(opts.checksum, opts.url) : null;
   const chmod = opts.chmod !== undefined ? parseChmod(opts.chmod) : null;
   const owner = opts.owner ?? ROOT_OWNER;
   const tmp = await fsp.mkdtemp(join(opts.tmpDir ?? tmpdir(), 'buildyard-add-'));
   try {
-    const file = join(tmp, 'download');
-    const limits: HttpLimits = {
-      timeoutMs: opts.timeoutMs ?? 300_000, connectTimeoutMs: opts.connectTimeoutMs ?? 30_000, idleTimeoutMs: opts.idleTimeoutMs ?? 60_000, signal: opts.signal,
-      refuse: opts.refuseAddress,
-    };
-    const got = await download(url, file, limits, opts.retries ?? 2, expected?.algorithm ?? 'sha256', opts.line);
-    if (expected && got.hex !== expected.hex) {
-      throw new FileOpError('ECHECKSUM', `ADD ${brief(opts.url)}: checksum mismatch: expected ${expected.algorithm}:${expected.hex}, got ${expected.algorithm}:${got.hex}; fix --checksum or the URL`);
+    let got: FetchedUrl;
+    if (opts.fetched && !expected) {
+      got = opts.fetched;
+    } else {
+      const file = join(tmp, 'download');
+      const answer = await downloadUrl(url, file, httpLimitsOf(opts), { retries: opts.retries, algorithm: expected?.algorithm, line: opts.line });
+      if ('notModified' in answer) throw new FileOpError('EFETCH', `ADD ${brief(opts.url)}: the server answered 304 Not Modified to a request without validators`);
+      if (expected && answer.hex !== expected.hex) {
+        throw new FileOpError('ECHECKSUM', `ADD ${brief(opts.url)}: checksum mismatch: expected ${expected.algorithm}:${expected.hex}, got ${expected.algorithm}:${answer.hex}; fix --checksum or the URL`);
+      }
+      const digest = expected?.algorithm === 'sha256' || !expected ? `sha256:${answer.hex}` : `sha256:${createHash('sha256').update(await fsp.readFile(file)).digest('hex')}`;
+      got = { file, digest, bytes: answer.bytes, lastModified: answer.lastModified };
     }
-    const digest = expected?.algorithm === 'sha256' || !expected ? `sha256:${got.hex}` : `sha256:${createHash('sha256').update(await fsp.readFile(file)).digest('hex')}`;
     const destRel = cleanRel(opts.dest);
     if (opts.unpack) {
-      const compression = await sniffArchive(file);
+      const compression = await sniffArchive(got.file);
       if (compression) {
         const dir = await ensureDir(opts.destRoot, destRel, 0o755, owner, showPath(destRel));
-        await extractArchive({ archivePath: file, compression, destRoot: opts.destRoot, dir, label: opts.url, owner: opts.owner, chmod: chmod ?? undefined, limits: opts.extractLimits });
-        return { path: dir, bytes: got.bytes, digest };
+        await extractArchive({ archivePath: got.file, compression, destRoot: opts.destRoot, dir, label: opts.url, owner: opts.owner, chmod: chmod ?? undefined, limits: opts.extractLimits });
+        return { path: dir, bytes: got.bytes, digest: got.digest };
       }
     }
     let targetRel = destRel;
     if (opts.dest.endsWith('/') || destRel === '' || (await lstatOrNull(await resolveInRoot(opts.destRoot, destRel)))?.isDirectory()) {
-      targetRel = posix.join(destRel, got.filename);
+      targetRel = posix.join(destRel, urlFileName(url));
     }
     const parent = await ensureDir(opts.destRoot, posix.dirname(targetRel), 0o755, owner, showPath(posix.dirname(targetRel)));
     const target = join(parent, posix.basename(targetRel));
     await clearForFile(target, showPath(targetRel));
-    await fsp.copyFile(file, target);
-    await applyMeta(target, false, owner, chmod ? chmod(0o600, false) : 0o600, got.lastModified);
-    return { path: target, bytes: got.bytes, digest };
+    await fsp.copyFile(got.file, target);
+    // No Last-Modified: the Unix epoch, as BuildKit's HTTP source, so the layer is the same
+    // whichever worker downloads it, whenever.
+    await applyMeta(target, false, owner, chmod ? chmod(0o600, false) : 0o600, got.lastModified ?? new Date(0));
+    return { path: target, bytes: got.bytes, digest: got.digest };
   } finally {
     await fsp.rm(tmp, { recursive: true, force: true });
   }
+}
+
+export function parseAddUrl(text: string): URL {
+  let url: URL;
+  try { url = new URL(text); } catch { throw new FileOpError('EBADARG', `ADD ${brief(text)}: not a valid URL; use an absolute http(s):// URL`); }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new FileOpError('EBADARG', `ADD ${brief(text)}: only http and https URLs can be downloaded`);
+  return url;
+}
+
+/** The limits of a download from the options of an ADD (defaults: 300 s whole, 30 s connect, 60 s idle). */
+export function httpLimitsOf(opts: Pick<AddUrlOptions, 'timeoutMs' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'signal' | 'refuseAddress'>): HttpLimits {
+  return {
+    timeoutMs: opts.timeoutMs ?? 300_000, connectTimeoutMs: opts.connectTimeoutMs ?? 30_000, idleTimeoutMs: opts.idleTimeoutMs ?? 60_000, signal: opts.signal,
+    refuse: opts.refuseAddress,
+  };
 }
 
 function parseChecksum(checksum: string, url: string): { algorithm: string; hex: string } {
@@ -104,21 +135,37 @@ function parseChecksum(checksum: string, url: string): { algorithm: string; hex:
   return { algorithm: m[1], hex: m[2] };
 }
 
-interface Downloaded { hex: string; bytes: number; filename: string; lastModified: Date | null }
+/** A 200 answer, stored in the file asked for. */
+export interface Downloaded { hex: string; bytes: number; lastModified: Date | null; etag: string | null }
+/** A 304 answer to a conditional GET; `etag` is the one it names (absent from some servers). */
+export interface NotModified { notModified: true; etag: string | null }
 
-async function download(url: URL, file: string, limits: HttpLimits, retries: number, algorithm: string, line?: number): Promise<Downloaded> {
+export interface DownloadOptions {
+  /** Retries after network errors and 5xx/429 answers (default 2). */
+  retries?: number;
+  /** Hash of `hex` (default sha256). */
+  algorithm?: string;
+  /** Dockerfile line of the ADD, named in a refusal. */
+  line?: number;
+  /** Request headers, e.g. If-None-Match. */
+  headers?: Record<string, string>;
+}
+
+/** GETs `url` into `file` with retries; a policy refusal or a 4xx ends it at once. */
+export async function downloadUrl(url: URL, file: string, limits: HttpLimits, opts: DownloadOptions = {}): Promise<Downloaded | NotModified> {
+  const retries = opts.retries ?? 2;
   let lastError = '';
   for (let attempt = 0; attempt <= retries; attempt++) {
     if (attempt > 0) await sleep(200 * 2 ** attempt, undefined, { signal: limits.signal });
     let got: Awaited<ReturnType<typeof httpGet>>;
     try {
-      got = await httpGet(url, limits);
+      got = await httpGet(url, limits, opts.headers);
     } catch (err) {
       limits.signal?.throwIfAborted();
       // A policy answer, not a network failure: retrying cannot change it.
       if (err instanceof AddressRefusedError) {
         const hop = err.redirectedTo ? ` redirected to ${brief(err.redirectedTo.href)}:` : '';
-        throw new FileOpError('EREFUSED', `ADD ${brief(url.href)}${line ? ` at line ${line}` : ''}:${hop} ${err.message}`);
+        throw new FileOpError('EREFUSED', `ADD ${brief(url.href)}${opts.line ? ` at line ${opts.line}` : ''}:${hop} ${err.message}`);
       }
       lastError = describeFetchError(err);
       continue;
@@ -126,13 +173,18 @@ async function download(url: URL, file: string, limits: HttpLimits, retries: num
     const { res } = got;
     try {
       const status = res.statusCode ?? 0;
+      const etag = etagOf(res.headers.etag);
+      if (status === 304) {
+        res.resume();
+        return { notModified: true, etag };
+      }
       if (status < 200 || status >= 300) {
         res.resume();
         lastError = `HTTP ${status} ${res.statusMessage ?? ''}`.trim();
         if (status >= 500 || status === 429) continue;
         break;
       }
-      const hash = createHash(algorithm);
+      const hash = createHash(opts.algorithm ?? 'sha256');
       let bytes = 0;
       const tap = new Transform({ transform(chunk: Buffer, _enc, cb) { hash.update(chunk); bytes += chunk.length; cb(null, chunk); } });
       try {
@@ -142,16 +194,22 @@ async function download(url: URL, file: string, limits: HttpLimits, retries: num
         lastError = describeFetchError(got.signal.aborted ? got.signal.reason : err);
         continue;
       }
-      const lm = res.headers['last-modified'];
-      const lastModified = lm && !Number.isNaN(Date.parse(lm)) ? new Date(Date.parse(lm)) : null;
-      const disposition = res.headers['content-disposition'];
-      return { hex: hash.digest('hex'), bytes, filename: fileNameFor(got.url, typeof disposition === 'string' ? disposition : null), lastModified };
+      return { hex: hash.digest('hex'), bytes, lastModified: lastModifiedOf(res.headers['last-modified']), etag };
     } finally {
       got.done();
     }
   }
   const tries = retries > 0 ? ` (${retries + 1} attempts)` : '';
   throw new FileOpError('EFETCH', `ADD ${brief(url.href)}: download failed${tries}: ${lastError}; check the URL is reachable from the builder`);
+}
+
+/** An ETag without its weak prefix, for comparison (as BuildKit's etagValue). */
+export function etagOf(header: string | undefined): string | null {
+  return header ? header.replace(/^W\//, '') : null;
+}
+
+export function lastModifiedOf(header: string | undefined): Date | null {
+  return header && !Number.isNaN(Date.parse(header)) ? new Date(Date.parse(header)) : null;
 }
 
 function describeFetchError(err: unknown): string {
@@ -161,13 +219,15 @@ function describeFetchError(err: unknown): string {
 }
 
 /** A URL in a message: at most 200 characters of it. */
-function brief(text: string): string {
+export function brief(text: string): string {
   return text.length > 200 ? `${text.slice(0, 200)}...` : text;
 }
 
-/** BuildKit's rule: Content-Disposition filename, else the last URL path segment, else "index". */
-function fileNameFor(url: URL, disposition: string | null): string {
-  const fromHeader = disposition ? /filename="?([^";]+)"?/i.exec(disposition)?.[1] : undefined;
-  const candidate = fromHeader ? posix.basename(fromHeader) : posix.basename(decodeURIComponent(url.pathname));
-  return candidate && candidate !== '/' && candidate !== '.' && candidate !== '..' ? candidate : 'index';
+/** The Dockerfile frontend's name for a downloaded file (convert_copy.go): the last segment of
+ *  the URL's path as written (not a redirect's, not Content-Disposition), else "__unnamed__". */
+export function urlFileName(url: URL): string {
+  let path = url.pathname;
+  try { path = decodeURIComponent(path); } catch { /* kept as written */ }
+  const base = posix.basename(path);
+  return base && base !== '/' && base !== '.' && base !== '..' ? base : '__unnamed__';
 }

@@ -38,7 +38,7 @@ const MAX_REDIRECTS = 10;
  * GETs `url`, following redirects, and answers the final response with its body unread. The
  * limits keep applying while the caller reads the body; call `done()` when finished with it.
  */
-export async function httpGet(url: URL, limits: HttpLimits, headers: Record<string, string> = {}): Promise<{ res: IncomingMessage; url: URL; signal: AbortSignal; done(): void }> {
+export async function httpGet(url: URL, limits: HttpLimits, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' = 'GET'): Promise<{ res: IncomingMessage; url: URL; signal: AbortSignal; done(): void }> {
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(new HttpTimeoutError(`timed out after ${limits.timeoutMs} ms`)), limits.timeoutMs);
   const signal = limits.signal ? AbortSignal.any([limits.signal, deadline.signal]) : deadline.signal;
@@ -46,7 +46,7 @@ export async function httpGet(url: URL, limits: HttpLimits, headers: Record<stri
   let current = url;
   try {
     for (let hop = 0; ; hop++) {
-      const res = await getOnce(current, limits, signal, headers);
+      const res = await requestOnce(current, limits, signal, headers, method);
       const location = res.headers.location;
       if (res.statusCode && res.statusCode >= 300 && res.statusCode < 400 && location) {
         res.resume();
@@ -65,9 +65,9 @@ export async function httpGet(url: URL, limits: HttpLimits, headers: Record<stri
   }
 }
 
-function getOnce(url: URL, limits: HttpLimits, signal: AbortSignal, headers: Record<string, string>): Promise<IncomingMessage> {
+function requestOnce(url: URL, limits: HttpLimits, signal: AbortSignal, headers: Record<string, string>, method: 'GET' | 'HEAD'): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const get = url.protocol === 'https:' ? https.get : http.get;
+    const request = url.protocol === 'https:' ? https.request : http.request;
     let lookup: LookupFunction | undefined;
     if (limits.refuse) {
       // An address in the URL is never looked up by node:net: vet it here.
@@ -78,7 +78,8 @@ function getOnce(url: URL, limits: HttpLimits, signal: AbortSignal, headers: Rec
     }
     // agent: false: a fresh connection, so the connect timeout always measures a real connect.
     // The Host header and TLS server name stay the URL's name; only the address is pinned.
-    const req = get(url, { agent: false, signal, headers, ...(lookup ? { lookup } : {}) });
+    const req = request(url, { method, agent: false, signal, headers, ...(lookup ? { lookup } : {}) });
+    req.end();
     let response: IncomingMessage | undefined;
     const connectTimer = setTimeout(() => req.destroy(new HttpTimeoutError(`could not connect to ${url.host} within ${limits.connectTimeoutMs} ms`)), limits.connectTimeoutMs);
     req.once('socket', (socket: Socket) => {
