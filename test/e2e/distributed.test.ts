@@ -2,51 +2,75 @@
 // worker processes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { cpSync, mkdtempSync, writeFileSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { credentials, status } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { ControlClient, SolveRequest, type SolveEvent } from '@buildyard/proto';
 import { startCluster, type Cluster } from '@buildyard/testkit';
+import { DEFAULT_KEYS } from '@buildyard/contracts';
+import { startGates, type Gates } from './gate.js';
 import { bearer, solve, vertexSummary } from './grpcClient.js';
 
 const example = resolve(import.meta.dirname, '../../examples/multi-stage');
 let cluster: Cluster;
 let work: string;
+// RUN steps wait at these instead of sleeping: the test decides when a step may finish.
+let gates: Gates;
 
 before(async () => {
+  gates = await startGates();
   // One stage per worker at a time, so independent stages must spread over both workers.
   cluster = await startCluster({ workers: 2, tenants: ['other'], env: { BUILDYARD_WORKER_CAPACITY: '1' } });
   work = mkdtempSync(join(tmpdir(), 'buildyard-e2e-'));
 });
-after(async () => { await cluster?.stop(); });
+// Gates first: a step still held at one fails at once instead of keeping a worker busy.
+after(async () => { await gates?.stop(); await cluster?.stop(); });
 
-/** A stage's span: from its first vertex starting to its last finishing, and who ran it. */
-function stageSpan(events: SolveEvent[], stage: string): { start: number; end: number; workers: Set<string> } {
-  const vertices = events.map((e) => e.vertex).filter((v) => v && v.stage === stage && !v.cached);
+/** A gate name of this test run (builds of earlier runs may share the cache, never a gate). */
+const gateName = (what: string) => `${what}-${randomBytes(6).toString('hex')}`;
+
+/** The workers that ran a stage's steps (cached ones ran nowhere). */
+function stageWorkers(events: SolveEvent[], stage: string): Set<string> {
+  const vertices = events.map((e) => e.vertex).filter((v) => v && v.stage === stage && !v.cached && v.workerId);
   assert.ok(vertices.length > 0, `stage ${stage} reported progress`);
-  return {
-    start: Math.min(...vertices.filter((v) => v!.startedMs).map((v) => v!.startedMs)),
-    end: Math.max(...vertices.map((v) => v!.completedMs)),
-    workers: new Set(vertices.map((v) => v!.workerId)),
-  };
+  return new Set(vertices.map((v) => v!.workerId));
 }
 
 const baseArg = () => ({ BASE: cluster.busybox.reference });
 
 test('the multi-stage example builds; its two middle stages run at the same time on different workers', async () => {
-  // No cache: the stages run here even if another test built the example first.
-  const outcome = await solve(cluster, example, { platforms: ['linux/amd64'], buildArgs: baseArg(), noCache: true });
+  const context = join(work, 'overlap');
+  cpSync(example, context, { recursive: true });
+  // Each compile step first waits at a gate of its own: both gates are opened only once both
+  // steps have arrived, so the build finishes only if the two stages were running at once.
+  const gate = { client: gateName('client'), server: gateName('server') };
+  const dockerfile = readFileSync(join(example, 'Dockerfile'), 'utf8')
+    .replace(/^RUN (sh common\/build\.sh (client|server) .*)$/gm, (_, command: string, stage: 'client' | 'server') => `RUN ${gates.wait(gate[stage])} && ${command}`);
+  assert.ok(dockerfile.includes(gates.wait(gate.client)) && dockerfile.includes(gates.wait(gate.server)), 'both compile steps are gated');
+  writeFileSync(join(context, 'Dockerfile'), dockerfile);
+  // No cache: every stage runs here even if another test built the example first.
+  const building = solve(cluster, context, { platforms: ['linux/amd64'], buildArgs: baseArg(), noCache: true });
+  building.catch(() => undefined); // awaited below; a failure of the wait must not leave it unhandled
+  try {
+    await Promise.all([gates.arrived(gate.client, { unless: building }), gates.arrived(gate.server, { unless: building })]);
+  } finally {
+    gates.open(gate.client);
+    gates.open(gate.server);
+  }
+  const outcome = await building;
   assert.equal(outcome.error, undefined, outcome.error?.message);
   assert.match(outcome.result!.digest, /^sha256:[0-9a-f]{64}$/);
-  const client = stageSpan(outcome.events, 'client');
-  const server = stageSpan(outcome.events, 'server');
-  assert.equal(client.workers.size, 1, 'one worker ran the client stage');
-  assert.equal(server.workers.size, 1, 'one worker ran the server stage');
-  assert.notDeepEqual([...client.workers], [...server.workers], 'the compile stages ran on different workers');
-  assert.ok(client.start < server.end && server.start < client.end, `the compile stages overlapped in time: client ${client.start}-${client.end}, server ${server.start}-${server.end}`);
+  const client = stageWorkers(outcome.events, 'client');
+  const server = stageWorkers(outcome.events, 'server');
+  assert.equal(client.size, 1, 'one worker ran the client stage');
+  assert.equal(server.size, 1, 'one worker ran the server stage');
+  assert.notDeepEqual([...client], [...server], 'the compile stages ran on different workers');
   assert.match(outcome.logs, /built client/);
+  assert.match(outcome.logs, /built server/);
 });
 
 test('after changing one context file the next build uploads only it and re-runs only what reads it', async () => {
@@ -65,39 +89,77 @@ test('after changing one context file the next build uploads only it and re-runs
   assert.ok(vertices.get('linux/amd64 [server 3/3] RUN sh common/build.sh server /out/server')?.cached, 'the server stage was cached');
 });
 
+/** Resolves with the first event of type `type` in any of these builds' scheduler event streams. */
+async function firstSchedulerEvent(redis: Redis, buildIds: string[], type: string, signal: AbortSignal): Promise<string> {
+  const last = new Map(buildIds.map((id) => [DEFAULT_KEYS.scheduler.buildEvents(id), '0']));
+  while (!signal.aborted) {
+    // A short block only so an abort is noticed; every entry is read, none is skipped.
+    const res = (await redis.xread('BLOCK', 200, 'STREAMS', ...last.keys(), ...last.values())) as Array<[string, Array<[string, string[]]>]> | null;
+    for (const [key, entries] of res ?? []) {
+      for (const [id, fields] of entries) {
+        last.set(key, id);
+        for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'type' && fields[i + 1] === type) return key;
+      }
+    }
+  }
+  throw new Error(`stopped waiting for ${type}`);
+}
+
 test('two clients building the same Dockerfile at the same moment execute each RUN once', async () => {
   const context = join(work, 'twins');
   cpSync(example, context, { recursive: true });
-  writeFileSync(join(context, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo twin-${Date.now()} > /twin && sleep 1\nRUN cat /twin > /twin2\n`);
-  const [a, b] = await Promise.all([
-    solve(cluster, context, { platforms: ['linux/amd64'] }),
-    solve(cluster, context, { platforms: ['linux/amd64'] }),
-  ]);
-  assert.equal(a.error, undefined, a.error?.message);
-  assert.equal(b.error, undefined, b.error?.message);
-  assert.equal(a.result!.digest.length, 71);
-  const executed = [...a.events, ...b.events].filter((e) => e.vertex?.name.includes('RUN') && e.vertex.startedMs && !e.vertex.completedMs && !e.vertex.cached);
-  assert.equal(executed.length, 2, `each of the 2 RUN steps started once: ${executed.map((e) => e.vertex!.name).join(', ')}`);
+  const gate = gateName('twin');
+  writeFileSync(join(context, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo ${gate} > /twin && ${gates.wait(gate)}\nRUN cat /twin > /twin2\n`);
+  const ids = [gateName('twin-a'), gateName('twin-b')];
+  const redis = new Redis(cluster.redis.url);
+  const stopWatching = new AbortController();
+  try {
+    const builds = Promise.all(ids.map((buildId) => solve(cluster, context, { platforms: ['linux/amd64'], buildId })));
+    builds.catch(() => undefined); // awaited below
+    // The step is held at the gate until one build runs it and the other waits for that run
+    // (its stage deduped), or until a second arrival shows both ran it.
+    const deduped = firstSchedulerEvent(redis, ids, 'stage-deduped', stopWatching.signal);
+    deduped.catch(() => undefined);
+    try {
+      await Promise.race([deduped, gates.arrived(gate, { count: 2, unless: builds })]);
+    } finally {
+      gates.open(gate);
+    }
+    const [a, b] = await builds;
+    assert.equal(a!.error, undefined, a!.error?.message);
+    assert.equal(b!.error, undefined, b!.error?.message);
+    assert.equal(a!.result!.digest.length, 71);
+    assert.equal(gates.arrivals(gate), 1, 'the gated RUN ran once');
+    const executed = [...a!.events, ...b!.events].filter((e) => e.vertex?.name.includes('RUN') && e.vertex.startedMs && !e.vertex.completedMs && !e.vertex.cached);
+    assert.equal(executed.length, 2, `each of the 2 RUN steps started once: ${executed.map((e) => e.vertex!.name).join(', ')}`);
+  } finally {
+    stopWatching.abort();
+    redis.disconnect();
+  }
 });
 
 test('a running build leases the layers its finished stages produced; the leases go when it ends', async () => {
   const redis = new Redis(cluster.redis.url);
   const context = join(work, 'leases');
   cpSync(example, context, { recursive: true });
-  // Stage "first" finishes and leases its layers while the final stage is still running.
-  writeFileSync(join(context, 'Dockerfile'), `FROM ${cluster.busybox.reference} AS first\nRUN echo lease-${Date.now()} > /a\nFROM first\nRUN sleep 2\n`);
-  const buildId = `leases-${Date.now()}`;
+  // Stage "first" finishes and leases its layers while the final stage is held at a gate.
+  const gate = gateName('lease');
+  writeFileSync(join(context, 'Dockerfile'), `FROM ${cluster.busybox.reference} AS first\nRUN echo ${gate} > /a\nFROM first\nRUN ${gates.wait(gate)}\n`);
+  const buildId = gate;
   const leaseKey = `buildyard:leases:build:${buildId}`;
-  let leasedWhileRunning: Promise<string[]> | undefined;
   try {
-    const outcome = await solve(cluster, context, { platforms: ['linux/amd64'], buildId }, {
-      onEvent: (e) => {
-        if (!leasedWhileRunning && e.vertex?.name.includes('sleep 2') && e.vertex.startedMs && !e.vertex.completedMs) leasedWhileRunning = redis.smembers(leaseKey);
-      },
-    });
+    const building = solve(cluster, context, { platforms: ['linux/amd64'], buildId });
+    building.catch(() => undefined); // awaited below
+    let held: string[];
+    try {
+      await gates.arrived(gate, { unless: building });
+      held = await redis.smembers(leaseKey);
+    } finally {
+      gates.open(gate);
+    }
+    const outcome = await building;
     assert.equal(outcome.error, undefined, outcome.error?.message);
-    const held = await leasedWhileRunning;
-    assert.ok(held && held.length >= 2, `the first stage's layers (base and its RUN) were leased while the build ran: ${held}`);
+    assert.ok(held.length >= 2, `the first stage's layers (base and its RUN) were leased while the build ran: ${held}`);
     assert.ok(held.every((d) => /^sha256:[0-9a-f]{64}$/.test(d)));
     assert.deepEqual(await redis.smembers(leaseKey), [], 'released when the build ended');
   } finally {
@@ -108,21 +170,42 @@ test('a running build leases the layers its finished stages produced; the leases
 test('SIGKILL of a worker in the middle of a stage: the build still finishes, on the other worker', async () => {
   const context = join(work, 'kill');
   cpSync(example, context, { recursive: true });
-  writeFileSync(join(context, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo victim-${Date.now()} && sleep 4 && echo survived > /survived\n`);
-  let killed = '';
-  const outcome = await solve(cluster, context, { platforms: ['linux/amd64'] }, {
+  const gate = gateName('victim');
+  writeFileSync(join(context, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo ${gate} && ${gates.wait(gate)} && echo survived > /survived\n`);
+  let runningOn = (_worker: string) => {};
+  const started = new Promise<string>((resolve) => { runningOn = resolve; });
+  const building = solve(cluster, context, { platforms: ['linux/amd64'] }, {
     onEvent: (e: SolveEvent) => {
-      if (!killed && e.vertex?.name.includes('RUN') && e.vertex.startedMs && !e.vertex.completedMs && e.vertex.workerId) {
-        killed = e.vertex.workerId;
-        cluster.workers.find((w) => w.id === killed)!.process.kill('SIGKILL');
-      }
+      if (e.vertex?.name.includes('RUN') && e.vertex.startedMs && !e.vertex.completedMs && e.vertex.workerId) runningOn(e.vertex.workerId);
     },
   });
-  assert.ok(killed, 'a worker was killed mid-RUN');
-  assert.equal(outcome.error, undefined, outcome.error?.message);
-  const finishedBy = outcome.events.filter((e) => e.vertex?.name.includes('RUN') && e.vertex.completedMs && !e.vertex.error).map((e) => e.vertex!.workerId);
-  assert.ok(finishedBy.length > 0 && finishedBy.every((w) => w !== killed), `finished on another worker (killed ${killed}, finished by ${finishedBy})`);
-  await cluster.addWorker();
+  building.catch(() => undefined); // awaited below
+  let killed = '';
+  try {
+    try {
+      // The step is inside its RUN (held at the gate) on the worker that reported starting it.
+      const [worker] = await Promise.all([
+        Promise.race([started, building.then(() => { throw new Error('the build ended before its RUN started'); })]),
+        gates.arrived(gate, { unless: building }),
+      ]);
+      const victim = cluster.workers.find((w) => w.id === worker)!;
+      const gone = victim.process.child.exitCode === null ? once(victim.process.child, 'exit') : Promise.resolve();
+      victim.process.kill('SIGKILL');
+      killed = worker;
+      await gone;
+    } finally {
+      // Only now may the step finish: wherever it runs, the worker that started it is dead.
+      gates.open(gate);
+    }
+    const outcome = await building;
+    assert.equal(outcome.error, undefined, outcome.error?.message);
+    const finishedBy = outcome.events.filter((e) => e.vertex?.name.includes('RUN') && e.vertex.completedMs && !e.vertex.error).map((e) => e.vertex!.workerId);
+    assert.ok(finishedBy.length > 0 && finishedBy.every((w) => w !== killed), `finished on another worker (killed ${killed}, finished by ${finishedBy})`);
+    assert.ok(gates.arrivals(gate) >= 2, `the step ran again after the kill (${gates.arrivals(gate)} arrival(s) at its gate)`);
+  } finally {
+    // Later tests expect two live workers.
+    if (killed) await cluster.addWorker();
+  }
 });
 
 test('a request without a valid token is refused with UNAUTHENTICATED and leaves no trace in the queues', async () => {
@@ -161,16 +244,29 @@ test('Info reports the version and the fleet\'s native and emulated platforms', 
 test('a detached build survives its client and a client re-attaches to it by id; other tenants cannot', async () => {
   const context = join(work, 'attach');
   cpSync(example, context, { recursive: true });
-  writeFileSync(join(context, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo attach-${Date.now()} && sleep 2\n`);
-  const buildId = `attach-${Date.now()}`;
+  const gate = gateName('attach');
+  writeFileSync(join(context, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo ${gate} && ${gates.wait(gate)}\n`);
+  const buildId = gate;
   const control = new ControlClient(cluster.address, credentials.createInsecure());
   try {
     // The first client leaves as soon as the build is accepted.
     await solve(cluster, context, { platforms: ['linux/amd64'], buildId, detach: true }, {
       onEvent: (e) => { if (e.accepted) throw Object.assign(new Error('leaving'), { leave: true }); },
     }).catch((err: { leave?: boolean }) => { if (!err.leave) throw err; });
-    const replay: SolveEvent[] = [];
-    for await (const e of control.attach({ buildId, fromStart: true }, bearer(cluster.token))) replay.push(e as SolveEvent);
+    // Another client attaches while the build runs on; its step finishes only after the
+    // first client has gone, so the result it gets was made without any client left.
+    const replaying = (async () => {
+      const events: SolveEvent[] = [];
+      for await (const e of control.attach({ buildId, fromStart: true }, bearer(cluster.token))) events.push(e as SolveEvent);
+      return events;
+    })();
+    replaying.catch(() => undefined); // awaited below
+    try {
+      await gates.arrived(gate, { unless: replaying });
+    } finally {
+      gates.open(gate);
+    }
+    const replay = await replaying;
     assert.ok(replay[0].accepted, 'the replay starts at the beginning');
     assert.match(replay.find((e) => e.result)?.result?.digest ?? '', /^sha256:/, 'the build finished and the re-attached client got its result');
     await assert.rejects(async () => { for await (const _ of control.attach({ buildId, fromStart: true }, bearer('not-a-token'))) { /* refused */ } },
