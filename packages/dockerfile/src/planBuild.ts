@@ -84,6 +84,8 @@ interface StageState {
   argOrder: string[];
   cmdSet: boolean;
   stateKey: string;
+  /** The state reads what a URL serves (see Vertex.provisionalKey). */
+  provisional: boolean;
   step: number;
   total: number;
   label: string;
@@ -309,6 +311,8 @@ class PlatformPlanner {
   private readonly metaEnv = new Map<string, string>();
   private readonly planned = new Map<number, Promise<StageState>>();
   private readonly done: StageState[] = [];
+  /** Stages whose final state reads what a URL serves. */
+  private readonly provisionalStages = new Set<string>();
   private readonly platArgs: Map<string, string>;
   private sshCount = 0;
 
@@ -440,7 +444,7 @@ class PlatformPlanner {
     if (!env.some(([k]) => k === 'PATH')) env.push(['PATH', DEFAULT_PATH]);
     const triggers = config.OnBuild ?? [];
     delete config.OnBuild;
-    const st: StageState = { plan, env, stateEnv: new Map(env), args: new Map(), argOrder: [], cmdSet: false, stateKey, step: 1, total: 1, label };
+    const st: StageState = { plan, env, stateEnv: new Map(env), args: new Map(), argOrder: [], cmdSet: false, stateKey, provisional: baseStage?.provisional ?? false, step: 1, total: 1, label };
     plan.config = config;
 
     // ONBUILD triggers of the base run first, as if written right after FROM.
@@ -464,6 +468,7 @@ class PlatformPlanner {
     }
     config.Env = st.env.map(([k, v]) => `${k}=${v}`);
     plan.cacheKey = st.stateKey;
+    if (st.provisional) this.provisionalStages.add(plan.id);
     this.done.push(st);
     return st;
   }
@@ -496,7 +501,10 @@ class PlatformPlanner {
   private addVertex(st: StageState, v: Omit<ExecVertex, 'digest' | 'cacheKey'> | Omit<FileVertex, 'digest' | 'cacheKey'>, inputKeys: string[], content: ContentDigest[], digestView: unknown): void {
     const digest = canonicalDigest(digestView);
     const cacheKey = vertexCacheKey({ digest, parent: st.stateKey, inputs: inputKeys, content });
-    st.plan.vertices.push({ ...v, digest, cacheKey } as Vertex);
+    // A download without --checksum is known only when it runs, and so is every state after it.
+    st.provisional ||= v.inputs.some((i) => i.kind === 'stage' && this.provisionalStages.has(i.stageId))
+      || (v.kind === 'file' && v.actions.some((a) => a.op === 'addUrl' && !a.checksum));
+    st.plan.vertices.push({ ...v, digest, cacheKey, ...(st.provisional ? { provisionalKey: true } : {}) } as Vertex);
     st.stateKey = cacheKey;
   }
 

@@ -350,3 +350,27 @@ test('hostile words give short errors: deep nesting and huge references are quot
     return true;
   });
 });
+
+test('ADD <url> without --checksum makes its key and every later one provisional, across stages; with --checksum it does not', async () => {
+  const p = await plan(`FROM scratch AS fetched
+RUN true
+ADD http://example.com/a.txt /a.txt
+RUN true
+FROM scratch AS pinned
+ADD --checksum=sha256:${'0'.repeat(64)} http://example.com/b.txt /b.txt
+RUN true
+FROM fetched AS child
+RUN true
+FROM pinned
+COPY --from=pinned /b.txt /b
+RUN true
+COPY --from=child /a.txt /a
+RUN true
+`);
+  const stages = p.platforms[0].stages;
+  const flags = (name: string) => stages.find((s) => s.name === name)!.vertices.map((v) => v.provisionalKey === true);
+  assert.deepEqual(flags('fetched'), [false, true, true]);
+  assert.deepEqual(flags('pinned'), [false, false]);
+  assert.deepEqual(flags('child'), [true]);
+  assert.deepEqual(target(p).vertices.map((v) => v.provisionalKey === true), [false, false, true, true]);
+});

@@ -63,6 +63,8 @@ export interface AddUrlResult {
   bytes: number;
   /** Digest of the downloaded bytes, `sha256:<hex>`. */
   digest: string;
+  /** The response's Last-Modified (the file's mtime), when it had a valid one. */
+  lastModified: Date | null;
 }
 
 /** ADD <url> <dest>: download, verify, place (downloaded files are 0600 like Docker's). */
@@ -93,7 +95,7 @@ export async function addUrl(opts: AddUrlOptions): Promise<AddUrlResult> {
       if (compression) {
         const dir = await ensureDir(opts.destRoot, destRel, 0o755, owner, showPath(destRel));
         await extractArchive({ archivePath: got.file, compression, destRoot: opts.destRoot, dir, label: opts.url, owner: opts.owner, chmod: chmod ?? undefined, limits: opts.extractLimits });
-        return { path: dir, bytes: got.bytes, digest: got.digest };
+        return { path: dir, bytes: got.bytes, digest: got.digest, lastModified: got.lastModified };
       }
     }
     let targetRel = destRel;
@@ -107,7 +109,7 @@ export async function addUrl(opts: AddUrlOptions): Promise<AddUrlResult> {
     // No Last-Modified: the Unix epoch, as BuildKit's HTTP source, so the layer is the same
     // whichever worker downloads it, whenever.
     await applyMeta(target, false, owner, chmod ? chmod(0o600, false) : 0o600, got.lastModified ?? new Date(0));
-    return { path: target, bytes: got.bytes, digest: got.digest };
+    return { path: target, bytes: got.bytes, digest: got.digest, lastModified: got.lastModified };
   } finally {
     await fsp.rm(tmp, { recursive: true, force: true });
   }

@@ -91,6 +91,10 @@ interface VertexBase {
   digest: string;
   /** sha256 over digest + parent state's key + input keys + context content digests. */
   cacheKey: string;
+  /** The step reads what a URL serves (ADD <url> without --checksum, in it or before it, in
+   *  this stage or one it uses): only known when the step runs, so the solver derives the real
+   *  key from `cacheKey` and what the URL gave (StageSolver.effectiveKey). */
+  provisionalKey?: boolean;
   /** BuildKit-style progress name, e.g. "[build 2/4] RUN make". */
   name: string;
   /** 1-based Dockerfile line of the instruction. */

@@ -3,11 +3,11 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import type { BlobStore, CacheIndex, LayerRecord } from '@buildyard/cache';
-import type { ExecVertex, FileVertex, HistoryEntry, ImageConfigFile, SourceRef, StagePlan, Vertex } from '@buildyard/graph';
+import type { BlobStore, CacheIndex, CacheRecord, LayerRecord } from '@buildyard/cache';
+import { canonicalDigest, imageStateKey, scratchStateKey, type ExecVertex, type FileVertex, type HistoryEntry, type ImageConfigFile, type SourceRef, type StagePlan, type Vertex } from '@buildyard/graph';
 import { type EgressLists, type Executor, type StepLimits } from '@buildyard/executor';
 import { chainID, diffUpper, ownScratchDir, type ChainLayer, type Snapshotter } from '@buildyard/snapshot';
-import { addUrl, copy, mkdir, mkfile, resolveChown } from '@buildyard/fileop';
+import { addUrl, copy, DirUrlValidatorStore, mkdir, mkfile, resolveChown, revalidateUrl, type UrlRevision, type UrlValidatorStore } from '@buildyard/fileop';
 import type { StageResult } from './StageResult.js';
 import { RunMounts } from './RunMounts.js';
 import { briefMessage } from './briefMessage.js';
@@ -44,6 +44,9 @@ export interface StageSolverOptions {
   stepTimeoutMs?: number;
   /** Connect and idle timeouts of ADD <url> downloads (fileop's defaults when absent). */
   download?: { connectTimeoutMs: number; idleTimeoutMs: number };
+  /** ETags of earlier ADD <url> downloads (default: files under the state dir, as BuildKit
+   *  keeps them per daemon; another worker's first check is a download). */
+  urlValidators?: UrlValidatorStore;
 }
 
 export interface SolveStageRequest {
@@ -71,13 +74,28 @@ export const SCRATCH_DIR = 'scratch';
 
 const noEvents: SolverEvents = { vertex: () => {}, log: () => {} };
 
+/** What an ADD <url> without --checksum read: the key of its step depends on it. */
+interface RemoteContent { digest: string; lastModified: string | null }
+
+/** The outcome of one vertex: the key it is known by and the index's record under that key. */
+interface SolvedVertex {
+  key: string;
+  cached: boolean;
+  layer: LayerRecord | null;
+  record?: CacheRecord;
+}
+
 /**
  * Runs one stage for one platform: each vertex is looked up in the cache index first; missing
  * ones run over an overlay snapshot of the current layer chain and their diff becomes a layer,
  * stored in the shared blob store and recorded in the cache index.
  */
 export class StageSolver {
-  constructor(private readonly opts: StageSolverOptions) {}
+  private readonly validators: UrlValidatorStore;
+
+  constructor(private readonly opts: StageSolverOptions) {
+    this.validators = opts.urlValidators ?? new DirUrlValidatorStore(join(opts.stateDir, 'url-validators'));
+  }
 
   async solve(req: SolveStageRequest): Promise<StageResult> {
     const { stage } = req;
@@ -88,15 +106,18 @@ export class StageSolver {
     const newHistory = [...stage.history];
     let layerVertexIndex = 0;
     let cached = 0;
+    // The key of the state so far: the plan's, unless a download without --checksum (here or
+    // in a stage this one uses) made it provisional; then the one derived from what it read.
+    let stateKey = this.baseKey(stage, req);
     for (const vertex of stage.vertices) {
-      const layer = await this.solveVertex(vertex, stage, layers, req, events);
-      if (layer === 'cached') cached++;
-      const cacheRecord = await this.opts.cache.get(vertex.cacheKey);
-      const record = typeof layer === 'string' ? cacheRecord!.layer : layer;
+      const solved = await this.solveVertex(vertex, stage, layers, req, events, stateKey);
+      stateKey = solved.key;
+      if (solved.cached) cached++;
+      const record = solved.layer;
       if (record) layers.push(record);
       // A layer is as old as the step that first made it (BuildKit's ref creation time), so a
       // rebuild from cache gives the same image config; --no-cache layers are new.
-      const createdMs = !req.noCache && cacheRecord?.layer?.digest === record?.digest ? cacheRecord?.createdMs : Date.now();
+      const createdMs = !req.noCache && solved.record?.layer?.digest === record?.digest ? solved.record?.createdMs : Date.now();
       // History entries that make layers appear in vertex order, one layer per vertex (a step
       // that changed nothing has an empty layer, not none).
       layerVertexIndex = markHistory(newHistory, layerVertexIndex, record === null, record && createdMs !== undefined ? new Date(createdMs).toISOString() : undefined);
@@ -109,7 +130,8 @@ export class StageSolver {
       history,
       config: stage.config,
       ...(stage.author !== undefined ? { author: stage.author } : {}),
-      cacheKey: stage.cacheKey,
+      // Dependent stages chain their provisional keys from this one.
+      cacheKey: stateKey,
       verticesTotal: stage.vertices.length,
       verticesCached: cached,
     };
@@ -127,44 +149,92 @@ export class StageSolver {
     return { layers: image.layers, history: image.config.history ?? [] };
   }
 
-  /** Returns 'cached' when the cache had it, else the new layer (null when nothing changed). */
-  private async solveVertex(vertex: Vertex, stage: StagePlan, layers: LayerRecord[], req: SolveStageRequest, events: SolverEvents): Promise<'cached' | LayerRecord | null> {
-    if (!req.noCache) {
-      const hit = await this.opts.cache.get(vertex.cacheKey);
-      if (hit?.layer && (await this.opts.blobs.has(hit.layer.digest))) {
-        events.vertex({ digest: vertex.digest, name: vertex.name, state: 'cached' });
-        return 'cached';
-      }
-      // A record without a layer comes from solvers that dropped empty diffs; replace it, since
-      // the first writer of a key wins and it would keep the step's layer out of the image.
-      if (hit && hit.layer === null) await this.opts.cache.delete([vertex.cacheKey]);
-    }
-    const started = Date.now();
-    events.vertex({ digest: vertex.digest, name: vertex.name, state: 'started' });
+  /** The key of the state a stage starts from (its base stage's as that stage resolved it). */
+  private baseKey(stage: StagePlan, req: SolveStageRequest): string {
+    const base = stage.base;
+    if (base.kind === 'scratch') return scratchStateKey(stage.platform);
+    if (base.kind === 'image') return imageStateKey(base.digest);
+    return req.inputs[base.stageId]?.cacheKey ?? stage.cacheKey;
+  }
+
+  /**
+   * The key a vertex is cached under. The plan's key covers the definition, the context files
+   * and every input known when planning; a provisional one (see Vertex.provisionalKey) also
+   * needs what is only known now: the real key of the state it runs on, the real keys of the
+   * stages it reads, and what its downloads served (digest and Last-Modified, as BuildKit's
+   * HTTP source key: the time becomes the file's mtime).
+   */
+  private effectiveKey(vertex: Vertex, parentKey: string, req: SolveStageRequest, remote: RemoteContent[]): string {
+    if (!vertex.provisionalKey) return vertex.cacheKey;
+    const inputs = vertex.inputs.map((i) => (i.kind === 'stage' ? req.inputs[i.stageId]?.cacheKey ?? '' : i.kind === 'image' ? imageStateKey(i.digest) : 'context'));
+    return canonicalDigest({ provisional: vertex.cacheKey, parent: parentKey, inputs, remote });
+  }
+
+  /** The vertex's ADD <url> actions without --checksum, each asked what the URL serves now. */
+  private async revalidate(vertex: Vertex, req: SolveStageRequest): Promise<Map<number, UrlRevision>> {
+    const revisions = new Map<number, UrlRevision>();
+    if (vertex.kind !== 'file') return revisions;
     try {
-      const layer = await this.runVertex(vertex, stage, layers, req, events);
+      for (const [i, action] of vertex.actions.entries()) {
+        if (action.op !== 'addUrl' || action.checksum) continue;
+        revisions.set(i, await revalidateUrl({
+          url: action.url, store: this.validators, scope: req.tenant ?? 'default', signal: req.signal, tmpDir: await this.scratchDir(),
+          ...this.opts.download, line: vertex.line, refuseAddress: this.refuseAddress(req),
+        }));
+      }
+    } catch (err) {
+      await releaseAll(revisions);
+      throw err;
+    }
+    return revisions;
+  }
+
+  private async solveVertex(vertex: Vertex, stage: StagePlan, layers: LayerRecord[], req: SolveStageRequest, events: SolverEvents, parentKey: string): Promise<SolvedVertex> {
+    const started = Date.now();
+    let revisions = new Map<number, UrlRevision>();
+    try {
+      if (!req.noCache) {
+        // As BuildKit: the URL is asked again on every build, before the cache is consulted.
+        revisions = await this.revalidate(vertex, req);
+        const key = this.effectiveKey(vertex, parentKey, req, [...revisions.values()].map(remoteOf));
+        const hit = await this.opts.cache.get(key);
+        if (hit?.layer && (await this.opts.blobs.has(hit.layer.digest))) {
+          events.vertex({ digest: vertex.digest, name: vertex.name, state: 'cached' });
+          return { key, cached: true, layer: hit.layer, record: hit };
+        }
+        // A record without a layer comes from solvers that dropped empty diffs; replace it, since
+        // the first writer of a key wins and it would keep the step's layer out of the image.
+        if (hit && hit.layer === null) await this.opts.cache.delete([key]);
+      }
+      events.vertex({ digest: vertex.digest, name: vertex.name, state: 'started' });
+      const ran = await this.runVertex(vertex, stage, layers, req, events, revisions);
+      // Keyed by what the step really read: a file that changed since the check gets its own key.
+      const key = this.effectiveKey(vertex, parentKey, req, ran.remote);
       // First writer wins in the index, so concurrent builds converge on one layer; a forced
       // re-run (--no-cache) still uses what it just built.
-      const stored = await this.opts.cache.put({ key: vertex.cacheKey, layer, description: vertex.name, platform: stage.platform });
+      const stored = await this.opts.cache.put({ key, layer: ran.layer, description: vertex.name, platform: stage.platform });
       events.vertex({ digest: vertex.digest, name: vertex.name, state: 'completed', durationMs: Date.now() - started });
-      return req.noCache ? layer : stored.layer;
+      return { key, cached: false, layer: req.noCache ? ran.layer : stored.layer, record: stored };
     } catch (err) {
       // Errors quote the step (a RUN's whole command line): cut here, before progress, Redis and
       // the client see them. The error object stays, so callers can still tell its kind.
       if (err instanceof Error) err.message = briefMessage(err.message);
       events.vertex({ digest: vertex.digest, name: vertex.name, state: 'error', durationMs: Date.now() - started, error: (err as Error).message });
       throw err;
+    } finally {
+      await releaseAll(revisions);
     }
   }
 
-  private async runVertex(vertex: Vertex, stage: StagePlan, layers: LayerRecord[], req: SolveStageRequest, events: SolverEvents): Promise<LayerRecord | null> {
+  private async runVertex(vertex: Vertex, stage: StagePlan, layers: LayerRecord[], req: SolveStageRequest, events: SolverEvents, revisions: Map<number, UrlRevision>): Promise<{ layer: LayerRecord | null; remote: RemoteContent[] }> {
     const parent = await this.chainOf(layers);
     const key = `active-${randomBytes(8).toString('hex')}`;
     const active = await this.opts.snapshotter.prepare(key, parent);
     let layer: LayerRecord | null = null;
+    let remote: RemoteContent[] = [];
     try {
       if (vertex.kind === 'exec') await this.runExec(vertex, stage, active.mountpoint, req, events);
-      else await this.runFileOps(vertex, active.mountpoint, req);
+      else remote = await this.runFileOps(vertex, active.mountpoint, req, revisions);
       await active.release();
       // Every RUN, COPY, ADD and WORKDIR step is a layer, an empty one when it changed nothing:
       // BuildKit commits a snapshot per exec and file op and exports each as a layer.
@@ -183,7 +253,7 @@ export class StageSolver {
         await this.opts.snapshotter.remove(key);
       }
     }
-    return layer;
+    return { layer, remote };
   }
 
   /** Temporary files of this process, reclaimed by the next worker if this one is killed. */
@@ -279,9 +349,18 @@ export class StageSolver {
     return { maxBytes: await freeSpaceLimit(this.opts.stateDir) };
   }
 
-  private async runFileOps(vertex: FileVertex, rootfs: string, req: SolveStageRequest): Promise<void> {
+  /** The worker fetches outside any step's firewall, so it asks the same egress rules (with the
+   *  tenant's lists) for every address it would connect to. */
+  private refuseAddress(req: SolveStageRequest): ((address: string) => string | undefined) | undefined {
+    const rules = this.opts.executor.egressRules?.forTenant(req.egress);
+    return rules && ((address) => { const verdict = rules.check(address); return verdict.allowed ? undefined : verdict.by; });
+  }
+
+  /** Runs a file vertex's actions; answers what its downloads without --checksum read. */
+  private async runFileOps(vertex: FileVertex, rootfs: string, req: SolveStageRequest, revisions: Map<number, UrlRevision>): Promise<RemoteContent[]> {
     const { stage } = req;
-    for (const action of vertex.actions) {
+    const remote: RemoteContent[] = [];
+    for (const [i, action] of vertex.actions.entries()) {
       const owner = 'chown' in action && action.chown ? await ownerOf(rootfs, action.chown) : undefined;
       switch (action.op) {
         case 'copy': {
@@ -303,14 +382,13 @@ export class StageSolver {
           throw new Error(`ADD ${action.url}: git sources are not supported yet; clone in a RUN step instead`);
         case 'addUrl': {
           // The build's signal ends the download at once; its file lives in this process's scratch.
-          // The worker fetches outside any step's firewall, so it asks the same egress rules
-          // (with the tenant's lists) for every address it would connect to.
-          const rules = this.opts.executor.egressRules?.forTenant(req.egress);
-          await addUrl({
+          // A body the revalidation already downloaded is placed as it is.
+          const placed = await addUrl({
             url: action.url, destRoot: rootfs, dest: action.dest, checksum: action.checksum, owner, chmod: action.chmod, unpack: action.unpack,
             signal: req.signal, tmpDir: await this.scratchDir(), ...this.opts.download, line: vertex.line,
-            refuseAddress: rules && ((address) => { const verdict = rules.check(address); return verdict.allowed ? undefined : verdict.by; }),
+            refuseAddress: this.refuseAddress(req), fetched: revisions.get(i)?.fetched,
           });
+          if (!action.checksum) remote.push(remoteOf(placed));
           break;
         }
         case 'mkdir':
@@ -323,7 +401,16 @@ export class StageSolver {
           throw new Error(`unsupported file operation ${(action as { op: string }).op}`);
       }
     }
+    return remote;
   }
+}
+
+function remoteOf(got: { digest: string; lastModified: Date | null }): RemoteContent {
+  return { digest: got.digest, lastModified: got.lastModified ? got.lastModified.toISOString() : null };
+}
+
+async function releaseAll(revisions: Map<number, UrlRevision>): Promise<void> {
+  for (const r of revisions.values()) await r.release();
 }
 
 /** Archives may unpack to at most 90% of the state dir's free space, so a tar bomb fails early. */
