@@ -9,7 +9,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startRegistry, seedBusybox, type RegistryService } from '@buildyard/testkit';
+import { startRegistry, seedBusybox, until, type RegistryService } from '@buildyard/testkit';
 import { openLocalEngine } from '@buildyard/solver';
 import { buildLocal, type LocalBuildResult } from './index.js';
 
@@ -150,7 +150,6 @@ test('killing the engine mid-RUN leaves no mounts, containers or half-written bl
   const ingest = join(stateDir, 'blobs/ingest');
   assert.deepEqual(existsSync(ingest) ? await readdir(ingest) : [], [], 'no half-written blob survives');
   // A duration no other test uses, so a concurrent test's sleep is never mistaken for ours.
-  const deadline = Date.now() + 5_000;
-  while (processesRunning(['sleep', '4321']).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  assert.deepEqual(processesRunning(['sleep', '4321']), [], 'the RUN process is gone');
+  await until('the RUN process to be gone', () => processesRunning(['sleep', '4321']).length === 0, 30_000, 100)
+    .catch(() => assert.deepEqual(processesRunning(['sleep', '4321']), [], 'the RUN process is gone'));
 });
