@@ -1,5 +1,8 @@
 // One trace covers the client, the frontend and the workers: spans exported over OTLP by the
-// real processes reach a local collector under the client's trace id.
+// real processes reach a local collector under the client's trace id, linked parent to child
+// across the processes (gRPC metadata into the frontend, job data through the scheduler into
+// the workers). The assertions name the spans a user looks for and their links, not the whole
+// list: instrumentations may add spans (HTTP calls to the registry, say) without breaking this.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -10,18 +13,27 @@ import { join } from 'node:path';
 import { startCluster, until, type Cluster } from '@buildyard/testkit';
 import { solve } from './grpcClient.js';
 
-interface ExportedSpan { traceId: string; name: string; service: string }
+interface ExportedSpan { traceId: string; spanId: string; parentSpanId: string; name: string; kind: number; service: string }
+interface OtlpJson {
+  resourceSpans: Array<{
+    resource: { attributes: Array<{ key: string; value: { stringValue?: string } }> };
+    scopeSpans: Array<{ spans: Array<{ traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number }> }>;
+  }>;
+}
+const SPAN_KIND_SERVER = 2; // OTLP's numbering (the API's SpanKind.SERVER is 1)
 
-test('solve, plan, stage and vertex spans from frontend and workers share the client\'s trace', async () => {
+test('one trace links the client, the frontend\'s gRPC server, solve and plan spans, and the workers\' stage and vertex spans', async () => {
   const spans: ExportedSpan[] = [];
   const collector = createServer((req, res) => {
     let body = '';
     req.on('data', (d) => { body += d; });
     req.on('end', () => {
-      const payload = JSON.parse(body) as { resourceSpans: Array<{ resource: { attributes: Array<{ key: string; value: { stringValue?: string } }> }; scopeSpans: Array<{ spans: Array<{ traceId: string; name: string }> }> }> };
+      const payload = JSON.parse(body) as OtlpJson;
       for (const rs of payload.resourceSpans) {
         const service = rs.resource.attributes.find((a) => a.key === 'service.name')?.value.stringValue ?? '';
-        for (const ss of rs.scopeSpans) for (const span of ss.spans) spans.push({ traceId: span.traceId, name: span.name, service });
+        for (const ss of rs.scopeSpans) {
+          for (const s of ss.spans) spans.push({ traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId ?? '', name: s.name, kind: s.kind, service });
+        }
       }
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
@@ -35,14 +47,35 @@ test('solve, plan, stage and vertex spans from frontend and workers share the cl
   after(() => cluster.stop());
 
   const traceId = randomBytes(16).toString('hex');
+  const clientSpanId = randomBytes(8).toString('hex');
   const context = mkdtempSync(join(tmpdir(), 'buildyard-trace-'));
   writeFileSync(join(context, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo traced-${traceId} > /t\n`);
-  const outcome = await solve(cluster, context, { platforms: ['linux/amd64'] }, { metadata: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` } });
+  const outcome = await solve(cluster, context, { platforms: ['linux/amd64'] }, { metadata: { traceparent: `00-${traceId}-${clientSpanId}-01` } });
   assert.equal(outcome.error, undefined, outcome.error?.message);
 
-  const names = () => new Set(spans.filter((s) => s.traceId === traceId).map((s) => `${s.service}:${s.name}`));
-  // Spans leave in batches; wait for each kind to arrive (the deadline only bounds a hang).
-  await until('every kind of span at the collector', () => ['buildyardd:solve', 'buildyardd:plan', 'buildyard-worker:stage', 'buildyard-worker:vertex'].every((n) => names().has(n)), 60_000, 100)
-    .catch(() => undefined); // the assertion below names what is missing
-  assert.deepEqual([...names()].sort(), ['buildyard-worker:stage', 'buildyard-worker:vertex', 'buildyardd:plan', 'buildyardd:solve']);
+  const traced = () => spans.filter((s) => s.traceId === traceId);
+  const find = (service: string, name: string) => traced().find((s) => s.service === service && s.name === name);
+  const grpcServer = () => traced().find((s) => s.service === 'buildyardd' && s.kind === SPAN_KIND_SERVER && s.name === 'grpc.buildyard.v1.Control/Solve');
+  // Every span's parent is the client's span or a span of the same trace: one tree, nothing lost.
+  const orphans = () => traced().filter((s) => s.parentSpanId !== clientSpanId && !traced().some((p) => p.spanId === s.parentSpanId));
+  // Spans leave in batches; wait for them to arrive (the deadline only bounds a hang).
+  await until('the build\'s spans at the collector, each with its parent', () =>
+    Boolean(grpcServer() && find('buildyardd', 'solve') && find('buildyardd', 'plan') && find('buildyard-worker', 'stage') && find('buildyard-worker', 'vertex')) && orphans().length === 0, 60_000, 100)
+    .catch(() => undefined); // the assertions below name what is missing
+  const seen = traced().map((s) => `${s.service}:${s.name}`).join(', ');
+
+  const server = grpcServer();
+  assert.ok(server, `the frontend's gRPC instrumentation traced Control/Solve (spans seen: ${seen})`);
+  assert.equal(server.parentSpanId, clientSpanId, 'the frontend continues the client\'s span from the call\'s traceparent');
+  const solveSpan = find('buildyardd', 'solve');
+  assert.ok(solveSpan, `a solve span (spans seen: ${seen})`);
+  assert.equal(solveSpan.parentSpanId, server.spanId, 'solve runs inside the gRPC server span');
+  assert.equal(find('buildyardd', 'plan')?.parentSpanId, solveSpan.spanId, 'plan is a step of solve');
+  const stages = traced().filter((s) => s.service === 'buildyard-worker' && s.name === 'stage');
+  assert.ok(stages.length > 0, `the worker's stage spans (spans seen: ${seen})`);
+  for (const stage of stages) assert.equal(stage.parentSpanId, solveSpan.spanId, 'the worker continues solve\'s trace from the stage job');
+  const vertices = traced().filter((s) => s.service === 'buildyard-worker' && s.name === 'vertex');
+  assert.ok(vertices.length > 0, `the worker's vertex spans (spans seen: ${seen})`);
+  for (const v of vertices) assert.ok(stages.some((s) => s.spanId === v.parentSpanId), 'each vertex is a step of a stage');
+  assert.deepEqual(orphans().map((s) => `${s.service}:${s.name}`), [], 'no span of the trace lost its parent');
 });

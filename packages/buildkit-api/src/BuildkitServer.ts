@@ -449,7 +449,7 @@ export class BuildkitServer {
     // A Dockerfile that does not parse fails in the planner with its own message and location.
     try { secretIdsUsed = secretIds(dockerfile.toString('utf8'), attrs.filename); } catch { /* reported by the build */ }
     const request = { ...toBuildyardRequest(req, attrs, stored.contextId, dockerfile, dockerignore), secrets: await fetchSecrets(session, secretIdsUsed, signal) };
-    const started = await this.opts.frontend.startBuild(tenant, request, job.metadata);
+    const started = await this.opts.frontend.startBuild(tenant, request);
     const stopOnAbort = () => started.abort.abort(signal.reason instanceof Error ? signal.reason : new Error('the client went away'));
     signal.addEventListener('abort', stopOnAbort, { once: true });
     const translator = new StatusTranslator(attrs.platforms.length > 1);

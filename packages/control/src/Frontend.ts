@@ -14,7 +14,7 @@ import {
 } from '@buildyard/proto';
 import { Readable } from 'node:stream';
 import type { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
-import { createLogger, metrics, withMetadataContext, type Logger } from '@buildyard/telemetry'; // metrics
+import { createLogger, metrics, type Logger } from '@buildyard/telemetry'; // metrics
 import { authenticate, serviceError } from './authenticate.js';
 import { BuildRecords, BuildSecrets, DEFAULT_KEYS, type BuildRecord, type RedisKeys } from '@buildyard/contracts';
 import { BuildRunner, type FinishedImages } from './BuildRunner.js';
@@ -279,7 +279,7 @@ export class Frontend {
   private async solve(call: ServerWritableStream<SolveRequest, SolveEvent>): Promise<void> {
     let started: StartedBuild;
     try {
-      started = await this.startBuild(this.tenantOf(call.metadata), call.request, call.metadata);
+      started = await this.startBuild(this.tenantOf(call.metadata), call.request);
     } catch (err) {
       call.emit('error', err);
       return;
@@ -296,7 +296,7 @@ export class Frontend {
    * for every front door (Control.Solve, the BuildKit-compatible endpoint). Throws a one-line
    * service error for a request it refuses.
    */
-  async startBuild(tenant: string, request: SolveRequest, metadata?: Metadata): Promise<StartedBuild> {
+  async startBuild(tenant: string, request: SolveRequest): Promise<StartedBuild> {
     const checked = validateRequest(request);
     const req = { ...request, platforms: checked.platforms };
     // Only this tenant's own builds can make a name unavailable: nothing here tells about others'.
@@ -305,8 +305,9 @@ export class Frontend {
     await this.records.create({ buildId, tenant, platforms: req.platforms, coordinator: this.id });
     const abort = new AbortController();
     this.aborts.set(buildId, abort);
-    const run = () => this.runner.run(buildId, tenant, req, checked.outputs, abort.signal);
-    const finished = metadata ? withMetadataContext(metadata, run) : run();
+    // The runner's spans join the active trace: the gRPC instrumentation's server span, which
+    // continues the client's trace from the call's metadata.
+    const finished = this.runner.run(buildId, tenant, req, checked.outputs, abort.signal);
     this.finished.set(buildId, finished);
     finished.finally(() => { this.finished.delete(buildId); this.aborts.delete(buildId); })
       .catch((err: Error) => this.log.error({ buildId, err: err.message }, 'build ended with an error its runner did not report'));

@@ -1,6 +1,11 @@
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { context, propagation, trace, type Tracer } from '@opentelemetry/api';
 import { W3CTraceContextPropagator, W3CBaggagePropagator, CompositePropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { registerInstrumentations } from '@opentelemetry/instrumentation';
+import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
+import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
+import { UndiciInstrumentation } from '@opentelemetry/instrumentation-undici';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
@@ -10,6 +15,13 @@ export interface TelemetryOptions {
   env?: NodeJS.ProcessEnv;
   /** Extra span processors (tests pass one over an InMemorySpanExporter). */
   spanProcessors?: SpanProcessor[];
+  /**
+   * Trace gRPC (@grpc/grpc-js clients and servers), node:http/https and fetch with
+   * OpenTelemetry's instrumentations (default true). Only modules imported after
+   * startTelemetry() are patched: apps start telemetry in their entry module and import the
+   * rest afterwards.
+   */
+  instrument?: boolean;
 }
 
 export interface Telemetry {
@@ -32,12 +44,45 @@ export function requestedExporters(env: NodeJS.ProcessEnv): string[] {
   return env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? ['otlp'] : [];
 }
 
+/** Paths polled by probes and Prometheus: a span each would bury the builds' traces. */
+const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+
+/**
+ * The CommonJS modules the instrumentations patch. They patch a module's exports when it is
+ * first require()d; an ES module importing a CommonJS one gets its named exports from those
+ * same exports, but Node's ESM loader (and tsx's) does not go through require(). Loading them
+ * here, after the instrumentations are enabled and before the app imports them, patches the
+ * one shared copy, so later `import { Server } from '@grpc/grpc-js'` sees the traced functions
+ * without an ESM loader hook.
+ */
+const PATCHED_MODULES = ['@grpc/grpc-js', 'http', 'https'];
+
+function instrument(provider: NodeTracerProvider): () => void {
+  const disable = registerInstrumentations({
+    tracerProvider: provider,
+    instrumentations: [
+      new GrpcInstrumentation(),
+      new HttpInstrumentation({
+        ignoreIncomingRequestHook: (req) => PROBE_PATHS.has((req.url ?? '').split('?')[0]),
+        // Background calls (GC, heartbeats) outside any build or request would each start a trace.
+        requireParentforOutgoingSpans: true,
+      }),
+      new UndiciInstrumentation({ requireParentforSpans: true }),
+    ],
+  });
+  const require = createRequire(import.meta.url);
+  for (const name of PATCHED_MODULES) require(name);
+  syncBuiltinESMExports(); // `import { request } from 'node:http'` now binds the patched request
+  return disable;
+}
+
 let active: Telemetry | undefined;
 
 /**
  * Sets up tracing for this process once: W3C trace-context propagation always (so trace ids
- * flow between frontend and workers), and span export over OTLP/HTTP only when the OTEL_*
- * variables ask for it. The OTLP exporter itself reads the endpoint and headers from them.
+ * flow between frontend and workers), OpenTelemetry's gRPC/HTTP/fetch instrumentations, and
+ * span export over OTLP/HTTP only when the OTEL_* variables ask for it. The OTLP exporter
+ * itself reads the endpoint and headers from them.
  */
 export function startTelemetry(serviceName: string, opts: TelemetryOptions = {}): Telemetry {
   if (active) return active;
@@ -51,11 +96,13 @@ export function startTelemetry(serviceName: string, opts: TelemetryOptions = {})
     spanProcessors: processors,
   });
   provider.register({ propagator: new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }) });
+  const uninstrument = opts.instrument === false ? () => undefined : instrument(provider);
   const t: Telemetry = {
     tracer: trace.getTracer(serviceName),
     exporters,
     forceFlush: () => provider.forceFlush(),
     shutdown: async () => {
+      uninstrument();
       await provider.shutdown();
       trace.disable();
       propagation.disable();

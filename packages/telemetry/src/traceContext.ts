@@ -1,4 +1,7 @@
-import { context, propagation, type Context, type TextMapGetter } from '@opentelemetry/api';
+import { context, propagation, type Context } from '@opentelemetry/api';
+
+// Trace context through job data (Redis), where no instrumentation carries it. gRPC and HTTP
+// calls carry theirs through OpenTelemetry's instrumentations (startTelemetry).
 
 /**
  * The active span's W3C trace context (`traceparent`, maybe `tracestate`) as a plain record,
@@ -14,23 +17,4 @@ export function injectTraceContext(ctx: Context = context.active()): Record<stri
 export function withExtractedContext<T>(carrier: Record<string, string> | undefined, fn: () => T): T {
   const ctx = propagation.extract(context.active(), carrier ?? {});
   return context.with(ctx, fn);
-}
-
-/** What the propagator reads of a gRPC call's metadata (grpc-js Metadata has this shape). */
-export interface MetadataLike {
-  get(key: string): Array<string | Buffer>;
-  getMap(): Record<string, unknown>;
-}
-
-const metadataGetter: TextMapGetter<MetadataLike> = {
-  keys: (carrier) => Object.keys(carrier.getMap()),
-  get: (carrier, key) => carrier.get(key).filter((v): v is string => typeof v === 'string'),
-};
-
-/**
- * Runs `fn` in the trace context the registered propagator (W3C trace context and baggage)
- * finds in a gRPC call's metadata, so a client's trace continues in the server's spans.
- */
-export function withMetadataContext<T>(metadata: MetadataLike, fn: () => T): T {
-  return context.with(propagation.extract(context.active(), metadata, metadataGetter), fn);
 }

@@ -1,0 +1,105 @@
+// buildyardd: wiring of @buildyard/control (the gRPC frontend) and the scheduler it hosts.
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { Redis } from 'ioredis';
+import { ServerCredentials } from '@grpc/grpc-js';
+import { loadConfig, loadTokens } from '@buildyard/config';
+import { redisKeys } from '@buildyard/contracts';
+import { Frontend } from '@buildyard/control';
+import { BuildkitServer } from '@buildyard/buildkit-api';
+import { formatPlatform, hostPlatform } from '@buildyard/oci';
+import { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
+import { logUnhandledRejections, metricsHandler, processLoggers, startTelemetry } from '@buildyard/telemetry';
+
+const version = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string;
+
+async function main(): Promise<void> {
+  const telemetry = startTelemetry('buildyardd');
+  const config = loadConfig();
+  const { log, announce } = processLoggers('buildyardd', config.log.level);
+  logUnhandledRejections(log);
+  const tokens = loadTokens(config);
+  if (tokens.size === 0) throw new Error('no tokens configured: set BUILDYARD_TOKENS=tenant:token or auth.tokensFile, every call needs one');
+  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: null });
+  const keys = redisKeys(config.redis.keyPrefix);
+  const scheduler = new Scheduler(config.redis.url, { prefix: keys.scheduler.prefix, tenantLimit: config.limits.tenantConcurrency, heartbeatTtlMs: config.heartbeat.timeoutMs });
+  const workers = new WorkerRegistry(config.redis.url, { prefix: keys.scheduler.prefix, heartbeatTtlMs: config.heartbeat.timeoutMs });
+  const frontend = new Frontend({
+    redis, keys, log, scheduler, workers, tokens, version,
+    sharedDir: config.sharedDir || `${config.stateDir}/shared`,
+    stateDir: config.stateDir,
+    blobStore: config.blobStore,
+    secretsKey: config.auth.secretsKey,
+    insecureRegistries: config.registry.insecure,
+    buildPlatform: formatPlatform(hostPlatform()),
+    maxContextBytes: config.limits.maxContextBytes,
+    maxContextFiles: config.limits.maxContextFiles,
+    maxLogBytesPerStep: config.limits.maxLogBytesPerStep,
+    entitlements: config.auth.entitlements,
+  });
+  const credentials = config.frontend.tlsCert
+    ? ServerCredentials.createSsl(
+        config.frontend.tlsClientCa ? readFileSync(config.frontend.tlsClientCa) : null,
+        [{ cert_chain: readFileSync(config.frontend.tlsCert), private_key: readFileSync(config.frontend.tlsKey) }],
+        Boolean(config.frontend.tlsClientCa))
+    : ServerCredentials.createInsecure();
+  const port = await frontend.listen(config.frontend.listen, credentials);
+  const host = config.frontend.listen.replace(/:\d+$/, '');
+  announce.info({ frontend: `${config.frontend.tlsCert ? 'tls' : 'tcp'}://${host}:${port}`, version }, 'buildyardd listening');
+  let buildkitEndpoint: BuildkitServer | undefined;
+  if (config.buildkit.listen) {
+    const bk = config.buildkit;
+    const tenants = new Set(tokens.values());
+    buildkitEndpoint = new BuildkitServer({ frontend, redis, keys, workers, tenant: bk.insecure ? bk.tenant : undefined, tenants, version, log });
+    let bkPort: number;
+    if (bk.tlsCert && bk.tlsKey && bk.tlsClientCa) {
+      bkPort = await buildkitEndpoint.listenTls(bk.listen, { cert: readFileSync(bk.tlsCert), key: readFileSync(bk.tlsKey), clientCa: readFileSync(bk.tlsClientCa) });
+    } else {
+      if (!bk.insecure) throw new Error('buildkit.listen needs buildkit.tlsCert, tlsKey and tlsClientCa, or buildkit.insecure=true on a loopback address');
+      if (!tenants.has(bk.tenant)) throw new Error(`buildkit.tenant "${bk.tenant.slice(0, 64)}" is not a tenant of auth.tokens: name the tenant the plain-text BuildKit endpoint builds as`);
+      bkPort = await buildkitEndpoint.listenInsecure(bk.listen);
+    }
+    announce.info({ buildkit: `tcp://${bk.listen.replace(/:\d+$/, '')}:${bkPort}`, tls: Boolean(bk.tlsCert) }, 'buildkit endpoint listening');
+  }
+
+  if (config.frontend.healthListen) {
+    const [healthHost, healthPort] = [config.frontend.healthListen.replace(/:\d+$/, ''), Number(config.frontend.healthListen.split(':').pop())];
+    createServer(async (req, res) => {
+      if (req.url === '/healthz') { res.writeHead(200).end('ok\n'); return; }
+      if (req.url === '/metrics') { metricsHandler()(req, res); return; }
+      if (req.url === '/readyz') {
+        const ok = await redis.ping().then(() => true, () => false);
+        res.writeHead(ok ? 200 : 503).end(ok ? 'ready\n' : 'redis unreachable\n');
+        return;
+      }
+      res.writeHead(404).end();
+    }).listen(healthPort, healthHost, function (this: import('node:net').Server) {
+      const a = this.address();
+      if (a && typeof a === 'object') announce.info({ health: `http://${a.address}:${a.port}` }, 'buildyardd health listening'); // metrics: say where /metrics is (port 0 in tests)
+    });
+  }
+
+  const gcTimer = setInterval(() => {
+    frontend.collectGarbage({ keepBytes: config.gc.keepStorageBytes, keepDurationMs: config.gc.keepDurationMs })
+      .then((r) => { if (r.deleted > 0) log.info(r, 'blob gc'); })
+      .catch((err: Error) => log.error({ err: err.message }, 'blob gc failed'));
+  }, config.gc.intervalMs);
+  gcTimer.unref();
+
+  const shutdown = async () => {
+    clearInterval(gcTimer);
+    await buildkitEndpoint?.close();
+    await frontend.close();
+    await scheduler.close();
+    await telemetry.shutdown();
+    redis.disconnect();
+    process.exit(0);
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+}
+
+main().catch((err: Error) => {
+  console.error(`buildyardd: ${err.message}`);
+  process.exit(1);
+});
