@@ -32,34 +32,37 @@ after(async () => {
 });
 
 const skip = built ? false : `UI not built at ${UI_DIR}; run npm run build -w @buildyard/dashboard`;
+// Waits for what the page shows: a deadline only against a hang, long enough for Chromium on a
+// loaded machine.
+const WAIT_MS = 30_000;
 
 test('the queue view shows the queued arm64 stage', { skip }, async () => {
   const { page } = tb;
   await page.goto(`${dash.url}/`);
   const waiting = page.locator('tr[data-queue="stages-linux-arm64-native"] td[data-field="waiting"]');
-  await waiting.waitFor({ timeout: 10_000 });
+  await waiting.waitFor({ timeout: WAIT_MS });
   assert.equal(await waiting.textContent(), '1');
-  await page.locator('[data-testid="chart-stages-linux-arm64-native"] canvas').waitFor({ timeout: 5000 });
+  await page.locator('[data-testid="chart-stages-linux-arm64-native"] canvas').waitFor({ timeout: WAIT_MS });
   await tb.screenshot('queues');
 });
 
 test('the build page shows the DAG and pushed digests, and its log tail updates live', { skip }, async () => {
   const { page } = tb;
   await page.goto(`${dash.url}/builds/${seed.doneBuild}`);
-  await page.locator('[data-platform="linux/amd64"] [data-stage="app"]').waitFor({ timeout: 10_000 });
+  await page.locator('[data-platform="linux/amd64"] [data-stage="app"]').waitFor({ timeout: WAIT_MS });
   assert.match(await page.locator('[data-stage="base"]').textContent() ?? '', /cached/);
   assert.match(await page.locator('[data-stage="app"]').textContent() ?? '', /worker w-amd/);
   assert.match(await page.locator('[data-testid="pushed"]').textContent() ?? '', /127\.0\.0\.1:5000\/acme\/app@sha256:d{64}/);
-  await page.locator('[data-testid="log"]', { hasText: 'compiling app' }).waitFor({ timeout: 5000 });
+  await page.locator('[data-testid="log"]', { hasText: 'compiling app' }).waitFor({ timeout: WAIT_MS });
   await tb.screenshot('build-done');
 
   await page.goto(`${dash.url}/builds/${seed.queuedBuild}`);
   const log = page.locator('[data-testid="log"]');
-  await log.filter({ hasText: 'first line of output' }).waitFor({ timeout: 10_000 });
+  await log.filter({ hasText: 'first line of output' }).waitFor({ timeout: WAIT_MS });
   assert.doesNotMatch(await log.textContent() ?? '', /appeared while watching/);
   seed.liveProgress.log(seed.armVertex.digest, 'this line appeared while watching\n');
   await seed.liveProgress.flush();
-  await log.filter({ hasText: 'this line appeared while watching' }).waitFor({ timeout: 10_000 });
+  await log.filter({ hasText: 'this line appeared while watching' }).waitFor({ timeout: WAIT_MS });
   await tb.screenshot('build-live');
 });
 
@@ -79,7 +82,7 @@ test('the live log appends whole lines per platform and keeps the order it first
 
   await page.goto(`${dash.url}/builds/${buildId}`);
   const log = page.locator('[data-testid="log"]');
-  await log.filter({ hasText: 'arm line 1' }).waitFor({ timeout: 10_000 });
+  await log.filter({ hasText: 'arm line 1' }).waitFor({ timeout: WAIT_MS });
   const early = await log.textContent() ?? '';
   // Both platforms write half a line, then the rest: the chunks interleave in the stream.
   progress.log(amd.digest, 'amd li');
@@ -90,7 +93,7 @@ test('the live log appends whole lines per platform and keeps the order it first
   await progress.finished(amd, 1, 2);
   await progress.finished(arm, 1, 2);
   await progress.close();
-  await log.filter({ hasText: 'RUN make (linux/arm64) done' }).waitFor({ timeout: 10_000 });
+  await log.filter({ hasText: 'RUN make (linux/arm64) done' }).waitFor({ timeout: WAIT_MS });
   const late = await log.textContent() ?? '';
   assert.ok(late.startsWith(early), `the view was appended to:\n${early}\n---\n${late}`);
   assert.match(late, /^\[linux\/amd64 client\] amd line 2$/m);
@@ -99,7 +102,7 @@ test('the live log appends whole lines per platform and keeps the order it first
 
   // Opened again, the page shows the same lines in the same order.
   await page.reload();
-  await log.filter({ hasText: 'RUN make (linux/arm64) done' }).waitFor({ timeout: 10_000 });
+  await log.filter({ hasText: 'RUN make (linux/arm64) done' }).waitFor({ timeout: WAIT_MS });
   assert.equal(await log.textContent(), late);
 });
 
@@ -107,11 +110,11 @@ test('the workers page shows a worker as draining after clicking drain', { skip 
   const { page } = tb;
   await page.goto(`${dash.url}/workers`);
   const row = page.locator('tr[data-worker="w-arm"]');
-  await row.waitFor({ timeout: 10_000 });
+  await row.waitFor({ timeout: WAIT_MS });
   assert.equal((await row.locator('td[data-field="state"]').textContent())?.trim(), 'active');
   page.once('dialog', (d) => void d.accept());
   await row.getByRole('button', { name: 'drain' }).click();
-  await row.locator('td[data-field="state"]', { hasText: 'draining' }).waitFor({ timeout: 10_000 });
+  await row.locator('td[data-field="state"]', { hasText: 'draining' }).waitFor({ timeout: WAIT_MS });
   assert.equal(await seed.scheduler.registry.isDraining('w-arm'), true);
   await tb.screenshot('workers');
 });
@@ -119,13 +122,13 @@ test('the workers page shows a worker as draining after clicking drain', { skip 
 test('the builds list filters and the cache page lists tenants', { skip }, async () => {
   const { page } = tb;
   await page.goto(`${dash.url}/builds`);
-  await page.locator(`tr[data-build="${seed.queuedBuild}"]`).waitFor({ timeout: 10_000 });
+  await page.locator(`tr[data-build="${seed.queuedBuild}"]`).waitFor({ timeout: WAIT_MS });
   await page.getByLabel('status').selectOption('succeeded');
-  await page.locator(`tr[data-build="${seed.queuedBuild}"]`).waitFor({ state: 'detached', timeout: 10_000 });
+  await page.locator(`tr[data-build="${seed.queuedBuild}"]`).waitFor({ state: 'detached', timeout: WAIT_MS });
   assert.equal(await page.locator(`tr[data-build="${seed.doneBuild}"]`).count(), 1);
   await tb.screenshot('builds');
   await page.goto(`${dash.url}/cache`);
-  await page.locator('tr[data-tenant="acme"]').waitFor({ timeout: 10_000 });
+  await page.locator('tr[data-tenant="acme"]').waitFor({ timeout: WAIT_MS });
   assert.match(await page.locator('tr[data-tenant="acme"]').textContent() ?? '', /8\.6 MiB/);
   await tb.screenshot('cache');
 });
