@@ -311,6 +311,11 @@ class PlatformPlanner {
   private readonly metaEnv = new Map<string, string>();
   private readonly planned = new Map<number, Promise<StageState>>();
   private readonly done: StageState[] = [];
+  /** SOURCE_DATE_EPOCH (whole seconds) when the build sets it. */
+  private get sourceDateEpoch(): number | undefined {
+    const v = this.opts.buildArgs?.SOURCE_DATE_EPOCH;
+    return v !== undefined && /^\d{1,12}$/.test(v) ? Number(v) : undefined;
+  }
   /** Stages whose final state reads what a URL serves. */
   private readonly provisionalStages = new Set<string>();
   private readonly platArgs: Map<string, string>;
@@ -411,6 +416,7 @@ class PlatformPlanner {
       history: [],
       cacheKey: '',
       noCache: this.opts.noCache ?? false,
+      ...(this.sourceDateEpoch !== undefined ? { sourceDateEpoch: this.sourceDateEpoch } : {}),
     };
     let config: ImageConfig;
     let stateKey: string;
@@ -437,6 +443,9 @@ class PlatformPlanner {
       if (typeof img.config.author === 'string' && img.config.author !== '') plan.author = img.config.author;
       stateKey = imageStateKey(img.digest);
     }
+    // Clamped layers differ from unclamped ones: a stage's first state says which it makes
+    // (a stage based on another inherits that one's).
+    if (!baseStage && this.sourceDateEpoch !== undefined) stateKey = canonicalDigest({ state: stateKey, sourceDateEpoch: this.sourceDateEpoch });
     const env: Env = (config.Env ?? []).map((e) => {
       const eq = e.indexOf('=');
       return eq < 0 ? [e, ''] : [e.slice(0, eq), e.slice(eq + 1)];

@@ -374,3 +374,17 @@ RUN true
   assert.deepEqual(flags('child'), [true]);
   assert.deepEqual(target(p).vertices.map((v) => v.provisionalKey === true), [false, false, true, true]);
 });
+
+test('SOURCE_DATE_EPOCH reaches every stage (layer mtimes are clamped to it) and keys its layers apart', async () => {
+  const text = 'FROM busybox AS a\nRUN true\nFROM a AS b\nCOPY --from=a /x /y\nFROM scratch\nCOPY --from=b /y /z\n';
+  const plain = (await plan(text)).platforms[0].stages;
+  const pinned = (await plan(text, { buildArgs: { SOURCE_DATE_EPOCH: '1600000000' } })).platforms[0].stages;
+  assert.deepEqual(plain.map((s) => s.sourceDateEpoch), [undefined, undefined, undefined]);
+  assert.deepEqual(pinned.map((s) => s.sourceDateEpoch), [1600000000, 1600000000, 1600000000]);
+  for (const [i, s] of pinned.entries()) {
+    assert.deepEqual(s.vertices.map((v) => v.digest), plain[i]!.vertices.map((v) => v.digest), 'same steps');
+    for (const [j, v] of s.vertices.entries()) assert.notEqual(v.cacheKey, plain[i]!.vertices[j]!.cacheKey);
+  }
+  const other = (await plan(text, { buildArgs: { SOURCE_DATE_EPOCH: '1600000001' } })).platforms[0].stages;
+  assert.notEqual(other[0]!.cacheKey, pinned[0]!.cacheKey);
+});

@@ -183,6 +183,9 @@ export interface StagePlan {
   /** Cache key of the stage's final filesystem state (base key when it has no vertices). */
   cacheKey: string;
   noCache: boolean;
+  /** The build's SOURCE_DATE_EPOCH (seconds): mtimes in this stage's new layers are clamped to
+   *  it, so they do not depend on the worker's clock (part of the keys). */
+  sourceDateEpoch?: number;
 }
 
 export interface PlatformPlan {

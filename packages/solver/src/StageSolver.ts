@@ -238,7 +238,7 @@ export class StageSolver {
       await active.release();
       // Every RUN, COPY, ADD and WORKDIR step is a layer, an empty one when it changed nothing:
       // BuildKit commits a snapshot per exec and file op and exports each as a layer.
-      layer = await this.storeDiff(active.upperdir!);
+      layer = await this.storeDiff(active.upperdir!, stage.sourceDateEpoch ?? this.opts.sourceDateEpoch);
     } finally {
       await active.release();
       // Keeping the result as a committed snapshot saves the next step from unpacking it again.
@@ -261,10 +261,10 @@ export class StageSolver {
     return ownScratchDir(join(this.opts.stateDir, SCRATCH_DIR));
   }
 
-  private async storeDiff(upperdir: string): Promise<LayerRecord> {
+  private async storeDiff(upperdir: string, sourceDateEpoch: number | undefined): Promise<LayerRecord> {
     const blobDir = await mkdtemp(join(await this.scratchDir(), 'layer-'));
     try {
-      const blob = await diffUpper(upperdir, { compression: this.opts.compression, sourceDateEpoch: this.opts.sourceDateEpoch, blobPath: join(blobDir, 'blob') });
+      const blob = await diffUpper(upperdir, { compression: this.opts.compression, sourceDateEpoch, blobPath: join(blobDir, 'blob') });
       await this.opts.blobs.put(createReadStream(blob.blobPath), blob.digest, blob.size);
       return { digest: blob.digest, diffID: blob.diffID, size: blob.size, mediaType: blob.mediaType };
     } finally {
