@@ -8,10 +8,10 @@ import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { RedisCacheIndex } from '@buildyard/cache';
 import { ProgressWriter, type VertexRef } from '@buildyard/progress';
+import { DEFAULT_KEYS } from '@buildyard/contracts';
 import { Scheduler, StageConsumer, WorkerRegistry, type StageSpec } from '@buildyard/scheduler';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { createDashboardServer, type DashboardServer, type DashboardServerOptions } from './api/createDashboardServer.js';
-import { BUILDS_KEY, buildKey } from './api/DashboardState.js';
 import type { BuildListStatus } from './api/types.js';
 
 export const TEST_TOKENS = { readToken: 'read-token-for-tests', adminToken: 'admin-token-for-tests' };
@@ -61,12 +61,12 @@ export interface BuildRecordInput {
 /** Writes a build record exactly as the frontend's contract says (hash + sorted set). */
 export async function writeBuildRecord(redis: Redis, b: BuildRecordInput): Promise<void> {
   await redis.multi()
-    .hset(buildKey(b.buildId), {
+    .hset(DEFAULT_KEYS.build(b.buildId), {
       buildId: b.buildId, tenant: b.tenant, status: b.status, platforms: JSON.stringify(b.platforms),
       createdMs: b.createdMs, finishedMs: b.finishedMs ?? '', digest: b.digest ?? '', error: b.error ?? '',
       verticesTotal: b.verticesTotal ?? 0, verticesCached: b.verticesCached ?? 0, pushed: JSON.stringify(b.pushed ?? []),
     })
-    .zadd(BUILDS_KEY, b.createdMs, b.buildId)
+    .zadd(DEFAULT_KEYS.builds, b.createdMs, b.buildId)
     .exec();
 }
 

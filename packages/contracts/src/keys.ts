@@ -55,6 +55,8 @@ export function schedulerKeys(prefix: string) {
     cancelChannel: `${prefix}:cancel`,
     workChannel: `${prefix}:work`,
     config: `${prefix}:config`,
+    /** Set of the stage queues jobs were placed on (the dashboard lists queues from it). */
+    queues: `${prefix}:queues`,
   };
 }
 

@@ -117,6 +117,8 @@ export class Dispatcher {
       ref, buildId: info.buildId, tenant: info.tenant, priority: info.priority, platform: info.platform,
       stageId: info.stageId, cacheKey: info.cacheKey, traceContext: info.traceContext,
     };
+    // Recorded so readers list queues without scanning BullMQ's keys (Scheduler.queueNames).
+    await this.redis.sadd(this.keys.queues, placement.queue);
     await this.queue(placement.queue).add(info.stageId, data, {
       jobId,
       priority: 1001 - info.priority, // BullMQ: lower number runs first
@@ -162,6 +164,19 @@ export class Dispatcher {
     }
     if (moved > 0) await this.redis.publish(this.keys.workChannel, '1');
     return moved;
+  }
+
+  /**
+   * Forgets a queue (drops it from the recorded set) when no job is pending on it; used for the
+   * own queues of workers that are gone, whose ids never come back.
+   */
+  async forgetIfIdle(name: string): Promise<boolean> {
+    const pending = await this.queue(name).getJobCountByTypes('active', 'wait', 'prioritized', 'delayed', 'paused', 'waiting-children');
+    if (pending > 0) return false;
+    await this.redis.srem(this.keys.queues, name);
+    await this.queues.get(name)?.close().catch(() => undefined);
+    this.queues.delete(name);
+    return true;
   }
 
   async close(): Promise<void> {

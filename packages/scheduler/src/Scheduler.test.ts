@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startRedis, until, type RedisService } from '@buildyard/testkit';
-import { NoWorkerError, Scheduler, StageConsumer, platformQueueName, type StageJob, type StageSpec } from './index.js';
+import { NoWorkerError, Scheduler, StageConsumer, platformQueueName, stageRef, workerQueueName, type StageJob, type StageSpec } from './index.js';
 
 let redis: RedisService;
 let prefixSeq = 0;
@@ -349,4 +349,28 @@ test('a stage on a SIGKILLed worker completes on another worker', async (t) => {
     assert.equal(s.attempts, 2);
   }
   assert.deepEqual(runs.map((r) => r.stageId).sort(), ['s1', 's2']);
+});
+
+test('read API: queue names from placements and live workers, a gone worker\'s idle queue forgotten, stage placement, events so far', async (t) => {
+  const { scheduler, consumer } = setup(t);
+  const w1 = await consumer('r1', { native: [AMD], emulated: ['linux/arm64'], capacity: 2 });
+  assert.deepEqual(await scheduler.queueNames(), [platformQueueName(AMD, 'native'), platformQueueName('linux/arm64', 'emulated')], 'a live worker\'s platform queues before any placement');
+  assert.deepEqual(await scheduler.eventsSoFar('q-none'), []);
+  // b depends on a: it goes to the own queue of a's worker, which has a free slot.
+  await scheduler.submitBuild({ buildId: 'q1', tenant: 't1', priority: 0, platforms: [{ platform: AMD, stages: [stage('a'), stage('b', ['a'])] }] });
+  const state = await timeout(scheduler.waitForBuild('q1'));
+  assert.equal(state.status, 'done');
+  assert.equal(state.stages.find((s) => s.stageId === 'b')?.queue, workerQueueName('r1'));
+  assert.deepEqual(await scheduler.queueNames(), [platformQueueName('linux/arm64', 'emulated'), platformQueueName(AMD, 'native'), workerQueueName('r1')].sort());
+
+  assert.deepEqual(await scheduler.stagePlacement(stageRef('q1', AMD, 'a')), { worker: 'r1', emulated: false });
+  assert.equal(await scheduler.stagePlacement(stageRef('q1', AMD, 'missing')), null);
+  const events = await scheduler.eventsSoFar('q1');
+  assert.equal(events.at(-1)?.type, 'build-done', 'ends with the build\'s terminal event, without waiting for more');
+  assert.deepEqual(events.filter((e) => e.type === 'stage-completed').map((e) => 'stageId' in e && e.stageId).sort(), ['a', 'b']);
+
+  // The worker leaves: its own queue (nothing pending) is forgotten; the platform queue it
+  // served stays listed because a job was placed on it.
+  await w1.close();
+  assert.deepEqual(await scheduler.queueNames(), [platformQueueName(AMD, 'native')]);
 });

@@ -2,10 +2,11 @@ import type { Redis } from 'ioredis';
 import { followBuildEvents } from './buildEvents.js';
 import { connectRedis, useRedis, type RedisTarget } from './connectRedis.js';
 import { Dispatcher, noWorkerMessage } from './Dispatcher.js';
-import { DEFAULT_PREFIX, schedulerKeys, workerQueueName, type SchedulerKeys } from './keys.js';
+import { describeQueueName } from '@buildyard/contracts';
+import { DEFAULT_PREFIX, platformQueueName, schedulerKeys, workerQueueName, type SchedulerKeys } from './keys.js';
 import { StageStore } from './StageStore.js';
 import { WorkerRegistry } from './WorkerRegistry.js';
-import type { BuildEvent, BuildRequest, BuildState } from './types.js';
+import type { BuildEvent, BuildRequest, BuildState, StagePlacement } from './types.js';
 
 export interface SchedulerOptions {
   /** Redis key prefix shared by schedulers, consumers and the dashboard (default `buildyard:sched`: contracts' `redisKeys().scheduler.prefix`). */
@@ -86,6 +87,46 @@ export class Scheduler {
 
   getBuild(buildId: string): Promise<BuildState | null> {
     return this.store.getBuild(buildId);
+  }
+
+  /**
+   * The stage queues that may hold jobs: every queue a stage was placed on (recorded at
+   * placement; the own queue of a worker that is gone is forgotten once nothing is pending on
+   * it) and the platform queues of the live workers. Their jobs are read through BullMQ's Queue
+   * API under `keys.bullPrefix`.
+   */
+  async queueNames(): Promise<string[]> {
+    const live = await this.registry.list();
+    const names = new Set<string>();
+    for (const name of await this.redis.smembers(this.keys.queues)) {
+      const described = describeQueueName(name);
+      const gone = described?.kind === 'worker' && !live.some((w) => w.id === described.workerId);
+      if (!gone || !(await this.dispatcher.forgetIfIdle(name))) names.add(name);
+    }
+    for (const w of live) {
+      for (const p of w.nativePlatforms) names.add(platformQueueName(p, 'native'));
+      for (const p of w.emulatedPlatforms) names.add(platformQueueName(p, 'emulated'));
+    }
+    return [...names].sort();
+  }
+
+  /** Where a stage (`stageRef`) runs or ran; null when the scheduler has no such stage. */
+  stagePlacement(ref: string): Promise<StagePlacement | null> {
+    return this.store.stagePlacement(ref);
+  }
+
+  /** The build's events so far, without waiting for more (events() follows a live build). */
+  async eventsSoFar(buildId: string): Promise<BuildEvent[]> {
+    const tail = (await this.redis.xrevrange(this.keys.buildEvents(buildId), '+', '-', 'COUNT', 1)) as [string, string[]][];
+    if (tail.length === 0) return [];
+    const lastId = tail[0][0];
+    const abort = new AbortController();
+    const events: BuildEvent[] = [];
+    for await (const ev of this.events(buildId, { signal: abort.signal })) {
+      events.push(ev);
+      if (ev.id === lastId) { abort.abort(); break; }
+    }
+    return events;
   }
 
   /** Per-tenant override of the running-stage limit (0 = unlimited, null = back to the default). */

@@ -4,7 +4,7 @@
 import type { Redis } from 'ioredis';
 import { fromRedis, jsonFromRedis, luaCommands, schedulerBuildHashSchema, stageHashSchema, traceContextSchema, type LuaCommand, type LuaScript } from '@buildyard/contracts';
 import { schedulerKeys, stageRef, type SchedulerKeys } from './keys.js';
-import type { BuildRequest, BuildState, StageJob, StageState } from './types.js';
+import type { BuildRequest, BuildState, StageJob, StagePlacement, StageState } from './types.js';
 
 export interface QueuedJobRef {
   queue: string;
@@ -185,6 +185,12 @@ export class StageStore {
 
   async abort(buildId: string, status: 'failed' | 'cancelled', error: string): Promise<AbortOutcome> {
     return toAbortOutcome(await this.run('abort', [buildId, status, error]));
+  }
+
+  async stagePlacement(ref: string): Promise<StagePlacement | null> {
+    const [state, worker, emulated] = await this.redis.hmget(this.keys.stage(ref), 'state', 'worker', 'emulated');
+    if (!state) return null;
+    return { ...(worker ? { worker } : {}), ...(emulated !== null ? { emulated: emulated === '1' } : {}) };
   }
 
   async getBuild(buildId: string): Promise<BuildState | null> {

@@ -56,6 +56,12 @@ export interface StageState {
   attempts: number;
 }
 
+/** Where a stage runs or ran: absent fields are not known yet (not started). */
+export interface StagePlacement {
+  worker?: string;
+  emulated?: boolean;
+}
+
 export interface BuildState {
   buildId: string;
   tenant: string;

@@ -2,7 +2,7 @@ import { Queue, type Job, type JobType } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { BlobLeases, RedisCacheIndex, pruneCache, type CacheRecord } from '@buildyard/cache';
 import {
-  BuildRecords, BUILD_RECORD_STATUSES, DEFAULT_KEYS, buildRecordFromHash, describeQueueName, platformQueueName, type BuildRecord, type RedisKeys,
+  BuildRecords, BUILD_RECORD_STATUSES, DEFAULT_KEYS, buildRecordFromHash, describeQueueName, type BuildRecord, type RedisKeys,
 } from '@buildyard/contracts';
 import { decodeEvent, type ProgressEvent } from '@buildyard/progress';
 import { Scheduler, WorkerRegistry, type BuildEvent, type BuildState, type StageState } from '@buildyard/scheduler';
@@ -11,9 +11,6 @@ import type {
   QueueView, RunningStage, StageView, VertexView, WorkerView,
 } from './types.js';
 
-/** The frontend's build list under the default prefix (kept for callers; the keys come from contracts). */
-export const BUILDS_KEY = DEFAULT_KEYS.builds;
-export const buildKey = DEFAULT_KEYS.build;
 const STATUSES = new Set<string>(BUILD_RECORD_STATUSES);
 
 export interface DashboardStateOptions {
@@ -86,11 +83,6 @@ function looseSummary(h: Record<string, string>): BuildSummary {
   };
 }
 
-/**
- * Everything the dashboard shows, read from the Redis state other packages write. It writes
- * nothing itself except through the scheduler's own operations (drain, cancel) and the cache
- * index's delete (prune). It never reads stage payloads or results: secrets must not leak here.
- */
 /** One stage job a worker took, and how long it had waited in its queue. */
 export interface StageWait {
   key: string;
@@ -100,6 +92,14 @@ export interface StageWait {
   startedMs: number;
 }
 
+/**
+ * Everything the dashboard shows, read through the public APIs of the packages that write it:
+ * the scheduler (queue names, builds, stage placement, events), BullMQ's Queue methods (job
+ * counts and jobs, under the scheduler's `keys.bullPrefix`), the build records, the cache
+ * index and the progress stream (contracts' key builders). It writes nothing itself except
+ * through the scheduler's own operations (drain, cancel) and the cache's prune. It never reads
+ * stage payloads or results: secrets must not leak here.
+ */
 export class DashboardState {
   readonly scheduler: Scheduler;
   readonly registry: WorkerRegistry;
@@ -130,6 +130,7 @@ export class DashboardState {
     return q;
   }
 
+  /** Keys matching one of contracts' patterns (cache tenants' LRU sets). */
   private async scan(pattern: string): Promise<string[]> {
     const out: string[] = [];
     let cursor = '0';
@@ -141,18 +142,9 @@ export class DashboardState {
     return out;
   }
 
-  /** Stage queue names: from BullMQ's keys in Redis plus the platforms live workers serve. */
-  async queueNames(): Promise<string[]> {
-    const names = new Set<string>();
-    const head = `${this.bullPrefix}:`;
-    for (const suffix of ['id', 'meta']) {
-      for (const key of await this.scan(`${head}stages-*:${suffix}`)) names.add(key.slice(head.length, -suffix.length - 1));
-    }
-    for (const w of await this.registry.list()) {
-      for (const p of w.nativePlatforms) names.add(platformQueueName(p, 'native'));
-      for (const p of w.emulatedPlatforms) names.add(platformQueueName(p, 'emulated'));
-    }
-    return [...names].sort();
+  /** Stage queue names, as the scheduler knows them (queues used plus live workers' platforms). */
+  queueNames(): Promise<string[]> {
+    return this.scheduler.queueNames();
   }
 
   /** Current depth of every queue; `history` is filled in by the QueueSampler. */
@@ -201,7 +193,7 @@ export class DashboardState {
         const data = job.data as { ref?: string; platform?: string } | undefined;
         let emulated = described?.kind === 'emulated';
         // Per-worker queues mix classes; the stage record says how it ran.
-        if (described?.kind === 'worker' && data?.ref) emulated = (await this.redis.hget(this.scheduler.keys.stage(data.ref), 'emulated')) === '1';
+        if (described?.kind === 'worker' && data?.ref) emulated = (await this.scheduler.stagePlacement(data.ref))?.emulated === true;
         out.push({
           key: `${name}/${job.id}/${job.processedOn}`, platform: data?.platform ?? '', emulated,
           waitMs: Math.max(0, job.processedOn - job.timestamp), startedMs: job.processedOn,
@@ -219,7 +211,7 @@ export class DashboardState {
       for (const job of await this.queue(name).getActive(0, 199)) {
         const data = job?.data as { ref?: string; buildId?: string; platform?: string; stageId?: string } | undefined;
         if (!data?.ref) continue;
-        const worker = await this.redis.hget(this.scheduler.keys.stage(data.ref), 'worker');
+        const worker = (await this.scheduler.stagePlacement(data.ref))?.worker;
         if (!worker) continue;
         const list = running.get(worker) ?? [];
         list.push({ buildId: data.buildId ?? '', platform: data.platform ?? '', stageId: data.stageId ?? '', queue: name });
@@ -272,20 +264,6 @@ export class DashboardState {
     return Object.keys(h).length > 0 ? toBuildSummary({ buildId, ...h }) : null;
   }
 
-  /** The scheduler's events so far, without waiting for more (events() follows a live build). */
-  async buildEventsSoFar(buildId: string): Promise<BuildEvent[]> {
-    const tail = (await this.redis.xrevrange(this.scheduler.keys.buildEvents(buildId), '+', '-', 'COUNT', 1)) as [string, string[]][];
-    if (tail.length === 0) return [];
-    const lastId = tail[0][0];
-    const abort = new AbortController();
-    const events: BuildEvent[] = [];
-    for await (const ev of this.scheduler.events(buildId, { signal: abort.signal })) {
-      events.push(ev);
-      if (ev.id === lastId) { abort.abort(); break; }
-    }
-    return events;
-  }
-
   /** The progress events written so far (non-blocking read of the build's progress stream). */
   async progressSoFar(buildId: string): Promise<ProgressEvent[]> {
     const entries = (await this.redis.xrange(this.keys.progress(buildId), '-', '+')) as [string, string[]][];
@@ -299,7 +277,7 @@ export class DashboardState {
   async getBuild(buildId: string): Promise<BuildDetail | null> {
     const [summary, state] = await Promise.all([this.getSummary(buildId), this.scheduler.getBuild(buildId)]);
     if (!summary && !state) return null;
-    const [events, progress] = await Promise.all([state ? this.buildEventsSoFar(buildId) : Promise.resolve([]), this.progressSoFar(buildId)]);
+    const [events, progress] = await Promise.all([state ? this.scheduler.eventsSoFar(buildId) : Promise.resolve([]), this.progressSoFar(buildId)]);
     return {
       summary,
       scheduler: state ? { status: state.status, error: state.error ?? null, createdAt: state.createdAt, finishedAt: state.finishedAt ?? null, priority: state.priority } : null,
