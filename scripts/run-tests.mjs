@@ -10,10 +10,13 @@
 //                                           timeout, ...) pass through, as `--flag value` or `--flag=value`
 //
 // Output is node's TAP reporter when not on a TTY, which ends with `# pass N` / `# fail N`.
+// Every test file runs under scripts/test-guard.mjs: a file that stalls (no test starting or
+// ending for BUILDYARD_TEST_STALL_MS) or does not exit after its tests (BUILDYARD_TEST_EXIT_MS)
+// is stopped and reported failed, so a hang cannot keep the run from reaching its summary.
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const repoRoot = resolve(fileURLToPath(import.meta.url), '../..');
 // node --test flags that take a value; written `--flag value`, the value is not a test root.
@@ -58,7 +61,7 @@ if (files.length === 0) {
 }
 const concurrency = process.env.BUILDYARD_TEST_CONCURRENCY ?? '2';
 const child = spawn(process.execPath, [
-  '--conditions=source', '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`,
+  '--conditions=source', '--import', 'tsx', '--import', pathToFileURL(join(repoRoot, 'scripts', 'test-guard.mjs')).href, '--test', `--test-concurrency=${concurrency}`,
   ...(process.env.BUILDYARD_TEST_REPORTER ? [`--test-reporter=${process.env.BUILDYARD_TEST_REPORTER}`] : []),
   ...nodeTestFlags,
   ...files.map((f) => relative(process.cwd(), f)),
