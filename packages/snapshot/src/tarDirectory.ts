@@ -8,6 +8,8 @@ import { readXattrsTree, type Xattrs } from './xattrs.js';
 export interface TarDirectoryOptions extends LayerBlobOptions {
   /** Clamp mtimes to SOURCE_DATE_EPOCH (seconds). */
   sourceDateEpoch?: number;
+  /** diffUpper: opens the filesystem the upper dir was made on (see WalkOptions.lower). */
+  lower?: () => Promise<string>;
 }
 
 export const OCI_WHITEOUT_PREFIX = '.wh.';
@@ -17,6 +19,12 @@ const OVERLAY_XATTR_PREFIX = 'trusted.overlay.';
 interface WalkOptions {
   /** Convert overlayfs whiteouts (char 0/0, trusted.overlay.opaque=y) into OCI whiteouts. */
   overlay: boolean;
+  /**
+   * The filesystem the upper dir was made on (asked for only when an opaque directory is met).
+   * With it, an opaque directory is written as BuildKit's overlay differ writes it: one
+   * whiteout per entry of the lower directory that is gone, instead of `.wh..wh..opq`.
+   */
+  lower?: () => Promise<string>;
 }
 
 function isOverlayWhiteout(st: Stats): boolean {
@@ -38,6 +46,17 @@ function minor(rdev: number): number {
 export async function collectLayerEntries(root: string, options: WalkOptions): Promise<LayerEntry[]> {
   const xattrsByPath = await readXattrsTree(root);
   const entries: LayerEntry[] = [];
+  /** Whiteouts for what `lowerDir` holds and `upperDir` no longer does, down directories both
+   *  still have (BuildKit's double-walking diff under an opaque directory). */
+  const whiteoutGone = async (upperDir: string, lowerDir: string, rel: string, mtime: number): Promise<void> => {
+    let names: string[];
+    try { names = await readdir(lowerDir); } catch { return; } // absent or not a directory below
+    for (const name of names) {
+      const upper = await lstat(join(upperDir, name)).catch(() => null);
+      if (!upper) entries.push({ path: `${rel}/${OCI_WHITEOUT_PREFIX}${name}`, type: 'file', mode: 0, uid: 0, gid: 0, mtime, size: 0 });
+      else if (upper.isDirectory()) await whiteoutGone(join(upperDir, name), join(lowerDir, name), `${rel}/${name}`, mtime);
+    }
+  };
   const walk = async (dir: string, rel: string): Promise<void> => {
     const names = (await readdir(dir)).sort(comparePathBytes);
     for (const name of names) {
@@ -56,7 +75,8 @@ export async function collectLayerEntries(root: string, options: WalkOptions): P
       if (st.isDirectory()) {
         entries.push({ ...base, type: 'dir' });
         if (options.overlay && all.get(`${OVERLAY_XATTR_PREFIX}opaque`)?.toString() === 'y') {
-          entries.push({ path: `${path}/${OCI_OPAQUE_WHITEOUT}`, type: 'file', mode: 0, uid: 0, gid: 0, mtime, size: 0 });
+          if (options.lower) await whiteoutGone(abs, join(await options.lower(), path), path, mtime);
+          else entries.push({ path: `${path}/${OCI_OPAQUE_WHITEOUT}`, type: 'file', mode: 0, uid: 0, gid: 0, mtime, size: 0 });
         }
         await walk(abs, path);
       } else if (st.isFile()) {
@@ -99,6 +119,6 @@ export async function tarDirectory(dir: string, options: TarDirectoryOptions): P
  * Read the upper dir only while nothing writes to the snapshot (after the container exited).
  */
 export async function diffUpper(upperdir: string, options: TarDirectoryOptions): Promise<LayerBlob> {
-  const entries = await collectLayerEntries(upperdir, { overlay: true });
+  const entries = await collectLayerEntries(upperdir, { overlay: true, lower: options.lower });
   return writeLayerBlob(writeLayerTar(entries, { sourceDateEpoch: options.sourceDateEpoch }), options);
 }

@@ -238,7 +238,7 @@ export class StageSolver {
       await active.release();
       // Every RUN, COPY, ADD and WORKDIR step is a layer, an empty one when it changed nothing:
       // BuildKit commits a snapshot per exec and file op and exports each as a layer.
-      layer = await this.storeDiff(active.upperdir!, stage.sourceDateEpoch ?? this.opts.sourceDateEpoch);
+      layer = await this.storeDiff(active.upperdir!, layers, stage.sourceDateEpoch ?? this.opts.sourceDateEpoch);
     } finally {
       await active.release();
       // Keeping the result as a committed snapshot saves the next step from unpacking it again.
@@ -261,13 +261,20 @@ export class StageSolver {
     return ownScratchDir(join(this.opts.stateDir, SCRATCH_DIR));
   }
 
-  private async storeDiff(upperdir: string, sourceDateEpoch: number | undefined): Promise<LayerRecord> {
+  private async storeDiff(upperdir: string, parent: LayerRecord[], sourceDateEpoch: number | undefined): Promise<LayerRecord> {
     const blobDir = await mkdtemp(join(await this.scratchDir(), 'layer-'));
+    // A directory removed and made again is written as BuildKit writes it (a whiteout per
+    // entry gone), which needs the parent filesystem: mounted only when that happens.
+    let lower: { path: string; release(): Promise<void> } | undefined;
     try {
-      const blob = await diffUpper(upperdir, { compression: this.opts.compression, sourceDateEpoch, blobPath: join(blobDir, 'blob') });
+      const blob = await diffUpper(upperdir, {
+        compression: this.opts.compression, sourceDateEpoch, blobPath: join(blobDir, 'blob'),
+        lower: async () => (lower ??= await this.viewOf(parent)).path,
+      });
       await this.opts.blobs.put(createReadStream(blob.blobPath), blob.digest, blob.size);
       return { digest: blob.digest, diffID: blob.diffID, size: blob.size, mediaType: blob.mediaType };
     } finally {
+      await lower?.release();
       await rm(blobDir, { recursive: true, force: true });
     }
   }

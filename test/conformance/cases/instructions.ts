@@ -43,5 +43,6 @@ export const cases: Case[] = [
   { name: 'run-fails-exit-code', dockerfile: 'FROM {{BASE}}\nRUN exit 3\n' },
   { name: 'run-exec-form-fails', dockerfile: 'FROM {{BASE}}\nRUN ["/bin/false"]\n' },
   { name: 'run-deletes-base-file', dockerfile: 'FROM {{BASE}}\nRUN rm /bin/vi && mkdir -p /x && touch /x/y\n' },
-  { name: 'run-opaque-dir', divergence: 'packages/snapshot writes an opaque whiteout for a re-created directory where BuildKit\'s differ writes one whiteout per removed entry; the flattened filesystem is the same', dockerfile: 'FROM {{BASE}}\nRUN mkdir -p /d && touch /d/a /d/b\nRUN rm -rf /d && mkdir /d && touch /d/c\n' },
+  { name: 'run-opaque-dir', dockerfile: 'FROM {{BASE}}\nRUN mkdir -p /d && touch /d/a /d/b\nRUN rm -rf /d && mkdir /d && touch /d/c\n' },
+  { name: 'run-opaque-dir-nested', dockerfile: 'FROM {{BASE}}\nRUN mkdir -p /d/sub/deep /d/gone && touch /d/a /d/sub/x /d/sub/y /d/sub/deep/z /d/gone/g\nRUN rm -rf /d && mkdir -p /d/sub && touch /d/sub/y /d/new\n' },
 ];
