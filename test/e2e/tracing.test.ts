@@ -39,12 +39,21 @@ test('one trace links the client, the frontend\'s gRPC server, solve and plan sp
     });
   });
   await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
-  after(() => collector.close());
+  let started: Cluster | undefined;
+  // The cluster first (its processes flush their last spans as they stop), then the collector
+  // with every connection: an exporter's keep-alive socket would keep this file from exiting.
+  after(async () => {
+    try {
+      await started?.stop();
+    } finally {
+      collector.closeAllConnections();
+      collector.close();
+    }
+  });
   const port = (collector.address() as { port: number }).port;
-  const cluster: Cluster = await startCluster({ workers: 1, env: {
+  const cluster: Cluster = started = await startCluster({ workers: 1, env: {
     OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '200',
   } });
-  after(() => cluster.stop());
 
   const traceId = randomBytes(16).toString('hex');
   const clientSpanId = randomBytes(8).toString('hex');

@@ -34,9 +34,12 @@ before(async () => {
   contexts = new ContextDirs('network');
 });
 after(async () => {
-  await cluster?.stop();
-  await outside?.stop();
-  contexts?.remove();
+  try {
+    await cluster?.stop();
+  } finally {
+    await outside?.stop();
+    contexts?.remove();
+  }
 });
 
 const context = (name: string, dockerfile: string) => contexts.make(name, dockerfile);

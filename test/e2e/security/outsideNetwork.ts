@@ -89,13 +89,23 @@ export async function startOutside(options: { metadata?: string } = {}): Promise
     const routes: string[][] = [];
     let server: ChildProcess | undefined;
     let hostServer: Server | undefined;
-    const stop = async () => {
+    let stopped = false;
+    // Synchronous, so the 'exit' hook can run it too: a test file stopped before its after()
+    // (interrupted, or stopped by scripts/test-guard.mjs) leaves no server, veth or namespace.
+    const stopNow = () => {
+      if (stopped) return;
+      stopped = true;
+      process.off('exit', stopNow);
       server?.kill('SIGKILL');
+      // A connection still open to it would keep this process alive after its tests.
+      hostServer?.closeAllConnections();
       hostServer?.close();
       for (const r of routes) ip(['route', 'del', ...r]);
       ip(['link', 'del', link]);
       ip(['netns', 'del', ns]);
     };
+    process.once('exit', stopNow);
+    const stop = async () => stopNow();
     try {
       must(['address', 'add', `${hostAddress}/30`, 'dev', link]);
       must(['link', 'set', link, 'up']);
@@ -111,6 +121,7 @@ export async function startOutside(options: { metadata?: string } = {}): Promise
         routes.push(r);
       }
       const cfg = { web: at(1), denied: at(2), dns: at(3), metadata, domain: `outside-${nonce}.test`, nonce };
+      // `ip netns exec` execs node in place: `server` is the server process itself.
       server = spawn('ip', ['netns', 'exec', ns, process.execPath, serverScript, JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'inherit'] });
       const proc = server;
       const connections = new Map<string, OutsideConnection & { port: number; close(): void }>();
@@ -127,7 +138,8 @@ export async function startOutside(options: { metadata?: string } = {}): Promise
             connections.get(m[2]!)?.close();
           }
         });
-        proc.once('exit', (code) => fail(new Error(`the outside server exited with ${code}`)));
+        proc.once('exit', (code, signal) => fail(new Error(`the outside server exited with ${code ?? signal} before it was ready`)));
+        proc.once('error', (err) => fail(new Error(`cannot start the outside server with ip netns exec: ${err.message}`)));
       });
       const hs = createServer((_req, res) => res.end(`WORKER-HOST ${nonce}\n`));
       hostServer = hs;

@@ -9,6 +9,7 @@
 import { createServer } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
 import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 
 const cfg = JSON.parse(process.argv[2]);
 const labels = { [cfg.web]: 'hello from outside', [cfg.denied]: 'DENIED-SERVICE', [cfg.metadata]: 'METADATA-SERVICE' };
@@ -76,3 +77,11 @@ await Promise.all([
   new Promise((resolve) => dns.bind(53, cfg.dns, resolve)),
 ]);
 process.stdout.write('ready\n');
+
+// The test process that started it stops it; if that process dies first (SIGKILL, a crash), this
+// is re-parented and goes too instead of lingering in its namespace.
+// (process.ppid is read once at start-up, so the live value comes from /proc.)
+const ppid = () => Number(readFileSync('/proc/self/stat', 'utf8').replace(/^.*\) /s, '').split(' ')[1]);
+const parent = ppid();
+setInterval(() => { if (ppid() !== parent) process.exit(0); }, 500).unref();
+
