@@ -6,6 +6,8 @@ import { execFile, spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { credentials } from '@grpc/grpc-js';
 import { AttachRequest, ControlClient, StatusRequest, type SolveEvent, type StatusResponse } from '@buildyard/proto';
 import { freePort, referenceTools, startCluster, until, type Cluster } from '@buildyard/testkit';
@@ -27,7 +29,11 @@ before(async () => {
   // One stage per worker at a time, so the two middle stages must go to different workers.
   cluster = await startCluster({
     workers: 2,
-    env: { BUILDYARD_WORKER_CAPACITY: '1', BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' },
+    env: {
+      BUILDYARD_WORKER_CAPACITY: '1', BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default',
+      // The endpoint's tenant may use the host network (with --allow), not security.insecure.
+      BUILDYARD_ENTITLEMENTS: 'default:network.host',
+    },
   });
   addr = `tcp://127.0.0.1:${port}`;
   await until('the BuildKit endpoint to listen', () => cluster.frontendProcess.output().includes('buildkit endpoint listening'), 60_000);
@@ -123,15 +129,24 @@ test('what the endpoint does not support fails at once with one clear line', { s
   assert.match(directive.stderr, /# syntax=example\.com\/my\/frontend:1: frontend images are not supported/);
 });
 
-test('docker buildx with the remote driver: inspect --bootstrap lists amd64 and arm64; build --push for two platforms', { skip }, async () => {
+/** docker-buildx with its config kept in this suite's work dir. */
+function buildx(...args: string[]): Promise<Run> {
   const env = { ...process.env, BUILDX_CONFIG: join(work, 'buildx') };
-  const buildx = (...args: string[]) => new Promise<Run>((resolveRun) => {
+  return new Promise<Run>((resolveRun) => {
     execFile(tools.paths['docker-buildx'], args, { env, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       resolveRun({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
   });
-  const created = await buildx('create', '--name', 'buildyard', '--driver', 'remote', addr);
+}
+
+/** A remote-driver builder for the endpoint, named for the test that uses it (tests run alone, in any order). */
+async function remoteBuilder(name: string): Promise<void> {
+  const created = await buildx('create', '--name', name, '--driver', 'remote', addr);
   assert.equal(created.code, 0, created.stderr);
+}
+
+test('docker buildx with the remote driver: inspect --bootstrap lists amd64 and arm64; build --push for two platforms', { skip }, async () => {
+  await remoteBuilder('buildyard');
   const inspect = await buildx('--builder', 'buildyard', 'inspect', '--bootstrap');
   assert.equal(inspect.code, 0, inspect.stderr);
   assert.match(inspect.stdout, /Status:\s+running/);
@@ -230,4 +245,41 @@ test('buildctl --secret: RUN --mount=type=secret reads the value from the client
     '--secret', `id=mysecret,src=${join(work, 'secret.txt')}`);
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stderr, /secret-matched/);
+});
+
+test('buildctl and buildx --allow network.host reach the host network for a tenant granted it; without --allow, or asking for an entitlement not granted, fails in BuildKit\'s words', { skip }, async () => {
+  // Only a RUN in the host's network namespace reaches this loopback server.
+  const token = `host-net-${Date.now()}`;
+  const server = createServer((_req, res) => res.end(token));
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  try {
+    const dir = join(work, 'hostnet');
+    cpSync(example, dir, { recursive: true });
+    const { port } = server.address() as AddressInfo;
+    writeFileSync(join(dir, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN --network=host echo "got $(wget -qO- http://127.0.0.1:${port}/)"\n`);
+    const base = ['build', '--progress', 'plain', '--frontend', 'dockerfile.v0', '--local', `context=${dir}`, '--local', `dockerfile=${dir}`, '--opt', 'no-cache='];
+
+    const allowed = await buildctl(...base, '--allow', 'network.host');
+    assert.equal(allowed.code, 0, allowed.stderr);
+    assert.match(allowed.stderr, new RegExp(`got ${token}`));
+
+    const notAsked = await buildctl(...base);
+    assert.notEqual(notAsked.code, 0);
+    assert.match(notAsked.stderr, /error: failed to solve: .*network\.host is not allowed/);
+
+    // buildctl takes one entitlement per --allow (buildx also splits a comma list).
+    const notGranted = await buildctl(...base, '--allow', 'network.host', '--allow', 'security.insecure');
+    assert.notEqual(notGranted.code, 0);
+    assert.match(notGranted.stderr, /error: failed to solve: granting entitlement security\.insecure is not allowed by build daemon configuration/);
+
+    await remoteBuilder('buildyard-allow');
+    const viaBuildx = await buildx('--builder', 'buildyard-allow', 'build', '--progress', 'plain', '--no-cache', '--allow', 'network.host', dir);
+    assert.equal(viaBuildx.code, 0, viaBuildx.stderr);
+    assert.match(viaBuildx.stderr, new RegExp(`got ${token}`));
+    const buildxDenied = await buildx('--builder', 'buildyard-allow', 'build', '--progress', 'plain', '--allow', 'security.insecure,network.host', dir);
+    assert.notEqual(buildxDenied.code, 0);
+    assert.match(buildxDenied.stderr, /granting entitlement security\.insecure is not allowed by build daemon configuration/);
+  } finally {
+    server.close();
+  }
 });

@@ -76,6 +76,8 @@ export function toBuildyardRequest(req: buildkit.SolveRequest, attrs: Dockerfile
     contextId, dockerfile, dockerfileName: attrs.filename, buildArgs: attrs.buildArgs, target: attrs.target, platforms: attrs.platforms,
     cacheFrom: cacheSpecs(req.Cache?.Imports ?? []), cacheTo: cacheSpecs(req.Cache?.Exports ?? []), outputs: outputsOf(req),
     labels: attrs.labels, noCache: attrs.noCache, noCacheFilter: attrs.noCacheFilter, network: attrs.network, dockerignore: dockerignore ?? Buffer.alloc(0),
+    // buildctl/buildx --allow: checked against the tenant's auth.entitlements like `buildyard build --allow`.
+    entitlements: req.Entitlements,
   });
 }
 
