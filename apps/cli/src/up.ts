@@ -14,13 +14,17 @@ export function registerUpCommands(program: Command): void {
       if (!Number.isInteger(o.workers) || o.workers < 1) throw new Error(`--workers must be a positive integer, got ${o.workers}`);
       const info = await startLocalCluster({ stateDir: o.stateDir, workers: o.workers, onStep: o.json ? undefined : (m) => process.stderr.write(`=> ${m}\n`) });
       if (o.json) {
-        console.log(JSON.stringify({ frontend: info.frontend, registry: info.registry, dashboard: info.dashboard, redis: info.redis.replace(/\/\/:[^@]*@/, '//'), redisPasswordFile: `${info.stateDir}/redis-password`, builder: info.builder, stateDir: info.stateDir, workers: info.workers }));
+        console.log(JSON.stringify({ frontend: info.frontend, registry: info.registry, dashboard: info.dashboard, redis: info.redis.replace(/\/\/:[^@]*@/, '//'), redisPasswordFile: `${info.stateDir}/redis-password`, builder: info.builder, stateDir: info.stateDir, workers: info.workers, buildkit: info.buildkit }));
         return;
       }
       console.log(`frontend   ${info.frontend}  (builder "${info.builder}", now the default)`);
       console.log(`registry   ${info.registry}`);
       console.log(`dashboard  ${info.dashboard}/?token=<the token in ${info.stateDir}/token>`);
       console.log(`workers    ${info.workers}`);
+      if (info.buildkit) {
+        const { addr, cacert, cert, key } = info.buildkit;
+        console.log(`buildkit   ${addr}  (docker buildx create --driver remote --driver-opt cacert=${cacert},cert=${cert},key=${key} ${addr})`);
+      }
       console.log('stop it with: buildyard down' + (o.stateDir === DEFAULT_STATE_DIR ? '' : ` --state-dir ${o.stateDir}`));
     });
 

@@ -7,7 +7,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
-import { cleanupUnder, freePort, hasCommand, seedBusybox } from '@buildyard/hostkit';
+import { cleanupUnder, freePort, generateEndpointPki, hasCommand, seedBusybox } from '@buildyard/hostkit';
 import { BuilderStore } from './BuilderStore.js';
 import type { InfoResponse } from '@buildyard/proto';
 import { connectBuilder } from './connectBuilder.js';
@@ -23,6 +23,8 @@ export interface LocalClusterInfo {
   /** name -> pid, in start order */
   pids: Record<string, number>;
   dashboardAdminToken: string;
+  /** The BuildKit endpoint (buildctl, docker buildx --driver remote) and the client's TLS files. */
+  buildkit?: { addr: string; cacert: string; cert: string; key: string };
 }
 
 export const LOCAL_BUILDER = 'local';
@@ -99,7 +101,7 @@ export async function startLocalCluster(options: { stateDir: string; workers: nu
     return join(stateDir, 'logs', `${name}.log`);
   };
   try {
-    const [redisPort, registryPort, frontendPort, dashboardPort, healthPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+    const [redisPort, registryPort, frontendPort, dashboardPort, healthPort, buildkitPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
     step('starting redis');
     await mkdir(join(stateDir, 'redis'), { recursive: true });
     // Redis always requires a password (a build must not reach queues, records or the cache
@@ -128,9 +130,14 @@ export async function startLocalCluster(options: { stateDir: string; workers: nu
       BUILDYARD_TOKENS: `local:${token}`,
       BUILDYARD_INSECURE_REGISTRIES: `127.0.0.1:${registryPort}`,
     };
+    // The BuildKit endpoint serves TLS with client certificates, as buildkitd: a fresh CA per
+    // `up`; the client certificate names the cluster's one tenant.
+    step('generating the BuildKit endpoint\'s certificates');
+    const pki = await generateEndpointPki(join(stateDir, 'buildkit'), { tenant: 'local', hosts: ['127.0.0.1'] });
     step('starting the frontend');
     const frontendLog = launch('buildyardd', process.execPath, [programs.buildyardd], {
       ...env, BUILDYARD_STATE_DIR: join(stateDir, 'frontend'), BUILDYARD_LISTEN: `127.0.0.1:${frontendPort}`, BUILDYARD_HEALTH_LISTEN: `127.0.0.1:${healthPort}`,
+      BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${buildkitPort}`, BUILDYARD_BUILDKIT_TLS_CERT: pki.serverCert, BUILDYARD_BUILDKIT_TLS_KEY: pki.serverKey, BUILDYARD_BUILDKIT_TLS_CLIENT_CA: pki.caCert,
     });
     for (let i = 1; i <= options.workers; i++) {
       step(`starting worker-${i}`);
@@ -153,6 +160,7 @@ export async function startLocalCluster(options: { stateDir: string; workers: nu
     const info: LocalClusterInfo = {
       frontend: `tcp://127.0.0.1:${frontendPort}`, registry: `127.0.0.1:${registryPort}`, dashboard: `http://127.0.0.1:${dashboardPort}`,
       redis: redisUrl, stateDir, builder: LOCAL_BUILDER, workers: options.workers, pids, dashboardAdminToken: adminToken,
+      buildkit: { addr: `tcp://127.0.0.1:${buildkitPort}`, cacert: pki.caCert, cert: pki.clientCert, key: pki.clientKey },
     };
     await writeFile(clusterFile(stateDir), JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
     return info;

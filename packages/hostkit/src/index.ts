@@ -5,3 +5,4 @@
 export { seedBusybox, busyboxRootfs, busyboxLayout, cacheRoot, type SeededImage, type BusyboxArch } from './busybox.js';
 export { cleanupUnder } from './cleanupUnder.js';
 export { freePort, hasCommand, requireCommand } from './host.js';
+export { generateEndpointPki, type EndpointPki } from './pki.js';
