@@ -173,6 +173,8 @@ class Planner {
     let p = this.imageCache.get(key);
     if (!p) {
       p = this.opts.resolveImage(ref, platform).catch((e: unknown) => {
+        // BuildKit's own words for an image without the platform, as buildkitd prints them.
+        if ((e as { code?: string }).code === 'NO_PLATFORM_MATCH') this.err(excerpt((e as Error).message, 500), ins);
         this.err(`failed to resolve image "${excerpt(ref)}" for ${platform}: ${excerpt((e as Error).message ?? String(e), 300)}`, ins);
       });
       this.imageCache.set(key, p);
@@ -396,7 +398,8 @@ class PlatformPlanner {
     if (platFlag) {
       const v = p.expand(platFlag.value ?? '', this.metaEnv, from);
       try {
-        stagePlatform = normalizePlatform(v);
+        // Any os/arch, as BuildKit: an unknown one fails when the base image has no manifest for it.
+        stagePlatform = normalizePlatform(v, { allowUnknown: true });
       } catch (e) {
         this.p.err(`FROM --platform: ${(e as Error).message}`, from);
       }

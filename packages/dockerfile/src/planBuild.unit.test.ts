@@ -388,3 +388,19 @@ test('SOURCE_DATE_EPOCH reaches every stage (layer mtimes are clamped to it) and
   const other = (await plan(text, { buildArgs: { SOURCE_DATE_EPOCH: '1600000001' } })).platforms[0].stages;
   assert.notEqual(other[0]!.cacheKey, pinned[0]!.cacheKey);
 });
+
+test('FROM --platform takes any os/arch (containerd Parse); the resolver\'s no-match error is passed on in BuildKit\'s words', async () => {
+  const calls: string[] = [];
+  const noMatch = async (ref: string, platform: string): Promise<ResolvedImage> => {
+    calls.push(`${ref} ${platform}`);
+    throw Object.assign(new Error(`docker.io/library/${ref}:latest: no match for platform in manifest ${D('c')}: not found`), { code: 'NO_PLATFORM_MATCH' });
+  };
+  await assert.rejects(plan('FROM --platform=linux/Nonsense busybox\n', { resolveImage: noMatch }), (e: unknown) => {
+    assert.ok(e instanceof DockerfileError);
+    assert.match(e.message, new RegExp(`docker.io/library/busybox:latest: no match for platform in manifest ${D('c')}: not found`));
+    assert.doesNotMatch(e.message, /failed to resolve/);
+    return true;
+  });
+  assert.deepEqual(calls, ['busybox linux/nonsense']);
+  await rejects('FROM --platform=linux/x/y/z busybox\n', 1, /FROM --platform: invalid platform "linux\/x\/y\/z"/);
+});

@@ -76,8 +76,13 @@ export function hostArch(): string {
   return map[process.arch] ?? process.arch;
 }
 
-/** Parses a platform specifier with containerd's rules and returns it normalised. */
-export function parsePlatform(specifier: string): Platform {
+/**
+ * Parses a platform specifier with containerd's rules and returns it normalised. Buildyard
+ * refuses operating systems and architectures it does not know; `allowUnknown` takes any
+ * os/arch[/variant] as containerd's Parse does (FROM --platform: BuildKit fails only when the
+ * base image has no such manifest).
+ */
+export function parsePlatform(specifier: string, opts: { allowUnknown?: boolean } = {}): Platform {
   const s = specifier.trim();
   if (s === '') throw new InvalidPlatformError(specifier, 'empty platform');
   const parts = s.split('/');
@@ -104,6 +109,7 @@ export function parsePlatform(specifier: string): Platform {
   } else {
     throw new InvalidPlatformError(specifier, 'cannot parse platform specifier');
   }
+  if (opts.allowUnknown) return withVariant(os, arch, variant);
   if (!KNOWN_OS.has(os)) throw new InvalidPlatformError(specifier, `unknown operating system "${os}"`);
   if (!KNOWN_ARCH.has(arch)) throw new InvalidPlatformError(specifier, `unknown architecture "${arch}"`);
   return withVariant(os, arch, variant);
@@ -120,6 +126,6 @@ export function formatPlatform(p: Platform): string {
 }
 
 /** Normalises a platform string: "arm64" -> "linux/arm64", "linux/x86_64" -> "linux/amd64". */
-export function normalizePlatform(specifier: string): string {
-  return formatPlatform(parsePlatform(specifier));
+export function normalizePlatform(specifier: string, opts: { allowUnknown?: boolean } = {}): string {
+  return formatPlatform(parsePlatform(specifier, opts));
 }

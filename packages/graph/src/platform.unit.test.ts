@@ -37,3 +37,10 @@ test('canonical JSON sorts keys and drops undefined, so digests ignore construct
 test('an enormous platform string gives a short one-line error', () => {
   assert.throws(() => normalizePlatform('x'.repeat(100_000)), (e: unknown) => e instanceof InvalidPlatformError && e.message.length < 200 && /^invalid platform "x{64}…"/.test(e.message));
 });
+
+test('allowUnknown takes any os/arch[/variant] as containerd Parse does; the syntax rules stay', () => {
+  assert.equal(normalizePlatform('linux/sparc99', { allowUnknown: true }), 'linux/sparc99');
+  assert.equal(normalizePlatform('Plan10/X86_64/v1', { allowUnknown: true }), 'plan10/amd64');
+  assert.throws(() => normalizePlatform('nonsense', { allowUnknown: true }), /unknown operating system or architecture/);
+  assert.throws(() => normalizePlatform('linux/a b', { allowUnknown: true }), /not a valid platform component/);
+});

@@ -2,6 +2,7 @@ import type { LayerRecord } from '@buildyard/cache';
 import type { ImageConfigFile } from '@buildyard/graph';
 import { parseReference, type FsContentStore, type ImageConfig, type RegistryClient } from '@buildyard/oci';
 import type { ImageSource } from './StageSolver.js';
+import { isKnownPlatform, unknownPlatformError } from './unknownPlatform.js';
 
 type PulledImage = { layers: LayerRecord[]; config: ImageConfigFile };
 
@@ -71,6 +72,7 @@ const asConfigFile = (config: ImageConfig): ImageConfigFile => config as ImageCo
 /** The planner's base-image resolver: a reference and platform to the pinned image and its config. */
 export function registryImageResolver(client: RegistryClient, signal?: AbortSignal) {
   return async (ref: string, platform: string): Promise<{ ref: string; digest: string; config: ImageConfigFile }> => {
+    if (!isKnownPlatform(platform)) throw await unknownPlatformError(client, ref, platform, { signal });
     const image = await client.resolve(ref, platform, { signal });
     return { ref: `${image.reference.registry}/${image.reference.repository}@${image.manifestDigest}`, digest: image.manifestDigest, config: asConfigFile(image.config) };
   };
