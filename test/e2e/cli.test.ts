@@ -148,8 +148,14 @@ test('builder create, use, ls (workers with native and emulated platforms), insp
 });
 
 test('du lists the build cache and prune -f empties it', () => {
+  // A build of its own, so there is cache to list whichever tests ran before.
+  const context = mkdtempSync(join(work, 'du-'));
+  writeFileSync(join(context, 'Dockerfile'), `ARG BASE\nFROM \${BASE}\nRUN echo du-${process.pid} > /du\n`);
+  const build = cli(['build', '-q', '--platform', 'linux/amd64', '--build-arg', base(), context]);
+  assert.equal(build.status, 0, build.stderr);
   const du = cli(['du']);
   assert.equal(du.status, 0, du.stderr);
+  assert.match(du.stdout, /sha256:/, 'the build\'s layers are listed');
   assert.match(du.stdout, /Total/i);
   const prune = cli(['prune', '-a', '-f']);
   assert.equal(prune.status, 0, prune.stderr);
