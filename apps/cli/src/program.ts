@@ -1,7 +1,7 @@
 // The commander wiring of `buildyard`; the logic lives in @buildyard/client.
 import { Command, CommanderError, Option } from 'commander';
 import {
-  BuilderStore, ClientError, ExitCode, PROGRESS_MODES, connectBuilder, createIndex, formatDiskUsage, formatInfo, formatPrune,
+  BuilderStore, ClientError, ExitCode, PROGRESS_MODES, createIndex, withBuilderConnection, formatDiskUsage, formatInfo, formatPrune,
   formatWorkers, inspectImage, login, parseSize, runBuild, table, type BuildFlags, type DiskUsageResponse, type InfoResponse, type ListWorkersResponse, type PruneResponse,
 } from '@buildyard/client';
 import { RegistryClient, dockerConfigPath } from '@buildyard/oci';
@@ -159,9 +159,8 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
       for (const n of names) {
         const rb = await s.resolve(n, { ...io.env, BUILDYARD_BUILDER: '' });
         const active = envBuilder ? envBuilder === rb.name : (current ? current === rb.name : rb.source === 'default');
-        const conn = connectBuilder(rb);
         try {
-          const res = await conn.unary<ListWorkersResponse>('list workers', (md, opt, cb) => conn.control.listWorkers({}, md, opt, cb), 5_000);
+          const res = await withBuilderConnection(rb, (conn) => conn.unary<ListWorkersResponse>('list workers', (md, opt, cb) => conn.control.listWorkers({}, md, opt, cb), 5_000));
           const platforms = new Set<string>();
           for (const w of res.workers) { w.nativePlatforms.forEach((p) => platforms.add(p)); w.emulatedPlatforms.forEach((p) => platforms.add(`${p}*`)); }
           rows.push([`${rb.name}${active ? ' *' : ''}`, rb.endpoint, 'running', [...platforms].join(', ')]);
@@ -172,8 +171,6 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
         } catch (e) {
           const why = e instanceof ClientError && e.exitCode === ExitCode.Unreachable && /refused the credentials/.test(e.message) ? 'unauthorized' : 'unreachable';
           rows.push([`${rb.name}${active ? ' *' : ''}`, rb.endpoint, why, '']);
-        } finally {
-          conn.close();
         }
       }
       for (const line of table(rows)) out(line);
@@ -182,8 +179,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
   builder.command('inspect').description('Show a builder: its endpoint, version, tenant and workers').argument('[name]')
     .action(async (name: string | undefined) => {
       const rb = await store().resolve(name, io.env);
-      const conn = connectBuilder(rb);
-      try {
+      await withBuilderConnection(rb, async (conn) => {
         const info = await conn.unary<InfoResponse>('builder info', (md, o, cb) => conn.control.info({}, md, o, cb));
         const workers = await conn.unary<ListWorkersResponse>('list workers', (md, o, cb) => conn.control.listWorkers({}, md, o, cb));
         out(`Name:      ${rb.name}`);
@@ -192,9 +188,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
         for (const l of formatInfo(info)) out(l);
         out('');
         for (const l of formatWorkers(workers.workers)) out(l);
-      } finally {
-        conn.close();
-      }
+      });
     });
 
   const imagetools = program.command('imagetools').description('Work with images and indexes in a registry');
@@ -222,13 +216,8 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .option('--verbose', 'ask for per-record details')
     .action(async (o: { builder?: string; verbose?: boolean }) => {
       const rb = await store().resolve(o.builder, io.env);
-      const conn = connectBuilder(rb);
-      try {
-        const du = await conn.unary<DiskUsageResponse>('disk usage', (md, opt, cb) => conn.control.diskUsage({ verbose: !!o.verbose }, md, opt, cb), 60_000);
-        for (const l of formatDiskUsage(du)) out(l);
-      } finally {
-        conn.close();
-      }
+      const du = await withBuilderConnection(rb, (conn) => conn.unary<DiskUsageResponse>('disk usage', (md, opt, cb) => conn.control.diskUsage({ verbose: !!o.verbose }, md, opt, cb), 60_000));
+      for (const l of formatDiskUsage(du)) out(l);
     });
 
   program.command('prune').description('Remove build cache')
@@ -244,13 +233,8 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
         const answer = await ask(io, `WARNING! This will remove ${what} on builder "${rb.name}". Are you sure you want to continue? [y/N] `);
         if (!/^y(es)?$/i.test(answer.trim())) { err('Aborted.'); setExit(ExitCode.BuildFailed); return; }
       }
-      const conn = connectBuilder(rb);
-      try {
-        const res = await conn.unary<PruneResponse>('prune', (md, opt, cb) => conn.control.prune({ all: !!o.all, keepStorage: keep, keepDurationMs: 0, filters: [] }, md, opt, cb), 300_000);
-        for (const l of formatPrune(res)) out(l);
-      } finally {
-        conn.close();
-      }
+      const res = await withBuilderConnection(rb, (conn) => conn.unary<PruneResponse>('prune', (md, opt, cb) => conn.control.prune({ all: !!o.all, keepStorage: keep, keepDurationMs: 0, filters: [] }, md, opt, cb), 300_000));
+      for (const l of formatPrune(res)) out(l);
     });
 
   program.command('login').description('Log in to a registry (stored in DOCKER_CONFIG/config.json or ~/.docker/config.json)')

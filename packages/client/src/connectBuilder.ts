@@ -83,3 +83,13 @@ export function connectBuilder(builder: ResolvedBuilder): BuilderConnection {
     },
   };
 }
+
+/** Runs `fn` on a fresh connection to the builder and closes the connection after, however `fn` ends. */
+export async function withBuilderConnection<T>(builder: ResolvedBuilder, fn: (conn: BuilderConnection) => Promise<T>): Promise<T> {
+  const conn = connectBuilder(builder);
+  try {
+    return await fn(conn);
+  } finally {
+    conn.close();
+  }
+}

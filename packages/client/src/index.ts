@@ -11,7 +11,7 @@ export {
   BuilderStore, defaultBuildersPath, parseEndpoint, DEFAULT_ENDPOINT,
   type BuilderConfig, type BuilderTls, type ResolvedBuilder,
 } from './BuilderStore.js';
-export { connectBuilder, isServiceError, type BuilderConnection } from './connectBuilder.js';
+export { connectBuilder, withBuilderConnection, isServiceError, type BuilderConnection } from './connectBuilder.js';
 export { BuildProgress, describePlacement, formatSeconds, type VertexState } from './BuildProgress.js';
 export {
   createRenderer, resolveProgressMode, renderTtyFrame, formatSummary, PlainRenderer, RawJsonRenderer, QuietRenderer, TtyRenderer,

@@ -10,7 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { cleanupUnder, freePort, generateEndpointPki, hasCommand, seedBusybox } from '@buildyard/hostkit';
 import { BuilderStore } from './BuilderStore.js';
 import type { InfoResponse } from '@buildyard/proto';
-import { connectBuilder } from './connectBuilder.js';
+import { withBuilderConnection } from './connectBuilder.js';
 
 export interface LocalClusterInfo {
   frontend: string;
@@ -174,12 +174,8 @@ export async function startLocalCluster(options: { stateDir: string; workers: nu
 /** Counts live workers the way any client sees them: the frontend's Info call. */
 async function workersAlive(frontendPort: number, token: string): Promise<number> {
   const address = `127.0.0.1:${frontendPort}`;
-  const conn = connectBuilder({ name: LOCAL_BUILDER, endpoint: `tcp://${address}`, address, tls: false, token, source: 'flag' });
-  try {
-    return (await conn.unary<InfoResponse>('count workers', (md, o, cb) => conn.control.info({}, md, o, cb), 5_000)).workers;
-  } finally {
-    conn.close();
-  }
+  return withBuilderConnection({ name: LOCAL_BUILDER, endpoint: `tcp://${address}`, address, tls: false, token, source: 'flag' },
+    async (conn) => (await conn.unary<InfoResponse>('count workers', (md, o, cb) => conn.control.info({}, md, o, cb), 5_000)).workers);
 }
 
 /** Stops every process of the cluster, then removes any mount and container left under the state dir. */

@@ -17,27 +17,19 @@ export interface GroupEntry { name: string; gid: number; members: string[] }
 
 const maxId = 2 ** 31 - 1;
 
+/** The colon-separated fields of each line of /etc/passwd or /etc/group (blank lines and comments skipped). */
+function colonRecords(text: string): string[][] {
+  return text.split('\n').map((raw) => raw.trim()).filter((line) => line !== '' && !line.startsWith('#')).map((line) => line.split(':'));
+}
+
 export function parsePasswd(text: string): PasswdEntry[] {
-  const entries: PasswdEntry[] = [];
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) continue;
-    const f = line.split(':');
-    entries.push({ name: f[0] ?? '', uid: toInt(f[2]), gid: toInt(f[3]), home: f[5] ?? '' });
-  }
-  return entries;
+  return colonRecords(text).map((f) => ({ name: f[0] ?? '', uid: toInt(f[2]), gid: toInt(f[3]), home: f[5] ?? '' }));
 }
 
 export function parseGroup(text: string): GroupEntry[] {
-  const entries: GroupEntry[] = [];
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) continue;
-    const f = line.split(':');
-    const members = (f[3] ?? '').split(',').map((m) => m.trim()).filter((m) => m !== '');
-    entries.push({ name: f[0] ?? '', gid: toInt(f[2]), members });
-  }
-  return entries;
+  return colonRecords(text).map((f) => ({
+    name: f[0] ?? '', gid: toInt(f[2]), members: (f[3] ?? '').split(',').map((m) => m.trim()).filter((m) => m !== ''),
+  }));
 }
 
 /** Pure resolution over already-read files; `undefined` means the file does not exist. */

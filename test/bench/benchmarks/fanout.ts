@@ -1,12 +1,10 @@
 // 6. Fan-out: 4 independent CPU-bound stages on 1 vs 2 workers. The cluster starts with one
 // worker and gets a second through addWorker.
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startCluster, type Cluster } from '@buildyard/testkit';
 import { higherIsBetter, type Benchmark, type Measurement } from '../lib/Measurement.js';
-import { build, stageSpans } from '../lib/solve.js';
+import { build, stageSpans, withCluster } from '../lib/solve.js';
 import { median, timed } from '../lib/stats.js';
 
 /** A busybox-sh busy loop: fixed CPU work, about 2 µs per iteration natively. */
@@ -21,12 +19,9 @@ export const fanoutBenchmark: Benchmark = {
   name: 'fanout',
   title: 'fan-out of 4 independent stages on 1 vs 2 workers',
   async run(ctx) {
-    const work = await mkdtemp(join(tmpdir(), 'buildyard-bench-fanout-'));
-    let cluster: Cluster | undefined;
-    try {
-      // Capacity 1: a worker stands for one machine's worth of build slots, so a second worker is
-      // what adds parallelism (with the default capacity 2 one worker already fills both cores).
-      cluster = await startCluster({ workers: 1, env: { BUILDYARD_WORKER_CAPACITY: '1' } });
+    // Capacity 1: a worker stands for one machine's worth of build slots, so a second worker is
+    // what adds parallelism (with the default capacity 2 one worker already fills both cores).
+    return withCluster('fanout', { workers: 1, env: { BUILDYARD_WORKER_CAPACITY: '1' } }, async (cluster, work) => {
       const iterations = ctx.quick ? 300_000 : 600_000;
       const samples = ctx.quick ? 1 : 2;
       const fanCtx = join(work, 'fanout');
@@ -34,13 +29,13 @@ export const fanoutBenchmark: Benchmark = {
       await writeFile(join(fanCtx, 'Dockerfile'), fanoutDockerfile(cluster.busybox.reference, iterations));
       const salted = () => ({ buildArgs: { SALT: randomBytes(8).toString('hex') } });
       const measure = async (label: string) => {
-        await build(cluster!, fanCtx, salted()); // warm-up: every worker pulls the base image once
+        await build(cluster, fanCtx, salted()); // warm-up: every worker pulls the base image once
         const runs: number[] = [];
         let workersUsed = 0;
         const serial: number[] = [];
         for (let i = 0; i < samples; i++) {
           const t0 = Date.now();
-          const r = await timed(() => build(cluster!, fanCtx, salted()));
+          const r = await timed(() => build(cluster, fanCtx, salted()));
           runs.push(r.ms);
           const spans = stageSpans(r.value);
           workersUsed = new Set([...spans.values()].flatMap((s) => [...s.workers])).size;
@@ -61,10 +56,7 @@ export const fanoutBenchmark: Benchmark = {
       ];
 
       return rows;
-    } finally {
-      await cluster?.stop();
-      await rm(work, { recursive: true, force: true });
-    }
+    });
   },
 };
 

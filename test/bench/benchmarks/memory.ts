@@ -1,12 +1,10 @@
 // 8. Memory: peak RSS (VmHWM) of the frontend and a worker while 50 small builds run at once.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startCluster, type Cluster } from '@buildyard/testkit';
 import type { Benchmark, Measurement } from '../lib/Measurement.js';
 import { memoryOf, supervisedPid } from '../lib/processMemory.js';
-import { build } from '../lib/solve.js';
+import { build, withCluster } from '../lib/solve.js';
 import { timed } from '../lib/stats.js';
 
 const MiB = 1024 ** 2;
@@ -15,18 +13,14 @@ export const memoryBenchmark: Benchmark = {
   name: 'memory',
   title: 'peak RSS of frontend and workers during concurrent builds',
   async run(ctx) {
-    const work = await mkdtemp(join(tmpdir(), 'buildyard-bench-memory-'));
-    let cluster: Cluster | undefined;
-    try {
-      cluster = await startCluster({ workers: 2 });
+    return withCluster('memory', { workers: 2 }, async (cluster, work) => {
       await writeFile(join(work, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nARG SALT\nRUN echo "$SALT" > /salt\nCOPY Dockerfile /\n`);
       const frontendPid = supervisedPid(cluster.frontendProcess);
       const workerPids = cluster.workers.map((w) => supervisedPid(w.process));
       const idle = memoryOf(frontendPid);
       const concurrent = ctx.quick ? 20 : 50;
-      const c = cluster;
       const { ms } = await timed(() => Promise.all(Array.from({ length: concurrent }, () =>
-        build(c, work, { buildArgs: { SALT: randomBytes(8).toString('hex') } }))));
+        build(cluster, work, { buildArgs: { SALT: randomBytes(8).toString('hex') } }))));
       const frontend = memoryOf(frontendPid);
       const workers = workerPids.map(memoryOf);
       const worstWorker = Math.max(...workers.map((w) => w.peak));
@@ -36,9 +30,6 @@ export const memoryBenchmark: Benchmark = {
         { benchmark: 'memory', metric: `worker peak RSS (largest of ${workers.length})`, unit: 'MiB', buildyard: worstWorker / MiB, note: 'reported, no target' },
       ];
       return rows;
-    } finally {
-      await cluster?.stop();
-      await rm(work, { recursive: true, force: true });
-    }
+    });
   },
 };

@@ -23,6 +23,15 @@ function portRange(ports: string): [number, number] {
   return [s, e];
 }
 
+/** portRange with BuildKit's message for the field it was given in (containerPort, hostPort). */
+function fieldRange(ports: string, field: string): [number, number] {
+  try {
+    return portRange(ports);
+  } catch {
+    throw new PortError(`invalid ${field}: ${ports}`);
+  }
+}
+
 function splitParts(raw: string): [string, string, string] {
   const parts = raw.split(':');
   if (parts.length === 1) return ['', '', parts[0]];
@@ -43,21 +52,9 @@ export function parsePort(raw: string): string[] {
   let host = ip;
   if (host.startsWith('[')) host = host.replace(/^\[(.*)\]$/, '$1');
   if (host !== '' && !isIp(host)) throw new PortError(`invalid IP address: ${host}`);
-  let start: number;
-  let end: number;
-  try {
-    [start, end] = portRange(port);
-  } catch {
-    throw new PortError(`invalid containerPort: ${port}`);
-  }
+  const [start, end] = fieldRange(port, 'containerPort');
   if (hostPort !== '') {
-    let hs: number;
-    let he: number;
-    try {
-      [hs, he] = portRange(hostPort);
-    } catch {
-      throw new PortError(`invalid hostPort: ${hostPort}`);
-    }
+    const [hs, he] = fieldRange(hostPort, 'hostPort');
     if (end - start !== he - hs && end !== start) throw new PortError(`invalid ranges specified for container and host Ports: ${port} and ${hostPort}`);
   }
   const out: string[] = [];
