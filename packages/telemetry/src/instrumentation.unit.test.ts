@@ -77,4 +77,31 @@ test('an HTTP request gets client and server spans; probe paths get none', async
   }
 });
 
+test('a Fastify route gets its own span inside the HTTP server span', async () => {
+  const { default: fastify } = await import('fastify');
+  const app = fastify();
+  app.get('/api/builds/:id', async (req) => ({ id: (req.params as { id: string }).id }));
+  app.get('/healthz', async () => 'ok');
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  try {
+    assert.deepEqual(await (await fetch(`${base}/api/builds/b1`)).json(), { id: 'b1' });
+    assert.equal(await (await fetch(`${base}/healthz`)).text(), 'ok');
+    await telemetry.forceFlush();
+    const spans = memory.getFinishedSpans();
+    const server = spans.find((s) => s.kind === SpanKind.SERVER);
+    const route = spans.find((s) => s.attributes['http.route'] === '/api/builds/:id' && s.kind !== SpanKind.SERVER);
+    assert.ok(server && route, `spans: ${spans.map((s) => `${s.kind}:${s.name}`).join(', ')}`);
+    const ancestors = (span: ReadableSpan): ReadableSpan[] => {
+      const parent = spans.find((p) => p.spanContext().spanId === span.parentSpanContext?.spanId);
+      return parent ? [parent, ...ancestors(parent)] : [];
+    };
+    assert.ok(ancestors(route).includes(server), `the route span is inside the HTTP server span: ${[route, ...ancestors(route)].map((x) => x.name).join(' < ')}`);
+    assert.equal(spans.filter((s) => s.kind === SpanKind.SERVER).length, 1, 'no span for /healthz');
+  } finally {
+    await app.close();
+    memory.reset();
+  }
+});
+
 test.after(() => telemetry.shutdown());

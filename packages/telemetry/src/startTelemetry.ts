@@ -1,6 +1,7 @@
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { context, propagation, trace, type Tracer } from '@opentelemetry/api';
 import { W3CTraceContextPropagator, W3CBaggagePropagator, CompositePropagator } from '@opentelemetry/core';
+import { FastifyOtelInstrumentation } from '@fastify/otel';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
@@ -16,8 +17,8 @@ export interface TelemetryOptions {
   /** Extra span processors (tests pass one over an InMemorySpanExporter). */
   spanProcessors?: SpanProcessor[];
   /**
-   * Trace gRPC (@grpc/grpc-js clients and servers), node:http/https and fetch with
-   * OpenTelemetry's instrumentations (default true). Only modules imported after
+   * Trace gRPC (@grpc/grpc-js clients and servers), node:http/https, fetch and Fastify routes
+   * with OpenTelemetry's instrumentations (default true). Only modules imported after
    * startTelemetry() are patched: apps start telemetry in their entry module and import the
    * rest afterwards.
    */
@@ -68,6 +69,8 @@ function instrument(provider: NodeTracerProvider): () => void {
         requireParentforOutgoingSpans: true,
       }),
       new UndiciInstrumentation({ requireParentforSpans: true }),
+      // Route and hook spans inside the HTTP server span of every Fastify app (the dashboard).
+      new FastifyOtelInstrumentation({ registerOnInitialization: true, ignorePaths: (route) => PROBE_PATHS.has(route.url) }),
     ],
   });
   const require = createRequire(import.meta.url);
