@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
@@ -18,6 +18,8 @@ const skip = tools.missing ?? false;
 let cluster: Cluster;
 let addr: string;
 let pki: string;
+/** Build contexts the tests made, removed with `pki` after them. */
+const contexts: string[] = [];
 
 /** A CA and certificates signed by it (openssl), in `pki`. */
 function issue(name: string, cn: string, ca: string, ext = ''): void {
@@ -50,7 +52,13 @@ before(async () => {
   addr = `tcp://127.0.0.1:${port}`;
   await until('the BuildKit endpoint to listen', () => cluster.frontendProcess.output().includes('buildkit endpoint listening'), 60_000);
 });
-after(async () => { await cluster?.stop(); });
+after(async () => {
+  try {
+    await cluster?.stop();
+  } finally {
+    for (const dir of [pki, ...contexts]) if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 function buildctl(cert: string | undefined, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const tls = ['--tlscacert', join(pki, 'ca.pem'), ...(cert ? ['--tlscert', join(pki, `${cert}.pem`), '--tlskey', join(pki, `${cert}.key`)] : [])];
@@ -70,6 +78,7 @@ async function buildCount(): Promise<number> {
 
 test('a client certificate of a tenant builds; a missing, foreign-CA or unknown-tenant certificate is refused and nothing runs', { skip }, async () => {
   const ctx = mkdtempSync(join(tmpdir(), 'buildyard-bk-tls-ctx-'));
+  contexts.push(ctx);
   writeFileSync(join(ctx, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo over-tls-${Date.now()}\n`);
   const build = ['build', '--progress', 'plain', '--frontend', 'dockerfile.v0', '--local', `context=${ctx}`, '--local', `dockerfile=${ctx}`];
 

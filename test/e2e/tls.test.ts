@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
@@ -28,7 +28,13 @@ before(async () => {
   }
   cluster = await startCluster({ workers: 1, env: { BUILDYARD_TLS_CERT: join(dir, 'server.pem'), BUILDYARD_TLS_KEY: join(dir, 'server.key'), BUILDYARD_TLS_CLIENT_CA: join(dir, 'ca.pem') } });
 });
-after(async () => { await cluster?.stop(); });
+after(async () => {
+  try {
+    await cluster?.stop();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 function info(creds: ChannelCredentials): Promise<InfoResponse> {
   const client = new ControlClient(cluster.address, creds);

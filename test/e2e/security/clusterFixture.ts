@@ -20,8 +20,11 @@ export function clusterFixture(options: ClusterOptions, label: string): ClusterF
     work = mkdtempSync(join(tmpdir(), `buildyard-${label}-`));
   });
   after(async () => {
-    await cluster?.stop();
-    if (work) rmSync(work, { recursive: true, force: true });
+    try {
+      await cluster?.stop();
+    } finally {
+      if (work) rmSync(work, { recursive: true, force: true });
+    }
   });
   return {
     get cluster() {

@@ -20,8 +20,11 @@ before(async () => {
   work = mkdtempSync(join(tmpdir(), 'buildyard-redis-attack-'));
 });
 after(async () => {
-  await cluster?.stop();
-  if (work) rmSync(work, { recursive: true, force: true });
+  try {
+    await cluster?.stop();
+  } finally {
+    if (work) rmSync(work, { recursive: true, force: true });
+  }
 });
 
 /** Sends raw RESP commands (inline form, as `nc` or `redis-cli` without -a would) and returns one reply per command. */
