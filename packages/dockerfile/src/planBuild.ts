@@ -810,6 +810,12 @@ class PlatformPlanner {
       }
     } else args = [...shell, ins.args[0]];
     const { env, keyEnv, argPairs } = this.runEnv(st);
+    // llb's exec: the first ssh socket is SSH_AUTH_SOCK unless the env already names one.
+    const firstSsh = mounts.find((m) => m.type === 'ssh');
+    if (firstSsh && !env.some((e) => e.startsWith('SSH_AUTH_SOCK='))) {
+      env.push(`SSH_AUTH_SOCK=${firstSsh.target}`);
+      keyEnv.push(`SSH_AUTH_SOCK=${firstSsh.target}`);
+    }
     const cwd = this.workdir(st);
     const user = cfg.User ?? '';
     // dockerui reads the sandbox hostname from this build arg and gives it to every RUN.

@@ -225,7 +225,7 @@ A
     { type: 'cache', target: '/w/.cache', id: '.cache', sharing: 'locked', uid: 1, gid: 0, mode: 0o700, readonly: false },
     { type: 'secret', id: 'npmrc', target: '/run/secrets/npmrc', required: true, mode: 0o400, uid: 0, gid: 0 },
     { type: 'secret', id: 'tok', env: 'TOKEN', required: false, mode: 0o400, uid: 0, gid: 0 },
-    { type: 'ssh', id: 'default', target: '/run/buildkit/ssh_agent.0', required: false, mode: 0o600, uid: 0, gid: 0 },
+    { type: 'ssh', id: '', target: '/run/buildkit/ssh_agent.0', required: false, mode: 0o600, uid: 0, gid: 0 },
     { type: 'tmpfs', target: '/tmp', size: 64 * 1024 * 1024 },
   ]);
   assert.deepEqual(h1.args, ['/bin/sh', '-c', 'echo one\n']);

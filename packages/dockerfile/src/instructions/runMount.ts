@@ -163,7 +163,8 @@ export function completeRunMount(m: ParsedMount, workdir: string, sshIndex: numb
     return out;
   }
   if (m.type === 'ssh') {
-    out.id = m.id ?? 'default';
+    // As written: BuildKit's error names it so ("" for the client's default agent).
+    out.id = m.id ?? '';
     out.target = m.target || `/run/buildkit/ssh_agent.${sshIndex}`;
     return out;
   }
