@@ -68,6 +68,28 @@ async function latestBuildEvents(): Promise<SolveEvent[]> {
   }
 }
 
+/** The export as buildkitd's image exporter reports it: one vertex, a status per phase, in order, DONE. */
+function assertExportProgress(stderr: string, image: string, multiPlatform: boolean): void {
+  const vertex = /^#(\d+) exporting to image$/m.exec(stderr)?.[1];
+  assert.ok(vertex, `an "exporting to image" vertex:\n${stderr}`);
+  const lines = stderr.split('\n').filter((l) => l.startsWith(`#${vertex} `)).map((l) => l.slice(vertex.length + 2));
+  const phases = [
+    /^exporting layers( [\d.]+s)? done$/,
+    /^exporting manifest sha256:[a-f0-9]{64}( [\d.]+s)? done$/,
+    /^exporting config sha256:[a-f0-9]{64}( [\d.]+s)? done$/,
+    ...(multiPlatform ? [/^exporting manifest list sha256:[a-f0-9]{64}( [\d.]+s)? done$/] : []),
+    /^pushing layers( [\d.]+s)? done$/,
+    new RegExp(`^pushing manifest for ${image.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}@sha256:[a-f0-9]{64}( [\\d.]+s)? done$`),
+    /^DONE [\d.]+s$/,
+  ];
+  let at = 0;
+  for (const phase of phases) {
+    const found = lines.findIndex((l, i) => i >= at && phase.test(l));
+    assert.ok(found >= 0, `export phase ${phase} after line ${at} of vertex #${vertex}:\n${lines.join('\n')}`);
+    at = found + 1;
+  }
+}
+
 test('buildctl debug workers lists one entry per fleet worker with its platforms', { skip }, async () => {
   const run = await buildctl('debug', 'workers', '-v');
   assert.equal(run.code, 0, run.stderr);
@@ -89,6 +111,7 @@ test('buildctl builds examples/multi-stage for two platforms and pushes an index
   assert.match(run.stderr, /#\d+ DONE \d+\.\d+s/);
   const index = JSON.parse(await skopeo('inspect', '--raw', '--tls-verify=false', `docker://${image}`)) as { manifests: Array<{ platform: { architecture: string } }> };
   assert.deepEqual(index.manifests.map((m) => m.platform.architecture).sort(), ['amd64', 'arm64']);
+  assertExportProgress(run.stderr, image, true);
 
   const events = await latestBuildEvents();
   const workersOf = (stage: string) => new Set(events.map((e) => e.vertex).filter((v) => v && v.stage === stage && v.platform === 'linux/amd64' && !v.cached && v.workerId).map((v) => v!.workerId));
@@ -158,6 +181,7 @@ test('docker buildx with the remote driver: inspect --bootstrap lists amd64 and 
     '--build-arg', `BASE=${cluster.busybox.reference}`, '-t', image, '--push', example);
   assert.equal(build.code, 0, build.stderr);
   assert.match(build.stderr, /\[linux\/amd64 server 3\/3\] RUN sh common\/build\.sh server \/out\/server/);
+  assertExportProgress(build.stderr, image, true);
   const index = JSON.parse(await skopeo('inspect', '--raw', '--tls-verify=false', `docker://${image}`)) as { manifests: Array<{ platform: { architecture: string } }> };
   assert.deepEqual(index.manifests.map((m) => m.platform.architecture).sort(), ['amd64', 'arm64']);
 });
@@ -217,8 +241,13 @@ test('tar and oci outputs come back over the session into the client\'s dest fil
   assert.match(listing, /^usr\/local\/bin\/server$/m);
   assert.match(listing, /^etc\/build-info$/m);
   const ociFile = join(work, 'image.oci.tar');
-  const oci = await buildctl(...base, '--output', `type=oci,dest=${ociFile}`);
+  const oci = await buildctl(...base, '--progress', 'plain', '--output', `type=oci,dest=${ociFile}`);
   assert.equal(oci.code, 0, oci.stderr);
+  const ociVertex = /^#(\d+) exporting to oci image format$/m.exec(oci.stderr)?.[1];
+  assert.ok(ociVertex, oci.stderr);
+  assert.match(oci.stderr, new RegExp(`^#${ociVertex} exporting manifest sha256:[a-f0-9]{64}( [\\d.]+s)? done$`, 'm'));
+  assert.match(oci.stderr, new RegExp(`^#${ociVertex} sending tarball( [\\d.]+s)? done$`, 'm'));
+  assert.match(oci.stderr, new RegExp(`^#${ociVertex} DONE`, 'm'));
   const ociListing = await new Promise<string>((res, rej) => execFile('tar', ['-tf', ociFile], (err, out) => (err ? rej(err) : res(out))));
   assert.match(ociListing, /^oci-layout$/m);
   assert.match(ociListing, /^index\.json$/m);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { RedisKeys } from '@buildyard/contracts';
-import { readProgress } from '@buildyard/progress';
+import { progressStreamKey, readProgress } from '@buildyard/progress';
 import { PruneRequest, buildkit, gateway, type CacheRecord } from '@buildyard/proto';
 import type { WorkerRegistry } from '@buildyard/scheduler';
 import { createLogger, type Logger } from '@buildyard/telemetry';
@@ -21,6 +21,7 @@ import { fetchSecrets, secretIds } from './sessionSecrets.js';
 import { checkSyntaxDirective, dockerfileAttrs, outputsOf, toBuildyardRequest, unknownAttrs, UnsupportedRequest } from './solveRequest.js';
 import { internalDigest, StatusTranslator, vertexUpdate } from './statusTranslator.js';
 import { workerRecord } from './workers.js';
+import { ExportVertex, exporterVertexName, StreamCursor } from './exportVertex.js';
 
 type StatusResponse = buildkit.StatusResponse;
 
@@ -116,6 +117,8 @@ const gone = (call: { on(event: 'cancelled', l: () => void): unknown }): AbortSi
 const JOB_LINGER_MS = 60_000;
 /** How long a Solve response waits for a Status stream the client does not read. */
 const STATUS_FLUSH_BOUND_MS = 10_000;
+/** How long the export's first update waits for the build's earlier events to be relayed. */
+const EXPORT_ORDER_WAIT_MS = 5_000;
 
 /**
  * BuildKit's control API (moby.buildkit.v1.Control) in front of the Buildyard fleet, so
@@ -356,7 +359,7 @@ export class BuildkitServer {
   }
 
   /** Outputs the client writes itself (tar, oci, docker archives) go back over its session. */
-  private async sendClientOutputs(job: Job, ref: string, session: ClientSession, started: StartedBuild): Promise<void> {
+  private async sendClientOutputs(job: Job, ref: string, session: ClientSession, started: StartedBuild, exportVertex: ExportVertex | undefined): Promise<void> {
     const outputs = started.outputs.filter((o) => exporterFor(o).delivery === 'client');
     if (outputs.length === 0) return;
     const images = await started.finished;
@@ -367,10 +370,12 @@ export class BuildkitServer {
         await this.internalStep(job, ref, 'exporting to client directory', () => this.sendLocalOutput(session, output, source, job.signal));
         continue;
       }
-      await this.internalStep(job, ref, `exporting to client ${output.type === 'tar' ? 'tarball' : `${output.type} archive`}`, () =>
-        runExport(output, source, async (file) => {
-          await sendFileToClient(session, file.content ?? Readable.from([]), job.signal);
-        }));
+      const send = () => runExport(output, source, async (file) => {
+        await sendFileToClient(session, file.content ?? Readable.from([]), job.signal);
+      });
+      // oci/docker archives: the phase of BuildKit's "exporting to oci image format" vertex after its layers and manifests.
+      if (exportVertex && exporterVertexName(output.type) === exportVertex.name) await exportVertex.step('sending tarball', send);
+      else await this.internalStep(job, ref, exporterVertexName(output.type) ?? 'exporting to client tarball', send);
     }
   }
 
@@ -449,7 +454,19 @@ export class BuildkitServer {
     // A Dockerfile that does not parse fails in the planner with its own message and location.
     try { secretIdsUsed = secretIds(dockerfile.toString('utf8'), attrs.filename); } catch { /* reported by the build */ }
     const request = { ...toBuildyardRequest(req, attrs, stored.contextId, dockerfile, dockerignore), secrets: await fetchSecrets(session, secretIdsUsed, signal) };
-    const started = await this.opts.frontend.startBuild(tenant, request);
+    // BuildKit shows one exporter vertex, its first output's; its phases come from the build's export.
+    const exportName = request.outputs.map((o) => exporterVertexName(o.type)).find(Boolean);
+    const cursor = new StreamCursor();
+    let buildId = '';
+    const exportVertex = exportName ? new ExportVertex(ref, exportName, (s) => job.push(s), async () => {
+      const tail = (await this.opts.redis.xrevrange(progressStreamKey(buildId, this.opts.keys), '+', '-', 'COUNT', 1)) as [string, string[]][];
+      // Only for the order of the updates: a stream entry the relay never yields must not hold up the export.
+      let timer: NodeJS.Timeout | undefined;
+      if (tail.length > 0) await Promise.race([cursor.reach(tail[0][0]), new Promise<void>((resolve) => { timer = setTimeout(resolve, EXPORT_ORDER_WAIT_MS); })]);
+      clearTimeout(timer);
+    }) : undefined;
+    const started = await this.opts.frontend.startBuild(tenant, request, { exportStep: exportVertex?.step });
+    buildId = started.buildId;
     const stopOnAbort = () => started.abort.abort(signal.reason instanceof Error ? signal.reason : new Error('the client went away'));
     signal.addEventListener('abort', stopOnAbort, { once: true });
     const translator = new StatusTranslator(attrs.platforms.length > 1);
@@ -457,8 +474,10 @@ export class BuildkitServer {
       for await (const event of readProgress(this.opts.redis, started.buildId, { fromStart: true, signal, keys: this.opts.keys })) {
         const update = translator.translate(event);
         if (update) job.push(update);
+        cursor.advance(event.streamId);
         if (event.type === 'build.result') {
-          await this.sendClientOutputs(job, ref, session, started);
+          await this.sendClientOutputs(job, ref, session, started, exportVertex);
+          exportVertex?.complete();
           const md = event.metadata;
           return buildkit.SolveResponse.fromPartial({
             ExporterResponse: {
@@ -469,6 +488,7 @@ export class BuildkitServer {
           });
         }
         if (event.type === 'build.error') {
+          exportVertex?.complete();
           const where = event.file ? `${event.file}${event.line ? `:${event.line}` : ''}: ` : '';
           const message = translator.firstError ?? event.message;
           throw serviceError(status.UNKNOWN, message.startsWith(where) ? message : `${where}${message}`);
@@ -476,6 +496,7 @@ export class BuildkitServer {
       }
     } finally {
       signal.removeEventListener('abort', stopOnAbort);
+      cursor.end();
     }
     throw serviceError(status.CANCELLED, signal.aborted ? 'the build was cancelled: the client went away' : 'the build ended without a result');
   }

@@ -82,3 +82,31 @@ test('the secret ids a Dockerfile\'s RUN mounts name: id, else the base name of 
   ].join('\n'), 'Dockerfile');
   assert.deepEqual(ids.sort(), ['npmrc', 'token']);
 });
+
+test('the export vertex opens after the relayed events, times each phase as a status, and ends with a failed phase\'s error', async () => {
+  const { ExportVertex, StreamCursor } = await import('./exportVertex.js');
+  const sent: buildkit.StatusResponse[] = [];
+  const cursor = new StreamCursor();
+  const v = new ExportVertex('ref1', 'exporting to image', (s) => sent.push(s), () => cursor.reach('5-1'));
+  const layers = v.step('exporting layers', async () => 'images');
+  await Promise.resolve();
+  assert.equal(sent.length, 0, 'nothing is sent before the build\'s events up to the stream\'s end are relayed');
+  cursor.advance('5-0');
+  await Promise.resolve();
+  assert.equal(sent.length, 0);
+  cursor.advance('6-0');
+  assert.equal(await layers, 'images');
+  assert.equal(sent[0].vertexes[0].name, 'exporting to image');
+  assert.ok(sent[0].vertexes[0].started && !sent[0].vertexes[0].completed);
+  const [open, done] = sent.slice(1).map((s) => s.statuses[0]);
+  assert.equal(open.ID, 'exporting layers');
+  assert.equal(open.vertex, v.digest);
+  assert.ok(open.started && !open.completed);
+  assert.ok(done.completed);
+  await assert.rejects(v.step('pushing layers', async () => { throw new Error('push refused'); }), /push refused/);
+  v.complete();
+  const last = sent.at(-1)!.vertexes[0];
+  assert.ok(last.completed);
+  assert.equal(last.error, 'push refused');
+  assert.equal(sent.filter((s) => s.vertexes.length).length, 2, 'the vertex is announced once and completed once');
+});

@@ -6,14 +6,14 @@ import type { BuildPlan } from '@buildyard/graph';
 import { RegistryClient, credentialsFromLogins, type Credentials, type FsContentStore } from '@buildyard/oci';
 import { ProgressWriter } from '@buildyard/progress';
 import type { Scheduler } from '@buildyard/scheduler';
-import { assembleImage, assembleIndex, registryImageResolver, storeImageDocuments, type AssembledImage, type StageResult } from '@buildyard/solver';
+import { assembleImage, assembleIndex, registryImageResolver, type AssembledImage, type StageResult } from '@buildyard/solver';
 import type { SolveRequest } from '@buildyard/proto';
 import type { ContextStore } from '@buildyard/context';
 import { readManifest } from '@buildyard/context';
 import { fromRedis, stageResultSchema, type BuildRecords, type BuildSecrets, type RedisKeys, type StagePayload } from '@buildyard/contracts';
 import { allowedEntitlements, missingEntitlement, type Entitlement } from './entitlements.js';
 import { parseAddHosts } from './addHosts.js';
-import { exporterFor, parseOutputs, runExport, type ParsedOutput } from './exporters/index.js';
+import { exporterFor, parseOutputs, runExport, unreportedStep, type ExportStep, type ParsedOutput } from './exporters/index.js';
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
 import type { CacheWriteResult } from '@buildyard/cache';
 
@@ -79,17 +79,17 @@ export class BuildRunner {
   constructor(private readonly deps: BuildRunnerDeps) {}
 
   /** Runs the build inside a `solve` span; the caller makes the client's trace (if any) active. */
-  run(buildId: string, tenant: string, req: SolveRequest, outputs: ParsedOutput[], signal: AbortSignal): Promise<FinishedImages | undefined> {
+  run(buildId: string, tenant: string, req: SolveRequest, outputs: ParsedOutput[], signal: AbortSignal, step: ExportStep = unreportedStep): Promise<FinishedImages | undefined> {
     return tracer.startActiveSpan('solve', { attributes: { 'buildyard.build_id': buildId, 'buildyard.tenant': tenant, 'buildyard.platforms': req.platforms.join(',') } }, async (span) => {
       try {
-        return await this.runTraced(buildId, tenant, req, outputs, signal, span);
+        return await this.runTraced(buildId, tenant, req, outputs, signal, span, step);
       } finally {
         span.end();
       }
     });
   }
 
-  private async runTraced(buildId: string, tenant: string, req: SolveRequest, outputs: ParsedOutput[], signal: AbortSignal, span: Span): Promise<FinishedImages | undefined> {
+  private async runTraced(buildId: string, tenant: string, req: SolveRequest, outputs: ParsedOutput[], signal: AbortSignal, span: Span, step: ExportStep): Promise<FinishedImages | undefined> {
     const { records, scheduler, secrets } = this.deps;
     const progress = new ProgressWriter(this.deps.redis, buildId, { maxLogBytesPerVertex: this.deps.maxLogBytesPerStep, keys: this.deps.keys });
     const started = Date.now();
@@ -150,14 +150,22 @@ export class BuildRunner {
       const epoch = Number(req.buildArgs?.SOURCE_DATE_EPOCH ?? '');
       const created = req.buildArgs?.SOURCE_DATE_EPOCH && Number.isFinite(epoch) ? new Date(epoch * 1000).toISOString() : undefined;
       // [cache transfer] type=inline: records go into each platform manifest's annotations.
-      const inline = await inlineCacheAnnotations(cacheOptions.to, plan, cacheCtx, (platform) => results.get(`${platform}|${plan.platforms.find((p) => p.platform === platform)!.target}`)!.layers.map((l) => l.digest));
-      const images = plan.platforms.map((p) => assembleImage(results.get(`${p.platform}|${p.target}`)!, { created, annotations: inline?.get(p.platform) }));
+      // Export phases are named as BuildKit's image exporter names them (`step` times them for a front door that shows them).
+      const images = await step('exporting layers', async () => {
+        const inline = await inlineCacheAnnotations(cacheOptions.to, plan, cacheCtx, (platform) => results.get(`${platform}|${plan.platforms.find((p) => p.platform === platform)!.target}`)!.layers.map((l) => l.digest));
+        return plan.platforms.map((p) => assembleImage(results.get(`${p.platform}|${p.target}`)!, { created, annotations: inline?.get(p.platform) }));
+      });
       const index = images.length > 1 ? assembleIndex(images) : undefined;
-      await storeImageDocuments(this.deps.blobs, images, index);
+      const store = (kind: string, doc: { bytes: Buffer; descriptor: { digest: string } }) => step(`exporting ${kind} ${doc.descriptor.digest}`, () => this.deps.blobs.put(doc.bytes, doc.descriptor.digest));
+      for (const image of images) {
+        await store('manifest', image.manifest);
+        await store('config', image.config);
+      }
+      if (index) await store('manifest list', index);
       const digest = index ? index.descriptor.digest : images[0].manifest.descriptor.digest;
       const pushed: string[] = [];
       for (const output of outputs) {
-        if (exporterFor(output).delivery === 'build') pushed.push(...await runExport(output, { images, index, blobs: this.deps.blobs, registry, baseImages: baseImagesOf(plan) }));
+        if (exporterFor(output).delivery === 'build') pushed.push(...await runExport(output, { images, index, blobs: this.deps.blobs, registry, baseImages: baseImagesOf(plan), step }));
         // metrics: layer bytes of every image, once per pushed name (blobs the registry already had included)
         if (output.push) metrics.bytesPushed.inc(output.names.length * images.reduce((n, i) => n + i.layers.reduce((m, l) => m + l.size, 0), 0));
       }

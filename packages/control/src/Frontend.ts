@@ -19,7 +19,7 @@ import { authenticate, serviceError } from './authenticate.js';
 import { BuildRecords, BuildSecrets, DEFAULT_KEYS, type BuildRecord, type RedisKeys } from '@buildyard/contracts';
 import { BuildRunner, type FinishedImages } from './BuildRunner.js';
 import { parseEntitlements } from './entitlements.js';
-import { exporterFor, parseOutputs, runExport, type ParsedOutput } from './exporters/index.js';
+import { exporterFor, parseOutputs, runExport, type ExportStep, type ParsedOutput } from './exporters/index.js';
 import { pruneWorkerDisks, workerDiskUsage } from './workerDiskRecords.js';
 import { parseCacheOptions } from './cacheTransfer.js';
 import { claimBuildId, internalBuildId, shownBuildId, shownIds } from './buildIds.js';
@@ -293,10 +293,11 @@ export class Frontend {
   /**
    * Starts a build for `tenant` as Solve does (validation, build id, record, runner on the
    * fleet) and returns at once; its events go to the build's progress stream. The one way in
-   * for every front door (Control.Solve, the BuildKit-compatible endpoint). Throws a one-line
+   * for every front door (Control.Solve, the BuildKit-compatible endpoint). `exportStep` runs
+   * each export phase (the BuildKit endpoint shows them in BuildKit's export vertex). Throws a one-line
    * service error for a request it refuses.
    */
-  async startBuild(tenant: string, request: SolveRequest): Promise<StartedBuild> {
+  async startBuild(tenant: string, request: SolveRequest, options: { exportStep?: ExportStep } = {}): Promise<StartedBuild> {
     const checked = validateRequest(request);
     const req = { ...request, platforms: checked.platforms };
     // Only this tenant's own builds can make a name unavailable: nothing here tells about others'.
@@ -307,7 +308,7 @@ export class Frontend {
     this.aborts.set(buildId, abort);
     // The runner's spans join the active trace: the gRPC instrumentation's server span, which
     // continues the client's trace from the call's metadata.
-    const finished = this.runner.run(buildId, tenant, req, checked.outputs, abort.signal);
+    const finished = this.runner.run(buildId, tenant, req, checked.outputs, abort.signal, options.exportStep);
     this.finished.set(buildId, finished);
     finished.finally(() => { this.finished.delete(buildId); this.aborts.delete(buildId); })
       .catch((err: Error) => this.log.error({ buildId, err: err.message }, 'build ended with an error its runner did not report'));

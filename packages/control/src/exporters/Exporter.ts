@@ -30,7 +30,15 @@ export interface ExportSource {
   registry?: RegistryClient;
   /** References of the base images, so a push can mount their layers instead of uploading. */
   baseImages?: string[];
+  /** Reports a named phase of the export (BuildKit's "pushing layers", ...) while it runs. */
+  step?: ExportStep;
 }
+
+/** Runs one named phase of an export; a front door that shows phases (the BuildKit endpoint) times it. */
+export type ExportStep = <T>(name: string, fn: () => Promise<T>) => Promise<T>;
+
+/** Runs the phase without reporting it. */
+export const unreportedStep: ExportStep = (_name, fn) => fn();
 
 /**
  * One kind of output, as BuildKit's exporters: `image`/`registry` push from the build,

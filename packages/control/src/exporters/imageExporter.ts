@@ -1,26 +1,32 @@
 import { parseReference } from '@buildyard/oci';
 import type { AssembledImage, JsonBlob } from '@buildyard/solver';
 import type { RegistryClient } from '@buildyard/oci';
-import type { Exporter } from './Exporter.js';
+import { unreportedStep, type Exporter, type ExportStep } from './Exporter.js';
 
 /**
  * Pushes every layer and document, then each tag; returns name@digest per tag. Layers that
  * came from a base image in the same registry are mounted from its repository instead of
  * uploaded (the registry answers with an upload when it cannot mount).
  */
-export async function pushImage(registry: RegistryClient, images: AssembledImage[], index: JsonBlob<unknown> | undefined, names: string[], baseImages: string[] = []): Promise<string[]> {
+export async function pushImage(registry: RegistryClient, images: AssembledImage[], index: JsonBlob<unknown> | undefined, names: string[], baseImages: string[] = [], step: ExportStep = unreportedStep): Promise<string[]> {
   const pushed: string[] = [];
   for (const name of names) {
     const ref = parseReference(name);
     const repo = { registry: ref.registry, repository: ref.repository };
     const mountFrom = baseImages.map((b) => parseReference(b)).find((b) => b.registry === ref.registry && b.repository !== ref.repository)?.repository;
-    for (const image of images) {
-      await Promise.all(image.layers.map((l) => registry.pushBlob(repo, l, undefined, mountFrom ? { mountFrom } : {})));
-      await registry.pushBlob(repo, image.config.descriptor, image.config.bytes);
-      if (index) await registry.putManifest({ ...repo, digest: image.manifest.descriptor.digest }, image.manifest.bytes, image.manifest.descriptor.mediaType);
-    }
+    const tag = ref.tag ?? 'latest';
     const top = index ?? images[0].manifest;
-    const digest = await registry.putManifest({ ...repo, tag: ref.tag ?? 'latest' }, top.bytes, top.descriptor.mediaType);
+    // Phases as BuildKit's push reports them: blobs, then the manifests (the children first).
+    await step('pushing layers', async () => {
+      for (const image of images) {
+        await Promise.all(image.layers.map((l) => registry.pushBlob(repo, l, undefined, mountFrom ? { mountFrom } : {})));
+        await registry.pushBlob(repo, image.config.descriptor, image.config.bytes);
+      }
+    });
+    const digest = await step(`pushing manifest for ${ref.registry}/${ref.repository}:${tag}@${top.descriptor.digest}`, async () => {
+      if (index) for (const image of images) await registry.putManifest({ ...repo, digest: image.manifest.descriptor.digest }, image.manifest.bytes, image.manifest.descriptor.mediaType);
+      return registry.putManifest({ ...repo, tag }, top.bytes, top.descriptor.mediaType);
+    });
     pushed.push(`${ref.registry}/${ref.repository}@${digest}`);
   }
   return pushed;
@@ -32,6 +38,6 @@ export const imageExporter: Exporter = {
   async *export(output, source) {
     if (!output.push) return [];
     if (!source.registry) throw new Error(`internal error: output ${output.index + 1} pushes but the export has no registry client`);
-    return pushImage(source.registry, source.images, source.index, output.names, source.baseImages);
+    return pushImage(source.registry, source.images, source.index, output.names, source.baseImages, source.step);
   },
 };

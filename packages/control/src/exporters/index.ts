@@ -6,7 +6,8 @@ import type { ExportFile, ExportSource, Exporter, OutputType, ParsedOutput } fro
 import { filesystemExporter } from './filesystemExporter.js';
 import { imageExporter } from './imageExporter.js';
 
-export type { ExportFile, ExportSource, Exporter, OutputType, ParsedOutput } from './Exporter.js';
+export type { ExportFile, ExportSource, ExportStep, Exporter, OutputType, ParsedOutput } from './Exporter.js';
+export { unreportedStep } from './Exporter.js';
 export { pushImage } from './imageExporter.js';
 
 const EXPORTERS: Record<OutputType, Exporter> = {
