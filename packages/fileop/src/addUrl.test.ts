@@ -72,7 +72,7 @@ describe('addUrl', () => {
     const d = await freshDest();
     const wrong = `sha256:${'0'.repeat(64)}`;
     await assert.rejects(addUrl({ url: `${base}/files/data.txt`, destRoot: d, dest: '/x', checksum: wrong }),
-      isCode('ECHECKSUM', new RegExp(`${base}/files/data.txt.*expected ${wrong}, got ${DIGEST}`)));
+      isCode('ECHECKSUM', new RegExp(`${base}/files/data.txt: digest mismatch ${DIGEST}: ${wrong}; the file served has the first`)));
     assert.equal(existsSync(join(d, 'x')), false);
     await assert.rejects(addUrl({ url: `${base}/files/data.txt`, destRoot: d, dest: '/x', checksum: 'md5:abc' }), isCode('EBADARG', /--checksum/));
   });

@@ -84,7 +84,8 @@ export async function addUrl(opts: AddUrlOptions): Promise<AddUrlResult> {
       const answer = await downloadUrl(url, file, httpLimitsOf(opts), { retries: opts.retries, algorithm: expected?.algorithm, line: opts.line });
       if ('notModified' in answer) throw new FileOpError('EFETCH', `ADD ${brief(opts.url)}: the server answered 304 Not Modified to a request without validators`);
       if (expected && answer.hex !== expected.hex) {
-        throw new FileOpError('ECHECKSUM', `ADD ${brief(opts.url)}: checksum mismatch: expected ${expected.algorithm}:${expected.hex}, got ${expected.algorithm}:${answer.hex}; fix --checksum or the URL`);
+        // BuildKit's words (the served digest, then --checksum's), then which is which.
+        throw new FileOpError('ECHECKSUM', `ADD ${brief(opts.url)}: digest mismatch ${expected.algorithm}:${answer.hex}: ${expected.algorithm}:${expected.hex}; the file served has the first, --checksum gives the second: fix --checksum or the URL`);
       }
       const digest = expected?.algorithm === 'sha256' || !expected ? `sha256:${answer.hex}` : `sha256:${createHash('sha256').update(await fsp.readFile(file)).digest('hex')}`;
       got = { file, digest, bytes: answer.bytes, lastModified: answer.lastModified };

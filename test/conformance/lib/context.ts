@@ -8,9 +8,11 @@ import { dirname, join } from 'node:path';
 import type { Case } from './types.js';
 
 export const BASE_TOKEN = '{{BASE}}';
+/** The case's web server (Case.served), e.g. http://203.0.113.1:8080. */
+export const URL_TOKEN = '{{URL}}';
 
-export function dockerfileText(c: Case, base: string): string {
-  return c.dockerfile.split(BASE_TOKEN).join(base);
+export function dockerfileText(c: Case, base: string, url = URL_TOKEN): string {
+  return c.dockerfile.split(BASE_TOKEN).join(base).split(URL_TOKEN).join(url);
 }
 
 /** Stable digest of what defines a case, so a stale expectation is noticed. */
@@ -27,10 +29,10 @@ async function makeSocket(path: string): Promise<void> {
   (server as unknown as { _handle?: { close(): void } })._handle?.close();
 }
 
-export async function writeContext(c: Case, dir: string, base: string): Promise<string> {
+export async function writeContext(c: Case, dir: string, base: string, url?: string): Promise<string> {
   await mkdir(dir, { recursive: true });
   const name = c.dockerfileName ?? 'Dockerfile';
-  await writeFile(join(dir, name), dockerfileText(c, base));
+  await writeFile(join(dir, name), dockerfileText(c, base, url));
   const dated: [string, number][] = [];
   for (const [rel, spec] of Object.entries(c.files ?? {})) {
     const abs = join(dir, rel);

@@ -10,7 +10,9 @@ import { solve } from '../../e2e/grpcClient.js';
 import { defaultDockerfilePath } from '@buildyard/dockerfile';
 import { buildLocal } from '@buildyard/localbuild';
 import { Buildkitd, buildctlError } from './buildkit.js';
-import { writeContext } from './context.js';
+import { URL_TOKEN, writeContext } from './context.js';
+import { startOutside, type Outside } from '../../e2e/security/outsideNetwork.js';
+import { UrlServer } from '../../e2e/urlServerControl.js';
 import { normalizeError } from './normalize.js';
 import { loadImage, summarize, type LoadedImage } from './summarize.js';
 import type { Case, Result } from './types.js';
@@ -19,6 +21,10 @@ export class Harness {
   private buildkitd?: Buildkitd;
   private cluster?: Promise<Cluster>;
   private readonly bases = new Map<string, Promise<LoadedImage>>();
+  /** The web server of ADD <url> cases, in the outside network (started by the first such case). */
+  private web?: Promise<{ outside: Outside; server: UrlServer }>;
+  /** The base URL of the case being built (one at a time). */
+  private url?: string;
   private seq = 0;
   private constructor(readonly registry: RegistryService, readonly base: string, readonly work: string) {}
 
@@ -30,6 +36,11 @@ export class Harness {
   }
 
   async stop(): Promise<void> {
+    if (this.web) {
+      const { outside, server } = await this.web;
+      server.stop();
+      await outside.stop();
+    }
     await this.buildkitd?.stop();
     if (this.cluster) await (await this.cluster).stop();
     await this.registry.stop();
@@ -45,17 +56,48 @@ export class Harness {
     return p;
   }
 
-  private async prepare(c: Case): Promise<{ dir: string; ctx: string; dockerfile: string; secretsDir: string }> {
+  /** Serves the case's file (builds run one at a time); answers the server's base URL. */
+  private async serve(c: Case): Promise<string | undefined> {
+    if (!c.served) return undefined;
+    this.web ??= (async () => {
+      const outside = await startOutside();
+      return { outside, server: await UrlServer.start(outside) };
+    })();
+    const { server } = await this.web;
+    await server.serve(c.served);
+    return server.base;
+  }
+
+  private async prepare(c: Case): Promise<{ dir: string; ctx: string; dockerfile: string; secretsDir: string; url?: string }> {
     const dir = join(this.work, `${++this.seq}-${c.name.replace(/[^\w.-]+/g, '_')}`);
     const ctx = join(dir, 'context');
-    const dockerfile = await writeContext(c, ctx, this.base);
+    const url = await this.serve(c);
+    this.url = url;
+    const dockerfile = await writeContext(c, ctx, this.base, url);
     const secretsDir = join(dir, 'secrets');
     await mkdir(secretsDir, { recursive: true });
     for (const [id, v] of Object.entries(c.secrets ?? {})) await writeFile(join(secretsDir, id), v);
-    return { dir, ctx, dockerfile, secretsDir };
+    return { dir, ctx, dockerfile, secretsDir, url };
+  }
+
+  /** The server's address differs per run: results name it as the case does. */
+  private untoken(result: Result, url: string | undefined): Result {
+    return url ? JSON.parse(JSON.stringify(result).split(url).join(URL_TOKEN)) as Result : result;
   }
 
   async withBuildkit(c: Case): Promise<Result> {
+    return this.untoken(await this.buildkit(c), this.url);
+  }
+
+  async withBuildyard(c: Case): Promise<Result> {
+    return this.untoken(await this.buildyard(c), this.url);
+  }
+
+  async withCluster(c: Case): Promise<Result> {
+    return this.untoken(await this.viaCluster(c), this.url);
+  }
+
+  private async buildkit(c: Case): Promise<Result> {
     this.buildkitd ??= await Buildkitd.start(this.registry.host);
     const { dir, ctx, dockerfile, secretsDir } = await this.prepare(c);
     const platform = c.platform ?? 'linux/amd64';
@@ -72,7 +114,7 @@ export class Harness {
     }
   }
 
-  async withBuildyard(c: Case): Promise<Result> {
+  private async buildyard(c: Case): Promise<Result> {
     const { dir, ctx, dockerfile } = await this.prepare(c);
     const platform = c.platform ?? 'linux/amd64';
     try {
@@ -96,7 +138,7 @@ export class Harness {
    * Builds through a real cluster (frontend, Redis, one worker) that shares this harness's
    * registry, pushes the image there and reads it back with skopeo.
    */
-  async withCluster(c: Case): Promise<Result> {
+  private async viaCluster(c: Case): Promise<Result> {
     this.cluster ??= startCluster({ workers: 1, registry: this.registry });
     const cluster = await this.cluster;
     const { dir, ctx, dockerfile } = await this.prepare(c);

@@ -22,6 +22,11 @@ export interface Case {
   platform?: string;
   secrets?: Record<string, string>;
   /**
+   * What the web server serves (at every path) while the case builds; `{{URL}}` in the
+   * Dockerfile is its base URL, on an address both builders may download from.
+   */
+  served?: { body: string; etag?: string; lastModified?: string; contentDisposition?: string };
+  /**
    * Current BuildKit behaves differently from the v0.11.6 reference daemon. `change` names the
    * upstream change (read in moby/buildkit's source); the expectation is `expect`, written by
    * hand, or the daemon's result (of `equivalent`, a case v0.11.6 can build that gives the same
