@@ -16,11 +16,12 @@ after(async () => { await redis?.stop(); });
 
 function runProbe(env: Record<string, string>, ...args: string[]) {
   const r = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', probe, ...args], {
-    encoding: 'utf8', timeout: 20_000,
+    // Only a hang guard: starting node from TS sources took over 20 s on a loaded machine.
+    encoding: 'utf8', timeout: 180_000,
     // A refused connection fails at once; the timeout only bounds a slow answer on a loaded machine.
     env: { PATH: process.env.PATH, BUILDYARD_PROBE_TIMEOUT_MS: '10000', ...env },
   });
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+  return { code: r.status, out: `${r.stdout}${r.stderr}${r.signal ? `(killed by ${r.signal})` : ''}` };
 }
 
 test('a worker with a current heartbeat is alive and ready; without one it is neither', async () => {
