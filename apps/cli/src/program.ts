@@ -1,11 +1,12 @@
 // The commander wiring of `buildyard`; the logic lives in @buildyard/client.
 import { Command, CommanderError, Option } from 'commander';
 import {
-  BuilderStore, ClientError, ExitCode, PROGRESS_MODES, createIndex, withBuilderConnection, formatDiskUsage, formatInfo, formatPrune,
+  BuilderStore, ClientError, ExitCode, PROGRESS_MODES, createIndex, withBuilderConnection, formatDiskUsage, formatDiskUsageVerbose, formatInfo, formatPrune,
   formatWorkers, inspectImage, login, parseSize, runBuild, table, type BuildFlags, type DiskUsageResponse, type InfoResponse, type ListWorkersResponse, type PruneResponse,
 } from '@buildyard/client';
 import { RegistryClient, dockerConfigPath } from '@buildyard/oci';
 import { registerUpCommands } from './up.js';
+import { BuildyardCommand } from './suggest.js';
 
 const EXIT_CODES_HELP = `
 Exit codes:
@@ -69,7 +70,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
   const err = (line: string) => { io.stderr.write(`${line}\n`); };
   const store = () => new BuilderStore(undefined);
 
-  const program = new Command('buildyard')
+  const program = new BuildyardCommand('buildyard')
     .description('Build container images on a remote buildyard builder (buildx-compatible flags)')
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
@@ -213,11 +214,11 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
 
   program.command('du').description('Show the build cache disk usage')
     .option('--builder <name>', 'builder to use')
-    .option('--verbose', 'ask for per-record details')
+    .option('--verbose', 'one block per record: ID, description, reclaimable, shared, size, usage count, last used')
     .action(async (o: { builder?: string; verbose?: boolean }) => {
       const rb = await store().resolve(o.builder, io.env);
       const du = await withBuilderConnection(rb, (conn) => conn.unary<DiskUsageResponse>('disk usage', (md, opt, cb) => conn.control.diskUsage({ verbose: !!o.verbose }, md, opt, cb), 60_000));
-      for (const l of formatDiskUsage(du)) out(l);
+      for (const l of (o.verbose ? formatDiskUsageVerbose : formatDiskUsage)(du)) out(l);
     });
 
   program.command('prune').description('Remove build cache')

@@ -207,7 +207,15 @@ export class TtyRenderer implements ProgressRenderer {
   private ended = false;
 
   constructor(private readonly o: TtyRendererOptions) {
-    this.log = createLogUpdate(o.stream, { showCursor: false });
+    // A terminal may report 0 columns or rows (a pty nobody sized, some CI runners): log-update
+    // would wrap to nothing and draw nothing, so the view falls back to 80x24 as buildx does.
+    const stream = o.stream;
+    this.log = createLogUpdate({
+      get columns() { return stream.columns || 80; },
+      get rows() { return stream.rows || 24; },
+      isTTY: (stream as { isTTY?: boolean }).isTTY,
+      write: (chunk: string) => stream.write(chunk),
+    } as unknown as NodeJS.WriteStream, { showCursor: false });
     this.now = o.now ?? Date.now;
     this.timer = setInterval(() => this.draw(false), o.intervalMs ?? 100);
     this.timer.unref();
@@ -216,7 +224,7 @@ export class TtyRenderer implements ProgressRenderer {
   private frame(finished: boolean): string {
     return renderTtyFrame(this.progress, {
       now: Math.max(this.now(), this.progress.lastEventMs),
-      columns: this.o.stream.columns ?? 80,
+      columns: this.o.stream.columns || 80,
       // A pty that reports no size (0 rows) still gets a normal-height view.
       rows: this.o.stream.rows || 24,
       color: this.o.color ?? true,

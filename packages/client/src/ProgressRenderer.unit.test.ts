@@ -120,6 +120,17 @@ test('tty renderer writes frames through log-update to its stream', async () => 
   assert.match(out, /\x1b\[\d*[AK]/, 'frames are redrawn in place with ANSI erase codes');
 });
 
+test('a terminal reporting 0 columns and 0 rows still gets the view, at 80 columns', async () => {
+  const stream = Object.assign(new PassThrough(), { columns: 0, rows: 0, isTTY: true });
+  let out = '';
+  stream.on('data', (d: Buffer) => { out += d.toString(); });
+  const r = new TtyRenderer({ stream, color: false, intervalMs: 10_000, now: () => T0 + 2000 });
+  for (const e of SUCCESS) r.event(e);
+  r.end();
+  assert.match(out, /\[\+\] Building 1\.6s \(3\/3\) FINISHED/);
+  assert.match(out, /RUN make/);
+});
+
 test('rawjson prints one JSON object per event; file bytes become a size', () => {
   const lines: string[] = [];
   const r = new RawJsonRenderer((l) => lines.push(l));

@@ -55,7 +55,13 @@ export function connectBuilder(builder: ResolvedBuilder): BuilderConnection {
     if (isServiceError(err)) {
       const detail = (err.details || err.message).replace(/\s+/g, ' ').replace(/\.?\s*Resolution note:.*$/, '').replace(/Last error: Error: /, 'last error: ').trim();
       if (err.code === status.UNAUTHENTICATED || err.code === status.PERMISSION_DENIED) {
-        return new ClientError(`${doing}: ${where} refused the credentials: ${detail}; set BUILDYARD_TOKEN or recreate the builder with --token-file`, ExitCode.Unreachable);
+        // The server's reason may carry its own hint; the client knows better whether it sent a
+        // token, so it keeps the reason only and gives the one hint that fits.
+        const reason = detail.replace(/\s*[:;]\s*(set|check) .*$/i, '');
+        const fix = builder.token
+          ? 'check the token (BUILDYARD_TOKEN or the file given to builder create --token-file)'
+          : 'set BUILDYARD_TOKEN or recreate the builder with --token-file';
+        return new ClientError(`${doing}: ${where} refused the credentials: ${reason}; ${fix}`, ExitCode.Unreachable);
       }
       if (UNREACHABLE.has(err.code)) {
         return new ClientError(`${doing}: cannot reach ${where}: ${detail}; check that it runs and the endpoint is right (buildyard builder ls)`, ExitCode.Unreachable);

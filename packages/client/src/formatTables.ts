@@ -50,6 +50,24 @@ export function formatDiskUsage(du: DiskUsageResponse, now = Date.now()): string
   return out;
 }
 
+/**
+ * buildx du --verbose: one block per record (the fields this builder keeps of BuildKit's:
+ * ID, Description, Reclaimable, Shared, Size, Usage count, Last used), then the totals.
+ */
+export function formatDiskUsageVerbose(du: DiskUsageResponse, now = Date.now()): string[] {
+  const out: string[] = [];
+  const recs = [...du.records].sort((a, b) => b.size - a.size);
+  for (const r of recs) {
+    out.push(...table([
+      ['ID:', r.id], ['Description:', r.description || '-'], ['Reclaimable:', String(!r.inUse)], ['Shared:', String(r.shared)],
+      ['Size:', formatBytes(r.size)], ['Usage count:', String(r.usageCount)], ['Last used:', age(r.lastUsedMs, now) || '-'],
+    ]), '');
+  }
+  const shared = recs.filter((r) => r.shared).reduce((n, r) => n + r.size, 0);
+  out.push(...table([['Shared:', formatBytes(shared)], ['Private:', formatBytes(du.totalBytes - shared)], ['Reclaimable:', formatBytes(du.reclaimableBytes)], ['Total:', formatBytes(du.totalBytes)]]));
+  return out;
+}
+
 export function formatPrune(res: PruneResponse): string[] {
   const rows: string[][] = [['ID', 'RECLAIMABLE', 'SIZE', 'LAST ACCESSED']];
   res.removed.forEach((r: CacheRecord) => rows.push([r.id, 'true', formatBytes(r.size), '']));
