@@ -16,3 +16,4 @@ export * as filesync from './gen/moby/filesync/v1/filesync.js';
 export * as fsutil from './gen/fsutil/types/wire.js';
 export * as gateway from './gen/moby/buildkit/v1/frontend/gateway.js';
 export * as secrets from './gen/moby/buildkit/secrets/v1/secrets.js';
+export * as sessionAuth from './gen/moby/filesync/v1/auth.js';

@@ -3,14 +3,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { credentials } from '@grpc/grpc-js';
 import { AttachRequest, ControlClient, StatusRequest, type SolveEvent, type StatusResponse } from '@buildyard/proto';
-import { freePort, referenceTools, startCluster, until, type Cluster } from '@buildyard/testkit';
+import { freePort, referenceTools, startCluster, supervise, until, waitUntilReady, type Cluster } from '@buildyard/testkit';
+import bcrypt from 'bcryptjs';
 import { bearer } from './grpcClient.js';
 
 const repo = resolve(import.meta.dirname, '../..');
@@ -44,8 +45,12 @@ after(async () => { await cluster?.stop(); });
 interface Run { code: number; stdout: string; stderr: string }
 
 function buildctl(...args: string[]): Promise<Run> {
+  return buildctlWith(process.env, ...args);
+}
+
+function buildctlWith(env: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
   return new Promise((resolveRun) => {
-    execFile(buildctlBin, ['--addr', addr, ...args], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile(buildctlBin, ['--addr', addr, ...args], { env, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       resolveRun({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
   });
@@ -310,5 +315,41 @@ test('buildctl and buildx --allow network.host reach the host network for a tena
     assert.match(buildxDenied.stderr, /granting entitlement security\.insecure is not allowed by build daemon configuration/);
   } finally {
     server.close();
+  }
+});
+
+test('a push to a registry that needs a login uses the credentials of the client\'s docker config, through the session\'s Auth service', { skip }, async () => {
+  const dir = join(work, 'auth-registry');
+  mkdirSync(dir, { recursive: true });
+  const [user, password] = ['pusher', `pw-${Date.now()}`];
+  const port = await freePort();
+  writeFileSync(join(dir, 'htpasswd'), `${user}:${bcrypt.hashSync(password, 5)}\n`);
+  writeFileSync(join(dir, 'config.yml'), [
+    'version: 0.1', 'log: { level: error, accesslog: { disabled: true } }', `storage: { filesystem: { rootdirectory: ${join(dir, 'data')} } }`,
+    `auth: { htpasswd: { realm: buildyard-test, path: ${join(dir, 'htpasswd')} } }`, `http: { addr: 127.0.0.1:${port} }`, '',
+  ].join('\n'));
+  const registry = supervise('auth-registry', 'docker-registry', ['serve', join(dir, 'config.yml')]);
+  try {
+    await waitUntilReady(registry, async () => (await fetch(`http://127.0.0.1:${port}/v2/`)).status === 401);
+    const image = `127.0.0.1:${port}/private/app:1`;
+    const build = ['build', '--progress', 'plain', '--frontend', 'dockerfile.v0', '--local', `context=${example}`, '--local', `dockerfile=${example}`,
+      '--opt', 'platform=linux/amd64', '--opt', `build-arg:BASE=${cluster.busybox.reference}`, '--output', `type=image,name=${image},push=true,registry.insecure=true`];
+    // A docker config with no login for it: the push is refused.
+    const anonymousConfig = join(dir, 'anonymous');
+    mkdirSync(anonymousConfig);
+    writeFileSync(join(anonymousConfig, 'config.json'), '{"auths":{}}');
+    const anonymous = await buildctlWith({ ...process.env, DOCKER_CONFIG: anonymousConfig }, ...build);
+    assert.notEqual(anonymous.code, 0, 'the registry refuses an anonymous push');
+    assert.match(anonymous.stderr, /401|unauthorized|authentication required/i);
+
+    const loggedIn = join(dir, 'logged-in');
+    mkdirSync(loggedIn);
+    writeFileSync(join(loggedIn, 'config.json'), JSON.stringify({ auths: { [`127.0.0.1:${port}`]: { auth: Buffer.from(`${user}:${password}`).toString('base64') } } }));
+    const pushed = await buildctlWith({ ...process.env, DOCKER_CONFIG: loggedIn }, ...build);
+    assert.equal(pushed.code, 0, pushed.stderr);
+    const manifest = JSON.parse(await skopeo('inspect', '--raw', '--tls-verify=false', '--creds', `${user}:${password}`, `docker://${image}`)) as { config?: unknown };
+    assert.ok(manifest.config, 'the image is in the registry');
+  } finally {
+    await registry.stop();
   }
 });

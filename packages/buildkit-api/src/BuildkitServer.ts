@@ -18,6 +18,7 @@ import { createLogger, type Logger } from '@buildyard/telemetry';
 import { readLocalFiles, receiveLocalToStore, sendDirToClient, sendFileToClient, type OutgoingEntry, type PreviousSync } from './fileSync.js';
 import { SessionManager, type ClientSession } from './SessionManager.js';
 import { fetchSecrets, secretIds } from './sessionSecrets.js';
+import { fetchRegistryAuth, registryHosts } from './sessionAuth.js';
 import { checkSyntaxDirective, dockerfileAttrs, outputsOf, toBuildyardRequest, unknownAttrs, UnsupportedRequest } from './solveRequest.js';
 import { internalDigest, StatusTranslator, vertexUpdate } from './statusTranslator.js';
 import { workerRecord } from './workers.js';
@@ -453,7 +454,9 @@ export class BuildkitServer {
     let secretIdsUsed: string[] = [];
     // A Dockerfile that does not parse fails in the planner with its own message and location.
     try { secretIdsUsed = secretIds(dockerfile.toString('utf8'), attrs.filename); } catch { /* reported by the build */ }
-    const request = { ...toBuildyardRequest(req, attrs, stored.contextId, dockerfile, dockerignore), secrets: await fetchSecrets(session, secretIdsUsed, signal) };
+    const base = toBuildyardRequest(req, attrs, stored.contextId, dockerfile, dockerignore);
+    const registries = registryHosts(dockerfile.toString('utf8'), attrs.filename, attrs.buildArgs, base.outputs, [...base.cacheFrom, ...base.cacheTo]);
+    const request = { ...base, secrets: await fetchSecrets(session, secretIdsUsed, signal), registryAuth: await fetchRegistryAuth(session, registries, signal) };
     // BuildKit shows one exporter vertex, its first output's; its phases come from the build's export.
     const exportName = request.outputs.map((o) => exporterVertexName(o.type)).find(Boolean);
     const cursor = new StreamCursor();

@@ -110,3 +110,12 @@ test('the export vertex opens after the relayed events, times each phase as a st
   assert.equal(last.error, 'push refused');
   assert.equal(sent.filter((s) => s.vertexes.length).length, 2, 'the vertex is announced once and completed once');
 });
+
+test('the registries a build needs credentials for: FROM images with ARGs expanded (not stage names), pushed names, registry caches', async () => {
+  const { registryHosts } = await import('./sessionAuth.js');
+  const df = 'ARG REG=ghcr.io\nARG BASE\nFROM $REG/org/base:1 AS build\nFROM build\nFROM ${BASE}\nFROM scratch\nFROM busybox\n';
+  const hosts = registryHosts(df, 'Dockerfile', { BASE: '127.0.0.1:5000/lib/alpine' },
+    [{ type: 'image', attrs: { name: 'quay.io/a/b:1,127.0.0.1:5000/a/b:2', push: 'true' } }, { type: 'local', attrs: { dest: 'out' } }],
+    [{ type: 'registry', attrs: { ref: 'registry.example.com/cache:x' } }, { type: 'local', attrs: { src: 'dir' } }]);
+  assert.deepEqual(hosts.sort(), ['127.0.0.1:5000', 'docker.io', 'ghcr.io', 'quay.io', 'registry.example.com']);
+});
