@@ -95,18 +95,22 @@ export class Dispatcher {
     const refs = await this.store.claim(this.opts.tenantLimit);
     if (refs.length === 0) return;
     const workers = await this.registry.list();
+    // Stages this pass put on each worker's own queue: the worker may take one before the next
+    // placement counts its queue, and `running` (read before the pass) does not show it yet, so
+    // two stages ready at once could both go to one worker while another is free.
+    const placed = new Map<string, number>();
     let freed = false;
-    for (const ref of refs) freed = (await this.place(ref, workers, 'd')) || freed;
+    for (const ref of refs) freed = (await this.place(ref, workers, 'd', placed)) || freed;
     await this.redis.publish(this.keys.workChannel, '1');
     if (freed) this.again = true;
   }
 
   /** Places one stage; returns true when the build failed instead (slots were freed). */
-  private async place(ref: string, workers: WorkerStatus[], kind: 'd' | 'r'): Promise<boolean> {
+  private async place(ref: string, workers: WorkerStatus[], kind: 'd' | 'r', placed = new Map<string, number>()): Promise<boolean> {
     const info = await this.store.dispatchInfo(ref);
     if (!info) return false;
     const placement = await choosePlacement(info.platform, info.inputWorkers, workers,
-      (id) => this.queue(workerQueueName(id)).count());
+      async (id) => Math.max(await this.queue(workerQueueName(id)).count(), placed.get(id) ?? 0));
     if ('error' in placement) {
       await this.applyAbort(await this.store.abort(info.buildId, 'failed', placement.error));
       return true;
@@ -126,6 +130,8 @@ export class Dispatcher {
       removeOnComplete: { age: 3600, count: 1000 },
       removeOnFail: { age: 24 * 3600 },
     });
+    const onWorker = workers.find((w) => workerQueueName(w.id) === placement.queue);
+    if (onWorker) placed.set(onWorker.id, (placed.get(onWorker.id) ?? 0) + 1);
     return false;
   }
 

@@ -86,7 +86,7 @@ test('a diamond runs its independent stages at once on different workers, in dep
   await scheduler.submitBuild({ buildId: 'd1', tenant: 't1', priority: 10, traceContext: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
     platforms: [{ platform: AMD, stages: [stage('base'), stage('a', ['base']), stage('b', ['base']), stage('final', ['a', 'b'])] }] });
   const state = await timeout(scheduler.waitForBuild('d1'));
-  assert.equal(state.status, 'done');
+  assert.equal(state.status, 'done', state.error);
   const by = (id: string) => runs.find((r) => r.stageId === id)!;
   const [base, a, b, final] = ['base', 'a', 'b', 'final'].map(by);
   assert.notEqual(a.worker, b.worker, 'a and b ran on different workers');
