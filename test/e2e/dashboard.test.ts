@@ -4,12 +4,13 @@
 // Needs the dashboard UI built (`npm run build -w @buildyard/dashboard`, part of `npm test`).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createMetrics } from '@buildyard/telemetry';
 import { startCluster, type Cluster } from '@buildyard/testkit';
 import { launchBrowser, startDashboard, TEST_TOKENS, UI_DIR, until, type RunningDashboard, type TestBrowser } from '../../apps/dashboard/src/dashboard.test-util.js';
+import { startGates, type Gates } from './gate.js';
 import { solve, type SolveOutcome } from './grpcClient.js';
 
 const example = resolve(import.meta.dirname, '../../examples/multi-stage');
@@ -20,13 +21,18 @@ let cluster: Cluster;
 let dash: RunningDashboard;
 let tb: TestBrowser;
 let work: string;
+// The two-platform build's last steps wait at a gate: it runs until the test has seen it running.
+let gates: Gates;
 
 before(async () => {
   if (!built) return;
+  gates = await startGates();
   cluster = await startCluster({
     workers: 2,
-    // One stage per worker at a time, so a two-platform build queues; health ports are free ones.
-    env: { BUILDYARD_WORKER_CAPACITY: '1', BUILDYARD_WORKER_HEALTH_LISTEN: '127.0.0.1:0', BUILDYARD_HEALTH_LISTEN: '127.0.0.1:0' },
+    // Two stages per worker: one may wait at the gate while the build's other stages go on there
+    // (a stage placed on the worker that holds its inputs waits for that worker's free slot).
+    // Health ports are free ones.
+    env: { BUILDYARD_WORKER_CAPACITY: '2', BUILDYARD_WORKER_HEALTH_LISTEN: '127.0.0.1:0', BUILDYARD_HEALTH_LISTEN: '127.0.0.1:0' },
   });
   dash = await startDashboard({ redisUrl: cluster.redis.url, metrics: createMetrics() });
   tb = await launchBrowser();
@@ -38,6 +44,8 @@ before(async () => {
 after(async () => {
   await tb?.close();
   await dash?.close();
+  // Gates first: a step still held at one fails at once instead of keeping a worker busy.
+  await gates?.stop();
   await cluster?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
 });
@@ -86,6 +94,8 @@ interface TwoPlatformBuild {
   image: string;
   /** True once the build's Solve stream has ended. */
   finished(): boolean;
+  /** Lets the final stages finish: until then they wait at a gate (after every "built" line). */
+  release(): void;
   /** The outcome, with the metrics scraped just before the build and once the frontend counted it. */
   done: Promise<{ outcome: SolveOutcome; before: Scrape; after: Scrape }>;
 }
@@ -95,7 +105,8 @@ let twoPlatform: Promise<TwoPlatformBuild> | undefined;
  * A two-platform build of examples/multi-stage. The first test watches one from its start
  * (`fresh`); the metrics test uses the latest one, starting it if none ran: so each test runs
  * alone and in any order. A fresh file in the context makes every stage a cache miss, whatever
- * other tests built before.
+ * other tests built before. The final stage of each platform first waits at a gate, so the
+ * build is still running for as long as a test watches it run.
  */
 function twoPlatformBuild(opts: { fresh?: boolean } = {}): Promise<TwoPlatformBuild> {
   if (opts.fresh) twoPlatform = undefined;
@@ -105,6 +116,9 @@ function twoPlatformBuild(opts: { fresh?: boolean } = {}): Promise<TwoPlatformBu
     const context = join(work, id);
     cpSync(example, context, { recursive: true });
     writeFileSync(join(context, 'common', 'build-id.txt'), `${id}\n`);
+    const dockerfile = readFileSync(join(context, 'Dockerfile'), 'utf8');
+    assert.match(dockerfile, /^USER nobody$/m, 'the final stage of examples/multi-stage switches to USER nobody');
+    writeFileSync(join(context, 'Dockerfile'), dockerfile.replace(/^USER nobody$/m, `RUN ${gates.wait(id)}\nUSER nobody`));
     const before = await scrape();
     let finished = false;
     const done = solve(cluster, context, {
@@ -115,14 +129,14 @@ function twoPlatformBuild(opts: { fresh?: boolean } = {}): Promise<TwoPlatformBu
       if (!outcome.error) await until('the frontend to count the build', async () => grew(before, await scrape(), 'frontend', 'buildyard_builds_total', { status: 'succeeded' }) >= 1, 30_000);
       return { outcome, before, after: await scrape() };
     });
-    return { id, image, finished: () => finished, done };
+    return { id, image, finished: () => finished, release: () => gates.open(id), done };
   })();
   return twoPlatform;
 }
 
 test('a two-platform build shows in the builds and queue views while running, its log tails live, and it ends with its digests', { skip, timeout: 150_000 }, async () => {
   const { page } = tb;
-  const { id, image, finished, done } = await twoPlatformBuild({ fresh: true });
+  const { id, image, finished, release, done } = await twoPlatformBuild({ fresh: true });
 
   // Builds list: the row appears with status running before the build has finished.
   await page.goto(`${dash.url}/builds`);
@@ -158,6 +172,7 @@ test('a two-platform build shows in the builds and queue views while running, it
   // The view is appended to, never re-rendered: what it first showed stays, in the same order.
   assert.ok(late.length > early.length && late.startsWith(early), `the same log view grew:\n${early}\n---\n${late}`);
 
+  release();
   const { outcome } = await done;
   assert.equal(outcome.error, undefined, outcome.error?.message);
   const digest = outcome.result!.digest;
@@ -175,7 +190,9 @@ test('a two-platform build shows in the builds and queue views while running, it
 });
 
 test('the frontend, workers and dashboard serve /metrics with what the build did', { skip, timeout: 150_000 }, async () => {
-  const { outcome, before, after } = await (await twoPlatformBuild()).done;
+  const build = await twoPlatformBuild();
+  build.release();
+  const { outcome, before, after } = await build.done;
   assert.equal(outcome.error, undefined, outcome.error?.message);
   const frontend = (name: string, labels?: Record<string, string>) => grew(before, after, 'frontend', name, labels);
   assert.equal(frontend('buildyard_builds_total', { status: 'succeeded' }), 1);
