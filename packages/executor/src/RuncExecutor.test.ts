@@ -190,6 +190,25 @@ describe('RuncExecutor with real runc', { skip }, () => {
     assert.deepEqual(processesMatching('sleep', '43'), []);
   });
 
+  it('an abort that runc cannot deliver kills runc and its container: run() returns, nothing is left', async () => {
+    // A runc whose `kill` always fails (as while a container is still being created): after
+    // its retries the executor kills runc itself and deletes the container; run() still returns
+    // at once and leaves no process, container or bundle.
+    const wrapper = join(t.dir, 'runc-without-kill');
+    writeFileSync(wrapper, '#!/bin/sh\nfor a in "$@"; do [ "$a" = kill ] && exit 1; done\nexec runc "$@"\n', { mode: 0o755 });
+    const stubborn = new RuncExecutor({ stateDir: t.stateDir, runcBinary: wrapper });
+    const controller = new AbortController();
+    const out = new PassThrough();
+    out.on('data', () => controller.abort());
+    const started = Date.now();
+    await assert.rejects(
+      stubborn.run({ rootfs: t.rootfs, meta: meta('echo started; exec sleep 144'), mounts: [], stdout: out, signal: controller.signal }),
+      (e: unknown) => e instanceof AbortError,
+    );
+    assert.ok(Date.now() - started < 100_000, 'did not wait for the sleep to end'); // it lasts 144 s
+    assert.deepEqual(processesMatching('sleep', '144'), []);
+  });
+
   it('refuses a platform the host cannot run', async () => {
     await assert.rejects(run('true', { platform: 'linux/s390x' }), /platform linux\/s390x cannot run on this host/);
   });

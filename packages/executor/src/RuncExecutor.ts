@@ -290,7 +290,7 @@ export class RuncExecutor implements Executor {
     const stop = (reason: 'timeout' | 'abort' | 'limit') => {
       if (stopped || exited) return;
       stopped = reason;
-      void this.killUntilExited(containerId, () => exited, () => child.kill('SIGKILL'));
+      void this.killUntilExited(containerId, () => exited, () => child.kill('SIGKILL'), () => { child.stdout?.destroy(); child.stderr?.destroy(); });
     };
     const timer = meta.timeoutMs !== undefined && meta.timeoutMs > 0 ? setTimeout(() => stop('timeout'), meta.timeoutMs) : undefined;
     const onAbort = () => stop('abort');
@@ -319,14 +319,19 @@ export class RuncExecutor implements Executor {
   }
 
   // `runc kill` fails while the container is still being created, so retry until runc run
-  // returns; if runc itself hangs, kill it and leave the rest to `runc delete --force`.
-  private async killUntilExited(containerId: string, exited: () => boolean, killRunc: () => void): Promise<void> {
+  // returns. If runc itself hangs, kill it and the container with `runc delete --force`: the
+  // container's processes hold runc's stdout/stderr, and run() waits for those to close. Should
+  // anything still hold them after that, stop reading them, so run() returns in any case.
+  private async killUntilExited(containerId: string, exited: () => boolean, killRunc: () => void, stopReading: () => void): Promise<void> {
     const deadline = Date.now() + 5000;
     while (!exited()) {
       await this.runc(['kill', containerId, 'KILL']);
       if (exited()) return;
       if (Date.now() > deadline) {
         killRunc();
+        await this.runc(['delete', '--force', containerId]);
+        for (let attempt = 0; attempt < 50 && !exited(); attempt++) await new Promise((r) => setTimeout(r, 100));
+        if (!exited()) stopReading();
         return;
       }
       await new Promise((r) => setTimeout(r, 100));
