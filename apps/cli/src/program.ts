@@ -98,6 +98,10 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .option('--network <mode>', 'network for RUN: default | none | host')
     .option('--allow <entitlement>', 'allow an entitlement the server grants your tenant: network.host | security.insecure (comma separated, repeatable)', collect)
     .option('--add-host <name:ip>', 'add a name to the /etc/hosts of RUN steps (repeatable)', collect)
+    .option('--annotation <[type:]key=value>', 'OCI annotation; type index, manifest (default) or manifest[os/arch] (repeatable)', collect)
+    .option('--iidfile <file>', 'write the image digest (the index digest for several platforms) to this file')
+    .option('--shm-size <bytes>', 'not supported: RUN steps get a fixed 64MB /dev/shm')
+    .option('--ulimit <type=soft[:hard]>', 'not supported: RUN steps get the worker\'s limits', collect)
     .addOption(new Option('--progress <mode>', 'progress output').choices([...PROGRESS_MODES]).default('auto'))
     .option('-q, --quiet', 'print only the image digest on success')
     .option('--metadata-file <file>', 'write the build result metadata (buildx keys) to this JSON file')
@@ -121,6 +125,10 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
         network: opts.network as string | undefined,
         allow: opts.allow as string[] | undefined,
         addHost: opts.addHost as string[] | undefined,
+        annotation: opts.annotation as string[] | undefined,
+        iidfile: opts.iidfile as string | undefined,
+        shmSize: opts.shmSize as string | undefined,
+        ulimit: opts.ulimit as string[] | undefined,
         progress: opts.progress as string | undefined,
         quiet: !!opts.quiet,
         metadataFile: opts.metadataFile as string | undefined,

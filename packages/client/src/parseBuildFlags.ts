@@ -30,6 +30,13 @@ export interface BuildFlags {
   allow?: string[];
   /** --add-host name:ip, comma separated, repeatable. */
   addHost?: string[];
+  /** --annotation [TYPE:]KEY=VALUE, TYPE index | manifest | manifest[os/arch] (repeatable). */
+  annotation?: string[];
+  /** --iidfile FILE: the image (or index) digest is written there. */
+  iidfile?: string;
+  /** --shm-size and --ulimit: refused (see parseBuildFlags). */
+  shmSize?: string;
+  ulimit?: string[];
   progress?: string;
   quiet?: boolean;
   metadataFile?: string;
@@ -62,6 +69,7 @@ export interface BuildOptions {
   addHosts: string[];
   progress: ProgressMode;
   metadataFile?: string;
+  iidfile?: string;
   /** Notes for the user about what flags turned into (e.g. --load writing a tar). */
   notes: string[];
 }
@@ -186,6 +194,34 @@ export function parseSecret(value: string, env: NodeJS.ProcessEnv = {}, cwd = pr
   return s;
 }
 
+/**
+ * `--annotation [TYPE:]KEY=VALUE` as buildx: TYPE is index, manifest (the default) or
+ * manifest[os/arch]; the result is BuildKit's exporter attributes (annotation-index.KEY, ...).
+ */
+export function parseAnnotations(values: readonly string[] = [], platformCount = 1): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    const head = eq < 0 ? v : v.slice(0, eq);
+    const m = /^(?:(index|manifest)(?:\[([^\]]*)\])?:)?([^:=\s]+)$/.exec(head);
+    const shown = v.length > 200 ? `${v.slice(0, 200)}…` : v;
+    if (eq < 0 || !m) throw usageError(`--annotation "${shown}": write KEY=VALUE, index:KEY=VALUE, manifest:KEY=VALUE or manifest[os/arch]:KEY=VALUE`);
+    const [, type, platform, key] = m;
+    if (type === 'index' && platform !== undefined) throw usageError(`--annotation "${shown}": an index has no platform; write index:KEY=VALUE`);
+    if (type === 'index' && platformCount < 2) throw usageError(`--annotation "${shown}": a single-platform build pushes a manifest, not an index; build for two or more --platform values or write manifest:KEY=VALUE`);
+    let attr = `annotation-${type ?? 'manifest'}`;
+    if (platform !== undefined) {
+      try {
+        attr += `[${formatPlatform(normalizePlatform(platform))}]`;
+      } catch (err) {
+        throw usageError(`--annotation "${shown}": platform "${platform}": ${(err as Error).message}; write manifest[os/arch]:KEY=VALUE`);
+      }
+    }
+    out[`${attr}.${key}`] = v.slice(eq + 1);
+  }
+  return out;
+}
+
 /** Docker archive file name for --load: the last path component of the first tag. */
 function loadFileName(tags: readonly string[]): string {
   if (tags.length === 0) return 'image.tar';
@@ -226,6 +262,14 @@ export function parseBuildFlags(flags: BuildFlags, penv: ParseEnv): BuildOptions
       throw usageError('--push: no image name; add -t NAME[:TAG] or --output type=image,name=NAME,push=true');
     }
   }
+  // The executor runs every RUN with a fixed 64MB /dev/shm and the worker's RLIMIT_NOFILE; a
+  // build that asked for others would behave differently than the user expects, so refuse.
+  if (flags.shmSize !== undefined) throw usageError(`--shm-size "${flags.shmSize.slice(0, 40)}": not supported; buildyard runs RUN steps with a fixed 64MB /dev/shm, drop the flag`);
+  if (flags.ulimit?.length) throw usageError(`--ulimit "${flags.ulimit[0].slice(0, 60)}": not supported; buildyard runs RUN steps with the worker's limits (nofile 1048576), drop the flag`);
+  const platforms = parsePlatforms(flags.platform);
+  const annotations = parseAnnotations(flags.annotation, platforms.length);
+  // As buildx: the annotations go to every output that writes an image.
+  for (const o of outputs) if (o.type === 'image' || o.type === 'oci' || o.type === 'docker') Object.assign(o.attrs, annotations);
   let progress = (flags.progress ?? 'auto') as ProgressMode;
   if (!PROGRESS_MODES.includes(progress)) throw usageError(`--progress "${flags.progress}": use one of ${PROGRESS_MODES.join(', ')}`);
   if (flags.quiet) progress = 'quiet';
@@ -233,7 +277,7 @@ export function parseBuildFlags(flags: BuildFlags, penv: ParseEnv): BuildOptions
   if (!['default', 'none', 'host'].includes(network)) throw usageError(`--network "${network}": use default, none or host`);
   return {
     tags,
-    platforms: parsePlatforms(flags.platform),
+    platforms,
     buildArgs: parseBuildArgs(flags.buildArg, penv.env),
     target: flags.target ?? '',
     noCache: flags.noCache ?? false,
@@ -248,6 +292,7 @@ export function parseBuildFlags(flags: BuildFlags, penv: ParseEnv): BuildOptions
     addHosts: splitList(flags.addHost),
     progress,
     ...(flags.metadataFile ? { metadataFile: resolve(penv.cwd, flags.metadataFile) } : {}),
+    ...(flags.iidfile ? { iidfile: resolve(penv.cwd, flags.iidfile) } : {}),
     notes,
   };
 }

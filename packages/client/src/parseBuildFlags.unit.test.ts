@@ -109,3 +109,17 @@ test('registry auth: only registries the build names', () => {
     { registry: 'ghcr.io', username: 'u', password: 'p', identityToken: '' },
   ]);
 });
+
+test('--annotation becomes BuildKit exporter attributes on every image-writing output; --shm-size and --ulimit are refused', () => {
+  const penv = { env: {}, cwd: '/w' };
+  const o = parseBuildFlags({ tag: ['r/a:1'], push: true, platform: ['linux/amd64,linux/arm64'], output: ['type=local,dest=out', 'type=oci,dest=a.tar'],
+    annotation: ['k=v', 'index:i=1', 'manifest[linux/arm64]:m=2', 'manifest:x=a=b'] }, penv);
+  const want = { 'annotation-manifest.k': 'v', 'annotation-index.i': '1', 'annotation-manifest[linux/arm64].m': '2', 'annotation-manifest.x': 'a=b' };
+  assert.deepEqual(o.outputs.map((x) => Object.fromEntries(Object.entries(x.attrs).filter(([k]) => k.startsWith('annotation')))), [{}, want, want]);
+  assert.throws(() => parseBuildFlags({ annotation: ['index:i=1'] }, penv), /single-platform build/);
+  assert.throws(() => parseBuildFlags({ annotation: ['bogus:k=v'] }, penv), /write KEY=VALUE, index:KEY=VALUE/);
+  assert.throws(() => parseBuildFlags({ annotation: ['manifest[nope/]:k=v'] }, penv), /platform "nope\/"/);
+  assert.throws(() => parseBuildFlags({ shmSize: '1g' }, penv), (e: ClientError) => e.exitCode === 2 && /--shm-size "1g": not supported/.test(e.message));
+  assert.throws(() => parseBuildFlags({ ulimit: ['nofile=1:1'] }, penv), (e: ClientError) => e.exitCode === 2 && /--ulimit/.test(e.message));
+  assert.equal(parseBuildFlags({ iidfile: 'iid' }, penv).iidfile, '/w/iid');
+});

@@ -164,6 +164,8 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
     if (writer.pending > 0) throw new ClientError(`build: the builder stopped in the middle of an exported file; retry the build`);
     await caches.finish();
     if (opts.metadataFile) await writeFile(opts.metadataFile, JSON.stringify(buildMetadata(p.result, opts.tags), null, 2) + '\n');
+    // As buildx: the digest alone, no newline (the index's for a multi-platform build).
+    if (opts.iidfile) await writeFile(opts.iidfile, p.result.digest);
     if (r.human) for (const line of formatSummary(p)) say(line);
     for (const dest of writer.written) if (r.human && dest !== '-') say(`wrote ${dest}`);
     for (const dest of caches.written) if (r.human) say(`wrote cache ${dest}`);

@@ -13,6 +13,7 @@ import { readManifest } from '@buildyard/context';
 import { fromRedis, stageResultSchema, type BuildRecords, type BuildSecrets, type RedisKeys, type StagePayload } from '@buildyard/contracts';
 import { allowedEntitlements, missingEntitlement, type Entitlement } from './entitlements.js';
 import { parseAddHosts } from './addHosts.js';
+import { outputAnnotations } from './outputAnnotations.js';
 import { exporterFor, parseOutputs, runExport, unreportedStep, type ExportStep, type ParsedOutput } from './exporters/index.js';
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
 import type { CacheWriteResult } from '@buildyard/cache';
@@ -151,11 +152,15 @@ export class BuildRunner {
       const created = req.buildArgs?.SOURCE_DATE_EPOCH && Number.isFinite(epoch) ? new Date(epoch * 1000).toISOString() : undefined;
       // [cache transfer] type=inline: records go into each platform manifest's annotations.
       // Export phases are named as BuildKit's image exporter names them (`step` times them for a front door that shows them).
+      const annotate = outputAnnotations(req.outputs);
       const images = await step('exporting layers', async () => {
         const inline = await inlineCacheAnnotations(cacheOptions.to, plan, cacheCtx, (platform) => results.get(`${platform}|${plan.platforms.find((p) => p.platform === platform)!.target}`)!.layers.map((l) => l.digest));
-        return plan.platforms.map((p) => assembleImage(results.get(`${p.platform}|${p.target}`)!, { created, annotations: inline?.get(p.platform) }));
+        return plan.platforms.map((p) => {
+          const annotations = { ...annotate.manifest(p.platform), ...inline?.get(p.platform) };
+          return assembleImage(results.get(`${p.platform}|${p.target}`)!, { created, annotations: Object.keys(annotations).length ? annotations : undefined });
+        });
       });
-      const index = images.length > 1 ? assembleIndex(images) : undefined;
+      const index = images.length > 1 ? assembleIndex(images, Object.keys(annotate.index).length ? annotate.index : undefined) : undefined;
       const store = (kind: string, doc: { bytes: Buffer; descriptor: { digest: string } }) => step(`exporting ${kind} ${doc.descriptor.digest}`, () => this.deps.blobs.put(doc.bytes, doc.descriptor.digest));
       for (const image of images) {
         await store('manifest', image.manifest);

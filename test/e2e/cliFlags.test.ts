@@ -1,0 +1,108 @@
+// buildx's flags of `buildyard build` and the errors users meet first (issue 20), run through
+// the real CLI against a real cluster; the pushed index is read back with skopeo.
+// --add-host and --allow have their end-to-end test in cli.test.ts.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { startCluster, type Cluster } from '@buildyard/testkit';
+
+const repoRoot = resolve(import.meta.dirname, '../..');
+const tsx = import.meta.resolve('tsx');
+let cluster: Cluster;
+let work: string;
+let context: string;
+
+before(async () => {
+  cluster = await startCluster({ workers: 1 });
+  work = mkdtempSync(join(tmpdir(), 'buildyard-cliflags-e2e-'));
+  context = mkdtempSync(join(work, 'ctx-'));
+  // No RUN: a second platform needs no emulation, so the test measures the flags, not qemu.
+  writeFileSync(join(context, 'Dockerfile'), 'ARG BASE\nFROM ${BASE}\nCOPY hello /hello\n');
+  writeFileSync(join(context, 'hello'), `hello ${process.pid}\n`);
+});
+after(async () => { await cluster?.stop(); });
+
+function cli(args: string[], env: Record<string, string> = {}): { status: number; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, ['--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), ...args], {
+    cwd: work, encoding: 'utf8', timeout: 180_000,
+    env: { ...process.env, XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: cluster.token, ...env },
+  });
+  return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+const skopeoRaw = (ref: string, ...extra: string[]) => JSON.parse(execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', ...extra, `docker://${ref}`], { encoding: 'utf8' }));
+const base = () => `BASE=${cluster.busybox.reference}`;
+
+test('--iidfile writes the pushed index digest; --annotation puts index, manifest and per-platform annotations where buildx does', () => {
+  const image = `${cluster.registry.host}/e2e/flags:annotated`;
+  const iid = join(work, 'iid');
+  const run = cli(['build', '--progress', 'plain', '--platform', 'linux/amd64,linux/arm64', '--build-arg', base(), '-t', image, '--push', '--iidfile', iid,
+    '--annotation', 'index:org.opencontainers.image.description=an index', '--annotation', 'org.example.everywhere=yes',
+    '--annotation', 'manifest[linux/arm64]:org.example.only=arm', context]);
+  assert.equal(run.status, 0, run.stderr);
+  const index = skopeoRaw(image);
+  const pushed = JSON.parse(execFileSync('skopeo', ['inspect', '--tls-verify=false', `docker://${image}`], { encoding: 'utf8' })).Digest;
+  assert.match(readFileSync(iid, 'utf8'), /^sha256:[0-9a-f]{64}$/, 'the digest alone, no newline');
+  assert.equal(readFileSync(iid, 'utf8'), pushed);
+  assert.deepEqual(index.annotations, { 'org.opencontainers.image.description': 'an index' });
+  for (const arch of ['amd64', 'arm64']) {
+    const entry = index.manifests.find((m: { platform: { architecture: string } }) => m.platform.architecture === arch);
+    const manifest = skopeoRaw(`${image.replace(/:[^:/]+$/, '')}@${entry.digest}`);
+    const want: Record<string, string> = { 'org.example.everywhere': 'yes', ...(arch === 'arm64' ? { 'org.example.only': 'arm' } : {}) };
+    assert.deepEqual(manifest.annotations, want, `${arch} manifest annotations`);
+  }
+});
+
+test('--iidfile of a single-platform build is its manifest digest; index: annotations need several platforms (exit 2, before the upload)', () => {
+  const image = `${cluster.registry.host}/e2e/flags:single`;
+  const iid = join(work, 'iid-single');
+  const run = cli(['build', '-q', '--platform', 'linux/amd64', '--build-arg', base(), '-t', image, '--push', '--iidfile', iid, context]);
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(readFileSync(iid, 'utf8'), run.stdout.trim());
+  assert.equal(skopeoRaw(image).mediaType, 'application/vnd.oci.image.manifest.v1+json');
+
+  const bad = cli(['build', '--platform', 'linux/amd64', '--annotation', 'index:k=v', context]);
+  assert.equal(bad.status, 2, bad.stderr);
+  assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+  assert.match(bad.stderr, /--annotation "index:k=v": a single-platform build/);
+  const malformed = cli(['build', '--annotation', 'novalue', context]);
+  assert.equal(malformed.status, 2);
+  assert.match(malformed.stderr, /--annotation "novalue": write KEY=VALUE/);
+});
+
+test('--shm-size and --ulimit are refused in one line with exit 2: the executor cannot change /dev/shm or the limits', () => {
+  for (const args of [['--shm-size', '2g'], ['--ulimit', 'nofile=1024:1024']]) {
+    const run = cli(['build', ...args, context]);
+    assert.equal(run.status, 2, run.stderr);
+    assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+    assert.match(run.stderr, new RegExp(`^ERROR: ${args[0]} "[^"]+": not supported; .*drop the flag$`, 'm'));
+  }
+});
+
+test('errors met first: no misleading did-you-mean, one hint for a missing token, du --verbose details', () => {
+  const ssh = cli(['build', '--ssh', 'default', context]);
+  assert.equal(ssh.status, 2);
+  assert.doesNotMatch(ssh.stderr, /Did you mean/, '--ssh is not a typo of --push');
+  const typo = cli(['build', '--platfrom', 'linux/amd64', context]);
+  assert.equal(typo.status, 2);
+  assert.match(typo.stderr, /\(Did you mean --platform\?\)/);
+
+  const noToken = cli(['du'], { BUILDYARD_TOKEN: '' });
+  assert.equal(noToken.status, 3, noToken.stderr);
+  assert.match(noToken.stderr, /refused the credentials: missing bearer token; set BUILDYARD_TOKEN/);
+  assert.equal(noToken.stderr.match(/BUILDYARD_TOKEN/g)?.length, 1, noToken.stderr);
+
+  const build = cli(['build', '-q', '--platform', 'linux/amd64', '--build-arg', base(), context]);
+  assert.equal(build.status, 0, build.stderr);
+  const du = cli(['du']);
+  const verbose = cli(['du', '--verbose']);
+  assert.equal(verbose.status, 0, verbose.stderr);
+  assert.notEqual(verbose.stdout, du.stdout);
+  assert.match(verbose.stdout, /^ID:\s+\S+/m);
+  assert.match(verbose.stdout, /^Description:\s+\S+/m);
+  assert.match(verbose.stdout, /^Usage count:\s+\d+/m);
+  assert.match(verbose.stdout, /^Total:/m);
+});
