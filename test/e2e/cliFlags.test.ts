@@ -106,3 +106,15 @@ test('errors met first: no misleading did-you-mean, one hint for a missing token
   assert.match(verbose.stdout, /^Usage count:\s+\d+/m);
   assert.match(verbose.stdout, /^Total:/m);
 });
+
+test('version prints the client\'s version and, with --builder, the frontend\'s; ls has docker buildx ls\'s columns', () => {
+  const version = cli(['version', '--builder', cluster.frontend]);
+  assert.equal(version.status, 0, version.stderr);
+  const lines = version.stdout.trim().split('\n');
+  assert.match(lines[0], /^buildyard v\d+\.\d+\.\d+/);
+  assert.match(lines[1], new RegExp(`^builder \\S+ \\(${cluster.frontend.replace(/[/.]/g, '\\$&')}\\) \\S+$`));
+  const ls = cli(['ls']);
+  assert.equal(ls.status, 0, ls.stderr);
+  assert.match(ls.stdout, /^NAME\/NODE +DRIVER\/ENDPOINT +STATUS +BUILDKIT +PLATFORMS$/m);
+  assert.match(ls.stdout, /^ {2}worker-1 +ready +\S+ +linux\/amd64/m);
+});

@@ -5,6 +5,7 @@ import {
   formatWorkers, inspectImage, login, parseSize, runBuild, table, type BuildFlags, type DiskUsageResponse, type InfoResponse, type ListWorkersResponse, type PruneResponse,
 } from '@buildyard/client';
 import { RegistryClient, dockerConfigPath } from '@buildyard/oci';
+import { readFileSync } from 'node:fs';
 import { registerUpCommands } from './up.js';
 import { BuildyardCommand } from './suggest.js';
 
@@ -21,6 +22,9 @@ Environment:
   BUILDYARD_TOKEN    bearer token for the builder (when it has no --token-file)
   DOCKER_CONFIG      directory of the docker config.json holding registry credentials
   XDG_CONFIG_HOME    where buildyard/builders.json is kept (default ~/.config)`;
+
+// One place for the version: the package's, read from src/ and dist/ alike (both sit under apps/cli).
+const CLIENT_VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const collect = (value: string, prev: string[] = []): string[] => [...prev, value];
 
@@ -72,7 +76,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
 
   const program = new BuildyardCommand('buildyard')
     .description('Build container images on a remote buildyard builder (buildx-compatible flags)')
-    .version('0.1.0')
+    .version(CLIENT_VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', EXIT_CODES_HELP)
     .exitOverride()
@@ -156,35 +160,41 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .action(async (name: string) => { await store().use(name); });
   builder.command('rm').description('Remove a builder').argument('<name>')
     .action(async (name: string) => { await store().remove(name); });
-  builder.command('ls').description('List builders and their workers (native and emulated platforms)')
-    .action(async () => {
-      const s = store();
-      const { builders, current } = await s.list();
-      const envBuilder = io.env.BUILDYARD_BUILDER;
-      const names: (string | undefined)[] = builders.map((b) => b.name);
-      if (envBuilder?.includes('://')) names.unshift(envBuilder);
-      if (names.length === 0) names.push(undefined); // the default local endpoint
-      const rows: string[][] = [['NAME/NODE', 'ENDPOINT', 'STATUS', 'PLATFORMS']];
-      for (const n of names) {
-        const rb = await s.resolve(n, { ...io.env, BUILDYARD_BUILDER: '' });
-        const active = envBuilder ? envBuilder === rb.name : (current ? current === rb.name : rb.source === 'default');
-        try {
-          const res = await withBuilderConnection(rb, (conn) => conn.unary<ListWorkersResponse>('list workers', (md, opt, cb) => conn.control.listWorkers({}, md, opt, cb), 5_000));
-          const platforms = new Set<string>();
-          for (const w of res.workers) { w.nativePlatforms.forEach((p) => platforms.add(p)); w.emulatedPlatforms.forEach((p) => platforms.add(`${p}*`)); }
-          rows.push([`${rb.name}${active ? ' *' : ''}`, rb.endpoint, 'running', [...platforms].join(', ')]);
-          for (const w of res.workers) {
-            const plats = [...w.nativePlatforms, ...w.emulatedPlatforms.map((p) => `${p} (emulated)`)].join(', ');
-            rows.push([`  ${w.id}`, '', w.draining ? 'draining' : 'ready', plats]);
-          }
-        } catch (e) {
-          const why = e instanceof ClientError && e.exitCode === ExitCode.Unreachable && /refused the credentials/.test(e.message) ? 'unauthorized' : 'unreachable';
-          rows.push([`${rb.name}${active ? ' *' : ''}`, rb.endpoint, why, '']);
+  // docker buildx ls's columns: NAME/NODE, DRIVER/ENDPOINT, STATUS, BUILDKIT (here the builder's
+  // and each worker's version), PLATFORMS; the workers are the builder's nodes.
+  const listBuilders = async () => {
+    const s = store();
+    const { builders, current } = await s.list();
+    const envBuilder = io.env.BUILDYARD_BUILDER;
+    const names: (string | undefined)[] = builders.map((b) => b.name);
+    if (envBuilder?.includes('://')) names.unshift(envBuilder);
+    if (names.length === 0) names.push(undefined); // the default local endpoint
+    const rows: string[][] = [['NAME/NODE', 'DRIVER/ENDPOINT', 'STATUS', 'BUILDKIT', 'PLATFORMS']];
+    for (const n of names) {
+      const rb = await s.resolve(n, { ...io.env, BUILDYARD_BUILDER: '' });
+      const active = envBuilder ? envBuilder === rb.name : (current ? current === rb.name : rb.source === 'default');
+      try {
+        const { info, res } = await withBuilderConnection(rb, async (conn) => ({
+          info: await conn.unary<InfoResponse>('builder info', (md, opt, cb) => conn.control.info({}, md, opt, cb), 5_000),
+          res: await conn.unary<ListWorkersResponse>('list workers', (md, opt, cb) => conn.control.listWorkers({}, md, opt, cb), 5_000),
+        }));
+        const platforms = new Set<string>();
+        for (const w of res.workers) { w.nativePlatforms.forEach((p) => platforms.add(p)); w.emulatedPlatforms.forEach((p) => platforms.add(`${p}*`)); }
+        rows.push([`${rb.name}${active ? ' *' : ''}`, rb.endpoint, 'running', info.version || '-', [...platforms].join(', ')]);
+        for (const w of res.workers) {
+          const plats = [...w.nativePlatforms, ...w.emulatedPlatforms.map((p) => `${p} (emulated)`)].join(', ');
+          rows.push([`  ${w.id}`, '', w.draining ? 'draining' : 'ready', w.version || '-', plats]);
         }
+      } catch (e) {
+        const why = e instanceof ClientError && e.exitCode === ExitCode.Unreachable && /refused the credentials/.test(e.message) ? 'unauthorized' : 'unreachable';
+        rows.push([`${rb.name}${active ? ' *' : ''}`, rb.endpoint, why]);
       }
-      for (const line of table(rows)) out(line);
-      out('(* after a platform: emulated)');
-    });
+    }
+    for (const line of table(rows)) out(line);
+    out('(* after a platform: emulated)');
+  };
+  builder.command('ls').description('List builders and their workers (native and emulated platforms)').action(listBuilders);
+  program.command('ls').description('List builders and their workers, as docker buildx ls (same as builder ls)').action(listBuilders);
   builder.command('inspect').description('Show a builder: its endpoint, version, tenant and workers').argument('[name]')
     .action(async (name: string | undefined) => {
       const rb = await store().resolve(name, io.env);
@@ -261,6 +271,17 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
       const path = await login({ registry, username: o.username ?? '', password, env: io.env });
       err(`credentials saved in ${path}`);
       out('Login Succeeded');
+    });
+
+  program.command('version').description('Show the client\'s version, and the builder\'s when --builder names one that answers')
+    .option('--builder <name>', 'also ask this builder (name or tcp://host:port) for its version')
+    .action(async (o: { builder?: string }) => {
+      // buildx prints "github.com/docker/buildx vX.Y.Z"; the builder's line follows when asked for.
+      out(`buildyard v${CLIENT_VERSION}`);
+      if (o.builder === undefined) return;
+      const rb = await store().resolve(o.builder, io.env);
+      const info = await withBuilderConnection(rb, (conn) => conn.unary<InfoResponse>('builder info', (md, opt, cb) => conn.control.info({}, md, opt, cb), 15_000));
+      out(`builder ${rb.name} (${rb.endpoint}) ${info.version || 'unknown'}`);
     });
 
   registerUpCommands(program);
