@@ -169,10 +169,11 @@ export async function receiveLocalToStore(
       if (isReg && stat.linkname) {
         // A hard link: same content as its target, which the walk sent earlier.
         pendingHardlinks.push({ path, target: stat.linkname });
-        entries.set(path, { path, mode, size: stat.size, digest: '', linkTarget: '' });
+        entries.set(path, { path, mode, size: stat.size, digest: '', linkTarget: '', modTime: stat.modTime });
         return undefined;
       }
-      const entry: ContextEntry = { path, mode, size: isReg ? stat.size : 0, digest: '', linkTarget: (mode & 0o170000) === S_IFLNK ? stat.linkname : '' };
+      // modTime: fsutil's Stat.ModTime (ns), kept so COPY gives the client's mtime as BuildKit does.
+      const entry: ContextEntry = { path, mode, size: isReg ? stat.size : 0, digest: '', linkTarget: (mode & 0o170000) === S_IFLNK ? stat.linkname : '', modTime: stat.modTime };
       validateEntry({ ...entry, digest: isReg ? `sha256:${'0'.repeat(64)}` : '' });
       if (entries.size >= store.maxFiles) throw new LocalSyncError(`local "${name}" has more than ${store.maxFiles} entries: add unneeded files to .dockerignore`);
       entries.set(path, entry);

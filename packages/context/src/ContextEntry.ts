@@ -12,6 +12,13 @@ export interface ContextEntry {
   digest: string;
   /** Target of a symlink, "" otherwise. */
   linkTarget: string;
+  /**
+   * Modification time, nanoseconds since the Unix epoch as a decimal string (beyond a JS
+   * number). COPY from the context keeps it, as BuildKit does; absent or "0" means unknown
+   * (older clients) and materializes as the epoch. It belongs to the entry, never to the
+   * content blob, so identical contents with different times still share one blob.
+   */
+  modTime?: string;
 }
 
 export const S_IFMT = 0o170000;
@@ -45,7 +52,20 @@ export function sortEntries<T extends { path: string }>(entries: T[]): T[] {
 
 /** The canonical manifest bytes: a JSON array with fixed key order; its digest is the context id. */
 export function encodeManifest(sorted: readonly ContextEntry[]): Buffer {
-  const parts = sorted.map((e) =>
-    JSON.stringify({ path: e.path, mode: e.mode, size: e.size, digest: e.digest, linkTarget: e.linkTarget }));
+  // modTime only when known, so manifests from clients that send none keep their ids.
+  const parts = sorted.map((e) => JSON.stringify(hasModTime(e)
+    ? { path: e.path, mode: e.mode, size: e.size, digest: e.digest, linkTarget: e.linkTarget, modTime: e.modTime }
+    : { path: e.path, mode: e.mode, size: e.size, digest: e.digest, linkTarget: e.linkTarget }));
   return Buffer.from(`[${parts.join(',')}]`);
+}
+
+function hasModTime(e: ContextEntry): e is ContextEntry & { modTime: string } {
+  return e.modTime !== undefined && e.modTime !== '0' && e.modTime !== '';
+}
+
+/** The entry's mtime as a Date-compatible seconds value for utimes (sub-microsecond kept), or 0. */
+export function modTimeSeconds(e: Pick<ContextEntry, 'modTime'>): number {
+  if (e.modTime === undefined || e.modTime === '' || e.modTime === '0') return 0;
+  const ns = BigInt(e.modTime);
+  return Number(ns / 1_000_000_000n) + Number(ns % 1_000_000_000n) / 1e9;
 }

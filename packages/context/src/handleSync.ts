@@ -74,7 +74,7 @@ async function runSync(
     if (req.entriesDone) break;
     if (!req.entries) throw new ContextError('context sync: expected entries before entries_done');
     for (const raw of req.entries.entries) {
-      const e: ContextEntry = { path: raw.path, mode: raw.mode, size: raw.size, digest: raw.digest, linkTarget: raw.linkTarget };
+      const e: ContextEntry = { path: raw.path, mode: raw.mode, size: raw.size, digest: raw.digest, linkTarget: raw.linkTarget, modTime: raw.modTime };
       validateEntry(e);
       if (seen.has(e.path)) throw new ContextError(`context entry ${JSON.stringify(e.path)} is listed twice`);
       seen.add(e.path);

@@ -1,7 +1,8 @@
-import { chmod, copyFile, link, mkdir, stat, symlink, utimes } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { chmod, copyFile, link, lutimes, mkdir, stat, symlink, utimes } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { ContextError } from './ContextError.js';
-import { isDirectory, isRegular, isSymlink, type ContextEntry } from './ContextEntry.js';
+import { isDirectory, isRegular, isSymlink, modTimeSeconds, type ContextEntry } from './ContextEntry.js';
 import { readManifest, type ContextStore } from './ContextStore.js';
 import { validateEntrySet } from './validateEntries.js';
 
@@ -18,12 +19,13 @@ export interface MaterializeResult {
   copied: number;
 }
 
-const FIXED_TIME = new Date(0);
-
 /**
- * Writes a context into `destDir` (which must be empty or absent). Files are hardlinked from
- * the store when the store blob has exactly the wanted permissions and lives on the same
- * filesystem — chmod on a hardlink would change the shared blob — else copied.
+ * Writes a context into `destDir` (which must be empty or absent), every entry with the client's
+ * modification time (COPY keeps it, as BuildKit's does; entries without one get the epoch).
+ * Files are hardlinked from the store only when the store blob has exactly the wanted
+ * permissions and mtime and lives on the same filesystem — chmod or utimes on a hardlink would
+ * change the shared blob, which other entries and contexts use with their own times — else
+ * copied (reflinked where the filesystem can).
  */
 export async function materializeContext(store: ContextStore, contextId: string, destDir: string, opts: MaterializeOptions = {}): Promise<MaterializeResult> {
   const entries = await readManifest(store, contextId);
@@ -32,7 +34,7 @@ export async function materializeContext(store: ContextStore, contextId: string,
   const dest = resolve(destDir);
   await mkdir(dest, { recursive: true });
   const destDev = (await stat(dest)).dev;
-  const blobInfo = new Map<string, { dev: number; perm: number }>();
+  const blobInfo = new Map<string, { dev: number; perm: number; mtimeNs: bigint }>();
   const dirs: ContextEntry[] = [];
   const result: MaterializeResult = { entries: 0, linked: 0, copied: 0 };
   for (const e of entries) {
@@ -49,19 +51,20 @@ export async function materializeContext(store: ContextStore, contextId: string,
     await mkdir(dirname(target), { recursive: true });
     if (isSymlink(e)) {
       await symlink(e.linkTarget, target);
+      await lutimes(target, modTimeSeconds(e), modTimeSeconds(e));
     } else if (isRegular(e)) {
       const blob = store.content.path(e.digest);
       let info = blobInfo.get(e.digest);
       if (info === undefined) {
         try {
-          const st = await stat(blob);
-          info = { dev: st.dev, perm: st.mode & 0o7777 };
+          const st = await stat(blob, { bigint: true });
+          info = { dev: Number(st.dev), perm: Number(st.mode & 0o7777n), mtimeNs: st.mtimeNs };
         } catch {
           throw new ContextError(`context ${contextId}: content ${e.digest} of ${JSON.stringify(e.path)} is missing from the store; upload the context again`);
         }
         blobInfo.set(e.digest, info);
       }
-      if (!opts.copy && info.dev === destDev && info.perm === perm) {
+      if (!opts.copy && info.dev === destDev && info.perm === perm && info.mtimeNs === BigInt(e.modTime || '0')) {
         try {
           await link(blob, target);
           result.linked++;
@@ -70,14 +73,16 @@ export async function materializeContext(store: ContextStore, contextId: string,
           // EXDEV on bind mounts, EMLINK on busy blobs: copying is always correct.
         }
       }
-      await copyFile(blob, target);
+      await copyFile(blob, target, constants.COPYFILE_FICLONE);
       await chmod(target, perm);
-      await utimes(target, FIXED_TIME, FIXED_TIME);
+      await utimes(target, modTimeSeconds(e), modTimeSeconds(e));
       result.copied++;
     }
   }
+  // Deepest first, after all children exist, so writing into a directory does not bump its time.
   for (const d of dirs.reverse()) {
     await chmod(join(dest, d.path), d.mode & 0o7777);
+    await utimes(join(dest, d.path), modTimeSeconds(d), modTimeSeconds(d));
   }
   return result;
 }

@@ -124,7 +124,7 @@ async function rawSync(msgs: SyncRequest[], afterMissing: (missing: string[]) =>
 
 const D = (c: string) => 'sha256:' + c.repeat(64);
 const file = (path: string, extra: Partial<{ mode: number; size: number; digest: string; linkTarget: string }> = {}) =>
-  ({ path, mode: 0o100644, size: 1, digest: D('a'), linkTarget: '', ...extra });
+  ({ path, mode: 0o100644, size: 1, digest: D('a'), linkTarget: '', modTime: '0', ...extra });
 
 test('the server rejects bad entries with INVALID_ARGUMENT and a clear message', async () => {
   const cases: [string, SyncRequest['entries'], RegExp][] = [
@@ -258,7 +258,8 @@ test('materialize round-trips modes, empty dirs and symlinks; include filters', 
   const r = await syncContext(srv.client, dir, { cacheDir: false });
   const dest = join(tmp, 'modes-out');
   const res = await materializeContext(store, r.contextId, dest);
-  const strip = (es: Awaited<ReturnType<typeof walkContext>>) => es;
+  // Node's utimes sets microseconds, not the nanoseconds the walk reads (layers keep seconds).
+  const strip = (es: Awaited<ReturnType<typeof walkContext>>) => es.map((e) => ({ ...e, modTime: String(BigInt(e.modTime ?? '0') / 1000n) }));
   assert.deepEqual(strip(await walkContext(dest, { cacheDir: false })), strip(await walkContext(dir, { cacheDir: false })));
   assert.equal(await readlink(join(dest, 'link-to-run')), 'bin/run.sh');
   assert.equal((await stat(join(dest, 'secret.txt'))).mode & 0o7777, 0o600);
@@ -291,4 +292,42 @@ test('a 200 MB file streams with bounded memory', async () => {
   }
   const growth = peak - base;
   assert.ok(growth < 64 * 1024 * 1024, `rss grew by ${(growth / 1048576).toFixed(1)} MiB while streaming 200 MiB`);
+});
+
+test('file, directory and symlink mtimes travel with the entries (ns) and materialize; two times for one content share a blob', async () => {
+  const dir = await makeDir('mtimes', { 'old.txt': 'same-bytes-mtime', 'sub/new.txt': 'same-bytes-mtime' });
+  await symlink('old.txt', join(dir, 'link'));
+  const { utimes, lutimes, lstat } = await import('node:fs/promises');
+  await utimes(join(dir, 'old.txt'), 1_000_000_000.25, 1_000_000_000.25);
+  await utimes(join(dir, 'sub/new.txt'), 1_600_000_000, 1_600_000_000);
+  await utimes(join(dir, 'sub'), 1_200_000_000, 1_200_000_000);
+  await lutimes(join(dir, 'link'), 1_300_000_000, 1_300_000_000);
+  const want = async (p: string) => String((await lstat(join(dir, p), { bigint: true })).mtimeNs);
+
+  const r = await syncContext(srv.client, dir, { cacheDir: cacheDir() });
+  const manifest = await readManifest(store, r.contextId);
+  for (const p of ['old.txt', 'sub/new.txt', 'sub', 'link']) {
+    assert.equal(manifest.find((e) => e.path === p)?.modTime, await want(p), p);
+  }
+  // One content, one blob, whatever the times: the upload sent it once.
+  assert.equal(r.bytesUploaded, 'same-bytes-mtime'.length);
+
+  const out = join(tmp, 'mtimes-out');
+  await materializeContext(store, r.contextId, out);
+  const sec = async (p: string) => Number((await lstat(join(out, p), { bigint: true })).mtimeNs / 1_000_000n);
+  assert.equal(await sec('old.txt'), 1_000_000_000_250);
+  assert.equal(await sec('sub/new.txt'), 1_600_000_000_000);
+  assert.equal(await sec('sub'), 1_200_000_000_000);
+  assert.equal(await sec('link'), 1_300_000_000_000);
+
+  // Only the time changed: a new context id (the manifest holds it), nothing uploaded.
+  await utimes(join(dir, 'old.txt'), 1_100_000_000, 1_100_000_000);
+  const r2 = await syncContext(srv.client, dir, { cacheDir: cacheDir() });
+  assert.notEqual(r2.contextId, r.contextId);
+  assert.equal(r2.bytesUploaded, 0);
+  const out2 = join(tmp, 'mtimes-out2');
+  await materializeContext(store, r2.contextId, out2);
+  assert.equal(Number((await lstat(join(out2, 'old.txt'), { bigint: true })).mtimeNs / 1_000_000n), 1_100_000_000_000);
+  // The first materialization is untouched: no shared inode had its time changed.
+  assert.equal(await sec('old.txt'), 1_000_000_000_250);
 });

@@ -64,7 +64,8 @@ export async function syncContext(client: ContextSyncClient, dir: string, opts: 
     opts.onProgress?.({ ...progress });
     let batch: ProtoContextEntry[] = [];
     let batchBytes = 0;
-    for (const e of entries) {
+    for (const entry of entries) {
+      const e: ProtoContextEntry = { ...entry, modTime: entry.modTime ?? '0' };
       const size = ProtoContextEntry.encode(e).finish().length + 8;
       if (batch.length > 0 && batchBytes + size > MAX_BATCH_BYTES) {
         await send(call, { entries: { entries: batch } });

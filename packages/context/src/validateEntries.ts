@@ -24,6 +24,9 @@ export function validateEntry(e: ContextEntry): void {
   if (type === S_IFREG && !DIGEST_RE.test(e.digest)) {
     throw new ContextError(`context entry ${where} has invalid digest "${e.digest}"; expected sha256:<64 hex chars>`);
   }
+  if (e.modTime !== undefined && !/^-?[0-9]{1,19}$/.test(e.modTime)) {
+    throw new ContextError(`context entry ${where} has invalid modification time "${e.modTime.slice(0, 40)}"; expected nanoseconds since the Unix epoch`);
+  }
   if (type === S_IFLNK && e.linkTarget === '') throw new ContextError(`context entry ${where} is a symlink with an empty target`);
 }
 

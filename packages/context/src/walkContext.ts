@@ -49,10 +49,12 @@ export async function walkContext(dir: string, opts: WalkOptions = {}): Promise<
       const st = stats[i];
       const excluded = matcher.excludes(childRel);
       const mode = Number(st.mode);
+      // Sent with nanosecond precision, as fsutil's Stat.ModTime.
+      const modTime = String(st.mtimeNs);
       const type = mode & S_IFMT;
       if (excluded) {
         if (type === S_IFDIR && matcher.mayMatchInside(childRel)) {
-          const dirEntry: ContextEntry = { path: childRel, mode, size: 0, digest: '', linkTarget: '' };
+          const dirEntry: ContextEntry = { path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime };
           const at = entries.push(dirEntry) - 1;
           if (await walkDir(childAbs, childRel)) emitted = true;
           else entries.splice(at, 1);
@@ -61,14 +63,14 @@ export async function walkContext(dir: string, opts: WalkOptions = {}): Promise<
       }
       emitted = true;
       if (type === S_IFDIR) {
-        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: '' });
+        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime });
         await walkDir(childAbs, childRel);
       } else if (type === S_IFREG) {
-        const entry: ContextEntry = { path: childRel, mode, size: Number(st.size), digest: '', linkTarget: '' };
+        const entry: ContextEntry = { path: childRel, mode, size: Number(st.size), digest: '', linkTarget: '', modTime };
         entries.push(entry);
         toHash.push({ entry, abs: childAbs, st: { size: Number(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs), ino: String(st.ino) } });
       } else if (type === S_IFLNK) {
-        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: await readlink(childAbs) });
+        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: await readlink(childAbs), modTime });
       } else {
         throw new ContextError(`${childAbs} is a ${describeFileType(mode)}; a build context can only hold files, directories and symlinks — remove it or add it to .dockerignore`);
       }

@@ -28,6 +28,11 @@ export interface ContextEntry {
   digest: string;
   /** for symlinks */
   linkTarget: string;
+  /**
+   * Modification time in nanoseconds since the Unix epoch (fsutil's Stat.ModTime); COPY from
+   * the context keeps it, as BuildKit does. "0" when the client did not send one.
+   */
+  modTime: string;
 }
 
 export interface SyncRequest {
@@ -66,7 +71,7 @@ export interface SyncComplete {
 }
 
 function createBaseContextEntry(): ContextEntry {
-  return { path: "", mode: 0, size: 0, digest: "", linkTarget: "" };
+  return { path: "", mode: 0, size: 0, digest: "", linkTarget: "", modTime: "0" };
 }
 
 export const ContextEntry: MessageFns<ContextEntry> = {
@@ -85,6 +90,9 @@ export const ContextEntry: MessageFns<ContextEntry> = {
     }
     if (message.linkTarget !== "") {
       writer.uint32(42).string(message.linkTarget);
+    }
+    if (message.modTime !== "0") {
+      writer.uint32(48).int64(message.modTime);
     }
     return writer;
   },
@@ -142,6 +150,14 @@ export const ContextEntry: MessageFns<ContextEntry> = {
             message.linkTarget = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.modTime = reader.int64().toString();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -165,6 +181,11 @@ export const ContextEntry: MessageFns<ContextEntry> = {
         : isSet(object.link_target)
         ? globalThis.String(object.link_target)
         : "",
+      modTime: isSet(object.modTime)
+        ? globalThis.String(object.modTime)
+        : isSet(object.mod_time)
+        ? globalThis.String(object.mod_time)
+        : "0",
     };
   },
 
@@ -185,6 +206,9 @@ export const ContextEntry: MessageFns<ContextEntry> = {
     if (message.linkTarget !== "") {
       obj.linkTarget = message.linkTarget;
     }
+    if (message.modTime !== "0") {
+      obj.modTime = globalThis.String(message.modTime);
+    }
     return obj;
   },
 
@@ -198,6 +222,7 @@ export const ContextEntry: MessageFns<ContextEntry> = {
     message.size = object.size ?? 0;
     message.digest = object.digest ?? "";
     message.linkTarget = object.linkTarget ?? "";
+    message.modTime = object.modTime ?? "0";
     return message;
   },
 };
