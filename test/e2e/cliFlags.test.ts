@@ -3,7 +3,7 @@
 // --add-host and --allow have their end-to-end test in cli.test.ts.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -117,4 +117,53 @@ test('version prints the client\'s version and, with --builder, the frontend\'s;
   assert.equal(ls.status, 0, ls.stderr);
   assert.match(ls.stdout, /^NAME\/NODE +DRIVER\/ENDPOINT +STATUS +BUILDKIT +PLATFORMS$/m);
   assert.match(ls.stdout, /^ {2}worker-1 +ready +\S+ +linux\/amd64/m);
+});
+
+/** The rows of docs/ci.md's exit-code table: exit code, and the command as a user types it. */
+function exitCodeTable(): { exit: number; when: string; env: Record<string, string>; args: string[]; interrupt: boolean }[] {
+  const doc = readFileSync(join(repoRoot, 'docs/ci.md'), 'utf8');
+  const rows = [...doc.matchAll(/^\| (\d+) \| ([^|]+) \| `([^`]+)`( then Ctrl-C)? \|$/gm)];
+  return rows.map(([, exit, when, command, ctrlC]) => {
+    const words = command.split(/\s+/);
+    const env: Record<string, string> = {};
+    while (/^[A-Z_]+=/.test(words[0])) { const [k, ...v] = words.shift()!.split('='); env[k] = v.join('='); }
+    assert.equal(words.shift(), 'buildyard', command);
+    return { exit: Number(exit), when: when.trim(), env, args: words, interrupt: !!ctrlC };
+  });
+}
+
+/** Runs the CLI without blocking the event loop; SIGINT once `interruptOn` shows on stderr. */
+function cliAsync(args: string[], env: Record<string, string>, cwd: string, interruptOn?: RegExp): Promise<{ status: number; stderr: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, ['--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), ...args], {
+      cwd, env: { ...process.env, XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: cluster.token, ...env },
+    });
+    let stderr = '';
+    let sent = false;
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (interruptOn && !sent && interruptOn.test(stderr)) { sent = true; child.kill('SIGINT'); }
+    });
+    child.stdout.resume();
+    child.on('error', reject);
+    child.on('close', (code) => resolvePromise({ status: code ?? -1, stderr }));
+  });
+}
+
+test('docs/ci.md\'s exit-code table: every row, run as written, exits with its code; usage errors are one line before any upload', async () => {
+  const dir = mkdtempSync(join(work, 'exit-codes-'));
+  writeFileSync(join(dir, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nCOPY Dockerfile /\n`);
+  writeFileSync(join(dir, 'fail.Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN exit 1\n`);
+  writeFileSync(join(dir, 'slow.Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo started-${process.pid} && sleep 600\n`);
+  const rows = exitCodeTable();
+  assert.deepEqual([...new Set(rows.map((r) => r.exit))], [0, 1, 2, 3, 130], 'the table covers every exit code');
+  for (const row of rows) {
+    // Plain progress, so the test can see whether the context upload started.
+    const run = await cliAsync([row.args[0], '--progress=plain', ...row.args.slice(1)], row.env, dir, row.interrupt ? new RegExp(`started-${process.pid}`) : undefined);
+    assert.equal(run.status, row.exit, `${row.when}: ${run.stderr}`);
+    if (row.exit === 2) {
+      assert.equal(run.stderr.trim().split('\n').length, 1, `${row.when}: one line: ${run.stderr}`);
+      assert.doesNotMatch(run.stderr, /load build context/, `${row.when}: refused before the upload`);
+    }
+  }
 });

@@ -77,10 +77,14 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
   const program = new BuildyardCommand('buildyard')
     .description('Build container images on a remote buildyard builder (buildx-compatible flags)')
     .version(CLIENT_VERSION)
-    .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', EXIT_CODES_HELP)
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+    // Usage errors are one line, as every other error: commander's hint lines are folded in.
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      outputError: (s, write) => write(`${s.trim().replace(/\s*\n\s*/g, ' ')} (run with --help for usage)\n`),
+    });
 
   program.command('build')
     .description('Build an image from a Dockerfile and a context (a directory, an http(s) tarball URL, or - for a Dockerfile on stdin)')

@@ -153,6 +153,8 @@ export function parseOutput(value: string, cwd = process.cwd()): KeyValueSpec {
   return { type, attrs };
 }
 
+const CACHE_TYPES = ['registry', 'local', 'inline'];
+
 /** `--cache-from/--cache-to` in buildx csv syntax; a bare value is a registry ref. */
 export function parseCacheSpec(value: string, flag: '--cache-from' | '--cache-to', cwd = process.cwd()): KeyValueSpec {
   if (!value.includes('=')) return { type: 'registry', attrs: { ref: value } };
@@ -160,6 +162,15 @@ export function parseCacheSpec(value: string, flag: '--cache-from' | '--cache-to
   const type = attrs.type;
   delete attrs.type;
   if (!type) throw usageError(`${flag} "${value}": type is required; add type=registry|local|inline`);
+  // The builder would refuse these only after the context upload: say so before it, with exit 2.
+  const shown = value.length > 200 ? `${value.slice(0, 200)}…` : value;
+  const to = flag === '--cache-to';
+  if (!CACHE_TYPES.includes(type)) throw usageError(`${flag} "${shown}": unsupported cache type "${type.slice(0, 40)}"; this builder supports ${CACHE_TYPES.join(', ')} (e.g. type=registry,ref=REGISTRY/REPO:buildcache)`);
+  if (attrs.mode !== undefined && attrs.mode !== 'min' && attrs.mode !== 'max') throw usageError(`${flag} "${shown}": unknown mode "${attrs.mode.slice(0, 40)}"; use mode=min or mode=max`);
+  if (type === 'registry' && !attrs.ref) throw usageError(`${flag} "${shown}": type=registry needs ref=REGISTRY/REPO:TAG`);
+  if (type === 'local' && !attrs[to ? 'dest' : 'src']) throw usageError(`${flag} "${shown}": type=local needs ${to ? 'dest' : 'src'}=DIR`);
+  if (type === 'inline' && !to) throw usageError(`${flag} "${shown}": an inline cache is read from the image itself; use --cache-from type=registry,ref=IMAGE`);
+  if (type === 'inline' && attrs.mode === 'max') throw usageError(`${flag} "${shown}": an inline cache holds only mode=min; use type=registry for mode=max`);
   if (type === 'local') {
     for (const k of ['src', 'dest']) if (attrs[k]) attrs[k] = resolve(cwd, attrs[k]);
   }
@@ -256,6 +267,7 @@ export function parseBuildFlags(flags: BuildFlags, penv: ParseEnv): BuildOptions
     outputs.push({ type: 'docker', attrs: { dest: resolve(penv.cwd, file) } });
     notes.push(`--load: no Docker engine here; writing a docker-archive to ./${file} (run \`docker load -i ${file}\` where one is)`);
   }
+  if (outputs.filter((o) => o.attrs.dest === '-').length > 1) throw usageError('--output: more than one output writes to stdout (dest=-); send all but one to a file');
   for (const o of outputs) {
     if ((o.type === 'image' || o.type === 'docker' || o.type === 'oci') && !o.attrs.name && tags.length > 0) o.attrs.name = tags.join(',');
     if (o.type === 'image' && o.attrs.push === 'true' && !o.attrs.name) {

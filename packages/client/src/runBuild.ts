@@ -2,12 +2,12 @@
 // progress, write local outputs and the metadata file, and report the result or the error.
 import { writeFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
-import { dockerConfigPath, loadDockerConfig } from '@buildyard/oci';
+import { dockerConfigPath, formatPlatform, loadDockerConfig, normalizePlatform } from '@buildyard/oci';
 import { syncContext } from '@buildyard/context';
-import { SolveRequest, type SolveEvent } from '@buildyard/proto';
+import { SolveRequest, type InfoResponse, type SolveEvent } from '@buildyard/proto';
 import { createColors } from 'picocolors';
 import { BuilderStore } from './BuilderStore.js';
-import { ClientError, ExitCode } from './ClientError.js';
+import { ClientError, ExitCode, usageError } from './ClientError.js';
 import { connectBuilder, isServiceError, type BuilderConnection } from './connectBuilder.js';
 import { ExportedFileWriter } from './ExportedFileWriter.js';
 import { prepareLocalCaches, type LocalCaches } from './localCache.js';
@@ -59,6 +59,22 @@ export function buildMetadata(result: NonNullable<ProgressRenderer['progress']['
   return out;
 }
 
+/**
+ * A platform no worker builds would fail on the builder after the context upload; the builder's
+ * Info answers which it builds, so the mistake exits 2 before it. A builder with no workers
+ * registered yet (still starting, scaling up) is left to decide itself.
+ */
+async function checkPlatforms(conn: BuilderConnection, platforms: readonly string[]): Promise<void> {
+  const info = await conn.unary<InfoResponse>('builder info', (md, opt, cb) => conn.control.info({}, md, opt, cb));
+  if (info.workers === 0) return;
+  const norm = (p: string) => { try { return formatPlatform(normalizePlatform(p)); } catch { return p; } };
+  const known = new Set([...info.nativePlatforms, ...info.emulatedPlatforms].map(norm));
+  const missing = platforms.filter((p) => !known.has(norm(p)));
+  if (missing.length > 0) {
+    throw usageError(`--platform ${missing.join(',')}: builder "${conn.builder.name}" has no worker for it; it builds ${[...known].join(', ')} (see buildyard builder inspect)`);
+  }
+}
+
 export async function runBuild(o: RunBuildOptions): Promise<number> {
   const env = o.env ?? process.env;
   const cwd = o.cwd ?? process.cwd();
@@ -82,6 +98,7 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
     const registryAuth = selectRegistryAuth({ tags: opts.tags, outputs: opts.outputs, cacheFrom: opts.cacheFrom, cacheTo: opts.cacheTo, dockerfile: dockerfileText }, credentials);
     const builder = await (o.store ?? new BuilderStore(undefined)).resolve(o.flags.builder, env);
     conn = (o.connect ?? connectBuilder)(builder);
+    if (opts.platforms.length > 0) await checkPlatforms(conn, opts.platforms);
     if (mode !== 'quiet' && mode !== 'rawjson') for (const n of opts.notes) say(c.yellow(`NOTE: ${n}`));
     renderer = createRenderer({ mode, stream: stderr, color });
     const r = renderer;
