@@ -123,3 +123,14 @@ test('--annotation becomes BuildKit exporter attributes on every image-writing o
   assert.throws(() => parseBuildFlags({ ulimit: ['nofile=1:1'] }, penv), (e: ClientError) => e.exitCode === 2 && /--ulimit/.test(e.message));
   assert.equal(parseBuildFlags({ iidfile: 'iid' }, penv).iidfile, '/w/iid');
 });
+
+test('cache specs the builder would refuse after the upload are refused here, with exit 2', () => {
+  usage(() => parseCacheSpec('type=gha', '--cache-to'), /unsupported cache type "gha"; this builder supports registry, local, inline/);
+  usage(() => parseCacheSpec('type=registry,ref=r/a:c,mode=all', '--cache-to'), /unknown mode "all"/);
+  usage(() => parseCacheSpec('type=registry,mode=max', '--cache-to'), /type=registry needs ref=/);
+  usage(() => parseCacheSpec('type=local', '--cache-from'), /type=local needs src=DIR/);
+  usage(() => parseCacheSpec('type=inline', '--cache-from'), /inline cache is read from the image itself/);
+  usage(() => parseCacheSpec('type=inline,mode=max', '--cache-to'), /only mode=min/);
+  assert.deepEqual(parseCacheSpec('type=inline', '--cache-to'), { type: 'inline', attrs: {} });
+  usage(() => parseBuildFlags({ output: ['-', 'type=tar,dest=-'] }, { env: {}, cwd: '/w' }), /more than one output writes to stdout/);
+});
