@@ -14,27 +14,25 @@ import { ControlClient, SolveRequest, type SolveEvent } from '@buildyard/proto';
 import { freePort, startCluster, type Cluster } from '@buildyard/testkit';
 import { bearer, solve, type SolveOutcome } from '../grpcClient.js';
 import { aliveProcesses, buildStatus, info, runcContainers } from '../security/clusterCalls.js';
+import { ContextDirs } from '../security/contextDirs.js';
 
 let cluster: Cluster;
-let work: string;
+let contexts: ContextDirs | undefined;
 const mounts: string[] = [];
 const nonce = `${process.pid}${Date.now()}`;
 
 before(async () => {
   cluster = await startCluster({ workers: 2, env: { BUILDYARD_WORKER_CAPACITY: '2' } });
-  work = mkdtempSync(join(tmpdir(), 'buildyard-faults-'));
+  contexts = new ContextDirs('faults');
 });
 after(async () => {
   await cluster?.stop().catch(() => undefined);
   for (const m of mounts) spawnSync('umount', ['-l', m]);
-  if (work) rmSync(work, { recursive: true, force: true });
+  contexts?.remove();
 });
 
 function context(name: string, dockerfile: string): string {
-  const dir = join(work, name);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'Dockerfile'), dockerfile);
-  return dir;
+  return contexts!.make(name, dockerfile);
 }
 
 /** Rejects when `p` takes longer than `ms`: a hang is a failure, not a stuck test run. */

@@ -15,25 +15,23 @@ import { startCluster, type Cluster } from '@buildyard/testkit';
 import { bearer, solve } from '../grpcClient.js';
 import { buildStatus, diskUsage, unary } from './clusterCalls.js';
 import { solveRaw } from './solveRaw.js';
+import { ContextDirs } from './contextDirs.js';
 
 let cluster: Cluster;
-let work: string;
+let contexts: ContextDirs | undefined;
 const nonce = `${process.pid}${Date.now()}`;
 
 before(async () => {
   cluster = await startCluster({ workers: 1, tenants: ['alice', 'bob'] });
-  work = mkdtempSync(join(tmpdir(), 'buildyard-isolation-'));
+  contexts = new ContextDirs('isolation');
 });
 after(async () => {
   await cluster?.stop();
-  if (work) rmSync(work, { recursive: true, force: true });
+  contexts?.remove();
 });
 
 function context(name: string, dockerfile: string): string {
-  const dir = join(work, name);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'Dockerfile'), dockerfile);
-  return dir;
+  return contexts!.make(name, dockerfile);
 }
 
 test('RUN\'s default network has its own interface but no way to the cluster: the registry port cannot be reached', async () => {
