@@ -20,6 +20,7 @@ import { BuildRecords, BuildSecrets, DEFAULT_KEYS, type BuildRecord, type RedisK
 import { BuildRunner, type FinishedImages } from './BuildRunner.js';
 import { parseEntitlements } from './entitlements.js';
 import { exporterFor, parseOutputs, runExport, type ExportStep, type ParsedOutput } from './exporters/index.js';
+import { outputAnnotations } from './outputAnnotations.js';
 import { pruneWorkerDisks, workerDiskUsage } from './workerDiskRecords.js';
 import { parseCacheOptions } from './cacheTransfer.js';
 import { claimBuildId, internalBuildId, shownBuildId, shownIds } from './buildIds.js';
@@ -77,7 +78,7 @@ function validateRequest(req: SolveRequest): { platforms: string[]; outputs: Par
   }
   if (!['', 'default', 'none', 'host'].includes(req.network)) throw invalid(`invalid --network "${req.network}": use default, none or host`);
   let outputs: ParsedOutput[];
-  try { outputs = parseOutputs(req.outputs); } catch (err) { throw invalid((err as Error).message); }
+  try { outputs = parseOutputs(req.outputs); outputAnnotations(req.outputs); } catch (err) { throw invalid((err as Error).message); }
   // Also refuses a local cache naming a path: the builder never reads or writes its own files.
   try { parseCacheOptions(req); } catch (err) { throw invalid((err as Error).message); }
   return { platforms, outputs };
