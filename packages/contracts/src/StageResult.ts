@@ -24,6 +24,12 @@ export interface StageResult {
   /** The image's author (MAINTAINER), when set. */
   author?: string;
   cacheKey: string;
+  /**
+   * The key each vertex's cache record is stored under, in the stage's vertex order, when one
+   * differs from the plan's: a provisional key (after an ADD <url> without --checksum) is only
+   * resolved when the step runs, and a cache export must find those records too.
+   */
+  vertexKeys?: string[];
   verticesTotal: number;
   verticesCached: number;
   workerId?: string;
@@ -40,6 +46,7 @@ export const stageResultSchema: z.ZodType<StageResult> = z.object({
   config: z.looseObject({}) as z.ZodType<ImageConfig>,
   author: z.string().optional(),
   cacheKey: z.string(),
+  vertexKeys: z.array(z.string()).optional(),
   verticesTotal: z.number(),
   verticesCached: z.number(),
   workerId: z.string().optional(),

@@ -154,7 +154,7 @@ export class BuildRunner {
       // Export phases are named as BuildKit's image exporter names them (`step` times them for a front door that shows them).
       const annotate = outputAnnotations(req.outputs);
       const images = await step('exporting layers', async () => {
-        const inline = await inlineCacheAnnotations(cacheOptions.to, plan, cacheCtx, (platform) => results.get(`${platform}|${plan.platforms.find((p) => p.platform === platform)!.target}`)!.layers.map((l) => l.digest));
+        const inline = await inlineCacheAnnotations(cacheOptions.to, plan, cacheCtx, (platform) => results.get(`${platform}|${plan.platforms.find((p) => p.platform === platform)!.target}`)!.layers.map((l) => l.digest), results);
         return plan.platforms.map((p) => {
           const annotations = { ...annotate.manifest(p.platform), ...inline?.get(p.platform) };
           return assembleImage(results.get(`${p.platform}|${p.target}`)!, { created, annotations: Object.keys(annotations).length ? annotations : undefined });
@@ -175,7 +175,7 @@ export class BuildRunner {
         if (output.push) metrics.bytesPushed.inc(output.names.length * images.reduce((n, i) => n + i.layers.reduce((m, l) => m + l.size, 0), 0));
       }
       // [cache transfer] type=registry / type=local exports.
-      const localCaches = (await exportCache(cacheOptions.to, plan, cacheCtx)).flatMap((r) => (r.layout ? [{ index: r.index, layout: r.layout }] : []));
+      const localCaches = (await exportCache(cacheOptions.to, plan, cacheCtx, results)).flatMap((r) => (r.layout ? [{ index: r.index, layout: r.layout }] : []));
       const verticesTotal = [...results.values()].reduce((n, r) => n + (r?.verticesTotal ?? 0), 0);
       const verticesCached = [...results.values()].reduce((n, r) => n + (r?.verticesCached ?? 0), 0);
       await records.update(buildId, { status: 'succeeded', finishedMs: Date.now(), digest, pushed, verticesTotal, verticesCached });

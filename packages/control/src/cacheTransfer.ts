@@ -2,7 +2,7 @@
 // each platform's target stage and its FROM-<stage> chain; mode=max: every vertex of every
 // stage), importing before scheduling, exporting after the images are assembled.
 import type { Redis } from 'ioredis';
-import type { RedisKeys } from '@buildyard/contracts';
+import type { RedisKeys, StageResult } from '@buildyard/contracts';
 import {
   BlobLeases, RedisCacheIndex, parseCacheSpecs, readCache, writeCache, INLINE_CACHE_ANNOTATION, inlineCacheAnnotation,
   type CacheIndex, type CacheSpec, type CacheSpecInput, type ExportedCacheRecord, type CacheWriteResult, type CacheReadResult, type LayoutReader,
@@ -48,9 +48,17 @@ export function stagesForExport(plan: BuildPlan, mode: 'min' | 'max'): StagePlan
   return out;
 }
 
-/** The tenant's records for the vertices of `stages` (vertices without a record are skipped). */
-export async function recordsForStages(index: CacheIndex, stages: StagePlan[]): Promise<ExportedCacheRecord[]> {
-  const keys = [...new Set(stages.flatMap((s) => s.vertices.map((v) => v.cacheKey)))];
+/** A build's stage results by `${platform}|${stageId}`, as the frontend collects them. */
+export type StageResults = ReadonlyMap<string, Pick<StageResult, 'vertexKeys'> | undefined>;
+
+/**
+ * The tenant's records for the vertices of `stages` (vertices without a record are skipped).
+ * A vertex after an ADD <url> without --checksum is stored under the key the solver resolved
+ * when it ran (the stage result's vertexKeys), not the plan's provisional one.
+ */
+export async function recordsForStages(index: CacheIndex, stages: StagePlan[], results?: StageResults): Promise<ExportedCacheRecord[]> {
+  const keysOf = (s: StagePlan) => results?.get(`${s.platform}|${s.id}`)?.vertexKeys ?? s.vertices.map((v) => v.cacheKey);
+  const keys = [...new Set(stages.flatMap(keysOf))];
   const found = await Promise.all(keys.map((k) => index.get(k)));
   return found.filter((r): r is NonNullable<typeof r> => !!r).map((r) => ({ key: r.key, layer: r.layer, description: r.description, platform: r.platform }));
 }
@@ -104,13 +112,13 @@ async function syncedLayout(contextId: string, ctx: CacheTransferContext): Promi
  * Per platform, the manifest annotations of an inline cache (undefined when none is asked):
  * the target chain's records whose layers are in that platform's image.
  */
-export async function inlineCacheAnnotations(specs: CacheSpec[], plan: BuildPlan, ctx: Pick<CacheTransferContext, 'redis' | 'tenant' | 'keys'>, imageLayers: (platform: string) => string[]): Promise<Map<string, Record<string, string>> | undefined> {
+export async function inlineCacheAnnotations(specs: CacheSpec[], plan: BuildPlan, ctx: Pick<CacheTransferContext, 'redis' | 'tenant' | 'keys'>, imageLayers: (platform: string) => string[], results?: StageResults): Promise<Map<string, Record<string, string>> | undefined> {
   if (!specs.some((s) => s.type === 'inline')) return undefined;
   const index = new RedisCacheIndex(ctx.redis, ctx.tenant, ctx.keys);
   const out = new Map<string, Record<string, string>>();
   for (const p of plan.platforms) {
     const inImage = new Set(imageLayers(p.platform));
-    const records = (await recordsForStages(index, stagesForExport({ platforms: [p], warnings: [] }, 'min'))).filter((r) => r.layer === null || inImage.has(r.layer.digest));
+    const records = (await recordsForStages(index, stagesForExport({ platforms: [p], warnings: [] }, 'min'), results)).filter((r) => r.layer === null || inImage.has(r.layer.digest));
     out.set(p.platform, { [INLINE_CACHE_ANNOTATION]: inlineCacheAnnotation(records) });
   }
   return out;
@@ -121,12 +129,12 @@ export async function inlineCacheAnnotations(specs: CacheSpec[], plan: BuildPlan
  * `index` is the spec's position in SolveRequest.cache_to: a local export's layout streams
  * back to the client under it.
  */
-export async function exportCache(specs: CacheSpec[], plan: BuildPlan, ctx: CacheTransferContext): Promise<Array<CacheWriteResult & { index: number }>> {
+export async function exportCache(specs: CacheSpec[], plan: BuildPlan, ctx: CacheTransferContext, stageResults?: StageResults): Promise<Array<CacheWriteResult & { index: number }>> {
   const index = new RedisCacheIndex(ctx.redis, ctx.tenant, ctx.keys);
   const results: Array<CacheWriteResult & { index: number }> = [];
   for (const [i, spec] of specs.entries()) {
     if (spec.type === 'inline') continue;
-    const records = await recordsForStages(index, stagesForExport(plan, spec.mode));
+    const records = await recordsForStages(index, stagesForExport(plan, spec.mode), stageResults);
     const digests = records.flatMap((r) => (r.layer ? [r.layer.digest] : []));
     await new BlobLeases(ctx.redis, ctx.keys).lease(ctx.buildId, digests, LEASE_TTL_MS);
     results.push({ ...await writeCache(spec, records, { registry: ctx.registry, blobs: ctx.blobs, signal: ctx.signal }), index: i });

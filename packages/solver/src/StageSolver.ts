@@ -109,9 +109,11 @@ export class StageSolver {
     // The key of the state so far: the plan's, unless a download without --checksum (here or
     // in a stage this one uses) made it provisional; then the one derived from what it read.
     let stateKey = this.baseKey(stage, req);
+    const vertexKeys: string[] = [];
     for (const vertex of stage.vertices) {
       const solved = await this.solveVertex(vertex, stage, layers, req, events, stateKey);
       stateKey = solved.key;
+      vertexKeys.push(solved.key);
       if (solved.cached) cached++;
       const record = solved.layer;
       if (record) layers.push(record);
@@ -132,6 +134,8 @@ export class StageSolver {
       ...(stage.author !== undefined ? { author: stage.author } : {}),
       // Dependent stages chain their provisional keys from this one.
       cacheKey: stateKey,
+      // Only when a provisional key resolved to another one: cache exports look records up by these.
+      ...(vertexKeys.some((k, i) => k !== stage.vertices[i]!.cacheKey) ? { vertexKeys } : {}),
       verticesTotal: stage.vertices.length,
       verticesCached: cached,
     };
