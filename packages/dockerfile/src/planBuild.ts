@@ -501,9 +501,12 @@ class PlatformPlanner {
     st.plan.history.push(h);
   }
 
+  /** BuildKit's prefixCommand: the stage's name only when the Dockerfile has several stages,
+   *  the step number padded to the width of the total (`[ 3/12]`). */
   private vertexName(st: StageState, ins: Instruction): string {
     const text = ins.original.replace(/^\S+/, ins.keyword);
-    return `[${st.label} ${st.step}/${st.total}] ${text}`;
+    const stage = this.df.stages.length > 1 ? `${st.label} ` : '';
+    return `[${stage}${String(st.step).padStart(String(st.total).length)}/${st.total}] ${text}`;
   }
 
   private workdir(st: StageState): string {

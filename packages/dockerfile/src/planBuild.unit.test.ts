@@ -404,3 +404,13 @@ test('FROM --platform takes any os/arch (containerd Parse); the resolver\'s no-m
   assert.deepEqual(calls, ['busybox linux/nonsense']);
   await rejects('FROM --platform=linux/x/y/z busybox\n', 1, /FROM --platform: invalid platform "linux\/x\/y\/z"/);
 });
+
+test('step names follow BuildKit: no stage name in a one-stage Dockerfile, step numbers padded to the total\'s width', async () => {
+  const names = (p: Awaited<ReturnType<typeof plan>>) => p.platforms[0].stages.flatMap((s) => s.vertices.map((v) => v.name));
+  assert.deepEqual(names(await plan('FROM busybox\nRUN true\n')), ['[2/2] RUN true']);
+  const long = await plan(`FROM busybox AS b\n${Array.from({ length: 10 }, (_, i) => `RUN echo ${i}`).join('\n')}\nFROM b\nRUN true\n`, { target: '' });
+  const runs = names(long).filter((n) => n.includes('RUN echo'));
+  assert.equal(runs[0], '[b  2/11] RUN echo 0');
+  assert.equal(runs[9], '[b 11/11] RUN echo 9');
+  assert.ok(names(long).includes('[stage-1 2/2] RUN true'), names(long).join('\n'));
+});
