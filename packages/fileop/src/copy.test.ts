@@ -124,6 +124,20 @@ describe('copy', () => {
     assert.deepEqual([lstatSync(join(d, 'kept')).uid, lstatSync(join(d, 'kept')).gid], [1234, 5678]);
   });
 
+  test('the directory a directory source fills takes the source\'s mtime, whether new or existing; parents it makes do not', async () => {
+    const src = join(ws.base, 'dated-src');
+    await populate(src, { 'tree/f': 'f' });
+    const old = new Date('2012-04-02T02:22:13Z');
+    await fsp.utimes(join(src, 'tree'), old, old);
+    const d = await freshDest();
+    await fsp.mkdir(join(d, 'existing'));
+    await copy({ srcRoot: src, sources: ['tree'], destRoot: d, dest: '/existing' });
+    await copy({ srcRoot: src, sources: ['tree'], destRoot: d, dest: '/made/deep/' });
+    assert.equal(lstatSync(join(d, 'existing')).mtime.getTime(), old.getTime());
+    assert.equal(lstatSync(join(d, 'made/deep')).mtime.getTime(), old.getTime());
+    assert.notEqual(lstatSync(join(d, 'made')).mtime.getTime(), old.getTime());
+  });
+
   test('modes and mtimes are preserved; --chmod octal and symbolic override files and dirs', async () => {
     const d = await freshDest();
     await copy({ srcRoot: ws.src, sources: ['dir', 'exe'], destRoot: d, dest: '/keep/' });

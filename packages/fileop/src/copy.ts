@@ -106,6 +106,10 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
     }
 
     const dirAbs = new Map<string, string>(); // source-relative dir -> real absolute dest dir
+    // The directory a directory source's contents went into takes that source's mtime, whether
+    // this copy created it or not (fsutil's copy, as buildkitd v0.11.6 shows); set once its
+    // contents are written, since writing them bumps it.
+    let contentsDir: { abs: string; mtime: Date } | undefined;
     for (const e of plan.entries) {
       if (e.source !== i) continue;
       let abs: string;
@@ -118,7 +122,9 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
       if (src.isDirectory() && e.rel === '' && m.stat.type === 'dir' && !opts.parents) {
         // A directory source's contents go into dest, which is created like a parent (mode and
         // owner from --chmod/--chown, not from the source directory) or left as it is.
-        dirAbs.set(e.rel, name === '' ? parentAbs : await ensureParent(targetRel));
+        const into = name === '' ? parentAbs : await ensureParent(targetRel);
+        dirAbs.set(e.rel, into);
+        contentsDir = { abs: into, mtime: src.mtime };
       } else if (src.isDirectory()) {
         dirAbs.set(e.rel, await placeDir(opts.destRoot, abs, shown, src, mode, owner, createdDirs));
       } else if (src.isSymbolicLink()) {
@@ -143,6 +149,7 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
         throw new FileOpError('EUNSUPPORTED', `cannot copy ${e.real || '.'}: special files (devices, sockets, fifos) are not supported; exclude it with --exclude`);
       }
     }
+    if (contentsDir) await fsp.utimes(contentsDir.abs, contentsDir.mtime, contentsDir.mtime);
   }
   // Directory metadata last, deepest first, so writing their contents does not bump mtimes.
   for (const d of createdDirs.reverse()) await applyMeta(d.abs, false, d.owner, d.mode, d.src.mtime);
