@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:http';
@@ -256,6 +256,25 @@ test('tar and oci outputs come back over the session into the client\'s dest fil
   const ociListing = await new Promise<string>((res, rej) => execFile('tar', ['-tf', ociFile], (err, out) => (err ? rej(err) : res(out))));
   assert.match(ociListing, /^oci-layout$/m);
   assert.match(ociListing, /^index\.json$/m);
+});
+
+test('COPY from a context fsutil sent keeps the client\'s file and directory mtimes (Stat.ModTime), as buildkitd does', { skip }, async () => {
+  const ctx = join(work, 'mtime-ctx');
+  mkdirSync(join(ctx, 'tree/sub'), { recursive: true });
+  writeFileSync(join(ctx, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nCOPY old.txt /old.txt\nCOPY tree /tree\n`);
+  writeFileSync(join(ctx, 'old.txt'), 'old\n');
+  writeFileSync(join(ctx, 'tree/sub/deep.txt'), 'deep\n');
+  utimesSync(join(ctx, 'old.txt'), 1_000_000_000, 1_000_000_000);
+  utimesSync(join(ctx, 'tree/sub/deep.txt'), 1_111_111_111, 1_111_111_111);
+  utimesSync(join(ctx, 'tree/sub'), 1_222_222_222, 1_222_222_222);
+  utimesSync(join(ctx, 'tree'), 1_333_333_333, 1_333_333_333);
+  const tarFile = join(work, 'mtime.tar');
+  const run = await buildctl('build', '--frontend', 'dockerfile.v0', '--local', `context=${ctx}`, '--local', `dockerfile=${ctx}`, '--output', `type=tar,dest=${tarFile}`);
+  assert.equal(run.code, 0, run.stderr);
+  // What buildkitd v0.11.6 gives for the same context (its type=tar output, read the same way).
+  const listing = await new Promise<string>((res, rej) => execFile('tar', ['-tvf', tarFile, '--full-time', '--no-recursion', 'old.txt', 'tree/', 'tree/sub/deep.txt', 'tree/sub/'], { env: { ...process.env, TZ: 'UTC' } }, (err, out) => (err ? rej(err) : res(out))));
+  const times = Object.fromEntries(listing.trim().split('\n').map((l) => { const m = / (\S+ \S+) (\S+?)\/?$/.exec(l)!; return [m[2], m[1]]; }));
+  assert.deepEqual(times, { 'old.txt': '2001-09-09 01:46:40', 'tree': '2012-04-02 02:22:13', 'tree/sub': '2008-09-24 02:10:22', 'tree/sub/deep.txt': '2005-03-18 01:58:31' });
 });
 
 test('type=local writes one folder per platform into the client\'s dest', { skip }, async () => {
