@@ -5,7 +5,8 @@
 // never exits (a test that never settles, a teardown awaiting something that cannot happen, or a
 // server, socket or child still open after the last test) stalls the whole run without a word.
 // Here every test start and end, and the start of the file's teardown, arms a deadline:
-//   - no test started or finished for BUILDYARD_TEST_STALL_MS (default 5 min), or
+//   - no test started or finished for BUILDYARD_TEST_STALL_MS (default 10 min: above the longest
+//     per-test timeout, so a slow test fails by its own timeout with its own name first), or
 //   - the file's after() hooks and exit not done BUILDYARD_TEST_EXIT_MS (default 2 min) after
 //     its last test.
 // When one passes, a line on stderr names the file and what it was waiting for (and what still
@@ -22,7 +23,7 @@ const ms = (name, fallback) => {
   const v = Number(process.env[name]);
   return Number.isFinite(v) && v > 0 ? v : fallback;
 };
-const stallMs = ms('BUILDYARD_TEST_STALL_MS', 5 * 60_000);
+const stallMs = ms('BUILDYARD_TEST_STALL_MS', 10 * 60_000);
 const exitMs = ms('BUILDYARD_TEST_EXIT_MS', 2 * 60_000);
 const file = relative(process.cwd(), process.argv[1] ?? '(unknown file)');
 
