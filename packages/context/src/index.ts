@@ -7,5 +7,5 @@ export { syncContext, CHUNK_SIZE, type SyncOptions, type SyncProgress, type Sync
 export { ContextStore, readManifest, contextBytes, type ContextStoreOptions } from './ContextStore.js';
 export { handleSync, type HandleSyncOptions, type HandleSyncResult } from './handleSync.js';
 export { materializeContext, type MaterializeOptions, type MaterializeResult } from './materializeContext.js';
-export { validateEntry, validateEntrySet, symlinkEscapes, describeFileType } from './validateEntries.js';
+export { validateEntry, validateEntrySet, describeFileType } from './validateEntries.js';
 export { readDockerignore } from './readDockerignore.js';

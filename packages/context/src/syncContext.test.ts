@@ -93,14 +93,15 @@ test('.dockerignore with ! exceptions re-includes files under an excluded direct
   assert.deepEqual(paths, ['build', 'build/keep.txt', 'logs', 'logs/important.log', 'main.go']);
 });
 
-test('the client rejects fifos and symlinks that escape the context, naming the path', async () => {
+test('the client rejects fifos, naming the path; symlinks pointing outside the context are sent as links', async () => {
   const dir = await makeDir('bad-client', { 'ok.txt': 'ok' });
   execFileSync('mkfifo', [join(dir, 'pipe')]);
   await assert.rejects(walkContext(dir, { cacheDir: false }), /pipe is a fifo.*\.dockerignore/);
   // Ignored special files are fine.
   assert.deepEqual((await walkContext(dir, { cacheDir: false, dockerignore: ['pipe'] })).map((e) => e.path), ['ok.txt']);
   await symlink('../../etc/passwd', join(dir, 'escape'));
-  await assert.rejects(walkContext(dir, { cacheDir: false, dockerignore: ['pipe'] }), /symlink "escape" -> "..\/..\/etc\/passwd" points outside the context/);
+  const escape = (await walkContext(dir, { cacheDir: false, dockerignore: ['pipe'] })).find((e) => e.path === 'escape');
+  assert.equal(escape?.linkTarget, '../../etc/passwd', 'the link itself, not the host file it would reach');
 });
 
 // Sends a hand-made request sequence and returns the gRPC error the server ends the call with.
@@ -132,12 +133,6 @@ test('the server rejects bad entries with INVALID_ARGUMENT and a clear message',
     ['absolute', { entries: [file('/etc/passwd')] }, /"\/etc\/passwd" is an absolute path/],
     ['empty', { entries: [file('')] }, /empty path/],
     ['duplicate', { entries: [file('x'), file('x')] }, /"x" is listed twice/],
-    ['escaping symlink', { entries: [file('l', { mode: 0o120777, size: 0, digest: '', linkTarget: '../outside' })] }, /symlink "l" -> "\.\.\/outside" points outside the context/],
-    ['absolute symlink', { entries: [file('l', { mode: 0o120777, size: 0, digest: '', linkTarget: '/etc' })] }, /points outside the context/],
-    ['symlink chain', { entries: [
-      file('d', { mode: 0o120777, size: 0, digest: '', linkTarget: '.' }),
-      file('e', { mode: 0o120777, size: 0, digest: '', linkTarget: 'd/..' }),
-    ] }, /symlink "e" -> "d\/\.\." points outside/],
     ['fifo', { entries: [file('p', { mode: 0o010644, size: 0, digest: '' })] }, /"p" is a fifo/],
     ['char device', { entries: [file('dev/null', { mode: 0o020666, size: 0, digest: '' })] }, /"dev\/null" is a character device/],
     ['bad digest', { entries: [file('f', { digest: 'md5:abc' })] }, /invalid digest "md5:abc"/],

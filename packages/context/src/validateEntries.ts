@@ -1,9 +1,7 @@
-import { posix } from 'node:path';
 import { ContextError } from './ContextError.js';
-import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, isDirectory, isSymlink, type ContextEntry } from './ContextEntry.js';
+import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, isDirectory, type ContextEntry } from './ContextEntry.js';
 
 const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
-const MAX_SYMLINK_HOPS = 40;
 
 /** Checks one entry on its own; throws a ContextError naming the path. */
 export function validateEntry(e: ContextEntry): void {
@@ -44,9 +42,10 @@ export function describeFileType(mode: number): string {
 }
 
 /**
- * Checks the entry set as a whole: no duplicates, nothing nested under a file or symlink, and
- * no symlink that resolves outside the context — following chains through other symlinks in
- * the set, since `a -> .` plus `b -> a/..` escapes although each target looks harmless.
+ * Checks the entry set as a whole: no duplicates, nothing nested under a file or symlink.
+ * Symlinks may point anywhere, as BuildKit sends them: they are stored as links, never
+ * followed on a host. Whatever resolves them (COPY sources, bind-mount sources) does so inside
+ * the context's root, as it does for an image's symlinks (fileop resolveScoped, pathInRoot).
  */
 export function validateEntrySet(entries: readonly ContextEntry[]): void {
   const byPath = new Map<string, ContextEntry>();
@@ -64,38 +63,6 @@ export function validateEntrySet(entries: readonly ContextEntry[]): void {
       slash = e.path.lastIndexOf('/', slash - 1);
     }
   }
-  for (const e of entries) {
-    if (isSymlink(e) && symlinkEscapes(e.path, e.linkTarget, byPath)) {
-      throw new ContextError(`symlink ${JSON.stringify(e.path)} -> ${JSON.stringify(e.linkTarget)} points outside the context; make it relative and inside the context or add it to .dockerignore`);
-    }
-  }
 }
 
-/** True when following `path -> target` (through symlinks known in `byPath`) leaves the context. */
-export function symlinkEscapes(path: string, target: string, byPath: ReadonlyMap<string, Pick<ContextEntry, 'mode' | 'linkTarget'>>): boolean {
-  if (posix.isAbsolute(target)) return true;
-  let hops = 0;
-  // Components still to resolve, starting from the link's directory.
-  const parent = posix.dirname(path);
-  let pending = [...(parent === '.' ? [] : parent.split('/')), ...target.split('/')];
-  const resolved: string[] = [];
-  while (pending.length > 0) {
-    const part = pending.shift()!;
-    if (part === '' || part === '.') continue;
-    if (part === '..') {
-      if (resolved.length === 0) return true;
-      resolved.pop();
-      continue;
-    }
-    resolved.push(part);
-    const hit = byPath.get(resolved.join('/'));
-    if (hit && isSymlink(hit)) {
-      if (++hops > MAX_SYMLINK_HOPS) return true; // a loop: refuse rather than guess
-      if (posix.isAbsolute(hit.linkTarget)) return true;
-      resolved.pop();
-      pending = [...hit.linkTarget.split('/'), ...pending];
-    }
-  }
-  return false;
-}
 

@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { walkContext } from './walkContext.js';
-import { symlinkEscapes, validateEntrySet } from './validateEntries.js';
+import { validateEntrySet } from './validateEntries.js';
 import { sortEntries } from './ContextEntry.js';
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -60,18 +60,9 @@ test('a ! exception deep below an excluded directory is reached; excluded dirs w
   assert.deepEqual((await walkContext(dir, { cacheDir: false, dockerignore: ['vendor', 'src/*.ts'] })).map((e) => e.path), ['src']);
 }));
 
-test('symlinkEscapes follows chains through other symlinks', () => {
-  const link = (linkTarget: string) => ({ mode: 0o120777, linkTarget });
-  const m = new Map([['d', link('.')], ['sub/up', link('..')], ['loop1', link('loop2')], ['loop2', link('loop1')]]);
-  assert.equal(symlinkEscapes('x', 'a/b/../c', m), false);
-  assert.equal(symlinkEscapes('sub/x', '../y', m), false);
-  assert.equal(symlinkEscapes('sub/x', '../../y', m), true);
-  assert.equal(symlinkEscapes('x', '/etc', m), true);
-  assert.equal(symlinkEscapes('e', 'd/..', m), true);
-  assert.equal(symlinkEscapes('sub/e', 'up/x', m), false);
-  assert.equal(symlinkEscapes('sub/e', 'up/../x', m), true);
-  assert.equal(symlinkEscapes('x', 'loop1', m), true);
-  assert.doesNotThrow(() => validateEntrySet(sortEntries([{ path: 'a', mode: 0o120777, size: 0, digest: '', linkTarget: 'b/c' }])));
+test('symlinks may point anywhere, as BuildKit sends them: outside the context, absolute, through other links', () => {
+  const link = (path: string, linkTarget: string) => ({ path, mode: 0o120777, size: 0, digest: '', linkTarget });
+  assert.doesNotThrow(() => validateEntrySet(sortEntries([link('a', 'b/c'), link('up', '../../etc'), link('abs', '/etc/passwd'), link('d', '.'), link('e', 'd/..')])));
 });
 
 test('readDockerignore parses the context .dockerignore, or gives [] without one', () => withDir(async (dir) => {

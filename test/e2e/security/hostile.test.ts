@@ -56,8 +56,6 @@ const hostileEntries: Array<[string, Partial<import('@buildyard/proto').ContextE
   ['a ".." path', [{ path: '../etc/passwd', digest: digestOf, size: 1 }], /\.\./],
   ['a nested ".." path', [{ path: 'a/../../x', digest: digestOf, size: 1 }], /\.\./],
   ['an absolute path', [{ path: '/etc/shadow', digest: digestOf, size: 1 }], /absolute/],
-  ['a symlink escaping the context', [{ path: 'escape', mode: 0o120777, linkTarget: '../../../../etc' }], /outside|escap/],
-  ['an absolute symlink chained to escape', [{ path: 'd', mode: 0o40755 }, { path: 'd/up', mode: 0o120777, linkTarget: '..' }, { path: 'd/out', mode: 0o120777, linkTarget: 'up/..' }], /outside|escap/],
   ['a character device', [{ path: 'null', mode: 0o020666 }], /character device/],
   ['a block device', [{ path: 'sda', mode: 0o060660 }], /block device/],
   ['a fifo', [{ path: 'pipe', mode: 0o010644 }], /fifo/],

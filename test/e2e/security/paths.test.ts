@@ -5,7 +5,7 @@
 // neither read nor written.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { solve } from '../grpcClient.js';
@@ -53,6 +53,33 @@ RUN --mount=type=bind,from=evil,source=/a/b/chain,target=/mnt,rw ${probe('/mnt',
 `);
   // Each link resolved to the stage's own root: the stage's file is there, the host's is not.
   for (const tag of ['RW', 'RO', 'UP', 'CHAIN']) assert.match(logs, new RegExp(`${tag}-SAW-STAGE`), `${tag}: the mount shows the stage's root`);
+});
+
+test('context symlinks to / (absolute, "..") are sent as links, as BuildKit does; bind mounts and COPY through them see the context, never the host', async () => {
+  const base = fx.cluster.busybox.reference;
+  const dir = fx.context('ctx-links', `FROM ${base}
+COPY . /ctx/
+RUN readlink /ctx/hostroot && readlink /ctx/up && echo LINKS-KEPT
+RUN --mount=type=bind,source=hostroot,target=/mnt ${probe('/mnt', 'CTX')}
+RUN --mount=type=bind,source=up,target=/mnt,rw ${probe('/mnt', 'CTXUP')}
+COPY hostroot/stage-file /got-file
+RUN cat /got-file
+`);
+  writeFileSync(join(dir, 'stage-file'), 'context-own\n');
+  symlinkSync('/', join(dir, 'hostroot'));
+  symlinkSync('../../../../../../..', join(dir, 'up'));
+  const outcome = await solve(fx.cluster, dir, { platforms: ['linux/amd64'], noCache: true });
+  assert.ok(!outcome.logs.includes(secret), `the host's secret was read by the build: ${outcome.logs.slice(0, 2000)}`);
+  assert.deepEqual(readdirSync(hostDir), ['token'], 'nothing was written into the host directory');
+  assert.equal(outcome.error, undefined, outcome.error?.message);
+  assert.match(outcome.logs, /LINKS-KEPT/, 'COPY . keeps the links as links');
+  for (const tag of ['CTX', 'CTXUP']) assert.match(outcome.logs, new RegExp(`${tag}-SAW-STAGE`), `${tag}: the mount shows the context's root`);
+  assert.match(outcome.logs, /context-own/, 'COPY through the link took the context\'s file');
+  const thief = fx.context('ctx-links-host', `FROM ${base}\nCOPY hostroot${hostDir}/token /stolen\n`);
+  symlinkSync('/', join(thief, 'hostroot'));
+  const stolen = await solve(fx.cluster, thief, { platforms: ['linux/amd64'], noCache: true });
+  assert.ok(stolen.error, 'copying a host path through a context link fails: it is not in the context');
+  assert.ok(!stolen.logs.includes(secret) && !stolen.error.message.includes(secret));
 });
 
 test('a bind source that only exists on the host fails with a clear error naming the mount', async () => {
