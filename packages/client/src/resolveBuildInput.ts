@@ -60,13 +60,26 @@ export async function downloadContext(url: string, timeoutMs = 120_000): Promise
     const gz = body[0] === 0x1f && body[1] === 0x8b;
     const extract = tar.extract();
     const root = resolve(dir);
+    // Symlinks the archive made: an entry below one would be written wherever the link points.
+    const links = new Set<string>();
+    // The first refusal ends extraction: later entries are skipped, the error thrown at the end
+    // (an error passed to next() would also reach the skipped entry stream, which has no handler).
+    let refused: ClientError | undefined;
     extract.on('entry', (header, stream, next) => {
       const target = resolve(root, header.name);
-      if (target !== root && !target.startsWith(root + sep)) {
+      const parts = relative(root, target).split(sep);
+      const through = parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join(sep)).find((prefix) => links.has(prefix));
+      if (!refused && target !== root && !target.startsWith(root + sep)) {
+        refused = new ClientError(`the context tarball ${url} holds "${header.name}", which points outside the context; refusing it`);
+      } else if (!refused && through !== undefined) {
+        refused = new ClientError(`the context tarball ${url} holds "${header.name}" below its symlink "${through}"; refusing it`);
+      }
+      if (refused) {
         stream.resume();
-        next(new ClientError(`the context tarball ${url} holds "${header.name}", which points outside the context; refusing it`));
+        next();
         return;
       }
+      if (header.type === 'symlink') links.add(parts.join(sep));
       const done = (err?: unknown) => (err ? next(err as Error) : next());
       if (header.type === 'directory') {
         stream.resume();
@@ -85,6 +98,7 @@ export async function downloadContext(url: string, timeoutMs = 120_000): Promise
     });
     const src = Readable.from([body]);
     await (gz ? pipeline(src, createGunzip(), extract) : pipeline(src, extract));
+    if (refused) throw refused;
     return dir;
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
