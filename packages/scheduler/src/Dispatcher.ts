@@ -157,11 +157,12 @@ export class Dispatcher {
     let moved = 0;
     for (const job of jobs) {
       if (!job.id) continue;
-      if (await this.redis.exists(`${this.keys.bullPrefix}:${name}:${job.id}:lock`)) continue;
       try {
+        // BullMQ refuses, atomically, to remove a job whose lock is held: a live consumer's
+        // active job stays; one whose lock expired with its worker is taken.
         await job.remove();
       } catch {
-        continue; // picked up meanwhile
+        continue; // locked, or picked up meanwhile
       }
       const data = stageJobDataSchema.safeParse(job.data);
       if (!data.success) continue; // not a stage job of ours; removed above, nothing to re-home
