@@ -81,6 +81,11 @@ export interface SolveRequest {
   entitlements: string[];
   /** Extra /etc/hosts entries of every RUN step, "name:ip" as docker build --add-host. */
   addHosts: string[];
+  /**
+   * Attestations (buildx --attest/--provenance/--sbom, BuildKit's attest:TYPE frontend attributes):
+   * type "provenance" or "sbom", attrs as BuildKit reads them (mode=min|max, ...). Empty: none.
+   */
+  attests: KeyValueSpec[];
 }
 
 export interface SolveRequest_BuildArgsEntry {
@@ -736,6 +741,7 @@ function createBaseSolveRequest(): SolveRequest {
     namedContexts: {},
     entitlements: [],
     addHosts: [],
+    attests: [],
   };
 }
 
@@ -806,6 +812,9 @@ export const SolveRequest: MessageFns<SolveRequest> = {
     }
     for (const v of message.addHosts) {
       writer.uint32(178).string(v!);
+    }
+    for (const v of message.attests) {
+      KeyValueSpec.encode(v!, writer.uint32(186).fork()).join();
     }
     return writer;
   },
@@ -1008,6 +1017,14 @@ export const SolveRequest: MessageFns<SolveRequest> = {
             message.addHosts.push(reader.string());
             continue;
           }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.attests.push(KeyValueSpec.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1151,6 +1168,9 @@ export const SolveRequest: MessageFns<SolveRequest> = {
         : globalThis.Array.isArray(object?.add_hosts)
         ? object.add_hosts.map((e: any) => globalThis.String(e))
         : [],
+      attests: globalThis.Array.isArray(object?.attests)
+        ? object.attests.map((e: any) => KeyValueSpec.fromJSON(e))
+        : [],
     };
   },
 
@@ -1240,6 +1260,9 @@ export const SolveRequest: MessageFns<SolveRequest> = {
     if (message.addHosts?.length) {
       obj.addHosts = message.addHosts;
     }
+    if (message.attests?.length) {
+      obj.attests = message.attests.map((e) => KeyValueSpec.toJSON(e));
+    }
     return obj;
   },
 
@@ -1294,6 +1317,7 @@ export const SolveRequest: MessageFns<SolveRequest> = {
     );
     message.entitlements = object.entitlements?.map((e) => e) || [];
     message.addHosts = object.addHosts?.map((e) => e) || [];
+    message.attests = object.attests?.map((e) => KeyValueSpec.fromPartial(e)) || [];
     return message;
   },
 };
