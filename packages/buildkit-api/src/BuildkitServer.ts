@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { RedisKeys } from '@buildyard/contracts';
-import { progressStreamKey, readProgress } from '@buildyard/progress';
+import { internalDigest, progressStreamKey, readProgress, StatusTranslator, vertexUpdate } from '@buildyard/progress';
 import { PruneRequest, buildkit, gateway, type CacheRecord } from '@buildyard/proto';
 import type { WorkerRegistry } from '@buildyard/scheduler';
 import { createLogger, type Logger } from '@buildyard/telemetry';
@@ -20,7 +20,6 @@ import { SessionManager, type ClientSession } from './SessionManager.js';
 import { fetchSecrets, secretIds } from './sessionSecrets.js';
 import { fetchRegistryAuth, registryHosts } from './sessionAuth.js';
 import { checkSyntaxDirective, dockerfileAttrs, outputsOf, toBuildyardRequest, unknownAttrs, UnsupportedRequest } from './solveRequest.js';
-import { internalDigest, StatusTranslator, vertexUpdate } from './statusTranslator.js';
 import { workerRecord } from './workers.js';
 import { ExportVertex, exporterVertexName, StreamCursor } from './exportVertex.js';
 

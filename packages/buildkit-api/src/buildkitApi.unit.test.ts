@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { buildkit } from '@buildyard/proto';
 import { goMode, unixMode } from './fileSync.js';
 import { checkSyntaxDirective, dockerfileAttrs, outputsOf, UnsupportedRequest } from './solveRequest.js';
-import { StatusTranslator } from './statusTranslator.js';
+import { StatusTranslator } from '@buildyard/progress';
 
 const solve = (p: Partial<buildkit.SolveRequest>) => buildkit.SolveRequest.fromPartial(p);
 

@@ -1,6 +1,6 @@
 import type { ExportStep } from '@buildyard/control';
 import { buildkit } from '@buildyard/proto';
-import { internalDigest, vertexUpdate } from './statusTranslator.js';
+import { internalDigest, vertexUpdate } from '@buildyard/progress';
 
 /** BuildKit's exporter vertex names (exporter Name() in moby/buildkit's exporter/*). */
 export function exporterVertexName(type: string): string | undefined {

@@ -3,5 +3,5 @@
 export { BuildkitServer, type BuildkitServerOptions } from './BuildkitServer.js';
 export { SessionManager, ClientSession } from './SessionManager.js';
 export { receiveLocal, receiveLocalToStore, readLocalFiles, unixMode, LocalSyncError, type LocalOptions, type PreviousSync } from './fileSync.js';
-export { StatusTranslator } from './statusTranslator.js';
+export { StatusTranslator } from '@buildyard/progress';
 export { dockerfileAttrs, checkSyntaxDirective, UnsupportedRequest } from './solveRequest.js';

@@ -3,7 +3,8 @@
 import type { Writable } from 'node:stream';
 import { createLogUpdate } from 'log-update';
 import { createColors } from 'picocolors';
-import { SolveEvent } from '@buildyard/proto';
+import type { SolveEvent } from '@buildyard/proto';
+import { StatusTranslator, fromSolveEvent, solveStatusJson, warningUpdate } from '@buildyard/progress';
 import { BuildProgress, describePlacement, formatSeconds, type VertexState } from './BuildProgress.js';
 
 export interface ProgressRenderer {
@@ -103,21 +104,26 @@ export class PlainRenderer implements ProgressRenderer {
 
 // ------------------------------------------------------------------ rawjson
 
-/** One JSON object per SolveEvent; exported file bytes are replaced by their size. */
+/**
+ * BuildKit's SolveStatus JSON, one object per status update, as `buildctl --progress rawjson`
+ * prints it: the events go through the translation the BuildKit endpoint gives buildctl, so
+ * tooling that reads buildctl's stream reads this one. Events with no SolveStatus form (the
+ * build's acceptance, result, exported files) print nothing, as in BuildKit.
+ */
 export class RawJsonRenderer implements ProgressRenderer {
   readonly progress = new BuildProgress();
   readonly human = false;
+  private translator?: StatusTranslator;
   constructor(private readonly write: (line: string) => void) {}
   event(ev: SolveEvent): void {
     this.progress.apply(ev);
-    const json = SolveEvent.toJSON(ev) as Record<string, unknown>;
-    if (ev.file && json.file) {
-      const f = { ...(json.file as Record<string, unknown>) };
-      delete f.data;
-      f.size = ev.file.data.length;
-      json.file = f;
-    }
-    this.write(JSON.stringify(json));
+    const e = fromSolveEvent(ev);
+    if (!e) return;
+    // Step names carry their platform when several build, as BuildKit names them.
+    if (e.type === 'build.accepted') this.translator ??= new StatusTranslator(e.platforms.length > 1);
+    this.translator ??= new StatusTranslator(false);
+    const update = this.translator.translate(e) ?? warningUpdate(e);
+    if (update) this.write(solveStatusJson(update));
   }
   end(): void {}
 }

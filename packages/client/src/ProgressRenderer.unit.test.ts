@@ -131,14 +131,47 @@ test('a terminal reporting 0 columns and 0 rows still gets the view, at 80 colum
   assert.match(out, /RUN make/);
 });
 
-test('rawjson prints one JSON object per event; file bytes become a size', () => {
+test('rawjson prints BuildKit\'s SolveStatus JSON, one object per update, as buildctl --progress rawjson', () => {
   const lines: string[] = [];
   const r = new RawJsonRenderer((l) => lines.push(l));
-  r.event(SUCCESS[2]);
-  r.event(ev(5, { file: { output: 0, path: 'a/b', mode: 0o644, data: Buffer.from('hello'), last: true, linkTarget: '', cache: false } }));
-  assert.equal(lines.length, 2);
-  assert.equal(JSON.parse(lines[0]).vertex.name, '[build 2/3] RUN make');
-  assert.deepEqual(JSON.parse(lines[1]).file, { path: 'a/b', mode: 0o644, last: true, size: 5 });
+  for (const e of SUCCESS) r.event(e);
+  r.event(ev(1700, { file: { output: 0, path: 'a/b', mode: 0o644, data: Buffer.from('hello'), last: true, linkTarget: '', cache: false } }));
+  r.end();
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  // Go's encoding of client.SolveStatus: field order, omitempty, RFC 3339 times without trailing zeros.
+  assert.deepEqual(lines, [
+    '{"vertexes":[{"digest":"sha256:from","name":"[build 1/3] FROM docker.io/library/busybox:latest","started":"2023-11-14T22:13:20.01Z","completed":"2023-11-14T22:13:20.01Z","cached":true}]}',
+    '{"vertexes":[{"digest":"sha256:make","name":"[build 2/3] RUN make","started":"2023-11-14T22:13:20.02Z"}]}',
+    `{"logs":[{"vertex":"sha256:make","stream":1,"data":"${b64('cc -c main.c\ncc -o app')}","timestamp":"2023-11-14T22:13:20.14Z"}]}`,
+    `{"logs":[{"vertex":"sha256:make","stream":1,"data":"${b64(' main.o\n')}","timestamp":"2023-11-14T22:13:20.26Z"}]}`,
+    '{"vertexes":[{"digest":"sha256:make","name":"[build 2/3] RUN make","started":"2023-11-14T22:13:20.02Z","completed":"2023-11-14T22:13:21.22Z"}]}',
+    '{"vertexes":[{"digest":"sha256:test","name":"[build 3/3] RUN ./test","started":"2023-11-14T22:13:21.23Z"}]}',
+    `{"logs":[{"vertex":"sha256:test","stream":1,"data":"${b64('ok 1\n')}","timestamp":"2023-11-14T22:13:21.3Z"}]}`,
+    '{"vertexes":[{"digest":"sha256:test","name":"[build 3/3] RUN ./test","started":"2023-11-14T22:13:21.23Z","completed":"2023-11-14T22:13:21.53Z"}]}',
+  ]);
+});
+
+test('rawjson: platform-named steps when several platforms build, errors, transfer statuses, warnings, Go\'s HTML-safe escaping', () => {
+  const lines: string[] = [];
+  const r = new RawJsonRenderer((l) => lines.push(l));
+  const RUN = vertex({ digest: 'sha256:run', name: '[2/2] RUN echo a > b && false', platform: 'linux/arm64', stage: '0', step: 2, steps: 2 });
+  r.event(ev(0, { accepted: { buildId: 'b-1', platforms: ['linux/amd64', 'linux/arm64'] } }));
+  r.event(ev(1, { warning: { message: 'FROM --platform flag should not use constant value', file: 'Dockerfile', line: 1 } }));
+  r.event(ev(2, { vertex: { ...FROM, startedMs: T0 + 2, currentBytes: 512, totalBytes: 1024 } }));
+  r.event(ev(3, { vertex: { ...RUN, startedMs: T0 + 3 } }));
+  r.event(ev(4, { log: { digest: 'sha256:run', stream: 2, data: Buffer.from('oops\n'), truncated: false } }));
+  r.event(ev(5, { vertex: { ...RUN, startedMs: T0 + 3, completedMs: T0 + 5, error: 'process "/bin/sh -c echo a > b && false" did not complete successfully: exit code: 1' } }));
+  r.event(ev(6, { error: { message: 'exit code: 1', vertex: 'sha256:run', file: '', line: 0, code: '' } }));
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  assert.deepEqual(lines, [
+    `{"warnings":[{"level":1,"short":"${b64('FROM --platform flag should not use constant value')}","sourceInfo":{"filename":"Dockerfile"},"range":[{"start":{"line":1},"end":{"line":1}}]}]}`,
+    '{"statuses":[{"id":"sha256:from-bytes","vertex":"sha256:from","name":"transferring","total":1024,"current":512,"timestamp":"2023-11-14T22:13:20.002Z","started":"2023-11-14T22:13:20.002Z"}]}',
+    '{"vertexes":[{"digest":"sha256:run","name":"[linux/arm64 2/2] RUN echo a \\u003e b \\u0026\\u0026 false","started":"2023-11-14T22:13:20.003Z"}]}',
+    `{"logs":[{"vertex":"sha256:run","stream":2,"data":"${b64('oops\n')}","timestamp":"2023-11-14T22:13:20.004Z"}]}`,
+    '{"vertexes":[{"digest":"sha256:run","name":"[linux/arm64 2/2] RUN echo a \\u003e b \\u0026\\u0026 false","started":"2023-11-14T22:13:20.003Z","completed":"2023-11-14T22:13:20.005Z","error":"process \\"/bin/sh -c echo a \\u003e b \\u0026\\u0026 false\\" did not complete successfully: exit code: 1"}]}',
+  ]);
+  // Each line is JSON a Go or JS reader decodes to the same strings.
+  assert.equal(JSON.parse(lines[2]).vertexes[0].name, '[linux/arm64 2/2] RUN echo a > b && false');
 });
 
 test('auto is tty on a terminal, plain otherwise', () => {

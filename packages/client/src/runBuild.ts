@@ -172,7 +172,8 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
     if (p.error) {
       await writer.abort();
       await caches.abort();
-      if (mode === 'rawjson') return ExitCode.BuildFailed;
+      // rawjson's stream has only the failed step's error; the build's own error ends stderr, one line, as buildctl's.
+      if (mode === 'rawjson') { say(`ERROR: ${p.error.message.split('\n')[0]}`); return ExitCode.BuildFailed; }
       const lines = formatBuildError({ error: p.error, progress: p, dockerfile: dockerfileText, dockerfileName: input.dockerfileName });
       for (const line of lines) say(line.startsWith('ERROR:') ? c.red(line) : line);
       return ExitCode.BuildFailed;

@@ -129,3 +129,40 @@ export function decodeEvent(json: string): ProgressEvent {
   if (raw.type === 'vertex.log') return { ...raw, data: Buffer.from(raw.data, 'base64') };
   return raw;
 }
+
+const vertexRefOf = (v: VertexStatus): VertexRef => ({
+  digest: v.digest, name: v.name, platform: v.platform, stage: v.stage, step: v.step, steps: v.steps, workerId: v.workerId, emulated: v.emulated,
+});
+
+/**
+ * The event a client received, back in the event model (toSolveEvent's inverse), so a client
+ * can feed the one SolveStatus translation the BuildKit endpoint uses. Undefined for what is no
+ * build event (exported files).
+ */
+export function fromSolveEvent(ev: SolveEvent): ProgressEvent | undefined {
+  const at = { timestampMs: ev.timestampMs };
+  if (ev.accepted) return { ...at, type: 'build.accepted', buildId: ev.accepted.buildId, platforms: [...ev.accepted.platforms] };
+  if (ev.vertex) {
+    const v = ev.vertex;
+    const vertex = vertexRefOf(v);
+    if (v.error) return { ...at, type: 'vertex.error', vertex, startedMs: v.startedMs, completedMs: v.completedMs, error: v.error };
+    if (v.cached) return { ...at, type: 'vertex.cached', vertex };
+    if (v.completedMs) return { ...at, type: 'vertex.finished', vertex, startedMs: v.startedMs, completedMs: v.completedMs, durationMs: v.completedMs - (v.startedMs || v.completedMs) };
+    if (v.totalBytes || v.currentBytes) return { ...at, type: 'vertex.progress', vertex, startedMs: v.startedMs, currentBytes: v.currentBytes, totalBytes: v.totalBytes };
+    return { ...at, type: 'vertex.started', vertex, startedMs: v.startedMs };
+  }
+  if (ev.log) return { ...at, type: 'vertex.log', digest: ev.log.digest, stream: ev.log.stream === 2 ? 2 : 1, data: Buffer.from(ev.log.data), truncated: ev.log.truncated };
+  if (ev.result) {
+    const r = ev.result;
+    return {
+      ...at, type: 'build.result', buildId: r.buildId, digest: r.digest, images: r.images.map((i) => ({ ...i })), pushed: [...r.pushed],
+      metadata: { ...r.metadata }, verticesTotal: r.verticesTotal, verticesCached: r.verticesCached, durationMs: r.durationMs,
+    };
+  }
+  if (ev.error) {
+    const e = ev.error;
+    return { ...at, type: 'build.error', message: e.message, ...(e.vertex ? { vertex: e.vertex } : {}), ...(e.file ? { file: e.file } : {}), ...(e.line ? { line: e.line } : {}), ...(e.code ? { code: e.code } : {}) };
+  }
+  if (ev.warning) return { ...at, type: 'build.warning', message: ev.warning.message, ...(ev.warning.file ? { file: ev.warning.file } : {}), ...(ev.warning.line ? { line: ev.warning.line } : {}) };
+  return undefined;
+}

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SolveEvent } from '@buildyard/proto';
-import { decodeEvent, encodeEvent, toSolveEvent, type ProgressEvent, type VertexRef } from './ProgressEvent.js';
+import { decodeEvent, encodeEvent, fromSolveEvent, toSolveEvent, type ProgressEvent, type VertexRef } from './ProgressEvent.js';
 import { incompleteUtf8Tail, utf8SafeCut } from './utf8.js';
 
 const v: VertexRef = { digest: 'sha256:' + 'a'.repeat(64), name: '[build 2/4] RUN make', platform: 'linux/arm64', stage: 'build', step: 2, steps: 4, workerId: 'w1', emulated: true };
@@ -50,4 +50,21 @@ test('incompleteUtf8Tail finds a dangling partial character', () => {
   assert.equal(incompleteUtf8Tail(Buffer.from('a€').subarray(0, 3)), 2);
   assert.equal(incompleteUtf8Tail(Buffer.from('a€').subarray(0, 2)), 1);
   assert.equal(incompleteUtf8Tail(Buffer.from('😀').subarray(0, 3)), 3);
+});
+
+test('fromSolveEvent gives back the event a client received (toSolveEvent\'s inverse)', () => {
+  const events: ProgressEvent[] = [
+    { type: 'build.accepted', buildId: 'b1', platforms: ['linux/amd64', 'linux/arm64'], timestampMs: 1 },
+    { type: 'vertex.started', vertex: v, startedMs: 10, timestampMs: 11 },
+    { type: 'vertex.cached', vertex: v, timestampMs: 12 },
+    { type: 'vertex.progress', vertex: v, startedMs: 10, currentBytes: 5, totalBytes: 9, timestampMs: 13 },
+    { type: 'vertex.log', digest: v.digest, stream: 2, data: Buffer.from('x\n'), truncated: true, timestampMs: 14 },
+    { type: 'vertex.finished', vertex: v, startedMs: 10, completedMs: 30, durationMs: 20, timestampMs: 30 },
+    { type: 'vertex.error', vertex: v, startedMs: 10, completedMs: 31, error: 'exit code: 1', timestampMs: 31 },
+    { type: 'build.result', buildId: 'b1', digest: 'sha256:d', images: [{ platform: 'linux/amd64', manifestDigest: 'sha256:m', configDigest: 'sha256:c' }], pushed: ['r/a:1'], metadata: { k: 'v' }, verticesTotal: 3, verticesCached: 1, durationMs: 40, timestampMs: 40 },
+    { type: 'build.error', message: 'boom', vertex: v.digest, file: 'Dockerfile', line: 3, code: 'x', timestampMs: 41 },
+    { type: 'build.warning', message: 'careful', file: 'Dockerfile', line: 2, timestampMs: 42 },
+  ];
+  for (const e of events) assert.deepEqual(fromSolveEvent(toSolveEvent(e)), e, e.type);
+  assert.equal(fromSolveEvent(SolveEvent.fromPartial({ timestampMs: 1, file: { path: 'a', data: Buffer.from('x') } })), undefined);
 });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ProgressEvent, VertexRef } from '@buildyard/progress';
+import type { ProgressEvent, VertexRef } from './ProgressEvent.js';
 import { buildkit } from '@buildyard/proto';
 
 type StatusResponse = buildkit.StatusResponse;
