@@ -14,8 +14,9 @@ import { schedulerBenchmark } from './benchmarks/scheduler.js';
 import { fanoutBenchmark } from './benchmarks/fanout.js';
 import { emulationBenchmark } from './benchmarks/emulation.js';
 import { memoryBenchmark } from './benchmarks/memory.js';
+import { scaleBenchmark } from './benchmarks/scale.js';
 
-const all: Benchmark[] = [buildBenchmark, contextBenchmark, compressionBenchmark, schedulerBenchmark, fanoutBenchmark, emulationBenchmark, memoryBenchmark];
+const all: Benchmark[] = [buildBenchmark, contextBenchmark, compressionBenchmark, schedulerBenchmark, fanoutBenchmark, emulationBenchmark, memoryBenchmark, scaleBenchmark];
 
 async function main(): Promise<number> {
   let args;

@@ -1,0 +1,214 @@
+// 9. Scale: the scheduler's cost per stage as the fleet grows (issue 22). One Scheduler in this
+// process, N no-op StageConsumers spread over up to 4 child processes (scaleChild.ts), a real
+// redis-server, 10 tenants, tenant limit off. Per N: idle Redis commands per worker per second
+// and connections per worker, then two workloads (independent stages, chains) for stages/s and
+// Redis commands per stage (INFO commandstats deltas), then sequential one-stage builds for
+// submit→handler latency. N defaults to 2,10,50,200,1000 (quick: 2,10,50); BENCH_SCALE_N=2,50
+// picks others.
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { startRedis } from '@buildyard/testkit';
+import { Scheduler, type StageSpec } from '@buildyard/scheduler';
+import type { Benchmark, Measurement } from '../lib/Measurement.js';
+import { percentile } from '../lib/stats.js';
+
+const AMD = 'linux/amd64';
+const CHILD = fileURLToPath(new URL('./scaleChild.ts', import.meta.url));
+const CAPACITY = 2;
+const TENANTS = 10;
+/** The bench's own reads (build event streams, INFO): not the scheduler's cost. */
+const OWN_COMMANDS = new Set(['xread', 'info']);
+
+interface Fleet {
+  children: ChildProcess[];
+  latency: Map<string, (at: number) => void>;
+  close(): Promise<number>;
+}
+
+async function startFleet(redisUrl: string, prefix: string, n: number, log: (m: string) => void): Promise<Fleet> {
+  const procs = Math.min(n, 4);
+  const latency = new Map<string, (at: number) => void>();
+  const children: ChildProcess[] = [];
+  const ready: Promise<void>[] = [];
+  let first = 0;
+  for (let p = 0; p < procs; p++) {
+    const count = Math.floor(n / procs) + (p < n % procs ? 1 : 0);
+    // Inherits this process's execArgv (--conditions=source --import tsx), so the child runs TS sources.
+    const child = fork(CHILD, [redisUrl, prefix, String(first), String(count), String(CAPACITY)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    first += count;
+    children.push(child);
+    ready.push(new Promise((resolve, reject) => {
+      child.on('message', (m: { ready?: boolean; lat?: string; at?: number }) => {
+        if (m.ready) resolve();
+        if (m.lat) latency.get(m.lat)?.(m.at!);
+      });
+      child.once('exit', (code) => reject(new Error(`fleet process ${p} exited with ${code} before it was ready`)));
+    }));
+  }
+  await Promise.all(ready);
+  return {
+    children, latency,
+    async close() {
+      let errors = 0;
+      await Promise.all(children.map((c) => new Promise<void>((resolve) => {
+        c.on('message', (m: { closed?: boolean; errors?: number; firstError?: string }) => {
+          if (!m.closed) return;
+          errors += m.errors ?? 0;
+          if (m.errors) log(`fleet process reported ${m.errors} consumer errors, first: ${m.firstError}`);
+        });
+        c.once('exit', () => resolve());
+        c.send({ close: true });
+      })));
+      return errors;
+    },
+  };
+}
+
+async function commandCalls(info: Redis): Promise<number> {
+  let total = 0;
+  for (const line of (await info.info('commandstats')).split('\n')) {
+    const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line.trim());
+    if (m && !OWN_COMMANDS.has(m[1].split('|')[0])) total += Number(m[2]);
+  }
+  return total;
+}
+
+async function connectedClients(info: Redis): Promise<number> {
+  return Number(/connected_clients:(\d+)/.exec(await info.info('clients'))![1]);
+}
+
+/** Follows the event streams of many builds on one connection until each ends; throws if one did not succeed. */
+async function waitBuilds(conn: Redis, scheduler: Scheduler, ids: string[]): Promise<void> {
+  const last = new Map(ids.map((id) => [scheduler.keys.buildEvents(id), '0']));
+  const idOf = new Map(ids.map((id) => [scheduler.keys.buildEvents(id), id]));
+  let quietSince = performance.now();
+  while (last.size > 0) {
+    const keys = [...last.keys()];
+    const res = (await conn.xread('COUNT', 1000, 'BLOCK', 2000, 'STREAMS', ...keys, ...keys.map((k) => last.get(k)!))) as
+      Array<[string, Array<[string, string[]]>]> | null;
+    if (!res) {
+      if (performance.now() - quietSince > 180_000) throw new Error(`${last.size} builds made no progress for 3 minutes (e.g. ${idOf.get(keys[0])})`);
+      continue;
+    }
+    quietSince = performance.now();
+    for (const [key, entries] of res) {
+      for (const [id, flat] of entries) {
+        last.set(key, id);
+        const type = flat[flat.indexOf('type') + 1];
+        if (!type.startsWith('build-')) continue;
+        if (type !== 'build-done') throw new Error(`build ${idOf.get(key)} ended ${type}: ${flat[flat.indexOf('error') + 1] ?? ''}`);
+        last.delete(key);
+        break;
+      }
+    }
+  }
+}
+
+const independent = (n: number): StageSpec[] => Array.from({ length: n }, (_, i) => ({ id: `s${i}`, dependsOn: [], cacheKey: '', payload: {} }));
+const chain = (n: number): StageSpec[] => Array.from({ length: n }, (_, i) => ({ id: `s${i}`, dependsOn: i === 0 ? [] : [`s${i - 1}`], cacheKey: '', payload: {} }));
+
+interface ScaleResult {
+  n: number;
+  idleCmdsPerWorkerSec: number;
+  connsPerWorker: number;
+  indep: { stagesPerSec: number; cmdsPerStage: number };
+  chain: { stagesPerSec: number; cmdsPerStage: number };
+  p50: number;
+  p99: number;
+}
+
+export const scaleBenchmark: Benchmark = {
+  name: 'scale',
+  title: 'scale: scheduler cost per stage with a simulated fleet of N no-op workers',
+  async run(ctx) {
+    const ns = (process.env.BENCH_SCALE_N ?? (ctx.quick ? '2,10,50' : '2,10,50,200,1000')).split(',').map(Number).filter((n) => n > 0);
+    const sizes = ctx.quick
+      ? { indepBuilds: 50, chainBuilds: 15, latency: 15, idleMs: 3000 }
+      : { indepBuilds: 200, chainBuilds: 50, latency: 30, idleMs: 6000 };
+    const redis = await startRedis();
+    const info = new Redis(redis.url);
+    const waiter = new Redis(redis.url);
+    const results: ScaleResult[] = [];
+    try {
+      for (const n of ns) {
+        const prefix = `scale${n}`;
+        const scheduler = new Scheduler(redis.url, { prefix, tenantLimit: 0 });
+        const base = await connectedClients(info);
+        let fleet: Fleet | undefined;
+        try {
+          fleet = await startFleet(redis.url, prefix, n, ctx.log);
+          // One heartbeat period (3 s) so every consumer is in its steady idle loop.
+          await new Promise((r) => setTimeout(r, 3500));
+          const conns = (await connectedClients(info)) - base;
+          const c0 = await commandCalls(info);
+          const t0 = performance.now();
+          await new Promise((r) => setTimeout(r, sizes.idleMs));
+          const idle = ((await commandCalls(info)) - c0) / ((performance.now() - t0) / 1000) / n;
+
+          const workload = async (name: string, builds: number, stages: StageSpec[]) => {
+            const ids = Array.from({ length: builds }, (_, i) => `${name}-${i}`);
+            const c = await commandCalls(info);
+            const t = performance.now();
+            await Promise.all(ids.map((buildId, i) => scheduler.submitBuild({ buildId, tenant: `t${i % TENANTS}`, priority: 0, platforms: [{ platform: AMD, stages }] })));
+            await waitBuilds(waiter, scheduler, ids);
+            const secs = (performance.now() - t) / 1000;
+            const total = builds * stages.length;
+            return { stagesPerSec: total / secs, cmdsPerStage: ((await commandCalls(info)) - c) / total };
+          };
+          const indep = await workload('ind', sizes.indepBuilds, independent(10));
+          const ch = await workload('chain', sizes.chainBuilds, chain(20));
+
+          const lat: number[] = [];
+          for (let i = 0; i < sizes.latency; i++) {
+            const buildId = `lat-${i}`;
+            const entered = new Promise<number>((resolve) => fleet!.latency.set(buildId, resolve));
+            const start = performance.timeOrigin + performance.now();
+            await scheduler.submitBuild({ buildId, tenant: `t${i % TENANTS}`, priority: 0, platforms: [{ platform: AMD, stages: independent(1) }] });
+            lat.push((await entered) - start);
+            await waitBuilds(waiter, scheduler, [buildId]);
+          }
+          const r: ScaleResult = {
+            n, idleCmdsPerWorkerSec: idle, connsPerWorker: conns / n, indep, chain: ch,
+            p50: percentile(lat, 50), p99: percentile(lat, 99),
+          };
+          results.push(r);
+          ctx.log(`N=${n}: indep ${indep.stagesPerSec.toFixed(0)} stages/s ${indep.cmdsPerStage.toFixed(0)} cmds/stage; chain ${ch.stagesPerSec.toFixed(0)} stages/s ${ch.cmdsPerStage.toFixed(0)} cmds/stage; `
+            + `latency p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms; idle ${idle.toFixed(2)} cmds/worker/s; ${r.connsPerWorker.toFixed(2)} conns/worker`);
+        } finally {
+          const errors = await fleet?.close();
+          if (errors) ctx.log(`N=${n}: ${errors} consumer errors`);
+          await scheduler.close();
+        }
+      }
+    } finally {
+      info.disconnect();
+      waiter.disconnect();
+      await redis.stop();
+    }
+    return rows(results, sizes);
+  },
+};
+
+function rows(results: ScaleResult[], sizes: { indepBuilds: number; chainBuilds: number }): Measurement[] {
+  const out: Measurement[] = [];
+  const ref = results.find((r) => r.n === 2);
+  const row = (m: Omit<Measurement, 'benchmark'>) => out.push({ benchmark: 'scale', ...m });
+  for (const r of results) {
+    row({ metric: `N=${r.n} independent (${sizes.indepBuilds}x10) throughput`, unit: 'stages/s', buildyard: r.indep.stagesPerSec });
+    row({ metric: `N=${r.n} independent: Redis commands per stage`, unit: 'cmds', buildyard: r.indep.cmdsPerStage });
+    const tputRatio = ref ? r.chain.stagesPerSec / ref.chain.stagesPerSec : undefined;
+    row({ metric: `N=${r.n} chain (${sizes.chainBuilds}x20) throughput`, unit: 'stages/s', buildyard: r.chain.stagesPerSec,
+      ...(tputRatio !== undefined && r.n > 2 ? { ratio: tputRatio, target: '>= 0.9x of N=2', met: tputRatio >= 0.9 } : {}) });
+    const cmdRatio = ref ? r.chain.cmdsPerStage / ref.chain.cmdsPerStage : undefined;
+    row({ metric: `N=${r.n} chain: Redis commands per stage`, unit: 'cmds', buildyard: r.chain.cmdsPerStage,
+      ...(cmdRatio !== undefined && r.n > 2 ? { ratio: cmdRatio, target: '<= 1.5x of N=2', met: cmdRatio <= 1.5 } : {}) });
+    const latRatio = ref ? r.p50 / ref.p50 : undefined;
+    row({ metric: `N=${r.n} submit-to-handler p50`, unit: 'ms', buildyard: r.p50,
+      ...(latRatio !== undefined && r.n > 2 ? { ratio: latRatio, target: '<= 1.5x of N=2', met: latRatio <= 1.5 } : {}) });
+    row({ metric: `N=${r.n} submit-to-handler p99`, unit: 'ms', buildyard: r.p99 });
+    row({ metric: `N=${r.n} idle Redis commands per worker`, unit: 'cmds/s', buildyard: r.idleCmdsPerWorkerSec, ratio: r.idleCmdsPerWorkerSec / 2, target: '<= 2/s', met: r.idleCmdsPerWorkerSec <= 2 });
+    row({ metric: `N=${r.n} Redis connections per worker`, unit: 'conns', buildyard: r.connsPerWorker, ratio: r.connsPerWorker / 2, target: '<= 2', met: r.connsPerWorker <= 2 });
+  }
+  return out;
+}
