@@ -100,7 +100,7 @@ function requestOnce(url: URL, limits: HttpLimits, signal: AbortSignal, headers:
 
 /** Resolves (IPv4: builds have no IPv6) and answers only addresses the policy allows; when it
  *  allows none, fails with the first refused one. */
-function vettedLookup(refuse: (address: string) => string | undefined): LookupFunction {
+export function vettedLookup(refuse: (address: string) => string | undefined): LookupFunction {
   return (hostname, options, callback) => {
     dnsLookup(hostname, { all: true, family: 4 }, (err, found: LookupAddress[]) => {
       if (err) { callback(err, '', 4); return; }

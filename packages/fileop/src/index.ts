@@ -17,3 +17,5 @@ export { pathInRoot, pinPathInRoot, type PathInRoot, type PinnedPath } from './p
 export { fsTree, entriesTree, type SourceTree, type TreeEntry, type TreeStat, type EntryType } from './SourceTree.js';
 export type { Owner } from './destFs.js';
 export { FileOpError, type FileOpErrorCode } from './FileOpError.js';
+export { parseGitRef, isGitTransport, GitRefError, type GitRef, type GitScheme } from './gitRef.js';
+export { fetchGit, resolveGitCommit, GitFetchError, type GitFetchOptions, type FetchedGit } from './fetchGit.js';

@@ -8,3 +8,4 @@ export { startCluster, type Cluster, type ClusterOptions, type ClusterWorker } f
 export { until } from './until.js';
 export { referenceTools, referenceToolsDir, type ReferenceTool } from './referenceTools.js';
 export { startRegistryProxy, type RegistryProxy, type ProxyOptions } from './registryProxy.js';
+export { startGitServer, type GitServer } from './gitServer.js';

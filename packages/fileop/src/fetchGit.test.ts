@@ -1,0 +1,85 @@
+// The git source against a real git server on loopback (git http-backend and git daemon): refs,
+// tags, commits and subdirs resolve as BuildKit's do, and every connection git opens obeys the
+// build's network policy (here: 127.0.0.2 is refused, standing in for the cluster's addresses).
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, readlink, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { startGitServer, type GitServer } from '@buildyard/testkit';
+import { fetchGit, GitFetchError, resolveGitCommit } from './fetchGit.js';
+import { parseGitRef } from './gitRef.js';
+
+let server: GitServer;
+let denied: GitServer;
+let shas: string[];
+const dirs: string[] = [];
+const refuse = (address: string) => (address === '127.0.0.2' ? 'test policy' : undefined);
+
+before(async () => {
+  server = await startGitServer({ daemon: true });
+  denied = await startGitServer({ host: '127.0.0.2' });
+  shas = server.commit('app', [
+    { files: { 'Dockerfile': 'FROM scratch\n', 'sub/dir/a.txt': 'one\n', 'link': { link: '/etc' } }, tag: 'v1' },
+    { files: { 'sub/dir/a.txt': 'two\n' } },
+    { files: { 'sub/dir/a.txt': 'three\n' }, branch: 'feature' },
+  ]);
+  denied.commit('secret', [{ files: { 'x': 'secret\n' } }]);
+});
+after(async () => {
+  await server.stop();
+  await denied.stop();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+async function fetch(url: string) {
+  const ref = parseGitRef(url)!;
+  const workDir = await mkdtemp(join(tmpdir(), 'fetchgit-'));
+  dirs.push(workDir);
+  const commit = await resolveGitCommit({ ref, workDir, refuse });
+  return { ...(await fetchGit({ ref, workDir, refuse, commit })), resolved: commit };
+}
+
+test('a branch, an annotated tag, a commit sha and HEAD check out the commit they name', async () => {
+  const head = await fetch(`${server.http}/app.git`);
+  assert.equal(head.commit, shas[1]);
+  assert.equal(await readFile(join(head.dir, 'sub/dir/a.txt'), 'utf8'), 'two\n');
+  const tag = await fetch(`${server.http}/app.git#v1`);
+  assert.equal(tag.commit, shas[0]);
+  assert.equal(tag.resolved, shas[0], 'ls-remote answers the tag\'s commit, not the tag object');
+  assert.equal(await readFile(join(tag.dir, 'sub/dir/a.txt'), 'utf8'), 'one\n');
+  const branch = await fetch(`${server.http}/app.git#feature:sub/dir`);
+  assert.equal(branch.commit, shas[2]);
+  assert.equal(await readFile(join(branch.dir, 'a.txt'), 'utf8'), 'three\n');
+  const bySha = await fetch(`${server.http}/app.git#${shas[0]}`);
+  assert.equal(bySha.commit, shas[0]);
+  assert.equal(await readlink(join(bySha.dir, 'link')), '/etc', 'symlinks stay links');
+  const query = await fetch(`${server.http}/app.git?branch=feature&subdir=sub`);
+  assert.equal(await readFile(join(query.dir, 'dir/a.txt'), 'utf8'), 'three\n');
+});
+
+test('git:// goes through the same policy proxy', async () => {
+  const got = await fetch(`${server.git}/app.git#v1:sub`);
+  assert.equal(got.commit, shas[0]);
+  assert.equal(await readFile(join(got.dir, 'dir/a.txt'), 'utf8'), 'one\n');
+});
+
+test('a refused address, directly or through a redirect, is one line naming the policy', async () => {
+  const oneLine = (pattern: RegExp) => (e: unknown) => {
+    assert.ok(e instanceof GitFetchError, String(e));
+    assert.match(e.message, pattern);
+    assert.ok(!e.message.includes('\n'));
+    return true;
+  };
+  await assert.rejects(fetch(`${denied.http}/secret.git`), oneLine(/127\.0\.0\.2 is not reachable from builds \(test policy\)/));
+  await assert.rejects(fetch(`${server.http}/redirect/${new URL(denied.http).host}/secret.git`), oneLine(/127\.0\.0\.2 is not reachable from builds/));
+  assert.ok(!denied.requests.some((r) => r.includes('secret.git')), `the refused server saw no request: ${denied.requests.join(', ')}`);
+});
+
+test('a subdir through a symlink, a missing ref and ssh URLs fail in one line', async () => {
+  await assert.rejects(fetch(`${server.http}/app.git#v1:link`), /subdirectory "link" is not a directory/);
+  await assert.rejects(fetch(`${server.http}/app.git#nope`), /no ref "nope" on the remote/);
+  await assert.rejects(fetch('git@127.0.0.1:app.git'), /ssh git URLs need SSH credentials/);
+  await assert.rejects(fetch(`${server.http}/missing.git`), GitFetchError);
+  assert.equal((await stat(join(server.root, 'app.git'))).isDirectory(), true);
+});
