@@ -7,6 +7,7 @@ import {
 import { RegistryClient, dockerConfigPath } from '@buildyard/oci';
 import { readFileSync } from 'node:fs';
 import { registerUpCommands } from './up.js';
+import { registerBakeCommand } from './bake.js';
 import { BuildyardCommand } from './suggest.js';
 
 const EXIT_CODES_HELP = `
@@ -289,6 +290,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     });
 
   registerUpCommands(program);
+  registerBakeCommand(program, io, setExit);
   return program;
 }
 

@@ -32,6 +32,19 @@ export interface RunBuildOptions {
   /** Aborting cancels the build (the Solve stream is closed) and the result is exit code 130. */
   signal?: AbortSignal;
   connect?: (b: ResolvedBuilder) => BuilderConnection;
+  /** bake with several targets: each step's name starts with the target's, as buildx's "[app 2/3] RUN ...". */
+  vertexPrefix?: string;
+}
+
+/** buildx's progress prefix: "[internal] x" becomes "[app internal] x", "x" becomes "[app] x". */
+export function prefixVertices(r: ProgressRenderer, prefix: string): ProgressRenderer {
+  const rename = (name: string) => (name.startsWith('[') ? `[${prefix} ${name.slice(1)}` : `[${prefix}] ${name}`);
+  return {
+    get progress() { return r.progress; },
+    get human() { return r.human; },
+    event: (ev) => r.event(ev.vertex ? { ...ev, vertex: { ...ev.vertex, name: rename(ev.vertex.name) } } : ev),
+    end: () => r.end(),
+  };
 }
 
 const CONTEXT_VERTEX = 'internal:context';
@@ -101,6 +114,7 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
     if (opts.platforms.length > 0) await checkPlatforms(conn, opts.platforms);
     if (mode !== 'quiet' && mode !== 'rawjson') for (const n of opts.notes) say(c.yellow(`NOTE: ${n}`));
     renderer = createRenderer({ mode, stream: stderr, color });
+    if (o.vertexPrefix) renderer = prefixVertices(renderer, o.vertexPrefix);
     const r = renderer;
     if (o.signal?.aborted) throw new ClientError('interrupted before the build started', ExitCode.Interrupted);
 

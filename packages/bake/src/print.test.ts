@@ -1,0 +1,245 @@
+// `bake --print` against the reference `docker-buildx bake --print` (v0.10.5, ../shared/tools):
+// the same files, targets, --set and environment give byte-identical JSON, or both refuse.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { referenceTools } from '@buildyard/testkit';
+import { bakeBuiltins, flagOverrides, readBakeFiles, resolveTargets } from './resolve.js';
+import { printJson } from './target.js';
+
+const tools = referenceTools('docker-buildx');
+
+interface Case {
+  name: string;
+  files: Record<string, string>;
+  args?: string[];
+  env?: Record<string, string>;
+}
+
+const HCL_BASIC = `
+variable "TAG" { default = "latest" }
+variable "REG" { default = "127.0.0.1:5000" }
+variable "DEBUG" { default = false }
+variable "JOBS" { default = 2 }
+function "tag" {
+  params = [name, t]
+  result = ["\${REG}/\${name}:\${t}"]
+}
+function "joined" {
+  params = [sep]
+  variadic_params = parts
+  result = join(sep, parts)
+}
+group "default" { targets = ["app", "db"] }
+group "all" { targets = ["default", "tools"] }
+target "base" {
+  args = { A = "1", B = null }
+  labels = { "org.x" = "y" }
+  platforms = ["linux/amd64"]
+  cache-from = ["type=registry,ref=base"]
+  secret = ["id=one,src=secret.txt"]
+}
+target "mid" {
+  inherits = ["base"]
+  args = { M = "mid", A = "2" }
+  cache-from = ["type=registry,ref=mid"]
+  tags = ["mid"]
+}
+target "app" {
+  inherits = ["mid"]
+  context = "app"
+  dockerfile = "Dockerfile.app"
+  tags = tag("app", TAG)
+  args = { C = "\${TAG}-x", N = 3, D = DEBUG ? "yes" : "no", J = JOBS * 2, J2 = joined("-", "a", "b", "c") }
+  output = ["type=registry"]
+  no-cache = true
+  pull = false
+  secret = ["id=two,src=secret.txt"]
+}
+target "db" {
+  dockerfile-inline = "FROM scratch"
+  tags = [for p in ["a", "b"] : "\${p}:\${upper(TAG)}" if p != "c"]
+  target = "final"
+  cache-to = ["type=inline"]
+}
+target "tools" {
+  context = "."
+  args = {
+    LIST = join(",", sort(["z", "y", "x"]))
+    MAP  = jsonencode({ b = 1, a = [true, null] })
+    FMT  = format("%s-%03d-%.2f-%q", "x", 7, 3.14159, "q")
+    SUB  = substr("hello world", 6, -1)
+    RE   = regex_replace("v1.2.3", "^v([0-9]+).*", "$1")
+    KEYS = join(" ", keys({ z = 1, a = 2 }))
+    LEN  = "\${strlen("héllo")}-\${length(["a", "b"])}"
+    MAX  = max(3, 9, 1)
+    TRY  = try(undefined_thing.x, "fallback")
+    COAL = coalesce("", "second")
+    SPL  = split(",", "a,b")[1]
+    HEX  = md5("buildyard")
+    SHA  = sha256("buildyard")
+    B64  = base64encode("hi there")
+    LOW  = lower(title("hello world"))
+    IDX  = index(["a", "b"], 1)
+    FL   = join("|", flatten([["a"], ["b", ["c"]]]))
+    DIS  = join("|", distinct(["a", "b", "a"]))
+    CIDR = cidrsubnet("10.0.0.0/16", 8, 2)
+    HOST = cidrhost("10.0.0.0/24", 5)
+    ELEM = element(["x", "y"], 3)
+    RNG  = join(",", [for n in range(3) : tostring(n)])
+    TOF  = "%{ if DEBUG }debug%{ else }release%{ endif }"
+    LOOP = "%{ for x in ["a", "b"] }<\${x}>%{ endfor }"
+    HERE = <<-EOT
+      one
+        two \${TAG}
+      EOT
+    ZIP  = jsonencode(zipmap(["a", "b"], [1, 2]))
+    MERG = jsonencode(merge({ a = 1 }, { b = 2 }))
+    INT  = parseint("ff", 16)
+    CHOMP = chomp("x\\n")
+    TRIM = trimsuffix(trimprefix("--x--", "--"), "--")
+    LOOK = lookup({ a = "1" }, "b", "dflt")
+  }
+  platforms = ["linux/arm64", "linux/amd64", "linux/arm64"]
+}
+`.replace(/tostring\(n\)/g, 'format("%d", n)');
+
+const cases: Case[] = [
+  { name: 'defaults: groups, inherits, functions, for, conditionals', files: { 'docker-bake.hcl': HCL_BASIC } },
+  { name: 'a named group of groups', files: { 'docker-bake.hcl': HCL_BASIC }, args: ['all'] },
+  { name: 'one target by name', files: { 'docker-bake.hcl': HCL_BASIC }, args: ['tools'] },
+  { name: 'targets and a group named together', files: { 'docker-bake.hcl': HCL_BASIC }, args: ['db', 'tools', 'default'] },
+  { name: 'variables from the environment (string, bool, number)', files: { 'docker-bake.hcl': HCL_BASIC }, env: { TAG: 'v2', DEBUG: 'true', JOBS: '5' } },
+  {
+    name: '--set: patterns, lists, maps, bools, push',
+    files: { 'docker-bake.hcl': HCL_BASIC },
+    args: ['all', '--set', '*.platform=linux/arm64', '--set', 'app.args.NEW=1', '--set', 'a*.tags=x:1', '--set', 'app.tags=x:2',
+      '--set', 'db.no-cache=false', '--set', 'tools.output=type=local,dest=out', '--set', 'db.context=sub', '--set', 'db.labels.l=v', '--push'],
+  },
+  { name: '--no-cache and --pull apply to every target', files: { 'docker-bake.hcl': HCL_BASIC }, args: ['--no-cache', '--pull'] },
+  {
+    name: 'JSON bake file with interpolation',
+    files: {
+      'docker-bake.json': JSON.stringify({
+        variable: { TAG: { default: 'json' }, BASE: { default: 'busybox' } },
+        group: { default: { targets: ['web'] } },
+        target: {
+          web: { context: 'web', tags: ['web:${TAG}', 'web:${upper(TAG)}'], args: { BASE: '${BASE}', N: 1, OK: true }, platforms: ['linux/amd64'] },
+          other: { dockerfile: 'Other.Dockerfile', labels: { 'a.b': '<x&y>' } },
+        },
+      }, null, 2),
+    },
+    args: ['default', 'other'],
+    env: { TAG: 'fromenv' },
+  },
+  {
+    name: 'docker-bake.hcl and docker-bake.override.hcl merge by default',
+    files: {
+      'docker-bake.hcl': 'variable "V" { default = "a" }\ntarget "default" {\n  tags = ["t:${V}"]\n  args = { X = "1" }\n  cache-from = ["type=gha"]\n}\n',
+      'docker-bake.override.hcl': 'variable "V" { default = "b" }\ntarget "default" {\n  args = { Y = "2" }\n  cache-from = ["type=local,src=c"]\n  platforms = ["linux/arm64"]\n}\n',
+    },
+  },
+  {
+    name: '-f several files, later ones win',
+    files: {
+      'one.hcl': 'target "x" {\n  tags = ["one"]\n  target = "a"\n}\ngroup "default" { targets = ["x"] }\n',
+      'two.hcl': 'target "x" {\n  tags = ["two"]\n  output = ["type=cacheonly"]\n}\n',
+    },
+    args: ['-f', 'one.hcl', '-f', 'two.hcl'],
+  },
+  {
+    name: 'compose file with build sections, image tags and args',
+    files: {
+      'docker-compose.yml': [
+        'services:',
+        '  web.app:',
+        '    image: example/web:${TAG:-dev}',
+        '    build:',
+        '      context: ./web',
+        '      dockerfile: Web.Dockerfile',
+        '      target: prod',
+        '      args:',
+        '        - A=1',
+        '        - FROMENV',
+        '      labels:',
+        '        l1: v1',
+        '      cache_from:',
+        '        - type=registry,ref=c',
+        '  worker:',
+        '    build: ./worker',
+        '  db:',
+        '    image: postgres',
+        '',
+      ].join('\n'),
+    },
+    env: { FROMENV: 'e', TAG: '1.0' },
+  },
+  {
+    name: 'compose plus an HCL file that extends its targets',
+    files: {
+      'docker-compose.yml': 'services:\n  api:\n    build:\n      context: api\n',
+      'docker-bake.hcl': 'target "api" {\n  platforms = ["linux/amd64", "linux/arm64"]\n  tags = ["api:hcl"]\n}\n',
+    },
+    args: ['-f', 'docker-compose.yml', '-f', 'docker-bake.hcl'],
+  },
+  {
+    name: 'target attributes referenced from other targets and top-level attributes',
+    files: {
+      'docker-bake.hcl': 'BASE = "alpine"\nSUFFIX = "${BASE}-x"\ntarget "a" {\n  args = { BASE = BASE }\n  tags = ["a:${SUFFIX}"]\n}\ntarget "b" {\n  args = { FROM_A = target.a.args.BASE }\n  tags = [for t in target.a.tags : "${t}-b"]\n}\ngroup "default" { targets = ["a", "b"] }\n',
+    },
+  },
+  { name: 'an unknown target fails', files: { 'docker-bake.hcl': HCL_BASIC }, args: ['nosuch'] },
+  { name: 'an undefined variable fails', files: { 'docker-bake.hcl': 'target "default" {\n  tags = [NOPE]\n}\n' } },
+  { name: 'an unknown function fails', files: { 'docker-bake.hcl': 'target "default" {\n  tags = [nosuchfn("a")]\n}\n' } },
+  { name: 'an unknown --set key fails', files: { 'docker-bake.hcl': HCL_BASIC }, args: ['--set', 'app.nope=1'] },
+  { name: 'inheriting from a missing target fails', files: { 'docker-bake.hcl': 'target "default" {\n  inherits = ["ghost"]\n}\n' } },
+  { name: 'a syntax error fails', files: { 'docker-bake.hcl': 'target "default" {\n  tags = ["a"\n}\n' } },
+];
+
+function parseArgs(args: string[]): { targets: string[]; file: string[]; set: string[]; push: boolean; noCache?: boolean; pull?: boolean } {
+  const out = { targets: [] as string[], file: [] as string[], set: [] as string[], push: false, noCache: undefined as boolean | undefined, pull: undefined as boolean | undefined };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '-f') out.file.push(args[++i]);
+    else if (a === '--set') out.set.push(args[++i]);
+    else if (a === '--push') out.push = true;
+    else if (a === '--no-cache') out.noCache = true;
+    else if (a === '--pull') out.pull = true;
+    else out.targets.push(a);
+  }
+  return out;
+}
+
+for (const c of cases) {
+  test(`--print matches docker-buildx bake --print: ${c.name}`, { skip: tools.missing }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bake-print-'));
+    for (const [name, text] of Object.entries(c.files)) {
+      mkdirSync(dirname(join(dir, name)), { recursive: true });
+      writeFileSync(join(dir, name), text);
+    }
+    writeFileSync(join(dir, 'secret.txt'), 's3cret');
+    // Only PATH and HOME from the machine: the fixtures' variables must not meet stray ones.
+    const env = { PATH: process.env.PATH ?? '', HOME: dir, ...c.env };
+    const ref = spawnSync(tools.paths['docker-buildx'], ['bake', '--print', ...(c.args ?? [])], {
+      cwd: dir, encoding: 'utf8', env: { ...env, BUILDX_CONFIG: join(dir, '.buildx') },
+    });
+    const a = parseArgs(c.args ?? []);
+    let ours: { text?: string; error?: string };
+    try {
+      const resolved = resolveTargets(readBakeFiles(a.file, dir), { env, targets: a.targets, overrides: flagOverrides(a), builtins: bakeBuiltins() });
+      ours = { text: `${printJson(resolved.groups, resolved.targets)}\n` };
+    } catch (e) {
+      ours = { error: (e as Error).message };
+    }
+    if (ref.status === 0) {
+      assert.equal(ours.error, undefined, 'ours failed where buildx printed');
+      assert.equal(ours.text, ref.stdout);
+    } else {
+      assert.equal(ours.text, undefined, `buildx refused (${ref.stderr.trim()}) but ours printed`);
+      assert.doesNotMatch(ours.error!, /\n/, 'one line');
+    }
+  });
+}

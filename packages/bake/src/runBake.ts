@@ -1,0 +1,177 @@
+// `buildyard bake`: resolve the bake files' targets, print them (--print) or build them all at
+// once, each as one build (one Solve) through @buildyard/client's runBuild, with buildx's
+// per-target progress prefix when there are several.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { ClientError, ExitCode, parseBuildFlags, runBuild, usageError, type BuildFlags, type RunBuildOptions } from '@buildyard/client';
+import { HclError } from './hcl/ast.js';
+import { BakeError, bakeBuiltins, cleanContext, flagOverrides, isRemoteContext, readBakeFiles, resolveTargets, type Resolved } from './resolve.js';
+import { printJson, type Target } from './target.js';
+
+export interface BakeFlags {
+  file?: string[];
+  set?: string[];
+  print?: boolean;
+  push?: boolean;
+  load?: boolean;
+  /** undefined: not given (the files decide). */
+  noCache?: boolean;
+  pull?: boolean;
+  progress?: string;
+  builder?: string;
+  metadataFile?: string;
+}
+
+export interface RunBakeOptions {
+  targets: string[];
+  flags: BakeFlags;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  stdin?: NodeJS.ReadableStream;
+  stdout?: Writable;
+  stderr?: Writable & { isTTY?: boolean; columns?: number; rows?: number };
+  signal?: AbortSignal;
+  /** The build of one target (runBuild; tests pass one with a connect of their own). */
+  build?: (o: RunBuildOptions) => Promise<number>;
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const c of stream) parts.push(typeof c === 'string' ? Buffer.from(c) : Buffer.from(c as Uint8Array));
+  return Buffer.concat(parts).toString('utf8');
+}
+
+/** Resolves the targets as `bake` (and --print) sees them; bake file errors become usage errors. */
+export async function loadBake(o: RunBakeOptions): Promise<Resolved> {
+  const cwd = o.cwd ?? process.cwd();
+  const env = o.env ?? process.env;
+  const f = o.flags;
+  try {
+    const overrides = flagOverrides(f);
+    const stdinText = (f.file ?? []).includes('-') ? await readAll(o.stdin ?? process.stdin) : undefined;
+    const files = readBakeFiles(f.file ?? [], cwd, stdinText === undefined ? undefined : () => stdinText);
+    return resolveTargets(files, {
+      env, overrides, targets: o.targets,
+      builtins: bakeBuiltins(),
+    });
+  } catch (e) {
+    if (e instanceof HclError || e instanceof BakeError) throw usageError(e.message);
+    throw e;
+  }
+}
+
+/** One target as `buildyard build` flags (buildx's toBuildOpt). */
+export function targetBuild(t: Target, f: BakeFlags, cwd: string): { context: string; flags: BuildFlags; inline?: string } {
+  const refuse = (what: string, how: string) => { throw usageError(`target "${t.name}": ${what} is not supported by buildyard builds yet; ${how}`); };
+  if (t.context === '-') throw usageError(`target "${t.name}": context from stdin not allowed in bake; set context to a directory`);
+  if (t.dockerfile === '-') throw usageError(`target "${t.name}": dockerfile from stdin not allowed in bake; use dockerfile-inline`);
+  if (t.contexts && Object.keys(t.contexts).length) refuse(`contexts (${Object.keys(t.contexts).join(', ')})`, 'drop them or build the named context into a base image');
+  if (t.ssh?.length) refuse('ssh', 'drop ssh from the target');
+  if (t.attest?.length) refuse('attest', 'drop attest from the target');
+  if (t['no-cache-filter']?.length) refuse('no-cache-filter', 'use no-cache = true');
+  const context = cleanContext(t.context ?? '.');
+  const remote = isRemoteContext(context);
+  let file = t.dockerfile ?? 'Dockerfile';
+  if (!remote && !isAbsolute(file)) file = join(context, file);
+  const kv = (m?: Record<string, string | null>) => Object.entries(m ?? {}).filter(([, v]) => v !== null).map(([k, v]) => `${k}=${v}`);
+  const flags: BuildFlags = {
+    file: t['dockerfile-inline'] !== undefined ? '-' : (remote ? undefined : file),
+    tag: t.tags,
+    platform: t.platforms,
+    buildArg: kv(t.args),
+    target: t.target,
+    noCache: t['no-cache'] ?? false,
+    pull: t.pull ?? false,
+    label: kv(t.labels),
+    output: t.output,
+    cacheFrom: t['cache-from'],
+    cacheTo: t['cache-to'],
+    secret: t.secret,
+    network: t.network,
+    allow: t.entitlements,
+    addHost: Object.entries(t['extra-hosts'] ?? {}).filter(([, v]) => v !== null).map(([k, v]) => `${k}:${v}`),
+    annotation: t.annotations,
+    shmSize: t['shm-size'],
+    ulimit: t.ulimits,
+    progress: f.progress,
+    builder: f.builder,
+  };
+  // Every check a build makes before its upload, for every target before any starts.
+  parseBuildFlags(flags, { env: {}, cwd });
+  return { context, flags, inline: t['dockerfile-inline'] };
+}
+
+/** A stream that passes whole lines only, so concurrent targets' lines never split each other. */
+function lineWriter(out: Writable): Writable {
+  let buf = '';
+  return new Writable({
+    write(chunk: Buffer | string, _enc, cb) {
+      buf += chunk.toString();
+      const i = buf.lastIndexOf('\n');
+      if (i >= 0) { out.write(buf.slice(0, i + 1)); buf = buf.slice(i + 1); }
+      cb();
+    },
+    final(cb) { if (buf) out.write(buf); buf = ''; cb(); },
+  });
+}
+
+export async function runBake(o: RunBakeOptions): Promise<number> {
+  const cwd = o.cwd ?? process.cwd();
+  const env = o.env ?? process.env;
+  const stdout = o.stdout ?? process.stdout;
+  const stderr = o.stderr ?? process.stderr;
+  const resolved = await loadBake(o);
+  if (o.flags.print) {
+    stdout.write(`${printJson(resolved.groups, resolved.targets)}\n`);
+    return ExitCode.Success;
+  }
+  const names = [...resolved.targets.keys()].sort();
+  if (names.length === 0) throw usageError('bake: no targets to build; name a target or group, or add a "default" group');
+  const plans = names.map((name) => ({ name, ...targetBuild(resolved.targets.get(name)!, o.flags, cwd) }));
+  const several = plans.length > 1;
+  const metaDir = o.flags.metadataFile ? await mkdtemp(join(tmpdir(), 'buildyard-bake-meta-')) : undefined;
+  // The first failure cancels the other builds, as buildx's bake does.
+  const cancel = new AbortController();
+  const onAbort = () => cancel.abort();
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  const build = o.build ?? runBuild;
+  let firstFailure: { name: string; code: number; message?: string } | undefined;
+  try {
+    await Promise.all(plans.map(async (p) => {
+      const err = several ? lineWriter(stderr) : stderr;
+      try {
+        const code = await build({
+          context: p.context,
+          flags: { ...p.flags, metadataFile: metaDir ? join(metaDir, `${p.name}.json`) : undefined },
+          cwd, env, stdout, stderr: err,
+          stdin: p.inline !== undefined ? Readable.from([Buffer.from(p.inline)]) : o.stdin,
+          signal: cancel.signal,
+          vertexPrefix: several ? p.name : undefined,
+        });
+        if (code !== ExitCode.Success && !firstFailure) { firstFailure = { name: p.name, code }; cancel.abort(); }
+      } catch (e) {
+        if (!several) throw e;
+        const code = e instanceof ClientError ? e.exitCode : ExitCode.BuildFailed;
+        if (!firstFailure || (firstFailure.code === ExitCode.Interrupted && code !== ExitCode.Interrupted)) {
+          firstFailure = { name: p.name, code, message: (e as Error).message };
+        }
+        if (code !== ExitCode.Interrupted || !cancel.signal.aborted) stderr.write(`ERROR: target ${p.name}: ${(e as Error).message}\n`);
+        cancel.abort();
+      } finally {
+        if (err !== stderr) err.end();
+      }
+    }));
+    if (firstFailure) return firstFailure.code;
+    if (metaDir && o.flags.metadataFile) {
+      const all: Record<string, unknown> = {};
+      for (const p of plans) all[p.name] = JSON.parse(await readFile(join(metaDir, `${p.name}.json`), 'utf8'));
+      await writeFile(o.flags.metadataFile, `${JSON.stringify(all, null, 2)}\n`);
+    }
+    return ExitCode.Success;
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
+    if (metaDir) await rm(metaDir, { recursive: true, force: true });
+  }
+}
