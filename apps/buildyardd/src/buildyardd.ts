@@ -36,6 +36,7 @@ async function main(): Promise<void> {
     maxContextFiles: config.limits.maxContextFiles,
     maxLogBytesPerStep: config.limits.maxLogBytesPerStep,
     entitlements: config.auth.entitlements,
+    historyRetentionMs: config.history.retentionMs,
   });
   const credentials = config.frontend.tlsCert
     ? ServerCredentials.createSsl(

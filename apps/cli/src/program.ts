@@ -7,6 +7,7 @@ import {
 import { RegistryClient, dockerConfigPath } from '@buildyard/oci';
 import { readFileSync } from 'node:fs';
 import { registerUpCommands } from './up.js';
+import { registerHistoryCommands } from './history.js';
 import { registerBakeCommand } from './bake.js';
 import { BuildyardCommand } from './suggest.js';
 
@@ -290,6 +291,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     });
 
   registerUpCommands(program);
+  registerHistoryCommands(program, { env: io.env, stderr: io.stderr, signal: io.signal, out });
   registerBakeCommand(program, io, setExit);
   return program;
 }

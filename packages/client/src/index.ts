@@ -24,6 +24,10 @@ export { runBuild, buildMetadata, type RunBuildOptions } from './runBuild.js';
 export { inspectImage, createIndex, type InspectResult, type CreateIndexOptions, type CreateIndexResult } from './imagetools.js';
 export { login, verifyRegistryLogin, type LoginOptions } from './login.js';
 export { parseSize, formatBytes } from './sizes.js';
+export {
+  historyLs, historyInspect, historyLogs, historyRm, historyRecord, historyContextName, historyName, historyRef, historyDuration, humanDuration,
+  formatHistoryLs, formatHistoryInspect, historyInspectJson, tabwriter, type HistoryLsFormat,
+} from './history.js';
 export { table, formatWorkers, formatInfo, formatDiskUsage, formatDiskUsageVerbose, formatPrune } from './formatTables.js';
 export type { ListWorkersResponse, InfoResponse, DiskUsageResponse, PruneResponse, SolveEvent, WorkerInfo } from '@buildyard/proto';
 export { startLocalCluster, stopLocalCluster, readLocalCluster, LOCAL_BUILDER, type LocalClusterInfo } from './localCluster.js';

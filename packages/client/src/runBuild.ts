@@ -12,6 +12,7 @@ import { connectBuilder, isServiceError, type BuilderConnection } from './connec
 import { ExportedFileWriter } from './ExportedFileWriter.js';
 import { prepareLocalCaches, type LocalCaches } from './localCache.js';
 import { formatBuildError } from './formatBuildError.js';
+import { historyContextName } from './history.js';
 import { parseBuildFlags, type BuildFlags } from './parseBuildFlags.js';
 import { createRenderer, formatSummary, resolveProgressMode, type ProgressRenderer } from './ProgressRenderer.js';
 import { readSecrets } from './readSecrets.js';
@@ -165,6 +166,7 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
       addHosts: opts.addHosts,
       registryAuth,
       dockerignore: input.dockerignore,
+      contextName: historyContextName(o.context, cwd),
     });
     writer = new ExportedFileWriter(opts.outputs, stdout);
     const call = conn.control.solve(request, conn.metadata);

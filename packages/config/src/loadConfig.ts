@@ -18,6 +18,7 @@ export interface BuildyardConfig {
     dns: { nameservers: string[]; search: string[]; options: string[] }; seccompProfile: string;
     sandbox: { pids: number; memoryBytes: number; cpus: number; diskBytes: number; tenantLimits: string[] } };
   gc: { intervalMs: number; keepStorageBytes: number; keepDurationMs: number };
+  history: { retentionMs: number };
   heartbeat: { intervalMs: number; timeoutMs: number };
   dashboard: { listen: string; readToken: string; adminToken: string };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };

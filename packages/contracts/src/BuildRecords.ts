@@ -7,6 +7,11 @@ export const BUILD_RECORD_STATUSES = ['queued', 'running', 'succeeded', 'failed'
 export type BuildRecordStatus = (typeof BUILD_RECORD_STATUSES)[number];
 
 const count = z.coerce.number().int().nonnegative();
+/** A string map held as JSON in a hash field (absent or empty: none). */
+const jsonMap = z.preprocess((v) => {
+  if (v === undefined || v === '') return {};
+  try { return typeof v === 'string' ? JSON.parse(v) : v; } catch { return v; }
+}, z.record(z.string(), z.string()));
 
 /**
  * The build list the frontend keeps for Status and the dashboard: a hash per build and a
@@ -27,29 +32,55 @@ export const buildRecordHashSchema = z.object({
   pushed: jsonList,
   // Records of frontends older than coordinator heartbeats have none.
   coordinator: z.string().default(''),
+  // What the build was asked for, shown by history inspect (older records have none).
+  context: z.string().default(''),
+  dockerfile: z.string().default(''),
+  target: z.string().default(''),
+  buildArgs: jsonMap,
+  noCache: z.preprocess((v) => v === '1' || v === true, z.boolean()),
+  network: z.string().default(''),
 });
 
 export type BuildRecord = z.output<typeof buildRecordHashSchema>;
+
+/** What a build was asked for, recorded when it starts (history inspect shows it). */
+export type BuildRequestFields = Pick<BuildRecord, 'context' | 'dockerfile' | 'target' | 'buildArgs' | 'noCache' | 'network'>;
 
 /** Reads a build hash; throws MalformedRedisDataError when it is not one. */
 export function buildRecordFromHash(hash: Record<string, string>): BuildRecord {
   return fromRedis(buildRecordHashSchema, hash, `the record of build ${hash.buildId ?? '(no id)'}`);
 }
 
-const RETENTION_MS = 7 * 24 * 3600 * 1000;
+/** How long a build's record is kept by default (history.retentionMs). */
+export const BUILD_RECORD_RETENTION_MS = 7 * 24 * 3600 * 1000;
 
 export class BuildRecords {
-  constructor(private readonly redis: Redis, private readonly keys: RedisKeys = DEFAULT_KEYS) {}
+  /** How long each record is kept after its build starts. */
+  readonly retentionMs: number;
 
-  async create(record: Pick<BuildRecord, 'buildId' | 'tenant' | 'platforms' | 'coordinator'>): Promise<void> {
+  constructor(private readonly redis: Redis, private readonly keys: RedisKeys = DEFAULT_KEYS, opts: { retentionMs?: number } = {}) {
+    this.retentionMs = opts.retentionMs ?? BUILD_RECORD_RETENTION_MS;
+  }
+
+  async create(record: Pick<BuildRecord, 'buildId' | 'tenant' | 'platforms' | 'coordinator'> & Partial<BuildRequestFields>): Promise<void> {
     const now = Date.now();
     const key = this.keys.build(record.buildId);
+    const asked = {
+      context: record.context ?? '', dockerfile: record.dockerfile ?? '', target: record.target ?? '',
+      buildArgs: JSON.stringify(record.buildArgs ?? {}), noCache: record.noCache ? '1' : '0', network: record.network ?? '',
+    };
     await this.redis.multi()
-      .hset(key, { buildId: record.buildId, tenant: record.tenant, status: 'queued', platforms: JSON.stringify(record.platforms), createdMs: now, finishedMs: 0, digest: '', error: '', verticesTotal: 0, verticesCached: 0, pushed: '[]', coordinator: record.coordinator })
-      .pexpire(key, RETENTION_MS)
+      .hset(key, { buildId: record.buildId, tenant: record.tenant, status: 'queued', platforms: JSON.stringify(record.platforms), createdMs: now, finishedMs: 0, digest: '', error: '', verticesTotal: 0, verticesCached: 0, pushed: '[]', coordinator: record.coordinator, ...asked })
+      .pexpire(key, this.retentionMs)
       .zadd(this.keys.builds, now, record.buildId)
-      .zremrangebyscore(this.keys.builds, 0, now - RETENTION_MS)
+      .zremrangebyscore(this.keys.builds, 0, now - this.retentionMs)
       .exec();
+  }
+
+  /** Forgets builds: their hashes and their places in the list (their event streams are the caller's). */
+  async remove(buildIds: string[]): Promise<void> {
+    if (buildIds.length === 0) return;
+    await this.redis.multi().del(...buildIds.map((id) => this.keys.build(id))).zrem(this.keys.builds, ...buildIds).exec();
   }
 
   async update(buildId: string, fields: Partial<Omit<BuildRecord, 'buildId' | 'tenant' | 'createdMs'>>): Promise<void> {

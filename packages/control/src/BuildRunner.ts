@@ -92,7 +92,8 @@ export class BuildRunner {
 
   private async runTraced(buildId: string, tenant: string, req: SolveRequest, outputs: ParsedOutput[], signal: AbortSignal, span: Span, step: ExportStep): Promise<FinishedImages | undefined> {
     const { records, scheduler, secrets } = this.deps;
-    const progress = new ProgressWriter(this.deps.redis, buildId, { maxLogBytesPerVertex: this.deps.maxLogBytesPerStep, keys: this.deps.keys });
+    // The stream is the build's log in its history: kept as long as its record.
+    const progress = new ProgressWriter(this.deps.redis, buildId, { maxLogBytesPerVertex: this.deps.maxLogBytesPerStep, keys: this.deps.keys, ttlSeconds: Math.ceil(records.retentionMs / 1000) });
     const started = Date.now();
     const registry = new RegistryClient({ credentials: registryCredentials(req), insecureHosts: this.deps.insecureRegistries, dockerConfig: false, store: this.deps.blobs });
     try {

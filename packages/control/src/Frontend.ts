@@ -7,7 +7,7 @@ import { normalizePlatform } from '@buildyard/graph';
 import { FsContentStore } from '@buildyard/oci';
 import { ProgressWriter, readProgress, toSolveEvent } from '@buildyard/progress';
 import {
-  AttachRequest, CancelResponse, ControlService, ContextSyncService, DiskUsageResponse, InfoResponse, ListWorkersResponse,
+  AttachRequest, CancelResponse, ControlService, DeleteHistoryResponse, ListHistoryResponse, type DeleteHistoryRequest, type ListHistoryRequest, ContextSyncService, DiskUsageResponse, InfoResponse, ListWorkersResponse,
   PruneResponse, SolveEvent, StatusResponse, type ContextSyncServer, type ControlServer,
   type CancelRequest, type DiskUsageRequest, type InfoRequest, type ListWorkersRequest, type PruneRequest, type SolveRequest,
   type StatusRequest, type SyncRequest, type SyncResponse, type ExportedFile,
@@ -24,6 +24,7 @@ import { outputAnnotations } from './outputAnnotations.js';
 import { pruneWorkerDisks, workerDiskUsage } from './workerDiskRecords.js';
 import { parseCacheOptions } from './cacheTransfer.js';
 import { claimBuildId, internalBuildId, shownBuildId, shownIds } from './buildIds.js';
+import { BuildHistory } from './history.js';
 
 export interface FrontendOptions {
   redis: Redis;
@@ -48,6 +49,8 @@ export interface FrontendOptions {
   maxLogBytesPerStep: number;
   /** `tenant:entitlement` grants (auth.entitlements): network.host, security.insecure. */
   entitlements?: string[];
+  /** How long build records and their event streams (logs) are kept (history.retentionMs). */
+  historyRetentionMs?: number;
 }
 
 /** A build startBuild accepted: abort it to cancel; `finished` settles when its runner ends. */
@@ -91,6 +94,7 @@ function validateRequest(req: SolveRequest): { platforms: string[]; outputs: Par
  */
 export class Frontend {
   readonly records: BuildRecords;
+  readonly history: BuildHistory;
   readonly contexts: ContextStore;
   readonly blobs: FsContentStore;
   private readonly runner: BuildRunner;
@@ -107,7 +111,8 @@ export class Frontend {
   constructor(private readonly opts: FrontendOptions) {
     this.keys = opts.keys ?? DEFAULT_KEYS;
     this.log = opts.log ?? createLogger('buildyardd');
-    this.records = new BuildRecords(opts.redis, this.keys);
+    this.records = new BuildRecords(opts.redis, this.keys, { retentionMs: opts.historyRetentionMs });
+    this.history = new BuildHistory(opts.redis, this.keys, this.records);
     this.contexts = new ContextStore({ root: `${opts.sharedDir}/contexts`, maxContextBytes: opts.maxContextBytes, maxFiles: opts.maxContextFiles });
     this.blobs = openSharedBlobStore({
       type: opts.blobStore?.type ?? 'fs', repository: opts.blobStore?.repository, sharedDir: `${opts.sharedDir}/blobs`,
@@ -153,7 +158,7 @@ export class Frontend {
       await this.records.update(record.buildId, { status: 'failed', finishedMs: Date.now(), error: message });
       await this.opts.scheduler.cancelBuild(record.buildId, message)
         .catch((err: Error) => this.log.warn({ buildId: record.buildId, err: err.message }, 'cancelling the stages of an orphaned build failed'));
-      const progress = new ProgressWriter(this.opts.redis, record.buildId, { keys: this.keys });
+      const progress = new ProgressWriter(this.opts.redis, record.buildId, { keys: this.keys, ttlSeconds: Math.ceil(this.records.retentionMs / 1000) });
       await progress.emit({ type: 'build.error', message, code: 'build.orphaned' });
       await progress.close();
       failed.push(record.buildId);
@@ -236,6 +241,8 @@ export class Frontend {
       })),
       diskUsage: this.unary<DiskUsageRequest, DiskUsageResponse>((_req, tenant) => this.diskUsage(tenant)),
       prune: this.unary<PruneRequest, PruneResponse>((req, tenant) => this.prune(req, tenant)),
+      listHistory: this.unary<ListHistoryRequest, ListHistoryResponse>((req, tenant) => this.history.list(tenant, req)),
+      deleteHistory: this.unary<DeleteHistoryRequest, DeleteHistoryResponse>((req, tenant) => this.history.remove(tenant, req)),
     };
   }
 
@@ -302,9 +309,12 @@ export class Frontend {
     const checked = validateRequest(request);
     const req = { ...request, platforms: checked.platforms };
     // Only this tenant's own builds can make a name unavailable: nothing here tells about others'.
-    const buildId = req.buildId ? await claimBuildId(this.opts.redis, this.keys, tenant, req.buildId, (id) => this.records.get(id)) : randomUUID();
+    const buildId = req.buildId ? await claimBuildId(this.opts.redis, this.keys, tenant, req.buildId, (id) => this.records.get(id), this.records.retentionMs) : randomUUID();
     if (!buildId) throw serviceError(status.ALREADY_EXISTS, `build ${req.buildId} already exists: attach to it with its id or choose another`);
-    await this.records.create({ buildId, tenant, platforms: req.platforms, coordinator: this.id });
+    await this.records.create({
+      buildId, tenant, platforms: req.platforms, coordinator: this.id,
+      context: req.contextName, dockerfile: req.dockerfileName, target: req.target, buildArgs: req.buildArgs, noCache: req.noCache, network: req.network,
+    });
     const abort = new AbortController();
     this.aborts.set(buildId, abort);
     // The runner's spans join the active trace: the gRPC instrumentation's server span, which

@@ -19,18 +19,26 @@ const nameKey = (keys: RedisKeys, tenant: string, name: string) =>
  * Reserves `name` for `tenant` and answers the internal id of its build, or undefined when this
  * tenant already has a build of that name (the only case that answers ALREADY_EXISTS).
  */
-export async function claimBuildId(redis: Redis, keys: RedisKeys, tenant: string, name: string, existing: (id: string) => Promise<{ tenant: string } | undefined>): Promise<string | undefined> {
-  if ((await redis.set(nameKey(keys, tenant, name), name, 'PX', CLAIM_MS, 'NX')) !== 'OK') return undefined;
+export async function claimBuildId(redis: Redis, keys: RedisKeys, tenant: string, name: string, existing: (id: string) => Promise<{ tenant: string } | undefined>, claimMs = CLAIM_MS): Promise<string | undefined> {
+  if ((await redis.set(nameKey(keys, tenant, name), name, 'PX', claimMs, 'NX')) !== 'OK') return undefined;
   // Builds recorded before names were claimed have a record but no claim: they hold their id too.
   const before = await existing(name);
   if (before?.tenant === tenant) return undefined;
   let id = name;
-  if (before || (await redis.set(claimKey(keys, name), tenant, 'PX', CLAIM_MS, 'NX')) !== 'OK') {
+  if (before || (await redis.set(claimKey(keys, name), tenant, 'PX', claimMs, 'NX')) !== 'OK') {
     id = `${name}.${randomBytes(8).toString('hex')}`;
-    await redis.set(claimKey(keys, id), tenant, 'PX', CLAIM_MS);
+    await redis.set(claimKey(keys, id), tenant, 'PX', claimMs);
   }
-  await redis.set(nameKey(keys, tenant, name), id, 'PX', CLAIM_MS);
+  await redis.set(nameKey(keys, tenant, name), id, 'PX', claimMs);
   return id;
+}
+
+/** Frees the name of a removed build (history rm): the tenant may use it again. */
+export async function releaseBuildId(redis: Redis, keys: RedisKeys, tenant: string, internalId: string): Promise<void> {
+  const name = shownBuildId(internalId);
+  // Only when the name still stands for this build: a newer build of the name keeps it.
+  if ((await redis.get(nameKey(keys, tenant, name))) === internalId) await redis.del(nameKey(keys, tenant, name));
+  await redis.del(claimKey(keys, internalId));
 }
 
 /** The internal id this tenant's `name` stands for (itself when it never needed another). */

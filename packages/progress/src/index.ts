@@ -5,7 +5,7 @@ export {
 } from './ProgressEvent.js';
 export { ProgressWriter, TRUNCATION_MARKER, type ProgressWriterOptions } from './ProgressWriter.js';
 export { readProgress, type ReadProgressOptions } from './readProgress.js';
-export { progressStreamKey } from './progressStream.js';
+export { progressStreamKey, EVENT_FIELD } from './progressStream.js';
 export { utf8SafeCut, incompleteUtf8Tail } from './utf8.js';
 export { StatusTranslator, internalDigest, vertexUpdate } from './statusTranslator.js';
 export { solveStatusJson, warningUpdate, goTime, type SolveStatusUpdate, type SolveStatusWarning } from './solveStatusJson.js';

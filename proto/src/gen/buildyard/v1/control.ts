@@ -86,6 +86,16 @@ export interface SolveRequest {
    * type "provenance" or "sbom", attrs as BuildKit reads them (mode=min|max, ...). Empty: none.
    */
   attests: KeyValueSpec[];
+  /**
+   * What the client built from as its user named it (a directory, a URL), kept in the build's
+   * history record (buildx history inspect's Context). Numbered apart from the fields above.
+   */
+  contextName: string;
+  /**
+   * A context the server fetches (a git URL, as buildx sends `context`): context_id is then
+   * empty, and the Dockerfile is read from it unless `dockerfile` is given.
+   */
+  contextUrl: string;
 }
 
 export interface SolveRequest_BuildArgsEntry {
@@ -309,6 +319,74 @@ export interface InfoResponse {
   emulatedPlatforms: string[];
   workers: number;
   tenant: string;
+}
+
+export interface ListHistoryRequest {
+  /**
+   * One record: its build id, a prefix of one, or ^N (the Nth latest, ^0 the latest), as
+   * buildx's history refs. Empty: the newest records, up to limit.
+   */
+  ref: string;
+  /** 0: 50, as buildx */
+  limit: number;
+  /**
+   * Also read each record's event stream: step counts of unfinished and failed builds, the
+   * images, the failed step (history inspect).
+   */
+  details: boolean;
+  /** only finished builds (history inspect/logs without a ref) */
+  completedOnly: boolean;
+}
+
+export interface HistoryRecord {
+  buildId: string;
+  /** queued | running | succeeded | failed | cancelled */
+  status: string;
+  platforms: string[];
+  createdMs: number;
+  /** 0 while it runs */
+  finishedMs: number;
+  /** the image or index pushed or exported */
+  digest: string;
+  error: string;
+  stepsTotal: number;
+  stepsCompleted: number;
+  stepsCached: number;
+  pushed: string[];
+  /** SolveRequest.context_name */
+  context: string;
+  dockerfile: string;
+  target: string;
+  buildArgs: { [key: string]: string };
+  images: ImageResult[];
+  /** name of the step that failed (details) */
+  errorStep: string;
+  /** its event stream is still kept (details) */
+  logsKept: boolean;
+  noCache: boolean;
+  network: string;
+}
+
+export interface HistoryRecord_BuildArgsEntry {
+  key: string;
+  value: string;
+}
+
+export interface ListHistoryResponse {
+  records: HistoryRecord[];
+  /** the frontend's clock, for running builds' durations */
+  nowMs: number;
+}
+
+export interface DeleteHistoryRequest {
+  /** as ListHistoryRequest.ref */
+  refs: string[];
+  /** every finished build of the caller */
+  all: boolean;
+}
+
+export interface DeleteHistoryResponse {
+  deleted: string[];
 }
 
 function createBaseKeyValueSpec(): KeyValueSpec {
@@ -742,6 +820,8 @@ function createBaseSolveRequest(): SolveRequest {
     entitlements: [],
     addHosts: [],
     attests: [],
+    contextName: "",
+    contextUrl: "",
   };
 }
 
@@ -815,6 +895,12 @@ export const SolveRequest: MessageFns<SolveRequest> = {
     }
     for (const v of message.attests) {
       KeyValueSpec.encode(v!, writer.uint32(186).fork()).join();
+    }
+    if (message.contextName !== "") {
+      writer.uint32(322).string(message.contextName);
+    }
+    if (message.contextUrl !== "") {
+      writer.uint32(330).string(message.contextUrl);
     }
     return writer;
   },
@@ -1025,6 +1111,22 @@ export const SolveRequest: MessageFns<SolveRequest> = {
             message.attests.push(KeyValueSpec.decode(reader, reader.uint32()));
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.contextName = reader.string();
+            continue;
+          }
+          case 41: {
+            if (tag !== 330) {
+              break;
+            }
+
+            message.contextUrl = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1171,6 +1273,16 @@ export const SolveRequest: MessageFns<SolveRequest> = {
       attests: globalThis.Array.isArray(object?.attests)
         ? object.attests.map((e: any) => KeyValueSpec.fromJSON(e))
         : [],
+      contextName: isSet(object.contextName)
+        ? globalThis.String(object.contextName)
+        : isSet(object.context_name)
+        ? globalThis.String(object.context_name)
+        : "",
+      contextUrl: isSet(object.contextUrl)
+        ? globalThis.String(object.contextUrl)
+        : isSet(object.context_url)
+        ? globalThis.String(object.context_url)
+        : "",
     };
   },
 
@@ -1263,6 +1375,12 @@ export const SolveRequest: MessageFns<SolveRequest> = {
     if (message.attests?.length) {
       obj.attests = message.attests.map((e) => KeyValueSpec.toJSON(e));
     }
+    if (message.contextName !== "") {
+      obj.contextName = message.contextName;
+    }
+    if (message.contextUrl !== "") {
+      obj.contextUrl = message.contextUrl;
+    }
     return obj;
   },
 
@@ -1318,6 +1436,8 @@ export const SolveRequest: MessageFns<SolveRequest> = {
     message.entitlements = object.entitlements?.map((e) => e) || [];
     message.addHosts = object.addHosts?.map((e) => e) || [];
     message.attests = object.attests?.map((e) => KeyValueSpec.fromPartial(e)) || [];
+    message.contextName = object.contextName ?? "";
+    message.contextUrl = object.contextUrl ?? "";
     return message;
   },
 };
@@ -4879,6 +4999,936 @@ export const InfoResponse: MessageFns<InfoResponse> = {
   },
 };
 
+function createBaseListHistoryRequest(): ListHistoryRequest {
+  return { ref: "", limit: 0, details: false, completedOnly: false };
+}
+
+export const ListHistoryRequest: MessageFns<ListHistoryRequest> = {
+  encode(message: ListHistoryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ref !== "") {
+      writer.uint32(10).string(message.ref);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).int32(message.limit);
+    }
+    if (message.details !== false) {
+      writer.uint32(24).bool(message.details);
+    }
+    if (message.completedOnly !== false) {
+      writer.uint32(32).bool(message.completedOnly);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListHistoryRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListHistoryRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ref = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.details = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.completedOnly = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListHistoryRequest {
+    return {
+      ref: isSet(object.ref) ? globalThis.String(object.ref) : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      details: isSet(object.details) ? globalThis.Boolean(object.details) : false,
+      completedOnly: isSet(object.completedOnly)
+        ? globalThis.Boolean(object.completedOnly)
+        : isSet(object.completed_only)
+        ? globalThis.Boolean(object.completed_only)
+        : false,
+    };
+  },
+
+  toJSON(message: ListHistoryRequest): unknown {
+    const obj: any = {};
+    if (message.ref !== "") {
+      obj.ref = message.ref;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.details !== false) {
+      obj.details = message.details;
+    }
+    if (message.completedOnly !== false) {
+      obj.completedOnly = message.completedOnly;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListHistoryRequest>, I>>(base?: I): ListHistoryRequest {
+    return ListHistoryRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListHistoryRequest>, I>>(object: I): ListHistoryRequest {
+    const message = createBaseListHistoryRequest();
+    message.ref = object.ref ?? "";
+    message.limit = object.limit ?? 0;
+    message.details = object.details ?? false;
+    message.completedOnly = object.completedOnly ?? false;
+    return message;
+  },
+};
+
+function createBaseHistoryRecord(): HistoryRecord {
+  return {
+    buildId: "",
+    status: "",
+    platforms: [],
+    createdMs: 0,
+    finishedMs: 0,
+    digest: "",
+    error: "",
+    stepsTotal: 0,
+    stepsCompleted: 0,
+    stepsCached: 0,
+    pushed: [],
+    context: "",
+    dockerfile: "",
+    target: "",
+    buildArgs: {},
+    images: [],
+    errorStep: "",
+    logsKept: false,
+    noCache: false,
+    network: "",
+  };
+}
+
+export const HistoryRecord: MessageFns<HistoryRecord> = {
+  encode(message: HistoryRecord, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.buildId !== "") {
+      writer.uint32(10).string(message.buildId);
+    }
+    if (message.status !== "") {
+      writer.uint32(18).string(message.status);
+    }
+    for (const v of message.platforms) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.createdMs !== 0) {
+      writer.uint32(32).int64(message.createdMs);
+    }
+    if (message.finishedMs !== 0) {
+      writer.uint32(40).int64(message.finishedMs);
+    }
+    if (message.digest !== "") {
+      writer.uint32(50).string(message.digest);
+    }
+    if (message.error !== "") {
+      writer.uint32(58).string(message.error);
+    }
+    if (message.stepsTotal !== 0) {
+      writer.uint32(64).int32(message.stepsTotal);
+    }
+    if (message.stepsCompleted !== 0) {
+      writer.uint32(72).int32(message.stepsCompleted);
+    }
+    if (message.stepsCached !== 0) {
+      writer.uint32(80).int32(message.stepsCached);
+    }
+    for (const v of message.pushed) {
+      writer.uint32(90).string(v!);
+    }
+    if (message.context !== "") {
+      writer.uint32(98).string(message.context);
+    }
+    if (message.dockerfile !== "") {
+      writer.uint32(106).string(message.dockerfile);
+    }
+    if (message.target !== "") {
+      writer.uint32(114).string(message.target);
+    }
+    globalThis.Object.entries(message.buildArgs).forEach(([key, value]: [string, string]) => {
+      HistoryRecord_BuildArgsEntry.encode({ key: key as any, value }, writer.uint32(122).fork()).join();
+    });
+    for (const v of message.images) {
+      ImageResult.encode(v!, writer.uint32(130).fork()).join();
+    }
+    if (message.errorStep !== "") {
+      writer.uint32(138).string(message.errorStep);
+    }
+    if (message.logsKept !== false) {
+      writer.uint32(144).bool(message.logsKept);
+    }
+    if (message.noCache !== false) {
+      writer.uint32(152).bool(message.noCache);
+    }
+    if (message.network !== "") {
+      writer.uint32(162).string(message.network);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HistoryRecord {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHistoryRecord();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.buildId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.status = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.platforms.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.createdMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.finishedMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.digest = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.stepsTotal = reader.int32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.stepsCompleted = reader.int32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.stepsCached = reader.int32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.pushed.push(reader.string());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.context = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.dockerfile = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.target = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            const entry15 = HistoryRecord_BuildArgsEntry.decode(reader, reader.uint32());
+            if (entry15.value !== undefined) {
+              message.buildArgs[entry15.key] = entry15.value;
+            }
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.images.push(ImageResult.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.errorStep = reader.string();
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.logsKept = reader.bool();
+            continue;
+          }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.noCache = reader.bool();
+            continue;
+          }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.network = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HistoryRecord {
+    return {
+      buildId: isSet(object.buildId)
+        ? globalThis.String(object.buildId)
+        : isSet(object.build_id)
+        ? globalThis.String(object.build_id)
+        : "",
+      status: isSet(object.status) ? globalThis.String(object.status) : "",
+      platforms: globalThis.Array.isArray(object?.platforms)
+        ? object.platforms.map((e: any) => globalThis.String(e))
+        : [],
+      createdMs: isSet(object.createdMs)
+        ? globalThis.Number(object.createdMs)
+        : isSet(object.created_ms)
+        ? globalThis.Number(object.created_ms)
+        : 0,
+      finishedMs: isSet(object.finishedMs)
+        ? globalThis.Number(object.finishedMs)
+        : isSet(object.finished_ms)
+        ? globalThis.Number(object.finished_ms)
+        : 0,
+      digest: isSet(object.digest) ? globalThis.String(object.digest) : "",
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      stepsTotal: isSet(object.stepsTotal)
+        ? globalThis.Number(object.stepsTotal)
+        : isSet(object.steps_total)
+        ? globalThis.Number(object.steps_total)
+        : 0,
+      stepsCompleted: isSet(object.stepsCompleted)
+        ? globalThis.Number(object.stepsCompleted)
+        : isSet(object.steps_completed)
+        ? globalThis.Number(object.steps_completed)
+        : 0,
+      stepsCached: isSet(object.stepsCached)
+        ? globalThis.Number(object.stepsCached)
+        : isSet(object.steps_cached)
+        ? globalThis.Number(object.steps_cached)
+        : 0,
+      pushed: globalThis.Array.isArray(object?.pushed)
+        ? object.pushed.map((e: any) => globalThis.String(e))
+        : [],
+      context: isSet(object.context) ? globalThis.String(object.context) : "",
+      dockerfile: isSet(object.dockerfile) ? globalThis.String(object.dockerfile) : "",
+      target: isSet(object.target) ? globalThis.String(object.target) : "",
+      buildArgs: isObject(object.buildArgs)
+        ? (globalThis.Object.entries(object.buildArgs) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.build_args)
+        ? (globalThis.Object.entries(object.build_args) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      images: globalThis.Array.isArray(object?.images)
+        ? object.images.map((e: any) => ImageResult.fromJSON(e))
+        : [],
+      errorStep: isSet(object.errorStep)
+        ? globalThis.String(object.errorStep)
+        : isSet(object.error_step)
+        ? globalThis.String(object.error_step)
+        : "",
+      logsKept: isSet(object.logsKept)
+        ? globalThis.Boolean(object.logsKept)
+        : isSet(object.logs_kept)
+        ? globalThis.Boolean(object.logs_kept)
+        : false,
+      noCache: isSet(object.noCache)
+        ? globalThis.Boolean(object.noCache)
+        : isSet(object.no_cache)
+        ? globalThis.Boolean(object.no_cache)
+        : false,
+      network: isSet(object.network) ? globalThis.String(object.network) : "",
+    };
+  },
+
+  toJSON(message: HistoryRecord): unknown {
+    const obj: any = {};
+    if (message.buildId !== "") {
+      obj.buildId = message.buildId;
+    }
+    if (message.status !== "") {
+      obj.status = message.status;
+    }
+    if (message.platforms?.length) {
+      obj.platforms = message.platforms;
+    }
+    if (message.createdMs !== 0) {
+      obj.createdMs = Math.round(message.createdMs);
+    }
+    if (message.finishedMs !== 0) {
+      obj.finishedMs = Math.round(message.finishedMs);
+    }
+    if (message.digest !== "") {
+      obj.digest = message.digest;
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    if (message.stepsTotal !== 0) {
+      obj.stepsTotal = Math.round(message.stepsTotal);
+    }
+    if (message.stepsCompleted !== 0) {
+      obj.stepsCompleted = Math.round(message.stepsCompleted);
+    }
+    if (message.stepsCached !== 0) {
+      obj.stepsCached = Math.round(message.stepsCached);
+    }
+    if (message.pushed?.length) {
+      obj.pushed = message.pushed;
+    }
+    if (message.context !== "") {
+      obj.context = message.context;
+    }
+    if (message.dockerfile !== "") {
+      obj.dockerfile = message.dockerfile;
+    }
+    if (message.target !== "") {
+      obj.target = message.target;
+    }
+    if (message.buildArgs) {
+      const entries = globalThis.Object.entries(message.buildArgs) as [string, string][];
+      if (entries.length > 0) {
+        obj.buildArgs = {};
+        entries.forEach(([k, v]) => {
+          obj.buildArgs[k] = v;
+        });
+      }
+    }
+    if (message.images?.length) {
+      obj.images = message.images.map((e) => ImageResult.toJSON(e));
+    }
+    if (message.errorStep !== "") {
+      obj.errorStep = message.errorStep;
+    }
+    if (message.logsKept !== false) {
+      obj.logsKept = message.logsKept;
+    }
+    if (message.noCache !== false) {
+      obj.noCache = message.noCache;
+    }
+    if (message.network !== "") {
+      obj.network = message.network;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HistoryRecord>, I>>(base?: I): HistoryRecord {
+    return HistoryRecord.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HistoryRecord>, I>>(object: I): HistoryRecord {
+    const message = createBaseHistoryRecord();
+    message.buildId = object.buildId ?? "";
+    message.status = object.status ?? "";
+    message.platforms = object.platforms?.map((e) => e) || [];
+    message.createdMs = object.createdMs ?? 0;
+    message.finishedMs = object.finishedMs ?? 0;
+    message.digest = object.digest ?? "";
+    message.error = object.error ?? "";
+    message.stepsTotal = object.stepsTotal ?? 0;
+    message.stepsCompleted = object.stepsCompleted ?? 0;
+    message.stepsCached = object.stepsCached ?? 0;
+    message.pushed = object.pushed?.map((e) => e) || [];
+    message.context = object.context ?? "";
+    message.dockerfile = object.dockerfile ?? "";
+    message.target = object.target ?? "";
+    message.buildArgs = (globalThis.Object.entries(object.buildArgs ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.images = object.images?.map((e) => ImageResult.fromPartial(e)) || [];
+    message.errorStep = object.errorStep ?? "";
+    message.logsKept = object.logsKept ?? false;
+    message.noCache = object.noCache ?? false;
+    message.network = object.network ?? "";
+    return message;
+  },
+};
+
+function createBaseHistoryRecord_BuildArgsEntry(): HistoryRecord_BuildArgsEntry {
+  return { key: "", value: "" };
+}
+
+export const HistoryRecord_BuildArgsEntry: MessageFns<HistoryRecord_BuildArgsEntry> = {
+  encode(message: HistoryRecord_BuildArgsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HistoryRecord_BuildArgsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHistoryRecord_BuildArgsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HistoryRecord_BuildArgsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: HistoryRecord_BuildArgsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HistoryRecord_BuildArgsEntry>, I>>(base?: I): HistoryRecord_BuildArgsEntry {
+    return HistoryRecord_BuildArgsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HistoryRecord_BuildArgsEntry>, I>>(object: I): HistoryRecord_BuildArgsEntry {
+    const message = createBaseHistoryRecord_BuildArgsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseListHistoryResponse(): ListHistoryResponse {
+  return { records: [], nowMs: 0 };
+}
+
+export const ListHistoryResponse: MessageFns<ListHistoryResponse> = {
+  encode(message: ListHistoryResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.records) {
+      HistoryRecord.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nowMs !== 0) {
+      writer.uint32(16).int64(message.nowMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListHistoryResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListHistoryResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.records.push(HistoryRecord.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.nowMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListHistoryResponse {
+    return {
+      records: globalThis.Array.isArray(object?.records)
+        ? object.records.map((e: any) => HistoryRecord.fromJSON(e))
+        : [],
+      nowMs: isSet(object.nowMs)
+        ? globalThis.Number(object.nowMs)
+        : isSet(object.now_ms)
+        ? globalThis.Number(object.now_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: ListHistoryResponse): unknown {
+    const obj: any = {};
+    if (message.records?.length) {
+      obj.records = message.records.map((e) => HistoryRecord.toJSON(e));
+    }
+    if (message.nowMs !== 0) {
+      obj.nowMs = Math.round(message.nowMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListHistoryResponse>, I>>(base?: I): ListHistoryResponse {
+    return ListHistoryResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListHistoryResponse>, I>>(object: I): ListHistoryResponse {
+    const message = createBaseListHistoryResponse();
+    message.records = object.records?.map((e) => HistoryRecord.fromPartial(e)) || [];
+    message.nowMs = object.nowMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseDeleteHistoryRequest(): DeleteHistoryRequest {
+  return { refs: [], all: false };
+}
+
+export const DeleteHistoryRequest: MessageFns<DeleteHistoryRequest> = {
+  encode(message: DeleteHistoryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.refs) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.all !== false) {
+      writer.uint32(16).bool(message.all);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteHistoryRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteHistoryRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.refs.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteHistoryRequest {
+    return {
+      refs: globalThis.Array.isArray(object?.refs) ? object.refs.map((e: any) => globalThis.String(e)) : [],
+      all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
+    };
+  },
+
+  toJSON(message: DeleteHistoryRequest): unknown {
+    const obj: any = {};
+    if (message.refs?.length) {
+      obj.refs = message.refs;
+    }
+    if (message.all !== false) {
+      obj.all = message.all;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteHistoryRequest>, I>>(base?: I): DeleteHistoryRequest {
+    return DeleteHistoryRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteHistoryRequest>, I>>(object: I): DeleteHistoryRequest {
+    const message = createBaseDeleteHistoryRequest();
+    message.refs = object.refs?.map((e) => e) || [];
+    message.all = object.all ?? false;
+    return message;
+  },
+};
+
+function createBaseDeleteHistoryResponse(): DeleteHistoryResponse {
+  return { deleted: [] };
+}
+
+export const DeleteHistoryResponse: MessageFns<DeleteHistoryResponse> = {
+  encode(message: DeleteHistoryResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.deleted) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteHistoryResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteHistoryResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deleted.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteHistoryResponse {
+    return {
+      deleted: globalThis.Array.isArray(object?.deleted) ? object.deleted.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: DeleteHistoryResponse): unknown {
+    const obj: any = {};
+    if (message.deleted?.length) {
+      obj.deleted = message.deleted;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteHistoryResponse>, I>>(base?: I): DeleteHistoryResponse {
+    return DeleteHistoryResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteHistoryResponse>, I>>(object: I): DeleteHistoryResponse {
+    const message = createBaseDeleteHistoryResponse();
+    message.deleted = object.deleted?.map((e) => e) || [];
+    return message;
+  },
+};
+
 /** Control is the build API a client talks to. Field names follow buildx's words. */
 export type ControlService = typeof ControlService;
 export const ControlService = {
@@ -4958,6 +6008,30 @@ export const ControlService = {
     responseSerialize: (value: InfoResponse): Buffer => Buffer.from(InfoResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): InfoResponse => InfoResponse.decode(value),
   },
+  /**
+   * ListHistory answers the caller's build records, newest first (buildx history ls/inspect);
+   * a build's logs replay through Attach with from_start.
+   */
+  listHistory: {
+    path: "/buildyard.v1.Control/ListHistory" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListHistoryRequest): Buffer => Buffer.from(ListHistoryRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListHistoryRequest => ListHistoryRequest.decode(value),
+    responseSerialize: (value: ListHistoryResponse): Buffer => Buffer.from(ListHistoryResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListHistoryResponse => ListHistoryResponse.decode(value),
+  },
+  /** DeleteHistory removes finished builds' records and their event streams (buildx history rm). */
+  deleteHistory: {
+    path: "/buildyard.v1.Control/DeleteHistory" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteHistoryRequest): Buffer => Buffer.from(DeleteHistoryRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteHistoryRequest => DeleteHistoryRequest.decode(value),
+    responseSerialize: (value: DeleteHistoryResponse): Buffer =>
+      Buffer.from(DeleteHistoryResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteHistoryResponse => DeleteHistoryResponse.decode(value),
+  },
 } as const;
 
 export interface ControlServer extends UntypedServiceImplementation {
@@ -4973,6 +6047,13 @@ export interface ControlServer extends UntypedServiceImplementation {
   diskUsage: handleUnaryCall<DiskUsageRequest, DiskUsageResponse>;
   prune: handleUnaryCall<PruneRequest, PruneResponse>;
   info: handleUnaryCall<InfoRequest, InfoResponse>;
+  /**
+   * ListHistory answers the caller's build records, newest first (buildx history ls/inspect);
+   * a build's logs replay through Attach with from_start.
+   */
+  listHistory: handleUnaryCall<ListHistoryRequest, ListHistoryResponse>;
+  /** DeleteHistory removes finished builds' records and their event streams (buildx history rm). */
+  deleteHistory: handleUnaryCall<DeleteHistoryRequest, DeleteHistoryResponse>;
 }
 
 export interface ControlClient extends Client {
@@ -5070,6 +6151,41 @@ export interface ControlClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: InfoResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListHistory answers the caller's build records, newest first (buildx history ls/inspect);
+   * a build's logs replay through Attach with from_start.
+   */
+  listHistory(
+    request: ListHistoryRequest,
+    callback: (error: ServiceError | null, response: ListHistoryResponse) => void,
+  ): ClientUnaryCall;
+  listHistory(
+    request: ListHistoryRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListHistoryResponse) => void,
+  ): ClientUnaryCall;
+  listHistory(
+    request: ListHistoryRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListHistoryResponse) => void,
+  ): ClientUnaryCall;
+  /** DeleteHistory removes finished builds' records and their event streams (buildx history rm). */
+  deleteHistory(
+    request: DeleteHistoryRequest,
+    callback: (error: ServiceError | null, response: DeleteHistoryResponse) => void,
+  ): ClientUnaryCall;
+  deleteHistory(
+    request: DeleteHistoryRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteHistoryResponse) => void,
+  ): ClientUnaryCall;
+  deleteHistory(
+    request: DeleteHistoryRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteHistoryResponse) => void,
   ): ClientUnaryCall;
 }
 
