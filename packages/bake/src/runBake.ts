@@ -144,7 +144,8 @@ export async function runBake(o: RunBakeOptions): Promise<number> {
       try {
         const code = await build({
           context: p.context,
-          flags: { ...p.flags, metadataFile: metaDir ? join(metaDir, `${p.name}.json`) : undefined },
+          // Several live tty views would overwrite each other: they share plain lines instead.
+          flags: { ...p.flags, progress: several && ['auto', 'tty'].includes(p.flags.progress ?? 'auto') ? 'plain' : p.flags.progress, metadataFile: metaDir ? join(metaDir, `${p.name}.json`) : undefined },
           cwd, env, stdout, stderr: err,
           stdin: p.inline !== undefined ? Readable.from([Buffer.from(p.inline)]) : o.stdin,
           signal: cancel.signal,
