@@ -191,6 +191,33 @@ const cases: Case[] = [
       'docker-bake.hcl': 'BASE = "alpine"\nSUFFIX = "${BASE}-x"\ntarget "a" {\n  args = { BASE = BASE }\n  tags = ["a:${SUFFIX}"]\n}\ntarget "b" {\n  args = { FROM_A = target.a.args.BASE }\n  tags = [for t in target.a.tags : "${t}-b"]\n}\ngroup "default" { targets = ["a", "b"] }\n',
     },
   },
+  {
+    name: 'built-in variables, variables read before they are defined, SOURCE_DATE_EPOCH',
+    files: {
+      'docker-bake.hcl': 'target "default" {\n  args = { CTX = BAKE_CMD_CONTEXT, P = BAKE_LOCAL_PLATFORM, FULL = FULL }\n  tags = ["${NAME}:${V}"]\n}\nvariable "FULL" { default = "${NAME}-${V}" }\nvariable "NAME" { default = lower("APP") }\nvariable "V" { default = "1.${MINOR}" }\nvariable "MINOR" { default = 4 }\n',
+    },
+    env: { SOURCE_DATE_EPOCH: '1700000000', MINOR: '7' },
+  },
+  {
+    name: 'target: contexts pull the linked target in without its outputs; --set args from the environment',
+    files: {
+      'docker-bake.hcl': 'target "base" {\n  dockerfile = "base.Dockerfile"\n  output = ["type=registry"]\n  tags = ["base"]\n}\ntarget "app" {\n  contexts = { base = "target:base", empty = "" }\n}\ngroup "default" { targets = ["app"] }\n',
+    },
+    args: ['--set', 'app.args.FROMENV', '--set', 'app.args.MISSING'],
+    env: { FROMENV: 'yes' },
+  },
+  {
+    name: 'plain heredocs, nested objects in args, numbers and bools as strings',
+    files: {
+      'docker-bake.hcl': 'target "default" {\n  dockerfile-inline = <<EOT\nFROM scratch\nCOPY ${"a"} /\nEOT\n  args = {\n    "with.dot" = 1.5\n    T = true\n    BIG = 1000000\n    NEG = -3\n  }\n  no-cache = "true"\n}\n',
+    },
+  },
+  {
+    name: 'compose x-bake fields',
+    files: {
+      'docker-compose.yml': 'services:\n  app:\n    build:\n      context: .\n      x-bake:\n        platforms:\n          - linux/amd64\n          - linux/arm64\n        tags: [a:1]\n        cache-to: type=inline\n        pull: true\n        output: type=registry\n',
+    },
+  },
   { name: 'an unknown target fails', files: { 'docker-bake.hcl': HCL_BASIC }, args: ['nosuch'] },
   { name: 'an undefined variable fails', files: { 'docker-bake.hcl': 'target "default" {\n  tags = [NOPE]\n}\n' } },
   { name: 'an unknown function fails', files: { 'docker-bake.hcl': 'target "default" {\n  tags = [nosuchfn("a")]\n}\n' } },
