@@ -22,6 +22,8 @@ local function release(ref)
     local t = redis.call('HGET', sk, 'tenant')
     local n = redis.call('DECR', P..':tenant:'..t..':active')
     if n < 0 then redis.call('SET', P..':tenant:'..t..':active', 0) end
+    -- a tenant held at its limit may claim again
+    redis.call('SMOVE', P..':tenants:held', P..':tenants', t)
   end
 end
 local function workerDone(worker)
@@ -40,7 +42,8 @@ local function makeReady(ref)
   local seq = redis.call('INCR', P..':seq')
   -- higher priority first, then first come first served
   redis.call('ZADD', P..':tenant:'..v[1]..':ready', (1000 - tonumber(v[2])) * 1099511627776 + seq, ref)
-  redis.call('SADD', P..':tenants', v[1])
+  -- a tenant held at its limit stays held until one of its slots frees (see release)
+  if redis.call('SISMEMBER', P..':tenants:held', v[1]) == 0 then redis.call('SADD', P..':tenants', v[1]) end
 end
 -- finished builds stay readable for P:config retentionSec (set by the Scheduler), then expire
 local function expireBuild(bid)

@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
-import { Queue, type Job } from 'bullmq';
+import { FlowProducer, Queue, type FlowJob, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { platformQueueName, workerQueueName, type SchedulerKeys } from './keys.js';
-import type { AbortOutcome, StageStore } from './StageStore.js';
-import type { WorkerRegistry } from './WorkerRegistry.js';
-import type { WorkerStatus } from './types.js';
+import type { AbortOutcome, StageDispatchInfo, StageStore } from './StageStore.js';
+import type { HolderStatus, PlatformCount, WorkerRegistry } from './WorkerRegistry.js';
 import { stageJobDataSchema, type StageJobData } from '@buildyard/contracts';
 
 /** What a BullMQ stage job carries; the payload stays in the stage hash (read at start). */
@@ -12,39 +11,50 @@ import { stageJobDataSchema, type StageJobData } from '@buildyard/contracts';
 export type { StageJobData } from '@buildyard/contracts';
 
 export interface DispatcherOptions {
-  /** Running stages per tenant when Redis holds no configured limit (0 = unlimited). */
-  tenantLimit: number;
+  /**
+   * Running stages per tenant when Redis holds no configured limit: a number (0 = unlimited) or
+   * 'fleet' (unlimited while no other tenant waits, else an equal share of the live slots).
+   */
+  tenantLimit: number | 'fleet';
 }
 
-export type Placement = { queue: string } | { error: string };
+export type Placement = { queue: string; worker?: string } | { error: string };
 
 export function noWorkerMessage(platform: string): string {
   return `no worker can build ${platform}`;
 }
 
+/** BullMQ job states in which a job is still pending (not completed or failed). */
+const PENDING_LISTS = ['active', 'wait', 'paused'] as const;
+const PENDING_ZSETS = ['prioritized', 'delayed', 'waiting-children'] as const;
+
 /**
  * Picks a queue for a stage: native workers first, then emulating ones; and within that class
  * the worker that ran the stage's dependencies if it has a free slot (its own queue is consulted
- * first by its consumer), else the shared platform queue.
+ * first by its consumer), else the shared platform queue. `live` counts the platform's live, not
+ * draining workers; `holders` are the input holders that are alive; `placed` counts the stages
+ * this pass already put on each worker's own queue (not in `queued` yet).
  */
-export async function choosePlacement(
+export function choosePlacement(
   platform: string,
   inputWorkers: string[],
-  workers: WorkerStatus[],
-  queuedOn: (workerId: string) => Promise<number>,
-): Promise<Placement> {
-  const eligible = workers.filter((w) => !w.draining);
-  const native = eligible.filter((w) => w.nativePlatforms.includes(platform));
-  const emulated = eligible.filter((w) => w.emulatedPlatforms.includes(platform));
-  const pool = native.length > 0 ? native : emulated;
-  if (pool.length === 0) return { error: noWorkerMessage(platform) };
+  live: PlatformCount,
+  holders: ReadonlyMap<string, HolderStatus>,
+  placed: ReadonlyMap<string, number> = new Map(),
+): Placement {
+  const cls = live.native > 0 ? 'native' : live.emulated > 0 ? 'emulated' : undefined;
+  if (!cls) return { error: noWorkerMessage(platform) };
   const votes = new Map<string, number>();
   for (const id of inputWorkers) votes.set(id, (votes.get(id) ?? 0) + 1);
-  const holders = pool.filter((w) => votes.has(w.id)).sort((a, b) => votes.get(b.id)! - votes.get(a.id)!);
-  for (const w of holders) {
-    if (w.running + (await queuedOn(w.id)) < w.capacity) return { queue: workerQueueName(w.id) };
+  const candidates = [...votes.keys()].filter((id) => {
+    const h = holders.get(id);
+    return h && !h.draining && (cls === 'native' ? h.nativePlatforms : h.emulatedPlatforms).includes(platform);
+  }).sort((a, b) => votes.get(b)! - votes.get(a)!);
+  for (const id of candidates) {
+    const h = holders.get(id)!;
+    if (h.running + h.queued + (placed.get(id) ?? 0) < h.capacity) return { queue: workerQueueName(id), worker: id };
   }
-  return { queue: platformQueueName(platform, native.length > 0 ? 'native' : 'emulated') };
+  return { queue: platformQueueName(platform, cls) };
 }
 
 function jobIdFor(ref: string, suffix: string): string {
@@ -52,9 +62,16 @@ function jobIdFor(ref: string, suffix: string): string {
   return `s${createHash('sha256').update(ref).digest('hex').slice(0, 32)}-${suffix}`;
 }
 
-/** Moves claimed stages onto BullMQ queues. Frontends and workers both run it; claims are atomic. */
+/**
+ * Moves claimed stages onto BullMQ queues. Frontends and workers both run it; claims are atomic.
+ * A pass costs a fixed number of round trips whatever the fleet's size: claim (with each
+ * stage's placement inputs), one placement view, one pipeline of state changes, one MULTI of
+ * job adds, and one wake-up of as many idle consumers per queue as jobs were added to it.
+ */
 export class Dispatcher {
-  private readonly queues = new Map<string, Queue>();
+  private flows: FlowProducer | undefined;
+  /** Queues this process already recorded in keys.queues. */
+  private readonly recorded = new Set<string>();
   private running: Promise<void> | null = null;
   private again = false;
 
@@ -64,17 +81,8 @@ export class Dispatcher {
     private readonly store: StageStore,
     private readonly registry: WorkerRegistry,
     private readonly opts: DispatcherOptions,
+    private readonly onError: (err: Error) => void = () => undefined,
   ) {}
-
-  queue(name: string): Queue {
-    let q = this.queues.get(name);
-    if (!q) {
-      q = new Queue(name, { connection: this.redis, prefix: this.keys.bullPrefix });
-      q.on('error', () => undefined); // connection errors surface on the next call
-      this.queues.set(name, q);
-    }
-    return q;
-  }
 
   /** Claims and places everything that may run now; concurrent calls coalesce into a rerun. */
   dispatch(): Promise<void> {
@@ -92,54 +100,96 @@ export class Dispatcher {
   }
 
   private async dispatchOnce(): Promise<void> {
-    const refs = await this.store.claim(this.opts.tenantLimit);
-    if (refs.length === 0) return;
-    const workers = await this.registry.list();
-    // Stages this pass put on each worker's own queue: the worker may take one before the next
-    // placement counts its queue, and `running` (read before the pass) does not show it yet, so
-    // two stages ready at once could both go to one worker while another is free.
-    const placed = new Map<string, number>();
-    let freed = false;
-    for (const ref of refs) freed = (await this.place(ref, workers, 'd', placed)) || freed;
-    await this.redis.publish(this.keys.workChannel, '1');
-    if (freed) this.again = true;
+    const claimed = await this.store.claim(this.opts.tenantLimit);
+    if (claimed.length === 0) return;
+    if (await this.placeAll(claimed, 'd')) this.again = true;
   }
 
-  /** Places one stage; returns true when the build failed instead (slots were freed). */
-  private async place(ref: string, workers: WorkerStatus[], kind: 'd' | 'r', placed = new Map<string, number>()): Promise<boolean> {
-    const info = await this.store.dispatchInfo(ref);
-    if (!info) return false;
-    const placement = await choosePlacement(info.platform, info.inputWorkers, workers,
-      async (id) => Math.max(await this.queue(workerQueueName(id)).count(), placed.get(id) ?? 0));
-    if ('error' in placement) {
-      await this.applyAbort(await this.store.abort(info.buildId, 'failed', placement.error));
-      return true;
+  /** Places stages; returns true when a build failed instead (slots were freed). */
+  private async placeAll(infos: StageDispatchInfo[], kind: 'd' | 'r'): Promise<boolean> {
+    const view = await this.registry.placementView([...new Set(infos.map((i) => i.platform))], [...new Set(infos.flatMap((i) => i.inputWorkers))]);
+    // Stages this pass put on each worker's own queue: the view's queue depths predate them.
+    const placed = new Map<string, number>();
+    const chosen: Array<{ info: StageDispatchInfo; queue: string; jobId: string }> = [];
+    const failed = new Map<string, string>();
+    for (const info of infos) {
+      const p = choosePlacement(info.platform, info.inputWorkers, view.platforms.get(info.platform) ?? { native: 0, emulated: 0 }, view.holders, placed);
+      if ('error' in p) {
+        failed.set(info.buildId, p.error);
+        continue;
+      }
+      if (p.worker) placed.set(p.worker, (placed.get(p.worker) ?? 0) + 1);
+      chosen.push({ info, queue: p.queue, jobId: jobIdFor(info.ref, kind === 'd' ? String(info.dispatches) : `r${Date.now()}`) });
     }
-    const jobId = jobIdFor(ref, kind === 'd' ? String(info.dispatches) : `r${Date.now()}`);
-    if (!(await this.store.markQueued(ref, placement.queue, jobId))) return false;
-    const data: StageJobData = {
-      ref, buildId: info.buildId, tenant: info.tenant, priority: info.priority, platform: info.platform,
-      stageId: info.stageId, cacheKey: info.cacheKey, traceContext: info.traceContext,
-    };
+    // Aborted first: their other stages' markQueued then refuses (the stage is cancelled).
+    for (const [buildId, error] of failed) await this.applyAbort(await this.store.abort(buildId, 'failed', error));
+    const ok = await this.store.markQueuedAll(chosen.map((c) => ({ ref: c.info.ref, queue: c.queue, jobId: c.jobId })));
+    const add = chosen.filter((_, i) => ok[i]);
+    if (add.length === 0) return failed.size > 0;
     // Recorded so readers list queues without scanning BullMQ's keys (Scheduler.queueNames).
-    await this.redis.sadd(this.keys.queues, placement.queue);
-    await this.queue(placement.queue).add(info.stageId, data, {
-      jobId,
-      priority: 1001 - info.priority, // BullMQ: lower number runs first
-      attempts: 1, // a real failure is final; worker loss is handled by stall detection
-      removeOnComplete: { age: 3600, count: 1000 },
-      removeOnFail: { age: 24 * 3600 },
-    });
-    const onWorker = workers.find((w) => workerQueueName(w.id) === placement.queue);
-    if (onWorker) placed.set(onWorker.id, (placed.get(onWorker.id) ?? 0) + 1);
-    return false;
+    const fresh = [...new Set(add.map((c) => c.queue))].filter((q) => !this.recorded.has(q));
+    if (fresh.length > 0) {
+      await this.redis.sadd(this.keys.queues, ...fresh);
+      for (const q of fresh) this.recorded.add(q);
+    }
+    await this.flowProducer().addBulk(add.map(({ info, queue, jobId }): FlowJob => {
+      const data: StageJobData = {
+        ref: info.ref, buildId: info.buildId, tenant: info.tenant, priority: info.priority, platform: info.platform,
+        stageId: info.stageId, cacheKey: info.cacheKey, traceContext: info.traceContext,
+      };
+      return {
+        name: info.stageId, queueName: queue, data,
+        opts: {
+          jobId,
+          priority: 1001 - info.priority, // BullMQ: lower number runs first
+          attempts: 1, // a real failure is final; worker loss is handled by stall detection
+          removeOnComplete: { age: 3600, count: 1000 },
+          removeOnFail: { age: 24 * 3600 },
+        },
+      };
+    }));
+    const perQueue = new Map<string, number>();
+    for (const c of add) perQueue.set(c.queue, (perQueue.get(c.queue) ?? 0) + 1);
+    await this.registry.wake(perQueue);
+    return failed.size > 0;
+  }
+
+  /** One FlowProducer adds jobs to any queue in one MULTI (no Queue object per queue name). */
+  private flowProducer(): FlowProducer {
+    if (!this.flows) {
+      this.flows = new FlowProducer({ connection: this.redis, prefix: this.keys.bullPrefix });
+      this.flows.on('error', (err) => this.onError(err));
+    }
+    return this.flows;
+  }
+
+  /** A Queue object for a rare operation (removal, re-homing), closed afterwards. */
+  private async withQueue<T>(name: string, fn: (q: Queue) => Promise<T>): Promise<T> {
+    const q = new Queue(name, { connection: this.redis, prefix: this.keys.bullPrefix });
+    q.on('error', (err) => this.onError(err));
+    try {
+      return await fn(q);
+    } finally {
+      await q.close().catch(() => undefined);
+    }
+  }
+
+  /** Jobs pending on a queue, read from BullMQ's keys directly (LLEN/ZCARD, one round trip). */
+  async pending(name: string): Promise<number> {
+    const base = `${this.keys.bullPrefix}:${name}`;
+    const p = this.redis.pipeline();
+    for (const t of PENDING_LISTS) p.llen(`${base}:${t}`);
+    for (const t of PENDING_ZSETS) p.zcard(`${base}:${t}`);
+    return ((await p.exec()) ?? []).reduce((n, [err, v]) => { if (err) throw err; return n + Number(v); }, 0);
   }
 
   /** Removes cancelled stages' queued jobs and tells consumers to abort their running ones. */
   async applyAbort(out: AbortOutcome): Promise<void> {
-    for (const { queue, jobId } of out.jobs) {
+    const byQueue = new Map<string, string[]>();
+    for (const { queue, jobId } of out.jobs) byQueue.set(queue, [...(byQueue.get(queue) ?? []), jobId]);
+    for (const [queue, jobIds] of byQueue) {
       // Active (locked) jobs refuse removal; their consumer aborts on the cancel message.
-      await this.queue(queue).remove(jobId).catch(() => 0);
+      await this.withQueue(queue, async (q) => { for (const id of jobIds) await q.remove(id).catch(() => 0); });
     }
     for (const buildId of out.builds) await this.redis.publish(this.keys.cancelChannel, buildId);
   }
@@ -150,27 +200,28 @@ export class Dispatcher {
    */
   async rehome(workerId: string): Promise<number> {
     const name = workerQueueName(workerId);
-    const q = this.queue(name);
-    const jobs: Job[] = await q.getJobs(['wait', 'prioritized', 'delayed', 'paused', 'active']);
-    if (jobs.length === 0) return 0;
-    const workers = (await this.registry.list()).filter((w) => w.id !== workerId);
-    let moved = 0;
-    for (const job of jobs) {
-      if (!job.id) continue;
-      try {
-        // BullMQ refuses, atomically, to remove a job whose lock is held: a live consumer's
-        // active job stays; one whose lock expired with its worker is taken.
-        await job.remove();
-      } catch {
-        continue; // locked, or picked up meanwhile
+    if ((await this.pending(name)) === 0) return 0;
+    const refs = await this.withQueue(name, async (q) => {
+      const jobs: Job[] = await q.getJobs(['wait', 'prioritized', 'delayed', 'paused', 'active']);
+      const out: string[] = [];
+      for (const job of jobs) {
+        if (!job.id) continue;
+        try {
+          // BullMQ refuses, atomically, to remove a job whose lock is held: a live consumer's
+          // active job stays; one whose lock expired with its worker is taken.
+          await job.remove();
+        } catch {
+          continue; // locked, or picked up meanwhile
+        }
+        const data = stageJobDataSchema.safeParse(job.data);
+        if (data.success) out.push(data.data.ref); // else not a stage job of ours: removed, nothing to re-home
       }
-      const data = stageJobDataSchema.safeParse(job.data);
-      if (!data.success) continue; // not a stage job of ours; removed above, nothing to re-home
-      await this.place(data.data.ref, workers, 'r');
-      moved++;
-    }
-    if (moved > 0) await this.redis.publish(this.keys.workChannel, '1');
-    return moved;
+      return out;
+    });
+    const infos = (await Promise.all(refs.map((r) => this.store.dispatchInfo(r)))).filter((i): i is StageDispatchInfo => i !== null);
+    // The worker being re-homed is dead or draining: the view leaves it out.
+    if (infos.length > 0) await this.placeAll(infos.map((i) => ({ ...i, inputWorkers: i.inputWorkers.filter((w) => w !== workerId) })), 'r');
+    return refs.length;
   }
 
   /**
@@ -178,16 +229,14 @@ export class Dispatcher {
    * own queues of workers that are gone, whose ids never come back.
    */
   async forgetIfIdle(name: string): Promise<boolean> {
-    const pending = await this.queue(name).getJobCountByTypes('active', 'wait', 'prioritized', 'delayed', 'paused', 'waiting-children');
-    if (pending > 0) return false;
+    if ((await this.pending(name)) > 0) return false;
     await this.redis.srem(this.keys.queues, name);
-    await this.queues.get(name)?.close().catch(() => undefined);
-    this.queues.delete(name);
+    this.recorded.delete(name);
     return true;
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
-    this.queues.clear();
+    await this.flows?.close().catch(() => undefined);
+    this.flows = undefined;
   }
 }

@@ -11,8 +11,12 @@ import type { BuildEvent, BuildRequest, BuildState, StagePlacement } from './typ
 export interface SchedulerOptions {
   /** Redis key prefix shared by schedulers, consumers and the dashboard (default `buildyard:sched`: contracts' `redisKeys().scheduler.prefix`). */
   prefix?: string;
-  /** Running stages per tenant; a tenant at its limit waits while others proceed (default 4, 0 = unlimited). */
-  tenantLimit?: number;
+  /**
+   * Running stages per tenant; a tenant at its limit waits while others proceed. A number is a
+   * fixed cap (0 = unlimited); 'fleet' (the default) follows the fleet: unlimited while no other
+   * tenant waits, else an equal share of the live workers' slots.
+   */
+  tenantLimit?: number | 'fleet';
   /** Period of the safety-net dispatch and dead-worker sweep (default 1000 ms, 0 = off). */
   tickMs?: number;
   /** How long finished builds (state, stages, events) stay in Redis (default 24 h, 0 = forever). */
@@ -41,6 +45,8 @@ export class Scheduler {
   private readonly timer: NodeJS.Timeout | undefined;
   private readonly followers = new Set<Redis>();
   private ticking = false;
+  /** Live slots last written to the config (the 'fleet' tenant share reads them). */
+  private liveSlots = -1;
 
   constructor(redis: RedisTarget, opts: SchedulerOptions = {}) {
     const { client, owned } = useRedis(redis);
@@ -50,9 +56,10 @@ export class Scheduler {
     this.keys = schedulerKeys(prefix);
     this.registry = new WorkerRegistry(client, { prefix, heartbeatTtlMs: opts.heartbeatTtlMs });
     this.store = new StageStore(client, prefix);
-    const tenantLimit = opts.tenantLimit ?? 4;
+    const tenantLimit = opts.tenantLimit ?? 'fleet';
     this.dispatcher = new Dispatcher(client, this.keys, this.store, this.registry, { tenantLimit });
-    this.ready = client.hset(this.keys.config, 'tenantLimit', tenantLimit, 'retentionSec', opts.retentionSec ?? 86_400);
+    this.ready = client.hset(this.keys.config, 'tenantLimit', tenantLimit, 'retentionSec', opts.retentionSec ?? 86_400)
+      .then(() => this.releaseHeldTenants());
     const tickMs = opts.tickMs ?? 1000;
     if (tickMs > 0) {
       this.timer = setInterval(() => void this.tick(), tickMs);
@@ -67,9 +74,10 @@ export class Scheduler {
   async submitBuild(req: BuildRequest): Promise<void> {
     await this.ready;
     await this.store.submit(req);
-    const workers = (await this.registry.list()).filter((w) => !w.draining);
+    const view = await this.registry.placementView(req.platforms.map((p) => p.platform), []);
     for (const { platform } of req.platforms) {
-      if (!workers.some((w) => w.nativePlatforms.includes(platform) || w.emulatedPlatforms.includes(platform))) {
+      const live = view.platforms.get(platform);
+      if (!live || live.native + live.emulated === 0) {
         await this.dispatcher.applyAbort(await this.store.abort(req.buildId, 'failed', noWorkerMessage(platform)));
         throw new NoWorkerError(platform);
       }
@@ -134,7 +142,13 @@ export class Scheduler {
     const key = `${this.store.prefix}:tenant:${tenant}:limit`;
     if (limit === null) await this.redis.del(key);
     else await this.redis.set(key, limit);
+    await this.releaseHeldTenants();
     await this.dispatcher.dispatch();
+  }
+
+  /** A changed limit may let tenants held at the old one claim again. */
+  private async releaseHeldTenants(): Promise<void> {
+    await this.redis.multi().sunionstore(this.keys.tenants, this.keys.tenants, this.keys.tenantsHeld).del(this.keys.tenantsHeld).exec();
   }
 
   /** The build's events from the start (or after `from`), ending with its build-* event. */
@@ -168,10 +182,18 @@ export class Scheduler {
     try {
       for (const id of await this.registry.deadWorkers()) {
         await this.dispatcher.rehome(id);
-        const left = await this.dispatcher.queue(workerQueueName(id)).getJobCountByTypes('active', 'wait', 'prioritized', 'delayed', 'paused');
-        if (left === 0) await this.registry.remove(id);
+        if ((await this.dispatcher.pending(workerQueueName(id))) === 0) await this.registry.remove(id);
       }
-      for (const w of await this.registry.list()) if (w.draining) await this.dispatcher.rehome(w.id);
+      // One view of the fleet per tick: draining workers to re-home, live slots for the tenant share.
+      let slots = 0;
+      for (const w of await this.registry.list()) {
+        if (w.draining) await this.dispatcher.rehome(w.id);
+        else slots += w.capacity;
+      }
+      if (slots !== this.liveSlots) {
+        await this.redis.hset(this.keys.config, 'liveSlots', slots);
+        this.liveSlots = slots;
+      }
       await this.dispatcher.dispatch();
     } catch {
       // Redis hiccup: the next tick retries.

@@ -31,14 +31,18 @@ export interface StageConsumerOptions {
   stalledIntervalMs?: number;
   /** Times a stage may be recovered from dead workers before it fails (default 2). */
   maxStalledCount?: number;
-  /** Longest idle wait between queue polls; new work also wakes the consumer by pub/sub (default 1000 ms). */
+  /**
+   * Longest idle wait between queue polls, a safety net only: a placement wakes as many idle
+   * consumers of its queue as it added jobs, directly (default 5000 ms).
+   */
   pollMs?: number;
-  /** Used only when no scheduler has configured the limit in Redis (default 4). */
-  tenantLimit?: number;
+  /** Used only when no scheduler has configured the limit in Redis (default 'fleet'). */
+  tenantLimit?: number | 'fleet';
   onError?: (err: Error) => void;
 }
 
 interface Source {
+  name: string;
   worker: Worker;
   /** undefined for the worker's own queue: emulated then depends on the job's platform. */
   emulated: boolean | undefined;
@@ -81,6 +85,10 @@ export class StageConsumer {
   private loopDone: Promise<void> | undefined;
   private closing = false;
   private wakeUp: (() => void) | undefined;
+  /** A wake-up arrived while the loop was not asleep: its next sleep returns at once. */
+  private woken = false;
+  /** Queues whose idle set holds this consumer (a wake-up's SPOP takes it out of one). */
+  private readonly idleIn = new Set<string>();
 
   constructor(opts: StageConsumerOptions) {
     if (opts.worker.capacity < 1) throw new Error(`worker ${opts.worker.id}: capacity ${opts.worker.capacity} must be at least 1`);
@@ -98,10 +106,13 @@ export class StageConsumer {
     const o = this.opts;
     const prefix = o.prefix ?? DEFAULT_PREFIX;
     const redis = (this.redis = connectRedis(o.redis));
-    this.sub = connectRedis(o.redis);
+    const sub = (this.sub = connectRedis(o.redis));
+    // ioredis reconnects by itself; without a listener an error event would be an uncaught exception.
+    redis.on('error', (err: Error) => this.report(err));
+    sub.on('error', (err: Error) => this.report(err));
     this.registry = new WorkerRegistry(redis, { prefix, heartbeatTtlMs: o.heartbeatTtlMs });
     this.store = new StageStore(redis, prefix);
-    this.dispatcher = new Dispatcher(redis, this.keys, this.store, this.registry, { tenantLimit: o.tenantLimit ?? 4 });
+    this.dispatcher = new Dispatcher(redis, this.keys, this.store, this.registry, { tenantLimit: o.tenantLimit ?? 'fleet' }, (err) => this.report(err));
     await this.registry.register(this.info());
 
     const workerOpts = {
@@ -122,15 +133,14 @@ export class StageConsumer {
       worker.on('error', (err) => this.report(err));
       // A stage that stalled too often is failed by BullMQ without any handler seeing it.
       worker.on('failed', (job, err) => { if (job) void this.onBullFailed(job, err); });
-      this.sources.push({ worker, emulated });
+      this.sources.push({ name, worker, emulated });
     }
     for (const s of this.sources) await s.worker.startStalledCheckTimer();
 
-    await this.sub.subscribe(this.keys.cancelChannel, this.keys.workChannel);
-    this.sub.on('message', (channel: string, msg: string) => {
-      if (channel === this.keys.cancelChannel) this.abortBuild(msg, 'build cancelled');
-      else this.wake();
-    });
+    sub.on('message', (channel: string, msg: string) => this.onMessage(channel, msg));
+    // Wake-ups sent while the subscription was down are lost: look at the queues again.
+    sub.on('ready', () => this.wake());
+    await sub.subscribe(this.keys.cancelChannel, this.keys.wakeChannel(this.id));
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), o.heartbeatMs ?? 3000);
     this.loopDone = this.loop();
   }
@@ -168,21 +178,68 @@ export class StageConsumer {
   private async heartbeat(): Promise<void> {
     try {
       const beat = await this.registry!.heartbeat(this.id, { running: this.running.size, cacheBytes: this.opts.worker.cacheBytes?.() ?? 0 });
-      if (beat.registered) this.drainingSeen = beat.draining;
-      // A worker swept as dead (a heartbeat starved of CPU, say) comes back still draining if it was.
-      else if (!this.closing) await this.registry!.register(this.info(), { draining: this.drainingSeen });
+      if (beat.registered) this.setDraining(beat.draining);
+      // A worker swept as dead (a heartbeat starved of CPU, say) comes back still draining if it
+      // was; registering took it out of every idle set.
+      else if (!this.closing) {
+        this.idleIn.clear();
+        await this.registry!.register(this.info(), { draining: this.drainingSeen });
+        this.wake();
+      }
     } catch (err) {
       this.report(err);
     }
   }
 
+  /** The drain flag as the registry has it; draining took this worker out of every idle set. */
+  private setDraining(draining: boolean): void {
+    if (draining) this.idleIn.clear();
+    if (draining === this.drainingSeen) return;
+    this.drainingSeen = draining;
+    if (!draining) this.wake();
+  }
+
+  private onMessage(channel: string, msg: string): void {
+    if (channel === this.keys.cancelChannel) return this.abortBuild(msg, 'build cancelled');
+    if (msg === 'drain' || msg === 'undrain') return this.setDraining(msg === 'drain');
+    // A wake-up for a job on queue `msg`; the waker's SPOP took us out of that queue's idle set.
+    this.idleIn.delete(msg);
+    if (this.closing || this.drainingSeen || this.running.size >= this.opts.worker.capacity) {
+      // Full meanwhile: the job is someone else's to take, so pass the wake-up on.
+      void this.registry!.wake(new Map([[msg, 1]])).catch((err) => this.report(err));
+      return;
+    }
+    this.wake();
+  }
+
+  /**
+   * Enters (or leaves) the idle sets of this consumer's queues. Entering happens before looking
+   * at the queues, so a job added after an empty look still finds this consumer to wake.
+   */
+  private async setIdle(on: boolean): Promise<void> {
+    const todo = on ? this.sources.map((s) => s.name).filter((q) => !this.idleIn.has(q)) : [...this.idleIn];
+    if (todo.length === 0) return;
+    const p = this.redis!.pipeline();
+    for (const q of todo) {
+      // Marked before the command runs: a wake-up that follows it then finds the mark to clear.
+      if (on) { this.idleIn.add(q); p.sadd(this.keys.idleConsumers(q), this.id); }
+      else { this.idleIn.delete(q); p.srem(this.keys.idleConsumers(q), this.id); }
+    }
+    for (const [err] of (await p.exec()) ?? []) if (err) throw err;
+  }
+
   private wake(): void {
     const w = this.wakeUp;
     this.wakeUp = undefined;
-    w?.();
+    if (w) w();
+    else this.woken = true;
   }
 
   private sleep(ms: number): Promise<void> {
+    if (this.woken) {
+      this.woken = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const t = setTimeout(() => { this.wakeUp = undefined; resolve(); }, ms);
       this.wakeUp = () => { clearTimeout(t); resolve(); };
@@ -194,12 +251,19 @@ export class StageConsumer {
   }
 
   private async loop(): Promise<void> {
-    const pollMs = this.opts.pollMs ?? 1000;
+    const pollMs = this.opts.pollMs ?? 5000;
+    const capacity = this.opts.worker.capacity;
     while (!this.closing) {
       let took = false;
+      // Looking now covers any wake-up that came before.
+      this.woken = false;
       try {
-        if (this.running.size < this.opts.worker.capacity && !(await this.registry!.isDraining(this.id))) {
+        if (this.running.size < capacity && !this.drainingSeen) {
+          await this.setIdle(true);
           took = await this.fetchOne();
+          if (this.running.size >= capacity) await this.setIdle(false);
+        } else {
+          await this.setIdle(false);
         }
       } catch (err) {
         this.report(err);

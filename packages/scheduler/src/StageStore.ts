@@ -83,19 +83,27 @@ export function planStages(req: BuildRequest): Array<{ ref: string; platform: st
         if (!ids.has(d)) throw bad(`stage ${s.id} (${plan.platform}) depends on unknown stage ${d}; list it in the same platform`);
       }
     }
-    // Kahn's algorithm: a cycle would leave stages pending forever.
-    const indeg = new Map(plan.stages.map((s) => [s.id, s.dependsOn.length]));
-    const queue = plan.stages.filter((s) => s.dependsOn.length === 0).map((s) => s.id);
+    // Kahn's algorithm over a dependents index (O(stages + edges)): a cycle would leave stages
+    // pending forever.
+    const dependents = new Map<string, string[]>();
+    const indeg = new Map<string, number>();
+    for (const s of plan.stages) {
+      const deps = new Set(s.dependsOn);
+      indeg.set(s.id, deps.size);
+      for (const d of deps) {
+        const list = dependents.get(d);
+        if (list) list.push(s.id);
+        else dependents.set(d, [s.id]);
+      }
+    }
+    const queue = plan.stages.filter((s) => indeg.get(s.id) === 0).map((s) => s.id);
     let seen = 0;
-    while (queue.length > 0) {
-      const id = queue.shift()!;
+    for (let i = 0; i < queue.length; i++) {
       seen++;
-      for (const s of plan.stages) {
-        if (s.dependsOn.includes(id)) {
-          const n = indeg.get(s.id)! - s.dependsOn.filter((d) => d === id).length;
-          indeg.set(s.id, n);
-          if (n === 0) queue.push(s.id);
-        }
+      for (const dep of dependents.get(queue[i]) ?? []) {
+        const n = indeg.get(dep)! - 1;
+        indeg.set(dep, n);
+        if (n === 0) queue.push(dep);
       }
     }
     if (seen !== plan.stages.length) throw bad(`stages of ${plan.platform} form a dependency cycle; remove it`);
@@ -133,31 +141,47 @@ export class StageStore {
     await this.run('submit', [req.buildId, req.tenant, req.priority, JSON.stringify(req.traceContext ?? {}), JSON.stringify(stages)]);
   }
 
-  /** Refs of stages now owed a queue placement (their tenant slot is already taken). */
-  async claim(defaultTenantLimit: number, max = 100): Promise<string[]> {
-    return (await this.run('claim', [defaultTenantLimit, max])) as string[];
+  /** Stages now owed a queue placement (their tenant slot is already taken), with what placement needs. */
+  async claim(defaultTenantLimit: number | 'fleet', max = 100): Promise<StageDispatchInfo[]> {
+    const raw = (await this.run('claim', [defaultTenantLimit, max])) as string[];
+    return raw.map((text) => {
+      const v = JSON.parse(text) as { ref: string; build: string; platform: string; stage: string; tenant?: string; prio?: string;
+        cacheKey?: string; dispatches?: string; inputs: unknown; trace?: string };
+      return {
+        ref: v.ref, buildId: v.build, platform: v.platform, stageId: v.stage, tenant: v.tenant ?? '', priority: Number(v.prio ?? 0),
+        cacheKey: v.cacheKey ?? '', dispatches: Number(v.dispatches ?? 1),
+        traceContext: traceContextOf(v.trace, v.ref),
+        // cjson encodes an empty list as {}
+        inputWorkers: Array.isArray(v.inputs) ? (v.inputs as string[]) : [],
+      };
+    });
   }
 
+  /** The same as claim returns, for a stage placed before (re-homing). */
   async dispatchInfo(ref: string): Promise<StageDispatchInfo | null> {
     const [build, platform, stage, tenant, prio, cacheKey, dispatches, deps] = await this.redis.hmget(
       this.keys.stage(ref), 'build', 'platform', 'stage', 'tenant', 'prio', 'cacheKey', 'dispatches', 'deps');
     if (build === null || platform === null || stage === null) return null;
     const depRefs = (deps ?? '').split('\n').filter(Boolean);
-    const inputWorkers: string[] = [];
-    for (const d of depRefs) {
-      const w = await this.redis.hget(this.keys.stage(d), 'worker');
-      if (w) inputWorkers.push(w);
-    }
-    const trace = await this.redis.hget(this.keys.build(build), 'trace');
+    const p = this.redis.pipeline();
+    for (const d of depRefs) p.hget(this.keys.stage(d), 'worker');
+    p.hget(this.keys.build(build), 'trace');
+    const res = ((await p.exec()) ?? []).map(([err, v]) => { if (err) throw err; return v as string | null; });
+    const trace = res.pop();
     return {
       ref, buildId: build, platform, stageId: stage, tenant: tenant ?? '', priority: Number(prio ?? 0),
       cacheKey: cacheKey ?? '', dispatches: Number(dispatches ?? 1),
-      traceContext: traceContextOf(trace, ref), inputWorkers,
+      traceContext: traceContextOf(trace, ref), inputWorkers: res.filter((w): w is string => !!w),
     };
   }
 
-  async markQueued(ref: string, queue: string, jobId: string): Promise<boolean> {
-    return (await this.run('markQueued', [ref, queue, jobId])) === 1;
+  /** markQueued for many stages in one round trip; true where the job should be added. */
+  async markQueuedAll(items: Array<{ ref: string; queue: string; jobId: string }>): Promise<boolean[]> {
+    if (items.length === 0) return [];
+    const p = this.redis.pipeline();
+    const cmd = p as unknown as Record<string, (...a: string[]) => unknown>;
+    for (const it of items) cmd.buildyard_sched_markQueued(this.prefix, String(Date.now()), it.ref, it.queue, it.jobId);
+    return ((await p.exec()) ?? []).map(([err, v]) => { if (err) throw err; return v === 1; });
   }
 
   async start(ref: string, worker: string, emulated: boolean, jobId: string): Promise<StartOutcome> {

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { fromRedis, workerHashSchema } from '@buildyard/contracts';
+import { fromRedis, luaCommands, workerHashSchema, type LuaCommand, type LuaScript } from '@buildyard/contracts';
 import { useRedis, type RedisTarget } from './connectRedis.js';
 import { DEFAULT_PREFIX, schedulerKeys, type SchedulerKeys } from './keys.js';
 import type { WorkerInfo, WorkerStatus } from './types.js';
@@ -15,15 +15,58 @@ export interface Heartbeat {
   cacheBytes: number;
 }
 
+/** What placement knows of a worker that holds a stage's inputs. */
+export interface HolderStatus {
+  capacity: number;
+  running: number;
+  draining: boolean;
+  nativePlatforms: string[];
+  emulatedPlatforms: string[];
+  /** Jobs waiting on its own queue. */
+  queued: number;
+}
+
+/** Live, not draining workers of one platform, by class. */
+export interface PlatformCount {
+  native: number;
+  emulated: number;
+}
+
+export interface PlacementView {
+  platforms: Map<string, PlatformCount>;
+  /** Live input holders only: a dead or unknown one is absent. */
+  holders: Map<string, HolderStatus>;
+}
+
+type Script = 'register' | 'heartbeat' | 'live' | 'dead' | 'drain' | 'remove' | 'view' | 'wake';
+const LUA_DIR = new URL('../lua/', import.meta.url);
+const script = (file: string): LuaScript => ({ files: ['prelude.lua', 'workers_prelude.lua', file], keys: 0 });
+const SCRIPTS: Record<Script, LuaScript> = {
+  register: script('w_register.lua'), heartbeat: script('w_heartbeat.lua'), live: script('w_live.lua'), dead: script('w_dead.lua'),
+  drain: script('w_drain.lua'), remove: script('w_remove.lua'), view: script('w_view.lua'), wake: script('w_wake.lua'),
+};
+
+function jsonList(text: string): string[] {
+  try {
+    const v: unknown = JSON.parse(text);
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
 /**
- * Workers in Redis: a hash of what each can build, plus an `:alive` key that expires unless the
- * worker heartbeats. Liveness is the key's existence, so a SIGKILLed worker disappears on its own.
+ * Workers in Redis: a hash of what each can build, a heartbeat expiry in one sorted set (on
+ * Redis's clock; a SIGKILLed worker simply stops renewing it) and, per platform and class, a
+ * sorted set of the live workers that are not draining. Every operation is one script, so a
+ * lookup costs one round trip whatever the fleet's size.
  */
 export class WorkerRegistry {
   readonly keys: SchedulerKeys;
   readonly heartbeatTtlMs: number;
   private readonly redis: Redis;
   private readonly owned: boolean;
+  private readonly scripts: Record<Script, LuaCommand>;
 
   constructor(redis: RedisTarget, opts: WorkerRegistryOptions = {}) {
     const { client, owned } = useRedis(redis);
@@ -31,93 +74,90 @@ export class WorkerRegistry {
     this.owned = owned;
     this.keys = schedulerKeys(opts.prefix ?? DEFAULT_PREFIX);
     this.heartbeatTtlMs = opts.heartbeatTtlMs ?? 10_000;
+    this.scripts = luaCommands(client, 'buildyard_workers', LUA_DIR, SCRIPTS);
+  }
+
+  private run(name: Script, args: Array<string | number>): Promise<unknown> {
+    return this.scripts[name](this.keys.prefix, Date.now(), ...args);
   }
 
   /** Registers (or re-registers) a worker; `draining` carries a drain over a re-registration. */
   async register(info: WorkerInfo, opts: { draining?: boolean } = {}): Promise<void> {
     if (!info.id) throw new Error('worker id is empty; give every worker a unique id');
     if (info.capacity < 1) throw new Error(`worker ${info.id}: capacity ${info.capacity} must be at least 1`);
-    const now = Date.now();
-    await this.redis.multi()
-      .del(this.keys.worker(info.id))
-      .hset(this.keys.worker(info.id), {
-        nativePlatforms: JSON.stringify(info.nativePlatforms),
-        emulatedPlatforms: JSON.stringify(info.emulatedPlatforms),
-        capacity: info.capacity,
-        cacheBytes: info.cacheBytes,
-        version: info.version,
-        running: 0,
-        draining: opts.draining ? 1 : 0,
-        registeredAt: now,
-        lastHeartbeat: now,
-      })
-      .sadd(this.keys.workers, info.id)
-      .set(this.keys.workerAlive(info.id), String(now), 'PX', this.heartbeatTtlMs)
-      .exec();
+    await this.run('register', [info.id, this.heartbeatTtlMs, JSON.stringify(info.nativePlatforms), JSON.stringify(info.emulatedPlatforms),
+      info.capacity, info.cacheBytes, info.version, opts.draining ? 1 : 0]);
   }
 
-  /** Refreshes liveness. `registered: false` means the worker was removed and must register again. */
+  /**
+   * Refreshes liveness and returns the drain flag with it. `registered: false` means the worker
+   * was removed and must register again.
+   */
   async heartbeat(id: string, beat: Heartbeat): Promise<{ registered: boolean; draining: boolean }> {
-    const key = this.keys.worker(id);
-    if (!(await this.redis.exists(key))) return { registered: false, draining: false };
-    const now = Date.now();
-    const res = await this.redis.multi()
-      // 'running' itself is counted atomically by the stage scripts; a heartbeat's snapshot would
-      // race with them, so it is kept apart for display.
-      .hset(key, { reportedRunning: beat.running, cacheBytes: beat.cacheBytes, lastHeartbeat: now })
-      .sadd(this.keys.workers, id)
-      .set(this.keys.workerAlive(id), String(now), 'PX', this.heartbeatTtlMs)
-      .hget(key, 'draining')
-      .exec();
-    return { registered: true, draining: res?.[3]?.[1] === '1' };
+    const r = Number(await this.run('heartbeat', [id, this.heartbeatTtlMs, beat.running, beat.cacheBytes]));
+    return { registered: r >= 0, draining: r === 1 };
   }
 
-  /** Workers whose heartbeat is current, draining ones included (see `draining`). */
+  private async live(ids: string[]): Promise<WorkerStatus[]> {
+    const raw = (await this.run('live', ids)) as Array<[string, string[]]>;
+    return raw.map(([id, flat]) => {
+      const h: Record<string, string> = {};
+      for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]] = flat[i + 1];
+      const w = fromRedis(workerHashSchema, h, `the registry record of worker ${id}`);
+      return { id, ...w, lastHeartbeat: w.lastHeartbeat ?? 0 };
+    });
+  }
+
+  /** Workers whose heartbeat is current, draining ones included (see `draining`), in one round trip. */
   async list(): Promise<WorkerStatus[]> {
-    const ids = (await this.redis.smembers(this.keys.workers)).sort();
-    const out: WorkerStatus[] = [];
-    for (const id of ids) {
-      const w = await this.get(id);
-      if (w) out.push(w);
-    }
-    return out;
+    return (await this.live([])).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   /** One alive worker, or null when it is unknown or its heartbeat expired. */
   async get(id: string): Promise<WorkerStatus | null> {
-    const [h, alive] = await Promise.all([this.redis.hgetall(this.keys.worker(id)), this.redis.get(this.keys.workerAlive(id))]);
-    if (!alive || !h.capacity) return null;
-    const w = fromRedis(workerHashSchema, h, `the registry record of worker ${id}`);
-    return { id, ...w, lastHeartbeat: w.lastHeartbeat ?? Number(alive) };
+    return (await this.live([id]))[0] ?? null;
   }
 
   async isDraining(id: string): Promise<boolean> {
     return (await this.redis.hget(this.keys.worker(id), 'draining')) === '1';
   }
 
-  /** Registered workers whose heartbeat expired (their placed jobs need re-homing). */
+  /** Registered workers whose heartbeat expired (their placed jobs need re-homing): one range query. */
   async deadWorkers(): Promise<string[]> {
-    const ids = await this.redis.smembers(this.keys.workers);
-    const dead: string[] = [];
-    for (const id of ids) if (!(await this.redis.exists(this.keys.workerAlive(id)))) dead.push(id);
-    return dead;
+    return (await this.run('dead', [])) as string[];
   }
 
-  /** The worker finishes its running stages and takes no new ones. */
+  /** Live worker counts per platform and the state of the given input holders, in one round trip. */
+  async placementView(platforms: string[], holders: string[]): Promise<PlacementView> {
+    const raw = JSON.parse((await this.run('view', [JSON.stringify({ platforms, holders })])) as string) as {
+      platforms: Record<string, PlatformCount>;
+      holders: Record<string, Omit<HolderStatus, 'nativePlatforms' | 'emulatedPlatforms'> & { nativePlatforms: string; emulatedPlatforms: string }>;
+    };
+    return {
+      platforms: new Map(Object.entries(raw.platforms)),
+      holders: new Map(Object.entries(raw.holders).map(([id, h]) => [id, {
+        ...h, nativePlatforms: jsonList(h.nativePlatforms), emulatedPlatforms: jsonList(h.emulatedPlatforms),
+      }])),
+    };
+  }
+
+  /** Wakes as many idle consumers of each queue as jobs were added to it. */
+  async wake(added: Map<string, number>): Promise<void> {
+    if (added.size === 0) return;
+    await this.run('wake', [...added].flat());
+  }
+
+  /** The worker finishes its running stages and takes no new ones (it is told at once). */
   async drain(id: string): Promise<void> {
-    if (!(await this.redis.exists(this.keys.worker(id)))) throw new Error(`worker ${id} is not registered; list workers to see their ids`);
-    await this.redis.hset(this.keys.worker(id), 'draining', 1);
+    if (Number(await this.run('drain', [id, 1])) !== 1) throw new Error(`worker ${id} is not registered; list workers to see their ids`);
   }
 
   async undrain(id: string): Promise<void> {
-    await this.redis.hset(this.keys.worker(id), 'draining', 0);
+    await this.run('drain', [id, 0]);
   }
 
   async remove(id: string): Promise<void> {
-    await this.redis.multi()
-      .del(this.keys.worker(id), this.keys.workerAlive(id))
-      .srem(this.keys.workers, id)
-      .exec();
+    await this.run('remove', [id]);
   }
 
   async close(): Promise<void> {

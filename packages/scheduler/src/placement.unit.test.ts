@@ -1,14 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { choosePlacement, planStages, platformQueueName, workerQueueName, type WorkerStatus } from './index.js';
+import { choosePlacement, planStages, platformQueueName, workerQueueName, type HolderStatus } from './index.js';
 
-function worker(id: string, native: string[], emulated: string[] = [], extra: Partial<WorkerStatus> = {}): WorkerStatus {
-  return {
-    id, nativePlatforms: native, emulatedPlatforms: emulated, capacity: 2, cacheBytes: 0, version: '',
-    running: 0, draining: false, registeredAt: 0, lastHeartbeat: 0, ...extra,
-  };
+function holder(native: string[], emulated: string[] = [], extra: Partial<HolderStatus> = {}): HolderStatus {
+  return { nativePlatforms: native, emulatedPlatforms: emulated, capacity: 2, running: 0, draining: false, queued: 0, ...extra };
 }
-const none = async () => 0;
+const count = (native: number, emulated = 0) => ({ native, emulated });
 
 test('queue names carry no ":" (BullMQ refuses them)', () => {
   assert.equal(platformQueueName('linux/arm64', 'native'), 'stages-linux-arm64-native');
@@ -16,36 +13,39 @@ test('queue names carry no ":" (BullMQ refuses them)', () => {
   assert.equal(workerQueueName('host:1'), 'stages-w-host-1');
 });
 
-test('native workers are preferred over emulating ones', async () => {
-  const ws = [worker('emu', ['linux/amd64'], ['linux/arm64']), worker('arm', ['linux/arm64'])];
-  assert.deepEqual(await choosePlacement('linux/arm64', [], ws, none), { queue: 'stages-linux-arm64-native' });
-  assert.deepEqual(await choosePlacement('linux/arm64', [], [ws[0]], none), { queue: 'stages-linux-arm64-emulated' });
+test('native workers are preferred over emulating ones', () => {
+  assert.deepEqual(choosePlacement('linux/arm64', [], count(1, 1), new Map()), { queue: 'stages-linux-arm64-native' });
+  assert.deepEqual(choosePlacement('linux/arm64', [], count(0, 1), new Map()), { queue: 'stages-linux-arm64-emulated' });
 });
 
-test('no live worker for a platform is a one-line error naming it', async () => {
-  const ws = [worker('a', ['linux/amd64'])];
-  assert.deepEqual(await choosePlacement('linux/s390x', [], ws, none), { error: 'no worker can build linux/s390x' });
+test('no live worker for a platform is a one-line error naming it', () => {
+  assert.deepEqual(choosePlacement('linux/s390x', [], count(0, 0), new Map()), { error: 'no worker can build linux/s390x' });
 });
 
-test('draining workers are not placed on', async () => {
-  const ws = [worker('a', ['linux/amd64'], [], { draining: true })];
-  assert.deepEqual(await choosePlacement('linux/amd64', [], ws, none), { error: 'no worker can build linux/amd64' });
+test('draining input holders are not placed on', () => {
+  const hs = new Map([['a', holder(['linux/amd64'], [], { draining: true })]]);
+  assert.deepEqual(choosePlacement('linux/amd64', ['a'], count(1), hs), { queue: 'stages-linux-amd64-native' });
 });
 
-test('the worker holding the inputs gets the stage while it has a free slot', async () => {
-  const ws = [worker('a', ['linux/amd64']), worker('b', ['linux/amd64'])];
-  assert.deepEqual(await choosePlacement('linux/amd64', ['b', 'a', 'b'], ws, none), { queue: 'stages-w-b' });
+test('the worker holding the inputs gets the stage while it has a free slot', () => {
+  const hs = new Map([['a', holder(['linux/amd64'])], ['b', holder(['linux/amd64'])]]);
+  assert.deepEqual(choosePlacement('linux/amd64', ['b', 'a', 'b'], count(2), hs), { queue: 'stages-w-b', worker: 'b' });
   // b is full (1 running + 1 already queued on it): a holds one input and is free
-  const full = async (id: string) => (id === 'b' ? 1 : 0);
-  ws[1].running = 1;
-  assert.deepEqual(await choosePlacement('linux/amd64', ['b', 'a', 'b'], ws, full), { queue: 'stages-w-a' });
-  ws[0].running = 2;
-  assert.deepEqual(await choosePlacement('linux/amd64', ['b', 'a'], ws, full), { queue: 'stages-linux-amd64-native' });
+  hs.get('b')!.running = 1;
+  hs.get('b')!.queued = 1;
+  assert.deepEqual(choosePlacement('linux/amd64', ['b', 'a', 'b'], count(2), hs), { queue: 'stages-w-a', worker: 'a' });
+  // a's one slot left is taken by a stage placed earlier in the same pass
+  hs.get('a')!.running = 1;
+  assert.deepEqual(choosePlacement('linux/amd64', ['b', 'a'], count(2), hs, new Map([['a', 1]])), { queue: 'stages-linux-amd64-native' });
 });
 
-test('an emulating holder is not chosen when a native worker exists', async () => {
-  const ws = [worker('emu', [], ['linux/arm64']), worker('arm', ['linux/arm64'])];
-  assert.deepEqual(await choosePlacement('linux/arm64', ['emu'], ws, none), { queue: 'stages-linux-arm64-native' });
+test('a holder that is not alive (absent from the view) is not chosen', () => {
+  assert.deepEqual(choosePlacement('linux/amd64', ['gone'], count(1), new Map()), { queue: 'stages-linux-amd64-native' });
+});
+
+test('an emulating holder is not chosen when a native worker exists', () => {
+  const hs = new Map([['emu', holder([], ['linux/arm64'])]]);
+  assert.deepEqual(choosePlacement('linux/arm64', ['emu'], count(1, 1), hs), { queue: 'stages-linux-arm64-native' });
 });
 
 test('planStages rejects unknown dependencies, cycles and bad ids', () => {

@@ -1,0 +1,2 @@
+-- Registered workers whose heartbeat expired.
+return redis.call('ZRANGEBYSCORE', BEATS, '-inf', nowMs())

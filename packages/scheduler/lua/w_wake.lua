@@ -1,0 +1,12 @@
+-- Wakes as many idle consumers of each queue as jobs were added to it: ARGV[3..] = queue, count pairs.
+local woken = 0
+for i = 3, #ARGV - 1, 2 do
+  local q, n = ARGV[i], tonumber(ARGV[i + 1])
+  if n > 0 then
+    for _, id in ipairs(redis.call('SPOP', P..':idle:'..q, n)) do
+      redis.call('PUBLISH', P..':wake:'..id, q)
+      woken = woken + 1
+    end
+  end
+end
+return woken

@@ -1,0 +1,34 @@
+-- Worker registry helpers. Liveness is a heartbeat expiry on Redis's own clock in
+-- P:workers:beats, so clients' clocks never matter and dead workers are one range query away.
+local BEATS = P..':workers:beats'
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- contracts' queueSafe/platformQueueName/workerQueueName, for the idle sets of a worker's queues
+local function queueSafe(s) return (string.gsub(s, '[^%w_%.%-]', '-')) end
+local function workerQueue(id) return 'stages-w-'..queueSafe(id) end
+local function platformQueue(p, cls) return 'stages-'..queueSafe(p)..'-'..cls end
+local function platformsOf(id)
+  local v = redis.call('HMGET', P..':worker:'..id, 'nativePlatforms', 'emulatedPlatforms')
+  local ok1, native = pcall(cjson.decode, v[1] or '[]')
+  local ok2, emulated = pcall(cjson.decode, v[2] or '[]')
+  return ok1 and native or {}, ok2 and emulated or {}
+end
+-- Lists the worker in (expiry) or out of (nil) its platforms' live sets.
+local function setPlatformLive(id, expiry)
+  local native, emulated = platformsOf(id)
+  for cls, list in pairs({native = native, emulated = emulated}) do
+    for _, p in ipairs(list) do
+      local k = P..':platform:'..p..':'..cls
+      if expiry then redis.call('ZADD', k, expiry, id) else redis.call('ZREM', k, id) end
+    end
+  end
+end
+-- Takes the worker out of the idle sets of every queue it consumes (it must not be woken).
+local function forgetIdle(id)
+  local native, emulated = platformsOf(id)
+  redis.call('SREM', P..':idle:'..workerQueue(id), id)
+  for _, p in ipairs(native) do redis.call('SREM', P..':idle:'..platformQueue(p, 'native'), id) end
+  for _, p in ipairs(emulated) do redis.call('SREM', P..':idle:'..platformQueue(p, 'emulated'), id) end
+end
