@@ -110,6 +110,9 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .option('--add-host <name:ip>', 'add a name to the /etc/hosts of RUN steps (repeatable)', collect)
     .option('--annotation <[type:]key=value>', 'OCI annotation; type index, manifest (default) or manifest[os/arch] (repeatable)', collect)
     .option('--iidfile <file>', 'write the image digest (the index digest for several platforms) to this file')
+    .option('--attest <spec>', 'attestation: type=provenance[,mode=min|max] | type=sbom | type=TYPE,disabled=true (repeatable)', collect)
+    .option('--provenance <value>', 'shorthand for --attest=type=provenance: true | false | mode=min|max[,...] (default: mode=min on images)')
+    .option('--sbom <value>', 'shorthand for --attest=type=sbom: true | false')
     .option('--shm-size <bytes>', 'not supported: RUN steps get a fixed 64MB /dev/shm')
     .option('--ulimit <type=soft[:hard]>', 'not supported: RUN steps get the worker\'s limits', collect)
     .addOption(new Option('--progress <mode>', 'progress output').choices([...PROGRESS_MODES]).default('auto'))
@@ -137,6 +140,9 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
         addHost: opts.addHost as string[] | undefined,
         annotation: opts.annotation as string[] | undefined,
         iidfile: opts.iidfile as string | undefined,
+        attest: opts.attest as string[] | undefined,
+        provenance: opts.provenance as string | undefined,
+        sbom: opts.sbom as string | undefined,
         shmSize: opts.shmSize as string | undefined,
         ulimit: opts.ulimit as string[] | undefined,
         progress: opts.progress as string | undefined,

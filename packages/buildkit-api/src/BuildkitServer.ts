@@ -364,7 +364,7 @@ export class BuildkitServer {
     if (outputs.length === 0) return;
     const images = await started.finished;
     if (!images) throw serviceError(status.INTERNAL, 'the build reported a result but its images are missing');
-    const source = { images: images.images, index: images.index, blobs: this.opts.frontend.blobs };
+    const source = { images: images.images, index: images.index, blobs: this.opts.frontend.blobs, attestations: images.attestations };
     for (const output of outputs) {
       if (output.type === 'local') {
         await this.internalStep(job, ref, 'exporting to client directory', () => this.sendLocalOutput(session, output, source, job.signal));

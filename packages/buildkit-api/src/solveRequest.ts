@@ -1,3 +1,4 @@
+import { attestSpec } from '@buildyard/control';
 import { SolveRequest, type KeyValueSpec, type buildkit } from '@buildyard/proto';
 
 /** A request the endpoint does not serve: refused at once with this one line. */
@@ -68,6 +69,16 @@ export function outputsOf(req: buildkit.SolveRequest): KeyValueSpec[] {
   return list.map((o) => ({ type: o.type, attrs: { ...o.attrs } }));
 }
 
+/**
+ * `attest:TYPE` attributes (buildctl --opt attest:provenance=mode=max; buildx sends
+ * type=provenance,mode=min,inline-only=true) as the request's attestations; the frontend checks them.
+ */
+export function attestsOf(attrs: Record<string, string>): KeyValueSpec[] {
+  return Object.entries(attrs).filter(([k]) => k.startsWith('attest:')).map(([k, v]) => {
+    try { return attestSpec(k.slice('attest:'.length), v); } catch (err) { throw new UnsupportedRequest((err as Error).message); }
+  });
+}
+
 const cacheSpecs = (entries: buildkit.CacheOptionsEntry[]): KeyValueSpec[] => entries.map((e) => ({ type: e.Type, attrs: { ...e.Attrs } }));
 
 /** Buildyard's own SolveRequest for a dockerfile.v0 solve, whose context is already stored. */
@@ -78,6 +89,7 @@ export function toBuildyardRequest(req: buildkit.SolveRequest, attrs: Dockerfile
     labels: attrs.labels, noCache: attrs.noCache, noCacheFilter: attrs.noCacheFilter, network: attrs.network, dockerignore: dockerignore ?? Buffer.alloc(0),
     // buildctl/buildx --allow: checked against the tenant's auth.entitlements like `buildyard build --allow`.
     entitlements: req.Entitlements,
+    attests: attestsOf(req.FrontendAttrs),
   });
 }
 

@@ -5,6 +5,7 @@ import { formatPlatform, normalizePlatform, parseReference } from '@buildyard/oc
 import type { KeyValueSpec } from '@buildyard/proto';
 import { usageError } from './ClientError.js';
 import { parseCsv, parseCsvAttrs } from './parseCsv.js';
+import { parseAttestFlags } from './parseAttests.js';
 
 export type ProgressMode = 'auto' | 'tty' | 'plain' | 'rawjson' | 'quiet';
 export const PROGRESS_MODES: readonly ProgressMode[] = ['auto', 'tty', 'plain', 'rawjson', 'quiet'];
@@ -34,6 +35,10 @@ export interface BuildFlags {
   annotation?: string[];
   /** --iidfile FILE: the image (or index) digest is written there. */
   iidfile?: string;
+  /** --attest type=TYPE,... (repeatable); --provenance and --sbom are its shorthands (see parseAttests). */
+  attest?: string[];
+  provenance?: string;
+  sbom?: string;
   /** --shm-size and --ulimit: refused (see parseBuildFlags). */
   shmSize?: string;
   ulimit?: string[];
@@ -70,6 +75,8 @@ export interface BuildOptions {
   progress: ProgressMode;
   metadataFile?: string;
   iidfile?: string;
+  /** Attestations to attach (type provenance|sbom, BuildKit's attest attributes), buildx's default included. */
+  attests: KeyValueSpec[];
   /** Notes for the user about what flags turned into (e.g. --load writing a tar). */
   notes: string[];
 }
@@ -302,6 +309,7 @@ export function parseBuildFlags(flags: BuildFlags, penv: ParseEnv): BuildOptions
     network,
     allow: splitList(flags.allow),
     addHosts: splitList(flags.addHost),
+    attests: parseAttestFlags(flags, penv.env),
     progress,
     ...(flags.metadataFile ? { metadataFile: resolve(penv.cwd, flags.metadataFile) } : {}),
     ...(flags.iidfile ? { iidfile: resolve(penv.cwd, flags.iidfile) } : {}),

@@ -164,6 +164,7 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
       network: opts.network,
       entitlements: opts.allow,
       addHosts: opts.addHosts,
+      attests: opts.attests,
       registryAuth,
       dockerignore: input.dockerignore,
       contextName: historyContextName(o.context, cwd),

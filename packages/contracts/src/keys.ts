@@ -49,11 +49,20 @@ export function schedulerKeys(prefix: string) {
     buildStages: (buildId: string) => `${prefix}:build:${buildId}:stages`,
     buildEvents: (buildId: string) => `${prefix}:build:${buildId}:events`,
     stage: (ref: string) => `${prefix}:stage:${ref}`,
-    workers: `${prefix}:workers`,
     worker: (id: string) => `${prefix}:worker:${id}`,
-    workerAlive: (id: string) => `${prefix}:worker:${id}:alive`,
+    /** Sorted set: registered worker id -> heartbeat expiry (ms, Redis clock); dead ones by one range query. */
+    workerBeats: `${prefix}:workers:beats`,
+    /** Sorted set: live, not draining worker ids of one platform and class -> heartbeat expiry. */
+    platformWorkers: (platform: string, cls: PlacementClass) => `${prefix}:platform:${platform}:${cls}`,
+    /** Set: consumers of one stage queue waiting for work (a placement wakes as many as it added jobs). */
+    idleConsumers: (queue: string) => `${prefix}:idle:${queue}`,
+    /** Pub/sub: one worker's wake-ups (a queue name, or drain/undrain). */
+    wakeChannel: (workerId: string) => `${prefix}:wake:${workerId}`,
+    /** Set: tenants with ready stages that may claim now. */
+    tenants: `${prefix}:tenants`,
+    /** Set: tenants with ready stages held at their limit (back in `tenants` when a slot frees). */
+    tenantsHeld: `${prefix}:tenants:held`,
     cancelChannel: `${prefix}:cancel`,
-    workChannel: `${prefix}:work`,
     config: `${prefix}:config`,
     /** Set of the stage queues jobs were placed on (the dashboard lists queues from it). */
     queues: `${prefix}:queues`,

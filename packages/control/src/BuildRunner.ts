@@ -15,6 +15,7 @@ import { allowedEntitlements, missingEntitlement, type Entitlement } from './ent
 import { parseAddHosts } from './addHosts.js';
 import { outputAnnotations } from './outputAnnotations.js';
 import { exporterFor, parseOutputs, runExport, unreportedStep, type ExportStep, type ParsedOutput } from './exporters/index.js';
+import { frontendAttrsOf, makeAttestations, parseAttests, wantsAttestations, type AttestationOptions, type BuildAttestations, type ImageSourceRecord } from './exporters/index.js';
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
 import type { CacheWriteResult } from '@buildyard/cache';
 
@@ -42,6 +43,8 @@ export interface FinishedImages {
   digest: string;
   /** --cache-to type=local exports, streamed to the client (index: position in cache_to). */
   localCaches?: Array<{ index: number; layout: NonNullable<CacheWriteResult['layout']> }>;
+  /** Provenance/SBOM (--attest): attestation manifests are in `index`; local/tar outputs write the predicates. */
+  attestations?: BuildAttestations;
 }
 
 const tracer = trace.getTracer('buildyard-frontend');
@@ -66,6 +69,15 @@ function baseImagesOf(plan: BuildPlan): string[] {
     if (stage?.base.kind === 'image') refs.add(stage.base.ref);
   }
   return [...refs];
+}
+
+/** The planner's resolver, noting each resolution as provenance needs it (the reference as written, what it pinned). */
+function recordingResolver(resolve: ReturnType<typeof registryImageResolver>, into: ImageSourceRecord[]): ReturnType<typeof registryImageResolver> {
+  return async (ref, platform) => {
+    const image = await resolve(ref, platform);
+    into.push({ ref, platform, topDigest: image.topDigest, manifestDigest: image.digest, layerCount: image.config.rootfs?.diff_ids?.length ?? 0 });
+    return image;
+  };
 }
 
 export function registryCredentials(req: SolveRequest): Record<string, Credentials> {
@@ -105,10 +117,13 @@ export class BuildRunner {
       const granted = this.deps.entitlements?.(tenant) ?? new Set<Entitlement>();
       let allowed: ReadonlySet<Entitlement>;
       try { allowed = allowedEntitlements(req.entitlements, granted); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'entitlement.denied' }); }
+      let attestOptions: AttestationOptions;
+      try { attestOptions = parseAttests(req.attests); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'request.invalid' }); }
       let extraHosts: ReturnType<typeof parseAddHosts>;
       try { extraHosts = parseAddHosts(req.addHosts); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'request.invalid' }); }
+      const imageSources: ImageSourceRecord[] = [];
       const plan = await tracer.startActiveSpan('plan', async (planSpan) => {
-        try { return await this.plan(req, tenant, registry, signal, extraHosts); } finally { planSpan.end(); }
+        try { return await this.plan(req, tenant, registry, signal, extraHosts, imageSources); } finally { planSpan.end(); }
       });
       const missing = missingEntitlement(plan, req.network, allowed, granted);
       if (missing) throw new BuildFailure(missing.message, { file: req.dockerfileName || 'Dockerfile', line: missing.line, code: 'entitlement.denied' });
@@ -161,7 +176,18 @@ export class BuildRunner {
           return assembleImage(results.get(`${p.platform}|${p.target}`)!, { created, annotations: Object.keys(annotations).length ? annotations : undefined });
         });
       });
-      const index = images.length > 1 ? assembleIndex(images, Object.keys(annotate.index).length ? annotate.index : undefined) : undefined;
+      // With attestations even one platform's image is an index (as BuildKit): the attestation manifests follow the images.
+      const attestations = wantsAttestations(attestOptions, outputs) ? await step('exporting attestation manifests', () => makeAttestations({
+        options: attestOptions, plan, blobs: this.deps.blobs,
+        result: (platform, stageId) => results.get(`${platform}|${stageId}`),
+        names: [...new Set(outputs.filter((o) => o.type !== 'local' && o.type !== 'tar').flatMap((o) => o.names))],
+        build: {
+          buildId, startedOn: new Date(started), finishedOn: new Date(), frontendAttrs: frontendAttrsOf(req), builderPlatform: this.deps.buildPlatform,
+          dockerfileName: req.dockerfileName || 'Dockerfile', dockerfile: req.dockerfile, images: imageSources,
+        },
+      }, images)) : undefined;
+      const indexed = attestations ? [...images, ...attestations.images] : images;
+      const index = indexed.length > 1 ? assembleIndex(indexed, Object.keys(annotate.index).length ? annotate.index : undefined) : undefined;
       const store = (kind: string, doc: { bytes: Buffer; descriptor: { digest: string } }) => step(`exporting ${kind} ${doc.descriptor.digest}`, () => this.deps.blobs.put(doc.bytes, doc.descriptor.digest));
       for (const image of images) {
         await store('manifest', image.manifest);
@@ -171,7 +197,7 @@ export class BuildRunner {
       const digest = index ? index.descriptor.digest : images[0].manifest.descriptor.digest;
       const pushed: string[] = [];
       for (const output of outputs) {
-        if (exporterFor(output).delivery === 'build') pushed.push(...await runExport(output, { images, index, blobs: this.deps.blobs, registry, baseImages: baseImagesOf(plan), step }));
+        if (exporterFor(output).delivery === 'build') pushed.push(...await runExport(output, { images, index, blobs: this.deps.blobs, registry, baseImages: baseImagesOf(plan), step, attestations }));
         // metrics: layer bytes of every image, once per pushed name (blobs the registry already had included)
         if (output.push) metrics.bytesPushed.inc(output.names.length * images.reduce((n, i) => n + i.layers.reduce((m, l) => m + l.size, 0), 0));
       }
@@ -191,7 +217,7 @@ export class BuildRunner {
           'buildyard.stages': String(stageCount),
         },
       });
-      return { images, index, digest, localCaches };
+      return { images, index, digest, localCaches, attestations };
     } catch (err) {
       // Aborted work fails in whatever step it was (planning reports a Dockerfile error): say why it stopped.
       const failure = signal.aborted ? new BuildFailure(abortReason(signal), { code: 'build.cancelled' }) : err instanceof DockerfileError
@@ -211,7 +237,7 @@ export class BuildRunner {
     }
   }
 
-  private async plan(req: SolveRequest, tenant: string, registry: RegistryClient, signal: AbortSignal, extraHosts: { host: string; ip: string }[]): Promise<BuildPlan> {
+  private async plan(req: SolveRequest, tenant: string, registry: RegistryClient, signal: AbortSignal, extraHosts: { host: string; ip: string }[], imageSources: ImageSourceRecord[]): Promise<BuildPlan> {
     const text = Buffer.from(req.dockerfile).toString('utf8');
     if (!text.trim()) throw new BuildFailure('the Dockerfile is empty: pass one with -f', { code: 'dockerfile.empty' });
     const parsed = parse(text, { file: req.dockerfileName || 'Dockerfile' });
@@ -229,7 +255,7 @@ export class BuildRunner {
       context: { entries },
       noCache: req.noCache,
       dockerfileName: req.dockerfileName || 'Dockerfile',
-      resolveImage: registryImageResolver(registry, signal),
+      resolveImage: recordingResolver(registryImageResolver(registry, signal), imageSources),
       extraHosts,
     });
   }

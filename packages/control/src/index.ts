@@ -7,3 +7,4 @@ export { authenticate, serviceError } from './authenticate.js';
 export { BuildRecords, BuildSecrets, type BuildRecord, type BuildRecordStatus, type BuildSecretsPayload, type StagePayload } from '@buildyard/contracts';
 export { BuildRunner } from './BuildRunner.js';
 export { parseOutputs, pushImage, exporterFor, runExport, type ParsedOutput, type OutputType, type Exporter, type ExportFile, type ExportSource, type ExportStep } from './exporters/index.js';
+export { parseAttests, attestSpec, type AttestationOptions, type BuildAttestations } from './exporters/index.js';

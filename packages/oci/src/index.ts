@@ -11,7 +11,7 @@ export {
 } from './reference.js';
 export { MediaTypes, type MediaType, isIndexMediaType, isManifestMediaType, isLayerMediaType, MANIFEST_ACCEPT } from './mediaTypes.js';
 export {
-  Annotations, isImageIndex,
+  Annotations, isImageIndex, AttestationReferenceType, AttestationPlatform, isAttestationDescriptor,
   type Platform, type Descriptor, type ImageIndex, type ImageManifest, type ImageConfig, type ContainerConfig,
   type HistoryEntry, type AnyManifest,
 } from './types.js';
@@ -34,3 +34,4 @@ export {
   type BlobReader, type OciLayoutOptions, type DockerArchiveImage,
 } from './archiveWriters.js';
 export { withRetries, describeError, RetriesExhaustedError, type RetryOptions, type Attempt } from './retry.js';
+export { readLayerFiles, type LayerReader } from './layerFiles.js';

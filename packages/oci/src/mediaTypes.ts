@@ -15,6 +15,8 @@ export const MediaTypes = {
   DockerForeignLayerGzip: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
   /** BuildKit's cache config media type (cache manifests are OCI indexes holding one). */
   BuildkitCacheConfig: 'application/vnd.buildkit.cacheconfig.v0',
+  /** An in-toto statement (provenance, SBOM): the layer of an attestation manifest. */
+  InToto: 'application/vnd.in-toto+json',
 } as const;
 
 export type MediaType = (typeof MediaTypes)[keyof typeof MediaTypes];

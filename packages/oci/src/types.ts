@@ -72,4 +72,17 @@ export const Annotations = {
   ContainerdImageName: 'io.containerd.image.name',
   DockerReferenceType: 'vnd.docker.reference.type',
   DockerReferenceDigest: 'vnd.docker.reference.digest',
+  /** On an in-toto layer: the statement's predicateType. */
+  InTotoPredicateType: 'in-toto.io/predicate-type',
 } as const;
+
+/** BuildKit's attestation storage: `vnd.docker.reference.type` of an attestation manifest. */
+export const AttestationReferenceType = 'attestation-manifest';
+
+/** The platform of attestation manifests in an index, so platform selection never picks them. */
+export const AttestationPlatform: Platform = { architecture: 'unknown', os: 'unknown' };
+
+/** An index entry that is BuildKit's attestation manifest for another entry (not an image). */
+export function isAttestationDescriptor(d: Descriptor): boolean {
+  return d.annotations?.[Annotations.DockerReferenceType] === AttestationReferenceType;
+}

@@ -71,9 +71,10 @@ const asConfigFile = (config: ImageConfig): ImageConfigFile => config as ImageCo
 
 /** The planner's base-image resolver: a reference and platform to the pinned image and its config. */
 export function registryImageResolver(client: RegistryClient, signal?: AbortSignal) {
-  return async (ref: string, platform: string): Promise<{ ref: string; digest: string; config: ImageConfigFile }> => {
+  // topDigest: what the reference itself points at (the index when there is one), which provenance records as BuildKit does.
+  return async (ref: string, platform: string): Promise<{ ref: string; digest: string; config: ImageConfigFile; topDigest: string }> => {
     if (!isKnownPlatform(platform)) throw await unknownPlatformError(client, ref, platform, { signal });
     const image = await client.resolve(ref, platform, { signal });
-    return { ref: `${image.reference.registry}/${image.reference.repository}@${image.manifestDigest}`, digest: image.manifestDigest, config: asConfigFile(image.config) };
+    return { ref: `${image.reference.registry}/${image.reference.repository}@${image.manifestDigest}`, digest: image.manifestDigest, config: asConfigFile(image.config), topDigest: image.indexDigest ?? image.manifestDigest };
   };
 }

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { FsContentStore, RegistryClient } from '@buildyard/oci';
 import type { AssembledImage, JsonBlob } from '@buildyard/solver';
+import type { BuildAttestations } from './buildAttestations.js';
 
 export type OutputType = 'image' | 'registry' | 'oci' | 'docker' | 'local' | 'tar';
 
@@ -32,6 +33,8 @@ export interface ExportSource {
   baseImages?: string[];
   /** Reports a named phase of the export (BuildKit's "pushing layers", ...) while it runs. */
   step?: ExportStep;
+  /** Provenance/SBOM of the images: their attestation manifests are in `index` and `blobs`. */
+  attestations?: BuildAttestations;
 }
 
 /** Runs one named phase of an export; a front door that shows phases (the BuildKit endpoint) times it. */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -5,6 +6,26 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { applyLayer, writeLayerTar, collectLayerEntries, type LayerEntry } from '@buildyard/snapshot';
 import type { Exporter } from './Exporter.js';
+import { attestationFiles, type PlatformAttestation, type Subject } from './attestations.js';
+
+/** sha256 of a regular file's content, from the bytes or the file the entry points at. */
+async function contentDigest(e: LayerEntry): Promise<string> {
+  const hash = createHash('sha256');
+  if (e.sourcePath) for await (const chunk of createReadStream(e.sourcePath)) hash.update(chunk as Buffer);
+  else hash.update(e.data ?? new Uint8Array());
+  return hash.digest('hex');
+}
+
+/** BuildKit's local/tar attestation files: subjects are the root's regular files, by name. */
+async function attestationEntries(entries: LayerEntry[], atts: readonly PlatformAttestation[] | undefined): Promise<LayerEntry[]> {
+  if (!atts?.some((a) => !a.inlineOnly)) return [];
+  const subjects: Subject[] = [];
+  for (const e of [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
+    const content = e.type === 'hardlink' ? entries.find((x) => x.path === e.linkname) : e;
+    if (content && (e.type === 'file' || e.type === 'hardlink')) subjects.push({ name: e.path, digest: { sha256: await contentDigest(content) } });
+  }
+  return attestationFiles(atts, subjects).map((f) => ({ path: f.path, type: 'file', mode: 0o600, uid: 0, gid: 0, mtime: 0, data: f.data, size: f.data.length }));
+}
 
 /**
  * `type=local` (the files, one by one) and `type=tar` (one tar): the target stage's filesystem,
@@ -12,18 +33,20 @@ import type { Exporter } from './Exporter.js';
  */
 export const filesystemExporter: Exporter = {
   delivery: 'client',
-  async *export(output, { images, blobs }) {
-    const roots: Array<{ root: string; prefix: string }> = [];
+  async *export(output, { images, blobs, attestations }) {
+    const roots: Array<{ root: string; prefix: string; platform: string }> = [];
     try {
       for (const image of images) {
         const root = await mkdtemp(join(tmpdir(), 'buildyard-export-'));
-        roots.push({ root, prefix: images.length > 1 ? image.platform.replace(/\//g, '_') + '/' : '' });
+        roots.push({ root, prefix: images.length > 1 ? image.platform.replace(/\//g, '_') + '/' : '', platform: image.platform });
         for (const layer of image.layers) await applyLayer(root, blobs.openRead(layer.digest), { mediaType: layer.mediaType, whiteouts: 'apply' });
       }
       const prefixed: LayerEntry[] = [];
-      for (const { root, prefix } of roots) {
+      for (const { root, prefix, platform } of roots) {
         if (prefix) prefixed.push({ path: prefix.slice(0, -1), type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0 } as LayerEntry);
-        for (const e of await collectLayerEntries(root, { overlay: false })) {
+        const entries = await collectLayerEntries(root, { overlay: false });
+        entries.push(...await attestationEntries(entries, attestations?.byPlatform.get(platform)));
+        for (const e of entries) {
           prefixed.push({ ...e, path: prefix + e.path, ...(e.type === 'hardlink' && e.linkname ? { linkname: prefix + e.linkname } : {}) });
         }
       }

@@ -8,14 +8,16 @@ import { unreportedStep, type Exporter, type ExportStep } from './Exporter.js';
  * came from a base image in the same registry are mounted from its repository instead of
  * uploaded (the registry answers with an upload when it cannot mount).
  */
-export async function pushImage(registry: RegistryClient, images: AssembledImage[], index: JsonBlob<unknown> | undefined, names: string[], baseImages: string[] = [], step: ExportStep = unreportedStep): Promise<string[]> {
+export async function pushImage(registry: RegistryClient, built: AssembledImage[], index: JsonBlob<unknown> | undefined, names: string[], baseImages: string[] = [], step: ExportStep = unreportedStep, attestations: AssembledImage[] = []): Promise<string[]> {
   const pushed: string[] = [];
+  // Attestation manifests are pushed like images (their statements are their layers); the index lists them.
+  const images = [...built, ...attestations];
   for (const name of names) {
     const ref = parseReference(name);
     const repo = { registry: ref.registry, repository: ref.repository };
     const mountFrom = baseImages.map((b) => parseReference(b)).find((b) => b.registry === ref.registry && b.repository !== ref.repository)?.repository;
     const tag = ref.tag ?? 'latest';
-    const top = index ?? images[0].manifest;
+    const top = index ?? built[0].manifest;
     // Phases as BuildKit's push reports them: blobs, then the manifests (the children first).
     await step('pushing layers', async () => {
       for (const image of images) {
@@ -38,6 +40,6 @@ export const imageExporter: Exporter = {
   async *export(output, source) {
     if (!output.push) return [];
     if (!source.registry) throw new Error(`internal error: output ${output.index + 1} pushes but the export has no registry client`);
-    return pushImage(source.registry, source.images, source.index, output.names, source.baseImages, source.step);
+    return pushImage(source.registry, source.images, source.index, output.names, source.baseImages, source.step, source.attestations?.images);
   },
 };

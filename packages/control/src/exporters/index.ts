@@ -9,6 +9,9 @@ import { imageExporter } from './imageExporter.js';
 export type { ExportFile, ExportSource, ExportStep, Exporter, OutputType, ParsedOutput } from './Exporter.js';
 export { unreportedStep } from './Exporter.js';
 export { pushImage } from './imageExporter.js';
+export { parseAttests, attestSpec, type AttestationOptions, type PlatformAttestation } from './attestations.js';
+export { makeAttestations, wantsAttestations, type BuildAttestations } from './buildAttestations.js';
+export { frontendAttrsOf, type ImageSourceRecord } from './provenance.js';
 
 const EXPORTERS: Record<OutputType, Exporter> = {
   image: imageExporter, registry: imageExporter, oci: archiveExporter, docker: archiveExporter, local: filesystemExporter, tar: filesystemExporter,
