@@ -2,7 +2,7 @@
 // env overrides, types, validation), top-level attributes, user functions, `target.NAME.ATTR`
 // references, and `matrix` targets, all resolved lazily in any order with cycle detection.
 import { HclError, asKeyword, type Block, type Body, type Expr, type Pos } from './hcl/ast.js';
-import { ChildScope, Evaluator, Lazy, isObject, obj, toBool, toStr, typeName, type Fn, type Scope, type Value } from './hcl/eval.js';
+import { ChildScope, Evaluator, Lazy, csvRows, fromJson, goParseBool, isObject, obj, toBool, toStr, typeName, type Fn, type Scope, type Value } from './hcl/eval.js';
 import { stdlib } from './hcl/stdlib.js';
 import { convert, parseType, typeString, type Type } from './hcl/types.js';
 import { TARGET_FIELDS, mergeTarget, type Config, type Group, type Target } from './target.js';
@@ -336,18 +336,13 @@ function stringList(v: Value, pos: Pos, what: string): string[] | undefined {
   return v.map((x, i) => toStr(x, pos, `${what}[${i}]`));
 }
 
-function fromJson(u: unknown): Value {
-  if (Array.isArray(u)) return u.map(fromJson);
-  if (u !== null && typeof u === 'object') return obj(Object.entries(u).map(([k, x]) => [k, fromJson(x)]));
-  return u as Value;
-}
 
 /** Go's strconv.ParseBool / ParseFloat for an environment override. */
 function primitive(name: string, text: string, kind: 'string' | 'number' | 'bool', pos: Pos): Value {
   if (kind === 'string') return text;
   if (kind === 'bool') {
-    if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(text)) return true;
-    if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(text)) return false;
+    const b = goParseBool(text);
+    if (b !== undefined) return b;
     throw new HclError(pos, `failed to parse ${name} as bool: "${text.slice(0, 60)}"; use true or false`);
   }
   const n = Number(text);
@@ -357,14 +352,7 @@ function primitive(name: string, text: string, kind: 'string' | 'number' | 'bool
 
 /** A list/set/tuple from CSV fields, a map from key=value fields (buildx's valueFromCSV). */
 function csvValue(text: string, type: Type): Value {
-  const fields: string[] = [];
-  let cur = '', q = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (q) { if (c === '"' && text[i + 1] === '"') { cur += '"'; i++; } else if (c === '"') q = false; else cur += c; } else if (c === '"' && cur === '') q = true;
-    else if (c === ',') { fields.push(cur); cur = ''; } else cur += c;
-  }
-  fields.push(cur);
+  const fields = csvRows(text)[0] ?? [''];
   if (type.k === 'map') return obj(fields.filter((x) => x !== '').map((x) => { const i = x.indexOf('='); return i < 0 ? [x, ''] : [x.slice(0, i), x.slice(i + 1)]; }));
   return fields;
 }

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { HclError, type Body } from './hcl/ast.js';
+import { goParseBool } from './hcl/eval.js';
 import { parseHclJson } from './hcl/json.js';
 import { parseHcl } from './hcl/parse.js';
 import { evaluateHcl, type Renamed } from './hclConfig.js';
@@ -130,8 +131,8 @@ function parseOverrides(specs: readonly string[], config: Config, env: Record<st
 }
 
 function parseBool(key: string, v: string): boolean {
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
+  const b = goParseBool(v);
+  if (b !== undefined) return b;
   throw new BakeError(`--set: invalid value ${v} for boolean key ${key}; use true or false`);
 }
 

@@ -85,6 +85,37 @@ export function sortedKeys(o: ObjectValue): string[] {
   return Object.keys(o).sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
 }
 
+/** Go's strconv.ParseBool, which buildx uses for environment and --set values. */
+export function goParseBool(text: string): boolean | undefined {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(text)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(text)) return false;
+  return undefined;
+}
+
+/** A parsed JSON value as an HCL value (objects without a prototype). */
+export function fromJson(u: unknown): Value {
+  if (Array.isArray(u)) return u.map(fromJson);
+  if (u !== null && typeof u === 'object') return obj(Object.entries(u).map(([k, x]) => [k, fromJson(x)]));
+  return u as Value;
+}
+
+/** RFC 4180 CSV rows (quoted fields, "" for a quote, CRLF or LF lines). */
+export function csvRows(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [], field = '', q = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (q) {
+      if (c === '"' && text[i + 1] === '"') { field += '"'; i++; } else if (c === '"') q = false; else field += c;
+    } else if (c === '"' && field === '') q = true;
+    else if (c === ',') { row.push(field); field = ''; }
+    else if (c === '\n' || c === '\r') { if (c === '\r' && text[i + 1] === '\n') i++; row.push(field); rows.push(row); row = []; field = ''; }
+    else field += c;
+  }
+  if (field !== '' || row.length) { row.push(field); rows.push(row); }
+  return rows;
+}
+
 export class ChildScope implements Scope {
   constructor(private readonly parent: Scope, private readonly vars: Map<string, Value>) {}
   lookup(name: string, pos: Pos): Value | undefined {

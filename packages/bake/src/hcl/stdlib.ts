@@ -7,7 +7,7 @@ import { posix } from 'node:path';
 import bcrypt from 'bcryptjs';
 import semver from 'semver';
 import { HclError, type Expr, type Pos } from './ast.js';
-import { Evaluator, equal, formatNumber, isObject, obj, sortedKeys, toBool, toList, toNum, toStr, typeName, type Fn, type Scope, type Value } from './eval.js';
+import { Evaluator, csvRows, equal, formatNumber, fromJson, isObject, obj, sortedKeys, toBool, toList, toNum, toStr, typeName, type Fn, type Scope, type Value } from './eval.js';
 import { convert, distinctSorted, parseType } from './types.js';
 
 type Impl = (args: Value[], pos: Pos) => Value;
@@ -223,18 +223,7 @@ function uuidv5(namespace: string, name: string, pos: Pos): string {
 }
 
 function csvdecode(text: string, pos: Pos): Value {
-  const rows: string[][] = [];
-  let row: string[] = [], field = '', q = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (q) {
-      if (c === '"' && text[i + 1] === '"') { field += '"'; i++; } else if (c === '"') q = false; else field += c;
-    } else if (c === '"' && field === '') q = true;
-    else if (c === ',') { row.push(field); field = ''; }
-    else if (c === '\n' || c === '\r') { if (c === '\r' && text[i + 1] === '\n') i++; row.push(field); rows.push(row); row = []; field = ''; }
-    else field += c;
-  }
-  if (field !== '' || row.length) { row.push(field); rows.push(row); }
+  const rows = csvRows(text);
   if (rows.length === 0) throw new HclError(pos, 'csvdecode: missing header line');
   const [head, ...body] = rows;
   return body.map((r, k) => {
@@ -265,11 +254,6 @@ function jsonValue(v: Value, pos: Pos): unknown {
   if (isObject(v)) return Object.fromEntries(sortedKeys(v).map((k) => [k, jsonValue(v[k], pos)]));
   if (typeof v === 'object' && v !== null) throw new HclError(pos, `cannot encode a ${typeName(v)} as JSON`);
   return v;
-}
-function fromJson(u: unknown): Value {
-  if (Array.isArray(u)) return u.map(fromJson);
-  if (u !== null && typeof u === 'object') return obj(Object.entries(u).map(([k, x]) => [k, fromJson(x)]));
-  return u as Value;
 }
 
 export function stdlib(): Map<string, Fn> {
