@@ -55,6 +55,24 @@ interface Running {
   done: Promise<void>;
 }
 
+/**
+ * BullMQ's Worker opens a second, blocking connection (`duplicate()`) for a fetch loop this
+ * consumer never runs (jobs are fetched with `block: false`): one idle connection per queue per
+ * worker. The client handed to it duplicates into a view of the same connection instead, whose
+ * quit/disconnect (BullMQ closing "its" connection) leave the shared one open.
+ */
+function withoutBlockingConnection(redis: Redis): Redis {
+  const forward = (target: Redis, prop: string | symbol) => {
+    const v = Reflect.get(target, prop, target) as unknown;
+    return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+  };
+  const borrowed = new Proxy(redis, {
+    get: (t, prop) => (prop === 'quit' || prop === 'disconnect' ? async () => 'OK' : forward(t, prop)),
+    set: () => true, // BullMQ marks a closed connection 'end'; the shared one is not closed
+  });
+  return new Proxy(redis, { get: (t, prop) => (prop === 'duplicate' ? () => borrowed : forward(t, prop)) });
+}
+
 function message(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err);
   return text.split('\n')[0] || 'stage failed without a message';
@@ -116,7 +134,7 @@ export class StageConsumer {
     await this.registry.register(this.info());
 
     const workerOpts = {
-      connection: redis,
+      connection: withoutBlockingConnection(redis),
       prefix: this.keys.bullPrefix,
       autorun: false,
       lockDuration: o.lockDurationMs ?? 30_000,
