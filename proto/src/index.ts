@@ -7,6 +7,10 @@ export {
   SyncComplete, SyncRequest, SyncResponse,
   type ContextSyncServer,
 } from './gen/buildyard/v1/context_sync.js';
+export {
+  SshClientMessage, SshForwardClient, SshForwardService, SshFrame, SshHello, SshServerMessage,
+  type SshForwardServer,
+} from './gen/buildyard/v1/ssh_forward.js';
 // BuildKit's own wire contract (moby/*, fsutil/*), for the BuildKit-compatible endpoint; in
 // namespaces because its message names (SolveRequest, StatusResponse, ...) match ours.
 export * as buildkit from './gen/moby/buildkit/v1/control.js';
@@ -17,3 +21,4 @@ export * as fsutil from './gen/fsutil/types/wire.js';
 export * as gateway from './gen/moby/buildkit/v1/frontend/gateway.js';
 export * as secrets from './gen/moby/buildkit/secrets/v1/secrets.js';
 export * as sessionAuth from './gen/moby/filesync/v1/auth.js';
+export * as sshforward from './gen/moby/sshforward/v1/ssh.js';

@@ -84,8 +84,10 @@ test('--shm-size and --ulimit are refused in one line with exit 2: the executor 
 });
 
 test('errors met first: no misleading did-you-mean, one hint for a missing token, du --verbose details', () => {
-  const ssh = cli(['build', '--ssh', 'default', context]);
+  // No agent here: --ssh default is refused before the upload (its forwarding is sshForward.test.ts's).
+  const ssh = cli(['build', '--ssh', 'default', context], { SSH_AUTH_SOCK: '' });
   assert.equal(ssh.status, 2);
+  assert.match(ssh.stderr, /--ssh default: SSH_AUTH_SOCK is not set/);
   assert.doesNotMatch(ssh.stderr, /Did you mean/, '--ssh is not a typo of --push');
   const typo = cli(['build', '--platfrom', 'linux/amd64', context]);
   assert.equal(typo.status, 2);

@@ -18,6 +18,7 @@ import { createLogger, type Logger } from '@buildyard/telemetry';
 import { readLocalFiles, receiveLocalToStore, sendDirToClient, sendFileToClient, type OutgoingEntry, type PreviousSync } from './fileSync.js';
 import { SessionManager, type ClientSession } from './SessionManager.js';
 import { fetchSecrets, secretIds } from './sessionSecrets.js';
+import { sessionSshAgents, sshIds } from './sessionSsh.js';
 import { fetchRegistryAuth, registryHosts } from './sessionAuth.js';
 import { checkSyntaxDirective, dockerfileAttrs, outputsOf, toBuildyardRequest, unknownAttrs, UnsupportedRequest } from './solveRequest.js';
 import { workerRecord } from './workers.js';
@@ -451,8 +452,9 @@ export class BuildkitServer {
     while (this.previousSyncs.size > MAX_REMEMBERED_SYNCS) this.previousSyncs.delete(this.previousSyncs.keys().next().value!);
 
     let secretIdsUsed: string[] = [];
+    let sshIdsUsed: string[] = [];
     // A Dockerfile that does not parse fails in the planner with its own message and location.
-    try { secretIdsUsed = secretIds(dockerfile.toString('utf8'), attrs.filename); } catch { /* reported by the build */ }
+    try { secretIdsUsed = secretIds(dockerfile.toString('utf8'), attrs.filename); sshIdsUsed = sshIds(dockerfile.toString('utf8'), attrs.filename); } catch { /* reported by the build */ }
     const base = toBuildyardRequest(req, attrs, stored.contextId, dockerfile, dockerignore);
     const registries = registryHosts(dockerfile.toString('utf8'), attrs.filename, attrs.buildArgs, base.outputs, [...base.cacheFrom, ...base.cacheTo]);
     const request = { ...base, secrets: await fetchSecrets(session, secretIdsUsed, signal), registryAuth: await fetchRegistryAuth(session, registries, signal) };
@@ -467,7 +469,8 @@ export class BuildkitServer {
       if (tail.length > 0) await Promise.race([cursor.reach(tail[0][0]), new Promise<void>((resolve) => { timer = setTimeout(resolve, EXPORT_ORDER_WAIT_MS); })]);
       clearTimeout(timer);
     }) : undefined;
-    const started = await this.opts.frontend.startBuild(tenant, request, { exportStep: exportVertex?.step });
+    const ssh = await sessionSshAgents(session, sshIdsUsed, signal);
+    const started = await this.opts.frontend.startBuild(tenant, request, { exportStep: exportVertex?.step, ssh });
     buildId = started.buildId;
     const stopOnAbort = () => started.abort.abort(signal.reason instanceof Error ? signal.reason : new Error('the client went away'));
     signal.addEventListener('abort', stopOnAbort, { once: true });

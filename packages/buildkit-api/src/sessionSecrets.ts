@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
-import { parse } from '@buildyard/dockerfile';
 import { secrets } from '@buildyard/proto';
 import { GrpcCallError } from './grpcOverHttp2.js';
+import { runMountFields } from './runMountFields.js';
 import type { ClientSession } from './SessionManager.js';
 
 const GET_SECRET = '/moby.buildkit.secrets.v1.Secrets/GetSecret';
@@ -15,16 +15,10 @@ const NOT_FOUND = 5;
  */
 export function secretIds(dockerfile: string, filename: string): string[] {
   const ids = new Set<string>();
-  for (const ins of parse(dockerfile, { file: filename }).instructions) {
-    if (ins.keyword !== 'RUN') continue;
-    for (const flag of ins.flags) {
-      if (flag.name !== 'mount' || !flag.value) continue;
-      const fields = new Map(flag.value.split(',').map((f) => { const i = f.indexOf('='); return i < 0 ? [f.trim().toLowerCase(), ''] : [f.slice(0, i).trim().toLowerCase(), f.slice(i + 1).trim()]; }));
-      if (fields.get('type') !== 'secret') continue;
-      const target = fields.get('target') ?? fields.get('dst') ?? fields.get('destination');
-      const id = fields.get('id') || (target ? posix.basename(target) : '');
-      if (id) ids.add(id);
-    }
+  for (const fields of runMountFields(dockerfile, filename, 'secret')) {
+    const target = fields.get('target') ?? fields.get('dst') ?? fields.get('destination');
+    const id = fields.get('id') || (target ? posix.basename(target) : '');
+    if (id) ids.add(id);
   }
   return [...ids];
 }

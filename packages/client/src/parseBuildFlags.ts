@@ -6,9 +6,10 @@ import type { KeyValueSpec } from '@buildyard/proto';
 import { usageError } from './ClientError.js';
 import { parseCsv, parseCsvAttrs } from './parseCsv.js';
 import { parseAttestFlags } from './parseAttests.js';
+import { checkSshSpecs, parseSshSpec, type SshSpec } from './sshAgents.js';
 
-export type ProgressMode = 'auto' | 'tty' | 'plain' | 'rawjson' | 'quiet';
-export const PROGRESS_MODES: readonly ProgressMode[] = ['auto', 'tty', 'plain', 'rawjson', 'quiet'];
+import { PROGRESS_MODES, type ProgressMode } from './progressModes.js';
+export { PROGRESS_MODES, type ProgressMode } from './progressModes.js';
 
 /** The raw values commander collected (repeatable flags as arrays). */
 export interface BuildFlags {
@@ -26,6 +27,8 @@ export interface BuildFlags {
   cacheFrom?: string[];
   cacheTo?: string[];
   secret?: string[];
+  /** --ssh default|ID[=SOCKET|KEY[,KEY]] (repeatable). */
+  ssh?: string[];
   network?: string;
   /** --allow: entitlements (network.host, security.insecure), comma separated, repeatable. */
   allow?: string[];
@@ -67,6 +70,8 @@ export interface BuildOptions {
   cacheFrom: KeyValueSpec[];
   cacheTo: KeyValueSpec[];
   secrets: SecretSource[];
+  /** SSH agents forwarded to RUN --mount=type=ssh (loaded and checked before the upload). */
+  ssh: SshSpec[];
   network: string;
   /** Entitlements the build may use; the server checks the names and the tenant's grants. */
   allow: string[];
@@ -306,6 +311,7 @@ export function parseBuildFlags(flags: BuildFlags, penv: ParseEnv): BuildOptions
     cacheFrom: (flags.cacheFrom ?? []).map((c) => parseCacheSpec(c, '--cache-from', penv.cwd)),
     cacheTo: (flags.cacheTo ?? []).map((c) => parseCacheSpec(c, '--cache-to', penv.cwd)),
     secrets: (flags.secret ?? []).map((s) => parseSecret(s, penv.env, penv.cwd)),
+    ssh: checkSshSpecs((flags.ssh ?? []).filter(Boolean).map((s) => parseSshSpec(s, penv.env, penv.cwd))),
     network,
     allow: splitList(flags.allow),
     addHosts: splitList(flags.addHost),

@@ -18,6 +18,8 @@ import { createRenderer, formatSummary, resolveProgressMode, type ProgressRender
 import { readSecrets } from './readSecrets.js';
 import { resolveBuildInput } from './resolveBuildInput.js';
 import { selectRegistryAuth } from './selectRegistryAuth.js';
+import { loadSshAgents } from './sshAgents.js';
+import { openSshSession, type SshSessionHandle } from './sshSession.js';
 import type { ResolvedBuilder } from './BuilderStore.js';
 
 export interface RunBuildOptions {
@@ -105,8 +107,11 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
   let renderer: ProgressRenderer | undefined;
   let writer: ExportedFileWriter | undefined;
   let caches: LocalCaches | undefined;
+  let ssh: SshSessionHandle | undefined;
   try {
     const secrets = await readSecrets(opts.secrets, env);
+    // --ssh: sockets and key files are checked before anything is uploaded.
+    const sshAgents = opts.ssh.length > 0 ? await loadSshAgents(opts.ssh) : undefined;
     const dockerfileText = input.dockerfile.toString('utf8');
     const credentials = await loadDockerConfig(dockerConfigPath(env));
     const registryAuth = selectRegistryAuth({ tags: opts.tags, outputs: opts.outputs, cacheFrom: opts.cacheFrom, cacheTo: opts.cacheTo, dockerfile: dockerfileText }, credentials);
@@ -168,9 +173,12 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
       registryAuth,
       dockerignore: input.dockerignore,
       contextName: historyContextName(o.context, cwd),
+      contextUrl: input.contextUrl ?? '',
     });
     writer = new ExportedFileWriter(opts.outputs, stdout);
-    const call = conn.control.solve(request, conn.metadata);
+    const c1 = conn;
+    ssh = sshAgents ? await openSshSession(conn, sshAgents).catch((err: unknown) => { throw c1.describeError(err, 'opening the SSH agent session'); }) : undefined;
+    const call = conn.control.solve(request, ssh?.metadata ?? conn.metadata);
     const onAbort = () => call.cancel();
     o.signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -214,6 +222,7 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
     if (isServiceError(err) && conn) throw conn.describeError(err, 'upload context');
     throw err;
   } finally {
+    ssh?.close();
     conn?.close();
     await input.cleanup();
   }

@@ -3,6 +3,7 @@ import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStre
 import type { Redis } from 'ioredis';
 import { BlobLeases, RedisCacheIndex, collectBlobGarbage, openSharedBlobStore, pruneCache } from '@buildyard/cache';
 import { ContextStore, handleSync } from '@buildyard/context';
+import { RemoteContexts } from './remoteContexts.js';
 import { normalizePlatform } from '@buildyard/graph';
 import { FsContentStore } from '@buildyard/oci';
 import { ProgressWriter, readProgress, toSolveEvent } from '@buildyard/progress';
@@ -16,7 +17,9 @@ import { Readable } from 'node:stream';
 import type { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
 import { createLogger, metrics, type Logger } from '@buildyard/telemetry'; // metrics
 import { authenticate, serviceError } from './authenticate.js';
-import { BuildRecords, BuildSecrets, DEFAULT_KEYS, type BuildRecord, type RedisKeys } from '@buildyard/contracts';
+import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, type BuildRecord, type RedisKeys } from '@buildyard/contracts';
+import { SshForwardService, type SshForwardServer } from '@buildyard/proto';
+import { SshSessions, startSshForwarding, type SshAgentSource } from './sshForwarding.js';
 import { BuildRunner, type FinishedImages } from './BuildRunner.js';
 import { parseEntitlements } from './entitlements.js';
 import { exporterFor, parseOutputs, runExport, type ExportStep, type ParsedOutput } from './exporters/index.js';
@@ -49,6 +52,9 @@ export interface FrontendOptions {
   maxLogBytesPerStep: number;
   /** `tenant:entitlement` grants (auth.entitlements): network.host, security.insecure. */
   entitlements?: string[];
+  /** The network policy of what the frontend fetches for a tenant's build (git contexts): the
+   *  workers' egress rules (buildyardd gives them); absent, nothing is refused. */
+  sourcePolicy?: (tenant: string) => ((address: string) => string | undefined) | undefined;
   /** How long build records and their event streams (logs) are kept (history.retentionMs). */
   historyRetentionMs?: number;
 }
@@ -96,6 +102,8 @@ export class Frontend {
   readonly records: BuildRecords;
   readonly history: BuildHistory;
   readonly contexts: ContextStore;
+  /** Contexts the server fetches (git URLs), for both front doors. */
+  readonly remoteContexts: RemoteContexts;
   readonly blobs: FsContentStore;
   private readonly runner: BuildRunner;
   private readonly finished = new Map<string, Promise<FinishedImages | undefined>>();
@@ -107,19 +115,25 @@ export class Frontend {
   readonly id = randomUUID();
   private liveness?: NodeJS.Timeout;
   private readonly keys: RedisKeys;
+  /** RUN --mount=type=ssh: agent connections between workers and clients (see sshForwarding.ts). */
+  private readonly sshRelay: SshRelay;
+  private readonly sshSessions = new SshSessions();
 
   constructor(private readonly opts: FrontendOptions) {
     this.keys = opts.keys ?? DEFAULT_KEYS;
+    this.sshRelay = new SshRelay(opts.redis, opts.secretsKey, this.keys);
     this.log = opts.log ?? createLogger('buildyardd');
     this.records = new BuildRecords(opts.redis, this.keys, { retentionMs: opts.historyRetentionMs });
     this.history = new BuildHistory(opts.redis, this.keys, this.records);
     this.contexts = new ContextStore({ root: `${opts.sharedDir}/contexts`, maxContextBytes: opts.maxContextBytes, maxFiles: opts.maxContextFiles });
+    this.remoteContexts = new RemoteContexts({ contexts: this.contexts, scratchDir: `${opts.stateDir ?? opts.sharedDir}/git-fetch`, policy: opts.sourcePolicy });
     this.blobs = openSharedBlobStore({
       type: opts.blobStore?.type ?? 'fs', repository: opts.blobStore?.repository, sharedDir: `${opts.sharedDir}/blobs`,
       localDir: `${opts.stateDir ?? opts.sharedDir}/frontend-blobs`, clientOptions: { insecureHosts: opts.insecureRegistries, dockerConfig: false },
     });
     this.runner = new BuildRunner({
       redis: opts.redis, keys: this.keys, log: this.log, scheduler: opts.scheduler, records: this.records, secrets: new BuildSecrets(opts.redis, opts.secretsKey, this.keys),
+      remoteContexts: this.remoteContexts,
       contexts: this.contexts, blobs: this.blobs, insecureRegistries: opts.insecureRegistries, buildPlatform: opts.buildPlatform,
       maxLogBytesPerStep: opts.maxLogBytesPerStep, entitlements: parseEntitlements(opts.entitlements ?? []),
     });
@@ -131,6 +145,14 @@ export class Frontend {
     server.addService(ControlService, this.controlHandlers());
     const contextSync: ContextSyncServer = { sync: (call) => void this.sync(call) };
     server.addService(ContextSyncService, contextSync);
+    const sshForward: SshForwardServer = {
+      session: (call) => {
+        let tenant: string;
+        try { tenant = this.tenantOf(call.metadata); } catch (err) { call.emit('error', err); return; }
+        void this.sshSessions.handle(call, tenant);
+      },
+    };
+    server.addService(SshForwardService, sshForward);
     const port = await new Promise<number>((resolve, reject) => server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))));
     this.server = server;
     await this.beat();
@@ -287,7 +309,10 @@ export class Frontend {
   private async solve(call: ServerWritableStream<SolveRequest, SolveEvent>): Promise<void> {
     let started: StartedBuild;
     try {
-      started = await this.startBuild(this.tenantOf(call.metadata), call.request);
+      const tenant = this.tenantOf(call.metadata);
+      // buildyard build --ssh: the session its client opened on this connection before Solve.
+      const sshSession = String(call.metadata.get('buildyard-ssh-session')[0] ?? '');
+      started = await this.startBuild(tenant, call.request, { ssh: sshSession ? this.sshSessions.get(sshSession, tenant) : undefined });
     } catch (err) {
       call.emit('error', err);
       return;
@@ -305,12 +330,14 @@ export class Frontend {
    * each export phase (the BuildKit endpoint shows them in BuildKit's export vertex). Throws a one-line
    * service error for a request it refuses.
    */
-  async startBuild(tenant: string, request: SolveRequest, options: { exportStep?: ExportStep } = {}): Promise<StartedBuild> {
+  async startBuild(tenant: string, request: SolveRequest, options: { exportStep?: ExportStep; ssh?: SshAgentSource } = {}): Promise<StartedBuild> {
     const checked = validateRequest(request);
     const req = { ...request, platforms: checked.platforms };
     // Only this tenant's own builds can make a name unavailable: nothing here tells about others'.
     const buildId = req.buildId ? await claimBuildId(this.opts.redis, this.keys, tenant, req.buildId, (id) => this.records.get(id), this.records.retentionMs) : randomUUID();
     if (!buildId) throw serviceError(status.ALREADY_EXISTS, `build ${req.buildId} already exists: attach to it with its id or choose another`);
+    // The client's SSH agents are offered to the workers before any stage can run.
+    const forwardSsh = options.ssh ? await startSshForwarding(this.sshRelay, buildId, options.ssh, this.log) : undefined;
     await this.records.create({
       buildId, tenant, platforms: req.platforms, coordinator: this.id,
       context: req.contextName, dockerfile: req.dockerfileName, target: req.target, buildArgs: req.buildArgs, noCache: req.noCache, network: req.network,
@@ -321,6 +348,7 @@ export class Frontend {
     // continues the client's trace from the call's metadata.
     const finished = this.runner.run(buildId, tenant, req, checked.outputs, abort.signal, options.exportStep);
     this.finished.set(buildId, finished);
+    forwardSsh?.(finished);
     finished.finally(() => { this.finished.delete(buildId); this.aborts.delete(buildId); })
       .catch((err: Error) => this.log.error({ buildId, err: err.message }, 'build ended with an error its runner did not report'));
     return { buildId, abort, outputs: checked.outputs, finished };

@@ -5,11 +5,12 @@ import { SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
 import { metrics, withExtractedContext, type EmulationLabel } from '@buildyard/telemetry';
 import { BlobLeases, RedisCacheIndex, openSharedBlobStore, serveWorkerDisk, type WorkerDiskReport, type WorkerDiskRequest } from '@buildyard/cache';
 import { ContextStore, materializeContext } from '@buildyard/context';
-import { BuildRecords, BuildSecrets, DEFAULT_KEYS, fromRedis, stagePayloadSchema, stageResultSchema, type RedisKeys, type StageResult } from '@buildyard/contracts';
+import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, fromRedis, stagePayloadSchema, stageResultSchema, type RedisKeys, type StageResult } from '@buildyard/contracts';
 import { detectPlatforms, type EgressLists, type RuncExecutorOptions, type StepLimits } from '@buildyard/executor';
 import type { Vertex } from '@buildyard/graph';
 import { FsContentStore, RegistryClient, credentialsFromLogins } from '@buildyard/oci';
 import { CountingRegistryClient } from './CountingRegistryClient.js';
+import { relayedSshAgents } from './relayedSshAgents.js';
 import { WorkerDisk, diskBytes } from './WorkerDisk.js';
 import { ProgressWriter, type VertexRef } from '@buildyard/progress';
 import { StageConsumer, type StageJob } from '@buildyard/scheduler';
@@ -75,6 +76,7 @@ export class FleetWorker {
   private contexts!: ContextStore;
   private blobs!: FsContentStore;
   private secrets!: BuildSecrets;
+  private sshRelay!: SshRelay;
   private disk!: WorkerDisk;
   private diskService?: { close(): void };
   /** Resolved when the last running stage ends (a prune waits for this to touch snapshots). */
@@ -107,6 +109,7 @@ export class FleetWorker {
     await this.blobs.cleanupIngest(60 * 60 * 1000);
     this.contexts = new ContextStore({ root: join(this.opts.sharedDir, 'contexts') });
     this.secrets = new BuildSecrets(this.redis, this.opts.secretsKey, this.keys);
+    this.sshRelay = new SshRelay(this.redis, this.opts.secretsKey, this.keys);
     const records = new BuildRecords(this.redis, this.keys);
     this.disk = new WorkerDisk({
       stateDir: this.opts.stateDir,
@@ -240,6 +243,7 @@ export class FleetWorker {
         stage, inputs, tenant: job.tenant, signal,
         contextDir: materialized?.dir,
         secrets: new Map(Object.entries(sealed.secrets).map(([id, v]) => [id, Buffer.from(v, 'base64')])),
+        ssh: relayedSshAgents(this.sshRelay, job.buildId, this.opts.onError),
         noCache: payload.noCache, network: payload.network === 'host' || payload.network === 'none' ? payload.network : 'default', egress: this.opts.tenantEgress?.(job.tenant), limits: this.opts.tenantLimits?.(job.tenant),
         events: {
           vertex: (v) => {

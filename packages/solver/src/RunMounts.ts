@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmod, chown, cp, mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LayerRecord } from '@buildyard/cache';
+import { DEFAULT_SSH_ID, missingSshAgent } from '@buildyard/contracts';
 import type { Mount } from '@buildyard/executor';
 import { pathInRoot, pinPathInRoot } from '@buildyard/fileop';
 import type { RunHeredocFile, RunMount } from '@buildyard/graph';
@@ -23,6 +24,19 @@ export interface RunMountsOptions {
   inputs: Record<string, StageResult>;
   viewOf(layers: LayerRecord[]): Promise<View>;
   pullImage(ref: string, digest: string): Promise<LayerRecord[]>;
+  /** The client's SSH agents (absent: the client forwards none, as with run-local). */
+  ssh?: SshAgentSockets;
+}
+
+/**
+ * The client's SSH agents as a RUN reaches them: fleet workers relay each connection through
+ * the build's frontend, which alone talks to the client (see @buildyard/contracts' SshRelay).
+ */
+export interface SshAgentSockets {
+  /** Why agent `id` (an ssh mount's id, '' for none) cannot be mounted, in BuildKit's words; undefined when it can. */
+  missing(id: string): Promise<string | undefined>;
+  /** Serves agent `id` on a new unix socket at `path` until `close`. */
+  listen(id: string, path: string): Promise<{ close(): Promise<void> }>;
 }
 
 // `sharing=locked` cache mounts are serialised per worker process.
@@ -63,11 +77,16 @@ export class RunMounts {
         case 'tmpfs':
           mounts.push({ type: 'tmpfs', target: spec.target, sizeBytes: spec.size });
           break;
-        case 'ssh':
-          // No client forwards an SSH agent to Buildyard yet (buildctl --ssh is issue 17): as
-          // buildkitd without one, an optional socket is left out and a required one fails.
-          if (spec.required) throw new Error(`no SSH key ${JSON.stringify(spec.id)} forwarded from the client`);
+        case 'ssh': {
+          // As buildkitd: an agent the client does not forward leaves an optional socket out and fails a required one.
+          const missing = this.opts.ssh ? await this.opts.ssh.missing(spec.id) : missingSshAgent(spec.id, undefined);
+          if (missing) {
+            if (spec.required) throw new Error(missing);
+            break;
+          }
+          mounts.push({ type: 'bind', source: await this.sshSocket(this.opts.ssh!, spec), target: spec.target, readonly: false });
           break;
+        }
       }
     }
     return { mounts, env };
@@ -126,6 +145,24 @@ export class RunMounts {
     } finally {
       await pinned.close();
     }
+  }
+
+  /**
+   * The agent's socket, made as buildkitd makes it: in a private directory (0711, so only the
+   * socket's own mode decides who connects), owned and moded as the mount says. It lives
+   * outside the rootfs and is bind-mounted onto the target, so no layer ever holds it.
+   */
+  private async sshSocket(agents: SshAgentSockets, spec: Extract<RunMount, { type: 'ssh' }>): Promise<string> {
+    const dir = join(this.opts.scratchDir, 'ssh', randomBytes(12).toString('hex'));
+    await mkdir(dir, { recursive: true, mode: 0o711 });
+    await chmod(dir, 0o711);
+    this.cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const path = join(dir, 'ssh_auth_sock');
+    const server = await agents.listen(spec.id || DEFAULT_SSH_ID, path);
+    this.cleanups.push(() => server.close());
+    await chown(path, spec.uid, spec.gid);
+    await chmod(path, spec.mode & 0o777);
+    return path;
   }
 
   /** Secrets and heredoc scripts live in a private directory outside the rootfs, bind-mounted read-only. */

@@ -9,7 +9,7 @@ import { type EgressLists, type Executor, type StepLimits } from '@buildyard/exe
 import { chainID, diffUpper, ownScratchDir, type ChainLayer, type Snapshotter } from '@buildyard/snapshot';
 import { addUrl, copy, DirUrlValidatorStore, mkdir, mkfile, resolveChown, revalidateUrl, type UrlRevision, type UrlValidatorStore } from '@buildyard/fileop';
 import type { StageResult } from './StageResult.js';
-import { RunMounts } from './RunMounts.js';
+import { RunMounts, type SshAgentSockets } from './RunMounts.js';
 import { briefMessage } from './briefMessage.js';
 
 /** Where a stage's base image and `COPY --from=<image>` images come from. */
@@ -56,6 +56,8 @@ export interface SolveStageRequest {
   /** The build context, materialized with .dockerignore applied; absent for builds without one. */
   contextDir?: string;
   secrets?: Map<string, Buffer>;
+  /** The client's SSH agents for RUN --mount=type=ssh (none when absent). */
+  ssh?: SshAgentSockets;
   noCache?: boolean;
   events?: SolverEvents;
   signal?: AbortSignal;
@@ -297,6 +299,7 @@ export class StageSolver {
       tenant: req.tenant ?? 'default',
       rootfs,
       secrets: req.secrets ?? new Map(),
+      ssh: req.ssh,
       contextDir: req.contextDir,
       viewOf: (layers) => this.viewOf(layers),
       inputs: req.inputs,

@@ -1,0 +1,63 @@
+import { Duplex } from 'node:stream';
+import { DEFAULT_SSH_ID } from '@buildyard/contracts';
+import type { SshAgentSource } from '@buildyard/control';
+import { sshforward } from '@buildyard/proto';
+import { GrpcCallError } from './grpcOverHttp2.js';
+import { runMountFields } from './runMountFields.js';
+import type { ClientSession } from './SessionManager.js';
+
+const CHECK_AGENT = '/moby.sshforward.v1.SSH/CheckAgent';
+const FORWARD_AGENT = '/moby.sshforward.v1.SSH/ForwardAgent';
+/** The metadata naming a ForwardAgent call's agent (BuildKit's sshforward.KeySSHID). */
+const SSH_ID_HEADER = 'buildkit.ssh.id';
+const checkCodec = { encode: (m: sshforward.CheckAgentRequest) => sshforward.CheckAgentRequest.encode(m).finish(), decode: (b: Uint8Array) => sshforward.CheckAgentResponse.decode(b) };
+const bytesCodec = { encode: (m: sshforward.BytesMessage) => sshforward.BytesMessage.encode(m).finish(), decode: (b: Uint8Array) => sshforward.BytesMessage.decode(b) };
+
+/** The agent ids the Dockerfile's RUN --mount=type=ssh flags name (`default` for none). */
+export function sshIds(dockerfile: string, filename: string): string[] {
+  return [...new Set(runMountFields(dockerfile, filename, 'ssh').map((fields) => fields.get('id') || DEFAULT_SSH_ID))];
+}
+
+/** One ForwardAgent stream as a byte stream: the agent protocol's bytes in BytesMessages both ways. */
+function forwardAgent(session: ClientSession, id: string): Duplex {
+  const call = session.call(FORWARD_AGENT, { [SSH_ID_HEADER]: id }, bytesCodec);
+  const duplex = new Duplex({
+    read() {},
+    write(chunk: Buffer, _enc, done) { call.send(sshforward.BytesMessage.fromPartial({ data: chunk })).then(() => done(), done); },
+    // BuildKit's client half-closes its agent connection when our side ends (sshforward.Copy).
+    final(done) { call.end(); done(); },
+    destroy(err, done) { call.cancel(); done(err); },
+  });
+  void (async () => {
+    for await (const message of call.messages()) duplex.push(Buffer.from(message.data));
+    duplex.push(null);
+  })().catch((err: Error) => duplex.destroy(err));
+  return duplex;
+}
+
+/**
+ * The client's agents for the ids the Dockerfile uses, as BuildKit checks them (CheckAgent per
+ * id): undefined when the Dockerfile mounts none or the session serves no SSH (RUN then reports
+ * "no SSH key ... forwarded"), else the ids the client answered for, possibly none.
+ */
+export async function sessionSshAgents(session: ClientSession, ids: string[], signal: AbortSignal): Promise<SshAgentSource | undefined> {
+  if (ids.length === 0 || !session.supports(FORWARD_AGENT)) return undefined;
+  const forwarded: string[] = [];
+  for (const id of ids) {
+    const call = session.call(CHECK_AGENT, {}, checkCodec);
+    const onAbort = () => call.cancel();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await call.send(sshforward.CheckAgentRequest.fromPartial({ ID: id }));
+      call.end();
+      for await (const _ of call.messages()) { /* an empty CheckAgentResponse */ }
+      forwarded.push(id);
+    } catch (err) {
+      // "unset ssh forward key": the client does not forward this id; RUN reports it if required.
+      if (!(err instanceof GrpcCallError)) throw new Error(`checking SSH agent "${id.slice(0, 64)}" with the client: ${(err as Error).message}`);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+  return { ids: forwarded, dial: async (id) => forwardAgent(session, id) };
+}

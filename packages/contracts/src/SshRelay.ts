@@ -1,0 +1,225 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { secretsKey } from './BuildSecrets.js';
+import { jsonFromRedis } from './fromRedis.js';
+import { DEFAULT_KEYS, type RedisKeys } from './keys.js';
+
+/** The id of an ssh mount or `--ssh` entry that names none (BuildKit's sshforward.DefaultID). */
+export const DEFAULT_SSH_ID = 'default';
+
+/** A worker's request to reach the client's agent `id` for one connection a RUN made. */
+export interface SshOpenRequest { connId: string; id: string }
+
+const offerSchema = z.object({ ids: z.array(z.string()) });
+const openSchema = z.object({ connId: z.string().regex(/^[a-f0-9]{32}$/), id: z.string().max(256) });
+
+/**
+ * Why a RUN's `--mount=type=ssh,id=<id>` has no agent behind it, in BuildKit's words, or
+ * undefined when the client forwards it. `offered` is undefined when the client forwards no
+ * agent at all (BuildKit: its session has no SSH service), else the ids it forwards.
+ */
+export function missingSshAgent(id: string, offered: readonly string[] | undefined): string | undefined {
+  if (offered === undefined) return `no SSH key ${JSON.stringify(id)} forwarded from the client`;
+  const wanted = id || DEFAULT_SSH_ID;
+  return offered.includes(wanted) ? undefined : `unset ssh forward key ${wanted}`;
+}
+
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+/** A relayed connection's lists outlive a peer that died without closing it by at most this. */
+const CONN_TTL_MS = 60 * 60 * 1000;
+/** How long a closed connection waits for the other side's last frame before it gives up. */
+const PEER_GRACE_MS = 30_000;
+/** Frame kinds: data, end of this direction, error (the connection is torn down). */
+type FrameKind = 'd' | 'e' | 'x';
+
+/**
+ * Carries SSH agent connections between the worker that runs a RUN --mount=type=ssh and the
+ * frontend that coordinates its build, which alone reaches the client's agent. Workers and
+ * frontends meet only in Redis, so each connection is two Redis lists (up: worker to frontend,
+ * down: frontend to worker) under the build's keys.
+ *
+ * Everything is sealed with AES-256-GCM under the shared secrets key (BUILDYARD_SECRETS_KEY),
+ * as build secrets are: Redis sees neither the agent protocol's bytes nor can anyone without
+ * the key ask the agent for a signature by writing an open request or inject a frame. The
+ * associated data binds each frame to its build, connection, direction and position, so a
+ * frame replayed, reordered or moved to another build's connection fails to open.
+ * Keys never pass: a client's private keys stay in its agent (or in its CLI process).
+ */
+export class SshRelay {
+  private readonly key: Buffer | undefined;
+
+  constructor(private readonly redis: Redis, hexKey: string, private readonly keys: RedisKeys = DEFAULT_KEYS) {
+    this.key = secretsKey(hexKey);
+  }
+
+  private sealKey(): Buffer {
+    if (!this.key) throw new Error('this builder has no secrets key (BUILDYARD_SECRETS_KEY), so it cannot forward an SSH agent to its workers: give the frontend and every worker the same key');
+    return this.key;
+  }
+
+  private seal(aad: string, plain: Buffer): Buffer {
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.sealKey(), iv);
+    cipher.setAAD(Buffer.from(aad));
+    return Buffer.concat([iv, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+  }
+
+  /** The plain bytes, or undefined for anything not sealed by a holder of the key for `aad`. */
+  private open(aad: string, sealed: Buffer): Buffer | undefined {
+    if (sealed.length < IV_BYTES + TAG_BYTES) return undefined;
+    const decipher = createDecipheriv('aes-256-gcm', this.sealKey(), sealed.subarray(0, IV_BYTES));
+    decipher.setAAD(Buffer.from(aad));
+    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+    try {
+      return Buffer.concat([decipher.update(sealed.subarray(IV_BYTES, sealed.length - TAG_BYTES)), decipher.final()]);
+    } catch {
+      return undefined;
+    }
+  }
+
+  // ---- the frontend's side
+
+  /** Publishes the agent ids the client forwards for `buildId` (before its stages are submitted). */
+  async offer(buildId: string, ids: readonly string[], ttlMs: number): Promise<void> {
+    this.sealKey();
+    await this.redis.set(this.keys.ssh.offer(buildId), JSON.stringify({ ids: [...new Set(ids)] }), 'PX', ttlMs);
+  }
+
+  /** Ends the offer: workers see no agent, and pending open requests go. */
+  async withdraw(buildId: string): Promise<void> {
+    await this.redis.del(this.keys.ssh.offer(buildId), this.keys.ssh.open(buildId));
+  }
+
+  /**
+   * The open requests of `buildId`'s workers, as they come, until `signal` aborts. A request
+   * that is not sealed for this build, or repeats a connection id, is dropped.
+   */
+  async *opens(buildId: string, signal: AbortSignal): AsyncGenerator<SshOpenRequest> {
+    const blocking = this.redis.duplicate();
+    const stop = () => blocking.disconnect();
+    signal.addEventListener('abort', stop, { once: true });
+    const seen = new Set<string>();
+    try {
+      while (!signal.aborted) {
+        let popped: [Buffer, Buffer] | null;
+        try {
+          popped = await blocking.blpopBuffer(this.keys.ssh.open(buildId), 0);
+        } catch (err) {
+          if (signal.aborted) return;
+          throw err;
+        }
+        if (!popped) continue;
+        const plain = this.open(`ssh-open\0${buildId}`, popped[1]);
+        if (!plain) continue;
+        let request: SshOpenRequest;
+        try { request = jsonFromRedis(openSchema, plain.toString('utf8'), `an SSH open request of build ${buildId}`); } catch { continue; }
+        if (seen.has(request.connId)) continue;
+        seen.add(request.connId);
+        yield request;
+      }
+    } finally {
+      signal.removeEventListener('abort', stop);
+      blocking.disconnect();
+    }
+  }
+
+  /** Refuses one connection: the worker's end is torn down with `message`. */
+  async refuse(buildId: string, connId: string, message: string): Promise<void> {
+    await this.push(buildId, connId, 'down', 0, 'x', Buffer.from(message.slice(0, 500)));
+    await this.redis.del(this.keys.ssh.conn(buildId, connId, 'up'));
+  }
+
+  // ---- the worker's side
+
+  /** The ids the client forwards for `buildId`; undefined when it forwards no agent. */
+  async offered(buildId: string): Promise<string[] | undefined> {
+    const raw = await this.redis.get(this.keys.ssh.offer(buildId));
+    return raw === null ? undefined : jsonFromRedis(offerSchema, raw, `the SSH offer of build ${buildId}`).ids;
+  }
+
+  /** Asks the coordinating frontend for a connection to agent `id`; returns the connection's id. */
+  async requestOpen(buildId: string, id: string): Promise<string> {
+    const connId = randomBytes(16).toString('hex');
+    const key = this.keys.ssh.open(buildId);
+    await this.redis.multi()
+      .rpush(key, this.seal(`ssh-open\0${buildId}`, Buffer.from(JSON.stringify({ connId, id } satisfies SshOpenRequest))))
+      .pexpire(key, CONN_TTL_MS)
+      .exec();
+    return connId;
+  }
+
+  // ---- both sides
+
+  private frameAad(buildId: string, connId: string, direction: 'up' | 'down', seq: number): string {
+    return `ssh-frame\0${buildId}\0${connId}\0${direction}\0${seq}`;
+  }
+
+  private async push(buildId: string, connId: string, direction: 'up' | 'down', seq: number, kind: FrameKind, payload: Buffer): Promise<void> {
+    const key = this.keys.ssh.conn(buildId, connId, direction);
+    const frame = this.seal(this.frameAad(buildId, connId, direction, seq), Buffer.concat([Buffer.from(kind), payload]));
+    await this.redis.multi().rpush(key, frame).pexpire(key, CONN_TTL_MS).exec();
+  }
+
+  /**
+   * Relays `socket` (the RUN's connection on the worker, the agent's on the frontend) over the
+   * connection's lists until it closes; closes it when the other side ends or fails. Resolves
+   * when both directions are done and this side's inbound list is gone.
+   */
+  async relay(socket: Duplex, buildId: string, connId: string, side: 'worker' | 'frontend'): Promise<void> {
+    const out = side === 'worker' ? 'up' : 'down';
+    const inbound = side === 'worker' ? 'down' : 'up';
+    let sendSeq = 0;
+    let sent: Promise<void> = Promise.resolve();
+    let terminated = false;
+    const send = (kind: FrameKind, payload: Buffer = Buffer.alloc(0)) => {
+      if (terminated) return;
+      if (kind !== 'd') terminated = true;
+      const seq = sendSeq++;
+      // One chain keeps the frames in order; a failed push tears the connection down.
+      sent = sent.then(() => this.push(buildId, connId, out, seq, kind, payload)).catch(() => { socket.destroy(); });
+    };
+    socket.on('data', (chunk: Buffer) => send('d', chunk));
+    socket.on('end', () => send('e'));
+    socket.on('error', (err: Error) => send('x', Buffer.from(err.message.slice(0, 500))));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => { send('x', Buffer.from('the connection closed')); resolve(); }));
+
+    const blocking = this.redis.duplicate();
+    // The peer's last frame always follows this side's; waiting for it means no frame can
+    // re-create the inbound list after it is removed. A peer that died is waited for a while.
+    let grace: NodeJS.Timeout | undefined;
+    void closed.then(() => { grace = setTimeout(() => blocking.disconnect(), PEER_GRACE_MS); grace.unref(); });
+    const receiving = (async () => {
+      for (let seq = 0; ; seq++) {
+        let popped: [Buffer, Buffer] | null;
+        try {
+          popped = await blocking.blpopBuffer(this.keys.ssh.conn(buildId, connId, inbound), 0);
+        } catch {
+          return; // disconnected: this side closed
+        }
+        if (!popped) { seq--; continue; }
+        const plain = this.open(this.frameAad(buildId, connId, inbound, seq), popped[1]);
+        if (!plain || plain.length === 0) { socket.destroy(); return; }
+        const kind = String.fromCharCode(plain[0]) as FrameKind;
+        if (kind === 'd') {
+          if (socket.destroyed || !socket.writable) continue;
+          if (!socket.write(plain.subarray(1))) await new Promise<void>((resolve) => { socket.once('drain', resolve); socket.once('close', resolve); });
+        } else if (kind === 'e') {
+          socket.end();
+          return;
+        } else {
+          socket.destroy();
+          return;
+        }
+      }
+    })();
+    await receiving;
+    await closed;
+    await sent;
+    clearTimeout(grace);
+    blocking.disconnect();
+    await this.redis.del(this.keys.ssh.conn(buildId, connId, inbound)).catch(() => {});
+  }
+}

@@ -1,0 +1,162 @@
+// The frontend's side of SSH agent forwarding against real Redis and a real ssh-agent: the
+// worker's side of each test is SshRelay's own (a unix socket relayed as a worker relays it);
+// the whole chain through a cluster is test/e2e/sshForward.test.ts.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { SshRelay, redisKeys } from '@buildyard/contracts';
+import { startRedis, startSshAgent, until, type RedisService, type SshAgentService } from '@buildyard/testkit';
+import { forwardSshAgents, type SshAgentSource } from './sshForwarding.js';
+
+const keys = redisKeys('ssh-test');
+const secretsKey = randomBytes(32).toString('hex');
+let redisService: RedisService;
+let redis: Redis;
+let agent: SshAgentService;
+let dir: string;
+
+before(async () => {
+  redisService = await startRedis();
+  redis = new Redis(redisService.url);
+  agent = await startSshAgent();
+  dir = mkdtempSync(join(tmpdir(), 'buildyard-ssh-relay-'));
+});
+after(async () => {
+  redis?.disconnect();
+  await redisService?.stop();
+  await agent?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A worker's end: a unix socket whose connections `relay` carries as `buildId`'s agent `id`. */
+async function workerSocket(relay: SshRelay, buildId: string, id: string): Promise<{ path: string; close(): void }> {
+  const path = join(dir, `${randomBytes(6).toString('hex')}.sock`);
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    relay.requestOpen(buildId, id).then((connId) => relay.relay(socket, buildId, connId, 'worker')).catch(() => socket.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  // As the worker when the step ends: whatever is still connected goes.
+  return { path, close: () => { for (const socket of sockets) socket.destroy(); server.close(); } };
+}
+
+function sshAdd(socket: string, ...args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => execFile('ssh-add', args, { env: { ...process.env, SSH_AUTH_SOCK: socket } }, (err, stdout, stderr) => {
+    resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out: stdout + stderr });
+  }));
+}
+
+/** The client's agent, recording which ids were dialled. */
+function clientAgent(ids: string[]): SshAgentSource & { dialled: string[] } {
+  const dialled: string[] = [];
+  return { ids, dialled, dial: async (id) => { dialled.push(id); return connect(agent.socket); } };
+}
+
+const buildKeys = async (buildId: string) => redis.keys(`${keys.prefix}:ssh:${buildId}:*`);
+
+test('ssh-add in a step lists and signs with the client\'s agent through the relay; nothing of it stays in Redis after the build', async () => {
+  const relay = new SshRelay(redis, secretsKey, keys);
+  const buildId = `b-${randomBytes(4).toString('hex')}`;
+  assert.equal(await relay.offered(buildId), undefined, 'no offer: the client forwards nothing');
+  await relay.offer(buildId, ['default'], 60_000);
+  assert.deepEqual(await relay.offered(buildId), ['default']);
+  const client = clientAgent(['default']);
+  const stop = new AbortController();
+  const forwarding = forwardSshAgents(relay, buildId, client, stop.signal);
+  const worker = await workerSocket(relay, buildId, 'default');
+  try {
+    const listed = await sshAdd(worker.path, '-l');
+    assert.equal(listed.code, 0, listed.out);
+    assert.ok(listed.out.includes(agent.key.fingerprint), listed.out);
+    // -T: a signature made by the client's agent, verified with the public key.
+    const signed = await sshAdd(worker.path, '-T', agent.key.publicPath);
+    assert.equal(signed.code, 0, signed.out);
+    assert.deepEqual(client.dialled, ['default', 'default']);
+    // Each connection's lists go once both its ends are done.
+    await until('the relayed connections\' lists to go', async () => (await buildKeys(buildId)).every((k) => !k.includes(':conn:')));
+  } finally {
+    worker.close();
+    stop.abort();
+    await forwarding;
+  }
+  assert.equal(await relay.offered(buildId), undefined, 'the offer is withdrawn when the build ends');
+  assert.deepEqual(await buildKeys(buildId), []);
+});
+
+test('an agent id the client does not forward is refused at the frontend: the client is never asked', async () => {
+  const relay = new SshRelay(redis, secretsKey, keys);
+  const buildId = `b-${randomBytes(4).toString('hex')}`;
+  await relay.offer(buildId, ['default'], 60_000);
+  const client = clientAgent(['default']);
+  const stop = new AbortController();
+  const forwarding = forwardSshAgents(relay, buildId, client, stop.signal);
+  const other = await workerSocket(relay, buildId, 'deploy');
+  const forwarded = await workerSocket(relay, buildId, 'default');
+  try {
+    const refused = await sshAdd(other.path, '-l');
+    assert.notEqual(refused.code, 0, refused.out);
+    assert.doesNotMatch(refused.out, new RegExp(agent.key.fingerprint.replace(/[+/]/g, '\\$&')));
+    assert.equal((await sshAdd(forwarded.path, '-l')).code, 0);
+    assert.deepEqual(client.dialled, ['default'], 'only the forwarded id reached the client');
+  } finally {
+    other.close();
+    forwarded.close();
+    stop.abort();
+    await forwarding;
+  }
+});
+
+test('the attacker: open requests and frames not sealed for this build with the cluster\'s key reach no agent', async () => {
+  const relay = new SshRelay(redis, secretsKey, keys);
+  const victim = `victim-${randomBytes(4).toString('hex')}`;
+  const attackerBuild = `attacker-${randomBytes(4).toString('hex')}`;
+  await relay.offer(victim, ['default'], 60_000);
+  await relay.offer(attackerBuild, ['default'], 60_000);
+
+  // 1. A request genuinely sealed for the victim's build, copied into another build's list.
+  await relay.requestOpen(victim, 'default');
+  const [sealedForVictim] = await redis.lrangeBuffer(keys.ssh.open(victim), 0, 0);
+  await redis.rpush(keys.ssh.open(attackerBuild), sealedForVictim);
+  await redis.del(keys.ssh.open(victim));
+  // 2. Someone who can write to Redis but lacks BUILDYARD_SECRETS_KEY asks for the victim's agent.
+  const forger = new SshRelay(redis, randomBytes(32).toString('hex'), keys);
+  const forged = await workerSocket(forger, victim, 'default');
+  const forgedRun = sshAdd(forged.path, '-l');
+  await until('the forged request to be queued', async () => (await redis.llen(keys.ssh.open(victim))) > 0);
+
+  const victimClient = clientAgent(['default']);
+  const attackerClient = clientAgent(['default']);
+  const stop = new AbortController();
+  const forwarding = [forwardSshAgents(relay, victim, victimClient, stop.signal), forwardSshAgents(relay, attackerBuild, attackerClient, stop.signal)];
+  // Genuine requests queued behind the forged ones: once they are served, the forged ones were read and dropped.
+  const genuineVictim = await workerSocket(relay, victim, 'default');
+  const genuineAttacker = await workerSocket(relay, attackerBuild, 'default');
+  try {
+    assert.equal((await sshAdd(genuineVictim.path, '-l')).code, 0);
+    assert.equal((await sshAdd(genuineAttacker.path, '-l')).code, 0);
+    assert.deepEqual(victimClient.dialled, ['default'], 'the forged request never reached the victim\'s agent');
+    assert.deepEqual(attackerClient.dialled, ['default'], 'the request moved from another build was dropped');
+  } finally {
+    stop.abort();
+    await Promise.all(forwarding);
+    forged.close();
+    genuineVictim.close();
+    genuineAttacker.close();
+  }
+  // The forged connection got no answer: ssh-add fails once the "worker" drops it.
+  const run = await forgedRun;
+  assert.notEqual(run.code, 0, run.out);
+  assert.ok(!run.out.includes(agent.key.fingerprint), run.out);
+});
+
+test('a builder without the secrets key refuses to forward an agent rather than relay it in the clear', async () => {
+  const relay = new SshRelay(redis, '', keys);
+  await assert.rejects(relay.offer('b-nokey', ['default'], 60_000), /no secrets key \(BUILDYARD_SECRETS_KEY\)/);
+});
