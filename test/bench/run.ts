@@ -15,8 +15,9 @@ import { fanoutBenchmark } from './benchmarks/fanout.js';
 import { emulationBenchmark } from './benchmarks/emulation.js';
 import { memoryBenchmark } from './benchmarks/memory.js';
 import { scaleBenchmark } from './benchmarks/scale.js';
+import { startupBenchmark } from './benchmarks/startup.js';
 
-const all: Benchmark[] = [buildBenchmark, contextBenchmark, compressionBenchmark, schedulerBenchmark, fanoutBenchmark, emulationBenchmark, memoryBenchmark, scaleBenchmark];
+const all: Benchmark[] = [buildBenchmark, contextBenchmark, compressionBenchmark, schedulerBenchmark, fanoutBenchmark, emulationBenchmark, memoryBenchmark, scaleBenchmark, startupBenchmark];
 
 async function main(): Promise<number> {
   let args;

@@ -1,9 +1,10 @@
 // `buildyard bake`: thin wiring of @buildyard/bake (buildx bake's flags and meaning).
 import { Option, type Command } from 'commander';
-import { runBake } from '@buildyard/bake';
 import { PROGRESS_MODES } from '@buildyard/client';
 
 const collect = (value: string, prev: string[] = []): string[] => [...prev, value];
+// The bake parsers and the build machinery load when bake runs, not at start-up (see program.ts).
+const bakeModule = () => import('./load/bake.js');
 
 export interface BakeIo {
   env: NodeJS.ProcessEnv;
@@ -29,6 +30,7 @@ export function registerBakeCommand(program: Command, io: BakeIo, setExit: (code
     .option('--metadata-file <file>', 'write every target\'s build result metadata to this JSON file')
     .option('--builder <name>', 'builder to use (default: BUILDYARD_BUILDER or the current builder)')
     .action(async (targets: string[], o: Record<string, unknown>) => {
+      const { runBake } = await bakeModule();
       setExit(await runBake({
         targets,
         flags: {

@@ -1,18 +1,19 @@
 // The `buildyard` executable. When the OTEL_* variables ask for spans, telemetry starts before
 // the rest is imported, so OpenTelemetry's gRPC instrumentation patches @grpc/grpc-js as it
 // loads (see @buildyard/telemetry): each call to the builder carries the command's trace
-// context, and the frontend's and workers' spans join the command's trace. Without them the
-// SDK is not even loaded (it costs start-up time, and spans nobody exports help nobody).
-import { SpanStatusCode } from '@opentelemetry/api';
-import type { Telemetry } from '@buildyard/telemetry';
-
+// context, and the frontend's and workers' spans join the command's trace. Without them neither
+// the SDK nor @opentelemetry/api is loaded (start-up time, and spans nobody exports help nobody).
+// bin/buildyard.js runs the bundle of this file (scripts/bundle.mjs), which keeps @grpc/grpc-js
+// and the telemetry packages external for that reason: the instrumentation patches the copy in
+// node_modules, which must be the one the client's calls go through.
 const tracing = ['OTEL_TRACES_EXPORTER', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'].some((v) => process.env[v]);
-const telemetry: Telemetry | undefined = tracing ? (await import('@buildyard/telemetry')).startTelemetry('buildyard-cli') : undefined;
+const telemetry = tracing ? (await import('@buildyard/telemetry')).startTelemetry('buildyard-cli') : undefined;
 const { run } = await import('./program.js');
 
 if (!telemetry) {
   process.exitCode = await run(process.argv);
 } else {
+  const { SpanStatusCode } = await import('@opentelemetry/api');
   // The command's name only: arguments can hold secrets (login -p, --secret).
   const command = process.argv.slice(2).find((a) => !a.startsWith('-')) ?? '';
   process.exitCode = await telemetry.tracer.startActiveSpan(`buildyard ${command}`.trim(), async (span) => {

@@ -1,14 +1,18 @@
 // The commander wiring of `buildyard`; the logic lives in @buildyard/client.
 import { Command, CommanderError, Option } from 'commander';
+// Start-up: only light values (errors, exit codes, flag constants and parsers) are imported
+// statically; the bundle (scripts/bundle.mjs) tree-shakes the rest of @buildyard/client away.
+// gRPC, proto stubs, progress renderers, the registry client and the local cluster load in the
+// actions that use them, from ./load/*: `const { runBuild } = await buildModule();`. A static
+// import of one of those here puts it on the path of `--version` (bundle.test.ts catches it).
 import {
-  BuilderStore, ClientError, ExitCode, PROGRESS_MODES, createIndex, withBuilderConnection, formatDiskUsage, formatDiskUsageVerbose, formatInfo, formatPrune,
-  formatWorkers, inspectImage, login, parseSize, runBuild, table, type BuildFlags, type DiskUsageResponse, type InfoResponse, type ListWorkersResponse, type PruneResponse,
+  ClientError, ExitCode, PROGRESS_MODES, parseSize,
+  type BuildFlags, type DiskUsageResponse, type InfoResponse, type ListWorkersResponse, type PruneResponse,
 } from '@buildyard/client';
-import { RegistryClient, dockerConfigPath } from '@buildyard/oci';
 import { readFileSync } from 'node:fs';
 import { registerUpCommands } from './up.js';
-import { registerHistoryCommands } from './history.js';
 import { registerBakeCommand } from './bake.js';
+import { registerHistoryCommands } from './history.js';
 import { BuildyardCommand } from './suggest.js';
 
 const EXIT_CODES_HELP = `
@@ -38,10 +42,10 @@ interface Io {
   signal: AbortSignal;
 }
 
-function registryClient(env: NodeJS.ProcessEnv): RegistryClient {
-  const insecure = (env.BUILDYARD_INSECURE_REGISTRIES ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  return new RegistryClient({ dockerConfig: dockerConfigPath(env), insecureHosts: insecure });
-}
+// The lazily loaded parts (see the imports above); each is one chunk of the bundle.
+const buildModule = () => import('./load/build.js');
+const builderModule = () => import('./load/builders.js');
+const registryModule = () => import('./load/registry.js');
 
 async function readStdin(stdin: NodeJS.ReadStream): Promise<string> {
   const parts: Buffer[] = [];
@@ -74,7 +78,7 @@ function ask(io: Io, question: string): Promise<string> {
 export function createProgram(io: Io, setExit: (code: number) => void): Command {
   const out = (line: string) => { io.stdout.write(`${line}\n`); };
   const err = (line: string) => { io.stderr.write(`${line}\n`); };
-  const store = () => new BuilderStore(undefined);
+  const store = async () => new (await builderModule()).BuilderStore(undefined);
 
   const program = new BuildyardCommand('buildyard')
     .description('Build container images on a remote buildyard builder (buildx-compatible flags)')
@@ -152,6 +156,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
         metadataFile: opts.metadataFile as string | undefined,
         builder: opts.builder as string | undefined,
       };
+      const { runBuild } = await buildModule();
       setExit(await runBuild({ context, flags, env: io.env, stdin: io.stdin, stdout: io.stdout, stderr: io.stderr, signal: io.signal }));
     });
 
@@ -167,17 +172,18 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .option('--use', 'make it the current builder')
     .action(async (endpoint: string, o: { name?: string; tokenFile?: string; tlsCa?: string; tlsCert?: string; tlsKey?: string; use?: boolean }) => {
       const name = o.name ?? endpoint.replace(/^[a-z]+:\/\//, '').replace(/[^a-zA-Z0-9_.-]/g, '-');
-      const b = await store().create({ name, endpoint, tokenFile: o.tokenFile, tls: { ca: o.tlsCa, cert: o.tlsCert, key: o.tlsKey } }, { use: o.use });
+      const b = await (await store()).create({ name, endpoint, tokenFile: o.tokenFile, tls: { ca: o.tlsCa, cert: o.tlsCert, key: o.tlsKey } }, { use: o.use });
       out(b.name);
     });
   builder.command('use').description('Make a builder the current one').argument('<name>')
-    .action(async (name: string) => { await store().use(name); });
+    .action(async (name: string) => { await (await store()).use(name); });
   builder.command('rm').description('Remove a builder').argument('<name>')
-    .action(async (name: string) => { await store().remove(name); });
+    .action(async (name: string) => { await (await store()).remove(name); });
   // docker buildx ls's columns: NAME/NODE, DRIVER/ENDPOINT, STATUS, BUILDKIT (here the builder's
   // and each worker's version), PLATFORMS; the workers are the builder's nodes.
   const listBuilders = async () => {
-    const s = store();
+    const { BuilderStore, withBuilderConnection, table } = await builderModule();
+    const s = new BuilderStore(undefined);
     const { builders, current } = await s.list();
     const envBuilder = io.env.BUILDYARD_BUILDER;
     const names: (string | undefined)[] = builders.map((b) => b.name);
@@ -211,7 +217,8 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
   program.command('ls').description('List builders and their workers, as docker buildx ls (same as builder ls)').action(listBuilders);
   builder.command('inspect').description('Show a builder: its endpoint, version, tenant and workers').argument('[name]')
     .action(async (name: string | undefined) => {
-      const rb = await store().resolve(name, io.env);
+      const { BuilderStore, withBuilderConnection, formatInfo, formatWorkers } = await builderModule();
+      const rb = await new BuilderStore(undefined).resolve(name, io.env);
       await withBuilderConnection(rb, async (conn) => {
         const info = await conn.unary<InfoResponse>('builder info', (md, o, cb) => conn.control.info({}, md, o, cb));
         const workers = await conn.unary<ListWorkersResponse>('list workers', (md, o, cb) => conn.control.listWorkers({}, md, o, cb));
@@ -228,6 +235,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
   imagetools.command('inspect').description('Show an image or index').argument('<ref>')
     .option('--raw', 'print the manifest exactly as the registry serves it')
     .action(async (ref: string, o: { raw?: boolean }) => {
+      const { inspectImage, registryClient } = await registryModule();
       const res = await inspectImage(registryClient(io.env), ref);
       if (o.raw) io.stdout.write(res.raw.toString('utf8').endsWith('\n') ? res.raw : Buffer.concat([res.raw, Buffer.from('\n')]));
       else out(res.text);
@@ -239,6 +247,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .option('--dry-run', 'print the index instead of pushing it')
     .action(async (sources: string[], o: { tag: string[]; annotation?: string[]; dryRun?: boolean }) => {
       const annotations = Object.fromEntries((o.annotation ?? []).map((a) => { const i = a.indexOf('='); return i < 0 ? [a, ''] : [a.slice(0, i), a.slice(i + 1)]; }));
+      const { createIndex, registryClient } = await registryModule();
       const res = await createIndex(registryClient(io.env), { tags: o.tag, sources, annotations, dryRun: o.dryRun, onProgress: (l) => err(l) });
       if (o.dryRun) out(JSON.stringify(res.index, null, 2));
       else out(res.digest);
@@ -248,7 +257,8 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .option('--builder <name>', 'builder to use')
     .option('--verbose', 'one block per record: ID, description, reclaimable, shared, size, usage count, last used')
     .action(async (o: { builder?: string; verbose?: boolean }) => {
-      const rb = await store().resolve(o.builder, io.env);
+      const { BuilderStore, withBuilderConnection, formatDiskUsage, formatDiskUsageVerbose } = await builderModule();
+      const rb = await new BuilderStore(undefined).resolve(o.builder, io.env);
       const du = await withBuilderConnection(rb, (conn) => conn.unary<DiskUsageResponse>('disk usage', (md, opt, cb) => conn.control.diskUsage({ verbose: !!o.verbose }, md, opt, cb), 60_000));
       for (const l of (o.verbose ? formatDiskUsageVerbose : formatDiskUsage)(du)) out(l);
     });
@@ -260,7 +270,8 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .option('--builder <name>', 'builder to use')
     .action(async (o: { all?: boolean; force?: boolean; keepStorage?: string; builder?: string }) => {
       const keep = o.keepStorage ? parseSize(o.keepStorage, '--keep-storage') : 0;
-      const rb = await store().resolve(o.builder, io.env);
+      const { BuilderStore, withBuilderConnection, formatPrune } = await builderModule();
+      const rb = await new BuilderStore(undefined).resolve(o.builder, io.env);
       if (!o.force) {
         const what = o.all ? 'all build cache' : 'all dangling build cache';
         const answer = await ask(io, `WARNING! This will remove ${what} on builder "${rb.name}". Are you sure you want to continue? [y/N] `);
@@ -282,6 +293,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
         password = (await readStdin(io.stdin)).replace(/\r?\n$/, '');
       } else if (o.password) err('WARNING! Using --password via the CLI is insecure. Use --password-stdin.');
       else throw new ClientError('login: no password; pipe it with --password-stdin (e.g. echo $TOKEN | buildyard login -u USER --password-stdin REGISTRY)', ExitCode.Usage);
+      const { login } = await registryModule();
       const path = await login({ registry, username: o.username ?? '', password, env: io.env });
       err(`credentials saved in ${path}`);
       out('Login Succeeded');
@@ -293,14 +305,15 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
       // buildx prints "github.com/docker/buildx vX.Y.Z"; the builder's line follows when asked for.
       out(`buildyard v${CLIENT_VERSION}`);
       if (o.builder === undefined) return;
-      const rb = await store().resolve(o.builder, io.env);
+      const { BuilderStore, withBuilderConnection } = await builderModule();
+      const rb = await new BuilderStore(undefined).resolve(o.builder, io.env);
       const info = await withBuilderConnection(rb, (conn) => conn.unary<InfoResponse>('builder info', (md, opt, cb) => conn.control.info({}, md, opt, cb), 15_000));
       out(`builder ${rb.name} (${rb.endpoint}) ${info.version || 'unknown'}`);
     });
 
   registerUpCommands(program);
-  registerHistoryCommands(program, { env: io.env, stderr: io.stderr, signal: io.signal, out });
   registerBakeCommand(program, io, setExit);
+  registerHistoryCommands(program, { env: io.env, stderr: io.stderr, signal: io.signal, out });
   return program;
 }
 

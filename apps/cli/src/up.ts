@@ -1,6 +1,8 @@
 // `buildyard up` / `buildyard down`: thin wiring of the local cluster in @buildyard/client.
 import type { Command } from 'commander';
-import { startLocalCluster, stopLocalCluster } from '@buildyard/client';
+
+// The cluster code (hostkit, PKI generation) loads only when up or down runs.
+const cluster = () => import('./load/cluster.js');
 
 const DEFAULT_STATE_DIR = '/var/lib/buildyard/cluster';
 
@@ -12,6 +14,7 @@ export function registerUpCommands(program: Command): void {
     .option('--json', 'print the endpoints as JSON')
     .action(async (o: { workers: number; stateDir: string; json?: boolean }) => {
       if (!Number.isInteger(o.workers) || o.workers < 1) throw new Error(`--workers must be a positive integer, got ${o.workers}`);
+      const { startLocalCluster } = await cluster();
       const info = await startLocalCluster({ stateDir: o.stateDir, workers: o.workers, onStep: o.json ? undefined : (m) => process.stderr.write(`=> ${m}\n`) });
       if (o.json) {
         console.log(JSON.stringify({ frontend: info.frontend, registry: info.registry, dashboard: info.dashboard, redis: info.redis.replace(/\/\/:[^@]*@/, '//'), redisPasswordFile: `${info.stateDir}/redis-password`, builder: info.builder, stateDir: info.stateDir, workers: info.workers, buildkit: info.buildkit }));
@@ -32,6 +35,7 @@ export function registerUpCommands(program: Command): void {
     .description('stop the local cluster started by `buildyard up` and remove its mounts')
     .option('--state-dir <dir>', 'the state directory given to up', DEFAULT_STATE_DIR)
     .action(async (o: { stateDir: string }) => {
+      const { stopLocalCluster } = await cluster();
       const { stopped } = await stopLocalCluster(o.stateDir);
       console.log(stopped.length > 0 ? `stopped ${stopped.join(', ')}` : 'no local cluster was running');
     });

@@ -1,0 +1,191 @@
+#!/usr/bin/env node
+// Bundles `buildyard` (src/main.ts and the workspace packages it uses, from their TypeScript
+// sources) into dist/buildyard.mjs, which bin/buildyard.js runs. Start-up is the point: one file
+// to read instead of ~170 modules to resolve and load, and everything a command does not need
+// split into chunks (dist/buildyard-<hash>.mjs) that load at the action's `await import()`, so
+// `--version` and `--help` read only the entry and the commander program.
+//   node scripts/bundle.mjs [--outdir=DIR] [--metafile=FILE]
+// Chunks stay next to the entry, one level under apps/cli: program.ts reads ../package.json
+// relative to its own module for the version.
+import { build } from 'esbuild';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+
+const appDir = resolve(import.meta.dirname, '..');
+const repoRoot = resolve(appDir, '../..');
+
+/**
+ * Native addons cannot be bundled: a package that is only a native addon stays in node_modules,
+ * and a `.node` file a package loads in a try block (ssh2's optional crypto binding) is left to
+ * that require, which fails from the bundle's directory and leaves the package on its JS code.
+ */
+const NATIVE = ['cpu-features', '*.node'];
+
+/**
+ * Loaded from node_modules at run time, not bundled. @grpc/grpc-js: OpenTelemetry's gRPC
+ * instrumentation patches the copy in node_modules when tracing is on (see src/main.ts), so the
+ * client must call through that same copy. The telemetry packages load only when OTEL_* asks for
+ * spans and patch modules through require hooks, which bundled code would bypass.
+ */
+export const EXTERNAL = ['@grpc/grpc-js', '@buildyard/telemetry', '@opentelemetry/*', ...NATIVE];
+
+const isWorkspaceSource = (path) => [join(repoRoot, 'packages') + sep, join(repoRoot, 'proto') + sep, join(appDir, 'src') + sep]
+  .some((root) => path.startsWith(root)) && !path.includes(`${sep}node_modules${sep}`);
+
+/**
+ * Rewrites `import { a } from '@buildyard/pkg'` in workspace sources to import `a` from the
+ * module of pkg that defines it. esbuild's code splitting places a module in the chunk of every
+ * entry that can reach it through import statements, before tree shaking: through a package's
+ * index.ts (re-exports of all its modules), the CLI's static import of ClientError would reach
+ * gRPC, node-forge and zod and put them all in one chunk that `--version` loads. Names the index
+ * does not re-export from a module (or that this reader cannot place) keep the index import.
+ */
+function workspaceBarrels() {
+  const barrels = new Map();
+  const fallbacks = new Set();
+  const moduleFile = (dir, spec) => {
+    const base = resolve(dir, spec.replace(/\.js$/, ''));
+    for (const f of [`${base}.ts`, `${base}.tsx`, join(base, 'index.ts')]) if (existsSync(f)) return f;
+    return undefined;
+  };
+  const specifiers = (list) => list.replace(/\/\/.*$/gm, '').replace(/\/\*[\s\S]*?\*\//g, '').split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
+    const type = /^type\s+/.test(s);
+    const [name, alias] = s.replace(/^type\s+/, '').split(/\s+as\s+/);
+    return { type, name, alias: alias ?? name };
+  });
+  const definingModule = async (target, hops = 0) => {
+    const text = await readFile(target.file, 'utf8');
+    for (const m of text.matchAll(/export\s+\{([^}]*)\}\s*from\s*'(\.[^']+)'/g)) {
+      const s = specifiers(m[1]).find((x) => !x.type && x.alias === target.name);
+      const file = s && moduleFile(dirname(target.file), m[2]);
+      if (file && hops < 4) return definingModule({ file, name: s.name }, hops + 1);
+    }
+    return target;
+  };
+  /** name -> { file, name } (name '*' for a namespace) of a package's index.ts. */
+  const barrel = async (b, pkg) => {
+    if (barrels.has(pkg)) return barrels.get(pkg);
+    const r = await b.resolve(pkg, { kind: 'import-statement', resolveDir: appDir });
+    const map = new Map();
+    if (r.errors.length === 0 && !r.external && isWorkspaceSource(r.path)) {
+      const dir = dirname(r.path);
+      const text = await readFile(r.path, 'utf8');
+      const stars = [];
+      for (const m of text.matchAll(/export\s+(type\s+)?\{([^}]*)\}\s*from\s*'(\.[^']+)'/g)) {
+        const file = moduleFile(dir, m[3]);
+        if (m[1] || !file) continue;
+        for (const s of specifiers(m[2])) if (!s.type) map.set(s.alias, { file, name: s.name });
+      }
+      for (const m of text.matchAll(/export\s+\*\s+as\s+(\w+)\s+from\s*'(\.[^']+)'/g)) {
+        const file = moduleFile(dir, m[2]);
+        if (file) map.set(m[1], { file, name: '*' });
+      }
+      for (const m of text.matchAll(/export\s+\*\s+from\s*'(\.[^']+)'/g)) {
+        const file = moduleFile(dir, m[1]);
+        if (file) stars.push({ file, text: await readFile(file, 'utf8') });
+      }
+      // A module the index names may itself re-export the name from another (a light module
+      // split off a heavy one): follow such hops, so the import lands where the name is defined.
+      for (const [alias, target] of map) if (target.name !== '*') map.set(alias, await definingModule(target));
+      map.star = (name) => stars.find((s) => new RegExp(`export\\s+(declare\\s+)?(abstract\\s+)?(async\\s+)?(function\\*?|const|let|var|class|enum|interface|type)\\s+${name}\\b`).test(s.text))?.file;
+    }
+    barrels.set(pkg, map);
+    return map;
+  };
+  return {
+    name: 'workspace-barrels',
+    setup(b) {
+      // A name left on an index import pulls that whole package into the chunk: say so.
+      b.onEnd(() => { for (const f of fallbacks) console.warn(`bundle: ${f} is imported from the package index (not found in a module it re-exports)`); });
+      b.onLoad({ filter: /\.ts$/ }, async (args) => {
+        if (!isWorkspaceSource(args.path)) return undefined;
+        const text = await readFile(args.path, 'utf8');
+        const statements = [...text.matchAll(/^(import|export)\s+(type\s+)?\{([^}]*)\}\s*from\s*'(@buildyard\/[\w-]+)';?/gm)];
+        if (statements.length === 0) return { contents: text, loader: 'ts' };
+        let out = '';
+        let last = 0;
+        for (const m of statements) {
+          const [whole, keyword, typeOnly, list, pkg] = m;
+          out += text.slice(last, m.index);
+          last = m.index + whole.length;
+          const map = typeOnly ? undefined : await barrel(b, pkg);
+          if (!map || map.size === 0) { out += whole; continue; }
+          const byFile = new Map();
+          const rest = [];
+          const parts = [];
+          for (const s of specifiers(list)) {
+            if (s.type) continue; // elided by TypeScript anyway
+            const target = map.get(s.name) ?? (map.star?.(s.name) ? { file: map.star(s.name), name: s.name } : undefined);
+            if (!target) {
+              rest.push(s.name === s.alias ? s.name : `${s.name} as ${s.alias}`);
+              fallbacks.add(`${pkg} ${s.name} (${relative(repoRoot, args.path)})`);
+            }
+            else if (target.name === '*') parts.push(`${keyword} * as ${s.alias} from ${JSON.stringify(target.file)};`);
+            else byFile.set(target.file, [...(byFile.get(target.file) ?? []), target.name === s.alias ? s.alias : `${target.name} as ${s.alias}`]);
+          }
+          for (const [file, names] of byFile) parts.push(`${keyword} { ${names.join(', ')} } from ${JSON.stringify(file)};`);
+          if (rest.length > 0) parts.push(`${keyword} { ${rest.join(', ')} } from '${pkg}';`);
+          // Same line count, so the source map still points at the right lines.
+          out += parts.join(' ') + '\n'.repeat(whole.split('\n').length - 1);
+        }
+        return { contents: out + text.slice(last), loader: 'ts' };
+      });
+    },
+  };
+}
+
+/** Builds the bundle into `outdir`; returns esbuild's metafile (inputs per output file). */
+export async function bundle({ outdir = join(appDir, 'dist') } = {}) {
+  await mkdir(outdir, { recursive: true });
+  // Chunk names change with their content: drop the previous build's, or dist/ keeps them all.
+  for (const name of await readdir(outdir)) if (/^buildyard(-[A-Z0-9]+)?\.mjs(\.map)?$/.test(name)) await rm(join(outdir, name));
+  const result = await build({
+    absWorkingDir: appDir,
+    entryPoints: { buildyard: 'src/main.ts' },
+    outdir,
+    outExtension: { '.js': '.mjs' },
+    chunkNames: 'buildyard-[hash]',
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    // The workspace packages' TypeScript sources, as tests and `--conditions=source` use them.
+    conditions: ['source'],
+    external: EXTERNAL,
+    plugins: [workspaceBarrels()],
+    // CommonJS dependencies (commander, tar-stream, node-forge, ssh2) call require() for Node's
+    // built-ins and read __dirname; an ES module has neither. (__dirname is the bundle's
+    // directory: ssh2 only uses it for a Windows helper.)
+    banner: {
+      js: [
+        "import { createRequire as __buildyardCreateRequire } from 'node:module';",
+        "import { dirname as __buildyardDirname } from 'node:path';",
+        "import { fileURLToPath as __buildyardFileURLToPath } from 'node:url';",
+        'const require = __buildyardCreateRequire(import.meta.url);',
+        'const __filename = __buildyardFileURLToPath(import.meta.url);',
+        'const __dirname = __buildyardDirname(__filename);',
+      ].join('\n'),
+    },
+    minifyWhitespace: true,
+    minifySyntax: true,
+    sourcemap: 'linked',
+    metafile: true,
+    logLevel: 'warning',
+  });
+  return result.metafile;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {
+  const opts = Object.fromEntries(process.argv.slice(2).map((a) => {
+    const m = /^--(outdir|metafile)=(.+)$/.exec(a);
+    if (!m) { console.error(`bundle: unknown argument ${a}; usage: node scripts/bundle.mjs [--outdir=DIR] [--metafile=FILE]`); process.exit(2); }
+    return [m[1], resolve(m[2])];
+  }));
+  const metafile = await bundle({ outdir: opts.outdir });
+  if (opts.metafile) await writeFile(opts.metafile, JSON.stringify(metafile));
+  const outputs = Object.entries(metafile.outputs).filter(([f]) => f.endsWith('.mjs'));
+  const kib = outputs.reduce((n, [, o]) => n + o.bytes, 0) / 1024;
+  console.log(`bundled ${relative(process.cwd(), resolve(appDir, outputs.find(([, o]) => o.entryPoint)?.[0] ?? ''))} (+${outputs.length - 1} chunks, ${kib.toFixed(0)} KiB)`);
+}

@@ -1,0 +1,80 @@
+// The bundle bin/buildyard.js runs (scripts/bundle.mjs): it holds no test-only package, and
+// `--version` / `--help` load only the entry and the commander program, never gRPC, the proto
+// stubs, the progress renderers, the registry client or the local cluster's code. Which modules a
+// run loads is deterministic, so this checks start-up cost without timing anything.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const appDir = resolve(fileURLToPath(import.meta.url), '../..');
+
+interface Metafile { outputs: Record<string, { inputs: Record<string, unknown>; entryPoint?: string }> }
+
+// The bundle is built into a directory of its own under apps/cli (not dist/, which a concurrent
+// `npm run build` may rewrite): at that depth the version lookup (../package.json) and the
+// external packages (node_modules up the tree) resolve as they do from dist/.
+let outdir = '';
+let meta: Metafile;
+
+before(async () => {
+  outdir = await mkdtemp(join(appDir, '.bundle-test-'));
+  await run(process.execPath, [join(appDir, 'scripts/bundle.mjs'), `--outdir=${outdir}`, `--metafile=${join(outdir, 'meta.json')}`], { cwd: appDir });
+  meta = JSON.parse(await readFile(join(outdir, 'meta.json'), 'utf8')) as Metafile;
+});
+
+after(async () => {
+  if (outdir) await rm(outdir, { recursive: true, force: true });
+});
+
+const inputsOf = (output: string) => Object.keys(meta.outputs[output].inputs);
+
+test('the bundle holds no test-only package', () => {
+  const inputs = Object.keys(meta.outputs).flatMap(inputsOf);
+  assert.ok(inputs.some((i) => i.includes('packages/client/src/')), 'the bundle should hold @buildyard/client (wrong metafile?)');
+  for (const banned of [/packages\/testkit\//, /node_modules\/testcontainers\//, /node_modules\/@testcontainers\//, /packages\/scheduler\//, /node_modules\/bullmq\//]) {
+    assert.deepEqual(inputs.filter((i) => banned.test(i)), [], `the bundle includes ${banned.source}`);
+  }
+});
+
+/** What start-up must not pay for: gRPC, proto stubs, progress renderers, zod, the registry client, up's PKI. */
+const HEAVY = [/proto\/src\/gen\//, /node_modules\/@bufbuild\//, /node_modules\/zod\//, /node_modules\/log-update\//, /node_modules\/node-forge\//, /packages\/oci\/src\/RegistryClient\.ts$/, /packages\/client\/src\/(runBuild|ProgressRenderer|connectBuilder)\.ts$/];
+const HEAVY_EXTERNAL = /node_modules\/(@grpc\/grpc-js|@opentelemetry\/|@buildyard\/telemetry|ssh2)\b/;
+
+/** The module URLs `node <bundle> ...args` loads, recorded by a module-loader hook. */
+async function loadedModules(args: string[]): Promise<{ stdout: string; urls: string[] }> {
+  const log = join(outdir, `loaded-${args.join('_').replace(/\W/g, '')}.txt`);
+  const hooks = join(outdir, 'hooks.mjs');
+  await writeFile(hooks, [
+    "import { appendFileSync } from 'node:fs';",
+    'let log;',
+    'export function initialize(data) { log = data.log; }',
+    'export async function load(url, context, next) { appendFileSync(log, url + "\\n"); return next(url, context); }',
+  ].join('\n'));
+  const register = join(outdir, 'register.mjs');
+  await writeFile(register, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)}, { data: { log: process.env.BUNDLE_TEST_LOG } });\n`);
+  const { stdout } = await run(process.execPath, ['--import', pathToFileURL(register).href, join(outdir, 'buildyard.mjs'), ...args], {
+    cwd: outdir, env: { ...process.env, BUNDLE_TEST_LOG: log, OTEL_TRACES_EXPORTER: '', OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '' },
+  });
+  return { stdout, urls: (await readFile(log, 'utf8')).split('\n').filter(Boolean) };
+}
+
+for (const args of [['--version'], ['--help'], ['build', '--help']]) {
+  test(`buildyard ${args.join(' ')} loads no gRPC, proto, progress, registry or cluster code`, async () => {
+    const { stdout, urls } = await loadedModules(args);
+    assert.match(stdout, args[0] === '--version' ? /^\d+\.\d+\.\d+\n$/ : /Usage: buildyard/);
+    const files = urls.filter((u) => u.startsWith('file:')).map((u) => fileURLToPath(u));
+    assert.ok(files.some((f) => f === join(outdir, 'buildyard.mjs')), `the hook saw no bundle entry: ${files.join(', ')}`);
+    assert.deepEqual(files.filter((f) => HEAVY_EXTERNAL.test(f)), [], 'start-up loads an external package it does not need');
+    for (const f of files.filter((file) => file.startsWith(outdir))) {
+      const output = Object.keys(meta.outputs).find((o) => resolve(appDir, o) === f);
+      assert.ok(output, `${f} is not an output of the bundle`);
+      const heavy = inputsOf(output).filter((i) => HEAVY.some((h) => h.test(i)));
+      assert.deepEqual(heavy, [], `start-up loads ${output}, a chunk holding ${heavy.slice(0, 5).join(', ')}: import these in the command's action (see apps/cli/src/load/)`);
+    }
+  });
+}
