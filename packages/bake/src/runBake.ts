@@ -75,6 +75,11 @@ export function targetBuild(t: Target, f: BakeFlags, cwd: string): { context: st
   const remote = isRemoteContext(context);
   let file = t.dockerfile ?? 'Dockerfile';
   if (!remote && !isAbsolute(file)) file = join(context, file);
+  // `--load` (*.output=type=docker) has no Docker engine to load into here: `buildyard build
+  // --load`'s docker-archive file stands in for it, as for a build.
+  const isLoad = (o: string) => /^type=docker$/.test(o.trim());
+  const load = (t.output ?? []).some(isLoad);
+  const output = t.output?.filter((o) => !isLoad(o));
   const kv = (m?: Record<string, string | null>) => Object.entries(m ?? {}).filter(([, v]) => v !== null).map(([k, v]) => `${k}=${v}`);
   const flags: BuildFlags = {
     file: t['dockerfile-inline'] !== undefined ? '-' : (remote ? undefined : file),
@@ -85,7 +90,8 @@ export function targetBuild(t: Target, f: BakeFlags, cwd: string): { context: st
     noCache: t['no-cache'] ?? false,
     pull: t.pull ?? false,
     label: kv(t.labels),
-    output: t.output,
+    output,
+    load,
     cacheFrom: t['cache-from'],
     cacheTo: t['cache-to'],
     secret: t.secret,
@@ -103,17 +109,31 @@ export function targetBuild(t: Target, f: BakeFlags, cwd: string): { context: st
   return { context, flags, inline: t['dockerfile-inline'] };
 }
 
-/** A stream that passes whole lines only, so concurrent targets' lines never split each other. */
-function lineWriter(out: Writable): Writable {
+/**
+ * One target's share of stderr when several build: whole lines only (concurrent targets never
+ * split each other's lines), the plain view's "#N" steps numbered across all targets as buildx's
+ * one printer numbers them, and the target's own lines (summary, notes) marked with its name.
+ */
+function targetStderr(out: Writable, name: string, numbers: { next: number }): Writable {
   let buf = '';
+  const mine = new Map<string, number>();
+  const line = (l: string): string => {
+    const step = /^#(\d+)(?= |$)/.exec(l);
+    if (step) {
+      let n = mine.get(step[1]);
+      if (n === undefined) { n = ++numbers.next; mine.set(step[1], n); }
+      return `#${n}${l.slice(step[0].length)}`;
+    }
+    return l.trim() === '' ? l : `[${name}] ${l}`;
+  };
   return new Writable({
     write(chunk: Buffer | string, _enc, cb) {
       buf += chunk.toString();
       const i = buf.lastIndexOf('\n');
-      if (i >= 0) { out.write(buf.slice(0, i + 1)); buf = buf.slice(i + 1); }
+      if (i >= 0) { out.write(buf.slice(0, i).split('\n').map(line).join('\n') + '\n'); buf = buf.slice(i + 1); }
       cb();
     },
-    final(cb) { if (buf) out.write(buf); buf = ''; cb(); },
+    final(cb) { if (buf) out.write(line(buf)); buf = ''; cb(); },
   });
 }
 
@@ -138,9 +158,10 @@ export async function runBake(o: RunBakeOptions): Promise<number> {
   o.signal?.addEventListener('abort', onAbort, { once: true });
   const build = o.build ?? runBuild;
   let firstFailure: { name: string; code: number; message?: string } | undefined;
+  const numbers = { next: 0 };
   try {
     await Promise.all(plans.map(async (p) => {
-      const err = several ? lineWriter(stderr) : stderr;
+      const err = several ? targetStderr(stderr, p.name, numbers) : stderr;
       try {
         const code = await build({
           context: p.context,

@@ -34,6 +34,10 @@ target "named" {
   assert.equal(b.flags.file, '-');
   assert.equal(b.inline, 'FROM scratch');
   assert.throws(() => targetBuild(r.targets.get('named')!, {}, '/work'), /target "named": contexts \(base\) is not supported/);
+  const loaded = resolveTargets([{ name: 'docker-bake.hcl', text: 'target "default" {\n  tags = ["app:1"]\n}\n' }], { env: {}, builtins, targets: [], overrides: ['*.output=type=docker'] });
+  const l = targetBuild(loaded.targets.get('default')!, {}, '/work');
+  assert.equal(l.flags.load, true, '--load writes the docker archive, as build --load');
+  assert.deepEqual(l.flags.output, []);
   const bad = resolve('target "default" {\n  output = ["type=nosuch"]\n}\n').targets.get('default')!;
   assert.throws(() => targetBuild(bad, {}, '/work'), (e: Error & { exitCode?: number }) => e.exitCode === 2);
 });
