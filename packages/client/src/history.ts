@@ -16,13 +16,14 @@ export function historyContextName(context: string, cwd: string): string {
   return resolvePath(cwd, context);
 }
 
-/** buildx's BuildName: BUILDKIT_BUILD_NAME, else the context's base name (with a non-default Dockerfile's), then " (target)". */
+/** buildx's BuildName: BUILDKIT_BUILD_NAME, else the context's base name (then a non-default Dockerfile's), then " (target)". */
 export function historyName(r: HistoryRecord): string {
   if (r.buildArgs.BUILDKIT_BUILD_NAME) return r.buildArgs.BUILDKIT_BUILD_NAME;
   const remote = /^[a-z][a-z0-9+.-]*:\/\//i.test(r.context) || r.context.startsWith('git@');
   let name = remote ? r.context : r.context && r.context !== '-' ? basename(r.context) : '';
   const file = r.dockerfile && r.dockerfile !== '-' ? r.dockerfile.replace(/^\.\//, '') : '';
-  if (!remote && file && basename(file) !== 'Dockerfile') name = name ? `${name}/${file}` : file;
+  // The record keeps the Dockerfile's path as its user wrote it (relative to where the build ran): its base name stands for it.
+  if (!remote && file && basename(file) !== 'Dockerfile') name = name ? `${name}/${basename(file)}` : basename(file);
   if (r.target) name = name ? `${name} (${r.target})` : r.target;
   return name;
 }
@@ -79,9 +80,13 @@ export interface HistoryLsFormat {
   nowMs: number;
 }
 
-/** buildx's full ref of a record: builder/node/id (a builder here is one node, named as buildx names a builder's first). */
+/**
+ * buildx's full ref of a record: builder/node/id. A builder here is one node, named as buildx
+ * names a builder's first; a builder given as an endpoint (tcp://host:port) names it host:port.
+ */
 export function historyRef(builder: string, buildId: string): string {
-  return `${builder}/${builder}0/${buildId}`;
+  const node = /^[a-z][a-z0-9+.-]*:\/\//i.test(builder) ? builder.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '') : `${builder}0`;
+  return `${builder}/${node}/${buildId}`;
 }
 
 function lsDuration(r: HistoryRecord, nowMs: number): string {

@@ -12,7 +12,7 @@ const rec = (p: Partial<HistoryRecord>) => HistoryRecord.fromPartial({
 
 test('names as buildx\'s BuildName: the context\'s base name, a non-default Dockerfile, the target, BUILDKIT_BUILD_NAME', () => {
   assert.equal(historyName(rec({})), 'app');
-  assert.equal(historyName(rec({ dockerfile: 'docker/api.Dockerfile', target: 'prod' })), 'app/docker/api.Dockerfile (prod)');
+  assert.equal(historyName(rec({ dockerfile: 'docker/api.Dockerfile', target: 'prod' })), 'app/api.Dockerfile (prod)');
   assert.equal(historyName(rec({ context: 'https://example.com/ctx.tar.gz' })), 'https://example.com/ctx.tar.gz');
   assert.equal(historyName(rec({ context: '-', dockerfile: '-', target: 'x' })), 'x');
   assert.equal(historyName(rec({ buildArgs: { BUILDKIT_BUILD_NAME: 'nightly' } })), 'nightly');

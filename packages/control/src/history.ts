@@ -29,6 +29,8 @@ export interface StepSummary {
   errorStep: string;
   /** Whether the build's event stream is still kept. */
   kept: boolean;
+  /** The platforms it built (the builder's own when the request named none). */
+  platforms: string[];
 }
 
 export class BuildHistory {
@@ -117,7 +119,7 @@ export class BuildHistory {
   async steps(buildId: string): Promise<StepSummary> {
     const key = progressStreamKey(buildId, this.keys);
     const state = new Map<string, 'running' | 'done' | 'cached' | 'failed'>();
-    const out: StepSummary = { total: 0, completed: 0, cached: 0, images: [], errorStep: '', kept: false };
+    const out: StepSummary = { total: 0, completed: 0, cached: 0, images: [], errorStep: '', kept: false, platforms: [] };
     let from = '-';
     for (;;) {
       const entries = (await this.redis.xrange(key, from, '+', 'COUNT', STREAM_PAGE)) as [string, string[]][];
@@ -126,7 +128,8 @@ export class BuildHistory {
         for (let i = 0; i + 1 < fields.length; i += 2) {
           if (fields[i] !== EVENT_FIELD) continue;
           const e = decodeEvent(fields[i + 1]);
-          if (e.type === 'vertex.started' && !state.has(e.vertex.digest)) state.set(e.vertex.digest, 'running');
+          if (e.type === 'build.accepted') out.platforms = e.platforms;
+          else if (e.type === 'vertex.started' && !state.has(e.vertex.digest)) state.set(e.vertex.digest, 'running');
           else if (e.type === 'vertex.cached') state.set(e.vertex.digest, 'cached');
           else if (e.type === 'vertex.finished') state.set(e.vertex.digest, 'done');
           else if (e.type === 'vertex.error') {
@@ -150,7 +153,7 @@ export class BuildHistory {
     // Without the stream: a successful build's counts are in its record, every step completed.
     const total = steps?.total ?? r.verticesTotal;
     return HistoryRecord.fromPartial({
-      buildId: shownBuildId(r.buildId), status: r.status, platforms: r.platforms, createdMs: r.createdMs, finishedMs: r.finishedMs,
+      buildId: shownBuildId(r.buildId), status: r.status, platforms: r.platforms.length > 0 ? r.platforms : steps?.platforms ?? [], createdMs: r.createdMs, finishedMs: r.finishedMs,
       digest: r.digest, error: r.error, pushed: r.pushed,
       stepsTotal: total, stepsCompleted: steps?.completed ?? (r.status === 'succeeded' ? total : 0), stepsCached: steps?.cached ?? r.verticesCached,
       context: r.context, dockerfile: r.dockerfile, target: r.target, buildArgs: r.buildArgs, noCache: r.noCache, network: r.network,
