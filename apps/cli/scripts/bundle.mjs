@@ -63,9 +63,16 @@ function workspaceBarrels() {
     }
     return target;
   };
-  /** name -> { file, name } (name '*' for a namespace) of a package's index.ts. */
-  const barrel = async (b, pkg) => {
-    if (barrels.has(pkg)) return barrels.get(pkg);
+  /**
+   * name -> { file, name } (name '*' for a namespace) of a package's index.ts. Memoised as a
+   * promise, so files loaded in parallel all see the complete map (package indexes re-export
+   * only from packages below them, so the recursion through other indexes ends).
+   */
+  const barrel = (b, pkg) => {
+    if (!barrels.has(pkg)) barrels.set(pkg, readBarrel(b, pkg));
+    return barrels.get(pkg);
+  };
+  const readBarrel = async (b, pkg) => {
     const r = await b.resolve(pkg, { kind: 'import-statement', resolveDir: appDir });
     const map = new Map();
     if (r.errors.length === 0 && !r.external && isWorkspaceSource(r.path)) {
@@ -85,12 +92,21 @@ function workspaceBarrels() {
         const file = moduleFile(dir, m[1]);
         if (file) stars.push({ file, text: await readFile(file, 'utf8') });
       }
+      // An index may pass on names of another workspace package (dockerfile re-exports fileop's
+      // git references): those resolve through that package's index.
+      for (const m of text.matchAll(/export\s+(type\s+)?\{([^}]*)\}\s*from\s*'(@buildyard\/[\w-]+)'/g)) {
+        if (m[1] || m[3] === pkg) continue;
+        const other = await barrel(b, m[3]);
+        for (const s of specifiers(m[2])) {
+          const target = s.type ? undefined : other.get(s.name) ?? (other.star?.(s.name) ? { file: other.star(s.name), name: s.name } : undefined);
+          if (target) map.set(s.alias, target);
+        }
+      }
       // A module the index names may itself re-export the name from another (a light module
       // split off a heavy one): follow such hops, so the import lands where the name is defined.
       for (const [alias, target] of map) if (target.name !== '*') map.set(alias, await definingModule(target));
       map.star = (name) => stars.find((s) => new RegExp(`export\\s+(declare\\s+)?(abstract\\s+)?(async\\s+)?(function\\*?|const|let|var|class|enum|interface|type)\\s+${name}\\b`).test(s.text))?.file;
     }
-    barrels.set(pkg, map);
     return map;
   };
   return {
@@ -187,5 +203,6 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename
   if (opts.metafile) await writeFile(opts.metafile, JSON.stringify(metafile));
   const outputs = Object.entries(metafile.outputs).filter(([f]) => f.endsWith('.mjs'));
   const kib = outputs.reduce((n, [, o]) => n + o.bytes, 0) / 1024;
-  console.log(`bundled ${relative(process.cwd(), resolve(appDir, outputs.find(([, o]) => o.entryPoint)?.[0] ?? ''))} (+${outputs.length - 1} chunks, ${kib.toFixed(0)} KiB)`);
+  const entry = outputs.find(([, o]) => o.entryPoint === 'src/main.ts')?.[0] ?? '';
+  console.log(`bundled ${relative(process.cwd(), resolve(appDir, entry))} (+${outputs.length - 1} chunks, ${kib.toFixed(0)} KiB)`);
 }

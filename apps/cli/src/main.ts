@@ -7,15 +7,22 @@
 // and the telemetry packages external for that reason: the instrumentation patches the copy in
 // node_modules, which must be the one the client's calls go through.
 const tracing = ['OTEL_TRACES_EXPORTER', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'].some((v) => process.env[v]);
+const args = process.argv.slice(2);
+// `buildyard --version` alone (scripts ask it to check the install) prints what commander's
+// --version prints without building the command tree.
+const versionOnly = !tracing && args.length === 1 && (args[0] === '--version' || args[0] === '-V');
 const telemetry = tracing ? (await import('@buildyard/telemetry')).startTelemetry('buildyard-cli') : undefined;
-const { run } = await import('./program.js');
 
-if (!telemetry) {
+if (versionOnly) {
+  process.stdout.write(`${(await import('./version.js')).CLIENT_VERSION}\n`);
+} else if (!telemetry) {
+  const { run } = await import('./program.js');
   process.exitCode = await run(process.argv);
 } else {
+  const { run } = await import('./program.js');
   const { SpanStatusCode } = await import('@opentelemetry/api');
   // The command's name only: arguments can hold secrets (login -p, --secret).
-  const command = process.argv.slice(2).find((a) => !a.startsWith('-')) ?? '';
+  const command = args.find((a) => !a.startsWith('-')) ?? '';
   process.exitCode = await telemetry.tracer.startActiveSpan(`buildyard ${command}`.trim(), async (span) => {
     try {
       const code = await run(process.argv);

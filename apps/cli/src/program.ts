@@ -9,11 +9,11 @@ import {
   ClientError, ExitCode, PROGRESS_MODES, parseSize,
   type BuildFlags, type DiskUsageResponse, type InfoResponse, type ListWorkersResponse, type PruneResponse,
 } from '@buildyard/client';
-import { readFileSync } from 'node:fs';
 import { registerUpCommands } from './up.js';
 import { registerBakeCommand } from './bake.js';
 import { registerHistoryCommands } from './history.js';
 import { BuildyardCommand } from './suggest.js';
+import { CLIENT_VERSION } from './version.js';
 
 const EXIT_CODES_HELP = `
 Exit codes:
@@ -28,9 +28,6 @@ Environment:
   BUILDYARD_TOKEN    bearer token for the builder (when it has no --token-file)
   DOCKER_CONFIG      directory of the docker config.json holding registry credentials
   XDG_CONFIG_HOME    where buildyard/builders.json is kept (default ~/.config)`;
-
-// One place for the version: the package's, read from src/ and dist/ alike (both sit under apps/cli).
-const CLIENT_VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const collect = (value: string, prev: string[] = []): string[] => [...prev, value];
 
