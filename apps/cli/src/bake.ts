@@ -28,6 +28,8 @@ export function registerBakeCommand(program: Command, io: BakeIo, setExit: (code
     .option('--pull', 'always check the registry for newer base images')
     .addOption(new Option('--progress <mode>', 'progress output').choices([...PROGRESS_MODES]).default('auto'))
     .option('--metadata-file <file>', 'write every target\'s build result metadata to this JSON file')
+    .option('--provenance <value>', 'shorthand for --set=*.attest=type=provenance (e.g. mode=max, false)')
+    .option('--sbom <value>', 'shorthand for --set=*.attest=type=sbom')
     .option('--builder <name>', 'builder to use (default: BUILDYARD_BUILDER or the current builder)')
     .action(async (targets: string[], o: Record<string, unknown>) => {
       const { runBake } = await bakeModule();
@@ -43,6 +45,8 @@ export function registerBakeCommand(program: Command, io: BakeIo, setExit: (code
           pull: o.pull ? true : undefined,
           progress: o.progress as string | undefined,
           metadataFile: o.metadataFile as string | undefined,
+          provenance: o.provenance as string | undefined,
+          sbom: o.sbom as string | undefined,
           builder: o.builder as string | undefined,
         },
         env: io.env, stdin: io.stdin, stdout: io.stdout, stderr: io.stderr, signal: io.signal,

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseHcl } from './hcl/parse.js';
 import { evaluateHcl } from './hclConfig.js';
-import { resolveTargets, type BakeFile } from './resolve.js';
+import { flagOverrides, resolveTargets, type BakeFile } from './resolve.js';
 import { printJson } from './target.js';
 
 const builtins = { BAKE_CMD_CONTEXT: 'cwd://', BAKE_LOCAL_PLATFORM: 'linux/amd64' };
@@ -197,4 +197,11 @@ test('evaluateHcl reports what a matrix renamed', () => {
   const { renamed, config } = evaluateHcl([parseHcl('target "t" {\n  name = "t-${x}"\n  matrix = { x = ["1", "2"] }\n}\n', 'f.hcl')], { env: {}, builtins });
   assert.deepEqual(renamed.get('t'), ['t-1', 't-2']);
   assert.deepEqual(config.targets.map((t) => t.name), ['t-1', 't-2']);
+});
+
+test('attestations merge by type, as current buildx: inherits, --set and --provenance replace the same type', () => {
+  const r = resolve('target "base" {\n  attest = ["type=provenance,mode=min", "type=sbom"]\n}\ntarget "default" {\n  inherits = ["base"]\n  attest = ["type=provenance,mode=max"]\n}\n', { set: ['*.attest=type=sbom,generator=x'] });
+  assert.deepEqual(r.targets.get('default')!.attest, ['type=provenance,mode=max', 'type=sbom,generator=x']);
+  // Current buildx spells a boolean shorthand disabled=... (v0.10.5 wrote enabled=...).
+  assert.deepEqual(flagOverrides({ sbom: 'true', provenance: 'false' }), ['*.attest=type=sbom,disabled=false', '*.attest=type=provenance,disabled=true']);
 });

@@ -9,7 +9,7 @@ import { parseHclJson } from './hcl/json.js';
 import { parseHcl } from './hcl/parse.js';
 import { evaluateHcl, type Renamed } from './hclConfig.js';
 import { isComposeText, parseCompose } from './compose.js';
-import { cloneTarget, mergeTarget, normalizeTarget, type Config, type Group, type Target } from './target.js';
+import { cloneTarget, mergeAttests, mergeTarget, normalizeTarget, type Config, type Group, type Target } from './target.js';
 
 /** buildx's default files, in its order: compose's names, then the bake files and their overrides. */
 export const DEFAULT_FILES = [
@@ -167,7 +167,7 @@ function applyOverrides(t: Target, o: Map<string, Override> | undefined): void {
       case 'ssh': t.ssh = ov.list; break;
       case 'platform': t.platforms = ov.list; break;
       case 'output': t.output = ov.list; break;
-      case 'attest': t.attest = [...(t.attest ?? []), ...ov.list]; break;
+      case 'attest': t.attest = mergeAttests(t.attest ?? [], ov.list); break;
       case 'annotations': t.annotations = [...(t.annotations ?? []), ...ov.list]; break;
       case 'ulimits': t.ulimits = ov.list; break;
       case 'entitlements': t.entitlements = [...(t.entitlements ?? []), ...ov.list]; break;
@@ -201,14 +201,22 @@ export function bakeBuiltins(): Record<string, string> {
 }
 
 /** The bake flags that are `--set` shorthands, as buildx turns them into overrides. */
-export function flagOverrides(f: { set?: readonly string[]; push?: boolean; load?: boolean; noCache?: boolean; pull?: boolean }): string[] {
+export function flagOverrides(f: { set?: readonly string[]; push?: boolean; load?: boolean; noCache?: boolean; pull?: boolean; provenance?: string; sbom?: string }): string[] {
   const overrides = [...(f.set ?? [])];
   if (f.push && f.load) throw new BakeError('--push and --load may not be set together: push to a registry, or write the docker archive');
   if (f.push) overrides.push('*.push=true');
   else if (f.load) overrides.push('*.output=type=docker');
   if (f.noCache !== undefined) overrides.push(`*.no-cache=${f.noCache}`);
   if (f.pull !== undefined) overrides.push(`*.pull=${f.pull}`);
+  if (f.sbom) overrides.push(`*.attest=${canonicalAttest('sbom', f.sbom)}`);
+  if (f.provenance) overrides.push(`*.attest=${canonicalAttest('provenance', f.provenance)}`);
   return overrides;
+}
+
+/** buildx's CanonicalizeAttest: "true"/"false" become disabled=..., other values follow type=. */
+function canonicalAttest(type: string, value: string): string {
+  const b = goParseBool(value);
+  return b === undefined ? `type=${type},${value}` : `type=${type},disabled=${!b}`;
 }
 
 export interface ResolveOptions extends ParseOptions {

@@ -22,6 +22,9 @@ export interface BakeFlags {
   progress?: string;
   builder?: string;
   metadataFile?: string;
+  /** Shorthands for --set=*.attest=type=provenance,... / type=sbom,... */
+  provenance?: string;
+  sbom?: string;
 }
 
 export interface RunBakeOptions {
@@ -68,8 +71,6 @@ export function targetBuild(t: Target, f: BakeFlags, cwd: string): { context: st
   if (t.context === '-') throw usageError(`target "${t.name}": context from stdin not allowed in bake; set context to a directory`);
   if (t.dockerfile === '-') throw usageError(`target "${t.name}": dockerfile from stdin not allowed in bake; use dockerfile-inline`);
   if (t.contexts && Object.keys(t.contexts).length) refuse(`contexts (${Object.keys(t.contexts).join(', ')})`, 'drop them or build the named context into a base image');
-  if (t.ssh?.length) refuse('ssh', 'drop ssh from the target');
-  if (t.attest?.length) refuse('attest', 'drop attest from the target');
   if (t['no-cache-filter']?.length) refuse('no-cache-filter', 'use no-cache = true');
   const context = cleanContext(t.context ?? '.');
   const remote = isRemoteContext(context);
@@ -95,6 +96,8 @@ export function targetBuild(t: Target, f: BakeFlags, cwd: string): { context: st
     cacheFrom: t['cache-from'],
     cacheTo: t['cache-to'],
     secret: t.secret,
+    ssh: t.ssh,
+    attest: t.attest,
     network: t.network,
     allow: t.entitlements,
     addHost: Object.entries(t['extra-hosts'] ?? {}).filter(([, v]) => v !== null).map(([k, v]) => `${k}:${v}`),

@@ -68,7 +68,7 @@ export const TARGET_FIELDS: Record<string, FieldKind> = {
 };
 
 /** Lists that accumulate when merged (the others are replaced), as buildx's Target.Merge. */
-const APPENDED = new Set(['attest', 'secret', 'ssh', 'cache-from', 'no-cache-filter', 'annotations', 'ulimits', 'entitlements']);
+const APPENDED = new Set(['secret', 'ssh', 'cache-from', 'no-cache-filter', 'annotations', 'ulimits', 'entitlements']);
 
 type Fields = Record<string, unknown>;
 
@@ -85,6 +85,8 @@ export function mergeTarget(t: Target, t2: Target): void {
         if (x === null && key !== 'contexts') continue;
         a[key] = { ...(a[key] as Record<string, unknown> | undefined), [k]: x };
       }
+    } else if (key === 'attest') {
+      a[key] = mergeAttests((a[key] as string[] | undefined) ?? [], v as string[]);
     } else if (kind === 'list' && APPENDED.has(key)) {
       a[key] = [...((a[key] as string[] | undefined) ?? []), ...(v as string[])];
     } else {
@@ -92,6 +94,17 @@ export function mergeTarget(t: Target, t2: Target): void {
     }
   }
   if (t2.inherits) t.inherits = [...(t.inherits ?? []), ...t2.inherits];
+}
+
+/** Attestations merge by type, the later one of a type replacing the earlier (buildx's Attests.Merge). */
+export function mergeAttests(base: readonly string[], more: readonly string[]): string[] {
+  const typeOf = (spec: string) => /(?:^|,)\s*type=([^,]*)/.exec(spec)?.[1]?.trim() ?? spec;
+  const out = [...base];
+  for (const m of more) {
+    const i = out.findIndex((x) => typeOf(x) === typeOf(m));
+    if (i >= 0) out[i] = m; else out.push(m);
+  }
+  return out;
 }
 
 export function cloneTarget(t: Target): Target {
