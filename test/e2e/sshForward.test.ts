@@ -75,7 +75,7 @@ function buildx(args: string[]): Promise<Run> {
  * A context whose step lists the forwarded agent's keys and has it sign with `key` (ssh-add -T
  * verifies the signature against the public key); the result is exported as /listed and /signed.
  */
-function probeContext(key: SshKey, mount = 'type=ssh'): string {
+function probeContext(key: SshKey, mount = 'type=ssh', statSocket = false): string {
   const dir = mkdtempSync(join(work, 'ctx-'));
   cpSync(sysroot, join(dir, 'sysroot'), { recursive: true });
   copyFileSync(key.publicPath, join(dir, 'key.pub'));
@@ -85,8 +85,10 @@ function probeContext(key: SshKey, mount = 'type=ssh'): string {
     'COPY sysroot/ /',
     'COPY key.pub /key.pub',
     `RUN --mount=${mount} ssh-add -l > /listed && ssh-add -T /key.pub && echo "signed $SSH_AUTH_SOCK" > /signed`,
+    // The socket as the mount asks for it: owner, group, mode.
+    ...(statSocket ? ['RUN --mount=type=ssh,uid=1000,gid=1001,mode=0640,target=/agent.sock stat -c "%u:%g:%a:%F" /agent.sock > /sockstat'] : []),
     'FROM scratch',
-    'COPY --from=probe /listed /signed /',
+    `COPY --from=probe /listed /signed ${statSocket ? '/sockstat ' : ''}/`,
     '',
   ].join('\n'));
   return dir;
@@ -101,9 +103,10 @@ const base = () => `BASE=${cluster.busybox.reference}`;
 
 test('buildyard build --ssh default: a step lists and signs with the client\'s ssh-agent ($SSH_AUTH_SOCK)', async () => {
   const out = join(work, 'out-cli-agent');
-  const r = await buildyard(['build', '--progress', 'plain', '--no-cache', '--ssh', 'default', '--build-arg', base(), '-o', `type=local,dest=${out}`, probeContext(agent.key)]);
+  const r = await buildyard(['build', '--progress', 'plain', '--no-cache', '--ssh', 'default', '--build-arg', base(), '-o', `type=local,dest=${out}`, probeContext(agent.key, 'type=ssh', true)]);
   assert.equal(r.code, 0, r.stderr);
   assertForwarded(out, agent.key);
+  assert.equal(readFileSync(join(out, 'sockstat'), 'utf8'), '1000:1001:640:socket\n');
 });
 
 test('buildyard build --ssh ID=KEYFILE: a key file the CLI serves itself, under the id the mount names, with its uid and mode', async () => {
