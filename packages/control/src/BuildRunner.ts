@@ -177,15 +177,15 @@ export class BuildRunner {
         });
       });
       // With attestations even one platform's image is an index (as BuildKit): the attestation manifests follow the images.
-      const attestations = wantsAttestations(attestOptions, outputs) ? await step('exporting attestation manifests', () => makeAttestations({
-        options: attestOptions, plan, blobs: this.deps.blobs,
+      const attestations = wantsAttestations(attestOptions, outputs) ? await makeAttestations({
+        options: attestOptions, plan, blobs: this.deps.blobs, step,
         result: (platform, stageId) => results.get(`${platform}|${stageId}`),
         names: [...new Set(outputs.filter((o) => o.type !== 'local' && o.type !== 'tar').flatMap((o) => o.names))],
         build: {
           buildId, startedOn: new Date(started), finishedOn: new Date(), frontendAttrs: frontendAttrsOf(req), builderPlatform: this.deps.buildPlatform,
           dockerfileName: req.dockerfileName || 'Dockerfile', dockerfile: req.dockerfile, images: imageSources,
         },
-      }, images)) : undefined;
+      }, images) : undefined;
       const indexed = attestations ? [...images, ...attestations.images] : images;
       const index = indexed.length > 1 ? assembleIndex(indexed, Object.keys(annotate.index).length ? annotate.index : undefined) : undefined;
       const store = (kind: string, doc: { bytes: Buffer; descriptor: { digest: string } }) => step(`exporting ${kind} ${doc.descriptor.digest}`, () => this.deps.blobs.put(doc.bytes, doc.descriptor.digest));

@@ -13,9 +13,12 @@ type Entry = { name: string; content?: string; type?: 'directory' | 'symlink'; l
 async function layerTar(entries: Entry[]): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
-  const done = new Promise((res) => pack.on('end', res));
-  for (const e of entries) pack.entry({ name: e.name, type: e.type ?? 'file', linkname: e.linkname }, e.type ? undefined : e.content ?? '');
+  pack.on('data', (c: unknown) => chunks.push(c as Buffer));
+  const done = new Promise<void>((res) => pack.on('end', () => res()));
+  for (const e of entries) {
+    if (e.type) pack.entry({ name: e.name, type: e.type, linkname: e.linkname });
+    else pack.entry({ name: e.name, type: 'file' }, e.content ?? '');
+  }
   pack.finalize();
   await done;
   return Buffer.concat(chunks);

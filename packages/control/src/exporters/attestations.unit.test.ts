@@ -93,6 +93,7 @@ test('provenance mode=max: build args, the Dockerfile source, step locations and
   assert.equal(meta.source.infos[0].filename, 'Dockerfile');
   assert.equal(Buffer.from(meta.source.infos[0].data, 'base64').toString(), DOCKERFILE);
   assert.deepEqual(meta.source.locations[run!.id], { locations: [{ ranges: [{ start: { line: 4 }, end: { line: 4 } }] }] });
+  assert.deepEqual(meta.source.locations.step0, { locations: [{ ranges: [{ start: { line: 2 }, end: { line: 2 } }] }] }, 'the image source is located at its FROM');
   assert.deepEqual(meta.layers['step0:0'], [[{ mediaType: BASE_LAYER.mediaType, digest: BASE_LAYER.digest, size: 10 }]]);
   assert.equal(meta.layers[`${run!.id}:0`][0].length, 2);
   const copy = steps.find((s) => s.op.Op?.file);

@@ -5,7 +5,7 @@ import type { BuildPlan } from '@buildyard/graph';
 import type { StageResult } from '@buildyard/contracts';
 import type { FsContentStore } from '@buildyard/oci';
 import type { AssembledImage } from '@buildyard/solver';
-import type { ParsedOutput } from './Exporter.js';
+import { unreportedStep, type ExportStep, type ParsedOutput } from './Exporter.js';
 import { attestationImage, subjectDigest, type AttestationImage, type AttestationOptions, type PlatformAttestation, type Subject } from './attestations.js';
 import { SLSA_PROVENANCE_V02, imagePurl, provenancePredicate, type ProvenanceBuild } from './provenance.js';
 import { SPDX_DOCUMENT, imagePackages, spdxDocument } from './sbom.js';
@@ -26,6 +26,8 @@ export interface AttestationInputs {
   /** The image names of the build's image outputs: each gives a subject. */
   names: string[];
   blobs: FsContentStore;
+  /** Reports each stored attestation manifest as BuildKit's exporter names it. */
+  step?: ExportStep;
 }
 
 /**
@@ -61,9 +63,11 @@ export async function makeAttestations(inputs: AttestationInputs, images: readon
     }
     byPlatform.set(image.platform, atts);
     const att = attestationImage(image, atts, imageSubjects(inputs.names, image));
-    for (const s of att.statements) await inputs.blobs.put(s.bytes, s.descriptor.digest);
-    await inputs.blobs.put(att.config.bytes, att.config.descriptor.digest);
-    await inputs.blobs.put(att.manifest.bytes, att.manifest.descriptor.digest);
+    await (inputs.step ?? unreportedStep)(`exporting attestation manifest ${att.manifest.descriptor.digest}`, async () => {
+      for (const s of att.statements) await inputs.blobs.put(s.bytes, s.descriptor.digest);
+      await inputs.blobs.put(att.config.bytes, att.config.descriptor.digest);
+      await inputs.blobs.put(att.manifest.bytes, att.manifest.descriptor.digest);
+    });
     out.push(att);
   }
   return { images: out, byPlatform };

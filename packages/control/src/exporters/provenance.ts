@@ -5,6 +5,7 @@
 // locations, the layers each step's result is made of). Buildyard has no LLB: buildConfig's
 // steps are the plan's stages and vertices written in LLB's op shape, digestMapping maps the
 // plan's vertex digests (not LLB digests) to them.
+import { parse } from '@buildyard/dockerfile';
 import type { PlatformPlan, StagePlan, SourceRef, Vertex, FileAction } from '@buildyard/graph';
 import type { StageResult } from '@buildyard/contracts';
 import { normalizePlatform, parseReference, DEFAULT_REGISTRY } from '@buildyard/oci';
@@ -136,7 +137,8 @@ class StepWriter {
   private readonly imageSteps = new Map<string, string>();
   private contextStep?: string;
 
-  constructor(private readonly plan: PlatformPlan, private readonly images: ImageSourceRecord[], private readonly results: (stageId: string) => StageResult | undefined) {}
+  /** fromLines: each stage's FROM line by stage index (where BuildKit locates an image source step). */
+  constructor(private readonly plan: PlatformPlan, private readonly images: ImageSourceRecord[], private readonly results: (stageId: string) => StageResult | undefined, private readonly fromLines: readonly number[] = []) {}
 
   private add(op: unknown, inputs: string[], digest?: string, line?: number): string {
     const id = `step${this.steps.length}`;
@@ -146,13 +148,13 @@ class StepWriter {
     return id;
   }
 
-  private image(ref: string, digest: string): string {
+  private image(ref: string, digest: string, line?: number): string {
     const key = `${ref} ${digest}`;
     let id = this.imageSteps.get(key);
     if (!id) {
       const rec = this.images.find((r) => r.manifestDigest === digest);
       const identifier = `docker-image://${rec ? `${rec.ref.replace(/@sha256:[a-f0-9]{64}$/, '')}@${rec.topDigest}` : ref}`;
-      id = this.add({ Op: { source: { identifier } }, platform: platformOf(this.plan.platform), constraints: {} }, []);
+      id = this.add({ Op: { source: { identifier } }, platform: platformOf(this.plan.platform), constraints: {} }, [], undefined, line);
       this.imageSteps.set(key, id);
     }
     return id;
@@ -173,7 +175,7 @@ class StepWriter {
     let current: string | undefined;
     let baseLayers = 0;
     if (stage.base.kind === 'image') {
-      current = this.image(stage.base.ref, stage.base.digest);
+      current = this.image(stage.base.ref, stage.base.digest, this.fromLines[stage.index]);
       baseLayers = this.images.find((r) => r.manifestDigest === (stage.base as { digest: string }).digest)?.layerCount ?? 0;
     } else if (stage.base.kind === 'stage') {
       current = this.stageOut.get(stage.base.stageId);
@@ -250,7 +252,9 @@ export function provenancePredicate(build: ProvenanceBuild, plan: PlatformPlan, 
   let buildConfig: unknown;
   let buildkitMetadata: Record<string, unknown> = {};
   if (max) {
-    const steps = new StepWriter(plan, images, results);
+    let fromLines: number[] = [];
+    try { fromLines = parse(Buffer.from(build.dockerfile).toString('utf8'), { file: build.dockerfileName }).stages.map((s) => s.from.startLine); } catch { /* it was planned, so it parses; without lines the steps have no locations */ }
+    const steps = new StepWriter(plan, images, results, fromLines);
     for (const stage of plan.stages) steps.stage(stage);
     steps.finish();
     buildConfig = { llbDefinition: steps.steps, digestMapping: steps.digestMapping };
