@@ -182,6 +182,14 @@ const cases: Case[] = [
     env: { FROMENV: 'e', TAG: '1.0' },
   },
   {
+    name: 'compose reads .env beside it; the environment wins over it',
+    files: {
+      'docker-compose.yml': 'services:\n  app:\n    image: reg/app:${TAG}\n    build:\n      context: ${CTX:-.}\n      args:\n        - FROM_DOTENV=${DOTENV_ONLY}\n',
+      '.env': '# comment\nTAG=from-dotenv\nexport DOTENV_ONLY="quoted value"\nCTX=sub # trailing comment\n',
+    },
+    env: { TAG: 'from-env' },
+  },
+  {
     name: 'compose plus an HCL file that extends its targets',
     files: {
       'docker-compose.yml': 'services:\n  api:\n    build:\n      context: api\n',
@@ -262,7 +270,7 @@ for (const c of cases) {
     const a = parseArgs(c.args ?? []);
     let ours: { text?: string; error?: string };
     try {
-      const resolved = resolveTargets(readBakeFiles(a.file, dir), { env, targets: a.targets, overrides: flagOverrides(a), builtins: bakeBuiltins() });
+      const resolved = resolveTargets(readBakeFiles(a.file, dir), { env, targets: a.targets, overrides: flagOverrides(a), builtins: bakeBuiltins(), cwd: dir });
       ours = { text: `${printJson(resolved.groups, resolved.targets)}\n` };
     } catch (e) {
       ours = { error: (e as Error).message };

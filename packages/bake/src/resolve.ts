@@ -50,6 +50,36 @@ export function readBakeFiles(names: readonly string[], cwd: string, stdin?: () 
 export interface ParseOptions {
   env: Record<string, string | undefined>;
   builtins: Record<string, string>;
+  /** Where compose's .env file is looked for (buildx reads ./.env for compose files). */
+  cwd?: string;
+}
+
+/** docker compose's .env: KEY=VALUE lines, # comments, optional export, quoted values. */
+export function parseDotenv(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$/.exec(line);
+    if (!m) continue;
+    let v = m[2];
+    if (/^"(.*)"$/s.test(v)) v = v.slice(1, -1).replace(/\\n/g, '\n').replace(/\\"/g, '"');
+    else if (/^'(.*)'$/s.test(v)) v = v.slice(1, -1);
+    else v = v.replace(/\s+#.*$/, '');
+    out[m[1]] = v;
+  }
+  return out;
+}
+
+function composeEnv(opt: ParseOptions): Record<string, string | undefined> {
+  if (!opt.cwd) return opt.env;
+  let text: string;
+  try { text = readFileSync(join(opt.cwd, '.env'), 'utf8'); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return opt.env;
+    throw new BakeError(`.env: ${(e as Error).message}`);
+  }
+  // The process environment wins over the file, as compose.
+  return { ...parseDotenv(text), ...Object.fromEntries(Object.entries(opt.env).filter(([, v]) => v !== undefined)) };
 }
 
 /** Compose files first, then HCL/JSON over them, as buildx's ParseFiles. */
@@ -67,7 +97,7 @@ export function parseFiles(files: BakeFile[], opt: ParseOptions): { config: Conf
     bodies.push(parseHcl(f.text, f.name));
   }
   let config: Config = { groups: [], targets: [] };
-  if (compose.length) config = parseCompose(compose.map((f) => ({ name: f.name, text: f.text })), opt.env);
+  if (compose.length) config = parseCompose(compose.map((f) => ({ name: f.name, text: f.text })), composeEnv(opt));
   let renamed: Renamed = new Map();
   if (bodies.length) {
     const hcl = evaluateHcl(bodies, { env: opt.env, builtins: opt.builtins });

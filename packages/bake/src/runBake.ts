@@ -56,7 +56,7 @@ export async function loadBake(o: RunBakeOptions): Promise<Resolved> {
     const stdinText = (f.file ?? []).includes('-') ? await readAll(o.stdin ?? process.stdin) : undefined;
     const files = readBakeFiles(f.file ?? [], cwd, stdinText === undefined ? undefined : () => stdinText);
     return resolveTargets(files, {
-      env, overrides, targets: o.targets,
+      env, overrides, targets: o.targets, cwd,
       builtins: bakeBuiltins(),
     });
   } catch (e) {
