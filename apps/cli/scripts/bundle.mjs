@@ -151,6 +151,37 @@ function workspaceBarrels() {
   };
 }
 
+/**
+ * CommonJS dependencies (commander, tar-stream, node-forge, ssh2) call require() for Node's
+ * built-ins and read __dirname; an ES module has neither. (__dirname is the bundle's directory:
+ * ssh2 only uses it for a Windows helper.) esbuild puts the banner on every chunk; the chunks
+ * that use none of it lose it again after the build (see dropUnusedShims).
+ */
+const COMMONJS_SHIM = [
+  "import { createRequire as __buildyardCreateRequire } from 'node:module';",
+  "import { dirname as __buildyardDirname } from 'node:path';",
+  "import { fileURLToPath as __buildyardFileURLToPath } from 'node:url';",
+  'const require = __buildyardCreateRequire(import.meta.url);',
+  'const __filename = __buildyardFileURLToPath(import.meta.url);',
+  'const __dirname = __buildyardDirname(__filename);',
+].join('\n');
+
+/**
+ * Blanks the shim in chunks that never name require, __filename or __dirname: the entry and most
+ * chunks then do not load node:module and node:url at start-up. Blank lines, not fewer lines, so
+ * the source maps stay right.
+ */
+async function dropUnusedShims(outdir, metafile) {
+  for (const output of Object.keys(metafile.outputs).filter((o) => o.endsWith('.mjs'))) {
+    const file = resolve(appDir, output);
+    const text = await readFile(file, 'utf8');
+    if (!text.startsWith(COMMONJS_SHIM)) continue;
+    const body = text.slice(COMMONJS_SHIM.length);
+    if (/\b(require|__filename|__dirname)\b/.test(body)) continue;
+    await writeFile(file, COMMONJS_SHIM.replace(/[^\n]/g, '') + body);
+  }
+}
+
 /** Builds the bundle into `outdir`; returns esbuild's metafile (inputs per output file). */
 export async function bundle({ outdir = join(appDir, 'dist') } = {}) {
   await mkdir(outdir, { recursive: true });
@@ -171,25 +202,14 @@ export async function bundle({ outdir = join(appDir, 'dist') } = {}) {
     conditions: ['source'],
     external: EXTERNAL,
     plugins: [workspaceBarrels()],
-    // CommonJS dependencies (commander, tar-stream, node-forge, ssh2) call require() for Node's
-    // built-ins and read __dirname; an ES module has neither. (__dirname is the bundle's
-    // directory: ssh2 only uses it for a Windows helper.)
-    banner: {
-      js: [
-        "import { createRequire as __buildyardCreateRequire } from 'node:module';",
-        "import { dirname as __buildyardDirname } from 'node:path';",
-        "import { fileURLToPath as __buildyardFileURLToPath } from 'node:url';",
-        'const require = __buildyardCreateRequire(import.meta.url);',
-        'const __filename = __buildyardFileURLToPath(import.meta.url);',
-        'const __dirname = __buildyardDirname(__filename);',
-      ].join('\n'),
-    },
+    banner: { js: COMMONJS_SHIM },
     minifyWhitespace: true,
     minifySyntax: true,
     sourcemap: 'linked',
     metafile: true,
     logLevel: 'warning',
   });
+  await dropUnusedShims(outdir, result.metafile);
   return result.metafile;
 }
 
