@@ -6,6 +6,8 @@ import { ServerCredentials } from '@grpc/grpc-js';
 import { loadConfig, loadTokens } from '@buildyard/config';
 import { redisKeys } from '@buildyard/contracts';
 import { Frontend } from '@buildyard/control';
+import { EgressRules } from '@buildyard/executor';
+import { sandboxOptions } from '@buildyard/fleet';
 import { BuildkitServer } from '@buildyard/buildkit-api';
 import { formatPlatform, hostPlatform } from '@buildyard/oci';
 import { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
@@ -24,7 +26,18 @@ async function main(): Promise<void> {
   const keys = redisKeys(config.redis.keyPrefix);
   const scheduler = new Scheduler(config.redis.url, { prefix: keys.scheduler.prefix, tenantLimit: config.limits.tenantConcurrency, heartbeatTtlMs: config.heartbeat.timeoutMs });
   const workers = new WorkerRegistry(config.redis.url, { prefix: keys.scheduler.prefix, heartbeatTtlMs: config.heartbeat.timeoutMs });
+  // What the frontend fetches for a build (git contexts) obeys the rules the workers apply to
+  // RUN steps and ADD <url>: the same config gives the same lists (the cluster's services, this
+  // host's addresses and the tenant's lists included).
+  const sandbox = await sandboxOptions(config);
+  const egress = sandbox.executor.egress || {};
+  const egressRules = new EgressRules({ protect: [...(egress.protect ?? []), ...(egress.pool ? [egress.pool] : [])], deny: egress.deny ?? [], allow: egress.allow ?? [] });
+  const sourcePolicy = (tenant: string) => {
+    const rules = egressRules.forTenant(sandbox.tenantEgress(tenant));
+    return (address: string) => { const verdict = rules.check(address); return verdict.allowed ? undefined : verdict.by; };
+  };
   const frontend = new Frontend({
+    sourcePolicy,
     redis, keys, log, scheduler, workers, tokens, version,
     sharedDir: config.sharedDir || `${config.stateDir}/shared`,
     stateDir: config.stateDir,

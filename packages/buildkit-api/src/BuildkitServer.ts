@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { Redis } from 'ioredis';
 import { parseDockerignore } from '@buildyard/dockerfile';
-import { exporterFor, runExport, serviceError, type ExportSource, type Frontend, type ParsedOutput, type StartedBuild } from '@buildyard/control';
+import { exporterFor, runExport, serviceError, RemoteContextError, type ExportSource, type Frontend, type ParsedOutput, type RemoteContexts, type SourceProgress, type StartedBuild } from '@buildyard/control';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,7 +20,7 @@ import { SessionManager, type ClientSession } from './SessionManager.js';
 import { fetchSecrets, secretIds } from './sessionSecrets.js';
 import { sessionSshAgents, sshIds } from './sessionSsh.js';
 import { fetchRegistryAuth, registryHosts } from './sessionAuth.js';
-import { checkSyntaxDirective, dockerfileAttrs, outputsOf, toBuildyardRequest, unknownAttrs, UnsupportedRequest } from './solveRequest.js';
+import { checkSyntaxDirective, dockerfileAttrs, outputsOf, toBuildyardRequest, unknownAttrs, UnsupportedRequest, type DockerfileAttrs } from './solveRequest.js';
 import { workerRecord } from './workers.js';
 import { ExportVertex, exporterVertexName, StreamCursor } from './exportVertex.js';
 
@@ -415,17 +415,9 @@ export class BuildkitServer {
     }
   }
 
-  /** Loads the locals over the session, then builds on the fleet; resolves with the exporter response. */
-  private async runDockerfileBuild(ref: string, job: Job, req: buildkit.SolveRequest): Promise<buildkit.SolveResponse> {
+  /** The Dockerfile, .dockerignore and stored context of a build whose context is the session's local. */
+  private async loadLocalContext(job: Job, ref: string, attrs: DockerfileAttrs, session: ClientSession, tenant: string): Promise<{ dockerfile: Buffer; dockerignore: Buffer | undefined; contextId: string }> {
     const { signal } = job;
-    const { tenant } = job;
-    let attrs: ReturnType<typeof dockerfileAttrs>;
-    try { attrs = dockerfileAttrs(req); } catch (err) {
-      throw err instanceof UnsupportedRequest ? serviceError(status.UNIMPLEMENTED, err.message) : err;
-    }
-    const wait = AbortSignal.any([signal, AbortSignal.timeout(this.opts.sessionWaitMs ?? 30_000)]);
-    const session = await this.sessions.get(req.Session, tenant, wait).catch((err: Error) => { throw serviceError(status.FAILED_PRECONDITION, err.message); });
-    for (const key of unknownAttrs(req)) this.log.info({ ref, key }, 'ignoring an unknown frontend attribute');
     const dockerignoreName = `${attrs.filename}.dockerignore`;
     const dfFiles = await this.internalStep(job, ref, `[internal] load build definition from ${attrs.filename}`, () =>
       readLocalFiles(session, attrs.dockerfileLocal, [attrs.filename, dockerignoreName], MAX_DOCKERFILE_BYTES, signal));
@@ -450,12 +442,58 @@ export class BuildkitServer {
     this.previousSyncs.delete(syncKey);
     this.previousSyncs.set(syncKey, stored.stats);
     while (this.previousSyncs.size > MAX_REMEMBERED_SYNCS) this.previousSyncs.delete(this.previousSyncs.keys().next().value!);
+    return { dockerfile, dockerignore, contextId: stored.contextId };
+  }
+
+  /**
+   * A git context: the frontend fetches it under the tenant's network policy (see
+   * @buildyard/control remoteContexts), shown as buildkitd's "[internal] load git source" step.
+   * The Dockerfile is the repository's, unless `dockerfilekey` names a local (as dockerui).
+   */
+  private async loadGitContext(job: Job, ref: string, attrs: DockerfileAttrs, session: ClientSession, tenant: string): Promise<{ dockerfile: Buffer; dockerignore: Buffer | undefined; contextId: string }> {
+    const { signal } = job;
+    let local: Buffer | undefined;
+    if (attrs.forceLocalDockerfile) {
+      local = (await this.internalStep(job, ref, `[internal] load build definition from ${attrs.filename}`, () =>
+        readLocalFiles(session, attrs.dockerfileLocal, [attrs.filename], MAX_DOCKERFILE_BYTES, signal))).get(attrs.filename);
+      if (!local) throw serviceError(status.NOT_FOUND, `failed to read dockerfile: ${attrs.filename} not found in the "${attrs.dockerfileLocal}" local: check --local ${attrs.dockerfileLocal}=DIR and --opt filename`);
+    }
+    const steps: SourceProgress = {
+      started: async (v, startedMs) => { job.push(vertexUpdate({ digest: internalDigest(ref, v.name), name: v.name, started: new Date(startedMs) })); },
+      cached: async (v) => { job.push(vertexUpdate({ digest: internalDigest(ref, v.name), name: v.name, cached: true })); },
+      finished: async (v, startedMs) => { job.push(vertexUpdate({ digest: internalDigest(ref, v.name), name: v.name, started: new Date(startedMs), completed: new Date() })); },
+      failed: async (v, startedMs, error) => { job.push(vertexUpdate({ digest: internalDigest(ref, v.name), name: v.name, started: new Date(startedMs), completed: new Date(), error })); },
+    };
+    let got: Awaited<ReturnType<RemoteContexts['gitBuildContext']>>;
+    try {
+      got = await this.opts.frontend.remoteContexts.gitBuildContext(tenant, attrs.contextUrl, { dockerfileName: attrs.filename, ...(local ? { dockerfile: local } : {}) }, steps, signal);
+    } catch (err) {
+      throw err instanceof RemoteContextError ? serviceError(status.FAILED_PRECONDITION, err.message) : err;
+    }
+    try { checkSyntaxDirective(got.dockerfile.toString('utf8')); } catch (err) { throw serviceError(status.UNIMPLEMENTED, (err as Error).message); }
+    return { dockerfile: got.dockerfile, dockerignore: got.dockerignore.length > 0 ? got.dockerignore : undefined, contextId: got.contextId };
+  }
+
+  /** Loads the locals over the session, then builds on the fleet; resolves with the exporter response. */
+  private async runDockerfileBuild(ref: string, job: Job, req: buildkit.SolveRequest): Promise<buildkit.SolveResponse> {
+    const { signal } = job;
+    const { tenant } = job;
+    let attrs: ReturnType<typeof dockerfileAttrs>;
+    try { attrs = dockerfileAttrs(req); } catch (err) {
+      throw err instanceof UnsupportedRequest ? serviceError(status.UNIMPLEMENTED, err.message) : err;
+    }
+    const wait = AbortSignal.any([signal, AbortSignal.timeout(this.opts.sessionWaitMs ?? 30_000)]);
+    const session = await this.sessions.get(req.Session, tenant, wait).catch((err: Error) => { throw serviceError(status.FAILED_PRECONDITION, err.message); });
+    for (const key of unknownAttrs(req)) this.log.info({ ref, key }, 'ignoring an unknown frontend attribute');
+    const { dockerfile, dockerignore, contextId } = attrs.contextUrl
+      ? await this.loadGitContext(job, ref, attrs, session, tenant)
+      : await this.loadLocalContext(job, ref, attrs, session, tenant);
 
     let secretIdsUsed: string[] = [];
     let sshIdsUsed: string[] = [];
     // A Dockerfile that does not parse fails in the planner with its own message and location.
     try { secretIdsUsed = secretIds(dockerfile.toString('utf8'), attrs.filename); sshIdsUsed = sshIds(dockerfile.toString('utf8'), attrs.filename); } catch { /* reported by the build */ }
-    const base = toBuildyardRequest(req, attrs, stored.contextId, dockerfile, dockerignore);
+    const base = toBuildyardRequest(req, attrs, contextId, dockerfile, dockerignore);
     const registries = registryHosts(dockerfile.toString('utf8'), attrs.filename, attrs.buildArgs, base.outputs, [...base.cacheFrom, ...base.cacheTo]);
     const request = { ...base, secrets: await fetchSecrets(session, secretIdsUsed, signal), registryAuth: await fetchRegistryAuth(session, registries, signal) };
     // BuildKit shows one exporter vertex, its first output's; its phases come from the build's export.

@@ -1,5 +1,6 @@
 import { attestSpec } from '@buildyard/control';
 import { SolveRequest, type KeyValueSpec, type buildkit } from '@buildyard/proto';
+import { parseGitRef } from '@buildyard/dockerfile';
 
 /** A request the endpoint does not serve: refused at once with this one line. */
 export class UnsupportedRequest extends Error {}
@@ -16,9 +17,13 @@ export interface DockerfileAttrs {
   noCache: boolean;
   noCacheFilter: string[];
   network: string;
+  /** A git URL given as the context (buildx's git contexts, `--opt context=`): fetched by the server. */
+  contextUrl: string;
+  /** `dockerfilekey` was given: the Dockerfile comes from that local even with a git context. */
+  forceLocalDockerfile: boolean;
 }
 
-const KNOWN_ATTRS = new Set(['filename', 'dockerfilekey', 'contextkey', 'platform', 'target', 'no-cache', 'force-network-mode', 'image-resolve-mode', 'multi-platform', 'add-hosts']);
+const KNOWN_ATTRS = new Set(['filename', 'dockerfilekey', 'contextkey', 'context', 'platform', 'target', 'no-cache', 'force-network-mode', 'image-resolve-mode', 'multi-platform', 'add-hosts']);
 
 /** Checks that the request is a dockerfile.v0 solve and reads its attributes. */
 export function dockerfileAttrs(req: buildkit.SolveRequest): DockerfileAttrs {
@@ -38,6 +43,13 @@ export function dockerfileAttrs(req: buildkit.SolveRequest): DockerfileAttrs {
     if (key.startsWith('context:')) throw new UnsupportedRequest(`named build contexts ("${key.slice(0, 100)}") are not supported yet`);
     if (key === 'add-hosts' && attrs[key]) throw new UnsupportedRequest('add-hosts is not supported yet');
   }
+  // dockerui: the value under the context's local name is a git URL, an http(s) URL, or a local.
+  const contextValue = attrs[attrs.contextkey || 'context'] ?? '';
+  let contextUrl = '';
+  let git;
+  try { git = parseGitRef(contextValue); } catch (err) { throw new UnsupportedRequest((err as Error).message); }
+  if (git) contextUrl = contextValue;
+  else if (/^https?:\/\//i.test(contextValue)) throw new UnsupportedRequest(`context ${contextValue.slice(0, 200)}: http(s) tarball contexts are not supported through this endpoint; use a git URL (…/repo.git#ref:dir) or a local directory`);
   const pick = (prefix: string) => Object.fromEntries(Object.entries(attrs).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
   const noCache = 'no-cache' in attrs;
   return {
@@ -52,6 +64,8 @@ export function dockerfileAttrs(req: buildkit.SolveRequest): DockerfileAttrs {
     noCache: noCache && !attrs['no-cache'],
     noCacheFilter: noCache && attrs['no-cache'] ? attrs['no-cache'].split(',').map((s) => s.trim()).filter(Boolean) : [],
     network: attrs['force-network-mode'] === 'sandbox' ? 'default' : (attrs['force-network-mode'] ?? ''),
+    contextUrl,
+    forceLocalDockerfile: 'dockerfilekey' in attrs,
   };
 }
 

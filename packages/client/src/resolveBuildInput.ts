@@ -1,4 +1,5 @@
-// Where the build's context and Dockerfile come from: a directory, an http(s) tarball, or `-`
+// Where the build's context and Dockerfile come from: a directory, an http(s) tarball, a git
+// URL (fetched by the server), or `-`
 // (Dockerfile on stdin, no context); and which .dockerignore applies (Docker's rule:
 // `<Dockerfile>.dockerignore` beside the Dockerfile wins over `<context>/.dockerignore`).
 import { createWriteStream } from 'node:fs';
@@ -9,12 +10,14 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
-import { defaultDockerfilePath, parseDockerignore } from '@buildyard/dockerfile';
+import { defaultDockerfilePath, parseDockerignore, parseGitRef } from '@buildyard/dockerfile';
 import { ClientError, ExitCode, usageError } from './ClientError.js';
 
 export interface BuildInput {
   /** Context directory, or undefined for no context (`-`). */
   contextDir?: string;
+  /** A git URL the server fetches as the context (BuildKit's git context); no contextDir then. */
+  contextUrl?: string;
   dockerfile: Buffer;
   /** Path as the user knows it, for error excerpts (e.g. `Dockerfile`, `docker/app.Dockerfile`). */
   dockerfileName: string;
@@ -39,10 +42,6 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const c of stream) parts.push(typeof c === 'string' ? Buffer.from(c) : Buffer.from(c as Uint8Array));
   return Buffer.concat(parts);
-}
-
-function isGitUrl(s: string): boolean {
-  return /^git@/.test(s) || /^git:\/\//.test(s) || /^ssh:\/\//.test(s) || /\.git(#.*)?$/.test(s) || /^https?:\/\/[^/]*(github\.com|gitlab\.com|bitbucket\.org)\/[^/]+\/[^/]+\/?(#.*)?$/.test(s);
 }
 
 /** Extracts a (optionally gzipped) tarball from `url` into a new temp dir. */
@@ -128,8 +127,16 @@ export async function resolveBuildInput(o: ResolveInputOptions): Promise<BuildIn
     if (o.file === '-') throw usageError('the context is "-" (Dockerfile on stdin), so -f - cannot also read stdin; drop -f');
     dockerfile = await readAll(stdin);
   } else {
+    let git: ReturnType<typeof parseGitRef>;
+    try { git = parseGitRef(o.context); } catch (err) { throw usageError(`${(err as Error).message}; a git context is https://host/repo.git#ref:dir`); }
+    if (git) {
+      // The server fetches the repository (under the build's network policy) and reads the
+      // Dockerfile from it; -f names a path inside the repository's directory, or - for stdin.
+      const dockerfile = o.file === '-' ? await readAll(stdin) : Buffer.alloc(0);
+      const name = o.file && o.file !== '-' ? o.file.replace(/^\.\//, '') : 'Dockerfile';
+      return { contextUrl: o.context, dockerfile, dockerfileName: name, dockerignore: Buffer.alloc(0), dockerignorePatterns: [], cleanup: async () => {} };
+    }
     if (/^[a-z]+:\/\//i.test(o.context) || o.context.startsWith('git@')) {
-      if (isGitUrl(o.context)) throw usageError(`git contexts are not supported yet (${o.context}); clone it and pass the directory, or use an http(s) tarball URL`);
       if (!/^https?:\/\//i.test(o.context)) throw usageError(`unsupported context URL ${o.context}; use a directory, an http(s) tarball URL, or -`);
       contextDir = await downloadContext(o.context, o.timeoutMs);
       const dir = contextDir;

@@ -173,6 +173,7 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
       registryAuth,
       dockerignore: input.dockerignore,
       contextName: historyContextName(o.context, cwd),
+      contextUrl: input.contextUrl ?? '',
     });
     writer = new ExportedFileWriter(opts.outputs, stdout);
     const c1 = conn;

@@ -9,3 +9,4 @@ export { handleSync, type HandleSyncOptions, type HandleSyncResult } from './han
 export { materializeContext, type MaterializeOptions, type MaterializeResult } from './materializeContext.js';
 export { validateEntry, validateEntrySet, describeFileType } from './validateEntries.js';
 export { readDockerignore } from './readDockerignore.js';
+export { storeDirectory, type StoreDirectoryOptions } from './storeDirectory.js';

@@ -14,6 +14,7 @@ import { fromRedis, stageResultSchema, type BuildRecords, type BuildSecrets, typ
 import { allowedEntitlements, missingEntitlement, type Entitlement } from './entitlements.js';
 import { parseAddHosts } from './addHosts.js';
 import { outputAnnotations } from './outputAnnotations.js';
+import { RemoteContextError, type RemoteContexts } from './remoteContexts.js';
 import { exporterFor, parseOutputs, runExport, unreportedStep, type ExportStep, type ParsedOutput } from './exporters/index.js';
 import { frontendAttrsOf, makeAttestations, parseAttests, wantsAttestations, type AttestationOptions, type BuildAttestations, type ImageSourceRecord } from './exporters/index.js';
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
@@ -35,6 +36,8 @@ export interface BuildRunnerDeps {
   maxLogBytesPerStep: number;
   /** What the tenant may use of network.host and security.insecure (none when absent). */
   entitlements?(tenant: string): ReadonlySet<Entitlement>;
+  /** Fetches contexts given as a URL (git); builds with one fail without it. */
+  remoteContexts?: RemoteContexts;
 }
 
 export interface FinishedImages {
@@ -121,6 +124,13 @@ export class BuildRunner {
       try { attestOptions = parseAttests(req.attests); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'request.invalid' }); }
       let extraHosts: ReturnType<typeof parseAddHosts>;
       try { extraHosts = parseAddHosts(req.addHosts); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'request.invalid' }); }
+      if (req.contextUrl) {
+        if (!this.deps.remoteContexts) throw new BuildFailure('this frontend does not fetch remote contexts: pass a directory', { code: 'context.remote' });
+        try { req = await this.deps.remoteContexts.resolveBuildContext(req, tenant, progress, signal); } catch (err) {
+          if (err instanceof RemoteContextError) throw new BuildFailure(err.message, { code: 'context.remote' });
+          throw err;
+        }
+      }
       const imageSources: ImageSourceRecord[] = [];
       const plan = await tracer.startActiveSpan('plan', async (planSpan) => {
         try { return await this.plan(req, tenant, registry, signal, extraHosts, imageSources); } finally { planSpan.end(); }

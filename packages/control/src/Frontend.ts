@@ -3,6 +3,7 @@ import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStre
 import type { Redis } from 'ioredis';
 import { BlobLeases, RedisCacheIndex, collectBlobGarbage, openSharedBlobStore, pruneCache } from '@buildyard/cache';
 import { ContextStore, handleSync } from '@buildyard/context';
+import { RemoteContexts } from './remoteContexts.js';
 import { normalizePlatform } from '@buildyard/graph';
 import { FsContentStore } from '@buildyard/oci';
 import { ProgressWriter, readProgress, toSolveEvent } from '@buildyard/progress';
@@ -51,6 +52,9 @@ export interface FrontendOptions {
   maxLogBytesPerStep: number;
   /** `tenant:entitlement` grants (auth.entitlements): network.host, security.insecure. */
   entitlements?: string[];
+  /** The network policy of what the frontend fetches for a tenant's build (git contexts): the
+   *  workers' egress rules (buildyardd gives them); absent, nothing is refused. */
+  sourcePolicy?: (tenant: string) => ((address: string) => string | undefined) | undefined;
   /** How long build records and their event streams (logs) are kept (history.retentionMs). */
   historyRetentionMs?: number;
 }
@@ -98,6 +102,8 @@ export class Frontend {
   readonly records: BuildRecords;
   readonly history: BuildHistory;
   readonly contexts: ContextStore;
+  /** Contexts the server fetches (git URLs), for both front doors. */
+  readonly remoteContexts: RemoteContexts;
   readonly blobs: FsContentStore;
   private readonly runner: BuildRunner;
   private readonly finished = new Map<string, Promise<FinishedImages | undefined>>();
@@ -120,12 +126,14 @@ export class Frontend {
     this.records = new BuildRecords(opts.redis, this.keys, { retentionMs: opts.historyRetentionMs });
     this.history = new BuildHistory(opts.redis, this.keys, this.records);
     this.contexts = new ContextStore({ root: `${opts.sharedDir}/contexts`, maxContextBytes: opts.maxContextBytes, maxFiles: opts.maxContextFiles });
+    this.remoteContexts = new RemoteContexts({ contexts: this.contexts, scratchDir: `${opts.stateDir ?? opts.sharedDir}/git-fetch`, policy: opts.sourcePolicy });
     this.blobs = openSharedBlobStore({
       type: opts.blobStore?.type ?? 'fs', repository: opts.blobStore?.repository, sharedDir: `${opts.sharedDir}/blobs`,
       localDir: `${opts.stateDir ?? opts.sharedDir}/frontend-blobs`, clientOptions: { insecureHosts: opts.insecureRegistries, dockerConfig: false },
     });
     this.runner = new BuildRunner({
       redis: opts.redis, keys: this.keys, log: this.log, scheduler: opts.scheduler, records: this.records, secrets: new BuildSecrets(opts.redis, opts.secretsKey, this.keys),
+      remoteContexts: this.remoteContexts,
       contexts: this.contexts, blobs: this.blobs, insecureRegistries: opts.insecureRegistries, buildPlatform: opts.buildPlatform,
       maxLogBytesPerStep: opts.maxLogBytesPerStep, entitlements: parseEntitlements(opts.entitlements ?? []),
     });

@@ -11,3 +11,5 @@ export { defaultDockerfilePath } from './defaultDockerfile.js';
 export { expandWord, expandWords, WordExpansionError, type ExpandOptions, type ExpansionEnv } from './expandWord.js';
 export { parse, INSTRUCTIONS, type ParsedDockerfile, type ParsedStage, type Instruction, type Directive, type Flag, type Heredoc, type KeyValue, type ParseOptions } from './parse.js';
 export { planBuild, DEFAULT_PATH, PROXY_ARGS, type PlanOptions, type ImageResolver, type ResolvedImage } from './planBuild.js';
+// Git URLs as the build context, --build-context values and ADD sources (BuildKit's dfgitutil).
+export { parseGitRef, isGitTransport, GitRefError, type GitRef } from '@buildyard/fileop';

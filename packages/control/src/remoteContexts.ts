@@ -1,0 +1,185 @@
+// Contexts the server fetches itself: a git URL as the build context (`buildyard build
+// https://host/repo.git#ref:dir`, buildx's `context` attribute) or a named context. The fetch
+// runs on the frontend, because the planner needs the Dockerfile inside the repository before
+// any stage exists (BuildKit's Dockerfile frontend likewise solves the git source before it
+// parses). It obeys the build's network policy: the frontend is given the same egress rules the
+// workers apply to RUN steps and ADD <url> (worker.egress lists, the cluster's own services,
+// this host's addresses, the tenant's lists), and every connection git opens is vetted against
+// them. A checkout is stored once per tenant and commit: a second build of the same commit only
+// asks the remote which commit the ref names (ls-remote) and fetches nothing.
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isRegular, readManifest, sortEntries, storeDirectory, type ContextEntry, type ContextStore } from '@buildyard/context';
+import { compileDockerignore, parseDockerignore } from '@buildyard/dockerfile';
+import { fetchGit, GitFetchError, GitRefError, parseGitRef, resolveGitCommit, type GitRef } from '@buildyard/fileop';
+import type { VertexRef } from '@buildyard/progress';
+import type { SolveRequest } from '@buildyard/proto';
+
+export type AddressPolicy = (address: string) => string | undefined;
+
+export interface RemoteContextsOptions {
+  contexts: ContextStore;
+  /** Where checkouts are made (removed after each fetch). */
+  scratchDir: string;
+  /** The network policy of `tenant`'s builds; undefined: nothing is refused (tests only). */
+  policy?: (tenant: string) => AddressPolicy | undefined;
+  /** Whole fetch (default 600 s). */
+  timeoutMs?: number;
+}
+
+/** Where a fetch shows as a step (a ProgressWriter, or the BuildKit endpoint's status stream). */
+export interface SourceProgress {
+  started(vertex: VertexRef, startedMs: number): Promise<void>;
+  cached(vertex: VertexRef): Promise<void>;
+  finished(vertex: VertexRef, startedMs: number): Promise<void>;
+  failed(vertex: VertexRef, startedMs: number, error: string): Promise<void>;
+}
+
+/** A remote context could not be used: one line for the user. */
+export class RemoteContextError extends Error {}
+
+export interface FetchedContext {
+  /** The tenant's context id of the whole checkout (subdir applied, no .dockerignore). */
+  contextId: string;
+  commit: string;
+}
+
+export class RemoteContexts {
+  constructor(private readonly opts: RemoteContextsOptions) {}
+
+  /** Parses a git URL (undefined when `url` is not one). */
+  static gitRef(url: string): GitRef | undefined {
+    try {
+      return parseGitRef(url);
+    } catch (err) {
+      if (err instanceof GitRefError) throw new RemoteContextError(err.message);
+      throw err;
+    }
+  }
+
+  /**
+   * The request with its git `contextUrl` fetched: `contextId` set (with the repository's
+   * .dockerignore applied), and the Dockerfile read from the checkout unless the request has one.
+   */
+  async resolveBuildContext(req: SolveRequest, tenant: string, progress: SourceProgress, signal: AbortSignal): Promise<SolveRequest> {
+    const got = await this.gitBuildContext(tenant, req.contextUrl, { dockerfileName: req.dockerfileName || 'Dockerfile', dockerfile: req.dockerfile.length > 0 ? Buffer.from(req.dockerfile) : undefined }, progress, signal);
+    return { ...req, contextUrl: '', ...got };
+  }
+
+  /** A git URL as a build context: stored with its .dockerignore applied, and its Dockerfile. */
+  async gitBuildContext(tenant: string, url: string, o: { dockerfileName: string; dockerfile?: Buffer }, progress: SourceProgress, signal: AbortSignal): Promise<{ contextId: string; dockerfile: Buffer; dockerignore: Buffer }> {
+    const ref = RemoteContexts.gitRef(url);
+    if (!ref) throw new RemoteContextError(`context ${url.slice(0, 200)} is not a git URL: use https://host/repo.git#ref:dir, git://... or a directory`);
+    const fetched = await this.fetch(tenant, ref, url, progress, signal);
+    const entries = await readManifest(this.opts.contexts, fetched.contextId);
+    const name = o.dockerfileName;
+    const dockerfile = o.dockerfile ?? await this.read(entries, name, `${name} not found in ${redact(url)}: check the path given with -f (relative to the repository's directory)`);
+    const dockerignore = (await this.readOptional(entries, `${name}.dockerignore`)) ?? (await this.readOptional(entries, '.dockerignore')) ?? Buffer.alloc(0);
+    let patterns: string[];
+    try {
+      patterns = parseDockerignore(dockerignore.toString('utf8'));
+    } catch (err) {
+      throw new RemoteContextError(`.dockerignore of ${redact(url)}: ${(err as Error).message}`);
+    }
+    const contextId = await this.opts.contexts.putManifest(filterEntries(entries, patterns), tenant);
+    return { contextId, dockerfile, dockerignore };
+  }
+
+  /** Fetches (or finds stored) the checkout `ref` names now; shows it as one internal step. */
+  async fetch(tenant: string, ref: GitRef, url: string, progress: SourceProgress, signal: AbortSignal): Promise<FetchedContext> {
+    const vertex: VertexRef = {
+      digest: `sha256:${createHash('sha256').update(`git source\0${url}`).digest('hex')}`,
+      name: `[internal] load git source ${redact(url)}`, platform: '', stage: '', step: 0, steps: 0, workerId: '', emulated: false,
+    };
+    const startedMs = Date.now();
+    await progress.started(vertex, startedMs);
+    const workDir = join(this.opts.scratchDir, randomUUID());
+    try {
+      const policy = this.opts.policy?.(tenant);
+      const gitOpts = { ref, workDir, signal, ...(policy ? { refuse: policy } : {}), timeoutMs: this.opts.timeoutMs ?? 600_000 };
+      await mkdir(workDir, { recursive: true });
+      const commit = await resolveGitCommit(gitOpts);
+      const keep = ref.keepGitDir === true;
+      const record = join(this.opts.contexts.root, 'git', createHash('sha256').update([tenant, ref.remote, commit, ref.subdir, String(keep)].join('\0')).digest('hex'));
+      const stored = (await readFile(record, 'utf8').catch(() => '')).trim();
+      if (stored && (await this.opts.contexts.tenantHas(tenant, stored)) && (await this.opts.contexts.content.has(stored))) {
+        await progress.cached(vertex);
+        await progress.finished(vertex, startedMs);
+        return { contextId: stored, commit };
+      }
+      const got = await fetchGit({ ...gitOpts, commit });
+      const { contextId } = await storeDirectory(this.opts.contexts, got.dir, { tenant, omit: keep && !ref.subdir ? [] : ['.git'] });
+      await mkdir(join(this.opts.contexts.root, 'git'), { recursive: true });
+      // Written last: a record always names a context that is stored.
+      await writeFile(record, contextId);
+      await progress.finished(vertex, startedMs);
+      return { contextId, commit: got.commit };
+    } catch (err) {
+      const message = err instanceof GitFetchError || err instanceof RemoteContextError ? err.message : `git ${redact(url)}: ${(err as Error).message}`;
+      await progress.failed(vertex, startedMs, message).catch(() => {});
+      if (signal.aborted) throw err;
+      throw new RemoteContextError(message);
+    } finally {
+      await rm(workDir, { recursive: true, force: true });
+    }
+  }
+
+  private async readOptional(entries: readonly ContextEntry[], path: string): Promise<Buffer | undefined> {
+    const clean = path.replace(/^\.?\/+/, '');
+    const entry = entries.find((e) => e.path === clean && isRegular(e));
+    return entry ? this.opts.contexts.content.readBytes(entry.digest) : undefined;
+  }
+
+  private async read(entries: readonly ContextEntry[], path: string, missing: string): Promise<Buffer> {
+    const found = await this.readOptional(entries, path);
+    if (!found) throw new RemoteContextError(missing);
+    return found;
+  }
+}
+
+/**
+ * The entries a client walk with these .dockerignore patterns would have sent (walkContext's
+ * rule): an excluded directory is kept only as the parent of something a `!` pattern re-includes.
+ */
+export function filterEntries(entries: readonly ContextEntry[], patterns: readonly string[]): ContextEntry[] {
+  if (patterns.length === 0) return [...entries];
+  const matcher = compileDockerignore(patterns);
+  const children = new Map<string, ContextEntry[]>();
+  for (const e of entries) {
+    const parent = e.path.includes('/') ? e.path.slice(0, e.path.lastIndexOf('/')) : '';
+    const list = children.get(parent) ?? [];
+    list.push(e);
+    children.set(parent, list);
+  }
+  const out: ContextEntry[] = [];
+  const walk = (dir: string): boolean => {
+    let emitted = false;
+    for (const e of children.get(dir) ?? []) {
+      const isDir = (e.mode & 0o170000) === 0o040000;
+      if (matcher.excludes(e.path)) {
+        if (isDir && matcher.mayMatchInside(e.path)) {
+          const at = out.push(e) - 1;
+          if (walk(e.path)) emitted = true;
+          else out.splice(at, 1);
+        }
+        continue;
+      }
+      emitted = true;
+      out.push(e);
+      if (isDir) walk(e.path);
+    }
+    return emitted;
+  };
+  walk('');
+  return sortEntries(out);
+}
+
+/** A URL's password is never shown in progress or errors. */
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) { u.password = '***'; return u.href.slice(0, 300); }
+  } catch { /* scp-style */ }
+  return url.slice(0, 300);
+}

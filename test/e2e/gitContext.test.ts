@@ -1,0 +1,166 @@
+// Git contexts (issues 17 and 20): `buildyard build https://host/repo.git#ref:dir`, and the same
+// URL through the BuildKit endpoint (`buildctl --opt context=`, `docker buildx build URL`). The
+// frontend fetches the repository from a real git server (git http-backend) standing outside
+// the cluster (its own network namespace, outsideNetwork.ts), under the rules RUN steps and ADD
+// <url> obey; a commit already fetched is not fetched again. As the attacker writes it, a git
+// URL aims at what a build must not reach (Redis, the worker host, a metadata address, a denied
+// service, a tenant's denied range, a redirect to loopback): each is refused in one line.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { freePort, referenceTools, startCluster, startGitServer, until, type Cluster, type GitServer } from '@buildyard/testkit';
+import { startOutside, type Outside } from './security/outsideNetwork.js';
+
+const skip = process.getuid?.() === 0 ? false : 'needs root (a cluster and a network namespace)';
+const repoRoot = resolve(import.meta.dirname, '../..');
+const tsx = import.meta.resolve('tsx');
+const tools = referenceTools('buildctl', 'docker-buildx');
+const nonce = `${process.pid}-${Date.now()}`;
+
+let outside: Outside;
+let git: GitServer;
+let deniedGit: GitServer;
+let cluster: Cluster;
+let addr: string;
+let work: string;
+let shas: string[];
+
+before(async () => {
+  if (skip) return;
+  outside = await startOutside();
+  git = await startGitServer({ host: outside.web, netns: outside.ns });
+  deniedGit = await startGitServer({ host: outside.denied, netns: outside.ns });
+  const port = await freePort();
+  cluster = await startCluster({
+    workers: 1, tenants: ['bob'],
+    env: {
+      BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default',
+      BUILDYARD_WORKER_EGRESS_DENY: outside.denied, BUILDYARD_WORKER_EGRESS_TENANT_DENY: `bob=${outside.web}`,
+    },
+  });
+  addr = `tcp://127.0.0.1:${port}`;
+  await until('the BuildKit endpoint to listen', () => cluster.frontendProcess.output().includes('buildkit endpoint listening'), 60_000);
+  work = mkdtempSync(join(tmpdir(), 'buildyard-git-e2e-'));
+  const dockerfile = `FROM ${cluster.busybox.reference}\nCOPY . /ctx\nRUN cat /ctx/a.txt && ls -a /ctx | tr '\\n' ' ' && echo\n`;
+  shas = git.commit('app', [
+    { files: { 'README': 'root\n', 'app/Dockerfile': dockerfile, 'app/a.txt': `first-${nonce}\n`, 'app/.dockerignore': 'ignored.txt\n', 'app/ignored.txt': 'x\n', 'escape': { link: '/etc' } }, tag: 'v1' },
+  ]);
+  deniedGit.commit('app', [{ files: { 'Dockerfile': dockerfile, 'a.txt': 'DENIED\n' } }]);
+});
+after(async () => {
+  await cluster?.stop();
+  await git?.stop();
+  await deniedGit?.stop();
+  await outside?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+function cli(args: string[], token = cluster.token): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolveRun) => {
+    const child = spawn(process.execPath, ['--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), ...args], {
+      cwd: work, env: { ...process.env, XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: token },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
+    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    child.on('close', (code) => resolveRun({ status: code ?? -1, stdout, stderr }));
+  });
+}
+
+function run(bin: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolveRun) => {
+    execFile(bin, args, { env, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      resolveRun({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+const posts = (since: number) => git.requests.slice(since).filter((r) => r.startsWith('POST ')).length;
+
+test('buildyard build <git URL>#ref:dir builds the repository\'s directory with its Dockerfile and .dockerignore; a fetched commit is not fetched again', { skip, timeout: 300_000 }, async () => {
+  const url = `http://${outside.web}:${new URL(git.http).port}/app.git#main:app`;
+  const before1 = git.requests.length;
+  const first = await cli(['build', '--progress', 'plain', url]);
+  assert.equal(first.status, 0, first.stderr);
+  assert.match(first.stderr, new RegExp(`first-${nonce}`));
+  assert.match(first.stderr, /\[internal\] load git source http:\/\/203\.0\.113\.\d+:\d+\/app\.git#main:app/);
+  // The directory's own files, without its .dockerignore'd file and without .git.
+  assert.match(first.stderr, /\. \.\. \.dockerignore Dockerfile a\.txt/);
+  assert.doesNotMatch(first.stderr, /ignored\.txt|\.git /);
+  assert.ok(posts(before1) >= 2, `the repository was fetched: ${git.requests.slice(before1).join(', ')}`);
+
+  // The same commit again: one ls-remote, no fetch; the step shows CACHED.
+  const before2 = git.requests.length;
+  const again = await cli(['build', '--progress', 'plain', url]);
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stderr, /\[internal\] load git source .*\n(#\d+ .*\n)*?#\d+ CACHED/);
+  assert.equal(posts(before2), 1, `only the ref was resolved: ${git.requests.slice(before2).join(', ')}`);
+
+  // A new commit on the branch is fetched and built.
+  git.commit('app', [{ files: { 'app/a.txt': `second-${nonce}\n` } }]);
+  const moved = await cli(['build', '--progress', 'plain', '--no-cache', url]);
+  assert.equal(moved.status, 0, moved.stderr);
+  assert.match(moved.stderr, new RegExp(`second-${nonce}`));
+  // A tag and a commit sha name the first commit.
+  const tagged = await cli(['build', '--progress', 'plain', '--no-cache', url.replace('#main:app', '#v1:app')]);
+  assert.equal(tagged.status, 0, tagged.stderr);
+  assert.match(tagged.stderr, new RegExp(`first-${nonce}`));
+  const bySha = await cli(['build', '--progress', 'plain', '--no-cache', url.replace('#main:app', `#${shas[0]}:app`)]);
+  assert.equal(bySha.status, 0, bySha.stderr);
+  assert.match(bySha.stderr, new RegExp(`first-${nonce}`));
+});
+
+test('buildctl --opt context=<git URL> and docker buildx build <git URL> build through the BuildKit endpoint', { skip: skip || tools.missing || false, timeout: 300_000 }, async () => {
+  const url = `http://${outside.web}:${new URL(git.http).port}/app.git#v1:app`;
+  const viaBuildctl = await run(tools.paths.buildctl!, ['--addr', addr, 'build', '--progress', 'plain', '--frontend', 'dockerfile.v0', '--opt', `context=${url}`, '--no-cache']);
+  assert.equal(viaBuildctl.code, 0, viaBuildctl.stderr);
+  assert.match(viaBuildctl.stderr, new RegExp(`first-${nonce}`));
+  assert.match(viaBuildctl.stderr, /\[internal\] load git source/);
+  const env = { ...process.env, BUILDX_CONFIG: join(work, 'buildx') };
+  const created = await run(tools.paths['docker-buildx']!, ['create', '--name', 'gitctx', '--driver', 'remote', addr], env);
+  assert.equal(created.code, 0, created.stderr);
+  const viaBuildx = await run(tools.paths['docker-buildx']!, ['--builder', 'gitctx', 'build', '--progress', 'plain', '--no-cache', url], env);
+  assert.equal(viaBuildx.code, 0, viaBuildx.stderr);
+  assert.match(viaBuildx.stderr, new RegExp(`first-${nonce}`));
+  // A refused address through the endpoint is the same one line.
+  const refused = await run(tools.paths.buildctl!, ['--addr', addr, 'build', '--frontend', 'dockerfile.v0', '--opt', `context=http://${outside.metadata}/app.git`]);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, new RegExp(`the address ${outside.metadata.replace(/\./g, '\\.')} is not reachable from builds \\(worker\\.egress\\)`));
+});
+
+test('a git URL cannot reach Redis, the registry, the worker host, a metadata address, a denied service or a tenant\'s denied range', { skip, timeout: 300_000 }, async () => {
+  const refused = async (url: string, address: string, by: string, token?: string) => {
+    const r = await cli(['build', '--progress', 'plain', url], token);
+    assert.notEqual(r.status, 0, `${url} was fetched: ${r.stderr}`);
+    const line = r.stderr.split('\n').find((l) => /not reachable from builds/.test(l));
+    assert.ok(line, `a refusal for ${url}: ${r.stderr}`);
+    assert.match(line, new RegExp(`the address ${address.replace(/\./g, '\\.')} is not reachable from builds \\(${by.replace(/\./g, '\\.')}\\)`));
+    assert.doesNotMatch(r.stderr, /DENIED|WORKER-HOST|METADATA-SERVICE/);
+  };
+  const redis = new URL(cluster.redis.url);
+  await refused(`http://${redis.host}/x.git`, redis.hostname, 'worker.egress');
+  await refused(`http://${cluster.registry.host}/x.git`, cluster.registry.host.split(':')[0]!, 'worker.egress');
+  await refused(`http://${outside.host.address}:${outside.host.port}/x.git`, outside.host.address, 'worker.egress');
+  await refused(`http://${outside.metadata}/latest/x.git`, outside.metadata, 'worker.egress');
+  await refused(`git://${redis.host}/x.git`, redis.hostname, 'worker.egress');
+  // By name: resolved once, the address vetted, the connection made to that address only.
+  await refused(`http://localhost:${redis.port}/x.git`, '127.0.0.1', 'worker.egress');
+  const deniedBefore = deniedGit.requests.length;
+  await refused(`http://${outside.denied}:${new URL(deniedGit.http).port}/app.git`, outside.denied, 'worker.egress.deny');
+  assert.equal(deniedGit.requests.length, deniedBefore, 'the denied server saw no request');
+  // A public repository that redirects to the cluster's Redis.
+  await refused(`http://${outside.web}:${new URL(git.http).port}/redirect/${redis.host}/x.git`, redis.hostname, 'worker.egress');
+  // bob's own deny list covers the outside web address: his build cannot fetch what default's can.
+  await refused(`http://${outside.web}:${new URL(git.http).port}/app.git#main:app`, outside.web, 'worker.egress.tenantDeny', cluster.tokens.bob);
+  // A subdirectory that is a symlink out of the checkout (to the frontend's /etc).
+  const escape = await cli(['build', '--progress', 'plain', `http://${outside.web}:${new URL(git.http).port}/app.git#v1:escape`]);
+  assert.notEqual(escape.status, 0);
+  assert.match(escape.stderr, /subdirectory "escape" is not a directory of commit/);
+  // Transports that read the server's own files or run commands are not git contexts at all.
+  const file = await cli(['build', 'file:///etc/x.git']);
+  assert.equal(file.status, 2, file.stderr);
+});
