@@ -34,9 +34,9 @@ function setup(t: TestContext, opts: { tenantLimit?: number } = {}) {
     await scheduler.close();
   });
   type Behaviour = (job: StageJob, signal: AbortSignal, worker: string) => Promise<unknown>;
-  async function consumer(id: string, w: { native?: string[]; emulated?: string[]; capacity?: number }, behaviour?: Behaviour) {
+  async function consumer(id: string, w: { native?: string[]; emulated?: string[]; capacity?: number; pollMs?: number }, behaviour?: Behaviour) {
     const c = new StageConsumer({
-      redis: redis.url, prefix, ...FAST, onError: (e) => errors.push(e),
+      redis: redis.url, prefix, ...FAST, pollMs: w.pollMs ?? FAST.pollMs, onError: (e) => errors.push(e),
       worker: { id, nativePlatforms: w.native ?? [AMD], emulatedPlatforms: w.emulated ?? [], capacity: w.capacity ?? 1 },
       handler: async (job, signal) => {
         const run: Run = { worker: id, buildId: job.buildId, stageId: job.stageId, start: performance.now(), end: 0, emulated: job.emulated, aborted: false, job };
@@ -316,6 +316,46 @@ test('a tenant over its limit is held back while another tenant proceeds', async
   let peak = 0;
   for (const [, d] of edges) peak = Math.max(peak, (now += d));
   assert.equal(peak, 2, `peak of ${peak} concurrent stages of tenant A`);
+});
+
+test('idle consumers are woken by placements, not by polling', async (t) => {
+  const { scheduler, consumer, runs, errors } = setup(t);
+  // A poll far beyond the test's timeout: every stage below starts only because a wake-up
+  // reached an idle consumer (on the platform queue, or on a worker's own queue for the chain).
+  const never = 3_600_000;
+  await consumer('w1', { capacity: 2, pollMs: never });
+  await consumer('w2', { capacity: 1, pollMs: never });
+  await consumer('w3', { capacity: 1, pollMs: never });
+  for (let round = 0; round < 3; round++) {
+    await scheduler.submitBuild({ buildId: `wk${round}`, tenant: 't1', priority: 0, platforms: [{ platform: AMD, stages: [
+      stage('a'), stage('b'), stage('c'), stage('d'), stage('e'), stage('c1', ['a']), stage('c2', ['c1']), stage('c3', ['c2'])] }] });
+    assert.equal((await timeout(scheduler.waitForBuild(`wk${round}`), 30_000)).status, 'done');
+  }
+  assert.equal(runs.length, 24);
+  assert.deepEqual(errors, []);
+});
+
+test('the fleet tenant limit: a tenant alone uses every live slot, a tenant arriving later gets the next free one', async (t) => {
+  const { scheduler, consumer, runs, prefix } = setup(t);
+  const release = gate();
+  const work = async (job: StageJob) => { if (job.buildId === 'fa') await release.opened; return job.stageId; };
+  await consumer('w1', { capacity: 2 }, work);
+  await consumer('w2', { capacity: 2 }, work);
+  const probe = new Redis(redis.url);
+  t.after(() => probe.quit());
+  // The tick counts the live slots the share is taken from.
+  await until('the tick to count 4 live slots', async () => (await probe.hget(`${prefix}:config`, 'liveSlots')) === '4');
+  await scheduler.submitBuild({ buildId: 'fa', tenant: 'A', priority: 0, platforms: [{ platform: AMD, stages: Array.from({ length: 10 }, (_, i) => stage(`a${i}`)) }] });
+  await until('A alone to fill all 4 slots', () => runs.filter((r) => r.buildId === 'fa').length === 4);
+  await scheduler.submitBuild({ buildId: 'fb', tenant: 'B', priority: 0, platforms: [{ platform: AMD, stages: [stage('b0')] }] });
+  release.open();
+  const [a, b] = await timeout(Promise.all([scheduler.waitForBuild('fa'), scheduler.waitForBuild('fb')]));
+  assert.equal(a.status, 'done');
+  assert.equal(b.status, 'done');
+  // A's other six stages waited in its ready set, not in the queue ahead of B's.
+  const bRun = runs.find((r) => r.buildId === 'fb')!;
+  const aBefore = runs.filter((r) => r.buildId === 'fa' && r.start < bRun.start).length;
+  assert.equal(aBefore, 4, `B started after ${aBefore} of A's stages`);
 });
 
 test('a stage on a SIGKILLed worker completes on another worker', async (t) => {

@@ -13,8 +13,8 @@ export interface SchedulerOptions {
   prefix?: string;
   /**
    * Running stages per tenant; a tenant at its limit waits while others proceed. A number is a
-   * fixed cap (0 = unlimited); 'fleet' (the default) follows the fleet: unlimited while no other
-   * tenant waits, else an equal share of the live workers' slots.
+   * fixed cap (0 = unlimited); 'fleet' (the default) follows the fleet: every live slot while no
+   * other tenant waits, else an equal share of them.
    */
   tenantLimit?: number | 'fleet';
   /** Period of the safety-net dispatch and dead-worker sweep (default 1000 ms, 0 = off). */

@@ -151,6 +151,11 @@ export class StageConsumer {
       worker.on('error', (err) => this.report(err));
       // A stage that stalled too often is failed by BullMQ without any handler seeing it.
       worker.on('failed', (job, err) => { if (job) void this.onBullFailed(job, err); });
+      // A job recovered from a dead worker is back on the queue without a placement: wake a taker.
+      worker.on('stalled', () => {
+        this.wake();
+        void this.registry?.wake(new Map([[name, 1]])).catch((err) => this.report(err));
+      });
       this.sources.push({ name, worker, emulated });
     }
     for (const s of this.sources) await s.worker.startStalledCheckTimer();

@@ -8,8 +8,14 @@ export type RedisTarget = string | Redis;
  * connections that block. A caller's client only lends its options; we close what we open.
  */
 export function connectRedis(target: RedisTarget): Redis {
-  if (typeof target === 'string') return new Redis(target, { maxRetriesPerRequest: null });
-  return new Redis({ ...target.options, maxRetriesPerRequest: null, lazyConnect: false });
+  const client = typeof target === 'string'
+    ? new Redis(target, { maxRetriesPerRequest: null })
+    : new Redis({ ...target.options, maxRetriesPerRequest: null, lazyConnect: false });
+  // ioredis reconnects by itself and a failed command rejects on its own; without a listener an
+  // 'error' event is logged as unhandled (seen on subscribers under load). Owners that want to
+  // report errors add their own listener.
+  client.on('error', () => undefined);
+  return client;
 }
 
 /** A client for plain commands: the caller's own if given (not closed by us), else a new one. */
