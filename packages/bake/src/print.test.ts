@@ -109,7 +109,91 @@ target "tools" {
 }
 `.replace(/tostring\(n\)/g, 'format("%d", n)');
 
+const EXPRESSIONS = `variable "L" { default = ["b", "a", "c"] }
+variable "M" { default = { z = "1", a = "2" } }
+variable "N" { default = 3.5 }
+target "default" {
+  args = {
+    E01 = "\${N}"
+    E02 = N * 2
+    E03 = 10 / 4
+    E04 = 1e3
+    E05 = 0.1 + 0.2
+    E06 = -7 % 3
+    E07 = "\${1 == 1.0}"
+    E08 = "\${"a" == "a"} \${[1] == [1]}"
+    E09 = join(",", [for k, v in M : "\${k}=\${v}"])
+    E10 = join(",", [for i, v in L : "\${i}:\${v}"])
+    E11 = jsonencode({ for i, v in L : v => i })
+    E12 = jsonencode([for v in L : upper(v) if v != "a"])
+    E13 = L[1]
+    E14 = M["z"]
+    E15 = jsonencode(L[*])
+    E16 = "%{ for v in L }\${v}%{ if v != "c" },%{ endif }%{ endfor }"
+    E17 = <<-EOT
+      a
+        b
+      c
+    EOT
+    E18 = "tab\\there"
+    E19 = "uni\\u00e9"
+    E20b = format("%g %g %g %.3g %.10g %g", 1234567.0, 123456, 100, 3.14159, 1234567, -0.5)
+    E20 = format("%5s|%-5s|%05d|%x|%X|%o|%b|%e|%g|%t|%v|%#v", "ab", "cd", 42, 255, 255, 8, 5, 1234.5678, 0.000012, true, "v", "q")
+    E22 = 100000000000000000000
+    E23 = jsonencode(["a", 1, true, null])
+    E24 = trimspace("  x  ")
+    E25 = title("hello wORLD foo-bar")
+    E26 = jsonencode(chunklist(["a","b","c"], 2))
+    E27 = jsonencode(slice(L, 0, 2))
+    E29 = jsonencode(sort(L))
+    E30 = join("", regexall("[0-9]", "a1b2c3"))
+    E31 = regex_replace("hello", "l+", "L")
+    E32 = urlencode("a b&c/d")
+    E33 = jsonencode(values(M))
+    E34 = jsonencode(setintersection(["a","b"], ["b","c"]))
+    E35 = indent(2, "a\\nb")
+    E36 = jsonencode(csvdecode("x,y\\n\\"1,2\\",3\\n"))
+    E37 = formatdate("DD MMM YYYY hh:mm ZZZZ", "2018-01-02T23:12:01-08:00")
+    E39 = jsonencode(contains(L, "a"))
+    E40 = jsonencode(compact(["a", "", "b"]))
+    E42 = jsonencode(merge(M, { b = 3 }))
+    E43 = substr("abcdef", -3, 2)
+    E44 = jsonencode(split("/", "a//b"))
+    E45 = "\${true ? "y" : "n"}\${false ? 1 : 2}"
+    E46 = jsonencode(zipmap(["k"], [[1,2]]))
+    E47 = jsonencode(flatten([[], [[]], "x"]))
+    E48 = jsonencode(coalescelist([], ["a"]))
+    E49 = 7.0
+    E50 = 2.50
+    E51 = jsonencode(range(1, 10, 3))
+    E52 = jsonencode(range(5, 0))
+    E53 = pow(2, 10)
+    E54 = log(100, 10)
+    E55 = floor(-1.5)
+    E56 = ceil(1.2)
+    E57 = signum(-3)
+    E58 = parseint("-101", 2)
+    E59 = int(-3.9)
+    E60 = jsonencode(setproduct(["a"], ["b", "c"]))
+    E61 = jsondecode("{\\"b\\":[1,2],\\"a\\":{\\"c\\":null}}").b[1]
+    E62 = jsonencode(jsondecode("1.50"))
+    E63 = sha1("x")
+    E64 = base64decode("aGVsbG8=")
+    E65 = jsonencode(keys({b=1, a=2, "c d"=3}))
+    E66 = jsonencode(formatlist("%s-%s", ["a","b"], "z"))
+    E67 = "\${"$\${"}"
+    E68 = trim("xxaxx", "x")
+    E69 = jsonencode(element(L, -0))
+    E70 = cidrsubnet("2001:db8::/32", 16, 1)
+    E71 = cidrhost("10.0.0.0/8", -1)
+    E72 = jsonencode(cidrsubnets("10.0.0.0/8", 8, 16, 8))
+    E73 = jsonencode(setsymmetricdifference(["a","b"], ["b","c"], ["c","d"]))
+  }
+}
+`;
+
 const cases: Case[] = [
+  { name: 'expressions: arithmetic, comparisons, for, splat, directives, heredocs, escapes and ~70 function calls', files: { 'docker-bake.hcl': EXPRESSIONS } },
   { name: 'defaults: groups, inherits, functions, for, conditionals', files: { 'docker-bake.hcl': HCL_BASIC } },
   { name: 'a named group of groups', files: { 'docker-bake.hcl': HCL_BASIC }, args: ['all'] },
   { name: 'one target by name', files: { 'docker-bake.hcl': HCL_BASIC }, args: ['tools'] },

@@ -39,10 +39,15 @@ export function typeName(v: Value): string {
   return typeof v === 'boolean' ? 'bool' : typeof v;
 }
 
-/** cty's number text: integers without exponent, other values in their shortest form. */
+/**
+ * cty's number text: integers without exponent, other values in their shortest form. cty
+ * computes in 512-bit decimal-friendly floats (0.1 + 0.2 is 0.3); rounding to 15 significant
+ * digits gives the same text for such sums, where float64 would show 0.30000000000000004.
+ */
 export function formatNumber(n: number): string {
   if (Number.isInteger(n) && Math.abs(n) < 1e21) return n.toFixed(0);
-  return String(n);
+  const r = Number(n.toPrecision(15));
+  return Number.isInteger(r) && Math.abs(r) < 1e21 ? r.toFixed(0) : String(r);
 }
 
 export function toStr(v: Value, pos: Pos, what = 'value'): string {

@@ -90,7 +90,7 @@ function format(fmt: string, args: Value[], pos: Pos): string {
       case 'X': s = (typeof a === 'string' ? Buffer.from(a).toString('hex') : Math.trunc(toNum(a, pos)).toString(16)).toUpperCase(); break;
       case 'e': case 'E': { const n = toNum(a, pos); s = n.toExponential(prec === undefined ? 6 : Number(prec)).replace(/e([+-])(\d)$/, 'e$10$2'); if (verb === 'E') s = s.toUpperCase(); break; }
       case 'f': { const n = toNum(a, pos); s = (flags.includes('+') && n >= 0 ? '+' : '') + n.toFixed(prec === undefined ? 6 : Number(prec)); break; }
-      default: { const n = toNum(a, pos); s = prec === undefined ? String(n) : n.toPrecision(Number(prec)); if (verb === 'G') s = s.toUpperCase(); }
+      default: { s = goG(toNum(a, pos), prec === undefined ? undefined : Number(prec)); if (verb === 'G') s = s.toUpperCase(); }
     }
     if (width !== undefined && s.length < Number(width)) {
       const padLen = Number(width) - s.length;
@@ -102,6 +102,26 @@ function format(fmt: string, args: Value[], pos: Pos): string {
   }
   if (argi < args.length) throw new HclError(pos, `format: too many arguments; ${argi} used, ${args.length} given`);
   return out;
+}
+
+/** Go's %g: shortest (or prec significant) digits; the exponent form below 1e-4 or from 1e6 (1e(prec)). */
+function goG(n: number, prec?: number): string {
+  if (n === 0 || !Number.isFinite(n)) return String(n);
+  const p = prec === undefined ? undefined : Math.max(prec, 1);
+  const [m, e] = (p === undefined ? n.toExponential() : n.toExponential(p - 1)).split('e');
+  const neg = m.startsWith('-');
+  const digits = m.replace('-', '').replace('.', '').replace(/0+$/, '') || '0';
+  const exp = Number(e);
+  let eprec = p ?? 6;
+  if (p !== undefined && eprec > digits.length && digits.length >= exp + 1) eprec = digits.length;
+  if (exp < -4 || exp >= eprec) {
+    const mant = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
+    return `${neg ? '-' : ''}${mant}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+  }
+  const fixed = exp >= 0
+    ? digits.slice(0, exp + 1).padEnd(exp + 1, '0') + (digits.length > exp + 1 ? `.${digits.slice(exp + 1)}` : '')
+    : `0.${'0'.repeat(-exp - 1)}${digits}`;
+  return `${neg ? '-' : ''}${fixed}`;
 }
 
 const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
@@ -398,11 +418,10 @@ export function stdlib(): Map<string, Fn> {
   f.set('lessthan', cmp((a, b) => a < b));
   f.set('lessthanorequalto', cmp((a, b) => a <= b));
   f.set('log', num2((a, b) => Math.log(a) / Math.log(b)));
-  f.set('lookup', fn([2, 3], (a, p) => {
+  // cty's lookup always takes the default (Terraform's two-argument form is not there).
+  f.set('lookup', fn(3, (a, p) => {
     const m = map(a, 0, p), k = str(a, 1, p);
-    if (k in m) return m[k];
-    if (a.length === 3) return a[2];
-    throw new Error(`the given key "${k}" does not exist and no default was given`);
+    return k in m ? m[k] : a[2];
   }));
   f.set('lower', str1((s) => s.toLowerCase()));
   f.set('max', fn([1, Infinity], (a, p) => Math.max(...a.map((x) => toNum(x, p)))));
