@@ -183,7 +183,7 @@ async function dropUnusedShims(outdir, metafile) {
 }
 
 /** Builds the bundle into `outdir`; returns esbuild's metafile (inputs per output file). */
-export async function bundle({ outdir = join(appDir, 'dist') } = {}) {
+export async function bundle({ outdir = join(appDir, 'dist'), external = EXTERNAL } = {}) {
   await mkdir(outdir, { recursive: true });
   // Chunk names change with their content: drop the previous build's, or dist/ keeps them all.
   for (const name of await readdir(outdir)) if (/^buildyard(-[A-Z0-9]+)?\.mjs(\.map)?$/.test(name)) await rm(join(outdir, name));
@@ -200,7 +200,7 @@ export async function bundle({ outdir = join(appDir, 'dist') } = {}) {
     target: 'node20',
     // The workspace packages' TypeScript sources, as tests and `--conditions=source` use them.
     conditions: ['source'],
-    external: EXTERNAL,
+    external,
     plugins: [workspaceBarrels()],
     banner: { js: COMMONJS_SHIM },
     minifyWhitespace: true,

@@ -1,7 +1,7 @@
 // The build event model. Each event maps 1:1 onto the proto's SolveEvent (see toSolveEvent) so
 // the frontend forwards events to clients without reshaping them.
-import { z } from 'zod';
-import { jsonFromRedis } from '@buildyard/contracts';
+// Decoding what a stream holds (zod schemas) is in storedEvent.ts: clients that only turn
+// SolveEvents into events (the CLI's renderers) do not load zod.
 import type { SolveEvent, VertexStatus } from '@buildyard/proto';
 
 /** Identity and placement of one vertex (one build step on one platform). */
@@ -98,36 +98,6 @@ export function toSolveEvent(e: ProgressEvent): SolveEvent {
 export function encodeEvent(e: ProgressEvent): string {
   if (e.type === 'vertex.log') return JSON.stringify({ ...e, data: e.data.toString('base64') });
   return JSON.stringify(e);
-}
-
-const vertexRef = z.object({
-  digest: z.string(), name: z.string(), platform: z.string(), stage: z.string(), step: z.number(), steps: z.number(), workerId: z.string(), emulated: z.boolean(),
-});
-const at = { timestampMs: z.number() };
-const optional = { file: z.string().optional(), line: z.number().optional() };
-
-/** An event as stored in the stream (log data as base64); readers validate before use. */
-export const storedProgressEventSchema = z.discriminatedUnion('type', [
-  z.object({ ...at, type: z.literal('build.accepted'), buildId: z.string(), platforms: z.array(z.string()) }),
-  z.object({ ...at, type: z.literal('vertex.started'), vertex: vertexRef, startedMs: z.number() }),
-  z.object({ ...at, type: z.literal('vertex.cached'), vertex: vertexRef }),
-  z.object({ ...at, type: z.literal('vertex.progress'), vertex: vertexRef, startedMs: z.number(), currentBytes: z.number(), totalBytes: z.number() }),
-  z.object({ ...at, type: z.literal('vertex.log'), digest: z.string(), stream: z.union([z.literal(1), z.literal(2)]), data: z.string(), truncated: z.boolean() }),
-  z.object({ ...at, type: z.literal('vertex.finished'), vertex: vertexRef, startedMs: z.number(), completedMs: z.number(), durationMs: z.number() }),
-  z.object({ ...at, type: z.literal('vertex.error'), vertex: vertexRef, startedMs: z.number(), completedMs: z.number(), error: z.string() }),
-  z.object({
-    ...at, type: z.literal('build.result'), buildId: z.string(), digest: z.string(), pushed: z.array(z.string()), metadata: z.record(z.string(), z.string()),
-    images: z.array(z.object({ platform: z.string(), manifestDigest: z.string(), configDigest: z.string() })),
-    verticesTotal: z.number(), verticesCached: z.number(), durationMs: z.number(),
-  }),
-  z.object({ ...at, type: z.literal('build.error'), message: z.string(), vertex: z.string().optional(), code: z.string().optional(), ...optional }),
-  z.object({ ...at, type: z.literal('build.warning'), message: z.string(), ...optional }),
-]);
-
-export function decodeEvent(json: string): ProgressEvent {
-  const raw = jsonFromRedis(storedProgressEventSchema, json, 'a progress event');
-  if (raw.type === 'vertex.log') return { ...raw, data: Buffer.from(raw.data, 'base64') };
-  return raw;
 }
 
 const vertexRefOf = (v: VertexStatus): VertexRef => ({

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SolveEvent } from '@buildyard/proto';
-import { decodeEvent, encodeEvent, fromSolveEvent, toSolveEvent, type ProgressEvent, type VertexRef } from './ProgressEvent.js';
+import { encodeEvent, fromSolveEvent, toSolveEvent, type ProgressEvent, type VertexRef } from './ProgressEvent.js';
+import { decodeEvent } from './storedEvent.js';
 import { incompleteUtf8Tail, utf8SafeCut } from './utf8.js';
 
 const v: VertexRef = { digest: 'sha256:' + 'a'.repeat(64), name: '[build 2/4] RUN make', platform: 'linux/arm64', stage: 'build', step: 2, steps: 4, workerId: 'w1', emulated: true };

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from '@buildyard/contracts';
-import { decodeEvent, type StreamedProgressEvent } from './ProgressEvent.js';
+import type { StreamedProgressEvent } from './ProgressEvent.js';
+import { decodeEvent } from './storedEvent.js';
 import { END_FIELD, EVENT_FIELD, progressStreamKey } from './progressStream.js';
 
 export interface ReadProgressOptions {
