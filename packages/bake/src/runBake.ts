@@ -66,8 +66,10 @@ export async function loadBake(o: RunBakeOptions): Promise<Resolved> {
 }
 
 /** One target as `buildyard build` flags (buildx's toBuildOpt). */
-export function targetBuild(t: Target, f: BakeFlags, cwd: string): { context: string; flags: BuildFlags; inline?: string } {
-  const refuse = (what: string, how: string) => { throw usageError(`target "${t.name}": ${what} is not supported by buildyard builds yet; ${how}`); };
+export function targetBuild(t: Target, f: BakeFlags, cwd: string, forPrint = false): { context: string; flags: BuildFlags; inline?: string } {
+  const refuse = (what: string, how: string) => {
+    if (!forPrint) throw usageError(`target "${t.name}": ${what} is not supported by buildyard builds yet; ${how}`);
+  };
   if (t.context === '-') throw usageError(`target "${t.name}": context from stdin not allowed in bake; set context to a directory`);
   if (t.dockerfile === '-') throw usageError(`target "${t.name}": dockerfile from stdin not allowed in bake; use dockerfile-inline`);
   if (t.contexts && Object.keys(t.contexts).length) refuse(`contexts (${Object.keys(t.contexts).join(', ')})`, 'drop them or build the named context into a base image');
@@ -107,8 +109,10 @@ export function targetBuild(t: Target, f: BakeFlags, cwd: string): { context: st
     progress: f.progress,
     builder: f.builder,
   };
-  // Every check a build makes before its upload, for every target before any starts.
-  parseBuildFlags(flags, { env: {}, cwd });
+  // Every check a build makes before its upload, for every target before any starts; --print
+  // makes them too (platforms, outputs, cache specs), as buildx's print does, but shows what
+  // buildyard cannot build yet rather than refusing it.
+  parseBuildFlags(forPrint ? { ...flags, shmSize: undefined, ulimit: undefined } : flags, { env: {}, cwd });
   return { context, flags, inline: t['dockerfile-inline'] };
 }
 
@@ -147,6 +151,7 @@ export async function runBake(o: RunBakeOptions): Promise<number> {
   const stderr = o.stderr ?? process.stderr;
   const resolved = await loadBake(o);
   if (o.flags.print) {
+    for (const t of resolved.targets.values()) targetBuild(t, o.flags, cwd, true);
     stdout.write(`${printJson(resolved.groups, resolved.targets)}\n`);
     return ExitCode.Success;
   }

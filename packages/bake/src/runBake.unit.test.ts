@@ -41,3 +41,9 @@ target "named" {
   const bad = resolve('target "default" {\n  output = ["type=nosuch"]\n}\n').targets.get('default')!;
   assert.throws(() => targetBuild(bad, {}, '/work'), (e: Error & { exitCode?: number }) => e.exitCode === 2);
 });
+
+test('--print checks what buildx checks before printing (platforms, outputs) but shows targets buildyard cannot build yet', () => {
+  const r = resolve('target "default" {\n  platforms = ["1"]\n}\ntarget "named" {\n  contexts = { base = "docker-image://alpine" }\n  shm-size = "1g"\n}\n', ['default', 'named']);
+  assert.throws(() => targetBuild(r.targets.get('default')!, {}, '/work', true), (e: Error & { exitCode?: number }) => e.exitCode === 2 && /1/.test(e.message));
+  assert.doesNotThrow(() => targetBuild(r.targets.get('named')!, {}, '/work', true));
+});
