@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
@@ -45,8 +45,8 @@ test('the bundle holds no test-only package', () => {
 const HEAVY = [/proto\/src\/gen\//, /node_modules\/@bufbuild\//, /node_modules\/zod\//, /node_modules\/log-update\//, /node_modules\/node-forge\//, /packages\/oci\/src\/RegistryClient\.ts$/, /packages\/client\/src\/(runBuild|ProgressRenderer|connectBuilder)\.ts$/];
 const HEAVY_EXTERNAL = /node_modules\/(@grpc\/grpc-js|@opentelemetry\/|@buildyard\/telemetry|ssh2)\b/;
 
-/** The module URLs `node <bundle> ...args` loads, recorded by a module-loader hook. */
-async function loadedModules(args: string[]): Promise<{ stdout: string; urls: string[] }> {
+/** The module URLs `node <bundle> ...args` loads, recorded by a module-loader hook; `code` is its exit code. */
+async function loadedModules(args: string[]): Promise<{ stdout: string; stderr: string; code: number; urls: string[] }> {
   const log = join(outdir, `loaded-${args.join('_').replace(/\W/g, '')}.txt`);
   const hooks = join(outdir, 'hooks.mjs');
   await writeFile(hooks, [
@@ -57,24 +57,48 @@ async function loadedModules(args: string[]): Promise<{ stdout: string; urls: st
   ].join('\n'));
   const register = join(outdir, 'register.mjs');
   await writeFile(register, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)}, { data: { log: process.env.BUNDLE_TEST_LOG } });\n`);
-  const { stdout } = await run(process.execPath, ['--import', pathToFileURL(register).href, join(outdir, 'buildyard.mjs'), ...args], {
-    cwd: outdir, env: { ...process.env, BUNDLE_TEST_LOG: log, OTEL_TRACES_EXPORTER: '', OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '' },
+  const result = await run(process.execPath, ['--import', pathToFileURL(register).href, join(outdir, 'buildyard.mjs'), ...args], {
+    cwd: outdir, env: { ...process.env, BUNDLE_TEST_LOG: log, XDG_CONFIG_HOME: outdir, OTEL_TRACES_EXPORTER: '', OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '' },
+  }).then((r) => ({ ...r, code: 0 }), (e: { stdout: string; stderr: string; code: number }) => ({ stdout: e.stdout, stderr: e.stderr, code: e.code }));
+  return { ...result, urls: (await readFile(log, 'utf8')).split('\n').filter(Boolean) };
+}
+
+/** The bundle's own files among the loaded URLs, each with its metafile inputs. */
+function loadedChunks(urls: string[]): { output: string; inputs: string[] }[] {
+  return urls.filter((u) => u.startsWith('file:')).map((u) => fileURLToPath(u)).filter((f) => f.startsWith(outdir)).map((f) => {
+    const output = Object.keys(meta.outputs).find((o) => resolve(appDir, o) === f);
+    assert.ok(output, `${f} is not an output of the bundle`);
+    return { output, inputs: inputsOf(output) };
   });
-  return { stdout, urls: (await readFile(log, 'utf8')).split('\n').filter(Boolean) };
 }
 
 for (const args of [['--version'], ['--help'], ['build', '--help']]) {
   test(`buildyard ${args.join(' ')} loads no gRPC, proto, progress, registry or cluster code`, async () => {
-    const { stdout, urls } = await loadedModules(args);
+    const { stdout, code, urls } = await loadedModules(args);
+    assert.equal(code, 0);
     assert.match(stdout, args[0] === '--version' ? /^\d+\.\d+\.\d+\n$/ : /Usage: buildyard/);
     const files = urls.filter((u) => u.startsWith('file:')).map((u) => fileURLToPath(u));
     assert.ok(files.some((f) => f === join(outdir, 'buildyard.mjs')), `the hook saw no bundle entry: ${files.join(', ')}`);
     assert.deepEqual(files.filter((f) => HEAVY_EXTERNAL.test(f)), [], 'start-up loads an external package it does not need');
-    for (const f of files.filter((file) => file.startsWith(outdir))) {
-      const output = Object.keys(meta.outputs).find((o) => resolve(appDir, o) === f);
-      assert.ok(output, `${f} is not an output of the bundle`);
-      const heavy = inputsOf(output).filter((i) => HEAVY.some((h) => h.test(i)));
+    for (const { output, inputs } of loadedChunks(urls)) {
+      const heavy = inputs.filter((i) => HEAVY.some((h) => h.test(i)));
       assert.deepEqual(heavy, [], `start-up loads ${output}, a chunk holding ${heavy.slice(0, 5).join(', ')}: import these in the command's action (see apps/cli/src/load/)`);
     }
   });
 }
+
+test('buildyard build loads what a build needs and nothing of the other commands before its first byte', async () => {
+  // Port 1 refuses the connection: the build gets as far as its first byte and stops there.
+  const context = join(outdir, 'context');
+  await mkdir(context);
+  await writeFile(join(context, 'Dockerfile'), 'FROM scratch\nCOPY a /a\n');
+  await writeFile(join(context, 'a'), 'a\n');
+  const { code, stderr, urls } = await loadedModules(['build', '--builder', 'tcp://127.0.0.1:1', '--progress', 'plain', context]);
+  assert.equal(code, 3, stderr);
+  const inputs = loadedChunks(urls).flatMap((c) => c.inputs);
+  assert.ok(inputs.some((i) => /packages\/client\/src\/runBuild\.ts$/.test(i)), 'the build chunk was not loaded');
+  // zod (the progress stream's schemas), ssh2 (only --ssh), node-forge (up), bake's parsers, the registry client.
+  for (const banned of [/node_modules\/zod\//, /node_modules\/ssh2\//, /node_modules\/node-forge\//, /packages\/bake\//, /node_modules\/yaml\//, /packages\/oci\/src\/RegistryClient\.ts$/]) {
+    assert.deepEqual(inputs.filter((i) => banned.test(i)), [], `buildyard build loads ${banned.source}`);
+  }
+});
