@@ -160,6 +160,24 @@ test('oci output: the layout\'s index holds the attestation manifest and its sta
   for (const l of att.layers) assert.equal(blob(l.digest)._type, 'https://in-toto.io/Statement/v0.1');
 });
 
+test('--sbom=true lists the packages of the image\'s dpkg database (read from its layers, the top copy winning)', async () => {
+  const ctx = mkdtempSync(join(work, 'dpkg-'));
+  writeFileSync(join(ctx, 'Dockerfile'), 'ARG BASE\nFROM ${BASE}\nCOPY old /var/lib/dpkg/status\nCOPY status /var/lib/dpkg/status\nCOPY os-release /etc/os-release\n');
+  writeFileSync(join(ctx, 'old'), 'Package: stale\nStatus: install ok installed\nVersion: 0\n');
+  writeFileSync(join(ctx, 'status'), 'Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nSource: glibc\nVersion: 2.36-9+deb12u4\nDescription: GNU C Library\n\nPackage: removed\nStatus: deinstall ok config-files\nVersion: 1\n');
+  writeFileSync(join(ctx, 'os-release'), 'ID=debian\nVERSION_ID="12"\n');
+  const image = `${cluster.registry.host}/e2e/attest:dpkg`;
+  const run = cli(['build', '--progress', 'plain', '--platform', 'linux/amd64', '--build-arg', `BASE=${cluster.busybox.reference}`, '-t', image, '--push', '--sbom=true', ctx]);
+  assert.equal(run.status, 0, run.stderr);
+  const img = await readAttestedImage(image);
+  assertStorage(img, [SPDX, PROVENANCE]);
+  const sbom = statement(img, 0, SPDX).predicate;
+  const libc = sbom.packages.filter((x: { primaryPackagePurpose: string }) => x.primaryPackagePurpose !== 'CONTAINER');
+  assert.deepEqual(libc.map((x: { name: string; versionInfo: string }) => [x.name, x.versionInfo]), [['libc6', '2.36-9+deb12u4']]);
+  assert.equal(libc[0].externalRefs[0].referenceLocator, 'pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12&upstream=glibc');
+  assert.deepEqual(sbom.relationships.map((r: { relationshipType: string }) => r.relationshipType), ['DESCRIBES', 'CONTAINS']);
+});
+
 test('bad attestation flags exit 2 in one line before the upload', () => {
   for (const [args, re] of [[['--provenance', 'mode=full'], /mode=full; use mode=min or mode=max/], [['--attest', 'type=vex'], /unknown attestation type "vex"/]] as const) {
     const run = cli(['build', ...args, context]);
@@ -170,6 +188,30 @@ test('bad attestation flags exit 2 in one line before the upload', () => {
 });
 
 const tools = referenceTools('buildctl', 'buildkitd');
+const buildxTool = referenceTools('docker-buildx');
+
+test('docker buildx --provenance=mode=max --sbom=true through the BuildKit endpoint: attest:* attributes as buildx sends them; --provenance=false a plain index', { skip: buildxTool.missing }, async () => {
+  const env = { ...process.env, BUILDX_CONFIG: join(work, 'buildx'), BUILDX_NO_DEFAULT_ATTESTATIONS: '' };
+  const buildx = (...args: string[]) => new Promise<{ code: number; stderr: string }>((res) => {
+    execFile(buildxTool.paths['docker-buildx'], args, { env, maxBuffer: 64 << 20 }, (err, _o, stderr) => res({ code: err ? 1 : 0, stderr }));
+  });
+  await until('the BuildKit endpoint to listen', () => cluster.frontendProcess.output().includes('buildkit endpoint listening'), 60_000);
+  const created = await buildx('create', '--name', 'attest', '--driver', 'remote', endpoint);
+  assert.equal(created.code, 0, created.stderr);
+  const image = `${cluster.registry.host}/e2e/buildx-attest`;
+  const args = (tag: string, ...extra: string[]) => ['--builder', 'attest', 'build', '--progress', 'plain', '--platform', 'linux/amd64,linux/arm64',
+    '--build-arg', `BASE=${cluster.busybox.reference}`, '--build-arg', 'FOO=baz', '-t', `${image}:${tag}`, '--push', ...extra, context];
+  const max = await buildx(...args('max', '--provenance=mode=max', '--sbom=true'));
+  assert.equal(max.code, 0, max.stderr);
+  const img = await readAttestedImage(`${image}:max`);
+  assertStorage(img, [SPDX, PROVENANCE]);
+  const p = statement(img, 0, PROVENANCE).predicate;
+  assert.equal(p.invocation.parameters.args['build-arg:FOO'], 'baz');
+  assert.ok(p.buildConfig.llbDefinition.length > 0);
+  const off = await buildx(...args('off', '--provenance=false'));
+  assert.equal(off.code, 0, off.stderr);
+  assert.equal((await readAttestedImage(`${image}:off`)).attestations.length, 0);
+});
 
 test('buildctl --opt attest:provenance=mode=max: the BuildKit endpoint gives buildkitd v0.11.6\'s index structure and predicate fields', { skip: tools.missing }, async () => {
   const bk = await Buildkitd.start(cluster.registry.host);

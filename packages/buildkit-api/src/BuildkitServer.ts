@@ -321,6 +321,8 @@ export class BuildkitServer {
       ping: (call: ServerUnaryCall<gateway.PingRequest, gateway.PongResponse>, callback: sendUnaryData<gateway.PongResponse>) => {
         this.gatewayJob(call, gone(call)).then(async () => gateway.PongResponse.fromPartial({
           FrontendAPICaps: GATEWAY_CAPS.map((ID) => ({ ID, Enabled: true })),
+          // buildx sends --attest/--provenance/--sbom (and its default provenance) only to a daemon with this LLB cap.
+          LLBCaps: [{ ID: 'exporter.image.attestations', Enabled: true }],
           Workers: (await this.opts.workers.list()).map((w) => workerRecord(w, this.opts.version)),
         })).then((res) => callback(null, res), (err: Error) => callback(err));
       },
