@@ -99,6 +99,7 @@ export class SshRelay {
    */
   async *opens(buildId: string, signal: AbortSignal): AsyncGenerator<SshOpenRequest> {
     const blocking = this.redis.duplicate();
+    blocking.on('error', () => {});
     const stop = () => blocking.disconnect();
     signal.addEventListener('abort', stop, { once: true });
     const seen = new Set<string>();
@@ -166,9 +167,10 @@ export class SshRelay {
   /**
    * Relays `socket` (the RUN's connection on the worker, the agent's on the frontend) over the
    * connection's lists until it closes; closes it when the other side ends or fails. Resolves
-   * when both directions are done and this side's inbound list is gone.
+   * when both directions are done and this side's inbound list is gone. Aborting `signal` (the
+   * step or the build ended) closes the socket and stops waiting for the other side.
    */
-  async relay(socket: Duplex, buildId: string, connId: string, side: 'worker' | 'frontend'): Promise<void> {
+  async relay(socket: Duplex, buildId: string, connId: string, side: 'worker' | 'frontend', signal?: AbortSignal): Promise<void> {
     const out = side === 'worker' ? 'up' : 'down';
     const inbound = side === 'worker' ? 'down' : 'up';
     let sendSeq = 0;
@@ -184,9 +186,19 @@ export class SshRelay {
     socket.on('data', (chunk: Buffer) => send('d', chunk));
     socket.on('end', () => send('e'));
     socket.on('error', (err: Error) => send('x', Buffer.from(err.message.slice(0, 500))));
-    const closed = new Promise<void>((resolve) => socket.once('close', () => { send('x', Buffer.from('the connection closed')); resolve(); }));
+    // A socket that closed before the relay began (a step's client that gave up at once) ends it too.
+    const closed = new Promise<void>((resolve) => {
+      const done = () => { send('x', Buffer.from('the connection closed')); resolve(); };
+      if (socket.destroyed) done();
+      else socket.once('close', done);
+    });
 
     const blocking = this.redis.duplicate();
+    // Its failures reject the pending BLPOP, which ends the relay.
+    blocking.on('error', () => {});
+    const stop = () => { socket.destroy(); blocking.disconnect(); };
+    if (signal?.aborted) stop();
+    signal?.addEventListener('abort', stop, { once: true });
     // The peer's last frame always follows this side's; waiting for it means no frame can
     // re-create the inbound list after it is removed. A peer that died is waited for a while.
     let grace: NodeJS.Timeout | undefined;
@@ -219,6 +231,7 @@ export class SshRelay {
     await closed;
     await sent;
     clearTimeout(grace);
+    signal?.removeEventListener('abort', stop);
     blocking.disconnect();
     await this.redis.del(this.keys.ssh.conn(buildId, connId, inbound)).catch(() => {});
   }

@@ -38,13 +38,15 @@ after(async () => {
 async function workerSocket(relay: SshRelay, buildId: string, id: string): Promise<{ path: string; close(): void }> {
   const path = join(dir, `${randomBytes(6).toString('hex')}.sock`);
   const sockets = new Set<Socket>();
+  const ended = new AbortController();
   const server = createServer((socket) => {
     sockets.add(socket);
-    relay.requestOpen(buildId, id).then((connId) => relay.relay(socket, buildId, connId, 'worker')).catch(() => socket.destroy());
+    socket.on('error', () => {});
+    relay.requestOpen(buildId, id).then((connId) => relay.relay(socket, buildId, connId, 'worker', ended.signal)).catch(() => socket.destroy());
   });
   await new Promise<void>((resolve) => server.listen(path, resolve));
   // As the worker when the step ends: whatever is still connected goes.
-  return { path, close: () => { for (const socket of sockets) socket.destroy(); server.close(); } };
+  return { path, close: () => { ended.abort(); for (const socket of sockets) socket.destroy(); server.close(); } };
 }
 
 function sshAdd(socket: string, ...args: string[]): Promise<{ code: number; out: string }> {

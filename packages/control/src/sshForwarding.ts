@@ -44,7 +44,7 @@ export async function forwardSshAgents(relay: SshRelay, buildId: string, source:
         if (signal.aborted) { agent.destroy(); return; }
         open.add(agent);
         agent.once('close', () => open.delete(agent));
-        await relay.relay(agent, buildId, request.connId, 'frontend');
+        await relay.relay(agent, buildId, request.connId, 'frontend', signal);
       })().catch((err: Error) => log?.warn({ buildId, err: err.message }, 'relaying an SSH agent connection failed'));
     }
   } finally {

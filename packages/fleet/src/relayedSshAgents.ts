@@ -13,11 +13,15 @@ export function relayedSshAgents(relay: SshRelay, buildId: string, onError?: (er
     missing: async (id) => missingSshAgent(id, await (offered ??= relay.offered(buildId))),
     listen: async (id, path) => {
       const sockets = new Set<Socket>();
+      const ended = new AbortController();
       const server = createServer((socket) => {
         sockets.add(socket);
         socket.once('close', () => sockets.delete(socket));
+        // Until the relay takes the socket over, a step's client resetting it must not be an
+        // unhandled error in the worker; the relay then sees it closed.
+        socket.on('error', () => {});
         // A connection that cannot be relayed closes; the step's ssh client reports it.
-        relay.requestOpen(buildId, id).then((connId) => relay.relay(socket, buildId, connId, 'worker'))
+        relay.requestOpen(buildId, id).then((connId) => relay.relay(socket, buildId, connId, 'worker', ended.signal))
           .catch((err: Error) => { socket.destroy(); onError?.(new Error(`relaying an SSH agent connection of build ${buildId}: ${err.message}`)); });
       });
       await new Promise<void>((resolve, reject) => {
@@ -26,7 +30,8 @@ export function relayedSshAgents(relay: SshRelay, buildId: string, onError?: (er
       });
       return {
         close: async () => {
-          // The step has ended: whatever it left connected goes with it.
+          // The step has ended: whatever it left connected goes with it, without waiting for the frontend.
+          ended.abort();
           for (const socket of sockets) socket.destroy();
           await new Promise<void>((resolve) => server.close(() => resolve()));
         },
