@@ -123,3 +123,22 @@ test('bake --print shows the resolved targets; a bad file or target exits 2 with
   assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
   assert.match(bad.stderr, /^ERROR: bad\.hcl:2: unknown variable "nope"/);
 });
+
+test('a failing target fails the bake with exit 1 and its error marked with its name', () => {
+  writeFileSync(join(work, 'fail.hcl'), `
+variable "BASE" {}
+group "default" { targets = ["good", "bad"] }
+target "good" {
+  dockerfile-inline = "ARG BASE\\nFROM \${BASE}\\nRUN echo good > /good\\n"
+  args = { BASE = BASE }
+}
+target "bad" {
+  dockerfile-inline = "ARG BASE\\nFROM \${BASE}\\nRUN echo failing-on-purpose && exit 3\\n"
+  args = { BASE = BASE }
+}
+`);
+  const run = cli(['bake', '-f', 'fail.hcl', '--progress', 'plain']);
+  assert.equal(run.status, 1, run.stderr);
+  assert.match(run.stderr, /#\d+ \[bad \d+\/\d+\] RUN echo failing-on-purpose && exit 3/);
+  assert.match(run.stderr, /^\[bad\] ERROR: .*exit code: 3/m, 'the error says which target failed');
+});

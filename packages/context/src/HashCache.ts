@@ -1,6 +1,6 @@
 // Remembers file digests by (size, mtime, ctime, inode) so a rebuild does not rehash unchanged
 // files. One small JSON file per context directory in the client's cache dir.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -58,7 +58,9 @@ export class HashCache {
     if (!this.file || (!this.dirty && this.next.size === this.rows.size)) return;
     const dir = join(this.file, '..');
     await mkdir(dir, { recursive: true });
-    const tmp = `${this.file}.${process.pid}.tmp`;
+    // Unique per save: concurrent syncs of one directory in one process (bake's targets sharing
+    // a context) each write their own file, and the last rename wins.
+    const tmp = `${this.file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
     await writeFile(tmp, JSON.stringify(Object.fromEntries(this.next)));
     await rename(tmp, this.file);
   }
