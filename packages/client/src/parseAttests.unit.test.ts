@@ -45,3 +45,10 @@ test('parseBuildFlags carries the attestations into the build options', async ()
   assert.deepEqual(opts.attests, [{ type: 'provenance', attrs: { mode: 'max' } }, { type: 'sbom', attrs: {} }]);
   try { parseBuildFlags({ attest: ['type=nope'] }, { env: {}, cwd: '/' }); assert.fail('no error'); } catch (err) { assert.equal((err as { exitCode: number }).exitCode, ExitCode.Usage); }
 });
+
+test('index: annotations of one platform: accepted while attestations make an index, refused with --provenance=false', async () => {
+  const { parseBuildFlags } = await import('./parseBuildFlags.js');
+  const opts = parseBuildFlags({ platform: ['linux/amd64'], annotation: ['index:k=v'], output: ['type=oci,dest=x.tar'] }, { env: {}, cwd: '/' });
+  assert.equal(opts.outputs[0].attrs['annotation-index.k'], 'v');
+  assert.throws(() => parseBuildFlags({ platform: ['linux/amd64'], annotation: ['index:k=v'], provenance: 'false' }, { env: {}, cwd: '/' }), /a single-platform build pushes a manifest/);
+});

@@ -291,7 +291,9 @@ export function parseBuildFlags(flags: BuildFlags, penv: ParseEnv): BuildOptions
   if (flags.shmSize !== undefined) throw usageError(`--shm-size "${flags.shmSize.slice(0, 40)}": not supported; buildyard runs RUN steps with a fixed 64MB /dev/shm, drop the flag`);
   if (flags.ulimit?.length) throw usageError(`--ulimit "${flags.ulimit[0].slice(0, 60)}": not supported; buildyard runs RUN steps with the worker's limits (nofile 1048576), drop the flag`);
   const platforms = parsePlatforms(flags.platform);
-  const annotations = parseAnnotations(flags.annotation, platforms.length);
+  const attests = parseAttestFlags(flags, penv.env);
+  // Attestations make an index even of one platform's image (buildx's default provenance does), so index: annotations apply.
+  const annotations = parseAnnotations(flags.annotation, attests.length > 0 ? Math.max(platforms.length, 2) : platforms.length);
   // As buildx: the annotations go to every output that writes an image.
   for (const o of outputs) if (o.type === 'image' || o.type === 'oci' || o.type === 'docker') Object.assign(o.attrs, annotations);
   let progress = (flags.progress ?? 'auto') as ProgressMode;
@@ -315,7 +317,7 @@ export function parseBuildFlags(flags: BuildFlags, penv: ParseEnv): BuildOptions
     network,
     allow: splitList(flags.allow),
     addHosts: splitList(flags.addHost),
-    attests: parseAttestFlags(flags, penv.env),
+    attests,
     progress,
     ...(flags.metadataFile ? { metadataFile: resolve(penv.cwd, flags.metadataFile) } : {}),
     ...(flags.iidfile ? { iidfile: resolve(penv.cwd, flags.iidfile) } : {}),
