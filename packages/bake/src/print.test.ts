@@ -222,6 +222,19 @@ const cases: Case[] = [
     args: ['default', 'other'],
     env: { TAG: 'fromenv' },
   },
+  { name: 'JSON syntax: a user function, arithmetic and directives in strings', files: { 'docker-bake.json': `{
+  "variable": { "TAG": { "default": "x" }, "N": { "default": 2 } },
+  "function": { "tagged": { "params": ["n"], "result": "\${n}:\${TAG}" } },
+  "target": {
+    "default": {
+      "tags": ["\${tagged(\\"app\\")}", "\${N + 1}", "%{ if N > 1 }many%{ endif }"],
+      "args": { "K": "\${jsonencode([for i in range(N) : i])}" },
+      "no-cache": true,
+      "platforms": ["linux/amd64"]
+    }
+  }
+}
+` } },
   {
     name: 'docker-bake.hcl and docker-bake.override.hcl merge by default',
     files: {
