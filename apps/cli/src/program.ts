@@ -110,6 +110,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .option('--network <mode>', 'network for RUN: default | none | host')
     .option('--allow <entitlement>', 'allow an entitlement the server grants your tenant: network.host | security.insecure (comma separated, repeatable)', collect)
     .option('--add-host <name:ip>', 'add a name to the /etc/hosts of RUN steps (repeatable)', collect)
+    .option('--build-context <name=value>', 'named context for FROM/COPY --from/RUN --mount from=: DIR | docker-image://REF | git URL (repeatable)', collect)
     .option('--annotation <[type:]key=value>', 'OCI annotation; type index, manifest (default) or manifest[os/arch] (repeatable)', collect)
     .option('--iidfile <file>', 'write the image digest (the index digest for several platforms) to this file')
     .option('--attest <spec>', 'attestation: type=provenance[,mode=min|max] | type=sbom | type=TYPE,disabled=true (repeatable)', collect)
@@ -141,6 +142,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
         network: opts.network as string | undefined,
         allow: opts.allow as string[] | undefined,
         addHost: opts.addHost as string[] | undefined,
+        buildContext: opts.buildContext as string[] | undefined,
         annotation: opts.annotation as string[] | undefined,
         iidfile: opts.iidfile as string | undefined,
         attest: opts.attest as string[] | undefined,

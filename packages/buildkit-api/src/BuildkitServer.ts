@@ -476,6 +476,26 @@ export class BuildkitServer {
     return { dockerfile: got.dockerfile, dockerignore: got.dockerignore.length > 0 ? got.dockerignore : undefined, contextId: got.contextId };
   }
 
+  /**
+   * `context:NAME=local:LOCAL` (buildx --build-context NAME=DIR): the session's local, synced into
+   * the context store with its own .dockerignore, becomes Buildyard's `local:<context id>`;
+   * docker-image:// and git URLs go to the frontend as they are.
+   */
+  private async loadNamedContexts(job: Job, ref: string, attrs: DockerfileAttrs, session: ClientSession, tenant: string): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const [name, value] of Object.entries(attrs.namedContexts)) {
+      if (!value.startsWith('local:')) { out[name] = value; continue; }
+      const local = value.slice('local:'.length);
+      const step = `[internal] load build context ${local}`;
+      const stored = await this.internalStep(job, ref, step, async () => {
+        const ignore = (await readLocalFiles(session, local, ['.dockerignore'], MAX_DOCKERFILE_BYTES, job.signal)).get('.dockerignore');
+        return receiveLocalToStore(session, local, { excludePatterns: ignore ? parseDockerignore(ignore.toString('utf8')) : [] }, this.opts.frontend.contexts, tenant, undefined, job.signal);
+      });
+      out[name] = `local:${stored.contextId}`;
+    }
+    return out;
+  }
+
   /** Loads the locals over the session, then builds on the fleet; resolves with the exporter response. */
   private async runDockerfileBuild(ref: string, job: Job, req: buildkit.SolveRequest): Promise<buildkit.SolveResponse> {
     const { signal } = job;
@@ -497,7 +517,8 @@ export class BuildkitServer {
     try { secretIdsUsed = secretIds(dockerfile.toString('utf8'), attrs.filename); sshIdsUsed = sshIds(dockerfile.toString('utf8'), attrs.filename); } catch { /* reported by the build */ }
     const base = toBuildyardRequest(req, attrs, contextId, dockerfile, dockerignore);
     const registries = registryHosts(dockerfile.toString('utf8'), attrs.filename, attrs.buildArgs, base.outputs, [...base.cacheFrom, ...base.cacheTo]);
-    const request = { ...base, secrets: await fetchSecrets(session, secretIdsUsed, signal), registryAuth: await fetchRegistryAuth(session, registries, signal) };
+    const namedContexts = await this.loadNamedContexts(job, ref, attrs, session, tenant);
+    const request = { ...base, namedContexts, secrets: await fetchSecrets(session, secretIdsUsed, signal), registryAuth: await fetchRegistryAuth(session, registries, signal) };
     // BuildKit shows one exporter vertex, its first output's; its phases come from the build's export.
     const exportName = request.outputs.map((o) => exporterVertexName(o.type)).find(Boolean);
     const cursor = new StreamCursor();

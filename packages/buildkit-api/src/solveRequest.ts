@@ -21,6 +21,9 @@ export interface DockerfileAttrs {
   contextUrl: string;
   /** `dockerfilekey` was given: the Dockerfile comes from that local even with a git context. */
   forceLocalDockerfile: boolean;
+  /** `context:NAME` attributes (buildx --build-context): NAME (with an optional `::os/arch`) ->
+   *  `local:LOCAL` (a session local), `docker-image://REF` or a git URL. */
+  namedContexts: Record<string, string>;
 }
 
 const KNOWN_ATTRS = new Set(['filename', 'dockerfilekey', 'contextkey', 'context', 'platform', 'target', 'no-cache', 'force-network-mode', 'image-resolve-mode', 'multi-platform', 'add-hosts']);
@@ -40,7 +43,12 @@ export function dockerfileAttrs(req: buildkit.SolveRequest): DockerfileAttrs {
   const attrs = req.FrontendAttrs;
   for (const key of Object.keys(attrs)) {
     if (key === 'cmdline' || key === 'source') throw new UnsupportedRequest(`frontend attribute "${key}" (a frontend image) is not supported: drop it to use the built-in Dockerfile frontend`);
-    if (key.startsWith('context:')) throw new UnsupportedRequest(`named build contexts ("${key.slice(0, 100)}") are not supported yet`);
+    if (key.startsWith('context:')) {
+      const value = attrs[key] ?? '';
+      if (!/^(local:|docker-image:\/\/)/.test(value) && !parseGitRefQuiet(value)) {
+        throw new UnsupportedRequest(`named context ${key.slice(8, 108)}=${value.slice(0, 200)} is not supported: use a local directory, docker-image://REF or a git URL`);
+      }
+    }
     if (key === 'add-hosts' && attrs[key]) throw new UnsupportedRequest('add-hosts is not supported yet');
   }
   // dockerui: the value under the context's local name is a git URL, an http(s) URL, or a local.
@@ -66,12 +74,17 @@ export function dockerfileAttrs(req: buildkit.SolveRequest): DockerfileAttrs {
     network: attrs['force-network-mode'] === 'sandbox' ? 'default' : (attrs['force-network-mode'] ?? ''),
     contextUrl,
     forceLocalDockerfile: 'dockerfilekey' in attrs,
+    namedContexts: pick('context:'),
   };
+}
+
+function parseGitRefQuiet(value: string): boolean {
+  try { return parseGitRef(value) !== undefined; } catch { return false; }
 }
 
 /** Unknown frontend attributes, reported as a warning (BuildKit ignores them too). */
 export function unknownAttrs(req: buildkit.SolveRequest): string[] {
-  return Object.keys(req.FrontendAttrs).filter((k) => !KNOWN_ATTRS.has(k) && !k.startsWith('build-arg:') && !k.startsWith('label:') && !k.startsWith('attest:'));
+  return Object.keys(req.FrontendAttrs).filter((k) => !KNOWN_ATTRS.has(k) && !k.startsWith('build-arg:') && !k.startsWith('label:') && !k.startsWith('attest:') && !k.startsWith('context:'));
 }
 
 /** The exporters of a request: `Exporters` (BuildKit >= 0.13 clients) or Exporter/ExporterAttrs. */

@@ -34,6 +34,8 @@ export interface BuildFlags {
   allow?: string[];
   /** --add-host name:ip, comma separated, repeatable. */
   addHost?: string[];
+  /** --build-context name=VALUE (repeatable; see buildContexts.ts). */
+  buildContext?: string[];
   /** --annotation [TYPE:]KEY=VALUE, TYPE index | manifest | manifest[os/arch] (repeatable). */
   annotation?: string[];
   /** --iidfile FILE: the image (or index) digest is written there. */

@@ -17,6 +17,7 @@ import { parseBuildFlags, type BuildFlags } from './parseBuildFlags.js';
 import { createRenderer, formatSummary, resolveProgressMode, type ProgressRenderer } from './ProgressRenderer.js';
 import { readSecrets } from './readSecrets.js';
 import { resolveBuildInput } from './resolveBuildInput.js';
+import { namedContextValues, parseBuildContexts } from './buildContexts.js';
 import { selectRegistryAuth } from './selectRegistryAuth.js';
 import { loadSshAgents } from './sshAgents.js';
 import { openSshSession, type SshSessionHandle } from './sshSession.js';
@@ -102,6 +103,8 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
   const c = createColors(color);
   const say = (line: string) => { stderr.write(`${line}\n`); };
 
+  // Checked before anything is read from stdin or uploaded.
+  const buildContexts = await parseBuildContexts(o.flags.buildContext, cwd);
   const input = await resolveBuildInput({ context: o.context, file: o.flags.file, cwd, stdin: o.stdin });
   let conn: BuilderConnection | undefined;
   let renderer: ProgressRenderer | undefined;
@@ -148,6 +151,7 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
     if (o.signal?.aborted) throw new ClientError('interrupted: build cancelled', ExitCode.Interrupted);
     // Local caches stay on this machine: an import is synced like a context, an export streams back.
     const c0 = conn;
+    const namedContexts = await namedContextValues(buildContexts, async (dir, dockerignore) => (await syncContext(c0.contextSync, dir, { dockerignore, metadata: c0.metadata, signal: o.signal })).contextId);
     caches = await prepareLocalCaches(opts.cacheFrom, opts.cacheTo,
       async (dir) => (await syncContext(c0.contextSync, dir, { metadata: c0.metadata, signal: o.signal })).contextId,
       (message) => { if (mode !== 'quiet' && mode !== 'rawjson') say(c.yellow(`WARNING: ${message}`)); });
@@ -174,6 +178,7 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
       dockerignore: input.dockerignore,
       contextName: historyContextName(o.context, cwd),
       contextUrl: input.contextUrl ?? '',
+      namedContexts,
     });
     writer = new ExportedFileWriter(opts.outputs, stdout);
     const c1 = conn;

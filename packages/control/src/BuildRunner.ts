@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { injectTraceContext, metrics, type Logger } from '@buildyard/telemetry'; // metrics
-import { parse, planBuild, DockerfileError } from '@buildyard/dockerfile';
+import { parse, planBuild, DockerfileError, type NamedContextSource } from '@buildyard/dockerfile';
 import type { BuildPlan } from '@buildyard/graph';
 import { RegistryClient, credentialsFromLogins, type Credentials, type FsContentStore } from '@buildyard/oci';
 import { ProgressWriter } from '@buildyard/progress';
@@ -124,16 +124,20 @@ export class BuildRunner {
       try { attestOptions = parseAttests(req.attests); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'request.invalid' }); }
       let extraHosts: ReturnType<typeof parseAddHosts>;
       try { extraHosts = parseAddHosts(req.addHosts); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'request.invalid' }); }
-      if (req.contextUrl) {
-        if (!this.deps.remoteContexts) throw new BuildFailure('this frontend does not fetch remote contexts: pass a directory', { code: 'context.remote' });
-        try { req = await this.deps.remoteContexts.resolveBuildContext(req, tenant, progress, signal); } catch (err) {
+      let namedContexts: Record<string, NamedContextSource> = {};
+      if (req.contextUrl || Object.keys(req.namedContexts).length > 0) {
+        if (!this.deps.remoteContexts) throw new BuildFailure('this frontend does not fetch remote or named contexts: pass a directory', { code: 'context.remote' });
+        try {
+          if (req.contextUrl) req = await this.deps.remoteContexts.resolveBuildContext(req, tenant, progress, signal);
+          namedContexts = await this.deps.remoteContexts.namedContexts(req, tenant, progress, signal);
+        } catch (err) {
           if (err instanceof RemoteContextError) throw new BuildFailure(err.message, { code: 'context.remote' });
           throw err;
         }
       }
       const imageSources: ImageSourceRecord[] = [];
       const plan = await tracer.startActiveSpan('plan', async (planSpan) => {
-        try { return await this.plan(req, tenant, registry, signal, extraHosts, imageSources); } finally { planSpan.end(); }
+        try { return await this.plan(req, tenant, registry, signal, extraHosts, imageSources, namedContexts); } finally { planSpan.end(); }
       });
       const missing = missingEntitlement(plan, req.network, allowed, granted);
       if (missing) throw new BuildFailure(missing.message, { file: req.dockerfileName || 'Dockerfile', line: missing.line, code: 'entitlement.denied' });
@@ -247,7 +251,7 @@ export class BuildRunner {
     }
   }
 
-  private async plan(req: SolveRequest, tenant: string, registry: RegistryClient, signal: AbortSignal, extraHosts: { host: string; ip: string }[], imageSources: ImageSourceRecord[]): Promise<BuildPlan> {
+  private async plan(req: SolveRequest, tenant: string, registry: RegistryClient, signal: AbortSignal, extraHosts: { host: string; ip: string }[], imageSources: ImageSourceRecord[], namedContexts: Record<string, NamedContextSource>): Promise<BuildPlan> {
     const text = Buffer.from(req.dockerfile).toString('utf8');
     if (!text.trim()) throw new BuildFailure('the Dockerfile is empty: pass one with -f', { code: 'dockerfile.empty' });
     const parsed = parse(text, { file: req.dockerfileName || 'Dockerfile' });
@@ -267,6 +271,7 @@ export class BuildRunner {
       dockerfileName: req.dockerfileName || 'Dockerfile',
       resolveImage: recordingResolver(registryImageResolver(registry, signal), imageSources),
       extraHosts,
+      namedContexts,
     });
   }
 }

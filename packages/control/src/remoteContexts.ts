@@ -11,7 +11,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isRegular, readManifest, sortEntries, storeDirectory, type ContextEntry, type ContextStore } from '@buildyard/context';
-import { compileDockerignore, parseDockerignore } from '@buildyard/dockerfile';
+import { compileDockerignore, parseDockerignore, type NamedContextSource } from '@buildyard/dockerfile';
 import { fetchGit, GitFetchError, GitRefError, parseGitRef, resolveGitCommit, type GitRef } from '@buildyard/fileop';
 import type { VertexRef } from '@buildyard/progress';
 import type { SolveRequest } from '@buildyard/proto';
@@ -84,6 +84,39 @@ export class RemoteContexts {
     }
     const contextId = await this.opts.contexts.putManifest(filterEntries(entries, patterns), tenant);
     return { contextId, dockerfile, dockerignore };
+  }
+
+  /**
+   * The request's named contexts (`named_contexts`) for the planner. Values, as the clients send
+   * them: `docker-image://REF[@DIGEST]`; `local:sha256:<hex>`, a directory the client synced
+   * (ContextSync) as this tenant; or a git URL, fetched here like a git build context.
+   */
+  async namedContexts(req: SolveRequest, tenant: string, progress: SourceProgress, signal: AbortSignal): Promise<Record<string, NamedContextSource>> {
+    const out: Record<string, NamedContextSource> = {};
+    for (const [name, value] of Object.entries(req.namedContexts)) {
+      const shown = `--build-context ${name.slice(0, 100)}=${redact(value).slice(0, 200)}`;
+      if (value.startsWith('docker-image://')) {
+        const ref = value.slice('docker-image://'.length);
+        if (!ref) throw new RemoteContextError(`${shown}: docker-image:// needs an image reference`);
+        out[name] = { kind: 'image', ref };
+        continue;
+      }
+      const local = /^local:(sha256:[a-f0-9]{64})$/.exec(value);
+      if (local) {
+        // Only a directory this tenant uploaded: a context id alone is never proof of holding it.
+        if (!(await this.opts.contexts.tenantHas(tenant, local[1]!))) throw new RemoteContextError(`${shown}: unknown context; sync the directory first`);
+        out[name] = { kind: 'context', contextId: local[1]!, entries: await readManifest(this.opts.contexts, local[1]!) };
+        continue;
+      }
+      const ref = RemoteContexts.gitRef(value);
+      if (ref) {
+        const fetched = await this.fetch(tenant, ref, value, progress, signal);
+        out[name] = { kind: 'context', contextId: fetched.contextId, entries: await readManifest(this.opts.contexts, fetched.contextId) };
+        continue;
+      }
+      throw new RemoteContextError(`${shown}: unsupported value; use a directory, docker-image://REF or a git URL (https://host/repo.git#ref:dir)`);
+    }
+    return out;
   }
 
   /** Fetches (or finds stored) the checkout `ref` names now; shows it as one internal step. */

@@ -13,3 +13,4 @@ export { parse, INSTRUCTIONS, type ParsedDockerfile, type ParsedStage, type Inst
 export { planBuild, DEFAULT_PATH, PROXY_ARGS, type PlanOptions, type ImageResolver, type ResolvedImage } from './planBuild.js';
 // Git URLs as the build context, --build-context values and ADD sources (BuildKit's dfgitutil).
 export { parseGitRef, isGitTransport, GitRefError, type GitRef } from '@buildyard/fileop';
+export { namedContextKey, type NamedContextSource } from './namedContexts.js';

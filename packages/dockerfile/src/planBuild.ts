@@ -38,6 +38,7 @@ import { completeRunMount, MountError, parseRunMount } from './instructions/runM
 import { parsePort, PortError } from './instructions/expose.js';
 import { validSignal } from './instructions/signal.js';
 import { withSuggestion } from './instructions/suggest.js';
+import { findNamedContext, keyNamedContexts, type NamedContextSource } from './namedContexts.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
@@ -66,6 +67,8 @@ export interface PlanOptions {
   dockerfileName?: string;
   /** The build's --add-host entries, given to every RUN (BuildKit's dockerui ExtraHosts). */
   extraHosts?: { host: string; ip: string }[];
+  /** --build-context name=VALUE: what a FROM, COPY --from or mount from= of that name reads. */
+  namedContexts?: Record<string, NamedContextSource>;
 }
 
 type Env = [string, string][];
@@ -137,6 +140,7 @@ class Planner {
   readonly warnings: PlanWarning[] = [];
   private readonly imageCache = new Map<string, Promise<ResolvedImage>>();
   private readonly file: string;
+  private readonly namedContexts: Map<string, NamedContextSource>;
 
   constructor(
     private readonly df: ParsedDockerfile,
@@ -144,6 +148,16 @@ class Planner {
   ) {
     this.buildArgs = opts.buildArgs ?? {};
     this.file = opts.dockerfileName ?? df.file;
+    try {
+      this.namedContexts = keyNamedContexts(opts.namedContexts);
+    } catch (e) {
+      this.err((e as Error).message);
+    }
+  }
+
+  /** The named context a FROM, COPY --from or mount from= of `name` reads on `platform`. */
+  namedContext(name: string, platform: string): NamedContextSource | undefined {
+    return findNamedContext(this.namedContexts, name, platform);
   }
 
   err(message: string, ins?: Instruction): never {
@@ -424,8 +438,23 @@ class PlatformPlanner {
     let config: ImageConfig;
     let stateKey: string;
     let baseStage: StageState | undefined;
-    const baseRef = this.findStage(baseName, stage, from, 'FROM');
-    if (baseRef) {
+    // dockerui: a context named like the stage replaces the whole stage; else one named like
+    // the base image replaces that image.
+    const replaced = stage.name ? p.namedContext(stage.name, stagePlatform) : undefined;
+    const baseRef = replaced ? undefined : this.findStage(baseName, stage, from, 'FROM');
+    const named = replaced ?? (baseRef || baseName.toLowerCase() === 'scratch' ? undefined : p.namedContext(baseName, stagePlatform));
+    let namedFiles: Extract<NamedContextSource, { kind: 'context' }> | undefined;
+    if (named?.kind === 'context') {
+      namedFiles = named;
+      config = { Env: ['PATH=' + DEFAULT_PATH], WorkingDir: '/' };
+      stateKey = scratchStateKey(stagePlatform);
+    } else if (named?.kind === 'image') {
+      const img = await p.resolve(named.ref, stagePlatform, from);
+      plan.base = { kind: 'image', ref: img.ref, digest: img.digest };
+      config = structuredClone(img.config.config ?? {});
+      if (typeof img.config.author === 'string' && img.config.author !== '') plan.author = img.config.author;
+      stateKey = imageStateKey(img.digest);
+    } else if (baseRef) {
       baseStage = await this.planStage(baseRef.index);
       plan.base = { kind: 'stage', stageId: baseStage.plan.id };
       plan.dependsOn.push(baseStage.plan.id);
@@ -458,6 +487,14 @@ class PlatformPlanner {
     delete config.OnBuild;
     const st: StageState = { plan, env, stateEnv: new Map(env), args: new Map(), argOrder: [], cmdSet: false, stateKey, provisional: baseStage?.provisional ?? false, step: 1, total: 1, label };
     plan.config = config;
+    if (namedFiles) this.copyNamedContext(st, namedFiles, named === replaced ? stage.name! : baseName, from);
+    if (replaced) {
+      // The stage is what the context holds: its own instructions do not run.
+      config.Env = st.env.map(([k, v]) => `${k}=${v}`);
+      plan.cacheKey = st.stateKey;
+      this.done.push(st);
+      return st;
+    }
 
     // ONBUILD triggers of the base run first, as if written right after FROM.
     const triggerInstructions: Instruction[] = [];
@@ -523,6 +560,15 @@ class PlatformPlanner {
     st.stateKey = cacheKey;
   }
 
+  /** A stage on a directory context: its files, copied onto scratch. */
+  private copyNamedContext(st: StageState, named: Extract<NamedContextSource, { kind: 'context' }>, name: string, from: Instruction): void {
+    const source: SourceRef = { kind: 'context', contextId: named.contextId };
+    const copy: FileAction = { op: 'copy', from: source, sources: ['/'], dest: '/', parents: false, exclude: [], link: false, followSymlinks: true, isAdd: false };
+    const v: Omit<FileVertex, 'digest' | 'cacheKey'> = { kind: 'file', actions: [copy], user: '', inputs: [source], name: `[context ${name}] load named context`, line: from.startLine };
+    this.addVertex(st, v, [namedContextStateKey(named.contextId)], [], { kind: 'file', actions: [copy], user: '' });
+    st.plan.history.push({ created_by: `COPY --from=${name} / / # buildkit`, comment: 'buildkit.dockerfile.v0' });
+  }
+
   /** Resolves --from / from= to a source and its cache key, recording the dependency. */
   private async sourceFrom(st: StageState, stage: ParsedStage, ref: string, ins: Instruction, kind: 'COPY' | 'mount', mountTarget?: string): Promise<[SourceRef, string]> {
     const found = this.findStage(ref, stage, ins, kind, mountTarget);
@@ -531,7 +577,9 @@ class PlatformPlanner {
       if (!st.plan.dependsOn.includes(dep.plan.id)) st.plan.dependsOn.push(dep.plan.id);
       return [{ kind: 'stage', stageId: dep.plan.id }, dep.stateKey];
     }
-    const img = await this.p.resolve(ref, st.plan.platform, ins);
+    const named = this.p.namedContext(ref, st.plan.platform);
+    if (named?.kind === 'context') return [{ kind: 'context', contextId: named.contextId }, namedContextStateKey(named.contextId)];
+    const img = await this.p.resolve(named?.kind === 'image' ? named.ref : ref, st.plan.platform, ins);
     return [{ kind: 'image', ref: img.ref, digest: img.digest }, imageStateKey(img.digest)];
   }
 
@@ -953,7 +1001,7 @@ class PlatformPlanner {
     }
     if (local.length > 0) {
       let contentDigests: ContentDigest[] | undefined;
-      if (from.kind === 'context' && this.opts.context) {
+      if (from.kind === 'context' && !from.contextId && this.opts.context) {
         contentDigests = await this.contextDigests(local, { exclude, parents, followSymlinks: true }, ins, true);
         content = content.concat(contentDigests);
       }
@@ -1002,3 +1050,9 @@ export async function planBuild(parsed: ParsedDockerfile, options: PlanOptions):
 }
 
 export type { StageBase };
+
+/** A named directory context's state: its id is the digest of its whole manifest (contents,
+ *  modes and times), so any change to it is a new key. */
+function namedContextStateKey(contextId: string): string {
+  return canonicalDigest({ namedContext: contextId });
+}

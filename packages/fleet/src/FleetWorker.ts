@@ -7,7 +7,7 @@ import { BlobLeases, RedisCacheIndex, openSharedBlobStore, serveWorkerDisk, type
 import { ContextStore, materializeContext } from '@buildyard/context';
 import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, fromRedis, stagePayloadSchema, stageResultSchema, type RedisKeys, type StageResult } from '@buildyard/contracts';
 import { detectPlatforms, type EgressLists, type RuncExecutorOptions, type StepLimits } from '@buildyard/executor';
-import type { Vertex } from '@buildyard/graph';
+import type { StagePlan, Vertex } from '@buildyard/graph';
 import { FsContentStore, RegistryClient, credentialsFromLogins } from '@buildyard/oci';
 import { CountingRegistryClient } from './CountingRegistryClient.js';
 import { relayedSshAgents } from './relayedSshAgents.js';
@@ -237,11 +237,19 @@ export class FleetWorker {
     const vertexSpans = new Map<string, Span>();
     const stageContext = context.active();
     let materialized: { dir: string; release(): void } | undefined;
+    const named: { dir: string; release(): void }[] = [];
     try {
       if (payload.contextId) materialized = await this.contextDir(payload.contextId, job.buildId);
+      const namedContexts: Record<string, string> = {};
+      for (const id of namedContextIds(stage)) {
+        const got = await this.contextDir(id, job.buildId);
+        named.push(got);
+        namedContexts[id] = got.dir;
+      }
       const result = await solver.solve({
         stage, inputs, tenant: job.tenant, signal,
         contextDir: materialized?.dir,
+        namedContexts,
         secrets: new Map(Object.entries(sealed.secrets).map(([id, v]) => [id, Buffer.from(v, 'base64')])),
         ssh: relayedSshAgents(this.sshRelay, job.buildId, this.opts.onError),
         noCache: payload.noCache, network: payload.network === 'host' || payload.network === 'none' ? payload.network : 'default', egress: this.opts.tenantEgress?.(job.tenant), limits: this.opts.tenantLimits?.(job.tenant),
@@ -272,6 +280,7 @@ export class FleetWorker {
       return { ...result, workerId: this.opts.id, emulated: job.emulated };
     } finally {
       materialized?.release();
+      for (const n of named) n.release();
       metrics.stageDuration.observe(labels, (performance.now() - stageStarted) / 1000);
       await progress.flush();
     }
@@ -281,4 +290,15 @@ export class FleetWorker {
   private contextDir(contextId: string, buildId: string): Promise<{ dir: string; release(): void }> {
     return this.disk.acquireContext(contextId, buildId, (dir) => materializeContext(this.contexts, contextId, dir));
   }
+}
+
+/** The named contexts (SourceRef.contextId) a stage's copies and mounts read. */
+function namedContextIds(stage: StagePlan): string[] {
+  const ids = new Set<string>();
+  for (const v of stage.vertices) {
+    for (const i of v.inputs) if (i.kind === 'context' && i.contextId) ids.add(i.contextId);
+    if (v.kind === 'file') for (const a of v.actions) if (a.op === 'copy' && a.from.kind === 'context' && a.from.contextId) ids.add(a.from.contextId);
+    if (v.kind === 'exec') for (const m of v.mounts) if ((m.type === 'bind' || m.type === 'cache') && m.from?.kind === 'context' && m.from.contextId) ids.add(m.from.contextId);
+  }
+  return [...ids];
 }

@@ -66,7 +66,9 @@ export interface ContextEntry {
 
 /** Where a COPY / bind mount reads from. */
 export type SourceRef =
-  | { kind: 'context' }
+  /** The build's context, or with `contextId` a named context (--build-context name=DIR or a git
+   *  URL) stored like a context. */
+  | { kind: 'context'; contextId?: string }
   | { kind: 'stage'; stageId: StageId }
   | { kind: 'image'; ref: string; digest: string };
 

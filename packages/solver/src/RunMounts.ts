@@ -21,6 +21,8 @@ export interface RunMountsOptions {
   rootfs: string;
   secrets: Map<string, Buffer>;
   contextDir?: string;
+  /** Named contexts: context id -> materialized dir. */
+  namedContexts?: Record<string, string>;
   inputs: Record<string, StageResult>;
   viewOf(layers: LayerRecord[]): Promise<View>;
   pullImage(ref: string, digest: string): Promise<LayerRecord[]>;
@@ -201,6 +203,11 @@ export class RunMounts {
   }
 
   private async rootOf(from: Extract<RunMount, { type: 'bind' }>['from'] | undefined, type: 'bind' | 'cache'): Promise<string> {
+    if (from?.kind === 'context' && from.contextId) {
+      const dir = this.opts.namedContexts?.[from.contextId];
+      if (!dir) throw new Error(`RUN --mount=type=${type}: named context ${from.contextId} was not provided to this stage`);
+      return dir;
+    }
     if (!from || from.kind === 'context') {
       if (!this.opts.contextDir) throw new Error(`RUN --mount=type=${type} needs a build context, and this build has none`);
       return this.opts.contextDir;

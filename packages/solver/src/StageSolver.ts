@@ -55,6 +55,8 @@ export interface SolveStageRequest {
   inputs: Record<string, StageResult>;
   /** The build context, materialized with .dockerignore applied; absent for builds without one. */
   contextDir?: string;
+  /** Named contexts the stage reads (SourceRef.contextId), materialized: context id -> dir. */
+  namedContexts?: Record<string, string>;
   secrets?: Map<string, Buffer>;
   /** The client's SSH agents for RUN --mount=type=ssh (none when absent). */
   ssh?: SshAgentSockets;
@@ -301,6 +303,7 @@ export class StageSolver {
       secrets: req.secrets ?? new Map(),
       ssh: req.ssh,
       contextDir: req.contextDir,
+      namedContexts: req.namedContexts,
       viewOf: (layers) => this.viewOf(layers),
       inputs: req.inputs,
       pullImage: (ref, digest) => this.opts.images.pull(ref, digest, stage.platform, req.signal).then((i) => i.layers),
@@ -347,8 +350,9 @@ export class StageSolver {
 
   private async sourceRoot(from: SourceRef, stage: StagePlan, req: SolveStageRequest): Promise<{ path: string; release(): Promise<void> }> {
     if (from.kind === 'context') {
-      if (!req.contextDir) throw new Error('this build has no context: COPY from the context needs a build context');
-      return { path: req.contextDir, release: async () => {} };
+      const dir = from.contextId ? req.namedContexts?.[from.contextId] : req.contextDir;
+      if (!dir) throw new Error(from.contextId ? `named context ${from.contextId} was not provided to this stage` : 'this build has no context: COPY from the context needs a build context');
+      return { path: dir, release: async () => {} };
     }
     if (from.kind === 'stage') {
       const input = req.inputs[from.stageId];

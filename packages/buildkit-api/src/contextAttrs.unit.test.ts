@@ -1,0 +1,25 @@
+// The context attributes buildx and buildctl send: a git URL as `context` (a git context the
+// server fetches), `dockerfilekey` forcing a local Dockerfile, and `context:NAME` named contexts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildkit } from '@buildyard/proto';
+import { dockerfileAttrs, UnsupportedRequest, unknownAttrs } from './solveRequest.js';
+
+const solve = (FrontendAttrs: Record<string, string>) => buildkit.SolveRequest.fromPartial({ Frontend: 'dockerfile.v0', FrontendAttrs });
+
+test('a git URL in `context` is a git context; an http tarball is refused in one line; a local name is not a URL', () => {
+  const git = dockerfileAttrs(solve({ context: 'https://example.com/app.git#main:sub' }));
+  assert.equal(git.contextUrl, 'https://example.com/app.git#main:sub');
+  assert.equal(git.forceLocalDockerfile, false);
+  assert.equal(dockerfileAttrs(solve({ context: 'git@github.com:a/b.git', dockerfilekey: 'dockerfile' })).forceLocalDockerfile, true);
+  assert.equal(dockerfileAttrs(solve({})).contextUrl, '');
+  assert.throws(() => dockerfileAttrs(solve({ context: 'https://example.com/ctx.tar.gz' })), (e: Error) => e instanceof UnsupportedRequest && /http\(s\) tarball contexts are not supported/.test(e.message));
+  assert.deepEqual(unknownAttrs(solve({ context: 'https://example.com/app.git', 'context:x': 'local:x' })), []);
+});
+
+test('context:NAME attributes: local:, docker-image:// and git URLs pass; others are refused', () => {
+  const attrs = dockerfileAttrs(solve({ 'context:src': 'local:src', 'context:base::linux/arm64': 'docker-image://alpine:3', 'context:lib': 'https://h/lib.git#v1' }));
+  assert.deepEqual(attrs.namedContexts, { src: 'local:src', 'base::linux/arm64': 'docker-image://alpine:3', lib: 'https://h/lib.git#v1' });
+  assert.throws(() => dockerfileAttrs(solve({ 'context:x': 'oci-layout://store@sha256:abc' })), /named context x=oci-layout:\/\/store@sha256:abc is not supported/);
+  assert.throws(() => dockerfileAttrs(solve({ 'context:x': 'input:x' })), UnsupportedRequest);
+});

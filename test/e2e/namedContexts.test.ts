@@ -1,0 +1,147 @@
+// Named contexts (buildx --build-context name=VALUE; BuildKit's context:NAME attributes): FROM,
+// COPY --from and RUN --mount from= read a local directory, a docker-image:// reference or a git
+// repository (fetched by the frontend from a server outside the cluster) instead of the image or
+// stage of that name, through `buildyard build` and through buildctl and docker buildx on the
+// BuildKit endpoint. A tenant cannot name another tenant's uploaded directory by its id.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { freePort, referenceTools, startCluster, startGitServer, until, type Cluster, type GitServer } from '@buildyard/testkit';
+import { solve } from './grpcClient.js';
+import { startOutside, type Outside } from './security/outsideNetwork.js';
+
+const skip = process.getuid?.() === 0 ? false : 'needs root (a cluster and a network namespace)';
+const repoRoot = resolve(import.meta.dirname, '../..');
+const tsx = import.meta.resolve('tsx');
+const tools = referenceTools('buildctl', 'docker-buildx');
+const nonce = `${process.pid}-${Date.now()}`;
+
+let outside: Outside;
+let git: GitServer;
+let cluster: Cluster;
+let addr: string;
+let work: string;
+let repoUrl: string;
+
+before(async () => {
+  if (skip) return;
+  outside = await startOutside();
+  git = await startGitServer({ host: outside.web, netns: outside.ns });
+  git.commit('lib', [{ files: { 'sub/lib.txt': `lib-${nonce}\n` } }]);
+  repoUrl = `http://${outside.web}:${new URL(git.http).port}/lib.git#main:sub`;
+  const port = await freePort();
+  cluster = await startCluster({
+    workers: 1, tenants: ['bob'],
+    env: { BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' },
+  });
+  addr = `tcp://127.0.0.1:${port}`;
+  await until('the BuildKit endpoint to listen', () => cluster.frontendProcess.output().includes('buildkit endpoint listening'), 60_000);
+  work = mkdtempSync(join(tmpdir(), 'buildyard-named-e2e-'));
+  // The build context, and a second directory given as the named context "src".
+  mkdirSync(join(work, 'app'));
+  writeFileSync(join(work, 'app/Dockerfile'), [
+    // "base" and "deps" are no images anywhere: only the named contexts make this build.
+    'FROM base AS deps',
+    'RUN echo this-stage-is-replaced && exit 1',
+    'FROM base',
+    'COPY --from=src hello.txt /hello.txt',
+    'COPY --from=lib lib.txt /lib.txt',
+    'COPY --from=deps dep.txt /dep.txt',
+    'RUN --mount=from=src,target=/s cat /s/hello.txt /hello.txt /lib.txt /dep.txt && ls /s',
+    '',
+  ].join('\n'));
+  mkdirSync(join(work, 'src'));
+  writeFileSync(join(work, 'src/hello.txt'), `hello-${nonce}\n`);
+  writeFileSync(join(work, 'src/secret.key'), 'IGNORED\n');
+  writeFileSync(join(work, 'src/.dockerignore'), 'secret.key\n');
+  mkdirSync(join(work, 'deps'));
+  writeFileSync(join(work, 'deps/dep.txt'), `dep-${nonce}\n`);
+});
+after(async () => {
+  await cluster?.stop();
+  await git?.stop();
+  await outside?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+function cli(args: string[]): Promise<{ status: number; stderr: string }> {
+  return new Promise((resolveRun) => {
+    const child = spawn(process.execPath, ['--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), ...args], {
+      cwd: work, env: { ...process.env, XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: cluster.token },
+    });
+    let stderr = '';
+    child.stdout.resume();
+    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    child.on('close', (code) => resolveRun({ status: code ?? -1, stderr }));
+  });
+}
+
+function run(bin: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolveRun) => {
+    execFile(bin, args, { env, maxBuffer: 64 * 1024 * 1024 }, (err, _stdout, stderr) => {
+      resolveRun({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stderr });
+    });
+  });
+}
+
+function assertBuilt(stderr: string): void {
+  for (const word of [`hello-${nonce}`, `lib-${nonce}`, `dep-${nonce}`]) assert.match(stderr, new RegExp(word), stderr);
+  assert.doesNotMatch(stderr, /this-stage-is-replaced/);
+  assert.doesNotMatch(stderr, /secret\.key/, 'the named directory\'s .dockerignore applies');
+}
+
+test('buildyard build --build-context: a directory, docker-image:// and a git URL; a context named like a stage replaces it', { skip, timeout: 300_000 }, async () => {
+  const r = await cli(['build', '--progress', 'plain', '--no-cache',
+    '--build-context', 'src=./src', '--build-context', `base=docker-image://${cluster.busybox.reference}`,
+    '--build-context', `lib=${repoUrl}`, '--build-context', 'deps=deps', 'app']);
+  assert.equal(r.status, 0, r.stderr);
+  assertBuilt(r.stderr);
+  const bad = await cli(['build', '--build-context', 'x=oci-layout:///tmp/l', 'app']);
+  assert.equal(bad.status, 2, bad.stderr);
+  assert.match(bad.stderr, /--build-context "x=oci-layout:\/\/\/tmp\/l": not supported by buildyard/);
+});
+
+test('buildctl --opt context:NAME=local:NAME and docker buildx --build-context through the BuildKit endpoint', { skip: skip || tools.missing || false, timeout: 300_000 }, async () => {
+  const viaBuildctl = await run(tools.paths.buildctl!, ['--addr', addr, 'build', '--progress', 'plain', '--no-cache', '--frontend', 'dockerfile.v0',
+    '--local', `context=${join(work, 'app')}`, '--local', `dockerfile=${join(work, 'app')}`, '--local', `src=${join(work, 'src')}`, '--local', `deps=${join(work, 'deps')}`,
+    '--opt', 'context:src=local:src', '--opt', 'context:deps=local:deps', '--opt', `context:base=docker-image://${cluster.busybox.reference}`, '--opt', `context:lib=${repoUrl}`]);
+  assert.equal(viaBuildctl.code, 0, viaBuildctl.stderr);
+  assertBuilt(viaBuildctl.stderr);
+  const env = { ...process.env, BUILDX_CONFIG: join(work, 'buildx') };
+  const created = await run(tools.paths['docker-buildx']!, ['create', '--name', 'named', '--driver', 'remote', addr], env);
+  assert.equal(created.code, 0, created.stderr);
+  const viaBuildx = await run(tools.paths['docker-buildx']!, ['--builder', 'named', 'build', '--progress', 'plain', '--no-cache',
+    '--build-context', `src=${join(work, 'src')}`, '--build-context', `deps=${join(work, 'deps')}`, '--build-context', `base=docker-image://${cluster.busybox.reference}`,
+    '--build-context', `lib=${repoUrl}`, join(work, 'app')], env);
+  assert.equal(viaBuildx.code, 0, viaBuildx.stderr);
+  assertBuilt(viaBuildx.stderr);
+});
+
+test('a named context cannot be another tenant\'s uploaded directory', { skip, timeout: 300_000 }, async () => {
+  // default uploads ./src; bob names that context id.
+  const contextId = await contextIdOf(join(work, 'src'));
+  const stolen = await solve(cluster, join(work, 'deps'), {
+    dockerfile: Buffer.from(`FROM ${cluster.busybox.reference}\nCOPY --from=theirs hello.txt /h\nRUN cat /h\n`), platforms: ['linux/amd64'],
+    namedContexts: { theirs: `local:${contextId}` },
+  }, { token: cluster.tokens.bob });
+  assert.ok(stolen.error, 'bob\'s build fails');
+  assert.match(stolen.error.message, /--build-context theirs=local:sha256:[a-f0-9]{64}: unknown context; sync the directory first/);
+  assert.doesNotMatch(stolen.logs, new RegExp(`hello-${nonce}`));
+});
+
+/** The context id a sync of `dir` gives (the manifest digest, the same for every tenant). */
+async function contextIdOf(dir: string): Promise<string> {
+  const { syncContext } = await import('@buildyard/context');
+  const { ContextSyncClient } = await import('@buildyard/proto');
+  const { credentials } = await import('@grpc/grpc-js');
+  const { bearer } = await import('./grpcClient.js');
+  const client = new ContextSyncClient(cluster.address, credentials.createInsecure());
+  try {
+    return (await syncContext(client, dir, { metadata: bearer(cluster.token), cacheDir: false })).contextId;
+  } finally {
+    client.close();
+  }
+}
