@@ -12,11 +12,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { ControlClient, SolveRequest, SshClientMessage, SshForwardClient, type SshServerMessage } from '@buildyard/proto';
+import { Buildkitd } from '../conformance/lib/buildkit.js';
 import { freePort, makeSshKey, referenceTools, startCluster, startSshAgent, until, type Cluster, type SshAgentService, type SshKey } from '@buildyard/testkit';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
 const tsx = import.meta.resolve('tsx');
-const tools = referenceTools('buildctl', 'docker-buildx');
+const tools = referenceTools('buildctl', 'docker-buildx', 'buildkitd');
 let cluster: Cluster;
 let agent: SshAgentService;
 let work: string;
@@ -63,8 +64,8 @@ function buildyard(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   });
 }
 
-function buildctl(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return run(tools.paths.buildctl, ['--addr', buildkitAddr, ...args], { SSH_AUTH_SOCK: agent.socket, ...env });
+function buildctl(args: string[], env: NodeJS.ProcessEnv = {}, addr = buildkitAddr): Promise<Run> {
+  return run(tools.paths.buildctl, ['--addr', addr, ...args], { SSH_AUTH_SOCK: agent.socket, ...env });
 }
 
 function buildx(args: string[]): Promise<Run> {
@@ -133,20 +134,39 @@ test('a required ssh id the client does not forward fails the step with BuildKit
   assert.equal(optional.code, 0, optional.stderr);
 });
 
-test('buildctl build --ssh default through the BuildKit endpoint: the session\'s SSH service reaches the agent', { skip: tools.missing ?? false }, async () => {
-  const out = join(work, 'out-buildctl');
-  const context = probeContext(agent.key);
-  const r = await buildctl(['build', '--progress', 'plain', '--frontend', 'dockerfile.v0', '--local', `context=${context}`, '--local', `dockerfile=${context}`,
-    '--opt', `build-arg:${base()}`, '--opt', 'no-cache=', '--ssh', 'default', '--output', `type=local,dest=${out}`]);
-  assert.equal(r.code, 0, r.stderr);
-  assertForwarded(out, agent.key);
-  // An id buildctl does not forward: CheckAgent said so, the step fails as on buildkitd.
-  const dir = mkdtempSync(join(work, 'ctx-bk-required-'));
-  writeFileSync(join(dir, 'Dockerfile'), 'ARG BASE\nFROM ${BASE}\nRUN --mount=type=ssh,id=deploy,required=true true\n');
-  const missing = await buildctl(['build', '--progress', 'plain', '--frontend', 'dockerfile.v0', '--local', `context=${dir}`, '--local', `dockerfile=${dir}`,
-    '--opt', `build-arg:${base()}`, '--opt', 'no-cache=', '--ssh', 'default']);
-  assert.notEqual(missing.code, 0);
-  assert.match(missing.stderr, /unset ssh forward key deploy/);
+/** A dockerfile.v0 build of `context` with buildctl at `addr`, no cache, exported to `out` when given. */
+function buildctlBuild(addr: string, context: string, extra: string[], out?: string): Promise<Run> {
+  return buildctl(['build', '--progress', 'plain', '--frontend', 'dockerfile.v0', '--local', `context=${context}`, '--local', `dockerfile=${context}`,
+    '--opt', `build-arg:${base()}`, '--opt', 'no-cache=', ...extra, ...(out ? ['--output', `type=local,dest=${out}`] : [])], {}, addr);
+}
+
+test('buildctl build --ssh through the BuildKit endpoint gives what the reference buildkitd gives', { skip: tools.missing ?? false }, async () => {
+  const reference = await Buildkitd.start(cluster.registry.host);
+  try {
+    const context = probeContext(agent.key, 'type=ssh', true);
+    const outputs: Record<string, string> = {};
+    for (const [name, addr] of [['buildyard', buildkitAddr], ['buildkitd', reference.addr]]) {
+      const out = join(work, `out-buildctl-${name}`);
+      const r = await buildctlBuild(addr, context, ['--ssh', 'default'], out);
+      assert.equal(r.code, 0, `${name}: ${r.stderr}`);
+      assertForwarded(out, agent.key);
+      outputs[name] = ['listed', 'signed', 'sockstat'].map((f) => readFileSync(join(out, f), 'utf8')).join('');
+    }
+    assert.equal(outputs.buildyard, outputs.buildkitd, 'the step saw the same agent and socket');
+
+    // An id the client does not forward, and no agent at all: the step fails in the same words.
+    const dir = mkdtempSync(join(work, 'ctx-bk-required-'));
+    writeFileSync(join(dir, 'Dockerfile'), 'ARG BASE\nFROM ${BASE}\nRUN --mount=type=ssh,id=deploy,required=true true\n');
+    for (const [extra, message] of [[['--ssh', 'default'], /unset ssh forward key deploy/], [[], /no SSH key "deploy" forwarded from the client/]] as const) {
+      for (const addr of [buildkitAddr, reference.addr]) {
+        const r = await buildctlBuild(addr, dir, [...extra]);
+        assert.notEqual(r.code, 0, r.stderr);
+        assert.match(r.stderr, message, `${addr}: ${r.stderr}`);
+      }
+    }
+  } finally {
+    await reference.stop();
+  }
 });
 
 test('docker buildx build --ssh default through the BuildKit endpoint', { skip: tools.missing ?? false }, async () => {
