@@ -88,6 +88,22 @@ test('ls lists the tenant\'s records newest first with what each build was asked
   assert.ok(res.nowMs >= first.finishedMs);
 });
 
+test('ls reads a failed build\'s steps from its events once, then from the summary kept beside its record', async () => {
+  const id = await build('alice', 'broken', 'failed');
+  const ls = async () => (await history.list('alice', { ref: '', limit: 0, details: false, completedOnly: false })).records[0];
+  const first = await ls();
+  assert.deepEqual([first.stepsTotal, first.stepsCompleted, first.stepsCached], [2, 2, 1]);
+  const summaryKey = `${keys.build(id)}:steps`;
+  const ttl = await redis.pttl(summaryKey);
+  assert.ok(ttl > 0 && ttl <= await redis.pttl(keys.build(id)) + 1000, `the summary goes with the record (TTL ${ttl})`);
+  // Without the stream, ls still shows the counts: they come from the summary now.
+  await redis.del(progressStreamKey(id, keys));
+  const again = await ls();
+  assert.deepEqual([again.stepsTotal, again.stepsCompleted, again.stepsCached], [2, 2, 1]);
+  await history.remove('alice', { refs: [id], all: false });
+  assert.equal(await redis.exists(summaryKey), 0, 'rm removes the summary with the record');
+});
+
 test('details count steps from the event stream, failed builds too, with images and the failed step', async () => {
   const ok = await build('alice', 'ok', 'succeeded');
   const bad = await build('alice', 'bad', 'failed');

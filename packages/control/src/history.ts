@@ -4,7 +4,8 @@
 // answers NOT_FOUND as a ref that names nothing.
 import { status } from '@grpc/grpc-js';
 import type { Redis } from 'ioredis';
-import { buildRecordFromHash, type BuildRecord, type BuildRecords, type RedisKeys } from '@buildyard/contracts';
+import { z } from 'zod';
+import { buildRecordFromHash, jsonFromRedis, type BuildRecord, type BuildRecords, type RedisKeys } from '@buildyard/contracts';
 import { decodeEvent, EVENT_FIELD, progressStreamKey } from '@buildyard/progress';
 import { DeleteHistoryResponse, HistoryRecord, ListHistoryResponse, type DeleteHistoryRequest, type ImageResult, type ListHistoryRequest } from '@buildyard/proto';
 import { serviceError } from './authenticate.js';
@@ -32,6 +33,11 @@ export interface StepSummary {
   /** The platforms it built (the builder's own when the request named none). */
   platforms: string[];
 }
+
+const stepSummarySchema = z.object({
+  total: z.number(), completed: z.number(), cached: z.number(), errorStep: z.string(), kept: z.boolean(), platforms: z.array(z.string()),
+  images: z.array(z.object({ platform: z.string(), manifestDigest: z.string(), configDigest: z.string() })),
+});
 
 export class BuildHistory {
   constructor(private readonly redis: Redis, private readonly keys: RedisKeys, private readonly records: BuildRecords) {}
@@ -92,7 +98,7 @@ export class BuildHistory {
         if (chosen.length >= limit) break;
       }
     }
-    const records = await Promise.all(chosen.map(async (r) => this.toHistoryRecord(r, req.details ? await this.steps(r.buildId) : undefined)));
+    const records = await Promise.all(chosen.map(async (r) => this.toHistoryRecord(r, req.details ? await this.steps(r.buildId) : await this.listedSteps(r))));
     return ListHistoryResponse.fromPartial({ records, nowMs: Date.now() });
   }
 
@@ -110,9 +116,34 @@ export class BuildHistory {
     }
     const ids = [...chosen.keys()];
     await this.records.remove(ids);
-    if (ids.length > 0) await this.redis.del(...ids.map((id) => progressStreamKey(id, this.keys)));
+    if (ids.length > 0) await this.redis.del(...ids.flatMap((id) => [progressStreamKey(id, this.keys), this.summaryKey(id)]));
     for (const id of ids) await releaseBuildId(this.redis, this.keys, tenant, id);
     return DeleteHistoryResponse.fromPartial({ deleted: ids.map(shownBuildId) });
+  }
+
+  /** Where a finished build's step summary is kept once ls has read it from the events. */
+  private summaryKey(buildId: string): string {
+    return `${this.keys.build(buildId)}:steps`;
+  }
+
+  /**
+   * The steps ls shows. A successful build's record has its counts; a failed or cancelled one's
+   * are read from its events once, then kept beside its record (as long as the record); a
+   * running one's are read each time (a tenant has few of those running).
+   */
+  private async listedSteps(r: BuildRecord): Promise<StepSummary | undefined> {
+    if (r.status === 'succeeded') return undefined;
+    const key = this.summaryKey(r.buildId);
+    if (finished(r)) {
+      const kept = await this.redis.get(key);
+      if (kept) return jsonFromRedis(stepSummarySchema, kept, `the step summary of build ${r.buildId}`);
+    }
+    const summary = await this.steps(r.buildId);
+    if (finished(r) && summary.kept) {
+      const ttl = await this.redis.pttl(this.keys.build(r.buildId));
+      if (ttl > 0) await this.redis.set(key, JSON.stringify(summary), 'PX', ttl);
+    }
+    return summary;
   }
 
   /** Sums up a build's steps from its event stream (every step's last state), with its images and first failed step. */
