@@ -121,10 +121,12 @@ export function targetBuild(t: Target, f: BakeFlags, cwd: string, forPrint = fal
  * split each other's lines), the plain view's "#N" steps numbered across all targets as buildx's
  * one printer numbers them, and the target's own lines (summary, notes) marked with its name.
  */
-function targetStderr(out: Writable, name: string, numbers: { next: number }): Writable {
+function targetStderr(out: Writable, name: string, numbers: { next: number }, plain: boolean): Writable {
   let buf = '';
   const mine = new Map<string, number>();
   const line = (l: string): string => {
+    // rawjson lines stay JSON; only the plain view is renumbered and marked.
+    if (!plain) return l;
     const step = /^#(\d+)(?= |$)/.exec(l);
     if (step) {
       let n = mine.get(step[1]);
@@ -169,12 +171,13 @@ export async function runBake(o: RunBakeOptions): Promise<number> {
   const numbers = { next: 0 };
   try {
     await Promise.all(plans.map(async (p) => {
-      const err = several ? targetStderr(stderr, p.name, numbers) : stderr;
+      // Several live tty views would overwrite each other: they share plain lines instead.
+      const progress = several && ['auto', 'tty'].includes(p.flags.progress ?? 'auto') ? 'plain' : p.flags.progress;
+      const err = several ? targetStderr(stderr, p.name, numbers, progress === 'plain') : stderr;
       try {
         const code = await build({
           context: p.context,
-          // Several live tty views would overwrite each other: they share plain lines instead.
-          flags: { ...p.flags, progress: several && ['auto', 'tty'].includes(p.flags.progress ?? 'auto') ? 'plain' : p.flags.progress, metadataFile: metaDir ? join(metaDir, `${p.name}.json`) : undefined },
+          flags: { ...p.flags, progress, metadataFile: metaDir ? join(metaDir, `${p.name}.json`) : undefined },
           cwd, env, stdout, stderr: err,
           stdin: p.inline !== undefined ? Readable.from([Buffer.from(p.inline)]) : o.stdin,
           signal: cancel.signal,
