@@ -169,13 +169,24 @@ test('buildctl build --ssh through the BuildKit endpoint gives what the referenc
   }
 });
 
-test('docker buildx build --ssh default through the BuildKit endpoint', { skip: tools.missing ?? false }, async () => {
-  const created = await buildx(['create', '--name', 'ssh-e2e', '--driver', 'remote', buildkitAddr]);
-  assert.equal(created.code, 0, created.stderr);
-  const out = join(work, 'out-buildx');
-  const r = await buildx(['--builder', 'ssh-e2e', 'build', '--progress', 'plain', '--no-cache', '--ssh', 'default', '--build-arg', base(), '-o', `type=local,dest=${out}`, probeContext(agent.key)]);
-  assert.equal(r.code, 0, r.stderr);
-  assertForwarded(out, agent.key);
+test('docker buildx build --ssh default through the BuildKit endpoint gives what it gives against the reference buildkitd', { skip: tools.missing ?? false }, async () => {
+  const reference = await Buildkitd.start(cluster.registry.host);
+  try {
+    const context = probeContext(agent.key, 'type=ssh', true);
+    const outputs: Record<string, string> = {};
+    for (const [name, addr] of [['ssh-e2e', buildkitAddr], ['ssh-e2e-ref', reference.addr]]) {
+      const created = await buildx(['create', '--name', name, '--driver', 'remote', addr]);
+      assert.equal(created.code, 0, created.stderr);
+      const out = join(work, `out-buildx-${name}`);
+      const r = await buildx(['--builder', name, 'build', '--progress', 'plain', '--no-cache', '--ssh', 'default', '--build-arg', base(), '-o', `type=local,dest=${out}`, context]);
+      assert.equal(r.code, 0, `${name}: ${r.stderr}`);
+      assertForwarded(out, agent.key);
+      outputs[name] = ['listed', 'signed', 'sockstat'].map((f) => readFileSync(join(out, f), 'utf8')).join('');
+    }
+    assert.equal(outputs['ssh-e2e'], outputs['ssh-e2e-ref']);
+  } finally {
+    await reference.stop();
+  }
 });
 
 test('the attacker: another tenant naming a live SSH session in its Solve is refused, and never reaches that session\'s agent', async () => {
