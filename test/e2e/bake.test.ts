@@ -17,7 +17,9 @@ before(async () => {
   cluster = await startCluster({ workers: 2 });
   work = mkdtempSync(join(tmpdir(), 'buildyard-bake-e2e-'));
   mkdirSync(join(work, 'app'));
-  writeFileSync(join(work, 'app', 'Dockerfile'), 'ARG BASE\nFROM ${BASE}\nARG TARGETARCH\nARG FLAVOR\nRUN echo "$FLAVOR $TARGETARCH" > /built\n');
+  writeFileSync(join(work, 'app', 'Dockerfile'), 'ARG BASE\nFROM ${BASE}\nARG TARGETARCH\nARG FLAVOR\nRUN echo "$FLAVOR $TARGETARCH" > /built\nCOPY --from=extra greeting /greeting\n');
+  mkdirSync(join(work, 'extra'));
+  writeFileSync(join(work, 'extra', 'greeting'), 'from a named context\n');
   writeFileSync(join(work, 'docker-bake.hcl'), `
 variable "REGISTRY" {}
 variable "BASE" {}
@@ -36,6 +38,7 @@ target "app" {
   context = "app"
   platforms = ["linux/amd64", "linux/arm64"]
   args = { FLAVOR = upper("full") }
+  contexts = { extra = "extra" }
   tags = image("app")
 }
 target "tool" {
@@ -89,6 +92,7 @@ test('bake --push builds both targets of the default group at once and pushes th
     const bundle = join(work, `bundle-${arch}`);
     execFileSync('umoci', ['unpack', '--image', `${layout}:x`, bundle], { stdio: 'pipe' });
     assert.equal(readFileSync(join(bundle, 'rootfs/built'), 'utf8'), `FULL ${arch}\n`, 'args from inherits and the target, the platform');
+    assert.equal(readFileSync(join(bundle, 'rootfs/greeting'), 'utf8'), 'from a named context\n', 'contexts reach the build as named contexts');
     const config = JSON.parse(skopeo('inspect', '--config', '--tls-verify=false', '--override-arch', arch, `docker://${app}`));
     assert.equal(config.config.Labels['org.opencontainers.image.version'], '2', 'the variable from the environment');
   }

@@ -72,7 +72,8 @@ export function targetBuild(t: Target, f: BakeFlags, cwd: string, forPrint = fal
   };
   if (t.context === '-') throw usageError(`target "${t.name}": context from stdin not allowed in bake; set context to a directory`);
   if (t.dockerfile === '-') throw usageError(`target "${t.name}": dockerfile from stdin not allowed in bake; use dockerfile-inline`);
-  if (t.contexts && Object.keys(t.contexts).length) refuse(`contexts (${Object.keys(t.contexts).join(', ')})`, 'drop them or build the named context into a base image');
+  const links = Object.entries(t.contexts ?? {}).filter(([, v]) => v.startsWith('target:'));
+  if (links.length) refuse(`contexts.${links[0][0]} = "${links[0][1]}" (one target built into another)`, 'push that target and name it as docker-image://REF');
   if (t['no-cache-filter']?.length) refuse('no-cache-filter', 'use no-cache = true');
   const context = cleanContext(t.context ?? '.');
   const remote = isRemoteContext(context);
@@ -98,6 +99,8 @@ export function targetBuild(t: Target, f: BakeFlags, cwd: string, forPrint = fal
     cacheFrom: t['cache-from'],
     cacheTo: t['cache-to'],
     secret: t.secret,
+    // Named contexts as --build-context: cwd:// (buildx's "relative to the current directory") dropped.
+    buildContext: Object.entries(t.contexts ?? {}).map(([k, v]) => `${k}=${v.startsWith('cwd://') ? v.slice('cwd://'.length) || '.' : v}`),
     ssh: t.ssh,
     attest: t.attest,
     network: t.network,

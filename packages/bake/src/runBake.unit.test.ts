@@ -27,8 +27,11 @@ target "inline" {
   dockerfile-inline = "FROM scratch"
 }
 target "named" {
-  contexts = { base = "docker-image://alpine" }
-}`, ['default', 'inline', 'named']);
+  contexts = { base = "docker-image://alpine", src = "cwd://lib" }
+}
+target "linked" {
+  contexts = { base = "target:named" }
+}`, ['default', 'inline', 'named', 'linked']);
   const a = targetBuild(r.targets.get('default')!, { progress: 'plain' }, '/work');
   assert.equal(a.context, 'app');
   assert.equal(a.flags.file, 'app/build/Dockerfile');
@@ -38,7 +41,8 @@ target "named" {
   const b = targetBuild(r.targets.get('inline')!, {}, '/work');
   assert.equal(b.flags.file, '-');
   assert.equal(b.inline, 'FROM scratch');
-  assert.throws(() => targetBuild(r.targets.get('named')!, {}, '/work'), /target "named": contexts \(base\) is not supported/);
+  assert.deepEqual(targetBuild(r.targets.get('named')!, {}, '/work').flags.buildContext, ['base=docker-image://alpine', 'src=lib']);
+  assert.throws(() => targetBuild(r.targets.get('linked')!, {}, '/work'), /target "linked": contexts\.base = "target:named" \(one target built into another\) is not supported/);
   const loaded = resolveTargets([{ name: 'docker-bake.hcl', text: 'target "default" {\n  tags = ["app:1"]\n}\n' }], { env: {}, builtins, targets: [], overrides: ['*.output=type=docker'] });
   const l = targetBuild(loaded.targets.get('default')!, {}, '/work');
   assert.equal(l.flags.load, true, '--load writes the docker archive, as build --load');
