@@ -164,6 +164,11 @@ export async function runBake(o: RunBakeOptions): Promise<number> {
   if (names.length === 0) throw usageError('bake: no targets to build; name a target or group, or add a "default" group');
   const plans = names.map((name) => ({ name, ...targetBuild(resolved.targets.get(name)!, o.flags, cwd) }));
   const several = plans.length > 1;
+  // buildx's warning for targets whose result would stay in the build cache only.
+  const noOutput = plans.filter((p) => !p.flags.output?.length && !p.flags.push && !p.flags.load).map((p) => p.name);
+  if (noOutput.length && !['quiet', 'rawjson'].includes(o.flags.progress ?? 'auto')) {
+    stderr.write(`WARNING: No output specified for ${noOutput.join(', ')} target(s). Build result will only remain in the build cache. To push result image into registry use --push or to write a docker archive use --load\n`);
+  }
   const metaDir = o.flags.metadataFile ? await mkdtemp(join(tmpdir(), 'buildyard-bake-meta-')) : undefined;
   // The first failure cancels the other builds, as buildx's bake does.
   const cancel = new AbortController();

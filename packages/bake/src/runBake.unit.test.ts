@@ -95,6 +95,7 @@ test('several targets start together; their plain lines are whole, numbered acro
   const numbers = new Set(lines.filter((l) => l.includes('RUN x')).map((l) => l.split(' ')[0]));
   assert.equal(numbers.size, 2, `each target's step has its own number: ${lines.join(' | ')}`);
   assert.ok(lines.includes('[a] pushed a:1') && lines.includes('[b] pushed b:1'));
+  assert.match(lines[0], /^WARNING: No output specified for a, b target\(s\)\. Build result will only remain in the build cache/);
   assert.deepEqual(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')), { a: { 'containerimage.digest': 'sha256:a' }, b: { 'containerimage.digest': 'sha256:b' } });
 });
 
