@@ -52,6 +52,8 @@ export function schedulerKeys(prefix: string) {
     worker: (id: string) => `${prefix}:worker:${id}`,
     /** Sorted set: registered worker id -> heartbeat expiry (ms, Redis clock); dead ones by one range query. */
     workerBeats: `${prefix}:workers:beats`,
+    /** Set: ids of draining workers (the scheduler's tick re-homes their queued jobs). */
+    workersDraining: `${prefix}:workers:draining`,
     /** Sorted set: live, not draining worker ids of one platform and class -> heartbeat expiry. */
     platformWorkers: (platform: string, cls: PlacementClass) => `${prefix}:platform:${platform}:${cls}`,
     /** Set: consumers of one stage queue waiting for work (a placement wakes as many as it added jobs). */

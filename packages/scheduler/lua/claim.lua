@@ -2,18 +2,18 @@
 -- key is already in flight becomes a follower of that leader instead (SET NX marker).
 -- Only tenants that may claim are visited: one at its limit moves to P:tenants:held until a
 -- slot of its own frees (release) or the fleet share grows, so a completion costs O(1) tenants.
--- A limit is a number (0 = none) or 'fleet': every live slot while no other tenant waits, else
--- an equal share of them (P:config liveSlots, kept by the scheduler's tick; unlimited until the
--- tick has counted them). Stages beyond the slots stay in the ready sets, where a tenant that
--- arrives later competes for the next free slot instead of queueing behind them.
+-- A limit is a number (0 = none) or 'fleet': unlimited while no other tenant waits, else an
+-- equal share of the live slots (P:config liveSlots, counted by the registry scripts).
 -- Returns one JSON object per claimed stage: what placement needs.
+-- Nothing ready (a held tenant gets back into P:tenants when one of its slots frees).
+if redis.call('SCARD', P..':tenants') == 0 then return {} end
 local cfg = redis.call('HMGET', P..':config', 'tenantLimit', 'liveSlots', 'lastShare')
 local defaultLimit = cfg[1] or ARGV[3]
 local slots = tonumber(cfg[2] or '0')
 local maxClaims = tonumber(ARGV[4])
 local tk, hk = P..':tenants', P..':tenants:held'
 local waiting = redis.call('SCARD', tk) + redis.call('SCARD', hk)
-local share = slots
+local share = 0
 if waiting > 1 and slots > 0 then share = math.max(1, math.ceil(slots / waiting)) end
 local last = tonumber(cfg[3] or '0')
 if share ~= last then

@@ -1,4 +1,4 @@
--- Live workers (heartbeat not expired): {id, {hash fields...}} each; ARGV[3..] limits to those ids.
+-- Live workers (heartbeat not expired): {id, expiry, {hash fields...}} each; ARGV[3..] limits to those ids.
 local now = nowMs()
 local ids = {}
 if #ARGV >= 3 then
@@ -11,7 +11,7 @@ for _, id in ipairs(ids) do
   local exp = redis.call('ZSCORE', BEATS, id)
   if exp and tonumber(exp) > now then
     local h = redis.call('HGETALL', P..':worker:'..id)
-    if #h > 0 then out[#out + 1] = {id, h} end
+    if #h > 0 then out[#out + 1] = {id, exp, h} end
   end
 end
 return out

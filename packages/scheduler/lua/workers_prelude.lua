@@ -1,6 +1,7 @@
 -- Worker registry helpers. Liveness is a heartbeat expiry on Redis's own clock in
 -- P:workers:beats, so clients' clocks never matter and dead workers are one range query away.
 local BEATS = P..':workers:beats'
+local DRAINING = P..':workers:draining'
 local function nowMs()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -9,21 +10,32 @@ end
 local function queueSafe(s) return (string.gsub(s, '[^%w_%.%-]', '-')) end
 local function workerQueue(id) return 'stages-w-'..queueSafe(id) end
 local function platformQueue(p, cls) return 'stages-'..queueSafe(p)..'-'..cls end
+local function decodeList(text)
+  local ok, list = pcall(cjson.decode, text or '[]')
+  if ok and type(list) == 'table' then return list end
+  return {}
+end
 local function platformsOf(id)
   local v = redis.call('HMGET', P..':worker:'..id, 'nativePlatforms', 'emulatedPlatforms')
-  local ok1, native = pcall(cjson.decode, v[1] or '[]')
-  local ok2, emulated = pcall(cjson.decode, v[2] or '[]')
-  return ok1 and native or {}, ok2 and emulated or {}
+  return decodeList(v[1]), decodeList(v[2])
 end
 -- Lists the worker in (expiry) or out of (nil) its platforms' live sets.
-local function setPlatformLive(id, expiry)
-  local native, emulated = platformsOf(id)
+local function setPlatformLiveFrom(id, native, emulated, expiry)
   for cls, list in pairs({native = native, emulated = emulated}) do
     for _, p in ipairs(list) do
       local k = P..':platform:'..p..':'..cls
       if expiry then redis.call('ZADD', k, expiry, id) else redis.call('ZREM', k, id) end
     end
   end
+end
+local function setPlatformLive(id, expiry)
+  local native, emulated = platformsOf(id)
+  setPlatformLiveFrom(id, native, emulated, expiry)
+end
+-- The slots the 'fleet' tenant share divides (P:config liveSlots): the capacities of registered,
+-- not draining workers, counted as they register, drain, undrain and leave (never by a scan).
+local function addSlots(n)
+  if redis.call('HINCRBY', P..':config', 'liveSlots', n) < 0 then redis.call('HSET', P..':config', 'liveSlots', 0) end
 end
 -- Takes the worker out of the idle sets of every queue it consumes (it must not be woken).
 local function forgetIdle(id)

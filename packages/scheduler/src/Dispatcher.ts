@@ -13,7 +13,7 @@ export type { StageJobData } from '@buildyard/contracts';
 export interface DispatcherOptions {
   /**
    * Running stages per tenant when Redis holds no configured limit: a number (0 = unlimited) or
-   * 'fleet' (every live slot while no other tenant waits, else an equal share of them).
+   * 'fleet' (unlimited while no other tenant waits, else an equal share of the live slots).
    */
   tenantLimit: number | 'fleet';
 }

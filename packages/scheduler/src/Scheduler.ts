@@ -13,8 +13,8 @@ export interface SchedulerOptions {
   prefix?: string;
   /**
    * Running stages per tenant; a tenant at its limit waits while others proceed. A number is a
-   * fixed cap (0 = unlimited); 'fleet' (the default) follows the fleet: every live slot while no
-   * other tenant waits, else an equal share of them.
+   * fixed cap (0 = unlimited); 'fleet' (the default) follows the fleet: unlimited while no other
+   * tenant waits, else an equal share of the live workers' slots.
    */
   tenantLimit?: number | 'fleet';
   /** Period of the safety-net dispatch and dead-worker sweep (default 1000 ms, 0 = off). */
@@ -45,8 +45,6 @@ export class Scheduler {
   private readonly timer: NodeJS.Timeout | undefined;
   private readonly followers = new Set<Redis>();
   private ticking = false;
-  /** Live slots last written to the config (the 'fleet' tenant share reads them). */
-  private liveSlots = -1;
 
   constructor(redis: RedisTarget, opts: SchedulerOptions = {}) {
     const { client, owned } = useRedis(redis);
@@ -184,16 +182,8 @@ export class Scheduler {
         await this.dispatcher.rehome(id);
         if ((await this.dispatcher.pending(workerQueueName(id))) === 0) await this.registry.remove(id);
       }
-      // One view of the fleet per tick: draining workers to re-home, live slots for the tenant share.
-      let slots = 0;
-      for (const w of await this.registry.list()) {
-        if (w.draining) await this.dispatcher.rehome(w.id);
-        else slots += w.capacity;
-      }
-      if (slots !== this.liveSlots) {
-        await this.redis.hset(this.keys.config, 'liveSlots', slots);
-        this.liveSlots = slots;
-      }
+      // A tick reads no per-worker state: dead workers are one range query, draining ones a small set.
+      for (const id of await this.registry.drainingWorkers()) await this.dispatcher.rehome(id);
       await this.dispatcher.dispatch();
     } catch {
       // Redis hiccup: the next tick retries.

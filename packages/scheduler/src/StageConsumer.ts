@@ -22,7 +22,7 @@ export interface StageConsumerOptions {
   };
   handler: StageHandler;
   prefix?: string;
-  /** Heartbeat period (default 3000 ms) and expiry (default 10000 ms). */
+  /** Heartbeat period (default 5000 ms) and expiry (default 10000 ms). */
   heartbeatMs?: number;
   heartbeatTtlMs?: number;
   /** BullMQ job lock: a worker that stops renewing it for this long loses the job (default 30000 ms). */
@@ -33,7 +33,7 @@ export interface StageConsumerOptions {
   maxStalledCount?: number;
   /**
    * Longest idle wait between queue polls, a safety net only: a placement wakes as many idle
-   * consumers of its queue as it added jobs, directly (default 5000 ms).
+   * consumers of its queue as it added jobs, directly (default 30000 ms).
    */
   pollMs?: number;
   /** Used only when no scheduler has configured the limit in Redis (default 'fleet'). */
@@ -164,7 +164,7 @@ export class StageConsumer {
     // Wake-ups sent while the subscription was down are lost: look at the queues again.
     sub.on('ready', () => this.wake());
     await sub.subscribe(this.keys.cancelChannel, this.keys.wakeChannel(this.id));
-    this.heartbeatTimer = setInterval(() => void this.heartbeat(), o.heartbeatMs ?? 3000);
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), o.heartbeatMs ?? 5000);
     this.loopDone = this.loop();
   }
 
@@ -274,7 +274,7 @@ export class StageConsumer {
   }
 
   private async loop(): Promise<void> {
-    const pollMs = this.opts.pollMs ?? 5000;
+    const pollMs = this.opts.pollMs ?? 30_000;
     const capacity = this.opts.worker.capacity;
     while (!this.closing) {
       let took = false;

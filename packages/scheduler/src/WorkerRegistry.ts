@@ -67,6 +67,8 @@ export class WorkerRegistry {
   private readonly redis: Redis;
   private readonly owned: boolean;
   private readonly scripts: Record<Script, LuaCommand>;
+  /** What each worker's last heartbeat reported: an unchanged report is not written again. */
+  private readonly reported = new Map<string, string>();
 
   constructor(redis: RedisTarget, opts: WorkerRegistryOptions = {}) {
     const { client, owned } = useRedis(redis);
@@ -85,6 +87,7 @@ export class WorkerRegistry {
   async register(info: WorkerInfo, opts: { draining?: boolean } = {}): Promise<void> {
     if (!info.id) throw new Error('worker id is empty; give every worker a unique id');
     if (info.capacity < 1) throw new Error(`worker ${info.id}: capacity ${info.capacity} must be at least 1`);
+    this.reported.delete(info.id);
     await this.run('register', [info.id, this.heartbeatTtlMs, JSON.stringify(info.nativePlatforms), JSON.stringify(info.emulatedPlatforms),
       info.capacity, info.cacheBytes, info.version, opts.draining ? 1 : 0]);
   }
@@ -94,17 +97,22 @@ export class WorkerRegistry {
    * was removed and must register again.
    */
   async heartbeat(id: string, beat: Heartbeat): Promise<{ registered: boolean; draining: boolean }> {
-    const r = Number(await this.run('heartbeat', [id, this.heartbeatTtlMs, beat.running, beat.cacheBytes]));
+    const report = `${beat.running} ${beat.cacheBytes}`;
+    const changed = this.reported.get(id) !== report;
+    const r = Number(await this.run('heartbeat', [id, this.heartbeatTtlMs, changed ? beat.running : '', changed ? beat.cacheBytes : '']));
+    if (r >= 0) this.reported.set(id, report);
+    else this.reported.delete(id);
     return { registered: r >= 0, draining: r === 1 };
   }
 
   private async live(ids: string[]): Promise<WorkerStatus[]> {
-    const raw = (await this.run('live', ids)) as Array<[string, string[]]>;
-    return raw.map(([id, flat]) => {
+    const raw = (await this.run('live', ids)) as Array<[string, string, string[]]>;
+    return raw.map(([id, expiry, flat]) => {
       const h: Record<string, string> = {};
       for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]] = flat[i + 1];
       const w = fromRedis(workerHashSchema, h, `the registry record of worker ${id}`);
-      return { id, ...w, lastHeartbeat: w.lastHeartbeat ?? 0 };
+      // The heartbeat writes only its expiry (Redis's clock); the beat was one TTL before it.
+      return { id, ...w, lastHeartbeat: Number(expiry) - this.heartbeatTtlMs };
     });
   }
 
@@ -125,6 +133,11 @@ export class WorkerRegistry {
   /** Registered workers whose heartbeat expired (their placed jobs need re-homing): one range query. */
   async deadWorkers(): Promise<string[]> {
     return (await this.run('dead', [])) as string[];
+  }
+
+  /** Registered workers that are draining (their queued jobs need re-homing). */
+  async drainingWorkers(): Promise<string[]> {
+    return this.redis.smembers(this.keys.workersDraining);
   }
 
   /** Live worker counts per platform and the state of the given input holders, in one round trip. */
