@@ -102,3 +102,15 @@ test('buildyard build loads what a build needs and nothing of the other commands
     assert.deepEqual(inputs.filter((i) => banned.test(i)), [], `buildyard build loads ${banned.source}`);
   }
 });
+
+test('a reader that closes the pipe early ends --help quietly (exit 0), as a Go CLI ends on SIGPIPE', async () => {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [join(outdir, 'buildyard.mjs'), '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Closed before the child can have written anything: its first write meets EPIPE.
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  const code = await new Promise<number | null>((done) => child.on('close', done));
+  assert.equal(stderr, '');
+  assert.equal(code, 0);
+});

@@ -6,6 +6,12 @@
 // bin/buildyard.js runs the bundle of this file (scripts/bundle.mjs), which keeps @grpc/grpc-js
 // and the telemetry packages external for that reason: the instrumentation patches the copy in
 // node_modules, which must be the one the client's calls go through.
+// A reader that closes the pipe early (`buildyard --help | head`) ends the output, as it ends a
+// Go CLI (SIGPIPE): exit quietly instead of throwing EPIPE at the user.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
 const tracing = ['OTEL_TRACES_EXPORTER', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'].some((v) => process.env[v]);
 const args = process.argv.slice(2);
 // `buildyard --version` alone (scripts ask it to check the install) prints what commander's
