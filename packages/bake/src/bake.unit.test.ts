@@ -205,3 +205,9 @@ test('attestations merge by type, as current buildx: inherits, --set and --prove
   // Current buildx spells a boolean shorthand disabled=... (v0.10.5 wrote enabled=...).
   assert.deepEqual(flagOverrides({ sbom: 'true', provenance: 'false' }), ['*.attest=type=sbom,disabled=false', '*.attest=type=provenance,disabled=true']);
 });
+
+test('names that are Object.prototype members are plain names (variables, args keys, compose keys)', () => {
+  const r = resolve('variable "constructor" { default = "c" }\ntarget "default" {\n  args = { __proto__ = "p", toString = constructor }\n}\n', { env: {} });
+  assert.deepEqual(Object.entries(r.targets.get('default')!.args!).sort(), [['__proto__', 'p'], ['toString', 'c']]);
+  assert.throws(() => resolve('target "default" {\n  tags = [hasOwnProperty]\n}\n'), /unknown variable "hasOwnProperty"/);
+});

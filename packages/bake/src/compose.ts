@@ -14,7 +14,8 @@ type Y = Record<string, unknown>;
 const isMap = (v: unknown): v is Y => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** Compose's ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}, $VAR and $$. */
-export function interpolate(text: string, env: Env, where: string): string {
+export function interpolate(text: string, environment: Env, where: string): string {
+  const env = new Proxy(environment, { get: (o, k) => (typeof k === 'string' && Object.hasOwn(o, k) ? o[k] : undefined) });
   return text.replace(/\$(\$|\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g, (m, what: string, braced?: string, bare?: string) => {
     if (what === '$') return '$';
     if (bare) return env[bare] ?? '';
@@ -81,7 +82,7 @@ const strList = (v: unknown): string[] | undefined => (v === undefined || v === 
 /** Compose's list-or-map ("KEY=value" strings or a mapping) as a map; a bare KEY resolves through `resolve`. */
 function listOrMap(v: unknown, resolve?: (k: string) => string | undefined): Record<string, string | null> | undefined {
   if (v === undefined || v === null) return undefined;
-  const out: Record<string, string | null> = {};
+  const out = Object.create(null) as Record<string, string | null>;
   if (Array.isArray(v)) {
     for (const item of v) {
       const s = String(item);
@@ -117,7 +118,7 @@ export function parseCompose(files: ComposeFile[], env: Env): Config {
     if (typeof b.context === 'string' && b.context !== '') t.context = b.context;
     if (typeof b.dockerfile === 'string' && b.dockerfile !== '') t.dockerfile = b.dockerfile;
     if (typeof b.dockerfile_inline === 'string') t['dockerfile-inline'] = b.dockerfile_inline;
-    const args = listOrMap(b.args, (k) => environment[k] ?? env[k]);
+    const args = listOrMap(b.args, (k) => environment[k] ?? (Object.hasOwn(env, k) ? env[k] : undefined));
     if (args) t.args = args;
     const labels = listOrMap(b.labels);
     if (labels) t.labels = labels;

@@ -51,13 +51,13 @@ class HclConfig implements Scope {
     this.ev = new Evaluator(stdlib(), (name, pos) => this.userFunction(name, pos));
     for (const body of bodies) {
       for (const a of body.attributes) {
-        if (BLOCK_TYPES.has(a.name) || a.name in opt.builtins || a.name === 'function') continue;
+        if (BLOCK_TYPES.has(a.name) || Object.hasOwn(opt.builtins, a.name) || a.name === 'function') continue;
         this.attrs.set(a.name, { expr: a.expr, pos: a.pos });
       }
       for (const b of body.blocks) {
         if (b.type === 'variable' || b.type === 'function') {
           if (b.labels.length !== 1) throw new HclError(b.pos, `a ${b.type} block takes one name: ${b.type} "NAME" { ... }`);
-          if (b.labels[0] in opt.builtins) continue;
+          if (Object.hasOwn(opt.builtins, b.labels[0])) continue;
           (b.type === 'variable' ? this.vars : this.funcs).set(b.labels[0], b);
         } else if (BLOCK_TYPES.has(b.type)) {
           if (b.labels.length !== 1) throw new HclError(b.pos, `a ${b.type} block takes one name: ${b.type} "NAME" { ... }`);
@@ -106,7 +106,7 @@ class HclConfig implements Scope {
 
   lookup(name: string, pos: Pos): Value | undefined {
     if (name === 'target' || name === 'group') return new BlockSet(this, name);
-    if (name in this.opt.builtins || this.attrs.has(name) || this.vars.has(name)) return this.value(name, pos);
+    if (Object.hasOwn(this.opt.builtins, name) || this.attrs.has(name) || this.vars.has(name)) return this.value(name, pos);
     return undefined;
   }
 
@@ -120,7 +120,7 @@ class HclConfig implements Scope {
   }
 
   private computeValue(name: string): Value {
-    if (name in this.opt.builtins) return this.opt.builtins[name];
+    if (Object.hasOwn(this.opt.builtins, name)) return this.opt.builtins[name];
     const attr = this.attrs.get(name);
     if (attr) return this.ev.eval(attr.expr, this);
     const block = this.vars.get(name)!;
@@ -155,11 +155,12 @@ class HclConfig implements Scope {
   }
 
   private override(name: string, typed: boolean): { text: string; json: boolean } | undefined {
-    const plain = this.opt.env[name];
+    const env = (k: string) => (Object.hasOwn(this.opt.env, k) ? this.opt.env[k] : undefined);
+    const plain = env(name);
     if (plain !== undefined && !typed) return { text: plain, json: false };
     const jsonName = `${name}_JSON`;
-    if (!this.vars.has(jsonName) && !(jsonName in this.opt.builtins)) {
-      const j = this.opt.env[jsonName];
+    if (!this.vars.has(jsonName) && !Object.hasOwn(this.opt.builtins, jsonName)) {
+      const j = env(jsonName);
       if (j !== undefined) return { text: j, json: true };
     }
     return plain !== undefined ? { text: plain, json: false } : undefined;
@@ -297,7 +298,8 @@ class HclConfig implements Scope {
       else if (kind === 'list') f[a.name] = stringList(v, a.pos, a.name);
       else {
         if (!isObject(v)) throw new HclError(a.pos, `${a.name} is a ${typeName(v)}; a map is required, e.g. ${a.name} = { KEY = "value" }`);
-        const m: Record<string, string | null> = {};
+        // No prototype: a key such as __proto__ is a key like any other.
+        const m = Object.create(null) as Record<string, string | null>;
         for (const [k, x] of Object.entries(v)) {
           if (x === null && a.name === 'contexts') throw new HclError(a.pos, `contexts.${k} is null; a string is required`);
           m[k] = x === null ? null : toStr(x, a.pos, `${a.name}.${k}`);

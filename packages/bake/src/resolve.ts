@@ -147,7 +147,7 @@ function parseOverrides(specs: readonly string[], config: Config, env: Record<st
       if (LIST_KEYS.has(key)) {
         if (value !== undefined) o.list.push(value);
       } else if (key === 'args' && value === undefined) {
-        const v = env[sub];
+        const v = Object.hasOwn(env, sub) ? env[sub] : undefined;
         if (v === undefined) continue;
         o.value = v;
       } else {
