@@ -289,7 +289,7 @@ class HclConfig implements Scope {
     if (inst.block.body.blocks.length) throw new HclError(inst.block.body.blocks[0].pos, `unknown block "${inst.block.body.blocks[0].type}" in target "${inst.name}": targets hold attributes only`);
     for (const a of inst.block.body.attributes) {
       if (TARGET_EXTRA.has(a.name)) continue;
-      const kind = TARGET_FIELDS[a.name];
+      const kind = Object.hasOwn(TARGET_FIELDS, a.name) ? TARGET_FIELDS[a.name] : undefined;
       if (!kind) throw new HclError(a.pos, `unknown target attribute "${a.name}": see the bake file reference for the attributes a target takes`);
       const v = this.attribute(inst, a.name, a.pos);
       if (v === null) continue;
