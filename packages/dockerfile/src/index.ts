@@ -14,3 +14,4 @@ export { planBuild, DEFAULT_PATH, PROXY_ARGS, type PlanOptions, type ImageResolv
 // Git URLs as the build context, --build-context values and ADD sources (BuildKit's dfgitutil).
 export { parseGitRef, isGitTransport, GitRefError, type GitRef } from '@buildyard/fileop';
 export { namedContextKey, type NamedContextSource } from './namedContexts.js';
+export { parseShmSize, parseUlimit, ramInBytes, ResourceOptionError, type Ulimit } from './instructions/units.js';

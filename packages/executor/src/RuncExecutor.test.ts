@@ -131,6 +131,19 @@ describe('RuncExecutor with real runc', { skip }, () => {
     assert.doesNotMatch(resolv.stdout, /nameserver 127\./);
   });
 
+  it('--ulimit replaces the default rlimits; a limit above the worker\'s own is refused', async () => {
+    const dflt = await run('ulimit -n');
+    assert.notEqual(dflt.stdout.trim(), '1024');
+    const { stdout } = await run('ulimit -n; ulimit -Hn; ulimit -Sc', { ulimits: [{ name: 'nofile', soft: 1024, hard: 2048 }, { name: 'core', soft: 0, hard: 0 }] });
+    assert.equal(stdout, '1024\n2048\n0\n');
+    // Above the worker's own real-time priority (0 on a default host): a step given it could
+    // starve the host with SCHED_FIFO without CAP_SYS_NICE.
+    const ownRtprio = /^Max realtime priority\s+\S+\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
+    assert.ok(ownRtprio !== undefined && ownRtprio !== 'unlimited', `this test needs a bounded rtprio hard limit, not ${ownRtprio}`);
+    const above = Number(ownRtprio) + 1;
+    await assert.rejects(run('true', { ulimits: [{ name: 'rtprio', soft: above, hard: above }] }), new RegExp(`--ulimit rtprio=${above}:${above} is above this worker's own limit \\(${ownRtprio}\\)`));
+  });
+
   it('bind mounts are read-only or writable as asked', async () => {
     const src = join(t.dir, 'share');
     mkdirSync(src, { recursive: true });

@@ -1,6 +1,7 @@
 import { spawn, execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { stepRlimits } from './rlimits.js';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join, posix, resolve } from 'node:path';
@@ -149,7 +150,7 @@ export class RuncExecutor implements Executor {
       const spec = buildRuntimeSpec({
         rootfs, args: meta.args, env: meta.env, cwd, user, hostname, network: meta.network, netnsPath: network?.netnsPath,
         readonlyRootfs: meta.readonlyRootfs ?? false, cgroupNamespace: this.cgroupNamespace,
-        etcMounts: etc, mounts: options.mounts, nofile: nofileLimit(),
+        etcMounts: etc, mounts: options.mounts, rlimits: stepRlimits(meta.ulimits),
         security: meta.security, seccomp: meta.security === 'insecure' ? undefined : this.seccomp(),
       });
       cgroup = this.cgroups.create(suffix, limits);
@@ -393,25 +394,6 @@ function runcFailure(logFile: string): string | undefined {
     }
   }
   return last?.replace(/^runc run failed: /, '');
-}
-
-// Docker gives 1048576 open files; raising above our own hard limit needs CAP_SYS_RESOURCE,
-// which sandboxed workers may lack, so clamp to what runc can actually set.
-let cachedNofile: number | undefined;
-function nofileLimit(): number {
-  if (cachedNofile !== undefined) return cachedNofile;
-  const wanted = 1048576;
-  cachedNofile = wanted;
-  try {
-    const status = readFileSync('/proc/self/status', 'utf8');
-    const capEff = BigInt('0x' + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0'));
-    const hasSysResource = (capEff & (1n << 24n)) !== 0n;
-    const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
-    if (!hasSysResource && hard !== undefined && hard !== 'unlimited' && Number(hard) < wanted) cachedNofile = Number(hard);
-  } catch {
-    // Not Linux /proc: keep Docker's value.
-  }
-  return cachedNofile;
 }
 
 function formatBytes(n: number): string {

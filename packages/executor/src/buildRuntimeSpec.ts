@@ -61,8 +61,8 @@ export interface SpecInput {
   /** Bind mounts of the generated /etc files (sources in the bundle). */
   etcMounts: { hosts: string; resolvConf: string; hostname: string };
   mounts: Mount[];
-  /** RLIMIT_NOFILE (soft = hard); Docker's 1048576 unless the host cannot grant it. */
-  nofile?: number;
+  /** The process's rlimits (rlimits.ts: Docker's open-files default, or the build's --ulimit). */
+  rlimits?: RuntimeSpec['process']['rlimits'];
   /** `insecure`: every capability, every device, no masked paths, rw /sys, no seccomp. */
   security?: 'sandbox' | 'insecure';
   /** The filter for sandboxed steps (runtimeSeccomp of Docker's profile); ignored when insecure. */
@@ -96,7 +96,7 @@ export function buildRuntimeSpec(input: SpecInput): RuntimeSpec {
         effective: caps,
         permitted: caps,
       },
-      rlimits: [{ type: 'RLIMIT_NOFILE', hard: input.nofile ?? 1048576, soft: input.nofile ?? 1048576 }],
+      rlimits: input.rlimits ?? [{ type: 'RLIMIT_NOFILE', hard: 1048576, soft: 1048576 }],
       noNewPrivileges: false,
     },
     root: { path: input.rootfs, readonly: input.readonlyRootfs },

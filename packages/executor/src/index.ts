@@ -14,4 +14,5 @@ export type { DnsConfig } from './etcFiles.js';
 export type { EgressLists } from './types.js';
 export { parseCidr, parseCidrList } from './ipv4.js';
 export { ExecLimitError } from './errors.js';
+export { UlimitError, type Ulimit } from './rlimits.js';
 export type { StepLimits } from './StepCgroups.js';

@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import type { Ulimit } from './rlimits.js';
 import type { StepLimits } from './StepCgroups.js';
 
 /** `default`: the step's own namespace with egress (or only loopback where the executor has no
@@ -34,6 +35,8 @@ export interface Meta {
   /** `insecure` (the security.insecure entitlement): all capabilities, no seccomp. */
   security?: 'sandbox' | 'insecure';
   extraHosts?: ExtraHost[];
+  /** `--ulimit` of the build: replaces Docker's default rlimits; none above the worker's own. */
+  ulimits?: Ulimit[];
   readonlyRootfs?: boolean;
   timeoutMs?: number;
   /** e.g. `linux/arm64`; checked against what this host can run (natively or via binfmt). */

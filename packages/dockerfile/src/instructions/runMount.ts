@@ -2,6 +2,7 @@
 // and dockerfile2llb/convert_runmount.go completes them (targets, cache ids, secret paths).
 import { posix } from 'node:path';
 import { withSuggestion } from './suggest.js';
+import { ramInBytes } from './units.js';
 
 export interface ParsedMount {
   type: 'bind' | 'cache' | 'tmpfs' | 'secret' | 'ssh';
@@ -58,14 +59,6 @@ function parseUint(v: string, radix: 8 | 10, what: string): number {
   const n = re.test(v) ? parseInt(v, radix) : NaN;
   if (!Number.isFinite(n) || n > 0xffffffff) throw new MountError(`invalid value ${v} for ${what}`);
   return n;
-}
-
-/** go-units RAMInBytes: 64m, 1g, 512k, 1.5GiB, plain bytes. */
-function ramInBytes(v: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?) ?([kKmMgGtTpP]?)[iI]?[bB]?$/.exec(v);
-  if (!m) return undefined;
-  const mult: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
-  return Math.floor(Number(m[1]) * mult[m[2].toLowerCase()]);
 }
 
 /**
