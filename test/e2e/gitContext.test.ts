@@ -7,16 +7,14 @@
 // service, a tenant's denied range, a redirect to loopback): each is refused in one line.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { freePort, referenceTools, startCluster, startGitServer, until, type Cluster, type GitServer } from '@buildyard/testkit';
+import { runCli, runTool as run } from './runProcess.js';
 import { startOutside, type Outside } from './security/outsideNetwork.js';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root (a cluster and a network namespace)';
-const repoRoot = resolve(import.meta.dirname, '../..');
-const tsx = import.meta.resolve('tsx');
 const tools = referenceTools('buildctl', 'docker-buildx');
 const nonce = `${process.pid}-${Date.now()}`;
 
@@ -58,26 +56,9 @@ after(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-function cli(args: string[], token = cluster.token): Promise<{ status: number; stdout: string; stderr: string }> {
-  return new Promise((resolveRun) => {
-    const child = spawn(process.execPath, ['--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), ...args], {
-      cwd: work, env: { ...process.env, XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: token },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
-    child.on('close', (code) => resolveRun({ status: code ?? -1, stdout, stderr }));
-  });
-}
 
-function run(bin: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolveRun) => {
-    execFile(bin, args, { env, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolveRun({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+
+const cli = (args: string[], token?: string) => runCli(cluster, work, args, token);
 
 const posts = (since: number) => git.requests.slice(since).filter((r) => r.startsWith('POST ')).length;
 
@@ -117,18 +98,18 @@ test('buildyard build <git URL>#ref:dir builds the repository\'s directory with 
 test('buildctl --opt context=<git URL> and docker buildx build <git URL> build through the BuildKit endpoint', { skip: skip || tools.missing || false, timeout: 300_000 }, async () => {
   const url = `http://${outside.web}:${new URL(git.http).port}/app.git#v1:app`;
   const viaBuildctl = await run(tools.paths.buildctl!, ['--addr', addr, 'build', '--progress', 'plain', '--frontend', 'dockerfile.v0', '--opt', `context=${url}`, '--no-cache']);
-  assert.equal(viaBuildctl.code, 0, viaBuildctl.stderr);
+  assert.equal(viaBuildctl.status, 0, viaBuildctl.stderr);
   assert.match(viaBuildctl.stderr, new RegExp(`first-${nonce}`));
   assert.match(viaBuildctl.stderr, /\[internal\] load git source/);
   const env = { ...process.env, BUILDX_CONFIG: join(work, 'buildx') };
   const created = await run(tools.paths['docker-buildx']!, ['create', '--name', 'gitctx', '--driver', 'remote', addr], env);
-  assert.equal(created.code, 0, created.stderr);
+  assert.equal(created.status, 0, created.stderr);
   const viaBuildx = await run(tools.paths['docker-buildx']!, ['--builder', 'gitctx', 'build', '--progress', 'plain', '--no-cache', url], env);
-  assert.equal(viaBuildx.code, 0, viaBuildx.stderr);
+  assert.equal(viaBuildx.status, 0, viaBuildx.stderr);
   assert.match(viaBuildx.stderr, new RegExp(`first-${nonce}`));
   // A refused address through the endpoint is the same one line.
   const refused = await run(tools.paths.buildctl!, ['--addr', addr, 'build', '--frontend', 'dockerfile.v0', '--opt', `context=http://${outside.metadata}/app.git`]);
-  assert.notEqual(refused.code, 0);
+  assert.notEqual(refused.status, 0);
   assert.match(refused.stderr, new RegExp(`the address ${outside.metadata.replace(/\./g, '\\.')} is not reachable from builds \\(worker\\.egress\\)`));
 });
 
@@ -163,4 +144,26 @@ test('a git URL cannot reach Redis, the registry, the worker host, a metadata ad
   // Transports that read the server's own files or run commands are not git contexts at all.
   const file = await cli(['build', 'file:///etc/x.git']);
   assert.equal(file.status, 2, file.stderr);
+});
+
+test('ADD <git URL> dir/ copies the checkout (with --chown, --checksum); ADD of a git URL at the cluster is refused at its line', { skip, timeout: 300_000 }, async () => {
+  const base = `http://${outside.web}:${new URL(git.http).port}/app.git`;
+  const dir = join(work, 'add-git');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nADD --chown=7:8 --checksum=${shas[0]} ${base}#v1:app /src/\nRUN cat /src/a.txt && stat -c %u:%g /src/a.txt && ls -a /src | tr '\\n' ' ' && echo\n`);
+  const ok = await cli(['build', '--progress', 'plain', '--no-cache', dir]);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stderr, new RegExp(`first-${nonce}`));
+  assert.match(ok.stderr, /\n#\d+ [\d.]+ 7:8\n/);
+  assert.doesNotMatch(ok.stderr, /\.git /, 'no .git without --keep-git-dir');
+  writeFileSync(join(dir, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nADD --checksum=${'0'.repeat(40)} ${base}#v1:app /src/\n`);
+  const wrong = await cli(['build', '--progress', 'plain', dir]);
+  assert.notEqual(wrong.status, 0);
+  assert.match(wrong.stderr, new RegExp(`is commit ${shas[0]}, not the expected 0{40}`));
+  const redis = new URL(cluster.redis.url);
+  writeFileSync(join(dir, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nADD http://${redis.host}/x.git /x/\n`);
+  const refused = await cli(['build', '--progress', 'plain', dir]);
+  assert.notEqual(refused.status, 0);
+  assert.match(refused.stderr, new RegExp(`ADD http://${redis.host.replace(/\./g, '\\.')}/x\\.git: git http://${redis.host.replace(/\./g, '\\.')}/x\\.git: the address ${redis.hostname.replace(/\./g, '\\.')} is not reachable from builds \\(worker\\.egress\\)`));
+  assert.match(refused.stderr, /Dockerfile:2/);
 });

@@ -5,17 +5,15 @@
 // BuildKit endpoint. A tenant cannot name another tenant's uploaded directory by its id.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { freePort, referenceTools, startCluster, startGitServer, until, type Cluster, type GitServer } from '@buildyard/testkit';
 import { solve } from './grpcClient.js';
+import { runCli, runTool as run } from './runProcess.js';
 import { startOutside, type Outside } from './security/outsideNetwork.js';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root (a cluster and a network namespace)';
-const repoRoot = resolve(import.meta.dirname, '../..');
-const tsx = import.meta.resolve('tsx');
 const tools = referenceTools('buildctl', 'docker-buildx');
 const nonce = `${process.pid}-${Date.now()}`;
 
@@ -67,25 +65,9 @@ after(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-function cli(args: string[]): Promise<{ status: number; stderr: string }> {
-  return new Promise((resolveRun) => {
-    const child = spawn(process.execPath, ['--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), ...args], {
-      cwd: work, env: { ...process.env, XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: cluster.token },
-    });
-    let stderr = '';
-    child.stdout.resume();
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
-    child.on('close', (code) => resolveRun({ status: code ?? -1, stderr }));
-  });
-}
 
-function run(bin: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolveRun) => {
-    execFile(bin, args, { env, maxBuffer: 64 * 1024 * 1024 }, (err, _stdout, stderr) => {
-      resolveRun({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stderr });
-    });
-  });
-}
+
+const cli = (args: string[]) => runCli(cluster, work, args);
 
 function assertBuilt(stderr: string): void {
   for (const word of [`hello-${nonce}`, `lib-${nonce}`, `dep-${nonce}`]) assert.match(stderr, new RegExp(word), stderr);
@@ -108,15 +90,15 @@ test('buildctl --opt context:NAME=local:NAME and docker buildx --build-context t
   const viaBuildctl = await run(tools.paths.buildctl!, ['--addr', addr, 'build', '--progress', 'plain', '--no-cache', '--frontend', 'dockerfile.v0',
     '--local', `context=${join(work, 'app')}`, '--local', `dockerfile=${join(work, 'app')}`, '--local', `src=${join(work, 'src')}`, '--local', `deps=${join(work, 'deps')}`,
     '--opt', 'context:src=local:src', '--opt', 'context:deps=local:deps', '--opt', `context:base=docker-image://${cluster.busybox.reference}`, '--opt', `context:lib=${repoUrl}`]);
-  assert.equal(viaBuildctl.code, 0, viaBuildctl.stderr);
+  assert.equal(viaBuildctl.status, 0, viaBuildctl.stderr);
   assertBuilt(viaBuildctl.stderr);
   const env = { ...process.env, BUILDX_CONFIG: join(work, 'buildx') };
   const created = await run(tools.paths['docker-buildx']!, ['create', '--name', 'named', '--driver', 'remote', addr], env);
-  assert.equal(created.code, 0, created.stderr);
+  assert.equal(created.status, 0, created.stderr);
   const viaBuildx = await run(tools.paths['docker-buildx']!, ['--builder', 'named', 'build', '--progress', 'plain', '--no-cache',
     '--build-context', `src=${join(work, 'src')}`, '--build-context', `deps=${join(work, 'deps')}`, '--build-context', `base=docker-image://${cluster.busybox.reference}`,
     '--build-context', `lib=${repoUrl}`, join(work, 'app')], env);
-  assert.equal(viaBuildx.code, 0, viaBuildx.stderr);
+  assert.equal(viaBuildx.status, 0, viaBuildx.stderr);
   assertBuilt(viaBuildx.stderr);
 });
 

@@ -137,7 +137,7 @@ export class BuildRunner {
       }
       const imageSources: ImageSourceRecord[] = [];
       const plan = await tracer.startActiveSpan('plan', async (planSpan) => {
-        try { return await this.plan(req, tenant, registry, signal, extraHosts, imageSources, namedContexts); } finally { planSpan.end(); }
+        try { return await this.plan(req, tenant, registry, signal, extraHosts, imageSources, namedContexts, progress); } finally { planSpan.end(); }
       });
       const missing = missingEntitlement(plan, req.network, allowed, granted);
       if (missing) throw new BuildFailure(missing.message, { file: req.dockerfileName || 'Dockerfile', line: missing.line, code: 'entitlement.denied' });
@@ -251,7 +251,9 @@ export class BuildRunner {
     }
   }
 
-  private async plan(req: SolveRequest, tenant: string, registry: RegistryClient, signal: AbortSignal, extraHosts: { host: string; ip: string }[], imageSources: ImageSourceRecord[], namedContexts: Record<string, NamedContextSource>): Promise<BuildPlan> {
+  private async plan(req: SolveRequest, tenant: string, registry: RegistryClient, signal: AbortSignal, extraHosts: { host: string; ip: string }[], imageSources: ImageSourceRecord[], namedContexts: Record<string, NamedContextSource>, progress: ProgressWriter): Promise<BuildPlan> {
+    const remote = this.deps.remoteContexts;
+    const gitSources = new Map<string, Promise<Extract<NamedContextSource, { kind: 'context' }>>>();
     const text = Buffer.from(req.dockerfile).toString('utf8');
     if (!text.trim()) throw new BuildFailure('the Dockerfile is empty: pass one with -f', { code: 'dockerfile.empty' });
     const parsed = parse(text, { file: req.dockerfileName || 'Dockerfile' });
@@ -272,6 +274,13 @@ export class BuildRunner {
       resolveImage: recordingResolver(registryImageResolver(registry, signal), imageSources),
       extraHosts,
       namedContexts,
+      ...(remote ? { resolveGit: (url: string, o: { keepGitDir: boolean; checksum?: string }) => {
+        // Once per build and URL: every platform's plan copies the same checkout.
+        const key = JSON.stringify([url, o.keepGitDir, o.checksum ?? '']);
+        let got = gitSources.get(key);
+        if (!got) gitSources.set(key, (got = remote.gitSource(tenant, url, o, progress, signal)));
+        return got;
+      } } : {}),
     });
   }
 }

@@ -119,6 +119,17 @@ export class RemoteContexts {
     return out;
   }
 
+  /** `ADD <git URL>`'s source: the checkout as a stored context (ADD --keep-git-dir keeps .git,
+   *  ADD --checksum must match the commit). */
+  async gitSource(tenant: string, url: string, o: { keepGitDir: boolean; checksum?: string }, progress: SourceProgress, signal: AbortSignal): Promise<Extract<NamedContextSource, { kind: 'context' }>> {
+    const ref = RemoteContexts.gitRef(url);
+    if (!ref) throw new RemoteContextError(`${url.slice(0, 200)} is not a git URL`);
+    if (o.keepGitDir) ref.keepGitDir = true;
+    if (o.checksum) ref.checksum = o.checksum;
+    const fetched = await this.fetch(tenant, ref, url, progress, signal);
+    return { kind: 'context', contextId: fetched.contextId, entries: await readManifest(this.opts.contexts, fetched.contextId) };
+  }
+
   /** Fetches (or finds stored) the checkout `ref` names now; shows it as one internal step. */
   async fetch(tenant: string, ref: GitRef, url: string, progress: SourceProgress, signal: AbortSignal): Promise<FetchedContext> {
     const vertex: VertexRef = {
@@ -133,6 +144,7 @@ export class RemoteContexts {
       const gitOpts = { ref, workDir, signal, ...(policy ? { refuse: policy } : {}), timeoutMs: this.opts.timeoutMs ?? 600_000 };
       await mkdir(workDir, { recursive: true });
       const commit = await resolveGitCommit(gitOpts);
+      if (ref.checksum && !commit.startsWith(ref.checksum)) throw new RemoteContextError(`git ${redact(url)}: ref "${ref.ref || 'HEAD'}" is commit ${commit}, not the expected ${ref.checksum.slice(0, 64)}`);
       const keep = ref.keepGitDir === true;
       const record = join(this.opts.contexts.root, 'git', createHash('sha256').update([tenant, ref.remote, commit, ref.subdir, String(keep)].join('\0')).digest('hex'));
       const stored = (await readFile(record, 'utf8').catch(() => '')).trim();

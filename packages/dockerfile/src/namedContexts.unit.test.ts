@@ -62,3 +62,20 @@ test('name::platform wins for that platform; an invalid context name fails', asy
   assert.deepEqual(calls.sort(), ['arm-only', 'generic']);
   await assert.rejects(plan('FROM scratch\n', { 'Bad Name': { kind: 'image', ref: 'x' } }), /invalid context name "Bad Name"/);
 });
+
+test('ADD <git URL> copies the checkout the git source gives, keyed by its content', async () => {
+  const asked: string[] = [];
+  const planWith = (id: string) => planBuild(parse('FROM scratch\nADD --chown=1:2 --keep-git-dir https://h/r.git#v1:sub /src/\n'), {
+    platforms: ['linux/amd64'], buildPlatform: 'linux/amd64', resolveImage: async () => { throw new Error('no image'); },
+    resolveGit: async (url, o) => { asked.push(`${url} ${o.keepGitDir}`); return { kind: 'context', contextId: D(id), entries }; },
+  });
+  const p = await planWith('d');
+  const v = p.platforms[0]!.stages[0]!.vertices[0] as FileVertex;
+  assert.deepEqual(v.actions, [{ op: 'copy', from: { kind: 'context', contextId: D('d') }, sources: ['/'], dest: '/src/', chown: '1:2', parents: false, exclude: [], link: false, followSymlinks: true, isAdd: false }]);
+  assert.deepEqual(asked, ['https://h/r.git#v1:sub true']);
+  assert.notEqual((await planWith('e')).platforms[0]!.stages[0]!.cacheKey, p.platforms[0]!.stages[0]!.cacheKey, 'another commit is another key');
+  await assert.rejects(planBuild(parse('FROM scratch\nADD https://h/r.git /src\n'), {
+    platforms: ['linux/amd64'], buildPlatform: 'linux/amd64', resolveImage: async () => { throw new Error('no image'); },
+    resolveGit: async () => { throw new Error('the address 127.0.0.1 is not reachable from builds (worker.egress)'); },
+  }), (e: Error & { line?: number }) => e.line === 2 && /ADD https:\/\/h\/r\.git: the address 127\.0\.0\.1 is not reachable/.test(e.message));
+});

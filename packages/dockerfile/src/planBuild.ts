@@ -69,6 +69,10 @@ export interface PlanOptions {
   extraHosts?: { host: string; ip: string }[];
   /** --build-context name=VALUE: what a FROM, COPY --from or mount from= of that name reads. */
   namedContexts?: Record<string, NamedContextSource>;
+  /** The git source for `ADD <git URL>`: the checkout as a stored context (the frontend fetches
+   *  it now, so the key is the commit's content). Absent: ADD of a git URL is planned as an
+   *  addGit action the worker refuses. */
+  resolveGit?: (url: string, opts: { keepGitDir: boolean; checksum?: string }) => Promise<Extract<NamedContextSource, { kind: 'context' }>>;
 }
 
 type Env = [string, string][];
@@ -987,6 +991,20 @@ class PlatformPlanner {
         const url = hash < 0 ? s : s.slice(0, hash);
         const frag = hash < 0 ? '' : s.slice(hash + 1);
         const [ref, subdir] = frag.split(':', 2);
+        if (this.opts.resolveGit) {
+          // The checkout's files, copied like a directory source: into dest, with --chown/--chmod.
+          let checkout: Extract<NamedContextSource, { kind: 'context' }>;
+          try {
+            checkout = await this.opts.resolveGit(s, { keepGitDir, ...(checksum ? { checksum } : {}) });
+          } catch (err) {
+            this.p.err(`ADD ${excerpt(s)}: ${excerpt((err as Error).message, 300)}`, ins);
+          }
+          const source: SourceRef = { kind: 'context', contextId: checkout.contextId };
+          actions.push({ op: 'copy', from: source, sources: ['/'], dest, ...(chown ? { chown } : {}), ...(chmod ? { chmod } : {}), parents: false, exclude: [], link, followSymlinks: true, isAdd: false });
+          inputs.push(source);
+          inputKeys.push(namedContextStateKey(checkout.contextId));
+          continue;
+        }
         actions.push({ op: 'addGit', url, ...(ref ? { ref } : {}), ...(subdir ? { subdir } : {}), keepGitDir, dest, ...(checksum ? { checksum } : {}), ...(chown ? { chown } : {}), ...(chmod ? { chmod } : {}), link });
       } else if (isAdd && fromRaw === undefined && isUrl(s)) {
         actions.push({ op: 'addUrl', url: s, dest, ...(checksum ? { checksum } : {}), ...(chown ? { chown } : {}), ...(chmod ? { chmod } : {}), ...(unpack !== undefined ? { unpack } : {}), link });
