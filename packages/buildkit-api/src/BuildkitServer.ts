@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { Redis } from 'ioredis';
 import { parseDockerignore } from '@buildyard/dockerfile';
-import { exporterFor, runExport, serviceError, RemoteContextError, type ExportSource, type Frontend, type ParsedOutput, type RemoteContexts, type SourceProgress, type StartedBuild } from '@buildyard/control';
+import { exporterFor, keepGitDirArg, runExport, serviceError, RemoteContextError, type ExportSource, type Frontend, type ParsedOutput, type RemoteContexts, type SourceProgress, type StartedBuild } from '@buildyard/control';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -468,7 +468,7 @@ export class BuildkitServer {
     };
     let got: Awaited<ReturnType<RemoteContexts['gitBuildContext']>>;
     try {
-      got = await this.opts.frontend.remoteContexts.gitBuildContext(tenant, attrs.contextUrl, { dockerfileName: attrs.filename, ...(local ? { dockerfile: local } : {}) }, steps, signal);
+      got = await this.opts.frontend.remoteContexts.gitBuildContext(tenant, attrs.contextUrl, { dockerfileName: attrs.filename, ...(local ? { dockerfile: local } : {}), keepGitDir: keepGitDirArg(attrs.buildArgs) }, steps, signal);
     } catch (err) {
       throw err instanceof RemoteContextError ? serviceError(status.FAILED_PRECONDITION, err.message) : err;
     }

@@ -9,4 +9,4 @@ export { BuildRunner } from './BuildRunner.js';
 export { forwardSshAgents, type SshAgentSource } from './sshForwarding.js';
 export { parseOutputs, pushImage, exporterFor, runExport, type ParsedOutput, type OutputType, type Exporter, type ExportFile, type ExportSource, type ExportStep } from './exporters/index.js';
 export { parseAttests, attestSpec, type AttestationOptions, type BuildAttestations } from './exporters/index.js';
-export { RemoteContexts, RemoteContextError, filterEntries, type AddressPolicy, type SourceProgress } from './remoteContexts.js';
+export { RemoteContexts, RemoteContextError, filterEntries, keepGitDirArg, type AddressPolicy, type SourceProgress } from './remoteContexts.js';

@@ -63,14 +63,15 @@ export class RemoteContexts {
    * .dockerignore applied), and the Dockerfile read from the checkout unless the request has one.
    */
   async resolveBuildContext(req: SolveRequest, tenant: string, progress: SourceProgress, signal: AbortSignal): Promise<SolveRequest> {
-    const got = await this.gitBuildContext(tenant, req.contextUrl, { dockerfileName: req.dockerfileName || 'Dockerfile', dockerfile: req.dockerfile.length > 0 ? Buffer.from(req.dockerfile) : undefined }, progress, signal);
+    const got = await this.gitBuildContext(tenant, req.contextUrl, { dockerfileName: req.dockerfileName || 'Dockerfile', dockerfile: req.dockerfile.length > 0 ? Buffer.from(req.dockerfile) : undefined, keepGitDir: keepGitDirArg(req.buildArgs) }, progress, signal);
     return { ...req, contextUrl: '', ...got };
   }
 
   /** A git URL as a build context: stored with its .dockerignore applied, and its Dockerfile. */
-  async gitBuildContext(tenant: string, url: string, o: { dockerfileName: string; dockerfile?: Buffer }, progress: SourceProgress, signal: AbortSignal): Promise<{ contextId: string; dockerfile: Buffer; dockerignore: Buffer }> {
+  async gitBuildContext(tenant: string, url: string, o: { dockerfileName: string; dockerfile?: Buffer; keepGitDir?: boolean }, progress: SourceProgress, signal: AbortSignal): Promise<{ contextId: string; dockerfile: Buffer; dockerignore: Buffer }> {
     const ref = RemoteContexts.gitRef(url);
     if (!ref) throw new RemoteContextError(`context ${url.slice(0, 200)} is not a git URL: use https://host/repo.git#ref:dir, git://... or a directory`);
+    if (o.keepGitDir !== undefined) ref.keepGitDir = o.keepGitDir;
     const fetched = await this.fetch(tenant, ref, url, progress, signal);
     const entries = await readManifest(this.opts.contexts, fetched.contextId);
     const name = o.dockerfileName;
@@ -218,6 +219,15 @@ export function filterEntries(entries: readonly ContextEntry[], patterns: readon
   };
   walk('');
   return sortEntries(out);
+}
+
+/** dockerui's BUILDKIT_CONTEXT_KEEP_GIT_DIR build arg (Go's ParseBool), undefined when unset. */
+export function keepGitDirArg(buildArgs: Record<string, string>): boolean | undefined {
+  const v = buildArgs.BUILDKIT_CONTEXT_KEEP_GIT_DIR;
+  if (v === undefined) return undefined;
+  if (/^(1|t|true)$/i.test(v)) return true;
+  if (/^(0|f|false)$/i.test(v)) return false;
+  return undefined;
 }
 
 /** A URL's password is never shown in progress or errors. */

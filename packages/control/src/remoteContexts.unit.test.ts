@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ContextEntry } from '@buildyard/context';
-import { filterEntries } from './remoteContexts.js';
+import { filterEntries, keepGitDirArg } from './remoteContexts.js';
 
 const dir = (path: string): ContextEntry => ({ path, mode: 0o40755, size: 0, digest: '' });
 const file = (path: string): ContextEntry => ({ path, mode: 0o100644, size: 1, digest: 'sha256:' + 'a'.repeat(64) });
@@ -12,4 +12,11 @@ test('filterEntries: excluded files and directories go, a ! exception keeps its 
   const kept = filterEntries(entries, ['*.log', 'a/*', '!a/keep.txt', 'node_modules']).map((e) => e.path);
   assert.deepEqual(kept, ['a', 'a/keep.txt', 'a.txt'], 'sorted as manifests are (by path component)');
   assert.deepEqual(filterEntries(entries, []).map((e) => e.path), entries.map((e) => e.path));
+});
+
+test('BUILDKIT_CONTEXT_KEEP_GIT_DIR reads as Go\'s ParseBool', () => {
+  assert.equal(keepGitDirArg({ BUILDKIT_CONTEXT_KEEP_GIT_DIR: '1' }), true);
+  assert.equal(keepGitDirArg({ BUILDKIT_CONTEXT_KEEP_GIT_DIR: 'false' }), false);
+  assert.equal(keepGitDirArg({ BUILDKIT_CONTEXT_KEEP_GIT_DIR: 'maybe' }), undefined);
+  assert.equal(keepGitDirArg({}), undefined);
 });
