@@ -70,8 +70,6 @@ function jobIdFor(ref: string, suffix: string): string {
  */
 export class Dispatcher {
   private flows: FlowProducer | undefined;
-  /** Queues this process already recorded in keys.queues. */
-  private readonly recorded = new Set<string>();
   private running: Promise<void> | null = null;
   private again = false;
 
@@ -126,12 +124,9 @@ export class Dispatcher {
     const ok = await this.store.markQueuedAll(chosen.map((c) => ({ ref: c.info.ref, queue: c.queue, jobId: c.jobId })));
     const add = chosen.filter((_, i) => ok[i]);
     if (add.length === 0) return failed.size > 0;
-    // Recorded so readers list queues without scanning BullMQ's keys (Scheduler.queueNames).
-    const fresh = [...new Set(add.map((c) => c.queue))].filter((q) => !this.recorded.has(q));
-    if (fresh.length > 0) {
-      await this.redis.sadd(this.keys.queues, ...fresh);
-      for (const q of fresh) this.recorded.add(q);
-    }
+    // Recorded so readers list queues without scanning BullMQ's keys (Scheduler.queueNames); not
+    // cached here, as another process may forget a queue (forgetIfIdle) that is placed on again.
+    await this.redis.sadd(this.keys.queues, ...new Set(add.map((c) => c.queue)));
     await this.flowProducer().addBulk(add.map(({ info, queue, jobId }): FlowJob => {
       const data: StageJobData = {
         ref: info.ref, buildId: info.buildId, tenant: info.tenant, priority: info.priority, platform: info.platform,
@@ -231,7 +226,6 @@ export class Dispatcher {
   async forgetIfIdle(name: string): Promise<boolean> {
     if ((await this.pending(name)) > 0) return false;
     await this.redis.srem(this.keys.queues, name);
-    this.recorded.delete(name);
     return true;
   }
 
