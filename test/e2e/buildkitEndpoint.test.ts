@@ -192,6 +192,17 @@ test('docker buildx with the remote driver: inspect --bootstrap lists amd64 and 
   assert.deepEqual(index.manifests.map((m) => m.platform.architecture).sort(), ['amd64', 'arm64', 'unknown', 'unknown']);
 });
 
+test('buildx --add-host, --shm-size and --ulimit reach RUN steps (the add-hosts, shm-size and ulimit attributes)', { skip }, async () => {
+  await remoteBuilder('buildyard-run-options');
+  const dir = join(work, 'run-options');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo "hosts=$(grep -c cache.internal /etc/hosts) shm=$(df -k /dev/shm | tail -1 | awk '{print $2}') nofile=$(ulimit -n)/$(ulimit -Hn)"\n`);
+  const run = await buildx('--builder', 'buildyard-run-options', 'build', '--progress', 'plain', '--no-cache',
+    '--add-host', 'cache.internal:10.1.2.3', '--shm-size', '256m', '--ulimit', 'nofile=512:1024', dir);
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, /hosts=1 shm=262144 nofile=512\/1024/);
+});
+
 test('buildctl du lists the cache records and worker disks; prune removes them and lists what it removed', { skip }, async () => {
   const du = await buildctl('du', '-v');
   assert.equal(du.code, 0, du.stderr);

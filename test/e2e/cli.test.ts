@@ -110,13 +110,26 @@ test('a Dockerfile error exits 1 with the file, line and offending lines like bu
   assert.match(run.stderr, />>> FRM busybox/);
 });
 
-test('--add-host reaches the /etc/hosts of RUN; --allow of an entitlement the server does not grant fails in BuildKit\'s words', () => {
+test('--add-host reaches the /etc/hosts of RUN, --shm-size its /dev/shm, --ulimit its rlimits; --allow of an entitlement the server does not grant fails in BuildKit\'s words', () => {
   const context = mkdtempSync(join(work, 'hosts-'));
   writeFileSync(join(context, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN cat /etc/hosts\n`);
   const run = cli(['build', '--progress', 'plain', '--no-cache', '--add-host', 'cache.internal:10.1.2.3', '--add-host', 'db.internal:10.1.2.4', context]);
   assert.equal(run.status, 0, run.stderr);
   assert.match(run.stderr, /10\.1\.2\.3\s+cache\.internal/);
   assert.match(run.stderr, /10\.1\.2\.4\s+db\.internal/);
+  // --shm-size and --ulimit as buildx: the step sees its /dev/shm size and rlimits.
+  writeFileSync(join(context, 'limits.Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo "shm=$(df -k /dev/shm | tail -1 | awk '{print $2}') nofile=$(ulimit -n)/$(ulimit -Hn)"\n`);
+  const limits = cli(['build', '--progress', 'plain', '--no-cache', '-f', join(context, 'limits.Dockerfile'), '--shm-size', '128m', '--ulimit', 'nofile=1024:2048', context]);
+  assert.equal(limits.status, 0, limits.stderr);
+  assert.match(limits.stderr, /shm=131072 nofile=1024\/2048/);
+  const defaults = cli(['build', '--progress', 'plain', '--no-cache', '-f', join(context, 'limits.Dockerfile'), context]);
+  assert.equal(defaults.status, 0, defaults.stderr);
+  assert.match(defaults.stderr, /shm=65536 nofile=(\d+)\/\1\n/, 'the default: 64MB and one open-files limit (Docker\'s 1048576, or the worker\'s own where it cannot raise it)');
+  assert.doesNotMatch(defaults.stderr, /nofile=1024\//);
+  // More than the worker itself may have fails the step in one line.
+  const above = cli(['build', '--progress', 'plain', '-f', join(context, 'limits.Dockerfile'), '--ulimit', 'rtprio=99', context]);
+  assert.equal(above.status, 1, above.stderr);
+  assert.match(above.stderr, /--ulimit rtprio=99:99 is above this worker's own limit/);
   // This cluster grants no entitlement: asking for one fails before anything runs, as with buildkitd.
   const denied = cli(['build', '--progress', 'plain', '--allow', 'network.host,security.insecure', context]);
   assert.equal(denied.status, 1, denied.stderr);

@@ -24,9 +24,15 @@ export interface DockerfileAttrs {
   /** `context:NAME` attributes (buildx --build-context): NAME (with an optional `::os/arch`) ->
    *  `local:LOCAL` (a session local), `docker-image://REF` or a git URL. */
   namedContexts: Record<string, string>;
+  /** `add-hosts`: `name=ip` entries (buildx turns --add-host name:ip into them). */
+  addHosts: string[];
+  /** `shm-size`: bytes (buildx --shm-size); 0: the default. */
+  shmSize: number;
+  /** `ulimit`: `name=soft:hard` entries (buildx --ulimit). */
+  ulimits: string[];
 }
 
-const KNOWN_ATTRS = new Set(['filename', 'dockerfilekey', 'contextkey', 'context', 'platform', 'target', 'no-cache', 'force-network-mode', 'image-resolve-mode', 'multi-platform', 'add-hosts']);
+const KNOWN_ATTRS = new Set(['filename', 'dockerfilekey', 'contextkey', 'context', 'platform', 'target', 'no-cache', 'force-network-mode', 'image-resolve-mode', 'multi-platform', 'add-hosts', 'shm-size', 'ulimit']);
 
 /** Checks that the request is a dockerfile.v0 solve and reads its attributes. */
 export function dockerfileAttrs(req: buildkit.SolveRequest): DockerfileAttrs {
@@ -49,7 +55,6 @@ export function dockerfileAttrs(req: buildkit.SolveRequest): DockerfileAttrs {
         throw new UnsupportedRequest(`named context ${key.slice(8, 108)}=${value.slice(0, 200)} is not supported: use a local directory, docker-image://REF or a git URL`);
       }
     }
-    if (key === 'add-hosts' && attrs[key]) throw new UnsupportedRequest('add-hosts is not supported yet');
   }
   // dockerui: the value under the context's local name is a git URL, an http(s) URL, or a local.
   const contextValue = attrs[attrs.contextkey || 'context'] ?? '';
@@ -60,6 +65,10 @@ export function dockerfileAttrs(req: buildkit.SolveRequest): DockerfileAttrs {
   else if (/^https?:\/\//i.test(contextValue)) throw new UnsupportedRequest(`context ${contextValue.slice(0, 200)}: http(s) tarball contexts are not supported through this endpoint; use a git URL (…/repo.git#ref:dir) or a local directory`);
   const pick = (prefix: string) => Object.fromEntries(Object.entries(attrs).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
   const noCache = 'no-cache' in attrs;
+  // dockerui: plain integers (bytes), and comma lists whose entries hold no commas.
+  const shmSize = attrs['shm-size'] ? Number(attrs['shm-size']) : 0;
+  if (!Number.isSafeInteger(shmSize) || shmSize < 0) throw new UnsupportedRequest(`shm-size ${attrs['shm-size']!.slice(0, 40)}: give a number of bytes`);
+  const list = (key: string) => (attrs[key] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   return {
     filename: attrs.filename || 'Dockerfile',
     dockerfileLocal: attrs.dockerfilekey || 'dockerfile',
@@ -75,6 +84,9 @@ export function dockerfileAttrs(req: buildkit.SolveRequest): DockerfileAttrs {
     contextUrl,
     forceLocalDockerfile: 'dockerfilekey' in attrs,
     namedContexts: pick('context:'),
+    addHosts: list('add-hosts'),
+    shmSize,
+    ulimits: list('ulimit'),
   };
 }
 
@@ -114,6 +126,7 @@ export function toBuildyardRequest(req: buildkit.SolveRequest, attrs: Dockerfile
     contextId, dockerfile, dockerfileName: attrs.filename, buildArgs: attrs.buildArgs, target: attrs.target, platforms: attrs.platforms,
     cacheFrom: cacheSpecs(req.Cache?.Imports ?? []), cacheTo: cacheSpecs(req.Cache?.Exports ?? []), outputs: outputsOf(req),
     labels: attrs.labels, noCache: attrs.noCache, noCacheFilter: attrs.noCacheFilter, network: attrs.network, dockerignore: dockerignore ?? Buffer.alloc(0),
+    addHosts: attrs.addHosts, shmSize: attrs.shmSize, ulimits: attrs.ulimits,
     // buildctl/buildx --allow: checked against the tenant's auth.entitlements like `buildyard build --allow`.
     entitlements: req.Entitlements,
     attests: attestsOf(req.FrontendAttrs),

@@ -4,6 +4,7 @@ import { basename, resolve } from 'node:path';
 import { formatPlatform, normalizePlatform, parseReference } from '@buildyard/oci';
 import type { KeyValueSpec } from '@buildyard/proto';
 import { usageError } from './ClientError.js';
+import { parseShmSize, parseUlimit, ResourceOptionError } from '@buildyard/dockerfile';
 import { parseCsv, parseCsvAttrs } from './parseCsv.js';
 import { parseAttestFlags } from './parseAttests.js';
 import { checkSshSpecs, parseSshSpec, type SshSpec } from './sshAgents.js';
@@ -44,7 +45,6 @@ export interface BuildFlags {
   attest?: string[];
   provenance?: string;
   sbom?: string;
-  /** --shm-size and --ulimit: refused (see parseBuildFlags). */
   shmSize?: string;
   ulimit?: string[];
   progress?: string;
@@ -79,6 +79,10 @@ export interface BuildOptions {
   allow: string[];
   /** `name:ip` entries; the server checks them. */
   addHosts: string[];
+  /** /dev/shm of RUN steps in bytes; 0: the default 64MB. */
+  shmSize: number;
+  /** RUN steps' rlimits, `name=soft:hard`. */
+  ulimits: string[];
   progress: ProgressMode;
   metadataFile?: string;
   iidfile?: string;
@@ -288,10 +292,7 @@ export function parseBuildFlags(flags: BuildFlags, penv: ParseEnv): BuildOptions
       throw usageError('--push: no image name; add -t NAME[:TAG] or --output type=image,name=NAME,push=true');
     }
   }
-  // The executor runs every RUN with a fixed 64MB /dev/shm and the worker's RLIMIT_NOFILE; a
-  // build that asked for others would behave differently than the user expects, so refuse.
-  if (flags.shmSize !== undefined) throw usageError(`--shm-size "${flags.shmSize.slice(0, 40)}": not supported; buildyard runs RUN steps with a fixed 64MB /dev/shm, drop the flag`);
-  if (flags.ulimit?.length) throw usageError(`--ulimit "${flags.ulimit[0].slice(0, 60)}": not supported; buildyard runs RUN steps with the worker's limits (nofile 1048576), drop the flag`);
+  const { shmSize, ulimits } = parseResourceFlags(flags);
   const platforms = parsePlatforms(flags.platform);
   const attests = parseAttestFlags(flags, penv.env);
   // Attestations make an index even of one platform's image (buildx's default provenance does), so index: annotations apply.
@@ -319,10 +320,29 @@ export function parseBuildFlags(flags: BuildFlags, penv: ParseEnv): BuildOptions
     network,
     allow: splitList(flags.allow),
     addHosts: splitList(flags.addHost),
+    shmSize,
+    ulimits,
     attests,
     progress,
     ...(flags.metadataFile ? { metadataFile: resolve(penv.cwd, flags.metadataFile) } : {}),
     ...(flags.iidfile ? { iidfile: resolve(penv.cwd, flags.iidfile) } : {}),
     notes,
   };
+}
+
+/** --shm-size and --ulimit, checked before the upload with the parser the server uses. */
+function parseResourceFlags(flags: BuildFlags): { shmSize: number; ulimits: string[] } {
+  const checked = <T>(flag: string, parse: () => T): T => {
+    try {
+      return parse();
+    } catch (err) {
+      if (err instanceof ResourceOptionError) throw usageError(`${flag}: ${err.message}`);
+      throw err;
+    }
+  };
+  const ulimits = (flags.ulimit ?? []).map((u) => checked('--ulimit', () => {
+    const { name, soft, hard } = parseUlimit(u.slice(0, 200));
+    return `${name}=${soft}:${hard}`;
+  }));
+  return { shmSize: flags.shmSize === undefined ? 0 : checked('--shm-size', () => parseShmSize(flags.shmSize!)), ulimits };
 }

@@ -110,7 +110,7 @@ test('registry auth: only registries the build names', () => {
   ]);
 });
 
-test('--annotation becomes BuildKit exporter attributes on every image-writing output; --shm-size and --ulimit are refused', () => {
+test('--annotation becomes BuildKit exporter attributes on every image-writing output; --shm-size and --ulimit as go-units reads them', () => {
   const penv = { env: {}, cwd: '/w' };
   const o = parseBuildFlags({ tag: ['r/a:1'], push: true, platform: ['linux/amd64,linux/arm64'], output: ['type=local,dest=out', 'type=oci,dest=a.tar'],
     annotation: ['k=v', 'index:i=1', 'manifest[linux/arm64]:m=2', 'manifest:x=a=b'] }, penv);
@@ -120,8 +120,12 @@ test('--annotation becomes BuildKit exporter attributes on every image-writing o
   assert.throws(() => parseBuildFlags({ annotation: ['index:i=1'], provenance: 'false' }, penv), /single-platform build/);
   assert.throws(() => parseBuildFlags({ annotation: ['bogus:k=v'] }, penv), /write KEY=VALUE, index:KEY=VALUE/);
   assert.throws(() => parseBuildFlags({ annotation: ['manifest[nope/]:k=v'] }, penv), /platform "nope\/"/);
-  assert.throws(() => parseBuildFlags({ shmSize: '1g' }, penv), (e: ClientError) => e.exitCode === 2 && /--shm-size "1g": not supported/.test(e.message));
-  assert.throws(() => parseBuildFlags({ ulimit: ['nofile=1:1'] }, penv), (e: ClientError) => e.exitCode === 2 && /--ulimit/.test(e.message));
+  const limits = parseBuildFlags({ shmSize: '1g', ulimit: ['nofile=1024:2048', 'nproc=64'] }, penv);
+  assert.equal(limits.shmSize, 1024 ** 3);
+  assert.deepEqual(limits.ulimits, ['nofile=1024:2048', 'nproc=64:64']);
+  assert.equal(parseBuildFlags({}, penv).shmSize, 0);
+  assert.throws(() => parseBuildFlags({ shmSize: 'big' }, penv), (e: ClientError) => e.exitCode === 2 && /^--shm-size: invalid shm size "big"/.test(e.message));
+  assert.throws(() => parseBuildFlags({ ulimit: ['nofile=2:1'] }, penv), (e: ClientError) => e.exitCode === 2 && /^--ulimit: ulimit soft limit must be less than or equal to hard limit: 2 > 1/.test(e.message));
   assert.equal(parseBuildFlags({ iidfile: 'iid' }, penv).iidfile, '/w/iid');
 });
 

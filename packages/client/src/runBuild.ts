@@ -173,6 +173,8 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
       network: opts.network,
       entitlements: opts.allow,
       addHosts: opts.addHosts,
+      shmSize: opts.shmSize,
+      ulimits: opts.ulimits,
       attests: opts.attests,
       registryAuth,
       dockerignore: input.dockerignore,

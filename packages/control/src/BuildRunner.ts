@@ -12,7 +12,7 @@ import type { ContextStore } from '@buildyard/context';
 import { readManifest } from '@buildyard/context';
 import { fromRedis, stageResultSchema, type BuildRecords, type BuildSecrets, type RedisKeys, type StagePayload } from '@buildyard/contracts';
 import { allowedEntitlements, missingEntitlement, type Entitlement } from './entitlements.js';
-import { parseAddHosts } from './addHosts.js';
+import { parseRunStepOptions, type RunStepOptions } from './runStepOptions.js';
 import { outputAnnotations } from './outputAnnotations.js';
 import { RemoteContextError, type RemoteContexts } from './remoteContexts.js';
 import { exporterFor, parseOutputs, runExport, unreportedStep, type ExportStep, type ParsedOutput } from './exporters/index.js';
@@ -122,8 +122,8 @@ export class BuildRunner {
       try { allowed = allowedEntitlements(req.entitlements, granted); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'entitlement.denied' }); }
       let attestOptions: AttestationOptions;
       try { attestOptions = parseAttests(req.attests); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'request.invalid' }); }
-      let extraHosts: ReturnType<typeof parseAddHosts>;
-      try { extraHosts = parseAddHosts(req.addHosts); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'request.invalid' }); }
+      let runOptions: RunStepOptions;
+      try { runOptions = parseRunStepOptions(req); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'request.invalid' }); }
       let namedContexts: Record<string, NamedContextSource> = {};
       if (req.contextUrl || Object.keys(req.namedContexts).length > 0) {
         if (!this.deps.remoteContexts) throw new BuildFailure('this frontend does not fetch remote or named contexts: pass a directory', { code: 'context.remote' });
@@ -137,7 +137,7 @@ export class BuildRunner {
       }
       const imageSources: ImageSourceRecord[] = [];
       const plan = await tracer.startActiveSpan('plan', async (planSpan) => {
-        try { return await this.plan(req, tenant, registry, signal, extraHosts, imageSources, namedContexts, progress); } finally { planSpan.end(); }
+        try { return await this.plan(req, tenant, registry, signal, runOptions, imageSources, namedContexts, progress); } finally { planSpan.end(); }
       });
       const missing = missingEntitlement(plan, req.network, allowed, granted);
       if (missing) throw new BuildFailure(missing.message, { file: req.dockerfileName || 'Dockerfile', line: missing.line, code: 'entitlement.denied' });
@@ -251,7 +251,7 @@ export class BuildRunner {
     }
   }
 
-  private async plan(req: SolveRequest, tenant: string, registry: RegistryClient, signal: AbortSignal, extraHosts: { host: string; ip: string }[], imageSources: ImageSourceRecord[], namedContexts: Record<string, NamedContextSource>, progress: ProgressWriter): Promise<BuildPlan> {
+  private async plan(req: SolveRequest, tenant: string, registry: RegistryClient, signal: AbortSignal, runOptions: RunStepOptions, imageSources: ImageSourceRecord[], namedContexts: Record<string, NamedContextSource>, progress: ProgressWriter): Promise<BuildPlan> {
     const remote = this.deps.remoteContexts;
     const gitSources = new Map<string, Promise<Extract<NamedContextSource, { kind: 'context' }>>>();
     const text = Buffer.from(req.dockerfile).toString('utf8');
@@ -272,7 +272,7 @@ export class BuildRunner {
       noCache: req.noCache,
       dockerfileName: req.dockerfileName || 'Dockerfile',
       resolveImage: recordingResolver(registryImageResolver(registry, signal), imageSources),
-      extraHosts,
+      ...runOptions,
       namedContexts,
       ...(remote ? { resolveGit: (url: string, o: { keepGitDir: boolean; checksum?: string }) => {
         // Once per build and URL: every platform's plan copies the same checkout.

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { BuildPlan } from '@buildyard/graph';
 import { allowedEntitlements, missingEntitlement, parseEntitlements } from './entitlements.js';
-import { parseAddHosts } from './addHosts.js';
+import { parseAddHosts } from './runStepOptions.js';
 
 test('entitlements are granted per tenant, * for every tenant, and nothing by default', () => {
   const granted = parseEntitlements(['alice:network.host', '*:security.insecure', 'team:a:network.host']);

@@ -67,6 +67,11 @@ export interface PlanOptions {
   dockerfileName?: string;
   /** The build's --add-host entries, given to every RUN (BuildKit's dockerui ExtraHosts). */
   extraHosts?: { host: string; ip: string }[];
+  /** --shm-size in bytes: every RUN gets a /dev/shm tmpfs of that size (dockerfile2llb's shm
+   *  mount, so it is part of the step's key); 0 or absent: the executor's 64MB. */
+  shmSize?: number;
+  /** --ulimit: every RUN's rlimits (BuildKit's exec meta Ulimit, part of the key). */
+  ulimits?: { name: string; soft: number; hard: number }[];
   /** --build-context name=VALUE: what a FROM, COPY --from or mount from= of that name reads. */
   namedContexts?: Record<string, NamedContextSource>;
   /** The git source for `ADD <git URL>`: the checkout as a stored context (the frontend fetches
@@ -864,6 +869,7 @@ class PlatformPlanner {
         args = [...shell, script];
       }
     } else args = [...shell, ins.args[0]];
+    if (this.opts.shmSize) mounts.push({ type: 'tmpfs', target: '/dev/shm', size: this.opts.shmSize });
     const { env, keyEnv, argPairs } = this.runEnv(st);
     // llb's exec: the first ssh socket is SSH_AUTH_SOCK unless the env already names one.
     const firstSsh = mounts.find((m) => m.type === 'ssh');
@@ -876,6 +882,7 @@ class PlatformPlanner {
     // dockerui reads the sandbox hostname from this build arg and gives it to every RUN.
     const hostname = this.p.buildArg('BUILDKIT_SANDBOX_HOSTNAME');
     const extraHosts = this.opts.extraHosts?.length ? this.opts.extraHosts.map((h) => ({ host: h.host, ip: h.ip })) : undefined;
+    const ulimits = this.opts.ulimits?.length ? this.opts.ulimits.map((u) => ({ name: u.name, soft: u.soft, hard: u.hard })) : undefined;
     const v: Omit<ExecVertex, 'digest' | 'cacheKey'> = {
       kind: 'exec',
       args,
@@ -886,13 +893,14 @@ class PlatformPlanner {
       security,
       ...(hostname ? { hostname } : {}),
       ...(extraHosts ? { extraHosts } : {}),
+      ...(ulimits ? { ulimits } : {}),
       mounts,
       ...(heredocs ? { heredocs } : {}),
       inputs,
       name: this.vertexName(st, ins),
       line: ins.startLine,
     };
-    this.addVertex(st, v, inputKeys, content, { kind: 'exec', args, env: keyEnv, cwd, user, network, security, ...(hostname ? { hostname } : {}), ...(extraHosts ? { extraHosts } : {}), mounts, heredocs, inputs: inputs.map((i) => (i.kind === 'stage' ? { kind: 'stage' } : i)) });
+    this.addVertex(st, v, inputKeys, content, { kind: 'exec', args, env: keyEnv, cwd, user, network, security, ...(hostname ? { hostname } : {}), ...(extraHosts ? { extraHosts } : {}), ...(ulimits ? { ulimits } : {}), mounts, heredocs, inputs: inputs.map((i) => (i.kind === 'stage' ? { kind: 'stage' } : i)) });
     const prefix = argPairs.length > 0 ? `|${argPairs.length} ${argPairs.join(' ')} ` : '';
     this.history(st, `RUN ${prefix}${args.join(' ')} # buildkit`, false);
   }

@@ -414,3 +414,16 @@ test('step names follow BuildKit: no stage name in a one-stage Dockerfile, step 
   assert.equal(runs[9], '[b 11/11] RUN echo 9');
   assert.ok(names(long).includes('[stage-1 2/2] RUN true'), names(long).join('\n'));
 });
+
+test('--shm-size gives every RUN a /dev/shm tmpfs and --ulimit its rlimits, both part of the key', async () => {
+  const text = 'FROM base\nRUN make\n';
+  const plain = target(await plan(text)).vertices[0] as ExecVertex;
+  const sized = target(await plan(text, { shmSize: 128 * 1024 ** 2, ulimits: [{ name: 'nofile', soft: 1024, hard: 2048 }] })).vertices[0] as ExecVertex;
+  assert.deepEqual(plain.mounts.filter((m) => m.target === '/dev/shm'), []);
+  assert.equal(plain.ulimits, undefined);
+  assert.deepEqual(sized.mounts.filter((m) => m.target === '/dev/shm'), [{ type: 'tmpfs', target: '/dev/shm', size: 128 * 1024 ** 2 }]);
+  assert.deepEqual(sized.ulimits, [{ name: 'nofile', soft: 1024, hard: 2048 }]);
+  assert.notEqual(plain.cacheKey, sized.cacheKey);
+  const otherLimit = target(await plan(text, { shmSize: 128 * 1024 ** 2, ulimits: [{ name: 'nofile', soft: 1024, hard: 4096 }] })).vertices[0] as ExecVertex;
+  assert.notEqual(otherLimit.cacheKey, sized.cacheKey);
+});

@@ -116,6 +116,9 @@ export interface ExecVertex extends VertexBase {
   /** The build's --add-host entries, written into the step's /etc/hosts (part of the key, as
    *  in BuildKit's exec meta). */
   extraHosts?: { host: string; ip: string }[];
+  /** The build's --ulimit list (part of the key, as BuildKit's exec meta Ulimit); absent: the
+   *  executor's default rlimits. */
+  ulimits?: { name: string; soft: number; hard: number }[];
   mounts: RunMount[];
   heredocs?: RunHeredocFile[];
   /** Inputs other than the parent state (stages/images used by mounts). */

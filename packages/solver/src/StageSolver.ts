@@ -322,6 +322,7 @@ export class StageSolver {
           security: vertex.security,
           ...(vertex.hostname ? { hostname: vertex.hostname } : {}),
           ...(vertex.extraHosts ? { extraHosts: vertex.extraHosts } : {}),
+          ...(vertex.ulimits ? { ulimits: vertex.ulimits } : {}),
           egress: req.egress,
           limits: req.limits,
           platform: stage.platform,

@@ -96,6 +96,13 @@ export interface SolveRequest {
    * empty, and the Dockerfile is read from it unless `dockerfile` is given.
    */
   contextUrl: string;
+  /**
+   * Size of /dev/shm in RUN steps, bytes (buildx --shm-size, BuildKit's shm-size attribute);
+   * 0: the default 64MB.
+   */
+  shmSize: number;
+  /** Rlimits of RUN steps, "name=soft[:hard]" as buildx --ulimit (BuildKit's ulimit attribute). */
+  ulimits: string[];
 }
 
 export interface SolveRequest_BuildArgsEntry {
@@ -822,6 +829,8 @@ function createBaseSolveRequest(): SolveRequest {
     attests: [],
     contextName: "",
     contextUrl: "",
+    shmSize: 0,
+    ulimits: [],
   };
 }
 
@@ -901,6 +910,12 @@ export const SolveRequest: MessageFns<SolveRequest> = {
     }
     if (message.contextUrl !== "") {
       writer.uint32(330).string(message.contextUrl);
+    }
+    if (message.shmSize !== 0) {
+      writer.uint32(400).int64(message.shmSize);
+    }
+    for (const v of message.ulimits) {
+      writer.uint32(410).string(v!);
     }
     return writer;
   },
@@ -1127,6 +1142,22 @@ export const SolveRequest: MessageFns<SolveRequest> = {
             message.contextUrl = reader.string();
             continue;
           }
+          case 50: {
+            if (tag !== 400) {
+              break;
+            }
+
+            message.shmSize = longToNumber(reader.int64());
+            continue;
+          }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.ulimits.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1283,6 +1314,14 @@ export const SolveRequest: MessageFns<SolveRequest> = {
         : isSet(object.context_url)
         ? globalThis.String(object.context_url)
         : "",
+      shmSize: isSet(object.shmSize)
+        ? globalThis.Number(object.shmSize)
+        : isSet(object.shm_size)
+        ? globalThis.Number(object.shm_size)
+        : 0,
+      ulimits: globalThis.Array.isArray(object?.ulimits)
+        ? object.ulimits.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1381,6 +1420,12 @@ export const SolveRequest: MessageFns<SolveRequest> = {
     if (message.contextUrl !== "") {
       obj.contextUrl = message.contextUrl;
     }
+    if (message.shmSize !== 0) {
+      obj.shmSize = Math.round(message.shmSize);
+    }
+    if (message.ulimits?.length) {
+      obj.ulimits = message.ulimits;
+    }
     return obj;
   },
 
@@ -1438,6 +1483,8 @@ export const SolveRequest: MessageFns<SolveRequest> = {
     message.attests = object.attests?.map((e) => KeyValueSpec.fromPartial(e)) || [];
     message.contextName = object.contextName ?? "";
     message.contextUrl = object.contextUrl ?? "";
+    message.shmSize = object.shmSize ?? 0;
+    message.ulimits = object.ulimits?.map((e) => e) || [];
     return message;
   },
 };
