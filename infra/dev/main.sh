@@ -11,7 +11,7 @@ state_dir=${BUILDYARD_CLUSTER_DIR:-/var/lib/buildyard/cluster}
 npm run build --silent
 cluster=$(node apps/cli/bin/buildyard.js up --workers 2 --state-dir "$state_dir" --json)
 registry=$(node -e 'console.log(JSON.parse(process.argv[1]).registry)' "$cluster")
-dashboard=$(node -e 'console.log(JSON.parse(process.argv[1]).dashboard)' "$cluster")
+dashboard=$(node -e 'console.log(JSON.parse(process.argv[1]).dashboardUrl)' "$cluster")
 image="$registry/buildyard/example:latest"
 
 node apps/cli/bin/buildyard.js build \
@@ -25,5 +25,5 @@ echo
 echo "pushed $image:"
 node apps/cli/bin/buildyard.js imagetools inspect "$image"
 echo
-echo "dashboard: $dashboard/?token=$(cat "$state_dir/token")"
+echo "dashboard: $dashboard"
 echo "stop the cluster with: npx buildyard down --state-dir $state_dir"

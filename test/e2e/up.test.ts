@@ -11,7 +11,7 @@ const repoRoot = resolve(import.meta.dirname, '../..');
 const bin = join(repoRoot, 'apps/cli/bin/buildyard.js');
 const built = ['apps/cli/dist/main.js', 'apps/buildyardd/dist/main.js', 'apps/worker/dist/main.js', 'apps/dashboard/dist/main.js'].every((f) => existsSync(join(repoRoot, f)));
 
-test('up starts a cluster that answers, is idempotent, builds the multi-platform example; down leaves nothing', { skip: !built && 'run npm run build first (npm test does)' }, () => {
+test('up starts a cluster that answers, is idempotent, builds the multi-platform example; down leaves nothing', { skip: !built && 'run npm run build first (npm test does)' }, async () => {
   const work = mkdtempSync(join(tmpdir(), 'buildyard-up-'));
   const stateDir = join(work, 'cluster');
   const env = { ...process.env, XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: '', BUILDYARD_TOKEN: '' };
@@ -24,6 +24,16 @@ test('up starts a cluster that answers, is idempotent, builds the multi-platform
   assert.match(endpoints.frontend, /^tcp:\/\/127\.0\.0\.1:\d+$/);
   assert.match(endpoints.registry, /^127\.0\.0\.1:\d+$/);
   assert.match(endpoints.dashboard, /^http:\/\/127\.0\.0\.1:\d+$/);
+  assert.equal(endpoints.dashboardUrl.startsWith(`${endpoints.dashboard}/?token=`), true, endpoints.dashboardUrl);
+  // The URL opens the dashboard: its token signs the browser in (a cookie, then the page).
+  const opened = await fetch(endpoints.dashboardUrl, { redirect: 'manual' });
+  assert.equal(opened.status, 303);
+  assert.match(opened.headers.get('set-cookie') ?? '', /HttpOnly/i);
+  const page = await fetch(new URL(opened.headers.get('location') ?? '/', endpoints.dashboard), { headers: { cookie: (opened.headers.get('set-cookie') ?? '').split(';')[0] } });
+  assert.equal(page.status, 200);
+  // It is the dashboard's read token, not the build token: the build token does not open it.
+  const buildToken = readFileSync(join(stateDir, 'token'), 'utf8').trim();
+  assert.equal((await fetch(`${endpoints.dashboard}/?token=${buildToken}`, { redirect: 'manual' })).status, 401);
   // Redis requires the password up generated, kept 0600 in the state dir (issue 14).
   assert.equal(statSync(join(stateDir, 'redis-password')).mode & 0o777, 0o600);
   assert.equal(endpoints.redisPasswordFile, join(stateDir, 'redis-password'));

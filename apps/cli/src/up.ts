@@ -17,12 +17,12 @@ export function registerUpCommands(program: Command): void {
       const { startLocalCluster } = await cluster();
       const info = await startLocalCluster({ stateDir: o.stateDir, workers: o.workers, onStep: o.json ? undefined : (m) => process.stderr.write(`=> ${m}\n`) });
       if (o.json) {
-        console.log(JSON.stringify({ frontend: info.frontend, registry: info.registry, dashboard: info.dashboard, redis: info.redis.replace(/\/\/:[^@]*@/, '//'), redisPasswordFile: `${info.stateDir}/redis-password`, builder: info.builder, stateDir: info.stateDir, workers: info.workers, buildkit: info.buildkit }));
+        console.log(JSON.stringify({ frontend: info.frontend, registry: info.registry, dashboard: info.dashboard, dashboardUrl: info.dashboardUrl, redis: info.redis.replace(/\/\/:[^@]*@/, '//'), redisPasswordFile: `${info.stateDir}/redis-password`, builder: info.builder, stateDir: info.stateDir, workers: info.workers, buildkit: info.buildkit }));
         return;
       }
       console.log(`frontend   ${info.frontend}  (builder "${info.builder}", now the default)`);
       console.log(`registry   ${info.registry}`);
-      console.log(`dashboard  ${info.dashboard}/?token=<the token in ${info.stateDir}/token>`);
+      console.log(`dashboard  ${info.dashboardUrl}`);
       console.log(`workers    ${info.workers}`);
       if (info.buildkit) {
         const { addr, cacert, cert, key } = info.buildkit;

@@ -16,6 +16,9 @@ export interface LocalClusterInfo {
   frontend: string;
   registry: string;
   dashboard: string;
+  /** The dashboard with its read token: opening it signs the browser in (read-only). The read
+   *  token is the dashboard's own, not the build token, so showing it grants no builds. */
+  dashboardUrl: string;
   redis: string;
   stateDir: string;
   builder: string;
@@ -78,7 +81,10 @@ function tcpAnswers(port: number): Promise<boolean> {
 export async function readLocalCluster(stateDir: string): Promise<LocalClusterInfo | undefined> {
   try {
     const info = JSON.parse(await readFile(clusterFile(stateDir), 'utf8')) as LocalClusterInfo;
-    return Object.values(info.pids).every(alive) ? info : undefined;
+    if (!Object.values(info.pids).every(alive)) return undefined;
+    // Clusters started before the dashboard had a read token of its own read with the build token.
+    info.dashboardUrl ??= `${info.dashboard}/?token=${(await readFile(join(stateDir, 'token'), 'utf8')).trim()}`;
+    return info;
   } catch {
     return undefined;
   }
@@ -122,6 +128,7 @@ export async function startLocalCluster(options: { stateDir: string; workers: nu
 
     const token = randomBytes(24).toString('hex');
     const adminToken = randomBytes(24).toString('hex');
+    const dashboardReadToken = randomBytes(24).toString('hex');
     await writeFile(join(stateDir, 'token'), token + '\n', { mode: 0o600 });
     const env = {
       BUILDYARD_REDIS_URL: redisUrl,
@@ -145,7 +152,7 @@ export async function startLocalCluster(options: { stateDir: string; workers: nu
     }
     step('starting the dashboard');
     const dashboardLog = launch('dashboard', process.execPath, [programs.dashboard], {
-      ...env, BUILDYARD_DASHBOARD_LISTEN: `127.0.0.1:${dashboardPort}`, BUILDYARD_DASHBOARD_READ_TOKEN: token, BUILDYARD_DASHBOARD_ADMIN_TOKEN: adminToken,
+      ...env, BUILDYARD_DASHBOARD_LISTEN: `127.0.0.1:${dashboardPort}`, BUILDYARD_DASHBOARD_READ_TOKEN: dashboardReadToken, BUILDYARD_DASHBOARD_ADMIN_TOKEN: adminToken,
     });
     await waitFor('the frontend', async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok, frontendLog);
     await waitFor('the dashboard', async () => (await fetch(`http://127.0.0.1:${dashboardPort}/healthz`)).ok, dashboardLog);
@@ -159,6 +166,7 @@ export async function startLocalCluster(options: { stateDir: string; workers: nu
     await store.create({ name: LOCAL_BUILDER, endpoint: `tcp://127.0.0.1:${frontendPort}`, tokenFile: join(stateDir, 'token') }, { use: true });
     const info: LocalClusterInfo = {
       frontend: `tcp://127.0.0.1:${frontendPort}`, registry: `127.0.0.1:${registryPort}`, dashboard: `http://127.0.0.1:${dashboardPort}`,
+      dashboardUrl: `http://127.0.0.1:${dashboardPort}/?token=${dashboardReadToken}`,
       redis: redisUrl, stateDir, builder: LOCAL_BUILDER, workers: options.workers, pids, dashboardAdminToken: adminToken,
       buildkit: { addr: `tcp://127.0.0.1:${buildkitPort}`, cacert: pki.caCert, cert: pki.clientCert, key: pki.clientKey },
     };
