@@ -38,6 +38,7 @@ async function main(): Promise<void> {
   };
   const frontend = new Frontend({
     sourcePolicy,
+    fetchLimits: { connectTimeoutMs: config.limits.fetchConnectTimeoutMs, idleTimeoutMs: config.limits.fetchIdleTimeoutMs },
     redis, keys, log, scheduler, workers, tokens, version,
     sharedDir: config.sharedDir || `${config.stateDir}/shared`,
     stateDir: config.stateDir,

@@ -55,6 +55,8 @@ export interface FrontendOptions {
   /** The network policy of what the frontend fetches for a tenant's build (git contexts): the
    *  workers' egress rules (buildyardd gives them); absent, nothing is refused. */
   sourcePolicy?: (tenant: string) => ((address: string) => string | undefined) | undefined;
+  /** Connect and idle limits of those fetches (limits.fetchConnectTimeoutMs, fetchIdleTimeoutMs). */
+  fetchLimits?: { connectTimeoutMs: number; idleTimeoutMs: number };
   /** How long build records and their event streams (logs) are kept (history.retentionMs). */
   historyRetentionMs?: number;
 }
@@ -126,7 +128,7 @@ export class Frontend {
     this.records = new BuildRecords(opts.redis, this.keys, { retentionMs: opts.historyRetentionMs });
     this.history = new BuildHistory(opts.redis, this.keys, this.records);
     this.contexts = new ContextStore({ root: `${opts.sharedDir}/contexts`, maxContextBytes: opts.maxContextBytes, maxFiles: opts.maxContextFiles });
-    this.remoteContexts = new RemoteContexts({ contexts: this.contexts, scratchDir: `${opts.stateDir ?? opts.sharedDir}/git-fetch`, policy: opts.sourcePolicy });
+    this.remoteContexts = new RemoteContexts({ contexts: this.contexts, scratchDir: `${opts.stateDir ?? opts.sharedDir}/git-fetch`, policy: opts.sourcePolicy, ...opts.fetchLimits });
     this.blobs = openSharedBlobStore({
       type: opts.blobStore?.type ?? 'fs', repository: opts.blobStore?.repository, sharedDir: `${opts.sharedDir}/blobs`,
       localDir: `${opts.stateDir ?? opts.sharedDir}/frontend-blobs`, clientOptions: { insecureHosts: opts.insecureRegistries, dockerConfig: false },

@@ -26,6 +26,9 @@ export interface RemoteContextsOptions {
   policy?: (tenant: string) => AddressPolicy | undefined;
   /** Whole fetch (default 600 s). */
   timeoutMs?: number;
+  /** Connect and idle limits of each connection (limits.fetchConnectTimeoutMs / fetchIdleTimeoutMs). */
+  connectTimeoutMs?: number;
+  idleTimeoutMs?: number;
 }
 
 /** Where a fetch shows as a step (a ProgressWriter, or the BuildKit endpoint's status stream). */
@@ -142,7 +145,10 @@ export class RemoteContexts {
     const workDir = join(this.opts.scratchDir, randomUUID());
     try {
       const policy = this.opts.policy?.(tenant);
-      const gitOpts = { ref, workDir, signal, ...(policy ? { refuse: policy } : {}), timeoutMs: this.opts.timeoutMs ?? 600_000 };
+      const gitOpts = {
+        ref, workDir, signal, ...(policy ? { refuse: policy } : {}), timeoutMs: this.opts.timeoutMs ?? 600_000,
+        ...(this.opts.connectTimeoutMs ? { connectTimeoutMs: this.opts.connectTimeoutMs } : {}), ...(this.opts.idleTimeoutMs ? { idleTimeoutMs: this.opts.idleTimeoutMs } : {}),
+      };
       await mkdir(workDir, { recursive: true });
       const commit = await resolveGitCommit(gitOpts);
       if (ref.checksum && !commit.startsWith(ref.checksum)) throw new RemoteContextError(`git ${redact(url)}: ref "${ref.ref || 'HEAD'}" is commit ${commit}, not the expected ${ref.checksum.slice(0, 64)}`);

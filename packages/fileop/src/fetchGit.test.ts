@@ -83,3 +83,29 @@ test('a subdir through a symlink, a missing ref and ssh URLs fail in one line', 
   await assert.rejects(fetch(`${server.http}/missing.git`), GitFetchError);
   assert.equal((await stat(join(server.root, 'app.git'))).isDirectory(), true);
 });
+
+test('a server that accepts and never answers ends the fetch after the idle limit; an abort ends it at once and closes the connection', async () => {
+  const { createServer } = await import('node:net');
+  const sockets: import('node:net').Socket[] = [];
+  const closed: Promise<void>[] = [];
+  // Reading (and dropping) what arrives, so the peer's close is seen.
+  const silent = createServer((s) => { sockets.push(s); closed.push(new Promise((r) => s.once('close', () => r()))); s.on('error', () => {}); s.resume(); });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+  const port = (silent.address() as { port: number }).port;
+  try {
+    const ref = parseGitRef(`http://127.0.0.1:${port}/stall.git`)!;
+    const workDir = await mkdtemp(join(tmpdir(), 'fetchgit-'));
+    dirs.push(workDir);
+    await assert.rejects(resolveGitCommit({ ref, workDir, refuse, idleTimeoutMs: 300 }), (e: unknown) => e instanceof GitFetchError && /127\.0\.0\.1:\d+ sent nothing for 300 ms/.test(e.message) && !e.message.includes('\n'));
+    await Promise.all(closed);
+    const abort = new AbortController();
+    const pending = resolveGitCommit({ ref, workDir, refuse, signal: abort.signal });
+    const before = sockets.length;
+    await new Promise<void>((r) => { const check = () => (sockets.length > before ? r() : silent.once('connection', () => r())); check(); });
+    abort.abort(new Error('cancelled by the test'));
+    await assert.rejects(pending, /cancelled by the test/);
+    await Promise.all(closed.slice(before));
+  } finally {
+    silent.close();
+  }
+});

@@ -21,6 +21,8 @@ export interface GitFetchOptions {
   /** The whole git command (default 600 s). */
   timeoutMs?: number;
   connectTimeoutMs?: number;
+  /** Longest silence from the remote (default 60 s). */
+  idleTimeoutMs?: number;
   /** Most bytes the remote may send (default 2 GiB). */
   maxBytes?: number;
   gitBinary?: string;
@@ -71,7 +73,7 @@ export async function fetchGit(opts: GitFetchOptions & { commit: string }): Prom
     // needs a server that allows it, else everything is fetched and the commit looked up.
     await git(['fetch', '-q', '--depth=1', '--no-tags', 'origin', named ? ref.ref : commit]);
   } catch (err) {
-    if (!(err instanceof GitFetchError) || /not reachable from builds|more than \d+ bytes|timed out/.test(err.message)) throw err;
+    if (!(err instanceof GitFetchError) || /not reachable from builds|more than \d+ bytes|timed out|sent nothing for/.test(err.message)) throw err;
     await git(['fetch', '-q', '--no-tags', 'origin', '+refs/heads/*:refs/remotes/origin/*', '+refs/tags/*:refs/tags/*']);
   }
   const fetched = (await git(['rev-parse', '--verify', '-q', named ? 'FETCH_HEAD^{commit}' : `${commit}^{commit}`]).catch(() => '')).trim();
@@ -129,7 +131,7 @@ async function runGit(opts: GitFetchOptions, args: string[], cwd: string | undef
   }
   const home = join(opts.workDir, 'home');
   await mkdir(home, { recursive: true });
-  const proxy = await startGitEgressProxy({ refuse: opts.refuse, maxBytes: opts.maxBytes ?? 2 * 1024 ** 3, connectTimeoutMs: opts.connectTimeoutMs ?? 30_000 });
+  const proxy = await startGitEgressProxy({ refuse: opts.refuse, maxBytes: opts.maxBytes ?? 2 * 1024 ** 3, connectTimeoutMs: opts.connectTimeoutMs ?? 30_000, idleTimeoutMs: opts.idleTimeoutMs ?? 60_000 });
   try {
     const proxyCommand = join(home, 'git-proxy.cjs');
     await writeFile(proxyCommand, PROXY_COMMAND(proxy.port));
@@ -151,7 +153,7 @@ async function runGit(opts: GitFetchOptions, args: string[], cwd: string | undef
         const failure = proxy.failure();
         if (opts.signal?.aborted) { reject(opts.signal.reason); return; }
         if (failure instanceof AddressRefusedError) { reject(new GitFetchError(`git ${shown(opts.ref)}: ${failure.message}`)); return; }
-        if (failure instanceof GitFetchLimitError) { reject(new GitFetchError(`git ${shown(opts.ref)}: ${failure.message}; fetch a smaller repository or subdirectory`)); return; }
+        if (failure instanceof GitFetchLimitError) { reject(new GitFetchError(`git ${shown(opts.ref)}: ${failure.message}`)); return; }
         if ((err as { killed?: boolean }).killed) { reject(new GitFetchError(`git ${shown(opts.ref)}: timed out after ${opts.timeoutMs ?? 600_000} ms`)); return; }
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') { reject(new GitFetchError('the git binary is not installed on the builder: install git (infra/dev/setup.sh)')); return; }
         const line = stderr.split('\n').map((l) => l.trim()).filter(Boolean).pop() ?? `exit ${String((err as { code?: unknown }).code)}`;

@@ -24,6 +24,8 @@ export interface GitEgressProxyOptions {
   /** Most bytes the remote may send over all connections. */
   maxBytes: number;
   connectTimeoutMs: number;
+  /** Longest silence from the remote on a connection (a server that accepts and never answers). */
+  idleTimeoutMs: number;
 }
 
 /** A limit of the fetch was hit (size); its message is for the user. */
@@ -38,7 +40,7 @@ export async function startGitEgressProxy(opts: GitEgressProxyOptions): Promise<
   const count = (chunk: Buffer, abort: () => void) => {
     received += chunk.length;
     if (received > opts.maxBytes) {
-      note(new GitFetchLimitError(`the repository sent more than ${opts.maxBytes} bytes`));
+      note(new GitFetchLimitError(`the repository sent more than ${opts.maxBytes} bytes; fetch a smaller repository or subdirectory`));
       abort();
     }
   };
@@ -56,6 +58,14 @@ export async function startGitEgressProxy(opts: GitEgressProxyOptions): Promise<
     socket.once('error', (err) => { clearTimeout(timer); reject(err); });
   });
 
+  /** Ends both sides of a tunnel or request when the remote stays silent too long. */
+  const idle = (remote: Socket, host: string, close: () => void) => {
+    remote.setTimeout(opts.idleTimeoutMs, () => {
+      note(new GitFetchLimitError(`${host} sent nothing for ${opts.idleTimeoutMs} ms; check that the git server answers`));
+      close();
+    });
+  };
+
   const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
     // Plain http: git asks for an absolute URI; only http:// is forwarded this way.
     let target: URL;
@@ -72,7 +82,7 @@ export async function startGitEgressProxy(opts: GitEgressProxyOptions): Promise<
       method: req.method, headers, agent: false,
       ...(opts.refuse ? { lookup: vettedLookup(opts.refuse) } : {}),
     });
-    upstream.once('socket', (s) => track(s));
+    upstream.once('socket', (s) => { track(s); idle(s, target.host, () => { s.destroy(); upstream.destroy(); res.destroy(); }); });
     upstream.once('response', (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
       up.on('data', (chunk: Buffer) => count(chunk, () => { up.destroy(); res.destroy(); }));
@@ -92,6 +102,7 @@ export async function startGitEgressProxy(opts: GitEgressProxyOptions): Promise<
     if (!m) { client.end('HTTP/1.1 400 Bad Request\r\n\r\n'); return; }
     open(m[1]!, Number(m[2])).then((remote) => {
       track(remote);
+      idle(remote, req.url ?? '', () => { remote.destroy(); client.destroy(); });
       remote.on('error', () => client.destroy());
       remote.on('close', () => client.destroy());
       client.on('close', () => remote.destroy());

@@ -4,7 +4,8 @@
 // "outside" the cluster). Prints `ready <httpPort> <daemonPort|0>` once both listen; each
 // request it serves is reported as `request <method> <path>` so tests see what a fetch asked.
 // Usage: node gitHttpServer.mjs <projectRoot> <host> <port|0> [daemon]
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { createServer } from 'node:http';
 import { createServer as createTcp } from 'node:net';
 
@@ -65,7 +66,8 @@ server.listen(Number(portArg), host, () => {
   probe.listen(0, host, () => {
     const daemonPort = probe.address().port;
     probe.close(() => {
-      const d = spawn('git', ['daemon', '--export-all', '--reuseaddr', `--base-path=${root}`, `--listen=${host}`, `--port=${daemonPort}`, root], { stdio: ['ignore', 'ignore', 'pipe'] });
+      // git-daemon itself, not the `git daemon` wrapper: killing the wrapper would orphan it.
+      const d = spawn(join(execFileSync('git', ['--exec-path'], { encoding: 'utf8' }).trim(), 'git-daemon'), ['--export-all', '--reuseaddr', `--base-path=${root}`, `--listen=${host}`, `--port=${daemonPort}`, root], { stdio: ['ignore', 'ignore', 'pipe'] });
       let said = false;
       d.stderr.on('data', (c) => { process.stderr.write(c); });
       process.on('exit', () => d.kill('SIGKILL'));

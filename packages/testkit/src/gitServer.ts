@@ -45,7 +45,8 @@ export async function startGitServer(opts: { host?: string; netns?: string; daem
     ? spawn('ip', ['netns', 'exec', opts.netns, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
     : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const requests: string[] = [];
-  const stopNow = () => { proc.kill('SIGKILL'); rmSync(root, { recursive: true, force: true }); };
+  // SIGTERM: the server's exit handler then stops its git-daemon too.
+  const stopNow = () => { proc.kill('SIGTERM'); rmSync(root, { recursive: true, force: true }); };
   process.once('exit', stopNow);
   const ports = await new Promise<[number, number]>((resolve, reject) => {
     createInterface({ input: proc.stdout! }).on('line', (line) => {
