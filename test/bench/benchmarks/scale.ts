@@ -142,7 +142,7 @@ export const scaleBenchmark: Benchmark = {
         let fleet: Fleet | undefined;
         try {
           fleet = await startFleet(redis.url, prefix, n, ctx.log);
-          // One heartbeat period (3 s) so every consumer is in its steady idle loop.
+          // Settled past start-up (registration, first fetches) before the idle window.
           await new Promise((r) => setTimeout(r, 3500));
           const conns = (await connectedClients(info)) - base;
           const c0 = await commandCalls(info);
