@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import type { ContextEntry } from '@buildyard/context';
 import { filterEntries, keepGitDirArg } from './remoteContexts.js';
 
-const dir = (path: string): ContextEntry => ({ path, mode: 0o40755, size: 0, digest: '' });
-const file = (path: string): ContextEntry => ({ path, mode: 0o100644, size: 1, digest: 'sha256:' + 'a'.repeat(64) });
+const dir = (path: string): ContextEntry => ({ path, mode: 0o40755, size: 0, digest: '', linkTarget: '' });
+const file = (path: string): ContextEntry => ({ path, mode: 0o100644, size: 1, digest: 'sha256:' + 'a'.repeat(64), linkTarget: '' });
 
 test('filterEntries: excluded files and directories go, a ! exception keeps its parents, the order stays sorted', () => {
   const entries = [file('a.txt'), dir('a'), file('a/keep.txt'), file('a/x.log'), dir('node_modules'), file('node_modules/m.js'), file('z.log')];
