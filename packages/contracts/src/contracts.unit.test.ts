@@ -9,7 +9,8 @@ import {
 test('every key lives under the one configured prefix', () => {
   const k = redisKeys('team-a:by');
   const all = [k.builds, k.build('b'), k.buildSecrets('b'), k.frontend('f'), k.progress('b'), k.cache.blobRefs, k.cache.records('t'), k.cache.lru('t'),
-    k.leases.expiries, k.leases.build('b'), k.scheduler.build('b'), k.scheduler.bullPrefix, k.scheduler.workerAlive('w')];
+    k.leases.expiries, k.leases.build('b'), k.scheduler.build('b'), k.scheduler.bullPrefix, k.scheduler.workerBeats,
+    k.scheduler.platformWorkers('linux/amd64', 'native'), k.scheduler.idleConsumers('stages-w-w'), k.scheduler.wakeChannel('w')];
   for (const key of all) assert.ok(key.startsWith('team-a:by:'), key);
   assert.equal(k.cache.tenantOfLru(k.cache.lru('acme')), 'acme');
   // The default keeps the names deployments already have.
