@@ -9,7 +9,8 @@ if old[1] then
 end
 redis.call('DEL', wk)
 redis.call('HSET', wk, 'nativePlatforms', ARGV[5], 'emulatedPlatforms', ARGV[6], 'capacity', ARGV[7],
-  'cacheBytes', ARGV[8], 'version', ARGV[9], 'running', 0, 'draining', draining, 'registeredAt', ARGV[2])
+  'cacheBytes', ARGV[8], 'version', ARGV[9], 'running', 0, 'draining', draining, 'registeredAt', ARGV[2],
+  'lastHeartbeat', ARGV[2])
 local expiry = nowMs() + ttl
 redis.call('ZADD', BEATS, expiry, id)
 if draining == '1' then

@@ -111,8 +111,7 @@ export class WorkerRegistry {
       const h: Record<string, string> = {};
       for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]] = flat[i + 1];
       const w = fromRedis(workerHashSchema, h, `the registry record of worker ${id}`);
-      // The heartbeat writes only its expiry (Redis's clock); the beat was one TTL before it.
-      return { id, ...w, lastHeartbeat: Number(expiry) - this.heartbeatTtlMs };
+      return { id, ...w, lastHeartbeat: w.lastHeartbeat ?? Number(expiry) - this.heartbeatTtlMs };
     });
   }
 
