@@ -19,7 +19,7 @@ export interface DashboardStateOptions {
   /** Scheduler key prefix when it differs from `<keys.prefix>:sched` (tests use private ones). */
   prefix?: string;
   /** Must equal the frontend's limits.tenantConcurrency: the Scheduler records it in Redis. */
-  tenantLimit?: number;
+  tenantLimit?: number | 'fleet';
   /** Shown as the cache "store" (config blobStore.type). */
   blobStore?: string;
 }

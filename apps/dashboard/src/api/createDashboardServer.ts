@@ -21,7 +21,7 @@ export interface DashboardServerOptions {
   keys?: RedisKeys;
   /** Scheduler key prefix when it differs from `<keys.prefix>:sched` (tests use private ones). */
   prefix?: string;
-  tenantLimit?: number;
+  tenantLimit?: number | 'fleet';
   blobStore?: string;
   sampleIntervalMs?: number;
   metrics?: BuildyardMetrics;
