@@ -1,42 +1,22 @@
 // The frontend's side of SSH agent forwarding against real Redis and a real ssh-agent: the
 // worker's side of each test is SshRelay's own (a unix socket relayed as a worker relays it);
 // the whole chain through a cluster is test/e2e/sshForward.test.ts.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { SshRelay, redisKeys } from '@buildyard/contracts';
-import { startRedis, startSshAgent, until, type RedisService, type SshAgentService } from '@buildyard/testkit';
+import { sshAdd, sshRelayFixture, until } from '@buildyard/testkit';
 import { forwardSshAgents, type SshAgentSource } from './sshForwarding.js';
 
 const keys = redisKeys('ssh-test');
 const secretsKey = randomBytes(32).toString('hex');
-let redisService: RedisService;
-let redis: Redis;
-let agent: SshAgentService;
-let dir: string;
-
-before(async () => {
-  redisService = await startRedis();
-  redis = new Redis(redisService.url);
-  agent = await startSshAgent();
-  dir = mkdtempSync(join(tmpdir(), 'buildyard-ssh-relay-'));
-});
-after(async () => {
-  redis?.disconnect();
-  await redisService?.stop();
-  await agent?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+const ssh = sshRelayFixture('ssh-relay');
 
 /** A worker's end: a unix socket whose connections `relay` carries as `buildId`'s agent `id`. */
 async function workerSocket(relay: SshRelay, buildId: string, id: string): Promise<{ path: string; close(): void }> {
-  const path = join(dir, `${randomBytes(6).toString('hex')}.sock`);
+  const path = join(ssh.dir, `${randomBytes(6).toString('hex')}.sock`);
   const sockets = new Set<Socket>();
   const ended = new AbortController();
   const server = createServer((socket) => {
@@ -49,22 +29,16 @@ async function workerSocket(relay: SshRelay, buildId: string, id: string): Promi
   return { path, close: () => { ended.abort(); for (const socket of sockets) socket.destroy(); server.close(); } };
 }
 
-function sshAdd(socket: string, ...args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => execFile('ssh-add', args, { env: { ...process.env, SSH_AUTH_SOCK: socket } }, (err, stdout, stderr) => {
-    resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out: stdout + stderr });
-  }));
-}
-
 /** The client's agent, recording which ids were dialled. */
 function clientAgent(ids: string[]): SshAgentSource & { dialled: string[] } {
   const dialled: string[] = [];
-  return { ids, dialled, dial: async (id) => { dialled.push(id); return connect(agent.socket); } };
+  return { ids, dialled, dial: async (id) => { dialled.push(id); return connect(ssh.agent.socket); } };
 }
 
-const buildKeys = async (buildId: string) => redis.keys(`${keys.prefix}:ssh:${buildId}:*`);
+const buildKeys = async (buildId: string) => ssh.redis.keys(`${keys.prefix}:ssh:${buildId}:*`);
 
 test('ssh-add in a step lists and signs with the client\'s agent through the relay; nothing of it stays in Redis after the build', async () => {
-  const relay = new SshRelay(redis, secretsKey, keys);
+  const relay = new SshRelay(ssh.redis, secretsKey, keys);
   const buildId = `b-${randomBytes(4).toString('hex')}`;
   assert.equal(await relay.offered(buildId), undefined, 'no offer: the client forwards nothing');
   await relay.offer(buildId, ['default'], 60_000);
@@ -76,9 +50,9 @@ test('ssh-add in a step lists and signs with the client\'s agent through the rel
   try {
     const listed = await sshAdd(worker.path, '-l');
     assert.equal(listed.code, 0, listed.out);
-    assert.ok(listed.out.includes(agent.key.fingerprint), listed.out);
+    assert.ok(listed.out.includes(ssh.agent.key.fingerprint), listed.out);
     // -T: a signature made by the client's agent, verified with the public key.
-    const signed = await sshAdd(worker.path, '-T', agent.key.publicPath);
+    const signed = await sshAdd(worker.path, '-T', ssh.agent.key.publicPath);
     assert.equal(signed.code, 0, signed.out);
     assert.deepEqual(client.dialled, ['default', 'default']);
     // Each connection's lists go once both its ends are done.
@@ -93,7 +67,7 @@ test('ssh-add in a step lists and signs with the client\'s agent through the rel
 });
 
 test('an agent id the client does not forward is refused at the frontend: the client is never asked', async () => {
-  const relay = new SshRelay(redis, secretsKey, keys);
+  const relay = new SshRelay(ssh.redis, secretsKey, keys);
   const buildId = `b-${randomBytes(4).toString('hex')}`;
   await relay.offer(buildId, ['default'], 60_000);
   const client = clientAgent(['default']);
@@ -104,7 +78,7 @@ test('an agent id the client does not forward is refused at the frontend: the cl
   try {
     const refused = await sshAdd(other.path, '-l');
     assert.notEqual(refused.code, 0, refused.out);
-    assert.doesNotMatch(refused.out, new RegExp(agent.key.fingerprint.replace(/[+/]/g, '\\$&')));
+    assert.doesNotMatch(refused.out, new RegExp(ssh.agent.key.fingerprint.replace(/[+/]/g, '\\$&')));
     assert.equal((await sshAdd(forwarded.path, '-l')).code, 0);
     assert.deepEqual(client.dialled, ['default'], 'only the forwarded id reached the client');
   } finally {
@@ -116,7 +90,7 @@ test('an agent id the client does not forward is refused at the frontend: the cl
 });
 
 test('the attacker: open requests and frames not sealed for this build with the cluster\'s key reach no agent', async () => {
-  const relay = new SshRelay(redis, secretsKey, keys);
+  const relay = new SshRelay(ssh.redis, secretsKey, keys);
   const victim = `victim-${randomBytes(4).toString('hex')}`;
   const attackerBuild = `attacker-${randomBytes(4).toString('hex')}`;
   await relay.offer(victim, ['default'], 60_000);
@@ -124,14 +98,14 @@ test('the attacker: open requests and frames not sealed for this build with the 
 
   // 1. A request genuinely sealed for the victim's build, copied into another build's list.
   await relay.requestOpen(victim, 'default');
-  const [sealedForVictim] = await redis.lrangeBuffer(keys.ssh.open(victim), 0, 0);
-  await redis.rpush(keys.ssh.open(attackerBuild), sealedForVictim);
-  await redis.del(keys.ssh.open(victim));
+  const [sealedForVictim] = await ssh.redis.lrangeBuffer(keys.ssh.open(victim), 0, 0);
+  await ssh.redis.rpush(keys.ssh.open(attackerBuild), sealedForVictim);
+  await ssh.redis.del(keys.ssh.open(victim));
   // 2. Someone who can write to Redis but lacks BUILDYARD_SECRETS_KEY asks for the victim's agent.
-  const forger = new SshRelay(redis, randomBytes(32).toString('hex'), keys);
+  const forger = new SshRelay(ssh.redis, randomBytes(32).toString('hex'), keys);
   const forged = await workerSocket(forger, victim, 'default');
   const forgedRun = sshAdd(forged.path, '-l');
-  await until('the forged request to be queued', async () => (await redis.llen(keys.ssh.open(victim))) > 0);
+  await until('the forged request to be queued', async () => (await ssh.redis.llen(keys.ssh.open(victim))) > 0);
 
   const victimClient = clientAgent(['default']);
   const attackerClient = clientAgent(['default']);
@@ -155,10 +129,10 @@ test('the attacker: open requests and frames not sealed for this build with the 
   // The forged connection got no answer: ssh-add fails once the "worker" drops it.
   const run = await forgedRun;
   assert.notEqual(run.code, 0, run.out);
-  assert.ok(!run.out.includes(agent.key.fingerprint), run.out);
+  assert.ok(!run.out.includes(ssh.agent.key.fingerprint), run.out);
 });
 
 test('a builder without the secrets key refuses to forward an agent rather than relay it in the clear', async () => {
-  const relay = new SshRelay(redis, '', keys);
+  const relay = new SshRelay(ssh.redis, '', keys);
   await assert.rejects(relay.offer('b-nokey', ['default'], 60_000), /no secrets key \(BUILDYARD_SECRETS_KEY\)/);
 });

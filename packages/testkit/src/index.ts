@@ -10,3 +10,4 @@ export { startSshAgent, makeSshKey, type SshAgentService, type SshKey } from './
 export { referenceTools, referenceToolsDir, type ReferenceTool } from './referenceTools.js';
 export { startRegistryProxy, type RegistryProxy, type ProxyOptions } from './registryProxy.js';
 export { startGitServer, type GitServer } from './gitServer.js';
+export { sshRelayFixture, sshAdd, type SshRelayFixture } from './sshRelayFixture.js';
