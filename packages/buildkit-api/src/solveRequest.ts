@@ -118,7 +118,11 @@ export function attestsOf(attrs: Record<string, string>): KeyValueSpec[] {
   });
 }
 
-const cacheSpecs = (entries: buildkit.CacheOptionsEntry[]): KeyValueSpec[] => entries.map((e) => ({ type: e.Type, attrs: { ...e.Attrs } }));
+const cacheSpecs = (entries: buildkit.CacheOptionsEntry[]): KeyValueSpec[] => entries.map((e) => {
+  // BuildKit moves a local cache through the session's content service, which this endpoint does not serve.
+  if (e.Type === 'local') throw new UnsupportedRequest('cache type=local is not supported through the BuildKit endpoint: use type=registry,ref=REF or type=inline (buildyard build supports type=local)');
+  return { type: e.Type, attrs: { ...e.Attrs } };
+});
 
 /** Buildyard's own SolveRequest for a dockerfile.v0 solve, whose context is already stored. */
 export function toBuildyardRequest(req: buildkit.SolveRequest, attrs: DockerfileAttrs, contextId: string, dockerfile: Buffer, dockerignore: Buffer | undefined): SolveRequest {
