@@ -41,6 +41,7 @@ interface Io {
 
 // The lazily loaded parts (see the imports above); each is one chunk of the bundle.
 const buildModule = () => import('./load/build.js');
+const callModule = () => import('./load/call.js');
 const builderModule = () => import('./load/builders.js');
 const registryModule = () => import('./load/registry.js');
 
@@ -122,7 +123,17 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .option('-q, --quiet', 'print only the image digest on success')
     .option('--metadata-file <file>', 'write the build result metadata (buildx keys) to this JSON file')
     .option('--builder <name>', 'builder to use (default: BUILDYARD_BUILDER or the current builder)')
+    .option('--call <request>', 'what to do instead of building: build | check | outline | targets [,format=json] (answered from the Dockerfile, no upload)')
+    .option('--check', 'shorthand for --call=check: lint the Dockerfile, exit 1 on warnings')
     .action(async (context: string, opts: Record<string, unknown>) => {
+      if (opts.call !== undefined || opts.check) {
+        const { parseCall, runCall } = await callModule();
+        const call = parseCall(opts.call as string | undefined, !!opts.check);
+        if (call.name !== 'build') {
+          setExit(await runCall({ call, context, file: opts.file as string | undefined, target: opts.target as string | undefined, buildArg: opts.buildArg as string[] | undefined, env: io.env, stdin: io.stdin, stdout: io.stdout }));
+          return;
+        }
+      }
       const flags: BuildFlags = {
         file: opts.file as string | undefined,
         tag: opts.tag as string[] | undefined,

@@ -13,5 +13,7 @@ export { parse, INSTRUCTIONS, type ParsedDockerfile, type ParsedStage, type Inst
 export { planBuild, DEFAULT_PATH, PROXY_ARGS, type PlanOptions, type ImageResolver, type ResolvedImage } from './planBuild.js';
 // Git URLs as the build context, --build-context values and ADD sources (BuildKit's dfgitutil).
 export { parseGitRef, isGitTransport, GitRefError, type GitRef } from '@buildyard/fileop';
+// RUN --mount parsing, for `build --call=outline` (secrets and ssh mounts of a target).
+export { parseRunMount, type ParsedMount } from './instructions/runMount.js';
 export { namedContextKey, type NamedContextSource } from './namedContexts.js';
 export { parseShmSize, parseUlimit, ramInBytes, ResourceOptionError, type Ulimit } from './instructions/units.js';
