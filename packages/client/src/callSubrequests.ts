@@ -2,7 +2,7 @@
 // frontend/subrequests/{targets,outline,lint}). Answered on the client: the CLI already holds the
 // Dockerfile and @buildyard/dockerfile is the parser the frontend plans with, so uploading the
 // context and asking the builder would return the same answer, only later and over the network.
-import { parse, parseRunMount, type Instruction, type ParsedDockerfile, type ParsedStage } from '@buildyard/dockerfile';
+import { parse, parseRunMount, suggest, type Instruction, type ParsedDockerfile, type ParsedStage } from '@buildyard/dockerfile';
 import { usageError } from './ClientError.js';
 import { dockerfileExcerpt } from './formatBuildError.js';
 import { parseBuildArgs } from './parseBuildFlags.js';
@@ -298,12 +298,16 @@ export function lintDockerfile(df: ParsedDockerfile): LintWarning[] {
     }
     const platform = platformFlag(from);
     for (const v of varsIn(`${from.args[0]} ${platform ?? ''}`)) {
-      if (!metaNames.has(v) && !BUILTIN_ARGS.has(v)) warn('UndefinedArgInFrom', `FROM argument '${v}' is not declared`, from);
+      if (metaNames.has(v) || BUILTIN_ARGS.has(v)) continue;
+      const hint = suggest(v, [...metaNames, ...BUILTIN_ARGS], true);
+      warn('UndefinedArgInFrom', `FROM argument '${v}' is not declared${hint ? ` (did you mean ${hint}?)` : ''}`, from);
     }
     if (platform === '$TARGETPLATFORM' || platform === '${TARGETPLATFORM}') {
       warn('RedundantTargetPlatform', `Setting platform to predefined ${platform} in FROM is redundant as this is the default behavior`, from);
     }
     let workdirSet = false;
+    // BuildKit leaves shell-form CMD/ENTRYPOINT alone once SHELL chose the shell on purpose.
+    let shellSet = false;
     const seen = new Map<string, Instruction[]>();
     for (const ins of s.instructions) {
       if (ins.keyword === 'WORKDIR') {
@@ -313,7 +317,8 @@ export function lintDockerfile(df: ParsedDockerfile): LintWarning[] {
         }
         workdirSet = true;
       }
-      if ((ins.keyword === 'CMD' || ins.keyword === 'ENTRYPOINT') && !ins.json && ins.heredocs.length === 0) {
+      if (ins.keyword === 'SHELL') shellSet = true;
+      if ((ins.keyword === 'CMD' || ins.keyword === 'ENTRYPOINT') && !ins.json && !shellSet && ins.heredocs.length === 0) {
         warn('JSONArgsRecommended', `JSON arguments recommended for ${ins.keyword} to prevent unintended behavior related to OS signals`, ins);
       }
       if (['CMD', 'ENTRYPOINT', 'HEALTHCHECK'].includes(ins.keyword)) seen.set(ins.keyword, [...(seen.get(ins.keyword) ?? []), ins]);

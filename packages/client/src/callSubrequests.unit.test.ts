@@ -82,8 +82,10 @@ test('check: BuildKit rules and messages', () => {
     'ReservedStageName@2: Stage name should not use the same name as reserved stage "context"',
   ]);
   assert.deepEqual(details('FROM scratch\nCMD mycommand\nENTRYPOINT ["x"]\n'), ['JSONArgsRecommended@2: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals']);
+  assert.deepEqual(details('FROM scratch\nSHELL ["/bin/bash", "-c"]\nCMD mycommand\n'), []);
   assert.deepEqual(details('FROM scratch\nMAINTAINER me@example.com\n'), ['MaintainerDeprecated@2: Maintainer instruction is deprecated in favor of using label']);
-  assert.deepEqual(details('ARG BASE=alpine\nFROM ${BASE}\nFROM ${BULIDPLATFORM:-busybox}\nFROM --platform=$TARGETOS alpine\n'), ["UndefinedArgInFrom@3: FROM argument 'BULIDPLATFORM' is not declared"]);
+  assert.deepEqual(details('ARG BASE=alpine\nFROM ${BASE}\nFROM ${BULIDPLATFORM:-busybox}\nFROM --platform=$TARGETOS alpine\n'), ["UndefinedArgInFrom@3: FROM argument 'BULIDPLATFORM' is not declared (did you mean BUILDPLATFORM?)"]);
+  assert.deepEqual(details('FROM ${NOPE}\n'), ["UndefinedArgInFrom@1: FROM argument 'NOPE' is not declared"]);
   assert.deepEqual(details('FROM scratch\nWORKDIR app/\nWORKDIR subdir\n'), ['WorkdirRelativePath@2: Relative workdir "app/" can have unexpected results if the base image changes']);
   assert.deepEqual(details('FROM scratch\nWORKDIR /app\nWORKDIR subdir\n'), []);
   assert.deepEqual(details('FROM scratch\nCMD ["a"]\nCMD ["b"]\nHEALTHCHECK NONE\nENTRYPOINT ["c"]\nFROM scratch\nCMD ["d"]\n'), [

@@ -15,5 +15,7 @@ export { planBuild, DEFAULT_PATH, PROXY_ARGS, type PlanOptions, type ImageResolv
 export { parseGitRef, isGitTransport, GitRefError, type GitRef } from '@buildyard/fileop';
 // RUN --mount parsing, for `build --call=outline` (secrets and ssh mounts of a target).
 export { parseRunMount, type ParsedMount } from './instructions/runMount.js';
+// BuildKit's "(did you mean X?)" search, for the lint messages of `build --check`.
+export { suggest } from './instructions/suggest.js';
 export { namedContextKey, type NamedContextSource } from './namedContexts.js';
 export { parseShmSize, parseUlimit, ramInBytes, ResourceOptionError, type Ulimit } from './instructions/units.js';
