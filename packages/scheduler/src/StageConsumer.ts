@@ -378,9 +378,6 @@ export class StageConsumer {
       }
       const json = JSON.stringify(result ?? null);
       await store.complete(data.ref, this.id, emulated, json, jobId);
-      // The dependents are ready now: place them while BullMQ records the job's end (a chain's
-      // next stage should not wait for that round trip). The slot is freed below, on return.
-      void this.dispatcher!.dispatch().catch((err) => this.report(err));
       await job.moveToCompleted(result ?? null, token, false).catch(() => undefined);
     } finally {
       clearInterval(lockTimer);
