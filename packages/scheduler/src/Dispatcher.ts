@@ -110,14 +110,44 @@ export class Dispatcher {
     const placed = new Map<string, number>();
     const chosen: Array<{ info: StageDispatchInfo; queue: string; jobId: string }> = [];
     const failed = new Map<string, string>();
+    const live = (info: StageDispatchInfo) => view.platforms.get(info.platform) ?? { native: 0, emulated: 0 };
+    const choose = (info: StageDispatchInfo) => choosePlacement(info.platform, info.inputWorkers, live(info), view.holders, placed);
+    const bind = (info: StageDispatchInfo, queue: string, jobId: string, worker?: string) => {
+      if (worker) placed.set(worker, (placed.get(worker) ?? 0) + 1);
+      chosen.push({ info, queue, jobId });
+    };
+    // Stages of one pass that compete (for a shared platform queue, or with a stage this pass
+    // gave an input holder), and dependents beyond a holder's first, go to idle consumers first,
+    // one each, to consumers this pass gave nothing: independent
+    // stages then run side by side on different workers, where otherwise the first consumer
+    // woken would fetch them back to back (or the holder would take them all). A holder keeps its
+    // first dependent (its inputs are local there); a lone stage keeps the shared queue.
+    const spread: Array<{ info: StageDispatchInfo; jobId: string; queue: string; overflow: boolean }> = [];
+    const sharedQueue = (info: StageDispatchInfo) => platformQueueName(info.platform, live(info).native > 0 ? 'native' : 'emulated');
     for (const info of infos) {
-      const p = choosePlacement(info.platform, info.inputWorkers, view.platforms.get(info.platform) ?? { native: 0, emulated: 0 }, view.holders, placed);
+      const p = choose(info);
       if ('error' in p) {
         failed.set(info.buildId, p.error);
         continue;
       }
-      if (p.worker) placed.set(p.worker, (placed.get(p.worker) ?? 0) + 1);
-      chosen.push({ info, queue: p.queue, jobId: jobIdFor(info.ref, kind === 'd' ? String(info.dispatches) : `r${Date.now()}`) });
+      const jobId = jobIdFor(info.ref, kind === 'd' ? String(info.dispatches) : `r${Date.now()}`);
+      if (p.worker && !placed.has(p.worker)) bind(info, p.queue, jobId, p.worker);
+      else spread.push({ info, jobId, queue: sharedQueue(info), overflow: p.worker !== undefined });
+    }
+    const competing = new Map<string, number>();
+    for (const s of spread) competing.set(s.queue, (competing.get(s.queue) ?? 0) + 1);
+    // A stage competes when this pass places another beside it (on its queue, or on a holder).
+    const toIdle = new Set(spread.filter((s) => s.overflow || placed.size > 0 || competing.get(s.queue)! > 1));
+    const idle = toIdle.size > 0 ? await this.idleConsumers([...toIdle].map((s) => s.queue), placed.size) : new Map<string, string[]>();
+    for (const s of spread) {
+      const free = toIdle.has(s) ? idle.get(s.queue)?.find((id) => !placed.has(id)) : undefined;
+      if (free) {
+        bind(s.info, workerQueueName(free), s.jobId, free);
+        continue;
+      }
+      const p = choose(s.info);
+      if ('error' in p) failed.set(s.info.buildId, p.error);
+      else bind(s.info, p.queue, s.jobId, p.worker);
     }
     // Aborted first: their other stages' markQueued then refuses (the stage is cancelled).
     for (const [buildId, error] of failed) await this.applyAbort(await this.store.abort(buildId, 'failed', error));
@@ -147,6 +177,19 @@ export class Dispatcher {
     for (const c of add) perQueue.set(c.queue, (perQueue.get(c.queue) ?? 0) + 1);
     await this.registry.wake(perQueue);
     return failed.size > 0;
+  }
+
+  /**
+   * Up to (stages + `taken`) idle consumers of each shared queue, in one round trip: enough to
+   * give each stage one that this pass has not given a stage yet.
+   */
+  private async idleConsumers(queues: string[], taken: number): Promise<Map<string, string[]>> {
+    const counts = new Map<string, number>();
+    for (const q of queues) counts.set(q, (counts.get(q) ?? 0) + 1);
+    const pipeline = this.redis.pipeline();
+    for (const [q, n] of counts) pipeline.srandmember(this.keys.idleConsumers(q), n + taken);
+    const replies = (await pipeline.exec()) ?? [];
+    return new Map([...counts.keys()].map((q, i) => [q, (replies[i]?.[1] as string[] | null) ?? []]));
   }
 
   /** One FlowProducer adds jobs to any queue in one MULTI (no Queue object per queue name). */
