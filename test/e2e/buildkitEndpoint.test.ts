@@ -103,7 +103,7 @@ test('buildctl debug workers lists one entry per fleet worker with its platforms
   assert.match(run.stdout, /linux\/arm64/);
 });
 
-test('buildctl builds examples/multi-stage for two platforms and pushes an index skopeo reads; the middle stages ran on different workers', { skip }, async () => {
+test('buildctl builds examples/multi-stage for two platforms and pushes an index skopeo reads; the middle stages ran on both workers', { skip }, async () => {
   const image = `${cluster.registry.host}/buildkit/app:1`;
   const run = await buildctl('build', '--progress', 'plain', '--frontend', 'dockerfile.v0', '--local', `context=${example}`, '--local', `dockerfile=${example}`,
     '--opt', 'platform=linux/amd64,linux/arm64', '--opt', `build-arg:BASE=${cluster.busybox.reference}`, '--opt', 'no-cache=',
@@ -119,11 +119,12 @@ test('buildctl builds examples/multi-stage for two platforms and pushes an index
   assertExportProgress(run.stderr, image, true);
 
   const events = await latestBuildEvents();
-  const workersOf = (stage: string) => new Set(events.map((e) => e.vertex).filter((v) => v && v.stage === stage && v.platform === 'linux/amd64' && !v.cached && v.workerId).map((v) => v!.workerId));
-  const [client, server] = [workersOf('client'), workersOf('server')];
-  assert.equal(client.size, 1, 'one worker ran the amd64 client stage');
-  assert.equal(server.size, 1, 'one worker ran the amd64 server stage');
-  assert.notDeepEqual([...client], [...server], 'the two middle stages ran on different workers');
+  const workersOf = (stage: string, platform: string) => new Set(events.map((e) => e.vertex).filter((v) => v && v.stage === stage && v.platform === platform && !v.cached && v.workerId).map((v) => v!.workerId));
+  const middle = ['linux/amd64', 'linux/arm64'].flatMap((platform) => [workersOf('client', platform), workersOf('server', platform)]);
+  for (const workers of middle) assert.equal(workers.size, 1, 'one worker ran each middle stage');
+  // Four middle stages (client and server for two platforms) on two workers of two slots each:
+  // the fleet spreads them, so both workers ran some (which pairs share a worker is placement's choice).
+  assert.equal(new Set(middle.flatMap((w) => [...w])).size, 2, 'the middle stages ran on both workers');
 });
 
 test('a second identical build sends no unchanged file and runs no RUN', { skip }, async () => {

@@ -116,13 +116,12 @@ export class Dispatcher {
       if (worker) placed.set(worker, (placed.get(worker) ?? 0) + 1);
       chosen.push({ info, queue, jobId });
     };
-    // Stages of one pass that compete (for a shared platform queue, or with a stage this pass
-    // gave an input holder), and dependents beyond a holder's first, go to idle consumers first,
-    // one each, to consumers this pass gave nothing: independent
-    // stages then run side by side on different workers, where otherwise the first consumer
-    // woken would fetch them back to back (or the holder would take them all). A holder keeps its
-    // first dependent (its inputs are local there); a lone stage keeps the shared queue.
-    const spread: Array<{ info: StageDispatchInfo; jobId: string; queue: string; overflow: boolean }> = [];
+    // When a pass places two or more stages, those not given to an input holder (a holder gets
+    // its first dependent only: its inputs are local there) go to idle consumers' own queues, one
+    // each, to consumers this pass gave nothing: independent stages then run side by side on
+    // different workers, where the first consumer woken would fetch them back to back from a
+    // shared queue (or the holder would take them all). A lone stage keeps the shared queue.
+    const spread: Array<{ info: StageDispatchInfo; jobId: string; queue: string }> = [];
     const sharedQueue = (info: StageDispatchInfo) => platformQueueName(info.platform, live(info).native > 0 ? 'native' : 'emulated');
     for (const info of infos) {
       const p = choose(info);
@@ -132,15 +131,13 @@ export class Dispatcher {
       }
       const jobId = jobIdFor(info.ref, kind === 'd' ? String(info.dispatches) : `r${Date.now()}`);
       if (p.worker && !placed.has(p.worker)) bind(info, p.queue, jobId, p.worker);
-      else spread.push({ info, jobId, queue: sharedQueue(info), overflow: p.worker !== undefined });
+      else spread.push({ info, jobId, queue: sharedQueue(info) });
     }
-    const competing = new Map<string, number>();
-    for (const s of spread) competing.set(s.queue, (competing.get(s.queue) ?? 0) + 1);
-    // A stage competes when this pass places another beside it (on its queue, or on a holder).
-    const toIdle = new Set(spread.filter((s) => s.overflow || placed.size > 0 || competing.get(s.queue)! > 1));
-    const idle = toIdle.size > 0 ? await this.idleConsumers([...toIdle].map((s) => s.queue), placed.size) : new Map<string, string[]>();
+    // On any queue: the first consumer woken may serve several.
+    const compete = spread.length + placed.size > 1;
+    const idle = compete ? await this.idleConsumers(spread.map((s) => s.queue), placed.size) : new Map<string, string[]>();
     for (const s of spread) {
-      const free = toIdle.has(s) ? idle.get(s.queue)?.find((id) => !placed.has(id)) : undefined;
+      const free = idle.get(s.queue)?.find((id) => !placed.has(id));
       if (free) {
         bind(s.info, workerQueueName(free), s.jobId, free);
         continue;
