@@ -63,9 +63,13 @@ function hasModTime(e: ContextEntry): e is ContextEntry & { modTime: string } {
   return e.modTime !== undefined && e.modTime !== '0' && e.modTime !== '';
 }
 
-/** The entry's mtime as a Date-compatible seconds value for utimes (sub-microsecond kept), or 0. */
+/**
+ * The entry's mtime as seconds for utimes, or 0. Node (libuv) keeps whole microseconds of a
+ * double it truncates, and a double near today's times carries only ~0.24 µs: aiming at the
+ * middle of the microsecond makes the file's time that exact microsecond every time.
+ */
 export function modTimeSeconds(e: Pick<ContextEntry, 'modTime'>): number {
   if (e.modTime === undefined || e.modTime === '' || e.modTime === '0') return 0;
   const ns = BigInt(e.modTime);
-  return Number(ns / 1_000_000_000n) + Number(ns % 1_000_000_000n) / 1e9;
+  return Number(ns / 1_000_000_000n) + (Number((ns % 1_000_000_000n) / 1000n) + 0.5) / 1e6;
 }

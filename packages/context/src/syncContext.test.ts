@@ -253,7 +253,7 @@ test('materialize round-trips modes, empty dirs and symlinks; include filters', 
   const r = await syncContext(srv.client, dir, { cacheDir: false });
   const dest = join(tmp, 'modes-out');
   const res = await materializeContext(store, r.contextId, dest);
-  // Node's utimes sets microseconds, not the nanoseconds the walk reads (layers keep seconds).
+  // Node's utimes sets whole microseconds, not the nanoseconds the walk reads (layers keep seconds).
   const strip = (es: Awaited<ReturnType<typeof walkContext>>) => es.map((e) => ({ ...e, modTime: String(BigInt(e.modTime ?? '0') / 1000n) }));
   assert.deepEqual(strip(await walkContext(dest, { cacheDir: false })), strip(await walkContext(dir, { cacheDir: false })));
   assert.equal(await readlink(join(dest, 'link-to-run')), 'bin/run.sh');
