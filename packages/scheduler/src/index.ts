@@ -8,5 +8,6 @@ export { platformQueueName, workerQueueName, stageRef, parseStageRef, DEFAULT_PR
 export { choosePlacement, noWorkerMessage, type Placement, type StageJobData } from './Dispatcher.js';
 export { planStages } from './StageStore.js';
 export { isTerminalEvent } from './buildEvents.js';
+export { queueView, waitingStages, platformTotals, type HoldReason, type WaitingStage, type PlatformTenantQueue, type QueueViewInput } from './queueView.js';
 export type { RedisTarget } from './connectRedis.js';
 export type * from './types.js';
