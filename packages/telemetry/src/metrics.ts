@@ -7,6 +7,15 @@ export interface BuildyardMetrics {
   registry: Registry;
   /** Stage jobs per queue and state (`waiting`, `active`, ...); set by whoever samples BullMQ. */
   queueDepth: Gauge<'platform' | 'class' | 'state'>;
+  /**
+   * Runnable stages not running, per platform, tenant and what holds them (`tenant-limit`,
+   * `no-worker`, `workers-busy`, `worker-busy`, `queued`, `dispatching`, `dedupe`): unlike
+   * queueDepth this counts stages held back before any BullMQ queue. An autoscaler's input.
+   */
+  stagesWaiting: Gauge<'platform' | 'tenant' | 'reason'>;
+  stagesRunning: Gauge<'platform' | 'tenant'>;
+  /** How long the longest-waiting runnable stage of a platform has waited (0 when none waits). */
+  oldestWait: Gauge<'platform'>;
   /** Time a stage job spent queued before a worker took it. */
   queueWait: Histogram<'platform' | 'emulated'>;
   /** Wall time of one stage on a worker. */
@@ -30,6 +39,9 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
   return {
     registry,
     queueDepth: new Gauge({ name: 'buildyard_queue_depth', help: 'Stage jobs per queue and state', labelNames: ['platform', 'class', 'state'] as const, registers }),
+    stagesWaiting: new Gauge({ name: 'buildyard_stages_waiting', help: 'Runnable stages not running, by platform, tenant and what holds them', labelNames: ['platform', 'tenant', 'reason'] as const, registers }),
+    stagesRunning: new Gauge({ name: 'buildyard_stages_running', help: 'Stages running on workers, by platform and tenant', labelNames: ['platform', 'tenant'] as const, registers }),
+    oldestWait: new Gauge({ name: 'buildyard_stages_oldest_wait_seconds', help: 'Wait of the longest-waiting runnable stage per platform', labelNames: ['platform'] as const, registers }),
     queueWait: new Histogram({ name: 'buildyard_queue_wait_seconds', help: 'Time stage jobs waited in a queue', labelNames: ['platform', 'emulated'] as const, buckets: DURATION_BUCKETS, registers }),
     stageDuration: new Histogram({ name: 'buildyard_stage_duration_seconds', help: 'Duration of stages on workers', labelNames: ['platform', 'emulated'] as const, buckets: DURATION_BUCKETS, registers }),
     cacheHits: new Counter({ name: 'buildyard_cache_hits_total', help: 'Vertices answered from the cache', labelNames: ['platform'] as const, registers }),

@@ -14,8 +14,12 @@ test('metrics render with their names, labels and observed values', async () => 
   m.cacheHits.inc({ platform: 'linux/amd64' }, 5);
   m.bytesPushed.inc(1234);
   m.queueDepth.set({ platform: 'linux/amd64', class: 'native', state: 'waiting' }, 7);
+  m.stagesWaiting.set({ platform: 'linux/arm64', tenant: 'a', reason: 'tenant-limit' }, 2);
+  m.oldestWait.set({ platform: 'linux/arm64' }, 76);
   const { body, contentType } = await renderMetrics(m.registry);
   assert.match(contentType, /text\/plain/);
+  assert.match(body, /buildyard_stages_waiting\{platform="linux\/arm64",tenant="a",reason="tenant-limit"\} 2/);
+  assert.match(body, /buildyard_stages_oldest_wait_seconds\{platform="linux\/arm64"\} 76/);
   assert.match(body, /buildyard_stage_duration_seconds_bucket\{le="5",platform="linux\/arm64",emulated="true"\} 1/);
   assert.match(body, /buildyard_stage_duration_seconds_bucket\{le="2.5",platform="linux\/arm64",emulated="true"\} 0/);
   assert.match(body, /buildyard_cache_hits_total\{platform="linux\/amd64"\} 5/);
