@@ -109,88 +109,44 @@ function trimContinuation(line: string, escape: string): [string, boolean] {
   return [line, true];
 }
 
-/** Splits "--a=1 --b 'x y' rest" into flags and the remaining text (extractBuilderFlags). */
-function extractFlags(line: string): [string, string[]] {
-  const words: string[] = [];
-  let phase: 'spaces' | 'word' | 'quote' = 'spaces';
-  let word = '';
-  let quote = '';
-  let blankOK = false;
-  for (let pos = 0; pos <= line.length; pos++) {
-    const ch = pos < line.length ? line[pos] : '';
-    if (phase === 'spaces') {
-      if (pos === line.length) break;
-      if (isWs(ch)) continue;
-      if (ch !== '-' || pos + 1 === line.length || line[pos + 1] !== '-') return [line.slice(pos), words];
-      phase = 'word';
-    }
-    if (pos === line.length) {
-      if (word !== '--' && (blankOK || word.length > 0)) words.push(word);
-      break;
-    }
-    if (phase === 'word') {
-      if (isWs(ch)) {
-        phase = 'spaces';
-        if (word === '--') return [line.slice(pos), words];
-        if (blankOK || word.length > 0) words.push(word);
-        word = '';
-        blankOK = false;
-        continue;
-      }
-      if (ch === "'" || ch === '"') {
-        quote = ch;
-        blankOK = true;
-        phase = 'quote';
-        continue;
-      }
-      let c = ch;
-      if (c === '\\') {
-        if (pos + 1 === line.length) continue;
-        c = line[++pos];
-      }
-      word += c;
-      continue;
-    }
-    // in quote
-    if (ch === quote) {
-      phase = 'word';
-      continue;
-    }
-    let c = ch;
-    if (c === '\\') {
-      if (pos + 1 === line.length) {
-        phase = 'word';
-        continue;
-      }
-      c = line[++pos];
-    }
-    word += c;
-  }
-  return ['', words];
+/**
+ * BuildKit's two word scanners, one state machine: extractBuilderFlags (parser.go: leading
+ * `--flag` words, quotes and backslashes removed, the rest of the line returned) and parseWords
+ * (line_parsers.go: every word, quotes and escape tokens kept, escapes literal in single quotes).
+ */
+interface WordScan {
+  /** The escape character: always a backslash for flags, the Dockerfile's escape token for words. */
+  escape: string;
+  /** Keep quote characters and escapes in the words (parseWords). */
+  keep: boolean;
+  /** Stop at the first word not starting with `--`, or after a lone `--` (extractBuilderFlags). */
+  flagsOnly: boolean;
 }
 
-/** parseWords from BuildKit's line_parsers.go: splits on blanks, keeps quotes and escapes. */
-export function splitWordsKeepingQuotes(rest: string, escape: string): string[] {
+function scanWords(line: string, o: WordScan): [string, string[]] {
   const words: string[] = [];
   let phase: 'spaces' | 'word' | 'quote' = 'spaces';
   let word = '';
   let quote = '';
   let blankOK = false;
-  const chars = Array.from(rest);
+  const chars = Array.from(line);
+  const rest = (pos: number) => chars.slice(pos).join('');
   for (let pos = 0; pos <= chars.length; pos++) {
     let ch = pos < chars.length ? chars[pos] : '';
     if (phase === 'spaces') {
       if (pos === chars.length) break;
       if (isWs(ch)) continue;
+      if (o.flagsOnly && (ch !== '-' || chars[pos + 1] !== '-')) return [rest(pos), words];
       phase = 'word';
     }
     if (pos === chars.length) {
-      if (blankOK || word.length > 0) words.push(word);
+      if (!(o.flagsOnly && word === '--') && (blankOK || word.length > 0)) words.push(word);
       break;
     }
     if (phase === 'word') {
       if (isWs(ch)) {
         phase = 'spaces';
+        if (o.flagsOnly && word === '--') return [rest(pos), words];
         if (blankOK || word.length > 0) words.push(word);
         word = '';
         blankOK = false;
@@ -200,27 +156,42 @@ export function splitWordsKeepingQuotes(rest: string, escape: string): string[] 
         quote = ch;
         blankOK = true;
         phase = 'quote';
+        if (!o.keep) continue;
       }
-      if (ch === escape) {
+      if (ch === o.escape) {
         if (pos + 1 === chars.length) continue;
-        word += ch;
+        if (o.keep) word += ch;
         ch = chars[++pos];
       }
       word += ch;
       continue;
     }
-    if (ch === quote) phase = 'word';
-    if (ch === escape && quote !== "'") {
+    // in quote
+    if (ch === quote) {
+      phase = 'word';
+      if (!o.keep) continue;
+    }
+    if (ch === o.escape && !(o.keep && quote === "'")) {
       if (pos + 1 === chars.length) {
         phase = 'word';
         continue;
       }
-      word += ch;
+      if (o.keep) word += ch;
       ch = chars[++pos];
     }
     word += ch;
   }
-  return words;
+  return ['', words];
+}
+
+/** Splits "--a=1 --b 'x y' rest" into flags and the remaining text (extractBuilderFlags). */
+function extractFlags(line: string): [string, string[]] {
+  return scanWords(line, { escape: '\\', keep: false, flagsOnly: true });
+}
+
+/** parseWords from BuildKit's line_parsers.go: splits on blanks, keeps quotes and escapes. */
+export function splitWordsKeepingQuotes(rest: string, escape: string): string[] {
+  return scanWords(rest, { escape, keep: true, flagsOnly: false })[1];
 }
 
 function splitWhitespace(rest: string): string[] {
