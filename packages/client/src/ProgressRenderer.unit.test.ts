@@ -109,24 +109,25 @@ test('tty frames keep at most 6 log lines and fit the terminal height', () => {
   assert.ok(small.some((l) => l.includes('RUN loop')), 'the running step stays visible');
 });
 
-test('tty renderer writes frames through log-update to its stream', async () => {
-  const stream = Object.assign(new PassThrough(), { columns: 80, rows: 24, isTTY: true });
+/** What a TtyRenderer writes for the SUCCESS events to a terminal of that size. */
+function ttyOutput(columns: number, rows: number): string {
+  const stream = Object.assign(new PassThrough(), { columns, rows, isTTY: true });
   let out = '';
   stream.on('data', (d: Buffer) => { out += d.toString(); });
   const r = new TtyRenderer({ stream, color: false, intervalMs: 10_000, now: () => T0 + 2000 });
   for (const e of SUCCESS) r.event(e);
   r.end();
+  return out;
+}
+
+test('tty renderer writes frames through log-update to its stream', async () => {
+  const out = ttyOutput(80, 24);
   assert.match(out, /\[\+\] Building 1\.6s \(3\/3\) FINISHED/);
   assert.match(out, /\x1b\[\d*[AK]/, 'frames are redrawn in place with ANSI erase codes');
 });
 
 test('a terminal reporting 0 columns and 0 rows still gets the view, at 80 columns', async () => {
-  const stream = Object.assign(new PassThrough(), { columns: 0, rows: 0, isTTY: true });
-  let out = '';
-  stream.on('data', (d: Buffer) => { out += d.toString(); });
-  const r = new TtyRenderer({ stream, color: false, intervalMs: 10_000, now: () => T0 + 2000 });
-  for (const e of SUCCESS) r.event(e);
-  r.end();
+  const out = ttyOutput(0, 0);
   assert.match(out, /\[\+\] Building 1\.6s \(3\/3\) FINISHED/);
   assert.match(out, /RUN make/);
 });

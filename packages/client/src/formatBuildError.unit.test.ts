@@ -4,17 +4,19 @@ import { BuildProgress } from './BuildProgress.js';
 import { dockerfileExcerpt, formatBuildError } from './formatBuildError.js';
 
 const DOCKERFILE = 'FROM busybox\nWORKDIR /src\nCOPY . .\nRUN make\nRUN false\nCMD ["/app"]\n';
+/** DOCKERFILE's excerpt around line 5, as buildx prints it. */
+const LINE_5_EXCERPT = [
+  'Dockerfile:5',
+  '--------------------',
+  '   3 |     COPY . .',
+  '   4 |     RUN make',
+  '   5 | >>> RUN false',
+  '   6 |     CMD ["/app"]',
+  '--------------------',
+];
 
 test('excerpt marks the offending line with >>> and shows two lines around it', () => {
-  assert.deepEqual(dockerfileExcerpt(DOCKERFILE, 'Dockerfile', 5), [
-    'Dockerfile:5',
-    '--------------------',
-    '   3 |     COPY . .',
-    '   4 |     RUN make',
-    '   5 | >>> RUN false',
-    '   6 |     CMD ["/app"]',
-    '--------------------',
-  ]);
+  assert.deepEqual(dockerfileExcerpt(DOCKERFILE, 'Dockerfile', 5), LINE_5_EXCERPT);
   assert.deepEqual(dockerfileExcerpt(DOCKERFILE, 'x.Dockerfile', 1, 2, 0), ['x.Dockerfile:1-2', '--------------------', '   1 | >>> FROM busybox', '   2 | >>> WORKDIR /src', '--------------------']);
   assert.deepEqual(dockerfileExcerpt(DOCKERFILE, 'Dockerfile', 40), []);
 });
@@ -33,13 +35,7 @@ test('a failed build shows the step log box, the ERROR line and the Dockerfile e
     '0.250 boom',
     '------',
     'ERROR: failed to solve: process "/bin/sh -c false" did not complete successfully: exit code: 1',
-    'Dockerfile:5',
-    '--------------------',
-    '   3 |     COPY . .',
-    '   4 |     RUN make',
-    '   5 | >>> RUN false',
-    '   6 |     CMD ["/app"]',
-    '--------------------',
+    ...LINE_5_EXCERPT,
   ]);
   // A parse error without a vertex: no log box, excerpt from the client's Dockerfile.
   const parse = formatBuildError({ error: { message: 'dockerfile parse error on line 2: unknown instruction: WORKDIRR', vertex: '', file: '', line: 2, code: 'dockerfile.parse' }, dockerfile: DOCKERFILE, dockerfileName: 'app.Dockerfile' });
