@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCacheSpecs, encodeCacheManifest, decodeCacheRecords, type ExportedCacheRecord } from './index.js';
+import { parseCacheSpecs, encodeCacheManifest, decodeCacheConfig, cacheConfigOf, CACHE_CONFIG_MEDIA_TYPE, type CacheDocument, type ExportedCacheRecord } from './index.js';
 
 test('cache specs parse buildx syntax with defaults', () => {
   assert.deepEqual(parseCacheSpecs([{ type: 'registry', attrs: { ref: 'r:5000/c:t', mode: 'max' } }, { type: 'local', attrs: {} }, { type: 'inline', attrs: {} }], 'to'), [
@@ -37,21 +37,44 @@ const records: ExportedCacheRecord[] = [
   { key: 'k4', layer: layer('a'), description: 'RUN a again', platform: 'linux/amd64' },
 ];
 
-test('the cache manifest lists each layer once and its config round-trips the records', () => {
+test('the cache is BuildKit\'s document: an OCI index of each layer once and the cacheconfig.v0 blob last; its config round-trips the records', () => {
   const enc = encodeCacheManifest(records);
   assert.deepEqual(enc.layers.map((l) => l.digest), [layer('a').digest, layer('b').digest]);
-  const manifest = JSON.parse(enc.manifest.bytes.toString()) as { config: { digest: string }; layers: unknown[] };
-  assert.equal(manifest.config.digest, enc.config.descriptor.digest);
-  assert.equal(manifest.layers.length, 2);
-  const back = decodeCacheRecords(enc.config.bytes.toString(), 'test');
-  assert.deepEqual(back.map((r) => r.key), ['k1', 'k2', 'k3', 'k4']);
-  assert.deepEqual(back.find((r) => r.key === 'k2'), records[0]);
+  const index = JSON.parse(enc.manifest.bytes.toString()) as CacheDocument & { manifests: Array<{ mediaType: string; digest: string; annotations?: Record<string, string> }> };
+  assert.equal(index.mediaType, 'application/vnd.oci.image.index.v1+json');
+  assert.deepEqual(index.manifests.map((m) => m.mediaType), [layer('a').mediaType, layer('b').mediaType, CACHE_CONFIG_MEDIA_TYPE]);
+  assert.equal(index.manifests[0].annotations?.['containerd.io/uncompressed'], layer('a').diffID);
+  assert.equal(cacheConfigOf(index)?.config.digest, enc.config.descriptor.digest);
+  // BuildKit's CacheConfig fields (cache/remotecache/v1/types): records keyed by digest, results by layer index.
+  const config = JSON.parse(enc.config.bytes.toString()) as { layers: Array<{ blob: string; parent: number }>; records: Array<{ digest: string; layers?: Array<{ layer: number }> }> };
+  assert.deepEqual(config.layers.map((l) => [l.blob, l.parent]), [[layer('a').digest, -1], [layer('b').digest, -1]]);
+  assert.ok(config.records.every((r) => /^sha256:[0-9a-f]{64}$/.test(r.digest)));
+  assert.deepEqual(config.records.map((r) => r.layers?.[0]?.layer), [0, 1, undefined, 0]);
+  const back = decodeCacheConfig(enc.config.bytes.toString(), 'test', cacheConfigOf(index)!.descriptors);
+  assert.equal(back.foreign, 0);
+  assert.deepEqual(back.records.map((r) => r.key), ['k1', 'k2', 'k3', 'k4']);
+  assert.deepEqual(back.records.find((r) => r.key === 'k2'), records[0]);
   // Order of input does not change the digest.
   assert.equal(encodeCacheManifest([...records].reverse()).manifest.descriptor.digest, enc.manifest.descriptor.digest);
 });
 
+test('a BuildKit cache config\'s own records are counted as foreign, never taken for Buildyard keys; earlier Buildyard configs still read', () => {
+  const buildkitd = { layers: [{ blob: layer('a').digest, parent: -1 }, { blob: layer('b').digest }], records: [
+    { digest: `sha256:${'1'.repeat(64)}`, layers: [{ layer: 1, createdAt: '2024-01-01T00:00:00Z' }] },
+    { digest: `sha256:${'2'.repeat(64)}`, inputs: [[{ selector: 'sha256:x', link: 0 }]] },
+  ] };
+  assert.deepEqual(decodeCacheConfig(JSON.stringify(buildkitd), 'bk'), { records: [], foreign: 2 });
+  const legacy = { version: 1, records: [{ key: 'k1', layer: layer('a'), description: 'RUN a', platform: 'linux/amd64' }] };
+  assert.deepEqual(decodeCacheConfig(JSON.stringify(legacy), 'old'), { records: [records[1]], foreign: 0 });
+});
+
 test('foreign or malformed cache configs are refused', () => {
-  assert.throws(() => decodeCacheRecords('{"version":2,"records":[]}', 'r/x:y'), /cache at r\/x:y is not a buildyard cache/);
-  assert.throws(() => decodeCacheRecords('nope', 'r'), /not valid JSON/);
-  assert.throws(() => decodeCacheRecords(JSON.stringify({ version: 1, records: [{ key: 'k', platform: 'p', layer: { digest: '../../etc' } }] }), 'r'), /malformed record/);
+  assert.throws(() => decodeCacheConfig('{"version":2,"records":[]}', 'r/x:y'), /cache at r\/x:y is not a buildyard cache/);
+  assert.throws(() => decodeCacheConfig('nope', 'r'), /not valid JSON/);
+  assert.throws(() => decodeCacheConfig('{"records":{}}', 'r'), /not a BuildKit cache config/);
+  assert.throws(() => decodeCacheConfig(JSON.stringify({ version: 1, records: [{ key: 'k', platform: 'p', layer: { digest: '../../etc' } }] }), 'r'), /malformed record/);
+  // A Buildyard record naming a layer that is no digest, or a chain (its result must be its own layer).
+  const ext = { 'dev.buildyard.record': { key: 'k', platform: 'p', description: '' } };
+  assert.throws(() => decodeCacheConfig(JSON.stringify({ layers: [{ blob: '../../etc', parent: -1, annotations: { diffID: layer('a').diffID, size: 1, mediaType: 'x' } }], records: [{ ...ext, layers: [{ layer: 0 }] }] }), 'r'), /malformed record/);
+  assert.throws(() => decodeCacheConfig(JSON.stringify({ layers: [{ blob: layer('a').digest, parent: -1 }, { blob: layer('b').digest, annotations: { diffID: layer('a').diffID, size: 1, mediaType: 'x' } }], records: [{ ...ext, layers: [{ layer: 1 }] }] }), 'r'), /malformed record/);
 });

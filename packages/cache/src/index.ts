@@ -8,9 +8,9 @@ export { LocalCacheIndex } from './LocalCacheIndex.js';
 export type { BlobStore } from './BlobStore.js';
 export { parseCacheSpecs, type CacheSpec, type CacheSpecInput } from './CacheSpec.js';
 export {
-  encodeCacheManifest, decodeCacheRecords, inlineCacheAnnotation,
-  CACHE_CONFIG_MEDIA_TYPE, INLINE_CACHE_ANNOTATION,
-  type ExportedCacheRecord, type CacheConfig, type EncodedCacheManifest,
+  encodeCacheManifest, decodeCacheConfig, cacheConfigOf, inlineCacheAnnotation,
+  CACHE_CONFIG_MEDIA_TYPE, LEGACY_CACHE_CONFIG_MEDIA_TYPE, INLINE_CACHE_ANNOTATION, RECORD_EXTENSION,
+  type ExportedCacheRecord, type CacheConfig, type CacheDocument, type DecodedCache, type EncodedCacheManifest,
 } from './CacheManifest.js';
 export {
   writeCache, readCache, cacheBackendFor,

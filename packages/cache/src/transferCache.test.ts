@@ -47,10 +47,11 @@ test('a registry cache exported from one store imports into an empty index and s
   const written = await writeCache({ type: 'registry', ref, mode: 'max' }, src.records, { registry: new RegistryClient(), blobs: src.store });
   assert.equal(written.records, 3);
   assert.equal(written.layers, 2);
-  // An independent tool sees a manifest with both layers.
-  const raw = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`], { encoding: 'utf8' })) as { layers: unknown[]; config: { mediaType: string } };
-  assert.equal(raw.layers.length, 2);
-  assert.equal(raw.config.mediaType, 'application/vnd.buildyard.cache.config.v1+json');
+  // An independent tool sees BuildKit's cache document: an index of both layers and the cache config.
+  const raw = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`], { encoding: 'utf8' })) as { mediaType: string; manifests: Array<{ mediaType: string }> };
+  assert.equal(raw.mediaType, 'application/vnd.oci.image.index.v1+json');
+  assert.deepEqual(raw.manifests.map((m) => m.mediaType).slice(-1), ['application/vnd.buildkit.cacheconfig.v0']);
+  assert.equal(raw.manifests.length, 3);
 
   const fresh = new FsContentStore(join(dir, 'reg-fresh'));
   const index = new RedisCacheIndex(redis, 'fresh-registry');
@@ -136,7 +137,7 @@ test('an inline cache is read from an image manifest annotation; an image withou
   const fresh = new FsContentStore(join(dir, 'inline-fresh'));
   const read = await readCache({ type: 'registry', ref: `${registryService.host}/inline/app:cached`, mode: 'min' }, index, { registry, blobs: fresh });
   assert.equal(read.added, 3);
-  await assert.rejects(readCache({ type: 'registry', ref: `${registryService.host}/inline/app:plain`, mode: 'min' }, index, { registry, blobs: fresh }), /holds no buildyard cache/);
+  await assert.rejects(readCache({ type: 'registry', ref: `${registryService.host}/inline/app:plain`, mode: 'min' }, index, { registry, blobs: fresh }), /holds no cache: export one with --cache-to/);
 });
 
 test('blob leases: leased() unions unexpired leases; release and expiry end them', async () => {

@@ -33,8 +33,13 @@ export async function writeCache(spec: StoredCacheSpec, records: ExportedCacheRe
 
 export interface CacheReadResult {
   location: string;
-  /** Records found in the cache. */
+  /** Buildyard records found in the cache. */
   records: number;
+  /**
+   * Records of another BuildKit implementation (buildkitd's own keys: digests of its LLB and
+   * content selectors, which no Buildyard step has): read and counted, never matched.
+   */
+  foreign: number;
   /** Records that were new to the index (the others were already there: first writer wins). */
   added: number;
   /** Layer blobs copied into the shared blob store. */
@@ -49,7 +54,7 @@ export interface CacheReadResult {
  * A registry ref may point at a cache manifest or at an image pushed with an inline cache.
  */
 export async function readCache(spec: StoredCacheSpec, index: CacheIndex, deps: CacheTransferDeps): Promise<CacheReadResult> {
-  const { location, records, fetchBlob, sourceHas } = await cacheBackendFor(spec).open(spec, deps);
+  const { location, records, foreign, fetchBlob, sourceHas } = await cacheBackendFor(spec).open(spec, deps);
   const layers = new Map<string, CacheLayer>();
   for (const r of records) if (r.layer) layers.set(r.layer.digest, r.layer);
   let blobsFetched = 0;
@@ -73,5 +78,5 @@ export async function readCache(spec: StoredCacheSpec, index: CacheIndex, deps: 
     // An entry created before this import was already there and keeps its layer.
     if ((await index.put(r)).createdMs >= started) added++;
   }
-  return { location, records: records.length, added, blobsFetched, digests: [...layers.keys()] };
+  return { location, records: records.length, foreign, added, blobsFetched, digests: [...layers.keys()] };
 }

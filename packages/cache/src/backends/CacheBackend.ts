@@ -39,6 +39,8 @@ export type CacheLayer = NonNullable<ExportedCacheRecord['layer']>;
 export interface CacheSource {
   location: string;
   records: ExportedCacheRecord[];
+  /** Records written by another BuildKit implementation: their keys are not Buildyard's (never matched). */
+  foreign: number;
   /** Copies a layer the shared store lacks into it. */
   fetchBlob(layer: CacheLayer): Promise<void>;
   /** Whether the source itself holds a layer (its proof that the importer may use it). */

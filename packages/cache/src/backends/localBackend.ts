@@ -1,14 +1,15 @@
 import { Annotations, MediaTypes, ociLayoutEntry, type Descriptor, type ImageIndex } from '@buildyard/oci';
-import { CACHE_CONFIG_MEDIA_TYPE, decodeCacheRecords, type ExportedCacheRecord } from '../CacheManifest.js';
+import { cacheConfigOf, decodeCacheConfig, type CacheDocument, type DecodedCache } from '../CacheManifest.js';
 import type { CacheSpec } from '../CacheSpec.js';
 import { countRecords, type CacheBackend, type LayoutReader } from './CacheBackend.js';
 
 const blobPath = (digest: string) => `blobs/sha256/${digest.slice('sha256:'.length)}`;
 
 /**
- * `type=local`: an OCI layout on the client. The builder never touches a path of its own: an
- * export's documents go to the shared store and the layout streams back to the client; an
- * import reads the directory the client synced.
+ * `type=local`: an OCI layout on the client, as BuildKit's local cache: index.json tags the
+ * cache index (`tag`, default latest). The builder never touches a path of its own: an export's
+ * documents go to the shared store and the layout streams back to the client; an import reads
+ * the directory the client synced.
  */
 export const localBackend: CacheBackend<Extract<CacheSpec, { type: 'local' }>> = {
   async write(spec, encoded, deps) {
@@ -27,14 +28,14 @@ export const localBackend: CacheBackend<Extract<CacheSpec, { type: 'local' }>> =
     if (!reader) throw new Error('--cache-from type=local: the cache directory was not synced: run the build with the buildyard client');
     return {
       location: reader.where,
-      records: await readLayout(reader, spec.tag),
+      ...await readLayout(reader, spec.tag),
       fetchBlob: async (l) => { await deps.blobs.put(reader.open(blobPath(l.digest)), l.digest, l.size); },
       sourceHas: (l) => reader.hasBlob(l.digest),
     };
   },
 };
 
-async function readLayout(layout: LayoutReader, tag: string): Promise<ExportedCacheRecord[]> {
+async function readLayout(layout: LayoutReader, tag: string): Promise<DecodedCache> {
   const dir = layout.where;
   let indexJson: { manifests?: Descriptor[] };
   try { indexJson = JSON.parse((await layout.read('index.json')).toString('utf8')) as typeof indexJson; } catch (err) {
@@ -43,12 +44,17 @@ async function readLayout(layout: LayoutReader, tag: string): Promise<ExportedCa
   const manifests = indexJson.manifests ?? [];
   const entry = manifests.find((m) => m.annotations?.[Annotations.RefName] === tag) ?? (manifests.length === 1 && !manifests[0].annotations?.[Annotations.RefName] ? manifests[0] : undefined);
   if (!entry) throw new Error(`--cache-from type=local (${dir}): no cache tagged "${tag}": pass tag=NAME of one of ${manifests.map((m) => m.annotations?.[Annotations.RefName] ?? m.digest).join(', ').slice(0, 300)}`);
-  const readJson = async (digest: string) => {
-    try { return JSON.parse((await layout.read(blobPath(digest))).toString('utf8')) as { config?: { mediaType: string; digest: string } }; } catch (err) {
-      throw new Error(`--cache-from type=local (${dir}): ${digest.slice(0, 80)} is missing or not JSON (${(err as NodeJS.ErrnoException).code ?? 'bad JSON'}): export the cache again`);
+  const read = async (digest: string) => {
+    try { return (await layout.read(blobPath(digest))).toString('utf8'); } catch (err) {
+      throw new Error(`--cache-from type=local (${dir}): ${digest.slice(0, 80)} is missing (${(err as NodeJS.ErrnoException).code ?? 'unreadable'}): export the cache again`);
     }
   };
-  const manifest = await readJson(entry.digest);
-  if (manifest.config?.mediaType !== CACHE_CONFIG_MEDIA_TYPE) throw new Error(`--cache-from type=local (${dir}): ${entry.digest.slice(0, 80)} is not a buildyard cache manifest: export one with --cache-to type=local,dest=DIR`);
-  return decodeCacheRecords((await layout.read(blobPath(manifest.config.digest))).toString('utf8'), `${dir}/${tag}`);
+  let doc: CacheDocument;
+  try { doc = JSON.parse(await read(entry.digest)) as CacheDocument; } catch (err) {
+    if ((err as Error).message.startsWith('--cache-from')) throw err;
+    throw new Error(`--cache-from type=local (${dir}): ${entry.digest.slice(0, 80)} is not JSON: export the cache again`);
+  }
+  const cache = cacheConfigOf(doc);
+  if (!cache) throw new Error(`--cache-from type=local (${dir}): ${entry.digest.slice(0, 80)} is not a cache index or manifest: export one with --cache-to type=local,dest=DIR`);
+  return decodeCacheConfig(await read(cache.config.digest), `${dir}/${tag}`, cache.descriptors);
 }

@@ -1,10 +1,13 @@
-import { assertDigest, parseReference, type RepositoryReference } from '@buildyard/oci';
-import { CACHE_CONFIG_MEDIA_TYPE, INLINE_CACHE_ANNOTATION, decodeCacheRecords, type ExportedCacheRecord } from '../CacheManifest.js';
+import { MediaTypes, assertDigest, parseReference, type RepositoryReference } from '@buildyard/oci';
+import { INLINE_CACHE_ANNOTATION, cacheConfigOf, decodeCacheConfig, type CacheDocument, type DecodedCache } from '../CacheManifest.js';
 import type { CacheSpec } from '../CacheSpec.js';
 import { eachLimit } from '../eachLimit.js';
 import { countRecords, type CacheBackend, type CacheTransferDeps } from './CacheBackend.js';
 
-/** `type=registry,ref=…`: a cache manifest pushed to a repository; imports also read inline caches. */
+/**
+ * `type=registry,ref=…`: BuildKit's cache document (an OCI index of the layers and the
+ * cacheconfig.v0 blob) pushed to a repository; imports also read inline caches.
+ */
 export const registryBackend: CacheBackend<Extract<CacheSpec, { type: 'registry' }>> = {
   async write(spec, encoded, deps) {
     const ref = parseReference(spec.ref);
@@ -24,39 +27,36 @@ export const registryBackend: CacheBackend<Extract<CacheSpec, { type: 'registry'
     const repo: RepositoryReference = { registry: ref.registry, repository: ref.repository };
     return {
       location: spec.ref,
-      records: await registryRecords(spec.ref, deps),
+      ...await registryRecords(spec.ref, deps),
       fetchBlob: async (l) => { await deps.registry.pullBlob(repo, { digest: assertDigest(l.digest, 'cached layer digest'), size: l.size }, deps.blobs, { signal: deps.signal }); },
       sourceHas: (l) => deps.registry.blobExists(repo, l.digest, { signal: deps.signal }),
     };
   },
 };
 
-/** The records of a cache manifest, or of an image (index) carrying inline caches. */
-async function registryRecords(refText: string, deps: CacheTransferDeps): Promise<ExportedCacheRecord[]> {
+/** The records of a cache document, or of an image (index) carrying inline caches. */
+async function registryRecords(refText: string, deps: CacheTransferDeps): Promise<DecodedCache> {
   const call = { signal: deps.signal };
   const ref = parseReference(refText);
   const repo: RepositoryReference = { registry: ref.registry, repository: ref.repository };
-  const top = await deps.registry.getManifest(refText, call);
-  const fromManifest = async (doc: { config?: { mediaType: string; digest: string }; annotations?: Record<string, string> }, where: string): Promise<ExportedCacheRecord[] | undefined> => {
-    if (doc.config?.mediaType === CACHE_CONFIG_MEDIA_TYPE) {
-      return decodeCacheRecords((await deps.registry.fetchBlobBytes(repo, doc.config.digest, call)).toString('utf8'), where);
-    }
-    const inline = doc.annotations?.[INLINE_CACHE_ANNOTATION];
-    return inline ? decodeCacheRecords(inline, where) : undefined;
-  };
-  const doc = top.manifest as unknown as { manifests?: Array<{ digest: string }>; config?: { mediaType: string; digest: string }; annotations?: Record<string, string> };
-  const found: ExportedCacheRecord[] = [];
-  let any = false;
-  if (Array.isArray(doc.manifests)) {
-    for (const child of doc.manifests) {
-      const m = await deps.registry.getManifest({ ...repo, digest: assertDigest(child.digest, `manifest digest in ${refText}`) }, call);
-      const recs = await fromManifest(m.manifest as unknown as typeof doc, `${refText}@${child.digest}`);
-      if (recs) { any = true; found.push(...recs); }
-    }
-  } else {
-    const recs = await fromManifest(doc, refText);
-    if (recs) { any = true; found.push(...recs); }
+  const top = (await deps.registry.getManifest(refText, call)).manifest as unknown as CacheDocument;
+  const cache = cacheConfigOf(top);
+  if (cache) {
+    return decodeCacheConfig((await deps.registry.fetchBlobBytes(repo, cache.config.digest, call)).toString('utf8'), refText, cache.descriptors);
   }
-  if (!any) throw new Error(`--cache-from ${refText}: the image holds no buildyard cache: export one with --cache-to type=registry,ref=${refText} or type=inline`);
+  const inline = (doc: CacheDocument, where: string) => {
+    const value = doc.annotations?.[INLINE_CACHE_ANNOTATION];
+    return value === undefined ? undefined : decodeCacheConfig(value, where);
+  };
+  const found: DecodedCache = { records: [], foreign: 0 };
+  let any = false;
+  const children = Array.isArray(top.manifests) ? top.manifests.filter((m) => m.mediaType !== MediaTypes.OciIndex) : undefined;
+  for (const [doc, where] of children
+    ? await Promise.all(children.map(async (c) => [(await deps.registry.getManifest({ ...repo, digest: assertDigest(c.digest, `manifest digest in ${refText}`) }, call)).manifest as unknown as CacheDocument, `${refText}@${c.digest}`] as const))
+    : [[top, refText] as const]) {
+    const decoded = inline(doc, where);
+    if (decoded) { any = true; found.records.push(...decoded.records); found.foreign += decoded.foreign; }
+  }
+  if (!any) throw new Error(`--cache-from ${refText}: the image holds no cache: export one with --cache-to type=registry,ref=${refText} or type=inline`);
   return found;
 }
