@@ -313,17 +313,22 @@ class Parser {
     return { kind: 'var', pos, name };
   }
 
-  tuple(): Expr {
-    const pos = this.pos();
-    this.i++; // [
+  /** Enters a `[` or `{` (newlines are blanks inside); a `for` expression there is read whole. */
+  private openCollection(pos: Pos, close: ']' | '}'): Expr | undefined {
+    this.i++;
     this.nl.push(true);
     this.skip();
-    if (this.isFor()) {
-      const f = this.forExpr(pos, false);
-      this.expect(']', 'to close the for expression');
-      this.nl.pop();
-      return f;
-    }
+    if (!this.isFor()) return undefined;
+    const f = this.forExpr(pos, close === '}');
+    this.expect(close, 'to close the for expression');
+    this.nl.pop();
+    return f;
+  }
+
+  tuple(): Expr {
+    const pos = this.pos();
+    const f = this.openCollection(pos, ']');
+    if (f) return f;
     const items: Expr[] = [];
     while (!this.peek(']')) {
       items.push(this.expr());
@@ -381,15 +386,8 @@ class Parser {
 
   object(): Expr {
     const pos = this.pos();
-    this.i++; // {
-    this.nl.push(true);
-    this.skip();
-    if (this.isFor()) {
-      const f = this.forExpr(pos, true);
-      this.expect('}', 'to close the for expression');
-      this.nl.pop();
-      return f;
-    }
+    const f = this.openCollection(pos, '}');
+    if (f) return f;
     this.nl[this.nl.length - 1] = false;
     const items: { key: Expr; value: Expr }[] = [];
     for (;;) {
