@@ -1,7 +1,8 @@
 // The live log's model: what the build page appends, event by event.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LogLines, compareStreamIds } from './api/LogLines.js';
+import { LogLines, compareStreamIds, stageNameOf } from './api/LogLines.js';
+import { buildTimes, stageSpans } from './api/DashboardState.js';
 import type { ProgressView } from './api/types.js';
 
 const amd = { digest: 'sha256:aaa', name: '[client 2/2] RUN build client', platform: 'linux/amd64', stage: 'client' };
@@ -70,4 +71,30 @@ test('past its line limit the view stops with one notice instead of growing with
   assert.equal(lines.length, 4);
   assert.deepEqual(lines.slice(0, 3), ['a\n', 'b\n', 'c\n']);
   assert.match(lines[3], /stops after 3 lines/);
+});
+
+test('log lines are labelled with the platform and the Dockerfile stage named in the step, else the stage id', () => {
+  assert.equal(stageNameOf('[build 2/4] RUN make'), 'build');
+  assert.equal(stageNameOf('[ 2/12] RUN make'), undefined);
+  const model = new LogLines();
+  const unnamed = { digest: 'sha256:ccc', name: '[1/1] RUN true', platform: 'linux/arm64', stage: 'linux/arm64#0' };
+  const lines = [
+    { type: 'vertex.started', ...amd }, { type: 'vertex.log', digest: amd.digest, text: 'x\n' },
+    { type: 'vertex.started', ...unnamed, stage: 'linux/arm64#0' }, { type: 'vertex.log', digest: unnamed.digest, text: 'y\n' },
+  ].flatMap((e, i) => model.push({ ...e, id: `1-${i}`, timestampMs: 1 } as ProgressView));
+  assert.deepEqual(lines.filter((l) => !l.startsWith('#')), ['[linux/amd64 client] x\n', '[linux/arm64 linux/arm64#0] y\n']);
+});
+
+test('run time counts overlapping stage runs once; queue time is the rest up to the last stage end', () => {
+  // submitted at 0, stage a ran 10..20, b 15..30, c 50..60: ran 30, waited 30 before and between
+  assert.deepEqual(buildTimes(0, [[10, 20], [15, 30], [50, 60]], 100), { queueMs: 30, runMs: 30 });
+  assert.deepEqual(buildTimes(0, [[76_000, undefined]], 76_200), { queueMs: 76_000, runMs: 200 });
+  assert.deepEqual(buildTimes(0, [], 5), { queueMs: null, runMs: null });
+  const spans = stageSpans([
+    ['10-0', ['type', 'stage-queued', 'platform', 'p', 'stage', 's']],
+    ['12-0', ['type', 'stage-started', 'platform', 'p', 'stage', 's']],
+    ['20-0', ['type', 'stage-completed', 'platform', 'p', 'stage', 's']],
+    ['21-0', ['type', 'stage-started', 'platform', 'p', 'stage', 't']],
+  ]);
+  assert.deepEqual(spans, [[12, 20], [21, undefined]]);
 });

@@ -3,7 +3,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRedis, type RedisService } from '@buildyard/testkit';
 import { seedState, startDashboard, TEST_TOKENS, until, type RunningDashboard, type SeededState } from './dashboard.test-util.js';
-import type { BuildDetail, BuildSummary, CacheView, QueueView, WorkerView } from './api/types.js';
+import { Scheduler, type StageSpec } from '@buildyard/scheduler';
+import type { BuildDetail, BuildSummary, CacheView, PlatformTenantRow, QueueView, WorkerView } from './api/types.js';
+import { writeBuildRecord } from './dashboard.test-util.js';
 
 interface Setup { redis: RedisService; seed: SeededState; dash: RunningDashboard; close(): Promise<void> }
 
@@ -78,6 +80,41 @@ test('queues show the waiting arm64 stage and the amd64 throughput', async () =>
   const amdFinished = queues.filter((q) => q.platform === 'linux/amd64' || q.kind === 'worker').reduce((s, q) => s + q.throughputPerMin, 0);
   assert.equal(amdFinished, 2, 'both amd64 stages finished within the last minute');
   assert.ok(queues.some((q) => q.name === 'stages-linux-arm64-emulated'), 'queues of platforms workers emulate are listed too');
+  const { platforms } = await json<{ platforms: PlatformTenantRow[] }>(await dash.api('/api/queues'));
+  const globex = platforms.find((r) => r.platform === 'linux/arm64' && r.tenant === 'globex');
+  assert.ok(globex, JSON.stringify(platforms));
+  assert.deepEqual([globex.waiting, globex.held, globex.running, globex.failedBuilds, globex.failedStages], [1, { queued: 1 }, 0, 0, 0]);
+  assert.deepEqual(globex.why, ['queued for linux/arm64 (native): 1 of 1 worker slots free'], 'w-arm serves it; it never takes a job');
+  assert.ok(globex.oldestWaitMs !== null && globex.oldestWaitMs >= 0);
+});
+
+test('a stage held back by its tenant limit counts as waiting, with why, per platform and tenant, and in /metrics', async (t) => {
+  const own = await setup();
+  t.after(() => own.close());
+  const redis = own.seed.redis;
+  // A scheduler with the deployment's limit of one stage per tenant; w-arm never takes its job,
+  // so the first build keeps the tenant's one slot and the second build's stage is held.
+  const scheduler = new Scheduler(redis, { prefix: own.seed.prefix, tickMs: 0, tenantLimit: 1 });
+  t.after(() => scheduler.close());
+  await scheduler.setTenantLimit('initech', 1);
+  const stage = (id: string): StageSpec => ({ id, dependsOn: [], cacheKey: '', payload: {} });
+  for (const id of ['big', 'small']) {
+    await writeBuildRecord(redis, { buildId: `${id}-${own.seed.prefix}`, tenant: 'initech', status: 'running', platforms: ['linux/arm64'], createdMs: Date.now() });
+    await scheduler.submitBuild({ buildId: `${id}-${own.seed.prefix}`, tenant: 'initech', priority: 0, platforms: [{ platform: 'linux/arm64', stages: [stage(id)] }] });
+  }
+  const small = await scheduler.getBuild(`small-${own.seed.prefix}`);
+  assert.equal(small?.stages[0].status, 'ready', 'the second build\'s stage is held by the tenant limit');
+  const { platforms } = await json<{ platforms: PlatformTenantRow[] }>(await own.dash.api('/api/queues'));
+  const row = platforms.find((r) => r.platform === 'linux/arm64' && r.tenant === 'initech');
+  assert.ok(row, JSON.stringify(platforms));
+  assert.equal(row.waiting, 2, 'the queued stage and the held one');
+  assert.deepEqual(row.held, { queued: 1, 'tenant-limit': 1 });
+  assert.ok(row.why.some((w) => /tenant limit: tenant initech runs 1 stages/.test(w)), row.why.join('; '));
+  await own.dash.sampler.sample();
+  const metrics = await (await own.dash.api('/metrics')).text();
+  assert.match(metrics, /buildyard_stages_waiting\{platform="linux\/arm64",tenant="initech",reason="tenant-limit"\} 1/);
+  assert.match(metrics, /buildyard_stages_oldest_wait_seconds\{platform="linux\/arm64"\} \d/);
+  assert.match(metrics, /buildyard_stages_oldest_wait_seconds\{platform="linux\/amd64"\} 0/, 'a platform with workers and nothing waiting reads 0');
 });
 
 test('workers list platforms, load, cache size and heartbeats', async () => {
@@ -103,6 +140,9 @@ test('builds filter by status, tenant and platform, with duration and cache-hit 
   assert.equal(done.cacheHitRatio, 0.5);
   assert.equal(done.durationMs, 2000);
   assert.equal(done.pushed.length, 1);
+  assert.deepEqual(done.images, ['127.0.0.1:5000/acme/app'], 'the image name without its digest');
+  assert.ok(done.runMs !== null && done.runMs >= 0 && done.queueMs !== null && done.queueMs >= 0, `queue ${done.queueMs} ms, run ${done.runMs} ms`);
+  assert.equal(all[0].errorLine, '');
   const bySucceeded = (await json<{ builds: BuildSummary[] }>(await dash.api('/api/builds?status=succeeded'))).builds;
   assert.deepEqual(bySucceeded.map((b) => b.buildId), [seed.doneBuild]);
   const byTenant = (await json<{ builds: BuildSummary[] }>(await dash.api('/api/builds?tenant=globex'))).builds;
@@ -123,6 +163,7 @@ test('a build page has the stage DAG with workers, cache and timings, and no pay
     ['base', 'done', 'w-amd', false, []],
     ['app', 'done', 'w-amd', false, ['base']],
   ]);
+  assert.deepEqual(stages.map((s) => s.name), ['base', 'app'], 'named by the Dockerfile stage in their steps');
   assert.equal(stages[0].cached, true, 'every vertex of base was a cache hit');
   assert.equal(stages[1].cached, false);
   assert.equal(stages[1].vertices[0].durationMs, 40);

@@ -24,6 +24,7 @@ export async function askWorkersDisk(redis: Redis, prefix: string, request: Omit
   const reports: WorkerDiskReport[] = [];
   // BLPOP blocks its connection: it gets one of its own.
   const blocking = redis.duplicate();
+  blocking.on('error', () => undefined); // a lost connection rejects the BLPOP below
   try {
     await redis.publish(channel(prefix), JSON.stringify({ ...request, id } satisfies WorkerDiskRequest));
     const deadline = Date.now() + timeoutMs;

@@ -19,7 +19,7 @@ export type HoldReason =
   | 'workers-busy'
   /** In one worker's own queue (it holds the inputs) and that worker is busy. */
   | 'worker-busy'
-  /** In a queue with a free slot: a worker is about to take it. */
+  /** In a queue whose workers have a free slot (one should take it at once). */
   | 'queued'
   /** Waits for an identical stage of another build, whose result it reuses. */
   | 'dedupe';
@@ -91,10 +91,11 @@ function runnableSince(state: BuildState, events: BuildEvent[]): Map<string, num
 /** Free slots and live workers of each platform queue and worker queue. */
 function capacity(workers: WorkerStatus[]) {
   const live = workers.filter((w) => !w.draining);
-  const forPlatform = (platform: string) => live.filter((w) => w.nativePlatforms.includes(platform) || w.emulatedPlatforms.includes(platform));
+  // A platform queue is served by the workers running that platform in its class (native or emulated).
+  const serving = (platform: string, cls: 'native' | 'emulated' | undefined) => live.filter((w) => (cls !== 'emulated' && w.nativePlatforms.includes(platform)) || (cls !== 'native' && w.emulatedPlatforms.includes(platform)));
   return {
-    platform(platform: string): { workers: number; slots: number; free: number } {
-      const ws = forPlatform(platform);
+    platform(platform: string, cls: 'native' | 'emulated' | undefined): { workers: number; slots: number; free: number } {
+      const ws = serving(platform, cls);
       const slots = ws.reduce((n, w) => n + w.capacity, 0);
       return { workers: ws.length, slots, free: ws.reduce((n, w) => n + Math.max(0, w.capacity - w.running), 0) };
     },
@@ -136,13 +137,15 @@ export function waitingStages(input: QueueViewInput): WaitingStage[] {
             const w = slots.worker(q.workerId);
             if (!w) held('no-worker', `placed on worker ${q.workerId}, which is gone (the scheduler re-homes it)`);
             else if (w.running >= w.capacity || w.draining) held('worker-busy', `placed on worker ${w.id} (it holds the inputs), busy ${w.running}/${w.capacity}`);
-            else held('queued', `worker ${w.id} is taking it`);
+            else held('queued', `queued on worker ${w.id}, which has a free slot`);
             break;
           }
-          const c = slots.platform(s.platform);
-          if (c.workers === 0) held('no-worker', `no live worker runs ${s.platform}`);
-          else if (c.free === 0) held('workers-busy', `all ${c.slots} worker slots for ${s.platform} are busy`);
-          else held('queued', `a ${s.platform} worker is taking it`);
+          const cls = q?.kind;
+          const what = cls ? `${s.platform} (${cls})` : s.platform;
+          const c = slots.platform(s.platform, cls);
+          if (c.workers === 0) held('no-worker', `no live worker runs ${what}`);
+          else if (c.free === 0) held('workers-busy', `all ${c.slots} worker slots for ${what} are busy`);
+          else held('queued', `queued for ${what}: ${c.free} of ${c.slots} worker slots free`);
           break;
         }
         default:

@@ -36,7 +36,7 @@ test('queued stages say whether no worker runs the platform or every slot is bus
   const busy = waitingStages({ running: [{ state: b, events: [] }], workers: [worker('w1', 1)], now: 2000 });
   assert.deepEqual(busy.map((w) => w.reason), ['workers-busy', 'worker-busy'], 'a pending stage waits for its inputs, not for a resource');
   const none = waitingStages({ running: [{ state: b, events: [] }], workers: [], now: 2000 });
-  assert.deepEqual(none.map((w) => [w.reason, w.why]), [['no-worker', 'no live worker runs linux/arm64'], ['no-worker', 'placed on worker w1, which is gone (the scheduler re-homes it)']]);
+  assert.deepEqual(none.map((w) => [w.reason, w.why]), [['no-worker', 'no live worker runs linux/arm64 (native)'], ['no-worker', 'placed on worker w1, which is gone (the scheduler re-homes it)']]);
 });
 
 test('failed builds and failed stages are counted apart, per platform and tenant', () => {

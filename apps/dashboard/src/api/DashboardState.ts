@@ -5,10 +5,12 @@ import {
   BuildRecords, BUILD_RECORD_STATUSES, DEFAULT_KEYS, buildRecordFromHash, describeQueueName, type BuildRecord, type RedisKeys,
 } from '@buildyard/contracts';
 import { decodeEvent, type ProgressEvent } from '@buildyard/progress';
-import { Scheduler, WorkerRegistry, type BuildEvent, type BuildState, type StageState } from '@buildyard/scheduler';
+import { askWorkersDisk } from '@buildyard/cache';
+import { Scheduler, WorkerRegistry, queueView, type BuildEvent, type BuildState, type StageState } from '@buildyard/scheduler';
+import { stageNameOf } from './LogLines.js';
 import type {
-  BuildDetail, BuildListStatus, BuildSummary, CacheEntryView, CacheTenantView, CacheView, PruneRequest, PruneResult,
-  QueueView, RunningStage, StageView, VertexView, WorkerView,
+  BuildDetail, BuildListStatus, BuildSummary, CacheEntryView, CacheTenantView, CacheView, PlatformTenantRow, PruneRequest, PruneResult,
+  QueueView, RunningStage, StageView, VertexView, WorkerDiskView, WorkerView,
 } from './types.js';
 
 const STATUSES = new Set<string>(BUILD_RECORD_STATUSES);
@@ -56,8 +58,13 @@ export function toBuildSummary(h: Record<string, string>): BuildSummary {
     durationMs: finishedMs && createdMs ? finishedMs - createdMs : null,
     digest, error, verticesTotal, verticesCached,
     cacheHitRatio: verticesTotal > 0 ? verticesCached / verticesTotal : null,
-    pushed,
+    pushed, ...derived(pushed, error),
   };
+}
+
+/** Image names from pushed references (`host/repo:tag@sha256:...` -> `host/repo:tag`), the error's first line; timings come later. */
+function derived(pushed: string[], error: string): Pick<BuildSummary, 'images' | 'errorLine' | 'queueMs' | 'runMs'> {
+  return { images: [...new Set(pushed.map((p) => p.replace(/@sha256:[0-9a-f]+$/, '')))], errorLine: error.split('\n')[0] ?? '', queueMs: null, runMs: null };
 }
 
 function looseSummary(h: Record<string, string>): BuildSummary {
@@ -80,6 +87,7 @@ function looseSummary(h: Record<string, string>): BuildSummary {
     verticesCached: cached,
     cacheHitRatio: total > 0 ? cached / total : null,
     pushed: json<string[]>(h.pushed, []),
+    ...derived(json<string[]>(h.pushed, []), h.error ?? ''),
   };
 }
 
@@ -118,6 +126,27 @@ export class DashboardState {
     this.registry = new WorkerRegistry(redis, { prefix });
     this.bullPrefix = this.scheduler.keys.bullPrefix;
     this.blobStore = opts.blobStore ?? 'fs';
+    this.tenantLimit = opts.tenantLimit;
+  }
+
+  private readonly tenantLimit: number | 'fleet' | undefined;
+  private readonly disks = new Map<string, WorkerDiskView>();
+  private measuring: Promise<void> | undefined;
+
+  /**
+   * Asks every live worker to measure its state dir (the frontend's \`du\` request) and keeps
+   * the answers; one measurement at a time, so a page polling every 2 s costs at most one du
+   * running per worker. A worker that does not answer within \`timeoutMs\` keeps its last figure.
+   */
+  measureWorkerDisks(timeoutMs = 15_000): Promise<void> {
+    this.measuring ??= (async () => {
+      const ids = (await this.registry.list()).map((w) => w.id);
+      for (const r of await askWorkersDisk(this.redis, this.keys.prefix, { op: 'du' }, ids, timeoutMs)) {
+        const parts = Object.fromEntries(r.parts.map((p) => [p.kind, p.bytes]));
+        this.disks.set(r.workerId, { parts, totalBytes: r.parts.reduce((n, p) => n + p.bytes, 0), measuredMs: Date.now() });
+      }
+    })().finally(() => { this.measuring = undefined; });
+    return this.measuring;
   }
 
   private queue(name: string): Queue {
@@ -231,6 +260,7 @@ export class DashboardState {
       lastHeartbeat: w.lastHeartbeat,
       draining: w.draining,
       runningStages: running.get(w.id) ?? [],
+      disk: this.disks.get(w.id) ?? null,
     }));
   }
 
@@ -256,12 +286,49 @@ export class DashboardState {
         if (out.length >= limit) break;
       }
     }
-    return out;
+    return this.withTimings(out);
   }
 
   async getSummary(buildId: string): Promise<BuildSummary | null> {
     const h = await this.records.hash(buildId);
-    return Object.keys(h).length > 0 ? toBuildSummary({ buildId, ...h }) : null;
+    return Object.keys(h).length > 0 ? (await this.withTimings([toBuildSummary({ buildId, ...h })]))[0] : null;
+  }
+
+  /** Queue and run time of each build from the scheduler's stage events (one pipelined read). */
+  private async withTimings(builds: BuildSummary[], now = Date.now()): Promise<BuildSummary[]> {
+    if (builds.length === 0) return builds;
+    const pipe = this.redis.pipeline();
+    for (const b of builds) pipe.xrange(this.scheduler.keys.buildEvents(b.buildId), '-', '+');
+    const rows = (await pipe.exec()) ?? [];
+    return builds.map((b, i) => {
+      const [err, entries] = rows[i] ?? [];
+      if (err || !Array.isArray(entries)) return b;
+      const spans = stageSpans(entries as Array<[string, string[]]>);
+      return { ...b, ...buildTimes(b.createdMs, spans, b.finishedMs ?? now) };
+    });
+  }
+
+  /**
+   * Per platform and tenant, through the scheduler's queueView: every runnable stage of a
+   * running build that is not running (held by its tenant's limit, in a queue no worker serves
+   * or whose workers are busy, ...), running stages, the oldest wait, and failed builds and
+   * stages of the last hour. Builds are found through the frontend's build records.
+   */
+  async platformQueues(now = Date.now()): Promise<PlatformTenantRow[]> {
+    const ids = await this.records.idsSince(now - 24 * 3_600_000);
+    const hashes = await this.records.hashes(ids);
+    const running: Array<{ state: BuildState; events: BuildEvent[] }> = [];
+    const finished: BuildState[] = [];
+    for (const [i, h] of hashes.entries()) {
+      const unfinished = h.status === 'queued' || h.status === 'running';
+      const recentFailure = h.status === 'failed' && Number(h.finishedMs ?? 0) >= now - 3_600_000;
+      if (!unfinished && !recentFailure) continue;
+      const state = await this.scheduler.getBuild(ids[i]);
+      if (!state) continue;
+      if (state.status === 'running') running.push({ state, events: await this.scheduler.eventsSoFar(ids[i]) });
+      else if (state.status === 'failed') finished.push(state);
+    }
+    return queueView({ running, finished, workers: await this.registry.list(), tenantLimit: this.tenantLimit, now });
   }
 
   /** The progress events written so far (non-blocking read of the build's progress stream). */
@@ -370,6 +437,44 @@ async function finishedSince(q: Queue, type: Extract<JobType, 'completed' | 'fai
   return out;
 }
 
+/** [start, end) of each stage run, from the scheduler's event stream (end undefined: still running). */
+export function stageSpans(entries: Array<[string, string[]]>): Array<[number, number | undefined]> {
+  const open = new Map<string, number>();
+  const spans: Array<[number, number | undefined]> = [];
+  for (const [id, fields] of entries) {
+    const f: Record<string, string> = {};
+    for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]] = fields[i + 1];
+    const at = Number(id.split('-')[0]);
+    const stage = `${f.platform}\n${f.stage}`;
+    if (f.type === 'stage-started') open.set(stage, at);
+    else if ((f.type === 'stage-completed' || f.type === 'stage-failed') && open.has(stage)) {
+      spans.push([open.get(stage)!, at]);
+      open.delete(stage);
+    }
+  }
+  for (const start of open.values()) spans.push([start, undefined]);
+  return spans;
+}
+
+/**
+ * Run time: how long at least one of its stages ran on a worker (overlaps counted once). Queue
+ * time: the rest of the time from submission to its last stage's end (or \`end\` while one
+ * runs), i.e. how long it waited for slots between and before its stages.
+ */
+export function buildTimes(createdMs: number, spans: Array<[number, number | undefined]>, end: number): { queueMs: number | null; runMs: number | null } {
+  if (spans.length === 0) return { queueMs: null, runMs: null };
+  const closed = spans.map(([a, b]) => [a, b ?? end] as [number, number]).sort((x, y) => x[0] - y[0]);
+  let run = 0;
+  let reach = -Infinity;
+  for (const [a, b] of closed) {
+    const from = Math.max(a, reach);
+    if (b > from) run += b - from;
+    reach = Math.max(reach, b);
+  }
+  const last = spans.some(([, b]) => b === undefined) ? end : reach;
+  return { queueMs: Math.max(0, last - createdMs - run), runMs: run };
+}
+
 function entryView(r: CacheRecord): CacheEntryView {
   return {
     key: r.key, description: r.description, platform: r.platform, size: r.layer?.size ?? 0, layerDigest: r.layer?.digest ?? null,
@@ -395,7 +500,9 @@ export function stageViews(state: BuildState, events: BuildEvent[], progress: Pr
     const v = e.vertex;
     const map = vertices.get(key(v.platform, v.stage)) ?? new Map<string, VertexView>();
     vertices.set(key(v.platform, v.stage), map);
-    const view = map.get(v.digest) ?? { digest: v.digest, name: v.name, cached: false, status: 'running', startedMs: null, durationMs: null };
+    const view: VertexView = map.get(v.digest) ?? { digest: v.digest, name: v.name, cached: false, status: 'running', startedMs: null, durationMs: null, workerId: null, emulated: null };
+    // Where the step really ran: a FROM --platform=$BUILDPLATFORM stage of an arm64 build runs natively.
+    if (e.type !== 'vertex.cached' && v.workerId) Object.assign(view, { workerId: v.workerId, emulated: v.emulated });
     if (e.type === 'vertex.cached') Object.assign(view, { cached: true, status: 'cached', startedMs: e.timestampMs, durationMs: 0 });
     else if (e.type === 'vertex.started' || e.type === 'vertex.progress') view.startedMs = e.startedMs;
     else if (e.type === 'vertex.finished') Object.assign(view, { status: 'done', startedMs: e.startedMs, durationMs: e.durationMs });
@@ -416,13 +523,16 @@ export function stageViews(state: BuildState, events: BuildEvent[], progress: Pr
 function stageView(s: StageState, t: { queuedAt?: number; startedAt?: number; finishedAt?: number }, vertices: VertexView[]): StageView {
   const startedAt = t.startedAt ?? null;
   const finishedAt = t.finishedAt ?? null;
+  const ran = vertices.filter((v) => v.emulated !== null);
+  const index = /#(\d+)$/.exec(s.stageId)?.[1];
   return {
     platform: s.platform,
     stageId: s.stageId,
+    name: vertices.map((v) => stageNameOf(v.name)).find(Boolean) ?? (index !== undefined ? `stage ${index}` : s.stageId),
     status: s.status,
     dependsOn: s.dependsOn,
     worker: s.worker ?? null,
-    emulated: s.emulated ?? null,
+    emulated: ran.length > 0 ? ran.some((v) => v.emulated) : (s.emulated ?? null),
     queue: s.queue ?? null,
     cached: Boolean(s.dedupedFrom) || (vertices.length > 0 && vertices.every((v) => v.cached)),
     dedupedFrom: s.dedupedFrom ?? null,

@@ -13,6 +13,11 @@ export function compareStreamIds(a: string, b: string): number {
   return am !== bm ? (am < bm ? -1 : 1) : as === bs ? 0 : as < bs ? -1 : 1;
 }
 
+/** `build` of `[build 2/4] RUN make`; undefined for an unnamed stage (`[2/4] ...`) or another name. */
+export function stageNameOf(vertexName: string): string | undefined {
+  return /^\[(\S+(?: \S+)*?) +\d+\/\d+\]/.exec(vertexName)?.[1];
+}
+
 /**
  * Turns the build's progress events into lines that only ever get appended:
  * - an event is used once, and only if it comes after the last one used (a reconnecting
@@ -56,7 +61,9 @@ export class LogLines {
     }
     if (e.type.startsWith('vertex.') && e.digest) {
       const v = this.vertex(e.digest);
-      if (e.platform || e.stage) v.label = `[${[e.platform, e.stage].filter(Boolean).join(' ')}] `;
+      // Labelled by the Dockerfile stage's name where it has one (`[linux/arm64 build] `).
+      const stage = (e.name && stageNameOf(e.name)) || e.stage;
+      if (e.platform || stage) v.label = `[${[e.platform, stage].filter(Boolean).join(' ')}] `;
       const own = e.type === 'vertex.started' ? `#${e.name} started\n`
         : e.type === 'vertex.cached' ? `#${e.name} CACHED\n`
           : e.type === 'vertex.finished' ? `#${e.name} done\n`

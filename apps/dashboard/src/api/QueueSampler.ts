@@ -1,6 +1,7 @@
 import type { BuildyardMetrics } from '@buildyard/telemetry';
 import type { DashboardState } from './DashboardState.js';
-import type { QueueSample, QueueView } from './types.js';
+import { platformTotals } from '@buildyard/scheduler';
+import type { PlatformTenantRow, QueueSample, QueueView } from './types.js';
 
 /**
  * Keeps the last hour of queue depth per queue IN MEMORY of this dashboard process, sampled
@@ -55,8 +56,34 @@ export class QueueSampler {
       return; // Redis unavailable: a gap in the chart, the next tick retries
     }
     this.record(queues, Date.now());
-    if (this.metrics) await this.observeWaits().catch(() => undefined); // a gap; the next tick looks further back
+    if (this.metrics) {
+      await this.state.platformQueues().then((rows) => this.recordWaiting(rows)).catch(() => undefined); // a gap, as above
+      await this.observeWaits().catch(() => undefined); // a gap; the next tick looks further back
+    }
   }
+
+  /**
+   * The autoscaling signal: runnable stages per platform, tenant and what holds them, and the
+   * oldest wait per platform. Label sets of stages no longer waiting are dropped (reset), and
+   * every platform a worker serves reports 0 rather than going missing, so a scaler sees zero.
+   */
+  recordWaiting(rows: PlatformTenantRow[], platforms: string[] = this.platforms): void {
+    const m = this.metrics!;
+    m.stagesWaiting.reset();
+    m.stagesRunning.reset();
+    m.oldestWait.reset();
+    for (const r of rows) {
+      for (const [reason, n] of Object.entries(r.held)) m.stagesWaiting.set({ platform: r.platform, tenant: r.tenant, reason }, n);
+      if (r.running > 0) m.stagesRunning.set({ platform: r.platform, tenant: r.tenant }, r.running);
+    }
+    const totals = platformTotals(rows);
+    for (const p of new Set([...platforms, ...totals.map((t) => t.platform)])) {
+      m.oldestWait.set({ platform: p }, (totals.find((t) => t.platform === p)?.oldestWaitMs ?? 0) / 1000);
+    }
+  }
+
+  /** Platforms of the queues seen last (so an idle platform's oldest wait reads 0). */
+  private platforms: string[] = [];
 
   private async observeWaits(): Promise<void> {
     const now = Date.now();
@@ -77,6 +104,7 @@ export class QueueSampler {
       list.push({ t, waiting: q.waiting, active: q.active, throughputPerMin: q.throughputPerMin });
       while (list.length > 0 && list[0].t < t - this.windowMs) list.shift();
       this.series.set(q.name, list);
+      if (q.kind !== 'worker' && !this.platforms.includes(q.platform)) this.platforms.push(q.platform);
       if (this.metrics && q.kind !== 'worker') {
         this.metrics.queueDepth.set({ platform: q.platform, class: q.kind, state: 'waiting' }, q.waiting);
         this.metrics.queueDepth.set({ platform: q.platform, class: q.kind, state: 'active' }, q.active);

@@ -137,8 +137,15 @@ export async function createDashboardServer(opts: DashboardServerOptions): Promi
   });
 
   app.get('/api/me', async (req) => ({ role: req.role }));
-  app.get('/api/queues', async () => ({ queues: await sampler.queues(), sampleIntervalMs: sampler.intervalMs }));
-  app.get('/api/workers', async () => ({ workers: await state.listWorkers() }));
+  app.get('/api/queues', async () => {
+    const [queues, platforms] = await Promise.all([sampler.queues(), state.platformQueues()]);
+    return { queues, platforms, sampleIntervalMs: sampler.intervalMs };
+  });
+  app.get('/api/workers', async () => {
+    // Measuring runs in the background; the answer carries each worker's last figure.
+    void state.measureWorkerDisks().catch(() => undefined);
+    return { workers: await state.listWorkers() };
+  });
   app.get('/api/builds', async (req) => {
     const q = req.query as Record<string, string | undefined>;
     return { builds: await state.listBuilds({ status: q.status || undefined, tenant: q.tenant || undefined, platform: q.platform || undefined, limit: q.limit ? Number(q.limit) : undefined }) };

@@ -18,6 +18,28 @@ export interface BuildSummary {
   /** verticesCached / verticesTotal, null before any vertex is known. */
   cacheHitRatio: number | null;
   pushed: string[];
+  /** Image names the build pushed (pushed references without their digest). */
+  images: string[];
+  /** The first line of `error`, for the list. */
+  errorLine: string;
+  /** From submission until its first stage started on a worker (null: none started yet). */
+  queueMs: number | null;
+  /** From its first stage's start until it ended (or now, while it runs). */
+  runMs: number | null;
+}
+
+/** Per platform and tenant: what waits (and what holds it), runs and failed (the scheduler's queueView). */
+export interface PlatformTenantRow {
+  platform: string;
+  tenant: string;
+  waiting: number;
+  held: Record<string, number>;
+  why: string[];
+  running: number;
+  oldestWaitMs: number | null;
+  /** In the last hour. */
+  failedBuilds: number;
+  failedStages: number;
 }
 
 export interface QueueSample {
@@ -52,6 +74,13 @@ export interface RunningStage {
   queue: string;
 }
 
+/** A worker's state dir as it measured it (`du -s -B1` of each part). */
+export interface WorkerDiskView {
+  parts: Record<string, number>;
+  totalBytes: number;
+  measuredMs: number;
+}
+
 export interface WorkerView {
   id: string;
   nativePlatforms: string[];
@@ -66,6 +95,8 @@ export interface WorkerView {
   lastHeartbeat: number;
   draining: boolean;
   runningStages: RunningStage[];
+  /** Its last answer to the dashboard's `du`; null until one arrived. */
+  disk: WorkerDiskView | null;
 }
 
 export interface VertexView {
@@ -76,14 +107,20 @@ export interface VertexView {
   startedMs: number | null;
   durationMs: number | null;
   error?: string;
+  /** Where the step really ran (from its progress events); null for a cache hit or before it started. */
+  workerId: string | null;
+  emulated: boolean | null;
 }
 
 export interface StageView {
   platform: string;
   stageId: string;
+  /** The Dockerfile stage's name (`build` of `[build 2/4] RUN ...`), else `stage N`. */
+  name: string;
   status: string;
   dependsOn: string[];
   worker: string | null;
+  /** How its steps really ran (any step emulated); the queue class until a step ran. */
   emulated: boolean | null;
   queue: string | null;
   /** Every vertex of the stage was a cache hit, or the stage reused an identical in-flight one. */

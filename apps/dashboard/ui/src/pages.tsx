@@ -1,7 +1,7 @@
 import { memo } from 'preact/compat';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { signal } from '@preact/signals';
-import type { BuildDetail, BuildSummary, CacheView, ProgressView, QueueView, StageView, WorkerView } from '../../src/api/types.js';
+import type { BuildDetail, BuildSummary, CacheView, PlatformTenantRow, ProgressView, QueueView, StageView, WorkerView } from '../../src/api/types.js';
 import { LogLines } from '../../src/api/LogLines.js';
 import { ago, bytes, duration, getJson, postJson } from './api.js';
 import { Chart } from './Chart.js';
@@ -16,15 +16,32 @@ function Err(props: { error: string }) {
 }
 
 export function QueuesPage() {
-  const { data, error } = usePoll(() => getJson<{ queues: QueueView[]; sampleIntervalMs: number }>('/api/queues'), 2000);
+  const { data, error } = usePoll(() => getJson<{ queues: QueueView[]; platforms: PlatformTenantRow[]; sampleIntervalMs: number }>('/api/queues'), 2000);
   const queues = data?.queues ?? [];
   return (
     <section>
       <h1>Queues</h1>
       <Err error={error} />
+      <h2>Per platform and tenant</h2>
+      <p class="note">Waiting counts every stage that could run now and does not, also those held back before any queue (by the tenant limit) and why.</p>
+      <table data-testid="waiting">
+        <thead><tr><th>platform</th><th>tenant</th><th>waiting</th><th>why</th><th>running</th><th>oldest wait</th><th>failed builds (1 h)</th><th>failed stages (1 h)</th></tr></thead>
+        <tbody>
+          {(data?.platforms ?? []).map((r) => (
+            <tr key={`${r.platform} ${r.tenant}`} data-platform={r.platform} data-tenant={r.tenant}>
+              <td>{r.platform}</td><td>{r.tenant}</td>
+              <td class="num" data-field="waiting">{r.waiting}</td>
+              <td data-field="why">{r.why.map((w) => <div key={w}>{w}</div>)}</td>
+              <td class="num" data-field="running">{r.running}</td><td data-field="oldest">{duration(r.oldestWaitMs)}</td>
+              <td class="num" data-field="failed-builds">{r.failedBuilds}</td><td class="num" data-field="failed-stages">{r.failedStages}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <h2>Stage queues</h2>
       <p class="note">Depth history: last hour, sampled in this dashboard's memory every {((data?.sampleIntervalMs ?? 5000) / 1000).toFixed(1)} s.</p>
       <table data-testid="queues">
-        <thead><tr><th>queue</th><th>platform</th><th>class</th><th>waiting</th><th>active</th><th>oldest wait</th><th>throughput /min</th><th>failed (1 h)</th></tr></thead>
+        <thead><tr><th>queue</th><th>platform</th><th>class</th><th>waiting</th><th>active</th><th>oldest wait</th><th>throughput /min</th><th>failed jobs (1 h)</th></tr></thead>
         <tbody>
           {queues.map((q) => (
             <tr key={q.name} data-queue={q.name}>
@@ -64,14 +81,16 @@ export function WorkersPage() {
       <h1>Workers</h1>
       <Err error={error || opError} />
       <table data-testid="workers">
-        <thead><tr><th>id</th><th>native</th><th>emulated</th><th>load</th><th>running stages</th><th>cache</th><th>last heartbeat</th><th>state</th><th /></tr></thead>
+        <thead><tr><th>id</th><th>native</th><th>emulated</th><th>load</th><th>running stages</th><th>disk</th><th>last heartbeat</th><th>state</th><th /></tr></thead>
         <tbody>
           {(data?.workers ?? []).map((w) => (
             <tr key={w.id} data-worker={w.id}>
               <td>{w.id}</td><td>{w.nativePlatforms.join(', ') || '–'}</td><td>{w.emulatedPlatforms.join(', ') || '–'}</td>
               <td>{w.running}/{w.capacity} ({Math.round(w.load * 100)}%)</td>
               <td>{w.runningStages.map((s) => <div key={`${s.buildId}${s.stageId}`}><a href={`/builds/${s.buildId}`} onClick={onLink}>{s.stageId}</a> {s.platform}</div>)}</td>
-              <td>{bytes(w.cacheBytes)}</td><td>{ago(w.lastHeartbeat)}</td>
+              <td data-field="disk" data-bytes={w.disk?.totalBytes ?? ''} title={w.disk ? `measured ${ago(w.disk.measuredMs)}` : 'not measured yet'}>
+                {w.disk ? <>{bytes(w.disk.totalBytes)}<div class="meta">{Object.entries(w.disk.parts).map(([k, v]) => `${k} ${bytes(v)}`).join(' · ')}</div></> : '…'}
+              </td><td>{ago(w.lastHeartbeat)}</td>
               <td data-field="state">{w.draining ? <span class="badge warn">draining</span> : <span class="badge ok">active</span>}</td>
               <td>{role.value === 'admin' && !w.draining ? <button onClick={() => void drain(w.id)}>drain</button> : null}</td>
             </tr>
@@ -101,14 +120,16 @@ export function BuildsPage() {
       </div>
       <Err error={error} />
       <table data-testid="builds">
-        <thead><tr><th>build</th><th>status</th><th>tenant</th><th>platforms</th><th>started</th><th>duration</th><th>cache hits</th></tr></thead>
+        <thead><tr><th>build</th><th>status</th><th>tenant</th><th>images</th><th>platforms</th><th>started</th><th>queued</th><th>ran</th><th>total</th><th>cache hits</th><th>error</th></tr></thead>
         <tbody>
           {(data?.builds ?? []).map((b) => (
             <tr key={b.buildId} data-build={b.buildId}>
               <td><a href={`/builds/${b.buildId}`} onClick={onLink}>{b.buildId}</a></td>
-              <td><span class={`badge ${b.status}`}>{b.status}</span></td><td>{b.tenant}</td><td>{b.platforms.join(', ')}</td>
-              <td>{ago(b.createdMs)}</td><td>{duration(b.durationMs)}</td>
+              <td data-field="status"><span class={`badge ${b.status}`}>{b.status}</span></td><td data-field="tenant">{b.tenant}</td>
+              <td data-field="images">{b.images.join(', ') || '–'}</td><td data-field="platforms">{b.platforms.join(', ')}</td>
+              <td>{ago(b.createdMs)}</td><td data-field="queued">{duration(b.queueMs)}</td><td data-field="ran">{duration(b.runMs)}</td><td>{duration(b.durationMs)}</td>
               <td>{b.cacheHitRatio === null ? '–' : `${Math.round(b.cacheHitRatio * 100)}% (${b.verticesCached}/${b.verticesTotal})`}</td>
+              <td data-field="error" class="error" title={b.error}>{b.errorLine}</td>
             </tr>
           ))}
         </tbody>
@@ -120,14 +141,14 @@ export function BuildsPage() {
 function StageCard(props: { s: StageView }) {
   const s = props.s;
   return (
-    <div class={`stage ${s.status}`} data-stage={s.stageId}>
-      <strong>{s.stageId}</strong> <span class="badge">{s.status}</span>
+    <div class={`stage ${s.status}`} data-stage={s.stageId} data-name={s.name}>
+      <strong data-field="stage-name">{s.name}</strong> <span class="meta">{s.stageId}</span> <span class="badge">{s.status}</span>
       {s.cached ? <span class="badge ok">cached</span> : null}
-      {s.emulated ? <span class="badge warn">emulated</span> : null}
+      {s.emulated === true ? <span class="badge warn">emulated</span> : s.emulated === false ? <span class="badge">native</span> : null}
       <div class="meta">worker {s.worker ?? '–'} · {duration(s.durationMs)}{s.attempts > 1 ? ` · attempt ${s.attempts}` : ''}</div>
       {s.dependsOn.length ? <div class="meta">after {s.dependsOn.join(', ')}</div> : null}
       {s.error ? <div class="error">{s.error}</div> : null}
-      <ul>{s.vertices.map((v) => <li key={v.digest}>{v.name} — {v.cached ? 'cached' : `${v.status} ${duration(v.durationMs)}`}</li>)}</ul>
+      <ul>{s.vertices.map((v) => <li key={v.digest}>{v.name} — {v.cached ? 'cached' : `${v.status} ${duration(v.durationMs)}${v.emulated === null ? '' : v.emulated ? ' (emulated)' : ' (native)'}`}</li>)}</ul>
     </div>
   );
 }
