@@ -24,6 +24,12 @@ export class ContextStore {
   readonly root: string;
   readonly maxContextBytes: number;
   readonly maxFiles: number;
+  /**
+   * The last few manifests stored or read, parsed: a delta sync's base is usually the context
+   * the same client synced a minute ago, and re-reading 20,000 entries would cost more than
+   * the delta. Small, because one 20,000-file manifest is a few MB.
+   */
+  private readonly recent = new Map<string, readonly ContextEntry[]>();
 
   constructor(opts: ContextStoreOptions) {
     this.root = opts.root;
@@ -37,10 +43,29 @@ export class ContextStore {
     const bytes = encodeManifest(sorted);
     const digest = sha256Digest(bytes);
     await this.content.put(bytes, digest);
+    this.remember(digest, sorted);
     const dir = join(this.root, 'tenants', tenantDirName(tenant));
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, digest.slice('sha256:'.length)), '');
     return digest;
+  }
+
+  /** The entries of a stored context (see readManifest), from memory when recently used. */
+  async manifest(contextId: string): Promise<readonly ContextEntry[]> {
+    const hit = this.recent.get(contextId);
+    if (hit) {
+      this.remember(contextId, hit);
+      return hit;
+    }
+    const entries = await readManifest(this, contextId);
+    this.remember(contextId, entries);
+    return entries;
+  }
+
+  private remember(contextId: string, entries: readonly ContextEntry[]): void {
+    this.recent.delete(contextId);
+    this.recent.set(contextId, entries);
+    while (this.recent.size > RECENT_MANIFESTS) this.recent.delete(this.recent.keys().next().value!);
   }
 
   /**
@@ -94,6 +119,8 @@ export class ContextStore {
     }
   }
 }
+
+const RECENT_MANIFESTS = 4;
 
 /** Reads the sorted entry list of a context. */
 export async function readManifest(store: ContextStore, contextId: string): Promise<ContextEntry[]> {

@@ -1,5 +1,12 @@
 // Remembers file digests by (size, mtime, ctime, inode) so a rebuild does not rehash unchanged
 // files. One small JSON file per context directory in the client's cache dir.
+//
+// A file rewritten with the same size and its mtime put back still changes its ctime, so the
+// row misses. What stat cannot show is a second write inside the same timestamp tick as the
+// read that hashed it (file times come from a coarse clock): like git's "racily clean" index
+// entries, a row whose mtime or ctime is not safely older than the moment hashing started is
+// never trusted, and the file is hashed again next time (BuildKit's fsutil compares size and
+// mtime only and misses both cases).
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -13,6 +20,18 @@ interface CachedStat {
 }
 
 type Row = [size: number, mtimeNs: string, ctimeNs: string, ino: string, digest: string];
+
+/**
+ * How much older than the hash's start a file's times must be for the row to be trusted: the
+ * kernel's coarse clock lags by a tick (≤ 10 ms), a network filesystem's clock may be off by
+ * more; a file touched within this margin is simply hashed once more on the next walk.
+ */
+export const RACY_MARGIN_NS = 2_000_000_000n;
+
+/** Wall-clock nanoseconds, taken before a file is read for hashing. */
+export function nowNs(): bigint {
+  return BigInt(Date.now()) * 1_000_000n;
+}
 
 /** Where the client keeps per-context hash caches unless told otherwise. */
 export function defaultContextCacheDir(): string {
@@ -48,7 +67,10 @@ export class HashCache {
     return row[4];
   }
 
-  set(path: string, st: CachedStat, digest: string): void {
+  /** Records a digest computed from a read that started at `hashStartNs` (see RACY_MARGIN_NS). */
+  set(path: string, st: CachedStat, digest: string, hashStartNs: bigint): void {
+    const safeBefore = hashStartNs - RACY_MARGIN_NS;
+    if (BigInt(st.mtimeNs) >= safeBefore || BigInt(st.ctimeNs) >= safeBefore) return;
     this.next.set(path, [st.size, st.mtimeNs, st.ctimeNs, st.ino, digest]);
     this.dirty = true;
   }

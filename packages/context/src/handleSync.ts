@@ -19,15 +19,20 @@ export interface HandleSyncResult {
   bytesUploaded: number;
   /** Digests this tenant had not uploaded before, which the client had to send. */
   uploaded: string[];
+  /** The entry list was a delta against a base context of this tenant. */
+  delta: boolean;
+  /** Entries and removed paths received (with a delta, only the change). */
+  entriesReceived: number;
 }
 
 const MISSING_BATCH = 4096;
 const MAX_INFLIGHT_COMMITS = 64;
 
 /**
- * Serves one ContextSync.Sync call: validates the entry list, asks for the contents the store
- * lacks, verifies and stores them, then stores the manifest. On a bad request the call ends
- * with INVALID_ARGUMENT or RESOURCE_EXHAUSTED and a one-line message; the returned promise then
+ * Serves one ContextSync.Sync call: validates the entry list (or the delta against a base the
+ * tenant synced before), asks for the contents the store lacks as each entry batch arrives,
+ * verifies and stores them, then stores the manifest. On a bad request the call ends with
+ * INVALID_ARGUMENT or RESOURCE_EXHAUSTED and a one-line message; the returned promise then
  * rejects with the same ContextError.
  */
 export async function handleSync(
@@ -38,7 +43,7 @@ export async function handleSync(
   const writers = new Map<string, { writer: ContentWriter; received: number; size: number }>();
   try {
     const result = await runSync(call, store, opts, writers);
-    call.write({ complete: { contextId: result.contextId, files: result.files, bytesTotal: result.bytesTotal, bytesUploaded: result.bytesUploaded } });
+    call.write({ complete: { contextId: result.contextId, files: result.files, bytesTotal: result.bytesTotal, bytesUploaded: result.bytesUploaded, delta: result.delta } });
     call.end();
     return result;
   } catch (err) {
@@ -64,63 +69,117 @@ async function runSync(
     return r.value;
   };
 
-  // Phase 1: entries, validated as they arrive so limits trip before everything is buffered.
-  const entries: ContextEntry[] = [];
-  const seen = new Set<string>();
-  let bytesTotal = 0;
+  // The base: only a context this tenant itself synced (its grant), never one it merely names.
+  // Every content of a base was proven by the tenant when the base was made, so entries whose
+  // digest is in the base need no new proof.
+  let req = await next('the entry list');
+  let base: Map<string, ContextEntry> | undefined;
+  const baseSize = new Map<string, number>();
+  if (req.base) {
+    const id = req.base.contextId;
+    if ((await store.tenantHas(opts.tenant, id)) && (await store.content.has(id))) {
+      base = new Map();
+      for (const e of await store.manifest(id)) {
+        base.set(e.path, e);
+        if (isRegular(e)) baseSize.set(e.digest, e.size);
+      }
+    } else {
+      // The same answer whether the id exists for another tenant or nowhere.
+      await writeResponse(call, { baseUnknown: true });
+      for (;;) {
+        req = await next('the delta after base_unknown');
+        if (req.entriesDone) break;
+        if (!req.entries) throw new ContextError('context sync: expected the rest of the delta and entries_done after base_unknown');
+      }
+    }
+    req = await next('the entry list');
+  }
+
+  const received = new Map<string, ContextEntry>();
+  const removed = new Set<string>();
+  let entriesReceived = 0;
+  let bytesReceived = 0;
+  let entriesDone = false;
+  let sorted: ContextEntry[] = [];
   let files = 0;
-  for (;;) {
-    const req = await next('the entry list');
-    if (req.entriesDone) break;
-    if (!req.entries) throw new ContextError('context sync: expected entries before entries_done');
-    for (const raw of req.entries.entries) {
+  let bytesTotal = 0;
+  // Every digest seen so far with its size; `pending` those that still have to be sent.
+  const sizeOf = new Map<string, number>();
+  const pending = new Set<string>();
+  const uploaded: string[] = [];
+
+  const onEntries = async (batch: NonNullable<SyncRequest['entries']>): Promise<void> => {
+    const fresh: string[] = [];
+    for (const raw of batch.entries) {
       const e: ContextEntry = { path: raw.path, mode: raw.mode, size: raw.size, digest: raw.digest, linkTarget: raw.linkTarget, modTime: raw.modTime };
       validateEntry(e);
-      if (seen.has(e.path)) throw new ContextError(`context entry ${JSON.stringify(e.path)} is listed twice`);
-      seen.add(e.path);
-      entries.push(e);
-      if (entries.length > store.maxFiles) {
+      if (received.has(e.path) || removed.has(e.path)) throw new ContextError(`context entry ${JSON.stringify(e.path)} is listed twice`);
+      received.set(e.path, e);
+      if (++entriesReceived > store.maxFiles) {
         throw new ContextError(`build context has more than ${store.maxFiles} entries; add unneeded files to .dockerignore`, 'too-large');
       }
-      if (isRegular(e)) {
-        files++;
-        bytesTotal += e.size;
-        if (bytesTotal > store.maxContextBytes) {
-          throw new ContextError(`build context is larger than the limit of ${store.maxContextBytes} bytes (at ${JSON.stringify(e.path)}); add large files to .dockerignore`, 'too-large');
-        }
+      if (!isRegular(e)) continue;
+      bytesReceived += e.size;
+      if (bytesReceived > store.maxContextBytes) {
+        throw new ContextError(`build context is larger than the limit of ${store.maxContextBytes} bytes (at ${JSON.stringify(e.path)}); add large files to .dockerignore`, 'too-large');
       }
+      const known = sizeOf.get(e.digest) ?? baseSize.get(e.digest);
+      if (known !== undefined && known !== e.size) {
+        throw new ContextError(`context entry ${JSON.stringify(e.path)} has digest ${e.digest} with size ${e.size}, but another entry has the same digest with size ${known}`);
+      }
+      if (sizeOf.has(e.digest)) continue;
+      sizeOf.set(e.digest, e.size);
+      if (!baseSize.has(e.digest)) fresh.push(e.digest);
     }
-  }
-  const sorted = sortEntries(entries);
-  validateEntrySet(sorted);
-
-  // Phase 2: which contents are missing.
-  const sizeOf = new Map<string, number>();
-  for (const e of sorted) {
-    if (!isRegular(e)) continue;
-    const prev = sizeOf.get(e.digest);
-    if (prev !== undefined && prev !== e.size) {
-      throw new ContextError(`context entry ${JSON.stringify(e.path)} has digest ${e.digest} with size ${e.size}, but another entry has the same digest with size ${prev}`);
+    for (const path of batch.removed) {
+      if (!base) throw new ContextError(`context sync: removed path ${JSON.stringify(path.slice(0, 200))} without a base context`);
+      if (!base.has(path)) throw new ContextError(`context sync: removed path ${JSON.stringify(path.slice(0, 200))} is not in the base context`);
+      if (received.has(path) || removed.has(path)) throw new ContextError(`context entry ${JSON.stringify(path.slice(0, 200))} is listed twice`);
+      removed.add(path);
+      entriesReceived++;
     }
-    sizeOf.set(e.digest, e.size);
-  }
-  const pending = new Set<string>();
-  const digests = [...sizeOf.keys()];
-  for (let i = 0; i < digests.length; i += 64) {
-    const slice = digests.slice(i, i + 64);
-    // Only this tenant's own uploads count: naming a digest is no proof of holding its content.
-    const present = await Promise.all(slice.map((d) => store.tenantHasContent(opts.tenant, d)));
-    slice.forEach((d, j) => { if (!present[j]) pending.add(d); });
-  }
-  const uploaded = [...pending];
-  for (let i = 0; i < uploaded.length; i += MISSING_BATCH) {
-    await writeResponse(call, { missing: { digests: uploaded.slice(i, i + MISSING_BATCH) } });
-  }
-  await writeResponse(call, { missingDone: true });
+    const missing: string[] = [];
+    for (let i = 0; i < fresh.length; i += 64) {
+      const slice = fresh.slice(i, i + 64);
+      // Only this tenant's own uploads count: naming a digest is no proof of holding its content.
+      const present = await Promise.all(slice.map((d) => store.tenantHasContent(opts.tenant, d)));
+      slice.forEach((d, j) => { if (!present[j]) missing.push(d); });
+    }
+    for (const d of missing) pending.add(d);
+    uploaded.push(...missing);
+    for (let i = 0; i < missing.length; i += MISSING_BATCH) {
+      await writeResponse(call, { missing: { digests: missing.slice(i, i + MISSING_BATCH) } });
+    }
+  };
 
-  // Phase 3: contents. A writer per digest verifies sha256 and size and commits atomically.
-  // Commits (fsync + rename) run in the background, a bounded number at a time, so many small
-  // files do not serialise on fsync latency.
+  const onEntriesDone = (): void => {
+    let all: ContextEntry[];
+    if (base) {
+      all = [];
+      for (const [path, e] of base) if (!removed.has(path) && !received.has(path)) all.push(e);
+      all.push(...received.values());
+    } else {
+      all = [...received.values()];
+    }
+    if (all.length > store.maxFiles) {
+      throw new ContextError(`build context has more than ${store.maxFiles} entries; add unneeded files to .dockerignore`, 'too-large');
+    }
+    for (const e of all) {
+      if (!isRegular(e)) continue;
+      files++;
+      bytesTotal += e.size;
+    }
+    if (bytesTotal > store.maxContextBytes) {
+      throw new ContextError(`build context is larger than the limit of ${store.maxContextBytes} bytes; add large files to .dockerignore`, 'too-large');
+    }
+    sorted = sortEntries(all);
+    validateEntrySet(sorted);
+  };
+
+  // Contents may arrive as soon as their digest was asked for, between entry batches. A writer
+  // per streamed digest verifies sha256 and size and commits atomically. Commits (fsync +
+  // rename) run in the background, a bounded number at a time, so many small files do not
+  // serialise on fsync latency.
   let bytesUploaded = 0;
   const inflight = new Set<Promise<unknown>>();
   let failure: unknown;
@@ -131,41 +190,67 @@ async function runSync(
     if (inflight.size >= MAX_INFLIGHT_COMMITS) await Promise.race(inflight);
     if (failure) throw failure;
   };
-  for (;;) {
-    const req = await next('the upload');
-    if (req.uploadDone) break;
-    const chunk = req.chunk;
-    if (!chunk) throw new ContextError('context sync: expected content chunks before upload_done');
-    if (!pending.has(chunk.digest)) {
-      throw new ContextError(`context sync: received content for ${chunk.digest || '(empty digest)'}, which was not requested or is already complete`);
+  const expect = (digest: string, length: number, had: number): number => {
+    if (!pending.has(digest)) {
+      throw new ContextError(`context sync: received content for ${digest.slice(0, 80) || '(empty digest)'}, which was not requested or is already complete`);
     }
-    const size = sizeOf.get(chunk.digest)!;
-    bytesUploaded += chunk.data.length;
-    let w = writers.get(chunk.digest);
-    const received = (w?.received ?? 0) + chunk.data.length;
-    if (received > size) {
-      throw new ContextError(`context sync: content for ${chunk.digest} is longer than its declared ${size} bytes; the file changed during the upload — retry the build`);
+    const size = sizeOf.get(digest)!;
+    bytesUploaded += length;
+    if (had + length > size) {
+      throw new ContextError(`context sync: content for ${digest} is longer than its declared ${size} bytes; the file changed during the upload — retry the build`);
     }
-    if (!w && chunk.last) {
-      // The whole file in one chunk: the common case for small files. Verified here, because
-      // put() skips data whose digest the store already holds, and an upload is the tenant's
-      // proof of possession: wrong bytes under another tenant's digest must not pass.
-      if (received !== size || sha256Digest(chunk.data) !== chunk.digest) throw new DigestMismatchError(chunk.digest, sha256Digest(chunk.data));
-      pending.delete(chunk.digest);
-      await background(store.content.put(chunk.data, chunk.digest, size));
-      continue;
-    }
-    if (!w) {
-      w = { writer: await store.content.writer({ expectedDigest: chunk.digest, expectedSize: size }), received: 0, size };
-      writers.set(chunk.digest, w);
-    }
-    w.received = received;
-    // Awaiting the file write pauses reading from the call: backpressure reaches the client.
-    if (chunk.data.length > 0) await w.writer.write(chunk.data);
-    if (chunk.last) {
-      writers.delete(chunk.digest);
-      pending.delete(chunk.digest);
-      await background(w.writer.commit());
+    return size;
+  };
+  // A whole file in one piece: verified here, because put() skips data whose digest the store
+  // already holds, and an upload is the tenant's proof of possession: wrong bytes under
+  // another tenant's digest must not pass.
+  const verifyWhole = (digest: string, data: Uint8Array): void => {
+    const size = expect(digest, data.length, 0);
+    if (data.length !== size || sha256Digest(data) !== digest) throw new DigestMismatchError(digest, sha256Digest(data));
+    pending.delete(digest);
+  };
+
+  for (;; req = await next(entriesDone ? 'the upload' : 'the entry list')) {
+    if (req.entries) {
+      if (entriesDone) throw new ContextError('context sync: entries after entries_done');
+      await onEntries(req.entries);
+    } else if (req.entriesDone) {
+      if (entriesDone) throw new ContextError('context sync: entries_done sent twice');
+      entriesDone = true;
+      onEntriesDone();
+      await writeResponse(call, { missingDone: true });
+    } else if (req.blobs) {
+      // All verified before any is written; then one background commit for the whole batch.
+      for (const b of req.blobs.blobs) verifyWhole(b.digest, b.data);
+      await background(Promise.all(req.blobs.blobs.map((b) => store.content.put(b.data, b.digest, b.data.length))));
+    } else if (req.chunk) {
+      const chunk = req.chunk;
+      let w = writers.get(chunk.digest);
+      if (!w && chunk.last) {
+        verifyWhole(chunk.digest, chunk.data);
+        await background(store.content.put(chunk.data, chunk.digest, chunk.data.length));
+        continue;
+      }
+      const size = expect(chunk.digest, chunk.data.length, w?.received ?? 0);
+      if (!w) {
+        w = { writer: await store.content.writer({ expectedDigest: chunk.digest, expectedSize: size }), received: 0, size };
+        writers.set(chunk.digest, w);
+      }
+      w.received += chunk.data.length;
+      // Awaiting the file write pauses reading from the call: backpressure reaches the client.
+      if (chunk.data.length > 0) await w.writer.write(chunk.data);
+      if (chunk.last) {
+        writers.delete(chunk.digest);
+        pending.delete(chunk.digest);
+        await background(w.writer.commit());
+      }
+    } else if (req.uploadDone) {
+      if (!entriesDone) throw new ContextError('context sync: upload_done before entries_done');
+      break;
+    } else if (req.base) {
+      throw new ContextError('context sync: base must be the first message');
+    } else {
+      throw new ContextError('context sync: empty or unknown request message');
     }
   }
   await Promise.all(inflight);
@@ -176,7 +261,7 @@ async function runSync(
 
   await store.grantContent(opts.tenant, uploaded);
   const contextId = await store.putManifest(sorted, opts.tenant);
-  return { contextId, files, bytesTotal, bytesUploaded, uploaded };
+  return { contextId, files, bytesTotal, bytesUploaded, uploaded, delta: base !== undefined, entriesReceived };
 }
 
 function writeResponse(call: ServerDuplexStream<SyncRequest, SyncResponse>, msg: SyncResponse): Promise<void> {

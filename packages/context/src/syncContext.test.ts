@@ -129,14 +129,14 @@ const file = (path: string, extra: Partial<{ mode: number; size: number; digest:
 
 test('the server rejects bad entries with INVALID_ARGUMENT and a clear message', async () => {
   const cases: [string, SyncRequest['entries'], RegExp][] = [
-    ['dotdot', { entries: [file('a/../../etc/passwd')] }, /contains "\.\."/],
-    ['absolute', { entries: [file('/etc/passwd')] }, /"\/etc\/passwd" is an absolute path/],
-    ['empty', { entries: [file('')] }, /empty path/],
-    ['duplicate', { entries: [file('x'), file('x')] }, /"x" is listed twice/],
-    ['fifo', { entries: [file('p', { mode: 0o010644, size: 0, digest: '' })] }, /"p" is a fifo/],
-    ['char device', { entries: [file('dev/null', { mode: 0o020666, size: 0, digest: '' })] }, /"dev\/null" is a character device/],
-    ['bad digest', { entries: [file('f', { digest: 'md5:abc' })] }, /invalid digest "md5:abc"/],
-    ['nested under file', { entries: [file('f'), file('f/g')] }, /"f\/g" is nested under "f"/],
+    ['dotdot', { removed: [], entries: [file('a/../../etc/passwd')] }, /contains "\.\."/],
+    ['absolute', { removed: [], entries: [file('/etc/passwd')] }, /"\/etc\/passwd" is an absolute path/],
+    ['empty', { removed: [], entries: [file('')] }, /empty path/],
+    ['duplicate', { removed: [], entries: [file('x'), file('x')] }, /"x" is listed twice/],
+    ['fifo', { removed: [], entries: [file('p', { mode: 0o010644, size: 0, digest: '' })] }, /"p" is a fifo/],
+    ['char device', { removed: [], entries: [file('dev/null', { mode: 0o020666, size: 0, digest: '' })] }, /"dev\/null" is a character device/],
+    ['bad digest', { removed: [], entries: [file('f', { digest: 'md5:abc' })] }, /invalid digest "md5:abc"/],
+    ['nested under file', { removed: [], entries: [file('f'), file('f/g')] }, /"f\/g" is nested under "f"/],
   ];
   for (const [name, entries, re] of cases) {
     const err = await rawSync([{ entries }, { entriesDone: true }]);
@@ -146,12 +146,12 @@ test('the server rejects bad entries with INVALID_ARGUMENT and a clear message',
 });
 
 test('the server enforces size and file-count limits with RESOURCE_EXHAUSTED', async () => {
-  const big = await rawSync([{ entries: { entries: [file('huge.iso', { size: 301 * 1024 * 1024 })] } }, { entriesDone: true }]);
+  const big = await rawSync([{ entries: { removed: [], entries: [file('huge.iso', { size: 301 * 1024 * 1024 })] } }, { entriesDone: true }]);
   assert.equal(big.code, status.RESOURCE_EXHAUSTED);
   assert.match(big.details, /build context is larger than the limit of 314572800 bytes \(at "huge\.iso"\)/);
   const many = Array.from({ length: 20_001 }, (_, i) => file(`f${i}`));
   const batches: SyncRequest[] = [];
-  for (let i = 0; i < many.length; i += 5000) batches.push({ entries: { entries: many.slice(i, i + 5000) } });
+  for (let i = 0; i < many.length; i += 5000) batches.push({ entries: { removed: [], entries: many.slice(i, i + 5000) } });
   const tooMany = await rawSync([...batches, { entriesDone: true }]);
   assert.equal(tooMany.code, status.RESOURCE_EXHAUSTED);
   assert.match(tooMany.details, /more than 20000 entries/);
@@ -161,7 +161,7 @@ test('the server rejects unrequested chunks and content that does not match its 
   const content = Buffer.from('real content');
   const digest = 'sha256:' + (await import('node:crypto')).createHash('sha256').update(content).digest('hex');
   const unrequested = await rawSync(
-    [{ entries: { entries: [file('f', { size: content.length, digest })] } }, { entriesDone: true }],
+    [{ entries: { removed: [], entries: [file('f', { size: content.length, digest })] } }, { entriesDone: true }],
     () => [{ chunk: { digest: D('b'), data: Buffer.from('x'), last: true } }],
   );
   assert.equal(unrequested.code, status.INVALID_ARGUMENT);
@@ -169,7 +169,7 @@ test('the server rejects unrequested chunks and content that does not match its 
 
   const fake = D('c');
   const mismatch = await rawSync(
-    [{ entries: { entries: [file('f', { size: 5, digest: fake })] } }, { entriesDone: true }],
+    [{ entries: { removed: [], entries: [file('f', { size: 5, digest: fake })] } }, { entriesDone: true }],
     (missing) => { assert.deepEqual(missing, [fake]); return [{ chunk: { digest: fake, data: Buffer.from('wrong'), last: true } }, { uploadDone: true }]; },
   );
   assert.equal(mismatch.code, status.INVALID_ARGUMENT);
@@ -187,7 +187,7 @@ test('content another tenant uploaded must be sent again: a digest alone proves 
   const other = await startSyncServer(store, 'other');
   try {
     // Named without content: asked for, exactly like a digest nobody has.
-    const entries = (d: string) => [{ entries: { entries: [file('stolen', { size: secret.length, digest: d })] } }, { entriesDone: true }] as SyncRequest[];
+    const entries = (d: string) => [{ entries: { removed: [], entries: [file('stolen', { size: secret.length, digest: d })] } }, { entriesDone: true }] as SyncRequest[];
     const exchange = async (msgs: SyncRequest[], reply: (missing: string[]) => SyncRequest[]) => {
       const call = other.client.sync();
       for (const m of msgs) call.write(m);

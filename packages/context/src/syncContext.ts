@@ -1,10 +1,12 @@
-import { open, readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import type { Metadata, ClientDuplexStream } from '@grpc/grpc-js';
-import { ContextEntry as ProtoContextEntry, type ContextSyncClient, type SyncRequest, type SyncResponse } from '@buildyard/proto';
+import type { ContentChunk, ContextEntry as ProtoContextEntry, ContextSyncClient, SyncComplete, SyncRequest, SyncResponse } from '@buildyard/proto';
 import { ContextError } from './ContextError.js';
 import { isRegular, type ContextEntry } from './ContextEntry.js';
-import { walkContext } from './walkContext.js';
+import { defaultContextCacheDir } from './HashCache.js';
+import { listContext } from './walkContext.js';
 
 export interface SyncProgress {
   phase: 'walk' | 'negotiate' | 'upload' | 'complete';
@@ -34,22 +36,34 @@ export interface SyncResult {
 /** Entry batches stay well below gRPC's default 4 MiB and the 1 MiB we promise. */
 const MAX_BATCH_BYTES = 512 * 1024;
 export const CHUNK_SIZE = 256 * 1024;
+/** Small files travel many to a message, up to about this much content. */
+const MAX_BLOB_BATCH_BYTES = 1024 * 1024;
 const READ_AHEAD = 16;
 
-/** Uploads the context in `dir`, sending only the contents the server does not have yet. */
+/**
+ * Uploads the context in `dir`, sending only what the server does not have yet: with a hash
+ * cache dir, the entries that changed since the last sync of this directory to this builder
+ * as this caller (a delta against that context id), and the contents the tenant never sent.
+ * Entries go out as they are hashed; contents as soon as the server asks for them.
+ */
 export async function syncContext(client: ContextSyncClient, dir: string, opts: SyncOptions = {}): Promise<SyncResult> {
   const root = resolve(dir);
-  const entries = await walkContext(root, { dockerignore: opts.dockerignore, cacheDir: opts.cacheDir });
-  const pathOf = new Map<string, string>();
+  const cacheDir = opts.cacheDir === undefined ? defaultContextCacheDir() : opts.cacheDir;
+  const [listing, base] = await Promise.all([
+    listContext(root, { dockerignore: opts.dockerignore, cacheDir }),
+    cacheDir === false ? undefined : LastSync.open(cacheDir, baseKey(root, client, opts.metadata)),
+  ]);
+  const { entries } = listing;
   let bytesTotal = 0;
   let files = 0;
   for (const e of entries) {
     if (!isRegular(e)) continue;
     files++;
     bytesTotal += e.size;
-    if (!pathOf.has(e.digest)) pathOf.set(e.digest, `${root}/${e.path}`);
   }
-  const sizeOf = new Map(entries.filter(isRegular).map((e) => [e.digest, e.size]));
+  // Filled as entries are sent: the server only asks for digests of entries it has received.
+  const pathOf = new Map<string, string>();
+  const sizeOf = new Map<string, number>();
   const progress: SyncProgress = { phase: 'walk', files, bytesTotal, bytesToUpload: 0, bytesUploaded: 0 };
   opts.onProgress?.({ ...progress });
 
@@ -59,81 +73,225 @@ export async function syncContext(client: ContextSyncClient, dir: string, opts: 
   // Errors surface through the response iterator; this keeps an early one from going unhandled.
   call.on('error', () => {});
   const responses = call[Symbol.asyncIterator]() as AsyncIterator<SyncResponse>;
+
+  const uploads = new UploadQueue();
+  let sideFailure: unknown;
+  const onBytes = (n: number) => {
+    progress.bytesUploaded += n;
+    opts.onProgress?.({ ...progress });
+  };
+
+  // The entry list, in batches as hashing finishes: all entries, or with a base only those that
+  // differ from it and the paths it has that are gone.
+  const sendEntries = async (against: BaseEntries | undefined): Promise<void> => {
+    let batch: ProtoContextEntry[] = [];
+    let removed: string[] = [];
+    let batchBytes = 0;
+    const flush = async () => {
+      await send(call, { entries: { entries: batch, removed } });
+      batch = [];
+      removed = [];
+      batchBytes = 0;
+    };
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i];
+      if (isRegular(entry)) {
+        await listing.ready(i);
+        if (!pathOf.has(entry.digest)) pathOf.set(entry.digest, `${root}/${entry.path}`);
+        sizeOf.set(entry.digest, entry.size);
+      }
+      if (against?.has(entry)) continue;
+      const size = entrySize(entry);
+      if (batch.length > 0 && batchBytes + size > MAX_BATCH_BYTES) await flush();
+      batch.push({ ...entry, modTime: entry.modTime ?? '0' });
+      batchBytes += size;
+    }
+    if (against) {
+      for (const path of against.removedFrom(entries)) {
+        const size = Buffer.byteLength(path) + 8;
+        if (batchBytes + size > MAX_BATCH_BYTES) await flush();
+        removed.push(path);
+        batchBytes += size;
+      }
+    }
+    if (batch.length > 0 || removed.length > 0) await flush();
+    await send(call, { entriesDone: true });
+  };
+
   try {
     progress.phase = 'negotiate';
     opts.onProgress?.({ ...progress });
-    let batch: ProtoContextEntry[] = [];
-    let batchBytes = 0;
-    for (const entry of entries) {
-      const e: ProtoContextEntry = { ...entry, modTime: entry.modTime ?? '0' };
-      const size = ProtoContextEntry.encode(e).finish().length + 8;
-      if (batch.length > 0 && batchBytes + size > MAX_BATCH_BYTES) {
-        await send(call, { entries: { entries: batch } });
-        batch = [];
-        batchBytes = 0;
-      }
-      batch.push(e);
-      batchBytes += size;
-    }
-    if (batch.length > 0) await send(call, { entries: { entries: batch } });
-    await send(call, { entriesDone: true });
+    const usable = base?.usable();
+    if (usable) await send(call, { base: { contextId: usable.contextId } });
+    // Sending and uploading run beside the response loop; a failure in either (a file that
+    // vanished) cancels the call so the loop does not wait for an answer that cannot come.
+    const failFast = (p: Promise<void>) => {
+      p.catch((err: unknown) => { sideFailure ??= err; call.cancel(); });
+      return p;
+    };
+    let sending = failFast(sendEntries(usable));
+    const uploading = failFast(uploads.run(call, pathOf, sizeOf, onBytes));
 
-    const missing: string[] = [];
-    for (;;) {
-      const res = await nextResponse(responses, 'missing digests');
-      if (res.missing) {
+    let complete: SyncComplete | undefined;
+    while (!complete) {
+      const res = await nextResponse(responses, 'the server\'s answer');
+      if (res.baseUnknown) {
+        if (!usable) throw new ContextError('context sync: the server rejected a base the client did not send; the server is misbehaving', 'internal');
+        // Not this tenant's (another token, or the server lost it): the full list follows the delta.
+        sending = failFast(sending.then(() => sendEntries(undefined)));
+      } else if (res.missing) {
         for (const d of res.missing.digests) {
           if (!pathOf.has(d)) throw new ContextError(`context sync: server asked for ${d}, which is not in the context; the server is misbehaving`, 'internal');
-          missing.push(d);
+          progress.bytesToUpload += sizeOf.get(d) ?? 0;
         }
-      } else if (res.missingDone) break;
-      else throw new ContextError('context sync: unexpected message from the server before missing_done', 'internal');
-    }
-    progress.phase = 'upload';
-    progress.bytesToUpload = missing.reduce((n, d) => n + (sizeOf.get(d) ?? 0), 0);
-    opts.onProgress?.({ ...progress });
-
-    const onBytes = (n: number) => {
-      progress.bytesUploaded += n;
-      opts.onProgress?.({ ...progress });
-    };
-    // Small files are read ahead a few at a time so many tiny files do not serialise on open/read.
-    const readAhead = new Map<string, Promise<Buffer>>();
-    const small = missing.filter((d) => (sizeOf.get(d) ?? 0) <= CHUNK_SIZE);
-    let ahead = 0;
-    for (const digest of missing) {
-      while (ahead < small.length && readAhead.size < READ_AHEAD) {
-        const d = small[ahead++];
-        const p = readFile(pathOf.get(d)!);
-        p.catch(() => {});
-        readAhead.set(d, p);
-      }
-      const pre = readAhead.get(digest);
-      if (pre) {
-        readAhead.delete(digest);
-        const data = await pre;
-        if (data.length > CHUNK_SIZE) await uploadFile(call, digest, pathOf.get(digest)!, onBytes);
-        else {
-          await send(call, { chunk: { digest, data, last: true } });
-          onBytes(data.length);
-        }
+        if (progress.phase !== 'upload') progress.phase = 'upload';
+        opts.onProgress?.({ ...progress });
+        uploads.add(res.missing.digests);
+      } else if (res.missingDone) {
+        await sending;
+        uploads.close();
+        await uploading;
+        await send(call, { uploadDone: true });
+        call.end();
+      } else if (res.complete) {
+        complete = res.complete;
       } else {
-        await uploadFile(call, digest, pathOf.get(digest)!, onBytes);
+        throw new ContextError('context sync: unexpected message from the server', 'internal');
       }
     }
-    await send(call, { uploadDone: true });
-    call.end();
-    const res = await nextResponse(responses, 'completion');
-    if (!res.complete) throw new ContextError('context sync: server answered without a completion', 'internal');
     progress.phase = 'complete';
     opts.onProgress?.({ ...progress });
-    return { contextId: res.complete.contextId, files: res.complete.files, bytesTotal: res.complete.bytesTotal, bytesUploaded: res.complete.bytesUploaded };
+    await listing.done;
+    if (base && complete.contextId !== usable?.contextId) await base.save(complete.contextId, entries);
+    return { contextId: complete.contextId, files: complete.files, bytesTotal: complete.bytesTotal, bytesUploaded: complete.bytesUploaded };
   } catch (err) {
     call.cancel();
-    throw err;
+    uploads.close();
+    throw sideFailure ?? err;
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** Roughly an entry's encoded size, for batching (exactness is not needed, only a bound). */
+function entrySize(e: ContextEntry): number {
+  return Buffer.byteLength(e.path) + Buffer.byteLength(e.linkTarget) + e.digest.length + 48;
+}
+
+/**
+ * The digests the server asked for, sent as they come: files up to CHUNK_SIZE are read a few
+ * at a time and go many to a `blobs` message; larger files stream in chunks.
+ */
+class UploadQueue {
+  private queue: string[] = [];
+  private closed = false;
+  private wake: (() => void) | undefined;
+
+  add(digests: readonly string[]): void {
+    this.queue.push(...digests);
+    this.wake?.();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.wake?.();
+  }
+
+  async run(call: ClientDuplexStream<SyncRequest, SyncResponse>, pathOf: ReadonlyMap<string, string>, sizeOf: ReadonlyMap<string, number>, onBytes: (n: number) => void): Promise<void> {
+    for (;;) {
+      if (this.queue.length === 0) {
+        if (this.closed) return;
+        await new Promise<void>((resolveWake) => { this.wake = resolveWake; });
+        this.wake = undefined;
+        continue;
+      }
+      const digests = this.queue.splice(0);
+      const small = digests.filter((d) => sizeOf.get(d)! <= CHUNK_SIZE);
+      for (const d of digests) if (sizeOf.get(d)! > CHUNK_SIZE) await uploadFile(call, d, pathOf.get(d)!, onBytes);
+      // Read ahead so many tiny files do not serialise on open/read.
+      const reads = new Map<number, Promise<Buffer>>();
+      let ahead = 0;
+      let batch: ContentChunk[] = [];
+      let batchBytes = 0;
+      const flush = async () => {
+        await send(call, { blobs: { blobs: batch } });
+        onBytes(batchBytes);
+        batch = [];
+        batchBytes = 0;
+      };
+      for (let i = 0; i < small.length; i++) {
+        while (ahead < small.length && ahead < i + READ_AHEAD) {
+          const p = readFile(pathOf.get(small[ahead])!);
+          p.catch(() => {});
+          reads.set(ahead++, p);
+        }
+        const data = await reads.get(i)!;
+        reads.delete(i);
+        if (batch.length > 0 && batchBytes + data.length > MAX_BLOB_BATCH_BYTES) await flush();
+        batch.push({ digest: small[i], data, last: true });
+        batchBytes += data.length;
+      }
+      if (batch.length > 0) await flush();
+    }
+  }
+}
+
+/**
+ * The last context this directory synced to this builder as this caller, kept in the hash
+ * cache dir: its id is the base of the next sync's delta, its entries what the delta is
+ * computed against. Only the server decides whether the base is the caller's own.
+ */
+class LastSync {
+  private constructor(private readonly file: string, private readonly stored: { contextId: string; entries: ContextEntry[] } | undefined) {}
+
+  static async open(cacheDir: string, key: string): Promise<LastSync> {
+    const file = join(cacheDir, `base-${key}.json`);
+    try {
+      const parsed = JSON.parse(await readFile(file, 'utf8')) as { contextId?: unknown; entries?: unknown };
+      if (typeof parsed.contextId === 'string' && Array.isArray(parsed.entries)) return new LastSync(file, { contextId: parsed.contextId, entries: parsed.entries as ContextEntry[] });
+    } catch {
+      // Missing or corrupt: sync in full, the base is only an optimisation.
+    }
+    return new LastSync(file, undefined);
+  }
+
+  usable(): BaseEntries | undefined {
+    return this.stored && new BaseEntries(this.stored.contextId, this.stored.entries);
+  }
+
+  async save(contextId: string, entries: readonly ContextEntry[]): Promise<void> {
+    await mkdir(dirname(this.file), { recursive: true });
+    // Unique per save: concurrent syncs of one directory (bake) each write a whole file.
+    const tmp = `${this.file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+    await writeFile(tmp, JSON.stringify({ contextId, entries }));
+    await rename(tmp, this.file);
+  }
+}
+
+class BaseEntries {
+  private readonly byPath: Map<string, ContextEntry>;
+
+  constructor(readonly contextId: string, entries: readonly ContextEntry[]) {
+    this.byPath = new Map(entries.map((e) => [e.path, e]));
+  }
+
+  /** True when the base holds exactly this entry (so the delta leaves it out). */
+  has(e: ContextEntry): boolean {
+    const b = this.byPath.get(e.path);
+    return b !== undefined && b.mode === e.mode && b.size === e.size && b.digest === e.digest && b.linkTarget === e.linkTarget && (b.modTime ?? '0') === (e.modTime ?? '0');
+  }
+
+  /** Paths of the base missing from `entries`. */
+  removedFrom(entries: readonly ContextEntry[]): string[] {
+    const now = new Set(entries.map((e) => e.path));
+    return [...this.byPath.keys()].filter((p) => !now.has(p));
+  }
+}
+
+/** Names the base: the directory, the builder's address and the caller's credentials. */
+function baseKey(root: string, client: ContextSyncClient, metadata: Metadata | undefined): string {
+  const auth = metadata?.get('authorization').map(String).join('\n') ?? '';
+  return createHash('sha256').update([root, client.getChannel().getTarget(), auth].join('\0')).digest('hex').slice(0, 32);
 }
 
 async function nextResponse(it: AsyncIterator<SyncResponse>, waitingFor: string): Promise<SyncResponse> {

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { compileDockerignore } from '@buildyard/dockerfile';
 import { ContextError } from './ContextError.js';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, sortEntries, type ContextEntry } from './ContextEntry.js';
-import { HashCache, defaultContextCacheDir } from './HashCache.js';
+import { HashCache, defaultContextCacheDir, nowNs } from './HashCache.js';
 import { describeFileType, validateEntrySet } from './validateEntries.js';
 
 export interface WalkOptions {
@@ -17,12 +17,35 @@ export interface WalkOptions {
   cacheDir?: string | false;
   /** How many files are hashed at once. */
   concurrency?: number;
+  /** The clock a hash's start is read from (tests move it; see HashCache's racy rows). */
+  now?: () => bigint;
+}
+
+/**
+ * A listed context whose regular files are still being hashed, in entry order, so a caller
+ * can send the first entries while later ones hash.
+ */
+export interface ContextListing {
+  root: string;
+  /** Sorted; a regular file's `digest` is "" until `ready(i)` resolves. */
+  entries: ContextEntry[];
+  /** Resolves when entries[i] has its digest (at once for non-files); rejects if hashing failed. */
+  ready(i: number): Promise<void>;
+  /** All hashed and the digest cache saved. */
+  done: Promise<void>;
 }
 
 const SMALL_FILE = 1 << 20;
 
 /** Lists the context under `dir` as sorted entries with sha256 content digests. */
 export async function walkContext(dir: string, opts: WalkOptions = {}): Promise<ContextEntry[]> {
+  const listing = await listContext(dir, opts);
+  await listing.done;
+  return listing.entries;
+}
+
+/** Walks `dir` (lstat only) and starts hashing its files in entry order; see ContextListing. */
+export async function listContext(dir: string, opts: WalkOptions = {}): Promise<ContextListing> {
   const root = resolve(dir);
   const rootStat = await lstat(root).catch((err: NodeJS.ErrnoException) => {
     throw new ContextError(`context directory ${root} cannot be read (${err.code ?? err.message}); check the path`);
@@ -79,23 +102,6 @@ export async function walkContext(dir: string, opts: WalkOptions = {}): Promise<
   };
   await walkDir(root, '');
 
-  const cache = await HashCache.open(opts.cacheDir ?? defaultContextCacheDir(), root);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < toHash.length) {
-      const job = toHash[next++];
-      const hit = cache.get(job.entry.path, job.st);
-      if (hit) {
-        job.entry.digest = hit;
-        continue;
-      }
-      job.entry.digest = await hashFile(job.abs, job.st.size);
-      cache.set(job.entry.path, job.st, job.entry.digest);
-    }
-  };
-  await Promise.all(Array.from({ length: opts.concurrency ?? 8 }, worker));
-  await cache.save();
-
   const sorted = sortEntries(entries);
   try {
     validateEntrySet(sorted);
@@ -103,7 +109,57 @@ export async function walkContext(dir: string, opts: WalkOptions = {}): Promise<
     if (err instanceof ContextError) throw new ContextError(`${err.message} (context ${root})`);
     throw err;
   }
-  return sorted;
+  // Hash in entry order so the first entries are ready first.
+  const jobOf = new Map(toHash.map((j) => [j.entry, j]));
+  const jobs = sorted.flatMap((e) => jobOf.get(e) ?? []);
+  const settled = jobs.map(() => deferred());
+  const indexOfJob = new Map(jobs.map((j, i) => [j.entry, i]));
+  const cache = await HashCache.open(opts.cacheDir ?? defaultContextCacheDir(), root);
+  const now = opts.now ?? nowNs;
+  let next = 0;
+  let failed: unknown;
+  const worker = async (): Promise<void> => {
+    while (next < jobs.length && failed === undefined) {
+      const i = next++;
+      const job = jobs[i];
+      try {
+        const hit = cache.get(job.entry.path, job.st);
+        if (hit) job.entry.digest = hit;
+        else {
+          const started = now();
+          job.entry.digest = await hashFile(job.abs, job.st.size);
+          cache.set(job.entry.path, job.st, job.entry.digest, started);
+        }
+        settled[i].resolve();
+      } catch (err) {
+        failed ??= new ContextError(`cannot read ${job.abs} (${(err as NodeJS.ErrnoException).code ?? String(err)}); the file changed during the walk, or fix its permissions or add it to .dockerignore`);
+      }
+    }
+  };
+  const done = Promise.all(Array.from({ length: opts.concurrency ?? 8 }, worker)).then(async () => {
+    if (failed !== undefined) throw failed;
+    await cache.save();
+  });
+  // Whoever waits on an entry hears of a failure too; nobody waiting must not be unhandled.
+  done.catch((err: unknown) => { for (const d of settled) d.reject(err); });
+  for (const d of settled) d.promise.catch(() => {});
+  const nothing = Promise.resolve();
+  return {
+    root,
+    entries: sorted,
+    ready: (i) => {
+      const j = indexOfJob.get(sorted[i]);
+      return j === undefined ? nothing : settled[j].promise;
+    },
+    done,
+  };
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+  return { promise, resolve, reject };
 }
 
 /** Streaming sha256 of a file; small files are read in one go. */

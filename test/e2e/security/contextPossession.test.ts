@@ -29,12 +29,12 @@ after(async () => {
 interface Exchange { missing: string[]; contextId?: string; error?: ServiceError }
 
 /** One ContextSync as an attacker writes it: entries, then `reply(missing)` as the upload. */
-async function rawContextSync(token: string, entries: SyncRequest['entries'], reply: (missing: string[]) => SyncRequest[]): Promise<Exchange> {
+async function rawContextSync(token: string, entries: Omit<NonNullable<SyncRequest['entries']>, 'removed'>, reply: (missing: string[]) => SyncRequest[]): Promise<Exchange> {
   const client = new ContextSyncClient(cluster.address, credentials.createInsecure());
   const call = client.sync(bearer(token), { deadline: new Date(Date.now() + 30_000) });
   const out: Exchange = { missing: [] };
   try {
-    call.write({ entries });
+    call.write({ entries: { removed: [], ...entries } });
     call.write({ entriesDone: true });
     for await (const res of call as AsyncIterable<SyncResponse>) {
       if (res.missing) out.missing.push(...res.missing.digests);

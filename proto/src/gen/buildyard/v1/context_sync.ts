@@ -39,11 +39,30 @@ export interface SyncRequest {
   entries?: EntryBatch | undefined;
   entriesDone?: boolean | undefined;
   chunk?: ContentChunk | undefined;
-  uploadDone?: boolean | undefined;
+  uploadDone?:
+    | boolean
+    | undefined;
+  /** first message only */
+  base?:
+    | SyncBase
+    | undefined;
+  /** whole small files, many per message */
+  blobs?: ContentBatch | undefined;
+}
+
+export interface SyncBase {
+  /** a context id this tenant synced before */
+  contextId: string;
 }
 
 export interface EntryBatch {
   entries: ContextEntry[];
+  /** with a base: paths of the base that are gone */
+  removed: string[];
+}
+
+export interface ContentBatch {
+  blobs: ContentChunk[];
 }
 
 export interface ContentChunk {
@@ -56,7 +75,11 @@ export interface ContentChunk {
 export interface SyncResponse {
   missing?: MissingDigests | undefined;
   missingDone?: boolean | undefined;
-  complete?: SyncComplete | undefined;
+  complete?:
+    | SyncComplete
+    | undefined;
+  /** the base was not this tenant's: send the full entry list */
+  baseUnknown?: boolean | undefined;
 }
 
 export interface MissingDigests {
@@ -68,6 +91,8 @@ export interface SyncComplete {
   files: number;
   bytesTotal: number;
   bytesUploaded: number;
+  /** the entry list was a delta against the base */
+  delta: boolean;
 }
 
 function createBaseContextEntry(): ContextEntry {
@@ -228,7 +253,14 @@ export const ContextEntry: MessageFns<ContextEntry> = {
 };
 
 function createBaseSyncRequest(): SyncRequest {
-  return { entries: undefined, entriesDone: undefined, chunk: undefined, uploadDone: undefined };
+  return {
+    entries: undefined,
+    entriesDone: undefined,
+    chunk: undefined,
+    uploadDone: undefined,
+    base: undefined,
+    blobs: undefined,
+  };
 }
 
 export const SyncRequest: MessageFns<SyncRequest> = {
@@ -244,6 +276,12 @@ export const SyncRequest: MessageFns<SyncRequest> = {
     }
     if (message.uploadDone !== undefined) {
       writer.uint32(32).bool(message.uploadDone);
+    }
+    if (message.base !== undefined) {
+      SyncBase.encode(message.base, writer.uint32(42).fork()).join();
+    }
+    if (message.blobs !== undefined) {
+      ContentBatch.encode(message.blobs, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -293,6 +331,22 @@ export const SyncRequest: MessageFns<SyncRequest> = {
             message.uploadDone = reader.bool();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.base = SyncBase.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.blobs = ContentBatch.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -319,6 +373,8 @@ export const SyncRequest: MessageFns<SyncRequest> = {
         : isSet(object.upload_done)
         ? globalThis.Boolean(object.upload_done)
         : undefined,
+      base: isSet(object.base) ? SyncBase.fromJSON(object.base) : undefined,
+      blobs: isSet(object.blobs) ? ContentBatch.fromJSON(object.blobs) : undefined,
     };
   },
 
@@ -336,6 +392,12 @@ export const SyncRequest: MessageFns<SyncRequest> = {
     if (message.uploadDone !== undefined) {
       obj.uploadDone = message.uploadDone;
     }
+    if (message.base !== undefined) {
+      obj.base = SyncBase.toJSON(message.base);
+    }
+    if (message.blobs !== undefined) {
+      obj.blobs = ContentBatch.toJSON(message.blobs);
+    }
     return obj;
   },
 
@@ -352,18 +414,98 @@ export const SyncRequest: MessageFns<SyncRequest> = {
       ? ContentChunk.fromPartial(object.chunk)
       : undefined;
     message.uploadDone = object.uploadDone ?? undefined;
+    message.base = (object.base !== undefined && object.base !== null) ? SyncBase.fromPartial(object.base) : undefined;
+    message.blobs = (object.blobs !== undefined && object.blobs !== null)
+      ? ContentBatch.fromPartial(object.blobs)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSyncBase(): SyncBase {
+  return { contextId: "" };
+}
+
+export const SyncBase: MessageFns<SyncBase> = {
+  encode(message: SyncBase, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.contextId !== "") {
+      writer.uint32(10).string(message.contextId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SyncBase {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSyncBase();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.contextId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SyncBase {
+    return {
+      contextId: isSet(object.contextId)
+        ? globalThis.String(object.contextId)
+        : isSet(object.context_id)
+        ? globalThis.String(object.context_id)
+        : "",
+    };
+  },
+
+  toJSON(message: SyncBase): unknown {
+    const obj: any = {};
+    if (message.contextId !== "") {
+      obj.contextId = message.contextId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SyncBase>, I>>(base?: I): SyncBase {
+    return SyncBase.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SyncBase>, I>>(object: I): SyncBase {
+    const message = createBaseSyncBase();
+    message.contextId = object.contextId ?? "";
     return message;
   },
 };
 
 function createBaseEntryBatch(): EntryBatch {
-  return { entries: [] };
+  return { entries: [], removed: [] };
 }
 
 export const EntryBatch: MessageFns<EntryBatch> = {
   encode(message: EntryBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.entries) {
       ContextEntry.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.removed) {
+      writer.uint32(18).string(v!);
     }
     return writer;
   },
@@ -389,6 +531,14 @@ export const EntryBatch: MessageFns<EntryBatch> = {
             message.entries.push(ContextEntry.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.removed.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -406,6 +556,7 @@ export const EntryBatch: MessageFns<EntryBatch> = {
       entries: globalThis.Array.isArray(object?.entries)
         ? object.entries.map((e: any) => ContextEntry.fromJSON(e))
         : [],
+      removed: globalThis.Array.isArray(object?.removed) ? object.removed.map((e: any) => globalThis.String(e)) : [],
     };
   },
 
@@ -413,6 +564,9 @@ export const EntryBatch: MessageFns<EntryBatch> = {
     const obj: any = {};
     if (message.entries?.length) {
       obj.entries = message.entries.map((e) => ContextEntry.toJSON(e));
+    }
+    if (message.removed?.length) {
+      obj.removed = message.removed;
     }
     return obj;
   },
@@ -423,6 +577,76 @@ export const EntryBatch: MessageFns<EntryBatch> = {
   fromPartial<I extends Exact<DeepPartial<EntryBatch>, I>>(object: I): EntryBatch {
     const message = createBaseEntryBatch();
     message.entries = object.entries?.map((e) => ContextEntry.fromPartial(e)) || [];
+    message.removed = object.removed?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseContentBatch(): ContentBatch {
+  return { blobs: [] };
+}
+
+export const ContentBatch: MessageFns<ContentBatch> = {
+  encode(message: ContentBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.blobs) {
+      ContentChunk.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ContentBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseContentBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.blobs.push(ContentChunk.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ContentBatch {
+    return {
+      blobs: globalThis.Array.isArray(object?.blobs) ? object.blobs.map((e: any) => ContentChunk.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ContentBatch): unknown {
+    const obj: any = {};
+    if (message.blobs?.length) {
+      obj.blobs = message.blobs.map((e) => ContentChunk.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ContentBatch>, I>>(base?: I): ContentBatch {
+    return ContentBatch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ContentBatch>, I>>(object: I): ContentBatch {
+    const message = createBaseContentBatch();
+    message.blobs = object.blobs?.map((e) => ContentChunk.fromPartial(e)) || [];
     return message;
   },
 };
@@ -529,7 +753,7 @@ export const ContentChunk: MessageFns<ContentChunk> = {
 };
 
 function createBaseSyncResponse(): SyncResponse {
-  return { missing: undefined, missingDone: undefined, complete: undefined };
+  return { missing: undefined, missingDone: undefined, complete: undefined, baseUnknown: undefined };
 }
 
 export const SyncResponse: MessageFns<SyncResponse> = {
@@ -542,6 +766,9 @@ export const SyncResponse: MessageFns<SyncResponse> = {
     }
     if (message.complete !== undefined) {
       SyncComplete.encode(message.complete, writer.uint32(26).fork()).join();
+    }
+    if (message.baseUnknown !== undefined) {
+      writer.uint32(32).bool(message.baseUnknown);
     }
     return writer;
   },
@@ -583,6 +810,14 @@ export const SyncResponse: MessageFns<SyncResponse> = {
             message.complete = SyncComplete.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.baseUnknown = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -604,6 +839,11 @@ export const SyncResponse: MessageFns<SyncResponse> = {
         ? globalThis.Boolean(object.missing_done)
         : undefined,
       complete: isSet(object.complete) ? SyncComplete.fromJSON(object.complete) : undefined,
+      baseUnknown: isSet(object.baseUnknown)
+        ? globalThis.Boolean(object.baseUnknown)
+        : isSet(object.base_unknown)
+        ? globalThis.Boolean(object.base_unknown)
+        : undefined,
     };
   },
 
@@ -617,6 +857,9 @@ export const SyncResponse: MessageFns<SyncResponse> = {
     }
     if (message.complete !== undefined) {
       obj.complete = SyncComplete.toJSON(message.complete);
+    }
+    if (message.baseUnknown !== undefined) {
+      obj.baseUnknown = message.baseUnknown;
     }
     return obj;
   },
@@ -633,6 +876,7 @@ export const SyncResponse: MessageFns<SyncResponse> = {
     message.complete = (object.complete !== undefined && object.complete !== null)
       ? SyncComplete.fromPartial(object.complete)
       : undefined;
+    message.baseUnknown = object.baseUnknown ?? undefined;
     return message;
   },
 };
@@ -707,7 +951,7 @@ export const MissingDigests: MessageFns<MissingDigests> = {
 };
 
 function createBaseSyncComplete(): SyncComplete {
-  return { contextId: "", files: 0, bytesTotal: 0, bytesUploaded: 0 };
+  return { contextId: "", files: 0, bytesTotal: 0, bytesUploaded: 0, delta: false };
 }
 
 export const SyncComplete: MessageFns<SyncComplete> = {
@@ -723,6 +967,9 @@ export const SyncComplete: MessageFns<SyncComplete> = {
     }
     if (message.bytesUploaded !== 0) {
       writer.uint32(32).int64(message.bytesUploaded);
+    }
+    if (message.delta !== false) {
+      writer.uint32(40).bool(message.delta);
     }
     return writer;
   },
@@ -772,6 +1019,14 @@ export const SyncComplete: MessageFns<SyncComplete> = {
             message.bytesUploaded = longToNumber(reader.int64());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.delta = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -802,6 +1057,7 @@ export const SyncComplete: MessageFns<SyncComplete> = {
         : isSet(object.bytes_uploaded)
         ? globalThis.Number(object.bytes_uploaded)
         : 0,
+      delta: isSet(object.delta) ? globalThis.Boolean(object.delta) : false,
     };
   },
 
@@ -819,6 +1075,9 @@ export const SyncComplete: MessageFns<SyncComplete> = {
     if (message.bytesUploaded !== 0) {
       obj.bytesUploaded = Math.round(message.bytesUploaded);
     }
+    if (message.delta !== false) {
+      obj.delta = message.delta;
+    }
     return obj;
   },
 
@@ -831,6 +1090,7 @@ export const SyncComplete: MessageFns<SyncComplete> = {
     message.files = object.files ?? 0;
     message.bytesTotal = object.bytesTotal ?? 0;
     message.bytesUploaded = object.bytesUploaded ?? 0;
+    message.delta = object.delta ?? false;
     return message;
   },
 };
@@ -838,10 +1098,17 @@ export const SyncComplete: MessageFns<SyncComplete> = {
 /**
  * ContextSync uploads a build context incrementally and content-addressed.
  *
- * The client sends the entry list (in batches), then `entries_done`. The server answers with
- * the content digests it lacks (in batches, then `missing_done`). The client streams only
- * those, in chunks, then `upload_done`. The server verifies every digest and answers
- * `complete` with the context id to pass to Control.Solve.
+ * The client may open with `base`: a context id it synced before (as this tenant). The entry
+ * batches then carry only the entries that differ from that base (added or changed) and the
+ * paths removed from it, so a one-file change sends one entry. A base the tenant does not hold
+ * is answered with `base_unknown`: the server drops the delta, and after its `entries_done`
+ * the client sends the full entry list. Without `base` the entry batches are the full list.
+ *
+ * The client sends entry batches as it hashes, then `entries_done`. The server answers each
+ * batch at once with the content digests it lacks (`missing`), then `missing_done` after
+ * `entries_done`. The client sends only those contents, while it still hashes and lists:
+ * small files many to a `blobs` message, large ones in `chunk`s; then `upload_done`. The server
+ * verifies every digest and answers `complete` with the context id to pass to Control.Solve.
  */
 export type ContextSyncService = typeof ContextSyncService;
 export const ContextSyncService = {

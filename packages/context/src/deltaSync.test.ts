@@ -1,0 +1,175 @@
+// Delta syncs against a real store and real gRPC servers (one per tenant): a change costs the
+// changed entries, the result is the context a full sync gives, and a tenant can never build
+// on a base, or contents, it has not proven it holds.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ServiceError } from '@grpc/grpc-js';
+import type { SyncRequest, SyncResponse } from '@buildyard/proto';
+import { ContextStore, readManifest } from './ContextStore.js';
+import { syncContext } from './syncContext.js';
+import { walkContext } from './walkContext.js';
+import { startSyncServer, type TestSyncServer } from './syncServer.test-util.js';
+
+let tmp: string;
+let store: ContextStore;
+let alice: TestSyncServer;
+let mallory: TestSyncServer;
+
+before(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'buildyard-delta-'));
+  store = new ContextStore({ root: join(tmp, 'store') });
+  alice = await startSyncServer(store, 'alice');
+  mallory = await startSyncServer(store, 'mallory');
+});
+after(async () => {
+  await alice?.stop();
+  await mallory?.stop();
+  await rm(tmp, { recursive: true, force: true });
+});
+
+const sha = (b: Buffer | string) => 'sha256:' + createHash('sha256').update(b).digest('hex');
+
+async function makeTree(name: string, dirs: number, perDir: number): Promise<string> {
+  const dir = join(tmp, name);
+  for (let d = 0; d < dirs; d++) {
+    await mkdir(join(dir, `d${d}`), { recursive: true });
+    await Promise.all(Array.from({ length: perDir }, (_, f) => writeFile(join(dir, `d${d}`, `f${f}.txt`), `${name} ${d}/${f}\n`)));
+  }
+  return dir;
+}
+
+test('after a first full sync, a one-file change sends one entry and one file, and gives the id a full sync gives', async () => {
+  const dir = await makeTree('tree', 20, 50);
+  const cacheDir = join(tmp, 'cache-tree');
+  const first = await syncContext(alice.client, dir, { cacheDir });
+  assert.equal(alice.results.at(-1)!.delta, false);
+  assert.equal(alice.results.at(-1)!.entriesReceived, 1020);
+
+  const same = await syncContext(alice.client, dir, { cacheDir });
+  assert.equal(same.contextId, first.contextId);
+  assert.equal(alice.results.at(-1)!.delta, true);
+  assert.equal(alice.results.at(-1)!.entriesReceived, 0, 'nothing changed: an empty delta');
+
+  // Same size: only the digest tells it apart.
+  await writeFile(join(dir, 'd3/f7.txt'), 'tree 3/7 CHANGED!'.slice(0, 'tree 3/7\n'.length));
+  const changed = await syncContext(alice.client, dir, { cacheDir });
+  const r = alice.results.at(-1)!;
+  assert.equal(r.delta, true);
+  assert.equal(r.entriesReceived, 1);
+  assert.equal(changed.bytesUploaded, 'tree 3/7\n'.length);
+  assert.equal(changed.files, 1000);
+  assert.equal(changed.contextId, (await syncContext(alice.client, dir, { cacheDir: false })).contextId, 'the delta gives the full sync\'s context');
+
+  // A removal, an addition, a new directory: still a handful of entries.
+  await unlink(join(dir, 'd0/f0.txt'));
+  await mkdir(join(dir, 'new'));
+  await writeFile(join(dir, 'new/file'), 'new file\n');
+  const moved = await syncContext(alice.client, dir, { cacheDir });
+  assert.ok(alice.results.at(-1)!.delta);
+  assert.ok(alice.results.at(-1)!.entriesReceived <= 4, `${alice.results.at(-1)!.entriesReceived} entries`);
+  assert.deepEqual(await readManifest(store, moved.contextId), await walkContext(dir, { cacheDir: false }));
+});
+
+/** A ContextSync as an attacker writes it; `reply` answers missing_done. */
+async function raw(server: TestSyncServer, msgs: SyncRequest[], reply: (missing: string[]) => SyncRequest[] = () => [{ uploadDone: true }]) {
+  const call = server.client.sync();
+  for (const m of msgs) call.write(m);
+  const out: { baseUnknown: boolean; missing: string[]; contextId?: string; error?: ServiceError } = { baseUnknown: false, missing: [] };
+  try {
+    for await (const res of call as AsyncIterable<SyncResponse>) {
+      if (res.baseUnknown) out.baseUnknown = true;
+      if (res.missing) out.missing.push(...res.missing.digests);
+      if (res.missingDone) { for (const m of reply(out.missing)) call.write(m); call.end(); }
+      if (res.complete) out.contextId = res.complete.contextId;
+    }
+  } catch (err) {
+    out.error = err as ServiceError;
+  }
+  return out;
+}
+
+test('another tenant\'s context id is no base: the delta is dropped, nothing of it is reachable, the answer is that of an id nobody has', async () => {
+  const secret = `alice's secret ${process.pid}\n`;
+  const dir = join(tmp, 'alice');
+  await mkdir(dir);
+  await writeFile(join(dir, 'secret.txt'), secret);
+  await writeFile(join(dir, 'Dockerfile'), 'FROM scratch\n');
+  const victim = await syncContext(alice.client, dir, { cacheDir: join(tmp, 'cache-alice') });
+
+  // Mallory names alice's context as her base and removes nothing but the Dockerfile: were the
+  // base accepted, the result would hold alice's secret without mallory ever sending it.
+  const steal: SyncRequest[] = [
+    { base: { contextId: victim.contextId } },
+    { entries: { entries: [], removed: ['Dockerfile'] } },
+    { entriesDone: true },
+  ];
+  const attempt = await raw(mallory, [...steal, { uploadDone: true }]);
+  assert.equal(attempt.baseUnknown, true);
+  assert.equal(attempt.contextId, undefined);
+  assert.match(attempt.error?.details ?? '', /upload_done before entries_done/);
+  const nobodys = await raw(mallory, [{ base: { contextId: sha('no such context') } }, { entries: { entries: [], removed: ['Dockerfile'] } }, { entriesDone: true }, { uploadDone: true }]);
+  assert.equal(nobodys.baseUnknown, true);
+  assert.equal(nobodys.error?.details, attempt.error?.details, 'the same answer as for an id nobody has');
+
+  // Following base_unknown with a full list that names alice's file by digest: asked for it.
+  const named = { path: 'secret.txt', mode: 0o100644, size: secret.length, digest: sha(secret), linkTarget: '', modTime: '0' };
+  const full = await raw(mallory, [...steal, { entries: { entries: [named], removed: [] } }, { entriesDone: true }]);
+  assert.equal(full.baseUnknown, true);
+  assert.deepEqual(full.missing, [named.digest]);
+  assert.match(full.error?.details ?? '', /requested contents were not sent/);
+  assert.equal(await store.tenantHasContent('mallory', named.digest), false);
+
+  // Mallory's own base does not let her name alice's digest either.
+  const own = join(tmp, 'mallory');
+  await mkdir(own);
+  await writeFile(join(own, 'mine.txt'), 'mallory\n');
+  const base = await syncContext(mallory.client, own, { cacheDir: false });
+  const smuggle = await raw(mallory, [{ base: { contextId: base.contextId } }, { entries: { entries: [named], removed: [] } }, { entriesDone: true }]);
+  assert.equal(smuggle.baseUnknown, false);
+  assert.deepEqual(smuggle.missing, [named.digest]);
+  assert.equal(smuggle.contextId, undefined);
+  assert.equal(await store.tenantHas('mallory', victim.contextId), false);
+});
+
+test('a client whose base the server does not take (another token, a fresh server) falls back to the full list', async () => {
+  const dir = await makeTree('fallback', 2, 5);
+  const cacheDir = join(tmp, 'cache-fallback');
+  await syncContext(alice.client, dir, { cacheDir });
+  // Same directory, same builder address, another store behind it: the base id is unknown there.
+  const fresh = new ContextStore({ root: join(tmp, 'fresh-store') });
+  const other = await startSyncServer(fresh, 'alice');
+  try {
+    await writeFile(join(dir, 'd0/f0.txt'), 'changed\n');
+    // The base is named per builder address, so point this client at the base alice's server
+    // recorded by reusing its state file under the new address's key.
+    const { readdir, copyFile } = await import('node:fs/promises');
+    const before = new Set(await readdir(cacheDir));
+    await syncContext(other.client, dir, { cacheDir });
+    const added = (await readdir(cacheDir)).filter((f) => !before.has(f) && f.startsWith('base-'));
+    assert.equal(added.length, 1, 'a base of its own for the other builder');
+    const aliceBase = [...before].find((f) => f.startsWith('base-'))!;
+    await copyFile(join(cacheDir, aliceBase), join(cacheDir, added[0]));
+    await writeFile(join(dir, 'd1/f1.txt'), 'changed too\n');
+    const r = await syncContext(other.client, dir, { cacheDir });
+    assert.equal(other.results.at(-1)!.delta, false, 'the unknown base was dropped');
+    assert.deepEqual(await readManifest(fresh, r.contextId), await walkContext(dir, { cacheDir: false }));
+  } finally {
+    await other.stop();
+  }
+});
+
+test('blobs batches are verified one by one: a wrong or unrequested blob fails the sync', async () => {
+  const good = Buffer.from('good blob\n');
+  const entry = (path: string, b: Buffer) => ({ path, mode: 0o100644, size: b.length, digest: sha(b), linkTarget: '', modTime: '0' });
+  const wrong = await raw(alice, [{ entries: { entries: [entry('a', good), entry('b', Buffer.from('other blob'))], removed: [] } }, { entriesDone: true }],
+    (missing) => { assert.equal(missing.length, 2); return [{ blobs: { blobs: [{ digest: sha(good), data: good, last: true }, { digest: sha('other blob'), data: Buffer.from('OTHER BLOB'), last: true }] } }, { uploadDone: true }]; });
+  assert.match(wrong.error?.details ?? '', /does not match/);
+  assert.equal(await store.tenantHasContent('alice', sha('other blob')), false);
+  const unrequested = await raw(alice, [{ entries: { entries: [entry('a', good)], removed: [] } }, { entriesDone: true }],
+    () => [{ blobs: { blobs: [{ digest: sha('x'), data: Buffer.from('x'), last: true }] } }, { uploadDone: true }]);
+  assert.match(unrequested.error?.details ?? '', /which was not requested/);
+});
