@@ -9,7 +9,7 @@ import { materializeContext, walkContext, isRegular } from '@buildyard/context';
 import { defaultDockerfilePath, parse, parseDockerignore, planBuild } from '@buildyard/dockerfile';
 import { detectPlatforms } from '@buildyard/executor';
 import { normalizePlatform } from '@buildyard/graph';
-import { hostPlatform, formatPlatform, writeOciLayout, type FsContentStore } from '@buildyard/oci';
+import { MediaTypes, hostPlatform, formatPlatform, writeOciLayout, type FsContentStore } from '@buildyard/oci';
 import {
   StageSolver, assembleImage, assembleIndex, openLocalEngine, registryImageResolver, solvePlatform, storeImageDocuments,
   type AssembledImage, type SolverEvents, type StageResult,
@@ -118,7 +118,7 @@ async function writeLayout(dir: string, images: AssembledImage[], index: ReturnT
   await storeImageDocuments(blobs, images, index);
   const top = index ? index.descriptor : images[0].manifest.descriptor;
   await writeOciLayout(dir, {
-    index: { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ mediaType: top.mediaType, digest: top.digest, size: top.size, annotations: { 'org.opencontainers.image.ref.name': tag } }] },
+    index: { schemaVersion: 2, mediaType: MediaTypes.OciIndex, manifests: [{ mediaType: top.mediaType, digest: top.digest, size: top.size, annotations: { 'org.opencontainers.image.ref.name': tag } }] },
     store: blobs,
   });
 }
