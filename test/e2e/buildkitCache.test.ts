@@ -82,9 +82,12 @@ test('buildx --cache-to type=registry,mode=max on one cluster; a fresh cluster w
   const exported = await buildx('--builder', 'cache-first', 'build', '--progress', 'plain', '--cache-to', `type=registry,ref=${ref},mode=max`, dir);
   assert.equal(exported.code, 0, exported.stderr);
   assert.ok(runSteps(exported.stderr).every((s) => !s.cached), `the first build runs its RUNs:\n${exported.stderr}`);
+  // BuildKit's cache vertices: the export after the image, the import before the steps.
+  assert.match(exported.stderr, /^#(\d+) exporting cache to registry\n(#\1 .*\n)*#\1 DONE/m);
 
   const imported = await buildx('--builder', 'cache-second', 'build', '--progress', 'plain', '--cache-from', `type=registry,ref=${ref}`, dir);
   assert.equal(imported.code, 0, imported.stderr);
+  assert.match(imported.stderr, new RegExp(`^#(\\d+) importing cache manifest from ${ref.replace(/[.]/g, '\\.')}\\n(#\\1 .*\\n)*#\\1 DONE`, 'm'));
   assertAllCached(imported.stderr);
 });
 

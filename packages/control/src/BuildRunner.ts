@@ -144,7 +144,7 @@ export class BuildRunner {
       for (const w of plan.warnings) await progress.emit({ type: 'build.warning', message: w.message, file: req.dockerfileName || 'Dockerfile', line: w.line });
       const cacheCtx = { redis: this.deps.redis, keys: this.deps.keys, tenant, buildId, blobs: this.deps.blobs, contexts: this.deps.contexts, registry, signal };
       // [cache transfer] imported records must be in the index before any worker looks keys up.
-      await importCache(cacheOptions.from, cacheCtx, (message) => progress.emit({ type: 'build.warning', message }));
+      await importCache(cacheOptions.from, cacheCtx, progress);
       await records.update(buildId, { status: 'running' });
       await secrets.put(buildId, {
         secrets: Object.fromEntries(req.secrets.map((s) => [s.id, Buffer.from(s.value).toString('base64')])),
@@ -216,7 +216,7 @@ export class BuildRunner {
         if (output.push) metrics.bytesPushed.inc(output.names.length * images.reduce((n, i) => n + i.layers.reduce((m, l) => m + l.size, 0), 0));
       }
       // [cache transfer] type=registry / type=local exports.
-      const localCaches = (await exportCache(cacheOptions.to, plan, cacheCtx, results)).flatMap((r) => (r.layout ? [{ index: r.index, layout: r.layout }] : []));
+      const localCaches = (await exportCache(cacheOptions.to, plan, cacheCtx, results, progress)).flatMap((r) => (r.layout ? [{ index: r.index, layout: r.layout }] : []));
       const verticesTotal = [...results.values()].reduce((n, r) => n + (r?.verticesTotal ?? 0), 0);
       const verticesCached = [...results.values()].reduce((n, r) => n + (r?.verticesCached ?? 0), 0);
       await records.update(buildId, { status: 'succeeded', finishedMs: Date.now(), digest, pushed, verticesTotal, verticesCached });

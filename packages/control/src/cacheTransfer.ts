@@ -10,6 +10,7 @@ import {
 import { readManifest, isRegular, type ContextStore } from '@buildyard/context';
 import type { BuildPlan, StagePlan } from '@buildyard/graph';
 import type { FsContentStore, RegistryClient } from '@buildyard/oci';
+import { internalDigest, type ProgressWriter, type VertexRef } from '@buildyard/progress';
 
 export interface CacheOptions {
   from: CacheSpec[];
@@ -63,22 +64,40 @@ export async function recordsForStages(index: CacheIndex, stages: StagePlan[], r
   return found.filter((r): r is NonNullable<typeof r> => !!r).map((r) => ({ key: r.key, layer: r.layer, description: r.description, platform: r.platform }));
 }
 
+/** What cache transfer writes to the build's progress: its own vertices, as BuildKit shows them. */
+export type CacheProgress = Pick<ProgressWriter, 'emit' | 'started' | 'finished' | 'failed' | 'log'>;
+
+/** A build-level vertex (no stage, no step), named as BuildKit names its cache vertices. */
+const cacheVertex = (buildId: string, name: string): VertexRef => ({ digest: internalDigest(buildId, name), name, platform: '', stage: '', step: 0, steps: 0, workerId: '', emulated: false });
+
+/** BuildKit's id of an imported cache (solver/llbsolver/bridge.go cmKey): the ref of a registry cache. */
+const importName = (spec: Exclude<CacheSpec, { type: 'inline' }>) => `importing cache manifest from ${spec.type === 'registry' ? spec.ref : `local:${spec.tag}`}`;
+
 /**
  * Imports every --cache-from into the tenant's index (first writer wins) and leases the blobs
- * for the build. A cache that cannot be read is a warning, as in buildx: the build goes on.
+ * for the build, each as BuildKit's "importing cache manifest from REF" vertex. A cache that
+ * cannot be read fails its vertex and is a warning, as in buildx: the build goes on.
  */
-export async function importCache(specs: CacheSpec[], ctx: CacheTransferContext, warn: (message: string) => Promise<void>): Promise<CacheReadResult[]> {
+export async function importCache(specs: CacheSpec[], ctx: CacheTransferContext, progress: CacheProgress): Promise<CacheReadResult[]> {
   const index = new RedisCacheIndex(ctx.redis, ctx.tenant, ctx.keys);
   const results: CacheReadResult[] = [];
   for (const spec of specs) {
     if (spec.type === 'inline') continue;
+    const vertex = cacheVertex(ctx.buildId, importName(spec));
+    const startedMs = Date.now();
+    await progress.started(vertex, startedMs);
     try {
       const layout = spec.type === 'local' ? await syncedLayout(spec.contextId ?? '', ctx) : undefined;
       const result = await readCache(spec, index, { registry: ctx.registry, blobs: ctx.blobs, layout, signal: ctx.signal });
       await new BlobLeases(ctx.redis, ctx.keys).lease(ctx.buildId, result.digests, LEASE_TTL_MS);
       results.push(result);
+      // Records of another BuildKit (buildkitd's own cache keys) are said, not hidden: none of them can hit.
+      if (result.foreign > 0) progress.log(vertex.digest, `${result.records} Buildyard records; ${result.foreign} records of another BuildKit skipped: their cache keys are that builder's own\n`);
+      await progress.finished(vertex, startedMs);
     } catch (err) {
-      await warn(`cache import from ${spec.type === 'registry' ? spec.ref : 'type=local'} skipped: ${(err as Error).message.split('\n')[0]}`);
+      const message = (err as Error).message.split('\n')[0];
+      await progress.failed(vertex, startedMs, message);
+      await progress.emit({ type: 'build.warning', message: `cache import from ${spec.type === 'registry' ? spec.ref : 'type=local'} skipped: ${message}` });
     }
   }
   return results;
@@ -125,19 +144,29 @@ export async function inlineCacheAnnotations(specs: CacheSpec[], plan: BuildPlan
 }
 
 /**
- * Writes every registry/local --cache-to; errors fail the build (the user asked for the cache).
- * `index` is the spec's position in SolveRequest.cache_to: a local export's layout streams
- * back to the client under it.
+ * Writes every registry/local --cache-to, each as BuildKit's exporter vertex ("exporting cache to
+ * registry", "exporting cache to client directory"); errors fail the build (the user asked for
+ * the cache). `index` is the spec's position in SolveRequest.cache_to: a local export's layout
+ * streams back to the client under it.
  */
-export async function exportCache(specs: CacheSpec[], plan: BuildPlan, ctx: CacheTransferContext, stageResults?: StageResults): Promise<Array<CacheWriteResult & { index: number }>> {
+export async function exportCache(specs: CacheSpec[], plan: BuildPlan, ctx: CacheTransferContext, stageResults: StageResults | undefined, progress: CacheProgress): Promise<Array<CacheWriteResult & { index: number }>> {
   const index = new RedisCacheIndex(ctx.redis, ctx.tenant, ctx.keys);
   const results: Array<CacheWriteResult & { index: number }> = [];
   for (const [i, spec] of specs.entries()) {
     if (spec.type === 'inline') continue;
-    const records = await recordsForStages(index, stagesForExport(plan, spec.mode), stageResults);
-    const digests = records.flatMap((r) => (r.layer ? [r.layer.digest] : []));
-    await new BlobLeases(ctx.redis, ctx.keys).lease(ctx.buildId, digests, LEASE_TTL_MS);
-    results.push({ ...await writeCache(spec, records, { registry: ctx.registry, blobs: ctx.blobs, signal: ctx.signal }), index: i });
+    const vertex = cacheVertex(ctx.buildId, spec.type === 'registry' ? 'exporting cache to registry' : 'exporting cache to client directory');
+    const startedMs = Date.now();
+    await progress.started(vertex, startedMs);
+    try {
+      const records = await recordsForStages(index, stagesForExport(plan, spec.mode), stageResults);
+      const digests = records.flatMap((r) => (r.layer ? [r.layer.digest] : []));
+      await new BlobLeases(ctx.redis, ctx.keys).lease(ctx.buildId, digests, LEASE_TTL_MS);
+      results.push({ ...await writeCache(spec, records, { registry: ctx.registry, blobs: ctx.blobs, signal: ctx.signal }), index: i });
+    } catch (err) {
+      await progress.failed(vertex, startedMs, (err as Error).message.split('\n')[0]);
+      throw err;
+    }
+    await progress.finished(vertex, startedMs);
   }
   return results;
 }

@@ -76,7 +76,8 @@ export class StatusTranslator {
       case 'vertex.finished':
         return this.vertex(e.vertex, { started: e.startedMs, completed: e.completedMs });
       case 'vertex.error':
-        this.firstError ??= e.error;
+        // A cache import that fails does not fail the build (as in BuildKit): its error is not the build's.
+        if (!e.vertex.name.startsWith('importing cache manifest from ')) this.firstError ??= e.error;
         return this.vertex(e.vertex, { started: e.startedMs, completed: e.completedMs, error: e.error });
       default:
         return undefined;
