@@ -24,6 +24,7 @@ describe('addUrl', () => {
   let flaky = 0;
   const pending = new Set<import('node:http').ServerResponse>();
   let n = 0;
+  let missing = 0;
   const freshDest = async () => { const d = join(ws.base, `dest${n++}`); await fsp.mkdir(d); return d; };
   const isCode = (code: string, re?: RegExp) => (e: unknown) => e instanceof FileOpError && e.code === code && !e.message.includes('\n') && (!re || re.test(e.message));
 
@@ -35,6 +36,7 @@ describe('addUrl', () => {
       if (path === '/pkg.tar.gz') { res.writeHead(200); res.end(tgz); return; }
       if (path === '/flaky') { if (flaky++ < 1) { res.writeHead(503); res.end(); return; } res.writeHead(200); res.end(BODY); return; }
       if (path === '/hang') { pending.add(res); res.writeHead(200); res.write('partial'); return; }
+      if (path === '/missing') missing++;
       res.writeHead(404); res.end();
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -92,6 +94,10 @@ describe('addUrl', () => {
     await assert.rejects(addUrl({ url: 'file:///etc/passwd', destRoot: d, dest: '/x' }), isCode('EBADARG', /http and https/));
     const r = await addUrl({ url: `${base}/flaky`, destRoot: d, dest: '/flaky', retries: 2 });
     assert.deepEqual(readFileSync(r.path), BODY);
+    // A 4xx is an answer, not a failure: it is asked for once, whatever the retries.
+    const asked = missing;
+    await assert.rejects(addUrl({ url: `${base}/missing`, destRoot: d, dest: '/x', retries: 2 }), isCode('EFETCH', /download failed \(3 attempts\): HTTP 404/));
+    assert.equal(missing - asked, 1);
   });
 });
 

@@ -3,8 +3,8 @@ import { createWriteStream, promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { Transform } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { pipeline } from 'node:stream/promises';
+import { RetriesExhaustedError, withRetries, type Attempt } from '@buildyard/oci';
 import { parseChmod } from './chmodSpec.js';
 import { applyMeta, clearForFile, ensureDir, lstatOrNull, type Owner, resolveInRoot, ROOT_OWNER, showPath } from './destFs.js';
 import { extractArchive, sniffArchive, type ExtractLimits } from './extractArchive.js';
@@ -154,12 +154,18 @@ export interface DownloadOptions {
   headers?: Record<string, string>;
 }
 
+/** An answer retrying cannot change (a 4xx): ends the attempts at once. */
+class FinalAnswer extends Error {}
+
 /** GETs `url` into `file` with retries; a policy refusal or a 4xx ends it at once. */
 export async function downloadUrl(url: URL, file: string, limits: HttpLimits, opts: DownloadOptions = {}): Promise<Downloaded | NotModified> {
   const retries = opts.retries ?? 2;
-  let lastError = '';
-  for (let attempt = 0; attempt <= retries; attempt++) {
-    if (attempt > 0) await sleep(200 * 2 ** attempt, undefined, { signal: limits.signal });
+  const failed = (why: string) => {
+    const tries = retries > 0 ? ` (${retries + 1} attempts)` : '';
+    return new FileOpError('EFETCH', `ADD ${brief(url.href)}: download failed${tries}: ${why}; check the URL is reachable from the builder`);
+  };
+  // Every case worth another attempt is answered with `retry`; anything thrown ends the download.
+  const attempt = async (): Promise<Attempt<Downloaded | NotModified>> => {
     let got: Awaited<ReturnType<typeof httpGet>>;
     try {
       got = await httpGet(url, limits, opts.headers);
@@ -170,8 +176,7 @@ export async function downloadUrl(url: URL, file: string, limits: HttpLimits, op
         const hop = err.redirectedTo ? ` redirected to ${brief(err.redirectedTo.href)}:` : '';
         throw new FileOpError('EREFUSED', `ADD ${brief(url.href)}${opts.line ? ` at line ${opts.line}` : ''}:${hop} ${err.message}`);
       }
-      lastError = describeFetchError(err);
-      continue;
+      return { retry: describeFetchError(err) };
     }
     const { res } = got;
     try {
@@ -179,13 +184,13 @@ export async function downloadUrl(url: URL, file: string, limits: HttpLimits, op
       const etag = etagOf(res.headers.etag);
       if (status === 304) {
         res.resume();
-        return { notModified: true, etag };
+        return { value: { notModified: true, etag } };
       }
       if (status < 200 || status >= 300) {
         res.resume();
-        lastError = `HTTP ${status} ${res.statusMessage ?? ''}`.trim();
-        if (status >= 500 || status === 429) continue;
-        break;
+        const answer = `HTTP ${status} ${res.statusMessage ?? ''}`.trim();
+        if (status >= 500 || status === 429) return { retry: answer };
+        throw new FinalAnswer(answer);
       }
       const hash = createHash(opts.algorithm ?? 'sha256');
       let bytes = 0;
@@ -194,16 +199,19 @@ export async function downloadUrl(url: URL, file: string, limits: HttpLimits, op
         await pipeline(res, tap, createWriteStream(file), { signal: got.signal });
       } catch (err) {
         limits.signal?.throwIfAborted();
-        lastError = describeFetchError(got.signal.aborted ? got.signal.reason : err);
-        continue;
+        return { retry: describeFetchError(got.signal.aborted ? got.signal.reason : err) };
       }
-      return { hex: hash.digest('hex'), bytes, lastModified: lastModifiedOf(res.headers['last-modified']), etag };
+      return { value: { hex: hash.digest('hex'), bytes, lastModified: lastModifiedOf(res.headers['last-modified']), etag } };
     } finally {
       got.done();
     }
+  };
+  try {
+    return await withRetries({ attempts: retries + 1, backoffMs: 400, signal: limits.signal, fatal: () => true }, attempt);
+  } catch (err) {
+    if (err instanceof RetriesExhaustedError || err instanceof FinalAnswer) throw failed(err instanceof FinalAnswer ? err.message : err.last);
+    throw err;
   }
-  const tries = retries > 0 ? ` (${retries + 1} attempts)` : '';
-  throw new FileOpError('EFETCH', `ADD ${brief(url.href)}: download failed${tries}: ${lastError}; check the URL is reachable from the builder`);
 }
 
 /** An ETag without its weak prefix, for comparison (as BuildKit's etagValue). */
