@@ -4,38 +4,22 @@
 // byte-identical (mtimes after it are clamped, as BuildKit's rewrite-timestamp); without it only
 // the times of what the steps touched differ, as between two BuildKit daemons. Nothing else of
 // the worker may leak in: its state dir, the mount stubs a RUN leaves behind, owners, xattrs.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startCluster, type Cluster } from '@buildyard/testkit';
 import { solve } from './grpcClient.js';
-import { ContextDirs } from './security/contextDirs.js';
-import { startOutside, type Outside } from './security/outsideNetwork.js';
+import { useOutsideCluster } from './security/outsideCluster.js';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root (a cluster and a network namespace)';
 
-let cluster: Cluster;
-let outside: Outside;
-let contexts: ContextDirs;
-
-before(async () => {
-  if (skip) return;
-  outside = await startOutside();
-  cluster = await startCluster({ workers: 1 });
-  contexts = new ContextDirs('layers-across-workers');
-});
-after(async () => {
-  await cluster?.stop();
-  await outside?.stop();
-  contexts?.remove();
-});
+const env = useOutsideCluster('layers-across-workers', !skip);
 
 /** Every layer of the pushed image, in order. */
 async function layersOf(image: string, manifestDigest: string): Promise<string[]> {
   const repo = image.slice(image.indexOf('/') + 1).replace(/:[^:/]+$/, '');
-  const res = await fetch(`http://${cluster.registry.host}/v2/${repo}/manifests/${manifestDigest}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  const res = await fetch(`http://${env.cluster.registry.host}/v2/${repo}/manifests/${manifestDigest}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
   assert.equal(res.status, 200, `manifest ${manifestDigest}`);
   return ((await res.json()) as { layers: Array<{ digest: string }> }).layers.map((l) => l.digest);
 }
@@ -43,20 +27,20 @@ async function layersOf(image: string, manifestDigest: string): Promise<string[]
 /** A layer's entries as `tar -tv` lists them (for the failure message: what differs). */
 async function listing(image: string, digest: string): Promise<string> {
   const repo = image.slice(image.indexOf('/') + 1).replace(/:[^:/]+$/, '');
-  const blob = Buffer.from(await (await fetch(`http://${cluster.registry.host}/v2/${repo}/blobs/${digest}`)).arrayBuffer());
+  const blob = Buffer.from(await (await fetch(`http://${env.cluster.registry.host}/v2/${repo}/blobs/${digest}`)).arrayBuffer());
   return spawnSync('tar', ['-tvz', '--full-time', '--numeric-owner'], { input: blob, encoding: 'utf8' }).stdout;
 }
 
 test('a Dockerfile built from scratch on two workers gives byte-identical layers', { skip }, async () => {
-  const base = cluster.busybox.reference;
-  const dir = contexts.make('app', `FROM ${base} AS build
+  const base = env.cluster.busybox.reference;
+  const dir = env.contexts.make('app', `FROM ${base} AS build
 COPY src/ /src/
 RUN mkdir -p /out && cp -a /src/. /out/ && echo built > /out/built && touch -h -d @1600000000 /out /out/*
 FROM ${base}
 COPY --from=build /out /app
 COPY --chmod=755 --chown=1:1 tool.sh /usr/local/bin/tool
 ADD files.tar /opt/
-ADD http://${outside.web}/hello.txt /downloads/
+ADD http://${env.outside.web}/hello.txt /downloads/
 COPY src/a.txt /app/a-again.txt
 WORKDIR /app
 `);
@@ -71,14 +55,14 @@ WORKDIR /app
   const tar = spawnSync('tar', ['-cf', join(dir, 'files.tar'), '--mtime=@1600000000', '--owner=0', '--group=0', '--numeric-owner', '-C', dir, 'tarred'], { encoding: 'utf8' });
   assert.equal(tar.status, 0, tar.stderr);
 
-  const image = `${cluster.registry.host}/across/app:1`;
+  const image = `${env.cluster.registry.host}/across/app:1`;
   const request = (buildArgs: Record<string, string>) => ({ platforms: ['linux/amd64'], noCache: true, buildArgs, outputs: [{ type: 'image', attrs: { name: image, push: 'true' } }] });
   const pinned = request({ SOURCE_DATE_EPOCH: '1600000000' });
   const unpinned = request({});
   const builds = async () => {
     const out: string[][] = [];
     for (const r of [pinned, unpinned]) {
-      const built = await solve(cluster, dir, r);
+      const built = await solve(env.cluster, dir, r);
       assert.equal(built.error?.message, undefined, built.logs);
       out.push(await layersOf(image, built.result!.images[0]!.manifestDigest));
     }
@@ -87,8 +71,8 @@ WORKDIR /app
   const [pinnedA, unpinnedA] = await builds();
   // The second worker starts with empty state (no snapshots, no downloads); the first is gone,
   // so every step of the second builds runs there.
-  await cluster.workers[0]!.process.stop();
-  await cluster.addWorker('worker-second');
+  await env.cluster.workers[0]!.process.stop();
+  await env.cluster.addWorker('worker-second');
   const [pinnedB, unpinnedB] = await builds();
 
   // With SOURCE_DATE_EPOCH, byte for byte the same.

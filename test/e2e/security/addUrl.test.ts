@@ -4,37 +4,23 @@
 // redirects to loopback. Each is refused before any connection with one clear line naming the
 // address and the setting; a URL out in the world (the test's "outside" namespace) still
 // downloads.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCluster, type Cluster } from '@buildyard/testkit';
 import { solve } from '../grpcClient.js';
-import { ContextDirs } from './contextDirs.js';
-import { startOutside, type Outside } from './outsideNetwork.js';
+import { useOutsideCluster } from './outsideCluster.js';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root (a cluster and a network namespace)';
 
-let cluster: Cluster;
-let outside: Outside;
-let contexts: ContextDirs;
-
-before(async () => {
-  if (skip) return;
-  outside = await startOutside();
-  cluster = await startCluster({ workers: 1, tenants: ['alice', 'bob'], env: { BUILDYARD_WORKER_EGRESS_DENY: outside.denied, BUILDYARD_WORKER_EGRESS_TENANT_DENY: `bob=${outside.web}` } });
-  contexts = new ContextDirs('add-url');
-});
-after(async () => {
-  await cluster?.stop();
-  await outside?.stop();
-  contexts?.remove();
-});
+const env = useOutsideCluster('add-url', !skip, { cluster: (outside) => ({
+  workers: 1, tenants: ['alice', 'bob'], env: { BUILDYARD_WORKER_EGRESS_DENY: outside.denied, BUILDYARD_WORKER_EGRESS_TENANT_DENY: `bob=${outside.web}` },
+}) });
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** Builds `ADD <url>` on line 2; answers the build's error message (undefined: it passed). */
 async function add(name: string, url: string, token?: string): Promise<{ error?: string; logs: string }> {
-  const dir = contexts.make(name, `FROM ${cluster.busybox.reference}\nADD ${url} /fetched\nRUN cat /fetched\n`);
-  const outcome = await solve(cluster, dir, { platforms: ['linux/amd64'], noCache: true }, token ? { token } : undefined);
+  const dir = env.contexts.make(name, `FROM ${env.cluster.busybox.reference}\nADD ${url} /fetched\nRUN cat /fetched\n`);
+  const outcome = await solve(env.cluster, dir, { platforms: ['linux/amd64'], noCache: true }, token ? { token } : undefined);
   return { error: outcome.error?.message, logs: outcome.logs };
 }
 
@@ -46,41 +32,41 @@ function assertRefused(error: string | undefined, url: string, address: string, 
 }
 
 test('ADD of Redis\'s and the registry\'s URLs is refused', { skip }, async () => {
-  const redis = new URL(cluster.redis.url);
+  const redis = new URL(env.cluster.redis.url);
   const redisUrl = `http://${redis.host}/`;
   assertRefused((await add('redis', redisUrl)).error, redisUrl, redis.hostname);
-  const registryUrl = `http://${cluster.registry.host}/v2/_catalog`;
-  assertRefused((await add('registry', registryUrl)).error, registryUrl, cluster.registry.host.split(':')[0]!);
+  const registryUrl = `http://${env.cluster.registry.host}/v2/_catalog`;
+  assertRefused((await add('registry', registryUrl)).error, registryUrl, env.cluster.registry.host.split(':')[0]!);
   // By name too: the name is resolved and its address vetted.
   const byName = `http://localhost:${redis.port}/`;
   assertRefused((await add('redis-name', byName)).error, byName, '127.0.0.1');
 });
 
 test('ADD of the worker host\'s own address and of a metadata address is refused', { skip }, async () => {
-  const hostUrl = `http://${outside.host.address}:${outside.host.port}/`;
-  assertRefused((await add('worker-host', hostUrl)).error, hostUrl, outside.host.address);
-  const metadataUrl = `http://${outside.metadata}/latest/meta-data/`;
+  const hostUrl = `http://${env.outside.host.address}:${env.outside.host.port}/`;
+  assertRefused((await add('worker-host', hostUrl)).error, hostUrl, env.outside.host.address);
+  const metadataUrl = `http://${env.outside.metadata}/latest/meta-data/`;
   const metadata = await add('metadata', metadataUrl);
-  assertRefused(metadata.error, metadataUrl, outside.metadata);
+  assertRefused(metadata.error, metadataUrl, env.outside.metadata);
   assert.doesNotMatch(metadata.logs, /METADATA-SERVICE|WORKER-HOST/);
 });
 
 test('a public URL redirecting to 127.0.0.1 is refused at that hop', { skip }, async () => {
-  const target = `http://127.0.0.1:${cluster.registry.host.split(':')[1]}/v2/_catalog`;
-  const url = `http://${outside.web}/redirect?to=${encodeURIComponent(target)}`;
+  const target = `http://127.0.0.1:${env.cluster.registry.host.split(':')[1]}/v2/_catalog`;
+  const url = `http://${env.outside.web}/redirect?to=${encodeURIComponent(target)}`;
   assertRefused((await add('redirect', url)).error, url, '127.0.0.1', 'worker.egress', target);
 });
 
 test('the operator\'s and the tenant\'s deny lists apply to ADD as to RUN', { skip }, async () => {
-  const denied = `http://${outside.denied}/`;
-  assertRefused((await add('denied', denied)).error, denied, outside.denied, 'worker.egress.deny');
-  const web = `http://${outside.web}/bob.txt`;
-  assertRefused((await add('tenant-denied', web, cluster.tokens.bob)).error, web, outside.web, 'worker.egress.tenantDeny');
+  const denied = `http://${env.outside.denied}/`;
+  assertRefused((await add('denied', denied)).error, denied, env.outside.denied, 'worker.egress.deny');
+  const web = `http://${env.outside.web}/bob.txt`;
+  assertRefused((await add('tenant-denied', web, env.cluster.tokens.bob)).error, web, env.outside.web, 'worker.egress.tenantDeny');
 });
 
 test('an allowed URL out in the world still downloads', { skip }, async () => {
-  const url = `http://${outside.web}/hello.txt`;
-  const got = await add('outside', url, cluster.tokens.alice);
+  const url = `http://${env.outside.web}/hello.txt`;
+  const got = await add('outside', url, env.cluster.tokens.alice);
   assert.equal(got.error, undefined, got.error);
-  assert.match(got.logs, new RegExp(`hello from outside ${outside.nonce}`));
+  assert.match(got.logs, new RegExp(`hello from outside ${env.outside.nonce}`));
 });

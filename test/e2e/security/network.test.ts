@@ -1,55 +1,36 @@
 // Issue 23 and issue 14 (network): RUN steps reach the outside world by default and nothing of
 // the cluster. The "outside" is a network namespace of the test's own (outsideNetwork.ts): a web
 // server and a DNS server there, reached through the worker's egress by a host route.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { startCluster, type Cluster } from '@buildyard/testkit';
 import { solve } from '../grpcClient.js';
-import { ContextDirs } from './contextDirs.js';
-import { startOutside, type Outside } from './outsideNetwork.js';
+import { useOutsideCluster } from './outsideCluster.js';
 
 const canRun = process.getuid?.() === 0 && spawnSync('nft', ['--version']).status === 0;
 const skip = canRun ? false : 'needs root and nftables';
 const example = resolve(import.meta.dirname, '../../../examples/egress');
 
-let cluster: Cluster;
-let outside: Outside;
-let contexts: ContextDirs;
+const env = useOutsideCluster('network', !!canRun, { cluster: (outside) => ({
+  workers: 1, tenants: ['alice', 'bob'],
+  env: {
+    BUILDYARD_WORKER_DNS_NAMESERVERS: outside.dns,
+    BUILDYARD_WORKER_EGRESS_DENY: outside.denied,
+    BUILDYARD_WORKER_EGRESS_TENANT_DENY: `bob=${outside.web}`,
+  },
+}) });
 
-before(async () => {
-  if (!canRun) return;
-  outside = await startOutside();
-  cluster = await startCluster({
-    workers: 1, tenants: ['alice', 'bob'],
-    env: {
-      BUILDYARD_WORKER_DNS_NAMESERVERS: outside.dns,
-      BUILDYARD_WORKER_EGRESS_DENY: outside.denied,
-      BUILDYARD_WORKER_EGRESS_TENANT_DENY: `bob=${outside.web}`,
-    },
-  });
-  contexts = new ContextDirs('network');
-});
-after(async () => {
-  try {
-    await cluster?.stop();
-  } finally {
-    await outside?.stop();
-    contexts?.remove();
-  }
-});
-
-const context = (name: string, dockerfile: string) => contexts.make(name, dockerfile);
+const context = (name: string, dockerfile: string) => env.contexts.make(name, dockerfile);
 
 /** A shell line printing REACHED-<tag> or BLOCKED-<tag>. (busybox 1.35's wget -T crashes.) */
 const probe = (url: string, tag: string) => `(timeout 10 wget -q -O - ${url} && echo REACHED-${tag}) || echo BLOCKED-${tag}`;
 
 /** Names of the worker's step namespaces and tables still present (see EgressNetworks). */
 function leftovers(): string[] {
-  const owner = 'by' + createHash('sha256').update(resolve(cluster.workers[0]!.stateDir, 'runc')).digest('hex').slice(0, 8);
+  const owner = 'by' + createHash('sha256').update(resolve(env.cluster.workers[0]!.stateDir, 'runc')).digest('hex').slice(0, 8);
   let names: string[] = [];
   try { names = readdirSync('/run/netns'); } catch { /* none */ }
   const tables = spawnSync('nft', ['list', 'tables'], { encoding: 'utf8' }).stdout ?? '';
@@ -57,17 +38,17 @@ function leftovers(): string[] {
 }
 
 test('examples/egress: a RUN downloads from the outside by name, through the worker\'s DNS', { skip }, async () => {
-  const url = `http://files.${outside.domain}/hello.txt`;
-  const outcome = await solve(cluster, example, { platforms: ['linux/amd64'], buildArgs: { BASE: cluster.busybox.reference, URL: url }, noCache: true });
+  const url = `http://files.${env.outside.domain}/hello.txt`;
+  const outcome = await solve(env.cluster, example, { platforms: ['linux/amd64'], buildArgs: { BASE: env.cluster.busybox.reference, URL: url }, noCache: true });
   assert.equal(outcome.error, undefined, outcome.error?.message);
-  assert.match(outcome.logs, new RegExp(`hello from outside ${outside.nonce}`));
+  assert.match(outcome.logs, new RegExp(`hello from outside ${env.outside.nonce}`));
   assert.match(outcome.logs, new RegExp(`downloaded \\d+ bytes from ${url.replace(/\./g, '\\.')}`));
   assert.deepEqual(leftovers(), [], 'the step\'s namespace, veth and table are gone');
 });
 
 test('the same RUN cannot reach Redis, the registry, the worker host, a denied service or a metadata address', { skip }, async () => {
-  const redisPort = new URL(cluster.redis.url).port;
-  const registryPort = cluster.registry.host.split(':')[1];
+  const redisPort = new URL(env.cluster.redis.url).port;
+  const registryPort = env.cluster.registry.host.split(':')[1];
   const lines = [
     `cat /proc/net/dev`,
     `gw=$(ip route | awk '/default/ {print $3}')`,
@@ -75,14 +56,14 @@ test('the same RUN cannot reach Redis, the registry, the worker host, a denied s
     probe(`http://$gw:${redisPort}/`, 'redis-gateway'),
     probe(`http://127.0.0.1:${registryPort}/v2/`, 'registry-loopback'),
     probe(`http://$gw:${registryPort}/v2/`, 'registry-gateway'),
-    probe(`http://${outside.host.address}:${outside.host.port}/`, 'worker-host'),
-    probe(`http://$gw:${outside.host.port}/`, 'worker-gateway'),
-    probe(`http://${outside.denied}/`, 'denied'),
-    probe(`http://${outside.metadata}/latest/meta-data/`, 'metadata'),
-    probe(`http://${outside.web}/`, 'outside'),
+    probe(`http://${env.outside.host.address}:${env.outside.host.port}/`, 'worker-host'),
+    probe(`http://$gw:${env.outside.host.port}/`, 'worker-gateway'),
+    probe(`http://${env.outside.denied}/`, 'denied'),
+    probe(`http://${env.outside.metadata}/latest/meta-data/`, 'metadata'),
+    probe(`http://${env.outside.web}/`, 'outside'),
   ];
-  const dir = context('cluster', `FROM ${cluster.busybox.reference}\nRUN ${lines.join('; ')}\n`);
-  const outcome = await solve(cluster, dir, { platforms: ['linux/amd64'], noCache: true });
+  const dir = context('cluster', `FROM ${env.cluster.busybox.reference}\nRUN ${lines.join('; ')}\n`);
+  const outcome = await solve(env.cluster, dir, { platforms: ['linux/amd64'], noCache: true });
   assert.equal(outcome.error, undefined, outcome.error?.message);
   for (const tag of ['redis-loopback', 'redis-gateway', 'registry-loopback', 'registry-gateway', 'worker-host', 'worker-gateway', 'denied', 'metadata']) {
     assert.match(outcome.logs, new RegExp(`BLOCKED-${tag}\\b`), `${tag}: ${outcome.logs}`);
@@ -95,23 +76,23 @@ test('the same RUN cannot reach Redis, the registry, the worker host, a denied s
 });
 
 test('--network=none, on the RUN or for the whole build, has only lo and cannot reach the outside', { skip }, async () => {
-  const dir = context('none', `FROM ${cluster.busybox.reference}\nRUN --network=none cat /proc/net/dev; ${probe(`http://${outside.web}/`, 'run-none')}\n`);
-  const run = await solve(cluster, dir, { platforms: ['linux/amd64'], noCache: true });
+  const dir = context('none', `FROM ${env.cluster.busybox.reference}\nRUN --network=none cat /proc/net/dev; ${probe(`http://${env.outside.web}/`, 'run-none')}\n`);
+  const run = await solve(env.cluster, dir, { platforms: ['linux/amd64'], noCache: true });
   assert.equal(run.error, undefined, run.error?.message);
   assert.match(run.logs, /BLOCKED-run-none/);
   assert.deepEqual([...run.logs.matchAll(/^\s*([a-z0-9]+):\s+\d/gm)].map((m) => m[1]), ['lo']);
-  const build = context('build-none', `FROM ${cluster.busybox.reference}\nRUN ${probe(`http://${outside.web}/`, 'build-none')}\n`);
-  const whole = await solve(cluster, build, { platforms: ['linux/amd64'], network: 'none', noCache: true });
+  const build = context('build-none', `FROM ${env.cluster.busybox.reference}\nRUN ${probe(`http://${env.outside.web}/`, 'build-none')}\n`);
+  const whole = await solve(env.cluster, build, { platforms: ['linux/amd64'], network: 'none', noCache: true });
   assert.equal(whole.error, undefined, whole.error?.message);
   assert.match(whole.logs, /BLOCKED-build-none/);
 });
 
 test('a tenant\'s own deny list applies to its builds only', { skip }, async () => {
-  const dir = context('tenant', `FROM ${cluster.busybox.reference}\nRUN ${probe(`http://${outside.web}/`, 'tenant')}\n`);
-  const bob = await solve(cluster, dir, { platforms: ['linux/amd64'], noCache: true }, { token: cluster.tokens.bob });
+  const dir = context('tenant', `FROM ${env.cluster.busybox.reference}\nRUN ${probe(`http://${env.outside.web}/`, 'tenant')}\n`);
+  const bob = await solve(env.cluster, dir, { platforms: ['linux/amd64'], noCache: true }, { token: env.cluster.tokens.bob });
   assert.equal(bob.error, undefined, bob.error?.message);
   assert.match(bob.logs, /BLOCKED-tenant/);
-  const alice = await solve(cluster, dir, { platforms: ['linux/amd64'], noCache: true }, { token: cluster.tokens.alice });
+  const alice = await solve(env.cluster, dir, { platforms: ['linux/amd64'], noCache: true }, { token: env.cluster.tokens.alice });
   assert.equal(alice.error, undefined, alice.error?.message);
   assert.match(alice.logs, /REACHED-tenant/);
 });
