@@ -1,46 +1,30 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { BlobNotFoundError, DigestMismatchError, FsContentStore, RegistryClient, sha256Digest } from '@buildyard/oci';
-import { startRegistry, type RegistryService, startRegistryProxy, type RegistryProxy } from '@buildyard/testkit';
 import { RegistryBlobStore, TieredBlobStore } from './index.js';
+import type { RegistryProxy } from '@buildyard/testkit';
+import { useRegistryFixture } from './registryFixture.test-util.js';
 
-let registry: RegistryService;
 /** Blob downloads the proxy forwarded. */
 const blobGets = (p: RegistryProxy) => p.requests.filter((r) => r.method === 'GET' && /\/blobs\/sha256:/.test(r.path)).length;
 
-let proxy: RegistryProxy;
-let dir: string;
-before(async () => {
-  registry = await startRegistry();
-  proxy = await startRegistryProxy({ upstream: registry.host, mode: 'plain' });
-  dir = await mkdtemp(join(tmpdir(), 'buildyard-tiered-'));
-});
-after(async () => {
-  await Promise.allSettled([proxy?.stop(), registry?.stop()]);
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
-
-async function readAll(s: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of s) parts.push(c as Buffer);
-  return Buffer.concat(parts);
-}
+const fx = useRegistryFixture('tiered');
 
 let n = 0;
 /** A worker's store: its own local dir, the shared registry repository (optionally via the proxy). */
-function worker(host = registry.host): TieredBlobStore {
-  const local = new FsContentStore(join(dir, `worker-${++n}`));
-  return new TieredBlobStore(local, new RegistryBlobStore({ repository: `${host}/buildyard/shared`, spoolDir: dir }));
+function worker(host = fx.registry.host): TieredBlobStore {
+  const local = new FsContentStore(join(fx.dir, `worker-${++n}`));
+  return new TieredBlobStore(local, new RegistryBlobStore({ repository: `${host}/buildyard/shared`, spoolDir: fx.dir }));
 }
 
 test('worker A writes through; worker B reads it (fetched once, then served locally)', async () => {
   const a = worker();
-  const b = worker(proxy.host);
+  const b = worker(fx.proxy.host);
   const data = randomBytes(5000);
   const { digest, size } = await a.put(Readable.from([data]), sha256Digest(data), data.length);
   assert.equal(a.stats.pushed, 1);
@@ -49,15 +33,15 @@ test('worker A writes through; worker B reads it (fetched once, then served loca
   assert.equal(await b.local.has(digest), false);
   assert.equal(await b.has(digest), true, 'has() sees the remote tier');
   assert.equal(await b.size(digest), size);
-  const gets = blobGets(proxy);
-  const [r1, r2] = await Promise.all([readAll(b.openRead(digest)), b.readBytes(digest)]);
+  const gets = blobGets(fx.proxy);
+  const [r1, r2] = await Promise.all([buffer(b.openRead(digest)), b.readBytes(digest)]);
   assert.deepEqual(r1, data);
   assert.deepEqual(r2, data);
   assert.equal(b.stats.fetched, 1);
-  assert.equal(blobGets(proxy) - gets, 1, 'concurrent readers share one download');
+  assert.equal(blobGets(fx.proxy) - gets, 1, 'concurrent readers share one download');
   assert.equal(await b.local.has(digest), true);
-  assert.deepEqual(await readAll(b.openRead(digest)), data);
-  assert.equal(blobGets(proxy) - gets, 1, 'later reads are local');
+  assert.deepEqual(await buffer(b.openRead(digest)), data);
+  assert.equal(blobGets(fx.proxy) - gets, 1, 'later reads are local');
   assert.deepEqual(await readFile(await b.ensureLocal(digest)), data);
 });
 
@@ -70,7 +54,7 @@ test('writer() commits locally and pushes; a missing blob is BlobNotFoundError',
   assert.equal(await worker().has(info.digest), true);
   const missing = sha256Digest(randomBytes(4));
   assert.equal(await a.has(missing), false);
-  await assert.rejects(readAll(a.openRead(missing)), BlobNotFoundError);
+  await assert.rejects(buffer(a.openRead(missing)), BlobNotFoundError);
   await assert.rejects(a.ensureLocal(missing), BlobNotFoundError);
 });
 
@@ -81,9 +65,9 @@ test('a corrupt local copy is not served: openRead fails and drops it, readBytes
   const corrupt = Buffer.from(data);
   corrupt[100] ^= 0x01;
   await writeFile(a.path(digest), corrupt);
-  await assert.rejects(readAll(a.openRead(digest)), DigestMismatchError);
+  await assert.rejects(buffer(a.openRead(digest)), DigestMismatchError);
   assert.equal(await a.local.has(digest), false, 'the bad copy is dropped');
-  assert.deepEqual(await readAll(a.openRead(digest)), data, 'the next read fetches a good copy');
+  assert.deepEqual(await buffer(a.openRead(digest)), data, 'the next read fetches a good copy');
 
   await writeFile(a.path(digest), corrupt);
   assert.deepEqual(await a.readBytes(digest), data);
@@ -93,15 +77,15 @@ test('a corrupt local copy is not served: openRead fails and drops it, readBytes
 
 test('wrong bytes from the remote never land in the local store', async () => {
   const a = worker();
-  const b = worker(proxy.host);
+  const b = worker(fx.proxy.host);
   const data = randomBytes(1000);
   const { digest } = await a.put(data);
-  proxy.options.corruptBlobs = true;
+  fx.proxy.options.corruptBlobs = true;
   try {
     await assert.rejects(b.readBytes(digest), DigestMismatchError);
-    await assert.rejects(readAll(b.openRead(digest)), DigestMismatchError);
+    await assert.rejects(buffer(b.openRead(digest)), DigestMismatchError);
   } finally {
-    proxy.options.corruptBlobs = false;
+    fx.proxy.options.corruptBlobs = false;
   }
   assert.equal(await b.local.has(digest), false);
   assert.equal(b.stats.fetched, 0);
@@ -113,9 +97,9 @@ test('drops in as a RegistryClient store: a push reads a remote-only blob throug
   const data = randomBytes(700);
   const { digest, size } = await a.put(data);
   const client = new RegistryClient({ store: b, dockerConfig: false });
-  const res = await client.pushBlob(`${registry.host}/other/image`, { digest, size });
+  const res = await client.pushBlob(`${fx.registry.host}/other/image`, { digest, size });
   assert.equal(res.result, 'uploaded');
-  assert.deepEqual(await client.fetchBlobBytes(`${registry.host}/other/image`, digest), data);
+  assert.deepEqual(await client.fetchBlobBytes(`${fx.registry.host}/other/image`, digest), data);
   assert.equal(b.stats.fetched, 1);
 });
 
