@@ -1,4 +1,8 @@
-// Public API of @buildyard/dockerfile.
+// Public API of @buildyard/dockerfile, the Dockerfile frontend: parse.ts (BuildKit's parser:
+// lines, directives, heredocs, flag words), expandWord.ts (shell word expansion), instructions/
+// (the instruction layer: each instruction's flags, RUN --mount, durations, ports, signals,
+// units, did-you-mean), planBuild.ts (the converter to one stage graph per platform) and
+// namedContexts.ts. .dockerignore matching and COPY file selection are fileop's, re-exported.
 export {
   dockerignoreExcludes,
   parseDockerignore,
