@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { loadConfig, OPTIONS } from '@buildyard/config';
+import { createMetrics } from '@buildyard/telemetry';
 import { parse as parseDockerfile } from '@buildyard/dockerfile';
 // @ts-expect-error plain JS module without declarations
 import { render, toYaml, APP_DIR } from '../../infra/deploy/kubernetes/render.mjs';
@@ -30,7 +31,8 @@ const knownEnv = new Set<string>([...OPTIONS.map((o) => o.env), 'BUILDYARD_CONFI
 /** Throws with every schema error of every object (kubeconform-style, offline). */
 async function validateSchemas(objects: K8sObject[]): Promise<void> {
   for (const o of objects) {
-    const module = `kubernetes-models/${o.apiVersion}/${o.kind}`;
+    // KEDA's custom resources have their validators in @kubernetes-models/keda (from KEDA's CRDs).
+    const module = o.apiVersion.startsWith('keda.sh/') ? `@kubernetes-models/keda/${o.apiVersion}/${o.kind}` : `kubernetes-models/${o.apiVersion}/${o.kind}`;
     const models = await import(module).catch(() => { throw new Error(`${o.kind} ${o.metadata.name}: no schema for ${o.apiVersion}/${o.kind}`); });
     const Model = models[o.kind] as new (data: unknown) => { validate(): void };
     try { new Model(o).validate(); } catch (err) { throw new Error(`${o.kind} ${o.metadata.name}: ${(err as Error).message}`); }
@@ -261,4 +263,44 @@ test('systemd units pass systemd-analyze verify', (t) => {
     rmSync(dir, { recursive: true, force: true });
   }
   void execFileSync;
+});
+
+test('the autoscaling example renders a KEDA ScaledObject per platform pool, on metrics the dashboard exports', async () => {
+  const values = parseYaml(readFileSync(join(deployDir, 'kubernetes/examples/autoscaling.yaml'), 'utf8'));
+  const objects = render(values) as K8sObject[];
+  await validateSchemas(objects);
+  assert.deepEqual(crossCheck(objects, ['buildyard-secrets', 'buildyard-frontend-tls']), []);
+  type Trigger = { type: string; metricType?: string; metadata: { query: string; threshold: string; serverAddress: string } };
+  const scaled = objects.filter((o) => o.kind === 'ScaledObject') as Array<K8sObject & { spec: { scaleTargetRef: { kind: string; name: string }; minReplicaCount: number; triggers: Trigger[] } }>;
+  assert.deepEqual(scaled.map((o) => o.metadata.name), ['buildyard-worker-amd64', 'buildyard-worker-arm64']);
+  // The metric names the dashboard's registry really has (a renamed gauge breaks scaling silently).
+  const exported = new Set((await createMetrics().registry.getMetricsAsJSON()).map((m) => m.name));
+  for (const o of scaled) {
+    const platform = `linux/${o.metadata.name.replace('buildyard-worker-', '')}`;
+    const target = objects.find((t) => t.kind === o.spec.scaleTargetRef.kind && t.metadata.name === o.spec.scaleTargetRef.name);
+    assert.equal(target?.kind, 'Deployment', `${o.metadata.name} scales an existing Deployment`);
+    const pod = podSpecs([target!])[0].spec;
+    assert.equal(pod.nodeSelector?.['kubernetes.io/arch'], platform.split('/')[1], 'the pool runs on nodes of its platform');
+    assert.equal(pod.containers[0].env?.find((e) => e.name === 'BUILDYARD_WORKER_PLATFORMS')?.value, platform);
+    for (const t of o.spec.triggers) {
+      assert.equal(t.type, 'prometheus');
+      assert.equal(t.metadata.serverAddress, values.autoscaling.prometheusUrl);
+      const names = [...t.metadata.query.matchAll(/(buildyard_\w+)\{([^}]*)\}/g)];
+      assert.ok(names.length > 0, t.metadata.query);
+      for (const [, name, labels] of names) {
+        assert.ok(exported.has(name), `${o.metadata.name}: ${name} is not a metric Buildyard exports`);
+        assert.match(labels, new RegExp(`platform="${platform}"`), `${o.metadata.name} queries its own platform`);
+      }
+    }
+    const [demand, oldest] = o.spec.triggers;
+    assert.equal(demand.metricType, 'AverageValue');
+    assert.equal(demand.metadata.threshold, '2', 'one worker per capacity (2) waiting or running stages');
+    assert.match(oldest.metadata.query, /buildyard_stages_oldest_wait_seconds/);
+  }
+  assert.equal(scaled[1].spec.minReplicaCount, 0, 'the arm64 pool scales from zero');
+  assert.throws(() => render({ ...values, workers: [{ ...values.workers[0], kind: 'DaemonSet' }] }), /autoscaling needs kind Deployment/);
+  assert.throws(() => render({ ...values, autoscaling: { prometheusUrl: '' } }), /needs autoscaling.prometheusUrl/);
+  const broken = structuredClone(scaled[0]);
+  (broken.spec as { minReplicaCount: unknown }).minReplicaCount = 'one';
+  await assert.rejects(validateSchemas([broken]), /minReplicaCount must be integer/);
 });

@@ -160,6 +160,7 @@ export function render(userValues = {}) {
     objects.push(w.kind === 'DaemonSet'
       ? { apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: meta(name, component), spec: { selector, template, updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } } } }
       : { apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(name, component), spec: { replicas: w.replicas, selector, template } });
+    if (w.autoscaling?.enabled) objects.push(scaledObject(v, w, name, meta(name, component)));
   }
 
   const redisPing = ['sh', '-c', 'redis-cli --no-auth-warning -a "$REDIS_PASSWORD" ping | grep -q PONG'];
@@ -241,6 +242,38 @@ export function render(userValues = {}) {
   return objects;
 }
 
+/**
+ * A KEDA ScaledObject for one Deployment worker set, on the dashboard's per-platform metrics as
+ * Prometheus scraped them. Demand is every stage of the platform that waits (held by a tenant
+ * limit or queued; not those waiting for an identical stage) or runs: replicas =
+ * ceil(demand / capacity). The oldest wait adds workers when stages sit longer than
+ * `oldestWaitSeconds` even though the demand looks covered (e.g. slots held by long steps).
+ */
+function scaledObject(v, w, name, metadata) {
+  const a = w.autoscaling;
+  const platform = a.platform || `linux/${w.arch}`;
+  const sel = `platform="${platform}"`;
+  const prometheus = (query, threshold, metricType) => ({
+    type: 'prometheus', ...(metricType ? { metricType } : {}),
+    metadata: { serverAddress: v.autoscaling.prometheusUrl, query, threshold: String(threshold), ...(v.autoscaling.prometheusAuthModes ? { authModes: v.autoscaling.prometheusAuthModes } : {}) },
+    ...(v.autoscaling.triggerAuthentication ? { authenticationRef: { name: v.autoscaling.triggerAuthentication } } : {}),
+  });
+  return {
+    apiVersion: 'keda.sh/v1alpha1', kind: 'ScaledObject', metadata,
+    spec: {
+      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
+      minReplicaCount: a.minReplicas, maxReplicaCount: a.maxReplicas,
+      pollingInterval: a.pollingIntervalSeconds, cooldownPeriod: a.cooldownSeconds,
+      // Scale down no faster than a stage drains: workers finish their stages on SIGTERM.
+      advanced: { horizontalPodAutoscalerConfig: { behavior: { scaleDown: { stabilizationWindowSeconds: a.cooldownSeconds, policies: [{ type: 'Pods', value: 1, periodSeconds: 60 }] } } } },
+      triggers: [
+        prometheus(`(sum(buildyard_stages_waiting{${sel},reason!="dedupe"}) or vector(0)) + (sum(buildyard_stages_running{${sel}}) or vector(0))`, w.capacity, 'AverageValue'),
+        prometheus(`max(buildyard_stages_oldest_wait_seconds{${sel}}) or vector(0)`, a.oldestWaitSeconds, 'Value'),
+      ],
+    },
+  };
+}
+
 /** One-line errors for values that would render nonsense. */
 function check(v) {
   const fail = (what) => { throw new Error(`invalid values: ${what}`); };
@@ -252,6 +285,12 @@ function check(v) {
     if (!['DaemonSet', 'Deployment'].includes(w.kind)) fail(`workers[${w.name}].kind must be DaemonSet or Deployment`);
     if (!['hostPath', 'emptyDir'].includes(w.state?.type)) fail(`workers[${w.name}].state.type must be hostPath or emptyDir`);
     if (names.has(w.name)) fail(`workers: name "${w.name}" used twice`);
+    if (w.autoscaling?.enabled) {
+      // A DaemonSet has one pod per node: only a Deployment has replicas to scale.
+      if (w.kind !== 'Deployment') fail(`workers[${w.name}].autoscaling needs kind Deployment (a DaemonSet runs one worker per node)`);
+      if (!v.autoscaling?.prometheusUrl) fail(`workers[${w.name}].autoscaling needs autoscaling.prometheusUrl (the Prometheus that scrapes the dashboard's /metrics)`);
+      if (!(w.autoscaling.minReplicas >= 0 && w.autoscaling.maxReplicas >= Math.max(1, w.autoscaling.minReplicas))) fail(`workers[${w.name}].autoscaling: maxReplicas must be >= 1 and >= minReplicas`);
+    }
     names.add(w.name);
   }
   if (v.secrets.create && !v.redis.externalUrl && !/^[A-Za-z0-9_-]{16,}$/.test(v.secrets.redisPassword ?? '')) fail('secrets.redisPassword must be at least 16 URL-safe characters (openssl rand -hex 24) when secrets.create is true');
