@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startRedis, until, type RedisService } from '@buildyard/testkit';
+import { schedulerKeys } from '@buildyard/contracts';
 import { NoWorkerError, Scheduler, StageConsumer, platformQueueName, stageRef, workerQueueName, type StageJob, type StageSpec } from './index.js';
 
 let redis: RedisService;
@@ -332,6 +333,67 @@ test('idle consumers are woken by placements, not by polling', async (t) => {
     assert.equal((await timeout(scheduler.waitForBuild(`wk${round}`), 30_000)).status, 'done');
   }
   assert.equal(runs.length, 24);
+  assert.deepEqual(errors, []);
+});
+
+test('a wake-up for a shared queue that its consumer cannot use goes on to another idle consumer', async (t) => {
+  const { prefix, scheduler, consumer, runs, errors } = setup(t);
+  // No polling: a stage starts only on a wake-up. The waker's choice (SPOP of the queue's idle
+  // set) is random, so the test takes consumers out of idle sets itself to make that choice:
+  // worker A is woken for the shared queue y waits on while its own queue holds x1, which it
+  // takes first and which fills it; B, idle on the shared queue, must get the wake-up.
+  const never = 3_600_000;
+  const keys = schedulerKeys(prefix);
+  const probe = new Redis(redis.url);
+  t.after(() => probe.quit());
+  const shared = platformQueueName(AMD, 'native');
+  const gates = new Map([['x0', gate()], ['xb', gate()]]);
+  const yStarted = gate();
+  const testOver = gate(); // lets x1 end when y never starts, so the consumers can close
+  const started = new Map<string, string>();
+  const startedGate = new Map([['x0', gate()], ['xb', gate()]]);
+  const work = async (job: StageJob, _s: AbortSignal, by: string) => {
+    started.set(job.stageId, by);
+    startedGate.get(job.stageId)?.open();
+    await gates.get(job.stageId)?.opened;
+    if (job.stageId === 'y') yStarted.open();
+    // x1 holds A's only slot until y has started elsewhere.
+    if (job.stageId === 'x1') await Promise.race([yStarted.opened, testOver.opened]);
+    return job.stageId;
+  };
+  await consumer('w1', { pollMs: never }, work);
+  await consumer('w2', { pollMs: never }, work);
+  // x0 and xb go to one worker each; x1 needs both, and its placement prefers x0's worker (A).
+  await scheduler.submitBuild({ buildId: 'wx', tenant: 't1', priority: 0, platforms: [{ platform: AMD, stages: [
+    stage('x0'), stage('xb'), stage('x1', ['x0', 'xb'])] }] });
+  await Promise.all([startedGate.get('x0')!.opened, startedGate.get('xb')!.opened]);
+  const a = started.get('x0')!;
+  const b = started.get('xb')!;
+  assert.notEqual(a, b);
+  const idle = async (q: string, id: string) => (await probe.sismember(keys.idleConsumers(q), id)) === 1;
+  gates.get('x0')!.open();
+  await until('A idle after x0', async () => await idle(shared, a) && await idle(workerQueueName(a), a));
+  // As if wakers had chosen A: out of both idle sets (A still counts itself in them).
+  await probe.srem(keys.idleConsumers(shared), a);
+  await probe.srem(keys.idleConsumers(workerQueueName(a)), a);
+  gates.get('xb')!.open();
+  // B's completion places x1 on A's own queue; its wake-up finds A in no idle set.
+  await until('x1 queued for A and B idle', async () => {
+    const st = await scheduler.getBuild('wx');
+    return st?.stages.find((s) => s.stageId === 'x1')?.queue === workerQueueName(a) && await idle(shared, b);
+  });
+  // y waits on the shared queue, placed while no consumer was in its idle set.
+  await probe.srem(keys.idleConsumers(shared), b);
+  await scheduler.submitBuild({ buildId: 'wy', tenant: 't2', priority: 0, platforms: [{ platform: AMD, stages: [stage('y')] }] });
+  await probe.sadd(keys.idleConsumers(shared), b);
+  // The waker's message for y goes to A.
+  await probe.publish(keys.wakeChannel(a), shared);
+  const [x, y] = await timeout(Promise.all([scheduler.waitForBuild('wx'), scheduler.waitForBuild('wy')]), 30_000, 'builds')
+    .finally(() => testOver.open());
+  assert.equal(x.status, 'done');
+  assert.equal(y.status, 'done');
+  assert.equal(runs.find((r) => r.stageId === 'x1')?.worker, a);
+  assert.equal(runs.find((r) => r.stageId === 'y')?.worker, b);
   assert.deepEqual(errors, []);
 });
 

@@ -107,6 +107,12 @@ export class StageConsumer {
   private woken = false;
   /** Queues whose idle set holds this consumer (a wake-up's SPOP takes it out of one). */
   private readonly idleIn = new Set<string>();
+  /**
+   * Queues this consumer was woken for and has not yet taken a job from: the waker chose this
+   * consumer for a job there, so if the slots fill from another queue first (its own queue is
+   * looked at first) the wake-up goes on to another idle consumer instead of being dropped.
+   */
+  private readonly owed = new Set<string>();
 
   constructor(opts: StageConsumerOptions) {
     if (opts.worker.capacity < 1) throw new Error(`worker ${opts.worker.id}: capacity ${opts.worker.capacity} must be at least 1`);
@@ -175,6 +181,7 @@ export class StageConsumer {
     await this.registry?.drain(this.id).catch(() => undefined);
     this.wake();
     await this.loopDone;
+    this.passOnWakeUps();
     await Promise.all([...this.running.values()].map((r) => r.done));
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     await this.dispatcher?.rehome(this.id).catch((err) => this.report(err));
@@ -227,12 +234,18 @@ export class StageConsumer {
     if (msg === 'drain' || msg === 'undrain') return this.setDraining(msg === 'drain');
     // A wake-up for a job on queue `msg`; the waker's SPOP took us out of that queue's idle set.
     this.idleIn.delete(msg);
-    if (this.closing || this.drainingSeen || this.running.size >= this.opts.worker.capacity) {
-      // Full meanwhile: the job is someone else's to take, so pass the wake-up on.
-      void this.registry!.wake(new Map([[msg, 1]])).catch((err) => this.report(err));
-      return;
-    }
+    this.owed.add(msg);
+    // Full meanwhile: the job is someone else's to take.
+    if (this.closing || this.drainingSeen || this.running.size >= this.opts.worker.capacity) return this.passOnWakeUps();
     this.wake();
+  }
+
+  /** Hands the wake-ups this consumer cannot use to other idle consumers of those queues. */
+  private passOnWakeUps(): void {
+    if (this.owed.size === 0) return;
+    const perQueue = new Map([...this.owed].map((q): [string, number] => [q, 1]));
+    this.owed.clear();
+    void this.registry!.wake(perQueue).catch((err) => this.report(err));
   }
 
   /**
@@ -284,9 +297,15 @@ export class StageConsumer {
         if (this.running.size < capacity && !this.drainingSeen) {
           await this.setIdle(true);
           took = await this.fetchOne();
-          if (this.running.size >= capacity) await this.setIdle(false);
+          // Every queue was looked at and held nothing: the jobs woken for went to others.
+          if (!took) this.owed.clear();
+          if (this.running.size >= capacity) {
+            await this.setIdle(false);
+            this.passOnWakeUps();
+          }
         } else {
           await this.setIdle(false);
+          this.passOnWakeUps();
         }
       } catch (err) {
         this.report(err);
@@ -301,6 +320,7 @@ export class StageConsumer {
       const token = randomUUID();
       const job = (await source.worker.getNextJob(token, { block: false })) as Job<StageJobData> | undefined;
       if (job) {
+        this.owed.delete(source.name);
         this.startJob(job, token, source);
         return true;
       }
