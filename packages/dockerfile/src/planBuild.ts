@@ -33,11 +33,12 @@ import { contentDigestsFor, FileOpError, type TreeEntry } from '@buildyard/fileo
 import { DockerfileError, excerpt } from './DockerfileError.js';
 import { expandWord, expandWords, WordExpansionError } from './expandWord.js';
 import { parse, type Instruction, type ParsedDockerfile, type ParsedStage } from './parse.js';
-import { formatGoDuration, parseGoDuration, DurationError } from './instructions/duration.js';
+import { formatGoDuration } from './instructions/duration.js';
 import { completeRunMount, MountError, parseRunMount } from './instructions/runMount.js';
 import { parsePort, PortError } from './instructions/expose.js';
 import { validSignal } from './instructions/signal.js';
 import { withSuggestion } from './instructions/suggest.js';
+import { CommandError, copyCommand, fromCommand, healthcheckTimings, runCommand, runMounts } from './instructions/commands.js';
 import { findNamedContext, keyNamedContexts, type NamedContextSource } from './namedContexts.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -267,13 +268,13 @@ class Planner {
       const list: { to: number; ins: Instruction }[] = [];
       for (const ins of stage.instructions) {
         if (ins.keyword === 'COPY') {
-          const from = ins.flags.find((f) => f.name === 'from')?.value;
+          const from = copyCommand(ins).from;
           const found = from !== undefined && !from.includes('$') ? lookup(from) : undefined;
           if (found) list.push({ to: found.index, ins });
         }
         if (ins.keyword === 'RUN') {
-          for (const f of ins.flags) {
-            const m = f.name === 'mount' ? /(?:^|,)from=([^,]*)/.exec(f.value ?? '') : null;
+          for (const mount of runMounts(ins)) {
+            const m = /(?:^|,)from=([^,]*)/.exec(mount);
             const found = m && !m[1].includes('$') ? this.stageByName(m[1]) : undefined;
             if (found) list.push({ to: found.index, ins });
           }
@@ -416,10 +417,10 @@ class PlatformPlanner {
   private async doPlanStage(stage: ParsedStage): Promise<StageState> {
     const p = this.p;
     const from = stage.from;
-    const platFlag = from.flags.find((f) => f.name === 'platform');
+    const { platform: platformFlag } = fromCommand(from);
     let stagePlatform = this.platform;
-    if (platFlag) {
-      const v = p.expand(platFlag.value ?? '', this.metaEnv, from);
+    if (platformFlag !== undefined) {
+      const v = p.expand(platformFlag, this.metaEnv, from);
       try {
         // Any os/arch, as BuildKit: an unknown one fails when the base image has no manifest for it.
         stagePlatform = normalizePlatform(v, { allowUnknown: true });
@@ -472,7 +473,7 @@ class PlatformPlanner {
       // history (which already holds the ancestors'), so a copy here would repeat them.
       stateKey = baseStage.stateKey;
       if (baseStage.plan.author !== undefined) plan.author = baseStage.plan.author;
-      if (platFlag === undefined) plan.platform = baseStage.plan.platform;
+      if (platformFlag === undefined) plan.platform = baseStage.plan.platform;
     } else if (baseName.toLowerCase() === 'scratch') {
       config = { Env: ['PATH=' + DEFAULT_PATH], WorkingDir: '/' };
       stateKey = scratchStateKey(stagePlatform);
@@ -592,13 +593,14 @@ class PlatformPlanner {
     return [{ kind: 'image', ref: img.ref, digest: img.digest }, imageStateKey(img.digest)];
   }
 
-  private flag(ins: Instruction, name: string): string | undefined {
-    return ins.flags.find((f) => f.name === name)?.value;
-  }
-
-  private boolFlag(ins: Instruction, name: string): boolean {
-    const f = ins.flags.find((x) => x.name === name);
-    return f !== undefined && (f.value === undefined || f.value.toLowerCase() === 'true');
+  /** The typed form of an instruction's flags; a value BuildKit refuses fails at its line. */
+  private command<T>(ins: Instruction, read: (ins: Instruction) => T): T {
+    try {
+      return read(ins);
+    } catch (err) {
+      if (err instanceof CommandError) this.p.err(err.message, ins);
+      throw err;
+    }
   }
 
   private async dispatch(st: StageState, stage: ParsedStage, ins: Instruction): Promise<void> {
@@ -739,27 +741,7 @@ class PlatformPlanner {
         if (ins.args[0] === 'NONE') hc.Test = ['NONE'];
         else {
           hc.Test = ins.json ? ['CMD', ...ins.args.slice(1)] : ['CMD-SHELL', ins.args[1]];
-          const durations: [string, keyof HealthConfig][] = [['interval', 'Interval'], ['timeout', 'Timeout'], ['start-period', 'StartPeriod'], ['start-interval', 'StartInterval']];
-          // instructions/parse.go parseOptInterval: Go durations, 0 means unset, else >= 1ms.
-          for (const [flag, field] of durations) {
-            const raw = this.flag(ins, flag);
-            if (raw === undefined || raw === '') continue;
-            let ns: number;
-            try {
-              ns = parseGoDuration(raw);
-            } catch (err) {
-              if (err instanceof DurationError) this.p.err(err.message, ins);
-              throw err;
-            }
-            if (ns !== 0 && ns < 1e6) this.p.err(`Interval ${JSON.stringify(flag)} cannot be less than 1ms`, ins);
-            if (ns !== 0) (hc as Record<string, unknown>)[field] = ns;
-          }
-          const retries = this.flag(ins, 'retries');
-          if (retries !== undefined && retries !== '') {
-            if (!/^[-+]?\d+$/.test(retries) || Math.abs(Number(retries)) > 2 ** 31 - 1) this.p.err(`strconv.ParseInt: parsing ${JSON.stringify(excerpt(retries))}: ${/^[-+]?\d+$/.test(retries) ? 'value out of range' : 'invalid syntax'}`, ins);
-            if (Number(retries) < 0) this.p.err(`--retries cannot be negative (${Number(retries)})`, ins);
-            if (Number(retries) > 0) hc.Retries = Number(retries);
-          }
+          Object.assign(hc, this.command(ins, healthcheckTimings));
         }
         cfg.Healthcheck = hc;
         this.history(st, healthHistory(hc), true);
@@ -800,21 +782,15 @@ class PlatformPlanner {
     const p = this.p;
     const cfg = st.plan.config;
     const e = this.expansionEnv(st);
-    const networkRaw = this.flag(ins, 'network') ?? 'default';
-    if (networkRaw !== 'default' && networkRaw !== 'none' && networkRaw !== 'host') this.p.err(`invalid network mode ${JSON.stringify(networkRaw)}`, ins);
-    const network: ExecVertex['network'] = networkRaw;
-    const securityRaw = this.flag(ins, 'security') ?? 'sandbox';
-    if (securityRaw !== 'sandbox' && securityRaw !== 'insecure') this.p.err(`security ${JSON.stringify(securityRaw)} is not valid`, ins);
-    const security: ExecVertex['security'] = securityRaw;
+    const { network, security, mounts: mountFlags } = this.command(ins, runCommand);
     const mounts: RunMount[] = [];
     const inputs: SourceRef[] = [];
     const inputKeys: string[] = [];
     const content: ContentDigest[] = [];
-    for (const f of ins.flags) {
-      if (f.name !== 'mount') continue;
+    for (const mountFlag of mountFlags) {
       let m;
       try {
-        m = completeRunMount(parseRunMount(f.value ?? '', (word) => p.expand(word, e, ins)), this.workdir(st), this.sshCount);
+        m = completeRunMount(parseRunMount(mountFlag, (word) => p.expand(word, e, ins)), this.workdir(st), this.sshCount);
       } catch (err) {
         if (err instanceof MountError) this.p.err(err.message, ins);
         throw err;
@@ -933,10 +909,9 @@ class PlatformPlanner {
     const cfg = st.plan.config;
     const e = this.expansionEnv(st);
     const isAdd = ins.keyword === 'ADD';
-    const chownRaw = this.flag(ins, 'chown');
-    const chown = chownRaw !== undefined ? p.expand(chownRaw, e, ins) : undefined;
-    const chmodRaw = this.flag(ins, 'chmod');
-    const chmod = chmodRaw !== undefined ? p.expand(chmodRaw, e, ins) : undefined;
+    const flags = copyCommand(ins);
+    const chown = flags.chown !== undefined ? p.expand(flags.chown, e, ins) : undefined;
+    const chmod = flags.chmod !== undefined ? p.expand(flags.chmod, e, ins) : undefined;
     if (chmod !== undefined && chmod !== '') {
       // convert_copy.go: octal up to 07777, else a symbolic mode; numeric-looking values get the octal message.
       const octal = /^[0-7]+$/.test(chmod) && parseInt(chmod, 8) <= 0o7777;
@@ -944,14 +919,9 @@ class PlatformPlanner {
         this.p.err(`invalid chmod parameter: '${excerpt(chmod)}'. it should be octal string and between 0 and 07777`, ins);
       }
     }
-    const link = this.boolFlag(ins, 'link');
-    const parents = this.boolFlag(ins, 'parents');
-    const exclude = ins.flags.filter((f) => f.name === 'exclude').map((f) => p.expand(f.value ?? '', e, ins));
-    const checksumRaw = this.flag(ins, 'checksum');
-    const checksum = checksumRaw !== undefined ? p.expand(checksumRaw, e, ins) : undefined;
-    const keepGitDir = this.boolFlag(ins, 'keep-git-dir');
-    const unpackFlag = ins.flags.find((f) => f.name === 'unpack');
-    const unpack = unpackFlag ? unpackFlag.value === undefined || unpackFlag.value.toLowerCase() === 'true' : undefined;
+    const { link, parents, keepGitDir, unpack } = flags;
+    const exclude = flags.exclude.map((x) => p.expand(x, e, ins));
+    const checksum = flags.checksum !== undefined ? p.expand(flags.checksum, e, ins) : undefined;
 
     const words = ins.args;
     const destRaw = p.expand(words[words.length - 1], e, ins);
@@ -976,7 +946,7 @@ class PlatformPlanner {
     const inputs: SourceRef[] = [];
     const inputKeys: string[] = [];
     let content: ContentDigest[] = [];
-    const fromRaw = this.flag(ins, 'from');
+    const fromRaw = flags.from;
     let from: SourceRef = { kind: 'context' };
     if (fromRaw !== undefined) {
       // convert.go toCommand: --from is not expanded; a value that would change under expansion
