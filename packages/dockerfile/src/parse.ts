@@ -400,16 +400,20 @@ function buildInstruction(p: Parser, raw: RawInstruction, lines: string[], allow
     throw e;
   }
   const json = (): string[] | undefined => parseJsonArray(rest, err);
+  /** The JSON form's words when `rest` is a JSON array, else the shell form's. */
+  const jsonOrShell = (shell: () => string[]) => {
+    const j = json();
+    if (j) {
+      base.json = true;
+      base.args = j;
+    } else base.args = shell();
+  };
   switch (keyword) {
     case 'RUN':
     case 'CMD':
     case 'ENTRYPOINT':
     case 'SHELL': {
-      const j = json();
-      if (j) {
-        base.json = true;
-        base.args = j;
-      } else base.args = [rest];
+      jsonOrShell(() => [rest]);
       // BuildKit takes an empty shell form as one empty word: `CMD` is [sh -c ""], `RUN` runs "".
       if (keyword === 'SHELL' && !base.json) err('SHELL requires the arguments to be in JSON form, e.g. SHELL ["/bin/bash", "-c"]');
       if (keyword === 'SHELL' && base.args.length === 0) err('SHELL requires at least one argument');
@@ -418,11 +422,7 @@ function buildInstruction(p: Parser, raw: RawInstruction, lines: string[], allow
     case 'ADD':
     case 'COPY':
     case 'VOLUME': {
-      const j = json();
-      if (j) {
-        base.json = true;
-        base.args = j;
-      } else base.args = splitWhitespace(rest);
+      jsonOrShell(() => splitWhitespace(rest));
       if (keyword === 'VOLUME' && base.args.length === 0) err('VOLUME requires at least one argument');
       if (keyword !== 'VOLUME') {
         if (base.args.length < 2) err(`${keyword} requires at least two arguments, but only one was provided. Destination could not be determined`);
