@@ -4,11 +4,13 @@
 // Needs the dashboard UI built (`npm run build -w @buildyard/dashboard`, part of `npm test`).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createMetrics } from '@buildyard/telemetry';
 import { startCluster, type Cluster } from '@buildyard/testkit';
+import type { BuildSummary, PlatformTenantRow, WorkerView } from '../../apps/dashboard/src/api/types.js';
 import { launchBrowser, startDashboard, TEST_TOKENS, UI_DIR, until, type RunningDashboard, type TestBrowser } from '../../apps/dashboard/src/dashboard.test-util.js';
 import { startGates, type Gates } from './gate.js';
 import { solve, type SolveOutcome } from './grpcClient.js';
@@ -29,6 +31,8 @@ before(async () => {
   gates = await startGates();
   cluster = await startCluster({
     workers: 2,
+    // A tenant of its own for the test that holds builds at a tenant limit of 1.
+    tenants: ['limited'],
     // Two stages per worker: one may wait at the gate while the build's other stages go on there
     // (a stage placed on the worker that holds its inputs waits for that worker's free slot).
     // Health ports are free ones.
@@ -238,4 +242,123 @@ test('draining a worker from the workers page puts the next build\'s stages on t
   assert.equal(texts.length, 4, 'four stages on the build page');
   for (const t of texts) assert.match(t, /worker worker-2/);
   await tb.screenshot('e2e-build-after-drain');
+});
+
+/** `du -s -B1 -x` of a worker's snapshots and contexts: what its disk figure must equal. */
+function duStateDir(stateDir: string): number {
+  return ['snapshots', 'contexts'].reduce((n, part) => {
+    const dir = join(stateDir, part);
+    return n + (existsSync(dir) ? Number(execFileSync('du', ['-s', '-B1', '-x', dir], { encoding: 'utf8' }).split('\t')[0]) : 0);
+  }, 0);
+}
+
+test('a build held by the tenant limit shows as waiting with why; build list columns, stage names and worker disk during and after real builds', { skip, timeout: 240_000 }, async () => {
+  const { page } = tb;
+  const api = async <T>(path: string) => (await (await dash.api(path)).json()) as T;
+  // One stage at a time for this tenant: while the big build's first stage waits at the gate,
+  // the small build's only stage is held back by the limit (in no BullMQ queue at all).
+  await dash.state.scheduler.setTenantLimit('limited', 1);
+  const id = Date.now().toString(36);
+  const big = `dash-big-${id}`;
+  const small = `dash-small-${id}`;
+  const bigContext = join(work, big);
+  const smallContext = join(work, small);
+  cpSync(join(example, 'common'), join(bigContext, 'common'), { recursive: true });
+  // The tool stage runs as the build platform (amd64) although the build is for arm64: it runs
+  // natively on the amd64 workers; the build stage after it is emulated.
+  writeFileSync(join(bigContext, 'Dockerfile'), [
+    'ARG BASE', 'FROM --platform=$BUILDPLATFORM ${BASE} AS tool', `RUN echo ${big} > /tool && ${gates.wait(big)}`,
+    'FROM ${BASE} AS build', 'COPY --from=tool /tool /tool', 'RUN echo "built on $(uname -m)"', '',
+  ].join('\n'));
+  cpSync(join(example, 'common'), join(smallContext, 'common'), { recursive: true });
+  writeFileSync(join(smallContext, 'Dockerfile'), ['ARG BASE', 'FROM ${BASE}', `RUN echo ${small}`, ''].join('\n'));
+  const token = cluster.tokens.limited;
+  const bigDone = solve(cluster, bigContext, { buildId: big, platforms: ['linux/arm64'], buildArgs: { BASE: cluster.busybox.reference } }, { token });
+  try {
+    await gates.arrived(big, { unless: bigDone });
+    const smallDone = solve(cluster, smallContext, {
+      buildId: small, platforms: ['linux/amd64'], buildArgs: { BASE: cluster.busybox.reference },
+      outputs: [{ type: 'image', attrs: { name: `${cluster.registry.host}/e2e/small:1`, push: 'true' } }],
+    }, { token });
+
+    // Queues page: the small build's stage waits, held by the tenant limit, and says so.
+    await page.goto(`${dash.url}/`);
+    const row = page.locator('table[data-testid="waiting"] tr[data-platform="linux/amd64"][data-tenant="limited"]');
+    await row.locator('td[data-field="why"]', { hasText: 'tenant limit' }).waitFor({ timeout: 60_000 })
+      .catch(async (err: Error) => assert.fail(`${err.message.split('\n')[0]}; /api/queues: ${JSON.stringify((await api<{ platforms: unknown }>('/api/queues')).platforms)}; small: ${JSON.stringify(await dash.state.scheduler.getBuild(small))}`));
+    const seenWaitingAt = Date.now();
+    assert.ok(Number(await row.locator('td[data-field="waiting"]').textContent()) >= 1);
+    const running = page.locator('table[data-testid="waiting"] tr[data-platform="linux/arm64"][data-tenant="limited"] td[data-field="running"]');
+    assert.equal(await running.textContent(), '1', 'the big build\'s gated stage runs');
+    await tb.screenshot('e2e-queues-tenant-limit');
+    const rows = (await api<{ platforms: PlatformTenantRow[] }>('/api/queues')).platforms;
+    const held = rows.find((r) => r.platform === 'linux/amd64' && r.tenant === 'limited');
+    assert.equal(held?.held['tenant-limit'], 1, JSON.stringify(rows));
+    await until('the tenant-limit gauge on /metrics', async () => /buildyard_stages_waiting\{platform="linux\/amd64",tenant="limited",reason="tenant-limit"\} 1/.test(await (await dash.api('/metrics')).text()), 30_000);
+
+    // Builds list: both builds with their platforms, and the columns of the list.
+    await page.goto(`${dash.url}/builds`);
+    await page.locator(`tr[data-build="${small}"] td[data-field="platforms"]`, { hasText: 'linux/amd64' }).waitFor({ timeout: 30_000 });
+    assert.equal(await page.locator(`tr[data-build="${big}"] td[data-field="platforms"]`).textContent(), 'linux/arm64');
+    const headers = await page.locator('table[data-testid="builds"] thead th').allTextContents();
+    for (const h of ['images', 'platforms', 'queued', 'ran', 'error']) assert.ok(headers.includes(h), `column ${h} in ${headers.join(', ')}`);
+
+    // Build page while it runs: stages named as in the Dockerfile, steps and log lines too.
+    await page.goto(`${dash.url}/builds/${big}`);
+    const tool = page.locator('[data-platform="linux/arm64"] [data-name="tool"]');
+    await tool.filter({ hasText: 'running' }).waitFor({ timeout: 30_000 });
+    await tool.filter({ hasText: 'runs as linux/amd64' }).waitFor({ timeout: 30_000 });
+    await page.locator('[data-platform="linux/arm64"] [data-name="build"]').waitFor({ timeout: 30_000 });
+    const log = page.locator('[data-testid="log"]');
+    await log.filter({ hasText: '[tool 2/2] RUN echo' }).waitFor({ timeout: 30_000 });
+    await tb.screenshot('e2e-build-stage-names');
+
+    // Workers page: each worker's disk, measured by the worker, shows while builds run.
+    await page.goto(`${dash.url}/workers`);
+    for (const w of cluster.workers) {
+      await page.locator(`tr[data-worker="${w.id}"] td[data-field="disk"]:not([data-bytes=""])`).waitFor({ timeout: 60_000 });
+    }
+    await tb.screenshot('e2e-workers-disk');
+
+    gates.open(big);
+    const [bigOutcome, smallOutcome] = await Promise.all([bigDone, smallDone]);
+    assert.equal(bigOutcome.error, undefined, bigOutcome.error?.message);
+    assert.equal(smallOutcome.error, undefined, smallOutcome.error?.message);
+
+    // After: the tool stage ran natively, the build stage emulated; the stages are named.
+    await page.goto(`${dash.url}/builds/${big}`);
+    await page.locator('[data-testid="build-status"]', { hasText: 'succeeded' }).waitFor({ timeout: 30_000 });
+    await page.locator('[data-name="tool"] [data-field="execution"]', { hasText: 'native' }).waitFor({ timeout: 30_000 });
+    assert.equal(await page.locator('[data-name="build"] [data-field="execution"]').textContent(), 'emulated');
+    assert.match(await page.locator('[data-name="build"]').textContent() ?? '', /\[build 3\/3\] RUN echo "built on \$\(uname -m\)"/);
+    const logText = await page.locator('[data-testid="log"]').textContent() ?? '';
+    assert.match(logText, /^\[linux\/arm64 build\] built on aarch64$/m, 'output lines carry their platform and stage');
+    await tb.screenshot('e2e-build-native-emulated');
+
+    // Builds list after: the small build waited for the slot (queue time) and ran briefly.
+    await page.goto(`${dash.url}/builds`);
+    await page.locator(`tr[data-build="${small}"] td[data-field="images"]`, { hasText: `${cluster.registry.host}/e2e/small` }).waitFor({ timeout: 30_000 });
+    const summary = (await api<{ builds: BuildSummary[] }>('/api/builds?tenant=limited')).builds.find((b) => b.buildId === small)!;
+    assert.equal(summary.status, 'succeeded');
+    assert.ok(summary.queueMs !== null && summary.queueMs >= seenWaitingAt - summary.createdMs, `queued ${summary.queueMs} ms, seen waiting ${seenWaitingAt - summary.createdMs} ms after it was created`);
+    assert.ok(summary.runMs !== null && summary.runMs > 0 && summary.runMs + summary.queueMs <= summary.durationMs!, JSON.stringify(summary));
+    assert.notEqual(await page.locator(`tr[data-build="${small}"] td[data-field="queued"]`).textContent(), '–');
+    await tb.screenshot('e2e-builds-after');
+
+    // The disk figure matches du of each worker's state dir once a measurement follows the builds.
+    for (const w of cluster.workers) {
+      let shown = -1;
+      let du = -2;
+      await until(`worker ${w.id}'s disk figure to match du`, async () => {
+        await dash.state.measureWorkerDisks();
+        shown = (await api<{ workers: WorkerView[] }>('/api/workers')).workers.find((x) => x.id === w.id)?.disk?.totalBytes ?? -1;
+        du = duStateDir(w.stateDir);
+        return shown === du;
+      }, 60_000).catch((err: Error) => assert.fail(`${err.message}: dashboard ${shown} B, du ${du} B`));
+      assert.ok(shown > 0, `worker ${w.id} holds snapshots`);
+    }
+  } finally {
+    gates.open(big);
+    await bigDone.catch(() => undefined);
+  }
 });

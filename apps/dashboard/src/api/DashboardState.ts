@@ -2,11 +2,14 @@ import { Queue, type Job, type JobType } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { BlobLeases, RedisCacheIndex, pruneCache, type CacheRecord } from '@buildyard/cache';
 import {
-  BuildRecords, BUILD_RECORD_STATUSES, DEFAULT_KEYS, buildRecordFromHash, describeQueueName, type BuildRecord, type RedisKeys,
+  BuildRecords, BUILD_RECORD_STATUSES, DEFAULT_KEYS, buildRecordFromHash, describeQueueName, stageRef, type BuildRecord, type RedisKeys,
 } from '@buildyard/contracts';
 import { decodeEvent, type ProgressEvent } from '@buildyard/progress';
 import { askWorkersDisk } from '@buildyard/cache';
-import { Scheduler, WorkerRegistry, queueView, type BuildEvent, type BuildState, type StageState } from '@buildyard/scheduler';
+import { Scheduler, WorkerRegistry, queueView, type BuildEvent, type BuildState, type StageState, type WorkerStatus } from '@buildyard/scheduler';
+
+/** A stage as the Dockerfile has it (from its payload): what progress events name it by. */
+export interface StagePlanInfo { name?: string; index: number; platform: string }
 import { stageNameOf } from './LogLines.js';
 import type {
   BuildDetail, BuildListStatus, BuildSummary, CacheEntryView, CacheTenantView, CacheView, PlatformTenantRow, PruneRequest, PruneResult,
@@ -348,9 +351,29 @@ export class DashboardState {
     return {
       summary,
       scheduler: state ? { status: state.status, error: state.error ?? null, createdAt: state.createdAt, finishedAt: state.finishedAt ?? null, priority: state.priority } : null,
-      platforms: state ? stageViews(state, events, progress) : [],
+      platforms: state ? stageViews(state, events, progress, await this.stagePlans(state), await this.registry.list()) : [],
       warnings: state ? [] : ['the scheduler has no record of this build (expired or never planned); only the build record is shown'],
     };
+  }
+
+  /**
+   * What each stage is in the Dockerfile (name, index, the platform it runs as), read from its
+   * payload here on the server: only these three fields are kept, nothing else of the payload
+   * reaches a response. Progress events name a stage by its Dockerfile name (or index) and
+   * its own platform, which differs from the build's for FROM --platform=$BUILDPLATFORM.
+   */
+  private async stagePlans(state: BuildState): Promise<Map<string, StagePlanInfo>> {
+    const out = new Map<string, StagePlanInfo>();
+    if (state.stages.length === 0) return out;
+    const pipe = this.redis.pipeline();
+    for (const s of state.stages) pipe.hget(this.scheduler.keys.stage(stageRef(state.buildId, s.platform, s.stageId)), 'payload');
+    for (const [i, [err, raw]] of ((await pipe.exec()) ?? []).entries()) {
+      const s = state.stages[i];
+      const stage = err || typeof raw !== 'string' ? undefined : json<{ stage?: { name?: unknown; index?: unknown; platform?: unknown } }>(raw, {}).stage;
+      if (!stage || typeof stage.index !== 'number' || typeof stage.platform !== 'string') continue;
+      out.set(`${s.platform}\n${s.stageId}`, { ...(typeof stage.name === 'string' ? { name: stage.name } : {}), index: stage.index, platform: stage.platform });
+    }
+    return out;
   }
 
   async cancelBuild(buildId: string): Promise<boolean> {
@@ -483,7 +506,7 @@ function entryView(r: CacheRecord): CacheEntryView {
 }
 
 /** Joins the scheduler's stage states, its events (timings) and the progress stream (vertices). */
-export function stageViews(state: BuildState, events: BuildEvent[], progress: ProgressEvent[]): BuildDetail['platforms'] {
+export function stageViews(state: BuildState, events: BuildEvent[], progress: ProgressEvent[], plans = new Map<string, StagePlanInfo>(), workers: WorkerStatus[] = []): BuildDetail['platforms'] {
   const key = (platform: string, stageId: string) => `${platform}\n${stageId}`;
   const times = new Map<string, { queuedAt?: number; startedAt?: number; finishedAt?: number }>();
   for (const ev of events) {
@@ -494,6 +517,7 @@ export function stageViews(state: BuildState, events: BuildEvent[], progress: Pr
     else if (ev.type === 'stage-completed' || ev.type === 'stage-failed') t.finishedAt = ev.at;
     times.set(key(ev.platform, ev.stageId), t);
   }
+  const nativeOn = new Map(workers.map((w) => [w.id, w.nativePlatforms]));
   const vertices = new Map<string, Map<string, VertexView>>();
   for (const e of progress) {
     if (e.type !== 'vertex.started' && e.type !== 'vertex.cached' && e.type !== 'vertex.progress' && e.type !== 'vertex.finished' && e.type !== 'vertex.error') continue;
@@ -501,8 +525,11 @@ export function stageViews(state: BuildState, events: BuildEvent[], progress: Pr
     const map = vertices.get(key(v.platform, v.stage)) ?? new Map<string, VertexView>();
     vertices.set(key(v.platform, v.stage), map);
     const view: VertexView = map.get(v.digest) ?? { digest: v.digest, name: v.name, cached: false, status: 'running', startedMs: null, durationMs: null, workerId: null, emulated: null };
-    // Where the step really ran: a FROM --platform=$BUILDPLATFORM stage of an arm64 build runs natively.
-    if (e.type !== 'vertex.cached' && v.workerId) Object.assign(view, { workerId: v.workerId, emulated: v.emulated });
+    // Where the step really ran: natively when the worker runs the step's own platform natively
+    // (a FROM --platform=$BUILDPLATFORM stage of an arm64 build runs amd64 binaries), whatever
+    // queue class placed it; the worker's own word when it is gone.
+    const native = nativeOn.get(v.workerId);
+    if (e.type !== 'vertex.cached' && v.workerId) Object.assign(view, { workerId: v.workerId, emulated: native ? !native.includes(v.platform) : v.emulated });
     if (e.type === 'vertex.cached') Object.assign(view, { cached: true, status: 'cached', startedMs: e.timestampMs, durationMs: 0 });
     else if (e.type === 'vertex.started' || e.type === 'vertex.progress') view.startedMs = e.startedMs;
     else if (e.type === 'vertex.finished') Object.assign(view, { status: 'done', startedMs: e.startedMs, durationMs: e.durationMs });
@@ -512,23 +539,27 @@ export function stageViews(state: BuildState, events: BuildEvent[], progress: Pr
   const byPlatform = new Map<string, StageView[]>();
   for (const s of state.stages) {
     const t = times.get(key(s.platform, s.stageId)) ?? {};
-    const vs = [...(vertices.get(key(s.platform, s.stageId))?.values() ?? [])];
+    const plan = plans.get(key(s.platform, s.stageId));
+    // Progress names a stage by its Dockerfile name (or index) and the platform it runs as.
+    const own = plan ? vertices.get(key(plan.platform, plan.name ?? String(plan.index))) : undefined;
+    const vs = [...((own ?? vertices.get(key(s.platform, s.stageId)))?.values() ?? [])];
     const list = byPlatform.get(s.platform) ?? [];
-    list.push(stageView(s, t, vs));
+    list.push(stageView(s, t, vs, plan));
     byPlatform.set(s.platform, list);
   }
   return [...byPlatform.entries()].map(([platform, stages]) => ({ platform, stages }));
 }
 
-function stageView(s: StageState, t: { queuedAt?: number; startedAt?: number; finishedAt?: number }, vertices: VertexView[]): StageView {
+function stageView(s: StageState, t: { queuedAt?: number; startedAt?: number; finishedAt?: number }, vertices: VertexView[], plan: StagePlanInfo | undefined): StageView {
   const startedAt = t.startedAt ?? null;
   const finishedAt = t.finishedAt ?? null;
   const ran = vertices.filter((v) => v.emulated !== null);
-  const index = /#(\d+)$/.exec(s.stageId)?.[1];
+  const index = plan?.index ?? /#(\d+)$/.exec(s.stageId)?.[1];
   return {
     platform: s.platform,
     stageId: s.stageId,
-    name: vertices.map((v) => stageNameOf(v.name)).find(Boolean) ?? (index !== undefined ? `stage ${index}` : s.stageId),
+    name: plan?.name ?? vertices.map((v) => stageNameOf(v.name)).find(Boolean) ?? (index !== undefined ? `stage ${index}` : s.stageId),
+    runsAs: plan?.platform ?? s.platform,
     status: s.status,
     dependsOn: s.dependsOn,
     worker: s.worker ?? null,

@@ -117,6 +117,8 @@ export interface StageView {
   stageId: string;
   /** The Dockerfile stage's name (`build` of `[build 2/4] RUN ...`), else `stage N`. */
   name: string;
+  /** The platform its steps run as: the build's, or the one of FROM --platform (e.g. $BUILDPLATFORM). */
+  runsAs: string;
   status: string;
   dependsOn: string[];
   worker: string | null;

@@ -142,9 +142,9 @@ function StageCard(props: { s: StageView }) {
   const s = props.s;
   return (
     <div class={`stage ${s.status}`} data-stage={s.stageId} data-name={s.name}>
-      <strong data-field="stage-name">{s.name}</strong> <span class="meta">{s.stageId}</span> <span class="badge">{s.status}</span>
+      <strong data-field="stage-name">{s.name}</strong> <span class="meta">{s.stageId}{s.runsAs !== s.platform ? ` · runs as ${s.runsAs}` : ''}</span> <span class="badge">{s.status}</span>
       {s.cached ? <span class="badge ok">cached</span> : null}
-      {s.emulated === true ? <span class="badge warn">emulated</span> : s.emulated === false ? <span class="badge">native</span> : null}
+      {s.emulated === true ? <span class="badge warn" data-field="execution">emulated</span> : s.emulated === false ? <span class="badge" data-field="execution">native</span> : null}
       <div class="meta">worker {s.worker ?? '–'} · {duration(s.durationMs)}{s.attempts > 1 ? ` · attempt ${s.attempts}` : ''}</div>
       {s.dependsOn.length ? <div class="meta">after {s.dependsOn.join(', ')}</div> : null}
       {s.error ? <div class="error">{s.error}</div> : null}
