@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ServiceError } from '@grpc/grpc-js';
@@ -12,6 +12,7 @@ import type { SyncRequest, SyncResponse } from '@buildyard/proto';
 import { ContextStore, readManifest } from './ContextStore.js';
 import { syncContext } from './syncContext.js';
 import { walkContext } from './walkContext.js';
+import { materializeContext } from './materializeContext.js';
 import { startSyncServer, type TestSyncServer } from './syncServer.test-util.js';
 
 let tmp: string;
@@ -172,4 +173,39 @@ test('blobs batches are verified one by one: a wrong or unrequested blob fails t
   const unrequested = await raw(alice, [{ entries: { entries: [entry('a', good)], removed: [] } }, { entriesDone: true }],
     () => [{ blobs: { blobs: [{ digest: sha('x'), data: Buffer.from('x'), last: true }] } }, { uploadDone: true }]);
   assert.match(unrequested.error?.details ?? '', /which was not requested/);
+});
+
+test('a worker materialises a changed context from the previous one: the changed entries are written, the rest linked, the previous tree untouched', async () => {
+  const dir = await makeTree('mat', 5, 20);
+  await symlink('d0/f0.txt', join(dir, 'link'));
+  await utimes(join(dir, 'd1'), 1_500_000_000, 1_500_000_000);
+  const first = await syncContext(alice.client, dir, { cacheDir: false });
+  // A worker's contexts dir: trees named by the hex of their id, each made under a partial name.
+  const contexts = join(tmp, 'worker-contexts');
+  const place = async (id: string) => {
+    const partial = join(contexts, `${id.slice(7)}.partial-1`);
+    const res = await materializeContext(store, id, partial, { reuseSiblings: true });
+    await rename(partial, join(contexts, id.slice(7)));
+    return { res, tree: join(contexts, id.slice(7)) };
+  };
+  const one = await place(first.contextId);
+  assert.equal(one.res.reusedFrom, undefined, 'nothing to start from');
+
+  await writeFile(join(dir, 'd1/f3.txt'), 'rewritten\n');
+  await unlink(join(dir, 'd2/f0.txt'));
+  await mkdir(join(dir, 'd9'));
+  await writeFile(join(dir, 'd9/new'), 'new\n');
+  await utimes(join(dir, 'd1'), 1_500_000_000, 1_500_000_000);
+  const second = await syncContext(alice.client, dir, { cacheDir: false });
+  const two = await place(second.contextId);
+  assert.equal(two.res.reusedFrom, first.contextId);
+  assert.equal(two.res.copied, 2, 'the two changed files are written (from the store), everything else linked');
+  assert.equal(two.res.linked, two.res.entries - 2);
+  // Exactly what a fresh materialisation gives (times to the microsecond, as utimes sets them).
+  const fresh = join(tmp, 'mat-fresh');
+  await materializeContext(store, second.contextId, fresh);
+  const strip = (es: Awaited<ReturnType<typeof walkContext>>) => es.map((e) => ({ ...e, modTime: String(BigInt(e.modTime ?? '0') / 1000n) }));
+  assert.deepEqual(strip(await walkContext(two.tree, { cacheDir: false })), strip(await walkContext(fresh, { cacheDir: false })));
+  assert.deepEqual(strip(await walkContext(one.tree, { cacheDir: false })), strip(await readManifest(store, first.contextId)), 'the previous tree is as it was');
+  assert.equal(await readFile(join(one.tree, 'd1/f3.txt'), 'utf8'), 'mat 1/3\n');
 });

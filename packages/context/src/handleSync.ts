@@ -220,9 +220,9 @@ async function runSync(
       onEntriesDone();
       await writeResponse(call, { missingDone: true });
     } else if (req.blobs) {
-      // All verified before any is written; then one background commit for the whole batch.
+      // All verified before any is written; then one background store write for the whole batch.
       for (const b of req.blobs.blobs) verifyWhole(b.digest, b.data);
-      await background(Promise.all(req.blobs.blobs.map((b) => store.content.put(b.data, b.digest, b.data.length))));
+      await background(store.putBlobs(req.blobs.blobs));
     } else if (req.chunk) {
       const chunk = req.chunk;
       let w = writers.get(chunk.digest);

@@ -1,9 +1,10 @@
+import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
-import { chmod, copyFile, link, lutimes, mkdir, stat, symlink, utimes } from 'node:fs/promises';
+import { chmod, copyFile, link, lutimes, mkdir, readdir, rm, stat, symlink, utimes } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { ContextError } from './ContextError.js';
 import { isDirectory, isRegular, isSymlink, modTimeSeconds, type ContextEntry } from './ContextEntry.js';
-import { readManifest, type ContextStore } from './ContextStore.js';
+import type { ContextStore } from './ContextStore.js';
 import { validateEntrySet } from './validateEntries.js';
 
 export interface MaterializeOptions {
@@ -11,12 +12,21 @@ export interface MaterializeOptions {
   include?: (path: string) => boolean;
   /** Never hardlink from the store, always copy (for consumers that modify files in place). */
   copy?: boolean;
+  /**
+   * `destDir`'s siblings are materialised contexts (named by the hex of their id, as a
+   * worker's contexts dir): start from the newest one as a hardlinked tree and write only the
+   * entries that differ, as BuildKit's DiffCopy updates the copy it kept. Needs `copy` unset
+   * and no `include` (the sibling is whole), and readers that never modify files in place.
+   */
+  reuseSiblings?: boolean;
 }
 
 export interface MaterializeResult {
   entries: number;
   linked: number;
   copied: number;
+  /** The sibling context the tree started from, when reuseSiblings found one. */
+  reusedFrom?: string;
 }
 
 /**
@@ -28,11 +38,20 @@ export interface MaterializeResult {
  * copied (reflinked where the filesystem can).
  */
 export async function materializeContext(store: ContextStore, contextId: string, destDir: string, opts: MaterializeOptions = {}): Promise<MaterializeResult> {
-  const entries = await readManifest(store, contextId);
+  const entries = [...await store.manifest(contextId)];
   // The manifest was validated on upload; re-check so a tampered store cannot write outside destDir.
   validateEntrySet(entries);
   const dest = resolve(destDir);
+  if (opts.reuseSiblings && !opts.copy && !opts.include) {
+    const reused = await fromSibling(store, contextId, entries, dest).catch(() => undefined);
+    if (reused) return reused;
+    await rm(dest, { recursive: true, force: true });
+  }
   await mkdir(dest, { recursive: true });
+  return writeEntries(store, contextId, entries, dest, opts);
+}
+
+async function writeEntries(store: ContextStore, contextId: string, entries: readonly ContextEntry[], dest: string, opts: MaterializeOptions): Promise<MaterializeResult> {
   const destDev = (await stat(dest)).dev;
   const blobInfo = new Map<string, { dev: number; perm: number; mtimeNs: bigint }>();
   const dirs: ContextEntry[] = [];
@@ -79,10 +98,60 @@ export async function materializeContext(store: ContextStore, contextId: string,
       result.copied++;
     }
   }
-  // Deepest first, after all children exist, so writing into a directory does not bump its time.
-  for (const d of dirs.reverse()) {
+  await finishDirectories(dest, dirs);
+  return result;
+}
+
+/** Deepest first, after all children exist, so writing into a directory does not bump its time. */
+async function finishDirectories(dest: string, dirs: readonly ContextEntry[]): Promise<void> {
+  for (const d of [...dirs].reverse()) {
     await chmod(join(dest, d.path), d.mode & 0o7777);
     await utimes(join(dest, d.path), modTimeSeconds(d), modTimeSeconds(d));
   }
-  return result;
+}
+
+const HEX_ID = /^[a-f0-9]{64}$/;
+
+/**
+ * Hardlinks the newest sibling context's tree into `dest` (one `cp -al`, far cheaper than a
+ * Node call per file), then removes what differs and writes the new manifest's differing
+ * entries; undefined when no sibling fits (then the caller materialises from scratch). Linking
+ * a file of any sibling is as safe as linking the store's blob: same digest, same bytes, and
+ * only entries equal in mode and time to the new one are kept.
+ */
+async function fromSibling(store: ContextStore, contextId: string, entries: readonly ContextEntry[], dest: string): Promise<MaterializeResult | undefined> {
+  const parent = dirname(dest);
+  // Only whole trees: a materialisation is named by its id once complete (renamed from a
+  // partial name). The newest by ctime, which the rename set, is most likely the last build's.
+  const names = (await readdir(parent)).filter((n) => HEX_ID.test(n) && n !== contextId.slice('sha256:'.length));
+  const dated = await Promise.all(names.map(async (hex) => ({ hex, st: await stat(join(parent, hex)).catch(() => undefined) })));
+  const newest = dated.filter((d) => d.st?.isDirectory()).sort((a, b) => b.st!.ctimeMs - a.st!.ctimeMs)[0];
+  if (newest) {
+    const { hex } = newest;
+    const sibling = join(parent, hex);
+    const before = new Map((await store.manifest(`sha256:${hex}`)).map((e) => [e.path, e]));
+    const same = (a: ContextEntry, b: ContextEntry | undefined) => b !== undefined && a.mode === b.mode && a.digest === b.digest && a.linkTarget === b.linkTarget && (a.modTime ?? '0') === (b.modTime ?? '0');
+    const kept = entries.filter((e) => isDirectory(e) ? isDirectory(before.get(e.path) ?? { mode: 0 }) : same(e, before.get(e.path))).length;
+    // Mostly different: linking the tree and deleting most of it costs more than it saves.
+    if (kept * 2 < entries.length) return undefined;
+    await mkdir(dest, { recursive: true });
+    await new Promise<void>((res, rej) => execFile('cp', ['-a', '-l', `${sibling}/.`, dest], (err) => (err ? rej(err) : res())));
+    const now = new Map(entries.map((e) => [e.path, e]));
+    // Gone or different: removed (a directory only when it is no longer a directory).
+    for (const [path, b] of before) {
+      const e = now.get(path);
+      if (isDirectory(b) ? (e === undefined || !isDirectory(e)) : !(e && same(e, b))) await rm(join(dest, path), { recursive: true, force: true });
+    }
+    const changed = entries.filter((e) => !isDirectory(e) && !same(e, before.get(e.path)));
+    for (const e of entries) if (isDirectory(e) && !isDirectory(before.get(e.path) ?? { mode: 0 })) await mkdir(join(dest, e.path), { recursive: true });
+    const written = await writeEntries(store, contextId, changed, dest, {});
+    // Every directory gets its mode and time again: writes into it bumped its mtime.
+    await finishDirectories(dest, entries.filter(isDirectory));
+    // A sibling removed while it was linked (a worker's GC) leaves a tree with holes that cp
+    // need not notice: the tree must hold exactly the manifest's entries.
+    const count = await new Promise<number>((res, rej) => execFile('find', [dest, '-mindepth', '1', '-printf', '.'], { maxBuffer: 64 << 20 }, (err, out) => (err ? rej(err) : res(out.length))));
+    if (count !== entries.length) return undefined;
+    return { entries: entries.length, linked: entries.length - written.entries + written.linked, copied: written.copied, reusedFrom: `sha256:${hex}` };
+  }
+  return undefined;
 }

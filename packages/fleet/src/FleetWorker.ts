@@ -288,7 +288,8 @@ export class FleetWorker {
 
   /** Materializes a context once per worker; concurrent stages of one build share it. */
   private contextDir(contextId: string, buildId: string): Promise<{ dir: string; release(): void }> {
-    return this.disk.acquireContext(contextId, buildId, (dir) => materializeContext(this.contexts, contextId, dir));
+    // Stages only read it (rw binds copy), so a new context may start from the last one's tree.
+    return this.disk.acquireContext(contextId, buildId, (dir) => materializeContext(this.contexts, contextId, dir, { reuseSiblings: true }));
   }
 }
 
