@@ -93,6 +93,9 @@ export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX) {
     build: (buildId: string) => `${p}:build:${buildId}`,
     /** String: a build's sealed secrets, only while it runs. */
     buildSecrets: (buildId: string) => `${p}:build-secrets:${buildId}`,
+    /** String (protobuf SolveRequest, base64, without secrets): what a build asked for, while it
+     *  runs, so another frontend can take over its coordination. */
+    buildRequest: (buildId: string) => `${p}:build-request:${buildId}`,
     /** String with a TTL: a frontend's liveness as the coordinator of its builds. */
     frontend: (frontendId: string) => `${p}:frontend:${frontendId}`,
     /** Stream: one build's progress events. */

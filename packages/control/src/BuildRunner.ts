@@ -18,9 +18,17 @@ import { RemoteContextError, type RemoteContexts } from './remoteContexts.js';
 import { exporterFor, parseOutputs, runExport, unreportedStep, type ExportStep, type ParsedOutput } from './exporters/index.js';
 import { frontendAttrsOf, makeAttestations, parseAttests, wantsAttestations, type AttestationOptions, type BuildAttestations, type ImageSourceRecord } from './exporters/index.js';
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
+import { HandedOff, type BuildRequests } from './buildTakeover.js';
 import type { CacheWriteResult } from '@buildyard/cache';
 
 export type { StagePayload } from '@buildyard/contracts';
+
+export interface RunOptions {
+  /** The build was coordinated by a frontend that is gone: its stages may already be submitted. */
+  resume?: boolean;
+  /** Aborted when this frontend hands the build to another one (it stops without recording an end). */
+  handoff?: AbortSignal;
+}
 
 export interface BuildRunnerDeps {
   redis: Redis;
@@ -38,6 +46,8 @@ export interface BuildRunnerDeps {
   entitlements?(tenant: string): ReadonlySet<Entitlement>;
   /** Fetches contexts given as a URL (git); builds with one fail without it. */
   remoteContexts?: RemoteContexts;
+  /** Where the requests of running builds are kept for a takeover; removed when a build ends. */
+  requests?: BuildRequests;
 }
 
 export interface FinishedImages {
@@ -94,25 +104,42 @@ export function registryCredentials(req: SolveRequest): Record<string, Credentia
 export class BuildRunner {
   constructor(private readonly deps: BuildRunnerDeps) {}
 
-  /** Runs the build inside a `solve` span; the caller makes the client's trace (if any) active. */
-  run(buildId: string, tenant: string, req: SolveRequest, outputs: ParsedOutput[], signal: AbortSignal, step: ExportStep = unreportedStep): Promise<FinishedImages | undefined> {
-    return tracer.startActiveSpan('solve', { attributes: { 'buildyard.build_id': buildId, 'buildyard.tenant': tenant, 'buildyard.platforms': req.platforms.join(',') } }, async (span) => {
+  /**
+   * Runs the build inside a `solve` span; the caller makes the client's trace (if any) active.
+   * `resume`: another frontend coordinated it and is gone; its stages may be queued, running or
+   * done. `handoff`: this process stops coordinating (a rolling restart) and another frontend
+   * takes over: the runner stops before its export without recording an end.
+   */
+  run(buildId: string, tenant: string, req: SolveRequest, outputs: ParsedOutput[], signal: AbortSignal, step: ExportStep = unreportedStep, opts: RunOptions = {}): Promise<FinishedImages | undefined> {
+    return tracer.startActiveSpan('solve', { attributes: { 'buildyard.build_id': buildId, 'buildyard.tenant': tenant, 'buildyard.platforms': req.platforms.join(','), 'buildyard.resumed': Boolean(opts.resume) } }, async (span) => {
       try {
-        return await this.runTraced(buildId, tenant, req, outputs, signal, span, step);
+        return await this.runTraced(buildId, tenant, req, outputs, signal, span, step, opts);
       } finally {
         span.end();
       }
     });
   }
 
-  private async runTraced(buildId: string, tenant: string, req: SolveRequest, outputs: ParsedOutput[], signal: AbortSignal, span: Span, step: ExportStep): Promise<FinishedImages | undefined> {
+  private async runTraced(buildId: string, tenant: string, req: SolveRequest, outputs: ParsedOutput[], signal: AbortSignal, span: Span, step: ExportStep, opts: RunOptions): Promise<FinishedImages | undefined> {
+    const { handoff, resume } = opts;
+    // Planning and waiting for stages stop on either; only `signal` cancels the build.
+    const work = handoff ? AbortSignal.any([signal, handoff]) : signal;
+    const handedOff = () => Boolean(handoff?.aborted) && !signal.aborted;
+    /** Whether this runner recorded the build's end (then it cleans up even when handed off meanwhile). */
+    let ended = false;
     const { records, scheduler, secrets } = this.deps;
     // The stream is the build's log in its history: kept as long as its record.
     const progress = new ProgressWriter(this.deps.redis, buildId, { maxLogBytesPerVertex: this.deps.maxLogBytesPerStep, keys: this.deps.keys, ttlSeconds: Math.ceil(records.retentionMs / 1000) });
     const started = Date.now();
     const registry = new RegistryClient({ credentials: registryCredentials(req), insecureHosts: this.deps.insecureRegistries, dockerConfig: false, store: this.deps.blobs });
     try {
-      await progress.emit({ type: 'build.accepted', buildId, platforms: req.platforms.length > 0 ? req.platforms : [this.deps.buildPlatform] });
+      if (resume) await progress.emit({ type: 'build.warning', message: 'the frontend coordinating this build stopped; another frontend took the build over' });
+      else await progress.emit({ type: 'build.accepted', buildId, platforms: req.platforms.length > 0 ? req.platforms : [this.deps.buildPlatform] });
+      // Sealed first: a frontend taking the build over reads them back with its request.
+      await secrets.put(buildId, {
+        secrets: Object.fromEntries(req.secrets.map((s) => [s.id, Buffer.from(s.value).toString('base64')])),
+        registryAuth: req.registryAuth.map((a) => ({ registry: a.registry, username: a.username, password: a.password, identityToken: a.identityToken })),
+      }, 24 * 3600 * 1000);
       // [cache transfer] specs are validated before any work is done.
       let cacheOptions: ReturnType<typeof parseCacheOptions>;
       try { cacheOptions = parseCacheOptions(req); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'cache.invalid' }); }
@@ -128,8 +155,8 @@ export class BuildRunner {
       if (req.contextUrl || Object.keys(req.namedContexts).length > 0) {
         if (!this.deps.remoteContexts) throw new BuildFailure('this frontend does not fetch remote or named contexts: pass a directory', { code: 'context.remote' });
         try {
-          if (req.contextUrl) req = await this.deps.remoteContexts.resolveBuildContext(req, tenant, progress, signal);
-          namedContexts = await this.deps.remoteContexts.namedContexts(req, tenant, progress, signal);
+          if (req.contextUrl) req = await this.deps.remoteContexts.resolveBuildContext(req, tenant, progress, work);
+          namedContexts = await this.deps.remoteContexts.namedContexts(req, tenant, progress, work);
         } catch (err) {
           if (err instanceof RemoteContextError) throw new BuildFailure(err.message, { code: 'context.remote' });
           throw err;
@@ -137,7 +164,7 @@ export class BuildRunner {
       }
       const imageSources: ImageSourceRecord[] = [];
       const plan = await tracer.startActiveSpan('plan', async (planSpan) => {
-        try { return await this.plan(req, tenant, registry, signal, runOptions, imageSources, namedContexts, progress); } finally { planSpan.end(); }
+        try { return await this.plan(req, tenant, registry, work, runOptions, imageSources, namedContexts, progress); } finally { planSpan.end(); }
       });
       const missing = missingEntitlement(plan, req.network, allowed, granted);
       if (missing) throw new BuildFailure(missing.message, { file: req.dockerfileName || 'Dockerfile', line: missing.line, code: 'entitlement.denied' });
@@ -146,14 +173,12 @@ export class BuildRunner {
       // [cache transfer] imported records must be in the index before any worker looks keys up.
       await importCache(cacheOptions.from, cacheCtx, progress);
       await records.update(buildId, { status: 'running' });
-      await secrets.put(buildId, {
-        secrets: Object.fromEntries(req.secrets.map((s) => [s.id, Buffer.from(s.value).toString('base64')])),
-        registryAuth: req.registryAuth.map((a) => ({ registry: a.registry, username: a.username, password: a.password, identityToken: a.identityToken })),
-      }, 24 * 3600 * 1000);
       const stageCount = plan.platforms.reduce((n, p) => n + p.stages.length, 0);
       // A Cancel (or the client leaving) while planning: the scheduler never hears of this build.
       if (signal.aborted) throw new BuildFailure(abortReason(signal), { code: 'build.cancelled' });
-      await scheduler.submitBuild({
+      if (handedOff()) throw new HandedOff();
+      // Taken over: the scheduler already has the stages the first coordinator submitted.
+      if (!resume || !(await scheduler.getBuild(buildId))) await scheduler.submitBuild({
         buildId, tenant, priority: 0,
         // Workers continue this trace: the context travels inside every stage job.
         traceContext: injectTraceContext(),
@@ -172,10 +197,14 @@ export class BuildRunner {
       };
       signal.addEventListener('abort', onAbort, { once: true });
       if (signal.aborted) onAbort(); // aborted between the check above and the listener
-      const state = await scheduler.waitForBuild(buildId).finally(() => signal.removeEventListener('abort', onAbort));
+      const state = await scheduler.waitForBuild(buildId, { signal: handoff }).finally(() => signal.removeEventListener('abort', onAbort));
       if (state.status !== 'done') throw new BuildFailure(state.error || `build ${state.status}`, { code: `build.${state.status}` });
 
       const results = new Map(state.stages.map((s) => [`${s.platform}|${s.stageId}`, fromRedis(stageResultSchema, s.result, `the result of stage ${s.stageId} (${s.platform})`)]));
+      // A takeover plans again: a base image tag that moved since the first plan names other stages.
+      if (plan.platforms.some((p) => !results.has(`${p.platform}|${p.target}`))) {
+        throw new BuildFailure('the build\'s plan changed when another frontend took it over (a base image tag moved?): run the build again', { code: 'build.resumed' });
+      }
       // SOURCE_DATE_EPOCH (a build arg, as in buildx) pins `created`; without it the times come
       // from the layers' cache records, so a rebuild that changes nothing has the same digests.
       const epoch = Number(req.buildArgs?.SOURCE_DATE_EPOCH ?? '');
@@ -220,6 +249,7 @@ export class BuildRunner {
       const verticesTotal = [...results.values()].reduce((n, r) => n + (r?.verticesTotal ?? 0), 0);
       const verticesCached = [...results.values()].reduce((n, r) => n + (r?.verticesCached ?? 0), 0);
       await records.update(buildId, { status: 'succeeded', finishedMs: Date.now(), digest, pushed, verticesTotal, verticesCached });
+      ended = true;
       metrics.buildsTotal.inc({ status: 'succeeded' }); // metrics
       await progress.emit({
         type: 'build.result', buildId, digest, pushed, verticesTotal, verticesCached, durationMs: Date.now() - started,
@@ -233,6 +263,8 @@ export class BuildRunner {
       });
       return { images, index, digest, localCaches, attestations };
     } catch (err) {
+      // Handed off before its end was recorded: the next coordinator runs the rest (export included).
+      if (handedOff() && !ended) return undefined;
       // Aborted work fails in whatever step it was (planning reports a Dockerfile error): say why it stopped.
       const failure = signal.aborted ? new BuildFailure(abortReason(signal), { code: 'build.cancelled' }) : err instanceof DockerfileError
         ? new BuildFailure(err.message, { file: err.file ?? (req.dockerfileName || 'Dockerfile'), line: err.line, code: 'dockerfile.parse' })
@@ -240,15 +272,26 @@ export class BuildRunner {
       const cancelled = signal.aborted || failure.details.code === 'build.cancelled';
       span.setStatus({ code: SpanStatusCode.ERROR, message: failure.message });
       await records.update(buildId, { status: cancelled ? 'cancelled' : 'failed', finishedMs: Date.now(), error: failure.message });
+      ended = true;
       metrics.buildsTotal.inc({ status: cancelled ? 'cancelled' : 'failed' }); // metrics
       await progress.emit({ type: 'build.error', message: failure.message, file: failure.details.file, line: failure.details.line, code: failure.details.code ?? 'build.failed' });
       return undefined;
     } finally {
-      await secrets.delete(buildId);
-      // [cache transfer] leases also expire by themselves; a failed release only delays that.
-      await releaseCacheLeases(this.deps.redis, buildId, this.deps.keys).catch((err: Error) => this.deps.log?.warn({ buildId, err: err.message }, 'releasing the build\'s cache leases failed'));
-      await progress.close();
+      if (handedOff() && !ended) {
+        // The frontend taking over needs the secrets, leases and the open stream.
+        await progress.flush();
+      } else {
+        await this.deps.requests?.delete(buildId).catch((err: Error) => this.deps.log?.warn({ buildId, err: err.message }, 'removing the build\'s stored request failed'));
+        await this.endResources(buildId, progress);
+      }
     }
+  }
+
+  private async endResources(buildId: string, progress: ProgressWriter): Promise<void> {
+    await this.deps.secrets.delete(buildId);
+    // [cache transfer] leases also expire by themselves; a failed release only delays that.
+    await releaseCacheLeases(this.deps.redis, buildId, this.deps.keys).catch((err: Error) => this.deps.log?.warn({ buildId, err: err.message }, 'releasing the build\'s cache leases failed'));
+    await progress.close();
   }
 
   private async plan(req: SolveRequest, tenant: string, registry: RegistryClient, signal: AbortSignal, runOptions: RunStepOptions, imageSources: ImageSourceRecord[], namedContexts: Record<string, NamedContextSource>, progress: ProgressWriter): Promise<BuildPlan> {

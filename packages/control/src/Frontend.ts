@@ -28,6 +28,7 @@ import { pruneWorkerDisks, workerDiskUsage } from './workerDiskRecords.js';
 import { parseCacheOptions } from './cacheTransfer.js';
 import { claimBuildId, internalBuildId, shownBuildId, shownIds } from './buildIds.js';
 import { BuildHistory } from './history.js';
+import { BuildRequests } from './buildTakeover.js';
 
 export interface FrontendOptions {
   redis: Redis;
@@ -111,6 +112,16 @@ export class Frontend {
   private readonly finished = new Map<string, Promise<FinishedImages | undefined>>();
   /** Builds this frontend coordinates, by id: Cancel aborts them even before they reach the scheduler. */
   private readonly aborts = new Map<string, AbortController>();
+  /**
+   * Aborted to give a build this frontend coordinates to another frontend (a rolling restart,
+   * or the record naming another coordinator). Builds absent here cannot move (their outputs
+   * or SSH agents go through this process's client connection): close() waits for them.
+   */
+  private readonly handoffs = new Map<string, AbortController>();
+  private readonly requests: BuildRequests;
+  /** Aborted by close() once its builds ended or moved: relays still open end with UNAVAILABLE. */
+  private readonly closing = new AbortController();
+  private closed = false;
   private readonly log: Logger;
   private server?: Server;
   /** This process's id as a build coordinator; its heartbeat key says it is alive. */
@@ -133,9 +144,11 @@ export class Frontend {
       type: opts.blobStore?.type ?? 'fs', repository: opts.blobStore?.repository, sharedDir: `${opts.sharedDir}/blobs`,
       localDir: `${opts.stateDir ?? opts.sharedDir}/frontend-blobs`, clientOptions: { insecureHosts: opts.insecureRegistries, dockerConfig: false },
     });
+    const secrets = new BuildSecrets(opts.redis, opts.secretsKey, this.keys);
+    this.requests = new BuildRequests(opts.redis, this.keys, secrets);
     this.runner = new BuildRunner({
-      redis: opts.redis, keys: this.keys, log: this.log, scheduler: opts.scheduler, records: this.records, secrets: new BuildSecrets(opts.redis, opts.secretsKey, this.keys),
-      remoteContexts: this.remoteContexts,
+      redis: opts.redis, keys: this.keys, log: this.log, scheduler: opts.scheduler, records: this.records, secrets,
+      remoteContexts: this.remoteContexts, requests: this.requests,
       contexts: this.contexts, blobs: this.blobs, insecureRegistries: opts.insecureRegistries, buildPlatform: opts.buildPlatform,
       maxLogBytesPerStep: opts.maxLogBytesPerStep, entitlements: parseEntitlements(opts.entitlements ?? []),
     });
@@ -160,7 +173,8 @@ export class Frontend {
     await this.beat();
     this.liveness = setInterval(() => {
       // A missed beat or sweep is retried on the next tick; it is logged so a Redis outage shows.
-      this.beat().then(() => this.failOrphanedBuilds()).catch((err: Error) => this.log.warn({ err: err.message }, 'coordinator heartbeat or orphan sweep failed'));
+      // A closing frontend keeps beating for the builds it finishes but takes over none.
+      this.beat().then(() => (this.closed ? undefined : this.takeOverOrphanedBuilds())).catch((err: Error) => this.log.warn({ err: err.message }, 'coordinator heartbeat or orphan sweep failed'));
     }, COORDINATOR_BEAT_MS);
     this.liveness.unref();
     return port;
@@ -171,23 +185,54 @@ export class Frontend {
   }
 
   /**
-   * A build's coordinator lives in the frontend that accepted it; when that process dies the
-   * build can never finish. Any frontend fails such builds, so attached clients get an end.
+   * A build's coordinator is the frontend that accepted it (or took it over); when that process
+   * stops (its heartbeat key expires, or it gave the build up while closing), any frontend
+   * claims the build and runs it from its stored request: stages already done or running stay
+   * in the scheduler, so it waits for the rest and exports. Builds that cannot move (their
+   * outputs or SSH agents went through the lost client connection, or no request was kept) fail
+   * with one line so attached clients get an end. Also gives up builds this frontend runs whose
+   * record another frontend claimed (after a heartbeat this process missed). Returns the ids
+   * taken over.
    */
-  async failOrphanedBuilds(): Promise<string[]> {
-    const failed: string[] = [];
+  async takeOverOrphanedBuilds(): Promise<string[]> {
+    const taken: string[] = [];
     for (const record of await this.records.unfinished()) {
+      if (record.coordinator !== this.id && this.aborts.has(record.buildId)) {
+        this.log.warn({ buildId: record.buildId, coordinator: record.coordinator }, 'another frontend coordinates this build now: stopping here');
+        this.handoffs.get(record.buildId)?.abort();
+        continue;
+      }
       if (!record.coordinator || record.coordinator === this.id || (await this.opts.redis.exists(this.keys.frontend(record.coordinator)))) continue;
-      const message = 'the frontend running this build stopped before it finished: run the build again';
-      await this.records.update(record.buildId, { status: 'failed', finishedMs: Date.now(), error: message });
-      await this.opts.scheduler.cancelBuild(record.buildId, message)
-        .catch((err: Error) => this.log.warn({ buildId: record.buildId, err: err.message }, 'cancelling the stages of an orphaned build failed'));
-      const progress = new ProgressWriter(this.opts.redis, record.buildId, { keys: this.keys, ttlSeconds: Math.ceil(this.records.retentionMs / 1000) });
-      await progress.emit({ type: 'build.error', message, code: 'build.orphaned' });
-      await progress.close();
-      failed.push(record.buildId);
+      if (!(await this.requests.claim(record.buildId, record.coordinator, this.id))) continue;
+      const refused = await this.resume(record).catch((err: Error) => `taking the build over failed: ${err.message.slice(0, 300)}: run the build again`);
+      if (refused) await this.failOrphan(record.buildId, refused);
+      else taken.push(record.buildId);
     }
-    return failed;
+    return taken;
+  }
+
+  /** Runs a claimed build from its stored request; a reason when it cannot continue here. */
+  private async resume(record: BuildRecord): Promise<string | undefined> {
+    const req = await this.requests.load(record.buildId);
+    if (!req) return 'the frontend running this build stopped before it finished: run the build again';
+    if (await this.sshRelay.offered(record.buildId)) return 'the frontend relaying this build\'s SSH agents (--ssh) stopped before it finished; the agents cannot move to another frontend: run the build again';
+    const outputs = parseOutputs(req.outputs);
+    if (outputs.some((o) => exporterFor(o).delivery === 'client') || parseCacheOptions(req).to.some((c) => c.type === 'local')) {
+      return 'the frontend streaming this build\'s outputs to the client (type=local or tar) stopped before it finished: run the build again';
+    }
+    this.log.info({ buildId: record.buildId, from: record.coordinator }, 'taking over an orphaned build');
+    this.run(record.buildId, record.tenant, req, outputs, { resume: true });
+    return undefined;
+  }
+
+  private async failOrphan(buildId: string, message: string): Promise<void> {
+    await this.records.update(buildId, { status: 'failed', finishedMs: Date.now(), error: message });
+    await this.opts.scheduler.cancelBuild(buildId, message)
+      .catch((err: Error) => this.log.warn({ buildId, err: err.message }, 'cancelling the stages of an orphaned build failed'));
+    const progress = new ProgressWriter(this.opts.redis, buildId, { keys: this.keys, ttlSeconds: Math.ceil(this.records.retentionMs / 1000) });
+    await progress.emit({ type: 'build.error', message, code: 'build.orphaned' });
+    await progress.close();
+    await this.requests.delete(buildId);
   }
 
   /**
@@ -201,10 +246,22 @@ export class Frontend {
     return { deleted: result.deleted.length, reclaimedBytes: result.reclaimedBytes };
   }
 
+  /**
+   * Stops this frontend without losing builds (a rolling restart): no new calls; every build
+   * that can move is handed to the other frontends (its stages keep running on the workers);
+   * the others (outputs or SSH agents through this process's client connection) are finished
+   * here, beating meanwhile. Then the heartbeat key goes, so another frontend claims the handed
+   * builds at its next sweep, and attached clients get UNAVAILABLE (the CLI re-attaches).
+   */
   async close(): Promise<void> {
-    clearInterval(this.liveness);
-    await new Promise<void>((resolve) => (this.server ? this.server.tryShutdown(() => resolve()) : resolve()));
+    this.closed = true;
+    const shutdown = new Promise<void>((resolve) => (this.server ? this.server.tryShutdown(() => resolve()) : resolve()));
+    for (const handoff of this.handoffs.values()) handoff.abort();
     await Promise.allSettled(this.finished.values());
+    clearInterval(this.liveness);
+    await this.opts.redis.del(this.keys.frontend(this.id)).catch((err: Error) => this.log.warn({ err: err.message }, 'removing the coordinator heartbeat failed: others take its builds over when it expires'));
+    this.closing.abort();
+    await shutdown;
   }
 
   private tenantOf(metadata: Metadata): string {
@@ -319,7 +376,8 @@ export class Frontend {
       call.emit('error', err);
       return;
     }
-    const leave = () => { if (!call.request.detach) started.abort.abort(new Error('the client went away')); };
+    // A client cut off by this frontend's shutdown re-attaches elsewhere: its build goes on.
+    const leave = () => { if (!call.request.detach && !this.closed) started.abort.abort(new Error('the client went away')); };
     call.on('cancelled', leave);
     if (call.cancelled) leave();
     await this.relay(call, started.buildId, true, started.outputs.filter((o) => exporterFor(o).delivery === 'client'), started.finished);
@@ -344,16 +402,30 @@ export class Frontend {
       buildId, tenant, platforms: req.platforms, coordinator: this.id,
       context: req.contextName, dockerfile: req.dockerfileName, target: req.target, buildArgs: req.buildArgs, noCache: req.noCache, network: req.network,
     });
-    const abort = new AbortController();
-    this.aborts.set(buildId, abort);
+    // Kept for a takeover, before the runner starts (secrets go sealed, with the runner's first step).
+    await this.requests.save(buildId, req);
+    const movable = !forwardSsh && !checked.outputs.some((o) => exporterFor(o).delivery === 'client') && !parseCacheOptions(req).to.some((c) => c.type === 'local');
     // The runner's spans join the active trace: the gRPC instrumentation's server span, which
     // continues the client's trace from the call's metadata.
-    const finished = this.runner.run(buildId, tenant, req, checked.outputs, abort.signal, options.exportStep);
-    this.finished.set(buildId, finished);
+    const { abort, finished } = this.run(buildId, tenant, req, checked.outputs, { exportStep: options.exportStep, movable });
     forwardSsh?.(finished);
-    finished.finally(() => { this.finished.delete(buildId); this.aborts.delete(buildId); })
-      .catch((err: Error) => this.log.error({ buildId, err: err.message }, 'build ended with an error its runner did not report'));
     return { buildId, abort, outputs: checked.outputs, finished };
+  }
+
+  /** Starts (or resumes) the runner of a build this frontend coordinates. */
+  private run(buildId: string, tenant: string, req: SolveRequest, outputs: ParsedOutput[], o: { exportStep?: ExportStep; movable?: boolean; resume?: boolean }): { abort: AbortController; finished: Promise<FinishedImages | undefined> } {
+    const abort = new AbortController();
+    this.aborts.set(buildId, abort);
+    // A resumed build's outputs go to the registry only (resume() refused the others), so it can move again.
+    const handoff = o.movable !== false || o.resume ? new AbortController() : undefined;
+    if (handoff) this.handoffs.set(buildId, handoff);
+    // Closing already: the build goes straight on to the next frontend.
+    if (this.closed) handoff?.abort();
+    const finished = this.runner.run(buildId, tenant, req, outputs, abort.signal, o.exportStep, { resume: o.resume, handoff: handoff?.signal });
+    this.finished.set(buildId, finished);
+    finished.finally(() => { this.finished.delete(buildId); this.aborts.delete(buildId); this.handoffs.delete(buildId); })
+      .catch((err: Error) => this.log.error({ buildId, err: err.message }, 'build ended with an error its runner did not report'));
+    return { abort, finished };
   }
 
   private async attach(call: ServerWritableStream<AttachRequest, SolveEvent>): Promise<void> {
@@ -372,6 +444,8 @@ export class Frontend {
   private async relay(call: ServerWritableStream<unknown, SolveEvent>, buildId: string, fromStart: boolean, localOutputs: ParsedOutput[], finished: Promise<FinishedImages | undefined> | undefined): Promise<void> {
     const stop = new AbortController();
     call.on('cancelled', () => stop.abort());
+    const onClosing = () => stop.abort(this.closing.signal.reason);
+    this.closing.signal.addEventListener('abort', onClosing, { once: true });
     try {
       for await (const event of readProgress(this.opts.redis, buildId, { fromStart, signal: stop.signal, keys: this.keys })) {
         if (event.type === 'build.result' && finished) {
@@ -383,6 +457,11 @@ export class Frontend {
       if (!stop.signal.aborted) call.end();
     } catch (err) {
       if (!stop.signal.aborted) call.emit('error', serviceError(status.INTERNAL, `relaying build ${buildId}: ${(err as Error).message}`));
+    } finally {
+      this.closing.signal.removeEventListener('abort', onClosing);
+    }
+    if (this.closing.signal.aborted && !call.cancelled && !call.destroyed && !call.writableEnded) {
+      call.emit('error', serviceError(status.UNAVAILABLE, `this frontend is shutting down while build ${shownBuildId(buildId)} runs on: attach to it again (the CLI does so by itself)`));
     }
   }
 
