@@ -22,6 +22,7 @@ import { selectRegistryAuth } from './selectRegistryAuth.js';
 import { loadSshAgents } from './sshAgents.js';
 import { openSshSession, type SshSessionHandle } from './sshSession.js';
 import type { ResolvedBuilder } from './BuilderStore.js';
+import { reattaching } from './reattach.js';
 
 export interface RunBuildOptions {
   /** PATH | URL | - */
@@ -185,11 +186,15 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
     writer = new ExportedFileWriter(opts.outputs, stdout);
     const c1 = conn;
     ssh = sshAgents ? await openSshSession(conn, sshAgents).catch((err: unknown) => { throw c1.describeError(err, 'opening the SSH agent session'); }) : undefined;
-    const call = conn.control.solve(request, ssh?.metadata ?? conn.metadata);
+    let call = conn.control.solve(request, ssh?.metadata ?? conn.metadata);
     const onAbort = () => call.cancel();
     o.signal?.addEventListener('abort', onAbort, { once: true });
+    // A frontend restart cuts the stream, not the build: attach to it again at the same address.
+    const c2 = conn;
+    const attach = (buildId: string) => (call = c2.control.attach({ buildId, fromStart: true }, c2.metadata)) as AsyncIterable<SolveEvent>;
+    const reattach = (buildId: string, attempt: number) => { if (attempt === 1 && r.human) say(c.yellow(`WARNING: lost the connection to ${builder.endpoint}; attaching to build ${buildId} again`)); };
     try {
-      for await (const ev of call as AsyncIterable<SolveEvent>) {
+      for await (const ev of reattaching(call as AsyncIterable<SolveEvent>, attach, { signal: o.signal, onReattach: reattach })) {
         r.event(ev);
         if (ev.file) await (ev.file.cache ? caches.write(ev.file) : writer.write(ev.file));
       }
