@@ -1,34 +1,20 @@
 // Bytes-pulled accounting against a real registry (docker-registry seeded with busybox).
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FsContentStore } from '@buildyard/oci';
 import { RegistryImageSource } from '@buildyard/solver';
-import { seedBusybox, startRegistry, type RegistryService, type SeededImage } from '@buildyard/testkit';
+import { seededRegistryFixture } from '@buildyard/testkit';
 import { CountingRegistryClient } from './CountingRegistryClient.js';
 
-let registry: RegistryService;
-let busybox: SeededImage;
-let dir: string;
-
-before(async () => {
-  registry = await startRegistry();
-  busybox = await seedBusybox(registry);
-  dir = await mkdtemp(join(tmpdir(), 'buildyard-fleet-'));
-});
-after(async () => {
-  await registry?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+const fx = seededRegistryFixture('fleet');
 
 test('layers fetched from the registry are counted once; blobs already in the store are not', async () => {
-  const store = new FsContentStore(join(dir, 'blobs'));
+  const store = new FsContentStore(join(fx.dir, 'blobs'));
   await store.init();
   let pulled = 0;
-  const client = new CountingRegistryClient((n) => { pulled += n; }, { store, insecureHosts: [registry.host], dockerConfig: false });
-  const image = await new RegistryImageSource(client, store).pull(busybox.reference, busybox.manifests['linux/arm64'], 'linux/arm64');
+  const client = new CountingRegistryClient((n) => { pulled += n; }, { store, insecureHosts: [fx.registry.host], dockerConfig: false });
+  const image = await new RegistryImageSource(client, store).pull(fx.busybox.reference, fx.busybox.manifests['linux/arm64'], 'linux/arm64');
   const layerBytes = image.layers.reduce((n, l) => n + l.size, 0);
   assert.ok(layerBytes > 100_000, 'busybox layer is big enough to notice');
   // The layer plus the image config blob (resolve fetches it through pullBlob too).
@@ -36,6 +22,6 @@ test('layers fetched from the registry are counted once; blobs already in the st
   const first = pulled;
 
   // A new source (no memo) over the same store: the blobs are local, nothing is pulled.
-  await new RegistryImageSource(client, store).pull(busybox.reference, busybox.manifests['linux/arm64'], 'linux/arm64');
+  await new RegistryImageSource(client, store).pull(fx.busybox.reference, fx.busybox.manifests['linux/arm64'], 'linux/arm64');
   assert.equal(pulled, first);
 });

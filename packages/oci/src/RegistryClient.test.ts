@@ -1,10 +1,8 @@
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startRegistry, seedBusybox, type RegistryService, type SeededImage, startRegistryProxy, type RegistryProxy } from '@buildyard/testkit';
+import { seededRegistryFixture, startRegistryProxy, type RegistryProxy } from '@buildyard/testkit';
 import { RegistryClient, RegistryError } from './RegistryClient.js';
 import { FsContentStore, DigestMismatchError } from './FsContentStore.js';
 import { sha256Digest } from './digest.js';
@@ -12,25 +10,14 @@ import { MediaTypes } from './mediaTypes.js';
 import { isImageIndex, type ImageIndex, type ImageManifest } from './types.js';
 import { execFileP, makeImage } from './imageFixtures.test-util.js';
 
-let registry: RegistryService;
-let seeded: SeededImage;
-let tmp: string;
+const fx = seededRegistryFixture('oci-registry-test');
 const proxies: RegistryProxy[] = [];
-
-before(async () => {
-  registry = await startRegistry();
-  seeded = await seedBusybox(registry);
-  tmp = await mkdtemp(join(tmpdir(), 'oci-registry-test-'));
-});
-
 after(async () => {
   for (const p of proxies) await p.stop();
-  await registry?.stop();
-  if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
 async function proxy(opts: Omit<Parameters<typeof startRegistryProxy>[0], 'upstream'>): Promise<RegistryProxy> {
-  const p = await startRegistryProxy({ upstream: registry.host, ...opts });
+  const p = await startRegistryProxy({ upstream: fx.registry.host, ...opts });
   proxies.push(p);
   return p;
 }
@@ -45,29 +32,29 @@ async function skopeoRaw(ref: string): Promise<Buffer> {
 describe('pull from a real registry', () => {
   test('resolve busybox for linux/amd64 and linux/arm64', async () => {
     const client = newClient();
-    const head = await client.headManifest(seeded.reference);
-    assert.equal(head?.digest, seeded.indexDigest);
+    const head = await client.headManifest(fx.busybox.reference);
+    assert.equal(head?.digest, fx.busybox.indexDigest);
     for (const [platform, arch] of [['linux/amd64', 'amd64'], ['linux/arm64', 'arm64'], ['linux/arm64/v8', 'arm64']] as const) {
-      const r = await client.resolve(seeded.reference, platform);
-      assert.equal(r.indexDigest, seeded.indexDigest);
-      assert.equal(r.manifestDigest, seeded.manifests[`linux/${arch}`]);
+      const r = await client.resolve(fx.busybox.reference, platform);
+      assert.equal(r.indexDigest, fx.busybox.indexDigest);
+      assert.equal(r.manifestDigest, fx.busybox.manifests[`linux/${arch}`]);
       assert.equal(r.config.architecture, arch);
       assert.equal(r.config.os, 'linux');
       assert.equal(r.manifest.layers.length, r.config.rootfs.diff_ids.length);
       assert.equal(sha256Digest(r.configBytes), r.manifest.config.digest);
     }
-    await assert.rejects(client.resolve(seeded.reference, 'linux/s390x'), /no manifest for platform linux\/s390x .*available: linux\/amd64, linux\/arm64/);
+    await assert.rejects(client.resolve(fx.busybox.reference, 'linux/s390x'), /no manifest for platform linux\/s390x .*available: linux\/amd64, linux\/arm64/);
     // A platform manifest by digest, with a mismatching platform, is refused.
-    const armRef = `${registry.host}/library/busybox@${seeded.manifests['linux/arm64']}`;
+    const armRef = `${fx.registry.host}/library/busybox@${fx.busybox.manifests['linux/arm64']}`;
     assert.equal((await client.resolve(armRef, 'linux/arm64')).config.architecture, 'arm64');
     await assert.rejects(client.resolve(armRef, 'linux/amd64'), /no manifest for platform linux\/amd64/);
   });
 
   test('pull every blob into a content store with digest verification', async () => {
-    const store = new FsContentStore(join(tmp, 'pull-store'));
+    const store = new FsContentStore(join(fx.dir, 'pull-store'));
     const client = newClient({ store });
     for (const platform of ['linux/amd64', 'linux/arm64']) {
-      const r = await client.resolve(seeded.reference, platform);
+      const r = await client.resolve(fx.busybox.reference, platform);
       for (const d of [r.manifest.config, ...r.manifest.layers]) {
         const info = await client.pullBlob(r.reference, d);
         assert.equal(info.digest, d.digest);
@@ -76,19 +63,19 @@ describe('pull from a real registry', () => {
       }
     }
     // Streaming without a store verifies too.
-    const r = await client.resolve(seeded.reference, 'linux/amd64');
+    const r = await client.resolve(fx.busybox.reference, 'linux/amd64');
     const parts: Buffer[] = [];
     for await (const c of newClient().fetchBlob(r.reference, r.manifest.layers[0].digest)) parts.push(c as Buffer);
     assert.equal(sha256Digest(Buffer.concat(parts)), r.manifest.layers[0].digest);
     await assert.rejects(newClient().fetchBlobBytes(r.reference, sha256Digest('nope')), (err: unknown) => err instanceof RegistryError && err.status === 404);
-    await assert.rejects(newClient().getManifest(`${registry.host}/library/busybox:nosuchtag`), /HTTP 404 MANIFEST_UNKNOWN/);
+    await assert.rejects(newClient().getManifest(`${fx.registry.host}/library/busybox:nosuchtag`), /HTTP 404 MANIFEST_UNKNOWN/);
   });
 
   test('corrupted blob bytes are rejected and never stored', async () => {
     const p = await proxy({ mode: 'plain', corruptBlobs: true });
-    const store = new FsContentStore(join(tmp, 'corrupt-store'));
+    const store = new FsContentStore(join(fx.dir, 'corrupt-store'));
     const client = newClient({ store });
-    const r = await newClient().resolve(seeded.reference, 'linux/amd64');
+    const r = await newClient().resolve(fx.busybox.reference, 'linux/amd64');
     const layer = r.manifest.layers[0];
     await assert.rejects(client.pullBlob({ registry: p.host, repository: 'library/busybox' }, layer), DigestMismatchError);
     assert.equal(await store.has(layer.digest), false);
@@ -103,7 +90,7 @@ describe('push to a real registry', () => {
     const amd = await makeImage('amd64', { 'hello.txt': 'hello amd64\n', 'big.bin': randomBytes(300_000) });
     const arm = await makeImage('arm64', { 'hello.txt': 'hello arm64\n' });
     const client = newClient({ chunkSize: 64 * 1024 });
-    const repo = { registry: registry.host, repository: 'test/pushed' };
+    const repo = { registry: fx.registry.host, repository: 'test/pushed' };
 
     // Monolithic upload of config + small layer.
     assert.equal((await client.pushBlob(repo, arm.layerDesc, arm.layer)).result, 'uploaded');
@@ -121,7 +108,7 @@ describe('push to a real registry', () => {
     await assert.rejects(client.pushBlob(repo, { digest: sha256Digest('other'), size: 10 }, bogus), /upload blob .* failed: HTTP 400 DIGEST_INVALID/);
 
     // Cross-repository mount.
-    const other = { registry: registry.host, repository: 'test/other' };
+    const other = { registry: fx.registry.host, repository: 'test/other' };
     const mounted = await client.pushBlob(other, amd.layerDesc, undefined, { mountFrom: 'test/pushed' });
     assert.equal(mounted.result, 'mounted');
     assert.equal(await client.blobExists(other, amd.layerDesc.digest), true);
@@ -135,13 +122,13 @@ describe('push to a real registry', () => {
     assert.equal(indexDigest, sha256Digest(indexBytes));
 
     // skopeo, an independent client, sees exactly what we pushed.
-    assert.deepEqual(await skopeoRaw(`${registry.host}/test/pushed:multi`), indexBytes);
-    assert.deepEqual(await skopeoRaw(`${registry.host}/test/pushed@${amd.manifestDesc.digest}`), amd.manifest);
-    assert.deepEqual(await skopeoRaw(`${registry.host}/test/pushed:arm`), arm.manifest);
-    const { stdout } = await execFileP('skopeo', ['inspect', '--tls-verify=false', '--override-arch', 'arm64', `docker://${registry.host}/test/pushed:multi`]);
+    assert.deepEqual(await skopeoRaw(`${fx.registry.host}/test/pushed:multi`), indexBytes);
+    assert.deepEqual(await skopeoRaw(`${fx.registry.host}/test/pushed@${amd.manifestDesc.digest}`), amd.manifest);
+    assert.deepEqual(await skopeoRaw(`${fx.registry.host}/test/pushed:arm`), arm.manifest);
+    const { stdout } = await execFileP('skopeo', ['inspect', '--tls-verify=false', '--override-arch', 'arm64', `docker://${fx.registry.host}/test/pushed:multi`]);
     assert.equal(JSON.parse(stdout).Architecture, 'arm64');
 
-    const r = await client.resolve(`${registry.host}/test/pushed:multi`, 'linux/arm64');
+    const r = await client.resolve(`${fx.registry.host}/test/pushed:multi`, 'linux/arm64');
     assert.equal(r.manifestDigest, arm.manifestDesc.digest);
     assert.deepEqual((await client.listTags(repo)).sort(), ['arm', 'multi']);
 
@@ -151,11 +138,11 @@ describe('push to a real registry', () => {
   });
 
   test('pushBlob reads from the content store when no source is given', async () => {
-    const store = new FsContentStore(join(tmp, 'push-store'));
+    const store = new FsContentStore(join(fx.dir, 'push-store'));
     const img = await makeImage('amd64', { 'from-store': 'yes' });
     await store.put(img.layer);
     const client = newClient({ store });
-    const repo = { registry: registry.host, repository: 'test/fromstore' };
+    const repo = { registry: fx.registry.host, repository: 'test/fromstore' };
     assert.equal((await client.pushBlob(repo, img.layerDesc)).result, 'uploaded');
     assert.equal((await client.pushBlob(repo, img.layerDesc, undefined, { chunked: true })).result, 'exists');
   });
@@ -167,7 +154,7 @@ describe('auth and retries', () => {
     const ref = `${p.host}/library/busybox:latest`;
     const anon = newClient();
     const r = await anon.resolve(ref, 'linux/arm64');
-    assert.equal(r.manifestDigest, seeded.manifests['linux/arm64']);
+    assert.equal(r.manifestDigest, fx.busybox.manifests['linux/arm64']);
     assert.ok(p.tokenRequests.length >= 1 && p.tokenRequests.every((t) => t.account === undefined));
     const before = p.tokenRequests.length;
     await anon.resolve(ref, 'linux/arm64');
@@ -193,7 +180,7 @@ describe('auth and retries', () => {
     assert.ok(p.tokenRequests.some((t) => t.via === 'refresh'));
     const wrong = newClient({ credentials: { [p.host]: { username: 'alice', password: 'nope' } } });
     await assert.rejects(wrong.getManifest(ref), /token from 127\.0\.0\.1:\d+\) failed: HTTP 401.*check the credentials/);
-    assert.deepEqual(await skopeoRaw(`${registry.host}/test/auth:v1`), img.manifest);
+    assert.deepEqual(await skopeoRaw(`${fx.registry.host}/test/auth:v1`), img.manifest);
   });
 
   test('basic auth', async () => {
@@ -201,25 +188,25 @@ describe('auth and retries', () => {
     const ref = `${p.host}/library/busybox:latest`;
     await assert.rejects(newClient().getManifest(ref), (err: unknown) => err instanceof RegistryError && err.status === 401);
     const m = await newClient({ credentials: { [p.host]: { username: 'bob', password: 'pw' } } }).getManifest(ref);
-    assert.equal(m.digest, seeded.indexDigest);
+    assert.equal(m.digest, fx.busybox.indexDigest);
     assert.ok(isImageIndex(m.manifest));
   });
 
   test('docker config.json credentials are used', async () => {
     const p = await proxy({ mode: 'basic', users: { carol: 'pw2' } });
-    const cfgDir = join(tmp, 'dockercfg');
+    const cfgDir = join(fx.dir, 'dockercfg');
     const { mkdir, writeFile } = await import('node:fs/promises');
     await mkdir(cfgDir, { recursive: true });
     await writeFile(join(cfgDir, 'config.json'), JSON.stringify({ auths: { [`http://${p.host}`]: { auth: Buffer.from('carol:pw2').toString('base64') } } }));
     const m = await new RegistryClient({ dockerConfig: join(cfgDir, 'config.json') }).getManifest(`${p.host}/library/busybox:latest`);
-    assert.equal(m.digest, seeded.indexDigest);
+    assert.equal(m.digest, fx.busybox.indexDigest);
   });
 
   test('5xx responses are retried with backoff, then fail naming registry and operation', async () => {
     const p = await proxy({ mode: 'plain', failNext: { count: 2 } });
     const ref = `${p.host}/library/busybox:latest`;
     const m = await newClient().getManifest(ref);
-    assert.equal(m.digest, seeded.indexDigest);
+    assert.equal(m.digest, fx.busybox.indexDigest);
     assert.equal(p.requests.filter((r) => r.status === 503).length, 2);
 
     p.options.failNext = { count: 100 };

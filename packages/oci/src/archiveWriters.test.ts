@@ -1,10 +1,9 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startRegistry, seedBusybox, type RegistryService, type SeededImage } from '@buildyard/testkit';
+import { seededRegistryFixture } from '@buildyard/testkit';
 import { RegistryClient } from './RegistryClient.js';
 import { FsContentStore, DigestMismatchError } from './FsContentStore.js';
 import { writeDockerArchive, writeOciLayout, ociLayoutEntry } from './archiveWriters.js';
@@ -13,30 +12,18 @@ import { MediaTypes } from './mediaTypes.js';
 import type { ImageIndex } from './types.js';
 import { execFileP, makeImage } from './imageFixtures.test-util.js';
 
-let registry: RegistryService;
-let seeded: SeededImage;
-let tmp: string;
 let store: FsContentStore;
-
-before(async () => {
-  registry = await startRegistry();
-  seeded = await seedBusybox(registry);
-  tmp = await mkdtemp(join(tmpdir(), 'oci-writers-test-'));
-  store = new FsContentStore(join(tmp, 'store'));
+const fx = seededRegistryFixture('oci-writers-test', async ({ busybox, dir }) => {
+  store = new FsContentStore(join(dir, 'store'));
   // Pull busybox (index, both manifests, configs, layers) into the store.
   const client = new RegistryClient({ store, dockerConfig: false });
-  const top = await client.getManifest(seeded.reference);
+  const top = await client.getManifest(busybox.reference);
   await store.put(top.bytes, top.digest);
   for (const platform of ['linux/amd64', 'linux/arm64']) {
-    const r = await client.resolve(seeded.reference, platform);
+    const r = await client.resolve(busybox.reference, platform);
     await store.put(r.manifestBytes, r.manifestDigest);
     for (const d of [r.manifest.config, ...r.manifest.layers]) await client.pullBlob(r.reference, d);
   }
-});
-
-after(async () => {
-  await registry?.stop();
-  if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
 const finished = (ws: import('node:fs').WriteStream) => new Promise<void>((resolve, reject) => { if (ws.closed) resolve(); else { ws.on('close', resolve); ws.on('error', reject); } });
@@ -44,15 +31,15 @@ const finished = (ws: import('node:fs').WriteStream) => new Promise<void>((resol
 function busyboxIndex(tag: string): ImageIndex {
   return {
     schemaVersion: 2,
-    manifests: [ociLayoutEntry({ mediaType: MediaTypes.OciIndex, digest: seeded.indexDigest as `sha256:${string}`, size: 0 }, tag)],
+    manifests: [ociLayoutEntry({ mediaType: MediaTypes.OciIndex, digest: fx.busybox.indexDigest as `sha256:${string}`, size: 0 }, tag)],
   };
 }
 
 test('OCI layout directory: umoci and skopeo read it', async () => {
-  const size = await store.size(seeded.indexDigest);
+  const size = await store.size(fx.busybox.indexDigest);
   const index = busyboxIndex('v1');
   index.manifests[0].size = size;
-  const dir = join(tmp, 'layout');
+  const dir = join(fx.dir, 'layout');
   await writeOciLayout(dir, { index, store });
   assert.deepEqual(JSON.parse(await readFile(join(dir, 'oci-layout'), 'utf8')), { imageLayoutVersion: '1.0.0' });
   const written = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as ImageIndex;
@@ -62,7 +49,7 @@ test('OCI layout directory: umoci and skopeo read it', async () => {
   const { stdout } = await execFileP('skopeo', ['inspect', '--override-arch', 'arm64', `oci:${dir}:v1`]);
   assert.equal(JSON.parse(stdout).Architecture, 'arm64');
   const { stdout: raw } = await execFileP('skopeo', ['inspect', '--raw', `oci:${dir}:v1`], { encoding: 'buffer' });
-  assert.equal(sha256Digest(raw), seeded.indexDigest);
+  assert.equal(sha256Digest(raw), fx.busybox.indexDigest);
   // Writing again into the same directory is idempotent.
   await writeOciLayout(dir, { index, store });
 });
@@ -71,7 +58,7 @@ test('OCI layout tar: skopeo reads it', async () => {
   const img = await makeImage('amd64', { 'a.txt': 'layout tar\n' });
   for (const b of [img.layer, img.config, img.manifest]) await store.put(b);
   const index: ImageIndex = { schemaVersion: 2, manifests: [ociLayoutEntry(img.manifestDesc, 'single')] };
-  const file = join(tmp, 'layout.tar');
+  const file = join(fx.dir, 'layout.tar');
   const ws = createWriteStream(file);
   await writeOciLayout(ws, { index, store });
   await finished(ws);
@@ -84,32 +71,32 @@ test('OCI layout tar: skopeo reads it', async () => {
 test('missing or corrupt blobs fail the write', async () => {
   const img = await makeImage('arm64', { 'missing.txt': 'not stored' });
   await store.put(img.manifest);
-  await assert.rejects(writeOciLayout(join(tmp, 'bad-layout'), { index: { schemaVersion: 2, manifests: [img.manifestDesc] }, store }), /blob sha256:[0-9a-f]+ \(application\/vnd.oci.image.config.v1\+json\) referenced by sha256:.* is not in the content store/);
+  await assert.rejects(writeOciLayout(join(fx.dir, 'bad-layout'), { index: { schemaVersion: 2, manifests: [img.manifestDesc] }, store }), /blob sha256:[0-9a-f]+ \(application\/vnd.oci.image.config.v1\+json\) referenced by sha256:.* is not in the content store/);
 
   // A blob whose bytes on disk do not match its name.
   const { writeFile } = await import('node:fs/promises');
   await store.put(img.config);
   await store.put(img.layer);
   await writeFile(store.path(img.layerDesc.digest), Buffer.from('tampered'));
-  await assert.rejects(writeOciLayout(join(tmp, 'bad-layout2'), { index: { schemaVersion: 2, manifests: [img.manifestDesc] }, store }), DigestMismatchError);
+  await assert.rejects(writeOciLayout(join(fx.dir, 'bad-layout2'), { index: { schemaVersion: 2, manifests: [img.manifestDesc] }, store }), DigestMismatchError);
   await store.delete(img.layerDesc.digest);
 });
 
 test('docker archive: skopeo reads it', async () => {
   const client = new RegistryClient({ store, dockerConfig: false });
-  const bb = await client.resolve(seeded.reference, 'linux/amd64');
+  const bb = await client.resolve(fx.busybox.reference, 'linux/amd64');
   const img = await makeImage('arm64', { 'b.txt': 'docker archive\n' });
   for (const b of [img.layer, img.config]) await store.put(b);
-  const file = join(tmp, 'images.tar');
+  const file = join(fx.dir, 'images.tar');
   const ws = createWriteStream(file);
   await writeDockerArchive(ws, [
-    { repoTags: [`docker.io/library/busybox:latest`, `${registry.host}/library/busybox:amd64`], config: bb.manifest.config, layers: bb.manifest.layers },
+    { repoTags: [`docker.io/library/busybox:latest`, `${fx.registry.host}/library/busybox:amd64`], config: bb.manifest.config, layers: bb.manifest.layers },
     { repoTags: ['me/tiny:1'], config: img.configDesc.digest, layers: [img.layerDesc] },
   ], store);
   await finished(ws);
   const { stdout: listing } = await execFileP('tar', ['-xOf', file, 'manifest.json']);
   const manifest = JSON.parse(listing) as { Config: string; RepoTags: string[]; Layers: string[] }[];
-  assert.deepEqual(manifest[0].RepoTags, ['busybox:latest', `${registry.host}/library/busybox:amd64`]);
+  assert.deepEqual(manifest[0].RepoTags, ['busybox:latest', `${fx.registry.host}/library/busybox:amd64`]);
   assert.equal(manifest[1].Layers[0], `${img.diffId.slice(7)}/layer.tar`);
   const { stdout } = await execFileP('skopeo', ['inspect', `docker-archive:${file}:me/tiny:1`]);
   const info = JSON.parse(stdout) as { Architecture: string; Layers: string[] };

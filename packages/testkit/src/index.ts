@@ -12,3 +12,4 @@ export { referenceTools, referenceToolsDir, type ReferenceTool } from './referen
 export { startRegistryProxy, type RegistryProxy, type ProxyOptions } from './registryProxy.js';
 export { startGitServer, type GitServer } from './gitServer.js';
 export { sshRelayFixture, sshAdd, type SshRelayFixture } from './sshRelayFixture.js';
+export { seededRegistryFixture, type SeededRegistryFixture } from './seededRegistryFixture.js';
