@@ -18,6 +18,13 @@ export async function pushImage(registry: RegistryClient, built: AssembledImage[
     const mountFrom = baseImages.map((b) => parseReference(b)).find((b) => b.registry === ref.registry && b.repository !== ref.repository)?.repository;
     const tag = ref.tag ?? 'latest';
     const top = index ?? built[0].manifest;
+    // A no-change rebuild: the tag already names this exact manifest, and a registry accepts a
+    // manifest only once its blobs and children are there, so one HEAD answers the whole push.
+    const existing = await registry.headManifest({ ...repo, tag }).catch(() => undefined);
+    if (existing?.digest === top.descriptor.digest) {
+      pushed.push(`${ref.registry}/${ref.repository}@${existing.digest}`);
+      continue;
+    }
     // Phases as BuildKit's push reports them: blobs, then the manifests (the children first).
     await step('pushing layers', async () => {
       for (const image of images) {
