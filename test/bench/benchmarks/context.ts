@@ -1,13 +1,16 @@
 // 3. Context sync: a one-file change in a large generated context (bytes and time vs the full
-// upload), and full-upload throughput vs a plain `tar -c | socat` stream over loopback.
-import { appendFile, mkdtemp, rm } from 'node:fs/promises';
+// upload), and full-upload throughput vs a plain `tar -c | socat` stream over loopback. Then
+// issue 18's build rows with BuildKit as the peer: a build that bind-mounts the context and
+// reads every file, first and after a one-file change, on the same generated contexts.
+import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { syncContext } from '@buildyard/context';
-import { ContextSyncClient } from '@buildyard/proto';
+import { ContextSyncClient, ControlClient, SolveRequest, type SolveEvent } from '@buildyard/proto';
+import { Buildkitd, buildkitBinaries } from '../../conformance/lib/buildkit.js';
 import { freePort, startCluster, type Cluster } from '@buildyard/testkit';
 import { bearer } from '../../e2e/grpcClient.js';
 import { generateContext } from '../lib/generateContext.js';
@@ -33,6 +36,63 @@ async function tarOverLoopback(dir: string): Promise<number> {
     return ms;
   } finally {
     listener.kill('SIGTERM');
+  }
+}
+
+/** One build as the CLI does it (hash cache and delta base in `cacheDir`): sync, then Solve to the end. */
+async function buildyardBuild(cluster: Cluster, contextDir: string, dockerfile: string, cacheDir: string): Promise<void> {
+  const sync = new ContextSyncClient(cluster.address, credentials.createInsecure());
+  const control = new ControlClient(cluster.address, credentials.createInsecure());
+  try {
+    const { contextId } = await syncContext(sync, contextDir, { metadata: bearer(cluster.token), cacheDir });
+    let error: SolveEvent['error'];
+    for await (const e of control.solve(SolveRequest.fromPartial({ dockerfile: Buffer.from(dockerfile), dockerfileName: 'Dockerfile', contextId, platforms: ['linux/amd64'] }), bearer(cluster.token))) {
+      error ??= (e as SolveEvent).error;
+    }
+    if (error) throw new Error(`build of ${contextDir} failed: ${error.message}`);
+  } finally {
+    sync.close();
+    control.close();
+  }
+}
+
+/** Issue 18's context build rows for one generated context: first build and a one-file change, both builders. */
+async function buildRows(ctx: Parameters<Benchmark['run']>[0], work: string, files: number, bytes: number): Promise<ReturnType<typeof lowerIsBetter>[]> {
+  const dir = join(work, `build-${files}`);
+  await generateContext(dir, files, bytes);
+  const label = `${files.toLocaleString('en')} files / ${Math.round(bytes / 1024 ** 2)} MiB`;
+  let cluster: Cluster | undefined;
+  let bk: Buildkitd | undefined;
+  try {
+    cluster = await startCluster({ workers: 1 });
+    bk = await Buildkitd.start(cluster.registry.host);
+    // Every file is read in the build, through a bind mount of the context, by both builders.
+    const dockerfile = `FROM ${cluster.busybox.reference}\nRUN --mount=type=bind,target=/ctx find /ctx -type f -exec cat {} + | wc -c\n`;
+    const dfDir = join(work, `df-${files}`);
+    await mkdir(dfDir, { recursive: true });
+    await writeFile(join(dfDir, 'Dockerfile'), dockerfile);
+    const { buildctl } = buildkitBinaries();
+    const buildkit = () => runCommand(buildctl, ['--addr', bk!.addr, 'build', '--frontend', 'dockerfile.v0', '--local', `context=${dir}`, '--local', `dockerfile=${dfDir}`, '--progress', 'plain'], { timeoutMs: 600_000 });
+    const cacheDir = join(work, `cli-cache-${files}`);
+    const byFirst = await timed(() => buildyardBuild(cluster!, dir, dockerfile, cacheDir));
+    const bkFirst = await timed(buildkit);
+    const byChange: number[] = [];
+    const bkChange: number[] = [];
+    for (let i = 0; i < (ctx.quick ? 3 : 5); i++) {
+      await appendFile(join(dir, 'd0000', `f${i + 1}.bin`), `changed ${i}\n`);
+      // Alternate which builder goes first, so neither always finds the page cache warmer.
+      if (i % 2 === 0) { byChange.push((await timed(() => buildyardBuild(cluster!, dir, dockerfile, cacheDir))).ms); bkChange.push((await timed(buildkit)).ms); }
+      else { bkChange.push((await timed(buildkit)).ms); byChange.push((await timed(() => buildyardBuild(cluster!, dir, dockerfile, cacheDir))).ms); }
+    }
+    ctx.log(`${label}: first build ${byFirst.ms.toFixed(0)} ms vs BuildKit ${bkFirst.ms.toFixed(0)} ms; one-file change ${byChange.map((m) => m.toFixed(0)).join(',')} vs ${bkChange.map((m) => m.toFixed(0)).join(',')} ms`);
+    const note = 'RUN --mount=type=bind reads every file; buildyard: 1 worker, CLI-like sync (hash cache, delta base)';
+    return [
+      lowerIsBetter({ benchmark: 'context', metric: `${label}, first build`, unit: 'ms', buildyard: byFirst.ms, peer: bkFirst.ms, peerName: 'buildctl build (buildkitd v0.11.6)', note }, 1),
+      lowerIsBetter({ benchmark: 'context', metric: `${label}, one file changed`, unit: 'ms', buildyard: median(byChange), peer: median(bkChange), peerName: 'buildctl build (buildkitd v0.11.6)', note: `median of ${byChange.length}` }, 1),
+    ];
+  } finally {
+    await bk?.stop();
+    await cluster?.stop();
   }
 }
 
@@ -68,7 +128,14 @@ export const contextBenchmark: Benchmark = {
       ctx.log(`one-file change: ${changeMs.map((m) => m.toFixed(0)).join(',')} ms, ${changeBytes.join(',')} B`);
       const total = full.value.bytesTotal;
       const mib = (n: number) => n / 1024 ** 2;
+      client.close();
+      client = undefined;
+      await cluster.stop();
+      cluster = undefined;
+      const builds = [...await buildRows(ctx, work, 2_000, 20 * 1024 ** 2)];
+      if (!ctx.quick) builds.push(...await buildRows(ctx, work, 20_000, 200 * 1024 ** 2));
       return [
+        ...builds,
         lowerIsBetter({ benchmark: 'context', metric: 'one-file change: bytes re-sent', unit: 'B', buildyard: median(changeBytes), peer: full.value.bytesUploaded, peerName: 'full upload', target: '< 0.01x' }, 0.01),
         lowerIsBetter({ benchmark: 'context', metric: 'one-file change: sync time', unit: 'ms', buildyard: median(changeMs), peer: full.ms, peerName: 'full upload', note: `${files} files, ${mib(total).toFixed(0)} MiB; hash cache on (as the CLI)` }),
         higherIsBetter({ benchmark: 'context', metric: 'full upload throughput', unit: 'MiB/s', buildyard: mib(total) / (full.ms / 1000), peer: mib(total) / (tarMs / 1000), peerName: 'tar -c | socat (loopback)', note: 'incl. walk + sha256 of every file' }, 0.7),
