@@ -1,10 +1,11 @@
 // Issue 17 item 3: buildx's --cache-to/--cache-from through the BuildKit endpoint. The real test
 // is a second, fresh cluster (its own Redis and worker state, the same registry) that runs no RUN
-// because it imports the cache the first cluster exported.
+// because it imports the cache the first cluster exported (to the registry, or to the client's
+// directory through the session's content store).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, referenceTools, startCluster, until, type Cluster } from '@buildyard/testkit';
@@ -104,9 +105,23 @@ test('buildx --cache-to type=inline --push on one cluster; a fresh cluster with 
   assert.ok(final?.cached, `the final stage's RUN CACHED:\n${imported.stderr}`);
 });
 
-test('buildx --cache-to/--cache-from type=local is refused through the endpoint in one line', { skip }, async () => {
+test('buildx --cache-to type=local on one cluster writes BuildKit\'s layout through the session; a fresh cluster with --cache-from type=local runs no RUN', { skip }, async () => {
   const dir = project('local-cache');
-  const to = await buildx('--builder', 'cache-first', 'build', '--progress', 'plain', '--cache-to', `type=local,dest=${join(work, 'local-out')}`, dir);
-  assert.notEqual(to.code, 0);
-  assert.match(to.stderr, /cache type=local is not supported through the BuildKit endpoint/);
+  const dest = join(work, 'local-out');
+  const exported = await buildx('--builder', 'cache-first', 'build', '--progress', 'plain', '--cache-to', `type=local,dest=${dest},mode=max`, dir);
+  assert.equal(exported.code, 0, exported.stderr);
+  assert.match(exported.stderr, /^#(\d+) sending cache export\n(#\1 .*\n)*#\1 DONE/m);
+  // As buildkitd's: index.json tags the cache index "latest"; the index's last entry is the cache config; every blob is there.
+  const index = JSON.parse(readFileSync(join(dest, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string; annotations?: Record<string, string> }> };
+  const top = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === 'latest');
+  assert.ok(top, JSON.stringify(index));
+  const blob = (digest: string) => join(dest, 'blobs/sha256', digest.slice('sha256:'.length));
+  const cacheIndex = JSON.parse(readFileSync(blob(top.digest), 'utf8')) as { manifests: Array<{ mediaType: string; digest: string }> };
+  assert.equal(cacheIndex.manifests.at(-1)?.mediaType, 'application/vnd.buildkit.cacheconfig.v0');
+  for (const m of cacheIndex.manifests) assert.ok(existsSync(blob(m.digest)), `${m.digest} in ${dest}`);
+
+  const imported = await buildx('--builder', 'cache-second', 'build', '--progress', 'plain', '--cache-from', `type=local,src=${dest}`, dir);
+  assert.equal(imported.code, 0, imported.stderr);
+  assert.match(imported.stderr, new RegExp(`^#(\\d+) importing cache manifest from local:${dest.replace(/[.]/g, '\\.')}\\n(#\\1 .*\\n)*#\\1 DONE`, 'm'));
+  assertAllCached(imported.stderr);
 });

@@ -64,11 +64,21 @@ async function rawManifest(ref: string): Promise<{ mediaType: string; manifests?
   return JSON.parse(r.stdout) as { mediaType: string; manifests?: Array<{ mediaType: string }> };
 }
 
-/** The plain-progress block of the vertex named `name`: its lines, joined. */
-function vertexBlock(stderr: string, name: string): string {
-  const id = [...stderr.matchAll(/^#(\d+) (.*)$/gm)].find((m) => m[2] === name)?.[1];
+/** The plain-progress block of the vertex named `name` (or the first whose name it matches): its lines, joined. */
+function vertexBlock(stderr: string, name: string | RegExp): string {
+  const id = [...stderr.matchAll(/^#(\d+) (.*)$/gm)].find((m) => (typeof name === 'string' ? m[2] === name : name.test(m[2])))?.[1];
   assert.ok(id, `a vertex "${name}":\n${stderr}`);
   return stderr.split('\n').filter((l) => l.startsWith(`#${id} `)).join('\n');
+}
+
+/**
+ * The import's note that the records are another BuildKit's: a log line of its vertex. buildctl
+ * v0.11 prints a log that arrives before its vertex's header as "#0" (fixed upstream in
+ * ca944127c, "progressui: fix possible zero prefix numbers in logs"), so that prefix counts too.
+ */
+function assertForeignNoted(stderr: string, block: string): void {
+  const id = /^#(\d+) /.exec(block)![1];
+  assert.match(stderr, new RegExp(`^#(${id}|0) [\\d.]+ 0 Buildyard records; [1-9]\\d* records of another BuildKit skipped`, 'm'), stderr);
 }
 
 const runCached = (stderr: string): boolean => {
@@ -92,7 +102,7 @@ test('buildkitd\'s registry cache imports into Buildyard: read without error, it
   const block = vertexBlock(imported.stderr, `importing cache manifest from ${ref}`);
   assert.match(block, /DONE/);
   assert.doesNotMatch(block, /ERROR/);
-  assert.match(block, /0 Buildyard records; [1-9]\d* records of another BuildKit skipped/);
+  assertForeignNoted(imported.stderr, block);
   assert.equal(runCached(imported.stderr), false, `BuildKit's keys are not Buildyard's: the RUN runs:\n${imported.stderr}`);
 });
 
@@ -123,4 +133,27 @@ test('Buildyard\'s registry cache is BuildKit\'s document: buildkitd imports it 
   assert.match(own, /DONE/);
   assert.doesNotMatch(own, /ERROR|another BuildKit/);
   assert.equal(runCached(again.stderr), true, again.stderr);
+});
+
+test('local caches across implementations: buildkitd\'s directory imports into Buildyard (records reported as another BuildKit\'s) and Buildyard\'s into buildkitd, through the client\'s content store', { skip }, async () => {
+  const dir = project('local-interop');
+  const fromBuildkitd = join(work, 'local-buildkitd');
+  const exported = await build(buildkitd.addr, dir, '--export-cache', `type=local,dest=${fromBuildkitd},mode=max`);
+  assert.equal(exported.code, 0, exported.stderr);
+  const imported = await build(endpoint, dir, '--import-cache', `type=local,src=${fromBuildkitd}`);
+  assert.equal(imported.code, 0, imported.stderr);
+  const block = vertexBlock(imported.stderr, `importing cache manifest from local:${fromBuildkitd}`);
+  assert.match(block, /DONE/);
+  assert.doesNotMatch(block, /ERROR/);
+  assertForeignNoted(imported.stderr, block);
+
+  const fromBuildyard = join(work, 'local-buildyard');
+  const ours = await build(endpoint, dir, '--export-cache', `type=local,dest=${fromBuildyard},mode=max`);
+  assert.equal(ours.code, 0, ours.stderr);
+  const byBuildkitd = await build(buildkitd.addr, dir, '--import-cache', `type=local,src=${fromBuildyard}`);
+  assert.equal(byBuildkitd.code, 0, byBuildkitd.stderr);
+  // buildkitd names a local import by a hash of its options.
+  const theirs = vertexBlock(byBuildkitd.stderr, /^importing cache manifest from local:/);
+  assert.match(theirs, /DONE/);
+  assert.doesNotMatch(theirs, /ERROR/);
 });

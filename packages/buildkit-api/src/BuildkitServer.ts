@@ -20,7 +20,8 @@ import { SessionManager, type ClientSession } from './SessionManager.js';
 import { fetchSecrets, secretIds } from './sessionSecrets.js';
 import { sessionSshAgents, sshIds } from './sessionSsh.js';
 import { fetchRegistryAuth, registryHosts } from './sessionAuth.js';
-import { checkSyntaxDirective, dockerfileAttrs, outputsOf, toBuildyardRequest, unknownAttrs, UnsupportedRequest, type DockerfileAttrs } from './solveRequest.js';
+import { checkSyntaxDirective, dockerfileAttrs, outputsOf, sessionCaches, toBuildyardRequest, unknownAttrs, UnsupportedRequest, type DockerfileAttrs } from './solveRequest.js';
+import { importSessionCache, sendSessionCaches, type SessionCacheDeps } from './sessionCache.js';
 import { workerRecord } from './workers.js';
 import { ExportVertex, exporterVertexName, StreamCursor } from './exportVertex.js';
 
@@ -501,7 +502,8 @@ export class BuildkitServer {
     const { signal } = job;
     const { tenant } = job;
     let attrs: ReturnType<typeof dockerfileAttrs>;
-    try { attrs = dockerfileAttrs(req); } catch (err) {
+    let caches: ReturnType<typeof sessionCaches>;
+    try { attrs = dockerfileAttrs(req); caches = sessionCaches(req); } catch (err) {
       throw err instanceof UnsupportedRequest ? serviceError(status.UNIMPLEMENTED, err.message) : err;
     }
     const wait = AbortSignal.any([signal, AbortSignal.timeout(this.opts.sessionWaitMs ?? 30_000)]);
@@ -531,6 +533,14 @@ export class BuildkitServer {
       clearTimeout(timer);
     }) : undefined;
     const ssh = await sessionSshAgents(session, sshIdsUsed, signal);
+    const cacheDeps: SessionCacheDeps = {
+      redis: this.opts.redis, keys: this.opts.keys, blobs: this.opts.frontend.blobs,
+      step: (name, fn) => this.internalStep(job, ref, name, () => fn((line) => job.push(buildkit.StatusResponse.fromPartial({
+        logs: [{ vertex: internalDigest(ref, name), stream: 1, msg: Buffer.from(`${line}\n`), timestamp: new Date() }],
+      })))),
+    };
+    // Local cache imports are in the index before the build looks a key up.
+    for (const im of caches.imports) await importSessionCache(im, session, tenant, cacheDeps, signal);
     const started = await this.opts.frontend.startBuild(tenant, request, { exportStep: exportVertex?.step, ssh });
     buildId = started.buildId;
     const stopOnAbort = () => started.abort.abort(signal.reason instanceof Error ? signal.reason : new Error('the client went away'));
@@ -544,7 +554,8 @@ export class BuildkitServer {
         if (event.type === 'build.result') {
           await this.sendClientOutputs(job, ref, session, started, exportVertex);
           exportVertex?.complete();
-          const md = event.metadata;
+          const cacheManifest = await sendSessionCaches(caches.exports, started, session, cacheDeps, signal);
+          const md: Record<string, string> = { ...event.metadata, ...(cacheManifest ? { 'cache.manifest': cacheManifest } : {}) };
           return buildkit.SolveResponse.fromPartial({
             ExporterResponse: {
               ...md,

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildkit } from '@buildyard/proto';
 import { goMode, unixMode } from './fileSync.js';
-import { checkSyntaxDirective, dockerfileAttrs, outputsOf, UnsupportedRequest } from './solveRequest.js';
+import { checkSyntaxDirective, dockerfileAttrs, outputsOf, sessionCaches, toBuildyardRequest, UnsupportedRequest } from './solveRequest.js';
 import { StatusTranslator } from '@buildyard/progress';
 
 const solve = (p: Partial<buildkit.SolveRequest>) => buildkit.SolveRequest.fromPartial(p);
@@ -118,4 +118,22 @@ test('the registries a build needs credentials for: FROM images with ARGs expand
     [{ type: 'image', attrs: { name: 'quay.io/a/b:1,127.0.0.1:5000/a/b:2', push: 'true' } }, { type: 'local', attrs: { dest: 'out' } }],
     [{ type: 'registry', attrs: { ref: 'registry.example.com/cache:x' } }, { type: 'local', attrs: { src: 'dir' } }]);
   assert.deepEqual(hosts.sort(), ['127.0.0.1:5000', 'docker.io', 'ghcr.io', 'quay.io', 'registry.example.com']);
+});
+
+test('local caches move through the client\'s content stores: the frontend gets only tag and mode of an export and never a local import', () => {
+  const digest = `sha256:${'a'.repeat(64)}`;
+  const req = solve({ Cache: buildkit.CacheOptions.fromPartial({
+    Exports: [{ Type: 'registry', Attrs: { ref: 'r/c:1' } }, { Type: 'local', Attrs: { dest: '/home/u/cache', mode: 'max', tag: 't1', compression: 'zstd' } }],
+    Imports: [{ Type: 'local', Attrs: { src: '/home/u/cache', digest, tag: 't1' } }, { Type: 'registry', Attrs: { ref: 'r/c:1' } }],
+  }) });
+  assert.deepEqual(sessionCaches(req), {
+    exports: [{ index: 1, dest: '/home/u/cache', store: 'local:/home/u/cache' }],
+    imports: [{ store: 'local:/home/u/cache', src: '/home/u/cache', digest, tag: 't1' }],
+  });
+  const ours = toBuildyardRequest(req, dockerfileAttrs(solve({ Frontend: 'dockerfile.v0' })), 'ctx', Buffer.from('FROM scratch\n'), undefined);
+  assert.deepEqual(ours.cacheTo.map((c) => [c.type, c.attrs]), [['registry', { ref: 'r/c:1' }], ['local', { mode: 'max', tag: 't1' }]]);
+  assert.deepEqual(ours.cacheFrom.map((c) => c.type), ['registry']);
+  // No dest, or an import the client did not resolve to a digest: refused in one line.
+  assert.throws(() => sessionCaches(solve({ Cache: buildkit.CacheOptions.fromPartial({ Exports: [{ Type: 'local', Attrs: {} }] }) })), UnsupportedRequest);
+  assert.throws(() => sessionCaches(solve({ Cache: buildkit.CacheOptions.fromPartial({ Imports: [{ Type: 'local', Attrs: { src: 'd' } }] }) })), /no cache digest/);
 });

@@ -118,17 +118,55 @@ export function attestsOf(attrs: Record<string, string>): KeyValueSpec[] {
   });
 }
 
-const cacheSpecs = (entries: buildkit.CacheOptionsEntry[]): KeyValueSpec[] => entries.map((e) => {
-  // BuildKit moves a local cache through the session's content service, which this endpoint does not serve.
-  if (e.Type === 'local') throw new UnsupportedRequest('cache type=local is not supported through the BuildKit endpoint: use type=registry,ref=REF or type=inline (buildyard build supports type=local)');
-  return { type: e.Type, attrs: { ...e.Attrs } };
+/** A local cache exported through the client's content store over the session (BuildKit's session/content). */
+export interface SessionCacheExport {
+  /** Position in the request's cache exports (the frontend's local cache results carry it). */
+  index: number;
+  /** The client's store id: "local:" + dest, as buildctl/buildx attach it. */
+  store: string;
+  dest: string;
+}
+
+/** A local cache imported from the client's content store: the client resolved its tag to `digest`. */
+export interface SessionCacheImport {
+  store: string;
+  src: string;
+  digest: string;
+  tag: string;
+}
+
+const localAttrs = (attrs: Record<string, string>) => Object.fromEntries(Object.entries(attrs).filter(([k]) => k === 'tag' || k === 'mode'));
+
+/**
+ * Cache exports for the frontend: a local one keeps only tag and mode (its files go to the
+ * client's content store, not to a path the builder could write). Local imports are read over
+ * the session by the endpoint itself (sessionCaches), so the frontend never sees them.
+ */
+const cacheSpecs = (entries: buildkit.CacheOptionsEntry[], direction: 'to' | 'from'): KeyValueSpec[] => entries.flatMap((e) => {
+  if (e.Type !== 'local') return [{ type: e.Type, attrs: { ...e.Attrs } }];
+  return direction === 'to' ? [{ type: 'local', attrs: localAttrs(e.Attrs) }] : [];
 });
+
+/** The request's local caches, moved through the client's content stores. */
+export function sessionCaches(req: buildkit.SolveRequest): { exports: SessionCacheExport[]; imports: SessionCacheImport[] } {
+  const exports = (req.Cache?.Exports ?? []).flatMap((e, index) => (e.Type === 'local' ? [{ index, dest: e.Attrs.dest ?? '', store: `local:${e.Attrs.dest ?? ''}` }] : []));
+  for (const e of exports) if (!e.dest) throw new UnsupportedRequest('--export-cache type=local needs dest=DIR');
+  const imports = (req.Cache?.Imports ?? []).flatMap((e) => {
+    if (e.Type !== 'local') return [];
+    const src = e.Attrs.src ?? '';
+    // The client drops a local import it cannot resolve (with a warning of its own); one that gets here has a digest.
+    const digest = e.Attrs.digest ?? '';
+    if (!src || !/^sha256:[a-f0-9]{64}$/.test(digest)) throw new UnsupportedRequest(`--import-cache type=local (src=${src.slice(0, 100)}): no cache digest: the client resolves src's index.json tag to one; export a cache there with --export-cache type=local,dest=DIR`);
+    return [{ store: `local:${src}`, src, digest, tag: e.Attrs.tag || 'latest' }];
+  });
+  return { exports, imports };
+}
 
 /** Buildyard's own SolveRequest for a dockerfile.v0 solve, whose context is already stored. */
 export function toBuildyardRequest(req: buildkit.SolveRequest, attrs: DockerfileAttrs, contextId: string, dockerfile: Buffer, dockerignore: Buffer | undefined): SolveRequest {
   return SolveRequest.fromPartial({
     contextId, dockerfile, dockerfileName: attrs.filename, buildArgs: attrs.buildArgs, target: attrs.target, platforms: attrs.platforms,
-    cacheFrom: cacheSpecs(req.Cache?.Imports ?? []), cacheTo: cacheSpecs(req.Cache?.Exports ?? []), outputs: outputsOf(req),
+    cacheFrom: cacheSpecs(req.Cache?.Imports ?? [], 'from'), cacheTo: cacheSpecs(req.Cache?.Exports ?? [], 'to'), outputs: outputsOf(req),
     labels: attrs.labels, noCache: attrs.noCache, noCacheFilter: attrs.noCacheFilter, network: attrs.network, dockerignore: dockerignore ?? Buffer.alloc(0),
     addHosts: attrs.addHosts, shmSize: attrs.shmSize, ulimits: attrs.ulimits,
     // buildctl/buildx --allow: checked against the tenant's auth.entitlements like `buildyard build --allow`.

@@ -1,0 +1,121 @@
+// The client's content stores over the session (BuildKit's session/content): buildctl and buildx
+// serve containerd's content service for `--export-cache type=local,dest=DIR` and
+// `--import-cache type=local,src=DIR`, one store per directory, chosen by a header.
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { contentStore } from '@buildyard/proto';
+import { GrpcCallError } from './grpcOverHttp2.js';
+import type { ClientSession } from './SessionManager.js';
+
+const SERVICE = '/containerd.services.content.v1.Content';
+/** BuildKit's session/content GRPCHeaderID. */
+const STORE_HEADER = 'buildkit-attachable-store-id';
+const ALREADY_EXISTS = 6;
+const NOT_FOUND = 5;
+/** Bytes per Write message: well under gRPC's default 4 MiB message limit. */
+const CHUNK = 1 << 20;
+
+const codecOf = <Req, Res>(req: { encode(m: Req): { finish(): Uint8Array } }, res: { decode(b: Uint8Array): Res }) =>
+  ({ encode: (m: Req) => req.encode(m).finish(), decode: (b: Uint8Array) => res.decode(b) });
+
+/** One of the client's content stores: `local:DIR`, as the client's cache options name it. */
+export class SessionContentStore {
+  constructor(private readonly session: ClientSession, readonly id: string, private readonly signal: AbortSignal) {}
+
+  /** Whether the client serves the content service at all (buildctl and buildx do when a local cache is asked). */
+  static served(session: ClientSession): boolean {
+    return session.supports(`${SERVICE}/Write`) && session.supports(`${SERVICE}/Read`);
+  }
+
+  private call<Req, Res>(method: string, codec: { encode(m: Req): Uint8Array; decode(b: Uint8Array): Res }) {
+    const call = this.session.call(`${SERVICE}/${method}`, { [STORE_HEADER]: this.id }, codec);
+    const onAbort = () => call.cancel();
+    this.signal.addEventListener('abort', onAbort, { once: true });
+    return { call, done: () => this.signal.removeEventListener('abort', onAbort) };
+  }
+
+  /** The blob's size, or undefined when the store lacks it. */
+  async size(digest: string): Promise<number | undefined> {
+    const { call, done } = this.call('Info', codecOf(contentStore.InfoRequest, contentStore.InfoResponse));
+    try {
+      await call.send(contentStore.InfoRequest.fromPartial({ digest }));
+      call.end();
+      for await (const res of call.messages()) return res.info?.size;
+      return undefined;
+    } catch (err) {
+      if (err instanceof GrpcCallError && err.code === NOT_FOUND) return undefined;
+      throw new Error(`reading ${this.id} on the client: ${(err as Error).message}`);
+    } finally { done(); }
+  }
+
+  /** The blob's bytes as the client streams them. */
+  open(digest: string): Readable {
+    const { call, done } = this.call('Read', codecOf(contentStore.ReadContentRequest, contentStore.ReadContentResponse));
+    const id = this.id;
+    async function* chunks() {
+      try {
+        await call.send(contentStore.ReadContentRequest.fromPartial({ digest }));
+        call.end();
+        for await (const res of call.messages()) yield res.data;
+      } catch (err) {
+        throw Object.assign(new Error(`reading ${digest.slice(0, 80)} from ${id} on the client: ${(err as Error).message}`), { code: err instanceof GrpcCallError && err.code === NOT_FOUND ? 'ENOENT' : undefined });
+      } finally { done(); }
+    }
+    return Readable.from(chunks(), { objectMode: false });
+  }
+
+  async read(digest: string): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const chunk of this.open(digest)) parts.push(chunk as Buffer);
+    return Buffer.concat(parts);
+  }
+
+  /** True when the client's blob has exactly that content (read and hashed: a store's say-so is not proof). */
+  async holds(digest: string): Promise<boolean> {
+    const hash = createHash('sha256');
+    try { for await (const chunk of this.open(digest)) hash.update(chunk as Buffer); } catch { return false; }
+    return `sha256:${hash.digest('hex')}` === digest;
+  }
+
+  /**
+   * Writes a blob as containerd's proxy writer does: STAT (the client may hold part of it), WRITE
+   * from there, COMMIT with the expected digest (the client's store verifies it). A blob the
+   * store already has is done (ALREADY_EXISTS, as contentutil.Copy takes it).
+   */
+  async write(digest: string, size: number, content: () => Readable): Promise<void> {
+    const { call, done } = this.call('Write', codecOf(contentStore.WriteContentRequest, contentStore.WriteContentResponse));
+    const replies = call.messages();
+    const reply = async () => {
+      const r = await replies.next();
+      if (r.done) throw new GrpcCallError(2, 'the client ended the write without a reply');
+      return r.value;
+    };
+    const ref = `buildyard-cache-${digest}`;
+    try {
+      await call.send(contentStore.WriteContentRequest.fromPartial({ action: contentStore.WriteAction.STAT, ref, total: size, expected: digest }));
+      let offset = (await reply()).offset;
+      if (offset > size) offset = 0;
+      let at = 0;
+      for await (const chunk of content()) {
+        let buf = chunk as Buffer;
+        if (at + buf.length <= offset) { at += buf.length; continue; }
+        if (at < offset) { buf = buf.subarray(offset - at); at = offset; }
+        for (let i = 0; i < buf.length; i += CHUNK) {
+          const data = buf.subarray(i, i + CHUNK);
+          await call.send(contentStore.WriteContentRequest.fromPartial({ action: contentStore.WriteAction.WRITE, ref, offset: at, data }));
+          at += data.length;
+          await reply();
+        }
+      }
+      await call.send(contentStore.WriteContentRequest.fromPartial({ action: contentStore.WriteAction.COMMIT, ref, total: size, offset: at, expected: digest }));
+      const committed = await reply();
+      if (committed.digest && committed.digest !== digest) throw new Error(`the client committed ${committed.digest.slice(0, 80)}`);
+      call.end();
+      for await (const _ of replies) { /* drain to the call's status */ }
+    } catch (err) {
+      call.cancel();
+      if (err instanceof GrpcCallError && err.code === ALREADY_EXISTS) return;
+      throw new Error(`writing ${digest.slice(0, 80)} to ${this.id} on the client: ${(err as Error).message}`);
+    } finally { done(); }
+  }
+}
