@@ -4,7 +4,7 @@ import { OPTIONS } from './options.js';
 
 /** The typed config; its fields mirror the dotted paths of OPTIONS (a test keeps them in step). */
 export interface BuildyardConfig {
-  redis: { url: string; keyPrefix: string };
+  redis: { url: string; cluster: boolean; keyPrefix: string };
   stateDir: string;
   sharedDir: string;
   blobStore: { type: 'fs' | 'registry'; repository: string };

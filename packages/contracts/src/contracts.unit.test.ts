@@ -11,7 +11,11 @@ test('every key lives under the one configured prefix', () => {
   const all = [k.builds, k.build('b'), k.buildSecrets('b'), k.frontend('f'), k.progress('b'), k.cache.blobRefs, k.cache.records('t'), k.cache.lru('t'),
     k.leases.expiries, k.leases.build('b'), k.scheduler.build('b'), k.scheduler.bullPrefix, k.scheduler.workerBeats,
     k.scheduler.platformWorkers('linux/amd64', 'native'), k.scheduler.idleConsumers('stages-w-w'), k.scheduler.wakeChannel('w')];
-  for (const key of all) assert.ok(key.startsWith('team-a:by:'), key);
+  // The scheduler's keys wrap their prefix in a hash tag (one Redis Cluster slot): `{team-a:by:sched}:...`.
+  for (const key of all) assert.ok(key.replace(/^\{([^{}]+)\}/, '$1').startsWith('team-a:by:'), key);
+  const sched = [k.scheduler.build('b'), k.scheduler.stage('b|p|s'), k.scheduler.bullPrefix, k.scheduler.workerBeats, k.scheduler.config,
+    k.scheduler.idleConsumers('q'), k.scheduler.tenantLimit('t'), k.scheduler.queues];
+  for (const key of sched) assert.ok(key.startsWith('{team-a:by:sched}:'), key);
   assert.equal(k.cache.tenantOfLru(k.cache.lru('acme')), 'acme');
   // The default keeps the names deployments already have.
   assert.equal(DEFAULT_KEYS.build('x'), 'buildyard:build:x');

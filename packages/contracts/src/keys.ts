@@ -42,32 +42,40 @@ export function describeQueueName(name: string): { kind: 'worker'; workerId: str
 
 /** The scheduler's keys under its own prefix (`<prefix>:sched` of the deployment's keys). */
 export function schedulerKeys(prefix: string) {
+  // Every scheduler key (BullMQ's too) carries one hash tag, `{<prefix>}`: the scheduler's Lua
+  // scripts move stages between builds, tenants and queues atomically, and Redis Cluster runs a
+  // script or MULTI only on keys of one slot. On a single Redis the braces are just characters.
+  const base = `{${prefix}}`;
   return {
     prefix,
-    bullPrefix: `${prefix}:bull`,
-    build: (buildId: string) => `${prefix}:build:${buildId}`,
-    buildStages: (buildId: string) => `${prefix}:build:${buildId}:stages`,
-    buildEvents: (buildId: string) => `${prefix}:build:${buildId}:events`,
-    stage: (ref: string) => `${prefix}:stage:${ref}`,
-    worker: (id: string) => `${prefix}:worker:${id}`,
+    /** `{prefix}`: what every key starts with (the Lua scripts' P). */
+    base,
+    bullPrefix: `${base}:bull`,
+    build: (buildId: string) => `${base}:build:${buildId}`,
+    buildStages: (buildId: string) => `${base}:build:${buildId}:stages`,
+    buildEvents: (buildId: string) => `${base}:build:${buildId}:events`,
+    stage: (ref: string) => `${base}:stage:${ref}`,
+    worker: (id: string) => `${base}:worker:${id}`,
     /** Sorted set: registered worker id -> heartbeat expiry (ms, Redis clock); dead ones by one range query. */
-    workerBeats: `${prefix}:workers:beats`,
+    workerBeats: `${base}:workers:beats`,
     /** Set: ids of draining workers (the scheduler's tick re-homes their queued jobs). */
-    workersDraining: `${prefix}:workers:draining`,
+    workersDraining: `${base}:workers:draining`,
     /** Sorted set: live, not draining worker ids of one platform and class -> heartbeat expiry. */
-    platformWorkers: (platform: string, cls: PlacementClass) => `${prefix}:platform:${platform}:${cls}`,
+    platformWorkers: (platform: string, cls: PlacementClass) => `${base}:platform:${platform}:${cls}`,
     /** Set: consumers of one stage queue waiting for work (a placement wakes as many as it added jobs). */
-    idleConsumers: (queue: string) => `${prefix}:idle:${queue}`,
+    idleConsumers: (queue: string) => `${base}:idle:${queue}`,
     /** Pub/sub: one worker's wake-ups (a queue name, or drain/undrain). */
-    wakeChannel: (workerId: string) => `${prefix}:wake:${workerId}`,
+    wakeChannel: (workerId: string) => `${base}:wake:${workerId}`,
     /** Set: tenants with ready stages that may claim now. */
-    tenants: `${prefix}:tenants`,
+    tenants: `${base}:tenants`,
     /** Set: tenants with ready stages held at their limit (back in `tenants` when a slot frees). */
-    tenantsHeld: `${prefix}:tenants:held`,
-    cancelChannel: `${prefix}:cancel`,
-    config: `${prefix}:config`,
+    tenantsHeld: `${base}:tenants:held`,
+    cancelChannel: `${base}:cancel`,
+    config: `${base}:config`,
+    /** String: one tenant's limit (a number or 'fleet'), overriding the configured one. */
+    tenantLimit: (tenant: string) => `${base}:tenant:${tenant}:limit`,
     /** Set of the stage queues jobs were placed on (the dashboard lists queues from it). */
-    queues: `${prefix}:queues`,
+    queues: `${base}:queues`,
   };
 }
 

@@ -1,4 +1,5 @@
--- Shared helpers, prepended to every script. ARGV[1] is the key prefix.
+-- Shared helpers, prepended to every script. ARGV[1] is the key prefix, `{prefix}` (a hash tag:
+-- every key below is in the slot of KEYS[1], the scheduler's config key, as Redis Cluster needs).
 local P = ARGV[1]
 local function skey(ref) return P..':stage:'..ref end
 local function bkey(bid) return P..':build:'..bid end

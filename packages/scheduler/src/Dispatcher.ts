@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { FlowProducer, Queue, type FlowJob, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connectRedis.js';
 import { platformQueueName, workerQueueName, type SchedulerKeys } from './keys.js';
 import type { AbortOutcome, StageDispatchInfo, StageStore } from './StageStore.js';
 import type { HolderStatus, PlatformCount, WorkerRegistry } from './WorkerRegistry.js';
@@ -74,7 +74,7 @@ export class Dispatcher {
   private again = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: SchedulerKeys,
     private readonly store: StageStore,
     private readonly registry: WorkerRegistry,

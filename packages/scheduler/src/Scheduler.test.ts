@@ -5,15 +5,29 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
-import { startRedis, until, type RedisService } from '@buildyard/testkit';
+import { startRedis, startRedisCluster, until, type RedisClusterService, type RedisService } from '@buildyard/testkit';
+import { connectRedis, type RedisTarget } from './connectRedis.js';
 import { schedulerKeys } from '@buildyard/contracts';
 import { NoWorkerError, Scheduler, StageConsumer, platformQueueName, stageRef, workerQueueName, type StageJob, type StageSpec } from './index.js';
 
 let redis: RedisService;
 let prefixSeq = 0;
-before(async () => { redis = await startRedis(); });
-after(async () => { await redis?.stop(); });
+// BUILDYARD_TEST_REDIS_CLUSTER=1 (Scheduler.cluster.test.ts) runs the suite on a 3-master Redis Cluster.
+const onCluster = process.env.BUILDYARD_TEST_REDIS_CLUSTER === '1';
+let redisCluster: RedisClusterService | undefined;
+let target: RedisTarget;
+before(async () => {
+  if (onCluster) {
+    redisCluster = await startRedisCluster();
+    target = { url: redisCluster.url, cluster: true };
+  } else {
+    redis = await startRedis();
+    target = redis.url;
+  }
+});
+after(async () => { await redis?.stop(); await redisCluster?.stop(); });
+/** A connection of the test's own (a cluster client on the cluster). */
+const probeRedis = () => connectRedis(target);
 
 // Short polls, but 5 s before a silent worker counts as dead: with 1 s, a CPU-starved but live
 // consumer was taken for dead (swept from the registry, losing its drain flag, or leaving a
@@ -26,7 +40,7 @@ interface Run { worker: string; buildId: string; stageId: string; start: number;
 /** A scheduler plus consumers in a private key prefix; everything is closed when the test ends. */
 function setup(t: TestContext, opts: { tenantLimit?: number } = {}) {
   const prefix = `t${process.pid}-${++prefixSeq}`;
-  const scheduler = new Scheduler(redis.url, { prefix, tickMs: 200, heartbeatTtlMs: FAST.heartbeatTtlMs, tenantLimit: opts.tenantLimit });
+  const scheduler = new Scheduler(target, { prefix, tickMs: 200, heartbeatTtlMs: FAST.heartbeatTtlMs, tenantLimit: opts.tenantLimit });
   const consumers: StageConsumer[] = [];
   const runs: Run[] = [];
   const errors: Error[] = [];
@@ -37,7 +51,7 @@ function setup(t: TestContext, opts: { tenantLimit?: number } = {}) {
   type Behaviour = (job: StageJob, signal: AbortSignal, worker: string) => Promise<unknown>;
   async function consumer(id: string, w: { native?: string[]; emulated?: string[]; capacity?: number; pollMs?: number }, behaviour?: Behaviour) {
     const c = new StageConsumer({
-      redis: redis.url, prefix, ...FAST, pollMs: w.pollMs ?? FAST.pollMs, onError: (e) => errors.push(e),
+      redis: target, prefix, ...FAST, pollMs: w.pollMs ?? FAST.pollMs, onError: (e) => errors.push(e),
       worker: { id, nativePlatforms: w.native ?? [AMD], emulatedPlatforms: w.emulated ?? [], capacity: w.capacity ?? 1 },
       handler: async (job, signal) => {
         const run: Run = { worker: id, buildId: job.buildId, stageId: job.stageId, start: performance.now(), end: 0, emulated: job.emulated, aborted: false, job };
@@ -238,7 +252,9 @@ test('cancel aborts the running handler and removes queued jobs', async (t) => {
   await scheduler.submitBuild({ buildId: 'k1', tenant: 't1', priority: 0,
     platforms: [{ platform: AMD, stages: [stage('a'), stage('b'), stage('c', ['a'])] }] });
   await until('a stage to start', () => runs.length === 1);
-  const q = new Queue(platformQueueName(AMD, 'native'), { connection: { host: redis.host, port: redis.port, password: redis.password }, prefix: `${prefix}:bull` });
+  const qConn = probeRedis();
+  t.after(() => qConn.quit());
+  const q = new Queue(platformQueueName(AMD, 'native'), { connection: qConn, prefix: schedulerKeys(prefix).bullPrefix });
   t.after(() => q.close());
   assert.equal(await q.getJobCountByTypes('wait', 'prioritized'), 1, 'the other stage is queued');
   assert.equal(await scheduler.cancelBuild('k1'), true);
@@ -254,9 +270,9 @@ test('cancel aborts the running handler and removes queued jobs', async (t) => {
   assert.equal(runs[0].aborted, true);
   assert.ok(state.stages.every((s) => s.status === 'cancelled'));
   assert.equal(await scheduler.cancelBuild('k1'), false, 'a finished build cannot be cancelled again');
-  const probe = new Redis(redis.url);
+  const probe = probeRedis();
   t.after(() => probe.quit());
-  const ttl = await probe.ttl(`${prefix}:build:k1:events`);
+  const ttl = await probe.ttl(schedulerKeys(prefix).buildEvents('k1'));
   assert.ok(ttl > 86_000 && ttl <= 86_400, `finished build expires (ttl ${ttl})`);
 });
 
@@ -270,7 +286,9 @@ test('a failing handler fails the build without a retry', async (t) => {
   assert.equal(state.status, 'failed');
   assert.equal(state.error, 'stage bad (linux/amd64) failed: RUN false: exit code 1');
   // BullMQ never runs a job again once it sits in the failed set, and nothing waits to retry it.
-  const q = new Queue(platformQueueName(AMD, 'native'), { connection: { host: redis.host, port: redis.port, password: redis.password }, prefix: `${prefix}:bull` });
+  const qConn = probeRedis();
+  t.after(() => qConn.quit());
+  const q = new Queue(platformQueueName(AMD, 'native'), { connection: qConn, prefix: schedulerKeys(prefix).bullPrefix });
   t.after(() => q.close());
   await until('the failed job to reach the failed set', async () => (await q.getJobCountByTypes('failed')) === 1);
   assert.deepEqual(await q.getJobCounts('wait', 'prioritized', 'delayed', 'active'), { wait: 0, prioritized: 0, delayed: 0, active: 0 });
@@ -344,7 +362,7 @@ test('a wake-up for a shared queue that its consumer cannot use goes on to anoth
   // takes first and which fills it; B, idle on the shared queue, must get the wake-up.
   const never = 3_600_000;
   const keys = schedulerKeys(prefix);
-  const probe = new Redis(redis.url);
+  const probe = probeRedis();
   t.after(() => probe.quit());
   const shared = platformQueueName(AMD, 'native');
   const gates = new Map([['x0', gate()], ['xb', gate()]]);
@@ -432,7 +450,7 @@ test('the fleet tenant limit: tenants that wait at once share the live slots equ
 test('a stage on a SIGKILLed worker completes on another worker', async (t) => {
   const { scheduler, consumer, runs, prefix } = setup(t);
   const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', fileURLToPath(new URL('./consumerChild.test-util.ts', import.meta.url))], {
-    env: { ...process.env, REDIS_URL: redis.url, PREFIX: prefix, WORKER_ID: 'doomed', PLATFORM: AMD, LIVENESS_MS: String(FAST.heartbeatTtlMs) },
+    env: { ...process.env, REDIS_URL: redisCluster?.url ?? redis.url, REDIS_CLUSTER: onCluster ? '1' : '', PREFIX: prefix, WORKER_ID: 'doomed', PLATFORM: AMD, LIVENESS_MS: String(FAST.heartbeatTtlMs) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
@@ -444,7 +462,7 @@ test('a stage on a SIGKILLed worker completes on another worker', async (t) => {
   // child's own queue (recovered by the scheduler's sweep).
   await scheduler.submitBuild({ buildId: 'kill1', tenant: 't1', priority: 0, platforms: [{ platform: AMD, stages: [
     stage('s1', [], { hangInChild: true }), stage('base'), stage('s2', ['base'], { hangInChild: true })] }] });
-  const probe = new Redis(redis.url);
+  const probe = probeRedis();
   t.after(() => probe.quit());
   await until('both stages to run in the child', async () => {
     const st = await scheduler.getBuild('kill1');

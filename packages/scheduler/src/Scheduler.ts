@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connectRedis.js';
 import { followBuildEvents } from './buildEvents.js';
 import { connectRedis, useRedis, type RedisTarget } from './connectRedis.js';
 import { Dispatcher, noWorkerMessage } from './Dispatcher.js';
@@ -37,13 +37,13 @@ export class NoWorkerError extends Error {
 export class Scheduler {
   readonly registry: WorkerRegistry;
   readonly keys: SchedulerKeys;
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly owned: boolean;
   private readonly store: StageStore;
   private readonly dispatcher: Dispatcher;
   private readonly ready: Promise<unknown>;
   private readonly timer: NodeJS.Timeout | undefined;
-  private readonly followers = new Set<Redis>();
+  private readonly followers = new Set<RedisClient>();
   private ticking = false;
 
   constructor(redis: RedisTarget, opts: SchedulerOptions = {}) {
@@ -137,7 +137,7 @@ export class Scheduler {
 
   /** Per-tenant override of the running-stage limit (0 = unlimited, null = back to the default). */
   async setTenantLimit(tenant: string, limit: number | null): Promise<void> {
-    const key = `${this.store.prefix}:tenant:${tenant}:limit`;
+    const key = this.keys.tenantLimit(tenant);
     if (limit === null) await this.redis.del(key);
     else await this.redis.set(key, limit);
     await this.releaseHeldTenants();

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connectRedis.js';
 import { connectRedis, type RedisTarget } from './connectRedis.js';
 import { MalformedRedisDataError, stageJobDataSchema, type StageJobData } from '@buildyard/contracts';
 import { Dispatcher } from './Dispatcher.js';
@@ -61,8 +61,8 @@ interface Running {
  * worker. The client handed to it duplicates into a view of the same connection instead, whose
  * quit/disconnect (BullMQ closing "its" connection) leave the shared one open.
  */
-function withoutBlockingConnection(redis: Redis): Redis {
-  const forward = (target: Redis, prop: string | symbol) => {
+function withoutBlockingConnection(redis: RedisClient): RedisClient {
+  const forward = (target: RedisClient, prop: string | symbol) => {
     const v = Reflect.get(target, prop, target) as unknown;
     return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
   };
@@ -90,8 +90,8 @@ export class StageConsumer {
   readonly id: string;
   private readonly opts: StageConsumerOptions;
   private readonly keys: SchedulerKeys;
-  private redis: Redis | undefined;
-  private sub: Redis | undefined;
+  private redis: RedisClient | undefined;
+  private sub: RedisClient | undefined;
   private registry: WorkerRegistry | undefined;
   private store: StageStore | undefined;
   private dispatcher: Dispatcher | undefined;

@@ -1,7 +1,7 @@
 // Build and stage state in Redis. Every state transition is one Lua script (DESIGN.md §6):
 // dependency bookkeeping, tenant slots, in-flight dedupe markers and the build's event stream
 // change together or not at all, so frontends and workers can all drive it concurrently.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connectRedis.js';
 import { fromRedis, jsonFromRedis, luaCommands, schedulerBuildHashSchema, stageHashSchema, traceContextSchema, type LuaCommand, type LuaScript } from '@buildyard/contracts';
 import { schedulerKeys, stageRef, type SchedulerKeys } from './keys.js';
 import type { BuildRequest, BuildState, StageJob, StagePlacement, StageState } from './types.js';
@@ -41,7 +41,9 @@ type Script = 'submit' | 'claim' | 'markQueued' | 'start' | 'complete' | 'fail' 
 // Every state transition is one script under ../lua, each after the shared prelude (key helpers;
 // ARGV[1] is the key prefix, ARGV[2] the time). All arguments are ARGV: keys derive from the prefix.
 const LUA_DIR = new URL('../lua/', import.meta.url);
-const script = (file: string): LuaScript => ({ files: ['prelude.lua', file], keys: 0 });
+// KEYS[1] is the scheduler's config key: it routes the call to the scheduler's slot on a Redis
+// Cluster (every key the script touches shares its hash tag, see schedulerKeys).
+const script = (file: string): LuaScript => ({ files: ['prelude.lua', file], keys: 1 });
 const SCRIPTS: Record<Script, LuaScript> = {
   submit: script('submit.lua'), claim: script('claim.lua'), markQueued: script('mark_queued.lua'), start: script('start.lua'),
   complete: script('complete.lua'), fail: script('fail.lua'), release: script('release.lua'), abort: script('abort.lua'),
@@ -126,13 +128,13 @@ export class StageStore {
 
   private readonly scripts: Record<Script, LuaCommand>;
 
-  constructor(readonly redis: Redis, readonly prefix: string) {
+  constructor(readonly redis: RedisClient, readonly prefix: string) {
     this.keys = schedulerKeys(prefix);
     this.scripts = luaCommands(redis, 'buildyard_sched', LUA_DIR, SCRIPTS);
   }
 
   private async run(name: Script, args: Array<string | number>): Promise<unknown> {
-    return this.scripts[name](this.prefix, Date.now(), ...args);
+    return this.scripts[name](this.keys.config, this.keys.base, Date.now(), ...args);
   }
 
 
@@ -180,7 +182,7 @@ export class StageStore {
     if (items.length === 0) return [];
     const p = this.redis.pipeline();
     const cmd = p as unknown as Record<string, (...a: string[]) => unknown>;
-    for (const it of items) cmd.buildyard_sched_markQueued(this.prefix, String(Date.now()), it.ref, it.queue, it.jobId);
+    for (const it of items) cmd.buildyard_sched_markQueued(this.keys.config, this.keys.base, String(Date.now()), it.ref, it.queue, it.jobId);
     return ((await p.exec()) ?? []).map(([err, v]) => { if (err) throw err; return v === 1; });
   }
 

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connectRedis.js';
 import { fromRedis, luaCommands, workerHashSchema, type LuaCommand, type LuaScript } from '@buildyard/contracts';
 import { useRedis, type RedisTarget } from './connectRedis.js';
 import { DEFAULT_PREFIX, schedulerKeys, type SchedulerKeys } from './keys.js';
@@ -40,7 +40,8 @@ export interface PlacementView {
 
 type Script = 'register' | 'heartbeat' | 'live' | 'dead' | 'drain' | 'remove' | 'view' | 'wake';
 const LUA_DIR = new URL('../lua/', import.meta.url);
-const script = (file: string): LuaScript => ({ files: ['prelude.lua', 'workers_prelude.lua', file], keys: 0 });
+// KEYS[1] routes the call to the scheduler's slot on a Redis Cluster (see StageStore).
+const script = (file: string): LuaScript => ({ files: ['prelude.lua', 'workers_prelude.lua', file], keys: 1 });
 const SCRIPTS: Record<Script, LuaScript> = {
   register: script('w_register.lua'), heartbeat: script('w_heartbeat.lua'), live: script('w_live.lua'), dead: script('w_dead.lua'),
   drain: script('w_drain.lua'), remove: script('w_remove.lua'), view: script('w_view.lua'), wake: script('w_wake.lua'),
@@ -64,7 +65,7 @@ function jsonList(text: string): string[] {
 export class WorkerRegistry {
   readonly keys: SchedulerKeys;
   readonly heartbeatTtlMs: number;
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly owned: boolean;
   private readonly scripts: Record<Script, LuaCommand>;
   /** What each worker's last heartbeat reported: an unchanged report is not written again. */
@@ -80,7 +81,7 @@ export class WorkerRegistry {
   }
 
   private run(name: Script, args: Array<string | number>): Promise<unknown> {
-    return this.scripts[name](this.keys.prefix, Date.now(), ...args);
+    return this.scripts[name](this.keys.config, this.keys.base, Date.now(), ...args);
   }
 
   /** Registers (or re-registers) a worker; `draining` carries a drain over a re-registration. */

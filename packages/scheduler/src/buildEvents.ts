@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connectRedis.js';
 import type { BuildEvent } from './types.js';
 
 const TERMINAL = new Set(['build-done', 'build-failed', 'build-cancelled']);
@@ -46,7 +46,7 @@ export function parseBuildEvent(buildId: string, id: string, flat: string[]): Bu
  * `exists` lets the loop notice a build id that was never submitted instead of waiting forever.
  */
 export async function* followBuildEvents(
-  conn: Redis,
+  conn: RedisClient,
   key: string,
   buildId: string,
   opts: { from?: string; signal?: AbortSignal; blockMs?: number; exists: () => Promise<boolean> },
