@@ -39,6 +39,16 @@ function mountsUnder(dir: string): string[] {
 
 const liveWorker = () => fx.cluster.workers.find((w) => w.process.child.exitCode === null && w.process.child.signalCode === null)!;
 
+/** Starts a build whose ADD downloads from the dripping server; answers once the worker is downloading. */
+async function dripDownload(name: string) {
+  const server = serve(82);
+  const buildId = `dl-${name}-${nonce}`;
+  const worker = liveWorker();
+  const build = solve(fx.cluster, fx.context(name, `FROM ${fx.cluster.busybox.reference}\nADD ${server.url} /payload\n`), { buildId, platforms: ['linux/amd64'], noCache: true });
+  await until('the worker to start the download', () => server.connections.length > 0, 60_000);
+  return { server, buildId, worker, build };
+}
+
 test('ADD from a server that accepts and never answers fails with a clear timeout error', { timeout: 120_000 }, async () => {
   const silent = serve(81);
   const outcome = await solve(fx.cluster, fx.context('silent', `FROM ${fx.cluster.busybox.reference}\nADD ${silent.url} /payload\n`), { platforms: ['linux/amd64'], noCache: true });
@@ -51,11 +61,7 @@ test('ADD from a server that accepts and never answers fails with a clear timeou
 });
 
 test('a cancel during a download closes the connection and frees the slot and the overlay mount at once', { timeout: 120_000 }, async () => {
-  const server = serve(82);
-  const buildId = `dl-cancel-${nonce}`;
-  const worker = liveWorker();
-  const build = solve(fx.cluster, fx.context('cancel', `FROM ${fx.cluster.busybox.reference}\nADD ${server.url} /payload\n`), { buildId, platforms: ['linux/amd64'], noCache: true });
-  await until('the worker to start the download', () => server.connections.length > 0, 60_000);
+  const { server, buildId, worker, build } = await dripDownload('cancel');
   assert.ok(mountsUnder(worker.stateDir).length > 0, 'the ADD step holds an overlay mount while it downloads');
   await unary(fx.cluster, 'cancel', { buildId }, fx.cluster.token);
   // Without the cancel reaching the download this never happens: the server drips forever.
@@ -71,11 +77,7 @@ test('a cancel during a download closes the connection and frees the slot and th
 });
 
 test('a worker killed mid-download leaves its mounts; the worker that starts next in its state dir reclaims them', { timeout: 180_000 }, async () => {
-  const server = serve(82);
-  const buildId = `dl-kill-${nonce}`;
-  const worker = liveWorker();
-  const build = solve(fx.cluster, fx.context('kill', `FROM ${fx.cluster.busybox.reference}\nADD ${server.url} /payload\n`), { buildId, platforms: ['linux/amd64'], noCache: true });
-  await until('the worker to start the download', () => server.connections.length > 0, 60_000);
+  const { server, buildId, worker, build } = await dripDownload('kill');
   const left = mountsUnder(worker.stateDir);
   assert.ok(left.length > 0, 'the ADD step holds an overlay mount');
   worker.process.kill('SIGKILL');
