@@ -74,12 +74,14 @@ async function runSync(
   // digest is in the base need no new proof.
   let req = await next('the entry list');
   let base: Map<string, ContextEntry> | undefined;
+  let baseList: readonly ContextEntry[] = [];
   const baseSize = new Map<string, number>();
   if (req.base) {
     const id = req.base.contextId;
     if ((await store.tenantHas(opts.tenant, id)) && (await store.content.has(id))) {
       base = new Map();
-      for (const e of await store.manifest(id)) {
+      baseList = await store.manifest(id);
+      for (const e of baseList) {
         base.set(e.path, e);
         if (isRegular(e)) baseSize.set(e.digest, e.size);
       }
@@ -154,7 +156,11 @@ async function runSync(
 
   const onEntriesDone = (): void => {
     let all: ContextEntry[];
-    if (base) {
+    // Only entries changed in place (the usual edit): the base's order holds, no sort needed.
+    const inPlace = base !== undefined && removed.size === 0 && [...received.keys()].every((p) => base!.has(p));
+    if (inPlace) {
+      all = baseList.map((e) => received.get(e.path) ?? e);
+    } else if (base) {
       all = [];
       for (const [path, e] of base) if (!removed.has(path) && !received.has(path)) all.push(e);
       all.push(...received.values());
@@ -172,7 +178,7 @@ async function runSync(
     if (bytesTotal > store.maxContextBytes) {
       throw new ContextError(`build context is larger than the limit of ${store.maxContextBytes} bytes; add large files to .dockerignore`, 'too-large');
     }
-    sorted = sortEntries(all);
+    sorted = inPlace ? all : sortEntries(all);
     validateEntrySet(sorted);
   };
 
