@@ -12,7 +12,8 @@ export type WorkerDiskRequest = z.infer<typeof workerDiskRequestSchema>;
 
 /** One part of a worker's state dir, as `du -s -B1` counts it (st_blocks, hardlinks once). */
 export const workerDiskPartSchema = z.object({
-  kind: z.enum(['snapshots', 'contexts']),
+  /** `cache`: the worker's local copy of blobs it fetched from the blob store (state dir `blobs/`). */
+  kind: z.enum(['snapshots', 'contexts', 'cache']),
   bytes: z.number(),
   /** What a prune could remove now (snapshots and contexts no running build uses). */
   reclaimableBytes: z.number(),

@@ -9,6 +9,7 @@ import type { WorkerRegistry } from '@buildyard/scheduler';
 const DESCRIPTION: Record<WorkerDiskPart['kind'], string> = {
   snapshots: 'layer snapshots (unpacked layers, shared by every tenant)',
   contexts: 'materialised build contexts',
+  cache: 'local copy of blobs fetched from the blob store',
 };
 /** A worker finishing a stage answers a prune only after it; a dead one never answers. */
 const WAIT_MS = 30_000;

@@ -131,12 +131,14 @@ export class WorkerDisk {
 
   /** The worker's state, part by part. `idle`: snapshots are reclaimable only while no stage runs. */
   async measure(idle: boolean): Promise<WorkerDiskPart[]> {
-    const [snapshots, contexts] = await Promise.all([diskBytes(join(this.opts.stateDir, 'snapshots')), diskBytes(this.contextsDir)]);
+    const [snapshots, contexts, cache] = await Promise.all([diskBytes(join(this.opts.stateDir, 'snapshots')), diskBytes(this.contextsDir), diskBytes(join(this.opts.stateDir, 'blobs'))]);
     let inUse = 0;
     for (const [id, use] of this.uses) if (use.stages > 0) inUse += await diskBytes(join(this.contextsDir, id.slice('sha256:'.length)));
     return [
       { kind: 'snapshots', bytes: snapshots, reclaimableBytes: idle ? snapshots : 0 },
       { kind: 'contexts', bytes: contexts, reclaimableBytes: Math.max(0, contexts - inUse) },
+      // Layers are fetched again from the blob store; no prune removes this local copy yet.
+      { kind: 'cache', bytes: cache, reclaimableBytes: 0 },
     ];
   }
 }
