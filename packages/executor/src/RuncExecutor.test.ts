@@ -9,6 +9,14 @@ import { bundles, canUseRunc, makeTestDir, processesMatching, runcIds, type Test
 
 const skip = canUseRunc ? false : 'needs root and runc';
 
+/** A stdout that aborts the step at its first output (the process is surely running then). */
+function abortOnOutput(): { controller: AbortController; out: PassThrough } {
+  const controller = new AbortController();
+  const out = new PassThrough();
+  out.on('data', () => controller.abort());
+  return { controller, out };
+}
+
 describe('RuncExecutor with real runc', { skip }, () => {
   let t: TestDir;
   let executor: RuncExecutor;
@@ -180,9 +188,7 @@ describe('RuncExecutor with real runc', { skip }, () => {
   });
 
   it('aborts via AbortSignal: kills, cleans up and throws AbortError', async () => {
-    const controller = new AbortController();
-    const out = new PassThrough();
-    out.on('data', () => controller.abort());
+    const { controller, out } = abortOnOutput();
     const started = Date.now();
     await assert.rejects(
       executor.run({ rootfs: t.rootfs, meta: meta('echo started; exec sleep 42'), mounts: [], stdout: out, signal: controller.signal }),
@@ -210,9 +216,7 @@ describe('RuncExecutor with real runc', { skip }, () => {
     const wrapper = join(t.dir, 'runc-without-kill');
     writeFileSync(wrapper, '#!/bin/sh\nfor a in "$@"; do [ "$a" = kill ] && exit 1; done\nexec runc "$@"\n', { mode: 0o755 });
     const stubborn = new RuncExecutor({ stateDir: t.stateDir, runcBinary: wrapper });
-    const controller = new AbortController();
-    const out = new PassThrough();
-    out.on('data', () => controller.abort());
+    const { controller, out } = abortOnOutput();
     const started = Date.now();
     await assert.rejects(
       stubborn.run({ rootfs: t.rootfs, meta: meta('echo started; exec sleep 144'), mounts: [], stdout: out, signal: controller.signal }),
