@@ -183,6 +183,9 @@ export class StageConsumer {
     await this.loopDone;
     this.passOnWakeUps();
     await Promise.all([...this.running.values()].map((r) => r.done));
+    // A finished stage's dependents are being placed (claimed, not yet queued): quitting Redis
+    // now would leave them 'dispatching' for ever, and their build hung (a drain in a rolling restart).
+    await this.dispatcher?.dispatch().catch((err) => this.report(err));
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     await this.dispatcher?.rehome(this.id).catch((err) => this.report(err));
     await Promise.all(this.sources.map((s) => s.worker.close().catch(() => undefined)));
