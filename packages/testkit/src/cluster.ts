@@ -38,6 +38,10 @@ export interface Cluster {
   addWorker(id?: string): Promise<ClusterWorker>;
   /** SIGKILLs the frontend and starts a new one on the same address (frontendProcess is replaced). */
   restartFrontend(): Promise<void>;
+  /** Starts another frontend (own state dir) on `listen` (default a free port); stop() ends it too. */
+  addFrontend(listen?: string): Promise<{ address: string; process: SupervisedProcess }>;
+  /** The environment every process of the cluster gets. */
+  env: Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -81,6 +85,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     cwd: repoRoot, env: { ...env, BUILDYARD_STATE_DIR: join(stateDir, 'frontend'), BUILDYARD_LISTEN: listen },
   });
   let frontendProcess = launchFrontend('127.0.0.1:0');
+  const extraFrontends: SupervisedProcess[] = [];
   const workers: ClusterWorker[] = [];
   let counter = 0;
   const addWorker = async (id = `worker-${++counter}`): Promise<ClusterWorker> => {
@@ -94,7 +99,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     return worker;
   };
   const stopAll = async () => {
-    await Promise.allSettled([frontendProcess.stop(), ...workers.map((w) => w.process.stop())]);
+    await Promise.allSettled([frontendProcess.stop(), ...extraFrontends.map((f) => f.stop()), ...workers.map((w) => w.process.stop())]);
     cleanupUnder(stateDir);
     await Promise.allSettled([redis.stop(), options.registry ? Promise.resolve() : registry.stop()]);
     await rm(stateDir, { recursive: true, force: true });
@@ -105,7 +110,15 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     await Promise.all(Array.from({ length: options.workers ?? 2 }, () => addWorker()));
     const cluster: Cluster = {
       frontend, address: frontend.replace(/^(tcp|tls):\/\//, ''), token: tokens.default, tenant: 'default', tokens,
-      redis, registry, busybox, workers, frontendProcess, stateDir, addWorker, stop: stopAll,
+      redis, registry, busybox, workers, frontendProcess, stateDir, addWorker, stop: stopAll, env,
+      addFrontend: async (listen = '127.0.0.1:0') => {
+        const p = supervise('buildyardd', process.execPath, [...tsxArgs, join(repoRoot, 'apps/buildyardd/src/main.ts')], {
+          cwd: repoRoot, env: { ...env, BUILDYARD_STATE_DIR: join(stateDir, `frontend-${extraFrontends.length + 2}`), BUILDYARD_LISTEN: listen },
+        });
+        extraFrontends.push(p);
+        const [, url] = await waitForLine(p, frontendLine);
+        return { address: url.replace(/^(tcp|tls):\/\//, ''), process: p };
+      },
       restartFrontend: async () => {
         frontendProcess.kill('SIGKILL');
         await frontendProcess.stop();

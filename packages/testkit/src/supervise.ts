@@ -56,7 +56,10 @@ export function supervise(name: string, command: string, args: string[], options
     child,
     output: () => log,
     kill(signal) {
-      for (const pid of childPids(child.pid)) process.kill(pid, signal);
+      for (const pid of childPids(child.pid)) {
+        // The watchdog's `sleep` is a child too, and may end between the listing and the kill.
+        try { process.kill(pid, signal); } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err; }
+      }
     },
     async stop() {
       liveServices.delete(service);
