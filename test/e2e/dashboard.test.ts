@@ -296,6 +296,10 @@ test('a build held by the tenant limit shows as waiting with why; build list col
     assert.equal(held?.held['tenant-limit'], 1, JSON.stringify(rows));
     await until('the tenant-limit gauge on /metrics', async () => /buildyard_stages_waiting\{platform="linux\/amd64",tenant="limited",reason="tenant-limit"\} 1/.test(await (await dash.api('/metrics')).text()), 30_000);
 
+    // The small build's page says what holds its stage (it was `ready` on worker `–`, unexplained).
+    await page.goto(`${dash.url}/builds/${small}`);
+    await page.locator('[data-platform="linux/amd64"] [data-stage] [data-field="waiting"]', { hasText: 'held by the tenant limit' }).waitFor({ timeout: 30_000 });
+
     // Builds list: both builds with their platforms, and the columns of the list.
     await page.goto(`${dash.url}/builds`);
     await page.locator(`tr[data-build="${small}"] td[data-field="platforms"]`, { hasText: 'linux/amd64' }).waitFor({ timeout: 30_000 });

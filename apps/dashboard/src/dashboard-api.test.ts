@@ -110,6 +110,10 @@ test('a stage held back by its tenant limit counts as waiting, with why, per pla
   assert.equal(row.waiting, 2, 'the queued stage and the held one');
   assert.deepEqual(row.held, { queued: 1, 'tenant-limit': 1 });
   assert.ok(row.why.some((w) => /tenant limit: tenant initech runs 1 stages/.test(w)), row.why.join('; '));
+  // The build page says the same on the stage card.
+  const page = await json<BuildDetail>(await own.dash.api(`/api/builds/small-${own.seed.prefix}`));
+  assert.equal(page.platforms[0].stages[0].waiting?.reason, 'tenant-limit');
+  assert.match(page.platforms[0].stages[0].waiting?.why ?? '', /tenant initech runs 1 stages/);
   await own.dash.sampler.sample();
   const metrics = await (await own.dash.api('/metrics')).text();
   assert.match(metrics, /buildyard_stages_waiting\{platform="linux\/arm64",tenant="initech",reason="tenant-limit"\} 1/);

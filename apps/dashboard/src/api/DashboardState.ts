@@ -6,7 +6,7 @@ import {
 } from '@buildyard/contracts';
 import { decodeEvent, type ProgressEvent } from '@buildyard/progress';
 import { askWorkersDisk } from '@buildyard/cache';
-import { Scheduler, WorkerRegistry, queueView, type BuildEvent, type BuildState, type StageState, type WorkerStatus } from '@buildyard/scheduler';
+import { Scheduler, WorkerRegistry, queueView, waitingStages, type BuildEvent, type BuildState, type QueueViewInput, type StageState, type WorkerStatus } from '@buildyard/scheduler';
 
 /** A stage as the Dockerfile has it (from its payload): what progress events name it by. */
 export interface StagePlanInfo { name?: string; index: number; platform: string }
@@ -318,20 +318,39 @@ export class DashboardState {
    * stages of the last hour. Builds are found through the frontend's build records.
    */
   async platformQueues(now = Date.now()): Promise<PlatformTenantRow[]> {
+    const { running, finished } = await this.schedulerBuilds(now);
+    return queueView({ running, finished, workers: await this.registry.list(), tenantLimit: this.tenantLimit, now });
+  }
+
+  /** The scheduler's running builds (of one tenant, or all) and those that failed in the last hour. */
+  private async schedulerBuilds(now: number, tenant?: string): Promise<{ running: QueueViewInput['running']; finished: BuildState[] }> {
     const ids = await this.records.idsSince(now - 24 * 3_600_000);
     const hashes = await this.records.hashes(ids);
-    const running: Array<{ state: BuildState; events: BuildEvent[] }> = [];
+    const running: QueueViewInput['running'] = [];
     const finished: BuildState[] = [];
     for (const [i, h] of hashes.entries()) {
       const unfinished = h.status === 'queued' || h.status === 'running';
       const recentFailure = h.status === 'failed' && Number(h.finishedMs ?? 0) >= now - 3_600_000;
-      if (!unfinished && !recentFailure) continue;
+      if ((!unfinished && !recentFailure) || (tenant !== undefined && h.tenant !== tenant)) continue;
       const state = await this.scheduler.getBuild(ids[i]);
       if (!state) continue;
       if (state.status === 'running') running.push({ state, events: await this.scheduler.eventsSoFar(ids[i]) });
       else if (state.status === 'failed') finished.push(state);
     }
-    return queueView({ running, finished, workers: await this.registry.list(), tenantLimit: this.tenantLimit, now });
+    return { running, finished };
+  }
+
+  /** What holds each waiting stage of a running build, weighed against its tenant's other builds. */
+  private async holds(state: BuildState, workers: WorkerStatus[], now = Date.now()): Promise<Map<string, StageView['waiting']>> {
+    const out = new Map<string, StageView['waiting']>();
+    if (state.status !== 'running') return out;
+    const { running } = await this.schedulerBuilds(now, state.tenant);
+    // A build without a record (submitted to the scheduler directly) still shows its own holds.
+    if (!running.some((b) => b.state.buildId === state.buildId)) running.push({ state, events: await this.scheduler.eventsSoFar(state.buildId) });
+    for (const w of waitingStages({ running, workers, tenantLimit: this.tenantLimit, now })) {
+      if (w.buildId === state.buildId) out.set(`${w.platform}\n${w.stageId}`, { reason: w.reason, why: w.why, sinceMs: w.sinceMs });
+    }
+    return out;
   }
 
   /** The progress events written so far (non-blocking read of the build's progress stream). */
@@ -344,6 +363,11 @@ export class DashboardState {
     return out;
   }
 
+  private async stageViewsOf(state: BuildState, events: BuildEvent[], progress: ProgressEvent[]): Promise<BuildDetail['platforms']> {
+    const workers = await this.registry.list();
+    return stageViews(state, events, progress, { plans: await this.stagePlans(state), workers, holds: await this.holds(state, workers) });
+  }
+
   async getBuild(buildId: string): Promise<BuildDetail | null> {
     const [summary, state] = await Promise.all([this.getSummary(buildId), this.scheduler.getBuild(buildId)]);
     if (!summary && !state) return null;
@@ -351,7 +375,7 @@ export class DashboardState {
     return {
       summary,
       scheduler: state ? { status: state.status, error: state.error ?? null, createdAt: state.createdAt, finishedAt: state.finishedAt ?? null, priority: state.priority } : null,
-      platforms: state ? stageViews(state, events, progress, await this.stagePlans(state), await this.registry.list()) : [],
+      platforms: state ? await this.stageViewsOf(state, events, progress) : [],
       warnings: state ? [] : ['the scheduler has no record of this build (expired or never planned); only the build record is shown'],
     };
   }
@@ -506,7 +530,13 @@ function entryView(r: CacheRecord): CacheEntryView {
 }
 
 /** Joins the scheduler's stage states, its events (timings) and the progress stream (vertices). */
-export function stageViews(state: BuildState, events: BuildEvent[], progress: ProgressEvent[], plans = new Map<string, StagePlanInfo>(), workers: WorkerStatus[] = []): BuildDetail['platforms'] {
+export function stageViews(state: BuildState, events: BuildEvent[], progress: ProgressEvent[], more: {
+  plans?: Map<string, StagePlanInfo>;
+  workers?: WorkerStatus[];
+  /** What holds each waiting stage, by `platform\nstageId`. */
+  holds?: Map<string, StageView['waiting']>;
+} = {}): BuildDetail['platforms'] {
+  const { plans = new Map<string, StagePlanInfo>(), workers = [], holds = new Map<string, StageView['waiting']>() } = more;
   const key = (platform: string, stageId: string) => `${platform}\n${stageId}`;
   const times = new Map<string, { queuedAt?: number; startedAt?: number; finishedAt?: number }>();
   for (const ev of events) {
@@ -544,13 +574,13 @@ export function stageViews(state: BuildState, events: BuildEvent[], progress: Pr
     const own = plan ? vertices.get(key(plan.platform, plan.name ?? String(plan.index))) : undefined;
     const vs = [...((own ?? vertices.get(key(s.platform, s.stageId)))?.values() ?? [])];
     const list = byPlatform.get(s.platform) ?? [];
-    list.push(stageView(s, t, vs, plan));
+    list.push({ ...stageView(s, t, vs, plan), waiting: holds.get(key(s.platform, s.stageId)) ?? null });
     byPlatform.set(s.platform, list);
   }
   return [...byPlatform.entries()].map(([platform, stages]) => ({ platform, stages }));
 }
 
-function stageView(s: StageState, t: { queuedAt?: number; startedAt?: number; finishedAt?: number }, vertices: VertexView[], plan: StagePlanInfo | undefined): StageView {
+function stageView(s: StageState, t: { queuedAt?: number; startedAt?: number; finishedAt?: number }, vertices: VertexView[], plan: StagePlanInfo | undefined): Omit<StageView, 'waiting'> {
   const startedAt = t.startedAt ?? null;
   const finishedAt = t.finishedAt ?? null;
   const ran = vertices.filter((v) => v.emulated !== null);

@@ -119,6 +119,8 @@ export interface StageView {
   name: string;
   /** The platform its steps run as: the build's, or the one of FROM --platform (e.g. $BUILDPLATFORM). */
   runsAs: string;
+  /** While it could run and does not: what holds it (tenant limit, busy workers, ...), since when. */
+  waiting: { reason: string; why: string; sinceMs: number } | null;
   status: string;
   dependsOn: string[];
   worker: string | null;

@@ -147,6 +147,7 @@ function StageCard(props: { s: StageView }) {
       {s.emulated === true ? <span class="badge warn" data-field="execution">emulated</span> : s.emulated === false ? <span class="badge" data-field="execution">native</span> : null}
       <div class="meta">worker {s.worker ?? '–'} · {duration(s.durationMs)}{s.attempts > 1 ? ` · attempt ${s.attempts}` : ''}</div>
       {s.dependsOn.length ? <div class="meta">after {s.dependsOn.join(', ')}</div> : null}
+      {s.waiting ? <div class="meta" data-field="waiting">waiting {duration(Math.max(0, Date.now() - s.waiting.sinceMs))}: {s.waiting.why}</div> : null}
       {s.error ? <div class="error">{s.error}</div> : null}
       <ul>{s.vertices.map((v) => <li key={v.digest}>{v.name} — {v.cached ? 'cached' : `${v.status} ${duration(v.durationMs)}${v.emulated === null ? '' : v.emulated ? ' (emulated)' : ' (native)'}`}</li>)}</ul>
     </div>
