@@ -449,8 +449,9 @@ export class BuildkitServer {
   }
 
   /**
-   * A git context: the frontend fetches it under the tenant's network policy (see
-   * @buildyard/control remoteContexts), shown as buildkitd's "[internal] load git source" step.
+   * A git or http(s) context: the frontend fetches it under the tenant's network policy (see
+   * @buildyard/control remoteContexts), shown as buildkitd's "[internal] load git source" or
+   * "[internal] load remote build context" step.
    * The Dockerfile is the repository's, unless `dockerfilekey` names a local (as dockerui).
    */
   private async loadGitContext(job: Job, ref: string, attrs: DockerfileAttrs, session: ClientSession, tenant: string): Promise<{ dockerfile: Buffer; dockerignore: Buffer | undefined; contextId: string }> {
@@ -469,7 +470,9 @@ export class BuildkitServer {
     };
     let got: Awaited<ReturnType<RemoteContexts['gitBuildContext']>>;
     try {
-      got = await this.opts.frontend.remoteContexts.gitBuildContext(tenant, attrs.contextUrl, { dockerfileName: attrs.filename, ...(local ? { dockerfile: local } : {}), keepGitDir: keepGitDirArg(attrs.buildArgs) }, steps, signal);
+      got = attrs.contextIsHttp
+        ? await this.opts.frontend.remoteContexts.httpBuildContext(tenant, attrs.contextUrl, { dockerfileName: attrs.filename, ...(local ? { dockerfile: local } : {}) }, steps, signal)
+        : await this.opts.frontend.remoteContexts.gitBuildContext(tenant, attrs.contextUrl, { dockerfileName: attrs.filename, ...(local ? { dockerfile: local } : {}), keepGitDir: keepGitDirArg(attrs.buildArgs) }, steps, signal);
     } catch (err) {
       throw err instanceof RemoteContextError ? serviceError(status.FAILED_PRECONDITION, err.message) : err;
     }

@@ -7,13 +7,15 @@ import { dockerfileAttrs, UnsupportedRequest, unknownAttrs } from './solveReques
 
 const solve = (FrontendAttrs: Record<string, string>) => buildkit.SolveRequest.fromPartial({ Frontend: 'dockerfile.v0', FrontendAttrs });
 
-test('a git URL in `context` is a git context; an http tarball is refused in one line; a local name is not a URL', () => {
+test('a git URL in `context` is a git context; another http(s) URL is a download (tarball or Dockerfile); a local name is not a URL', () => {
   const git = dockerfileAttrs(solve({ context: 'https://example.com/app.git#main:sub' }));
   assert.equal(git.contextUrl, 'https://example.com/app.git#main:sub');
   assert.equal(git.forceLocalDockerfile, false);
   assert.equal(dockerfileAttrs(solve({ context: 'git@github.com:a/b.git', dockerfilekey: 'dockerfile' })).forceLocalDockerfile, true);
   assert.equal(dockerfileAttrs(solve({})).contextUrl, '');
-  assert.throws(() => dockerfileAttrs(solve({ context: 'https://example.com/ctx.tar.gz' })), (e: Error) => e instanceof UnsupportedRequest && /http\(s\) tarball contexts are not supported/.test(e.message));
+  assert.equal(git.contextIsHttp, false);
+  const tarball = dockerfileAttrs(solve({ context: 'https://example.com/ctx.tar.gz' }));
+  assert.deepEqual([tarball.contextUrl, tarball.contextIsHttp], ['https://example.com/ctx.tar.gz', true]);
   assert.deepEqual(unknownAttrs(solve({ context: 'https://example.com/app.git', 'context:x': 'local:x' })), []);
 });
 

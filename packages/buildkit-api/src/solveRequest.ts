@@ -17,8 +17,10 @@ export interface DockerfileAttrs {
   noCache: boolean;
   noCacheFilter: string[];
   network: string;
-  /** A git URL given as the context (buildx's git contexts, `--opt context=`): fetched by the server. */
+  /** A git or http(s) URL given as the context (buildx's remote contexts, `--opt context=`): fetched by the server. */
   contextUrl: string;
+  /** `contextUrl` is an http(s) download (a tarball, or a lone Dockerfile), not a git repository. */
+  contextIsHttp: boolean;
   /** `dockerfilekey` was given: the Dockerfile comes from that local even with a git context. */
   forceLocalDockerfile: boolean;
   /** `context:NAME` attributes (buildx --build-context): NAME (with an optional `::os/arch`) ->
@@ -61,8 +63,9 @@ export function dockerfileAttrs(req: buildkit.SolveRequest): DockerfileAttrs {
   let contextUrl = '';
   let git;
   try { git = parseGitRef(contextValue); } catch (err) { throw new UnsupportedRequest((err as Error).message); }
-  if (git) contextUrl = contextValue;
-  else if (/^https?:\/\//i.test(contextValue)) throw new UnsupportedRequest(`context ${contextValue.slice(0, 200)}: http(s) tarball contexts are not supported through this endpoint; use a git URL (…/repo.git#ref:dir) or a local directory`);
+  // Not a git URL but http(s): a tarball (or a lone Dockerfile) the frontend downloads.
+  const httpContext = !git && /^https?:\/\//i.test(contextValue);
+  if (git || httpContext) contextUrl = contextValue;
   const pick = (prefix: string) => Object.fromEntries(Object.entries(attrs).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
   const noCache = 'no-cache' in attrs;
   // dockerui: plain integers (bytes), and comma lists whose entries hold no commas.
@@ -82,6 +85,7 @@ export function dockerfileAttrs(req: buildkit.SolveRequest): DockerfileAttrs {
     noCacheFilter: noCache && attrs['no-cache'] ? attrs['no-cache'].split(',').map((s) => s.trim()).filter(Boolean) : [],
     network: attrs['force-network-mode'] === 'sandbox' ? 'default' : (attrs['force-network-mode'] ?? ''),
     contextUrl,
+    contextIsHttp: httpContext,
     forceLocalDockerfile: 'dockerfilekey' in attrs,
     namedContexts: pick('context:'),
     addHosts: list('add-hosts'),

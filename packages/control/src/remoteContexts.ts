@@ -8,11 +8,11 @@
 // them. A checkout is stored once per tenant and commit: a second build of the same commit only
 // asks the remote which commit the ref names (ls-remote) and fetches nothing.
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isRegular, readManifest, sortEntries, storeDirectory, type ContextEntry, type ContextStore } from '@buildyard/context';
 import { compileDockerignore, parseDockerignore, type NamedContextSource } from '@buildyard/dockerfile';
-import { fetchGit, GitFetchError, GitRefError, parseGitRef, resolveGitCommit, type GitRef } from '@buildyard/fileop';
+import { downloadUrl, extractArchive, fetchGit, FileOpError, GitFetchError, GitRefError, httpLimitsOf, parseGitRef, resolveGitCommit, sniffArchive, type GitRef } from '@buildyard/fileop';
 import type { VertexRef } from '@buildyard/progress';
 import type { SolveRequest } from '@buildyard/proto';
 
@@ -76,9 +76,58 @@ export class RemoteContexts {
     if (!ref) throw new RemoteContextError(`context ${url.slice(0, 200)} is not a git URL: use https://host/repo.git#ref:dir, git://... or a directory`);
     if (o.keepGitDir !== undefined) ref.keepGitDir = o.keepGitDir;
     const fetched = await this.fetch(tenant, ref, url, progress, signal);
-    const entries = await readManifest(this.opts.contexts, fetched.contextId);
+    return this.withDockerfile(tenant, fetched.contextId, url, o, 'the repository\'s directory');
+  }
+
+  /**
+   * An http(s) URL as the build context (buildctl/buildx `context=https://host/ctx.tar.gz`), as
+   * BuildKit's Dockerfile frontend takes one: a tar archive (plain, gzip, bzip2 or xz) is the
+   * context; any other file is the Dockerfile, alone in its context. Downloaded on the frontend
+   * with ADD <url>'s download (its limits, retries, and the tenant's egress policy vetting every
+   * address it connects to), shown as BuildKit's "[internal] load remote build context" step.
+   */
+  async httpBuildContext(tenant: string, url: string, o: { dockerfileName: string; dockerfile?: Buffer }, progress: SourceProgress, signal: AbortSignal): Promise<{ contextId: string; dockerfile: Buffer; dockerignore: Buffer }> {
+    let parsed: URL;
+    try { parsed = new URL(url); } catch { throw new RemoteContextError(`context ${redact(url).slice(0, 200)} is not a valid URL: use https://host/ctx.tar.gz`); }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new RemoteContextError(`context ${redact(url).slice(0, 200)}: only http(s) URLs are downloaded`);
+    const vertex: VertexRef = {
+      digest: `sha256:${createHash('sha256').update(`http context\0${url}`).digest('hex')}`,
+      name: '[internal] load remote build context', platform: '', stage: '', step: 0, steps: 0, workerId: '', emulated: false,
+    };
+    const startedMs = Date.now();
+    await progress.started(vertex, startedMs);
+    const workDir = join(this.opts.scratchDir, randomUUID());
+    try {
+      const root = join(workDir, 'root');
+      const file = join(workDir, 'download');
+      await mkdir(root, { recursive: true });
+      await downloadUrl(parsed, file, httpLimitsOf({
+        signal, refuseAddress: this.opts.policy?.(tenant), timeoutMs: this.opts.timeoutMs ?? 600_000,
+        ...(this.opts.connectTimeoutMs ? { connectTimeoutMs: this.opts.connectTimeoutMs } : {}), ...(this.opts.idleTimeoutMs ? { idleTimeoutMs: this.opts.idleTimeoutMs } : {}),
+      }));
+      const compression = await sniffArchive(file);
+      if (compression) await extractArchive({ archivePath: file, compression, destRoot: root, dir: root, label: redact(url) });
+      else await rename(file, join(root, o.dockerfileName.replace(/^\.?\/+/, '') || 'Dockerfile'));
+      const { contextId } = await storeDirectory(this.opts.contexts, root, { tenant });
+      const got = await this.withDockerfile(tenant, contextId, url, o, 'the archive');
+      await progress.finished(vertex, startedMs);
+      return got;
+    } catch (err) {
+      // ADD's download names itself in its errors; here the URL is the build context.
+      const message = err instanceof FileOpError ? err.message.replace(/^ADD /, 'context ') : err instanceof RemoteContextError ? err.message : `context ${redact(url)}: ${(err as Error).message}`;
+      await progress.failed(vertex, startedMs, message).catch(() => {});
+      if (signal.aborted) throw err;
+      throw new RemoteContextError(message);
+    } finally {
+      await rm(workDir, { recursive: true, force: true });
+    }
+  }
+
+  /** A fetched context with its Dockerfile (given, or read from it) and its .dockerignore applied. */
+  private async withDockerfile(tenant: string, contextId: string, url: string, o: { dockerfileName: string; dockerfile?: Buffer }, root: string): Promise<{ contextId: string; dockerfile: Buffer; dockerignore: Buffer }> {
+    const entries = await readManifest(this.opts.contexts, contextId);
     const name = o.dockerfileName;
-    const dockerfile = o.dockerfile ?? await this.read(entries, name, `${name} not found in ${redact(url)}: check the path given with -f (relative to the repository's directory)`);
+    const dockerfile = o.dockerfile ?? await this.read(entries, name, `${name} not found in ${redact(url)}: check the path given with -f (relative to ${root})`);
     const dockerignore = (await this.readOptional(entries, `${name}.dockerignore`)) ?? (await this.readOptional(entries, '.dockerignore')) ?? Buffer.alloc(0);
     let patterns: string[];
     try {
@@ -86,8 +135,7 @@ export class RemoteContexts {
     } catch (err) {
       throw new RemoteContextError(`.dockerignore of ${redact(url)}: ${(err as Error).message}`);
     }
-    const contextId = await this.opts.contexts.putManifest(filterEntries(entries, patterns), tenant);
-    return { contextId, dockerfile, dockerignore };
+    return { contextId: await this.opts.contexts.putManifest(filterEntries(entries, patterns), tenant), dockerfile, dockerignore };
   }
 
   /**

@@ -1,7 +1,7 @@
 // COPY / ADD / WORKDIR / heredoc file operations over plain directories, with Docker/BuildKit
 // semantics. The caller resolves Dockerfile words, WORKDIR and --chown before calling.
 export { copy, type CopyOptions, type CopyResult } from './copy.js';
-export { addUrl, urlFileName, type AddUrlOptions, type AddUrlResult, type FetchedUrl } from './addUrl.js';
+export { addUrl, urlFileName, downloadUrl, httpLimitsOf, type AddUrlOptions, type AddUrlResult, type FetchedUrl } from './addUrl.js';
 export { revalidateUrl, DirUrlValidatorStore, type RevalidateOptions, type UrlRevision, type UrlValidator, type UrlValidatorStore } from './revalidateUrl.js';
 export { mkdir, type MkdirOptions } from './mkdir.js';
 export { mkfile, type MkfileOptions } from './mkfile.js';
