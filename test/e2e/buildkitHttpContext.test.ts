@@ -14,7 +14,7 @@ import { useOutsideCluster } from './security/outsideCluster.js';
 import { UrlServer } from './urlServerControl.js';
 import { Buildkitd } from '../conformance/lib/buildkit.js';
 
-const tools = referenceTools('buildctl', 'buildkitd');
+const tools = referenceTools('buildctl', 'buildkitd', 'docker-buildx');
 const skip = process.getuid?.() !== 0 ? 'needs root (a cluster and a network namespace)' : tools.missing ?? false;
 const port = await freePort();
 let server: UrlServer;
@@ -75,6 +75,18 @@ test('a tarball URL is the build context: its Dockerfile and files build, shown 
   assert.match(ref.stderr, /^#\d+ \[internal\] load remote build context$/m);
   assert.deepEqual(execFileSync('find', ['.', '-maxdepth', '1', '-name', '*.txt'], { cwd: got.out, encoding: 'utf8' }), execFileSync('find', ['.', '-maxdepth', '1', '-name', '*.txt'], { cwd: ref.out, encoding: 'utf8' }));
   assert.equal(readFileSync(join(ref.out, 'hello.txt'), 'utf8'), `hello ${nonce}\n`);
+  // docker buildx build URL: buildx hands the URL to the frontend as the context attribute.
+  const config = mkdtempSync(join(tmpdir(), 'buildyard-http-context-buildx-'));
+  const buildx = (...args: string[]) => new Promise<Run>((resolveRun) => {
+    execFile(tools.paths['docker-buildx'], args, { env: { ...process.env, BUILDX_CONFIG: config }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      resolveRun({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+  const created = await buildx('create', '--name', 'httpctx', '--driver', 'remote', `tcp://127.0.0.1:${port}`);
+  assert.equal(created.code, 0, created.stderr);
+  const viaBuildx = await buildx('--builder', 'httpctx', 'build', '--progress', 'plain', '--no-cache', '-o', `type=local,dest=${join(config, 'out')}`, `${server.base}/ctx-${nonce}.tar`);
+  assert.equal(viaBuildx.code, 0, viaBuildx.stderr);
+  assert.equal(readFileSync(join(config, 'out', 'hello.txt'), 'utf8'), `hello ${nonce}\n`);
 });
 
 test('a URL that is no archive is the Dockerfile itself', { skip }, async () => {
