@@ -304,6 +304,7 @@ test('a build held by the tenant limit shows as waiting with why; build list col
     await page.goto(`${dash.url}/builds`);
     await page.locator(`tr[data-build="${small}"] td[data-field="platforms"]`, { hasText: 'linux/amd64' }).waitFor({ timeout: 30_000 });
     assert.equal(await page.locator(`tr[data-build="${big}"] td[data-field="platforms"]`).textContent(), 'linux/arm64');
+    assert.equal(await page.locator(`tr[data-build="${small}"] td[data-field="images"]`).textContent(), `${cluster.registry.host}/e2e/small:1`, 'the image name shows before anything is pushed');
     const headers = await page.locator('table[data-testid="builds"] thead th').allTextContents();
     for (const h of ['images', 'platforms', 'queued', 'ran', 'error']) assert.ok(headers.includes(h), `column ${h} in ${headers.join(', ')}`);
 
@@ -341,7 +342,7 @@ test('a build held by the tenant limit shows as waiting with why; build list col
 
     // Builds list after: the small build waited for the slot (queue time) and ran briefly.
     await page.goto(`${dash.url}/builds`);
-    await page.locator(`tr[data-build="${small}"] td[data-field="images"]`, { hasText: `${cluster.registry.host}/e2e/small` }).waitFor({ timeout: 30_000 });
+    await page.locator(`tr[data-build="${small}"] td[data-field="status"]`, { hasText: 'succeeded' }).waitFor({ timeout: 30_000 });
     const summary = (await api<{ builds: BuildSummary[] }>('/api/builds?tenant=limited')).builds.find((b) => b.buildId === small)!;
     assert.equal(summary.status, 'succeeded');
     assert.ok(summary.queueMs !== null && summary.queueMs >= seenWaitingAt - summary.createdMs, `queued ${summary.queueMs} ms, seen waiting ${seenWaitingAt - summary.createdMs} ms after it was created`);

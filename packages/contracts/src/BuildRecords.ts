@@ -39,12 +39,14 @@ export const buildRecordHashSchema = z.object({
   buildArgs: jsonMap,
   noCache: z.preprocess((v) => v === '1' || v === true, z.boolean()),
   network: z.string().default(''),
+  // The image names its outputs name (shown while it runs, before anything is pushed).
+  images: jsonList,
 });
 
 export type BuildRecord = z.output<typeof buildRecordHashSchema>;
 
 /** What a build was asked for, recorded when it starts (history inspect shows it). */
-export type BuildRequestFields = Pick<BuildRecord, 'context' | 'dockerfile' | 'target' | 'buildArgs' | 'noCache' | 'network'>;
+export type BuildRequestFields = Pick<BuildRecord, 'context' | 'dockerfile' | 'target' | 'buildArgs' | 'noCache' | 'network' | 'images'>;
 
 /** Reads a build hash; throws MalformedRedisDataError when it is not one. */
 export function buildRecordFromHash(hash: Record<string, string>): BuildRecord {
@@ -68,6 +70,7 @@ export class BuildRecords {
     const asked = {
       context: record.context ?? '', dockerfile: record.dockerfile ?? '', target: record.target ?? '',
       buildArgs: JSON.stringify(record.buildArgs ?? {}), noCache: record.noCache ? '1' : '0', network: record.network ?? '',
+      images: JSON.stringify(record.images ?? []),
     };
     await this.redis.multi()
       .hset(key, { buildId: record.buildId, tenant: record.tenant, status: 'queued', platforms: JSON.stringify(record.platforms), createdMs: now, finishedMs: 0, digest: '', error: '', verticesTotal: 0, verticesCached: 0, pushed: '[]', coordinator: record.coordinator, ...asked })

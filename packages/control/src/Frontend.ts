@@ -401,6 +401,7 @@ export class Frontend {
     await this.records.create({
       buildId, tenant, platforms: req.platforms, coordinator: this.id,
       context: req.contextName, dockerfile: req.dockerfileName, target: req.target, buildArgs: req.buildArgs, noCache: req.noCache, network: req.network,
+      images: checked.outputs.flatMap((o) => o.names),
     });
     // Kept for a takeover, before the runner starts (secrets go sealed, with the runner's first step).
     await this.requests.save(buildId, req);

@@ -61,13 +61,18 @@ export function toBuildSummary(h: Record<string, string>): BuildSummary {
     durationMs: finishedMs && createdMs ? finishedMs - createdMs : null,
     digest, error, verticesTotal, verticesCached,
     cacheHitRatio: verticesTotal > 0 ? verticesCached / verticesTotal : null,
-    pushed, ...derived(pushed, error),
+    pushed, ...derived(pushed, error, record.images),
   };
 }
 
-/** Image names from pushed references (`host/repo:tag@sha256:...` -> `host/repo:tag`), the error's first line; timings come later. */
-function derived(pushed: string[], error: string): Pick<BuildSummary, 'images' | 'errorLine' | 'queueMs' | 'runMs'> {
-  return { images: [...new Set(pushed.map((p) => p.replace(/@sha256:[0-9a-f]+$/, '')))], errorLine: error.split('\n')[0] ?? '', queueMs: null, runMs: null };
+/**
+ * The image names its outputs asked for (the record has them from the start), else those of its
+ * pushed references without their digest (records of older frontends); the error's first line.
+ * Timings come later.
+ */
+function derived(pushed: string[], error: string, asked: string[]): Pick<BuildSummary, 'images' | 'errorLine' | 'queueMs' | 'runMs'> {
+  const images = asked.length > 0 ? asked : [...new Set(pushed.map((p) => p.replace(/@sha256:[0-9a-f]+$/, '')))];
+  return { images, errorLine: error.split('\n')[0] ?? '', queueMs: null, runMs: null };
 }
 
 function looseSummary(h: Record<string, string>): BuildSummary {
@@ -90,7 +95,7 @@ function looseSummary(h: Record<string, string>): BuildSummary {
     verticesCached: cached,
     cacheHitRatio: total > 0 ? cached / total : null,
     pushed: json<string[]>(h.pushed, []),
-    ...derived(json<string[]>(h.pushed, []), h.error ?? ''),
+    ...derived(json<string[]>(h.pushed, []), h.error ?? '', json<string[]>(h.images, [])),
   };
 }
 

@@ -18,7 +18,7 @@ export interface BuildSummary {
   /** verticesCached / verticesTotal, null before any vertex is known. */
   cacheHitRatio: number | null;
   pushed: string[];
-  /** Image names the build pushed (pushed references without their digest). */
+  /** Image names its outputs name (from the start), else those it pushed without their digest. */
   images: string[];
   /** The first line of `error`, for the list. */
   errorLine: string;
