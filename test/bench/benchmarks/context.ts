@@ -2,11 +2,12 @@
 // upload), and full-upload throughput vs a plain `tar -c | socat` stream over loopback. Then
 // issue 18's build rows with BuildKit as the peer: a build that bind-mounts the context and
 // reads every file, first and after a one-file change, on the same generated contexts.
-import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { credentials } from '@grpc/grpc-js';
 import { syncContext } from '@buildyard/context';
 import { ContextSyncClient, ControlClient, SolveRequest, type SolveEvent } from '@buildyard/proto';
@@ -40,13 +41,13 @@ async function tarOverLoopback(dir: string): Promise<number> {
 }
 
 /** One build as the CLI does it (hash cache and delta base in `cacheDir`): sync, then Solve to the end. */
-async function buildyardBuild(cluster: Cluster, contextDir: string, dockerfile: string, cacheDir: string): Promise<void> {
+async function buildyardBuild(cluster: Cluster, contextDir: string, dockerfile: string, cacheDir: string, request: Partial<SolveRequest> = {}): Promise<void> {
   const sync = new ContextSyncClient(cluster.address, credentials.createInsecure());
   const control = new ControlClient(cluster.address, credentials.createInsecure());
   try {
     const { contextId } = await syncContext(sync, contextDir, { metadata: bearer(cluster.token), cacheDir });
     let error: SolveEvent['error'];
-    for await (const e of control.solve(SolveRequest.fromPartial({ dockerfile: Buffer.from(dockerfile), dockerfileName: 'Dockerfile', contextId, platforms: ['linux/amd64'] }), bearer(cluster.token))) {
+    for await (const e of control.solve(SolveRequest.fromPartial({ dockerfile: Buffer.from(dockerfile), dockerfileName: 'Dockerfile', contextId, platforms: ['linux/amd64'], ...request }), bearer(cluster.token))) {
       error ??= (e as SolveEvent).error;
     }
     if (error) throw new Error(`build of ${contextDir} failed: ${error.message}`);
@@ -96,6 +97,41 @@ async function buildRows(ctx: Parameters<Benchmark['run']>[0], work: string, fil
   }
 }
 
+/**
+ * Issue 18's no-change row: examples/multi-stage for linux/amd64 and linux/arm64, pushed, built
+ * cold and then again unchanged, by both builders (2 workers; BuildKit runs arm64 under QEMU).
+ */
+async function noChangeRow(ctx: Parameters<Benchmark['run']>[0], work: string): Promise<ReturnType<typeof lowerIsBetter>> {
+  const example = fileURLToPath(new URL('../../../examples/multi-stage', import.meta.url));
+  let cluster: Cluster | undefined;
+  let bk: Buildkitd | undefined;
+  try {
+    cluster = await startCluster({ workers: 2 });
+    bk = await Buildkitd.start(cluster.registry.host);
+    const { buildctl } = buildkitBinaries();
+    const dockerfile = await readFile(join(example, 'Dockerfile'), 'utf8');
+    const platforms = ['linux/amd64', 'linux/arm64'];
+    const request = { platforms, buildArgs: { BASE: cluster.busybox.reference }, outputs: [{ type: 'image', attrs: { name: `${cluster.registry.host}/bench/by:1`, push: 'true' } }] };
+    const cacheDir = join(work, 'cli-cache-multi');
+    const buildyard = () => buildyardBuild(cluster!, example, dockerfile, cacheDir, request);
+    const buildkit = () => runCommand(buildctl, ['--addr', bk!.addr, 'build', '--frontend', 'dockerfile.v0', '--local', `context=${example}`, '--local', `dockerfile=${example}`,
+      '--opt', `platform=${platforms.join(',')}`, '--opt', `build-arg:BASE=${cluster!.busybox.reference}`, '--output', `type=image,name=${cluster!.registry.host}/bench/bk:1,push=true,registry.insecure=true`], { timeoutMs: 600_000 });
+    await buildyard();
+    await buildkit();
+    const by: number[] = [];
+    const peer: number[] = [];
+    for (let i = 0; i < (ctx.quick ? 3 : 7); i++) {
+      if (i % 2 === 0) { by.push((await timed(buildyard)).ms); peer.push((await timed(buildkit)).ms); }
+      else { peer.push((await timed(buildkit)).ms); by.push((await timed(buildyard)).ms); }
+    }
+    ctx.log(`multi-stage, 2 platforms, push, nothing changed: ${by.map((m) => m.toFixed(0)).join(',')} vs ${peer.map((m) => m.toFixed(0)).join(',')} ms`);
+    return lowerIsBetter({ benchmark: 'context', metric: 'multi-stage, 2 platforms, push, nothing changed', unit: 'ms', buildyard: median(by), peer: median(peer), peerName: 'buildctl build (buildkitd v0.11.6)', note: `median of ${by.length}; buildyard: 2 workers, CLI-like sync` }, 0.5);
+  } finally {
+    await bk?.stop();
+    await cluster?.stop();
+  }
+}
+
 export const contextBenchmark: Benchmark = {
   name: 'context',
   title: 'context sync: one-file change and throughput vs tar | socat',
@@ -134,6 +170,7 @@ export const contextBenchmark: Benchmark = {
       cluster = undefined;
       const builds = [...await buildRows(ctx, work, 2_000, 20 * 1024 ** 2)];
       if (!ctx.quick) builds.push(...await buildRows(ctx, work, 20_000, 200 * 1024 ** 2));
+      builds.push(await noChangeRow(ctx, work));
       return [
         ...builds,
         lowerIsBetter({ benchmark: 'context', metric: 'one-file change: bytes re-sent', unit: 'B', buildyard: median(changeBytes), peer: full.value.bytesUploaded, peerName: 'full upload', target: '< 0.01x' }, 0.01),
