@@ -146,7 +146,7 @@ test('a running build leases the layers its finished stages produced; the leases
   const gate = gateName('lease');
   writeFileSync(join(context, 'Dockerfile'), `FROM ${cluster.busybox.reference} AS first\nRUN echo ${gate} > /a\nFROM first\nRUN ${gates.wait(gate)}\n`);
   const buildId = gate;
-  const leaseKey = `buildyard:leases:build:${buildId}`;
+  const leaseKey = DEFAULT_KEYS.leases.build(buildId);
   try {
     const building = solve(cluster, context, { platforms: ['linux/amd64'], buildId });
     building.catch(() => undefined); // awaited below

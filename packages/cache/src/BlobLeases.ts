@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
-import { DEFAULT_KEYS, luaCommands, type LuaCommand, type RedisKeys } from '@buildyard/contracts';
+import { DEFAULT_KEYS, luaCommands, type LuaCommand, type LuaScript, type RedisKeys } from '@buildyard/contracts';
 
 // Taking a lease and listing live ones (dropping expired ones) are scripts under ../lua.
 const LUA_DIR = new URL('../lua/', import.meta.url);
-const SCRIPTS = { lease: { files: ['lease.lua'], keys: 2 }, leased: { files: ['leased.lua'], keys: 1 } };
+const SCRIPTS: Record<'lease' | 'leased', LuaScript> = { lease: { files: ['lease.lua'], keys: 2 }, leased: { files: ['leased.lua'], keys: 'dynamic' } };
 
 /**
  * Blobs a running build depends on, so that a prune never removes them under it. A lease
@@ -30,7 +30,14 @@ export class BlobLeases {
 
   /** Every digest under an unexpired lease. */
   async leased(): Promise<Set<string>> {
-    const digests = (await this.scripts.leased(this.keys.leases.expiries, Date.now(), this.keys.leases.buildPrefix)) as string[];
-    return new Set(digests);
+    // The script declares every key it touches (Redis Cluster): the build ids are read first,
+    // and it answers null when they changed meanwhile.
+    const expiries = this.keys.leases.expiries;
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const ids = await this.redis.zrange(expiries, 0, -1);
+      const digests = (await this.scripts.leased(1 + ids.length, expiries, ...ids.map((id) => this.keys.leases.build(id)), Date.now(), ...ids)) as string[] | null;
+      if (digests !== null) return new Set(digests);
+    }
+    throw new Error(`blob leases at ${expiries} kept changing while being read 20 times; retry the prune`);
   }
 }

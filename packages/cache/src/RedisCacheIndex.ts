@@ -1,12 +1,12 @@
 import type { Redis } from 'ioredis';
-import { DEFAULT_KEYS, cacheRecordSchema, jsonFromRedis, luaCommands, type LuaCommand, type RedisKeys } from '@buildyard/contracts';
+import { DEFAULT_KEYS, cacheRecordSchema, jsonFromRedis, luaCommands, type LuaCommand, type LuaScript, type RedisKeys } from '@buildyard/contracts';
 import type { CacheIndex, CacheRecord, NewCacheRecord } from './CacheRecord.js';
 
 // Each change of a record, its LRU entry and the blob reference counts is one script (../lua).
 const LUA_DIR = new URL('../lua/', import.meta.url);
-const SCRIPTS = {
+const SCRIPTS: Record<'put' | 'delete' | 'touch', LuaScript> = {
   put: { files: ['cache_put.lua'], keys: 3 },
-  delete: { files: ['cache_delete.lua'], keys: 3 },
+  delete: { files: ['cache_delete.lua'], keys: 'dynamic' },
   touch: { files: ['cache_touch.lua'], keys: 2 },
 };
 
@@ -55,6 +55,7 @@ export class RedisCacheIndex implements CacheIndex {
 
   async delete(keys: string[]): Promise<string[]> {
     if (keys.length === 0) return [];
-    return (await this.scripts.delete(this.recordPrefix, this.lruKey, this.blobRefsKey, ...keys)) as string[];
+    const unique = [...new Set(keys)];
+    return (await this.scripts.delete(2 + unique.length, this.lruKey, this.blobRefsKey, ...unique.map((k) => this.recordPrefix + k), ...unique)) as string[];
   }
 }

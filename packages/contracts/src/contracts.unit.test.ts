@@ -19,7 +19,8 @@ test('every key lives under the one configured prefix', () => {
   assert.equal(k.cache.tenantOfLru(k.cache.lru('acme')), 'acme');
   // The default keeps the names deployments already have.
   assert.equal(DEFAULT_KEYS.build('x'), 'buildyard:build:x');
-  assert.equal(DEFAULT_KEYS.leases.build('x'), 'buildyard:leases:build:x');
+  assert.equal(DEFAULT_KEYS.leases.build('x'), '{buildyard:leases}:build:x');
+  assert.equal(DEFAULT_KEYS.cache.lru('t'), '{buildyard:cache}:t:lru');
   assert.throws(() => redisKeys('bad prefix'), /invalid Redis key prefix "bad prefix"/);
 });
 

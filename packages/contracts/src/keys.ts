@@ -91,8 +91,10 @@ function checkPrefix(prefix: string): string {
 /** Every key of one deployment. */
 export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX) {
   const p = checkPrefix(prefix);
-  const cache = `${p}:cache`;
-  const leases = `${p}:leases`;
+  // Hash tags: the cache index's scripts touch one tenant's records with the shared blob counts,
+  // and the leases' script every build's lease, which Redis Cluster allows only within one slot.
+  const cache = `{${p}:cache}`;
+  const leases = `{${p}:leases}`;
   return {
     prefix: p,
     /** Sorted set of build ids by creation time (the frontend's build list). */

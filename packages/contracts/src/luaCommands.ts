@@ -4,8 +4,11 @@ import type { Cluster, Redis } from 'ioredis';
 export interface LuaScript {
   /** Files under `dir`, concatenated (a shared prelude first, then the script). */
   files: string[];
-  /** How many leading arguments are keys (KEYS[]); the rest are ARGV. */
-  keys: number;
+  /**
+   * How many leading arguments are keys (KEYS[]); the rest are ARGV. 'dynamic': the call's first
+   * argument is that number (a script whose keys depend on its input declares them all).
+   */
+  keys: number | 'dynamic';
 }
 
 export type LuaCommand = (...args: Array<string | number>) => Promise<unknown>;
@@ -22,7 +25,7 @@ export function luaCommands<N extends string>(redis: Redis | Cluster, namespace:
     const command = `${namespace}_${name}`;
     if (typeof commands[command] !== 'function') {
       const lua = script.files.map((f) => readFileSync(new URL(f, dir), 'utf8')).join('\n');
-      redis.defineCommand(command, { numberOfKeys: script.keys, lua });
+      redis.defineCommand(command, script.keys === 'dynamic' ? { lua } : { numberOfKeys: script.keys, lua });
     }
     out[name] = (...args) => commands[command].apply(redis, args.map(String));
   }
