@@ -139,7 +139,7 @@ export interface SessionCacheImport {
   tag: string;
 }
 
-const localAttrs = (attrs: Record<string, string>) => Object.fromEntries(Object.entries(attrs).filter(([k]) => k === 'tag' || k === 'mode'));
+const localAttrs = (attrs: Record<string, string>) => Object.fromEntries(Object.entries(attrs).filter(([k]) => k === 'tag' || k === 'mode' || k === 'image-manifest'));
 
 /**
  * Cache exports for the frontend: a local one keeps only tag and mode (its files go to the

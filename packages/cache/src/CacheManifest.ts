@@ -55,7 +55,7 @@ const DIGEST = /^sha256:[0-9a-f]{64}$/;
  * already covers them) whose result is its one layer; the key, platform and description ride in
  * the record's extension field. Records are sorted by key so that the same cache gives the same digest.
  */
-export function encodeCacheManifest(records: ExportedCacheRecord[]): EncodedCacheManifest {
+export function encodeCacheManifest(records: ExportedCacheRecord[], opts: { imageManifest?: boolean } = {}): EncodedCacheManifest {
   const byKey = new Map<string, ExportedCacheRecord>();
   for (const r of records) if (!byKey.has(r.key)) byKey.set(r.key, r);
   const sorted = [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -75,18 +75,16 @@ export function encodeCacheManifest(records: ExportedCacheRecord[]): EncodedCach
   };
   const configBytes = Buffer.from(JSON.stringify(config));
   const configDescriptor = { mediaType: CACHE_CONFIG_MEDIA_TYPE, digest: sha256(configBytes), size: configBytes.length };
-  const index = {
-    schemaVersion: 2,
-    mediaType: MediaTypes.OciIndex,
-    manifests: [
-      ...[...layers.values()].map(({ layer: l }) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size, annotations: { [UNCOMPRESSED_ANNOTATION]: l.diffID } })),
-      configDescriptor,
-    ],
-  };
-  const indexBytes = Buffer.from(JSON.stringify(index));
+  const entries = [...layers.values()].map(({ layer: l }) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size, annotations: { [UNCOMPRESSED_ANNOTATION]: l.diffID } }));
+  // image-manifest=true (BuildKit >= 0.12): the config is the manifest's config, the blobs its layers.
+  const mediaType = opts.imageManifest ? MediaTypes.OciManifest : MediaTypes.OciIndex;
+  const doc = opts.imageManifest
+    ? { schemaVersion: 2, mediaType, config: configDescriptor, layers: entries }
+    : { schemaVersion: 2, mediaType, manifests: [...entries, configDescriptor] };
+  const docBytes = Buffer.from(JSON.stringify(doc));
   return {
     config: { bytes: configBytes, descriptor: configDescriptor },
-    manifest: { bytes: indexBytes, descriptor: { mediaType: MediaTypes.OciIndex, digest: sha256(indexBytes), size: indexBytes.length } },
+    manifest: { bytes: docBytes, descriptor: { mediaType, digest: sha256(docBytes), size: docBytes.length } },
     layers: [...layers.values()].map((l) => l.layer),
   };
 }

@@ -23,6 +23,7 @@ test('bad cache specs give one-line errors naming the spec and the fix', () => {
     [[[{ type: 'registry', attrs: { ref: 'a', mode: 'all' } }], 'to'], /unknown mode "all"/],
     [[[{ type: 'inline', attrs: { mode: 'max' } }], 'to'], /inline cache holds only mode=min/],
     [[[{ type: 'inline', attrs: {} }], 'from'], /use --cache-from type=registry,ref=IMAGE/],
+    [[[{ type: 'registry', attrs: { ref: 'a', 'image-manifest': 'yes' } }], 'to'], /image-manifest=yes: use image-manifest=true or false/],
   ];
   for (const [args, re] of cases) {
     assert.throws(() => parseCacheSpecs(...args), (err: Error) => re.test(err.message) && !err.message.includes('\n'));
@@ -77,4 +78,17 @@ test('foreign or malformed cache configs are refused', () => {
   const ext = { 'dev.buildyard.record': { key: 'k', platform: 'p', description: '' } };
   assert.throws(() => decodeCacheConfig(JSON.stringify({ layers: [{ blob: '../../etc', parent: -1, annotations: { diffID: layer('a').diffID, size: 1, mediaType: 'x' } }], records: [{ ...ext, layers: [{ layer: 0 }] }] }), 'r'), /malformed record/);
   assert.throws(() => decodeCacheConfig(JSON.stringify({ layers: [{ blob: layer('a').digest, parent: -1 }, { blob: layer('b').digest, annotations: { diffID: layer('a').diffID, size: 1, mediaType: 'x' } }], records: [{ ...ext, layers: [{ layer: 1 }] }] }), 'r'), /malformed record/);
+});
+
+test('image-manifest=true (BuildKit >= 0.12): the cache is an OCI image manifest whose config is the cacheconfig, its layers the blobs', () => {
+  assert.deepEqual(parseCacheSpecs([{ type: 'registry', attrs: { ref: 'r/c:1', 'image-manifest': 'true' } }], 'to'), [{ type: 'registry', ref: 'r/c:1', mode: 'min', imageManifest: true }]);
+  const enc = encodeCacheManifest(records, { imageManifest: true });
+  const doc = JSON.parse(enc.manifest.bytes.toString()) as CacheDocument & { layers: Array<{ digest: string }> };
+  assert.equal(enc.manifest.descriptor.mediaType, 'application/vnd.oci.image.manifest.v1+json');
+  assert.equal(doc.config?.mediaType, CACHE_CONFIG_MEDIA_TYPE);
+  assert.deepEqual(doc.layers.map((l) => l.digest), [layer('a').digest, layer('b').digest]);
+  // The config is the index form's, byte for byte: only the document around it differs.
+  assert.equal(enc.config.descriptor.digest, encodeCacheManifest(records).config.descriptor.digest);
+  const found = cacheConfigOf(doc)!;
+  assert.deepEqual(decodeCacheConfig(enc.config.bytes.toString(), 'm', found.descriptors).records.map((r) => r.key), ['k1', 'k2', 'k3', 'k4']);
 });

@@ -67,6 +67,12 @@ test('a registry cache exported from one store imports into an empty index and s
     if (r.layer) assert.deepEqual(await fresh.readBytes(r.layer.digest), await src.store.readBytes(r.layer.digest));
   }
   assert.equal((await index.get(existing.key))?.description, 'mine');
+  // image-manifest=true: the same records as an OCI image manifest, read back alike.
+  const asManifest = `${registryService.host}/cache/unit:manifest`;
+  await writeCache({ type: 'registry', ref: asManifest, mode: 'max', imageManifest: true }, src.records, { registry: new RegistryClient(), blobs: src.store });
+  const rawManifest = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${asManifest}`], { encoding: 'utf8' })) as { mediaType: string; config: { mediaType: string } };
+  assert.deepEqual([rawManifest.mediaType, rawManifest.config.mediaType], ['application/vnd.oci.image.manifest.v1+json', 'application/vnd.buildkit.cacheconfig.v0']);
+  assert.equal((await readCache({ type: 'registry', ref: asManifest, mode: 'min' }, new RedisCacheIndex(redis, 'fresh-manifest'), { registry: new RegistryClient(), blobs: fresh })).records, 3);
   // A second import fetches nothing.
   assert.equal((await readCache({ type: 'registry', ref, mode: 'min' }, index, { registry: new RegistryClient(), blobs: fresh })).blobsFetched, 0);
 });

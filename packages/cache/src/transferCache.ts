@@ -24,7 +24,7 @@ export function cacheBackendFor<S extends StoredCacheSpec>(spec: S): CacheBacken
  * Every platform's records go into one manifest; their keys differ, so nothing overwrites.
  */
 export async function writeCache(spec: StoredCacheSpec, records: ExportedCacheRecord[], deps: CacheTransferDeps): Promise<CacheWriteResult> {
-  const encoded = encodeCacheManifest(records);
+  const encoded = encodeCacheManifest(records, { imageManifest: spec.imageManifest });
   for (const l of encoded.layers) {
     if (!(await deps.blobs.has(l.digest))) throw new Error(`cache export to ${spec.type === 'registry' ? spec.ref : 'type=local'}: layer ${l.digest} is no longer in the shared blob store: rebuild without the cache or re-run the build`);
   }
