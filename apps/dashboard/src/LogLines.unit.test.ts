@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LogLines, compareStreamIds, stageNameOf } from './api/LogLines.js';
+import { parseBuildEvent } from '@buildyard/scheduler';
 import { buildTimes, stageSpans } from './api/DashboardState.js';
 import type { ProgressView } from './api/types.js';
 
@@ -90,11 +91,11 @@ test('run time counts overlapping stage runs once; queue time is the rest up to 
   assert.deepEqual(buildTimes(0, [[10, 20], [15, 30], [50, 60]], 100), { queueMs: 30, runMs: 30 });
   assert.deepEqual(buildTimes(0, [[76_000, undefined]], 76_200), { queueMs: 76_000, runMs: 200 });
   assert.deepEqual(buildTimes(0, [], 5), { queueMs: null, runMs: null });
-  const spans = stageSpans([
+  const spans = stageSpans(([
     ['10-0', ['type', 'stage-queued', 'platform', 'p', 'stage', 's']],
     ['12-0', ['type', 'stage-started', 'platform', 'p', 'stage', 's']],
     ['20-0', ['type', 'stage-completed', 'platform', 'p', 'stage', 's']],
     ['21-0', ['type', 'stage-started', 'platform', 'p', 'stage', 't']],
-  ]);
+  ] as Array<[string, string[]]>).map(([id, flat]) => parseBuildEvent('b', id, flat)));
   assert.deepEqual(spans, [[12, 20], [21, undefined]]);
 });

@@ -7,7 +7,7 @@ export { WorkerRegistry, type WorkerRegistryOptions, type Heartbeat, type Holder
 export { platformQueueName, workerQueueName, stageRef, parseStageRef, DEFAULT_PREFIX, type PlacementClass } from './keys.js';
 export { choosePlacement, noWorkerMessage, type Placement, type StageJobData } from './Dispatcher.js';
 export { planStages } from './StageStore.js';
-export { isTerminalEvent } from './buildEvents.js';
+export { isTerminalEvent, parseBuildEvent } from './buildEvents.js';
 export { queueView, waitingStages, platformTotals, type HoldReason, type WaitingStage, type PlatformTenantQueue, type QueueViewInput } from './queueView.js';
 export type { RedisTarget } from './connectRedis.js';
 export type * from './types.js';

@@ -6,7 +6,7 @@ import {
 } from '@buildyard/contracts';
 import { decodeEvent, type ProgressEvent } from '@buildyard/progress';
 import { askWorkersDisk } from '@buildyard/cache';
-import { Scheduler, WorkerRegistry, queueView, waitingStages, type BuildEvent, type BuildState, type QueueViewInput, type StageState, type WorkerStatus } from '@buildyard/scheduler';
+import { Scheduler, WorkerRegistry, parseBuildEvent, queueView, waitingStages, type BuildEvent, type BuildState, type QueueViewInput, type StageState, type WorkerStatus } from '@buildyard/scheduler';
 
 /** A stage as the Dockerfile has it (from its payload): what progress events name it by. */
 export interface StagePlanInfo { name?: string; index: number; platform: string }
@@ -304,16 +304,31 @@ export class DashboardState {
 
   /** Queue and run time of each build from the scheduler's stage events (one pipelined read). */
   private async withTimings(builds: BuildSummary[], now = Date.now()): Promise<BuildSummary[]> {
-    if (builds.length === 0) return builds;
-    const pipe = this.redis.pipeline();
-    for (const b of builds) pipe.xrange(this.scheduler.keys.buildEvents(b.buildId), '-', '+');
-    const rows = (await pipe.exec()) ?? [];
-    return builds.map((b, i) => {
-      const [err, entries] = rows[i] ?? [];
-      if (err || !Array.isArray(entries)) return b;
-      const spans = stageSpans(entries as Array<[string, string[]]>);
-      return { ...b, ...buildTimes(b.createdMs, spans, b.finishedMs ?? now) };
+    const events = await this.stageEvents(builds.map((b) => b.buildId));
+    return builds.map((b) => {
+      const list = events.get(b.buildId);
+      return list ? { ...b, ...buildTimes(b.createdMs, stageSpans(list), b.finishedMs ?? now) } : b;
     });
+  }
+
+  /**
+   * The scheduler's events of many builds in one pipelined read (eventsSoFar opens a connection
+   * per build: too many for a view polled every few seconds). Entries it cannot parse are skipped.
+   */
+  private async stageEvents(buildIds: string[]): Promise<Map<string, BuildEvent[]>> {
+    const out = new Map<string, BuildEvent[]>();
+    if (buildIds.length === 0) return out;
+    const pipe = this.redis.pipeline();
+    for (const id of buildIds) pipe.xrange(this.scheduler.keys.buildEvents(id), '-', '+');
+    for (const [i, [err, entries]] of ((await pipe.exec()) ?? []).entries()) {
+      if (err || !Array.isArray(entries)) continue;
+      const list: BuildEvent[] = [];
+      for (const [id, flat] of entries as Array<[string, string[]]>) {
+        try { list.push(parseBuildEvent(buildIds[i], id, flat)); } catch { /* a newer scheduler's event type */ }
+      }
+      out.set(buildIds[i], list);
+    }
+    return out;
   }
 
   /**
@@ -339,9 +354,11 @@ export class DashboardState {
       if ((!unfinished && !recentFailure) || (tenant !== undefined && h.tenant !== tenant)) continue;
       const state = await this.scheduler.getBuild(ids[i]);
       if (!state) continue;
-      if (state.status === 'running') running.push({ state, events: await this.scheduler.eventsSoFar(ids[i]) });
+      if (state.status === 'running') running.push({ state, events: [] });
       else if (state.status === 'failed') finished.push(state);
     }
+    const events = await this.stageEvents(running.map((b) => b.state.buildId));
+    for (const b of running) b.events = events.get(b.state.buildId) ?? [];
     return { running, finished };
   }
 
@@ -351,7 +368,7 @@ export class DashboardState {
     if (state.status !== 'running') return out;
     const { running } = await this.schedulerBuilds(now, state.tenant);
     // A build without a record (submitted to the scheduler directly) still shows its own holds.
-    if (!running.some((b) => b.state.buildId === state.buildId)) running.push({ state, events: await this.scheduler.eventsSoFar(state.buildId) });
+    if (!running.some((b) => b.state.buildId === state.buildId)) running.push({ state, events: (await this.stageEvents([state.buildId])).get(state.buildId) ?? [] });
     for (const w of waitingStages({ running, workers, tenantLimit: this.tenantLimit, now })) {
       if (w.buildId === state.buildId) out.set(`${w.platform}\n${w.stageId}`, { reason: w.reason, why: w.why, sinceMs: w.sinceMs });
     }
@@ -489,18 +506,16 @@ async function finishedSince(q: Queue, type: Extract<JobType, 'completed' | 'fai
   return out;
 }
 
-/** [start, end) of each stage run, from the scheduler's event stream (end undefined: still running). */
-export function stageSpans(entries: Array<[string, string[]]>): Array<[number, number | undefined]> {
+/** [start, end) of each stage run, from the scheduler's events (end undefined: still running). */
+export function stageSpans(events: BuildEvent[]): Array<[number, number | undefined]> {
   const open = new Map<string, number>();
   const spans: Array<[number, number | undefined]> = [];
-  for (const [id, fields] of entries) {
-    const f: Record<string, string> = {};
-    for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]] = fields[i + 1];
-    const at = Number(id.split('-')[0]);
-    const stage = `${f.platform}\n${f.stage}`;
-    if (f.type === 'stage-started') open.set(stage, at);
-    else if ((f.type === 'stage-completed' || f.type === 'stage-failed') && open.has(stage)) {
-      spans.push([open.get(stage)!, at]);
+  for (const ev of events) {
+    if (!('stageId' in ev)) continue;
+    const stage = `${ev.platform}\n${ev.stageId}`;
+    if (ev.type === 'stage-started') open.set(stage, ev.at);
+    else if ((ev.type === 'stage-completed' || ev.type === 'stage-failed') && open.has(stage)) {
+      spans.push([open.get(stage)!, ev.at]);
       open.delete(stage);
     }
   }
