@@ -18,7 +18,7 @@ let redisCluster: RedisClusterService | undefined;
 let target: RedisTarget;
 before(async () => {
   if (onCluster) {
-    redisCluster = await startRedisCluster();
+    redisCluster = await startRedisCluster({ replicas: 1 }); // replicas: the failover test
     target = { url: redisCluster.url, cluster: true };
   } else {
     redis = await startRedis();
@@ -445,6 +445,30 @@ test('the fleet tenant limit: tenants that wait at once share the live slots equ
   const firstFour = runs.filter((r) => r.stageId !== 'x').slice(0, 4).map((r) => r.buildId).sort();
   assert.deepEqual(firstFour, ['fa', 'fa', 'fb', 'fb']);
   assert.equal(runs.length, 21);
+});
+
+test('a build survives the failover of the Redis Cluster master holding the scheduler\'s slot', { skip: !onCluster && 'needs a Redis Cluster (Scheduler.cluster.test.ts)' }, async (t) => {
+  const { prefix, scheduler, consumer, runs } = setup(t);
+  const held = gate();
+  const running = gate();
+  const work = async (job: StageJob) => {
+    if (job.stageId === 'b') { running.open(); await held.opened; }
+    return job.stageId;
+  };
+  await consumer('w1', { capacity: 2 }, work);
+  await consumer('w2', { capacity: 2 }, work);
+  await scheduler.submitBuild({ buildId: 'fo1', tenant: 't1', priority: 0, platforms: [{ platform: AMD, stages: [
+    stage('a'), stage('b', ['a']), stage('c', ['b']), stage('d', ['b']), stage('e', ['c', 'd'])] }] });
+  await timeout(running.opened, 60_000, 'stage b to start');
+  // Every scheduler key is in one slot: kill the master serving it while b runs.
+  const killed = await redisCluster!.killMasterFor(schedulerKeys(prefix).config).finally(() => held.open());
+  const state = await timeout(scheduler.waitForBuild('fo1'));
+  assert.equal(state.status, 'done', state.error);
+  assert.deepEqual([...new Set(runs.map((r) => r.stageId))].sort(), ['a', 'b', 'c', 'd', 'e']);
+  assert.notEqual((await redisCluster!.masterFor(schedulerKeys(prefix).config)).port, killed.port);
+  // The cluster still takes new builds.
+  await scheduler.submitBuild({ buildId: 'fo2', tenant: 't1', priority: 0, platforms: [{ platform: AMD, stages: [stage('x')] }] });
+  assert.equal((await timeout(scheduler.waitForBuild('fo2'))).status, 'done');
 });
 
 test('a stage on a SIGKILLed worker completes on another worker', async (t) => {

@@ -39,7 +39,10 @@ export function connectRedis(target: RedisTarget): RedisClient {
   if (typeof target === 'string') client = redisClient(target, false, { maxRetriesPerRequest: null });
   else if (!isClient(target)) client = redisClient(target.url, target.cluster === true, { maxRetriesPerRequest: null });
   else if (target instanceof Cluster) {
-    client = target.duplicate(undefined, { redisOptions: { ...target.options.redisOptions, maxRetriesPerRequest: null } });
+    // Seeded with every node the client knows now, not only its seed: the seed may be the
+    // master that failed over.
+    const known = target.nodes('all').map((n) => ({ host: n.options.host, port: n.options.port }));
+    client = target.duplicate(known.length > 0 ? known : undefined, { redisOptions: { ...target.options.redisOptions, maxRetriesPerRequest: null } });
   } else client = new Redis({ ...target.options, maxRetriesPerRequest: null, lazyConnect: false });
   // ioredis reconnects by itself and a failed command rejects on its own; without a listener an
   // 'error' event is logged as unhandled (seen on subscribers under load). Owners that want to

@@ -109,21 +109,19 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
   }
 
   const masterFor = async (key: string): Promise<RedisClusterNode> => {
-    const slot = Number((await cli(password, nodes[0], 'CLUSTER', 'KEYSLOT', key)).trim());
-    for (const n of nodes) {
-      if (!services.has(n.port)) continue;
-      const info = await cli(password, n, 'CLUSTER', 'NODES').catch(() => '');
-      for (const line of info.split('\n')) {
-        const f = line.split(' ');
-        if (!f[2]?.includes('master') || f[2].includes('fail') || f[7] !== 'connected') continue;
-        const [host, port] = f[1].split('@')[0].split(':');
-        const owns = f.slice(8).some((r) => {
-          const [a, b] = r.split('-').map(Number);
-          return slot >= a && slot <= (b ?? a);
-        });
-        if (owns) return { host, port: Number(port) };
-      }
-      break;
+    // Asked of the first node still running (a killed master answers nothing).
+    const live = nodes.find((n) => services.has(n.port))!;
+    const slot = Number((await cli(password, live, 'CLUSTER', 'KEYSLOT', key)).trim());
+    for (const line of (await cli(password, live, 'CLUSTER', 'NODES')).split('\n')) {
+      // <id> <ip:port@cport> <flags> <master> <ping> <pong> <epoch> <link> <slot ranges...>
+      const f = line.split(' ');
+      if (!f[2]?.includes('master') || f[2].includes('fail') || f[7] !== 'connected') continue;
+      const [host, port] = f[1].split('@')[0].split(':');
+      const owns = f.slice(8).some((r) => {
+        const [a, b] = r.split('-').map(Number);
+        return slot >= a && slot <= (b ?? a);
+      });
+      if (owns) return { host, port: Number(port) };
     }
     throw new Error(`no master serves slot ${slot} of ${key.slice(0, 100)}`);
   };
