@@ -153,7 +153,12 @@ export class StageConsumer {
       ...o.worker.emulatedPlatforms.map((p): [string, boolean] => [platformQueueName(p, 'emulated'), true]),
     ];
     for (const [name, emulated] of queues) {
-      const worker = new Worker(name, null, workerOpts);
+      // Only this consumer checks its own queue, so that check always runs BullMQ's full stalled
+      // script (~9 commands), while the shared queues' checks are split across the fleet by
+      // BullMQ's lock: a quarter of the rate on the own queue is most of a worker's idle cost
+      // saved. A dead worker never checks its own queue anyway: the scheduler's tick re-homes it.
+      const own = emulated === undefined;
+      const worker = new Worker(name, null, own ? { ...workerOpts, stalledInterval: 4 * workerOpts.stalledInterval } : workerOpts);
       worker.on('error', (err) => this.report(err));
       // A stage that stalled too often is failed by BullMQ without any handler seeing it.
       worker.on('failed', (job, err) => { if (job) void this.onBullFailed(job, err); });
