@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseDockerignore } from '@buildyard/dockerfile';
+import { parseDockerignore } from '@buildyard/fileop';
 
 /**
  * Patterns from `<dir>/.dockerignore`, or [] when there is none. BuildKit also honours

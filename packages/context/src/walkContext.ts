@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { compileDockerignore } from '@buildyard/dockerfile';
+import { compileDockerignore } from '@buildyard/fileop';
 import { ContextError } from './ContextError.js';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, sortEntries, type ContextEntry } from './ContextEntry.js';
 import { HashCache, defaultContextCacheDir, nowNs } from './HashCache.js';
