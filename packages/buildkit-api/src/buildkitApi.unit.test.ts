@@ -4,6 +4,7 @@ import { buildkit } from '@buildyard/proto';
 import { goMode, unixMode } from './fileSync.js';
 import { checkSyntaxDirective, dockerfileAttrs, outputsOf, sessionCaches, toBuildyardRequest, UnsupportedRequest } from './solveRequest.js';
 import { StatusTranslator } from '@buildyard/progress';
+import { platformMessage } from './workers.js';
 
 const solve = (p: Partial<buildkit.SolveRequest>) => buildkit.SolveRequest.fromPartial(p);
 
@@ -136,4 +137,15 @@ test('local caches move through the client\'s content stores: the frontend gets 
   // No dest, or an import the client did not resolve to a digest: refused in one line.
   assert.throws(() => sessionCaches(solve({ Cache: buildkit.CacheOptions.fromPartial({ Exports: [{ Type: 'local', Attrs: {} }] }) })), UnsupportedRequest);
   assert.throws(() => sessionCaches(solve({ Cache: buildkit.CacheOptions.fromPartial({ Imports: [{ Type: 'local', Attrs: { src: 'd' } }] }) })), /no cache digest/);
+});
+
+test('platformMessage gives BuildKit Platform messages through the one platform normaliser', () => {
+  const fields = (p: string) => { const m = platformMessage(p); return [m.OS, m.Architecture, m.Variant]; };
+  assert.deepEqual(fields('linux/amd64'), ['linux', 'amd64', '']);
+  assert.deepEqual(fields('linux/arm/v7'), ['linux', 'arm', 'v7']);
+  assert.deepEqual(fields('linux/riscv64'), ['linux', 'riscv64', '']);
+  // Aliases a worker might report fold to the names buildx lists (arm64's default v8 is implicit).
+  assert.deepEqual(fields('linux/aarch64/v8'), ['linux', 'arm64', '']);
+  assert.deepEqual(fields('linux/x86_64'), ['linux', 'amd64', '']);
+  assert.throws(() => platformMessage('linux/amd64/v2/extra'), /invalid platform "linux\/amd64\/v2\/extra"/);
 });

@@ -1,10 +1,15 @@
 import type { WorkerStatus } from '@buildyard/scheduler';
+import { parsePlatform } from '@buildyard/graph';
 import { buildkitTypes, llb } from '@buildyard/proto';
 
-/** "linux/arm64/v8" as BuildKit's Platform message. */
+/**
+ * "linux/arm/v7" as BuildKit's Platform message, normalised as BuildKit reports its workers'
+ * platforms (containerd's Normalize). Unknown os/arch are passed through: the list describes
+ * what workers advertise, it does not judge it.
+ */
 export function platformMessage(platform: string): llb.Platform {
-  const [os = '', arch = '', variant = ''] = platform.split('/');
-  return llb.Platform.fromPartial({ OS: os, Architecture: arch, Variant: variant });
+  const p = parsePlatform(platform, { allowUnknown: true });
+  return llb.Platform.fromPartial({ OS: p.os, Architecture: p.architecture, Variant: p.variant ?? '' });
 }
 
 /**
