@@ -1,4 +1,5 @@
-import { MediaTypes, assertDigest, sha256Digest as sha256, type Descriptor } from '@buildyard/oci';
+import { z } from 'zod';
+import { MediaTypes, assertDigest, isDigest, sha256Digest as sha256, type Descriptor, type Digest } from '@buildyard/oci';
 import type { LayerRecord, NewCacheRecord } from './CacheRecord.js';
 
 /**
@@ -167,6 +168,33 @@ export interface CacheDocument {
   config?: Descriptor;
   layers?: Descriptor[];
   annotations?: Record<string, string>;
+}
+
+// Loose objects: an image manifest or index read for its inline cache carries fields (schemaVersion,
+// platform, urls…) this code does not use but must not reject.
+const descriptorSchema = z.looseObject({
+  mediaType: z.string(),
+  digest: z.custom<Digest>((d) => typeof d === 'string' && isDigest(d), 'expected sha256:<64 hex chars>'),
+  size: z.number().int().nonnegative(),
+  annotations: z.record(z.string(), z.string()).optional(),
+});
+
+/** What a CacheDocument read from the network must look like before cacheConfigOf trusts it. */
+export const cacheDocumentSchema = z.looseObject({
+  mediaType: z.string().optional(),
+  manifests: z.array(descriptorSchema).optional(),
+  config: descriptorSchema.optional(),
+  layers: z.array(descriptorSchema).optional(),
+  annotations: z.record(z.string(), z.string()).optional(),
+}) satisfies z.ZodType<CacheDocument>;
+
+/** Validates a cache document fetched from `where`; one line naming `where` and the first bad field. */
+export function parseCacheDocument(value: unknown, where: string): CacheDocument {
+  const result = cacheDocumentSchema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const field = issue.path.length ? issue.path.join('.') : 'document';
+  throw new Error(`cache at ${where.slice(0, 300)} is malformed (${field}: ${issue.message.slice(0, 120)}): re-export it with --cache-to`);
 }
 
 /**

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCacheSpecs, encodeCacheManifest, decodeCacheConfig, cacheConfigOf, CACHE_CONFIG_MEDIA_TYPE, type CacheDocument, type ExportedCacheRecord } from './index.js';
+import { parseCacheDocument } from './CacheManifest.js';
 
 test('cache specs parse buildx syntax with defaults', () => {
   assert.deepEqual(parseCacheSpecs([{ type: 'registry', attrs: { ref: 'r:5000/c:t', mode: 'max' } }, { type: 'local', attrs: {} }, { type: 'inline', attrs: {} }], 'to'), [
@@ -91,4 +92,27 @@ test('image-manifest=true (BuildKit >= 0.12): the cache is an OCI image manifest
   assert.equal(enc.config.descriptor.digest, encodeCacheManifest(records).config.descriptor.digest);
   const found = cacheConfigOf(doc)!;
   assert.deepEqual(decodeCacheConfig(enc.config.bytes.toString(), 'm', found.descriptors).records.map((r) => r.key), ['k1', 'k2', 'k3', 'k4']);
+});
+
+test('a cache document read from the network is validated, not cast: malformed ones fail in one line naming the ref', () => {
+  const enc = encodeCacheManifest([{ key: 'k', layer: null, description: 'd', platform: 'linux/amd64' }]);
+  const good = JSON.parse(enc.manifest.bytes.toString()) as unknown;
+  assert.deepEqual(parseCacheDocument(good, 'reg:5000/c:t'), good);
+  // An image manifest read for its inline cache keeps fields the cache code does not know.
+  const image = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'a'.repeat(64)}`, size: 2, platform: { os: 'linux', architecture: 'amd64' } }, layers: [] };
+  assert.deepEqual(parseCacheDocument(image, 'reg:5000/app:1'), image);
+  const ref = 'reg:5000/c:t';
+  for (const [doc, field] of [
+    [{ manifests: [{ mediaType: CACHE_CONFIG_MEDIA_TYPE, digest: 'sha256:nothex', size: 3 }] }, 'manifests.0.digest'],
+    [{ manifests: { mediaType: CACHE_CONFIG_MEDIA_TYPE } }, 'manifests'],
+    [{ config: { mediaType: CACHE_CONFIG_MEDIA_TYPE, digest: `sha256:${'b'.repeat(64)}`, size: -1 } }, 'config.size'],
+    [{ annotations: { 'dev.buildyard.cache.v1': 42 } }, 'annotations.dev.buildyard.cache.v1'],
+    ['not an object', 'document'],
+  ] as const) {
+    assert.throws(() => parseCacheDocument(doc, ref), (err: Error) => {
+      assert.ok(err.message.startsWith(`cache at ${ref} is malformed (${field}: `), err.message);
+      assert.doesNotMatch(err.message, /\n/);
+      return true;
+    });
+  }
 });

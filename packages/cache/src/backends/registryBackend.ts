@@ -1,5 +1,5 @@
 import { MediaTypes, assertDigest, parseReference, type RepositoryReference } from '@buildyard/oci';
-import { INLINE_CACHE_ANNOTATION, cacheConfigOf, decodeCacheConfig, type CacheDocument, type DecodedCache } from '../CacheManifest.js';
+import { INLINE_CACHE_ANNOTATION, cacheConfigOf, decodeCacheConfig, parseCacheDocument, type CacheDocument, type DecodedCache } from '../CacheManifest.js';
 import type { CacheSpec } from '../CacheSpec.js';
 import { eachLimit } from '../eachLimit.js';
 import { countRecords, type CacheBackend, type CacheTransferDeps } from './CacheBackend.js';
@@ -39,7 +39,7 @@ async function registryRecords(refText: string, deps: CacheTransferDeps): Promis
   const call = { signal: deps.signal };
   const ref = parseReference(refText);
   const repo: RepositoryReference = { registry: ref.registry, repository: ref.repository };
-  const top = (await deps.registry.getManifest(refText, call)).manifest as unknown as CacheDocument;
+  const top = parseCacheDocument((await deps.registry.getManifest(refText, call)).manifest, refText);
   const cache = cacheConfigOf(top);
   if (cache) {
     return decodeCacheConfig((await deps.registry.fetchBlobBytes(repo, cache.config.digest, call)).toString('utf8'), refText, cache.descriptors);
@@ -52,7 +52,10 @@ async function registryRecords(refText: string, deps: CacheTransferDeps): Promis
   let any = false;
   const children = Array.isArray(top.manifests) ? top.manifests.filter((m) => m.mediaType !== MediaTypes.OciIndex) : undefined;
   for (const [doc, where] of children
-    ? await Promise.all(children.map(async (c) => [(await deps.registry.getManifest({ ...repo, digest: assertDigest(c.digest, `manifest digest in ${refText}`) }, call)).manifest as unknown as CacheDocument, `${refText}@${c.digest}`] as const))
+    ? await Promise.all(children.map(async (c) => {
+      const where = `${refText}@${c.digest}`;
+      return [parseCacheDocument((await deps.registry.getManifest({ ...repo, digest: c.digest }, call)).manifest, where), where] as const;
+    }))
     : [[top, refText] as const]) {
     const decoded = inline(doc, where);
     if (decoded) { any = true; found.records.push(...decoded.records); found.foreign += decoded.foreign; }
