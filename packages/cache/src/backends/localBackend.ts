@@ -1,5 +1,5 @@
 import { Annotations, MediaTypes, ociLayoutEntry, type Descriptor, type ImageIndex } from '@buildyard/oci';
-import { cacheConfigOf, decodeCacheConfig, type CacheDocument, type DecodedCache } from '../CacheManifest.js';
+import { cacheConfigOf, decodeCacheConfig, parseCacheDocument, type DecodedCache } from '../CacheManifest.js';
 import type { CacheSpec } from '../CacheSpec.js';
 import { countRecords, type CacheBackend, type LayoutReader } from './CacheBackend.js';
 
@@ -49,12 +49,12 @@ async function readLayout(layout: LayoutReader, tag: string): Promise<DecodedCac
       throw new Error(`--cache-from type=local (${dir}): ${digest.slice(0, 80)} is missing (${(err as NodeJS.ErrnoException).code ?? 'unreadable'}): export the cache again`);
     }
   };
-  let doc: CacheDocument;
-  try { doc = JSON.parse(await read(entry.digest)) as CacheDocument; } catch (err) {
-    if ((err as Error).message.startsWith('--cache-from')) throw err;
+  const text = await read(entry.digest);
+  let json: unknown;
+  try { json = JSON.parse(text); } catch {
     throw new Error(`--cache-from type=local (${dir}): ${entry.digest.slice(0, 80)} is not JSON: export the cache again`);
   }
-  const cache = cacheConfigOf(doc);
+  const cache = cacheConfigOf(parseCacheDocument(json, `${dir}/${tag}`));
   if (!cache) throw new Error(`--cache-from type=local (${dir}): ${entry.digest.slice(0, 80)} is not a cache index or manifest: export one with --cache-to type=local,dest=DIR`);
   return decodeCacheConfig(await read(cache.config.digest), `${dir}/${tag}`, cache.descriptors);
 }
