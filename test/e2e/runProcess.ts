@@ -10,12 +10,13 @@ const tsx = import.meta.resolve('tsx');
 
 export interface ProcessRun { status: number; stdout: string; stderr: string }
 
-/** Runs `buildyard ARGS` in `cwd` against `cluster` (its default tenant unless `token`). */
-export function runCli(cluster: Pick<Cluster, 'frontend' | 'token'>, cwd: string, args: string[], token = cluster.token): Promise<ProcessRun> {
+/** Runs `buildyard ARGS` in `cwd` against `cluster` (its default tenant unless `token`); `signal` kills it. */
+export function runCli(cluster: Pick<Cluster, 'frontend' | 'token'>, cwd: string, args: string[], token = cluster.token, signal?: AbortSignal): Promise<ProcessRun> {
   return new Promise((resolveRun) => {
     const child = spawn(process.execPath, ['--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), ...args], {
-      cwd, env: { ...process.env, XDG_CONFIG_HOME: join(cwd, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: token },
+      cwd, env: { ...process.env, XDG_CONFIG_HOME: join(cwd, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: token }, signal,
     });
+    child.on('error', () => undefined); // an abort kills it; 'close' still reports
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
