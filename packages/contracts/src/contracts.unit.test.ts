@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import {
   redisKeys, DEFAULT_KEYS, sealSecrets, unsealSecrets, secretsKey, stagePayloadSchema, stageResultSchema, buildRecordFromHash,
   jsonFromRedis, MalformedRedisDataError, describeQueueName, platformQueueName, workerQueueName, workerHashSchema, fromRedis,
+  placementViewSchema,
 } from './index.js';
 
 test('every key lives under the one configured prefix', () => {
@@ -58,4 +59,17 @@ test('stage payloads, results and worker hashes are checked when read back', () 
   const w = fromRedis(workerHashSchema, { nativePlatforms: '["linux/amd64"]', capacity: '2', draining: '1' }, 'worker w');
   assert.equal(w.draining, true);
   assert.deepEqual(w.emulatedPlatforms, []);
+});
+
+test('the placement view from the registry\'s Lua script is validated, its platform lists parsed', () => {
+  const text = JSON.stringify({
+    platforms: { 'linux/amd64': { native: 2, emulated: 0 } },
+    holders: { w1: { capacity: 4, running: 1, draining: false, nativePlatforms: '["linux/amd64"]', emulatedPlatforms: '[]', queued: 3 } },
+  });
+  const view = jsonFromRedis(placementViewSchema, text, 'the placement view');
+  assert.deepEqual(view.holders.w1, { capacity: 4, running: 1, draining: false, nativePlatforms: ['linux/amd64'], emulatedPlatforms: [], queued: 3 });
+  // cjson writes an empty Lua table as an object.
+  assert.deepEqual(jsonFromRedis(placementViewSchema, '{"platforms":{},"holders":{}}', 'the placement view'), { platforms: {}, holders: {} });
+  assert.throws(() => jsonFromRedis(placementViewSchema, JSON.stringify({ platforms: {}, holders: { w1: { capacity: 'x' } } }), 'the placement view'),
+    (err: Error) => err instanceof MalformedRedisDataError && /the placement view in Redis is malformed \(holders\.w1\.capacity: /.test(err.message));
 });

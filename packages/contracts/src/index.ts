@@ -15,7 +15,7 @@ export {
 } from './StageJobData.js';
 export { BuildRecords, buildRecordFromHash, buildRecordHashSchema, BUILD_RECORD_STATUSES, type BuildRecord, type BuildRecordStatus } from './BuildRecords.js';
 export { BuildSecrets, sealSecrets, unsealSecrets, secretsKey, buildSecretsPayloadSchema, type BuildSecretsPayload } from './BuildSecrets.js';
-export { workerHashSchema } from './WorkerRecord.js';
+export { workerHashSchema, placementViewSchema } from './WorkerRecord.js';
 export { SshRelay, missingSshAgent, DEFAULT_SSH_ID, type SshOpenRequest } from './SshRelay.js';
 export { luaCommands, type LuaScript, type LuaCommand } from './luaCommands.js';
 export { cacheRecordSchema, type CacheRecord } from './CacheRecord.js';

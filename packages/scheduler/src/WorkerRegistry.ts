@@ -1,5 +1,5 @@
 import type { RedisClient } from './connectRedis.js';
-import { fromRedis, luaCommands, workerHashSchema, type LuaCommand, type LuaScript } from '@buildyard/contracts';
+import { fromRedis, jsonFromRedis, luaCommands, placementViewSchema, workerHashSchema, type LuaCommand, type LuaScript } from '@buildyard/contracts';
 import { useRedis, type RedisTarget } from './connectRedis.js';
 import { DEFAULT_PREFIX, schedulerKeys, type SchedulerKeys } from './keys.js';
 import type { WorkerInfo, WorkerStatus } from './types.js';
@@ -46,15 +46,6 @@ const SCRIPTS: Record<Script, LuaScript> = {
   register: script('w_register.lua'), heartbeat: script('w_heartbeat.lua'), live: script('w_live.lua'), dead: script('w_dead.lua'),
   drain: script('w_drain.lua'), remove: script('w_remove.lua'), view: script('w_view.lua'), wake: script('w_wake.lua'),
 };
-
-function jsonList(text: string): string[] {
-  try {
-    const v: unknown = JSON.parse(text);
-    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
-  } catch {
-    return [];
-  }
-}
 
 /**
  * Workers in Redis: a hash of what each can build, a heartbeat expiry in one sorted set (on
@@ -142,16 +133,8 @@ export class WorkerRegistry {
 
   /** Live worker counts per platform and the state of the given input holders, in one round trip. */
   async placementView(platforms: string[], holders: string[]): Promise<PlacementView> {
-    const raw = JSON.parse((await this.run('view', [JSON.stringify({ platforms, holders })])) as string) as {
-      platforms: Record<string, PlatformCount>;
-      holders: Record<string, Omit<HolderStatus, 'nativePlatforms' | 'emulatedPlatforms'> & { nativePlatforms: string; emulatedPlatforms: string }>;
-    };
-    return {
-      platforms: new Map(Object.entries(raw.platforms)),
-      holders: new Map(Object.entries(raw.holders).map(([id, h]) => [id, {
-        ...h, nativePlatforms: jsonList(h.nativePlatforms), emulatedPlatforms: jsonList(h.emulatedPlatforms),
-      }])),
-    };
+    const raw = jsonFromRedis(placementViewSchema, (await this.run('view', [JSON.stringify({ platforms, holders })])) as string, 'the placement view of the worker registry');
+    return { platforms: new Map(Object.entries(raw.platforms)), holders: new Map(Object.entries(raw.holders)) };
   }
 
   /** Wakes as many idle consumers of each queue as jobs were added to it. */
