@@ -41,6 +41,9 @@ export const buildRecordHashSchema = z.object({
   network: z.string().default(''),
   // The image names its outputs name (shown while it runs, before anything is pushed).
   images: jsonList,
+  // Why a client cancelled the build, set by whichever frontend took the Cancel: the one
+  // coordinating it checks before planning and before submitting stages.
+  cancelRequested: z.string().default(''),
 });
 
 export type BuildRecord = z.output<typeof buildRecordHashSchema>;
@@ -78,6 +81,21 @@ export class BuildRecords {
       .zadd(this.keys.builds, now, record.buildId)
       .zremrangebyscore(this.keys.builds, 0, now - this.retentionMs)
       .exec();
+  }
+
+  /**
+   * Records a client's cancel of a build and tells every frontend (the one coordinating it
+   * aborts its runner). The caller checked the build is unfinished: one that ends meanwhile
+   * keeps its end, the field is then read by nobody.
+   */
+  async requestCancel(buildId: string, reason: string): Promise<void> {
+    await this.redis.hset(this.keys.build(buildId), 'cancelRequested', reason);
+    await this.redis.publish(this.keys.buildCancels, buildId);
+  }
+
+  /** The reason a client cancelled the build with, or '' when none did. */
+  async cancelRequested(buildId: string): Promise<string> {
+    return (await this.redis.hget(this.keys.build(buildId), 'cancelRequested')) ?? '';
   }
 
   /** Forgets builds: their hashes and their places in the list (their event streams are the caller's). */

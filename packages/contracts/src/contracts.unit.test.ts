@@ -9,7 +9,7 @@ import {
 
 test('every key lives under the one configured prefix', () => {
   const k = redisKeys('team-a:by');
-  const all = [k.builds, k.build('b'), k.buildSecrets('b'), k.frontend('f'), k.progress('b'), k.cache.blobRefs, k.cache.records('t'), k.cache.lru('t'),
+  const all = [k.builds, k.build('b'), k.buildCancels, k.buildSecrets('b'), k.frontend('f'), k.progress('b'), k.cache.blobRefs, k.cache.records('t'), k.cache.lru('t'),
     k.leases.expiries, k.leases.build('b'), k.scheduler.build('b'), k.scheduler.bullPrefix, k.scheduler.workerBeats,
     k.scheduler.platformWorkers('linux/amd64', 'native'), k.scheduler.idleConsumers('stages-w-w'), k.scheduler.wakeChannel('w')];
   // The scheduler's keys wrap their prefix in a hash tag (one Redis Cluster slot): `{team-a:by:sched}:...`.

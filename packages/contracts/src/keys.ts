@@ -106,6 +106,8 @@ export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX) {
     /** String (protobuf SolveRequest, base64, without secrets): what a build asked for, while it
      *  runs, so another frontend can take over its coordination. */
     buildRequest: (buildId: string) => `${p}:build-request:${buildId}`,
+    /** Pub/sub: ids of builds a client cancelled (the record's cancelRequested says so durably). */
+    buildCancels: `${p}:build-cancels`,
     /** String with a TTL: a frontend's liveness as the coordinator of its builds. */
     frontend: (frontendId: string) => `${p}:frontend:${frontendId}`,
     /** Stream: one build's progress events. */

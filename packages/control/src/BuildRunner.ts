@@ -140,6 +140,8 @@ export class BuildRunner {
         secrets: Object.fromEntries(req.secrets.map((s) => [s.id, Buffer.from(s.value).toString('base64')])),
         registryAuth: req.registryAuth.map((a) => ({ registry: a.registry, username: a.username, password: a.password, identityToken: a.identityToken })),
       }, 24 * 3600 * 1000);
+      // A Cancel taken before this runner started (by any frontend) ends the build here.
+      await this.throwIfCancelRequested(buildId);
       // [cache transfer] specs are validated before any work is done.
       let cacheOptions: ReturnType<typeof parseCacheOptions>;
       try { cacheOptions = parseCacheOptions(req); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'cache.invalid' }); }
@@ -177,6 +179,8 @@ export class BuildRunner {
       // A Cancel (or the client leaving) while planning: the scheduler never hears of this build.
       if (signal.aborted) throw new BuildFailure(abortReason(signal), { code: 'build.cancelled' });
       if (handedOff()) throw new HandedOff();
+      // A Cancel another frontend took while this one planned, in case its notice was missed.
+      await this.throwIfCancelRequested(buildId);
       // Taken over: the scheduler already has the stages the first coordinator submitted.
       if (!resume || !(await scheduler.getBuild(buildId))) await scheduler.submitBuild({
         buildId, tenant, priority: 0,
@@ -197,6 +201,11 @@ export class BuildRunner {
       };
       signal.addEventListener('abort', onAbort, { once: true });
       if (signal.aborted) onAbort(); // aborted between the check above and the listener
+      // A Cancel taken elsewhere while submitting found no build in the scheduler: cancel it now.
+      else {
+        const reason = await records.cancelRequested(buildId);
+        if (reason) await scheduler.cancelBuild(buildId, reason);
+      }
       const state = await scheduler.waitForBuild(buildId, { signal: handoff }).finally(() => signal.removeEventListener('abort', onAbort));
       if (state.status !== 'done') throw new BuildFailure(state.error || `build ${state.status}`, { code: `build.${state.status}` });
 
@@ -285,6 +294,12 @@ export class BuildRunner {
         await this.endResources(buildId, progress);
       }
     }
+  }
+
+  /** Ends the build as cancelled when a client's Cancel is recorded for it. */
+  private async throwIfCancelRequested(buildId: string): Promise<void> {
+    const reason = await this.deps.records.cancelRequested(buildId);
+    if (reason) throw new BuildFailure(reason, { code: 'build.cancelled' });
   }
 
   private async endResources(buildId: string, progress: ProgressWriter): Promise<void> {

@@ -75,6 +75,7 @@ const COORDINATOR_BEAT_MS = 3_000;
 const COORDINATOR_TTL_MS = 10_000;
 const MAX_LABEL_BYTES = 64 * 1024;
 const FILE_CHUNK = 256 * 1024;
+const CANCELLED_BY_CLIENT = 'cancelled by the client';
 
 /** Checks what a Solve asks for before anything is queued; throws a one-line INVALID_ARGUMENT. */
 function validateRequest(req: SolveRequest): { platforms: string[]; outputs: ParsedOutput[] } {
@@ -127,6 +128,8 @@ export class Frontend {
   /** This process's id as a build coordinator; its heartbeat key says it is alive. */
   readonly id = randomUUID();
   private liveness?: NodeJS.Timeout;
+  /** Subscribed to the cancels other frontends take (a subscribing connection serves nothing else). */
+  private cancels?: Redis;
   private readonly keys: RedisKeys;
   /** RUN --mount=type=ssh: agent connections between workers and clients (see sshForwarding.ts). */
   private readonly sshRelay: SshRelay;
@@ -170,6 +173,7 @@ export class Frontend {
     server.addService(SshForwardService, sshForward);
     const port = await new Promise<number>((resolve, reject) => server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))));
     this.server = server;
+    await this.listenForCancels();
     await this.beat();
     this.liveness = setInterval(() => {
       // A missed beat or sweep is retried on the next tick; it is logged so a Redis outage shows.
@@ -178,6 +182,16 @@ export class Frontend {
     }, COORDINATOR_BEAT_MS);
     this.liveness.unref();
     return port;
+  }
+
+  /** A Cancel another frontend took for a build this one coordinates aborts it here as a local one does. */
+  private async listenForCancels(): Promise<void> {
+    const sub = this.opts.redis.duplicate();
+    this.cancels = sub;
+    sub.on('message', (_channel: string, buildId: string) => this.aborts.get(buildId)?.abort(new Error(CANCELLED_BY_CLIENT)));
+    // A message missed while reconnecting is not lost: the runner also reads the record's request.
+    sub.on('error', (err: Error) => this.log.warn({ err: err.message }, 'the subscription to build cancels failed: retrying'));
+    await sub.subscribe(this.keys.buildCancels);
   }
 
   private beat(): Promise<unknown> {
@@ -261,6 +275,7 @@ export class Frontend {
     clearInterval(this.liveness);
     await this.opts.redis.del(this.keys.frontend(this.id)).catch((err: Error) => this.log.warn({ err: err.message }, 'removing the coordinator heartbeat failed: others take its builds over when it expires'));
     this.closing.abort();
+    this.cancels?.disconnect();
     await shutdown;
   }
 
@@ -290,12 +305,17 @@ export class Frontend {
       attach: (call: ServerWritableStream<AttachRequest, SolveEvent>) => void this.attach(call),
       cancel: this.unary<CancelRequest, CancelResponse>(async (req, tenant) => {
         // From here on the build's internal id (a client names its build; see buildIds.ts).
-        req = { ...req, buildId: (await this.ownedBuild(req.buildId, tenant)).buildId };
-        // Before its stages are submitted the scheduler does not know the build: its runner here stops it.
+        const record = await this.ownedBuild(req.buildId, tenant);
+        req = { ...req, buildId: record.buildId };
+        const unfinished = record.status === 'queued' || record.status === 'running';
+        // Before its stages are submitted the scheduler does not know the build, and its runner
+        // may be on another frontend or not started yet: the request goes into its record, which
+        // the runner checks before planning and before submitting, and to every frontend at once.
+        if (unfinished) await this.records.requestCancel(req.buildId, CANCELLED_BY_CLIENT);
         const running = this.aborts.get(req.buildId);
-        running?.abort(new Error('cancelled by the client'));
-        const cancelled = await this.opts.scheduler.cancelBuild(req.buildId, 'cancelled by the client');
-        return CancelResponse.fromPartial({ cancelled: cancelled || Boolean(running) });
+        running?.abort(new Error(CANCELLED_BY_CLIENT));
+        const cancelled = await this.opts.scheduler.cancelBuild(req.buildId, CANCELLED_BY_CLIENT);
+        return CancelResponse.fromPartial({ cancelled: cancelled || Boolean(running) || unfinished });
       }),
       status: this.unary<StatusRequest, StatusResponse>(async (req, tenant) => {
         const builds = req.buildId ? [await this.ownedBuild(req.buildId, tenant)] : await this.records.list(tenant, req.limit || 20);
