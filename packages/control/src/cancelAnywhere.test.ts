@@ -1,7 +1,8 @@
 // A Cancel reaches the build wherever it is coordinated (real Redis): it is recorded in the
 // build's record and announced to every frontend, so a frontend other than the coordinator can
 // take it, a runner that starts after it (a takeover) honours it before planning, and another
-// tenant's Cancel is refused without touching the build.
+// tenant's Cancel is refused without touching the build. A Cancel while the only frontend is
+// still planning (the scheduler has not heard of the build yet) ends it as cancelled.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { credentials, Metadata, status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { AttachRequest, CancelRequest, ControlClient, SolveRequest, type SolveEvent } from '@buildyard/proto';
+import { AttachRequest, CancelRequest, ControlClient, SolveRequest, StatusRequest, type SolveEvent, type StatusResponse } from '@buildyard/proto';
 import { BuildSecrets, DEFAULT_KEYS } from '@buildyard/contracts';
 import { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
 import { startRedis } from '@buildyard/testkit';
@@ -79,6 +80,18 @@ function assertCancelled(events: SolveEvent[]): void {
   assert.equal(error?.code, 'build.cancelled', `the build ends cancelled, got ${JSON.stringify(error)}`);
   assert.match(error!.message, /cancelled by the client/);
 }
+
+test('Cancel during planning ends the build as cancelled without it reaching the scheduler', { timeout: 60_000 }, async (t) => {
+  const { clients, planningStarted, solveHeld, scheduler } = await setUp(t, 1);
+  const buildId = `cancel-planning-${process.pid}`;
+  const ended = solveHeld(clients[0], buildId);
+  await planningStarted;
+  assert.equal(await cancel(clients[0], buildId, 'team-token'), true, 'Cancel reports that it stopped the build');
+  assertCancelled(await ended);
+  const status = await new Promise<StatusResponse>((resolve, reject) => clients[0].status(StatusRequest.fromPartial({ buildId }), metadata('team-token'), (err, res) => (err ? reject(err) : resolve(res))));
+  assert.equal(status.builds[0]?.status, 'cancelled');
+  assert.equal(await scheduler.getBuild(buildId), null, 'the scheduler never received the build');
+});
 
 test('a Cancel sent to another frontend than the coordinating one cancels the build', { timeout: 60_000 }, async (t) => {
   const { frontends, clients, planningStarted, solveHeld, scheduler } = await setUp(t, 2);
