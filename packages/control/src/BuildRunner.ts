@@ -3,8 +3,8 @@ import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { injectTraceContext, metrics, type Logger } from '@buildyard/telemetry'; // metrics
 import { parse, planBuild, DockerfileError, type NamedContextSource } from '@buildyard/dockerfile';
 import type { BuildPlan } from '@buildyard/graph';
-import { RegistryClient, credentialsFromLogins, type Credentials, type FsContentStore } from '@buildyard/oci';
-import { ProgressWriter } from '@buildyard/progress';
+import { RegistryClient, credentialsFromLogins, formatReference, parseReference, type Credentials, type FsContentStore } from '@buildyard/oci';
+import { ProgressWriter, internalDigest, type VertexRef } from '@buildyard/progress';
 import type { Scheduler } from '@buildyard/scheduler';
 import { assembleImage, assembleIndex, registryImageResolver, type AssembledImage, type StageResult } from '@buildyard/solver';
 import type { SolveRequest } from '@buildyard/proto';
@@ -82,6 +82,31 @@ function baseImagesOf(plan: BuildPlan): string[] {
     if (stage?.base.kind === 'image') refs.add(stage.base.ref);
   }
   return [...refs];
+}
+
+/**
+ * The planner's resolver, shown as BuildKit shows resolving a base image's config while planning:
+ * an "[internal] load metadata for NAME" vertex (NAME fully qualified, as dockerfile2llb names it),
+ * one per image and platform (the planner resolves each pair once).
+ */
+function announcingResolver(resolve: ReturnType<typeof registryImageResolver>, progress: ProgressWriter, buildId: string): ReturnType<typeof registryImageResolver> {
+  return async (ref, platform) => {
+    let shown = ref;
+    try { shown = formatReference(parseReference(ref)); } catch { /* the planner reports the invalid reference */ }
+    const name = `[internal] load metadata for ${shown}`;
+    const vertex: VertexRef = { digest: internalDigest(buildId, `${platform} ${name}`), name, platform, stage: '', step: 0, steps: 0, workerId: '', emulated: false };
+    const startedMs = Date.now();
+    await progress.emit({ type: 'vertex.started', vertex, startedMs, timestampMs: startedMs });
+    try {
+      const image = await resolve(ref, platform);
+      const completedMs = Date.now();
+      await progress.emit({ type: 'vertex.finished', vertex, startedMs, completedMs, durationMs: completedMs - startedMs, timestampMs: completedMs });
+      return image;
+    } catch (e) {
+      await progress.emit({ type: 'vertex.error', vertex, startedMs, completedMs: Date.now(), error: (e as Error).message ?? String(e), timestampMs: Date.now() });
+      throw e;
+    }
+  };
 }
 
 /** The planner's resolver, noting each resolution as provenance needs it (the reference as written, what it pinned). */
@@ -329,7 +354,7 @@ export class BuildRunner {
       context: { entries },
       noCache: req.noCache,
       dockerfileName: req.dockerfileName || 'Dockerfile',
-      resolveImage: recordingResolver(registryImageResolver(registry, signal), imageSources),
+      resolveImage: recordingResolver(announcingResolver(registryImageResolver(registry, signal), progress, progress.buildId), imageSources),
       ...runOptions,
       namedContexts,
       ...(remote ? { resolveGit: (url: string, o: { keepGitDir: boolean; checksum?: string }) => {

@@ -160,6 +160,8 @@ export class BuildHistory {
           if (fields[i] !== EVENT_FIELD) continue;
           const e = decodeEvent(fields[i + 1]);
           if (e.type === 'build.accepted') out.platforms = e.platforms;
+          // Planning's base-image loads are no steps of the build (as the endpoint's other "[internal]" vertices, not in the stream).
+          else if ('vertex' in e && typeof e.vertex === 'object' && e.vertex.name.startsWith('[internal] ')) continue;
           else if (e.type === 'vertex.started' && !state.has(e.vertex.digest)) state.set(e.vertex.digest, 'running');
           else if (e.type === 'vertex.cached') state.set(e.vertex.digest, 'cached');
           else if (e.type === 'vertex.finished') state.set(e.vertex.digest, 'done');
