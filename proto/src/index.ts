@@ -23,3 +23,4 @@ export * as secrets from './gen/moby/buildkit/secrets/v1/secrets.js';
 export * as sessionAuth from './gen/moby/filesync/v1/auth.js';
 export * as sshforward from './gen/moby/sshforward/v1/ssh.js';
 export * as contentStore from './gen/containerd/services/content/v1/content.js';
+export * as errdefs from './gen/moby/buildkit/solver/errdefs/errdefs.js';

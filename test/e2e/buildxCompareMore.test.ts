@@ -127,6 +127,17 @@ function failure(stderr: string): string[] {
   ];
 }
 
+/**
+ * The Dockerfile excerpt buildx prints under a failed build's error ("Dockerfile:N", the lines
+ * between two dashed rules, ">>>" at the failing ones), built from the error's errdefs.Source.
+ */
+function excerpt(stderr: string): string[] {
+  const lines = stderr.split('\n');
+  const from = lines.findIndex((l) => /^Dockerfile:\d+(-\d+)?$/.test(l));
+  if (from < 0) return [];
+  return lines.slice(from, lines.indexOf('--------------------', from + 2) + 1);
+}
+
 test('buildx --progress plain of a failing RUN: the same vertices, ERROR line, log excerpt and final error; exit status 1', { skip, timeout: 300_000 }, async () => {
   const dir = project('failing', [
     `FROM ${c.cluster.busybox.reference}`,
@@ -149,6 +160,36 @@ test('buildx --progress plain of a failing RUN: the same vertices, ERROR line, l
   const [ref, ours] = [runs.reference, runs.ours].map((r) => steps(withoutBaseImage(vertices(r.stderr))));
   assert.deepEqual(ours, ref);
   assert.deepEqual(ref, ['[2/4] COPY app.txt /app.txt DONE', '[3/4] RUN echo about to fail && exit 3 ERROR']);
+  assert.deepEqual(excerpt(runs.reference.stderr), [
+    'Dockerfile:3',
+    '--------------------',
+    `   1 |     FROM ${c.cluster.busybox.reference}`,
+    '   2 |     COPY app.txt /app.txt',
+    '   3 | >>> RUN echo about to fail && exit 3',
+    '   4 |     RUN echo never',
+    '   5 |     ',
+    '--------------------',
+  ], runs.reference.stderr);
+  assert.deepEqual(excerpt(runs.ours.stderr), excerpt(runs.reference.stderr), runs.ours.stderr);
+});
+
+test('buildx of a failing multi-line RUN and of an unknown instruction: the same Dockerfile excerpt as buildkitd', { skip, timeout: 300_000 }, async () => {
+  const multi = await bothBuild(project('failing-multiline', [
+    `FROM ${c.cluster.busybox.reference}`,
+    'RUN echo one && \\',
+    '    exit 4',
+    'RUN echo never',
+  ]));
+  const unknown = await bothBuild(project('unknown-instruction', [
+    `FROM ${c.cluster.busybox.reference}`,
+    'FOO bar',
+  ]));
+  for (const runs of [multi, unknown]) {
+    for (const b of BUILDERS) assert.equal(runs[b].code, 1, `${b}:\n${runs[b].stderr}`);
+    assert.notDeepEqual(excerpt(runs.reference.stderr), [], runs.reference.stderr);
+    assert.deepEqual(excerpt(runs.ours.stderr), excerpt(runs.reference.stderr), `${runs.reference.stderr}\n----- ours:\n${runs.ours.stderr}`);
+  }
+  assert.deepEqual(excerpt(multi.reference.stderr).slice(0, 1), ['Dockerfile:2']);
 });
 
 test('buildx build <git URL> -o type=local: the same tree as on buildkitd', { skip: skip || (process.getuid?.() === 0 ? false : 'needs root (a network namespace)'), timeout: 300_000 }, async (t) => {

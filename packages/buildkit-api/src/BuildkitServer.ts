@@ -23,6 +23,7 @@ import { fetchRegistryAuth, registryHosts } from './sessionAuth.js';
 import { checkSyntaxDirective, dockerfileAttrs, outputsOf, sessionCaches, toBuildyardRequest, unknownAttrs, UnsupportedRequest, type DockerfileAttrs } from './solveRequest.js';
 import { importSessionCache, sendSessionCaches, type SessionCacheDeps } from './sessionCache.js';
 import { workerRecord } from './workers.js';
+import { instructionEndLine, sourceServiceError, type ErrorSource } from './sourceError.js';
 import { ExportVertex, exporterVertexName, StreamCursor } from './exportVertex.js';
 
 type StatusResponse = buildkit.StatusResponse;
@@ -54,6 +55,11 @@ class Job {
   /** A gateway solve has started (one per build). */
   solving = false;
   exporterResponse?: Record<string, string>;
+  /**
+   * Where the build failed in the Dockerfile: the client's Return carries the gateway solve's error
+   * back without its details (our google.rpc.Status has none), so the Solve error re-attaches them.
+   */
+  failedAt?: ErrorSource;
   /** The client's LLBBridge.Return: its build function ended (with its result or its error). */
   readonly returned: Promise<gateway.ReturnRequest>;
   settle!: (r: gateway.ReturnRequest) => void;
@@ -296,7 +302,9 @@ export class BuildkitServer {
     try {
       if (!viaGateway) return await this.runDockerfileBuild(ref, job, req);
       const returned = await job.returned;
-      if (returned.error && returned.error.code !== 0) throw serviceError(returned.error.code, returned.error.message);
+      if (returned.error && returned.error.code !== 0) {
+        throw job.failedAt ? sourceServiceError(returned.error.code, returned.error.message, job.failedAt) : serviceError(returned.error.code, returned.error.message);
+      }
       return buildkit.SolveResponse.fromPartial({ ExporterResponse: job.exporterResponse ?? {} });
     } finally {
       abort.abort(new Error('the solve ended'));
@@ -549,11 +557,14 @@ export class BuildkitServer {
     const stopOnAbort = () => started.abort.abort(signal.reason instanceof Error ? signal.reason : new Error('the client went away'));
     signal.addEventListener('abort', stopOnAbort, { once: true });
     const translator = new StatusTranslator(attrs.platforms.length > 1);
+    // The line of the first step that failed: the build's error points there (buildx's excerpt).
+    let failedLine: number | undefined;
     try {
       for await (const event of readProgress(this.opts.redis, started.buildId, { fromStart: true, signal, keys: this.opts.keys })) {
         const update = translator.translate(event);
         if (update) job.push(update);
         cursor.advance(event.streamId);
+        if (event.type === 'vertex.error' && !event.vertex.name.startsWith('importing cache manifest from ')) failedLine ??= event.vertex.line;
         if (event.type === 'build.result') {
           await this.sendClientOutputs(job, ref, session, started, exportVertex);
           exportVertex?.complete();
@@ -571,7 +582,14 @@ export class BuildkitServer {
           exportVertex?.complete();
           const where = event.file ? `${event.file}${event.line ? `:${event.line}` : ''}: ` : '';
           const message = translator.firstError ?? event.message;
-          throw serviceError(status.UNKNOWN, message.startsWith(where) ? message : `${where}${message}`);
+          const full = message.startsWith(where) ? message : `${where}${message}`;
+          // With the failing instruction's line, buildx prints its Dockerfile excerpt as for buildkitd.
+          const line = event.line ?? (translator.firstError ? failedLine : undefined);
+          if (line) {
+            job.failedAt = { filename: attrs.filename, data: dockerfile, startLine: line, endLine: instructionEndLine(dockerfile, line) };
+            throw sourceServiceError(status.UNKNOWN, full, job.failedAt);
+          }
+          throw serviceError(status.UNKNOWN, full);
         }
       }
     } finally {

@@ -227,7 +227,7 @@ export class FleetWorker {
     const refOf = (digest: string): VertexRef => {
       const vertex = byDigest.get(digest)!;
       const [, step, steps] = /\[[^\]]*?(\d+)\/(\d+)\]/.exec(vertex.name) ?? [];
-      return { digest: vertexId(stage.platform, vertex), name: vertex.name, platform: stage.platform, stage: stage.name ?? String(stage.index), step: Number(step ?? 0), steps: Number(steps ?? 0), workerId: this.opts.id, emulated: job.emulated };
+      return { digest: vertexId(stage.platform, vertex), name: vertex.name, platform: stage.platform, stage: stage.name ?? String(stage.index), step: Number(step ?? 0), steps: Number(steps ?? 0), workerId: this.opts.id, emulated: job.emulated, ...(vertex.line ? { line: vertex.line } : {}) };
     };
     const startedAt = new Map<string, number>();
     const labels = { platform: stage.platform, emulated: String(job.emulated) as EmulationLabel };

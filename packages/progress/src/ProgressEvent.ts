@@ -17,6 +17,8 @@ export interface VertexRef {
   steps: number;
   workerId: string;
   emulated: boolean;
+  /** The Dockerfile line of the step's instruction, when it has one: a failed build's error points there. */
+  line?: number;
 }
 
 export interface ImageRef {

@@ -6,7 +6,7 @@ import { jsonFromRedis } from '@buildyard/contracts';
 import type { ProgressEvent } from './ProgressEvent.js';
 
 const vertexRef = z.object({
-  digest: z.string(), name: z.string(), platform: z.string(), stage: z.string(), step: z.number(), steps: z.number(), workerId: z.string(), emulated: z.boolean(),
+  digest: z.string(), name: z.string(), platform: z.string(), stage: z.string(), step: z.number(), steps: z.number(), workerId: z.string(), emulated: z.boolean(), line: z.number().optional(),
 });
 const at = { timestampMs: z.number() };
 const optional = { file: z.string().optional(), line: z.number().optional() };
