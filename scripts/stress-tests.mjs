@@ -127,3 +127,5 @@ for (const [key, c] of [...counts].sort(([a], [b]) => a.localeCompare(b))) {
 }
 console.log(`\n${passed} passed, ${failed} failed`);
 process.exitCode = failed > 0 ? 1 : 0;
+// The hogs' handles keep the event loop alive, so 'exit' would never come by itself.
+stopHogs();
