@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort, referenceTools, startCluster, until, type Cluster } from '@buildyard/testkit';
+import { freePort, referenceTools, startCluster, waitForBuildkitEndpoint, type Cluster } from '@buildyard/testkit';
 import { Buildkitd } from '../conformance/lib/buildkit.js';
 import { comparableProvenance, readAttestedImage, type AttestedImage, type Statement } from './attestedImage.js';
 
@@ -195,7 +195,7 @@ test('docker buildx --provenance=mode=max --sbom=true through the BuildKit endpo
   const buildx = (...args: string[]) => new Promise<{ code: number; stderr: string }>((res) => {
     execFile(buildxTool.paths['docker-buildx'], args, { env, maxBuffer: 64 << 20 }, (err, _o, stderr) => res({ code: err ? 1 : 0, stderr }));
   });
-  await until('the BuildKit endpoint to listen', () => cluster.frontendProcess.output().includes('buildkit endpoint listening'), 60_000);
+  await waitForBuildkitEndpoint(cluster, endpoint);
   const created = await buildx('create', '--name', 'attest', '--driver', 'remote', endpoint);
   assert.equal(created.code, 0, created.stderr);
   const image = `${cluster.registry.host}/e2e/buildx-attest`;
@@ -223,7 +223,7 @@ test('buildctl --opt attest:provenance=mode=max: the BuildKit endpoint gives bui
     });
     const ref = await buildctl(bk.addr, 'buildkit');
     assert.equal(ref.code, 0, ref.stderr);
-    await until('the BuildKit endpoint to listen', () => cluster.frontendProcess.output().includes('buildkit endpoint listening'), 60_000);
+    await waitForBuildkitEndpoint(cluster, endpoint);
     const ours = await buildctl(endpoint, 'buildyard');
     assert.equal(ours.code, 0, ours.stderr);
     assert.match(ours.stderr, /exporting attestation manifest sha256:[0-9a-f]{64}/, 'the export phase as BuildKit names it');

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, referenceTools, startCluster, until, type Cluster } from '@buildyard/testkit';
+import { freePort, referenceTools, startCluster, waitForBuildkitEndpoint, type Cluster } from '@buildyard/testkit';
 
 const tools = referenceTools('docker-buildx');
 // Without BuildKit's reference client there is nothing to drive the endpoint with.
@@ -23,7 +23,7 @@ async function endpointCluster(name: string, registry?: Cluster['registry']): Pr
     workers: 1, registry,
     env: { BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' },
   });
-  await until('the BuildKit endpoint to listen', () => cluster.frontendProcess.output().includes('buildkit endpoint listening'), 60_000);
+  await waitForBuildkitEndpoint(cluster, port);
   const created = await buildx('create', '--name', name, '--driver', 'remote', `tcp://127.0.0.1:${port}`);
   assert.equal(created.code, 0, created.stderr);
   return cluster;

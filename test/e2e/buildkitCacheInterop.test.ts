@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, referenceTools, startCluster, until, type Cluster } from '@buildyard/testkit';
+import { freePort, referenceTools, startCluster, waitForBuildkitEndpoint, type Cluster } from '@buildyard/testkit';
 import { Buildkitd } from '../conformance/lib/buildkit.js';
 
 const CACHE_CONFIG = 'application/vnd.buildkit.cacheconfig.v0';
@@ -29,7 +29,7 @@ before(async () => {
   });
   endpoint = `tcp://127.0.0.1:${port}`;
   buildkitd = await Buildkitd.start(cluster.registry.host);
-  await until('the BuildKit endpoint to listen', () => cluster.frontendProcess.output().includes('buildkit endpoint listening'), 60_000);
+  await waitForBuildkitEndpoint(cluster, port);
   work = mkdtempSync(join(tmpdir(), 'buildyard-cache-interop-'));
 });
 after(async () => { await buildkitd?.stop(); await cluster?.stop(); });

@@ -10,7 +10,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { credentials } from '@grpc/grpc-js';
 import { AttachRequest, ControlClient, StatusRequest, type SolveEvent, type StatusResponse } from '@buildyard/proto';
-import { freePort, referenceTools, startCluster, supervise, until, waitUntilReady, type Cluster } from '@buildyard/testkit';
+import { freePort, referenceTools, startCluster, supervise, until, waitForBuildkitEndpoint, waitUntilReady, type Cluster } from '@buildyard/testkit';
 import bcrypt from 'bcryptjs';
 import { bearer } from './grpcClient.js';
 
@@ -37,7 +37,7 @@ before(async () => {
     },
   });
   addr = `tcp://127.0.0.1:${port}`;
-  await until('the BuildKit endpoint to listen', () => cluster.frontendProcess.output().includes('buildkit endpoint listening'), 60_000);
+  await waitForBuildkitEndpoint(cluster, port);
   work = mkdtempSync(join(tmpdir(), 'buildyard-buildkit-'));
 });
 after(async () => { await cluster?.stop(); });

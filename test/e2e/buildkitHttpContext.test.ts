@@ -9,7 +9,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, referenceTools, until } from '@buildyard/testkit';
+import { freePort, referenceTools, waitForBuildkitEndpoint } from '@buildyard/testkit';
 import { useOutsideCluster } from './security/outsideCluster.js';
 import { UrlServer } from './urlServerControl.js';
 import { Buildkitd } from '../conformance/lib/buildkit.js';
@@ -34,7 +34,7 @@ after(async () => { await buildkitd?.stop(); });
 interface Run { code: number; stdout: string; stderr: string }
 
 async function buildctl(addr: string, ...args: string[]): Promise<Run> {
-  await until('the BuildKit endpoint to listen', () => env.cluster.frontendProcess.output().includes('buildkit endpoint listening'), 60_000);
+  await waitForBuildkitEndpoint(env.cluster, port);
   return new Promise((resolveRun) => {
     execFile(tools.paths.buildctl, ['--addr', addr, ...args], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       resolveRun({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });

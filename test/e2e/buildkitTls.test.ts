@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { ControlClient, StatusRequest, type StatusResponse } from '@buildyard/proto';
-import { freePort, referenceTools, startCluster, until, type Cluster } from '@buildyard/testkit';
+import { freePort, referenceTools, startCluster, waitForBuildkitEndpoint, type Cluster } from '@buildyard/testkit';
 import { bearer } from './grpcClient.js';
 
 const tools = referenceTools('buildctl');
@@ -50,7 +50,7 @@ before(async () => {
     },
   });
   addr = `tcp://127.0.0.1:${port}`;
-  await until('the BuildKit endpoint to listen', () => cluster.frontendProcess.output().includes('buildkit endpoint listening'), 60_000);
+  await waitForBuildkitEndpoint(cluster, port);
 });
 after(async () => {
   try {

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, startCluster, until, type Cluster } from '@buildyard/testkit';
+import { freePort, startCluster, waitForBuildkitEndpoint, type Cluster } from '@buildyard/testkit';
 import { Buildkitd } from '../conformance/lib/buildkit.js';
 
 export interface Run { code: number; stdout: string; stderr: string }
@@ -37,7 +37,7 @@ export async function startComparison(buildxBin: string, workers: number): Promi
   };
   try {
     buildkitd = await Buildkitd.start(cluster.registry.host);
-    await until('the BuildKit endpoint to listen', () => cluster.frontendProcess.output().includes('buildkit endpoint listening'), 60_000);
+    await waitForBuildkitEndpoint(cluster, port);
     const buildx = (...args: string[]) => new Promise<Run>((resolveRun) => {
       execFile(buildxBin, args, { env: { ...process.env, BUILDX_CONFIG: join(work, 'buildx') }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
         resolveRun({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, referenceTools, startCluster, startGitServer, until, type Cluster, type GitServer } from '@buildyard/testkit';
+import { freePort, referenceTools, startCluster, startGitServer, waitForBuildkitEndpoint, type Cluster, type GitServer } from '@buildyard/testkit';
 import { runCli, runTool as run } from './runProcess.js';
 import { startOutside, type Outside } from './security/outsideNetwork.js';
 
@@ -40,7 +40,7 @@ before(async () => {
     },
   });
   addr = `tcp://127.0.0.1:${port}`;
-  await until('the BuildKit endpoint to listen', () => cluster.frontendProcess.output().includes('buildkit endpoint listening'), 60_000);
+  await waitForBuildkitEndpoint(cluster, port);
   work = mkdtempSync(join(tmpdir(), 'buildyard-git-e2e-'));
   const dockerfile = `FROM ${cluster.busybox.reference}\nCOPY . /ctx\nRUN cat /ctx/a.txt && ls -a /ctx | tr '\\n' ' ' && echo\n`;
   shas = git.commit('app', [

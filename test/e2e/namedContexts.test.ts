@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, referenceTools, startCluster, startGitServer, until, type Cluster, type GitServer } from '@buildyard/testkit';
+import { freePort, referenceTools, startCluster, startGitServer, waitForBuildkitEndpoint, type Cluster, type GitServer } from '@buildyard/testkit';
 import { solve } from './grpcClient.js';
 import { runCli, runTool as run } from './runProcess.js';
 import { startOutside, type Outside } from './security/outsideNetwork.js';
@@ -36,7 +36,7 @@ before(async () => {
     env: { BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' },
   });
   addr = `tcp://127.0.0.1:${port}`;
-  await until('the BuildKit endpoint to listen', () => cluster.frontendProcess.output().includes('buildkit endpoint listening'), 60_000);
+  await waitForBuildkitEndpoint(cluster, port);
   work = mkdtempSync(join(tmpdir(), 'buildyard-named-e2e-'));
   // The build context, and a second directory given as the named context "src".
   mkdirSync(join(work, 'app'));

@@ -13,7 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { ControlClient, SolveRequest, SshClientMessage, SshForwardClient, type SshServerMessage } from '@buildyard/proto';
 import { Buildkitd } from '../conformance/lib/buildkit.js';
-import { freePort, makeSshKey, referenceTools, startCluster, startSshAgent, until, type Cluster, type SshAgentService, type SshKey } from '@buildyard/testkit';
+import { freePort, makeSshKey, referenceTools, startCluster, startSshAgent, waitForBuildkitEndpoint, type Cluster, type SshAgentService, type SshKey } from '@buildyard/testkit';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
 const tsx = import.meta.resolve('tsx');
@@ -31,7 +31,7 @@ before(async () => {
     env: { BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' },
   });
   buildkitAddr = `tcp://127.0.0.1:${port}`;
-  await until('the BuildKit endpoint to listen', () => cluster.frontendProcess.output().includes('buildkit endpoint listening'), 60_000);
+  await waitForBuildkitEndpoint(cluster, port);
   agent = await startSshAgent();
   work = mkdtempSync(join(tmpdir(), 'buildyard-ssh-e2e-'));
   // ssh-add and the libraries it loads, at their own paths, to be copied over the base image.

@@ -1,8 +1,21 @@
 import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 
-/** A TCP port free on 127.0.0.1 right now (the OS picks it; the caller binds it soon after). */
+/** Ports this process has handed out: the OS may offer a just-closed port again, to another service of the same test. */
+const handedOut = new Set<number>();
+
+/** A TCP port free on 127.0.0.1 right now (the OS picks it; the caller binds it soon after), never one this process handed out before. */
 export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await osFreePort();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+}
+
+function osFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
