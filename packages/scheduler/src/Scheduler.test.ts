@@ -18,7 +18,7 @@ let redisCluster: RedisClusterService | undefined;
 let target: RedisTarget;
 before(async () => {
   if (onCluster) {
-    redisCluster = await startRedisCluster({ replicas: 1 }); // replicas: the failover test
+    redisCluster = await startRedisCluster();
     target = { url: redisCluster.url, cluster: true };
   } else {
     redis = await startRedis();
@@ -38,9 +38,10 @@ const AMD = 'linux/amd64';
 interface Run { worker: string; buildId: string; stageId: string; start: number; end: number; emulated: boolean; aborted: boolean; job: StageJob }
 
 /** A scheduler plus consumers in a private key prefix; everything is closed when the test ends. */
-function setup(t: TestContext, opts: { tenantLimit?: number } = {}) {
+function setup(t: TestContext, opts: { tenantLimit?: number; redis?: RedisTarget } = {}) {
   const prefix = `t${process.pid}-${++prefixSeq}`;
-  const scheduler = new Scheduler(target, { prefix, tickMs: 200, heartbeatTtlMs: FAST.heartbeatTtlMs, tenantLimit: opts.tenantLimit });
+  const redisTarget = opts.redis ?? target;
+  const scheduler = new Scheduler(redisTarget, { prefix, tickMs: 200, heartbeatTtlMs: FAST.heartbeatTtlMs, tenantLimit: opts.tenantLimit });
   const consumers: StageConsumer[] = [];
   const runs: Run[] = [];
   const errors: Error[] = [];
@@ -51,7 +52,7 @@ function setup(t: TestContext, opts: { tenantLimit?: number } = {}) {
   type Behaviour = (job: StageJob, signal: AbortSignal, worker: string) => Promise<unknown>;
   async function consumer(id: string, w: { native?: string[]; emulated?: string[]; capacity?: number; pollMs?: number }, behaviour?: Behaviour) {
     const c = new StageConsumer({
-      redis: target, prefix, ...FAST, pollMs: w.pollMs ?? FAST.pollMs, onError: (e) => errors.push(e),
+      redis: redisTarget, prefix, ...FAST, pollMs: w.pollMs ?? FAST.pollMs, onError: (e) => errors.push(e),
       worker: { id, nativePlatforms: w.native ?? [AMD], emulatedPlatforms: w.emulated ?? [], capacity: w.capacity ?? 1 },
       handler: async (job, signal) => {
         const run: Run = { worker: id, buildId: job.buildId, stageId: job.stageId, start: performance.now(), end: 0, emulated: job.emulated, aborted: false, job };
@@ -448,7 +449,10 @@ test('the fleet tenant limit: tenants that wait at once share the live slots equ
 });
 
 test('a build survives the failover of the Redis Cluster master holding the scheduler\'s slot', { skip: !onCluster && 'needs a Redis Cluster (Scheduler.cluster.test.ts)' }, async (t) => {
-  const { prefix, scheduler, consumer, runs } = setup(t);
+  // A cluster of its own: a failed-over cluster is not what the other tests start from.
+  const cluster = await startRedisCluster({ replicas: 1 });
+  const { prefix, scheduler, consumer, runs } = setup(t, { redis: { url: cluster.url, cluster: true } });
+  t.after(() => cluster.stop()); // after setup's own hooks: the scheduler and consumers close first
   const held = gate();
   const running = gate();
   const work = async (job: StageJob) => {
@@ -461,11 +465,11 @@ test('a build survives the failover of the Redis Cluster master holding the sche
     stage('a'), stage('b', ['a']), stage('c', ['b']), stage('d', ['b']), stage('e', ['c', 'd'])] }] });
   await timeout(running.opened, 60_000, 'stage b to start');
   // Every scheduler key is in one slot: kill the master serving it while b runs.
-  const killed = await redisCluster!.killMasterFor(schedulerKeys(prefix).config).finally(() => held.open());
+  const killed = await cluster.killMasterFor(schedulerKeys(prefix).config).finally(() => held.open());
   const state = await timeout(scheduler.waitForBuild('fo1'));
   assert.equal(state.status, 'done', state.error);
   assert.deepEqual([...new Set(runs.map((r) => r.stageId))].sort(), ['a', 'b', 'c', 'd', 'e']);
-  assert.notEqual((await redisCluster!.masterFor(schedulerKeys(prefix).config)).port, killed.port);
+  assert.notEqual((await cluster.masterFor(schedulerKeys(prefix).config)).port, killed.port);
   // The cluster still takes new builds.
   await scheduler.submitBuild({ buildId: 'fo2', tenant: 't1', priority: 0, platforms: [{ platform: AMD, stages: [stage('x')] }] });
   assert.equal((await timeout(scheduler.waitForBuild('fo2'))).status, 'done');
@@ -478,10 +482,10 @@ test('a stage on a SIGKILLed worker completes on another worker', async (t) => {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
-  await new Promise<void>((resolve, reject) => {
+  await timeout(new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve(); });
     child.once('exit', (code) => reject(new Error(`consumer child exited early with ${code}`)));
-  });
+  }), 60_000, 'the consumer child to be ready');
   // s1 comes from the shared platform queue (BullMQ stall recovery); s2 follows base onto the
   // child's own queue (recovered by the scheduler's sweep).
   await scheduler.submitBuild({ buildId: 'kill1', tenant: 't1', priority: 0, platforms: [{ platform: AMD, stages: [

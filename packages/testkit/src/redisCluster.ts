@@ -129,7 +129,11 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
   return {
     nodes,
     password,
-    url: `redis://:${password}@${nodes[0].host}:${nodes[0].port}`,
+    // A node still running: a client seeded with a killed master never connects.
+    get url() {
+      const live = nodes.find((n) => services.has(n.port)) ?? nodes[0];
+      return `redis://:${password}@${live.host}:${live.port}`;
+    },
     masterFor,
     async killMasterFor(key) {
       if (replicas < 1) throw new Error('killMasterFor needs a cluster started with replicas >= 1');
