@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Redis } from 'ioredis';
+import { DEFAULT_KEYS } from '@buildyard/contracts';
 import { FsContentStore, RegistryClient, sha256Digest, writeOciLayout } from '@buildyard/oci';
 import { startRedis, startRegistry, type RedisService, type RegistryService } from '@buildyard/testkit';
 import { BlobLeases, RedisCacheIndex, readCache, writeCache, inlineCacheAnnotation, INLINE_CACHE_ANNOTATION, type ExportedCacheRecord, type LayoutReader } from './index.js';
@@ -166,7 +167,7 @@ test('blob leases: leased() unions unexpired leases; release and expiry end them
   assert.deepEqual([...await leases.leased()].sort(), [d('b'), d('c'), d('f')]);
   await leases.release('build-b');
   assert.deepEqual([...await leases.leased()], []);
-  assert.equal(await redis.exists('buildyard:leases:build:build-short'), 0, 'expired lease keys are gone');
+  assert.equal(await redis.exists(DEFAULT_KEYS.leases.build('build-short')), 0, 'expired lease keys are gone');
 });
 
 test('RedisCacheIndex.referencedBlobs lists the layers records reference, across tenants', async () => {

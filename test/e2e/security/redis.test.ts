@@ -8,6 +8,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { DEFAULT_KEYS } from '@buildyard/contracts';
 import { startCluster, type Cluster } from '@buildyard/testkit';
 import { solve } from '../grpcClient.js';
 
@@ -57,14 +58,14 @@ test('Redis refuses every command from a process that knows its port but not its
     const keys = await insider.keys('*');
     assert.ok(keys.some((k) => k.includes(victim.result!.buildId)), 'the build left keys an attacker would want');
     assert.equal(((await insider.config('GET', 'protected-mode')) as string[])[1], 'yes', 'protected mode is on');
-    const cacheKey = keys.find((k) => k.startsWith('buildyard:cache'));
+    const cacheKey = keys.find((k) => k.startsWith(DEFAULT_KEYS.cache.records('default')));
     assert.ok(cacheKey, `the build left a cache record (keys: ${keys.slice(0, 20).join(', ')})`);
     const cacheBefore = JSON.stringify(await dump(insider, cacheKey));
 
     const attack = [
       'PING', 'KEYS *', 'SCAN 0', 'INFO', 'CLIENT LIST', 'CONFIG GET requirepass', 'DBSIZE',
       `GET ${cacheKey}`, `HGETALL ${cacheKey}`, `SET ${cacheKey} planted-${nonce}`, `DEL ${cacheKey}`,
-      `XRANGE buildyard:progress:${victim.result!.buildId} - +`, 'SUBSCRIBE anything', 'FLUSHALL', 'SHUTDOWN NOSAVE',
+      `XRANGE ${DEFAULT_KEYS.progress(victim.result!.buildId)} - +`, 'SUBSCRIBE anything', 'FLUSHALL', 'SHUTDOWN NOSAVE',
     ];
     const replies = await rawRedis(cluster.redis.port, attack);
     assert.equal(replies.length, attack.length, `one reply per command: ${replies.join(' | ')}`);
@@ -88,7 +89,7 @@ test('Redis refuses every command from a process that knows its port but not its
     assert.equal(JSON.stringify(await dump(insider, cacheKey)), cacheBefore, 'the cache record is unchanged');
     // (The scheduler's own sets come and go as workers idle: the keys to check are the victim's.)
     const after = new Set(await insider.keys('*'));
-    const targets = keys.filter((k) => k.includes(victim.result!.buildId) || k.startsWith('buildyard:cache'));
+    const targets = keys.filter((k) => k.includes(victim.result!.buildId) || k.startsWith(DEFAULT_KEYS.cache.records('default')));
     assert.deepEqual(targets.filter((k) => !after.has(k)), [], 'no key of the build or the cache was removed');
   } finally {
     insider.disconnect();
