@@ -59,9 +59,15 @@ export function buildRecordFromHash(hash: Record<string, string>): BuildRecord {
 /** How long a build's record is kept by default (history.retentionMs). */
 export const BUILD_RECORD_RETENTION_MS = 7 * 24 * 3600 * 1000;
 
+function isUnfinished(status: BuildRecordStatus): boolean {
+  return status === 'queued' || status === 'running';
+}
+
 export class BuildRecords {
   /** How long each record is kept after its build starts. */
   readonly retentionMs: number;
+  /** Whether this process added the last day's unfinished builds to the set (see unfinished()). */
+  private listedRecentBuilds = false;
 
   constructor(private readonly redis: Redis, private readonly keys: RedisKeys = DEFAULT_KEYS, opts: { retentionMs?: number } = {}) {
     this.retentionMs = opts.retentionMs ?? BUILD_RECORD_RETENTION_MS;
@@ -79,6 +85,7 @@ export class BuildRecords {
       .hset(key, { buildId: record.buildId, tenant: record.tenant, status: 'queued', platforms: JSON.stringify(record.platforms), createdMs: now, finishedMs: 0, digest: '', error: '', verticesTotal: 0, verticesCached: 0, pushed: '[]', coordinator: record.coordinator, ...asked })
       .pexpire(key, this.retentionMs)
       .zadd(this.keys.builds, now, record.buildId)
+      .sadd(this.keys.unfinishedBuilds, record.buildId)
       .zremrangebyscore(this.keys.builds, 0, now - this.retentionMs)
       .exec();
   }
@@ -101,13 +108,15 @@ export class BuildRecords {
   /** Forgets builds: their hashes and their places in the list (their event streams are the caller's). */
   async remove(buildIds: string[]): Promise<void> {
     if (buildIds.length === 0) return;
-    await this.redis.multi().del(...buildIds.map((id) => this.keys.build(id))).zrem(this.keys.builds, ...buildIds).exec();
+    await this.redis.multi().del(...buildIds.map((id) => this.keys.build(id))).zrem(this.keys.builds, ...buildIds).srem(this.keys.unfinishedBuilds, ...buildIds).exec();
   }
 
   async update(buildId: string, fields: Partial<Omit<BuildRecord, 'buildId' | 'tenant' | 'createdMs'>>): Promise<void> {
     const flat: Record<string, string | number> = {};
     for (const [k, v] of Object.entries(fields)) flat[k] = Array.isArray(v) ? JSON.stringify(v) : (v as string | number);
-    await this.redis.hset(this.keys.build(buildId), flat);
+    const ended = fields.status !== undefined && !isUnfinished(fields.status);
+    if (!ended) await this.redis.hset(this.keys.build(buildId), flat);
+    else await this.redis.multi().hset(this.keys.build(buildId), flat).srem(this.keys.unfinishedBuilds, buildId).exec();
   }
 
   /** The raw hash, empty when the build is unknown (the dashboard shows malformed ones as they are). */
@@ -142,11 +151,38 @@ export class BuildRecords {
     });
   }
 
-  /** Builds still queued or running, newest first, among those created in the last day. */
+  /**
+   * Builds still queued or running, newest first. Reads the set of unfinished ids, so a sweep
+   * costs what is running, not the whole history. Ids whose record ended or expired without
+   * leaving the set (a process killed between the two writes) are dropped from it here.
+   */
   async unfinished(): Promise<BuildRecord[]> {
+    if (!this.listedRecentBuilds) {
+      await this.listRecentUnfinishedBuilds();
+      this.listedRecentBuilds = true;
+    }
+    const ids = await this.redis.smembers(this.keys.unfinishedBuilds);
+    const hashes = await this.hashes(ids);
+    const records: BuildRecord[] = [];
+    const stale: string[] = [];
+    hashes.forEach((hash, i) => {
+      const record = hash.buildId ? buildRecordFromHash(hash) : undefined;
+      if (record && isUnfinished(record.status)) records.push(record);
+      else stale.push(ids[i]!);
+    });
+    if (stale.length > 0) await this.redis.srem(this.keys.unfinishedBuilds, ...stale);
+    return records.sort((a, b) => b.createdMs - a.createdMs);
+  }
+
+  /**
+   * Once per process: builds of the last day that frontends older than the unfinished set
+   * started (an upgrade in the middle of builds) join the set, so a sweep still finds them.
+   */
+  private async listRecentUnfinishedBuilds(): Promise<void> {
     const ids = await this.redis.zrevrangebyscore(this.keys.builds, '+inf', Date.now() - 24 * 3600 * 1000);
-    const records = await Promise.all(ids.map((id) => this.get(id)));
-    return records.filter((r): r is BuildRecord => !!r && (r.status === 'queued' || r.status === 'running'));
+    const hashes = await this.hashes(ids);
+    const unfinished = hashes.filter((h) => h.status === 'queued' || h.status === 'running').map((h) => h.buildId).filter((id): id is string => !!id);
+    if (unfinished.length > 0) await this.redis.sadd(this.keys.unfinishedBuilds, ...unfinished);
   }
 
   /** The newest builds of one tenant. */

@@ -99,6 +99,8 @@ export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX) {
     prefix: p,
     /** Sorted set of build ids by creation time (the frontend's build list). */
     builds: `${p}:builds`,
+    /** Set: ids of builds still queued or running (read by every frontend's orphan sweep). */
+    unfinishedBuilds: `${p}:builds-unfinished`,
     /** Hash: one build's record (BuildRecord). */
     build: (buildId: string) => `${p}:build:${buildId}`,
     /** String: a build's sealed secrets, only while it runs. */

@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { BuildRecords, BuildSecrets, DEFAULT_KEYS } from '@buildyard/contracts';
+import { BuildRecords, BuildSecrets, DEFAULT_KEYS, redisKeys } from '@buildyard/contracts';
 import { SolveRequest } from '@buildyard/proto';
 import { startRedis, type RedisService } from '@buildyard/testkit';
 import { BuildRequests } from './buildTakeover.js';
@@ -59,4 +59,27 @@ test('a stored request comes back with its secrets and logins; the stored key ho
   assert.deepEqual(back.registryAuth, req.registryAuth);
   await requests.delete('b1');
   assert.equal(await requests.load('b1'), undefined);
+});
+
+test('the orphan sweep reads unfinished builds from their set: ended ones leave it, records left there by a killed process are dropped, and builds of older frontends join it', async () => {
+  const keys = redisKeys('sweep');
+  const sweep = new BuildRecords(redis, keys);
+  await sweep.create({ buildId: 'a', tenant: 't', platforms: [], coordinator: 'f' });
+  await sweep.create({ buildId: 'b', tenant: 't', platforms: [], coordinator: 'f' });
+  await sweep.update('b', { status: 'running' });
+  await sweep.create({ buildId: 'c', tenant: 't', platforms: [], coordinator: 'f' });
+  await sweep.update('c', { status: 'failed', finishedMs: Date.now() });
+  assert.deepEqual((await redis.smembers(keys.unfinishedBuilds)).sort(), ['a', 'b'], 'an ended build left the set when it ended');
+
+  // A process killed between ending a record and leaving the set, and a record that expired.
+  await redis.hset(keys.build('a'), 'status', 'succeeded');
+  await redis.sadd(keys.unfinishedBuilds, 'expired');
+  // A build an older frontend started: in the build list, not in the set.
+  await redis.hset(keys.build('old'), { buildId: 'old', tenant: 't', status: 'running', platforms: '[]', createdMs: Date.now(), pushed: '[]', coordinator: 'f' });
+  await redis.zadd(keys.builds, Date.now(), 'old');
+
+  assert.deepEqual((await sweep.unfinished()).map((r) => r.buildId).sort(), ['b', 'old']);
+  assert.deepEqual((await redis.smembers(keys.unfinishedBuilds)).sort(), ['b', 'old'], 'stale ids were dropped, the older build joined');
+  await sweep.remove(['b', 'old']);
+  assert.deepEqual(await redis.smembers(keys.unfinishedBuilds), []);
 });
