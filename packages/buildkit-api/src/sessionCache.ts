@@ -5,7 +5,7 @@ import { RedisCacheIndex, readCache, type LayoutReader } from '@buildyard/cache'
 import type { StartedBuild } from '@buildyard/control';
 import type { RedisKeys } from '@buildyard/contracts';
 import { Annotations, MediaTypes, RegistryClient, type FsContentStore } from '@buildyard/oci';
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '@buildyard/contracts';
 import type { ClientSession } from './SessionManager.js';
 import { SessionContentStore } from './sessionContent.js';
 import type { SessionCacheExport, SessionCacheImport } from './solveRequest.js';

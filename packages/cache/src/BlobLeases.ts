@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '@buildyard/contracts';
 import { DEFAULT_KEYS, luaCommands, type LuaCommand, type LuaScript, type RedisKeys } from '@buildyard/contracts';
 
 // Taking a lease and listing live ones (dropping expired ones) are scripts under ../lua.

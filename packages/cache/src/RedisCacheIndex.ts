@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '@buildyard/contracts';
 import { DEFAULT_KEYS, cacheRecordSchema, jsonFromRedis, luaCommands, type LuaCommand, type LuaScript, type RedisKeys } from '@buildyard/contracts';
 import type { CacheIndex, CacheRecord, NewCacheRecord } from './CacheRecord.js';
 

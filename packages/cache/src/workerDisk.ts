@@ -3,7 +3,7 @@
 // channel. The frontend publishes a request; every worker answers on a reply list that the
 // frontend waits on with BLPOP, so nobody polls.
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '@buildyard/contracts';
 import { redisKeys, workerDiskReportSchema, workerDiskRequestSchema, type WorkerDiskReport, type WorkerDiskRequest } from '@buildyard/contracts';
 
 // The messages and their keys cross Redis: their schemas live in @buildyard/contracts.

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from './redisClient.js';
 import { z } from 'zod';
 import { fromRedis, jsonList } from './fromRedis.js';
 import { DEFAULT_KEYS, type RedisKeys } from './keys.js';

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from './redisClient.js';
 import { z } from 'zod';
 import { jsonFromRedis } from './fromRedis.js';
 import { DEFAULT_KEYS, type RedisKeys } from './keys.js';

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from './redisClient.js';
 import { z } from 'zod';
 import { secretsKey } from './BuildSecrets.js';
 import { jsonFromRedis } from './fromRedis.js';

@@ -22,3 +22,4 @@ export { cacheRecordSchema, type CacheRecord } from './CacheRecord.js';
 export {
   workerDiskRequestSchema, workerDiskReportSchema, workerDiskPartSchema, type WorkerDiskRequest, type WorkerDiskReport, type WorkerDiskPart,
 } from './WorkerDisk.js';
+export { openRedis, duplicateRedis, scanKeys, type RedisClient, type RedisConnection, type RedisClientOptions } from './redisClient.js';

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Cluster, Redis } from 'ioredis';
+import type { RedisClient } from './redisClient.js';
 
 export interface LuaScript {
   /** Files under `dir`, concatenated (a shared prelude first, then the script). */
@@ -18,7 +18,7 @@ export type LuaCommand = (...args: Array<string | number>) => Promise<unknown>;
  * runs them by EVALSHA and reloads them when Redis lost its script cache). Names are namespaced
  * by `namespace` so packages sharing a connection never collide.
  */
-export function luaCommands<N extends string>(redis: Redis | Cluster, namespace: string, dir: URL, scripts: Record<N, LuaScript>): Record<N, LuaCommand> {
+export function luaCommands<N extends string>(redis: RedisClient, namespace: string, dir: URL, scripts: Record<N, LuaScript>): Record<N, LuaCommand> {
   const out = {} as Record<N, LuaCommand>;
   const commands = redis as unknown as Record<string, LuaCommand>;
   for (const [name, script] of Object.entries(scripts) as Array<[N, LuaScript]>) {

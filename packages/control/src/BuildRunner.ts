@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '@buildyard/contracts';
 import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { injectTraceContext, metrics, type Logger } from '@buildyard/telemetry'; // metrics
 import { parse, planBuild, DockerfileError, type NamedContextSource } from '@buildyard/dockerfile';

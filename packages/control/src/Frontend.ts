@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '@buildyard/contracts';
 import { BlobLeases, RedisCacheIndex, collectBlobGarbage, openSharedBlobStore, pruneCache } from '@buildyard/cache';
 import { ContextStore, handleSync } from '@buildyard/context';
 import { RemoteContexts } from './remoteContexts.js';

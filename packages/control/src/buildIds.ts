@@ -4,7 +4,7 @@
 // id), and the client still sees only its name: in events, Status, Attach and Cancel. Claims
 // are atomic (SET NX), so two tenants racing for one name never share a build record.
 import { createHash, randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '@buildyard/contracts';
 import type { RedisKeys } from '@buildyard/contracts';
 import type { SolveEvent } from '@buildyard/proto';
 

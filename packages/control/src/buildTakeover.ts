@@ -3,7 +3,7 @@
 // coordinator gone claims the record and runs the build again from that request. Stages already
 // done are in the scheduler's state and the cache, so the new coordinator only waits for the
 // rest, then exports.
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '@buildyard/contracts';
 import { SolveRequest } from '@buildyard/proto';
 import { luaCommands, type BuildSecrets, type LuaCommand, type RedisKeys } from '@buildyard/contracts';
 

@@ -1,7 +1,7 @@
 // The frontend's side of --cache-from / --cache-to: which records a build exports (mode=min:
 // each platform's target stage and its FROM-<stage> chain; mode=max: every vertex of every
 // stage), importing before scheduling, exporting after the images are assembled.
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '@buildyard/contracts';
 import type { RedisKeys, StageResult } from '@buildyard/contracts';
 import {
   BlobLeases, RedisCacheIndex, parseCacheSpecs, readCache, writeCache, INLINE_CACHE_ANNOTATION, inlineCacheAnnotation,

@@ -3,7 +3,7 @@
 // other tenants are neither listed, matched by a ref, nor removed, and a ref that names one
 // answers NOT_FOUND as a ref that names nothing.
 import { status } from '@grpc/grpc-js';
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '@buildyard/contracts';
 import { z } from 'zod';
 import { buildRecordFromHash, jsonFromRedis, type BuildRecord, type BuildRecords, type RedisKeys } from '@buildyard/contracts';
 import { decodeEvent, EVENT_FIELD, progressStreamKey } from '@buildyard/progress';

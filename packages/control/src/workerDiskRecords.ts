@@ -2,7 +2,7 @@
 // layer snapshots and materialised contexts. Both are caches shared by every tenant (snapshots
 // are rebuilt from the blob store, contexts from the context store), so any tenant may see
 // their sizes and reclaim them; nothing in them is listed per tenant.
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '@buildyard/contracts';
 import { askWorkersDisk, type WorkerDiskPart } from '@buildyard/cache';
 import type { WorkerRegistry } from '@buildyard/scheduler';
 

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '@buildyard/contracts';
 import type { RedisKeys } from '@buildyard/contracts';
 import { encodeEvent, type LogStream, type ProgressEvent, type VertexRef } from './ProgressEvent.js';
 import { END_FIELD, EVENT_FIELD, progressStreamKey } from './progressStream.js';

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { duplicateRedis, type RedisClient as Redis } from '@buildyard/contracts';
 import type { RedisKeys } from '@buildyard/contracts';
 import type { StreamedProgressEvent } from './ProgressEvent.js';
 import { decodeEvent } from './storedEvent.js';
@@ -36,7 +36,7 @@ export async function* readProgress(redis: Redis, buildId: string, opts: ReadPro
     if (tail.length > 0 && tail[0][1].includes(END_FIELD)) return;
     last = tail.length > 0 ? tail[0][0] : '0-0';
   }
-  const conn = redis.duplicate({ lazyConnect: true, maxRetriesPerRequest: null });
+  const conn = duplicateRedis(redis, { lazyConnect: true, maxRetriesPerRequest: null });
   const onAbort = () => conn.disconnect();
   signal?.addEventListener('abort', onAbort, { once: true });
   try {

@@ -1,8 +1,7 @@
 import { Queue, type Job, type JobType } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { BlobLeases, RedisCacheIndex, pruneCache, type CacheRecord } from '@buildyard/cache';
 import {
-  BuildRecords, BUILD_RECORD_STATUSES, DEFAULT_KEYS, buildRecordFromHash, describeQueueName, stageRef, type BuildRecord, type RedisKeys,
+  BuildRecords, BUILD_RECORD_STATUSES, DEFAULT_KEYS, buildRecordFromHash, describeQueueName, scanKeys, stageRef, type BuildRecord, type RedisClient as Redis, type RedisKeys,
 } from '@buildyard/contracts';
 import { decodeEvent, type ProgressEvent } from '@buildyard/progress';
 import { askWorkersDisk } from '@buildyard/cache';
@@ -165,18 +164,6 @@ export class DashboardState {
       this.queues.set(name, q);
     }
     return q;
-  }
-
-  /** Keys matching one of contracts' patterns (cache tenants' LRU sets). */
-  private async scan(pattern: string): Promise<string[]> {
-    const out: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-      cursor = next;
-      out.push(...keys);
-    } while (cursor !== '0');
-    return out;
   }
 
   /** Stage queue names, as the scheduler knows them (queues used plus live workers' platforms). */
@@ -427,7 +414,7 @@ export class DashboardState {
   }
 
   async cacheTenants(): Promise<string[]> {
-    const keys = await this.scan(this.keys.cache.lruPattern);
+    const keys = await scanKeys(this.redis, this.keys.cache.lruPattern);
     return keys.map((k) => this.keys.cache.tenantOfLru(k)).sort();
   }
 

@@ -1,0 +1,74 @@
+// Opening Redis the same way in every process: a single Redis, or a Redis Cluster seeded by one
+// node (`redis.cluster`). Code above this takes a RedisClient and uses only what both offer;
+// the few operations whose form differs (a duplicate with other options, a SCAN of every key)
+// are here.
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+
+/** A single Redis or a Redis Cluster. */
+export type RedisClient = Redis | Cluster;
+
+/** Where Redis is, as configured (`redis.url`, `redis.cluster`). */
+export interface RedisConnection {
+  url: string;
+  cluster?: boolean;
+}
+
+/** Options that apply to every connection of a client (each node's, for a cluster). */
+export type RedisClientOptions = Pick<RedisOptions, 'maxRetriesPerRequest' | 'lazyConnect'>;
+
+/**
+ * A client for `url`: with `cluster`, a Redis Cluster client seeded by that node (it learns the
+ * others from the slot map); user, password and TLS apply to every node.
+ */
+export function openRedis(target: RedisConnection, options: RedisClientOptions = {}): RedisClient {
+  if (!target.cluster) return new Redis(target.url, options);
+  const u = new URL(target.url);
+  if (u.pathname.length > 1 && u.pathname !== '/0') {
+    throw new Error(`redis.url ${u.protocol}//${u.host}${u.pathname}: Redis Cluster has only database 0; drop the /${u.pathname.slice(1)} from the URL`);
+  }
+  const { lazyConnect, ...perNode } = options;
+  return new Cluster([{ host: u.hostname, port: Number(u.port || 6379) }], {
+    lazyConnect,
+    redisOptions: {
+      ...perNode,
+      username: u.username ? decodeURIComponent(u.username) : undefined,
+      password: u.password ? decodeURIComponent(u.password) : undefined,
+      tls: u.protocol === 'rediss:' ? {} : undefined,
+    },
+  });
+}
+
+/**
+ * A new connection like `client` with other options (for blocking reads and subscriptions,
+ * which hold their connection). A cluster's copy is seeded with every node it knows now, not
+ * only its seed: the seed may be a master that failed over since.
+ */
+export function duplicateRedis(client: RedisClient, options: RedisClientOptions = {}): RedisClient {
+  if (client instanceof Cluster) {
+    const { lazyConnect, ...perNode } = options;
+    const known = client.nodes('all').map((n) => ({ host: n.options.host, port: n.options.port }));
+    return client.duplicate(known.length > 0 ? known : undefined, {
+      ...(lazyConnect !== undefined ? { lazyConnect } : {}),
+      redisOptions: { ...client.options.redisOptions, ...perNode },
+    });
+  }
+  return client.duplicate(options);
+}
+
+/**
+ * Every key matching `pattern`. SCAN walks one node's keys, so on a cluster it runs on each
+ * master (replicas hold copies of the same keys).
+ */
+export async function scanKeys(client: RedisClient, pattern: string, count = 500): Promise<string[]> {
+  const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client];
+  const out: string[] = [];
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', count);
+      cursor = next;
+      out.push(...keys);
+    } while (cursor !== '0');
+  }
+  return out;
+}
