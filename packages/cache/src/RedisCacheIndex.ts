@@ -38,6 +38,24 @@ export class RedisCacheIndex implements CacheIndex {
     return raw ? this.parse(raw, key) : undefined;
   }
 
+  /**
+   * Looks many keys up in one round trip: a pipeline of get()'s script (each found record is
+   * marked used), in `keys` order. A frontend answers a whole unchanged build with this.
+   */
+  async getMany(keys: readonly string[]): Promise<Array<CacheRecord | undefined>> {
+    if (keys.length === 0) return [];
+    const now = Date.now();
+    // luaCommands registers the scripts under `<namespace>_<name>`; ioredis gives pipelines every defined command.
+    const pipeline = this.redis.pipeline() as unknown as Record<string, (...args: Array<string | number>) => unknown> & { exec(): Promise<Array<[Error | null, unknown]> | null> };
+    for (const key of keys) pipeline.buildyard_cache_touch(this.recordPrefix + key, this.lruKey, now, key);
+    const replies = (await pipeline.exec()) ?? [];
+    return keys.map((key, i) => {
+      const [err, raw] = replies[i] ?? [new Error('no reply'), null];
+      if (err) throw new Error(`looking cache record ${key.slice(0, 80)} of tenant ${this.tenant} up failed: ${err.message}`);
+      return raw ? this.parse(raw as string, key) : undefined;
+    });
+  }
+
   async put(record: NewCacheRecord): Promise<CacheRecord> {
     const now = Date.now();
     const full: CacheRecord = { ...record, createdMs: now, lastUsedMs: now, usageCount: 0 };

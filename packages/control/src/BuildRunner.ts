@@ -19,6 +19,7 @@ import { exporterFor, parseOutputs, runExport, unreportedStep, type ExportStep, 
 import { frontendAttrsOf, makeAttestations, parseAttests, wantsAttestations, type AttestationOptions, type BuildAttestations, type ImageSourceRecord } from './exporters/index.js';
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
 import { HandedOff, type BuildRequests } from './buildTakeover.js';
+import { ResolvedBases, resultsFromCache } from './cachedBuild.js';
 import type { CacheWriteResult } from '@buildyard/cache';
 
 export type { StagePayload } from '@buildyard/contracts';
@@ -109,11 +110,12 @@ function announcingResolver(resolve: ReturnType<typeof registryImageResolver>, p
   };
 }
 
-/** The planner's resolver, noting each resolution as provenance needs it (the reference as written, what it pinned). */
-function recordingResolver(resolve: ReturnType<typeof registryImageResolver>, into: ImageSourceRecord[]): ReturnType<typeof registryImageResolver> {
+/** The planner's resolver, noting each resolution as provenance needs it (the reference as written, what it pinned) and the base's layer chain (a build answered from the cache starts stages from it). */
+function recordingResolver(resolve: ReturnType<typeof registryImageResolver>, into: ImageSourceRecord[], bases: ResolvedBases): ReturnType<typeof registryImageResolver> {
   return async (ref, platform) => {
     const image = await resolve(ref, platform);
     into.push({ ref, platform, topDigest: image.topDigest, manifestDigest: image.digest, layerCount: image.config.rootfs?.diff_ids?.length ?? 0 });
+    bases.add(image, platform);
     return image;
   };
 }
@@ -190,8 +192,9 @@ export class BuildRunner {
         }
       }
       const imageSources: ImageSourceRecord[] = [];
+      const bases = new ResolvedBases();
       const plan = await tracer.startActiveSpan('plan', async (planSpan) => {
-        try { return await this.plan(req, tenant, registry, work, runOptions, imageSources, namedContexts, progress); } finally { planSpan.end(); }
+        try { return await this.plan(req, tenant, registry, work, runOptions, imageSources, bases, namedContexts, progress); } finally { planSpan.end(); }
       });
       const missing = missingEntitlement(plan, req.network, allowed, granted);
       if (missing) throw new BuildFailure(missing.message, { file: req.dockerfileName || 'Dockerfile', line: missing.line, code: 'entitlement.denied' });
@@ -207,34 +210,11 @@ export class BuildRunner {
       // A Cancel another frontend took while this one planned, in case its notice was missed.
       await this.throwIfCancelRequested(buildId);
       // Taken over: the scheduler already has the stages the first coordinator submitted.
-      if (!resume || !(await scheduler.getBuild(buildId))) await scheduler.submitBuild({
-        buildId, tenant, priority: 0,
-        // Workers continue this trace: the context travels inside every stage job.
-        traceContext: injectTraceContext(),
-        platforms: plan.platforms.map((p) => ({
-          platform: p.platform,
-          stages: p.stages.map((s) => ({
-            id: s.id, dependsOn: s.dependsOn,
-            // Dedupe only within a tenant, and never for --no-cache stages.
-            cacheKey: req.noCache || s.noCache ? '' : `${tenant}:${s.cacheKey}`,
-            payload: { stage: s, contextId: req.contextId, noCache: req.noCache || s.noCache, network: req.network } satisfies StagePayload,
-          })),
-        })),
-      });
-      const onAbort = () => {
-        scheduler.cancelBuild(buildId, abortReason(signal)).catch((err: Error) => this.deps.log?.warn({ buildId, err: err.message }, 'cancelling the build in the scheduler failed'));
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      if (signal.aborted) onAbort(); // aborted between the check above and the listener
-      // A Cancel taken elsewhere while submitting found no build in the scheduler: cancel it now.
-      else {
-        const reason = await records.cancelRequested(buildId);
-        if (reason) await scheduler.cancelBuild(buildId, reason);
-      }
-      const state = await scheduler.waitForBuild(buildId, { signal: handoff }).finally(() => signal.removeEventListener('abort', onAbort));
-      if (state.status !== 'done') throw new BuildFailure(state.error || `build ${state.status}`, { code: `build.${state.status}` });
-
-      const results = new Map(state.stages.map((s) => [`${s.platform}|${s.stageId}`, fromRedis(stageResultSchema, s.result, `the result of stage ${s.stageId} (${s.platform})`)]));
+      const submitted = Boolean(resume) && Boolean(await scheduler.getBuild(buildId));
+      // Every step of every stage and platform in the cache: answered here, as buildkitd answers
+      // it, without the scheduler or a worker (a single miss leaves the build to the fleet).
+      const cached = submitted ? undefined : await resultsFromCache(plan, req.noCache, { redis: this.deps.redis, keys: this.deps.keys, tenant, buildId, blobs: this.deps.blobs, bases }, progress);
+      const results = cached ?? await this.runOnFleet(buildId, tenant, req, plan, signal, handoff, submitted);
       // A takeover plans again: a base image tag that moved since the first plan names other stages.
       if (plan.platforms.some((p) => !results.has(`${p.platform}|${p.target}`))) {
         throw new BuildFailure('the build\'s plan changed when another frontend took it over (a base image tag moved?): run the build again', { code: 'build.resumed' });
@@ -321,6 +301,38 @@ export class BuildRunner {
     }
   }
 
+  /** Submits the build's stages to the scheduler (unless a takeover found them there) and waits for their results. */
+  private async runOnFleet(buildId: string, tenant: string, req: SolveRequest, plan: BuildPlan, signal: AbortSignal, handoff: AbortSignal | undefined, submitted: boolean): Promise<Map<string, StageResult>> {
+    const { records, scheduler } = this.deps;
+    if (!submitted) await scheduler.submitBuild({
+      buildId, tenant, priority: 0,
+      // Workers continue this trace: the context travels inside every stage job.
+      traceContext: injectTraceContext(),
+      platforms: plan.platforms.map((p) => ({
+        platform: p.platform,
+        stages: p.stages.map((s) => ({
+          id: s.id, dependsOn: s.dependsOn,
+          // Dedupe only within a tenant, and never for --no-cache stages.
+          cacheKey: req.noCache || s.noCache ? '' : `${tenant}:${s.cacheKey}`,
+          payload: { stage: s, contextId: req.contextId, noCache: req.noCache || s.noCache, network: req.network } satisfies StagePayload,
+        })),
+      })),
+    });
+    const onAbort = () => {
+      scheduler.cancelBuild(buildId, abortReason(signal)).catch((err: Error) => this.deps.log?.warn({ buildId, err: err.message }, 'cancelling the build in the scheduler failed'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort(); // aborted between the check above and the listener
+    // A Cancel taken elsewhere while submitting found no build in the scheduler: cancel it now.
+    else {
+      const reason = await records.cancelRequested(buildId);
+      if (reason) await scheduler.cancelBuild(buildId, reason);
+    }
+    const state = await scheduler.waitForBuild(buildId, { signal: handoff }).finally(() => signal.removeEventListener('abort', onAbort));
+    if (state.status !== 'done') throw new BuildFailure(state.error || `build ${state.status}`, { code: `build.${state.status}` });
+    return new Map(state.stages.map((s) => [`${s.platform}|${s.stageId}`, fromRedis(stageResultSchema, s.result, `the result of stage ${s.stageId} (${s.platform})`)]));
+  }
+
   /** Ends the build as cancelled when a client's Cancel is recorded for it. */
   private async throwIfCancelRequested(buildId: string): Promise<void> {
     const reason = await this.deps.records.cancelRequested(buildId);
@@ -334,7 +346,7 @@ export class BuildRunner {
     await progress.close();
   }
 
-  private async plan(req: SolveRequest, tenant: string, registry: RegistryClient, signal: AbortSignal, runOptions: RunStepOptions, imageSources: ImageSourceRecord[], namedContexts: Record<string, NamedContextSource>, progress: ProgressWriter): Promise<BuildPlan> {
+  private async plan(req: SolveRequest, tenant: string, registry: RegistryClient, signal: AbortSignal, runOptions: RunStepOptions, imageSources: ImageSourceRecord[], bases: ResolvedBases, namedContexts: Record<string, NamedContextSource>, progress: ProgressWriter): Promise<BuildPlan> {
     const remote = this.deps.remoteContexts;
     const gitSources = new Map<string, Promise<Extract<NamedContextSource, { kind: 'context' }>>>();
     const text = Buffer.from(req.dockerfile).toString('utf8');
@@ -354,7 +366,7 @@ export class BuildRunner {
       context: { entries },
       noCache: req.noCache,
       dockerfileName: req.dockerfileName || 'Dockerfile',
-      resolveImage: recordingResolver(announcingResolver(registryImageResolver(registry, signal), progress, progress.buildId), imageSources),
+      resolveImage: recordingResolver(announcingResolver(registryImageResolver(registry, signal), progress, progress.buildId), imageSources, bases),
       ...runOptions,
       namedContexts,
       ...(remote ? { resolveGit: (url: string, o: { keepGitDir: boolean; checksum?: string }) => {

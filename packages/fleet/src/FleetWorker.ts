@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
@@ -7,12 +6,12 @@ import { BlobLeases, RedisCacheIndex, openSharedBlobStore, serveWorkerDisk, type
 import { ContextStore, materializeContext } from '@buildyard/context';
 import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, fromRedis, stagePayloadSchema, stageResultSchema, type RedisKeys, type StageResult } from '@buildyard/contracts';
 import { detectPlatforms, type EgressLists, type RuncExecutorOptions, type StepLimits } from '@buildyard/executor';
-import type { StagePlan, Vertex } from '@buildyard/graph';
+import type { StagePlan } from '@buildyard/graph';
 import { FsContentStore, RegistryClient, credentialsFromLogins } from '@buildyard/oci';
 import { CountingRegistryClient } from './CountingRegistryClient.js';
 import { relayedSshAgents } from './relayedSshAgents.js';
 import { WorkerDisk, diskBytes } from './WorkerDisk.js';
-import { ProgressWriter, type VertexRef } from '@buildyard/progress';
+import { ProgressWriter, stepVertexDigest, stepVertexRef, type VertexRef } from '@buildyard/progress';
 import { StageConsumer, type StageJob } from '@buildyard/scheduler';
 import { RegistryImageSource, StageSolver, openExecutionEngine } from '@buildyard/solver';
 import { pruneSnapshots } from '@buildyard/snapshot';
@@ -59,11 +58,6 @@ export interface FleetWorkerOptions {
 const tracer = trace.getTracer('buildyard-worker');
 /** A backstop: the frontend releases a build's leases when it ends. */
 const BUILD_LEASE_MS = 24 * 3600 * 1000;
-
-/** Progress ids must differ per platform even when two platforms run the same step. */
-function vertexId(platform: string, vertex: Vertex): string {
-  return 'sha256:' + createHash('sha256').update(`${platform}\0${vertex.cacheKey}`).digest('hex');
-}
 
 /**
  * A worker of the fleet: takes stage jobs for its platforms from the scheduler's queues and
@@ -224,11 +218,7 @@ export class FleetWorker {
     });
     const progress = new ProgressWriter(this.redis, job.buildId, { maxLogBytesPerVertex: this.opts.maxLogBytesPerStep, keys: this.keys });
     const byDigest = new Map(stage.vertices.map((v) => [v.digest, v]));
-    const refOf = (digest: string): VertexRef => {
-      const vertex = byDigest.get(digest)!;
-      const [, step, steps] = /\[[^\]]*?(\d+)\/(\d+)\]/.exec(vertex.name) ?? [];
-      return { digest: vertexId(stage.platform, vertex), name: vertex.name, platform: stage.platform, stage: stage.name ?? String(stage.index), step: Number(step ?? 0), steps: Number(steps ?? 0), workerId: this.opts.id, emulated: job.emulated, ...(vertex.line ? { line: vertex.line } : {}) };
-    };
+    const refOf = (digest: string): VertexRef => stepVertexRef(stage, byDigest.get(digest)!, { workerId: this.opts.id, emulated: job.emulated });
     const startedAt = new Map<string, number>();
     const labels = { platform: stage.platform, emulated: String(job.emulated) as EmulationLabel };
     const stageStarted = performance.now();
@@ -272,7 +262,7 @@ export class FleetWorker {
               else reportFailure(progress.failed(ref, startedAt.get(v.digest) ?? Date.now(), v.error ?? 'failed'));
             }
           },
-          log: (digest, stream, data) => { progress.log(vertexId(stage.platform, byDigest.get(digest)!), data, stream); },
+          log: (digest, stream, data) => { progress.log(stepVertexDigest(stage.platform, byDigest.get(digest)!.cacheKey), data, stream); },
         },
       });
       // Until the build ends (the frontend releases its leases), prune never removes these layers.

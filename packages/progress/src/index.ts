@@ -9,4 +9,5 @@ export { readProgress, type ReadProgressOptions } from './readProgress.js';
 export { progressStreamKey, EVENT_FIELD } from './progressStream.js';
 export { utf8SafeCut, incompleteUtf8Tail } from './utf8.js';
 export { StatusTranslator, internalDigest, vertexUpdate } from './statusTranslator.js';
+export { stepVertexRef, stepVertexDigest } from './stepVertexRef.js';
 export { solveStatusJson, warningUpdate, goTime, type SolveStatusUpdate, type SolveStatusWarning } from './solveStatusJson.js';

@@ -58,23 +58,36 @@ export class RegistryImageSource implements ImageSource {
     const name = parseReference(ref);
     const pinned = `${name.registry}/${name.repository}@${digest}`;
     const image = await this.client.resolve(pinned, platform, { signal });
-    const diffIDs = image.config.rootfs?.diff_ids ?? [];
-    if (diffIDs.length !== image.manifest.layers.length) throw new Error(`image ${pinned} is invalid: ${image.manifest.layers.length} layers but ${diffIDs.length} diff_ids in its config`);
+    const layers = layerRecordsOf(image, pinned);
     await Promise.all(image.manifest.layers.map((l) => this.client.pullBlob(name, l, this.store, { signal })));
-    const layers = image.manifest.layers.map((l, i) => ({ digest: l.digest, diffID: diffIDs[i], size: l.size, mediaType: l.mediaType }));
     return { layers, config: asConfigFile(image.config) };
   }
+}
+
+/** An image's layer chain as the cache and the solver know layers: the manifest's blobs with their config's diff ids. */
+function layerRecordsOf(image: Awaited<ReturnType<RegistryClient['resolve']>>, name: string): LayerRecord[] {
+  const diffIDs = image.config.rootfs?.diff_ids ?? [];
+  if (diffIDs.length !== image.manifest.layers.length) throw new Error(`image ${name.slice(0, 200)} is invalid: ${image.manifest.layers.length} layers but ${diffIDs.length} diff_ids in its config`);
+  return image.manifest.layers.map((l, i) => ({ digest: l.digest, diffID: diffIDs[i], size: l.size, mediaType: l.mediaType }));
 }
 
 /** The same JSON; graph's type also admits fields it does not name (an index signature). */
 const asConfigFile = (config: ImageConfig): ImageConfigFile => config as ImageConfigFile;
 
-/** The planner's base-image resolver: a reference and platform to the pinned image and its config. */
+/**
+ * The planner's base-image resolver: a reference and platform to the pinned image and its config,
+ * and its layer chain (from the manifest the resolution read: no blob is pulled), with which a
+ * frontend answers a stage on that image from the cache without a worker.
+ */
 export function registryImageResolver(client: RegistryClient, signal?: AbortSignal) {
   // topDigest: what the reference itself points at (the index when there is one), which provenance records as BuildKit does.
-  return async (ref: string, platform: string): Promise<{ ref: string; digest: string; config: ImageConfigFile; topDigest: string }> => {
+  return async (ref: string, platform: string): Promise<{ ref: string; digest: string; config: ImageConfigFile; topDigest: string; layers?: LayerRecord[] }> => {
     if (!isKnownPlatform(platform)) throw await unknownPlatformError(client, ref, platform, { signal });
     const image = await client.resolve(ref, platform, { signal });
-    return { ref: `${image.reference.registry}/${image.reference.repository}@${image.manifestDigest}`, digest: image.manifestDigest, config: asConfigFile(image.config), topDigest: image.indexDigest ?? image.manifestDigest };
+    const pinned = `${image.reference.registry}/${image.reference.repository}@${image.manifestDigest}`;
+    // An invalid image fails where its layers are pulled (a worker), as before: here it only has no chain.
+    let layers: LayerRecord[] | undefined;
+    try { layers = layerRecordsOf(image, pinned); } catch { layers = undefined; }
+    return { ref: pinned, digest: image.manifestDigest, config: asConfigFile(image.config), topDigest: image.indexDigest ?? image.manifestDigest, ...(layers ? { layers } : {}) };
   };
 }

@@ -3,12 +3,13 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import type { BlobStore, CacheIndex, CacheRecord, LayerRecord } from '@buildyard/cache';
-import { canonicalDigest, imageStateKey, scratchStateKey, type ExecVertex, type FileVertex, type HistoryEntry, type ImageConfigFile, type SourceRef, type StagePlan, type Vertex } from '@buildyard/graph';
+import type { BlobStore, CacheIndex, LayerRecord } from '@buildyard/cache';
+import { canonicalDigest, imageStateKey, type ExecVertex, type FileVertex, type ImageConfigFile, type SourceRef, type StagePlan, type Vertex } from '@buildyard/graph';
 import { type EgressLists, type Executor, type StepLimits } from '@buildyard/executor';
 import { chainID, diffUpper, ownScratchDir, type ChainLayer, type Snapshotter } from '@buildyard/snapshot';
 import { addUrl, copy, DirUrlValidatorStore, mkdir, mkfile, resolveChown, revalidateUrl, type UrlRevision, type UrlValidatorStore } from '@buildyard/fileop';
 import type { StageResult } from './StageResult.js';
+import { StageAssembly, isUsableHit, stageBase, stageBaseKey, type SolvedVertex } from './StageAssembly.js';
 import { RunMounts, type SshAgentSockets } from './RunMounts.js';
 import { briefMessage } from './briefMessage.js';
 
@@ -81,14 +82,6 @@ const noEvents: SolverEvents = { vertex: () => {}, log: () => {} };
 /** What an ADD <url> without --checksum read: the key of its step depends on it. */
 interface RemoteContent { digest: string; lastModified: string | null }
 
-/** The outcome of one vertex: the key it is known by and the index's record under that key. */
-interface SolvedVertex {
-  key: string;
-  cached: boolean;
-  layer: LayerRecord | null;
-  record?: CacheRecord;
-}
-
 /**
  * Runs one stage for one platform: each vertex is looked up in the cache index first; missing
  * ones run over an overlay snapshot of the current layer chain and their diff becomes a layer,
@@ -104,65 +97,17 @@ export class StageSolver {
   async solve(req: SolveStageRequest): Promise<StageResult> {
     const { stage } = req;
     const events = req.events ?? noEvents;
-    const base = await this.baseOf(stage, req);
-    const layers = [...base.layers];
-    const history = [...base.history];
-    const newHistory = [...stage.history];
-    let layerVertexIndex = 0;
-    let cached = 0;
+    const base = await stageBase(stage, req.inputs, async (ref, digest) => {
+      const image = await this.opts.images.pull(ref, digest, stage.platform, req.signal);
+      return { layers: image.layers, history: image.config.history ?? [] };
+    });
     // The key of the state so far: the plan's, unless a download without --checksum (here or
     // in a stage this one uses) made it provisional; then the one derived from what it read.
-    let stateKey = this.baseKey(stage, req);
-    const vertexKeys: string[] = [];
+    const assembly = new StageAssembly(stage, base, stageBaseKey(stage, req.inputs), Boolean(req.noCache));
     for (const vertex of stage.vertices) {
-      const solved = await this.solveVertex(vertex, stage, layers, req, events, stateKey);
-      stateKey = solved.key;
-      vertexKeys.push(solved.key);
-      if (solved.cached) cached++;
-      const record = solved.layer;
-      if (record) layers.push(record);
-      // A layer is as old as the step that first made it (BuildKit's ref creation time), so a
-      // rebuild from cache gives the same image config; --no-cache layers are new.
-      const createdMs = !req.noCache && solved.record?.layer?.digest === record?.digest ? solved.record?.createdMs : Date.now();
-      // History entries that make layers appear in vertex order, one layer per vertex (a step
-      // that changed nothing has an empty layer, not none).
-      layerVertexIndex = markHistory(newHistory, layerVertexIndex, record === null, record && createdMs !== undefined ? new Date(createdMs).toISOString() : undefined);
+      assembly.add(await this.solveVertex(vertex, stage, assembly.layers, req, events, assembly.stateKey));
     }
-    history.push(...newHistory);
-    return {
-      stageId: stage.id,
-      platform: stage.platform,
-      layers,
-      history,
-      config: stage.config,
-      ...(stage.author !== undefined ? { author: stage.author } : {}),
-      // Dependent stages chain their provisional keys from this one.
-      cacheKey: stateKey,
-      // Only when a provisional key resolved to another one: cache exports look records up by these.
-      ...(vertexKeys.some((k, i) => k !== stage.vertices[i]!.cacheKey) ? { vertexKeys } : {}),
-      verticesTotal: stage.vertices.length,
-      verticesCached: cached,
-    };
-  }
-
-  private async baseOf(stage: StagePlan, req: SolveStageRequest): Promise<{ layers: LayerRecord[]; history: HistoryEntry[] }> {
-    const base = stage.base;
-    if (base.kind === 'scratch') return { layers: [], history: [] };
-    if (base.kind === 'stage') {
-      const input = req.inputs[base.stageId];
-      if (!input) throw new Error(`stage ${stage.id} needs the result of stage ${base.stageId}, which was not provided`);
-      return { layers: input.layers, history: input.history };
-    }
-    const image = await this.opts.images.pull(base.ref, base.digest, stage.platform, req.signal);
-    return { layers: image.layers, history: image.config.history ?? [] };
-  }
-
-  /** The key of the state a stage starts from (its base stage's as that stage resolved it). */
-  private baseKey(stage: StagePlan, req: SolveStageRequest): string {
-    const base = stage.base;
-    if (base.kind === 'scratch') return scratchStateKey(stage.platform);
-    if (base.kind === 'image') return imageStateKey(base.digest);
-    return req.inputs[base.stageId]?.cacheKey ?? stage.cacheKey;
+    return assembly.result();
   }
 
   /**
@@ -206,7 +151,7 @@ export class StageSolver {
         revisions = await this.revalidate(vertex, req);
         const key = this.effectiveKey(vertex, parentKey, req, [...revisions.values()].map(remoteOf));
         const hit = await this.opts.cache.get(key);
-        if (hit?.layer && (await this.opts.blobs.has(hit.layer.digest))) {
+        if (isUsableHit(hit) && (await this.opts.blobs.has(hit.layer.digest))) {
           events.vertex({ digest: vertex.digest, name: vertex.name, state: 'cached' });
           return { key, cached: true, layer: hit.layer, record: hit };
         }
@@ -441,17 +386,6 @@ async function freeSpaceLimit(dir: string): Promise<number> {
 /** --chown and the USER of a WORKDIR resolve as BuildKit's file ops do (an unknown name is 0). */
 function ownerOf(rootfs: string, chown: string): Promise<{ uid: number; gid: number }> {
   return resolveChown(rootfs, chown);
-}
-
-/** Marks the next layer-producing history entry (empty, or with its layer's time); returns the index after it. */
-function markHistory(history: HistoryEntry[], from: number, empty: boolean, created?: string): number {
-  for (let i = from; i < history.length; i++) {
-    if (history[i].empty_layer) continue;
-    if (empty) history[i] = { ...history[i], empty_layer: true };
-    else if (created !== undefined) history[i] = { ...history[i], created };
-    return i + 1;
-  }
-  return history.length;
 }
 
 function logSink(digest: string, stream: 1 | 2, events: SolverEvents): Writable {

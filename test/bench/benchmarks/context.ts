@@ -2,7 +2,7 @@
 // upload), and full-upload throughput vs a plain `tar -c | socat` stream over loopback. Then
 // issue 18's build rows with BuildKit as the peer: a build that bind-mounts the context and
 // reads every file, first and after a one-file change, on the same generated contexts.
-import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -98,11 +98,14 @@ async function buildRows(ctx: Parameters<Benchmark['run']>[0], work: string, fil
 }
 
 /**
- * Issue 18's no-change row: examples/multi-stage for linux/amd64 and linux/arm64, pushed, built
- * cold and then again unchanged, by both builders (2 workers; BuildKit runs arm64 under QEMU).
+ * Issue 18's multi-stage rows: a copy of examples/multi-stage for linux/amd64 and linux/arm64,
+ * pushed, built cold, then again unchanged, then after a one-line change of a source file the
+ * server stage copies (server/main.sh), by both builders on the same copy (2 workers; BuildKit
+ * runs arm64 under QEMU as Buildyard's amd64 workers do).
  */
-async function noChangeRow(ctx: Parameters<Benchmark['run']>[0], work: string): Promise<ReturnType<typeof lowerIsBetter>> {
-  const example = fileURLToPath(new URL('../../../examples/multi-stage', import.meta.url));
+async function multiStageRows(ctx: Parameters<Benchmark['run']>[0], work: string): Promise<ReturnType<typeof lowerIsBetter>[]> {
+  const example = join(work, 'multi-stage');
+  await cp(fileURLToPath(new URL('../../../examples/multi-stage', import.meta.url)), example, { recursive: true });
   let cluster: Cluster | undefined;
   let bk: Buildkitd | undefined;
   try {
@@ -118,14 +121,27 @@ async function noChangeRow(ctx: Parameters<Benchmark['run']>[0], work: string): 
       '--opt', `platform=${platforms.join(',')}`, '--opt', `build-arg:BASE=${cluster!.busybox.reference}`, '--output', `type=image,name=${cluster!.registry.host}/bench/bk:1,push=true,registry.insecure=true`], { timeoutMs: 600_000 });
     await buildyard();
     await buildkit();
-    const by: number[] = [];
-    const peer: number[] = [];
-    for (let i = 0; i < (ctx.quick ? 3 : 7); i++) {
-      if (i % 2 === 0) { by.push((await timed(buildyard)).ms); peer.push((await timed(buildkit)).ms); }
-      else { peer.push((await timed(buildkit)).ms); by.push((await timed(buildyard)).ms); }
-    }
-    ctx.log(`multi-stage, 2 platforms, push, nothing changed: ${by.map((m) => m.toFixed(0)).join(',')} vs ${peer.map((m) => m.toFixed(0)).join(',')} ms`);
-    return lowerIsBetter({ benchmark: 'context', metric: 'multi-stage, 2 platforms, push, nothing changed', unit: 'ms', buildyard: median(by), peer: median(peer), peerName: 'buildctl build (buildkitd v0.11.6)', note: `median of ${by.length}; buildyard: 2 workers, CLI-like sync` }, 0.5);
+    /** Samples of both builders, alternating which goes first (neither always finds caches warmer); `before` runs ahead of each pair. */
+    const pairs = async (n: number, before: (i: number) => Promise<void>) => {
+      const by: number[] = [];
+      const peer: number[] = [];
+      for (let i = 0; i < n; i++) {
+        await before(i);
+        if (i % 2 === 0) { by.push((await timed(buildyard)).ms); peer.push((await timed(buildkit)).ms); }
+        else { peer.push((await timed(buildkit)).ms); by.push((await timed(buildyard)).ms); }
+      }
+      return { by, peer };
+    };
+    const same = await pairs(ctx.quick ? 3 : 7, async () => {});
+    ctx.log(`multi-stage, 2 platforms, push, nothing changed: ${same.by.map((m) => m.toFixed(0)).join(',')} vs ${same.peer.map((m) => m.toFixed(0)).join(',')} ms`);
+    // Each sample changes the file again: both builders rebuild the server stage and the final copy of it.
+    const changed = await pairs(ctx.quick ? 3 : 5, (i) => appendFile(join(example, 'server', 'main.sh'), `# change ${i}\n`));
+    ctx.log(`multi-stage, 2 platforms, push, one source file changed: ${changed.by.map((m) => m.toFixed(0)).join(',')} vs ${changed.peer.map((m) => m.toFixed(0)).join(',')} ms`);
+    const peerName = 'buildctl build (buildkitd v0.11.6)';
+    return [
+      lowerIsBetter({ benchmark: 'context', metric: 'multi-stage, 2 platforms, push, nothing changed', unit: 'ms', buildyard: median(same.by), peer: median(same.peer), peerName, note: `median of ${same.by.length}; buildyard: 2 workers, CLI-like sync` }, 0.5),
+      lowerIsBetter({ benchmark: 'context', metric: 'multi-stage, 2 platforms, push, one source file changed', unit: 'ms', buildyard: median(changed.by), peer: median(changed.peer), peerName, note: `median of ${changed.by.length}; server/main.sh appended to before each pair` }, 1),
+    ];
   } finally {
     await bk?.stop();
     await cluster?.stop();
@@ -142,6 +158,8 @@ export const contextBenchmark: Benchmark = {
     let cluster: Cluster | undefined;
     let client: ContextSyncClient | undefined;
     try {
+      // BENCH_CONTEXT_ROWS=multi-stage: only the multi-stage rows (repeated runs of the rebuild rows).
+      if (process.env.BENCH_CONTEXT_ROWS === 'multi-stage') return await multiStageRows(ctx, work);
       const dir = join(work, 'ctx');
       const generated = await timed(() => generateContext(dir, files, bytes));
       ctx.log(`generated ${files} files, ${(generated.value.bytes / 1024 ** 2).toFixed(0)} MiB in ${generated.ms.toFixed(0)} ms`);
@@ -170,7 +188,7 @@ export const contextBenchmark: Benchmark = {
       cluster = undefined;
       const builds = [...await buildRows(ctx, work, 2_000, 20 * 1024 ** 2)];
       if (!ctx.quick) builds.push(...await buildRows(ctx, work, 20_000, 200 * 1024 ** 2));
-      builds.push(await noChangeRow(ctx, work));
+      builds.push(...await multiStageRows(ctx, work));
       return [
         ...builds,
         lowerIsBetter({ benchmark: 'context', metric: 'one-file change: bytes re-sent', unit: 'B', buildyard: median(changeBytes), peer: full.value.bytesUploaded, peerName: 'full upload', target: '< 0.01x' }, 0.01),

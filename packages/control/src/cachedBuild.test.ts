@@ -1,0 +1,166 @@
+// A build whose every step is cached is answered by the frontend (cachedBuild.ts), on a real
+// cluster (Redis, registry, frontend and a worker as processes): the scheduler never hears of
+// it, every step shows CACHED under the names the worker gave it, the image has the first
+// build's digest and nothing is pushed. And no false hit: a changed context file, build arg or
+// base image (its tag moved) rebuilds what it changes, and the result is the new image.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { DEFAULT_KEYS } from '@buildyard/contracts';
+import { RegistryClient } from '@buildyard/oci';
+import type { SolveEvent, SolveRequest } from '@buildyard/proto';
+import { startCluster, startRegistryProxy, type Cluster, type RegistryProxy } from '@buildyard/testkit';
+import { solve, type SolveOutcome } from '../../../test/e2e/grpcClient.js';
+
+let cluster: Cluster;
+let proxy: RegistryProxy;
+let redis: Redis;
+let work: string;
+
+before(async () => {
+  cluster = await startCluster({ workers: 1 });
+  // Pushes go through a proxy that records every request: "nothing pushed" is counted there.
+  proxy = await startRegistryProxy({ upstream: cluster.registry.host, mode: 'plain' });
+  redis = new Redis(cluster.redis.url);
+  work = await mkdtemp(join(tmpdir(), 'buildyard-cached-build-'));
+});
+after(async () => {
+  redis?.disconnect();
+  await proxy?.stop();
+  await cluster?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+/** A fresh context: a salt (every test starts cold, whatever ran before it) and one source file. */
+async function context(dockerfile: string): Promise<string> {
+  const dir = await mkdtemp(join(work, 'ctx-'));
+  await writeFile(join(dir, 'Dockerfile'), dockerfile);
+  await writeFile(join(dir, 'salt'), randomBytes(8).toString('hex'));
+  await writeFile(join(dir, 'app.txt'), 'version 1\n');
+  return dir;
+}
+
+const MULTI_STAGE = `ARG BASE
+FROM \${BASE} AS base
+WORKDIR /src
+COPY salt app.txt ./
+RUN cat app.txt > /built
+FROM base AS other
+ARG MSG=one
+RUN echo "$MSG" > /msg
+FROM \${BASE}
+COPY --from=base /built /built
+COPY --from=other /msg /msg
+`;
+
+async function build(dir: string, request: Partial<SolveRequest>): Promise<SolveOutcome & { result: NonNullable<SolveEvent['result']> }> {
+  const outcome = await solve(cluster, dir, request);
+  assert.equal(outcome.error, undefined, `build failed: ${outcome.error?.message}`);
+  assert.ok(outcome.result, 'the build ended without a result');
+  return outcome as SolveOutcome & { result: NonNullable<SolveEvent['result']> };
+}
+
+/** Whether the scheduler ever recorded this build (its stages were submitted). */
+async function scheduled(buildId: string): Promise<boolean> {
+  return (await redis.exists(DEFAULT_KEYS.scheduler.build(buildId))) === 1;
+}
+
+/** `platform name` of every step a worker reported, and whether each was answered from the cache. */
+function workerSteps(events: SolveEvent[]): Map<string, boolean> {
+  const steps = new Map<string, boolean>();
+  for (const e of events) if (e.vertex?.workerId) steps.set(`${e.vertex.platform} ${e.vertex.name}`, (steps.get(`${e.vertex.platform} ${e.vertex.name}`) ?? true) && e.vertex.cached);
+  return steps;
+}
+
+/** `platform name` -> cached, of every numbered Dockerfile step (all platforms), whoever reported it. */
+function steps(events: SolveEvent[]): Map<string, boolean> {
+  const out = new Map<string, boolean>();
+  for (const e of events) {
+    const v = e.vertex;
+    if (!v || v.step === 0 || / FROM /.test(v.name)) continue;
+    const key = `${v.platform} ${v.name}`;
+    out.set(key, (out.get(key) ?? false) || v.cached);
+  }
+  return out;
+}
+
+test('a no-change rebuild of every stage and platform submits no stage, shows every step CACHED, pushes nothing and gives the same digest', async () => {
+  const dir = await context(MULTI_STAGE);
+  const request = {
+    platforms: ['linux/amd64', 'linux/arm64'], buildArgs: { BASE: cluster.busybox.reference },
+    outputs: [{ type: 'image', attrs: { name: `${proxy.host}/cached/multi:1`, push: 'true' } }],
+  };
+  const first = await build(dir, request);
+  assert.ok(await scheduled(first.result.buildId), 'the first build must go through the scheduler (or this test proves nothing)');
+  const ran = workerSteps(first.events);
+  assert.equal(ran.size, 2 * 6, `a worker reports 6 steps per platform: ${[...ran.keys()].join('; ')}`);
+  assert.ok([...ran.values()].some((cached) => !cached), 'the first build runs its steps');
+
+  const pushesBefore = proxy.requests.length;
+  const again = await build(dir, request);
+  const pushRequests = proxy.requests.slice(pushesBefore);
+  assert.equal(await scheduled(again.result.buildId), false, 'the no-change rebuild reached the scheduler');
+  assert.equal(workerSteps(again.events).size, 0, 'a worker reported steps of the no-change rebuild');
+  const shown = steps(again.events);
+  assert.deepEqual([...shown.keys()].sort(), [...ran.keys()].sort(), 'the rebuild shows the same steps under the same names');
+  for (const [name, cached] of shown) assert.ok(cached, `${name} is not shown CACHED`);
+  assert.equal(again.result.verticesCached, again.result.verticesTotal);
+  assert.equal(again.result.verticesTotal, 12);
+  assert.equal(again.result.digest, first.result.digest, 'a no-change rebuild pushes the same image');
+  assert.deepEqual(pushRequests.filter((r) => r.method !== 'GET' && r.method !== 'HEAD'), [], 'the no-change rebuild wrote to the registry');
+  assert.deepEqual(again.result.pushed, first.result.pushed);
+});
+
+test('no false hit: a changed context file, build arg or base image rebuilds what it changes and gives the new image', async () => {
+  const registry = new RegistryClient({ insecureHosts: [cluster.registry.host], dockerConfig: false });
+  // The base is an image of our own under a tag that moves later.
+  const baseDir = await context('ARG BASE\nFROM ${BASE}\nARG V\nENV BASE_VERSION=$V\n');
+  const baseTag = `${cluster.registry.host}/cached/base:${randomBytes(4).toString('hex')}`;
+  const pushBase = (v: string) => build(baseDir, { buildArgs: { BASE: cluster.busybox.reference, V: v }, outputs: [{ type: 'image', attrs: { name: baseTag, push: 'true' } }] });
+  await pushBase('v1');
+  const dir = await context(MULTI_STAGE);
+  const image = `${cluster.registry.host}/cached/changes:1`;
+  const request = (args: Record<string, string> = {}) => ({ buildArgs: { BASE: baseTag, ...args }, outputs: [{ type: 'image', attrs: { name: image, push: 'true' } }] });
+  const envOf = async () => (await registry.resolve(image, 'linux/amd64')).config.config?.Env ?? [];
+  const executed = (o: SolveOutcome) => [...steps(o.events)].filter(([, cached]) => !cached).map(([name]) => name.replace(/^linux\/amd64 /, '')).sort();
+
+  const first = await build(dir, request());
+  assert.ok((await envOf()).includes('BASE_VERSION=v1'));
+  const cachedAgain = await build(dir, request());
+  assert.equal(await scheduled(cachedAgain.result.buildId), false, 'an unchanged rebuild is answered by the frontend');
+  assert.equal(cachedAgain.result.digest, first.result.digest);
+
+  // A context file: the COPY that reads it and everything after it run again.
+  await writeFile(join(dir, 'app.txt'), 'version 2\n');
+  const edited = await build(dir, request());
+  assert.ok(await scheduled(edited.result.buildId));
+  assert.deepEqual(executed(edited), ['[base 3/4] COPY salt app.txt ./', '[base 4/4] RUN cat app.txt > /built', '[other 3/3] RUN echo "$MSG" > /msg', '[stage-2 2/3] COPY --from=base /built /built', '[stage-2 3/3] COPY --from=other /msg /msg'].sort());
+  assert.notEqual(edited.result.digest, first.result.digest);
+  // Unchanged again: the frontend answers with the edited build's image, not the first one's.
+  const editedAgain = await build(dir, request());
+  assert.equal(await scheduled(editedAgain.result.buildId), false);
+  assert.equal(editedAgain.result.digest, edited.result.digest);
+
+  // A build arg: the RUN that sees it and the copy of its output run again.
+  const argChanged = await build(dir, request({ MSG: 'two' }));
+  assert.ok(await scheduled(argChanged.result.buildId));
+  assert.deepEqual(executed(argChanged), ['[other 3/3] RUN echo "$MSG" > /msg', '[stage-2 3/3] COPY --from=other /msg /msg'].sort());
+  assert.notEqual(argChanged.result.digest, edited.result.digest);
+
+  // The base image's tag moved: every step runs again on the new base, whose config the image carries.
+  await pushBase('v2');
+  const moved = await build(dir, request({ MSG: 'two' }));
+  assert.ok(await scheduled(moved.result.buildId), 'a moved base image was answered from the old base\'s cache');
+  assert.equal(executed(moved).length, 6, `every step runs on the new base: ${executed(moved).join('; ')}`);
+  assert.notEqual(moved.result.digest, argChanged.result.digest);
+  assert.ok((await envOf()).includes('BASE_VERSION=v2'), 'the image is built on the moved base');
+
+  // Back to the first inputs (the base stays v2): a hit only for what the cache really holds.
+  await writeFile(join(dir, 'app.txt'), 'version 1\n');
+  const reverted = await build(dir, request());
+  assert.ok(await scheduled(reverted.result.buildId), 'the first build\'s records are for base v1: no hit on base v2');
+});
