@@ -1,5 +1,5 @@
 // Issue 5 acceptance: the distributed path with real Redis, registry, one frontend and two
-// worker processes.
+// worker processes. With BUILDYARD_TEST_REDIS=cluster it runs on a Redis Cluster (issue 19).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -8,10 +8,9 @@ import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { credentials, status } from '@grpc/grpc-js';
-import { Redis } from 'ioredis';
 import { ControlClient, SolveRequest, type SolveEvent } from '@buildyard/proto';
 import { startCluster, type Cluster } from '@buildyard/testkit';
-import { DEFAULT_KEYS } from '@buildyard/contracts';
+import { DEFAULT_KEYS, scanKeys, type RedisClient } from '@buildyard/contracts';
 import { startGates, type Gates } from './gate.js';
 import { bearer, solve, vertexSummary } from './grpcClient.js';
 
@@ -90,7 +89,7 @@ test('after changing one context file the next build uploads only it and re-runs
 });
 
 /** Resolves with the first event of type `type` in any of these builds' scheduler event streams. */
-async function firstSchedulerEvent(redis: Redis, buildIds: string[], type: string, signal: AbortSignal): Promise<string> {
+async function firstSchedulerEvent(redis: RedisClient, buildIds: string[], type: string, signal: AbortSignal): Promise<string> {
   const last = new Map(buildIds.map((id) => [DEFAULT_KEYS.scheduler.buildEvents(id), '0']));
   while (!signal.aborted) {
     // A short block only so an abort is noticed; every entry is read, none is skipped.
@@ -111,7 +110,7 @@ test('two clients building the same Dockerfile at the same moment execute each R
   const gate = gateName('twin');
   writeFileSync(join(context, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo ${gate} > /twin && ${gates.wait(gate)}\nRUN cat /twin > /twin2\n`);
   const ids = [gateName('twin-a'), gateName('twin-b')];
-  const redis = new Redis(cluster.redis.url);
+  const redis = cluster.openRedis();
   const stopWatching = new AbortController();
   try {
     const builds = Promise.all(ids.map((buildId) => solve(cluster, context, { platforms: ['linux/amd64'], buildId })));
@@ -139,7 +138,7 @@ test('two clients building the same Dockerfile at the same moment execute each R
 });
 
 test('a running build leases the layers its finished stages produced; the leases go when it ends', async () => {
-  const redis = new Redis(cluster.redis.url);
+  const redis = cluster.openRedis();
   const context = join(work, 'leases');
   cpSync(example, context, { recursive: true });
   // Stage "first" finishes and leases its layers while the final stage is held at a gate.
@@ -209,16 +208,16 @@ test('SIGKILL of a worker in the middle of a stage: the build still finishes, on
 });
 
 test('a request without a valid token is refused with UNAUTHENTICATED and leaves no trace in the queues', async () => {
-  const redis = new Redis(cluster.redis.url);
+  const redis = cluster.openRedis();
   const control = new ControlClient(cluster.address, credentials.createInsecure());
   try {
-    const keysBefore = new Set(await redis.keys('*'));
+    const keysBefore = new Set(await scanKeys(redis, '*'));
     for (const md of [undefined, bearer('not-a-token')]) {
       const stream = md ? control.solve(SolveRequest.fromPartial({ dockerfile: Buffer.from('FROM scratch\n'), buildId: 'intruder' }), md)
         : control.solve(SolveRequest.fromPartial({ dockerfile: Buffer.from('FROM scratch\n'), buildId: 'intruder' }));
       await assert.rejects(async () => { for await (const _ of stream) { /* nothing should arrive */ } }, (err: { code: number }) => err.code === status.UNAUTHENTICATED);
     }
-    const newKeys = (await redis.keys('*')).filter((k) => !keysBefore.has(k));
+    const newKeys = (await scanKeys(redis, '*')).filter((k) => !keysBefore.has(k));
     assert.deepEqual(newKeys.filter((k) => k.includes('intruder') || k.includes('build')), [], `no build state was created: ${newKeys}`);
   } finally {
     control.close();

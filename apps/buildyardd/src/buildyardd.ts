@@ -1,10 +1,9 @@
 // buildyardd: wiring of @buildyard/control (the gRPC frontend) and the scheduler it hosts.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { Redis } from 'ioredis';
 import { ServerCredentials } from '@grpc/grpc-js';
 import { loadConfig, loadTokens } from '@buildyard/config';
-import { redisKeys } from '@buildyard/contracts';
+import { openRedis, redisKeys } from '@buildyard/contracts';
 import { Frontend } from '@buildyard/control';
 import { EgressRules } from '@buildyard/executor';
 import { sandboxOptions } from '@buildyard/fleet';
@@ -22,10 +21,12 @@ async function main(): Promise<void> {
   logUnhandledRejections(log);
   const tokens = loadTokens(config);
   if (tokens.size === 0) throw new Error('no tokens configured: set BUILDYARD_TOKENS=tenant:token or auth.tokensFile, every call needs one');
-  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: null });
+  // One Redis or a Redis Cluster (redis.cluster): every process opens it the same way.
+  const target = { url: config.redis.url, cluster: config.redis.cluster };
+  const redis = openRedis(target, { maxRetriesPerRequest: null });
   const keys = redisKeys(config.redis.keyPrefix);
-  const scheduler = new Scheduler(config.redis.url, { prefix: keys.scheduler.prefix, tenantLimit: config.limits.tenantConcurrency, heartbeatTtlMs: config.heartbeat.timeoutMs });
-  const workers = new WorkerRegistry(config.redis.url, { prefix: keys.scheduler.prefix, heartbeatTtlMs: config.heartbeat.timeoutMs });
+  const scheduler = new Scheduler(target, { prefix: keys.scheduler.prefix, tenantLimit: config.limits.tenantConcurrency, heartbeatTtlMs: config.heartbeat.timeoutMs });
+  const workers = new WorkerRegistry(target, { prefix: keys.scheduler.prefix, heartbeatTtlMs: config.heartbeat.timeoutMs });
   // What the frontend fetches for a build (git contexts) obeys the rules the workers apply to
   // RUN steps and ADD <url>: the same config gives the same lists (the cluster's services, this
   // host's addresses and the tenant's lists included).

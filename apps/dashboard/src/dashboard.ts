@@ -18,6 +18,7 @@ async function main(): Promise<void> {
   const port = Number(listen.slice(sep + 1));
   const server = await createDashboardServer({
     redisUrl: config.redis.url,
+    redisCluster: config.redis.cluster,
     keys: redisKeys(config.redis.keyPrefix),
     tokens: { readToken: config.dashboard.readToken, adminToken: config.dashboard.adminToken },
     uiDir: join(dirname(fileURLToPath(import.meta.url)), 'public'),

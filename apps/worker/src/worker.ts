@@ -88,6 +88,7 @@ program.command('serve', { isDefault: true })
       tenantLimits: sandbox.tenantLimits,
       id: config.worker.id || `${hostname()}-${process.pid}`,
       redisUrl: config.redis.url,
+      redisCluster: config.redis.cluster,
       keys: redisKeys(config.redis.keyPrefix),
       stateDir: config.stateDir,
       sharedDir: config.sharedDir || `${config.stateDir}/shared`,

@@ -23,7 +23,7 @@ const loopbackOrAny = z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port');
 
 export const OPTIONS = [
   opt('redis.url', 'BUILDYARD_REDIS_URL', z.string().regex(/^rediss?:\/\//, 'expected redis://host:port'), 'redis://127.0.0.1:6379', 'Redis holding queues, build records, worker heartbeats and the cache index.'),
-  opt('redis.cluster', 'BUILDYARD_REDIS_CLUSTER', bool, false, 'Redis is a Redis Cluster: `redis.url` names one of its nodes (the others are found from it; database 0 only). The scheduler keeps its keys, BullMQ\'s included, in one hash slot (`{<keyPrefix>:sched}`).'),
+  opt('redis.cluster', 'BUILDYARD_REDIS_CLUSTER', bool, false, 'Redis is a Redis Cluster: `redis.url` names one of its nodes (the others are found from it; database 0 only). Set it alike on the frontends, the workers and the dashboard. Keys changed together share a hash tag: the scheduler\'s and BullMQ\'s (`{<keyPrefix>:sched}`), the build records (`{<keyPrefix>:builds}`), the cache index and the blob leases. Builds are denied only the named node: list the others in `worker.egress.deny`.'),
   opt('redis.keyPrefix', 'BUILDYARD_REDIS_KEY_PREFIX', z.string().regex(/^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)*$/, "expected letters, digits, '.', '_', '-' with ':' between parts"), 'buildyard', 'Prefix of every Redis key (queues, records, cache index, progress); the same on every process. Lets deployments share one Redis.'),
   opt('stateDir', 'BUILDYARD_STATE_DIR', z.string().min(1), '/var/lib/buildyard', 'Directory for this process\'s local state (snapshots, blobs, contexts).'),
   opt('sharedDir', 'BUILDYARD_SHARED_DIR', z.string(), '', 'Directory shared by every process on one machine for context files and the fs blob store; empty means `<stateDir>/shared`.'),

@@ -18,8 +18,11 @@ test('every key lives under the one configured prefix', () => {
     k.scheduler.idleConsumers('q'), k.scheduler.tenantLimit('t'), k.scheduler.queues];
   for (const key of sched) assert.ok(key.startsWith('{team-a:by:sched}:'), key);
   assert.equal(k.cache.tenantOfLru(k.cache.lru('acme')), 'acme');
-  // The default keeps the names deployments already have.
-  assert.equal(DEFAULT_KEYS.build('x'), 'buildyard:build:x');
+  // Keys written by one MULTI or read by one pipeline share a hash tag (one Redis Cluster slot).
+  const tag = (key: string) => /^\{([^{}]+)\}/.exec(key)?.[1];
+  for (const key of [k.unfinishedBuilds, k.build('b'), k.build('c')]) assert.equal(tag(key), tag(k.builds), key);
+  assert.equal(tag(k.builds), 'team-a:by:builds');
+  assert.equal(DEFAULT_KEYS.build('x'), '{buildyard:builds}:build:x');
   assert.equal(DEFAULT_KEYS.leases.build('x'), '{buildyard:leases}:build:x');
   assert.equal(DEFAULT_KEYS.cache.lru('t'), '{buildyard:cache}:t:lru');
   assert.throws(() => redisKeys('bad prefix'), /invalid Redis key prefix "bad prefix"/);

@@ -76,6 +76,12 @@ export function schedulerKeys(prefix: string) {
     tenantLimit: (tenant: string) => `${base}:tenant:${tenant}:limit`,
     /** Set of the stage queues jobs were placed on (the dashboard lists queues from it). */
     queues: `${base}:queues`,
+    /** Counter: the ready order of stages of equal priority. */
+    seq: `${base}:seq`,
+    /** Sorted set: one tenant's ready stage refs by priority, then readiness. */
+    tenantReady: (tenant: string) => `${base}:tenant:${tenant}:ready`,
+    /** BullMQ's keys of one stage queue (the placement view counts what waits there). */
+    bullQueue: (queue: string) => `${base}:bull:${queue}`,
   };
 }
 
@@ -95,14 +101,18 @@ export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX) {
   // and the leases' script every build's lease, which Redis Cluster allows only within one slot.
   const cache = `{${p}:cache}`;
   const leases = `{${p}:leases}`;
+  // And the build records: a record is created, ended and forgotten together with its place in
+  // the build list and the unfinished set (one MULTI), and the list's pages read many records
+  // in one pipeline. Records are small, so one slot holds them all.
+  const builds = `{${p}:builds}`;
   return {
     prefix: p,
     /** Sorted set of build ids by creation time (the frontend's build list). */
-    builds: `${p}:builds`,
+    builds,
     /** Set: ids of builds still queued or running (read by every frontend's orphan sweep). */
-    unfinishedBuilds: `${p}:builds-unfinished`,
+    unfinishedBuilds: `${builds}:unfinished`,
     /** Hash: one build's record (BuildRecord). */
-    build: (buildId: string) => `${p}:build:${buildId}`,
+    build: (buildId: string) => `${builds}:build:${buildId}`,
     /** String: a build's sealed secrets, only while it runs. */
     buildSecrets: (buildId: string) => `${p}:build-secrets:${buildId}`,
     /** String (protobuf SolveRequest, base64, without secrets): what a build asked for, while it

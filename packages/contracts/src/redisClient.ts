@@ -29,6 +29,12 @@ export function openRedis(target: RedisConnection, options: RedisClientOptions =
   const { lazyConnect, ...perNode } = options;
   return new Cluster([{ host: u.hostname, port: Number(u.port || 6379) }], {
     lazyConnect,
+    // While a master fails over, its slots answer nothing until a replica takes them: Redis
+    // waits cluster-node-timeout (15 s by default) before the election. A command retries that
+    // long (150 tries 200 ms apart, ~30 s) instead of failing the build after ioredis' 1.6 s.
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 200,
+    maxRedirections: 150,
     redisOptions: {
       ...perNode,
       username: u.username ? decodeURIComponent(u.username) : undefined,
@@ -60,6 +66,16 @@ export function duplicateRedis(client: RedisClient, options: RedisClientOptions 
  * master (replicas hold copies of the same keys).
  */
 export async function scanKeys(client: RedisClient, pattern: string, count = 500): Promise<string[]> {
+  if (client instanceof Cluster && client.status !== 'ready') {
+    // The masters are known once the client has read the slot map.
+    if (client.status === 'wait') await client.connect();
+    else await new Promise<void>((resolve, reject) => {
+      const ready = () => { client.off('end', end); resolve(); };
+      const end = () => { client.off('ready', ready); reject(new Error('the Redis Cluster connection closed before it was ready')); };
+      client.once('ready', ready);
+      client.once('end', end);
+    });
+  }
   const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client];
   const out: string[] = [];
   for (const node of nodes) {

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import { openRedis, type RedisClient as Redis } from '@buildyard/contracts';
 import { SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
 import { metrics, withExtractedContext, type EmulationLabel } from '@buildyard/telemetry';
 import { BlobLeases, RedisCacheIndex, openSharedBlobStore, serveWorkerDisk, type WorkerDiskReport, type WorkerDiskRequest } from '@buildyard/cache';
@@ -19,6 +19,8 @@ import { pruneSnapshots } from '@buildyard/snapshot';
 export interface FleetWorkerOptions {
   id: string;
   redisUrl: string;
+  /** `redisUrl` is a node of a Redis Cluster (`redis.cluster`). */
+  redisCluster?: boolean;
   /** This worker's own state: snapshots, runc bundles, cache mounts, materialized contexts. */
   stateDir: string;
   /** Shared with the frontend and other workers on this machine: context files and layer blobs. */
@@ -92,7 +94,7 @@ export class FleetWorker {
   }
 
   async start(): Promise<void> {
-    this.redis = new Redis(this.opts.redisUrl, { maxRetriesPerRequest: null });
+    this.redis = openRedis({ url: this.opts.redisUrl, cluster: this.opts.redisCluster }, { maxRetriesPerRequest: null });
     this.engine = await openExecutionEngine(this.opts.stateDir, this.opts.executor);
     this.blobs = openSharedBlobStore({
       type: this.opts.blobStore?.type ?? 'fs', repository: this.opts.blobStore?.repository, sharedDir: join(this.opts.sharedDir, 'blobs'),
@@ -112,7 +114,7 @@ export class FleetWorker {
     // `du` and `prune` of the frontend reach this worker's snapshots and contexts.
     this.diskService = await serveWorkerDisk(this.redis, this.keys.prefix, (request) => this.answerDisk(request), this.opts.onError);
     this.consumer = new StageConsumer({
-      redis: this.opts.redisUrl,
+      redis: { url: this.opts.redisUrl, cluster: this.opts.redisCluster },
       prefix: this.keys.scheduler.prefix,
       worker: { id: this.opts.id, nativePlatforms: this.platforms.native, emulatedPlatforms: this.platforms.emulated, capacity: this.opts.capacity, version: this.opts.version },
       handler: (job, signal) => withExtractedContext(job.traceContext, () => tracer.startActiveSpan('stage', {

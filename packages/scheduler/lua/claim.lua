@@ -5,13 +5,15 @@
 -- A limit is a number (0 = none) or 'fleet': unlimited while no other tenant waits, else an
 -- equal share of the live slots (P:config liveSlots, counted by the registry scripts).
 -- Returns one JSON object per claimed stage: what placement needs.
+-- Declared: the fixed keys only. Which tenants, ready stages, in-flight markers and builds it
+-- touches is decided by what it reads (see prelude.lua for why that holds on a Redis Cluster).
 -- Nothing ready (a held tenant gets back into P:tenants when one of its slots frees).
-if redis.call('SCARD', P..':tenants') == 0 then return {} end
-local cfg = redis.call('HMGET', P..':config', 'tenantLimit', 'liveSlots', 'lastShare')
+if redis.call('SCARD', TENANTS) == 0 then return {} end
+local cfg = redis.call('HMGET', CONFIG, 'tenantLimit', 'liveSlots', 'lastShare')
 local defaultLimit = cfg[1] or ARGV[3]
 local slots = tonumber(cfg[2] or '0')
 local maxClaims = tonumber(ARGV[4])
-local tk, hk = P..':tenants', P..':tenants:held'
+local tk, hk = TENANTS, HELD
 local waiting = redis.call('SCARD', tk) + redis.call('SCARD', hk)
 local share = 0
 if waiting > 1 and slots > 0 then share = math.max(1, math.ceil(slots / waiting)) end
@@ -22,7 +24,7 @@ if share ~= last then
     redis.call('SUNIONSTORE', tk, tk, hk)
     redis.call('DEL', hk)
   end
-  redis.call('HSET', P..':config', 'lastShare', share)
+  redis.call('HSET', CONFIG, 'lastShare', share)
 end
 local function limitOf(t)
   local l = redis.call('GET', P..':tenant:'..t..':limit') or defaultLimit

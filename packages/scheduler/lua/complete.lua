@@ -1,6 +1,8 @@
+-- running -> done. KEYS[7] the stage's hash, KEYS[8] the reporting worker's hash.
+-- Reached at run time (see prelude.lua): the stage's dependents, followers and tenant keys, its build's keys.
 local ref, worker, emulated, result, jobId = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local sk = skey(ref)
-workerDone(worker)
+local sk = KEYS[7]
+workerDone(worker, KEYS[8])
 local v = redis.call('HMGET', sk, 'state', 'jobId', 'worker', 'cacheKey')
 if v[1] ~= 'running' or v[2] ~= jobId or v[3] ~= worker then
   -- a stale report (the stage moved on to another worker) must not free its tenant slot

@@ -1,7 +1,9 @@
 -- A real failure: the stage, its followers and their builds fail; siblings are cancelled.
+-- KEYS[7] the stage's hash, KEYS[8] the reporting worker's hash.
+-- Reached at run time (see prelude.lua): the stage's dependents, followers and tenant keys, its build's keys.
 local ref, worker, err, jobId = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local sk = skey(ref)
-workerDone(worker)
+local sk = KEYS[7]
+workerDone(worker, KEYS[8])
 local out = { builds = {}, jobs = {} }
 local v = redis.call('HMGET', sk, 'state', 'jobId', 'worker', 'cacheKey')
 if v[1] ~= 'running' or v[2] ~= jobId or v[3] ~= worker then

@@ -1,6 +1,13 @@
--- Shared helpers, prepended to every script. ARGV[1] is the key prefix, `{prefix}` (a hash tag:
--- every key below is in the slot of KEYS[1], the scheduler's config key, as Redis Cluster needs).
+-- Shared helpers, prepended to every script. KEYS[1..6] are the scheduler's fixed keys (FIXED_KEYS
+-- in StageStore.ts, in this order); each script's own keys follow from KEYS[7] (see its header).
+-- ARGV[1] is the key prefix, `{prefix}`, ARGV[2] the time.
+-- Keys a script can know only once it runs (a stage's dependents, the followers of a cache key,
+-- a tenant's ready set, a worker's platforms) are built here from that prefix: they cannot be
+-- passed in KEYS because they are read from the state the script changes, atomically. They are
+-- correct on a Redis Cluster because the prefix is a hash tag: every scheduler key hashes to the
+-- slot of the declared ones, and Redis lets a script touch undeclared keys of its own slot.
 local P = ARGV[1]
+local CONFIG, TENANTS, HELD, SEQ, BEATS, DRAINING = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local function skey(ref) return P..':stage:'..ref end
 local function bkey(bid) return P..':build:'..bid end
 local function split(s)
@@ -24,31 +31,33 @@ local function release(ref)
     local n = redis.call('DECR', P..':tenant:'..t..':active')
     if n < 0 then redis.call('SET', P..':tenant:'..t..':active', 0) end
     -- a tenant held at its limit may claim again
-    redis.call('SMOVE', P..':tenants:held', P..':tenants', t)
+    redis.call('SMOVE', HELD, TENANTS, t)
   end
 end
-local function workerDone(worker)
+-- wk when the caller declared the worker's hash, else from its id (a worker named by a record)
+local function workerDone(worker, wk)
   if worker and worker ~= '' then
-    local wk = P..':worker:'..worker
+    wk = wk or P..':worker:'..worker
     if redis.call('EXISTS', wk) == 1 then
       local n = redis.call('HINCRBY', wk, 'running', -1)
       if n < 0 then redis.call('HSET', wk, 'running', 0) end
     end
   end
 end
-local function makeReady(ref)
-  local sk = skey(ref)
+-- sk and readyKey when the caller declared them, else from the stage's record
+local function makeReady(ref, sk, readyKey)
+  sk = sk or skey(ref)
   local v = redis.call('HMGET', sk, 'tenant', 'prio')
   redis.call('HSET', sk, 'state', 'ready')
-  local seq = redis.call('INCR', P..':seq')
+  local seq = redis.call('INCR', SEQ)
   -- higher priority first, then first come first served
-  redis.call('ZADD', P..':tenant:'..v[1]..':ready', (1000 - tonumber(v[2])) * 1099511627776 + seq, ref)
+  redis.call('ZADD', readyKey or (P..':tenant:'..v[1]..':ready'), (1000 - tonumber(v[2])) * 1099511627776 + seq, ref)
   -- a tenant held at its limit stays held until one of its slots frees (see release)
-  if redis.call('SISMEMBER', P..':tenants:held', v[1]) == 0 then redis.call('SADD', P..':tenants', v[1]) end
+  if redis.call('SISMEMBER', HELD, v[1]) == 0 then redis.call('SADD', TENANTS, v[1]) end
 end
 -- finished builds stay readable for P:config retentionSec (set by the Scheduler), then expire
 local function expireBuild(bid)
-  local ttl = tonumber(redis.call('HGET', P..':config', 'retentionSec') or '0')
+  local ttl = tonumber(redis.call('HGET', CONFIG, 'retentionSec') or '0')
   if ttl <= 0 then return end
   local bk = bkey(bid)
   for _, ref in ipairs(redis.call('LRANGE', bk..':stages', 0, -1)) do redis.call('EXPIRE', skey(ref), ttl) end

@@ -1,6 +1,7 @@
 -- (Re-)registers a worker: its hash, its heartbeat expiry and, unless draining, its platforms and slots.
+-- KEYS[7] the worker's hash. The platform and idle sets it leaves are those of its old hash.
 local id, ttl, draining = ARGV[3], tonumber(ARGV[4]), ARGV[10]
-local wk = P..':worker:'..id
+local wk = KEYS[7]
 local old = redis.call('HMGET', wk, 'capacity', 'draining')
 if old[1] then
   forgetIdle(id)

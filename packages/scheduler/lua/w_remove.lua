@@ -1,5 +1,6 @@
-local id = ARGV[3]
-local v = redis.call('HMGET', P..':worker:'..id, 'capacity', 'draining')
+-- Forgets a worker. KEYS[7] its hash; its platform and idle sets are named by the platforms it holds.
+local id, wk = ARGV[3], KEYS[7]
+local v = redis.call('HMGET', wk, 'capacity', 'draining')
 if v[1] then
   forgetIdle(id)
   setPlatformLive(id, nil)
@@ -7,5 +8,5 @@ if v[1] then
 end
 redis.call('SREM', DRAINING, id)
 redis.call('ZREM', BEATS, id)
-redis.call('DEL', P..':worker:'..id)
+redis.call('DEL', wk)
 return 1

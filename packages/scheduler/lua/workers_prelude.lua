@@ -1,7 +1,6 @@
 -- Worker registry helpers. Liveness is a heartbeat expiry on Redis's own clock in
--- P:workers:beats, so clients' clocks never matter and dead workers are one range query away.
-local BEATS = P..':workers:beats'
-local DRAINING = P..':workers:draining'
+-- P:workers:beats (BEATS), so clients' clocks never matter and dead workers are one range query away.
+-- A worker's platform and idle sets are named by the platforms in its hash (read at run time).
 local function nowMs()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -35,7 +34,7 @@ end
 -- The slots the 'fleet' tenant share divides (P:config liveSlots): the capacities of registered,
 -- not draining workers, counted as they register, drain, undrain and leave (never by a scan).
 local function addSlots(n)
-  if redis.call('HINCRBY', P..':config', 'liveSlots', n) < 0 then redis.call('HSET', P..':config', 'liveSlots', 0) end
+  if redis.call('HINCRBY', CONFIG, 'liveSlots', n) < 0 then redis.call('HSET', CONFIG, 'liveSlots', 0) end
 end
 -- Takes the worker out of the idle sets of every queue it consumes (it must not be woken).
 local function forgetIdle(id)

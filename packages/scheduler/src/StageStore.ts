@@ -3,7 +3,7 @@
 // change together or not at all, so frontends and workers can all drive it concurrently.
 import type { RedisClient } from './connectRedis.js';
 import { fromRedis, jsonFromRedis, luaCommands, schedulerBuildHashSchema, stageHashSchema, traceContextSchema, type LuaCommand, type LuaScript } from '@buildyard/contracts';
-import { schedulerKeys, stageRef, type SchedulerKeys } from './keys.js';
+import { fixedScriptKeys, parseStageRef, schedulerKeys, stageRef, type SchedulerKeys } from './keys.js';
 import type { BuildRequest, BuildState, StageJob, StagePlacement, StageState } from './types.js';
 
 export interface QueuedJobRef {
@@ -39,11 +39,11 @@ export interface StageDispatchInfo {
 
 type Script = 'submit' | 'claim' | 'markQueued' | 'start' | 'complete' | 'fail' | 'release' | 'abort';
 // Every state transition is one script under ../lua, each after the shared prelude (key helpers;
-// ARGV[1] is the key prefix, ARGV[2] the time). All arguments are ARGV: keys derive from the prefix.
+// ARGV[1] is the key prefix, ARGV[2] the time). KEYS: the fixed keys (fixedScriptKeys), then the
+// keys the call names (each script's header says which); keys found only by what the script
+// reads share the scheduler's hash tag (see prelude.lua).
 const LUA_DIR = new URL('../lua/', import.meta.url);
-// KEYS[1] is the scheduler's config key: it routes the call to the scheduler's slot on a Redis
-// Cluster (every key the script touches shares its hash tag, see schedulerKeys).
-const script = (file: string): LuaScript => ({ files: ['prelude.lua', file], keys: 1 });
+const script = (file: string): LuaScript => ({ files: ['prelude.lua', file], keys: 'dynamic' });
 const SCRIPTS: Record<Script, LuaScript> = {
   submit: script('submit.lua'), claim: script('claim.lua'), markQueued: script('mark_queued.lua'), start: script('start.lua'),
   complete: script('complete.lua'), fail: script('fail.lua'), release: script('release.lua'), abort: script('abort.lua'),
@@ -127,25 +127,39 @@ export class StageStore {
   readonly keys: SchedulerKeys;
 
   private readonly scripts: Record<Script, LuaCommand>;
+  private readonly fixedKeys: string[];
 
   constructor(readonly redis: RedisClient, readonly prefix: string) {
     this.keys = schedulerKeys(prefix);
+    this.fixedKeys = fixedScriptKeys(this.keys);
     this.scripts = luaCommands(redis, 'buildyard_sched', LUA_DIR, SCRIPTS);
   }
 
-  private async run(name: Script, args: Array<string | number>): Promise<unknown> {
-    return this.scripts[name](this.keys.config, this.keys.base, Date.now(), ...args);
+  /** A script's arguments: its key count, the fixed keys, `keys`, then prefix, time and `args`. */
+  private callArgs(keys: string[], args: Array<string | number>): Array<string | number> {
+    return [this.fixedKeys.length + keys.length, ...this.fixedKeys, ...keys, this.keys.base, Date.now(), ...args];
+  }
+
+  private async run(name: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
+    return this.scripts[name](...this.callArgs(keys, args));
+  }
+
+  /** A stage's hash and the hash of the worker reporting on it. */
+  private stageAndWorker(ref: string, worker: string): string[] {
+    return [this.keys.stage(ref), this.keys.worker(worker)];
   }
 
 
   async submit(req: BuildRequest): Promise<void> {
     const stages = planStages(req);
-    await this.run('submit', [req.buildId, req.tenant, req.priority, JSON.stringify(req.traceContext ?? {}), JSON.stringify(stages)]);
+    const k = this.keys;
+    await this.run('submit', [k.build(req.buildId), k.buildStages(req.buildId), k.buildEvents(req.buildId), k.tenantReady(req.tenant), ...stages.map((s) => k.stage(s.ref))],
+      [req.buildId, req.tenant, req.priority, JSON.stringify(req.traceContext ?? {}), JSON.stringify(stages)]);
   }
 
   /** Stages now owed a queue placement (their tenant slot is already taken), with what placement needs. */
   async claim(defaultTenantLimit: number | 'fleet', max = 100): Promise<StageDispatchInfo[]> {
-    const raw = (await this.run('claim', [defaultTenantLimit, max])) as string[];
+    const raw = (await this.run('claim', [], [defaultTenantLimit, max])) as string[];
     return raw.map((text) => {
       const v = JSON.parse(text) as { ref: string; build: string; platform: string; stage: string; tenant?: string; prio?: string;
         cacheKey?: string; dispatches?: string; inputs: unknown; trace?: string };
@@ -182,12 +196,17 @@ export class StageStore {
     if (items.length === 0) return [];
     const p = this.redis.pipeline();
     const cmd = p as unknown as Record<string, (...a: string[]) => unknown>;
-    for (const it of items) cmd.buildyard_sched_markQueued(this.keys.config, this.keys.base, String(Date.now()), it.ref, it.queue, it.jobId);
+    for (const it of items) {
+      const keys = [this.keys.stage(it.ref), this.keys.buildEvents(parseStageRef(it.ref).buildId)];
+      cmd.buildyard_sched_markQueued(...this.callArgs(keys, [it.ref, it.queue, it.jobId]).map(String));
+    }
     return ((await p.exec()) ?? []).map(([err, v]) => { if (err) throw err; return v === 1; });
   }
 
   async start(ref: string, worker: string, emulated: boolean, jobId: string): Promise<StartOutcome> {
-    const raw = (await this.run('start', [ref, worker, emulated ? '1' : '0', jobId])) as string[];
+    const { buildId } = parseStageRef(ref);
+    const keys = [...this.stageAndWorker(ref, worker), this.keys.build(buildId), this.keys.buildEvents(buildId)];
+    const raw = (await this.run('start', keys, [ref, worker, emulated ? '1' : '0', jobId])) as string[];
     if (raw[0] !== 'ok') return { kind: 'skip', state: raw[1] };
     const inputs: Record<string, unknown> = {};
     for (let i = 6; i + 1 < raw.length; i += 2) inputs[raw[i]] = parseJson(raw[i + 1]) ?? null;
@@ -198,19 +217,19 @@ export class StageStore {
   }
 
   async complete(ref: string, worker: string, emulated: boolean, resultJson: string, jobId: string): Promise<boolean> {
-    return (await this.run('complete', [ref, worker, emulated ? '1' : '0', resultJson, jobId])) === 1;
+    return (await this.run('complete', this.stageAndWorker(ref, worker), [ref, worker, emulated ? '1' : '0', resultJson, jobId])) === 1;
   }
 
   async fail(ref: string, worker: string, error: string, jobId: string): Promise<AbortOutcome> {
-    return toAbortOutcome(await this.run('fail', [ref, worker, error, jobId]));
+    return toAbortOutcome(await this.run('fail', this.stageAndWorker(ref, worker), [ref, worker, error, jobId]));
   }
 
   async release(ref: string, worker: string): Promise<void> {
-    await this.run('release', [ref, worker]);
+    await this.run('release', this.stageAndWorker(ref, worker), [ref, worker]);
   }
 
   async abort(buildId: string, status: 'failed' | 'cancelled', error: string): Promise<AbortOutcome> {
-    return toAbortOutcome(await this.run('abort', [buildId, status, error]));
+    return toAbortOutcome(await this.run('abort', [this.keys.build(buildId)], [buildId, status, error]));
   }
 
   async stagePlacement(ref: string): Promise<StagePlacement | null> {

@@ -1,12 +1,15 @@
 // A real Buildyard cluster for e2e tests: Redis, a registry seeded with busybox, one frontend
 // and N workers as separate processes (from TypeScript sources, so no build is needed), all
-// under the testkit watchdog.
+// under the testkit watchdog. Redis is a single instance, or a 3-master Redis Cluster with a
+// replica each (`redisCluster`, or BUILDYARD_TEST_REDIS=cluster for a whole suite).
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Cluster as RedisClusterClient, Redis } from 'ioredis';
 import { startRedis, startRegistry, type RedisService, type RegistryService } from './services.js';
+import { startRedisCluster, type RedisClusterService } from './redisCluster.js';
 import { cleanupUnder, seedBusybox, type SeededImage } from '@buildyard/hostkit';
 import { supervise, type SupervisedProcess } from './supervise.js';
 
@@ -28,7 +31,12 @@ export interface Cluster {
   tenant: string;
   /** Extra tenants: name -> token. */
   tokens: Record<string, string>;
+  /** The single Redis; on a Redis Cluster, `url` names a running node and restart() is refused. */
   redis: RedisService;
+  /** The Redis Cluster, when the cluster runs on one (failover: killMasterFor). */
+  redisCluster?: RedisClusterService;
+  /** A new client of this cluster's Redis (a cluster client on a Redis Cluster); the caller disconnects it. */
+  openRedis(): Redis | RedisClusterClient;
   registry: RegistryService;
   busybox: SeededImage;
   workers: ClusterWorker[];
@@ -52,6 +60,21 @@ export interface ClusterOptions {
   tenants?: string[];
   /** Use this registry instead of starting one (it is left running on stop). */
   registry?: RegistryService;
+  /** Run on a 3-master Redis Cluster with a replica each; default: BUILDYARD_TEST_REDIS=cluster. */
+  redisCluster?: boolean;
+}
+
+/** A Redis Cluster in RedisService's shape (the processes get its url with BUILDYARD_REDIS_CLUSTER). */
+function clusterAsService(c: RedisClusterService): RedisService {
+  return {
+    get url() { return c.url; },
+    get host() { return new URL(c.url).hostname; },
+    get port() { return Number(new URL(c.url).port); },
+    password: c.password,
+    dataDir: '',
+    stop: () => c.stop(),
+    restart: () => Promise.reject(new Error('restart() is for a single Redis; on a Redis Cluster use redisCluster.killMasterFor')),
+  };
 }
 
 async function waitForLine(p: SupervisedProcess, pattern: RegExp, timeoutMs = 60_000): Promise<RegExpMatchArray> {
@@ -67,7 +90,13 @@ async function waitForLine(p: SupervisedProcess, pattern: RegExp, timeoutMs = 60
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
   const stateDir = await mkdtemp(join(tmpdir(), 'buildyard-cluster-'));
-  const [redis, registry] = await Promise.all([startRedis({ appendOnly: true }), options.registry ?? startRegistry()]);
+  const onCluster = options.redisCluster ?? process.env.BUILDYARD_TEST_REDIS === 'cluster';
+  const [redisCluster, single, registry] = await Promise.all([
+    onCluster ? startRedisCluster({ replicas: 1 }) : undefined,
+    onCluster ? undefined : startRedis({ appendOnly: true }),
+    options.registry ?? startRegistry(),
+  ]);
+  const redis = redisCluster ? clusterAsService(redisCluster) : single!;
   const busybox = await seedBusybox(registry);
   const tokens: Record<string, string> = {};
   for (const tenant of ['default', ...(options.tenants ?? [])]) tokens[tenant] = randomBytes(16).toString('hex');
@@ -79,10 +108,13 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     BUILDYARD_HEARTBEAT_MS: '500',
     BUILDYARD_HEARTBEAT_TIMEOUT_MS: '3000',
     BUILDYARD_LOG_LEVEL: 'warn',
+    ...(redisCluster ? { BUILDYARD_REDIS_CLUSTER: 'true' } : {}),
     ...options.env,
   };
+  // A process started after a failover is seeded with a node still running.
+  const processEnv = (extra: Record<string, string>) => ({ ...env, ...(redisCluster ? { BUILDYARD_REDIS_URL: redis.url } : {}), ...extra });
   const launchFrontend = (listen: string) => supervise('buildyardd', process.execPath, [...tsxArgs, join(repoRoot, 'apps/buildyardd/src/main.ts')], {
-    cwd: repoRoot, env: { ...env, BUILDYARD_STATE_DIR: join(stateDir, 'frontend'), BUILDYARD_LISTEN: listen },
+    cwd: repoRoot, env: processEnv({ BUILDYARD_STATE_DIR: join(stateDir, 'frontend'), BUILDYARD_LISTEN: listen }),
   });
   let frontendProcess = launchFrontend('127.0.0.1:0');
   const extraFrontends: SupervisedProcess[] = [];
@@ -91,7 +123,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const addWorker = async (id = `worker-${++counter}`): Promise<ClusterWorker> => {
     const workerState = join(stateDir, id);
     const p = supervise(id, process.execPath, [...tsxArgs, join(repoRoot, 'apps/worker/src/main.ts'), 'serve'], {
-      cwd: repoRoot, env: { ...env, BUILDYARD_STATE_DIR: workerState, BUILDYARD_WORKER_ID: id },
+      cwd: repoRoot, env: processEnv({ BUILDYARD_STATE_DIR: workerState, BUILDYARD_WORKER_ID: id }),
     });
     await waitForLine(p, /buildyard-worker ready/);
     const worker = { id, process: p, stateDir: workerState };
@@ -110,10 +142,13 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     await Promise.all(Array.from({ length: options.workers ?? 2 }, () => addWorker()));
     const cluster: Cluster = {
       frontend, address: frontend.replace(/^(tcp|tls):\/\//, ''), token: tokens.default, tenant: 'default', tokens,
-      redis, registry, busybox, workers, frontendProcess, stateDir, addWorker, stop: stopAll, env,
+      redis, redisCluster, registry, busybox, workers, frontendProcess, stateDir, addWorker, stop: stopAll, env,
+      openRedis: () => redisCluster
+        ? new RedisClusterClient(redisCluster.nodes, { redisOptions: { password: redisCluster.password } })
+        : new Redis(redis.url),
       addFrontend: async (listen = '127.0.0.1:0') => {
         const p = supervise('buildyardd', process.execPath, [...tsxArgs, join(repoRoot, 'apps/buildyardd/src/main.ts')], {
-          cwd: repoRoot, env: { ...env, BUILDYARD_STATE_DIR: join(stateDir, `frontend-${extraFrontends.length + 2}`), BUILDYARD_LISTEN: listen },
+          cwd: repoRoot, env: processEnv({ BUILDYARD_STATE_DIR: join(stateDir, `frontend-${extraFrontends.length + 2}`), BUILDYARD_LISTEN: listen }),
         });
         extraFrontends.push(p);
         const [, url] = await waitForLine(p, frontendLine);

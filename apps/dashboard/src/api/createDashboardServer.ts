@@ -1,10 +1,9 @@
 import { existsSync } from 'node:fs';
-import { Redis } from 'ioredis';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifyCookie from '@fastify/cookie';
 import fastifyStatic from '@fastify/static';
 import { readProgress } from '@buildyard/progress';
-import type { RedisKeys } from '@buildyard/contracts';
+import { openRedis, type RedisKeys } from '@buildyard/contracts';
 import { createMetrics, renderMetrics, type BuildyardMetrics } from '@buildyard/telemetry';
 import { bearerToken, cookieSecret, roleForToken, type DashboardTokens, type Role } from './auth.js';
 import { DashboardState } from './DashboardState.js';
@@ -14,6 +13,8 @@ import type { StreamedProgressEvent } from '@buildyard/progress';
 
 export interface DashboardServerOptions {
   redisUrl: string;
+  /** `redisUrl` is a node of a Redis Cluster (`redis.cluster`). */
+  redisCluster?: boolean;
   tokens: DashboardTokens;
   /** Built UI (index.html + assets); when missing, `/` explains how to build it. */
   uiDir?: string;
@@ -67,7 +68,7 @@ export async function createDashboardServer(opts: DashboardServerOptions): Promi
   if (!opts.tokens.readToken && !opts.tokens.adminToken) {
     throw new Error('dashboard: no token configured; set dashboard.readToken and dashboard.adminToken (BUILDYARD_DASHBOARD_READ_TOKEN / BUILDYARD_DASHBOARD_ADMIN_TOKEN)');
   }
-  const redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: 3, lazyConnect: false });
+  const redis = openRedis({ url: opts.redisUrl, cluster: opts.redisCluster }, { maxRetriesPerRequest: 3, lazyConnect: false });
   redis.on('error', () => undefined); // reported per request
   const state = new DashboardState(redis, { keys: opts.keys, prefix: opts.prefix, tenantLimit: opts.tenantLimit, blobStore: opts.blobStore });
   const metrics = opts.metrics ?? createMetrics();
