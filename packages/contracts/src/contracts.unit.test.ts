@@ -21,6 +21,8 @@ test('every key lives under the one configured prefix', () => {
   // Keys written by one MULTI or read by one pipeline share a hash tag (one Redis Cluster slot).
   const tag = (key: string) => /^\{([^{}]+)\}/.exec(key)?.[1];
   for (const key of [k.unfinishedBuilds, k.build('b'), k.build('c')]) assert.equal(tag(key), tag(k.builds), key);
+  for (const key of [k.ssh.open('b'), k.ssh.conn('b', 'c', 'up')]) assert.equal(tag(key), tag(k.ssh.offer('b')), key);
+  assert.notEqual(tag(k.ssh.offer('b')), tag(k.ssh.offer('c')), 'builds\' relays spread over slots');
   assert.equal(tag(k.builds), 'team-a:by:builds');
   assert.equal(DEFAULT_KEYS.build('x'), '{buildyard:builds}:build:x');
   assert.equal(DEFAULT_KEYS.leases.build('x'), '{buildyard:leases}:build:x');

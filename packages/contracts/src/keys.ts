@@ -124,14 +124,17 @@ export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX) {
     frontend: (frontendId: string) => `${p}:frontend:${frontendId}`,
     /** Stream: one build's progress events. */
     progress: (buildId: string) => `${p}:progress:${buildId}`,
-    /** A build's SSH agent relay (RUN --mount=type=ssh; see SshRelay.ts), only while it runs. */
+    /**
+     * A build's SSH agent relay (RUN --mount=type=ssh; see SshRelay.ts), only while it runs. One
+     * hash tag per build (the relay ends by deleting its keys in one DEL): builds spread over slots.
+     */
     ssh: {
       /** String (JSON): the agent ids the client forwards; absent when it forwards none. */
-      offer: (buildId: string) => `${p}:ssh:${buildId}:offer`,
+      offer: (buildId: string) => `{${p}:ssh:${buildId}}:offer`,
       /** List: sealed requests of workers to open a connection to the client's agent. */
-      open: (buildId: string) => `${p}:ssh:${buildId}:open`,
+      open: (buildId: string) => `{${p}:ssh:${buildId}}:open`,
       /** List: one direction of one relayed agent connection (sealed frames). */
-      conn: (buildId: string, connId: string, direction: 'up' | 'down') => `${p}:ssh:${buildId}:conn:${connId}:${direction}`,
+      conn: (buildId: string, connId: string, direction: 'up' | 'down') => `{${p}:ssh:${buildId}}:conn:${connId}:${direction}`,
     },
     cache: {
       /** Hash digest -> number of cache records (of any tenant) referencing it. */

@@ -116,7 +116,8 @@ export class BuildHistory {
     }
     const ids = [...chosen.keys()];
     await this.records.remove(ids);
-    if (ids.length > 0) await this.redis.del(...ids.flatMap((id) => [progressStreamKey(id, this.keys), this.summaryKey(id)]));
+    // One key per DEL: on a Redis Cluster the streams and summaries of builds are in other slots.
+    await Promise.all(ids.flatMap((id) => [progressStreamKey(id, this.keys), this.summaryKey(id)]).map((key) => this.redis.del(key)));
     for (const id of ids) await releaseBuildId(this.redis, this.keys, tenant, id);
     return DeleteHistoryResponse.fromPartial({ deleted: ids.map(shownBuildId) });
   }
