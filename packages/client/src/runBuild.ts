@@ -23,6 +23,7 @@ import { loadSshAgents } from './sshAgents.js';
 import { openSshSession, type SshSessionHandle } from './sshSession.js';
 import type { ResolvedBuilder } from './BuilderStore.js';
 import { reattaching } from './reattach.js';
+import { pruneSyncBases } from './pruneSyncBases.js';
 
 export interface RunBuildOptions {
   /** PATH | URL | - */
@@ -112,6 +113,7 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
   let writer: ExportedFileWriter | undefined;
   let caches: LocalCaches | undefined;
   let ssh: SshSessionHandle | undefined;
+  let pruning: Promise<unknown> | undefined;
   try {
     const secrets = await readSecrets(opts.secrets, env);
     // --ssh: sockets and key files are checked before anything is uploaded.
@@ -148,6 +150,8 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
       }
       fake({ startedMs: started, completedMs: Date.now() }, `transferring context: ${sync.files} files, ${mb(sync.bytesTotal)} (${mb(sync.bytesUploaded)} uploaded)`);
       contextId = sync.contextId;
+      // Meanwhile, the delta bases of contexts not synced for long are dropped (a failure only leaves them).
+      pruning = pruneSyncBases().catch(() => 0);
     }
     if (o.signal?.aborted) throw new ClientError('interrupted: build cancelled', ExitCode.Interrupted);
     // Local caches stay on this machine: an import is synced like a context, an export streams back.
@@ -237,5 +241,6 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
     ssh?.close();
     conn?.close();
     await input.cleanup();
+    await pruning;
   }
 }
