@@ -24,4 +24,5 @@ export {
 export { RegistryBlobStore, type RegistryBlobStoreOptions } from './RegistryBlobStore.js';
 export { TieredBlobStore, type TieredBlobStoreOptions, type TieredBlobStats } from './TieredBlobStore.js';
 export { openSharedBlobStore, type SharedBlobStoreOptions } from './openSharedBlobStore.js';
+export { openContextStore, type ContextStoreConfig } from './openContextStore.js';
 export { askWorkersDisk, serveWorkerDisk, type WorkerDiskRequest, type WorkerDiskReport, type WorkerDiskPart } from './workerDisk.js';

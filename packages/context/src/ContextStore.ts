@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile, access, open, rename, rm } from 'node:fs/promises';
+import { mkdir, writeFile, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FsContentStore, sha256Digest } from '@buildyard/oci';
+import { BlobNotFoundError, FsContentStore, sha256Digest } from '@buildyard/oci';
 import { ContextError } from './ContextError.js';
 import { encodeManifest, isRegular, type ContextEntry } from './ContextEntry.js';
+import { FsContextGrants, type ContextGrants } from './ContextGrants.js';
 
 export interface ContextStoreOptions {
   /** Directory holding the content store (file contents and manifests) and tenant grants. */
@@ -13,6 +14,22 @@ export interface ContextStoreOptions {
   maxContextBytes?: number;
   /** Largest number of entries in one context. */
   maxFiles?: number;
+  /**
+   * Machines share no directory (a fleet whose blob store is a registry): contents and
+   * manifests live in `content`, whose local tier is this process's own and which pushes every
+   * write to the shared blob store and fetches what it lacks from it (a TieredBlobStore, see
+   * @buildyard/cache's openContextStore); grants live in `grants` (Redis). Absent: `root` holds
+   * both and every process using the store shares that directory (one machine).
+   */
+  shared?: { content: SharedContent; grants: ContextGrants };
+}
+
+/** A content store backed by a shared remote one (TieredBlobStore fits). */
+export interface SharedContent extends FsContentStore {
+  /** This process's copies. */
+  readonly local: FsContentStore;
+  /** Fetches a blob into the local tier (verified) when only the remote has it; answers its local path. */
+  ensureLocal(digest: string): Promise<string>;
 }
 
 /**
@@ -26,6 +43,8 @@ export class ContextStore {
   readonly root: string;
   readonly maxContextBytes: number;
   readonly maxFiles: number;
+  private readonly grants: ContextGrants;
+  private readonly shared?: SharedContent;
   /**
    * The last few manifests stored or read, parsed: a delta sync's base is usually the context
    * the same client synced a minute ago, and re-reading 20,000 entries would cost more than
@@ -35,20 +54,25 @@ export class ContextStore {
 
   constructor(opts: ContextStoreOptions) {
     this.root = opts.root;
-    this.content = new FsContentStore(join(opts.root, 'content'));
+    this.shared = opts.shared?.content;
+    this.content = opts.shared?.content ?? new FsContentStore(join(opts.root, 'content'));
+    this.grants = opts.shared?.grants ?? new FsContextGrants(opts.root);
     this.maxContextBytes = opts.maxContextBytes ?? 10 * 1024 ** 3;
     this.maxFiles = opts.maxFiles ?? 1_000_000;
   }
 
-  /** Stores the manifest of a fully uploaded context and returns its id (the manifest digest). */
+  /**
+   * Stores the manifest of a fully uploaded context and returns its id (the manifest digest).
+   * Every regular entry's content must be in the store and proven by `tenant` (uploaded now or
+   * before): shared grants are renewed for all of them, so they expire only when unused.
+   */
   async putManifest(sorted: readonly ContextEntry[], tenant: string): Promise<string> {
     const bytes = encodeManifest(sorted);
     const digest = sha256Digest(bytes);
     await this.content.put(bytes, digest);
     this.remember(digest, sorted);
-    const dir = join(this.root, 'tenants', tenantDirName(tenant));
-    await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, digest.slice('sha256:'.length)), '');
+    if (this.shared) await this.grants.grantContent(tenant, new Set(sorted.filter(isRegular).map((e) => e.digest)));
+    await this.grants.grantContext(tenant, digest);
     return digest;
   }
 
@@ -56,24 +80,47 @@ export class ContextStore {
    * Stores a batch of verified small contents as one write: every blob the store lacks goes to
    * a temp file, then one syncfs makes them all durable before any is renamed into place (a
    * blob is never visible truncated after a crash). Per-blob fsync cost more than the writes.
+   * A shared store then pushes each one (a no-op for those the remote already holds).
    */
   async putBlobs(blobs: readonly { digest: string; data: Uint8Array }[]): Promise<void> {
-    await this.content.init();
-    const present = await Promise.all(blobs.map((b) => this.content.has(b.digest)));
+    const local = this.shared?.local ?? this.content;
+    await local.init();
+    const present = await Promise.all(blobs.map((b) => local.has(b.digest)));
     const fresh = new Map<string, Uint8Array>();
     blobs.forEach((b, i) => { if (!present[i]) fresh.set(b.digest, b.data); });
-    if (fresh.size === 0) return;
-    const ingest = join(this.root, 'ingest');
-    await mkdir(ingest, { recursive: true });
-    const tmps = [...fresh.keys()].map((d) => ({ digest: d, tmp: join(ingest, `${d.slice(7, 19)}-${process.pid}-${randomBytes(6).toString('hex')}`) }));
-    try {
-      await Promise.all(tmps.map(({ digest, tmp }) => writeFile(tmp, fresh.get(digest)!, { flag: 'wx' })));
-      await syncFilesystem(ingest, tmps.map((t) => t.tmp));
-      await Promise.all(tmps.map(({ digest, tmp }) => rename(tmp, this.content.path(digest))));
-    } catch (err) {
-      await Promise.all(tmps.map(({ tmp }) => rm(tmp, { force: true })));
-      throw err;
+    if (fresh.size > 0) {
+      const ingest = join(this.root, 'ingest');
+      await mkdir(ingest, { recursive: true });
+      const tmps = [...fresh.keys()].map((d) => ({ digest: d, tmp: join(ingest, `${d.slice(7, 19)}-${process.pid}-${randomBytes(6).toString('hex')}`) }));
+      try {
+        await Promise.all(tmps.map(({ digest, tmp }) => writeFile(tmp, fresh.get(digest)!, { flag: 'wx' })));
+        await syncFilesystem(ingest, tmps.map((t) => t.tmp));
+        await Promise.all(tmps.map(({ digest, tmp }) => rename(tmp, local.path(digest))));
+      } catch (err) {
+        await Promise.all(tmps.map(({ tmp }) => rm(tmp, { force: true })));
+        throw err;
+      }
     }
+    // All of them, not only the fresh ones: a local copy may be one whose push a crash cut off.
+    const shared = this.shared;
+    if (shared) await inSlices(blobs, PUSH_CONCURRENCY, (b) => shared.put(b.data, b.digest, b.data.length));
+  }
+
+  /**
+   * Makes these contents readable by path (`content.path`): a shared store fetches those only
+   * the remote holds into this process's local tier. Nothing to do for an unshared store.
+   */
+  async ensureLocal(digests: Iterable<string>): Promise<void> {
+    const shared = this.shared;
+    if (!shared) return;
+    await inSlices([...new Set(digests)], FETCH_CONCURRENCY, async (d) => {
+      try {
+        await shared.ensureLocal(d);
+      } catch (err) {
+        if (err instanceof BlobNotFoundError) throw new ContextError(`content ${d} of a context is missing from the shared blob store; upload the context again`);
+        throw err;
+      }
+    });
   }
 
   /** The entries of a stored context (see readManifest), from memory when recently used. */
@@ -99,51 +146,27 @@ export class ContextStore {
    * once uploaded it. Whether another tenant has it makes no difference to the answer.
    */
   async tenantHasContent(tenant: string, digest: string): Promise<boolean> {
-    if (!/^sha256:[a-f0-9]{64}$/.test(digest)) return false;
-    try {
-      await access(this.contentGrant(tenant, digest));
-    } catch {
-      return false;
-    }
-    return this.content.has(digest);
+    const [granted] = await this.grants.hasContent(tenant, [digest]);
+    return granted === true && this.content.has(digest);
   }
 
   /** Records that `tenant` uploaded these (verified, committed) contents. */
-  async grantContent(tenant: string, digests: Iterable<string>): Promise<void> {
-    // One mkdir per fan-out directory, and every grant in it waits for that mkdir: grants whose
-    // digests share a prefix must not open their file while the directory is still being made.
-    const made = new Map<string, Promise<unknown>>();
-    const pending: Promise<void>[] = [];
-    for (const digest of digests) {
-      const path = this.contentGrant(tenant, digest);
-      const dir = path.slice(0, path.lastIndexOf('/'));
-      let dirReady = made.get(dir);
-      if (!dirReady) made.set(dir, (dirReady = mkdir(dir, { recursive: true })));
-      pending.push((async () => {
-        await dirReady;
-        // No fsync: a grant lost in a crash only means the tenant uploads the file once more.
-        await (await open(path, 'a')).close();
-      })());
-      if (pending.length >= 64) await Promise.all(pending.splice(0));
-    }
-    await Promise.all(pending);
-  }
-
-  private contentGrant(tenant: string, digest: string): string {
-    const hex = digest.slice('sha256:'.length);
-    return join(this.root, 'tenants', tenantDirName(tenant), 'content', hex.slice(0, 2), hex);
+  grantContent(tenant: string, digests: Iterable<string>): Promise<void> {
+    return this.grants.grantContent(tenant, digests);
   }
 
   /** True when `tenant` has uploaded `contextId` (so it may build from it). */
-  async tenantHas(tenant: string, contextId: string): Promise<boolean> {
-    if (!/^sha256:[a-f0-9]{64}$/.test(contextId)) return false;
-    try {
-      await access(join(this.root, 'tenants', tenantDirName(tenant), contextId.slice('sha256:'.length)));
-      return true;
-    } catch {
-      return false;
-    }
+  tenantHas(tenant: string, contextId: string): Promise<boolean> {
+    return this.grants.hasContext(tenant, contextId);
   }
+}
+
+const PUSH_CONCURRENCY = 8;
+const FETCH_CONCURRENCY = 8;
+
+/** Runs `fn` over `items`, `width` at a time. */
+async function inSlices<T>(items: readonly T[], width: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < items.length; i += width) await Promise.all(items.slice(i, i + width).map(fn));
 }
 
 const RECENT_MANIFESTS = 4;
@@ -182,10 +205,4 @@ export async function readManifest(store: ContextStore, contextId: string): Prom
 /** Sum of regular file sizes in a manifest. */
 export function contextBytes(entries: readonly ContextEntry[]): number {
   return entries.reduce((n, e) => n + (isRegular(e) ? e.size : 0), 0);
-}
-
-// Tenant names become directory names: keep them readable but never path-like.
-function tenantDirName(tenant: string): string {
-  const safe = tenant.replace(/[^A-Za-z0-9._-]/g, '_');
-  return safe === '' || safe === '.' || safe === '..' ? `_${Buffer.from(tenant).toString('hex')}` : safe;
 }

@@ -32,6 +32,7 @@ export interface MaterializeResult {
 /**
  * Writes a context into `destDir` (which must be empty or absent), every entry with the client's
  * modification time (COPY keeps it, as BuildKit's does; entries without one get the epoch).
+ * Contents a shared store holds only remotely are fetched into its local tier first.
  * Files are hardlinked from the store only when the store blob has exactly the wanted
  * permissions and mtime and lives on the same filesystem — chmod or utimes on a hardlink would
  * change the shared blob, which other entries and contexts use with their own times — else
@@ -56,6 +57,8 @@ async function writeEntries(store: ContextStore, contextId: string, entries: rea
   const blobInfo = new Map<string, { dev: number; perm: number; mtimeNs: bigint }>();
   const dirs: ContextEntry[] = [];
   const result: MaterializeResult = { entries: 0, linked: 0, copied: 0 };
+  // A shared store fetches what this machine lacks first, and only what is written here.
+  await store.ensureLocal(entries.filter((e) => isRegular(e) && (!opts.include || opts.include(e.path))).map((e) => e.digest));
   for (const e of entries) {
     if (opts.include && !opts.include(e.path)) continue;
     const target = join(dest, e.path);

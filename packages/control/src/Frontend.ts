@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { RedisClient as Redis } from '@buildyard/contracts';
-import { BlobLeases, RedisCacheIndex, collectBlobGarbage, openSharedBlobStore, pruneCache } from '@buildyard/cache';
-import { ContextStore, handleSync } from '@buildyard/context';
+import { BlobLeases, RedisCacheIndex, collectBlobGarbage, openContextStore, openSharedBlobStore, pruneCache } from '@buildyard/cache';
+import { handleSync, type ContextStore } from '@buildyard/context';
 import { RemoteContexts } from './remoteContexts.js';
 import { normalizePlatform } from '@buildyard/graph';
 import { FsContentStore } from '@buildyard/oci';
@@ -141,12 +141,13 @@ export class Frontend {
     this.log = opts.log ?? createLogger('buildyardd');
     this.records = new BuildRecords(opts.redis, this.keys, { retentionMs: opts.historyRetentionMs });
     this.history = new BuildHistory(opts.redis, this.keys, this.records);
-    this.contexts = new ContextStore({ root: `${opts.sharedDir}/contexts`, maxContextBytes: opts.maxContextBytes, maxFiles: opts.maxContextFiles });
-    this.remoteContexts = new RemoteContexts({ contexts: this.contexts, scratchDir: `${opts.stateDir ?? opts.sharedDir}/git-fetch`, policy: opts.sourcePolicy, ...opts.fetchLimits });
     this.blobs = openSharedBlobStore({
       type: opts.blobStore?.type ?? 'fs', repository: opts.blobStore?.repository, sharedDir: `${opts.sharedDir}/blobs`,
       localDir: `${opts.stateDir ?? opts.sharedDir}/frontend-blobs`, clientOptions: { insecureHosts: opts.insecureRegistries, dockerConfig: false },
     });
+    // With a registry blob store, contexts reach the workers through it and Redis, not sharedDir.
+    this.contexts = openContextStore({ root: `${opts.sharedDir}/contexts`, blobs: this.blobs, redis: opts.redis, keyPrefix: this.keys.prefix, maxContextBytes: opts.maxContextBytes, maxFiles: opts.maxContextFiles });
+    this.remoteContexts = new RemoteContexts({ contexts: this.contexts, scratchDir: `${opts.stateDir ?? opts.sharedDir}/git-fetch`, policy: opts.sourcePolicy, ...opts.fetchLimits });
     const secrets = new BuildSecrets(opts.redis, opts.secretsKey, this.keys);
     this.requests = new BuildRequests(opts.redis, this.keys, secrets);
     this.runner = new BuildRunner({

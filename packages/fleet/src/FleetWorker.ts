@@ -2,8 +2,8 @@ import { join } from 'node:path';
 import { openRedis, type RedisClient as Redis } from '@buildyard/contracts';
 import { SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
 import { metrics, withExtractedContext, type EmulationLabel } from '@buildyard/telemetry';
-import { BlobLeases, RedisCacheIndex, openSharedBlobStore, serveWorkerDisk, type WorkerDiskReport, type WorkerDiskRequest } from '@buildyard/cache';
-import { ContextStore, materializeContext } from '@buildyard/context';
+import { BlobLeases, RedisCacheIndex, openContextStore, openSharedBlobStore, serveWorkerDisk, type WorkerDiskReport, type WorkerDiskRequest } from '@buildyard/cache';
+import { materializeContext, type ContextStore } from '@buildyard/context';
 import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, fromRedis, stagePayloadSchema, stageResultSchema, type RedisKeys, type StageResult } from '@buildyard/contracts';
 import { detectPlatforms, type EgressLists, type RuncExecutorOptions, type StepLimits } from '@buildyard/executor';
 import type { StagePlan } from '@buildyard/graph';
@@ -103,7 +103,9 @@ export class FleetWorker {
     await this.blobs.init();
     // Uploads a killed worker left half-written; committed blobs are never partial.
     await this.blobs.cleanupIngest(60 * 60 * 1000);
-    this.contexts = new ContextStore({ root: join(this.opts.sharedDir, 'contexts') });
+    // Shared by the machine's processes with an fs blob store; else this worker's copies of what
+    // it fetched through the registry blob store.
+    this.contexts = openContextStore({ root: join(this.opts.sharedDir, 'contexts'), blobs: this.blobs, redis: this.redis, keyPrefix: this.keys.prefix });
     this.secrets = new BuildSecrets(this.redis, this.opts.secretsKey, this.keys);
     this.sshRelay = new SshRelay(this.redis, this.opts.secretsKey, this.keys);
     const records = new BuildRecords(this.redis, this.keys);
@@ -231,10 +233,10 @@ export class FleetWorker {
     let materialized: { dir: string; release(): void } | undefined;
     const named: { dir: string; release(): void }[] = [];
     try {
-      if (payload.contextId) materialized = await this.contextDir(payload.contextId, job.buildId);
+      if (payload.contextId) materialized = await this.contextDir(payload.contextId, job);
       const namedContexts: Record<string, string> = {};
       for (const id of namedContextIds(stage)) {
-        const got = await this.contextDir(id, job.buildId);
+        const got = await this.contextDir(id, job);
         named.push(got);
         namedContexts[id] = got.dir;
       }
@@ -278,10 +280,17 @@ export class FleetWorker {
     }
   }
 
-  /** Materializes a context once per worker; concurrent stages of one build share it. */
-  private contextDir(contextId: string, buildId: string): Promise<{ dir: string; release(): void }> {
+  /**
+   * Materializes a context once per worker; concurrent stages of one build share it. Only a
+   * context the build's tenant synced: its id in a stage is never enough (another tenant's
+   * materialised tree may already be on this disk).
+   */
+  private async contextDir(contextId: string, job: StageJob): Promise<{ dir: string; release(): void }> {
+    if (!(await this.contexts.tenantHas(job.tenant, contextId))) {
+      throw new Error(`context ${contextId.slice(0, 80)} of build ${job.buildId} is not one tenant ${job.tenant.slice(0, 60)} synced: sync the context again and rebuild`);
+    }
     // Stages only read it (rw binds copy), so a new context may start from the last one's tree.
-    return this.disk.acquireContext(contextId, buildId, (dir) => materializeContext(this.contexts, contextId, dir, { reuseSiblings: true }));
+    return this.disk.acquireContext(contextId, job.buildId, (dir) => materializeContext(this.contexts, contextId, dir, { reuseSiblings: true }));
   }
 }
 

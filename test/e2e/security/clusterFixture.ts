@@ -12,11 +12,12 @@ export interface ClusterFixture {
   context(name: string, dockerfile: string): string;
 }
 
-export function clusterFixture(options: ClusterOptions, label: string): ClusterFixture {
+/** `options` may be made in the file's before hook (e.g. naming a registry started there). */
+export function clusterFixture(options: ClusterOptions | (() => Promise<ClusterOptions>), label: string): ClusterFixture {
   let cluster: Cluster | undefined;
   let work = '';
   before(async () => {
-    cluster = await startCluster(options);
+    cluster = await startCluster(typeof options === 'function' ? await options() : options);
     work = mkdtempSync(join(tmpdir(), `buildyard-${label}-`));
   });
   after(async () => {

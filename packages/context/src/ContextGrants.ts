@@ -1,0 +1,152 @@
+// What a tenant has proven it holds: the context ids it synced and the contents it uploaded.
+// A digest alone is never proof (anyone may know one); these grants are. On one machine they
+// are empty files under the context store's root (every process there sees the same
+// directory); across machines they live in Redis, so any frontend or worker can check them.
+import { access, mkdir, open, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Cluster, Redis } from 'ioredis';
+
+export interface ContextGrants {
+  /** Records that `tenant` synced `contextId` (and may build from it). */
+  grantContext(tenant: string, contextId: string): Promise<void>;
+  hasContext(tenant: string, contextId: string): Promise<boolean>;
+  /** Records that `tenant` uploaded (or re-proved) these contents. */
+  grantContent(tenant: string, digests: Iterable<string>): Promise<void>;
+  /** Per digest, whether `tenant` has a grant for it (the store may still lack the bytes). */
+  hasContent(tenant: string, digests: readonly string[]): Promise<boolean[]>;
+}
+
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+
+/** Grants as empty files under `<root>/tenants/<tenant>/` (one machine, as before Redis). */
+export class FsContextGrants implements ContextGrants {
+  constructor(private readonly root: string) {}
+
+  async grantContext(tenant: string, contextId: string): Promise<void> {
+    const dir = join(this.root, 'tenants', tenantDirName(tenant));
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, contextId.slice('sha256:'.length)), '');
+  }
+
+  async hasContext(tenant: string, contextId: string): Promise<boolean> {
+    if (!DIGEST.test(contextId)) return false;
+    return exists(join(this.root, 'tenants', tenantDirName(tenant), contextId.slice('sha256:'.length)));
+  }
+
+  async grantContent(tenant: string, digests: Iterable<string>): Promise<void> {
+    // One mkdir per fan-out directory, and every grant in it waits for that mkdir: grants whose
+    // digests share a prefix must not open their file while the directory is still being made.
+    const made = new Map<string, Promise<unknown>>();
+    const pending: Promise<void>[] = [];
+    for (const digest of digests) {
+      const path = this.contentGrant(tenant, digest);
+      const dir = path.slice(0, path.lastIndexOf('/'));
+      let dirReady = made.get(dir);
+      if (!dirReady) made.set(dir, (dirReady = mkdir(dir, { recursive: true })));
+      pending.push((async () => {
+        await dirReady;
+        // No fsync: a grant lost in a crash only means the tenant uploads the file once more.
+        await (await open(path, 'a')).close();
+      })());
+      if (pending.length >= 64) await Promise.all(pending.splice(0));
+    }
+    await Promise.all(pending);
+  }
+
+  hasContent(tenant: string, digests: readonly string[]): Promise<boolean[]> {
+    return Promise.all(digests.map((d) => DIGEST.test(d) ? exists(this.contentGrant(tenant, d)) : false));
+  }
+
+  private contentGrant(tenant: string, digest: string): string {
+    const hex = digest.slice('sha256:'.length);
+    return join(this.root, 'tenants', tenantDirName(tenant), 'content', hex.slice(0, 2), hex);
+  }
+}
+
+export interface RedisContextGrantsOptions {
+  /** The deployment's key prefix (`redis.keyPrefix`). */
+  prefix: string;
+  /**
+   * A grant not renewed for this long is dropped (the tenant then sends that file or the whole
+   * context once more). Every sync renews the grants of everything its context holds.
+   * Default 30 days.
+   */
+  retentionMs?: number;
+}
+
+/** Keys of the context grants: one sorted set per tenant and kind, member -> last proof (ms). */
+export function contextGrantKeys(prefix: string) {
+  return {
+    contexts: (tenant: string) => `${prefix}:contexts:grants:${tenant}:ids`,
+    content: (tenant: string) => `${prefix}:contexts:grants:${tenant}:content`,
+  };
+}
+
+/** Grants in Redis, for processes on machines that share no directory. */
+export class RedisContextGrants implements ContextGrants {
+  private readonly keys: ReturnType<typeof contextGrantKeys>;
+  private readonly retentionMs: number;
+
+  constructor(private readonly redis: Redis | Cluster, opts: RedisContextGrantsOptions) {
+    this.keys = contextGrantKeys(opts.prefix);
+    this.retentionMs = opts.retentionMs ?? 30 * 24 * 3600_000;
+  }
+
+  grantContext(tenant: string, contextId: string): Promise<void> {
+    return this.grant(this.keys.contexts(tenant), [contextId]);
+  }
+
+  async hasContext(tenant: string, contextId: string): Promise<boolean> {
+    if (!DIGEST.test(contextId)) return false;
+    const score = await this.redis.zscore(this.keys.contexts(tenant), contextId);
+    return score !== null && Number(score) > Date.now() - this.retentionMs;
+  }
+
+  grantContent(tenant: string, digests: Iterable<string>): Promise<void> {
+    return this.grant(this.keys.content(tenant), [...new Set(digests)]);
+  }
+
+  async hasContent(tenant: string, digests: readonly string[]): Promise<boolean[]> {
+    const out = digests.map(() => false);
+    const wanted = digests.map((d, i) => ({ d, i })).filter(({ d }) => DIGEST.test(d));
+    const oldest = Date.now() - this.retentionMs;
+    for (let i = 0; i < wanted.length; i += GRANT_BATCH) {
+      const slice = wanted.slice(i, i + GRANT_BATCH);
+      const scores = await this.redis.zmscore(this.keys.content(tenant), ...slice.map((w) => w.d));
+      slice.forEach((w, j) => { out[w.i] = scores[j] !== null && Number(scores[j]) > oldest; });
+    }
+    return out;
+  }
+
+  /** Adds or renews members, drops those past the retention, and lets an idle tenant's set expire. */
+  private async grant(key: string, members: readonly string[]): Promise<void> {
+    if (members.length === 0) return;
+    const now = Date.now();
+    for (let i = 0; i < members.length; i += GRANT_BATCH) {
+      const slice = members.slice(i, i + GRANT_BATCH);
+      // One key per MULTI: it runs on any Redis Cluster node that holds that key.
+      const tx = this.redis.multi();
+      tx.zadd(key, ...slice.flatMap((m) => [now, m]));
+      tx.zremrangebyscore(key, '-inf', now - this.retentionMs);
+      tx.pexpire(key, this.retentionMs);
+      await tx.exec();
+    }
+  }
+}
+
+const GRANT_BATCH = 1000;
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// Tenant names become directory names: keep them readable but never path-like.
+function tenantDirName(tenant: string): string {
+  const safe = tenant.replace(/[^A-Za-z0-9._-]/g, '_');
+  return safe === '' || safe === '.' || safe === '..' ? `_${Buffer.from(tenant).toString('hex')}` : safe;
+}

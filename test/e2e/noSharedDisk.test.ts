@@ -1,0 +1,147 @@
+// Issue 19 item 1: machines without a shared filesystem. The frontend and each worker have their
+// own state dir and their own sharedDir (BUILDYARD_SHARED_DIR empty: `<stateDir>/shared`), so
+// nothing but Redis and the registry blob store connects them: build contexts (files and
+// manifests) go from the frontend to the workers through the registry, grants through Redis.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { credentials } from '@grpc/grpc-js';
+import { syncContext } from '@buildyard/context';
+import { ContextSyncClient, ControlClient, PruneRequest } from '@buildyard/proto';
+import { startRegistry, until, type Cluster, type RegistryService } from '@buildyard/testkit';
+import { bearer, solve, vertexSummary, type SolveOutcome } from './grpcClient.js';
+import { clusterFixture } from './security/clusterFixture.js';
+
+let registry: RegistryService | undefined;
+after(async () => { await registry?.stop(); });
+
+// The blob repository is in a registry started first, so that the processes can be told its address.
+const fx = clusterFixture(async () => ({
+  workers: 1, registry: (registry = await startRegistry()), tenants: ['alice', 'bob'],
+  env: {
+    BUILDYARD_BLOB_STORE: 'registry', BUILDYARD_BLOB_REPOSITORY: `${registry.host}/buildyard/blobs`,
+    // Empty: each process uses `<its stateDir>/shared`, a directory no other process knows.
+    BUILDYARD_SHARED_DIR: '', BUILDYARD_WORKER_CAPACITY: '1',
+    // The frontend's blob GC runs all along, keeping nothing unreferenced.
+    BUILDYARD_GC_INTERVAL_MS: '300', BUILDYARD_GC_KEEP_STORAGE: '0', BUILDYARD_GC_KEEP_DURATION_MS: '1',
+  },
+}), 'no-shared-disk');
+
+const sha = (data: string | Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
+const inRegistry = async (digest: string) => (await fetch(`${registry!.url}/v2/buildyard/blobs/blobs/${digest}`, { method: 'HEAD' })).status === 200;
+/** Context contents this process holds in its own context store. */
+const contentsOf = (stateDir: string) => {
+  const dir = join(stateDir, 'shared/contexts/content/blobs/sha256');
+  return new Set(existsSync(dir) ? readdirSync(dir).map((h) => `sha256:${h}`) : []);
+};
+const ok = (o: SolveOutcome) => assert.equal(o.error, undefined, o.error?.message);
+const ranOn = (o: SolveOutcome) => new Set(o.events.filter((e) => e.vertex?.workerId && !e.vertex.cached).map((e) => e.vertex!.workerId));
+
+test('contexts, cache and GC work across a frontend and workers that share no directory; a tenant cannot use another\'s context', async () => {
+  const { cluster } = fx;
+  const dir = fx.context('app', `FROM ${cluster.busybox.reference}\nCOPY . /ctx\nRUN cat /ctx/a.txt /ctx/sub/b.txt && cat /ctx/same-*.txt | wc -l\n`);
+  writeFileSync(join(dir, 'a.txt'), 'alpha\n');
+  writeFileSync(join(dir, 'same-1.txt'), 'same\n');
+  writeFileSync(join(dir, 'same-2.txt'), 'same\n');
+  mkdirSync(join(dir, 'sub'));
+  writeFileSync(join(dir, 'sub/b.txt'), 'beta\n');
+  const build = (token: string, extra: Parameters<typeof solve>[2] = {}) => solve(cluster, dir, { platforms: ['linux/amd64'], ...extra }, { token });
+
+  // Build 1 runs on worker-1, the only worker.
+  const first = await build(cluster.tokens.alice);
+  ok(first);
+  assert.deepEqual([...ranOn(first)], ['worker-1']);
+  assert.match(first.logs, /alpha\s+beta/);
+
+  // The context's files went once each (same-1/same-2 share a content) into the registry
+  // repository, and reached the worker through it into its own dir.
+  const contents = ['alpha\n', 'same\n', 'beta\n', readFileSync(join(dir, 'Dockerfile'))].map(sha);
+  for (const d of contents) assert.ok(await inRegistry(d), `context content ${d} is in the registry blob store`);
+  const worker1 = cluster.workers[0]!;
+  for (const d of contents) assert.ok(contentsOf(worker1.stateDir).has(d), `worker-1 fetched ${d} into its own state dir`);
+
+  // Build 2, same context, on a new worker-2 after worker-1 is gone: answered from the cache
+  // the first worker filled (records in Redis, layers in the registry).
+  const worker2 = await cluster.addWorker();
+  await worker1.process.stop();
+  const second = await build(cluster.tokens.alice);
+  ok(second);
+  const steps = vertexSummary(second.events);
+  const run = [...steps.entries()].find(([k]) => k.includes('RUN cat'));
+  assert.ok(run?.[1].cached, 'the RUN step was a cache hit across workers');
+  assert.ok(![...ranOn(second)].includes('worker-1'));
+
+  // Build 3: one file changes. Only it is uploaded; worker-2 builds from the new context.
+  writeFileSync(join(dir, 'a.txt'), 'alpha changed\n');
+  const third = await build(cluster.tokens.alice);
+  ok(third);
+  assert.equal(third.bytesUploaded, 'alpha changed\n'.length, 'only the changed file was sent');
+  assert.deepEqual([...ranOn(third)], ['worker-2']);
+  assert.match(third.logs, /alpha changed\s+beta/);
+  assert.ok(contentsOf(worker2.stateDir).has(sha('alpha changed\n')), 'worker-2 fetched the changed file');
+
+  // No process used a common directory: each has its own state dir and sharedDir, none below
+  // another's, and the cluster-wide default sharedDir was never made.
+  const frontendState = join(cluster.stateDir, 'frontend');
+  const dirs = [frontendState, worker1.stateDir, worker2.stateDir].flatMap((d) => [d, join(d, 'shared')]);
+  const owner = (d: string) => dirs.indexOf(d) >> 1;
+  for (const a of dirs) {
+    for (const b of dirs) {
+      if (owner(a) === owner(b)) continue;
+      assert.notEqual(a, b);
+      assert.ok(relative(a, b).startsWith('..') && relative(b, a).startsWith('..'), `${a} and ${b} do not nest`);
+    }
+  }
+  assert.ok(!existsSync(join(cluster.stateDir, 'shared')), 'no cluster-wide shared directory exists');
+  assert.ok(contentsOf(frontendState).has(sha('alpha changed\n')), 'the frontend kept the upload in its own dir');
+
+  // GC: a garbage blob in the frontend's store goes, context contents stay, and a prune of
+  // everything (cache records, layers, the workers' snapshots and contexts) leaves the context
+  // usable: the next build on a fresh disk state fetches and builds again.
+  const garbage = Buffer.from(`garbage ${Date.now()}\n`);
+  const garbageDigest = sha(garbage);
+  await pushBlob(garbage);
+  const gcDir = join(frontendState, 'frontend-blobs/blobs/sha256');
+  mkdirSync(gcDir, { recursive: true });
+  writeFileSync(join(gcDir, garbageDigest.slice(7)), garbage);
+  await until('the frontend\'s blob GC to remove an unreferenced blob', async () => !(await inRegistry(garbageDigest)), 60_000, 100);
+  const control = new ControlClient(cluster.address, credentials.createInsecure());
+  try {
+    await new Promise<void>((resolve, reject) => control.prune(PruneRequest.fromPartial({ all: true }), bearer(cluster.tokens.alice), (err) => (err ? reject(err) : resolve())));
+  } finally {
+    control.close();
+  }
+  for (const d of [...contents.slice(1), sha('alpha changed\n')]) assert.ok(await inRegistry(d), `context content ${d} survived GC and prune`);
+  const fourth = await build(cluster.tokens.alice);
+  ok(fourth);
+  assert.ok(![...vertexSummary(fourth.events).entries()].find(([k]) => k.includes('RUN cat'))?.[1].cached, 'after the prune the RUN step ran again');
+  assert.match(fourth.logs, /alpha changed\s+beta/);
+
+  // Bob names alice's context: refused before anything runs, and nothing of it is materialised for him.
+  const bobDir = fx.context('bob', `FROM ${cluster.busybox.reference}\nCOPY . /ctx\nRUN cat /ctx/a.txt\n`);
+  const stolen = await solve(cluster, bobDir, { platforms: ['linux/amd64'], contextId: (await syncedId(cluster, dir)) }, { token: cluster.tokens.bob });
+  assert.match(stolen.error?.message ?? '', /unknown context/);
+  assert.equal(stolen.events.filter((e) => e.vertex?.workerId).length, 0, 'no worker ran anything for bob');
+});
+
+/** Alice's context id of `dir` as it stands (syncing it again uploads nothing). */
+async function syncedId(cluster: Cluster, dir: string): Promise<string> {
+  const client = new ContextSyncClient(cluster.address, credentials.createInsecure());
+  try {
+    return (await syncContext(client, dir, { metadata: bearer(cluster.tokens.alice!), cacheDir: false })).contextId;
+  } finally {
+    client.close();
+  }
+}
+
+/** A blob nobody references, straight into the blob repository (two-step upload). */
+async function pushBlob(data: Buffer): Promise<void> {
+  const started = await fetch(`${registry!.url}/v2/buildyard/blobs/blobs/uploads/`, { method: 'POST' });
+  assert.equal(started.status, 202);
+  const location = new URL(started.headers.get('location')!, registry!.url);
+  location.searchParams.set('digest', sha(data));
+  const put = await fetch(location, { method: 'PUT', body: data, headers: { 'content-type': 'application/octet-stream' } });
+  assert.equal(put.status, 201);
+}
