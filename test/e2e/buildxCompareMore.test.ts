@@ -5,13 +5,19 @@
 // Durations, ids, digests and sizes differ by implementation, so those are normalised away; the
 // rest must be the same.
 //
-// Left out because Buildyard differs (issue 17, reported, not accepted here): buildkitd shows each
-// stage's base image as a "[stage i/n] FROM IMAGE@sha256:..." vertex, Buildyard does not (both
-// show "[internal] load metadata for IMAGE", compared here); buildkitd's failed build carries the Dockerfile source
-// excerpt ("Dockerfile:3 ... >>> RUN ..."), Buildyard's does not; Buildyard's du marks every record
-// Shared (a "*" after the size, "Shared:"/"Private:" summary lines) where buildkitd's are not;
-// buildkitd does not apply a git context's .dockerignore (moby/buildkit: it applies to local
-// transfers only), Buildyard does (gitContext.test.ts).
+// Both show each base image as "[internal] load metadata for IMAGE" and then as the FROM vertex
+// "[stage 1/n] FROM IMAGE:TAG@sha256:..." (one per image and platform, named by the first stage on
+// it) with its "resolve" line. Left out because Buildyard differs (issue 17): how a FROM vertex ends
+// when a later build runs a step on an image buildkitd already holds (buildkitd: DONE, then CACHED
+// once the step loads it; Buildyard pins the image while planning: DONE), which stage names a FROM
+// vertex several stages share (buildkitd: any of them, Buildyard: the first), and the per-blob
+// lines under "exporting cache to registry". du marks a record Shared when another record
+// holds the same data: never on buildkitd's OCI worker, on Buildyard when two steps made the same
+// layer (content-addressed, such as two steps that changed nothing).
+
+// As buildkitd (and current BuildKit's dockerui, which gives a git or http context no exclude
+// patterns), the BuildKit endpoint applies no .dockerignore to a git context; `buildyard build
+// <git URL>` still does (gitContext.test.ts).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -71,8 +77,13 @@ async function bothBuild(dir: string, ...flags: string[]): Promise<Record<Builde
   return runs;
 }
 
-/** The vertices that are not the base image's FROM step (see the file comment: Buildyard shows none of those). */
-const withoutBaseImage = (vs: string[]): string[] => vs.filter((v) => !/^\[[^\]]*\b1\/\d+\] FROM /.test(v));
+const isBaseImage = (v: string): boolean => /^\[[^\]]*\b1\/(\d+|<n>)\] FROM /.test(v);
+/** FROM vertices without the stage that names them (see the file comment). */
+const anyStage = (vs: string[]): string[] => vs.map((v) => (isBaseImage(v) ? v.replace(/^\[(.*?)\S+ 1\/\d+\] /, '[$1<stage> 1/<n>] ') : v));
+/** FROM vertices without how they ended (see the file comment: buildkitd's may end CACHED on a later build). */
+const baseImageUnended = (vs: string[]): string[] => vs.map((v) => (isBaseImage(v) ? v.replace(/ (DONE|CACHED)$/, '') : v));
+/** The "resolve IMAGE@sha256:..." lines under FROM vertices (time left out). */
+const resolveLines = (stderr: string): string[] => [...stderr.matchAll(/^#\d+ (resolve \S+@sha256:[0-9a-f]{64})( [\d.]+s)? done$/gm)].map((m) => normalise(m[1]!));
 
 /** Vertices of the Dockerfile's steps (not "[internal]" ones), in the order they appeared. */
 const steps = (vs: string[]): string[] => vs.filter((v) => !v.startsWith('[internal]'));
@@ -92,7 +103,7 @@ test('buildx --progress plain: the same vertices, in the same order, DONE then C
     assert.equal(first[b].code, 0, `${b}:\n${first[b].stderr}`);
     assert.equal(second[b].code, 0, `${b}:\n${second[b].stderr}`);
   }
-  const [ref1, ours1, ref2, ours2] = [first.reference, first.ours, second.reference, second.ours].map((r) => withoutBaseImage(vertices(r.stderr)));
+  const [ref1, ours1, ref2, ours2] = [first.reference, first.ours, second.reference, second.ours].map((r) => anyStage(vertices(r.stderr)));
   // buildkitd loads the Dockerfile and the .dockerignore concurrently: their order is not fixed.
   assert.deepEqual([...ours1!].sort(), [...ref1!].sort());
   assert.deepEqual([...ours2!].sort(), [...ref2!].sort());
@@ -100,13 +111,22 @@ test('buildx --progress plain: the same vertices, in the same order, DONE then C
   // order; buildkitd reports the second build's cache hits in no fixed order.
   assert.deepEqual(steps(ours1!), steps(ref1!));
   // What both say, so that agreeing on nothing cannot pass.
+  // Buildyard names the shared FROM vertex by the first stage on the image.
+  assert.ok(vertices(first.ours.stderr).includes(`[build 1/3] FROM ${c.cluster.busybox.reference}@sha256:<digest> DONE`), first.ours.stderr);
   assert.deepEqual(steps(ref1!), [
+    `[<stage> 1/<n>] FROM ${c.cluster.busybox.reference}@sha256:<digest> DONE`,
     '[build 2/3] COPY app.txt /src/app.txt DONE',
     '[build 3/3] RUN mkdir -p /out && cp /src/app.txt /out/app.txt && echo built DONE',
     '[stage-1 2/3] COPY --from=build /out /out DONE',
     '[stage-1 3/3] RUN cat /out/app.txt DONE',
   ]);
-  assert.deepEqual(steps(ref2!).sort(), steps(ref1!).map((v) => v.replace(/DONE$/, 'CACHED')).sort());
+  // The FROM vertex resolves its image again (DONE); every step is a cache hit.
+  assert.deepEqual(steps(ref2!).sort(), steps(ref1!).map((v) => (isBaseImage(v) ? v : v.replace(/DONE$/, 'CACHED'))).sort());
+  // The FROM vertex's "resolve" line, on both builds.
+  for (const r of [first, second]) {
+    assert.deepEqual(resolveLines(r.reference.stderr), [`resolve ${c.cluster.busybox.reference}@sha256:<digest>`], r.reference.stderr);
+    assert.deepEqual(resolveLines(r.ours.stderr), resolveLines(r.reference.stderr), r.ours.stderr);
+  }
   assert.ok(ref1!.includes('[internal] load build definition from Dockerfile DONE') && ref1!.includes('[internal] load build context DONE'), ref1!.join('\n'));
   // One image config load for the one base image and platform, on each build.
   for (const vs of [ours1!, ours2!]) assert.equal(vs.filter((v) => v === `[internal] load metadata for ${c.cluster.busybox.reference} DONE`).length, 1, vs.join('\n'));
@@ -157,9 +177,9 @@ test('buildx --progress plain of a failing RUN: the same vertices, ERROR line, l
   ];
   assert.deepEqual(failure(runs.reference.stderr), expected, runs.reference.stderr);
   assert.deepEqual(failure(runs.ours.stderr), expected, runs.ours.stderr);
-  const [ref, ours] = [runs.reference, runs.ours].map((r) => steps(withoutBaseImage(vertices(r.stderr))));
+  const [ref, ours] = [runs.reference, runs.ours].map((r) => steps(baseImageUnended(vertices(r.stderr))));
   assert.deepEqual(ours, ref);
-  assert.deepEqual(ref, ['[2/4] COPY app.txt /app.txt DONE', '[3/4] RUN echo about to fail && exit 3 ERROR']);
+  assert.deepEqual(ref, [`[1/4] FROM ${c.cluster.busybox.reference}@sha256:<digest>`, '[2/4] COPY app.txt /app.txt DONE', '[3/4] RUN echo about to fail && exit 3 ERROR']);
   assert.deepEqual(excerpt(runs.reference.stderr), [
     'Dockerfile:3',
     '--------------------',
@@ -173,23 +193,33 @@ test('buildx --progress plain of a failing RUN: the same vertices, ERROR line, l
   assert.deepEqual(excerpt(runs.ours.stderr), excerpt(runs.reference.stderr), runs.ours.stderr);
 });
 
-test('buildx of a failing multi-line RUN and of an unknown instruction: the same Dockerfile excerpt as buildkitd', { skip, timeout: 300_000 }, async () => {
+test('buildx of a failing multi-line RUN, a failing heredoc RUN and an unknown instruction: the same Dockerfile excerpt as buildkitd', { skip, timeout: 300_000 }, async () => {
   const multi = await bothBuild(project('failing-multiline', [
     `FROM ${c.cluster.busybox.reference}`,
     'RUN echo one && \\',
     '    exit 4',
     'RUN echo never',
   ]));
+  const heredoc = await bothBuild(project('failing-heredoc', [
+    `FROM ${c.cluster.busybox.reference}`,
+    'RUN <<EOF',
+    'echo one',
+    'exit 5',
+    'EOF',
+    'RUN echo never',
+  ]));
   const unknown = await bothBuild(project('unknown-instruction', [
     `FROM ${c.cluster.busybox.reference}`,
     'FOO bar',
   ]));
-  for (const runs of [multi, unknown]) {
+  for (const runs of [multi, heredoc, unknown]) {
     for (const b of BUILDERS) assert.equal(runs[b].code, 1, `${b}:\n${runs[b].stderr}`);
     assert.notDeepEqual(excerpt(runs.reference.stderr), [], runs.reference.stderr);
     assert.deepEqual(excerpt(runs.ours.stderr), excerpt(runs.reference.stderr), `${runs.reference.stderr}\n----- ours:\n${runs.ours.stderr}`);
   }
   assert.deepEqual(excerpt(multi.reference.stderr).slice(0, 1), ['Dockerfile:2']);
+  // The whole heredoc is marked, up to its terminator.
+  assert.deepEqual(excerpt(heredoc.reference.stderr).filter((l) => l.includes('>>>')), ['   2 | >>> RUN <<EOF', '   3 | >>> echo one', '   4 | >>> exit 5', '   5 | >>> EOF']);
 });
 
 test('buildx build <git URL> -o type=local: the same tree as on buildkitd', { skip: skip || (process.getuid?.() === 0 ? false : 'needs root (a network namespace)'), timeout: 300_000 }, async (t) => {
@@ -210,7 +240,8 @@ test('buildx build <git URL> -o type=local: the same tree as on buildkitd', { sk
       'COPY . /ctx/',
       '',
     ].join('\n'),
-    // No .dockerignore: buildkitd does not apply one to a git context, Buildyard does (see the file comment).
+    // Applied by neither: a git context gets no exclude patterns (see the file comment).
+    'app/.dockerignore': 'ignored.txt\nsub\n', 'app/ignored.txt': 'x\n',
     'app/a.txt': 'from git\n', 'app/sub/b.txt': 'b\n',
   }, tag: 'v1' }]);
   const url = `http://${outside.web}:${new URL(git.http).port}/app.git#v1:app`;
@@ -223,7 +254,7 @@ test('buildx build <git URL> -o type=local: the same tree as on buildkitd', { sk
     trees[b] = tree(dest);
   }
   assert.deepEqual(trees.ours, trees.reference);
-  assert.deepEqual(trees.reference.map((l) => l.split(' ')[0]), ['a.txt', 'ctx/', 'ctx/Dockerfile', 'ctx/a.txt', 'ctx/sub/', 'ctx/sub/b.txt', 'listing']);
+  assert.deepEqual(trees.reference.map((l) => l.split(' ')[0]), ['a.txt', 'ctx/', 'ctx/.dockerignore', 'ctx/Dockerfile', 'ctx/a.txt', 'ctx/ignored.txt', 'ctx/sub/', 'ctx/sub/b.txt', 'listing']);
 });
 
 /** buildx's table: the header's columns, each row's cell count, and the summary lines' labels (sizes and ids left out). */
@@ -250,7 +281,8 @@ function bytes(size: string): number {
 }
 
 test('buildx du and prune --all --force: the same columns and exit status; both reclaim space and du reports less after', { skip, timeout: 300_000 }, async () => {
-  // Something in each cache first.
+  // Only this build's records in each cache: an empty cache, then two steps with layers of their own.
+  for (const b of BUILDERS) assert.equal((await c.buildx('--builder', b, 'prune', '--all', '--force')).code, 0);
   const dir = project('du', [`FROM ${c.cluster.busybox.reference}`, 'COPY app.txt /app.txt', 'RUN echo cached > /cached']);
   const built = await bothBuild(dir);
   for (const b of BUILDERS) assert.equal(built[b].code, 0, `${b}:\n${built[b].stderr}`);
@@ -274,9 +306,9 @@ test('buildx du and prune --all --force: the same columns and exit status; both 
     assert.ok(s.rows.length > 0);
     assert.ok(s.rows.every((n) => n === 4), JSON.stringify(s.rows));
   }
-  // du's summary ends "Reclaimable:", "Total:" on both (Buildyard also prints Shared/Private: see the file comment).
+  // No record holds data another one holds too: none is Shared, so buildx prints no "Shared:"/"Private:" lines.
   assert.deepEqual(ref.du.summary, ['Reclaimable', 'Total']);
-  assert.deepEqual(ours.du.summary.slice(-2), ref.du.summary);
+  assert.deepEqual(ours.du.summary, ref.du.summary);
   assert.deepEqual(ours.prune.summary, ref.prune.summary);
   assert.deepEqual(ref.prune.summary, ['Total']);
   for (const b of BUILDERS) {

@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { RedisClient as Redis } from '@buildyard/contracts';
 import { parseDockerignore } from '@buildyard/dockerfile';
-import { exporterFor, keepGitDirArg, runExport, serviceError, RemoteContextError, type ExportSource, type Frontend, type ParsedOutput, type RemoteContexts, type SourceProgress, type StartedBuild } from '@buildyard/control';
+import { exporterFor, isBaseImageVertex, keepGitDirArg, runExport, serviceError, RemoteContextError, type ExportSource, type Frontend, type ParsedOutput, type RemoteContexts, type SourceProgress, type StartedBuild } from '@buildyard/control';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { RedisKeys } from '@buildyard/contracts';
-import { internalDigest, progressStreamKey, readProgress, StatusTranslator, vertexUpdate } from '@buildyard/progress';
+import { internalDigest, progressStreamKey, readProgress, StatusTranslator, vertexUpdate, type VertexRef } from '@buildyard/progress';
 import { PruneRequest, buildkit, gateway, type CacheRecord } from '@buildyard/proto';
 import type { WorkerRegistry } from '@buildyard/scheduler';
 import { createLogger, type Logger } from '@buildyard/telemetry';
@@ -109,6 +109,14 @@ function usageRecord(r: CacheRecord): buildkit.UsageRecord {
   return buildkit.UsageRecord.fromPartial({
     ID: r.id, Description: r.description, Size: r.size, InUse: r.inUse, Shared: r.shared, UsageCount: r.usageCount,
     LastUsedAt: r.lastUsedMs ? new Date(r.lastUsedMs) : undefined, RecordType: 'regular',
+  });
+}
+
+/** BuildKit's "resolve REF" status under a FROM vertex: its image source resolving the pinned reference. */
+function resolveStatus(v: VertexRef, startedMs: number, completedMs: number): StatusResponse {
+  const name = `resolve ${v.name.slice(v.name.lastIndexOf(' FROM ') + ' FROM '.length)}`;
+  return buildkit.StatusResponse.fromPartial({
+    statuses: [{ ID: name, vertex: v.digest, name, started: new Date(startedMs), timestamp: new Date(completedMs), completed: new Date(completedMs) }],
   });
 }
 
@@ -477,10 +485,13 @@ export class BuildkitServer {
       failed: async (v, startedMs, error) => { job.push(vertexUpdate({ digest: internalDigest(ref, v.name), name: v.name, started: new Date(startedMs), completed: new Date(), error })); },
     };
     let got: Awaited<ReturnType<RemoteContexts['gitBuildContext']>>;
+    // As BuildKit's Dockerfile frontend (dockerui: a git or http context gets no exclude
+    // patterns, in v0.11 and still upstream): the whole checkout or archive is the context.
+    const common = { dockerfileName: attrs.filename, ...(local ? { dockerfile: local } : {}), ignoreDockerignore: true };
     try {
       got = attrs.contextIsHttp
-        ? await this.opts.frontend.remoteContexts.httpBuildContext(tenant, attrs.contextUrl, { dockerfileName: attrs.filename, ...(local ? { dockerfile: local } : {}) }, steps, signal)
-        : await this.opts.frontend.remoteContexts.gitBuildContext(tenant, attrs.contextUrl, { dockerfileName: attrs.filename, ...(local ? { dockerfile: local } : {}), keepGitDir: keepGitDirArg(attrs.buildArgs) }, steps, signal);
+        ? await this.opts.frontend.remoteContexts.httpBuildContext(tenant, attrs.contextUrl, common, steps, signal)
+        : await this.opts.frontend.remoteContexts.gitBuildContext(tenant, attrs.contextUrl, { ...common, keepGitDir: keepGitDirArg(attrs.buildArgs) }, steps, signal);
     } catch (err) {
       throw err instanceof RemoteContextError ? serviceError(status.FAILED_PRECONDITION, err.message) : err;
     }
@@ -561,6 +572,7 @@ export class BuildkitServer {
     let failedLine: number | undefined;
     try {
       for await (const event of readProgress(this.opts.redis, started.buildId, { fromStart: true, signal, keys: this.opts.keys })) {
+        if (event.type === 'vertex.finished' && isBaseImageVertex(event.vertex)) job.push(resolveStatus(event.vertex, event.startedMs, event.completedMs));
         const update = translator.translate(event);
         if (update) job.push(update);
         cursor.advance(event.streamId);

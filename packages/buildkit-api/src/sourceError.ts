@@ -1,4 +1,5 @@
 import { Metadata, type ServiceError, type status } from '@grpc/grpc-js';
+import { parse } from '@buildyard/dockerfile';
 import { errdefs } from '@buildyard/proto';
 
 /** Where in the Dockerfile a build failed: buildx prints these lines as the error's excerpt. */
@@ -27,10 +28,14 @@ export function sourceServiceError(code: status, message: string, source: ErrorS
   return Object.assign(new Error(message), { code, details: message, metadata });
 }
 
-/** The last line of the instruction starting at `line` (1-based): it runs on while a line ends in a backslash. */
+/**
+ * The last line of the instruction starting at `line` (1-based), as the parser spans it: backslash
+ * continuations and heredoc bodies up to their terminator (buildkitd marks the whole range).
+ */
 export function instructionEndLine(data: Buffer, line: number): number {
-  const lines = data.toString('utf8').split(/\r?\n/);
-  let end = line;
-  while (end < lines.length && /\\\s*$/.test(lines[end - 1] ?? '')) end++;
-  return end;
+  try {
+    const ins = parse(data.toString('utf8')).instructions.find((i) => i.startLine === line);
+    if (ins) return ins.endLine;
+  } catch { /* a Dockerfile that does not parse fails on one line: its error's own */ }
+  return line;
 }

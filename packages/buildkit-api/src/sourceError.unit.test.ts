@@ -11,6 +11,14 @@ test('an instruction continued with backslashes ends on its last continued line'
   assert.equal(instructionEndLine(df, 1), 1);
 });
 
+test('a RUN with heredocs ends on its last terminator line; a line that starts no instruction is itself', () => {
+  const df = Buffer.from('FROM a\nRUN <<EOF cat - <<-TWO\necho one\nexit 5\nEOF\n\tsecond\n\tTWO\nRUN after\n');
+  assert.equal(instructionEndLine(df, 2), 7);
+  assert.equal(instructionEndLine(df, 8), 8);
+  assert.equal(instructionEndLine(df, 3), 3);
+  assert.equal(instructionEndLine(Buffer.from('FROM a\nRUN <<EOF\nno terminator\n'), 2), 2);
+});
+
 test('the Solve error carries errdefs.Source in grpc-status-details-bin as buildkitd sends it', () => {
   const data = Buffer.from('FROM a\nRUN exit 3\n');
   const err = sourceServiceError(status.UNKNOWN, 'process failed', { filename: 'Dockerfile', data, startLine: 2, endLine: 2 });

@@ -14,6 +14,7 @@ import { fromRedis, stageResultSchema, type BuildRecords, type BuildSecrets, typ
 import { allowedEntitlements, missingEntitlement, type Entitlement } from './entitlements.js';
 import { parseRunStepOptions, type RunStepOptions } from './runStepOptions.js';
 import { outputAnnotations } from './outputAnnotations.js';
+import { announceBaseImages } from './baseImageVertices.js';
 import { RemoteContextError, type RemoteContexts } from './remoteContexts.js';
 import { exporterFor, parseOutputs, runExport, unreportedStep, type ExportStep, type ParsedOutput } from './exporters/index.js';
 import { frontendAttrsOf, makeAttestations, parseAttests, wantsAttestations, type AttestationOptions, type BuildAttestations, type ImageSourceRecord } from './exporters/index.js';
@@ -102,7 +103,10 @@ function announcingResolver(resolve: ReturnType<typeof registryImageResolver>, p
       const image = await resolve(ref, platform);
       const completedMs = Date.now();
       await progress.emit({ type: 'vertex.finished', vertex, startedMs, completedMs, durationMs: completedMs - startedMs, timestampMs: completedMs });
-      return image;
+      // The FROM step's name: the reference with its tag, at the digest the reference itself resolved to.
+      let pinnedName: string | undefined;
+      try { pinnedName = `${formatReference({ ...parseReference(ref), digest: undefined })}@${image.topDigest}`; } catch { /* the planner reports the invalid reference */ }
+      return { ...image, ...(pinnedName ? { pinnedName } : {}) };
     } catch (e) {
       await progress.emit({ type: 'vertex.error', vertex, startedMs, completedMs: Date.now(), error: (e as Error).message ?? String(e), timestampMs: Date.now() });
       throw e;
@@ -209,6 +213,7 @@ export class BuildRunner {
       if (handedOff()) throw new HandedOff();
       // A Cancel another frontend took while this one planned, in case its notice was missed.
       await this.throwIfCancelRequested(buildId);
+      await announceBaseImages(plan, progress, buildId);
       // Taken over: the scheduler already has the stages the first coordinator submitted.
       const submitted = Boolean(resume) && Boolean(await scheduler.getBuild(buildId));
       // Every step of every stage and platform in the cache: answered here, as buildkitd answers

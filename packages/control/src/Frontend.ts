@@ -353,9 +353,13 @@ export class Frontend {
     const records = await new RedisCacheIndex(this.opts.redis, tenant, this.keys).list();
     const total = records.reduce((n, r) => n + (r.layer?.size ?? 0), 0);
     const workerDisk = await workerDiskUsage(this.opts.redis, this.keys.prefix, this.opts.workers);
+    // Shared as BuildKit means it: another record holds the same data, so removing this one alone
+    // frees nothing. Only the tenant's own records count: another tenant's layers are not to be told.
+    const holders = new Map<string, number>();
+    for (const r of records) if (r.layer) holders.set(r.layer.digest, (holders.get(r.layer.digest) ?? 0) + 1);
     return DiskUsageResponse.fromPartial({
       records: [
-        ...records.map((r) => ({ id: r.key, description: r.description, size: r.layer?.size ?? 0, lastUsedMs: r.lastUsedMs, usageCount: r.usageCount, shared: true })),
+        ...records.map((r) => ({ id: r.key, description: r.description, size: r.layer?.size ?? 0, lastUsedMs: r.lastUsedMs, usageCount: r.usageCount, shared: (holders.get(r.layer?.digest ?? '') ?? 0) > 1 })),
         ...workerDisk.records,
       ],
       totalBytes: total + workerDisk.totalBytes, reclaimableBytes: total + workerDisk.reclaimableBytes,

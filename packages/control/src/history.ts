@@ -7,6 +7,7 @@ import type { RedisClient as Redis } from '@buildyard/contracts';
 import { z } from 'zod';
 import { buildRecordFromHash, jsonFromRedis, type BuildRecord, type BuildRecords, type RedisKeys } from '@buildyard/contracts';
 import { decodeEvent, EVENT_FIELD, progressStreamKey } from '@buildyard/progress';
+import { isBaseImageVertex } from './baseImageVertices.js';
 import { DeleteHistoryResponse, HistoryRecord, ListHistoryResponse, type DeleteHistoryRequest, type ImageResult, type ListHistoryRequest } from '@buildyard/proto';
 import { serviceError } from './authenticate.js';
 import { internalBuildId, releaseBuildId, shownBuildId } from './buildIds.js';
@@ -161,8 +162,8 @@ export class BuildHistory {
           if (fields[i] !== EVENT_FIELD) continue;
           const e = decodeEvent(fields[i + 1]);
           if (e.type === 'build.accepted') out.platforms = e.platforms;
-          // Planning's base-image loads are no steps of the build (as the endpoint's other "[internal]" vertices, not in the stream).
-          else if ('vertex' in e && typeof e.vertex === 'object' && e.vertex.name.startsWith('[internal] ')) continue;
+          // Planning's base-image loads and FROM steps are no steps of the build (as the endpoint's other "[internal]" vertices, not in the stream).
+          else if ('vertex' in e && typeof e.vertex === 'object' && (e.vertex.name.startsWith('[internal] ') || isBaseImageVertex(e.vertex))) continue;
           else if (e.type === 'vertex.started' && !state.has(e.vertex.digest)) state.set(e.vertex.digest, 'running');
           else if (e.type === 'vertex.cached') state.set(e.vertex.digest, 'cached');
           else if (e.type === 'vertex.finished') state.set(e.vertex.digest, 'done');

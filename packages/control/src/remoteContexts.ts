@@ -70,8 +70,11 @@ export class RemoteContexts {
     return { ...req, contextUrl: '', ...got };
   }
 
-  /** A git URL as a build context: stored with its .dockerignore applied, and its Dockerfile. */
-  async gitBuildContext(tenant: string, url: string, o: { dockerfileName: string; dockerfile?: Buffer; keepGitDir?: boolean }, progress: SourceProgress, signal: AbortSignal): Promise<{ contextId: string; dockerfile: Buffer; dockerignore: Buffer }> {
+  /**
+   * A git URL as a build context: stored with its .dockerignore applied (unless `ignoreDockerignore`:
+   * BuildKit's Dockerfile frontend applies none to a git or http context), and its Dockerfile.
+   */
+  async gitBuildContext(tenant: string, url: string, o: { dockerfileName: string; dockerfile?: Buffer; keepGitDir?: boolean; ignoreDockerignore?: boolean }, progress: SourceProgress, signal: AbortSignal): Promise<{ contextId: string; dockerfile: Buffer; dockerignore: Buffer }> {
     const ref = RemoteContexts.gitRef(url);
     if (!ref) throw new RemoteContextError(`context ${url.slice(0, 200)} is not a git URL: use https://host/repo.git#ref:dir, git://... or a directory`);
     if (o.keepGitDir !== undefined) ref.keepGitDir = o.keepGitDir;
@@ -86,7 +89,7 @@ export class RemoteContexts {
    * with ADD <url>'s download (its limits, retries, and the tenant's egress policy vetting every
    * address it connects to), shown as BuildKit's "[internal] load remote build context" step.
    */
-  async httpBuildContext(tenant: string, url: string, o: { dockerfileName: string; dockerfile?: Buffer }, progress: SourceProgress, signal: AbortSignal): Promise<{ contextId: string; dockerfile: Buffer; dockerignore: Buffer }> {
+  async httpBuildContext(tenant: string, url: string, o: { dockerfileName: string; dockerfile?: Buffer; ignoreDockerignore?: boolean }, progress: SourceProgress, signal: AbortSignal): Promise<{ contextId: string; dockerfile: Buffer; dockerignore: Buffer }> {
     let parsed: URL;
     try { parsed = new URL(url); } catch { throw new RemoteContextError(`context ${redact(url).slice(0, 200)} is not a valid URL: use https://host/ctx.tar.gz`); }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new RemoteContextError(`context ${redact(url).slice(0, 200)}: only http(s) URLs are downloaded`);
@@ -124,10 +127,11 @@ export class RemoteContexts {
   }
 
   /** A fetched context with its Dockerfile (given, or read from it) and its .dockerignore applied. */
-  private async withDockerfile(tenant: string, contextId: string, url: string, o: { dockerfileName: string; dockerfile?: Buffer }, root: string): Promise<{ contextId: string; dockerfile: Buffer; dockerignore: Buffer }> {
+  private async withDockerfile(tenant: string, contextId: string, url: string, o: { dockerfileName: string; dockerfile?: Buffer; ignoreDockerignore?: boolean }, root: string): Promise<{ contextId: string; dockerfile: Buffer; dockerignore: Buffer }> {
     const entries = await readManifest(this.opts.contexts, contextId);
     const name = o.dockerfileName;
     const dockerfile = o.dockerfile ?? await this.read(entries, name, `${name} not found in ${redact(url)}: check the path given with -f (relative to ${root})`);
+    if (o.ignoreDockerignore) return { contextId, dockerfile, dockerignore: Buffer.alloc(0) };
     const dockerignore = (await this.readOptional(entries, `${name}.dockerignore`)) ?? (await this.readOptional(entries, '.dockerignore')) ?? Buffer.alloc(0);
     let patterns: string[];
     try {

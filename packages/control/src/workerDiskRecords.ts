@@ -1,7 +1,8 @@
 // `du` and `prune` beyond the cache index: each live worker reports (and on prune reclaims) its
 // layer snapshots and materialised contexts. Both are caches shared by every tenant (snapshots
 // are rebuilt from the blob store, contexts from the context store), so any tenant may see
-// their sizes and reclaim them; nothing in them is listed per tenant.
+// their sizes and reclaim them; nothing in them is listed per tenant. They are not "Shared" in
+// BuildKit's sense (data another record also holds): a prune reclaims them.
 import type { RedisClient as Redis } from '@buildyard/contracts';
 import { askWorkersDisk, type WorkerDiskPart } from '@buildyard/cache';
 import type { WorkerRegistry } from '@buildyard/scheduler';
@@ -19,7 +20,7 @@ export interface DiskRecord { id: string; description: string; size: number; sha
 export async function workerDiskUsage(redis: Redis, prefix: string, workers: WorkerRegistry): Promise<{ records: DiskRecord[]; totalBytes: number; reclaimableBytes: number }> {
   const reports = await askWorkersDisk(redis, prefix, { op: 'du' }, (await workers.list()).map((w) => w.id), WAIT_MS);
   const records = reports.flatMap((r) => r.parts.map((p) => ({
-    id: `worker/${r.workerId}/${p.kind}`, description: `worker ${r.workerId}: ${DESCRIPTION[p.kind] ?? p.kind}`, size: p.bytes, shared: true, inUse: p.reclaimableBytes < p.bytes,
+    id: `worker/${r.workerId}/${p.kind}`, description: `worker ${r.workerId}: ${DESCRIPTION[p.kind] ?? p.kind}`, size: p.bytes, shared: false, inUse: p.reclaimableBytes < p.bytes,
   })));
   return {
     records,

@@ -52,6 +52,9 @@ export interface ResolvedImage {
   /** Digest of the platform-specific manifest. */
   digest: string;
   config: ImageConfigFile;
+  /** The reference as BuildKit names it in the FROM step: with its tag, at the digest the
+   *  reference itself resolved to (the index's when there is one); `ref` when absent. */
+  pinnedName?: string;
 }
 
 export type ImageResolver = (ref: string, platform: string) => Promise<ResolvedImage>;
@@ -448,6 +451,7 @@ class PlatformPlanner {
     let config: ImageConfig;
     let stateKey: string;
     let baseStage: StageState | undefined;
+    let baseImage: ResolvedImage | undefined;
     // dockerui: a context named like the stage replaces the whole stage; else one named like
     // the base image replaces that image.
     const replaced = stage.name ? p.namedContext(stage.name, stagePlatform) : undefined;
@@ -479,6 +483,7 @@ class PlatformPlanner {
       stateKey = scratchStateKey(stagePlatform);
     } else {
       const img = await p.resolve(baseName, stagePlatform, from);
+      baseImage = img;
       plan.base = { kind: 'image', ref: img.ref, digest: img.digest };
       config = structuredClone(img.config.config ?? {});
       // The image's author carries over like its config, until a MAINTAINER replaces it.
@@ -521,6 +526,8 @@ class PlatformPlanner {
     }
     const all = [...triggerInstructions, ...stage.instructions];
     st.total = all.length + 1;
+    // The FROM step is step 1 (BuildKit's prefixCommand counts it), named by the resolved reference.
+    if (baseImage && plan.base.kind === 'image') plan.base.name = this.stepName(st, 1, `FROM ${baseImage.pinnedName ?? baseImage.ref}`);
     for (const ins of all) {
       st.step++;
       await this.dispatch(st, stage, ins);
@@ -551,9 +558,12 @@ class PlatformPlanner {
   /** BuildKit's prefixCommand: the stage's name only when the Dockerfile has several stages,
    *  the step number padded to the width of the total (`[ 3/12]`). */
   private vertexName(st: StageState, ins: Instruction): string {
-    const text = ins.original.replace(/^\S+/, ins.keyword);
+    return this.stepName(st, st.step, ins.original.replace(/^\S+/, ins.keyword));
+  }
+
+  private stepName(st: StageState, step: number, text: string): string {
     const stage = this.df.stages.length > 1 ? `${st.label} ` : '';
-    return `[${stage}${String(st.step).padStart(String(st.total).length)}/${st.total}] ${text}`;
+    return `[${stage}${String(step).padStart(String(st.total).length)}/${st.total}] ${text}`;
   }
 
   private workdir(st: StageState): string {

@@ -165,7 +165,10 @@ export interface FileVertex extends VertexBase {
 export type Vertex = ExecVertex | FileVertex;
 
 export type StageBase =
-  | { kind: 'image'; ref: string; digest: string }
+  /** `name`: BuildKit's progress name of the FROM step, e.g. "[build 1/3] FROM
+   *  docker.io/library/busybox:latest@sha256:…" (the reference with its tag, at the digest it
+   *  resolved to); absent for an image given as a named context. */
+  | { kind: 'image'; ref: string; digest: string; name?: string }
   | { kind: 'stage'; stageId: StageId }
   | { kind: 'scratch' };
 
