@@ -5,7 +5,7 @@
 // runs on a cluster too: BUILDYARD_TEST_REDIS=cluster node scripts/run-tests.mjs test/e2e/distributed.test.ts
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -37,19 +37,37 @@ after(async () => {
 
 const gateName = (what: string) => `${what}-${randomBytes(6).toString('hex')}`;
 
+// Multi-stage and small: the arm64 half runs under emulation, where the example's build loops
+// take minutes on a loaded machine.
+const TWO_PLATFORM_DOCKERFILE = `ARG BASE
+FROM \${BASE} AS base
+RUN echo "base for $(uname -m)" > /base
+FROM base AS client
+RUN echo "built client for $(uname -m)" | tee /client
+FROM base AS server
+RUN echo "built server for $(uname -m)" | tee /server
+FROM \${BASE}
+COPY --from=client /client /usr/share/client
+COPY --from=server /server /usr/share/server
+COPY --from=base /base /usr/share/base
+`;
+
 test('a multi-stage build for two platforms runs through frontend, workers and dashboard on a Redis Cluster', async () => {
+  const context = join(work, 'two-platforms');
+  mkdirSync(context);
+  writeFileSync(join(context, 'Dockerfile'), TWO_PLATFORM_DOCKERFILE);
   const buildId = gateName('two-platforms');
-  const outcome = await solve(cluster, example, { buildId, platforms: ['linux/amd64', 'linux/arm64'], buildArgs: { BASE: cluster.busybox.reference }, noCache: true });
+  const outcome = await solve(cluster, context, { buildId, platforms: ['linux/amd64', 'linux/arm64'], buildArgs: { BASE: cluster.busybox.reference } });
   assert.equal(outcome.error, undefined, outcome.error?.message);
   assert.match(outcome.result!.digest, /^sha256:[0-9a-f]{64}$/);
-  const vertices = vertexSummary(outcome.events);
+  const vertices = [...vertexSummary(outcome.events).entries()];
   for (const platform of ['linux/amd64', 'linux/arm64']) {
-    for (const stage of ['client', 'server']) {
-      const run = vertices.get(`${platform} [${stage} 3/3] RUN sh common/build.sh ${stage} /out/${stage}`);
+    for (const stage of ['base', 'client', 'server']) {
+      const run = vertices.find(([key]) => key.startsWith(`${platform} [${stage} `) && key.includes('RUN'))?.[1];
       assert.ok(run?.completedMs && !run.error && run.workerId, `${platform} ${stage} ran on a worker`);
     }
   }
-  assert.equal((outcome.logs.match(/built client/g) ?? []).length, 2, 'the client stage was built for each platform');
+  for (const line of ['built client for x86_64', 'built server for x86_64', 'built client for aarch64', 'built server for aarch64']) assert.ok(outcome.logs.includes(line), line);
 
   // The record, the scheduler's state and the cache index are where every process finds them.
   const redis = cluster.openRedis();
@@ -69,7 +87,7 @@ test('a multi-stage build for two platforms runs through frontend, workers and d
   assert.equal(detail.scheduler?.status, 'done');
   assert.deepEqual(detail.platforms.map((p) => p.platform).sort(), ['linux/amd64', 'linux/arm64']);
   const stages = detail.platforms.flatMap((p) => p.stages);
-  assert.ok(stages.length >= 8 && stages.every((s) => s.status === 'done'), JSON.stringify(stages.map((s) => [s.platform, s.name, s.status])));
+  assert.ok(stages.length === 8 && stages.every((s) => s.status === 'done'), JSON.stringify(stages.map((s) => [s.platform, s.name, s.status])));
   const cache = await (await dash.api('/api/cache')).json() as CacheView;
   assert.ok(cache.tenants.some((t) => t.tenant === 'default'), 'the cache view found the tenant (SCAN on every master)');
 });
