@@ -1,16 +1,17 @@
 // Issue 19 item 1: machines without a shared filesystem. The frontend and each worker have their
-// own state dir and their own sharedDir (BUILDYARD_SHARED_DIR empty: `<stateDir>/shared`), so
-// nothing but Redis and the registry blob store connects them: build contexts (files and
-// manifests) go from the frontend to the workers through the registry, grants through Redis.
+// own state dir and their own sharedDir (BUILDYARD_SHARED_DIR empty: `<stateDir>/shared`), each
+// in a mount namespace where the others' dirs are not there at all, so nothing but Redis and the
+// registry blob store connects them: build contexts (files and manifests) go from the frontend to
+// the workers through the registry, grants through Redis.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { syncContext } from '@buildyard/context';
 import { ContextSyncClient, ControlClient, PruneRequest } from '@buildyard/proto';
-import { startRegistry, until, type Cluster, type RegistryService } from '@buildyard/testkit';
+import { startRegistry, until, type Cluster, type RegistryService, type SupervisedProcess } from '@buildyard/testkit';
 import { bearer, solve, vertexSummary, type SolveOutcome } from './grpcClient.js';
 import { clusterFixture } from './security/clusterFixture.js';
 
@@ -19,13 +20,14 @@ after(async () => { await registry?.stop(); });
 
 // The blob repository is in a registry started first, so that the processes can be told its address.
 const fx = clusterFixture(async () => ({
-  workers: 1, registry: (registry = await startRegistry()), tenants: ['alice', 'bob'],
+  workers: 1, registry: (registry = await startRegistry()), tenants: ['alice', 'bob'], privateMounts: true,
   env: {
     BUILDYARD_BLOB_STORE: 'registry', BUILDYARD_BLOB_REPOSITORY: `${registry.host}/buildyard/blobs`,
     // Empty: each process uses `<its stateDir>/shared`, a directory no other process knows.
     BUILDYARD_SHARED_DIR: '', BUILDYARD_WORKER_CAPACITY: '1',
-    // The frontend's blob GC runs all along, keeping nothing unreferenced.
-    BUILDYARD_GC_INTERVAL_MS: '300', BUILDYARD_GC_KEEP_STORAGE: '0', BUILDYARD_GC_KEEP_DURATION_MS: '1',
+    // The frontend's blob GC runs all along, removing what is unreferenced after a minute (a
+    // shorter grace would race the frontend's own writes, which it pushes after storing them).
+    BUILDYARD_GC_INTERVAL_MS: '300', BUILDYARD_GC_KEEP_DURATION_MS: '60000',
   },
 }), 'no-shared-disk');
 
@@ -65,6 +67,17 @@ test('contexts, cache and GC work across a frontend and workers that share no di
   // Build 2, same context, on a new worker-2 after worker-1 is gone: answered from the cache
   // the first worker filled (records in Redis, layers in the registry).
   const worker2 = await cluster.addWorker();
+
+  // Each process sees its own dir and nothing of the others' (read through its own root).
+  const frontendState = join(cluster.stateDir, 'frontend');
+  const processes = [{ p: cluster.frontendProcess, dir: frontendState }, { p: worker1.process, dir: worker1.stateDir }, { p: worker2.process, dir: worker2.stateDir }]
+    .map(({ p, dir }) => ({ pid: servicePid(p), dir }));
+  const namespaces = new Set([readlinkSync('/proc/self/ns/mnt'), ...processes.map(({ pid }) => readlinkSync(`/proc/${pid}/ns/mnt`))]);
+  assert.equal(namespaces.size, 4, 'the test and each process have a mount namespace of their own');
+  for (const a of processes) {
+    assert.ok(existsSync(`/proc/${a.pid}/root${a.dir}`), `${a.dir} sees its own dir`);
+    for (const b of processes) if (a !== b) assert.ok(!existsSync(`/proc/${a.pid}/root${b.dir}`), `${a.dir} cannot see ${b.dir}`);
+  }
   await worker1.process.stop();
   const second = await build(cluster.tokens.alice);
   ok(second);
@@ -84,7 +97,6 @@ test('contexts, cache and GC work across a frontend and workers that share no di
 
   // No process used a common directory: each has its own state dir and sharedDir, none below
   // another's, and the cluster-wide default sharedDir was never made.
-  const frontendState = join(cluster.stateDir, 'frontend');
   const dirs = [frontendState, worker1.stateDir, worker2.stateDir].flatMap((d) => [d, join(d, 'shared')]);
   const owner = (d: string) => dirs.indexOf(d) >> 1;
   for (const a of dirs) {
@@ -106,6 +118,8 @@ test('contexts, cache and GC work across a frontend and workers that share no di
   const gcDir = join(frontendState, 'frontend-blobs/blobs/sha256');
   mkdirSync(gcDir, { recursive: true });
   writeFileSync(join(gcDir, garbageDigest.slice(7)), garbage);
+  const hourAgo = new Date(Date.now() - 3600_000);
+  utimesSync(join(gcDir, garbageDigest.slice(7)), hourAgo, hourAgo);
   await until('the frontend\'s blob GC to remove an unreferenced blob', async () => !(await inRegistry(garbageDigest)), 60_000, 100);
   const control = new ControlClient(cluster.address, credentials.createInsecure());
   try {
@@ -125,6 +139,14 @@ test('contexts, cache and GC work across a frontend and workers that share no di
   assert.match(stolen.error?.message ?? '', /unknown context/);
   assert.equal(stolen.events.filter((e) => e.vertex?.workerId).length, 0, 'no worker ran anything for bob');
 });
+
+/** The pid of the service a watchdog runs (its child running node). */
+function servicePid(p: SupervisedProcess): number {
+  const children = readFileSync(`/proc/${p.child.pid}/task/${p.child.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+  const pid = children.find((c) => { try { return readlinkSync(`/proc/${c}/exe`) === process.execPath; } catch { return false; } });
+  assert.ok(pid, `${p.name} is running`);
+  return pid;
+}
 
 /** Alice's context id of `dir` as it stands (syncing it again uploads nothing). */
 async function syncedId(cluster: Cluster, dir: string): Promise<string> {

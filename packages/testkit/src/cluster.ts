@@ -3,6 +3,7 @@
 // under the testkit watchdog. Redis is a single instance, or a 3-master Redis Cluster with a
 // replica each (`redisCluster`, or BUILDYARD_TEST_REDIS=cluster for a whole suite).
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -62,7 +63,18 @@ export interface ClusterOptions {
   registry?: RegistryService;
   /** Run on a 3-master Redis Cluster with a replica each; default: BUILDYARD_TEST_REDIS=cluster. */
   redisCluster?: boolean;
+  /**
+   * Each frontend and worker in a mount namespace of its own (`unshare -m`, needs root) where the
+   * cluster's dir is an empty tmpfs but for the process's own state dir: as on separate machines,
+   * no process can reach another's files. Pair it with `BUILDYARD_SHARED_DIR: ''` (each sharedDir
+   * is then `<own stateDir>/shared`) and a registry blob store.
+   */
+  privateMounts?: boolean;
 }
+
+// Run by `sh -c` inside the new namespace: $1 the process's own dir, $2 the cluster's dir. The own
+// dir is opened first so that it can be bound back over the tmpfs (`-c`: through the fd, not its path).
+const PRIVATE_MOUNTS = 'set -e; exec 3<"$1"; mount -t tmpfs -o mode=0755 buildyard-private "$2"; mkdir -p "$1"; mount -c --bind /proc/self/fd/3 "$1"; exec 3<&-; shift 2; exec "$@"';
 
 /** A Redis Cluster in RedisService's shape (the processes get its url with BUILDYARD_REDIS_CLUSTER). */
 function clusterAsService(c: RedisClusterService): RedisService {
@@ -113,18 +125,21 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   };
   // A process started after a failover is seeded with a node still running.
   const processEnv = (extra: Record<string, string>) => ({ ...env, ...(redisCluster ? { BUILDYARD_REDIS_URL: redis.url } : {}), ...extra });
-  const launchFrontend = (listen: string) => supervise('buildyardd', process.execPath, [...tsxArgs, join(repoRoot, 'apps/buildyardd/src/main.ts')], {
-    cwd: repoRoot, env: processEnv({ BUILDYARD_STATE_DIR: join(stateDir, 'frontend'), BUILDYARD_LISTEN: listen }),
-  });
+  const launch = (name: string, args: string[], own: string, extra: Record<string, string>) => {
+    const processOptions = { cwd: repoRoot, env: processEnv({ BUILDYARD_STATE_DIR: own, ...extra }) };
+    if (!options.privateMounts) return supervise(name, process.execPath, args, processOptions);
+    mkdirSync(own, { recursive: true });
+    // unshare and sh exec in turn: the supervised pid is the service's own.
+    return supervise(name, 'unshare', ['-m', '--propagation', 'private', 'sh', '-c', PRIVATE_MOUNTS, 'sh', own, stateDir, process.execPath, ...args], processOptions);
+  };
+  const launchFrontend = (listen: string) => launch('buildyardd', [...tsxArgs, join(repoRoot, 'apps/buildyardd/src/main.ts')], join(stateDir, 'frontend'), { BUILDYARD_LISTEN: listen });
   let frontendProcess = launchFrontend('127.0.0.1:0');
   const extraFrontends: SupervisedProcess[] = [];
   const workers: ClusterWorker[] = [];
   let counter = 0;
   const addWorker = async (id = `worker-${++counter}`): Promise<ClusterWorker> => {
     const workerState = join(stateDir, id);
-    const p = supervise(id, process.execPath, [...tsxArgs, join(repoRoot, 'apps/worker/src/main.ts'), 'serve'], {
-      cwd: repoRoot, env: processEnv({ BUILDYARD_STATE_DIR: workerState, BUILDYARD_WORKER_ID: id }),
-    });
+    const p = launch(id, [...tsxArgs, join(repoRoot, 'apps/worker/src/main.ts'), 'serve'], workerState, { BUILDYARD_WORKER_ID: id });
     await waitForLine(p, /buildyard-worker ready/);
     const worker = { id, process: p, stateDir: workerState };
     workers.push(worker);
@@ -147,9 +162,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         ? new RedisClusterClient(redisCluster.nodes, { redisOptions: { password: redisCluster.password } })
         : new Redis(redis.url),
       addFrontend: async (listen = '127.0.0.1:0') => {
-        const p = supervise('buildyardd', process.execPath, [...tsxArgs, join(repoRoot, 'apps/buildyardd/src/main.ts')], {
-          cwd: repoRoot, env: processEnv({ BUILDYARD_STATE_DIR: join(stateDir, `frontend-${extraFrontends.length + 2}`), BUILDYARD_LISTEN: listen }),
-        });
+        const p = launch('buildyardd', [...tsxArgs, join(repoRoot, 'apps/buildyardd/src/main.ts')], join(stateDir, `frontend-${extraFrontends.length + 2}`), { BUILDYARD_LISTEN: listen });
         extraFrontends.push(p);
         const [, url] = await waitForLine(p, frontendLine);
         return { address: url.replace(/^(tcp|tls):\/\//, ''), process: p };
