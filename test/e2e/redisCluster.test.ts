@@ -2,7 +2,8 @@
 // Debian's redis-server): the frontend, two workers and the dashboard open cluster clients
 // (redis.cluster), a multi-stage build for two platforms runs through them, and a build goes on
 // through the failover of the master holding the scheduler's slot. The whole distributed suite
-// runs on a cluster too: BUILDYARD_TEST_REDIS=cluster node scripts/run-tests.mjs test/e2e/distributed.test.ts
+// runs on a cluster too (distributedRedisCluster.test.ts; BUILDYARD_TEST_REDIS=cluster does the
+// same for any suite on startCluster).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
