@@ -256,7 +256,7 @@ test('a detached build survives its client and a client re-attaches to it by id;
     // first client has gone, so the result it gets was made without any client left.
     const replaying = (async () => {
       const events: SolveEvent[] = [];
-      for await (const e of control.attach({ buildId, fromStart: true }, bearer(cluster.token))) events.push(e as SolveEvent);
+      for await (const e of control.attach({ buildId, fromStart: true, cancelOnLeave: false }, bearer(cluster.token))) events.push(e as SolveEvent);
       return events;
     })();
     replaying.catch(() => undefined); // awaited below
@@ -268,9 +268,9 @@ test('a detached build survives its client and a client re-attaches to it by id;
     const replay = await replaying;
     assert.ok(replay[0].accepted, 'the replay starts at the beginning');
     assert.match(replay.find((e) => e.result)?.result?.digest ?? '', /^sha256:/, 'the build finished and the re-attached client got its result');
-    await assert.rejects(async () => { for await (const _ of control.attach({ buildId, fromStart: true }, bearer('not-a-token'))) { /* refused */ } },
+    await assert.rejects(async () => { for await (const _ of control.attach({ buildId, fromStart: true, cancelOnLeave: false }, bearer('not-a-token'))) { /* refused */ } },
       (err: { code: number }) => err.code === status.UNAUTHENTICATED);
-    await assert.rejects(async () => { for await (const _ of control.attach({ buildId, fromStart: true }, bearer(cluster.tokens.other))) { /* hidden */ } },
+    await assert.rejects(async () => { for await (const _ of control.attach({ buildId, fromStart: true, cancelOnLeave: false }, bearer(cluster.tokens.other))) { /* hidden */ } },
       (err: { code: number }) => err.code === status.NOT_FOUND, 'another tenant cannot see the build even knowing its id');
   } finally {
     control.close();

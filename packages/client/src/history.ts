@@ -235,7 +235,7 @@ export async function historyLogs(conn: BuilderConnection, ref: string | undefin
   const { record } = await historyRecord(conn, 'history logs', ref);
   if (!record.logsKept) throw new ClientError(`history logs: the events of build ${record.buildId} are no longer kept (the builder's history.retentionMs); its record is all that is left (buildyard history inspect ${record.buildId})`, ExitCode.BuildFailed);
   const renderer = createRenderer({ mode: o.mode, stream: o.stream, color: false });
-  const call = conn.control.attach({ buildId: record.buildId, fromStart: true }, conn.metadata);
+  const call = conn.control.attach({ buildId: record.buildId, fromStart: true, cancelOnLeave: false }, conn.metadata);
   const onAbort = () => call.cancel();
   o.signal?.addEventListener('abort', onAbort, { once: true });
   try {

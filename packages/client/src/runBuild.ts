@@ -195,7 +195,8 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
     o.signal?.addEventListener('abort', onAbort, { once: true });
     // A frontend restart cuts the stream, not the build: attach to it again at the same address.
     const c2 = conn;
-    const attach = (buildId: string) => (call = c2.control.attach({ buildId, fromStart: true }, c2.metadata)) as AsyncIterable<SolveEvent>;
+    // As the build's owner: leaving (Ctrl-C, or this process dying) cancels it, as leaving the Solve does.
+    const attach = (buildId: string) => (call = c2.control.attach({ buildId, fromStart: true, cancelOnLeave: true }, c2.metadata)) as AsyncIterable<SolveEvent>;
     const reattach = (buildId: string, attempt: number) => { if (attempt === 1 && r.human) say(c.yellow(`WARNING: lost the connection to ${builder.endpoint}; attaching to build ${buildId} again`)); };
     try {
       for await (const ev of reattaching(call as AsyncIterable<SolveEvent>, attach, { signal: o.signal, onReattach: reattach })) {

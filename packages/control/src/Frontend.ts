@@ -306,17 +306,7 @@ export class Frontend {
       attach: (call: ServerWritableStream<AttachRequest, SolveEvent>) => void this.attach(call),
       cancel: this.unary<CancelRequest, CancelResponse>(async (req, tenant) => {
         // From here on the build's internal id (a client names its build; see buildIds.ts).
-        const record = await this.ownedBuild(req.buildId, tenant);
-        req = { ...req, buildId: record.buildId };
-        const unfinished = record.status === 'queued' || record.status === 'running';
-        // Before its stages are submitted the scheduler does not know the build, and its runner
-        // may be on another frontend or not started yet: the request goes into its record, which
-        // the runner checks before planning and before submitting, and to every frontend at once.
-        if (unfinished) await this.records.requestCancel(req.buildId, CANCELLED_BY_CLIENT);
-        const running = this.aborts.get(req.buildId);
-        running?.abort(new Error(CANCELLED_BY_CLIENT));
-        const cancelled = await this.opts.scheduler.cancelBuild(req.buildId, CANCELLED_BY_CLIENT);
-        return CancelResponse.fromPartial({ cancelled: cancelled || Boolean(running) || unfinished });
+        return CancelResponse.fromPartial({ cancelled: await this.cancelByClient(await this.ownedBuild(req.buildId, tenant)) });
       }),
       status: this.unary<StatusRequest, StatusResponse>(async (req, tenant) => {
         const builds = req.buildId ? [await this.ownedBuild(req.buildId, tenant)] : await this.records.list(tenant, req.limit || 20);
@@ -454,16 +444,43 @@ export class Frontend {
     return { abort, finished };
   }
 
+  /**
+   * Cancels a build wherever it runs; whether there was anything to stop. Before its stages are
+   * submitted the scheduler does not know the build, and its runner may be on another frontend
+   * or not started yet: the request goes into its record, which the runner checks before
+   * planning and before submitting, and to every frontend at once.
+   */
+  private async cancelByClient(record: BuildRecord): Promise<boolean> {
+    const unfinished = record.status === 'queued' || record.status === 'running';
+    if (unfinished) await this.records.requestCancel(record.buildId, CANCELLED_BY_CLIENT);
+    const running = this.aborts.get(record.buildId);
+    running?.abort(new Error(CANCELLED_BY_CLIENT));
+    const cancelled = await this.opts.scheduler.cancelBuild(record.buildId, CANCELLED_BY_CLIENT);
+    return cancelled || Boolean(running) || unfinished;
+  }
+
   private async attach(call: ServerWritableStream<AttachRequest, SolveEvent>): Promise<void> {
-    let buildId: string;
+    let record: BuildRecord;
     try {
       const tenant = this.tenantOf(call.metadata);
-      buildId = (await this.ownedBuild(call.request.buildId, tenant)).buildId;
+      record = await this.ownedBuild(call.request.buildId, tenant);
     } catch (err) {
       call.emit('error', err);
       return;
     }
-    await this.relay(call, buildId, call.request.fromStart, [], undefined);
+    // The client that started the build, back after a cut: its leaving cancels the build as
+    // leaving its Solve would. A client cut off by this frontend's shutdown attaches elsewhere.
+    if (call.request.cancelOnLeave) {
+      const leave = () => {
+        if (this.closed) return;
+        this.records.get(record.buildId)
+          .then((now) => (now?.status === 'queued' || now?.status === 'running' ? this.cancelByClient(now) : false))
+          .catch((err: Error) => this.log.warn({ buildId: record.buildId, err: err.message }, 'cancelling the build of a client that left failed'));
+      };
+      call.on('cancelled', leave);
+      if (call.cancelled) leave();
+    }
+    await this.relay(call, record.buildId, call.request.fromStart, [], undefined);
   }
 
   /** Forwards the build's progress stream to the client; local outputs go out before the result. */

@@ -136,3 +136,27 @@ test('another tenant\'s Cancel is refused and leaves the build running', { timeo
   assert.equal(await cancel(clients[1], buildId, 'team-token'), true);
   assertCancelled(await ended);
 });
+
+test('the client that started a build, attached again after a cut, cancels it by leaving; another attached client leaving does not', { timeout: 60_000 }, async (t) => {
+  const { frontends, clients, planningStarted, solveHeld } = await setUp(t, 2);
+  const buildId = `cancel-on-leave-${process.pid}`;
+  const ended = solveHeld(clients[0], buildId);
+  await planningStarted;
+  const attached = async (cancelOnLeave: boolean) => {
+    const call = clients[1].attach(AttachRequest.fromPartial({ buildId, fromStart: true, cancelOnLeave }), metadata('team-token'));
+    call.on('error', () => {}); // leaving ends the call with CANCELLED
+    await new Promise<void>((resolve) => call.once('data', () => resolve()));
+    return { leave: () => { call.cancel(); return new Promise<void>((resolve) => call.once('close', () => resolve())); } };
+  };
+  const watcher = await attached(false);
+  await watcher.leave();
+  // The owner's Attach goes on the same connection after the watcher's leave: once the owner
+  // has its first event the frontend has seen the watcher go, and nothing was cancelled.
+  const owner = await attached(true);
+  const afterWatcher = await frontends[0].records.get(buildId);
+  assert.equal(afterWatcher?.cancelRequested, '', 'a watcher leaving requested no cancel');
+  assert.ok(afterWatcher?.status === 'queued' || afterWatcher?.status === 'running', `the build goes on, got ${afterWatcher?.status}`);
+  await owner.leave();
+  assertCancelled(await ended);
+  assert.equal((await frontends[0].records.get(buildId))?.status, 'cancelled');
+});

@@ -210,7 +210,7 @@ test('the frontend dying mid-build: the client gets UNAVAILABLE at once; the res
     const events: SolveEvent[] = [];
     // The dead coordinator's heartbeat expires (10 s), the new frontend claims the build; the step still runs.
     await within(120_000, 're-attaching to the orphaned build', (async () => {
-      for await (const e of again.attach({ buildId: `orphan-${nonce}`, fromStart: true }, bearer(cluster.token))) events.push(e as SolveEvent);
+      for await (const e of again.attach({ buildId: `orphan-${nonce}`, fromStart: true, cancelOnLeave: true }, bearer(cluster.token))) events.push(e as SolveEvent);
     })());
     assert.equal(events.find((e) => e.error)?.error?.message, undefined, 'no error');
     assert.match(events.find((e) => e.warning)?.warning?.message ?? '', /another frontend took the build over/, 'the takeover is in the build\'s progress');

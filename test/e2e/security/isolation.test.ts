@@ -144,7 +144,7 @@ test('tenants are isolated: cache, builds, cancel, logs and contexts of one are 
     await assert.rejects(unary(cluster, 'cancel', { buildId }, token), (e: { code: number }) => e.code === status.NOT_FOUND);
     const control = new ControlClient(cluster.address, credentials.createInsecure());
     try {
-      await assert.rejects(async () => { for await (const _ of control.attach({ buildId, fromStart: true }, bearer(token))) { /* no logs */ } },
+      await assert.rejects(async () => { for await (const _ of control.attach({ buildId, fromStart: true, cancelOnLeave: false }, bearer(token))) { /* no logs */ } },
         (e: { code: number }) => e.code === status.NOT_FOUND);
     } finally { control.close(); }
   }

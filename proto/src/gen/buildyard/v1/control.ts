@@ -124,6 +124,11 @@ export interface AttachRequest {
   buildId: string;
   /** replay every event from the beginning */
   fromStart: boolean;
+  /**
+   * The client that started the build, attaching again after its stream was cut: its leaving
+   * cancels the build, as leaving its Solve does (unless the Solve asked to detach).
+   */
+  cancelOnLeave: boolean;
 }
 
 export interface CancelRequest {
@@ -1747,7 +1752,7 @@ export const SolveRequest_NamedContextsEntry: MessageFns<SolveRequest_NamedConte
 };
 
 function createBaseAttachRequest(): AttachRequest {
-  return { buildId: "", fromStart: false };
+  return { buildId: "", fromStart: false, cancelOnLeave: false };
 }
 
 export const AttachRequest: MessageFns<AttachRequest> = {
@@ -1757,6 +1762,9 @@ export const AttachRequest: MessageFns<AttachRequest> = {
     }
     if (message.fromStart !== false) {
       writer.uint32(16).bool(message.fromStart);
+    }
+    if (message.cancelOnLeave !== false) {
+      writer.uint32(24).bool(message.cancelOnLeave);
     }
     return writer;
   },
@@ -1790,6 +1798,14 @@ export const AttachRequest: MessageFns<AttachRequest> = {
             message.fromStart = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.cancelOnLeave = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1814,6 +1830,11 @@ export const AttachRequest: MessageFns<AttachRequest> = {
         : isSet(object.from_start)
         ? globalThis.Boolean(object.from_start)
         : false,
+      cancelOnLeave: isSet(object.cancelOnLeave)
+        ? globalThis.Boolean(object.cancelOnLeave)
+        : isSet(object.cancel_on_leave)
+        ? globalThis.Boolean(object.cancel_on_leave)
+        : false,
     };
   },
 
@@ -1825,6 +1846,9 @@ export const AttachRequest: MessageFns<AttachRequest> = {
     if (message.fromStart !== false) {
       obj.fromStart = message.fromStart;
     }
+    if (message.cancelOnLeave !== false) {
+      obj.cancelOnLeave = message.cancelOnLeave;
+    }
     return obj;
   },
 
@@ -1835,6 +1859,7 @@ export const AttachRequest: MessageFns<AttachRequest> = {
     const message = createBaseAttachRequest();
     message.buildId = object.buildId ?? "";
     message.fromStart = object.fromStart ?? false;
+    message.cancelOnLeave = object.cancelOnLeave ?? false;
     return message;
   },
 };
