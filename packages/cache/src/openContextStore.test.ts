@@ -112,6 +112,30 @@ test('a content the shared store lost fails materialisation with a one-line requ
   await assert.rejects(materializeContext(b.store, contextId, join(b.dir, 'out')), /missing from the shared blob store; upload the context again/);
 });
 
+test('local copies are a cache: trimmed oldest first, fetched again when needed; an unshared store trims nothing', async () => {
+  const a = machine('ctx/d');
+  const b = machine('ctx/d');
+  const src = join(fx.dir, 'src-d');
+  await writeContext(src, { 'one.txt': '1'.repeat(1000), 'two.txt': '2'.repeat(2000) });
+  const { contextId } = await storeDirectory(a.store, src, { tenant: 'alice' });
+  await materializeContext(b.store, contextId, join(b.dir, 'first'));
+  const fetched = b.content.stats.fetched;
+  // Fresh copies are kept (a writer may be about to push them) unless the grace is zero.
+  assert.equal((await b.store.trimLocalCopies(0)).freedBytes, 0);
+  const trimmed = await b.store.trimLocalCopies(0, 0);
+  assert.ok(trimmed.freedBytes >= 3000, `freed ${trimmed.freedBytes} bytes`);
+  assert.equal(trimmed.keptBytes, 0);
+  await materializeContext(b.store, contextId, join(b.dir, 'second'));
+  assert.deepEqual(await tree(join(b.dir, 'second')), { 'one.txt': '1'.repeat(1000), 'two.txt': '2'.repeat(2000) });
+  assert.equal(b.content.stats.fetched, fetched + 3, 'the manifest and both files were fetched again');
+
+  const fsDir = join(fx.dir, 'fs-trim');
+  const fsStore = openContextStore({ root: join(fsDir, 'contexts'), blobs: openSharedBlobStore({ type: 'fs', sharedDir: join(fsDir, 'blobs'), localDir: join(fsDir, 'local') }), redis, keyPrefix: 'ctx-test' });
+  const fsCtx = await storeDirectory(fsStore, src, { tenant: 'alice' });
+  assert.deepEqual(await fsStore.trimLocalCopies(0, 0), { freedBytes: 0, keptBytes: 0 });
+  assert.equal(await fsStore.content.has(fsCtx.contextId), true);
+});
+
 test('with a shared directory (fs blob store) the context store stays under it, grants included', async () => {
   const dir = join(fx.dir, 'fs-machine');
   const blobs = openSharedBlobStore({ type: 'fs', sharedDir: join(dir, 'shared/blobs'), localDir: join(dir, 'blobs') });

@@ -123,6 +123,32 @@ export class ContextStore {
     });
   }
 
+  /**
+   * A shared store's local copies are a cache of the remote: removes them, oldest written first,
+   * until at most `keepBytes` remain; answers what went and what stays. Copies younger than
+   * `olderThanMs` stay (a writer pushes a copy after storing it). An unshared store's contents
+   * are the only ones: nothing is removed and nothing counted.
+   */
+  async trimLocalCopies(keepBytes: number, olderThanMs = 10 * 60_000): Promise<{ freedBytes: number; keptBytes: number }> {
+    if (!this.shared) return { freedBytes: 0, keptBytes: 0 };
+    const copies: { digest: string; size: number; mtime: Date }[] = [];
+    for await (const b of this.shared.local.list()) copies.push(b);
+    copies.sort((a, b) => a.mtime.getTime() - b.mtime.getTime());
+    let kept = copies.reduce((n, b) => n + b.size, 0);
+    let freed = 0;
+    const youngest = Date.now() - olderThanMs;
+    for (const b of copies) {
+      if (kept <= keepBytes) break;
+      if (b.mtime.getTime() > youngest) continue;
+      if (await this.shared.local.delete(b.digest)) {
+        kept -= b.size;
+        freed += b.size;
+        this.recent.delete(b.digest);
+      }
+    }
+    return { freedBytes: freed, keptBytes: kept };
+  }
+
   /** The entries of a stored context (see readManifest), from memory when recently used. */
   async manifest(contextId: string): Promise<readonly ContextEntry[]> {
     const hit = this.recent.get(contextId);

@@ -156,7 +156,9 @@ export class FleetWorker {
     let pruned = 0;
     this.gcDone = (async () => {
       const contexts = await diskBytes(this.disk.contextsDir);
-      pruned = (await pruneSnapshots(this.engine.snapshotter, Math.max(0, keepBytes - contexts))).reclaimedBytes;
+      // With a registry blob store, this worker's copies of fetched context files: a cache too.
+      const copies = await this.contexts.trimLocalCopies(Math.max(0, keepBytes - contexts));
+      pruned = copies.freedBytes + (await pruneSnapshots(this.engine.snapshotter, Math.max(0, keepBytes - contexts - copies.keptBytes))).reclaimedBytes;
     })()
       .catch((err: Error) => this.opts.onError?.(err))
       .finally(() => { this.gcDone = undefined; });
