@@ -10,8 +10,9 @@
 // it) with its "resolve" line. Left out because Buildyard differs (issue 17): how a FROM vertex ends
 // when a later build runs a step on an image buildkitd already holds (buildkitd: DONE, then CACHED
 // once the step loads it; Buildyard pins the image while planning: DONE), which stage names a FROM
-// vertex several stages share (buildkitd: any of them, Buildyard: the first), and the per-blob
-// lines under "exporting cache to registry". du marks a record Shared when another record
+// vertex several stages share (buildkitd: any of them, Buildyard: the first), and the cache export
+// vertex's name (buildkitd v0.11: "exporting content cache", upstream: "exporting cache to
+// registry", as here; its phases are compared). du marks a record Shared when another record
 // holds the same data: never on buildkitd's OCI worker, on Buildyard when two steps made the same
 // layer (content-addressed, such as two steps that changed nothing).
 
@@ -255,6 +256,36 @@ test('buildx build <git URL> -o type=local: the same tree as on buildkitd', { sk
   }
   assert.deepEqual(trees.ours, trees.reference);
   assert.deepEqual(trees.reference.map((l) => l.split(' ')[0]), ['a.txt', 'ctx/', 'ctx/.dockerignore', 'ctx/Dockerfile', 'ctx/a.txt', 'ctx/ignored.txt', 'ctx/sub/', 'ctx/sub/b.txt', 'listing']);
+});
+
+/**
+ * The status lines under the cache export vertex ("exporting content cache" in buildkitd v0.11,
+ * "exporting cache to registry" upstream and here), each once, in the order they first appear,
+ * without their time and "done"; and those printed with "done".
+ */
+function cacheExportLines(stderr: string): { lines: string[]; done: Set<string> } {
+  const id = /^#(\d+) exporting (?:content cache|cache to registry)$/m.exec(stderr)?.[1];
+  const all = id ? [...stderr.matchAll(new RegExp(`^#${id} (.*)$`, 'gm'))].map((m) => m[1]!).filter((l) => !/^(exporting |DONE |ERROR|CACHED)/.test(l)) : [];
+  const bare = (l: string) => l.replace(/( [\d.]+s)? done$/, '');
+  return { lines: [...new Set(all.map(bare))], done: new Set(all.filter((l) => / done$/.test(l)).map(bare)) };
+}
+
+test('buildx --cache-to type=registry: the same phases under the cache export vertex, a line per layer written', { skip, timeout: 300_000 }, async () => {
+  const dir = project('cache-export', [`FROM ${c.cluster.busybox.reference}`, 'COPY app.txt /app.txt', 'RUN echo exported > /exported']);
+  const runs = {} as Record<Builder, Run>;
+  for (const b of BUILDERS) {
+    runs[b] = await c.buildx('--builder', b, 'build', '--progress', 'plain', '--cache-to', `type=registry,ref=${c.cluster.registry.host}/cache/export-${b}:1,mode=max,registry.insecure=true`, dir);
+    assert.equal(runs[b].code, 0, `${b}:\n${runs[b].stderr}`);
+  }
+  // v0.11 says "writing manifest", upstream (and Buildyard) "writing cache manifest".
+  const kinds = (lines: string[]) => [...new Set(lines.map((l) => l.replace(/ sha256:[0-9a-f]{64}$/, '').replace(/^writing cache manifest$/, 'writing manifest')))];
+  const [ref, ours] = [runs.reference, runs.ours].map((r) => cacheExportLines(r.stderr));
+  assert.deepEqual(kinds(ref!.lines), ['preparing build cache for export', 'writing layer', 'writing config', 'writing manifest'], runs.reference.stderr);
+  assert.deepEqual(kinds(ours!.lines), kinds(ref!.lines), runs.ours.stderr);
+  // A line per layer written: at least the COPY's and the RUN's (buildkitd also writes the base image's).
+  assert.ok(ours!.lines.filter((l) => /^writing layer sha256:[0-9a-f]{64}$/.test(l)).length >= 2, runs.ours.stderr);
+  // Every phase ended ("done"), as each of buildkitd's.
+  for (const r of [ref!, ours!]) assert.deepEqual(r.lines.filter((l) => !r.done.has(l)), [], runs.ours.stderr);
 });
 
 /** buildx's table: the header's columns, each row's cell count, and the summary lines' labels (sizes and ids left out). */

@@ -70,6 +70,19 @@ export type CacheProgress = Pick<ProgressWriter, 'emit' | 'started' | 'finished'
 /** A build-level vertex (no stage, no step), named as BuildKit names its cache vertices. */
 const cacheVertex = (buildId: string, name: string): VertexRef => ({ digest: internalDigest(buildId, name), name, platform: '', stage: '', step: 0, steps: 0, workerId: '', emulated: false });
 
+/** Runs `fn` as a named phase of `vertex`: BuildKit's status lines under its cache export vertex. */
+function phaseOf(progress: CacheProgress, vertex: VertexRef) {
+  return async <T>(status: string, fn: () => Promise<T>): Promise<T> => {
+    const startedMs = Date.now();
+    await progress.emit({ type: 'vertex.status', vertex, status, startedMs });
+    try {
+      return await fn();
+    } finally {
+      await progress.emit({ type: 'vertex.status', vertex, status, startedMs, completedMs: Date.now() });
+    }
+  };
+}
+
 /** BuildKit's id of an imported cache (solver/llbsolver/bridge.go cmKey): the ref of a registry cache. */
 const importName = (spec: Exclude<CacheSpec, { type: 'inline' }>) => `importing cache manifest from ${spec.type === 'registry' ? spec.ref : `local:${spec.tag}`}`;
 
@@ -158,10 +171,13 @@ export async function exportCache(specs: CacheSpec[], plan: BuildPlan, ctx: Cach
     const startedMs = Date.now();
     await progress.started(vertex, startedMs);
     try {
-      const records = await recordsForStages(index, stagesForExport(plan, spec.mode), stageResults);
-      const digests = records.flatMap((r) => (r.layer ? [r.layer.digest] : []));
-      await new BlobLeases(ctx.redis, ctx.keys).lease(ctx.buildId, digests, LEASE_TTL_MS);
-      results.push({ ...await writeCache(spec, records, { registry: ctx.registry, blobs: ctx.blobs, signal: ctx.signal }), index: i });
+      const phase = phaseOf(progress, vertex);
+      const records = await phase('preparing build cache for export', async () => {
+        const found = await recordsForStages(index, stagesForExport(plan, spec.mode), stageResults);
+        await new BlobLeases(ctx.redis, ctx.keys).lease(ctx.buildId, found.flatMap((r) => (r.layer ? [r.layer.digest] : [])), LEASE_TTL_MS);
+        return found;
+      });
+      results.push({ ...await writeCache(spec, records, { registry: ctx.registry, blobs: ctx.blobs, signal: ctx.signal, step: phase }), index: i });
     } catch (err) {
       await progress.failed(vertex, startedMs, (err as Error).message.split('\n')[0]);
       throw err;

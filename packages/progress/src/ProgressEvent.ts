@@ -32,6 +32,8 @@ export type ProgressEvent = { timestampMs: number } & (
   | { type: 'vertex.started'; vertex: VertexRef; startedMs: number }
   | { type: 'vertex.cached'; vertex: VertexRef }
   | { type: 'vertex.progress'; vertex: VertexRef; startedMs: number; currentBytes: number; totalBytes: number }
+  /** A named phase of a vertex, as BuildKit's status lines under it ("writing layer sha256:…"); completedMs once done. */
+  | { type: 'vertex.status'; vertex: VertexRef; status: string; startedMs: number; completedMs?: number }
   | { type: 'vertex.log'; digest: string; stream: LogStream; data: Buffer; truncated: boolean }
   | { type: 'vertex.finished'; vertex: VertexRef; startedMs: number; completedMs: number; durationMs: number }
   | { type: 'vertex.error'; vertex: VertexRef; startedMs: number; completedMs: number; error: string }
@@ -93,6 +95,9 @@ export function toSolveEvent(e: ProgressEvent): SolveEvent {
       return { ...base, error: { message: e.message, vertex: e.vertex ?? '', file: e.file ?? '', line: e.line ?? 0, code: e.code ?? '' } };
     case 'build.warning':
       return { ...base, warning: { message: e.message, file: e.file ?? '', line: e.line ?? 0 } };
+    case 'vertex.status':
+      // Buildyard's own clients show no phases: an empty event, which fromSolveEvent skips.
+      return base;
   }
 }
 

@@ -65,6 +65,10 @@ export class StatusTranslator {
         return buildkit.StatusResponse.fromPartial({
           statuses: [{ ID: `${e.vertex.digest}-bytes`, vertex: e.vertex.digest, name: 'transferring', current: e.currentBytes, total: e.totalBytes, timestamp: at(e.timestampMs), started: at(e.startedMs) }],
         });
+      case 'vertex.status':
+        return buildkit.StatusResponse.fromPartial({
+          statuses: [{ ID: e.status, vertex: e.vertex.digest, name: e.status, started: at(e.startedMs), timestamp: at(e.completedMs ?? e.startedMs), completed: at(e.completedMs) }],
+        });
       case 'vertex.log': {
         const log = buildkit.VertexLog.fromPartial({ vertex: e.digest, stream: e.stream, msg: e.data, timestamp: at(e.timestampMs) });
         if (!this.vertices.has(e.digest)) {

@@ -17,6 +17,7 @@ export const storedProgressEventSchema = z.discriminatedUnion('type', [
   z.object({ ...at, type: z.literal('vertex.started'), vertex: vertexRef, startedMs: z.number() }),
   z.object({ ...at, type: z.literal('vertex.cached'), vertex: vertexRef }),
   z.object({ ...at, type: z.literal('vertex.progress'), vertex: vertexRef, startedMs: z.number(), currentBytes: z.number(), totalBytes: z.number() }),
+  z.object({ ...at, type: z.literal('vertex.status'), vertex: vertexRef, status: z.string(), startedMs: z.number(), completedMs: z.number().optional() }),
   z.object({ ...at, type: z.literal('vertex.log'), digest: z.string(), stream: z.union([z.literal(1), z.literal(2)]), data: z.string(), truncated: z.boolean() }),
   z.object({ ...at, type: z.literal('vertex.finished'), vertex: vertexRef, startedMs: z.number(), completedMs: z.number(), durationMs: z.number() }),
   z.object({ ...at, type: z.literal('vertex.error'), vertex: vertexRef, startedMs: z.number(), completedMs: z.number(), error: z.string() }),

@@ -21,6 +21,8 @@ export interface CacheTransferDeps {
   /** A local import's layout (the client's directory, synced to the builder). */
   layout?: LayoutReader;
   signal?: AbortSignal;
+  /** Runs one write of an export as a named phase ("writing layer sha256:…", BuildKit's status lines); absent: unreported. */
+  step?: <T>(name: string, fn: () => Promise<T>) => Promise<T>;
 }
 
 export interface CacheWriteResult {

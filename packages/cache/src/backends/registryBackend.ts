@@ -13,12 +13,15 @@ export const registryBackend: CacheBackend<Extract<CacheSpec, { type: 'registry'
     const ref = parseReference(spec.ref);
     const repo: RepositoryReference = { registry: ref.registry, repository: ref.repository };
     const call = { signal: deps.signal };
+    const step = deps.step ?? ((_name, fn) => fn());
     await eachLimit(encoded.layers, 4, async (l) => {
-      await deps.registry.pushBlob(repo, { digest: assertDigest(l.digest, 'cached layer digest'), size: l.size }, () => deps.blobs.openRead(l.digest), call);
+      await step(`writing layer ${l.digest}`, () => deps.registry.pushBlob(repo, { digest: assertDigest(l.digest, 'cached layer digest'), size: l.size }, () => deps.blobs.openRead(l.digest), call));
     });
-    await deps.registry.pushBlob(repo, encoded.config.descriptor, encoded.config.bytes, call);
+    await step(`writing config ${encoded.config.descriptor.digest}`, () => deps.registry.pushBlob(repo, encoded.config.descriptor, encoded.config.bytes, call));
     const target = { ...repo, tag: ref.tag ?? 'latest' };
-    const digest = await deps.registry.putManifest(target, encoded.manifest.bytes, encoded.manifest.descriptor.mediaType, call);
+    // BuildKit's words (remotecache/export.go): "cache image manifest" for image-manifest=true.
+    const manifestKind = spec.imageManifest ? 'cache image manifest' : 'cache manifest';
+    const digest = await step(`writing ${manifestKind} ${encoded.manifest.descriptor.digest}`, () => deps.registry.putManifest(target, encoded.manifest.bytes, encoded.manifest.descriptor.mediaType, call));
     return { location: `${ref.registry}/${ref.repository}:${target.tag}@${digest}`, digest, records: countRecords(encoded.config.bytes), layers: encoded.layers.length };
   },
 
