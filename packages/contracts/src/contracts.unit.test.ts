@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import {
   redisKeys, DEFAULT_KEYS, sealSecrets, unsealSecrets, secretsKey, stagePayloadSchema, stageResultSchema, buildRecordFromHash,
   jsonFromRedis, MalformedRedisDataError, describeQueueName, platformQueueName, workerQueueName, workerHashSchema, fromRedis,
-  placementViewSchema,
+  placementViewSchema, parseRedisUrl, openRedis,
 } from './index.js';
 
 test('every key lives under the one configured prefix', () => {
@@ -77,4 +77,15 @@ test('the placement view from the registry\'s Lua script is validated, its platf
   assert.deepEqual(jsonFromRedis(placementViewSchema, '{"platforms":{},"holders":{}}', 'the placement view'), { platforms: {}, holders: {} });
   assert.throws(() => jsonFromRedis(placementViewSchema, JSON.stringify({ platforms: {}, holders: { w1: { capacity: 'x' } } }), 'the placement view'),
     (err: Error) => err instanceof MalformedRedisDataError && /the placement view in Redis is malformed \(holders\.w1\.capacity: /.test(err.message));
+});
+
+test('a redis.url names one node, or a Redis Cluster\'s seed nodes separated by commas', () => {
+  assert.deepEqual(parseRedisUrl('redis://:p%40ss@10.0.0.1:7000,10.0.0.2,[::1]:7002/0'), {
+    tls: false, nodes: [{ host: '10.0.0.1', port: 7000 }, { host: '10.0.0.2', port: 6379 }, { host: '::1', port: 7002 }], password: 'p@ss', db: 0,
+  });
+  assert.deepEqual(parseRedisUrl('rediss://user:pw@redis.example:6380'), { tls: true, nodes: [{ host: 'redis.example', port: 6380 }], username: 'user', password: 'pw', db: 0 });
+  assert.deepEqual(parseRedisUrl('redis://10.0.0.3:6379/2?family=6').nodes, [{ host: '10.0.0.3', port: 6379 }]);
+  assert.throws(() => parseRedisUrl('redis://:secret@a:1,b:x'), (err: Error) => /"b:x" is not host\[:port\]/.test(err.message) && !err.message.includes('secret'));
+  assert.throws(() => openRedis({ url: 'redis://a:1,b:2' }), /names several nodes: set redis.cluster/);
+  assert.throws(() => openRedis({ url: 'redis://a:1/2', cluster: true }), /Redis Cluster has only database 0; drop the \/2/);
 });

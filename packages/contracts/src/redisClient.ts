@@ -16,18 +16,50 @@ export interface RedisConnection {
 /** Options that apply to every connection of a client (each node's, for a cluster). */
 export type RedisClientOptions = Pick<RedisOptions, 'maxRetriesPerRequest' | 'lazyConnect'>;
 
+/** What a `redis.url` names: `redis[s]://[user][:password]@host[:port][,host[:port]...][/db]`. */
+export interface RedisUrlParts {
+  tls: boolean;
+  /** One node, or (Redis Cluster only) several seed nodes separated by commas. */
+  nodes: Array<{ host: string; port: number }>;
+  username?: string;
+  password?: string;
+  db: number;
+}
+
+// A query (ioredis' options of a single Redis) is left to ioredis.
+const URL_FORM = /^(rediss?):\/\/(?:([^@/]*)@)?([^/?#@]+)(?:\/(\d*))?\/?(?:\?[^#]*)?$/;
+
+export function parseRedisUrl(url: string): RedisUrlParts {
+  const m = URL_FORM.exec(url);
+  const shown = url.replace(/\/\/[^@/]*@/, '//…@').slice(0, 200);
+  if (!m) throw new Error(`redis.url "${shown}" is not redis[s]://[:password@]host[:port][,host:port...][/db]; fix BUILDYARD_REDIS_URL or redis.url`);
+  const [, scheme, userinfo, hosts, db] = m;
+  const nodes = hosts.split(',').map((h) => {
+    const node = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::(\d+))?$/.exec(h);
+    if (!node) throw new Error(`redis.url "${shown}": "${h.slice(0, 100)}" is not host[:port]`);
+    return { host: node[1].replace(/^\[|\]$/g, ''), port: Number(node[2] ?? 6379) };
+  });
+  const colon = userinfo?.indexOf(':') ?? -1;
+  const username = userinfo === undefined ? '' : decodeURIComponent(colon < 0 ? userinfo : userinfo.slice(0, colon));
+  const password = userinfo === undefined || colon < 0 ? '' : decodeURIComponent(userinfo.slice(colon + 1));
+  return { tls: scheme === 'rediss', nodes, ...(username ? { username } : {}), ...(password ? { password } : {}), db: Number(db || 0) };
+}
+
 /**
- * A client for `url`: with `cluster`, a Redis Cluster client seeded by that node (it learns the
- * others from the slot map); user, password and TLS apply to every node.
+ * A client for `url`: with `cluster`, a Redis Cluster client seeded by the node(s) it names (it
+ * learns the others from the slot map; a process starting while one seed is down connects
+ * through another); user, password and TLS apply to every node.
  */
 export function openRedis(target: RedisConnection, options: RedisClientOptions = {}): RedisClient {
-  if (!target.cluster) return new Redis(target.url, options);
-  const u = new URL(target.url);
-  if (u.pathname.length > 1 && u.pathname !== '/0') {
-    throw new Error(`redis.url ${u.protocol}//${u.host}${u.pathname}: Redis Cluster has only database 0; drop the /${u.pathname.slice(1)} from the URL`);
+  if (!target.cluster) {
+    // ioredis reads a single Redis's URL itself (query options included); only a node list is ours.
+    if (/^rediss?:\/\/(?:[^@/]*@)?[^/@]*,/.test(target.url)) throw new Error('redis.url names several nodes: set redis.cluster (BUILDYARD_REDIS_CLUSTER=true) for a Redis Cluster, or name one Redis');
+    return new Redis(target.url, options);
   }
+  const parts = parseRedisUrl(target.url);
+  if (parts.db !== 0) throw new Error(`redis.url: Redis Cluster has only database 0; drop the /${parts.db} from the URL`);
   const { lazyConnect, ...perNode } = options;
-  return new Cluster([{ host: u.hostname, port: Number(u.port || 6379) }], {
+  return new Cluster(parts.nodes, {
     lazyConnect,
     // While a master fails over, its slots answer nothing until a replica takes them: Redis
     // waits cluster-node-timeout (15 s by default) before the election. A command retries that
@@ -37,9 +69,9 @@ export function openRedis(target: RedisConnection, options: RedisClientOptions =
     maxRedirections: 150,
     redisOptions: {
       ...perNode,
-      username: u.username ? decodeURIComponent(u.username) : undefined,
-      password: u.password ? decodeURIComponent(u.password) : undefined,
-      tls: u.protocol === 'rediss:' ? {} : undefined,
+      username: parts.username,
+      password: parts.password,
+      tls: parts.tls ? {} : undefined,
     },
   });
 }

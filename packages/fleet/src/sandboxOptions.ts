@@ -4,6 +4,7 @@
 import { lookup } from 'node:dns/promises';
 import { parseCidr, type EgressLists, type RuncExecutorOptions, type StepLimits } from '@buildyard/executor';
 import type { BuildyardConfig } from '@buildyard/config';
+import { parseRedisUrl } from '@buildyard/contracts';
 
 export interface WorkerSandbox {
   executor: Omit<RuncExecutorOptions, 'stateDir'>;
@@ -48,7 +49,7 @@ export async function sandboxOptions(config: Pick<BuildyardConfig, 'worker' | 'r
     lists.deny = await resolveTargets(lists.deny, 'worker.egress.tenantDeny');
     lists.allow = await resolveTargets(lists.allow, 'worker.egress.tenantAllow');
   }
-  const clusterHosts = [hostOf(config.redis.url), ...(config.blobStore.type === 'registry' ? [config.blobStore.repository.split('/')[0] ?? ''] : []), ...config.registry.insecure]
+  const clusterHosts = [...redisHostsOf(config.redis.url), ...(config.blobStore.type === 'registry' ? [config.blobStore.repository.split('/')[0] ?? ''] : []), ...config.registry.insecure]
     .map((h) => h.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')).filter((h) => h !== '');
   return {
     executor: {
@@ -69,8 +70,9 @@ export async function sandboxOptions(config: Pick<BuildyardConfig, 'worker' | 'r
   };
 }
 
-function hostOf(url: string): string {
-  try { return new URL(url).hostname; } catch { return ''; }
+/** Every node redis.url names (a Redis Cluster's seed nodes are separated by commas). */
+function redisHostsOf(url: string): string[] {
+  try { return parseRedisUrl(url).nodes.map((n) => n.host); } catch { return []; }
 }
 
 /** Addresses and ranges stay; host names become their IPv4 addresses (IPv6 is never routed). */

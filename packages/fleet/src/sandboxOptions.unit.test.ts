@@ -29,6 +29,10 @@ test('the worker sandbox from config: cluster services protected, lists resolved
   assert.equal(off.executor.egress.enabled, false);
   assert.deepEqual(off.executor.egress.protect, ['127.0.0.1']);
   assert.equal(off.executor.seccompProfile, false);
+  // Every seed node of a Redis Cluster is protected, not only the first.
+  const onCluster = await sandboxOptions(loadConfig({ env: { BUILDYARD_REDIS_URL: 'redis://:pw@10.1.2.3:7000,10.1.2.6:7001', BUILDYARD_REDIS_CLUSTER: 'true' } }));
+  assert.ok(onCluster.executor.egress);
+  assert.deepEqual(onCluster.executor.egress.protect, ['10.1.2.3', '10.1.2.6']);
 });
 
 test('bad entries name the option and the entry', async () => {

@@ -123,8 +123,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     ...(redisCluster ? { BUILDYARD_REDIS_CLUSTER: 'true' } : {}),
     ...options.env,
   };
-  // A process started after a failover is seeded with a node still running.
-  const processEnv = (extra: Record<string, string>) => ({ ...env, ...(redisCluster ? { BUILDYARD_REDIS_URL: redis.url } : {}), ...extra });
+  // On a Redis Cluster every process is seeded with every node, as an operator would list them:
+  // one started after a failover connects through the nodes still running.
+  const clusterUrl = redisCluster && `redis://:${redisCluster.password}@${redisCluster.nodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
+  const processEnv = (extra: Record<string, string>) => ({ ...env, ...(clusterUrl ? { BUILDYARD_REDIS_URL: clusterUrl } : {}), ...extra });
   const launch = (name: string, args: string[], own: string, extra: Record<string, string>) => {
     const processOptions = { cwd: repoRoot, env: processEnv({ BUILDYARD_STATE_DIR: own, ...extra }) };
     if (!options.privateMounts) return supervise(name, process.execPath, args, processOptions);
