@@ -17,23 +17,38 @@ export interface ReattachOptions {
   onReattach?: (buildId: string, attempt: number, err: unknown) => void;
   /** Pause between attempts (default 500 ms): the builder is restarting. */
   pauseMs?: number;
+  /** The name the client gave its build: a stream cut before the build was accepted attaches by it. */
+  buildId?: string;
+  /**
+   * Sends the Solve again under a new name, for a stream cut before acceptance whose build the
+   * builder does not know (the frontend went before recording it).
+   */
+  resubmit?: () => { buildId: string; stream: AsyncIterable<SolveEvent> };
 }
+
+/** How often a build the builder never recorded is sent again before the cut is reported. */
+const MAX_RESUBMITS = 2;
 
 /**
  * Yields the build's events from `first`; when the stream is cut after the build was accepted,
  * attaches again (`attach(buildId)` replays the build's progress from its start) and skips the
  * events already yielded. The progress stream is append-only and Attach relays it event for
  * event, so a count of the events seen is the position. Exported files are not counted: they
- * come only on the Solve stream.
+ * come only on the Solve stream. A stream cut by UNAVAILABLE before acceptance (the frontend went
+ * while taking the request) attaches by the client's own build name when it has one; a builder
+ * that never recorded the build gets the Solve again (`resubmit`).
  */
 export async function* reattaching(first: AsyncIterable<SolveEvent>, attach: (buildId: string) => AsyncIterable<SolveEvent>, o: ReattachOptions = {}): AsyncGenerator<SolveEvent> {
   let seen = 0;
-  let buildId = '';
+  let buildId = o.buildId ?? '';
+  let accepted = false;
   let stream = first;
+  let solving = true; // `stream` is a Solve (the first or a resubmitted one): replays nothing already seen
+  let resubmits = 0;
   let attempt = 0;
   let failingSince = 0;
   for (;;) {
-    let skip = stream === first ? 0 : seen;
+    let skip = solving ? 0 : seen;
     try {
       for await (const ev of stream) {
         if (ev.file) { yield ev; continue; }
@@ -41,12 +56,21 @@ export async function* reattaching(first: AsyncIterable<SolveEvent>, attach: (bu
         seen++;
         attempt = 0;
         failingSince = 0;
-        if (ev.accepted) buildId = ev.accepted.buildId;
+        if (ev.accepted) { buildId = ev.accepted.buildId; accepted = true; }
         yield ev;
       }
       return;
     } catch (err) {
-      if (o.signal?.aborted || !buildId || !isServiceError(err) || !CUT.has(err.code)) throw err;
+      if (o.signal?.aborted || !buildId || !isServiceError(err)) throw err;
+      const unknownBuild = !accepted && !solving && err.code === status.NOT_FOUND;
+      if (unknownBuild && o.resubmit && resubmits < MAX_RESUBMITS) {
+        resubmits++;
+        ({ buildId, stream } = o.resubmit());
+        solving = true;
+        continue;
+      }
+      const cut = accepted ? CUT.has(err.code) : err.code === status.UNAVAILABLE;
+      if (!cut) throw err;
       failingSince ||= Date.now();
       if (Date.now() - failingSince > (o.retryForMs ?? 300_000)) throw err;
       o.onReattach?.(buildId, ++attempt, err);
@@ -54,6 +78,7 @@ export async function* reattaching(first: AsyncIterable<SolveEvent>, attach: (bu
       if (attempt > 1) await pause(o.pauseMs ?? 500, o.signal);
       if (o.signal?.aborted) throw err;
       stream = attach(buildId);
+      solving = false;
     }
   }
 }

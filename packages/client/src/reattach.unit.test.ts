@@ -45,3 +45,27 @@ test('re-attaching gives up once it has failed for retryForMs in a row', async (
   await assert.rejects(collect(reattaching(upTo(2, status.UNAVAILABLE), attach, { retryForMs: 30, pauseMs: 5 })), /cut/);
   assert.ok(attempts >= 2, `retried (${attempts})`);
 });
+
+test('a stream cut before acceptance attaches by the client\'s build name; a build the builder never recorded is sent again under a new name, at most twice', async () => {
+  const attaches: string[] = [];
+  const found = (id: string) => { attaches.push(id); return upTo(stream.length); };
+  assert.deepEqual(await collect(reattaching(upTo(0, status.UNAVAILABLE), found, { buildId: 'n1', pauseMs: 1 })), ['accepted', 'one', 'two', 'three', 'result']);
+  assert.deepEqual(attaches, ['n1']);
+
+  const unknown = (id: string) => { attaches.push(id); return upTo(0, status.NOT_FOUND); };
+  let sent = 0;
+  const resubmit = () => ({ buildId: `n${++sent + 1}`, stream: sent === 1 ? upTo(0, status.UNAVAILABLE) : upTo(stream.length) });
+  attaches.length = 0;
+  assert.deepEqual(await collect(reattaching(upTo(0, status.UNAVAILABLE), unknown, { buildId: 'n1', pauseMs: 1, resubmit })), ['accepted', 'one', 'two', 'three', 'result']);
+  assert.deepEqual(attaches, ['n1', 'n2'], 'each cut attaches by the name of the Solve it cut');
+  assert.equal(sent, 2);
+
+  let always = 0;
+  const alwaysCut = () => ({ buildId: `m${++always}`, stream: upTo(0, status.UNAVAILABLE) });
+  await assert.rejects(collect(reattaching(upTo(0, status.UNAVAILABLE), unknown, { buildId: 'm0', pauseMs: 1, resubmit: alwaysCut })), /cut/);
+  assert.equal(always, 2, 'sent again twice, then the cut is reported');
+
+  // Before acceptance only UNAVAILABLE is a cut: anything else is the builder's answer.
+  const never = () => { throw new Error('must not attach'); };
+  await assert.rejects(collect(reattaching(upTo(0, status.INTERNAL), never, { buildId: 'n1', resubmit })), /cut/);
+});

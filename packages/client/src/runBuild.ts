@@ -1,5 +1,6 @@
 // `buildyard build`: read the Dockerfile and .dockerignore, upload the context, Solve, render
 // progress, write local outputs and the metadata file, and report the result or the error.
+import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { dockerConfigPath, formatPlatform, loadDockerConfig, normalizePlatform } from '@buildyard/oci';
@@ -162,6 +163,9 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
       (message) => { if (mode !== 'quiet' && mode !== 'rawjson') say(c.yellow(`WARNING: ${message}`)); });
 
     const request = SolveRequest.fromPartial({
+      // Named here, as buildx names its builds: a stream cut before the builder answers can
+      // find the build again by this name.
+      buildId: randomUUID(),
       contextId,
       dockerfile: input.dockerfile,
       dockerfileName: input.dockerfileName,
@@ -198,8 +202,15 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
     // As the build's owner: leaving (Ctrl-C, or this process dying) cancels it, as leaving the Solve does.
     const attach = (buildId: string) => (call = c2.control.attach({ buildId, fromStart: true, cancelOnLeave: true }, c2.metadata)) as AsyncIterable<SolveEvent>;
     const reattach = (buildId: string, attempt: number) => { if (attempt === 1 && r.human) say(c.yellow(`WARNING: lost the connection to ${builder.endpoint}; attaching to build ${buildId} again`)); };
+    // A builder that went before recording the build gets it again, unless SSH agents were
+    // offered through a session only that builder held.
+    const resubmit = ssh ? undefined : () => {
+      const buildId = randomUUID();
+      call = c2.control.solve({ ...request, buildId }, c2.metadata);
+      return { buildId, stream: call as AsyncIterable<SolveEvent> };
+    };
     try {
-      for await (const ev of reattaching(call as AsyncIterable<SolveEvent>, attach, { signal: o.signal, onReattach: reattach })) {
+      for await (const ev of reattaching(call as AsyncIterable<SolveEvent>, attach, { signal: o.signal, onReattach: reattach, buildId: request.buildId, resubmit })) {
         r.event(ev);
         if (ev.file) await (ev.file.cache ? caches.write(ev.file) : writer.write(ev.file));
       }
