@@ -46,6 +46,8 @@ test('a cache exported to a registry is reused by a fresh cluster: no RUN execut
     cacheTo: [{ type: 'registry', attrs: { ref: cacheRef, mode: 'max' } }],
   });
   assert.equal(built.error, undefined, built.error?.message);
+  const empty = built.events.filter((e) => !e.accepted && !e.vertex && !e.log && !e.result && !e.error && !e.warning);
+  assert.equal(empty.length, 0, 'the cache export\'s phases (for BuildKit clients) send Buildyard\'s client no empty events');
   const firstRuns = runSteps(built);
   assert.equal(firstRuns.size, 6, `3 RUN steps per platform: ${[...firstRuns.keys()]}`);
   assert.ok([...firstRuns.values()].every((cached) => !cached), 'the first build ran every RUN');

@@ -491,6 +491,9 @@ export class Frontend {
     this.closing.signal.addEventListener('abort', onClosing, { once: true });
     try {
       for await (const event of readProgress(this.opts.redis, buildId, { fromStart, signal: stop.signal, keys: this.keys })) {
+        // Phases inside a vertex are for BuildKit clients; Buildyard's show none (Solve and
+        // Attach skip the same events, so a re-attached client's count of events still holds).
+        if (event.type === 'vertex.status') continue;
         if (event.type === 'build.result' && finished) {
           const images = await finished;
           if (images) await this.streamOutputs(call, localOutputs, images);
