@@ -7,6 +7,8 @@ export const stageJobDataSchema = z.object({
   tenant: z.string(),
   priority: z.number(),
   platform: z.string(),
+  /** Where the stage executes when not on `platform` (its target); absent: on `platform`. */
+  runPlatform: z.string().optional(),
   stageId: z.string(),
   cacheKey: z.string(),
   traceContext: z.record(z.string(), z.string()),

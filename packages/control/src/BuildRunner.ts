@@ -317,6 +317,9 @@ export class BuildRunner {
         platform: p.platform,
         stages: p.stages.map((s) => ({
           id: s.id, dependsOn: s.dependsOn,
+          // A stage executes on its own platform (FROM --platform=$BUILDPLATFORM runs on the build
+          // platform): that decides its queue; the group platform stays its identity.
+          runPlatform: s.platform,
           // Dedupe only within a tenant, and never for --no-cache stages.
           cacheKey: req.noCache || s.noCache ? '' : `${tenant}:${s.cacheKey}`,
           payload: { stage: s, contextId: req.contextId, noCache: req.noCache || s.noCache, network: req.network } satisfies StagePayload,

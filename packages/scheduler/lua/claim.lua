@@ -32,13 +32,13 @@ local function limitOf(t)
   return tonumber(l) or 0
 end
 local function info(ref, sk)
-  local v = redis.call('HMGET', sk, 'build', 'platform', 'stage', 'tenant', 'prio', 'cacheKey', 'dispatches', 'deps')
+  local v = redis.call('HMGET', sk, 'build', 'platform', 'stage', 'tenant', 'prio', 'cacheKey', 'dispatches', 'deps', 'runPlatform')
   local inputs = {}
   for _, d in ipairs(split(v[8])) do
     local w = redis.call('HGET', skey(d), 'worker')
     if w then inputs[#inputs + 1] = w end
   end
-  return cjson.encode({ref = ref, build = v[1], platform = v[2], stage = v[3], tenant = v[4], prio = v[5],
+  return cjson.encode({ref = ref, build = v[1], platform = v[2], run = v[9] or v[2], stage = v[3], tenant = v[4], prio = v[5],
     cacheKey = v[6], dispatches = v[7], inputs = inputs, trace = redis.call('HGET', bkey(v[1]), 'trace') or ''})
 end
 local out = {}

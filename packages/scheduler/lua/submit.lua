@@ -16,7 +16,7 @@ for _, s in ipairs(stages) do
 end
 for i, s in ipairs(stages) do
   redis.call('RPUSH', KEYS[8], s.ref)
-  redis.call('HSET', KEYS[10 + i], 'build', bid, 'platform', s.platform, 'stage', s.stage, 'tenant', tenant,
+  redis.call('HSET', KEYS[10 + i], 'build', bid, 'platform', s.platform, 'runPlatform', s.runPlatform, 'stage', s.stage, 'tenant', tenant,
     'prio', prio, 'cacheKey', s.cacheKey, 'payload', s.payload, 'deps', table.concat(s.deps, '\n'),
     'dependents', table.concat(dependents[s.ref] or {}, '\n'), 'pending', #s.deps, 'state', 'pending',
     'counted', '0', 'dispatches', 0, 'attempts', 0)

@@ -105,13 +105,14 @@ export class Dispatcher {
 
   /** Places stages; returns true when a build failed instead (slots were freed). */
   private async placeAll(infos: StageDispatchInfo[], kind: 'd' | 'r'): Promise<boolean> {
-    const view = await this.registry.placementView([...new Set(infos.map((i) => i.platform))], [...new Set(infos.flatMap((i) => i.inputWorkers))]);
+    // Placement follows where a stage executes, not the target platform it belongs to.
+    const view = await this.registry.placementView([...new Set(infos.map((i) => i.runPlatform))], [...new Set(infos.flatMap((i) => i.inputWorkers))]);
     // Stages this pass put on each worker's own queue: the view's queue depths predate them.
     const placed = new Map<string, number>();
     const chosen: Array<{ info: StageDispatchInfo; queue: string; jobId: string }> = [];
     const failed = new Map<string, string>();
-    const live = (info: StageDispatchInfo) => view.platforms.get(info.platform) ?? { native: 0, emulated: 0 };
-    const choose = (info: StageDispatchInfo) => choosePlacement(info.platform, info.inputWorkers, live(info), view.holders, placed);
+    const live = (info: StageDispatchInfo) => view.platforms.get(info.runPlatform) ?? { native: 0, emulated: 0 };
+    const choose = (info: StageDispatchInfo) => choosePlacement(info.runPlatform, info.inputWorkers, live(info), view.holders, placed);
     const bind = (info: StageDispatchInfo, queue: string, jobId: string, worker?: string) => {
       if (worker) placed.set(worker, (placed.get(worker) ?? 0) + 1);
       chosen.push({ info, queue, jobId });
@@ -122,7 +123,7 @@ export class Dispatcher {
     // different workers, where the first consumer woken would fetch them back to back from a
     // shared queue (or the holder would take them all). A lone stage keeps the shared queue.
     const spread: Array<{ info: StageDispatchInfo; jobId: string; queue: string }> = [];
-    const sharedQueue = (info: StageDispatchInfo) => platformQueueName(info.platform, live(info).native > 0 ? 'native' : 'emulated');
+    const sharedQueue = (info: StageDispatchInfo) => platformQueueName(info.runPlatform, live(info).native > 0 ? 'native' : 'emulated');
     for (const info of infos) {
       const p = choose(info);
       if ('error' in p) {
@@ -157,6 +158,7 @@ export class Dispatcher {
     await this.flowProducer().addBulk(add.map(({ info, queue, jobId }): FlowJob => {
       const data: StageJobData = {
         ref: info.ref, buildId: info.buildId, tenant: info.tenant, priority: info.priority, platform: info.platform,
+        ...(info.runPlatform !== info.platform ? { runPlatform: info.runPlatform } : {}),
         stageId: info.stageId, cacheKey: info.cacheKey, traceContext: info.traceContext,
       };
       return {

@@ -174,6 +174,40 @@ test('native workers are preferred; emulation is used when no native worker is a
   assert.deepEqual([state.stages[0].worker, state.stages[0].emulated, runs[3].emulated], ['emu', true, true]);
 });
 
+test('a stage runs on its runPlatform: an arm64 build\'s $BUILDPLATFORM stages go to native amd64 workers, never to arm64 emulation (#19)', async (t) => {
+  const { scheduler, consumer, runs } = setup(t);
+  await consumer('emu', { native: ['linux/s390x'], emulated: ['linux/arm64'], capacity: 2 });
+  await consumer('amd', { native: [AMD], capacity: 2 });
+  const onAmd = (id: string, deps: string[] = []): StageSpec => ({ ...stage(id, deps), runPlatform: AMD });
+  await scheduler.submitBuild({ buildId: 'rp1', tenant: 't1', priority: 0,
+    platforms: [{ platform: 'linux/arm64', stages: [onAmd('build1'), onAmd('build2'), onAmd('tools', ['build1', 'build2']), stage('final', ['tools'])] }] });
+  const state = await timeout(scheduler.waitForBuild('rp1'));
+  assert.equal(state.status, 'done');
+  const by = new Map(state.stages.map((s) => [s.stageId, s]));
+  for (const id of ['build1', 'build2', 'tools']) {
+    assert.deepEqual([by.get(id)?.platform, by.get(id)?.runPlatform, by.get(id)?.worker, by.get(id)?.emulated], ['linux/arm64', AMD, 'amd', false], id);
+  }
+  // The stage whose platform is the target's still needs the arm64 (here emulating) worker.
+  assert.deepEqual([by.get('final')?.runPlatform, by.get('final')?.worker, by.get('final')?.emulated], ['linux/arm64', 'emu', true]);
+  assert.deepEqual(runs.filter((r) => r.worker === 'emu').map((r) => r.stageId), ['final']);
+  // Identity is unchanged: the job and the stage ref carry the target platform.
+  assert.ok(runs.every((r) => r.job.platform === 'linux/arm64'));
+  assert.deepEqual(await scheduler.stagePlacement(stageRef('rp1', 'linux/arm64', 'tools')), { worker: 'amd', emulated: false });
+});
+
+test('an arm64 build whose stages all run on amd64 needs no arm64 worker; one that runs a stage on arm64 does', async (t) => {
+  const { scheduler, consumer, runs } = setup(t);
+  await consumer('amd', { native: [AMD], capacity: 1 });
+  await scheduler.submitBuild({ buildId: 'rp2', tenant: 't1', priority: 0,
+    platforms: [{ platform: 'linux/arm64', stages: [{ ...stage('a'), runPlatform: AMD }, { ...stage('b', ['a']), runPlatform: AMD }] }] });
+  assert.equal((await timeout(scheduler.waitForBuild('rp2'))).status, 'done');
+  assert.deepEqual(runs.map((r) => [r.stageId, r.worker, r.emulated]), [['a', 'amd', false], ['b', 'amd', false]]);
+  await assert.rejects(scheduler.submitBuild({ buildId: 'rp3', tenant: 't1', priority: 0,
+    platforms: [{ platform: 'linux/arm64', stages: [{ ...stage('a'), runPlatform: AMD }, stage('b', ['a'])] }] }),
+  (err: unknown) => err instanceof NoWorkerError && err.platform === 'linux/arm64');
+  assert.equal((await scheduler.getBuild('rp3'))?.status, 'failed');
+});
+
 test('a draining worker gets no new stages', async (t) => {
   const { scheduler, consumer, runs } = setup(t);
   await consumer('w1', { capacity: 2 });

@@ -67,13 +67,18 @@ export class Scheduler {
 
   /**
    * Records the build and queues every stage whose dependencies are done. Rejects with
-   * NoWorkerError (`no worker can build linux/s390x`) when a platform has no live worker.
+   * NoWorkerError (`no worker can build linux/s390x`) when a platform some stage executes on
+   * (its runPlatform, else its group's) has no live worker.
    */
   async submitBuild(req: BuildRequest): Promise<void> {
     await this.ready;
     await this.store.submit(req);
-    const view = await this.registry.placementView(req.platforms.map((p) => p.platform), []);
-    for (const { platform } of req.platforms) {
+    // A platform needs a live worker only if some stage executes on it: an arm64 build whose stages
+    // all run on the build platform (FROM --platform=$BUILDPLATFORM) needs no arm64 worker, as with
+    // BuildKit. A group without stages keeps its own platform's check.
+    const needed = [...new Set(req.platforms.flatMap((p) => p.stages.length === 0 ? [p.platform] : p.stages.map((s) => s.runPlatform ?? p.platform)))];
+    const view = await this.registry.placementView(needed, []);
+    for (const platform of needed) {
       const live = view.platforms.get(platform);
       if (!live || live.native + live.emulated === 0) {
         await this.dispatcher.applyAbort(await this.store.abort(req.buildId, 'failed', noWorkerMessage(platform)));

@@ -361,7 +361,8 @@ export class StageConsumer {
     const store = this.store!;
     const data = job.data;
     const jobId = job.id ?? '';
-    const emulated = source.emulated ?? !this.opts.worker.nativePlatforms.includes(data.platform);
+    // Where the stage executes decides emulation (a $BUILDPLATFORM stage of an arm64 build runs amd64).
+    const emulated = source.emulated ?? !this.opts.worker.nativePlatforms.includes(data.runPlatform ?? data.platform);
     const lockMs = this.opts.lockDurationMs ?? 30_000;
     // Manual fetching means nobody renews our lock; losing it means another worker has the stage.
     const lockTimer = setInterval(() => {

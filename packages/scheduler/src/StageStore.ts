@@ -26,7 +26,10 @@ export type StartOutcome =
 export interface StageDispatchInfo {
   ref: string;
   buildId: string;
+  /** The stage's group (target) platform: its identity. */
   platform: string;
+  /** The platform it executes on: its placement. */
+  runPlatform: string;
   stageId: string;
   tenant: string;
   priority: number;
@@ -68,7 +71,7 @@ function toAbortOutcome(raw: unknown): AbortOutcome {
 }
 
 /** Validates a request into the flat stage list the submit script stores. */
-export function planStages(req: BuildRequest): Array<{ ref: string; platform: string; stage: string; cacheKey: string; payload: string; deps: string[] }> {
+export function planStages(req: BuildRequest): Array<{ ref: string; platform: string; runPlatform: string; stage: string; cacheKey: string; payload: string; deps: string[] }> {
   const bad = (what: string) => new Error(`build ${req.buildId}: ${what}`);
   if (!req.buildId || /[|\n]/.test(req.buildId)) throw bad('build id must be non-empty and contain no "|" or newline');
   if (!Number.isInteger(req.priority) || req.priority < 0 || req.priority > 1000) throw bad(`priority ${req.priority} must be an integer in 0..1000`);
@@ -81,6 +84,9 @@ export function planStages(req: BuildRequest): Array<{ ref: string; platform: st
     if (ids.size !== plan.stages.length) throw bad(`duplicate stage id in ${plan.platform}; stage ids must be unique per platform`);
     for (const s of plan.stages) {
       if (!s.id || /[|\n]/.test(s.id)) throw bad(`stage id "${s.id}" must be non-empty and contain no "|" or newline`);
+      if (s.runPlatform !== undefined && (!s.runPlatform || /[|\n]/.test(s.runPlatform))) {
+        throw bad(`stage ${s.id} (${plan.platform}) has run platform "${s.runPlatform.slice(0, 100)}"; give os/arch[/variant] or leave it out`);
+      }
       for (const d of s.dependsOn) {
         if (!ids.has(d)) throw bad(`stage ${s.id} (${plan.platform}) depends on unknown stage ${d}; list it in the same platform`);
       }
@@ -113,6 +119,7 @@ export function planStages(req: BuildRequest): Array<{ ref: string; platform: st
       out.push({
         ref: stageRef(req.buildId, plan.platform, s.id),
         platform: plan.platform,
+        runPlatform: s.runPlatform ?? plan.platform,
         stage: s.id,
         cacheKey: s.cacheKey,
         payload: JSON.stringify(s.payload ?? null),
@@ -161,10 +168,10 @@ export class StageStore {
   async claim(defaultTenantLimit: number | 'fleet', max = 100): Promise<StageDispatchInfo[]> {
     const raw = (await this.run('claim', [], [defaultTenantLimit, max])) as string[];
     return raw.map((text) => {
-      const v = JSON.parse(text) as { ref: string; build: string; platform: string; stage: string; tenant?: string; prio?: string;
+      const v = JSON.parse(text) as { ref: string; build: string; platform: string; run?: string; stage: string; tenant?: string; prio?: string;
         cacheKey?: string; dispatches?: string; inputs: unknown; trace?: string };
       return {
-        ref: v.ref, buildId: v.build, platform: v.platform, stageId: v.stage, tenant: v.tenant ?? '', priority: Number(v.prio ?? 0),
+        ref: v.ref, buildId: v.build, platform: v.platform, runPlatform: v.run || v.platform, stageId: v.stage, tenant: v.tenant ?? '', priority: Number(v.prio ?? 0),
         cacheKey: v.cacheKey ?? '', dispatches: Number(v.dispatches ?? 1),
         traceContext: traceContextOf(v.trace, v.ref),
         // cjson encodes an empty list as {}
@@ -175,8 +182,8 @@ export class StageStore {
 
   /** The same as claim returns, for a stage placed before (re-homing). */
   async dispatchInfo(ref: string): Promise<StageDispatchInfo | null> {
-    const [build, platform, stage, tenant, prio, cacheKey, dispatches, deps] = await this.redis.hmget(
-      this.keys.stage(ref), 'build', 'platform', 'stage', 'tenant', 'prio', 'cacheKey', 'dispatches', 'deps');
+    const [build, platform, stage, tenant, prio, cacheKey, dispatches, deps, runPlatform] = await this.redis.hmget(
+      this.keys.stage(ref), 'build', 'platform', 'stage', 'tenant', 'prio', 'cacheKey', 'dispatches', 'deps', 'runPlatform');
     if (build === null || platform === null || stage === null) return null;
     const depRefs = (deps ?? '').split('\n').filter(Boolean);
     const p = this.redis.pipeline();
@@ -185,7 +192,7 @@ export class StageStore {
     const res = ((await p.exec()) ?? []).map(([err, v]) => { if (err) throw err; return v as string | null; });
     const trace = res.pop();
     return {
-      ref, buildId: build, platform, stageId: stage, tenant: tenant ?? '', priority: Number(prio ?? 0),
+      ref, buildId: build, platform, runPlatform: runPlatform || platform, stageId: stage, tenant: tenant ?? '', priority: Number(prio ?? 0),
       cacheKey: cacheKey ?? '', dispatches: Number(dispatches ?? 1),
       traceContext: traceContextOf(trace, ref), inputWorkers: res.filter((w): w is string => !!w),
     };
@@ -248,7 +255,7 @@ export class StageStore {
       const raw = await this.redis.hgetall(this.keys.stage(ref));
       const s = fromRedis(stageHashSchema, raw, `the scheduler record of stage ${ref}`);
       const st: StageState = {
-        platform: s.platform, stageId: s.stage, status: s.state, cacheKey: s.cacheKey,
+        platform: s.platform, runPlatform: raw.runPlatform || s.platform, stageId: s.stage, status: s.state, cacheKey: s.cacheKey,
         dependsOn: s.deps.split('\n').filter(Boolean).map((d) => d.split('|')[2] ?? d),
         attempts: s.attempts,
       };

@@ -105,6 +105,9 @@ function capacity(workers: WorkerStatus[]) {
   };
 }
 
+/** The platform whose workers a stage needs: where it executes, not the target it belongs to. */
+const runsOn = (s: StageState): string => s.runPlatform ?? s.platform;
+
 /** Every runnable stage that is not running, with what holds it. */
 export function waitingStages(input: QueueViewInput): WaitingStage[] {
   const slots = capacity(input.workers);
@@ -119,7 +122,8 @@ export function waitingStages(input: QueueViewInput): WaitingStage[] {
     if (state.status !== 'running') continue;
     const since = runnableSince(state, events);
     for (const s of state.stages) {
-      const base = { buildId: state.buildId, tenant: state.tenant, platform: s.platform, stageId: s.stageId, sinceMs: since.get(`${s.platform}\n${s.stageId}`) ?? state.createdAt };
+      // A stage waits for workers of the platform it executes on (its runPlatform), not its target's.
+      const base = { buildId: state.buildId, tenant: state.tenant, platform: runsOn(s), stageId: s.stageId, sinceMs: since.get(`${s.platform}\n${s.stageId}`) ?? state.createdAt };
       const held = (reason: HoldReason, why: string) => out.push({ ...base, reason, why });
       switch (s.status) {
         case 'ready':
@@ -141,8 +145,8 @@ export function waitingStages(input: QueueViewInput): WaitingStage[] {
             break;
           }
           const cls = q?.kind;
-          const what = cls ? `${s.platform} (${cls})` : s.platform;
-          const c = slots.platform(s.platform, cls);
+          const what = cls ? `${runsOn(s)} (${cls})` : runsOn(s);
+          const c = slots.platform(runsOn(s), cls);
           if (c.workers === 0) held('no-worker', `no live worker runs ${what}`);
           else if (c.free === 0) held('workers-busy', `all ${c.slots} worker slots for ${what} are busy`);
           else held('queued', `queued for ${what}: ${c.free} of ${c.slots} worker slots free`);
@@ -178,7 +182,7 @@ export function queueView(input: QueueViewInput): PlatformTenantQueue[] {
   }
   for (const { state } of input.running) {
     if (state.status !== 'running') continue;
-    for (const s of state.stages) if (s.status === 'running') row(s.platform, state.tenant).running += 1;
+    for (const s of state.stages) if (s.status === 'running') row(runsOn(s), state.tenant).running += 1;
   }
   for (const state of [...input.running.map((b) => b.state), ...(input.finished ?? [])]) {
     const failedOn = new Set<string>();

@@ -9,6 +9,12 @@ export interface StageSpec {
   /** Tenant-namespaced cache key; identical keys of concurrent builds run once. Empty disables dedupe. */
   cacheKey: string;
   payload: unknown;
+  /**
+   * The platform the stage executes on, when it is not its group's (a `FROM --platform=$BUILDPLATFORM`
+   * stage of an arm64 build runs on linux/amd64). It decides the queue and the live-worker check;
+   * the group's platform stays the stage's identity (its ref, events, results). Default: the group's.
+   */
+  runPlatform?: string;
 }
 
 export interface PlatformPlan {
@@ -42,6 +48,8 @@ export type StageStatus =
 
 export interface StageState {
   platform: string;
+  /** Where the stage executes (its queue's platform); absent or equal to `platform` when it runs there. */
+  runPlatform?: string;
   stageId: string;
   status: StageStatus;
   cacheKey: string;
