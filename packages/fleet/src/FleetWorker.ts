@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { openRedis, type RedisClient as Redis } from '@buildyard/contracts';
 import { SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
 import { metrics, withExtractedContext, type EmulationLabel } from '@buildyard/telemetry';
-import { BlobLeases, RedisCacheIndex, openContextStore, openSharedBlobStore, serveWorkerDisk, type WorkerDiskReport, type WorkerDiskRequest } from '@buildyard/cache';
+import { BlobLeases, RedisCacheIndex, TieredBlobStore, openContextStore, openSharedBlobStore, serveWorkerDisk, type WorkerDiskReport, type WorkerDiskRequest } from '@buildyard/cache';
 import { materializeContext, type ContextStore } from '@buildyard/context';
 import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, fromRedis, stagePayloadSchema, stageResultSchema, type RedisKeys, type StageResult } from '@buildyard/contracts';
 import { detectPlatforms, type EgressLists, type RuncExecutorOptions, type StepLimits } from '@buildyard/executor';
@@ -60,6 +60,8 @@ export interface FleetWorkerOptions {
 const tracer = trace.getTracer('buildyard-worker');
 /** A backstop: the frontend releases a build's leases when it ends. */
 const BUILD_LEASE_MS = 24 * 3600 * 1000;
+/** Fetched context copies younger than this survive GC: a stage may be about to read them. */
+const CONTEXT_COPY_MIN_AGE_MS = 10 * 60_000;
 
 /**
  * A worker of the fleet: takes stage jobs for its platforms from the scheduler's queues and
@@ -111,6 +113,8 @@ export class FleetWorker {
     const records = new BuildRecords(this.redis, this.keys);
     this.disk = new WorkerDisk({
       stateDir: this.opts.stateDir,
+      // openContextStore keeps this worker's own copies there when the blob store is remote.
+      contextCopies: this.blobs instanceof TieredBlobStore ? { dir: join(this.opts.sharedDir, 'contexts', 'content'), minAgeMs: CONTEXT_COPY_MIN_AGE_MS } : undefined,
       buildRunning: async (buildId) => ['queued', 'running'].includes((await records.get(buildId))?.status ?? ''),
     });
     // `du` and `prune` of the frontend reach this worker's snapshots and contexts.
@@ -157,7 +161,7 @@ export class FleetWorker {
     this.gcDone = (async () => {
       const contexts = await diskBytes(this.disk.contextsDir);
       // With a registry blob store, this worker's copies of fetched context files: a cache too.
-      const copies = await this.contexts.trimLocalCopies(Math.max(0, keepBytes - contexts));
+      const copies = await this.contexts.trimLocalCopies(Math.max(0, keepBytes - contexts), CONTEXT_COPY_MIN_AGE_MS);
       pruned = copies.freedBytes + (await pruneSnapshots(this.engine.snapshotter, Math.max(0, keepBytes - contexts - copies.keptBytes))).reclaimedBytes;
     })()
       .catch((err: Error) => this.opts.onError?.(err))

@@ -9,6 +9,12 @@ import type { WorkerDiskPart } from '@buildyard/cache';
 
 export interface WorkerDiskOptions {
   stateDir: string;
+  /**
+   * With a registry blob store, this worker's own copies of context files and manifests it
+   * fetched (`<sharedDir>/contexts/content`): on its disk, so part of its contexts figure.
+   * Unset with an fs blob store, where that directory is the machine's shared store.
+   */
+  contextCopies?: { dir: string; /** Copies younger than this stay on a prune (see trimLocalCopies). */ minAgeMs: number };
   /** True while the build may still run stages (its record is queued or running). */
   buildRunning(buildId: string): Promise<boolean>;
 }
@@ -21,8 +27,11 @@ interface ContextUse {
   ready?: Promise<string>;
 }
 
-/** Disk use of a tree as `du -sx -B1` reports it. */
-export async function diskBytes(path: string): Promise<number> {
+/**
+ * Disk use of a tree as `du -sx -B1` reports it; with `modifiedBefore` (epoch ms) only the
+ * non-directory entries last modified before then.
+ */
+export async function diskBytes(path: string, modifiedBefore?: number): Promise<number> {
   const seen = new Set<bigint>();
   let total = 0;
   let rootDev: bigint | undefined;
@@ -31,7 +40,8 @@ export async function diskBytes(path: string): Promise<number> {
     try { st = await lstat(p, { bigint: true }); } catch { return; } // removed while we walk
     rootDev ??= st.dev;
     if (st.dev !== rootDev) return;
-    if (!seen.has(st.ino)) {
+    const counted = modifiedBefore === undefined || (!st.isDirectory() && Number(st.mtimeMs) < modifiedBefore);
+    if (counted && !seen.has(st.ino)) {
       seen.add(st.ino);
       total += Number(st.blocks) * 512;
     }
@@ -134,9 +144,14 @@ export class WorkerDisk {
     const [snapshots, contexts, cache] = await Promise.all([diskBytes(join(this.opts.stateDir, 'snapshots')), diskBytes(this.contextsDir), diskBytes(join(this.opts.stateDir, 'blobs'))]);
     let inUse = 0;
     for (const [id, use] of this.uses) if (use.stages > 0) inUse += await diskBytes(join(this.contextsDir, id.slice('sha256:'.length)));
+    const copies = this.opts.contextCopies;
+    // A GC trims copies only while no stage runs, and only those old enough.
+    const [copyBytes, copiesReclaimable] = copies
+      ? await Promise.all([diskBytes(copies.dir), idle ? diskBytes(copies.dir, Date.now() - copies.minAgeMs) : 0])
+      : [0, 0];
     return [
       { kind: 'snapshots', bytes: snapshots, reclaimableBytes: idle ? snapshots : 0 },
-      { kind: 'contexts', bytes: contexts, reclaimableBytes: Math.max(0, contexts - inUse) },
+      { kind: 'contexts', bytes: contexts + copyBytes, reclaimableBytes: Math.max(0, contexts - inUse) + copiesReclaimable },
       // Layers are fetched again from the blob store; no prune removes this local copy yet.
       { kind: 'cache', bytes: cache, reclaimableBytes: 0 },
     ];
