@@ -304,3 +304,31 @@ test('the autoscaling example renders a KEDA ScaledObject per platform pool, on 
   (broken.spec as { minReplicaCount: unknown }).minReplicaCount = 'one';
   await assert.rejects(validateSchemas([broken]), /minReplicaCount must be integer/);
 });
+
+test('the registry blob store example mounts no shared volume and loads as a fleet without a common disk', async () => {
+  const values = parseYaml(readFileSync(join(deployDir, 'kubernetes/examples/registry-blob-store.yaml'), 'utf8'));
+  const objects = render(values) as K8sObject[];
+  await validateSchemas(objects);
+  assert.deepEqual(crossCheck(objects, ['buildyard-secrets', 'buildyard-frontend-tls']), []);
+  assert.ok(!objects.some((o) => o.kind === 'PersistentVolumeClaim' && o.metadata.name === 'buildyard-shared'), 'no RWX claim is rendered');
+  const claimsOf = (spec: PodSpec) => (spec.volumes ?? []).filter((vol) => vol.persistentVolumeClaim).map((vol) => vol.persistentVolumeClaim!.claimName);
+  const pods = podSpecs(objects).filter((p) => ['buildyardd', 'worker'].includes(p.spec.containers[0].name));
+  assert.equal(pods.length, 3, 'the frontend and both worker sets');
+  for (const { owner, spec } of pods) {
+    // Only the registry's and Redis' own ReadWriteOnce claims remain, on their own pods.
+    assert.deepEqual(claimsOf(spec), [], `${owner.metadata.name} mounts a claim`);
+    assert.ok(!(spec.containers[0].volumeMounts ?? []).some((m) => m.name === 'shared'), `${owner.metadata.name} mounts the shared volume`);
+  }
+  for (const container of ['buildyardd', 'worker']) {
+    const config = loadRenderedConfig(objects, container);
+    assert.equal(config.blobStore.type, 'registry');
+    assert.equal(config.blobStore.repository, 'buildyard-registry.buildyard.svc:5000/buildyard/blobs');
+    // The shared dir lies on the pod's own state volume.
+    assert.ok(config.sharedDir.startsWith(`${config.stateDir}/`), config.sharedDir);
+    const pod = pods.find((p) => p.spec.containers[0].name === container)!;
+    assert.ok(pod.spec.containers[0].volumeMounts?.some((m) => m.name === 'state' && m.mountPath === config.stateDir));
+  }
+  // The default stays on the shared volume, and a mistyped store is refused.
+  assert.ok(podSpecs(render() as K8sObject[]).every((p) => !['buildyardd', 'worker'].includes(p.spec.containers[0].name) || claimsOf(p.spec).includes('buildyard-shared')));
+  assert.throws(() => render({ blobStore: { type: 's3' } }), /invalid values: blobStore.type "s3" must be fs or registry/);
+});

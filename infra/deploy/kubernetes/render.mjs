@@ -49,8 +49,11 @@ export function render(userValues = {}) {
   const secretEnv = (env, key, optional = false) => ({ name: env, valueFrom: { secretKeyRef: { name: v.secrets.name, key, ...(optional ? { optional: true } : {}) } } });
   const configVolume = { name: 'config', configMap: { name: 'buildyard-config' } };
   const configMount = { name: 'config', mountPath: `${CONFIG_DIR}/buildyard.toml`, subPath: 'buildyard.toml', readOnly: true };
-  const sharedVolume = { name: 'shared', persistentVolumeClaim: { claimName: v.shared.existingClaim || 'buildyard-shared' } };
-  const sharedMount = { name: 'shared', mountPath: v.shared.mountPath };
+  // With a registry blob store pods share no directory: each keeps its copies under its own
+  // state volume, so no ReadWriteMany volume is rendered or mounted.
+  const sharedFs = v.blobStore.type === 'fs';
+  const sharedVolumes = sharedFs ? [{ name: 'shared', persistentVolumeClaim: { claimName: v.shared.existingClaim || 'buildyard-shared' } }] : [];
+  const sharedMounts = sharedFs ? [{ name: 'shared', mountPath: v.shared.mountPath }] : [];
   // The bundled Redis requires a password (the Secret's redis-password): every process gets
   // the URL with it from the environment; the ConfigMap holds the URL without it.
   const redisEnv = v.redis.externalUrl ? [] : [
@@ -72,8 +75,8 @@ export function render(userValues = {}) {
   const toml = mergeValues(v.config, {
     redis: { url: redisUrl },
     stateDir: STATE_DIR,
-    sharedDir: v.shared.mountPath,
-    blobStore: { type: 'fs' },
+    sharedDir: sharedFs ? v.shared.mountPath : `${STATE_DIR}/shared`,
+    blobStore: sharedFs ? { type: 'fs' } : { type: 'registry', repository: v.blobStore.repository || `${registryHost}/buildyard/blobs` },
     registry: { insecure: v.registry.external ? (v.config.registry?.insecure ?? []) : [registryHost] },
     frontend: { listen: `0.0.0.0:${v.frontend.grpcPort}`, healthListen: `0.0.0.0:${v.frontend.healthPort}` },
     auth: { tokensFile: `${CONFIG_DIR}/secrets/tokens` },
@@ -89,7 +92,7 @@ export function render(userValues = {}) {
     } });
   }
 
-  if (!v.shared.existingClaim) {
+  if (sharedFs && !v.shared.existingClaim) {
     objects.push({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: meta('buildyard-shared', 'shared'), spec: {
       accessModes: [v.shared.accessMode], resources: { requests: { storage: v.shared.size } },
       ...(v.shared.storageClassName ? { storageClassName: v.shared.storageClassName } : {}),
@@ -114,10 +117,10 @@ export function render(userValues = {}) {
         livenessProbe: httpProbe('/healthz', 'health', 10, 3),
         readinessProbe: httpProbe('/readyz', 'health', 5, 2),
         resources: v.frontend.resources,
-        volumeMounts: [configMount, { name: 'secrets', mountPath: `${CONFIG_DIR}/secrets`, readOnly: true }, sharedMount,
+        volumeMounts: [configMount, { name: 'secrets', mountPath: `${CONFIG_DIR}/secrets`, readOnly: true }, ...sharedMounts,
           { name: 'state', mountPath: STATE_DIR }, ...(tls ? [{ name: 'tls', mountPath: `${CONFIG_DIR}/tls`, readOnly: true }] : [])],
       }],
-      volumes: [configVolume, { name: 'secrets', secret: { secretName: v.secrets.name, items: [{ key: 'tokens', path: 'tokens' }] } }, sharedVolume,
+      volumes: [configVolume, { name: 'secrets', secret: { secretName: v.secrets.name, items: [{ key: 'tokens', path: 'tokens' }] } }, ...sharedVolumes,
         { name: 'state', emptyDir: {} }, ...(tls ? [{ name: 'tls', secret: { secretName: tls } }] : [])],
     } },
   } });
@@ -150,9 +153,9 @@ export function render(userValues = {}) {
         livenessProbe: probe([], 30, 3),
         readinessProbe: probe(['--ready'], 15, 2),
         resources: w.resources,
-        volumeMounts: [configMount, sharedMount, { name: 'state', mountPath: STATE_DIR }],
+        volumeMounts: [configMount, ...sharedMounts, { name: 'state', mountPath: STATE_DIR }],
       }],
-      volumes: [configVolume, sharedVolume,
+      volumes: [configVolume, ...sharedVolumes,
         w.state.type === 'hostPath' ? { name: 'state', hostPath: { path: w.state.path, type: 'DirectoryOrCreate' } } : { name: 'state', emptyDir: {} }],
     };
     const template = { metadata: { labels: labels(component) }, spec: podSpec };
@@ -295,6 +298,7 @@ function check(v) {
   }
   if (v.secrets.create && !v.redis.externalUrl && !/^[A-Za-z0-9_-]{16,}$/.test(v.secrets.redisPassword ?? '')) fail('secrets.redisPassword must be at least 16 URL-safe characters (openssl rand -hex 24) when secrets.create is true');
   if (v.secrets.create && !/^[0-9a-f]{64}$/.test(v.secrets.secretsKey)) fail('secrets.secretsKey must be 64 hex characters (openssl rand -hex 32) when secrets.create is true');
+  if (!['fs', 'registry'].includes(v.blobStore?.type)) fail(`blobStore.type "${v.blobStore?.type}" must be fs or registry`);
   if (v.redis.externalUrl && !/^rediss?:\/\//.test(v.redis.externalUrl)) fail('redis.externalUrl must start with redis:// or rediss://');
 }
 
