@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { readProgress } from '@buildyard/progress';
 import { createMetrics } from '@buildyard/telemetry';
 import { startCluster, type Cluster } from '@buildyard/testkit';
 import type { BuildSummary, PlatformTenantRow, WorkerView } from '../../apps/dashboard/src/api/types.js';
@@ -138,7 +139,22 @@ function twoPlatformBuild(opts: { fresh?: boolean } = {}): Promise<TwoPlatformBu
   return twoPlatform;
 }
 
-test('a two-platform build shows in the builds and queue views while running, its log tails live, and it ends with its digests', { skip, timeout: 150_000 }, async () => {
+/** Resolves once `count` steps whose names match `name` have finished in the build's progress stream. */
+async function buildStepsFinished(buildId: string, name: RegExp, count: number): Promise<void> {
+  const redis = cluster.openRedis();
+  try {
+    let finished = 0;
+    for await (const event of readProgress(redis, buildId, { fromStart: true })) {
+      if (event.type === 'vertex.finished' && name.test(event.vertex.name) && ++finished === count) return;
+      if (event.type === 'vertex.error' || event.type === 'build.error') throw new Error(`build ${buildId} failed before its steps finished: ${JSON.stringify(event).slice(0, 500)}`);
+    }
+    throw new Error(`build ${buildId} ended with ${finished} of ${count} steps matching ${name} finished`);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+test('a two-platform build shows in the builds and queue views while running, its log tails live, and it ends with its digests', { skip, timeout: 600_000 }, async () => {
   const { page } = tb;
   const { id, image, finished, release, done } = await twoPlatformBuild({ fresh: true });
 
@@ -168,11 +184,14 @@ test('a two-platform build shows in the builds and queue views while running, it
   // Each platform's build steps print "built client|server: N bytes", on whole lines labelled
   // with the platform, however the two platforms' output interleaves.
   const built = (platform: string) => new RegExp(`^\\[${platform.replace('/', '\\/')}[^\\]\\n]*\\] built (client|server): \\d+ bytes$`, 'gm');
+  // The steps run at the machine's pace (arm64 under emulation): wait for the build to report
+  // them done, then give the page a bounded time to show what the frontend already has.
+  await buildStepsFinished(id, / RUN sh common\/build\.sh /, 4);
   let late = '';
   await until('both platforms\' build steps in the log view', async () => {
     late = await log.textContent() ?? '';
     return ['linux/amd64', 'linux/arm64'].every((p) => (late.match(built(p)) ?? []).length === 2);
-  }, 120_000);
+  }, 60_000).catch((err: Error) => { throw new Error(`${err.message}; the log view showed:\n${late.slice(-3000)}`); });
   // The view is appended to, never re-rendered: what it first showed stays, in the same order.
   assert.ok(late.length > early.length && late.startsWith(early), `the same log view grew:\n${early}\n---\n${late}`);
 
