@@ -4,7 +4,8 @@
 -- slot of its own frees (release) or the fleet share grows, so a completion costs O(1) tenants.
 -- A limit is a number (0 = none) or 'fleet': unlimited while no other tenant waits, else an
 -- equal share of the live slots (P:config liveSlots, counted by the registry scripts).
--- Returns one JSON object per claimed stage: what placement needs.
+-- Returns one JSON object per claimed stage: what placement needs. ARGV[5] the claimer's id,
+-- ARGV[6] its lease (ms): a claimed stage records its claimer and joins P:claimed (recover.lua).
 -- Declared: the fixed keys only. Which tenants, ready stages, in-flight markers and builds it
 -- touches is decided by what it reads (see prelude.lua for why that holds on a Redis Cluster).
 -- Nothing ready (a held tenant gets back into P:tenants when one of its slots frees).
@@ -13,6 +14,7 @@ local cfg = redis.call('HMGET', CONFIG, 'tenantLimit', 'liveSlots', 'lastShare')
 local defaultLimit = cfg[1] or ARGV[3]
 local slots = tonumber(cfg[2] or '0')
 local maxClaims = tonumber(ARGV[4])
+local claimer, lease = ARGV[5], ARGV[6]
 local tk, hk = TENANTS, HELD
 local waiting = redis.call('SCARD', tk) + redis.call('SCARD', hk)
 local share = 0
@@ -69,7 +71,9 @@ for _, t in ipairs(redis.call('SMEMBERS', tk)) do
         local b, p, s = stageFields(ref)
         emit(b, {'type', 'stage-deduped', 'platform', p, 'stage', s, 'leader', leader})
       else
-        redis.call('HSET', sk, 'state', 'dispatching', 'counted', '1')
+        -- recover.lua gives it back if this claimer dies before its job is added
+        redis.call('HSET', sk, 'state', 'dispatching', 'counted', '1', 'claimer', claimer)
+        redis.call('SADD', P..':claimed', ref)
         redis.call('INCR', ak)
         redis.call('HINCRBY', sk, 'dispatches', 1)
         out[#out + 1] = info(ref, sk)
@@ -77,4 +81,6 @@ for _, t in ipairs(redis.call('SMEMBERS', tk)) do
     end
   end
 end
+-- the claimer's lease: while it lives, recover.lua leaves these stages to it
+if #out > 0 then redis.call('SET', P..':claimer:'..claimer, '1', 'PX', lease) end
 return out

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { FlowProducer, Queue, type FlowJob, type Job } from 'bullmq';
 import type { RedisClient } from './connectRedis.js';
 import { platformQueueName, workerQueueName, type SchedulerKeys } from './keys.js';
-import type { AbortOutcome, StageDispatchInfo, StageStore } from './StageStore.js';
+import type { AbortOutcome, Claimer, StageDispatchInfo, StageStore } from './StageStore.js';
 import type { HolderStatus, PlatformCount, WorkerRegistry } from './WorkerRegistry.js';
 import { stageJobDataSchema, type StageJobData } from '@buildyard/contracts';
 
@@ -16,6 +16,12 @@ export interface DispatcherOptions {
    * 'fleet' (unlimited while no other tenant waits, else an equal share of the live slots).
    */
   tenantLimit: number | 'fleet';
+  /**
+   * How long this dispatcher's claimed stages stay its own without it (default 30 s): if the
+   * process dies between claim and queue, a scheduler's tick gives them back to ready after it.
+   * A pass that outlasts it is still safe: a recovered claim refuses its late markQueued.
+   */
+  claimLeaseMs?: number;
 }
 
 export type Placement = { queue: string; worker?: string } | { error: string };
@@ -72,6 +78,7 @@ export class Dispatcher {
   private flows: FlowProducer | undefined;
   private running: Promise<void> | null = null;
   private again = false;
+  private readonly claimer: Claimer;
 
   constructor(
     private readonly redis: RedisClient,
@@ -80,7 +87,9 @@ export class Dispatcher {
     private readonly registry: WorkerRegistry,
     private readonly opts: DispatcherOptions,
     private readonly onError: (err: Error) => void = () => undefined,
-  ) {}
+  ) {
+    this.claimer = { id: randomUUID(), leaseMs: opts.claimLeaseMs ?? 30_000 };
+  }
 
   /** Claims and places everything that may run now; concurrent calls coalesce into a rerun. */
   dispatch(): Promise<void> {
@@ -98,7 +107,7 @@ export class Dispatcher {
   }
 
   private async dispatchOnce(): Promise<void> {
-    const claimed = await this.store.claim(this.opts.tenantLimit);
+    const claimed = await this.store.claim(this.opts.tenantLimit, this.claimer);
     if (claimed.length === 0) return;
     if (await this.placeAll(claimed, 'd')) this.again = true;
   }
@@ -149,7 +158,7 @@ export class Dispatcher {
     }
     // Aborted first: their other stages' markQueued then refuses (the stage is cancelled).
     for (const [buildId, error] of failed) await this.applyAbort(await this.store.abort(buildId, 'failed', error));
-    const ok = await this.store.markQueuedAll(chosen.map((c) => ({ ref: c.info.ref, queue: c.queue, jobId: c.jobId })));
+    const ok = await this.store.markQueuedAll(chosen.map((c) => ({ ref: c.info.ref, queue: c.queue, jobId: c.jobId })), this.claimer, kind);
     const add = chosen.filter((_, i) => ok[i]);
     if (add.length === 0) return failed.size > 0;
     // Recorded so readers list queues without scanning BullMQ's keys (Scheduler.queueNames); not
@@ -172,6 +181,7 @@ export class Dispatcher {
         },
       };
     }));
+    await this.store.jobsAdded(add.map((c) => c.info.ref));
     const perQueue = new Map<string, number>();
     for (const c of add) perQueue.set(c.queue, (perQueue.get(c.queue) ?? 0) + 1);
     await this.registry.wake(perQueue);

@@ -8,6 +8,7 @@ import { Queue } from 'bullmq';
 import { startRedis, startRedisCluster, until, type RedisClusterService, type RedisService } from '@buildyard/testkit';
 import { connectRedis, type RedisTarget } from './connectRedis.js';
 import { schedulerKeys } from '@buildyard/contracts';
+import { StageStore } from './StageStore.js';
 import { NoWorkerError, Scheduler, StageConsumer, platformQueueName, stageRef, workerQueueName, type StageJob, type StageSpec } from './index.js';
 
 let redis: RedisService;
@@ -38,8 +39,8 @@ const AMD = 'linux/amd64';
 interface Run { worker: string; buildId: string; stageId: string; start: number; end: number; emulated: boolean; aborted: boolean; job: StageJob }
 
 /** A scheduler plus consumers in a private key prefix; everything is closed when the test ends. */
-function setup(t: TestContext, opts: { tenantLimit?: number; redis?: RedisTarget } = {}) {
-  const prefix = `t${process.pid}-${++prefixSeq}`;
+function setup(t: TestContext, opts: { tenantLimit?: number; redis?: RedisTarget; prefix?: string } = {}) {
+  const prefix = opts.prefix ?? `t${process.pid}-${++prefixSeq}`;
   const redisTarget = opts.redis ?? target;
   const scheduler = new Scheduler(redisTarget, { prefix, tickMs: 200, heartbeatTtlMs: FAST.heartbeatTtlMs, tenantLimit: opts.tenantLimit });
   const consumers: StageConsumer[] = [];
@@ -564,4 +565,61 @@ test('read API: queue names from placements and live workers, a gone worker\'s i
   // served stays listed because a job was placed on it.
   await w1.close();
   assert.deepEqual(await scheduler.queueNames(), [platformQueueName(AMD, 'native')]);
+});
+
+test('a stage claimed by a dispatcher SIGKILLed before queueing it goes back to ready when its lease expires, and runs once', async (t) => {
+  const prefix = `t${process.pid}-${++prefixSeq}`;
+  const probe = probeRedis();
+  t.after(() => probe.quit());
+  const store = new StageStore(probe, prefix);
+  // Submitted without a scheduler, so the child is the one that claims.
+  await store.submit({ buildId: 'lost1', tenant: 't1', priority: 0, platforms: [{ platform: AMD, stages: [stage('a'), stage('b', ['a'])] }] });
+  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', fileURLToPath(new URL('./claimChild.test-util.ts', import.meta.url))], {
+    env: { ...process.env, REDIS_URL: redisCluster?.url ?? redis.url, REDIS_CLUSTER: onCluster ? '1' : '', PREFIX: prefix, LEASE_MS: '300' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  const claimed = await timeout(new Promise<string[]>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]) as string[]); });
+    child.once('exit', (code) => reject(new Error(`claiming child exited early with ${code}`)));
+  }), 60_000, 'the claiming child');
+  assert.deepEqual(claimed, [stageRef('lost1', AMD, 'a')]);
+  child.kill('SIGKILL');
+  await exited;
+  assert.equal((await store.getBuild('lost1'))?.stages[0].status, 'dispatching', 'the dead claimer left it dispatching');
+  const { scheduler, consumer, runs } = setup(t, { prefix });
+  await consumer('w1', {});
+  const state = await timeout(scheduler.waitForBuild('lost1'));
+  assert.equal(state.status, 'done');
+  assert.deepEqual(runs.map((r) => r.stageId), ['a', 'b']);
+  const queued = (await scheduler.eventsSoFar('lost1')).filter((e) => e.type === 'stage-queued').map((e) => e.stageId);
+  assert.deepEqual(queued, ['a', 'b'], 'each stage was queued once');
+  assert.equal(await probe.scard(store.claimedKey), 0);
+});
+
+test('a claim whose dispatcher died after adding its job is left to that job, not dispatched again', async (t) => {
+  const prefix = `t${process.pid}-${++prefixSeq}`;
+  const probe = probeRedis();
+  t.after(() => probe.quit());
+  const store = new StageStore(probe, prefix);
+  await store.submit({ buildId: 'lost2', tenant: 't1', priority: 0, platforms: [{ platform: AMD, stages: [stage('a')] }] });
+  // A dispatcher that claimed, marked and added the job, then died before taking the stage off
+  // the watch list.
+  const ghost = { id: 'ghost', leaseMs: 300 };
+  const [info] = await store.claim('fleet', ghost);
+  const queue = platformQueueName(AMD, 'native');
+  const jobId = 'sghost-1';
+  assert.deepEqual(await store.markQueuedAll([{ ref: info.ref, queue, jobId }], ghost, 'd'), [true]);
+  const q = new Queue(queue, { connection: probe, prefix: schedulerKeys(prefix).bullPrefix });
+  t.after(() => q.close());
+  await q.add('a', { ref: info.ref, buildId: 'lost2', tenant: 't1', priority: 0, platform: AMD, stageId: 'a', cacheKey: '', traceContext: {} }, { jobId });
+  const { scheduler, consumer, runs } = setup(t, { prefix });
+  await until('the sweep to drop the stage from its watch list', async () => (await probe.scard(store.claimedKey)) === 0);
+  assert.equal((await store.getBuild('lost2'))?.stages[0].status, 'queued', 'its job exists: not recovered');
+  await consumer('w1', {});
+  assert.equal((await timeout(scheduler.waitForBuild('lost2'))).status, 'done');
+  assert.deepEqual(runs.map((r) => r.stageId), ['a']);
+  assert.equal((await scheduler.eventsSoFar('lost2')).filter((e) => e.type === 'stage-queued').length, 1);
 });

@@ -23,6 +23,8 @@ export interface SchedulerOptions {
   retentionSec?: number;
   /** Must match the workers' setting (default 10 s). */
   heartbeatTtlMs?: number;
+  /** How long a claim outlives a dispatcher that died before queueing it (default 30 s; see DispatcherOptions). */
+  claimLeaseMs?: number;
 }
 
 /** Thrown by submitBuild when a platform has no live worker; the build is recorded as failed. */
@@ -55,7 +57,7 @@ export class Scheduler {
     this.registry = new WorkerRegistry(client, { prefix, heartbeatTtlMs: opts.heartbeatTtlMs });
     this.store = new StageStore(client, prefix);
     const tenantLimit = opts.tenantLimit ?? 'fleet';
-    this.dispatcher = new Dispatcher(client, this.keys, this.store, this.registry, { tenantLimit });
+    this.dispatcher = new Dispatcher(client, this.keys, this.store, this.registry, { tenantLimit, claimLeaseMs: opts.claimLeaseMs });
     this.ready = client.hset(this.keys.config, 'tenantLimit', tenantLimit, 'retentionSec', opts.retentionSec ?? 86_400)
       .then(() => this.releaseHeldTenants());
     const tickMs = opts.tickMs ?? 1000;
@@ -178,7 +180,10 @@ export class Scheduler {
     return state;
   }
 
-  /** Dispatches held-back stages and re-homes jobs placed on dead or draining workers. */
+  /**
+   * Dispatches held-back stages, re-homes jobs placed on dead or draining workers and gives back
+   * claims of dispatchers that died before queueing them.
+   */
   async tick(): Promise<void> {
     if (this.ticking) return;
     this.ticking = true;
@@ -189,6 +194,8 @@ export class Scheduler {
       }
       // A tick reads no per-worker state: dead workers are one range query, draining ones a small set.
       for (const id of await this.registry.drainingWorkers()) await this.dispatcher.rehome(id);
+      // Stages whose dispatcher died between claim and queue: ready again, dispatched below.
+      await this.store.recoverClaims();
       await this.dispatcher.dispatch();
     } catch {
       // Redis hiccup: the next tick retries.

@@ -40,7 +40,14 @@ export interface StageDispatchInfo {
   inputWorkers: string[];
 }
 
-type Script = 'submit' | 'claim' | 'markQueued' | 'start' | 'complete' | 'fail' | 'release' | 'abort';
+type Script = 'submit' | 'claim' | 'markQueued' | 'start' | 'complete' | 'fail' | 'release' | 'abort' | 'recover';
+
+/** Who claims stages (a dispatcher of one process) and how long its claims hold without it. */
+export interface Claimer {
+  id: string;
+  /** Its claimed stages go back to ready this long after its last claim or mark, if their jobs were not added. */
+  leaseMs: number;
+}
 // Every state transition is one script under ../lua, each after the shared prelude (key helpers;
 // ARGV[1] is the key prefix, ARGV[2] the time). KEYS: the fixed keys (fixedScriptKeys), then the
 // keys the call names (each script's header says which); keys found only by what the script
@@ -50,6 +57,7 @@ const script = (file: string): LuaScript => ({ files: ['prelude.lua', file], key
 const SCRIPTS: Record<Script, LuaScript> = {
   submit: script('submit.lua'), claim: script('claim.lua'), markQueued: script('mark_queued.lua'), start: script('start.lua'),
   complete: script('complete.lua'), fail: script('fail.lua'), release: script('release.lua'), abort: script('abort.lua'),
+  recover: script('recover.lua'),
 };
 
 /** A build's trace context as stored with it; a malformed one is an error, an absent one none. */
@@ -165,8 +173,8 @@ export class StageStore {
   }
 
   /** Stages now owed a queue placement (their tenant slot is already taken), with what placement needs. */
-  async claim(defaultTenantLimit: number | 'fleet', max = 100): Promise<StageDispatchInfo[]> {
-    const raw = (await this.run('claim', [], [defaultTenantLimit, max])) as string[];
+  async claim(defaultTenantLimit: number | 'fleet', claimer: Claimer, max = 100): Promise<StageDispatchInfo[]> {
+    const raw = (await this.run('claim', [], [defaultTenantLimit, max, claimer.id, claimer.leaseMs])) as string[];
     return raw.map((text) => {
       const v = JSON.parse(text) as { ref: string; build: string; platform: string; run?: string; stage: string; tenant?: string; prio?: string;
         cacheKey?: string; dispatches?: string; inputs: unknown; trace?: string };
@@ -198,16 +206,43 @@ export class StageStore {
     };
   }
 
-  /** markQueued for many stages in one round trip; true where the job should be added. */
-  async markQueuedAll(items: Array<{ ref: string; queue: string; jobId: string }>): Promise<boolean[]> {
+  /**
+   * markQueued for many stages in one round trip; true where the job should be added. `kind` 'd':
+   * stages this claimer claimed (refused if the claim was recovered meanwhile); 'r': re-homed.
+   * Until `jobsAdded`, the stages stay on recover's watch list under the claimer's lease.
+   */
+  async markQueuedAll(items: Array<{ ref: string; queue: string; jobId: string }>, claimer: Claimer, kind: 'd' | 'r'): Promise<boolean[]> {
     if (items.length === 0) return [];
     const p = this.redis.pipeline();
     const cmd = p as unknown as Record<string, (...a: string[]) => unknown>;
     for (const it of items) {
-      const keys = [this.keys.stage(it.ref), this.keys.buildEvents(parseStageRef(it.ref).buildId)];
-      cmd.buildyard_sched_markQueued(...this.callArgs(keys, [it.ref, it.queue, it.jobId]).map(String));
+      const keys = [this.keys.stage(it.ref), this.keys.buildEvents(parseStageRef(it.ref).buildId), this.claimedKey, this.leaseKey(claimer.id)];
+      cmd.buildyard_sched_markQueued(...this.callArgs(keys, [it.ref, it.queue, it.jobId, claimer.id, claimer.leaseMs, kind]).map(String));
     }
     return ((await p.exec()) ?? []).map(([err, v]) => { if (err) throw err; return v === 1; });
+  }
+
+  /** The stages' jobs exist: a crash of their dispatcher can no longer lose them. */
+  async jobsAdded(refs: string[]): Promise<void> {
+    if (refs.length > 0) await this.redis.srem(this.claimedKey, ...refs);
+  }
+
+  /**
+   * Claimed or queued stages whose claimer's lease expired before their jobs were added (the
+   * process died between claim and queue) go back to ready; returns how many.
+   */
+  async recoverClaims(): Promise<number> {
+    return Number(await this.run('recover', [this.claimedKey], [this.keys.bullPrefix]));
+  }
+
+  /** Stages between claim and job add (recover.lua's watch list). */
+  get claimedKey(): string {
+    return `${this.keys.base}:claimed`;
+  }
+
+  /** A claimer's lease: present while its claims are its own (claim.lua builds the same name). */
+  leaseKey(claimerId: string): string {
+    return `${this.keys.base}:claimer:${claimerId}`;
   }
 
   async start(ref: string, worker: string, emulated: boolean, jobId: string): Promise<StartOutcome> {
