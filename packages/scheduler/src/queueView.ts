@@ -122,8 +122,9 @@ export function waitingStages(input: QueueViewInput): WaitingStage[] {
     if (state.status !== 'running') continue;
     const since = runnableSince(state, events);
     for (const s of state.stages) {
-      // A stage waits for workers of the platform it executes on (its runPlatform), not its target's.
-      const base = { buildId: state.buildId, tenant: state.tenant, platform: runsOn(s), stageId: s.stageId, sinceMs: since.get(`${s.platform}\n${s.stageId}`) ?? state.createdAt };
+      // Rows stay per target platform (the build's); what holds a queued stage is read from the
+      // workers of the platform it executes on (runsOn).
+      const base = { buildId: state.buildId, tenant: state.tenant, platform: s.platform, stageId: s.stageId, sinceMs: since.get(`${s.platform}\n${s.stageId}`) ?? state.createdAt };
       const held = (reason: HoldReason, why: string) => out.push({ ...base, reason, why });
       switch (s.status) {
         case 'ready':
@@ -182,7 +183,7 @@ export function queueView(input: QueueViewInput): PlatformTenantQueue[] {
   }
   for (const { state } of input.running) {
     if (state.status !== 'running') continue;
-    for (const s of state.stages) if (s.status === 'running') row(runsOn(s), state.tenant).running += 1;
+    for (const s of state.stages) if (s.status === 'running') row(s.platform, state.tenant).running += 1;
   }
   for (const state of [...input.running.map((b) => b.state), ...(input.finished ?? [])]) {
     const failedOn = new Set<string>();

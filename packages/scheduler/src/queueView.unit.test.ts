@@ -39,6 +39,15 @@ test('queued stages say whether no worker runs the platform or every slot is bus
   assert.deepEqual(none.map((w) => [w.reason, w.why]), [['no-worker', 'no live worker runs linux/arm64 (native)'], ['no-worker', 'placed on worker w1, which is gone (the scheduler re-homes it)']]);
 });
 
+test('a queued stage that executes on another platform than its build\'s is held by that platform\'s workers', () => {
+  // An arm64 build's $BUILDPLATFORM stage, queued for amd64: an arm64 worker's free slot does not run it.
+  const b = build('b', 't', [stage('tool', 'queued', { runPlatform: 'linux/amd64', queue: 'stages-linux-amd64-native' })]);
+  const arm = waitingStages({ running: [{ state: b, events: [] }], workers: [worker('w1', 0)], now: 2000 });
+  assert.deepEqual(arm.map((w) => [w.platform, w.reason, w.why]), [['linux/arm64', 'no-worker', 'no live worker runs linux/amd64 (native)']]);
+  const amd = waitingStages({ running: [{ state: b, events: [] }], workers: [worker('w2', 1, 1, ['linux/amd64'])], now: 2000 });
+  assert.deepEqual(amd.map((w) => [w.reason, w.why]), [['workers-busy', 'all 1 worker slots for linux/amd64 (native) are busy']]);
+});
+
 test('failed builds and failed stages are counted apart, per platform and tenant', () => {
   const failed = build('f', 't', [stage('s0', 'failed'), stage('s1', 'cancelled'), stage('x', 'done', { platform: 'linux/amd64' })], { status: 'failed' });
   const failedEarly = build('g', 't', [stage('s0', 'cancelled'), stage('x', 'cancelled', { platform: 'linux/amd64' })], { status: 'failed' });
