@@ -13,19 +13,22 @@ export function isBaseImageVertex(v: Pick<VertexRef, 'workerId' | 'step' | 'name
 
 /**
  * Reports every base image the plan's stages start from as its FROM vertex, started and done:
- * one per image and platform, named by the first stage (in Dockerfile order) built on it, as
- * BuildKit merges identical source ops into one vertex.
+ * one per image and platform it is pulled for, named by the first stage (in Dockerfile order)
+ * built on it, as BuildKit merges identical source ops into one vertex. The platform is the
+ * stage's own: a `FROM --platform=$BUILDPLATFORM` stage of every platform's build pulls the
+ * build platform's image, once.
  */
 export async function announceBaseImages(plan: BuildPlan, progress: ProgressWriter, buildId: string): Promise<void> {
+  const seen = new Set<string>();
   for (const p of plan.platforms) {
-    const seen = new Set<string>();
     for (const stage of p.stages) {
       const base = stage.base;
-      if (base.kind !== 'image' || !base.name || seen.has(base.ref)) continue;
-      seen.add(base.ref);
+      const pulled = `${stage.platform} ${base.kind === 'image' ? base.ref : ''}`;
+      if (base.kind !== 'image' || !base.name || seen.has(pulled)) continue;
+      seen.add(pulled);
       const [, steps] = /\/(\d+)\]/.exec(base.name) ?? [];
       const vertex: VertexRef = {
-        digest: internalDigest(buildId, `${p.platform} ${base.name}`), name: base.name, platform: p.platform,
+        digest: internalDigest(buildId, `${stage.platform} ${base.name}`), name: base.name, platform: stage.platform,
         stage: stage.name ?? String(stage.index), step: 1, steps: Number(steps ?? 1), workerId: '', emulated: false,
       };
       const startedMs = Date.now();
