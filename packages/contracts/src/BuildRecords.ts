@@ -59,7 +59,8 @@ export function buildRecordFromHash(hash: Record<string, string>): BuildRecord {
 /** How long a build's record is kept by default (history.retentionMs). */
 export const BUILD_RECORD_RETENTION_MS = 7 * 24 * 3600 * 1000;
 
-function isUnfinished(status: BuildRecordStatus): boolean {
+/** A build still queued or running (status as stored; absent for a record not written yet). */
+export function isUnfinished(status: BuildRecordStatus | string | undefined): boolean {
   return status === 'queued' || status === 'running';
 }
 
@@ -181,7 +182,7 @@ export class BuildRecords {
   private async listRecentUnfinishedBuilds(): Promise<void> {
     const ids = await this.redis.zrevrangebyscore(this.keys.builds, '+inf', Date.now() - 24 * 3600 * 1000);
     const hashes = await this.hashes(ids);
-    const unfinished = hashes.filter((h) => h.status === 'queued' || h.status === 'running').map((h) => h.buildId).filter((id): id is string => !!id);
+    const unfinished = hashes.filter((h) => isUnfinished(h.status)).map((h) => h.buildId).filter((id): id is string => !!id);
     if (unfinished.length > 0) await this.redis.sadd(this.keys.unfinishedBuilds, ...unfinished);
   }
 

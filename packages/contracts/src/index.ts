@@ -13,7 +13,7 @@ export { stageResultSchema, layerRecordSchema, type StageResult, type LayerRecor
 export {
   stageJobDataSchema, traceContextSchema, stageHashSchema, schedulerBuildHashSchema, STAGE_STATUSES, SCHEDULER_BUILD_STATUSES, type StageJobData,
 } from './StageJobData.js';
-export { BuildRecords, buildRecordFromHash, buildRecordHashSchema, BUILD_RECORD_STATUSES, type BuildRecord, type BuildRecordStatus } from './BuildRecords.js';
+export { BuildRecords, isUnfinished, buildRecordFromHash, buildRecordHashSchema, BUILD_RECORD_STATUSES, type BuildRecord, type BuildRecordStatus } from './BuildRecords.js';
 export { BuildSecrets, sealSecrets, unsealSecrets, secretsKey, buildSecretsPayloadSchema, type BuildSecretsPayload } from './BuildSecrets.js';
 export { workerHashSchema, placementViewSchema } from './WorkerRecord.js';
 export { SshRelay, missingSshAgent, DEFAULT_SSH_ID, type SshOpenRequest } from './SshRelay.js';

@@ -17,7 +17,7 @@ import { Readable } from 'node:stream';
 import type { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
 import { createLogger, metrics, type Logger } from '@buildyard/telemetry'; // metrics
 import { authenticate, serviceError } from './authenticate.js';
-import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, type BuildRecord, type RedisKeys } from '@buildyard/contracts';
+import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, isUnfinished, type BuildRecord, type RedisKeys } from '@buildyard/contracts';
 import { SshForwardService, type SshForwardServer } from '@buildyard/proto';
 import { SshSessions, startSshForwarding, type SshAgentSource } from './sshForwarding.js';
 import { BuildRunner, type FinishedImages } from './BuildRunner.js';
@@ -451,7 +451,7 @@ export class Frontend {
    * planning and before submitting, and to every frontend at once.
    */
   private async cancelByClient(record: BuildRecord): Promise<boolean> {
-    const unfinished = record.status === 'queued' || record.status === 'running';
+    const unfinished = isUnfinished(record.status);
     if (unfinished) await this.records.requestCancel(record.buildId, CANCELLED_BY_CLIENT);
     const running = this.aborts.get(record.buildId);
     running?.abort(new Error(CANCELLED_BY_CLIENT));
@@ -474,7 +474,7 @@ export class Frontend {
       const leave = () => {
         if (this.closed) return;
         this.records.get(record.buildId)
-          .then((now) => (now?.status === 'queued' || now?.status === 'running' ? this.cancelByClient(now) : false))
+          .then((now) => (now && isUnfinished(now.status) ? this.cancelByClient(now) : false))
           .catch((err: Error) => this.log.warn({ buildId: record.buildId, err: err.message }, 'cancelling the build of a client that left failed'));
       };
       call.on('cancelled', leave);

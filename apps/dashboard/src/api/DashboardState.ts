@@ -1,7 +1,7 @@
 import { Queue, type Job, type JobType } from 'bullmq';
 import { BlobLeases, RedisCacheIndex, pruneCache, type CacheRecord } from '@buildyard/cache';
 import {
-  BuildRecords, BUILD_RECORD_STATUSES, DEFAULT_KEYS, buildRecordFromHash, describeQueueName, scanKeys, stageRef, type BuildRecord, type RedisClient as Redis, type RedisKeys,
+  BuildRecords, BUILD_RECORD_STATUSES, isUnfinished, DEFAULT_KEYS, buildRecordFromHash, describeQueueName, scanKeys, stageRef, type BuildRecord, type RedisClient as Redis, type RedisKeys,
 } from '@buildyard/contracts';
 import { decodeEvent, type ProgressEvent } from '@buildyard/progress';
 import { askWorkersDisk } from '@buildyard/cache';
@@ -336,7 +336,7 @@ export class DashboardState {
     const running: QueueViewInput['running'] = [];
     const finished: BuildState[] = [];
     for (const [i, h] of hashes.entries()) {
-      const unfinished = h.status === 'queued' || h.status === 'running';
+      const unfinished = isUnfinished(h.status);
       const recentFailure = h.status === 'failed' && Number(h.finishedMs ?? 0) >= now - 3_600_000;
       if ((!unfinished && !recentFailure) || (tenant !== undefined && h.tenant !== tenant)) continue;
       const state = await this.scheduler.getBuild(ids[i]);
