@@ -111,10 +111,14 @@ export class FleetWorker {
     this.secrets = new BuildSecrets(this.redis, this.opts.secretsKey, this.keys);
     this.sshRelay = new SshRelay(this.redis, this.opts.secretsKey, this.keys);
     const records = new BuildRecords(this.redis, this.keys);
+    const tiered = this.blobs as TieredBlobStore;
     this.disk = new WorkerDisk({
       stateDir: this.opts.stateDir,
       // openContextStore keeps this worker's own copies there when the blob store is remote.
       contextCopies: this.blobs instanceof TieredBlobStore ? { dir: join(this.opts.sharedDir, 'contexts', 'content'), minAgeMs: CONTEXT_COPY_MIN_AGE_MS } : undefined,
+      // Local copies of layers exist only in front of a registry blob store, which keeps them.
+      layerCopies: this.blobs instanceof TieredBlobStore ? { list: () => tiered.local.list(), evict: (digest) => tiered.evictLocal(digest) } : undefined,
+      contextPaths: async (id) => (await this.contexts.manifest(id)).map((e) => e.path),
       buildRunning: async (buildId) => ['queued', 'running'].includes((await records.get(buildId))?.status ?? ''),
     });
     // `du` and `prune` of the frontend reach this worker's snapshots and contexts.
@@ -147,22 +151,32 @@ export class FleetWorker {
   }
 
   /**
-   * Removes contexts no running build uses, then prunes snapshots so that they and the
-   * remaining contexts fit in `keepBytes` (keepStorageBytes unless a prune asks for less).
-   * Snapshots are skipped while a stage runs, as it may be about to use them.
+   * Removes contexts no running build uses (but the newest tree of each lineage); when the
+   * worker holds more than `keepBytes` (keepStorageBytes unless a prune asks for less), kept
+   * context trees go first, oldest first; then context copies, snapshots and local layer
+   * copies are trimmed so that everything fits. Those three are skipped while a stage runs,
+   * as it may be about to use them.
    */
   async collectGarbage(keepBytes = this.opts.keepStorageBytes): Promise<number> {
-    const reclaimed = (await this.disk.removeFinishedContexts()).bytes;
+    let reclaimed = (await this.disk.removeFinishedContexts()).bytes;
+    // No running stage reads a kept tree (a materialisation starting from one holds it).
+    reclaimed += (await this.disk.trimKeptContexts(async () => {
+      const others = await Promise.all([join(this.opts.stateDir, 'snapshots'), join(this.opts.stateDir, 'blobs'), ...(this.blobs instanceof TieredBlobStore ? [join(this.opts.sharedDir, 'contexts', 'content')] : [])].map((d) => diskBytes(d)));
+      return Math.max(0, keepBytes - others.reduce((a, b) => a + b, 0));
+    })).bytes;
     // One snapshot GC at a time (timer and prune requests): between the wait and setting
     // gcDone nothing awaits, so a stage cannot slip in unseen either.
     while (this.gcDone) await this.gcDone;
     if (this.running > 0) return reclaimed;
     let pruned = 0;
     this.gcDone = (async () => {
-      const contexts = await diskBytes(this.disk.contextsDir);
+      const contexts = await this.disk.contextsBytes();
       // With a registry blob store, this worker's copies of fetched context files: a cache too.
       const copies = await this.contexts.trimLocalCopies(Math.max(0, keepBytes - contexts), CONTEXT_COPY_MIN_AGE_MS);
-      pruned = copies.freedBytes + (await pruneSnapshots(this.engine.snapshotter, Math.max(0, keepBytes - contexts - copies.keptBytes))).reclaimedBytes;
+      const snapshots = await pruneSnapshots(this.engine.snapshotter, Math.max(0, keepBytes - contexts - copies.keptBytes));
+      // Layers are fetched again from the registry blob store when a stage needs them.
+      const layers = await this.disk.trimLayerCopies(Math.max(0, keepBytes - contexts - copies.keptBytes - snapshots.totalBytes));
+      pruned = copies.freedBytes + snapshots.reclaimedBytes + layers.freedBytes;
     })()
       .catch((err: Error) => this.opts.onError?.(err))
       .finally(() => { this.gcDone = undefined; });
@@ -238,6 +252,8 @@ export class FleetWorker {
     const stageContext = context.active();
     let materialized: { dir: string; release(): void } | undefined;
     const named: { dir: string; release(): void }[] = [];
+    // Least recently used layer copies are evicted first by the GC.
+    this.disk.usedLayers(Object.values(inputs).flatMap((r) => r.layers.map((l) => l.digest)));
     try {
       if (payload.contextId) materialized = await this.contextDir(payload.contextId, job);
       const namedContexts: Record<string, string> = {};
@@ -277,6 +293,7 @@ export class FleetWorker {
       });
       // Until the build ends (the frontend releases its leases), prune never removes these layers.
       await new BlobLeases(this.redis, this.keys).lease(job.buildId, result.layers.map((l) => l.digest), BUILD_LEASE_MS);
+      this.disk.usedLayers(result.layers.map((l) => l.digest));
       return { ...result, workerId: this.opts.id, emulated: job.emulated };
     } finally {
       materialized?.release();
@@ -295,8 +312,9 @@ export class FleetWorker {
     if (!(await this.contexts.tenantHas(job.tenant, contextId))) {
       throw new Error(`context ${contextId.slice(0, 80)} of build ${job.buildId} is not one tenant ${job.tenant.slice(0, 60)} synced: sync the context again and rebuild`);
     }
-    // Stages only read it (rw binds copy), so a new context may start from the last one's tree.
-    return this.disk.acquireContext(contextId, job.buildId, (dir) => materializeContext(this.contexts, contextId, dir, { reuseSiblings: true }));
+    // Stages only read it (rw binds copy), so a new context may start from the tree of this
+    // tenant's last build of the same directory (WorkerDisk keeps it per tenant and lineage).
+    return this.disk.acquireContext(job.tenant, contextId, job.buildId, (dir) => materializeContext(this.contexts, contextId, dir, { reuseSiblings: true }));
   }
 }
 

@@ -28,7 +28,8 @@ test('the contexts figure counts the local context copies and matches du', async
   utimesSync(join(copiesDir, 'sha256', 'old'), hourAgo, hourAgo);
 
   const buildRunning = async () => false;
-  const withCopies = await new WorkerDisk({ stateDir, buildRunning, contextCopies: { dir: copiesDir, minAgeMs: 600_000 } }).measure(true);
+  const contextPaths = async () => [];
+  const withCopies = await new WorkerDisk({ stateDir, buildRunning, contextPaths, contextCopies: { dir: copiesDir, minAgeMs: 600_000 } }).measure(true);
   const byKind = Object.fromEntries(withCopies.map((p) => [p.kind, p]));
   assert.equal(byKind.contexts.bytes, du(join(stateDir, 'contexts')) + du(copiesDir));
   assert.equal(byKind.snapshots.bytes, du(join(stateDir, 'snapshots')));
@@ -36,10 +37,10 @@ test('the contexts figure counts the local context copies and matches du', async
   // Unused materialised contexts and copies old enough for a GC to trim; the young copy stays.
   assert.equal(byKind.contexts.reclaimableBytes, du(join(stateDir, 'contexts')) + du(join(copiesDir, 'sha256', 'old')));
   // While a stage runs the GC trims no copy.
-  const busy = await new WorkerDisk({ stateDir, buildRunning, contextCopies: { dir: copiesDir, minAgeMs: 600_000 } }).measure(false);
+  const busy = await new WorkerDisk({ stateDir, buildRunning, contextPaths, contextCopies: { dir: copiesDir, minAgeMs: 600_000 } }).measure(false);
   assert.equal(busy.find((p) => p.kind === 'contexts')!.reclaimableBytes, du(join(stateDir, 'contexts')));
 
   // With an fs blob store that dir is the machine's shared store, not this worker's.
-  const without = await new WorkerDisk({ stateDir, buildRunning }).measure(true);
+  const without = await new WorkerDisk({ stateDir, buildRunning, contextPaths }).measure(true);
   assert.equal(without.find((p) => p.kind === 'contexts')!.bytes, du(join(stateDir, 'contexts')));
 });

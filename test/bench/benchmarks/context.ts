@@ -160,6 +160,9 @@ export const contextBenchmark: Benchmark = {
     try {
       // BENCH_CONTEXT_ROWS=multi-stage: only the multi-stage rows (repeated runs of the rebuild rows).
       if (process.env.BENCH_CONTEXT_ROWS === 'multi-stage') return await multiStageRows(ctx, work);
+      // BENCH_CONTEXT_ROWS=20000 (or 2000): only the build rows of that many files (200 MiB per 20,000).
+      const onlyFiles = /^\d+$/.test(process.env.BENCH_CONTEXT_ROWS ?? '') ? Number(process.env.BENCH_CONTEXT_ROWS) : undefined;
+      if (onlyFiles) return await buildRows(ctx, work, onlyFiles, onlyFiles * 1024 ** 2 / 100);
       const dir = join(work, 'ctx');
       const generated = await timed(() => generateContext(dir, files, bytes));
       ctx.log(`generated ${files} files, ${(generated.value.bytes / 1024 ** 2).toFixed(0)} MiB in ${generated.ms.toFixed(0)} ms`);
