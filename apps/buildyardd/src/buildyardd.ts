@@ -52,6 +52,7 @@ async function main(): Promise<void> {
     maxLogBytesPerStep: config.limits.maxLogBytesPerStep,
     entitlements: config.auth.entitlements,
     historyRetentionMs: config.history.retentionMs,
+    contextMaxAgeMs: config.gc.contextMaxAgeMs,
   });
   const credentials = config.frontend.tlsCert
     ? ServerCredentials.createSsl(

@@ -26,3 +26,7 @@ export { TieredBlobStore, type TieredBlobStoreOptions, type TieredBlobStats } fr
 export { openSharedBlobStore, type SharedBlobStoreOptions } from './openSharedBlobStore.js';
 export { openContextStore, type ContextStoreConfig } from './openContextStore.js';
 export { askWorkersDisk, serveWorkerDisk, type WorkerDiskRequest, type WorkerDiskReport, type WorkerDiskPart } from './workerDisk.js';
+export {
+  collectContextGarbage, readContextGrantAges, ContextBlobGuard, DEFAULT_CONTEXT_MAX_AGE_MS,
+  type ContextGcOptions, type ContextGcResult, type ContextGrantAges,
+} from './contextGarbage.js';

@@ -17,7 +17,7 @@ export interface BuildyardConfig {
     egress: { enabled: boolean; pool: string; deny: string[]; allow: string[]; tenantDeny: string[]; tenantAllow: string[] };
     dns: { nameservers: string[]; search: string[]; options: string[] }; seccompProfile: string;
     sandbox: { pids: number; memoryBytes: number; cpus: number; diskBytes: number; tenantLimits: string[] } };
-  gc: { intervalMs: number; keepStorageBytes: number; keepDurationMs: number };
+  gc: { intervalMs: number; keepStorageBytes: number; keepDurationMs: number; contextMaxAgeMs: number };
   history: { retentionMs: number };
   heartbeat: { intervalMs: number; timeoutMs: number };
   dashboard: { listen: string; readToken: string; adminToken: string };

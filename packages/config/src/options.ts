@@ -76,6 +76,7 @@ export const OPTIONS = [
   opt('gc.intervalMs', 'BUILDYARD_GC_INTERVAL_MS', ms, 600_000, 'How often the frontend collects unreferenced blobs in the shared store.'),
   opt('gc.keepStorageBytes', 'BUILDYARD_GC_KEEP_STORAGE', bytes, 50 * 1024 ** 3, 'Shared blob store size above which unreferenced blobs are removed, oldest first.'),
   opt('gc.keepDurationMs', 'BUILDYARD_GC_KEEP_DURATION_MS', ms, 7 * 24 * 3600 * 1000, 'Unreferenced blobs older than this are removed whatever the size.'),
+  opt('gc.contextMaxAgeMs', 'BUILDYARD_GC_CONTEXT_MAX_AGE_MS', ms, 7 * 24 * 3600 * 1000, 'Build contexts no tenant synced for this long (and no running build uses) are removed from the blob store and the frontends\' copies, at each GC run and at `buildyard prune`.'),
   opt('history.retentionMs', 'BUILDYARD_HISTORY_RETENTION_MS', ms, 7 * 24 * 3600 * 1000, 'How long the frontend keeps each build\'s record and its event stream (its logs), for `buildyard history` and the dashboard; `history rm` removes them sooner. Counted from the build\'s start.'),
   opt('heartbeat.intervalMs', 'BUILDYARD_HEARTBEAT_MS', ms, 2_000, 'How often workers report they are alive.'),
   opt('heartbeat.timeoutMs', 'BUILDYARD_HEARTBEAT_TIMEOUT_MS', ms, 10_000, 'Silence after which a worker counts as gone and its stages are retried elsewhere.'),

@@ -14,6 +14,15 @@ export interface ContextGrants {
   grantContent(tenant: string, digests: Iterable<string>): Promise<void>;
   /** Per digest, whether `tenant` has a grant for it (the store may still lack the bytes). */
   hasContent(tenant: string, digests: readonly string[]): Promise<boolean[]>;
+  /**
+   * Of `digests`, those a deleter of the shared store (the context GC, a cache prune; see
+   * ContextBlobGuard in @buildyard/cache) is deleting now (`deleting`) or deleted within the
+   * last hour (`deleted`). A writer that found them in the shared store asks this after granting
+   * them: either the deleter (which announces before it reads the grants) saw the grant and
+   * kept the blob, or the writer sees the deletion and puts the blob back once it is done.
+   * Absent where nothing is shared (one machine).
+   */
+  recentDeletions?(digests: readonly string[]): Promise<{ deleting: string[]; deleted: string[] }>;
 }
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
@@ -79,6 +88,22 @@ export function contextGrantKeys(prefix: string) {
   return {
     contexts: (tenant: string) => `${prefix}:contexts:grants:${tenant}:ids`,
     content: (tenant: string) => `${prefix}:contexts:grants:${tenant}:content`,
+    /** What SCAN matches to find every tenant's grant sets (the prefix glob-escaped). */
+    scanPattern: `${prefix.replace(/[*?[\]\\]/g, '\\$&')}:contexts:grants:*`,
+    /** A grant set's key -> its tenant and kind; undefined for another key. */
+    parse: (key: string): { tenant: string; kind: 'ids' | 'content' } | undefined => {
+      const head = `${prefix}:contexts:grants:`;
+      if (!key.startsWith(head)) return undefined;
+      const m = /:(ids|content)$/.exec(key);
+      if (!m || key.length - m[0].length <= head.length) return undefined;
+      return { tenant: key.slice(head.length, key.length - m[0].length), kind: m[1] as 'ids' | 'content' };
+    },
+    /** Sorted set digest -> how many deleters are deleting it now (see recentDeletions). */
+    deleting: `${prefix}:contexts:deleting`,
+    /** Sorted set digest -> when a deleter last deleted it (ms), kept for RECENT_DELETION_MS. */
+    deleted: `${prefix}:contexts:deleted`,
+    /** The context GC's lock: one collector at a time across frontends. */
+    gcLock: `${prefix}:contexts:gc:lock`,
   };
 }
 
@@ -114,6 +139,21 @@ export class RedisContextGrants implements ContextGrants {
       const slice = wanted.slice(i, i + GRANT_BATCH);
       const scores = await this.redis.zmscore(this.keys.content(tenant), ...slice.map((w) => w.d));
       slice.forEach((w, j) => { out[w.i] = scores[j] !== null && Number(scores[j]) > oldest; });
+    }
+    return out;
+  }
+
+  async recentDeletions(digests: readonly string[]): Promise<{ deleting: string[]; deleted: string[] }> {
+    const out = { deleting: [] as string[], deleted: [] as string[] };
+    // Nearly always nothing was deleted lately: one EXISTS per set, the per-digest look only then.
+    const sets = [['deleting', this.keys.deleting], ['deleted', this.keys.deleted]] as const;
+    for (const [kind, key] of sets) {
+      if (digests.length === 0 || !(await this.redis.exists(key))) continue;
+      for (let i = 0; i < digests.length; i += GRANT_BATCH) {
+        const slice = digests.slice(i, i + GRANT_BATCH);
+        const scores = await this.redis.zmscore(key, ...slice);
+        slice.forEach((d, j) => { if (scores[j] !== null && Number(scores[j]) > 0) out[kind].push(d); });
+      }
     }
     return out;
   }

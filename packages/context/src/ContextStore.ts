@@ -28,6 +28,8 @@ export interface ContextStoreOptions {
 export interface SharedContent extends FsContentStore {
   /** This process's copies. */
   readonly local: FsContentStore;
+  /** The shared store behind them. */
+  readonly remote: { has(digest: string): Promise<boolean> };
   /** Fetches a blob into the local tier (verified) when only the remote has it; answers its local path. */
   ensureLocal(digest: string): Promise<string>;
 }
@@ -71,9 +73,69 @@ export class ContextStore {
     const digest = sha256Digest(bytes);
     await this.content.put(bytes, digest);
     this.remember(digest, sorted);
-    if (this.shared) await this.grants.grantContent(tenant, new Set(sorted.filter(isRegular).map((e) => e.digest)));
+    const files = new Set(sorted.filter(isRegular).map((e) => e.digest));
+    if (this.shared) await this.grants.grantContent(tenant, files);
     await this.grants.grantContext(tenant, digest);
+    // Granted first, then asked: a deleter that announced these before reading the grants may
+    // have removed them from the shared store after this sync found them there (see
+    // ContextGrants.recentDeletions). Those are put back once it is done.
+    const recent = await this.grants.recentDeletions?.([digest, ...files]);
+    if (recent && recent.deleting.length + recent.deleted.length > 0) await this.restoreAfterDeletions(recent.deleting, recent.deleted);
     return digest;
+  }
+
+  /** Waits for the deleters of `deleting` to finish, then pushes back what went from the shared store (from this process's copy). */
+  private async restoreAfterDeletions(deleting: readonly string[], deleted: readonly string[]): Promise<void> {
+    const shared = this.shared;
+    const ask = this.grants.recentDeletions?.bind(this.grants);
+    if (!shared || !ask) return;
+    // A deleter that died leaves its announcement until the key expires (DELETION_WAIT_MS):
+    // then this goes on and checks the blobs anyway.
+    const until = Date.now() + DELETION_WAIT_MS;
+    let waiting = [...deleting];
+    while (waiting.length > 0 && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 100));
+      waiting = (await ask(waiting)).deleting;
+    }
+    for (const d of new Set([...deleting, ...deleted])) {
+      if (await shared.remote.has(d)) continue;
+      if (await shared.local.has(d)) await shared.put(shared.local.openRead(d), d);
+      else {
+        throw new ContextError(`content ${d} of this context was removed from the shared blob store by a garbage collection while the context was synced; sync the context again`);
+      }
+    }
+  }
+
+  /**
+   * Deletes these contents (or manifests) from the store, the shared store and this process's
+   * copy alike: the context GC's removal of contexts no tenant used for its age. The caller
+   * decides what is unused; answers those that existed anywhere.
+   */
+  async deleteContents(digests: Iterable<string>): Promise<string[]> {
+    const gone: string[] = [];
+    for (const d of digests) {
+      this.recent.delete(d);
+      if (await this.content.delete(d)) gone.push(d);
+    }
+    return gone;
+  }
+
+  /**
+   * This process's copies of a shared store's contents: written before `olderThan` and not
+   * kept by `keep` are removed (the remote keeps serving those it holds). For the context GC
+   * on a frontend that did not run the collection itself. Answers the digests removed.
+   */
+  async evictLocalCopies(olderThan: number, keep: (digest: string) => boolean): Promise<string[]> {
+    if (!this.shared) return [];
+    const gone: string[] = [];
+    for await (const b of this.shared.local.list()) {
+      if (b.mtime.getTime() > olderThan || keep(b.digest)) continue;
+      if (await this.shared.local.delete(b.digest)) {
+        this.recent.delete(b.digest);
+        gone.push(b.digest);
+      }
+    }
+    return gone;
   }
 
   /**
@@ -188,6 +250,8 @@ export class ContextStore {
 }
 
 const PUSH_CONCURRENCY = 8;
+/** Longest wait for a deleter's announcement to go (a deleter's own bound; see ContextBlobGuard). */
+const DELETION_WAIT_MS = 10 * 60_000;
 const FETCH_CONCURRENCY = 8;
 
 /** Runs `fn` over `items`, `width` at a time. */

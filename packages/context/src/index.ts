@@ -5,7 +5,7 @@ export { walkContext, listContext, hashFile, type WalkOptions, type ContextListi
 export { HashCache, defaultContextCacheDir } from './HashCache.js';
 export { syncContext, CHUNK_SIZE, type SyncOptions, type SyncProgress, type SyncResult } from './syncContext.js';
 export { ContextStore, readManifest, contextBytes, type ContextStoreOptions, type SharedContent } from './ContextStore.js';
-export { RedisContextGrants, type ContextGrants, type RedisContextGrantsOptions } from './ContextGrants.js';
+export { RedisContextGrants, contextGrantKeys, type ContextGrants, type RedisContextGrantsOptions } from './ContextGrants.js';
 export { handleSync, type HandleSyncOptions, type HandleSyncResult } from './handleSync.js';
 export { materializeContext, type MaterializeOptions, type MaterializeResult } from './materializeContext.js';
 export { validateEntry, validateEntrySet, describeFileType } from './validateEntries.js';

@@ -21,7 +21,9 @@ import { frontendAttrsOf, makeAttestations, parseAttests, wantsAttestations, typ
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
 import { HandedOff, type BuildRequests } from './buildTakeover.js';
 import { ResolvedBases, resultsFromCache } from './cachedBuild.js';
-import type { CacheWriteResult } from '@buildyard/cache';
+import { BlobLeases, type CacheWriteResult } from '@buildyard/cache';
+/** A build's context lease outlives a frontend that died before releasing it (the build's leases end with it). */
+const CONTEXT_LEASE_TTL_MS = 24 * 3600_000;
 
 export type { StagePayload } from '@buildyard/contracts';
 
@@ -362,6 +364,9 @@ export class BuildRunner {
     const parsed = parse(text, { file: req.dockerfileName || 'Dockerfile' });
     let entries: Awaited<ReturnType<typeof readManifest>> = [];
     if (req.contextId) {
+      // Leased for the build before the grant is checked: the context GC either sees the lease
+      // and keeps the context, or dropped the grant first and this build is refused here.
+      await new BlobLeases(this.deps.redis, this.deps.keys).lease(progress.buildId, [req.contextId], CONTEXT_LEASE_TTL_MS);
       if (!(await this.deps.contexts.tenantHas(tenant, req.contextId))) throw new BuildFailure(`unknown context ${req.contextId}: sync the context first`, { code: 'context.unknown' });
       entries = await readManifest(this.deps.contexts, req.contextId);
     }

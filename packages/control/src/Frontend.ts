@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { RedisClient as Redis } from '@buildyard/contracts';
-import { BlobLeases, RedisCacheIndex, collectBlobGarbage, openContextStore, openSharedBlobStore, pruneCache } from '@buildyard/cache';
+import { BlobLeases, ContextBlobGuard, RedisCacheIndex, collectBlobGarbage, collectContextGarbage, openContextStore, openSharedBlobStore, pruneCache } from '@buildyard/cache';
 import { handleSync, type ContextStore } from '@buildyard/context';
 import { RemoteContexts } from './remoteContexts.js';
 import { normalizePlatform } from '@buildyard/graph';
@@ -60,6 +60,8 @@ export interface FrontendOptions {
   fetchLimits?: { connectTimeoutMs: number; idleTimeoutMs: number };
   /** How long build records and their event streams (logs) are kept (history.retentionMs). */
   historyRetentionMs?: number;
+  /** Contexts no tenant synced for this long are deleted by collectGarbage and prune (gc.contextMaxAgeMs). */
+  contextMaxAgeMs?: number;
 }
 
 /** A build startBuild accepted: abort it to cancel; `finished` settles when its runner ends. */
@@ -254,11 +256,20 @@ export class Frontend {
    * Removes shared-store blobs no cache record references and no running build has leased:
    * older than keepDurationMs, then oldest first while the store is above keepBytes.
    */
-  async collectGarbage(policy: { keepBytes: number; keepDurationMs: number }): Promise<{ deleted: number; reclaimedBytes: number }> {
+  async collectGarbage(policy: { keepBytes: number; keepDurationMs: number }): Promise<{ deleted: number; reclaimedBytes: number; contexts: number }> {
+    // A blob a context references stays in the shared store (a layer may equal a context file).
+    const guard = new ContextBlobGuard(this.opts.redis, this.keys.prefix);
     const result = await collectBlobGarbage({
-      store: this.blobs, referenced: await RedisCacheIndex.referencedBlobs(this.opts.redis, this.keys), leases: new BlobLeases(this.opts.redis, this.keys), policy,
+      store: { list: () => this.blobs.list(), delete: guard.guarded((d) => this.blobs.delete(d)) },
+      referenced: await RedisCacheIndex.referencedBlobs(this.opts.redis, this.keys), leases: new BlobLeases(this.opts.redis, this.keys), policy,
     });
-    return { deleted: result.deleted.length, reclaimedBytes: result.reclaimedBytes };
+    const contexts = await this.collectContexts();
+    return { deleted: result.deleted.length, reclaimedBytes: result.reclaimedBytes, contexts: contexts.contexts.length };
+  }
+
+  /** Deletes contexts no tenant synced within contextMaxAgeMs (one frontend at a time; see collectContextGarbage). */
+  collectContexts(now?: number) {
+    return collectContextGarbage({ store: this.contexts, redis: this.opts.redis, keys: this.keys, maxAgeMs: this.opts.contextMaxAgeMs, now });
   }
 
   /**
@@ -361,12 +372,14 @@ export class Frontend {
     const index = new RedisCacheIndex(this.opts.redis, tenant, this.keys);
     // Leased blobs (held by running builds) are never removed.
     const { removed: chosen } = await pruneCache({
-      index, blobs: this.blobs, leases: new BlobLeases(this.opts.redis, this.keys),
+      index, blobs: { delete: new ContextBlobGuard(this.opts.redis, this.keys.prefix).guarded((d) => this.blobs.delete(d)) }, leases: new BlobLeases(this.opts.redis, this.keys),
       policy: { all: req.all || (!req.keepStorage && !req.keepDurationMs), keepBytes: req.keepStorage || undefined, keepDurationMs: req.keepDurationMs || undefined },
     });
     // Then the workers' snapshots and contexts: all of them for --all, else down to keep-storage.
     const everything = req.all || (!req.keepStorage && !req.keepDurationMs);
     const workerDisk = await pruneWorkerDisks(this.opts.redis, this.keys.prefix, this.opts.workers, everything ? 0 : req.keepStorage || undefined);
+    // Contexts past their age, every tenant's (a tenant's prune can only take what nobody synced since).
+    await this.collectContexts();
     return PruneResponse.fromPartial({
       removed: [...chosen.map((r) => ({ id: r.key, description: r.description, size: r.layer?.size ?? 0, lastUsedMs: r.lastUsedMs })), ...workerDisk.removed],
       reclaimedBytes: chosen.reduce((n, r) => n + (r.layer?.size ?? 0), 0) + workerDisk.reclaimedBytes,

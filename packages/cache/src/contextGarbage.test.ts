@@ -1,0 +1,215 @@
+// The context GC by grant age against a real registry repository and a real Redis: what goes,
+// what stays (shared contents, running builds, cache layers), one collector at a time, and the
+// race between a deleter and a writer that found a blob in the shared store a moment ago.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { contextGrantKeys, materializeContext, storeDirectory, type ContextStore } from '@buildyard/context';
+import { redisKeys } from '@buildyard/contracts';
+import { RegistryClient, sha256Digest } from '@buildyard/oci';
+import { startRedis, until, type RedisService } from '@buildyard/testkit';
+import { BlobLeases, ContextBlobGuard, RedisCacheIndex, TieredBlobStore, collectContextGarbage, openContextStore, openSharedBlobStore, pruneCache } from './index.js';
+import { useRegistryFixture } from './registryFixture.test-util.js';
+
+const fx = useRegistryFixture('context-gc');
+let redisService: RedisService;
+let redis: Redis;
+before(async () => {
+  redisService = await startRedis();
+  redis = new Redis(redisService.url);
+});
+after(async () => {
+  redis?.disconnect();
+  await redisService?.stop();
+});
+
+const DAY = 24 * 3600_000;
+const sha = (text: string) => sha256Digest(Buffer.from(text));
+let n = 0;
+
+/** One frontend: its own dir, the shared repository and Redis under a key prefix of the test's own. */
+function frontend(repo: string, prefix: string): { dir: string; store: ContextStore; content: TieredBlobStore } {
+  const dir = join(fx.dir, `frontend-${++n}`);
+  const blobs = openSharedBlobStore({ type: 'registry', repository: `${fx.registry.host}/${repo}`, sharedDir: join(dir, 'shared/blobs'), localDir: join(dir, 'blobs') });
+  const store = openContextStore({ root: join(dir, 'shared/contexts'), blobs, redis, keyPrefix: prefix });
+  assert.ok(store.content instanceof TieredBlobStore);
+  return { dir, store, content: store.content };
+}
+
+async function sync(store: ContextStore, tenant: string, files: Record<string, string>): Promise<string> {
+  const src = join(fx.dir, `src-${++n}`);
+  for (const [path, text] of Object.entries(files)) {
+    await mkdir(join(src, path, '..'), { recursive: true });
+    await writeFile(join(src, path), text);
+  }
+  return (await storeDirectory(store, src, { tenant })).contextId;
+}
+
+/** Makes every grant of `tenant` look `ageMs` old (as if it last synced then). */
+async function age(prefix: string, tenant: string, ageMs: number): Promise<void> {
+  const k = contextGrantKeys(prefix);
+  for (const key of [k.contexts(tenant), k.content(tenant)]) {
+    const members = await redis.zrange(key, 0, -1);
+    if (members.length) await redis.zadd(key, 'XX', ...members.flatMap((m) => [Date.now() - ageMs, m]));
+  }
+}
+
+const client = new RegistryClient();
+const inRegistry = (repo: string, digest: string) => client.blobExists({ registry: fx.registry.host, repository: repo }, digest);
+
+test('a context no tenant synced for the age goes with its own contents and grants; shared and younger ones stay, whoever triggers the GC', async () => {
+  const prefix = 'gc-a';
+  const repo = 'gc/a';
+  const a = frontend(repo, prefix);
+  const b = frontend(repo, prefix);
+  // alice's old context shares one file with bob's young one; mallory's young context names a
+  // file of alice's too, and is the one that runs the GC.
+  const aliceOld = await sync(a.store, 'alice', { 'shared.txt': 'shared\n', 'mine.txt': 'alice only\n', 'also.txt': 'alice and mallory\n' });
+  const bobYoung = await sync(a.store, 'bob', { 'shared.txt': 'shared\n', 'bob.txt': 'bob only\n' });
+  await age(prefix, 'alice', 8 * DAY);
+  // Another frontend holds copies of alice's context, written long ago.
+  await materializeContext(b.store, aliceOld, join(b.dir, 'ctx'));
+  const old = new Date(Date.now() - 8 * DAY);
+  for (const d of [aliceOld, sha('shared\n'), sha('alice only\n'), sha('bob only\n')]) {
+    if (await b.content.local.has(d)) await utimes(b.content.local.path(d), old, old);
+  }
+  const malloryYoung = await sync(a.store, 'mallory', { 'x.txt': 'alice and mallory\n' });
+
+  const keys = redisKeys(prefix);
+  const result = await collectContextGarbage({ store: a.store, redis, keys, maxAgeMs: 7 * DAY });
+  assert.equal(result.ran, true);
+  assert.deepEqual(result.contexts, [aliceOld]);
+  assert.deepEqual(new Set(result.deleted), new Set([aliceOld, sha('alice only\n')]));
+  assert.equal(await inRegistry(repo, aliceOld), false, 'the old manifest left the registry');
+  assert.equal(await inRegistry(repo, sha('alice only\n')), false, 'and its own file');
+  assert.equal(await inRegistry(repo, sha('shared\n')), true, 'a file bob\'s younger context holds stays');
+  assert.equal(await inRegistry(repo, sha('alice and mallory\n')), true, 'a file mallory\'s younger context holds stays');
+  assert.equal(await a.content.local.has(sha('alice only\n')), false, 'the collecting frontend\'s copy went too');
+  // Grants past the age are dropped: alice's content grant of the shared file too (she must
+  // send it again), while bob's and mallory's stay and their contexts still materialise.
+  assert.equal(await a.store.tenantHas('alice', aliceOld), false);
+  assert.equal(await a.store.tenantHasContent('alice', sha('shared\n')), false);
+  assert.equal(await a.store.tenantHas('bob', bobYoung), true);
+  assert.equal(await a.store.tenantHas('mallory', malloryYoung), true);
+  const c = frontend(repo, prefix);
+  await materializeContext(c.store, bobYoung, join(c.dir, 'bob'));
+  await materializeContext(c.store, malloryYoung, join(c.dir, 'mallory'));
+
+  // The other frontend does not get the lock-free part wrong: its old copies of what went are
+  // removed, those of still-granted contents stay.
+  const other = await collectContextGarbage({ store: b.store, redis, keys, maxAgeMs: 7 * DAY });
+  assert.deepEqual(other.deleted, [], 'nothing old is left to delete');
+  assert.equal(await b.content.local.has(aliceOld), false);
+  assert.equal(await b.content.local.has(sha('alice only\n')), false);
+  assert.equal(await b.content.local.has(sha('shared\n')), true, 'bob still holds the shared file');
+
+  // Alice syncing the same context again brings it back (she uploads what went).
+  await sync(a.store, 'alice', { 'shared.txt': 'shared\n', 'mine.txt': 'alice only\n', 'also.txt': 'alice and mallory\n' });
+  assert.equal(await inRegistry(repo, sha('alice only\n')), true);
+});
+
+test('a context a running build leased stays with its grant whatever its age, and goes once the lease ends', async () => {
+  const prefix = 'gc-b';
+  const repo = 'gc/b';
+  const a = frontend(repo, prefix);
+  const keys = redisKeys(prefix);
+  const ctx = await sync(a.store, 'alice', { 'app.sh': 'echo building\n' });
+  await age(prefix, 'alice', 30 * DAY - 60_000);
+  const leases = new BlobLeases(redis, keys);
+  await leases.lease('build-1', [ctx], 60_000);
+
+  const kept = await collectContextGarbage({ store: a.store, redis, keys, maxAgeMs: 7 * DAY });
+  assert.deepEqual(kept.deleted, []);
+  assert.equal(await a.store.tenantHas('alice', ctx), true, 'a frontend taking the build over still finds its grant');
+  const w = frontend(repo, prefix);
+  await materializeContext(w.store, ctx, join(w.dir, 'ctx'));
+
+  await leases.release('build-1');
+  const gone = await collectContextGarbage({ store: a.store, redis, keys, maxAgeMs: 7 * DAY });
+  assert.deepEqual(new Set(gone.deleted), new Set([ctx, sha('echo building\n')]));
+  assert.equal(await inRegistry(repo, ctx), false);
+});
+
+test('one collector at a time: a frontend that finds the lock held deletes nothing shared', async () => {
+  const prefix = 'gc-c';
+  const repo = 'gc/c';
+  const a = frontend(repo, prefix);
+  const keys = redisKeys(prefix);
+  const ctx = await sync(a.store, 'alice', { 'f.txt': 'locked\n' });
+  await age(prefix, 'alice', 8 * DAY);
+  await redis.set(contextGrantKeys(prefix).gcLock, 'another-frontend', 'PX', 60_000);
+  const result = await collectContextGarbage({ store: a.store, redis, keys, maxAgeMs: 7 * DAY });
+  assert.equal(result.ran, false);
+  assert.deepEqual(result.deleted, []);
+  assert.equal(await inRegistry(repo, ctx), true);
+  assert.equal(await redis.get(contextGrantKeys(prefix).gcLock), 'another-frontend', 'the other collector\'s lock is left alone');
+  await redis.del(contextGrantKeys(prefix).gcLock);
+  assert.equal((await collectContextGarbage({ store: a.store, redis, keys, maxAgeMs: 7 * DAY })).ran, true);
+  assert.equal(await inRegistry(repo, ctx), false);
+  assert.equal(await redis.exists(contextGrantKeys(prefix).gcLock), 0, 'the lock is released');
+});
+
+test('pruneCache through the guard keeps a layer blob a live context holds as a file, and deletes one none holds', async () => {
+  const prefix = 'gc-d';
+  const repo = 'gc/d';
+  const keys = redisKeys(prefix);
+  const a = frontend(repo, prefix);
+  // A context file whose bytes equal a cached layer's (a vendored tarball, say).
+  const layer = 'layer bytes that are also a context file\n';
+  const ctx = await sync(a.store, 'alice', { 'vendor/layer.tgz': layer });
+  const lone = await a.content.remote.put(Buffer.from('a layer no context holds\n'));
+  const index = new RedisCacheIndex(redis, 'bob', keys);
+  const mediaType = 'application/vnd.oci.image.layer.v1.tar+gzip';
+  await index.put({ key: 'k1', layer: { digest: sha(layer), diffID: sha(layer), size: layer.length, mediaType }, description: 'RUN a', platform: 'linux/amd64' });
+  await index.put({ key: 'k2', layer: { digest: lone.digest, diffID: lone.digest, size: lone.size, mediaType }, description: 'RUN b', platform: 'linux/amd64' });
+
+  const guard = new ContextBlobGuard(redis, prefix);
+  const pruned = await pruneCache({ index, blobs: { delete: guard.guarded((d) => a.content.remote.delete(d)) }, policy: { all: true } });
+  assert.deepEqual(pruned.deletedBlobs, [lone.digest]);
+  assert.equal(await inRegistry(repo, sha(layer)), true, 'the context file survived the prune');
+  const w = frontend(repo, prefix);
+  await materializeContext(w.store, ctx, join(w.dir, 'ctx'));
+  assert.equal(await redis.exists(contextGrantKeys(prefix).deleting), 0, 'no announcement is left behind');
+});
+
+test('a writer that found a blob in the shared store while a deleter removed it puts it back from its copy, or asks for a new sync without one', async () => {
+  const prefix = 'gc-e';
+  const repo = 'gc/e';
+  const a = frontend(repo, prefix);
+  const k = contextGrantKeys(prefix);
+  const guard = new ContextBlobGuard(redis, prefix);
+
+  /** Runs `write` while a deleter that read the grants before it is deleting `digest`. */
+  const race = async (digest: string, write: () => Promise<string>, tenant: string) => {
+    let writing: Promise<string> | undefined;
+    const deleted = await guard.deleteUnlessReferenced([digest], async (d) => {
+      writing = write();
+      writing.catch(() => undefined);
+      // The writer found the blob and granted it: the deleter's read came before that grant.
+      await until('the writer\'s grant', async () => (await redis.zscore(k.content(tenant), d)) !== null);
+      return a.content.remote.delete(d);
+    });
+    assert.deepEqual(deleted, [digest], 'the deleter removed it');
+    return writing!;
+  };
+
+  // The bytes are in the shared store (another tenant's upload that is now unreferenced); with
+  // its own copy the writer pushes the blob back once the deleter is done.
+  const text = 'raced\n';
+  await a.content.put(Buffer.from(text), sha(text));
+  const ctx = await race(sha(text), () => sync(a.store, 'alice', { 'r.txt': text }), 'alice');
+  assert.equal(await inRegistry(repo, sha(text)), true, 'pushed back');
+  const w = frontend(repo, prefix);
+  await materializeContext(w.store, ctx, join(w.dir, 'ctx'));
+
+  // Without one it fails the sync in one line; a new sync uploads the file.
+  const other = 'raced too\n';
+  await a.content.remote.put(Buffer.from(other), sha(other));
+  const fresh = frontend(repo, prefix);
+  await assert.rejects(race(sha(other), () => sync(fresh.store, 'bob', { 'r.txt': other }), 'bob'), /removed from the shared blob store by a garbage collection .*; sync the context again/);
+  assert.equal(await inRegistry(repo, sha(other)), false);
+  await sync(fresh.store, 'bob', { 'r.txt': other });
+  assert.equal(await inRegistry(repo, sha(other)), true);
+});

@@ -1,0 +1,251 @@
+// Garbage collection of build contexts by grant age. A context (its manifest and file contents)
+// lives as long as some tenant keeps proving it holds it: every sync renews the tenant's grants
+// of the context id and of every content in it (ContextGrants). A context whose newest grant,
+// over every tenant, is older than the age is deleted from the shared blob store and this
+// process's copies, with the grants older than the age; contents a younger context (any
+// tenant's), a cache record or a running build still uses stay, content addressing storing
+// identical files once. Deleting from a shared store races writers that found a blob there a
+// moment ago: every deleter announces what it may delete before reading the grants, and a
+// context writer asks after granting (ContextStore.putManifest), so one of them sees the other.
+import { randomUUID } from 'node:crypto';
+import { contextGrantKeys, isRegular, type ContextStore } from '@buildyard/context';
+import { DEFAULT_KEYS, scanKeys, type RedisClient as Redis, type RedisKeys } from '@buildyard/contracts';
+import { BlobLeases } from './BlobLeases.js';
+import { RedisCacheIndex } from './RedisCacheIndex.js';
+
+/** Default age after which a context no tenant synced is collected (BuildKit's local-source cache is pruned too). */
+export const DEFAULT_CONTEXT_MAX_AGE_MS = 7 * 24 * 3600_000;
+
+/** How long a deleter's announcement outlives it if it dies (ContextStore waits at most as long). */
+const ANNOUNCE_TTL_MS = 10 * 60_000;
+/**
+ * How long a deletion stays on record for writers (ContextGrants.recentDeletions): a sync that
+ * found a blob in the shared store longer ago than this before granting it is not covered.
+ */
+const RECENT_DELETION_MS = 3600_000;
+const BATCH = 1000;
+
+/** Every tenant's grants: per member (context id or content digest), its newest proof over all tenants. */
+export interface ContextGrantAges {
+  /** The grant sets' keys, by kind. */
+  keys: { ids: string[]; content: string[] };
+  contexts: Map<string, number>;
+  contents: Map<string, number>;
+}
+
+/** Reads every tenant's context grants (one SCAN per master, one ZRANGE per set). */
+export async function readContextGrantAges(redis: Redis, prefix: string): Promise<ContextGrantAges> {
+  const k = contextGrantKeys(prefix);
+  const out: ContextGrantAges = { keys: { ids: [], content: [] }, contexts: new Map(), contents: new Map() };
+  for (const key of await scanKeys(redis, k.scanPattern)) {
+    const parsed = k.parse(key);
+    if (!parsed) continue;
+    out.keys[parsed.kind].push(key);
+    const into = parsed.kind === 'ids' ? out.contexts : out.contents;
+    const flat = await redis.zrange(key, 0, -1, 'WITHSCORES');
+    for (let i = 0; i < flat.length; i += 2) {
+      const score = Number(flat[i + 1]);
+      if (score > (into.get(flat[i]!) ?? -Infinity)) into.set(flat[i]!, score);
+    }
+  }
+  return out;
+}
+
+/**
+ * Announces deletions from the shared blob store and keeps what a context still references.
+ * Used by every deleter of shared blobs (the context GC, pruneCache, the frontend's blob GC), so
+ * a context file whose digest equals a layer or manifest someone deletes is not lost.
+ */
+export class ContextBlobGuard {
+  private readonly keys: ReturnType<typeof contextGrantKeys>;
+
+  constructor(private readonly redis: Redis, prefix: string) {
+    this.keys = contextGrantKeys(prefix);
+  }
+
+  /**
+   * Deletes each of `digests` with `del` unless some tenant's context grant (content or context
+   * id, any age still in Redis) names it at the time of deletion. Answers those deleted.
+   * `younger`: only grants newer than this protect (the context GC's cutoff); default any.
+   */
+  async deleteUnlessReferenced(digests: Iterable<string>, del: (digest: string) => Promise<boolean>, younger = -Infinity): Promise<string[]> {
+    const list = [...new Set(digests)];
+    const deleted: string[] = [];
+    for (let i = 0; i < list.length; i += BATCH) {
+      const slice = list.slice(i, i + BATCH);
+      await this.announce(slice);
+      const gone: string[] = [];
+      try {
+        const referenced = await this.referenced(slice, younger);
+        for (const d of slice) if (!referenced.has(d) && (await del(d))) gone.push(d);
+      } finally {
+        await this.done(slice, gone);
+      }
+      deleted.push(...gone);
+    }
+    return deleted;
+  }
+
+  /** A deleter wrapped for pruneCache / collectBlobGarbage: its `delete` goes through the guard. */
+  guarded(del: (digest: string) => Promise<boolean>): (digest: string) => Promise<boolean> {
+    return async (d) => (await this.deleteUnlessReferenced([d], del)).length === 1;
+  }
+
+  /** Of `digests`, those some grant set names with a score above `younger` (read after announcing). */
+  async referenced(digests: readonly string[], younger: number): Promise<Set<string>> {
+    const out = new Set<string>();
+    if (digests.length === 0) return out;
+    // The sets are listed again here, after the announcement: a tenant's first grant made since
+    // the caller read them is then either seen or its writer saw the announcement.
+    for (const key of await scanKeys(this.redis, this.keys.scanPattern)) {
+      if (!this.keys.parse(key)) continue;
+      const scores = await this.redis.zmscore(key, ...digests);
+      digests.forEach((d, i) => { if (scores[i] !== null && Number(scores[i]) > younger) out.add(d); });
+    }
+    return out;
+  }
+
+  private async announce(digests: readonly string[]): Promise<void> {
+    const tx = this.redis.multi();
+    for (const d of digests) tx.zincrby(this.keys.deleting, 1, d);
+    tx.pexpire(this.keys.deleting, ANNOUNCE_TTL_MS);
+    await tx.exec();
+  }
+
+  /** Ends the announcement; what went is recorded first, so a writer asking later still learns it. */
+  private async done(digests: readonly string[], gone: readonly string[]): Promise<void> {
+    const now = Date.now();
+    if (gone.length > 0) {
+      // A separate key (and MULTI) from `deleting`: one key per MULTI runs on Redis Cluster.
+      await this.redis.multi()
+        .zadd(this.keys.deleted, ...gone.flatMap((d) => [now, d]))
+        .zremrangebyscore(this.keys.deleted, '-inf', now - RECENT_DELETION_MS)
+        .pexpire(this.keys.deleted, RECENT_DELETION_MS)
+        .exec();
+    }
+    const tx = this.redis.multi();
+    for (const d of digests) tx.zincrby(this.keys.deleting, -1, d);
+    tx.zremrangebyscore(this.keys.deleting, '-inf', 0);
+    await tx.exec();
+  }
+}
+
+export interface ContextGcOptions {
+  /** This process's context store (openContextStore): deletes reach its shared store and its copies. */
+  store: ContextStore;
+  redis: Redis;
+  keys?: RedisKeys;
+  /** Contexts whose newest grant (every tenant) is older than this are deleted. */
+  maxAgeMs?: number;
+  /** The clock (tests age grants by moving it, or by writing older scores). */
+  now?: number;
+  /** The lock's expiry: one collection at a time across frontends; a dead collector's lock expires. */
+  lockTtlMs?: number;
+}
+
+export interface ContextGcResult {
+  /** False when another process held the lock (this one only trimmed its own copies). */
+  ran: boolean;
+  /** Context ids deleted. */
+  contexts: string[];
+  /** Every digest deleted from the shared store (manifests and contents). */
+  deleted: string[];
+  /** Grants dropped (members of tenants' grant sets). */
+  grantsDropped: number;
+  /** This process's local copies removed (shared stores only). */
+  localCopies: number;
+}
+
+/**
+ * Collects contexts no tenant synced within `maxAgeMs` (see the file comment). Contexts a running
+ * build leased (BuildRunner leases its context id for the build) are kept with their grants and
+ * contents. Runs under a Redis lock; a process that does not get it trims only its own copies.
+ */
+export async function collectContextGarbage(opts: ContextGcOptions): Promise<ContextGcResult> {
+  const keys = opts.keys ?? DEFAULT_KEYS;
+  const now = opts.now ?? Date.now();
+  const cutoff = now - (opts.maxAgeMs ?? DEFAULT_CONTEXT_MAX_AGE_MS);
+  const k = contextGrantKeys(keys.prefix);
+  const token = randomUUID();
+  const lockTtlMs = opts.lockTtlMs ?? ANNOUNCE_TTL_MS;
+  const result: ContextGcResult = { ran: false, contexts: [], deleted: [], grantsDropped: 0, localCopies: 0 };
+  if ((await opts.redis.set(k.gcLock, token, 'PX', lockTtlMs, 'NX')) === 'OK') {
+    try {
+      await collectUnderLock(opts, keys, cutoff, result);
+      result.ran = true;
+    } finally {
+      await opts.redis.eval(RELEASE_LOCK, 1, k.gcLock, token);
+    }
+  }
+  // Every frontend's own copies: those no young grant or lease names go (the collector's
+  // deletes took its copies already; another frontend's stale copy would only be a cache).
+  const ages = await readContextGrantAges(opts.redis, keys.prefix);
+  const leased = await new BlobLeases(opts.redis, keys).leased();
+  const young = (d: string) => (ages.contents.get(d) ?? ages.contexts.get(d) ?? -Infinity) > cutoff || leased.has(d);
+  result.localCopies = (await opts.store.evictLocalCopies(cutoff, young)).length;
+  return result;
+}
+
+const RELEASE_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+// Drops the members of one grant set given in ARGV[2..] whose score is still at most ARGV[1]:
+// a tenant that synced since the collector read the set keeps its fresh grant.
+const DROP_OLD = `local n = 0
+for i = 2, #ARGV do
+  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if s and tonumber(s) <= tonumber(ARGV[1]) then n = n + redis.call('ZREM', KEYS[1], ARGV[i]) end
+end
+return n`;
+
+async function collectUnderLock(opts: ContextGcOptions, keys: RedisKeys, cutoff: number, result: ContextGcResult): Promise<void> {
+  const { redis, store } = opts;
+  const guard = new ContextBlobGuard(redis, keys.prefix);
+  const leases = new BlobLeases(redis, keys);
+  const ages = await readContextGrantAges(redis, keys.prefix);
+  const leased = await leases.leased();
+  const isOld = (score: number | undefined) => score !== undefined && score <= cutoff;
+
+  // Contexts past the age and not in use; their manifests say which contents they hold.
+  const old = [...ages.contexts].filter(([id, t]) => isOld(t) && !leased.has(id)).map(([id]) => id);
+  const candidates = new Set<string>(old);
+  for (const id of old) for (const d of await filesOf(store, id)) candidates.add(d);
+  // Contents uploaded but never part of a younger context (an aborted sync, an old one's).
+  for (const [d, t] of ages.contents) if (isOld(t)) candidates.add(d);
+  // Kept: what a younger grant names (every file of a young context has one: each sync renews
+  // them all), what a running build leased (with the files of a leased context), what a cache
+  // record references (a layer may equal a context file).
+  const keep = await keptBlobs(store, ages, leased, cutoff);
+  for (const d of await RedisCacheIndex.referencedBlobs(redis, keys)) keep.add(d);
+  const chosen = [...candidates].filter((d) => !keep.has(d));
+
+  // Old grants go (in-use contexts keep theirs: a frontend taking a build over checks them).
+  for (const key of [...ages.keys.ids, ...ages.keys.content]) {
+    const members = (await redis.zrangebyscore(key, '-inf', cutoff)).filter((m) => !leased.has(m));
+    for (let i = 0; i < members.length; i += BATCH) {
+      result.grantsDropped += Number(await redis.eval(DROP_OLD, 1, key, cutoff, ...members.slice(i, i + BATCH)));
+    }
+  }
+
+  // A build that leased one of these contexts since the first read keeps it and its files.
+  const leasedNow = await leases.leased();
+  const lateKeep = new Set<string>();
+  for (const id of old) if (leasedNow.has(id)) for (const d of [id, ...(await filesOf(store, id))]) lateKeep.add(d);
+  const deletable = chosen.filter((d) => !leasedNow.has(d) && !lateKeep.has(d));
+  result.deleted = await guard.deleteUnlessReferenced(deletable, async (d) => (await store.deleteContents([d])).length === 1, cutoff);
+  const gone = new Set(result.deleted);
+  result.contexts = old.filter((id) => gone.has(id));
+}
+
+/** What stays whatever its age says: young grants, leased digests and the files of leased contexts. */
+async function keptBlobs(store: ContextStore, ages: ContextGrantAges, leased: Set<string>, cutoff: number): Promise<Set<string>> {
+  const keep = new Set<string>(leased);
+  for (const [d, t] of ages.contents) if (t > cutoff) keep.add(d);
+  for (const [id, t] of ages.contexts) if (t > cutoff) keep.add(id);
+  for (const id of leased) if (ages.contexts.has(id)) for (const d of await filesOf(store, id)) keep.add(d);
+  return keep;
+}
+
+/** The contents a context's manifest names; none when the manifest is already gone. */
+async function filesOf(store: ContextStore, contextId: string): Promise<string[]> {
+  if (!(await store.content.has(contextId))) return [];
+  return (await store.manifest(contextId)).filter(isRegular).map((e) => e.digest);
+}
