@@ -1,11 +1,13 @@
 // Issue 14, item 7 (disk): `du` and `prune` see and reclaim the workers' layer snapshots and
 // materialised contexts, not only cache records; a worker's GC keeps them under its configured
-// size; a build's materialised context does not outlive the build.
+// size. Of a build's materialised context only the newest tree per tenant and directory
+// (lineage) outlives the build, as the base of the next build (#18); another tenant's build
+// never starts from it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, type ServiceError } from '@grpc/grpc-js';
@@ -44,14 +46,29 @@ async function bigBuild(cluster: Cluster, name: string): Promise<void> {
   assert.equal(outcome.error, undefined, outcome.error?.message);
 }
 
+/** The worker's materialised context trees: `contexts/<tenant>/<lineage>/<context id hex>`. */
+function contextTrees(stateDir: string): string[] {
+  const ls = (d: string) => (existsSync(d) ? readdirSync(d).map((n) => join(d, n)) : []);
+  return ls(join(stateDir, 'contexts')).flatMap(ls).flatMap(ls);
+}
+
+/** Inode numbers of the regular files under `dir`. */
+function fileInodes(dir: string): Set<number> {
+  const out = new Set<number>();
+  const walk = (d: string) => { for (const e of readdirSync(d, { withFileTypes: true })) (e.isDirectory() ? walk(join(d, e.name)) : e.isFile() && out.add(statSync(join(d, e.name)).ino)); };
+  walk(dir);
+  return out;
+}
+
 const record = (res: DiskUsageResponse, worker: string, kind: string) => res.records.find((r) => r.id === `worker/${worker}/${kind}`);
 const committedSnapshots = (stateDir: string) => (existsSync(join(stateDir, 'snapshots/s')) ? readdirSync(join(stateDir, 'snapshots/s')).length : 0);
 
-test('du sees worker snapshots and contexts as du on disk does; contexts go when their build ends; prune --all reclaims them', async () => {
+test('du sees worker snapshots and contexts as du on disk does; only the newest context tree of a directory outlives its build; prune --all reclaims them', async () => {
   const cluster = await startCluster({ workers: 1 });
   try {
     const worker = cluster.workers[0];
     await bigBuild(cluster, 'one');
+    // The same directory built again with other contents: the same lineage of trees.
     await bigBuild(cluster, 'two');
 
     const before = await du(cluster);
@@ -61,8 +78,11 @@ test('du sees worker snapshots and contexts as du on disk does; contexts go when
     assert.ok(snapshots.size > 7 * MiB, `snapshots hold both builds' layers (${snapshots.size})`);
     assert.equal(snapshots.size, duOnDisk(join(worker.stateDir, 'snapshots')), 'du\'s figure for snapshots is du on disk');
     assert.equal(contexts.size, duOnDisk(join(worker.stateDir, 'contexts')), 'du\'s figure for contexts is du on disk');
-    // Both builds have ended: neither materialised context is left (3 MiB each before).
-    assert.deepEqual(readdirSync(join(worker.stateDir, 'contexts')), [], 'no materialised context outlives its build');
+    // Both builds have ended: only the newest tree is kept (the second build's), as the base of
+    // the next build of that directory.
+    const kept = contextTrees(worker.stateDir);
+    assert.equal(kept.length, 1, `only the newest tree of the lineage survives: ${kept.join(', ')}`);
+    assert.deepEqual(readFileSync(join(kept[0], 'payload.bin')), readFileSync(join(work, 'two', 'payload.bin')), 'the kept tree is the last build\'s');
     assert.ok(before.totalBytes >= snapshots.size + contexts.size);
 
     const stateBefore = duOnDisk(worker.stateDir);
@@ -73,6 +93,7 @@ test('du sees worker snapshots and contexts as du on disk does; contexts go when
     const stateAfter = duOnDisk(worker.stateDir);
     assert.ok(stateBefore - stateAfter >= snapshots.size - 256 * 1024, `the worker's state dir shrank by the snapshots (${stateBefore} -> ${stateAfter})`);
     assert.ok(duOnDisk(join(worker.stateDir, 'snapshots')) < 256 * 1024, 'what remains of snapshots is bookkeeping');
+    assert.deepEqual(contextTrees(worker.stateDir), [], 'prune --all removes the kept context tree');
 
     const afterPrune = await du(cluster);
     assert.equal(record(afterPrune, worker.id, 'snapshots')?.size, duOnDisk(join(worker.stateDir, 'snapshots')));
@@ -100,6 +121,50 @@ test('a worker\'s GC keeps its snapshots and contexts under its configured size'
     await until(`the worker's snapshots and contexts to shrink to ${keep} bytes`, () => held() <= keep + 256 * 1024, 60_000, 250);
     const res = await du(cluster);
     assert.ok((record(res, worker.id, 'snapshots')?.size ?? Infinity) <= keep + 256 * 1024);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+test('another tenant\'s build never starts from a tenant\'s kept context tree, even with the same paths and contents', async () => {
+  const cluster = await startCluster({ workers: 1, tenants: ['mallory'] });
+  try {
+    const worker = cluster.workers[0];
+    const common = randomBytes(256 * 1024);
+    const context = (name: string, files: Record<string, Buffer | string>) => {
+      const dir = join(work, name);
+      mkdirSync(dir, { recursive: true });
+      for (const [file, data] of Object.entries(files)) {
+        writeFileSync(join(dir, file), data);
+        // The same times on both sides: an entry the same in every field but the tenant.
+        utimesSync(join(dir, file), 1_600_000_000, 1_600_000_000);
+      }
+      return dir;
+    };
+    const alice = context('tenant-a', {
+      'common.bin': common, 'only-a.txt': `alice's secret ${nonce}\n`,
+      Dockerfile: `FROM ${cluster.busybox.reference}\nRUN --mount=type=bind,target=/ctx cat /ctx/only-a.txt && echo a-${nonce}\n`,
+    });
+    const a = await solve(cluster, alice, { platforms: ['linux/amd64'] });
+    assert.equal(a.error, undefined, a.error?.message);
+    const [aliceTree] = contextTrees(worker.stateDir);
+    assert.ok(aliceTree && existsSync(join(aliceTree, 'only-a.txt')), 'alice\'s tree is kept');
+
+    // Mallory's context has the same paths (but the secret) and the same common file.
+    const mallory = context('tenant-m', {
+      'common.bin': common,
+      Dockerfile: `FROM ${cluster.busybox.reference}\nRUN --mount=type=bind,target=/ctx if [ -e /ctx/only-a.txt ]; then echo LEAKED; cat /ctx/only-a.txt; exit 1; fi; echo m-${nonce}\n`,
+    });
+    const m = await solve(cluster, mallory, { platforms: ['linux/amd64'] }, { token: cluster.tokens.mallory });
+    assert.equal(m.error, undefined, `mallory's build sees only its own context: ${m.error?.message} ${m.logs.slice(-300)}`);
+    const trees = contextTrees(worker.stateDir);
+    assert.equal(trees.length, 2, `one kept tree per tenant: ${trees.join(', ')}`);
+    const malloryTree = trees.find((t) => t !== aliceTree)!;
+    assert.notEqual(malloryTree.split('/').at(-3), aliceTree.split('/').at(-3), 'the trees sit under different tenant dirs');
+    // Had mallory's tree been linked from alice's (cp -al), its files would be alice's inodes.
+    const shared = [...fileInodes(malloryTree)].filter((i) => fileInodes(aliceTree).has(i));
+    assert.deepEqual(shared, [], 'no file of mallory\'s tree is a file of alice\'s');
+    assert.equal(statSync(join(aliceTree, 'common.bin')).nlink, 1, 'nothing else links alice\'s file');
   } finally {
     await cluster.stop();
   }
