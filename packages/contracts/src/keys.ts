@@ -70,6 +70,16 @@ export function schedulerKeys(prefix: string) {
     tenants: `${base}:tenants`,
     /** Set: tenants with ready stages held at their limit (back in `tenants` when a slot frees). */
     tenantsHeld: `${base}:tenants:held`,
+    /** Hash: tenant -> stages holding one of its slots (dispatching, queued or running). */
+    tenantsActive: `${base}:tenants:active`,
+    /** Hash: cache key -> the stage leading it (its followers wait for its result). */
+    inflight: `${base}:inflight`,
+    /** Hash: cache key -> its followers' stage refs, newline-separated. */
+    inflightFollowers: `${base}:inflight:followers`,
+    /** Set: stages between claim and job add (the recover script gives back those of dead claimers). */
+    claimed: `${base}:claimed`,
+    /** String with a TTL: a dispatcher's lease on the stages it claimed. */
+    claimerLease: (claimerId: string) => `${base}:claimer:${claimerId}`,
     cancelChannel: `${base}:cancel`,
     config: `${base}:config`,
     /** String: one tenant's limit (a number or 'fleet'), overriding the configured one. */

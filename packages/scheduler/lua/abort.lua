@@ -1,5 +1,9 @@
--- Fails or cancels a build. KEYS[7] the build's hash; its stages (from its stage list) and their
--- tenants' and followers' keys are reached at run time (see prelude.lua).
+-- Fails or cancels a build. ARGV[4..6]: build id, status, error. Declared by the caller: the
+-- build's hash, stage list and events; asked for: its stages and what cancelling them touches
+-- (see planAbort). Returns {n, builds, jobs}.
+local bid = ARGV[4]
+planAbort(bid)
+if #NEED > 0 then return asked() end
 local out = { builds = {}, jobs = {} }
-abortBuild(ARGV[3], ARGV[4], ARGV[5], out)
+abortBuild(bid, ARGV[5], ARGV[6], out)
 return {#out.builds, out.builds, out.jobs}

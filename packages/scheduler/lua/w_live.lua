@@ -1,14 +1,16 @@
--- Live workers (heartbeat not expired): {id, expiry, {hash fields...}} each; ARGV[3..] limits to
--- those ids, whose hashes are KEYS[7..]. Without ids, every live worker: their ids (and so their
--- hashes' names) are known only from BEATS.
+-- Live workers (heartbeat not expired): {id, expiry, {hash fields...}} each. ARGV[4..] limits to
+-- those ids (their hashes, w:<id>, declared); without ids, every live worker (their hashes asked
+-- for: their ids are known only from BEATS).
 local now = nowMs()
-local ids, hashes = {}, {}
-if #ARGV >= 3 then
-  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i]; hashes[#hashes + 1] = KEYS[4 + i] end
+local ids = {}
+if #ARGV >= 4 then
+  for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
 else
   ids = redis.call('ZRANGEBYSCORE', BEATS, '('..now, '+inf')
-  for i, id in ipairs(ids) do hashes[i] = P..':worker:'..id end
 end
+local hashes = {}
+for i, id in ipairs(ids) do hashes[i] = key('w:'..id) end
+if #NEED > 0 then return asked() end
 local out = {}
 for i, id in ipairs(ids) do
   local exp = redis.call('ZSCORE', BEATS, id)

@@ -1,12 +1,12 @@
 -- What placement needs, in one round trip: per platform the number of live, not draining native
 -- and emulating workers; per input-holding worker its hash and the jobs waiting on its own queue.
--- ARGV[3] = JSON {platforms = [...], holders = [...]}; returns JSON. KEYS[7..]: per platform its
+-- ARGV[4] = JSON {platforms = [...], holders = [...]}; returns JSON. KEYS[11..]: per platform its
 -- native and emulated live sets, then per holder its hash and its own queue's wait list and
 -- prioritized set (WorkerRegistry.placementView, in this order).
-local req = cjson.decode(ARGV[3])
+local req = cjson.decode(ARGV[4])
 local now = nowMs()
 local platforms, holders = {}, {}
-local k = 7
+local k = NFIXED + 1
 for _, p in ipairs(req.platforms) do
   platforms[p] = {
     native = redis.call('ZCOUNT', KEYS[k], '('..now, '+inf'),

@@ -4,6 +4,7 @@
 import type { RedisClient } from './connectRedis.js';
 import { fromRedis, jsonFromRedis, luaCommands, schedulerBuildHashSchema, stageHashSchema, traceContextSchema, type LuaCommand, type LuaScript } from '@buildyard/contracts';
 import { fixedScriptKeys, parseStageRef, schedulerKeys, stageRef, type SchedulerKeys } from './keys.js';
+import { callDeclared, scriptArgs } from './scriptCall.js';
 import type { BuildRequest, BuildState, StageJob, StagePlacement, StageState } from './types.js';
 
 export interface QueuedJobRef {
@@ -48,10 +49,10 @@ export interface Claimer {
   /** Its claimed stages go back to ready this long after its last claim or mark, if their jobs were not added. */
   leaseMs: number;
 }
-// Every state transition is one script under ../lua, each after the shared prelude (key helpers;
-// ARGV[1] is the key prefix, ARGV[2] the time). KEYS: the fixed keys (fixedScriptKeys), then the
-// keys the call names (each script's header says which); keys found only by what the script
-// reads share the scheduler's hash tag (see prelude.lua).
+// Every state transition is one script under ../lua, each after the shared prelude. KEYS: the
+// fixed keys (fixedScriptKeys), then the keys the call declares by label (each script's header
+// says which); a key the script finds only by what it reads is asked for (prelude.lua,
+// scriptCall.ts). The calls below declare what they can know, so most take one round trip.
 const LUA_DIR = new URL('../lua/', import.meta.url);
 const script = (file: string): LuaScript => ({ files: ['prelude.lua', file], keys: 'dynamic' });
 const SCRIPTS: Record<Script, LuaScript> = {
@@ -143,6 +144,14 @@ export class StageStore {
 
   private readonly scripts: Record<Script, LuaCommand>;
   private readonly fixedKeys: string[];
+  /** Stages this process made ready since its last claim: that claim declares their keys. */
+  private readonly readyHints = new Set<string>();
+  /** Tenants whose ready sets and limits claims declare (those claims asked for before). */
+  private readonly tenantHints = new Set<string>();
+  /** Labels of the keys completing a started stage touches (its dependents, tenant, build). */
+  private readonly startedHints = new Map<string, string[]>();
+  /** Claimers' leases recover asked for before. */
+  private readonly leaseHints = new Set<string>();
 
   constructor(readonly redis: RedisClient, readonly prefix: string) {
     this.keys = schedulerKeys(prefix);
@@ -150,31 +159,52 @@ export class StageStore {
     this.scripts = luaCommands(redis, 'buildyard_sched', LUA_DIR, SCRIPTS);
   }
 
-  /** A script's arguments: its key count, the fixed keys, `keys`, then prefix, time and `args`. */
-  private callArgs(keys: string[], args: Array<string | number>): Array<string | number> {
-    return [this.fixedKeys.length + keys.length, ...this.fixedKeys, ...keys, this.keys.base, Date.now(), ...args];
+  private async run(name: Script, labels: Iterable<string>, args: Array<string | number>): Promise<unknown> {
+    return (await this.runLabelled(name, labels, args)).reply;
   }
 
-  private async run(name: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
-    return this.scripts[name](...this.callArgs(keys, args));
+  private runLabelled(name: Script, labels: Iterable<string>, args: Array<string | number>): Promise<{ reply: unknown; labels: Set<string> }> {
+    return callDeclared(this.scripts[name], name, this.keys, this.fixedKeys, labels, args);
   }
 
-  /** A stage's hash and the hash of the worker reporting on it. */
-  private stageAndWorker(ref: string, worker: string): string[] {
-    return [this.keys.stage(ref), this.keys.worker(worker)];
+  /** The labels of a stage's hash and its build's hash and events. */
+  private static stageLabels(ref: string): string[] {
+    const { buildId } = parseStageRef(ref);
+    return [`s:${ref}`, `b:${buildId}`, `be:${buildId}`];
+  }
+
+  /** Remembered as hints, within a bound (a hint only saves a round trip). */
+  private static remember<T>(set: Set<T>, items: Iterable<T>, max = 512): void {
+    for (const it of items) {
+      if (set.size >= max) set.clear();
+      set.add(it);
+    }
+  }
+
+  /** The hints a started stage leaves for its completion, taken once. */
+  private takeStarted(ref: string): string[] {
+    const labels = this.startedHints.get(ref) ?? [];
+    this.startedHints.delete(ref);
+    return labels;
   }
 
 
   async submit(req: BuildRequest): Promise<void> {
     const stages = planStages(req);
-    const k = this.keys;
-    await this.run('submit', [k.build(req.buildId), k.buildStages(req.buildId), k.buildEvents(req.buildId), k.tenantReady(req.tenant), ...stages.map((s) => k.stage(s.ref))],
-      [req.buildId, req.tenant, req.priority, JSON.stringify(req.traceContext ?? {}), JSON.stringify(stages)]);
+    const b = req.buildId;
+    await this.run('submit', [`b:${b}`, `bs:${b}`, `be:${b}`, `tr:${req.tenant}`, ...stages.map((s) => `s:${s.ref}`)],
+      [b, req.tenant, req.priority, JSON.stringify(req.traceContext ?? {}), JSON.stringify(stages)]);
+    StageStore.remember(this.readyHints, stages.filter((s) => s.deps.length === 0).map((s) => s.ref));
+    StageStore.remember(this.tenantHints, [req.tenant]);
   }
 
   /** Stages now owed a queue placement (their tenant slot is already taken), with what placement needs. */
   async claim(defaultTenantLimit: number | 'fleet', claimer: Claimer, max = 100): Promise<StageDispatchInfo[]> {
-    const raw = (await this.run('claim', [], [defaultTenantLimit, max, claimer.id, claimer.leaseMs])) as string[];
+    const labels = [`lease:${claimer.id}`, ...[...this.tenantHints].flatMap((t) => [`tr:${t}`, `tl:${t}`]), ...[...this.readyHints].flatMap(StageStore.stageLabels)];
+    this.readyHints.clear();
+    const { reply, labels: used } = await this.runLabelled('claim', labels, [defaultTenantLimit, max, claimer.id, claimer.leaseMs]);
+    StageStore.remember(this.tenantHints, [...used].filter((l) => l.startsWith('tr:')).map((l) => l.slice(3)), 256);
+    const raw = reply as string[];
     return raw.map((text) => {
       const v = JSON.parse(text) as { ref: string; build: string; platform: string; run?: string; stage: string; tenant?: string; prio?: string;
         cacheKey?: string; dispatches?: string; inputs: unknown; trace?: string };
@@ -216,8 +246,9 @@ export class StageStore {
     const p = this.redis.pipeline();
     const cmd = p as unknown as Record<string, (...a: string[]) => unknown>;
     for (const it of items) {
-      const keys = [this.keys.stage(it.ref), this.keys.buildEvents(parseStageRef(it.ref).buildId), this.claimedKey, this.leaseKey(claimer.id)];
-      cmd.buildyard_sched_markQueued(...this.callArgs(keys, [it.ref, it.queue, it.jobId, claimer.id, claimer.leaseMs, kind]).map(String));
+      // Every key it touches is known here: it never asks for more.
+      const labels = [`s:${it.ref}`, `be:${parseStageRef(it.ref).buildId}`, `lease:${claimer.id}`];
+      cmd.buildyard_sched_markQueued(...scriptArgs(this.keys, this.fixedKeys, labels, [it.ref, it.queue, it.jobId, claimer.id, claimer.leaseMs, kind]).map(String));
     }
     return ((await p.exec()) ?? []).map(([err, v]) => { if (err) throw err; return v === 1; });
   }
@@ -232,26 +263,30 @@ export class StageStore {
    * process died between claim and queue) go back to ready; returns how many.
    */
   async recoverClaims(): Promise<number> {
-    return Number(await this.run('recover', [this.claimedKey], [this.keys.bullPrefix]));
+    const { reply, labels } = await this.runLabelled('recover', this.leaseHints, []);
+    StageStore.remember(this.leaseHints, [...labels].filter((l) => l.startsWith('lease:')), 64);
+    return Number(reply);
   }
 
   /** Stages between claim and job add (recover.lua's watch list). */
   get claimedKey(): string {
-    return `${this.keys.base}:claimed`;
+    return this.keys.claimed;
   }
 
-  /** A claimer's lease: present while its claims are its own (claim.lua builds the same name). */
+  /** A claimer's lease: present while its claims are its own. */
   leaseKey(claimerId: string): string {
-    return `${this.keys.base}:claimer:${claimerId}`;
+    return this.keys.claimerLease(claimerId);
   }
 
   async start(ref: string, worker: string, emulated: boolean, jobId: string): Promise<StartOutcome> {
-    const { buildId } = parseStageRef(ref);
-    const keys = [...this.stageAndWorker(ref, worker), this.keys.build(buildId), this.keys.buildEvents(buildId)];
-    const raw = (await this.run('start', keys, [ref, worker, emulated ? '1' : '0', jobId])) as string[];
+    const raw = (await this.run('start', [...StageStore.stageLabels(ref), `w:${worker}`], [ref, worker, emulated ? '1' : '0', jobId])) as string[];
     if (raw[0] !== 'ok') return { kind: 'skip', state: raw[1] };
+    const { buildId } = parseStageRef(ref);
+    // What its completion will touch: its dependents and its tenant's ready set (they become ready).
+    if (this.startedHints.size >= 10_000) this.startedHints.clear();
+    this.startedHints.set(ref, [`bs:${buildId}`, `tr:${raw[2]}`, ...raw[6].split('\n').filter(Boolean).map((d) => `s:${d}`)]);
     const inputs: Record<string, unknown> = {};
-    for (let i = 6; i + 1 < raw.length; i += 2) inputs[raw[i]] = parseJson(raw[i + 1]) ?? null;
+    for (let i = 7; i + 1 < raw.length; i += 2) inputs[raw[i]] = parseJson(raw[i + 1]) ?? null;
     return {
       kind: 'ok', attempt: Number(raw[1]), tenant: raw[2], cacheKey: raw[3], payload: parseJson(raw[4]) ?? null,
       traceContext: traceContextOf(raw[5], ref), inputs,
@@ -259,19 +294,24 @@ export class StageStore {
   }
 
   async complete(ref: string, worker: string, emulated: boolean, resultJson: string, jobId: string): Promise<boolean> {
-    return (await this.run('complete', this.stageAndWorker(ref, worker), [ref, worker, emulated ? '1' : '0', resultJson, jobId])) === 1;
+    const labels = [...StageStore.stageLabels(ref), `w:${worker}`, ...this.takeStarted(ref)];
+    const [ok, ...ready] = (await this.run('complete', labels, [ref, worker, emulated ? '1' : '0', resultJson, jobId])) as [number, ...string[]];
+    StageStore.remember(this.readyHints, ready);
+    return ok === 1;
   }
 
   async fail(ref: string, worker: string, error: string, jobId: string): Promise<AbortOutcome> {
-    return toAbortOutcome(await this.run('fail', this.stageAndWorker(ref, worker), [ref, worker, error, jobId]));
+    const labels = [...StageStore.stageLabels(ref), `w:${worker}`, ...this.takeStarted(ref)];
+    return toAbortOutcome(await this.run('fail', labels, [ref, worker, error, jobId]));
   }
 
   async release(ref: string, worker: string): Promise<void> {
-    await this.run('release', this.stageAndWorker(ref, worker), [ref, worker]);
+    this.takeStarted(ref);
+    await this.run('release', [`s:${ref}`, `w:${worker}`], [ref, worker]);
   }
 
   async abort(buildId: string, status: 'failed' | 'cancelled', error: string): Promise<AbortOutcome> {
-    return toAbortOutcome(await this.run('abort', [this.keys.build(buildId)], [buildId, status, error]));
+    return toAbortOutcome(await this.run('abort', [`b:${buildId}`, `bs:${buildId}`, `be:${buildId}`], [buildId, status, error]));
   }
 
   async stagePlacement(ref: string): Promise<StagePlacement | null> {

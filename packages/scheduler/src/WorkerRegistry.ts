@@ -2,6 +2,7 @@ import type { RedisClient } from './connectRedis.js';
 import { fromRedis, jsonFromRedis, luaCommands, placementViewSchema, workerHashSchema, type LuaCommand, type LuaScript } from '@buildyard/contracts';
 import { useRedis, type RedisTarget } from './connectRedis.js';
 import { DEFAULT_PREFIX, fixedScriptKeys, schedulerKeys, workerQueueName, type SchedulerKeys } from './keys.js';
+import { callDeclared, positionalArgs } from './scriptCall.js';
 import type { WorkerInfo, WorkerStatus } from './types.js';
 
 export interface WorkerRegistryOptions {
@@ -40,7 +41,8 @@ export interface PlacementView {
 
 type Script = 'register' | 'heartbeat' | 'live' | 'dead' | 'drain' | 'remove' | 'view' | 'wake';
 const LUA_DIR = new URL('../lua/', import.meta.url);
-// KEYS: the fixed keys, then the call's own (see StageStore and each script's header).
+// KEYS: the fixed keys, then the call's own: by label (asked for when found by what the script
+// reads; see prelude.lua), or by position for w_view and w_wake (see each script's header).
 const script = (file: string): LuaScript => ({ files: ['prelude.lua', 'workers_prelude.lua', file], keys: 'dynamic' });
 const SCRIPTS: Record<Script, LuaScript> = {
   register: script('w_register.lua'), heartbeat: script('w_heartbeat.lua'), live: script('w_live.lua'), dead: script('w_dead.lua'),
@@ -61,6 +63,8 @@ export class WorkerRegistry {
   private readonly scripts: Record<Script, LuaCommand>;
   /** What each worker's last heartbeat reported: an unchanged report is not written again. */
   private readonly reported = new Map<string, string>();
+  /** Per worker, the labels of its platform sets its scripts asked for: a heartbeat then needs one call. */
+  private readonly platformLabels = new Map<string, string[]>();
 
   constructor(redis: RedisTarget, opts: WorkerRegistryOptions = {}) {
     const { client, owned } = useRedis(redis);
@@ -71,9 +75,19 @@ export class WorkerRegistry {
     this.scripts = luaCommands(client, 'buildyard_workers', LUA_DIR, SCRIPTS);
   }
 
-  private run(name: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
-    const fixed = fixedScriptKeys(this.keys);
-    return this.scripts[name](fixed.length + keys.length, ...fixed, ...keys, this.keys.base, Date.now(), ...args);
+  /** Runs a script on one worker (or none: ''), declaring its hash and the platform sets asked for before. */
+  private async run(name: Script, id: string, args: Array<string | number>): Promise<unknown> {
+    const known = id ? [`w:${id}`, ...(this.platformLabels.get(id) ?? [])] : [];
+    const { reply, labels } = await callDeclared(this.scripts[name], name, this.keys, fixedScriptKeys(this.keys), known, args);
+    if (id) {
+      if (this.platformLabels.size >= 10_000) this.platformLabels.clear();
+      this.platformLabels.set(id, [...labels].filter((l) => l.startsWith('pn:') || l.startsWith('pe:')));
+    }
+    return reply;
+  }
+
+  private runPositional(name: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
+    return this.scripts[name](...positionalArgs(this.keys, fixedScriptKeys(this.keys), keys, args));
   }
 
   /** Registers (or re-registers) a worker; `draining` carries a drain over a re-registration. */
@@ -81,7 +95,8 @@ export class WorkerRegistry {
     if (!info.id) throw new Error('worker id is empty; give every worker a unique id');
     if (info.capacity < 1) throw new Error(`worker ${info.id}: capacity ${info.capacity} must be at least 1`);
     this.reported.delete(info.id);
-    await this.run('register', [this.keys.worker(info.id)], [info.id, this.heartbeatTtlMs, JSON.stringify(info.nativePlatforms), JSON.stringify(info.emulatedPlatforms),
+    this.platformLabels.set(info.id, [...info.nativePlatforms.map((p) => `pn:${p}`), ...info.emulatedPlatforms.map((p) => `pe:${p}`)]);
+    await this.run('register', info.id, [info.id, this.heartbeatTtlMs, JSON.stringify(info.nativePlatforms), JSON.stringify(info.emulatedPlatforms),
       info.capacity, info.cacheBytes, info.version, opts.draining ? 1 : 0]);
   }
 
@@ -92,14 +107,14 @@ export class WorkerRegistry {
   async heartbeat(id: string, beat: Heartbeat): Promise<{ registered: boolean; draining: boolean }> {
     const report = `${beat.running} ${beat.cacheBytes}`;
     const changed = this.reported.get(id) !== report;
-    const r = Number(await this.run('heartbeat', [this.keys.worker(id)], [id, this.heartbeatTtlMs, changed ? beat.running : '', changed ? beat.cacheBytes : '']));
+    const r = Number(await this.run('heartbeat', id, [id, this.heartbeatTtlMs, changed ? beat.running : '', changed ? beat.cacheBytes : '']));
     if (r >= 0) this.reported.set(id, report);
     else this.reported.delete(id);
     return { registered: r >= 0, draining: r === 1 };
   }
 
   private async live(ids: string[]): Promise<WorkerStatus[]> {
-    const raw = (await this.run('live', ids.map((id) => this.keys.worker(id)), ids)) as Array<[string, string, string[]]>;
+    const raw = (await callDeclared(this.scripts.live, 'live', this.keys, fixedScriptKeys(this.keys), ids.map((id) => `w:${id}`), ids)).reply as Array<[string, string, string[]]>;
     return raw.map(([id, expiry, flat]) => {
       const h: Record<string, string> = {};
       for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]] = flat[i + 1];
@@ -124,7 +139,7 @@ export class WorkerRegistry {
 
   /** Registered workers whose heartbeat expired (their placed jobs need re-homing): one range query. */
   async deadWorkers(): Promise<string[]> {
-    return (await this.run('dead', [], [])) as string[];
+    return (await this.runPositional('dead', [], [])) as string[];
   }
 
   /** Registered workers that are draining (their queued jobs need re-homing). */
@@ -139,27 +154,28 @@ export class WorkerRegistry {
       ...platforms.flatMap((p) => [k.platformWorkers(p, 'native'), k.platformWorkers(p, 'emulated')]),
       ...holders.flatMap((id) => [k.worker(id), `${k.bullQueue(workerQueueName(id))}:wait`, `${k.bullQueue(workerQueueName(id))}:prioritized`]),
     ];
-    const raw = jsonFromRedis(placementViewSchema, (await this.run('view', keys, [JSON.stringify({ platforms, holders })])) as string, 'the placement view of the worker registry');
+    const raw = jsonFromRedis(placementViewSchema, (await this.runPositional('view', keys, [JSON.stringify({ platforms, holders })])) as string, 'the placement view of the worker registry');
     return { platforms: new Map(Object.entries(raw.platforms)), holders: new Map(Object.entries(raw.holders)) };
   }
 
   /** Wakes as many idle consumers of each queue as jobs were added to it. */
   async wake(added: Map<string, number>): Promise<void> {
     if (added.size === 0) return;
-    await this.run('wake', [...added.keys()].map((q) => this.keys.idleConsumers(q)), [...added].flat());
+    await this.runPositional('wake', [...added.keys()].map((q) => this.keys.idleConsumers(q)), [...added].flat());
   }
 
   /** The worker finishes its running stages and takes no new ones (it is told at once). */
   async drain(id: string): Promise<void> {
-    if (Number(await this.run('drain', [this.keys.worker(id)], [id, 1])) !== 1) throw new Error(`worker ${id} is not registered; list workers to see their ids`);
+    if (Number(await this.run('drain', id, [id, 1])) !== 1) throw new Error(`worker ${id} is not registered; list workers to see their ids`);
   }
 
   async undrain(id: string): Promise<void> {
-    await this.run('drain', [this.keys.worker(id)], [id, 0]);
+    await this.run('drain', id, [id, 0]);
   }
 
   async remove(id: string): Promise<void> {
-    await this.run('remove', [this.keys.worker(id)], [id]);
+    await this.run('remove', id, [id]);
+    this.platformLabels.delete(id);
   }
 
   async close(): Promise<void> {
