@@ -33,13 +33,19 @@ export interface ContextGrantAges {
   contents: Map<string, number>;
 }
 
-/** Reads every tenant's context grants (one SCAN per master, one ZRANGE per set). */
+/**
+ * Reads every tenant's context grants (one SCAN per master, one ZRANGE per set). The SCAN also
+ * lists every tenant found in the tenant set (grants made before it existed), so deleters can
+ * read that small set instead of scanning the keyspace.
+ */
 export async function readContextGrantAges(redis: Redis, prefix: string): Promise<ContextGrantAges> {
   const k = contextGrantKeys(prefix);
   const out: ContextGrantAges = { keys: { ids: [], content: [] }, contexts: new Map(), contents: new Map() };
+  const tenants = new Set<string>();
   for (const key of await scanKeys(redis, k.scanPattern)) {
     const parsed = k.parse(key);
     if (!parsed) continue;
+    tenants.add(parsed.tenant);
     out.keys[parsed.kind].push(key);
     const into = parsed.kind === 'ids' ? out.contexts : out.contents;
     const flat = await redis.zrange(key, 0, -1, 'WITHSCORES');
@@ -48,6 +54,8 @@ export async function readContextGrantAges(redis: Redis, prefix: string): Promis
       if (score > (into.get(flat[i]!) ?? -Infinity)) into.set(flat[i]!, score);
     }
   }
+  if (tenants.size > 0) await redis.sadd(k.tenants, ...tenants);
+  await redis.set(k.tenantsComplete, '1');
   return out;
 }
 
@@ -95,14 +103,23 @@ export class ContextBlobGuard {
   async referenced(digests: readonly string[], younger: number): Promise<Set<string>> {
     const out = new Set<string>();
     if (digests.length === 0) return out;
-    // The sets are listed again here, after the announcement: a tenant's first grant made since
-    // the caller read them is then either seen or its writer saw the announcement.
-    for (const key of await scanKeys(this.redis, this.keys.scanPattern)) {
-      if (!this.keys.parse(key)) continue;
+    for (const key of await this.grantSets()) {
       const scores = await this.redis.zmscore(key, ...digests);
       digests.forEach((d, i) => { if (scores[i] !== null && Number(scores[i]) > younger) out.add(d); });
     }
     return out;
+  }
+
+  /**
+   * Every tenant's grant sets, listed after the announcement: a tenant's first grant made since
+   * is then either seen or its writer sees the announcement. From the tenant set once a GC
+   * completed it (one SMEMBERS), else by scanning the keyspace.
+   */
+  private async grantSets(): Promise<string[]> {
+    if (await this.redis.exists(this.keys.tenantsComplete)) {
+      return (await this.redis.smembers(this.keys.tenants)).flatMap((t) => [this.keys.contexts(t), this.keys.content(t)]);
+    }
+    return (await scanKeys(this.redis, this.keys.scanPattern)).filter((key) => this.keys.parse(key));
   }
 
   private async announce(digests: readonly string[]): Promise<void> {

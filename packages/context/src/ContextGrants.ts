@@ -98,6 +98,10 @@ export function contextGrantKeys(prefix: string) {
       if (!m || key.length - m[0].length <= head.length) return undefined;
       return { tenant: key.slice(head.length, key.length - m[0].length), kind: m[1] as 'ids' | 'content' };
     },
+    /** Every tenant that ever held a grant (a set; never shrinks: tenants are few). */
+    tenants: `${prefix}:contexts:tenants`,
+    /** Set once `tenants` lists every tenant with grant sets (grants made before it existed included). */
+    tenantsComplete: `${prefix}:contexts:tenants:complete`,
     /** Sorted set digest -> how many deleters are deleting it now (see recentDeletions). */
     deleting: `${prefix}:contexts:deleting`,
     /** Sorted set digest -> when a deleter last deleted it (ms), kept for RECENT_DELETION_MS. */
@@ -118,7 +122,7 @@ export class RedisContextGrants implements ContextGrants {
   }
 
   grantContext(tenant: string, contextId: string): Promise<void> {
-    return this.grant(this.keys.contexts(tenant), [contextId]);
+    return this.grant(tenant, this.keys.contexts(tenant), [contextId]);
   }
 
   async hasContext(tenant: string, contextId: string): Promise<boolean> {
@@ -128,7 +132,7 @@ export class RedisContextGrants implements ContextGrants {
   }
 
   grantContent(tenant: string, digests: Iterable<string>): Promise<void> {
-    return this.grant(this.keys.content(tenant), [...new Set(digests)]);
+    return this.grant(tenant, this.keys.content(tenant), [...new Set(digests)]);
   }
 
   async hasContent(tenant: string, digests: readonly string[]): Promise<boolean[]> {
@@ -159,8 +163,11 @@ export class RedisContextGrants implements ContextGrants {
   }
 
   /** Adds or renews members, drops those past the retention, and lets an idle tenant's set expire. */
-  private async grant(key: string, members: readonly string[]): Promise<void> {
+  private async grant(tenant: string, key: string, members: readonly string[]): Promise<void> {
     if (members.length === 0) return;
+    // The tenant is listed before its grant exists: a deleter reading the list after it announced
+    // a deletion (see recentDeletions) then never misses this tenant's grant.
+    await this.redis.sadd(this.keys.tenants, tenant);
     const now = Date.now();
     for (let i = 0; i < members.length; i += GRANT_BATCH) {
       const slice = members.slice(i, i + GRANT_BATCH);
