@@ -10,7 +10,7 @@ import { contextGrantKeys, materializeContext, storeDirectory, type ContextStore
 import { redisKeys } from '@buildyard/contracts';
 import { RegistryClient, sha256Digest } from '@buildyard/oci';
 import { startRedis, until, type RedisService } from '@buildyard/testkit';
-import { BlobLeases, ContextBlobGuard, RedisCacheIndex, TieredBlobStore, collectContextGarbage, openContextStore, openSharedBlobStore, pruneCache } from './index.js';
+import { BlobLeases, ContextBlobGuard, RedisCacheIndex, TieredBlobStore, collectContextGarbage, holdContexts, openContextStore, openSharedBlobStore, pruneCache } from './index.js';
 import { useRegistryFixture } from './registryFixture.test-util.js';
 
 const fx = useRegistryFixture('context-gc');
@@ -130,6 +130,26 @@ test('a context a running build leased stays with its grant whatever its age, an
   const gone = await collectContextGarbage({ store: a.store, redis, keys, maxAgeMs: 7 * DAY });
   assert.deepEqual(new Set(gone.deleted), new Set([ctx, sha('echo building\n')]));
   assert.equal(await inRegistry(repo, ctx), false);
+});
+
+test('a build holds only the contexts its tenant has a grant for; naming another tenant\'s id is refused and keeps it no longer than that build', async () => {
+  const prefix = 'gc-f';
+  const repo = 'gc/f';
+  const a = frontend(repo, prefix);
+  const keys = redisKeys(prefix);
+  const ctx = await sync(a.store, 'alice', { 'held.txt': 'held\n' });
+  await age(prefix, 'alice', 8 * DAY);
+  assert.deepEqual(await holdContexts({ redis, keys, store: a.store }, 'alice-build', 'alice', [ctx]), []);
+  assert.deepEqual(await holdContexts({ redis, keys, store: a.store }, 'mallory-build', 'mallory', [ctx]), [ctx], 'mallory has no grant for it');
+  assert.deepEqual((await collectContextGarbage({ store: a.store, redis, keys, maxAgeMs: 7 * DAY })).deleted, []);
+  // Mallory's refused build ends (its leases go): alice's running build alone keeps the context.
+  const leases = new BlobLeases(redis, keys);
+  await leases.release('mallory-build');
+  assert.deepEqual((await collectContextGarbage({ store: a.store, redis, keys, maxAgeMs: 7 * DAY })).deleted, []);
+  await leases.release('alice-build');
+  assert.deepEqual(new Set((await collectContextGarbage({ store: a.store, redis, keys, maxAgeMs: 7 * DAY })).deleted), new Set([ctx, sha('held\n')]));
+  // Once the GC dropped alice's grant, a new hold is refused (she syncs again).
+  assert.deepEqual(await holdContexts({ redis, keys, store: a.store }, 'alice-build-2', 'alice', [ctx]), [ctx]);
 });
 
 test('one collector at a time: a frontend that finds the lock held deletes nothing shared', async () => {

@@ -266,3 +266,20 @@ async function filesOf(store: ContextStore, contextId: string): Promise<string[]
   if (!(await store.content.has(contextId))) return [];
   return (await store.manifest(contextId)).filter(isRegular).map((e) => e.digest);
 }
+
+/** How long a build's hold on its contexts outlives a frontend that died before the build's leases were released. */
+const CONTEXT_LEASE_TTL_MS = 24 * 3600_000;
+
+/**
+ * Holds contexts for a running build: leases their ids under the build's lease (released with
+ * its other leases when it ends), then checks `tenant`'s grants. Leased first: the context GC
+ * either sees the lease and keeps the context, or dropped the grant before and the check fails.
+ * Answers the ids `tenant` has no grant for (refuse those).
+ */
+export async function holdContexts(opts: { redis: Redis; keys?: RedisKeys; store: ContextStore }, buildId: string, tenant: string, contextIds: readonly string[]): Promise<string[]> {
+  if (contextIds.length === 0) return [];
+  await new BlobLeases(opts.redis, opts.keys ?? DEFAULT_KEYS).lease(buildId, contextIds, CONTEXT_LEASE_TTL_MS);
+  const missing: string[] = [];
+  for (const id of contextIds) if (!(await opts.store.tenantHas(tenant, id))) missing.push(id);
+  return missing;
+}

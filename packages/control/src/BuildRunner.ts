@@ -21,11 +21,12 @@ import { frontendAttrsOf, makeAttestations, parseAttests, wantsAttestations, typ
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
 import { HandedOff, type BuildRequests } from './buildTakeover.js';
 import { ResolvedBases, resultsFromCache } from './cachedBuild.js';
-import { BlobLeases, type CacheWriteResult } from '@buildyard/cache';
-/** A build's context lease outlives a frontend that died before releasing it (the build's leases end with it). */
-const CONTEXT_LEASE_TTL_MS = 24 * 3600_000;
+import { holdContexts, type CacheWriteResult } from '@buildyard/cache';
 
 export type { StagePayload } from '@buildyard/contracts';
+
+/** A fetched or named context whose grant the context GC dropped between its check and the build's hold on it. */
+const CONTEXT_COLLECTED = 'a context of this build was garbage-collected as it started: run the build again';
 
 export interface RunOptions {
   /** The build was coordinated by a frontend that is gone: its stages may already be submitted. */
@@ -192,6 +193,8 @@ export class BuildRunner {
         try {
           if (req.contextUrl) req = await this.deps.remoteContexts.resolveBuildContext(req, tenant, progress, work);
           namedContexts = await this.deps.remoteContexts.namedContexts(req, tenant, progress, work);
+          const held = Object.values(namedContexts).flatMap((c) => (c.kind === 'context' ? [c.contextId] : []));
+          if ((await this.holdContexts(buildId, tenant, held)).length > 0) throw new BuildFailure(CONTEXT_COLLECTED, { code: 'context.remote' });
         } catch (err) {
           if (err instanceof RemoteContextError) throw new BuildFailure(err.message, { code: 'context.remote' });
           throw err;
@@ -356,6 +359,11 @@ export class BuildRunner {
     await progress.close();
   }
 
+  /** Leases contexts for the build (the context GC keeps them); answers those the tenant has no grant for. */
+  private holdContexts(buildId: string, tenant: string, ids: string[]): Promise<string[]> {
+    return holdContexts({ redis: this.deps.redis, keys: this.deps.keys, store: this.deps.contexts }, buildId, tenant, ids);
+  }
+
   private async plan(req: SolveRequest, tenant: string, registry: RegistryClient, signal: AbortSignal, runOptions: RunStepOptions, imageSources: ImageSourceRecord[], bases: ResolvedBases, namedContexts: Record<string, NamedContextSource>, progress: ProgressWriter): Promise<BuildPlan> {
     const remote = this.deps.remoteContexts;
     const gitSources = new Map<string, Promise<Extract<NamedContextSource, { kind: 'context' }>>>();
@@ -364,10 +372,8 @@ export class BuildRunner {
     const parsed = parse(text, { file: req.dockerfileName || 'Dockerfile' });
     let entries: Awaited<ReturnType<typeof readManifest>> = [];
     if (req.contextId) {
-      // Leased for the build before the grant is checked: the context GC either sees the lease
-      // and keeps the context, or dropped the grant first and this build is refused here.
-      await new BlobLeases(this.deps.redis, this.deps.keys).lease(progress.buildId, [req.contextId], CONTEXT_LEASE_TTL_MS);
-      if (!(await this.deps.contexts.tenantHas(tenant, req.contextId))) throw new BuildFailure(`unknown context ${req.contextId}: sync the context first`, { code: 'context.unknown' });
+      // Held (leased) for the build, so the context GC keeps it; refused without the tenant's grant.
+      if ((await this.holdContexts(progress.buildId, tenant, [req.contextId])).length > 0) throw new BuildFailure(`unknown context ${req.contextId}: sync the context first`, { code: 'context.unknown' });
       entries = await readManifest(this.deps.contexts, req.contextId);
     }
     return planBuild(parsed, {
@@ -386,7 +392,12 @@ export class BuildRunner {
         // Once per build and URL: every platform's plan copies the same checkout.
         const key = JSON.stringify([url, o.keepGitDir, o.checksum ?? '']);
         let got = gitSources.get(key);
-        if (!got) gitSources.set(key, (got = remote.gitSource(tenant, url, o, progress, signal)));
+        if (!got) {
+          gitSources.set(key, (got = remote.gitSource(tenant, url, o, progress, signal).then(async (source) => {
+            if ((await this.holdContexts(progress.buildId, tenant, [source.contextId])).length > 0) throw new BuildFailure(CONTEXT_COLLECTED, { code: 'context.remote' });
+            return source;
+          })));
+        }
         return got;
       } } : {}),
     });
