@@ -19,6 +19,12 @@ export interface MaterializeOptions {
    * and no `include` (the sibling is whole), and readers that never modify files in place.
    */
   reuseSiblings?: boolean;
+  /**
+   * `destDir` already holds the whole materialised tree of this context id, handed over by the
+   * caller (nothing reads it any more): update it in place, removing and writing only the
+   * entries that differ (no `cp -al` of the rest). Same needs as reuseSiblings.
+   */
+  updateFrom?: string;
 }
 
 export interface MaterializeResult {
@@ -43,8 +49,8 @@ export async function materializeContext(store: ContextStore, contextId: string,
   // The manifest was validated on upload; re-check so a tampered store cannot write outside destDir.
   validateEntrySet(entries);
   const dest = resolve(destDir);
-  if (opts.reuseSiblings && !opts.copy && !opts.include) {
-    const reused = await fromSibling(store, contextId, entries, dest).catch(() => undefined);
+  if ((opts.reuseSiblings || opts.updateFrom) && !opts.copy && !opts.include) {
+    const reused = await fromSibling(store, contextId, entries, dest, opts.updateFrom).catch(() => undefined);
     if (reused) return reused;
     await rm(dest, { recursive: true, force: true });
   }
@@ -122,13 +128,13 @@ const HEX_ID = /^[a-f0-9]{64}$/;
  * a file of any sibling is as safe as linking the store's blob: same digest, same bytes, and
  * only entries equal in mode and time to the new one are kept.
  */
-async function fromSibling(store: ContextStore, contextId: string, entries: readonly ContextEntry[], dest: string): Promise<MaterializeResult | undefined> {
+async function fromSibling(store: ContextStore, contextId: string, entries: readonly ContextEntry[], dest: string, inPlace?: string): Promise<MaterializeResult | undefined> {
   const parent = dirname(dest);
   // Only whole trees: a materialisation is named by its id once complete (renamed from a
   // partial name). The newest by ctime, which the rename set, is most likely the last build's.
-  const names = (await readdir(parent)).filter((n) => HEX_ID.test(n) && n !== contextId.slice('sha256:'.length));
+  const names = inPlace ? [] : (await readdir(parent)).filter((n) => HEX_ID.test(n) && n !== contextId.slice('sha256:'.length));
   const dated = await Promise.all(names.map(async (hex) => ({ hex, st: await stat(join(parent, hex)).catch(() => undefined) })));
-  const newest = dated.filter((d) => d.st?.isDirectory()).sort((a, b) => b.st!.ctimeMs - a.st!.ctimeMs)[0];
+  const newest = inPlace ? { hex: inPlace.slice('sha256:'.length) } : dated.filter((d) => d.st?.isDirectory()).sort((a, b) => b.st!.ctimeMs - a.st!.ctimeMs)[0];
   if (newest) {
     const { hex } = newest;
     const sibling = join(parent, hex);
@@ -137,8 +143,10 @@ async function fromSibling(store: ContextStore, contextId: string, entries: read
     const kept = entries.filter((e) => isDirectory(e) ? isDirectory(before.get(e.path) ?? { mode: 0 }) : same(e, before.get(e.path))).length;
     // Mostly different: linking the tree and deleting most of it costs more than it saves.
     if (kept * 2 < entries.length) return undefined;
-    await mkdir(dest, { recursive: true });
-    await new Promise<void>((res, rej) => execFile('cp', ['-a', '-l', `${sibling}/.`, dest], (err) => (err ? rej(err) : res())));
+    if (!inPlace) {
+      await mkdir(dest, { recursive: true });
+      await new Promise<void>((res, rej) => execFile('cp', ['-a', '-l', `${sibling}/.`, dest], (err) => (err ? rej(err) : res())));
+    }
     const now = new Map(entries.map((e) => [e.path, e]));
     // Gone or different: removed (a directory only when it is no longer a directory).
     for (const [path, b] of before) {

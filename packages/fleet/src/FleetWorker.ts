@@ -314,7 +314,7 @@ export class FleetWorker {
     }
     // Stages only read it (rw binds copy), so a new context may start from the tree of this
     // tenant's last build of the same directory (WorkerDisk keeps it per tenant and lineage).
-    return this.disk.acquireContext(job.tenant, contextId, job.buildId, (dir) => materializeContext(this.contexts, contextId, dir, { reuseSiblings: true }));
+    return this.disk.acquireContext(job.tenant, contextId, job.buildId, (dir, updateFrom) => materializeContext(this.contexts, contextId, dir, updateFrom ? { updateFrom } : { reuseSiblings: true }));
   }
 }
 

@@ -143,10 +143,12 @@ export class WorkerDisk {
 
   /**
    * The materialised dir of `contextId` for a stage of `buildId` of `tenant`, written once by
-   * `materialize` (into a temporary dir beside the tree it may start from, then renamed); call
-   * release() when the stage ends.
+   * `materialize` (into a temporary dir beside the trees it may start from, then renamed); call
+   * release() when the stage ends. When the newest tree of the lineage is no longer used, it is
+   * handed over: renamed to the temporary dir, and `materialize` gets its context id to update
+   * it in place (BuildKit's DiffCopy into the copy it kept), saving the link of every file.
    */
-  async acquireContext(tenant: string, contextId: string, buildId: string, materialize: (dir: string) => Promise<unknown>): Promise<{ dir: string; release(): void }> {
+  async acquireContext(tenant: string, contextId: string, buildId: string, materialize: (dir: string, updateFrom?: string) => Promise<unknown>): Promise<{ dir: string; release(): void }> {
     await this.load();
     const key = `${tenantDir(tenant)}/${contextId.slice('sha256:'.length)}`;
     let t = this.enter(key, buildId);
@@ -173,8 +175,14 @@ export class WorkerDisk {
             const partial = `${dir}.partial-${process.pid}`;
             await rm(partial, { recursive: true, force: true });
             await mkdir(join(this.contextsDir, lineageKey), { recursive: true });
-            await materialize(partial);
-            await rename(partial, dir);
+            const base = await this.handOver(tree, partial);
+            try {
+              await materialize(partial, base);
+              await rename(partial, dir);
+            } catch (err) {
+              await rm(partial, { recursive: true, force: true });
+              throw err;
+            }
             tree.done = true;
             return dir;
           } finally {
@@ -191,6 +199,32 @@ export class WorkerDisk {
       release();
       throw err;
     }
+  }
+
+  /**
+   * Moves the lineage's newest tree to `partial` when nothing uses it any more (it would be
+   * removed once the new tree is whole anyway); returns its context id, or undefined when it
+   * stays (then the new tree links from it). The caller counts its lineage as materialising,
+   * so no removal touches the lineage meanwhile.
+   */
+  private async handOver(tree: Tree, partial: string): Promise<string | undefined> {
+    let base: Tree | undefined;
+    for (const t of this.trees.values()) {
+      if (t !== tree && t.done && t.tenantDir === tree.tenantDir && t.lineage === tree.lineage && (!base || base.lastUsed < t.lastUsed)) base = t;
+    }
+    if (!base || !this.unused(base) || (await this.stillRunning(base)) || !this.unused(base)) return undefined;
+    const from = this.path(base);
+    // From here on, a stage asking for the base's context materialises it anew.
+    this.trees.delete(`${base.tenantDir}/${base.hex}`);
+    base.ready = undefined;
+    base.done = false;
+    try {
+      await rename(from, partial);
+    } catch {
+      await rm(from, { recursive: true, force: true });
+      return undefined;
+    }
+    return `sha256:${base.hex}`;
   }
 
   private enter(key: string, buildId: string): Tree {
@@ -286,7 +320,12 @@ export class WorkerDisk {
 
   /** Whole, unused now, and not a possible base of a materialisation running in its lineage. */
   private idleTree(t: Tree): boolean {
-    return t.done && t.stages === 0 && !this.materializing.has(`${t.tenantDir}/${t.lineage}`) && this.trees.get(`${t.tenantDir}/${t.hex}`) === t;
+    return this.unused(t) && !this.materializing.has(`${t.tenantDir}/${t.lineage}`);
+  }
+
+  /** Whole, still the tree of its context, and no stage uses it now. */
+  private unused(t: Tree): boolean {
+    return t.done && t.stages === 0 && this.trees.get(`${t.tenantDir}/${t.hex}`) === t;
   }
 
   private async treeBytes(t: Tree): Promise<number> {

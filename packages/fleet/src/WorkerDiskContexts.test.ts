@@ -31,13 +31,16 @@ function setup(t: { after(fn: () => void): void }) {
     await store.putBlobs(entries.filter(isRegular).map((e) => ({ digest: e.digest, data: readFileSync(join(dir, e.path)) })));
     return store.putManifest(sortEntries(entries), tenant);
   };
-  /** One stage of build `buildId` using the context, start to end. */
-  const stage = async (tenant: string, contextId: string, buildId: string) => {
+  /** One stage of build `buildId` using the context, start to end (the build ends too unless `buildGoesOn`). */
+  const stage = async (tenant: string, contextId: string, buildId: string, buildGoesOn = false) => {
     let result: MaterializeResult | undefined;
     running.add(buildId);
-    const got = await disk.acquireContext(tenant, contextId, buildId, async (dir) => { result = await materializeContext(store, contextId, dir, { reuseSiblings: true }); });
+    // As FleetWorker materialises.
+    const got = await disk.acquireContext(tenant, contextId, buildId, async (dir, updateFrom) => {
+      result = await materializeContext(store, contextId, dir, updateFrom ? { updateFrom } : { reuseSiblings: true });
+    });
     got.release();
-    running.delete(buildId);
+    if (!buildGoesOn) running.delete(buildId);
     return { dir: got.dir, result };
   };
   /** Every materialised tree on disk, relative to the contexts dir (`tenant/lineage/hex`). */
@@ -52,7 +55,7 @@ function setup(t: { after(fn: () => void): void }) {
     walk(disk.contextsDir, 0);
     return out.sort();
   };
-  return { root, store, disk, sync, stage, trees };
+  return { root, store, disk, sync, stage, trees, running };
 }
 
 /** A client directory of `n` small files with fixed times, plus what `extra` adds. */
@@ -70,17 +73,18 @@ const listing = async (dir: string) => (await walkContext(dir, { cacheDir: false
 const manifestListing = async (store: ContextStore, id: string) => (await readManifest(store, id)).map((e) => ({ ...e, modTime: String(BigInt(e.modTime ?? '0') / 1000n) }));
 const inodes = (dir: string) => new Set((execFileSync('find', [dir, '-type', 'f', '-printf', '%i\\n'], { encoding: 'utf8' })).trim().split('\n'));
 
-test('the next build of a directory starts from the kept tree of the last one and gets exactly its own manifest', async (t) => {
-  const { root, store, sync, stage, trees, disk } = setup(t);
+test('the next build of a directory starts from the kept tree of the last one (linked while in use, else updated in place) and gets exactly its own manifest', async (t) => {
+  const { root, store, sync, stage, trees, disk, running } = setup(t);
   const v1 = clientDir(join(root, 'v1'), 20, (d) => {
     writeFileSync(join(d, 'gone.txt'), 'only in v1\n');
     writeFileSync(join(d, 'x'), 'x was a file\n');
   });
   const id1 = await sync(v1, 'alice');
-  const first = await stage('alice', id1, 'build-1');
+  // Build 1 goes on (a later stage may use its tree): build 2 links from it and leaves it as it is.
+  const first = await stage('alice', id1, 'build-1', true);
   assert.equal(first.result?.reusedFrom, undefined, 'nothing to start from');
   await disk.removeFinishedContexts();
-  assert.equal(trees().length, 1, 'the finished tree is kept');
+  assert.equal(trees().length, 1, 'the tree of a running build stays');
   assert.ok(existsSync(join(first.dir, 'gone.txt')));
 
   // The same directory, edited: a file removed, modes changed, a file replaced by a directory.
@@ -90,6 +94,7 @@ test('the next build of a directory starts from the kept tree of the last one an
     writeFileSync(join(d, 'f3.txt'), 'changed content\n');
     chmodSync(join(d, 'f5.txt'), 0o755);
     chmodSync(join(d, 'sub'), 0o700);
+    writeFileSync(join(d, 'new-in-v2.txt'), 'new\n');
   });
   const id2 = await sync(v2, 'alice');
   const second = await stage('alice', id2, 'build-2');
@@ -100,15 +105,21 @@ test('the next build of a directory starts from the kept tree of the last one an
   assert.equal(lstatSync(join(second.dir, 'f5.txt')).mode & 0o777, 0o755);
   assert.equal(lstatSync(join(second.dir, 'sub')).mode & 0o777, 0o700);
   assert.ok(lstatSync(join(second.dir, 'x')).isDirectory());
-  assert.deepEqual(await listing(first.dir), await manifestListing(store, id1), 'the kept tree was not changed under its links');
+  assert.deepEqual(await listing(first.dir), await manifestListing(store, id1), 'the running build\'s tree was not changed under its links');
 
+  running.delete('build-1');
   await disk.removeFinishedContexts();
   assert.deepEqual(trees(), [relative(disk.contextsDir, second.dir)], 'only the newest tree of the lineage survives');
 
-  // Back to v1: the lineage continues from v2's tree, and ends with v1's again.
+  // Back to v1: nothing uses v2's tree any more, so it becomes v1's in place: the directory x
+  // a file again, modes back, gone.txt back, new-in-v2.txt gone.
   const third = await stage('alice', id1, 'build-3');
   assert.equal(third.result?.reusedFrom, id2);
+  assert.equal(third.result?.copied, 4, `only the differing files written: ${JSON.stringify(third.result)}`);
+  assert.equal(existsSync(second.dir), false, 'v2\'s tree was handed over');
   assert.deepEqual(await listing(third.dir), await manifestListing(store, id1));
+  assert.equal(existsSync(join(third.dir, 'new-in-v2.txt')), false);
+  assert.ok(lstatSync(join(third.dir, 'x')).isFile());
   await disk.removeFinishedContexts();
   assert.deepEqual(trees(), [relative(disk.contextsDir, third.dir)]);
 });
