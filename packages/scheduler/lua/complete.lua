@@ -1,7 +1,7 @@
 -- running -> done. ARGV[4..8]: ref, worker, emulated, result (JSON), job id. Declared by the
 -- caller: the stage's hash (s:), the worker's (w:); asked for when they matter: its dependents,
 -- its tenant's ready set, its build's keys, and its followers' (stages of other builds waiting on
--- its cache key). Returns {1, stages made ready...}, or {0} for a stale report.
+-- its cache key). Returns 1, or 0 for a stale report.
 local ref, worker, emulated, result, jobId = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local sk, wk = must('s:'..ref), must('w:'..worker)
 local v = redis.call('HMGET', sk, 'state', 'jobId', 'worker', 'cacheKey')
@@ -17,8 +17,8 @@ end
 workerDone(wk)
 if not current then
   -- a stale report (the stage moved on to another worker) must not free its tenant slot
-  if v[1] ~= 'running' and v[1] ~= 'queued' and v[1] ~= 'dispatching' then release(sk) end
-  return {0}
+  if v[1] ~= 'running' and v[1] ~= 'queued' then release(sk) end
+  return 0
 end
 release(sk)
 redis.call('HSET', sk, 'state', 'done', 'result', result, 'finishedAt', ARGV[2])
@@ -36,4 +36,4 @@ for _, f in ipairs(takeFollowers(v[4], ref)) do
     resolveDone(f, fk, worker, result)
   end
 end
-return {1, unpack(MADE_READY)}
+return 1

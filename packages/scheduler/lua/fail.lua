@@ -21,7 +21,7 @@ end
 workerDone(wk)
 local out = { builds = {}, jobs = {} }
 if not current then
-  if v[1] ~= 'running' and v[1] ~= 'queued' and v[1] ~= 'dispatching' then release(sk) end
+  if v[1] ~= 'running' and v[1] ~= 'queued' then release(sk) end
   return {0, {}, {}}
 end
 release(sk)

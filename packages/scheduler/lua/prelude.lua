@@ -44,15 +44,23 @@ local function buildOf(ref) return string.match(ref, '^([^|]*)') end
 local function emit(bid, fields)
   redis.call('XADD', must('be:'..bid), '*', unpack(fields))
 end
+-- Tenant slots: a claim takes one (claim.lua); while the stage is claimed but not yet queued
+-- its entry in CLAIMED holds it, from mark_queued.lua on the stage ('counted' = 1).
+local function freeSlot(t)
+  if redis.call('HINCRBY', ACTIVE, t, -1) < 0 then redis.call('HSET', ACTIVE, t, 0) end
+  -- a tenant held at its limit may claim again
+  redis.call('SMOVE', HELD, TENANTS, t)
+end
 -- Gives the stage's tenant slot back (idempotent through the 'counted' flag).
 local function release(sk)
   if redis.call('HGET', sk, 'counted') == '1' then
     redis.call('HSET', sk, 'counted', '0')
-    local t = redis.call('HGET', sk, 'tenant')
-    if redis.call('HINCRBY', ACTIVE, t, -1) < 0 then redis.call('HSET', ACTIVE, t, 0) end
-    -- a tenant held at its limit may claim again
-    redis.call('SMOVE', HELD, TENANTS, t)
+    freeSlot(redis.call('HGET', sk, 'tenant'))
   end
+end
+-- A claimed stage (still 'ready', out of its ready set) that will not be queued: its claim and slot go.
+local function dropClaim(ref, tenant)
+  if redis.call('HDEL', CLAIMED, ref) == 1 then freeSlot(tenant) end
 end
 -- One stage fewer running on the worker whose hash is wk (declared; nil when there is none).
 local function workerDone(wk)
@@ -61,8 +69,6 @@ local function workerDone(wk)
     if n < 0 then redis.call('HSET', wk, 'running', 0) end
   end
 end
--- Stages made ready by this call: returned as hints (the caller's next claim declares their keys).
-local MADE_READY = {}
 -- Its tenant's ready set ('tr:'..tenant) must have been asked for.
 local function makeReady(ref, sk)
   local v = redis.call('HMGET', sk, 'tenant', 'prio')
@@ -72,7 +78,6 @@ local function makeReady(ref, sk)
   redis.call('ZADD', must('tr:'..v[1]), (1000 - tonumber(v[2])) * 1099511627776 + seq, ref)
   -- a tenant held at its limit stays held until one of its slots frees (see release)
   if redis.call('SISMEMBER', HELD, v[1]) == 0 then redis.call('SADD', TENANTS, v[1]) end
-  MADE_READY[#MADE_READY + 1] = ref
 end
 -- Finished builds stay readable for P:config retentionSec (set by the Scheduler), then expire.
 local function retention() return tonumber(redis.call('HGET', CONFIG, 'retentionSec') or '0') end
@@ -122,8 +127,8 @@ local function planDone(ref, sk)
   end
 end
 -- The stage (done, its result from worker) counts towards its dependents and its build. Each
--- dependent keeps its inputs' worker ('w:<dep>') and result ('r:<dep>'): claim and start read
--- them from the dependent's own hash.
+-- dependent keeps its inputs' worker ('w:<dep>') and result ('r:<dep>'): its dispatcher and
+-- start.lua read them from the dependent's own hash.
 local function resolveDone(ref, sk, worker, result)
   local v = redis.call('HMGET', sk, 'build', 'dependents')
   local bid = v[1]
@@ -135,7 +140,8 @@ local function resolveDone(ref, sk, worker, result)
   end
   local bk = must('b:'..bid)
   local done = redis.call('HINCRBY', bk, 'done', 1)
-  if done >= tonumber(redis.call('HGET', bk, 'total')) and redis.call('HGET', bk, 'state') == 'running' then
+  local b = redis.call('HMGET', bk, 'total', 'state')
+  if done >= tonumber(b[1]) and b[2] == 'running' then
     redis.call('HSET', bk, 'state', 'done', 'finishedAt', ARGV[2])
     emit(bid, {'type', 'build-done'})
     expireBuild(bid)
@@ -188,7 +194,10 @@ local function abortBuild(bid, status, err, out)
     if LIVE[s] then
       redis.call('HSET', sk, 'state', 'cancelled')
       release(sk)
-      if s == 'ready' then redis.call('ZREM', must('tr:'..v[4]), ref) end
+      if s == 'ready' then
+        redis.call('ZREM', must('tr:'..v[4]), ref)
+        dropClaim(ref, v[4])
+      end
       if (s == 'queued' or s == 'running') and v[2] and v[3] then
         out.jobs[#out.jobs + 1] = v[2]
         out.jobs[#out.jobs + 1] = v[3]

@@ -112,7 +112,7 @@ export class Dispatcher {
     if (await this.placeAll(claimed, 'd')) this.again = true;
   }
 
-  /** Places stages; returns true when a build failed instead (slots were freed). */
+  /** Places stages; returns true when slots were freed instead (a build failed, a stage became a follower). */
   private async placeAll(infos: StageDispatchInfo[], kind: 'd' | 'r'): Promise<boolean> {
     // Placement follows where a stage executes, not the target platform it belongs to.
     const view = await this.registry.placementView([...new Set(infos.map((i) => i.runPlatform))], [...new Set(infos.flatMap((i) => i.inputWorkers))]);
@@ -158,9 +158,11 @@ export class Dispatcher {
     }
     // Aborted first: their other stages' markQueued then refuses (the stage is cancelled).
     for (const [buildId, error] of failed) await this.applyAbort(await this.store.abort(buildId, 'failed', error));
-    const ok = await this.store.markQueuedAll(chosen.map((c) => ({ ref: c.info.ref, queue: c.queue, jobId: c.jobId })), this.claimer, kind);
-    const add = chosen.filter((_, i) => ok[i]);
-    if (add.length === 0) return failed.size > 0;
+    const marks = await this.store.markQueuedAll(chosen.map((c) => ({ ref: c.info.ref, queue: c.queue, jobId: c.jobId })), this.claimer, kind);
+    const add = chosen.filter((_, i) => marks[i] === 'add');
+    // A stage that became a follower freed its tenant slot: another may be claimed now.
+    const freed = failed.size > 0 || marks.includes('follow');
+    if (add.length === 0) return freed;
     // Recorded so readers list queues without scanning BullMQ's keys (Scheduler.queueNames); not
     // cached here, as another process may forget a queue (forgetIfIdle) that is placed on again.
     await this.redis.sadd(this.keys.queues, ...new Set(add.map((c) => c.queue)));
@@ -185,7 +187,7 @@ export class Dispatcher {
     const perQueue = new Map<string, number>();
     for (const c of add) perQueue.set(c.queue, (perQueue.get(c.queue) ?? 0) + 1);
     await this.registry.wake(perQueue);
-    return failed.size > 0;
+    return freed;
   }
 
   /**
@@ -248,27 +250,46 @@ export class Dispatcher {
   async rehome(workerId: string): Promise<number> {
     const name = workerQueueName(workerId);
     if ((await this.pending(name)) === 0) return 0;
-    const refs = await this.withQueue(name, async (q) => {
-      const jobs: Job[] = await q.getJobs(['wait', 'prioritized', 'delayed', 'paused', 'active']);
-      const out: string[] = [];
+    const refs = await this.takeJobs(name);
+    const infos = (await Promise.all(refs.map((r) => this.store.dispatchInfo(r)))).filter((i): i is StageDispatchInfo => i !== null);
+    // The worker being re-homed is dead or draining: the view leaves it out.
+    if (infos.length > 0) await this.placeAll(infos.map((i) => ({ ...i, inputWorkers: i.inputWorkers.filter((w) => w !== workerId) })), 'r');
+    return refs.length;
+  }
+
+  /**
+   * The first half of re-homing: removes the queue's jobs that may go and returns their stages,
+   * which placeAll then queues again. Each stage is put on recover's watch list under this
+   * dispatcher's lease before its job is removed, so a crash in between gives it back to ready
+   * once the lease expires (recover.lua) instead of leaving it queued on a job that is gone.
+   * Only a stage's current job re-homes it (a stale job of a stage that moved on is just removed).
+   */
+  async takeJobs(name: string): Promise<string[]> {
+    return this.withQueue(name, async (q) => {
+      const jobs = (await q.getJobs(['wait', 'prioritized', 'delayed', 'paused', 'active'])).filter((j): j is Job & { id: string } => !!j.id);
+      const refOf = new Map<Job, string>();
       for (const job of jobs) {
-        if (!job.id) continue;
+        const data = stageJobDataSchema.safeParse(job.data);
+        if (data.success) refOf.set(job, data.data.ref); // else not a stage job of ours: removed, nothing to re-home
+      }
+      const watched = new Set(await this.store.watch([...refOf].map(([job, ref]) => ({ ref, jobId: job.id! })), this.claimer));
+      const out: string[] = [];
+      const kept: string[] = [];
+      for (const job of jobs) {
+        const ref = refOf.get(job);
         try {
           // BullMQ refuses, atomically, to remove a job whose lock is held: a live consumer's
           // active job stays; one whose lock expired with its worker is taken.
           await job.remove();
         } catch {
-          continue; // locked, or picked up meanwhile
+          if (ref && watched.has(ref)) kept.push(ref); // locked, or picked up meanwhile: its job stays
+          continue;
         }
-        const data = stageJobDataSchema.safeParse(job.data);
-        if (data.success) out.push(data.data.ref); // else not a stage job of ours: removed, nothing to re-home
+        if (ref && watched.has(ref)) out.push(ref);
       }
+      await this.store.jobsAdded(kept);
       return out;
     });
-    const infos = (await Promise.all(refs.map((r) => this.store.dispatchInfo(r)))).filter((i): i is StageDispatchInfo => i !== null);
-    // The worker being re-homed is dead or draining: the view leaves it out.
-    if (infos.length > 0) await this.placeAll(infos.map((i) => ({ ...i, inputWorkers: i.inputWorkers.filter((w) => w !== workerId) })), 'r');
-    return refs.length;
   }
 
   /**

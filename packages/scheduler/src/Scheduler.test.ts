@@ -9,6 +9,8 @@ import { startRedis, startRedisCluster, until, type RedisClusterService, type Re
 import { connectRedis, type RedisTarget } from './connectRedis.js';
 import { schedulerKeys } from '@buildyard/contracts';
 import { StageStore } from './StageStore.js';
+import { Dispatcher } from './Dispatcher.js';
+import { WorkerRegistry } from './WorkerRegistry.js';
 import { NoWorkerError, Scheduler, StageConsumer, platformQueueName, stageRef, workerQueueName, type StageJob, type StageSpec } from './index.js';
 
 let redis: RedisService;
@@ -567,6 +569,9 @@ test('read API: queue names from placements and live workers, a gone worker\'s i
   assert.deepEqual(await scheduler.queueNames(), [platformQueueName(AMD, 'native')]);
 });
 
+/** The claimer id claimChild.test-util.ts claims under. */
+const claimerOf = (pid: number) => `child-${pid}`;
+
 test('a stage claimed by a dispatcher SIGKILLed before queueing it goes back to ready when its lease expires, and runs once', async (t) => {
   const prefix = `t${process.pid}-${++prefixSeq}`;
   const probe = probeRedis();
@@ -588,7 +593,10 @@ test('a stage claimed by a dispatcher SIGKILLed before queueing it goes back to 
   assert.deepEqual(claimed, [stageRef('lost1', AMD, 'a')]);
   child.kill('SIGKILL');
   await exited;
-  assert.equal((await store.getBuild('lost1'))?.stages[0].status, 'dispatching', 'the dead claimer left it dispatching');
+  // A claim touches no stage key: the stage is still 'ready' in its hash, but off its ready set and on the watch list.
+  assert.equal((await store.getBuild('lost1'))?.stages[0].status, 'ready');
+  assert.equal(await probe.zcard(schedulerKeys(prefix).tenantReady('t1')), 0, 'the dead claimer took it off its ready set');
+  assert.equal(await probe.hget(store.claimedKey, stageRef('lost1', AMD, 'a')), claimerOf(child.pid!));
   const { scheduler, consumer, runs } = setup(t, { prefix });
   await consumer('w1', {});
   const state = await timeout(scheduler.waitForBuild('lost1'));
@@ -596,7 +604,7 @@ test('a stage claimed by a dispatcher SIGKILLed before queueing it goes back to 
   assert.deepEqual(runs.map((r) => r.stageId), ['a', 'b']);
   const queued = (await scheduler.eventsSoFar('lost1')).filter((e) => e.type === 'stage-queued').map((e) => e.stageId);
   assert.deepEqual(queued, ['a', 'b'], 'each stage was queued once');
-  assert.equal(await probe.scard(store.claimedKey), 0);
+  assert.equal(await probe.hlen(store.claimedKey), 0);
 });
 
 test('a claim whose dispatcher died after adding its job is left to that job, not dispatched again', async (t) => {
@@ -611,15 +619,45 @@ test('a claim whose dispatcher died after adding its job is left to that job, no
   const [info] = await store.claim('fleet', ghost);
   const queue = platformQueueName(AMD, 'native');
   const jobId = 'sghost-1';
-  assert.deepEqual(await store.markQueuedAll([{ ref: info.ref, queue, jobId }], ghost, 'd'), [true]);
+  assert.deepEqual(await store.markQueuedAll([{ ref: info.ref, queue, jobId }], ghost, 'd'), ['add']);
   const q = new Queue(queue, { connection: probe, prefix: schedulerKeys(prefix).bullPrefix });
   t.after(() => q.close());
   await q.add('a', { ref: info.ref, buildId: 'lost2', tenant: 't1', priority: 0, platform: AMD, stageId: 'a', cacheKey: '', traceContext: {} }, { jobId });
   const { scheduler, consumer, runs } = setup(t, { prefix });
-  await until('the sweep to drop the stage from its watch list', async () => (await probe.scard(store.claimedKey)) === 0);
+  await until('the sweep to drop the stage from its watch list', async () => (await probe.hlen(store.claimedKey)) === 0);
   assert.equal((await store.getBuild('lost2'))?.stages[0].status, 'queued', 'its job exists: not recovered');
   await consumer('w1', {});
   assert.equal((await timeout(scheduler.waitForBuild('lost2'))).status, 'done');
   assert.deepEqual(runs.map((r) => r.stageId), ['a']);
   assert.equal((await scheduler.eventsSoFar('lost2')).filter((e) => e.type === 'stage-queued').length, 1);
+});
+
+test('a re-homing pass that dies after removing a dead worker\'s job, before queueing its stage again, leaves the stage to recovery', async (t) => {
+  const prefix = `t${process.pid}-${++prefixSeq}`;
+  const probe = probeRedis();
+  t.after(() => probe.quit());
+  const keys = schedulerKeys(prefix);
+  const store = new StageStore(probe, prefix);
+  await store.submit({ buildId: 'lost3', tenant: 't1', priority: 0, platforms: [{ platform: AMD, stages: [stage('a')] }] });
+  // Queued on the own queue of a worker that is gone (as placement does for an input holder).
+  const owner = { id: 'first', leaseMs: 30_000 };
+  const [info] = await store.claim('fleet', owner);
+  const queue = workerQueueName('gone');
+  const jobId = 'sfirst-1';
+  assert.deepEqual(await store.markQueuedAll([{ ref: info.ref, queue, jobId }], owner, 'd'), ['add']);
+  const q = new Queue(queue, { connection: probe, prefix: keys.bullPrefix });
+  t.after(() => q.close());
+  await q.add('a', { ref: info.ref, buildId: 'lost3', tenant: 't1', priority: 0, platform: AMD, stageId: 'a', cacheKey: '', traceContext: {} }, { jobId });
+  await store.jobsAdded([info.ref]);
+  // A re-homing dispatcher runs the first half only (takes the job off the queue), then dies.
+  const doomed = new Dispatcher(probe, keys, store, new WorkerRegistry(probe, { prefix }), { tenantLimit: 0, claimLeaseMs: 300 });
+  assert.deepEqual(await doomed.takeJobs(queue), [info.ref]);
+  assert.ok(!(await q.getJob(jobId)), 'its job was removed');
+  assert.equal((await store.getBuild('lost3'))?.stages[0].status, 'queued', 'left queued on a job that is gone');
+  // A scheduler's tick gives it back to ready once that lease expired; it then runs, once.
+  const { scheduler, consumer, runs } = setup(t, { prefix });
+  await consumer('w1', {});
+  assert.equal((await timeout(scheduler.waitForBuild('lost3'))).status, 'done');
+  assert.deepEqual(runs.map((r) => r.stageId), ['a']);
+  assert.equal(await probe.hlen(store.claimedKey), 0);
 });

@@ -41,7 +41,7 @@ export interface StageDispatchInfo {
   inputWorkers: string[];
 }
 
-type Script = 'submit' | 'claim' | 'markQueued' | 'start' | 'complete' | 'fail' | 'release' | 'abort' | 'recover';
+type Script = 'submit' | 'claim' | 'markQueued' | 'watch' | 'start' | 'complete' | 'fail' | 'release' | 'abort' | 'recover';
 
 /** Who claims stages (a dispatcher of one process) and how long its claims hold without it. */
 export interface Claimer {
@@ -58,7 +58,7 @@ const script = (file: string): LuaScript => ({ files: ['prelude.lua', file], key
 const SCRIPTS: Record<Script, LuaScript> = {
   submit: script('submit.lua'), claim: script('claim.lua'), markQueued: script('mark_queued.lua'), start: script('start.lua'),
   complete: script('complete.lua'), fail: script('fail.lua'), release: script('release.lua'), abort: script('abort.lua'),
-  recover: script('recover.lua'),
+  recover: script('recover.lua'), watch: script('watch.lua'),
 };
 
 /** A build's trace context as stored with it; a malformed one is an error, an absent one none. */
@@ -144,8 +144,6 @@ export class StageStore {
 
   private readonly scripts: Record<Script, LuaCommand>;
   private readonly fixedKeys: string[];
-  /** Stages this process made ready since its last claim: that claim declares their keys. */
-  private readonly readyHints = new Set<string>();
   /** Tenants whose ready sets and limits claims declare (those claims asked for before). */
   private readonly tenantHints = new Set<string>();
   /** Labels of the keys completing a started stage touches (its dependents, tenant, build). */
@@ -165,6 +163,18 @@ export class StageStore {
 
   private runLabelled(name: Script, labels: Iterable<string>, args: Array<string | number>): Promise<{ reply: unknown; labels: Set<string> }> {
     return callDeclared(this.scripts[name], name, this.keys, this.fixedKeys, labels, args);
+  }
+
+  /** What placement needs of a stage, from its hash; `dispatches` as its next queueing will count it. */
+  private static dispatchInfoOf(ref: string, h: Record<string, string>, dispatches: number): StageDispatchInfo | null {
+    if (!h.build || !h.platform || !h.stage) return null;
+    const deps = (h.deps ?? '').split('\n').filter(Boolean);
+    return {
+      ref, buildId: h.build, platform: h.platform, runPlatform: h.runPlatform || h.platform, stageId: h.stage, tenant: h.tenant ?? '',
+      priority: Number(h.prio ?? 0), cacheKey: h.cacheKey ?? '', dispatches, traceContext: traceContextOf(h.trace, ref),
+      // the workers that ran its dependencies (resolveDone in prelude.lua records them)
+      inputWorkers: deps.map((d) => h[`w:${d}`]).filter((w): w is string => !!w),
+    };
   }
 
   /** The labels of a stage's hash and its build's hash and events. */
@@ -194,54 +204,40 @@ export class StageStore {
     const b = req.buildId;
     await this.run('submit', [`b:${b}`, `bs:${b}`, `be:${b}`, `tr:${req.tenant}`, ...stages.map((s) => `s:${s.ref}`)],
       [b, req.tenant, req.priority, JSON.stringify(req.traceContext ?? {}), JSON.stringify(stages)]);
-    StageStore.remember(this.readyHints, stages.filter((s) => s.deps.length === 0).map((s) => s.ref));
     StageStore.remember(this.tenantHints, [req.tenant]);
   }
 
-  /** Stages now owed a queue placement (their tenant slot is already taken), with what placement needs. */
+  /**
+   * Stages now owed a queue placement (their tenant slot is already taken), with what placement
+   * needs: the claim takes them off their ready sets (one script, declaring the tenants' keys),
+   * then their hashes are read (one pipeline); markQueuedAll queues them.
+   */
   async claim(defaultTenantLimit: number | 'fleet', claimer: Claimer, max = 100): Promise<StageDispatchInfo[]> {
-    const labels = [`lease:${claimer.id}`, ...[...this.tenantHints].flatMap((t) => [`tr:${t}`, `tl:${t}`]), ...[...this.readyHints].flatMap(StageStore.stageLabels)];
-    this.readyHints.clear();
+    const labels = [`lease:${claimer.id}`, ...[...this.tenantHints].flatMap((t) => [`tr:${t}`, `tl:${t}`])];
     const { reply, labels: used } = await this.runLabelled('claim', labels, [defaultTenantLimit, max, claimer.id, claimer.leaseMs]);
     StageStore.remember(this.tenantHints, [...used].filter((l) => l.startsWith('tr:')).map((l) => l.slice(3)), 256);
-    const raw = reply as string[];
-    return raw.map((text) => {
-      const v = JSON.parse(text) as { ref: string; build: string; platform: string; run?: string; stage: string; tenant?: string; prio?: string;
-        cacheKey?: string; dispatches?: string; inputs: unknown; trace?: string };
-      return {
-        ref: v.ref, buildId: v.build, platform: v.platform, runPlatform: v.run || v.platform, stageId: v.stage, tenant: v.tenant ?? '', priority: Number(v.prio ?? 0),
-        cacheKey: v.cacheKey ?? '', dispatches: Number(v.dispatches ?? 1),
-        traceContext: traceContextOf(v.trace, v.ref),
-        // cjson encodes an empty list as {}
-        inputWorkers: Array.isArray(v.inputs) ? (v.inputs as string[]) : [],
-      };
-    });
+    const refs = reply as string[];
+    if (refs.length === 0) return [];
+    const p = this.redis.pipeline();
+    for (const ref of refs) p.hgetall(this.keys.stage(ref));
+    const hashes = ((await p.exec()) ?? []).map(([err, v]) => { if (err) throw err; return v as Record<string, string>; });
+    return refs.map((ref, i) => StageStore.dispatchInfoOf(ref, hashes[i], Number(hashes[i].dispatches ?? 0) + 1))
+      .filter((i): i is StageDispatchInfo => i !== null);
   }
 
   /** The same as claim returns, for a stage placed before (re-homing). */
   async dispatchInfo(ref: string): Promise<StageDispatchInfo | null> {
-    const [build, platform, stage, tenant, prio, cacheKey, dispatches, deps, runPlatform] = await this.redis.hmget(
-      this.keys.stage(ref), 'build', 'platform', 'stage', 'tenant', 'prio', 'cacheKey', 'dispatches', 'deps', 'runPlatform');
-    if (build === null || platform === null || stage === null) return null;
-    const depRefs = (deps ?? '').split('\n').filter(Boolean);
-    const p = this.redis.pipeline();
-    for (const d of depRefs) p.hget(this.keys.stage(d), 'worker');
-    p.hget(this.keys.build(build), 'trace');
-    const res = ((await p.exec()) ?? []).map(([err, v]) => { if (err) throw err; return v as string | null; });
-    const trace = res.pop();
-    return {
-      ref, buildId: build, platform, runPlatform: runPlatform || platform, stageId: stage, tenant: tenant ?? '', priority: Number(prio ?? 0),
-      cacheKey: cacheKey ?? '', dispatches: Number(dispatches ?? 1),
-      traceContext: traceContextOf(trace, ref), inputWorkers: res.filter((w): w is string => !!w),
-    };
+    const h = await this.redis.hgetall(this.keys.stage(ref));
+    return StageStore.dispatchInfoOf(ref, h, Number(h.dispatches ?? 1));
   }
 
   /**
-   * markQueued for many stages in one round trip; true where the job should be added. `kind` 'd':
-   * stages this claimer claimed (refused if the claim was recovered meanwhile); 'r': re-homed.
-   * Until `jobsAdded`, the stages stay on recover's watch list under the claimer's lease.
+   * markQueued for many stages in one round trip: per stage 'add' (add its job), 'follow' (it
+   * follows the stage running its cache key: no job, its tenant slot was freed) or 'skip'.
+   * `kind` 'd': stages this claimer claimed (refused if the claim was recovered meanwhile); 'r':
+   * re-homed. Until `jobsAdded`, the stages stay on recover's watch list under the claimer's lease.
    */
-  async markQueuedAll(items: Array<{ ref: string; queue: string; jobId: string }>, claimer: Claimer, kind: 'd' | 'r'): Promise<boolean[]> {
+  async markQueuedAll(items: Array<{ ref: string; queue: string; jobId: string }>, claimer: Claimer, kind: 'd' | 'r'): Promise<Array<'add' | 'follow' | 'skip'>> {
     if (items.length === 0) return [];
     const p = this.redis.pipeline();
     const cmd = p as unknown as Record<string, (...a: string[]) => unknown>;
@@ -250,12 +246,23 @@ export class StageStore {
       const labels = [`s:${it.ref}`, `be:${parseStageRef(it.ref).buildId}`, `lease:${claimer.id}`];
       cmd.buildyard_sched_markQueued(...scriptArgs(this.keys, this.fixedKeys, labels, [it.ref, it.queue, it.jobId, claimer.id, claimer.leaseMs, kind]).map(String));
     }
-    return ((await p.exec()) ?? []).map(([err, v]) => { if (err) throw err; return v === 1; });
+    return ((await p.exec()) ?? []).map(([err, v]) => { if (err) throw err; return v === 1 ? 'add' : v === 2 ? 'follow' : 'skip'; });
   }
 
-  /** The stages' jobs exist: a crash of their dispatcher can no longer lose them. */
+  /**
+   * Before a re-homing caller removes stages' jobs from a dead or draining worker's queue: the
+   * stages whose job that still is go on recover's watch list under its lease (a crash between
+   * the removal and markQueuedAll then gives them back to ready). Returns the refs watched.
+   */
+  async watch(items: Array<{ ref: string; jobId: string }>, claimer: Claimer): Promise<string[]> {
+    if (items.length === 0) return [];
+    const labels = [`lease:${claimer.id}`, ...items.map((it) => `s:${it.ref}`)];
+    return (await this.run('watch', labels, [claimer.id, claimer.leaseMs, ...items.flatMap((it) => [it.ref, it.jobId])])) as string[];
+  }
+
+  /** The stages' jobs exist (or their removal was refused): a crash of their dispatcher can no longer lose them. */
   async jobsAdded(refs: string[]): Promise<void> {
-    if (refs.length > 0) await this.redis.srem(this.claimedKey, ...refs);
+    if (refs.length > 0) await this.redis.hdel(this.claimedKey, ...refs);
   }
 
   /**
@@ -295,9 +302,7 @@ export class StageStore {
 
   async complete(ref: string, worker: string, emulated: boolean, resultJson: string, jobId: string): Promise<boolean> {
     const labels = [...StageStore.stageLabels(ref), `w:${worker}`, ...this.takeStarted(ref)];
-    const [ok, ...ready] = (await this.run('complete', labels, [ref, worker, emulated ? '1' : '0', resultJson, jobId])) as [number, ...string[]];
-    StageStore.remember(this.readyHints, ready);
-    return ok === 1;
+    return (await this.run('complete', labels, [ref, worker, emulated ? '1' : '0', resultJson, jobId])) === 1;
   }
 
   async fail(ref: string, worker: string, error: string, jobId: string): Promise<AbortOutcome> {

@@ -13,7 +13,7 @@ const files = readdirSync(LUA_DIR).filter((f) => f.endsWith('.lua'));
 test('the scripts are all checked', () => {
   for (const f of ['prelude.lua', 'workers_prelude.lua', 'submit.lua', 'claim.lua', 'mark_queued.lua', 'start.lua', 'complete.lua', 'fail.lua',
     'release.lua', 'abort.lua', 'recover.lua', 'w_register.lua', 'w_heartbeat.lua', 'w_live.lua', 'w_dead.lua', 'w_drain.lua', 'w_remove.lua',
-    'w_view.lua', 'w_wake.lua']) assert.ok(files.includes(f), `${f} is under lua/`);
+    'w_view.lua', 'w_wake.lua', 'watch.lua']) assert.ok(files.includes(f), `${f} is under lua/`);
 });
 
 test('no script builds a key name from the prefix (pub/sub channels aside)', () => {
