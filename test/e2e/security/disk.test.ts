@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, type ServiceError } from '@grpc/grpc-js';
 import { ControlClient, PruneRequest, type DiskUsageResponse, type PruneResponse } from '@buildyard/proto';
-import { startCluster, until, type Cluster } from '@buildyard/testkit';
+import { startCluster, startRegistry, until, type Cluster } from '@buildyard/testkit';
+import { startGates } from '../gate.js';
 import { bearer, solve } from '../grpcClient.js';
 
 let work: string;
@@ -167,5 +168,52 @@ test('another tenant\'s build never starts from a tenant\'s kept context tree, e
     assert.equal(statSync(join(aliceTree, 'common.bin')).nlink, 1, 'nothing else links alice\'s file');
   } finally {
     await cluster.stop();
+  }
+});
+
+test('with a registry blob store, the worker\'s GC evicts its local layer copies, but not while a stage runs; the next build fetches them again', async () => {
+  const registry = await startRegistry();
+  const gates = await startGates();
+  const keep = 256 * 1024;
+  const cluster = await startCluster({
+    workers: 1, registry,
+    env: {
+      BUILDYARD_BLOB_STORE: 'registry', BUILDYARD_BLOB_REPOSITORY: `${registry.host}/buildyard/blobs`,
+      BUILDYARD_WORKER_KEEP_STORAGE: String(keep), BUILDYARD_GC_INTERVAL_MS: '300',
+      // The frontend's blob GC runs on the same interval: a grace so it never races a build's pushes.
+      BUILDYARD_GC_KEEP_DURATION_MS: '60000',
+    },
+  });
+  const gate = `layers-${nonce}`;
+  let build: ReturnType<typeof solve> | undefined;
+  try {
+    const worker = cluster.workers[0];
+    const copies = () => { const d = join(worker.stateDir, 'blobs/blobs/sha256'); return existsSync(d) ? readdirSync(d) : []; };
+    const dir = join(work, 'layers');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN ${gates.wait(gate)} && dd if=/dev/urandom of=/out.bin bs=1M count=1 2>/dev/null && echo ${nonce}\n`);
+    build = solve(cluster, dir, { platforms: ['linux/amd64'] });
+    await gates.arrived(gate, { unless: build });
+    const during = copies();
+    assert.ok(during.length > 0, 'the base image\'s layers were fetched into the worker\'s local copies');
+    // A GC while the stage runs (the prune's answer says the worker stayed busy) leaves them.
+    const pruned = await call<PruneResponse>(cluster, 'prune', PruneRequest.fromPartial({ keepStorage: 1 }));
+    assert.ok(pruned, 'the prune answered');
+    assert.deepEqual(copies().filter((d) => during.includes(d)).sort(), [...during].sort(), 'no layer copy went while the stage ran');
+    gates.open(gate);
+    const outcome = await build;
+    assert.equal(outcome.error, undefined, outcome.error?.message);
+    const held = () => { try { return duOnDisk(join(worker.stateDir, 'blobs')); } catch { return Infinity; } };
+    await until(`the worker's layer copies to shrink to ${keep} bytes`, () => held() <= keep, 60_000, 250);
+    // The evicted layers come from the registry blob store again.
+    writeFileSync(join(dir, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo again-${nonce} > /again\n`);
+    const again = await solve(cluster, dir, { platforms: ['linux/amd64'] });
+    assert.equal(again.error, undefined, again.error?.message);
+  } finally {
+    gates.open(gate);
+    await build?.catch(() => undefined);
+    await cluster.stop();
+    await gates.stop();
+    await registry.stop();
   }
 });
