@@ -233,3 +233,35 @@ test('a writer that found a blob in the shared store while a deleter removed it 
   await sync(fresh.store, 'bob', { 'r.txt': other });
   assert.equal(await inRegistry(repo, sha(other)), true);
 });
+
+test('with the fs blob store, contexts under the shared dir go by the age of their grant files; contents a younger or running build\'s context holds stay', async () => {
+  const prefix = 'gc-g';
+  const keys = redisKeys(prefix);
+  const dir = join(fx.dir, 'fs-gc');
+  const store = openContextStore({ root: join(dir, 'contexts'), blobs: openSharedBlobStore({ type: 'fs', sharedDir: join(dir, 'blobs'), localDir: join(dir, 'local') }), redis, keyPrefix: prefix });
+  assert.ok(store.fsGrants, 'grants are files under the shared dir');
+  const aliceOld = await sync(store, 'alice', { 'shared.txt': 'fs shared\n', 'mine.txt': 'fs alice only\n' });
+  const carolRunning = await sync(store, 'carol', { 'run.txt': 'fs carol running\n' });
+  // Everything was written eight days ago; then bob synced a context sharing one file.
+  const old = new Date(Date.now() - 8 * DAY);
+  for await (const b of store.content.list()) await utimes(store.content.path(b.digest), old, old);
+  for (const [tenant, id] of [['alice', aliceOld], ['carol', carolRunning]] as const) await utimes(join(dir, 'contexts/tenants', tenant, id.slice(7)), old, old);
+  const bobYoung = await sync(store, 'bob', { 'shared.txt': 'fs shared\n', 'bob.txt': 'fs bob\n' });
+  await new BlobLeases(redis, keys).lease('carol-build', [carolRunning], 60_000);
+
+  const result = await collectContextGarbage({ store, redis, keys, maxAgeMs: 7 * DAY });
+  assert.equal(result.ran, true);
+  assert.deepEqual(result.contexts, [aliceOld]);
+  assert.deepEqual(new Set(result.deleted), new Set([aliceOld, sha('fs alice only\n')]));
+  assert.equal(await store.content.has(sha('fs shared\n')), true, 'bob\'s younger context holds it');
+  assert.equal(await store.tenantHas('alice', aliceOld), false, 'the old grant file went');
+  assert.equal(await store.tenantHasContent('alice', sha('fs alice only\n')), false);
+  assert.equal(await store.tenantHas('carol', carolRunning), true, 'a running build\'s context keeps its grant');
+  assert.equal(await store.tenantHas('bob', bobYoung), true);
+  await materializeContext(store, carolRunning, join(dir, 'carol'));
+  await materializeContext(store, bobYoung, join(dir, 'bob'));
+
+  // Alice syncs it again: the deleted file is sent once more and the context is whole.
+  const again = await sync(store, 'alice', { 'shared.txt': 'fs shared\n', 'mine.txt': 'fs alice only\n' });
+  await materializeContext(store, again, join(dir, 'alice'));
+});

@@ -76,7 +76,11 @@ export class ContextBlobGuard {
    * id, any age still in Redis) names it at the time of deletion. Answers those deleted.
    * `younger`: only grants newer than this protect (the context GC's cutoff); default any.
    */
-  async deleteUnlessReferenced(digests: Iterable<string>, del: (digest: string) => Promise<boolean>, younger = -Infinity): Promise<string[]> {
+  async deleteUnlessReferenced(
+    digests: Iterable<string>, del: (digest: string) => Promise<boolean>, younger = -Infinity,
+    /** What else keeps a blob, asked after the announcement too (the fs store's grant files). */
+    alsoReferenced?: (digests: readonly string[]) => Promise<Set<string>>,
+  ): Promise<string[]> {
     const list = [...new Set(digests)];
     const deleted: string[] = [];
     for (let i = 0; i < list.length; i += BATCH) {
@@ -85,6 +89,7 @@ export class ContextBlobGuard {
       const gone: string[] = [];
       try {
         const referenced = await this.referenced(slice, younger);
+        for (const d of (await alsoReferenced?.(slice)) ?? []) referenced.add(d);
         for (const d of slice) if (!referenced.has(d) && (await del(d))) gone.push(d);
       } finally {
         await this.done(slice, gone);
@@ -188,7 +193,8 @@ export async function collectContextGarbage(opts: ContextGcOptions): Promise<Con
   const result: ContextGcResult = { ran: false, contexts: [], deleted: [], grantsDropped: 0, localCopies: 0 };
   if ((await opts.redis.set(k.gcLock, token, 'PX', lockTtlMs, 'NX')) === 'OK') {
     try {
-      await collectUnderLock(opts, keys, cutoff, result);
+      if (opts.store.fsGrants) await collectFsUnderLock(opts, keys, cutoff, result);
+      else await collectUnderLock(opts, keys, cutoff, result);
       result.ran = true;
     } finally {
       await opts.redis.eval(RELEASE_LOCK, 1, k.gcLock, token);
@@ -250,6 +256,47 @@ async function collectUnderLock(opts: ContextGcOptions, keys: RedisKeys, cutoff:
   result.deleted = await guard.deleteUnlessReferenced(deletable, async (d) => (await store.deleteContents([d])).length === 1, cutoff);
   const gone = new Set(result.deleted);
   result.contexts = old.filter((id) => gone.has(id));
+}
+
+/**
+ * The same with the fs blob store: contexts, contents and grant files live under the shared
+ * dir, which every process sees, and content grants are never renewed there. So a content goes
+ * when it was written before the cutoff and no younger or leased context's manifest names it
+ * (a sweep of the store: old manifests and contents of contexts already gone alike).
+ */
+async function collectFsUnderLock(opts: ContextGcOptions, keys: RedisKeys, cutoff: number, result: ContextGcResult): Promise<void> {
+  const { redis, store } = opts;
+  const grants = store.fsGrants!;
+  const leases = new BlobLeases(redis, keys);
+  const leased = await leases.leased();
+  const seen = new Set<string>();
+  const keep = new Set<string>();
+  /** Adds the granted contexts that are young or in use, with their files, to `keep`. */
+  const keepLive = async (inUse: Set<string>) => {
+    const newest = new Map<string, number>();
+    for (const g of await grants.contextGrants()) newest.set(g.contextId, Math.max(g.ms, newest.get(g.contextId) ?? -Infinity));
+    for (const [id, ms] of newest) {
+      if (seen.has(id) || (ms <= cutoff && !inUse.has(id))) continue;
+      seen.add(id);
+      for (const d of [id, ...(await filesOf(store, id))]) keep.add(d);
+    }
+  };
+  await keepLive(leased);
+  const old: string[] = [];
+  for await (const b of store.content.list()) if (b.mtime.getTime() <= cutoff && !keep.has(b.digest)) old.push(b.digest);
+  const stale = (await grants.contextGrants()).filter((g) => g.ms <= cutoff && !leased.has(g.contextId));
+  for (const g of stale) if (await grants.dropContextGrant(g.dir, g.contextId, cutoff)) result.grantsDropped++;
+
+  const guard = new ContextBlobGuard(redis, keys.prefix);
+  // After announcing: contexts granted or leased since the first look keep their files.
+  const recheck = async (digests: readonly string[]) => {
+    await keepLive(await leases.leased());
+    return new Set(digests.filter((d) => keep.has(d)));
+  };
+  result.deleted = await guard.deleteUnlessReferenced(old, async (d) => (await store.deleteContents([d])).length === 1, cutoff, recheck);
+  await grants.dropContentGrants(result.deleted);
+  const gone = new Set(result.deleted);
+  result.contexts = [...new Set(stale.map((g) => g.contextId))].filter((id) => gone.has(id));
 }
 
 /** What stays whatever its age says: young grants, leased digests and the files of leased contexts. */

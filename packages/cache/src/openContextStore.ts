@@ -23,7 +23,10 @@ export interface ContextStoreConfig {
 
 export function openContextStore(opts: ContextStoreConfig): ContextStore {
   const limits = { maxContextBytes: opts.maxContextBytes, maxFiles: opts.maxFiles };
-  if (!(opts.blobs instanceof TieredBlobStore)) return new ContextStore({ root: opts.root, ...limits });
+  if (!(opts.blobs instanceof TieredBlobStore)) {
+    // Grants stay files under the shared dir; what the context GC deletes is on record in Redis.
+    return new ContextStore({ root: opts.root, ...limits, deletions: new RedisContextGrants(opts.redis, { prefix: opts.keyPrefix }) });
+  }
   return new ContextStore({
     root: opts.root, ...limits,
     shared: {

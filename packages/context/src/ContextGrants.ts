@@ -2,7 +2,7 @@
 // A digest alone is never proof (anyone may know one); these grants are. On one machine they
 // are empty files under the context store's root (every process there sees the same
 // directory); across machines they live in Redis, so any frontend or worker can check them.
-import { access, mkdir, open, writeFile } from 'node:fs/promises';
+import { access, mkdir, open, readdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Cluster, Redis } from 'ioredis';
 
@@ -69,6 +69,39 @@ export class FsContextGrants implements ContextGrants {
   private contentGrant(tenant: string, digest: string): string {
     const hex = digest.slice('sha256:'.length);
     return join(this.root, 'tenants', tenantDirName(tenant), 'content', hex.slice(0, 2), hex);
+  }
+
+  /** Every context grant on disk: its tenant's directory, the context id, when last granted (ms). */
+  async contextGrants(): Promise<{ dir: string; contextId: string; ms: number }[]> {
+    const out: { dir: string; contextId: string; ms: number }[] = [];
+    const tenants = join(this.root, 'tenants');
+    for (const dir of await readdir(tenants).catch(() => [] as string[])) {
+      for (const name of await readdir(join(tenants, dir)).catch(() => [] as string[])) {
+        if (!/^[a-f0-9]{64}$/.test(name)) continue;
+        const s = await stat(join(tenants, dir, name)).catch(() => undefined);
+        if (s?.isFile()) out.push({ dir, contextId: `sha256:${name}`, ms: s.mtimeMs });
+      }
+    }
+    return out;
+  }
+
+  /** Removes a context grant last written at or before `cutoff` (ms); one renewed since stays. */
+  async dropContextGrant(dir: string, contextId: string, cutoff: number): Promise<boolean> {
+    const path = join(this.root, 'tenants', dir, contextId.slice('sha256:'.length));
+    const s = await stat(path).catch(() => undefined);
+    if (!s || s.mtimeMs > cutoff) return false;
+    return unlink(path).then(() => true, () => false);
+  }
+
+  /** Removes every tenant's content grant of these digests (their contents are gone). */
+  async dropContentGrants(digests: readonly string[]): Promise<void> {
+    const tenants = join(this.root, 'tenants');
+    for (const dir of await readdir(tenants).catch(() => [] as string[])) {
+      await Promise.all(digests.map((d) => {
+        const hex = d.slice('sha256:'.length);
+        return unlink(join(tenants, dir, 'content', hex.slice(0, 2), hex)).catch(() => undefined);
+      }));
+    }
   }
 }
 

@@ -22,6 +22,12 @@ export interface ContextStoreOptions {
    * both and every process using the store shares that directory (one machine).
    */
   shared?: { content: SharedContent; grants: ContextGrants };
+  /**
+   * Without `shared`: where deleters of this store's contents record what they delete (the
+   * context GC; see ContextGrants.recentDeletions), so a writer that found a content present a
+   * moment before it went learns it. Redis grants answer it; the files under `root` cannot.
+   */
+  deletions?: Pick<ContextGrants, 'recentDeletions'>;
 }
 
 /** A content store backed by a shared remote one (TieredBlobStore fits). */
@@ -47,6 +53,9 @@ export class ContextStore {
   readonly maxFiles: number;
   private readonly grants: ContextGrants;
   private readonly shared?: SharedContent;
+  private readonly deletions?: Pick<ContextGrants, 'recentDeletions'>;
+  /** The grants as files under `root` when nothing is shared (the context GC reads and drops them). */
+  readonly fsGrants?: FsContextGrants;
   /**
    * The last few manifests stored or read, parsed: a delta sync's base is usually the context
    * the same client synced a minute ago, and re-reading 20,000 entries would cost more than
@@ -58,7 +67,9 @@ export class ContextStore {
     this.root = opts.root;
     this.shared = opts.shared?.content;
     this.content = opts.shared?.content ?? new FsContentStore(join(opts.root, 'content'));
-    this.grants = opts.shared?.grants ?? new FsContextGrants(opts.root);
+    this.fsGrants = opts.shared ? undefined : new FsContextGrants(opts.root);
+    this.grants = opts.shared?.grants ?? this.fsGrants!;
+    this.deletions = opts.shared?.grants ?? opts.deletions;
     this.maxContextBytes = opts.maxContextBytes ?? 10 * 1024 ** 3;
     this.maxFiles = opts.maxFiles ?? 1_000_000;
   }
@@ -79,16 +90,15 @@ export class ContextStore {
     // Granted first, then asked: a deleter that announced these before reading the grants may
     // have removed them from the shared store after this sync found them there (see
     // ContextGrants.recentDeletions). Those are put back once it is done.
-    const recent = await this.grants.recentDeletions?.([digest, ...files]);
+    const recent = await this.deletions?.recentDeletions?.([digest, ...files]);
     if (recent && recent.deleting.length + recent.deleted.length > 0) await this.restoreAfterDeletions(recent.deleting, recent.deleted);
     return digest;
   }
 
   /** Waits for the deleters of `deleting` to finish, then pushes back what went from the shared store (from this process's copy). */
   private async restoreAfterDeletions(deleting: readonly string[], deleted: readonly string[]): Promise<void> {
-    const shared = this.shared;
-    const ask = this.grants.recentDeletions?.bind(this.grants);
-    if (!shared || !ask) return;
+    const ask = this.deletions?.recentDeletions?.bind(this.deletions);
+    if (!ask) return;
     // A deleter that died leaves its announcement until the key expires (DELETION_WAIT_MS):
     // then this goes on and checks the blobs anyway.
     const until = Date.now() + DELETION_WAIT_MS;
@@ -97,9 +107,10 @@ export class ContextStore {
       await new Promise((r) => setTimeout(r, 100));
       waiting = (await ask(waiting)).deleting;
     }
+    const shared = this.shared;
     for (const d of new Set([...deleting, ...deleted])) {
-      if (await shared.remote.has(d)) continue;
-      if (await shared.local.has(d)) await shared.put(shared.local.openRead(d), d);
+      if (shared ? await shared.remote.has(d) : await this.content.has(d)) continue;
+      if (shared && (await shared.local.has(d))) await shared.put(shared.local.openRead(d), d);
       else {
         throw new ContextError(`content ${d} of this context was removed from the shared blob store by a garbage collection while the context was synced; sync the context again`);
       }
