@@ -241,9 +241,10 @@ export class WorkerDisk {
 
   /**
    * The lineage a new tree continues: of the tenant's most recent lineages, the one whose
-   * newest tree shares the most paths with the new context, if it shares at least half of
-   * them (else linking it and deleting most of it would cost more than writing the context
-   * afresh); otherwise a new lineage. Only this tenant's trees are candidates.
+   * newest tree shares the most paths with the new context, if they share at least half of
+   * the paths of each (else linking it and deleting most of it would cost more than writing
+   * the context afresh, or a small named context would take the place of a big one);
+   * otherwise a new lineage. Only this tenant's trees are candidates.
    */
   private async chooseLineage(tree: Tree, contextId: string): Promise<string> {
     const newest = new Map<string, Tree>();
@@ -259,14 +260,19 @@ export class WorkerDisk {
     let best: { lineage: string; shared: number } | undefined;
     for (const c of candidates) {
       let shared = 0;
+      let size = 0;
       try {
-        for (const p of await this.opts.contextPaths(`sha256:${c.hex}`)) if (wanted.has(p)) shared++;
+        for (const p of await this.opts.contextPaths(`sha256:${c.hex}`)) {
+          size++;
+          if (wanted.has(p)) shared++;
+        }
       } catch {
         continue; // its manifest is gone from the store: it cannot be a base anyway
       }
+      if (shared * 2 < Math.max(size, wanted.size) || shared === 0) continue;
       if (!best || shared > best.shared) best = { lineage: c.lineage!, shared };
     }
-    return best && wanted.size > 0 && best.shared * 2 >= wanted.size ? best.lineage : fresh();
+    return best ? best.lineage : fresh();
   }
 
   /**

@@ -157,6 +157,17 @@ test('another tenant never starts from, nor shares, a tenant\'s kept tree; other
   assert.equal(alicesLineages.size, 2);
   // Bob's two contexts: bob-1 then the secret's ids share most paths, so one lineage, one tree.
   assert.equal(trees().length, 3, trees().join(' '));
+
+  // A small context whose few paths are all in a big one (a named context beside the main
+  // one) is a lineage of its own: it neither takes over nor replaces the big tree.
+  const small = join(root, 'small');
+  mkdirSync(small);
+  writeFileSync(join(small, 'f0.txt'), 'file 0\n');
+  const s = await stage('alice', await sync(small, 'alice'), 'a-3');
+  assert.equal(s.result?.reusedFrom, undefined);
+  await disk.removeFinishedContexts();
+  assert.ok(existsSync(alice.dir), 'the big tree is still kept');
+  assert.equal(trees().length, 4, trees().join(' '));
 });
 
 test('kept trees count in the disk figure; the GC removes them oldest first when over its size, a prune all of them', async (t) => {
