@@ -9,7 +9,8 @@
 -- takes is known only here): mark_queued.lua queues it (or makes it a follower of a stage
 -- already running its cache key), and recover.lua gives it back if the claimer dies first.
 -- Declared: the claimer's lease (lease:); asked for: each visited tenant's ready set (tr:) and
--- limit (tl:). Returns the claimed stages' refs.
+-- limit (tl:). Returns the claimed stages' ready-set members: ref, newline, what placement
+-- needs (JSON; see makeReady).
 -- Nothing ready (a held tenant gets back into TENANTS when one of its slots frees).
 if redis.call('SCARD', TENANTS) == 0 then return {} end
 local cfg = redis.call('HMGET', CONFIG, 'tenantLimit', 'liveSlots', 'lastShare')
@@ -52,7 +53,7 @@ for _, t in ipairs(tenants) do
     end
     local top = redis.call('ZPOPMIN', rk)
     if #top == 0 then redis.call('SREM', TENANTS, t) break end
-    redis.call('HSET', CLAIMED, top[1], claimer)
+    redis.call('HSET', CLAIMED, string.match(top[1], '^[^\n]*'), claimer)
     took = took + 1
     out[#out + 1] = top[1]
   end

@@ -70,12 +70,27 @@ local function workerDone(wk)
   end
 end
 -- Its tenant's ready set ('tr:'..tenant) must have been asked for.
+-- Its member in the ready set is the ref, a newline and what placement needs of it (JSON): a
+-- claim hands that out without touching the stage's keys (claim.lua). The stage keeps the member
+-- ('readyAs') to take it out again (abortBuild).
 local function makeReady(ref, sk)
-  local v = redis.call('HMGET', sk, 'tenant', 'prio')
-  redis.call('HSET', sk, 'state', 'ready')
+  local v = redis.call('HMGET', sk, 'tenant', 'prio', 'build', 'platform', 'stage', 'cacheKey', 'dispatches', 'deps', 'runPlatform', 'trace')
+  local inputs = {}
+  local deps = split(v[8])
+  if #deps > 0 then
+    local fields = {}
+    for i, d in ipairs(deps) do fields[i] = 'w:'..d end
+    -- the workers that ran its dependencies (resolveDone): placement prefers them
+    for _, w in ipairs(redis.call('HMGET', sk, unpack(fields))) do
+      if w then inputs[#inputs + 1] = w end
+    end
+  end
+  local member = ref..'\n'..cjson.encode({build = v[3], platform = v[4], run = v[9] or v[4], stage = v[5], tenant = v[1], prio = v[2],
+    cacheKey = v[6], dispatches = v[7], inputs = inputs, trace = v[10] or ''})
+  redis.call('HSET', sk, 'state', 'ready', 'readyAs', member)
   local seq = redis.call('INCR', SEQ)
   -- higher priority first, then first come first served
-  redis.call('ZADD', must('tr:'..v[1]), (1000 - tonumber(v[2])) * 1099511627776 + seq, ref)
+  redis.call('ZADD', must('tr:'..v[1]), (1000 - tonumber(v[2])) * 1099511627776 + seq, member)
   -- a tenant held at its limit stays held until one of its slots frees (see release)
   if redis.call('SISMEMBER', HELD, v[1]) == 0 then redis.call('SADD', TENANTS, v[1]) end
 end
@@ -189,13 +204,13 @@ local function abortBuild(bid, status, err, out)
   redis.call('HSET', bk, 'state', status, 'error', err, 'finishedAt', ARGV[2])
   for _, ref in ipairs(redis.call('LRANGE', must('bs:'..bid), 0, -1)) do
     local sk = must('s:'..ref)
-    local v = redis.call('HMGET', sk, 'state', 'queue', 'jobId', 'tenant', 'cacheKey')
+    local v = redis.call('HMGET', sk, 'state', 'queue', 'jobId', 'tenant', 'cacheKey', 'readyAs')
     local s = v[1]
     if LIVE[s] then
       redis.call('HSET', sk, 'state', 'cancelled')
       release(sk)
       if s == 'ready' then
-        redis.call('ZREM', must('tr:'..v[4]), ref)
+        redis.call('ZREM', must('tr:'..v[4]), v[6] or ref)
         dropClaim(ref, v[4])
       end
       if (s == 'queued' or s == 'running') and v[2] and v[3] then

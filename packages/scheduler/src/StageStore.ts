@@ -209,20 +209,28 @@ export class StageStore {
 
   /**
    * Stages now owed a queue placement (their tenant slot is already taken), with what placement
-   * needs: the claim takes them off their ready sets (one script, declaring the tenants' keys),
-   * then their hashes are read (one pipeline); markQueuedAll queues them.
+   * needs (their ready-set entries carry it; see makeReady in prelude.lua): the claim takes them
+   * off their ready sets (one script, declaring the tenants' keys); markQueuedAll queues them.
    */
   async claim(defaultTenantLimit: number | 'fleet', claimer: Claimer, max = 100): Promise<StageDispatchInfo[]> {
     const labels = [`lease:${claimer.id}`, ...[...this.tenantHints].flatMap((t) => [`tr:${t}`, `tl:${t}`])];
     const { reply, labels: used } = await this.runLabelled('claim', labels, [defaultTenantLimit, max, claimer.id, claimer.leaseMs]);
     StageStore.remember(this.tenantHints, [...used].filter((l) => l.startsWith('tr:')).map((l) => l.slice(3)), 256);
-    const refs = reply as string[];
-    if (refs.length === 0) return [];
-    const p = this.redis.pipeline();
-    for (const ref of refs) p.hgetall(this.keys.stage(ref));
-    const hashes = ((await p.exec()) ?? []).map(([err, v]) => { if (err) throw err; return v as Record<string, string>; });
-    return refs.map((ref, i) => StageStore.dispatchInfoOf(ref, hashes[i], Number(hashes[i].dispatches ?? 0) + 1))
-      .filter((i): i is StageDispatchInfo => i !== null);
+    return (reply as string[]).map((member) => {
+      const nl = member.indexOf('\n');
+      const ref = member.slice(0, nl);
+      // Written by makeReady (prelude.lua) in the same script run as the fields it copies.
+      const v = JSON.parse(member.slice(nl + 1)) as { build: string; platform: string; run?: string; stage: string; tenant?: string; prio?: string;
+        cacheKey?: string; dispatches?: string; inputs: unknown; trace?: string };
+      return {
+        ref, buildId: v.build, platform: v.platform, runPlatform: v.run || v.platform, stageId: v.stage, tenant: v.tenant ?? '', priority: Number(v.prio ?? 0),
+        // as markQueued will count this dispatch (the job id names it)
+        cacheKey: v.cacheKey ?? '', dispatches: Number(v.dispatches ?? 0) + 1,
+        traceContext: traceContextOf(v.trace, ref),
+        // cjson encodes an empty list as {}
+        inputWorkers: Array.isArray(v.inputs) ? (v.inputs as unknown[]).filter((w): w is string => typeof w === 'string') : [],
+      };
+    });
   }
 
   /** The same as claim returns, for a stage placed before (re-homing). */
