@@ -38,6 +38,15 @@ function frontend(repo: string, prefix: string): { dir: string; store: ContextSt
   return { dir, store, content: store.content };
 }
 
+/** A test's own key prefix and repository, a frontend on them, and a GC at the 7-day age. */
+function world(name: string) {
+  const prefix = `gc-${name}`;
+  const repo = `gc/${name}`;
+  const keys = redisKeys(prefix);
+  const a = frontend(repo, prefix);
+  return { prefix, repo, keys, a, gc: (store: ContextStore = a.store) => collectContextGarbage({ store, redis, keys, maxAgeMs: 7 * DAY }) };
+}
+
 async function sync(store: ContextStore, tenant: string, files: Record<string, string>): Promise<string> {
   const src = join(fx.dir, `src-${++n}`);
   for (const [path, text] of Object.entries(files)) {
@@ -60,9 +69,7 @@ const client = new RegistryClient();
 const inRegistry = (repo: string, digest: string) => client.blobExists({ registry: fx.registry.host, repository: repo }, digest);
 
 test('a context no tenant synced for the age goes with its own contents and grants; shared and younger ones stay, whoever triggers the GC', async () => {
-  const prefix = 'gc-a';
-  const repo = 'gc/a';
-  const a = frontend(repo, prefix);
+  const { prefix, repo, a, gc } = world('a');
   const b = frontend(repo, prefix);
   // alice's old context shares one file with bob's young one; mallory's young context names a
   // file of alice's too, and is the one that runs the GC.
@@ -77,8 +84,7 @@ test('a context no tenant synced for the age goes with its own contents and gran
   }
   const malloryYoung = await sync(a.store, 'mallory', { 'x.txt': 'alice and mallory\n' });
 
-  const keys = redisKeys(prefix);
-  const result = await collectContextGarbage({ store: a.store, redis, keys, maxAgeMs: 7 * DAY });
+  const result = await gc();
   assert.equal(result.ran, true);
   assert.deepEqual(result.contexts, [aliceOld]);
   assert.deepEqual(new Set(result.deleted), new Set([aliceOld, sha('alice only\n')]));
@@ -99,7 +105,7 @@ test('a context no tenant synced for the age goes with its own contents and gran
 
   // The other frontend does not get the lock-free part wrong: its old copies of what went are
   // removed, those of still-granted contents stay.
-  const other = await collectContextGarbage({ store: b.store, redis, keys, maxAgeMs: 7 * DAY });
+  const other = await gc(b.store);
   assert.deepEqual(other.deleted, [], 'nothing old is left to delete');
   assert.equal(await b.content.local.has(aliceOld), false);
   assert.equal(await b.content.local.has(sha('alice only\n')), false);
@@ -111,71 +117,59 @@ test('a context no tenant synced for the age goes with its own contents and gran
 });
 
 test('a context a running build leased stays with its grant whatever its age, and goes once the lease ends', async () => {
-  const prefix = 'gc-b';
-  const repo = 'gc/b';
-  const a = frontend(repo, prefix);
-  const keys = redisKeys(prefix);
+  const { prefix, repo, keys, a, gc } = world('b');
   const ctx = await sync(a.store, 'alice', { 'app.sh': 'echo building\n' });
   await age(prefix, 'alice', 30 * DAY - 60_000);
   const leases = new BlobLeases(redis, keys);
   await leases.lease('build-1', [ctx], 60_000);
 
-  const kept = await collectContextGarbage({ store: a.store, redis, keys, maxAgeMs: 7 * DAY });
+  const kept = await gc();
   assert.deepEqual(kept.deleted, []);
   assert.equal(await a.store.tenantHas('alice', ctx), true, 'a frontend taking the build over still finds its grant');
   const w = frontend(repo, prefix);
   await materializeContext(w.store, ctx, join(w.dir, 'ctx'));
 
   await leases.release('build-1');
-  const gone = await collectContextGarbage({ store: a.store, redis, keys, maxAgeMs: 7 * DAY });
+  const gone = await gc();
   assert.deepEqual(new Set(gone.deleted), new Set([ctx, sha('echo building\n')]));
   assert.equal(await inRegistry(repo, ctx), false);
 });
 
 test('a build holds only the contexts its tenant has a grant for; naming another tenant\'s id is refused and keeps it no longer than that build', async () => {
-  const prefix = 'gc-f';
-  const repo = 'gc/f';
-  const a = frontend(repo, prefix);
-  const keys = redisKeys(prefix);
+  const { prefix, keys, a, gc } = world('f');
   const ctx = await sync(a.store, 'alice', { 'held.txt': 'held\n' });
   await age(prefix, 'alice', 8 * DAY);
   assert.deepEqual(await holdContexts({ redis, keys, store: a.store }, 'alice-build', 'alice', [ctx]), []);
   assert.deepEqual(await holdContexts({ redis, keys, store: a.store }, 'mallory-build', 'mallory', [ctx]), [ctx], 'mallory has no grant for it');
-  assert.deepEqual((await collectContextGarbage({ store: a.store, redis, keys, maxAgeMs: 7 * DAY })).deleted, []);
+  assert.deepEqual((await gc()).deleted, []);
   // Mallory's refused build ends (its leases go): alice's running build alone keeps the context.
   const leases = new BlobLeases(redis, keys);
   await leases.release('mallory-build');
-  assert.deepEqual((await collectContextGarbage({ store: a.store, redis, keys, maxAgeMs: 7 * DAY })).deleted, []);
+  assert.deepEqual((await gc()).deleted, []);
   await leases.release('alice-build');
-  assert.deepEqual(new Set((await collectContextGarbage({ store: a.store, redis, keys, maxAgeMs: 7 * DAY })).deleted), new Set([ctx, sha('held\n')]));
+  assert.deepEqual(new Set((await gc()).deleted), new Set([ctx, sha('held\n')]));
   // Once the GC dropped alice's grant, a new hold is refused (she syncs again).
   assert.deepEqual(await holdContexts({ redis, keys, store: a.store }, 'alice-build-2', 'alice', [ctx]), [ctx]);
 });
 
 test('one collector at a time: a frontend that finds the lock held deletes nothing shared', async () => {
-  const prefix = 'gc-c';
-  const repo = 'gc/c';
-  const a = frontend(repo, prefix);
-  const keys = redisKeys(prefix);
+  const { prefix, repo, a, gc } = world('c');
   const ctx = await sync(a.store, 'alice', { 'f.txt': 'locked\n' });
   await age(prefix, 'alice', 8 * DAY);
   await redis.set(contextGrantKeys(prefix).gcLock, 'another-frontend', 'PX', 60_000);
-  const result = await collectContextGarbage({ store: a.store, redis, keys, maxAgeMs: 7 * DAY });
+  const result = await gc();
   assert.equal(result.ran, false);
   assert.deepEqual(result.deleted, []);
   assert.equal(await inRegistry(repo, ctx), true);
   assert.equal(await redis.get(contextGrantKeys(prefix).gcLock), 'another-frontend', 'the other collector\'s lock is left alone');
   await redis.del(contextGrantKeys(prefix).gcLock);
-  assert.equal((await collectContextGarbage({ store: a.store, redis, keys, maxAgeMs: 7 * DAY })).ran, true);
+  assert.equal((await gc()).ran, true);
   assert.equal(await inRegistry(repo, ctx), false);
   assert.equal(await redis.exists(contextGrantKeys(prefix).gcLock), 0, 'the lock is released');
 });
 
 test('pruneCache through the guard keeps a layer blob a live context holds as a file, and deletes one none holds', async () => {
-  const prefix = 'gc-d';
-  const repo = 'gc/d';
-  const keys = redisKeys(prefix);
-  const a = frontend(repo, prefix);
+  const { prefix, repo, keys, a } = world('d');
   // A context file whose bytes equal a cached layer's (a vendored tarball, say).
   const layer = 'layer bytes that are also a context file\n';
   const ctx = await sync(a.store, 'alice', { 'vendor/layer.tgz': layer });
@@ -195,9 +189,7 @@ test('pruneCache through the guard keeps a layer blob a live context holds as a 
 });
 
 test('a writer that found a blob in the shared store while a deleter removed it puts it back from its copy, or asks for a new sync without one', async () => {
-  const prefix = 'gc-e';
-  const repo = 'gc/e';
-  const a = frontend(repo, prefix);
+  const { prefix, repo, a } = world('e');
   const k = contextGrantKeys(prefix);
   const guard = new ContextBlobGuard(redis, prefix);
 
