@@ -210,14 +210,14 @@ export async function collectContextGarbage(opts: ContextGcOptions): Promise<Con
 }
 
 const RELEASE_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
-// Drops the members of one grant set given in ARGV[2..] whose score is still at most ARGV[1]:
-// a tenant that synced since the collector read the set keeps its fresh grant.
-const DROP_OLD = `local n = 0
+// Drops the members of one grant set given in ARGV[2..] whose score is still at most ARGV[1]
+// and answers them: a tenant that synced since the collector read the set keeps its fresh grant.
+const DROP_OLD = `local out = {}
 for i = 2, #ARGV do
   local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if s and tonumber(s) <= tonumber(ARGV[1]) then n = n + redis.call('ZREM', KEYS[1], ARGV[i]) end
+  if s and tonumber(s) <= tonumber(ARGV[1]) then redis.call('ZREM', KEYS[1], ARGV[i]); table.insert(out, ARGV[i]) end
 end
-return n`;
+return out`;
 
 async function collectUnderLock(opts: ContextGcOptions, keys: RedisKeys, cutoff: number, result: ContextGcResult): Promise<void> {
   const { redis, store } = opts;
@@ -241,17 +241,26 @@ async function collectUnderLock(opts: ContextGcOptions, keys: RedisKeys, cutoff:
   const chosen = [...candidates].filter((d) => !keep.has(d));
 
   // Old grants go (in-use contexts keep theirs: a frontend taking a build over checks them).
+  const droppedIds = new Map<string, string[]>();
   for (const key of [...ages.keys.ids, ...ages.keys.content]) {
     const members = (await redis.zrangebyscore(key, '-inf', cutoff)).filter((m) => !leased.has(m));
     for (let i = 0; i < members.length; i += BATCH) {
-      result.grantsDropped += Number(await redis.eval(DROP_OLD, 1, key, cutoff, ...members.slice(i, i + BATCH)));
+      const dropped = (await redis.eval(DROP_OLD, 1, key, cutoff, ...members.slice(i, i + BATCH))) as string[];
+      result.grantsDropped += dropped.length;
+      if (ages.keys.ids.includes(key)) droppedIds.set(key, [...(droppedIds.get(key) ?? []), ...dropped]);
     }
   }
 
-  // A build that leased one of these contexts since the first read keeps it and its files.
+  // A build that leased one of these contexts since the first read (it checked the grant before
+  // the drop) keeps it, its files and its grant, put back at the cutoff (still past the age: the
+  // next collection after the build takes it).
   const leasedNow = await leases.leased();
   const lateKeep = new Set<string>();
   for (const id of old) if (leasedNow.has(id)) for (const d of [id, ...(await filesOf(store, id))]) lateKeep.add(d);
+  for (const [key, ids] of droppedIds) {
+    const back = ids.filter((id) => leasedNow.has(id));
+    if (back.length > 0) await redis.zadd(key, 'NX', ...back.flatMap((id) => [cutoff, id]));
+  }
   const deletable = chosen.filter((d) => !leasedNow.has(d) && !lateKeep.has(d));
   result.deleted = await guard.deleteUnlessReferenced(deletable, async (d) => (await store.deleteContents([d])).length === 1, cutoff);
   const gone = new Set(result.deleted);

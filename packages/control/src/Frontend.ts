@@ -378,8 +378,9 @@ export class Frontend {
     // Then the workers' snapshots and contexts: all of them for --all, else down to keep-storage.
     const everything = req.all || (!req.keepStorage && !req.keepDurationMs);
     const workerDisk = await pruneWorkerDisks(this.opts.redis, this.keys.prefix, this.opts.workers, everything ? 0 : req.keepStorage || undefined);
-    // Contexts past their age, every tenant's (a tenant's prune can only take what nobody synced since).
-    await this.collectContexts();
+    // Contexts past their age, every tenant's (a tenant's prune can only take what nobody synced
+    // since). Its failure does not fail this tenant's prune: the frontend's GC runs it again.
+    await this.collectContexts().catch((err: Error) => this.log.warn({ err: err.message }, 'context GC during a prune failed'));
     return PruneResponse.fromPartial({
       removed: [...chosen.map((r) => ({ id: r.key, description: r.description, size: r.layer?.size ?? 0, lastUsedMs: r.lastUsedMs })), ...workerDisk.removed],
       reclaimedBytes: chosen.reduce((n, r) => n + (r.layer?.size ?? 0), 0) + workerDisk.reclaimedBytes,
