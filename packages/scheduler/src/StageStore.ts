@@ -61,6 +61,9 @@ const SCRIPTS: Record<Script, LuaScript> = {
   recover: script('recover.lua'), watch: script('watch.lua'),
 };
 
+/** Per key prefix, the tenants this process's claims asked for (StageStore.tenantHints). */
+const TENANT_HINTS = new Map<string, Set<string>>();
+
 /** A build's trace context as stored with it; a malformed one is an error, an absent one none. */
 function traceContextOf(text: string | null | undefined, ref: string): Record<string, string> {
   if (text === null || text === undefined || text === '') return {};
@@ -145,7 +148,7 @@ export class StageStore {
   private readonly scripts: Record<Script, LuaCommand>;
   private readonly fixedKeys: string[];
   /** Tenants whose ready sets and limits claims declare (those claims asked for before). */
-  private readonly tenantHints = new Set<string>();
+  private readonly tenantHints: Set<string>;
   /** Labels of the keys completing a started stage touches (its dependents, tenant, build). */
   private readonly startedHints = new Map<string, string[]>();
   /** Claimers' leases recover asked for before. */
@@ -154,6 +157,9 @@ export class StageStore {
   constructor(readonly redis: RedisClient, readonly prefix: string) {
     this.keys = schedulerKeys(prefix);
     this.fixedKeys = fixedScriptKeys(this.keys);
+    // Shared by the process's stores of one prefix (a process may run many consumers).
+    this.tenantHints = TENANT_HINTS.get(prefix) ?? new Set<string>();
+    TENANT_HINTS.set(prefix, this.tenantHints);
     this.scripts = luaCommands(redis, 'buildyard_sched', LUA_DIR, SCRIPTS);
   }
 
