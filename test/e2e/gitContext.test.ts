@@ -7,7 +7,7 @@
 // service, a tenant's denied range, a redirect to loopback): each is refused in one line.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, referenceTools, startCluster, startGitServer, waitForBuildkitEndpoint, type Cluster, type GitServer } from '@buildyard/testkit';
@@ -60,6 +60,18 @@ after(async () => {
 
 const cli = (args: string[], token?: string) => runCli(cluster, work, args, token);
 
+/** The grant file of the one git context fetched so far (fs grants: `<contexts>/tenants/<tenant>/<id hex>`). */
+function gitContextGrant(): string {
+  const files = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : [join(dir, e.name)]));
+  const all = files(cluster.stateDir);
+  const records = all.filter((f) => /\/contexts\/git\/[0-9a-f]{64}$/.test(f));
+  assert.equal(records.length, 1, `one git context record: ${records.join(', ')}`);
+  const hex = readFileSync(records[0], 'utf8').trim().slice('sha256:'.length);
+  const grants = all.filter((f) => new RegExp(`/tenants/[^/]+/${hex}$`).test(f));
+  assert.equal(grants.length, 1, `one grant of context ${hex}`);
+  return grants[0];
+}
+
 const posts = (since: number) => git.requests.slice(since).filter((r) => r.startsWith('POST ')).length;
 
 test('buildyard build <git URL>#ref:dir builds the repository\'s directory with its Dockerfile and .dockerignore; a fetched commit is not fetched again', { skip, timeout: 300_000 }, async () => {
@@ -74,12 +86,18 @@ test('buildyard build <git URL>#ref:dir builds the repository\'s directory with 
   assert.doesNotMatch(first.stderr, /ignored\.txt|\.git /);
   assert.ok(posts(before1) >= 2, `the repository was fetched: ${git.requests.slice(before1).join(', ')}`);
 
-  // The same commit again: one ls-remote, no fetch; the step shows CACHED.
+  // The same commit again: one ls-remote, no fetch; the step shows CACHED. Reusing it renews
+  // the tenant's grant as a sync does (made to look eight days old first), so the context GC
+  // by grant age keeps a commit that is still being built.
+  const grant = gitContextGrant();
+  const eightDaysAgo = new Date(Date.now() - 8 * 24 * 3600_000);
+  utimesSync(grant, eightDaysAgo, eightDaysAgo);
   const before2 = git.requests.length;
   const again = await cli(['build', '--progress', 'plain', url]);
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stderr, /\[internal\] load git source .*\n(#\d+ .*\n)*?#\d+ CACHED/);
   assert.equal(posts(before2), 1, `only the ref was resolved: ${git.requests.slice(before2).join(', ')}`);
+  assert.ok(statSync(grant).mtimeMs > eightDaysAgo.getTime() + 24 * 3600_000, 'the reused git context\'s grant was renewed');
 
   // A new commit on the branch is fetched and built.
   git.commit('app', [{ files: { 'app/a.txt': `second-${nonce}\n` } }]);

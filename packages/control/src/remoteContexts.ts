@@ -207,7 +207,11 @@ export class RemoteContexts {
       const keep = ref.keepGitDir === true;
       const record = join(this.opts.contexts.root, 'git', createHash('sha256').update([tenant, ref.remote, commit, ref.subdir, String(keep)].join('\0')).digest('hex'));
       const stored = (await readFile(record, 'utf8').catch(() => '')).trim();
-      if (stored && (await this.opts.contexts.tenantHas(tenant, stored)) && (await this.opts.contexts.content.has(stored))) {
+      // Reused as a sync reuses a local context: its grants are renewed (putManifest), so the
+      // context GC by grant age keeps a commit that is still being built; fetched again if that fails.
+      const reused = stored && (await this.opts.contexts.tenantHas(tenant, stored)) && (await this.opts.contexts.content.has(stored))
+        && (await this.opts.contexts.putManifest(await this.opts.contexts.manifest(stored), tenant).then(() => true, () => false));
+      if (reused) {
         await progress.cached(vertex);
         await progress.finished(vertex, startedMs);
         return { contextId: stored, commit };
