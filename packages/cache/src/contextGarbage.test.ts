@@ -1,29 +1,18 @@
 // The context GC by grant age against a real registry repository and a real Redis: what goes,
 // what stays (shared contents, running builds, cache layers), one collector at a time, and the
 // race between a deleter and a writer that found a blob in the shared store a moment ago.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { contextGrantKeys, materializeContext, storeDirectory, type ContextStore } from '@buildyard/context';
 import { redisKeys } from '@buildyard/contracts';
 import { RegistryClient, sha256Digest } from '@buildyard/oci';
-import { startRedis, until, type RedisService } from '@buildyard/testkit';
+import { until } from '@buildyard/testkit';
 import { BlobLeases, ContextBlobGuard, RedisCacheIndex, TieredBlobStore, collectContextGarbage, holdContexts, openContextStore, openSharedBlobStore, pruneCache } from './index.js';
 import { useRegistryFixture } from './registryFixture.test-util.js';
 
-const fx = useRegistryFixture('context-gc');
-let redisService: RedisService;
-let redis: Redis;
-before(async () => {
-  redisService = await startRedis();
-  redis = new Redis(redisService.url);
-});
-after(async () => {
-  redis?.disconnect();
-  await redisService?.stop();
-});
+const fx = useRegistryFixture('context-gc', { redis: true });
 
 const DAY = 24 * 3600_000;
 const sha = (text: string) => sha256Digest(Buffer.from(text));
@@ -33,7 +22,7 @@ let n = 0;
 function frontend(repo: string, prefix: string): { dir: string; store: ContextStore; content: TieredBlobStore } {
   const dir = join(fx.dir, `frontend-${++n}`);
   const blobs = openSharedBlobStore({ type: 'registry', repository: `${fx.registry.host}/${repo}`, sharedDir: join(dir, 'shared/blobs'), localDir: join(dir, 'blobs') });
-  const store = openContextStore({ root: join(dir, 'shared/contexts'), blobs, redis, keyPrefix: prefix });
+  const store = openContextStore({ root: join(dir, 'shared/contexts'), blobs, redis: fx.redis, keyPrefix: prefix });
   assert.ok(store.content instanceof TieredBlobStore);
   return { dir, store, content: store.content };
 }
@@ -44,7 +33,7 @@ function world(name: string) {
   const repo = `gc/${name}`;
   const keys = redisKeys(prefix);
   const a = frontend(repo, prefix);
-  return { prefix, repo, keys, a, gc: (store: ContextStore = a.store) => collectContextGarbage({ store, redis, keys, maxAgeMs: 7 * DAY }) };
+  return { prefix, repo, keys, a, gc: (store: ContextStore = a.store) => collectContextGarbage({ store, redis: fx.redis, keys, maxAgeMs: 7 * DAY }) };
 }
 
 async function sync(store: ContextStore, tenant: string, files: Record<string, string>): Promise<string> {
@@ -60,8 +49,8 @@ async function sync(store: ContextStore, tenant: string, files: Record<string, s
 async function age(prefix: string, tenant: string, ageMs: number): Promise<void> {
   const k = contextGrantKeys(prefix);
   for (const key of [k.contexts(tenant), k.content(tenant)]) {
-    const members = await redis.zrange(key, 0, -1);
-    if (members.length) await redis.zadd(key, 'XX', ...members.flatMap((m) => [Date.now() - ageMs, m]));
+    const members = await fx.redis.zrange(key, 0, -1);
+    if (members.length) await fx.redis.zadd(key, 'XX', ...members.flatMap((m) => [Date.now() - ageMs, m]));
   }
 }
 
@@ -120,7 +109,7 @@ test('a context a running build leased stays with its grant whatever its age, an
   const { prefix, repo, keys, a, gc } = world('b');
   const ctx = await sync(a.store, 'alice', { 'app.sh': 'echo building\n' });
   await age(prefix, 'alice', 30 * DAY - 60_000);
-  const leases = new BlobLeases(redis, keys);
+  const leases = new BlobLeases(fx.redis, keys);
   await leases.lease('build-1', [ctx], 60_000);
 
   const kept = await gc();
@@ -139,33 +128,33 @@ test('a build holds only the contexts its tenant has a grant for; naming another
   const { prefix, keys, a, gc } = world('f');
   const ctx = await sync(a.store, 'alice', { 'held.txt': 'held\n' });
   await age(prefix, 'alice', 8 * DAY);
-  assert.deepEqual(await holdContexts({ redis, keys, store: a.store }, 'alice-build', 'alice', [ctx]), []);
-  assert.deepEqual(await holdContexts({ redis, keys, store: a.store }, 'mallory-build', 'mallory', [ctx]), [ctx], 'mallory has no grant for it');
+  assert.deepEqual(await holdContexts({ redis: fx.redis, keys, store: a.store }, 'alice-build', 'alice', [ctx]), []);
+  assert.deepEqual(await holdContexts({ redis: fx.redis, keys, store: a.store }, 'mallory-build', 'mallory', [ctx]), [ctx], 'mallory has no grant for it');
   assert.deepEqual((await gc()).deleted, []);
   // Mallory's refused build ends (its leases go): alice's running build alone keeps the context.
-  const leases = new BlobLeases(redis, keys);
+  const leases = new BlobLeases(fx.redis, keys);
   await leases.release('mallory-build');
   assert.deepEqual((await gc()).deleted, []);
   await leases.release('alice-build');
   assert.deepEqual(new Set((await gc()).deleted), new Set([ctx, sha('held\n')]));
   // Once the GC dropped alice's grant, a new hold is refused (she syncs again).
-  assert.deepEqual(await holdContexts({ redis, keys, store: a.store }, 'alice-build-2', 'alice', [ctx]), [ctx]);
+  assert.deepEqual(await holdContexts({ redis: fx.redis, keys, store: a.store }, 'alice-build-2', 'alice', [ctx]), [ctx]);
 });
 
 test('one collector at a time: a frontend that finds the lock held deletes nothing shared', async () => {
   const { prefix, repo, a, gc } = world('c');
   const ctx = await sync(a.store, 'alice', { 'f.txt': 'locked\n' });
   await age(prefix, 'alice', 8 * DAY);
-  await redis.set(contextGrantKeys(prefix).gcLock, 'another-frontend', 'PX', 60_000);
+  await fx.redis.set(contextGrantKeys(prefix).gcLock, 'another-frontend', 'PX', 60_000);
   const result = await gc();
   assert.equal(result.ran, false);
   assert.deepEqual(result.deleted, []);
   assert.equal(await inRegistry(repo, ctx), true);
-  assert.equal(await redis.get(contextGrantKeys(prefix).gcLock), 'another-frontend', 'the other collector\'s lock is left alone');
-  await redis.del(contextGrantKeys(prefix).gcLock);
+  assert.equal(await fx.redis.get(contextGrantKeys(prefix).gcLock), 'another-frontend', 'the other collector\'s lock is left alone');
+  await fx.redis.del(contextGrantKeys(prefix).gcLock);
   assert.equal((await gc()).ran, true);
   assert.equal(await inRegistry(repo, ctx), false);
-  assert.equal(await redis.exists(contextGrantKeys(prefix).gcLock), 0, 'the lock is released');
+  assert.equal(await fx.redis.exists(contextGrantKeys(prefix).gcLock), 0, 'the lock is released');
 });
 
 test('pruneCache through the guard keeps a layer blob a live context holds as a file, and deletes one none holds', async () => {
@@ -174,24 +163,24 @@ test('pruneCache through the guard keeps a layer blob a live context holds as a 
   const layer = 'layer bytes that are also a context file\n';
   const ctx = await sync(a.store, 'alice', { 'vendor/layer.tgz': layer });
   const lone = await a.content.remote.put(Buffer.from('a layer no context holds\n'));
-  const index = new RedisCacheIndex(redis, 'bob', keys);
+  const index = new RedisCacheIndex(fx.redis, 'bob', keys);
   const mediaType = 'application/vnd.oci.image.layer.v1.tar+gzip';
   await index.put({ key: 'k1', layer: { digest: sha(layer), diffID: sha(layer), size: layer.length, mediaType }, description: 'RUN a', platform: 'linux/amd64' });
   await index.put({ key: 'k2', layer: { digest: lone.digest, diffID: lone.digest, size: lone.size, mediaType }, description: 'RUN b', platform: 'linux/amd64' });
 
-  const guard = new ContextBlobGuard(redis, prefix);
+  const guard = new ContextBlobGuard(fx.redis, prefix);
   const pruned = await pruneCache({ index, blobs: { delete: guard.guarded((d) => a.content.remote.delete(d)) }, policy: { all: true } });
   assert.deepEqual(pruned.deletedBlobs, [lone.digest]);
   assert.equal(await inRegistry(repo, sha(layer)), true, 'the context file survived the prune');
   const w = frontend(repo, prefix);
   await materializeContext(w.store, ctx, join(w.dir, 'ctx'));
-  assert.equal(await redis.exists(contextGrantKeys(prefix).deleting), 0, 'no announcement is left behind');
+  assert.equal(await fx.redis.exists(contextGrantKeys(prefix).deleting), 0, 'no announcement is left behind');
 });
 
 test('a writer that found a blob in the shared store while a deleter removed it puts it back from its copy, or asks for a new sync without one', async () => {
   const { prefix, repo, a } = world('e');
   const k = contextGrantKeys(prefix);
-  const guard = new ContextBlobGuard(redis, prefix);
+  const guard = new ContextBlobGuard(fx.redis, prefix);
 
   /** Runs `write` while a deleter that read the grants before it is deleting `digest`. */
   const race = async (digest: string, write: () => Promise<string>, tenant: string) => {
@@ -200,7 +189,7 @@ test('a writer that found a blob in the shared store while a deleter removed it 
       writing = write();
       writing.catch(() => undefined);
       // The writer found the blob and granted it: the deleter's read came before that grant.
-      await until('the writer\'s grant', async () => (await redis.zscore(k.content(tenant), d)) !== null);
+      await until('the writer\'s grant', async () => (await fx.redis.zscore(k.content(tenant), d)) !== null);
       return a.content.remote.delete(d);
     });
     assert.deepEqual(deleted, [digest], 'the deleter removed it');
@@ -230,7 +219,7 @@ test('with the fs blob store, contexts under the shared dir go by the age of the
   const prefix = 'gc-g';
   const keys = redisKeys(prefix);
   const dir = join(fx.dir, 'fs-gc');
-  const store = openContextStore({ root: join(dir, 'contexts'), blobs: openSharedBlobStore({ type: 'fs', sharedDir: join(dir, 'blobs'), localDir: join(dir, 'local') }), redis, keyPrefix: prefix });
+  const store = openContextStore({ root: join(dir, 'contexts'), blobs: openSharedBlobStore({ type: 'fs', sharedDir: join(dir, 'blobs'), localDir: join(dir, 'local') }), redis: fx.redis, keyPrefix: prefix });
   assert.ok(store.fsGrants, 'grants are files under the shared dir');
   const aliceOld = await sync(store, 'alice', { 'shared.txt': 'fs shared\n', 'mine.txt': 'fs alice only\n' });
   const carolRunning = await sync(store, 'carol', { 'run.txt': 'fs carol running\n' });
@@ -239,9 +228,9 @@ test('with the fs blob store, contexts under the shared dir go by the age of the
   for await (const b of store.content.list()) await utimes(store.content.path(b.digest), old, old);
   for (const [tenant, id] of [['alice', aliceOld], ['carol', carolRunning]] as const) await utimes(join(dir, 'contexts/tenants', tenant, id.slice(7)), old, old);
   const bobYoung = await sync(store, 'bob', { 'shared.txt': 'fs shared\n', 'bob.txt': 'fs bob\n' });
-  await new BlobLeases(redis, keys).lease('carol-build', [carolRunning], 60_000);
+  await new BlobLeases(fx.redis, keys).lease('carol-build', [carolRunning], 60_000);
 
-  const result = await collectContextGarbage({ store, redis, keys, maxAgeMs: 7 * DAY });
+  const result = await collectContextGarbage({ store, redis: fx.redis, keys, maxAgeMs: 7 * DAY });
   assert.equal(result.ran, true);
   assert.deepEqual(result.contexts, [aliceOld]);
   assert.deepEqual(new Set(result.deleted), new Set([aliceOld, sha('fs alice only\n')]));

@@ -1,34 +1,22 @@
 // Contexts between machines that share no directory: a frontend's store and a worker's store,
 // each with its own root, meet only in a real registry repository and a real Redis.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { Redis } from 'ioredis';
 import { materializeContext, storeDirectory, type ContextStore } from '@buildyard/context';
 import { FsContentStore, RegistryClient, sha256Digest } from '@buildyard/oci';
-import { startRedis, type RedisService } from '@buildyard/testkit';
 import { openContextStore, openSharedBlobStore, TieredBlobStore } from './index.js';
 import { useRegistryFixture } from './registryFixture.test-util.js';
 
-const fx = useRegistryFixture('context-store');
-let redisService: RedisService;
-let redis: Redis;
-before(async () => {
-  redisService = await startRedis();
-  redis = new Redis(redisService.url);
-});
-after(async () => {
-  redis?.disconnect();
-  await redisService?.stop();
-});
+const fx = useRegistryFixture('context-store', { redis: true });
 
 let n = 0;
 /** One machine: its own dir, the shared repository behind its blob store, the shared Redis. */
 function machine(repo: string): { dir: string; store: ContextStore; content: TieredBlobStore } {
   const dir = join(fx.dir, `machine-${++n}`);
   const blobs = openSharedBlobStore({ type: 'registry', repository: `${fx.registry.host}/${repo}`, sharedDir: join(dir, 'shared/blobs'), localDir: join(dir, 'blobs') });
-  const store = openContextStore({ root: join(dir, 'shared/contexts'), blobs, redis, keyPrefix: 'ctx-test' });
+  const store = openContextStore({ root: join(dir, 'shared/contexts'), blobs, redis: fx.redis, keyPrefix: 'ctx-test' });
   assert.ok(store.content instanceof TieredBlobStore);
   return { dir, store, content: store.content };
 }
@@ -130,7 +118,7 @@ test('local copies are a cache: trimmed oldest first, fetched again when needed;
   assert.equal(b.content.stats.fetched, fetched + 3, 'the manifest and both files were fetched again');
 
   const fsDir = join(fx.dir, 'fs-trim');
-  const fsStore = openContextStore({ root: join(fsDir, 'contexts'), blobs: openSharedBlobStore({ type: 'fs', sharedDir: join(fsDir, 'blobs'), localDir: join(fsDir, 'local') }), redis, keyPrefix: 'ctx-test' });
+  const fsStore = openContextStore({ root: join(fsDir, 'contexts'), blobs: openSharedBlobStore({ type: 'fs', sharedDir: join(fsDir, 'blobs'), localDir: join(fsDir, 'local') }), redis: fx.redis, keyPrefix: 'ctx-test' });
   const fsCtx = await storeDirectory(fsStore, src, { tenant: 'alice' });
   assert.deepEqual(await fsStore.trimLocalCopies(0, 0), { freedBytes: 0, keptBytes: 0 });
   assert.equal(await fsStore.content.has(fsCtx.contextId), true);
@@ -139,7 +127,7 @@ test('local copies are a cache: trimmed oldest first, fetched again when needed;
 test('with a shared directory (fs blob store) the context store stays under it, grants included', async () => {
   const dir = join(fx.dir, 'fs-machine');
   const blobs = openSharedBlobStore({ type: 'fs', sharedDir: join(dir, 'shared/blobs'), localDir: join(dir, 'blobs') });
-  const store = openContextStore({ root: join(dir, 'shared/contexts'), blobs, redis, keyPrefix: 'ctx-test' });
+  const store = openContextStore({ root: join(dir, 'shared/contexts'), blobs, redis: fx.redis, keyPrefix: 'ctx-test' });
   assert.ok(!(store.content instanceof TieredBlobStore));
   assert.ok(store.content instanceof FsContentStore);
   const src = join(fx.dir, 'src-fs');
@@ -147,5 +135,5 @@ test('with a shared directory (fs blob store) the context store stays under it, 
   const { contextId } = await storeDirectory(store, src, { tenant: 'carol' });
   assert.ok((await stat(join(dir, 'shared/contexts/tenants/carol', contextId.slice(7)))).isFile());
   assert.ok((await stat(join(dir, 'shared/contexts/content/blobs/sha256', contextId.slice(7)))).isFile());
-  assert.equal(await redis.exists('ctx-test:contexts:grants:carol:ids'), 0, 'no grant went to Redis');
+  assert.equal(await fx.redis.exists('ctx-test:contexts:grants:carol:ids'), 0, 'no grant went to Redis');
 });
