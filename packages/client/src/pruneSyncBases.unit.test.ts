@@ -19,25 +19,26 @@ async function dirWith(files: Record<string, number>, now: number): Promise<stri
   return dir;
 }
 
-test('keeps the newest bases, removes the surplus, the expired and stale temp files, nothing else', async (t) => {
+test('keeps the newest bases, removes the surplus, the expired, stale temp files and old-format bases, nothing else', async (t) => {
   const now = Date.now();
   const dir = await dirWith({
-    'base-aa.json': 1 * HOUR, 'base-bb.json': 2 * HOUR, 'base-cc.json': 3 * HOUR, 'base-dd.json': 4 * HOUR,
-    'base-ee.json': 40 * 24 * HOUR,
-    'base-aa.json.123.abcdef.tmp': 2 * HOUR, 'base-bb.json.124.abcdef.tmp': 60 * 1000,
-    '0123abcd.json': 100 * 24 * HOUR, 'notes.txt': 100 * 24 * HOUR,
+    'base-aa.jsonl': 1 * HOUR, 'base-bb.jsonl': 2 * HOUR, 'base-cc.jsonl': 3 * HOUR, 'base-dd.jsonl': 4 * HOUR,
+    'base-ee.jsonl': 40 * 24 * HOUR,
+    'base-aa.jsonl.123.abcdef.tmp': 2 * HOUR, 'base-bb.jsonl.124.abcdef.tmp': 60 * 1000,
+    'base-ff.json': 1 * HOUR,
+    '0123abcd.json': 100 * 24 * HOUR, '0123abcd.jsonl': 100 * 24 * HOUR, 'notes.txt': 100 * 24 * HOUR,
   }, now);
   t.after(() => rm(dir, { recursive: true, force: true }));
   const removed = await pruneSyncBases(dir, { keep: 3, maxAgeMs: 30 * 24 * HOUR, tmpAgeMs: HOUR, now });
-  assert.equal(removed, 3);
-  assert.deepEqual((await readdir(dir)).sort(), ['0123abcd.json', 'base-aa.json', 'base-bb.json', 'base-bb.json.124.abcdef.tmp', 'base-cc.json', 'notes.txt']);
+  assert.equal(removed, 4);
+  assert.deepEqual((await readdir(dir)).sort(), ['0123abcd.json', '0123abcd.jsonl', 'base-aa.jsonl', 'base-bb.jsonl', 'base-bb.jsonl.124.abcdef.tmp', 'base-cc.jsonl', 'notes.txt']);
 });
 
 test('expires old bases even below the count, and a missing directory is nothing to do', async (t) => {
   const now = Date.now();
-  const dir = await dirWith({ 'base-aa.json': 1 * HOUR, 'base-bb.json': 31 * 24 * HOUR }, now);
+  const dir = await dirWith({ 'base-aa.jsonl': 1 * HOUR, 'base-bb.jsonl': 31 * 24 * HOUR }, now);
   t.after(() => rm(dir, { recursive: true, force: true }));
   assert.equal(await pruneSyncBases(dir, { keep: 64, maxAgeMs: 30 * 24 * HOUR, now }), 1);
-  assert.deepEqual(await readdir(dir), ['base-aa.json']);
+  assert.deepEqual(await readdir(dir), ['base-aa.jsonl']);
   assert.equal(await pruneSyncBases(join(dir, 'absent')), 0);
 });

@@ -1,5 +1,6 @@
 // Remembers file digests by (size, mtime, ctime, inode) so a rebuild does not rehash unchanged
-// files. One small JSON file per context directory in the client's cache dir.
+// files. One journal file per context directory in the client's cache dir: a snapshot of the
+// rows, then one line per walk with the rows it changed and the paths it no longer saw.
 //
 // A file rewritten with the same size and its mtime put back still changes its ctime, so the
 // row misses. What stat cannot show is a second write inside the same timestamp tick as the
@@ -7,10 +8,10 @@
 // entries, a row whose mtime or ctime is not safely older than the moment hashing started is
 // never trusted, and the file is hashed again next time (BuildKit's fsutil compares size and
 // mtime only and misses both cases).
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { appendJournal, compactAfter, readJournal, rewriteJournal } from './journalFile.js';
 
 interface CachedStat {
   size: number;
@@ -20,6 +21,8 @@ interface CachedStat {
 }
 
 type Row = [size: number, mtimeNs: string, ctimeNs: string, ino: string, digest: string];
+/** A journal line: rows set, or (0) dropped. */
+type Change = Record<string, Row | 0>;
 
 /**
  * How much older than the hash's start a file's times must be for the row to be trusted: the
@@ -42,7 +45,8 @@ export function defaultContextCacheDir(): string {
 export class HashCache {
   private rows = new Map<string, Row>();
   private readonly next = new Map<string, Row>();
-  private dirty = false;
+  /** Rows in the journal's lines after its snapshot. */
+  private journaled = 0;
 
   private constructor(private readonly file: string | undefined) {}
 
@@ -50,12 +54,15 @@ export class HashCache {
   static async open(cacheDir: string | false, contextDir: string): Promise<HashCache> {
     if (cacheDir === false) return new HashCache(undefined);
     const key = createHash('sha256').update(contextDir).digest('hex').slice(0, 32);
-    const cache = new HashCache(join(cacheDir, `${key}.json`));
-    try {
-      const parsed: unknown = JSON.parse(await readFile(cache.file!, 'utf8'));
-      if (parsed && typeof parsed === 'object') cache.rows = new Map(Object.entries(parsed as Record<string, Row>));
-    } catch {
-      // Missing or corrupt: start empty, the cache is only an optimisation.
+    const cache = new HashCache(join(cacheDir, `${key}.jsonl`));
+    for (const [i, record] of (await readJournal(cache.file!)).entries()) {
+      // Anything else is not ours (or corrupt): what was read so far stands, the rest is a miss.
+      if (!record || typeof record !== 'object' || Array.isArray(record)) break;
+      for (const [path, row] of Object.entries(record as Change)) {
+        if (row === 0) cache.rows.delete(path);
+        else if (Array.isArray(row) && row.length === 5) cache.rows.set(path, row);
+        if (i > 0) cache.journaled++;
+      }
     }
     return cache;
   }
@@ -72,18 +79,27 @@ export class HashCache {
     const safeBefore = hashStartNs - RACY_MARGIN_NS;
     if (BigInt(st.mtimeNs) >= safeBefore || BigInt(st.ctimeNs) >= safeBefore) return;
     this.next.set(path, [st.size, st.mtimeNs, st.ctimeNs, st.ino, digest]);
-    this.dirty = true;
   }
 
-  /** Writes only the entries seen in this walk, so deleted files drop out. */
+  /**
+   * Keeps only the rows seen in this walk, so deleted files drop out: appends what changed, or
+   * rewrites the file once the appended lines grow past half its rows.
+   */
   async save(): Promise<void> {
-    if (!this.file || (!this.dirty && this.next.size === this.rows.size)) return;
-    const dir = join(this.file, '..');
-    await mkdir(dir, { recursive: true });
-    // Unique per save: concurrent syncs of one directory in one process (bake's targets sharing
-    // a context) each write their own file, and the last rename wins.
-    const tmp = `${this.file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-    await writeFile(tmp, JSON.stringify(Object.fromEntries(this.next)));
-    await rename(tmp, this.file);
+    if (!this.file) return;
+    const change: Change = {};
+    let changed = 0;
+    // get() keeps the loaded row object, so identity tells an unchanged row.
+    for (const [path, row] of this.next) if (this.rows.get(path) !== row) { change[path] = row; changed++; }
+    for (const path of this.rows.keys()) if (!this.next.has(path)) { change[path] = 0; changed++; }
+    if (changed === 0) return;
+    if (this.journaled + changed > compactAfter(this.next.size)) {
+      await rewriteJournal(this.file, [Object.fromEntries(this.next)]);
+      this.journaled = 0;
+    } else {
+      await appendJournal(this.file, change);
+      this.journaled += changed;
+    }
+    this.rows = new Map(this.next);
   }
 }

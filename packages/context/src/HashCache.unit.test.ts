@@ -1,8 +1,9 @@
 // The per-context digest cache: saves of one context directory at the same time (bake builds
-// several targets sharing a context in one process) all succeed.
+// several targets sharing a context in one process) all succeed; a walk that changed little
+// appends a line rather than rewriting every row, and a torn line loses only what follows it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HashCache, RACY_MARGIN_NS } from './HashCache.js';
@@ -15,8 +16,9 @@ test('concurrent saves of one context directory\'s cache all succeed and leave o
     await Promise.all(caches.map((c) => c.save()));
     const files = await readdir(dir);
     assert.equal(files.length, 1, `no temporary file is left: ${files.join(', ')}`);
-    const saved = JSON.parse(await readFile(join(dir, files[0]), 'utf8')) as Record<string, unknown>;
-    assert.equal(Object.keys(saved).length, 1, 'one whole save won');
+    // Each save appended its one row as one whole line.
+    const again = await HashCache.open(dir, '/some/context');
+    for (let i = 0; i < 8; i++) assert.equal(again.get(`file${i}`, { size: i, mtimeNs: '1', ctimeNs: '2', ino: '3' }), `sha256:${i}`);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -40,6 +42,58 @@ test('a row hashed within the racy margin of its file times is not trusted; an o
     assert.equal(again.get('old', st(hashedAt - RACY_MARGIN_NS - 1n)), 'sha256:o');
     // Same size and mtime, new ctime (content rewritten, mtime put back): a miss.
     assert.equal(again.get('old', { ...st(hashedAt - RACY_MARGIN_NS - 1n), ctimeNs: String(hashedAt) }), undefined);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a walk that changed one row appends one line; deleted rows drop out; many changes compact the file', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'buildyard-hashcache-'));
+  try {
+    const st = (i: number) => ({ size: i, mtimeNs: '1', ctimeNs: '2', ino: String(i) });
+    const first = await HashCache.open(dir, '/ctx');
+    for (let i = 0; i < 3000; i++) first.set(`f${i}`, st(i), `sha256:${i}`, 10n ** 18n);
+    await first.save();
+    const [file] = await readdir(dir);
+    const snapshot = await readFile(join(dir, file), 'utf8');
+
+    // f0 changed, f1 deleted, the rest hit.
+    const second = await HashCache.open(dir, '/ctx');
+    second.set('f0', { ...st(0), size: 7 }, 'sha256:new', 10n ** 18n);
+    for (let i = 2; i < 3000; i++) assert.equal(second.get(`f${i}`, st(i)), `sha256:${i}`);
+    await second.save();
+    const appended = await readFile(join(dir, file), 'utf8');
+    assert.ok(appended.startsWith(snapshot), 'the snapshot is not rewritten');
+    assert.deepEqual(JSON.parse(appended.slice(snapshot.length)), { f0: [7, '1', '2', '0', 'sha256:new'], f1: 0 });
+
+    const third = await HashCache.open(dir, '/ctx');
+    assert.equal(third.get('f0', { ...st(0), size: 7 }), 'sha256:new');
+    assert.equal(third.get('f1', st(1)), undefined);
+    // Half the rows changed: the file is rewritten as one snapshot line.
+    for (let i = 2; i < 3000; i++) third.set(`f${i}`, { ...st(i), mtimeNs: '5' }, `sha256:${i}b`, 10n ** 18n);
+    await third.save();
+    const compacted = (await readFile(join(dir, file), 'utf8')).split('\n');
+    assert.equal(compacted.length, 2, 'one line and its newline');
+    const fourth = await HashCache.open(dir, '/ctx');
+    assert.equal(fourth.get('f2', { ...st(2), mtimeNs: '5' }), 'sha256:2b');
+    assert.equal(fourth.get('f1', st(1)), undefined);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a torn line and what follows it are ignored; the rows before it still hit', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'buildyard-hashcache-'));
+  try {
+    const st = { size: 1, mtimeNs: '1', ctimeNs: '2', ino: '3' };
+    const c = await HashCache.open(dir, '/ctx');
+    c.set('a', st, 'sha256:a', 10n ** 18n);
+    await c.save();
+    const [file] = await readdir(dir);
+    await appendFile(join(dir, file), '{"a":[1,"1","2","3","sha256:torn\n{"b":[1,"1","2","3","sha256:b"]}\n');
+    const again = await HashCache.open(dir, '/ctx');
+    assert.equal(again.get('a', st), 'sha256:a');
+    assert.equal(again.get('b', st), undefined);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rename, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ServiceError } from '@grpc/grpc-js';
@@ -208,4 +208,30 @@ test('a worker materialises a changed context from the previous one: the changed
   assert.deepEqual(strip(await walkContext(two.tree, { cacheDir: false })), strip(await walkContext(fresh, { cacheDir: false })));
   assert.deepEqual(strip(await walkContext(one.tree, { cacheDir: false })), strip(await readManifest(store, first.contextId)), 'the previous tree is as it was');
   assert.equal(await readFile(join(one.tree, 'd1/f3.txt'), 'utf8'), 'mat 1/3\n');
+});
+
+test('syncs of one directory saved at once leave a base that still matches its id: the next delta gives the full sync\'s context', async () => {
+  const dir = await makeTree('racing', 4, 10);
+  const cacheDir = join(tmp, 'cache-racing');
+  await syncContext(alice.client, dir, { cacheDir });
+  const [baseFile] = (await readdir(cacheDir)).filter((f) => f.startsWith('base-'));
+  // Two syncs that started from one base each append a line against it; the second line's
+  // parent is then not the id the first line left. Built here from two real syncs' lines.
+  await writeFile(join(dir, 'd0/f0.txt'), 'first change\n');
+  await syncContext(alice.client, dir, { cacheDir });
+  const journal = await readFile(join(cacheDir, baseFile), 'utf8');
+  await writeFile(join(dir, 'd1/f1.txt'), 'second change\n');
+  await syncContext(alice.client, dir, { cacheDir });
+  const lines = (await readFile(join(cacheDir, baseFile), 'utf8')).trim().split('\n');
+  assert.equal(lines.length, 3, 'a snapshot and two appended lines');
+  const [snapshot, , second] = lines;
+  const forked = { ...(JSON.parse(second) as Record<string, unknown>), parent: (JSON.parse(snapshot) as { id: string }).id };
+  await writeFile(join(cacheDir, baseFile), `${journal}${JSON.stringify(forked)}\n`);
+
+  await writeFile(join(dir, 'd2/f2.txt'), 'third change\n');
+  const next = await syncContext(alice.client, dir, { cacheDir });
+  assert.equal(next.contextId, (await syncContext(alice.client, dir, { cacheDir: false })).contextId);
+  assert.deepEqual(await readManifest(store, next.contextId), await walkContext(dir, { cacheDir: false }));
+  // The broken journal was rewritten whole.
+  assert.equal((await readFile(join(cacheDir, baseFile), 'utf8')).trim().split('\n').length, 1);
 });

@@ -1,11 +1,12 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { open, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import type { Metadata, ClientDuplexStream } from '@grpc/grpc-js';
 import type { ContentChunk, ContextEntry as ProtoContextEntry, ContextSyncClient, SyncComplete, SyncRequest, SyncResponse } from '@buildyard/proto';
 import { ContextError } from './ContextError.js';
 import { isRegular, type ContextEntry } from './ContextEntry.js';
 import { defaultContextCacheDir } from './HashCache.js';
+import { appendJournal, compactAfter, readJournal, rewriteJournal } from './journalFile.js';
 import { listContext } from './walkContext.js';
 
 export interface SyncProgress {
@@ -240,40 +241,62 @@ class UploadQueue {
  * The last context this directory synced to this builder as this caller, kept in the hash
  * cache dir: its id is the base of the next sync's delta, its entries what the delta is
  * computed against. Only the server decides whether the base is the caller's own.
+ *
+ * Kept as a journal (see journalFile.ts): a snapshot `{id, entries}`, then one line per sync
+ * `{parent, id, set, removed}` with what changed, so a one-file sync appends one short line
+ * instead of rewriting 20,000 entries. A line whose parent is not the id before it (two syncs
+ * of one directory saved at once) ends the replay: the id and entries so far still belong
+ * together, and the next save rewrites the file.
  */
 class LastSync {
-  private constructor(private readonly file: string, private readonly stored: { contextId: string; entries: ContextEntry[] } | undefined) {}
+  private constructor(private readonly file: string, private readonly base: BaseEntries | undefined, private readonly journaled: number) {}
 
   static async open(cacheDir: string, key: string): Promise<LastSync> {
-    const file = join(cacheDir, `base-${key}.json`);
-    try {
-      const parsed = JSON.parse(await readFile(file, 'utf8')) as { contextId?: unknown; entries?: unknown };
-      if (typeof parsed.contextId === 'string' && Array.isArray(parsed.entries)) return new LastSync(file, { contextId: parsed.contextId, entries: parsed.entries as ContextEntry[] });
-    } catch {
-      // Missing or corrupt: sync in full, the base is only an optimisation.
+    const file = join(cacheDir, `base-${key}.jsonl`);
+    const records = (await readJournal(file)) as Partial<BaseSnapshot & BaseChange>[];
+    const first = records[0];
+    // Missing or corrupt: sync in full, the base is only an optimisation.
+    if (typeof first?.id !== 'string' || !Array.isArray(first.entries)) return new LastSync(file, undefined, 0);
+    let id = first.id;
+    const byPath = new Map(first.entries.map((e) => [e.path, e]));
+    let journaled = 0;
+    for (const r of records.slice(1)) {
+      if (r.parent !== id || typeof r.id !== 'string' || !Array.isArray(r.set) || !Array.isArray(r.removed)) {
+        journaled = Infinity;
+        break;
+      }
+      for (const path of r.removed) byPath.delete(path);
+      for (const e of r.set) byPath.set(e.path, e);
+      id = r.id;
+      journaled += r.set.length + r.removed.length;
     }
-    return new LastSync(file, undefined);
+    return new LastSync(file, new BaseEntries(id, byPath), journaled);
   }
 
   usable(): BaseEntries | undefined {
-    return this.stored && new BaseEntries(this.stored.contextId, this.stored.entries);
+    return this.base;
   }
 
   async save(contextId: string, entries: readonly ContextEntry[]): Promise<void> {
-    await mkdir(dirname(this.file), { recursive: true });
-    // Unique per save: concurrent syncs of one directory (bake) each write a whole file.
-    const tmp = `${this.file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-    await writeFile(tmp, JSON.stringify({ contextId, entries }));
-    await rename(tmp, this.file);
+    if (this.base) {
+      const set = entries.filter((e) => !this.base!.has(e));
+      const removed = this.base.removedFrom(entries);
+      if (this.journaled + set.length + removed.length <= compactAfter(entries.length)) {
+        const change: BaseChange = { parent: this.base.contextId, id: contextId, set, removed };
+        await appendJournal(this.file, change);
+        return;
+      }
+    }
+    const snapshot: BaseSnapshot = { id: contextId, entries };
+    await rewriteJournal(this.file, [snapshot]);
   }
 }
 
-class BaseEntries {
-  private readonly byPath: Map<string, ContextEntry>;
+interface BaseSnapshot { id: string; entries: readonly ContextEntry[] }
+interface BaseChange { parent: string; id: string; set: ContextEntry[]; removed: string[] }
 
-  constructor(readonly contextId: string, entries: readonly ContextEntry[]) {
-    this.byPath = new Map(entries.map((e) => [e.path, e]));
-  }
+class BaseEntries {
+  constructor(readonly contextId: string, private readonly byPath: ReadonlyMap<string, ContextEntry>) {}
 
   /** True when the base holds exactly this entry (so the delta leaves it out). */
   has(e: ContextEntry): boolean {

@@ -1,12 +1,12 @@
 // A sorted lstat walker rather than fdir: .dockerignore needs pruning decisions per directory
 // (and descending into excluded directories when a `!` exception may re-include something).
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { createReadStream, lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { lstat, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { compileDockerignore } from '@buildyard/fileop';
 import { ContextError } from './ContextError.js';
-import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, sortEntries, type ContextEntry } from './ContextEntry.js';
+import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, type ContextEntry } from './ContextEntry.js';
 import { HashCache, defaultContextCacheDir, nowNs } from './HashCache.js';
 import { describeFileType, validateEntrySet } from './validateEntries.js';
 
@@ -56,20 +56,21 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
   const toHash: { entry: ContextEntry; abs: string; st: { size: number; mtimeNs: string; ctimeNs: string; ino: string } }[] = [];
 
   // Returns whether anything below `rel` was emitted (so an excluded dir is kept as a parent).
-  const walkDir = async (abs: string, rel: string): Promise<boolean> => {
+  // Synchronous on purpose: nothing is sent before the walk ends, and a page-cached lstat costs
+  // a few microseconds where a promise's round trip through libuv's thread pool costs several
+  // times that (20,000 files: ~170 ms against ~400-700 ms), as fsutil's walk lstats in line.
+  const walkDir = (abs: string, rel: string): boolean => {
     let names: string[];
     try {
-      names = (await readdir(abs)).sort();
+      names = sortNames(readdirSync(abs));
     } catch (err) {
       throw new ContextError(`cannot read ${abs} (${(err as NodeJS.ErrnoException).code ?? String(err)}); fix its permissions or add it to .dockerignore`);
     }
     let emitted = false;
-    // lstat a directory's children together; entries are still emitted in sorted order.
-    const stats = await Promise.all(names.map((name) => lstat(`${abs}/${name}`, { bigint: true })));
-    for (const [i, name] of names.entries()) {
+    for (const name of names) {
       const childRel = rel === '' ? name : `${rel}/${name}`;
       const childAbs = `${abs}/${name}`;
-      const st = stats[i];
+      const st = lstatSync(childAbs, { bigint: true });
       const excluded = matcher.excludes(childRel);
       const mode = Number(st.mode);
       // Sent with nanosecond precision, as fsutil's Stat.ModTime.
@@ -79,7 +80,7 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
         if (type === S_IFDIR && matcher.mayMatchInside(childRel)) {
           const dirEntry: ContextEntry = { path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime };
           const at = entries.push(dirEntry) - 1;
-          if (await walkDir(childAbs, childRel)) emitted = true;
+          if (walkDir(childAbs, childRel)) emitted = true;
           else entries.splice(at, 1);
         }
         continue;
@@ -87,22 +88,23 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
       emitted = true;
       if (type === S_IFDIR) {
         entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime });
-        await walkDir(childAbs, childRel);
+        walkDir(childAbs, childRel);
       } else if (type === S_IFREG) {
         const entry: ContextEntry = { path: childRel, mode, size: Number(st.size), digest: '', linkTarget: '', modTime };
         entries.push(entry);
         toHash.push({ entry, abs: childAbs, st: { size: Number(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs), ino: String(st.ino) } });
       } else if (type === S_IFLNK) {
-        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: await readlink(childAbs), modTime });
+        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: readlinkSync(childAbs), modTime });
       } else {
         throw new ContextError(`${childAbs} is a ${describeFileType(mode)}; a build context can only hold files, directories and symlinks — remove it or add it to .dockerignore`);
       }
     }
     return emitted;
   };
-  await walkDir(root, '');
+  walkDir(root, '');
 
-  const sorted = sortEntries(entries);
+  // Names sorted bytewise and emitted depth first are already in comparePaths order.
+  const sorted = entries;
   try {
     validateEntrySet(sorted);
   } catch (err) {
@@ -153,6 +155,19 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
     },
     done,
   };
+}
+
+/**
+ * A directory's names in UTF-8 byte order, as comparePaths orders them. JS's default sort
+ * compares UTF-16 code units, which agrees unless a name holds a character beyond U+FFFF (a
+ * surrogate pair sorts below U+E000-U+FFFF there, above them in bytes).
+ */
+function sortNames(names: string[]): string[] {
+  names.sort();
+  if (!names.some((n) => /[\uD800-\uDFFF]/.test(n))) return names;
+  const keyed = names.map((n) => ({ n, k: Buffer.from(n) }));
+  keyed.sort((x, y) => Buffer.compare(x.k, y.k));
+  return keyed.map((x) => x.n);
 }
 
 function deferred(): { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } {

@@ -90,3 +90,13 @@ test('readDockerignore parses the context .dockerignore, or gives [] without one
   assert.ok(patterns.includes('node_modules'));
   assert.ok(patterns.includes('!node_modules/keep'));
 }));
+
+test('the walk emits entries in comparePaths order without sorting them afterwards, non-BMP names included', () => withDir(async (dir) => {
+  const ctx = join(dir, 'ctx');
+  // U+FFFD sorts above a surrogate pair in UTF-16 and below it in UTF-8.
+  for (const d of ['a', 'a.b', '\u{1F600}', '\uFFFD']) await mkdir(join(ctx, d, 'x'), { recursive: true });
+  for (const f of ['a/x/f', 'a/x-y', 'a.b/z', 'ab', '\u{1F600}/x/1', '\uFFFD/2', 'Z']) await writeFile(join(ctx, f), f);
+  const entries = await walkContext(ctx, { cacheDir: false });
+  assert.deepEqual(entries.map((e) => e.path), sortEntries([...entries]).map((e) => e.path));
+  assert.deepEqual(entries.slice(-6).map((e) => e.path), ['\uFFFD', '\uFFFD/2', '\uFFFD/x', '\u{1F600}', '\u{1F600}/x', '\u{1F600}/x/1']);
+}));
