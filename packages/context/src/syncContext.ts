@@ -84,7 +84,10 @@ export async function syncContext(client: ContextSyncClient, dir: string, opts: 
 
   // The entry list, in batches as hashing finishes: all entries, or with a base only those that
   // differ from it and the paths it has that are gone.
+  // What the delta against the base held, so saving the new base need not diff again.
+  let sentDelta: BaseChanges | undefined;
   const sendEntries = async (against: BaseEntries | undefined): Promise<void> => {
+    const set: ContextEntry[] = [];
     let batch: ProtoContextEntry[] = [];
     let removed: string[] = [];
     let batchBytes = 0;
@@ -102,18 +105,21 @@ export async function syncContext(client: ContextSyncClient, dir: string, opts: 
         sizeOf.set(entry.digest, entry.size);
       }
       if (against?.has(entry)) continue;
+      if (against) set.push(entry);
       const size = entrySize(entry);
       if (batch.length > 0 && batchBytes + size > MAX_BATCH_BYTES) await flush();
       batch.push({ ...entry, modTime: entry.modTime ?? '0' });
       batchBytes += size;
     }
     if (against) {
-      for (const path of against.removedFrom(entries)) {
+      const gone = against.removedFrom(entries);
+      for (const path of gone) {
         const size = Buffer.byteLength(path) + 8;
         if (batchBytes + size > MAX_BATCH_BYTES) await flush();
         removed.push(path);
         batchBytes += size;
       }
+      sentDelta = { base: against, set, removed: gone };
     }
     if (batch.length > 0 || removed.length > 0) await flush();
     await send(call, { entriesDone: true });
@@ -163,7 +169,7 @@ export async function syncContext(client: ContextSyncClient, dir: string, opts: 
     progress.phase = 'complete';
     opts.onProgress?.({ ...progress });
     await listing.done;
-    if (base && complete.contextId !== usable?.contextId) await base.save(complete.contextId, entries);
+    if (base && complete.contextId !== usable?.contextId) await base.save(complete.contextId, entries, sentDelta);
     return { contextId: complete.contextId, files: complete.files, bytesTotal: complete.bytesTotal, bytesUploaded: complete.bytesUploaded };
   } catch (err) {
     call.cancel();
@@ -277,10 +283,10 @@ class LastSync {
     return this.base;
   }
 
-  async save(contextId: string, entries: readonly ContextEntry[]): Promise<void> {
+  /** `known`: the changes from this base to `entries` when the sync already computed them. */
+  async save(contextId: string, entries: readonly ContextEntry[], known?: BaseChanges): Promise<void> {
     if (this.base) {
-      const set = entries.filter((e) => !this.base!.has(e));
-      const removed = this.base.removedFrom(entries);
+      const { set, removed } = known?.base === this.base ? known : { set: entries.filter((e) => !this.base!.has(e)), removed: this.base.removedFrom(entries) };
       if (this.journaled + set.length + removed.length <= compactAfter(entries.length)) {
         const change: BaseChange = { parent: this.base.contextId, id: contextId, set, removed };
         await appendJournal(this.file, change);
@@ -294,6 +300,7 @@ class LastSync {
 
 interface BaseSnapshot { id: string; entries: readonly ContextEntry[] }
 interface BaseChange { parent: string; id: string; set: ContextEntry[]; removed: string[] }
+interface BaseChanges { base: BaseEntries; set: ContextEntry[]; removed: string[] }
 
 class BaseEntries {
   constructor(readonly contextId: string, private readonly byPath: ReadonlyMap<string, ContextEntry>) {}

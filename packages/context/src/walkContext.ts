@@ -52,6 +52,9 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
   });
   if (!rootStat.isDirectory()) throw new ContextError(`context ${root} is not a directory; pass a directory as the build context`);
   const matcher = compileDockerignore(opts.dockerignore ?? []);
+  // Read while the walk runs; a walk that fails leaves it unused.
+  const opening = HashCache.open(opts.cacheDir ?? defaultContextCacheDir(), root);
+  opening.catch(() => {});
   const entries: ContextEntry[] = [];
   const toHash: { entry: ContextEntry; abs: string; st: { size: number; mtimeNs: string; ctimeNs: string; ino: string } }[] = [];
 
@@ -111,12 +114,12 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
     if (err instanceof ContextError) throw new ContextError(`${err.message} (context ${root})`);
     throw err;
   }
-  // Hash in entry order so the first entries are ready first.
-  const jobOf = new Map(toHash.map((j) => [j.entry, j]));
-  const jobs = sorted.flatMap((e) => jobOf.get(e) ?? []);
+  // Hash in entry order so the first entries are ready first: files were queued as the walk
+  // emitted them, so that is the queue's order.
+  const jobs = toHash;
   const settled = jobs.map(() => deferred());
   const indexOfJob = new Map(jobs.map((j, i) => [j.entry, i]));
-  const cache = await HashCache.open(opts.cacheDir ?? defaultContextCacheDir(), root);
+  const cache = await opening;
   const now = opts.now ?? nowNs;
   let next = 0;
   let failed: unknown;
