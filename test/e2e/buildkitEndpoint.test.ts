@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:http';
@@ -40,7 +40,10 @@ before(async () => {
   await waitForBuildkitEndpoint(cluster, port);
   work = mkdtempSync(join(tmpdir(), 'buildyard-buildkit-'));
 });
-after(async () => { await cluster?.stop(); });
+after(async () => {
+  await cluster?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
 
 interface Run { code: number; stdout: string; stderr: string }
 

@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, referenceTools, waitForBuildkitEndpoint } from '@buildyard/testkit';
@@ -29,7 +29,13 @@ const env = useOutsideCluster('buildkit-http-context', !skip, {
 // Started on first use: the cluster it pulls from exists only once the shared hooks ran.
 let buildkitd: Buildkitd | undefined;
 const reference = async () => (buildkitd ??= await Buildkitd.start(env.cluster.registry.host)).addr;
-after(async () => { await buildkitd?.stop(); });
+/** Scratch directories of this file's builds and archives, removed after its tests. */
+const scratch: string[] = [];
+const scratchDir = (prefix: string) => { const dir = mkdtempSync(join(tmpdir(), prefix)); scratch.push(dir); return dir; };
+after(async () => {
+  await buildkitd?.stop();
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+});
 
 interface Run { code: number; stdout: string; stderr: string }
 
@@ -44,14 +50,14 @@ async function buildctl(addr: string, ...args: string[]): Promise<Run> {
 
 /** A build of the context at `url` (no local) on the endpoint (or `addr`), its files written to a fresh directory. */
 async function buildUrl(url: string, addr = `tcp://127.0.0.1:${port}`): Promise<Run & { out: string }> {
-  const out = mkdtempSync(join(tmpdir(), 'buildyard-http-context-out-'));
+  const out = scratchDir('buildyard-http-context-out-');
   const run = await buildctl(addr, 'build', '--frontend', 'dockerfile.v0', '--opt', `context=${url}`, '--progress', 'plain', '--output', `type=local,dest=${out}`);
   return { ...run, out };
 }
 
 /** An uncompressed ustar archive of `files`: ASCII throughout, so the text-serving web server sends its bytes as they are. */
 function tarOf(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'buildyard-http-context-src-'));
+  const dir = scratchDir('buildyard-http-context-src-');
   for (const [name, text] of Object.entries(files)) {
     mkdirSync(join(dir, name, '..'), { recursive: true });
     writeFileSync(join(dir, name), text);
@@ -76,7 +82,7 @@ test('a tarball URL is the build context: its Dockerfile and files build, shown 
   assert.deepEqual(execFileSync('find', ['.', '-maxdepth', '1', '-name', '*.txt'], { cwd: got.out, encoding: 'utf8' }), execFileSync('find', ['.', '-maxdepth', '1', '-name', '*.txt'], { cwd: ref.out, encoding: 'utf8' }));
   assert.equal(readFileSync(join(ref.out, 'hello.txt'), 'utf8'), `hello ${nonce}\n`);
   // docker buildx build URL: buildx hands the URL to the frontend as the context attribute.
-  const config = mkdtempSync(join(tmpdir(), 'buildyard-http-context-buildx-'));
+  const config = scratchDir('buildyard-http-context-buildx-');
   const buildx = (...args: string[]) => new Promise<Run>((resolveRun) => {
     execFile(tools.paths['docker-buildx'], args, { env: { ...process.env, BUILDX_CONFIG: config }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       resolveRun({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });

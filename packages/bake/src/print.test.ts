@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { referenceTools } from '@buildyard/testkit';
@@ -359,8 +359,9 @@ function parseArgs(args: string[]): { targets: string[]; file: string[]; set: st
 }
 
 for (const c of cases) {
-  test(`--print matches docker-buildx bake --print: ${c.name}`, { skip: tools.missing }, async () => {
+  test(`--print matches docker-buildx bake --print: ${c.name}`, { skip: tools.missing }, async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'bake-print-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
     for (const [name, text] of Object.entries(c.files)) {
       mkdirSync(dirname(join(dir, name)), { recursive: true });
       writeFileSync(join(dir, name), text);
