@@ -28,6 +28,25 @@ export class BlobLeases {
     await this.redis.multi().zrem(this.keys.leases.expiries, buildId).del(this.keys.leases.build(buildId)).exec();
   }
 
+  /**
+   * Of `digests`, those under an unexpired lease. Not one snapshot, and need not be: a lease taken
+   * before this call started is seen (a lease adds its holder and its digests at once), which is
+   * what a deleter that announced first relies on (ContextBlobGuard, blobWrites.ts).
+   */
+  async leasedAmong(digests: readonly string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    if (digests.length === 0) return out;
+    const now = Date.now();
+    const flat = await this.redis.zrange(this.keys.leases.expiries, 0, -1, 'WITHSCORES');
+    const live: string[] = [];
+    for (let i = 0; i < flat.length; i += 2) if (Number(flat[i + 1]) > now) live.push(flat[i]!);
+    for (const id of live) {
+      const member = await this.redis.smismember(this.keys.leases.build(id), ...digests);
+      digests.forEach((d, i) => { if (member[i] === 1) out.add(d); });
+    }
+    return out;
+  }
+
   /** Every digest under an unexpired lease. */
   async leased(): Promise<Set<string>> {
     // The script declares every key it touches (Redis Cluster): the build ids are read first,

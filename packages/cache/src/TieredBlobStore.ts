@@ -10,6 +10,7 @@ import {
 } from '@buildyard/oci';
 import type { BlobStore } from './BlobStore.js';
 import { RegistryBlobStore } from './RegistryBlobStore.js';
+import { commitLeased, putLeased } from './blobWrites.js';
 
 export interface TieredBlobStoreOptions {
   /**
@@ -107,7 +108,8 @@ export class TieredBlobStore extends FsContentStore implements BlobStore {
 
   /** Stores locally (verified, atomic), then pushes to the remote before resolving (write-through). */
   override async put(data: Buffer | Uint8Array | Readable | AsyncIterable<Uint8Array>, expectedDigest?: string, expectedSize?: number): Promise<BlobInfo> {
-    const info = await this.local.put(data, expectedDigest, expectedSize);
+    // Leased first in a build's scope (blobWrites.ts): no deleter takes it before it is referenced.
+    const info = await putLeased(data, expectedDigest, (d, e) => this.local.put(d, e, expectedSize), (d) => this.local.has(d));
     await this.pushRemote(info);
     return info;
   }
@@ -115,10 +117,11 @@ export class TieredBlobStore extends FsContentStore implements BlobStore {
   /** A local writer whose commit also pushes the blob to the remote. */
   override async writer(opts: WriterOptions | string = {}): Promise<ContentWriter> {
     const w = await this.local.writer(opts);
+    const expected = typeof opts === 'string' ? opts : opts.expectedDigest;
     return {
       write: (chunk) => w.write(chunk),
       commit: async () => {
-        const info = await w.commit();
+        const info = await commitLeased(expected, () => w.commit(), (d) => this.local.has(d));
         await this.pushRemote(info);
         return info;
       },

@@ -9,7 +9,7 @@
 // context writer asks after granting (ContextStore.putManifest), so one of them sees the other.
 import { randomUUID } from 'node:crypto';
 import { contextGrantKeys, isRegular, type ContextStore } from '@buildyard/context';
-import { DEFAULT_KEYS, scanKeys, type RedisClient as Redis, type RedisKeys } from '@buildyard/contracts';
+import { DEFAULT_KEYS, redisKeys, scanKeys, type RedisClient as Redis, type RedisKeys } from '@buildyard/contracts';
 import { BlobLeases } from './BlobLeases.js';
 import { RedisCacheIndex } from './RedisCacheIndex.js';
 
@@ -24,6 +24,8 @@ const ANNOUNCE_TTL_MS = 10 * 60_000;
  */
 const RECENT_DELETION_MS = 3600_000;
 const BATCH = 1000;
+/** How often a writer waiting for a deleter asks again (deletions of one batch take well under a second). */
+const DELETION_POLL_MS = 50;
 
 /** Every tenant's grants: per member (context id or content digest), its newest proof over all tenants. */
 export interface ContextGrantAges {
@@ -67,13 +69,17 @@ export async function readContextGrantAges(redis: Redis, prefix: string): Promis
 export class ContextBlobGuard {
   private readonly keys: ReturnType<typeof contextGrantKeys>;
 
+  private readonly leases: BlobLeases;
+
   constructor(private readonly redis: Redis, prefix: string) {
     this.keys = contextGrantKeys(prefix);
+    this.leases = new BlobLeases(redis, redisKeys(prefix));
   }
 
   /**
    * Deletes each of `digests` with `del` unless some tenant's context grant (content or context
-   * id, any age still in Redis) names it at the time of deletion. Answers those deleted.
+   * id, any age still in Redis) or a blob lease (a running build's, a writer's) names it at the
+   * time of deletion. Answers those deleted.
    * `younger`: only grants newer than this protect (the context GC's cutoff); default any.
    */
   async deleteUnlessReferenced(
@@ -89,6 +95,9 @@ export class ContextBlobGuard {
       const gone: string[] = [];
       try {
         const referenced = await this.referenced(slice, younger);
+        // Leases too, read after the announcement: a writer that leased before it is seen, one
+        // that leases after it waits for this deletion to end before writing (blobWrites.ts).
+        for (const d of await this.leases.leasedAmong(slice)) referenced.add(d);
         for (const d of (await alsoReferenced?.(slice)) ?? []) referenced.add(d);
         for (const d of slice) if (!referenced.has(d) && (await del(d))) gone.push(d);
       } finally {
@@ -125,6 +134,24 @@ export class ContextBlobGuard {
       return (await this.redis.smembers(this.keys.tenants)).flatMap((t) => [this.keys.contexts(t), this.keys.content(t)]);
     }
     return (await scanKeys(this.redis, this.keys.scanPattern)).filter((key) => this.keys.parse(key));
+  }
+
+  /**
+   * Returns once no deleter has any of `digests` announced (see blobWrites.ts: a writer that
+   * leased them waits out a deletion that began before its lease, then writes). A deleter that
+   * died leaves its announcement until the key expires; this waits at most that long.
+   */
+  async waitForDeletions(digests: readonly string[], onWait?: (digest: string) => void): Promise<void> {
+    const until = Date.now() + ANNOUNCE_TTL_MS;
+    const told = new Set<string>();
+    let waiting = [...digests];
+    while (waiting.length > 0) {
+      const scores = await this.redis.zmscore(this.keys.deleting, ...waiting);
+      waiting = waiting.filter((_, i) => scores[i] !== null && Number(scores[i]) > 0);
+      if (waiting.length === 0 || Date.now() >= until) return;
+      for (const d of waiting) if (!told.has(d)) { told.add(d); onWait?.(d); }
+      await new Promise((r) => setTimeout(r, DELETION_POLL_MS));
+    }
   }
 
   private async announce(digests: readonly string[]): Promise<void> {

@@ -17,6 +17,7 @@ export {
   type CacheBackend, type CacheSource, type CacheTransferDeps, type CacheWriteResult, type CacheReadResult, type LayoutReader,
 } from './transferCache.js';
 export { BlobLeases } from './BlobLeases.js';
+export { holdBlobWrites, leaseBlobWrite, blobWritesHeld, LeasedFsContentStore, type BlobWriteHold } from './blobWrites.js';
 export {
   pruneCache, collectBlobGarbage, DEFAULT_BLOB_GRACE_MS,
   type LeaseView, type PruneCacheOptions, type PruneCacheResult, type BlobGcPolicy, type GcBlobStore, type CollectBlobGarbageOptions, type BlobGcResult,

@@ -1,6 +1,7 @@
 import { FsContentStore, type RegistryClientOptions } from '@buildyard/oci';
 import { RegistryBlobStore } from './RegistryBlobStore.js';
 import { TieredBlobStore } from './TieredBlobStore.js';
+import { LeasedFsContentStore } from './blobWrites.js';
 
 export interface SharedBlobStoreOptions {
   /** config `blobStore.type`: `fs` = one directory every process can reach; `registry` = a registry repository. */
@@ -20,7 +21,8 @@ export interface SharedBlobStoreOptions {
  * callers typed against FsContentStore need no change; with `registry` it is a TieredBlobStore.
  */
 export function openSharedBlobStore(opts: SharedBlobStoreOptions): FsContentStore {
-  if (opts.type === 'fs') return new FsContentStore(opts.sharedDir);
+  // Either store leases what a build writes (holdBlobWrites): see blobWrites.ts.
+  if (opts.type === 'fs') return new LeasedFsContentStore(opts.sharedDir);
   if (!opts.repository) {
     throw new Error('blobStore.type=registry needs blobStore.repository (BUILDYARD_BLOB_REPOSITORY), e.g. registry.example.com/buildyard/blobs');
   }
