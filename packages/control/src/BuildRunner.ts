@@ -21,7 +21,7 @@ import { frontendAttrsOf, makeAttestations, parseAttests, wantsAttestations, typ
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
 import { HandedOff, type BuildRequests } from './buildTakeover.js';
 import { ResolvedBases, resultsFromCache } from './cachedBuild.js';
-import { holdContexts, type CacheWriteResult } from '@buildyard/cache';
+import { holdBlobWrites, holdContexts, type CacheWriteResult } from '@buildyard/cache';
 
 export type { StagePayload } from '@buildyard/contracts';
 
@@ -147,7 +147,8 @@ export class BuildRunner {
   run(buildId: string, tenant: string, req: SolveRequest, outputs: ParsedOutput[], signal: AbortSignal, step: ExportStep = unreportedStep, opts: RunOptions = {}): Promise<FinishedImages | undefined> {
     return tracer.startActiveSpan('solve', { attributes: { 'buildyard.build_id': buildId, 'buildyard.tenant': tenant, 'buildyard.platforms': req.platforms.join(','), 'buildyard.resumed': Boolean(opts.resume) } }, async (span) => {
       try {
-        return await this.runTraced(buildId, tenant, req, outputs, signal, span, step, opts);
+        // Blobs the build writes are leased under its id until it ends (endResources releases them).
+        return await holdBlobWrites({ redis: this.deps.redis, keys: this.deps.keys, holder: buildId }, () => this.runTraced(buildId, tenant, req, outputs, signal, span, step, opts));
       } finally {
         span.end();
       }

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { openRedis, type RedisClient as Redis } from '@buildyard/contracts';
 import { SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
 import { metrics, withExtractedContext, type EmulationLabel } from '@buildyard/telemetry';
-import { BlobLeases, RedisCacheIndex, TieredBlobStore, openContextStore, openSharedBlobStore, serveWorkerDisk, type WorkerDiskReport, type WorkerDiskRequest } from '@buildyard/cache';
+import { BlobLeases, RedisCacheIndex, TieredBlobStore, holdBlobWrites, openContextStore, openSharedBlobStore, serveWorkerDisk, type WorkerDiskReport, type WorkerDiskRequest } from '@buildyard/cache';
 import { materializeContext, type ContextStore } from '@buildyard/context';
 import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, fromRedis, stagePayloadSchema, stageResultSchema, type RedisKeys, type StageResult } from '@buildyard/contracts';
 import { detectPlatforms, type EgressLists, type RuncExecutorOptions, type StepLimits } from '@buildyard/executor';
@@ -131,7 +131,8 @@ export class FleetWorker {
         attributes: { 'buildyard.build_id': job.buildId, 'buildyard.stage': job.stageId, 'buildyard.platform': job.platform, 'buildyard.worker': this.opts.id, 'buildyard.emulated': job.emulated },
       }, async (span) => {
         try {
-          return await this.runStage(job, signal);
+          // Its blobs are leased under the build until the frontend ends the build (blobWrites.ts).
+          return await holdBlobWrites({ redis: this.redis, keys: this.keys, holder: job.buildId }, () => this.runStage(job, signal));
         } catch (err) {
           span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
           throw err;
