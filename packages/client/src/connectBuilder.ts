@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
-import { credentials as grpcCredentials, Metadata, status, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { ContextSyncClient, ControlClient } from '@buildyard/proto';
-import { ClientError, ExitCode, usageError } from './ClientError.js';
+import { ClientError, ExitCode } from './ClientError.js';
 import type { ResolvedBuilder } from './BuilderStore.js';
+import { channelKey, openChannel } from './builderChannel.js';
+import { takePreconnected } from './preconnect.js';
 
 export interface BuilderConnection {
   builder: ResolvedBuilder;
@@ -17,24 +18,6 @@ export interface BuilderConnection {
   close(): void;
 }
 
-function readPem(path: string, what: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw usageError(`cannot read TLS ${what} ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)}); fix the builder's --tls-${what} path`);
-  }
-}
-
-function channelCredentials(b: ResolvedBuilder): ChannelCredentials {
-  if (!b.tls) return grpcCredentials.createInsecure();
-  const f = b.tlsFiles ?? {};
-  return grpcCredentials.createSsl(
-    f.ca ? readPem(f.ca, 'ca') : null,
-    f.key ? readPem(f.key, 'key') : null,
-    f.cert ? readPem(f.cert, 'cert') : null,
-  );
-}
-
 const UNREACHABLE = new Set<number>([status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.UNAUTHENTICATED, status.PERMISSION_DENIED]);
 
 export function isServiceError(err: unknown): err is ServiceError {
@@ -43,10 +26,10 @@ export function isServiceError(err: unknown): err is ServiceError {
 
 /** Opens (lazily) the Control and ContextSync clients of a builder. */
 export function connectBuilder(builder: ResolvedBuilder): BuilderConnection {
-  const creds = channelCredentials(builder);
-  const options = { 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.keepalive_time_ms': 30_000 };
-  const control = new ControlClient(builder.address, creds, options);
-  const contextSync = new ContextSyncClient(builder.address, creds, options);
+  // Both services share one channel (one connection), the one preconnect() opened if it leads here.
+  const { channel, credentials } = takePreconnected(channelKey(builder)) ?? openChannel(builder);
+  const control = new ControlClient(builder.address, credentials, { channelOverride: channel });
+  const contextSync = new ContextSyncClient(builder.address, credentials, { channelOverride: channel });
   const metadata = new Metadata();
   if (builder.token) metadata.set('authorization', `Bearer ${builder.token}`);
   const where = `builder "${builder.name}" at ${builder.endpoint}`;
@@ -84,8 +67,7 @@ export function connectBuilder(builder: ResolvedBuilder): BuilderConnection {
       });
     },
     close() {
-      control.close();
-      contextSync.close();
+      channel.close();
     },
   };
 }

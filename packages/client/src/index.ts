@@ -12,6 +12,7 @@ export {
   type BuilderConfig, type BuilderTls, type ResolvedBuilder,
 } from './BuilderStore.js';
 export { connectBuilder, withBuilderConnection, isServiceError, type BuilderConnection } from './connectBuilder.js';
+export { preconnect, releasePreconnected } from './preconnect.js';
 export { BuildProgress, describePlacement, formatSeconds, type VertexState } from './BuildProgress.js';
 export {
   createRenderer, resolveProgressMode, renderTtyFrame, formatSummary, PlainRenderer, RawJsonRenderer, QuietRenderer, TtyRenderer,
