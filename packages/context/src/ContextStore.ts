@@ -156,27 +156,24 @@ export class ContextStore {
    * A shared store then pushes each one (a no-op for those the remote already holds).
    */
   async putBlobs(blobs: readonly { digest: string; data: Uint8Array }[]): Promise<void> {
-    const local = this.shared?.local ?? this.content;
-    await local.init();
-    const present = await Promise.all(blobs.map((b) => local.has(b.digest)));
-    const fresh = new Map<string, Uint8Array>();
-    blobs.forEach((b, i) => { if (!present[i]) fresh.set(b.digest, b.data); });
-    if (fresh.size > 0) {
-      const ingest = join(this.root, 'ingest');
-      await mkdir(ingest, { recursive: true });
-      const tmps = [...fresh.keys()].map((d) => ({ digest: d, tmp: join(ingest, `${d.slice(7, 19)}-${process.pid}-${randomBytes(6).toString('hex')}`) }));
-      try {
-        await Promise.all(tmps.map(({ digest, tmp }) => writeFile(tmp, fresh.get(digest)!, { flag: 'wx' })));
-        await syncFilesystem(ingest, tmps.map((t) => t.tmp));
-        await Promise.all(tmps.map(({ digest, tmp }) => rename(tmp, local.path(digest))));
-      } catch (err) {
-        await Promise.all(tmps.map(({ tmp }) => rm(tmp, { force: true })));
-        throw err;
-      }
+    const staged = this.stageBlobs();
+    try {
+      await staged.add(blobs);
+      await staged.commit();
+    } catch (err) {
+      await staged.abort();
+      throw err;
     }
-    // All of them, not only the fresh ones: a local copy may be one whose push a crash cut off.
-    const shared = this.shared;
-    if (shared) await inSlices(blobs, PUSH_CONCURRENCY, (b) => shared.put(b.data, b.digest, b.data.length));
+  }
+
+  /**
+   * Blobs of one upload (a sync), written as they arrive but made durable and visible only by
+   * `commit`: one syncfs for the whole upload instead of one per batch (on a busy disk each
+   * syncfs waited ~50 ms for everyone's dirty pages: 200 batches of a 20,000-file context cost
+   * seconds). Until then nobody sees them; an `abort` (or a crash: ingest leftovers) drops them.
+   */
+  stageBlobs(): BlobStaging {
+    return new BlobStaging(this.shared?.local ?? this.content, this.shared, join(this.root, 'ingest'));
   }
 
   /**
@@ -269,6 +266,76 @@ const FETCH_CONCURRENCY = 8;
 async function inSlices<T>(items: readonly T[], width: number, fn: (item: T) => Promise<unknown>): Promise<void> {
   for (let i = 0; i < items.length; i += width) await Promise.all(items.slice(i, i + width).map(fn));
 }
+
+/** See ContextStore.stageBlobs. */
+export class BlobStaging {
+  /** digest -> temp file, for the blobs the local store lacked when they arrived. */
+  private readonly temps = new Map<string, string>();
+  /** Every digest added so far (claimed before any await, so concurrent adds write each once). */
+  private readonly seen = new Set<string>();
+  private ready?: Promise<unknown>;
+  private closed = false;
+  private readonly inflight = new Set<Promise<void>>();
+
+  constructor(private readonly local: FsContentStore, private readonly shared: SharedContent | undefined, private readonly ingest: string) {}
+
+  /** Writes these verified blobs to temp files (those the store or this staging already has are skipped). */
+  add(blobs: readonly { digest: string; data: Uint8Array }[]): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('blob staging already committed or aborted'));
+    const p = this.write(blobs);
+    // commit and abort wait for every write: none may create a temp file after them.
+    const tracked = p.catch(() => {});
+    this.inflight.add(tracked);
+    void tracked.finally(() => this.inflight.delete(tracked));
+    return p;
+  }
+
+  private async write(blobs: readonly { digest: string; data: Uint8Array }[]): Promise<void> {
+    const fresh = blobs.filter((b) => !this.seen.has(b.digest) && this.seen.add(b.digest));
+    this.ready ??= Promise.all([this.local.init(), mkdir(this.ingest, { recursive: true })]);
+    await this.ready;
+    const present = await Promise.all(fresh.map((b) => this.local.has(b.digest)));
+    if (this.closed) throw new Error('blob staging aborted');
+    const writes = fresh.filter((_, i) => !present[i]).map((b) => {
+      const tmp = join(this.ingest, `${b.digest.slice(7, 19)}-${process.pid}-${randomBytes(6).toString('hex')}`);
+      this.temps.set(b.digest, tmp);
+      return writeFile(tmp, b.data, { flag: 'wx' });
+    });
+    await Promise.all(writes);
+    // All of them, not only the fresh ones: a local copy may be one whose push a crash cut off.
+    const shared = this.shared;
+    if (shared) await inSlices(blobs, PUSH_CONCURRENCY, (b) => shared.put(b.data, b.digest, b.data.length));
+  }
+
+  /** One syncfs, then every staged blob renamed into the store. The caller has awaited every add. */
+  async commit(): Promise<void> {
+    if (this.closed) throw new Error('blob staging already committed or aborted');
+    this.closed = true;
+    await Promise.all(this.inflight);
+    const temps = [...this.temps];
+    if (temps.length === 0) return;
+    try {
+      await syncFilesystem(this.ingest, temps.map(([, tmp]) => tmp));
+      await inSlices(temps, RENAME_CONCURRENCY, ([digest, tmp]) => rename(tmp, this.local.path(digest)));
+    } catch (err) {
+      await this.removeTemps();
+      throw err;
+    }
+  }
+
+  /** Drops what was staged and not committed, once every write under way has ended. */
+  async abort(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.inflight);
+    await this.removeTemps();
+  }
+
+  private async removeTemps(): Promise<void> {
+    await inSlices([...this.temps.values()], RENAME_CONCURRENCY, (tmp) => rm(tmp, { force: true }));
+  }
+}
+
+const RENAME_CONCURRENCY = 64;
 
 const RECENT_MANIFESTS = 4;
 

@@ -175,6 +175,27 @@ test('blobs batches are verified one by one: a wrong or unrequested blob fails t
   assert.match(unrequested.error?.details ?? '', /which was not requested/);
 });
 
+test('an upload is stored whole or not at all: blobs of a sync that fails later are never visible and leave no temp files', async () => {
+  const first = Buffer.from(`first blob ${process.pid}\n`);
+  const second = Buffer.from(`second blob ${process.pid}\n`);
+  const entry = (path: string, b: Buffer) => ({ path, mode: 0o100644, size: b.length, digest: sha(b), linkTarget: '', modTime: '0' });
+  // The first batch is valid and written; the second fails verification.
+  const failed = await raw(alice, [{ entries: { entries: [entry('a', first), entry('b', second)], removed: [] } }, { entriesDone: true }],
+    () => [{ blobs: { blobs: [{ digest: sha(first), data: first, last: true }] } }, { blobs: { blobs: [{ digest: sha(second), data: Buffer.from('not it'), last: true }] } }, { uploadDone: true }]);
+  assert.match(failed.error?.details ?? '', /does not match/);
+  assert.equal(await store.content.has(sha(first)), false, 'the valid blob of the failed sync is not in the store');
+  assert.deepEqual(await readdir(join(store.root, 'ingest')).catch(() => []), [], 'no temp file is left');
+  // The same upload, whole: both stored, and materialised with their bytes.
+  const ok = await raw(alice, [{ entries: { entries: [entry('a', first), entry('b', second)], removed: [] } }, { entriesDone: true }],
+    () => [{ blobs: { blobs: [{ digest: sha(first), data: first, last: true }] } }, { blobs: { blobs: [{ digest: sha(second), data: second, last: true }] } }, { uploadDone: true }]);
+  assert.equal(ok.error, undefined, ok.error?.details);
+  assert.equal(await store.content.has(sha(first)), true);
+  assert.deepEqual(await readdir(join(store.root, 'ingest')), []);
+  const out = join(tmp, 'whole-upload');
+  await materializeContext(store, ok.contextId!, out);
+  assert.deepEqual([await readFile(join(out, 'a')), await readFile(join(out, 'b'))], [first, second]);
+});
+
 test('a worker materialises a changed context from the previous one: the changed entries are written, the rest linked, the previous tree untouched', async () => {
   const dir = await makeTree('mat', 5, 20);
   await symlink('d0/f0.txt', join(dir, 'link'));

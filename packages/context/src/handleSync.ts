@@ -3,7 +3,7 @@ import type { SyncRequest, SyncResponse } from '@buildyard/proto';
 import { DigestMismatchError, sha256Digest, type ContentWriter } from '@buildyard/oci';
 import { ContextError } from './ContextError.js';
 import { isRegular, sortEntries, type ContextEntry } from './ContextEntry.js';
-import type { ContextStore } from './ContextStore.js';
+import type { BlobStaging, ContextStore } from './ContextStore.js';
 import { validateEntry, validateEntrySet } from './validateEntries.js';
 
 export interface HandleSyncOptions {
@@ -41,13 +41,15 @@ export async function handleSync(
   opts: HandleSyncOptions,
 ): Promise<HandleSyncResult> {
   const writers = new Map<string, { writer: ContentWriter; received: number; size: number }>();
+  const staging = store.stageBlobs();
   try {
-    const result = await runSync(call, store, opts, writers);
+    const result = await runSync(call, store, opts, writers, staging);
     call.write({ complete: { contextId: result.contextId, files: result.files, bytesTotal: result.bytesTotal, bytesUploaded: result.bytesUploaded, delta: result.delta } });
     call.end();
     return result;
   } catch (err) {
     await Promise.all([...writers.values()].map((w) => w.writer.abort().catch(() => {})));
+    await staging.abort().catch(() => {});
     const ce = err instanceof ContextError ? err
       : err instanceof DigestMismatchError ? new ContextError(`uploaded content does not match ${err.expected}; the file changed during the upload — retry the build`)
       : new ContextError(`context sync failed: ${err instanceof Error ? err.message : String(err)}`, 'internal');
@@ -61,6 +63,7 @@ async function runSync(
   store: ContextStore,
   opts: HandleSyncOptions,
   writers: Map<string, { writer: ContentWriter; received: number; size: number }>,
+  staging: BlobStaging,
 ): Promise<HandleSyncResult> {
   const requests = call[Symbol.asyncIterator]() as AsyncIterator<SyncRequest>;
   const next = async (phase: string): Promise<SyncRequest> => {
@@ -226,15 +229,16 @@ async function runSync(
       onEntriesDone();
       await writeResponse(call, { missingDone: true });
     } else if (req.blobs) {
-      // All verified before any is written; then one background store write for the whole batch.
+      // All verified before any is written; then written in the background, made durable and
+      // visible with the rest of this upload's (one syncfs, see ContextStore.stageBlobs).
       for (const b of req.blobs.blobs) verifyWhole(b.digest, b.data);
-      await background(store.putBlobs(req.blobs.blobs));
+      await background(staging.add(req.blobs.blobs));
     } else if (req.chunk) {
       const chunk = req.chunk;
       let w = writers.get(chunk.digest);
       if (!w && chunk.last) {
         verifyWhole(chunk.digest, chunk.data);
-        await background(store.content.put(chunk.data, chunk.digest, chunk.data.length));
+        await background(staging.add([{ digest: chunk.digest, data: chunk.data }]));
         continue;
       }
       const size = expect(chunk.digest, chunk.data.length, w?.received ?? 0);
@@ -264,6 +268,7 @@ async function runSync(
   if (pending.size > 0) {
     throw new ContextError(`context sync: upload_done arrived but ${pending.size} requested contents were not sent (first: ${[...pending][0]}); retry the upload`);
   }
+  await staging.commit();
 
   await store.grantContent(opts.tenant, uploaded);
   const contextId = await store.putManifest(sorted, opts.tenant);
