@@ -450,7 +450,7 @@ export class BuildkitServer {
     const contextStep = '[internal] load build context';
     const stored = await this.internalStep(job, ref, contextStep, async () => {
       const started = new Date();
-      const result = await receiveLocalToStore(session, attrs.contextLocal, { excludePatterns: excludes }, this.opts.frontend.contexts, tenant, this.previousSyncs.get(syncKey), signal);
+      const result = await this.opts.frontend.contextWrite(() => receiveLocalToStore(session, attrs.contextLocal, { excludePatterns: excludes }, this.opts.frontend.contexts, tenant, this.previousSyncs.get(syncKey), signal));
       // As buildkitd reports a local's transfer; only content is counted, so an unchanged context sends 0B.
       job.push(buildkit.StatusResponse.fromPartial({
         statuses: [{ ID: `transferring ${attrs.contextLocal}:`, vertex: internalDigest(ref, contextStep), name: `transferring ${attrs.contextLocal}:`, current: result.bytesReceived, timestamp: new Date(), started, completed: new Date() }],
@@ -512,7 +512,7 @@ export class BuildkitServer {
       const step = `[internal] load build context ${local}`;
       const stored = await this.internalStep(job, ref, step, async () => {
         const ignore = (await readLocalFiles(session, local, ['.dockerignore'], MAX_DOCKERFILE_BYTES, job.signal)).get('.dockerignore');
-        return receiveLocalToStore(session, local, { excludePatterns: ignore ? parseDockerignore(ignore.toString('utf8')) : [] }, this.opts.frontend.contexts, tenant, undefined, job.signal);
+        return this.opts.frontend.contextWrite(() => receiveLocalToStore(session, local, { excludePatterns: ignore ? parseDockerignore(ignore.toString('utf8')) : [] }, this.opts.frontend.contexts, tenant, undefined, job.signal));
       });
       out[name] = `local:${stored.contextId}`;
     }

@@ -9,7 +9,7 @@ import { contextGrantKeys, materializeContext, storeDirectory, type ContextStore
 import { redisKeys } from '@buildyard/contracts';
 import { RegistryClient, sha256Digest } from '@buildyard/oci';
 import { until } from '@buildyard/testkit';
-import { BlobLeases, ContextBlobGuard, RedisCacheIndex, TieredBlobStore, collectContextGarbage, holdContexts, openContextStore, openSharedBlobStore, pruneCache } from './index.js';
+import { BlobLeases, ContextBlobGuard, ContextWrites, RedisCacheIndex, TieredBlobStore, collectContextGarbage, holdContexts, openContextStore, openSharedBlobStore, pruneCache } from './index.js';
 import { useRegistryFixture } from './registryFixture.test-util.js';
 
 const fx = useRegistryFixture('context-gc', { redis: true });
@@ -245,4 +245,47 @@ test('with the fs blob store, contexts under the shared dir go by the age of the
   // Alice syncs it again: the deleted file is sent once more and the context is whole.
   const again = await sync(store, 'alice', { 'shared.txt': 'fs shared\n', 'mine.txt': 'fs alice only\n' });
   await materializeContext(store, again, join(dir, 'alice'));
+});
+
+test('a sync that found a content hours before granting it learns of its deletion however long ago that was, and puts it back', async () => {
+  const { prefix, repo, a, gc } = world('f');
+  const b = frontend(repo, prefix);
+  const writes = new ContextWrites(fx.redis, prefix);
+  const k = contextGrantKeys(prefix);
+  const text = 'found long before the grant\n';
+  const old = await sync(a.store, 'alice', { 'f.txt': text });
+  const entries = await a.store.manifest(old);
+  await age(prefix, 'alice', 8 * DAY);
+
+  // Alice syncs again: the sync finds the file (her grant, the store's copy) and so does not send it.
+  let found!: () => void;
+  const foundIt = new Promise<void>((r) => { found = r; });
+  let grant!: () => void;
+  const granting = new Promise<void>((r) => { grant = r; });
+  const writing = writes.during(async () => {
+    assert.equal(await a.store.tenantHasContent('alice', sha(text)), true);
+    found();
+    await granting;
+    return a.store.putManifest(entries, 'alice');
+  });
+  await foundIt;
+  // Another frontend's context GC takes the old context, the file with it.
+  const collected = await gc(b.store);
+  assert.ok(collected.deleted.includes(sha(text)));
+  assert.equal(await inRegistry(repo, sha(text)), false);
+  // Hours go by (the sync uploads the rest of a big context): the records say so. Then any
+  // other deletion trims what is on record.
+  const hours = (h: number) => Date.now() - h * 3600_000;
+  await fx.redis.zadd(k.deleted, 'XX', hours(2), sha(text), hours(2), old);
+  const [writeId] = await fx.redis.zrange(writes.keys.started, 0, 0);
+  await fx.redis.zadd(writes.keys.started, 'XX', hours(3), writeId!);
+  const unrelated = sha('an unrelated blob');
+  assert.deepEqual(await new ContextBlobGuard(fx.redis, prefix).deleteUnlessReferenced([unrelated], async () => true), [unrelated]);
+
+  grant();
+  assert.equal(await writing, old);
+  assert.equal(await inRegistry(repo, sha(text)), true, 'the sync pushed the file back from its copy');
+  const w = frontend(repo, prefix);
+  await materializeContext(w.store, old, join(w.dir, 'ctx'));
+  assert.deepEqual(await fx.redis.zrange(writes.keys.started, 0, -1), [], 'the write is off record once it ends');
 });

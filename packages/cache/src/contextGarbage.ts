@@ -19,8 +19,8 @@ export const DEFAULT_CONTEXT_MAX_AGE_MS = 7 * 24 * 3600_000;
 /** How long a deleter's announcement outlives it if it dies (ContextStore waits at most as long). */
 const ANNOUNCE_TTL_MS = 10 * 60_000;
 /**
- * How long a deletion stays on record for writers (ContextGrants.recentDeletions): a sync that
- * found a blob in the shared store longer ago than this before granting it is not covered.
+ * How long a deletion stays on record for writers (ContextGrants.recentDeletions) that did not
+ * register (ContextWrites): a registered sync keeps every deletion since it began on record.
  */
 const RECENT_DELETION_MS = 3600_000;
 const BATCH = 1000;
@@ -61,6 +61,59 @@ export async function readContextGrantAges(redis: Redis, prefix: string): Promis
   return out;
 }
 
+/** How often a running context write says it is alive; one silent for DEAD_WRITE_MS is taken for dead (its process died). */
+const WRITE_BEAT_MS = 60_000;
+const DEAD_WRITE_MS = 5 * 60_000;
+
+/**
+ * Context writes under way (syncs: they find contents in the shared store, upload the others,
+ * and grant them all at the end, maybe hours later). While one runs, every deletion made since it
+ * began stays on record (ContextBlobGuard), so its final check (ContextStore.putManifest asking
+ * recentDeletions) sees a deletion of a content it found at any time during the sync.
+ */
+export class ContextWrites {
+  /** Write id -> when it began (ms); write id -> when it last said it is alive (ms). */
+  readonly keys: { started: string; beats: string };
+
+  constructor(private readonly redis: Redis, prefix: string) {
+    this.keys = { started: `${prefix}:contexts:writes:started`, beats: `${prefix}:contexts:writes:beats` };
+  }
+
+  /** Runs `fn` (a sync) as a registered write: begun before it finds anything, ended when it returns. */
+  async during<T>(fn: () => Promise<T>): Promise<T> {
+    const id = randomUUID();
+    const now = Date.now();
+    await this.redis.zadd(this.keys.beats, now, id);
+    await this.redis.zadd(this.keys.started, now, id);
+    const beat = setInterval(() => { this.redis.zadd(this.keys.beats, 'XX', Date.now(), id).catch(() => undefined); }, WRITE_BEAT_MS);
+    beat.unref();
+    try {
+      return await fn();
+    } finally {
+      clearInterval(beat);
+      // A failed removal leaves a write that stops beating: it is dropped as dead later.
+      await this.redis.zrem(this.keys.started, id).catch(() => undefined);
+      await this.redis.zrem(this.keys.beats, id).catch(() => undefined);
+    }
+  }
+
+  /** When the oldest write still alive began; writes whose process died are dropped. Undefined when none runs. */
+  async oldestLive(now = Date.now()): Promise<number | undefined> {
+    // Few at a time (syncs under way), so all of them are read.
+    const flat = await this.redis.zrange(this.keys.started, 0, -1, 'WITHSCORES');
+    if (flat.length === 0) return undefined;
+    const ids = flat.filter((_, i) => i % 2 === 0);
+    const beats = await this.redis.zmscore(this.keys.beats, ...ids);
+    const dead = ids.filter((_, i) => beats[i] === null || Number(beats[i]) <= now - DEAD_WRITE_MS);
+    if (dead.length > 0) {
+      await this.redis.zrem(this.keys.started, ...dead);
+      await this.redis.zrem(this.keys.beats, ...dead);
+    }
+    const live = ids.map((_, i) => i).filter((i) => !dead.includes(ids[i]!));
+    return live.length > 0 ? Math.min(...live.map((i) => Number(flat[2 * i + 1]))) : undefined;
+  }
+}
+
 /**
  * Announces deletions from the shared blob store and keeps what a context still references.
  * Used by every deleter of shared blobs (the context GC, pruneCache, the frontend's blob GC), so
@@ -70,10 +123,12 @@ export class ContextBlobGuard {
   private readonly keys: ReturnType<typeof contextGrantKeys>;
 
   private readonly leases: BlobLeases;
+  private readonly writes: ContextWrites;
 
   constructor(private readonly redis: Redis, prefix: string) {
     this.keys = contextGrantKeys(prefix);
     this.leases = new BlobLeases(redis, redisKeys(prefix));
+    this.writes = new ContextWrites(redis, prefix);
   }
 
   /**
@@ -165,12 +220,19 @@ export class ContextBlobGuard {
   private async done(digests: readonly string[], gone: readonly string[]): Promise<void> {
     const now = Date.now();
     if (gone.length > 0) {
+      // Kept while a context write that began before them still runs, however long (a sync
+      // that found these an hour ago asks only when it grants them); else for RECENT_DELETION_MS,
+      // for writers that never registered. Clocks of machines differ: the margin covers that.
+      const oldest = await this.writes.oldestLive(now);
+      const keepFrom = Math.min(now, oldest ?? now) - RECENT_DELETION_MS;
       // A separate key (and MULTI) from `deleting`: one key per MULTI runs on Redis Cluster.
-      await this.redis.multi()
+      const tx = this.redis.multi()
         .zadd(this.keys.deleted, ...gone.flatMap((d) => [now, d]))
-        .zremrangebyscore(this.keys.deleted, '-inf', now - RECENT_DELETION_MS)
-        .pexpire(this.keys.deleted, RECENT_DELETION_MS)
-        .exec();
+        .zremrangebyscore(this.keys.deleted, '-inf', `(${keepFrom}`);
+      // With writes running, the records go only by the trim above (the next deletion's).
+      if (oldest === undefined) tx.pexpire(this.keys.deleted, RECENT_DELETION_MS);
+      else tx.persist(this.keys.deleted);
+      await tx.exec();
     }
     const tx = this.redis.multi();
     for (const d of digests) tx.zincrby(this.keys.deleting, -1, d);

@@ -28,6 +28,6 @@ export { openSharedBlobStore, type SharedBlobStoreOptions } from './openSharedBl
 export { openContextStore, type ContextStoreConfig } from './openContextStore.js';
 export { askWorkersDisk, serveWorkerDisk, type WorkerDiskRequest, type WorkerDiskReport, type WorkerDiskPart } from './workerDisk.js';
 export {
-  collectContextGarbage, holdContexts, readContextGrantAges, ContextBlobGuard, DEFAULT_CONTEXT_MAX_AGE_MS,
+  collectContextGarbage, holdContexts, readContextGrantAges, ContextBlobGuard, ContextWrites, DEFAULT_CONTEXT_MAX_AGE_MS,
   type ContextGcOptions, type ContextGcResult, type ContextGrantAges,
 } from './contextGarbage.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { RedisClient as Redis } from '@buildyard/contracts';
-import { BlobLeases, ContextBlobGuard, RedisCacheIndex, collectBlobGarbage, collectContextGarbage, openContextStore, openSharedBlobStore, pruneCache } from '@buildyard/cache';
+import { BlobLeases, ContextBlobGuard, ContextWrites, RedisCacheIndex, collectBlobGarbage, collectContextGarbage, openContextStore, openSharedBlobStore, pruneCache } from '@buildyard/cache';
 import { handleSync, type ContextStore } from '@buildyard/context';
 import { RemoteContexts } from './remoteContexts.js';
 import { normalizePlatform } from '@buildyard/graph';
@@ -267,6 +267,15 @@ export class Frontend {
     return { deleted: result.deleted.length, reclaimedBytes: result.reclaimedBytes, contexts: contexts.contexts.length };
   }
 
+  /**
+   * Runs a context sync (`fn`) as a registered context write: deletions from the shared store
+   * made while it runs stay on record until it ends, so its final check sees one of a file it
+   * found hours before (ContextWrites).
+   */
+  contextWrite<T>(fn: () => Promise<T>): Promise<T> {
+    return new ContextWrites(this.opts.redis, this.keys.prefix).during(fn);
+  }
+
   /** Deletes contexts no tenant synced within contextMaxAgeMs (one frontend at a time; see collectContextGarbage). */
   collectContexts(now?: number) {
     return collectContextGarbage({ store: this.contexts, redis: this.opts.redis, keys: this.keys, maxAgeMs: this.opts.contextMaxAgeMs, now });
@@ -299,7 +308,7 @@ export class Frontend {
     let tenant: string;
     try { tenant = this.tenantOf(call.metadata); } catch (err) { call.emit('error', err); return; }
     // A failed sync has already been reported to its client on the stream; here it is logged.
-    const synced = await handleSync(call, this.contexts, { tenant }).catch((err: Error) => { this.log.info({ tenant, err: err.message }, 'context sync failed'); return undefined; });
+    const synced = await this.contextWrite(() => handleSync(call, this.contexts, { tenant })).catch((err: Error) => { this.log.info({ tenant, err: err.message }, 'context sync failed'); return undefined; });
     if (synced) metrics.bytesUploaded.inc(synced.bytesUploaded); // metrics
   }
 
