@@ -40,6 +40,8 @@ export const CHUNK_SIZE = 256 * 1024;
 /** Small files travel many to a message, up to about this much content. */
 const MAX_BLOB_BATCH_BYTES = 1024 * 1024;
 const READ_AHEAD = 16;
+/** Bytes of small files kept from hashing until uploaded or the server says it has them all. */
+const KEEP_READ_BYTES = 32 * 1024 * 1024;
 
 /**
  * Uploads the context in `dir`, sending only what the server does not have yet: with a hash
@@ -51,7 +53,8 @@ export async function syncContext(client: ContextSyncClient, dir: string, opts: 
   const root = resolve(dir);
   const cacheDir = opts.cacheDir === undefined ? defaultContextCacheDir() : opts.cacheDir;
   const [listing, base] = await Promise.all([
-    listContext(root, { dockerignore: opts.dockerignore, cacheDir }),
+    // Small files hashing reads are kept for the upload (a first sync would read each twice).
+    listContext(root, { dockerignore: opts.dockerignore, cacheDir, keepBytes: KEEP_READ_BYTES, keepFileMax: CHUNK_SIZE }),
     cacheDir === false ? undefined : LastSync.open(cacheDir, baseKey(root, client, opts.metadata)),
   ]);
   const { entries } = listing;
@@ -137,7 +140,7 @@ export async function syncContext(client: ContextSyncClient, dir: string, opts: 
       return p;
     };
     let sending = failFast(sendEntries(usable));
-    const uploading = failFast(uploads.run(call, pathOf, sizeOf, onBytes));
+    const uploading = failFast(uploads.run(call, pathOf, sizeOf, onBytes, (d) => listing.takeContent(d)));
 
     let complete: SyncComplete | undefined;
     while (!complete) {
@@ -156,6 +159,8 @@ export async function syncContext(client: ContextSyncClient, dir: string, opts: 
         uploads.add(res.missing.digests);
       } else if (res.missingDone) {
         await sending;
+        // Every digest the server lacks is now queued (taken or read from there on).
+        uploads.afterQueued(() => listing.dropContents());
         uploads.close();
         await uploading;
         await send(call, { uploadDone: true });
@@ -174,6 +179,7 @@ export async function syncContext(client: ContextSyncClient, dir: string, opts: 
   } catch (err) {
     call.cancel();
     uploads.close();
+    listing.dropContents();
     throw sideFailure ?? err;
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
@@ -193,6 +199,7 @@ class UploadQueue {
   private queue: string[] = [];
   private closed = false;
   private wake: (() => void) | undefined;
+  private onEmpty: (() => void) | undefined;
 
   add(digests: readonly string[]): void {
     this.queue.push(...digests);
@@ -204,7 +211,14 @@ class UploadQueue {
     this.wake?.();
   }
 
-  async run(call: ClientDuplexStream<SyncRequest, SyncResponse>, pathOf: ReadonlyMap<string, string>, sizeOf: ReadonlyMap<string, number>, onBytes: (n: number) => void): Promise<void> {
+  /** Runs `fn` once the queue has taken up everything added so far. */
+  afterQueued(fn: () => void): void {
+    if (this.queue.length === 0) fn();
+    else this.onEmpty = fn;
+  }
+
+  /** `kept`: the bytes hashing read for a digest, if still held (else the file is read). */
+  async run(call: ClientDuplexStream<SyncRequest, SyncResponse>, pathOf: ReadonlyMap<string, string>, sizeOf: ReadonlyMap<string, number>, onBytes: (n: number) => void, kept: (digest: string) => Buffer | undefined = () => undefined): Promise<void> {
     for (;;) {
       if (this.queue.length === 0) {
         if (this.closed) return;
@@ -214,6 +228,11 @@ class UploadQueue {
       }
       const digests = this.queue.splice(0);
       const small = digests.filter((d) => sizeOf.get(d)! <= CHUNK_SIZE);
+      // Taken before any await: what is not taken now is read from the file.
+      const held = small.map((d) => kept(d));
+      const onEmpty = this.onEmpty;
+      this.onEmpty = undefined;
+      onEmpty?.();
       for (const d of digests) if (sizeOf.get(d)! > CHUNK_SIZE) await uploadFile(call, d, pathOf.get(d)!, onBytes);
       // Read ahead so many tiny files do not serialise on open/read.
       const reads = new Map<number, Promise<Buffer>>();
@@ -228,7 +247,7 @@ class UploadQueue {
       };
       for (let i = 0; i < small.length; i++) {
         while (ahead < small.length && ahead < i + READ_AHEAD) {
-          const p = readFile(pathOf.get(small[ahead])!);
+          const p = held[ahead] ? Promise.resolve(held[ahead]!) : readFile(pathOf.get(small[ahead])!);
           p.catch(() => {});
           reads.set(ahead++, p);
         }

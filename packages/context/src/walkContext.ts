@@ -19,6 +19,12 @@ export interface WalkOptions {
   concurrency?: number;
   /** The clock a hash's start is read from (tests move it; see HashCache's racy rows). */
   now?: () => bigint;
+  /**
+   * Keep the bytes of files up to this size that hashing read, up to `keepBytes` in all, for
+   * `takeContent` (a sync uploads them without reading the file again). 0 (default): none.
+   */
+  keepBytes?: number;
+  keepFileMax?: number;
 }
 
 /**
@@ -33,6 +39,13 @@ export interface ContextListing {
   ready(i: number): Promise<void>;
   /** All hashed and the digest cache saved. */
   done: Promise<void>;
+  /**
+   * The bytes hashing read for this digest (the very bytes hashed), once, when kept (see
+   * WalkOptions.keepBytes); undefined when not kept or already taken.
+   */
+  takeContent(digest: string): Buffer | undefined;
+  /** Drops every kept content (the caller needs no more). */
+  dropContents(): void;
 }
 
 const SMALL_FILE = 1 << 20;
@@ -121,6 +134,11 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
   const indexOfJob = new Map(jobs.map((j, i) => [j.entry, i]));
   const cache = await opening;
   const now = opts.now ?? nowNs;
+  const kept = new Map<string, Buffer>();
+  let keptBytes = 0;
+  const keepBytes = opts.keepBytes ?? 0;
+  const keepFileMax = Math.min(opts.keepFileMax ?? SMALL_FILE, SMALL_FILE);
+  let dropped = false;
   let next = 0;
   let failed: unknown;
   const worker = async (): Promise<void> => {
@@ -132,7 +150,16 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
         if (hit) job.entry.digest = hit;
         else {
           const started = now();
-          job.entry.digest = await hashFile(job.abs, job.st.size);
+          if (!dropped && job.st.size <= keepFileMax && keptBytes + job.st.size <= keepBytes) {
+            const data = await readFile(job.abs);
+            job.entry.digest = sha256Of(data);
+            if (!dropped && !kept.has(job.entry.digest) && keptBytes + data.length <= keepBytes) {
+              kept.set(job.entry.digest, data);
+              keptBytes += data.length;
+            }
+          } else {
+            job.entry.digest = await hashFile(job.abs, job.st.size);
+          }
           cache.set(job.entry.path, job.st, job.entry.digest, started);
         }
         settled[i].resolve();
@@ -157,6 +184,19 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
       return j === undefined ? nothing : settled[j].promise;
     },
     done,
+    takeContent: (digest) => {
+      const data = kept.get(digest);
+      if (data) {
+        kept.delete(digest);
+        keptBytes -= data.length;
+      }
+      return data;
+    },
+    dropContents: () => {
+      kept.clear();
+      keptBytes = 0;
+      dropped = true;
+    },
   };
 }
 
@@ -178,6 +218,10 @@ function deferred(): { promise: Promise<void>; resolve: () => void; reject: (err
   let reject!: (err: unknown) => void;
   const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
   return { promise, resolve, reject };
+}
+
+function sha256Of(data: Buffer): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
 /** Streaming sha256 of a file; small files are read in one go. */
