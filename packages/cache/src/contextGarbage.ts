@@ -8,7 +8,7 @@
 // moment ago: every deleter announces what it may delete before reading the grants, and a
 // context writer asks after granting (ContextStore.putManifest), so one of them sees the other.
 import { randomUUID } from 'node:crypto';
-import { contextGrantKeys, isRegular, type ContextStore } from '@buildyard/context';
+import { contextGrantKeys, isRegular, type ContextStore, type SharedContent } from '@buildyard/context';
 import { DEFAULT_KEYS, redisKeys, scanKeys, type RedisClient as Redis, type RedisKeys } from '@buildyard/contracts';
 import { BlobLeases } from './BlobLeases.js';
 import { RedisCacheIndex } from './RedisCacheIndex.js';
@@ -291,11 +291,29 @@ export async function collectContextGarbage(opts: ContextGcOptions): Promise<Con
   }
   // Every frontend's own copies: those no young grant or lease names go (the collector's
   // deletes took its copies already; another frontend's stale copy would only be a cache).
-  const ages = await readContextGrantAges(opts.redis, keys.prefix);
-  const leased = await new BlobLeases(opts.redis, keys).leased();
-  const young = (d: string) => (ages.contents.get(d) ?? ages.contexts.get(d) ?? -Infinity) > cutoff || leased.has(d);
-  result.localCopies = (await opts.store.evictLocalCopies(cutoff, young)).length;
+  // Only the copies past the age are looked up, not every tenant's grants read.
+  const evictable = await localCopiesOlderThan(opts.store, cutoff);
+  const kept = new Set<string>();
+  const guard = new ContextBlobGuard(opts.redis, keys.prefix);
+  const leases = new BlobLeases(opts.redis, keys);
+  for (let i = 0; i < evictable.length; i += BATCH) {
+    const slice = evictable.slice(i, i + BATCH);
+    for (const d of await guard.referenced(slice, cutoff)) kept.add(d);
+    for (const d of await leases.leasedAmong(slice)) kept.add(d);
+  }
+  const checked = new Set(evictable);
+  result.localCopies = (await opts.store.evictLocalCopies(cutoff, (d) => !checked.has(d) || kept.has(d))).length;
   return result;
+}
+
+/** This process's copies (a shared store's local tier) written at or before `cutoff`; none for an unshared store. */
+async function localCopiesOlderThan(store: ContextStore, cutoff: number): Promise<string[]> {
+  // A shared store's content is a TieredBlobStore (SharedContent): its `local` is this process's tier.
+  const local = (store.content as Partial<SharedContent>).local;
+  if (!local) return [];
+  const out: string[] = [];
+  for await (const b of local.list()) if (b.mtime.getTime() <= cutoff) out.push(b.digest);
+  return out;
 }
 
 const RELEASE_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
