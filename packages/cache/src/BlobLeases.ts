@@ -40,9 +40,13 @@ export class BlobLeases {
     const flat = await this.redis.zrange(this.keys.leases.expiries, 0, -1, 'WITHSCORES');
     const live: string[] = [];
     for (let i = 0; i < flat.length; i += 2) if (Number(flat[i + 1]) > now) live.push(flat[i]!);
-    for (const id of live) {
-      const member = await this.redis.smismember(this.keys.leases.build(id), ...digests);
-      digests.forEach((d, i) => { if (member[i] === 1) out.add(d); });
+    if (live.length === 0) return out;
+    // One round trip for every holder (all lease keys share one hash slot, so Redis Cluster too).
+    const pipe = this.redis.pipeline();
+    for (const id of live) pipe.smismember(this.keys.leases.build(id), ...digests);
+    for (const [err, member] of (await pipe.exec()) ?? []) {
+      if (err) throw err;
+      digests.forEach((d, i) => { if ((member as number[])[i] === 1) out.add(d); });
     }
     return out;
   }

@@ -161,6 +161,9 @@ test('blob leases: leased() unions unexpired leases; release and expiry end them
     assert.ok(Date.now() < deadline, 'the 1 ms lease expired');
     await new Promise((r) => setTimeout(r, 5));
   }
+  // leasedAmong answers the same for the digests asked about (a deleter's look-up).
+  assert.deepEqual([...await leases.leasedAmong([d('a'), d('c'), d('e'), d('f')])].sort(), [d('a'), d('c')]);
+  assert.deepEqual([...await leases.leasedAmong([])], []);
   await leases.release('build-a');
   assert.deepEqual([...await leases.leased()].sort(), [d('b'), d('c')]);
   await leases.lease('build-b', [d('f')], 60_000);
