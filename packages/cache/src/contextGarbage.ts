@@ -5,8 +5,10 @@
 // process's copies, with the grants older than the age; contents a younger context (any
 // tenant's), a cache record or a running build still uses stay, content addressing storing
 // identical files once. Deleting from a shared store races writers that found a blob there a
-// moment ago: every deleter announces what it may delete before reading the grants, and a
-// context writer asks after granting (ContextStore.putManifest), so one of them sees the other.
+// moment ago: every deleter announces what it may delete before reading the grants and the blob
+// leases, and a context writer asks after granting (ContextStore.putManifest), so one of them sees
+// the other; a deletion stays on record while a sync that began before it runs (ContextWrites).
+// A build's own writes are leased before they are visible (blobWrites.ts).
 import { randomUUID } from 'node:crypto';
 import { contextGrantKeys, isRegular, type ContextStore, type SharedContent } from '@buildyard/context';
 import { DEFAULT_KEYS, redisKeys, scanKeys, type RedisClient as Redis, type RedisKeys } from '@buildyard/contracts';
@@ -183,6 +185,11 @@ export class ContextBlobGuard {
    * Every tenant's grant sets, listed after the announcement: a tenant's first grant made since
    * is then either seen or its writer sees the announcement. From the tenant set once a GC
    * completed it (one SMEMBERS), else by scanning the keyspace.
+   * Left open: frontends of a release before the tenant set grant without adding the tenant, so
+   * during a rolling upgrade from one a tenant whose first grant such a frontend makes after the
+   * set was completed is missed here until the next context GC's scan adds it. No frontend
+   * records its release, so this cannot tell when the last old one is gone: run a context GC
+   * (any prune does) once the old frontends are stopped.
    */
   private async grantSets(): Promise<string[]> {
     if (await this.redis.exists(this.keys.tenantsComplete)) {
