@@ -42,11 +42,11 @@ test('the bundle holds no test-only package', () => {
 });
 
 /** What start-up must not pay for: gRPC, proto stubs, progress renderers, zod, the registry client, up's PKI. */
-const HEAVY = [/proto\/src\/gen\//, /node_modules\/@bufbuild\//, /node_modules\/zod\//, /node_modules\/log-update\//, /node_modules\/node-forge\//, /packages\/oci\/src\/RegistryClient\.ts$/, /packages\/client\/src\/(runBuild|ProgressRenderer|connectBuilder)\.ts$/];
+const HEAVY = [/node_modules\/@grpc\/grpc-js\//, /proto\/src\/gen\//, /node_modules\/@bufbuild\//, /node_modules\/zod\//, /node_modules\/log-update\//, /node_modules\/node-forge\//, /packages\/oci\/src\/RegistryClient\.ts$/, /packages\/client\/src\/(runBuild|ProgressRenderer|connectBuilder)\.ts$/];
 const HEAVY_EXTERNAL = /node_modules\/(@grpc\/grpc-js|@opentelemetry\/|@buildyard\/telemetry|ssh2)\b/;
 
 /** The module URLs `node <bundle> ...args` loads, recorded by a module-loader hook; `code` is its exit code. */
-async function loadedModules(args: string[]): Promise<{ stdout: string; stderr: string; code: number; urls: string[] }> {
+async function loadedModules(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<{ stdout: string; stderr: string; code: number; urls: string[] }> {
   const log = join(outdir, `loaded-${args.join('_').replace(/\W/g, '')}.txt`);
   const hooks = join(outdir, 'hooks.mjs');
   await writeFile(hooks, [
@@ -56,9 +56,16 @@ async function loadedModules(args: string[]): Promise<{ stdout: string; stderr: 
     'export async function load(url, context, next) { appendFileSync(log, url + "\\n"); return next(url, context); }',
   ].join('\n'));
   const register = join(outdir, 'register.mjs');
-  await writeFile(register, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)}, { data: { log: process.env.BUNDLE_TEST_LOG } });\n`);
+  // CommonJS modules required from node_modules (an external package's own files) pass no ESM
+  // hook: they are listed from the require cache on exit, as cjs:<path>.
+  await writeFile(register, [
+    "import { createRequire, register } from 'node:module';",
+    "import { appendFileSync } from 'node:fs';",
+    `register(${JSON.stringify(pathToFileURL(hooks).href)}, { data: { log: process.env.BUNDLE_TEST_LOG } });`,
+    "process.on('exit', () => appendFileSync(process.env.BUNDLE_TEST_LOG, Object.keys(createRequire(import.meta.url).cache).map((f) => `cjs:${f}\\n`).join('')));",
+  ].join('\n'));
   const result = await run(process.execPath, ['--import', pathToFileURL(register).href, join(outdir, 'buildyard.mjs'), ...args], {
-    cwd: outdir, env: { ...process.env, BUNDLE_TEST_LOG: log, XDG_CONFIG_HOME: outdir, OTEL_TRACES_EXPORTER: '', OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '' },
+    cwd: outdir, env: { ...process.env, BUNDLE_TEST_LOG: log, XDG_CONFIG_HOME: outdir, OTEL_TRACES_EXPORTER: '', OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '', ...extraEnv },
   }).then((r) => ({ ...r, code: 0 }), (e: { stdout: string; stderr: string; code: number }) => ({ stdout: e.stdout, stderr: e.stderr, code: e.code }));
   return { ...result, urls: (await readFile(log, 'utf8')).split('\n').filter(Boolean) };
 }
@@ -77,7 +84,7 @@ for (const args of [['--version'], ['--help'], ['build', '--help']]) {
     const { stdout, code, urls } = await loadedModules(args);
     assert.equal(code, 0);
     assert.match(stdout, args[0] === '--version' ? /^\d+\.\d+\.\d+\n$/ : /Usage: buildyard/);
-    const files = urls.filter((u) => u.startsWith('file:')).map((u) => fileURLToPath(u));
+    const files = [...urls.filter((u) => u.startsWith('file:')).map((u) => fileURLToPath(u)), ...urls.filter((u) => u.startsWith('cjs:')).map((u) => u.slice(4))];
     assert.ok(files.some((f) => f === join(outdir, 'buildyard.mjs')), `the hook saw no bundle entry: ${files.join(', ')}`);
     assert.deepEqual(files.filter((f) => HEAVY_EXTERNAL.test(f)), [], 'start-up loads an external package it does not need');
     for (const { output, inputs } of loadedChunks(urls)) {
@@ -89,18 +96,34 @@ for (const args of [['--version'], ['--help'], ['build', '--help']]) {
 
 test('buildyard build loads what a build needs and nothing of the other commands before its first byte', async () => {
   // Port 1 refuses the connection: the build gets as far as its first byte and stops there.
-  const context = join(outdir, 'context');
-  await mkdir(context);
-  await writeFile(join(context, 'Dockerfile'), 'FROM scratch\nCOPY a /a\n');
-  await writeFile(join(context, 'a'), 'a\n');
-  const { code, stderr, urls } = await loadedModules(['build', '--builder', 'tcp://127.0.0.1:1', '--progress', 'plain', context]);
+  const { code, stderr, urls } = await loadedModules(['build', '--builder', 'tcp://127.0.0.1:1', '--progress', 'plain', await buildContext()]);
   assert.equal(code, 3, stderr);
   const inputs = loadedChunks(urls).flatMap((c) => c.inputs);
   assert.ok(inputs.some((i) => /packages\/client\/src\/runBuild\.ts$/.test(i)), 'the build chunk was not loaded');
+  // The bundled copy of gRPC, not node_modules' (see grpcSwitch() in scripts/bundle.mjs).
+  assert.ok(inputs.some((i) => /node_modules\/@grpc\/grpc-js\/build\/src\/client\.js$/.test(i)), 'the chunk with the bundled gRPC was not loaded');
+  assert.deepEqual(urls.filter((u) => u.startsWith('cjs:') && u.includes('/node_modules/@grpc/')), [], 'a build without tracing loaded @grpc/grpc-js from node_modules');
   // zod (the progress stream's schemas), ssh2 (only --ssh), node-forge (up), bake's parsers, the registry client.
   for (const banned of [/node_modules\/zod\//, /node_modules\/ssh2\//, /node_modules\/node-forge\//, /packages\/bake\//, /node_modules\/yaml\//, /packages\/oci\/src\/RegistryClient\.ts$/]) {
     assert.deepEqual(inputs.filter((i) => banned.test(i)), [], `buildyard build loads ${banned.source}`);
   }
+});
+
+async function buildContext(): Promise<string> {
+  const context = join(outdir, 'context');
+  await mkdir(context, { recursive: true });
+  await writeFile(join(context, 'Dockerfile'), 'FROM scratch\nCOPY a /a\n');
+  await writeFile(join(context, 'a'), 'a\n');
+  return context;
+}
+
+test('buildyard build calls through node_modules\' @grpc/grpc-js when tracing, the copy OpenTelemetry patches', async () => {
+  // The console exporter prints the command's spans on stdout: the gRPC client span of the
+  // context upload exists only if the call went through the instrumented copy.
+  const { code, stdout, stderr } = await loadedModules(['build', '--builder', 'tcp://127.0.0.1:1', '--progress', 'plain', await buildContext()], { OTEL_TRACES_EXPORTER: 'console' });
+  assert.equal(code, 3, stderr);
+  assert.match(stdout, /name: 'buildyard build'/, 'no command span: did telemetry start?');
+  assert.match(stdout, /name: 'grpc\.buildyard\.v1\.ContextSync\/Sync'/, 'the traced build\'s gRPC call made no span: it went through the bundled, uninstrumented copy');
 });
 
 test('a reader that closes the pipe early ends --help quietly (exit 0), as a Go CLI ends on SIGPIPE', async () => {

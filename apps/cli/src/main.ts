@@ -3,9 +3,9 @@
 // loads (see @buildyard/telemetry): each call to the builder carries the command's trace
 // context, and the frontend's and workers' spans join the command's trace. Without them neither
 // the SDK nor @opentelemetry/api is loaded (start-up time, and spans nobody exports help nobody).
-// bin/buildyard.js runs the bundle of this file (scripts/bundle.mjs), which keeps @grpc/grpc-js
-// and the telemetry packages external for that reason: the instrumentation patches the copy in
-// node_modules, which must be the one the client's calls go through.
+// bin/buildyard.js runs the bundle of this file (scripts/bundle.mjs), which keeps the telemetry
+// packages external for that reason, and calls through the node_modules copy of @grpc/grpc-js
+// (the one the instrumentation patches) only when tracing; otherwise through its bundled copy.
 import { preconnectTarget } from './preconnectArgs.js';
 
 // A reader that closes the pipe early (`buildyard --help | head`) ends the output, as it ends a
@@ -20,6 +20,9 @@ const args = process.argv.slice(2);
 // --version prints without building the command tree.
 const versionOnly = !tracing && args.length === 1 && (args[0] === '--version' || args[0] === '-V');
 const telemetry = tracing ? (await import('@buildyard/telemetry')).startTelemetry('buildyard-cli') : undefined;
+// The bundle then calls through the node_modules copy of @grpc/grpc-js, the one the instrumentation
+// patched, instead of its own (faster to load) copy: see grpcSwitch() in scripts/bundle.mjs.
+if (telemetry) (globalThis as Record<symbol, unknown>)[Symbol.for('buildyard.cli.externalGrpc')] = true;
 // `buildyard build` starts dialling its builder first: the handshakes then overlap loading
 // commander and the build code, instead of waiting behind them (about half of its start-up).
 const preconnect = versionOnly ? undefined : preconnectTarget(args);
