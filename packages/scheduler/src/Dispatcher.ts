@@ -22,6 +22,12 @@ export interface DispatcherOptions {
    * A pass that outlasts it is still safe: a recovered claim refuses its late markQueued.
    */
   claimLeaseMs?: number;
+  /**
+   * The own queue of the consumer this dispatcher runs in, and how to wake that consumer: a job
+   * this dispatcher puts there (a chain's next stage, on the worker holding its inputs) wakes it
+   * in process as soon as the job exists, instead of through Redis after the pass.
+   */
+  local?: { queue: string; wake: () => void };
 }
 
 export type Placement = { queue: string; worker?: string } | { error: string };
@@ -72,7 +78,9 @@ function jobIdFor(ref: string, suffix: string): string {
  * Moves claimed stages onto BullMQ queues. Frontends and workers both run it; claims are atomic.
  * A pass costs a fixed number of round trips whatever the fleet's size: claim (with each
  * stage's placement inputs), one placement view, one pipeline of state changes, one MULTI of
- * job adds, and one wake-up of as many idle consumers per queue as jobs were added to it.
+ * job adds, then at once the claims' release and one wake-up of as many idle consumers per queue
+ * as jobs were added to it (a job on the own queue of the consumer running this dispatcher wakes
+ * that consumer directly).
  */
 export class Dispatcher {
   private flows: FlowProducer | undefined;
@@ -163,9 +171,6 @@ export class Dispatcher {
     // A stage that became a follower freed its tenant slot: another may be claimed now.
     const freed = failed.size > 0 || marks.includes('follow');
     if (add.length === 0) return freed;
-    // Recorded so readers list queues without scanning BullMQ's keys (Scheduler.queueNames); not
-    // cached here, as another process may forget a queue (forgetIfIdle) that is placed on again.
-    await this.redis.sadd(this.keys.queues, ...new Set(add.map((c) => c.queue)));
     await this.flowProducer().addBulk(add.map(({ info, queue, jobId }): FlowJob => {
       const data: StageJobData = {
         ref: info.ref, buildId: info.buildId, tenant: info.tenant, priority: info.priority, platform: info.platform,
@@ -183,10 +188,11 @@ export class Dispatcher {
         },
       };
     }));
-    await this.store.jobsAdded(add.map((c) => c.info.ref));
     const perQueue = new Map<string, number>();
     for (const c of add) perQueue.set(c.queue, (perQueue.get(c.queue) ?? 0) + 1);
-    await this.registry.wake(perQueue);
+    const local = this.opts.local;
+    if (local && perQueue.delete(local.queue)) local.wake();
+    await Promise.all([this.store.jobsAdded(add.map((c) => c.info.ref)), this.registry.wake(perQueue)]);
     return freed;
   }
 

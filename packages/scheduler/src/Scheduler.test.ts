@@ -41,10 +41,10 @@ const AMD = 'linux/amd64';
 interface Run { worker: string; buildId: string; stageId: string; start: number; end: number; emulated: boolean; aborted: boolean; job: StageJob }
 
 /** A scheduler plus consumers in a private key prefix; everything is closed when the test ends. */
-function setup(t: TestContext, opts: { tenantLimit?: number; redis?: RedisTarget; prefix?: string } = {}) {
+function setup(t: TestContext, opts: { tenantLimit?: number; redis?: RedisTarget; prefix?: string; tickMs?: number } = {}) {
   const prefix = opts.prefix ?? `t${process.pid}-${++prefixSeq}`;
   const redisTarget = opts.redis ?? target;
-  const scheduler = new Scheduler(redisTarget, { prefix, tickMs: 200, heartbeatTtlMs: FAST.heartbeatTtlMs, tenantLimit: opts.tenantLimit });
+  const scheduler = new Scheduler(redisTarget, { prefix, tickMs: opts.tickMs ?? 200, heartbeatTtlMs: FAST.heartbeatTtlMs, tenantLimit: opts.tenantLimit });
   const consumers: StageConsumer[] = [];
   const runs: Run[] = [];
   const errors: Error[] = [];
@@ -389,6 +389,35 @@ test('idle consumers are woken by placements, not by polling', async (t) => {
     assert.equal((await timeout(scheduler.waitForBuild(`wk${round}`), 30_000)).status, 'done');
   }
   assert.equal(runs.length, 24);
+  assert.deepEqual(errors, []);
+});
+
+test('a completion claims the stages it makes ready itself: with no tick and no poll, chains and a deduped stage\'s dependent run, each stage once', async (t) => {
+  // Nothing else dispatches here: no scheduler tick, no consumer poll. A completion sends its
+  // claim right behind it; a leader's completion first asks for its followers' keys (changing
+  // nothing on that call), so the claim sent with it finds nothing and must be sent again.
+  const { scheduler, consumer, runs, errors } = setup(t, { tickMs: 0 });
+  const never = 3_600_000;
+  const submitted = gate();
+  const behaviour = async (job: StageJob, _s: AbortSignal, by: string) => {
+    if (job.cacheKey === 'ck-shared') await submitted.opened;
+    return { stage: job.stageId, by };
+  };
+  await consumer('w1', { capacity: 2, pollMs: never }, behaviour);
+  await consumer('w2', { capacity: 1, pollMs: never }, behaviour);
+  const plan = (id: string, tenant: string) => ({ buildId: id, tenant, priority: 0, platforms: [{ platform: AMD, stages: [
+    stage('x', [], { from: id }, 'ck-shared'), stage('y', ['x'], { from: id }),
+    stage('c1'), stage('c2', ['c1']), stage('c3', ['c2']), stage('c4', ['c3']), stage('c5', ['c4'])] }] });
+  await Promise.all([scheduler.submitBuild(plan('cc1', 't1')), scheduler.submitBuild(plan('cc2', 't2'))]);
+  // The shared stage completes last: only its own claims can place the two y stages.
+  await until('both chains to finish', () => runs.filter((r) => r.stageId === 'c5' && r.end > 0).length === 2);
+  submitted.open();
+  const states = await timeout(Promise.all([scheduler.waitForBuild('cc1'), scheduler.waitForBuild('cc2')]), 30_000);
+  assert.deepEqual(states.map((s) => s.status), ['done', 'done'], states.map((s) => s.error ?? '').join('; '));
+  assert.equal(states.flatMap((s) => s.stages).filter((s) => s.dedupedFrom).length, 1, 'one build followed the other\'s shared stage');
+  const ran = runs.map((r) => `${r.buildId}/${r.stageId}`).sort();
+  assert.deepEqual(ran, [...new Set(ran)], 'no stage ran twice');
+  assert.equal(ran.length, 13);
   assert.deepEqual(errors, []);
 });
 

@@ -52,7 +52,6 @@ interface Running {
   buildId: string;
   ref: string;
   abort: AbortController;
-  done: Promise<void>;
 }
 
 /**
@@ -96,7 +95,10 @@ export class StageConsumer {
   private store: StageStore | undefined;
   private dispatcher: Dispatcher | undefined;
   private sources: Source[] = [];
+  /** Stages whose handler runs or whose outcome is being recorded: they fill the capacity. */
   private readonly running = new Map<string, Running>();
+  /** Every job not yet closed, those whose slot was freed already too (close waits for them). */
+  private readonly jobs = new Set<Promise<void>>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   /** The drain flag as the last heartbeat read it, kept for a re-registration. */
   private drainingSeen = false;
@@ -136,7 +138,9 @@ export class StageConsumer {
     sub.on('error', (err: Error) => this.report(err));
     this.registry = new WorkerRegistry(redis, { prefix, heartbeatTtlMs: o.heartbeatTtlMs });
     this.store = new StageStore(redis, prefix);
-    this.dispatcher = new Dispatcher(redis, this.keys, this.store, this.registry, { tenantLimit: o.tenantLimit ?? 'fleet' }, (err) => this.report(err));
+    this.dispatcher = new Dispatcher(redis, this.keys, this.store, this.registry, {
+      tenantLimit: o.tenantLimit ?? 'fleet', local: { queue: workerQueueName(this.id), wake: () => this.wake() },
+    }, (err) => this.report(err));
     await this.registry.register(this.info());
 
     const workerOpts = {
@@ -187,7 +191,7 @@ export class StageConsumer {
     this.wake();
     await this.loopDone;
     this.passOnWakeUps();
-    await Promise.all([...this.running.values()].map((r) => r.done));
+    await Promise.all(this.jobs);
     // A finished stage's dependents are being placed (claimed, not yet queued): quitting Redis
     // now would leave them 'dispatching' for ever, and their build hung (a drain in a rolling restart).
     await this.dispatcher?.dispatch().catch((err) => this.report(err));
@@ -303,8 +307,13 @@ export class StageConsumer {
       this.woken = false;
       try {
         if (this.running.size < capacity && !this.drainingSeen) {
-          await this.setIdle(true);
+          // Sent ahead of the look on the same connection (Redis runs them in order), so a job
+          // added after an empty look still finds this consumer to wake, without a round trip
+          // of its own before the look.
+          const idle = this.setIdle(true);
+          idle.catch(() => undefined); // awaited below, after the look
           took = await this.fetchOne();
+          await idle;
           // Every queue was looked at and held nothing: the jobs woken for went to others.
           if (!took) this.owed.clear();
           if (this.running.size >= capacity) {
@@ -345,19 +354,34 @@ export class StageConsumer {
       void job.moveToFailed(err, token, false).catch((e) => this.report(e));
       return;
     }
-    const entry: Running = { buildId: job.data.buildId, ref: job.data.ref, abort: new AbortController(), done: Promise.resolve() };
+    const entry: Running = { buildId: job.data.buildId, ref: job.data.ref, abort: new AbortController() };
     const key = `${job.queueName}/${job.id}`;
     this.running.set(key, entry);
-    entry.done = this.runJob(job, token, source, entry)
+    // The slot frees once the stage's outcome is recorded: closing its BullMQ job only tidies
+    // the queue, and the next job is fetched meanwhile. `claim`: look for stages to place (the
+    // completion path sends its claim itself, right behind the completion).
+    let freed = false;
+    const free = (claim: boolean) => {
+      if (freed) return;
+      freed = true;
+      this.running.delete(key);
+      if (claim) this.dispatch();
+      this.wake();
+    };
+    const done: Promise<void> = this.runJob(job, token, source, entry, free)
       .catch((err) => this.report(err))
       .finally(() => {
-        this.running.delete(key);
-        void this.dispatcher!.dispatch().catch((err) => this.report(err));
-        this.wake();
+        free(true);
+        this.jobs.delete(done);
       });
+    this.jobs.add(done);
   }
 
-  private async runJob(job: Job<StageJobData>, token: string, source: Source, entry: Running): Promise<void> {
+  private dispatch(): void {
+    this.dispatcher!.dispatch().catch((err) => this.report(err));
+  }
+
+  private async runJob(job: Job<StageJobData>, token: string, source: Source, entry: Running, free: (claim: boolean) => void): Promise<void> {
     const store = this.store!;
     const data = job.data;
     const jobId = job.id ?? '';
@@ -379,6 +403,7 @@ export class StageConsumer {
     try {
       const started = await store.start(data.ref, this.id, emulated, jobId);
       if (started.kind === 'skip') {
+        free(true);
         await job.moveToCompleted({ skipped: started.state }, token, false).catch(() => undefined);
         return;
       }
@@ -392,21 +417,30 @@ export class StageConsumer {
       } catch (err) {
         if (entry.abort.signal.aborted) {
           await store.release(data.ref, this.id);
+          free(true);
           await job.moveToCompleted({ aborted: true }, token, false).catch(() => undefined);
           return;
         }
         const out = await store.fail(data.ref, this.id, message(err), jobId);
         await this.dispatcher!.applyAbort(out);
+        free(true);
         await job.moveToFailed(err instanceof Error ? err : new Error(message(err)), token, false).catch(() => undefined);
         return;
       }
       if (entry.abort.signal.aborted) {
         await store.release(data.ref, this.id);
+        free(true);
         await job.moveToCompleted({ aborted: true }, token, false).catch(() => undefined);
         return;
       }
       const json = JSON.stringify(result ?? null);
-      await store.complete(data.ref, this.id, emulated, json, jobId);
+      // The claim of the stages it makes ready goes out right behind the completion, on the same
+      // connection, before either reply (both calls send before their first await): the next
+      // stage of a chain is claimed without a round trip of its own in between. A completion
+      // that first asked for keys changed nothing on that call: the claim is sent again then.
+      const completed = store.complete(data.ref, this.id, emulated, json, jobId);
+      this.dispatch();
+      free((await completed).calls > 1);
       await job.moveToCompleted(result ?? null, token, false).catch(() => undefined);
     } finally {
       clearInterval(lockTimer);

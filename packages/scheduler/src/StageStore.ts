@@ -167,7 +167,7 @@ export class StageStore {
     return (await this.runLabelled(name, labels, args)).reply;
   }
 
-  private runLabelled(name: Script, labels: Iterable<string>, args: Array<string | number>): Promise<{ reply: unknown; labels: Set<string> }> {
+  private runLabelled(name: Script, labels: Iterable<string>, args: Array<string | number>): Promise<{ reply: unknown; labels: Set<string>; calls: number }> {
     return callDeclared(this.scripts[name], name, this.keys, this.fixedKeys, labels, args);
   }
 
@@ -250,17 +250,23 @@ export class StageStore {
    * follows the stage running its cache key: no job, its tenant slot was freed) or 'skip'.
    * `kind` 'd': stages this claimer claimed (refused if the claim was recovered meanwhile); 'r':
    * re-homed. Until `jobsAdded`, the stages stay on recover's watch list under the claimer's lease.
+   * The same round trip records the items' queues in the set readers list queues from
+   * (Scheduler.queueNames): one a stage then does not go to is only listed, empty.
    */
   async markQueuedAll(items: Array<{ ref: string; queue: string; jobId: string }>, claimer: Claimer, kind: 'd' | 'r'): Promise<Array<'add' | 'follow' | 'skip'>> {
     if (items.length === 0) return [];
     const p = this.redis.pipeline();
+    // Not cached: another process may forget a queue (forgetIfIdle) that is placed on again.
+    p.sadd(this.keys.queues, ...new Set(items.map((it) => it.queue)));
     const cmd = p as unknown as Record<string, (...a: string[]) => unknown>;
     for (const it of items) {
       // Every key it touches is known here: it never asks for more.
       const labels = [`s:${it.ref}`, `be:${parseStageRef(it.ref).buildId}`, `lease:${claimer.id}`];
       cmd.buildyard_sched_markQueued(...scriptArgs(this.keys, this.fixedKeys, labels, [it.ref, it.queue, it.jobId, claimer.id, claimer.leaseMs, kind]).map(String));
     }
-    return ((await p.exec()) ?? []).map(([err, v]) => { if (err) throw err; return v === 1 ? 'add' : v === 2 ? 'follow' : 'skip'; });
+    const [recorded, ...marks] = (await p.exec()) ?? [];
+    if (recorded?.[0]) throw recorded[0];
+    return marks.map(([err, v]) => { if (err) throw err; return v === 1 ? 'add' : v === 2 ? 'follow' : 'skip'; });
   }
 
   /**
@@ -314,9 +320,16 @@ export class StageStore {
     };
   }
 
-  async complete(ref: string, worker: string, emulated: boolean, resultJson: string, jobId: string): Promise<boolean> {
+  /**
+   * running -> done. Its first script call is sent before this returns (see callDeclared): a
+   * claim sent right after it on the same connection sees the dependents it made ready, unless
+   * `calls` > 1 (it asked for keys first and changed nothing on that call; the caller then claims
+   * again).
+   */
+  async complete(ref: string, worker: string, emulated: boolean, resultJson: string, jobId: string): Promise<{ current: boolean; calls: number }> {
     const labels = [...StageStore.stageLabels(ref), `w:${worker}`, ...this.takeStarted(ref)];
-    return (await this.run('complete', labels, [ref, worker, emulated ? '1' : '0', resultJson, jobId])) === 1;
+    const { reply, calls } = await this.runLabelled('complete', labels, [ref, worker, emulated ? '1' : '0', resultJson, jobId]);
+    return { current: reply === 1, calls };
   }
 
   async fail(ref: string, worker: string, error: string, jobId: string): Promise<AbortOutcome> {

@@ -18,15 +18,20 @@ export function askedKeys(reply: unknown): string[] | undefined {
   return Array.isArray(reply) && reply[0] === '?keys' ? (reply.slice(1) as string[]) : undefined;
 }
 
-/** The script's answer, and every label the last call declared (callers remember them as hints). */
+/**
+ * The script's answer, every label the last call declared (callers remember them as hints) and
+ * how many calls it took (1: the state it answered on is the state the first call found).
+ * The first call is sent before this returns its promise (no await before it), so a caller may
+ * send a command that must run after it, on the same connection, without waiting.
+ */
 export async function callDeclared(
   cmd: LuaCommand, name: string, keys: SchedulerKeys, fixed: string[], labels: Iterable<string>, args: Array<string | number>,
-): Promise<{ reply: unknown; labels: Set<string> }> {
+): Promise<{ reply: unknown; labels: Set<string>; calls: number }> {
   const all = new Set(labels);
   for (let round = 1; ; round++) {
     const reply = await cmd(...scriptArgs(keys, fixed, [...all], args));
     const asked = askedKeys(reply);
-    if (!asked) return { reply, labels: all };
+    if (!asked) return { reply, labels: all, calls: round };
     const before = all.size;
     for (const l of asked) all.add(l);
     // Each call asks only for keys it was not given: no growth would be a script bug, not a race.
