@@ -29,6 +29,9 @@ const DIGEST = /^sha256:[a-f0-9]{64}$/;
 
 /** Grants as empty files under `<root>/tenants/<tenant>/` (one machine, as before Redis). */
 export class FsContextGrants implements ContextGrants {
+  /** Fan-out directories this instance made or found. */
+  private readonly madeDirs = new Set<string>();
+
   constructor(private readonly root: string) {}
 
   async grantContext(tenant: string, contextId: string): Promise<void> {
@@ -45,17 +48,26 @@ export class FsContextGrants implements ContextGrants {
   async grantContent(tenant: string, digests: Iterable<string>): Promise<void> {
     // One mkdir per fan-out directory, and every grant in it waits for that mkdir: grants whose
     // digests share a prefix must not open their file while the directory is still being made.
+    // Directories made before (by this instance) are not made again: a sync grants its uploads
+    // batch by batch, and 256 mkdirs per batch would cost more than the grants.
     const made = new Map<string, Promise<unknown>>();
     const pending: Promise<void>[] = [];
     for (const digest of digests) {
       const path = this.contentGrant(tenant, digest);
       const dir = path.slice(0, path.lastIndexOf('/'));
       let dirReady = made.get(dir);
-      if (!dirReady) made.set(dir, (dirReady = mkdir(dir, { recursive: true })));
+      if (!dirReady) made.set(dir, (dirReady = this.madeDirs.has(dir) ? Promise.resolve() : mkdir(dir, { recursive: true }).then(() => this.madeDirs.add(dir))));
       pending.push((async () => {
         await dirReady;
         // No fsync: a grant lost in a crash only means the tenant uploads the file once more.
-        await (await open(path, 'a')).close();
+        const fh = await open(path, 'a').catch(async (err: NodeJS.ErrnoException) => {
+          // Removed since (a tenant's grants dropped): made again.
+          if (err.code !== 'ENOENT') throw err;
+          this.madeDirs.delete(dir);
+          await mkdir(dir, { recursive: true });
+          return open(path, 'a');
+        });
+        await fh.close();
       })());
       if (pending.length >= 64) await Promise.all(pending.splice(0));
     }
