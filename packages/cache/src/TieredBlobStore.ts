@@ -10,7 +10,7 @@ import {
 } from '@buildyard/oci';
 import type { BlobStore } from './BlobStore.js';
 import { RegistryBlobStore } from './RegistryBlobStore.js';
-import { commitLeased, putLeased } from './blobWrites.js';
+import { commitLeased, hasLeased, putLeased } from './blobWrites.js';
 
 export interface TieredBlobStoreOptions {
   /**
@@ -59,8 +59,9 @@ export class TieredBlobStore extends FsContentStore implements BlobStore {
     return this.local.path(d);
   }
 
-  override async has(digest: string): Promise<boolean> {
-    return (await this.local.has(digest)) || this.remote.has(digest);
+  override has(digest: string): Promise<boolean> {
+    // In a build's scope what it finds is leased first (blobWrites.ts): a pull then skips it safely.
+    return hasLeased(digest, async (d) => (await this.local.has(d)) || this.remote.has(d));
   }
 
   override async size(digest: string): Promise<number> {

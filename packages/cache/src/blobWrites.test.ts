@@ -89,6 +89,36 @@ test('a build storing a blob the GC already chose (and found unleased) writes it
   assert.equal(first, 'waited', 'the write waited for the deletion instead of finding the doomed copy');
 });
 
+test('a build that finds a blob the GC already chose learns it is gone (and so pulls it again) instead of using the doomed copy', async () => {
+  const w = world('found');
+  const frontend = w.process();
+  const worker = w.process();
+  const bytes = randomBytes(400);
+  const digest = sha256Digest(bytes);
+  await frontend.put(bytes);
+
+  const decided = gate();
+  const proceed = gate();
+  const gc = w.blobGc(frontend, async (d) => {
+    decided.open();
+    await proceed.promise;
+    return frontend.delete(d);
+  });
+  await decided.promise;
+  const waited = gate<'waited'>();
+  // RegistryClient's pull asks has() and skips the download when it answers true.
+  const found = w.write('build-5', () => worker.has(digest), () => waited.open('waited'));
+  const first = await Promise.race([found.then(() => 'answered' as const), waited.promise]);
+  proceed.open();
+  assert.deepEqual((await gc).deleted, [digest]);
+  assert.equal(await found, false, 'the build is told the blob is not there');
+  assert.equal(first, 'waited');
+  // Found again from now on, the build's lease keeps what it stores.
+  await w.write('build-5', () => worker.put(bytes, digest));
+  assert.deepEqual((await w.blobGc(worker)).deleted, []);
+  assert.equal(await worker.remote.has(digest), true);
+});
+
 test('a prune freeing a layer that a running build stores again leaves the build\'s copy', async () => {
   const w = world('prune');
   const frontend = w.process();

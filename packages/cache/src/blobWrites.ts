@@ -1,4 +1,4 @@
-// Leases on blobs as they are written. A build writes blobs (layers, image manifests and configs,
+// Leases on blobs as they are written (or found, and so used, by a build). A build writes blobs (layers, image manifests and configs,
 // cache-export documents) well before anything references them: a cache record, a push to the
 // build's target, the build's own lease. Meanwhile every deleter of the shared store (the blob GC,
 // pruneCache, the context GC; all through ContextBlobGuard) would see an unreferenced blob, and
@@ -28,14 +28,15 @@ export interface BlobWriteHold {
   onDeletionWait?: (digest: string) => void;
 }
 
-const scope = new AsyncLocalStorage<BlobWriteHold>();
+/** The scope's hold, and the digests already leased in it (a lease lasts as long as the holder's). */
+const scope = new AsyncLocalStorage<{ hold: BlobWriteHold; leased: Set<string> }>();
 
 /** Default lifetime of a write lease: as long as a build's leases of its layers (FleetWorker, cachedBuild). */
 const WRITE_LEASE_MS = 24 * 3600_000;
 
 /** Runs `fn` so that every blob a store from this package writes in it is leased under `hold.holder`. */
 export function holdBlobWrites<T>(hold: BlobWriteHold, fn: () => T): T {
-  return scope.run(hold, fn);
+  return scope.run({ hold, leased: new Set() }, fn);
 }
 
 /**
@@ -44,10 +45,21 @@ export function holdBlobWrites<T>(hold: BlobWriteHold, fn: () => T): T {
  * scope (contexts are kept by their grants instead).
  */
 export async function leaseBlobWrite(digest: string): Promise<void> {
-  const hold = scope.getStore();
-  if (!hold) return;
+  const current = scope.getStore();
+  if (!current || current.leased.has(digest)) return;
+  const { hold } = current;
   await new BlobLeases(hold.redis, hold.keys).lease(hold.holder, [digest], hold.ttlMs ?? WRITE_LEASE_MS);
   await new ContextBlobGuard(hold.redis, hold.keys.prefix).waitForDeletions([digest], hold.onDeletionWait);
+  current.leased.add(digest);
+}
+
+/**
+ * A store's has() in a scope: a build that finds a blob uses it as if it had written it (a
+ * registry pull skips what the store has), so it is leased first, then looked for.
+ */
+export async function hasLeased(digest: string, has: (digest: string) => Promise<boolean>): Promise<boolean> {
+  await leaseBlobWrite(digest);
+  return has(digest);
 }
 
 /** True inside a holdBlobWrites scope (a store then leases what it writes). */
@@ -99,6 +111,10 @@ async function leasedAfter(digest: string, has: (digest: string) => Promise<bool
  * in a holdBlobWrites scope, as TieredBlobStore's are.
  */
 export class LeasedFsContentStore extends FsContentStore {
+  override has(digest: string): Promise<boolean> {
+    return hasLeased(digest, (d) => super.has(d));
+  }
+
   override put(data: Data, expectedDigest?: string, expectedSize?: number): Promise<BlobInfo> {
     return putLeased(data, expectedDigest, (d, e) => super.put(d, e, expectedSize), (d) => this.has(d));
   }
