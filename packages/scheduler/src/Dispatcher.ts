@@ -3,7 +3,7 @@ import { FlowProducer, Queue, type FlowJob, type Job } from 'bullmq';
 import type { RedisClient } from './connectRedis.js';
 import { platformQueueName, workerQueueName, type SchedulerKeys } from './keys.js';
 import type { AbortOutcome, Claimer, StageDispatchInfo, StageStore } from './StageStore.js';
-import type { HolderStatus, PlatformCount, WorkerRegistry } from './WorkerRegistry.js';
+import type { HolderStatus, PlacementView, PlatformCount, WorkerRegistry } from './WorkerRegistry.js';
 import { stageJobDataSchema, type StageJobData } from '@buildyard/contracts';
 
 /** What a BullMQ stage job carries; the payload stays in the stage hash (read at start). */
@@ -69,6 +69,17 @@ export function choosePlacement(
   return { queue: platformQueueName(platform, cls) };
 }
 
+/** What a placement view covers: run platforms and input-holding workers. */
+export interface ViewScope {
+  platforms: string[];
+  holders: string[];
+}
+
+function scopeOf(infos: StageDispatchInfo[]): ViewScope {
+  // Placement follows where a stage executes, not the target platform it belongs to.
+  return { platforms: [...new Set(infos.map((i) => i.runPlatform))], holders: [...new Set(infos.flatMap((i) => i.inputWorkers))] };
+}
+
 function jobIdFor(ref: string, suffix: string): string {
   // BullMQ rejects ':' in custom ids and integer-looking ids; a hash prefix avoids both.
   return `s${createHash('sha256').update(ref).digest('hex').slice(0, 32)}-${suffix}`;
@@ -99,31 +110,47 @@ export class Dispatcher {
     this.claimer = { id: randomUUID(), leaseMs: opts.claimLeaseMs ?? 30_000 };
   }
 
-  /** Claims and places everything that may run now; concurrent calls coalesce into a rerun. */
-  dispatch(): Promise<void> {
+  /**
+   * Claims and places everything that may run now; concurrent calls coalesce into a rerun.
+   * `expect`: the run platforms and input holders of what the claim will most likely return (a
+   * completion's dependents: its platform, its worker); the placement view is then read right
+   * behind the claim, in the same round trip, and used when it covers what was claimed.
+   */
+  dispatch(expect?: ViewScope): Promise<void> {
     if (this.running) {
       this.again = true;
       return this.running;
     }
     this.running = (async () => {
+      let scope = expect;
       do {
         this.again = false;
-        await this.dispatchOnce();
+        await this.dispatchOnce(scope);
+        scope = undefined;
       } while (this.again);
     })().finally(() => { this.running = null; });
     return this.running;
   }
 
-  private async dispatchOnce(): Promise<void> {
-    const claimed = await this.store.claim(this.opts.tenantLimit, this.claimer);
+  private async dispatchOnce(expect: ViewScope | undefined): Promise<void> {
+    const claiming = this.store.claim(this.opts.tenantLimit, this.claimer);
+    // Both are sent before either is awaited: the view is read after the claim, as a view read
+    // once the claim's reply is in would be. Read-only, so a view that turns out not to cover
+    // the claimed stages (or nothing claimed) only cost its reading.
+    const viewing = expect ? this.registry.placementView(expect.platforms, expect.holders) : undefined;
+    viewing?.catch(() => undefined);
+    const claimed = await claiming;
     if (claimed.length === 0) return;
-    if (await this.placeAll(claimed, 'd')) this.again = true;
+    const scope = scopeOf(claimed);
+    const early = viewing && scope.platforms.every((p) => expect!.platforms.includes(p)) && scope.holders.every((h) => expect!.holders.includes(h))
+      ? await viewing : undefined;
+    if (await this.placeAll(claimed, 'd', early)) this.again = true;
   }
 
   /** Places stages; returns true when slots were freed instead (a build failed, a stage became a follower). */
-  private async placeAll(infos: StageDispatchInfo[], kind: 'd' | 'r'): Promise<boolean> {
-    // Placement follows where a stage executes, not the target platform it belongs to.
-    const view = await this.registry.placementView([...new Set(infos.map((i) => i.runPlatform))], [...new Set(infos.flatMap((i) => i.inputWorkers))]);
+  private async placeAll(infos: StageDispatchInfo[], kind: 'd' | 'r', early?: PlacementView): Promise<boolean> {
+    const scope = scopeOf(infos);
+    const view = early ?? await this.registry.placementView(scope.platforms, scope.holders);
     // Stages this pass put on each worker's own queue: the view's queue depths predate them.
     const placed = new Map<string, number>();
     const chosen: Array<{ info: StageDispatchInfo; queue: string; jobId: string }> = [];

@@ -3,7 +3,7 @@ import { Worker, type Job } from 'bullmq';
 import type { RedisClient } from './connectRedis.js';
 import { connectRedis, type RedisTarget } from './connectRedis.js';
 import { MalformedRedisDataError, stageJobDataSchema, type StageJobData } from '@buildyard/contracts';
-import { Dispatcher } from './Dispatcher.js';
+import { Dispatcher, type ViewScope } from './Dispatcher.js';
 import { DEFAULT_PREFIX, platformQueueName, schedulerKeys, workerQueueName, type SchedulerKeys } from './keys.js';
 import { StageStore } from './StageStore.js';
 import { WorkerRegistry } from './WorkerRegistry.js';
@@ -377,8 +377,8 @@ export class StageConsumer {
     this.jobs.add(done);
   }
 
-  private dispatch(): void {
-    this.dispatcher!.dispatch().catch((err) => this.report(err));
+  private dispatch(expect?: ViewScope): void {
+    this.dispatcher!.dispatch(expect).catch((err) => this.report(err));
   }
 
   private async runJob(job: Job<StageJobData>, token: string, source: Source, entry: Running, free: (claim: boolean) => void): Promise<void> {
@@ -439,7 +439,8 @@ export class StageConsumer {
       // stage of a chain is claimed without a round trip of its own in between. A completion
       // that first asked for keys changed nothing on that call: the claim is sent again then.
       const completed = store.complete(data.ref, this.id, emulated, json, jobId);
-      this.dispatch();
+      // Its dependents most likely run where it ran: the placement view rides with the claim.
+      this.dispatch(started.hasDependents ? { platforms: [data.runPlatform ?? data.platform], holders: [this.id] } : undefined);
       free((await completed).calls > 1);
       await job.moveToCompleted(result ?? null, token, false).catch(() => undefined);
     } finally {

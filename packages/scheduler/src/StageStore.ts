@@ -22,7 +22,7 @@ export interface AbortOutcome {
 /** What starting a stage found: skip it (its state says why), or run it with what the job needs. */
 export type StartOutcome =
   | { kind: 'skip'; state: string }
-  | ({ kind: 'ok' } & Pick<StageJob, 'attempt' | 'tenant' | 'cacheKey' | 'payload' | 'traceContext' | 'inputs'>);
+  | ({ kind: 'ok'; hasDependents: boolean } & Pick<StageJob, 'attempt' | 'tenant' | 'cacheKey' | 'payload' | 'traceContext' | 'inputs'>);
 
 export interface StageDispatchInfo {
   ref: string;
@@ -315,7 +315,7 @@ export class StageStore {
     const inputs: Record<string, unknown> = {};
     for (let i = 7; i + 1 < raw.length; i += 2) inputs[raw[i]] = parseJson(raw[i + 1]) ?? null;
     return {
-      kind: 'ok', attempt: Number(raw[1]), tenant: raw[2], cacheKey: raw[3], payload: parseJson(raw[4]) ?? null,
+      kind: 'ok', hasDependents: raw[6] !== '', attempt: Number(raw[1]), tenant: raw[2], cacheKey: raw[3], payload: parseJson(raw[4]) ?? null,
       traceContext: traceContextOf(raw[5], ref), inputs,
     };
   }
