@@ -18,6 +18,11 @@ export interface TieredBlobStoreOptions {
    * error, or someone editing the store). Default true; costs one sha256 pass per read.
    */
   verifyLocalReads?: boolean;
+  /**
+   * Lease what a build writes or finds (holdBlobWrites; see blobWrites.ts). Default true. The
+   * context store's contents are kept by their grants instead (and a context may hold 20,000 files).
+   */
+  leaseInBuilds?: boolean;
 }
 
 export interface TieredBlobStats {
@@ -32,12 +37,14 @@ export interface TieredBlobStats {
 export class TieredBlobStore extends FsContentStore implements BlobStore {
   readonly stats: TieredBlobStats = { fetched: 0, pushed: 0, corruptDropped: 0 };
   private readonly verify: boolean;
+  private readonly leasing: boolean;
   /** One fetch per digest at a time, however many readers ask. */
   private readonly inflight = new Map<string, Promise<BlobInfo>>();
 
   constructor(readonly local: FsContentStore, readonly remote: BlobStore, opts: TieredBlobStoreOptions = {}) {
     super(local.root);
     this.verify = opts.verifyLocalReads ?? true;
+    this.leasing = opts.leaseInBuilds ?? true;
   }
 
   override init(): Promise<void> {
@@ -61,7 +68,8 @@ export class TieredBlobStore extends FsContentStore implements BlobStore {
 
   override has(digest: string): Promise<boolean> {
     // In a build's scope what it finds is leased first (blobWrites.ts): a pull then skips it safely.
-    return hasLeased(digest, async (d) => (await this.local.has(d)) || this.remote.has(d));
+    const has = async (d: string) => (await this.local.has(d)) || this.remote.has(d);
+    return this.leasing ? hasLeased(digest, has) : has(digest);
   }
 
   override async size(digest: string): Promise<number> {
@@ -110,7 +118,8 @@ export class TieredBlobStore extends FsContentStore implements BlobStore {
   /** Stores locally (verified, atomic), then pushes to the remote before resolving (write-through). */
   override async put(data: Buffer | Uint8Array | Readable | AsyncIterable<Uint8Array>, expectedDigest?: string, expectedSize?: number): Promise<BlobInfo> {
     // Leased first in a build's scope (blobWrites.ts): no deleter takes it before it is referenced.
-    const info = await putLeased(data, expectedDigest, (d, e) => this.local.put(d, e, expectedSize), (d) => this.local.has(d));
+    const put = (d: typeof data, e?: string) => this.local.put(d, e, expectedSize);
+    const info = this.leasing ? await putLeased(data, expectedDigest, put, (d) => this.local.has(d)) : await put(data, expectedDigest);
     await this.pushRemote(info);
     return info;
   }
@@ -122,7 +131,7 @@ export class TieredBlobStore extends FsContentStore implements BlobStore {
     return {
       write: (chunk) => w.write(chunk),
       commit: async () => {
-        const info = await commitLeased(expected, () => w.commit(), (d) => this.local.has(d));
+        const info = this.leasing ? await commitLeased(expected, () => w.commit(), (d) => this.local.has(d)) : await w.commit();
         await this.pushRemote(info);
         return info;
       },

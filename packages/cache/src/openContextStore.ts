@@ -30,7 +30,8 @@ export function openContextStore(opts: ContextStoreConfig): ContextStore {
   return new ContextStore({
     root: opts.root, ...limits,
     shared: {
-      content: new TieredBlobStore(new FsContentStore(join(opts.root, 'content')), opts.blobs.remote),
+      // Its contents are kept by grants, not by the build leases of blobWrites.ts.
+      content: new TieredBlobStore(new FsContentStore(join(opts.root, 'content')), opts.blobs.remote, { leaseInBuilds: false }),
       grants: new RedisContextGrants(opts.redis, { prefix: opts.keyPrefix }),
     },
   });
