@@ -103,10 +103,21 @@ test('buildyard build loads what a build needs and nothing of the other commands
   // The bundled copy of gRPC, not node_modules' (see grpcSwitch() in scripts/bundle.mjs).
   assert.ok(inputs.some((i) => /node_modules\/@grpc\/grpc-js\/build\/src\/client\.js$/.test(i)), 'the chunk with the bundled gRPC was not loaded');
   assert.deepEqual(urls.filter((u) => u.startsWith('cjs:') && u.includes('/node_modules/@grpc/')), [], 'a build without tracing loaded @grpc/grpc-js from node_modules');
-  // zod (the progress stream's schemas), ssh2 (only --ssh), node-forge (up), bake's parsers, the registry client.
-  for (const banned of [/node_modules\/zod\//, /node_modules\/ssh2\//, /node_modules\/node-forge\//, /packages\/bake\//, /node_modules\/yaml\//, /packages\/oci\/src\/RegistryClient\.ts$/]) {
+  // zod (the progress stream's schemas), ssh2 (only --ssh), node-forge (up), bake's parsers, the
+  // registry client; the tty view (log-update) and rawjson's SolveStatus translation (BuildKit's
+  // stubs) for --progress plain; tar-stream (URL contexts only).
+  for (const banned of [/node_modules\/zod\//, /node_modules\/ssh2\//, /node_modules\/node-forge\//, /packages\/bake\//, /node_modules\/yaml\//, /packages\/oci\/src\/RegistryClient\.ts$/,
+    /node_modules\/log-update\//, /packages\/client\/src\/(TtyRenderer|RawJsonRenderer)\.ts$/, /proto\/src\/gen\/moby\//, /node_modules\/tar-stream\//]) {
     assert.deepEqual(inputs.filter((i) => banned.test(i)), [], `buildyard build loads ${banned.source}`);
   }
+});
+
+test('buildyard build --progress rawjson loads its SolveStatus translation and not the tty view', async () => {
+  const { code, stderr, urls } = await loadedModules(['build', '--builder', 'tcp://127.0.0.1:1', '--progress', 'rawjson', await buildContext()]);
+  assert.equal(code, 3, stderr);
+  const inputs = loadedChunks(urls).flatMap((c) => c.inputs);
+  assert.ok(inputs.some((i) => /packages\/client\/src\/RawJsonRenderer\.ts$/.test(i)), 'the rawjson renderer was not loaded');
+  assert.deepEqual(inputs.filter((i) => /node_modules\/log-update\/|packages\/client\/src\/TtyRenderer\.ts$/.test(i)), [], 'buildyard build --progress rawjson loads the tty view');
 });
 
 async function buildContext(): Promise<string> {

@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import type { SolveEvent, VertexStatus } from '@buildyard/proto';
-import { PlainRenderer, RawJsonRenderer, TtyRenderer, formatSummary, renderTtyFrame, resolveProgressMode } from './ProgressRenderer.js';
+import { PlainRenderer, formatSummary, resolveProgressMode } from './ProgressRenderer.js';
+import { RawJsonRenderer } from './RawJsonRenderer.js';
+import { TtyRenderer, renderTtyFrame } from './TtyRenderer.js';
 import { BuildProgress } from './BuildProgress.js';
 
 const T0 = 1_700_000_000_000;

@@ -234,7 +234,7 @@ export async function historyInspect(conn: BuilderConnection, ref: string | unde
 export async function historyLogs(conn: BuilderConnection, ref: string | undefined, o: { mode: RendererMode; stream: Writable & { columns?: number; rows?: number; isTTY?: boolean }; signal?: AbortSignal }): Promise<void> {
   const { record } = await historyRecord(conn, 'history logs', ref);
   if (!record.logsKept) throw new ClientError(`history logs: the events of build ${record.buildId} are no longer kept (the builder's history.retentionMs); its record is all that is left (buildyard history inspect ${record.buildId})`, ExitCode.BuildFailed);
-  const renderer = createRenderer({ mode: o.mode, stream: o.stream, color: false });
+  const renderer = await createRenderer({ mode: o.mode, stream: o.stream, color: false });
   const call = conn.control.attach({ buildId: record.buildId, fromStart: true, cancelOnLeave: false }, conn.metadata);
   const onAbort = () => call.cancel();
   o.signal?.addEventListener('abort', onAbort, { once: true });

@@ -15,9 +15,11 @@ export { connectBuilder, withBuilderConnection, isServiceError, type BuilderConn
 export { preconnect, releasePreconnected } from './preconnect.js';
 export { BuildProgress, describePlacement, formatSeconds, type VertexState } from './BuildProgress.js';
 export {
-  createRenderer, resolveProgressMode, renderTtyFrame, formatSummary, PlainRenderer, RawJsonRenderer, QuietRenderer, TtyRenderer,
-  type ProgressRenderer, type RendererMode, type TtyFrameOptions, type CreateRendererOptions,
+  createRenderer, resolveProgressMode, formatSummary, PlainRenderer, QuietRenderer,
+  type ProgressRenderer, type RendererMode, type CreateRendererOptions,
 } from './ProgressRenderer.js';
+export { renderTtyFrame, TtyRenderer, type TtyFrameOptions } from './TtyRenderer.js';
+export { RawJsonRenderer } from './RawJsonRenderer.js';
 export { formatBuildError, dockerfileExcerpt, type ErrorReportInput } from './formatBuildError.js';
 export { ExportedFileWriter } from './ExportedFileWriter.js';
 export { resolveBuildInput, downloadContext, type BuildInput, type ResolveInputOptions } from './resolveBuildInput.js';

@@ -9,7 +9,6 @@ import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import tar from 'tar-stream';
 import { defaultDockerfilePath, parseDockerignore, parseGitRef } from '@buildyard/dockerfile';
 import { ClientError, ExitCode, usageError } from './ClientError.js';
 
@@ -57,6 +56,8 @@ export async function downloadContext(url: string, timeoutMs = 120_000): Promise
   try {
     const body = Buffer.from(await res.arrayBuffer());
     const gz = body[0] === 0x1f && body[1] === 0x8b;
+    // Loaded here: only URL contexts need it, and it is a tenth of the code a build loads.
+    const { default: tar } = await import('tar-stream');
     const extract = tar.extract();
     const root = resolve(dir);
     // Symlinks the archive made: an entry below one would be written wherever the link points.

@@ -126,7 +126,7 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
     conn = (o.connect ?? connectBuilder)(builder);
     if (opts.platforms.length > 0) await checkPlatforms(conn, opts.platforms);
     if (mode !== 'quiet' && mode !== 'rawjson') for (const n of opts.notes) say(c.yellow(`NOTE: ${n}`));
-    renderer = createRenderer({ mode, stream: stderr, color });
+    renderer = await createRenderer({ mode, stream: stderr, color });
     if (o.vertexPrefix) renderer = prefixVertices(renderer, o.vertexPrefix);
     const r = renderer;
     if (o.signal?.aborted) throw new ClientError('interrupted before the build started', ExitCode.Interrupted);
