@@ -40,6 +40,10 @@ for (const kind of ['fs', 'redis'] as const) {
     const asked = [files[0]!, sha('never'), files[2499]!, 'not a digest'];
     assert.deepEqual(await grants.hasContent('alice', asked), [true, false, true, false]);
     assert.deepEqual(await grants.hasContent('bob', asked), [false, false, false, false]);
+    // Many at once (the fs store then lists each fan-out directory instead of asking each file).
+    const never = Array.from({ length: 2500 }, (_, i) => sha(`${kind} never ${i}`));
+    assert.deepEqual(await grants.hasContent('alice', [...never, ...files]), [...never.map(() => false), ...files.map(() => true)]);
+    assert.ok((await grants.hasContent('bob', files)).every((b) => b === false), 'another tenant has none of them');
     // Tenant names that are not path- or key-like still stay apart.
     await grants.grantContext('../alice', sha('other'));
     assert.equal(await grants.hasContext('alice', sha('other')), false);

@@ -26,6 +26,8 @@ export interface ContextGrants {
 }
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
+/** Digests in one fan-out directory from which hasContent lists it instead of asking each. */
+const READDIR_FROM = 8;
 
 /** Grants as empty files under `<root>/tenants/<tenant>/` (one machine, as before Redis). */
 export class FsContextGrants implements ContextGrants {
@@ -74,8 +76,31 @@ export class FsContextGrants implements ContextGrants {
     await Promise.all(pending);
   }
 
-  hasContent(tenant: string, digests: readonly string[]): Promise<boolean[]> {
-    return Promise.all(digests.map((d) => DIGEST.test(d) ? exists(this.contentGrant(tenant, d)) : false));
+  async hasContent(tenant: string, digests: readonly string[]): Promise<boolean[]> {
+    // Grouped by fan-out directory: where a group is large, one readdir answers all of it (a
+    // first sync of 20,000 files asks 20,000 digests: 256 readdirs instead of 20,000 access
+    // calls, each a round trip through libuv's thread pool); small groups are asked one by one.
+    const groups = new Map<string, number[]>();
+    digests.forEach((d, i) => {
+      if (!DIGEST.test(d)) return;
+      const path = this.contentGrant(tenant, d);
+      const dir = path.slice(0, path.lastIndexOf('/'));
+      const g = groups.get(dir);
+      if (g) g.push(i);
+      else groups.set(dir, [i]);
+    });
+    const out = digests.map(() => false);
+    const ask = async ([dir, at]: [string, number[]]) => {
+      if (at.length < READDIR_FROM) {
+        await Promise.all(at.map(async (i) => { out[i] = await exists(this.contentGrant(tenant, digests[i]!)); }));
+        return;
+      }
+      const names = new Set(await readdir(dir).catch(() => [] as string[]));
+      for (const i of at) out[i] = names.has(digests[i]!.slice('sha256:'.length));
+    };
+    const all = [...groups];
+    for (let i = 0; i < all.length; i += 16) await Promise.all(all.slice(i, i + 16).map(ask));
+    return out;
   }
 
   private contentGrant(tenant: string, digest: string): string {

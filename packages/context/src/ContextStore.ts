@@ -246,6 +246,19 @@ export class ContextStore {
     return granted === true && this.content.has(digest);
   }
 
+  /** tenantHasContent for many digests at once (one grants query, then the store for those granted). */
+  async tenantHasContents(tenant: string, digests: readonly string[]): Promise<boolean[]> {
+    const granted = await this.grants.hasContent(tenant, digests);
+    const out = digests.map(() => false);
+    const ask = digests.map((d, i) => ({ d, i })).filter(({ i }) => granted[i] === true);
+    for (let i = 0; i < ask.length; i += 64) {
+      const slice = ask.slice(i, i + 64);
+      const held = await Promise.all(slice.map(({ d }) => this.content.has(d)));
+      slice.forEach(({ i: at }, j) => { out[at] = held[j]!; });
+    }
+    return out;
+  }
+
   /** Records that `tenant` uploaded these (verified, committed) contents. */
   grantContent(tenant: string, digests: Iterable<string>): Promise<void> {
     return this.grants.grantContent(tenant, digests);

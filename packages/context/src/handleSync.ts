@@ -143,13 +143,9 @@ async function runSync(
       removed.add(path);
       entriesReceived++;
     }
-    const missing: string[] = [];
-    for (let i = 0; i < fresh.length; i += 64) {
-      const slice = fresh.slice(i, i + 64);
-      // Only this tenant's own uploads count: naming a digest is no proof of holding its content.
-      const present = await Promise.all(slice.map((d) => store.tenantHasContent(opts.tenant, d)));
-      slice.forEach((d, j) => { if (!present[j]) missing.push(d); });
-    }
+    // Only this tenant's own uploads count: naming a digest is no proof of holding its content.
+    const present = await store.tenantHasContents(opts.tenant, fresh);
+    const missing = fresh.filter((_, j) => !present[j]);
     for (const d of missing) pending.add(d);
     uploaded.push(...missing);
     for (let i = 0; i < missing.length; i += MISSING_BATCH) {
