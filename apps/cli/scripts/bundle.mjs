@@ -1,16 +1,16 @@
 #!/usr/bin/env node
 // Bundles `buildyard` (src/main.ts and the workspace packages it uses, from their TypeScript
-// sources) into dist/buildyard.mjs, which bin/buildyard.js runs. Start-up is the point: one file
-// to read instead of ~170 modules to resolve and load, and everything a command does not need
-// split into chunks (dist/buildyard-<hash>.mjs) that load at the action's `await import()`, so
-// `--version` and `--help` read only the entry and the commander program.
+// sources) into dist/buildyard.cjs, which bin/buildyard.js runs, and the ES module chunks its
+// actions load (see bundle()). Start-up is the point: one file to read instead of ~170 modules to
+// resolve and load, and everything a command does not need split into chunks that load at the
+// action's `await import()`, so `--version` and `--help` read only the CommonJS front.
 //   node scripts/bundle.mjs [--outdir=DIR] [--metafile=FILE]
-// Chunks stay next to the entry, one level under apps/cli: program.ts reads ../package.json
-// relative to its own module for the version.
+// Chunks stay next to the entry, one level under apps/cli: version.ts reads ../package.json
+// relative to its own module.
 import { build } from 'esbuild';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 
 const appDir = resolve(import.meta.dirname, '..');
 const repoRoot = resolve(appDir, '../..');
@@ -216,35 +216,71 @@ async function dropUnusedShims(outdir, metafile) {
   }
 }
 
-/** Builds the bundle into `outdir`; returns esbuild's metafile (inputs per output file). */
+/**
+ * The CommonJS front's `import('./load/x.js')` (src/load/*.ts, one module per feature) loads the
+ * ES module entry built from that file.
+ */
+function esmLoads() {
+  return {
+    name: 'esm-loads',
+    setup(b) {
+      b.onResolve({ filter: /^\.\/load\/[\w-]+\.js$/ }, (args) => ({ path: `./buildyard-load-${basename(args.path, '.js')}.mjs`, external: true }));
+    },
+  };
+}
+
+/**
+ * Builds the bundle into `outdir`; returns esbuild's metafile (inputs per output file) of both parts:
+ * - dist/buildyard.cjs, CommonJS: src/main.ts with commander and the command tree. `--version` and
+ *   `--help` (and every usage error) run on it alone, without Node's ES module loader, which costs
+ *   Node 20 ~10-20 ms to start (an empty .mjs against an empty .cjs); its own part is small.
+ * - dist/buildyard-load-<feature>.mjs, ES modules with code splitting: what the actions load
+ *   (src/load/*.ts) and their shared chunks dist/buildyard-<hash>.mjs.
+ * The two parts share no module instances: the light modules both use (ClientError, ExitCode,
+ * the version) exist once in each, so the front recognizes a ClientError by name and exit code.
+ */
 export async function bundle({ outdir = join(appDir, 'dist'), external = EXTERNAL } = {}) {
   await mkdir(outdir, { recursive: true });
   // Chunk names change with their content: drop the previous build's, or dist/ keeps them all.
-  for (const name of await readdir(outdir)) if (/^buildyard(-[A-Z0-9]+)?\.mjs(\.map)?$/.test(name)) await rm(join(outdir, name));
-  const result = await build({
+  for (const name of await readdir(outdir)) if (/^buildyard(-[A-Za-z0-9-]+)?\.[cm]js(\.map)?$/.test(name)) await rm(join(outdir, name));
+  const common = {
     absWorkingDir: appDir,
-    entryPoints: { buildyard: 'src/main.ts' },
     outdir,
-    outExtension: { '.js': '.mjs' },
-    chunkNames: 'buildyard-[hash]',
     bundle: true,
-    splitting: true,
-    format: 'esm',
     platform: 'node',
     target: 'node20',
     // The workspace packages' TypeScript sources, as tests and `--conditions=source` use them.
     conditions: ['source'],
     external,
-    plugins: [grpcSwitch(), workspaceBarrels()],
-    banner: { js: COMMONJS_SHIM },
     minifyWhitespace: true,
     minifySyntax: true,
     sourcemap: 'linked',
     metafile: true,
     logLevel: 'warning',
+  };
+  const loads = (await readdir(join(appDir, 'src/load'))).filter((f) => f.endsWith('.ts') && !f.includes('.test.'));
+  const esm = await build({
+    ...common,
+    entryPoints: Object.fromEntries(loads.map((f) => [`buildyard-load-${basename(f, '.ts')}`, `src/load/${f}`])),
+    outExtension: { '.js': '.mjs' },
+    chunkNames: 'buildyard-[hash]',
+    splitting: true,
+    format: 'esm',
+    plugins: [grpcSwitch(), workspaceBarrels()],
+    banner: { js: COMMONJS_SHIM },
   });
-  await dropUnusedShims(outdir, result.metafile);
-  return result.metafile;
+  await dropUnusedShims(outdir, esm.metafile);
+  const cjs = await build({
+    ...common,
+    entryPoints: { buildyard: 'src/main.ts' },
+    outExtension: { '.js': '.cjs' },
+    format: 'cjs',
+    plugins: [esmLoads(), workspaceBarrels()],
+    // version.ts reads ../package.json relative to its module: the .cjs file's own URL.
+    define: { 'import.meta.url': '__buildyardModuleUrl' },
+    banner: { js: "const __buildyardModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  });
+  return { inputs: { ...esm.metafile.inputs, ...cjs.metafile.inputs }, outputs: { ...esm.metafile.outputs, ...cjs.metafile.outputs } };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {
@@ -255,7 +291,7 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename
   }));
   const metafile = await bundle({ outdir: opts.outdir });
   if (opts.metafile) await writeFile(opts.metafile, JSON.stringify(metafile));
-  const outputs = Object.entries(metafile.outputs).filter(([f]) => f.endsWith('.mjs'));
+  const outputs = Object.entries(metafile.outputs).filter(([f]) => /\.[cm]js$/.test(f));
   const kib = outputs.reduce((n, [, o]) => n + o.bytes, 0) / 1024;
   const entry = outputs.find(([, o]) => o.entryPoint === 'src/main.ts')?.[0] ?? '';
   console.log(`bundled ${relative(process.cwd(), resolve(appDir, entry))} (+${outputs.length - 1} chunks, ${kib.toFixed(0)} KiB)`);

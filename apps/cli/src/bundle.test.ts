@@ -1,5 +1,5 @@
 // The bundle bin/buildyard.js runs (scripts/bundle.mjs): it holds no test-only package, and
-// `--version` / `--help` load only the entry and the commander program, never gRPC, the proto
+// `--version` / `--help` load only its CommonJS front (commander and the program), never gRPC, the proto
 // stubs, the progress renderers, the registry client or the local cluster's code. Which modules a
 // run loads is deterministic, so this checks start-up cost without timing anything.
 import { test, before, after } from 'node:test';
@@ -64,15 +64,18 @@ async function loadedModules(args: string[], extraEnv: NodeJS.ProcessEnv = {}): 
     `register(${JSON.stringify(pathToFileURL(hooks).href)}, { data: { log: process.env.BUNDLE_TEST_LOG } });`,
     "process.on('exit', () => appendFileSync(process.env.BUNDLE_TEST_LOG, Object.keys(createRequire(import.meta.url).cache).map((f) => `cjs:${f}\\n`).join('')));",
   ].join('\n'));
-  const result = await run(process.execPath, ['--import', pathToFileURL(register).href, join(outdir, 'buildyard.mjs'), ...args], {
+  const result = await run(process.execPath, ['--import', pathToFileURL(register).href, join(outdir, 'buildyard.cjs'), ...args], {
     cwd: outdir, env: { ...process.env, BUNDLE_TEST_LOG: log, XDG_CONFIG_HOME: outdir, OTEL_TRACES_EXPORTER: '', OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '', ...extraEnv },
   }).then((r) => ({ ...r, code: 0 }), (e: { stdout: string; stderr: string; code: number }) => ({ stdout: e.stdout, stderr: e.stderr, code: e.code }));
   return { ...result, urls: (await readFile(log, 'utf8')).split('\n').filter(Boolean) };
 }
 
-/** The bundle's own files among the loaded URLs, each with its metafile inputs. */
+/** The loaded files: ES modules (file: URLs from the hook) and CommonJS ones (cjs:). */
+const loadedFiles = (urls: string[]) => [...urls.filter((u) => u.startsWith('file:')).map((u) => fileURLToPath(u)), ...urls.filter((u) => u.startsWith('cjs:')).map((u) => u.slice(4))];
+
+/** The bundle's own files among the loaded URLs (the CommonJS front and ES module chunks), each with its metafile inputs. */
 function loadedChunks(urls: string[]): { output: string; inputs: string[] }[] {
-  return urls.filter((u) => u.startsWith('file:')).map((u) => fileURLToPath(u)).filter((f) => f.startsWith(outdir)).map((f) => {
+  return loadedFiles(urls).filter((f) => f.startsWith(outdir) && /\.[cm]js$/.test(f)).map((f) => {
     const output = Object.keys(meta.outputs).find((o) => resolve(appDir, o) === f);
     assert.ok(output, `${f} is not an output of the bundle`);
     return { output, inputs: inputsOf(output) };
@@ -84,8 +87,10 @@ for (const args of [['--version'], ['--help'], ['build', '--help']]) {
     const { stdout, code, urls } = await loadedModules(args);
     assert.equal(code, 0);
     assert.match(stdout, args[0] === '--version' ? /^\d+\.\d+\.\d+\n$/ : /Usage: buildyard/);
-    const files = [...urls.filter((u) => u.startsWith('file:')).map((u) => fileURLToPath(u)), ...urls.filter((u) => u.startsWith('cjs:')).map((u) => u.slice(4))];
-    assert.ok(files.some((f) => f === join(outdir, 'buildyard.mjs')), `the hook saw no bundle entry: ${files.join(', ')}`);
+    const files = loadedFiles(urls);
+    assert.ok(files.some((f) => f === join(outdir, 'buildyard.cjs')), `the bundle's front was not loaded: ${files.join(', ')}`);
+    // The CommonJS front answers alone: starting Node's ES module loader costs ~10 ms.
+    assert.deepEqual(files.filter((f) => f.startsWith(outdir) && f.endsWith('.mjs')), [], 'start-up loads ES module chunks');
     assert.deepEqual(files.filter((f) => HEAVY_EXTERNAL.test(f)), [], 'start-up loads an external package it does not need');
     for (const { output, inputs } of loadedChunks(urls)) {
       const heavy = inputs.filter((i) => HEAVY.some((h) => h.test(i)));
@@ -139,7 +144,7 @@ test('buildyard build calls through node_modules\' @grpc/grpc-js when tracing, t
 
 test('a reader that closes the pipe early ends --help quietly (exit 0), as a Go CLI ends on SIGPIPE', async () => {
   const { spawn } = await import('node:child_process');
-  const child = spawn(process.execPath, [join(outdir, 'buildyard.mjs'), '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(outdir, 'buildyard.cjs'), '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
   // Closed before the child can have written anything: its first write meets EPIPE.
   child.stdout.destroy();
   let stderr = '';

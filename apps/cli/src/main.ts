@@ -19,39 +19,46 @@ const args = process.argv.slice(2);
 // `buildyard --version` alone (scripts ask it to check the install) prints what commander's
 // --version prints without building the command tree.
 const versionOnly = !tracing && args.length === 1 && (args[0] === '--version' || args[0] === '-V');
-const telemetry = tracing ? (await import('@buildyard/telemetry')).startTelemetry('buildyard-cli') : undefined;
-// The bundle then calls through the node_modules copy of @grpc/grpc-js, the one the instrumentation
-// patched, instead of its own (faster to load) copy: see grpcSwitch() in scripts/bundle.mjs.
-if (telemetry) (globalThis as Record<symbol, unknown>)[Symbol.for('buildyard.cli.externalGrpc')] = true;
-// `buildyard build` starts dialling its builder first: the handshakes then overlap loading
-// commander and the build code, instead of waiting behind them (about half of its start-up).
-const preconnect = versionOnly ? undefined : preconnectTarget(args);
-const preconnected = preconnect ? await import('./load/preconnect.js') : undefined;
-await preconnected?.preconnect(preconnect?.builder);
+// No top-level await: the bundle of this file is CommonJS (see scripts/bundle.mjs), which spares
+// `--version` and `--help` Node's ES module loader.
+async function main(): Promise<void> {
+  const telemetry = tracing ? (await import('@buildyard/telemetry')).startTelemetry('buildyard-cli') : undefined;
+  // The bundle then calls through the node_modules copy of @grpc/grpc-js, the one the instrumentation
+  // patched, instead of its own (faster to load) copy: see grpcSwitch() in scripts/bundle.mjs.
+  if (telemetry) (globalThis as Record<symbol, unknown>)[Symbol.for('buildyard.cli.externalGrpc')] = true;
+  // `buildyard build` starts dialling its builder first: the handshakes then overlap loading
+  // commander and the build code, instead of waiting behind them (about half of its start-up).
+  const preconnect = versionOnly ? undefined : preconnectTarget(args);
+  const preconnected = preconnect ? await import('./load/preconnect.js') : undefined;
+  await preconnected?.preconnect(preconnect?.builder);
 
-try {
-  if (versionOnly) {
-    process.stdout.write(`${(await import('./version.js')).CLIENT_VERSION}\n`);
-  } else if (!telemetry) {
-    const { run } = await import('./program.js');
-    process.exitCode = await run(process.argv);
-  } else {
-    const { run } = await import('./program.js');
-    const { SpanStatusCode } = await import('@opentelemetry/api');
-    // The command's name only: arguments can hold secrets (login -p, --secret).
-    const command = args.find((a) => !a.startsWith('-')) ?? '';
-    process.exitCode = await telemetry.tracer.startActiveSpan(`buildyard ${command}`.trim(), async (span) => {
-      try {
-        const code = await run(process.argv);
-        if (code !== 0) span.setStatus({ code: SpanStatusCode.ERROR, message: `exit code ${code}` });
-        return code;
-      } finally {
-        span.end();
-      }
-    });
-    await telemetry.shutdown(); // exports what is still batched
+  try {
+    if (versionOnly) {
+      process.stdout.write(`${(await import('./version.js')).CLIENT_VERSION}\n`);
+    } else if (!telemetry) {
+      const { run } = await import('./program.js');
+      process.exitCode = await run(process.argv);
+    } else {
+      const { run } = await import('./program.js');
+      const { SpanStatusCode } = await import('@opentelemetry/api');
+      // The command's name only: arguments can hold secrets (login -p, --secret).
+      const command = args.find((a) => !a.startsWith('-')) ?? '';
+      process.exitCode = await telemetry.tracer.startActiveSpan(`buildyard ${command}`.trim(), async (span) => {
+        try {
+          const code = await run(process.argv);
+          if (code !== 0) span.setStatus({ code: SpanStatusCode.ERROR, message: `exit code ${code}` });
+          return code;
+        } finally {
+          span.end();
+        }
+      });
+      await telemetry.shutdown(); // exports what is still batched
+    }
+  } finally {
+    // A build that ended before its first call (a usage error, --call) leaves the channel unused.
+    preconnected?.releasePreconnected();
   }
-} finally {
-  // A build that ended before its first call (a usage error, --call) leaves the channel unused.
-  preconnected?.releasePreconnected();
 }
+
+// A failure nobody caught ends the process as an uncaught exception does (stack, exit code 1).
+void main();

@@ -327,6 +327,15 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
   return program;
 }
 
+/**
+ * A ClientError from this module's copy of the class, or from the build code's: in the bundle the
+ * actions' ES module chunks have their own copy (see scripts/bundle.mjs), so `instanceof` alone
+ * would turn their usage and unreachable-builder errors into exit code 1.
+ */
+function isClientError(e: unknown): e is ClientError {
+  return e instanceof ClientError || (e instanceof Error && e.name === 'ClientError' && typeof (e as ClientError).exitCode === 'number');
+}
+
 /** Runs the CLI; returns the exit code. */
 export async function run(argv: string[], io?: Partial<Io>): Promise<number> {
   const controller = new AbortController();
@@ -347,7 +356,7 @@ export async function run(argv: string[], io?: Partial<Io>): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) {
       code = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0 ? 0 : ExitCode.Usage;
-    } else if (e instanceof ClientError) {
+    } else if (isClientError(e)) {
       full.stderr.write(`ERROR: ${e.message}\n`);
       code = e.exitCode;
     } else {

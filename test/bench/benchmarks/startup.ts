@@ -20,7 +20,7 @@ import { median } from '../lib/stats.js';
 
 const cliDir = resolve(import.meta.dirname, '../../../apps/cli');
 const bin = join(cliDir, 'bin/buildyard.js');
-const bundle = join(cliDir, 'dist/buildyard.mjs');
+const bundle = join(cliDir, 'dist/buildyard.cjs');
 
 /** The newest modification time under a directory (sources of the bundle). */
 function newestMtime(dir: string): number {
@@ -87,7 +87,7 @@ export const startupBenchmark: Benchmark = {
     const buildctl = paths.buildctl;
     // What users run is the bundle behind bin/buildyard.js; rebuild it when its sources moved on.
     if (!existsSync(bundle) || statSync(bundle).mtimeMs < newestMtime(join(cliDir, 'src'))) {
-      ctx.log('bundling apps/cli (dist/buildyard.mjs is missing or older than apps/cli/src)');
+      ctx.log('bundling apps/cli (dist/buildyard.cjs is missing or older than apps/cli/src)');
       await runCommand(process.execPath, [join(cliDir, 'scripts/bundle.mjs')], { cwd: cliDir });
     }
     const samples = ctx.quick ? 9 : 21;
