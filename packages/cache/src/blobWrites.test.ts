@@ -40,6 +40,18 @@ function gate<T = void>(): { promise: Promise<T>; open: (v: T) => void } {
   return { promise, open };
 }
 
+/** The blob GC on `store`, held after it decided (announced, read grants and leases) and before it deletes. */
+function heldBlobGc(w: ReturnType<typeof world>, store: TieredBlobStore) {
+  const decided = gate();
+  const proceed = gate();
+  const gc = w.blobGc(store, async (d) => {
+    decided.open();
+    await proceed.promise;
+    return store.delete(d);
+  });
+  return { decided, proceed, gc };
+}
+
 test('the blob GC at no grace keeps what a running build wrote and has not referenced; it goes once the build ends', async () => {
   const w = world('gc');
   const frontend = w.process();
@@ -71,13 +83,7 @@ test('a build storing a blob the GC already chose (and found unleased) writes it
   const digest = sha256Digest(bytes);
   await frontend.put(bytes);
 
-  const decided = gate();
-  const proceed = gate();
-  const gc = w.blobGc(frontend, async (d) => {
-    decided.open();
-    await proceed.promise;
-    return frontend.delete(d);
-  });
+  const { decided, proceed, gc } = heldBlobGc(w, frontend);
   await decided.promise; // announced, grants and leases read: it will delete
   const waited = gate<'waited'>();
   const put = w.write('build-2', () => worker.put(bytes), () => waited.open('waited'));
@@ -97,13 +103,7 @@ test('a build that finds a blob the GC already chose learns it is gone (and so p
   const digest = sha256Digest(bytes);
   await frontend.put(bytes);
 
-  const decided = gate();
-  const proceed = gate();
-  const gc = w.blobGc(frontend, async (d) => {
-    decided.open();
-    await proceed.promise;
-    return frontend.delete(d);
-  });
+  const { decided, proceed, gc } = heldBlobGc(w, frontend);
   await decided.promise;
   const waited = gate<'waited'>();
   // RegistryClient's pull asks has() and skips the download when it answers true.
