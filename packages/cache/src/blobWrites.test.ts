@@ -52,6 +52,23 @@ function heldBlobGc(w: ReturnType<typeof world>, store: TieredBlobStore) {
   return { decided, proceed, gc };
 }
 
+/**
+ * A blob an old build left unreferenced, and the frontend's GC held after it chose to delete it;
+ * a second process (a worker) and a gate that opens when a build's write waits for the deletion.
+ */
+async function doomedBlob(name: string) {
+  const w = world(name);
+  const frontend = w.process();
+  const worker = w.process();
+  const bytes = randomBytes(400);
+  const digest = sha256Digest(bytes);
+  await frontend.put(bytes);
+  const { decided, proceed, gc } = heldBlobGc(w, frontend);
+  await decided.promise; // announced, grants and leases read: it will delete
+  const waited = gate<'waited'>();
+  return { w, worker, bytes, digest, proceed, gc, waited };
+}
+
 test('the blob GC at no grace keeps what a running build wrote and has not referenced; it goes once the build ends', async () => {
   const w = world('gc');
   const frontend = w.process();
@@ -75,17 +92,8 @@ test('the blob GC at no grace keeps what a running build wrote and has not refer
 });
 
 test('a build storing a blob the GC already chose (and found unleased) writes it again after the deletion', async () => {
-  const w = world('race');
-  const frontend = w.process();
-  const worker = w.process();
   // An old build's config, unreferenced: the GC's candidate. A new build produces the same bytes.
-  const bytes = randomBytes(400);
-  const digest = sha256Digest(bytes);
-  await frontend.put(bytes);
-
-  const { decided, proceed, gc } = heldBlobGc(w, frontend);
-  await decided.promise; // announced, grants and leases read: it will delete
-  const waited = gate<'waited'>();
+  const { w, worker, bytes, digest, proceed, gc, waited } = await doomedBlob('race');
   const put = w.write('build-2', () => worker.put(bytes), () => waited.open('waited'));
   const first = await Promise.race([put.then(() => 'stored' as const), waited.promise]);
   proceed.open();
@@ -96,16 +104,7 @@ test('a build storing a blob the GC already chose (and found unleased) writes it
 });
 
 test('a build that finds a blob the GC already chose learns it is gone (and so pulls it again) instead of using the doomed copy', async () => {
-  const w = world('found');
-  const frontend = w.process();
-  const worker = w.process();
-  const bytes = randomBytes(400);
-  const digest = sha256Digest(bytes);
-  await frontend.put(bytes);
-
-  const { decided, proceed, gc } = heldBlobGc(w, frontend);
-  await decided.promise;
-  const waited = gate<'waited'>();
+  const { w, worker, bytes, digest, proceed, gc, waited } = await doomedBlob('found');
   // RegistryClient's pull asks has() and skips the download when it answers true.
   const found = w.write('build-5', () => worker.has(digest), () => waited.open('waited'));
   const first = await Promise.race([found.then(() => 'answered' as const), waited.promise]);
