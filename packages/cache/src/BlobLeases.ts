@@ -3,7 +3,12 @@ import { DEFAULT_KEYS, luaCommands, type LuaCommand, type LuaScript, type RedisK
 
 // Taking a lease and listing live ones (dropping expired ones) are scripts under ../lua.
 const LUA_DIR = new URL('../lua/', import.meta.url);
-const SCRIPTS: Record<'lease' | 'leased', LuaScript> = { lease: { files: ['lease.lua'], keys: 2 }, leased: { files: ['leased.lua'], keys: 'dynamic' } };
+const SCRIPTS: Record<'lease' | 'leased' | 'endScope', LuaScript> = {
+  lease: { files: ['lease.lua'], keys: 2 }, leased: { files: ['leased.lua'], keys: 'dynamic' }, endScope: { files: ['lease_scope_end.lua'], keys: 4 },
+};
+
+/** How long a build's "ended" mark stays: as long as any lease taken for it can last. */
+const ENDED_MARK_MS = 24 * 3600_000;
 
 /**
  * Blobs a running build depends on, so that a prune never removes them under it. A lease
@@ -24,8 +29,20 @@ export class BlobLeases {
     await this.scripts.lease(this.keys.leases.expiries, this.keys.leases.build(buildId), expiresAt, buildId, ...list);
   }
 
+  /** Ends the build's lease, and marks it ended for stage scopes still running (endScope). */
   async release(buildId: string): Promise<void> {
-    await this.redis.multi().zrem(this.keys.leases.expiries, buildId).del(this.keys.leases.build(buildId)).exec();
+    const { leases } = this.keys;
+    await this.redis.multi().zrem(leases.expiries, buildId).del(leases.build(buildId)).set(leases.ended(buildId), '1', 'PX', ENDED_MARK_MS).exec();
+  }
+
+  /**
+   * Ends the lease of one stage's write scope, held as `scopeHolder`: its digests join the
+   * build's lease while the build runs, and are released at once if the build already ended (a
+   * stage that outlived its cancelled build). Never releases a scope that is still writing.
+   */
+  async endScope(buildId: string, scopeHolder: string): Promise<void> {
+    const { leases } = this.keys;
+    await this.scripts.endScope(leases.expiries, leases.build(buildId), leases.build(scopeHolder), leases.ended(buildId), buildId, scopeHolder);
   }
 
   /**

@@ -158,3 +158,27 @@ test('the fs blob store (one shared directory) leases what a build writes too', 
   assert.deepEqual(result.deleted, []);
   assert.equal(await store.has(sha256Digest(bytes)), true);
 });
+
+test('a worker stage\'s blobs join its build\'s lease when the stage ends, outlast the build\'s release while the stage writes, and go when a stage outlives its build', async () => {
+  const w = world('stage');
+  const worker = w.process();
+  const stageOf = (fn: () => Promise<unknown>) => holdBlobWrites({ redis: fx.redis, keys: w.keys, holder: 'build-6', stage: true }, fn);
+  const [early, late] = [randomBytes(300), randomBytes(300)];
+  const [earlyDigest, lateDigest] = [early, late].map((b) => sha256Digest(b));
+
+  await stageOf(() => worker.put(early));
+  assert.deepEqual(await w.leases.leasedAmong([earlyDigest]), new Set([earlyDigest]), 'a finished stage\'s blob is held until its build ends');
+  assert.deepEqual(await fx.redis.zrange(w.keys.leases.expiries, 0, -1), ['build-6'], 'under the build\'s own lease, no stage holder left');
+
+  // A stage still writing when its build ends (cancelled): the build's release must not drop it.
+  const wrote = gate();
+  const resume = gate();
+  const lateStage = stageOf(async () => { await worker.put(late); wrote.open(); await resume.promise; });
+  await wrote.promise;
+  await w.leases.release('build-6');
+  assert.deepEqual(await w.leases.leasedAmong([earlyDigest, lateDigest]), new Set([lateDigest]), 'the release ends the build\'s lease, not the running stage\'s');
+  resume.open();
+  await lateStage;
+  assert.deepEqual(await fx.redis.zrange(w.keys.leases.expiries, 0, -1), [], 'the stage that outlived its build leaves no lease to expire in 24 h');
+  assert.deepEqual(new Set((await w.blobGc(worker)).deleted), new Set([earlyDigest, lateDigest]));
+});

@@ -11,6 +11,7 @@
 // digest announced, then writes. Either the deleter read the lease (and kept the blob), or it
 // announced before the lease: then the writer waits for it to finish and writes after it.
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { FsContentStore, sha256Digest, type BlobInfo, type ContentWriter, type WriterOptions } from '@buildyard/oci';
 import type { RedisClient as Redis, RedisKeys } from '@buildyard/contracts';
@@ -22,21 +23,37 @@ export interface BlobWriteHold {
   keys: RedisKeys;
   /** Who holds the blobs written in the scope: the build id, whose leases are released when it ends. */
   holder: string;
+  /**
+   * A stage of the build run apart from it (a worker): the scope leases under its own holder and,
+   * when it ends, hands its blobs to the build's lease, or drops them if the build has already
+   * ended (cancelled), instead of keeping them to the lease's expiry. The build's release never
+   * drops a scope still writing.
+   */
+  stage?: boolean;
   /** The lease's own expiry (a process that dies cannot hold blobs forever); default 24 hours. */
   ttlMs?: number;
   /** Called when a write waits for a deleter of its blob to finish (tests observe the race with it). */
   onDeletionWait?: (digest: string) => void;
 }
 
-/** The scope's hold, and the digests already leased in it (a lease lasts as long as the holder's). */
-const scope = new AsyncLocalStorage<{ hold: BlobWriteHold; leased: Set<string> }>();
+/** The scope's hold, its lease's holder, and the digests already leased in it (a lease lasts as long as the holder's). */
+const scope = new AsyncLocalStorage<{ hold: BlobWriteHold; holder: string; leased: Set<string> }>();
 
 /** Default lifetime of a write lease: as long as a build's leases of its layers (FleetWorker, cachedBuild). */
 const WRITE_LEASE_MS = 24 * 3600_000;
 
 /** Runs `fn` so that every blob a store from this package writes in it is leased under `hold.holder`. */
-export function holdBlobWrites<T>(hold: BlobWriteHold, fn: () => T): T {
-  return scope.run({ hold, leased: new Set() }, fn);
+export function holdBlobWrites<T>(hold: BlobWriteHold, fn: () => Promise<T>): Promise<T> {
+  if (!hold.stage) return scope.run({ hold, holder: hold.holder, leased: new Set() }, fn);
+  const current = { hold, holder: `${hold.holder}/${randomUUID()}`, leased: new Set<string>() };
+  return scope.run(current, async () => {
+    try {
+      return await fn();
+    } finally {
+      // Not awaited by anyone if it fails: the scope's lease then lasts to its expiry, as before.
+      if (current.leased.size > 0) await new BlobLeases(hold.redis, hold.keys).endScope(hold.holder, current.holder).catch(() => undefined);
+    }
+  });
 }
 
 /**
@@ -48,7 +65,7 @@ export async function leaseBlobWrite(digest: string): Promise<void> {
   const current = scope.getStore();
   if (!current || current.leased.has(digest)) return;
   const { hold } = current;
-  await new BlobLeases(hold.redis, hold.keys).lease(hold.holder, [digest], hold.ttlMs ?? WRITE_LEASE_MS);
+  await new BlobLeases(hold.redis, hold.keys).lease(current.holder, [digest], hold.ttlMs ?? WRITE_LEASE_MS);
   await new ContextBlobGuard(hold.redis, hold.keys.prefix).waitForDeletions([digest], hold.onDeletionWait);
   current.leased.add(digest);
 }

@@ -10,7 +10,7 @@ import {
 test('every key lives under the one configured prefix', () => {
   const k = redisKeys('team-a:by');
   const all = [k.builds, k.build('b'), k.buildCancels, k.buildSecrets('b'), k.frontend('f'), k.progress('b'), k.cache.blobRefs, k.cache.records('t'), k.cache.lru('t'),
-    k.leases.expiries, k.leases.build('b'), k.scheduler.build('b'), k.scheduler.bullPrefix, k.scheduler.workerBeats,
+    k.leases.expiries, k.leases.build('b'), k.leases.ended('b'), k.scheduler.build('b'), k.scheduler.bullPrefix, k.scheduler.workerBeats,
     k.scheduler.platformWorkers('linux/amd64', 'native'), k.scheduler.idleConsumers('stages-w-w'), k.scheduler.wakeChannel('w')];
   // The scheduler's keys wrap their prefix in a hash tag (one Redis Cluster slot): `{team-a:by:sched}:...`.
   for (const key of all) assert.ok(key.replace(/^\{([^{}]+)\}/, '$1').startsWith('team-a:by:'), key);
@@ -22,6 +22,7 @@ test('every key lives under the one configured prefix', () => {
   const tag = (key: string) => /^\{([^{}]+)\}/.exec(key)?.[1];
   for (const key of [k.unfinishedBuilds, k.build('b'), k.build('c')]) assert.equal(tag(key), tag(k.builds), key);
   for (const key of [k.ssh.open('b'), k.ssh.conn('b', 'c', 'up')]) assert.equal(tag(key), tag(k.ssh.offer('b')), key);
+  for (const key of [k.leases.build('b'), k.leases.build('b/scope'), k.leases.ended('b')]) assert.equal(tag(key), tag(k.leases.expiries), key);
   assert.notEqual(tag(k.ssh.offer('b')), tag(k.ssh.offer('c')), 'builds\' relays spread over slots');
   assert.equal(tag(k.builds), 'team-a:by:builds');
   assert.equal(DEFAULT_KEYS.build('x'), '{buildyard:builds}:build:x');

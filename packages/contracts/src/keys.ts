@@ -163,6 +163,8 @@ export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX) {
       /** Set of digests one build leases; `buildPrefix` + build id. */
       build: (buildId: string) => `${leases}:build:${buildId}`,
       buildPrefix: `${leases}:build:`,
+      /** Set while a build's lease has been released: a stage's write scope ending later drops its own (blobWrites.ts). */
+      ended: (buildId: string) => `${leases}:ended:${buildId}`,
     },
     workerDisk: {
       /** Pub/sub channel of the frontend's du/prune requests to every worker. */

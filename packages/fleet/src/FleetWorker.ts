@@ -131,8 +131,9 @@ export class FleetWorker {
         attributes: { 'buildyard.build_id': job.buildId, 'buildyard.stage': job.stageId, 'buildyard.platform': job.platform, 'buildyard.worker': this.opts.id, 'buildyard.emulated': job.emulated },
       }, async (span) => {
         try {
-          // Its blobs are leased under the build until the frontend ends the build (blobWrites.ts).
-          return await holdBlobWrites({ redis: this.redis, keys: this.keys, holder: job.buildId }, () => this.runStage(job, signal));
+          // Its blobs are leased under the build until the frontend ends the build, or dropped when
+          // the stage ends if the build already has (blobWrites.ts).
+          return await holdBlobWrites({ redis: this.redis, keys: this.keys, holder: job.buildId, stage: true }, () => this.runStage(job, signal));
         } catch (err) {
           span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
           throw err;
