@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -63,4 +63,23 @@ test('redis grants older than the retention are gone, and a grant renews them', 
   await grants.grantContent('alice', [sha('fresh')]);
   assert.equal(await redis.zscore(keys.content('alice'), sha('stale')), null, 'a grant drops the expired ones');
   assert.ok((await redis.pttl(keys.content('alice'))) > 0, 'an idle tenant\'s grants expire as a whole');
+});
+
+test('fs content grants stay empty files, and granting goes on when the grant they link to is dropped', async () => {
+  const root = join(tmp, 'fs-links');
+  const grants = new FsContextGrants(root);
+  const first = Array.from({ length: 100 }, (_, i) => sha(`linked ${i}`));
+  await grants.grantContent('alice', first);
+  const path = (d: string) => join(root, 'tenants', 'alice', 'content', d.slice(7, 9), d.slice(7));
+  const st = await stat(path(first[50]!));
+  assert.equal(st.size, 0);
+  assert.ok(st.nlink > 1, 'grants share an inode (a link each, not a new file)');
+  // Every grant dropped (their contents were collected), then new ones made by the same instance.
+  await grants.dropContentGrants(first);
+  assert.ok((await grants.hasContent('alice', first)).every((b) => b === false));
+  const later = Array.from({ length: 100 }, (_, i) => sha(`later ${i}`));
+  await grants.grantContent('alice', later);
+  assert.ok((await grants.hasContent('alice', later)).every((b) => b === true));
+  assert.ok((await grants.hasContent('alice', first)).every((b) => b === false), 'a dropped grant does not come back through a link');
+  assert.ok((await grants.hasContent('bob', later)).every((b) => b === false));
 });

@@ -2,7 +2,7 @@
 // A digest alone is never proof (anyone may know one); these grants are. On one machine they
 // are empty files under the context store's root (every process there sees the same
 // directory); across machines they live in Redis, so any frontend or worker can check them.
-import { access, mkdir, open, readdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { access, link, mkdir, open, readdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Cluster, Redis } from 'ioredis';
 
@@ -33,6 +33,8 @@ const READDIR_FROM = 8;
 export class FsContextGrants implements ContextGrants {
   /** Fan-out directories this instance made or found. */
   private readonly madeDirs = new Set<string>();
+  /** Per tenant, a content grant file this instance made, which its next grants link to. */
+  private readonly linkSources = new Map<string, string>();
 
   constructor(private readonly root: string) {}
 
@@ -59,21 +61,46 @@ export class FsContextGrants implements ContextGrants {
       const dir = path.slice(0, path.lastIndexOf('/'));
       let dirReady = made.get(dir);
       if (!dirReady) made.set(dir, (dirReady = this.madeDirs.has(dir) ? Promise.resolve() : mkdir(dir, { recursive: true }).then(() => this.madeDirs.add(dir))));
-      pending.push((async () => {
+      const grant = (async () => {
         await dirReady;
-        // No fsync: a grant lost in a crash only means the tenant uploads the file once more.
-        const fh = await open(path, 'a').catch(async (err: NodeJS.ErrnoException) => {
-          // Removed since (a tenant's grants dropped): made again.
-          if (err.code !== 'ENOENT') throw err;
-          this.madeDirs.delete(dir);
-          await mkdir(dir, { recursive: true });
-          return open(path, 'a');
-        });
-        await fh.close();
-      })());
+        await this.grantOne(tenant, path, dir);
+      })();
+      // The first grant of a tenant this instance has no link source for is made alone: it
+      // becomes the source the others link to (else each of the first 64 would make a file).
+      if (!this.linkSources.has(tenant)) await grant;
+      else pending.push(grant);
       if (pending.length >= 64) await Promise.all(pending.splice(0));
     }
     await Promise.all(pending);
+  }
+
+  /**
+   * One content grant: a hard link to another grant file of this tenant (an empty file, so the
+   * grant is still just a name that exists). Making a new inode cost ~160 us of kernel time
+   * per file on this ext4 and a link ~8 us, and a first sync grants every file it uploads.
+   */
+  private async grantOne(tenant: string, path: string, dir: string): Promise<void> {
+    const source = this.linkSources.get(tenant);
+    if (source !== undefined) {
+      try {
+        await link(source, path);
+        return;
+      } catch (err) {
+        // Granted already. Else the source or this directory was dropped (ENOENT), the source
+        // has its filesystem's most links (EMLINK), or links do not work here: a file of its own.
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
+      }
+    }
+    // No fsync: a grant lost in a crash only means the tenant uploads the file once more.
+    const fh = await open(path, 'a').catch(async (err: NodeJS.ErrnoException) => {
+      // Removed since (a tenant's grants dropped): made again.
+      if (err.code !== 'ENOENT') throw err;
+      this.madeDirs.delete(dir);
+      await mkdir(dir, { recursive: true });
+      return open(path, 'a');
+    });
+    await fh.close();
+    if (this.linkSources.get(tenant) === source) this.linkSources.set(tenant, path);
   }
 
   async hasContent(tenant: string, digests: readonly string[]): Promise<boolean[]> {
