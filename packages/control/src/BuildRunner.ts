@@ -6,7 +6,7 @@ import type { BuildPlan } from '@buildyard/graph';
 import { RegistryClient, credentialsFromLogins, formatReference, parseReference, type Credentials, type FsContentStore } from '@buildyard/oci';
 import { ProgressWriter, internalDigest, type VertexRef } from '@buildyard/progress';
 import type { Scheduler } from '@buildyard/scheduler';
-import { assembleImage, assembleIndex, registryImageResolver, type AssembledImage, type StageResult } from '@buildyard/solver';
+import { assembleImage, assembleIndex, registryImageResolver, withAnsweredInputs, type AssembledImage, type StageResult } from '@buildyard/solver';
 import type { SolveRequest } from '@buildyard/proto';
 import type { ContextStore } from '@buildyard/context';
 import { readManifest } from '@buildyard/context';
@@ -222,10 +222,11 @@ export class BuildRunner {
       await announceBaseImages(plan, progress, buildId);
       // Taken over: the scheduler already has the stages the first coordinator submitted.
       const submitted = Boolean(resume) && Boolean(await scheduler.getBuild(buildId));
-      // Every step of every stage and platform in the cache: answered here, as buildkitd answers
-      // it, without the scheduler or a worker (a single miss leaves the build to the fleet).
-      const cached = submitted ? undefined : await resultsFromCache(plan, req.noCache, { redis: this.deps.redis, keys: this.deps.keys, tenant, buildId, blobs: this.deps.blobs, bases }, progress);
-      const results = cached ?? await this.runOnFleet(buildId, tenant, req, plan, signal, handoff, submitted);
+      // Stages whose every step is in the cache are answered here, as buildkitd answers them,
+      // without the scheduler or a worker; only the others (and those after them) are scheduled.
+      // A takeover answers the same stages again: the scheduler never had them.
+      const answered = await resultsFromCache(plan, req.noCache, { redis: this.deps.redis, keys: this.deps.keys, tenant, buildId, blobs: this.deps.blobs, bases }, progress);
+      const results = answered.size === stageCount ? answered : new Map([...answered, ...await this.runOnFleet(buildId, tenant, req, plan, answered, signal, handoff, submitted)]);
       // A takeover plans again: a base image tag that moved since the first plan names other stages.
       if (plan.platforms.some((p) => !results.has(`${p.platform}|${p.target}`))) {
         throw new BuildFailure('the build\'s plan changed when another frontend took it over (a base image tag moved?): run the build again', { code: 'build.resumed' });
@@ -312,8 +313,13 @@ export class BuildRunner {
     }
   }
 
-  /** Submits the build's stages to the scheduler (unless a takeover found them there) and waits for their results. */
-  private async runOnFleet(buildId: string, tenant: string, req: SolveRequest, plan: BuildPlan, signal: AbortSignal, handoff: AbortSignal | undefined, submitted: boolean): Promise<Map<string, StageResult>> {
+  /**
+   * Submits the build's stages the frontend did not answer (`answered`, keyed `platform|stageId`)
+   * to the scheduler, unless a takeover found them there, and waits for their results. An answered
+   * stage a scheduled one reads travels in that one's plan (the scheduler hands over only the
+   * results of stages it ran).
+   */
+  private async runOnFleet(buildId: string, tenant: string, req: SolveRequest, plan: BuildPlan, answered: ReadonlyMap<string, StageResult>, signal: AbortSignal, handoff: AbortSignal | undefined, submitted: boolean): Promise<Map<string, StageResult>> {
     const { records, scheduler } = this.deps;
     if (!submitted) await scheduler.submitBuild({
       buildId, tenant, priority: 0,
@@ -321,16 +327,19 @@ export class BuildRunner {
       traceContext: injectTraceContext(),
       platforms: plan.platforms.map((p) => ({
         platform: p.platform,
-        stages: p.stages.map((s) => ({
-          id: s.id, dependsOn: s.dependsOn,
+        stages: p.stages.filter((s) => !answered.has(`${p.platform}|${s.id}`)).map((s) => ({
+          id: s.id, dependsOn: s.dependsOn.filter((d) => !answered.has(`${p.platform}|${d}`)),
           // A stage executes on its own platform (FROM --platform=$BUILDPLATFORM runs on the build
           // platform): that decides its queue; the group platform stays its identity.
           runPlatform: s.platform,
           // Dedupe only within a tenant, and never for --no-cache stages.
           cacheKey: req.noCache || s.noCache ? '' : `${tenant}:${s.cacheKey}`,
-          payload: { stage: s, contextId: req.contextId, noCache: req.noCache || s.noCache, network: req.network } satisfies StagePayload,
+          payload: {
+            stage: withAnsweredInputs(s, Object.fromEntries(s.dependsOn.flatMap((d) => answered.get(`${p.platform}|${d}`) ?? []).map((r) => [r.stageId, r]))),
+            contextId: req.contextId, noCache: req.noCache || s.noCache, network: req.network,
+          } satisfies StagePayload,
         })),
-      })),
+      })).filter((p) => p.stages.length > 0),
     });
     const onAbort = () => {
       scheduler.cancelBuild(buildId, abortReason(signal)).catch((err: Error) => this.deps.log?.warn({ buildId, err: err.message }, 'cancelling the build in the scheduler failed'));

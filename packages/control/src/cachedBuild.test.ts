@@ -1,8 +1,10 @@
 // A build whose every step is cached is answered by the frontend (cachedBuild.ts), on a real
 // cluster (Redis, registry, frontend and a worker as processes): the scheduler never hears of
 // it, every step shows CACHED under the names the worker gave it, the image has the first
-// build's digest and nothing is pushed. And no false hit: a changed context file, build arg or
-// base image (its tag moved) rebuilds what it changes, and the result is the new image.
+// build's digest and nothing is pushed. A change schedules only the stages it reaches, the
+// others answered by the frontend and handed to them, for the image a fleet builds. And no
+// false hit: a changed context file, build arg or base image (its tag moved) rebuilds what it
+// changes, and the result is the new image.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -24,7 +26,7 @@ let work: string;
 
 before(async () => {
   if (skip) return;
-  cluster = await startCluster({ workers: 1 });
+  cluster = await startCluster({ workers: 1, tenants: ['fresh'] });
   // Pushes go through a proxy that records every request: "nothing pushed" is counted there.
   proxy = await startRegistryProxy({ upstream: cluster.registry.host, mode: 'plain' });
   redis = new Redis(cluster.redis.url);
@@ -59,8 +61,8 @@ COPY --from=base /built /built
 COPY --from=other /msg /msg
 `;
 
-async function build(dir: string, request: Partial<SolveRequest>): Promise<SolveOutcome & { result: NonNullable<SolveEvent['result']> }> {
-  const outcome = await solve(cluster, dir, request);
+async function build(dir: string, request: Partial<SolveRequest>, token?: string): Promise<SolveOutcome & { result: NonNullable<SolveEvent['result']> }> {
+  const outcome = await solve(cluster, dir, request, { token });
   assert.equal(outcome.error, undefined, `build failed: ${outcome.error?.message}`);
   assert.ok(outcome.result, 'the build ended without a result');
   return outcome as SolveOutcome & { result: NonNullable<SolveEvent['result']> };
@@ -69,6 +71,11 @@ async function build(dir: string, request: Partial<SolveRequest>): Promise<Solve
 /** Whether the scheduler ever recorded this build (its stages were submitted). */
 async function scheduled(buildId: string): Promise<boolean> {
   return (await redis.exists(DEFAULT_KEYS.scheduler.build(buildId))) === 1;
+}
+
+/** How many stage jobs the scheduler was given for this build. */
+async function stageJobs(buildId: string): Promise<number> {
+  return Number(await redis.hget(DEFAULT_KEYS.scheduler.build(buildId), 'total') ?? 0);
 }
 
 /** `platform name` of every step a worker reported, and whether each was answered from the cache. */
@@ -115,6 +122,31 @@ test('a no-change rebuild of every stage and platform submits no stage, shows ev
   assert.equal(again.result.digest, first.result.digest, 'a no-change rebuild pushes the same image');
   assert.deepEqual(pushRequests.filter((r) => r.method !== 'GET' && r.method !== 'HEAD'), [], 'the no-change rebuild wrote to the registry');
   assert.deepEqual(again.result.pushed, first.result.pushed);
+});
+
+test('a change reaching some stages schedules only those; the frontend answers the others, shows them CACHED and the image is the one a fleet builds', { skip }, async () => {
+  const dir = await context(MULTI_STAGE);
+  // SOURCE_DATE_EPOCH pins every time in the image and layers, so a fresh build of the same
+  // inputs by another tenant (an empty cache: every stage on the fleet) has the same digest.
+  const request = (msg: string) => ({ platforms: ['linux/amd64', 'linux/arm64'], buildArgs: { BASE: cluster.busybox.reference, MSG: msg, SOURCE_DATE_EPOCH: '1700000000' } });
+  const first = await build(dir, request('one'));
+  assert.equal(await stageJobs(first.result.buildId), 6, 'the cold build schedules its 3 stages on 2 platforms');
+  const ran = workerSteps(first.events);
+
+  // The build arg reaches the other stage and the final one, not the base stage.
+  const edited = await build(dir, request('two'));
+  assert.equal(await stageJobs(edited.result.buildId), 4, 'only the other and final stages are scheduled, on each platform');
+  const onWorkers = [...workerSteps(edited.events).keys()];
+  assert.ok(onWorkers.length > 0 && onWorkers.every((name) => /\[(other|stage-2) /.test(name)), `workers ran the changed stages only: ${onWorkers.join('; ')}`);
+  const shown = steps(edited.events);
+  assert.deepEqual([...shown.keys()].sort(), [...ran.keys()].sort(), 'the rebuild shows the same steps under the same names');
+  for (const [name, cached] of shown) assert.equal(cached, !/\[(other 3\/3|stage-2 3\/3)\]/.test(name), `${name}: cached or run as the change requires`);
+  assert.equal(edited.result.verticesTotal, 2 * 6);
+  assert.equal(edited.result.verticesCached, 2 * 4);
+
+  const fresh = await build(dir, request('two'), cluster.tokens.fresh);
+  assert.equal(await stageJobs(fresh.result.buildId), 6, 'the other tenant\'s build is the fleet\'s alone');
+  assert.equal(edited.result.digest, fresh.result.digest, 'the partly answered build gives the image a fleet builds');
 });
 
 test('no false hit: a changed context file, build arg or base image rebuilds what it changes and gives the new image', { skip }, async () => {

@@ -4,6 +4,7 @@
 // or a build answered by the frontend would push an image with another digest than one a worker
 // assembled from the same cache records.
 import type { CacheRecord, LayerRecord } from '@buildyard/cache';
+import { fromRedis, stageResultSchema } from '@buildyard/contracts';
 import { imageStateKey, scratchStateKey, type HistoryEntry, type StagePlan } from '@buildyard/graph';
 import type { StageResult } from './StageResult.js';
 
@@ -124,6 +125,28 @@ export async function stageFromCache(stage: StagePlan, inputs: Readonly<Record<s
     assembly.add({ key, cached: true, layer: record.layer, record });
   }
   return assembly.result();
+}
+
+/** Where a stage plan carries the results of input stages its frontend answered from the cache. */
+const ANSWERED_INPUTS = 'answeredInputs';
+
+/**
+ * The stage plan a worker is sent when some stages it reads were answered by the frontend from
+ * the cache: those stages are never scheduled, so the scheduler has no result of theirs to hand
+ * over; the plan carries them (the scheduler and the payload's schema pass unknown members on).
+ */
+export function withAnsweredInputs(stage: StagePlan, inputs: Readonly<Record<string, StageResult>>): StagePlan {
+  if (Object.keys(inputs).length === 0) return stage;
+  const carrying: StagePlan & { [ANSWERED_INPUTS]: Readonly<Record<string, StageResult>> } = { ...stage, [ANSWERED_INPUTS]: inputs };
+  return carrying;
+}
+
+/** The input results a plan carries (withAnsweredInputs), checked as the scheduler's are. */
+export function answeredInputsOf(stage: StagePlan): Record<string, StageResult> {
+  const carried = (stage as StagePlan & { [ANSWERED_INPUTS]?: unknown })[ANSWERED_INPUTS];
+  if (carried === undefined) return {};
+  if (typeof carried !== 'object' || carried === null) throw new Error(`stage ${stage.id} (${stage.platform}) carries malformed input results`);
+  return Object.fromEntries(Object.entries(carried).map(([id, r]) => [id, fromRedis(stageResultSchema, r, `the result of stage ${id} (${stage.platform}) answered from the cache`)]));
 }
 
 /** Marks the next layer-producing history entry (empty, or with its layer's time); returns the index after it. */

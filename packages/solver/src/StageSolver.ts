@@ -9,7 +9,7 @@ import { type EgressLists, type Executor, type StepLimits } from '@buildyard/exe
 import { chainID, diffUpper, ownScratchDir, type ChainLayer, type Snapshotter } from '@buildyard/snapshot';
 import { addUrl, copy, DirUrlValidatorStore, mkdir, mkfile, resolveChown, revalidateUrl, type UrlRevision, type UrlValidatorStore } from '@buildyard/fileop';
 import type { StageResult } from './StageResult.js';
-import { StageAssembly, isUsableHit, stageBase, stageBaseKey, type SolvedVertex } from './StageAssembly.js';
+import { StageAssembly, answeredInputsOf, isUsableHit, stageBase, stageBaseKey, type SolvedVertex } from './StageAssembly.js';
 import { RunMounts, type SshAgentSockets } from './RunMounts.js';
 import { briefMessage } from './briefMessage.js';
 
@@ -94,7 +94,9 @@ export class StageSolver {
     this.validators = opts.urlValidators ?? new DirUrlValidatorStore(join(opts.stateDir, 'url-validators'));
   }
 
-  async solve(req: SolveStageRequest): Promise<StageResult> {
+  async solve(request: SolveStageRequest): Promise<StageResult> {
+    // Inputs the frontend answered from the cache come with the plan, the others from the scheduler.
+    const req = { ...request, inputs: { ...answeredInputsOf(request.stage), ...request.inputs } };
     const { stage } = req;
     const events = req.events ?? noEvents;
     const base = await stageBase(stage, req.inputs, async (ref, digest) => {

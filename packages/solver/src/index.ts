@@ -3,7 +3,7 @@
 // Dockerfile: planning is the frontend's (control, or localbuild without Redis).
 export { StageSolver, type ImageSource, type SolverEvents, type VertexProgress, type StageSolverOptions, type SolveStageRequest } from './StageSolver.js';
 export type { StageResult } from './StageResult.js';
-export { StageAssembly, stageFromCache, stageBase, stageBaseKey, plannedVertexKeys, isUsableHit, type SolvedVertex, type StageBaseState } from './StageAssembly.js';
+export { StageAssembly, stageFromCache, stageBase, stageBaseKey, plannedVertexKeys, isUsableHit, withAnsweredInputs, answeredInputsOf, type SolvedVertex, type StageBaseState } from './StageAssembly.js';
 export type { SshAgentSockets } from './RunMounts.js';
 export { RegistryImageSource, registryImageResolver } from './RegistryImageSource.js';
 export { assembleImage, assembleIndex, platformObject, type AssembledImage, type Descriptor, type JsonBlob, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, MEDIA_TYPE_CONFIG } from './assembleImage.js';
