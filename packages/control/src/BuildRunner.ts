@@ -224,9 +224,10 @@ export class BuildRunner {
       const submitted = Boolean(resume) && Boolean(await scheduler.getBuild(buildId));
       // Stages whose every step is in the cache are answered here, as buildkitd answers them,
       // without the scheduler or a worker; only the others (and those after them) are scheduled.
-      // A takeover answers the same stages again: the scheduler never had them.
+      // A takeover answers the same stages again (the scheduler never had them) and waits for
+      // the scheduled ones even if the cache now holds them too: the scheduler still runs them.
       const answered = await resultsFromCache(plan, req.noCache, { redis: this.deps.redis, keys: this.deps.keys, tenant, buildId, blobs: this.deps.blobs, bases }, progress);
-      const results = answered.size === stageCount ? answered : new Map([...answered, ...await this.runOnFleet(buildId, tenant, req, plan, answered, signal, handoff, submitted)]);
+      const results = answered.size === stageCount && !submitted ? answered : new Map([...answered, ...await this.runOnFleet(buildId, tenant, req, plan, answered, signal, handoff, submitted)]);
       // A takeover plans again: a base image tag that moved since the first plan names other stages.
       if (plan.platforms.some((p) => !results.has(`${p.platform}|${p.target}`))) {
         throw new BuildFailure('the build\'s plan changed when another frontend took it over (a base image tag moved?): run the build again', { code: 'build.resumed' });
