@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Metadata, ClientDuplexStream } from '@grpc/grpc-js';
-import type { ContentChunk, ContextEntry as ProtoContextEntry, ContextSyncClient, SyncComplete, SyncRequest, SyncResponse } from '@buildyard/proto';
+import { ContextSyncService, type ContentChunk, type ContextEntry as ProtoContextEntry, type ContextSyncClient, type SyncComplete, type SyncRequest, type SyncResponse } from '@buildyard/proto';
 import { ContextError } from './ContextError.js';
+import { encodeSyncRequest } from './encodeSyncRequest.js';
 import { isRegular, type ContextEntry } from './ContextEntry.js';
 import { defaultContextCacheDir } from './HashCache.js';
 import { appendJournal, compactAfter, readJournal, rewriteJournal } from './journalFile.js';
@@ -71,7 +72,11 @@ export async function syncContext(client: ContextSyncClient, dir: string, opts: 
   const progress: SyncProgress = { phase: 'walk', files, bytesTotal, bytesToUpload: 0, bytesUploaded: 0 };
   opts.onProgress?.({ ...progress });
 
-  const call = opts.metadata ? client.sync(opts.metadata) : client.sync();
+  // The service's own method, with a serializer that copies contents once (encodeSyncRequest).
+  const method = ContextSyncService.sync;
+  const call = opts.metadata
+    ? client.makeBidiStreamRequest(method.path, encodeSyncRequest, method.responseDeserialize, opts.metadata)
+    : client.makeBidiStreamRequest(method.path, encodeSyncRequest, method.responseDeserialize);
   const onAbort = () => call.cancel();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   // Errors surface through the response iterator; this keeps an early one from going unhandled.
