@@ -289,6 +289,8 @@ export class BlobStaging {
   private ready?: Promise<unknown>;
   private closed = false;
   private readonly inflight = new Set<Promise<void>>();
+  /** Unique to this staging: its temp files are named by it and a count (process.pid and randomBytes per file cost 20-35 us of CPU each). */
+  private readonly tempPrefix = `${process.pid}-${randomBytes(6).toString('hex')}`;
 
   constructor(private readonly local: FsContentStore, private readonly shared: SharedContent | undefined, private readonly ingest: string) {}
 
@@ -310,7 +312,7 @@ export class BlobStaging {
     const present = await Promise.all(fresh.map((b) => this.local.has(b.digest)));
     if (this.closed) throw new Error('blob staging aborted');
     const writes = fresh.filter((_, i) => !present[i]).map((b) => {
-      const tmp = join(this.ingest, `${b.digest.slice(7, 19)}-${process.pid}-${randomBytes(6).toString('hex')}`);
+      const tmp = join(this.ingest, `${b.digest.slice(7, 19)}-${this.tempPrefix}-${this.temps.size}`);
       this.temps.set(b.digest, tmp);
       return writeFile(tmp, b.data, { flag: 'wx' });
     });
