@@ -27,7 +27,7 @@ export interface DispatcherOptions {
    * this dispatcher puts there (a chain's next stage, on the worker holding its inputs) wakes it
    * in process as soon as the job exists, instead of through Redis after the pass.
    */
-  local?: { queue: string; wake: () => void };
+  local?: { queue: string; wake: (jobs: number) => void };
 }
 
 export type Placement = { queue: string; worker?: string } | { error: string };
@@ -218,7 +218,8 @@ export class Dispatcher {
     const perQueue = new Map<string, number>();
     for (const c of add) perQueue.set(c.queue, (perQueue.get(c.queue) ?? 0) + 1);
     const local = this.opts.local;
-    if (local && perQueue.delete(local.queue)) local.wake();
+    const own = local ? perQueue.get(local.queue) : undefined;
+    if (own) { perQueue.delete(local!.queue); local!.wake(own); }
     await Promise.all([this.store.jobsAdded(add.map((c) => c.info.ref)), this.registry.wake(perQueue)]);
     return freed;
   }

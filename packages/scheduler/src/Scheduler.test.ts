@@ -392,6 +392,32 @@ test('idle consumers are woken by placements, not by polling', async (t) => {
   assert.deepEqual(errors, []);
 });
 
+test('a chain on a fleet with idle slots looks at its queues about once per stage: a freed slot or a job just taken does not look again while idle', { skip: onCluster && 'counts one node\'s commands' }, async (t) => {
+  const { scheduler, consumer, errors } = setup(t);
+  const never = 3_600_000;
+  await consumer('w1', { capacity: 2, pollMs: never });
+  await consumer('w2', { capacity: 2, pollMs: never });
+  const probe = probeRedis();
+  t.after(() => probe.quit());
+  // Every look at a queue is one BullMQ moveToActive, which runs one RPOPLPUSH (it fetches only
+  // there: jobs are completed without fetching the next).
+  const looks = async () => Number(/cmdstat_rpoplpush:calls=(\d+)/.exec(await probe.info('commandstats'))?.[1] ?? 0);
+  const chain = (id: string, n: number) => ({ buildId: id, tenant: 't1', priority: 0, platforms: [{ platform: AMD,
+    stages: Array.from({ length: n }, (_, i) => stage(`s${i}`, i === 0 ? [] : [`s${i - 1}`])) }] });
+  // Past the consumers' first looks.
+  await scheduler.submitBuild(chain('warm', 1));
+  assert.equal((await timeout(scheduler.waitForBuild('warm'), 30_000)).status, 'done');
+  const n = 12;
+  const before = await looks();
+  await scheduler.submitBuild(chain('idle-chain', n));
+  assert.equal((await timeout(scheduler.waitForBuild('idle-chain'), 30_000)).status, 'done');
+  const used = (await looks()) - before;
+  // Each next stage goes to its holder's own queue and wakes it in process: one look takes it.
+  // A look on every freed slot and after every take (both find nothing here) made it ~5 per stage.
+  assert.ok(used <= 2 * n, `${used} queue looks for a chain of ${n} stages`);
+  assert.deepEqual(errors, []);
+});
+
 test('a completion claims the stages it makes ready itself: with no tick and no poll, chains and a deduped stage\'s dependent run, each stage once', async (t) => {
   // Nothing else dispatches here: no scheduler tick, no consumer poll. A completion sends its
   // claim right behind it; a leader's completion first asks for its followers' keys (changing

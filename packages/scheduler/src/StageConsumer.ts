@@ -115,6 +115,17 @@ export class StageConsumer {
    * looked at first) the wake-up goes on to another idle consumer instead of being dropped.
    */
   private readonly owed = new Set<string>();
+  /** Jobs this consumer's own dispatcher put on its own queue (woken in process) and not yet taken. */
+  private ownOwed = 0;
+  /**
+   * Quiet: since a look that found every queue empty, this consumer has stayed in every idle set.
+   * Each job added to its queues since then either woke an idle consumer through Redis (a message
+   * to this one clears quiet) or is counted in `ownOwed`, so looking again would find nothing that
+   * no one was woken for: a freed slot or a job just taken needs no look (at a large, mostly idle
+   * fleet those empty looks were 4 of every 5 moveToActive calls of a chain, on the connection the
+   * completion's dispatch uses).
+   */
+  private quiet = false;
 
   constructor(opts: StageConsumerOptions) {
     if (opts.worker.capacity < 1) throw new Error(`worker ${opts.worker.id}: capacity ${opts.worker.capacity} must be at least 1`);
@@ -139,7 +150,8 @@ export class StageConsumer {
     this.registry = new WorkerRegistry(redis, { prefix, heartbeatTtlMs: o.heartbeatTtlMs });
     this.store = new StageStore(redis, prefix);
     this.dispatcher = new Dispatcher(redis, this.keys, this.store, this.registry, {
-      tenantLimit: o.tenantLimit ?? 'fleet', local: { queue: workerQueueName(this.id), wake: () => this.wake() },
+      tenantLimit: o.tenantLimit ?? 'fleet',
+      local: { queue: workerQueueName(this.id), wake: (jobs) => { this.ownOwed += jobs; this.wake(); } },
     }, (err) => this.report(err));
     await this.registry.register(this.info());
 
@@ -224,7 +236,7 @@ export class StageConsumer {
       // A worker swept as dead (a heartbeat starved of CPU, say) comes back still draining if it
       // was; registering took it out of every idle set.
       else if (!this.closing) {
-        this.idleIn.clear();
+        this.leaveIdle();
         await this.registry!.register(this.info(), { draining: this.drainingSeen });
         this.wake();
       }
@@ -235,7 +247,7 @@ export class StageConsumer {
 
   /** The drain flag as the registry has it; draining took this worker out of every idle set. */
   private setDraining(draining: boolean): void {
-    if (draining) this.idleIn.clear();
+    if (draining) this.leaveIdle();
     if (draining === this.drainingSeen) return;
     this.drainingSeen = draining;
     if (!draining) this.wake();
@@ -245,7 +257,7 @@ export class StageConsumer {
     if (channel === this.keys.cancelChannel) return this.abortBuild(msg, 'build cancelled');
     if (msg === 'drain' || msg === 'undrain') return this.setDraining(msg === 'drain');
     // A wake-up for a job on queue `msg`; the waker's SPOP took us out of that queue's idle set.
-    this.idleIn.delete(msg);
+    this.leaveIdle(msg);
     this.owed.add(msg);
     // Full meanwhile: the job is someone else's to take.
     if (this.closing || this.drainingSeen || this.running.size >= this.opts.worker.capacity) return this.passOnWakeUps();
@@ -271,9 +283,21 @@ export class StageConsumer {
     for (const q of todo) {
       // Marked before the command runs: a wake-up that follows it then finds the mark to clear.
       if (on) { this.idleIn.add(q); p.sadd(this.keys.idleConsumers(q), this.id); }
-      else { this.idleIn.delete(q); p.srem(this.keys.idleConsumers(q), this.id); }
+      else { this.leaveIdle(q); p.srem(this.keys.idleConsumers(q), this.id); }
     }
     for (const [err] of (await p.exec()) ?? []) if (err) throw err;
+  }
+
+  /** This consumer is out of one queue's idle set (or all): it is no longer sure to be woken. */
+  private leaveIdle(queue?: string): void {
+    if (queue === undefined) this.idleIn.clear();
+    else this.idleIn.delete(queue);
+    this.quiet = false;
+  }
+
+  /** Nothing to look for: every job on this consumer's queues is one some consumer was woken for. */
+  private nothingToFind(): boolean {
+    return this.quiet && this.ownOwed === 0;
   }
 
   private wake(): void {
@@ -314,8 +338,13 @@ export class StageConsumer {
           idle.catch(() => undefined); // awaited below, after the look
           took = await this.fetchOne();
           await idle;
-          // Every queue was looked at and held nothing: the jobs woken for went to others.
-          if (!took) this.owed.clear();
+          // Every queue was looked at and held nothing: the jobs woken for went to others. Still
+          // in every idle set (the SADDs went ahead of the look, no wake-up took this consumer out
+          // since), every job added from now on wakes someone.
+          if (!took) {
+            this.owed.clear();
+            if (this.sources.every((s) => this.idleIn.has(s.name))) this.quiet = true;
+          }
           if (this.running.size >= capacity) {
             await this.setIdle(false);
             this.passOnWakeUps();
@@ -327,7 +356,7 @@ export class StageConsumer {
       } catch (err) {
         this.report(err);
       }
-      if (!took && !this.closing) await this.sleep(pollMs);
+      if ((!took || this.nothingToFind()) && !this.closing) await this.sleep(pollMs);
     }
   }
 
@@ -336,6 +365,7 @@ export class StageConsumer {
       if (this.closing) return false;
       const token = randomUUID();
       const job = (await source.worker.getNextJob(token, { block: false })) as Job<StageJobData> | undefined;
+      if (source.emulated === undefined) this.ownOwed = job ? Math.max(0, this.ownOwed - 1) : 0;
       if (job) {
         this.owed.delete(source.name);
         this.startJob(job, token, source);
@@ -366,7 +396,8 @@ export class StageConsumer {
       freed = true;
       this.running.delete(key);
       if (claim) this.dispatch();
-      this.wake();
+      // A quiet consumer with a free slot is in every idle set already: what is added wakes it.
+      if (!this.nothingToFind()) this.wake();
     };
     const done: Promise<void> = this.runJob(job, token, source, entry, free)
       .catch((err) => this.report(err))

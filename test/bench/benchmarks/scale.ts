@@ -68,11 +68,22 @@ async function startFleet(redisUrl: string, prefix: string, n: number, log: (m: 
 
 async function commandCalls(info: Redis): Promise<number> {
   let total = 0;
+  for (const [cmd, calls] of await commandBreakdown(info)) if (!OWN_COMMANDS.has(cmd.split('|')[0])) total += calls;
+  return total;
+}
+
+/**
+ * Calls per command. BENCH_SCALE_CMDS=1 logs each workload's commands per stage by command: counts
+ * that do not move with the machine's load (e.g. RPOPLPUSH: BullMQ's moveToActive, one per look
+ * at a queue; PUBLISH: wake-ups sent).
+ */
+async function commandBreakdown(info: Redis): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
   for (const line of (await info.info('commandstats')).split('\n')) {
     const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line.trim());
-    if (m && !OWN_COMMANDS.has(m[1].split('|')[0])) total += Number(m[2]);
+    if (m) out.set(m[1], Number(m[2]));
   }
-  return total;
+  return out;
 }
 
 async function connectedClients(info: Redis): Promise<number> {
@@ -153,11 +164,17 @@ export const scaleBenchmark: Benchmark = {
           const workload = async (name: string, builds: number, stages: StageSpec[]) => {
             const ids = Array.from({ length: builds }, (_, i) => `${name}-${i}`);
             const c = await commandCalls(info);
+            const before = process.env.BENCH_SCALE_CMDS ? await commandBreakdown(info) : undefined;
             const t = performance.now();
             await Promise.all(ids.map((buildId, i) => scheduler.submitBuild({ buildId, tenant: `t${i % TENANTS}`, priority: 0, platforms: [{ platform: AMD, stages }] })));
             await waitBuilds(waiter, scheduler, ids);
             const secs = (performance.now() - t) / 1000;
             const total = builds * stages.length;
+            if (before) {
+              const after = await commandBreakdown(info);
+              const per = [...after].map(([k, v]): [string, number] => [k, (v - (before.get(k) ?? 0)) / total]).filter(([, v]) => v >= 0.05).sort((a, b) => b[1] - a[1]);
+              ctx.log(`N=${n} ${name} commands per stage: ${per.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
+            }
             return { stagesPerSec: total / secs, cmdsPerStage: ((await commandCalls(info)) - c) / total };
           };
           const indep = await workload('ind', sizes.indepBuilds, independent(10));
