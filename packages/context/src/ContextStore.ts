@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -309,7 +310,9 @@ export class BlobStaging {
     const fresh = blobs.filter((b) => !this.seen.has(b.digest) && this.seen.add(b.digest));
     this.ready ??= Promise.all([this.local.init(), mkdir(this.ingest, { recursive: true })]);
     await this.ready;
-    const present = await Promise.all(fresh.map((b) => this.local.has(b.digest)));
+    // In line: a stat of a (negatively) cached name costs microseconds, where the store's has()
+    // went through the thread pool and built an ENOENT error for each of 20,000 new blobs.
+    const present = fresh.map((b) => statSync(this.local.path(b.digest), { throwIfNoEntry: false })?.isFile() === true);
     if (this.closed) throw new Error('blob staging aborted');
     const writes = fresh.filter((_, i) => !present[i]).map((b) => {
       const tmp = join(this.ingest, `${b.digest.slice(7, 19)}-${this.tempPrefix}-${this.temps.size}`);

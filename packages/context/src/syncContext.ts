@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { open, readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Metadata, ClientDuplexStream } from '@grpc/grpc-js';
 import { ContextSyncService, type ContentChunk, type ContextEntry as ProtoContextEntry, type ContextSyncClient, type SyncComplete, type SyncRequest, type SyncResponse } from '@buildyard/proto';
@@ -40,7 +41,6 @@ const MAX_BATCH_BYTES = 512 * 1024;
 export const CHUNK_SIZE = 256 * 1024;
 /** Small files travel many to a message, up to about this much content. */
 const MAX_BLOB_BATCH_BYTES = 1024 * 1024;
-const READ_AHEAD = 16;
 /** Bytes of small files kept from hashing until uploaded or the server says it has them all. */
 const KEEP_READ_BYTES = 32 * 1024 * 1024;
 
@@ -239,9 +239,6 @@ class UploadQueue {
       this.onEmpty = undefined;
       onEmpty?.();
       for (const d of digests) if (sizeOf.get(d)! > CHUNK_SIZE) await uploadFile(call, d, pathOf.get(d)!, onBytes);
-      // Read ahead so many tiny files do not serialise on open/read.
-      const reads = new Map<number, Promise<Buffer>>();
-      let ahead = 0;
       let batch: ContentChunk[] = [];
       let batchBytes = 0;
       const flush = async () => {
@@ -249,15 +246,13 @@ class UploadQueue {
         onBytes(batchBytes);
         batch = [];
         batchBytes = 0;
+        // The reads below are in line: the call and the response loop run between messages.
+        await new Promise<void>((resolveTurn) => setImmediate(resolveTurn));
       };
       for (let i = 0; i < small.length; i++) {
-        while (ahead < small.length && ahead < i + READ_AHEAD) {
-          const p = held[ahead] ? Promise.resolve(held[ahead]!) : readFile(pathOf.get(small[ahead])!);
-          p.catch(() => {});
-          reads.set(ahead++, p);
-        }
-        const data = await reads.get(i)!;
-        reads.delete(i);
+        // Read in line, as hashing reads them (see listContext): readFile's four thread-pool
+        // round trips per file cost more CPU than the read.
+        const data = held[i] ?? readFileSync(pathOf.get(small[i])!);
         if (batch.length > 0 && batchBytes + data.length > MAX_BLOB_BATCH_BYTES) await flush();
         batch.push({ digest: small[i], data, last: true });
         batchBytes += data.length;
