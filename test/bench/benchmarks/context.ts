@@ -196,9 +196,13 @@ export const contextBenchmark: Benchmark = {
       client = undefined;
       await cluster.stop();
       cluster = undefined;
-      const builds = [...await buildRows(ctx, work, 2_000, 20 * 1024 ** 2)];
-      if (!ctx.quick) builds.push(...await buildRows(ctx, work, 20_000, 200 * 1024 ** 2));
-      builds.push(...await multiStageRows(ctx, work));
+      // BENCH_CONTEXT_ROWS=sync: only the sync rows (full upload throughput, one-file change).
+      const builds = [];
+      if (process.env.BENCH_CONTEXT_ROWS !== 'sync') {
+        builds.push(...await buildRows(ctx, work, 2_000, 20 * 1024 ** 2));
+        if (!ctx.quick) builds.push(...await buildRows(ctx, work, 20_000, 200 * 1024 ** 2));
+        builds.push(...await multiStageRows(ctx, work));
+      }
       return [
         ...builds,
         lowerIsBetter({ benchmark: 'context', metric: 'one-file change: bytes re-sent', unit: 'B', buildyard: median(changeBytes), peer: full.value.bytesUploaded, peerName: 'full upload', target: '< 0.01x' }, 0.01),
