@@ -221,12 +221,16 @@ export class BuildRunner {
       await this.throwIfCancelRequested(buildId);
       await announceBaseImages(plan, progress, buildId);
       // Taken over: the scheduler already has the stages the first coordinator submitted.
-      const submitted = Boolean(resume) && Boolean(await scheduler.getBuild(buildId));
+      const scheduled = resume ? await scheduler.getBuild(buildId) : null;
+      const submitted = Boolean(scheduled);
       // Stages whose every step is in the cache are answered here, as buildkitd answers them,
       // without the scheduler or a worker; only the others (and those after them) are scheduled.
-      // A takeover answers the same stages again (the scheduler never had them) and waits for
-      // the scheduled ones even if the cache now holds them too: the scheduler still runs them.
-      const answered = await resultsFromCache(plan, req.noCache, { redis: this.deps.redis, keys: this.deps.keys, tenant, buildId, blobs: this.deps.blobs, bases }, progress);
+      // A takeover answers again those the scheduler never had, and waits for the ones it has
+      // even if the cache now holds them too (the scheduler runs them regardless).
+      const answered = await resultsFromCache(plan, req.noCache, {
+        redis: this.deps.redis, keys: this.deps.keys, tenant, buildId, blobs: this.deps.blobs, bases,
+        scheduled: new Set(scheduled?.stages.map((s) => `${s.platform}|${s.stageId}`)),
+      }, progress);
       const results = answered.size === stageCount && !submitted ? answered : new Map([...answered, ...await this.runOnFleet(buildId, tenant, req, plan, answered, signal, handoff, submitted)]);
       // A takeover plans again: a base image tag that moved since the first plan names other stages.
       if (plan.platforms.some((p) => !results.has(`${p.platform}|${p.target}`))) {

@@ -40,6 +40,8 @@ export interface CachedBuildOptions {
   /** Where layers are shared: a record counts only when its layer is there, as on a worker. */
   blobs: { has(digest: string): Promise<boolean> };
   bases: ResolvedBases;
+  /** `platform|stageId` of stages a taken-over build already has in the scheduler: they are its results, not the cache's. */
+  scheduled?: ReadonlySet<string>;
 }
 
 /** A base image whose layers planning did not read: its stage goes to a worker, which pulls it. */
@@ -63,7 +65,7 @@ export async function resultsFromCache(plan: BuildPlan, noCache: boolean, opts: 
   for (const p of plan.platforms) {
     for (const stage of p.stages) {
       const keys = plannedVertexKeys(stage);
-      if (!keys || stage.noCache) continue;
+      if (!keys || stage.noCache || opts.scheduled?.has(refOf(p.platform, stage.id))) continue;
       if (stage.base.kind === 'image' && !opts.bases.get(stage.base.digest, stage.platform)) continue;
       if (!stage.dependsOn.every((d) => candidates.has(refOf(p.platform, d)))) continue;
       candidates.add(refOf(p.platform, stage.id));
