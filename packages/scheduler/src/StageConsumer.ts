@@ -188,8 +188,9 @@ export class StageConsumer {
     for (const s of this.sources) await s.worker.startStalledCheckTimer();
 
     sub.on('message', (channel: string, msg: string) => this.onMessage(channel, msg));
-    // Wake-ups sent while the subscription was down are lost: look at the queues again.
-    sub.on('ready', () => this.wake());
+    // Wake-ups sent while the subscription was down are lost, and the idle sets' SPOPs that sent
+    // them took this consumer out: enter every idle set again and look at the queues.
+    sub.on('ready', () => { this.leaveIdle(); this.wake(); });
     await sub.subscribe(this.keys.cancelChannel, this.keys.wakeChannel(this.id));
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), o.heartbeatMs ?? 5000);
     this.loopDone = this.loop();
@@ -238,6 +239,9 @@ export class StageConsumer {
       else if (!this.closing) {
         this.leaveIdle();
         await this.registry!.register(this.info(), { draining: this.drainingSeen });
+        // Registering took it out of every idle set, also out of those a look entered while the
+        // registration was on its way: it enters them again on its next look.
+        this.leaveIdle();
         this.wake();
       }
     } catch (err) {
@@ -285,7 +289,13 @@ export class StageConsumer {
       if (on) { this.idleIn.add(q); p.sadd(this.keys.idleConsumers(q), this.id); }
       else { this.leaveIdle(q); p.srem(this.keys.idleConsumers(q), this.id); }
     }
-    for (const [err] of (await p.exec()) ?? []) if (err) throw err;
+    try {
+      for (const [err] of (await p.exec()) ?? []) if (err) throw err;
+    } catch (err) {
+      // Not known to be in those sets: the next look sends their SADDs again.
+      if (on) for (const q of todo) this.leaveIdle(q);
+      throw err;
+    }
   }
 
   /** This consumer is out of one queue's idle set (or all): it is no longer sure to be woken. */
