@@ -4,7 +4,7 @@ import { SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
 import { metrics, withExtractedContext, type EmulationLabel } from '@buildyard/telemetry';
 import { BlobLeases, RedisCacheIndex, TieredBlobStore, holdBlobWrites, openContextStore, openSharedBlobStore, serveWorkerDisk, type WorkerDiskReport, type WorkerDiskRequest } from '@buildyard/cache';
 import { materializeContext, type ContextStore } from '@buildyard/context';
-import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, fromRedis, stagePayloadSchema, stageResultSchema, type RedisKeys, type StageResult } from '@buildyard/contracts';
+import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, fromRedis, stagePayloadSchema, type RedisKeys, type StageResult } from '@buildyard/contracts';
 import { detectPlatforms, type EgressLists, type RuncExecutorOptions, type StepLimits } from '@buildyard/executor';
 import type { StagePlan } from '@buildyard/graph';
 import { FsContentStore, RegistryClient, credentialsFromLogins } from '@buildyard/oci';
@@ -14,6 +14,7 @@ import { WorkerDisk, diskBytes } from './WorkerDisk.js';
 import { ProgressWriter, stepVertexDigest, stepVertexRef, type VertexRef } from '@buildyard/progress';
 import { StageConsumer, type StageJob } from '@buildyard/scheduler';
 import { RegistryImageSource, StageSolver, openExecutionEngine } from '@buildyard/solver';
+import { stageInputs } from './stageInputs.js';
 import { pruneSnapshots } from '@buildyard/snapshot';
 
 export interface FleetWorkerOptions {
@@ -230,8 +231,8 @@ export class FleetWorker {
 
   private async solveStage(job: StageJob, signal: AbortSignal): Promise<StageResult> {
     const payload = fromRedis(stagePayloadSchema, job.payload, `the payload of stage ${job.stageId} (${job.platform}) of build ${job.buildId}`);
-    const inputs = Object.fromEntries(Object.entries(job.inputs).map(([id, r]) => [id, fromRedis(stageResultSchema, r, `the result of stage ${id} (${job.platform})`)]));
     const { stage } = payload;
+    const inputs = stageInputs(job, stage);
     const sealed = await this.secrets.get(job.buildId);
     const registry = new CountingRegistryClient((bytes) => metrics.bytesPulled.inc(bytes), {
       store: this.blobs, insecureHosts: this.opts.insecureRegistries, dockerConfig: false, timeoutMs: this.opts.fetch?.idleTimeoutMs,
