@@ -230,7 +230,8 @@ class Planner {
     const targetIndex = this.targetIndex();
     const plans: PlatformPlan[] = [];
     for (const platform of normalized) plans.push(await new PlatformPlanner(this, this.df, platform, this.opts).plan(targetIndex));
-    const unused = Object.keys(this.buildArgs).filter((k) => !this.usedArgs.has(k) && !PROXY_ARGS.has(k) && !k.startsWith('BUILDKIT_'));
+    // SOURCE_DATE_EPOCH is the build's own (it pins every timestamp), as in BuildKit.
+    const unused = Object.keys(this.buildArgs).filter((k) => !this.usedArgs.has(k) && !PROXY_ARGS.has(k) && !k.startsWith('BUILDKIT_') && k !== 'SOURCE_DATE_EPOCH');
     if (unused.length > 0) this.warnings.push({ message: `one or more build-args [${unused.sort().join(' ')}] were not consumed` });
     return { platforms: plans, warnings: [...this.df.warnings, ...this.warnings] };
   }

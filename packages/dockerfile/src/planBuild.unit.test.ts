@@ -378,7 +378,9 @@ RUN true
 test('SOURCE_DATE_EPOCH reaches every stage (layer mtimes are clamped to it) and keys its layers apart', async () => {
   const text = 'FROM busybox AS a\nRUN true\nFROM a AS b\nCOPY --from=a /x /y\nFROM scratch\nCOPY --from=b /y /z\n';
   const plain = (await plan(text)).platforms[0].stages;
-  const pinned = (await plan(text, { buildArgs: { SOURCE_DATE_EPOCH: '1600000000' } })).platforms[0].stages;
+  const pinnedPlan = await plan(text, { buildArgs: { SOURCE_DATE_EPOCH: '1600000000', UNUSED: 'x' } });
+  const pinned = pinnedPlan.platforms[0].stages;
+  assert.deepEqual(pinnedPlan.warnings.map((w) => w.message), ['one or more build-args [UNUSED] were not consumed'], 'the build consumes SOURCE_DATE_EPOCH itself');
   assert.deepEqual(plain.map((s) => s.sourceDateEpoch), [undefined, undefined, undefined]);
   assert.deepEqual(pinned.map((s) => s.sourceDateEpoch), [1600000000, 1600000000, 1600000000]);
   for (const [i, s] of pinned.entries()) {
