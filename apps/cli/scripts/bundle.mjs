@@ -8,6 +8,7 @@
 // Chunks stay next to the entry, one level under apps/cli: version.ts reads ../package.json
 // relative to its own module.
 import { build } from 'esbuild';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
@@ -230,6 +231,31 @@ function esmLoads() {
 }
 
 /**
+ * On Node 20 bin/codeCache.js runs the front from V8's code cache, and code compiled from a cache
+ * loses Node's dynamic import callback (`import()` throws ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING).
+ * So the front's `import("…")` calls become `__dImp("…")`: the loader's own import() when it set one
+ * (resolving as from the front's directory), else the front's. The name has import's length, so
+ * the source map's columns stay right.
+ */
+const DYNAMIC_IMPORT_NAME = '__dImp';
+export const DYNAMIC_IMPORT_FLAG = 'buildyard.cli.import';
+const DYNAMIC_IMPORT_BANNER = `const ${DYNAMIC_IMPORT_NAME} = globalThis[Symbol.for(${JSON.stringify(DYNAMIC_IMPORT_FLAG)})] ?? ((s) => import(s));`;
+
+async function routeDynamicImports(file) {
+  const text = await readFile(file, 'utf8');
+  const body = text.slice(text.indexOf(DYNAMIC_IMPORT_BANNER) + DYNAMIC_IMPORT_BANNER.length);
+  if (new RegExp(`\\b${DYNAMIC_IMPORT_NAME}\\b`).test(body)) throw new Error(`bundle: ${DYNAMIC_IMPORT_NAME} is already a name in ${file}`);
+  const routed = body.replace(/\bimport\(("[^"\\]+")\)/g, (whole, spec) => {
+    const s = JSON.parse(spec);
+    const known = /^\.\/buildyard-load-[\w-]+\.mjs$/.test(s) || EXTERNAL.some((e) => e === s || (e.endsWith('/*') && s.startsWith(e.slice(0, -1))));
+    if (!known) throw new Error(`bundle: unexpected import(${spec}) in ${file}`);
+    return `${DYNAMIC_IMPORT_NAME}(${spec})`;
+  });
+  if (/\bimport\(/.test(routed)) throw new Error(`bundle: an import() in ${file} is not a string literal`);
+  await writeFile(file, text.slice(0, text.length - body.length) + routed);
+}
+
+/**
  * Builds the bundle into `outdir`; returns esbuild's metafile (inputs per output file) of both parts:
  * - dist/buildyard.cjs, CommonJS: src/main.ts with commander and the command tree. `--version` and
  *   `--help` (and every usage error) run on it alone, without Node's ES module loader, which costs
@@ -242,7 +268,7 @@ function esmLoads() {
 export async function bundle({ outdir = join(appDir, 'dist'), external = EXTERNAL } = {}) {
   await mkdir(outdir, { recursive: true });
   // Chunk names change with their content: drop the previous build's, or dist/ keeps them all.
-  for (const name of await readdir(outdir)) if (/^buildyard(-[A-Za-z0-9-]+)?\.[cm]js(\.map)?$/.test(name)) await rm(join(outdir, name));
+  for (const name of await readdir(outdir)) if (/^buildyard(-[A-Za-z0-9-]+)?\.[cm]js(\.map|\.id)?$/.test(name)) await rm(join(outdir, name));
   const common = {
     absWorkingDir: appDir,
     outdir,
@@ -278,8 +304,12 @@ export async function bundle({ outdir = join(appDir, 'dist'), external = EXTERNA
     plugins: [esmLoads(), workspaceBarrels()],
     // version.ts reads ../package.json relative to its module: the .cjs file's own URL.
     define: { 'import.meta.url': '__buildyardModuleUrl' },
-    banner: { js: "const __buildyardModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+    banner: { js: `const __buildyardModuleUrl = require('node:url').pathToFileURL(__filename).href;\n${DYNAMIC_IMPORT_BANNER}` },
   });
+  const front = join(outdir, 'buildyard.cjs');
+  await routeDynamicImports(front);
+  // bin/codeCache.js names V8's code cache of the front by this hash: V8 itself checks only the length.
+  await writeFile(`${front}.id`, `${createHash('sha256').update(await readFile(front)).digest('hex').slice(0, 32)}\n`);
   return { inputs: { ...esm.metafile.inputs, ...cjs.metafile.inputs }, outputs: { ...esm.metafile.outputs, ...cjs.metafile.outputs } };
 }
 

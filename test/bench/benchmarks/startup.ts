@@ -117,7 +117,7 @@ export const startupBenchmark: Benchmark = {
         ...(extraCaCerts ? { versionCa: () => timeToExit(process.execPath, [bin, '--version'], { ...env, NODE_EXTRA_CA_CERTS: extraCaCerts }) } : {}),
       };
       const times = Object.fromEntries(Object.keys(runs).map((k) => [k, [] as number[]])) as Record<string, number[]>;
-      // Two unrecorded rounds warm the page cache (and, on Node 22+, the compile cache).
+      // Two unrecorded rounds warm the page cache and the code cache of the CLI front (bin/codeCache.js; Node 22+: its compile cache).
       for (let i = 0; i < samples + 2; i++) {
         for (const [k, fn] of Object.entries(runs) as [string, () => Promise<number>][]) {
           const ms = await fn();
