@@ -65,12 +65,11 @@ function save(dir, name, data) {
 }
 
 /**
- * Runs `file` (CommonJS) as the main program's module would run, with V8's code cache from `dir`.
- * Returns how the cache was used ('accepted', 'rejected', 'absent', 'untrusted' or 'off') and
- * `save()`, which writes the cache when there was no full one (bin/buildyard.js calls it on
- * exit, when the functions the command ran are compiled too and go into the cache).
+ * Compiles `file` (CommonJS) with V8's code cache from `dir` and runs it as Node's loader runs a
+ * module; `register` puts it in require's cache first (a later require() then finds it).
+ * Returns how the cache was used and `save()`, which writes the cache when there was no full one.
  */
-function runWithCodeCache(file, dir = defaultCacheDir()) {
+function loadWithCodeCache(file, dir, register) {
   const source = fs.readFileSync(file, 'utf8');
   const name = dir && cacheName(file, fs.statSync(file));
   let cache = dir ? 'absent' : 'off';
@@ -79,22 +78,51 @@ function runWithCodeCache(file, dir = defaultCacheDir()) {
   else if (dir) try { cachedData = fs.readFileSync(path.join(dir, name)); } catch { /* first run */ }
   const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
   if (cachedData) cache = script.cachedDataRejected ? 'rejected' : 'accepted';
-  // Code compiled from a cache cannot call import() on Node 20 (its dynamic import callback is
-  // lost), so the bundle imports through this (scripts/bundle.mjs, routeDynamicImports). Bare
-  // names resolve from here, which has the bundle's node_modules (both sit in apps/cli).
-  globalThis[Symbol.for('buildyard.cli.import')] = (spec) =>
-    import(spec.startsWith('.') ? pathToFileURL(path.resolve(path.dirname(file), spec)).href : spec);
   const mod = new Module(file, module);
   mod.filename = file;
   mod.paths = Module._nodeModulePaths(path.dirname(file));
-  script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
+  if (register) Module._cache[file] = mod;
+  try {
+    script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
+  } catch (err) {
+    if (register) delete Module._cache[file]; // as require() does: the next one tries again
+    throw err;
+  }
   mod.loaded = true;
   // A cache holds the functions its run compiled: one made by `--version` (a few KB) is written
   // again by a command that runs more of the program. Making the cache costs ~1.3 ms for the
   // front, so a full one (about the source's size) is not written again.
   const small = cache === 'accepted' && cachedData.length < source.length / 2;
   const wanted = dir && (small || cache === 'absent' || cache === 'rejected');
-  return { cache, save: () => { if (wanted) save(dir, name, script.createCachedData()); } };
+  return { cache, exports: mod.exports, save: () => { if (wanted) save(dir, name, script.createCachedData()); } };
+}
+
+/**
+ * Runs `file`, the CLI's front, with V8's code cache from `dir`, and gives it two hooks (symbols
+ * on globalThis, which scripts/bundle.mjs and src/main.ts use): its import() calls, and loading
+ * another CommonJS file of the bundle from the cache (the bundled gRPC). Returns how the front's
+ * cache was used ('accepted', 'rejected', 'absent', 'untrusted' or 'off') and `save()`, which
+ * writes the caches that need it (bin/buildyard.js calls it on exit, when the functions the
+ * command ran are compiled too and go into the cache).
+ */
+function runWithCodeCache(file, dir = defaultCacheDir()) {
+  const base = path.dirname(file);
+  const saves = [];
+  // Code compiled from a cache cannot call import() on Node 20 (its dynamic import callback is
+  // lost), so the bundle imports through this (scripts/bundle.mjs, routeDynamicImports). Bare
+  // names resolve from here, which has the bundle's node_modules (both sit in apps/cli).
+  globalThis[Symbol.for('buildyard.cli.import')] = (spec) =>
+    import(spec.startsWith('.') ? pathToFileURL(path.resolve(base, spec)).href : spec);
+  globalThis[Symbol.for('buildyard.cli.require')] = (spec) => {
+    // The key require() itself would use: the real path.
+    const target = fs.realpathSync(path.resolve(base, spec));
+    if (Module._cache[target]) return Module._cache[target].exports;
+    const loaded = loadWithCodeCache(target, dir, true);
+    saves.push(loaded.save);
+    return loaded.exports;
+  };
+  const front = loadWithCodeCache(file, dir, false);
+  return { cache: front.cache, save: () => { for (const s of [front.save, ...saves]) s(); } };
 }
 
 module.exports = { runWithCodeCache, defaultCacheDir };

@@ -9,6 +9,7 @@
 // relative to its own module.
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
@@ -40,27 +41,25 @@ export const EXTERNAL_GRPC_FLAG = 'buildyard.cli.externalGrpc';
  * each call carries the command's trace context), and otherwise a bundled one, which loads in
  * about half the time (one file instead of ~65 CommonJS modules to resolve and read; ~13 ms of a
  * build's start-up on the dev machine). A process uses one of them only: every importer,
- * the proto stubs included, goes through the switch, and the bundled copy's code runs only if
- * required (esbuild wraps CommonJS modules in functions called on the first require).
+ * the proto stubs included, goes through the switch. The bundled copy is a CommonJS file of its
+ * own, GRPC_FILE (see bundleGrpc()), so the front can load it from V8's code cache before the
+ * build's ES module chunks require it (bin/codeCache.js; src/main.ts).
  */
+export const GRPC_FILE = 'buildyard-grpc.cjs';
+
 function grpcSwitch() {
   const namespace = 'buildyard-grpc-switch';
   return {
     name: 'grpc-switch',
     setup(b) {
-      b.onResolve({ filter: /^@grpc\/grpc-js$/ }, (args) => {
-        if (args.pluginData?.bundledCopy) return undefined; // the file to bundle, found as esbuild finds any
-        return args.namespace === namespace ? { path: args.path, external: true } : { path: '@grpc/grpc-js', namespace };
-      });
-      b.onLoad({ filter: /.*/, namespace }, async () => {
-        const r = await b.resolve('@grpc/grpc-js', { kind: 'require-call', resolveDir: appDir, pluginData: { bundledCopy: true } });
-        if (r.errors.length > 0) throw new Error(`bundle: cannot resolve @grpc/grpc-js: ${r.errors[0].text}`);
-        return {
-          contents: `module.exports = globalThis[Symbol.for(${JSON.stringify(EXTERNAL_GRPC_FLAG)})] ? require('@grpc/grpc-js') : require(${JSON.stringify(r.path)});`,
-          resolveDir: appDir,
-          loader: 'js',
-        };
-      });
+      b.onResolve({ filter: /^@grpc\/grpc-js$/ }, (args) => (args.namespace === namespace ? undefined : { path: '@grpc/grpc-js', namespace }));
+      // The switch's own requires stay as they are: node_modules' copy, or the file beside the chunk.
+      b.onResolve({ filter: /.*/, namespace }, (args) => ({ path: args.path, external: true }));
+      b.onLoad({ filter: /.*/, namespace }, () => ({
+        contents: `module.exports = globalThis[Symbol.for(${JSON.stringify(EXTERNAL_GRPC_FLAG)})] ? require('@grpc/grpc-js') : require(${JSON.stringify(`./${GRPC_FILE}`)});`,
+        resolveDir: appDir,
+        loader: 'js',
+      }));
     },
   };
 }
@@ -308,9 +307,18 @@ export async function bundle({ outdir = join(appDir, 'dist'), external = EXTERNA
   });
   const front = join(outdir, 'buildyard.cjs');
   await routeDynamicImports(front);
-  // bin/codeCache.js names V8's code cache of the front by this hash: V8 itself checks only the length.
-  await writeFile(`${front}.id`, `${createHash('sha256').update(await readFile(front)).digest('hex').slice(0, 32)}\n`);
-  return { inputs: { ...esm.metafile.inputs, ...cjs.metafile.inputs }, outputs: { ...esm.metafile.outputs, ...cjs.metafile.outputs } };
+  const grpc = await build({
+    ...common,
+    entryPoints: { [basename(GRPC_FILE, '.cjs')]: createRequire(join(appDir, 'package.json')).resolve('@grpc/grpc-js') },
+    outExtension: { '.js': '.cjs' },
+    format: 'cjs',
+  });
+  // bin/codeCache.js names V8's code cache of a file by this hash: V8 itself checks only the length.
+  for (const file of [front, join(outdir, GRPC_FILE)]) {
+    await writeFile(`${file}.id`, `${createHash('sha256').update(await readFile(file)).digest('hex').slice(0, 32)}\n`);
+  }
+  const parts = [esm, cjs, grpc].map((r) => r.metafile);
+  return { inputs: Object.assign({}, ...parts.map((m) => m.inputs)), outputs: Object.assign({}, ...parts.map((m) => m.outputs)) };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {

@@ -98,9 +98,9 @@ test('a broken cache is rejected, the program still runs, and the cache is writt
 });
 
 /** Runs bin/buildyard.js (the built bundle) with its cache under `xdg`. */
-function cli(args: string[], xdg: string, cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(args: string[], xdg: string, cwd: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res, rej) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, XDG_CACHE_HOME: xdg, BUILDYARD_BUILDER: '' };
+    const env: NodeJS.ProcessEnv = { ...process.env, XDG_CACHE_HOME: xdg, BUILDYARD_BUILDER: '', ...extraEnv };
     delete env.NODE_DISABLE_COMPILE_CACHE;
     const child = spawn(process.execPath, [join(appDir, 'bin/buildyard.js'), ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -112,7 +112,7 @@ function cli(args: string[], xdg: string, cwd: string): Promise<{ code: number |
   });
 }
 
-test('the CLI from a cached compile: same help, and its actions still import their chunks', { skip: Number(process.versions.node.split('.')[0]) >= 22 && 'Node 22+ uses its own compile cache' }, async () => {
+test('the CLI from a cached compile: same help, its actions import their chunks, gRPC from its own cache', { skip: Number(process.versions.node.split('.')[0]) >= 22 && 'Node 22+ uses its own compile cache' }, async () => {
   await withDirs(async (work) => {
     const xdg = join(work, 'xdg');
     const cache = join(xdg, 'buildyard', 'v8');
@@ -128,12 +128,19 @@ test('the CLI from a cached compile: same help, and its actions still import the
     const second = await cli(['--help'], xdg, work);
     assert.equal(second.stdout, first.stdout);
     assert.deepEqual(await readFile(join(cache, name)), written, 'a full cache is taken, not written again');
-    // `build` imports its ES module chunks (dynamic import from code compiled from the cache):
-    // it gets as far as reading the Dockerfile, which this context lacks.
+    // `build` imports its ES module chunks (dynamic import from code compiled from the cache), and
+    // the front loads the bundled gRPC from its own cache first: the chunks' require() finds that
+    // instance (Node's module debug log shows a file it loads). Port 1 refuses the connection.
     await mkdir(join(work, 'ctx'));
-    const build = await cli(['build', '--builder', 'tcp://127.0.0.1:1', 'ctx'], xdg, work);
-    assert.equal(build.code, 2, build.stderr);
-    assert.match(build.stderr, /^ERROR: cannot read Dockerfile ctx\/Dockerfile/);
-    assert.doesNotMatch(build.stderr, /ERR_VM|ExperimentalWarning/);
+    await writeFile(join(work, 'ctx', 'Dockerfile'), 'FROM scratch\nCOPY a /a\n');
+    await writeFile(join(work, 'ctx', 'a'), 'a\n');
+    for (const round of ['writes the caches', 'takes them']) {
+      const build = await cli(['build', '--builder', 'tcp://127.0.0.1:1', '--progress', 'plain', 'ctx'], xdg, work, { NODE_DEBUG: 'module' });
+      assert.equal(build.code, 3, `${round}: ${build.stderr.slice(-2000)}`);
+      assert.match(build.stderr, /ERROR: .*cannot reach builder "tcp:\/\/127\.0\.0\.1:1"/, round);
+      assert.doesNotMatch(build.stderr, /ERR_VM|ExperimentalWarning/, round);
+      assert.doesNotMatch(build.stderr, /: load "[^"]*buildyard-grpc\.cjs"/, `${round}: gRPC was loaded by require(), not from the code cache`);
+      assert.ok((await readdir(cache)).some((f) => f.startsWith('buildyard-grpc.cjs-')), `${round}: no code cache of the bundled gRPC`);
+    }
   });
 });

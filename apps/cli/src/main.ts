@@ -19,6 +19,7 @@ const args = process.argv.slice(2);
 // `buildyard --version` alone (scripts ask it to check the install) prints what commander's
 // --version prints without building the command tree.
 const versionOnly = !tracing && args.length === 1 && (args[0] === '--version' || args[0] === '-V');
+const requireFromCodeCache = (globalThis as Record<symbol, ((spec: string) => unknown) | undefined>)[Symbol.for('buildyard.cli.require')];
 // No top-level await: the bundle of this file is CommonJS (see scripts/bundle.mjs), which spares
 // `--version` and `--help` Node's ES module loader.
 async function main(): Promise<void> {
@@ -29,6 +30,9 @@ async function main(): Promise<void> {
   // `buildyard build` starts dialling its builder first: the handshakes then overlap loading
   // commander and the build code, instead of waiting behind them (about half of its start-up).
   const preconnect = versionOnly ? undefined : preconnectTarget(args);
+  // The bundled gRPC (scripts/bundle.mjs, GRPC_FILE) from V8's code cache when the launcher keeps
+  // one (bin/codeCache.js, Node 20): the preconnect chunk's require() then finds it loaded.
+  if (preconnect && !telemetry) requireFromCodeCache?.('./buildyard-grpc.cjs');
   const preconnected = preconnect ? await import('./load/preconnect.js') : undefined;
   await preconnected?.preconnect(preconnect?.builder);
 

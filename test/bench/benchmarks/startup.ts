@@ -116,6 +116,13 @@ export const startupBenchmark: Benchmark = {
         ctlTtfb: () => timeToFirstByte(server, buildctl, ['--addr', addr, 'build', '--frontend', 'dockerfile.v0', '--local', `context=${context}`, '--local', `dockerfile=${context}`], env),
         ...(extraCaCerts ? { versionCa: () => timeToExit(process.execPath, [bin, '--version'], { ...env, NODE_EXTRA_CA_CERTS: extraCaCerts }) } : {}),
       };
+      // A build that ends (port 1 refuses it) writes the code caches on exit, as a user's previous
+      // build did; the timed builds are killed at their first byte and write none.
+      await new Promise<void>((done, reject) => {
+        const child = spawn(process.execPath, [bin, 'build', '--builder', 'tcp://127.0.0.1:1', '--progress', 'plain', context], { stdio: 'ignore', env });
+        child.on('error', reject);
+        child.on('exit', (code) => (code === 3 ? done() : reject(new Error(`warm-up build exited ${code}, expected 3 (builder unreachable)`))));
+      });
       const times = Object.fromEntries(Object.keys(runs).map((k) => [k, [] as number[]])) as Record<string, number[]>;
       // Two unrecorded rounds warm the page cache and the code cache of the CLI front (bin/codeCache.js; Node 22+: its compile cache).
       for (let i = 0; i < samples + 2; i++) {
