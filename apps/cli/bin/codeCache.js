@@ -11,10 +11,13 @@ const vm = require('node:vm');
 const Module = require('node:module');
 const { pathToFileURL } = require('node:url');
 
-/** `$XDG_CACHE_HOME/buildyard/v8` (else `~/.cache/...`); none when Node's own switch turns caches off. */
+/**
+ * `buildyard/v8` under the client's cache directory (as the context hash cache's: `$BUILDYARD_CACHE_DIR`,
+ * `$XDG_CACHE_HOME` or `~/.cache`); none when Node's own switch turns caches off.
+ */
 function defaultCacheDir() {
   if (process.env.NODE_DISABLE_COMPILE_CACHE) return undefined;
-  const base = process.env.XDG_CACHE_HOME || (process.env.HOME ? path.join(process.env.HOME, '.cache') : '');
+  const base = process.env.BUILDYARD_CACHE_DIR || process.env.XDG_CACHE_HOME || (process.env.HOME ? path.join(process.env.HOME, '.cache') : '');
   return base ? path.join(base, 'buildyard', 'v8') : undefined;
 }
 

@@ -102,6 +102,7 @@ function cli(args: string[], xdg: string, cwd: string, extraEnv: NodeJS.ProcessE
   return new Promise((res, rej) => {
     const env: NodeJS.ProcessEnv = { ...process.env, XDG_CACHE_HOME: xdg, BUILDYARD_BUILDER: '', ...extraEnv };
     delete env.NODE_DISABLE_COMPILE_CACHE;
+    delete env.BUILDYARD_CACHE_DIR;
     const child = spawn(process.execPath, [join(appDir, 'bin/buildyard.js'), ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';

@@ -101,7 +101,7 @@ export const startupBenchmark: Benchmark = {
       await writeFile(join(context, 'a'), 'a\n');
       const { NODE_EXTRA_CA_CERTS: extraCaCerts, ...inherited } = process.env;
       const env: NodeJS.ProcessEnv = {
-        ...inherited, XDG_CONFIG_HOME: join(work, 'config'), XDG_CACHE_HOME: join(work, 'cache'), DOCKER_CONFIG: join(work, 'config'), HOME: work,
+        ...inherited, XDG_CONFIG_HOME: join(work, 'config'), XDG_CACHE_HOME: join(work, 'cache'), BUILDYARD_CACHE_DIR: join(work, 'cache'), DOCKER_CONFIG: join(work, 'config'), HOME: work,
         BUILDYARD_BUILDER: '', BUILDYARD_TOKEN: '', OTEL_TRACES_EXPORTER: '', OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '',
       };
       await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
