@@ -7,6 +7,7 @@
 // once (the issue's "no growth in per-stage cost"), then the latency again. N defaults to 2,10,50,200,1000 (quick: 2,10,50);
 // BENCH_SCALE_N=2,50 picks others.
 import { fork, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { startRedis } from '@buildyard/testkit';
@@ -86,6 +87,25 @@ async function commandBreakdown(info: Redis): Promise<Map<string, number>> {
   return out;
 }
 
+/**
+ * CPU time used so far (ms): Redis's own (INFO cpu), and that of this process (the Scheduler) with
+ * the fleet's processes (/proc, Linux). Per stage, the first shows whether Redis's work per stage
+ * grows with N; the second what the simulated fleet costs the shared cores.
+ */
+async function cpuMs(info: Redis, fleet: Fleet): Promise<{ redis: number; processes: number }> {
+  const text = await info.info('cpu');
+  const field = (k: string) => Number(new RegExp(`${k}:([\\d.]+)`).exec(text)![1]);
+  const own = process.cpuUsage();
+  let processes = (own.user + own.system) / 1000;
+  for (const child of fleet.children) {
+    // utime and stime, fields 14 and 15, in clock ticks (100 per second); the name may hold spaces.
+    const stat = await readFile(`/proc/${child.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    processes += (Number(fields[11]) + Number(fields[12])) * 10;
+  }
+  return { redis: (field('used_cpu_user') + field('used_cpu_sys')) * 1000, processes };
+}
+
 async function connectedClients(info: Redis): Promise<number> {
   return Number(/connected_clients:(\d+)/.exec(await info.info('clients'))![1]);
 }
@@ -120,13 +140,21 @@ async function waitBuilds(conn: Redis, scheduler: Scheduler, ids: string[]): Pro
 const independent = (n: number): StageSpec[] => Array.from({ length: n }, (_, i) => ({ id: `s${i}`, dependsOn: [], cacheKey: '', payload: {} }));
 const chain = (n: number): StageSpec[] => Array.from({ length: n }, (_, i) => ({ id: `s${i}`, dependsOn: i === 0 ? [] : [`s${i - 1}`], cacheKey: '', payload: {} }));
 
+interface Workload {
+  stagesPerSec: number;
+  cmdsPerStage: number;
+  /** CPU per stage (µs): Redis's, and the Scheduler's and fleet's processes' (see cpuMs). */
+  redisCpuUsPerStage: number;
+  processCpuUsPerStage: number;
+}
+
 interface ScaleResult {
   n: number;
   idleCmdsPerWorkerSec: number;
   connsPerWorker: number;
-  indep: { stagesPerSec: number; cmdsPerStage: number };
-  chain: { stagesPerSec: number; cmdsPerStage: number };
-  backlog?: { stagesPerSec: number; cmdsPerStage: number };
+  indep: Workload;
+  chain: Workload;
+  backlog?: Workload;
   /** Submit→handler on the settled fleet, before the workloads, and after them. */
   settled: { p50: number; p99: number };
   after: { p50: number; p99: number };
@@ -185,6 +213,7 @@ export const scaleBenchmark: Benchmark = {
           const workload = async (name: string, builds: number, stages: StageSpec[]) => {
             const ids = Array.from({ length: builds }, (_, i) => `${name}-${i}`);
             const c = await commandCalls(info);
+            const cpu = await cpuMs(info, fleet!);
             const before = process.env.BENCH_SCALE_CMDS ? await commandBreakdown(info) : undefined;
             const t = performance.now();
             await Promise.all(ids.map((buildId, i) => scheduler.submitBuild({ buildId, tenant: `t${i % TENANTS}`, priority: 0, platforms: [{ platform: AMD, stages }] })));
@@ -196,7 +225,11 @@ export const scaleBenchmark: Benchmark = {
               const per = [...after].map(([k, v]): [string, number] => [k, (v - (before.get(k) ?? 0)) / total]).filter(([, v]) => v >= 0.05).sort((a, b) => b[1] - a[1]);
               ctx.log(`N=${n} ${name} commands per stage: ${per.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
             }
-            return { stagesPerSec: total / secs, cmdsPerStage: ((await commandCalls(info)) - c) / total };
+            const cpuAfter = await cpuMs(info, fleet!);
+            return {
+              stagesPerSec: total / secs, cmdsPerStage: ((await commandCalls(info)) - c) / total,
+              redisCpuUsPerStage: (cpuAfter.redis - cpu.redis) * 1000 / total, processCpuUsPerStage: (cpuAfter.processes - cpu.processes) * 1000 / total,
+            };
           };
           const indep = await workload('ind', sizes.indepBuilds, independent(10));
           const ch = await workload('chain', sizes.chainBuilds, chain(20));
@@ -208,7 +241,8 @@ export const scaleBenchmark: Benchmark = {
             settled, after,
           };
           results.push(r);
-          ctx.log(`N=${n}: indep ${indep.stagesPerSec.toFixed(0)} stages/s ${indep.cmdsPerStage.toFixed(0)} cmds/stage; chain ${ch.stagesPerSec.toFixed(0)} stages/s ${ch.cmdsPerStage.toFixed(0)} cmds/stage; `
+          const cpuOf = (w: Workload) => `CPU/stage Redis ${w.redisCpuUsPerStage.toFixed(0)} µs, processes ${w.processCpuUsPerStage.toFixed(0)} µs`;
+          ctx.log(`N=${n}: indep ${indep.stagesPerSec.toFixed(0)} stages/s ${indep.cmdsPerStage.toFixed(0)} cmds/stage (${cpuOf(indep)}); chain ${ch.stagesPerSec.toFixed(0)} stages/s ${ch.cmdsPerStage.toFixed(0)} cmds/stage (${cpuOf(ch)}); `
             + (backlog ? `backlog ${backlog.stagesPerSec.toFixed(0)} stages/s ${backlog.cmdsPerStage.toFixed(0)} cmds/stage; ` : '')
             + `latency p50/p99 settled ${settled.p50.toFixed(1)}/${settled.p99.toFixed(1)} ms, after the workloads ${after.p50.toFixed(1)}/${after.p99.toFixed(1)} ms; idle ${idle.toFixed(2)} cmds/worker/s; ${r.connsPerWorker.toFixed(2)} conns/worker`);
         } finally {
@@ -236,6 +270,10 @@ function rows(results: ScaleResult[], sizes: { indepBuilds: number; chainBuilds:
     const tputRatio = ref ? r.chain.stagesPerSec / ref.chain.stagesPerSec : undefined;
     row({ metric: `N=${r.n} chain (${sizes.chainBuilds}x20) throughput`, unit: 'stages/s', buildyard: r.chain.stagesPerSec,
       ...(tputRatio !== undefined && r.n > 2 ? { ratio: tputRatio, target: '>= 0.9x of N=2', met: tputRatio >= 0.9 } : {}) });
+    row({ metric: `N=${r.n} chain: Redis CPU per stage`, unit: 'µs', buildyard: r.chain.redisCpuUsPerStage,
+      ...(ref && r.n > 2 ? { ratio: r.chain.redisCpuUsPerStage / ref.chain.redisCpuUsPerStage } : {}) });
+    row({ metric: `N=${r.n} chain: scheduler and fleet processes' CPU per stage`, unit: 'µs', buildyard: r.chain.processCpuUsPerStage,
+      ...(ref && r.n > 2 ? { ratio: r.chain.processCpuUsPerStage / ref.chain.processCpuUsPerStage } : {}) });
     const cmdRatio = ref ? r.chain.cmdsPerStage / ref.chain.cmdsPerStage : undefined;
     row({ metric: `N=${r.n} chain: Redis commands per stage`, unit: 'cmds', buildyard: r.chain.cmdsPerStage,
       ...(cmdRatio !== undefined && r.n > 2 ? { ratio: cmdRatio, target: '<= 1.5x of N=2', met: cmdRatio <= 1.5 } : {}) });
