@@ -12,7 +12,7 @@ import { CountingRegistryClient } from './CountingRegistryClient.js';
 import { relayedSshAgents } from './relayedSshAgents.js';
 import { WorkerDisk, diskBytes } from './WorkerDisk.js';
 import { ProgressWriter, stepVertexDigest, stepVertexRef, type VertexRef } from '@buildyard/progress';
-import { StageConsumer, type StageJob } from '@buildyard/scheduler';
+import { StageConsumer, type LostWakeUp, type StageJob } from '@buildyard/scheduler';
 import { RegistryImageSource, StageSolver, openExecutionEngine } from '@buildyard/solver';
 import { stageInputs } from './stageInputs.js';
 import { pruneSnapshots } from '@buildyard/snapshot';
@@ -50,6 +50,8 @@ export interface FleetWorkerOptions {
   lockDurationMs?: number;
   stalledIntervalMs?: number;
   onError?(err: Error): void;
+  /** A stage job that waited for the scheduler's safety poll because its wake-up was lost (a bug: say so in the log). */
+  onLostWakeUp?(detail: LostWakeUp): void;
   /** The RUN sandbox of this worker: egress policy and DNS (see RuncExecutor). */
   executor?: Omit<RuncExecutorOptions, 'stateDir'>;
   /** A tenant's own egress lists, added to the worker's. */
@@ -147,6 +149,7 @@ export class FleetWorker {
       lockDurationMs: this.opts.lockDurationMs,
       stalledIntervalMs: this.opts.stalledIntervalMs,
       onError: this.opts.onError,
+      onLostWakeUp: this.opts.onLostWakeUp,
     });
     await this.consumer.start();
     this.gcTimer = setInterval(() => void this.collectGarbage().catch((err: Error) => this.opts.onError?.(err)), this.opts.gcIntervalMs);

@@ -11,7 +11,7 @@ import { schedulerKeys } from '@buildyard/contracts';
 import { StageStore } from './StageStore.js';
 import { Dispatcher } from './Dispatcher.js';
 import { WorkerRegistry } from './WorkerRegistry.js';
-import { NoWorkerError, Scheduler, StageConsumer, platformQueueName, stageRef, workerQueueName, type StageJob, type StageSpec } from './index.js';
+import { NoWorkerError, Scheduler, StageConsumer, platformQueueName, stageRef, workerQueueName, type LostWakeUp, type StageJob, type StageSpec } from './index.js';
 
 let redis: RedisService;
 let prefixSeq = 0;
@@ -53,9 +53,9 @@ function setup(t: TestContext, opts: { tenantLimit?: number; redis?: RedisTarget
     await scheduler.close();
   });
   type Behaviour = (job: StageJob, signal: AbortSignal, worker: string) => Promise<unknown>;
-  async function consumer(id: string, w: { native?: string[]; emulated?: string[]; capacity?: number; pollMs?: number }, behaviour?: Behaviour) {
+  async function consumer(id: string, w: { native?: string[]; emulated?: string[]; capacity?: number; pollMs?: number; onLostWakeUp?: (d: LostWakeUp) => void }, behaviour?: Behaviour) {
     const c = new StageConsumer({
-      redis: redisTarget, prefix, ...FAST, pollMs: w.pollMs ?? FAST.pollMs, onError: (e) => errors.push(e),
+      redis: redisTarget, prefix, ...FAST, pollMs: w.pollMs ?? FAST.pollMs, onError: (e) => errors.push(e), onLostWakeUp: w.onLostWakeUp,
       worker: { id, nativePlatforms: w.native ?? [AMD], emulatedPlatforms: w.emulated ?? [], capacity: w.capacity ?? 1 },
       handler: async (job, signal) => {
         const run: Run = { worker: id, buildId: job.buildId, stageId: job.stageId, start: performance.now(), end: 0, emulated: job.emulated, aborted: false, job };
@@ -506,6 +506,36 @@ test('a wake-up for a shared queue that its consumer cannot use goes on to anoth
   assert.equal(runs.find((r) => r.stageId === 'x1')?.worker, a);
   assert.equal(runs.find((r) => r.stageId === 'y')?.worker, b);
   assert.deepEqual(errors, []);
+});
+
+test('a consumer out of an idle set it counts itself in is put back by its next poll; a job only a poll finds is reported', async (t) => {
+  const { prefix, consumer, errors } = setup(t);
+  const keys = schedulerKeys(prefix);
+  const probe = probeRedis();
+  t.after(() => probe.quit());
+  const lost: LostWakeUp[] = [];
+  const c = await consumer('w1', { pollMs: 300, onLostWakeUp: (d) => lost.push(d) });
+  const own = workerQueueName('w1');
+  const shared = platformQueueName(AMD, 'native');
+  const idleIn = async (q: string) => (await probe.sismember(keys.idleConsumers(q), 'w1')) === 1;
+  await until('w1 idle on both queues', async () => await idleIn(own) && await idleIn(shared));
+  // As if wakers had taken w1 out of both sets and their messages were lost: w1 still counts
+  // itself in them, so its looks would never enter them again, and no placement could wake it.
+  await probe.srem(keys.idleConsumers(own), 'w1');
+  await probe.srem(keys.idleConsumers(shared), 'w1');
+  await until('a poll to put w1 back in both idle sets', async () => await idleIn(own) && await idleIn(shared));
+  assert.equal(lost.length, 0, 'nothing was waiting');
+  // A job on w1's own queue that no placement woke it for: only a poll finds it.
+  const q = new Queue(own, { connection: probe, prefix: keys.bullPrefix });
+  t.after(() => q.close());
+  await q.add('x', { not: 'a stage' }, { jobId: 'unannounced' });
+  await until('a poll to find the job', () => lost.length === 1);
+  assert.equal(lost[0].queue, own);
+  assert.equal(lost[0].jobId, 'unannounced');
+  assert.equal(c.lostWakeUps, 1);
+  // Not a stage job the scheduler wrote: failed as malformed.
+  await until('the job to be refused', () => errors.length > 0);
+  assert.match(errors[0].message, /stage job/);
 });
 
 test('the fleet tenant limit: tenants that wait at once share the live slots equally', async (t) => {

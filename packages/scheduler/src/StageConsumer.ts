@@ -39,6 +39,22 @@ export interface StageConsumerOptions {
   /** Used only when no scheduler has configured the limit in Redis (default 'fleet'). */
   tenantLimit?: number | 'fleet';
   onError?: (err: Error) => void;
+  /**
+   * A job that only the safety poll found: a placement put it on one of this consumer's queues
+   * and the wake-up meant for it never came (a lost wake-up; there should be none). The detail
+   * is this consumer's view at that look, for the log.
+   */
+  onLostWakeUp?: (detail: LostWakeUp) => void;
+}
+
+export interface LostWakeUp {
+  queue: string;
+  jobId: string;
+  /** Stages running when the poll fired, and the state the consumer believed it was in. */
+  running: number;
+  quiet: boolean;
+  idleIn: string[];
+  ownOwed: number;
 }
 
 interface Source {
@@ -126,6 +142,10 @@ export class StageConsumer {
    * completion's dispatch uses).
    */
   private quiet = false;
+  /** The last sleep ended by its timeout (the safety poll), not by a wake-up. */
+  private pollFired = false;
+  /** Jobs the safety poll found (see onLostWakeUp). */
+  private lostWakeUpCount = 0;
 
   constructor(opts: StageConsumerOptions) {
     if (opts.worker.capacity < 1) throw new Error(`worker ${opts.worker.id}: capacity ${opts.worker.capacity} must be at least 1`);
@@ -137,6 +157,11 @@ export class StageConsumer {
   /** Number of stages this consumer is running now. */
   get runningCount(): number {
     return this.running.size;
+  }
+
+  /** Jobs that waited for the safety poll because their wake-up was lost (see onLostWakeUp). */
+  get lostWakeUps(): number {
+    return this.lostWakeUpCount;
   }
 
   async start(): Promise<void> {
@@ -323,7 +348,7 @@ export class StageConsumer {
       return Promise.resolve();
     }
     return new Promise((resolve) => {
-      const t = setTimeout(() => { this.wakeUp = undefined; resolve(); }, ms);
+      const t = setTimeout(() => { this.wakeUp = undefined; this.pollFired = true; resolve(); }, ms);
       this.wakeUp = () => { clearTimeout(t); resolve(); };
     });
   }
@@ -339,6 +364,11 @@ export class StageConsumer {
       let took = false;
       // Looking now covers any wake-up that came before.
       this.woken = false;
+      const byPoll = this.pollFired ? this.lostWakeUpDetail() : undefined;
+      this.pollFired = false;
+      // The poll also mends what it might have hidden: the idle sets are entered again, in case
+      // this consumer is out of one it counts itself in (it could then never be woken there).
+      if (byPoll) this.leaveIdle();
       try {
         if (this.running.size < capacity && !this.drainingSeen) {
           // Sent ahead of the look on the same connection (Redis runs them in order), so a job
@@ -346,7 +376,7 @@ export class StageConsumer {
           // of its own before the look.
           const idle = this.setIdle(true);
           idle.catch(() => undefined); // awaited below, after the look
-          took = await this.fetchOne();
+          took = await this.fetchOne(byPoll);
           await idle;
           // Every queue was looked at and held nothing: the jobs woken for went to others. Still
           // in every idle set (the SADDs went ahead of the look, no wake-up took this consumer out
@@ -370,13 +400,24 @@ export class StageConsumer {
     }
   }
 
-  private async fetchOne(): Promise<boolean> {
+  /** This consumer's state as a safety poll fires, reported if the poll finds a job. */
+  private lostWakeUpDetail(): Omit<LostWakeUp, 'queue' | 'jobId'> {
+    return { running: this.running.size, quiet: this.quiet, idleIn: [...this.idleIn], ownOwed: this.ownOwed };
+  }
+
+  private async fetchOne(byPoll?: Omit<LostWakeUp, 'queue' | 'jobId'>): Promise<boolean> {
     for (const source of this.sources) {
       if (this.closing) return false;
       const token = randomUUID();
       const job = (await source.worker.getNextJob(token, { block: false })) as Job<StageJobData> | undefined;
       if (source.emulated === undefined) this.ownOwed = job ? Math.max(0, this.ownOwed - 1) : 0;
       if (job) {
+        // Found only because the poll fired: no wake-up came for it (a shared queue's job may
+        // be one another consumer was woken for and has not taken yet: those count too).
+        if (byPoll) {
+          this.lostWakeUpCount++;
+          this.opts.onLostWakeUp?.({ ...byPoll, queue: source.name, jobId: job.id ?? '' });
+        }
         this.owed.delete(source.name);
         this.startJob(job, token, source);
         return true;

@@ -2,7 +2,7 @@
 // fallback, inputs' worker preferred), dedupe, tenant limits and the worker registry. Key names
 // and job data are @buildyard/contracts'; state transitions are Lua scripts in ../lua.
 export { Scheduler, NoWorkerError, type SchedulerOptions } from './Scheduler.js';
-export { StageConsumer, type StageConsumerOptions } from './StageConsumer.js';
+export { StageConsumer, type StageConsumerOptions, type LostWakeUp } from './StageConsumer.js';
 export { WorkerRegistry, type WorkerRegistryOptions, type Heartbeat, type HolderStatus, type PlatformCount, type PlacementView } from './WorkerRegistry.js';
 export { platformQueueName, workerQueueName, stageRef, parseStageRef, DEFAULT_PREFIX, type PlacementClass } from './keys.js';
 export { choosePlacement, noWorkerMessage, type Placement, type StageJobData } from './Dispatcher.js';

@@ -54,10 +54,11 @@ async function startFleet(redisUrl: string, prefix: string, n: number, log: (m: 
     async close() {
       let errors = 0;
       await Promise.all(children.map((c) => new Promise<void>((resolve) => {
-        c.on('message', (m: { closed?: boolean; errors?: number; firstError?: string }) => {
+        c.on('message', (m: { closed?: boolean; errors?: number; firstError?: string; lostWakeUps?: number; firstLost?: string }) => {
           if (!m.closed) return;
           errors += m.errors ?? 0;
           if (m.errors) log(`fleet process reported ${m.errors} consumer errors, first: ${m.firstError}`);
+          if (m.lostWakeUps) log(`fleet process reported ${m.lostWakeUps} jobs found only by a safety poll (lost wake-ups), first: ${m.firstLost}`);
         });
         c.once('exit', () => resolve());
         c.send({ close: true });
@@ -186,9 +187,15 @@ export const scaleBenchmark: Benchmark = {
           await new Promise((r) => setTimeout(r, 3500));
           const conns = (await connectedClients(info)) - base;
           const c0 = await commandCalls(info);
+          const idleCpu0 = await cpuMs(info, fleet);
           const t0 = performance.now();
           await new Promise((r) => setTimeout(r, sizes.idleMs));
-          const idle = ((await commandCalls(info)) - c0) / ((performance.now() - t0) / 1000) / n;
+          const idleSecs = (performance.now() - t0) / 1000;
+          const idle = ((await commandCalls(info)) - c0) / idleSecs / n;
+          const idleCpu1 = await cpuMs(info, fleet);
+          // The idle fleet's CPU per second (timers: heartbeats, stalled checks, polls), counted in
+          // every workload's CPU too: `less idle` takes it out.
+          const idleCpuMsPerSec = { redis: (idleCpu1.redis - idleCpu0.redis) / idleSecs, processes: (idleCpu1.processes - idleCpu0.processes) / idleSecs };
 
           // Sequential one-stage builds: submit call to handler entry (wall clock across processes).
           const latency = async (name: string, warmUp = 0) => {
@@ -241,7 +248,9 @@ export const scaleBenchmark: Benchmark = {
             settled, after,
           };
           results.push(r);
-          const cpuOf = (w: Workload) => `CPU/stage Redis ${w.redisCpuUsPerStage.toFixed(0)} µs, processes ${w.processCpuUsPerStage.toFixed(0)} µs`;
+          const lessIdle = (w: Workload, perSec: number) => perSec * 1000 / w.stagesPerSec;
+          const cpuOf = (w: Workload) => `CPU/stage Redis ${w.redisCpuUsPerStage.toFixed(0)} µs (less idle ${(w.redisCpuUsPerStage - lessIdle(w, idleCpuMsPerSec.redis)).toFixed(0)}), `
+            + `processes ${w.processCpuUsPerStage.toFixed(0)} µs (less idle ${(w.processCpuUsPerStage - lessIdle(w, idleCpuMsPerSec.processes)).toFixed(0)})`;
           ctx.log(`N=${n}: indep ${indep.stagesPerSec.toFixed(0)} stages/s ${indep.cmdsPerStage.toFixed(0)} cmds/stage (${cpuOf(indep)}); chain ${ch.stagesPerSec.toFixed(0)} stages/s ${ch.cmdsPerStage.toFixed(0)} cmds/stage (${cpuOf(ch)}); `
             + (backlog ? `backlog ${backlog.stagesPerSec.toFixed(0)} stages/s ${backlog.cmdsPerStage.toFixed(0)} cmds/stage; ` : '')
             + `latency p50/p99 settled ${settled.p50.toFixed(1)}/${settled.p99.toFixed(1)} ms, after the workloads ${after.p50.toFixed(1)}/${after.p99.toFixed(1)} ms; idle ${idle.toFixed(2)} cmds/worker/s; ${r.connsPerWorker.toFixed(2)} conns/worker`);
