@@ -4,7 +4,7 @@
 // frontend waits on with BLPOP, so nobody polls.
 import { randomUUID } from 'node:crypto';
 import type { RedisClient as Redis } from '@buildyard/contracts';
-import { redisKeys, workerDiskReportSchema, workerDiskRequestSchema, type WorkerDiskReport, type WorkerDiskRequest } from '@buildyard/contracts';
+import { keepSubscribed, redisKeys, workerDiskReportSchema, workerDiskRequestSchema, type WorkerDiskReport, type WorkerDiskRequest } from '@buildyard/contracts';
 
 // The messages and their keys cross Redis: their schemas live in @buildyard/contracts.
 export type { WorkerDiskRequest, WorkerDiskReport, WorkerDiskPart } from '@buildyard/contracts';
@@ -56,6 +56,8 @@ function parseReport(text: string): WorkerDiskReport | undefined {
 /** The worker's side: answers every request with `handle`; close() unsubscribes. */
 export async function serveWorkerDisk(redis: Redis, prefix: string, handle: (request: WorkerDiskRequest) => Promise<WorkerDiskReport>, onError?: (err: Error) => void): Promise<{ close(): void }> {
   const subscriber = redis.duplicate();
+  // ioredis reconnects by itself; without a listener its error events are logged as unhandled.
+  subscriber.on('error', (err: Error) => onError?.(err));
   subscriber.on('message', (_channel: string, message: string) => {
     let request: WorkerDiskRequest;
     try {
@@ -69,6 +71,8 @@ export async function serveWorkerDisk(redis: Redis, prefix: string, handle: (req
       .then((report) => redis.multi().rpush(replyKey(prefix, request.id), JSON.stringify(report)).expire(replyKey(prefix, request.id), REPLY_TTL_S).exec())
       .catch((err: Error) => onError?.(err));
   });
-  await subscriber.subscribe(channel(prefix));
+  // Subscribed again on every reconnect (see keepSubscribed): a worker deaf to this channel is
+  // left out of every `du` and `prune` answer.
+  await keepSubscribed(subscriber, [channel(prefix)], () => undefined, (err) => onError?.(err));
   return { close: () => subscriber.disconnect() };
 }

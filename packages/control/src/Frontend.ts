@@ -17,7 +17,7 @@ import { Readable } from 'node:stream';
 import type { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
 import { createLogger, metrics, type Logger } from '@buildyard/telemetry'; // metrics
 import { authenticate, serviceError } from './authenticate.js';
-import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, isUnfinished, type BuildRecord, type RedisKeys } from '@buildyard/contracts';
+import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, isUnfinished, keepSubscribed, type BuildRecord, type RedisKeys } from '@buildyard/contracts';
 import { SshForwardService, type SshForwardServer } from '@buildyard/proto';
 import { SshSessions, startSshForwarding, type SshAgentSource } from './sshForwarding.js';
 import { BuildRunner, type FinishedImages } from './BuildRunner.js';
@@ -194,7 +194,7 @@ export class Frontend {
     sub.on('message', (_channel: string, buildId: string) => this.aborts.get(buildId)?.abort(new Error(CANCELLED_BY_CLIENT)));
     // A message missed while reconnecting is not lost: the runner also reads the record's request.
     sub.on('error', (err: Error) => this.log.warn({ err: err.message }, 'the subscription to build cancels failed: retrying'));
-    await sub.subscribe(this.keys.buildCancels);
+    await keepSubscribed(sub, [this.keys.buildCancels], () => undefined, (err) => this.log.warn({ err: err.message }, 'subscribing to build cancels failed: retrying on the next reconnect'));
   }
 
   private beat(): Promise<unknown> {

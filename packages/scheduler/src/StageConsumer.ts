@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Worker, type Job } from 'bullmq';
 import type { RedisClient } from './connectRedis.js';
 import { connectRedis, type RedisTarget } from './connectRedis.js';
-import { MalformedRedisDataError, stageJobDataSchema, type StageJobData } from '@buildyard/contracts';
+import { MalformedRedisDataError, keepSubscribed, stageJobDataSchema, type StageJobData } from '@buildyard/contracts';
 import { Dispatcher, type ViewScope } from './Dispatcher.js';
 import { DEFAULT_PREFIX, platformQueueName, schedulerKeys, workerQueueName, type SchedulerKeys } from './keys.js';
 import { StageStore } from './StageStore.js';
@@ -213,10 +213,10 @@ export class StageConsumer {
     for (const s of this.sources) await s.worker.startStalledCheckTimer();
 
     sub.on('message', (channel: string, msg: string) => this.onMessage(channel, msg));
-    // Wake-ups sent while the subscription was down are lost, and the idle sets' SPOPs that sent
-    // them took this consumer out: enter every idle set again and look at the queues.
-    sub.on('ready', () => { this.leaveIdle(); this.wake(); });
-    await sub.subscribe(this.keys.cancelChannel, this.keys.wakeChannel(this.id));
+    // After each confirmed subscription (the first, and again after a reconnect): wake-ups sent
+    // while it was down are lost, and the idle sets' SPOPs that sent them took this consumer out,
+    // so it enters every idle set again (only now, when a wake-up can reach it) and looks.
+    await keepSubscribed(sub, [this.keys.cancelChannel, this.keys.wakeChannel(this.id)], () => { this.leaveIdle(); this.wake(); }, (err) => this.report(err));
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), o.heartbeatMs ?? 5000);
     this.loopDone = this.loop();
   }

@@ -32,3 +32,4 @@ export function useRedis(target: RedisTarget): { client: RedisClient; owned: boo
   if (isClient(target)) return { client: target, owned: false };
   return { client: connectRedis(target), owned: true };
 }
+
