@@ -46,7 +46,7 @@ function trusted(dir) {
   }
 }
 
-/** Old caches (other builds, other Node versions) are dropped when a new one is written. */
+/** Caches not written for this long (other builds, other Node versions) are dropped when a new one is written. */
 const KEEP_MS = 30 * 24 * 3600 * 1000;
 
 function save(dir, name, data) {
