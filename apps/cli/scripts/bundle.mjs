@@ -42,7 +42,7 @@ export const EXTERNAL_GRPC_FLAG = 'buildyard.cli.externalGrpc';
  * about half the time (one file instead of ~65 CommonJS modules to resolve and read; ~13 ms of a
  * build's start-up on the dev machine). A process uses one of them only: every importer,
  * the proto stubs included, goes through the switch. The bundled copy is a CommonJS file of its
- * own, GRPC_FILE (see bundleGrpc()), so the front can load it from V8's code cache before the
+ * own, GRPC_FILE (built in bundle()), so the front can load it from V8's code cache before the
  * build's ES module chunks require it (bin/codeCache.js; src/main.ts).
  */
 export const GRPC_FILE = 'buildyard-grpc.cjs';
@@ -218,7 +218,7 @@ async function dropUnusedShims(outdir, metafile) {
 
 /**
  * commander requires `node:child_process` as it loads, for executable subcommands, which this CLI
- * has none of; loading that module cost --help ~7 ms of its ~16 ms past Node's start-up. In the
+ * has none of; loading that module cost --help ~3 ms (of ~16 ms past Node's start-up). In the
  * front's copy it is required on first use instead. The build fails if commander's source no longer
  * has that line or uses child_process other than through spawn(), so an upgrade is looked at.
  */
@@ -280,13 +280,15 @@ async function routeDynamicImports(file) {
 }
 
 /**
- * Builds the bundle into `outdir`; returns esbuild's metafile (inputs per output file) of both parts:
+ * Builds the bundle into `outdir`; returns esbuild's metafile (inputs per output file) of its parts:
  * - dist/buildyard.cjs, CommonJS: src/main.ts with commander and the command tree. `--version` and
  *   `--help` (and every usage error) run on it alone, without Node's ES module loader, which costs
  *   Node 20 ~10-20 ms to start (an empty .mjs against an empty .cjs); its own part is small.
  * - dist/buildyard-load-<feature>.mjs, ES modules with code splitting: what the actions load
  *   (src/load/*.ts) and their shared chunks dist/buildyard-<hash>.mjs.
- * The two parts share no module instances: the light modules both use (ClientError, ExitCode,
+ * - dist/buildyard-grpc.cjs, CommonJS: the bundled @grpc/grpc-js (see grpcSwitch()), one instance
+ *   for both parts.
+ * The first two share no module instances: the light modules both use (ClientError, ExitCode,
  * the version) exist once in each, so the front recognizes a ClientError by name and exit code.
  */
 export async function bundle({ outdir = join(appDir, 'dist'), external = EXTERNAL } = {}) {
