@@ -128,4 +128,4 @@ function runWithCodeCache(file, dir = defaultCacheDir()) {
   return { cache: front.cache, save: () => { for (const s of [front.save, ...saves]) s(); } };
 }
 
-module.exports = { runWithCodeCache, defaultCacheDir };
+module.exports = { runWithCodeCache };

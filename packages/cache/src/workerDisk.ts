@@ -73,6 +73,6 @@ export async function serveWorkerDisk(redis: Redis, prefix: string, handle: (req
   });
   // Subscribed again on every reconnect (see keepSubscribed): a worker deaf to this channel is
   // left out of every `du` and `prune` answer.
-  await keepSubscribed(subscriber, [channel(prefix)], () => undefined, (err) => onError?.(err));
+  await keepSubscribed(subscriber, [channel(prefix)], (err) => onError?.(err));
   return { close: () => subscriber.disconnect() };
 }

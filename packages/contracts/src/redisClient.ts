@@ -123,17 +123,17 @@ export async function scanKeys(client: RedisClient, pattern: string, count = 500
 
 /**
  * Keeps `sub` subscribed to `channels`: subscribes once its connection is ready and again each
- * time it is ready after a reconnect, and calls `onSubscribed` after each confirmed subscription;
+ * time it is ready after a reconnect, and calls `onSubscribed` (if given) after each confirmed subscription;
  * resolves after the first. ioredis restores the subscriptions of a connection that had been
  * ready, but a SUBSCRIBE it writes during the connection's handshake (it lets one through)
  * makes its ready check fail (an INFO in subscriber mode, redis/ioredis#2037): it reconnects, and
  * the new connection comes back with no subscription at all. A consumer whose subscribe() had
  * resolved then sat in the idle sets where no wake-up could reach it.
  */
-export function keepSubscribed(sub: RedisClient, channels: string[], onSubscribed: () => void, onError: (err: Error) => void): Promise<void> {
+export function keepSubscribed(sub: RedisClient, channels: string[], onError: (err: Error) => void, onSubscribed?: () => void): Promise<void> {
   return new Promise((resolve) => {
     const subscribe = () => {
-      sub.subscribe(...channels).then(() => { onSubscribed(); resolve(); }, onError);
+      sub.subscribe(...channels).then(() => { onSubscribed?.(); resolve(); }, onError);
     };
     sub.on('ready', subscribe);
     if (sub.status === 'ready') subscribe();

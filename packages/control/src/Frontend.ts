@@ -194,7 +194,7 @@ export class Frontend {
     sub.on('message', (_channel: string, buildId: string) => this.aborts.get(buildId)?.abort(new Error(CANCELLED_BY_CLIENT)));
     // A message missed while reconnecting is not lost: the runner also reads the record's request.
     sub.on('error', (err: Error) => this.log.warn({ err: err.message }, 'the subscription to build cancels failed: retrying'));
-    await keepSubscribed(sub, [this.keys.buildCancels], () => undefined, (err) => this.log.warn({ err: err.message }, 'subscribing to build cancels failed: retrying on the next reconnect'));
+    await keepSubscribed(sub, [this.keys.buildCancels], (err) => this.log.warn({ err: err.message }, 'subscribing to build cancels failed: retrying on the next reconnect'));
   }
 
   private beat(): Promise<unknown> {

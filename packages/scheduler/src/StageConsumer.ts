@@ -216,7 +216,7 @@ export class StageConsumer {
     // After each confirmed subscription (the first, and again after a reconnect): wake-ups sent
     // while it was down are lost, and the idle sets' SPOPs that sent them took this consumer out,
     // so it enters every idle set again (only now, when a wake-up can reach it) and looks.
-    await keepSubscribed(sub, [this.keys.cancelChannel, this.keys.wakeChannel(this.id)], () => { this.leaveIdle(); this.wake(); }, (err) => this.report(err));
+    await keepSubscribed(sub, [this.keys.cancelChannel, this.keys.wakeChannel(this.id)], (err) => this.report(err), () => { this.leaveIdle(); this.wake(); });
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), o.heartbeatMs ?? 5000);
     this.loopDone = this.loop();
   }

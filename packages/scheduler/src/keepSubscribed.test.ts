@@ -26,7 +26,7 @@ test('a subscription written during the connection handshake survives the reconn
   // mode), it reconnects, and the new connection has no subscription.
   sub.once('connect', () => { sub.subscribe('wake').catch(() => undefined); });
   let confirmed = 0;
-  const subscribed = keepSubscribed(sub, ['wake'], () => { confirmed++; }, (err) => errors.push(err));
+  const subscribed = keepSubscribed(sub, ['wake'], (err) => errors.push(err), () => { confirmed++; });
   await sub.connect().catch(() => undefined);
   await subscribed;
   // The failed ready check, then the connection that came back ready: subscribed on it (ioredis
@@ -45,7 +45,7 @@ test('a subscriber connection killed by the server is subscribed again, and each
   t.after(() => { sub.disconnect(); probe.disconnect(); });
   sub.on('error', () => undefined);
   let confirmed = 0;
-  await keepSubscribed(sub, ['wake2'], () => { confirmed++; }, () => undefined);
+  await keepSubscribed(sub, ['wake2'], () => undefined, () => { confirmed++; });
   const before = confirmed;
   await probe.client('KILL', 'TYPE', 'pubsub');
   await until('subscribed again after the kill', async () => confirmed > before && sub.status === 'ready' && await subscribers(probe, 'wake2') === 1);
