@@ -42,7 +42,9 @@ describe('RUN network=default: egress, and nothing of the cluster', { skip }, ()
     await outside?.stop();
     t?.remove();
   });
-  afterEach(() => {
+  afterEach(async () => {
+    // A step's network is torn down after its run returns; settled() is that teardown's end.
+    await executor.settled();
     assert.deepEqual(leftovers(executor.egress!.owner), { namespaces: [], tables: [] }, 'a step left its network behind');
   });
 
@@ -98,6 +100,7 @@ describe('RUN network=default: egress, and nothing of the cluster', { skip }, ()
       assert.match(await runScript(two, t.rootfs, 'ip -4 addr show eth0', { network: 'default' }), /inet 10\.88\.255\.254\/30/);
       const one = new RuncExecutor({ stateDir: `${t.stateDir}-one`, egress: { pool: '10.88.255.248/30' } });
       await assert.rejects(runScript(one, t.rootfs, 'true', { network: 'default' }), /^Error: no free network slot for the RUN step in 10\.88\.255\.248\/30 \(1 of its 1 tried\)/);
+      await two.settled();
       assert.deepEqual(leftovers(two.egress!.owner), { namespaces: [], tables: [] });
       assert.deepEqual(leftovers(one.egress!.owner), { namespaces: [], tables: [] });
       assert.equal(spawnSync('ip', ['link', 'show', 'byv0']).status, 0, 'the other executor\'s interface is untouched');
@@ -108,6 +111,34 @@ describe('RUN network=default: egress, and nothing of the cluster', { skip }, ()
 
   it('a failing step releases its network too', async () => {
     await assert.rejects(run('exit 3'), (e: unknown) => e instanceof ExecError && e.exitCode === 3);
+  });
+
+  it('a slot still being released is not taken: the next step waits for it and keeps its own table', async () => {
+    // One slot only: the second network can only be made in the slot the first is leaving.
+    const single = new RuncExecutor({ stateDir: `${t.stateDir}-single`, egress: { pool: '10.88.255.244/30' } });
+    const egress = single.egress!;
+    const first = await egress.create({ nameservers: [] });
+    const firstGone = first.release();
+    const second = await egress.create({ nameservers: [] });
+    await firstGone;
+    // Had the first release run after the second step's set-up, it would have deleted the
+    // second step's table (same slot, same name) and left that step without its firewall.
+    assert.deepEqual(leftovers(egress.owner), { namespaces: [`${egress.owner}-0`], tables: [`${egress.owner}_0`] });
+    assert.equal(second.address, '10.88.255.246');
+    await second.release();
+    await single.settled();
+    assert.deepEqual(leftovers(egress.owner), { namespaces: [], tables: [] });
+  });
+
+  it('a step that starts while the last one is being torn down still has its firewall', async () => {
+    const single = new RuncExecutor({ stateDir: `${t.stateDir}-single2`, dns: { nameservers: [outside.dns], search: [], options: ['ndots:0'] }, egress: { pool: '10.88.255.240/30' } });
+    await runScript(single, t.rootfs, 'true', { network: 'default' });
+    // Not settled: the first step's release may still run.
+    const out = await runScript(single, t.rootfs, `${fetch(`http://${outside.host.address}:${outside.host.port}/`, 'host')}; ${fetch(`http://${outside.web}/`, 'web')}`, { network: 'default' });
+    assert.match(out, /BLOCKED-host/);
+    assert.match(out, /REACHED-web/);
+    await single.settled();
+    assert.deepEqual(leftovers(single.egress!.owner), { namespaces: [], tables: [] });
   });
 });
 

@@ -36,6 +36,7 @@ export interface StepNetwork {
   netnsPath: string;
   /** The step's own address. */
   address: string;
+  /** Tears the network down (the step's processes must be gone); calling it again waits for the same release. */
   release(): Promise<void>;
 }
 
@@ -47,6 +48,10 @@ export class EgressNetworks {
   /** What steps may reach; the worker's own fetches for builds (ADD <url>) ask the same rules. */
   readonly rules: EgressRules;
   private forwardingOn = false;
+  /** Slots this executor's steps hold, from creation until their release has finished. */
+  private readonly held = new Set<number>();
+  /** Releases still running: a step's run returns before its network is torn down. */
+  private readonly releasing = new Set<Promise<void>>();
 
   /** `owner` prefixes every namespace and table name, so cleanupStale() touches only ours. */
   constructor(readonly owner: string, policy: EgressPolicy) {
@@ -62,9 +67,31 @@ export class EgressNetworks {
     const rules = this.rules.forTenant({ deny: req.deny, allow: req.allow });
     this.enableForwarding();
     const slots = 2 ** (32 - this.pool.prefix) / 4;
+    const network = await this.createInFreeSlot(req, rules, slots);
+    if (network) return network;
+    // Every slot tried was held by a step whose network is still being torn down: once those
+    // are gone, the same slots are free.
+    if (this.releasing.size > 0) {
+      await this.settled();
+      const retried = await this.createInFreeSlot(req, rules, slots);
+      if (retried) return retried;
+    }
+    throw new Error(`no free network slot for the RUN step in ${formatCidr(this.pool)} (${Math.min(slots, maxAttempts)} of its ${slots} tried): too many steps on this host; widen worker.egress.pool`);
+  }
+
+  /** Resolves when every step network released so far is gone (namespace, veth and table). */
+  async settled(): Promise<void> {
+    while (this.releasing.size > 0) await Promise.all(this.releasing);
+  }
+
+  private async createInFreeSlot(req: StepNetworkRequest, rules: TenantEgressRules, slots: number): Promise<StepNetwork | undefined> {
     const start = randomInt(slots);
     for (let i = 0; i < Math.min(slots, maxAttempts); i++) {
       const slot = (start + i) % slots;
+      // Held from here until its release has finished: the table's name is the slot's, so a new
+      // step in a slot still being released could have its table deleted by the old release.
+      if (this.held.has(slot)) continue;
+      this.held.add(slot);
       const ns = `${this.owner}-${slot}`;
       const link = `byv${slot}`;
       const gateway = formatIPv4(this.pool.base + slot * 4 + 1);
@@ -78,14 +105,23 @@ export class EgressNetworks {
         const failedLine = Number(/Command failed -:(\d+)/.exec(host.stderr)?.[1] ?? 0);
         if (failedLine === 2) await cmd('ip', ['netns', 'del', ns]);
         else if (failedLine > 2) await cmd('ip', ['-force', '-batch', '-'], `link del ${link}\nnetns del ${ns}\n`);
+        this.held.delete(slot);
         if ((failedLine === 1 || failedLine === 2) && /exists/i.test(host.stderr)) continue;
         throw setupError(`ip netns add ${ns}, link add ${link}`, host.stderr);
       }
       const table = `${this.owner}_${slot}`;
-      const release = async () => {
-        // The link first: whatever still runs in the namespace is cut off before its rules go.
-        await cmd('ip', ['-force', '-batch', '-'], `link del ${link}\nnetns del ${ns}\n`);
-        await cmd('nft', ['delete', 'table', 'inet', table]);
+      let released: Promise<void> | undefined;
+      const release = () => {
+        released ??= (async () => {
+          // The link first: whatever still runs in the namespace is cut off before its rules go.
+          await cmd('ip', ['-force', '-batch', '-'], `link del ${link}\nnetns del ${ns}\n`);
+          await cmd('nft', ['delete', 'table', 'inet', table]);
+        })().finally(() => {
+          this.held.delete(slot);
+          this.releasing.delete(released!);
+        });
+        this.releasing.add(released);
+        return released;
       };
       try {
         await must('ip', ['-n', ns, '-batch', '-'], `link set lo up\naddress add ${address}/30 dev eth0\nlink set eth0 up\nroute add default via ${gateway}\n`);
@@ -96,12 +132,13 @@ export class EgressNetworks {
         throw err;
       }
     }
-    throw new Error(`no free network slot for the RUN step in ${formatCidr(this.pool)} (${Math.min(slots, maxAttempts)} of its ${slots} tried): too many steps on this host; widen worker.egress.pool`);
+    return undefined;
   }
 
   /** Removes every namespace (with its veth) and table of this owner: call on start-up, after
    *  the containers that held them are gone. */
-  cleanupStale(): Promise<{ namespaces: string[]; tables: string[] }> {
+  async cleanupStale(): Promise<{ namespaces: string[]; tables: string[] }> {
+    await this.settled();
     return reclaimNetworks(this.owner);
   }
 

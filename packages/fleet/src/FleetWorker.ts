@@ -216,6 +216,8 @@ export class FleetWorker {
     clearInterval(this.gcTimer);
     this.diskService?.close();
     await this.consumer?.close();
+    // Networks of the last steps are torn down after their runs return: none is left behind.
+    await this.engine?.executor.settled();
     this.redis?.disconnect();
   }
 

@@ -111,6 +111,8 @@ export async function buildLocal(opts: LocalBuildOptions): Promise<LocalBuildRes
     return { images, digest, stages: stageResults };
   } finally {
     await rm(contextDir, { recursive: true, force: true });
+    // The last steps' networks are torn down after they return: none outlives the build.
+    await engine.executor.settled();
   }
 }
 
