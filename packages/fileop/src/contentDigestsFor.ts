@@ -9,7 +9,7 @@ import { entriesTree, fsTree, type EntryType, type TreeEntry } from './SourceTre
 export interface ContentDigestOptions extends SourceSelection {
   /** Read a real directory... */
   srcRoot?: string;
-  /** ...or a file list (e.g. from ContextSync), whose files carry their digests. */
+  /** ...or a file list (e.g. from ContextSync), whose files carry their digests; not changed after the call (its tree is kept for the next). */
   entries?: readonly TreeEntry[];
 }
 
@@ -33,7 +33,7 @@ export interface ContentDigest {
  */
 export async function contentDigestsFor(opts: ContentDigestOptions): Promise<ContentDigest[]> {
   if ((opts.srcRoot === undefined) === (opts.entries === undefined)) throw new FileOpError('EBADARG', 'contentDigestsFor needs exactly one of srcRoot or entries');
-  const list = opts.entries ? entriesTree(opts.entries) : null;
+  const list = opts.entries ? treeOf(opts.entries) : null;
   const tree = list ?? fsTree(opts.srcRoot!);
   const plan = await planCopy(tree, opts);
   const out: ContentDigest[] = [];
@@ -53,6 +53,14 @@ export async function contentDigestsFor(opts: ContentDigestOptions): Promise<Con
     out.push(item);
   }
   return out;
+}
+
+// A planner asks once per COPY and bind mount, always with the same (unchanging) entry list.
+const trees = new WeakMap<readonly TreeEntry[], ReturnType<typeof entriesTree>>();
+function treeOf(entries: readonly TreeEntry[]): ReturnType<typeof entriesTree> {
+  let tree = trees.get(entries);
+  if (!tree) trees.set(entries, (tree = entriesTree(entries)));
+  return tree;
 }
 
 function sha256(data: string | Buffer): string {

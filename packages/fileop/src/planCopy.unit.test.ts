@@ -73,3 +73,18 @@ test('contentDigestsFor over a file list uses the list digests and link targets'
   ]);
   await assert.rejects(contentDigestsFor({ entries: [{ path: 'f', type: 'file', mode: 0o644 }], sources: ['f'] }), /has no digest/);
 });
+
+test('entriesTree: parents are implied, and paths with empty or "." components name the same entries', async () => {
+  const clean = entriesTree([{ path: 'top/mid/leaf.txt', type: 'file', mode: 0o600, digest: D(7) }, { path: 'top/other', type: 'dir', mode: 0o700 }]);
+  const unclean = entriesTree([{ path: './top//mid/./leaf.txt/', type: 'file', mode: 0o600, digest: D(7) }, { path: '/top/other', type: 'dir', mode: 0o700 }, { path: '.', type: 'dir', mode: 0o755 }]);
+  for (const tree of [clean, unclean]) {
+    assert.deepEqual(await tree.readdir(''), ['top']);
+    assert.deepEqual(await tree.readdir('top'), ['mid', 'other']);
+    assert.deepEqual(await tree.readdir('top/mid'), ['leaf.txt']);
+    assert.deepEqual(await tree.lstat('top/mid'), { type: 'dir', mode: 0o755, size: 0 });
+    assert.deepEqual(await tree.lstat('top/other'), { type: 'dir', mode: 0o700, size: 0 });
+    assert.deepEqual(await tree.lstat('top/mid/leaf.txt'), { type: 'file', mode: 0o600, size: 0 });
+    assert.equal(tree.entry('top/mid/leaf.txt')?.digest, D(7));
+    assert.equal(tree.entry('top/mid/leaf.txt')?.path, 'top/mid/leaf.txt');
+  }
+});
