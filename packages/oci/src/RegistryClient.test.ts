@@ -85,6 +85,50 @@ describe('pull from a real registry', () => {
   });
 });
 
+describe('resolving with a store, as a planner does', () => {
+  test('a platform manifest the store holds is read there; one lookup of the reference serves every platform', async () => {
+    const p = await proxy({ mode: 'basic', users: { dana: 'pw' } });
+    const ref = `${p.host}/library/busybox:latest`;
+    const store = new FsContentStore(join(fx.dir, 'resolve-store'));
+    const dana = newClient({ store, credentials: { [p.host]: { username: 'dana', password: 'pw' } } });
+    const manifestGets = () => p.requests.filter((r) => r.method === 'GET' && r.path.includes('/manifests/') && r.status === 200).map((r) => r.path.split('/manifests/')[1]);
+    const first = await dana.resolve(ref, 'linux/amd64');
+    assert.deepEqual(manifestGets(), ['latest', fx.busybox.manifests['linux/amd64']]);
+    assert.equal(await store.has(first.manifestDigest), true, 'the platform manifest is kept');
+    // A later build: the tag is looked up again (it may have moved), the platform manifest is not.
+    p.requests.length = 0;
+    const tops = new Map();
+    const amd = await dana.resolve(ref, 'linux/amd64', {}, tops);
+    assert.equal(amd.manifestDigest, fx.busybox.manifests['linux/amd64']);
+    assert.deepEqual(amd.manifestBytes, first.manifestBytes);
+    assert.equal(amd.descriptor.mediaType, first.descriptor.mediaType);
+    const arm = await dana.resolve(ref, 'linux/arm64', {}, tops);
+    assert.equal(arm.manifestDigest, fx.busybox.manifests['linux/arm64']);
+    assert.equal(arm.config.architecture, 'arm64');
+    assert.deepEqual(manifestGets(), ['latest', fx.busybox.manifests['linux/arm64']], 'one tag lookup for both platforms; arm64 fetched once');
+  });
+
+  test('a client without access gets nothing from what the store holds: the reference is refused first', async () => {
+    const p = await proxy({ mode: 'basic', users: { erin: 'pw' } });
+    const ref = `${p.host}/library/busybox:latest`;
+    const store = new FsContentStore(join(fx.dir, 'shared-store'));
+    await newClient({ store, credentials: { [p.host]: { username: 'erin', password: 'pw' } } }).resolve(ref, 'linux/amd64');
+    const stranger = newClient({ store });
+    await assert.rejects(stranger.resolve(ref, 'linux/amd64'), (err: unknown) => err instanceof RegistryError && err.status === 401);
+    await assert.rejects(stranger.resolve(ref, 'linux/amd64', {}, new Map()), (err: unknown) => err instanceof RegistryError && err.status === 401);
+  });
+
+  test('a stored platform manifest whose bytes went bad is fetched again', async () => {
+    const store = new FsContentStore(join(fx.dir, 'bad-store'));
+    const client = newClient({ store });
+    const good = await client.resolve(fx.busybox.reference, 'linux/amd64');
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(store.path(good.manifestDigest), '{"tampered": true}');
+    const again = await client.resolve(fx.busybox.reference, 'linux/amd64');
+    assert.deepEqual(again.manifestBytes, good.manifestBytes);
+  });
+});
+
 describe('push to a real registry', () => {
   test('push an image monolithic and chunked, mount, index by tag and digest', async () => {
     const amd = await makeImage('amd64', { 'hello.txt': 'hello amd64\n', 'big.bin': randomBytes(300_000) });

@@ -250,16 +250,24 @@ export class RegistryClient {
    * Resolves a reference to one platform's manifest and config. Indexes / manifest lists are
    * narrowed with containerd's platform rules; `platform` defaults to the host's.
    */
-  async resolve(reference: string | ImageReference, platform?: string | Platform, call: CallOptions = {}): Promise<ResolvedImage> {
+  async resolve(reference: string | ImageReference, platform?: string | Platform, call: CallOptions = {}, tops?: Map<string, Promise<FetchedManifest>>): Promise<ResolvedImage> {
     const ref = typeof reference === 'string' ? parseReference(reference) : reference;
-    const top = await this.getManifest(ref, call);
+    // `tops`: what each reference pointed at, shared by the resolutions of one build (its platforms).
+    const topKey = formatReference(ref);
+    let topFetch = tops?.get(topKey);
+    if (!topFetch) {
+      topFetch = this.getManifest(ref, call);
+      tops?.set(topKey, topFetch);
+      topFetch.catch(() => tops?.delete(topKey));
+    }
+    const top = await topFetch;
     let fetched = top;
     let descriptor: Descriptor = { mediaType: top.mediaType, digest: top.digest, size: top.size };
     let index: ImageIndex | undefined;
     if (isImageIndex(top.manifest) || isIndexMediaType(top.mediaType)) {
       index = top.manifest as ImageIndex;
       descriptor = selectManifest(index, platform ?? hostPlatform(), formatReference(ref));
-      fetched = await this.getManifest({ registry: ref.registry, repository: ref.repository, digest: descriptor.digest }, call);
+      fetched = await this.childManifest(ref, descriptor, call);
       if (isImageIndex(fetched.manifest)) {
         throw new RegistryError(`registry ${ref.registry}: ${formatReference(ref)} nests an index inside an index, which is not supported`, ref.registry, 'resolve');
       }
@@ -287,6 +295,28 @@ export class RegistryClient {
       config,
       configBytes,
     };
+  }
+
+  /**
+   * A platform manifest an index this call fetched names: from the store when it holds those
+   * bytes (content-addressed, so they are what the registry would send; the index just came
+   * from the registry with this call's credentials, so access was checked), else fetched and
+   * kept there (a rebuild resolves its bases in one round trip per reference).
+   */
+  private async childManifest(ref: ImageReference, descriptor: Descriptor, call: CallOptions): Promise<FetchedManifest> {
+    const store = this.store;
+    if (store && (await store.has(descriptor.digest))) {
+      const bytes = await store.readBytes(descriptor.digest).catch(() => undefined);
+      if (bytes && sha256Digest(bytes) === descriptor.digest) {
+        try {
+          const manifest = JSON.parse(bytes.toString('utf8')) as AnyManifest;
+          return { digest: descriptor.digest, mediaType: manifest.mediaType ?? descriptor.mediaType, size: bytes.length, bytes, manifest };
+        } catch { /* not a manifest after all: fetch it */ }
+      }
+    }
+    const fetched = await this.getManifest({ registry: ref.registry, repository: ref.repository, digest: descriptor.digest }, call);
+    await store?.put(fetched.bytes, fetched.digest).catch(() => undefined);
+    return fetched;
   }
 
   /** PUT a manifest or index by tag or digest; returns its digest. */

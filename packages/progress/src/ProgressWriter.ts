@@ -186,11 +186,13 @@ export class ProgressWriter {
   }
 
   private enqueue(fields: [string, string]): Promise<void> {
-    const run = async () => {
-      await this.redis.xadd(this.key, 'MAXLEN', '~', this.maxLen, '*', ...fields);
-    };
-    const p = this.chain.then(run);
-    this.chain = p.catch((err: unknown) => { this.failure ??= err; });
+    const add = () => this.redis.xadd(this.key, 'MAXLEN', '~', this.maxLen, '*', ...fields).then(() => {});
+    // One connection answers its commands in the order they were sent, so the events are
+    // appended in call order without waiting for each reply (20 CACHED steps: one round trip,
+    // not 20). A cluster client may resend a command to another node after a redirect, out of
+    // order with the ones after it: there each waits for the one before.
+    const p = this.redis.isCluster ? this.chain.then(add) : add();
+    this.chain = Promise.all([this.chain, p.catch((err: unknown) => { this.failure ??= err; })]).then(() => {});
     return p;
   }
 

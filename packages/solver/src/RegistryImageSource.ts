@@ -1,6 +1,6 @@
 import type { LayerRecord } from '@buildyard/cache';
 import type { ImageConfigFile } from '@buildyard/graph';
-import { parseReference, type FsContentStore, type ImageConfig, type RegistryClient } from '@buildyard/oci';
+import { parseReference, type FetchedManifest, type FsContentStore, type ImageConfig, type RegistryClient } from '@buildyard/oci';
 import type { ImageSource } from './StageSolver.js';
 import { isKnownPlatform, unknownPlatformError } from './unknownPlatform.js';
 
@@ -80,10 +80,12 @@ const asConfigFile = (config: ImageConfig): ImageConfigFile => config as ImageCo
  * frontend answers a stage on that image from the cache without a worker.
  */
 export function registryImageResolver(client: RegistryClient, signal?: AbortSignal) {
+  // One lookup of each reference per plan: its platforms resolve from the same index, in one round trip.
+  const tops = new Map<string, Promise<FetchedManifest>>();
   // topDigest: what the reference itself points at (the index when there is one), which provenance records as BuildKit does.
   return async (ref: string, platform: string): Promise<{ ref: string; digest: string; config: ImageConfigFile; topDigest: string; layers?: LayerRecord[] }> => {
     if (!isKnownPlatform(platform)) throw await unknownPlatformError(client, ref, platform, { signal });
-    const image = await client.resolve(ref, platform, { signal });
+    const image = await client.resolve(ref, platform, { signal }, tops);
     const pinned = `${image.reference.registry}/${image.reference.repository}@${image.manifestDigest}`;
     // An invalid image fails where its layers are pulled (a worker), as before: here it only has no chain.
     let layers: LayerRecord[] | undefined;
