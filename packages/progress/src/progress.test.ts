@@ -61,6 +61,21 @@ test('events round-trip in order and the end marker ends the reader', async () =
   assert.ok(ttl > 0 && ttl <= 86400, `ttl ${ttl}`);
 });
 
+test('events emitted without waiting are appended in call order, logs before the step they belong to ends', async () => {
+  const w = new ProgressWriter(redis, 'b-burst');
+  const emitted: Promise<void>[] = [];
+  for (let n = 0; n < 300; n++) {
+    emitted.push(w.started(vertex(n % 9 + 1), n));
+    w.log(vertex(n % 9 + 1).digest, `line ${n}\n`);
+    emitted.push(w.finished(vertex(n % 9 + 1), n, n + 1));
+  }
+  await Promise.all(emitted);
+  await w.close();
+  const events = await collect(readProgress(redis, 'b-burst', { fromStart: true }));
+  const order = events.map((e) => (e.type === 'vertex.log' ? `log ${e.data.toString().trim()}` : e.type === 'vertex.started' ? `started ${e.startedMs}` : e.type === 'vertex.finished' ? `finished ${e.startedMs}` : e.type));
+  assert.deepEqual(order, Array.from({ length: 300 }, (_, n) => [`started ${n}`, `log line ${n}`, `finished ${n}`]).flat());
+});
+
 test('a reader attaching mid-build with fromStart replays everything; a live reader sees only new events', async () => {
   const w = new ProgressWriter(redis, 'b-mid');
   await w.emit({ type: 'build.accepted', buildId: 'b-mid', platforms: ['linux/amd64'] });
