@@ -359,9 +359,15 @@ const RECENT_MANIFESTS = 4;
 
 let syncfsWorks: boolean | undefined;
 
-/** syncfs(2) on the filesystem holding `dir` (coreutils' `sync -f`); else fsync of each file. */
+/**
+ * Up to this many files (an edit's upload) are fsynced one by one: syncfs also waits for every
+ * other dirty page of the filesystem (a worker's layers, other uploads) and starts a process.
+ */
+const FSYNC_EACH_UP_TO = 16;
+
+/** syncfs(2) on the filesystem holding `dir` (coreutils' `sync -f`); else, or for a few files, fsync of each file. */
 async function syncFilesystem(dir: string, files: readonly string[]): Promise<void> {
-  if (syncfsWorks !== false) {
+  if (files.length > FSYNC_EACH_UP_TO && syncfsWorks !== false) {
     const ok = await new Promise<boolean>((resolve) => execFile('sync', ['-f', dir], (err) => resolve(!err)));
     if (ok) {
       syncfsWorks = true;
