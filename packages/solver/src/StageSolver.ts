@@ -190,10 +190,17 @@ export class StageSolver {
     try {
       if (vertex.kind === 'exec') await this.runExec(vertex, stage, active.mountpoint, req, events);
       else remote = await this.runFileOps(vertex, active.mountpoint, req, revisions);
-      await active.release();
       // Every RUN, COPY, ADD and WORKDIR step is a layer, an empty one when it changed nothing:
-      // BuildKit commits a snapshot per exec and file op and exports each as a layer.
-      layer = await this.storeDiff(active.upperdir!, layers, stage.sourceDateEpoch ?? this.opts.sourceDateEpoch);
+      // BuildKit commits a snapshot per exec and file op and exports each as a layer. Nothing
+      // writes through the mount any more, so its upper dir is read while it is unmounted
+      // (an `umount` process, 6-13 ms a step here).
+      const [diffed, unmounted] = await Promise.allSettled([
+        this.storeDiff(active.upperdir!, layers, stage.sourceDateEpoch ?? this.opts.sourceDateEpoch),
+        active.release(),
+      ]);
+      if (diffed.status === 'rejected') throw diffed.reason;
+      if (unmounted.status === 'rejected') throw unmounted.reason;
+      layer = diffed.value;
     } finally {
       await active.release();
       // Keeping the result as a committed snapshot saves the next step from unpacking it again.
