@@ -26,7 +26,7 @@ function collectKeys(value: unknown, keys: Set<string>): boolean {
   const proto = Object.getPrototypeOf(value) as unknown;
   if ((proto !== Object.prototype && proto !== null) || 'toJSON' in value) return false;
   for (const k of Object.keys(value)) {
-    // Read through the prototype by name, this one key would not be the object's own.
+    // An own key named __proto__: JSON.stringify, reading the value by name, would get the prototype.
     if (k === '__proto__') return false;
     keys.add(k);
     if (!collectKeys((value as Record<string, unknown>)[k], keys)) return false;
