@@ -308,14 +308,16 @@ export class BlobStaging {
 
   private async write(blobs: readonly { digest: string; data: Uint8Array }[]): Promise<void> {
     const fresh = blobs.filter((b) => !this.seen.has(b.digest) && this.seen.add(b.digest));
-    this.ready ??= Promise.all([this.local.init(), mkdir(this.ingest, { recursive: true })]);
+    this.ready ??= Promise.all([this.local.init(), ...INGEST_FANOUT.map((d) => mkdir(join(this.ingest, d), { recursive: true }))]);
     await this.ready;
     // In line: a stat of a (negatively) cached name costs microseconds, where the store's has()
     // went through the thread pool and built an ENOENT error for each of 20,000 new blobs.
     const present = fresh.map((b) => statSync(this.local.path(b.digest), { throwIfNoEntry: false })?.isFile() === true);
     if (this.closed) throw new Error('blob staging aborted');
     const writes = fresh.filter((_, i) => !present[i]).map((b) => {
-      const tmp = join(this.ingest, `${b.digest.slice(7, 19)}-${this.tempPrefix}-${this.temps.size}`);
+      // Spread over subdirectories: creating a file locks its directory, and the thread pool's
+      // creates all queued on one directory's lock (a 20,000-file upload: ~2x the time).
+      const tmp = join(this.ingest, b.digest[7]!, `${b.digest.slice(7, 19)}-${this.tempPrefix}-${this.temps.size}`);
       this.temps.set(b.digest, tmp);
       return writeFile(tmp, b.data, { flag: 'wx' });
     });
@@ -354,6 +356,9 @@ export class BlobStaging {
 }
 
 const RENAME_CONCURRENCY = 64;
+
+/** The ingest directory's subdirectories: one per first hex digit of a digest. */
+const INGEST_FANOUT = [...'0123456789abcdef'];
 
 const RECENT_MANIFESTS = 4;
 

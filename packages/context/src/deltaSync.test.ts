@@ -184,13 +184,16 @@ test('an upload is stored whole or not at all: blobs of a sync that fails later 
     () => [{ blobs: { blobs: [{ digest: sha(first), data: first, last: true }] } }, { blobs: { blobs: [{ digest: sha(second), data: Buffer.from('not it'), last: true }] } }, { uploadDone: true }]);
   assert.match(failed.error?.details ?? '', /does not match/);
   assert.equal(await store.content.has(sha(first)), false, 'the valid blob of the failed sync is not in the store');
-  assert.deepEqual(await readdir(join(store.root, 'ingest')).catch(() => []), [], 'no temp file is left');
+  // Temp files live one level down, in a subdirectory per first hex digit of their digest.
+  const ingest = join(store.root, 'ingest');
+  const tempFilesLeft = async () => (await Promise.all((await readdir(ingest).catch(() => [])).map((d) => readdir(join(ingest, d))))).flat();
+  assert.deepEqual(await tempFilesLeft(), [], 'no temp file is left');
   // The same upload, whole: both stored, and materialised with their bytes.
   const ok = await raw(alice, [{ entries: { entries: [entry('a', first), entry('b', second)], removed: [] } }, { entriesDone: true }],
     () => [{ blobs: { blobs: [{ digest: sha(first), data: first, last: true }] } }, { blobs: { blobs: [{ digest: sha(second), data: second, last: true }] } }, { uploadDone: true }]);
   assert.equal(ok.error, undefined, ok.error?.details);
   assert.equal(await store.content.has(sha(first)), true);
-  assert.deepEqual(await readdir(join(store.root, 'ingest')), []);
+  assert.deepEqual(await tempFilesLeft(), []);
   const out = join(tmp, 'whole-upload');
   await materializeContext(store, ok.contextId!, out);
   assert.deepEqual([await readFile(join(out, 'a')), await readFile(join(out, 'b'))], [first, second]);
