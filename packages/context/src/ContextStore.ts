@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile, open, rename, rm } from 'node:fs/promises';
+import { mkdir, writeFile, open, rename, rm, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobNotFoundError, FsContentStore, sha256Digest } from '@buildyard/oci';
 import { ContextError } from './ContextError.js';
-import { encodeManifest, isRegular, type ContextEntry } from './ContextEntry.js';
+import { encodeManifest, isRegular, modTimeSeconds, type ContextEntry } from './ContextEntry.js';
 import { FsContextGrants, type ContextGrants } from './ContextGrants.js';
 
 export interface ContextStoreOptions {
@@ -156,7 +156,7 @@ export class ContextStore {
    * blob is never visible truncated after a crash). Per-blob fsync cost more than the writes.
    * A shared store then pushes each one (a no-op for those the remote already holds).
    */
-  async putBlobs(blobs: readonly { digest: string; data: Uint8Array }[]): Promise<void> {
+  async putBlobs(blobs: readonly StagedBlob[]): Promise<void> {
     const staged = this.stageBlobs();
     try {
       await staged.add(blobs);
@@ -281,6 +281,20 @@ async function inSlices<T>(items: readonly T[], width: number, fn: (item: T) => 
   for (let i = 0; i < items.length; i += width) await Promise.all(items.slice(i, i + width).map(fn));
 }
 
+/** A verified content to store. */
+export interface StagedBlob {
+  digest: string;
+  data: Uint8Array;
+  /**
+   * The context entry it came with: a new blob takes its permissions (without setuid, setgid
+   * or sticky bits) and modification time, so materializeContext can hardlink it into a tree
+   * for that entry (and any with the same mode and time) instead of copying it, which on a
+   * first build would create every file's inode a second time. Its access time is when it was
+   * stored (see BlobListing.atime).
+   */
+  like?: Pick<ContextEntry, 'mode' | 'modTime'>;
+}
+
 /** See ContextStore.stageBlobs. */
 export class BlobStaging {
   /** digest -> temp file, for the blobs the local store lacked when they arrived. */
@@ -296,7 +310,7 @@ export class BlobStaging {
   constructor(private readonly local: FsContentStore, private readonly shared: SharedContent | undefined, private readonly ingest: string) {}
 
   /** Writes these verified blobs to temp files (those the store or this staging already has are skipped). */
-  add(blobs: readonly { digest: string; data: Uint8Array }[]): Promise<void> {
+  add(blobs: readonly StagedBlob[]): Promise<void> {
     if (this.closed) return Promise.reject(new Error('blob staging already committed or aborted'));
     const p = this.write(blobs);
     // commit and abort wait for every write: none may create a temp file after them.
@@ -306,7 +320,7 @@ export class BlobStaging {
     return p;
   }
 
-  private async write(blobs: readonly { digest: string; data: Uint8Array }[]): Promise<void> {
+  private async write(blobs: readonly StagedBlob[]): Promise<void> {
     const fresh = blobs.filter((b) => !this.seen.has(b.digest) && this.seen.add(b.digest));
     this.ready ??= Promise.all([this.local.init(), ...INGEST_FANOUT.map((d) => mkdir(join(this.ingest, d), { recursive: true }))]);
     await this.ready;
@@ -314,12 +328,18 @@ export class BlobStaging {
     // went through the thread pool and built an ENOENT error for each of 20,000 new blobs.
     const present = fresh.map((b) => statSync(this.local.path(b.digest), { throwIfNoEntry: false })?.isFile() === true);
     if (this.closed) throw new Error('blob staging aborted');
-    const writes = fresh.filter((_, i) => !present[i]).map((b) => {
+    const writes = fresh.filter((_, i) => !present[i]).map(async (b) => {
       // Spread over subdirectories: creating a file locks its directory, and the thread pool's
       // creates all queued on one directory's lock (a 20,000-file upload: ~2x the time).
       const tmp = join(this.ingest, b.digest[7]!, `${b.digest.slice(7, 19)}-${this.tempPrefix}-${this.temps.size}`);
       this.temps.set(b.digest, tmp);
-      return writeFile(tmp, b.data, { flag: 'wx' });
+      const perm = b.like ? b.like.mode & 0o7777 : 0;
+      await writeFile(tmp, b.data, { flag: 'wx', ...(perm !== 0 && perm <= 0o777 ? { mode: perm } : {}) });
+      // Still a temp file nobody links: its times can be set (a stored blob's never are, as
+      // trees link it). See StagedBlob.like. The access time says when it was stored, for the
+      // context GC, which must not take a blob stored a moment ago for an old one.
+      const seconds = b.like ? modTimeSeconds(b.like) : 0;
+      if (seconds !== 0) await utimes(tmp, new Date(), seconds);
     });
     await Promise.all(writes);
     // All of them, not only the fresh ones: a local copy may be one whose push a crash cut off.

@@ -40,9 +40,10 @@ export interface MaterializeResult {
  * modification time (COPY keeps it, as BuildKit's does; entries without one get the epoch).
  * Contents a shared store holds only remotely are fetched into its local tier first.
  * Files are hardlinked from the store only when the store blob has exactly the wanted
- * permissions and mtime and lives on the same filesystem — chmod or utimes on a hardlink would
- * change the shared blob, which other entries and contexts use with their own times — else
- * copied (reflinked where the filesystem can).
+ * permissions and mtime (to the microsecond: the precision a copy's time is set with, see
+ * modTimeSeconds; a blob uploaded with this entry has them, see StagedBlob.like) and lives on
+ * the same filesystem — chmod or utimes on a hardlink would change the shared blob, which other
+ * entries and contexts use with their own times — else copied (reflinked where the filesystem can).
  */
 export async function materializeContext(store: ContextStore, contextId: string, destDir: string, opts: MaterializeOptions = {}): Promise<MaterializeResult> {
   const entries = [...await store.manifest(contextId)];
@@ -58,7 +59,12 @@ export async function materializeContext(store: ContextStore, contextId: string,
   return writeEntries(store, contextId, entries, dest, opts);
 }
 
-async function writeEntries(store: ContextStore, contextId: string, entries: readonly ContextEntry[], dest: string, opts: MaterializeOptions): Promise<MaterializeResult> {
+/**
+ * `inTree`: contents the tree already holds (a sibling's files kept). A blob is linked into a
+ * tree at most once: two paths of one inode would be hardlinks of each other, which COPY keeps
+ * (as it must for a context's real hardlinks), so the image would differ from BuildKit's.
+ */
+async function writeEntries(store: ContextStore, contextId: string, entries: readonly ContextEntry[], dest: string, opts: MaterializeOptions, inTree: Set<string> = new Set()): Promise<MaterializeResult> {
   const destDev = (await stat(dest)).dev;
   const blobInfo = new Map<string, Promise<{ dev: number; perm: number; mtimeNs: bigint }>>();
   const dirs: ContextEntry[] = [];
@@ -105,7 +111,8 @@ async function writeEntries(store: ContextStore, contextId: string, entries: rea
     } else if (isRegular(e)) {
       const blob = store.content.path(e.digest);
       const info = await statBlob(e);
-      if (!opts.copy && info.dev === destDev && info.perm === perm && info.mtimeNs === BigInt(e.modTime || '0')) {
+      if (!opts.copy && info.dev === destDev && info.perm === perm && info.mtimeNs / 1000n === BigInt(e.modTime || '0') / 1000n && !inTree.has(e.digest)) {
+        inTree.add(e.digest);
         try {
           await link(blob, target);
           result.linked++;
@@ -187,7 +194,8 @@ async function fromSibling(store: ContextStore, contextId: string, entries: read
     }
     const changed = entries.filter((e) => !isDirectory(e) && !same(e, before.get(e.path)));
     for (const e of entries) if (isDirectory(e) && !isDirectory(before.get(e.path) ?? { mode: 0 })) await mkdir(join(dest, e.path), { recursive: true });
-    const written = await writeEntries(store, contextId, changed, dest, {});
+    const keptContents = entries.filter((e) => isRegular(e) && same(e, before.get(e.path))).map((e) => e.digest);
+    const written = await writeEntries(store, contextId, changed, dest, {}, new Set(keptContents));
     // Every directory gets its mode and time again: writes into it bumped its mtime.
     await finishDirectories(dest, entries.filter(isDirectory));
     // A sibling removed while it was linked (a worker's GC) leaves a tree with holes that cp
