@@ -1,12 +1,13 @@
 import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile, open, rename, rm, utimes } from 'node:fs/promises';
+import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobNotFoundError, FsContentStore, sha256Digest } from '@buildyard/oci';
 import { ContextError } from './ContextError.js';
 import { encodeManifest, isRegular, modTimeSeconds, type ContextEntry } from './ContextEntry.js';
 import { FsContextGrants, type ContextGrants } from './ContextGrants.js';
+import { renameStaged, writeStaged, type StagedWrite } from './stagingThread.js';
 
 export interface ContextStoreOptions {
   /** Directory holding the content store (file contents and manifests) and tenant grants. */
@@ -328,20 +329,19 @@ export class BlobStaging {
     // went through the thread pool and built an ENOENT error for each of 20,000 new blobs.
     const present = fresh.map((b) => statSync(this.local.path(b.digest), { throwIfNoEntry: false })?.isFile() === true);
     if (this.closed) throw new Error('blob staging aborted');
-    const writes = fresh.filter((_, i) => !present[i]).map(async (b) => {
-      // Spread over subdirectories: creating a file locks its directory, and the thread pool's
-      // creates all queued on one directory's lock (a 20,000-file upload: ~2x the time).
-      const tmp = join(this.ingest, b.digest[7]!, `${b.digest.slice(7, 19)}-${this.tempPrefix}-${this.temps.size}`);
-      this.temps.set(b.digest, tmp);
+    const writes = fresh.filter((_, i) => !present[i]).map((b): StagedWrite => {
+      // Spread over subdirectories: creating a file locks its directory, which concurrent
+      // uploads (and the processes of one machine) share.
+      const path = join(this.ingest, b.digest[7]!, `${b.digest.slice(7, 19)}-${this.tempPrefix}-${this.temps.size}`);
+      this.temps.set(b.digest, path);
       const perm = b.like ? b.like.mode & 0o7777 : 0;
-      await writeFile(tmp, b.data, { flag: 'wx', ...(perm !== 0 && perm <= 0o777 ? { mode: perm } : {}) });
       // Still a temp file nobody links: its times can be set (a stored blob's never are, as
       // trees link it). See StagedBlob.like. The access time says when it was stored, for the
       // context GC, which must not take a blob stored a moment ago for an old one.
       const seconds = b.like ? modTimeSeconds(b.like) : 0;
-      if (seconds !== 0) await utimes(tmp, new Date(), seconds);
+      return { path, data: b.data, mode: perm !== 0 && perm <= 0o777 ? perm : 0o666, ...(seconds !== 0 ? { atime: Date.now() / 1000, mtime: seconds } : {}) };
     });
-    await Promise.all(writes);
+    await writeStaged(writes);
     // All of them, not only the fresh ones: a local copy may be one whose push a crash cut off.
     const shared = this.shared;
     if (shared) await inSlices(blobs, PUSH_CONCURRENCY, (b) => shared.put(b.data, b.digest, b.data.length));
@@ -356,7 +356,7 @@ export class BlobStaging {
     if (temps.length === 0) return;
     try {
       await syncFilesystem(this.ingest, temps.map(([, tmp]) => tmp));
-      await inSlices(temps, RENAME_CONCURRENCY, ([digest, tmp]) => rename(tmp, this.local.path(digest)));
+      await renameStaged(temps.map(([digest, tmp]) => [tmp, this.local.path(digest)]));
     } catch (err) {
       await this.removeTemps();
       throw err;
@@ -371,11 +371,11 @@ export class BlobStaging {
   }
 
   private async removeTemps(): Promise<void> {
-    await inSlices([...this.temps.values()], RENAME_CONCURRENCY, (tmp) => rm(tmp, { force: true }));
+    await inSlices([...this.temps.values()], REMOVE_CONCURRENCY, (tmp) => rm(tmp, { force: true }));
   }
 }
 
-const RENAME_CONCURRENCY = 64;
+const REMOVE_CONCURRENCY = 64;
 
 /** The ingest directory's subdirectories: one per first hex digit of a digest. */
 const INGEST_FANOUT = [...'0123456789abcdef'];
