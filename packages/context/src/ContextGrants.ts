@@ -5,6 +5,7 @@
 import { access, link, mkdir, open, readdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Cluster, Redis } from 'ioredis';
+import { linkEach } from './fileThread.js';
 
 export interface ContextGrants {
   /** Records that `tenant` synced `contextId` (and may build from it). */
@@ -26,6 +27,8 @@ export interface ContextGrants {
 }
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
+
+const dirOf = (path: string) => path.slice(0, path.lastIndexOf('/'));
 /** Digests in one fan-out directory from which hasContent lists it instead of asking each. */
 const READDIR_FROM = 8;
 
@@ -50,28 +53,24 @@ export class FsContextGrants implements ContextGrants {
   }
 
   async grantContent(tenant: string, digests: Iterable<string>): Promise<void> {
-    // One mkdir per fan-out directory, and every grant in it waits for that mkdir: grants whose
-    // digests share a prefix must not open their file while the directory is still being made.
-    // Directories made before (by this instance) are not made again: a sync grants its uploads
-    // batch by batch, and 256 mkdirs per batch would cost more than the grants.
-    const made = new Map<string, Promise<unknown>>();
-    const pending: Promise<void>[] = [];
-    for (const digest of digests) {
-      const path = this.contentGrant(tenant, digest);
-      const dir = path.slice(0, path.lastIndexOf('/'));
-      let dirReady = made.get(dir);
-      if (!dirReady) made.set(dir, (dirReady = this.madeDirs.has(dir) ? Promise.resolve() : mkdir(dir, { recursive: true }).then(() => this.madeDirs.add(dir))));
-      const grant = (async () => {
-        await dirReady;
-        await this.grantOne(tenant, path, dir);
-      })();
-      // The first grant of a tenant this instance has no link source for is made alone: it
-      // becomes the source the others link to (else each of the first 64 would make a file).
-      if (!this.linkSources.has(tenant)) await grant;
-      else pending.push(grant);
-      if (pending.length >= 64) await Promise.all(pending.splice(0));
+    const paths = [...new Set([...digests].map((d) => this.contentGrant(tenant, d)))];
+    if (paths.length === 0) return;
+    // Each fan-out directory once (those this instance made before are not made again: a sync
+    // grants its uploads batch by batch, and 256 mkdirs per batch would cost more than the grants).
+    const dirs = [...new Set(paths.map(dirOf))].filter((d) => !this.madeDirs.has(d));
+    await Promise.all(dirs.map(async (d) => { await mkdir(d, { recursive: true }); this.madeDirs.add(d); }));
+    // The first grant of a tenant this instance has no link source for is made alone: it
+    // becomes the source the others link to (else each would make a file).
+    let rest = paths;
+    if (!this.linkSources.has(tenant)) {
+      await this.grantOne(tenant, paths[0]!, dirOf(paths[0]!));
+      rest = paths.slice(1);
     }
-    await Promise.all(pending);
+    // The links as one batch on the file thread; what a link cannot make goes the long way.
+    const source = this.linkSources.get(tenant);
+    const errors = source === undefined ? rest.map(() => 'no source') : await linkEach(rest.map((p) => [source, p]));
+    const failed = rest.filter((_, i) => errors[i] !== '' && errors[i] !== 'EEXIST');
+    for (let i = 0; i < failed.length; i += 64) await Promise.all(failed.slice(i, i + 64).map((p) => this.grantOne(tenant, p, dirOf(p))));
   }
 
   /**

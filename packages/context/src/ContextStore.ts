@@ -7,7 +7,7 @@ import { BlobNotFoundError, FsContentStore, sha256Digest } from '@buildyard/oci'
 import { ContextError } from './ContextError.js';
 import { encodeManifest, isRegular, modTimeSeconds, type ContextEntry } from './ContextEntry.js';
 import { FsContextGrants, type ContextGrants } from './ContextGrants.js';
-import { renameStaged, writeStaged, type StagedWrite } from './stagingThread.js';
+import { renameStaged, writeStaged, type StagedWrite } from './fileThread.js';
 
 export interface ContextStoreOptions {
   /** Directory holding the content store (file contents and manifests) and tenant grants. */

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { renameStaged, writeStaged } from './stagingThread.js';
+import { renameStaged, writeStaged } from './fileThread.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'buildyard-staging-thread-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,0 +1,121 @@
+// A thread of its own for the per-file calls of a context's many small files: an upload's
+// writes (with their times) and renames, the grants' links, a worker tree's stats and links,
+// each batch as plain synchronous calls in one message. Through libuv's thread pool every call
+// was a round trip of its own (a file's upload cost five: open, write, close, utimes, rename),
+// each a promise on the main thread and a futex wake-up, with four threads queuing on the same
+// kernel locks: measured on 20,000 files of 10 KB, 6-9 s of CPU against 4-4.5 s for the same
+// syscalls made one after another, most of the difference on the main thread.
+import { Worker } from 'node:worker_threads';
+
+/** One small file to create: `mtime`/`atime` in seconds, both or neither. */
+export interface StagedWrite {
+  path: string;
+  data: Uint8Array;
+  mode: number;
+  atime?: number;
+  mtime?: number;
+}
+
+/** A stat as materializeContext needs it; `mtimeNs` as a decimal string. */
+export interface FileStat {
+  dev: number;
+  mode: number;
+  mtimeNs: string;
+}
+
+type Request =
+  | { op: 'write'; items: StagedWrite[] }
+  | { op: 'rename'; items: [from: string, to: string][] }
+  | { op: 'link'; items: [existing: string, newPath: string][] }
+  | { op: 'stat'; items: string[] };
+
+// Plain CommonJS evaluated as the thread's body: no module of this package to resolve (the
+// sources run through tsx in tests, as built files in production) and nothing to transpile.
+// `write` and `rename` stop at the first failure; `link` and `stat` answer per item.
+const THREAD_BODY = `
+const { parentPort } = require('node:worker_threads');
+const fs = require('node:fs');
+parentPort.on('message', ({ id, op, items }) => {
+  try {
+    let out;
+    if (op === 'write') {
+      for (const f of items) {
+        fs.writeFileSync(f.path, f.data, { flag: 'wx', mode: f.mode });
+        if (f.mtime !== undefined) fs.utimesSync(f.path, f.atime, f.mtime);
+      }
+    } else if (op === 'rename') {
+      for (const [from, to] of items) fs.renameSync(from, to);
+    } else if (op === 'link') {
+      out = items.map(([existing, path]) => {
+        try { fs.linkSync(existing, path); return ''; } catch (err) { return err.code || String(err.message); }
+      });
+    } else if (op === 'stat') {
+      out = items.map((path) => {
+        const st = fs.statSync(path, { bigint: true, throwIfNoEntry: false });
+        return st ? { dev: Number(st.dev), mode: Number(st.mode), mtimeNs: String(st.mtimeNs) } : null;
+      });
+    }
+    parentPort.postMessage({ id, out });
+  } catch (err) {
+    parentPort.postMessage({ id, error: { message: String(err && err.message), code: err && err.code } });
+  }
+});
+`;
+
+let thread: Worker | undefined;
+let nextId = 0;
+const waiting = new Map<number, { resolve: (out: unknown) => void; reject: (err: Error) => void }>();
+
+function started(): Worker {
+  if (thread) return thread;
+  const worker = new Worker(THREAD_BODY, { eval: true });
+  // Idle, it must not keep the process alive; with requests waiting, ref() holds it.
+  worker.unref();
+  worker.on('message', ({ id, out, error }: { id: number; out?: unknown; error?: { message: string; code?: string } }) => {
+    const w = waiting.get(id);
+    if (!w) return;
+    waiting.delete(id);
+    if (waiting.size === 0) worker.unref();
+    if (!error) w.resolve(out);
+    else w.reject(Object.assign(new Error(error.message), error.code ? { code: error.code } : {}));
+  });
+  const fail = (err: Error) => {
+    if (thread === worker) thread = undefined;
+    for (const w of waiting.values()) w.reject(err);
+    waiting.clear();
+  };
+  worker.on('error', fail);
+  worker.on('exit', (code) => fail(new Error(`the context file thread exited (code ${code})`)));
+  return (thread = worker);
+}
+
+function request<T>(req: Request): Promise<T> {
+  const worker = started();
+  const id = nextId++;
+  return new Promise<T>((resolve, reject) => {
+    waiting.set(id, { resolve: resolve as (out: unknown) => void, reject });
+    worker.ref();
+    worker.postMessage({ id, ...req });
+  });
+}
+
+/** Creates each file (failing if it exists) with its mode and, when given, its times. */
+export async function writeStaged(items: StagedWrite[]): Promise<void> {
+  if (items.length > 0) await request({ op: 'write', items });
+}
+
+/** Renames each pair in order; the first failure stops the rest. */
+export async function renameStaged(items: [from: string, to: string][]): Promise<void> {
+  if (items.length > 0) await request({ op: 'rename', items });
+}
+
+/** Hardlinks each pair; per pair '' when linked, else the error's code (EEXIST, ENOENT, EXDEV, ...). */
+export async function linkEach(items: [existing: string, newPath: string][]): Promise<string[]> {
+  return items.length === 0 ? [] : request<string[]>({ op: 'link', items });
+}
+
+/** Stats each path (following links); undefined where nothing is. */
+export async function statEach(paths: string[]): Promise<(FileStat | undefined)[]> {
+  if (paths.length === 0) return [];
+  return (await request<(FileStat | null)[]>({ op: 'stat', items: paths })).map((s) => s ?? undefined);
+}
