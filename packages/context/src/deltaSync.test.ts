@@ -263,11 +263,11 @@ test('syncs of one directory saved at once leave a base that still matches its i
   assert.equal((await readFile(join(cacheDir, baseFile), 'utf8')).trim().split('\n').length, 1);
 });
 
-test('a first sync\'s files are hardlinked into a tree with their own mode and time; the same bytes with another time, or a second time in one tree, are copied; no blob takes setuid bits', async () => {
+test('a first sync\'s files are hardlinked into a tree with their own mode and time; the same bytes with another time, or a second time in one tree, are copied; no blob takes setuid bits or loses its owner\'s read and write', async () => {
   const dir = join(tmp, 'first-link');
   await mkdir(dir);
   const t = (s: number) => s + 0.123456; // microseconds: the precision utimes keeps
-  const files: [string, number, number][] = [['a.txt', 0o644, t(1_600_000_000)], ['run.sh', 0o755, t(1_600_000_100)], ['same-bytes-other-time.txt', 0o644, t(1_700_000_000)], ['suid', 0o4755, t(1_600_000_200)], ['twin-of-a.txt', 0o644, t(1_600_000_000)]];
+  const files: [string, number, number][] = [['a.txt', 0o644, t(1_600_000_000)], ['run.sh', 0o755, t(1_600_000_100)], ['same-bytes-other-time.txt', 0o644, t(1_700_000_000)], ['suid', 0o4755, t(1_600_000_200)], ['twin-of-a.txt', 0o644, t(1_600_000_000)], ['read-only', 0o444, t(1_600_000_300)], ['group-writable', 0o664, t(1_600_000_400)]];
   for (const [name, mode, time] of files) {
     await writeFile(join(dir, name), ['same-bytes-other-time.txt', 'twin-of-a.txt'].includes(name) ? 'a.txt' : name);
     await chmod(join(dir, name), mode);
@@ -281,9 +281,10 @@ test('a first sync\'s files are hardlinked into a tree with their own mode and t
   assert.equal((await stat(join(dest, 'run.sh'))).ino, (await blobOf('run.sh')).ino, 'an executable too');
   assert.notEqual((await stat(join(dest, 'same-bytes-other-time.txt'))).ino, (await blobOf('a.txt')).ino, 'same bytes, another time: a copy');
   assert.equal((await blobOf('suid')).mode & 0o7000, 0, 'the stored blob is not setuid');
+  for (const name of ['read-only', 'group-writable']) assert.equal((await blobOf(name)).mode & 0o622, 0o600 & ~process.umask(), `${name}: the stored blob stays the store's own (owner rw, no one else w)`);
   assert.notEqual((await stat(join(dest, 'suid'))).ino, (await blobOf('suid')).ino);
   assert.equal((await stat(join(dest, 'twin-of-a.txt'))).nlink, 1, 'same bytes, mode and time as a.txt: still its own file (COPY would keep two links of one inode as a hardlink)');
-  assert.deepEqual({ linked: res.linked, copied: res.copied }, { linked: 2, copied: 3 });
+  assert.deepEqual({ linked: res.linked, copied: res.copied }, { linked: 2, copied: 5 });
   for (const [name, mode, time] of files) {
     const st = await stat(join(dest, name));
     assert.equal(st.mode & 0o7777, mode, name);
