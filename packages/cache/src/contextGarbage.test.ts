@@ -3,7 +3,7 @@
 // race between a deleter and a writer that found a blob in the shared store a moment ago.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { contextGrantKeys, materializeContext, storeDirectory, type ContextStore } from '@buildyard/context';
 import { redisKeys } from '@buildyard/contracts';
@@ -288,21 +288,4 @@ test('a sync that found a content hours before granting it learns of its deletio
   const w = frontend(repo, prefix);
   await materializeContext(w.store, old, join(w.dir, 'ctx'));
   assert.deepEqual(await fx.redis.zrange(writes.keys.started, 0, -1), [], 'the write is off record once it ends');
-});
-
-test('a blob stored a moment ago with its file\'s own, old time (a sync between its upload and its grant) is not taken for old', async () => {
-  const prefix = 'gc-h';
-  const keys = redisKeys(prefix);
-  const dir = join(fx.dir, 'fs-gc-fresh');
-  const store = openContextStore({ root: join(dir, 'contexts'), blobs: openSharedBlobStore({ type: 'fs', sharedDir: join(dir, 'blobs'), localDir: join(dir, 'local') }), redis: fx.redis, keyPrefix: prefix });
-  const data = Buffer.from('uploaded with a time from last year\n');
-  const digest = sha256Digest(data);
-  const yearAgo = String(BigInt(Date.now() - 365 * DAY) * 1_000_000n);
-  await store.putBlobs([{ digest, data, like: { mode: 0o100644, modTime: yearAgo } }]);
-  assert.ok((await stat(store.content.path(digest))).mtimeMs < Date.now() - 300 * DAY, 'the blob carries its file\'s time');
-
-  const result = await collectContextGarbage({ store, redis: fx.redis, keys, maxAgeMs: 7 * DAY });
-  assert.equal(result.ran, true);
-  assert.deepEqual(result.deleted, []);
-  assert.equal(await store.content.has(digest), true);
 });

@@ -406,8 +406,7 @@ async function collectFsUnderLock(opts: ContextGcOptions, keys: RedisKeys, cutof
   };
   await keepLive(leased);
   const old: string[] = [];
-  // A blob uploaded with its file's own (old) mtime says by its atime that it was just stored.
-  for await (const b of store.content.list()) if (Math.max(b.mtime.getTime(), b.atime.getTime()) <= cutoff && !keep.has(b.digest)) old.push(b.digest);
+  for await (const b of store.content.list()) if (b.mtime.getTime() <= cutoff && !keep.has(b.digest)) old.push(b.digest);
   const stale = (await grants.contextGrants()).filter((g) => g.ms <= cutoff && !leased.has(g.contextId));
   for (const g of stale) if (await grants.dropContextGrant(g.dir, g.contextId, cutoff)) result.grantsDropped++;
 

@@ -5,7 +5,7 @@ import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobNotFoundError, FsContentStore, sha256Digest } from '@buildyard/oci';
 import { ContextError } from './ContextError.js';
-import { encodeManifest, isRegular, modTimeSeconds, type ContextEntry } from './ContextEntry.js';
+import { encodeManifest, isRegular, type ContextEntry } from './ContextEntry.js';
 import { FsContextGrants, type ContextGrants } from './ContextGrants.js';
 import { renameStaged, writeStaged, type StagedWrite } from './fileThread.js';
 
@@ -286,24 +286,6 @@ async function inSlices<T>(items: readonly T[], width: number, fn: (item: T) => 
 export interface StagedBlob {
   digest: string;
   data: Uint8Array;
-  /**
-   * The context entry it came with: a new blob takes its modification time and, when safe
-   * for a store's file (see storedPerm), its permissions, so materializeContext can hardlink it into a tree
-   * for that entry (and any with the same mode and time) instead of copying it, which on a
-   * first build would create every file's inode a second time. Its access time is when it was
-   * stored (see BlobListing.atime).
-   */
-  like?: Pick<ContextEntry, 'mode' | 'modTime'>;
-}
-
-/**
- * The permissions a new blob is written with: its entry's when they give the owner read and
- * write, no one else write, and no setuid, setgid or sticky bit (a store's file must stay
- * readable by its processes and changeable by none but them); else the default (less umask).
- */
-function storedPerm(like: StagedBlob['like']): number {
-  const perm = like ? like.mode & 0o7777 : 0;
-  return perm <= 0o777 && (perm & 0o600) === 0o600 && (perm & 0o022) === 0 ? perm : 0o666;
 }
 
 /** See ContextStore.stageBlobs. */
@@ -344,11 +326,7 @@ export class BlobStaging {
       // uploads (and the processes of one machine) share.
       const path = join(this.ingest, b.digest[7]!, `${b.digest.slice(7, 19)}-${this.tempPrefix}-${this.temps.size}`);
       this.temps.set(b.digest, path);
-      // Still a temp file nobody links: its times can be set (a stored blob's never are, as
-      // trees link it). See StagedBlob.like. The access time says when it was stored, for the
-      // context GC, which must not take a blob stored a moment ago for an old one.
-      const seconds = b.like ? modTimeSeconds(b.like) : 0;
-      return { path, data: b.data, mode: storedPerm(b.like), ...(seconds !== 0 ? { atime: Date.now() / 1000, mtime: seconds } : {}) };
+      return { path, data: b.data, mode: 0o666 };
     });
     await writeStaged(writes);
     // All of them, not only the fresh ones: a local copy may be one whose push a crash cut off.

@@ -1,19 +1,17 @@
 // A thread of its own for the per-file calls of a context's many small files: an upload's
-// writes (with their times) and renames, the grants' links, a worker tree's stats and links,
+// writes and renames, the grants' links, a worker tree's stats and links,
 // each batch as plain synchronous calls in one message. Through libuv's thread pool every call
-// was a round trip of its own (a file's upload cost five: open, write, close, utimes, rename),
+// was a round trip of its own (a file's upload cost four: open, write, close, rename),
 // each a promise on the main thread and a futex wake-up, with four threads queuing on the same
 // kernel locks: measured on 20,000 files of 10 KB, 6-9 s of CPU against 4-4.5 s for the same
 // syscalls made one after another, most of the difference on the main thread.
 import { Worker } from 'node:worker_threads';
 
-/** One small file to create: `mtime`/`atime` in seconds, both or neither. */
+/** One small file to create. */
 export interface StagedWrite {
   path: string;
   data: Uint8Array;
   mode: number;
-  atime?: number;
-  mtime?: number;
 }
 
 /** A stat as materializeContext needs it; `mtimeNs` as a decimal string. */
@@ -39,10 +37,7 @@ parentPort.on('message', ({ id, op, items }) => {
   try {
     let out;
     if (op === 'write') {
-      for (const f of items) {
-        fs.writeFileSync(f.path, f.data, { flag: 'wx', mode: f.mode });
-        if (f.mtime !== undefined) fs.utimesSync(f.path, f.atime, f.mtime);
-      }
+      for (const f of items) fs.writeFileSync(f.path, f.data, { flag: 'wx', mode: f.mode });
     } else if (op === 'rename') {
       for (const [from, to] of items) fs.renameSync(from, to);
     } else if (op === 'link') {
@@ -99,7 +94,7 @@ function request<T>(req: Request): Promise<T> {
   });
 }
 
-/** Creates each file (failing if it exists) with its mode and, when given, its times. */
+/** Creates each file (failing if it exists) with its mode (less the umask). */
 export async function writeStaged(items: StagedWrite[]): Promise<void> {
   if (items.length > 0) await request({ op: 'write', items });
 }

@@ -110,8 +110,6 @@ async function runSync(
   let bytesTotal = 0;
   // Every digest seen so far with its size; `pending` those that still have to be sent.
   const sizeOf = new Map<string, number>();
-  // The first entry of each digest to upload: a new blob takes its mode and time (StagedBlob.like).
-  const firstEntry = new Map<string, ContextEntry>();
   const pending = new Set<string>();
   const uploaded: string[] = [];
 
@@ -136,10 +134,7 @@ async function runSync(
       }
       if (sizeOf.has(e.digest)) continue;
       sizeOf.set(e.digest, e.size);
-      if (!baseSize.has(e.digest)) {
-        fresh.push(e.digest);
-        firstEntry.set(e.digest, e);
-      }
+      if (!baseSize.has(e.digest)) fresh.push(e.digest);
     }
     for (const path of batch.removed) {
       if (!base) throw new ContextError(`context sync: removed path ${JSON.stringify(path.slice(0, 200))} without a base context`);
@@ -243,14 +238,13 @@ async function runSync(
       // visible with the rest of this upload's (one syncfs, see ContextStore.stageBlobs).
       for (const b of req.blobs.blobs) verifyWhole(b.digest, b.data);
       const digests = req.blobs.blobs.map((b) => b.digest);
-      const blobs = req.blobs.blobs.map((b) => ({ digest: b.digest, data: b.data, like: firstEntry.get(b.digest) }));
-      await background(staging.add(blobs).then(() => grantNow(digests)));
+      await background(staging.add(req.blobs.blobs).then(() => grantNow(digests)));
     } else if (req.chunk) {
       const chunk = req.chunk;
       let w = writers.get(chunk.digest);
       if (!w && chunk.last) {
         verifyWhole(chunk.digest, chunk.data);
-        await background(staging.add([{ digest: chunk.digest, data: chunk.data, like: firstEntry.get(chunk.digest) }]).then(() => grantNow([chunk.digest])));
+        await background(staging.add([{ digest: chunk.digest, data: chunk.data }]).then(() => grantNow([chunk.digest])));
         continue;
       }
       const size = expect(chunk.digest, chunk.data.length, w?.received ?? 0);

@@ -4,7 +4,7 @@ export { ContextError, type ContextErrorCode } from './ContextError.js';
 export { walkContext, listContext, hashFile, type WalkOptions, type ContextListing } from './walkContext.js';
 export { HashCache, defaultContextCacheDir } from './HashCache.js';
 export { syncContext, CHUNK_SIZE, type SyncOptions, type SyncProgress, type SyncResult } from './syncContext.js';
-export { ContextStore, BlobStaging, readManifest, contextBytes, type ContextStoreOptions, type SharedContent, type StagedBlob } from './ContextStore.js';
+export { ContextStore, BlobStaging, readManifest, contextBytes, type ContextStoreOptions, type SharedContent } from './ContextStore.js';
 export { RedisContextGrants, contextGrantKeys, type ContextGrants, type RedisContextGrantsOptions } from './ContextGrants.js';
 export { handleSync, type HandleSyncOptions, type HandleSyncResult } from './handleSync.js';
 export { materializeContext, type MaterializeOptions, type MaterializeResult } from './materializeContext.js';

@@ -41,10 +41,9 @@ export interface MaterializeResult {
  * modification time (COPY keeps it, as BuildKit's does; entries without one get the epoch).
  * Contents a shared store holds only remotely are fetched into its local tier first.
  * Files are hardlinked from the store only when the store blob has exactly the wanted
- * permissions and mtime (to the microsecond: the precision a copy's time is set with, see
- * modTimeSeconds; a blob uploaded with this entry has them, see StagedBlob.like) and lives on
- * the same filesystem — chmod or utimes on a hardlink would change the shared blob, which other
- * entries and contexts use with their own times — else copied (reflinked where the filesystem can).
+ * permissions and mtime and lives on the same filesystem — chmod or utimes on a hardlink would
+ * change the shared blob, which other entries and contexts use with their own times — else
+ * copied (reflinked where the filesystem can).
  */
 export async function materializeContext(store: ContextStore, contextId: string, destDir: string, opts: MaterializeOptions = {}): Promise<MaterializeResult> {
   const entries = [...await store.manifest(contextId)];
@@ -60,12 +59,7 @@ export async function materializeContext(store: ContextStore, contextId: string,
   return writeEntries(store, contextId, entries, dest, opts);
 }
 
-/**
- * `inTree`: contents the tree already holds (a sibling's files kept). A blob is linked into a
- * tree at most once: two paths of one inode would be hardlinks of each other, which COPY keeps
- * (as it must for a context's real hardlinks), so the image would differ from BuildKit's.
- */
-async function writeEntries(store: ContextStore, contextId: string, entries: readonly ContextEntry[], dest: string, opts: MaterializeOptions, inTree: Set<string> = new Set()): Promise<MaterializeResult> {
+async function writeEntries(store: ContextStore, contextId: string, entries: readonly ContextEntry[], dest: string, opts: MaterializeOptions): Promise<MaterializeResult> {
   const destDev = (await stat(dest)).dev;
   const dirs: ContextEntry[] = [];
   const others: ContextEntry[] = [];
@@ -103,9 +97,7 @@ async function writeEntries(store: ContextStore, contextId: string, entries: rea
   if (missing) throw new ContextError(`context ${contextId}: content ${missing.digest} of ${JSON.stringify(missing.path)} is missing from the store; upload the context again`);
   const linkable = opts.copy ? [] : regular.filter((e) => {
     const info = blobInfo.get(e.digest)!;
-    if (info.dev !== destDev || (info.mode & 0o7777) !== (e.mode & 0o7777) || BigInt(info.mtimeNs) / 1000n !== BigInt(e.modTime || '0') / 1000n || inTree.has(e.digest)) return false;
-    inTree.add(e.digest);
-    return true;
+    return info.dev === destDev && (info.mode & 0o7777) === (e.mode & 0o7777) && info.mtimeNs === (e.modTime || '0');
   });
   const linkErrors = await linkEach(linkable.map((e) => [store.content.path(e.digest), join(dest, e.path)]));
   // EXDEV on bind mounts, EMLINK on busy blobs: copying is always correct.
@@ -192,8 +184,7 @@ async function fromSibling(store: ContextStore, contextId: string, entries: read
     }
     const changed = entries.filter((e) => !isDirectory(e) && !same(e, before.get(e.path)));
     for (const e of entries) if (isDirectory(e) && !isDirectory(before.get(e.path) ?? { mode: 0 })) await mkdir(join(dest, e.path), { recursive: true });
-    const keptContents = entries.filter((e) => isRegular(e) && same(e, before.get(e.path))).map((e) => e.digest);
-    const written = await writeEntries(store, contextId, changed, dest, {}, new Set(keptContents));
+    const written = await writeEntries(store, contextId, changed, dest, {});
     // Every directory gets its mode and time again: writes into it bumped its mtime.
     await finishDirectories(dest, entries.filter(isDirectory));
     // A sibling removed while it was linked (a worker's GC) leaves a tree with holes that cp

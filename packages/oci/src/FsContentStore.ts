@@ -15,12 +15,6 @@ export interface BlobInfo {
 
 export interface BlobListing extends BlobInfo {
   mtime: Date;
-  /**
-   * A context blob's mtime is its file's own, which may be years old; its atime says when it was
-   * stored (set so by its writer; reads move it later, never earlier). A GC that must not take
-   * a blob stored a moment ago for an old one looks at the later of the two.
-   */
-  atime: Date;
 }
 
 export interface ContentWriter {
@@ -232,7 +226,7 @@ export class FsContentStore {
       if (!/^[a-f0-9]{64}$/.test(name)) continue;
       try {
         const st = await stat(join(this.blobDir, name));
-        if (st.isFile()) yield { digest: `sha256:${name}`, size: st.size, mtime: st.mtime, atime: st.atime };
+        if (st.isFile()) yield { digest: `sha256:${name}`, size: st.size, mtime: st.mtime };
       } catch (err) {
         if (!isNotFound(err)) throw err; // deleted concurrently
       }
