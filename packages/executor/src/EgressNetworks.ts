@@ -123,14 +123,17 @@ export class EgressNetworks {
         this.releasing.add(released);
         return released;
       };
-      try {
-        await must('ip', ['-n', ns, '-batch', '-'], `link set lo up\naddress add ${address}/30 dev eth0\nlink set eth0 up\nroute add default via ${gateway}\n`);
-        await must('nft', ['-f', '-'], this.ruleset(table, link, address, req.nameservers, rules));
-        return { netnsPath: `${netnsDir}/${ns}`, address, release };
-      } catch (err) {
-        await release();
-        throw err;
-      }
+      // The namespace's side and the host's firewall at once (neither needs the other; the step
+      // starts only after both). Both have ended before a failure releases the slot, so no table
+      // is made after its release deleted it.
+      const setup = await Promise.allSettled([
+        must('ip', ['-n', ns, '-batch', '-'], `link set lo up\naddress add ${address}/30 dev eth0\nlink set eth0 up\nroute add default via ${gateway}\n`),
+        must('nft', ['-f', '-'], this.ruleset(table, link, address, req.nameservers, rules)),
+      ]);
+      const failed = setup.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (!failed) return { netnsPath: `${netnsDir}/${ns}`, address, release };
+      await release();
+      throw failed.reason;
     }
     return undefined;
   }
