@@ -62,7 +62,8 @@ async function buildRows(ctx: Parameters<Benchmark['run']>[0], work: string, fil
   // First builds: each round a new context (new random contents, so nothing is stored yet on
   // either side), both builders, alternating which goes first; the row is the median of the
   // rounds (one first build on this disk moves by 2x from run to run, for both builders).
-  const rounds = ctx.quick ? 1 : 3;
+  // BENCH_FIRST_ROUNDS=N: another number of rounds.
+  const rounds = ctx.quick ? 1 : Number(process.env.BENCH_FIRST_ROUNDS ?? 3);
   const dirs = Array.from({ length: rounds }, (_, r) => join(work, `build-${files}-${r}`));
   const dir = dirs.at(-1)!;
   const label = `${files.toLocaleString('en')} files / ${Math.round(bytes / 1024 ** 2)} MiB`;
