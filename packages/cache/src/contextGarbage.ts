@@ -272,6 +272,8 @@ export interface ContextGcResult {
   grantsDropped: number;
   /** This process's local copies removed (shared stores only). */
   localCopies: number;
+  /** Temp files of uploads cut off (a killed process) removed from this process's store. */
+  stagingLeftovers: number;
 }
 
 /**
@@ -286,7 +288,7 @@ export async function collectContextGarbage(opts: ContextGcOptions): Promise<Con
   const k = contextGrantKeys(keys.prefix);
   const token = randomUUID();
   const lockTtlMs = opts.lockTtlMs ?? ANNOUNCE_TTL_MS;
-  const result: ContextGcResult = { ran: false, contexts: [], deleted: [], grantsDropped: 0, localCopies: 0 };
+  const result: ContextGcResult = { ran: false, contexts: [], deleted: [], grantsDropped: 0, localCopies: 0, stagingLeftovers: 0 };
   if ((await opts.redis.set(k.gcLock, token, 'PX', lockTtlMs, 'NX')) === 'OK') {
     try {
       if (opts.store.fsGrants) await collectFsUnderLock(opts, keys, cutoff, result);
@@ -310,6 +312,7 @@ export async function collectContextGarbage(opts: ContextGcOptions): Promise<Con
   }
   const checked = new Set(evictable);
   result.localCopies = (await opts.store.evictLocalCopies(cutoff, (d) => !checked.has(d) || kept.has(d))).length;
+  result.stagingLeftovers = await opts.store.removeStagingLeftovers(STAGING_LEFTOVER_AGE_MS);
   return result;
 }
 
@@ -322,6 +325,9 @@ async function localCopiesOlderThan(store: ContextStore, cutoff: number): Promis
   for await (const b of local.list()) if (b.mtime.getTime() <= cutoff) out.push(b.digest);
   return out;
 }
+
+/** An upload's temp file this old belongs to a sync that cannot still be running. */
+const STAGING_LEFTOVER_AGE_MS = 24 * 3600_000;
 
 const RELEASE_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 // Drops the members of one grant set given in ARGV[2..] whose score is still at most ARGV[1]

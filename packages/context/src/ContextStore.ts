@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobNotFoundError, FsContentStore, sha256Digest } from '@buildyard/oci';
 import { ContextError } from './ContextError.js';
@@ -176,6 +176,30 @@ export class ContextStore {
    */
   stageBlobs(): BlobStaging {
     return new BlobStaging(this.shared?.local ?? this.content, this.shared, join(this.root, 'ingest'));
+  }
+
+  /**
+   * Removes uploads' temp files written before `olderThanMs` ago: those of a process killed
+   * mid-sync (a live sync's are younger; the context GC passes a day). Also those of versions
+   * that staged straight into `ingest/`. Answers how many went.
+   */
+  async removeStagingLeftovers(olderThanMs: number): Promise<number> {
+    const ingest = join(this.root, 'ingest');
+    const cutoff = Date.now() - olderThanMs;
+    let removed = 0;
+    const sweep = async (dir: string, depth: number): Promise<void> => {
+      for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) {
+          if (depth === 0 && INGEST_FANOUT.includes(entry.name)) await sweep(path, 1);
+          continue;
+        }
+        const st = await stat(path).catch(() => undefined);
+        if (st && st.mtimeMs < cutoff && (await rm(path, { force: true }).then(() => true, () => false))) removed++;
+      }
+    };
+    await sweep(ingest, 0);
+    return removed;
   }
 
   /**

@@ -279,3 +279,24 @@ test('a tree never shares an inode with the content store: no build learns from 
   }
   assert.equal((await stat(store.content.path(sha(secret)))).nlink, 1, 'no tree links the store\'s blob');
 });
+
+test('temp files a killed upload left in the staging dirs go once a day old; younger ones and other names stay', async () => {
+  const ingest = join(store.root, 'ingest');
+  await mkdir(join(ingest, 'a'), { recursive: true });
+  const old = (Date.now() - 25 * 3600_000) / 1000;
+  const files = { 'a/killed-upload': old, 'legacy-flat-temp': old, 'a/live-upload': Date.now() / 1000 };
+  for (const [name, time] of Object.entries(files)) {
+    await writeFile(join(ingest, name), 'partial');
+    await utimes(join(ingest, name), time, time);
+  }
+  await mkdir(join(ingest, 'not-a-fanout-dir'), { recursive: true });
+  await writeFile(join(ingest, 'not-a-fanout-dir', 'kept'), 'x');
+  await utimes(join(ingest, 'not-a-fanout-dir', 'kept'), old, old);
+
+  assert.equal(await store.removeStagingLeftovers(24 * 3600_000), 2);
+  assert.deepEqual((await readdir(join(ingest, 'a'))).sort(), ['live-upload']);
+  assert.equal((await readdir(ingest)).includes('legacy-flat-temp'), false);
+  assert.deepEqual(await readdir(join(ingest, 'not-a-fanout-dir')), ['kept'], 'only the staging dirs are swept');
+  await rm(join(ingest, 'a', 'live-upload'));
+  await rm(join(ingest, 'not-a-fanout-dir'), { recursive: true });
+});
