@@ -27,10 +27,10 @@ export interface ContextGrants {
 }
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
-
-const dirOf = (path: string) => path.slice(0, path.lastIndexOf('/'));
 /** Digests in one fan-out directory from which hasContent lists it instead of asking each. */
 const READDIR_FROM = 8;
+
+const dirOf = (path: string) => path.slice(0, path.lastIndexOf('/'));
 
 /** Grants as empty files under `<root>/tenants/<tenant>/` (one machine, as before Redis). */
 export class FsContextGrants implements ContextGrants {
@@ -68,8 +68,8 @@ export class FsContextGrants implements ContextGrants {
     }
     // The links as one batch on the file thread; what a link cannot make goes the long way.
     const source = this.linkSources.get(tenant);
-    const errors = source === undefined ? rest.map(() => 'no source') : await linkEach(rest.map((p) => [source, p]));
-    const failed = rest.filter((_, i) => errors[i] !== '' && errors[i] !== 'EEXIST');
+    const errors = source === undefined ? undefined : await linkEach(rest.map((p) => [source, p]));
+    const failed = errors ? rest.filter((_, i) => errors[i] !== '' && errors[i] !== 'EEXIST') : rest;
     for (let i = 0; i < failed.length; i += 64) await Promise.all(failed.slice(i, i + 64).map((p) => this.grantOne(tenant, p, dirOf(p))));
   }
 
