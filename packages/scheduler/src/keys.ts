@@ -3,7 +3,7 @@
 import { DEFAULT_KEYS, type SchedulerKeys } from '@buildyard/contracts';
 
 export {
-  stageRef, parseStageRef, platformQueueName, workerQueueName, schedulerKeys, type PlacementClass, type SchedulerKeys,
+  stageRef, parseStageRef, platformQueueName, workerQueueName, describeQueueName, schedulerKeys, type PlacementClass, type SchedulerKeys,
 } from '@buildyard/contracts';
 
 /** The scheduler's prefix when none is given: `<redis.keyPrefix>:sched` of the default deployment. */

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { choosePlacement, planStages, platformQueueName, workerQueueName, type HolderStatus } from './index.js';
+import { isSteadyQueue } from './Dispatcher.js';
 
 function holder(native: string[], emulated: string[] = [], extra: Partial<HolderStatus> = {}): HolderStatus {
   return { nativePlatforms: native, emulatedPlatforms: emulated, capacity: 2, running: 0, draining: false, queued: 0, ...extra };
@@ -11,6 +12,14 @@ test('queue names carry no ":" (BullMQ refuses them)', () => {
   assert.equal(platformQueueName('linux/arm64', 'native'), 'stages-linux-arm64-native');
   assert.equal(platformQueueName('linux/arm/v7', 'emulated'), 'stages-linux-arm-v7-emulated');
   assert.equal(workerQueueName('host:1'), 'stages-w-host-1');
+});
+
+test('a dispatcher keeps Queue objects for platform queues and its own consumer\'s queue only, never for other workers\' (their number grows with the fleet)', () => {
+  assert.ok(isSteadyQueue(platformQueueName('linux/arm64', 'native')));
+  assert.ok(isSteadyQueue(platformQueueName('linux/amd64', 'emulated'), workerQueueName('me')));
+  assert.ok(isSteadyQueue(workerQueueName('me'), workerQueueName('me')));
+  assert.ok(!isSteadyQueue(workerQueueName('other'), workerQueueName('me')));
+  assert.ok(!isSteadyQueue(workerQueueName('other')), 'a frontend\'s dispatcher has no own queue');
 });
 
 test('native workers are preferred over emulating ones', () => {
