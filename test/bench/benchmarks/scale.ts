@@ -193,7 +193,7 @@ export const scaleBenchmark: Benchmark = {
         const base = await connectedClients(info);
         // The Scheduler's own idle commands (its tick: dead and draining workers, lost claims, a
         // claim), a fixed cost of the frontend whatever N: counted alone before the fleet starts,
-        // then taken out of the fleet's idle cost per worker (at N = 2 it was 3 of the 5 a worker).
+        // then taken out of the fleet's idle cost per worker (at N = 2 it was 4 of the 5 a worker).
         await new Promise((r) => setTimeout(r, 1500));
         const sc0 = await commandCalls(info);
         const st0 = performance.now();
