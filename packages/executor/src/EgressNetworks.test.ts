@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { until } from '@buildyard/testkit';
 import { startOutside, type Outside } from '../../../test/e2e/security/outsideNetwork.js';
 import { ExecError, RuncExecutor, type Meta } from './index.js';
 import { canUseRunc, makeTestDir, runScript, type TestDir } from './testRootfs.test-util.js';
@@ -83,6 +84,31 @@ describe('RUN network=default: egress, and nothing of the cluster', { skip }, ()
     const allowed = await run(fetch(`http://${outside.denied}/`, 'denied'), { egress: { allow: [outside.denied] } });
     assert.match(allowed, /REACHED-denied/);
     await assert.rejects(run('true', { egress: { deny: ['not-an-address'] } }), /tenant egress deny list: "not-an-address" is not an IPv4 address/);
+  });
+
+  it('the next step gets the network made ahead when the last one was released, with its own tenant\'s firewall', async () => {
+    const owner = executor.egress!.owner;
+    await run('true');
+    // The step's release makes the spare: a namespace and veth, no table, nothing running.
+    await until('the spare network to be made', () => {
+      const left = leftovers(owner);
+      return left.tables.length === 0 && left.namespaces.length === 1;
+    });
+    const [spare] = leftovers(owner).namespaces;
+    assert.equal(spawnSync('ip', ['netns', 'pids', spare!], { encoding: 'utf8' }).stdout, '', 'nothing runs in a spare');
+    const slot = Number(spare!.slice(owner.length + 1));
+    const out = await run([
+      'ip -4 addr show eth0',
+      fetch(`http://${outside.web}/`, 'web'),
+      fetch(`http://${outside.host.address}:${outside.host.port}/`, 'host'),
+      fetch(`http://${outside.denied}/`, 'denied'),
+    ].join('; '), { egress: { deny: [`${outside.web}/32`], allow: [outside.denied] } });
+    // 10.89.0.0/16 (the default pool): slot n's step address is 10.89.x.y with x*256+y = 4n+2.
+    const address = `10.89.${(slot * 4 + 2) >> 8}.${(slot * 4 + 2) & 255}`;
+    assert.match(out, new RegExp(`inet ${address.replace(/\./g, '\\.')}/30`), `the step ran in the spare (slot ${slot})`);
+    assert.match(out, /BLOCKED-web/, 'the tenant\'s deny applies on a spare');
+    assert.match(out, /BLOCKED-host/);
+    assert.match(out, /REACHED-denied/, 'the tenant\'s allow applies on a spare');
   });
 
   it('network=none has only lo and cannot reach the outside', async () => {
