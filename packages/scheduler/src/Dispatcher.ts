@@ -97,10 +97,10 @@ function jobIdFor(ref: string, suffix: string): string {
 /**
  * Moves claimed stages onto BullMQ queues. Frontends and workers both run it; claims are atomic.
  * A pass costs a fixed number of round trips whatever the fleet's size: claim (with each
- * stage's placement inputs), one placement view, one pipeline of state changes, one MULTI of
- * job adds, then at once the claims' release and one wake-up of as many idle consumers per queue
- * as jobs were added to it (a job on the own queue of the consumer running this dispatcher wakes
- * that consumer directly).
+ * stage's placement inputs), one placement view, one pipeline of state changes, one add (a
+ * script call for a lone job, else one MULTI of job adds; see addJobs), then at once the
+ * claims' release and one wake-up of as many idle consumers per queue as jobs were added to it
+ * (a job on the own queue of the consumer running this dispatcher wakes that consumer directly).
  */
 export class Dispatcher {
   private flows: FlowProducer | undefined;
