@@ -1,6 +1,6 @@
 // Runs real containers with runc (needs root) over a copy of testkit's busybox rootfs.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { after, afterEach, before, describe, it } from 'node:test';
@@ -80,8 +80,19 @@ describe('RuncExecutor with real runc', { skip }, () => {
   });
 
   it('runs several containers at once', async () => {
-    const results = await Promise.all([1, 2, 3].map((i) => run(`echo ${i}; hostname`, { hostname: `h${i}` })));
+    // A rootfs per container, as every step has its own snapshot: on one shared rootfs a step
+    // could find another's mount stubs, skip making its own, and leave runc's behind.
+    const rootfses = [1, 2, 3].map((i) => {
+      const rootfs = join(t.dir, `rootfs-${i}`);
+      cpSync(t.rootfs, rootfs, { recursive: true, verbatimSymlinks: true });
+      return rootfs;
+    });
+    const results = await Promise.all(rootfses.map((rootfs, i) => run(`echo ${i + 1}; hostname`, { hostname: `h${i + 1}` }, { rootfs })));
     assert.deepEqual(results.map((r) => r.stdout), ['1\nh1\n', '2\nh2\n', '3\nh3\n']);
+    for (const rootfs of rootfses) {
+      assert.deepEqual(['etc/hosts', 'etc/hostname', 'etc/resolv.conf'].filter((p) => existsSync(join(rootfs, p))), []);
+      rmSync(rootfs, { recursive: true, force: true });
+    }
   });
 
   it('reports a missing executable as a start failure', async () => {

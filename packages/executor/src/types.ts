@@ -50,7 +50,10 @@ export type Mount =
 export interface RunOptions {
   /** Container id suffix; a random one is generated when absent. */
   id?: string;
-  /** Host directory holding the (writable) root filesystem, e.g. a mounted snapshot. */
+  /**
+   * Host directory holding the (writable) root filesystem, e.g. a mounted snapshot; one step's
+   * at a time: the run makes the mount points it lacks and removes them after.
+   */
   rootfs: string;
   meta: Meta;
   mounts: Mount[];
