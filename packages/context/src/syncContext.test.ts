@@ -284,13 +284,22 @@ test('a 200 MB file streams with bounded memory', async () => {
   const live = () => { gc(); const m = process.memoryUsage(); return m.heapUsed + m.arrayBuffers; };
   const base = live();
   let peak = base;
-  const timer = setInterval(() => { peak = Math.max(peak, live()); }, 20);
+  // A full collection per sample costs tens of ms on a busy machine: the next sample waits
+  // nine times what this one took, so sampling never takes more than a tenth of the CPU the
+  // sync needs (every 20 ms, it took all of it: this test ran 140-170 s in a loaded CI run).
+  let timer: NodeJS.Timeout | undefined;
+  const sample = () => {
+    const started = performance.now();
+    peak = Math.max(peak, live());
+    timer = setTimeout(sample, Math.max(20, 9 * (performance.now() - started)));
+  };
+  sample();
   try {
     const r = await syncContext(srv.client, dir, { cacheDir: false });
     assert.equal(r.bytesUploaded, size + 'next to a big file'.length);
     assert.equal(r.bytesTotal, size + 'next to a big file'.length);
   } finally {
-    clearInterval(timer);
+    clearTimeout(timer);
   }
   const growth = peak - base;
   // Client and server together hold ~25 MiB in flight at any file size (100-290 MiB measured);
