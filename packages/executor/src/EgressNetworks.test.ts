@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { until } from '@buildyard/testkit';
 import { startOutside, type Outside } from '../../../test/e2e/security/outsideNetwork.js';
 import { ExecError, RuncExecutor, type Meta } from './index.js';
 import { canUseRunc, makeTestDir, runScript, type TestDir } from './testRootfs.test-util.js';
@@ -88,24 +87,33 @@ describe('RUN network=default: egress, and nothing of the cluster', { skip }, ()
 
   it('the next step gets the network made ahead when the last one was released, with its own tenant\'s firewall', async () => {
     const owner = executor.egress!.owner;
+    const slotOfSpare = async (): Promise<number> => {
+      // A step's release makes the spare: a namespace and veth with the released step's table, nothing running.
+      const spare = await executor.egress!.spareAfterReleases();
+      assert.ok(spare, 'a spare was made');
+      assert.deepEqual(leftovers(owner), { namespaces: [spare], tables: [spare.replace(`${owner}-`, `${owner}_`)] });
+      assert.equal(spawnSync('ip', ['netns', 'pids', spare], { encoding: 'utf8' }).stdout, '', 'nothing runs in a spare');
+      return Number(spare.slice(owner.length + 1));
+    };
+    // 10.89.0.0/16 (the default pool): slot n's step address is 10.89.x.y with x*256+y = 4n+2.
+    const addressOf = (slot: number) => `10.89.${(slot * 4 + 2) >> 8}.${(slot * 4 + 2) & 255}`.replace(/\./g, '\\.');
     await run('true');
-    // The step's release makes the spare: a namespace and veth, no table, nothing running.
-    await until('the spare network to be made', () => {
-      const left = leftovers(owner);
-      return left.tables.length === 0 && left.namespaces.length === 1;
-    });
-    const [spare] = leftovers(owner).namespaces;
-    assert.equal(spawnSync('ip', ['netns', 'pids', spare!], { encoding: 'utf8' }).stdout, '', 'nothing runs in a spare');
-    const slot = Number(spare!.slice(owner.length + 1));
+    // The same tenant's next step finds its table already there.
+    const sameSlot = await slotOfSpare();
+    const same = await run(['ip -4 addr show eth0', fetch(`http://${outside.web}/`, 'web'), fetch(`http://${outside.host.address}:${outside.host.port}/`, 'host'), fetch(`http://${outside.denied}/`, 'denied')].join('; '));
+    assert.match(same, new RegExp(`inet ${addressOf(sameSlot)}/30`), `the step ran in the spare (slot ${sameSlot})`);
+    assert.match(same, /REACHED-web/);
+    assert.match(same, /BLOCKED-host/);
+    assert.match(same, /BLOCKED-denied/);
+    // Another tenant's step on a spare made with the last tenant's table gets its own.
+    const slot = await slotOfSpare();
     const out = await run([
       'ip -4 addr show eth0',
       fetch(`http://${outside.web}/`, 'web'),
       fetch(`http://${outside.host.address}:${outside.host.port}/`, 'host'),
       fetch(`http://${outside.denied}/`, 'denied'),
     ].join('; '), { egress: { deny: [`${outside.web}/32`], allow: [outside.denied] } });
-    // 10.89.0.0/16 (the default pool): slot n's step address is 10.89.x.y with x*256+y = 4n+2.
-    const address = `10.89.${(slot * 4 + 2) >> 8}.${(slot * 4 + 2) & 255}`;
-    assert.match(out, new RegExp(`inet ${address.replace(/\./g, '\\.')}/30`), `the step ran in the spare (slot ${slot})`);
+    assert.match(out, new RegExp(`inet ${addressOf(slot)}/30`), `the step ran in the spare (slot ${slot})`);
     assert.match(out, /BLOCKED-web/, 'the tenant\'s deny applies on a spare');
     assert.match(out, /BLOCKED-host/);
     assert.match(out, /REACHED-denied/, 'the tenant\'s allow applies on a spare');

@@ -40,6 +40,12 @@ export interface StepNetwork {
   release(): Promise<void>;
 }
 
+/** What a step's table is made of: its tenant's lists and its nameservers. */
+interface FirewallInputs {
+  nameservers: string[];
+  rules: TenantEgressRules;
+}
+
 /** A slot's names and addresses, its namespace and veth made; release() removes them and its table. */
 interface Slot {
   ns: string;
@@ -47,8 +53,13 @@ interface Slot {
   table: string;
   gateway: string;
   address: string;
-  /** `makeSpare`: a step's release, after which the next step's network is made ahead. */
-  release(makeSpare: boolean): Promise<void>;
+  /** The ruleset its table holds now; undefined while it has none. */
+  tableText?: string;
+  /**
+   * `nextFirewall`: a step's release, after which the next step's network is made ahead with
+   * the released step's firewall (the next step is most often of the same build).
+   */
+  release(nextFirewall?: FirewallInputs): Promise<void>;
 }
 
 const netnsDir = '/run/netns';
@@ -81,12 +92,13 @@ export class EgressNetworks {
   async create(req: StepNetworkRequest): Promise<StepNetwork> {
     const rules = this.rules.forTenant({ deny: req.deny, allow: req.allow });
     this.enableForwarding();
+    const firewall: FirewallInputs = { nameservers: req.nameservers, rules };
     for (let waited = false; ; waited = true) {
       const spare = await this.takeSpare();
-      if (spare) return this.arm(spare, [this.firewall(spare, req.nameservers, rules)]);
+      if (spare) return this.arm(spare, firewall, [this.firewall(spare, firewall)]);
       // The namespace's side and the host's firewall at once (neither needs the other).
       const slot = await this.claimSlot();
-      if (slot) return this.arm(slot, [this.configureInside(slot), this.firewall(slot, req.nameservers, rules)]);
+      if (slot) return this.arm(slot, firewall, [this.configureInside(slot), this.firewall(slot, firewall)]);
       // Every slot tried was held by a step whose network is still being torn down: once those
       // are gone, the same slots are free (or one of them is the spare made from it).
       if (waited || this.releasing.size === 0) {
@@ -102,9 +114,15 @@ export class EgressNetworks {
    */
   async settled(): Promise<void> {
     while (this.spare || this.releasing.size > 0) {
-      await (await this.takeSpare())?.release(false);
+      await (await this.takeSpare())?.release();
       await this.released();
     }
+  }
+
+  /** Once every step network released so far is gone: the namespace of the spare made then, if any. */
+  async spareAfterReleases(): Promise<string | undefined> {
+    await this.released();
+    return (await this.spare)?.ns;
   }
 
   /** Resolves when every step network released so far is gone. */
@@ -113,24 +131,25 @@ export class EgressNetworks {
   }
 
   /**
-   * The next step's network made ahead, when a step's network is released: all but its
-   * firewall (which depends on the step's tenant), so a step waits for one `nft` instead of
-   * three processes (~10 ms a RUN here). Nothing runs in a spare's namespace until a step has
-   * it, and it has that step's table by then. One at most, and it never waits for a slot.
+   * The next step's network made ahead, when a step's network is released, with the released
+   * step's firewall: a next step of the same tenant and nameservers (most often of the same
+   * build) waits for no process at all, another replaces the table in one `nft` transaction
+   * before it starts. Nothing runs in a spare's namespace until a step has it, and it has that
+   * step's own table by then. One at most, and it never waits for a slot.
    */
-  private prepareSpare(): void {
+  private prepareSpare(firewall: FirewallInputs): void {
     if (this.spare) return;
-    this.spare = (async () => {
+    const making = (async () => {
       const slot = await this.claimSlot();
       if (!slot) return undefined;
-      try {
-        await this.configureInside(slot);
-        return slot;
-      } catch {
-        await slot.release(false);
-        return undefined;
-      }
+      const made = await Promise.allSettled([this.configureInside(slot), this.firewall(slot, firewall)]);
+      if (made.every((r) => r.status === 'fulfilled')) return slot;
+      await slot.release();
+      return undefined;
     })().catch(() => undefined);
+    this.spare = making;
+    // None made (every slot held): the next release tries again.
+    void making.then((slot) => { if (!slot && this.spare === making) this.spare = undefined; });
   }
 
   private async takeSpare(): Promise<Slot | undefined> {
@@ -140,12 +159,12 @@ export class EgressNetworks {
   }
 
   /** The step's network once `setup` (the rest of its set-up) has ended; on a failure, released. */
-  private async arm(slot: Slot, setup: Promise<void>[]): Promise<StepNetwork> {
+  private async arm(slot: Slot, firewall: FirewallInputs, setup: Promise<void>[]): Promise<StepNetwork> {
     // Every part has ended before a failure releases the slot, so no table is made after its
     // release deleted it.
     const failed = (await Promise.allSettled(setup)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (!failed) return { netnsPath: `${netnsDir}/${slot.ns}`, address: slot.address, release: () => slot.release(true) };
-    await slot.release(false);
+    if (!failed) return { netnsPath: `${netnsDir}/${slot.ns}`, address: slot.address, release: () => slot.release(firewall) };
+    await slot.release();
     throw failed.reason;
   }
 
@@ -177,7 +196,10 @@ export class EgressNetworks {
       }
       const table = `${this.owner}_${slot}`;
       let released: Promise<void> | undefined;
-      const release = (makeSpare: boolean) => {
+      const release = (nextFirewall?: FirewallInputs) => {
+        // The spare is made while this slot is torn down, in another slot; or, when every other
+        // slot is held, in this one once it is free.
+        if (nextFirewall && !released) this.prepareSpare(nextFirewall);
         released ??= (async () => {
           // The link first: whatever still runs in the namespace is cut off before its rules go.
           await cmd('ip', ['-force', '-batch', '-'], `link del ${link}\nnetns del ${ns}\n`);
@@ -185,8 +207,8 @@ export class EgressNetworks {
         })().finally(() => {
           this.held.delete(slot);
           this.releasing.delete(released!);
-          // Before `released` resolves: a step waiting for a slot finds the spare made from it.
-          if (makeSpare) this.prepareSpare();
+          // Before `released` resolves: a step waiting for a slot finds the spare made in it.
+          if (nextFirewall) this.prepareSpare(nextFirewall);
         });
         this.releasing.add(released);
         return released;
@@ -201,9 +223,18 @@ export class EgressNetworks {
     return must('ip', ['-n', slot.ns, '-batch', '-'], `link set lo up\naddress add ${slot.address}/30 dev eth0\nlink set eth0 up\nroute add default via ${slot.gateway}\n`);
   }
 
-  /** The step's own nftables table: what its tenant may reach (see ruleset). */
-  private firewall(slot: Slot, nameservers: string[], rules: TenantEgressRules): Promise<void> {
-    return must('nft', ['-f', '-'], this.ruleset(slot.table, slot.link, slot.address, nameservers, rules));
+  /**
+   * Gives the slot's table exactly `firewall`'s ruleset (what its tenant may reach, see ruleset):
+   * nothing to do when it holds that text already; a table it holds otherwise is deleted and
+   * made anew in the same transaction (`add` first, so the delete never fails).
+   */
+  private async firewall(slot: Slot, firewall: FirewallInputs): Promise<void> {
+    const text = this.ruleset(slot.table, slot.link, slot.address, firewall.nameservers, firewall.rules);
+    if (slot.tableText === text) return;
+    const replace = slot.tableText === undefined ? '' : `add table inet ${slot.table}\ndelete table inet ${slot.table}\n`;
+    slot.tableText = undefined;
+    await must('nft', ['-f', '-'], replace + text);
+    slot.tableText = text;
   }
 
   /** Removes every namespace (with its veth) and table of this owner: call on start-up, after

@@ -52,10 +52,13 @@ export class EgressRules {
   forTenant(tenant: EgressLists = {}): TenantEgressRules {
     const tenantDeny = parseCidrList(tenant.deny ?? [], 'tenant egress deny list');
     const tenantAllow = parseCidrList(tenant.allow ?? [], 'tenant egress allow list');
-    const protect = [...this.protect, ...hostAddresses()];
+    const within = (list: Cidr[], ip: number) => list.some((c) => cidrContains(c, ip));
+    // Leaving out what a listed range holds already (the steps' gateways in the pool, above
+    // all) keeps a step's table the same text while other steps come and go, so a spare
+    // network made with it serves the next step as it is.
+    const protect = [...this.protect, ...hostAddresses().filter((a) => !within(this.protect, a.base))];
     const deny = [...this.deny, ...tenantDeny];
     const allow = [...this.allow, ...tenantAllow];
-    const within = (list: Cidr[], ip: number) => list.some((c) => cidrContains(c, ip));
     return {
       protect, deny, allow,
       check: (address) => {
