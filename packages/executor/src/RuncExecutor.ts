@@ -202,7 +202,7 @@ export class RuncExecutor implements Executor {
     }
   }
 
-  /** Resolves once the networks of steps that have returned are torn down, and the spare made for the next step. */
+  /** Resolves once the networks of steps that have returned are torn down, the spare made for the next step included. */
   settled(): Promise<void> {
     return this.egress?.settled() ?? Promise.resolve();
   }

@@ -4,8 +4,9 @@
 // alone, then the fleet's idle commands per worker per second (the Scheduler's taken out)
 // and connections per worker, sequential one-stage builds for submit→handler latency on the
 // settled fleet, then two workloads (independent stages, chains) for stages/s and Redis commands
-// per stage (INFO commandstats deltas; the chain workload three times, the median round kept), at N >= 1000 also a backlog of 10,000 stages submitted at
-// once (the issue's "no growth in per-stage cost"), then the latency again. N defaults to 2,10,50,200,1000 (quick: 2,10,50);
+// per stage (INFO commandstats deltas; the chain workload three times, the median round kept),
+// at N >= 1000 also a backlog of 10,000 stages submitted at once (the issue's "no growth in
+// per-stage cost"), then the latency again. N defaults to 2,10,50,200,1000 (quick: 2,10,50);
 // BENCH_SCALE_N=2,50 picks others.
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
