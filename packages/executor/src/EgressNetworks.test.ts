@@ -97,7 +97,8 @@ describe('RUN network=default: egress, and nothing of the cluster', { skip }, ()
     };
     // 10.89.0.0/16 (the default pool): slot n's step address is 10.89.x.y with x*256+y = 4n+2.
     const addressOf = (slot: number) => `10.89.${(slot * 4 + 2) >> 8}.${(slot * 4 + 2) & 255}`.replace(/\./g, '\\.');
-    await run('true');
+    // A step that could have changed its namespace (CAP_NET_ADMIN): its network is torn down and the spare made.
+    await run('true', { security: 'insecure' });
     // The same tenant's next step finds its table already there.
     const sameSlot = await slotOfSpare();
     const same = await run(['ip -4 addr show eth0', fetch(`http://${outside.web}/`, 'web'), fetch(`http://${outside.host.address}:${outside.host.port}/`, 'host'), fetch(`http://${outside.denied}/`, 'denied')].join('; '));
@@ -105,6 +106,7 @@ describe('RUN network=default: egress, and nothing of the cluster', { skip }, ()
     assert.match(same, /REACHED-web/);
     assert.match(same, /BLOCKED-host/);
     assert.match(same, /BLOCKED-denied/);
+    await run('true', { security: 'insecure' });
     // Another tenant's step on a spare made with the last tenant's table gets its own.
     const slot = await slotOfSpare();
     const out = await run([
@@ -112,11 +114,37 @@ describe('RUN network=default: egress, and nothing of the cluster', { skip }, ()
       fetch(`http://${outside.web}/`, 'web'),
       fetch(`http://${outside.host.address}:${outside.host.port}/`, 'host'),
       fetch(`http://${outside.denied}/`, 'denied'),
-    ].join('; '), { egress: { deny: [`${outside.web}/32`], allow: [outside.denied] } });
+    ].join('; '), { tenant: 'other', egress: { deny: [`${outside.web}/32`], allow: [outside.denied] } });
     assert.match(out, new RegExp(`inet ${addressOf(slot)}/30`), `the step ran in the spare (slot ${slot})`);
     assert.match(out, /BLOCKED-web/, 'the tenant\'s deny applies on a spare');
     assert.match(out, /BLOCKED-host/);
     assert.match(out, /REACHED-denied/, 'the tenant\'s allow applies on a spare');
+  });
+
+  it("a tenant's next step runs in the network its last step left; another tenant's step never does", async () => {
+    const egress = executor.egress!;
+    const address = /inet (\S+)\/30/;
+    const probes = (tag: string) => ['ip -4 addr show eth0', fetch(`http://${outside.web}/`, `web-${tag}`), fetch(`http://${outside.host.address}:${outside.host.port}/`, `host-${tag}`), fetch(`http://${outside.denied}/`, `denied-${tag}`)].join('; ');
+    const first = await run(probes('1'), { tenant: 'alice' });
+    const [kept] = egress.keptNamespaces();
+    assert.ok(kept && egress.keptNamespaces().length === 1, 'the step\'s network was kept');
+    assert.equal(spawnSync('ip', ['netns', 'pids', kept], { encoding: 'utf8' }).stdout, '', 'nothing runs in a kept network');
+    const other = await run(probes('bob'), { tenant: 'bob', egress: { deny: [`${outside.web}/32`] } });
+    assert.notEqual(address.exec(other)?.[1], address.exec(first)?.[1], 'another tenant\'s step got a network of its own');
+    assert.match(other, /BLOCKED-web-bob/, 'with its own firewall');
+    assert.deepEqual(new Set(egress.keptNamespaces()).size, 2, 'each tenant has its network kept');
+    const again = await run(probes('2'), { tenant: 'alice' });
+    assert.equal(address.exec(again)?.[1], address.exec(first)?.[1], 'the tenant\'s next step ran in its kept network');
+    for (const out of [first, again]) {
+      assert.match(out, /REACHED-web/);
+      assert.match(out, /BLOCKED-host/);
+      assert.match(out, /BLOCKED-denied/);
+    }
+    // A step with CAP_NET_ADMIN takes the kept network too, but nobody gets it after that step.
+    const admin = await run('ip -4 addr show eth0', { tenant: 'alice', security: 'insecure' });
+    assert.equal(address.exec(admin)?.[1], address.exec(first)?.[1]);
+    const after = await run('ip -4 addr show eth0', { tenant: 'alice' });
+    assert.notEqual(address.exec(after)?.[1], address.exec(first)?.[1], 'a network a step could have changed is not used again');
   });
 
   it('network=none has only lo and cannot reach the outside', async () => {
@@ -151,7 +179,7 @@ describe('RUN network=default: egress, and nothing of the cluster', { skip }, ()
     // One slot only: the second network can only be made in the slot the first is leaving.
     const single = new RuncExecutor({ stateDir: `${t.stateDir}-single`, egress: { pool: '10.88.255.244/30' } });
     const egress = single.egress!;
-    const first = await egress.create({ nameservers: [] });
+    const first = await egress.create({ nameservers: [], mayReconfigure: true });
     const firstGone = first.release();
     const second = await egress.create({ nameservers: [] });
     await firstGone;
@@ -166,7 +194,7 @@ describe('RUN network=default: egress, and nothing of the cluster', { skip }, ()
 
   it('a step that starts while the last one is being torn down still has its firewall', async () => {
     const single = new RuncExecutor({ stateDir: `${t.stateDir}-single2`, dns: { nameservers: [outside.dns], search: [], options: ['ndots:0'] }, egress: { pool: '10.88.255.240/30' } });
-    await runScript(single, t.rootfs, 'true', { network: 'default' });
+    await runScript(single, t.rootfs, 'true', { network: 'default', security: 'insecure' });
     // Not settled: the first step's release may still run.
     const out = await runScript(single, t.rootfs, `${fetch(`http://${outside.host.address}:${outside.host.port}/`, 'host')}; ${fetch(`http://${outside.web}/`, 'web')}`, { network: 'default' });
     assert.match(out, /BLOCKED-host/);

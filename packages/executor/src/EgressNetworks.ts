@@ -29,6 +29,13 @@ export interface StepNetworkRequest {
   nameservers: string[];
   deny?: string[];
   allow?: string[];
+  /** Whose step it is: a network a step has run in goes again only to a step of the same tenant. */
+  tenant?: string;
+  /**
+   * The step holds CAP_NET_ADMIN (security=insecure) and may have changed its namespace
+   * (addresses, routes, its own nftables): its network is torn down after it, never used again.
+   */
+  mayReconfigure?: boolean;
 }
 
 export interface StepNetwork {
@@ -64,6 +71,8 @@ interface Slot {
 
 const netnsDir = '/run/netns';
 const maxAttempts = 64;
+/** Networks kept for their tenant's next step (see keep): one per tenant, this many at most. */
+const maxKept = 4;
 
 export class EgressNetworks {
   private readonly pool: Cidr;
@@ -76,6 +85,8 @@ export class EgressNetworks {
   private readonly releasing = new Set<Promise<void>>();
   /** The next step's network, being made or made (see prepareSpare). */
   private spare: Promise<Slot | undefined> | undefined;
+  /** Networks a tenant's last step ran in, kept for its next step (see keep); oldest first. */
+  private readonly kept = new Map<string, Slot>();
   private readonly slots: number;
 
   /** `owner` prefixes every namespace and table name, so cleanupStale() touches only ours. */
@@ -93,12 +104,18 @@ export class EgressNetworks {
     const rules = this.rules.forTenant({ deny: req.deny, allow: req.allow });
     this.enableForwarding();
     const firewall: FirewallInputs = { nameservers: req.nameservers, rules };
+    const step = { tenant: req.tenant ?? '', mayReconfigure: req.mayReconfigure === true };
+    const kept = this.kept.get(step.tenant);
+    if (kept) {
+      this.kept.delete(step.tenant);
+      return this.arm(kept, firewall, step, [this.firewall(kept, firewall)]);
+    }
     for (let waited = false; ; waited = true) {
       const spare = await this.takeSpare();
-      if (spare) return this.arm(spare, firewall, [this.firewall(spare, firewall)]);
+      if (spare) return this.arm(spare, firewall, step, [this.firewall(spare, firewall)]);
       // The namespace's side and the host's firewall at once (neither needs the other).
       const slot = await this.claimSlot();
-      if (slot) return this.arm(slot, firewall, [this.configureInside(slot), this.firewall(slot, firewall)]);
+      if (slot) return this.arm(slot, firewall, step, [this.configureInside(slot), this.firewall(slot, firewall)]);
       // Every slot tried was held by a step whose network is still being torn down: once those
       // are gone, the same slots are free (or one of them is the spare made from it).
       if (waited || this.releasing.size === 0) {
@@ -109,14 +126,21 @@ export class EgressNetworks {
   }
 
   /**
-   * Resolves when every step network released so far is gone (namespace, veth and table), and
-   * the spare too: nothing of this executor's networks is left on the host then.
+   * Resolves when every step network released so far is gone (namespace, veth and table), the
+   * kept ones and the spare too: nothing of this executor's networks is left on the host then.
    */
   async settled(): Promise<void> {
-    while (this.spare || this.releasing.size > 0) {
+    while (this.spare || this.releasing.size > 0 || this.kept.size > 0) {
+      for (const slot of this.kept.values()) void slot.release();
+      this.kept.clear();
       await (await this.takeSpare())?.release();
       await this.released();
     }
+  }
+
+  /** The namespaces of the networks kept for their tenants' next steps. */
+  keptNamespaces(): string[] {
+    return [...this.kept.values()].map((slot) => slot.ns);
   }
 
   /** Once every step network released so far is gone: the namespace of the spare made then, if any. */
@@ -159,13 +183,39 @@ export class EgressNetworks {
   }
 
   /** The step's network once `setup` (the rest of its set-up) has ended; on a failure, released. */
-  private async arm(slot: Slot, firewall: FirewallInputs, setup: Promise<void>[]): Promise<StepNetwork> {
+  private async arm(slot: Slot, firewall: FirewallInputs, step: { tenant: string; mayReconfigure: boolean }, setup: Promise<void>[]): Promise<StepNetwork> {
     // Every part has ended before a failure releases the slot, so no table is made after its
     // release deleted it.
     const failed = (await Promise.allSettled(setup)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (!failed) return { netnsPath: `${netnsDir}/${slot.ns}`, address: slot.address, release: () => slot.release(firewall) };
-    await slot.release();
-    throw failed.reason;
+    if (failed) {
+      await slot.release();
+      throw failed.reason;
+    }
+    let released: Promise<void> | undefined;
+    // Once only: a kept network may be another step's by the time a second call would come.
+    const release = () => released ??= step.mayReconfigure ? slot.release(firewall) : this.keep(slot, step.tenant, firewall);
+    return { netnsPath: `${netnsDir}/${slot.ns}`, address: slot.address, release };
+  }
+
+  /**
+   * Keeps a released network for its tenant's next step, as it is: no process at all, where
+   * tearing it down and making the next one take five. Safe because the step's processes are
+   * gone and, without CAP_NET_ADMIN (a sandboxed step), none could change the namespace: its
+   * addresses, routes and firewall, in the namespace and on the host, are as they were made,
+   * and /proc/sys is read-only to it. What the step's connections leave (late replies its
+   * address still receives, conntrack entries) reaches only the same tenant. BuildKit keeps
+   * its namespaces in a pool the same way (cniprovider), for any build. One per tenant; beyond
+   * maxKept tenants, the oldest is torn down.
+   */
+  private keep(slot: Slot, tenant: string, firewall: FirewallInputs): Promise<void> {
+    if (this.kept.has(tenant)) return slot.release(firewall);
+    this.kept.set(tenant, slot);
+    for (const [oldest, old] of this.kept) {
+      if (this.kept.size <= maxKept) break;
+      this.kept.delete(oldest);
+      void old.release();
+    }
+    return Promise.resolve();
   }
 
   /** A free slot with its namespace and veth made (the host's side); undefined when none is free. */

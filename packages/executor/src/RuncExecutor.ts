@@ -144,7 +144,10 @@ export class RuncExecutor implements Executor {
       ensureWorkdir(rootfs, cwd, user.uid, user.gid);
       stubs = createMountStubs(rootfs, this.mountStubs(options));
       if (meta.network === 'default' && this.egress) {
-        network = await this.egress.create({ nameservers: nameservers(resolv), deny: meta.egress?.deny, allow: meta.egress?.allow });
+        network = await this.egress.create({
+          nameservers: nameservers(resolv), deny: meta.egress?.deny, allow: meta.egress?.allow,
+          tenant: meta.tenant, mayReconfigure: meta.security === 'insecure',
+        });
       }
 
       const spec = buildRuntimeSpec({
@@ -194,8 +197,8 @@ export class RuncExecutor implements Executor {
       if (containerMayExist) await this.destroy(containerId);
       cgroup?.release();
       // Nothing runs in the namespace any more, and nothing of the step's result depends on
-      // its teardown (two `ip`/`nft` processes, 30-50 ms here): it finishes after run()
-      // returns; the slot stays held until then, and settled() waits for it.
+      // what becomes of it (kept for the tenant's next step, or torn down by two `ip`/`nft`
+      // processes after run() returns; settled() waits for that).
       void network?.release();
       removeMountStubs(stubs);
       await rm(bundle, { recursive: true, force: true });

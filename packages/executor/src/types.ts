@@ -30,6 +30,8 @@ export interface Meta {
   network: NetworkMode;
   /** The tenant's egress lists, added to the worker's for network=default. */
   egress?: EgressLists;
+  /** Whose step it is: a network=default step's network is used again only by the same tenant's. */
+  tenant?: string;
   /** This step's limits (the tenant's), overriding the executor's per field. */
   limits?: StepLimits;
   /** `insecure` (the security.insecure entitlement): all capabilities, no seccomp. */

@@ -278,6 +278,7 @@ export class StageSolver {
           ...(vertex.extraHosts ? { extraHosts: vertex.extraHosts } : {}),
           ...(vertex.ulimits ? { ulimits: vertex.ulimits } : {}),
           egress: req.egress,
+          tenant: req.tenant ?? 'default',
           limits: req.limits,
           platform: stage.platform,
           timeoutMs: this.opts.stepTimeoutMs,
