@@ -8,12 +8,10 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort, referenceTools, startCluster, waitForBuildkitEndpoint, type Cluster } from '@buildyard/testkit';
+import { freePort, referenceTools, startCluster, waitForBuildkitEndpoint, type Cluster, appCommand } from '@buildyard/testkit';
 import { Buildkitd } from '../conformance/lib/buildkit.js';
 import { comparableProvenance, readAttestedImage, type AttestedImage, type Statement } from './attestedImage.js';
 
-const repoRoot = resolve(import.meta.dirname, '../..');
-const tsx = import.meta.resolve('tsx');
 const DOCKERFILE = 'ARG BASE\nFROM ${BASE} AS base\nARG FOO=bar\nRUN echo hi > /hi\nFROM base\nCOPY hello /hello\n';
 const PROVENANCE = 'https://slsa.dev/provenance/v0.2';
 const SPDX = 'https://spdx.dev/Document';
@@ -34,7 +32,7 @@ before(async () => {
 after(async () => { await cluster?.stop(); });
 
 function cli(args: string[], env: Record<string, string> = {}): { status: number; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, ['--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), ...args], {
+  const result = spawnSync(process.execPath, appCommand('cli', ...args), {
     cwd: work, encoding: 'utf8', timeout: 300_000,
     env: { ...process.env, XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: cluster.token, BUILDX_NO_DEFAULT_ATTESTATIONS: '', ...env },
   });

@@ -6,10 +6,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startCluster, type Cluster } from '@buildyard/testkit';
+import { startCluster, type Cluster, appCommand } from '@buildyard/testkit';
 
-const repoRoot = resolve(import.meta.dirname, '../..');
-const tsx = import.meta.resolve('tsx');
 let cluster: Cluster;
 let work: string;
 
@@ -57,7 +55,7 @@ target "tool" {
 after(async () => { await cluster?.stop(); });
 
 function cli(args: string[], env: Record<string, string> = {}): { status: number; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, ['--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), ...args], {
+  const result = spawnSync(process.execPath, appCommand('cli', ...args), {
     cwd: work, encoding: 'utf8', timeout: 300_000,
     env: {
       ...process.env, XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: cluster.token,

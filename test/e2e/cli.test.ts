@@ -6,11 +6,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startCluster, type Cluster } from '@buildyard/testkit';
+import { startCluster, type Cluster, appCommand } from '@buildyard/testkit';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
-// Resolved here, because the CLI runs with a temporary directory as its cwd.
-const tsx = import.meta.resolve('tsx');
 const example = join(repoRoot, 'examples/multi-stage');
 let cluster: Cluster;
 let work: string;
@@ -22,7 +20,7 @@ before(async () => {
 after(async () => { await cluster?.stop(); });
 
 function cli(args: string[], options: { env?: Record<string, string>; input?: string } = {}): { status: number; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, ['--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), ...args], {
+  const result = spawnSync(process.execPath, appCommand('cli', ...args), {
     cwd: work, encoding: 'utf8', input: options.input, timeout: 180_000,
     env: { ...process.env, XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: cluster.token, ...options.env },
   });
@@ -179,7 +177,7 @@ test('du lists the build cache and prune -f empties it', () => {
 });
 
 test('the tty view renders steps with [stage N/M], timers and the summary in a pseudo-terminal', () => {
-  const command = [process.execPath, '--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), 'build', '--no-cache',
+  const command = [process.execPath, ...appCommand('cli'), 'build', '--no-cache',
     '--platform', 'linux/amd64', '--build-arg', base(), example].map((a) => `'${a}'`).join(' ');
   const result = spawnSync('script', ['-qfec', `stty cols 160 rows 50; ${command}`, '/dev/null'], {
     cwd: work, encoding: 'utf8', timeout: 120_000,

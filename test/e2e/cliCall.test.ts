@@ -7,12 +7,11 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { appCommand } from '@buildyard/testkit';
 
-const repoRoot = resolve(import.meta.dirname, '../..');
-const tsx = import.meta.resolve('tsx');
 
 function cli(args: string[], cwd: string): { status: number; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, ['--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), ...args], {
+  const result = spawnSync(process.execPath, appCommand('cli', ...args), {
     cwd, encoding: 'utf8', timeout: 120_000,
     env: { ...process.env, XDG_CONFIG_HOME: join(cwd, 'config'), BUILDYARD_BUILDER: 'tcp://127.0.0.1:1' },
   });

@@ -7,10 +7,9 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startCluster, type Cluster } from '@buildyard/testkit';
+import { startCluster, type Cluster, appCommand } from '@buildyard/testkit';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
-const tsx = import.meta.resolve('tsx');
 let cluster: Cluster;
 let work: string;
 let context: string;
@@ -26,7 +25,7 @@ before(async () => {
 after(async () => { await cluster?.stop(); });
 
 function cli(args: string[], env: Record<string, string> = {}): { status: number; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, ['--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), ...args], {
+  const result = spawnSync(process.execPath, appCommand('cli', ...args), {
     cwd: work, encoding: 'utf8', timeout: 180_000,
     env: { ...process.env, XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: cluster.token, ...env },
   });
@@ -138,7 +137,7 @@ function exitCodeTable(): { exit: number; when: string; env: Record<string, stri
 /** Runs the CLI without blocking the event loop; SIGINT once `interruptOn` shows on stderr. */
 function cliAsync(args: string[], env: Record<string, string>, cwd: string, interruptOn?: RegExp): Promise<{ status: number; stderr: string }> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ['--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), ...args], {
+    const child = spawn(process.execPath, appCommand('cli', ...args), {
       cwd, env: { ...process.env, XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: cluster.token, ...env },
     });
     let stderr = '';

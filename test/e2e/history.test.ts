@@ -10,10 +10,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { DEFAULT_KEYS } from '@buildyard/contracts';
-import { startCluster, type Cluster } from '@buildyard/testkit';
+import { startCluster, type Cluster, appCommand } from '@buildyard/testkit';
 
-const repoRoot = resolve(import.meta.dirname, '../..');
-const tsx = import.meta.resolve('tsx');
 const RETENTION_MS = 2 * 3600 * 1000;
 let cluster: Cluster;
 let work: string;
@@ -22,7 +20,7 @@ let okId: string;
 let failedId: string;
 
 function cli(args: string[], token = cluster.token): { status: number; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, ['--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), ...args], {
+  const result = spawnSync(process.execPath, appCommand('cli', ...args), {
     cwd: work, encoding: 'utf8', timeout: 180_000,
     env: { ...process.env, XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: token },
   });

@@ -10,11 +10,9 @@ import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { referenceTools, startCluster, type Cluster } from '@buildyard/testkit';
+import { referenceTools, startCluster, type Cluster, appCommand } from '@buildyard/testkit';
 import { Buildkitd } from '../conformance/lib/buildkit.js';
 
-const repoRoot = resolve(import.meta.dirname, '../..');
-const tsx = import.meta.resolve('tsx');
 const RUN_NAME = '[2/2] RUN echo hello-rawjson && echo to-stderr >&2';
 const tools = referenceTools('buildctl', 'buildkitd');
 const skip = tools.missing ?? false;
@@ -87,8 +85,7 @@ test('rawjson carries the RUN step as buildctl\'s SolveStatus does: fields, name
     '--opt', `build-arg:BASE=${base}`, '--trace', trace, '--progress', 'plain'], { maxBuffer: 64 << 20 }, (err, _o, stderr) => (err ? rej(new Error(stderr)) : res())));
   const reference = readFileSync(trace, 'utf8').trim().split('\n').map((l) => tagged(JSON.parse(l)) as Json);
 
-  const run = spawnSync(process.execPath, ['--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'),
-    'build', '--progress', 'rawjson', '--build-arg', `BASE=${base}`, context], {
+  const run = spawnSync(process.execPath, appCommand('cli', 'build', '--progress', 'rawjson', '--build-arg', `BASE=${base}`, context), {
     cwd: work, encoding: 'utf8', timeout: 180_000,
     env: { ...process.env, XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: cluster.token },
   });

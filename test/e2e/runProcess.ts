@@ -3,17 +3,15 @@
 import { execFile, spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import type { Cluster } from '@buildyard/testkit';
+import { appCommand } from '@buildyard/testkit';
 
-const repoRoot = resolve(import.meta.dirname, '../..');
-// Resolved here, because the CLI runs with a temporary directory as its cwd.
-const tsx = import.meta.resolve('tsx');
 
 export interface ProcessRun { status: number; stdout: string; stderr: string }
 
 /** Runs `buildyard ARGS` in `cwd` against `cluster` (its default tenant unless `token`); `signal` kills it. */
 export function runCli(cluster: Pick<Cluster, 'frontend' | 'token'>, cwd: string, args: string[], token = cluster.token, signal?: AbortSignal): Promise<ProcessRun> {
   return new Promise((resolveRun) => {
-    const child = spawn(process.execPath, ['--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), ...args], {
+    const child = spawn(process.execPath, appCommand('cli', ...args), {
       cwd, env: { ...process.env, XDG_CONFIG_HOME: join(cwd, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: token }, signal,
     });
     child.on('error', () => undefined); // an abort kills it; 'close' still reports

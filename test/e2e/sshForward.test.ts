@@ -13,10 +13,8 @@ import { dirname, join, resolve } from 'node:path';
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { ControlClient, SolveRequest, SshClientMessage, SshForwardClient, type SshServerMessage } from '@buildyard/proto';
 import { Buildkitd } from '../conformance/lib/buildkit.js';
-import { freePort, makeSshKey, referenceTools, startCluster, startSshAgent, waitForBuildkitEndpoint, type Cluster, type SshAgentService, type SshKey } from '@buildyard/testkit';
+import { freePort, makeSshKey, referenceTools, startCluster, startSshAgent, waitForBuildkitEndpoint, type Cluster, type SshAgentService, type SshKey, appCommand } from '@buildyard/testkit';
 
-const repoRoot = resolve(import.meta.dirname, '../..');
-const tsx = import.meta.resolve('tsx');
 const tools = referenceTools('buildctl', 'docker-buildx', 'buildkitd');
 let cluster: Cluster;
 let agent: SshAgentService;
@@ -59,7 +57,7 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<R
 }
 
 function buildyard(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return run(process.execPath, ['--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), ...args], {
+  return run(process.execPath, appCommand('cli', ...args), {
     XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: cluster.token, SSH_AUTH_SOCK: agent.socket, ...env,
   });
 }

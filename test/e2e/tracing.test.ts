@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join, resolve } from 'node:path';
-import { startCluster, until, type Cluster } from '@buildyard/testkit';
+import { startCluster, until, type Cluster, appCommand } from '@buildyard/testkit';
 import { solve } from './grpcClient.js';
 
 interface ExportedSpan { traceId: string; spanId: string; parentSpanId: string; name: string; kind: number; service: string }
@@ -22,8 +22,6 @@ interface OtlpJson {
     scopeSpans: Array<{ spans: Array<{ traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number }> }>;
   }>;
 }
-const repoRoot = resolve(import.meta.dirname, '../..');
-const tsx = import.meta.resolve('tsx');
 const SPAN_KIND_SERVER = 2; // OTLP's numbering (the API's SpanKind.SERVER is 1)
 
 const spans: ExportedSpan[] = [];
@@ -109,7 +107,7 @@ test('`buildyard build` starts the trace: its command span holds its gRPC calls,
   const marker = randomBytes(8).toString('hex');
   writeFileSync(join(work, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo cli-${marker} > /t\n`);
   // Asynchronously: the CLI exports to the collector in this process before it exits.
-  const child = spawn(process.execPath, ['--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), 'build', '--progress', 'plain', work], {
+  const child = spawn(process.execPath, [...appCommand('cli'), 'build', '--progress', 'plain', work], {
     cwd: work, stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: cluster.token, ...otlpEnv() },
   });

@@ -7,12 +7,10 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SolveEvent, VertexStatus } from '@buildyard/proto';
 import { startFakeBuilder } from './fakeBuilder.test-util.js';
-import { until } from '@buildyard/testkit';
+import { appCommand, until } from '@buildyard/testkit';
 
 const repoRoot = resolve(fileURLToPath(import.meta.url), '../../../..');
-const MAIN = join(repoRoot, 'apps/cli/src/main.ts');
-// tsx resolved here so the CLI can run from any cwd.
-const NODE_ARGS = ['--conditions=source', '--import', import.meta.resolve('tsx'), MAIN];
+const NODE_ARGS = appCommand('cli');
 
 function vertex(p: Partial<VertexStatus> & { digest: string; name: string }): VertexStatus {
   return { platform: '', stage: '', step: 0, steps: 0, workerId: '', emulated: false, cached: false, startedMs: 0, completedMs: 0, error: '', totalBytes: 0, currentBytes: 0, ...p };

@@ -1,7 +1,7 @@
 // A real Buildyard cluster for e2e tests: Redis, a registry seeded with busybox, one frontend
-// and N workers as separate processes (from TypeScript sources, so no build is needed), all
-// under the testkit watchdog. Redis is a single instance, or a 3-master Redis Cluster with a
-// replica each (`redisCluster`, or BUILDYARD_TEST_REDIS=cluster for a whole suite).
+// and N workers as separate processes (from TypeScript sources, or from the build in `npm test`:
+// appCommand.ts), all under the testkit watchdog. Redis is a single instance, or a 3-master Redis
+// Cluster with a replica each (`redisCluster`, or BUILDYARD_TEST_REDIS=cluster for a whole suite).
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -13,9 +13,9 @@ import { startRedis, startRegistry, type RedisService, type RegistryService } fr
 import { startRedisCluster, type RedisClusterService } from './redisCluster.js';
 import { cleanupUnder, seedBusybox, type SeededImage } from '@buildyard/hostkit';
 import { supervise, type SupervisedProcess } from './supervise.js';
+import { appCommand } from './appCommand.js';
 
 const repoRoot = resolve(fileURLToPath(import.meta.url), '../../../..');
-const tsxArgs = ['--conditions=source', '--import', 'tsx'];
 
 export interface ClusterWorker {
   id: string;
@@ -134,14 +134,14 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     // unshare and sh exec in turn: the supervised pid is the service's own.
     return supervise(name, 'unshare', ['-m', '--propagation', 'private', 'sh', '-c', PRIVATE_MOUNTS, 'sh', own, stateDir, process.execPath, ...args], processOptions);
   };
-  const launchFrontend = (listen: string) => launch('buildyardd', [...tsxArgs, join(repoRoot, 'apps/buildyardd/src/main.ts')], join(stateDir, 'frontend'), { BUILDYARD_LISTEN: listen });
+  const launchFrontend = (listen: string) => launch('buildyardd', appCommand('buildyardd'), join(stateDir, 'frontend'), { BUILDYARD_LISTEN: listen });
   let frontendProcess = launchFrontend('127.0.0.1:0');
   const extraFrontends: SupervisedProcess[] = [];
   const workers: ClusterWorker[] = [];
   let counter = 0;
   const addWorker = async (id = `worker-${++counter}`): Promise<ClusterWorker> => {
     const workerState = join(stateDir, id);
-    const p = launch(id, [...tsxArgs, join(repoRoot, 'apps/worker/src/main.ts'), 'serve'], workerState, { BUILDYARD_WORKER_ID: id });
+    const p = launch(id, appCommand('worker', 'serve'), workerState, { BUILDYARD_WORKER_ID: id });
     await waitForLine(p, /buildyard-worker ready/);
     const worker = { id, process: p, stateDir: workerState };
     workers.push(worker);
@@ -164,7 +164,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         ? new RedisClusterClient(redisCluster.nodes, { redisOptions: { password: redisCluster.password } })
         : new Redis(redis.url),
       addFrontend: async (listen = '127.0.0.1:0') => {
-        const p = launch('buildyardd', [...tsxArgs, join(repoRoot, 'apps/buildyardd/src/main.ts')], join(stateDir, `frontend-${extraFrontends.length + 2}`), { BUILDYARD_LISTEN: listen });
+        const p = launch('buildyardd', appCommand('buildyardd'), join(stateDir, `frontend-${extraFrontends.length + 2}`), { BUILDYARD_LISTEN: listen });
         extraFrontends.push(p);
         const [, url] = await waitForLine(p, frontendLine);
         return { address: url.replace(/^(tcp|tls):\/\//, ''), process: p };

@@ -12,11 +12,9 @@ import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { encodeManifest, syncContext, walkContext } from '@buildyard/context';
 import { ContextSyncClient } from '@buildyard/proto';
 import { sha256Digest } from '@buildyard/oci';
-import { startCluster, type Cluster } from '@buildyard/testkit';
+import { startCluster, type Cluster, appCommand } from '@buildyard/testkit';
 import { bearer, solve } from '../grpcClient.js';
 
-const repoRoot = resolve(import.meta.dirname, '../../..');
-const tsx = import.meta.resolve('tsx');
 let cluster: Cluster;
 let work: string;
 const nonce = `${process.pid}${Date.now()}`;
@@ -33,7 +31,7 @@ after(async () => {
 });
 
 function cli(tenant: string, args: string[]): { status: number; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, ['--conditions=source', '--import', tsx, join(repoRoot, 'apps/cli/src/main.ts'), ...args], {
+  const result = spawnSync(process.execPath, appCommand('cli', ...args), {
     cwd: work, encoding: 'utf8', timeout: 180_000,
     env: { ...process.env, XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: cluster.tokens[tenant] },
   });
