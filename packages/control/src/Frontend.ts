@@ -78,6 +78,8 @@ const COORDINATOR_TTL_MS = 10_000;
 const MAX_LABEL_BYTES = 64 * 1024;
 const FILE_CHUNK = 256 * 1024;
 const CANCELLED_BY_CLIENT = 'cancelled by the client';
+// How long close() lets calls that serve no build (an upload, a status poll) end on their own.
+const OPEN_CALLS_GRACE_MS = 5_000;
 
 /** Checks what a Solve asks for before anything is queued; throws a one-line INVALID_ARGUMENT. */
 function validateRequest(req: SolveRequest): { platforms: string[]; outputs: ParsedOutput[] } {
@@ -125,6 +127,8 @@ export class Frontend {
   /** Aborted by close() once its builds ended or moved: relays still open end with UNAVAILABLE. */
   private readonly closing = new AbortController();
   private closed = false;
+  /** Context uploads in progress: close() ends those a stalled client keeps open. */
+  private readonly uploads = new Set<ServerDuplexStream<SyncRequest, SyncResponse>>();
   private readonly log: Logger;
   private server?: Server;
   /** This process's id as a build coordinator; its heartbeat key says it is alive. */
@@ -286,7 +290,8 @@ export class Frontend {
    * that can move is handed to the other frontends (its stages keep running on the workers);
    * the others (outputs or SSH agents through this process's client connection) are finished
    * here, beating meanwhile. Then the heartbeat key goes, so another frontend claims the handed
-   * builds at its next sweep, and attached clients get UNAVAILABLE (the CLI re-attaches).
+   * builds at its next sweep, and attached clients get UNAVAILABLE (the CLI re-attaches). Calls
+   * still open OPEN_CALLS_GRACE_MS after that are cut (UNAVAILABLE too).
    */
   async close(): Promise<void> {
     this.closed = true;
@@ -297,7 +302,17 @@ export class Frontend {
     await this.opts.redis.del(this.keys.frontend(this.id)).catch((err: Error) => this.log.warn({ err: err.message }, 'removing the coordinator heartbeat failed: others take its builds over when it expires'));
     this.closing.abort();
     this.cancels?.disconnect();
+    // What is still open now serves no build of this process (a client stalled mid-upload, say),
+    // and gRPC's graceful shutdown would wait for it forever: it gets a few seconds, then uploads
+    // end with UNAVAILABLE (a client's cue to try again), and then whatever else is cut.
+    let cutRest: NodeJS.Timeout | undefined;
+    const cutUploads = setTimeout(() => {
+      for (const upload of this.uploads) upload.emit('error', serviceError(status.UNAVAILABLE, 'buildyardd is stopping; run the build again'));
+      cutRest = setTimeout(() => this.server?.forceShutdown(), OPEN_CALLS_GRACE_MS);
+    }, OPEN_CALLS_GRACE_MS);
     await shutdown;
+    clearTimeout(cutUploads);
+    clearTimeout(cutRest);
   }
 
   private tenantOf(metadata: Metadata): string {
@@ -308,7 +323,10 @@ export class Frontend {
     let tenant: string;
     try { tenant = this.tenantOf(call.metadata); } catch (err) { call.emit('error', err); return; }
     // A failed sync has already been reported to its client on the stream; here it is logged.
-    const synced = await this.contextWrite(() => handleSync(call, this.contexts, { tenant })).catch((err: Error) => { this.log.info({ tenant, err: err.message }, 'context sync failed'); return undefined; });
+    this.uploads.add(call);
+    const synced = await this.contextWrite(() => handleSync(call, this.contexts, { tenant }))
+      .catch((err: Error) => { this.log.info({ tenant, err: err.message }, 'context sync failed'); return undefined; })
+      .finally(() => this.uploads.delete(call));
     if (synced) metrics.bytesUploaded.inc(synced.bytesUploaded); // metrics
   }
 

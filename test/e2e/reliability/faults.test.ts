@@ -1,16 +1,17 @@
 // Issue 9, faults: a worker killed mid-RUN, a client that goes away, a registry that is down
 // during push, a full disk in a worker's state directory, Redis restarting under running
-// builds, and the frontend dying mid-build. Every accepted build ends (result or a clear
+// builds, the frontend dying mid-build, and a stalled client at the frontend's stop. Every accepted build ends (result or a clear
 // error) within a deadline; nothing half-written is served afterwards.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createReadStream, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, status } from '@grpc/grpc-js';
-import { ControlClient, SolveRequest, type SolveEvent } from '@buildyard/proto';
+import { ContextSyncClient, ControlClient, SolveRequest, type SolveEvent } from '@buildyard/proto';
 import { freePort, startCluster, type Cluster } from '@buildyard/testkit';
 import { bearer, solve, type SolveOutcome } from '../grpcClient.js';
 import { aliveProcesses, buildStatus, info, runcContainers } from '../security/clusterCalls.js';
@@ -218,5 +219,28 @@ test('the frontend dying mid-build: the client gets UNAVAILABLE at once; the res
     assert.equal((await buildStatus(cluster, cluster.token, `orphan-${nonce}`)).builds[0].status, 'succeeded');
   } finally {
     again.close();
+  }
+});
+
+test('a client holding a stream open cannot keep the frontend from stopping: on SIGTERM its call ends with UNAVAILABLE and the process exits', { timeout: 120_000 }, async () => {
+  const client = new ContextSyncClient(cluster.address, credentials.createInsecure());
+  const call = client.sync(bearer(cluster.token));
+  const ended = new Promise<{ code?: number }>((resolve) => { call.on('error', resolve); call.on('end', () => resolve({})); });
+  try {
+    // An upload that stops halfway: the frontend asks for its one file, which never comes.
+    const asked = once(call, 'data');
+    const digest = `sha256:${createHash('sha256').update(`stalled-${nonce}`).digest('hex')}`;
+    call.write({ entries: { entries: [{ path: 'stalled', mode: 0o100644, size: 20, digest, linkTarget: '', modTime: '0' }], removed: [] } });
+    call.write({ entriesDone: true });
+    await asked;
+    const exited = once(cluster.frontendProcess.child, 'exit');
+    cluster.frontendProcess.kill('SIGTERM');
+    const [code] = await within(60_000, 'the frontend exiting on SIGTERM with a stream open', exited);
+    assert.equal(code, 0, 'a clean exit');
+    assert.equal((await ended).code, status.UNAVAILABLE, 'the stalled client is told the frontend went away');
+  } finally {
+    call.cancel();
+    client.close();
+    await cluster.restartFrontend();
   }
 });
