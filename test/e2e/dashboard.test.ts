@@ -154,7 +154,7 @@ async function buildStepsFinished(buildId: string, name: RegExp, count: number):
   }
 }
 
-test('a two-platform build shows in the builds and queue views while running, its log tails live, and it ends with its digests', { skip, timeout: 600_000 }, async () => {
+test('a two-platform build shows in the builds and queue views while running, its log tails live, and it ends with its digests', { skip, timeout: 540_000 }, async () => {
   const { page } = tb;
   const { id, image, finished, release, done } = await twoPlatformBuild({ fresh: true });
 

@@ -103,15 +103,19 @@ async function main(): Promise<void> {
   }, config.gc.intervalMs);
   gcTimer.unref();
 
-  const shutdown = async () => {
+  const stop = async () => {
     clearInterval(gcTimer);
     await buildkitEndpoint?.close();
     await frontend.close();
     await scheduler.close();
     await telemetry.shutdown();
     redis.disconnect();
-    process.exit(0);
   };
+  // A failed step of the stop still ends the process (it would linger, serving nothing).
+  const shutdown = () => stop().then(() => process.exit(0), (err: Error) => {
+    log.error({ err: err.message }, 'stopping failed');
+    process.exit(1);
+  });
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
 }

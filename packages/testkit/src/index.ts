@@ -5,7 +5,7 @@ export { startRedis, startRegistry, type RedisService, type RegistryService } fr
 export { seedBusybox, busyboxRootfs, busyboxLayout, cleanupUnder, freePort, type SeededImage, type BusyboxArch } from '@buildyard/hostkit';
 export { supervise, waitUntilReady, type SupervisedProcess } from './supervise.js';
 export { startCluster, type Cluster, type ClusterOptions, type ClusterWorker } from './cluster.js';
-export { until } from './until.js';
+export { until, within } from './until.js';
 export { waitForBuildkitEndpoint } from './buildkitEndpoint.js';
 export { startRedisCluster, type RedisClusterService, type RedisClusterNode, type RedisClusterOptions } from './redisCluster.js';
 export { startSshAgent, makeSshKey, type SshAgentService, type SshKey } from './sshAgent.js';

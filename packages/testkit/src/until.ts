@@ -9,3 +9,13 @@ export async function until(what: string, cond: () => boolean | Promise<boolean>
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/**
+ * `p`, or a failure naming `what` once `ms` passed without it: a hang becomes a failure with
+ * its own words (and the test's diagnostics) instead of a file the run's guard stops. Generous too.
+ */
+export function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms); });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}

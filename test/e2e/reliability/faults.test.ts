@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, status } from '@grpc/grpc-js';
 import { ContextSyncClient, ControlClient, SolveRequest, type SolveEvent } from '@buildyard/proto';
-import { freePort, startCluster, type Cluster } from '@buildyard/testkit';
+import { freePort, startCluster, within, type Cluster } from '@buildyard/testkit';
 import { bearer, solve, type SolveOutcome } from '../grpcClient.js';
 import { aliveProcesses, buildStatus, info, runcContainers } from '../security/clusterCalls.js';
 import { ContextDirs } from '../security/contextDirs.js';
@@ -34,12 +34,6 @@ after(async () => {
 
 function context(name: string, dockerfile: string): string {
   return contexts!.make(name, dockerfile);
-}
-
-/** Rejects when `p` takes longer than `ms`: a hang is a failure, not a stuck test run. */
-function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms); })]).finally(() => clearTimeout(timer));
 }
 
 async function sha256File(path: string): Promise<string> {
