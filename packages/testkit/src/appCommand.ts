@@ -23,13 +23,8 @@ const built: Record<BuildyardApp, string> = {
   worker: 'apps/worker/dist/main.js',
 };
 
-/** True when the run's programs start from the build (`npm test` sets BUILDYARD_TEST_BUILT=1 after building). */
-export function startsFromBuild(): boolean {
-  return process.env.BUILDYARD_TEST_BUILT === '1';
-}
-
 /** Node's arguments (without `process.execPath`) that run `app` with `args`. */
 export function appCommand(app: BuildyardApp, ...args: string[]): string[] {
-  if (startsFromBuild()) return [join(repoRoot, built[app]), ...args];
+  if (process.env.BUILDYARD_TEST_BUILT === '1') return [join(repoRoot, built[app]), ...args];
   return ['--conditions=source', '--import', tsx, join(repoRoot, sources[app]), ...args];
 }

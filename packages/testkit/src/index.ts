@@ -14,4 +14,4 @@ export { startRegistryProxy, type RegistryProxy, type ProxyOptions } from './reg
 export { startGitServer, type GitServer } from './gitServer.js';
 export { sshRelayFixture, sshAdd, type SshRelayFixture } from './sshRelayFixture.js';
 export { seededRegistryFixture, type SeededRegistryFixture } from './seededRegistryFixture.js';
-export { appCommand, startsFromBuild, type BuildyardApp } from './appCommand.js';
+export { appCommand, type BuildyardApp } from './appCommand.js';

@@ -1,7 +1,8 @@
 // Issue 9, faults: a worker killed mid-RUN, a client that goes away, a registry that is down
 // during push, a full disk in a worker's state directory, Redis restarting under running
-// builds, the frontend dying mid-build, and a stalled client at the frontend's stop. Every accepted build ends (result or a clear
-// error) within a deadline; nothing half-written is served afterwards.
+// builds, the frontend dying mid-build, and a stalled client at the frontend's stop. Every
+// accepted build ends (result or a clear error) within a deadline; nothing half-written is
+// served afterwards.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
