@@ -1,13 +1,27 @@
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 
-function run(cmd: string, args: string[], cwd?: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: 30_000, cwd }, (error, _out, stderr) => {
-      if (error) reject(new Error(`${cmd} ${args.join(' ')} failed: ${String(stderr).trim() || error.message}`));
-      else resolve();
-    });
-  });
+interface MountBinding {
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null, cwd: string | null): Promise<void>;
+  umount(target: string, flags: number): Promise<void>;
+}
+
+// mount(2) and umount2(2) from native/mount.c (built by `npm ci`): the same from src/ and dist/.
+const binding = createRequire(import.meta.url)('../build/Release/buildyard_mount.node') as MountBinding;
+
+const MS_RDONLY = 1;
+const MS_REMOUNT = 32;
+const MS_BIND = 4096;
+const MNT_DETACH = 2;
+
+/** Runs one mount system call; a failure says what was mounted where, and why. */
+async function syscall(what: string, call: () => Promise<void>): Promise<void> {
+  try {
+    await call();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw Object.assign(new Error(`${what} failed: ${e.message} (${e.code})`), { code: e.code });
+  }
 }
 
 /** Decodes the \ooo escapes /proc/self/mountinfo uses for spaces and other odd bytes. */
@@ -48,33 +62,38 @@ export async function mountOverlay(spec: OverlayMountSpec): Promise<void> {
   if (options.length > MAX_MOUNT_OPTIONS) {
     throw new Error(`overlay mount of ${spec.target} needs ${options.length} bytes of options for ${spec.lowerDirs.length} layers (limit ${MAX_MOUNT_OPTIONS}): squash the image into fewer layers`);
   }
-  await run('mount', ['-t', 'overlay', 'overlay', ...(spec.readonly ? ['-r'] : []), '-o', options, spec.target], spec.cwd);
+  await syscall(`mounting overlay on ${spec.target}`, () => binding.mount('overlay', spec.target, 'overlay', spec.readonly ? MS_RDONLY : 0, options, spec.cwd ?? null));
 }
 
 export async function bindMount(source: string, target: string, readonly: boolean): Promise<void> {
-  await run('mount', ['--bind', ...(readonly ? ['-o', 'bind,ro'] : []), source, target]);
+  await syscall(`binding ${source} on ${target}`, () => binding.mount(source, target, null, MS_BIND, null, null));
+  // As mount(8) does for `-o bind,ro`: a bind mount takes read-only only by a remount.
+  if (readonly) await syscall(`making ${target} read-only`, () => binding.mount(null, target, null, MS_BIND | MS_REMOUNT | MS_RDONLY, null, null));
 }
 
 /**
- * Binds what a descriptor path (/proc/<pid>/fd/<n>) names, not recursively and without letting
- * mount(8) canonicalize it: the kernel then binds exactly the descriptor's inode, even if the
- * names on its path were swapped for symlinks since it was opened.
+ * Binds what a descriptor path (/proc/<pid>/fd/<n>, of this process) names, not recursively:
+ * the kernel binds exactly the descriptor's inode, even if the names on its path were swapped
+ * for symlinks since it was opened.
  */
 export async function bindMountDescriptor(fdPath: string, target: string): Promise<void> {
-  await run('mount', ['--no-canonicalize', '--bind', fdPath, target]);
+  await syscall(`binding ${fdPath} on ${target}`, () => binding.mount(fdPath, target, null, MS_BIND, null, null));
 }
 
-/** Unmounts every mount stacked on `target`; falls back to a lazy unmount when busy. */
+/**
+ * Unmounts every mount stacked on `target` (until the kernel says it is no mount point); falls
+ * back to a lazy unmount when it stays busy.
+ */
 export async function unmount(target: string): Promise<void> {
-  for (let attempt = 0; attempt < 50 && (await isMountPoint(target)); attempt++) {
+  for (let attempt = 0; attempt < 50; attempt++) {
     try {
-      await run('umount', [target]);
+      await binding.umount(target, attempt >= 5 ? MNT_DETACH : 0);
     } catch (err) {
-      if (!/busy/i.test((err as Error).message) || attempt >= 4) {
-        await run('umount', ['-l', target]);
-      } else {
-        await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
-      }
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EINVAL' || code === 'ENOENT') return; // not (or no longer) a mount point
+      if (code !== 'EBUSY') throw new Error(`unmounting ${target} failed: ${(err as Error).message} (${code})`);
+      await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
     }
   }
+  throw new Error(`unmounting ${target} failed: still mounted after 50 unmounts; stop what uses it`);
 }

@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "buildyard_mount",
+      "sources": ["native/mount.c"],
+      "cflags": ["-Wall", "-Wextra", "-Werror"]
+    }
+  ]
+}
