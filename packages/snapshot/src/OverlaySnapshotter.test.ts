@@ -128,6 +128,21 @@ describe('OverlaySnapshotter', () => {
     await snapshotter.remove('built');
   });
 
+  it('diffs a step that wrote nothing to the empty layer without starting getfattr', async () => {
+    const active = await snapshotter.prepare('run-empty', top);
+    await active.release();
+    const path = process.env.PATH;
+    process.env.PATH = join(tmp.path, 'no-tools'); // getfattr would fail: "getfattr not found"
+    try {
+      const empty = await diffUpper(active.upperdir as string, { compression: 'gzip', blobPath: join(tmp.path, 'empty.tgz') });
+      // Two zero blocks, the tar of nothing, as BuildKit's empty layer.
+      assert.equal(empty.diffID, 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef');
+    } finally {
+      process.env.PATH = path;
+      await snapshotter.remove('run-empty');
+    }
+  });
+
   it('round-trips a zstd layer through ensureChain', async () => {
     const src = join(tmp.path, 'zsrc');
     await mkdir(join(src, 'opt'), { recursive: true });

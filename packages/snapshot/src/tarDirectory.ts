@@ -44,6 +44,8 @@ function minor(rdev: number): number {
  * a `.wh..wh..opq` entry; trusted.overlay.* xattrs are never exported.
  */
 export async function collectLayerEntries(root: string, options: WalkOptions): Promise<LayerEntry[]> {
+  // The root itself is no entry: an empty tree (a step that wrote nothing) needs no getfattr process.
+  if ((await readdir(root)).length === 0) return [];
   const xattrsByPath = await readXattrsTree(root);
   const entries: LayerEntry[] = [];
   /** Whiteouts for what `lowerDir` holds and `upperDir` no longer does, down directories both
