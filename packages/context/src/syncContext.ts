@@ -53,6 +53,8 @@ const KEEP_READ_BYTES = 32 * 1024 * 1024;
 export async function syncContext(client: ContextSyncClient, dir: string, opts: SyncOptions = {}): Promise<SyncResult> {
   const root = resolve(dir);
   const cacheDir = opts.cacheDir === undefined ? defaultContextCacheDir() : opts.cacheDir;
+  // The connection is made while the walk runs, not after it (nothing when already connected).
+  client.getChannel().getConnectivityState(true);
   const [listing, base] = await Promise.all([
     // Small files hashing reads are kept for the upload (a first sync would read each twice).
     listContext(root, { dockerignore: opts.dockerignore, cacheDir, keepBytes: KEEP_READ_BYTES, keepFileMax: CHUNK_SIZE }),

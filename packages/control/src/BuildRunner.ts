@@ -8,8 +8,7 @@ import { ProgressWriter, internalDigest, type VertexRef } from '@buildyard/progr
 import type { Scheduler } from '@buildyard/scheduler';
 import { assembleImage, assembleIndex, registryImageResolver, withAnsweredInputs, type AssembledImage, type StageResult } from '@buildyard/solver';
 import type { SolveRequest } from '@buildyard/proto';
-import type { ContextStore } from '@buildyard/context';
-import { readManifest } from '@buildyard/context';
+import type { ContextEntry, ContextStore } from '@buildyard/context';
 import { fromRedis, stageResultSchema, type BuildRecords, type BuildSecrets, type RedisKeys, type StagePayload } from '@buildyard/contracts';
 import { allowedEntitlements, missingEntitlement, type Entitlement } from './entitlements.js';
 import { parseRunStepOptions, type RunStepOptions } from './runStepOptions.js';
@@ -385,11 +384,12 @@ export class BuildRunner {
     const text = Buffer.from(req.dockerfile).toString('utf8');
     if (!text.trim()) throw new BuildFailure('the Dockerfile is empty: pass one with -f', { code: 'dockerfile.empty' });
     const parsed = parse(text, { file: req.dockerfileName || 'Dockerfile' });
-    let entries: Awaited<ReturnType<typeof readManifest>> = [];
+    let entries: readonly ContextEntry[] = [];
     if (req.contextId) {
       // Held (leased) for the build, so the context GC keeps it; refused without the tenant's grant.
       if ((await this.holdContexts(progress.buildId, tenant, [req.contextId])).length > 0) throw new BuildFailure(`unknown context ${req.contextId}: sync the context first`, { code: 'context.unknown' });
-      entries = await readManifest(this.deps.contexts, req.contextId);
+      // The store's copy: the sync that made it a moment ago left it parsed in memory.
+      entries = await this.deps.contexts.manifest(req.contextId);
     }
     return planBuild(parsed, {
       platforms: req.platforms.length > 0 ? req.platforms : [this.deps.buildPlatform],

@@ -65,7 +65,7 @@ export interface PlanOptions {
   buildArgs?: Record<string, string>;
   target?: string;
   labels?: Record<string, string>;
-  context?: { entries: ContextEntry[] };
+  context?: { entries: readonly ContextEntry[] };
   resolveImage: ImageResolver;
   noCache?: boolean;
   dockerfileName?: string;
