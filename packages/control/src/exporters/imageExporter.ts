@@ -26,14 +26,19 @@ export async function pushImage(registry: RegistryClient, built: AssembledImage[
       continue;
     }
     // Phases as BuildKit's push reports them: blobs, then the manifests (the children first).
+    // Within a phase everything goes at once, as containerd's push handler sends it: each is a
+    // round trip to the registry (most blobs only a HEAD), and one after another they added up
+    // to 100-250 ms for two platforms with their attestations. A blob several images share goes once.
     await step('pushing layers', async () => {
-      for (const image of images) {
-        await Promise.all(image.layers.map((l) => registry.pushBlob(repo, l, undefined, mountFrom ? { mountFrom } : {})));
-        await registry.pushBlob(repo, image.config.descriptor, image.config.bytes);
-      }
+      const layers = new Map(images.flatMap((image) => image.layers.map((l) => [l.digest, l] as const)));
+      const configs = new Map(images.map((image) => [image.config.descriptor.digest, image.config] as const));
+      await Promise.all([
+        ...[...layers.values()].map((l) => registry.pushBlob(repo, l, undefined, mountFrom ? { mountFrom } : {})),
+        ...[...configs.values()].map((c) => registry.pushBlob(repo, c.descriptor, c.bytes)),
+      ]);
     });
     const digest = await step(`pushing manifest for ${ref.registry}/${ref.repository}:${tag}@${top.descriptor.digest}`, async () => {
-      if (index) for (const image of images) await registry.putManifest({ ...repo, digest: image.manifest.descriptor.digest }, image.manifest.bytes, image.manifest.descriptor.mediaType);
+      if (index) await Promise.all(images.map((image) => registry.putManifest({ ...repo, digest: image.manifest.descriptor.digest }, image.manifest.bytes, image.manifest.descriptor.mediaType)));
       return registry.putManifest({ ...repo, tag }, top.bytes, top.descriptor.mediaType);
     });
     pushed.push(`${ref.registry}/${ref.repository}@${digest}`);
