@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "buildyard_mount",
-      "sources": ["native/mount.c"],
+      "target_name": "buildyard_syscalls",
+      "sources": ["native/syscalls.c"],
       "cflags": ["-Wall", "-Wextra", "-Werror"]
     }
   ]

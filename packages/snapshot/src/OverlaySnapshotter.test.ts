@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createReadStream, readFileSync } from 'node:fs';
-import { lstat, mkdir, readFile, readdir, rm, writeFile, copyFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, rm, symlink, writeFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buffer } from 'node:stream/consumers';
@@ -10,11 +10,12 @@ import { createGunzip } from 'node:zlib';
 import { busyboxLayout, until } from '@buildyard/testkit';
 import { applyLayer } from './applyLayer.js';
 import { OverlaySnapshotter, type ChainLayer } from './OverlaySnapshotter.js';
-import { createTarExtract, type TarHeader } from './paxExtract.js';
+import { RAW_PAX, createTarExtract, type TarHeader } from './paxExtract.js';
 import { diffUpper, tarDirectory } from './tarDirectory.js';
 import { isMountPoint } from './mounts.js';
 import { writeLayerBlob } from './layerBlob.js';
 import { writeLayerTar } from './writeLayerTar.js';
+import { restoreXattrs } from './xattrs.js';
 import { rawTar, streamOf, tempDir } from './testHelpers.test-util.js';
 import { pipeline } from 'node:stream/promises';
 
@@ -128,18 +129,34 @@ describe('OverlaySnapshotter', () => {
     await snapshotter.remove('built');
   });
 
-  it('diffs a step that wrote nothing to the empty layer without starting getfattr', async () => {
-    const active = await snapshotter.prepare('run-empty', top);
-    await active.release();
-    const path = process.env.PATH;
-    process.env.PATH = join(tmp.path, 'no-tools'); // getfattr would fail: "getfattr not found"
+  it('diffs with no tool on PATH, taking a file\'s xattrs and a symlink\'s own, never those of the host file it names', async () => {
+    const hostFile = join(tmp.path, 'host-secret');
+    await writeFile(hostFile, 'the host\'s');
+    restoreXattrs([{ path: hostFile, xattrs: new Map([['user.secret', Buffer.from('host only')]]) }]);
+    const active = await snapshotter.prepare('run-xattrs', top);
     try {
-      const empty = await diffUpper(active.upperdir as string, { compression: 'gzip', blobPath: join(tmp.path, 'empty.tgz') });
-      // Two zero blocks, the tar of nothing, as BuildKit's empty layer.
-      assert.equal(empty.diffID, 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef');
+      await writeFile(join(active.mountpoint, 'data'), 'step output');
+      restoreXattrs([{ path: join(active.mountpoint, 'data'), xattrs: new Map([['user.kept', Buffer.from([0, 1, 2])]]) }]);
+      await symlink(hostFile, join(active.mountpoint, 'link'));
+    } finally {
+      await active.release();
+    }
+    const path = process.env.PATH;
+    process.env.PATH = join(tmp.path, 'no-tools'); // the diff starts no process (getfattr was one)
+    try {
+      const layer = await diffUpper(active.upperdir as string, { compression: 'gzip', blobPath: join(tmp.path, 'xattrs.tgz') });
+      const headers = new Map((await tarEntries(layer.blobPath)).map((h) => [h.name, h]));
+      assert.deepEqual(headers.get('data')?.pax?.[RAW_PAX]?.get('SCHILY.xattr.user.kept'), Buffer.from([0, 1, 2]));
+      assert.equal(headers.get('link')?.linkname, hostFile);
+      assert.deepEqual([...(headers.get('link')?.pax?.[RAW_PAX]?.keys() ?? [])].filter((k) => k.startsWith('SCHILY.xattr.')), []);
+      const empty = await snapshotter.prepare('run-empty', top);
+      await empty.release();
+      // A step that wrote nothing: two zero blocks, the tar of nothing, as BuildKit's empty layer.
+      assert.equal((await diffUpper(empty.upperdir as string, { compression: 'gzip', blobPath: join(tmp.path, 'empty.tgz') })).diffID, 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef');
     } finally {
       process.env.PATH = path;
-      await snapshotter.remove('run-empty');
+      await snapshotter.remove('run-xattrs');
+      await snapshotter.remove('run-empty').catch(() => undefined);
     }
   });
 

@@ -279,7 +279,7 @@ class TreeApplier {
       current.set('trusted.overlay.opaque', Buffer.from('y'));
       this.xattrs.set(dir, current);
     }
-    await restoreXattrs([...this.xattrs].map(([path, xattrs]) => ({ path, xattrs })));
+    restoreXattrs([...this.xattrs].map(([path, xattrs]) => ({ path, xattrs })));
     // Directory modes and times last, deepest first, so writing children does not disturb them.
     const dirs = [...this.dirs.keys()].sort((a, b) => b.split('/').length - a.split('/').length);
     for (const rel of dirs) {

@@ -1,13 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-
-interface MountBinding {
-  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null, cwd: string | null): Promise<void>;
-  umount(target: string, flags: number): Promise<void>;
-}
-
-// mount(2) and umount2(2) from native/mount.c (built by `npm ci`): the same from src/ and dist/.
-const binding = createRequire(import.meta.url)('../build/Release/buildyard_mount.node') as MountBinding;
+import { syscalls as binding } from './native.js';
 
 const MS_RDONLY = 1;
 const MS_REMOUNT = 32;

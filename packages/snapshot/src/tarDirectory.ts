@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Stats } from 'node:fs';
 import { writeLayerBlob, type LayerBlob, type LayerBlobOptions } from './layerBlob.js';
 import { comparePathBytes, writeLayerTar, type LayerEntry } from './writeLayerTar.js';
-import { readXattrsTree, type Xattrs } from './xattrs.js';
+import { readXattrs } from './xattrs.js';
 
 export interface TarDirectoryOptions extends LayerBlobOptions {
   /** Clamp mtimes to SOURCE_DATE_EPOCH (seconds). */
@@ -44,9 +44,6 @@ function minor(rdev: number): number {
  * a `.wh..wh..opq` entry; trusted.overlay.* xattrs are never exported.
  */
 export async function collectLayerEntries(root: string, options: WalkOptions): Promise<LayerEntry[]> {
-  // The root itself is no entry: an empty tree (a step that wrote nothing) needs no getfattr process.
-  if ((await readdir(root)).length === 0) return [];
-  const xattrsByPath = await readXattrsTree(root);
   const entries: LayerEntry[] = [];
   /** Whiteouts for what `lowerDir` holds and `upperDir` no longer does, down directories both
    *  still have (BuildKit's double-walking diff under an opaque directory). */
@@ -70,7 +67,7 @@ export async function collectLayerEntries(root: string, options: WalkOptions): P
         entries.push({ path: rel ? `${rel}/${OCI_WHITEOUT_PREFIX}${name}` : `${OCI_WHITEOUT_PREFIX}${name}`, type: 'file', mode: 0, uid: 0, gid: 0, mtime, size: 0 });
         continue;
       }
-      const all: Xattrs = xattrsByPath.get(abs) ?? new Map();
+      const all = readXattrs(abs);
       const xattrs = new Map<string, Uint8Array>();
       for (const [key, value] of all) if (!key.startsWith(OVERLAY_XATTR_PREFIX)) xattrs.set(key, value);
       const base = { path, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime, xattrs, ino: `${st.dev}:${st.ino}`, nlink: st.nlink };
