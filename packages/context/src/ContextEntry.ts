@@ -50,12 +50,26 @@ export function sortEntries<T extends { path: string }>(entries: T[]): T[] {
   return keyed.map((x) => x.e);
 }
 
+/**
+ * Each entry's encoding, by the entry object: a delta sync's manifest holds its base's entry
+ * objects but the changed ones, so a one-file change in 20,000 entries encodes one (20-30 ms
+ * of JSON.stringify otherwise). Entries are never changed once a manifest holds them.
+ */
+const encodedEntries = new WeakMap<ContextEntry, string>();
+
 /** The canonical manifest bytes: a JSON array with fixed key order; its digest is the context id. */
 export function encodeManifest(sorted: readonly ContextEntry[]): Buffer {
-  // modTime only when known, so manifests from clients that send none keep their ids.
-  const parts = sorted.map((e) => JSON.stringify(hasModTime(e)
-    ? { path: e.path, mode: e.mode, size: e.size, digest: e.digest, linkTarget: e.linkTarget, modTime: e.modTime }
-    : { path: e.path, mode: e.mode, size: e.size, digest: e.digest, linkTarget: e.linkTarget }));
+  const parts = sorted.map((e) => {
+    let encoded = encodedEntries.get(e);
+    if (encoded === undefined) {
+      // modTime only when known, so manifests from clients that send none keep their ids.
+      encoded = JSON.stringify(hasModTime(e)
+        ? { path: e.path, mode: e.mode, size: e.size, digest: e.digest, linkTarget: e.linkTarget, modTime: e.modTime }
+        : { path: e.path, mode: e.mode, size: e.size, digest: e.digest, linkTarget: e.linkTarget });
+      encodedEntries.set(e, encoded);
+    }
+    return encoded;
+  });
   return Buffer.from(`[${parts.join(',')}]`);
 }
 

@@ -136,6 +136,18 @@ test('another tenant\'s context id is no base: the delta is dropped, nothing of 
   assert.equal(await store.tenantHas('mallory', victim.contextId), false);
 });
 
+test('a delta that turns a directory with entries below it into a file is refused, though it changes no path', async () => {
+  const dir = await makeTree('kinds', 2, 3);
+  const { contextId } = await syncContext(alice.client, dir, { cacheDir: false });
+  const out = await raw(alice, [
+    { base: { contextId } },
+    { entries: { entries: [{ path: 'd0', mode: 0o100644, size: 1, digest: sha('x'), linkTarget: '', modTime: '0' }], removed: [] } },
+    { entriesDone: true },
+  ], () => [{ blobs: { blobs: [{ digest: sha('x'), data: Buffer.from('x'), last: true }] } }, { uploadDone: true }]);
+  assert.equal(out.contextId, undefined);
+  assert.match(out.error?.details ?? '', /context entry "d0\/f0\.txt" is nested under "d0", which is not a directory/);
+});
+
 test('a client whose base the server does not take (another token, a fresh server) falls back to the full list', async () => {
   const dir = await makeTree('fallback', 2, 5);
   const cacheDir = join(tmp, 'cache-fallback');

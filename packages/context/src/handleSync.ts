@@ -2,7 +2,7 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { SyncRequest, SyncResponse } from '@buildyard/proto';
 import { DigestMismatchError, sha256Digest, type ContentWriter } from '@buildyard/oci';
 import { ContextError } from './ContextError.js';
-import { isRegular, sortEntries, type ContextEntry } from './ContextEntry.js';
+import { isDirectory, isRegular, sortEntries, type ContextEntry } from './ContextEntry.js';
 import type { BlobStaging, ContextStore } from './ContextStore.js';
 import { validateEntry, validateEntrySet } from './validateEntries.js';
 
@@ -76,18 +76,14 @@ async function runSync(
   // Every content of a base was proven by the tenant when the base was made, so entries whose
   // digest is in the base need no new proof.
   let req = await next('the entry list');
-  let base: Map<string, ContextEntry> | undefined;
+  let base: ReadonlyMap<string, ContextEntry> | undefined;
   let baseList: readonly ContextEntry[] = [];
-  const baseSize = new Map<string, number>();
+  let baseSize: ReadonlyMap<string, number> = new Map();
   if (req.base) {
     const id = req.base.contextId;
     if ((await store.tenantHas(opts.tenant, id)) && (await store.content.has(id))) {
-      base = new Map();
       baseList = await store.manifest(id);
-      for (const e of baseList) {
-        base.set(e.path, e);
-        if (isRegular(e)) baseSize.set(e.digest, e.size);
-      }
+      ({ byPath: base, sizeOf: baseSize } = indexOf(baseList));
     } else {
       // The same answer whether the id exists for another tenant or nowhere.
       await writeResponse(call, { baseUnknown: true });
@@ -178,7 +174,9 @@ async function runSync(
       throw new ContextError(`build context is larger than the limit of ${store.maxContextBytes} bytes; add large files to .dockerignore`, 'too-large');
     }
     sorted = inPlace ? all : sortEntries(all);
-    validateEntrySet(sorted);
+    // Changed in place, every path keeping its kind (directory or not): the base's set, which
+    // was valid, stays so (20,000 entries checked again on each one-file change otherwise).
+    if (!inPlace || [...received.values()].some((e) => isDirectory(e) !== isDirectory(base!.get(e.path)!))) validateEntrySet(sorted);
   };
 
   // Contents may arrive as soon as their digest was asked for, between entry batches. A writer
@@ -279,6 +277,24 @@ async function runSync(
   await store.grantContent(opts.tenant, uploaded.filter((d) => !granted.has(d)));
   const contextId = await store.putManifest(sorted, opts.tenant);
   return { contextId, files, bytesTotal, bytesUploaded, uploaded, delta: base !== undefined, entriesReceived };
+}
+
+/** A manifest's entries by path and its files' sizes by digest, kept while the store keeps the manifest (the base of the next sync). */
+const manifestIndexes = new WeakMap<readonly ContextEntry[], { byPath: ReadonlyMap<string, ContextEntry>; sizeOf: ReadonlyMap<string, number> }>();
+
+function indexOf(manifest: readonly ContextEntry[]): { byPath: ReadonlyMap<string, ContextEntry>; sizeOf: ReadonlyMap<string, number> } {
+  let index = manifestIndexes.get(manifest);
+  if (!index) {
+    const byPath = new Map<string, ContextEntry>();
+    const sizeOf = new Map<string, number>();
+    for (const e of manifest) {
+      byPath.set(e.path, e);
+      if (isRegular(e)) sizeOf.set(e.digest, e.size);
+    }
+    index = { byPath, sizeOf };
+    manifestIndexes.set(manifest, index);
+  }
+  return index;
 }
 
 function writeResponse(call: ServerDuplexStream<SyncRequest, SyncResponse>, msg: SyncResponse): Promise<void> {

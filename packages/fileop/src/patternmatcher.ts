@@ -215,6 +215,7 @@ function compileChecked(patterns: readonly string[]): DockerignoreMatcher {
 
   // MatchesOrParentMatches from moby/patternmatcher.
   const excludes = (path: string): boolean => {
+    if (compiled.length === 0) return false; // no .dockerignore: nothing to clean or split per path
     const file = normaliseTarget(path);
     const slash = file.lastIndexOf('/');
     const parentPath = slash < 0 ? '.' : file.slice(0, slash);
