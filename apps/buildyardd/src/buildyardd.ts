@@ -105,8 +105,9 @@ async function main(): Promise<void> {
 
   const stop = async () => {
     clearInterval(gcTimer);
-    await buildkitEndpoint?.close();
-    await frontend.close();
+    // At once: the frontend hands its builds (BuildKit's too) over while a BuildKit client that
+    // holds a call open gets its grace, instead of the handoff waiting behind it.
+    await Promise.all([buildkitEndpoint?.close(), frontend.close()]);
     await scheduler.close();
     await telemetry.shutdown();
     redis.disconnect();

@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { RedisClient as Redis } from '@buildyard/contracts';
 import { parseDockerignore } from '@buildyard/dockerfile';
-import { exporterFor, isBaseImageVertex, keepGitDirArg, runExport, serviceError, RemoteContextError, type ExportSource, type Frontend, type ParsedOutput, type RemoteContexts, type SourceProgress, type StartedBuild } from '@buildyard/control';
+import { boundedShutdown, exporterFor, isBaseImageVertex, keepGitDirArg, runExport, serviceError, stopAccepting, stoppingError, RemoteContextError, type ExportSource, type Frontend, type ParsedOutput, type RemoteContexts, type SourceProgress, type StartedBuild } from '@buildyard/control';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -152,6 +152,8 @@ export class BuildkitServer {
   private readonly log: Logger;
   private server?: Server;
   private tls = false;
+  /** Aborted by close() when open Solves are to end. */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly opts: BuildkitServerOptions) {
     this.log = opts.log ?? createLogger('buildkit-api');
@@ -201,9 +203,21 @@ export class BuildkitServer {
     return port;
   }
 
+  /**
+   * Stops serving: no new calls, sessions end at once; Solves still open a few seconds later end
+   * with UNAVAILABLE, and what is open after that (a Status stream, say) is cut (boundedShutdown).
+   */
   async close(): Promise<void> {
     this.sessions.closeAll();
-    await new Promise<void>((resolve) => (this.server ? this.server.tryShutdown(() => resolve()) : resolve()));
+    await boundedShutdown(this.server, stopAccepting(this.server), () => this.stopping.abort());
+  }
+
+  /** `solving`, or stoppingError() once close() stops waiting for the calls still open. */
+  private untilStopping<T>(solving: Promise<T>): Promise<T> {
+    const { signal } = this.stopping;
+    let onStop = () => {};
+    const stopped = new Promise<never>((_, reject) => { onStop = () => reject(stoppingError()); signal.addEventListener('abort', onStop, { once: true }); });
+    return Promise.race([solving, stopped]).finally(() => signal.removeEventListener('abort', onStop));
   }
 
   private unary<Req, Res>(fn: (req: Req, tenant: string) => Promise<Res>) {
@@ -222,7 +236,7 @@ export class BuildkitServer {
         void this.sessions.handle(call, tenant);
       },
       solve: (call: ServerUnaryCall<buildkit.SolveRequest, buildkit.SolveResponse>, callback: sendUnaryData<buildkit.SolveResponse>) => {
-        this.solve(call).then((res) => callback(null, res), (err: Error & { code?: number }) => callback(err.code !== undefined ? err : serviceError(status.UNKNOWN, err.message)));
+        this.untilStopping(this.solve(call)).then((res) => callback(null, res), (err: Error & { code?: number }) => callback(err.code !== undefined ? err : serviceError(status.UNKNOWN, err.message)));
       },
       status: (call: ServerWritableStream<buildkit.StatusRequest, StatusResponse>) => void this.status(call),
       info: this.unary<buildkit.InfoRequest, buildkit.InfoResponse>(async () => buildkit.InfoResponse.fromPartial({
@@ -344,7 +358,7 @@ export class BuildkitServer {
         })).then((res) => callback(null, res), (err: Error) => callback(err));
       },
       solve: (call: ServerUnaryCall<gateway.SolveRequest, gateway.SolveResponse>, callback: sendUnaryData<gateway.SolveResponse>) => {
-        this.gatewaySolve(call).then((res) => callback(null, res), (err: Error & { code?: number }) => callback(err.code !== undefined ? err : serviceError(status.UNKNOWN, err.message)));
+        this.untilStopping(this.gatewaySolve(call)).then((res) => callback(null, res), (err: Error & { code?: number }) => callback(err.code !== undefined ? err : serviceError(status.UNKNOWN, err.message)));
       },
       return: (call: ServerUnaryCall<gateway.ReturnRequest, gateway.ReturnResponse>, callback: sendUnaryData<gateway.ReturnResponse>) => {
         this.gatewayJob(call, gone(call)).then((job) => { job.settle(call.request); return gateway.ReturnResponse.fromPartial({}); })

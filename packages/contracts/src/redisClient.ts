@@ -93,6 +93,24 @@ export function duplicateRedis(client: RedisClient, options: RedisClientOptions 
   return client.duplicate(options);
 }
 
+/** How long a stopping process waits for Redis to answer a command before it gives the command up. */
+const STOP_REPLY_MS = 2_000;
+
+/**
+ * `command`, or a rejection once `ms` passed without a reply: on a client with
+ * `maxRetriesPerRequest: null` a command waits for an unreachable Redis forever.
+ */
+export function replyWithin<T>(command: Promise<T>, what: string, ms = STOP_REPLY_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`Redis did not answer ${what} within ${ms} ms`)), ms); });
+  return Promise.race([command, late]).finally(() => clearTimeout(timer));
+}
+
+/** QUIT (pending replies arrive first), or a plain disconnect when Redis does not answer it. */
+export async function closeRedis(client: RedisClient, ms = STOP_REPLY_MS): Promise<void> {
+  await replyWithin(client.quit(), 'QUIT', ms).catch(() => client.disconnect());
+}
+
 /**
  * Every key matching `pattern`. SCAN walks one node's keys, so on a cluster it runs on each
  * master (replicas hold copies of the same keys).

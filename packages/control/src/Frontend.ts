@@ -17,7 +17,8 @@ import { Readable } from 'node:stream';
 import type { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
 import { createLogger, metrics, type Logger } from '@buildyard/telemetry'; // metrics
 import { authenticate, serviceError } from './authenticate.js';
-import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, isUnfinished, keepSubscribed, type BuildRecord, type RedisKeys } from '@buildyard/contracts';
+import { boundedShutdown, stopAccepting, stoppingError } from './serverShutdown.js';
+import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, isUnfinished, keepSubscribed, replyWithin, type BuildRecord, type RedisKeys } from '@buildyard/contracts';
 import { SshForwardService, type SshForwardServer } from '@buildyard/proto';
 import { SshSessions, startSshForwarding, type SshAgentSource } from './sshForwarding.js';
 import { BuildRunner, type FinishedImages } from './BuildRunner.js';
@@ -78,8 +79,6 @@ const COORDINATOR_TTL_MS = 10_000;
 const MAX_LABEL_BYTES = 64 * 1024;
 const FILE_CHUNK = 256 * 1024;
 const CANCELLED_BY_CLIENT = 'cancelled by the client';
-// How long close() lets calls that serve no build (an upload, a status poll) end on their own.
-const OPEN_CALLS_GRACE_MS = 5_000;
 
 /** Checks what a Solve asks for before anything is queued; throws a one-line INVALID_ARGUMENT. */
 function validateRequest(req: SolveRequest): { platforms: string[]; outputs: ParsedOutput[] } {
@@ -291,28 +290,22 @@ export class Frontend {
    * the others (outputs or SSH agents through this process's client connection) are finished
    * here, beating meanwhile. Then the heartbeat key goes, so another frontend claims the handed
    * builds at its next sweep, and attached clients get UNAVAILABLE (the CLI re-attaches). Calls
-   * still open OPEN_CALLS_GRACE_MS after that are cut (UNAVAILABLE too).
+   * still open a few seconds after that are ended too (boundedShutdown).
    */
   async close(): Promise<void> {
     this.closed = true;
-    const shutdown = new Promise<void>((resolve) => (this.server ? this.server.tryShutdown(() => resolve()) : resolve()));
+    const shutdown = stopAccepting(this.server);
     for (const handoff of this.handoffs.values()) handoff.abort();
     await Promise.allSettled(this.finished.values());
     clearInterval(this.liveness);
-    await this.opts.redis.del(this.keys.frontend(this.id)).catch((err: Error) => this.log.warn({ err: err.message }, 'removing the coordinator heartbeat failed: others take its builds over when it expires'));
+    // Bounded: with Redis unreachable the DEL would wait for it forever; the key expires anyway.
+    await replyWithin(this.opts.redis.del(this.keys.frontend(this.id)), 'DEL').catch((err: Error) => this.log.warn({ err: err.message }, 'removing the coordinator heartbeat failed: others take its builds over when it expires'));
     this.closing.abort();
     this.cancels?.disconnect();
     // What is still open now serves no build of this process (a client stalled mid-upload, say),
     // and gRPC's graceful shutdown would wait for it forever: it gets a few seconds, then uploads
     // end with UNAVAILABLE (a client's cue to try again), and then whatever else is cut.
-    let cutRest: NodeJS.Timeout | undefined;
-    const cutUploads = setTimeout(() => {
-      for (const upload of this.uploads) upload.emit('error', serviceError(status.UNAVAILABLE, 'buildyardd is stopping; run the build again'));
-      cutRest = setTimeout(() => this.server?.forceShutdown(), OPEN_CALLS_GRACE_MS);
-    }, OPEN_CALLS_GRACE_MS);
-    await shutdown;
-    clearTimeout(cutUploads);
-    clearTimeout(cutRest);
+    await boundedShutdown(this.server, shutdown, () => { for (const upload of this.uploads) upload.emit('error', stoppingError()); });
   }
 
   private tenantOf(metadata: Metadata): string {

@@ -3,6 +3,7 @@
 // (exporters/) and cache transfer. What it shares with workers is in @buildyard/contracts.
 export { Frontend, type FrontendOptions, type StartedBuild } from './Frontend.js';
 export { authenticate, serviceError } from './authenticate.js';
+export { boundedShutdown, stopAccepting, stoppingError } from './serverShutdown.js';
 // Build records, sealed secrets and stage payloads live in @buildyard/contracts; re-exported for callers.
 export { BuildRecords, BuildSecrets, type BuildRecord, type BuildRecordStatus, type BuildSecretsPayload, type StagePayload } from '@buildyard/contracts';
 export { BuildRunner } from './BuildRunner.js';

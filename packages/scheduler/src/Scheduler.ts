@@ -2,7 +2,7 @@ import type { RedisClient } from './connectRedis.js';
 import { followBuildEvents } from './buildEvents.js';
 import { connectRedis, useRedis, type RedisTarget } from './connectRedis.js';
 import { Dispatcher, noWorkerMessage } from './Dispatcher.js';
-import { describeQueueName } from '@buildyard/contracts';
+import { closeRedis, describeQueueName } from '@buildyard/contracts';
 import { DEFAULT_PREFIX, platformQueueName, schedulerKeys, workerQueueName, type SchedulerKeys } from './keys.js';
 import { StageStore } from './StageStore.js';
 import { WorkerRegistry } from './WorkerRegistry.js';
@@ -208,6 +208,6 @@ export class Scheduler {
     if (this.timer) clearInterval(this.timer);
     for (const c of this.followers) c.disconnect();
     await this.dispatcher.close();
-    if (this.owned) await this.redis.quit().catch(() => undefined);
+    if (this.owned) await closeRedis(this.redis);
   }
 }

@@ -1,5 +1,5 @@
 import type { RedisClient } from './connectRedis.js';
-import { fromRedis, jsonFromRedis, luaCommands, placementViewSchema, workerHashSchema, type LuaCommand, type LuaScript } from '@buildyard/contracts';
+import { closeRedis, fromRedis, jsonFromRedis, luaCommands, placementViewSchema, workerHashSchema, type LuaCommand, type LuaScript } from '@buildyard/contracts';
 import { useRedis, type RedisTarget } from './connectRedis.js';
 import { DEFAULT_PREFIX, fixedScriptKeys, schedulerKeys, workerQueueName, type SchedulerKeys } from './keys.js';
 import { callDeclared, positionalArgs } from './scriptCall.js';
@@ -179,6 +179,6 @@ export class WorkerRegistry {
   }
 
   async close(): Promise<void> {
-    if (this.owned) await this.redis.quit().catch(() => undefined);
+    if (this.owned) await closeRedis(this.redis);
   }
 }

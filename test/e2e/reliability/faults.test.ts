@@ -1,9 +1,9 @@
 // Issue 9, faults: a worker killed mid-RUN, a client that goes away, a registry that is down
 // during push, a full disk in a worker's state directory, Redis restarting under running
-// builds, the frontend dying mid-build, and a stalled client at the frontend's stop. Every
-// accepted build ends (result or a clear error) within a deadline; nothing half-written is
-// served afterwards.
-import { test, before, after } from 'node:test';
+// builds, the frontend dying mid-build, and a stalled client (gRPC or BuildKit) or an
+// unreachable Redis at the frontend's stop. Every accepted build ends (result or a clear error)
+// within a deadline; nothing half-written is served afterwards; a stopped frontend exits.
+import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -11,9 +11,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createReadStream, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { credentials, status } from '@grpc/grpc-js';
-import { ContextSyncClient, ControlClient, SolveRequest, type SolveEvent } from '@buildyard/proto';
-import { freePort, startCluster, within, type Cluster } from '@buildyard/testkit';
+import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { buildkit, ContextSyncClient, ControlClient, gateway, SolveRequest, type SolveEvent } from '@buildyard/proto';
+import { freePort, startCluster, waitForBuildkitEndpoint, within, type Cluster } from '@buildyard/testkit';
 import { bearer, solve, type SolveOutcome } from '../grpcClient.js';
 import { aliveProcesses, buildStatus, info, runcContainers } from '../security/clusterCalls.js';
 import { ContextDirs } from '../security/contextDirs.js';
@@ -238,4 +238,42 @@ test('a client holding a stream open cannot keep the frontend from stopping: on 
     client.close();
     await cluster.restartFrontend();
   }
+});
+
+/** A cluster of its own (its Redis, a frontend, no workers; the file's registry): the test may stop its Redis. */
+async function ownCluster(t: TestContext, env: Record<string, string> = {}): Promise<Cluster> {
+  const own = await startCluster({ workers: 0, registry: cluster.registry, env });
+  t.after(() => own.stop());
+  return own;
+}
+
+test('Redis unreachable cannot keep the frontend from stopping: on SIGTERM it exits and logs what it gave up', { timeout: 120_000 }, async (t) => {
+  const own = await ownCluster(t);
+  await own.redis.stop();
+  const exited = once(own.frontendProcess.child, 'exit');
+  own.frontendProcess.kill('SIGTERM');
+  await within(30_000, 'the frontend exiting on SIGTERM with Redis down', exited);
+  assert.match(own.frontendProcess.output(), /Redis did not answer DEL.*removing the coordinator heartbeat failed/, 'the log says what it gave up and why');
+});
+
+test('a BuildKit client holding a Solve open cannot keep the frontend from stopping: on SIGTERM its call ends with UNAVAILABLE and the process exits', { timeout: 120_000 }, async (t) => {
+  const port = await freePort();
+  const own = await ownCluster(t, { BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' });
+  await waitForBuildkitEndpoint(own, port);
+  const control = new buildkit.ControlClient(`127.0.0.1:${port}`, credentials.createInsecure());
+  const bridge = new gateway.LLBBridgeClient(`127.0.0.1:${port}`, credentials.createInsecure());
+  t.after(() => { control.close(); bridge.close(); });
+  const ref = `held-${nonce}`;
+  // A Solve whose build function runs in the client (as buildctl's) stays open until its Return, which never comes.
+  const solved = new Promise<ServiceError | null>((resolve) => control.solve(buildkit.SolveRequest.fromPartial({ Ref: ref }), (err) => resolve(err)));
+  const md = new Metadata();
+  md.set('buildkit-controlapi-buildid', ref);
+  // The gateway answers for a build ref once the server holds its Solve.
+  await within(30_000, 'the gateway answering for the held Solve', new Promise((resolve, reject) => bridge.ping({}, md, (err, pong) => (err ? reject(err) : resolve(pong)))));
+  const exited = once(own.frontendProcess.child, 'exit');
+  own.frontendProcess.kill('SIGTERM');
+  await within(60_000, 'the frontend exiting on SIGTERM with a BuildKit Solve open', exited);
+  const err = await within(10_000, 'the held Solve ending', solved);
+  assert.equal(err?.code, status.UNAVAILABLE, `the held Solve is told the frontend is stopping (got ${err?.code} ${err?.details})`);
+  assert.match(err?.details ?? '', /buildyardd is stopping/);
 });
