@@ -116,21 +116,31 @@ static napi_value start(napi_env env, request *r, int ok) {
   return promise;
 }
 
+// A fresh request and the call's arguments; *ok is 0 unless exactly `count` were given.
+static request *new_request(napi_env env, napi_callback_info info, napi_value *argv, size_t count, int *ok) {
+  size_t argc = count;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  *ok = argc == count;
+  return calloc(1, sizeof(request));
+}
+
+static unsigned long flags_arg(napi_env env, napi_value value, int *ok) {
+  double flags = 0;
+  if (napi_get_value_double(env, value, &flags) != napi_ok) *ok = 0;
+  return (unsigned long)flags;
+}
+
 // mount(source, target, fstype, flags, data, cwd): Promise<void>
 static napi_value js_mount(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  request *r = calloc(1, sizeof(request));
+  int ok;
+  request *r = new_request(env, info, argv, 6, &ok);
   if (!r) return NULL;
-  int ok = argc == 6;
   if (ok) {
     r->source = string_arg(env, argv[0], &ok);
     r->target = string_arg(env, argv[1], &ok);
     r->fstype = string_arg(env, argv[2], &ok);
-    double flags = 0;
-    if (napi_get_value_double(env, argv[3], &flags) != napi_ok) ok = 0;
-    r->flags = (unsigned long)flags;
+    r->flags = flags_arg(env, argv[3], &ok);
     r->data = string_arg(env, argv[4], &ok);
     r->cwd = string_arg(env, argv[5], &ok);
   }
@@ -139,18 +149,14 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
 
 // umount(target, flags): Promise<void>
 static napi_value js_umount(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  request *r = calloc(1, sizeof(request));
+  int ok;
+  request *r = new_request(env, info, argv, 2, &ok);
   if (!r) return NULL;
   r->unmount = 1;
-  int ok = argc == 2;
   if (ok) {
     r->target = string_arg(env, argv[0], &ok);
-    double flags = 0;
-    if (napi_get_value_double(env, argv[1], &flags) != napi_ok) ok = 0;
-    r->flags = (unsigned long)flags;
+    r->flags = flags_arg(env, argv[1], &ok);
   }
   return start(env, r, ok);
 }
