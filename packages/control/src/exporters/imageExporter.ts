@@ -26,9 +26,8 @@ export async function pushImage(registry: RegistryClient, built: AssembledImage[
       continue;
     }
     // Phases as BuildKit's push reports them: blobs, then the manifests (the children first).
-    // Within a phase everything goes at once, as containerd's push handler sends it: each is a
-    // round trip to the registry (most blobs only a HEAD), and one after another they added up
-    // to 100-250 ms for two platforms with their attestations. A blob several images share goes once.
+    // Within a phase everything goes at once, as containerd's push handler sends it (each is a
+    // round trip to the registry, most blobs only a HEAD). A blob several images share goes once.
     await step('pushing layers', async () => {
       const layers = new Map(images.flatMap((image) => image.layers.map((l) => [l.digest, l] as const)));
       const configs = new Map(images.map((image) => [image.config.descriptor.digest, image.config] as const));
