@@ -68,7 +68,7 @@ export function isNotFound(err: unknown): boolean {
 }
 
 /** An empty or '.' component anywhere in a relative path. */
-const UNCLEAN_PATH = /(^|\/)\.?(\/|$)/;
+export const UNCLEAN_PATH = /(^|\/)\.?(\/|$)/;
 
 /** A tree over a file list; parent directories missing from the list are implied (0755). */
 export function entriesTree(entries: readonly TreeEntry[]): SourceTree & { entry(rel: string): TreeEntry | undefined } {
