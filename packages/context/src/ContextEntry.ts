@@ -50,6 +50,33 @@ export function sortEntries<T extends { path: string }>(entries: T[]): T[] {
   return keyed.map((x) => x.e);
 }
 
+export interface ManifestIndex {
+  byPath: ReadonlyMap<string, ContextEntry>;
+  /** Each regular file's size by its digest. */
+  sizeOf: ReadonlyMap<string, number>;
+}
+
+const manifestIndexes = new WeakMap<readonly ContextEntry[], ManifestIndex>();
+
+/**
+ * A manifest's entries by path, made once per manifest array: the store keeps recent manifests
+ * in memory, and the last build's is the base of the next sync and of the worker's next tree.
+ */
+export function manifestIndex(manifest: readonly ContextEntry[]): ManifestIndex {
+  let index = manifestIndexes.get(manifest);
+  if (!index) {
+    const byPath = new Map<string, ContextEntry>();
+    const sizeOf = new Map<string, number>();
+    for (const e of manifest) {
+      byPath.set(e.path, e);
+      if (isRegular(e)) sizeOf.set(e.digest, e.size);
+    }
+    index = { byPath, sizeOf };
+    manifestIndexes.set(manifest, index);
+  }
+  return index;
+}
+
 /**
  * Each entry's encoding, by the entry object: a delta sync's manifest holds its base's entry
  * objects but the changed ones, so a one-file change in 20,000 entries encodes one (20-30 ms

@@ -2,7 +2,7 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { SyncRequest, SyncResponse } from '@buildyard/proto';
 import { DigestMismatchError, sha256Digest, type ContentWriter } from '@buildyard/oci';
 import { ContextError } from './ContextError.js';
-import { isDirectory, isRegular, sortEntries, type ContextEntry } from './ContextEntry.js';
+import { isDirectory, isRegular, manifestIndex, sortEntries, type ContextEntry } from './ContextEntry.js';
 import type { BlobStaging, ContextStore } from './ContextStore.js';
 import { validateEntry, validateEntrySet } from './validateEntries.js';
 
@@ -83,7 +83,7 @@ async function runSync(
     const id = req.base.contextId;
     if ((await store.tenantHas(opts.tenant, id)) && (await store.content.has(id))) {
       baseList = await store.manifest(id);
-      ({ byPath: base, sizeOf: baseSize } = indexOf(baseList));
+      ({ byPath: base, sizeOf: baseSize } = manifestIndex(baseList));
     } else {
       // The same answer whether the id exists for another tenant or nowhere.
       await writeResponse(call, { baseUnknown: true });
@@ -277,24 +277,6 @@ async function runSync(
   await store.grantContent(opts.tenant, uploaded.filter((d) => !granted.has(d)));
   const contextId = await store.putManifest(sorted, opts.tenant);
   return { contextId, files, bytesTotal, bytesUploaded, uploaded, delta: base !== undefined, entriesReceived };
-}
-
-/** A manifest's entries by path and its files' sizes by digest, kept while the store keeps the manifest (the base of the next sync). */
-const manifestIndexes = new WeakMap<readonly ContextEntry[], { byPath: ReadonlyMap<string, ContextEntry>; sizeOf: ReadonlyMap<string, number> }>();
-
-function indexOf(manifest: readonly ContextEntry[]): { byPath: ReadonlyMap<string, ContextEntry>; sizeOf: ReadonlyMap<string, number> } {
-  let index = manifestIndexes.get(manifest);
-  if (!index) {
-    const byPath = new Map<string, ContextEntry>();
-    const sizeOf = new Map<string, number>();
-    for (const e of manifest) {
-      byPath.set(e.path, e);
-      if (isRegular(e)) sizeOf.set(e.digest, e.size);
-    }
-    index = { byPath, sizeOf };
-    manifestIndexes.set(manifest, index);
-  }
-  return index;
 }
 
 function writeResponse(call: ServerDuplexStream<SyncRequest, SyncResponse>, msg: SyncResponse): Promise<void> {

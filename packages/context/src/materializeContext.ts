@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { chmod, copyFile, lutimes, mkdir, readdir, rm, stat, symlink, utimes } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { ContextError } from './ContextError.js';
-import { isDirectory, isRegular, isSymlink, modTimeSeconds, type ContextEntry } from './ContextEntry.js';
+import { isDirectory, isRegular, isSymlink, manifestIndex, modTimeSeconds, type ContextEntry } from './ContextEntry.js';
 import type { ContextStore } from './ContextStore.js';
 import { linkEach, statEach, type FileStat } from './fileThread.js';
 import { validateEntrySet } from './validateEntries.js';
@@ -45,10 +45,16 @@ export interface MaterializeResult {
  * change the shared blob, which other entries and contexts use with their own times — else
  * copied (reflinked where the filesystem can).
  */
+const validated = new WeakSet<readonly ContextEntry[]>();
+
 export async function materializeContext(store: ContextStore, contextId: string, destDir: string, opts: MaterializeOptions = {}): Promise<MaterializeResult> {
-  const entries = [...await store.manifest(contextId)];
-  // The manifest was validated on upload; re-check so a tampered store cannot write outside destDir.
-  validateEntrySet(entries);
+  const entries = await store.manifest(contextId);
+  // The manifest was validated on upload; re-check so a tampered store cannot write outside
+  // destDir (once per manifest read from it: the store keeps recent ones in memory).
+  if (!validated.has(entries)) {
+    validateEntrySet(entries);
+    validated.add(entries);
+  }
   const dest = resolve(destDir);
   if ((opts.reuseSiblings || opts.updateFrom) && !opts.copy && !opts.include) {
     const reused = await fromSibling(store, contextId, entries, dest, opts.updateFrom).catch(() => undefined);
@@ -167,7 +173,7 @@ async function fromSibling(store: ContextStore, contextId: string, entries: read
   if (newest) {
     const { hex } = newest;
     const sibling = join(parent, hex);
-    const before = new Map((await store.manifest(`sha256:${hex}`)).map((e) => [e.path, e]));
+    const before = manifestIndex(await store.manifest(`sha256:${hex}`)).byPath;
     const same = (a: ContextEntry, b: ContextEntry | undefined) => b !== undefined && a.mode === b.mode && a.digest === b.digest && a.linkTarget === b.linkTarget && (a.modTime ?? '0') === (b.modTime ?? '0');
     const kept = entries.filter((e) => isDirectory(e) ? isDirectory(before.get(e.path) ?? { mode: 0 }) : same(e, before.get(e.path))).length;
     // Mostly different: linking the tree and deleting most of it costs more than it saves.
@@ -176,7 +182,7 @@ async function fromSibling(store: ContextStore, contextId: string, entries: read
       await mkdir(dest, { recursive: true });
       await new Promise<void>((res, rej) => execFile('cp', ['-a', '-l', `${sibling}/.`, dest], (err) => (err ? rej(err) : res())));
     }
-    const now = new Map(entries.map((e) => [e.path, e]));
+    const now = manifestIndex(entries).byPath;
     // Gone or different: removed (a directory only when it is no longer a directory).
     for (const [path, b] of before) {
       const e = now.get(path);
