@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { supervise } from './supervise.js';
 import { until } from './until.js';
@@ -37,4 +38,15 @@ test('stop() of a service that ignores SIGTERM resolves, with nothing of it left
   assert.ok(service.child.exitCode !== null || service.child.signalCode !== null, 'the watchdog exited');
   await until('the service and its helper to be gone', () => !pids.some(alive), 30_000)
     .catch(() => assert.fail(`pids ${pids.filter(alive).join(', ')} outlived stop()`));
+});
+
+test('a service that ends by itself ends its watchdog with its own status: an exit code, or 128 + the signal', async () => {
+  const failing = supervise('failing', 'sh', ['-c', 'exit 3']);
+  assert.deepEqual(await once(failing.child, 'exit'), [3, null]);
+  const killed = supervise('sleeper', 'sh', ['-c', 'echo "pids $$ $$"; exec sleep 1000']);
+  await pidsOf(killed);
+  const exited = once(killed.child, 'exit');
+  killed.kill('SIGKILL');
+  assert.deepEqual(await exited, [137, null]);
+  await Promise.all([failing.stop(), killed.stop()]);
 });

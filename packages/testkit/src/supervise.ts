@@ -29,6 +29,8 @@ stop_child() {
 }
 trap stop_child TERM INT HUP
 while kill -0 "$BUILDYARD_PARENT_PID" 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.3; done
+# A service that ended by itself: its status is the watchdog's, which is what a test sees.
+if ! kill -0 $child 2>/dev/null; then wait $child; exit $?; fi
 stop_child
 `;
 
