@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { ServerCredentials } from '@grpc/grpc-js';
 import { loadConfig, loadTokens } from '@buildyard/config';
-import { openRedis, redisKeys } from '@buildyard/contracts';
+import { openRedis, redisKeys, reportOutages } from '@buildyard/contracts';
 import { Frontend } from '@buildyard/control';
 import { EgressRules } from '@buildyard/executor';
 import { sandboxOptions } from '@buildyard/fleet';
@@ -24,6 +24,7 @@ async function main(): Promise<void> {
   // One Redis or a Redis Cluster (redis.cluster): every process opens it the same way.
   const target = { url: config.redis.url, cluster: config.redis.cluster };
   const redis = openRedis(target, { maxRetriesPerRequest: null });
+  reportOutages(redis, log);
   const keys = redisKeys(config.redis.keyPrefix);
   const scheduler = new Scheduler(target, { prefix: keys.scheduler.prefix, tenantLimit: config.limits.tenantConcurrency, heartbeatTtlMs: config.heartbeat.timeoutMs });
   const workers = new WorkerRegistry(target, { prefix: keys.scheduler.prefix, heartbeatTtlMs: config.heartbeat.timeoutMs });

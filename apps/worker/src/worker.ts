@@ -109,6 +109,7 @@ program.command('serve', { isDefault: true })
       stalledIntervalMs: Math.max(Math.floor(config.heartbeat.timeoutMs / 2), 1_000),
       version,
       onError: (err) => log.error({ err: err.message }, 'worker error'),
+      outageLog: log,
       onLostWakeUp: (detail) => log.warn(detail, 'a stage waited for the safety poll: its wake-up was lost'),
     });
     await worker.start();

@@ -93,6 +93,31 @@ export function duplicateRedis(client: RedisClient, options: RedisClientOptions 
   return client.duplicate(options);
 }
 
+/** What reportOutages logs with (a pino logger, say). */
+export interface OutageLog {
+  warn(fields: { err: string }, message: string): void;
+  info(fields: object, message: string): void;
+}
+
+/**
+ * Logs a Redis outage once, at its first error, and the recovery once the client is ready again
+ * (ioredis reconnects by itself). Without an 'error' listener ioredis prints each failed
+ * reconnect as "[ioredis] Unhandled error event", which reads as a bug in the process.
+ */
+export function reportOutages(client: RedisClient, log: OutageLog): void {
+  let down = false;
+  client.on('error', (err: Error) => {
+    if (down) return;
+    down = true;
+    log.warn({ err: err.message }, 'Redis does not answer: retrying until it does');
+  });
+  client.on('ready', () => {
+    if (!down) return;
+    down = false;
+    log.info({}, 'Redis answers again');
+  });
+}
+
 /** How long a stopping process waits for Redis to answer a command before it gives the command up. */
 const STOP_REPLY_MS = 2_000;
 

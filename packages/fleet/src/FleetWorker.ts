@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { openRedis, type RedisClient as Redis } from '@buildyard/contracts';
+import { openRedis, reportOutages, type OutageLog, type RedisClient as Redis } from '@buildyard/contracts';
 import { SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
 import { metrics, withExtractedContext, type EmulationLabel } from '@buildyard/telemetry';
 import { BlobLeases, RedisCacheIndex, TieredBlobStore, holdBlobWrites, openContextStore, openSharedBlobStore, serveWorkerDisk, type WorkerDiskReport, type WorkerDiskRequest } from '@buildyard/cache';
@@ -50,6 +50,8 @@ export interface FleetWorkerOptions {
   lockDurationMs?: number;
   stalledIntervalMs?: number;
   onError?(err: Error): void;
+  /** Where a Redis outage and its end are logged (once each). */
+  outageLog?: OutageLog;
   /** A stage job that waited for the scheduler's safety poll because its wake-up was lost (a bug: say so in the log). */
   onLostWakeUp?(detail: LostWakeUp): void;
   /** The RUN sandbox of this worker: egress policy and DNS (see RuncExecutor). */
@@ -100,6 +102,7 @@ export class FleetWorker {
 
   async start(): Promise<void> {
     this.redis = openRedis({ url: this.opts.redisUrl, cluster: this.opts.redisCluster }, { maxRetriesPerRequest: null });
+    if (this.opts.outageLog) reportOutages(this.redis, this.opts.outageLog);
     this.engine = await openExecutionEngine(this.opts.stateDir, this.opts.executor);
     this.blobs = openSharedBlobStore({
       type: this.opts.blobStore?.type ?? 'fs', repository: this.opts.blobStore?.repository, sharedDir: join(this.opts.sharedDir, 'blobs'),

@@ -254,6 +254,8 @@ test('Redis unreachable cannot keep the frontend from stopping: on SIGTERM it ex
   own.frontendProcess.kill('SIGTERM');
   await within(30_000, 'the frontend exiting on SIGTERM with Redis down', exited);
   assert.match(own.frontendProcess.output(), /Redis did not answer DEL.*removing the coordinator heartbeat failed/, 'the log says what it gave up and why');
+  assert.match(own.frontendProcess.output(), /Redis does not answer: retrying until it does/, 'the outage is logged');
+  assert.doesNotMatch(own.frontendProcess.output(), /Unhandled error event/, 'no Redis client of the frontend is left without an error listener');
 });
 
 test('a BuildKit client holding a Solve open cannot keep the frontend from stopping: on SIGTERM its call ends with UNAVAILABLE and the process exits', { timeout: 120_000 }, async (t) => {

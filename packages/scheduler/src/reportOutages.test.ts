@@ -1,0 +1,60 @@
+// reportOutages (@buildyard/contracts, redisClient.ts): a Redis outage is logged once, however
+// many reconnects fail, and its end once; ioredis prints nothing as unhandled meanwhile.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createConnection, createServer, type Socket } from 'node:net';
+import { Redis } from 'ioredis';
+import { startRedis, until, type RedisService } from '@buildyard/testkit';
+import { reportOutages } from '@buildyard/contracts';
+
+let redis: RedisService;
+before(async () => { redis = await startRedis(); });
+after(async () => { await redis?.stop(); });
+
+/** A loopback relay to the test's Redis that can be cut and put back on the same port. */
+async function relay(to: URL) {
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = createConnection(Number(to.port), to.hostname);
+    for (const s of [client, upstream]) { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => undefined); }
+    client.pipe(upstream).pipe(client);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    cut: async () => { const closed = once(server, 'close'); server.close(); for (const s of sockets) s.destroy(); await closed; },
+    restore: async () => { server.listen(port, '127.0.0.1'); await once(server, 'listening'); },
+    stop: () => { server.close(); for (const s of sockets) s.destroy(); },
+  };
+}
+
+test('a Redis outage is logged once however many reconnects fail, and its end once', async (t) => {
+  const target = new URL(redis.url);
+  const proxy = await relay(target);
+  t.after(() => proxy.stop());
+  const viaProxy = new URL(redis.url);
+  viaProxy.port = String(proxy.port);
+  const client = new Redis(viaProxy.toString(), { maxRetriesPerRequest: null });
+  t.after(() => client.disconnect());
+  const warned: string[] = [];
+  const told: string[] = [];
+  reportOutages(client, { warn: (fields, message) => warned.push(`${message} (${fields.err})`), info: (_fields, message) => told.push(message) });
+  let errors = 0;
+  client.on('error', () => { errors++; });
+  await once(client, 'ready');
+
+  await proxy.cut();
+  await until('three failed reconnects', () => errors >= 3, 30_000);
+  assert.equal(warned.length, 1, warned.join('\n'));
+  assert.match(warned[0]!, /^Redis does not answer: retrying until it does \(/);
+  assert.deepEqual(told, []);
+
+  await proxy.restore();
+  assert.equal(await client.ping(), 'PONG');
+  await until('the recovery logged', () => told.length > 0, 30_000);
+  assert.deepEqual(told, ['Redis answers again']);
+  assert.equal(warned.length, 1);
+});
