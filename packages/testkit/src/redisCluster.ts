@@ -75,21 +75,35 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
   };
   try {
     for (let i = 0; i < masters * (1 + replicas); i++) {
-      const port = await freePort();
-      const dir = join(root, String(port));
-      await mkdir(dir);
-      const config = join(dir, 'redis.conf');
-      // masterauth: replicas authenticate to their master with the same password.
-      await writeFile(config, [
-        `port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, 'save ""', 'appendonly no', 'protected-mode yes', 'daemonize no',
-        'cluster-enabled yes', `cluster-config-file ${join(dir, 'nodes.conf')}`, `cluster-node-timeout ${options.nodeTimeoutMs ?? 2000}`,
-        `requirepass ${password}`, `masterauth ${password}`, '',
-      ].join('\n'), { mode: 0o600 });
-      const node = { host: '127.0.0.1', port };
-      const service = supervise(`redis-cluster-${port}`, 'redis-server', [config]);
-      services.set(port, service);
-      await waitUntilReady(service, async () => (await cli(password, node, 'PING').catch(() => '')).trim() === 'PONG');
-      nodes.push(node);
+      // Another process may take a free port before the node binds it: then new ports.
+      for (let attempt = 1; ; attempt++) {
+        const port = await freePort();
+        // The cluster bus port is chosen too: by default it is port + 10000, which nothing checked
+        // was free (a client's ephemeral port there failed a CI run).
+        const busPort = await freePort();
+        const dir = join(root, String(port));
+        await mkdir(dir);
+        const config = join(dir, 'redis.conf');
+        // masterauth: replicas authenticate to their master with the same password.
+        await writeFile(config, [
+          `port ${port}`, `cluster-port ${busPort}`, 'bind 127.0.0.1', `dir ${dir}`, 'save ""', 'appendonly no', 'protected-mode yes', 'daemonize no',
+          'cluster-enabled yes', `cluster-config-file ${join(dir, 'nodes.conf')}`, `cluster-node-timeout ${options.nodeTimeoutMs ?? 2000}`,
+          `requirepass ${password}`, `masterauth ${password}`, '',
+        ].join('\n'), { mode: 0o600 });
+        const node = { host: '127.0.0.1', port };
+        const service = supervise(`redis-cluster-${port}`, 'redis-server', [config]);
+        services.set(port, service);
+        try {
+          await waitUntilReady(service, async () => (await cli(password, node, 'PING').catch(() => '')).trim() === 'PONG');
+        } catch (err) {
+          if (attempt >= 3 || !/Address already in use/.test((err as Error).message)) throw err;
+          await service.stop();
+          services.delete(port);
+          continue;
+        }
+        nodes.push(node);
+        break;
+      }
     }
     await cli(password, nodes[0], '--cluster', 'create', ...nodes.map((n) => `${n.host}:${n.port}`),
       '--cluster-replicas', String(replicas), '--cluster-yes');

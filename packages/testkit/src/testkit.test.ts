@@ -4,7 +4,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startRedis, startRegistry, seedBusybox, busyboxRootfs, until } from './index.js';
+import { startRedis, startRedisCluster, startRegistry, seedBusybox, busyboxRootfs, until } from './index.js';
 
 test('Redis and a registry start on loopback; busybox is seeded as a two-platform OCI index', async () => {
   const [redis, registry] = await Promise.all([startRedis(), startRegistry()]);
@@ -64,4 +64,13 @@ test('waitForBuildkitEndpoint: resolves once the port accepts; fails at once wit
   const dead = supervise('dead-frontend', 'sh', ['-c', 'echo "listen EADDRINUSE 127.0.0.1"; exit 1']);
   await assert.rejects(waitForBuildkitEndpoint({ frontendProcess: dead }, await freePort()), /exited before its BuildKit endpoint .*\n.*EADDRINUSE/);
   await dead.stop();
+});
+
+test('a Redis Cluster\'s nodes listen for the cluster bus on ports chosen free, not on port + 10000, which nothing checked', async () => {
+  const cluster = await startRedisCluster();
+  after(() => cluster.stop());
+  const nodes = execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(cluster.nodes[0]!.port), 'CLUSTER', 'NODES'], { encoding: 'utf8', env: { ...process.env, REDISCLI_AUTH: cluster.password } });
+  const ports = [...nodes.matchAll(/127\.0\.0\.1:(\d+)@(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])] as const);
+  assert.equal(ports.length, cluster.nodes.length, nodes);
+  for (const [port, bus] of ports) assert.notEqual(bus, port + 10_000, `node ${port} listens on the default bus port`);
 });
