@@ -50,9 +50,12 @@ export async function startFakeBuilder(options: FakeBuilderOptions): Promise<Fak
       fake.requests.push(call.request);
       let cancelled = false;
       call.on('cancelled', () => { cancelled = true; fake.cancelled++; });
-      // Recorded timestamps are moved to now, as a live server's clock would be.
+      // Recorded timestamps are moved to now, as a live server's clock would be: all by the same
+      // amount (a clock read per event made a vertex's start move between its updates, and the
+      // time of a log line after it, 0.100 s, read as 0.099 s when a millisecond passed).
       const first = options.events[0]?.timestampMs ?? 0;
-      const shift = (ms: number) => (ms ? ms - first + Date.now() : 0);
+      const now = Date.now();
+      const shift = (ms: number) => (ms ? ms - first + now : 0);
       for (const recorded of options.events) {
         if (cancelled) return;
         const ev: SolveEvent = { ...recorded, timestampMs: shift(recorded.timestampMs) };
