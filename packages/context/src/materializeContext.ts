@@ -36,6 +36,9 @@ export interface MaterializeResult {
   reusedFrom?: string;
 }
 
+/** Manifests already checked (the store's in-memory copies; see materializeContext). */
+const validated = new WeakSet<readonly ContextEntry[]>();
+
 /**
  * Writes a context into `destDir` (which must be empty or absent), every entry with the client's
  * modification time (COPY keeps it, as BuildKit's does; entries without one get the epoch).
@@ -45,8 +48,6 @@ export interface MaterializeResult {
  * change the shared blob, which other entries and contexts use with their own times — else
  * copied (reflinked where the filesystem can).
  */
-const validated = new WeakSet<readonly ContextEntry[]>();
-
 export async function materializeContext(store: ContextStore, contextId: string, destDir: string, opts: MaterializeOptions = {}): Promise<MaterializeResult> {
   const entries = await store.manifest(contextId);
   // The manifest was validated on upload; re-check so a tampered store cannot write outside

@@ -79,11 +79,11 @@ export async function bindMountDescriptor(fdPath: string, target: string): Promi
 export async function unmount(target: string): Promise<void> {
   for (let attempt = 0; attempt < 50; attempt++) {
     try {
-      await binding.umount(target, attempt >= 5 ? MNT_DETACH : 0);
+      await syscall(`unmounting ${target}`, () => binding.umount(target, attempt >= 5 ? MNT_DETACH : 0));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EINVAL' || code === 'ENOENT') return; // not (or no longer) a mount point
-      if (code !== 'EBUSY') throw new Error(`unmounting ${target} failed: ${(err as Error).message} (${code})`);
+      if (code !== 'EBUSY') throw err;
       await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
     }
   }
