@@ -120,7 +120,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     BUILDYARD_HEARTBEAT_MS: '500',
     BUILDYARD_HEARTBEAT_TIMEOUT_MS: '3000',
     BUILDYARD_LOG_LEVEL: 'warn',
-    ...(redisCluster ? { BUILDYARD_REDIS_CLUSTER: 'true' } : {}),
+    // A failover here (node timeout 2 s, then the election) can outlast the 3 s heartbeat
+    // timeout: the workers, whose beats fail meanwhile, would count as gone ("no worker can
+    // build") though none is. The heartbeat must outlast a failover, as the default 10 s does.
+    ...(redisCluster ? { BUILDYARD_REDIS_CLUSTER: 'true', BUILDYARD_HEARTBEAT_TIMEOUT_MS: '10000' } : {}),
     ...options.env,
   };
   // On a Redis Cluster every process is seeded with every node, as an operator would list them:
