@@ -1,5 +1,5 @@
 // A thread of its own for the per-file calls of a context's many small files: an upload's
-// writes and renames, the grants' links, a worker tree's stats and links,
+// writes and renames, the grants' links, a worker tree's stats, links and copies,
 // each batch as plain synchronous calls in one message. Through libuv's thread pool every call
 // was a round trip of its own (a file's upload cost four: open, write, close, rename),
 // each a promise on the main thread and a futex wake-up, with four threads queuing on the same
@@ -14,6 +14,14 @@ export interface StagedWrite {
   mode: number;
 }
 
+/**
+ * One entry of a worker's context tree that cannot be a hardlink: a copy of a store blob (with
+ * `mode` when the blob's differs) or a symlink, then given its modification time (seconds).
+ */
+export type PlacedEntry =
+  | { path: string; time: number; from: string; mode?: number }
+  | { path: string; time: number; linkTarget: string };
+
 /** A stat as materializeContext needs it; `mtimeNs` as a decimal string. */
 export interface FileStat {
   dev: number;
@@ -25,11 +33,13 @@ type Request =
   | { op: 'write'; items: StagedWrite[] }
   | { op: 'rename'; items: [from: string, to: string][] }
   | { op: 'link'; items: [existing: string, newPath: string][] }
-  | { op: 'stat'; items: string[] };
+  | { op: 'stat'; items: string[] }
+  | { op: 'place'; items: PlacedEntry[] };
 
 // Plain CommonJS evaluated as the thread's body: no module of this package to resolve (the
 // sources run through tsx in tests, as built files in production) and nothing to transpile.
-// `write` and `rename` stop at the first failure; `link` and `stat` answer per item.
+// `write`, `rename` and `place` stop at the first failure; `link` and `stat` answer per item.
+// A copy never replaces what is at its path (COPYFILE_EXCL: not even through a symlink there).
 const THREAD_BODY = `
 const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
@@ -44,6 +54,17 @@ parentPort.on('message', ({ id, op, items }) => {
       out = items.map(([existing, path]) => {
         try { fs.linkSync(existing, path); return ''; } catch (err) { return err.code || String(err.message); }
       });
+    } else if (op === 'place') {
+      for (const e of items) {
+        if (e.linkTarget !== undefined) {
+          fs.symlinkSync(e.linkTarget, e.path);
+          fs.lutimesSync(e.path, e.time, e.time);
+        } else {
+          fs.copyFileSync(e.from, e.path, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
+          if (e.mode !== undefined) fs.chmodSync(e.path, e.mode);
+          fs.utimesSync(e.path, e.time, e.time);
+        }
+      }
     } else if (op === 'stat') {
       out = items.map((path) => {
         const st = fs.statSync(path, { bigint: true, throwIfNoEntry: false });
@@ -114,3 +135,9 @@ export async function statEach(paths: string[]): Promise<(FileStat | undefined)[
   if (paths.length === 0) return [];
   return (await request<(FileStat | null)[]>({ op: 'stat', items: paths })).map((s) => s ?? undefined);
 }
+
+/** Makes each entry in order; the first failure stops the rest of its batch. */
+export async function placeEach(items: PlacedEntry[]): Promise<void> {
+  if (items.length > 0) await request({ op: 'place', items });
+}
+

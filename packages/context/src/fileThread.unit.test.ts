@@ -1,11 +1,12 @@
-// The file thread against the real filesystem: files made with their mode, an
-// existing file refused with its errno code (the caller's cleanup keys on it), renames in order.
+// The file thread against the real filesystem: files made with their mode, an existing file
+// refused with its errno code (the caller's cleanup keys on it), renames in order, a tree's
+// copies and symlinks placed with their times.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { renameStaged, writeStaged } from './fileThread.js';
+import { placeEach, renameStaged, writeStaged } from './fileThread.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'buildyard-staging-thread-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -28,3 +29,31 @@ test('writes each file with its mode, refuses an existing one with its code, ren
   assert.deepEqual([existsSync(join(dir, 'a')), existsSync(join(dir, 'a2')), existsSync(join(dir, 'b2'))], [false, true, true]);
   await assert.rejects(renameStaged([[join(dir, 'missing'), join(dir, 'm2')]]), (err: NodeJS.ErrnoException) => err.code === 'ENOENT');
 });
+
+test('places copies with their mode and time and symlinks with theirs; never writes through what is already at a path', async () => {
+  const src = join(dir, 'blob');
+  writeFileSync(src, 'content');
+  await placeEach([
+    { path: join(dir, 'copy'), time: 1_600_000_000.5, from: src, mode: 0o750 },
+    { path: join(dir, 'plain'), time: 1_500_000_000, from: src },
+    { path: join(dir, 'link'), time: 1_400_000_000, linkTarget: 'copy' },
+  ]);
+  const copy = statSync(join(dir, 'copy'));
+  assert.equal(readFileSync(join(dir, 'copy'), 'utf8'), 'content');
+  assert.equal(copy.mode & 0o7777, 0o750, 'chmod is not subject to the umask');
+  assert.equal(copy.mtimeMs, 1_600_000_000_500);
+  assert.equal(statSync(join(dir, 'plain')).mode & 0o777, statSync(src).mode & 0o777, 'no mode: the blob\'s');
+  assert.equal(readlinkSync(join(dir, 'link')), 'copy');
+  assert.equal(lstatSync(join(dir, 'link')).mtimeMs, 1_400_000_000_000);
+
+  // A symlink at the path (to a file outside the tree) is neither followed nor replaced.
+  const outside = join(dir, 'outside');
+  writeFileSync(outside, 'host file');
+  symlinkSync(outside, join(dir, 'planted'));
+  await assert.rejects(placeEach([{ path: join(dir, 'planted'), time: 0, from: src }]), (err: NodeJS.ErrnoException) => err.code === 'EEXIST');
+  assert.equal(readFileSync(outside, 'utf8'), 'host file');
+  // The first failure stops the rest of the batch.
+  await assert.rejects(placeEach([{ path: join(dir, 'copy'), time: 0, from: src }, { path: join(dir, 'after'), time: 0, from: src }]));
+  assert.equal(existsSync(join(dir, 'after')), false);
+});
+

@@ -1,11 +1,10 @@
 import { execFile } from 'node:child_process';
-import { constants } from 'node:fs';
-import { chmod, copyFile, lutimes, mkdir, readdir, rm, stat, symlink, utimes } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm, stat, utimes } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { ContextError } from './ContextError.js';
 import { isDirectory, isRegular, isSymlink, manifestIndex, modTimeSeconds, type ContextEntry } from './ContextEntry.js';
 import type { ContextStore } from './ContextStore.js';
-import { linkEach, statEach, type FileStat } from './fileThread.js';
+import { linkEach, placeEach, statEach, type FileStat, type PlacedEntry } from './fileThread.js';
 import { validateEntrySet } from './validateEntries.js';
 
 export interface MaterializeOptions {
@@ -110,42 +109,30 @@ async function writeEntries(store: ContextStore, contextId: string, entries: rea
   // EXDEV on bind mounts, EMLINK on busy blobs: copying is always correct.
   const linked = new Set(linkable.filter((_, i) => linkErrors[i] === ''));
   result.linked += linked.size;
-  const toWrite = others.filter((e) => !linked.has(e));
-  const writeOne = async (e: ContextEntry) => {
-    const target = join(dest, e.path);
-    const perm = e.mode & 0o7777;
-    if (isSymlink(e)) {
-      await symlink(e.linkTarget, target);
-      await lutimes(target, modTimeSeconds(e), modTimeSeconds(e));
-    } else if (isRegular(e)) {
-      await copyFile(store.content.path(e.digest), target, constants.COPYFILE_FICLONE);
+  // Copies and symlinks as batches on the file thread: per file a few small syscalls, which as
+  // promises on libuv's pool cost the worker's main thread more than the kernel's work (2,000
+  // files of 10 KB: ~550 ms at 16 at a time). A batch at a time, so other builds' stats and
+  // links wait for one batch at most; the first failure stops the rest (the caller then
+  // removes the tree, which nothing late recreates parts of).
+  const placed: PlacedEntry[] = [];
+  for (const e of others) {
+    if (linked.has(e)) continue;
+    const path = join(dest, e.path);
+    const time = modTimeSeconds(e);
+    if (isSymlink(e)) placed.push({ path, time, linkTarget: e.linkTarget });
+    else if (isRegular(e)) {
+      const perm = e.mode & 0o7777;
       // The copy has the blob's mode already (the store writes 0644, as most files are).
-      if ((blobInfo.get(e.digest)!.mode & 0o7777) !== perm) await chmod(target, perm);
-      await utimes(target, modTimeSeconds(e), modTimeSeconds(e));
-      result.copied++;
+      placed.push({ path, time, from: store.content.path(e.digest), ...((blobInfo.get(e.digest)!.mode & 0o7777) !== perm ? { mode: perm } : {}) });
     }
-  };
-  // Copies and symlinks, many at a time: per file a few small syscalls, each a round trip to
-  // libuv's thread pool; one after another, 20,000 files took seconds of waiting on them.
-  // The first failure stops the rest, and all have stopped before it is thrown (the caller
-  // then removes the tree, which no late write may recreate parts of).
-  let next = 0;
-  let failed = false;
-  const settled = await Promise.allSettled(Array.from({ length: Math.min(WRITE_CONCURRENCY, toWrite.length) }, async () => {
-    try {
-      while (!failed && next < toWrite.length) await writeOne(toWrite[next++]!);
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  }));
-  const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failure) throw failure.reason;
+  }
+  for (let i = 0; i < placed.length; i += PLACE_BATCH) await placeEach(placed.slice(i, i + PLACE_BATCH));
+  result.copied += placed.filter((p) => 'from' in p).length;
   await finishDirectories(dest, dirs);
   return result;
 }
 
-const WRITE_CONCURRENCY = 16;
+const PLACE_BATCH = 1000;
 
 /** Deepest first, after all children exist, so writing into a directory does not bump its time. */
 async function finishDirectories(dest: string, dirs: readonly ContextEntry[]): Promise<void> {

@@ -345,7 +345,7 @@ export class WorkerDisk {
     this.trees.delete(`${t.tenantDir}/${t.hex}`);
     const lineageDir = join(this.contextsDir, t.tenantDir, t.lineage!);
     const path = join(lineageDir, t.hex);
-    const bytes = await diskBytes(path);
+    const bytes = t.bytes ?? (await diskBytes(path));
     await rm(path, { recursive: true, force: true });
     // Empty lineage and tenant dirs go too (rmdir fails on a non-empty one, as wanted).
     await rmdir(lineageDir).then(() => rmdir(join(this.contextsDir, t.tenantDir))).catch(() => undefined);
