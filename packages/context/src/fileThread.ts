@@ -1,4 +1,4 @@
-// A thread of its own for the per-file calls of a context's many small files: an upload's
+// Threads of their own for the per-file calls of a context's many small files: an upload's
 // writes and renames, the grants' links, a worker tree's stats, links and copies,
 // each batch as plain synchronous calls in one message. Through libuv's thread pool every call
 // was a round trip of its own (a file's upload cost four: open, write, close, rename),
@@ -78,40 +78,65 @@ parentPort.on('message', ({ id, op, items }) => {
 });
 `;
 
-let thread: Worker | undefined;
-let nextId = 0;
-const waiting = new Map<number, { resolve: (out: unknown) => void; reject: (err: Error) => void }>();
+/** A file thread and how many of its requests are unanswered. */
+interface FileThread {
+  worker: Worker;
+  busy: number;
+}
 
-function started(): Worker {
-  if (thread) return thread;
+/**
+ * Two threads at most: a batch's calls are mostly the kernel's work, which a second core
+ * shares (a worker's tree of 2,000 copies: see materializeContext); more only queue on the
+ * same directory and journal locks.
+ */
+export const FILE_THREADS = 2;
+const threads: FileThread[] = [];
+let nextId = 0;
+const waiting = new Map<number, { thread: FileThread; resolve: (out: unknown) => void; reject: (err: Error) => void }>();
+
+function start(): FileThread {
   const worker = new Worker(THREAD_BODY, { eval: true });
+  const thread: FileThread = { worker, busy: 0 };
   // Idle, it must not keep the process alive; with requests waiting, ref() holds it.
   worker.unref();
   worker.on('message', ({ id, out, error }: { id: number; out?: unknown; error?: { message: string; code?: string } }) => {
     const w = waiting.get(id);
     if (!w) return;
     waiting.delete(id);
-    if (waiting.size === 0) worker.unref();
+    if (--thread.busy === 0) worker.unref();
     if (!error) w.resolve(out);
     else w.reject(Object.assign(new Error(error.message), error.code ? { code: error.code } : {}));
   });
   const fail = (err: Error) => {
-    if (thread === worker) thread = undefined;
-    for (const w of waiting.values()) w.reject(err);
-    waiting.clear();
+    const at = threads.indexOf(thread);
+    if (at >= 0) threads.splice(at, 1);
+    for (const [id, w] of waiting) {
+      if (w.thread !== thread) continue;
+      waiting.delete(id);
+      w.reject(err);
+    }
   };
   worker.on('error', fail);
   worker.on('exit', (code) => fail(new Error(`the context file thread exited (code ${code})`)));
-  return (thread = worker);
+  threads.push(thread);
+  return thread;
+}
+
+/** The idle thread, else a new one while there are fewer than FILE_THREADS, else the least busy. */
+function leastBusy(): FileThread {
+  const idle = threads.find((t) => t.busy === 0);
+  if (idle) return idle;
+  if (threads.length < FILE_THREADS) return start();
+  return threads.reduce((a, b) => (b.busy < a.busy ? b : a));
 }
 
 function request<T>(req: Request): Promise<T> {
-  const worker = started();
+  const thread = leastBusy();
   const id = nextId++;
   return new Promise<T>((resolve, reject) => {
-    waiting.set(id, { resolve: resolve as (out: unknown) => void, reject });
-    worker.ref();
-    worker.postMessage({ id, ...req });
+    waiting.set(id, { thread, resolve: resolve as (out: unknown) => void, reject });
+    if (thread.busy++ === 0) thread.worker.ref();
+    thread.worker.postMessage({ id, ...req });
   });
 }
 
