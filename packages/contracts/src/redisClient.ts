@@ -131,6 +131,30 @@ export function replyWithin<T>(command: Promise<T>, what: string, ms = STOP_REPL
   return Promise.race([command, late]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * Settles as `work` does, or rejects once `client` has been unable to reach Redis for `graceMs`
+ * in a row: work that waits on Redis (a build handing itself over) would otherwise wait for as
+ * long as the outage lasts. While Redis answers, it waits as long as `work` takes.
+ */
+export function untilRedisGone<T>(client: RedisClient, work: Promise<T>, graceMs: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const down = () => {
+      timer ??= setTimeout(() => { stop(); reject(new Error(`Redis has not answered for ${graceMs} ms`)); }, graceMs);
+    };
+    const up = () => { clearTimeout(timer); timer = undefined; };
+    const stop = () => {
+      clearTimeout(timer);
+      for (const event of ['close', 'reconnecting', 'end']) client.off(event, down);
+      client.off('ready', up);
+    };
+    for (const event of ['close', 'reconnecting', 'end']) client.on(event, down);
+    client.on('ready', up);
+    if (client.status !== 'ready') down();
+    work.then((value) => { stop(); resolve(value); }, (err: unknown) => { stop(); reject(err); });
+  });
+}
+
 /** QUIT (pending replies arrive first), or a plain disconnect when Redis does not answer it. */
 export async function closeRedis(client: RedisClient, ms = STOP_REPLY_MS): Promise<void> {
   await replyWithin(client.quit(), 'QUIT', ms).catch(() => client.disconnect());

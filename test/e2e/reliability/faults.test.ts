@@ -258,6 +258,28 @@ test('Redis unreachable cannot keep the frontend from stopping: on SIGTERM it ex
   assert.doesNotMatch(own.frontendProcess.output(), /Unhandled error event/, 'no Redis client of the frontend is left without an error listener');
 });
 
+test('Redis unreachable with a build running cannot keep the frontend from stopping: on SIGTERM it exits and logs the build it could not hand over', { timeout: 120_000 }, async (t) => {
+  const own = await startCluster({ workers: 1, registry: cluster.registry });
+  t.after(() => own.stop());
+  const dockerfile = `FROM ${own.busybox.reference}\nRUN echo held-${nonce} && sleep 60\n`;
+  const dir = context('redis-down-stop', dockerfile);
+  const sync = new ContextSyncClient(own.address, credentials.createInsecure());
+  const control = new ControlClient(own.address, credentials.createInsecure());
+  t.after(() => { sync.close(); control.close(); });
+  const { syncContext } = await import('@buildyard/context');
+  const { contextId } = await syncContext(sync, dir, { dockerignore: [], metadata: bearer(own.token), cacheDir: false });
+  const call = control.solve(SolveRequest.fromPartial({ dockerfile: Buffer.from(dockerfile), dockerfileName: 'Dockerfile', contextId, platforms: ['linux/amd64'] }), bearer(own.token));
+  call.on('error', () => { /* the frontend goes away: UNAVAILABLE */ });
+  await within(60_000, 'the RUN step starting', new Promise<void>((resolve) => {
+    call.on('data', (e: SolveEvent) => { if (e.vertex?.name.includes('RUN') && e.vertex.startedMs && !e.vertex.completedMs) resolve(); });
+  }));
+  await own.redis.stop();
+  const exited = once(own.frontendProcess.child, 'exit');
+  own.frontendProcess.kill('SIGTERM');
+  await within(60_000, 'the frontend exiting on SIGTERM with a build running and Redis down', exited);
+  assert.match(own.frontendProcess.output(), /1 build did not hand over/, 'the log says which builds it gave up on and why');
+});
+
 test('a BuildKit client holding a Solve open cannot keep the frontend from stopping: on SIGTERM its call ends with UNAVAILABLE and the process exits', { timeout: 120_000 }, async (t) => {
   const port = await freePort();
   const own = await ownCluster(t, { BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' });
