@@ -1,12 +1,14 @@
 // reportOutages (@buildyard/contracts, redisClient.ts): a Redis outage is logged once, however
 // many reconnects fail, and its end once; ioredis prints nothing as unhandled meanwhile.
+// untilRedisGone: work waits as long as it takes while Redis answers, and is given up once
+// Redis has not answered for the grace period.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { startRedis, until, type RedisService } from '@buildyard/testkit';
-import { reportOutages } from '@buildyard/contracts';
+import { reportOutages, untilRedisGone } from '@buildyard/contracts';
 
 let redis: RedisService;
 before(async () => { redis = await startRedis(); });
@@ -57,4 +59,26 @@ test('a Redis outage is logged once however many reconnects fail, and its end on
   await until('the recovery logged', () => told.length > 0, 30_000);
   assert.deepEqual(told, ['Redis answers again']);
   assert.equal(warned.length, 1);
+});
+
+test('work waited for with untilRedisGone settles as it does while Redis answers, and is given up during an outage', async (t) => {
+  const proxy = await relay(new URL(redis.url));
+  t.after(() => proxy.stop());
+  const viaProxy = new URL(redis.url);
+  viaProxy.port = String(proxy.port);
+  const client = new Redis(viaProxy.toString(), { maxRetriesPerRequest: null });
+  t.after(() => client.disconnect());
+  client.on('error', () => undefined);
+  await once(client, 'ready');
+
+  // Redis up: the work's own outcome, however it ends.
+  assert.equal(await untilRedisGone(client, client.ping(), 50), 'PONG');
+  await assert.rejects(untilRedisGone(client, Promise.reject(new Error('the work failed')), 50), /the work failed/);
+
+  // Redis cut: work that waits on it (a command) is given up, with what happened.
+  await proxy.cut();
+  const pending = client.get('never-answered');
+  await assert.rejects(untilRedisGone(client, pending, 50), /Redis has not answered for 50 ms/);
+  await proxy.restore();
+  assert.equal(await pending, null, 'the command itself goes on and gets its reply once Redis is back');
 });
