@@ -165,4 +165,3 @@ export async function statEach(paths: string[]): Promise<(FileStat | undefined)[
 export async function placeEach(items: PlacedEntry[]): Promise<void> {
   if (items.length > 0) await request({ op: 'place', items });
 }
-

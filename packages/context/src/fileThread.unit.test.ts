@@ -56,4 +56,3 @@ test('places copies with their mode and time and symlinks with theirs; never wri
   await assert.rejects(placeEach([{ path: join(dir, 'copy'), time: 0, from: src }, { path: join(dir, 'after'), time: 0, from: src }]));
   assert.equal(existsSync(join(dir, 'after')), false);
 });
-

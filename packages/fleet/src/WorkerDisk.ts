@@ -344,9 +344,8 @@ export class WorkerDisk {
     t.done = false;
     this.trees.delete(`${t.tenantDir}/${t.hex}`);
     const lineageDir = join(this.contextsDir, t.tenantDir, t.lineage!);
-    const path = join(lineageDir, t.hex);
-    const bytes = t.bytes ?? (await diskBytes(path));
-    await rm(path, { recursive: true, force: true });
+    const bytes = await this.treeBytes(t);
+    await rm(this.path(t), { recursive: true, force: true });
     // Empty lineage and tenant dirs go too (rmdir fails on a non-empty one, as wanted).
     await rmdir(lineageDir).then(() => rmdir(join(this.contextsDir, t.tenantDir))).catch(() => undefined);
     return bytes;

@@ -16,10 +16,9 @@ import { freePort, startCluster, type Cluster } from '@buildyard/testkit';
 import { bearer } from '../../e2e/grpcClient.js';
 import { generateContext } from '../lib/generateContext.js';
 import { higherIsBetter, lowerIsBetter, type Benchmark } from '../lib/Measurement.js';
+import { cliBuild } from '../lib/cli.js';
 import { runCommand } from '../lib/runCommand.js';
 import { median, timed } from '../lib/stats.js';
-
-const cliBin = fileURLToPath(new URL('../../../apps/cli/bin/buildyard.js', import.meta.url));
 
 async function tarOverLoopback(dir: string): Promise<number> {
   const port = await freePort();
@@ -110,8 +109,7 @@ async function buildRows(ctx: Parameters<Benchmark['run']>[0], work: string, fil
     // The same one-file change as a user runs it: `buildyard build` (the bundle, its own process,
     // its own hash cache) against buildctl, whose process start the rows above already count
     // on BuildKit's side only. One untimed CLI build first fills the CLI's hash cache.
-    const cliEnv = { ...process.env, XDG_CONFIG_HOME: join(work, `cli-config-${files}`), XDG_CACHE_HOME: join(work, `cli-xdg-cache-${files}`), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: cluster.token };
-    const cli = () => runCommand(process.execPath, [cliBin, 'build', '--progress', 'plain', '-f', join(dfDir, 'Dockerfile'), dir], { env: cliEnv, timeoutMs: 600_000 });
+    const cli = () => cliBuild(cluster!, join(work, `cli-home-${files}`), ['-f', join(dfDir, 'Dockerfile'), dir]);
     await cli();
     const cliChange: number[] = [];
     const bkCliChange: number[] = [];

@@ -1,19 +1,17 @@
 // 8. Memory: peak RSS (VmHWM) of the frontend and a worker while 50 small builds run at once,
 // and of the CLI (the bundle users run) building from a 2 GiB context (issue 18's goal).
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
+import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Cluster } from '@buildyard/testkit';
+import { cliBuild } from '../lib/cli.js';
 import { generateContext } from '../lib/generateContext.js';
 import type { Benchmark, Measurement } from '../lib/Measurement.js';
 import { memoryOf, supervisedPid } from '../lib/processMemory.js';
-import { runCommand } from '../lib/runCommand.js';
 import { build, withCluster } from '../lib/solve.js';
 import { timed } from '../lib/stats.js';
 
 const MiB = 1024 ** 2;
-const cliBin = resolve(import.meta.dirname, '../../../apps/cli/bin/buildyard.js');
 const reportPeakRss = resolve(import.meta.dirname, '../lib/reportPeakRss.mjs');
 
 /**
@@ -21,19 +19,13 @@ const reportPeakRss = resolve(import.meta.dirname, '../lib/reportPeakRss.mjs');
  * here, read and sent whole). Answers the CLI's peak RSS in bytes and the build's time.
  */
 async function cliPeakRss(cluster: Cluster, work: string, bytes: number): Promise<{ peak: number; ms: number }> {
-  if (!existsSync(join(resolve(cliBin, '../../dist'), 'buildyard.cjs'))) throw new Error(`the CLI bundle is missing beside ${cliBin}: run npm run build first`);
   const ctx = join(work, 'big-context');
   await generateContext(ctx, 2_000, 20 * MiB);
   await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY d0000 /d0000\n');
   await writeFile(join(ctx, 'large.bin'), '');
   await truncate(join(ctx, 'large.bin'), bytes - 20 * MiB);
-  await mkdir(join(work, 'cli-config'), { recursive: true });
   const peakFile = join(work, 'cli-peak-rss');
-  const env = {
-    ...process.env, XDG_CONFIG_HOME: join(work, 'cli-config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: cluster.token,
-    NODE_OPTIONS: `--import ${reportPeakRss}`, BENCH_PEAK_RSS_FILE: peakFile,
-  };
-  const { ms } = await timed(() => runCommand(process.execPath, [cliBin, 'build', '--progress', 'plain', ctx], { env, timeoutMs: 900_000 }));
+  const { ms } = await timed(() => cliBuild(cluster, join(work, 'cli-home'), [ctx], { NODE_OPTIONS: `--import ${reportPeakRss}`, BENCH_PEAK_RSS_FILE: peakFile }));
   return { peak: Number(await readFile(peakFile, 'utf8')) * 1024, ms };
 }
 

@@ -43,11 +43,11 @@ async function sha256File(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-async function syncOnly(dir: string): Promise<string> {
+async function syncOnly(dir: string, on: Cluster = cluster): Promise<string> {
   const { syncContext } = await import('@buildyard/context');
   const { ContextSyncClient } = await import('@buildyard/proto');
-  const sync = new ContextSyncClient(cluster.address, credentials.createInsecure());
-  try { return (await syncContext(sync, dir, { dockerignore: [], metadata: bearer(cluster.token), cacheDir: false })).contextId; } finally { sync.close(); }
+  const sync = new ContextSyncClient(on.address, credentials.createInsecure());
+  try { return (await syncContext(sync, dir, { dockerignore: [], metadata: bearer(on.token), cacheDir: false })).contextId; } finally { sync.close(); }
 }
 
 async function waitFor<T>(what: string, ms: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
@@ -240,9 +240,9 @@ test('a client holding a stream open cannot keep the frontend from stopping: on 
   }
 });
 
-/** A cluster of its own (its Redis, a frontend, no workers; the file's registry): the test may stop its Redis. */
-async function ownCluster(t: TestContext, env: Record<string, string> = {}): Promise<Cluster> {
-  const own = await startCluster({ workers: 0, registry: cluster.registry, env });
+/** A cluster of its own (its Redis, a frontend, no workers unless asked; the file's registry): the test may stop its Redis. */
+async function ownCluster(t: TestContext, env: Record<string, string> = {}, workers = 0): Promise<Cluster> {
+  const own = await startCluster({ workers, registry: cluster.registry, env });
   t.after(() => own.stop());
   return own;
 }
@@ -259,15 +259,11 @@ test('Redis unreachable cannot keep the frontend from stopping: on SIGTERM it ex
 });
 
 test('Redis unreachable with a build running cannot keep the frontend from stopping: on SIGTERM it exits and logs the build it could not hand over', { timeout: 120_000 }, async (t) => {
-  const own = await startCluster({ workers: 1, registry: cluster.registry });
-  t.after(() => own.stop());
+  const own = await ownCluster(t, {}, 1);
   const dockerfile = `FROM ${own.busybox.reference}\nRUN echo held-${nonce} && sleep 60\n`;
-  const dir = context('redis-down-stop', dockerfile);
-  const sync = new ContextSyncClient(own.address, credentials.createInsecure());
+  const contextId = await syncOnly(context('redis-down-stop', dockerfile), own);
   const control = new ControlClient(own.address, credentials.createInsecure());
-  t.after(() => { sync.close(); control.close(); });
-  const { syncContext } = await import('@buildyard/context');
-  const { contextId } = await syncContext(sync, dir, { dockerignore: [], metadata: bearer(own.token), cacheDir: false });
+  t.after(() => control.close());
   const call = control.solve(SolveRequest.fromPartial({ dockerfile: Buffer.from(dockerfile), dockerfileName: 'Dockerfile', contextId, platforms: ['linux/amd64'] }), bearer(own.token));
   call.on('error', () => { /* the frontend goes away: UNAVAILABLE */ });
   await within(60_000, 'the RUN step starting', new Promise<void>((resolve) => {
