@@ -18,6 +18,8 @@ export interface FakeBuilderOptions {
   hang?: boolean;
   token?: string;
   workers?: WorkerInfo[];
+  /** Serve TLS with this certificate (endpoint tls://…) instead of plaintext. */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 export interface FakeBuilder {
@@ -79,8 +81,8 @@ export async function startFakeBuilder(options: FakeBuilderOptions): Promise<Fak
     },
   });
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-  fake.endpoint = `tcp://127.0.0.1:${port}`;
+    server.bindAsync('127.0.0.1:0', options.tls ? ServerCredentials.createSsl(null, [{ cert_chain: options.tls.cert, private_key: options.tls.key }]) : ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  fake.endpoint = `${options.tls ? 'tls' : 'tcp'}://127.0.0.1:${port}`;
   fake.stop = async () => {
     server.forceShutdown();
     await rm(root, { recursive: true, force: true });

@@ -3,10 +3,11 @@
 // records when the first byte arrives), against BuildKit's `buildctl --version` and `buildctl
 // build`'s first byte to the same kind of listener. Runs alternate between the two clients, so a
 // load change on the shared machine hits both sides of a ratio alike.
-// NODE_EXTRA_CA_CERTS is unset for the runs: Node 20 reads and parses that bundle before any
-// JavaScript runs (~65 ms for the system bundle on the dev machine, where the workplace sets it),
-// which measures the machine's CA bundle, not the CLI. When it is set, one more row reports
-// --version with it.
+// Each row runs the `buildyard` command as npm installs it (bin/buildyard, a shell script that
+// starts node on bin/buildyard.js). NODE_EXTRA_CA_CERTS is unset for the runs, so the rows compare
+// across machines; when the environment sets it, one more row reports --version with it (Node 20
+// would parse that bundle before any JavaScript runs; bin/buildyard defers it to the first TLS
+// connection, see apps/cli/bin/extraCaCerts.js).
 import { spawn } from 'node:child_process';
 import { existsSync, statSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -19,7 +20,7 @@ import { runCommand } from '../lib/runCommand.js';
 import { median } from '../lib/stats.js';
 
 const cliDir = resolve(import.meta.dirname, '../../../apps/cli');
-const bin = join(cliDir, 'bin/buildyard.js');
+const bin = join(cliDir, 'bin/buildyard');
 const bundle = join(cliDir, 'dist/buildyard.cjs');
 
 /** The newest modification time under a directory (sources of the bundle). */
@@ -85,7 +86,7 @@ export const startupBenchmark: Benchmark = {
     const { paths, missing } = referenceTools('buildctl');
     if (missing) throw new Error(missing);
     const buildctl = paths.buildctl;
-    // What users run is the bundle behind bin/buildyard.js; rebuild it when its sources moved on.
+    // What users run is the bundle behind bin/buildyard; rebuild it when its sources moved on.
     if (!existsSync(bundle) || statSync(bundle).mtimeMs < newestMtime(join(cliDir, 'src'))) {
       ctx.log('bundling apps/cli (dist/buildyard.cjs is missing or older than apps/cli/src)');
       await runCommand(process.execPath, [join(cliDir, 'scripts/bundle.mjs')], { cwd: cliDir });
@@ -109,17 +110,17 @@ export const startupBenchmark: Benchmark = {
 
       const runs = {
         node: () => timeToExit(process.execPath, ['-e', '0'], env),
-        version: () => timeToExit(process.execPath, [bin, '--version'], env),
-        help: () => timeToExit(process.execPath, [bin, '--help'], env),
-        ttfb: () => timeToFirstByte(server, process.execPath, [bin, 'build', '--builder', addr, '--progress', 'plain', context], env),
+        version: () => timeToExit(bin, ['--version'], env),
+        help: () => timeToExit(bin, ['--help'], env),
+        ttfb: () => timeToFirstByte(server, bin, ['build', '--builder', addr, '--progress', 'plain', context], env),
         ctlVersion: () => timeToExit(buildctl, ['--version'], env),
         ctlTtfb: () => timeToFirstByte(server, buildctl, ['--addr', addr, 'build', '--frontend', 'dockerfile.v0', '--local', `context=${context}`, '--local', `dockerfile=${context}`], env),
-        ...(extraCaCerts ? { versionCa: () => timeToExit(process.execPath, [bin, '--version'], { ...env, NODE_EXTRA_CA_CERTS: extraCaCerts }) } : {}),
+        ...(extraCaCerts ? { versionCa: () => timeToExit(bin, ['--version'], { ...env, NODE_EXTRA_CA_CERTS: extraCaCerts }) } : {}),
       };
       // A build that ends (port 1 refuses it) writes the code caches on exit, as a user's previous
       // build did; the timed builds are killed at their first byte and write none.
       await new Promise<void>((done, reject) => {
-        const child = spawn(process.execPath, [bin, 'build', '--builder', 'tcp://127.0.0.1:1', '--progress', 'plain', context], { stdio: 'ignore', env });
+        const child = spawn(bin, ['build', '--builder', 'tcp://127.0.0.1:1', '--progress', 'plain', context], { stdio: 'ignore', env });
         child.on('error', reject);
         child.on('exit', (code) => (code === 3 ? done() : reject(new Error(`warm-up build exited ${code}, expected 3 (builder unreachable)`))));
       });
