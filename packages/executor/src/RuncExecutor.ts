@@ -66,6 +66,8 @@ export class RuncExecutor implements Executor {
   private readonly limits: StepLimits;
   private readonly cgroups: StepCgroups;
   private readonly owner: string;
+  /** Steps between their registration and their end. */
+  private running = 0;
   private registered = false;
   readonly egress?: EgressNetworks;
   /** What builds may reach: RUN steps through `egress`, and the worker's own fetches for them. */
@@ -122,6 +124,7 @@ export class RuncExecutor implements Executor {
       registerOwner(this.owner, this.stateDir);
       this.registered = true;
     }
+    this.running++;
     let stubs: string[] = [];
     let containerMayExist = false;
     let network: StepNetwork | undefined;
@@ -201,13 +204,23 @@ export class RuncExecutor implements Executor {
       // processes after run() returns; settled() waits for that).
       void network?.release();
       removeMountStubs(stubs);
+      this.running--;
       await rm(bundle, { recursive: true, force: true });
     }
   }
 
-  /** Resolves once the networks of steps that have returned are torn down, the spare made for the next step included. */
-  settled(): Promise<void> {
-    return this.egress?.settled() ?? Promise.resolve();
+  /**
+   * Resolves once the networks of steps that have returned are torn down, the spare made for the
+   * next step included. With no step running, nothing of this executor is left on the host then:
+   * its record (which lets another worker reclaim what a killed one leaves) goes too, and the next
+   * run writes it again.
+   */
+  async settled(): Promise<void> {
+    await this.egress?.settled();
+    if (this.registered && this.running === 0) {
+      forgetOwner(this.owner);
+      this.registered = false;
+    }
   }
 
   /** Deletes every container with our prefix in the runc root and every leftover bundle.

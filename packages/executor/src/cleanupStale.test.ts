@@ -2,13 +2,13 @@
 // nftables table: cleanupStale() on the next start removes them all.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join, resolve } from 'node:path';
 import { it } from 'node:test';
 import { until } from '@buildyard/testkit';
 import { RuncExecutor } from './RuncExecutor.js';
-import { bundles, canUseRunc, makeTestDir, processesMatching, runcIds } from './testRootfs.test-util.js';
+import { bundles, canUseRunc, makeTestDir, processesMatching, runScript, runcIds } from './testRootfs.test-util.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const repoRoot = resolve(here, '../../..');
@@ -99,3 +99,28 @@ function tablesOf(owner: string): string[] {
   const listed = spawnSync('nft', ['list', 'tables'], { encoding: 'utf8' }).stdout ?? '';
   return [...listed.matchAll(/^table inet (\S+)$/gm)].map((m) => m[1] as string).filter((t) => t.startsWith(`${owner}_`));
 }
+
+it('an executor that has settled leaves no record behind; its next step writes it again', { skip: canUseRunc ? false : 'needs root and runc', timeout: 60_000 }, async () => {
+  const t = await makeTestDir('amd64');
+  const executor = new RuncExecutor({ stateDir: t.stateDir });
+  const owner = executor.egress!.owner;
+  const record = join('/run/buildyard/executors', owner);
+  try {
+    assert.equal(existsSync(record), false);
+    // The step waits for /go, which the test writes once it has looked at the record.
+    const first = runScript(executor, t.rootfs, 'while [ ! -e /go ]; do sleep 0.05; done; echo ran');
+    await until('the step to record its executor', () => existsSync(record));
+    await executor.settled();
+    assert.equal(existsSync(record), true, 'settling while a step ran dropped its record (a worker killed now would leave what the step holds)');
+    writeFileSync(join(t.rootfs, 'go'), '');
+    assert.equal(await first, 'ran\n');
+    await executor.settled();
+    assert.equal(existsSync(record), false, 'the record outlived everything it names');
+    assert.deepEqual(namespacesOf(owner), []);
+    assert.equal(await runScript(executor, t.rootfs, 'echo again'), 'again\n');
+    assert.equal(readFileSync(record, 'utf8'), t.stateDir);
+  } finally {
+    await executor.settled();
+    t.remove();
+  }
+});
