@@ -22,4 +22,4 @@ export { cacheRecordSchema, type CacheRecord } from './CacheRecord.js';
 export {
   workerDiskRequestSchema, workerDiskReportSchema, workerDiskPartSchema, type WorkerDiskRequest, type WorkerDiskReport, type WorkerDiskPart,
 } from './WorkerDisk.js';
-export { openRedis, duplicateRedis, keepSubscribed, scanKeys, parseRedisUrl, replyWithin, closeRedis, reportOutages, untilRedisGone, type OutageLog, type RedisClient, type RedisConnection, type RedisClientOptions, type RedisUrlParts } from './redisClient.js';
+export { openRedis, duplicateRedis, keepSubscribed, scanKeys, parseRedisUrl, replyWithin, closeRedis, abandonRedis, reportOutages, untilRedisGone, STOP_WITHOUT_REDIS_MS, type OutageLog, type RedisClient, type RedisConnection, type RedisClientOptions, type RedisUrlParts } from './redisClient.js';

@@ -132,6 +132,12 @@ export function replyWithin<T>(command: Promise<T>, what: string, ms = STOP_REPL
 }
 
 /**
+ * How long a stopping process waits for work that goes through Redis (builds handing over,
+ * stages handed back) once Redis has stopped answering: then it stops without it.
+ */
+export const STOP_WITHOUT_REDIS_MS = 10_000;
+
+/**
  * Settles as `work` does, or rejects once `client` has been unable to reach Redis for `graceMs`
  * in a row: work that waits on Redis (a build handing itself over) would otherwise wait for as
  * long as the outage lasts. While Redis answers, it waits as long as `work` takes.
@@ -153,6 +159,20 @@ export function untilRedisGone<T>(client: RedisClient, work: Promise<T>, graceMs
     if (client.status !== 'ready') down();
     work.then((value) => { stop(); resolve(value); }, (err: unknown) => { stop(); reject(err); });
   });
+}
+
+/**
+ * Closes `client` at once and fails with `reason` every command that waits for Redis, and every
+ * command sent from now on. ioredis's disconnect() alone does neither for a client between two
+ * reconnect attempts: its socket is gone already, so no close event flushes the queued commands,
+ * and the client stays 'reconnecting', queueing new ones for ever. Hand-written because ioredis
+ * offers no such call; flushQueue and options.enableOfflineQueue are what its own close handler
+ * and command path use (Redis and Cluster alike).
+ */
+export function abandonRedis(client: RedisClient, reason: Error): void {
+  client.options.enableOfflineQueue = false;
+  client.disconnect();
+  (client as unknown as { flushQueue(error: Error): void }).flushQueue(reason);
 }
 
 /** QUIT (pending replies arrive first), or a plain disconnect when Redis does not answer it. */

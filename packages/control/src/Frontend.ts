@@ -18,7 +18,7 @@ import type { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
 import { createLogger, metrics, type Logger } from '@buildyard/telemetry'; // metrics
 import { authenticate, serviceError } from './authenticate.js';
 import { boundedShutdown, stopAccepting, stoppingError } from './serverShutdown.js';
-import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, isUnfinished, keepSubscribed, replyWithin, untilRedisGone, type BuildRecord, type RedisKeys } from '@buildyard/contracts';
+import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, isUnfinished, keepSubscribed, replyWithin, untilRedisGone, STOP_WITHOUT_REDIS_MS, type BuildRecord, type RedisKeys } from '@buildyard/contracts';
 import { SshForwardService, type SshForwardServer } from '@buildyard/proto';
 import { SshSessions, startSshForwarding, type SshAgentSource } from './sshForwarding.js';
 import { BuildRunner, type FinishedImages } from './BuildRunner.js';
@@ -76,8 +76,6 @@ export interface StartedBuild {
 const MAX_BUILD_ARG_BYTES = 64 * 1024;
 const COORDINATOR_BEAT_MS = 3_000;
 const COORDINATOR_TTL_MS = 10_000;
-/** How long a stopping frontend waits for an unreachable Redis before it stops without its running builds. */
-const REDIS_GONE_MS = 10_000;
 const MAX_LABEL_BYTES = 64 * 1024;
 const FILE_CHUNK = 256 * 1024;
 const CANCELLED_BY_CLIENT = 'cancelled by the client';
@@ -303,8 +301,8 @@ export class Frontend {
     // heartbeat expires: another frontend then takes over those that can move (as after a crash).
     let running = this.finished.size;
     const ended = Promise.allSettled([...this.finished.values()].map((f) => f.finally(() => running--)));
-    await untilRedisGone(this.opts.redis, ended, REDIS_GONE_MS).catch(() => {
-      this.log.warn({ builds: running }, `${running} build${running === 1 ? '' : 's'} did not hand over or finish: Redis has not answered for ${REDIS_GONE_MS / 1000} s; stopping without them (another frontend takes over those that can move once this one's heartbeat expires)`);
+    await untilRedisGone(this.opts.redis, ended, STOP_WITHOUT_REDIS_MS).catch(() => {
+      this.log.warn({ builds: running }, `${running} build${running === 1 ? '' : 's'} did not hand over or finish: Redis has not answered for ${STOP_WITHOUT_REDIS_MS / 1000} s; stopping without them (another frontend takes over those that can move once this one's heartbeat expires)`);
     });
     clearInterval(this.liveness);
     // Bounded: with Redis unreachable the DEL would wait for it forever; the key expires anyway.

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { openRedis, reportOutages, type OutageLog, type RedisClient as Redis } from '@buildyard/contracts';
+import { STOP_WITHOUT_REDIS_MS, abandonRedis, openRedis, reportOutages, untilRedisGone, type OutageLog, type RedisClient as Redis } from '@buildyard/contracts';
 import { SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
 import { metrics, withExtractedContext, type EmulationLabel } from '@buildyard/telemetry';
 import { BlobLeases, RedisCacheIndex, TieredBlobStore, holdBlobWrites, openContextStore, openSharedBlobStore, serveWorkerDisk, type WorkerDiskReport, type WorkerDiskRequest } from '@buildyard/cache';
@@ -218,7 +218,20 @@ export class FleetWorker {
   async close(): Promise<void> {
     clearInterval(this.gcTimer);
     this.diskService?.close();
-    await this.consumer?.close();
+    const consumer = this.consumer;
+    if (consumer) {
+      // Finishing the running stages, handing back jobs and deregistering all go through Redis:
+      // while it does not answer, the worker stops without them (their stages run again elsewhere
+      // once Redis is back, as after a crash). Every Redis call fails at once after the abandon.
+      const closed = consumer.close();
+      await untilRedisGone(this.redis, closed, STOP_WITHOUT_REDIS_MS).catch(async (err: Error) => {
+        const running = consumer.runningCount;
+        this.opts.onError?.(new Error(`stopping without Redis, which has not answered for ${STOP_WITHOUT_REDIS_MS / 1000} s: ${running} running stage${running === 1 ? '' : 's'} stopped and not handed back (another worker runs ${running === 1 ? 'it' : 'them'} once Redis is back)`));
+        consumer.abandon(err);
+        abandonRedis(this.redis, err);
+        await closed.catch(() => undefined);
+      });
+    }
     // Networks of the last steps are torn down after their runs return: none is left behind.
     await this.engine?.executor.settled();
     this.redis?.disconnect();

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Worker, type Job } from 'bullmq';
 import type { RedisClient } from './connectRedis.js';
 import { connectRedis, type RedisTarget } from './connectRedis.js';
-import { MalformedRedisDataError, keepSubscribed, stageJobDataSchema, type StageJobData } from '@buildyard/contracts';
+import { MalformedRedisDataError, abandonRedis, keepSubscribed, stageJobDataSchema, type StageJobData } from '@buildyard/contracts';
 import { Dispatcher, type ViewScope } from './Dispatcher.js';
 import { DEFAULT_PREFIX, platformQueueName, schedulerKeys, workerQueueName, type SchedulerKeys } from './keys.js';
 import { StageStore } from './StageStore.js';
@@ -120,6 +120,8 @@ export class StageConsumer {
   private drainingSeen = false;
   private loopDone: Promise<void> | undefined;
   private closing = false;
+  /** Given up on Redis while closing (abandon): what fails from then on is expected, not reported. */
+  private abandoned = false;
   private wakeUp: (() => void) | undefined;
   /** A wake-up arrived while the loop was not asleep: its next sleep returns at once. */
   private woken = false;
@@ -242,6 +244,19 @@ export class StageConsumer {
     await this.redis?.quit().catch(() => undefined);
   }
 
+  /**
+   * Gives up on a close() that cannot finish because Redis does not answer: the running stages
+   * are aborted and this consumer's connections closed, so whatever waits on Redis fails at once
+   * and close() returns. Nothing is handed back: the jobs' locks expire, and once Redis is back
+   * another worker runs those stages again, as after a crash.
+   */
+  abandon(reason: Error): void {
+    this.closing = true;
+    this.abandoned = true;
+    for (const r of this.running.values()) r.abort.abort(reason);
+    for (const client of [this.sub, this.redis]) if (client) abandonRedis(client, reason);
+  }
+
   private info() {
     const w = this.opts.worker;
     return {
@@ -251,7 +266,7 @@ export class StageConsumer {
   }
 
   private report(err: unknown): void {
-    if (this.closing && /Connection is closed/.test(message(err))) return;
+    if (this.abandoned || (this.closing && /Connection is closed/.test(message(err)))) return;
     this.opts.onError?.(err instanceof Error ? err : new Error(String(err)));
   }
 

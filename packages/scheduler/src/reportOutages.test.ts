@@ -1,14 +1,15 @@
 // reportOutages (@buildyard/contracts, redisClient.ts): a Redis outage is logged once, however
 // many reconnects fail, and its end once; ioredis prints nothing as unhandled meanwhile.
 // untilRedisGone: work waits as long as it takes while Redis answers, and is given up once
-// Redis has not answered for the grace period.
+// Redis has not answered for the grace period. abandonRedis: a client given up on fails what it
+// holds and whatever comes after, even between two reconnect attempts.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { startRedis, until, type RedisService } from '@buildyard/testkit';
-import { reportOutages, untilRedisGone } from '@buildyard/contracts';
+import { abandonRedis, reportOutages, untilRedisGone } from '@buildyard/contracts';
 
 let redis: RedisService;
 before(async () => { redis = await startRedis(); });
@@ -81,4 +82,25 @@ test('work waited for with untilRedisGone settles as it does while Redis answers
   await assert.rejects(untilRedisGone(client, pending, 50), /Redis has not answered for 50 ms/);
   await proxy.restore();
   assert.equal(await pending, null, 'the command itself goes on and gets its reply once Redis is back');
+});
+
+test('abandonRedis fails the commands a client between reconnects holds, and every later one, at once', { timeout: 20_000 }, async (t) => {
+  const proxy = await relay(new URL(redis.url));
+  t.after(() => proxy.stop());
+  const viaProxy = new URL(redis.url);
+  viaProxy.port = String(proxy.port);
+  const client = new Redis(viaProxy.toString(), { maxRetriesPerRequest: null });
+  t.after(() => client.disconnect());
+  client.on('error', () => undefined);
+  await once(client, 'ready');
+  await proxy.cut();
+  await once(client, 'reconnecting');
+  // Queued while Redis is away: disconnect() alone would leave it waiting for ever.
+  const queued = client.get('never-answered');
+  abandonRedis(client, new Error('stopping without Redis'));
+  await assert.rejects(queued, /stopping without Redis/);
+  await assert.rejects(client.get('sent-after'), /enableOfflineQueue/);
+  // Redis back: the abandoned client stays closed.
+  await proxy.restore();
+  await assert.rejects(client.get('sent-after-restore'), /enableOfflineQueue|Connection is closed/);
 });

@@ -297,3 +297,28 @@ test('a BuildKit client holding a Solve open cannot keep the frontend from stopp
   assert.equal(err?.code, status.UNAVAILABLE, `the held Solve is told the frontend is stopping (got ${err?.code} ${err?.details})`);
   assert.match(err?.details ?? '', /buildyardd is stopping/);
 });
+
+test('Redis unreachable cannot keep a worker from stopping: on SIGTERM it exits, stops its running step and logs what it gave up', { timeout: 180_000 }, async (t) => {
+  const own = await ownCluster(t, {}, 2);
+  const dockerfile = `FROM ${own.busybox.reference}\nRUN echo held-worker-${nonce} && sleep 60\n`;
+  const contextId = await syncOnly(context('redis-down-worker-stop', dockerfile), own);
+  const control = new ControlClient(own.address, credentials.createInsecure());
+  t.after(() => control.close());
+  const call = control.solve(SolveRequest.fromPartial({ dockerfile: Buffer.from(dockerfile), dockerfileName: 'Dockerfile', contextId, platforms: ['linux/amd64'] }), bearer(own.token));
+  call.on('error', () => { /* the cluster goes away */ });
+  const runningOn = await within(60_000, 'the RUN step starting', new Promise<string>((resolve) => {
+    call.on('data', (e: SolveEvent) => { if (e.vertex?.name.includes('RUN') && e.vertex.startedMs && !e.vertex.completedMs && e.vertex.workerId) resolve(e.vertex.workerId); });
+  }));
+  await own.redis.stop();
+  for (const w of own.workers) {
+    const running = w.id === runningOn;
+    const exited = once(w.process.child, 'exit');
+    w.process.kill('SIGTERM');
+    await within(60_000, `worker ${w.id} (${running ? 'running the step' : 'idle'}) exiting on SIGTERM with Redis down`, exited);
+    assert.match(w.process.output(), new RegExp(`stopping without Redis.*: ${running ? '1 running stage stopped' : '0 running stages stopped'}`), `worker ${w.id} logs what it gave up`);
+  }
+  // Stopped, not left running: no process of the step, and no container in its worker's runc root.
+  assert.equal(spawnSync('pgrep', ['-f', `held-worker-${nonce}`]).stdout.toString().trim(), '', 'the step\'s processes outlived its worker');
+  const stepWorker = own.workers.find((w) => w.id === runningOn)!;
+  assert.equal(execFileSync('runc', ['--root', join(stepWorker.stateDir, 'runc/runc'), 'list', '-q'], { encoding: 'utf8' }).trim(), '', 'the step\'s container outlived its worker');
+});
