@@ -9,12 +9,12 @@ export TURBO_TELEMETRY_DISABLED=1
 state_dir=${BUILDYARD_CLUSTER_DIR:-/var/lib/buildyard/cluster}
 
 npm run build --silent
-cluster=$(node apps/cli/bin/buildyard.js up --workers 2 --state-dir "$state_dir" --json)
+cluster=$(apps/cli/bin/buildyard up --workers 2 --state-dir "$state_dir" --json)
 registry=$(node -e 'console.log(JSON.parse(process.argv[1]).registry)' "$cluster")
 dashboard=$(node -e 'console.log(JSON.parse(process.argv[1]).dashboardUrl)' "$cluster")
 image="$registry/buildyard/example:latest"
 
-node apps/cli/bin/buildyard.js build \
+apps/cli/bin/buildyard build \
   --platform linux/amd64,linux/arm64 \
   --build-arg "BASE=$registry/library/busybox:latest" \
   --metadata-file "$state_dir/example-metadata.json" \
@@ -23,7 +23,7 @@ node apps/cli/bin/buildyard.js build \
 
 echo
 echo "pushed $image:"
-node apps/cli/bin/buildyard.js imagetools inspect "$image"
+apps/cli/bin/buildyard imagetools inspect "$image"
 echo
 echo "dashboard: $dashboard"
 echo "stop the cluster with: npx buildyard down --state-dir $state_dir"
