@@ -140,24 +140,37 @@ export const STOP_WITHOUT_REDIS_MS = 10_000;
 /**
  * Settles as `work` does, or rejects once `client` has been unable to reach Redis for `graceMs`
  * in a row: work that waits on Redis (a build handing itself over) would otherwise wait for as
- * long as the outage lasts. While Redis answers, it waits as long as `work` takes.
+ * long as the outage lasts. While Redis answers, it waits as long as `work` takes. A Redis that
+ * keeps its connections open but answers nothing (stopped, or stuck) sends no connection event:
+ * a PING unanswered for `graceMs` counts as gone too (one at a time, every `graceMs`).
  */
 export function untilRedisGone<T>(client: RedisClient, work: Promise<T>, graceMs: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
-    const down = () => {
-      timer ??= setTimeout(() => { stop(); reject(new Error(`Redis has not answered for ${graceMs} ms`)); }, graceMs);
+    let probe: NodeJS.Timeout | undefined;
+    let settled = false;
+    const gone = () => {
+      if (settled) return;
+      stop();
+      reject(new Error(`Redis has not answered for ${graceMs} ms`));
     };
+    const down = () => { timer ??= setTimeout(gone, graceMs); };
     const up = () => { clearTimeout(timer); timer = undefined; };
+    const ping = () => {
+      replyWithin(client.ping(), 'PING', graceMs).then(() => { if (!settled) probe = setTimeout(ping, graceMs); }, gone);
+    };
     const stop = () => {
+      settled = true;
       clearTimeout(timer);
+      clearTimeout(probe);
       for (const event of ['close', 'reconnecting', 'end']) client.off(event, down);
       client.off('ready', up);
     };
     for (const event of ['close', 'reconnecting', 'end']) client.on(event, down);
     client.on('ready', up);
     if (client.status !== 'ready') down();
-    work.then((value) => { stop(); resolve(value); }, (err: unknown) => { stop(); reject(err); });
+    ping();
+    work.then((value) => { if (!settled) { stop(); resolve(value); } }, (err: unknown) => { if (!settled) { stop(); reject(err); } });
   });
 }
 

@@ -15,13 +15,15 @@ let redis: RedisService;
 before(async () => { redis = await startRedis(); });
 after(async () => { await redis?.stop(); });
 
-/** A loopback relay to the test's Redis that can be cut and put back on the same port. */
+/** A loopback relay to the test's Redis that can be cut and put back on the same port, or frozen (connections kept, nothing passed on). */
 async function relay(to: URL) {
   const sockets = new Set<Socket>();
+  const pairs: Array<[Socket, Socket]> = [];
   const server = createServer((client) => {
     const upstream = createConnection(Number(to.port), to.hostname);
     for (const s of [client, upstream]) { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => undefined); }
     client.pipe(upstream).pipe(client);
+    pairs.push([client, upstream]);
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -31,6 +33,7 @@ async function relay(to: URL) {
     cut: async () => { const closed = once(server, 'close'); server.close(); for (const s of sockets) s.destroy(); await closed; },
     restore: async () => { server.listen(port, '127.0.0.1'); await once(server, 'listening'); },
     stop: () => { server.close(); for (const s of sockets) s.destroy(); },
+    freeze: () => { for (const [client, upstream] of pairs) { client.unpipe(upstream); client.pause(); } },
   };
 }
 
@@ -103,4 +106,21 @@ test('abandonRedis fails the commands a client between reconnects holds, and eve
   // Redis back: the abandoned client stays closed.
   await proxy.restore();
   await assert.rejects(client.get('sent-after-restore'), /enableOfflineQueue|Connection is closed/);
+});
+
+test('untilRedisGone gives up on a Redis that keeps the connection open but answers nothing', { timeout: 20_000 }, async (t) => {
+  const proxy = await relay(new URL(redis.url));
+  t.after(() => proxy.stop());
+  const viaProxy = new URL(redis.url);
+  viaProxy.port = String(proxy.port);
+  const client = new Redis(viaProxy.toString(), { maxRetriesPerRequest: null });
+  t.after(() => client.disconnect());
+  client.on('error', () => undefined);
+  await once(client, 'ready');
+  // A stopped Redis: no connection event, no reply.
+  proxy.freeze();
+  const pending = client.get('never-answered');
+  pending.catch(() => undefined);
+  await assert.rejects(untilRedisGone(client, pending, 200), /Redis has not answered for 200 ms/);
+  assert.equal(client.status, 'ready', 'the connection itself never dropped');
 });
