@@ -9,6 +9,7 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile }
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runProcess, type Finished } from './runProcess.test-util.js';
 
 const appDir = resolve(fileURLToPath(import.meta.url), '../..');
 const loader = join(appDir, 'bin/codeCache.js');
@@ -98,19 +99,11 @@ test('a broken cache is rejected, the program still runs, and the cache is writt
 });
 
 /** Runs bin/buildyard.js (the built bundle) with its cache under `xdg`. */
-function cli(args: string[], xdg: string, cwd: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, XDG_CACHE_HOME: xdg, BUILDYARD_BUILDER: '', ...extraEnv };
-    delete env.NODE_DISABLE_COMPILE_CACHE;
-    delete env.BUILDYARD_CACHE_DIR;
-    const child = spawn(process.execPath, [join(appDir, 'bin/buildyard.js'), ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d; });
-    child.stderr.on('data', (d: Buffer) => { stderr += d; });
-    child.on('error', rej);
-    child.on('close', (code) => res({ code, stdout, stderr }));
-  });
+function cli(args: string[], xdg: string, cwd: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<Finished> {
+  const env: NodeJS.ProcessEnv = { ...process.env, XDG_CACHE_HOME: xdg, BUILDYARD_BUILDER: '', ...extraEnv };
+  delete env.NODE_DISABLE_COMPILE_CACHE;
+  delete env.BUILDYARD_CACHE_DIR;
+  return runProcess(process.execPath, [join(appDir, 'bin/buildyard.js'), ...args], { cwd, env });
 }
 
 test('the CLI from a cached compile: same help, its actions import their chunks, gRPC from its own cache', { skip: Number(process.versions.node.split('.')[0]) >= 22 && 'Node 22+ uses its own compile cache' }, async () => {

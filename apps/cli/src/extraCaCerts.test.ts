@@ -5,7 +5,7 @@
 // is reported as Node reports it, and processes the CLI starts get the variable back.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startFakeBuilder, type FakeBuilder } from './fakeBuilder.test-util.js';
+import { runProcess } from './runProcess.test-util.js';
 
 const appDir = resolve(fileURLToPath(import.meta.url), '../..');
 const launcher = join(appDir, 'bin/buildyard');
@@ -47,17 +48,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const child = spawn(command, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d; });
-    child.stderr.on('data', (d: Buffer) => { stderr += d; });
-    child.on('error', rej);
-    child.on('close', (code) => res({ code, stdout, stderr }));
-  });
-}
+const run = (command: string, args: string[], env: NodeJS.ProcessEnv) => runProcess(command, args, { cwd: dir, env });
 
 /** The environment of a user whose NODE_EXTRA_CA_CERTS is `ca` (none: unset), with a home of its own. */
 function userEnv(ca: string | undefined): NodeJS.ProcessEnv {

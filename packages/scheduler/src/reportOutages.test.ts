@@ -3,7 +3,7 @@
 // untilRedisGone: work waits as long as it takes while Redis answers, and is given up once
 // Redis has not answered for the grace period. abandonRedis: a client given up on fails what it
 // holds and whatever comes after, even between two reconnect attempts.
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createConnection, createServer, type Socket } from 'node:net';
@@ -37,6 +37,19 @@ async function relay(to: URL) {
   };
 }
 
+/** A client (commands wait for Redis, as the fleet's do) connected through a relay the test may cut or freeze. */
+async function clientThroughRelay(t: TestContext) {
+  const proxy = await relay(new URL(redis.url));
+  t.after(() => proxy.stop());
+  const viaProxy = new URL(redis.url);
+  viaProxy.port = String(proxy.port);
+  const client = new Redis(viaProxy.toString(), { maxRetriesPerRequest: null });
+  t.after(() => client.disconnect());
+  client.on('error', () => undefined);
+  await once(client, 'ready');
+  return { proxy, client };
+}
+
 test('a Redis outage is logged once however many reconnects fail, and its end once', async (t) => {
   const target = new URL(redis.url);
   const proxy = await relay(target);
@@ -66,14 +79,7 @@ test('a Redis outage is logged once however many reconnects fail, and its end on
 });
 
 test('work waited for with untilRedisGone settles as it does while Redis answers, and is given up during an outage', async (t) => {
-  const proxy = await relay(new URL(redis.url));
-  t.after(() => proxy.stop());
-  const viaProxy = new URL(redis.url);
-  viaProxy.port = String(proxy.port);
-  const client = new Redis(viaProxy.toString(), { maxRetriesPerRequest: null });
-  t.after(() => client.disconnect());
-  client.on('error', () => undefined);
-  await once(client, 'ready');
+  const { proxy, client } = await clientThroughRelay(t);
 
   // Redis up: the work's own outcome, however it ends.
   assert.equal(await untilRedisGone(client, client.ping(), 50), 'PONG');
@@ -88,14 +94,7 @@ test('work waited for with untilRedisGone settles as it does while Redis answers
 });
 
 test('abandonRedis fails the commands a client between reconnects holds, and every later one, at once', { timeout: 20_000 }, async (t) => {
-  const proxy = await relay(new URL(redis.url));
-  t.after(() => proxy.stop());
-  const viaProxy = new URL(redis.url);
-  viaProxy.port = String(proxy.port);
-  const client = new Redis(viaProxy.toString(), { maxRetriesPerRequest: null });
-  t.after(() => client.disconnect());
-  client.on('error', () => undefined);
-  await once(client, 'ready');
+  const { proxy, client } = await clientThroughRelay(t);
   await proxy.cut();
   await once(client, 'reconnecting');
   // Queued while Redis is away: disconnect() alone would leave it waiting for ever.
@@ -109,14 +108,7 @@ test('abandonRedis fails the commands a client between reconnects holds, and eve
 });
 
 test('untilRedisGone gives up on a Redis that keeps the connection open but answers nothing', { timeout: 20_000 }, async (t) => {
-  const proxy = await relay(new URL(redis.url));
-  t.after(() => proxy.stop());
-  const viaProxy = new URL(redis.url);
-  viaProxy.port = String(proxy.port);
-  const client = new Redis(viaProxy.toString(), { maxRetriesPerRequest: null });
-  t.after(() => client.disconnect());
-  client.on('error', () => undefined);
-  await once(client, 'ready');
+  const { proxy, client } = await clientThroughRelay(t);
   // A stopped Redis: no connection event, no reply.
   proxy.freeze();
   const pending = client.get('never-answered');
