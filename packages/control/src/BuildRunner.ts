@@ -100,17 +100,20 @@ function announcingResolver(resolve: ReturnType<typeof registryImageResolver>, p
     const name = `[internal] load metadata for ${shown}`;
     const vertex: VertexRef = { digest: internalDigest(buildId, `${platform} ${name}`), name, platform, stage: '', step: 0, steps: 0, workerId: '', emulated: false };
     const startedMs = Date.now();
-    await progress.emit({ type: 'vertex.started', vertex, startedMs, timestampMs: startedMs });
+    // The resolution does not wait for the event's reply (the writer appends events in call
+    // order); its failure is thrown below, with the finished event's.
+    const announced = progress.emit({ type: 'vertex.started', vertex, startedMs, timestampMs: startedMs });
+    announced.catch(() => undefined);
     try {
       const image = await resolve(ref, platform);
       const completedMs = Date.now();
-      await progress.emit({ type: 'vertex.finished', vertex, startedMs, completedMs, durationMs: completedMs - startedMs, timestampMs: completedMs });
+      await Promise.all([announced, progress.emit({ type: 'vertex.finished', vertex, startedMs, completedMs, durationMs: completedMs - startedMs, timestampMs: completedMs })]);
       // The FROM step's name: the reference with its tag, at the digest the reference itself resolved to.
       let pinnedName: string | undefined;
       try { pinnedName = `${formatReference({ ...parseReference(ref), digest: undefined })}@${image.topDigest}`; } catch { /* the planner reports the invalid reference */ }
       return { ...image, ...(pinnedName ? { pinnedName } : {}) };
     } catch (e) {
-      await progress.emit({ type: 'vertex.error', vertex, startedMs, completedMs: Date.now(), error: (e as Error).message ?? String(e), timestampMs: Date.now() });
+      await Promise.all([announced, progress.emit({ type: 'vertex.error', vertex, startedMs, completedMs: Date.now(), error: (e as Error).message ?? String(e), timestampMs: Date.now() })]);
       throw e;
     }
   };

@@ -20,6 +20,8 @@ export function isBaseImageVertex(v: Pick<VertexRef, 'workerId' | 'step' | 'name
  */
 export async function announceBaseImages(plan: BuildPlan, progress: ProgressWriter, buildId: string): Promise<void> {
   const seen = new Set<string>();
+  // Sent without waiting for each reply (the writer appends them in call order): one round trip.
+  const sent: Promise<void>[] = [];
   for (const p of plan.platforms) {
     for (const stage of p.stages) {
       const base = stage.base;
@@ -32,8 +34,8 @@ export async function announceBaseImages(plan: BuildPlan, progress: ProgressWrit
         stage: stage.name ?? String(stage.index), step: 1, steps: Number(steps ?? 1), workerId: '', emulated: false,
       };
       const startedMs = Date.now();
-      await progress.started(vertex, startedMs);
-      await progress.finished(vertex, startedMs);
+      sent.push(progress.started(vertex, startedMs), progress.finished(vertex, startedMs));
     }
   }
+  await Promise.all(sent);
 }
