@@ -157,7 +157,7 @@ export function untilRedisGone<T>(client: RedisClient, work: Promise<T>, graceMs
     const down = () => { timer ??= setTimeout(gone, graceMs); };
     const up = () => { clearTimeout(timer); timer = undefined; };
     const ping = () => {
-      replyWithin(client.ping(), 'PING', graceMs).then(() => { if (!settled) probe = setTimeout(ping, graceMs); }, gone);
+      replyWithin(client.ping(), 'PING', graceMs).then(() => { if (!settled) probe = setTimeout(ping, graceMs).unref(); }, gone);
     };
     const stop = () => {
       settled = true;
