@@ -242,32 +242,41 @@ function lazyChildProcess() {
 }
 
 /**
- * grpc-js asks `net.isIPv6` of every target and address it handles (resolver, pick-first, address
- * strings). Node's first call compiles its IPv6 pattern, ~3 ms, and the next calls run it slowly
- * before V8 optimises it: ~4 ms of a build's way to its first byte, for addresses that are almost
- * always IPv4 or host names. In the bundled copy the calls ask for a ':' first, which every IPv6
- * address has and no IPv4 address or host name does, so the answer is the same. The build fails
- * when grpc-js has no such call left, so an upgrade is looked at.
+ * Two changes to the bundled copy of grpc-js, each exact (the build fails when grpc-js no longer
+ * has the code it replaces, so an upgrade is looked at):
+ * - It asks `net.isIPv6` of every target and address it handles (resolver, pick-first, address
+ *   strings). Node's first call compiles its IPv6 pattern, ~3 ms, and the next calls run it
+ *   slowly before V8 optimises it: ~4 ms of a build's main thread, for addresses that are almost
+ *   always IPv4 or host names. The calls ask for a ':' first, which every IPv6 address has and no
+ *   IPv4 address or host name does, so the answer is the same.
+ * - Over TLS it sets the server name (SNI) to the target's host even when that is an IP address,
+ *   which RFC 6066 does not allow: Node prints a deprecation warning (DEP0123) on every
+ *   `buildyard build --builder tls://10.0.0.5:port` (grpc/grpc-node#1919). For an address it now
+ *   sets none, as Node's own tls.connect does; the certificate is still checked against the host.
  */
-function fastIsIPv6() {
-  const call = '(0, net_1.isIPv6)(';
-  let rewritten = 0;
+function grpcClientFixes() {
+  const helpers = " const __isIPv6 = (s) => typeof s === 'string' && s.includes(':') && require('net').isIPv6(s);";
+  const rewrites = [
+    { what: 'calls of net.isIPv6', from: '(0, net_1.isIPv6)(', to: '__isIPv6(', times: 0 },
+    { what: 'the TLS server name', from: 'connectionOptions.servername = remoteHost;', to: "if (!require('net').isIPv4(remoteHost) && !__isIPv6(remoteHost)) connectionOptions.servername = remoteHost;", times: 0 },
+  ];
   return {
-    name: 'fast-is-ipv6',
+    name: 'grpc-client-fixes',
     setup(b) {
       b.onLoad({ filter: /[\\/]@grpc[\\/]grpc-js[\\/]build[\\/]src[\\/][\w-]+\.js$/ }, async (args) => {
         const text = await readFile(args.path, 'utf8');
-        if (!text.includes(call)) return undefined;
-        rewritten++;
+        const used = rewrites.filter((r) => text.includes(r.from));
+        if (used.length === 0) return undefined;
+        let body = text;
+        for (const r of used) { r.times++; body = body.replaceAll(r.from, r.to); }
         // On the first line, after the module's "use strict" (which must stay its first
         // statement): the source map's lines stay right.
-        const helper = " const __isIPv6 = (s) => typeof s === 'string' && s.includes(':') && require('net').isIPv6(s);";
         const strict = '"use strict";';
-        const body = text.replaceAll(call, '__isIPv6(');
-        return { contents: body.startsWith(strict) ? strict + helper + body.slice(strict.length) : helper + body, loader: 'js' };
+        return { contents: body.startsWith(strict) ? strict + helpers + body.slice(strict.length) : helpers + body, loader: 'js' };
       });
       b.onEnd((result) => {
-        if (result.errors.length === 0 && rewritten === 0) throw new Error('bundle: grpc-js no longer calls net.isIPv6 as fastIsIPv6() expects; look at it again');
+        const missing = rewrites.filter((r) => r.times === 0).map((r) => r.what);
+        if (result.errors.length === 0 && missing.length > 0) throw new Error(`bundle: grpc-js no longer has the code grpcClientFixes() replaces (${missing.join(', ')}); look at it again`);
       });
     },
   };
@@ -371,7 +380,7 @@ export async function bundle({ outdir = join(appDir, 'dist'), external = EXTERNA
     entryPoints: { [basename(GRPC_FILE, '.cjs')]: createRequire(join(appDir, 'package.json')).resolve('@grpc/grpc-js') },
     outExtension: { '.js': '.cjs' },
     format: 'cjs',
-    plugins: [fastIsIPv6()],
+    plugins: [grpcClientFixes()],
   });
   // bin/codeCache.js names V8's code cache of a file by this hash: V8 itself checks only the length.
   for (const file of [front, join(outdir, GRPC_FILE)]) {

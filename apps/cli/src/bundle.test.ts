@@ -156,6 +156,6 @@ test('a reader that closes the pipe early ends --help quietly (exit 0), as a Go 
 
 test('the bundled gRPC asks net.isIPv6 only of addresses with a colon (its pattern costs a build ~4 ms to compile and warm up)', async () => {
   const grpc = await readFile(join(outdir, 'buildyard-grpc.cjs'), 'utf8');
-  assert.doesNotMatch(grpc, /\(0,\s*net_1\.isIPv6\)\(/, 'a call of net.isIPv6 was not rewritten (see fastIsIPv6() in scripts/bundle.mjs)');
+  assert.doesNotMatch(grpc, /\(0,\s*net_1\.isIPv6\)\(/, 'a call of net.isIPv6 was not rewritten (see grpcClientFixes() in scripts/bundle.mjs)');
   assert.match(grpc, /__isIPv6=s=>typeof s=="string"&&s\.includes\(":"\)&&require\("net"\)\.isIPv6\(s\)/);
 });

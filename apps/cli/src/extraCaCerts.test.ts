@@ -29,6 +29,9 @@ function makeCertificates(): void {
   openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'server.key', '-out', 'server.csr');
   execFileSync('sh', ['-c', 'printf "subjectAltName=IP:127.0.0.1\\n" > san.ext'], { cwd: dir });
   openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'san.ext', '-out', 'server.pem');
+  // Signed by the same CA, for another address: a server presenting it at 127.0.0.1 is not 127.0.0.1.
+  execFileSync('sh', ['-c', 'printf "subjectAltName=IP:127.0.0.2\\n" > other-san.ext'], { cwd: dir });
+  openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'other-san.ext', '-out', 'elsewhere.pem');
 }
 
 before(async () => {
@@ -66,6 +69,8 @@ test('a builder whose certificate only NODE_EXTRA_CA_CERTS trusts is reached thr
   const trusted = await run(launcher, build, userEnv(join(dir, 'ca.pem')));
   assert.equal(trusted.code, 0, trusted.stderr);
   assert.match(trusted.stdout + trusted.stderr, /sha256:feedface/);
+  // An IP address is no TLS server name (RFC 6066): none is sent, so Node has nothing to warn of.
+  assert.doesNotMatch(trusted.stderr, /DEP0123|ServerName/);
   // Without the variable, or with another CA in it, the same certificate is refused.
   for (const ca of [undefined, join(dir, 'other.pem')]) {
     const refused = await run(launcher, build, userEnv(ca));
@@ -108,4 +113,12 @@ const viaTls = (options) => new Promise((ok) => {
   const r = await run(process.execPath, ['-e', script], env);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout), { fetch: 'trusted', https: 200, tls: 'ok', ownCa: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', childSees: `${ca} undefined` });
+});
+
+test('without a server name for an IP address the certificate is still checked against it: one for another address is refused', async (t) => {
+  const elsewhere = await startFakeBuilder({ tls: { cert: await readFile(join(dir, 'elsewhere.pem')), key: await readFile(join(dir, 'server.key')) }, events: [] });
+  t.after(() => elsewhere.stop());
+  const r = await run(launcher, ['build', '--builder', elsewhere.endpoint, '--progress', 'plain', 'ctx'], userEnv(join(dir, 'ca.pem')));
+  assert.notEqual(r.code, 0, 'a certificate for 127.0.0.2 was accepted at 127.0.0.1');
+  assert.match(r.stderr, /IP: 127\.0\.0\.1 is not in the cert's list|ERR_TLS_CERT_ALTNAME_INVALID|altnames/);
 });
