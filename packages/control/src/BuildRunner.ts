@@ -266,18 +266,14 @@ export class BuildRunner {
       const index = indexed.length > 1 ? assembleIndex(indexed, Object.keys(annotate.index).length ? annotate.index : undefined) : undefined;
       // Every document is written at once (each put waits for its fsync, and the disk's journal
       // commits them together); the steps still report them one by one, in BuildKit's order.
-      const writes = new Map<string, Promise<unknown>>();
-      const write = (doc: { bytes: Buffer; descriptor: { digest: string } }) => {
-        let written = writes.get(doc.descriptor.digest);
-        if (!written) {
-          written = this.deps.blobs.put(doc.bytes, doc.descriptor.digest);
-          written.catch(() => undefined); // thrown by its step; no step runs after an earlier one failed
-          writes.set(doc.descriptor.digest, written);
-        }
-        return written;
-      };
-      for (const doc of [...images.flatMap((i) => [i.manifest, i.config]), ...(index ? [index] : [])]) write(doc);
-      const store = (kind: string, doc: { bytes: Buffer; descriptor: { digest: string } }) => step(`exporting ${kind} ${doc.descriptor.digest}`, () => write(doc));
+      const written = new Map<string, Promise<unknown>>();
+      for (const doc of [...images.flatMap((i) => [i.manifest, i.config]), ...(index ? [index] : [])]) {
+        if (written.has(doc.descriptor.digest)) continue;
+        const put = this.deps.blobs.put(doc.bytes, doc.descriptor.digest);
+        put.catch(() => undefined); // thrown by its step; no step runs after an earlier one failed
+        written.set(doc.descriptor.digest, put);
+      }
+      const store = (kind: string, doc: { descriptor: { digest: string } }) => step(`exporting ${kind} ${doc.descriptor.digest}`, () => written.get(doc.descriptor.digest)!);
       for (const image of images) {
         await store('manifest', image.manifest);
         await store('config', image.config);

@@ -58,6 +58,22 @@ async function buildyardBuild(cluster: Cluster, contextDir: string, dockerfile: 
   }
 }
 
+/**
+ * `n` samples of both builders, alternating which goes first (neither always finds the page
+ * cache or its own caches warmer); `before(i)` runs ahead of each pair, and each build is given
+ * the sample's index.
+ */
+async function timedPairs(n: number, buildyard: (i: number) => Promise<unknown>, peer: (i: number) => Promise<unknown>, before: (i: number) => Promise<unknown> = async () => {}): Promise<{ by: number[]; peer: number[] }> {
+  const out = { by: [] as number[], peer: [] as number[] };
+  for (let i = 0; i < n; i++) {
+    await before(i);
+    const by = async () => out.by.push((await timed(() => buildyard(i))).ms);
+    const other = async () => out.peer.push((await timed(() => peer(i))).ms);
+    if (i % 2 === 0) { await by(); await other(); } else { await other(); await by(); }
+  }
+  return out;
+}
+
 /** Issue 18's context build rows for one generated context: first build and a one-file change, both builders. */
 async function buildRows(ctx: Parameters<Benchmark['run']>[0], work: string, files: number, bytes: number): Promise<ReturnType<typeof lowerIsBetter>[]> {
   // First builds: each round a new context (new random contents, so nothing is stored yet on
@@ -89,50 +105,27 @@ async function buildRows(ctx: Parameters<Benchmark['run']>[0], work: string, fil
     await writeFile(join(warm, 'warm.txt'), 'warm-up\n');
     await buildyardBuild(cluster, warm, dockerfile, join(work, `cli-cache-warm-${files}`));
     await runCommand(buildctl, ['--addr', bk.addr, 'build', '--frontend', 'dockerfile.v0', '--local', `context=${warm}`, '--local', `dockerfile=${dfDir}`, '--progress', 'plain'], { timeoutMs: 600_000 });
-    const byFirst: number[] = [];
-    const bkFirst: number[] = [];
-    for (const [r, d] of dirs.entries()) {
-      await generateContext(d, files, bytes);
-      const by = async () => byFirst.push((await timed(() => buildyardBuild(cluster!, d, dockerfile, cacheDir))).ms);
-      const bkd = async () => bkFirst.push((await timed(() => buildkitOf(d))).ms);
-      if (r % 2 === 0) { await by(); await bkd(); } else { await bkd(); await by(); }
-    }
+    const first = await timedPairs(rounds, (r) => buildyardBuild(cluster!, dirs[r]!, dockerfile, cacheDir), (r) => buildkitOf(dirs[r]!), (r) => generateContext(dirs[r]!, files, bytes));
     // Untimed one-file rebuilds first, alternated: both builders have run this kind of rebuild a
     // few times, as a builder in use has (a fresh buildyardd's first ones run code V8 has not
     // optimised yet: 20-30% slower in the first two or three here, while buildkitd is compiled
     // ahead of time). BENCH_REBUILD_WARMUPS=N: another number of them.
-    const warmups = Number(process.env.BENCH_REBUILD_WARMUPS ?? 3);
-    for (let i = 0; i < warmups; i++) {
-      await appendFile(join(dir, 'd0000', 'f0.bin'), `warm-up ${i}\n`);
-      if (i % 2 === 0) { await buildyardBuild(cluster, dir, dockerfile, cacheDir); await buildkit(); } else { await buildkit(); await buildyardBuild(cluster, dir, dockerfile, cacheDir); }
-    }
-    const byChange: number[] = [];
-    const bkChange: number[] = [];
-    for (let i = 0; i < (ctx.quick ? 3 : 5); i++) {
-      await appendFile(join(dir, 'd0000', `f${i + 1}.bin`), `changed ${i}\n`);
-      // Alternate which builder goes first, so neither always finds the page cache warmer.
-      if (i % 2 === 0) { byChange.push((await timed(() => buildyardBuild(cluster!, dir, dockerfile, cacheDir))).ms); bkChange.push((await timed(buildkit)).ms); }
-      else { bkChange.push((await timed(buildkit)).ms); byChange.push((await timed(() => buildyardBuild(cluster!, dir, dockerfile, cacheDir))).ms); }
-    }
-    ctx.log(`${label}: first builds ${byFirst.map((m) => m.toFixed(0)).join(',')} vs BuildKit ${bkFirst.map((m) => m.toFixed(0)).join(',')} ms; one-file change ${byChange.map((m) => m.toFixed(0)).join(',')} vs ${bkChange.map((m) => m.toFixed(0)).join(',')} ms`);
+    const rebuild = () => buildyardBuild(cluster!, dir, dockerfile, cacheDir);
+    await timedPairs(Number(process.env.BENCH_REBUILD_WARMUPS ?? 3), rebuild, buildkit, (i) => appendFile(join(dir, 'd0000', 'f0.bin'), `warm-up ${i}\n`));
+    const change = await timedPairs(ctx.quick ? 3 : 5, rebuild, buildkit, (i) => appendFile(join(dir, 'd0000', `f${i + 1}.bin`), `changed ${i}\n`));
+    ctx.log(`${label}: first builds ${first.by.map((m) => m.toFixed(0)).join(',')} vs BuildKit ${first.peer.map((m) => m.toFixed(0)).join(',')} ms; one-file change ${change.by.map((m) => m.toFixed(0)).join(',')} vs ${change.peer.map((m) => m.toFixed(0)).join(',')} ms`);
     // The same one-file change as a user runs it: `buildyard build` (the bundle, its own process,
     // its own hash cache) against buildctl, whose process start the rows above already count
     // on BuildKit's side only. One untimed CLI build first fills the CLI's hash cache.
     const cli = () => cliBuild(cluster!, join(work, `cli-home-${files}`), ['-f', join(dfDir, 'Dockerfile'), dir]);
     await cli();
-    const cliChange: number[] = [];
-    const bkCliChange: number[] = [];
-    for (let i = 0; i < (ctx.quick ? 3 : 5); i++) {
-      await appendFile(join(dir, 'd0000', `f${i + 1}.bin`), `changed again ${i}\n`);
-      if (i % 2 === 0) { cliChange.push((await timed(cli)).ms); bkCliChange.push((await timed(buildkit)).ms); }
-      else { bkCliChange.push((await timed(buildkit)).ms); cliChange.push((await timed(cli)).ms); }
-    }
-    ctx.log(`${label}: one-file change through the CLI ${cliChange.map((m) => m.toFixed(0)).join(',')} vs buildctl ${bkCliChange.map((m) => m.toFixed(0)).join(',')} ms`);
+    const viaCli = await timedPairs(ctx.quick ? 3 : 5, cli, buildkit, (i) => appendFile(join(dir, 'd0000', `f${i + 1}.bin`), `changed again ${i}\n`));
+    ctx.log(`${label}: one-file change through the CLI ${viaCli.by.map((m) => m.toFixed(0)).join(',')} vs buildctl ${viaCli.peer.map((m) => m.toFixed(0)).join(',')} ms`);
     const note = 'RUN --mount=type=bind reads every file; buildyard: 1 worker, CLI-like sync (hash cache, delta base)';
     return [
-      lowerIsBetter({ benchmark: 'context', metric: `${label}, first build`, unit: 'ms', buildyard: median(byFirst), peer: median(bkFirst), peerName: 'buildctl build (buildkitd v0.11.6)', note: `${note}; median of ${rounds}, each a new context` }, 1),
-      lowerIsBetter({ benchmark: 'context', metric: `${label}, one file changed`, unit: 'ms', buildyard: median(byChange), peer: median(bkChange), peerName: 'buildctl build (buildkitd v0.11.6)', note: `median of ${byChange.length}; the sync in the bench process` }, 1),
-      lowerIsBetter({ benchmark: 'context', metric: `${label}, one file changed, buildyard CLI`, unit: 'ms', buildyard: median(cliChange), peer: median(bkCliChange), peerName: 'buildctl build (buildkitd v0.11.6)', note: `median of ${cliChange.length}; \`buildyard build\`, a process per build as buildctl` }, 1),
+      lowerIsBetter({ benchmark: 'context', metric: `${label}, first build`, unit: 'ms', buildyard: median(first.by), peer: median(first.peer), peerName: 'buildctl build (buildkitd v0.11.6)', note: `${note}; median of ${rounds}, each a new context` }, 1),
+      lowerIsBetter({ benchmark: 'context', metric: `${label}, one file changed`, unit: 'ms', buildyard: median(change.by), peer: median(change.peer), peerName: 'buildctl build (buildkitd v0.11.6)', note: `median of ${change.by.length}; the sync in the bench process` }, 1),
+      lowerIsBetter({ benchmark: 'context', metric: `${label}, one file changed, buildyard CLI`, unit: 'ms', buildyard: median(viaCli.by), peer: median(viaCli.peer), peerName: 'buildctl build (buildkitd v0.11.6)', note: `median of ${viaCli.by.length}; \`buildyard build\`, a process per build as buildctl` }, 1),
     ];
   } finally {
     await bk?.stop();
@@ -166,21 +159,10 @@ async function multiStageRows(ctx: Parameters<Benchmark['run']>[0], work: string
     // each: a second cold build needs fresh builders).
     const cold = { by: (await timed(buildyard)).ms, peer: (await timed(buildkit)).ms };
     ctx.log(`multi-stage, 2 platforms, push, cold: ${cold.by.toFixed(0)} vs ${cold.peer.toFixed(0)} ms`);
-    /** Samples of both builders, alternating which goes first (neither always finds caches warmer); `before` runs ahead of each pair. */
-    const pairs = async (n: number, before: (i: number) => Promise<void>) => {
-      const by: number[] = [];
-      const peer: number[] = [];
-      for (let i = 0; i < n; i++) {
-        await before(i);
-        if (i % 2 === 0) { by.push((await timed(buildyard)).ms); peer.push((await timed(buildkit)).ms); }
-        else { peer.push((await timed(buildkit)).ms); by.push((await timed(buildyard)).ms); }
-      }
-      return { by, peer };
-    };
-    const same = await pairs(ctx.quick ? 3 : 7, async () => {});
+    const same = await timedPairs(ctx.quick ? 3 : 7, buildyard, buildkit);
     ctx.log(`multi-stage, 2 platforms, push, nothing changed: ${same.by.map((m) => m.toFixed(0)).join(',')} vs ${same.peer.map((m) => m.toFixed(0)).join(',')} ms`);
     // Each sample changes the file again: both builders rebuild the server stage and the final copy of it.
-    const changed = await pairs(ctx.quick ? 3 : 5, (i) => appendFile(join(example, 'server', 'main.sh'), `# change ${i}\n`));
+    const changed = await timedPairs(ctx.quick ? 3 : 5, buildyard, buildkit, (i) => appendFile(join(example, 'server', 'main.sh'), `# change ${i}\n`));
     ctx.log(`multi-stage, 2 platforms, push, one source file changed: ${changed.by.map((m) => m.toFixed(0)).join(',')} vs ${changed.peer.map((m) => m.toFixed(0)).join(',')} ms`);
     const peerName = 'buildctl build (buildkitd v0.11.6)';
     return [

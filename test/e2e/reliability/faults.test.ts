@@ -258,17 +258,25 @@ test('Redis unreachable cannot keep the frontend from stopping: on SIGTERM it ex
   assert.doesNotMatch(own.frontendProcess.output(), /Unhandled error event/, 'no Redis client of the frontend is left without an error listener');
 });
 
-test('Redis unreachable with a build running cannot keep the frontend from stopping: on SIGTERM it exits and logs the build it could not hand over', { timeout: 120_000 }, async (t) => {
-  const own = await ownCluster(t, {}, 1);
-  const dockerfile = `FROM ${own.busybox.reference}\nRUN echo held-${nonce} && sleep 60\n`;
-  const contextId = await syncOnly(context('redis-down-stop', dockerfile), own);
+/**
+ * Starts a build on `own` whose one RUN step echoes `marker` and sleeps a minute; resolves with
+ * the worker running that step once it has started.
+ */
+async function buildHeldMidRun(t: TestContext, own: Cluster, marker: string): Promise<string> {
+  const dockerfile = `FROM ${own.busybox.reference}\nRUN echo ${marker} && sleep 60\n`;
+  const contextId = await syncOnly(context(marker, dockerfile), own);
   const control = new ControlClient(own.address, credentials.createInsecure());
   t.after(() => control.close());
   const call = control.solve(SolveRequest.fromPartial({ dockerfile: Buffer.from(dockerfile), dockerfileName: 'Dockerfile', contextId, platforms: ['linux/amd64'] }), bearer(own.token));
-  call.on('error', () => { /* the frontend goes away: UNAVAILABLE */ });
-  await within(60_000, 'the RUN step starting', new Promise<void>((resolve) => {
-    call.on('data', (e: SolveEvent) => { if (e.vertex?.name.includes('RUN') && e.vertex.startedMs && !e.vertex.completedMs) resolve(); });
+  call.on('error', () => { /* the cluster goes away */ });
+  return within(60_000, 'the RUN step starting', new Promise<string>((resolve) => {
+    call.on('data', (e: SolveEvent) => { if (e.vertex?.name.includes('RUN') && e.vertex.startedMs && !e.vertex.completedMs && e.vertex.workerId) resolve(e.vertex.workerId); });
   }));
+}
+
+test('Redis unreachable with a build running cannot keep the frontend from stopping: on SIGTERM it exits and logs the build it could not hand over', { timeout: 120_000 }, async (t) => {
+  const own = await ownCluster(t, {}, 1);
+  await buildHeldMidRun(t, own, `held-${nonce}`);
   await own.redis.stop();
   const exited = once(own.frontendProcess.child, 'exit');
   own.frontendProcess.kill('SIGTERM');
@@ -300,15 +308,7 @@ test('a BuildKit client holding a Solve open cannot keep the frontend from stopp
 
 test('Redis unreachable cannot keep a worker from stopping: on SIGTERM it exits, stops its running step and logs what it gave up', { timeout: 180_000 }, async (t) => {
   const own = await ownCluster(t, {}, 2);
-  const dockerfile = `FROM ${own.busybox.reference}\nRUN echo held-worker-${nonce} && sleep 60\n`;
-  const contextId = await syncOnly(context('redis-down-worker-stop', dockerfile), own);
-  const control = new ControlClient(own.address, credentials.createInsecure());
-  t.after(() => control.close());
-  const call = control.solve(SolveRequest.fromPartial({ dockerfile: Buffer.from(dockerfile), dockerfileName: 'Dockerfile', contextId, platforms: ['linux/amd64'] }), bearer(own.token));
-  call.on('error', () => { /* the cluster goes away */ });
-  const runningOn = await within(60_000, 'the RUN step starting', new Promise<string>((resolve) => {
-    call.on('data', (e: SolveEvent) => { if (e.vertex?.name.includes('RUN') && e.vertex.startedMs && !e.vertex.completedMs && e.vertex.workerId) resolve(e.vertex.workerId); });
-  }));
+  const runningOn = await buildHeldMidRun(t, own, `held-worker-${nonce}`);
   await own.redis.stop();
   for (const w of own.workers) {
     const running = w.id === runningOn;
