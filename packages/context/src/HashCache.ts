@@ -1,6 +1,7 @@
 // Remembers file digests by (size, mtime, ctime, inode) so a rebuild does not rehash unchanged
 // files. One journal file per context directory in the client's cache dir: a snapshot of the
-// rows, then one line per walk with the rows it changed and the paths it no longer saw.
+// rows, then one line per walk with the rows it changed and the paths it no longer saw, each
+// line a JSON list of rows.
 //
 // A file rewritten with the same size and its mtime put back still changes its ctime, so the
 // row misses. What stat cannot show is a second write inside the same timestamp tick as the
@@ -13,6 +14,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { appendJournal, compactAfter, readJournal, rewriteJournal } from './journalFile.js';
 
+/** A file's stat, exact: what a row records. */
 interface CachedStat {
   size: number;
   mtimeNs: string;
@@ -20,9 +22,33 @@ interface CachedStat {
   ino: string;
 }
 
-type Row = [size: number, mtimeNs: string, ctimeNs: string, ino: string, digest: string];
-/** A journal line: rows set, or (0) dropped. */
-type Change = Record<string, Row | 0>;
+/** A file's stat as numbers (Node's lstat without `bigint`): what a row is looked up by. */
+export interface StatNumbers {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+}
+
+/**
+ * Node's millisecond time of a nanosecond one, computed as Node computes Stats.mtimeMs from the
+ * kernel's seconds and nanoseconds (so equal times compare equal as numbers). Times before 1970
+ * give NaN: such a row never matches, and the file is hashed again.
+ */
+export function msFromNs(ns: string): number {
+  if (ns.startsWith('-')) return NaN;
+  const n = ns.length;
+  return n <= 9 ? Number(ns) / 1e6 : Number(ns.slice(0, n - 9)) * 1e3 + Number(ns.slice(n - 9)) / 1e6;
+}
+
+/** A file's row; a journal line is a list of them, `[path]` alone dropping the path's row. */
+type Row = [path: string, size: number, mtimeNs: string, ctimeNs: string, ino: string, digest: string];
+type Change = (Row | [path: string])[];
+/**
+ * The first format's line: rows keyed by path, (0) dropped. Still read (the next save rewrites the
+ * file): an object of 20,000 keys parses and iterates at about 2.5x the cost of a list of rows.
+ */
+type KeyedChange = Record<string, [size: number, mtimeNs: string, ctimeNs: string, ino: string, digest: string] | 0>;
 
 /**
  * How much older than the hash's start a file's times must be for the row to be trusted: the
@@ -57,28 +83,43 @@ export class HashCache {
     const cache = new HashCache(join(cacheDir, `${key}.jsonl`));
     for (const [i, record] of (await readJournal(cache.file!)).entries()) {
       // Anything else is not ours (or corrupt): what was read so far stands, the rest is a miss.
-      if (!record || typeof record !== 'object' || Array.isArray(record)) break;
-      for (const [path, row] of Object.entries(record as Change)) {
-        if (row === 0) cache.rows.delete(path);
-        else if (Array.isArray(row) && row.length === 5) cache.rows.set(path, row);
-        if (i > 0) cache.journaled++;
+      if (Array.isArray(record)) {
+        for (const row of record as Change) {
+          if (row.length === 6 && typeof row[0] === 'string' && typeof row[5] === 'string') cache.rows.set(row[0], row);
+          else if (row.length === 1) cache.rows.delete(row[0]);
+        }
+        if (i > 0) cache.journaled += record.length;
+      } else if (record && typeof record === 'object') {
+        for (const [path, row] of Object.entries(record as KeyedChange)) {
+          if (row === 0) cache.rows.delete(path);
+          else if (Array.isArray(row) && row.length === 5) cache.rows.set(path, [path, ...row]);
+        }
+        cache.journaled = Infinity;
+      } else {
+        break;
       }
     }
     return cache;
   }
 
-  get(path: string, st: CachedStat): string | undefined {
+  /**
+   * The digest and exact modification time recorded for the file at `path`, when its size, times
+   * and inode are still the row's. Times compare as Node's millisecond numbers (exact to ~0.25 us
+   * today): a write moves ctime to the present, and a row is only kept for times at least
+   * RACY_MARGIN_NS older than its hashing, so no rewrite lands on a row's time.
+   */
+  get(path: string, st: StatNumbers): { digest: string; mtimeNs: string } | undefined {
     const row = this.rows.get(path);
-    if (!row || row[0] !== st.size || row[1] !== st.mtimeNs || row[2] !== st.ctimeNs || row[3] !== st.ino) return undefined;
+    if (!row || row[1] !== st.size || Number(row[4]) !== st.ino || msFromNs(row[2]) !== st.mtimeMs || msFromNs(row[3]) !== st.ctimeMs) return undefined;
     this.next.set(path, row);
-    return row[4];
+    return { digest: row[5], mtimeNs: row[2] };
   }
 
   /** Records a digest computed from a read that started at `hashStartNs` (see RACY_MARGIN_NS). */
   set(path: string, st: CachedStat, digest: string, hashStartNs: bigint): void {
     const safeBefore = hashStartNs - RACY_MARGIN_NS;
     if (BigInt(st.mtimeNs) >= safeBefore || BigInt(st.ctimeNs) >= safeBefore) return;
-    this.next.set(path, [st.size, st.mtimeNs, st.ctimeNs, st.ino, digest]);
+    this.next.set(path, [path, st.size, st.mtimeNs, st.ctimeNs, st.ino, digest]);
   }
 
   /**
@@ -87,18 +128,18 @@ export class HashCache {
    */
   async save(): Promise<void> {
     if (!this.file) return;
-    const change: Change = {};
-    let changed = 0;
+    const change: Change = [];
     // get() keeps the loaded row object, so identity tells an unchanged row.
-    for (const [path, row] of this.next) if (this.rows.get(path) !== row) { change[path] = row; changed++; }
-    for (const path of this.rows.keys()) if (!this.next.has(path)) { change[path] = 0; changed++; }
-    if (changed === 0) return;
-    if (this.journaled + changed > compactAfter(this.next.size)) {
-      await rewriteJournal(this.file, [Object.fromEntries(this.next)]);
+    for (const [path, row] of this.next) if (this.rows.get(path) !== row) change.push(row);
+    for (const path of this.rows.keys()) if (!this.next.has(path)) change.push([path]);
+    // A file in the first format is rewritten even when nothing changed.
+    if (change.length === 0 && this.journaled !== Infinity) return;
+    if (this.journaled + change.length > compactAfter(this.next.size)) {
+      await rewriteJournal(this.file, [[...this.next.values()]]);
       this.journaled = 0;
     } else {
       await appendJournal(this.file, change);
-      this.journaled += changed;
+      this.journaled += change.length;
     }
     this.rows = new Map(this.next);
   }

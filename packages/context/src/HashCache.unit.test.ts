@@ -3,10 +3,15 @@
 // appends a line rather than rewriting every row, and a torn line loses only what follows it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HashCache, RACY_MARGIN_NS } from './HashCache.js';
+import { HashCache, RACY_MARGIN_NS, msFromNs } from './HashCache.js';
+
+/** The digest a cache has for `path` at this exact stat (looked up as the walk does, by numbers). */
+function lookup(cache: HashCache, path: string, st: { size: number; mtimeNs: string; ctimeNs: string; ino: string }): string | undefined {
+  return cache.get(path, { size: st.size, mtimeMs: msFromNs(st.mtimeNs), ctimeMs: msFromNs(st.ctimeNs), ino: Number(st.ino) })?.digest;
+}
 
 test('concurrent saves of one context directory\'s cache all succeed and leave one file', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'buildyard-hashcache-'));
@@ -18,7 +23,7 @@ test('concurrent saves of one context directory\'s cache all succeed and leave o
     assert.equal(files.length, 1, `no temporary file is left: ${files.join(', ')}`);
     // Each save appended its one row as one whole line.
     const again = await HashCache.open(dir, '/some/context');
-    for (let i = 0; i < 8; i++) assert.equal(again.get(`file${i}`, { size: i, mtimeNs: '1', ctimeNs: '2', ino: '3' }), `sha256:${i}`);
+    for (let i = 0; i < 8; i++) assert.equal(lookup(again, `file${i}`, { size: i, mtimeNs: '1', ctimeNs: '2', ino: '3' }), `sha256:${i}`);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -37,11 +42,11 @@ test('a row hashed within the racy margin of its file times is not trusted; an o
     c.set('old', st(hashedAt - RACY_MARGIN_NS - 1n), 'sha256:o', hashedAt);
     await c.save();
     const again = await HashCache.open(dir, '/ctx');
-    assert.equal(again.get('racy', st(hashedAt)), undefined);
-    assert.equal(again.get('ctime-racy', { ...st(hashedAt - RACY_MARGIN_NS - 1n), ctimeNs: String(hashedAt - 1n) }), undefined);
-    assert.equal(again.get('old', st(hashedAt - RACY_MARGIN_NS - 1n)), 'sha256:o');
+    assert.equal(lookup(again, 'racy', st(hashedAt)), undefined);
+    assert.equal(lookup(again, 'ctime-racy', { ...st(hashedAt - RACY_MARGIN_NS - 1n), ctimeNs: String(hashedAt - 1n) }), undefined);
+    assert.equal(lookup(again, 'old', st(hashedAt - RACY_MARGIN_NS - 1n)), 'sha256:o');
     // Same size and mtime, new ctime (content rewritten, mtime put back): a miss.
-    assert.equal(again.get('old', { ...st(hashedAt - RACY_MARGIN_NS - 1n), ctimeNs: String(hashedAt) }), undefined);
+    assert.equal(lookup(again, 'old', { ...st(hashedAt - RACY_MARGIN_NS - 1n), ctimeNs: String(hashedAt) }), undefined);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -60,23 +65,23 @@ test('a walk that changed one row appends one line; deleted rows drop out; many 
     // f0 changed, f1 deleted, the rest hit.
     const second = await HashCache.open(dir, '/ctx');
     second.set('f0', { ...st(0), size: 7 }, 'sha256:new', 10n ** 18n);
-    for (let i = 2; i < 3000; i++) assert.equal(second.get(`f${i}`, st(i)), `sha256:${i}`);
+    for (let i = 2; i < 3000; i++) assert.equal(lookup(second, `f${i}`, st(i)), `sha256:${i}`);
     await second.save();
     const appended = await readFile(join(dir, file), 'utf8');
     assert.ok(appended.startsWith(snapshot), 'the snapshot is not rewritten');
-    assert.deepEqual(JSON.parse(appended.slice(snapshot.length)), { f0: [7, '1', '2', '0', 'sha256:new'], f1: 0 });
+    assert.deepEqual(JSON.parse(appended.slice(snapshot.length)), [['f0', 7, '1', '2', '0', 'sha256:new'], ['f1']]);
 
     const third = await HashCache.open(dir, '/ctx');
-    assert.equal(third.get('f0', { ...st(0), size: 7 }), 'sha256:new');
-    assert.equal(third.get('f1', st(1)), undefined);
+    assert.equal(lookup(third, 'f0', { ...st(0), size: 7 }), 'sha256:new');
+    assert.equal(lookup(third, 'f1', st(1)), undefined);
     // Half the rows changed: the file is rewritten as one snapshot line.
     for (let i = 2; i < 3000; i++) third.set(`f${i}`, { ...st(i), mtimeNs: '5' }, `sha256:${i}b`, 10n ** 18n);
     await third.save();
     const compacted = (await readFile(join(dir, file), 'utf8')).split('\n');
     assert.equal(compacted.length, 2, 'one line and its newline');
     const fourth = await HashCache.open(dir, '/ctx');
-    assert.equal(fourth.get('f2', { ...st(2), mtimeNs: '5' }), 'sha256:2b');
-    assert.equal(fourth.get('f1', st(1)), undefined);
+    assert.equal(lookup(fourth, 'f2', { ...st(2), mtimeNs: '5' }), 'sha256:2b');
+    assert.equal(lookup(fourth, 'f1', st(1)), undefined);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -92,8 +97,28 @@ test('a torn line and what follows it are ignored; the rows before it still hit'
     const [file] = await readdir(dir);
     await appendFile(join(dir, file), '{"a":[1,"1","2","3","sha256:torn\n{"b":[1,"1","2","3","sha256:b"]}\n');
     const again = await HashCache.open(dir, '/ctx');
-    assert.equal(again.get('a', st), 'sha256:a');
-    assert.equal(again.get('b', st), undefined);
+    assert.equal(lookup(again, 'a', st), 'sha256:a');
+    assert.equal(lookup(again, 'b', st), undefined);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a cache in the first format (rows keyed by path) still hits, and its next save rewrites it as lists of rows', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'buildyard-hashcache-'));
+  try {
+    const st = (i: number) => ({ size: i, mtimeNs: '1', ctimeNs: '2', ino: String(i) });
+    const first = await HashCache.open(dir, '/ctx');
+    first.set('seed', st(0), 'sha256:seed', 10n ** 18n);
+    await first.save();
+    const [file] = await readdir(dir);
+    await writeFile(join(dir, file), `${JSON.stringify({ a: [1, '1', '2', '1', 'sha256:a'], b: [2, '1', '2', '2', 'sha256:b'] })}\n${JSON.stringify({ b: 0 })}\n`);
+    const old = await HashCache.open(dir, '/ctx');
+    assert.equal(lookup(old, 'a', st(1)), 'sha256:a');
+    assert.equal(lookup(old, 'b', st(2)), undefined, 'dropped by the second line');
+    await old.save();
+    assert.deepEqual((await readFile(join(dir, file), 'utf8')).split('\n'), [JSON.stringify([['a', 1, '1', '2', '1', 'sha256:a']]), '']);
+    assert.equal(lookup(await HashCache.open(dir, '/ctx'), 'a', st(1)), 'sha256:a');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ServiceError } from '@grpc/grpc-js';
@@ -214,7 +214,8 @@ test('an upload is stored whole or not at all: blobs of a sync that fails later 
 test('a worker materialises a changed context from the previous one: the changed entries are written, the rest linked, the previous tree untouched', async () => {
   const dir = await makeTree('mat', 5, 20);
   await symlink('d0/f0.txt', join(dir, 'link'));
-  await utimes(join(dir, 'd1'), 1_500_000_000, 1_500_000_000);
+  // Directories whose times the client keeps: only the worker's own writes and removals move them there.
+  for (const d of ['d0', 'd1', 'd2']) await utimes(join(dir, d), 1_500_000_000, 1_500_000_000);
   const first = await syncContext(alice.client, dir, { cacheDir: false });
   // A worker's contexts dir: trees named by the hex of their id, each made under a partial name.
   const contexts = join(tmp, 'worker-contexts');
@@ -231,12 +232,16 @@ test('a worker materialises a changed context from the previous one: the changed
   await unlink(join(dir, 'd2/f0.txt'));
   await mkdir(join(dir, 'd9'));
   await writeFile(join(dir, 'd9/new'), 'new\n');
-  await utimes(join(dir, 'd1'), 1_500_000_000, 1_500_000_000);
+  await writeFile(join(dir, 'd0/added'), 'added\n');
+  for (const d of ['d0', 'd1', 'd2']) await utimes(join(dir, d), 1_500_000_000, 1_500_000_000);
+  // Directories that only changed their own mode or time.
+  await chmod(join(dir, 'd3'), 0o750);
+  await utimes(join(dir, 'd4'), 1_400_000_000, 1_400_000_000);
   const second = await syncContext(alice.client, dir, { cacheDir: false });
   const two = await place(second.contextId);
   assert.equal(two.res.reusedFrom, first.contextId);
-  assert.equal(two.res.copied, 2, 'the two changed files are written (from the store), everything else linked');
-  assert.equal(two.res.linked, two.res.entries - 2);
+  assert.equal(two.res.copied, 3, 'the three changed files are written (from the store), everything else linked');
+  assert.equal(two.res.linked, two.res.entries - 3);
   // Exactly what a fresh materialisation gives (times to the microsecond, as utimes sets them).
   const fresh = join(tmp, 'mat-fresh');
   await materializeContext(store, second.contextId, fresh);

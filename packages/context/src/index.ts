@@ -1,5 +1,5 @@
 // Public API of @buildyard/context: the client walk and sync, and the server store.
-export { type ContextEntry, S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, isRegular, isDirectory, isSymlink, comparePaths, sortEntries, encodeManifest } from './ContextEntry.js';
+export { type ContextEntry, S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, isRegular, isDirectory, isSymlink, comparePaths, sortEntries, encodeManifest, manifestIndex } from './ContextEntry.js';
 export { ContextError, type ContextErrorCode } from './ContextError.js';
 export { walkContext, listContext, hashFile, type WalkOptions, type ContextListing } from './walkContext.js';
 export { HashCache, defaultContextCacheDir } from './HashCache.js';

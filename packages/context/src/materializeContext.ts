@@ -160,6 +160,12 @@ async function finishDirectories(dest: string, dirs: readonly ContextEntry[]): P
 
 const HEX_ID = /^[a-f0-9]{64}$/;
 
+/** The directory holding a context path ('' for the context's root). */
+function parentPath(path: string): string {
+  const slash = path.lastIndexOf('/');
+  return slash < 0 ? '' : path.slice(0, slash);
+}
+
 /**
  * Hardlinks the newest sibling context's tree into `dest` (one `cp -al`, far cheaper than a
  * Node call per file), then removes what differs and writes the new manifest's differing
@@ -179,7 +185,24 @@ async function fromSibling(store: ContextStore, contextId: string, entries: read
     const sibling = join(parent, hex);
     const before = manifestIndex(await store.manifest(`sha256:${hex}`)).byPath;
     const same = (a: ContextEntry, b: ContextEntry | undefined) => b !== undefined && a.mode === b.mode && a.digest === b.digest && a.linkTarget === b.linkTarget && (a.modTime ?? '0') === (b.modTime ?? '0');
-    const kept = entries.filter((e) => isDirectory(e) ? isDirectory(before.get(e.path) ?? { mode: 0 }) : same(e, before.get(e.path))).length;
+    // One pass over the new entries: what is kept as the tree has it, what is written, and
+    // which directories are new or changed their own mode or time.
+    let kept = 0;
+    const changed: ContextEntry[] = [];
+    const newDirs: ContextEntry[] = [];
+    const restamped: ContextEntry[] = [];
+    for (const e of entries) {
+      const b = before.get(e.path);
+      if (!isDirectory(e)) {
+        if (same(e, b)) kept++;
+        else changed.push(e);
+      } else if (b === undefined || !isDirectory(b)) {
+        newDirs.push(e);
+      } else {
+        kept++;
+        if (b.mode !== e.mode || (b.modTime ?? '0') !== (e.modTime ?? '0')) restamped.push(e);
+      }
+    }
     // Mostly different: linking the tree and deleting most of it costs more than it saves.
     if (kept * 2 < entries.length) return undefined;
     if (!inPlace) {
@@ -187,16 +210,26 @@ async function fromSibling(store: ContextStore, contextId: string, entries: read
       await new Promise<void>((res, rej) => execFile('cp', ['-a', '-l', `${sibling}/.`, dest], (err) => (err ? rej(err) : res())));
     }
     const now = manifestIndex(entries).byPath;
+    // The directories whose mode and time are set again at the end: those a removal, a write or
+    // a new directory changed (their mtime moved), new ones, and those whose own mode or time
+    // differs. The others are as the kept tree has them (cp -a keeps times), which is right.
+    const touched = new Set<string>(restamped.map((e) => e.path));
     // Gone or different: removed (a directory only when it is no longer a directory).
     for (const [path, b] of before) {
       const e = now.get(path);
-      if (isDirectory(b) ? (e === undefined || !isDirectory(e)) : !(e && same(e, b))) await rm(join(dest, path), { recursive: true, force: true });
+      if (isDirectory(b) ? (e === undefined || !isDirectory(e)) : !(e && same(e, b))) {
+        await rm(join(dest, path), { recursive: true, force: true });
+        touched.add(parentPath(path));
+      }
     }
-    const changed = entries.filter((e) => !isDirectory(e) && !same(e, before.get(e.path)));
-    for (const e of entries) if (isDirectory(e) && !isDirectory(before.get(e.path) ?? { mode: 0 })) await mkdir(join(dest, e.path), { recursive: true });
+    for (const e of changed) touched.add(parentPath(e.path));
+    for (const e of newDirs) {
+      await mkdir(join(dest, e.path), { recursive: true });
+      touched.add(parentPath(e.path));
+      touched.add(e.path);
+    }
     const written = await writeEntries(store, contextId, changed, dest, {});
-    // Every directory gets its mode and time again: writes into it bumped its mtime.
-    await finishDirectories(dest, entries.filter(isDirectory));
+    await finishDirectories(dest, entries.filter((e) => isDirectory(e) && touched.has(e.path)));
     // A sibling removed while it was linked (a worker's GC) leaves a tree with holes that cp
     // need not notice: the tree must hold exactly the manifest's entries. A tree handed over
     // (renamed to dest) was whole and nothing else touches it, so it needs no such count (a

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { compileDockerignore } from '@buildyard/fileop';
 import { ContextError } from './ContextError.js';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, type ContextEntry } from './ContextEntry.js';
-import { HashCache, defaultContextCacheDir, nowNs } from './HashCache.js';
+import { HashCache, defaultContextCacheDir, nowNs, type StatNumbers } from './HashCache.js';
 import { describeFileType, validateEntrySet } from './validateEntries.js';
 
 export interface WalkOptions {
@@ -33,7 +33,10 @@ export interface WalkOptions {
  */
 export interface ContextListing {
   root: string;
-  /** Sorted; a regular file's `digest` is "" until `ready(i)` resolves. */
+  /**
+   * Sorted; a regular file's `digest` is "" (and its `modTime` undefined) until `ready(i)`
+   * resolves. Both are set together, the time first: a digest that is set is final.
+   */
   entries: ContextEntry[];
   /** Resolves when entries[i] has its digest (at once for non-files); rejects if hashing failed. */
   ready(i: number): Promise<void>;
@@ -72,7 +75,7 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
   const opening = HashCache.open(opts.cacheDir ?? defaultContextCacheDir(), root);
   opening.catch(() => {});
   const entries: ContextEntry[] = [];
-  const toHash: { entry: ContextEntry; abs: string; st: { size: number; mtimeNs: string; ctimeNs: string; ino: string } }[] = [];
+  const toHash: { entry: ContextEntry; abs: string; st: StatNumbers }[] = [];
 
   // Returns whether anything below `rel` was emitted (so an excluded dir is kept as a parent).
   // Synchronous on purpose: nothing is sent before the walk ends, and a page-cached lstat costs
@@ -89,15 +92,17 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
     for (const name of names) {
       const childRel = rel === '' ? name : `${rel}/${name}`;
       const childAbs = `${abs}/${name}`;
-      const st = lstatSync(childAbs, { bigint: true });
+      // Times as numbers: a file's exact ones (nanoseconds, as fsutil's Stat.ModTime) come from
+      // its hash cache row, or from a second lstat when it missed; a BigInt stat of every entry
+      // cost ~30% more of the walk, and its garbage. Directories and symlinks have no row.
+      const st = lstatSync(childAbs);
       const excluded = matcher.excludes(childRel);
-      const mode = Number(st.mode);
-      // Sent with nanosecond precision, as fsutil's Stat.ModTime.
-      const modTime = String(st.mtimeNs);
+      const mode = st.mode;
       const type = mode & S_IFMT;
+      const exactModTime = () => String(lstatSync(childAbs, { bigint: true }).mtimeNs);
       if (excluded) {
         if (type === S_IFDIR && matcher.mayMatchInside(childRel)) {
-          const dirEntry: ContextEntry = { path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime };
+          const dirEntry: ContextEntry = { path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime: exactModTime() };
           const at = entries.push(dirEntry) - 1;
           if (walkDir(childAbs, childRel)) emitted = true;
           else entries.splice(at, 1);
@@ -106,14 +111,15 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
       }
       emitted = true;
       if (type === S_IFDIR) {
-        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime });
+        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime: exactModTime() });
         walkDir(childAbs, childRel);
       } else if (type === S_IFREG) {
-        const entry: ContextEntry = { path: childRel, mode, size: Number(st.size), digest: '', linkTarget: '', modTime };
+        // Its modTime is set with its digest (see ContextListing.entries).
+        const entry: ContextEntry = { path: childRel, mode, size: st.size, digest: '', linkTarget: '', modTime: undefined };
         entries.push(entry);
-        toHash.push({ entry, abs: childAbs, st: { size: Number(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs), ino: String(st.ino) } });
+        toHash.push({ entry, abs: childAbs, st: { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino } });
       } else if (type === S_IFLNK) {
-        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: readlinkSync(childAbs), modTime });
+        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: readlinkSync(childAbs), modTime: exactModTime() });
       } else {
         throw new ContextError(`${childAbs} is a ${describeFileType(mode)}; a build context can only hold files, directories and symlinks — remove it or add it to .dockerignore`);
       }
@@ -150,11 +156,18 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
       const i = next++;
       const job = jobs[i];
       try {
-        const hit = cache.get(job.entry.path, job.st);
-        if (hit) job.entry.digest = hit;
-        else {
+        const row = cache.get(job.entry.path, job.st);
+        if (row) {
+          job.entry.modTime = row.mtimeNs;
+          job.entry.digest = row.digest;
+        } else {
           const started = now();
-          if (job.st.size <= SMALL_FILE) {
+          // The exact stat of a file that missed: its entry's and its new row's.
+          const exact = lstatSync(job.abs, { bigint: true });
+          const st = { size: Number(exact.size), mtimeNs: String(exact.mtimeNs), ctimeNs: String(exact.ctimeNs), ino: String(exact.ino) };
+          job.entry.size = st.size;
+          job.entry.modTime = st.mtimeNs;
+          if (st.size <= SMALL_FILE) {
             // Read in line, as the walk lstats: a page-cached small file costs tens of
             // microseconds so, where readFile's four round trips through libuv's thread pool
             // cost 3-6x the CPU (2,000 files of 10 KB: 120-280 ms against 36-75 ms).
@@ -171,9 +184,9 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
               await new Promise<void>((resolveSlice) => setImmediate(resolveSlice));
             }
           } else {
-            job.entry.digest = await hashFile(job.abs, job.st.size);
+            job.entry.digest = await hashFile(job.abs, st.size);
           }
-          cache.set(job.entry.path, job.st, job.entry.digest, started);
+          cache.set(job.entry.path, st, job.entry.digest, started);
         }
         settled[i].resolve();
       } catch (err) {

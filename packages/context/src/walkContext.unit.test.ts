@@ -44,12 +44,31 @@ test('the digest cache is used for unchanged files and ignored for changed ones'
   assert.equal((await walkContext(ctx, { cacheDir, now: later }))[0].digest, sha('one'));
   // Plant a fake digest: if the walk returns it, the file was not rehashed.
   const [cacheFile] = await readdir(cacheDir);
-  const rows = JSON.parse(await readFile(join(cacheDir, cacheFile), 'utf8')) as Record<string, unknown[]>;
-  rows.f[4] = sha('planted');
+  const rows = JSON.parse(await readFile(join(cacheDir, cacheFile), 'utf8')) as unknown[][];
+  assert.equal(rows[0][0], 'f');
+  rows[0][5] = sha('planted');
   await writeFile(join(cacheDir, cacheFile), JSON.stringify(rows));
   assert.equal((await walkContext(ctx, { cacheDir }))[0].digest, sha('planted'));
   await writeFile(join(ctx, 'f'), 'two');
   assert.equal((await walkContext(ctx, { cacheDir }))[0].digest, sha('two'));
+}));
+
+test('files get their exact modification times (nanoseconds) whether hashed or found in the digest cache', () => withDir(async (dir) => {
+  const ctx = join(dir, 'ctx');
+  const cacheDir = join(dir, 'cache');
+  await mkdir(join(ctx, 'sub'), { recursive: true });
+  await writeFile(join(ctx, 'sub/f'), 'one');
+  await symlink('sub/f', join(ctx, 'link'));
+  const { lstat, utimes } = await import('node:fs/promises');
+  // A time with sub-microsecond digits, as the kernel's clock writes them.
+  await utimes(join(ctx, 'sub/f'), 1_600_000_000.123457, 1_600_000_000.123457);
+  const exact = async (p: string) => String((await lstat(join(ctx, p), { bigint: true })).mtimeNs);
+  const later = () => BigInt(Date.now() + 3_600_000) * 1_000_000n;
+  for (const round of ['hashed', 'from the cache']) {
+    const entries = await walkContext(ctx, { cacheDir, now: later });
+    for (const e of entries) assert.equal(e.modTime, await exact(e.path), `${e.path}, ${round}`);
+    assert.equal(entries.find((e) => e.path === 'sub/f')?.digest, sha('one'));
+  }
 }));
 
 test('a file rewritten in the tick it was hashed in (same size, mtime and ctime) is hashed again', () => withDir(async (dir) => {

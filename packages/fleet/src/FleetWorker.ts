@@ -3,7 +3,7 @@ import { STOP_WITHOUT_REDIS_MS, abandonRedis, openRedis, reportOutages, untilRed
 import { SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
 import { metrics, withExtractedContext, type EmulationLabel } from '@buildyard/telemetry';
 import { BlobLeases, RedisCacheIndex, TieredBlobStore, holdBlobWrites, openContextStore, openSharedBlobStore, serveWorkerDisk, type WorkerDiskReport, type WorkerDiskRequest } from '@buildyard/cache';
-import { materializeContext, type ContextStore } from '@buildyard/context';
+import { manifestIndex, materializeContext, type ContextStore } from '@buildyard/context';
 import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, fromRedis, stagePayloadSchema, type RedisKeys, type StageResult } from '@buildyard/contracts';
 import { detectPlatforms, type EgressLists, type RuncExecutorOptions, type StepLimits } from '@buildyard/executor';
 import type { StagePlan } from '@buildyard/graph';
@@ -124,7 +124,7 @@ export class FleetWorker {
       contextCopies: this.blobs instanceof TieredBlobStore ? { dir: join(this.opts.sharedDir, 'contexts', 'content'), minAgeMs: CONTEXT_COPY_MIN_AGE_MS } : undefined,
       // Local copies of layers exist only in front of a registry blob store, which keeps them.
       layerCopies: this.blobs instanceof TieredBlobStore ? { list: () => tiered.local.list(), evict: (digest) => tiered.evictLocal(digest) } : undefined,
-      contextPaths: async (id) => (await this.contexts.manifest(id)).map((e) => e.path),
+      contextPaths: async (id) => manifestIndex(await this.contexts.manifest(id)).byPath,
       buildRunning: async (buildId) => ['queued', 'running'].includes((await records.get(buildId))?.status ?? ''),
     });
     // `du` and `prune` of the frontend reach this worker's snapshots and contexts.

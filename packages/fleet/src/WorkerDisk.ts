@@ -36,8 +36,11 @@ export interface WorkerDiskOptions {
   layerCopies?: LayerCopies;
   /** True while the build may still run stages (its record is queued or running). */
   buildRunning(buildId: string): Promise<boolean>;
-  /** The entry paths of a stored context: which lineage a new context continues. */
-  contextPaths(contextId: string): Promise<Iterable<string>>;
+  /**
+   * The entry paths of a stored context (which lineage a new context continues): the store's
+   * index of its manifest, made once per manifest and used again to update the tree.
+   */
+  contextPaths(contextId: string): Promise<ReadonlySet<string> | ReadonlyMap<string, unknown>>;
 }
 
 export interface LayerCopies {
@@ -256,16 +259,15 @@ export class WorkerDisk {
     const candidates = [...newest.values()].sort((a, b) => b.lastUsed - a.lastUsed).slice(0, LINEAGE_CANDIDATES);
     const fresh = () => randomBytes(8).toString('hex');
     if (candidates.length === 0) return fresh();
-    const wanted = new Set(await this.opts.contextPaths(contextId));
+    const wanted = await this.opts.contextPaths(contextId);
     let best: { lineage: string; shared: number } | undefined;
     for (const c of candidates) {
       let shared = 0;
       let size = 0;
       try {
-        for (const p of await this.opts.contextPaths(`sha256:${c.hex}`)) {
-          size++;
-          if (wanted.has(p)) shared++;
-        }
+        const paths = await this.opts.contextPaths(`sha256:${c.hex}`);
+        size = paths.size;
+        for (const p of paths.keys()) if (wanted.has(p)) shared++;
       } catch {
         continue; // its manifest is gone from the store: it cannot be a base anyway
       }

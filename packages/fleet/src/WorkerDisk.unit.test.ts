@@ -28,7 +28,7 @@ test('the contexts figure counts the local context copies and matches du', async
   utimesSync(join(copiesDir, 'sha256', 'old'), hourAgo, hourAgo);
 
   const buildRunning = async () => false;
-  const contextPaths = async () => [];
+  const contextPaths = async () => new Set<string>();
   const withCopies = await new WorkerDisk({ stateDir, buildRunning, contextPaths, contextCopies: { dir: copiesDir, minAgeMs: 600_000 } }).measure(true);
   const byKind = Object.fromEntries(withCopies.map((p) => [p.kind, p]));
   assert.equal(byKind.contexts.bytes, du(join(stateDir, 'contexts')) + du(copiesDir));

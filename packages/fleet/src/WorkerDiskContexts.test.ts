@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { ContextStore, isRegular, materializeContext, readManifest, sortEntries, walkContext, type MaterializeResult } from '@buildyard/context';
+import { ContextStore, isRegular, manifestIndex, materializeContext, readManifest, sortEntries, walkContext, type MaterializeResult } from '@buildyard/context';
 import { FsContentStore } from '@buildyard/oci';
 import { WorkerDisk } from './WorkerDisk.js';
 
@@ -23,7 +23,7 @@ function setup(t: { after(fn: () => void): void }) {
   const disk = new WorkerDisk({
     stateDir: join(root, 'state'),
     buildRunning: async (id) => running.has(id),
-    contextPaths: async (id) => (await store.manifest(id)).map((e) => e.path),
+    contextPaths: async (id) => manifestIndex(await store.manifest(id)).byPath,
   });
   /** Stores a client directory as a context of `tenant`, as a sync does. */
   const sync = async (dir: string, tenant: string): Promise<string> => {
@@ -214,7 +214,7 @@ test('local layer copies are evicted least recently used first, down to the budg
   // Written oldest first; then a stage used the oldest and the third.
   blobs.forEach((d, i) => utimesSync(local.path(d), 1_600_000_000 + i, 1_600_000_000 + i));
   const disk = new WorkerDisk({
-    stateDir: join(root, 'state'), buildRunning: async () => false, contextPaths: async () => [],
+    stateDir: join(root, 'state'), buildRunning: async () => false, contextPaths: async () => new Set<string>(),
     layerCopies: { list: () => local.list(), evict: (d) => local.delete(d) },
   });
   disk.usedLayers([blobs[0]!, blobs[2]!]);
@@ -226,5 +226,5 @@ test('local layer copies are evicted least recently used first, down to the budg
   assert.deepEqual(await Promise.all(blobs.map((d) => local.has(d))), [true, false, true, false], 'the two unused ones went, oldest first');
   assert.equal((await disk.trimLayerCopies(0)).keptBytes, 0);
   // Without a registry blob store there are no copies of its to evict.
-  assert.deepEqual(await new WorkerDisk({ stateDir: root, buildRunning: async () => false, contextPaths: async () => [] }).trimLayerCopies(0), { freedBytes: 0, keptBytes: 0 });
+  assert.deepEqual(await new WorkerDisk({ stateDir: root, buildRunning: async () => false, contextPaths: async () => new Set<string>() }).trimLayerCopies(0), { freedBytes: 0, keptBytes: 0 });
 });
