@@ -11,6 +11,7 @@ import { schedulerKeys } from '@buildyard/contracts';
 import { StageStore } from './StageStore.js';
 import { Dispatcher } from './Dispatcher.js';
 import { WorkerRegistry } from './WorkerRegistry.js';
+import { relay } from './relay.test-util.js';
 import { NoWorkerError, Scheduler, StageConsumer, platformQueueName, stageRef, workerQueueName, type LostWakeUp, type StageJob, type StageSpec } from './index.js';
 
 let redis: RedisService;
@@ -53,9 +54,9 @@ function setup(t: TestContext, opts: { tenantLimit?: number; redis?: RedisTarget
     await scheduler.close();
   });
   type Behaviour = (job: StageJob, signal: AbortSignal, worker: string) => Promise<unknown>;
-  async function consumer(id: string, w: { native?: string[]; emulated?: string[]; capacity?: number; pollMs?: number; onLostWakeUp?: (d: LostWakeUp) => void }, behaviour?: Behaviour) {
+  async function consumer(id: string, w: { native?: string[]; emulated?: string[]; capacity?: number; pollMs?: number; onLostWakeUp?: (d: LostWakeUp) => void; redis?: RedisTarget; lockDurationMs?: number }, behaviour?: Behaviour) {
     const c = new StageConsumer({
-      redis: redisTarget, prefix, ...FAST, pollMs: w.pollMs ?? FAST.pollMs, onError: (e) => errors.push(e), onLostWakeUp: w.onLostWakeUp,
+      redis: w.redis ?? redisTarget, prefix, ...FAST, pollMs: w.pollMs ?? FAST.pollMs, lockDurationMs: w.lockDurationMs ?? FAST.lockDurationMs, onError: (e) => errors.push(e), onLostWakeUp: w.onLostWakeUp,
       worker: { id, nativePlatforms: w.native ?? [AMD], emulatedPlatforms: w.emulated ?? [], capacity: w.capacity ?? 1 },
       handler: async (job, signal) => {
         const run: Run = { worker: id, buildId: job.buildId, stageId: job.stageId, start: performance.now(), end: 0, emulated: job.emulated, aborted: false, job };
@@ -595,6 +596,58 @@ test('a build survives the failover of the Redis Cluster master holding the sche
   // The cluster still takes new builds.
   await scheduler.submitBuild({ buildId: 'fo2', tenant: 't1', priority: 0, platforms: [{ platform: AMD, stages: [stage('x')] }] });
   assert.equal((await timeout(scheduler.waitForBuild('fo2'))).status, 'done');
+});
+
+test('workers whose heartbeats a Redis outage held up are not taken for dead when sweeps resume: an idle one stays registered, a running stage runs once', { skip: onCluster && 'relays one Redis' }, async (t) => {
+  // Sweeps by hand: the pause between two of them is the outage the sweep sees, as a scheduler's
+  // sweeps pause while Redis answers nobody.
+  const { scheduler, consumer, runs, prefix } = setup(t, { tickMs: 0 });
+  const proxy = await relay(new URL(redis.url));
+  t.after(() => proxy.stop());
+  const viaProxy = new URL(redis.url);
+  viaProxy.port = String(proxy.port);
+  const held = gate();
+  const running = gate();
+  const work = async (job: StageJob) => {
+    if (job.stageId === 'b') { running.open(); await held.opened; }
+    return job.stageId;
+  };
+  // Job locks that outlast the outage: BullMQ's own stall recovery is not what this is about.
+  for (const id of ['w1', 'w2']) await consumer(id, { redis: viaProxy.toString(), lockDurationMs: 120_000 }, work);
+  // A worker that was dead long before: its expiry is in 1970.
+  const keys = schedulerKeys(prefix);
+  await scheduler.registry.register({ id: 'ghost', nativePlatforms: ['linux/arm64'], emulatedPlatforms: [], capacity: 1, cacheBytes: 0, version: 'test' });
+  const probe = probeRedis();
+  t.after(() => probe.quit());
+  await probe.zadd(keys.workerBeats, 1, 'ghost');
+  await scheduler.tick();
+  assert.equal(await probe.exists(keys.worker('ghost')), 0, 'a worker dead before any pause is swept');
+  await scheduler.registry.register({ id: 'ghost', nativePlatforms: ['linux/arm64'], emulatedPlatforms: [], capacity: 1, cacheBytes: 0, version: 'test' });
+  await probe.zadd(keys.workerBeats, 1, 'ghost');
+  // b follows base onto the own queue of base's worker; the other worker stays idle.
+  await scheduler.submitBuild({ buildId: 'out1', tenant: 't1', priority: 0, platforms: [{ platform: AMD, stages: [stage('base'), stage('b', ['base'])] }] });
+  await timeout(running.opened, 60_000, 'stage b to start');
+  // Redis answers neither worker: their heartbeats stop, and stay stopped past their expiry.
+  proxy.freeze();
+  await until('both heartbeats to expire', async () => {
+    const [sec, usec] = await probe.time();
+    const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+    const expiries = await probe.zmscore(keys.workerBeats, 'w1', 'w2');
+    return expiries.every((e) => e !== null && Number(e) < now);
+  }, 60_000);
+  // The first sweep after the outage took both for dead: it removed the idle one from the
+  // registry (and would have moved stages queued for either to other workers).
+  await scheduler.tick();
+  const registered = await Promise.all(['w1', 'w2', 'ghost'].map((id) => probe.exists(keys.worker(id))));
+  // Thawed and let go first: the test's end closes the consumers, which waits for their stage
+  // and for Redis to answer them.
+  proxy.thaw();
+  held.open();
+  assert.deepEqual(registered, [1, 1, 0], 'both workers are still registered; the one dead before the outage is not');
+  const state = await timeout(scheduler.waitForBuild('out1'));
+  assert.equal(state.status, 'done', state.error);
+  const holder = state.stages.find((s) => s.stageId === 'base')!.worker;
+  assert.deepEqual(runs.map((r) => [r.stageId, r.worker, r.aborted]).sort(), [['b', holder, false], ['base', holder, false]]);
 });
 
 test('a stage on a SIGKILLed worker completes on another worker', async (t) => {

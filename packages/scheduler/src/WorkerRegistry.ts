@@ -137,9 +137,14 @@ export class WorkerRegistry {
     return (await this.redis.hget(this.keys.worker(id), 'draining')) === '1';
   }
 
-  /** Registered workers whose heartbeat expired (their placed jobs need re-homing): one range query. */
+  /**
+   * Registered workers whose heartbeat expired (their placed jobs need re-homing), in one script.
+   * For the scheduler's periodic sweep only: it counts the sweeps themselves, and takes a pause
+   * between two of more than half the heartbeat TTL for an outage of Redis, whose expiries it
+   * forgives until a TTL has passed (see w_dead.lua; workers beat at least twice per TTL).
+   */
   async deadWorkers(): Promise<string[]> {
-    return (await this.runPositional('dead', [], [])) as string[];
+    return (await this.runPositional('dead', [], [this.heartbeatTtlMs, Math.floor(this.heartbeatTtlMs / 2)])) as string[];
   }
 
   /** Registered workers that are draining (their queued jobs need re-homing). */

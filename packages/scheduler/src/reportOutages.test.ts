@@ -6,36 +6,14 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createConnection, createServer, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { startRedis, until, type RedisService } from '@buildyard/testkit';
 import { abandonRedis, reportOutages, untilRedisGone } from '@buildyard/contracts';
+import { relay } from './relay.test-util.js';
 
 let redis: RedisService;
 before(async () => { redis = await startRedis(); });
 after(async () => { await redis?.stop(); });
-
-/** A loopback relay to the test's Redis that can be cut and put back on the same port, or frozen (connections kept, nothing passed on). */
-async function relay(to: URL) {
-  const sockets = new Set<Socket>();
-  const pairs: Array<[Socket, Socket]> = [];
-  const server = createServer((client) => {
-    const upstream = createConnection(Number(to.port), to.hostname);
-    for (const s of [client, upstream]) { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => undefined); }
-    client.pipe(upstream).pipe(client);
-    pairs.push([client, upstream]);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  return {
-    port,
-    cut: async () => { const closed = once(server, 'close'); server.close(); for (const s of sockets) s.destroy(); await closed; },
-    restore: async () => { server.listen(port, '127.0.0.1'); await once(server, 'listening'); },
-    stop: () => { server.close(); for (const s of sockets) s.destroy(); },
-    freeze: () => { for (const [client, upstream] of pairs) { client.unpipe(upstream); client.pause(); } },
-  };
-}
 
 /** A client (commands wait for Redis, as the fleet's do) connected through a relay the test may cut or freeze. */
 async function clientThroughRelay(t: TestContext) {
