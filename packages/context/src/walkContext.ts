@@ -99,10 +99,9 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
       const excluded = matcher.excludes(childRel);
       const mode = st.mode;
       const type = mode & S_IFMT;
-      const exactModTime = () => String(lstatSync(childAbs, { bigint: true }).mtimeNs);
       if (excluded) {
         if (type === S_IFDIR && matcher.mayMatchInside(childRel)) {
-          const dirEntry: ContextEntry = { path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime: exactModTime() };
+          const dirEntry: ContextEntry = { path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime: exactMtimeNs(childAbs) };
           const at = entries.push(dirEntry) - 1;
           if (walkDir(childAbs, childRel)) emitted = true;
           else entries.splice(at, 1);
@@ -111,7 +110,7 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
       }
       emitted = true;
       if (type === S_IFDIR) {
-        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime: exactModTime() });
+        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime: exactMtimeNs(childAbs) });
         walkDir(childAbs, childRel);
       } else if (type === S_IFREG) {
         // Its modTime is set with its digest (see ContextListing.entries).
@@ -119,7 +118,7 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
         entries.push(entry);
         toHash.push({ entry, abs: childAbs, st: { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino } });
       } else if (type === S_IFLNK) {
-        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: readlinkSync(childAbs), modTime: exactModTime() });
+        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: readlinkSync(childAbs), modTime: exactMtimeNs(childAbs) });
       } else {
         throw new ContextError(`${childAbs} is a ${describeFileType(mode)}; a build context can only hold files, directories and symlinks — remove it or add it to .dockerignore`);
       }
@@ -237,6 +236,11 @@ function sortNames(names: string[]): string[] {
   const keyed = names.map((n) => ({ n, k: Buffer.from(n) }));
   keyed.sort((x, y) => Buffer.compare(x.k, y.k));
   return keyed.map((x) => x.n);
+}
+
+/** The modification time of `path` itself (not a symlink's target) in nanoseconds. */
+function exactMtimeNs(path: string): string {
+  return String(lstatSync(path, { bigint: true }).mtimeNs);
 }
 
 function deferred(): { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } {
