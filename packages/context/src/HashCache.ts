@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { appendJournal, compactAfter, readJournal, rewriteJournal } from './journalFile.js';
 
 /** A file's stat, exact: what a row records. */
-interface CachedStat {
+export interface CachedStat {
   size: number;
   mtimeNs: string;
   ctimeNs: string;
@@ -100,6 +100,11 @@ export class HashCache {
       }
     }
     return cache;
+  }
+
+  /** Whether the file at `path` has a row (the walk then stats it as numbers, see get()). */
+  has(path: string): boolean {
+    return this.rows.has(path);
   }
 
   /**

@@ -1,13 +1,13 @@
 // A sorted lstat walker rather than fdir: .dockerignore needs pruning decisions per directory
 // (and descending into excluded directories when a `!` exception may re-include something).
 import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { lstat, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { compileDockerignore } from '@buildyard/fileop';
 import { ContextError } from './ContextError.js';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, type ContextEntry } from './ContextEntry.js';
-import { HashCache, defaultContextCacheDir, nowNs, type StatNumbers } from './HashCache.js';
+import { HashCache, defaultContextCacheDir, nowNs, type CachedStat, type StatNumbers } from './HashCache.js';
 import { describeFileType, validateEntrySet } from './validateEntries.js';
 
 export interface WalkOptions {
@@ -71,11 +71,11 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
   });
   if (!rootStat.isDirectory()) throw new ContextError(`context ${root} is not a directory; pass a directory as the build context`);
   const matcher = compileDockerignore(opts.dockerignore ?? []);
-  // Read while the walk runs; a walk that fails leaves it unused.
-  const opening = HashCache.open(opts.cacheDir ?? defaultContextCacheDir(), root);
-  opening.catch(() => {});
+  // Read first: the walk stats a file that has a row as numbers, anything else as BigInts.
+  const cache = await HashCache.open(opts.cacheDir ?? defaultContextCacheDir(), root);
   const entries: ContextEntry[] = [];
-  const toHash: { entry: ContextEntry; abs: string; st: StatNumbers }[] = [];
+  // A file stat'ed as numbers (to be compared with its row), or exactly (it had none).
+  const toHash: { entry: ContextEntry; abs: string; numbers?: StatNumbers; exact?: CachedStat }[] = [];
 
   // Returns whether anything below `rel` was emitted (so an excluded dir is kept as a parent).
   // Synchronous on purpose: nothing is sent before the walk ends, and a page-cached lstat costs
@@ -92,16 +92,18 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
     for (const name of names) {
       const childRel = rel === '' ? name : `${rel}/${name}`;
       const childAbs = `${abs}/${name}`;
-      // Times as numbers: a file's exact ones (nanoseconds, as fsutil's Stat.ModTime) come from
-      // its hash cache row, or from a second lstat when it missed; a BigInt stat of every entry
-      // cost ~30% more of the walk, and its garbage. Directories and symlinks have no row.
-      const st = lstatSync(childAbs);
+      // Exact times are nanoseconds (as fsutil's Stat.ModTime), which only a BigInt stat gives;
+      // one of every entry cost ~30% more of the walk, and its garbage. A file with a hash cache
+      // row is stat'ed as numbers: on a hit its exact time is the row's; on a miss it is
+      // stat'ed again. Anything else (a new file, a directory, a symlink) gets the BigInt stat.
+      const st = cache.has(childRel) ? lstatSync(childAbs) : lstatSync(childAbs, { bigint: true });
       const excluded = matcher.excludes(childRel);
-      const mode = st.mode;
+      const mode = Number(st.mode);
       const type = mode & S_IFMT;
+      const modTime = () => ('mtimeNs' in st ? String(st.mtimeNs) : exactMtimeNs(childAbs));
       if (excluded) {
         if (type === S_IFDIR && matcher.mayMatchInside(childRel)) {
-          const dirEntry: ContextEntry = { path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime: exactMtimeNs(childAbs) };
+          const dirEntry: ContextEntry = { path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime: modTime() };
           const at = entries.push(dirEntry) - 1;
           if (walkDir(childAbs, childRel)) emitted = true;
           else entries.splice(at, 1);
@@ -110,15 +112,16 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
       }
       emitted = true;
       if (type === S_IFDIR) {
-        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime: exactMtimeNs(childAbs) });
+        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime: modTime() });
         walkDir(childAbs, childRel);
       } else if (type === S_IFREG) {
         // Its modTime is set with its digest (see ContextListing.entries).
-        const entry: ContextEntry = { path: childRel, mode, size: st.size, digest: '', linkTarget: '', modTime: undefined };
+        const entry: ContextEntry = { path: childRel, mode, size: Number(st.size), digest: '', linkTarget: '', modTime: undefined };
         entries.push(entry);
-        toHash.push({ entry, abs: childAbs, st: { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino } });
+        if ('mtimeNs' in st) toHash.push({ entry, abs: childAbs, exact: exactStat(st) });
+        else toHash.push({ entry, abs: childAbs, numbers: { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino } });
       } else if (type === S_IFLNK) {
-        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: readlinkSync(childAbs), modTime: exactMtimeNs(childAbs) });
+        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: readlinkSync(childAbs), modTime: modTime() });
       } else {
         throw new ContextError(`${childAbs} is a ${describeFileType(mode)}; a build context can only hold files, directories and symlinks — remove it or add it to .dockerignore`);
       }
@@ -140,7 +143,6 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
   const jobs = toHash;
   const settled = jobs.map(() => deferred());
   const indexOfJob = new Map(jobs.map((j, i) => [j.entry, i]));
-  const cache = await opening;
   const now = opts.now ?? nowNs;
   const kept = new Map<string, Buffer>();
   let keptBytes = 0;
@@ -155,15 +157,14 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
       const i = next++;
       const job = jobs[i];
       try {
-        const row = cache.get(job.entry.path, job.st);
+        const row = job.numbers && cache.get(job.entry.path, job.numbers);
         if (row) {
           job.entry.modTime = row.mtimeNs;
           job.entry.digest = row.digest;
         } else {
           const started = now();
-          // The exact stat of a file that missed: its entry's and its new row's.
-          const exact = lstatSync(job.abs, { bigint: true });
-          const st = { size: Number(exact.size), mtimeNs: String(exact.mtimeNs), ctimeNs: String(exact.ctimeNs), ino: String(exact.ino) };
+          // Its exact stat: its entry's and its new row's (a file that missed its row is stat'ed again).
+          const st = job.exact ?? exactStat(lstatSync(job.abs, { bigint: true }));
           job.entry.size = st.size;
           job.entry.modTime = st.mtimeNs;
           if (st.size <= SMALL_FILE) {
@@ -241,6 +242,11 @@ function sortNames(names: string[]): string[] {
 /** The modification time of `path` itself (not a symlink's target) in nanoseconds. */
 function exactMtimeNs(path: string): string {
   return String(lstatSync(path, { bigint: true }).mtimeNs);
+}
+
+/** What a hash cache row records of a file's BigInt stat. */
+function exactStat(st: BigIntStats): CachedStat {
+  return { size: Number(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs), ino: String(st.ino) };
 }
 
 function deferred(): { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } {

@@ -53,7 +53,7 @@ test('the digest cache is used for unchanged files and ignored for changed ones'
   assert.equal((await walkContext(ctx, { cacheDir }))[0].digest, sha('two'));
 }));
 
-test('files get their exact modification times (nanoseconds) whether hashed or found in the digest cache', () => withDir(async (dir) => {
+test('files get their exact modification times (nanoseconds) whether hashed, found in the digest cache, or changed since their row', () => withDir(async (dir) => {
   const ctx = join(dir, 'ctx');
   const cacheDir = join(dir, 'cache');
   await mkdir(join(ctx, 'sub'), { recursive: true });
@@ -64,10 +64,11 @@ test('files get their exact modification times (nanoseconds) whether hashed or f
   await utimes(join(ctx, 'sub/f'), 1_600_000_000.123457, 1_600_000_000.123457);
   const exact = async (p: string) => String((await lstat(join(ctx, p), { bigint: true })).mtimeNs);
   const later = () => BigInt(Date.now() + 3_600_000) * 1_000_000n;
-  for (const round of ['hashed', 'from the cache']) {
+  for (const round of ['hashed', 'from the cache', 'changed since its row']) {
+    if (round === 'changed since its row') await writeFile(join(ctx, 'sub/f'), 'two');
     const entries = await walkContext(ctx, { cacheDir, now: later });
     for (const e of entries) assert.equal(e.modTime, await exact(e.path), `${e.path}, ${round}`);
-    assert.equal(entries.find((e) => e.path === 'sub/f')?.digest, sha('one'));
+    assert.equal(entries.find((e) => e.path === 'sub/f')?.digest, sha(round === 'changed since its row' ? 'two' : 'one'));
   }
 }));
 
