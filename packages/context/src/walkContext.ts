@@ -1,7 +1,7 @@
 // A sorted lstat walker rather than fdir: .dockerignore needs pruning decisions per directory
 // (and descending into excluded directories when a `!` exception may re-include something).
 import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync, type BigIntStats, type Stats } from 'node:fs';
 import { lstat, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { compileDockerignore } from '@buildyard/fileop';
@@ -100,10 +100,9 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
       const excluded = matcher.excludes(childRel);
       const mode = Number(st.mode);
       const type = mode & S_IFMT;
-      const modTime = () => ('mtimeNs' in st ? String(st.mtimeNs) : exactMtimeNs(childAbs));
       if (excluded) {
         if (type === S_IFDIR && matcher.mayMatchInside(childRel)) {
-          const dirEntry: ContextEntry = { path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime: modTime() };
+          const dirEntry: ContextEntry = { path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime: exactMtimeNs(childAbs, st) };
           const at = entries.push(dirEntry) - 1;
           if (walkDir(childAbs, childRel)) emitted = true;
           else entries.splice(at, 1);
@@ -112,7 +111,7 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
       }
       emitted = true;
       if (type === S_IFDIR) {
-        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime: modTime() });
+        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime: exactMtimeNs(childAbs, st) });
         walkDir(childAbs, childRel);
       } else if (type === S_IFREG) {
         // Its modTime is set with its digest (see ContextListing.entries).
@@ -121,7 +120,7 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
         if ('mtimeNs' in st) toHash.push({ entry, abs: childAbs, exact: exactStat(st) });
         else toHash.push({ entry, abs: childAbs, numbers: { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino } });
       } else if (type === S_IFLNK) {
-        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: readlinkSync(childAbs), modTime: modTime() });
+        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: readlinkSync(childAbs), modTime: exactMtimeNs(childAbs, st) });
       } else {
         throw new ContextError(`${childAbs} is a ${describeFileType(mode)}; a build context can only hold files, directories and symlinks — remove it or add it to .dockerignore`);
       }
@@ -239,9 +238,9 @@ function sortNames(names: string[]): string[] {
   return keyed.map((x) => x.n);
 }
 
-/** The modification time of `path` itself (not a symlink's target) in nanoseconds. */
-function exactMtimeNs(path: string): string {
-  return String(lstatSync(path, { bigint: true }).mtimeNs);
+/** The modification time of `path` itself (not a symlink's target) in nanoseconds: from `st` when that is exact, else stat'ed again. */
+function exactMtimeNs(path: string, st: Stats | BigIntStats): string {
+  return String(('mtimeNs' in st ? st : lstatSync(path, { bigint: true })).mtimeNs);
 }
 
 /** What a hash cache row records of a file's BigInt stat. */
