@@ -34,10 +34,7 @@ async function main(): Promise<void> {
   const sandbox = await sandboxOptions(config);
   const egress = sandbox.executor.egress || {};
   const egressRules = new EgressRules({ protect: [...(egress.protect ?? []), ...(egress.pool ? [egress.pool] : [])], deny: egress.deny ?? [], allow: egress.allow ?? [] });
-  const sourcePolicy = (tenant: string) => {
-    const rules = egressRules.forTenant(sandbox.tenantEgress(tenant));
-    return (address: string) => { const verdict = rules.check(address); return verdict.allowed ? undefined : verdict.by; };
-  };
+  const sourcePolicy = (tenant: string) => egressRules.forTenant(sandbox.tenantEgress(tenant)).refuse;
   const frontend = new Frontend({
     sourcePolicy,
     fetchLimits: { connectTimeoutMs: config.limits.fetchConnectTimeoutMs, idleTimeoutMs: config.limits.fetchIdleTimeoutMs },
@@ -47,6 +44,7 @@ async function main(): Promise<void> {
     blobStore: config.blobStore,
     secretsKey: config.auth.secretsKey,
     insecureRegistries: config.registry.insecure,
+    trustedRegistries: config.registry.trusted,
     buildPlatform: formatPlatform(hostPlatform()),
     maxContextBytes: config.limits.maxContextBytes,
     maxContextFiles: config.limits.maxContextFiles,

@@ -98,6 +98,7 @@ program.command('serve', { isDefault: true })
       platforms: config.worker.platforms,
       compression: config.worker.compression,
       insecureRegistries: config.registry.insecure,
+      trustedRegistries: config.registry.trusted,
       stepTimeoutMs: config.limits.stepTimeoutMs,
       fetch: { connectTimeoutMs: config.limits.fetchConnectTimeoutMs, idleTimeoutMs: config.limits.fetchIdleTimeoutMs },
       keepStorageBytes: config.worker.keepStorageBytes,

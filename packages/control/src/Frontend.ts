@@ -47,6 +47,8 @@ export interface FrontendOptions {
   blobStore?: { type: 'fs' | 'registry'; repository: string };
   secretsKey: string;
   insecureRegistries: string[];
+  /** Registries builds may use although sourcePolicy refuses their address (registry.trusted). */
+  trustedRegistries?: string[];
   buildPlatform: string;
   version: string;
   maxContextBytes: number;
@@ -54,8 +56,9 @@ export interface FrontendOptions {
   maxLogBytesPerStep: number;
   /** `tenant:entitlement` grants (auth.entitlements): network.host, security.insecure. */
   entitlements?: string[];
-  /** The network policy of what the frontend fetches for a tenant's build (git contexts): the
-   *  workers' egress rules (buildyardd gives them); absent, nothing is refused. */
+  /** The network policy of what the frontend fetches for a tenant's build (git contexts, and the
+   *  registries it names but trustedRegistries): the workers' egress rules (buildyardd gives
+   *  them); absent, nothing is refused. */
   sourcePolicy?: (tenant: string) => ((address: string) => string | undefined) | undefined;
   /** Connect and idle limits of those fetches (limits.fetchConnectTimeoutMs, fetchIdleTimeoutMs). */
   fetchLimits?: { connectTimeoutMs: number; idleTimeoutMs: number };
@@ -159,6 +162,7 @@ export class Frontend {
       redis: opts.redis, keys: this.keys, log: this.log, scheduler: opts.scheduler, records: this.records, secrets,
       remoteContexts: this.remoteContexts, requests: this.requests,
       contexts: this.contexts, blobs: this.blobs, insecureRegistries: opts.insecureRegistries, buildPlatform: opts.buildPlatform,
+      trustedRegistries: opts.trustedRegistries, registryPolicy: opts.sourcePolicy,
       maxLogBytesPerStep: opts.maxLogBytesPerStep, entitlements: parseEntitlements(opts.entitlements ?? []),
     });
   }

@@ -35,6 +35,8 @@ export interface TenantEgressRules {
   allow: Cidr[];
   /** May a build of this tenant open a connection to `address` (an IP address, not a name)? */
   check(address: string): EgressVerdict;
+  /** check() as a connection policy: the setting that refuses `address`, or undefined. */
+  refuse(address: string): string | undefined;
 }
 
 export class EgressRules {
@@ -59,8 +61,9 @@ export class EgressRules {
     const protect = [...this.protect, ...hostAddresses().filter((a) => !within(this.protect, a.base))];
     const deny = [...this.deny, ...tenantDeny];
     const allow = [...this.allow, ...tenantAllow];
-    return {
+    const rules: TenantEgressRules = {
       protect, deny, allow,
+      refuse: (address) => { const verdict = rules.check(address); return verdict.allowed ? undefined : verdict.by; },
       check: (address) => {
         // Builds have no IPv6 (a step's namespace has no IPv6 address; its table drops IPv6).
         const ip = isIP(address) === 4 ? parseIPv4(address) : undefined;
@@ -73,6 +76,7 @@ export class EgressRules {
         return { allowed: true };
       },
     };
+    return rules;
   }
 }
 

@@ -6,9 +6,9 @@
 // connects only to an address the policy allows (vettedLookup, as ADD <url> downloads do), and
 // counts the bytes the remote sends so one fetch cannot fill the disk.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import { connect, isIP, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { AddressRefusedError, vettedLookup } from './httpGet.js';
+import { AddressRefusedError, refusedLiteral, vettedLookup } from '@buildyard/oci';
 
 export interface GitEgressProxy {
   /** `http://127.0.0.1:PORT` */
@@ -47,11 +47,9 @@ export async function startGitEgressProxy(opts: GitEgressProxyOptions): Promise<
 
   /** Opens a TCP connection to host:port under the policy. */
   const open = (host: string, port: number): Promise<Socket> => new Promise((resolve, reject) => {
+    const refused = opts.refuse && refusedLiteral(host, opts.refuse);
+    if (refused) { reject(refused); return; }
     const literal = host.replace(/^\[|\]$/g, '');
-    if (opts.refuse && isIP(literal)) {
-      const by = opts.refuse(literal);
-      if (by) { reject(new AddressRefusedError(literal, by)); return; }
-    }
     const socket = connect({ host: literal, port, ...(opts.refuse ? { lookup: vettedLookup(opts.refuse) } : {}) });
     const timer = setTimeout(() => socket.destroy(new Error(`could not connect to ${host}:${port} within ${opts.connectTimeoutMs} ms`)), opts.connectTimeoutMs);
     socket.once('connect', () => { clearTimeout(timer); socket.off('error', reject); resolve(socket); });
@@ -72,9 +70,8 @@ export async function startGitEgressProxy(opts: GitEgressProxyOptions): Promise<
     try { target = new URL(req.url ?? ''); } catch { res.writeHead(400).end(); return; }
     if (target.protocol !== 'http:') { res.writeHead(400).end(); return; }
     // node:net never looks an address up, so a literal one is vetted here.
-    const literal = target.hostname.replace(/^\[|\]$/g, '');
-    const by = opts.refuse && isIP(literal) ? opts.refuse(literal) : undefined;
-    if (by) { note(new AddressRefusedError(literal, by)); res.writeHead(403).end(); return; }
+    const refused = opts.refuse && refusedLiteral(target.hostname, opts.refuse);
+    if (refused) { note(refused); res.writeHead(403).end(); return; }
     const headers = { ...req.headers };
     delete headers['proxy-connection'];
     delete headers['proxy-authorization'];

@@ -5,10 +5,12 @@
 // to an address that the build's network policy allows: the name is resolved once, inside the
 // connect (so the connect timeout covers it), and the socket opens to exactly the vetted
 // address, so a DNS answer that changes between check and connect (rebinding) reaches nothing.
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import { isIP, type LookupFunction, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { AddressRefusedError, refusedLiteral, vettedLookup } from '@buildyard/oci';
+
+export { AddressRefusedError, vettedLookup };
 
 export interface HttpLimits {
   connectTimeoutMs: number;
@@ -22,15 +24,6 @@ export interface HttpLimits {
 
 /** A limit was hit: says which, in words for the user. */
 export class HttpTimeoutError extends Error {}
-
-/** The policy refused the address a hop would connect to; `by` names the setting. */
-export class AddressRefusedError extends Error {
-  /** The redirect hop that led there, when it was not the URL asked for. */
-  redirectedTo?: URL;
-  constructor(readonly address: string, readonly by: string) {
-    super(`the address ${address} is not reachable from builds (${by})`);
-  }
-}
 
 const MAX_REDIRECTS = 10;
 
@@ -68,14 +61,9 @@ export async function httpGet(url: URL, limits: HttpLimits, headers: Record<stri
 function requestOnce(url: URL, limits: HttpLimits, signal: AbortSignal, headers: Record<string, string>, method: 'GET' | 'HEAD'): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const request = url.protocol === 'https:' ? https.request : http.request;
-    let lookup: LookupFunction | undefined;
-    if (limits.refuse) {
-      // An address in the URL is never looked up by node:net: vet it here.
-      const literal = url.hostname.replace(/^\[|\]$/g, '');
-      const by = isIP(literal) ? limits.refuse(literal) : undefined;
-      if (by) { reject(new AddressRefusedError(literal, by)); return; }
-      lookup = vettedLookup(limits.refuse);
-    }
+    const refused = limits.refuse && refusedLiteral(url.hostname, limits.refuse);
+    if (refused) { reject(refused); return; }
+    const lookup = limits.refuse && vettedLookup(limits.refuse);
     // agent: false: a fresh connection, so the connect timeout always measures a real connect.
     // The Host header and TLS server name stay the URL's name; only the address is pinned.
     const req = request(url, { method, agent: false, signal, headers, ...(lookup ? { lookup } : {}) });
@@ -96,22 +84,4 @@ function requestOnce(url: URL, limits: HttpLimits, signal: AbortSignal, headers:
     req.once('error', reject);
     req.once('close', () => clearTimeout(connectTimer));
   });
-}
-
-/** Resolves (IPv4: builds have no IPv6) and answers only addresses the policy allows; when it
- *  allows none, fails with the first refused one. */
-export function vettedLookup(refuse: (address: string) => string | undefined): LookupFunction {
-  return (hostname, options, callback) => {
-    dnsLookup(hostname, { all: true, family: 4 }, (err, found: LookupAddress[]) => {
-      if (err) { callback(err, '', 4); return; }
-      const allowed = found.filter((a) => refuse(a.address) === undefined);
-      if (allowed.length === 0) {
-        const first = found[0]?.address ?? hostname;
-        callback(new AddressRefusedError(first, refuse(first) ?? 'worker.egress') as NodeJS.ErrnoException, '', 4);
-        return;
-      }
-      if (options.all) (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, allowed);
-      else callback(null, allowed[0]!.address, 4);
-    });
-  };
 }

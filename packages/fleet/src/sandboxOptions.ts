@@ -49,7 +49,7 @@ export async function sandboxOptions(config: Pick<BuildyardConfig, 'worker' | 'r
     lists.deny = await resolveTargets(lists.deny, 'worker.egress.tenantDeny');
     lists.allow = await resolveTargets(lists.allow, 'worker.egress.tenantAllow');
   }
-  const clusterHosts = [...redisHostsOf(config.redis.url), ...(config.blobStore.type === 'registry' ? [config.blobStore.repository.split('/')[0] ?? ''] : []), ...config.registry.insecure]
+  const clusterHosts = [...redisHostsOf(config.redis.url), ...(config.blobStore.type === 'registry' ? [config.blobStore.repository.split('/')[0] ?? ''] : []), ...config.registry.insecure, ...config.registry.trusted]
     .map((h) => h.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')).filter((h) => h !== '');
   return {
     executor: {

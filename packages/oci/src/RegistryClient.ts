@@ -10,6 +10,7 @@ import { formatPlatform, hostPlatform, normalizePlatform, NoMatchingPlatformErro
 import { formatReference, parseReference, registryApiHost, type ImageReference, type RepositoryReference } from './reference.js';
 import { credentialsFor, loadDockerConfig, normalizeRegistryHost, type CredentialMap, type Credentials } from './credentials.js';
 import { parseWwwAuthenticate, type AuthChallenge } from './authChallenge.js';
+import { addressRefusal, vettedFetch, type AddressPolicy } from './addressPolicy.js';
 import { isImageIndex, type AnyManifest, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from './types.js';
 
 export interface RegistryClientOptions {
@@ -32,6 +33,12 @@ export interface RegistryClientOptions {
   /** PATCH size for chunked uploads. Default 16 MiB. */
   chunkSize?: number;
   userAgent?: string;
+  /**
+   * The network policy of a build's registries: every connection to a registry not in `trusted`
+   * (host:port as references name it) opens only to an address `refuse` allows, redirects and
+   * token realms included. Absent, anything is reached (the CLI, the cluster's own blob store).
+   */
+  network?: { refuse: AddressPolicy; trusted: readonly string[] };
 }
 
 export interface CallOptions {
@@ -182,6 +189,8 @@ export class RegistryClient {
   private readonly insecure: Set<string>;
   private fileCredentials?: Promise<CredentialMap>;
   private readonly authCache = new Map<string, CachedAuth>();
+  private readonly trusted: Set<string>;
+  private vetted?: Promise<typeof fetch>;
   readonly store?: FsContentStore;
 
   constructor(private readonly options: RegistryClientOptions = {}) {
@@ -197,6 +206,22 @@ export class RegistryClient {
     for (const [k, v] of Object.entries(options.credentials ?? {})) this.explicitCredentials[normalizeRegistryHost(k)] = v;
     this.insecure = new Set((options.insecureHosts ?? []).map((h) => h.toLowerCase()));
     this.store = options.store;
+    this.trusted = new Set((options.network?.trusted ?? []).flatMap((h) => [h.toLowerCase(), registryApiHost(h).toLowerCase()]));
+  }
+
+  /** The fetch() of requests of an operation on `registry`: the vetted one unless there is no
+   *  network policy or the registry is trusted. */
+  private fetchFor(registry: string): Promise<typeof fetch> | typeof fetch {
+    const network = this.options.network;
+    if (!network || this.trusted.has(registry.toLowerCase()) || this.trusted.has(registryApiHost(registry).toLowerCase())) return fetch;
+    return this.vetted ??= vettedFetch(network.refuse);
+  }
+
+  /** A connection the network policy refused, as the one-line error of `op` (never retried). */
+  private refusedError(op: Operation, err: unknown): RegistryError | undefined {
+    const refusal = addressRefusal(err);
+    if (!refusal) return undefined;
+    return new RegistryError(`registry ${op.registry}: ${op.name}: ${refusal.message}; use a registry builds may reach, or ask the operator to list this one in registry.trusted`, op.registry, op.name);
   }
 
   /** `http://` only for loopback or explicitly insecure hosts; `https://` otherwise. */
@@ -613,7 +638,7 @@ export class RegistryClient {
     const basicKey = this.authKey(op.registry, ['*basic*'], creds);
     const basic = this.authCache.get(basicKey);
     const header = cached && cached.expiresAt > Date.now() ? cached.header : basic?.header;
-    const reply = await this.send(init, header, call);
+    const reply = await this.send(op, init, header, call);
     if (reply.res.status !== 401) return reply;
     const challenges = parseWwwAuthenticate(reply.res.headers.get('www-authenticate') ?? '');
     let auth;
@@ -628,7 +653,7 @@ export class RegistryClient {
     await reply.res.arrayBuffer().catch(() => undefined);
     reply.finish();
     this.authCache.set(auth.basic ? basicKey : key, { header: auth.header, expiresAt: auth.expiresAt });
-    return this.send(init, auth.header, call);
+    return this.send(op, init, auth.header, call);
   }
 
   private async authenticate(op: Operation, challenges: AuthChallenge[], creds: Credentials | undefined, call: CallOptions): Promise<{ header: string; expiresAt: number; basic?: boolean } | undefined> {
@@ -645,12 +670,14 @@ export class RegistryClient {
       const tokenOp = `${op.name} (token from ${realmUrl.host})`;
       let res: Response;
       const ac = this.timeoutSignal(call);
+      // The realm is the registry's to name: it is reached under the registry's policy.
+      const fetchVia = await this.fetchFor(op.registry);
       try {
         if (creds?.identityToken) {
           const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'buildyard' });
           if (bearer.params.service) form.set('service', bearer.params.service);
           if (scopes.length) form.set('scope', scopes.join(' '));
-          res = await fetch(realmUrl, { method: 'POST', body: form, headers: { 'user-agent': this.opts.userAgent }, signal: ac.signal });
+          res = await fetchVia(realmUrl, { method: 'POST', body: form, headers: { 'user-agent': this.opts.userAgent }, signal: ac.signal });
         } else {
           if (bearer.params.service) realmUrl.searchParams.set('service', bearer.params.service);
           for (const s of scopes) realmUrl.searchParams.append('scope', s);
@@ -659,7 +686,7 @@ export class RegistryClient {
             headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
             realmUrl.searchParams.set('account', creds.username);
           }
-          res = await fetch(realmUrl, { headers, signal: ac.signal });
+          res = await fetchVia(realmUrl, { headers, signal: ac.signal });
         }
         const text = await res.text();
         if (res.status !== 200) {
@@ -673,6 +700,8 @@ export class RegistryClient {
         return { header: `Bearer ${token}`, expiresAt: Date.now() + ttl };
       } catch (err) {
         if (err instanceof RegistryError) throw err;
+        const refused = this.refusedError({ ...op, name: tokenOp }, err);
+        if (refused) throw refused;
         throw new RegistryError(`registry ${op.registry}: ${tokenOp} failed: ${(err as Error).message}`, op.registry, op.name);
       } finally {
         ac.finish();
@@ -698,7 +727,7 @@ export class RegistryClient {
     return { signal, touch: arm, finish: () => { if (timer) clearTimeout(timer); timer = undefined; } };
   }
 
-  private async send(init: RequestInit2, authorization: string | undefined, call: CallOptions): Promise<Reply> {
+  private async send(op: Operation, init: RequestInit2, authorization: string | undefined, call: CallOptions): Promise<Reply> {
     const t = this.timeoutSignal(call);
     const headers: Record<string, string> = { 'user-agent': this.opts.userAgent, ...init.headers };
     if (authorization) headers.authorization = authorization;
@@ -713,11 +742,14 @@ export class RegistryClient {
       duplex = 'half';
     }
     try {
-      const res = await fetch(init.url, { method: init.method, headers, body, signal: t.signal, redirect: 'follow', ...(duplex ? { duplex } : {}) } as RequestInit);
+      const fetchVia = await this.fetchFor(op.registry);
+      const res = await fetchVia(init.url, { method: init.method, headers, body, signal: t.signal, redirect: 'follow', ...(duplex ? { duplex } : {}) } as RequestInit);
       t.touch();
       return { res, touch: t.touch, finish: t.finish };
     } catch (err) {
       t.finish();
+      const refused = this.refusedError(op, err);
+      if (refused) throw refused;
       const reason = t.signal.aborted && t.signal.reason instanceof Error ? t.signal.reason.message : undefined;
       if (reason && !call.signal?.aborted) throw new Error(`${init.method} ${new URL(init.url).pathname} ${reason}`);
       throw err;

@@ -35,3 +35,6 @@ export {
 } from './archiveWriters.js';
 export { withRetries, describeError, RetriesExhaustedError, type RetryOptions, type Attempt } from './retry.js';
 export { readLayerFiles, type LayerReader } from './layerFiles.js';
+export {
+  AddressRefusedError, vettedLookup, refusedLiteral, vettedFetch, addressRefusal, type AddressPolicy,
+} from './addressPolicy.js';

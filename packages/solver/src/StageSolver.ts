@@ -326,8 +326,7 @@ export class StageSolver {
   /** The worker fetches outside any step's firewall, so it asks the same egress rules (with the
    *  tenant's lists) for every address it would connect to. */
   private refuseAddress(req: SolveStageRequest): ((address: string) => string | undefined) | undefined {
-    const rules = this.opts.executor.egressRules?.forTenant(req.egress);
-    return rules && ((address) => { const verdict = rules.check(address); return verdict.allowed ? undefined : verdict.by; });
+    return this.opts.executor.egressRules?.forTenant(req.egress).refuse;
   }
 
   /** Runs a file vertex's actions; answers what its downloads without --checksum read. */

@@ -120,6 +120,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     BUILDYARD_HEARTBEAT_MS: '500',
     BUILDYARD_HEARTBEAT_TIMEOUT_MS: '3000',
     BUILDYARD_LOG_LEVEL: 'warn',
+    // The cluster's registry lives on loopback, which builds may not reach unless trusted (as
+    // `buildyard up` trusts its own as an insecure registry).
+    BUILDYARD_TRUSTED_REGISTRIES: registry.host,
     // A failover here (node timeout 2 s, then the election) can outlast the 3 s heartbeat
     // timeout: the workers, whose beats fail meanwhile, would count as gone ("no worker can
     // build") though none is. The heartbeat must outlast a failover, as the default 10 s does.
