@@ -15,20 +15,22 @@ import { Redis } from 'ioredis';
 import { DEFAULT_KEYS } from '@buildyard/contracts';
 import { RegistryClient } from '@buildyard/oci';
 import type { SolveEvent, SolveRequest } from '@buildyard/proto';
-import { startCluster, startRegistryProxy, type Cluster, type RegistryProxy } from '@buildyard/testkit';
+import { startCluster, startRegistry, startRegistryProxy, type Cluster, type RegistryProxy, type RegistryService } from '@buildyard/testkit';
 import { solve, type SolveOutcome } from '../../../test/e2e/grpcClient.js';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root (a cluster whose worker runs runc)';
 let cluster: Cluster;
 let proxy: RegistryProxy;
+let upstream: RegistryService;
 let redis: Redis;
 let work: string;
 
 before(async () => {
   if (skip) return;
-  cluster = await startCluster({ workers: 1, tenants: ['fresh'] });
   // Pushes go through a proxy that records every request: "nothing pushed" is counted there.
-  proxy = await startRegistryProxy({ upstream: cluster.registry.host, mode: 'plain' });
+  upstream = await startRegistry();
+  proxy = await startRegistryProxy({ upstream: upstream.host, mode: 'plain' });
+  cluster = await startCluster({ workers: 1, tenants: ['fresh'], registry: upstream, trustRegistries: [proxy.host] });
   redis = new Redis(cluster.redis.url);
   work = await mkdtemp(join(tmpdir(), 'buildyard-cached-build-'));
 });
@@ -36,6 +38,7 @@ after(async () => {
   redis?.disconnect();
   await proxy?.stop();
   await cluster?.stop();
+  await upstream?.stop();
   if (work) await rm(work, { recursive: true, force: true });
 });
 

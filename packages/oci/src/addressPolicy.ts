@@ -47,8 +47,8 @@ export function refusedLiteral(hostname: string, refuse: AddressPolicy): Address
 /**
  * A fetch() whose every connection (redirect hops included: fetch follows them through the same
  * dispatcher) obeys `refuse`. It is undici's own fetch with an undici Agent: Node's built-in
- * fetch bundles another undici, whose requests that Agent rejects (an empty POST's
- * content-length). undici is loaded only here: the CLI, which fetches with no policy, never
+ * fetch bundles another undici version, whose requests fail through that Agent (a 202
+ * answer with an empty body: "invalid content-length header"). undici is loaded only here: the CLI, which fetches with no policy, never
  * loads it.
  */
 export async function vettedFetch(refuse: AddressPolicy): Promise<typeof fetch> {

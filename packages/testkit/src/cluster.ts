@@ -61,6 +61,9 @@ export interface ClusterOptions {
   tenants?: string[];
   /** Use this registry instead of starting one (it is left running on stop). */
   registry?: RegistryService;
+  /** More registries builds may use on loopback besides the cluster's (registry.trusted): proxies
+   *  in front of it, a port a test closed. */
+  trustRegistries?: string[];
   /** Run on a 3-master Redis Cluster with a replica each; default: BUILDYARD_TEST_REDIS=cluster. */
   redisCluster?: boolean;
   /**
@@ -122,7 +125,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     BUILDYARD_LOG_LEVEL: 'warn',
     // The cluster's registry lives on loopback, which builds may not reach unless trusted (as
     // `buildyard up` trusts its own as an insecure registry).
-    BUILDYARD_TRUSTED_REGISTRIES: registry.host,
+    BUILDYARD_TRUSTED_REGISTRIES: [registry.host, ...options.trustRegistries ?? []].join(','),
     // A failover here (node timeout 2 s, then the election) can outlast the 3 s heartbeat
     // timeout: the workers, whose beats fail meanwhile, would count as gone ("no worker can
     // build") though none is. The heartbeat must outlast a failover, as the default 10 s does.

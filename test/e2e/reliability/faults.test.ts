@@ -19,12 +19,15 @@ import { aliveProcesses, buildStatus, info, runcContainers } from '../security/c
 import { ContextDirs } from '../security/contextDirs.js';
 
 let cluster: Cluster;
+/** A registry port nothing listens on, which builds may use (a registry that is down). */
+let deadPort: number;
 let contexts: ContextDirs | undefined;
 const mounts: string[] = [];
 const nonce = `${process.pid}${Date.now()}`;
 
 before(async () => {
-  cluster = await startCluster({ workers: 2, env: { BUILDYARD_WORKER_CAPACITY: '2' } });
+  deadPort = await freePort();
+  cluster = await startCluster({ workers: 2, env: { BUILDYARD_WORKER_CAPACITY: '2' }, trustRegistries: [`127.0.0.1:${deadPort}`] });
   contexts = new ContextDirs('faults');
 });
 after(async () => {
@@ -111,7 +114,6 @@ test('a client that disconnects cancels its build: status cancelled, no runc con
 
 test('a push to a registry that is down retries, then fails with a clear error; the next push rebuilds nothing', { timeout: 120_000 }, async () => {
   const dir = context('push', `FROM ${cluster.busybox.reference}\nRUN echo pushed-${nonce} > /p\n`);
-  const deadPort = await freePort();
   const started = Date.now();
   const down = await within(90_000, 'the push to a closed port', solve(cluster, dir, {
     platforms: ['linux/amd64'], outputs: [{ type: 'image', attrs: { name: `127.0.0.1:${deadPort}/faults/app:1`, push: 'true' } }],
