@@ -23,13 +23,17 @@ const skip = tools.missing ?? false;
 let cluster: Cluster;
 let addr: string;
 let work: string;
+/** The port of a registry that needs a login, started by its test; builds may use it (trusted). */
+let authRegistryPort: number;
 
 before(async () => {
   if (skip) return;
   const port = await freePort();
+  authRegistryPort = await freePort();
   // One stage per worker at a time, so the two middle stages must go to different workers.
   cluster = await startCluster({
     workers: 2,
+    trustRegistries: [`127.0.0.1:${authRegistryPort}`],
     env: {
       BUILDYARD_WORKER_CAPACITY: '1', BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default',
       // The endpoint's tenant may use the host network (with --allow), not security.insecure.
@@ -357,7 +361,7 @@ test('a push to a registry that needs a login uses the credentials of the client
   const dir = join(work, 'auth-registry');
   mkdirSync(dir, { recursive: true });
   const [user, password] = ['pusher', `pw-${Date.now()}`];
-  const port = await freePort();
+  const port = authRegistryPort;
   writeFileSync(join(dir, 'htpasswd'), `${user}:${bcrypt.hashSync(password, 5)}\n`);
   writeFileSync(join(dir, 'config.yml'), [
     'version: 0.1', 'log: { level: error, accesslog: { disabled: true } }', `storage: { filesystem: { rootdirectory: ${join(dir, 'data')} } }`,

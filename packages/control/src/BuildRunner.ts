@@ -3,7 +3,7 @@ import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { injectTraceContext, metrics, type Logger } from '@buildyard/telemetry'; // metrics
 import { parse, planBuild, DockerfileError, type NamedContextSource } from '@buildyard/dockerfile';
 import type { BuildPlan } from '@buildyard/graph';
-import { RegistryClient, credentialsFromLogins, formatReference, parseReference, type AddressPolicy, type Credentials, type FsContentStore } from '@buildyard/oci';
+import { RegistryClient, credentialsFromLogins, formatReference, parseReference, type Credentials, type FsContentStore, type TenantRegistryNetworks } from '@buildyard/oci';
 import { ProgressWriter, internalDigest, type VertexRef } from '@buildyard/progress';
 import type { Scheduler } from '@buildyard/scheduler';
 import { assembleImage, assembleIndex, registryImageResolver, withAnsweredInputs, type AssembledImage, type StageResult } from '@buildyard/solver';
@@ -44,10 +44,9 @@ export interface BuildRunnerDeps {
   contexts: ContextStore;
   blobs: FsContentStore;
   insecureRegistries: string[];
-  /** Registries a build may name although `registryPolicy` refuses their address (see RegistryClientOptions.network). */
-  trustedRegistries?: string[];
-  /** The network policy of a tenant's registries (the workers' egress rules); absent, nothing is refused. */
-  registryPolicy?: (tenant: string) => AddressPolicy | undefined;
+  /** The network policy of the registries a tenant's builds name (the workers' egress rules, but
+   *  for trusted registries); absent, nothing is refused. */
+  registryNetworks?: TenantRegistryNetworks;
   buildPlatform: string;
   maxLogBytesPerStep: number;
   /** What the tenant may use of network.host and security.insecure (none when absent). */
@@ -172,8 +171,7 @@ export class BuildRunner {
     // The stream is the build's log in its history: kept as long as its record.
     const progress = new ProgressWriter(this.deps.redis, buildId, { maxLogBytesPerVertex: this.deps.maxLogBytesPerStep, keys: this.deps.keys, ttlSeconds: Math.ceil(records.retentionMs / 1000) });
     const started = Date.now();
-    const refuse = this.deps.registryPolicy?.(tenant);
-    const network = refuse && { refuse, trusted: [...this.deps.insecureRegistries, ...(this.deps.trustedRegistries ?? [])] };
+    const network = this.deps.registryNetworks?.get(tenant);
     const registry = new RegistryClient({ credentials: registryCredentials(req), insecureHosts: this.deps.insecureRegistries, dockerConfig: false, store: this.deps.blobs, network });
     try {
       if (resume) await progress.emit({ type: 'build.warning', message: 'the frontend coordinating this build stopped; another frontend took the build over' });

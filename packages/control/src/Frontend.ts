@@ -5,7 +5,7 @@ import { BlobLeases, ContextBlobGuard, ContextWrites, RedisCacheIndex, collectBl
 import { handleSync, type ContextStore } from '@buildyard/context';
 import { RemoteContexts } from './remoteContexts.js';
 import { normalizePlatform } from '@buildyard/graph';
-import { FsContentStore } from '@buildyard/oci';
+import { FsContentStore, RegistryNetwork, TenantRegistryNetworks } from '@buildyard/oci';
 import { ProgressWriter, readProgress, toSolveEvent } from '@buildyard/progress';
 import {
   AttachRequest, CancelResponse, ControlService, DeleteHistoryResponse, ListHistoryResponse, type DeleteHistoryRequest, type ListHistoryRequest, ContextSyncService, DiskUsageResponse, InfoResponse, ListWorkersResponse,
@@ -162,7 +162,8 @@ export class Frontend {
       redis: opts.redis, keys: this.keys, log: this.log, scheduler: opts.scheduler, records: this.records, secrets,
       remoteContexts: this.remoteContexts, requests: this.requests,
       contexts: this.contexts, blobs: this.blobs, insecureRegistries: opts.insecureRegistries, buildPlatform: opts.buildPlatform,
-      trustedRegistries: opts.trustedRegistries, registryPolicy: opts.sourcePolicy,
+      registryNetworks: opts.sourcePolicy && new TenantRegistryNetworks((tenant) => new RegistryNetwork(
+        opts.sourcePolicy?.(tenant) ?? (() => undefined), [...opts.insecureRegistries, ...(opts.trustedRegistries ?? [])])),
       maxLogBytesPerStep: opts.maxLogBytesPerStep, entitlements: parseEntitlements(opts.entitlements ?? []),
     });
   }

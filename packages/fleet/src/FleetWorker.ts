@@ -7,7 +7,7 @@ import { manifestIndex, materializeContext, type ContextStore } from '@buildyard
 import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, fromRedis, stagePayloadSchema, type RedisKeys, type StageResult } from '@buildyard/contracts';
 import { detectPlatforms, type EgressLists, type RuncExecutorOptions, type StepLimits } from '@buildyard/executor';
 import type { StagePlan } from '@buildyard/graph';
-import { FsContentStore, RegistryClient, credentialsFromLogins, type RegistryClientOptions } from '@buildyard/oci';
+import { FsContentStore, RegistryClient, RegistryNetwork, TenantRegistryNetworks, credentialsFromLogins } from '@buildyard/oci';
 import { CountingRegistryClient } from './CountingRegistryClient.js';
 import { relayedSshAgents } from './relayedSshAgents.js';
 import { WorkerDisk, diskBytes } from './WorkerDisk.js';
@@ -79,6 +79,12 @@ export class FleetWorker {
   private redis!: Redis;
   private consumer?: StageConsumer;
   private engine!: Awaited<ReturnType<typeof openExecutionEngine>>;
+  /** The registries a tenant's stages name (base images, `COPY --from=<image>`) are reached under
+   *  the egress rules its ADD <url> downloads obey, unless the operator trusts them. */
+  private readonly registryNetworks = new TenantRegistryNetworks((tenant) => new RegistryNetwork(
+    this.engine.executor.egressRules.forTenant(this.opts.tenantEgress?.(tenant)).refuse,
+    [...this.opts.insecureRegistries, ...(this.opts.trustedRegistries ?? [])],
+  ));
   private contexts!: ContextStore;
   private blobs!: FsContentStore;
   private secrets!: BuildSecrets;
@@ -253,13 +259,6 @@ export class FleetWorker {
     }
   }
 
-  /** The registries a tenant's stage names (base images, `COPY --from=<image>`) are reached under
-   *  the egress rules its ADD <url> downloads obey, unless the operator trusts them. */
-  private registryNetwork(tenant: string): RegistryClientOptions['network'] {
-    const rules = this.engine.executor.egressRules.forTenant(this.opts.tenantEgress?.(tenant));
-    return { refuse: rules.refuse, trusted: [...this.opts.insecureRegistries, ...(this.opts.trustedRegistries ?? [])] };
-  }
-
   private async solveStage(job: StageJob, signal: AbortSignal): Promise<StageResult> {
     const payload = fromRedis(stagePayloadSchema, job.payload, `the payload of stage ${job.stageId} (${job.platform}) of build ${job.buildId}`);
     const { stage } = payload;
@@ -268,7 +267,7 @@ export class FleetWorker {
     const registry = new CountingRegistryClient((bytes) => metrics.bytesPulled.inc(bytes), {
       store: this.blobs, insecureHosts: this.opts.insecureRegistries, dockerConfig: false, timeoutMs: this.opts.fetch?.idleTimeoutMs,
       credentials: credentialsFromLogins(sealed.registryAuth),
-      network: this.registryNetwork(job.tenant),
+      network: this.registryNetworks.get(job.tenant),
     });
     const solver = new StageSolver({
       stateDir: this.opts.stateDir, snapshotter: this.engine.snapshotter, executor: this.engine.executor, blobs: this.blobs,

@@ -10,7 +10,7 @@ import { formatPlatform, hostPlatform, normalizePlatform, NoMatchingPlatformErro
 import { formatReference, parseReference, registryApiHost, type ImageReference, type RepositoryReference } from './reference.js';
 import { credentialsFor, loadDockerConfig, normalizeRegistryHost, type CredentialMap, type Credentials } from './credentials.js';
 import { parseWwwAuthenticate, type AuthChallenge } from './authChallenge.js';
-import { addressRefusal, vettedFetch, type AddressPolicy } from './addressPolicy.js';
+import { addressRefusal, type RegistryNetwork } from './addressPolicy.js';
 import { isImageIndex, type AnyManifest, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from './types.js';
 
 export interface RegistryClientOptions {
@@ -34,11 +34,11 @@ export interface RegistryClientOptions {
   chunkSize?: number;
   userAgent?: string;
   /**
-   * The network policy of a build's registries: every connection to a registry not in `trusted`
-   * (host:port as references name it) opens only to an address `refuse` allows, redirects and
-   * token realms included. Absent, anything is reached (the CLI, the cluster's own blob store).
+   * The network policy of a build's registries: every connection to a registry it does not trust
+   * opens only to an address it allows, redirects and token realms included. Absent, anything is
+   * reached (the CLI, the cluster's own blob store).
    */
-  network?: { refuse: AddressPolicy; trusted: readonly string[] };
+  network?: RegistryNetwork;
 }
 
 export interface CallOptions {
@@ -189,8 +189,6 @@ export class RegistryClient {
   private readonly insecure: Set<string>;
   private fileCredentials?: Promise<CredentialMap>;
   private readonly authCache = new Map<string, CachedAuth>();
-  private readonly trusted: Set<string>;
-  private vetted?: Promise<typeof fetch>;
   readonly store?: FsContentStore;
 
   constructor(private readonly options: RegistryClientOptions = {}) {
@@ -206,15 +204,11 @@ export class RegistryClient {
     for (const [k, v] of Object.entries(options.credentials ?? {})) this.explicitCredentials[normalizeRegistryHost(k)] = v;
     this.insecure = new Set((options.insecureHosts ?? []).map((h) => h.toLowerCase()));
     this.store = options.store;
-    this.trusted = new Set((options.network?.trusted ?? []).flatMap((h) => [h.toLowerCase(), registryApiHost(h).toLowerCase()]));
   }
 
-  /** The fetch() of requests of an operation on `registry`: the vetted one unless there is no
-   *  network policy or the registry is trusted. */
+  /** The fetch() of requests of an operation on `registry`. */
   private fetchFor(registry: string): Promise<typeof fetch> | typeof fetch {
-    const network = this.options.network;
-    if (!network || this.trusted.has(registry.toLowerCase()) || this.trusted.has(registryApiHost(registry).toLowerCase())) return fetch;
-    return this.vetted ??= vettedFetch(network.refuse);
+    return this.options.network?.fetchFor(registry) ?? fetch;
   }
 
   /** A connection the network policy refused, as the one-line error of `op` (never retried). */

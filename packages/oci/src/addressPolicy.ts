@@ -6,6 +6,7 @@
 // address, so a DNS answer that changes between check and connect (rebinding) reaches nothing.
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
+import { registryApiHost } from './reference.js';
 
 /** Why `address` (an IP) may not be connected to for a build, or undefined to allow it. */
 export type AddressPolicy = (address: string) => string | undefined;
@@ -74,6 +75,48 @@ export async function vettedFetch(refuse: AddressPolicy): Promise<typeof fetch> 
 async function loadUndici(): Promise<typeof import('undici')> {
   await fetch('data:,');
   return import('undici');
+}
+
+/**
+ * A build's network policy for the registries it names, with the connections made under it:
+ * connections to a registry outside `trusted` open only to addresses `refuse` allows. Registry
+ * clients that share one share its connections (share one per tenant: TenantRegistryNetworks).
+ */
+export class RegistryNetwork {
+  private readonly trusted: Set<string>;
+  private vetted?: Promise<typeof fetch>;
+
+  /** `trusted`: registries as image references name them (host:port). */
+  constructor(readonly refuse: AddressPolicy, trusted: readonly string[]) {
+    this.trusted = new Set(trusted.flatMap((h) => [h.toLowerCase(), registryApiHost(h).toLowerCase()]));
+  }
+
+  /** The fetch() of requests of an operation on `registry`: Node's own for a trusted registry. */
+  fetchFor(registry: string): Promise<typeof fetch> | typeof fetch {
+    if (this.trusted.has(registry.toLowerCase()) || this.trusted.has(registryApiHost(registry).toLowerCase())) return fetch;
+    return this.vetted ??= vettedFetch(this.refuse);
+  }
+}
+
+/**
+ * One RegistryNetwork per tenant, so a tenant's builds reuse connections to the registries they
+ * name (a TLS handshake and a token per build otherwise). Made again once `maxAgeMs` old: the
+ * policy holds this host's addresses as they were when it was made.
+ */
+export class TenantRegistryNetworks {
+  private readonly byTenant = new Map<string, { network: RegistryNetwork; madeAt: number }>();
+
+  constructor(private readonly make: (tenant: string) => RegistryNetwork, private readonly maxAgeMs = 60_000) {}
+
+  get(tenant: string): RegistryNetwork {
+    const now = Date.now();
+    let kept = this.byTenant.get(tenant);
+    if (!kept || now - kept.madeAt >= this.maxAgeMs) {
+      kept = { network: this.make(tenant), madeAt: now };
+      this.byTenant.set(tenant, kept);
+    }
+    return kept.network;
+  }
 }
 
 /** The AddressRefusedError behind a failed fetch (undici wraps it as the cause), if any. */

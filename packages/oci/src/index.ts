@@ -36,5 +36,5 @@ export {
 export { withRetries, describeError, RetriesExhaustedError, type RetryOptions, type Attempt } from './retry.js';
 export { readLayerFiles, type LayerReader } from './layerFiles.js';
 export {
-  AddressRefusedError, vettedLookup, refusedLiteral, vettedFetch, addressRefusal, type AddressPolicy,
+  AddressRefusedError, vettedLookup, refusedLiteral, vettedFetch, addressRefusal, RegistryNetwork, TenantRegistryNetworks, type AddressPolicy,
 } from './addressPolicy.js';

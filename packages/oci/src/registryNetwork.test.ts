@@ -7,6 +7,7 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { seededRegistryFixture } from '@buildyard/testkit';
 import { RegistryClient, RegistryError } from './RegistryClient.js';
+import { RegistryNetwork, TenantRegistryNetworks } from './addressPolicy.js';
 import { sha256Digest } from './digest.js';
 
 const fx = seededRegistryFixture('oci-registry-network-test');
@@ -31,8 +32,8 @@ async function endpoint(address: string, answer: (req: http.IncomingMessage, res
 
 const refuseLoopback = (address: string) => (address.startsWith('127.') ? 'test policy' : undefined);
 const refuse127002 = (address: string) => (address === '127.0.0.2' ? 'test policy' : undefined);
-const client = (refuse: (a: string) => string | undefined, trusted: string[] = []) =>
-  new RegistryClient({ dockerConfig: false, backoffMs: 5, network: { refuse, trusted } });
+const client = (refuse: (a: string) => string | undefined, trusted: string[] = [], network = new RegistryNetwork(refuse, trusted)) =>
+  new RegistryClient({ dockerConfig: false, backoffMs: 5, network });
 
 async function refusal(p: Promise<unknown>): Promise<RegistryError> {
   const err = await p.then(() => undefined, (e: unknown) => e);
@@ -91,4 +92,24 @@ describe('registries a build names obey its network policy', () => {
     const pushed = await allowed.pushBlob(`${fx.registry.host}/network-test/blob`, { digest: sha256Digest(data), size: data.length }, data);
     assert.equal(pushed.result, 'uploaded');
   });
+
+  test('a network makes one vetted fetch (one connection pool) for every untrusted registry; trusted ones use Node\'s own', async () => {
+    const shared = new RegistryNetwork(refuse127002, [fx.registry.host]);
+    const vetted = await shared.fetchFor('127.0.0.1:1');
+    assert.notEqual(vetted, fetch);
+    assert.equal(await shared.fetchFor('example.com'), vetted);
+    assert.equal(await shared.fetchFor(fx.registry.host), fetch);
+    assert.notEqual(await new RegistryNetwork(refuse127002, []).fetchFor('127.0.0.1:1'), vetted, 'another network has its own pool');
+  });
+});
+
+test('TenantRegistryNetworks keeps one network per tenant until it is maxAgeMs old', () => {
+  const made: string[] = [];
+  const make = (tenant: string) => { made.push(tenant); return new RegistryNetwork(refuse127002, []); };
+  const kept = new TenantRegistryNetworks(make);
+  assert.equal(kept.get('alice'), kept.get('alice'));
+  assert.notEqual(kept.get('alice'), kept.get('bob'));
+  assert.deepEqual(made, ['alice', 'bob']);
+  const renewed = new TenantRegistryNetworks(make, 0);
+  assert.notEqual(renewed.get('carol'), renewed.get('carol'));
 });
