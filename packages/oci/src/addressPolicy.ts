@@ -100,7 +100,7 @@ export class RegistryNetwork {
 
 /**
  * One RegistryNetwork per tenant, so a tenant's builds reuse connections to the registries they
- * name (a TLS handshake and a token per build otherwise). Made again once `maxAgeMs` old: the
+ * name (a new connection and TLS handshake per build otherwise). Made again once `maxAgeMs` old: the
  * policy holds this host's addresses as they were when it was made.
  */
 export class TenantRegistryNetworks {
