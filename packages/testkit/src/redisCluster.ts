@@ -31,8 +31,9 @@ export interface RedisClusterService {
   /** The node currently serving `key`'s slot as master. */
   masterFor(key: string): Promise<RedisClusterNode>;
   /**
-   * SIGKILLs the master serving `key` and waits until one of its replicas took over its slots
-   * and the cluster answers again (needs `replicas >= 1`). Returns the killed node.
+   * SIGKILLs the master serving `key`, once its replicas acknowledged its writes, and waits until
+   * one of them took over its slots and the cluster answers again (needs `replicas >= 1`).
+   * Returns the killed node.
    */
   killMasterFor(key: string): Promise<RedisClusterNode>;
   stop(): Promise<void>;
@@ -152,6 +153,12 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     async killMasterFor(key) {
       if (replicas < 1) throw new Error('killMasterFor needs a cluster started with replicas >= 1');
       const victim = await masterFor(key);
+      // Replication is asynchronous: a replica still catching up (after a full resync, or a
+      // failover a loaded machine set off by itself) is promoted without the last writes, and
+      // a CI run lost a build record that way. What is tested is a failover that keeps what
+      // Redis acknowledged, so the victim's replicas confirm its writes first (WAIT).
+      await until(`the replicas of ${victim.host}:${victim.port} to hold its writes`, async () =>
+        Number((await cli(password, victim, 'WAIT', String(replicas), '1000').catch(() => '0')).trim()) >= replicas, 60_000, 100);
       const service = services.get(victim.port)!;
       service.kill('SIGKILL');
       await service.stop();
