@@ -109,7 +109,7 @@ export class RemoteContexts {
         ...(this.opts.connectTimeoutMs ? { connectTimeoutMs: this.opts.connectTimeoutMs } : {}), ...(this.opts.idleTimeoutMs ? { idleTimeoutMs: this.opts.idleTimeoutMs } : {}),
       }));
       const compression = await sniffArchive(file);
-      if (compression) await extractArchive({ archivePath: file, compression, destRoot: root, dir: root, label: redact(url) });
+      if (compression) await extractArchive({ archivePath: file, compression, dir: root, label: redact(url) });
       else await rename(file, join(root, o.dockerfileName.replace(/^\.?\/+/, '') || 'Dockerfile'));
       const { contextId } = await storeDirectory(this.opts.contexts, root, { tenant });
       const got = await this.withDockerfile(tenant, contextId, url, o, 'the archive');

@@ -74,7 +74,7 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
         const dirRel = opts.parents ? posix.join(destRel, posix.dirname(m.parentsRel)) : destRel;
         const dirAbs = await ensureParent(dirRel);
         const r = await extractArchive({
-          archivePath: srcAbs, compression, destRoot: opts.destRoot, dir: dirAbs, label: m.logical,
+          archivePath: srcAbs, compression, dir: dirAbs, label: m.logical,
           owner: opts.owner === 'preserve' ? undefined : opts.owner, chmod: chmod ?? undefined, limits: opts.extractLimits,
         });
         result.filesCopied += r.files;

@@ -1,4 +1,4 @@
-// Needs root (ownership from the archive) and the bzip2 / xz-utils Debian packages.
+// Needs root (ownership from the archive, mknod) and the bzip2 / xz-utils / zstd Debian packages.
 import assert from 'node:assert/strict';
 import { promises as fsp, lstatSync, readFileSync, readlinkSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ const ITEMS: TarItem[] = [
   { name: './bin/hard', type: 'link', linkname: 'bin/tool' },
   { name: './etc/abs-link', type: 'symlink', linkname: '/etc/app.conf' },
 ];
-const KINDS = ['none', 'gzip', 'bzip2', 'xz'] as const;
+const KINDS = ['none', 'gzip', 'bzip2', 'xz', 'zstd'] as const;
 
 describe('ADD auto-extract', () => {
   const ws = workspace();
@@ -69,22 +69,54 @@ describe('ADD auto-extract', () => {
     assert.equal(readFileSync(join(d, 'f/plain.tar'), 'utf8'), 'hello, I only look like an archive');
   });
 
-  test('entries with .., absolute names or escaping symlinks are refused', async () => {
+  test('the destination is the root of every name: "..", absolute names and links stay inside it, as in BuildKit\'s chroot', async () => {
     const d = await freshDest();
-    const cases: Array<[string, TarItem[], RegExp]> = [
-      ['dotdot', [{ name: '../../evil', content: 'x' }], /contains '\.\.'/],
-      ['nested-dotdot', [{ name: 'a/../../evil', content: 'x' }], /contains '\.\.'/],
-      ['absolute', [{ name: '/etc/evil', content: 'x' }], /absolute path/],
-      ['link-escape', [{ name: 'up', type: 'symlink', linkname: '../../..' }], /points outside/],
-      ['through-link', [{ name: 'l', type: 'symlink', linkname: '/' }, { name: 'l/evil', content: 'x' }], /through a symlink/],
-      ['hardlink-out', [{ name: 'h', type: 'link', linkname: '../outside' }], /points outside/],
+    await populate(d, { 'opt/keep': 'mine' });
+    const cases: Array<[string, TarItem[], Record<string, string>]> = [
+      ['dotdot', [{ name: '../../evil', content: 'x' }], { 'opt/evil': 'x' }],
+      ['nested-dotdot', [{ name: 'a/../../b/evil2', content: 'y' }], { 'opt/b/evil2': 'y' }],
+      ['absolute', [{ name: '/etc/evil3', content: 'z' }], { 'opt/etc/evil3': 'z' }],
+      // The links are kept as written; what goes through them lands inside the destination.
+      ['through-absolute-link', [{ name: 'root', type: 'symlink', linkname: '/' }, { name: 'root/evil4', content: 'w' }], { 'opt/evil4': 'w' }],
+      ['through-escaping-link', [{ name: 'up', type: 'symlink', linkname: '../../..' }, { name: 'up/tmp/evil5', content: 'v' }], { 'opt/tmp/evil5': 'v' }],
+      ['hardlink-absolute', [{ name: 'f6', content: 'u' }, { name: 'h6', type: 'link', linkname: '/f6' }], { 'opt/h6': 'u' }],
     ];
-    for (const [name, items, re] of cases) {
+    for (const [name, items, expect] of cases) {
       await archive(`${name}.tgz`, items);
-      await assert.rejects(copy({ srcRoot: ws.src, sources: [`${name}.tgz`], destRoot: d, dest: '/opt/', autoExtract: true }), isCode('EESCAPE', re), name);
+      await copy({ srcRoot: ws.src, sources: [`${name}.tgz`], destRoot: d, dest: '/opt/', autoExtract: true });
+      for (const [path, content] of Object.entries(expect)) assert.equal(readFileSync(join(d, path), 'utf8'), content, `${name}: ${path}`);
     }
-    assert.equal(existsSync(join(d, 'evil')), false);
+    assert.equal(readlinkSync(join(d, 'opt/up')), '../../..', 'a link is kept as the archive wrote it');
+    assert.equal(lstatSync(join(d, 'opt/h6')).ino, lstatSync(join(d, 'opt/f6')).ino);
+    assert.equal(readFileSync(join(d, 'opt/keep'), 'utf8'), 'mine');
+    for (const escaped of ['evil', 'b', 'etc/evil3', 'evil4', 'tmp']) assert.equal(existsSync(join(d, escaped)), false, `nothing at ${escaped} outside the destination`);
     assert.equal(existsSync(join(ws.base, 'evil')), false);
+  });
+
+  test('a hardlink to an entry not extracted before it is a clear error', async () => {
+    const d = await freshDest();
+    await archive('dangling-link.tgz', [{ name: 'h', type: 'link', linkname: '../../etc/passwd' }]);
+    await assert.rejects(copy({ srcRoot: ws.src, sources: ['dangling-link.tgz'], destRoot: d, dest: '/opt/', autoExtract: true }), isCode('EARCHIVE', /hardlink "h" -> "..\/..\/etc\/passwd" does not name an entry extracted before it/));
+    assert.equal(existsSync(join(d, 'opt/h')), false);
+  });
+
+  test('an entry replaces a symlink at its path rather than following it; fifos and devices are made', async () => {
+    const d = await freshDest();
+    await populate(d, { 'opt/real/keep': 'mine' });
+    await fsp.symlink('real', join(d, 'opt/dirlink'));
+    await archive('nodes.tgz', [
+      { name: 'dirlink/', type: 'directory', mode: 0o700 },
+      { name: 'pipe', type: 'fifo', mode: 0o640, uid: 5 },
+      { name: 'null', type: 'character-device', mode: 0o666, devmajor: 1, devminor: 3 },
+    ]);
+    await copy({ srcRoot: ws.src, sources: ['nodes.tgz'], destRoot: d, dest: '/opt/', autoExtract: true });
+    const dir = lstatSync(join(d, 'opt/dirlink'));
+    assert.ok(dir.isDirectory() && (dir.mode & 0o7777) === 0o700, 'the symlink became the directory');
+    assert.equal(readFileSync(join(d, 'opt/real/keep'), 'utf8'), 'mine', 'what the link pointed at is untouched');
+    const pipe = lstatSync(join(d, 'opt/pipe'));
+    assert.deepEqual([pipe.isFIFO(), pipe.mode & 0o7777, pipe.uid], [true, 0o640, 5]);
+    const dev = lstatSync(join(d, 'opt/null'));
+    assert.deepEqual([dev.isCharacterDevice(), dev.rdev], [true, lstatSync('/dev/null').rdev]);
   });
 
   test('tar bombs hit the size and entry-count limits', async () => {

@@ -1,21 +1,26 @@
-// ADD's archive unpacking: a tar (plain, gzip, bzip2, xz — detected by content, not name) is
-// extracted into a directory of a rootfs. Entries may not leave that directory: absolute names,
-// '..' components, and paths through symlinks pointing elsewhere are refused, and total size
-// and entry count are capped so an archive cannot fill the disk (tar bomb).
-import { spawn, type ChildProcess } from 'node:child_process';
+// ADD's archive unpacking: a tar (plain, gzip, bzip2, xz, zstd — detected by content, not name)
+// is extracted into a directory as BuildKit does it: docker's archive.Unpack chrooted into that
+// directory. The directory is the root of everything the archive names: absolute names, '..'
+// and links resolve inside it ('../x' and '/x' both land at <dir>/x, a symlink to '/' or
+// '../..' stays as written but is followed inside <dir>), so nothing lands outside it. Total
+// size and entry count are capped so an archive cannot fill the disk (tar bomb).
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
-import { join, posix, relative } from 'node:path';
+import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import type { ModeTransform } from './chmodSpec.js';
 import { applyMeta, ensureDir, lstatOrNull, mkdirOwned, type Owner, ROOT_OWNER } from './destFs.js';
 import { FileOpError } from './FileOpError.js';
-import { cleanRel, resolveScoped, splitPath } from './resolveScoped.js';
+import { cleanRel, resolveScoped } from './resolveScoped.js';
 import { fsTree } from './SourceTree.js';
 
-export type Compression = 'none' | 'gzip' | 'bzip2' | 'xz';
+const execFileAsync = promisify(execFile);
+
+export type Compression = 'none' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
 
 export interface ExtractLimits {
   /** Maximum sum of entry sizes, in bytes. */
@@ -29,9 +34,7 @@ export const DEFAULT_EXTRACT_LIMITS: ExtractLimits = { maxBytes: 32 * 1024 ** 3,
 export interface ExtractOptions {
   archivePath: string;
   compression: Compression;
-  /** The rootfs; symlinks are resolved inside it. */
-  destRoot: string;
-  /** Absolute real path of the directory (inside destRoot) to extract into. */
+  /** Absolute real path of the directory to extract into: the root of every name in the archive. */
   dir: string;
   /** Name shown in errors (the source path or URL). */
   label: string;
@@ -45,7 +48,15 @@ const MAGIC: Array<[Compression, number[]]> = [
   ['gzip', [0x1f, 0x8b]],
   ['bzip2', [0x42, 0x5a, 0x68]],
   ['xz', [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]],
+  ['zstd', [0x28, 0xb5, 0x2f, 0xfd]],
 ];
+
+/** The decompressor run as a process, and the Debian package that has it. */
+const TOOLS: Record<'bzip2' | 'xz' | 'zstd', { command: string; pkg: string }> = {
+  bzip2: { command: 'bzip2', pkg: 'bzip2' },
+  xz: { command: 'xz', pkg: 'xz-utils' },
+  zstd: { command: 'zstd', pkg: 'zstd' },
+};
 
 /** The compression of `path` if it holds a tar archive, else null (ADD then copies it as-is). */
 export async function sniffArchive(path: string): Promise<Compression | null> {
@@ -100,7 +111,7 @@ function decompress(path: string, compression: Compression): Decompressed {
     return { stream: gunzip, close: () => { file.destroy(); gunzip.destroy(); }, done: async () => {} };
   }
   file.destroy();
-  const tool = compression === 'bzip2' ? 'bzip2' : 'xz';
+  const { command: tool, pkg } = TOOLS[compression];
   const child: ChildProcess = spawn(tool, ['-dc', path], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
@@ -113,7 +124,7 @@ function decompress(path: string, compression: Compression): Decompressed {
     close: () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); },
     done: async () => {
       const r = await exited;
-      if (r.error) throw new FileOpError('EARCHIVE', `cannot run ${tool} to decompress ${path}: ${r.error.message}; install the ${tool === 'xz' ? 'xz-utils' : 'bzip2'} package`);
+      if (r.error) throw new FileOpError('EARCHIVE', `cannot run ${tool} to decompress ${path}: ${r.error.message}; install the ${pkg} package`);
       if (r.code !== 0) throw new FileOpError('EARCHIVE', `${tool} failed on ${path}: ${stderr.trim().split('\n')[0] || `exit ${r.code}`}`);
     },
   };
@@ -128,86 +139,69 @@ export async function extractArchive(opts: ExtractOptions): Promise<ExtractResul
   const piping = pipeline(d.stream, extract).catch((err: unknown) => err);
   const result: ExtractResult = { files: 0, bytes: 0 };
   const dirs: Array<{ abs: string; owner: Owner; mode: number; mtime: Date | null }> = [];
-  const dirRel = relative(opts.destRoot, opts.dir);
-  const tree = fsTree(opts.destRoot);
+  // The extraction's root, as BuildKit's chroot: links are followed inside it and nowhere else.
+  const tree = fsTree(opts.dir);
   let entries = 0;
   let total = 0;
-  const fail = (code: 'EESCAPE' | 'ELIMIT' | 'EARCHIVE', msg: string) => new FileOpError(code, `ADD ${opts.label}: ${msg}`);
-  const inside = (abs: string) => abs === opts.dir || abs.startsWith(opts.dir.endsWith('/') ? opts.dir : opts.dir + '/');
+  const fail = (code: 'ELIMIT' | 'EARCHIVE', msg: string) => new FileOpError(code, `ADD ${opts.label}: ${msg}`);
   try {
     for await (const entry of extract) {
       const h = entry.header;
-      const rawName = h.name;
       if (++entries > limits.maxEntries) throw fail('ELIMIT', `archive has more than ${limits.maxEntries} entries (tar bomb?); raise the extraction limit if it is expected`);
       total += h.size ?? 0;
       if (total > limits.maxBytes) throw fail('ELIMIT', `archive expands to more than ${limits.maxBytes} bytes (tar bomb?); raise the extraction limit if it is expected`);
-      if (rawName.startsWith('/')) throw fail('EESCAPE', `archive entry "${rawName}" has an absolute path; refusing to extract it`);
-      const parts = splitPath(rawName);
-      if (parts.includes('..')) throw fail('EESCAPE', `archive entry "${rawName}" contains '..'; refusing to extract outside the destination`);
-      const rel = parts.join('/');
+      // '/a', '../a' and 'x/../a' all name <dir>/a: '..' stops at the root, as in a chroot.
+      const rel = cleanRel(h.name);
       if (rel === '') { entry.resume(); continue; }
-      // Resolve the parent through existing symlinks (scoped to the rootfs) before creating anything.
       const parentRel = posix.dirname(rel) === '.' ? '' : posix.dirname(rel);
-      const parentReal = await resolveScoped(tree, posix.join(dirRel, parentRel), true);
-      if (!inside(join(opts.destRoot, parentReal))) throw fail('EESCAPE', `archive entry "${rawName}" leads outside the destination through a symlink; refusing to extract it`);
+      const parentAbs = await ensureDir(opts.dir, parentRel, 0o755, opts.owner ?? ROOT_OWNER, `/${parentRel}`);
+      const abs = join(parentAbs, posix.basename(rel));
       const owner = opts.owner ?? { uid: h.uid ?? 0, gid: h.gid ?? 0 };
       const rawMode = (h.mode ?? 0o644) & 0o7777;
       const mode = opts.chmod ? opts.chmod(rawMode, h.type === 'directory') : rawMode;
-      const parentAbs = await ensureDir(opts.destRoot, parentReal, 0o755, opts.owner ?? ROOT_OWNER, `/${parentReal}`);
-      const abs = join(parentAbs, posix.basename(rel));
       const existing = await lstatOrNull(abs);
       const mtime = h.mtime ?? null;
+      // What is there goes, but a directory that the archive names as a directory too (merged);
+      // a symlink is replaced, not followed, as docker's Unpack does.
+      const merge = h.type === 'directory' && existing?.isDirectory();
+      if (existing && !merge) await fsp.rm(abs, { recursive: true, force: true });
+      if (h.type === 'directory') {
+        if (!merge) await mkdirOwned(abs, 0o755, owner);
+        dirs.push({ abs, owner, mode, mtime });
+        entry.resume();
+        continue;
+      }
       switch (h.type) {
-        case 'directory': {
-          let real = abs;
-          if (existing?.isSymbolicLink()) {
-            real = join(opts.destRoot, await resolveScoped(tree, relative(opts.destRoot, abs), true));
-            if (!inside(real)) throw fail('EESCAPE', `archive entry "${rawName}" leads outside the destination through a symlink; refusing to extract it`);
-          }
-          const st = real === abs ? existing : await lstatOrNull(real);
-          if (st && !st.isDirectory()) await fsp.rm(real, { force: true });
-          if (!st || !st.isDirectory()) await mkdirOwned(real, 0o755, owner);
-          dirs.push({ abs: real, owner, mode, mtime });
-          entry.resume();
-          break;
-        }
         case 'file':
-        case 'contiguous-file': {
-          if (existing) await fsp.rm(abs, { recursive: true, force: true });
+        case 'contiguous-file':
           await pipeline(entry, createWriteStream(abs, { flags: 'wx', mode: 0o600 }));
-          await applyMeta(abs, false, owner, mode, mtime);
-          result.files++;
           result.bytes += h.size ?? 0;
           break;
-        }
-        case 'symlink': {
-          const target = h.linkname ?? '';
-          if (!target.startsWith('/') && cleanEscapes(posix.join(parentRel, target))) {
-            throw fail('EESCAPE', `archive symlink "${rawName}" -> "${target}" points outside the destination; refusing to extract it`);
-          }
-          if (existing) await fsp.rm(abs, { recursive: true, force: true });
-          await fsp.symlink(target, abs);
-          await applyMeta(abs, true, owner, null, mtime);
-          result.files++;
-          entry.resume();
+        case 'symlink':
+          await fsp.symlink(h.linkname ?? '', abs);
           break;
-        }
         case 'link': {
-          const target = h.linkname ?? '';
-          const targetParts = splitPath(target);
-          if (target.startsWith('/') || targetParts.includes('..')) throw fail('EESCAPE', `archive hardlink "${rawName}" -> "${target}" points outside the destination; refusing to extract it`);
-          const targetReal = join(opts.destRoot, await resolveScoped(tree, posix.join(dirRel, cleanRel(target)), false));
-          if (!inside(targetReal) || !(await lstatOrNull(targetReal))) throw fail('EESCAPE', `archive hardlink "${rawName}" -> "${target}" does not name an entry extracted before it; the archive is malformed`);
-          if (existing) await fsp.rm(abs, { recursive: true, force: true });
-          await fsp.link(targetReal, abs);
-          result.files++;
-          entry.resume();
+          const target = cleanRel(h.linkname ?? '');
+          const targetAbs = join(opts.dir, await resolveScoped(tree, target, false));
+          if (!(await lstatOrNull(targetAbs))) throw fail('EARCHIVE', `archive hardlink "${h.name}" -> "${h.linkname ?? ''}" does not name an entry extracted before it; the archive is malformed`);
+          await fsp.link(targetAbs, abs);
           break;
         }
+        case 'fifo':
+        case 'character-device':
+        case 'block-device':
+          // As BuildKit (and a base image's layers, see the snapshot package's applyLayer): the
+          // node is made; a RUN step still cannot open a device, the container's device rules
+          // allow only the standard ones.
+          await makeNode(abs, h.type, h.devmajor ?? 0, h.devminor ?? 0);
+          break;
         default:
-          // Devices and fifos need mknod, which an unprivileged rootfs copy should not create.
           entry.resume();
+          continue; // unknown entry types are skipped, as docker's Unpack does
       }
+      entry.resume();
+      if (h.type !== 'link') await applyMeta(abs, h.type === 'symlink', owner, h.type === 'symlink' ? null : mode, mtime);
+      result.files++;
     }
     const piped = await piping;
     if (piped) throw piped;
@@ -222,11 +216,8 @@ export async function extractArchive(opts: ExtractOptions): Promise<ExtractResul
   return result;
 }
 
-/** True if a relative path climbs above its start after lexical cleaning. */
-function cleanEscapes(p: string): boolean {
-  let depth = 0;
-  for (const c of splitPath(p)) {
-    if (c === '..') { if (--depth < 0) return true; } else depth++;
-  }
-  return false;
+/** A fifo or device node; Node has no mknod, the coreutils command makes it. */
+async function makeNode(path: string, type: 'fifo' | 'character-device' | 'block-device', major: number, minor: number): Promise<void> {
+  const args = type === 'fifo' ? [path, 'p'] : [path, type === 'character-device' ? 'c' : 'b', String(major), String(minor)];
+  await execFileAsync('mknod', ['-m', '0600', ...args]);
 }

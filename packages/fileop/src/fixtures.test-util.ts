@@ -26,7 +26,7 @@ export async function populate(root: string, spec: Record<string, string | { lin
   }
 }
 
-export interface TarItem { name: string; type?: 'file' | 'directory' | 'symlink' | 'link'; content?: string; linkname?: string; mode?: number; uid?: number; gid?: number; mtime?: Date; size?: number }
+export interface TarItem { name: string; type?: 'file' | 'directory' | 'symlink' | 'link' | 'fifo' | 'character-device' | 'block-device'; content?: string; linkname?: string; mode?: number; uid?: number; gid?: number; mtime?: Date; size?: number; devmajor?: number; devminor?: number }
 
 export async function makeTar(items: TarItem[]): Promise<Buffer> {
   const pack = tar.pack();
@@ -35,7 +35,7 @@ export async function makeTar(items: TarItem[]): Promise<Buffer> {
   const done = new Promise<void>((resolve, reject) => { pack.on('end', resolve); pack.on('error', reject); });
   for (const it of items) {
     const type = it.type ?? 'file';
-    const header = { name: it.name, type, mode: it.mode ?? (type === 'directory' ? 0o755 : 0o644), uid: it.uid ?? 0, gid: it.gid ?? 0, mtime: it.mtime ?? new Date('2020-01-02T03:04:05Z'), linkname: it.linkname };
+    const header = { name: it.name, type, mode: it.mode ?? (type === 'directory' ? 0o755 : 0o644), uid: it.uid ?? 0, gid: it.gid ?? 0, mtime: it.mtime ?? new Date('2020-01-02T03:04:05Z'), linkname: it.linkname, devmajor: it.devmajor, devminor: it.devminor };
     if (type === 'file') await new Promise<void>((res, rej) => pack.entry(header, it.content ?? '', (e) => (e ? rej(e) : res())));
     else pack.entry(header);
   }
@@ -44,10 +44,10 @@ export async function makeTar(items: TarItem[]): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-export function compress(data: Buffer, kind: 'none' | 'gzip' | 'bzip2' | 'xz'): Buffer {
+export function compress(data: Buffer, kind: 'none' | 'gzip' | 'bzip2' | 'xz' | 'zstd'): Buffer {
   if (kind === 'none') return data;
   if (kind === 'gzip') return gzipSync(data);
-  const r = spawnSync(kind, ['-c'], { input: data, maxBuffer: 1 << 28 });
+  const r = spawnSync(kind, kind === 'zstd' ? ['-q', '-c'] : ['-c'], { input: data, maxBuffer: 1 << 28 });
   if (r.status !== 0) throw new Error(`${kind} failed: ${r.stderr}`);
   return r.stdout;
 }

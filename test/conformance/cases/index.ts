@@ -1,6 +1,7 @@
 // Every case group; the group name is the file under expected/.
 import type { Case } from '../lib/types.js';
 import { cases as addurl } from './addurl.js';
+import { cases as archive } from './archive.js';
 import { cases as args } from './args.js';
 import { cases as copy } from './copy.js';
 import { cases as errors } from './errors.js';
@@ -9,4 +10,4 @@ import { cases as instructions } from './instructions.js';
 import { cases as more } from './more.js';
 import { cases as run } from './run.js';
 
-export const groups: Record<string, Case[]> = { instructions, copy, heredoc, args, run, errors, more, addurl };
+export const groups: Record<string, Case[]> = { instructions, copy, heredoc, args, run, errors, more, addurl, archive };

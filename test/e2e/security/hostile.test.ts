@@ -4,7 +4,7 @@
 // frontend and workers keep answering afterwards.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,10 +78,12 @@ test('ContextSync without a token is refused before anything is stored', async (
   assert.equal(error?.code, status.UNAUTHENTICATED);
 });
 
-function tarOf(entries: Array<{ name: string; type?: 'file' | 'symlink' | 'link'; linkname?: string; body?: string }>): Promise<Buffer> {
+type TarEntry = { name: string; type?: 'file' | 'symlink' | 'link' | 'block-device' | 'character-device'; linkname?: string; body?: string; devmajor?: number; devminor?: number };
+
+function tarOf(entries: TarEntry[]): Promise<Buffer> {
   const pack = tar.pack();
   for (const e of entries) {
-    if (e.type && e.type !== 'file') pack.entry({ name: e.name, type: e.type, linkname: e.linkname, mode: 0o644 });
+    if (e.type && e.type !== 'file') pack.entry({ name: e.name, type: e.type, linkname: e.linkname, mode: 0o644, devmajor: e.devmajor, devminor: e.devminor });
     else pack.entry({ name: e.name, type: 'file', mode: 0o644 }, e.body ?? 'pwned');
   }
   pack.finalize();
@@ -99,24 +101,49 @@ function markersOnHost(marker: string): string[] {
   return [...found, ...hits.filter((h) => !h.includes('/contexts/'))];
 }
 
-const archives: Array<[string, (m: string) => Array<{ name: string; type?: 'file' | 'symlink' | 'link'; linkname?: string; body?: string }>]> = [
-  ['a "../" entry', (m) => [{ name: `../../../../../../tmp/${m}` }]],
-  ['an absolute entry through "..", with a symlink to /tmp followed by a write through it', (m) => [{ name: 'up', type: 'symlink', linkname: '../../../../../../../../tmp' }, { name: `up/${m}` }]],
-  ['a hardlink to a host file', (m) => [{ name: m, type: 'link', linkname: '../../../../../../etc/passwd' }]],
+// As BuildKit extracts an archive (docker's Unpack chrooted into the destination), the
+// destination is the archive's root: what climbs out with '..', or goes through a link to one,
+// lands inside it. `inside` is where the marker must be found in the image.
+const archives: Array<[string, (m: string) => TarEntry[], { inside: string } | { error: RegExp }]> = [
+  ['a "../" entry', (m) => [{ name: `../../../../../../tmp/${m}` }], { inside: '/dst/tmp' }],
+  ['a symlink to /tmp through ".." followed by a write through it', (m) => [{ name: 'up', type: 'symlink', linkname: '../../../../../../../../tmp' }, { name: `up/${m}` }], { inside: '/dst/tmp' }],
+  ['an absolute symlink to / followed by a write through it', (m) => [{ name: 'root', type: 'symlink', linkname: '/' }, { name: `root/etc/${m}` }], { inside: '/dst/etc' }],
+  ['a hardlink to a host file', (m) => [{ name: m, type: 'link', linkname: '../../../../../../etc/passwd' }], { error: /hardlink .* does not name an entry extracted before it/ }],
 ];
 
-for (const [what, build] of archives) {
-  test(`ADD of a crafted tar with ${what} fails with a clear error and writes nothing outside the build`, async () => {
+for (const [what, build, expect] of archives) {
+  test(`ADD of a crafted tar with ${what} writes nothing outside the build`, async () => {
     const marker = `pwned-${nonce}-${archives.findIndex(([w]) => w === what)}`;
     const archive = await tarOf(build(marker));
-    const dir = context(`add-${marker}`, `FROM ${cluster.busybox.reference}\nADD evil.tar /dst/\nRUN ls -la /dst\n`, { 'evil.tar': archive });
+    const check = 'inside' in expect ? `RUN test -f ${expect.inside}/${marker} && echo INSIDE-${marker}\n` : '';
+    const dir = context(`add-${marker}`, `FROM ${cluster.busybox.reference}\nADD evil.tar /dst/\n${check}`, { 'evil.tar': archive });
     const outcome = await solve(cluster, dir, { platforms: ['linux/amd64'] });
-    assert.ok(outcome.error, 'the build failed');
-    assertOneLine(outcome.error.message, /outside|\.\./);
+    if ('inside' in expect) {
+      assert.equal(outcome.error, undefined, `the archive extracts inside /dst: ${outcome.error?.message}`);
+      assert.match(outcome.logs, new RegExp(`INSIDE-${marker}`));
+    } else {
+      assert.ok(outcome.error, 'the build failed');
+      assertOneLine(outcome.error.message, expect.error);
+    }
     assert.deepEqual(markersOnHost(marker), [], 'no file was written outside the build');
     await stillServing();
   });
 }
+
+test('device nodes an ADD archive brings (the host\'s disk, /dev/mem) are made, as BuildKit makes them, and a RUN cannot open them', async () => {
+  const disk = statSync('/').dev;
+  const archive = await tarOf([
+    { name: 'disk', type: 'block-device', devmajor: Math.floor(disk / 256) & 0xfff, devminor: (disk & 0xff) | ((disk >> 12) & 0xfff00) },
+    { name: 'mem', type: 'character-device', devmajor: 1, devminor: 1 },
+  ]);
+  const dir = context(`add-devices-${nonce}`, `FROM ${cluster.busybox.reference}\nADD devs.tar /dst/\n`
+    + `RUN test -b /dst/disk && test -c /dst/mem && for d in disk mem; do if head -c 1 /dst/$d >/dev/null; then echo READ-$d; else echo DENIED-$d; fi; done\n`, { 'devs.tar': archive });
+  const outcome = await solve(cluster, dir, { platforms: ['linux/amd64'], noCache: true });
+  assert.equal(outcome.error, undefined, outcome.error?.message);
+  assert.match(outcome.logs, /DENIED-disk/);
+  assert.match(outcome.logs, /DENIED-mem/);
+  assert.doesNotMatch(outcome.logs, /READ-/);
+});
 
 test('a 10 MB Dockerfile is refused or parsed without crashing anything', { timeout: 60_000 }, async () => {
   const line = `RUN echo ${'x'.repeat(1000)}\n`;

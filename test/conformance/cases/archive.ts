@@ -1,0 +1,78 @@
+// ADD of a local archive: the compressions BuildKit detects by content, and the entry names,
+// links and types docker's archive.Unpack (which BuildKit's unpack runs) accepts or refuses.
+import { execFileSync } from 'node:child_process';
+import type { Case } from '../lib/types.js';
+
+interface TarEntry {
+  name: string;
+  /** tar typeflag: '0' file, '1' hardlink, '2' symlink, '3' character device, '5' directory, '6' fifo. */
+  type?: '0' | '1' | '2' | '3' | '5' | '6';
+  mode?: number;
+  uid?: number;
+  body?: string;
+  linkname?: string;
+}
+
+/** A ustar archive of `entries`, written by hand so each header is exactly what the case names. */
+function tar(entries: TarEntry[]): Buffer {
+  const blocks: Buffer[] = [];
+  for (const e of entries) {
+    const body = Buffer.from(e.body ?? '');
+    const h = Buffer.alloc(512);
+    h.write(e.name, 0);
+    h.write((e.mode ?? (e.type === '5' ? 0o755 : 0o644)).toString(8).padStart(7, '0'), 100);
+    h.write((e.uid ?? 0).toString(8).padStart(7, '0'), 108);
+    h.write('0000000', 116);
+    h.write(body.length.toString(8).padStart(11, '0'), 124);
+    h.write('14707707070', 136); // 2023-09-01, so no time depends on the run
+    h.write('        ', 148);
+    h.write(e.type ?? '0', 156);
+    if (e.linkname) h.write(e.linkname, 157);
+    if (e.type === '3') { h.write('0000001', 329); h.write('0000003', 337); } // 1:3, as /dev/null
+    h.write('ustar\u000000', 257);
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(sum.toString(8).padStart(6, '0') + '\u0000 ', 148);
+    blocks.push(h);
+    if (body.length > 0) blocks.push(body, Buffer.alloc((512 - (body.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+
+const plain = tar([
+  { name: 'dir/', type: '5', mode: 0o750 },
+  { name: 'dir/in.txt', mode: 0o640, uid: 3, body: 'inside\n' },
+  { name: 'dir/link', type: '2', linkname: 'in.txt' },
+]);
+
+/** `bytes` through a compressor from infra/dev/setup.sh's packages (deterministic flags). */
+const compressed = (tool: 'gzip' | 'bzip2' | 'xz' | 'zstd', bytes: Buffer) =>
+  execFileSync(tool, tool === 'gzip' ? ['-n', '-c'] : ['-q', '-c'], { input: bytes });
+
+const archive = (bytes: Buffer) => ({ 'a.tar': { base64: bytes.toString('base64') } });
+const addArchive = 'FROM {{BASE}}\nADD a.tar /x/\n';
+
+export const cases: Case[] = [
+  // Compressions are detected by content, whatever the file is called.
+  { name: 'add-tar-gzip', dockerfile: addArchive, files: archive(compressed('gzip', plain)) },
+  { name: 'add-tar-bzip2', dockerfile: addArchive, files: archive(compressed('bzip2', plain)) },
+  { name: 'add-tar-xz', dockerfile: addArchive, files: archive(compressed('xz', plain)) },
+  { name: 'add-tar-zstd', dockerfile: addArchive, files: archive(compressed('zstd', plain)) },
+  { name: 'add-gzip-not-tar-copied', dockerfile: addArchive, files: archive(compressed('gzip', Buffer.from('just text\n'))) },
+  // Entry names: cleaned, then joined under the destination.
+  { name: 'add-tar-absolute-names', dockerfile: addArchive, files: archive(tar([{ name: '/abs/f', body: 'abs\n' }, { name: '/top', body: 'top\n' }])) },
+  { name: 'add-tar-dotdot-inside', dockerfile: addArchive, files: archive(tar([{ name: 'a/', type: '5' }, { name: 'a/../b', body: 'b\n' }, { name: './c', body: 'c\n' }])) },
+  { name: 'add-tar-dotdot-escape', dockerfile: addArchive, files: archive(tar([{ name: '../up', body: 'up\n' }])) },
+  // Links.
+  { name: 'add-tar-symlink-absolute', dockerfile: addArchive, files: archive(tar([{ name: 'l', type: '2', linkname: '/etc/passwd' }])) },
+  { name: 'add-tar-symlink-escape', dockerfile: addArchive, files: archive(tar([{ name: 'l', type: '2', linkname: '../../etc' }])) },
+  { name: 'add-tar-through-absolute-symlink', dockerfile: addArchive, files: archive(tar([{ name: 'root', type: '2', linkname: '/' }, { name: 'root/etc/f', body: 'inside\n' }])) },
+  { name: 'add-tar-through-symlink', dockerfile: addArchive, files: archive(tar([{ name: 'd/', type: '5' }, { name: 'l', type: '2', linkname: 'd' }, { name: 'l/f', body: 'via link\n' }])) },
+  { name: 'add-tar-hardlink', dockerfile: addArchive, files: archive(tar([{ name: 'f', body: 'f\n' }, { name: 'h', type: '1', linkname: 'f' }])) },
+  { name: 'add-tar-hardlink-absolute', dockerfile: addArchive, files: archive(tar([{ name: 'f', body: 'f\n' }, { name: 'h', type: '1', linkname: '/f' }])) },
+  // A directory entry over an existing file of the image, a file over an existing directory.
+  { name: 'add-tar-replaces-existing', dockerfile: 'FROM {{BASE}}\nRUN mkdir -p /x/d2 && touch /x/d2/old && echo f > /x/f1\nADD a.tar /x/\n', files: archive(tar([{ name: 'f1/', type: '5' }, { name: 'd2', body: 'now a file\n' }])) },
+  { name: 'add-tar-char-device', dockerfile: addArchive, files: archive(tar([{ name: 'null', type: '3', mode: 0o666 }])) },
+  { name: 'add-tar-fifo', dockerfile: addArchive, files: archive(tar([{ name: 'p', type: '6' }, { name: 'f', body: 'f\n' }])) },
+];
