@@ -40,4 +40,28 @@ export const cases: Case[] = [
   { name: 'run-exec-form-no-expansion', dockerfile: 'FROM {{BASE}}\nENV X=expanded\nRUN ["sh", "-c", "echo $X > /x; echo \'$X\' > /y"]\n' },
   { name: 'healthcheck-none', upstream: { change: HEALTH_CHANGE, patch: chain(historyAt(0, healthHistory(['CMD-SHELL', 'true'])), historyAt(1, healthHistory(['NONE']))) }, dockerfile: 'FROM {{BASE}}\nHEALTHCHECK CMD true\nHEALTHCHECK NONE\n' },
   { name: 'entrypoint-then-cmd-reset', dockerfile: 'FROM {{BASE}}\nCMD ["a"]\nENTRYPOINT ["/bin/echo"]\n' },
+  // Stages and ARGs across them
+  { name: 'global-arg-needs-redeclare', upstream: argHistory(historyAt(1, 'ARG G=global')), dockerfile: 'ARG G=global\nFROM {{BASE}}\nRUN echo "[$G]" > /before\nARG G\nRUN echo "[$G]" > /after\n' },
+  { name: 'stage-name-case-insensitive', dockerfile: 'FROM {{BASE}} AS Build\nRUN echo b > /b\nFROM build\nRUN cat /b > /c\n' },
+  { name: 'copy-from-stage-index', dockerfile: 'FROM {{BASE}}\nRUN echo zero > /z\nFROM scratch\nCOPY --from=0 /z /z\n' },
+  { name: 'from-arg-stage-name', args: { S: 'one' }, dockerfile: 'ARG S=two\nFROM {{BASE}} AS one\nRUN echo one > /n\nFROM {{BASE}} AS two\nRUN echo two > /n\nFROM ${S}\n' },
+  { name: 'mount-cache-shared-across-runs', dockerfile: 'FROM {{BASE}}\nRUN --mount=type=cache,target=/c,id=edges-shared echo v > /c/f\nRUN --mount=type=cache,target=/c,id=edges-shared cat /c/f > /seen\n' },
+  { name: 'mount-bind-from-image', dockerfile: 'FROM scratch AS empty\nFROM {{BASE}}\nRUN --mount=type=bind,from={{BASE}},target=/img cat /img/etc/passwd | head -1 > /first\n' },
+  // Parsing
+  { name: 'crlf-line-endings', dockerfile: 'FROM {{BASE}}\r\nENV A=1\r\nRUN echo "$A" > /a\r\n' },
+  { name: 'continuation-with-comment-and-blank', dockerfile: 'FROM {{BASE}}\nRUN echo one \\\n# a comment inside\n\n  two > /c\n' },
+  { name: 'lowercase-instructions', dockerfile: 'from {{BASE}}\nenv A=1\nrun echo "$A" > /a\nworkdir /w\n' },
+  { name: 'env-self-reference', dockerfile: 'FROM {{BASE}}\nENV PATH=/opt/bin:$PATH\nRUN echo "$PATH" > /p\n' },
+  { name: 'workdir-trailing-slash-relative', dockerfile: 'FROM {{BASE}}\nWORKDIR rel/\nRUN pwd > /p\n' },
+  { name: 'onbuild-recorded', dockerfile: 'FROM {{BASE}}\nONBUILD RUN echo later\nONBUILD COPY . /app\n' },
+  // Context
+  { name: 'dockerignore-reinclude', dockerfile: 'FROM scratch\nCOPY . /o/\n', files: { 'keep/a': 'a\n', 'keep/b': 'b\n', 'drop/x': 'x\n', 'drop/y': 'y\n', 'top.md': 't\n', '.dockerignore': '# comment\n/drop\n!drop/y\nkeep/*\n!keep/b\n*.md\nDockerfile\n.dockerignore\n' } },
+  { name: 'copy-hardlinks-kept', dockerfile: 'FROM {{BASE}} AS s\nRUN mkdir /o && echo x > /o/f && ln /o/f /o/h\nFROM scratch\nCOPY --from=s /o /o\n' },
+  { name: 'add-dir-and-files', dockerfile: 'FROM {{BASE}}\nADD sub a\\ b.txt /o/\n', files: tree },
+  // Failures
+  { name: 'run-exit-code-error', dockerfile: 'FROM {{BASE}}\nRUN exit 3\n' },
+  { name: 'copy-missing-source-error', dockerfile: 'FROM {{BASE}}\nCOPY missing.txt /x\n', files: tree },
+  { name: 'copy-from-missing-path-error', divergence: 'BuildKit v0.11.6 leaks its temporary mount path (lstat /tmp/buildkit-mount…/nope) for a stage that is only its image; Buildyard says what it says for any stage (failed to calculate checksum of ref …: "/nope": not found)', dockerfile: 'FROM {{BASE}} AS s\nFROM {{BASE}}\nCOPY --from=s /nope /x\n' },
+  { name: 'copy-from-run-stage-missing-path-error', dockerfile: 'FROM {{BASE}} AS s\nRUN echo > /made\nFROM {{BASE}}\nCOPY --from=s /nope /x\n' },
+  { name: 'copy-from-missing-wildcard-error', dockerfile: 'FROM {{BASE}} AS s\nRUN echo > /made\nFROM {{BASE}}\nCOPY --from=s /nope* /x/\n' },
 ];
