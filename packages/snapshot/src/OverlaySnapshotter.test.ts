@@ -129,6 +129,39 @@ describe('OverlaySnapshotter', () => {
     await snapshotter.remove('built');
   });
 
+  it('the attacker: a directory that replaces a symlink to a host directory lists none of the host\'s names among its whiteouts', async () => {
+    // The build's own links, as `RUN ln -s /etc /l` would leave them; on the worker's filesystem
+    // they name the host's directory.
+    const hostDir = join(tmp.path, 'host-dir');
+    await mkdir(hostDir);
+    await writeFile(join(hostDir, 'host-only-name'), 'x');
+    const linked = await snapshotter.ensureChain([
+      await busyboxLayer(),
+      await tarLayer([{ name: 'l', type: 'symlink', linkname: hostDir }, { name: 'd/', type: 'directory' }, { name: 'd/s', type: 'symlink', linkname: hostDir }, { name: 'd/gone', data: 'g' }]),
+    ]);
+    const active = await snapshotter.prepare('run-links', linked);
+    try {
+      const root = active.mountpoint;
+      await rm(join(root, 'l'));
+      await mkdir(join(root, 'l'));
+      await writeFile(join(root, 'l/in'), 'in');
+      await rm(join(root, 'd'), { recursive: true });
+      await mkdir(join(root, 'd/s'), { recursive: true });
+    } finally {
+      await active.release();
+    }
+    const view = await snapshotter.view('lower-links', linked);
+    try {
+      const diff = await diffUpper(active.upperdir as string, { compression: 'gzip', blobPath: join(tmp.path, 'links.tgz'), lower: async () => view.mountpoint });
+      const names = (await tarEntries(diff.blobPath)).map((h) => h.name);
+      assert.deepEqual(names, ['d/', 'd/.wh.gone', 'd/s/', 'l/', 'l/in'], 'the lower dir\'s own names only, none through its links');
+    } finally {
+      await view.release();
+      await snapshotter.remove('lower-links');
+      await snapshotter.remove('run-links');
+    }
+  });
+
   it('diffs with no tool on PATH, taking a file\'s xattrs and a symlink\'s own, never those of the host file it names', async () => {
     const hostFile = join(tmp.path, 'host-secret');
     await writeFile(hostFile, 'the host\'s');

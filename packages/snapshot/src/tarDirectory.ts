@@ -53,8 +53,22 @@ export async function collectLayerEntries(root: string, options: WalkOptions): P
     for (const name of names) {
       const upper = await lstat(join(upperDir, name)).catch(() => null);
       if (!upper) entries.push({ path: `${rel}/${OCI_WHITEOUT_PREFIX}${name}`, type: 'file', mode: 0, uid: 0, gid: 0, mtime, size: 0 });
-      else if (upper.isDirectory()) await whiteoutGone(join(upperDir, name), join(lowerDir, name), `${rel}/${name}`, mtime);
+      else if (upper.isDirectory() && (await lstat(join(lowerDir, name)).catch(() => null))?.isDirectory()) await whiteoutGone(join(upperDir, name), join(lowerDir, name), `${rel}/${name}`, mtime);
     }
+  };
+  /**
+   * `rel` in the lower filesystem when each of its components there is a directory, else null
+   * (nothing below to white out). Never through a symlink: the lower tree is the build's, and
+   * `readdir` through a link it made (`/l -> /etc`) would list the host's directory into the
+   * layer's whiteouts.
+   */
+  const lowerDirOf = async (lower: string, rel: string): Promise<string | null> => {
+    let dir = lower;
+    for (const c of rel.split('/')) {
+      dir = join(dir, c);
+      if (!(await lstat(dir).catch(() => null))?.isDirectory()) return null;
+    }
+    return dir;
   };
   const walk = async (dir: string, rel: string): Promise<void> => {
     const names = (await readdir(dir)).sort(comparePathBytes);
@@ -74,7 +88,10 @@ export async function collectLayerEntries(root: string, options: WalkOptions): P
       if (st.isDirectory()) {
         entries.push({ ...base, type: 'dir' });
         if (options.overlay && all.get(`${OVERLAY_XATTR_PREFIX}opaque`)?.toString() === 'y') {
-          if (options.lower) await whiteoutGone(abs, join(await options.lower(), path), path, mtime);
+          if (options.lower) {
+            const lowerDir = await lowerDirOf(await options.lower(), path);
+            if (lowerDir) await whiteoutGone(abs, lowerDir, path, mtime);
+          }
           else entries.push({ path: `${path}/${OCI_OPAQUE_WHITEOUT}`, type: 'file', mode: 0, uid: 0, gid: 0, mtime, size: 0 });
         }
         await walk(abs, path);
