@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createReadStream, readFileSync } from 'node:fs';
-import { lstat, mkdir, readFile, readdir, rm, symlink, writeFile, copyFile } from 'node:fs/promises';
+import { chmod, chown, link, lstat, mkdir, readFile, readdir, rm, symlink, writeFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buffer } from 'node:stream/consumers';
@@ -159,6 +159,32 @@ describe('OverlaySnapshotter', () => {
       await view.release();
       await snapshotter.remove('lower-links');
       await snapshotter.remove('run-links');
+    }
+  });
+
+  it('leaves out what overlayfs copied up unchanged, as BuildKit\'s differ does: a hardlink to a lower file is the file', async () => {
+    const active = await snapshotter.prepare('run-copyup', top);
+    try {
+      const root = active.mountpoint;
+      // Copy-ups without a change: same mode, same owner.
+      await chmod(join(root, 'etc/motd'), (await lstat(join(root, 'etc/motd'))).mode & 0o7777);
+      await chown(join(root, 'srv/data/file'), 0, 0);
+      await link(join(root, 'etc/passwd'), join(root, 'passwd-link'));
+      await chmod(join(root, 'tmp/new'), 0o600);
+    } finally {
+      await active.release();
+    }
+    const view = await snapshotter.view('lower-copyup', top);
+    try {
+      const diff = await diffUpper(active.upperdir as string, { compression: 'gzip', blobPath: join(tmp.path, 'copyup.tgz'), lower: async () => view.mountpoint });
+      const headers = await tarEntries(diff.blobPath);
+      assert.deepEqual(headers.map((h) => `${h.name} ${h.type}`), ['passwd-link file', 'tmp/ directory', 'tmp/new file'], 'etc/ and srv/ held only unchanged copy-ups');
+      const withoutLower = await diffUpper(active.upperdir as string, { compression: 'gzip', blobPath: join(tmp.path, 'copyup-all.tgz') });
+      assert.ok((await tarEntries(withoutLower.blobPath)).some((h) => h.name === 'etc/passwd'), 'without the lower filesystem every copy-up is kept');
+    } finally {
+      await view.release();
+      await snapshotter.remove('lower-copyup');
+      await snapshotter.remove('run-copyup');
     }
   });
 

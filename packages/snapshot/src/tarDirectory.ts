@@ -1,4 +1,4 @@
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Stats } from 'node:fs';
 import { writeLayerBlob, type LayerBlob, type LayerBlobOptions } from './layerBlob.js';
@@ -20,9 +20,11 @@ interface WalkOptions {
   /** Convert overlayfs whiteouts (char 0/0, trusted.overlay.opaque=y) into OCI whiteouts. */
   overlay: boolean;
   /**
-   * The filesystem the upper dir was made on (asked for only when an opaque directory is met).
-   * With it, an opaque directory is written as BuildKit's overlay differ writes it: one
-   * whiteout per entry of the lower directory that is gone, instead of `.wh..wh..opq`.
+   * The filesystem the upper dir was made on. With it the diff is BuildKit's overlay differ's:
+   * what overlayfs copied up unchanged (same metadata, and same content where the times cannot
+   * tell) is left out, as are directories holding nothing else that changed and whiteouts of
+   * what the lower never had, and an opaque directory gets one whiteout per entry of the lower
+   * directory that is gone instead of `.wh..wh..opq`.
    */
   lower?: () => Promise<string>;
 }
@@ -44,7 +46,8 @@ function minor(rdev: number): number {
  * a `.wh..wh..opq` entry; trusted.overlay.* xattrs are never exported.
  */
 export async function collectLayerEntries(root: string, options: WalkOptions): Promise<LayerEntry[]> {
-  const entries: LayerEntry[] = [];
+  const entries: Array<LayerEntry & { unchanged?: boolean }> = [];
+  const whiteout = (path: string, mtime: number): LayerEntry => ({ path, type: 'file', mode: 0, uid: 0, gid: 0, mtime, size: 0 });
   /** Whiteouts for what `lowerDir` holds and `upperDir` no longer does, down directories both
    *  still have (BuildKit's double-walking diff under an opaque directory). */
   const whiteoutGone = async (upperDir: string, lowerDir: string, rel: string, mtime: number): Promise<void> => {
@@ -52,49 +55,40 @@ export async function collectLayerEntries(root: string, options: WalkOptions): P
     try { names = await readdir(lowerDir); } catch { return; } // absent or not a directory below
     for (const name of names) {
       const upper = await lstat(join(upperDir, name)).catch(() => null);
-      if (!upper) entries.push({ path: `${rel}/${OCI_WHITEOUT_PREFIX}${name}`, type: 'file', mode: 0, uid: 0, gid: 0, mtime, size: 0 });
+      if (!upper) entries.push(whiteout(`${rel}/${OCI_WHITEOUT_PREFIX}${name}`, mtime));
       else if (upper.isDirectory() && (await lstat(join(lowerDir, name)).catch(() => null))?.isDirectory()) await whiteoutGone(join(upperDir, name), join(lowerDir, name), `${rel}/${name}`, mtime);
     }
   };
-  /**
-   * `rel` in the lower filesystem when each of its components there is a directory, else null
-   * (nothing below to white out). Never through a symlink: the lower tree is the build's, and
-   * `readdir` through a link it made (`/l -> /etc`) would list the host's directory into the
-   * layer's whiteouts.
-   */
-  const lowerDirOf = async (lower: string, rel: string): Promise<string | null> => {
-    let dir = lower;
-    for (const c of rel.split('/')) {
-      dir = join(dir, c);
-      if (!(await lstat(dir).catch(() => null))?.isDirectory()) return null;
-    }
-    return dir;
-  };
-  const walk = async (dir: string, rel: string): Promise<void> => {
+  // `lowerDir`: the same directory in the lower filesystem, or null where the lower has none.
+  // It is only ever descended into through real directories (lstat): the lower tree is the
+  // build's, and a path through a link it made (`/l -> /etc`) would lead onto the host.
+  const walk = async (dir: string, rel: string, lowerDir: string | null): Promise<void> => {
     const names = (await readdir(dir)).sort(comparePathBytes);
     for (const name of names) {
       const abs = join(dir, name);
       const path = rel ? `${rel}/${name}` : name;
       const st = await lstat(abs);
       const mtime = Math.floor(st.mtimeMs / 1000);
+      const lowerPath = lowerDir === null ? null : join(lowerDir, name);
+      const lowerSt = lowerPath === null ? null : await lstat(lowerPath).catch(() => null);
       if (options.overlay && isOverlayWhiteout(st)) {
-        entries.push({ path: rel ? `${rel}/${OCI_WHITEOUT_PREFIX}${name}` : `${OCI_WHITEOUT_PREFIX}${name}`, type: 'file', mode: 0, uid: 0, gid: 0, mtime, size: 0 });
+        // A whiteout of what the lower never had (made and removed in this step) is left out.
+        if (!options.lower || lowerSt) entries.push(whiteout(rel ? `${rel}/${OCI_WHITEOUT_PREFIX}${name}` : `${OCI_WHITEOUT_PREFIX}${name}`, mtime));
         continue;
       }
+      const unchanged = lowerSt !== null && await sameAsLower(abs, lowerPath!);
+      if (unchanged && !st.isDirectory()) continue;
       const all = readXattrs(abs);
       const xattrs = new Map<string, Uint8Array>();
       for (const [key, value] of all) if (!key.startsWith(OVERLAY_XATTR_PREFIX)) xattrs.set(key, value);
       const base = { path, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime, xattrs, ino: `${st.dev}:${st.ino}`, nlink: st.nlink };
       if (st.isDirectory()) {
-        entries.push({ ...base, type: 'dir' });
+        entries.push({ ...base, type: 'dir', unchanged });
         if (options.overlay && all.get(`${OVERLAY_XATTR_PREFIX}opaque`)?.toString() === 'y') {
-          if (options.lower) {
-            const lowerDir = await lowerDirOf(await options.lower(), path);
-            if (lowerDir) await whiteoutGone(abs, lowerDir, path, mtime);
-          }
-          else entries.push({ path: `${path}/${OCI_OPAQUE_WHITEOUT}`, type: 'file', mode: 0, uid: 0, gid: 0, mtime, size: 0 });
+          if (!options.lower) entries.push(whiteout(`${path}/${OCI_OPAQUE_WHITEOUT}`, mtime));
+          else if (lowerSt?.isDirectory()) await whiteoutGone(abs, lowerPath!, path, mtime);
         }
-        await walk(abs, path);
+        await walk(abs, path, lowerSt?.isDirectory() ? lowerPath : null);
       } else if (st.isFile()) {
         entries.push({ ...base, type: 'file', size: st.size, sourcePath: abs });
       } else if (st.isSymbolicLink()) {
@@ -107,12 +101,19 @@ export async function collectLayerEntries(root: string, options: WalkOptions): P
       // Sockets are skipped: they cannot be archived (same as GNU tar and containerd).
     }
   };
-  await walk(root, '');
-  entries.sort((a, b) => comparePathBytes(a.path, b.path));
+  await walk(root, '', options.overlay && options.lower ? await options.lower() : null);
+  // An unchanged directory stays only as the parent of something that changed.
+  const parentsOfChanges = new Set<string>();
+  for (const e of entries) {
+    if (e.unchanged) continue;
+    for (let at = e.path.lastIndexOf('/'); at > 0; at = e.path.lastIndexOf('/', at - 1)) parentsOfChanges.add(e.path.slice(0, at));
+  }
+  const kept = entries.filter((e) => !e.unchanged || parentsOfChanges.has(e.path));
+  kept.sort((a, b) => comparePathBytes(a.path, b.path));
   // Hardlinked regular files: the first path in sort order carries the data, the rest link to it.
   const firstByInode = new Map<string, string>();
-  return entries.map((entry) => {
-    const { ino, nlink, ...clean } = entry as LayerEntry & { ino?: string; nlink?: number };
+  return kept.map((entry) => {
+    const { ino, nlink, unchanged: _unchanged, ...clean } = entry as LayerEntry & { ino?: string; nlink?: number; unchanged?: boolean };
     if (clean.type !== 'file' || !ino || !nlink || nlink < 2) return clean;
     const first = firstByInode.get(ino);
     if (first === undefined) {
@@ -121,6 +122,43 @@ export async function collectLayerEntries(root: string, options: WalkOptions): P
     }
     return { path: clean.path, type: 'hardlink', linkname: first, mode: clean.mode, uid: clean.uid, gid: clean.gid, mtime: clean.mtime };
   });
+}
+
+/**
+ * BuildKit's test (its overlay differ's sameDirent, after continuity) for an upper entry that
+ * overlayfs copied up: same type, mode, owner, device and file capabilities; for a
+ * non-directory also the same size and mtime, and where both mtimes have no nanoseconds (as
+ * unpacked from a tar, which a copy-up keeps) the same symlink target or content.
+ */
+async function sameAsLower(upper: string, lower: string): Promise<boolean> {
+  const [u, l] = await Promise.all([lstat(upper, { bigint: true }), lstat(lower, { bigint: true })]);
+  if (u.mode !== l.mode || u.uid !== l.uid || u.gid !== l.gid || u.rdev !== l.rdev) return false;
+  if (!sameBytes(readXattrs(upper).get('security.capability'), readXattrs(lower).get('security.capability'))) return false;
+  if (u.isDirectory()) return true;
+  if (u.size !== l.size || u.mtimeNs / 1_000_000_000n !== l.mtimeNs / 1_000_000_000n) return false;
+  const [uNs, lNs] = [u.mtimeNs % 1_000_000_000n, l.mtimeNs % 1_000_000_000n];
+  if (uNs !== 0n || lNs !== 0n) return uNs === lNs;
+  if (u.isSymbolicLink()) return (await readlink(upper)) === (await readlink(lower));
+  if (!u.isFile() || u.size === 0n) return true;
+  return sameContent(upper, lower);
+}
+
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  return a === undefined || b === undefined ? a === b : Buffer.compare(a, b) === 0;
+}
+
+async function sameContent(a: string, b: string): Promise<boolean> {
+  const [fa, fb] = await Promise.all([open(a, 'r'), open(b, 'r')]);
+  try {
+    const [ba, bb] = [Buffer.alloc(64 * 1024), Buffer.alloc(64 * 1024)];
+    for (;;) {
+      const [ra, rb] = await Promise.all([fa.read(ba, 0, ba.length), fb.read(bb, 0, bb.length)]);
+      if (ra.bytesRead !== rb.bytesRead || ba.compare(bb, 0, rb.bytesRead, 0, ra.bytesRead) !== 0) return false;
+      if (ra.bytesRead === 0) return true;
+    }
+  } finally {
+    await Promise.all([fa.close(), fb.close()]);
+  }
 }
 
 /** Archives a directory tree as a deterministic, compressed layer blob. */

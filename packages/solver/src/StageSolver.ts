@@ -225,8 +225,9 @@ export class StageSolver {
 
   private async storeDiff(upperdir: string, parent: LayerRecord[], sourceDateEpoch: number | undefined): Promise<LayerRecord> {
     const blobDir = await mkdtemp(join(await this.scratchDir(), 'layer-'));
-    // A directory removed and made again is written as BuildKit writes it (a whiteout per
-    // entry gone), which needs the parent filesystem: mounted only when that happens.
+    // The diff is BuildKit's overlay differ's (unchanged copy-ups left out, a directory removed
+    // and made again written as a whiteout per entry gone), which compares with the parent
+    // filesystem: mounted once the diff starts, as BuildKit mounts it.
     let lower: { path: string; release(): Promise<void> } | undefined;
     try {
       const blob = await diffUpper(upperdir, {

@@ -57,11 +57,24 @@ export const cases: Case[] = [
   // Context
   { name: 'dockerignore-reinclude', dockerfile: 'FROM scratch\nCOPY . /o/\n', files: { 'keep/a': 'a\n', 'keep/b': 'b\n', 'drop/x': 'x\n', 'drop/y': 'y\n', 'top.md': 't\n', '.dockerignore': '# comment\n/drop\n!drop/y\nkeep/*\n!keep/b\n*.md\nDockerfile\n.dockerignore\n' } },
   { name: 'copy-hardlinks-kept', dockerfile: 'FROM {{BASE}} AS s\nRUN mkdir /o && echo x > /o/f && ln /o/f /o/h\nFROM scratch\nCOPY --from=s /o /o\n' },
-  { name: 'add-dir-and-files', dockerfile: 'FROM {{BASE}}\nADD sub a\\ b.txt /o/\n', files: tree },
+  { name: 'add-dir-and-files', dockerfile: 'FROM {{BASE}}\nADD ["sub", "a b.txt", "/o/"]\n', files: tree },
   // Failures
   { name: 'run-exit-code-error', dockerfile: 'FROM {{BASE}}\nRUN exit 3\n' },
   { name: 'copy-missing-source-error', dockerfile: 'FROM {{BASE}}\nCOPY missing.txt /x\n', files: tree },
   { name: 'copy-from-missing-path-error', divergence: 'BuildKit v0.11.6 leaks its temporary mount path (lstat /tmp/buildkit-mount…/nope) for a stage that is only its image; Buildyard says what it says for any stage (failed to calculate checksum of ref …: "/nope": not found)', dockerfile: 'FROM {{BASE}} AS s\nFROM {{BASE}}\nCOPY --from=s /nope /x\n' },
   { name: 'copy-from-run-stage-missing-path-error', dockerfile: 'FROM {{BASE}} AS s\nRUN echo > /made\nFROM {{BASE}}\nCOPY --from=s /nope /x\n' },
   { name: 'copy-from-missing-wildcard-error', dockerfile: 'FROM {{BASE}} AS s\nRUN echo > /made\nFROM {{BASE}}\nCOPY --from=s /nope* /x/\n' },
+  // What a RUN's layer holds
+  { name: 'run-touch-base-file', dockerfile: 'FROM {{BASE}}\nRUN touch /etc/passwd\n' },
+  { name: 'run-chmod-base-file', dockerfile: 'FROM {{BASE}}\nRUN chmod 600 /etc/group\n' },
+  { name: 'run-chown-base-dir', dockerfile: 'FROM {{BASE}}\nRUN chown 5:6 /home\n' },
+  { name: 'run-create-then-delete', dockerfile: 'FROM {{BASE}}\nRUN touch /tmp/gone && rm /tmp/gone && echo kept > /kept\n' },
+  { name: 'run-dir-becomes-file', dockerfile: 'FROM {{BASE}}\nRUN mkdir -p /d/e && touch /d/e/f\nRUN rm -rf /d && echo file > /d\n' },
+  { name: 'run-file-becomes-dir', dockerfile: 'FROM {{BASE}}\nRUN echo f > /f\nRUN rm /f && mkdir -p /f/g && touch /f/g/h\n' },
+  { name: 'run-symlink-becomes-dir', dockerfile: 'FROM {{BASE}}\nRUN ln -s /tmp /l\nRUN rm /l && mkdir /l && touch /l/in\n' },
+  { name: 'run-hardlink-to-base-file', dockerfile: 'FROM {{BASE}}\nRUN ln /etc/passwd /passwd-link\n' },
+  { name: 'run-delete-then-recreate-same', dockerfile: 'FROM {{BASE}}\nRUN echo a > /same\nRUN rm /same && echo a > /same\n' },
+  { name: 'run-empty-dir-and-special-modes', dockerfile: 'FROM {{BASE}}\nRUN mkdir -m 1777 /sticky && mkdir -m 2750 /setgid && mkdir /empty\n' },
+  // Platforms
+  { name: 'buildplatform-stage-for-arm64', platform: 'linux/arm64', dockerfile: 'FROM --platform=$BUILDPLATFORM {{BASE}} AS tools\nARG TARGETARCH BUILDARCH\nRUN echo "$BUILDARCH->$TARGETARCH" > /cross && uname -m >> /cross\nFROM {{BASE}}\nCOPY --from=tools /cross /cross\n' },
 ];
