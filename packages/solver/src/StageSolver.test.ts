@@ -30,12 +30,12 @@ const stage: StagePlan = {
   cacheKey: 'empty-layer-test-2', noCache: false,
 };
 
-async function solver(name: string): Promise<{ solver: StageSolver; cache: LocalCacheIndex; has: (digest: string) => Promise<boolean> }> {
+async function solver(name: string): Promise<{ solver: StageSolver; cache: LocalCacheIndex; has: (digest: string) => Promise<boolean>; views: () => Promise<string[]> }> {
   const stateDir = join(work, name);
   const engine = await openLocalEngine(stateDir);
   const cache = new LocalCacheIndex(join(stateDir, 'cache-index'));
   const s = new StageSolver({ stateDir, snapshotter: engine.snapshotter, executor: engine.executor, blobs: engine.blobs, cache, images: engine.images, compression: 'gzip' });
-  return { solver: s, cache, has: (digest) => engine.blobs.has(digest) };
+  return { solver: s, cache, has: (digest) => engine.blobs.has(digest), views: async () => (await engine.snapshotter.list()).filter((i) => i.kind === 'view').map((i) => i.name) };
 }
 
 test('a file step that changes nothing exports an empty layer with a deterministic digest, and its history entry stays non-empty', async () => {
@@ -62,4 +62,10 @@ test('a cache record without a layer (left by solvers that dropped empty diffs) 
   const rebuilt = await s.solve({ stage, inputs: {} });
   assert.equal(rebuilt.verticesCached, 2);
   assert.deepEqual(rebuilt.layers, result.layers);
+});
+
+test('the views a solve mounts (the parent of each diff) are gone after it: a view left behind would hold its parent from the GC', async () => {
+  const { solver: s, views } = await solver('views');
+  await s.solve({ stage, inputs: {}, noCache: true });
+  assert.deepEqual(await views(), []);
 });

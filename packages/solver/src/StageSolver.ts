@@ -301,8 +301,10 @@ export class StageSolver {
       const empty = await mkdtemp(join(await this.scratchDir(), 'empty-'));
       return { path: empty, release: () => rm(empty, { recursive: true, force: true }) };
     }
-    const view = await this.opts.snapshotter.view(`view-${randomBytes(8).toString('hex')}`, parent);
-    return { path: view.mountpoint, release: () => view.release() };
+    const key = `view-${randomBytes(8).toString('hex')}`;
+    const view = await this.opts.snapshotter.view(key, parent);
+    // Unmounted and removed: a view left behind holds its parent, which the GC then cannot free.
+    return { path: view.mountpoint, release: async () => { await view.release(); await this.opts.snapshotter.remove(key); } };
   }
 
   private async sourceRoot(from: SourceRef, stage: StagePlan, req: SolveStageRequest): Promise<{ path: string; release(): Promise<void> }> {
