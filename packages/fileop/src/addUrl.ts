@@ -95,7 +95,7 @@ export async function addUrl(opts: AddUrlOptions): Promise<AddUrlResult> {
       const compression = await sniffArchive(got.file);
       if (compression) {
         const dir = await ensureDir(opts.destRoot, destRel, 0o755, owner, showPath(destRel));
-        await extractArchive({ archivePath: got.file, compression, dir, label: opts.url, owner: opts.owner, chmod: chmod ?? undefined, limits: opts.extractLimits });
+        await extractArchive({ archivePath: got.file, compression, dir, label: opts.url, owner: opts.owner, limits: opts.extractLimits });
         return { path: dir, bytes: got.bytes, digest: got.digest, lastModified: got.lastModified };
       }
     }

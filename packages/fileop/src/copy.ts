@@ -55,14 +55,14 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
   const createdDirs: CreatedDir[] = [];
   const hardlinks = new Map<string, string>();
 
-  const ensureParent = async (rel: string) => {
+  const ensureParent = async (rel: string, mode = createdDirMode) => {
     if (!createParents) {
       const abs = await resolveInRoot(opts.destRoot, rel);
       const st = await lstatOrNull(abs);
       if (!st?.isDirectory()) throw new FileOpError('ENOTDIR', `destination directory ${showPath(rel)} does not exist; create it first`);
       return abs;
     }
-    return ensureDir(opts.destRoot, rel, createdDirMode, parentOwner, showPath(rel));
+    return ensureDir(opts.destRoot, rel, mode, parentOwner, showPath(rel));
   };
 
   for (let i = 0; i < plan.matched.length; i++) {
@@ -72,10 +72,12 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
       const compression = await sniffArchive(srcAbs);
       if (compression) {
         const dirRel = opts.parents ? posix.join(destRel, posix.dirname(m.parentsRel)) : destRel;
-        const dirAbs = await ensureParent(dirRel);
+        // As BuildKit's unpack: the destination is made 0755 and --chmod does not touch what the
+        // archive holds (--chown does).
+        const dirAbs = await ensureParent(dirRel, 0o755);
         const r = await extractArchive({
           archivePath: srcAbs, compression, dir: dirAbs, label: m.logical,
-          owner: opts.owner === 'preserve' ? undefined : opts.owner, chmod: chmod ?? undefined, limits: opts.extractLimits,
+          owner: opts.owner === 'preserve' ? undefined : opts.owner, limits: opts.extractLimits,
         });
         result.filesCopied += r.files;
         result.bytes += r.bytes;

@@ -62,6 +62,15 @@ describe('ADD auto-extract', () => {
     assert.ok(lstatSync(join(d, 'raw/app-gzip.bin')).isFile());
   });
 
+  test('--chmod leaves what an archive holds as the archive says, and its new destination 0755 (as BuildKit\'s unpack)', async () => {
+    const d = await freshDest();
+    await copy({ srcRoot: ws.src, sources: ['app-gzip.bin'], destRoot: d, dest: '/new/x/', autoExtract: true, chmod: '600' });
+    assert.equal(lstatSync(join(d, 'new/x/etc/app.conf')).mode & 0o7777, 0o640);
+    assert.equal(lstatSync(join(d, 'new/x/etc')).mode & 0o7777, 0o700);
+    assert.equal(lstatSync(join(d, 'new/x')).mode & 0o7777, 0o755);
+    assert.equal(lstatSync(join(d, 'new')).mode & 0o7777, 0o755);
+  });
+
   test('files that only look like archives are copied as-is', async () => {
     const d = await freshDest();
     await copy({ srcRoot: ws.src, sources: ['not-a-tar.tar.gz', 'plain.tar'], destRoot: d, dest: '/f/', autoExtract: true });

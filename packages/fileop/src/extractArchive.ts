@@ -12,7 +12,6 @@ import { promisify } from 'node:util';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
-import type { ModeTransform } from './chmodSpec.js';
 import { applyMeta, ensureDir, lstatOrNull, mkdirOwned, type Owner, ROOT_OWNER } from './destFs.js';
 import { FileOpError } from './FileOpError.js';
 import { cleanRel, resolveScoped } from './resolveScoped.js';
@@ -40,7 +39,6 @@ export interface ExtractOptions {
   label: string;
   /** Ownership override; default: the ids recorded in the archive. */
   owner?: Owner;
-  chmod?: ModeTransform;
   limits?: Partial<ExtractLimits>;
 }
 
@@ -157,8 +155,7 @@ export async function extractArchive(opts: ExtractOptions): Promise<ExtractResul
       const parentAbs = await ensureDir(opts.dir, parentRel, 0o755, opts.owner ?? ROOT_OWNER, `/${parentRel}`);
       const abs = join(parentAbs, posix.basename(rel));
       const owner = opts.owner ?? { uid: h.uid ?? 0, gid: h.gid ?? 0 };
-      const rawMode = (h.mode ?? 0o644) & 0o7777;
-      const mode = opts.chmod ? opts.chmod(rawMode, h.type === 'directory') : rawMode;
+      const mode = (h.mode ?? 0o644) & 0o7777;
       const existing = await lstatOrNull(abs);
       const mtime = h.mtime ?? null;
       // What is there goes, but a directory that the archive names as a directory too (merged);

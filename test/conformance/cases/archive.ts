@@ -2,6 +2,7 @@
 // links and types docker's archive.Unpack (which BuildKit's unpack runs) accepts or refuses.
 import { execFileSync } from 'node:child_process';
 import type { Case } from '../lib/types.js';
+import { chain, copyFlagsHistory } from './upstream.js';
 
 interface TarEntry {
   name: string;
@@ -73,6 +74,11 @@ export const cases: Case[] = [
   { name: 'add-tar-hardlink-absolute', dockerfile: addArchive, files: archive(tar([{ name: 'f', body: 'f\n' }, { name: 'h', type: '1', linkname: '/f' }])) },
   // A directory entry over an existing file of the image, a file over an existing directory.
   { name: 'add-tar-replaces-existing', dockerfile: 'FROM {{BASE}}\nRUN mkdir -p /x/d2 && touch /x/d2/old && echo f > /x/f1\nADD a.tar /x/\n', files: archive(tar([{ name: 'f1/', type: '5' }, { name: 'd2', body: 'now a file\n' }])) },
+  // Flags on an extracted archive.
+  { name: 'add-tar-chown', upstream: { change: 'file/unpack.go gives --chown to the unpacked entries as ChownOpts (moby/buildkit 46e52f472, 2025-05); convert_copy.go writes --chown= into the history', patch: chain(copyFlagsHistory('--chown=7:8').patch!, (r) => { for (const f of r.files ?? []) if (f.path.startsWith('/x/')) Object.assign(f, { uid: 7, gid: 8 }); return r; }) }, dockerfile: 'FROM {{BASE}}\nADD --chown=7:8 a.tar /x/\n', files: archive(plain) },
+  { name: 'add-tar-chmod', upstream: copyFlagsHistory('--chmod=600'), dockerfile: 'FROM {{BASE}}\nADD --chmod=600 a.tar /x/\n', files: archive(plain) },
+  { name: 'add-tar-into-new-nested-dest', dockerfile: 'FROM {{BASE}}\nADD a.tar /new/nested/\n', files: archive(plain) },
+  { name: 'add-tar-dest-without-slash', dockerfile: 'FROM {{BASE}}\nADD a.tar /nodir\n', files: archive(plain) },
   { name: 'add-tar-char-device', dockerfile: addArchive, files: archive(tar([{ name: 'null', type: '3', mode: 0o666 }])) },
   { name: 'add-tar-fifo', dockerfile: addArchive, files: archive(tar([{ name: 'p', type: '6' }, { name: 'f', body: 'f\n' }])) },
 ];
