@@ -79,6 +79,12 @@ export const cases: Case[] = [
   { name: 'add-tar-chmod', upstream: copyFlagsHistory('--chmod=600'), dockerfile: 'FROM {{BASE}}\nADD --chmod=600 a.tar /x/\n', files: archive(plain) },
   { name: 'add-tar-into-new-nested-dest', dockerfile: 'FROM {{BASE}}\nADD a.tar /new/nested/\n', files: archive(plain) },
   { name: 'add-tar-dest-without-slash', dockerfile: 'FROM {{BASE}}\nADD a.tar /nodir\n', files: archive(plain) },
+  // Names and headers of every kind.
+  { name: 'add-tar-whiteout-names', dockerfile: 'FROM {{BASE}}\nRUN mkdir -p /x && echo keep > /x/gone\nADD a.tar /x/\n', files: archive(tar([{ name: '.wh.gone', body: '' }, { name: 'd/', type: '5' }, { name: 'd/.wh..wh..opq', body: '' }, { name: '.wh..wh.plnk/', type: '5' }, { name: '.wh..wh.plnk/f', body: 'meta\n' }])) },
+  { name: 'add-tar-long-name', dockerfile: addArchive, files: archive(tar([{ name: `${'d'.repeat(60)}/`, type: '5' }, { name: `${'d'.repeat(60)}/${'f'.repeat(39)}`, body: 'long\n' }])) },
+  { name: 'add-tar-setuid-and-sticky', dockerfile: addArchive, files: archive(tar([{ name: 'bin/', type: '5' }, { name: 'bin/su', mode: 0o4755, body: '#!/bin/sh\n' }, { name: 'shared/', type: '5', mode: 0o1777 }])) },
+  { name: 'add-tar-file-before-dir', dockerfile: addArchive, files: archive(tar([{ name: 'late/f', body: 'f\n' }, { name: 'late/', type: '5', mode: 0o700, uid: 9 }])) },
+  { name: 'add-tar-duplicate-entry', dockerfile: addArchive, files: archive(tar([{ name: 'f', body: 'first\n' }, { name: 'f', body: 'second\n', mode: 0o600 }])) },
   { name: 'add-tar-char-device', dockerfile: addArchive, files: archive(tar([{ name: 'null', type: '3', mode: 0o666 }])) },
   { name: 'add-tar-fifo', dockerfile: addArchive, files: archive(tar([{ name: 'p', type: '6' }, { name: 'f', body: 'f\n' }])) },
 ];
