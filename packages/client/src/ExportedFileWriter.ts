@@ -1,6 +1,7 @@
 // Writes the files of local-type outputs (type=local/tar/oci/docker) as the server streams them.
-import { mkdir, open, rename, rm, symlink, chmod, type FileHandle } from 'node:fs/promises';
-import { dirname, join, resolve, sep } from 'node:path';
+import { constants, type Stats } from 'node:fs';
+import { chmod, lstat, mkdir, open, rename, rm, symlink, type FileHandle } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { ExportedFile, KeyValueSpec } from '@buildyard/proto';
 import { ClientError } from './ClientError.js';
@@ -19,27 +20,60 @@ interface OpenFile {
 
 export class ExportedFileWriter {
   private readonly open = new Map<string, OpenFile>();
+  /** Directories under a dest= made real this run (see realDir). */
+  private readonly realDirs = new Set<string>();
   /** Destinations written, for the summary. */
   readonly written = new Set<string>();
 
   constructor(private readonly outputs: readonly KeyValueSpec[], private readonly stdout: Writable = process.stdout) {}
 
-  private target(f: ExportedFile): { spec: KeyValueSpec; path: string; single: boolean } {
+  private target(f: ExportedFile): { spec: KeyValueSpec; root: string; path: string; single: boolean } {
     const spec = this.outputs[f.output];
     if (!spec) throw new ClientError(`the builder sent a file for output #${f.output}, but only ${this.outputs.length} were requested; the builder is misbehaving`);
     const dest = spec.attrs.dest;
     if (!dest) throw new ClientError(`the builder sent files for output #${f.output} (type=${spec.type}), which has no dest=; add dest= to the --output`);
-    if (spec.type !== 'local') return { spec, path: dest, single: true };
+    if (spec.type !== 'local') return { spec, root: dest, path: dest, single: true };
     const root = resolve(dest);
     const path = resolve(root, f.path);
     if (f.path.startsWith('/') || (path !== root && !path.startsWith(root + sep))) {
       throw new ClientError(`the builder sent a file path "${f.path}" outside ${root}; refusing to write it`);
     }
-    return { spec, path, single: false };
+    return { spec, root, path, single: false };
+  }
+
+  /**
+   * Makes `dir` (under `root`) a real directory, one component at a time. What is already there
+   * is never followed: an earlier export into the same dest= (or a misbehaving builder) may have
+   * left a symlink at that path, and writing through it (`out/x -> /etc`, then `x/passwd`) would
+   * write anywhere on this machine. A symlink or file in the way is replaced, as the export
+   * replaces what it writes over.
+   */
+  private async realDir(root: string, dir: string): Promise<void> {
+    if (this.realDirs.has(dir)) return;
+    await mkdir(root, { recursive: true }); // dest= itself is the user's to choose, link or not
+    let current = root;
+    for (const part of relative(root, dir).split(sep).filter(Boolean)) {
+      current = join(current, part);
+      if (this.realDirs.has(current)) continue;
+      const st = await lstat(current).catch(() => null);
+      if (!st?.isDirectory()) {
+        if (st) await rm(current, { recursive: true, force: true });
+        await mkdir(current);
+      }
+      this.realDirs.add(current);
+    }
+  }
+
+  /** Clears `path` for an entry of another type (never following a link there). */
+  private async clear(path: string, keep: (st: Stats) => boolean): Promise<void> {
+    const st = await lstat(path).catch(() => null);
+    if (!st || keep(st)) return;
+    await rm(path, { recursive: true, force: true });
+    for (const d of this.realDirs) if (d === path || d.startsWith(path + sep)) this.realDirs.delete(d);
   }
 
   async write(f: ExportedFile): Promise<void> {
-    const { path, single } = this.target(f);
+    const { root, path, single } = this.target(f);
     if (single && path === '-') {
       if (f.data.length > 0 && !this.stdout.write(f.data)) await new Promise((r) => this.stdout.once('drain', r));
       return;
@@ -47,30 +81,37 @@ export class ExportedFileWriter {
     const key = `${f.output}\0${path}`;
     const type = f.mode & S_IFMT;
     if (!single && (type === S_IFDIR || (f.path === '' && f.data.length === 0 && !f.linkTarget))) {
-      await mkdir(path, { recursive: true });
+      await this.realDir(root, path);
       if (type === S_IFDIR) await chmod(path, f.mode & 0o7777);
       this.written.add(this.outputs[f.output].attrs.dest);
       return;
     }
     if (!single && (type === S_IFLNK || f.linkTarget)) {
-      await mkdir(dirname(path), { recursive: true });
-      await rm(path, { force: true });
+      await this.realDir(root, dirname(path));
+      await this.clear(path, () => false);
       await symlink(f.linkTarget, path);
       this.written.add(this.outputs[f.output].attrs.dest);
       return;
     }
     let o = this.open.get(key);
     if (!o) {
-      await mkdir(dirname(path), { recursive: true });
+      if (single) await mkdir(dirname(path), { recursive: true });
+      else {
+        await this.realDir(root, dirname(path));
+        await this.clear(path, (st) => st.isFile());
+      }
       const tmp = single ? join(dirname(path), `.${Date.now()}.${process.pid}.partial`) : undefined;
       const mode = single ? 0o644 : (f.mode & 0o7777) || 0o644;
-      o = { final: path, mode, tmp, handle: await open(tmp ?? path, 'w', 0o600) };
+      // O_NOFOLLOW: a link put at the path between the check above and here is refused, not followed.
+      const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW;
+      o = { final: path, mode, tmp, handle: await open(tmp ?? path, flags, 0o600) };
       this.open.set(key, o);
     }
     if (f.data.length > 0) await o.handle!.write(f.data);
     if (f.last) {
+      // Through the handle: chmod by path would follow a link.
+      await o.handle!.chmod(o.mode);
       await o.handle!.close();
-      await chmod(o.tmp ?? o.final, o.mode);
       if (o.tmp) await rename(o.tmp, o.final);
       this.open.delete(key);
       this.written.add(this.outputs[f.output].attrs.dest);

@@ -1,0 +1,80 @@
+// The attacker's test for --output type=local: what an earlier export left in dest= (or what a
+// misbehaving builder sends) never leads a write outside dest=.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { ExportedFile, KeyValueSpec } from '@buildyard/proto';
+import { ExportedFileWriter } from './ExportedFileWriter.js';
+
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+
+function setup(): { out: string; outside: string; writer: ExportedFileWriter; cleanup(): void } {
+  const base = mkdtempSync(join(tmpdir(), 'buildyard-export-'));
+  const out = join(base, 'out');
+  const outside = join(base, 'outside');
+  mkdirSync(out);
+  mkdirSync(outside, { mode: 0o755 });
+  writeFileSync(join(outside, 'victim'), 'the user\'s file\n');
+  const outputs: KeyValueSpec[] = [{ type: 'local', attrs: { dest: out } }];
+  const writer = new ExportedFileWriter(outputs, new Writable({ write: (_c, _e, cb) => cb() }));
+  return { out, outside, writer, cleanup: () => rmSync(base, { recursive: true, force: true }) };
+}
+
+const file = (path: string, data: string, mode = 0o644): ExportedFile => ({ output: 0, path, mode: S_IFREG | mode, data: Buffer.from(data), last: true, linkTarget: '', cache: false });
+const dir = (path: string, mode = 0o755): ExportedFile => ({ output: 0, path, mode: S_IFDIR | mode, data: Buffer.alloc(0), last: true, linkTarget: '', cache: false });
+const link = (path: string, target: string): ExportedFile => ({ output: 0, path, mode: S_IFLNK | 0o777, data: Buffer.alloc(0), last: true, linkTarget: target, cache: false });
+
+test('a file written where an earlier export left a symlink replaces the link; the file it named is untouched', async () => {
+  const { out, outside, writer, cleanup } = setup();
+  try {
+    symlinkSync(join(outside, 'victim'), join(out, 'f'));
+    await writer.write(file('f', 'from the build\n'));
+    assert.equal(readFileSync(join(outside, 'victim'), 'utf8'), 'the user\'s file\n');
+    assert.ok(lstatSync(join(out, 'f')).isFile());
+    assert.equal(readFileSync(join(out, 'f'), 'utf8'), 'from the build\n');
+  } finally {
+    cleanup();
+  }
+});
+
+test('a directory (and files in it) where an earlier export left a symlink to a directory: made for real, nothing written or chmodded through the link', async () => {
+  const { out, outside, writer, cleanup } = setup();
+  try {
+    symlinkSync(outside, join(out, 'd'));
+    symlinkSync(outside, join(out, 'e'));
+    await writer.write(dir('d', 0o777));
+    await writer.write(file('d/new', 'x'));
+    await writer.write(file('e/sub/deep', 'y')); // no directory entry first: its parents are made
+    assert.deepEqual(readdirSync(outside), ['victim']);
+    assert.equal(statSync(outside).mode & 0o7777, 0o755);
+    assert.ok(lstatSync(join(out, 'd')).isDirectory() && lstatSync(join(out, 'e/sub')).isDirectory());
+    assert.equal(readFileSync(join(out, 'e/sub/deep'), 'utf8'), 'y');
+  } finally {
+    cleanup();
+  }
+});
+
+test('a builder that sends a symlink and then a file beneath it writes nothing outside dest=', async () => {
+  const { out, outside, writer, cleanup } = setup();
+  try {
+    await writer.write(link('x', outside));
+    await writer.write(link('y', '../outside'));
+    await writer.write(file('x/victim', 'overwritten'));
+    await writer.write(file('y/planted', 'planted'));
+    assert.deepEqual(readdirSync(outside), ['victim']);
+    assert.equal(readFileSync(join(outside, 'victim'), 'utf8'), 'the user\'s file\n');
+    assert.equal(readFileSync(join(out, 'x/victim'), 'utf8'), 'overwritten');
+    // A link written after a directory of the same name replaces it; writes beneath then go to a new directory.
+    await writer.write(dir('z'));
+    await writer.write(link('z', outside));
+    await writer.write(file('z/again', 'z'));
+    assert.deepEqual(readdirSync(outside), ['victim']);
+  } finally {
+    cleanup();
+  }
+});
