@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import tar from 'tar-stream';
 import { downloadContext } from './resolveBuildInput.js';
 
-async function tarOf(entries: Array<{ name: string; type?: 'file' | 'symlink'; linkname?: string; body?: string }>): Promise<Buffer> {
+async function tarOf(entries: Array<{ name: string; type?: 'file' | 'symlink' | 'directory'; linkname?: string; body?: string }>): Promise<Buffer> {
   const pack = tar.pack();
   for (const e of entries) pack.entry({ name: e.name, type: e.type ?? 'file', linkname: e.linkname }, e.body ?? '');
   pack.finalize();
@@ -36,6 +36,25 @@ test('a context tarball that writes through its own symlink is refused; nothing 
     const archive = await tarOf([{ name: 'up', type: 'symlink', linkname: outside }, { name: 'up/pwned', body: 'pwned' }]);
     await served(archive, (url) => assert.rejects(downloadContext(url), /holds "up\/pwned" below its symlink "up"; refusing it/));
     assert.deepEqual(readdirSync(outside), [], 'nothing was written through the link');
+  } finally {
+    rmSync(outside, { recursive: true, force: true });
+  }
+});
+
+test('a context tarball whose file comes after a symlink of the same name replaces the link; the file it named is untouched', async () => {
+  const outside = mkdtempSync(join(tmpdir(), 'buildyard-outside-'));
+  writeFileSync(join(outside, 'victim'), 'the user\'s file\n');
+  try {
+    const archive = await tarOf([{ name: 'x', type: 'symlink', linkname: join(outside, 'victim') }, { name: 'x', body: 'from the tarball\n' }, { name: 'd', type: 'symlink', linkname: outside }, { name: 'd/', type: 'directory' }, { name: 'd/f', body: 'f' }]);
+    const dir = await served(archive, (url) => downloadContext(url));
+    try {
+      assert.equal(readFileSync(join(outside, 'victim'), 'utf8'), 'the user\'s file\n');
+      assert.deepEqual(readdirSync(outside), ['victim']);
+      assert.equal(readFileSync(join(dir, 'x'), 'utf8'), 'from the tarball\n');
+      assert.equal(readFileSync(join(dir, 'd/f'), 'utf8'), 'f');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   } finally {
     rmSync(outside, { recursive: true, force: true });
   }

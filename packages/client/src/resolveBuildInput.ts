@@ -2,7 +2,7 @@
 // URL (fetched by the server), or `-`
 // (Dockerfile on stdin, no context); and which .dockerignore applies (Docker's rule:
 // `<Dockerfile>.dockerignore` beside the Dockerfile wins over `<context>/.dockerignore`).
-import { createWriteStream } from 'node:fs';
+import { constants, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
@@ -79,17 +79,20 @@ export async function downloadContext(url: string, timeoutMs = 120_000): Promise
         next();
         return;
       }
-      if (header.type === 'symlink') links.add(parts.join(sep));
+      // An entry at the path of a link the archive made replaces the link: never written through it.
+      const key = parts.join(sep);
+      const cleared = links.delete(key) ? rm(target, { force: true }) : Promise.resolve();
+      if (header.type === 'symlink') links.add(key);
       const done = (err?: unknown) => (err ? next(err as Error) : next());
       if (header.type === 'directory') {
         stream.resume();
-        mkdir(target, { recursive: true, mode: (header.mode ?? 0o755) | 0o700 }).then(() => done(), done);
+        cleared.then(() => mkdir(target, { recursive: true, mode: (header.mode ?? 0o755) | 0o700 })).then(() => done(), done);
       } else if (header.type === 'symlink') {
         stream.resume();
-        mkdir(dirname(target), { recursive: true }).then(() => symlink(header.linkname ?? '', target)).then(() => done(), done);
+        cleared.then(() => mkdir(dirname(target), { recursive: true })).then(() => symlink(header.linkname ?? '', target)).then(() => done(), done);
       } else if (header.type === 'file') {
-        mkdir(dirname(target), { recursive: true })
-          .then(() => pipeline(stream, createWriteStream(target, { mode: header.mode ?? 0o644 })))
+        cleared.then(() => mkdir(dirname(target), { recursive: true }))
+          .then(() => pipeline(stream, createWriteStream(target, { mode: header.mode ?? 0o644, flags: constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW })))
           .then(() => done(), done);
       } else {
         stream.resume();
