@@ -2,8 +2,8 @@
 // URL (fetched by the server), or `-`
 // (Dockerfile on stdin, no context); and which .dockerignore applies (Docker's rule:
 // `<Dockerfile>.dockerignore` beside the Dockerfile wins over `<context>/.dockerignore`).
-import { constants, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, symlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, mkdtemp, open, readFile, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
@@ -92,7 +92,8 @@ export async function downloadContext(url: string, timeoutMs = 120_000): Promise
         cleared.then(() => mkdir(dirname(target), { recursive: true })).then(() => symlink(header.linkname ?? '', target)).then(() => done(), done);
       } else if (header.type === 'file') {
         cleared.then(() => mkdir(dirname(target), { recursive: true }))
-          .then(() => pipeline(stream, createWriteStream(target, { mode: header.mode ?? 0o644, flags: constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW })))
+          .then(() => open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, header.mode ?? 0o644))
+          .then((file) => pipeline(stream, file.createWriteStream()))
           .then(() => done(), done);
       } else {
         stream.resume();
