@@ -77,4 +77,8 @@ export const cases: Case[] = [
   { name: 'run-empty-dir-and-special-modes', dockerfile: 'FROM {{BASE}}\nRUN mkdir -m 1777 /sticky && mkdir -m 2750 /setgid && mkdir /empty\n' },
   // Platforms
   { name: 'buildplatform-stage-for-arm64', platform: 'linux/arm64', dockerfile: 'FROM --platform=$BUILDPLATFORM {{BASE}} AS tools\nARG TARGETARCH BUILDARCH\nRUN echo "$BUILDARCH->$TARGETARCH" > /cross && uname -m >> /cross\nFROM {{BASE}}\nCOPY --from=tools /cross /cross\n' },
+  // A stage as the base of another: its whole config carries over
+  { name: 'stage-base-inherits-config', upstream: { change: 'convert_expose.go writes the parsed port list; convert.go dispatchHealthcheck writes HealthcheckConfig with %+v', patch: chain(historyAt(4, 'EXPOSE [81/tcp]'), historyAt(8, healthHistory(['CMD-SHELL', 'true'], { interval: '9s' }))) }, dockerfile: 'FROM {{BASE}} AS a\nENV A=1 PATH=/a:$PATH\nWORKDIR /wa\nUSER daemon\nLABEL la=1\nEXPOSE 81\nVOLUME /va\nSTOPSIGNAL SIGINT\nSHELL ["/bin/sh", "-xc"]\nHEALTHCHECK --interval=9s CMD true\nENTRYPOINT ["/bin/echo"]\nCMD ["a"]\nFROM a\nENV B=2\nLABEL lb=2\nRUN pwd > /tmp/pwd-b; id -u >> /tmp/pwd-b\n' },
+  { name: 'stage-base-onbuild-fires', dockerfile: 'FROM {{BASE}} AS a\nONBUILD RUN echo fired > /onbuild\nONBUILD ENV FIRED=yes\nFROM a\nRUN cat /onbuild > /seen && echo "$FIRED" >> /seen\n' },
+  { name: 'cmd-inherited-then-entrypoint-in-child', dockerfile: 'FROM {{BASE}} AS a\nCMD ["inherited"]\nFROM a\nENTRYPOINT ["/bin/echo"]\n' },
 ];
