@@ -253,7 +253,10 @@ export class BuildRunner {
         const inline = await inlineCacheAnnotations(cacheOptions.to, plan, cacheCtx, (platform) => results.get(`${platform}|${plan.platforms.find((p) => p.platform === platform)!.target}`)!.layers.map((l) => l.digest), results);
         return plan.platforms.map((p) => {
           const annotations = { ...annotate.manifest(p.platform), ...inline?.get(p.platform) };
-          return assembleImage(results.get(`${p.platform}|${p.target}`)!, { created, annotations: Object.keys(annotations).length ? annotations : undefined });
+          return assembleImage(results.get(`${p.platform}|${p.target}`)!, {
+            created, annotations: Object.keys(annotations).length ? annotations : undefined,
+            targetPlatform: req.platforms.length > 0 ? p.platform : undefined,
+          });
         });
       });
       // With attestations even one platform's image is an index (as BuildKit): the attestation manifests follow the images.

@@ -64,7 +64,14 @@ function fillHistoryTimes(history: HistoryEntry[]): { history: HistoryEntry[]; c
  * The image config and manifest of one platform's target stage. `created` (SOURCE_DATE_EPOCH)
  * pins every time; without it times come from the layers (see fillHistoryTimes).
  */
-export function assembleImage(result: StageResult, options: { created?: string; labels?: Record<string, string>; annotations?: Record<string, string> } = {}): AssembledImage {
+/**
+ * `targetPlatform`: the platform the build was asked for, when it was asked for one. As
+ * BuildKit's dockerfile2llb, the image then says that platform even where its final stage was
+ * pinned to another (`FROM --platform=linux/arm64 ...` in an amd64 build); without it the image
+ * says its final stage's platform.
+ */
+export function assembleImage(result: StageResult, options: { created?: string; labels?: Record<string, string>; annotations?: Record<string, string>; targetPlatform?: string } = {}): AssembledImage {
+  const platform = options.targetPlatform ?? result.platform;
   const filled = options.created === undefined ? fillHistoryTimes(result.history) : undefined;
   const created = options.created ?? filled?.created ?? new Date().toISOString();
   const history = filled?.history ?? result.history;
@@ -73,7 +80,7 @@ export function assembleImage(result: StageResult, options: { created?: string; 
   const config = jsonBlob<ImageConfigFile>({
     created,
     ...(result.author !== undefined ? { author: result.author } : {}),
-    ...platformObject(result.platform),
+    ...platformObject(platform),
     config: stageConfig,
     rootfs: { type: 'layers', diff_ids: result.layers.map((l) => l.diffID) },
     // SOURCE_DATE_EPOCH pins every entry, layer times included, as BuildKit's exporter does.
@@ -86,8 +93,8 @@ export function assembleImage(result: StageResult, options: { created?: string; 
     config: config.descriptor,
     layers,
     ...(options.annotations ? { annotations: options.annotations } : {}),
-  }, MEDIA_TYPE_MANIFEST, { platform: platformObject(result.platform) });
-  return { platform: result.platform, config, manifest, layers };
+  }, MEDIA_TYPE_MANIFEST, { platform: platformObject(platform) });
+  return { platform, config, manifest, layers };
 }
 
 /** An OCI image index over several platforms' manifests (room left for attestation manifests). */

@@ -81,4 +81,7 @@ export const cases: Case[] = [
   { name: 'stage-base-inherits-config', upstream: { change: 'convert_expose.go writes the parsed port list; convert.go dispatchHealthcheck writes HealthcheckConfig with %+v', patch: chain(historyAt(4, 'EXPOSE [81/tcp]'), historyAt(8, healthHistory(['CMD-SHELL', 'true'], { interval: '9s' }))) }, dockerfile: 'FROM {{BASE}} AS a\nENV A=1 PATH=/a:$PATH\nWORKDIR /wa\nUSER daemon\nLABEL la=1\nEXPOSE 81\nVOLUME /va\nSTOPSIGNAL SIGINT\nSHELL ["/bin/sh", "-xc"]\nHEALTHCHECK --interval=9s CMD true\nENTRYPOINT ["/bin/echo"]\nCMD ["a"]\nFROM a\nENV B=2\nLABEL lb=2\nRUN pwd > /tmp/pwd-b; id -u >> /tmp/pwd-b\n' },
   { name: 'stage-base-onbuild-fires', dockerfile: 'FROM {{BASE}} AS a\nONBUILD RUN echo fired > /onbuild\nONBUILD ENV FIRED=yes\nFROM a\nRUN cat /onbuild > /seen && echo "$FIRED" >> /seen\n' },
   { name: 'cmd-inherited-then-entrypoint-in-child', dockerfile: 'FROM {{BASE}} AS a\nCMD ["inherited"]\nFROM a\nENTRYPOINT ["/bin/echo"]\n' },
+  // A final stage pinned to another platform
+  { name: 'final-stage-other-platform', upstream: argHistory(historyAt(1, 'ARG TARGETARCH=amd64')), dockerfile: 'FROM --platform=linux/arm64 {{BASE}}\nARG TARGETARCH\nRUN echo "$TARGETARCH $(uname -m)" > /arch\n' },
+  { name: 'copy-from-other-platform-stage', dockerfile: 'FROM --platform=linux/arm64 {{BASE}} AS arm\nRUN uname -m > /m\nFROM {{BASE}}\nCOPY --from=arm /m /m\n' },
 ];
