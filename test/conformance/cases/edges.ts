@@ -84,4 +84,12 @@ export const cases: Case[] = [
   // A final stage pinned to another platform
   { name: 'final-stage-other-platform', upstream: argHistory(historyAt(1, 'ARG TARGETARCH=amd64')), dockerfile: 'FROM --platform=linux/arm64 {{BASE}}\nARG TARGETARCH\nRUN echo "$TARGETARCH $(uname -m)" > /arch\n' },
   { name: 'copy-from-other-platform-stage', dockerfile: 'FROM --platform=linux/arm64 {{BASE}} AS arm\nRUN uname -m > /m\nFROM {{BASE}}\nCOPY --from=arm /m /m\n' },
+  // Empty and repeated values
+  { name: 'env-and-label-empty-values', dockerfile: 'FROM {{BASE}}\nENV A= B=""\nLABEL empty="" other=x\n' },
+  { name: 'expose-duplicates', upstream: { change: 'convert_expose.go writes the parsed port list in order, duplicates kept, fmt.Sprintf("EXPOSE %v", []string)', patch: chain(historyAt(0, 'EXPOSE [80/tcp 80/tcp 443/tcp]'), historyAt(1, 'EXPOSE [443/tcp]')) }, dockerfile: 'FROM {{BASE}}\nEXPOSE 80/tcp 80 443\nEXPOSE 443/tcp\n' },
+  { name: 'entrypoint-and-cmd-empty-json', dockerfile: 'FROM {{BASE}}\nENTRYPOINT ["/bin/echo"]\nCMD ["x"]\nENTRYPOINT []\nCMD []\n' },
+  { name: 'cmd-last-wins', dockerfile: 'FROM {{BASE}}\nCMD ["first"]\nCMD second thing\n' },
+  { name: 'user-does-not-own-copy', dockerfile: 'FROM {{BASE}}\nUSER nobody\nWORKDIR /w\nCOPY sub/f rel/\n', files: tree },
+  { name: 'add-local-chown-name', dockerfile: 'FROM {{BASE}}\nADD --chown=daemon sub/f /o/\n', files: tree, upstream: copyFlagsHistory('--chown=daemon') },
+  { name: 'arg-without-default-in-run', dockerfile: 'FROM {{BASE}}\nARG NOVAL\nRUN echo "[${NOVAL}]" > /v\n' },
 ];
