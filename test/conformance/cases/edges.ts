@@ -92,4 +92,11 @@ export const cases: Case[] = [
   { name: 'user-does-not-own-copy', dockerfile: 'FROM {{BASE}}\nUSER nobody\nWORKDIR /w\nCOPY sub/f rel/\n', files: tree },
   { name: 'add-local-chown-name', dockerfile: 'FROM {{BASE}}\nADD --chown=daemon sub/f /o/\n', files: tree, upstream: copyFlagsHistory('--chown=daemon') },
   { name: 'arg-without-default-in-run', dockerfile: 'FROM {{BASE}}\nARG NOVAL\nRUN echo "[${NOVAL}]" > /v\n' },
+  // RUN --mount details
+  { name: 'mount-bind-single-file', dockerfile: 'FROM {{BASE}}\nRUN --mount=type=bind,source=sub/f,target=/in cat /in > /out\n', files: tree },
+  { name: 'mount-bind-target-relative-to-workdir', dockerfile: 'FROM {{BASE}}\nWORKDIR /w\nRUN --mount=type=bind,source=sub,target=rel ls rel > /ls\n', files: tree },
+  { name: 'mount-cache-from-stage-source', dockerfile: 'FROM {{BASE}} AS seed\nRUN mkdir -p /seed/sub && echo seeded > /seed/sub/s\nFROM {{BASE}}\nRUN --mount=type=cache,id=edges-seeded,target=/c,from=seed,source=/seed cat /c/sub/s > /got\n' },
+  { name: 'mount-cache-private-sharing', dockerfile: 'FROM {{BASE}}\nRUN --mount=type=cache,id=edges-private,target=/c,sharing=private touch /c/x && ls /c > /ls\n' },
+  { name: 'mount-tmpfs-size', dockerfile: 'FROM {{BASE}}\nRUN --mount=type=tmpfs,target=/t,size=1m df -k /t | tail -1 | awk \'{print $2}\' > /size\n' },
+  { name: 'mount-secret-env-and-file', secrets: { tok: 'sekrit' }, dockerfile: 'FROM {{BASE}}\nRUN --mount=type=secret,id=tok,env=TOK --mount=type=secret,id=tok,target=/s [ "$TOK" = "$(cat /s)" ] && echo same > /r\n', upstream: { change: 'RUN --mount=type=secret,env= (Dockerfile 1.10)', equivalent: { dockerfile: 'FROM {{BASE}}\nRUN --mount=type=secret,id=tok,target=/s [ "sekrit" = "$(cat /s)" ] && echo same > /r\n' }, patch: historyAt(0, 'RUN /bin/sh -c [ "$TOK" = "$(cat /s)" ] && echo same > /r # buildkit') } },
 ];
