@@ -99,4 +99,11 @@ export const cases: Case[] = [
   { name: 'mount-cache-private-sharing', dockerfile: 'FROM {{BASE}}\nRUN --mount=type=cache,id=edges-private,target=/c,sharing=private touch /c/x && ls /c > /ls\n' },
   { name: 'mount-tmpfs-size', dockerfile: 'FROM {{BASE}}\nRUN --mount=type=tmpfs,target=/t,size=1m df -k /t | tail -1 | awk \'{print $2}\' > /size\n' },
   { name: 'mount-secret-env-and-file', secrets: { tok: 'sekrit' }, dockerfile: 'FROM {{BASE}}\nRUN --mount=type=secret,id=tok,env=TOK --mount=type=secret,id=tok,target=/s [ "$TOK" = "$(cat /s)" ] && echo same > /r\n', upstream: { change: 'RUN --mount=type=secret,env= (Dockerfile 1.10)', equivalent: { dockerfile: 'FROM {{BASE}}\nRUN --mount=type=secret,id=tok,target=/s [ "sekrit" = "$(cat /s)" ] && echo same > /r\n' }, patch: historyAt(0, 'RUN /bin/sh -c [ "$TOK" = "$(cat /s)" ] && echo same > /r # buildkit') } },
+  // Parser details
+  { name: 'hash-not-at-line-start', dockerfile: 'FROM {{BASE}}\nRUN echo a # not a comment > /x; echo b > /y\n' },
+  { name: 'continuation-trailing-whitespace', dockerfile: 'FROM {{BASE}}\nRUN echo one \\  \n  two > /c\n' },
+  { name: 'continuation-at-eof', dockerfile: 'FROM {{BASE}}\nENV A=1 \\\n' },
+  { name: 'indented-instructions-and-comments', dockerfile: '  FROM {{BASE}}\n    # indented comment\n\tENV A=1\n  RUN echo "$A" > /a\n' },
+  { name: 'json-form-with-escapes', dockerfile: 'FROM {{BASE}}\nRUN ["sh", "-c", "printf \'%s\\\\n\' \\"q\\" > /q"]\nCMD ["a\\tb", "\\u00e9"]\n' },
+  { name: 'heredoc-with-leading-space-and-vars', dockerfile: 'FROM {{BASE}}\nENV N=name\nRUN <<EOT\n  echo "  $N" > /h\n  echo done >> /h\nEOT\n' },
 ];
