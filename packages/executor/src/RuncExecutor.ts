@@ -145,7 +145,10 @@ export class RuncExecutor implements Executor {
 
       const cwd = posix.resolve('/', meta.cwd || '/');
       ensureWorkdir(rootfs, cwd, user.uid, user.gid);
-      stubs = createMountStubs(rootfs, this.mountStubs(options));
+      // runc's own mount points stay, as BuildKit leaves them (its stub cleaner knows only the
+      // step's mounts): a RUN on a rootfs without /proc, /dev or /sys adds those directories.
+      const runtimeDirs = new Set(['proc', 'dev', 'sys'].map((d) => join(rootfs, d)));
+      stubs = createMountStubs(rootfs, this.mountStubs(options)).filter((p) => !runtimeDirs.has(p));
       if (meta.network === 'default' && this.egress) {
         network = await this.egress.create({
           nameservers: nameservers(resolv), deny: meta.egress?.deny, allow: meta.egress?.allow,

@@ -106,4 +106,8 @@ export const cases: Case[] = [
   { name: 'indented-instructions-and-comments', dockerfile: '  FROM {{BASE}}\n    # indented comment\n\tENV A=1\n  RUN echo "$A" > /a\n' },
   { name: 'json-form-with-escapes', dockerfile: 'FROM {{BASE}}\nRUN ["sh", "-c", "printf \'%s\\\\n\' \\"q\\" > /q"]\nCMD ["a\\tb", "\\u00e9"]\n' },
   { name: 'heredoc-with-leading-space-and-vars', dockerfile: 'FROM {{BASE}}\nENV N=name\nRUN <<EOT\n  echo "  $N" > /h\n  echo done >> /h\nEOT\n' },
+  // What a RUN's process sees
+  { name: 'run-home-and-user-env', dockerfile: 'FROM {{BASE}}\nUSER nobody\nRUN echo "home=[$HOME] user=[$USER] path=[$PATH]" > /tmp/env\n' },
+  { name: 'run-path-default-without-env', dockerfile: 'FROM {{BASE}} AS b\nFROM scratch\nCOPY --from=b /bin /bin\nRUN echo "[$PATH]" > /p\n' },
+  { name: 'run-cwd-default', dockerfile: 'FROM {{BASE}}\nRUN pwd > /cwd\n' },
 ];
