@@ -50,7 +50,10 @@ export class ExportedFileWriter {
    */
   private async realDir(root: string, dir: string): Promise<void> {
     if (this.realDirs.has(dir)) return;
-    await mkdir(root, { recursive: true }); // dest= itself is the user's to choose, link or not
+    if (!this.realDirs.has(root)) {
+      await mkdir(root, { recursive: true }); // dest= itself is the user's to choose, link or not
+      this.realDirs.add(root);
+    }
     let current = root;
     for (const part of relative(root, dir).split(sep).filter(Boolean)) {
       current = join(current, part);

@@ -908,11 +908,7 @@ class PlatformPlanner {
     } catch (err) {
       if (!(err instanceof FileOpError)) throw err;
       if (!strict && err.code === 'ENOSOURCE') return [];
-      // A wildcard that matched nothing, or a path (quoted as JSON) that is not there.
-      const wildcard = /^source "(.*)" matched no files/s.exec(err.message)?.[1];
-      const quoted = /^failed to compute cache key: failed to calculate checksum of ref \S+: ("(?:[^"\\]|\\.)*"): not found/s.exec(err.message)?.[1];
-      const missing = wildcard ?? (quoted === undefined ? undefined : JSON.parse(quoted) as string);
-      if (missing !== undefined) this.p.err(`failed to compute cache key: failed to calculate checksum of ref context: ${JSON.stringify(posix.join('/', missing))}: not found; check the path and .dockerignore`, ins);
+      if (err.missingSource !== undefined) this.p.err(`failed to compute cache key: failed to calculate checksum of ref context: ${JSON.stringify(posix.join('/', err.missingSource))}: not found; check the path and .dockerignore`, ins);
       this.p.err(excerpt(err.message, 300), ins);
     }
     return read.map((r) => ({ path: r.path, mode: r.mode | TYPE_BITS[r.type], digest: r.digest ?? '' }));

@@ -1,10 +1,13 @@
 /** One-line, user-facing error from a file operation: what was wrong, where, what to do. */
 export class FileOpError extends Error {
   readonly code: FileOpErrorCode;
-  constructor(code: FileOpErrorCode, message: string, options?: { cause?: unknown }) {
+  /** ENOSOURCE: the source path or wildcard that matched nothing, as the instruction wrote it. */
+  readonly missingSource?: string;
+  constructor(code: FileOpErrorCode, message: string, options?: { cause?: unknown; missingSource?: string }) {
     super(message, options);
     this.name = 'FileOpError';
     this.code = code;
+    if (options?.missingSource !== undefined) this.missingSource = options.missingSource;
   }
 }
 

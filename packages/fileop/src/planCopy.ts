@@ -80,9 +80,9 @@ export async function planCopy(tree: SourceTree, sel: SourceSelection): Promise<
     if (found.length === 0) {
       if (wildcard && sel.allowEmptyWildcard) continue;
       throw wildcard
-        ? new FileOpError('ENOSOURCE', `source "${pattern}" matched no files: check the pattern and that the files are not excluded by .dockerignore`)
+        ? new FileOpError('ENOSOURCE', `source "${pattern}" matched no files: check the pattern and that the files are not excluded by .dockerignore`, { missingSource: pattern })
         // BuildKit's words (its cache key is a checksum of the path); the advice follows them.
-        : new FileOpError('ENOSOURCE', `failed to compute cache key: failed to calculate checksum of ref source: ${JSON.stringify('/' + cleanRel(pattern))}: not found; check the path exists in the build context (or source stage) and is not excluded by .dockerignore`);
+        : new FileOpError('ENOSOURCE', `failed to compute cache key: failed to calculate checksum of ref source: ${JSON.stringify('/' + cleanRel(pattern))}: not found; check the path exists in the build context (or source stage) and is not excluded by .dockerignore`, { missingSource: pattern });
     }
     for (const f of found) {
       if (f.logical !== '' && matcher?.excludes(f.logical)) continue;
