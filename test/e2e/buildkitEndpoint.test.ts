@@ -278,7 +278,7 @@ test('tar and oci outputs come back over the session into the client\'s dest fil
   assert.match(ociListing, /^index\.json$/m);
 });
 
-test('COPY from a context fsutil sent keeps the client\'s file and directory mtimes (Stat.ModTime), as buildkitd does', { skip }, async () => {
+test('COPY from a context fsutil sent keeps the client\'s file and directory mtimes (Stat.ModTime) in type=tar and type=local, as buildkitd does', { skip }, async () => {
   const ctx = join(work, 'mtime-ctx');
   mkdirSync(join(ctx, 'tree/sub'), { recursive: true });
   writeFileSync(join(ctx, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nCOPY old.txt /old.txt\nCOPY tree /tree\n`);
@@ -295,6 +295,18 @@ test('COPY from a context fsutil sent keeps the client\'s file and directory mti
   const listing = await new Promise<string>((res, rej) => execFile('tar', ['-tvf', tarFile, '--full-time', '--no-recursion', 'old.txt', 'tree/', 'tree/sub/deep.txt', 'tree/sub/'], { env: { ...process.env, TZ: 'UTC' } }, (err, out) => (err ? rej(err) : res(out))));
   const times = Object.fromEntries(listing.trim().split('\n').map((l) => { const m = / (\S+ \S+) (\S+?)\/?$/.exec(l)!; return [m[2], m[1]]; }));
   assert.deepEqual(times, { 'old.txt': '2001-09-09 01:46:40', 'tree': '2012-04-02 02:22:13', 'tree/sub': '2008-09-24 02:10:22', 'tree/sub/deep.txt': '2005-03-18 01:58:31' });
+
+  // type=local: every entry goes with its Stat.ModTime and buildctl's fsutil sets it (directories
+  // once all is written); with SOURCE_DATE_EPOCH every entry has the epoch (exporter/local/fs.go).
+  const mtimes = (dir: string) => Object.fromEntries(['old.txt', 'tree', 'tree/sub', 'tree/sub/deep.txt'].map((p) => [p, statSync(join(dir, p)).mtimeMs / 1000]));
+  const local = join(work, 'mtime-local');
+  const kept = await buildctl('build', '--frontend', 'dockerfile.v0', '--local', `context=${ctx}`, '--local', `dockerfile=${ctx}`, '--output', `type=local,dest=${local}`);
+  assert.equal(kept.code, 0, kept.stderr);
+  assert.deepEqual(mtimes(local), { 'old.txt': 1_000_000_000, 'tree': 1_333_333_333, 'tree/sub': 1_222_222_222, 'tree/sub/deep.txt': 1_111_111_111 });
+  const pinned = join(work, 'mtime-epoch');
+  const epoch = await buildctl('build', '--frontend', 'dockerfile.v0', '--local', `context=${ctx}`, '--local', `dockerfile=${ctx}`, '--opt', 'build-arg:SOURCE_DATE_EPOCH=1700000000', '--output', `type=local,dest=${pinned}`);
+  assert.equal(epoch.code, 0, epoch.stderr);
+  assert.deepEqual(mtimes(pinned), { 'old.txt': 1_700_000_000, 'tree': 1_700_000_000, 'tree/sub': 1_700_000_000, 'tree/sub/deep.txt': 1_700_000_000 });
 });
 
 test('type=local writes one folder per platform into the client\'s dest', { skip }, async () => {

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, lutimesSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startCluster, type Cluster, appCommand } from '@buildyard/testkit';
@@ -84,6 +84,42 @@ test('type=docker and type=tar outputs of one platform, and -q printing only the
   assert.equal(tar.status, 0, tar.stderr);
   const listing = execFileSync('tar', ['-tf', join(work, 'fs.tar')], { encoding: 'utf8' });
   assert.match(listing, /usr\/local\/bin\/server/);
+});
+
+test('type=local keeps the image\'s times (a COPY\'d context file has the client\'s); with SOURCE_DATE_EPOCH every local and tar entry has it, as BuildKit', () => {
+  const context = mkdtempSync(join(work, 'times-'));
+  mkdirSync(join(context, 'tree/sub'), { recursive: true });
+  writeFileSync(join(context, 'Dockerfile'), 'FROM scratch\nCOPY tree /tree\n');
+  writeFileSync(join(context, 'tree/old.txt'), 'old\n');
+  writeFileSync(join(context, 'tree/sub/deep.txt'), 'deep\n');
+  symlinkSync('old.txt', join(context, 'tree/link'));
+  utimesSync(join(context, 'tree/old.txt'), 1_000_000_000, 1_000_000_000);
+  utimesSync(join(context, 'tree/sub/deep.txt'), 1_111_111_111, 1_111_111_111);
+  lutimesSync(join(context, 'tree/link'), 1_050_000_000, 1_050_000_000);
+  utimesSync(join(context, 'tree/sub'), 1_222_222_222, 1_222_222_222);
+  utimesSync(join(context, 'tree'), 1_333_333_333, 1_333_333_333);
+  /** path -> [mtime, atime] of every entry under `dir`, links not followed; find stats each before reading it (which would set its atime). */
+  const times = (dir: string) => Object.fromEntries(execFileSync('find', [dir, '-mindepth', '1', '-printf', '%P %T@ %A@\\n'], { encoding: 'utf8' })
+    .trim().split('\n').sort().map((l) => { const [p, m, a] = l.split(' '); return [p, [Number(m), Number(a)]]; }));
+
+  const kept = join(work, 'times-out');
+  const run = cli(['build', '--progress', 'plain', '-o', `type=local,dest=${kept}`, context]);
+  assert.equal(run.status, 0, run.stderr);
+  assert.deepEqual(times(kept), {
+    tree: [1_333_333_333, 1_333_333_333], 'tree/link': [1_050_000_000, 1_050_000_000], 'tree/old.txt': [1_000_000_000, 1_000_000_000],
+    'tree/sub': [1_222_222_222, 1_222_222_222], 'tree/sub/deep.txt': [1_111_111_111, 1_111_111_111],
+  });
+
+  const epoch = join(work, 'times-epoch');
+  const tar = join(work, 'times-epoch.tar');
+  const pinned = cli(['build', '--progress', 'plain', '--build-arg', 'SOURCE_DATE_EPOCH=1700000000', '-o', `type=local,dest=${epoch}`, '-o', `type=tar,dest=${tar}`, context]);
+  assert.equal(pinned.status, 0, pinned.stderr);
+  const all = times(epoch);
+  assert.deepEqual(Object.keys(all), ['tree', 'tree/link', 'tree/old.txt', 'tree/sub', 'tree/sub/deep.txt']);
+  for (const [path, t] of Object.entries(all)) assert.deepEqual(t, [1_700_000_000, 1_700_000_000], path);
+  const listing = execFileSync('tar', ['-tv', '--full-time', '-f', tar], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } }).trim().split('\n');
+  assert.equal(listing.length, 5, listing.join('\n'));
+  for (const line of listing) assert.match(line, / 2023-11-14 22:13:20 /);
 });
 
 test('--secret reaches RUN --mount=type=secret and never the image; --build-arg, --target and --label apply', () => {

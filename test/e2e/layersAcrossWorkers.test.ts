@@ -1,7 +1,7 @@
 // Same build, same bytes on any worker (issue 15 item 3): a Dockerfile (context files, an
 // archive, a download, a RUN, COPY --from) is built from scratch on one worker, then again from
-// scratch on a second worker with fresh state. With SOURCE_DATE_EPOCH every layer comes out
-// byte-identical (mtimes after it are clamped, as BuildKit's rewrite-timestamp); without it only
+// scratch on a second worker with fresh state. With SOURCE_DATE_EPOCH and rewrite-timestamp=true
+// every layer comes out byte-identical (mtimes after it are clamped, as BuildKit's); without it only
 // the times of what the steps touched differ, as between two BuildKit daemons. Nothing else of
 // the worker may leak in: its state dir, the mount stubs a RUN leaves behind, owners, xattrs.
 import { test } from 'node:test';
@@ -56,8 +56,8 @@ WORKDIR /app
   assert.equal(tar.status, 0, tar.stderr);
 
   const image = `${env.cluster.registry.host}/across/app:1`;
-  const request = (buildArgs: Record<string, string>) => ({ platforms: ['linux/amd64'], noCache: true, buildArgs, outputs: [{ type: 'image', attrs: { name: image, push: 'true' } }] });
-  const pinned = request({ SOURCE_DATE_EPOCH: '1600000000' });
+  const request = (buildArgs: Record<string, string>, attrs: Record<string, string> = {}) => ({ platforms: ['linux/amd64'], noCache: true, buildArgs, outputs: [{ type: 'image', attrs: { name: image, push: 'true', ...attrs } }] });
+  const pinned = request({ SOURCE_DATE_EPOCH: '1600000000' }, { 'rewrite-timestamp': 'true' });
   const unpinned = request({});
   const builds = async () => {
     const out: string[][] = [];
@@ -75,7 +75,7 @@ WORKDIR /app
   await env.cluster.addWorker('worker-second');
   const [pinnedB, unpinnedB] = await builds();
 
-  // With SOURCE_DATE_EPOCH, byte for byte the same.
+  // With SOURCE_DATE_EPOCH and rewrite-timestamp, byte for byte the same.
   assert.equal(pinnedA!.length, pinnedB!.length);
   const differing = await Promise.all(pinnedA!.map(async (d, i) => (d === pinnedB![i] ? null : `layer ${i}:\n${await listing(image, d)}---\n${await listing(image, pinnedB![i]!)}`)));
   assert.deepEqual(differing.filter(Boolean), []);

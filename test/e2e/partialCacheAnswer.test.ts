@@ -38,12 +38,12 @@ after(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-// SOURCE_DATE_EPOCH pins every time in the images and layers: equal inputs give equal digests
-// whichever cache (or none) a build started from.
+// SOURCE_DATE_EPOCH with rewrite-timestamp pins every time in the images and layers: equal inputs
+// give equal digests whichever cache (or none) a build started from.
 const EPOCH = '1700000000';
 
 async function build(dir: string, token?: string, request: { platforms?: string[]; buildArgs?: Record<string, string>; buildId?: string } = {}): Promise<SolveOutcome & { result: NonNullable<SolveOutcome['result']> }> {
-  const outcome = await solve(cluster, dir, { platforms: ['linux/amd64', 'linux/arm64'], ...request, buildArgs: { BASE: cluster.busybox.reference, SOURCE_DATE_EPOCH: EPOCH, ...request.buildArgs } }, { token });
+  const outcome = await solve(cluster, dir, { platforms: ['linux/amd64', 'linux/arm64'], outputs: [{ type: 'image', attrs: { 'rewrite-timestamp': 'true' } }], ...request, buildArgs: { BASE: cluster.busybox.reference, SOURCE_DATE_EPOCH: EPOCH, ...request.buildArgs } }, { token });
   assert.equal(outcome.error, undefined, `build failed: ${outcome.error?.message}`);
   assert.ok(outcome.result, 'the build ended without a result');
   return outcome as SolveOutcome & { result: NonNullable<SolveOutcome['result']> };

@@ -398,7 +398,7 @@ export class BuildkitServer {
     if (outputs.length === 0) return;
     const images = await started.finished;
     if (!images) throw serviceError(status.INTERNAL, 'the build reported a result but its images are missing');
-    const source = { images: images.images, index: images.index, blobs: this.opts.frontend.blobs, attestations: images.attestations };
+    const source = { images: images.images, index: images.index, blobs: this.opts.frontend.blobs, attestations: images.attestations, sourceDateEpoch: images.sourceDateEpoch };
     for (const output of outputs) {
       if (output.type === 'local') {
         await this.internalStep(job, ref, 'exporting to client directory', () => this.sendLocalOutput(session, output, source, job.signal));
@@ -422,10 +422,11 @@ export class BuildkitServer {
     try {
       const entries: OutgoingEntry[] = [];
       await runExport(output, source, async (file) => {
-        if (!file.content) { entries.push({ path: file.path, mode: file.mode, linkTarget: file.linkTarget, size: 0 }); return; }
+        const modTime = file.mtimeNs?.toString();
+        if (!file.content) { entries.push({ path: file.path, mode: file.mode, linkTarget: file.linkTarget, size: 0, modTime }); return; }
         const path = join(spool, String(entries.length));
         await pipeline(file.content, createWriteStream(path));
-        entries.push({ path: file.path, mode: file.mode, size: (await stat(path)).size, source: path });
+        entries.push({ path: file.path, mode: file.mode, size: (await stat(path)).size, source: path, modTime });
       });
       await sendDirToClient(session, entries, signal);
     } finally {

@@ -250,6 +250,8 @@ export interface OutgoingEntry {
   size: number;
   /** A file on this machine holding a regular file's content. */
   source?: string;
+  /** Stat.ModTime (nanoseconds, as a string): the client sets it; the send's time when absent. */
+  modTime?: string;
 }
 
 /** st_mode as Go's os.FileMode, which fsutil expects on the wire. */
@@ -271,12 +273,12 @@ export async function sendDirToClient(session: ClientSession, entries: OutgoingE
   const call = session.call(FILE_SEND, {}, packetCodec);
   const onAbort = () => call.cancel();
   signal.addEventListener('abort', onAbort, { once: true });
-  const modTime = (BigInt(Date.now()) * 1_000_000n).toString();
+  const now = (BigInt(Date.now()) * 1_000_000n).toString();
   try {
     const sending = (async () => {
       for (const e of sorted) {
         const isReg = (e.mode & 0o170000) === S_IFREG;
-        await call.send(Packet.fromPartial({ type: T.PACKET_STAT, stat: { path: e.path, mode: goMode(e.mode), size: isReg ? e.size : 0, modTime, linkname: e.linkTarget ?? '' } }));
+        await call.send(Packet.fromPartial({ type: T.PACKET_STAT, stat: { path: e.path, mode: goMode(e.mode), size: isReg ? e.size : 0, modTime: e.modTime ?? now, linkname: e.linkTarget ?? '' } }));
       }
       await call.send(Packet.fromPartial({ type: T.PACKET_STAT }));
     })();

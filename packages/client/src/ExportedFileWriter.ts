@@ -1,6 +1,6 @@
 // Writes the files of local-type outputs (type=local/tar/oci/docker) as the server streams them.
 import { constants, type Stats } from 'node:fs';
-import { chmod, lstat, mkdir, open, rename, rm, symlink, type FileHandle } from 'node:fs/promises';
+import { chmod, lstat, lutimes, mkdir, open, rename, rm, symlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { ExportedFile, KeyValueSpec } from '@buildyard/proto';
@@ -18,10 +18,19 @@ interface OpenFile {
   mode: number;
 }
 
+/** An entry's time (ExportedFile.mtime_ns) as fs takes it, seconds; undefined when the server sent none. */
+function timeOf(f: ExportedFile): number | undefined {
+  if (f.mtimeNs === undefined) return undefined;
+  const ns = BigInt(f.mtimeNs);
+  return Number(ns / 1_000_000_000n) + Number(ns % 1_000_000_000n) / 1e9;
+}
+
 export class ExportedFileWriter {
   private readonly open = new Map<string, OpenFile>();
   /** Directories under a dest= made real this run (see realDir). */
   private readonly realDirs = new Set<string>();
+  /** Directories' times, set by finish(): every entry written into a directory changes its mtime. */
+  private readonly dirTimes = new Map<string, number>();
   /** Destinations written, for the summary. */
   readonly written = new Set<string>();
 
@@ -86,6 +95,8 @@ export class ExportedFileWriter {
     if (!single && (type === S_IFDIR || (f.path === '' && f.data.length === 0 && !f.linkTarget))) {
       await this.realDir(root, path);
       if (type === S_IFDIR) await chmod(path, f.mode & 0o7777);
+      const time = timeOf(f);
+      if (type === S_IFDIR && time !== undefined) this.dirTimes.set(path, time);
       this.written.add(this.outputs[f.output].attrs.dest);
       return;
     }
@@ -93,6 +104,9 @@ export class ExportedFileWriter {
       await this.realDir(root, dirname(path));
       await this.clear(path, () => false);
       await symlink(f.linkTarget, path);
+      // lutimes sets the link's own time; the entry it names is never touched.
+      const time = timeOf(f);
+      if (time !== undefined) await lutimes(path, time, time);
       this.written.add(this.outputs[f.output].attrs.dest);
       return;
     }
@@ -112,13 +126,36 @@ export class ExportedFileWriter {
     }
     if (f.data.length > 0) await o.handle!.write(f.data);
     if (f.last) {
-      // Through the handle: chmod by path would follow a link.
+      // Through the handle: chmod by path would follow a link. The time after the last write,
+      // which would change it; atime too, as fsutil's chtimes.
       await o.handle!.chmod(o.mode);
+      const time = timeOf(f);
+      if (time !== undefined) await o.handle!.utimes(time, time);
       await o.handle!.close();
       if (o.tmp) await rename(o.tmp, o.final);
       this.open.delete(key);
       this.written.add(this.outputs[f.output].attrs.dest);
     }
+  }
+
+  /**
+   * Sets the directories' times once the stream has ended and nothing more lands in them (as
+   * fsutil's DiskWriter.Wait), deepest first. Only directories still real from this run (an
+   * entry that replaced one, or a parent, dropped it from realDirs), each opened O_NOFOLLOW |
+   * O_DIRECTORY and set through the handle: a link put at the path is never followed.
+   */
+  async finish(): Promise<void> {
+    const deepestFirst = [...this.dirTimes].sort(([a], [b]) => b.split(sep).length - a.split(sep).length);
+    for (const [path, time] of deepestFirst) {
+      if (!this.realDirs.has(path)) continue;
+      const handle = await open(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT' || err.code === 'ELOOP' || err.code === 'ENOTDIR') return undefined; // no longer a directory: nothing to time
+        throw err;
+      });
+      if (!handle) continue;
+      try { await handle.utimes(time, time); } finally { await handle.close(); }
+    }
+    this.dirTimes.clear();
   }
 
   /** Closes and removes anything half-written (after a failed or cancelled build). */

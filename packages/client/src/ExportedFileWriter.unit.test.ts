@@ -2,7 +2,7 @@
 // misbehaving builder sends) never leads a write outside dest=.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -74,6 +74,70 @@ test('a builder that sends a symlink and then a file beneath it writes nothing o
     await writer.write(link('z', outside));
     await writer.write(file('z/again', 'z'));
     assert.deepEqual(readdirSync(outside), ['victim']);
+  } finally {
+    cleanup();
+  }
+});
+
+// Times as BuildKit's client sets them (fsutil's chtimes: atime = mtime, never through a link).
+const at = <T extends ExportedFile>(f: T, seconds: number): T => ({ ...f, mtimeNs: (BigInt(seconds) * 1_000_000_000n).toString() });
+const times = (path: string) => { const st = lstatSync(path); return [st.mtimeMs / 1000, st.atimeMs / 1000]; };
+
+test('a file, a symlink and a directory get the times sent, the directory once the stream ends and after what was written into it', async () => {
+  const { out, outside, writer, cleanup } = setup();
+  try {
+    utimesSync(join(outside, 'victim'), 1_500_000_000, 1_500_000_000);
+    await writer.write(at(dir('d'), 1_222_222_222));
+    await writer.write(at(dir('d/sub'), 1_333_333_333));
+    await writer.write(at(file('d/f', 'f\n'), 1_000_000_000));
+    await writer.write(at(link('d/l', join(outside, 'victim')), 1_111_111_111));
+    await writer.write(at(file('d/sub/g', 'g\n'), 1_444_444_444));
+    assert.deepEqual(times(join(out, 'd/f')), [1_000_000_000, 1_000_000_000]);
+    assert.deepEqual(times(join(out, 'd/l')), [1_111_111_111, 1_111_111_111]);
+    assert.deepEqual(times(join(outside, 'victim')), [1_500_000_000, 1_500_000_000], 'the link\'s target keeps its time');
+    await writer.finish();
+    assert.deepEqual(times(join(out, 'd')), [1_222_222_222, 1_222_222_222]);
+    assert.deepEqual(times(join(out, 'd/sub')), [1_333_333_333, 1_333_333_333]);
+    assert.deepEqual(times(join(out, 'd/sub/g')), [1_444_444_444, 1_444_444_444]);
+    assert.deepEqual(times(out).map((t) => t > 1_500_000_000), [true, true], 'dest= itself is not an entry: it keeps its own time');
+  } finally {
+    cleanup();
+  }
+});
+
+test('entries without a time (an older server) keep the time their write gave them', async () => {
+  const { out, writer, cleanup } = setup();
+  try {
+    const before = Date.now() / 1000 - 5; // the file system's clock may be coarser than Date.now
+    await writer.write(dir('d'));
+    await writer.write(file('d/f', 'f'));
+    await writer.write(link('l', 'd/f'));
+    await writer.finish();
+    for (const p of ['d', 'd/f', 'l']) assert.ok(times(join(out, p)).every((t) => t > before), p);
+  } finally {
+    cleanup();
+  }
+});
+
+test('a directory time is never set through a link that replaced the directory, or one of its parents, later in the stream or behind the writer\'s back', async () => {
+  const { out, outside, writer, cleanup } = setup();
+  try {
+    mkdirSync(join(outside, 'sub'));
+    utimesSync(outside, 1_500_000_000, 1_500_000_000);
+    utimesSync(join(outside, 'sub'), 1_500_000_000, 1_500_000_000);
+    await writer.write(at(dir('a'), 1_000_000_000));
+    await writer.write(at(dir('b'), 1_000_000_000));
+    await writer.write(at(dir('b/sub'), 1_000_000_000));
+    await writer.write(at(dir('c'), 1_000_000_000));
+    await writer.write(link('a', outside));
+    await writer.write(link('b', outside));
+    // Swapped for a link behind the writer's back: the open without following refuses it.
+    rmSync(join(out, 'c'), { recursive: true });
+    symlinkSync(outside, join(out, 'c'));
+    await writer.finish();
+    assert.deepEqual(times(outside), [1_500_000_000, 1_500_000_000]);
+    assert.deepEqual(times(join(outside, 'sub')), [1_500_000_000, 1_500_000_000]);
+    assert.ok(['a', 'b', 'c'].every((p) => lstatSync(join(out, p)).isSymbolicLink()));
   } finally {
     cleanup();
   }

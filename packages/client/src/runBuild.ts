@@ -233,6 +233,7 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
     }
     if (!p.result) throw new ClientError(`build: ${builder.endpoint} closed the progress stream without a result; see the builder's logs, then retry`);
     if (writer.pending > 0) throw new ClientError(`build: the builder stopped in the middle of an exported file; retry the build`);
+    await writer.finish();
     await caches.finish();
     if (opts.metadataFile) await writeFile(opts.metadataFile, JSON.stringify(buildMetadata(p.result, opts.tags), null, 2) + '\n');
     // As buildx: the digest alone, no newline (the index's for a multi-platform build).

@@ -65,6 +65,8 @@ export interface FinishedImages {
   localCaches?: Array<{ index: number; layout: NonNullable<CacheWriteResult['layout']> }>;
   /** Provenance/SBOM (--attest): attestation manifests are in `index`; local/tar outputs write the predicates. */
   attestations?: BuildAttestations;
+  /** The SOURCE_DATE_EPOCH build arg as given: local/tar outputs give every entry that time. */
+  sourceDateEpoch?: string;
 }
 
 const tracer = trace.getTracer('buildyard-frontend');
@@ -210,7 +212,7 @@ export class BuildRunner {
       const imageSources: ImageSourceRecord[] = [];
       const bases = new ResolvedBases();
       const plan = await tracer.startActiveSpan('plan', async (planSpan) => {
-        try { return await this.plan(req, tenant, registry, work, runOptions, imageSources, bases, namedContexts, progress); } finally { planSpan.end(); }
+        try { return await this.plan(req, tenant, registry, work, runOptions, imageSources, bases, namedContexts, progress, outputs.some((o) => o.rewriteTimestamp)); } finally { planSpan.end(); }
       });
       const missing = missingEntitlement(plan, req.network, allowed, granted);
       if (missing) throw new BuildFailure(missing.message, { file: req.dockerfileName || 'Dockerfile', line: missing.line, code: 'entitlement.denied' });
@@ -310,7 +312,7 @@ export class BuildRunner {
           'buildyard.stages': String(stageCount),
         },
       });
-      return { images, index, digest, localCaches, attestations };
+      return { images, index, digest, localCaches, attestations, sourceDateEpoch: req.buildArgs?.SOURCE_DATE_EPOCH };
     } catch (err) {
       // Handed off before its end was recorded: the next coordinator runs the rest (export included).
       if (handedOff() && !ended) return undefined;
@@ -397,7 +399,7 @@ export class BuildRunner {
     return holdContexts({ redis: this.deps.redis, keys: this.deps.keys, store: this.deps.contexts }, buildId, tenant, ids);
   }
 
-  private async plan(req: SolveRequest, tenant: string, registry: RegistryClient, signal: AbortSignal, runOptions: RunStepOptions, imageSources: ImageSourceRecord[], bases: ResolvedBases, namedContexts: Record<string, NamedContextSource>, progress: ProgressWriter): Promise<BuildPlan> {
+  private async plan(req: SolveRequest, tenant: string, registry: RegistryClient, signal: AbortSignal, runOptions: RunStepOptions, imageSources: ImageSourceRecord[], bases: ResolvedBases, namedContexts: Record<string, NamedContextSource>, progress: ProgressWriter, rewriteTimestamp: boolean): Promise<BuildPlan> {
     const remote = this.deps.remoteContexts;
     const gitSources = new Map<string, Promise<Extract<NamedContextSource, { kind: 'context' }>>>();
     const text = Buffer.from(req.dockerfile).toString('utf8');
@@ -418,6 +420,7 @@ export class BuildRunner {
       labels: req.labels,
       context: { entries },
       noCache: req.noCache,
+      rewriteTimestamp,
       dockerfileName: req.dockerfileName || 'Dockerfile',
       resolveImage: recordingResolver(announcingResolver(registryImageResolver(registry, signal), progress, progress.buildId), imageSources, bases),
       ...runOptions,

@@ -559,8 +559,8 @@ export class Frontend {
 
   private async streamOutputs(call: ServerWritableStream<unknown, SolveEvent>, outputs: ParsedOutput[], images: FinishedImages): Promise<void> {
     for (const output of outputs) {
-      await runExport(output, { images: images.images, index: images.index, blobs: this.blobs, attestations: images.attestations }, (file) =>
-        streamFile(call, { output: output.index, path: file.path, mode: file.mode, linkTarget: file.linkTarget ?? '', cache: false }, file.content));
+      await runExport(output, { images: images.images, index: images.index, blobs: this.blobs, attestations: images.attestations, sourceDateEpoch: images.sourceDateEpoch }, (file) =>
+        streamFile(call, { output: output.index, path: file.path, mode: file.mode, linkTarget: file.linkTarget ?? '', cache: false, mtimeNs: file.mtimeNs?.toString() }, file.content));
     }
     // --cache-to type=local: the OCI layout goes to the client, which writes it to its dest.
     for (const { index, layout } of images.localCaches ?? []) {

@@ -129,9 +129,9 @@ test('a no-change rebuild of every stage and platform submits no stage, shows ev
 
 test('a change reaching some stages schedules only those; the frontend answers the others, shows them CACHED and the image is the one a fleet builds', { skip }, async () => {
   const dir = await context(MULTI_STAGE);
-  // SOURCE_DATE_EPOCH pins every time in the image and layers, so a fresh build of the same
-  // inputs by another tenant (an empty cache: every stage on the fleet) has the same digest.
-  const request = (msg: string) => ({ platforms: ['linux/amd64', 'linux/arm64'], buildArgs: { BASE: cluster.busybox.reference, MSG: msg, SOURCE_DATE_EPOCH: '1700000000' } });
+  // SOURCE_DATE_EPOCH with rewrite-timestamp pins every time in the image and layers, so a fresh
+  // build of the same inputs by another tenant (an empty cache: every stage on the fleet) has the same digest.
+  const request = (msg: string) => ({ platforms: ['linux/amd64', 'linux/arm64'], buildArgs: { BASE: cluster.busybox.reference, MSG: msg, SOURCE_DATE_EPOCH: '1700000000' }, outputs: [{ type: 'image', attrs: { 'rewrite-timestamp': 'true' } }] });
   const first = await build(dir, request('one'));
   assert.equal(await stageJobs(first.result.buildId), 6, 'the cold build schedules its 3 stages on 2 platforms');
   const ran = workerSteps(first.events);

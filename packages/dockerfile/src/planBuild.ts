@@ -68,6 +68,12 @@ export interface PlanOptions {
   context?: { entries: readonly ContextEntry[] };
   resolveImage: ImageResolver;
   noCache?: boolean;
+  /**
+   * An image output asked for `rewrite-timestamp=true` (BuildKit's exporter option): the mtimes
+   * in new layers are clamped to SOURCE_DATE_EPOCH. Without it SOURCE_DATE_EPOCH pins only the
+   * image's and the history's times, as in BuildKit.
+   */
+  rewriteTimestamp?: boolean;
   dockerfileName?: string;
   /** The build's --add-host entries, given to every RUN (BuildKit's dockerui ExtraHosts). */
   extraHosts?: { host: string; ip: string }[];
@@ -342,9 +348,13 @@ class PlatformPlanner {
   private readonly planned = new Map<number, Promise<StageState>>();
   private readonly done: StageState[] = [];
   /** SOURCE_DATE_EPOCH (whole seconds) when the build sets it. */
-  private get sourceDateEpoch(): number | undefined {
+  private get epoch(): number | undefined {
     const v = this.opts.buildArgs?.SOURCE_DATE_EPOCH;
     return v !== undefined && /^\d{1,12}$/.test(v) ? Number(v) : undefined;
+  }
+  /** SOURCE_DATE_EPOCH when an output also rewrites layer times by it. */
+  private get layerEpoch(): number | undefined {
+    return this.opts.rewriteTimestamp ? this.epoch : undefined;
   }
   /** Stages whose final state reads what a URL serves. */
   private readonly provisionalStages = new Set<string>();
@@ -447,7 +457,7 @@ class PlatformPlanner {
       history: [],
       cacheKey: '',
       noCache: this.opts.noCache ?? false,
-      ...(this.sourceDateEpoch !== undefined ? { sourceDateEpoch: this.sourceDateEpoch } : {}),
+      ...(this.layerEpoch !== undefined ? { sourceDateEpoch: this.layerEpoch } : {}),
     };
     let config: ImageConfig;
     let stateKey: string;
@@ -493,7 +503,7 @@ class PlatformPlanner {
     }
     // Clamped layers differ from unclamped ones: a stage's first state says which it makes
     // (a stage based on another inherits that one's).
-    if (!baseStage && this.sourceDateEpoch !== undefined) stateKey = canonicalDigest({ state: stateKey, sourceDateEpoch: this.sourceDateEpoch });
+    if (!baseStage && this.layerEpoch !== undefined) stateKey = canonicalDigest({ state: stateKey, sourceDateEpoch: this.layerEpoch });
     const env: Env = (config.Env ?? []).map((e) => {
       const eq = e.indexOf('=');
       return eq < 0 ? [e, ''] : [e.slice(0, eq), e.slice(eq + 1)];
@@ -718,7 +728,8 @@ class PlatformPlanner {
         const dir = p.expand(ins.args[0], env(), ins);
         const wd = posix.join('/', dir.startsWith('/') ? '' : this.workdir(st), dir);
         cfg.WorkingDir = wd.length > 1 && wd.endsWith('/') ? wd.slice(0, -1) : wd;
-        const action: FileAction = { op: 'mkdir', path: cfg.WorkingDir, mode: 0o755, ...(cfg.User ? { chown: cfg.User } : {}) };
+        // As current BuildKit's dispatchWorkdir, the directory it makes is dated SOURCE_DATE_EPOCH.
+        const action: FileAction = { op: 'mkdir', path: cfg.WorkingDir, mode: 0o755, ...(cfg.User ? { chown: cfg.User } : {}), ...(this.epoch !== undefined ? { createdTime: this.epoch } : {}) };
         const v: Omit<FileVertex, 'digest' | 'cacheKey'> = { kind: 'file', actions: [action], user: cfg.User ?? '', inputs: [], name: this.vertexName(st, ins), line: ins.startLine };
         this.addVertex(st, v, [], [], { kind: 'file', actions: v.actions, user: v.user });
         this.history(st, `WORKDIR ${cfg.WorkingDir}`, false);

@@ -375,10 +375,11 @@ RUN true
   assert.deepEqual(target(p).vertices.map((v) => v.provisionalKey === true), [false, false, true, true]);
 });
 
-test('SOURCE_DATE_EPOCH reaches every stage (layer mtimes are clamped to it) and keys its layers apart', async () => {
+test('SOURCE_DATE_EPOCH with rewrite-timestamp reaches every stage (layer mtimes are clamped to it) and keys its layers apart; without it layers are untouched', async () => {
   const text = 'FROM busybox AS a\nRUN true\nFROM a AS b\nCOPY --from=a /x /y\nFROM scratch\nCOPY --from=b /y /z\n';
+  const epoch = (value: string) => ({ buildArgs: { SOURCE_DATE_EPOCH: value, UNUSED: 'x' }, rewriteTimestamp: true });
   const plain = (await plan(text)).platforms[0].stages;
-  const pinnedPlan = await plan(text, { buildArgs: { SOURCE_DATE_EPOCH: '1600000000', UNUSED: 'x' } });
+  const pinnedPlan = await plan(text, epoch('1600000000'));
   const pinned = pinnedPlan.platforms[0].stages;
   assert.deepEqual(pinnedPlan.warnings.map((w) => w.message), ['one or more build-args [UNUSED] were not consumed'], 'the build consumes SOURCE_DATE_EPOCH itself');
   assert.deepEqual(plain.map((s) => s.sourceDateEpoch), [undefined, undefined, undefined]);
@@ -387,8 +388,13 @@ test('SOURCE_DATE_EPOCH reaches every stage (layer mtimes are clamped to it) and
     assert.deepEqual(s.vertices.map((v) => v.digest), plain[i]!.vertices.map((v) => v.digest), 'same steps');
     for (const [j, v] of s.vertices.entries()) assert.notEqual(v.cacheKey, plain[i]!.vertices[j]!.cacheKey);
   }
-  const other = (await plan(text, { buildArgs: { SOURCE_DATE_EPOCH: '1600000001' } })).platforms[0].stages;
+  const other = (await plan(text, epoch('1600000001'))).platforms[0].stages;
   assert.notEqual(other[0]!.cacheKey, pinned[0]!.cacheKey);
+  // BuildKit without rewrite-timestamp: SOURCE_DATE_EPOCH pins the image's times only, so the
+  // layers (and their keys) are those of a build without it.
+  const unclamped = (await plan(text, { buildArgs: { SOURCE_DATE_EPOCH: '1600000000' } })).platforms[0].stages;
+  assert.deepEqual(unclamped.map((s) => s.sourceDateEpoch), [undefined, undefined, undefined]);
+  assert.deepEqual(unclamped.map((s) => s.cacheKey), plain.map((s) => s.cacheKey));
 });
 
 test('FROM --platform takes any os/arch (containerd Parse); the resolver\'s no-match error is passed on in BuildKit\'s words', async () => {

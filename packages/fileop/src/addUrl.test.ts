@@ -119,6 +119,17 @@ describe('mkdir and mkfile', () => {
     await assert.rejects(mkdir({ root: ws.dest, path: '/afile/sub' }), (e: unknown) => e instanceof FileOpError && e.code === 'ENOTDIR');
   });
 
+  test('mkdir with createdTime dates the directory it makes, through a rootfs link too; one that exists keeps its time', async () => {
+    await mkdir({ root: ws.dest, path: '/dated/leaf', createdTime: 1_500_000_000 });
+    assert.equal(lstatSync(join(ws.dest, 'dated/leaf')).mtimeMs, 1_500_000_000_000);
+    assert.notEqual(lstatSync(join(ws.dest, 'dated')).mtimeMs, 1_500_000_000_000, 'a parent carries the time its new entry gave it, as in BuildKit');
+    await fsp.symlink('/dated', join(ws.dest, 'via'));
+    await mkdir({ root: ws.dest, path: '/via/second', createdTime: 1_400_000_000 });
+    assert.equal(lstatSync(join(ws.dest, 'dated/second')).mtimeMs, 1_400_000_000_000);
+    await mkdir({ root: ws.dest, path: '/dated/leaf', createdTime: 1 });
+    assert.equal(lstatSync(join(ws.dest, 'dated/leaf')).mtimeMs, 1_500_000_000_000, 'an existing directory is left alone');
+  });
+
   test('mkfile writes content with mode and owner, replacing a symlink instead of following it', async () => {
     const outside = join(ws.base, 'outside');
     await fsp.writeFile(outside, 'untouched');

@@ -151,7 +151,8 @@ export type FileAction =
     }
   | { op: 'addUrl'; url: string; dest: string; checksum?: string; chown?: string; chmod?: string; unpack?: boolean; link: boolean }
   | { op: 'addGit'; url: string; ref?: string; subdir?: string; keepGitDir: boolean; dest: string; checksum?: string; chown?: string; chmod?: string; link: boolean }
-  | { op: 'mkdir'; path: string; chown?: string; mode: number }
+  /** `createdTime` (seconds): the time of the directory this makes, when it makes it (WORKDIR under SOURCE_DATE_EPOCH). */
+  | { op: 'mkdir'; path: string; chown?: string; mode: number; createdTime?: number }
   | { op: 'mkfile'; path: string; content: string; mode: number; chown?: string };
 
 export interface FileVertex extends VertexBase {
@@ -191,8 +192,9 @@ export interface StagePlan {
   /** Cache key of the stage's final filesystem state (base key when it has no vertices). */
   cacheKey: string;
   noCache: boolean;
-  /** The build's SOURCE_DATE_EPOCH (seconds): mtimes in this stage's new layers are clamped to
-   *  it, so they do not depend on the worker's clock (part of the keys). */
+  /** The build's SOURCE_DATE_EPOCH (seconds), when an output asked for rewrite-timestamp=true:
+   *  mtimes in this stage's new layers are clamped to it, so they do not depend on the worker's
+   *  clock (part of the keys). */
   sourceDateEpoch?: number;
 }
 

@@ -368,7 +368,7 @@ export class StageSolver {
           break;
         }
         case 'mkdir':
-          await mkdir({ root: rootfs, path: action.path, owner, mode: action.mode });
+          await mkdir({ root: rootfs, path: action.path, owner, mode: action.mode, createdTime: action.createdTime });
           break;
         case 'mkfile':
           await mkfile({ root: rootfs, path: action.path, content: action.content, mode: action.mode, owner });

@@ -61,10 +61,11 @@ function fillHistoryTimes(history: HistoryEntry[]): { history: HistoryEntry[]; c
 }
 
 /**
- * The image config and manifest of one platform's target stage. `created` (SOURCE_DATE_EPOCH)
- * pins every time; without it times come from the layers (see fillHistoryTimes).
- */
-/**
+ * The image config and manifest of one platform's target stage. Times come from the layers (see
+ * fillHistoryTimes); `created` (SOURCE_DATE_EPOCH) clamps them, as BuildKit (dockerfile2llb dates
+ * each new entry by it, patchImageConfig clamps the rest): an entry later than it or without a
+ * time says it, an older one (the base image's) keeps its own; the image is as old as its last entry.
+ *
  * `targetPlatform`: the platform the build was asked for, when it was asked for one. As
  * BuildKit's dockerfile2llb, the image then says that platform even where its final stage was
  * pinned to another (`FROM --platform=linux/arm64 ...` in an amd64 build); without it the image
@@ -72,9 +73,11 @@ function fillHistoryTimes(history: HistoryEntry[]): { history: HistoryEntry[]; c
  */
 export function assembleImage(result: StageResult, options: { created?: string; labels?: Record<string, string>; annotations?: Record<string, string>; targetPlatform?: string } = {}): AssembledImage {
   const platform = options.targetPlatform ?? result.platform;
-  const filled = options.created === undefined ? fillHistoryTimes(result.history) : undefined;
-  const created = options.created ?? filled?.created ?? new Date().toISOString();
-  const history = filled?.history ?? result.history;
+  const epoch = options.created;
+  const filled = epoch === undefined ? fillHistoryTimes(result.history) : undefined;
+  const history = filled?.history
+    ?? result.history.map((h) => (h.created === undefined || Date.parse(h.created) > Date.parse(epoch!) ? { ...h, created: epoch } : h));
+  const created = filled ? filled.created ?? new Date().toISOString() : history.at(-1)?.created ?? epoch!;
   const stageConfig = { ...result.config };
   if (options.labels && Object.keys(options.labels).length > 0) stageConfig.Labels = { ...stageConfig.Labels, ...options.labels };
   const config = jsonBlob<ImageConfigFile>({
@@ -83,8 +86,7 @@ export function assembleImage(result: StageResult, options: { created?: string; 
     ...platformObject(platform),
     config: stageConfig,
     rootfs: { type: 'layers', diff_ids: result.layers.map((l) => l.diffID) },
-    // SOURCE_DATE_EPOCH pins every entry, layer times included, as BuildKit's exporter does.
-    history: history.map(({ created: own, ...entry }) => ({ created: options.created ?? own ?? created, ...entry })),
+    history: history.map(({ created: own, ...entry }) => ({ created: own ?? created, ...entry })),
   }, MEDIA_TYPE_CONFIG);
   const layers: Descriptor[] = result.layers.map((l) => ({ mediaType: l.mediaType, digest: assertDigest(l.digest, `layer digest of stage ${result.stageId}`), size: l.size }));
   const manifest = jsonBlob({

@@ -1,4 +1,4 @@
-// The platform an image says: the one asked for (as BuildKit's dockerfile2llb), else its final stage's.
+// What an image says: its platform (the one asked for, as BuildKit's dockerfile2llb, else its final stage's) and its times.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { StageResult } from '@buildyard/contracts';
@@ -14,4 +14,23 @@ test('an amd64 build whose final stage is FROM --platform=linux/arm64 says amd64
   assert.deepEqual([asked.config.json.os, asked.config.json.architecture, asked.manifest.descriptor.platform, asked.platform], ['linux', 'amd64', { architecture: 'amd64', os: 'linux' }, 'linux/amd64']);
   const implicit = assembleImage(pinnedToArm64);
   assert.deepEqual([implicit.config.json.architecture, implicit.manifest.descriptor.platform, implicit.platform], ['arm64', { architecture: 'arm64', os: 'linux' }, 'linux/arm64']);
+});
+
+test('SOURCE_DATE_EPOCH clamps the history as BuildKit: later or missing times say the epoch, older ones (the base image\'s) stay; the image is as old as its last entry', () => {
+  const epoch = '2020-01-01T00:00:00.000Z';
+  const built: StageResult = {
+    ...pinnedToArm64,
+    history: [
+      { created_by: 'base', created: '2019-05-05T00:00:00Z' },
+      { created_by: 'RUN make', created: '2026-01-01T00:00:00Z' },
+      { created_by: 'ENV A=1', empty_layer: true },
+    ],
+  };
+  const pinned = assembleImage(built, { created: epoch }).config.json;
+  assert.deepEqual(pinned.history?.map((h) => h.created), ['2019-05-05T00:00:00Z', epoch, epoch]);
+  assert.equal(pinned.created, epoch);
+  const older = assembleImage({ ...built, history: built.history.slice(0, 1) }, { created: epoch }).config.json;
+  assert.equal(older.created, '2019-05-05T00:00:00Z', 'nothing newer than the base: the base\'s time');
+  // Without it, metadata steps take the layer time before them (normalizeLayersAndHistory).
+  assert.deepEqual(assembleImage(built).config.json.history?.map((h) => h.created), ['2019-05-05T00:00:00Z', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z']);
 });

@@ -12,6 +12,10 @@ export interface ParsedOutput {
   /** Image names (tags) for image/registry/docker outputs. */
   names: string[];
   push: boolean;
+  /** `rewrite-timestamp=true`: new layers' mtimes are clamped to SOURCE_DATE_EPOCH (image outputs). */
+  rewriteTimestamp: boolean;
+  /** `source-date-epoch=N` (BuildKit's exporter attr): overrides the build's SOURCE_DATE_EPOCH (local/tar read it). */
+  sourceDateEpoch?: number;
 }
 
 /** One file (or chunk stream) an exporter hands to the client. */
@@ -20,6 +24,8 @@ export interface ExportFile {
   mode: number;
   linkTarget?: string;
   content?: Readable;
+  /** Modification time in nanoseconds since the epoch (type=local entries), for the client to set. */
+  mtimeNs?: bigint;
 }
 
 /** What every exporter exports: the assembled images, their index and the blobs they live in. */
@@ -35,6 +41,8 @@ export interface ExportSource {
   step?: ExportStep;
   /** Provenance/SBOM of the images: their attestation manifests are in `index` and `blobs`. */
   attestations?: BuildAttestations;
+  /** The build's SOURCE_DATE_EPOCH build arg as given: local/tar outputs give every entry that time, as BuildKit's. */
+  sourceDateEpoch?: string;
 }
 
 /** Runs one named phase of an export; a front door that shows phases (the BuildKit endpoint) times it. */

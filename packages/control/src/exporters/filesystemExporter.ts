@@ -17,14 +17,22 @@ async function contentDigest(e: LayerEntry): Promise<string> {
 }
 
 /** BuildKit's local/tar attestation files: subjects are the root's regular files, by name. */
-async function attestationEntries(entries: LayerEntry[], atts: readonly PlatformAttestation[] | undefined): Promise<LayerEntry[]> {
+async function attestationEntries(entries: LayerEntry[], atts: readonly PlatformAttestation[] | undefined, mtime: number): Promise<LayerEntry[]> {
   if (!atts?.some((a) => !a.inlineOnly)) return [];
   const subjects: Subject[] = [];
   for (const e of [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
     const content = e.type === 'hardlink' ? entries.find((x) => x.path === e.linkname) : e;
     if (content && (e.type === 'file' || e.type === 'hardlink')) subjects.push({ name: e.path, digest: { sha256: await contentDigest(content) } });
   }
-  return attestationFiles(atts, subjects).map((f) => ({ path: f.path, type: 'file', mode: 0o600, uid: 0, gid: 0, mtime: 0, data: f.data, size: f.data.length }));
+  return attestationFiles(atts, subjects).map((f) => ({ path: f.path, type: 'file', mode: 0o600, uid: 0, gid: 0, mtime, data: f.data, size: f.data.length }));
+}
+
+/**
+ * SOURCE_DATE_EPOCH in seconds, parsed as BuildKit's epoch.parseTime (a base-10 integer);
+ * undefined when empty or not one (BuildKit's ParseBuildArgs then passes no epoch on).
+ */
+export function epochSeconds(value: string | undefined): number | undefined {
+  return value && /^[+-]?\d+$/.test(value) ? Number(value) : undefined;
 }
 
 /**
@@ -33,7 +41,11 @@ async function attestationEntries(entries: LayerEntry[], atts: readonly Platform
  */
 export const filesystemExporter: Exporter = {
   delivery: 'client',
-  async *export(output, { images, blobs, attestations }) {
+  async *export(output, { images, blobs, attestations, sourceDateEpoch }) {
+    // As BuildKit's exporter/local/fs.go: the output's source-date-epoch, else the build's.
+    const epoch = output.sourceDateEpoch ?? epochSeconds(sourceDateEpoch);
+    // Attestation files have no time of their own: BuildKit gives them the export's (whole seconds).
+    const now = Math.floor(Date.now() / 1000);
     const roots: Array<{ root: string; prefix: string; platform: string }> = [];
     try {
       for (const image of images) {
@@ -45,21 +57,25 @@ export const filesystemExporter: Exporter = {
       for (const { root, prefix, platform } of roots) {
         if (prefix) prefixed.push({ path: prefix.slice(0, -1), type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0 } as LayerEntry);
         const entries = await collectLayerEntries(root, { overlay: false });
-        entries.push(...await attestationEntries(entries, attestations?.byPlatform.get(platform)));
+        entries.push(...await attestationEntries(entries, attestations?.byPlatform.get(platform), now));
         for (const e of entries) {
           prefixed.push({ ...e, path: prefix + e.path, ...(e.type === 'hardlink' && e.linkname ? { linkname: prefix + e.linkname } : {}) });
         }
       }
+      // With an epoch every entry has its time, platform folders and attestations included (fs.go's
+      // filter Map and statement Stat); without one the platform folders have 0, as BuildKit's.
+      if (epoch !== undefined) for (const e of prefixed) e.mtime = epoch;
       if (output.type === 'tar') {
         yield { path: '', mode: 0o100644, content: writeLayerTar(prefixed, {}) };
         return [];
       }
       for (const e of prefixed) {
-        if (e.type === 'dir') yield { path: e.path, mode: 0o040000 | e.mode };
-        else if (e.type === 'symlink') yield { path: e.path, mode: 0o120777, linkTarget: e.linkname };
+        const mtimeNs = BigInt(Math.floor(e.mtime)) * 1_000_000_000n; // layers keep whole seconds
+        if (e.type === 'dir') yield { path: e.path, mode: 0o040000 | e.mode, mtimeNs };
+        else if (e.type === 'symlink') yield { path: e.path, mode: 0o120777, linkTarget: e.linkname, mtimeNs };
         else if (e.type === 'file' || e.type === 'hardlink') {
           const source = e.type === 'hardlink' ? prefixed.find((x) => x.path === e.linkname) : e;
-          yield { path: e.path, mode: 0o100000 | e.mode, content: source?.sourcePath ? createReadStream(source.sourcePath) : Readable.from(Buffer.from(source?.data ?? new Uint8Array())) };
+          yield { path: e.path, mode: 0o100000 | e.mode, mtimeNs, content: source?.sourcePath ? createReadStream(source.sourcePath) : Readable.from(Buffer.from(source?.data ?? new Uint8Array())) };
         }
         // Devices and fifos cannot be written by an unprivileged client; buildx skips them too.
       }

@@ -3,7 +3,7 @@ import { parseReference } from '@buildyard/oci';
 import type { KeyValueSpec } from '@buildyard/proto';
 import { archiveExporter } from './archiveExporter.js';
 import type { ExportFile, ExportSource, Exporter, OutputType, ParsedOutput } from './Exporter.js';
-import { filesystemExporter } from './filesystemExporter.js';
+import { epochSeconds, filesystemExporter } from './filesystemExporter.js';
 import { imageExporter } from './imageExporter.js';
 
 export type { ExportFile, ExportSource, ExportStep, Exporter, OutputType, ParsedOutput } from './Exporter.js';
@@ -31,8 +31,25 @@ export function parseOutputs(specs: KeyValueSpec[]): ParsedOutput[] {
     for (const name of names) parseReference(name);
     const push = type === 'registry' || (type === 'image' && ['true', '1'].includes(spec.attrs.push ?? ''));
     if (push && names.length === 0) throw new Error(`output ${index + 1} (type=${type}) pushes but names no image: add name=REGISTRY/REPO:TAG or -t`);
-    return { index, type, names, push };
+    const rewrite = spec.attrs['rewrite-timestamp'];
+    const rewriteTimestamp = rewrite === undefined ? false : goBool(rewrite);
+    if (rewriteTimestamp === undefined) throw new Error(`output ${index + 1} (type=${type}): non-bool value specified for rewrite-timestamp: "${rewrite}": use true or false`);
+    // BuildKit's exporter attr: overrides the SOURCE_DATE_EPOCH build arg for this output.
+    const epoch = spec.attrs['source-date-epoch'];
+    const sourceDateEpoch = epochSeconds(epoch);
+    if (epoch && sourceDateEpoch === undefined) throw new Error(`output ${index + 1} (type=${type}): invalid source-date-epoch "${epoch}": use whole seconds since 1970`);
+    return { index, type, names, push, rewriteTimestamp: rewriteTimestamp && IMAGE_TYPES.includes(type), sourceDateEpoch };
   });
+}
+
+/** The outputs whose layers are the image's: BuildKit's image exporters read rewrite-timestamp. */
+const IMAGE_TYPES: OutputType[] = ['image', 'registry', 'oci', 'docker'];
+
+/** Go's strconv.ParseBool, which BuildKit's exporter options use; undefined when not a bool. */
+function goBool(value: string): boolean | undefined {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(value)) return false;
+  return undefined;
 }
 
 /** Runs one export to its end: the files it yields go to `onFile`, the references it pushed come back. */

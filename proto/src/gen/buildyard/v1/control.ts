@@ -230,6 +230,12 @@ export interface ExportedFile {
    * The builder never writes a local cache to a path of its own; the client writes it.
    */
   cache: boolean;
+  /**
+   * The entry's modification time (type=local), in nanoseconds since the epoch as fsutil's
+   * Stat.mod_time; the client sets it (and the access time) as BuildKit's does. Absent from
+   * older servers and for whole-file outputs: the client leaves the time the write gave.
+   */
+  mtimeNs?: string | undefined;
 }
 
 export interface BuildError {
@@ -3161,7 +3167,16 @@ export const BuildResult_MetadataEntry: MessageFns<BuildResult_MetadataEntry> = 
 };
 
 function createBaseExportedFile(): ExportedFile {
-  return { output: 0, path: "", mode: 0, data: Buffer.alloc(0), last: false, linkTarget: "", cache: false };
+  return {
+    output: 0,
+    path: "",
+    mode: 0,
+    data: Buffer.alloc(0),
+    last: false,
+    linkTarget: "",
+    cache: false,
+    mtimeNs: undefined,
+  };
 }
 
 export const ExportedFile: MessageFns<ExportedFile> = {
@@ -3186,6 +3201,9 @@ export const ExportedFile: MessageFns<ExportedFile> = {
     }
     if (message.cache !== false) {
       writer.uint32(56).bool(message.cache);
+    }
+    if (message.mtimeNs !== undefined) {
+      writer.uint32(64).int64(message.mtimeNs);
     }
     return writer;
   },
@@ -3259,6 +3277,14 @@ export const ExportedFile: MessageFns<ExportedFile> = {
             message.cache = reader.bool();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.mtimeNs = reader.int64().toString();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3284,6 +3310,11 @@ export const ExportedFile: MessageFns<ExportedFile> = {
         ? globalThis.String(object.link_target)
         : "",
       cache: isSet(object.cache) ? globalThis.Boolean(object.cache) : false,
+      mtimeNs: isSet(object.mtimeNs)
+        ? globalThis.String(object.mtimeNs)
+        : isSet(object.mtime_ns)
+        ? globalThis.String(object.mtime_ns)
+        : undefined,
     };
   },
 
@@ -3310,6 +3341,9 @@ export const ExportedFile: MessageFns<ExportedFile> = {
     if (message.cache !== false) {
       obj.cache = message.cache;
     }
+    if (message.mtimeNs !== undefined) {
+      obj.mtimeNs = globalThis.String(message.mtimeNs);
+    }
     return obj;
   },
 
@@ -3325,6 +3359,7 @@ export const ExportedFile: MessageFns<ExportedFile> = {
     message.last = object.last ?? false;
     message.linkTarget = object.linkTarget ?? "";
     message.cache = object.cache ?? false;
+    message.mtimeNs = object.mtimeNs ?? undefined;
     return message;
   },
 };
