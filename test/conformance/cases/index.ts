@@ -10,5 +10,6 @@ import { cases as heredoc } from './heredoc.js';
 import { cases as instructions } from './instructions.js';
 import { cases as more } from './more.js';
 import { cases as run } from './run.js';
+import { cases as times } from './times.js';
 
-export const groups: Record<string, Case[]> = { instructions, copy, heredoc, args, run, errors, more, addurl, archive, edges };
+export const groups: Record<string, Case[]> = { instructions, copy, heredoc, args, run, errors, more, addurl, archive, edges, times };

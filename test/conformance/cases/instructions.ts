@@ -2,7 +2,7 @@
 // testEnvEmptyFormatting, testExposeExpansion, testCmdShell, testLabels, testHealthcheck,
 // testOnBuild, testStopSignal, testUser, testWorkdir*, testShell*, the parser testfiles).
 import type { Case } from '../lib/types.js';
-import { allHistory, argHistory, chain, copyFlagsHistory, error, HEALTH_CHANGE, healthHistory, heredocMode, historyAt } from './upstream.js';
+import { allHistory, argHistory, chain, copyFlagsHistory, error, HEALTH_CHANGE, healthHistory, heredocMode, historyAt, onBaseTime } from './upstream.js';
 
 export const cases: Case[] = [
   { name: 'env-forms', dockerfile: 'FROM {{BASE}}\nENV A=1 B="two words" C=\'single $A\'\nENV D legacy form with  spaces\nENV E=$A-${B}-${Z:-dflt}\n' },
@@ -31,7 +31,7 @@ export const cases: Case[] = [
   { name: 'healthcheck-json', upstream: { change: HEALTH_CHANGE, patch: historyAt(0, healthHistory(['CMD', '/bin/check', '-v'])) }, dockerfile: 'FROM {{BASE}}\nHEALTHCHECK CMD ["/bin/check", "-v"]\n' },
   { name: 'healthcheck-none', upstream: { change: HEALTH_CHANGE, patch: chain(historyAt(0, healthHistory(['CMD-SHELL', 'true'])), historyAt(1, healthHistory(['NONE']))) }, dockerfile: 'FROM {{BASE}}\nHEALTHCHECK CMD true\nHEALTHCHECK NONE\n' },
   { name: 'healthcheck-zero-durations', upstream: { change: HEALTH_CHANGE, patch: historyAt(0, healthHistory(['CMD-SHELL', 'true'])) }, dockerfile: 'FROM {{BASE}}\nHEALTHCHECK --interval=0s --retries=0 CMD true\n' },
-  { name: 'healthcheck-start-interval', upstream: { change: 'HEALTHCHECK --start-interval (Dockerfile 1.6)', patch: () => ({ ok: true, layers: 0, config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['sh'], Healthcheck: { Test: ['CMD-SHELL', 'true'], StartInterval: 2000000000 }, platform: 'linux/amd64' }, history: [{ created_by: healthHistory(['CMD-SHELL', 'true'], { startInterval: '2s' }), empty_layer: true }], files: [], whiteouts: [] }) }, dockerfile: 'FROM {{BASE}}\nHEALTHCHECK --start-interval=2s CMD true\n' },
+  { name: 'healthcheck-start-interval', upstream: { change: 'HEALTHCHECK --start-interval (Dockerfile 1.6)', patch: () => onBaseTime({ ok: true, layers: 0, config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['sh'], Healthcheck: { Test: ['CMD-SHELL', 'true'], StartInterval: 2000000000 }, platform: 'linux/amd64' }, history: [{ created_by: healthHistory(['CMD-SHELL', 'true'], { startInterval: '2s' }), empty_layer: true }], files: [], whiteouts: [] }) }, dockerfile: 'FROM {{BASE}}\nHEALTHCHECK --start-interval=2s CMD true\n' },
   { name: 'onbuild-recorded', dockerfile: 'FROM {{BASE}}\nONBUILD RUN echo triggered > /t\nONBUILD   COPY  a /a\n' },
   { name: 'onbuild-triggers-run', dockerfile: 'FROM {{BASE}} AS parent\nONBUILD RUN echo triggered > /t\nONBUILD ENV FROM_TRIGGER=1\nFROM parent\nRUN cat /t > /t2\n' },
   { name: 'maintainer', dockerfile: 'FROM {{BASE}}\nMAINTAINER Jane Doe <jane@example.com>\n' },

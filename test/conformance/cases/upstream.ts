@@ -16,6 +16,26 @@ export function chain(...edits: ((r: Result) => Result)[]): (r: Result) => Resul
   return (r) => edits.reduce((acc, e) => e(acc), r);
 }
 
+/**
+ * fsutil copy.go createParentDirs: a directory COPY --parents makes only to hold an included
+ * path gets its source's times when made, and then the copy's own time as entries land in it
+ * (copyFileInfo runs again only for directories the patterns include themselves).
+ */
+export function parentsMadeLate(...paths: string[]): (r: Result) => Result {
+  return (r) => { for (const f of r.files ?? []) if (paths.includes(f.path)) delete f.mtime; return r; };
+}
+
+/**
+ * A hand-written result of metadata steps on the base image, completed as BuildKit writes it:
+ * each entry says it comes from the Dockerfile frontend (convert.go's historyComment), and
+ * exporter/containerimage/writer.go normalizeLayersAndHistory gives the new entries and the
+ * image the base image's last time, with no new layer (the busybox test image's is 0).
+ */
+export function onBaseTime(r: Result): Result {
+  const baseTime = '1970-01-01T00:00:00.000Z';
+  return { ...r, config: { ...r.config, created: baseTime }, history: r.history?.map((h) => ({ ...h, created: baseTime, comment: 'buildkit.dockerfile.v0' })) };
+}
+
 export const error = (text: string): Result => ({ ok: false, error: text });
 
 /** dockerfile2llb/convert_copy.go: heredoc sources are llb.Mkfile(f, 0644, data) (v0.11.6: 0664). */

@@ -63,6 +63,10 @@ export class Buildkitd {
     for (const id of Object.keys(opts.secrets ?? {})) args.push('--secret', `id=${id},src=${join(opts.secretsDir!, id)}`);
     for (let attempt = 0; ; attempt++) {
       await this.ensureUp();
+      // Every case syncs its context afresh. Without this, buildctl's builds share one copy of
+      // "context" (same shared key), and what BuildKit then builds depends on the case before:
+      // directories the sync updated in place end with the sync's time instead of their own.
+      await this.run(['prune', '--filter', 'type==source.local']);
       const r = await this.run(args);
       const crashed = this.service!.child.exitCode !== null || /connection refused|Unavailable desc|transport is closing|error reading from server: EOF/.test(r.stderr);
       if (r.code === 0) return { ok: true, stderr: r.stderr, crashed: false };

@@ -10,6 +10,13 @@ import type { Case } from './types.js';
 export const BASE_TOKEN = '{{BASE}}';
 /** The case's web server (Case.served), e.g. http://203.0.113.1:8080. */
 export const URL_TOKEN = '{{URL}}';
+/**
+ * Every context entry's mtime unless its spec sets one: a fixed time, so the suite can check
+ * where a builder keeps the context's times (COPY does) and where it stamps its own. The same for
+ * every case: cache keys ignore times (in both builders), so a step a case shares with an earlier
+ * one brings that one's times, and a run of some cases must see what a run of all of them sees.
+ */
+export const CONTEXT_MTIME = 1_000_000_000;
 
 export function dockerfileText(c: Case, base: string, url = URL_TOKEN): string {
   return c.dockerfile.split(BASE_TOKEN).join(base).split(URL_TOKEN).join(url);
@@ -33,13 +40,19 @@ export async function writeContext(c: Case, dir: string, base: string, url?: str
   await mkdir(dir, { recursive: true });
   const name = c.dockerfileName ?? 'Dockerfile';
   await writeFile(join(dir, name), dockerfileText(c, base, url));
-  const dated: [string, number][] = [];
+  const mtime = CONTEXT_MTIME;
+  const dated = new Map<string, number>([[dir, mtime], [join(dir, name), mtime]]);
+  const dateParents = (abs: string) => {
+    for (let d = dirname(abs); d.startsWith(dir + '/'); d = dirname(d)) if (!dated.has(d)) dated.set(d, mtime);
+  };
   for (const [rel, spec] of Object.entries(c.files ?? {})) {
     const abs = join(dir, rel);
     await mkdir(dirname(abs), { recursive: true });
+    dateParents(abs);
     if (typeof spec === 'string') {
       await writeFile(abs, spec);
       await chmod(abs, 0o644);
+      dated.set(abs, mtime);
       continue;
     }
     if (spec.symlink !== undefined) await symlink(spec.symlink, abs);
@@ -48,7 +61,7 @@ export async function writeContext(c: Case, dir: string, base: string, url?: str
     else if (spec.socket) await makeSocket(abs);
     else await writeFile(abs, spec.base64 !== undefined ? Buffer.from(spec.base64, 'base64') : spec.content ?? '');
     if (spec.symlink === undefined) await chmod(abs, spec.mode ?? (spec.dir ? 0o755 : 0o644));
-    if (spec.mtime !== undefined) dated.push([abs, spec.mtime]);
+    dated.set(abs, spec.mtime ?? mtime);
   }
   for (const [abs, t] of dated) await lutimes(abs, t, t);
   return join(dir, name);

@@ -13,7 +13,7 @@ import type { ConfigSummary, FileRecord, Result } from './types.js';
 interface Descriptor { mediaType: string; digest: string; size: number; platform?: { os: string; architecture: string; variant?: string } }
 
 export interface LoadedImage {
-  config: Record<string, unknown> & { config?: Record<string, unknown>; history?: { created_by?: string; empty_layer?: boolean }[]; rootfs?: { diff_ids: string[] } };
+  config: Record<string, unknown> & { config?: Record<string, unknown>; history?: { created_by?: string; empty_layer?: boolean; created?: string; comment?: string; author?: string }[]; rootfs?: { diff_ids: string[] } };
   layers: Descriptor[];
   dir: string;
 }
@@ -35,6 +35,23 @@ export async function loadImage(dir: string, platform: string): Promise<LoadedIm
   }
   if (!doc.config) throw new Error(`no image manifest in ${dir}`);
   return { config: await blobJson(dir, doc.config.digest), layers: doc.layers ?? [], dir };
+}
+
+/**
+ * Times older than a day are ones a case fixed (the context's files get CONTEXT_MTIME, the base
+ * image's are 0, tar entries, Last-Modified and SOURCE_DATE_EPOCH are chosen by the case); later
+ * ones are the build's own clock, which differs between runs and builders, so they are not compared.
+ */
+const STABLE_BEFORE_SECONDS = Date.now() / 1000 - 86_400;
+
+/** `seconds` when it is a time a case fixed, else undefined. */
+export function stableTime(seconds: number): number | undefined {
+  return seconds < STABLE_BEFORE_SECONDS ? seconds : undefined;
+}
+
+function stableIsoTime(iso: string | undefined): string | undefined {
+  const ms = iso ? Date.parse(iso) : NaN;
+  return Number.isFinite(ms) && stableTime(ms / 1000) !== undefined ? new Date(ms).toISOString() : undefined;
 }
 
 const TYPES: Record<string, FileRecord['type']> = { file: 'file', directory: 'dir', symlink: 'symlink', link: 'hardlink', fifo: 'fifo', 'character-device': 'char', 'block-device': 'block' };
@@ -82,6 +99,8 @@ async function applyLayer(fs: Map<string, FileRecord>, path: string, mediaType: 
     const pax = (h as { pax?: Record<string, string> }).pax ?? {};
     const xattrs = Object.fromEntries(Object.entries(pax).filter(([k]) => k.startsWith('SCHILY.xattr.')).map(([k, v]) => [k.slice(13), v]));
     if (Object.keys(xattrs).length > 0) rec.xattrs = xattrs;
+    const mtime = h.mtime ? stableTime(Math.floor(h.mtime.getTime() / 1000)) : undefined;
+    if (mtime !== undefined) rec.mtime = mtime;
     if (rec.type === 'file') {
       const hash = createHash('sha256');
       let size = 0;
@@ -116,6 +135,11 @@ function sortedKeys(o: unknown): string[] | undefined {
   return o && typeof o === 'object' ? Object.keys(o).sort() : undefined;
 }
 
+const SUMMARIZED_CONFIG = new Set(['Env', 'Cmd', 'Entrypoint', 'WorkingDir', 'User', 'ExposedPorts', 'Volumes', 'Labels', 'Healthcheck', 'StopSignal', 'OnBuild', 'Shell', 'ArgsEscaped']);
+// moby.buildkit.buildinfo.v1: v0.11.6's build info, which current BuildKit no longer writes
+// (removed in v0.12 for provenance attestations).
+const SUMMARIZED_TOP = new Set(['config', 'created', 'author', 'os', 'architecture', 'variant', 'rootfs', 'history', 'moby.buildkit.buildinfo.v1']);
+
 export function configSummary(config: LoadedImage['config']): ConfigSummary {
   const c = (config.config ?? {}) as Record<string, any>;
   const out: ConfigSummary = {};
@@ -135,6 +159,13 @@ export function configSummary(config: LoadedImage['config']): ConfigSummary {
   copy('ArgsEscaped', c.ArgsEscaped);
   copy('author', config.author as string | undefined);
   copy('platform', [config.os, config.architecture, config.variant].filter(Boolean).join('/'));
+  copy('created', stableIsoTime(config.created as string | undefined));
+  // Whatever else either builder writes into the config, so nothing goes unseen.
+  const other = Object.fromEntries([
+    ...Object.entries(c).filter(([k]) => !SUMMARIZED_CONFIG.has(k)).map(([k, v]) => [`config.${k}`, v]),
+    ...Object.entries(config).filter(([k]) => !SUMMARIZED_TOP.has(k)),
+  ].sort(([a], [b]) => (a < b ? -1 : 1)));
+  copy('other', Object.keys(other).length > 0 ? other : undefined);
   return out;
 }
 
@@ -158,7 +189,10 @@ export async function summarize(img: LoadedImage, base: LoadedImage): Promise<Re
   for (const p of baseFs.keys()) if (!fs.has(p)) files.push({ path: p, type: 'deleted' });
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const history = (img.config.history ?? []).slice(fromBase ? (base.config.history ?? []).length : 0)
-    .map((h) => ({ created_by: h.created_by ?? '', ...(h.empty_layer ? { empty_layer: true } : {}) }));
+    .map((h) => {
+      const created = stableIsoTime(h.created);
+      return { created_by: h.created_by ?? '', ...(h.empty_layer ? { empty_layer: true } : {}), ...(created ? { created } : {}), ...(h.comment !== undefined ? { comment: h.comment } : {}), ...(h.author !== undefined ? { author: h.author } : {}) };
+    });
   return {
     ok: true,
     layers: img.layers.length - baseLayers,

@@ -53,6 +53,11 @@ export interface FileRecord {
   xattrs?: Record<string, string>;
   /** A directory that no layer names but a deeper entry needs. */
   implied?: true;
+  /**
+   * Seconds since the epoch, only for a time a case fixed (see `stableTime`): a context file's,
+   * a tar entry's, the base image's, SOURCE_DATE_EPOCH. A time of the build itself is left out.
+   */
+  mtime?: number;
 }
 
 export interface ConfigSummary {
@@ -71,6 +76,10 @@ export interface ConfigSummary {
   ArgsEscaped?: boolean;
   author?: string;
   platform?: string;
+  /** The image's `created`, only when a case fixed it (SOURCE_DATE_EPOCH; see `stableTime`). */
+  created?: string;
+  /** Any other field of the config (`config.X` inside its `config`), so nothing goes unseen. */
+  other?: Record<string, unknown>;
 }
 
 export interface Result {
@@ -80,7 +89,7 @@ export interface Result {
   layers?: number;
   config?: ConfigSummary;
   /** History entries after the base image's. */
-  history?: { created_by: string; empty_layer?: boolean }[];
+  history?: { created_by: string; empty_layer?: boolean; created?: string; comment?: string; author?: string }[];
   /** The flattened filesystem where it differs from the base image. */
   files?: FileRecord[];
   /** Whiteouts in the last layer. */
