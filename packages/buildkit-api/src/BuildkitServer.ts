@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { RedisClient as Redis } from '@buildyard/contracts';
 import { parseDockerignore } from '@buildyard/dockerfile';
-import { boundedShutdown, exporterFor, isBaseImageVertex, keepGitDirArg, runExport, serviceError, stopAccepting, stoppingError, RemoteContextError, type ExportSource, type Frontend, type ParsedOutput, type RemoteContexts, type SourceProgress, type StartedBuild } from '@buildyard/control';
+import { boundedShutdown, clientExportSource, exporterFor, isBaseImageVertex, keepGitDirArg, runExport, serviceError, stopAccepting, stoppingError, RemoteContextError, type ExportSource, type Frontend, type ParsedOutput, type RemoteContexts, type SourceProgress, type StartedBuild } from '@buildyard/control';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -398,7 +398,7 @@ export class BuildkitServer {
     if (outputs.length === 0) return;
     const images = await started.finished;
     if (!images) throw serviceError(status.INTERNAL, 'the build reported a result but its images are missing');
-    const source = { images: images.images, index: images.index, blobs: this.opts.frontend.blobs, attestations: images.attestations, sourceDateEpoch: images.sourceDateEpoch };
+    const source = clientExportSource(images, this.opts.frontend.blobs);
     for (const output of outputs) {
       if (output.type === 'local') {
         await this.internalStep(job, ref, 'exporting to client directory', () => this.sendLocalOutput(session, output, source, job.signal));

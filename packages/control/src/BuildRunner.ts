@@ -15,7 +15,7 @@ import { parseRunStepOptions, type RunStepOptions } from './runStepOptions.js';
 import { outputAnnotations } from './outputAnnotations.js';
 import { announceBaseImages } from './baseImageVertices.js';
 import { RemoteContextError, type RemoteContexts } from './remoteContexts.js';
-import { exporterFor, parseOutputs, runExport, unreportedStep, type ExportStep, type ParsedOutput } from './exporters/index.js';
+import { exporterFor, parseOutputs, runExport, unreportedStep, type ExportSource, type ExportStep, type ParsedOutput } from './exporters/index.js';
 import { frontendAttrsOf, makeAttestations, parseAttests, wantsAttestations, type AttestationOptions, type BuildAttestations, type ImageSourceRecord } from './exporters/index.js';
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
 import { HandedOff, type BuildRequests } from './buildTakeover.js';
@@ -67,6 +67,11 @@ export interface FinishedImages {
   attestations?: BuildAttestations;
   /** The SOURCE_DATE_EPOCH build arg as given: local/tar outputs give every entry that time. */
   sourceDateEpoch?: string;
+}
+
+/** What a client-delivered export (type=local/tar, to Buildyard's or BuildKit's clients) reads of a finished build. */
+export function clientExportSource(images: FinishedImages, blobs: ExportSource['blobs']): ExportSource {
+  return { images: images.images, index: images.index, blobs, attestations: images.attestations, sourceDateEpoch: images.sourceDateEpoch };
 }
 
 const tracer = trace.getTracer('buildyard-frontend');

@@ -21,7 +21,7 @@ import { boundedShutdown, stopAccepting, stoppingError } from './serverShutdown.
 import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, isUnfinished, keepSubscribed, replyWithin, untilRedisGone, STOP_WITHOUT_REDIS_MS, type BuildRecord, type RedisKeys } from '@buildyard/contracts';
 import { SshForwardService, type SshForwardServer } from '@buildyard/proto';
 import { SshSessions, startSshForwarding, type SshAgentSource } from './sshForwarding.js';
-import { BuildRunner, type FinishedImages } from './BuildRunner.js';
+import { BuildRunner, clientExportSource, type FinishedImages } from './BuildRunner.js';
 import { parseEntitlements } from './entitlements.js';
 import { exporterFor, parseOutputs, runExport, type ExportStep, type ParsedOutput } from './exporters/index.js';
 import { outputAnnotations } from './outputAnnotations.js';
@@ -559,7 +559,7 @@ export class Frontend {
 
   private async streamOutputs(call: ServerWritableStream<unknown, SolveEvent>, outputs: ParsedOutput[], images: FinishedImages): Promise<void> {
     for (const output of outputs) {
-      await runExport(output, { images: images.images, index: images.index, blobs: this.blobs, attestations: images.attestations, sourceDateEpoch: images.sourceDateEpoch }, (file) =>
+      await runExport(output, clientExportSource(images, this.blobs), (file) =>
         streamFile(call, { output: output.index, path: file.path, mode: file.mode, linkTarget: file.linkTarget ?? '', cache: false, mtimeNs: file.mtimeNs?.toString() }, file.content));
     }
     // --cache-to type=local: the OCI layout goes to the client, which writes it to its dest.

@@ -6,7 +6,7 @@ export { authenticate, serviceError } from './authenticate.js';
 export { boundedShutdown, stopAccepting, stoppingError } from './serverShutdown.js';
 // Build records, sealed secrets and stage payloads live in @buildyard/contracts; re-exported for callers.
 export { BuildRecords, BuildSecrets, type BuildRecord, type BuildRecordStatus, type BuildSecretsPayload, type StagePayload } from '@buildyard/contracts';
-export { BuildRunner } from './BuildRunner.js';
+export { BuildRunner, clientExportSource } from './BuildRunner.js';
 export { isBaseImageVertex } from './baseImageVertices.js';
 export { forwardSshAgents, type SshAgentSource } from './sshForwarding.js';
 export { parseOutputs, pushImage, exporterFor, runExport, type ParsedOutput, type OutputType, type Exporter, type ExportFile, type ExportSource, type ExportStep } from './exporters/index.js';
