@@ -15,7 +15,7 @@ import { parseRunStepOptions, type RunStepOptions } from './runStepOptions.js';
 import { outputAnnotations } from './outputAnnotations.js';
 import { announceBaseImages } from './baseImageVertices.js';
 import { RemoteContextError, type RemoteContexts } from './remoteContexts.js';
-import { exporterFor, parseOutputs, runExport, unreportedStep, type ExportSource, type ExportStep, type ParsedOutput } from './exporters/index.js';
+import { exporterFor, imageEpochs, parseOutputs, runExport, unreportedStep, type ExportSource, type ExportStep, type ParsedOutput } from './exporters/index.js';
 import { frontendAttrsOf, makeAttestations, parseAttests, wantsAttestations, type AttestationOptions, type BuildAttestations, type ImageSourceRecord } from './exporters/index.js';
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
 import { HandedOff, type BuildRequests } from './buildTakeover.js';
@@ -216,8 +216,9 @@ export class BuildRunner {
       }
       const imageSources: ImageSourceRecord[] = [];
       const bases = new ResolvedBases();
+      const epochs = imageEpochs(outputs, req.buildArgs?.SOURCE_DATE_EPOCH);
       const plan = await tracer.startActiveSpan('plan', async (planSpan) => {
-        try { return await this.plan(req, tenant, registry, work, runOptions, imageSources, bases, namedContexts, progress, outputs.some((o) => o.rewriteTimestamp)); } finally { planSpan.end(); }
+        try { return await this.plan(req, tenant, registry, work, runOptions, imageSources, bases, namedContexts, progress, epochs.layers); } finally { planSpan.end(); }
       });
       const missing = missingEntitlement(plan, req.network, allowed, granted);
       if (missing) throw new BuildFailure(missing.message, { file: req.dockerfileName || 'Dockerfile', line: missing.line, code: 'entitlement.denied' });
@@ -249,10 +250,10 @@ export class BuildRunner {
       if (plan.platforms.some((p) => !results.has(`${p.platform}|${p.target}`))) {
         throw new BuildFailure('the build\'s plan changed when another frontend took it over (a base image tag moved?): run the build again', { code: 'build.resumed' });
       }
-      // SOURCE_DATE_EPOCH (a build arg, as in buildx) pins `created`; without it the times come
-      // from the layers' cache records, so a rebuild that changes nothing has the same digests.
-      const epoch = Number(req.buildArgs?.SOURCE_DATE_EPOCH ?? '');
-      const created = req.buildArgs?.SOURCE_DATE_EPOCH && Number.isFinite(epoch) ? new Date(epoch * 1000).toISOString() : undefined;
+      // SOURCE_DATE_EPOCH (a build arg, as in buildx) or an image output's source-date-epoch
+      // clamps `created`; without either the times come from the layers' cache records, so a
+      // rebuild that changes nothing has the same digests.
+      const created = epochs.image !== undefined ? new Date(epochs.image * 1000).toISOString() : undefined;
       // [cache transfer] type=inline: records go into each platform manifest's annotations.
       // Export phases are named as BuildKit's image exporter names them (`step` times them for a front door that shows them).
       const annotate = outputAnnotations(req.outputs);
@@ -404,7 +405,7 @@ export class BuildRunner {
     return holdContexts({ redis: this.deps.redis, keys: this.deps.keys, store: this.deps.contexts }, buildId, tenant, ids);
   }
 
-  private async plan(req: SolveRequest, tenant: string, registry: RegistryClient, signal: AbortSignal, runOptions: RunStepOptions, imageSources: ImageSourceRecord[], bases: ResolvedBases, namedContexts: Record<string, NamedContextSource>, progress: ProgressWriter, rewriteTimestamp: boolean): Promise<BuildPlan> {
+  private async plan(req: SolveRequest, tenant: string, registry: RegistryClient, signal: AbortSignal, runOptions: RunStepOptions, imageSources: ImageSourceRecord[], bases: ResolvedBases, namedContexts: Record<string, NamedContextSource>, progress: ProgressWriter, layerEpoch: number | undefined): Promise<BuildPlan> {
     const remote = this.deps.remoteContexts;
     const gitSources = new Map<string, Promise<Extract<NamedContextSource, { kind: 'context' }>>>();
     const text = Buffer.from(req.dockerfile).toString('utf8');
@@ -425,7 +426,7 @@ export class BuildRunner {
       labels: req.labels,
       context: { entries },
       noCache: req.noCache,
-      rewriteTimestamp,
+      layerEpoch,
       dockerfileName: req.dockerfileName || 'Dockerfile',
       resolveImage: recordingResolver(announcingResolver(registryImageResolver(registry, signal), progress, progress.buildId), imageSources, bases),
       ...runOptions,

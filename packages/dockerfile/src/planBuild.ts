@@ -70,10 +70,10 @@ export interface PlanOptions {
   noCache?: boolean;
   /**
    * An image output asked for `rewrite-timestamp=true` (BuildKit's exporter option): the mtimes
-   * in new layers are clamped to SOURCE_DATE_EPOCH. Without it SOURCE_DATE_EPOCH pins only the
-   * image's and the history's times, as in BuildKit.
+   * in new layers are clamped to this (the output's source-date-epoch, else SOURCE_DATE_EPOCH).
+   * Without it SOURCE_DATE_EPOCH dates only the image's and the history's times, as in BuildKit.
    */
-  rewriteTimestamp?: boolean;
+  layerEpoch?: number;
   dockerfileName?: string;
   /** The build's --add-host entries, given to every RUN (BuildKit's dockerui ExtraHosts). */
   extraHosts?: { host: string; ip: string }[];
@@ -352,10 +352,6 @@ class PlatformPlanner {
     const v = this.opts.buildArgs?.SOURCE_DATE_EPOCH;
     return v !== undefined && /^\d{1,12}$/.test(v) ? Number(v) : undefined;
   }
-  /** SOURCE_DATE_EPOCH when an output also rewrites layer times by it. */
-  private get layerEpoch(): number | undefined {
-    return this.opts.rewriteTimestamp ? this.epoch : undefined;
-  }
   /** Stages whose final state reads what a URL serves. */
   private readonly provisionalStages = new Set<string>();
   private readonly platArgs: Map<string, string>;
@@ -457,7 +453,7 @@ class PlatformPlanner {
       history: [],
       cacheKey: '',
       noCache: this.opts.noCache ?? false,
-      ...(this.layerEpoch !== undefined ? { sourceDateEpoch: this.layerEpoch } : {}),
+      ...(this.opts.layerEpoch !== undefined ? { sourceDateEpoch: this.opts.layerEpoch } : {}),
     };
     let config: ImageConfig;
     let stateKey: string;
@@ -503,7 +499,7 @@ class PlatformPlanner {
     }
     // Clamped layers differ from unclamped ones: a stage's first state says which it makes
     // (a stage based on another inherits that one's).
-    if (!baseStage && this.layerEpoch !== undefined) stateKey = canonicalDigest({ state: stateKey, sourceDateEpoch: this.layerEpoch });
+    if (!baseStage && this.opts.layerEpoch !== undefined) stateKey = canonicalDigest({ state: stateKey, sourceDateEpoch: this.opts.layerEpoch });
     const env: Env = (config.Env ?? []).map((e) => {
       const eq = e.indexOf('=');
       return eq < 0 ? [e, ''] : [e.slice(0, eq), e.slice(eq + 1)];

@@ -375,9 +375,9 @@ RUN true
   assert.deepEqual(target(p).vertices.map((v) => v.provisionalKey === true), [false, false, true, true]);
 });
 
-test('SOURCE_DATE_EPOCH with rewrite-timestamp reaches every stage (layer mtimes are clamped to it) and keys its layers apart; without it layers are untouched', async () => {
+test('the epoch of rewrite-timestamp reaches every stage (layer mtimes are clamped to it) and keys its layers apart; without it layers are untouched', async () => {
   const text = 'FROM busybox AS a\nRUN true\nFROM a AS b\nCOPY --from=a /x /y\nFROM scratch\nCOPY --from=b /y /z\n';
-  const epoch = (value: string) => ({ buildArgs: { SOURCE_DATE_EPOCH: value, UNUSED: 'x' }, rewriteTimestamp: true });
+  const epoch = (value: string) => ({ buildArgs: { SOURCE_DATE_EPOCH: value, UNUSED: 'x' }, layerEpoch: Number(value) });
   const plain = (await plan(text)).platforms[0].stages;
   const pinnedPlan = await plan(text, epoch('1600000000'));
   const pinned = pinnedPlan.platforms[0].stages;

@@ -46,5 +46,19 @@ export const cases: Case[] = [
     // Its parent /w then carries the time /w/x gave it, and /etc (which exists) its own.
     upstream: { change: 'convert.go dispatchWorkdir makes the directory with llb.WithCreatedTime(SOURCE_DATE_EPOCH)', patch: (r) => { for (const f of r.files ?? []) if (f.path === '/w/x') f.mtime = Number(EPOCH); return r; } },
   },
+  // The image output's source-date-epoch (BuildKit's exporter attribute): it clamps the image's
+  // and the history's times as the build arg does; with both, new entries say the earlier.
+  { name: 'output-epoch', dockerfile: 'FROM {{BASE}}\nRUN echo x > /r\nCOPY f.txt d /c/\nENV A=1\n', files: tree('output-epoch'), outputAttrs: { 'source-date-epoch': EPOCH } },
+  { name: 'output-epoch-before-arg', dockerfile: 'FROM {{BASE}}\nCOPY f.txt /f\nENV A=1\n', files: tree('output-epoch-before-arg'), args: { SOURCE_DATE_EPOCH: EPOCH }, outputAttrs: { 'source-date-epoch': OLD_EPOCH } },
+  { name: 'output-epoch-after-arg', dockerfile: 'FROM {{BASE}}\nCOPY f.txt /f\nENV A=1\n', files: tree('output-epoch-after-arg'), args: { SOURCE_DATE_EPOCH: OLD_EPOCH }, outputAttrs: { 'source-date-epoch': EPOCH } },
+  { name: 'output-epoch-empty', dockerfile: 'FROM {{BASE}}\nCOPY f.txt /f\n', files: tree('output-epoch-empty'), args: { SOURCE_DATE_EPOCH: EPOCH }, outputAttrs: { 'source-date-epoch': '' } },
+  {
+    name: 'output-epoch-rewrite', dockerfile: 'FROM {{BASE}}\nRUN echo x > /r\nCOPY f.txt d /c/\n', files: tree('output-epoch-rewrite'), outputAttrs: { 'source-date-epoch': EPOCH, 'rewrite-timestamp': 'true' },
+    // Every time the build's clock gave (left out of the record) is the epoch; older ones stay.
+    upstream: {
+      change: 'exporter/containerimage: rewrite-timestamp=true clamps the mtimes in new layers to the exporter\'s epoch (source-date-epoch, else SOURCE_DATE_EPOCH)',
+      patch: (r) => { for (const f of r.files ?? []) if (f.mtime === undefined && f.type !== 'deleted' && !f.implied) f.mtime = Number(EPOCH); return r; },
+    },
+  },
   { name: 'epoch-multi-stage', dockerfile: 'FROM {{BASE}} AS s\nCOPY d /d\nFROM scratch\nCOPY --from=s /d /out\n', files: tree('epoch-multi-stage'), args: { SOURCE_DATE_EPOCH: EPOCH } },
 ];

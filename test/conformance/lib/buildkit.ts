@@ -54,9 +54,9 @@ export class Buildkitd {
   }
 
   /** Builds `contextDir`, exporting an OCI tarball to `out`; retried once when the daemon crashed. */
-  async build(opts: { contextDir: string; dockerfile: string; dockerfileImplicit?: boolean; out: string; args?: Record<string, string>; target?: string; platform: string; secretsDir?: string; secrets?: Record<string, string> }): Promise<BuildctlResult> {
+  async build(opts: { contextDir: string; dockerfile: string; dockerfileImplicit?: boolean; out: string; args?: Record<string, string>; target?: string; platform: string; secretsDir?: string; secrets?: Record<string, string>; outputAttrs?: Record<string, string> }): Promise<BuildctlResult> {
     const args = ['build', '--frontend', 'dockerfile.v0', '--local', `context=${opts.contextDir}`, '--local', `dockerfile=${dirname(opts.dockerfile)}`,
-      '--opt', `platform=${opts.platform}`, '--output', `type=oci,dest=${opts.out}`, '--progress', 'plain'];
+      '--opt', `platform=${opts.platform}`, '--output', ['type=oci', `dest=${opts.out}`, ...Object.entries(opts.outputAttrs ?? {}).map(([k, v]) => `${k}=${v}`)].join(','), '--progress', 'plain'];
     if (!opts.dockerfileImplicit) args.push('--opt', `filename=${basename(opts.dockerfile)}`);
     for (const [k, v] of Object.entries(opts.args ?? {})) args.push('--opt', `build-arg:${k}=${v}`);
     if (opts.target !== undefined) args.push('--opt', `target=${opts.target}`);

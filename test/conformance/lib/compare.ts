@@ -1,6 +1,13 @@
 // Differences between an expected and an actual Result, one line each, for test output.
 import type { Result } from './types.js';
 
+/** JSON with every object's keys sorted: a hand-patched expectation may add a field out of order. */
+function canonical(value: unknown): string | undefined {
+  return JSON.stringify(value, (_key, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v)
+    ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    : v));
+}
+
 export function compareResults(expected: Result, actual: Result): string[] {
   const out: string[] = [];
   if (expected.ok !== actual.ok) {
@@ -16,24 +23,24 @@ export function compareResults(expected: Result, actual: Result): string[] {
   const ec = expected.config ?? {};
   const ac = actual.config ?? {};
   for (const k of new Set([...Object.keys(ec), ...Object.keys(ac)]) as Set<keyof typeof ec>) {
-    const e = JSON.stringify(ec[k]);
-    const a = JSON.stringify(ac[k]);
+    const e = canonical(ec[k]);
+    const a = canonical(ac[k]);
     if (e !== a) out.push(`config.${k}: expected ${e}, got ${a}`);
   }
   const eh = expected.history ?? [];
   const ah = actual.history ?? [];
   for (let i = 0; i < Math.max(eh.length, ah.length); i++) {
-    const e = JSON.stringify(eh[i]);
-    const a = JSON.stringify(ah[i]);
+    const e = canonical(eh[i]);
+    const a = canonical(ah[i]);
     if (e !== a) out.push(`history[${i}]: expected ${e}, got ${a}`);
   }
-  const ef = new Map((expected.files ?? []).map((f) => [f.path, JSON.stringify(f)]));
-  const af = new Map((actual.files ?? []).map((f) => [f.path, JSON.stringify(f)]));
+  const ef = new Map((expected.files ?? []).map((f) => [f.path, canonical(f)]));
+  const af = new Map((actual.files ?? []).map((f) => [f.path, canonical(f)]));
   for (const p of [...new Set([...ef.keys(), ...af.keys()])].sort()) {
     if (ef.get(p) !== af.get(p)) out.push(`file ${p}: expected ${ef.get(p) ?? 'absent'}, got ${af.get(p) ?? 'absent'}`);
   }
-  if (JSON.stringify(expected.whiteouts ?? []) !== JSON.stringify(actual.whiteouts ?? [])) {
-    out.push(`last-layer whiteouts: expected ${JSON.stringify(expected.whiteouts)}, got ${JSON.stringify(actual.whiteouts)}`);
+  if (canonical(expected.whiteouts ?? []) !== canonical(actual.whiteouts ?? [])) {
+    out.push(`last-layer whiteouts: expected ${canonical(expected.whiteouts)}, got ${canonical(actual.whiteouts)}`);
   }
   return out;
 }

@@ -103,7 +103,7 @@ export class Harness {
     const platform = c.platform ?? 'linux/amd64';
     try {
       const out = join(dir, 'oci.tar');
-      const r = await this.buildkitd.build({ contextDir: ctx, dockerfile, dockerfileImplicit: c.dockerfileImplicit, out, args: c.args, target: c.target, platform, secrets: c.secrets, secretsDir });
+      const r = await this.buildkitd.build({ contextDir: ctx, dockerfile, dockerfileImplicit: c.dockerfileImplicit, out, args: c.args, target: c.target, platform, secrets: c.secrets, secretsDir, outputAttrs: c.outputAttrs });
       if (!r.ok) return { ok: false, error: r.crashed ? 'buildkitd crashed' : normalizeError(buildctlError(r.stderr), this.registry.host) };
       const layout = join(dir, 'oci');
       await mkdir(layout);
@@ -152,7 +152,7 @@ export class Harness {
           dockerfile: await readFile(c.dockerfileImplicit ? defaultDockerfilePath(ctx) : dockerfile), dockerfileName: c.dockerfileName ?? 'Dockerfile',
           platforms: [platform], buildArgs: c.args ?? {}, target: c.target ?? '',
           secrets: Object.entries(c.secrets ?? {}).map(([id, v]) => ({ id, value: Buffer.from(v) })),
-          outputs: [{ type: 'image', attrs: { name: image, push: 'true' } }],
+          outputs: [{ type: 'image', attrs: { ...c.outputAttrs, name: image, push: 'true' } }],
         });
       } catch (err) {
         // The client's own checks (context walk, .dockerignore) fail before the build starts.

@@ -21,6 +21,8 @@ export interface Case {
   /** Default linux/amd64. */
   platform?: string;
   secrets?: Record<string, string>;
+  /** Attributes of the image output (BuildKit's exporter attributes, e.g. source-date-epoch), given to both builders. */
+  outputAttrs?: Record<string, string>;
   /**
    * What the web server serves (at every path) while the case builds; `{{URL}}` in the
    * Dockerfile is its base URL, on an address both builders may download from.

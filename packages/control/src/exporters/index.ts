@@ -24,7 +24,7 @@ export function exporterFor(output: Pick<ParsedOutput, 'type'>): Exporter {
 
 /** Validates buildx-style outputs; `type=registry` is `type=image,push=true`. */
 export function parseOutputs(specs: KeyValueSpec[]): ParsedOutput[] {
-  return specs.map((spec, index) => {
+  const outputs = specs.map((spec, index): ParsedOutput => {
     const type = spec.type as OutputType;
     if (!KNOWN.includes(type)) throw new Error(`unknown output type "${spec.type}": use one of ${KNOWN.join(', ')}`);
     const names = (spec.attrs.name ?? '').split(',').map((n) => n.trim()).filter(Boolean);
@@ -40,6 +40,30 @@ export function parseOutputs(specs: KeyValueSpec[]): ParsedOutput[] {
     if (epoch && sourceDateEpoch === undefined) throw new Error(`output ${index + 1} (type=${type}): invalid source-date-epoch "${epoch}": use whole seconds since 1970`);
     return { index, type, names, push, rewriteTimestamp: rewriteTimestamp && IMAGE_TYPES.includes(type), sourceDateEpoch };
   });
+  // One build assembles one image per platform, so its image outputs must agree on its times
+  // (BuildKit would export a differently dated image per exporter).
+  const images = outputs.filter((o) => IMAGE_TYPES.includes(o.type));
+  const other = images.find((o) => o.sourceDateEpoch !== images[0]?.sourceDateEpoch);
+  if (other) {
+    const shown = (o: ParsedOutput) => (o.sourceDateEpoch === undefined ? 'none' : String(o.sourceDateEpoch));
+    throw new Error(`outputs ${images[0]!.index + 1} and ${other.index + 1} ask for different source-date-epoch values (${shown(images[0]!)} and ${shown(other)}): one build makes one image per platform; give every image output the same value, or build once per output`);
+  }
+  return outputs;
+}
+
+/**
+ * The epochs a build's images are dated by. `image`: as BuildKit v0.11.6's image exporter, the
+ * image outputs' source-date-epoch, else the SOURCE_DATE_EPOCH build arg, clamps the image's and
+ * the history's times; the build arg also dates every new history entry (dockerfile2llb), so
+ * with both the earlier of the two is what new entries say. `layers`: what an output's
+ * rewrite-timestamp=true clamps new layers' mtimes to (current BuildKit: the exporter's epoch).
+ */
+export function imageEpochs(outputs: ParsedOutput[], buildArg: string | undefined): { image?: number; layers?: number } {
+  const fromArg = epochSeconds(buildArg);
+  const fromOutput = outputs.find((o) => IMAGE_TYPES.includes(o.type))?.sourceDateEpoch;
+  const exporter = fromOutput ?? fromArg;
+  const image = fromOutput !== undefined && fromArg !== undefined ? Math.min(fromOutput, fromArg) : exporter;
+  return { image, layers: outputs.some((o) => o.rewriteTimestamp) ? exporter : undefined };
 }
 
 /** The outputs whose layers are the image's: BuildKit's image exporters read rewrite-timestamp. */

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseOutputs } from './index.js';
+import { imageEpochs, parseOutputs } from './index.js';
 
 const output = (type: string, attrs: Record<string, string>) => ({ type, attrs });
 
@@ -18,4 +18,24 @@ test('source-date-epoch (BuildKit\'s exporter attr) takes whole seconds; empty i
   const parsed = parseOutputs([output('local', { 'source-date-epoch': '1700000000' }), output('tar', { 'source-date-epoch': '0' }), output('local', { 'source-date-epoch': '' }), output('tar', {})]);
   assert.deepEqual(parsed.map((o) => o.sourceDateEpoch), [1_700_000_000, 0, undefined, undefined]);
   assert.throws(() => parseOutputs([output('local', { 'source-date-epoch': '1.5' })]), /^Error: output 1 \(type=local\): invalid source-date-epoch "1.5": use whole seconds since 1970$/);
+});
+
+test('image outputs must agree on source-date-epoch (one image per platform); file outputs keep their own', () => {
+  assert.equal(parseOutputs([output('image', { 'source-date-epoch': '5' }), output('oci', { 'source-date-epoch': '5' }), output('local', { 'source-date-epoch': '9' })]).length, 3);
+  assert.throws(() => parseOutputs([output('local', {}), output('image', { 'source-date-epoch': '5' }), output('docker', {})]),
+    /^Error: outputs 2 and 3 ask for different source-date-epoch values \(5 and none\): one build makes one image per platform; give every image output the same value, or build once per output$/);
+});
+
+test('imageEpochs: the image output\'s source-date-epoch, else the build arg, dates the image; with both the earlier; layers only with rewrite-timestamp, by the exporter\'s epoch', () => {
+  const epochs = (attrs: Record<string, string>, arg?: string, type = 'image') => imageEpochs(parseOutputs([output(type, attrs)]), arg);
+  assert.deepEqual(epochs({}), { image: undefined, layers: undefined });
+  assert.deepEqual(epochs({}, '100'), { image: 100, layers: undefined });
+  assert.deepEqual(epochs({ 'source-date-epoch': '50' }), { image: 50, layers: undefined });
+  assert.deepEqual(epochs({ 'source-date-epoch': '50' }, '100'), { image: 50, layers: undefined });
+  assert.deepEqual(epochs({ 'source-date-epoch': '200' }, '100'), { image: 100, layers: undefined });
+  assert.deepEqual(epochs({ 'source-date-epoch': '' }, '100'), { image: 100, layers: undefined }, 'empty is none: the build arg stays (v0.11.6 parseTime)');
+  assert.deepEqual(epochs({ 'source-date-epoch': '200', 'rewrite-timestamp': 'true' }, '100'), { image: 100, layers: 200 });
+  assert.deepEqual(epochs({ 'rewrite-timestamp': 'true' }, '100'), { image: 100, layers: 100 });
+  assert.deepEqual(epochs({ 'rewrite-timestamp': 'true' }), { image: undefined, layers: undefined });
+  assert.deepEqual(epochs({ 'source-date-epoch': '50' }, undefined, 'local'), { image: undefined, layers: undefined }, 'a local output\'s epoch dates its own files only');
 });
