@@ -122,6 +122,37 @@ test('type=local keeps the image\'s times (a COPY\'d context file has the client
   for (const line of listing) assert.match(line, / 2023-11-14 22:13:20 /);
 });
 
+test('SOURCE_DATE_EPOCH leaves the base image\'s history times alone, newer ones too (current BuildKit); new entries and the image say the epoch, as does an output\'s source-date-epoch', () => {
+  const baseContext = mkdtempSync(join(work, 'epoch-base-'));
+  writeFileSync(join(baseContext, 'Dockerfile'), `ARG BASE\nFROM \${BASE}\nRUN echo base > /base\nENV B=1\n`);
+  const baseImage = `${cluster.registry.host}/e2e/epoch-base:1`;
+  const pushedBase = cli(['build', '--progress', 'plain', '--build-arg', base(), '-t', baseImage, '--push', '--provenance', 'false', baseContext]);
+  assert.equal(pushedBase.status, 0, pushedBase.stderr);
+  type Config = { created: string; history: Array<{ created?: string; created_by?: string }> };
+  const configOf = (ref: string) => JSON.parse(skopeo('inspect', '--config', '--tls-verify=false', `docker://${ref}`)) as Config;
+  const baseHistory = configOf(baseImage).history;
+  const built = baseHistory.filter((h) => /echo base|ENV B=1/.test(h.created_by ?? ''));
+  assert.equal(built.length, 2);
+  for (const h of built) assert.ok(Date.parse(h.created!) > 1_500_000_000_000, `the base's own steps are dated by its build: ${h.created}`);
+
+  const context = mkdtempSync(join(work, 'epoch-child-'));
+  writeFileSync(join(context, 'Dockerfile'), `FROM ${baseImage}\nRUN echo child > /child\nENV C=1\n`);
+  const epoch = 1_500_000_000_000;
+  const times = (history: Config['history']) => history.map((h) => Date.parse(h.created!));
+  const expectHistory = (cfg: Config) => {
+    assert.deepEqual(times(cfg.history.slice(0, baseHistory.length)), times(baseHistory), 'the base image\'s entries keep their times');
+    assert.deepEqual(times(cfg.history.slice(baseHistory.length)), [epoch, epoch], 'new entries say the epoch');
+    assert.equal(Date.parse(cfg.created), epoch);
+  };
+  for (const [tag, flags] of [['arg', ['--build-arg', 'SOURCE_DATE_EPOCH=1500000000', '-t']], ['attr', ['-o']]] as const) {
+    const image = `${cluster.registry.host}/e2e/epoch-child:${tag}`;
+    const target = tag === 'arg' ? [image, '--push'] : [`type=registry,name=${image},source-date-epoch=1500000000`];
+    const run = cli(['build', '--progress', 'plain', '--provenance', 'false', ...flags, ...target, context]);
+    assert.equal(run.status, 0, run.stderr);
+    expectHistory(configOf(image));
+  }
+});
+
 test('--secret reaches RUN --mount=type=secret and never the image; --build-arg, --target and --label apply', () => {
   const context = mkdtempSync(join(work, 'secret-'));
   writeFileSync(join(context, 'Dockerfile'), `ARG BASE\nFROM \${BASE} AS first\nARG GREETING\nRUN --mount=type=secret,id=token test "$(cat /run/secrets/token)" = "$(echo aHVudGVyMg== | base64 -d)" && echo "$GREETING" > /greeting\nFROM first AS unused\nRUN exit 1\n`);

@@ -262,7 +262,7 @@ export class BuildRunner {
         return plan.platforms.map((p) => {
           const annotations = { ...annotate.manifest(p.platform), ...inline?.get(p.platform) };
           return assembleImage(results.get(`${p.platform}|${p.target}`)!, {
-            created, annotations: Object.keys(annotations).length ? annotations : undefined,
+            created, baseHistory: p.stages.find((s) => s.id === p.target)?.baseHistory, annotations: Object.keys(annotations).length ? annotations : undefined,
             targetPlatform: req.platforms.length > 0 ? p.platform : undefined,
           });
         });

@@ -342,6 +342,12 @@ function treeEntry(e: ContextEntry): TreeEntry {
   return { path: e.path, type, mode: e.mode & 0o7777, size: e.size, ...(e.digest ? { digest: e.digest } : {}), ...(e.linkTarget !== undefined ? { linkTarget: e.linkTarget } : {}) };
 }
 
+/** The base image's history entries lead the stage's (see StagePlan.baseHistory). */
+function setBaseHistory(plan: StagePlan, img: ResolvedImage): void {
+  const n = img.config.history?.length ?? 0;
+  if (n > 0) plan.baseHistory = n;
+}
+
 class PlatformPlanner {
   private contextTree?: TreeEntry[];
   private readonly metaEnv = new Map<string, string>();
@@ -472,6 +478,7 @@ class PlatformPlanner {
     } else if (named?.kind === 'image') {
       const img = await p.resolve(named.ref, stagePlatform, from);
       plan.base = { kind: 'image', ref: img.ref, digest: img.digest };
+      setBaseHistory(plan, img);
       config = structuredClone(img.config.config ?? {});
       if (typeof img.config.author === 'string' && img.config.author !== '') plan.author = img.config.author;
       stateKey = imageStateKey(img.digest);
@@ -479,6 +486,7 @@ class PlatformPlanner {
       baseStage = await this.planStage(baseRef.index);
       plan.base = { kind: 'stage', stageId: baseStage.plan.id };
       plan.dependsOn.push(baseStage.plan.id);
+      if (baseStage.plan.baseHistory !== undefined) plan.baseHistory = baseStage.plan.baseHistory;
       config = structuredClone(baseStage.plan.config);
       // The stage's own entries only: the solver appends them to its base stage's result
       // history (which already holds the ancestors'), so a copy here would repeat them.
@@ -492,6 +500,7 @@ class PlatformPlanner {
       const img = await p.resolve(baseName, stagePlatform, from);
       baseImage = img;
       plan.base = { kind: 'image', ref: img.ref, digest: img.digest };
+      setBaseHistory(plan, img);
       config = structuredClone(img.config.config ?? {});
       // The image's author carries over like its config, until a MAINTAINER replaces it.
       if (typeof img.config.author === 'string' && img.config.author !== '') plan.author = img.config.author;

@@ -435,3 +435,10 @@ test('--shm-size gives every RUN a /dev/shm tmpfs and --ulimit its rlimits, both
   const otherLimit = target(await plan(text, { shmSize: 128 * 1024 ** 2, ulimits: [{ name: 'nofile', soft: 1024, hard: 4096 }] })).vertices[0] as ExecVertex;
   assert.notEqual(otherLimit.cacheKey, sized.cacheKey);
 });
+
+test('baseHistory counts the history of the image a stage\'s chain starts from (dockerfile2llb\'s baseImg): FROM a stage inherits it, scratch has none', async () => {
+  const images = { base: { config: {}, history: [{ created_by: 'one' }, { created_by: 'two' }] } as ImageConfigFile };
+  const p = await plan('FROM base AS a\nRUN true\nFROM a AS b\nENV X=1\nFROM b\n', { resolveImage: resolver(images) });
+  assert.deepEqual(p.platforms[0].stages.map((s) => [s.name ?? `#${s.index}`, s.baseHistory]), [['a', 2], ['b', 2], ['#2', 2]]);
+  assert.equal((await plan('FROM scratch\nCOPY x /x\n')).platforms[0].stages[0].baseHistory, undefined);
+});

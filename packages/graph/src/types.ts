@@ -189,6 +189,12 @@ export interface StagePlan {
   history: HistoryEntry[];
   /** MAINTAINER of this stage (the image's `author`), when set. */
   author?: string;
+  /**
+   * How many leading entries of the stage's image history are those of the image its chain of
+   * stages starts from (dockerfile2llb's baseImg): SOURCE_DATE_EPOCH leaves their times alone.
+   * Absent: none (scratch, a context directory).
+   */
+  baseHistory?: number;
   /** Cache key of the stage's final filesystem state (base key when it has no vertices). */
   cacheKey: string;
   noCache: boolean;

@@ -103,7 +103,7 @@ export async function buildLocal(opts: LocalBuildOptions): Promise<LocalBuildRes
     for (const platformPlan of plan.platforms) {
       const results = await solvePlatform(platformPlan, solver, { ...opts, contextDir });
       stageResults.push(...results.values());
-      images.push(assembleImage(results.get(platformPlan.target)!, { created, labels: undefined, targetPlatform: platformPlan.platform }));
+      images.push(assembleImage(results.get(platformPlan.target)!, { created, baseHistory: platformPlan.stages.find((s) => s.id === platformPlan.target)?.baseHistory, labels: undefined, targetPlatform: platformPlan.platform }));
     }
     const index = images.length > 1 ? assembleIndex(images) : undefined;
     const digest = index ? index.descriptor.digest : images[0].manifest.descriptor.digest;

@@ -64,19 +64,21 @@ function fillHistoryTimes(history: HistoryEntry[]): { history: HistoryEntry[]; c
  * The image config and manifest of one platform's target stage. Times come from the layers (see
  * fillHistoryTimes); `created` (SOURCE_DATE_EPOCH) clamps them, as BuildKit (dockerfile2llb dates
  * each new entry by it, patchImageConfig clamps the rest): an entry later than it or without a
- * time says it, an older one (the base image's) keeps its own; the image is as old as its last entry.
+ * time says it, an older one keeps its own, and so do the first `baseHistory` entries, the base
+ * image's (current BuildKit, moby/buildkit#4614); the image is as old as its last entry.
  *
  * `targetPlatform`: the platform the build was asked for, when it was asked for one. As
  * BuildKit's dockerfile2llb, the image then says that platform even where its final stage was
  * pinned to another (`FROM --platform=linux/arm64 ...` in an amd64 build); without it the image
  * says its final stage's platform.
  */
-export function assembleImage(result: StageResult, options: { created?: string; labels?: Record<string, string>; annotations?: Record<string, string>; targetPlatform?: string } = {}): AssembledImage {
+export function assembleImage(result: StageResult, options: { created?: string; baseHistory?: number; labels?: Record<string, string>; annotations?: Record<string, string>; targetPlatform?: string } = {}): AssembledImage {
   const platform = options.targetPlatform ?? result.platform;
   const epoch = options.created;
   const filled = epoch === undefined ? fillHistoryTimes(result.history) : undefined;
+  const fromBase = (i: number, h: HistoryEntry) => i < (options.baseHistory ?? 0) && h.created !== undefined;
   const history = filled?.history
-    ?? result.history.map((h) => (h.created === undefined || Date.parse(h.created) > Date.parse(epoch!) ? { ...h, created: epoch } : h));
+    ?? result.history.map((h, i) => (!fromBase(i, h) && (h.created === undefined || Date.parse(h.created) > Date.parse(epoch!)) ? { ...h, created: epoch } : h));
   const created = filled ? filled.created ?? new Date().toISOString() : history.at(-1)?.created ?? epoch!;
   const stageConfig = { ...result.config };
   if (options.labels && Object.keys(options.labels).length > 0) stageConfig.Labels = { ...stageConfig.Labels, ...options.labels };

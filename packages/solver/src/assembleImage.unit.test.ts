@@ -34,3 +34,15 @@ test('SOURCE_DATE_EPOCH clamps the history as BuildKit: later or missing times s
   // Without it, metadata steps take the layer time before them (normalizeLayersAndHistory).
   assert.deepEqual(assembleImage(built).config.json.history?.map((h) => h.created), ['2019-05-05T00:00:00Z', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z']);
 });
+
+test('the base image\'s history entries keep their times under SOURCE_DATE_EPOCH, even newer ones (current BuildKit, moby/buildkit#4614); the image is as old as its last entry', () => {
+  const epoch = '2020-01-01T00:00:00.000Z';
+  const base = [{ created_by: 'base 1', created: '2019-05-05T00:00:00Z' }, { created_by: 'base 2', created: '2025-05-05T00:00:00Z' }];
+  const built: StageResult = { ...pinnedToArm64, history: [...base, { created_by: 'RUN make', created: '2026-01-01T00:00:00Z' }] };
+  const image = assembleImage(built, { created: epoch, baseHistory: 2 }).config.json;
+  assert.deepEqual(image.history?.map((h) => h.created), ['2019-05-05T00:00:00Z', '2025-05-05T00:00:00Z', epoch]);
+  assert.equal(image.created, epoch);
+  assert.deepEqual(assembleImage(built, { created: epoch }).config.json.history?.map((h) => h.created), ['2019-05-05T00:00:00Z', epoch, epoch], 'without a base count every newer entry is clamped');
+  const baseOnly = assembleImage({ ...built, history: base }, { created: epoch, baseHistory: 2 }).config.json;
+  assert.equal(baseOnly.created, '2025-05-05T00:00:00Z', 'a build adding no entry: its base\'s last time, newer or not');
+});
