@@ -125,6 +125,33 @@ describe('applyLayer', () => {
     assert.equal(await readFile(join(upper, 'var/new'), 'utf8'), 'n');
   });
 
+  it('a layer naming a path again replaces it the same in an empty target (no lstat per entry) as in one that holds something', async () => {
+    const layer = async () => streamOf(await rawTar([
+      { name: 'a', data: 'one' }, { name: 'a', data: 'two' },
+      { name: 'd/', type: 'directory' }, { name: 'd', data: 'now a file' },
+      { name: 'f', data: 'file first' }, { name: 'f/', type: 'directory' }, { name: 'f/x', data: 'x' },
+      { name: 'p/q/implied', data: 'i' }, { name: 'p/', type: 'directory', mode: 0o711 },
+      { name: 'l', type: 'symlink', linkname: '/etc/passwd' }, { name: 'l', data: 'not through the link' },
+      { name: 'w', data: 'gone' }, { name: '.wh.w' },
+      { name: 'h', data: 'h' }, { name: 'h2', type: 'link', linkname: 'h' }, { name: 'h2', data: 'own inode' },
+    ]));
+    const empty = join(tmp.path, 'again-empty');
+    const holding = join(tmp.path, 'again-holding');
+    await mkdir(empty);
+    await mkdir(holding);
+    await writeFile(join(holding, 'pre'), 'pre');
+    for (const target of [empty, holding]) await applyLayer(target, await layer(), { whiteouts: 'overlay' });
+    const tree = await listTree(empty);
+    assert.deepEqual(tree, (await listTree(holding)).filter((l) => !l.startsWith('pre ')));
+    assert.equal(await readFile(join(empty, 'a'), 'utf8'), 'two');
+    assert.equal(await readFile(join(empty, 'd'), 'utf8'), 'now a file');
+    assert.equal(await readFile(join(empty, 'f/x'), 'utf8'), 'x');
+    assert.equal(await readFile(join(empty, 'l'), 'utf8'), 'not through the link');
+    assert.ok((await lstat(join(empty, 'w'))).isCharacterDevice());
+    assert.equal((await lstat(join(empty, 'h'))).nlink, 1);
+    assert.ok(tree.includes('p 711 0:0 dir'), tree.join('\n'));
+  });
+
   it('rejects entries that escape the target', async () => {
     const cases: [string, Parameters<typeof rawTar>[0], RegExp][] = [
       ['dotdot', [{ name: '../evil', data: 'x' }], /escapes the target directory/],
