@@ -6,9 +6,8 @@ import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort, referenceTools, startCluster, waitForBuildkitEndpoint, type Cluster, appCommand } from '@buildyard/testkit';
+import { freePort, referenceTools, startCluster, waitForBuildkitEndpoint, type Cluster, appCommand, testWorkDir } from '@buildyard/testkit';
 import { Buildkitd } from '../conformance/lib/buildkit.js';
 import { comparableProvenance, readAttestedImage, type AttestedImage, type Statement } from './attestedImage.js';
 
@@ -24,7 +23,7 @@ before(async () => {
   const port = await freePort();
   cluster = await startCluster({ workers: 1, env: { BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' } });
   endpoint = `tcp://127.0.0.1:${port}`;
-  work = mkdtempSync(join(tmpdir(), 'buildyard-attest-e2e-'));
+  work = testWorkDir('buildyard-attest-e2e-');
   context = mkdtempSync(join(work, 'ctx-'));
   writeFileSync(join(context, 'Dockerfile'), DOCKERFILE);
   writeFileSync(join(context, 'hello'), 'hello\n');

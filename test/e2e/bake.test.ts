@@ -3,17 +3,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { startCluster, type Cluster, appCommand } from '@buildyard/testkit';
+import { startCluster, type Cluster, appCommand, testWorkDir } from '@buildyard/testkit';
 
 let cluster: Cluster;
 let work: string;
 
 before(async () => {
   cluster = await startCluster({ workers: 2 });
-  work = mkdtempSync(join(tmpdir(), 'buildyard-bake-e2e-'));
+  work = testWorkDir('buildyard-bake-e2e-');
   mkdirSync(join(work, 'app'));
   writeFileSync(join(work, 'app', 'Dockerfile'), 'ARG BASE\nFROM ${BASE}\nARG TARGETARCH\nARG FLAVOR\nRUN echo "$FLAVOR $TARGETARCH" > /built\nCOPY --from=extra greeting /greeting\n');
   mkdirSync(join(work, 'extra'));

@@ -5,10 +5,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, referenceTools, startCluster, waitForBuildkitEndpoint, type Cluster } from '@buildyard/testkit';
+import { freePort, referenceTools, startCluster, waitForBuildkitEndpoint, type Cluster, testWorkDir } from '@buildyard/testkit';
 
 const tools = referenceTools('docker-buildx');
 // Without BuildKit's reference client there is nothing to drive the endpoint with.
@@ -31,7 +30,7 @@ async function endpointCluster(name: string, registry?: Cluster['registry']): Pr
 
 before(async () => {
   if (skip) return;
-  work = mkdtempSync(join(tmpdir(), 'buildyard-buildkit-cache-'));
+  work = testWorkDir('buildyard-buildkit-cache-');
   first = await endpointCluster('cache-first');
   second = await endpointCluster('cache-second', first.registry);
 });

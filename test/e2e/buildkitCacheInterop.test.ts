@@ -6,10 +6,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, referenceTools, startCluster, waitForBuildkitEndpoint, type Cluster } from '@buildyard/testkit';
+import { freePort, referenceTools, startCluster, waitForBuildkitEndpoint, type Cluster, testWorkDir } from '@buildyard/testkit';
 import { Buildkitd } from '../conformance/lib/buildkit.js';
 
 const CACHE_CONFIG = 'application/vnd.buildkit.cacheconfig.v0';
@@ -30,7 +29,7 @@ before(async () => {
   endpoint = `tcp://127.0.0.1:${port}`;
   buildkitd = await Buildkitd.start(cluster.registry.host);
   await waitForBuildkitEndpoint(cluster, port);
-  work = mkdtempSync(join(tmpdir(), 'buildyard-cache-interop-'));
+  work = testWorkDir('buildyard-cache-interop-');
 });
 after(async () => { await buildkitd?.stop(); await cluster?.stop(); });
 

@@ -4,9 +4,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, lutimesSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startCluster, type Cluster, appCommand } from '@buildyard/testkit';
+import { startCluster, type Cluster, appCommand, testWorkDir } from '@buildyard/testkit';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
 const example = join(repoRoot, 'examples/multi-stage');
@@ -15,7 +14,7 @@ let work: string;
 
 before(async () => {
   cluster = await startCluster({ workers: 2 });
-  work = mkdtempSync(join(tmpdir(), 'buildyard-cli-e2e-'));
+  work = testWorkDir('buildyard-cli-e2e-');
 });
 after(async () => { await cluster?.stop(); });
 

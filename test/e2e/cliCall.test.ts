@@ -4,11 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { appCommand } from '@buildyard/testkit';
-
+import { appCommand, testWorkDir } from '@buildyard/testkit';
 
 function cli(args: string[], cwd: string): { status: number; stdout: string; stderr: string } {
   const result = spawnSync(process.execPath, appCommand('cli', ...args), {
@@ -19,7 +17,7 @@ function cli(args: string[], cwd: string): { status: number; stdout: string; std
 }
 
 test('build --call targets lists the stages; --check exits 1 on a warning and 0 on a clean Dockerfile', () => {
-  const work = mkdtempSync(join(tmpdir(), 'buildyard-call-e2e-'));
+  const work = testWorkDir('buildyard-call-e2e-');
   writeFileSync(join(work, 'Dockerfile'), '# base The base stage\nFROM alpine as base\nFROM base AS app\n');
   writeFileSync(join(work, 'Clean.Dockerfile'), 'FROM alpine\nCMD ["true"]\n');
 

@@ -5,9 +5,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startCluster, type Cluster, appCommand } from '@buildyard/testkit';
+import { startCluster, type Cluster, appCommand, testWorkDir } from '@buildyard/testkit';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
 let cluster: Cluster;
@@ -16,7 +15,7 @@ let context: string;
 
 before(async () => {
   cluster = await startCluster({ workers: 1 });
-  work = mkdtempSync(join(tmpdir(), 'buildyard-cliflags-e2e-'));
+  work = testWorkDir('buildyard-cliflags-e2e-');
   context = mkdtempSync(join(work, 'ctx-'));
   // No RUN: a second platform needs no emulation, so the test measures the flags, not qemu.
   writeFileSync(join(context, 'Dockerfile'), 'ARG BASE\nFROM ${BASE}\nCOPY hello /hello\n');

@@ -3,13 +3,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { cpSync, mkdtempSync, writeFileSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, writeFileSync, readFileSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { credentials, status } from '@grpc/grpc-js';
 import { ControlClient, SolveRequest, type SolveEvent } from '@buildyard/proto';
-import { startCluster, type Cluster } from '@buildyard/testkit';
+import { startCluster, type Cluster, testWorkDir } from '@buildyard/testkit';
 import { DEFAULT_KEYS, scanKeys, type RedisClient } from '@buildyard/contracts';
 import { startGates, type Gates } from './gate.js';
 import { bearer, solve, vertexSummary } from './grpcClient.js';
@@ -24,7 +23,7 @@ before(async () => {
   gates = await startGates();
   // One stage per worker at a time, so independent stages must spread over both workers.
   cluster = await startCluster({ workers: 2, tenants: ['other'], env: { BUILDYARD_WORKER_CAPACITY: '1' } });
-  work = mkdtempSync(join(tmpdir(), 'buildyard-e2e-'));
+  work = testWorkDir('buildyard-e2e-');
 });
 // Gates first: a step still held at one fails at once instead of keeping a worker busy.
 after(async () => { await gates?.stop(); await cluster?.stop(); });

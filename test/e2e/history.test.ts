@@ -6,11 +6,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { DEFAULT_KEYS } from '@buildyard/contracts';
-import { startCluster, type Cluster, appCommand } from '@buildyard/testkit';
+import { startCluster, type Cluster, appCommand, testWorkDir } from '@buildyard/testkit';
 
 const RETENTION_MS = 2 * 3600 * 1000;
 let cluster: Cluster;
@@ -37,7 +36,7 @@ const idOf = (ref: string) => ref.split('/').at(-1)!;
 
 before(async () => {
   cluster = await startCluster({ workers: 1, tenants: ['mallory', 'carol', 'dave'], env: { BUILDYARD_HISTORY_RETENTION_MS: String(RETENTION_MS) } });
-  work = mkdtempSync(join(tmpdir(), 'buildyard-history-e2e-'));
+  work = testWorkDir('buildyard-history-e2e-');
   context = mkdtempSync(join(work, 'app-'));
   writeFileSync(join(context, 'Dockerfile'), 'ARG BASE\nFROM ${BASE}\nRUN echo hello-from-history\nCOPY hello /hello\n');
   writeFileSync(join(context, 'fail.Dockerfile'), `ARG BASE\nFROM \${BASE} AS broken\nRUN echo about-to-fail-${process.pid} && exit 3\n`);

@@ -8,9 +8,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { referenceTools, startCluster, type Cluster, appCommand } from '@buildyard/testkit';
+import { referenceTools, startCluster, type Cluster, appCommand, testWorkDir } from '@buildyard/testkit';
 import { Buildkitd } from '../conformance/lib/buildkit.js';
 
 const RUN_NAME = '[2/2] RUN echo hello-rawjson && echo to-stderr >&2';
@@ -25,7 +24,7 @@ before(async () => {
   if (skip) return;
   cluster = await startCluster({ workers: 1 });
   buildkitd = await Buildkitd.start(cluster.registry.host);
-  work = mkdtempSync(join(tmpdir(), 'buildyard-rawjson-e2e-'));
+  work = testWorkDir('buildyard-rawjson-e2e-');
   context = mkdtempSync(join(work, 'ctx-'));
   writeFileSync(join(context, 'Dockerfile'), `ARG BASE\nFROM \${BASE}\nRUN echo hello-rawjson && echo to-stderr >&2\n`);
 });

@@ -7,12 +7,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join, resolve } from 'node:path';
-import { startCluster, until, type Cluster, appCommand } from '@buildyard/testkit';
+import { startCluster, until, type Cluster, appCommand, testWorkDir } from '@buildyard/testkit';
 import { solve } from './grpcClient.js';
 
 interface ExportedSpan { traceId: string; spanId: string; parentSpanId: string; name: string; kind: number; service: string }
@@ -70,7 +69,7 @@ const orphans = (traceId: string, rootParent: string) =>
 test('one trace links the client, the frontend\'s gRPC server, solve and plan spans, and the workers\' stage and vertex spans', async () => {
   const traceId = randomBytes(16).toString('hex');
   const clientSpanId = randomBytes(8).toString('hex');
-  const context = mkdtempSync(join(tmpdir(), 'buildyard-trace-'));
+  const context = testWorkDir('buildyard-trace-');
   writeFileSync(join(context, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo traced-${traceId} > /t\n`);
   const outcome = await solve(cluster, context, { platforms: ['linux/amd64'] }, { metadata: { traceparent: `00-${traceId}-${clientSpanId}-01` } });
   assert.equal(outcome.error, undefined, outcome.error?.message);
@@ -103,7 +102,7 @@ test('one trace links the client, the frontend\'s gRPC server, solve and plan sp
 });
 
 test('`buildyard build` starts the trace: its command span holds its gRPC calls, and the frontend and worker spans join it', async () => {
-  const work = mkdtempSync(join(tmpdir(), 'buildyard-trace-cli-'));
+  const work = testWorkDir('buildyard-trace-cli-');
   const marker = randomBytes(8).toString('hex');
   writeFileSync(join(work, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo cli-${marker} > /t\n`);
   // Asynchronously: the CLI exports to the collector in this process before it exits.

@@ -3,11 +3,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolveTargets } from './resolve.js';
 import { runBake, targetBuild } from './runBake.js';
-import { mkdtempSync, readFileSync, writeFileSync as writeFile } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync as writeFile } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { RunBuildOptions } from '@buildyard/client';
+import { testWorkDir } from '@buildyard/testkit';
 
 const builtins = { BAKE_CMD_CONTEXT: 'cwd://', BAKE_LOCAL_PLATFORM: 'linux/amd64' };
 const resolve = (text: string, targets: string[] = []) => resolveTargets([{ name: 'docker-bake.hcl', text }], { env: {}, builtins, targets, overrides: [] });
@@ -61,7 +61,7 @@ test('--print checks what buildx checks before printing (platforms, outputs) but
 // test/e2e/bake.test.ts): concurrency, the shared stderr, the first failure, the metadata file.
 
 function bakeDir(text: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'bake-run-'));
+  const dir = testWorkDir('bake-run-');
   writeFile(join(dir, 'docker-bake.hcl'), text);
   return dir;
 }

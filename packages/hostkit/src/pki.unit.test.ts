@@ -1,14 +1,17 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateEndpointPki } from './pki.js';
 
+const work = mkdtempSync(join(tmpdir(), 'hostkit-pki-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
 test('a CA, a server certificate for the endpoint address and a client certificate naming the tenant complete a mutual-TLS handshake', async () => {
-  const pki = await generateEndpointPki(join(mkdtempSync(join(tmpdir(), 'hostkit-pki-')), 'tls'), { tenant: 'alice', hosts: ['127.0.0.1', 'localhost'] });
+  const pki = await generateEndpointPki(join(work, 'tls'), { tenant: 'alice', hosts: ['127.0.0.1', 'localhost'] });
   const ca = new X509Certificate(readFileSync(pki.caCert));
   const server = new X509Certificate(readFileSync(pki.serverCert));
   const client = new X509Certificate(readFileSync(pki.clientCert));

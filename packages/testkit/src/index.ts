@@ -15,3 +15,4 @@ export { startGitServer, type GitServer } from './gitServer.js';
 export { sshRelayFixture, sshAdd, type SshRelayFixture } from './sshRelayFixture.js';
 export { seededRegistryFixture, type SeededRegistryFixture } from './seededRegistryFixture.js';
 export { appCommand, type BuildyardApp } from './appCommand.js';
+export { testWorkDir } from './testWorkDir.js';
