@@ -10,8 +10,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { credentials } from '@grpc/grpc-js';
 import { AttachRequest, ControlClient, StatusRequest, type SolveEvent, type StatusResponse } from '@buildyard/proto';
-import { freePort, referenceTools, startCluster, supervise, until, waitForBuildkitEndpoint, waitUntilReady, type Cluster } from '@buildyard/testkit';
-import bcrypt from 'bcryptjs';
+import { freePort, referenceTools, startCluster, startRegistry, until, waitForBuildkitEndpoint, type Cluster, type RegistryService } from '@buildyard/testkit';
 import { bearer } from './grpcClient.js';
 
 const repo = resolve(import.meta.dirname, '../..');
@@ -23,17 +22,18 @@ const skip = tools.missing ?? false;
 let cluster: Cluster;
 let addr: string;
 let work: string;
-/** The port of a registry that needs a login, started by its test; builds may use it (trusted). */
-let authRegistryPort: number;
+/** A registry that needs this login; builds may use it (trusted). */
+const pusher = { user: 'pusher', password: `pw-${process.pid}` };
+let authRegistry: RegistryService | undefined;
 
 before(async () => {
   if (skip) return;
   const port = await freePort();
-  authRegistryPort = await freePort();
+  authRegistry = await startRegistry({ login: pusher });
   // One stage per worker at a time, so the two middle stages must go to different workers.
   cluster = await startCluster({
     workers: 2,
-    trustRegistries: [`127.0.0.1:${authRegistryPort}`],
+    trustRegistries: [authRegistry.host],
     env: {
       BUILDYARD_WORKER_CAPACITY: '1', BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default',
       // The endpoint's tenant may use the host network (with --allow), not security.insecure.
@@ -46,6 +46,7 @@ before(async () => {
 });
 after(async () => {
   await cluster?.stop();
+  await authRegistry?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
@@ -372,35 +373,24 @@ test('buildctl and buildx --allow network.host reach the host network for a tena
 test('a push to a registry that needs a login uses the credentials of the client\'s docker config, through the session\'s Auth service', { skip }, async () => {
   const dir = join(work, 'auth-registry');
   mkdirSync(dir, { recursive: true });
-  const [user, password] = ['pusher', `pw-${Date.now()}`];
-  const port = authRegistryPort;
-  writeFileSync(join(dir, 'htpasswd'), `${user}:${bcrypt.hashSync(password, 5)}\n`);
-  writeFileSync(join(dir, 'config.yml'), [
-    'version: 0.1', 'log: { level: error, accesslog: { disabled: true } }', `storage: { filesystem: { rootdirectory: ${join(dir, 'data')} } }`,
-    `auth: { htpasswd: { realm: buildyard-test, path: ${join(dir, 'htpasswd')} } }`, `http: { addr: 127.0.0.1:${port} }`, '',
-  ].join('\n'));
-  const registry = supervise('auth-registry', 'docker-registry', ['serve', join(dir, 'config.yml')]);
-  try {
-    await waitUntilReady(registry, async () => (await fetch(`http://127.0.0.1:${port}/v2/`)).status === 401);
-    const image = `127.0.0.1:${port}/private/app:1`;
-    const build = ['build', '--progress', 'plain', '--frontend', 'dockerfile.v0', '--local', `context=${example}`, '--local', `dockerfile=${example}`,
-      '--opt', 'platform=linux/amd64', '--opt', `build-arg:BASE=${cluster.busybox.reference}`, '--output', `type=image,name=${image},push=true,registry.insecure=true`];
-    // A docker config with no login for it: the push is refused.
-    const anonymousConfig = join(dir, 'anonymous');
-    mkdirSync(anonymousConfig);
-    writeFileSync(join(anonymousConfig, 'config.json'), '{"auths":{}}');
-    const anonymous = await buildctlWith({ ...process.env, DOCKER_CONFIG: anonymousConfig }, ...build);
-    assert.notEqual(anonymous.code, 0, 'the registry refuses an anonymous push');
-    assert.match(anonymous.stderr, /401|unauthorized|authentication required/i);
+  const { user, password } = pusher;
+  const host = authRegistry!.host;
+  const image = `${host}/private/app:1`;
+  const build = ['build', '--progress', 'plain', '--frontend', 'dockerfile.v0', '--local', `context=${example}`, '--local', `dockerfile=${example}`,
+    '--opt', 'platform=linux/amd64', '--opt', `build-arg:BASE=${cluster.busybox.reference}`, '--output', `type=image,name=${image},push=true,registry.insecure=true`];
+  // A docker config with no login for it: the push is refused.
+  const anonymousConfig = join(dir, 'anonymous');
+  mkdirSync(anonymousConfig);
+  writeFileSync(join(anonymousConfig, 'config.json'), '{"auths":{}}');
+  const anonymous = await buildctlWith({ ...process.env, DOCKER_CONFIG: anonymousConfig }, ...build);
+  assert.notEqual(anonymous.code, 0, 'the registry refuses an anonymous push');
+  assert.match(anonymous.stderr, /401|unauthorized|authentication required/i);
 
-    const loggedIn = join(dir, 'logged-in');
-    mkdirSync(loggedIn);
-    writeFileSync(join(loggedIn, 'config.json'), JSON.stringify({ auths: { [`127.0.0.1:${port}`]: { auth: Buffer.from(`${user}:${password}`).toString('base64') } } }));
-    const pushed = await buildctlWith({ ...process.env, DOCKER_CONFIG: loggedIn }, ...build);
-    assert.equal(pushed.code, 0, pushed.stderr);
-    const manifest = JSON.parse(await skopeo('inspect', '--raw', '--tls-verify=false', '--creds', `${user}:${password}`, `docker://${image}`)) as { config?: unknown };
-    assert.ok(manifest.config, 'the image is in the registry');
-  } finally {
-    await registry.stop();
-  }
+  const loggedIn = join(dir, 'logged-in');
+  mkdirSync(loggedIn);
+  writeFileSync(join(loggedIn, 'config.json'), JSON.stringify({ auths: { [host]: { auth: Buffer.from(`${user}:${password}`).toString('base64') } } }));
+  const pushed = await buildctlWith({ ...process.env, DOCKER_CONFIG: loggedIn }, ...build);
+  assert.equal(pushed.code, 0, pushed.stderr);
+  const manifest = JSON.parse(await skopeo('inspect', '--raw', '--tls-verify=false', '--creds', `${user}:${password}`, `docker://${image}`)) as { config?: unknown };
+  assert.ok(manifest.config, 'the image is in the registry');
 });

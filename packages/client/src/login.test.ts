@@ -3,33 +3,15 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import bcrypt from 'bcryptjs';
 import { RegistryClient } from '@buildyard/oci';
-import { freePort, supervise, waitUntilReady } from '@buildyard/testkit';
+import { freePort, startRegistry } from '@buildyard/testkit';
 import { ClientError, ExitCode } from './ClientError.js';
 import { login } from './login.js';
-
-/** docker-registry with htpasswd (Basic) auth on a loopback port. */
-async function startAuthRegistry(dir: string, user: string, password: string) {
-  const port = await freePort();
-  await writeFile(join(dir, 'htpasswd'), `${user}:${bcrypt.hashSync(password, 5)}\n`);
-  await writeFile(join(dir, 'config.yml'), [
-    'version: 0.1',
-    'log: { level: error, accesslog: { disabled: true } }',
-    `storage: { filesystem: { rootdirectory: ${join(dir, 'data')} } }`,
-    `auth: { htpasswd: { realm: buildyard-test, path: ${join(dir, 'htpasswd')} } }`,
-    `http: { addr: 127.0.0.1:${port} }`,
-    '',
-  ].join('\n'));
-  const service = supervise('docker-registry', 'docker-registry', ['serve', join(dir, 'config.yml')]);
-  await waitUntilReady(service, async () => (await fetch(`http://127.0.0.1:${port}/v2/`)).status === 401);
-  return { host: `127.0.0.1:${port}`, stop: () => service.stop() };
-}
 
 test('login verifies against /v2/ and writes a docker config.json', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'buildyard-login-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  const reg = await startAuthRegistry(dir, 'alice', 's3cret');
+  const reg = await startRegistry({ login: { user: 'alice', password: 's3cret' } });
   t.after(() => reg.stop());
   const configPath = join(dir, 'docker', 'config.json');
 

@@ -1,6 +1,6 @@
 // Public API of @buildyard/testkit (tests only): real Redis, registries and clusters. What a
 // machine needs outside tests too (busybox, freePort, cleanupUnder) is @buildyard/hostkit's.
-export { startRedis, startRegistry, type RedisService, type RegistryService } from './services.js';
+export { startRedis, startRegistry, type RedisService, type RegistryService, type RegistryOptions } from './services.js';
 // Base images, ports and state-dir cleanup live in @buildyard/hostkit (`buildyard up` needs them too).
 export { seedBusybox, busyboxRootfs, busyboxLayout, cleanupUnder, freePort, type SeededImage, type BusyboxArch } from '@buildyard/hostkit';
 export { supervise, waitUntilReady, type SupervisedProcess } from './supervise.js';

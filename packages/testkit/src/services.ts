@@ -6,6 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
+import bcrypt from 'bcryptjs';
 import { freePort, requireCommand } from '@buildyard/hostkit';
 import { supervise, waitUntilReady } from './supervise.js';
 
@@ -115,8 +116,14 @@ async function startRedisContainer(options: { appendOnly?: boolean }, password: 
   };
 }
 
-export async function startRegistry(): Promise<RegistryService> {
-  if (await dockerEngineReachable()) {
+export interface RegistryOptions {
+  /** htpasswd (Basic) auth with this one user: /v2/ answers 401 without it. Always a local
+   *  docker-registry process (the container path has no htpasswd file to mount). */
+  login?: { user: string; password: string };
+}
+
+export async function startRegistry(options: RegistryOptions = {}): Promise<RegistryService> {
+  if (!options.login && await dockerEngineReachable()) {
     const { GenericContainer, Wait } = await import('testcontainers');
     const container = await new GenericContainer('registry:2').withExposedPorts(5000).withWaitStrategy(Wait.forHttp('/v2/', 5000)).start();
     const host = `127.0.0.1:${container.getMappedPort(5000)}`;
@@ -126,6 +133,8 @@ export async function startRegistry(): Promise<RegistryService> {
   const stateDir = await mkdtemp(join(tmpdir(), 'buildyard-registry-'));
   const port = await freePort();
   const configPath = join(stateDir, 'config.yml');
+  const htpasswd = join(stateDir, 'htpasswd');
+  if (options.login) await writeFile(htpasswd, `${options.login.user}:${bcrypt.hashSync(options.login.password, 5)}\n`);
   await writeFile(configPath, [
     'version: 0.1',
     'log: { level: error, accesslog: { disabled: true } }',
@@ -133,13 +142,14 @@ export async function startRegistry(): Promise<RegistryService> {
     `  filesystem: { rootdirectory: ${join(stateDir, 'data')} }`,
     '  delete: { enabled: true }',
     '  maintenance: { uploadpurging: { enabled: false } }',
+    ...(options.login ? [`auth: { htpasswd: { realm: buildyard-test, path: ${htpasswd} } }`] : []),
     'http:',
     `  addr: 127.0.0.1:${port}`,
     '',
   ].join('\n'));
   const service = supervise('docker-registry', 'docker-registry', ['serve', configPath]);
   const url = `http://127.0.0.1:${port}`;
-  await waitUntilReady(service, async () => (await fetch(`${url}/v2/`)).status === 200);
+  await waitUntilReady(service, async () => (await fetch(`${url}/v2/`)).status === (options.login ? 401 : 200));
   return {
     host: `127.0.0.1:${port}`,
     url,
