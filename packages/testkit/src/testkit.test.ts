@@ -4,7 +4,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startRedis, startRedisCluster, startRegistry, seedBusybox, busyboxRootfs, until } from './index.js';
+import { startRedis, startRedisCluster, startRegistry, seedBusybox, busyboxRootfs, testWorkDir, until } from './index.js';
 
 test('Redis and a registry start on loopback; busybox is seeded as a two-platform OCI index', async () => {
   const [redis, registry] = await Promise.all([startRedis(), startRegistry()]);
@@ -33,7 +33,9 @@ test('the arm64 busybox runs under binfmt emulation in a chroot and reports aarc
 
 test('killing the test process leaves no redis-server or registry behind', async () => {
   const here = dirname(fileURLToPath(import.meta.url));
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', join(here, 'fixtures/start-services.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // Killed, it cannot remove the services' state dirs: they go in a temp dir this process removes.
+  const scratch = testWorkDir('buildyard-testkit-killed-');
+  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', join(here, 'fixtures/start-services.ts')], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TMPDIR: scratch } });
   const pids = await new Promise<number[]>((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (d) => { out += d; if (out.includes('\n')) resolve(JSON.parse(out)); });
