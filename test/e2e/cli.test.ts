@@ -2,9 +2,14 @@
 // outputs checked with skopeo and umoci, and the tty view in a pseudo-terminal.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { createHash } from 'node:crypto';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { existsSync, lutimesSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { pack } from 'tar-stream';
 import { startCluster, type Cluster, appCommand, testWorkDir } from '@buildyard/testkit';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
@@ -18,12 +23,20 @@ before(async () => {
 });
 after(async () => { await cluster?.stop(); });
 
+const cliEnv = (env: Record<string, string> = {}) => ({ ...process.env, XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: cluster.token, ...env });
+
 function cli(args: string[], options: { env?: Record<string, string>; input?: string } = {}): { status: number; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, appCommand('cli', ...args), {
-    cwd: work, encoding: 'utf8', input: options.input, timeout: 180_000,
-    env: { ...process.env, XDG_CONFIG_HOME: join(work, 'config'), BUILDYARD_BUILDER: cluster.frontend, BUILDYARD_TOKEN: cluster.token, ...options.env },
-  });
+  const result = spawnSync(process.execPath, appCommand('cli', ...args), { cwd: work, encoding: 'utf8', input: options.input, timeout: 180_000, env: cliEnv(options.env) });
   return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** As cli(), without blocking this process (which may serve the CLI something meanwhile). */
+async function cliAsync(args: string[], env: Record<string, string> = {}): Promise<{ status: number; stderr: string }> {
+  const child = spawn(process.execPath, appCommand('cli', ...args), { cwd: work, env: cliEnv(env), stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const [code] = await once(child, 'close') as [number | null];
+  return { status: code ?? -1, stderr };
 }
 
 function skopeo(...args: string[]): string {
@@ -149,6 +162,105 @@ test('SOURCE_DATE_EPOCH leaves the base image\'s history times alone, newer ones
     const run = cli(['build', '--progress', 'plain', '--provenance', 'false', ...flags, ...target, context]);
     assert.equal(run.status, 0, run.stderr);
     expectHistory(configOf(image));
+  }
+});
+
+/** Pushes a one-layer image whose layer holds exactly `entries` (names as given, unchecked), from an OCI layout through skopeo. */
+async function pushCraftedImage(ref: string, entries: Array<{ name: string; type?: 'file' | 'directory' | 'symlink' | 'link'; data?: string; linkname?: string }>): Promise<void> {
+  const tar = pack();
+  for (const e of entries) tar.entry({ name: e.name, type: e.type ?? 'file', linkname: e.linkname, mode: e.type === 'directory' ? 0o755 : 0o644, mtime: new Date(1_000_000_000_000) }, e.data ?? '');
+  tar.finalize();
+  const chunks: Buffer[] = [];
+  for await (const chunk of tar) chunks.push(chunk as Buffer);
+  const raw = Buffer.concat(chunks);
+  const layer = gzipSync(raw);
+  const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [sha(raw)] }, history: [{ created: '2001-09-09T01:46:40Z', created_by: 'crafted' }] }));
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha(layer), size: layer.length }] }));
+  const layout = mkdtempSync(join(work, 'crafted-layout-'));
+  mkdirSync(join(layout, 'blobs/sha256'), { recursive: true });
+  for (const blob of [layer, config, manifest]) writeFileSync(join(layout, 'blobs/sha256', sha(blob).slice(7)), blob);
+  writeFileSync(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  writeFileSync(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha(manifest), size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }] }));
+  skopeo('copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:latest`, `docker://${ref}`);
+}
+
+test('a base layer naming paths above or outside its root is unpacked inside it, as BuildKit; a layer that fails to export fails the build in one line, not silently', async () => {
+  const image = `${cluster.registry.host}/e2e/crafted:absolute`;
+  await pushCraftedImage(image, [{ name: '/abs/f', data: 'abs\n' }, { name: '../up', data: 'up\n' }, { name: 'a/../b', data: 'b\n' }, { name: 'h', type: 'link', linkname: '../../abs/f' }]);
+  const context = mkdtempSync(join(work, 'crafted-'));
+  // The worker unpacks it (COPY --from), the frontend's exporter flattens it (type=local).
+  writeFileSync(join(context, 'Dockerfile'), `FROM ${image} AS crafted\nFROM ${cluster.busybox.reference}\nCOPY --from=crafted /abs/f /up /b /h /out/\nRUN cat /out/f /out/up /out/b /out/h > /out/all\nFROM crafted\nCOPY --from=1 /out/all /all\n`);
+  const out = join(work, 'crafted-out');
+  const run = cli(['build', '--progress', 'plain', '-o', `type=local,dest=${out}`, context]);
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(readFileSync(join(out, 'all'), 'utf8'), 'abs\nup\nb\nabs\n');
+  assert.deepEqual(readdirSync(out).sort(), ['abs', 'all', 'b', 'h', 'up']);
+  assert.equal(readFileSync(join(out, 'abs/f'), 'utf8'), 'abs\n');
+
+  // A layer writing through its own symlink is refused; the build's image is made (no step
+  // unpacks it) but its local export fails: exit 1 naming the output, and no "lost connection".
+  const bad = `${cluster.registry.host}/e2e/crafted:through-link`;
+  await pushCraftedImage(bad, [{ name: 'link', type: 'symlink', linkname: '/tmp' }, { name: 'link/evil', data: 'x' }]);
+  const badContext = mkdtempSync(join(work, 'crafted-bad-'));
+  writeFileSync(join(badContext, 'Dockerfile'), `FROM ${bad}\nLABEL x=1\n`);
+  const failed = cli(['build', '--progress', 'plain', '-o', `type=local,dest=${join(work, 'crafted-bad-out')}`, badContext]);
+  assert.equal(failed.status, 1, failed.stderr);
+  assert.match(failed.stderr, /ERROR: .*exporting output 1 \(type=local\): layer entry "link\/evil" passes through symlink "link"/);
+  assert.doesNotMatch(failed.stderr, /lost the connection/);
+  assert.equal(existsSync('/tmp/evil'), false);
+});
+
+/**
+ * A TCP proxy to the frontend that, once, cuts the connection carrying `marker` from the
+ * frontend to the client (before forwarding it): a stream cut at a chosen event, not a time.
+ */
+async function cuttingProxy(target: string, marker: Buffer): Promise<{ builder: string; cut: Promise<void>; close(): void }> {
+  const [host, port] = target.split(':');
+  let markCut!: () => void;
+  const cut = new Promise<void>((ok) => { markCut = ok; });
+  let done = false;
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(Number(port), host);
+    for (const s of [client, upstream]) { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => undefined); }
+    client.pipe(upstream);
+    let tail = Buffer.alloc(0);
+    upstream.on('data', (chunk: Buffer) => {
+      const seen = Buffer.concat([tail, chunk]);
+      if (!done && seen.includes(marker)) {
+        done = true;
+        client.destroy();
+        upstream.destroy();
+        markCut();
+        return;
+      }
+      tail = seen.subarray(Math.max(0, seen.length - marker.length));
+      client.write(chunk);
+    });
+    upstream.on('end', () => client.end());
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  return { builder: `tcp://127.0.0.1:${(server.address() as AddressInfo).port}`, cut, close: () => { server.close(); for (const s of sockets) s.destroy(); } };
+}
+
+test('a connection cut while a local output streams back fails the build in one line, though the build finished: an attached client cannot receive the files', async () => {
+  const context = mkdtempSync(join(work, 'cut-'));
+  // The marker file's name appears first in the export: the step's own name has it unexpanded.
+  writeFileSync(join(context, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN touch "/cut-marker-$(echo 7f3a)"\n`);
+  const proxy = await cuttingProxy(cluster.address, Buffer.from('cut-marker-7f3a'));
+  try {
+    const dest = join(work, 'cut-out');
+    const run = await cliAsync(['build', '--progress', 'plain', '-o', `type=local,dest=${dest}`, context], { BUILDYARD_BUILDER: proxy.builder });
+    await proxy.cut;
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, /WARNING: lost the connection to tcp:\/\/127\.0\.0\.1:\d+; attaching to build \S+ again/);
+    assert.match(run.stderr, /ERROR: build: build \S+ finished, but the connection to tcp:\/\/127\.0\.0\.1:\d+ broke \(.+\) and type=local,dest=\S+ comes only over the connection that started the build, so it was not written; run the build again \(its steps are cached\)/);
+    assert.equal(existsSync(join(dest, 'cut-marker-7f3a')), false);
+  } finally {
+    proxy.close();
   }
 });
 

@@ -201,7 +201,14 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
     const c2 = conn;
     // As the build's owner: leaving (Ctrl-C, or this process dying) cancels it, as leaving the Solve does.
     const attach = (buildId: string) => (call = c2.control.attach({ buildId, fromStart: true, cancelOnLeave: true }, c2.metadata)) as AsyncIterable<SolveEvent>;
-    const reattach = (buildId: string, attempt: number) => { if (attempt === 1 && r.human) say(c.yellow(`WARNING: lost the connection to ${builder.endpoint}; attaching to build ${buildId} again`)); };
+    // What came over the cut stream only (files of dest= outputs and local caches) is not sent
+    // again to an attached client: such a build fails after a cut, naming the reason.
+    let cut: { buildId: string; reason: string } | undefined;
+    const reattach = (buildId: string, attempt: number, err: unknown) => {
+      cut ??= { buildId, reason: isServiceError(err) ? err.details : String(err) };
+      if (attempt === 1 && r.human) say(c.yellow(`WARNING: lost the connection to ${builder.endpoint}; attaching to build ${buildId} again`));
+    };
+    const streamed = [...opts.outputs, ...opts.cacheTo].filter((spec) => spec.attrs.dest !== undefined).map((spec) => `type=${spec.type},dest=${spec.attrs.dest}`);
     // A builder that went before recording the build gets it again, unless SSH agents were
     // offered through a session only that builder held.
     const resubmit = ssh ? undefined : () => {
@@ -232,6 +239,11 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
       return ExitCode.BuildFailed;
     }
     if (!p.result) throw new ClientError(`build: ${builder.endpoint} closed the progress stream without a result; see the builder's logs, then retry`);
+    if (cut && streamed.length > 0) {
+      await writer.abort();
+      await caches.abort();
+      throw new ClientError(`build: build ${cut.buildId} finished, but the connection to ${builder.endpoint} broke (${cut.reason}) and ${streamed.join(', ')} comes only over the connection that started the build, so it was not written; run the build again (its steps are cached)`);
+    }
     if (writer.pending > 0) throw new ClientError(`build: the builder stopped in the middle of an exported file; retry the build`);
     await writer.finish();
     await caches.finish();

@@ -542,7 +542,13 @@ export class Frontend {
         if (event.type === 'vertex.status') continue;
         if (event.type === 'build.result' && finished) {
           const images = await finished;
-          if (images) await this.streamOutputs(call, localOutputs, images);
+          const failed = images ? await this.streamOutputs(call, localOutputs, images).then(() => undefined, (err: Error) => err) : undefined;
+          if (failed) {
+            // The client's error in place of the result; a stream error would read as a cut
+            // connection, after which a client attaches again and sees the build succeed.
+            await write(call, SolveEvent.fromPartial({ timestampMs: Date.now(), error: { message: failed.message, code: 'export.failed' } }));
+            break;
+          }
         }
         if (!(await write(call, shownIds(toSolveEvent(event))))) break;
       }
@@ -560,7 +566,8 @@ export class Frontend {
   private async streamOutputs(call: ServerWritableStream<unknown, SolveEvent>, outputs: ParsedOutput[], images: FinishedImages): Promise<void> {
     for (const output of outputs) {
       await runExport(output, clientExportSource(images, this.blobs), (file) =>
-        streamFile(call, { output: output.index, path: file.path, mode: file.mode, linkTarget: file.linkTarget ?? '', cache: false, mtimeNs: file.mtimeNs?.toString() }, file.content));
+        streamFile(call, { output: output.index, path: file.path, mode: file.mode, linkTarget: file.linkTarget ?? '', cache: false, mtimeNs: file.mtimeNs?.toString() }, file.content))
+        .catch((err: Error) => { throw new Error(`exporting output ${output.index + 1} (type=${output.type}): ${err.message}`); });
     }
     // --cache-to type=local: the OCI layout goes to the client, which writes it to its dest.
     for (const { index, layout } of images.localCaches ?? []) {

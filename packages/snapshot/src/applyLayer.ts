@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createWriteStream, type Stats } from 'node:fs';
 import { chmod, copyFile, lchown, link, lstat, lutimes, mkdir, readdir, rm, symlink, utimes } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { compressionFromMediaType, createDecompressor, peekBytes, sniffCompression, type LayerCompression } from './compression.js';
@@ -61,12 +61,14 @@ async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
 
 class LayerPathError extends Error {}
 
-/** Normalises a tar entry name to a relative path, rejecting anything that leaves the root. */
+/**
+ * A tar entry name (or a hardlink's target) as a path under the root, as containerd's applier
+ * resolves it (archive.applyNaive: filepath.Clean, then fs.RootPath), and so BuildKit and Docker:
+ * "/" and any ".." above the root stay at the root, so `/etc/x` is `etc/x` and `../x` is `x`.
+ * Nothing outside the root can be named; links on the way are checked by ensureParents.
+ */
 function entryPath(name: string): string {
-  if (name.startsWith('/')) throw new LayerPathError(`layer entry "${name}" is an absolute path: layers must hold relative paths; rebuild the layer`);
-  const parts = name.split('/').filter((p) => p !== '' && p !== '.');
-  if (parts.includes('..')) throw new LayerPathError(`layer entry "${name}" escapes the target directory with "..": the layer is malformed or malicious; rebuild it`);
-  return parts.join('/');
+  return posix.normalize(`/${name}`).slice(1).replace(/\/+$/, '');
 }
 
 interface DirMeta { mode: number; mtime: Date; atime: Date }
