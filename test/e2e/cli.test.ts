@@ -4,13 +4,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { createHash } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { existsSync, lutimesSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { gzipSync } from 'node:zlib';
-import { pack } from 'tar-stream';
-import { startCluster, type Cluster, appCommand, testWorkDir } from '@buildyard/testkit';
+import { startCluster, type Cluster, appCommand, pushCraftedImage, testWorkDir } from '@buildyard/testkit';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
 const example = join(repoRoot, 'examples/multi-stage');
@@ -164,28 +161,6 @@ test('SOURCE_DATE_EPOCH leaves the base image\'s history times alone, newer ones
     expectHistory(configOf(image));
   }
 });
-
-/** Pushes a one-layer image whose layer holds exactly `entries` (names as given, unchecked), from an OCI layout through skopeo. */
-async function pushCraftedImage(ref: string, entries: Array<{ name: string; type?: 'file' | 'directory' | 'symlink' | 'link'; data?: string; linkname?: string }>): Promise<void> {
-  const tar = pack();
-  for (const e of entries) tar.entry({ name: e.name, type: e.type ?? 'file', linkname: e.linkname, mode: e.type === 'directory' ? 0o755 : 0o644, mtime: new Date(1_000_000_000_000) }, e.data ?? '');
-  tar.finalize();
-  const chunks: Buffer[] = [];
-  for await (const chunk of tar) chunks.push(chunk as Buffer);
-  const raw = Buffer.concat(chunks);
-  const layer = gzipSync(raw);
-  const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [sha(raw)] }, history: [{ created: '2001-09-09T01:46:40Z', created_by: 'crafted' }] }));
-  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha(layer), size: layer.length }] }));
-  const layout = mkdtempSync(join(work, 'crafted-layout-'));
-  mkdirSync(join(layout, 'blobs/sha256'), { recursive: true });
-  for (const blob of [layer, config, manifest]) writeFileSync(join(layout, 'blobs/sha256', sha(blob).slice(7)), blob);
-  writeFileSync(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  writeFileSync(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha(manifest), size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }] }));
-  skopeo('copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:latest`, `docker://${ref}`);
-}
 
 test('a base layer naming paths above or outside its root is unpacked inside it, as BuildKit; a layer that fails to export fails the build in one line, not silently', async () => {
   const image = `${cluster.registry.host}/e2e/crafted:absolute`;

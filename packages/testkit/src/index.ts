@@ -16,3 +16,4 @@ export { sshRelayFixture, sshAdd, type SshRelayFixture } from './sshRelayFixture
 export { seededRegistryFixture, type SeededRegistryFixture } from './seededRegistryFixture.js';
 export { appCommand, type BuildyardApp } from './appCommand.js';
 export { testWorkDir } from './testWorkDir.js';
+export { pushCraftedImage, type CraftedEntry } from './craftedImage.js';

@@ -72,6 +72,13 @@ export const cases: Case[] = [
   { name: 'add-tar-through-symlink', dockerfile: addArchive, files: archive(tar([{ name: 'd/', type: '5' }, { name: 'l', type: '2', linkname: 'd' }, { name: 'l/f', body: 'via link\n' }])) },
   { name: 'add-tar-hardlink', dockerfile: addArchive, files: archive(tar([{ name: 'f', body: 'f\n' }, { name: 'h', type: '1', linkname: 'f' }])) },
   { name: 'add-tar-hardlink-absolute', dockerfile: addArchive, files: archive(tar([{ name: 'f', body: 'f\n' }, { name: 'h', type: '1', linkname: '/f' }])) },
+  // A base image's layer (what containerd unpacks, not ADD) naming paths above or outside its root:
+  // containerd's applier clamps them to the root; read here by COPY --from.
+  { name: 'base-layer-absolute-and-dotdot', dockerfile: 'FROM {{BASE}}\nCOPY --from={{CRAFTED}} / /c/\n',
+    crafted: [{ name: '/abs/f', data: 'abs\n' }, { name: '../up', data: 'up\n' }, { name: 'a/../b', data: 'b\n' }, { name: 'h', type: 'link', linkname: '../../abs/f' }, { name: '/', type: 'directory' }] },
+  { name: 'base-layer-through-own-link', dockerfile: 'FROM {{BASE}}\nCOPY --from={{CRAFTED}} / /c/\n',
+    divergence: 'kept on purpose: a base layer writing through a symlink of its own fails ("passes through symlink"); containerd follows the link inside the root (link -> /tmp, then link/evil lands at /tmp/evil of the image)',
+    crafted: [{ name: 'link', type: 'symlink', linkname: '/tmp' }, { name: 'link/evil', data: 'x\n' }] },
   // A directory entry over an existing file of the image, a file over an existing directory.
   { name: 'add-tar-replaces-existing', dockerfile: 'FROM {{BASE}}\nRUN mkdir -p /x/d2 && touch /x/d2/old && echo f > /x/f1\nADD a.tar /x/\n', files: archive(tar([{ name: 'f1/', type: '5' }, { name: 'd2', body: 'now a file\n' }])) },
   // Flags on an extracted archive.

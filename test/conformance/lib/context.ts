@@ -18,8 +18,10 @@ export const URL_TOKEN = '{{URL}}';
  */
 export const CONTEXT_MTIME = 1_000_000_000;
 
-export function dockerfileText(c: Case, base: string, url = URL_TOKEN): string {
-  return c.dockerfile.split(BASE_TOKEN).join(base).split(URL_TOKEN).join(url);
+export const CRAFTED_TOKEN = '{{CRAFTED}}';
+
+export function dockerfileText(c: Case, base: string, url = URL_TOKEN, crafted = CRAFTED_TOKEN): string {
+  return c.dockerfile.split(BASE_TOKEN).join(base).split(URL_TOKEN).join(url).split(CRAFTED_TOKEN).join(crafted);
 }
 
 /** Stable digest of what defines a case, so a stale expectation is noticed. */
@@ -36,10 +38,10 @@ async function makeSocket(path: string): Promise<void> {
   (server as unknown as { _handle?: { close(): void } })._handle?.close();
 }
 
-export async function writeContext(c: Case, dir: string, base: string, url?: string): Promise<string> {
+export async function writeContext(c: Case, dir: string, base: string, url?: string, crafted?: string): Promise<string> {
   await mkdir(dir, { recursive: true });
   const name = c.dockerfileName ?? 'Dockerfile';
-  await writeFile(join(dir, name), dockerfileText(c, base, url));
+  await writeFile(join(dir, name), dockerfileText(c, base, url, crafted));
   const mtime = CONTEXT_MTIME;
   const dated = new Map<string, number>([[dir, mtime], [join(dir, name), mtime]]);
   const dateParents = (abs: string) => {

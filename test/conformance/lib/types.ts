@@ -1,4 +1,5 @@
 // The shapes shared by the conformance cases, the two builders and the recorded expectations.
+import type { CraftedEntry } from '@buildyard/testkit';
 
 /** A context file: text content, or a spec for modes, symlinks, directories and special files. */
 export type ContextFile =
@@ -21,6 +22,11 @@ export interface Case {
   /** Default linux/amd64. */
   platform?: string;
   secrets?: Record<string, string>;
+  /**
+   * A one-layer image holding exactly these tar entries (names unchecked: absolute, "..",
+   * links), pushed for the case to the registry both builders use; `{{CRAFTED}}` names it.
+   */
+  crafted?: CraftedEntry[];
   /** Attributes of the image output (BuildKit's exporter attributes, e.g. source-date-epoch), given to both builders. */
   outputAttrs?: Record<string, string>;
   /**
