@@ -2,7 +2,7 @@ import type { RedisClient as Redis } from '@buildyard/contracts';
 import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { injectTraceContext, metrics, type Logger } from '@buildyard/telemetry'; // metrics
 import { parse, planBuild, DockerfileError, type NamedContextSource } from '@buildyard/dockerfile';
-import type { BuildPlan } from '@buildyard/graph';
+import { targetStage, type BuildPlan } from '@buildyard/graph';
 import { RegistryClient, credentialsFromLogins, formatReference, parseReference, type Credentials, type FsContentStore, type TenantRegistryNetworks } from '@buildyard/oci';
 import { ProgressWriter, internalDigest, type VertexRef } from '@buildyard/progress';
 import type { Scheduler } from '@buildyard/scheduler';
@@ -91,7 +91,7 @@ function abortReason(signal: AbortSignal): string {
 function baseImagesOf(plan: BuildPlan): string[] {
   const refs = new Set<string>();
   for (const p of plan.platforms) {
-    let stage = p.stages.find((s) => s.id === p.target);
+    let stage = targetStage(p);
     while (stage?.base.kind === 'stage') stage = p.stages.find((s) => s.id === (stage!.base as { stageId: string }).stageId);
     if (stage?.base.kind === 'image') refs.add(stage.base.ref);
   }
@@ -262,7 +262,7 @@ export class BuildRunner {
         return plan.platforms.map((p) => {
           const annotations = { ...annotate.manifest(p.platform), ...inline?.get(p.platform) };
           return assembleImage(results.get(`${p.platform}|${p.target}`)!, {
-            created, baseHistory: p.stages.find((s) => s.id === p.target)?.baseHistory, annotations: Object.keys(annotations).length ? annotations : undefined,
+            created, baseHistory: targetStage(p)?.baseHistory, annotations: Object.keys(annotations).length ? annotations : undefined,
             targetPlatform: req.platforms.length > 0 ? p.platform : undefined,
           });
         });

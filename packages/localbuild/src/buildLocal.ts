@@ -8,7 +8,7 @@ import { LocalCacheIndex } from '@buildyard/cache';
 import { materializeContext, walkContext, isRegular } from '@buildyard/context';
 import { defaultDockerfilePath, parse, parseDockerignore, planBuild } from '@buildyard/dockerfile';
 import { detectPlatforms } from '@buildyard/executor';
-import { normalizePlatform } from '@buildyard/graph';
+import { normalizePlatform, targetStage } from '@buildyard/graph';
 import { MediaTypes, hostPlatform, formatPlatform, writeOciLayout, type FsContentStore } from '@buildyard/oci';
 import {
   StageSolver, assembleImage, assembleIndex, openLocalEngine, registryImageResolver, solvePlatform, storeImageDocuments,
@@ -103,7 +103,7 @@ export async function buildLocal(opts: LocalBuildOptions): Promise<LocalBuildRes
     for (const platformPlan of plan.platforms) {
       const results = await solvePlatform(platformPlan, solver, { ...opts, contextDir });
       stageResults.push(...results.values());
-      images.push(assembleImage(results.get(platformPlan.target)!, { created, baseHistory: platformPlan.stages.find((s) => s.id === platformPlan.target)?.baseHistory, labels: undefined, targetPlatform: platformPlan.platform }));
+      images.push(assembleImage(results.get(platformPlan.target)!, { created, baseHistory: targetStage(platformPlan)?.baseHistory, labels: undefined, targetPlatform: platformPlan.platform }));
     }
     const index = images.length > 1 ? assembleIndex(images) : undefined;
     const digest = index ? index.descriptor.digest : images[0].manifest.descriptor.digest;

@@ -81,16 +81,12 @@ class TreeApplier {
   private readonly xattrs = new Map<string, Xattrs>();
   private readonly overlay: boolean;
   /**
-   * When the target started empty: every path this applier may have made (files, directories,
-   * whiteouts, copied-up link sources). A path outside it does not exist, so its entry needs no
-   * lstat first (one per entry; most of a fresh unpack's time besides the writes). Only a hint:
-   * every create fails on an existing path rather than replacing it.
+   * The target was empty: only a path this applier made (`created`, or a directory in `dirs`)
+   * can exist, so the others need no lstat first (one per entry; most of a fresh unpack's time
+   * besides the writes). Only a hint: every create fails on an existing path, never replaces it.
    */
-  private readonly made: Set<string> | undefined;
-
-  constructor(private readonly root: string, private readonly options: ApplyLayerOptions, startsEmpty: boolean) {
+  constructor(private readonly root: string, private readonly options: ApplyLayerOptions, private readonly startsEmpty: boolean) {
     this.overlay = options.whiteouts === 'overlay';
-    this.made = startsEmpty ? new Set() : undefined;
   }
 
   private abs(rel: string): string {
@@ -131,7 +127,6 @@ class TreeApplier {
           throw new LayerPathError(`layer entry "${original}" passes through symlink "${current}" of a lower layer: rebuild the layer with real paths`);
         }
         await mkdir(path, { mode: 0o755 });
-        this.made?.add(current);
         if (lower?.st.isDirectory()) {
           // An implied parent keeps the lower directory's metadata, or it would shadow it in the merged view.
           await lchown(path, lower.st.uid, lower.st.gid);
@@ -145,7 +140,7 @@ class TreeApplier {
   }
 
   private async removeExisting(rel: string, keepDir: boolean): Promise<boolean> {
-    if (this.made && !this.made.has(rel)) return false;
+    if (this.startsEmpty && !this.created.has(rel) && !this.dirs.has(rel)) return false;
     const path = this.abs(rel);
     const st = await lstatOrUndefined(path);
     if (!st) return false;
@@ -174,7 +169,6 @@ class TreeApplier {
       if (this.overlay) {
         await run('mknod', ['-m', '0', this.abs(victim), 'c', '0', '0']);
         this.created.add(victim);
-        this.made?.add(victim);
       }
       return;
     }
@@ -220,7 +214,6 @@ class TreeApplier {
       }
     }
     this.created.add(rel);
-    this.made?.add(rel);
     this.collectXattrs(header, path, type === 'symlink');
   }
 
@@ -235,7 +228,7 @@ class TreeApplier {
       }
       // The link source lives in a lower layer: copy it up so both names share one inode here.
       await copyFile(lower.path, target);
-      this.made?.add(targetRel);
+      this.created.add(targetRel);
       await lchown(target, lower.st.uid, lower.st.gid);
       await chmod(target, lower.st.mode & 0o7777);
       await utimes(target, lower.st.atime, lower.st.mtime);
@@ -265,7 +258,6 @@ class TreeApplier {
     if (this.overlay) {
       if (!this.dirs.has(dirRel) && !(await lstatOrUndefined(dir))) {
         await mkdir(dir, { mode: 0o755 });
-        this.made?.add(dirRel);
         this.dirs.set(dirRel, { mode: 0o755, mtime: new Date(), atime: new Date() });
       }
       this.opaqueDirs.add(dir);
