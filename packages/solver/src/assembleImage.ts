@@ -65,7 +65,8 @@ function fillHistoryTimes(history: HistoryEntry[]): { history: HistoryEntry[]; c
  * fillHistoryTimes); `created` (SOURCE_DATE_EPOCH) clamps them, as BuildKit (dockerfile2llb dates
  * each new entry by it, patchImageConfig clamps the rest): an entry later than it or without a
  * time says it, an older one keeps its own, and so do the first `baseHistory` entries, the base
- * image's (current BuildKit, moby/buildkit#4614); the image is as old as its last entry.
+ * image's (current BuildKit, moby/buildkit#4614), up to the first without a time; the image is
+ * as old as its last entry.
  *
  * `targetPlatform`: the platform the build was asked for, when it was asked for one. As
  * BuildKit's dockerfile2llb, the image then says that platform even where its final stage was
@@ -76,9 +77,12 @@ export function assembleImage(result: StageResult, options: { created?: string; 
   const platform = options.targetPlatform ?? result.platform;
   const epoch = options.created;
   const filled = epoch === undefined ? fillHistoryTimes(result.history) : undefined;
-  const fromBase = (i: number, h: HistoryEntry) => i < (options.baseHistory ?? 0) && h.created !== undefined;
+  // BuildKit fills a base entry's missing time before comparing the history with the base's, so
+  // the base's prefix ends at its first entry without a time: it and all after it are clamped.
+  const untimed = result.history.findIndex((h) => h.created === undefined);
+  const keptBase = Math.min(options.baseHistory ?? 0, untimed === -1 ? Infinity : untimed);
   const history = filled?.history
-    ?? result.history.map((h, i) => (!fromBase(i, h) && (h.created === undefined || Date.parse(h.created) > Date.parse(epoch!)) ? { ...h, created: epoch } : h));
+    ?? result.history.map((h, i) => (i >= keptBase && (h.created === undefined || Date.parse(h.created) > Date.parse(epoch!)) ? { ...h, created: epoch } : h));
   const created = filled ? filled.created ?? new Date().toISOString() : history.at(-1)?.created ?? epoch!;
   const stageConfig = { ...result.config };
   if (options.labels && Object.keys(options.labels).length > 0) stageConfig.Labels = { ...stageConfig.Labels, ...options.labels };

@@ -45,4 +45,9 @@ test('the base image\'s history entries keep their times under SOURCE_DATE_EPOCH
   assert.deepEqual(assembleImage(built, { created: epoch }).config.json.history?.map((h) => h.created), ['2019-05-05T00:00:00Z', epoch, epoch], 'without a base count every newer entry is clamped');
   const baseOnly = assembleImage({ ...built, history: base }, { created: epoch, baseHistory: 2 }).config.json;
   assert.equal(baseOnly.created, '2025-05-05T00:00:00Z', 'a build adding no entry: its base\'s last time, newer or not');
+  // BuildKit's exporter fills an untimed entry before comparing with the base's history, so the
+  // base's prefix ends there: that entry and the newer base entries after it say the epoch.
+  const untimedBase = [{ created_by: 'base 0', created: '2025-01-01T00:00:00Z' }, { created_by: 'base 1' }, { created_by: 'base 2', created: '2025-05-05T00:00:00Z' }, { created_by: 'base 3', created: '2019-05-05T00:00:00Z' }];
+  const afterUntimed = assembleImage({ ...built, history: [...untimedBase, built.history[2]] }, { created: epoch, baseHistory: 4 }).config.json;
+  assert.deepEqual(afterUntimed.history?.map((h) => h.created), ['2025-01-01T00:00:00Z', epoch, epoch, '2019-05-05T00:00:00Z', epoch]);
 });
