@@ -310,6 +310,20 @@ test('COPY from a context fsutil sent keeps the client\'s file and directory mti
   assert.deepEqual(mtimes(pinned), { 'old.txt': 1_700_000_000, 'tree': 1_700_000_000, 'tree/sub': 1_700_000_000, 'tree/sub/deep.txt': 1_700_000_000 });
 });
 
+test('type=local keeps hardlinks linked, as buildkitd\'s fsutil sender: the first name in walk order carries the content', { skip }, async () => {
+  const dir = join(work, 'hardlinks');
+  mkdirSync(dir);
+  // In byte order x-y comes before x/y, in fsutil's walk order after it: buildctl links a name
+  // only to one it has received, so the content must go with x/y.
+  writeFileSync(join(dir, 'Dockerfile'), `FROM ${cluster.busybox.reference} AS b\nRUN mkdir -p /o/x && echo shared > /o/x-y && ln /o/x-y /o/x/y && ln /o/x-y /o/z\nFROM scratch\nCOPY --from=b /o /\n`);
+  const dest = join(work, 'hardlinks-out');
+  const run = await buildctl('build', '--frontend', 'dockerfile.v0', '--local', `context=${dir}`, '--local', `dockerfile=${dir}`, '--output', `type=local,dest=${dest}`);
+  assert.equal(run.code, 0, run.stderr);
+  const names = ['x/y', 'x-y', 'z'].map((p) => statSync(join(dest, p)));
+  assert.deepEqual(names.map((st) => [st.ino, st.nlink]), names.map(() => [names[0].ino, 3]));
+  assert.equal(readFileSync(join(dest, 'z'), 'utf8'), 'shared\n');
+});
+
 test('type=local writes one folder per platform into the client\'s dest', { skip }, async () => {
   const dest = join(work, 'local-out');
   const run = await buildctl('build', '--frontend', 'dockerfile.v0', '--local', `context=${example}`, '--local', `dockerfile=${example}`,

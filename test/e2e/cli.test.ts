@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
-import { existsSync, lutimesSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, lutimesSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startCluster, type Cluster, appCommand, pushCraftedImage, testWorkDir } from '@buildyard/testkit';
 
@@ -174,6 +174,7 @@ test('a base layer naming paths above or outside its root is unpacked inside it,
   assert.equal(readFileSync(join(out, 'all'), 'utf8'), 'abs\nup\nb\nabs\n');
   assert.deepEqual(readdirSync(out).sort(), ['abs', 'all', 'b', 'h', 'up']);
   assert.equal(readFileSync(join(out, 'abs/f'), 'utf8'), 'abs\n');
+  assert.equal(statSync(join(out, 'h')).ino, statSync(join(out, 'abs/f')).ino, 'the hardlink stays one file, as BuildKit\'s local export links it');
 
   // A layer writing through its own symlink is refused; the build's image is made (no step
   // unpacks it) but its local export fails: exit 1 naming the output, and no "lost connection".

@@ -26,10 +26,10 @@ const SUCCESS: SolveEvent[] = [
   { timestampMs: T + 20, vertex: { ...RUN, startedMs: T + 20 } },
   { timestampMs: T + 200, log: { digest: 'd2', stream: 1, data: Buffer.from('compiling main.c\n'), truncated: false } },
   { timestampMs: T + 800, vertex: { ...RUN, startedMs: T + 20, completedMs: T + 800 } },
-  { timestampMs: T + 850, file: { output: 0, path: 'bin', mode: 0o040755, data: Buffer.alloc(0), last: true, linkTarget: '', cache: false } },
-  { timestampMs: T + 851, file: { output: 0, path: 'bin/app', mode: 0o100755, data: Buffer.from('#!/bin/sh\n'), last: false, linkTarget: '', cache: false } },
-  { timestampMs: T + 852, file: { output: 0, path: 'bin/app', mode: 0o100755, data: Buffer.from('echo hi\n'), last: true, linkTarget: '', cache: false } },
-  { timestampMs: T + 853, file: { output: 0, path: 'app', mode: 0o120777, data: Buffer.alloc(0), last: true, linkTarget: 'bin/app', cache: false } },
+  { timestampMs: T + 850, file: { output: 0, path: 'bin', mode: 0o040755, data: Buffer.alloc(0), last: true, linkTarget: '', hardlinkTo: '', cache: false } },
+  { timestampMs: T + 851, file: { output: 0, path: 'bin/app', mode: 0o100755, data: Buffer.from('#!/bin/sh\n'), last: false, linkTarget: '', hardlinkTo: '', cache: false } },
+  { timestampMs: T + 852, file: { output: 0, path: 'bin/app', mode: 0o100755, data: Buffer.from('echo hi\n'), last: true, linkTarget: '', hardlinkTo: '', cache: false } },
+  { timestampMs: T + 853, file: { output: 0, path: 'app', mode: 0o120777, data: Buffer.alloc(0), last: true, linkTarget: 'bin/app', hardlinkTo: '', cache: false } },
   RESULT,
 ];
 const FAILURE: SolveEvent[] = [

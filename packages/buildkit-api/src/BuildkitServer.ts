@@ -401,7 +401,7 @@ export class BuildkitServer {
     const source = clientExportSource(images, this.opts.frontend.blobs);
     for (const output of outputs) {
       if (output.type === 'local') {
-        await this.internalStep(job, ref, 'exporting to client directory', () => this.sendLocalOutput(session, output, source, job.signal));
+        await this.internalStep(job, ref, 'exporting to client directory', () => this.sendLocalOutput(session, output, { ...source, hardlinks: true }, job.signal));
         continue;
       }
       const send = () => runExport(output, source, async (file) => {
@@ -423,7 +423,7 @@ export class BuildkitServer {
       const entries: OutgoingEntry[] = [];
       await runExport(output, source, async (file) => {
         const modTime = file.mtimeNs?.toString();
-        if (!file.content) { entries.push({ path: file.path, mode: file.mode, linkTarget: file.linkTarget, size: 0, modTime }); return; }
+        if (!file.content) { entries.push({ path: file.path, mode: file.mode, linkTarget: file.linkTarget, hardlinkTo: file.hardlinkTo, size: 0, modTime }); return; }
         const path = join(spool, String(entries.length));
         await pipeline(file.content, createWriteStream(path));
         entries.push({ path: file.path, mode: file.mode, size: (await stat(path)).size, source: path, modTime });

@@ -252,6 +252,27 @@ export interface OutgoingEntry {
   source?: string;
   /** Stat.ModTime (nanoseconds, as a string): the client sets it; the send's time when absent. */
   modTime?: string;
+  /** Another name of the regular file entry at this path (content-less). */
+  hardlinkTo?: string;
+}
+
+/**
+ * fsutil's receiver links a hardlink (a regular file's Stat with a linkname) to a name it has
+ * already received, so as fsutil's sender the first name of a file in walk order carries the
+ * content and its other names name that one, whichever name the exporter met first.
+ */
+function hardlinksToFirstName(sorted: OutgoingEntry[]): OutgoingEntry[] {
+  const byPath = new Map(sorted.map((e) => [e.path, e]));
+  const firstName = new Map<string, string>();
+  return sorted.map((e) => {
+    if (e.hardlinkTo === undefined && !e.source) return e; // not a regular file
+    const file = e.hardlinkTo === undefined ? e : byPath.get(e.hardlinkTo);
+    if (!file?.source || file.hardlinkTo !== undefined) throw new LocalSyncError(`the output's "${e.path}" is a hardlink to "${e.hardlinkTo}", which is not one of its regular files`);
+    const first = firstName.get(file.path);
+    if (first !== undefined) return { path: e.path, mode: e.mode, size: 0, linkTarget: first, modTime: e.modTime };
+    firstName.set(file.path, e.path);
+    return e === file ? e : { ...file, path: e.path, mode: e.mode, modTime: e.modTime };
+  });
 }
 
 /** st_mode as Go's os.FileMode, which fsutil expects on the wire. */
@@ -269,7 +290,7 @@ export function goMode(mode: number): number {
  */
 export async function sendDirToClient(session: ClientSession, entries: OutgoingEntry[], signal: AbortSignal): Promise<void> {
   if (!session.supports(FILE_SEND)) throw new LocalSyncError('the client does not receive outputs in its session (no FileSend): use buildctl --output or docker buildx -o');
-  const sorted = sortEntries([...entries]);
+  const sorted = hardlinksToFirstName(sortEntries([...entries]));
   const call = session.call(FILE_SEND, {}, packetCodec);
   const onAbort = () => call.cancel();
   signal.addEventListener('abort', onAbort, { once: true });

@@ -1,6 +1,6 @@
 // Writes the files of local-type outputs (type=local/tar/oci/docker) as the server streams them.
 import { constants, type Stats } from 'node:fs';
-import { chmod, lstat, lutimes, mkdir, open, rename, rm, symlink, type FileHandle } from 'node:fs/promises';
+import { chmod, link, lstat, lutimes, mkdir, open, rename, rm, symlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { ExportedFile, KeyValueSpec } from '@buildyard/proto';
@@ -33,6 +33,8 @@ export class ExportedFileWriter {
   private readonly dirTimes = new Map<string, number>();
   /** Destinations written, for the summary. */
   readonly written = new Set<string>();
+  /** Regular files of type=local outputs written whole this run: what a hardlink may name. */
+  private readonly files = new Set<string>();
 
   constructor(private readonly outputs: readonly KeyValueSpec[], private readonly stdout: Writable = process.stdout) {}
 
@@ -82,6 +84,7 @@ export class ExportedFileWriter {
     if (!st || keep(st)) return;
     await rm(path, { recursive: true, force: true });
     for (const d of this.realDirs) if (d === path || d.startsWith(path + sep)) this.realDirs.delete(d);
+    for (const f of this.files) if (f === path || f.startsWith(path + sep)) this.files.delete(f);
   }
 
   async write(f: ExportedFile): Promise<void> {
@@ -110,12 +113,17 @@ export class ExportedFileWriter {
       this.written.add(this.outputs[f.output].attrs.dest);
       return;
     }
+    if (!single && f.hardlinkTo) {
+      await this.link(f, root, path);
+      return;
+    }
     let o = this.open.get(key);
     if (!o) {
       if (single) await mkdir(dirname(path), { recursive: true });
       else {
         await this.realDir(root, dirname(path));
-        await this.clear(path, (st) => st.isFile());
+        // A file with other names is replaced, not written through: they keep their content.
+        await this.clear(path, (st) => st.isFile() && st.nlink === 1);
       }
       const tmp = single ? join(dirname(path), `.${Date.now()}.${process.pid}.partial`) : undefined;
       const mode = single ? 0o644 : (f.mode & 0o7777) || 0o644;
@@ -133,9 +141,27 @@ export class ExportedFileWriter {
       if (time !== undefined) await o.handle!.utimes(time, time);
       await o.handle!.close();
       if (o.tmp) await rename(o.tmp, o.final);
+      else this.files.add(path);
       this.open.delete(key);
       this.written.add(this.outputs[f.output].attrs.dest);
     }
+  }
+
+  /**
+   * Another name of a file this output wrote earlier (fsutil's DiskWriter links Stat.linkname).
+   * Only such a file may be named: link(2) does not follow a link at the source, but a name
+   * the builder chose freely could still pick a file of this machine that was already there.
+   */
+  private async link(f: ExportedFile, root: string, path: string): Promise<void> {
+    const source = resolve(root, f.hardlinkTo);
+    if (!this.files.has(source) || source === path) {
+      throw new ClientError(`the builder sent "${f.path}" as a hardlink to "${f.hardlinkTo}", which is not a file it sent before in output #${f.output}; the builder is misbehaving`);
+    }
+    await this.realDir(root, dirname(path));
+    await this.clear(path, () => false);
+    await link(source, path);
+    this.files.add(path);
+    this.written.add(this.outputs[f.output].attrs.dest);
   }
 
   /**

@@ -2,7 +2,7 @@
 // misbehaving builder sends) never leads a write outside dest=.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -25,9 +25,9 @@ function setup(): { out: string; outside: string; writer: ExportedFileWriter; cl
   return { out, outside, writer, cleanup: () => rmSync(base, { recursive: true, force: true }) };
 }
 
-const file = (path: string, data: string, mode = 0o644): ExportedFile => ({ output: 0, path, mode: S_IFREG | mode, data: Buffer.from(data), last: true, linkTarget: '', cache: false });
-const dir = (path: string, mode = 0o755): ExportedFile => ({ output: 0, path, mode: S_IFDIR | mode, data: Buffer.alloc(0), last: true, linkTarget: '', cache: false });
-const link = (path: string, target: string): ExportedFile => ({ output: 0, path, mode: S_IFLNK | 0o777, data: Buffer.alloc(0), last: true, linkTarget: target, cache: false });
+const file = (path: string, data: string, mode = 0o644): ExportedFile => ({ output: 0, path, mode: S_IFREG | mode, data: Buffer.from(data), last: true, linkTarget: '', hardlinkTo: '', cache: false });
+const dir = (path: string, mode = 0o755): ExportedFile => ({ output: 0, path, mode: S_IFDIR | mode, data: Buffer.alloc(0), last: true, linkTarget: '', hardlinkTo: '', cache: false });
+const link = (path: string, target: string): ExportedFile => ({ output: 0, path, mode: S_IFLNK | 0o777, data: Buffer.alloc(0), last: true, linkTarget: target, hardlinkTo: '', cache: false });
 
 test('a file written where an earlier export left a symlink replaces the link; the file it named is untouched', async () => {
   const { out, outside, writer, cleanup } = setup();
@@ -138,6 +138,52 @@ test('a directory time is never set through a link that replaced the directory, 
     assert.deepEqual(times(outside), [1_500_000_000, 1_500_000_000]);
     assert.deepEqual(times(join(outside, 'sub')), [1_500_000_000, 1_500_000_000]);
     assert.ok(['a', 'b', 'c'].every((p) => lstatSync(join(out, p)).isSymbolicLink()));
+  } finally {
+    cleanup();
+  }
+});
+
+const hardlink = (path: string, to: string): ExportedFile => ({ output: 0, path, mode: S_IFREG | 0o644, data: Buffer.alloc(0), last: true, linkTarget: '', hardlinkTo: to, cache: false });
+
+test('a hardlink is linked to the file the builder sent before it, as fsutil\'s DiskWriter links Stat.linkname', async () => {
+  const { out, writer, cleanup } = setup();
+  try {
+    await writer.write(dir('d'));
+    await writer.write(file('d/f', 'shared\n'));
+    await writer.write(hardlink('h', 'd/f'));
+    assert.equal(statSync(join(out, 'h')).ino, statSync(join(out, 'd/f')).ino);
+    assert.equal(statSync(join(out, 'h')).nlink, 2);
+  } finally {
+    cleanup();
+  }
+});
+
+test('a hardlink may only name a file this export wrote: not a file already in dest= or outside it, not itself, not a symlink it sent', async () => {
+  const { out, outside, writer, cleanup } = setup();
+  try {
+    writeFileSync(join(out, 'old'), 'the user\'s file\n');
+    await writer.write(link('l', join(outside, 'victim')));
+    await writer.write(file('f', 'x'));
+    for (const [path, to] of [['h1', 'old'], ['h2', '../outside/victim'], ['h3', 'l'], ['f', 'f'], ['h4', 'missing']]) {
+      await assert.rejects(writer.write(hardlink(path, to)), /is not a file it sent before in output #0; the builder is misbehaving/);
+    }
+    assert.equal(statSync(join(outside, 'victim')).nlink, 1);
+    assert.equal(statSync(join(out, 'old')).nlink, 1);
+    assert.equal(readFileSync(join(out, 'f'), 'utf8'), 'x', 'the file named as its own link is kept');
+    assert.deepEqual(readdirSync(out).sort(), ['f', 'l', 'old']);
+  } finally {
+    cleanup();
+  }
+});
+
+test('a file written where an earlier export left one name of a hardlinked file replaces that name: the other keeps its content', async () => {
+  const { out, writer, cleanup } = setup();
+  try {
+    writeFileSync(join(out, 'a'), 'first export\n');
+    linkSync(join(out, 'a'), join(out, 'b'));
+    await writer.write(file('b', 'second export\n'));
+    assert.equal(readFileSync(join(out, 'a'), 'utf8'), 'first export\n');
+    assert.equal(readFileSync(join(out, 'b'), 'utf8'), 'second export\n');
   } finally {
     cleanup();
   }

@@ -138,7 +138,7 @@ test('rawjson prints BuildKit\'s SolveStatus JSON, one object per update, as bui
   const lines: string[] = [];
   const r = new RawJsonRenderer((l) => lines.push(l));
   for (const e of SUCCESS) r.event(e);
-  r.event(ev(1700, { file: { output: 0, path: 'a/b', mode: 0o644, data: Buffer.from('hello'), last: true, linkTarget: '', cache: false } }));
+  r.event(ev(1700, { file: { output: 0, path: 'a/b', mode: 0o644, data: Buffer.from('hello'), last: true, linkTarget: '', hardlinkTo: '', cache: false } }));
   r.end();
   const b64 = (s: string) => Buffer.from(s).toString('base64');
   // Go's encoding of client.SolveStatus: field order, omitempty, RFC 3339 times without trailing zeros.

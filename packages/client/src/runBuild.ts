@@ -190,6 +190,7 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
       contextName: historyContextName(o.context, cwd),
       contextUrl: input.contextUrl ?? '',
       namedContexts,
+      linksHardlinks: true,
     });
     writer = new ExportedFileWriter(opts.outputs, stdout);
     const c1 = conn;

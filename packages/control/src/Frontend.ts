@@ -441,7 +441,8 @@ export class Frontend {
     const leave = () => { if (!call.request.detach && !this.closed) started.abort.abort(new Error('the client went away')); };
     call.on('cancelled', leave);
     if (call.cancelled) leave();
-    await this.relay(call, started.buildId, true, started.outputs.filter((o) => exporterFor(o).delivery === 'client'), started.finished);
+    const clientOutputs = { outputs: started.outputs.filter((o) => exporterFor(o).delivery === 'client'), linksHardlinks: call.request.linksHardlinks };
+    await this.relay(call, started.buildId, true, clientOutputs, started.finished);
   }
 
   /**
@@ -526,11 +527,11 @@ export class Frontend {
       call.on('cancelled', leave);
       if (call.cancelled) leave();
     }
-    await this.relay(call, record.buildId, call.request.fromStart, [], undefined);
+    await this.relay(call, record.buildId, call.request.fromStart, { outputs: [], linksHardlinks: false }, undefined);
   }
 
   /** Forwards the build's progress stream to the client; local outputs go out before the result. */
-  private async relay(call: ServerWritableStream<unknown, SolveEvent>, buildId: string, fromStart: boolean, localOutputs: ParsedOutput[], finished: Promise<FinishedImages | undefined> | undefined): Promise<void> {
+  private async relay(call: ServerWritableStream<unknown, SolveEvent>, buildId: string, fromStart: boolean, clientOutputs: ClientOutputs, finished: Promise<FinishedImages | undefined> | undefined): Promise<void> {
     const stop = new AbortController();
     call.on('cancelled', () => stop.abort());
     const onClosing = () => stop.abort(this.closing.signal.reason);
@@ -542,7 +543,7 @@ export class Frontend {
         if (event.type === 'vertex.status') continue;
         if (event.type === 'build.result' && finished) {
           const images = await finished;
-          const failed = images ? await this.streamOutputs(call, localOutputs, images).then(() => undefined, (err: Error) => err) : undefined;
+          const failed = images ? await this.streamOutputs(call, clientOutputs, images).then(() => undefined, (err: Error) => err) : undefined;
           if (failed) {
             // The client's error in place of the result; a stream error would read as a cut
             // connection, after which a client attaches again and sees the build succeed.
@@ -563,15 +564,15 @@ export class Frontend {
     }
   }
 
-  private async streamOutputs(call: ServerWritableStream<unknown, SolveEvent>, outputs: ParsedOutput[], images: FinishedImages): Promise<void> {
+  private async streamOutputs(call: ServerWritableStream<unknown, SolveEvent>, { outputs, linksHardlinks }: ClientOutputs, images: FinishedImages): Promise<void> {
     for (const output of outputs) {
-      await runExport(output, clientExportSource(images, this.blobs), (file) =>
-        streamFile(call, { output: output.index, path: file.path, mode: file.mode, linkTarget: file.linkTarget ?? '', cache: false, mtimeNs: file.mtimeNs?.toString() }, file.content))
+      await runExport(output, { ...clientExportSource(images, this.blobs), hardlinks: linksHardlinks }, (file) =>
+        streamFile(call, { output: output.index, path: file.path, mode: file.mode, linkTarget: file.linkTarget ?? '', hardlinkTo: file.hardlinkTo ?? '', cache: false, mtimeNs: file.mtimeNs?.toString() }, file.content))
         .catch((err: Error) => { throw new Error(`exporting output ${output.index + 1} (type=${output.type}): ${err.message}`); });
     }
     // --cache-to type=local: the OCI layout goes to the client, which writes it to its dest.
     for (const { index, layout } of images.localCaches ?? []) {
-      const base = { output: index, linkTarget: '', cache: true };
+      const base = { output: index, linkTarget: '', hardlinkTo: '', cache: true };
       await streamFile(call, { ...base, path: 'oci-layout', mode: 0o100644 }, Readable.from([Buffer.from('{"imageLayoutVersion":"1.0.0"}')]));
       for (const blob of layout.blobs) {
         await streamFile(call, { ...base, path: `blobs/sha256/${blob.digest.slice('sha256:'.length)}`, mode: 0o100644 }, this.blobs.openRead(blob.digest));
@@ -579,6 +580,12 @@ export class Frontend {
       await streamFile(call, { ...base, path: 'index.json', mode: 0o100644 }, Readable.from([Buffer.from(JSON.stringify(layout.index))]));
     }
   }
+}
+
+/** The outputs a Solve's client writes itself, and whether it links hardlinks (SolveRequest.links_hardlinks). */
+interface ClientOutputs {
+  outputs: ParsedOutput[];
+  linksHardlinks: boolean;
 }
 
 /** Streams one exported file in FILE_CHUNK pieces, the last one marked (content-less: one empty chunk). */

@@ -26,6 +26,8 @@ export interface ExportFile {
   content?: Readable;
   /** Modification time in nanoseconds since the epoch (type=local entries), for the client to set. */
   mtimeNs?: bigint;
+  /** type=local, when the source asks for `hardlinks`: another name of the regular file yielded earlier at this path (no content). */
+  hardlinkTo?: string;
 }
 
 /** What every exporter exports: the assembled images, their index and the blobs they live in. */
@@ -43,6 +45,8 @@ export interface ExportSource {
   attestations?: BuildAttestations;
   /** The build's SOURCE_DATE_EPOCH build arg as given: local/tar outputs give every entry that time, as BuildKit's. */
   sourceDateEpoch?: string;
+  /** type=local: the receiver links hardlinks (ExportFile.hardlinkTo); without, each name comes with its content. */
+  hardlinks?: boolean;
 }
 
 /** Runs one named phase of an export; a front door that shows phases (the BuildKit endpoint) times it. */

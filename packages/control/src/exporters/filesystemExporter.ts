@@ -20,8 +20,9 @@ async function contentDigest(e: LayerEntry): Promise<string> {
 async function attestationEntries(entries: LayerEntry[], atts: readonly PlatformAttestation[] | undefined, mtime: number): Promise<LayerEntry[]> {
   if (!atts?.some((a) => !a.inlineOnly)) return [];
   const subjects: Subject[] = [];
+  const byPath = new Map(entries.map((e) => [e.path, e]));
   for (const e of [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
-    const content = e.type === 'hardlink' ? entries.find((x) => x.path === e.linkname) : e;
+    const content = e.type === 'hardlink' ? byPath.get(e.linkname ?? '') : e;
     if (content && (e.type === 'file' || e.type === 'hardlink')) subjects.push({ name: e.path, digest: { sha256: await contentDigest(content) } });
   }
   return attestationFiles(atts, subjects).map((f) => ({ path: f.path, type: 'file', mode: 0o600, uid: 0, gid: 0, mtime, data: f.data, size: f.data.length }));
@@ -41,7 +42,7 @@ export function epochSeconds(value: string | undefined): number | undefined {
  */
 export const filesystemExporter: Exporter = {
   delivery: 'client',
-  async *export(output, { images, blobs, attestations, sourceDateEpoch }) {
+  async *export(output, { images, blobs, attestations, sourceDateEpoch, hardlinks }) {
     // As BuildKit's exporter/local/fs.go: the output's source-date-epoch, else the build's.
     const epoch = output.sourceDateEpoch ?? epochSeconds(sourceDateEpoch);
     // Attestation files have no time of their own: BuildKit gives them the export's (whole seconds).
@@ -69,12 +70,16 @@ export const filesystemExporter: Exporter = {
         yield { path: '', mode: 0o100644, content: writeLayerTar(prefixed, {}) };
         return [];
       }
+      const byPath = new Map(prefixed.map((e) => [e.path, e]));
       for (const e of prefixed) {
         const mtimeNs = BigInt(Math.floor(e.mtime)) * 1_000_000_000n; // layers keep whole seconds
         if (e.type === 'dir') yield { path: e.path, mode: 0o040000 | e.mode, mtimeNs };
         else if (e.type === 'symlink') yield { path: e.path, mode: 0o120777, linkTarget: e.linkname, mtimeNs };
+        // A name of a file yielded before it (the walk meets a file's first name first), as
+        // BuildKit's local exporter sends a hardlink: fsutil's Stat.linkname, no content.
+        else if (e.type === 'hardlink' && hardlinks && byPath.get(e.linkname ?? '')?.type === 'file') yield { path: e.path, mode: 0o100000 | e.mode, mtimeNs, hardlinkTo: e.linkname };
         else if (e.type === 'file' || e.type === 'hardlink') {
-          const source = e.type === 'hardlink' ? prefixed.find((x) => x.path === e.linkname) : e;
+          const source = e.type === 'hardlink' ? byPath.get(e.linkname ?? '') : e;
           yield { path: e.path, mode: 0o100000 | e.mode, mtimeNs, content: source?.sourcePath ? createReadStream(source.sourcePath) : Readable.from(Buffer.from(source?.data ?? new Uint8Array())) };
         }
         // Devices and fifos cannot be written by an unprivileged client; buildx skips them too.

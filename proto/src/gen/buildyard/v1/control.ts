@@ -103,6 +103,11 @@ export interface SolveRequest {
   shmSize: number;
   /** Rlimits of RUN steps, "name=soft[:hard]" as buildx --ulimit (BuildKit's ulimit attribute). */
   ulimits: string[];
+  /**
+   * The client links ExportedFile.hardlink_to entries of type=local outputs. A client without it
+   * gets every name of a hardlinked file as a file of its own, content included.
+   */
+  linksHardlinks: boolean;
 }
 
 export interface SolveRequest_BuildArgsEntry {
@@ -235,7 +240,15 @@ export interface ExportedFile {
    * Stat.mod_time; the client sets it (and the access time) as BuildKit's does. Absent from
    * older servers and for whole-file outputs: the client leaves the time the write gave.
    */
-  mtimeNs?: string | undefined;
+  mtimeNs?:
+    | string
+    | undefined;
+  /**
+   * A hardlink (type=local, sent only to a client that set SolveRequest.links_hardlinks): the
+   * path of a regular file sent earlier in the same output that this entry is another name of.
+   * It carries no data; the client links it, as fsutil's DiskWriter does with Stat.linkname.
+   */
+  hardlinkTo: string;
 }
 
 export interface BuildError {
@@ -842,6 +855,7 @@ function createBaseSolveRequest(): SolveRequest {
     contextUrl: "",
     shmSize: 0,
     ulimits: [],
+    linksHardlinks: false,
   };
 }
 
@@ -927,6 +941,9 @@ export const SolveRequest: MessageFns<SolveRequest> = {
     }
     for (const v of message.ulimits) {
       writer.uint32(410).string(v!);
+    }
+    if (message.linksHardlinks !== false) {
+      writer.uint32(416).bool(message.linksHardlinks);
     }
     return writer;
   },
@@ -1169,6 +1186,14 @@ export const SolveRequest: MessageFns<SolveRequest> = {
             message.ulimits.push(reader.string());
             continue;
           }
+          case 52: {
+            if (tag !== 416) {
+              break;
+            }
+
+            message.linksHardlinks = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1333,6 +1358,11 @@ export const SolveRequest: MessageFns<SolveRequest> = {
       ulimits: globalThis.Array.isArray(object?.ulimits)
         ? object.ulimits.map((e: any) => globalThis.String(e))
         : [],
+      linksHardlinks: isSet(object.linksHardlinks)
+        ? globalThis.Boolean(object.linksHardlinks)
+        : isSet(object.links_hardlinks)
+        ? globalThis.Boolean(object.links_hardlinks)
+        : false,
     };
   },
 
@@ -1437,6 +1467,9 @@ export const SolveRequest: MessageFns<SolveRequest> = {
     if (message.ulimits?.length) {
       obj.ulimits = message.ulimits;
     }
+    if (message.linksHardlinks !== false) {
+      obj.linksHardlinks = message.linksHardlinks;
+    }
     return obj;
   },
 
@@ -1496,6 +1529,7 @@ export const SolveRequest: MessageFns<SolveRequest> = {
     message.contextUrl = object.contextUrl ?? "";
     message.shmSize = object.shmSize ?? 0;
     message.ulimits = object.ulimits?.map((e) => e) || [];
+    message.linksHardlinks = object.linksHardlinks ?? false;
     return message;
   },
 };
@@ -3176,6 +3210,7 @@ function createBaseExportedFile(): ExportedFile {
     linkTarget: "",
     cache: false,
     mtimeNs: undefined,
+    hardlinkTo: "",
   };
 }
 
@@ -3204,6 +3239,9 @@ export const ExportedFile: MessageFns<ExportedFile> = {
     }
     if (message.mtimeNs !== undefined) {
       writer.uint32(64).int64(message.mtimeNs);
+    }
+    if (message.hardlinkTo !== "") {
+      writer.uint32(74).string(message.hardlinkTo);
     }
     return writer;
   },
@@ -3285,6 +3323,14 @@ export const ExportedFile: MessageFns<ExportedFile> = {
             message.mtimeNs = reader.int64().toString();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.hardlinkTo = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3315,6 +3361,11 @@ export const ExportedFile: MessageFns<ExportedFile> = {
         : isSet(object.mtime_ns)
         ? globalThis.String(object.mtime_ns)
         : undefined,
+      hardlinkTo: isSet(object.hardlinkTo)
+        ? globalThis.String(object.hardlinkTo)
+        : isSet(object.hardlink_to)
+        ? globalThis.String(object.hardlink_to)
+        : "",
     };
   },
 
@@ -3344,6 +3395,9 @@ export const ExportedFile: MessageFns<ExportedFile> = {
     if (message.mtimeNs !== undefined) {
       obj.mtimeNs = globalThis.String(message.mtimeNs);
     }
+    if (message.hardlinkTo !== "") {
+      obj.hardlinkTo = message.hardlinkTo;
+    }
     return obj;
   },
 
@@ -3360,6 +3414,7 @@ export const ExportedFile: MessageFns<ExportedFile> = {
     message.linkTarget = object.linkTarget ?? "";
     message.cache = object.cache ?? false;
     message.mtimeNs = object.mtimeNs ?? undefined;
+    message.hardlinkTo = object.hardlinkTo ?? "";
     return message;
   },
 };
