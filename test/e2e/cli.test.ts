@@ -162,7 +162,7 @@ test('SOURCE_DATE_EPOCH leaves the base image\'s history times alone, newer ones
   }
 });
 
-test('a base layer naming paths above or outside its root is unpacked inside it, as BuildKit; a layer that fails to export fails the build in one line, not silently', async () => {
+test('a base layer naming paths above or outside its root, or writing through its own link, is unpacked inside it, as BuildKit; a layer that fails to export fails the build in one line, not silently', async () => {
   const image = `${cluster.registry.host}/e2e/crafted:absolute`;
   await pushCraftedImage(image, [{ name: '/abs/f', data: 'abs\n' }, { name: '../up', data: 'up\n' }, { name: 'a/../b', data: 'b\n' }, { name: 'h', type: 'link', linkname: '../../abs/f' }]);
   const context = mkdtempSync(join(work, 'crafted-'));
@@ -176,17 +176,29 @@ test('a base layer naming paths above or outside its root is unpacked inside it,
   assert.equal(readFileSync(join(out, 'abs/f'), 'utf8'), 'abs\n');
   assert.equal(statSync(join(out, 'h')).ino, statSync(join(out, 'abs/f')).ino, 'the hardlink stays one file, as BuildKit\'s local export links it');
 
-  // A layer writing through its own symlink is refused; the build's image is made (no step
-  // unpacks it) but its local export fails: exit 1 naming the output, and no "lost connection".
-  const bad = `${cluster.registry.host}/e2e/crafted:through-link`;
-  await pushCraftedImage(bad, [{ name: 'link', type: 'symlink', linkname: '/tmp' }, { name: 'link/evil', data: 'x' }]);
+  // A layer writing through its own symlink writes inside the image, as containerd unpacks it:
+  // `link -> /tmp`, then `link/evil` is the image's /tmp/evil, on the worker and in the export.
+  const through = `${cluster.registry.host}/e2e/crafted:through-link`;
+  await pushCraftedImage(through, [{ name: 'link', type: 'symlink', linkname: '/tmp' }, { name: 'link/evil', data: 'x\n' }]);
+  const throughContext = mkdtempSync(join(work, 'crafted-link-'));
+  writeFileSync(join(throughContext, 'Dockerfile'), `FROM ${through} AS crafted\nFROM ${cluster.busybox.reference}\nCOPY --from=crafted /tmp/evil /seen\nFROM crafted\nCOPY --from=1 /seen /seen\n`);
+  const throughOut = join(work, 'crafted-link-out');
+  const followed = cli(['build', '--progress', 'plain', '-o', `type=local,dest=${throughOut}`, throughContext]);
+  assert.equal(followed.status, 0, followed.stderr);
+  assert.equal(readFileSync(join(throughOut, 'tmp/evil'), 'utf8'), 'x\n');
+  assert.equal(readFileSync(join(throughOut, 'seen'), 'utf8'), 'x\n');
+  assert.equal(existsSync('/tmp/evil'), false);
+
+  // A malformed layer (a hardlink to nothing): the build's image is made (no step unpacks it)
+  // but its local export fails: exit 1 naming the output, and no "lost connection".
+  const bad = `${cluster.registry.host}/e2e/crafted:dangling-hardlink`;
+  await pushCraftedImage(bad, [{ name: 'h', type: 'link', linkname: 'missing' }]);
   const badContext = mkdtempSync(join(work, 'crafted-bad-'));
   writeFileSync(join(badContext, 'Dockerfile'), `FROM ${bad}\nLABEL x=1\n`);
   const failed = cli(['build', '--progress', 'plain', '-o', `type=local,dest=${join(work, 'crafted-bad-out')}`, badContext]);
   assert.equal(failed.status, 1, failed.stderr);
-  assert.match(failed.stderr, /ERROR: .*exporting output 1 \(type=local\): layer entry "link\/evil" passes through symlink "link"/);
+  assert.match(failed.stderr, /ERROR: .*exporting output 1 \(type=local\): layer entry "h" is a hardlink to "missing", which does not exist/);
   assert.doesNotMatch(failed.stderr, /lost the connection/);
-  assert.equal(existsSync('/tmp/evil'), false);
 });
 
 /**

@@ -152,7 +152,7 @@ describe('applyLayer', () => {
     assert.ok(tree.includes('p 711 0:0 dir'), tree.join('\n'));
   });
 
-  it('keeps entries naming a path above or outside the root inside it, as containerd (BuildKit, Docker) clamps them; refuses a path through a link', async () => {
+  it('keeps entries naming a path above or outside the root inside it, as containerd (BuildKit, Docker) clamps them', async () => {
     const clamped = join(tmp.path, 'clamped');
     await mkdir(clamped);
     await applyLayer(clamped, streamOf(await rawTar([
@@ -169,7 +169,8 @@ describe('applyLayer', () => {
     await assert.rejects(lstat(join(tmp.path, 'evil')));
     await assert.rejects(lstat('/etc/evil'));
     const cases: [string, Parameters<typeof rawTar>[0], RegExp][] = [
-      ['symlink', [{ name: 'link', type: 'symlink', linkname: '/tmp' }, { name: 'link/evil', data: 'x' }], /passes through symlink "link"/],
+      ['link-loop', [{ name: 'a', type: 'symlink', linkname: 'b' }, { name: 'b', type: 'symlink', linkname: 'a' }, { name: 'a/f', data: 'x' }], /layer entry "a\/f": too many levels of symbolic links/],
+      ['link-to-file', [{ name: 'f', data: 'f' }, { name: 'l', type: 'symlink', linkname: 'f' }, { name: 'l/x', data: 'x' }], /layer entry "l\/x" needs "f" to be a directory but it is a file/],
       ['hardlink-to-nothing', [{ name: 'h', type: 'link', linkname: '../../etc/passwd' }], /is a hardlink to "..\/..\/etc\/passwd", which does not exist/],
     ];
     for (const [name, entries, error] of cases) {
@@ -178,6 +179,53 @@ describe('applyLayer', () => {
       await assert.rejects(applyLayer(target, streamOf(await rawTar(entries))), error, name);
     }
     await assert.rejects(lstat('/tmp/evil'));
+  });
+
+  it('follows a symlink on an entry\'s way inside the root, as containerd (fs.RootPath): absolute, relative, chained, climbing above the root, for hardlink targets too', async () => {
+    const target = join(tmp.path, 'through-links');
+    await mkdir(target);
+    await applyLayer(target, streamOf(await rawTar([
+      { name: 'link', type: 'symlink', linkname: '/tmp' }, { name: 'link/evil', data: 'absolute' },
+      { name: 'up', type: 'symlink', linkname: '../../../..' }, { name: 'up/etc/evil', data: 'above the root' },
+      { name: 'b/', type: 'directory' }, { name: 'b/c', type: 'symlink', linkname: '../d' }, { name: 'a', type: 'symlink', linkname: 'b/c' }, { name: 'a/f', data: 'chained' },
+      { name: 'h', type: 'link', linkname: 'a/f' },
+      { name: 'link/', type: 'directory', mode: 0o700 },
+    ])));
+    assert.equal(await readFile(join(target, 'tmp/evil'), 'utf8'), 'absolute');
+    assert.equal(await readFile(join(target, 'etc/evil'), 'utf8'), 'above the root');
+    assert.equal(await readFile(join(target, 'd/f'), 'utf8'), 'chained');
+    assert.equal((await lstat(join(target, 'h'))).ino, (await lstat(join(target, 'd/f'))).ino);
+    assert.ok((await lstat(join(target, 'up'))).isSymbolicLink());
+    assert.ok((await lstat(join(target, 'link'))).isDirectory(), 'a directory entry replaces the link of its own name, not its target');
+    await assert.rejects(lstat('/tmp/evil'));
+    await assert.rejects(lstat('/etc/evil'));
+    await assert.rejects(lstat(join(tmp.path, 'etc')));
+  });
+
+  it('an earlier layer\'s link or file on an entry\'s way is hidden by a directory, as BuildKit\'s overlayfs snapshotter applies a layer into its own upper dir, over an overlay and in place alike', async () => {
+    const first = await rawTar([
+      { name: 'usr/', type: 'directory' }, { name: 'usr/lib/', type: 'directory', mode: 0o750 },
+      { name: 'lib', type: 'symlink', linkname: 'usr/lib' }, { name: 'abs', type: 'symlink', linkname: '/tmp' }, { name: 'f', data: 'a file' },
+    ]);
+    const second = await rawTar([{ name: 'lib/libfoo.so', data: 'foo' }, { name: 'abs/x', data: 'x' }, { name: 'f/x', data: 'under f' }, { name: 'usr/lib/own', data: 'own' }]);
+    const lower = join(tmp.path, 'hidden-lower');
+    const upper = join(tmp.path, 'hidden-upper');
+    const inPlace = join(tmp.path, 'hidden-in-place');
+    for (const dir of [lower, upper, inPlace]) await mkdir(dir);
+    await applyLayer(lower, streamOf(first), { whiteouts: 'overlay' });
+    await applyLayer(upper, streamOf(second), { whiteouts: 'overlay', lowerDirs: [lower] });
+    await applyLayer(inPlace, streamOf(first));
+    await applyLayer(inPlace, streamOf(second));
+    for (const root of [upper, inPlace]) {
+      assert.equal(await readFile(join(root, 'lib/libfoo.so'), 'utf8'), 'foo', root);
+      assert.equal(await readFile(join(root, 'abs/x'), 'utf8'), 'x', root);
+      assert.equal(await readFile(join(root, 'f/x'), 'utf8'), 'under f', root);
+      assert.ok((await lstat(join(root, 'lib'))).isDirectory(), root);
+      assert.equal((await lstat(join(root, 'usr/lib'))).mode & 0o7777, 0o750, 'a directory of the lower layer on the way keeps its metadata');
+      await assert.rejects(lstat(join(root, 'usr/lib/libfoo.so')), root);
+    }
+    assert.ok((await lstat(join(lower, 'lib'))).isSymbolicLink(), 'the lower layer is untouched');
+    await assert.rejects(lstat('/tmp/x'));
   });
 
   it('fails when the diffID does not match the expectation', async () => {

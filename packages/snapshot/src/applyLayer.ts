@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createWriteStream, type Stats } from 'node:fs';
-import { chmod, copyFile, lchown, link, lstat, lutimes, mkdir, readdir, rm, symlink, utimes } from 'node:fs/promises';
+import { chmod, copyFile, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -39,6 +39,8 @@ export interface ApplyLayerResult {
 }
 
 const WHITEOUT_PREFIX = '.wh.';
+/** Links followed resolving one entry's directory (Linux's MAXSYMLINKS is 40; securejoin's 255). */
+const MAX_LINKS = 255;
 const OPAQUE = '.wh..wh..opq';
 
 function run(cmd: string, args: string[]): Promise<void> {
@@ -63,9 +65,9 @@ class LayerPathError extends Error {}
 
 /**
  * A tar entry name (or a hardlink's target) as a path under the root, as containerd's applier
- * resolves it (archive.applyNaive: filepath.Clean, then fs.RootPath), and so BuildKit and Docker:
- * "/" and any ".." above the root stay at the root, so `/etc/x` is `etc/x` and `../x` is `x`.
- * Nothing outside the root can be named; links on the way are checked by ensureParents.
+ * cleans it (archive.applyNaive: filepath.Clean), and so BuildKit and Docker: "/" and any ".."
+ * above the root stay at the root, so `/etc/x` is `etc/x` and `../x` is `x`. Links on the way
+ * are then followed inside the root by resolveParents.
  */
 function entryPath(name: string): string {
   return posix.normalize(`/${name}`).slice(1).replace(/\/+$/, '');
@@ -108,35 +110,63 @@ class TreeApplier {
     return undefined;
   }
 
-  /** Makes sure every parent of `rel` is a real directory inside the root (never a symlink). */
-  private async ensureParents(rel: string, original: string): Promise<void> {
-    const parts = rel.split('/');
-    let current = '';
-    for (let i = 0; i < parts.length - 1; i++) {
-      current = current ? `${current}/${parts[i]}` : parts[i];
-      if (this.safeDirs.has(current)) continue;
-      const path = this.abs(current);
-      const st = await lstatOrUndefined(path);
-      if (st?.isSymbolicLink()) {
-        throw new LayerPathError(`layer entry "${original}" passes through symlink "${current}": writing through links could escape the target; rebuild the layer with real paths`);
-      }
-      if (st && !st.isDirectory()) throw new LayerPathError(`layer entry "${original}" needs "${current}" to be a directory but it is a file: the layer is malformed`);
-      if (!st) {
-        const lower = this.overlay ? await this.lowerStat(current) : undefined;
-        if (lower?.st.isSymbolicLink()) {
-          throw new LayerPathError(`layer entry "${original}" passes through symlink "${current}" of a lower layer: rebuild the layer with real paths`);
-        }
-        await mkdir(path, { mode: 0o755 });
-        if (lower?.st.isDirectory()) {
-          // An implied parent keeps the lower directory's metadata, or it would shadow it in the merged view.
-          await lchown(path, lower.st.uid, lower.st.gid);
-          this.dirs.set(current, { mode: lower.st.mode & 0o7777, mtime: lower.st.mtime, atime: lower.st.atime });
-        } else {
-          this.dirs.set(current, { mode: 0o755, mtime: new Date(), atime: new Date() });
-        }
-      }
-      this.safeDirs.add(current);
+  /**
+   * `rel` with its directory resolved as BuildKit's applier (containerd's, writing a layer into
+   * its own overlay upper dir) resolves it: a symlink this layer made on the way is followed,
+   * its target read inside the root (an absolute one from the root, `..` stopping there), so
+   * `link -> /tmp` then `link/evil` is the root's `tmp/evil`. What an earlier layer put there is
+   * not seen: the directory this layer makes hides its link or file (`lib -> usr/lib` of a base
+   * layer, then `lib/x`, gives a directory `lib`, as BuildKit's overlayfs snapshotter does). The
+   * entry's own name is not followed. Missing directories are made, so every directory on the
+   * returned path is a real directory of the target: nothing can lead a write out of it.
+   */
+  private async resolveParents(rel: string, original: string): Promise<string> {
+    const resolved: string[] = [];
+    let pending = rel.split('/');
+    const base = pending.pop()!;
+    let links = 0;
+    while (pending.length > 0) {
+      const part = pending.shift()!;
+      if (part === '..') { resolved.pop(); continue; } // from a link's target: never above the root
+      const current = [...resolved, part].join('/');
+      const target = this.safeDirs.has(current) ? undefined : await this.realDirOrLink(current, original);
+      if (target === undefined) { resolved.push(part); continue; }
+      if (++links > MAX_LINKS) throw new LayerPathError(`layer entry "${original}": too many levels of symbolic links on its way; the layer is malformed`);
+      if (target.startsWith('/')) resolved.length = 0;
+      pending = [...target.split('/').filter((c) => c !== '' && c !== '.'), ...pending];
     }
+    return [...resolved, base].join('/');
+  }
+
+  /**
+   * One directory on an entry's way: the target of this layer's symlink there, to follow, or
+   * undefined once it is a real directory of the target (made if missing, or in place of an
+   * earlier layer's link or file).
+   */
+  private async realDirOrLink(current: string, original: string): Promise<string | undefined> {
+    const path = this.abs(current);
+    let st = await lstatOrUndefined(path);
+    // Over an overlay the target holds only this layer; applied in place, only what it recorded.
+    const ours = this.overlay || this.created.has(current);
+    if (st?.isSymbolicLink() && ours) return readlink(path);
+    if (st && !st.isDirectory()) {
+      if (ours) throw new LayerPathError(`layer entry "${original}" needs "${current}" to be a directory but it is a file: the layer is malformed`);
+      await rm(path, { force: true }); // an earlier layer's link (the link, never its target) or file
+      st = undefined;
+    }
+    if (!st) {
+      const lower = this.overlay ? await this.lowerStat(current) : undefined;
+      await mkdir(path, { mode: 0o755 });
+      if (lower?.st.isDirectory()) {
+        // An implied parent keeps the lower directory's metadata, or it would shadow it in the merged view.
+        await lchown(path, lower.st.uid, lower.st.gid);
+        this.dirs.set(current, { mode: lower.st.mode & 0o7777, mtime: lower.st.mtime, atime: lower.st.atime });
+      } else {
+        this.dirs.set(current, { mode: 0o755, mtime: new Date(), atime: new Date() });
+      }
+    }
+    this.safeDirs.add(current);
+    return undefined;
   }
 
   private async removeExisting(rel: string, keepDir: boolean): Promise<boolean> {
@@ -151,9 +181,9 @@ class TreeApplier {
   }
 
   async apply(header: TarHeader, body: Readable): Promise<void> {
-    const rel = entryPath(header.name);
-    if (rel === '') return void (await drain(body)); // the layer root: the target dir keeps its own metadata
-    await this.ensureParents(rel, header.name);
+    const named = entryPath(header.name);
+    if (named === '') return void (await drain(body)); // the layer root: the target dir keeps its own metadata
+    const rel = await this.resolveParents(named, header.name);
     const slash = rel.lastIndexOf('/');
     const parent = slash < 0 ? '' : rel.slice(0, slash);
     const base = rel.slice(slash + 1);
@@ -218,8 +248,7 @@ class TreeApplier {
   }
 
   private async hardlink(linkname: string, path: string, original: string): Promise<void> {
-    const targetRel = entryPath(linkname);
-    await this.ensureParents(targetRel, original);
+    const targetRel = await this.resolveParents(entryPath(linkname), original);
     const target = this.abs(targetRel);
     if (!(await lstatOrUndefined(target))) {
       const lower = this.overlay ? await this.lowerStat(targetRel) : undefined;

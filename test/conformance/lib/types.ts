@@ -23,10 +23,11 @@ export interface Case {
   platform?: string;
   secrets?: Record<string, string>;
   /**
-   * A one-layer image holding exactly these tar entries (names unchecked: absolute, "..",
-   * links), pushed for the case to the registry both builders use; `{{CRAFTED}}` names it.
+   * An image holding exactly these tar entries (names unchecked: absolute, "..", links), in one
+   * layer or one per list, pushed for the case to the registry both builders use;
+   * `{{CRAFTED}}` names it.
    */
-  crafted?: CraftedEntry[];
+  crafted?: CraftedEntry[] | CraftedEntry[][];
   /** Attributes of the image output (BuildKit's exporter attributes, e.g. source-date-epoch), given to both builders. */
   outputAttrs?: Record<string, string>;
   /**
