@@ -3,7 +3,8 @@
 // endpoint; each output tree must be the same (paths, file types, contents and modes).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { lutimesSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { referenceTools } from '@buildyard/testkit';
 import { startComparison, tree, type Comparison } from './buildxComparison.js';
@@ -48,4 +49,53 @@ test('buildx --platform (two) --build-arg --target --secret -o type=local: the s
   // What the trees hold: one folder per platform, each with the target's files only.
   assert.deepEqual(reference.filter((l) => !l.endsWith('/ 755')).map((l) => l.split(' ')[0]), ['linux_amd64/greeting', 'linux_amd64/token', 'linux_arm64/greeting', 'linux_arm64/token']);
   assert.equal(readFileSync(join(c.work, 'flags-ours/linux_arm64/greeting'), 'utf8'), 'hello aarch64\n');
+});
+
+/** The linux/amd64 image's rootfs.diff_ids in an OCI layout tar (an index with attestations, or one manifest). */
+function diffIDs(ociTar: string): string[] {
+  const dir = `${ociTar}.d`;
+  mkdirSync(dir);
+  execFileSync('tar', ['-xf', ociTar, '-C', dir]);
+  const blob = (digest: string) => JSON.parse(readFileSync(join(dir, 'blobs/sha256', digest.slice('sha256:'.length)), 'utf8'));
+  let doc = blob(JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')).manifests[0].digest);
+  if (doc.manifests) doc = blob(doc.manifests.find((m: { platform?: { architecture?: string } }) => m.platform?.architecture === 'amd64').digest);
+  return blob(doc.config.digest).rootfs.diff_ids;
+}
+
+test('COPY and RUN steps give byte-identical layers to buildkitd\'s (the same diffIDs): files, directories, symlinks, --chmod, long, split and non-ASCII names, big owner ids', { skip }, async () => {
+  const dir = join(c.work, 'layers');
+  const deep = `${'d'.repeat(60)}/${'e'.repeat(70)}`; // with the file below: over 100 bytes, USTAR's prefix holds it
+  mkdirSync(join(dir, 'tree/sub'), { recursive: true });
+  mkdirSync(join(dir, 'long', deep), { recursive: true });
+  mkdirSync(join(dir, 'uni/café'), { recursive: true });
+  writeFileSync(join(dir, 'a.txt'), 'a\n');
+  writeFileSync(join(dir, 'tree/sub/deep'), 'deep\n');
+  symlinkSync('sub/deep', join(dir, 'tree/link'));
+  writeFileSync(join(dir, 'long', deep, 'f'.repeat(90)), 'split\n');
+  writeFileSync(join(dir, 'long', 'x'.repeat(120)), 'a PAX path\n');
+  writeFileSync(join(dir, 'uni/café/naïve.txt'), 'non-ASCII\n');
+  const paths = ['a.txt', 'tree/sub/deep', 'tree/sub', 'tree', `long/${deep}/${'f'.repeat(90)}`, `long/${deep}`, `long/${'d'.repeat(60)}`, `long/${'x'.repeat(120)}`, 'long', 'uni/café/naïve.txt', 'uni/café', 'uni'];
+  for (const p of paths) utimesSync(join(dir, p), 1_577_836_800, 1_577_836_800);
+  lutimesSync(join(dir, 'tree/link'), 1_577_836_800, 1_577_836_800);
+  writeFileSync(join(dir, 'Dockerfile'), [
+    `FROM ${c.cluster.busybox.reference}`,
+    'COPY a.txt /a.txt',
+    'COPY tree /tree',
+    'COPY --chmod=600 a.txt /b.txt',
+    'COPY long /long',
+    'COPY uni /uni',
+    // 300000 fits USTAR's 7 octal digits, 3000000 needs a PAX record; a link target over 100 bytes.
+    'RUN chown 300000:3000000 /long && touch -d @1500000000 /long',
+    `RUN ln -s /${'t'.repeat(120)} /lnk && touch -h -d @1500000000 /lnk`,
+    '',
+  ].join('\n'));
+  const ids: Record<string, string[]> = {};
+  for (const builder of ['reference', 'ours']) {
+    const dest = join(c.work, `layers-${builder}.tar`);
+    const run = await c.buildx('--builder', builder, 'build', '--platform', 'linux/amd64', '-o', `type=oci,dest=${dest}`, dir);
+    assert.equal(run.code, 0, `${builder}:\n${run.stderr}`);
+    ids[builder] = diffIDs(dest);
+  }
+  assert.equal(ids.reference.length, 8);
+  assert.deepEqual(ids.ours, ids.reference);
 });

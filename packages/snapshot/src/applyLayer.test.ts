@@ -54,6 +54,11 @@ describe('applyLayer', () => {
     execFileSync('mknod', [join(src, 'dev/null'), 'c', '1', '3']);
     execFileSync('mkfifo', [join(src, 'tmp/fifo')]);
     await symlink('../../etc/passwd', join(src, 'root/rel-link'));
+    // Over 100 bytes: one split into USTAR's prefix and name, one (name too long) in a PAX record, one non-ASCII.
+    await mkdir(join(src, 'usr', 'd'.repeat(60), 'e'.repeat(70)), { recursive: true });
+    await writeFile(join(src, 'usr', 'd'.repeat(60), 'e'.repeat(70), 'f'.repeat(90)), 'split');
+    await writeFile(join(src, 'usr', 'x'.repeat(120)), 'pax');
+    await writeFile(join(src, 'usr', 'naïve'), 'utf-8');
     restoreXattrs([{ path: join(src, 'etc/suid'), xattrs: new Map([['trusted.bin', Buffer.from([0, 255, 10, 61])], ['user.text', Buffer.from('hi there')]]) }]);
     await utimes(join(src, 'etc'), 1_500_000_000, 1_500_000_000);
     for (const compression of ['gzip', 'zstd'] as const) {

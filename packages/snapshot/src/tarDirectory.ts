@@ -47,16 +47,17 @@ function minor(rdev: number): number {
  */
 export async function collectLayerEntries(root: string, options: WalkOptions): Promise<LayerEntry[]> {
   const entries: Array<LayerEntry & { unchanged?: boolean }> = [];
-  const whiteout = (path: string, mtime: number): LayerEntry => ({ path, type: 'file', mode: 0, uid: 0, gid: 0, mtime, size: 0 });
+  // Whiteouts are dated 1970-01-01, as containerd 2's layer writer (current BuildKit) dates them.
+  const whiteout = (path: string): LayerEntry => ({ path, type: 'file', mode: 0, uid: 0, gid: 0, mtime: 0, size: 0 });
   /** Whiteouts for what `lowerDir` holds and `upperDir` no longer does, down directories both
    *  still have (BuildKit's double-walking diff under an opaque directory). */
-  const whiteoutGone = async (upperDir: string, lowerDir: string, rel: string, mtime: number): Promise<void> => {
+  const whiteoutGone = async (upperDir: string, lowerDir: string, rel: string): Promise<void> => {
     let names: string[];
     try { names = await readdir(lowerDir); } catch { return; } // absent or not a directory below
     for (const name of names) {
       const upper = await lstat(join(upperDir, name)).catch(() => null);
-      if (!upper) entries.push(whiteout(`${rel}/${OCI_WHITEOUT_PREFIX}${name}`, mtime));
-      else if (upper.isDirectory() && (await lstat(join(lowerDir, name)).catch(() => null))?.isDirectory()) await whiteoutGone(join(upperDir, name), join(lowerDir, name), `${rel}/${name}`, mtime);
+      if (!upper) entries.push(whiteout(`${rel}/${OCI_WHITEOUT_PREFIX}${name}`));
+      else if (upper.isDirectory() && (await lstat(join(lowerDir, name)).catch(() => null))?.isDirectory()) await whiteoutGone(join(upperDir, name), join(lowerDir, name), `${rel}/${name}`);
     }
   };
   // `lowerDir`: the same directory in the lower filesystem, or null where the lower has none.
@@ -73,7 +74,7 @@ export async function collectLayerEntries(root: string, options: WalkOptions): P
       const lowerSt = lowerPath === null ? null : await lstat(lowerPath).catch(() => null);
       if (options.overlay && isOverlayWhiteout(st)) {
         // A whiteout of what the lower never had (made and removed in this step) is left out.
-        if (!options.lower || lowerSt) entries.push(whiteout(rel ? `${rel}/${OCI_WHITEOUT_PREFIX}${name}` : `${OCI_WHITEOUT_PREFIX}${name}`, mtime));
+        if (!options.lower || lowerSt) entries.push(whiteout(rel ? `${rel}/${OCI_WHITEOUT_PREFIX}${name}` : `${OCI_WHITEOUT_PREFIX}${name}`));
         continue;
       }
       const unchanged = lowerSt !== null && await sameAsLower(abs, lowerPath!);
@@ -85,8 +86,8 @@ export async function collectLayerEntries(root: string, options: WalkOptions): P
       if (st.isDirectory()) {
         entries.push({ ...base, type: 'dir', unchanged });
         if (options.overlay && all.get(`${OVERLAY_XATTR_PREFIX}opaque`)?.toString() === 'y') {
-          if (!options.lower) entries.push(whiteout(`${path}/${OCI_OPAQUE_WHITEOUT}`, mtime));
-          else if (lowerSt?.isDirectory()) await whiteoutGone(abs, lowerPath!, path, mtime);
+          if (!options.lower) entries.push(whiteout(`${path}/${OCI_OPAQUE_WHITEOUT}`));
+          else if (lowerSt?.isDirectory()) await whiteoutGone(abs, lowerPath!, path);
         }
         await walk(abs, path, lowerSt?.isDirectory() ? lowerPath : null);
       } else if (st.isFile()) {

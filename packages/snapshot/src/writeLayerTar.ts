@@ -2,6 +2,7 @@
 // (SCHILY.xattr.* such as security.capability), does not sort, and does not normalise headers,
 // all of which a reproducible OCI layer needs.
 import { createReadStream } from 'node:fs';
+import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 
 export type LayerEntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
@@ -33,7 +34,7 @@ export interface WriteLayerTarOptions {
 }
 
 const BLOCK = 512;
-const USTAR_MAX_UIDGID = 0o777777; // 262143: above this the id goes into a PAX record
+const USTAR_MAX_UIDGID = 0o7777777; // 2097151 (7 octal digits): above this the id goes into a PAX record
 const USTAR_MAX_SIZE = 0o77777777777; // 8 GiB - 1
 const TYPEFLAG: Record<LayerEntryType, string> = {
   file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', dir: '5', fifo: '6',
@@ -50,8 +51,14 @@ export function normaliseLayerPath(path: string): string {
   return parts.join('/');
 }
 
-function writeString(block: Buffer, offset: number, length: number, value: Buffer): void {
-  value.copy(block, offset, 0, Math.min(length, value.length));
+/** Go's formatter.formatString: the bytes that fit, NUL-ended when shorter; a cut that ends in '/' loses its slashes. */
+function writeString(block: Buffer, offset: number, length: number, value: string): void {
+  const bytes = Buffer.from(value, 'utf8');
+  bytes.copy(block, offset, 0, Math.min(length, bytes.length));
+  if (bytes.length > length && block[offset + length - 1] === 0x2f) {
+    const kept = bytes.subarray(0, length - 1).toString('latin1').replace(/\/+$/, '').length;
+    block[offset + kept] = 0;
+  }
 }
 
 function writeOctal(block: Buffer, offset: number, length: number, value: number): void {
@@ -69,14 +76,17 @@ export function paxRecord(key: string, value: Uint8Array): Buffer {
 }
 
 interface HeaderFields {
-  name: Buffer;
+  name: string;
+  /** USTAR's prefix field (a long name split at a '/'). */
+  prefix?: string;
   mode: number;
   uid: number;
   gid: number;
   size: number;
   mtime: number;
   typeflag: string;
-  linkname: Buffer;
+  linkname: string;
+  /** Absent only in a PAX extended header, which Go writes without them. */
   devmajor?: number;
   devminor?: number;
 }
@@ -98,6 +108,7 @@ function encodeHeader(h: HeaderFields): Buffer {
     writeOctal(block, 329, 8, h.devmajor);
     writeOctal(block, 337, 8, h.devminor);
   }
+  if (h.prefix) writeString(block, 345, 155, h.prefix);
   let sum = 0;
   for (const byte of block) sum += byte;
   block.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'latin1');
@@ -109,48 +120,76 @@ function padding(size: number): Buffer {
   return rest === 0 ? Buffer.alloc(0) : Buffer.alloc(BLOCK - rest);
 }
 
+const NAME_SIZE = 100;
+const PREFIX_SIZE = 155;
+const isASCII = (s: string): boolean => !/[^\x00-\x7f]/.test(s);
+/** Go's toASCII: what a USTAR field can hold of a name whose whole is in a PAX record. */
+const toASCII = (s: string): string => (isASCII(s) ? s : s.replace(/[^\x01-\x7f]/gu, ''));
+
+/** Go's splitUSTARPath: an ASCII name over 100 bytes as USTAR's prefix and name fields, split at a '/'. */
+function splitUstarPath(name: string): { prefix: string; suffix: string } | undefined {
+  if (name.length <= NAME_SIZE || !isASCII(name)) return undefined;
+  let length = name.length;
+  if (length > PREFIX_SIZE + 1) length = PREFIX_SIZE + 1;
+  else if (name[length - 1] === '/') length--;
+  const i = name.lastIndexOf('/', length - 1);
+  const suffixLength = name.length - i - 1;
+  if (i <= 0 || suffixLength > NAME_SIZE || suffixLength === 0 || i > PREFIX_SIZE) return undefined;
+  return { prefix: name.slice(0, i), suffix: name.slice(i + 1) };
+}
+
+/** Go's name for a PAX extended header: path.Join(dir, "PaxHeaders.0", file), ASCII, 100 bytes, no trailing '/'. */
+function paxHeaderName(name: string): string {
+  const slash = name.lastIndexOf('/');
+  return toASCII(posix.join(name.slice(0, slash + 1), 'PaxHeaders.0', name.slice(slash + 1))).slice(0, NAME_SIZE).replace(/\/+$/, '');
+}
+
+/**
+ * An entry's header blocks as Go's archive/tar writes a PAX-format header (containerd's layer
+ * writer, so BuildKit's diffIDs): plain USTAR when every field fits (a long ASCII name split into
+ * prefix and name), else a PAX extended header first with the records that do not fit, all of
+ * them sorted. The bytes depend on nothing but the entry.
+ */
 function headerBlocks(entry: LayerEntry, sourceDateEpoch: number | undefined): Buffer[] {
-  const isDir = entry.type === 'dir';
-  const name = Buffer.from(entry.path + (isDir ? '/' : ''), 'utf8');
-  const linkname = Buffer.from(entry.linkname ?? '', 'utf8');
+  const name = entry.path + (entry.type === 'dir' ? '/' : '');
+  const linkname = entry.linkname ?? '';
   const size = entry.type === 'file' ? entry.size ?? entry.data?.length ?? 0 : 0;
   let mtime = Math.floor(entry.mtime);
   if (sourceDateEpoch !== undefined && mtime > sourceDateEpoch) mtime = Math.floor(sourceDateEpoch);
   const pax = new Map<string, Uint8Array>();
-  if (name.length > 100) pax.set('path', name);
-  if (linkname.length > 100) pax.set('linkpath', linkname);
-  if (entry.uid > USTAR_MAX_UIDGID) pax.set('uid', Buffer.from(String(entry.uid)));
-  if (entry.gid > USTAR_MAX_UIDGID) pax.set('gid', Buffer.from(String(entry.gid)));
-  if (size > USTAR_MAX_SIZE) pax.set('size', Buffer.from(String(size)));
-  if (mtime < 0 || mtime > USTAR_MAX_SIZE) pax.set('mtime', Buffer.from(String(mtime)));
-  for (const [key, value] of entry.xattrs ?? []) pax.set(`SCHILY.xattr.${key}`, value);
+  let ustar = true;
+  if (!isASCII(name) || Buffer.byteLength(name) > NAME_SIZE) {
+    pax.set('path', Buffer.from(name, 'utf8'));
+    if (!splitUstarPath(name)) ustar = false;
+  }
+  const needsPax = (key: string, value: Uint8Array) => { pax.set(key, value); ustar = false; };
+  if (!isASCII(linkname) || Buffer.byteLength(linkname) > NAME_SIZE) needsPax('linkpath', Buffer.from(linkname, 'utf8'));
+  if (entry.uid > USTAR_MAX_UIDGID) needsPax('uid', Buffer.from(String(entry.uid)));
+  if (entry.gid > USTAR_MAX_UIDGID) needsPax('gid', Buffer.from(String(entry.gid)));
+  if (size > USTAR_MAX_SIZE) needsPax('size', Buffer.from(String(size)));
+  if (mtime < 0 || mtime > USTAR_MAX_SIZE) needsPax('mtime', Buffer.from(String(mtime)));
+  for (const [key, value] of entry.xattrs ?? []) needsPax(`SCHILY.xattr.${key}`, value);
   const isDevice = entry.type === 'char' || entry.type === 'block';
   const fields: HeaderFields = {
-    name: name.length > 100 ? name.subarray(0, 100) : name,
+    name: toASCII(name),
     mode: entry.mode & 0o7777,
     uid: entry.uid > USTAR_MAX_UIDGID ? 0 : entry.uid,
     gid: entry.gid > USTAR_MAX_UIDGID ? 0 : entry.gid,
     size: size > USTAR_MAX_SIZE ? 0 : size,
     mtime: mtime < 0 || mtime > USTAR_MAX_SIZE ? 0 : mtime,
     typeflag: TYPEFLAG[entry.type],
-    linkname: linkname.length > 100 ? linkname.subarray(0, 100) : linkname,
-    ...(isDevice ? { devmajor: entry.devmajor ?? 0, devminor: entry.devminor ?? 0 } : {}),
+    linkname: toASCII(linkname),
+    devmajor: isDevice ? entry.devmajor ?? 0 : 0,
+    devminor: isDevice ? entry.devminor ?? 0 : 0,
   };
-  const blocks: Buffer[] = [];
-  if (pax.size > 0) {
-    const keys = [...pax.keys()].sort(comparePathBytes);
-    const body = Buffer.concat(keys.map((k) => paxRecord(k, pax.get(k) as Uint8Array)));
-    const base = entry.path.split('/').pop() ?? '';
-    const dir = entry.path.includes('/') ? entry.path.slice(0, entry.path.lastIndexOf('/') + 1) : '';
-    // Same fixed name shape as Go's archive/tar so the bytes do not depend on a pid or clock.
-    const paxName = Buffer.from(`${dir}PaxHeaders.0/${base}`, 'utf8').subarray(0, 100);
-    blocks.push(encodeHeader({
-      name: paxName, mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: fields.mtime,
-      typeflag: 'x', linkname: Buffer.alloc(0),
-    }), body, padding(body.length));
+  if (ustar) {
+    const split = splitUstarPath(name);
+    return [encodeHeader(split ? { ...fields, name: split.suffix, prefix: split.prefix } : fields)];
   }
-  blocks.push(encodeHeader(fields));
-  return blocks;
+  const keys = [...pax.keys()].sort(comparePathBytes);
+  const body = Buffer.concat(keys.map((k) => paxRecord(k, pax.get(k) as Uint8Array)));
+  const extended = encodeHeader({ name: paxHeaderName(name), mode: 0, uid: 0, gid: 0, size: body.length, mtime: 0, typeflag: 'x', linkname: '' });
+  return [extended, body, padding(body.length), encodeHeader(fields)];
 }
 
 async function* fileContent(entry: LayerEntry): AsyncGenerator<Buffer> {

@@ -56,21 +56,42 @@ describe('writeLayerTar', () => {
     assert.equal(clamped.find((e) => e.header.name === 'd/')?.header.mtime?.getTime(), 5000, 'older mtimes are kept');
   });
 
-  it('writes PAX records for long names, big ids and binary xattrs', async () => {
+  it('writes headers as Go\'s archive/tar (so BuildKit\'s diffIDs): USTAR with a long name split at a \'/\' when all fits, else a PAX header with what does not', async () => {
+    const field = (tar: Buffer, block: number, offset: number, length: number) => tar.subarray(block * 512 + offset, block * 512 + offset + length).toString('latin1').replace(/\0+$/, '');
     const long = `${'d'.repeat(80)}/${'f'.repeat(90)}`;
+    // Fits USTAR: no PAX header; the prefix field holds the directories, uid 300000 its 7 octal digits.
+    const plain = await buffer(writeLayerTar([{ ...base, path: long, type: 'file', data: Buffer.from('x'), uid: 300000 }]));
+    assert.equal(field(plain, 0, 156, 1), '0');
+    assert.equal(field(plain, 0, 0, 100), 'f'.repeat(90));
+    assert.equal(field(plain, 0, 345, 155), 'd'.repeat(80));
+    assert.equal(field(plain, 0, 108, 8), '1111740');
+    assert.equal((await readTar(plain))[0].header.name, long);
+
+    // An xattr (or a gid over 7 octal digits) needs PAX: every record that does not fit goes in it, the long path too.
     const binary = Buffer.from([0x00, 0xff, 0x0a, 0x3d, 0x80]);
     const tar = await buffer(writeLayerTar([
       { ...base, path: long, type: 'file', data: Buffer.from('x'), uid: 300000, gid: 5000000, xattrs: new Map([['security.capability', binary]]) },
     ]));
     const [entry] = await readTar(tar);
     assert.equal(entry.header.name, long);
-    assert.equal(entry.header.pax?.uid, '300000');
+    assert.equal(entry.header.pax?.uid, undefined);
     assert.equal(entry.header.pax?.gid, '5000000');
     assert.deepEqual(entry.header.pax?.[RAW_PAX]?.get('SCHILY.xattr.security.capability'), binary);
-    assert.match(tar.subarray(0, 100).toString('latin1'), /^d+\/PaxHeaders\.0\/f+/);
+    assert.equal(field(tar, 0, 0, 100), `${'d'.repeat(80)}/PaxHeaders.0/${'f'.repeat(6)}`);
+    assert.deepEqual([field(tar, 0, 100, 8), field(tar, 0, 136, 12), field(tar, 0, 156, 1), tar.subarray(329, 345).every((b) => b === 0)], ['0000000', '00000000000', 'x', true], 'the PAX header: mode and mtime 0, no device numbers');
+    const main = 2; // the PAX header, its records, then the entry
+    assert.equal(field(tar, main, 0, 100), long.slice(0, 100));
+    assert.equal(field(tar, main, 116, 8), '0000000');
+
+    // A non-ASCII name: PAX path, the USTAR fields keep its ASCII; a directory's PAX header is DIR/PaxHeaders.0.
+    const named = await buffer(writeLayerTar([{ ...base, path: 'a/é', type: 'dir' }, { ...base, path: 'a', type: 'dir' }]));
+    const [, dirEntry] = await readTar(named);
+    assert.equal(dirEntry.header.name, 'a/é/');
+    assert.equal(field(named, 1, 0, 100), 'a//PaxHeaders.0');
+    assert.equal(field(named, 3, 0, 100), 'a//');
   });
 
-  it('emits device numbers only for devices and rejects duplicate or escaping paths', async () => {
+  it('emits device numbers for devices, zeros for other entries (as Go\'s archive/tar, so BuildKit\'s diffIDs), and rejects duplicate or escaping paths', async () => {
     const tar = await buffer(writeLayerTar([
       { ...base, path: 'null', type: 'char', devmajor: 1, devminor: 3 },
       { ...base, path: 'f', type: 'file', data: Buffer.alloc(0) },
@@ -80,7 +101,7 @@ describe('writeLayerTar', () => {
     assert.equal(dev.header.devmajor, 1);
     assert.equal(dev.header.devminor, 3);
     assert.equal(f.header.name, 'f');
-    assert.ok(tar.subarray(329, 345).every((b) => b === 0), 'no device numbers on a regular file');
+    assert.equal(tar.subarray(329, 345).toString('latin1'), '0000000\u00000000000\u0000', 'zero device numbers on a regular file');
     assert.throws(() => writeLayerTar([{ ...base, path: 'a', type: 'dir' }, { ...base, path: './a/', type: 'dir' }]), /appears twice/);
     assert.throws(() => writeLayerTar([{ ...base, path: 'a/../../etc', type: 'dir' }]), /contains ".."/);
   });
