@@ -52,11 +52,15 @@ export function refusedLiteral(hostname: string, refuse: AddressPolicy): Address
  * answer with an empty body: "invalid content-length header"). undici is loaded only here: the CLI, which fetches with no policy, never
  * loads it.
  */
-export async function vettedFetch(refuse: AddressPolicy): Promise<typeof fetch> {
+export async function vettedFetch(refuse: AddressPolicy, exempt: (hostPort: string) => boolean = () => false): Promise<typeof fetch> {
   const undici = await loadUndici();
   const connect = undici.buildConnector({ lookup: vettedLookup(refuse) });
+  const connectUnvetted = undici.buildConnector({});
   const dispatcher = new undici.Agent({
     connect: (options, callback) => {
+      // `exempt`: a host:port the operator trusts (registry.trusted), as its URL names it.
+      const port = options.port || (options.protocol === 'https:' ? '443' : '80');
+      if (exempt(`${options.hostname.replace(/^\[|\]$/g, '').toLowerCase()}:${port}`)) { connectUnvetted(options, callback); return; }
       const refused = refusedLiteral(options.hostname, refuse);
       if (refused) { callback(refused, null); return; }
       connect(options, callback);
@@ -79,21 +83,29 @@ async function loadUndici(): Promise<typeof import('undici')> {
 
 /**
  * A build's network policy for the registries it names, with the connections made under it:
- * connections to a registry outside `trusted` open only to addresses `refuse` allows. Registry
- * clients that share one share its connections (share one per tenant: TenantRegistryNetworks).
+ * connections open only to addresses `refuse` allows, but for the `trusted` registries' own
+ * host:port. A trusted registry is trusted where it is, not where it points: its redirects and
+ * token realms elsewhere obey `refuse` as any registry's. Registry clients that share one share
+ * its connections (share one per tenant: TenantRegistryNetworks).
  */
 export class RegistryNetwork {
   private readonly trusted: Set<string>;
+  /** The trusted registries as connections name them: host:port, a port-less name on 80 and 443. */
+  private readonly trustedHostPorts: Set<string>;
   private vetted?: Promise<typeof fetch>;
+  private vettedButTrusted?: Promise<typeof fetch>;
 
   /** `trusted`: registries as image references name them (host:port). */
   constructor(readonly refuse: AddressPolicy, trusted: readonly string[]) {
     this.trusted = new Set(trusted.flatMap((h) => [h.toLowerCase(), registryApiHost(h).toLowerCase()]));
+    this.trustedHostPorts = new Set([...this.trusted].flatMap((h) => (/:\d+$/.test(h) ? [h.replace(/^\[|\](?=:)/g, '')] : [`${h}:80`, `${h}:443`])));
   }
 
-  /** The fetch() of requests of an operation on `registry`: Node's own for a trusted registry. */
-  fetchFor(registry: string): Promise<typeof fetch> | typeof fetch {
-    if (this.trusted.has(registry.toLowerCase()) || this.trusted.has(registryApiHost(registry).toLowerCase())) return fetch;
+  /** The fetch() of requests of an operation on `registry`; one connection pool for the untrusted, one for the trusted. */
+  fetchFor(registry: string): Promise<typeof fetch> {
+    if (this.trusted.has(registry.toLowerCase()) || this.trusted.has(registryApiHost(registry).toLowerCase())) {
+      return this.vettedButTrusted ??= vettedFetch(this.refuse, (hostPort) => this.trustedHostPorts.has(hostPort));
+    }
     return this.vetted ??= vettedFetch(this.refuse);
   }
 }

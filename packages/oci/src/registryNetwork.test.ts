@@ -84,6 +84,17 @@ describe('registries a build names obey its network policy', () => {
     assert.equal(other.connections, 0);
   });
 
+  test('a trusted registry is trusted where it is, not where it points: its redirect or token realm to a refused address is not followed', async () => {
+    const hidden = await endpoint('127.0.0.1');
+    const redirecting = await endpoint('127.0.0.1', (req, res) => { res.writeHead(307, { location: `http://${hidden.host}${req.url}` }).end(); });
+    const realm = await endpoint('127.0.0.1', (_, res) => { res.writeHead(401, { 'www-authenticate': `Bearer realm="http://${hidden.host}/token",service="x"` }).end(); });
+    const trusting = client(refuseLoopback, [redirecting.host, realm.host]);
+    assert.match((await refusal(trusting.getManifest(`${redirecting.host}/x:1`))).message, /the address 127\.0\.0\.1 is not reachable from builds \(test policy\)/);
+    assert.match((await refusal(trusting.getManifest(`${realm.host}/x:1`))).message, /token from 127\.0\.0\.1.*not reachable from builds/);
+    assert.equal(hidden.connections, 0);
+    assert.deepEqual([redirecting.requests, realm.requests], [['GET /v2/x/manifests/1'], ['GET /v2/x/manifests/1']], 'the trusted registries themselves were asked');
+  });
+
   test('an allowed address is reached as without a policy: pulls, and pushes (an upload starts with an empty POST)', async () => {
     const allowed = client(refuse127002);
     const head = await allowed.headManifest(fx.busybox.reference);
@@ -93,12 +104,14 @@ describe('registries a build names obey its network policy', () => {
     assert.equal(pushed.result, 'uploaded');
   });
 
-  test('a network makes one vetted fetch (one connection pool) for every untrusted registry; trusted ones use Node\'s own', async () => {
+  test('a network makes one vetted fetch (one connection pool) for every untrusted registry, another for the trusted ones', async () => {
     const shared = new RegistryNetwork(refuse127002, [fx.registry.host]);
     const vetted = await shared.fetchFor('127.0.0.1:1');
     assert.notEqual(vetted, fetch);
     assert.equal(await shared.fetchFor('example.com'), vetted);
-    assert.equal(await shared.fetchFor(fx.registry.host), fetch);
+    const trusted = await shared.fetchFor(fx.registry.host);
+    assert.ok(trusted !== vetted && trusted !== fetch);
+    assert.equal(await shared.fetchFor(fx.registry.host.toUpperCase()), trusted);
     assert.notEqual(await new RegistryNetwork(refuse127002, []).fetchFor('127.0.0.1:1'), vetted, 'another network has its own pool');
   });
 });
