@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { seededRegistryFixture } from '@buildyard/testkit';
 import { RegistryClient } from './RegistryClient.js';
 import { FsContentStore, DigestMismatchError } from './FsContentStore.js';
-import { writeDockerArchive, writeOciLayout, ociLayoutEntry } from './archiveWriters.js';
+import { writeOciLayout, ociLayoutEntry } from './archiveWriters.js';
 import { sha256Digest } from './digest.js';
 import { MediaTypes } from './mediaTypes.js';
 import type { ImageIndex } from './types.js';
@@ -82,29 +82,39 @@ test('missing or corrupt blobs fail the write', async () => {
   await store.delete(img.layerDesc.digest);
 });
 
-test('docker archive: skopeo reads it', async () => {
+test('docker archive (an OCI layout tar with docker load\'s manifest.json, as containerd\'s exporter): sorted entries, fixed modes; skopeo reads it', async () => {
   const client = new RegistryClient({ store, dockerConfig: false });
   const bb = await client.resolve(fx.busybox.reference, 'linux/amd64');
   const img = await makeImage('arm64', { 'b.txt': 'docker archive\n' });
-  for (const b of [img.layer, img.config]) await store.put(b);
+  for (const b of [img.layer, img.config, img.manifest]) await store.put(b);
+  const bbDesc = { mediaType: bb.manifest.mediaType ?? MediaTypes.OciManifest, digest: bb.manifestDigest, size: bb.manifestBytes.length };
   const file = join(fx.dir, 'images.tar');
   const ws = createWriteStream(file);
-  await writeDockerArchive(ws, [
-    { repoTags: [`docker.io/library/busybox:latest`, `${fx.registry.host}/library/busybox:amd64`], config: bb.manifest.config, layers: bb.manifest.layers },
-    { repoTags: ['me/tiny:1'], config: img.configDesc.digest, layers: [img.layerDesc] },
-  ], store);
+  await writeOciLayout(ws, {
+    index: { schemaVersion: 2, manifests: [
+      ociLayoutEntry(bbDesc, 'latest', 'docker.io/library/busybox:latest'),
+      ociLayoutEntry(bbDesc, 'amd64', `${fx.registry.host}/library/busybox:amd64`),
+      ociLayoutEntry(img.manifestDesc, '1', 'docker.io/me/tiny:1'),
+    ] },
+    store,
+    dockerManifest: true,
+  });
   await finished(ws);
-  const { stdout: listing } = await execFileP('tar', ['-xOf', file, 'manifest.json']);
-  const manifest = JSON.parse(listing) as { Config: string; RepoTags: string[]; Layers: string[] }[];
+  const { stdout: listing } = await execFileP('tar', ['-tvf', file]);
+  const lines = listing.trim().split('\n');
+  const names = lines.map((l) => l.split(/\s+/).pop()!);
+  assert.deepEqual(names, [...names].sort(), 'entries sorted by name');
+  assert.deepEqual([names[0], names[1], names.at(-3), names.at(-2), names.at(-1)], ['blobs/', 'blobs/sha256/', 'index.json', 'manifest.json', 'oci-layout']);
+  assert.ok(lines.filter((l) => l.includes('blobs/sha256/') && !l.endsWith('/')).every((l) => l.startsWith('-r--r--r--')), 'blobs are read-only');
+  const { stdout: manifestJson } = await execFileP('tar', ['-xOf', file, 'manifest.json']);
+  const manifest = JSON.parse(manifestJson) as { Config: string; RepoTags: string[]; Layers: string[] }[];
   assert.deepEqual(manifest[0].RepoTags, ['busybox:latest', `${fx.registry.host}/library/busybox:amd64`]);
-  assert.equal(manifest[1].Layers[0], `${img.diffId.slice(7)}/layer.tar`);
+  assert.deepEqual(manifest[1], { Config: `blobs/sha256/${img.configDesc.digest.slice(7)}`, RepoTags: ['me/tiny:1'], Layers: [`blobs/sha256/${img.layerDesc.digest.slice(7)}`] });
   const { stdout } = await execFileP('skopeo', ['inspect', `docker-archive:${file}:me/tiny:1`]);
   const info = JSON.parse(stdout) as { Architecture: string; Layers: string[] };
   assert.equal(info.Architecture, 'arm64');
-  assert.deepEqual(info.Layers, [img.diffId]);
   const { stdout: bbInfo } = await execFileP('skopeo', ['inspect', `docker-archive:${file}:busybox:latest`]);
   assert.equal(JSON.parse(bbInfo).Architecture, 'amd64');
-  // The layer tar inside is the uncompressed layer whose digest is the diff_id.
-  const { stdout: layerTar } = await execFileP('tar', ['-xOf', file, manifest[1].Layers[0]], { encoding: 'buffer' });
-  assert.equal(sha256Digest(layerTar), img.diffId);
+  const { stdout: index } = await execFileP('tar', ['-xOf', file, 'index.json']);
+  assert.match(index, /^\{"schemaVersion":2,"mediaType":"application\/vnd\.oci\.image\.index\.v1\+json","manifests":\[\{"mediaType":/, 'compact, in Go\'s field order');
 });

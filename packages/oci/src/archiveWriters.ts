@@ -1,18 +1,18 @@
-// Writers for image archives: OCI image layouts (directory or tar) and `docker load` tarballs.
-// Archives are written with tar-stream; entries are in a fixed order with fixed mtimes so the
-// same images give the same bytes.
+// Writers for image archives: OCI image layouts, as a directory or as a tar that `docker load`
+// also reads (with a manifest.json). Tars are written with tar-stream as containerd's archive
+// exporter (BuildKit's type=oci and type=docker) writes them: entries sorted by name, fixed
+// modes, mtime 0, so the same images give the same bytes.
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
-import { Digester, assertDigest, digestHex, type Digest } from './digest.js';
+import { Digester, digestHex } from './digest.js';
 import { DigestMismatchError } from './FsContentStore.js';
 import { MediaTypes, isIndexMediaType } from './mediaTypes.js';
 import { formatReference, parseReference } from './reference.js';
-import { Annotations, isImageIndex, type AnyManifest, type Descriptor, type ImageConfig, type ImageIndex } from './types.js';
+import { Annotations, isImageIndex, type AnyManifest, type Descriptor, type ImageIndex } from './types.js';
 
 /** What the writers need from a blob store (FsContentStore fits). */
 export interface BlobReader {
@@ -75,12 +75,48 @@ export async function collectBlobs(roots: Descriptor[], store: BlobReader): Prom
   return out;
 }
 
+/** A descriptor with its fields in the order Go's encoding/json writes ocispec.Descriptor. */
+function goOrderDescriptor(d: Descriptor): Descriptor {
+  const platform = d.platform && { architecture: d.platform.architecture, os: d.platform.os, ...(d.platform['os.version'] ? { 'os.version': d.platform['os.version'] } : {}), ...(d.platform.variant ? { variant: d.platform.variant } : {}) };
+  const annotations = d.annotations && Object.fromEntries(Object.entries(d.annotations).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return { mediaType: d.mediaType, digest: d.digest, size: d.size, ...(d.urls ? { urls: d.urls } : {}), ...(annotations ? { annotations } : {}), ...(platform ? { platform } : {}) } as Descriptor;
+}
+
+/** index.json as containerd writes it (compact, Go's field order). */
 function layoutIndexJson(index: ImageIndex): Buffer {
-  const doc: ImageIndex = { schemaVersion: 2, mediaType: MediaTypes.OciIndex, manifests: index.manifests, ...(index.annotations ? { annotations: index.annotations } : {}) };
-  return Buffer.from(JSON.stringify(doc, null, 2) + '\n');
+  return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OciIndex, manifests: index.manifests.map(goOrderDescriptor), ...(index.annotations ? { annotations: index.annotations } : {}) }));
 }
 
 const OCI_LAYOUT_FILE = Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+
+/**
+ * `docker load`'s manifest.json for the image manifests among `entries` (one record per manifest,
+ * RepoTags from their io.containerd.image.name annotations, familiar), as containerd's exporter.
+ */
+async function dockerManifestJson(entries: Descriptor[], store: BlobReader): Promise<Buffer> {
+  const records = new Map<string, { Config: string; RepoTags: string[] | null; Layers: string[] }>();
+  for (const entry of entries) {
+    if (entry.mediaType !== MediaTypes.OciManifest && entry.mediaType !== MediaTypes.DockerManifest) continue;
+    let record = records.get(entry.digest);
+    if (!record) {
+      const manifest = JSON.parse((await store.readBytes(entry.digest)).toString('utf8')) as { config: Descriptor; layers: Descriptor[] };
+      record = { Config: `blobs/sha256/${digestHex(manifest.config.digest)}`, RepoTags: null, Layers: manifest.layers.map((l) => `blobs/sha256/${digestHex(l.digest)}`) };
+      records.set(entry.digest, record);
+    }
+    const name = entry.annotations?.[Annotations.ContainerdImageName];
+    if (name) (record.RepoTags ??= []).push(familiarTag(name));
+  }
+  return Buffer.from(JSON.stringify([...records.values()]));
+}
+
+export interface OciLayoutOptions {
+  /** index.json's content: its manifests are the layout's entry points (tag them with ref.name). */
+  index: ImageIndex;
+  /** Where every referenced blob (manifests, configs, layers) is read from. */
+  store: BlobReader;
+  /** Tar only: add `docker load`'s manifest.json (BuildKit's type=docker). */
+  dockerManifest?: boolean;
+}
 
 /**
  * Writes an OCI image layout: to a directory (created if needed) or as a tar to a writable
@@ -108,77 +144,17 @@ export async function writeOciLayout(target: string | Writable, options: OciLayo
     await writeFile(join(target, 'index.json'), indexJson);
     return;
   }
+  const manifestJson = options.dockerManifest ? await dockerManifestJson(options.index.manifests, options.store) : undefined;
+  const sortedBlobs = [...blobs].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
   await writeTar(target, async (pack) => {
-    await addEntry(pack, 'oci-layout', OCI_LAYOUT_FILE);
-    await addEntry(pack, 'index.json', indexJson);
     await addDir(pack, 'blobs/');
     await addDir(pack, 'blobs/sha256/');
-    for (const d of blobs) {
-      await addEntry(pack, `blobs/sha256/${digestHex(d.digest)}`, verifying(options.store.openRead(d.digest), d.digest), await options.store.size(d.digest));
+    for (const d of sortedBlobs) {
+      await addEntry(pack, `blobs/sha256/${digestHex(d.digest)}`, verifying(options.store.openRead(d.digest), d.digest), await options.store.size(d.digest), 0o444);
     }
-  });
-}
-
-export interface DockerArchiveImage {
-  /** Names like `busybox:latest` or `127.0.0.1:5000/x/y:tag` (Docker Hub names are shortened). */
-  repoTags: string[];
-  /** The image config blob. */
-  config: Digest | Descriptor;
-  /** Layer descriptors in order (compressed or not); gzip layers are stored decompressed. */
-  layers: Descriptor[];
-}
-
-/**
- * Writes a `docker load` tarball (the `docker save` format): manifest.json, `<config>.json`,
- * `<diffid>/layer.tar` per layer and the legacy `repositories` file. The stream is ended.
- */
-export async function writeDockerArchive(target: Writable, images: DockerArchiveImage[], store: BlobReader): Promise<void> {
-  const manifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
-  const repositories: Record<string, Record<string, string>> = {};
-  const written = new Set<string>();
-  await writeTar(target, async (pack) => {
-    for (const image of images) {
-      const configDigest = assertDigest(typeof image.config === 'string' ? image.config : image.config.digest);
-      const configBytes = await store.readBytes(configDigest);
-      const config = JSON.parse(configBytes.toString('utf8')) as ImageConfig;
-      const diffIds = config.rootfs?.diff_ids ?? [];
-      if (diffIds.length !== image.layers.length) {
-        throw new Error(`docker archive: config ${configDigest} lists ${diffIds.length} diff_ids but ${image.layers.length} layers were given; pass the layers of that image`);
-      }
-      const configName = `${digestHex(configDigest)}.json`;
-      if (!written.has(configName)) {
-        await addEntry(pack, configName, configBytes);
-        written.add(configName);
-      }
-      const layerNames: string[] = [];
-      for (let i = 0; i < image.layers.length; i++) {
-        const layer = image.layers[i];
-        const diffId = assertDigest(diffIds[i], `diff_id ${i} of ${configDigest}`);
-        const dir = digestHex(diffId);
-        const name = `${dir}/layer.tar`;
-        layerNames.push(name);
-        if (written.has(name)) continue;
-        written.add(name);
-        await addDir(pack, `${dir}/`);
-        await addEntry(pack, `${dir}/VERSION`, Buffer.from('1.0'));
-        if (isGzipLayer(layer.mediaType)) {
-          // Two passes: the tar header needs the uncompressed size before the data.
-          const size = await measureUncompressed(store, layer.digest, diffId);
-          await addEntry(pack, name, verifying(store.openRead(layer.digest).pipe(createGunzip()), diffId), size);
-        } else {
-          await addEntry(pack, name, verifying(store.openRead(layer.digest), layer.digest), await store.size(layer.digest));
-        }
-      }
-      const tags = image.repoTags.map(familiarTag);
-      manifest.push({ Config: configName, RepoTags: tags, Layers: layerNames });
-      const top = layerNames.length ? layerNames[layerNames.length - 1].split('/')[0] : digestHex(configDigest);
-      for (const t of tags) {
-        const at = t.lastIndexOf(':');
-        (repositories[t.slice(0, at)] ??= {})[t.slice(at + 1)] = top;
-      }
-    }
-    await addEntry(pack, 'manifest.json', Buffer.from(JSON.stringify(manifest)));
-    await addEntry(pack, 'repositories', Buffer.from(JSON.stringify(repositories)));
+    await addEntry(pack, 'index.json', indexJson);
+    if (manifestJson) await addEntry(pack, 'manifest.json', manifestJson);
+    await addEntry(pack, 'oci-layout', OCI_LAYOUT_FILE, undefined, 0o444);
   });
 }
 
@@ -186,18 +162,6 @@ function familiarTag(name: string): string {
   const ref = parseReference(name);
   if (!ref.tag) throw new Error(`docker archive: repo tag "${name}" needs a tag (e.g. ${name}:latest)`);
   return formatReference({ registry: ref.registry, repository: ref.repository, tag: ref.tag }, { familiar: true });
-}
-
-function isGzipLayer(mt: string): boolean {
-  return mt === MediaTypes.OciLayerGzip || mt === MediaTypes.DockerLayerGzip || mt === MediaTypes.DockerForeignLayerGzip || mt === MediaTypes.OciLayerNondistributableGzip;
-}
-
-async function measureUncompressed(store: BlobReader, digest: string, diffId: Digest): Promise<number> {
-  const d = new Digester();
-  await pipeline(store.openRead(digest), createGunzip(), new Writable({ write(c: Buffer, _e, cb) { d.update(c); cb(); } }));
-  const got = d.digest();
-  if (got !== diffId) throw new DigestMismatchError(diffId, got);
-  return d.size;
 }
 
 /** Passes bytes through and fails at the end when they do not hash to `digest`. */
@@ -234,15 +198,15 @@ async function addDir(pack: tar.Pack, name: string): Promise<void> {
   });
 }
 
-async function addEntry(pack: tar.Pack, name: string, data: Buffer | Readable, size?: number): Promise<void> {
+async function addEntry(pack: tar.Pack, name: string, data: Buffer | Readable, size?: number, mode = 0o644): Promise<void> {
   if (Buffer.isBuffer(data)) {
     await new Promise<void>((resolve, reject) => {
-      pack.entry({ name, mode: 0o644, mtime: FIXED_MTIME, size: data.length }, data, (err) => (err ? reject(err) : resolve()));
+      pack.entry({ name, mode, mtime: FIXED_MTIME, size: data.length }, data, (err) => (err ? reject(err) : resolve()));
     });
     return;
   }
   let entryErr: Error | null | undefined;
-  const entry = pack.entry({ name, mode: 0o644, mtime: FIXED_MTIME, size }, (err) => { entryErr = err; });
+  const entry = pack.entry({ name, mode, mtime: FIXED_MTIME, size }, (err) => { entryErr = err; });
   await pipeline(data, entry);
   if (entryErr) throw entryErr;
 }

@@ -30,8 +30,8 @@ export {
   type PushBlobOptions, type PushBlobResult,
 } from './RegistryClient.js';
 export {
-  writeOciLayout, writeDockerArchive, ociLayoutEntry, collectBlobs,
-  type BlobReader, type OciLayoutOptions, type DockerArchiveImage,
+  writeOciLayout, ociLayoutEntry, collectBlobs,
+  type BlobReader, type OciLayoutOptions,
 } from './archiveWriters.js';
 export { withRetries, describeError, RetriesExhaustedError, type RetryOptions, type Attempt } from './retry.js';
 export { readLayerFiles, type LayerReader } from './layerFiles.js';
