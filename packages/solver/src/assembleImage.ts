@@ -1,5 +1,6 @@
 import type { HistoryEntry, ImageConfigFile } from '@buildyard/graph';
 import { MediaTypes, assertDigest, normalizePlatform, sha256Digest, type Descriptor, type Platform } from '@buildyard/oci';
+import { imageConfigJson } from './imageConfigJson.js';
 import type { StageResult } from './StageResult.js';
 
 // Media types and descriptors are oci's (one definition for the solver, exporters and registry client).
@@ -22,8 +23,7 @@ export interface AssembledImage {
   layers: Descriptor[];
 }
 
-function jsonBlob<T>(json: T, mediaType: string, extra: Partial<Descriptor> = {}): JsonBlob<T> {
-  const bytes = Buffer.from(JSON.stringify(json));
+function jsonBlob<T>(json: T, mediaType: string, extra: Partial<Descriptor> = {}, bytes: Buffer = Buffer.from(JSON.stringify(json))): JsonBlob<T> {
   return { json, bytes, descriptor: { mediaType, digest: sha256Digest(bytes), size: bytes.length, ...extra } };
 }
 
@@ -86,14 +86,15 @@ export function assembleImage(result: StageResult, options: { created?: string; 
   const created = filled ? filled.created ?? new Date().toISOString() : history.at(-1)?.created ?? epoch!;
   const stageConfig = { ...result.config };
   if (options.labels && Object.keys(options.labels).length > 0) stageConfig.Labels = { ...stageConfig.Labels, ...options.labels };
-  const config = jsonBlob<ImageConfigFile>({
+  const configFile: ImageConfigFile = {
     created,
     ...(result.author !== undefined ? { author: result.author } : {}),
     ...platformObject(platform),
     config: stageConfig,
     rootfs: { type: 'layers', diff_ids: result.layers.map((l) => l.diffID) },
     history: history.map(({ created: own, ...entry }) => ({ created: own ?? created, ...entry })),
-  }, MEDIA_TYPE_CONFIG);
+  };
+  const config = jsonBlob(configFile, MEDIA_TYPE_CONFIG, {}, imageConfigJson(configFile));
   const layers: Descriptor[] = result.layers.map((l) => ({ mediaType: l.mediaType, digest: assertDigest(l.digest, `layer digest of stage ${result.stageId}`), size: l.size }));
   const manifest = jsonBlob({
     schemaVersion: 2 as const,
