@@ -15,8 +15,9 @@ import { parseRunStepOptions, type RunStepOptions } from './runStepOptions.js';
 import { outputAnnotations } from './outputAnnotations.js';
 import { announceBaseImages } from './baseImageVertices.js';
 import { RemoteContextError, type RemoteContexts } from './remoteContexts.js';
-import { exporterFor, imageEpochs, parseOutputs, runExport, unreportedStep, type ExportSource, type ExportStep, type ParsedOutput } from './exporters/index.js';
+import { exporterFor, imageEpochs, layerCompression, parseOutputs, runExport, unreportedStep, type ExportSource, type ExportStep, type ParsedOutput } from './exporters/index.js';
 import { frontendAttrsOf, makeAttestations, parseAttests, wantsAttestations, type AttestationOptions, type BuildAttestations, type ImageSourceRecord } from './exporters/index.js';
+import { compressLayers } from './exporters/compressLayers.js';
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
 import { HandedOff, type BuildRequests } from './buildTakeover.js';
 import { ResolvedBases, resultsFromCache } from './cachedBuild.js';
@@ -258,10 +259,16 @@ export class BuildRunner {
       // Export phases are named as BuildKit's image exporter names them (`step` times them for a front door that shows them).
       const annotate = outputAnnotations(req.outputs);
       const images = await step('exporting layers', async () => {
-        const inline = await inlineCacheAnnotations(cacheOptions.to, plan, cacheCtx, (platform) => results.get(`${platform}|${plan.platforms.find((p) => p.platform === platform)!.target}`)!.layers.map((l) => l.digest), results);
+        // Each platform's image is its target stage's result, its layers as the outputs' compression= asks.
+        const compression = layerCompression(outputs);
+        const targets = new Map(await Promise.all(plan.platforms.map(async (p) => {
+          const result = results.get(`${p.platform}|${p.target}`)!;
+          return [p.platform, compression ? await compressLayers(result, compression, targetStage(p)?.baseHistory ?? 0, this.deps.blobs) : result] as const;
+        })));
+        const inline = await inlineCacheAnnotations(cacheOptions.to, plan, cacheCtx, (platform) => targets.get(platform)!.layers.map((l) => l.digest), results);
         return plan.platforms.map((p) => {
           const annotations = { ...annotate.manifest(p.platform), ...inline?.get(p.platform) };
-          return assembleImage(results.get(`${p.platform}|${p.target}`)!, {
+          return assembleImage(targets.get(p.platform)!, {
             created, baseHistory: targetStage(p)?.baseHistory, annotations: Object.keys(annotations).length ? annotations : undefined,
             targetPlatform: req.platforms.length > 0 ? p.platform : undefined,
           });

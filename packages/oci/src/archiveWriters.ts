@@ -9,6 +9,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { Digester, digestHex } from './digest.js';
+import { descriptorInGoOrder, goEscapes } from './goJson.js';
 import { DigestMismatchError } from './FsContentStore.js';
 import { MediaTypes, isIndexMediaType } from './mediaTypes.js';
 import { formatReference, parseReference } from './reference.js';
@@ -75,16 +76,9 @@ export async function collectBlobs(roots: Descriptor[], store: BlobReader): Prom
   return out;
 }
 
-/** A descriptor with its fields in the order Go's encoding/json writes ocispec.Descriptor. */
-function goOrderDescriptor(d: Descriptor): Descriptor {
-  const platform = d.platform && { architecture: d.platform.architecture, os: d.platform.os, ...(d.platform['os.version'] ? { 'os.version': d.platform['os.version'] } : {}), ...(d.platform.variant ? { variant: d.platform.variant } : {}) };
-  const annotations = d.annotations && Object.fromEntries(Object.entries(d.annotations).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  return { mediaType: d.mediaType, digest: d.digest, size: d.size, ...(d.urls ? { urls: d.urls } : {}), ...(annotations ? { annotations } : {}), ...(platform ? { platform } : {}) } as Descriptor;
-}
-
 /** index.json as containerd writes it (compact, Go's field order). */
 function layoutIndexJson(index: ImageIndex): Buffer {
-  return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OciIndex, manifests: index.manifests.map(goOrderDescriptor), ...(index.annotations ? { annotations: index.annotations } : {}) }));
+  return Buffer.from(goEscapes(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OciIndex, manifests: index.manifests.map(descriptorInGoOrder), ...(index.annotations ? { annotations: index.annotations } : {}) })));
 }
 
 const OCI_LAYOUT_FILE = Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' }));

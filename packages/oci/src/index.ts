@@ -29,6 +29,7 @@ export {
   type RegistryClientOptions, type CallOptions, type FetchedManifest, type ResolvedImage, type BlobSource,
   type PushBlobOptions, type PushBlobResult,
 } from './RegistryClient.js';
+export { descriptorInGoOrder, goEscapes, goIndentedJson, goString, sortedRecord } from './goJson.js';
 export {
   writeOciLayout, ociLayoutEntry, collectBlobs,
   type BlobReader, type OciLayoutOptions,

@@ -7,6 +7,7 @@ export {
   MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD, type LayerCompression,
 } from './compression.js';
 export { writeLayerBlob, type LayerBlob, type LayerBlobOptions } from './layerBlob.js';
+export { recompressLayer, type LayerBlobStore, type LayerDescriptor } from './recompressLayer.js';
 export {
   OverlaySnapshotter, type ActiveSnapshot, type ChainLayer, type PrepareOptions, type SnapshotInfo,
   type SnapshotKind, type SnapshotUsage,

@@ -1,5 +1,5 @@
 import type { HistoryEntry, ImageConfigFile } from '@buildyard/graph';
-import { MediaTypes, assertDigest, normalizePlatform, sha256Digest, type Descriptor, type Platform } from '@buildyard/oci';
+import { MediaTypes, assertDigest, descriptorInGoOrder, goIndentedJson, normalizePlatform, sha256Digest, sortedRecord, type Descriptor, type Platform } from '@buildyard/oci';
 import { imageConfigJson } from './imageConfigJson.js';
 import type { StageResult } from './StageResult.js';
 
@@ -96,22 +96,25 @@ export function assembleImage(result: StageResult, options: { created?: string; 
   };
   const config = jsonBlob(configFile, MEDIA_TYPE_CONFIG, {}, imageConfigJson(configFile));
   const layers: Descriptor[] = result.layers.map((l) => ({ mediaType: l.mediaType, digest: assertDigest(l.digest, `layer digest of stage ${result.stageId}`), size: l.size }));
-  const manifest = jsonBlob({
+  // As BuildKit writes it: ocispec.Manifest's field order, indented (json.MarshalIndent).
+  const manifestJson = {
     schemaVersion: 2 as const,
     mediaType: MEDIA_TYPE_MANIFEST,
     config: config.descriptor,
     layers,
-    ...(options.annotations ? { annotations: options.annotations } : {}),
-  }, MEDIA_TYPE_MANIFEST, { platform: platformObject(platform) });
+    ...(options.annotations ? { annotations: sortedRecord(options.annotations) } : {}),
+  };
+  const manifest = jsonBlob(manifestJson, MEDIA_TYPE_MANIFEST, { platform: platformObject(platform) }, goIndentedJson(manifestJson));
   return { platform, config, manifest, layers };
 }
 
 /** An OCI image index over several platforms' manifests (room left for attestation manifests). */
 export function assembleIndex(images: AssembledImage[], annotations?: Record<string, string>): JsonBlob<{ schemaVersion: 2; mediaType: string; manifests: Descriptor[]; annotations?: Record<string, string> }> {
-  return jsonBlob({
+  const index = {
     schemaVersion: 2 as const,
     mediaType: MEDIA_TYPE_INDEX,
     manifests: images.map((i) => i.manifest.descriptor),
-    ...(annotations ? { annotations } : {}),
-  }, MEDIA_TYPE_INDEX);
+    ...(annotations ? { annotations: sortedRecord(annotations) } : {}),
+  };
+  return jsonBlob(index, MEDIA_TYPE_INDEX, {}, goIndentedJson({ ...index, manifests: index.manifests.map(descriptorInGoOrder) }));
 }

@@ -51,3 +51,14 @@ test('the base image\'s history entries keep their times under SOURCE_DATE_EPOCH
   const afterUntimed = assembleImage({ ...built, history: [...untimedBase, built.history[2]] }, { created: epoch, baseHistory: 4 }).config.json;
   assert.deepEqual(afterUntimed.history?.map((h) => h.created), ['2025-01-01T00:00:00Z', epoch, epoch, '2019-05-05T00:00:00Z', epoch]);
 });
+
+test('manifests and indexes are written as BuildKit writes them: json.MarshalIndent, ocispec\'s field order, annotations sorted, Go\'s escapes', async () => {
+  const { assembleIndex } = await import('./assembleImage.js');
+  const layer = { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${'a'.repeat(64)}`, size: 3, diffID: `sha256:${'b'.repeat(64)}` };
+  const image = assembleImage({ ...pinnedToArm64, layers: [layer] }, { annotations: { z: '1', a: '<&>' } });
+  const manifest = image.manifest.bytes.toString();
+  assert.ok(manifest.startsWith('{\n  "schemaVersion": 2,\n  "mediaType": "application/vnd.oci.image.manifest.v1+json",\n  "config": {\n    "mediaType": "application/vnd.oci.image.config.v1+json",'), manifest);
+  assert.match(manifest, /"layers": \[\n {4}\{\n {6}"mediaType": "application\/vnd\.oci\.image\.layer\.v1\.tar\+gzip",\n {6}"digest": "sha256:a{64}",\n {6}"size": 3\n {4}\}\n {2}\],\n {2}"annotations": \{\n {4}"a": "\\u003c\\u0026\\u003e",\n {4}"z": "1"\n {2}\}\n\}$/);
+  const index = assembleIndex([image], { b: '2', a: '1' }).bytes.toString();
+  assert.match(index, /^\{\n {2}"schemaVersion": 2,\n {2}"mediaType": "application\/vnd\.oci\.image\.index\.v1\+json",\n {2}"manifests": \[\n {4}\{\n {6}"mediaType": "application\/vnd\.oci\.image\.manifest\.v1\+json",\n {6}"digest": "sha256:[0-9a-f]{64}",\n {6}"size": \d+,\n {6}"platform": \{\n {8}"architecture": "arm64",\n {8}"os": "linux"\n {6}\}\n {4}\}\n {2}\],\n {2}"annotations": \{\n {4}"a": "1",\n {4}"b": "2"\n {2}\}\n\}$/);
+});

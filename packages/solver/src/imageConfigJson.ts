@@ -3,15 +3,11 @@
 // struct fields in declaration order with omitempty, map keys sorted, HTML-safe string escapes
 // and RFC 3339 times without trailing zero fractions; JSON.stringify does none of these.
 import type { HistoryEntry, ImageConfig, ImageConfigFile } from '@buildyard/graph';
+import { goString } from '@buildyard/oci';
 
 /** A value already encoded. */
 class Encoded {
   constructor(readonly json: string) {}
-}
-
-/** A Go string: JSON with <, >, & and the JS line separators escaped as \uXXXX. */
-function goString(s: string): string {
-  return JSON.stringify(s).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 const byBytes = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));

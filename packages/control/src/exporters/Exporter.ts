@@ -16,6 +16,15 @@ export interface ParsedOutput {
   rewriteTimestamp: boolean;
   /** `source-date-epoch=N` (BuildKit's exporter attr): overrides the build's SOURCE_DATE_EPOCH (local/tar read it). */
   sourceDateEpoch?: number;
+  /** Image outputs' `compression=`, `compression-level=`, `force-compression=`, when any is given. */
+  compression?: LayerCompressionOption;
+}
+
+/** How an image output's layers are compressed: the build's own layers, every layer with `force`. */
+export interface LayerCompressionOption {
+  type: 'gzip' | 'zstd' | 'uncompressed';
+  level?: number;
+  force: boolean;
 }
 
 /** One file (or chunk stream) an exporter hands to the client. */

@@ -2,11 +2,11 @@
 import { parseReference } from '@buildyard/oci';
 import type { KeyValueSpec } from '@buildyard/proto';
 import { archiveExporter } from './archiveExporter.js';
-import type { ExportFile, ExportSource, Exporter, OutputType, ParsedOutput } from './Exporter.js';
+import type { ExportFile, ExportSource, Exporter, LayerCompressionOption, OutputType, ParsedOutput } from './Exporter.js';
 import { epochSeconds, filesystemExporter } from './filesystemExporter.js';
 import { imageExporter } from './imageExporter.js';
 
-export type { ExportFile, ExportSource, ExportStep, Exporter, OutputType, ParsedOutput } from './Exporter.js';
+export type { ExportFile, ExportSource, ExportStep, Exporter, LayerCompressionOption, OutputType, ParsedOutput } from './Exporter.js';
 export { unreportedStep } from './Exporter.js';
 export { pushImage } from './imageExporter.js';
 export { parseAttests, attestSpec, type AttestationOptions, type PlatformAttestation } from './attestations.js';
@@ -38,7 +38,8 @@ export function parseOutputs(specs: KeyValueSpec[]): ParsedOutput[] {
     const epoch = spec.attrs['source-date-epoch'];
     const sourceDateEpoch = epochSeconds(epoch);
     if (epoch && sourceDateEpoch === undefined) throw new Error(`output ${index + 1} (type=${type}): invalid source-date-epoch "${epoch}": use whole seconds since 1970`);
-    return { index, type, names, push, rewriteTimestamp: rewriteTimestamp && IMAGE_TYPES.includes(type), sourceDateEpoch };
+    const compression = IMAGE_TYPES.includes(type) ? parseCompression(spec.attrs, `output ${index + 1} (type=${type})`) : undefined;
+    return { index, type, names, push, rewriteTimestamp: rewriteTimestamp && IMAGE_TYPES.includes(type), sourceDateEpoch, ...(compression ? { compression } : {}) };
   });
   // One build assembles one image per platform, so its image outputs must agree on its times
   // (BuildKit would export a differently dated image per exporter).
@@ -48,7 +49,36 @@ export function parseOutputs(specs: KeyValueSpec[]): ParsedOutput[] {
     const shown = (o: ParsedOutput) => (o.sourceDateEpoch === undefined ? 'none' : String(o.sourceDateEpoch));
     throw new Error(`outputs ${images[0]!.index + 1} and ${other.index + 1} ask for different source-date-epoch values (${shown(images[0]!)} and ${shown(other)}): one build makes one image per platform; give every image output the same value, or build once per output`);
   }
+  const compressions = new Set(images.map((o) => JSON.stringify(o.compression ?? null)));
+  if (compressions.size > 1) {
+    const differing = images.find((o) => JSON.stringify(o.compression ?? null) !== JSON.stringify(images[0]!.compression ?? null))!;
+    throw new Error(`outputs ${images[0]!.index + 1} and ${differing.index + 1} ask for different layer compression: one build makes one image per platform; give every image output the same compression=, compression-level= and force-compression=, or build once per output`);
+  }
   return outputs;
+}
+
+/**
+ * BuildKit's compression attributes (util/compression ParseAttributes), when any is given: without
+ * them the layers stay as the workers compressed them. estargz is not made here.
+ */
+function parseCompression(attrs: Record<string, string>, where: string): LayerCompressionOption | undefined {
+  const { compression: type = 'gzip', 'compression-level': level, 'force-compression': force } = attrs;
+  if (attrs.compression === undefined && level === undefined && force === undefined) return undefined;
+  if (type === 'estargz') throw new Error(`${where}: compression=estargz is not supported by this builder: use gzip, zstd or uncompressed`);
+  if (type !== 'gzip' && type !== 'zstd' && type !== 'uncompressed') throw new Error(`${where}: unsupported compression type ${type}: use gzip, zstd or uncompressed`);
+  const forced = force === undefined || force === '' ? force !== undefined : goBool(force);
+  if (forced === undefined) throw new Error(`${where}: non-bool value ${force} specified for force-compression: use true or false`);
+  if (level === undefined || type === 'uncompressed') return { type, force: forced };
+  const n = /^[+-]?\d+$/.test(level) ? Number(level) : NaN;
+  if (!Number.isInteger(n)) throw new Error(`${where}: non-integer value ${level} specified for compression-level`);
+  const [min, max] = type === 'gzip' ? [0, 9] : [1, 22];
+  if (n < min || n > max) throw new Error(`${where}: compression-level ${n} is out of range for ${type}: use ${min} to ${max}`);
+  return { type, level: n, force: forced };
+}
+
+/** The layer compression a build's images ask for (parseOutputs has made every image output agree). */
+export function layerCompression(outputs: ParsedOutput[]): LayerCompressionOption | undefined {
+  return outputs.find((o) => IMAGE_TYPES.includes(o.type))?.compression;
 }
 
 /**

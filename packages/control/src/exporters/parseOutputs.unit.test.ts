@@ -39,3 +39,19 @@ test('imageEpochs: the image output\'s source-date-epoch, else the build arg, da
   assert.deepEqual(epochs({ 'rewrite-timestamp': 'true' }), { image: undefined, layers: undefined });
   assert.deepEqual(epochs({ 'source-date-epoch': '50' }, undefined, 'local'), { image: undefined, layers: undefined }, 'a local output\'s epoch dates its own files only');
 });
+
+test('compression, compression-level and force-compression (BuildKit\'s exporter attrs) on image outputs; none given leaves the layers as made; bad values refused naming the output', () => {
+  const parsed = parseOutputs([output('image', { compression: 'zstd', 'compression-level': '19', 'force-compression': 'true' }), output('oci', { compression: 'zstd', 'compression-level': '19', 'force-compression': '' }), output('local', { compression: 'bogus' })]);
+  assert.deepEqual(parsed.map((o) => o.compression), [{ type: 'zstd', level: 19, force: true }, { type: 'zstd', level: 19, force: true }, undefined]);
+  assert.deepEqual(parseOutputs([output('docker', { compression: 'uncompressed', 'compression-level': '3' })])[0].compression, { type: 'uncompressed', force: false });
+  assert.deepEqual(parseOutputs([output('image', { 'force-compression': 'true' })])[0].compression, { type: 'gzip', force: true }, 'BuildKit\'s default compression is gzip');
+  assert.equal(parseOutputs([output('image', {})])[0].compression, undefined);
+  for (const [attrs, error] of [
+    [{ compression: 'lz4' }, /^Error: output 1 \(type=image\): unsupported compression type lz4: use gzip, zstd or uncompressed$/],
+    [{ compression: 'estargz' }, /^Error: output 1 \(type=image\): compression=estargz is not supported by this builder: use gzip, zstd or uncompressed$/],
+    [{ compression: 'gzip', 'compression-level': 'high' }, /^Error: output 1 \(type=image\): non-integer value high specified for compression-level$/],
+    [{ compression: 'gzip', 'compression-level': '12' }, /^Error: output 1 \(type=image\): compression-level 12 is out of range for gzip: use 0 to 9$/],
+    [{ compression: 'zstd', 'force-compression': 'yes' }, /^Error: output 1 \(type=image\): non-bool value yes specified for force-compression: use true or false$/],
+  ] as const) assert.throws(() => parseOutputs([output('image', attrs)]), error);
+  assert.throws(() => parseOutputs([output('image', { compression: 'zstd' }), output('oci', {})]), /^Error: outputs 1 and 2 ask for different layer compression: one build makes one image per platform/);
+});
