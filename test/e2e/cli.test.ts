@@ -82,6 +82,28 @@ test('build --push for two platforms; local, oci and tar outputs hold what was p
   assert.deepEqual(ociIndex, index, 'type=oci holds the same index as the registry');
 });
 
+test('push-by-digest, as a CI matrix builds one platform per job: each image pushed under its digest, no tag moved; imagetools create merges them', () => {
+  const repo = `${cluster.registry.host}/e2e/by-digest`;
+  const digests = ['linux/amd64', 'linux/arm64'].map((platform) => {
+    const meta = join(work, `by-digest-${platform.replace('/', '-')}.json`);
+    const run = cli(['build', '--progress', 'plain', '--platform', platform, '--build-arg', base(), '--metadata-file', meta,
+      '-o', `type=image,name=${repo},push-by-digest=true,name-canonical=true,push=true`, example]);
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, new RegExp(`pushed ${repo.replace(/\./g, '\\.')}@sha256:[0-9a-f]{64}\n`));
+    return JSON.parse(readFileSync(meta, 'utf8'))['containerimage.digest'] as string;
+  });
+  for (const digest of digests) assert.match(skopeo('inspect', '--raw', '--tls-verify=false', `docker://${repo}@${digest}`), /"schemaVersion"/);
+  // No tag was pushed: the registry knows no tags of the repository (distribution answers 404).
+  assert.throws(() => execFileSync('skopeo', ['list-tags', '--tls-verify=false', `docker://${repo}`], { stdio: 'pipe' }), /404/);
+  const merged = cli(['imagetools', 'create', '-t', `${repo}:1`, ...digests.map((d) => `${repo}@${d}`)]);
+  assert.equal(merged.status, 0, merged.stderr);
+  const index = JSON.parse(skopeo('inspect', '--raw', '--tls-verify=false', `docker://${repo}:1`));
+  assert.deepEqual(index.manifests.filter((m: { platform: { os: string } }) => m.platform.os === 'linux').map((m: { platform: { architecture: string } }) => m.platform.architecture).sort(), ['amd64', 'arm64']);
+  const tagged = cli(['build', '--platform', 'linux/amd64', '--build-arg', base(), '-o', `type=image,name=${repo}:v2,push-by-digest=true,push=true`, example]);
+  assert.equal(tagged.status, 2, 'a usage error');
+  assert.match(tagged.stderr, /output 1 \(type=image\): can't push tagged ref .*by-digest:v2 by digest: name the repository only/);
+});
+
 test('type=docker and type=tar outputs of one platform, and -q printing only the digest', () => {
   const out = cli(['build', '-q', '--platform', 'linux/amd64', '--build-arg', base(), '-t', 'e2e/example:docker',
     '-o', `type=docker,dest=${join(work, 'docker.tar')}`, example]);

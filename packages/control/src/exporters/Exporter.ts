@@ -12,6 +12,8 @@ export interface ParsedOutput {
   /** Image names (tags) for image/registry/docker outputs. */
   names: string[];
   push: boolean;
+  /** `push-by-digest=true`: pushed under the image's digest only, no tag (names must be tagless). */
+  pushByDigest?: boolean;
   /** `rewrite-timestamp=true`: new layers' mtimes are clamped to SOURCE_DATE_EPOCH (image outputs). */
   rewriteTimestamp: boolean;
   /** `source-date-epoch=N` (BuildKit's exporter attr): overrides the build's SOURCE_DATE_EPOCH (local/tar read it). */

@@ -8,7 +8,7 @@ import { unreportedStep, type Exporter, type ExportStep } from './Exporter.js';
  * came from a base image in the same registry are mounted from its repository instead of
  * uploaded (the registry answers with an upload when it cannot mount).
  */
-export async function pushImage(registry: RegistryClient, built: AssembledImage[], index: JsonBlob<unknown> | undefined, names: string[], baseImages: string[] = [], step: ExportStep = unreportedStep, attestations: AssembledImage[] = []): Promise<string[]> {
+export async function pushImage(registry: RegistryClient, built: AssembledImage[], index: JsonBlob<unknown> | undefined, names: string[], baseImages: string[] = [], step: ExportStep = unreportedStep, attestations: AssembledImage[] = [], byDigest = false): Promise<string[]> {
   const pushed: string[] = [];
   // Attestation manifests are pushed like images (their statements are their layers); the index lists them.
   const images = [...built, ...attestations];
@@ -16,11 +16,14 @@ export async function pushImage(registry: RegistryClient, built: AssembledImage[
     const ref = parseReference(name);
     const repo = { registry: ref.registry, repository: ref.repository };
     const mountFrom = baseImages.map((b) => parseReference(b)).find((b) => b.registry === ref.registry && b.repository !== ref.repository)?.repository;
-    const tag = ref.tag ?? 'latest';
     const top = index ?? built[0].manifest;
+    // push-by-digest: the image goes under its digest only, no tag moves (BuildKit's util/push).
+    const tag = ref.tag ?? 'latest';
+    const target = byDigest ? { ...repo, digest: top.descriptor.digest } : { ...repo, tag };
+    const shown = byDigest ? `${ref.registry}/${ref.repository}` : `${ref.registry}/${ref.repository}:${tag}`;
     // A no-change rebuild: the tag already names this exact manifest, and a registry accepts a
     // manifest only once its blobs and children are there, so one HEAD answers the whole push.
-    const existing = await registry.headManifest({ ...repo, tag }).catch(() => undefined);
+    const existing = await registry.headManifest(target).catch(() => undefined);
     if (existing?.digest === top.descriptor.digest) {
       pushed.push(`${ref.registry}/${ref.repository}@${existing.digest}`);
       continue;
@@ -36,9 +39,9 @@ export async function pushImage(registry: RegistryClient, built: AssembledImage[
         ...[...configs.values()].map((c) => registry.pushBlob(repo, c.descriptor, c.bytes)),
       ]);
     });
-    const digest = await step(`pushing manifest for ${ref.registry}/${ref.repository}:${tag}@${top.descriptor.digest}`, async () => {
+    const digest = await step(`pushing manifest for ${shown}@${top.descriptor.digest}`, async () => {
       if (index) await Promise.all(images.map((image) => registry.putManifest({ ...repo, digest: image.manifest.descriptor.digest }, image.manifest.bytes, image.manifest.descriptor.mediaType)));
-      return registry.putManifest({ ...repo, tag }, top.bytes, top.descriptor.mediaType);
+      return registry.putManifest(target, top.bytes, top.descriptor.mediaType);
     });
     pushed.push(`${ref.registry}/${ref.repository}@${digest}`);
   }
@@ -51,6 +54,6 @@ export const imageExporter: Exporter = {
   async *export(output, source) {
     if (!output.push) return [];
     if (!source.registry) throw new Error(`internal error: output ${output.index + 1} pushes but the export has no registry client`);
-    return pushImage(source.registry, source.images, source.index, output.names, source.baseImages, source.step, source.attestations?.images);
+    return pushImage(source.registry, source.images, source.index, output.names, source.baseImages, source.step, source.attestations?.images, output.pushByDigest);
   },
 };

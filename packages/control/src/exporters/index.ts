@@ -1,5 +1,5 @@
 // The exporters, one module each behind the Exporter interface, and the --output parser.
-import { parseReference } from '@buildyard/oci';
+import { formatReference, parseReference } from '@buildyard/oci';
 import type { KeyValueSpec } from '@buildyard/proto';
 import { archiveExporter } from './archiveExporter.js';
 import type { ExportFile, ExportSource, Exporter, LayerCompressionOption, OutputType, ParsedOutput } from './Exporter.js';
@@ -39,7 +39,13 @@ export function parseOutputs(specs: KeyValueSpec[]): ParsedOutput[] {
     const sourceDateEpoch = epochSeconds(epoch);
     if (epoch && sourceDateEpoch === undefined) throw new Error(`output ${index + 1} (type=${type}): invalid source-date-epoch "${epoch}": use whole seconds since 1970`);
     const compression = IMAGE_TYPES.includes(type) ? parseCompression(spec.attrs, `output ${index + 1} (type=${type})`) : undefined;
-    return { index, type, names, push, rewriteTimestamp: rewriteTimestamp && IMAGE_TYPES.includes(type), sourceDateEpoch, ...(compression ? { compression } : {}) };
+    const pushByDigest = (type === 'image' || type === 'registry') && parseFlag(spec.attrs, 'push-by-digest', `output ${index + 1} (type=${type})`);
+    if (pushByDigest) {
+      // As BuildKit's util/push: a tag would not be pushed, so naming one is a mistake.
+      const tagged = names.find((n) => parseReference(n, { defaultTag: false }).tag !== undefined);
+      if (tagged) throw new Error(`output ${index + 1} (type=${type}): can't push tagged ref ${formatReference(parseReference(tagged))} by digest: name the repository only (push-by-digest pushes no tag)`);
+    }
+    return { index, type, names, push, ...(pushByDigest ? { pushByDigest } : {}), rewriteTimestamp: rewriteTimestamp && IMAGE_TYPES.includes(type), sourceDateEpoch, ...(compression ? { compression } : {}) };
   });
   // One build assembles one image per platform, so its image outputs must agree on its times
   // (BuildKit would export a differently dated image per exporter).
@@ -66,8 +72,7 @@ function parseCompression(attrs: Record<string, string>, where: string): LayerCo
   if (attrs.compression === undefined && level === undefined && force === undefined) return undefined;
   if (type === 'estargz') throw new Error(`${where}: compression=estargz is not supported by this builder: use gzip, zstd or uncompressed`);
   if (type !== 'gzip' && type !== 'zstd' && type !== 'uncompressed') throw new Error(`${where}: unsupported compression type ${type}: use gzip, zstd or uncompressed`);
-  const forced = force === undefined || force === '' ? force !== undefined : goBool(force);
-  if (forced === undefined) throw new Error(`${where}: non-bool value ${force} specified for force-compression: use true or false`);
+  const forced = parseFlag(attrs, 'force-compression', where);
   if (level === undefined || type === 'uncompressed') return { type, force: forced };
   const n = /^[+-]?\d+$/.test(level) ? Number(level) : NaN;
   if (!Number.isInteger(n)) throw new Error(`${where}: non-integer value ${level} specified for compression-level`);
@@ -98,6 +103,15 @@ export function imageEpochs(outputs: ParsedOutput[], buildArg: string | undefine
 
 /** The outputs whose layers are the image's: BuildKit's image exporters read rewrite-timestamp. */
 const IMAGE_TYPES: OutputType[] = ['image', 'registry', 'oci', 'docker'];
+
+/** A BuildKit exporter flag: absent is false, empty is true, else Go's ParseBool words. */
+function parseFlag(attrs: Record<string, string>, key: string, where: string): boolean {
+  const value = attrs[key];
+  if (value === undefined || value === '') return value !== undefined;
+  const flag = goBool(value);
+  if (flag === undefined) throw new Error(`${where}: non-bool value ${value} specified for ${key}: use true or false`);
+  return flag;
+}
 
 /** Go's strconv.ParseBool, which BuildKit's exporter options use; undefined when not a bool. */
 function goBool(value: string): boolean | undefined {

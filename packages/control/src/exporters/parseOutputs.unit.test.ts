@@ -55,3 +55,11 @@ test('compression, compression-level and force-compression (BuildKit\'s exporter
   ] as const) assert.throws(() => parseOutputs([output('image', attrs)]), error);
   assert.throws(() => parseOutputs([output('image', { compression: 'zstd' }), output('oci', {})]), /^Error: outputs 1 and 2 ask for different layer compression: one build makes one image per platform/);
 });
+
+test('push-by-digest on image outputs takes Go bool words (empty is true); a tagged name is refused in BuildKit\'s words, as no tag would be pushed', () => {
+  const parsed = parseOutputs([output('image', { name: 'r.example/app', push: 'true', 'push-by-digest': 'true' }), output('registry', { name: 'r.example/app', 'push-by-digest': '' }), output('image', { name: 'r.example/app:1', 'push-by-digest': 'false' })]);
+  assert.deepEqual(parsed.map((o) => o.pushByDigest ?? false), [true, true, false]);
+  assert.throws(() => parseOutputs([output('registry', { name: 'r.example/app,r.example/app:v1', 'push-by-digest': 'true' })]),
+    /^Error: output 1 \(type=registry\): can't push tagged ref r\.example\/app:v1 by digest: name the repository only \(push-by-digest pushes no tag\)$/);
+  assert.throws(() => parseOutputs([output('registry', { name: 'r.example/app', 'push-by-digest': 'maybe' })]), /^Error: output 1 \(type=registry\): non-bool value maybe specified for push-by-digest: use true or false$/);
+});
