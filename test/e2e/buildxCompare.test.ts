@@ -52,7 +52,7 @@ test('buildx --platform (two) --build-arg --target --secret -o type=local: the s
 });
 
 /** The linux/amd64 image's manifest and config blob in an OCI layout tar (an index with attestations, or one manifest). */
-function imageIn(ociTar: string): { manifest: { layers: Array<{ mediaType: string; digest: string }> }; config: Buffer } {
+function imageIn(ociTar: string): { manifest: { mediaType: string; config: { mediaType: string }; layers: Array<{ mediaType: string; digest: string }> }; config: Buffer } {
   const dir = `${ociTar}.d`;
   mkdirSync(dir);
   execFileSync('tar', ['-xf', ociTar, '-C', dir]);
@@ -139,8 +139,8 @@ test('the image config is byte-identical to buildkitd\'s (the same config digest
   assert.equal(configs.ours.toString(), configs.reference.toString());
 });
 
-test('compression=, compression-level= and force-compression= give the layers buildkitd gives: its own layers in that compression, the base image\'s too when forced', { skip }, async () => {
-  for (const [name, attrs] of [['zstd', 'compression=zstd,compression-level=9'], ['forced', 'compression=zstd,force-compression=true'], ['uncompressed', 'compression=uncompressed,force-compression=true']] as const) {
+test('compression=, compression-level=, force-compression= and oci-mediatypes=false give the layers buildkitd gives: its own layers in that compression, the base image\'s too when forced; Docker\'s media types', { skip }, async () => {
+  for (const [name, attrs] of [['zstd', 'compression=zstd,compression-level=9'], ['forced', 'compression=zstd,force-compression=true'], ['uncompressed', 'compression=uncompressed,force-compression=true'], ['docker-types', 'oci-mediatypes=false']] as const) {
     // A context of its own: buildkitd keeps the compression a layer was first exported in.
     const dir = join(c.work, `compress-${name}`);
     mkdirSync(dir);
@@ -155,7 +155,7 @@ test('compression=, compression-level= and force-compression= give the layers bu
       const { manifest, config } = imageIn(dest);
       const diffIDs: string[] = JSON.parse(config.toString()).rootfs.diff_ids;
       // Compressed bytes differ between Go's and zlib/zstd's compressors; uncompressed ones are the tars.
-      layers[builder] = manifest.layers.map((l, i) => `${l.mediaType} ${diffIDs[i]}${name === 'uncompressed' ? ` ${l.digest}` : ''}`);
+      layers[builder] = [`${manifest.mediaType} ${manifest.config.mediaType}`, ...manifest.layers.map((l, i) => `${l.mediaType} ${diffIDs[i]}${name === 'uncompressed' ? ` ${l.digest}` : ''}`)];
     }
     assert.deepEqual(layers.ours, layers.reference, name);
   }

@@ -15,7 +15,7 @@ import { parseRunStepOptions, type RunStepOptions } from './runStepOptions.js';
 import { outputAnnotations } from './outputAnnotations.js';
 import { announceBaseImages } from './baseImageVertices.js';
 import { RemoteContextError, type RemoteContexts } from './remoteContexts.js';
-import { exporterFor, imageEpochs, layerCompression, parseOutputs, runExport, unreportedStep, type ExportSource, type ExportStep, type ParsedOutput } from './exporters/index.js';
+import { exporterFor, imageEpochs, layerCompression, ociMediaTypes, parseOutputs, runExport, unreportedStep, type ExportSource, type ExportStep, type ParsedOutput } from './exporters/index.js';
 import { frontendAttrsOf, makeAttestations, parseAttests, wantsAttestations, type AttestationOptions, type BuildAttestations, type ImageSourceRecord } from './exporters/index.js';
 import { compressLayers } from './exporters/compressLayers.js';
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
@@ -200,6 +200,10 @@ export class BuildRunner {
       try { allowed = allowedEntitlements(req.entitlements, granted); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'entitlement.denied' }); }
       let attestOptions: AttestationOptions;
       try { attestOptions = parseAttests(req.attests); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'request.invalid' }); }
+      // As BuildKit: an attestation manifest is an OCI artifact, which Docker's media types cannot hold.
+      if (!ociMediaTypes(outputs) && wantsAttestations(attestOptions, outputs)) {
+        throw new BuildFailure('cannot export attestations with "oci-mediatypes=false": drop oci-mediatypes=false, or build without attestations (--provenance=false, and no --sbom)', { code: 'request.invalid' });
+      }
       let runOptions: RunStepOptions;
       try { runOptions = parseRunStepOptions(req); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'request.invalid' }); }
       let namedContexts: Record<string, NamedContextSource> = {};
@@ -258,6 +262,7 @@ export class BuildRunner {
       // [cache transfer] type=inline: records go into each platform manifest's annotations.
       // Export phases are named as BuildKit's image exporter names them (`step` times them for a front door that shows them).
       const annotate = outputAnnotations(req.outputs);
+      const ociTypes = ociMediaTypes(outputs);
       const images = await step('exporting layers', async () => {
         // Each platform's image is its target stage's result, its layers as the outputs' compression= asks.
         const compression = layerCompression(outputs);
@@ -269,7 +274,7 @@ export class BuildRunner {
         return plan.platforms.map((p) => {
           const annotations = { ...annotate.manifest(p.platform), ...inline?.get(p.platform) };
           return assembleImage(targets.get(p.platform)!, {
-            created, baseHistory: targetStage(p)?.baseHistory, annotations: Object.keys(annotations).length ? annotations : undefined,
+            created, baseHistory: targetStage(p)?.baseHistory, annotations: Object.keys(annotations).length ? annotations : undefined, ociTypes,
             targetPlatform: req.platforms.length > 0 ? p.platform : undefined,
           });
         });
@@ -285,7 +290,7 @@ export class BuildRunner {
         },
       }, images) : undefined;
       const indexed = attestations ? [...images, ...attestations.images] : images;
-      const index = indexed.length > 1 ? assembleIndex(indexed, Object.keys(annotate.index).length ? annotate.index : undefined) : undefined;
+      const index = indexed.length > 1 ? assembleIndex(indexed, Object.keys(annotate.index).length ? annotate.index : undefined, ociTypes) : undefined;
       // Every document is written at once (each put waits for its fsync, and the disk's journal
       // commits them together); the steps still report them one by one, in BuildKit's order.
       const written = new Map<string, Promise<unknown>>();

@@ -9,7 +9,7 @@ export {
   parseReference, formatReference, registryApiHost, withDigest, InvalidReferenceError,
   DEFAULT_REGISTRY, DEFAULT_TAG, type ImageReference, type RepositoryReference,
 } from './reference.js';
-export { MediaTypes, type MediaType, isIndexMediaType, isManifestMediaType, isLayerMediaType, MANIFEST_ACCEPT } from './mediaTypes.js';
+export { MediaTypes, type MediaType, isIndexMediaType, isManifestMediaType, isLayerMediaType, layerMediaTypeFor, MANIFEST_ACCEPT } from './mediaTypes.js';
 export {
   Annotations, isImageIndex, AttestationReferenceType, AttestationPlatform, isAttestationDescriptor,
   type Platform, type Descriptor, type ImageIndex, type ImageManifest, type ImageConfig, type ContainerConfig,

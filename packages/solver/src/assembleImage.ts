@@ -1,5 +1,5 @@
 import type { HistoryEntry, ImageConfigFile } from '@buildyard/graph';
-import { MediaTypes, assertDigest, descriptorInGoOrder, goIndentedJson, normalizePlatform, sha256Digest, sortedRecord, type Descriptor, type Platform } from '@buildyard/oci';
+import { MediaTypes, assertDigest, descriptorInGoOrder, goIndentedJson, layerMediaTypeFor, normalizePlatform, sha256Digest, sortedRecord, type Descriptor, type Platform } from '@buildyard/oci';
 import { imageConfigJson } from './imageConfigJson.js';
 import type { StageResult } from './StageResult.js';
 
@@ -73,7 +73,8 @@ function fillHistoryTimes(history: HistoryEntry[]): { history: HistoryEntry[]; c
  * pinned to another (`FROM --platform=linux/arm64 ...` in an amd64 build); without it the image
  * says its final stage's platform.
  */
-export function assembleImage(result: StageResult, options: { created?: string; baseHistory?: number; labels?: Record<string, string>; annotations?: Record<string, string>; targetPlatform?: string } = {}): AssembledImage {
+export function assembleImage(result: StageResult, options: { created?: string; baseHistory?: number; labels?: Record<string, string>; annotations?: Record<string, string>; targetPlatform?: string; ociTypes?: boolean } = {}): AssembledImage {
+  const oci = options.ociTypes ?? true;
   const platform = options.targetPlatform ?? result.platform;
   const epoch = options.created;
   const filled = epoch === undefined ? fillHistoryTimes(result.history) : undefined;
@@ -94,27 +95,30 @@ export function assembleImage(result: StageResult, options: { created?: string; 
     rootfs: { type: 'layers', diff_ids: result.layers.map((l) => l.diffID) },
     history: history.map(({ created: own, ...entry }) => ({ created: own ?? created, ...entry })),
   };
-  const config = jsonBlob(configFile, MEDIA_TYPE_CONFIG, {}, imageConfigJson(configFile));
-  const layers: Descriptor[] = result.layers.map((l) => ({ mediaType: l.mediaType, digest: assertDigest(l.digest, `layer digest of stage ${result.stageId}`), size: l.size }));
+  const config = jsonBlob(configFile, oci ? MEDIA_TYPE_CONFIG : MediaTypes.DockerConfig, {}, imageConfigJson(configFile));
+  // Every layer in the manifest's family, a base image's Docker-typed ones too (BuildKit's ConvertAllLayerMediaTypes).
+  const layers: Descriptor[] = result.layers.map((l) => ({ mediaType: layerMediaTypeFor(l.mediaType, oci), digest: assertDigest(l.digest, `layer digest of stage ${result.stageId}`), size: l.size }));
   // As BuildKit writes it: ocispec.Manifest's field order, indented (json.MarshalIndent).
+  const manifestType = oci ? MEDIA_TYPE_MANIFEST : MediaTypes.DockerManifest;
   const manifestJson = {
     schemaVersion: 2 as const,
-    mediaType: MEDIA_TYPE_MANIFEST,
+    mediaType: manifestType,
     config: config.descriptor,
     layers,
     ...(options.annotations ? { annotations: sortedRecord(options.annotations) } : {}),
   };
-  const manifest = jsonBlob(manifestJson, MEDIA_TYPE_MANIFEST, { platform: platformObject(platform) }, goIndentedJson(manifestJson));
+  const manifest = jsonBlob(manifestJson, manifestType, { platform: platformObject(platform) }, goIndentedJson(manifestJson));
   return { platform, config, manifest, layers };
 }
 
 /** An OCI image index over several platforms' manifests (room left for attestation manifests). */
-export function assembleIndex(images: AssembledImage[], annotations?: Record<string, string>): JsonBlob<{ schemaVersion: 2; mediaType: string; manifests: Descriptor[]; annotations?: Record<string, string> }> {
+export function assembleIndex(images: AssembledImage[], annotations?: Record<string, string>, ociTypes = true): JsonBlob<{ schemaVersion: 2; mediaType: string; manifests: Descriptor[]; annotations?: Record<string, string> }> {
+  const mediaType = ociTypes ? MEDIA_TYPE_INDEX : MediaTypes.DockerManifestList;
   const index = {
     schemaVersion: 2 as const,
-    mediaType: MEDIA_TYPE_INDEX,
+    mediaType,
     manifests: images.map((i) => i.manifest.descriptor),
     ...(annotations ? { annotations: sortedRecord(annotations) } : {}),
   };
-  return jsonBlob(index, MEDIA_TYPE_INDEX, {}, goIndentedJson({ ...index, manifests: index.manifests.map(descriptorInGoOrder) }));
+  return jsonBlob(index, mediaType, {}, goIndentedJson({ ...index, manifests: index.manifests.map(descriptorInGoOrder) }));
 }

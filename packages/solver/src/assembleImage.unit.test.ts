@@ -62,3 +62,18 @@ test('manifests and indexes are written as BuildKit writes them: json.MarshalInd
   const index = assembleIndex([image], { b: '2', a: '1' }).bytes.toString();
   assert.match(index, /^\{\n {2}"schemaVersion": 2,\n {2}"mediaType": "application\/vnd\.oci\.image\.index\.v1\+json",\n {2}"manifests": \[\n {4}\{\n {6}"mediaType": "application\/vnd\.oci\.image\.manifest\.v1\+json",\n {6}"digest": "sha256:[0-9a-f]{64}",\n {6}"size": \d+,\n {6}"platform": \{\n {8}"architecture": "arm64",\n {8}"os": "linux"\n {6}\}\n {4}\}\n {2}\],\n {2}"annotations": \{\n {4}"a": "1",\n {4}"b": "2"\n {2}\}\n\}$/);
 });
+
+test('layers take the manifest\'s media type family, as BuildKit converts them: a base\'s Docker types in an OCI image, OCI ones with oci-mediatypes=false', async () => {
+  const { assembleIndex } = await import('./assembleImage.js');
+  const layers = [
+    { mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', digest: `sha256:${'a'.repeat(64)}`, size: 3, diffID: `sha256:${'b'.repeat(64)}` },
+    { mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', digest: `sha256:${'c'.repeat(64)}`, size: 3, diffID: `sha256:${'d'.repeat(64)}` },
+  ];
+  const oci = assembleImage({ ...pinnedToArm64, layers });
+  assert.deepEqual([oci.manifest.json.mediaType, oci.config.descriptor.mediaType, ...oci.manifest.json.layers.map((l) => l.mediaType)],
+    ['application/vnd.oci.image.manifest.v1+json', 'application/vnd.oci.image.config.v1+json', 'application/vnd.oci.image.layer.v1.tar+gzip', 'application/vnd.oci.image.layer.v1.tar+zstd']);
+  const docker = assembleImage({ ...pinnedToArm64, layers }, { ociTypes: false });
+  assert.deepEqual([docker.manifest.descriptor.mediaType, docker.config.descriptor.mediaType, ...docker.manifest.json.layers.map((l) => l.mediaType)],
+    ['application/vnd.docker.distribution.manifest.v2+json', 'application/vnd.docker.container.image.v1+json', 'application/vnd.docker.image.rootfs.diff.tar.gzip', 'application/vnd.docker.image.rootfs.diff.tar.zstd']);
+  assert.equal(assembleIndex([docker, docker], undefined, false).json.mediaType, 'application/vnd.docker.distribution.manifest.list.v2+json');
+});

@@ -18,6 +18,8 @@ export interface ParsedOutput {
   rewriteTimestamp: boolean;
   /** `source-date-epoch=N` (BuildKit's exporter attr): overrides the build's SOURCE_DATE_EPOCH (local/tar read it). */
   sourceDateEpoch?: number;
+  /** `oci-mediatypes=false`: Docker's media types (BuildKit's default, as current BuildKit's, is OCI's). */
+  ociMediaTypes?: boolean;
   /** Image outputs' `compression=`, `compression-level=`, `force-compression=`, when any is given. */
   compression?: LayerCompressionOption;
 }

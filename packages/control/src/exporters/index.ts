@@ -45,7 +45,8 @@ export function parseOutputs(specs: KeyValueSpec[]): ParsedOutput[] {
       const tagged = names.find((n) => parseReference(n, { defaultTag: false }).tag !== undefined);
       if (tagged) throw new Error(`output ${index + 1} (type=${type}): can't push tagged ref ${formatReference(parseReference(tagged))} by digest: name the repository only (push-by-digest pushes no tag)`);
     }
-    return { index, type, names, push, ...(pushByDigest ? { pushByDigest } : {}), rewriteTimestamp: rewriteTimestamp && IMAGE_TYPES.includes(type), sourceDateEpoch, ...(compression ? { compression } : {}) };
+    const ociMediaTypes = IMAGE_TYPES.includes(type) && spec.attrs['oci-mediatypes'] !== undefined ? parseFlag(spec.attrs, 'oci-mediatypes', `output ${index + 1} (type=${type})`) : undefined;
+    return { index, type, names, push, ...(pushByDigest ? { pushByDigest } : {}), rewriteTimestamp: rewriteTimestamp && IMAGE_TYPES.includes(type), sourceDateEpoch, ...(compression ? { compression } : {}), ...(ociMediaTypes !== undefined ? { ociMediaTypes } : {}) };
   });
   // One build assembles one image per platform, so its image outputs must agree on its times
   // (BuildKit would export a differently dated image per exporter).
@@ -55,11 +56,11 @@ export function parseOutputs(specs: KeyValueSpec[]): ParsedOutput[] {
     const shown = (o: ParsedOutput) => (o.sourceDateEpoch === undefined ? 'none' : String(o.sourceDateEpoch));
     throw new Error(`outputs ${images[0]!.index + 1} and ${other.index + 1} ask for different source-date-epoch values (${shown(images[0]!)} and ${shown(other)}): one build makes one image per platform; give every image output the same value, or build once per output`);
   }
-  const compressions = new Set(images.map((o) => JSON.stringify(o.compression ?? null)));
-  if (compressions.size > 1) {
-    const differing = images.find((o) => JSON.stringify(o.compression ?? null) !== JSON.stringify(images[0]!.compression ?? null))!;
-    throw new Error(`outputs ${images[0]!.index + 1} and ${differing.index + 1} ask for different layer compression: one build makes one image per platform; give every image output the same compression=, compression-level= and force-compression=, or build once per output`);
-  }
+  const differing = (setting: (o: ParsedOutput) => unknown) => images.find((o) => JSON.stringify(setting(o) ?? null) !== JSON.stringify(setting(images[0]!) ?? null));
+  const otherCompression = differing((o) => o.compression);
+  if (otherCompression) throw new Error(`outputs ${images[0]!.index + 1} and ${otherCompression.index + 1} ask for different layer compression: one build makes one image per platform; give every image output the same compression=, compression-level= and force-compression=, or build once per output`);
+  const otherTypes = differing((o) => o.ociMediaTypes ?? true);
+  if (otherTypes) throw new Error(`outputs ${images[0]!.index + 1} and ${otherTypes.index + 1} ask for different media types (oci-mediatypes): one build makes one image per platform; give every image output the same value, or build once per output`);
   return outputs;
 }
 
@@ -79,6 +80,11 @@ function parseCompression(attrs: Record<string, string>, where: string): LayerCo
   const [min, max] = type === 'gzip' ? [0, 9] : [1, 22];
   if (n < min || n > max) throw new Error(`${where}: compression-level ${n} is out of range for ${type}: use ${min} to ${max}`);
   return { type, level: n, force: forced };
+}
+
+/** Whether a build's images use OCI media types (the default), or Docker's with oci-mediatypes=false. */
+export function ociMediaTypes(outputs: ParsedOutput[]): boolean {
+  return outputs.find((o) => IMAGE_TYPES.includes(o.type))?.ociMediaTypes ?? true;
 }
 
 /** The layer compression a build's images ask for (parseOutputs has made every image output agree). */

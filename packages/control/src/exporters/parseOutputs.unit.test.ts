@@ -63,3 +63,10 @@ test('push-by-digest on image outputs takes Go bool words (empty is true); a tag
     /^Error: output 1 \(type=registry\): can't push tagged ref r\.example\/app:v1 by digest: name the repository only \(push-by-digest pushes no tag\)$/);
   assert.throws(() => parseOutputs([output('registry', { name: 'r.example/app', 'push-by-digest': 'maybe' })]), /^Error: output 1 \(type=registry\): non-bool value maybe specified for push-by-digest: use true or false$/);
 });
+
+test('oci-mediatypes takes Go bool words on image outputs (absent: OCI types); image outputs must agree on it', () => {
+  assert.deepEqual(parseOutputs([output('image', { 'oci-mediatypes': 'false' }), output('docker', { 'oci-mediatypes': '0' })]).map((o) => o.ociMediaTypes), [false, false]);
+  assert.equal(parseOutputs([output('image', {})])[0].ociMediaTypes, undefined);
+  assert.throws(() => parseOutputs([output('image', { 'oci-mediatypes': 'false' }), output('oci', {})]), /^Error: outputs 1 and 2 ask for different media types \(oci-mediatypes\)/);
+  assert.throws(() => parseOutputs([output('image', { 'oci-mediatypes': 'no' })]), /^Error: output 1 \(type=image\): non-bool value no specified for oci-mediatypes: use true or false$/);
+});
