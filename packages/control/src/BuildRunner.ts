@@ -274,7 +274,7 @@ export class BuildRunner {
         return plan.platforms.map((p) => {
           const annotations = { ...annotate.manifest(p.platform), ...inline?.get(p.platform) };
           return assembleImage(targets.get(p.platform)!, {
-            created, baseHistory: targetStage(p)?.baseHistory, annotations: Object.keys(annotations).length ? annotations : undefined, ociTypes,
+            created, baseHistory: targetStage(p)?.baseHistory, annotations: Object.keys(annotations).length ? annotations : undefined, ociTypes, rewrittenTimestamp: epochs.layers,
             targetPlatform: req.platforms.length > 0 ? p.platform : undefined,
           });
         });

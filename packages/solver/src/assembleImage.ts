@@ -60,6 +60,11 @@ function fillHistoryTimes(history: HistoryEntry[]): { history: HistoryEntry[]; c
   return { history: out, created: out.length > 0 ? out[out.length - 1].created : undefined };
 }
 
+/** How many of a stage's layers are its base image's: those of the first `baseHistory` history entries. */
+export function baseLayerCount(result: Pick<StageResult, 'history'>, baseHistory: number): number {
+  return result.history.slice(0, baseHistory).filter((h) => !h.empty_layer).length;
+}
+
 /**
  * The image config and manifest of one platform's target stage. Times come from the layers (see
  * fillHistoryTimes); `created` (SOURCE_DATE_EPOCH) clamps them, as BuildKit (dockerfile2llb dates
@@ -73,8 +78,10 @@ function fillHistoryTimes(history: HistoryEntry[]): { history: HistoryEntry[]; c
  * pinned to another (`FROM --platform=linux/arm64 ...` in an amd64 build); without it the image
  * says its final stage's platform.
  */
-export function assembleImage(result: StageResult, options: { created?: string; baseHistory?: number; labels?: Record<string, string>; annotations?: Record<string, string>; targetPlatform?: string; ociTypes?: boolean } = {}): AssembledImage {
+export function assembleImage(result: StageResult, options: { created?: string; baseHistory?: number; labels?: Record<string, string>; annotations?: Record<string, string>; targetPlatform?: string; ociTypes?: boolean; rewrittenTimestamp?: number } = {}): AssembledImage {
   const oci = options.ociTypes ?? true;
+  // rewrite-timestamp: current BuildKit marks each layer it rewrote (all but the base image's); Docker's types carry no annotations.
+  const rewritten = options.rewrittenTimestamp !== undefined && oci ? { from: baseLayerCount(result, options.baseHistory ?? 0), annotations: { 'buildkit/rewritten-timestamp': String(options.rewrittenTimestamp) } } : undefined;
   const platform = options.targetPlatform ?? result.platform;
   const epoch = options.created;
   const filled = epoch === undefined ? fillHistoryTimes(result.history) : undefined;
@@ -97,7 +104,10 @@ export function assembleImage(result: StageResult, options: { created?: string; 
   };
   const config = jsonBlob(configFile, oci ? MEDIA_TYPE_CONFIG : MediaTypes.DockerConfig, {}, imageConfigJson(configFile));
   // Every layer in the manifest's family, a base image's Docker-typed ones too (BuildKit's ConvertAllLayerMediaTypes).
-  const layers: Descriptor[] = result.layers.map((l) => ({ mediaType: layerMediaTypeFor(l.mediaType, oci), digest: assertDigest(l.digest, `layer digest of stage ${result.stageId}`), size: l.size }));
+  const layers: Descriptor[] = result.layers.map((l, i) => ({
+    mediaType: layerMediaTypeFor(l.mediaType, oci), digest: assertDigest(l.digest, `layer digest of stage ${result.stageId}`), size: l.size,
+    ...(rewritten && i >= rewritten.from ? { annotations: rewritten.annotations } : {}),
+  }));
   // As BuildKit writes it: ocispec.Manifest's field order, indented (json.MarshalIndent).
   const manifestType = oci ? MEDIA_TYPE_MANIFEST : MediaTypes.DockerManifest;
   const manifestJson = {

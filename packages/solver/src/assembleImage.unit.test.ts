@@ -77,3 +77,12 @@ test('layers take the manifest\'s media type family, as BuildKit converts them: 
     ['application/vnd.docker.distribution.manifest.v2+json', 'application/vnd.docker.container.image.v1+json', 'application/vnd.docker.image.rootfs.diff.tar.gzip', 'application/vnd.docker.image.rootfs.diff.tar.zstd']);
   assert.equal(assembleIndex([docker, docker], undefined, false).json.mediaType, 'application/vnd.docker.distribution.manifest.list.v2+json');
 });
+
+test('rewrite-timestamp marks every layer but the base image\'s with buildkit/rewritten-timestamp, as current BuildKit; not with Docker\'s types', () => {
+  const layer = (c: string) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${c.repeat(64)}`, size: 1, diffID: `sha256:${c.repeat(64)}` });
+  const built: StageResult = { ...pinnedToArm64, layers: [layer('a'), layer('b'), layer('c')], history: [{ created_by: 'base' }, { created_by: 'base env', empty_layer: true }, { created_by: 'COPY' }, { created_by: 'RUN' }] };
+  const marks = (options: Parameters<typeof assembleImage>[1]) => assembleImage(built, options).manifest.json.layers.map((l) => l.annotations?.['buildkit/rewritten-timestamp']);
+  assert.deepEqual(marks({ baseHistory: 2, rewrittenTimestamp: 1_700_000_000 }), [undefined, '1700000000', '1700000000']);
+  assert.deepEqual(marks({ baseHistory: 2 }), [undefined, undefined, undefined]);
+  assert.deepEqual(marks({ baseHistory: 2, rewrittenTimestamp: 1_700_000_000, ociTypes: false }), [undefined, undefined, undefined]);
+});

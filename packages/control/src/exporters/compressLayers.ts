@@ -1,6 +1,6 @@
 import type { FsContentStore } from '@buildyard/oci';
 import { compressionFromMediaType, recompressLayer, type LayerCompression } from '@buildyard/snapshot';
-import type { StageResult } from '@buildyard/solver';
+import { baseLayerCount, type StageResult } from '@buildyard/solver';
 import type { LayerCompressionOption } from './Exporter.js';
 
 /**
@@ -11,7 +11,7 @@ import type { LayerCompressionOption } from './Exporter.js';
  */
 export async function compressLayers(result: StageResult, option: LayerCompressionOption, baseHistory: number, blobs: FsContentStore): Promise<StageResult> {
   const target: LayerCompression = option.type === 'uncompressed' ? 'none' : option.type;
-  const baseLayers = option.force ? 0 : result.history.slice(0, baseHistory).filter((h) => !h.empty_layer).length;
+  const baseLayers = option.force ? 0 : baseLayerCount(result, baseHistory);
   const layers = await Promise.all(result.layers.map(async (layer, i) => {
     if (i < baseLayers || (option.level === undefined && compressionFromMediaType(layer.mediaType) === target)) return layer;
     return recompressLayer(blobs, layer, target, option.level);
