@@ -15,7 +15,7 @@ import { parseRunStepOptions, type RunStepOptions } from './runStepOptions.js';
 import { outputAnnotations } from './outputAnnotations.js';
 import { announceBaseImages } from './baseImageVertices.js';
 import { RemoteContextError, type RemoteContexts } from './remoteContexts.js';
-import { exporterFor, imageEpochs, layerCompression, ociMediaTypes, parseOutputs, runExport, unreportedStep, type ExportSource, type ExportStep, type ParsedOutput } from './exporters/index.js';
+import { exporterFor, imageEpochs, layerCompression, ociArtifact, ociMediaTypes, parseOutputs, runExport, unreportedStep, type ExportSource, type ExportStep, type ParsedOutput } from './exporters/index.js';
 import { frontendAttrsOf, makeAttestations, parseAttests, wantsAttestations, type AttestationOptions, type BuildAttestations, type ImageSourceRecord } from './exporters/index.js';
 import { compressLayers } from './exporters/compressLayers.js';
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
@@ -281,7 +281,7 @@ export class BuildRunner {
       });
       // With attestations even one platform's image is an index (as BuildKit): the attestation manifests follow the images.
       const attestations = wantsAttestations(attestOptions, outputs) ? await makeAttestations({
-        options: attestOptions, plan, blobs: this.deps.blobs, step,
+        options: attestOptions, ociArtifact: ociArtifact(outputs), plan, blobs: this.deps.blobs, step,
         result: (platform, stageId) => results.get(`${platform}|${stageId}`),
         names: [...new Set(outputs.filter((o) => o.type !== 'local' && o.type !== 'tar').flatMap((o) => o.names))],
         build: {

@@ -28,5 +28,5 @@ export function sortedRecord<T>(record: Record<string, T>): Record<string, T> {
 export function descriptorInGoOrder(d: Descriptor): Descriptor {
   const platform = d.platform && { architecture: d.platform.architecture, os: d.platform.os, ...(d.platform['os.version'] ? { 'os.version': d.platform['os.version'] } : {}), ...(d.platform.variant ? { variant: d.platform.variant } : {}) };
   const annotations = d.annotations && sortedRecord(d.annotations);
-  return { mediaType: d.mediaType, digest: d.digest, size: d.size, ...(d.urls ? { urls: d.urls } : {}), ...(annotations ? { annotations } : {}), ...(platform ? { platform } : {}) } as Descriptor;
+  return { mediaType: d.mediaType, digest: d.digest, size: d.size, ...(d.urls ? { urls: d.urls } : {}), ...(annotations ? { annotations } : {}), ...(d.data !== undefined ? { data: d.data } : {}), ...(platform ? { platform } : {}), ...(d.artifactType ? { artifactType: d.artifactType } : {}) } as Descriptor;
 }

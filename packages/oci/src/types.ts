@@ -16,6 +16,8 @@ export interface Descriptor {
   size: number;
   urls?: string[];
   annotations?: Record<string, string>;
+  /** The content itself, base64 (an empty config: "e30="). */
+  data?: string;
   platform?: Platform;
   artifactType?: string;
 }

@@ -20,6 +20,8 @@ export interface ParsedOutput {
   sourceDateEpoch?: number;
   /** `oci-mediatypes=false`: Docker's media types (BuildKit's default, as current BuildKit's, is OCI's). */
   ociMediaTypes?: boolean;
+  /** `oci-artifact=false`: attestation manifests in the older image form (default: OCI artifacts). */
+  ociArtifact?: boolean;
   /** Image outputs' `compression=`, `compression-level=`, `force-compression=`, when any is given. */
   compression?: LayerCompressionOption;
 }

@@ -5,7 +5,7 @@
 // unknown/unknown and vnd.docker.reference.{type,digest} pointing at its image. Filesystem
 // outputs (local, tar) get the statements as files beside each platform's root instead
 // (provenance.json, sbom.spdx.json), their subjects being the exported files.
-import { Annotations, AttestationPlatform, AttestationReferenceType, MediaTypes, sha256Digest, type Descriptor } from '@buildyard/oci';
+import { Annotations, AttestationPlatform, AttestationReferenceType, MediaTypes, goEscapes, goIndentedJson, sha256Digest, type Descriptor } from '@buildyard/oci';
 import type { KeyValueSpec } from '@buildyard/proto';
 import type { AssembledImage, JsonBlob } from '@buildyard/solver';
 import { SLSA_PROVENANCE_V02, type ProvenanceMode } from './provenance.js';
@@ -93,25 +93,45 @@ export interface AttestationImage extends AssembledImage {
   statements: Array<{ descriptor: Descriptor; bytes: Buffer }>;
 }
 
+/** The artifact type of an attestation manifest in its OCI artifact form. */
+export const ATTESTATION_ARTIFACT_TYPE = 'application/vnd.docker.attestation.manifest.v1+json';
+
 /**
  * The attestation manifest of one image: SBOM first, then provenance (the order BuildKit's
- * frontend result and solver give), each statement one layer.
+ * frontend result and solver give), each statement one layer. As current BuildKit writes it
+ * (its exporter's oci-artifact default): an OCI artifact whose config is the empty descriptor
+ * and whose subject is the image, so registries list it among the image's referrers; with
+ * `ociArtifact` false (oci-artifact=false) an image config naming the statements, as before.
  */
-export function attestationImage(image: AssembledImage, atts: readonly PlatformAttestation[], subjects: Subject[]): AttestationImage {
+export function attestationImage(image: AssembledImage, atts: readonly PlatformAttestation[], subjects: Subject[], ociArtifact = true): AttestationImage {
   const ordered = [...atts].sort((a, b) => rank(a) - rank(b));
   const statements = ordered.map((att) => {
-    const bytes = Buffer.from(JSON.stringify(inTotoStatement(att, subjects)));
+    const bytes = Buffer.from(goEscapes(JSON.stringify(inTotoStatement(att, subjects))));
     const descriptor: Descriptor = { mediaType: MediaTypes.InToto, digest: sha256Digest(bytes), size: bytes.length, annotations: { [Annotations.InTotoPredicateType]: att.predicateType } };
     return { descriptor, bytes };
   });
-  const config = jsonBlob({ architecture: 'unknown', os: 'unknown', config: {}, rootfs: { type: 'layers', diff_ids: statements.map((s) => s.descriptor.digest) } }, MediaTypes.OciConfig);
+  const config = ociArtifact
+    ? { json: {}, bytes: EMPTY_JSON, descriptor: { mediaType: MediaTypes.OciEmpty, digest: sha256Digest(EMPTY_JSON), size: EMPTY_JSON.length, data: EMPTY_JSON.toString('base64') } }
+    : jsonBlob({ architecture: 'unknown', os: 'unknown', config: {}, rootfs: { type: 'layers', diff_ids: statements.map((s) => s.descriptor.digest) } }, MediaTypes.OciConfig);
   const layers = statements.map((s) => s.descriptor);
-  const manifest = jsonBlob({ schemaVersion: 2 as const, mediaType: MediaTypes.OciManifest, config: config.descriptor, layers }, MediaTypes.OciManifest, {
-    annotations: { [Annotations.DockerReferenceDigest]: image.manifest.descriptor.digest, [Annotations.DockerReferenceType]: AttestationReferenceType },
-    platform: { ...AttestationPlatform },
-  });
+  const { mediaType, digest, size } = image.manifest.descriptor;
+  const manifestJson = {
+    schemaVersion: 2 as const, mediaType: MediaTypes.OciManifest, ...(ociArtifact ? { artifactType: ATTESTATION_ARTIFACT_TYPE } : {}),
+    config: config.descriptor, layers, ...(ociArtifact ? { subject: { mediaType, digest, size } } : {}),
+  };
+  const bytes = goIndentedJson(manifestJson);
+  const manifest = {
+    json: manifestJson, bytes,
+    descriptor: {
+      mediaType: MediaTypes.OciManifest, digest: sha256Digest(bytes), size: bytes.length,
+      annotations: { [Annotations.DockerReferenceDigest]: image.manifest.descriptor.digest, [Annotations.DockerReferenceType]: AttestationReferenceType },
+      platform: { ...AttestationPlatform },
+    },
+  };
   return { platform: 'unknown/unknown', config: config as unknown as AssembledImage['config'], manifest, layers, statements };
 }
+
+const EMPTY_JSON = Buffer.from('{}');
 
 const rank = (a: PlatformAttestation) => (a.predicateType === SPDX_DOCUMENT ? 0 : a.predicateType === SLSA_PROVENANCE_V02 ? 1 : 2);
 

@@ -115,7 +115,18 @@ test('attestation manifest and index as BuildKit stores them: unknown/unknown, r
   assert.deepEqual(m.layers.map((l) => [l.mediaType, l.annotations['in-toto.io/predicate-type']]), [
     ['application/vnd.in-toto+json', 'https://spdx.dev/Document'], ['application/vnd.in-toto+json', 'https://slsa.dev/provenance/v0.2'],
   ]);
-  assert.deepEqual(JSON.parse(att.config.bytes.toString()), { architecture: 'unknown', os: 'unknown', config: {}, rootfs: { type: 'layers', diff_ids: att.statements.map((s) => s.descriptor.digest) } });
+  // Current BuildKit's OCI artifact form: the empty config, the artifact type, the image as subject.
+  assert.equal(att.config.bytes.toString(), '{}');
+  const artifact = att.manifest.json as unknown as Record<string, unknown>;
+  assert.deepEqual(Object.keys(artifact), ['schemaVersion', 'mediaType', 'artifactType', 'config', 'layers', 'subject']);
+  assert.deepEqual([artifact.artifactType, artifact.config, artifact.subject], ['application/vnd.docker.attestation.manifest.v1+json',
+    { mediaType: 'application/vnd.oci.empty.v1+json', digest: 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a', size: 2, data: 'e30=' },
+    { mediaType: image.manifest.descriptor.mediaType, digest: image.manifest.descriptor.digest, size: image.manifest.descriptor.size }]);
+  assert.ok(att.manifest.bytes.toString().startsWith('{\n  "schemaVersion": 2,\n  "mediaType": "application/vnd.oci.image.manifest.v1+json",\n  "artifactType"'));
+  // oci-artifact=false: the older form, an image config naming the statements.
+  const legacy = attestationImage(image, [prov, sbom], subjects, false);
+  assert.deepEqual(JSON.parse(legacy.config.bytes.toString()), { architecture: 'unknown', os: 'unknown', config: {}, rootfs: { type: 'layers', diff_ids: legacy.statements.map((s) => s.descriptor.digest) } });
+  assert.equal((legacy.manifest.json as unknown as Record<string, unknown>).subject, undefined);
   const statement = JSON.parse(att.statements[1].bytes.toString());
   assert.deepEqual(Object.keys(statement), ['_type', 'predicateType', 'subject', 'predicate']);
   assert.equal(statement._type, 'https://in-toto.io/Statement/v0.1');

@@ -20,6 +20,8 @@ export interface BuildAttestations {
 
 export interface AttestationInputs {
   options: AttestationOptions;
+  /** oci-artifact (default true): attestation manifests as OCI artifacts whose subject is their image. */
+  ociArtifact?: boolean;
   build: ProvenanceBuild;
   plan: BuildPlan;
   result(platform: string, stageId: string): StageResult | undefined;
@@ -62,7 +64,7 @@ export async function makeAttestations(inputs: AttestationInputs, images: readon
       atts.push({ predicateType: SLSA_PROVENANCE_V02, predicate: provenancePredicate(inputs.build, plan, (stageId) => inputs.result(plan.platform, stageId), prov), filename: prov.filename, inlineOnly: prov.inlineOnly });
     }
     byPlatform.set(image.platform, atts);
-    const att = attestationImage(image, atts, imageSubjects(inputs.names, image));
+    const att = attestationImage(image, atts, imageSubjects(inputs.names, image), inputs.ociArtifact ?? true);
     await (inputs.step ?? unreportedStep)(`exporting attestation manifest ${att.manifest.descriptor.digest}`, async () => {
       // At once: each put waits for its fsync, which the disk's journal commits together.
       await Promise.all([...att.statements, att.config, att.manifest].map((d) => inputs.blobs.put(d.bytes, d.descriptor.digest)));

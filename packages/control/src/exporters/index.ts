@@ -45,8 +45,14 @@ export function parseOutputs(specs: KeyValueSpec[]): ParsedOutput[] {
       const tagged = names.find((n) => parseReference(n, { defaultTag: false }).tag !== undefined);
       if (tagged) throw new Error(`output ${index + 1} (type=${type}): can't push tagged ref ${formatReference(parseReference(tagged))} by digest: name the repository only (push-by-digest pushes no tag)`);
     }
-    const ociMediaTypes = IMAGE_TYPES.includes(type) && spec.attrs['oci-mediatypes'] !== undefined ? parseFlag(spec.attrs, 'oci-mediatypes', `output ${index + 1} (type=${type})`) : undefined;
-    return { index, type, names, push, ...(pushByDigest ? { pushByDigest } : {}), rewriteTimestamp: rewriteTimestamp && IMAGE_TYPES.includes(type), sourceDateEpoch, ...(compression ? { compression } : {}), ...(ociMediaTypes !== undefined ? { ociMediaTypes } : {}) };
+    const where = `output ${index + 1} (type=${type})`;
+    const ociMediaTypes = IMAGE_TYPES.includes(type) && spec.attrs['oci-mediatypes'] !== undefined ? parseFlag(spec.attrs, 'oci-mediatypes', where) : undefined;
+    const ociArtifact = IMAGE_TYPES.includes(type) && spec.attrs['oci-artifact'] !== undefined ? parseFlag(spec.attrs, 'oci-artifact', where) : undefined;
+    if (ociArtifact && ociMediaTypes === false) throw new Error(`${where}: exporter option "oci-artifact=true" conflicts with "oci-mediatypes=false"`);
+    return {
+      index, type, names, push, ...(pushByDigest ? { pushByDigest } : {}), rewriteTimestamp: rewriteTimestamp && IMAGE_TYPES.includes(type), sourceDateEpoch,
+      ...(compression ? { compression } : {}), ...(ociMediaTypes !== undefined ? { ociMediaTypes } : {}), ...(ociArtifact !== undefined ? { ociArtifact } : {}),
+    };
   });
   // One build assembles one image per platform, so its image outputs must agree on its times
   // (BuildKit would export a differently dated image per exporter).
@@ -59,6 +65,8 @@ export function parseOutputs(specs: KeyValueSpec[]): ParsedOutput[] {
   const differing = (setting: (o: ParsedOutput) => unknown) => images.find((o) => JSON.stringify(setting(o) ?? null) !== JSON.stringify(setting(images[0]!) ?? null));
   const otherCompression = differing((o) => o.compression);
   if (otherCompression) throw new Error(`outputs ${images[0]!.index + 1} and ${otherCompression.index + 1} ask for different layer compression: one build makes one image per platform; give every image output the same compression=, compression-level= and force-compression=, or build once per output`);
+  const otherArtifact = differing((o) => o.ociArtifact ?? true);
+  if (otherArtifact) throw new Error(`outputs ${images[0]!.index + 1} and ${otherArtifact.index + 1} ask for different attestation forms (oci-artifact): one build makes one image per platform; give every image output the same value, or build once per output`);
   const otherTypes = differing((o) => o.ociMediaTypes ?? true);
   if (otherTypes) throw new Error(`outputs ${images[0]!.index + 1} and ${otherTypes.index + 1} ask for different media types (oci-mediatypes): one build makes one image per platform; give every image output the same value, or build once per output`);
   return outputs;
@@ -80,6 +88,11 @@ function parseCompression(attrs: Record<string, string>, where: string): LayerCo
   const [min, max] = type === 'gzip' ? [0, 9] : [1, 22];
   if (n < min || n > max) throw new Error(`${where}: compression-level ${n} is out of range for ${type}: use ${min} to ${max}`);
   return { type, level: n, force: forced };
+}
+
+/** Whether a build's attestation manifests are OCI artifacts (the default), or images with oci-artifact=false. */
+export function ociArtifact(outputs: ParsedOutput[]): boolean {
+  return outputs.find((o) => IMAGE_TYPES.includes(o.type))?.ociArtifact ?? true;
 }
 
 /** Whether a build's images use OCI media types (the default), or Docker's with oci-mediatypes=false. */

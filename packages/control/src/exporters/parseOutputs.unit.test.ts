@@ -70,3 +70,9 @@ test('oci-mediatypes takes Go bool words on image outputs (absent: OCI types); i
   assert.throws(() => parseOutputs([output('image', { 'oci-mediatypes': 'false' }), output('oci', {})]), /^Error: outputs 1 and 2 ask for different media types \(oci-mediatypes\)/);
   assert.throws(() => parseOutputs([output('image', { 'oci-mediatypes': 'no' })]), /^Error: output 1 \(type=image\): non-bool value no specified for oci-mediatypes: use true or false$/);
 });
+
+test('oci-artifact takes Go bool words on image outputs; true with oci-mediatypes=false is refused in BuildKit\'s words; image outputs must agree on it', () => {
+  assert.deepEqual(parseOutputs([output('image', { 'oci-artifact': 'false' })]).map((o) => o.ociArtifact), [false]);
+  assert.throws(() => parseOutputs([output('image', { 'oci-artifact': 'true', 'oci-mediatypes': 'false' })]), /^Error: output 1 \(type=image\): exporter option "oci-artifact=true" conflicts with "oci-mediatypes=false"$/);
+  assert.throws(() => parseOutputs([output('image', { 'oci-artifact': 'false' }), output('oci', {})]), /^Error: outputs 1 and 2 ask for different attestation forms \(oci-artifact\)/);
+});
