@@ -1,6 +1,6 @@
 // A git server for tests: `git http-backend` (smart HTTP, protocol v2) behind a node http
-// server, and optionally `git daemon` (git://) on the next port. Plain JavaScript without
-// dependencies, so it also runs as `ip netns exec NS node gitHttpServer.mjs ...` (a server
+// server, and optionally `git daemon` (git://, one per connection as inetd runs it). Plain
+// JavaScript without dependencies, so it also runs as `ip netns exec NS node gitHttpServer.mjs ...` (a server
 // "outside" the cluster). Prints `ready <httpPort> <daemonPort|0>` once both listen; each
 // request it serves is reported as `request <method> <path>` so tests see what a fetch asked.
 // Usage: node gitHttpServer.mjs <projectRoot> <host> <port|0> [daemon]
@@ -61,25 +61,23 @@ const server = createServer((req, res) => {
 server.listen(Number(portArg), host, () => {
   const httpPort = server.address().port;
   if (!daemon) { process.stdout.write(`ready ${httpPort} 0\n`); return; }
-  // A free port for git daemon: bind one, release it, give it to the daemon.
-  const probe = createTcp();
-  probe.listen(0, host, () => {
-    const daemonPort = probe.address().port;
-    probe.close(() => {
-      // git-daemon itself, not the `git daemon` wrapper: killing the wrapper would orphan it.
-      const d = spawn(join(execFileSync('git', ['--exec-path'], { encoding: 'utf8' }).trim(), 'git-daemon'), ['--export-all', '--reuseaddr', `--base-path=${root}`, `--listen=${host}`, `--port=${daemonPort}`, root], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let said = false;
-      d.stderr.on('data', (c) => { process.stderr.write(c); });
-      process.on('exit', () => d.kill('SIGKILL'));
-      process.on('SIGTERM', () => process.exit(0));
-      // git daemon prints nothing when ready: poll its port.
-      const poll = () => {
-        const s = createTcp().listen(daemonPort, host);
-        s.once('error', () => { if (!said) { said = true; process.stdout.write(`ready ${httpPort} ${daemonPort}\n`); } });
-        s.once('listening', () => s.close(() => setTimeout(poll, 20)));
-      };
-      poll();
-    });
-  });
+  startDaemon(httpPort);
 });
+
+/**
+ * git:// served as inetd would: this process listens (on a port the kernel picks, so no other
+ * process can take it first) and runs `git-daemon --inetd` for each connection, the socket as
+ * its stdin and stdout.
+ */
+function startDaemon(httpPort) {
+  const gitDaemon = join(execFileSync('git', ['--exec-path'], { encoding: 'utf8' }).trim(), 'git-daemon');
+  const daemons = new Set();
+  process.on('exit', () => { for (const d of daemons) d.kill('SIGKILL'); });
+  const listener = createTcp((socket) => {
+    const d = spawn(gitDaemon, ['--inetd', '--log-destination=none', '--export-all', `--base-path=${root}`, root], { stdio: [socket, socket, 'inherit'] });
+    daemons.add(d);
+    d.once('exit', () => { daemons.delete(d); socket.destroy(); });
+  });
+  listener.listen(0, host, () => process.stdout.write(`ready ${httpPort} ${listener.address().port}\n`));
+}
 process.on('SIGTERM', () => process.exit(0));

@@ -61,25 +61,43 @@ function redisPing(port: number, password: string): Promise<boolean> {
 
 const redisUrl = (password: string, port: number) => `redis://:${password}@127.0.0.1:${port}`;
 
+/**
+ * Starts a server on a port freePort() found. Between that port's release and the server's bind
+ * another process may take it (a listener, or a connection's local port), and the server exits
+ * before it is ready: it is then started again on another port, a few times.
+ */
+export async function onFreePort<T>(start: (port: number) => Promise<T>, attempts = 4): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(await freePort());
+    } catch (err) {
+      if (attempt >= attempts || !/exited before it was ready/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
 export async function startRedis(options: { appendOnly?: boolean } = {}): Promise<RedisService> {
   // Hex: safe inside a URL without escaping.
   const password = randomBytes(24).toString('hex');
   if (await dockerEngineReachable()) return startRedisContainer(options, password);
   requireCommand('redis-server', 'redis-server');
   const dataDir = await mkdtemp(join(tmpdir(), 'buildyard-redis-'));
-  const port = await freePort();
   // The password goes in a 0600 config file, not argv, which any local user can read in /proc.
   const configPath = join(dataDir, 'redis.conf');
-  await writeFile(configPath, [
-    `port ${port}`, 'bind 127.0.0.1', `dir ${dataDir}`, 'save ""', `appendonly ${options.appendOnly ? 'yes' : 'no'}`,
-    'protected-mode yes', 'daemonize no', `requirepass ${password}`, '',
-  ].join('\n'), { mode: 0o600 });
+  let port = 0;
   const launch = async () => {
     const service = supervise('redis-server', 'redis-server', [configPath]);
     await waitUntilReady(service, () => redisPing(port, password));
     return service;
   };
-  let current = await launch();
+  let current = await onFreePort(async (free) => {
+    port = free;
+    await writeFile(configPath, [
+      `port ${port}`, 'bind 127.0.0.1', `dir ${dataDir}`, 'save ""', `appendonly ${options.appendOnly ? 'yes' : 'no'}`,
+      'protected-mode yes', 'daemonize no', `requirepass ${password}`, '',
+    ].join('\n'), { mode: 0o600 });
+    return launch();
+  });
   return {
     url: redisUrl(password, port),
     host: '127.0.0.1',
@@ -131,25 +149,29 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
   }
   requireCommand('docker-registry', 'docker-registry');
   const stateDir = await mkdtemp(join(tmpdir(), 'buildyard-registry-'));
-  const port = await freePort();
   const configPath = join(stateDir, 'config.yml');
   const htpasswd = join(stateDir, 'htpasswd');
   if (options.login) await writeFile(htpasswd, `${options.login.user}:${bcrypt.hashSync(options.login.password, 5)}\n`);
-  await writeFile(configPath, [
-    'version: 0.1',
-    'log: { level: error, accesslog: { disabled: true } }',
-    'storage:',
-    `  filesystem: { rootdirectory: ${join(stateDir, 'data')} }`,
-    '  delete: { enabled: true }',
-    '  maintenance: { uploadpurging: { enabled: false } }',
-    ...(options.login ? [`auth: { htpasswd: { realm: buildyard-test, path: ${htpasswd} } }`] : []),
-    'http:',
-    `  addr: 127.0.0.1:${port}`,
-    '',
-  ].join('\n'));
-  const service = supervise('docker-registry', 'docker-registry', ['serve', configPath]);
+  let port = 0;
+  const service = await onFreePort(async (free) => {
+    port = free;
+    await writeFile(configPath, [
+      'version: 0.1',
+      'log: { level: error, accesslog: { disabled: true } }',
+      'storage:',
+      `  filesystem: { rootdirectory: ${join(stateDir, 'data')} }`,
+      '  delete: { enabled: true }',
+      '  maintenance: { uploadpurging: { enabled: false } }',
+      ...(options.login ? [`auth: { htpasswd: { realm: buildyard-test, path: ${htpasswd} } }`] : []),
+      'http:',
+      `  addr: 127.0.0.1:${port}`,
+      '',
+    ].join('\n'));
+    const started = supervise('docker-registry', 'docker-registry', ['serve', configPath]);
+    await waitUntilReady(started, async () => (await fetch(`http://127.0.0.1:${port}/v2/`)).status === (options.login ? 401 : 200));
+    return started;
+  });
   const url = `http://127.0.0.1:${port}`;
-  await waitUntilReady(service, async () => (await fetch(`${url}/v2/`)).status === (options.login ? 401 : 200));
   return {
     host: `127.0.0.1:${port}`,
     url,
