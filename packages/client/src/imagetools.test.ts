@@ -22,6 +22,22 @@ test('imagetools inspect and create against a real registry', async (t) => {
     assert.match(single.text, /^Platform: {2}linux\/amd64$/m);
   });
 
+  await t.test('inspect of an attestation manifest (an OCI artifact) names its artifact type and subject', async () => {
+    const empty = Buffer.from('{}');
+    await client.pushBlob(`${reg.host}/library/busybox`, { digest: sha256Digest(empty), size: 2 }, empty);
+    const subject = seeded.manifests['linux/amd64'];
+    const artifact = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: 'application/vnd.docker.attestation.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256Digest(empty), size: 2, data: 'e30=' }, layers: [],
+      subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: subject, size: 1 },
+    }));
+    const digest = await client.putManifest(`${reg.host}/library/busybox@${sha256Digest(artifact)}`, artifact, 'application/vnd.oci.image.manifest.v1+json');
+    const res = await inspectImage(client, `${reg.host}/library/busybox@${digest}`);
+    assert.match(res.text, /^ArtifactType: application\/vnd\.docker\.attestation\.manifest\.v1\+json$/m);
+    assert.match(res.text, new RegExp(`^Subject: {3}${subject}$`, 'm'));
+    assert.doesNotMatch(res.text, /Platform/);
+  });
+
   await t.test('create merges per-platform manifests into one index in another repository', async () => {
     const sources = ['linux/amd64', 'linux/arm64'].map((p) => `${reg.host}/library/busybox@${seeded.manifests[p]}`);
     const progress: string[] = [];

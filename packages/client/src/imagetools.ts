@@ -38,7 +38,12 @@ export async function inspectImage(client: RegistryClient, reference: string): P
     });
   } else {
     const manifest = top.manifest as ImageManifest;
-    if (manifest.config?.digest) {
+    if (manifest.artifactType) {
+      // An artifact (an attestation manifest): its config is empty, its subject the image it is about.
+      lines.push(`ArtifactType: ${manifest.artifactType}`);
+      if (manifest.subject) lines.push(`Subject:   ${manifest.subject.digest}`);
+      lines.push(`Layers:    ${manifest.layers.length}`);
+    } else if (manifest.config?.digest) {
       const config = JSON.parse((await client.fetchBlobBytes(r, manifest.config.digest)).toString('utf8')) as ImageConfig;
       lines.push(`Platform:  ${formatPlatform({ os: config.os, architecture: config.architecture, variant: config.variant })}`);
       lines.push(`Layers:    ${manifest.layers.length}`);
