@@ -16,16 +16,16 @@ let c: Comparison;
 before(async () => { if (!skip) c = await startComparison(tools.paths['docker-buildx']!, 2); });
 after(async () => { await c?.stop(); });
 
-/** The same buildx build on both builders, each into its own dest; answers both trees. */
-async function both(dir: string, flags: string[]): Promise<{ ours: string[]; reference: string[] }> {
-  const trees: Record<string, string[]> = {};
+/** The same buildx build on both builders, each into its own dest (a type=local tree unless `output` says); answers what `read` makes of each. */
+async function both<T = string[]>(dir: string, flags: string[], read: (dest: string) => T = tree as (dest: string) => T, output = (dest: string) => `type=local,dest=${dest}`): Promise<{ ours: T; reference: T }> {
+  const got: Record<string, T> = {};
   for (const builder of ['reference', 'ours']) {
     const dest = join(c.work, `${dir.split('/').pop()}-${builder}`);
-    const run = await c.buildx('--builder', builder, 'build', '--progress', 'plain', ...flags, '-o', `type=local,dest=${dest}`, dir);
+    const run = await c.buildx('--builder', builder, 'build', '--progress', 'plain', ...flags, '-o', output(dest), dir);
     assert.equal(run.code, 0, `${builder}:\n${run.stderr}`);
-    trees[builder] = tree(dest);
+    got[builder] = read(dest);
   }
-  return { ours: trees.ours!, reference: trees.reference! };
+  return { ours: got.ours!, reference: got.reference! };
 }
 
 test('buildx --platform (two) --build-arg --target --secret -o type=local: the same folders and files as on buildkitd', { skip }, async () => {
@@ -96,13 +96,7 @@ test('COPY and RUN steps give byte-identical layers to buildkitd\'s (the same di
     `RUN ln -s /${'t'.repeat(120)} /lnk && touch -h -d @1500000000 /lnk`,
     '',
   ].join('\n'));
-  const ids: Record<string, string[]> = {};
-  for (const builder of ['reference', 'ours']) {
-    const dest = join(c.work, `layers-${builder}.tar`);
-    const run = await c.buildx('--builder', builder, 'build', '--platform', 'linux/amd64', '-o', `type=oci,dest=${dest}`, dir);
-    assert.equal(run.code, 0, `${builder}:\n${run.stderr}`);
-    ids[builder] = diffIDs(dest);
-  }
+  const ids = await both(dir, ['--platform', 'linux/amd64'], diffIDs, (dest) => `type=oci,dest=${dest}`);
   assert.equal(ids.reference.length, 8);
   assert.deepEqual(ids.ours, ids.reference);
 });
@@ -128,14 +122,8 @@ test('the image config is byte-identical to buildkitd\'s (the same config digest
     'ONBUILD RUN echo x',
     '',
   ].join('\n'));
-  const configs: Record<string, Buffer> = {};
-  for (const builder of ['reference', 'ours']) {
-    const dest = join(c.work, `config-${builder}.tar`);
-    // buildinfo=false: v0.11.6 writes its build info into the config, current BuildKit no longer does.
-    const run = await c.buildx('--builder', builder, 'build', '--platform', 'linux/amd64', '--provenance=false', '--build-arg', 'SOURCE_DATE_EPOCH=1600000000', '-o', `type=oci,dest=${dest},buildinfo=false`, dir);
-    assert.equal(run.code, 0, `${builder}:\n${run.stderr}`);
-    configs[builder] = configBlob(dest);
-  }
+  // buildinfo=false: v0.11.6 writes its build info into the config, current BuildKit no longer does.
+  const configs = await both(dir, ['--platform', 'linux/amd64', '--provenance=false', '--build-arg', 'SOURCE_DATE_EPOCH=1600000000'], configBlob, (dest) => `type=oci,dest=${dest},buildinfo=false`);
   assert.equal(configs.ours.toString(), configs.reference.toString());
 });
 
@@ -147,16 +135,12 @@ test('compression=, compression-level=, force-compression= and oci-mediatypes=fa
     writeFileSync(join(dir, 'f.txt'), `${name}\n`);
     utimesSync(join(dir, 'f.txt'), 1_577_836_800, 1_577_836_800);
     writeFileSync(join(dir, 'Dockerfile'), `FROM ${c.cluster.busybox.reference}\nCOPY f.txt /f.txt\n`);
-    const layers: Record<string, string[]> = {};
-    for (const builder of ['reference', 'ours']) {
-      const dest = join(c.work, `compress-${name}-${builder}.tar`);
-      const run = await c.buildx('--builder', builder, 'build', '--platform', 'linux/amd64', '--provenance=false', '-o', `type=oci,dest=${dest},${attrs}`, dir);
-      assert.equal(run.code, 0, `${builder}:\n${run.stderr}`);
+    const layers = await both(dir, ['--platform', 'linux/amd64', '--provenance=false'], (dest) => {
       const { manifest, config } = imageIn(dest);
       const diffIDs: string[] = JSON.parse(config.toString()).rootfs.diff_ids;
       // Compressed bytes differ between Go's and zlib/zstd's compressors; uncompressed ones are the tars.
-      layers[builder] = [`${manifest.mediaType} ${manifest.config.mediaType}`, ...manifest.layers.map((l, i) => `${l.mediaType} ${diffIDs[i]}${name === 'uncompressed' ? ` ${l.digest}` : ''}`)];
-    }
+      return [`${manifest.mediaType} ${manifest.config.mediaType}`, ...manifest.layers.map((l, i) => `${l.mediaType} ${diffIDs[i]}${name === 'uncompressed' ? ` ${l.digest}` : ''}`)];
+    }, (dest) => `type=oci,dest=${dest},${attrs}`);
     assert.deepEqual(layers.ours, layers.reference, name);
   }
 });

@@ -23,7 +23,8 @@ export interface AssembledImage {
   layers: Descriptor[];
 }
 
-function jsonBlob<T>(json: T, mediaType: string, extra: Partial<Descriptor> = {}, bytes: Buffer = Buffer.from(JSON.stringify(json))): JsonBlob<T> {
+/** A document with its digest: `bytes` default to compact JSON; BuildKit's manifests are indented (goIndentedJson). */
+export function jsonBlob<T>(json: T, mediaType: string, extra: Partial<Descriptor> = {}, bytes: Buffer = Buffer.from(JSON.stringify(json))): JsonBlob<T> {
   return { json, bytes, descriptor: { mediaType, digest: sha256Digest(bytes), size: bytes.length, ...extra } };
 }
 

@@ -1,6 +1,5 @@
 import { PassThrough } from 'node:stream';
 import { Annotations, formatReference, parseReference, writeOciLayout, type Descriptor } from '@buildyard/oci';
-import { platformObject } from '@buildyard/solver';
 import type { Exporter } from './Exporter.js';
 import { epochSeconds } from './filesystemExporter.js';
 
@@ -32,9 +31,8 @@ export const archiveExporter: Exporter = {
     }
     const epoch = output.sourceDateEpoch ?? epochSeconds(sourceDateEpoch);
     const created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
-    // One platform's image says its platform; an index (platforms, attestations) says none.
-    const image = { ...images[0].manifest.descriptor, platform: platformObject(images[0].platform) };
-    const top = output.type === 'oci' && index ? index.descriptor : image;
+    // One platform's image (its descriptor says its platform); an index (platforms, attestations) says none.
+    const top = output.type === 'oci' && index ? index.descriptor : images[0].manifest.descriptor;
     const stream = new PassThrough();
     const writing = writeOciLayout(stream, { index: { schemaVersion: 2, manifests: layoutEntries(top, output.names, created) }, store: blobs, dockerManifest: output.type === 'docker' });
     writing.catch((err) => stream.destroy(err));

@@ -7,7 +7,7 @@
 // (provenance.json, sbom.spdx.json), their subjects being the exported files.
 import { Annotations, AttestationPlatform, AttestationReferenceType, MediaTypes, goEscapes, goIndentedJson, sha256Digest, type Descriptor } from '@buildyard/oci';
 import type { KeyValueSpec } from '@buildyard/proto';
-import type { AssembledImage, JsonBlob } from '@buildyard/solver';
+import { jsonBlob, type AssembledImage } from '@buildyard/solver';
 import { SLSA_PROVENANCE_V02, type ProvenanceMode } from './provenance.js';
 import { SPDX_DOCUMENT } from './sbom.js';
 
@@ -83,10 +83,6 @@ export function inTotoStatement(att: PlatformAttestation, subject: Subject[]): R
 
 export const subjectDigest = (digest: string): { sha256: string } => ({ sha256: digest.replace(/^sha256:/, '') });
 
-function jsonBlob<T>(json: T, mediaType: string, extra: Partial<Descriptor> = {}): JsonBlob<T> {
-  const bytes = Buffer.from(JSON.stringify(json));
-  return { json, bytes, descriptor: { mediaType, digest: sha256Digest(bytes), size: bytes.length, ...extra } };
-}
 
 /** An attestation manifest and the statement blobs it holds; `layers` are the statements. */
 export interface AttestationImage extends AssembledImage {
@@ -111,7 +107,7 @@ export function attestationImage(image: AssembledImage, atts: readonly PlatformA
     return { descriptor, bytes };
   });
   const config = ociArtifact
-    ? { json: {}, bytes: EMPTY_JSON, descriptor: { mediaType: MediaTypes.OciEmpty, digest: sha256Digest(EMPTY_JSON), size: EMPTY_JSON.length, data: EMPTY_JSON.toString('base64') } }
+    ? jsonBlob({}, MediaTypes.OciEmpty, { data: EMPTY_JSON.toString('base64') }, EMPTY_JSON)
     : jsonBlob({ architecture: 'unknown', os: 'unknown', config: {}, rootfs: { type: 'layers', diff_ids: statements.map((s) => s.descriptor.digest) } }, MediaTypes.OciConfig);
   const layers = statements.map((s) => s.descriptor);
   const { mediaType, digest, size } = image.manifest.descriptor;
@@ -119,15 +115,10 @@ export function attestationImage(image: AssembledImage, atts: readonly PlatformA
     schemaVersion: 2 as const, mediaType: MediaTypes.OciManifest, ...(ociArtifact ? { artifactType: ATTESTATION_ARTIFACT_TYPE } : {}),
     config: config.descriptor, layers, ...(ociArtifact ? { subject: { mediaType, digest, size } } : {}),
   };
-  const bytes = goIndentedJson(manifestJson);
-  const manifest = {
-    json: manifestJson, bytes,
-    descriptor: {
-      mediaType: MediaTypes.OciManifest, digest: sha256Digest(bytes), size: bytes.length,
-      annotations: { [Annotations.DockerReferenceDigest]: image.manifest.descriptor.digest, [Annotations.DockerReferenceType]: AttestationReferenceType },
-      platform: { ...AttestationPlatform },
-    },
-  };
+  const manifest = jsonBlob(manifestJson, MediaTypes.OciManifest, {
+    annotations: { [Annotations.DockerReferenceDigest]: image.manifest.descriptor.digest, [Annotations.DockerReferenceType]: AttestationReferenceType },
+    platform: { ...AttestationPlatform },
+  }, goIndentedJson(manifestJson));
   return { platform: 'unknown/unknown', config: config as unknown as AssembledImage['config'], manifest, layers, statements };
 }
 
