@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, referenceTools, startCluster, waitForBuildkitEndpoint, type Cluster, testWorkDir } from '@buildyard/testkit';
+import { referenceTools, startCluster, type Cluster, testWorkDir } from '@buildyard/testkit';
 
 const tools = referenceTools('docker-buildx');
 // Without BuildKit's reference client there is nothing to drive the endpoint with.
@@ -17,13 +17,11 @@ let second: Cluster;
 let work: string;
 
 async function endpointCluster(name: string, registry?: Cluster['registry']): Promise<Cluster> {
-  const port = await freePort();
   const cluster = await startCluster({
     workers: 1, registry,
-    env: { BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' },
+    env: { BUILDYARD_BUILDKIT_LISTEN: '127.0.0.1:0', BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' },
   });
-  await waitForBuildkitEndpoint(cluster, port);
-  const created = await buildx('create', '--name', name, '--driver', 'remote', `tcp://127.0.0.1:${port}`);
+  const created = await buildx('create', '--name', name, '--driver', 'remote', cluster.buildkit!);
   assert.equal(created.code, 0, created.stderr);
   return cluster;
 }

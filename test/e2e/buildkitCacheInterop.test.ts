@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, referenceTools, startCluster, waitForBuildkitEndpoint, type Cluster, testWorkDir } from '@buildyard/testkit';
+import { referenceTools, startCluster, type Cluster, testWorkDir } from '@buildyard/testkit';
 import { Buildkitd } from '../conformance/lib/buildkit.js';
 
 const CACHE_CONFIG = 'application/vnd.buildkit.cacheconfig.v0';
@@ -21,14 +21,12 @@ let work: string;
 
 before(async () => {
   if (skip) return;
-  const port = await freePort();
   cluster = await startCluster({
     workers: 1,
-    env: { BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' },
+    env: { BUILDYARD_BUILDKIT_LISTEN: '127.0.0.1:0', BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' },
   });
-  endpoint = `tcp://127.0.0.1:${port}`;
+  endpoint = cluster.buildkit!;
   buildkitd = await Buildkitd.start(cluster.registry.host);
-  await waitForBuildkitEndpoint(cluster, port);
   work = testWorkDir('buildyard-cache-interop-');
 });
 after(async () => { await buildkitd?.stop(); await cluster?.stop(); });

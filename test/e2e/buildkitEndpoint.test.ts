@@ -10,7 +10,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { credentials } from '@grpc/grpc-js';
 import { AttachRequest, ControlClient, StatusRequest, type SolveEvent, type StatusResponse } from '@buildyard/proto';
-import { freePort, referenceTools, startCluster, startRegistry, until, waitForBuildkitEndpoint, type Cluster, type RegistryService } from '@buildyard/testkit';
+import { referenceTools, startCluster, startRegistry, until, type Cluster, type RegistryService } from '@buildyard/testkit';
 import { bearer } from './grpcClient.js';
 
 const repo = resolve(import.meta.dirname, '../..');
@@ -28,20 +28,18 @@ let authRegistry: RegistryService | undefined;
 
 before(async () => {
   if (skip) return;
-  const port = await freePort();
   authRegistry = await startRegistry({ login: pusher });
   // One stage per worker at a time, so the two middle stages must go to different workers.
   cluster = await startCluster({
     workers: 2,
     trustRegistries: [authRegistry.host],
     env: {
-      BUILDYARD_WORKER_CAPACITY: '1', BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default',
+      BUILDYARD_WORKER_CAPACITY: '1', BUILDYARD_BUILDKIT_LISTEN: '127.0.0.1:0', BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default',
       // The endpoint's tenant may use the host network (with --allow), not security.insecure.
       BUILDYARD_ENTITLEMENTS: 'default:network.host',
     },
   });
-  addr = `tcp://127.0.0.1:${port}`;
-  await waitForBuildkitEndpoint(cluster, port);
+  addr = cluster.buildkit!;
   work = mkdtempSync(join(tmpdir(), 'buildyard-buildkit-'));
 });
 after(async () => {

@@ -9,18 +9,17 @@ import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, referenceTools, waitForBuildkitEndpoint } from '@buildyard/testkit';
+import { referenceTools } from '@buildyard/testkit';
 import { useOutsideCluster } from './security/outsideCluster.js';
 import { UrlServer } from './urlServerControl.js';
 import { Buildkitd } from '../conformance/lib/buildkit.js';
 
 const tools = referenceTools('buildctl', 'buildkitd', 'docker-buildx');
 const skip = process.getuid?.() !== 0 ? 'needs root (a cluster and a network namespace)' : tools.missing ?? false;
-const port = await freePort();
 let server: UrlServer;
 
 const env = useOutsideCluster('buildkit-http-context', !skip, {
-  cluster: () => ({ workers: 1, env: { BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' } }),
+  cluster: () => ({ workers: 1, env: { BUILDYARD_BUILDKIT_LISTEN: '127.0.0.1:0', BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' } }),
   start: async (outside) => { server = await UrlServer.start(outside); },
   stop: () => server?.stop(),
 });
@@ -40,7 +39,6 @@ after(async () => {
 interface Run { code: number; stdout: string; stderr: string }
 
 async function buildctl(addr: string, ...args: string[]): Promise<Run> {
-  await waitForBuildkitEndpoint(env.cluster, port);
   return new Promise((resolveRun) => {
     execFile(tools.paths.buildctl, ['--addr', addr, ...args], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       resolveRun({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
@@ -49,7 +47,7 @@ async function buildctl(addr: string, ...args: string[]): Promise<Run> {
 }
 
 /** A build of the context at `url` (no local) on the endpoint (or `addr`), its files written to a fresh directory. */
-async function buildUrl(url: string, addr = `tcp://127.0.0.1:${port}`): Promise<Run & { out: string }> {
+async function buildUrl(url: string, addr = env.cluster.buildkit!): Promise<Run & { out: string }> {
   const out = scratchDir('buildyard-http-context-out-');
   const run = await buildctl(addr, 'build', '--frontend', 'dockerfile.v0', '--opt', `context=${url}`, '--progress', 'plain', '--output', `type=local,dest=${out}`);
   return { ...run, out };
@@ -88,7 +86,7 @@ test('a tarball URL is the build context: its Dockerfile and files build, shown 
       resolveRun({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
   });
-  const created = await buildx('create', '--name', 'httpctx', '--driver', 'remote', `tcp://127.0.0.1:${port}`);
+  const created = await buildx('create', '--name', 'httpctx', '--driver', 'remote', env.cluster.buildkit!);
   assert.equal(created.code, 0, created.stderr);
   const viaBuildx = await buildx('--builder', 'httpctx', 'build', '--progress', 'plain', '--no-cache', '-o', `type=local,dest=${join(config, 'out')}`, `${server.base}/ctx-${nonce}.tar`);
   assert.equal(viaBuildx.code, 0, viaBuildx.stderr);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { ControlClient, StatusRequest, type StatusResponse } from '@buildyard/proto';
-import { freePort, referenceTools, startCluster, waitForBuildkitEndpoint, type Cluster } from '@buildyard/testkit';
+import { referenceTools, startCluster, type Cluster } from '@buildyard/testkit';
 import { bearer } from './grpcClient.js';
 
 const tools = referenceTools('buildctl');
@@ -41,16 +41,14 @@ before(async () => {
   issue('client', 'default', 'ca');
   issue('stranger', 'nobody', 'ca');
   issue('forged', 'default', 'rogue');
-  const port = await freePort();
   cluster = await startCluster({
     workers: 1,
     env: {
-      BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_TLS_CERT: join(pki, 'server.pem'),
+      BUILDYARD_BUILDKIT_LISTEN: '127.0.0.1:0', BUILDYARD_BUILDKIT_TLS_CERT: join(pki, 'server.pem'),
       BUILDYARD_BUILDKIT_TLS_KEY: join(pki, 'server.key'), BUILDYARD_BUILDKIT_TLS_CLIENT_CA: join(pki, 'ca.pem'),
     },
   });
-  addr = `tcp://127.0.0.1:${port}`;
-  await waitForBuildkitEndpoint(cluster, port);
+  addr = cluster.buildkit!;
 });
 after(async () => {
   try {

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, startCluster, waitForBuildkitEndpoint, type Cluster } from '@buildyard/testkit';
+import { startCluster, type Cluster } from '@buildyard/testkit';
 import { Buildkitd } from '../conformance/lib/buildkit.js';
 
 export interface Run { code: number; stdout: string; stderr: string }
@@ -23,10 +23,9 @@ export interface Comparison {
 }
 
 export async function startComparison(buildxBin: string, workers: number): Promise<Comparison> {
-  const port = await freePort();
   const cluster = await startCluster({
     workers,
-    env: { BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' },
+    env: { BUILDYARD_BUILDKIT_LISTEN: '127.0.0.1:0', BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' },
   });
   let buildkitd: Buildkitd | undefined;
   const work = mkdtempSync(join(tmpdir(), 'buildyard-buildx-compare-'));
@@ -37,13 +36,12 @@ export async function startComparison(buildxBin: string, workers: number): Promi
   };
   try {
     buildkitd = await Buildkitd.start(cluster.registry.host);
-    await waitForBuildkitEndpoint(cluster, port);
     const buildx = (...args: string[]) => new Promise<Run>((resolveRun) => {
       execFile(buildxBin, args, { env: { ...process.env, BUILDX_CONFIG: join(work, 'buildx') }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
         resolveRun({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
       });
     });
-    for (const [name, addr] of [['ours', `tcp://127.0.0.1:${port}`], ['reference', buildkitd.addr]] as const) {
+    for (const [name, addr] of [['ours', cluster.buildkit!], ['reference', buildkitd.addr]] as const) {
       const created = await buildx('create', '--name', name, '--driver', 'remote', addr);
       assert.equal(created.code, 0, created.stderr);
     }

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, referenceTools, startCluster, startGitServer, waitForBuildkitEndpoint, type Cluster, type GitServer } from '@buildyard/testkit';
+import { referenceTools, startCluster, startGitServer, type Cluster, type GitServer } from '@buildyard/testkit';
 import { runCli, runTool as run } from './runProcess.js';
 import { startOutside, type Outside } from './security/outsideNetwork.js';
 
@@ -31,16 +31,14 @@ before(async () => {
   outside = await startOutside();
   git = await startGitServer({ host: outside.web, netns: outside.ns });
   deniedGit = await startGitServer({ host: outside.denied, netns: outside.ns });
-  const port = await freePort();
   cluster = await startCluster({
     workers: 1, tenants: ['bob'],
     env: {
-      BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default',
+      BUILDYARD_BUILDKIT_LISTEN: '127.0.0.1:0', BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default',
       BUILDYARD_WORKER_EGRESS_DENY: outside.denied, BUILDYARD_WORKER_EGRESS_TENANT_DENY: `bob=${outside.web}`,
     },
   });
-  addr = `tcp://127.0.0.1:${port}`;
-  await waitForBuildkitEndpoint(cluster, port);
+  addr = cluster.buildkit!;
   work = mkdtempSync(join(tmpdir(), 'buildyard-git-e2e-'));
   const dockerfile = `FROM ${cluster.busybox.reference}\nCOPY . /ctx\nRUN cat /ctx/a.txt && ls -a /ctx | tr '\\n' ' ' && echo\n`;
   shas = git.commit('app', [

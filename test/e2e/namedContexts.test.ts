@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, referenceTools, startCluster, startGitServer, waitForBuildkitEndpoint, type Cluster, type GitServer } from '@buildyard/testkit';
+import { referenceTools, startCluster, startGitServer, type Cluster, type GitServer } from '@buildyard/testkit';
 import { solve } from './grpcClient.js';
 import { runCli, runTool as run } from './runProcess.js';
 import { startOutside, type Outside } from './security/outsideNetwork.js';
@@ -30,13 +30,11 @@ before(async () => {
   git = await startGitServer({ host: outside.web, netns: outside.ns });
   git.commit('lib', [{ files: { 'sub/lib.txt': `lib-${nonce}\n` } }]);
   repoUrl = `http://${outside.web}:${new URL(git.http).port}/lib.git#main:sub`;
-  const port = await freePort();
   cluster = await startCluster({
     workers: 1, tenants: ['bob'],
-    env: { BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' },
+    env: { BUILDYARD_BUILDKIT_LISTEN: '127.0.0.1:0', BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' },
   });
-  addr = `tcp://127.0.0.1:${port}`;
-  await waitForBuildkitEndpoint(cluster, port);
+  addr = cluster.buildkit!;
   work = mkdtempSync(join(tmpdir(), 'buildyard-named-e2e-'));
   // The build context, and a second directory given as the named context "src".
   mkdirSync(join(work, 'app'));

@@ -13,7 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { ControlClient, SolveRequest, SshClientMessage, SshForwardClient, type SshServerMessage } from '@buildyard/proto';
 import { Buildkitd } from '../conformance/lib/buildkit.js';
-import { freePort, makeSshKey, referenceTools, startCluster, startSshAgent, waitForBuildkitEndpoint, type Cluster, type SshAgentService, type SshKey, appCommand } from '@buildyard/testkit';
+import { makeSshKey, referenceTools, startCluster, startSshAgent, type Cluster, type SshAgentService, type SshKey, appCommand } from '@buildyard/testkit';
 
 const tools = referenceTools('buildctl', 'docker-buildx', 'buildkitd');
 let cluster: Cluster;
@@ -23,13 +23,11 @@ let sysroot: string;
 let buildkitAddr: string;
 
 before(async () => {
-  const port = await freePort();
   cluster = await startCluster({
     workers: 1, tenants: ['intruder'],
-    env: { BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' },
+    env: { BUILDYARD_BUILDKIT_LISTEN: '127.0.0.1:0', BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' },
   });
-  buildkitAddr = `tcp://127.0.0.1:${port}`;
-  await waitForBuildkitEndpoint(cluster, port);
+  buildkitAddr = cluster.buildkit!;
   agent = await startSshAgent();
   work = mkdtempSync(join(tmpdir(), 'buildyard-ssh-e2e-'));
   // ssh-add and the libraries it loads, at their own paths, to be copied over the base image.

@@ -42,6 +42,12 @@ export interface Cluster {
   busybox: SeededImage;
   workers: ClusterWorker[];
   frontendProcess: SupervisedProcess;
+  /**
+   * tcp://127.0.0.1:PORT of the frontend's BuildKit endpoint, as it announced it, when `env`
+   * sets BUILDYARD_BUILDKIT_LISTEN (give it `127.0.0.1:0`: the kernel's port cannot be taken
+   * between picking and binding, a free port picked beforehand can). It accepts connections.
+   */
+  buildkit?: string;
   stateDir: string;
   /** Starts another worker (e.g. after killing one). */
   addWorker(id?: string): Promise<ClusterWorker>;
@@ -143,7 +149,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     // unshare and sh exec in turn: the supervised pid is the service's own.
     return supervise(name, 'unshare', ['-m', '--propagation', 'private', 'sh', '-c', PRIVATE_MOUNTS, 'sh', own, stateDir, process.execPath, ...args], processOptions);
   };
-  const launchFrontend = (listen: string) => launch('buildyardd', appCommand('buildyardd'), join(stateDir, 'frontend'), { BUILDYARD_LISTEN: listen });
+  const launchFrontend = (listen: string, extra: Record<string, string> = {}) => launch('buildyardd', appCommand('buildyardd'), join(stateDir, 'frontend'), { BUILDYARD_LISTEN: listen, ...extra });
   let frontendProcess = launchFrontend('127.0.0.1:0');
   const extraFrontends: SupervisedProcess[] = [];
   const workers: ClusterWorker[] = [];
@@ -165,10 +171,13 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   try {
     const frontendLine = /"frontend":"((?:tcp|tls):\/\/127\.0\.0\.1:\d+)"/;
     const [, frontend] = await waitForLine(frontendProcess, frontendLine);
+    // Announced once it listens (after the frontend's own line).
+    const buildkitLine = /"buildkit":"(tcp:\/\/127\.0\.0\.1:\d+)"/;
+    const buildkit = env.BUILDYARD_BUILDKIT_LISTEN ? (await waitForLine(frontendProcess, buildkitLine))[1] : undefined;
     await Promise.all(Array.from({ length: options.workers ?? 2 }, () => addWorker()));
     const cluster: Cluster = {
       frontend, address: frontend.replace(/^(tcp|tls):\/\//, ''), token: tokens.default, tenant: 'default', tokens,
-      redis, redisCluster, registry, busybox, workers, frontendProcess, stateDir, addWorker, stop: stopAll, env,
+      redis, redisCluster, registry, busybox, workers, frontendProcess, buildkit, stateDir, addWorker, stop: stopAll, env,
       openRedis: () => redisCluster
         ? new RedisClusterClient(redisCluster.nodes, { redisOptions: { password: redisCluster.password } })
         : new Redis(redis.url),
@@ -181,9 +190,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       restartFrontend: async () => {
         frontendProcess.kill('SIGKILL');
         await frontendProcess.stop();
-        frontendProcess = launchFrontend(frontend.replace(/^(tcp|tls):\/\//, ''));
+        // The BuildKit endpoint comes back where it was too (it may have been given port 0).
+        frontendProcess = launchFrontend(frontend.replace(/^(tcp|tls):\/\//, ''), buildkit ? { BUILDYARD_BUILDKIT_LISTEN: buildkit.replace('tcp://', '') } : {});
         cluster.frontendProcess = frontendProcess;
         await waitForLine(frontendProcess, frontendLine);
+        if (buildkit) await waitForLine(frontendProcess, buildkitLine);
       },
     };
     return cluster;

@@ -6,7 +6,6 @@ export { seedBusybox, busyboxRootfs, busyboxLayout, cleanupUnder, freePort, type
 export { supervise, waitUntilReady, type SupervisedProcess } from './supervise.js';
 export { startCluster, type Cluster, type ClusterOptions, type ClusterWorker } from './cluster.js';
 export { until, within } from './until.js';
-export { waitForBuildkitEndpoint } from './buildkitEndpoint.js';
 export { startRedisCluster, type RedisClusterService, type RedisClusterNode, type RedisClusterOptions } from './redisCluster.js';
 export { startSshAgent, makeSshKey, type SshAgentService, type SshKey } from './sshAgent.js';
 export { referenceTools, referenceToolsDir, type ReferenceTool } from './referenceTools.js';

@@ -50,24 +50,6 @@ test('killing the test process leaves no redis-server or registry behind', async
     .catch(() => assert.fail(`services ${pids.filter((pid) => existsSync(`/proc/${pid}`)).join(', ')} outlived their test process`));
 });
 
-test('waitForBuildkitEndpoint: resolves once the port accepts; fails at once with the output of a frontend that exited', async () => {
-  const { createServer } = await import('node:net');
-  const { freePort, supervise, waitForBuildkitEndpoint } = await import('./index.js');
-  const alive = supervise('sleeper', 'sleep', ['60']);
-  const server = createServer((s) => s.destroy());
-  const port = await freePort();
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  try {
-    await waitForBuildkitEndpoint({ frontendProcess: alive }, `tcp://127.0.0.1:${port}`);
-  } finally {
-    server.close();
-    await alive.stop();
-  }
-  const dead = supervise('dead-frontend', 'sh', ['-c', 'echo "listen EADDRINUSE 127.0.0.1"; exit 1']);
-  await assert.rejects(waitForBuildkitEndpoint({ frontendProcess: dead }, await freePort()), /exited before its BuildKit endpoint .*\n.*EADDRINUSE/);
-  await dead.stop();
-});
-
 test('a Redis Cluster\'s nodes listen for the cluster bus on ports chosen free, not on port + 10000, which nothing checked', async () => {
   const cluster = await startRedisCluster();
   after(() => cluster.stop());

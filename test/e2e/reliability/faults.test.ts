@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { buildkit, ContextSyncClient, ControlClient, gateway, SolveRequest, type SolveEvent } from '@buildyard/proto';
-import { freePort, startCluster, waitForBuildkitEndpoint, within, type Cluster } from '@buildyard/testkit';
+import { freePort, startCluster, within, type Cluster } from '@buildyard/testkit';
 import { bearer, solve, type SolveOutcome } from '../grpcClient.js';
 import { aliveProcesses, buildStatus, info, runcContainers } from '../security/clusterCalls.js';
 import { ContextDirs } from '../security/contextDirs.js';
@@ -287,11 +287,10 @@ test('Redis unreachable with a build running cannot keep the frontend from stopp
 });
 
 test('a BuildKit client holding a Solve open cannot keep the frontend from stopping: on SIGTERM its call ends with UNAVAILABLE and the process exits', { timeout: 120_000 }, async (t) => {
-  const port = await freePort();
-  const own = await ownCluster(t, { BUILDYARD_BUILDKIT_LISTEN: `127.0.0.1:${port}`, BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' });
-  await waitForBuildkitEndpoint(own, port);
-  const control = new buildkit.ControlClient(`127.0.0.1:${port}`, credentials.createInsecure());
-  const bridge = new gateway.LLBBridgeClient(`127.0.0.1:${port}`, credentials.createInsecure());
+  const own = await ownCluster(t, { BUILDYARD_BUILDKIT_LISTEN: '127.0.0.1:0', BUILDYARD_BUILDKIT_INSECURE: '1', BUILDYARD_BUILDKIT_TENANT: 'default' });
+  const address = own.buildkit!.replace('tcp://', '');
+  const control = new buildkit.ControlClient(address, credentials.createInsecure());
+  const bridge = new gateway.LLBBridgeClient(address, credentials.createInsecure());
   t.after(() => { control.close(); bridge.close(); });
   const ref = `held-${nonce}`;
   // A Solve whose build function runs in the client (as buildctl's) stays open until its Return, which never comes.
