@@ -69,7 +69,7 @@ function diffIDs(ociTar: string): string[] {
   return JSON.parse(configBlob(ociTar).toString()).rootfs.diff_ids;
 }
 
-test('COPY and RUN steps give byte-identical layers to buildkitd\'s (the same diffIDs): files, directories, symlinks, --chmod, long, split and non-ASCII names, big owner ids', { skip }, async () => {
+test('COPY and RUN steps give byte-identical layers to buildkitd\'s (the same diffIDs): files, directories, symlinks, --chmod, long, split and non-ASCII names, big owner ids, walk order', { skip }, async () => {
   const dir = join(c.work, 'layers');
   const deep = `${'d'.repeat(60)}/${'e'.repeat(70)}`; // with the file below: over 100 bytes, USTAR's prefix holds it
   mkdirSync(join(dir, 'tree/sub'), { recursive: true });
@@ -77,11 +77,14 @@ test('COPY and RUN steps give byte-identical layers to buildkitd\'s (the same di
   mkdirSync(join(dir, 'uni/café'), { recursive: true });
   writeFileSync(join(dir, 'a.txt'), 'a\n');
   writeFileSync(join(dir, 'tree/sub/deep'), 'deep\n');
+  // Walk order: sub's children before sub-b and sub.c ('-' and '.' sort below '/').
+  writeFileSync(join(dir, 'tree/sub-b'), 'b\n');
+  writeFileSync(join(dir, 'tree/sub.c'), 'c\n');
   symlinkSync('sub/deep', join(dir, 'tree/link'));
   writeFileSync(join(dir, 'long', deep, 'f'.repeat(90)), 'split\n');
   writeFileSync(join(dir, 'long', 'x'.repeat(120)), 'a PAX path\n');
   writeFileSync(join(dir, 'uni/café/naïve.txt'), 'non-ASCII\n');
-  const paths = ['a.txt', 'tree/sub/deep', 'tree/sub', 'tree', `long/${deep}/${'f'.repeat(90)}`, `long/${deep}`, `long/${'d'.repeat(60)}`, `long/${'x'.repeat(120)}`, 'long', 'uni/café/naïve.txt', 'uni/café', 'uni'];
+  const paths = ['a.txt', 'tree/sub/deep', 'tree/sub', 'tree/sub-b', 'tree/sub.c', 'tree', `long/${deep}/${'f'.repeat(90)}`, `long/${deep}`, `long/${'d'.repeat(60)}`, `long/${'x'.repeat(120)}`, 'long', 'uni/café/naïve.txt', 'uni/café', 'uni'];
   for (const p of paths) utimesSync(join(dir, p), 1_577_836_800, 1_577_836_800);
   lutimesSync(join(dir, 'tree/link'), 1_577_836_800, 1_577_836_800);
   writeFileSync(join(dir, 'Dockerfile'), [
@@ -99,6 +102,27 @@ test('COPY and RUN steps give byte-identical layers to buildkitd\'s (the same di
   const ids = await both(dir, ['--platform', 'linux/amd64'], diffIDs, (dest) => `type=oci,dest=${dest}`);
   assert.equal(ids.reference.length, 8);
   assert.deepEqual(ids.ours, ids.reference);
+});
+
+test('a RUN step that deletes writes its whiteouts where buildkitd does: each where the walk reaches the deleted name, an opaque directory\'s per entry', { skip }, async () => {
+  const dir = join(c.work, 'whiteouts');
+  mkdirSync(join(dir, 'tree/dir/sub'), { recursive: true });
+  mkdirSync(join(dir, 'tree/gone'), { recursive: true });
+  for (const f of ['tree/f1', 'tree/f2', 'tree/dir/sub/c', 'tree/gone/g']) writeFileSync(join(dir, f), `${f}\n`);
+  writeFileSync(join(dir, 'Dockerfile'), [
+    `FROM ${c.cluster.busybox.reference}`,
+    'COPY tree /tree',
+    'RUN rm -rf /tree/gone /tree/dir /tree/f2 && mkdir /tree/dir && echo new > /tree/dir/n',
+    '',
+  ].join('\n'));
+  // Entry names only: buildkitd v0.11.6 dates a whiteout "now" (current BuildKit: 1970, as Buildyard).
+  const names = await both(dir, ['--platform', 'linux/amd64'], (dest) => {
+    const { manifest } = imageIn(dest);
+    const blob = join(`${dest}.d`, 'blobs/sha256', manifest.layers.at(-1)!.digest.slice('sha256:'.length));
+    return execFileSync('tar', ['-tzf', blob], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  }, (dest) => `type=oci,dest=${dest}`);
+  assert.deepEqual(names.reference, ['tree/', 'tree/dir/', 'tree/dir/n', 'tree/dir/.wh.sub', 'tree/.wh.f2', 'tree/.wh.gone']);
+  assert.deepEqual(names.ours, names.reference);
 });
 
 test('the image config is byte-identical to buildkitd\'s (the same config digest, so image ID): key order, omitted fields, escapes and times as Go writes them', { skip }, async () => {

@@ -98,7 +98,7 @@ describe('OverlaySnapshotter', () => {
     assert.equal(first.digest, second.digest);
     assert.deepEqual(await readFile(first.blobPath), await readFile(second.blobPath));
     const names = (await tarEntries(first.blobPath)).map((h) => h.name);
-    assert.deepEqual(names, ['bin/', 'bin/.wh..wh..opq', 'bin/hello', 'etc/', 'etc/.wh.passwd', 'etc/new']);
+    assert.deepEqual(names, ['bin/', 'bin/.wh..wh..opq', 'bin/hello', 'etc/', 'etc/new', 'etc/.wh.passwd'], 'a whiteout where the walk reaches the name it deletes');
 
     const epoch = 1_000_000;
     const clampedA = await diffUpper(upper, { compression: 'gzip', sourceDateEpoch: epoch, blobPath: join(tmp.path, 'diff3.tgz') });

@@ -2,7 +2,7 @@ import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Stats } from 'node:fs';
 import { writeLayerBlob, type LayerBlob, type LayerBlobOptions } from './layerBlob.js';
-import { comparePathBytes, writeLayerTar, type LayerEntry } from './writeLayerTar.js';
+import { compareBytes, OCI_OPAQUE_WHITEOUT, OCI_WHITEOUT_PREFIX, sortInWalkOrder, writeLayerTar, type LayerEntry } from './writeLayerTar.js';
 import { readXattrs } from './xattrs.js';
 
 export interface TarDirectoryOptions extends LayerBlobOptions {
@@ -12,8 +12,6 @@ export interface TarDirectoryOptions extends LayerBlobOptions {
   lower?: () => Promise<string>;
 }
 
-export const OCI_WHITEOUT_PREFIX = '.wh.';
-export const OCI_OPAQUE_WHITEOUT = '.wh..wh..opq';
 const OVERLAY_XATTR_PREFIX = 'trusted.overlay.';
 
 interface WalkOptions {
@@ -64,7 +62,7 @@ export async function collectLayerEntries(root: string, options: WalkOptions): P
   // It is only ever descended into through real directories (lstat): the lower tree is the
   // build's, and a path through a link it made (`/l -> /etc`) would lead onto the host.
   const walk = async (dir: string, rel: string, lowerDir: string | null): Promise<void> => {
-    const names = (await readdir(dir)).sort(comparePathBytes);
+    const names = (await readdir(dir)).sort(compareBytes);
     for (const name of names) {
       const abs = join(dir, name);
       const path = rel ? `${rel}/${name}` : name;
@@ -109,9 +107,8 @@ export async function collectLayerEntries(root: string, options: WalkOptions): P
     if (e.unchanged) continue;
     for (let at = e.path.lastIndexOf('/'); at > 0; at = e.path.lastIndexOf('/', at - 1)) parentsOfChanges.add(e.path.slice(0, at));
   }
-  const kept = entries.filter((e) => !e.unchanged || parentsOfChanges.has(e.path));
-  kept.sort((a, b) => comparePathBytes(a.path, b.path));
-  // Hardlinked regular files: the first path in sort order carries the data, the rest link to it.
+  const kept = sortInWalkOrder(entries.filter((e) => !e.unchanged || parentsOfChanges.has(e.path)));
+  // Hardlinked regular files: the first path in walk order carries the data, the rest link to it.
   const firstByInode = new Map<string, string>();
   return kept.map((entry) => {
     const { ino, nlink, unchanged: _unchanged, ...clean } = entry as LayerEntry & { ino?: string; nlink?: number; unchanged?: boolean };

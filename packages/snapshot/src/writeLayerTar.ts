@@ -40,9 +40,32 @@ const TYPEFLAG: Record<LayerEntryType, string> = {
   file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', dir: '5', fifo: '6',
 };
 
-/** Byte-wise comparison of UTF-8 paths: the order every reader and every run agrees on. */
-export function comparePathBytes(a: string, b: string): number {
+/** Byte-wise comparison of UTF-8 strings (not locale order): PAX keys, and names within a directory. */
+export function compareBytes(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+export const OCI_WHITEOUT_PREFIX = '.wh.';
+export const OCI_OPAQUE_WHITEOUT = '.wh..wh..opq';
+
+/**
+ * Sorts entries into the order BuildKit's differs write a layer in: Go's filepath.Walk order
+ * (each directory's names bytewise, depth first: '/' compares lowest, so `usr/lib/python3/x`
+ * comes before `usr/lib/python3.11`, where a plain byte sort puts it after), with a whiteout
+ * where the name it deletes would be (`d/.wh.x` after `d/b`, not first), as containerd's
+ * ChangeWriter writes each deletion when the walk reaches it. Another order gives the same
+ * files but a layer digest other than BuildKit's.
+ */
+export function sortInWalkOrder<T extends { path: string }>(entries: T[]): T[] {
+  const walkKey = (path: string) => {
+    const slash = path.lastIndexOf('/');
+    const name = path.slice(slash + 1);
+    const deleted = name.startsWith(OCI_WHITEOUT_PREFIX) && name !== OCI_OPAQUE_WHITEOUT ? path.slice(0, slash + 1) + name.slice(OCI_WHITEOUT_PREFIX.length) : path;
+    return Buffer.from(deleted.replaceAll('/', '\0'), 'utf8');
+  };
+  const keyed = entries.map((entry) => ({ entry, key: walkKey(entry.path) }));
+  keyed.sort((a, b) => Buffer.compare(a.key, b.key));
+  return keyed.map((k) => k.entry);
 }
 
 export function normaliseLayerPath(path: string): string {
@@ -186,7 +209,7 @@ function headerBlocks(entry: LayerEntry, sourceDateEpoch: number | undefined): B
     const split = splitUstarPath(name);
     return [encodeHeader(split ? { ...fields, name: split.suffix, prefix: split.prefix } : fields)];
   }
-  const keys = [...pax.keys()].sort(comparePathBytes);
+  const keys = [...pax.keys()].sort(compareBytes);
   const body = Buffer.concat(keys.map((k) => paxRecord(k, pax.get(k) as Uint8Array)));
   const extended = encodeHeader({ name: paxHeaderName(name), mode: 0, uid: 0, gid: 0, size: body.length, mtime: 0, typeflag: 'x', linkname: '' });
   return [extended, body, padding(body.length), encodeHeader(fields)];
@@ -214,13 +237,12 @@ async function* fileContent(entry: LayerEntry): AsyncGenerator<Buffer> {
 }
 
 /**
- * Streams a deterministic tar of `entries`: sorted by path bytes (parents before children),
+ * Streams a deterministic tar of `entries`: in walk order (parents before children),
  * numeric owners, empty uname/gname, mtimes clamped to `sourceDateEpoch`, PAX records (sorted)
  * for long names, binary xattrs, big ids and sizes, and two zero blocks at the end.
  */
 export function writeLayerTar(entries: Iterable<LayerEntry>, options: WriteLayerTarOptions = {}): Readable {
-  const sorted = [...entries].map((e) => ({ ...e, path: normaliseLayerPath(e.path) }));
-  sorted.sort((a, b) => comparePathBytes(a.path, b.path));
+  const sorted = sortInWalkOrder([...entries].map((e) => ({ ...e, path: normaliseLayerPath(e.path) })));
   for (let i = 1; i < sorted.length; i++) {
     if (sorted[i].path === sorted[i - 1].path) throw new Error(`layer entry "${sorted[i].path}" appears twice: give each path once`);
   }
