@@ -308,6 +308,23 @@ test('a Dockerfile error exits 1 with the file, line and offending lines like bu
   assert.match(run.stderr, />>> FRM busybox/);
 });
 
+test('a build reports the linter\'s warnings as current BuildKit does, and # check=error=true fails it before any step runs', () => {
+  const context = mkdtempSync(join(work, 'lint-'));
+  const dockerfile = `FROM ${cluster.busybox.reference} as base\nRUN echo ran > /ran\nCMD echo hi\n`;
+  writeFileSync(join(context, 'Dockerfile'), dockerfile);
+  const warned = cli(['build', '--progress', 'plain', context]);
+  assert.equal(warned.status, 0, warned.stderr);
+  assert.match(warned.stderr, /2 warnings found:\n - FromAsCasing: 'as' and 'FROM' keywords' casing do not match \(Dockerfile:1\)\n - JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals \(Dockerfile:3\)/);
+  writeFileSync(join(context, 'Dockerfile'), `# check=error=true\n${dockerfile.replace('RUN echo ran', 'RUN echo strict')}`);
+  const failed = cli(['build', '--progress', 'plain', context]);
+  assert.equal(failed.status, 1);
+  assert.match(failed.stderr, /lint violation found for rules: FromAsCasing, JSONArgsRecommended/);
+  assert.doesNotMatch(failed.stderr, /RUN echo strict/, 'no step ran');
+  const skipped = cli(['build', '--progress', 'plain', '--build-arg', 'BUILDKIT_DOCKERFILE_CHECK=skip=FromAsCasing,JSONArgsRecommended;error=true', context]);
+  assert.equal(skipped.status, 0, skipped.stderr);
+  assert.doesNotMatch(skipped.stderr, /warnings? found/);
+});
+
 test('--add-host reaches the /etc/hosts of RUN, --shm-size its /dev/shm, --ulimit its rlimits; --allow of an entitlement the server does not grant fails in BuildKit\'s words', () => {
   const context = mkdtempSync(join(work, 'hosts-'));
   writeFileSync(join(context, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN cat /etc/hosts\n`);

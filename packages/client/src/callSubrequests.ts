@@ -2,7 +2,7 @@
 // frontend/subrequests/{targets,outline,lint}). Answered on the client: the CLI already holds the
 // Dockerfile and @buildyard/dockerfile is the parser the frontend plans with, so uploading the
 // context and asking the builder would return the same answer, only later and over the network.
-import { parse, parseRunMount, suggest, type Instruction, type ParsedDockerfile, type ParsedStage } from '@buildyard/dockerfile';
+import { argPairs, checkSettings, lintDockerfile, lintRule, parse, parseRunMount, platformFlag, stageNameAsWritten, varsIn, type Instruction, type ParsedDockerfile, type ParsedStage } from '@buildyard/dockerfile';
 import { usageError } from './ClientError.js';
 import { dockerfileExcerpt } from './formatBuildError.js';
 import { parseBuildArgs } from './parseBuildFlags.js';
@@ -43,11 +43,6 @@ export interface CallResult { output: string; exitCode: number }
 
 // ---- shared helpers ---------------------------------------------------------------------------
 
-/** The instruction keyword as written (the parser upper-cases `keyword`). */
-function writtenKeyword(ins: Instruction): string {
-  return /^\s*(\S+)/.exec(ins.text)?.[1] ?? ins.keyword;
-}
-
 /** The `# NAME description` comment right above `line` (BuildKit's PrevComment + getComment). */
 function descriptionAbove(lines: string[], line: number, name: string | undefined): string {
   if (!name) return '';
@@ -76,9 +71,6 @@ function tabwrite(rows: string[][], pad: number): string {
   return rows.map((r) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]) : c)).join('') + '\n').join('');
 }
 
-/** The name as written (`AS Release`); BuildKit's targets and outline show it lower-cased (`s.name`). */
-const stageName = (s: ParsedStage): string | undefined => (s.from.args.length === 3 ? s.from.args[2] : undefined);
-const platformFlag = (ins: Instruction): string | undefined => ins.flags.find((f) => f.name === 'platform')?.value;
 
 // ---- targets ----------------------------------------------------------------------------------
 
@@ -128,13 +120,6 @@ function reachableStages(df: ParsedDockerfile, target: ParsedStage): ParsedStage
   };
   visit(target);
   return [...seen].sort((a, b) => a.index - b.index);
-}
-
-function argPairs(ins: Instruction): { key: string; value?: string }[] {
-  return ins.args.map((a) => {
-    const eq = a.indexOf('=');
-    return eq < 0 ? { key: a } : { key: a.slice(0, eq), value: a.slice(eq + 1).replace(/^"(.*)"$/, '$1') };
-  });
 }
 
 function outline(df: ParsedDockerfile, input: CallInput, lines: string[]) {
@@ -207,152 +192,15 @@ function printOutline(o: ReturnType<typeof outline>): string {
 
 // ---- check (lint) -----------------------------------------------------------------------------
 
-interface Rule { name: string; description: string; url?: string }
-const RULES = {
-  StageNameCasing: 'Stage names should be lowercase',
-  FromAsCasing: "The 'as' keyword should match the case of the 'from' keyword",
-  NoEmptyContinuation: 'Empty continuation lines will become errors in a future release',
-  ConsistentInstructionCasing: 'All commands within the Dockerfile should use the same casing (either upper or lower)',
-  DuplicateStageName: 'Stage names should be unique',
-  ReservedStageName: 'Reserved words should not be used as stage names',
-  JSONArgsRecommended: 'JSON arguments recommended for ENTRYPOINT/CMD to prevent unintended behavior related to OS signals',
-  MaintainerDeprecated: 'The MAINTAINER instruction is deprecated, use a label instead to define an image author',
-  UndefinedArgInFrom: 'FROM command must use declared ARGs',
-  WorkdirRelativePath: 'Relative workdir without an absolute workdir declared within the build can have unexpected results if the base image changes',
-  MultipleInstructionsDisallowed: 'Multiple instructions of the same type should not be used in the same stage',
-  LegacyKeyValueFormat: 'Legacy key/value format with whitespace separator should not be used',
-  SecretsUsedInArgOrEnv: 'Sensitive data should not be used in the ARG or ENV commands',
-  RedundantTargetPlatform: 'Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior',
-} as const;
-type RuleName = keyof typeof RULES;
-
-function ruleOf(name: RuleName): Rule {
-  // docs.docker.com/go/dockerfile/rule/<kebab-case>/ is where BuildKit's rules link.
-  const kebab = name.replace(/JSON/g, 'Json').replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase();
-  return { name, description: RULES[name], url: `https://docs.docker.com/go/dockerfile/rule/${kebab}/` };
-}
-
-export interface LintWarning { rule: RuleName; detail: string; ins: Instruction }
-
-// Args BuildKit defines for every FROM (the automatic platform args).
-const BUILTIN_ARGS = new Set(['BUILDPLATFORM', 'BUILDOS', 'BUILDARCH', 'BUILDVARIANT', 'TARGETPLATFORM', 'TARGETOS', 'TARGETARCH', 'TARGETVARIANT', 'TARGETSTAGE']);
-
-function varsIn(word: string): string[] {
-  return [...word.matchAll(/\$(?:\{([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_][A-Za-z0-9_]*))/g)].map((m) => m[1] ?? m[2]);
-}
-
-// BuildKit's SecretsUsedInArgOrEnv token lists: a key with one of these words between `_` or the ends.
-const SECRET_DENY = /(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)/i;
-const SECRET_ALLOW = /(?:_|^)(?:public)(?:_|$)/i;
-
-/** Every warning BuildKit's linter would report that can be found from the text alone. */
-export function lintDockerfile(df: ParsedDockerfile): LintWarning[] {
-  const out: LintWarning[] = [];
-  const warn = (rule: RuleName, detail: string, ins: Instruction) => { out.push({ rule, detail, ins }); };
-  const byLine = new Map(df.instructions.map((i) => [i.startLine, i]));
-  // The parser's own warnings (one implementation): empty continuations and duplicate stage names.
-  for (const w of df.warnings) {
-    const ins = byLine.get(w.line) ?? df.instructions.find((i) => i.startLine <= w.line && w.line <= i.endLine) ?? df.instructions[0];
-    if (w.message.startsWith('empty continuation line')) warn('NoEmptyContinuation', 'Empty continuation line', ins);
-    else if (w.message.startsWith('Duplicate stage name')) warn('DuplicateStageName', w.message, ins);
-  }
-  // ConsistentInstructionCasing: the majority casing of the file wins.
-  let upper = 0;
-  let lower = 0;
-  for (const ins of df.instructions) {
-    const k = writtenKeyword(ins);
-    if (k === k.toUpperCase()) upper++;
-    else if (k === k.toLowerCase()) lower++;
-  }
-  const majorityLower = lower > upper;
-  for (const ins of df.instructions) {
-    const k = writtenKeyword(ins);
-    if ((majorityLower ? k.toLowerCase() : k.toUpperCase()) !== k) {
-      warn('ConsistentInstructionCasing', `Command '${k}' should match the case of the command majority (${majorityLower ? 'lowercase' : 'uppercase'})`, ins);
-    }
-  }
-  const metaNames = new Set(df.metaArgs.flatMap((i) => argPairs(i).map((p) => p.key)));
-  for (const ins of df.instructions) {
-    if (ins.keyword === 'ARG' || ins.keyword === 'ENV') {
-      const keys = ins.keyword === 'ARG' ? argPairs(ins).map((p) => p.key) : (ins.pairs ?? []).map((p) => p.key);
-      for (const key of keys) {
-        if (SECRET_DENY.test(key) && !SECRET_ALLOW.test(key)) warn('SecretsUsedInArgOrEnv', `Do not use ARG or ENV instructions for sensitive data (${ins.keyword} ${JSON.stringify(key)})`, ins);
-      }
-    }
-    if ((ins.keyword === 'ENV' || ins.keyword === 'LABEL') && ins.rest && !/^[^\s=]+=/.test(ins.rest)) {
-      warn('LegacyKeyValueFormat', `"${ins.keyword} key=value" should be used instead of legacy "${ins.keyword} key value" format`, ins);
-    }
-    if (ins.keyword === 'MAINTAINER') warn('MaintainerDeprecated', 'Maintainer instruction is deprecated in favor of using label', ins);
-  }
-  for (const s of df.stages) {
-    const from = s.from;
-    const kw = writtenKeyword(from);
-    const name = stageName(s);
-    if (name !== undefined) {
-      const as = from.args[1];
-      if (name !== name.toLowerCase()) warn('StageNameCasing', `Stage name '${name}' should be lowercase`, from);
-      if ((kw === kw.toUpperCase() && as !== as.toUpperCase()) || (kw === kw.toLowerCase() && as !== as.toLowerCase())) {
-        warn('FromAsCasing', `'${as}' and '${kw}' keywords' casing do not match`, from);
-      }
-      if (['scratch', 'context'].includes(name.toLowerCase())) warn('ReservedStageName', `Stage name should not use the same name as reserved stage ${JSON.stringify(name)}`, from);
-    }
-    const platform = platformFlag(from);
-    for (const v of varsIn(`${from.args[0]} ${platform ?? ''}`)) {
-      if (metaNames.has(v) || BUILTIN_ARGS.has(v)) continue;
-      const hint = suggest(v, [...metaNames, ...BUILTIN_ARGS], true);
-      warn('UndefinedArgInFrom', `FROM argument '${v}' is not declared${hint ? ` (did you mean ${hint}?)` : ''}`, from);
-    }
-    if (platform === '$TARGETPLATFORM' || platform === '${TARGETPLATFORM}') {
-      warn('RedundantTargetPlatform', `Setting platform to predefined ${platform} in FROM is redundant as this is the default behavior`, from);
-    }
-    let workdirSet = false;
-    // BuildKit leaves shell-form CMD/ENTRYPOINT alone once SHELL chose the shell on purpose.
-    let shellSet = false;
-    const seen = new Map<string, Instruction[]>();
-    for (const ins of s.instructions) {
-      if (ins.keyword === 'WORKDIR') {
-        const dir = ins.args[0] ?? '';
-        if (!workdirSet && !dir.startsWith('/') && !dir.startsWith('$')) {
-          warn('WorkdirRelativePath', `Relative workdir ${JSON.stringify(dir)} can have unexpected results if the base image changes`, ins);
-        }
-        workdirSet = true;
-      }
-      if (ins.keyword === 'SHELL') shellSet = true;
-      if ((ins.keyword === 'CMD' || ins.keyword === 'ENTRYPOINT') && !ins.json && !shellSet && ins.heredocs.length === 0) {
-        warn('JSONArgsRecommended', `JSON arguments recommended for ${ins.keyword} to prevent unintended behavior related to OS signals`, ins);
-      }
-      if (['CMD', 'ENTRYPOINT', 'HEALTHCHECK'].includes(ins.keyword)) seen.set(ins.keyword, [...(seen.get(ins.keyword) ?? []), ins]);
-    }
-    for (const [kw2, list] of seen) {
-      for (const ins of list.slice(0, -1)) {
-        warn('MultipleInstructionsDisallowed', `Multiple ${kw2} instructions should not be used in the same stage because only the last one will be used`, ins);
-      }
-    }
-  }
-  return out.sort((a, b) => a.ins.startLine - b.ins.startLine);
-}
-
-/** `# check=skip=A,B;error=true` (BuildKit's check directive; also read from BUILDKIT_DOCKERFILE_CHECK). */
-export function parseCheckDirective(value: string | undefined): { skip: Set<string>; all: boolean; error: boolean } {
-  const skip = new Set<string>();
-  let error = false;
-  for (const part of (value ?? '').split(';')) {
-    const [k, v = ''] = part.split('=', 2).length === 2 ? [part.slice(0, part.indexOf('=')).trim(), part.slice(part.indexOf('=') + 1).trim()] : [part.trim()];
-    if (k === 'skip') for (const r of v.split(',')) if (r.trim()) skip.add(r.trim());
-    if (k === 'error') error = v === 'true';
-  }
-  return { skip, all: skip.has('all'), error };
-}
-
 function check(df: ParsedDockerfile, input: CallInput, format: 'text' | 'json'): CallResult {
-  const directive = parseCheckDirective(df.directives.find((d) => d.name === 'check')?.value ?? input.buildArgs?.BUILDKIT_DOCKERFILE_CHECK);
+  const directive = checkSettings(df, input.buildArgs?.BUILDKIT_DOCKERFILE_CHECK);
   const warnings = directive.all ? [] : lintDockerfile(df).filter((w) => !directive.skip.has(w.rule));
   const text = input.dockerfile;
   const failedRules = [...new Set(warnings.map((w) => w.rule))];
   const error = directive.error && warnings.length > 0 ? `lint violation found for rules: ${failedRules.join(', ')}` : undefined;
   if (format === 'json') {
     const json = {
-      warnings: warnings.map((w) => { const r = ruleOf(w.rule); return { ruleName: r.name, description: r.description, url: r.url, detail: w.detail, location: location(w.ins) }; }),
+      warnings: warnings.map((w) => { const r = lintRule(w.rule); return { ruleName: r.name, description: r.description, url: r.url, detail: w.detail, location: location(w.ins) }; }),
       sources: lintSources(input),
       ...(error ? { buildError: { message: error } } : {}),
     };
@@ -361,7 +209,7 @@ function check(df: ParsedDockerfile, input: CallInput, format: 'text' | 'json'):
   // BuildKit's lint PrintTo: a blank line, the rule and its link, the detail, the source lines.
   let out = '';
   for (const w of warnings) {
-    const r = ruleOf(w.rule);
+    const r = lintRule(w.rule);
     out += `\nWARNING: ${r.name} - ${r.url}\n${w.detail}\n`;
     const excerpt = dockerfileExcerpt(text, input.dockerfileName, w.ins.startLine, w.ins.endLine);
     if (excerpt.length) out += `${excerpt.join('\n')}\n`;

@@ -24,7 +24,7 @@ export { formatBuildError, dockerfileExcerpt, type ErrorReportInput } from './fo
 export { ExportedFileWriter } from './ExportedFileWriter.js';
 export { resolveBuildInput, downloadContext, type BuildInput, type ResolveInputOptions } from './resolveBuildInput.js';
 export { runBuild, buildMetadata, type RunBuildOptions } from './runBuild.js';
-export { parseCall, runCall, runCallSubrequest, lintDockerfile, type CallRequest, type CallName, type RunCallOptions } from './callSubrequests.js';
+export { parseCall, runCall, runCallSubrequest, type CallRequest, type CallName, type RunCallOptions } from './callSubrequests.js';
 export { inspectImage, createIndex, type InspectResult, type CreateIndexOptions, type CreateIndexResult } from './imagetools.js';
 export { login, verifyRegistryLogin, type LoginOptions } from './login.js';
 export { parseSize, formatBytes } from './sizes.js';

@@ -21,5 +21,7 @@ export { parseGitRef, isGitTransport, GitRefError, type GitRef } from '@buildyar
 export { parseRunMount, type ParsedMount } from './instructions/runMount.js';
 // BuildKit's "(did you mean X?)" search, for the lint messages of `build --check`.
 export { suggest } from './instructions/suggest.js';
+// BuildKit's linter: `build --check` prints it, planBuild reports it (and fails on error=true).
+export { lintDockerfile, lintBuild, lintRule, checkSettings, parseCheckDirective, argPairs, varsIn, platformFlag, stageNameAsWritten, type LintWarning, type LintRule, type LintRuleName } from './lint.js';
 export { namedContextKey, type NamedContextSource } from './namedContexts.js';
 export { parseShmSize, parseUlimit, ramInBytes, ResourceOptionError, type Ulimit } from './instructions/units.js';

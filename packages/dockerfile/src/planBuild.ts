@@ -40,6 +40,7 @@ import { validSignal } from './instructions/signal.js';
 import { withSuggestion } from './instructions/suggest.js';
 import { CommandError, copyCommand, fromCommand, healthcheckTimings, runCommand, runMounts } from './instructions/commands.js';
 import { findNamedContext, keyNamedContexts, type NamedContextSource } from './namedContexts.js';
+import { lintBuild } from './lint.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
@@ -239,7 +240,10 @@ class Planner {
     // SOURCE_DATE_EPOCH is the build's own (it pins every timestamp), as in BuildKit.
     const unused = Object.keys(this.buildArgs).filter((k) => !this.usedArgs.has(k) && !PROXY_ARGS.has(k) && !k.startsWith('BUILDKIT_') && k !== 'SOURCE_DATE_EPOCH');
     if (unused.length > 0) this.warnings.push({ message: `one or more build-args [${unused.sort().join(' ')}] were not consumed` });
-    return { platforms: plans, warnings: [...this.df.warnings, ...this.warnings] };
+    // The linter's warnings (the parser's own among them), for the stages this build plans.
+    const lint = lintBuild(this.df, this.buildArgs.BUILDKIT_DOCKERFILE_CHECK, new Set(plans.flatMap((p) => p.stages.map((s) => s.index))));
+    if (lint.error) this.err(lint.error);
+    return { platforms: plans, warnings: [...lint.warnings, ...this.warnings] };
   }
 
   buildArg(name: string): string | undefined {

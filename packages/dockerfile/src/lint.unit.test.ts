@@ -1,0 +1,70 @@
+// BuildKit's linter rules and what a build reports of them (build --check's output is the
+// client's: packages/client/src/callSubrequests.unit.test.ts).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parse } from './parse.js';
+import { lintBuild, lintDockerfile, parseCheckDirective } from './lint.js';
+
+const details = (dockerfile: string) => lintDockerfile(parse(dockerfile)).map((w) => `${w.rule}@${w.ins.startLine}: ${w.detail}`);
+
+test('lintDockerfile: BuildKit\'s rules and messages', () => {
+  assert.deepEqual(details('FROM scratch AS BadStageName\nFROM scratch as base2\n'), [
+    "StageNameCasing@1: Stage name 'BadStageName' should be lowercase",
+    "FromAsCasing@2: 'as' and 'FROM' keywords' casing do not match",
+  ]);
+  assert.deepEqual(details('from scratch AS base\n'), ["FromAsCasing@1: 'AS' and 'from' keywords' casing do not match"]);
+  assert.deepEqual(details('FROM scratch\nCOPY Dockerfile \\\n\n  .\nENTRYPOINT ["/bin/sh"]\n'), ['NoEmptyContinuation@2: Empty continuation line']);
+  assert.deepEqual(details('FROM alpine\nrun echo hi\nCMD ["x"]\n'), ["ConsistentInstructionCasing@2: Command 'run' should match the case of the command majority (uppercase)"]);
+  assert.deepEqual(details('from alpine\nrun echo hi\nCMD ["x"]\n'), ["ConsistentInstructionCasing@3: Command 'CMD' should match the case of the command majority (lowercase)"]);
+  assert.deepEqual(details('FROM scratch AS b\nFROM scratch AS b\n'), ['DuplicateStageName@2: Duplicate stage name "b", stage names should be unique']);
+  assert.deepEqual(details('FROM busybox AS scratch\nFROM alpine AS context\n'), [
+    'ReservedStageName@1: Stage name should not use the same name as reserved stage "scratch"',
+    'ReservedStageName@2: Stage name should not use the same name as reserved stage "context"',
+  ]);
+  assert.deepEqual(details('FROM scratch\nCMD mycommand\nENTRYPOINT ["x"]\n'), ['JSONArgsRecommended@2: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals']);
+  assert.deepEqual(details('FROM scratch\nSHELL ["/bin/bash", "-c"]\nCMD mycommand\n'), []);
+  assert.deepEqual(details('FROM scratch\nMAINTAINER me@example.com\n'), ['MaintainerDeprecated@2: Maintainer instruction is deprecated in favor of using label']);
+  assert.deepEqual(details('ARG BASE=alpine\nFROM ${BASE}\nFROM ${BULIDPLATFORM:-busybox}\nFROM --platform=$TARGETOS alpine\n'), ["UndefinedArgInFrom@3: FROM argument 'BULIDPLATFORM' is not declared (did you mean BUILDPLATFORM?)"]);
+  assert.deepEqual(details('FROM ${NOPE}\n'), ["UndefinedArgInFrom@1: FROM argument 'NOPE' is not declared"]);
+  assert.deepEqual(details('FROM scratch\nWORKDIR app/\nWORKDIR subdir\n'), ['WorkdirRelativePath@2: Relative workdir "app/" can have unexpected results if the base image changes']);
+  assert.deepEqual(details('FROM scratch\nWORKDIR /app\nWORKDIR subdir\n'), []);
+  assert.deepEqual(details('FROM scratch\nCMD ["a"]\nCMD ["b"]\nHEALTHCHECK NONE\nENTRYPOINT ["c"]\nFROM scratch\nCMD ["d"]\n'), [
+    'MultipleInstructionsDisallowed@2: Multiple CMD instructions should not be used in the same stage because only the last one will be used',
+  ]);
+  assert.deepEqual(details('FROM scratch\nENV testkey value\nLABEL key value\nENV a=b\n'), [
+    'LegacyKeyValueFormat@2: "ENV key=value" should be used instead of legacy "ENV key value" format',
+    'LegacyKeyValueFormat@3: "LABEL key=value" should be used instead of legacy "LABEL key value" format',
+  ]);
+  assert.deepEqual(details('FROM scratch\nARG SECRET_PASSPHRASE\nENV SUPER_Secret=foo\nARG PUBLIC_KEY\nENV password=x\nARG TOKENIZER\n'), [
+    'SecretsUsedInArgOrEnv@2: Do not use ARG or ENV instructions for sensitive data (ARG "SECRET_PASSPHRASE")',
+    'SecretsUsedInArgOrEnv@3: Do not use ARG or ENV instructions for sensitive data (ENV "SUPER_Secret")',
+    'SecretsUsedInArgOrEnv@5: Do not use ARG or ENV instructions for sensitive data (ENV "password")',
+  ]);
+  assert.deepEqual(details('FROM --platform=$TARGETPLATFORM scratch\nFROM --platform=${TARGETPLATFORM} scratch AS b\nFROM --platform=$BUILDPLATFORM scratch\n'), [
+    'RedundantTargetPlatform@1: Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior',
+    'RedundantTargetPlatform@2: Setting platform to predefined ${TARGETPLATFORM} in FROM is redundant as this is the default behavior',
+  ]);
+});
+
+test('parseCheckDirective: skip= and error=', () => {
+  assert.deepEqual(parseCheckDirective('skip=A,B;error=true'), { skip: new Set(['A', 'B']), all: false, error: true });
+  assert.deepEqual(parseCheckDirective('skip=all'), { skip: new Set(['all']), all: true, error: false });
+});
+
+test('lintBuild: warnings as BuildKit\'s short form, dispatch-time rules only in the stages built, error=true fails the build', () => {
+  const df = parse('FROM alpine as base\nCMD echo base\nFROM alpine AS unused\nWORKDIR rel\nFROM base\nENV k v\n');
+  const all = new Set([0, 1, 2]);
+  assert.deepEqual(lintBuild(df, undefined, new Set([0, 2])), {
+    warnings: [
+      { message: "FromAsCasing: 'as' and 'FROM' keywords' casing do not match", line: 1 },
+      { message: 'JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals', line: 2 },
+      { message: 'LegacyKeyValueFormat: "ENV key=value" should be used instead of legacy "ENV key value" format', line: 6 },
+    ],
+  }, 'the unused stage\'s WORKDIR is never dispatched');
+  assert.equal(lintBuild(df, undefined, all).warnings.length, 4);
+  const strict = parse('# check=error=true\nFROM alpine as base\nMAINTAINER me\n');
+  assert.equal(lintBuild(strict, undefined, new Set([0])).error, 'lint violation found for rules: FromAsCasing, MaintainerDeprecated');
+  assert.equal(lintBuild(strict, 'skip=FromAsCasing,MaintainerDeprecated;error=true', new Set([0])).error, undefined, 'BUILDKIT_DOCKERFILE_CHECK wins over the directive');
+  assert.deepEqual(lintBuild(strict, 'skip=all', new Set([0])), { warnings: [] });
+  assert.deepEqual(lintBuild(parse('# check=error=true\nFROM alpine\nCMD ["x"]\n'), undefined, new Set([0])), { warnings: [] });
+});
