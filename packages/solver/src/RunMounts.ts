@@ -1,5 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, chown, cp, mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, chown, mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { LayerRecord } from '@buildyard/cache';
 import { DEFAULT_SSH_ID, missingSshAgent } from '@buildyard/contracts';
@@ -9,6 +11,8 @@ import type { RunHeredocFile, RunMount } from '@buildyard/graph';
 import { bindMountDescriptor, unmount } from '@buildyard/snapshot';
 import type { StageResult } from './StageResult.js';
 import { briefMessage } from './briefMessage.js';
+
+const execFileAsync = promisify(execFile);
 
 interface View { path: string; release(): Promise<void> }
 
@@ -193,13 +197,18 @@ export class RunMounts {
   }
 
   /**
-   * Copies `source` (resolved inside `root`) to `dest`. Links inside the tree are copied as
-   * links, to be resolved later inside the container. `root` is a read-only view or the
-   * materialised context, so nothing changes it between the check and the copy.
+   * Copies `source` (resolved inside `root`) to `dest` with everything BuildKit's copy-on-write
+   * mount keeps: owners, modes, the times of directories and links too, hard links, xattrs
+   * (`cp -a`; Node's fs.cp dates directories "now" and makes everything root's). Links inside
+   * the tree are copied as links, to be resolved later inside the container. `root` is a
+   * read-only view or the materialised context, so nothing changes it between the check and
+   * the copy.
    */
   private async copyTree(root: string, source: string, dest: string, label: string): Promise<void> {
     const resolved = await pathInRoot(root, source, label);
-    await cp(resolved.path, dest, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+    await execFileAsync('cp', ['-a', '--no-target-directory', '--', resolved.path, dest]).catch((err: Error & { stderr?: string }) => {
+      throw new Error(`${label}: copying the source for a read-write mount failed: ${briefMessage(err.stderr?.trim() || err.message, 300)}`);
+    });
   }
 
   private async rootOf(from: Extract<RunMount, { type: 'bind' }>['from'] | undefined, type: 'bind' | 'cache'): Promise<string> {

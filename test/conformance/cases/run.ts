@@ -7,6 +7,9 @@ export const cases: Case[] = [
   { name: 'mount-bind-context', dockerfile: 'FROM {{BASE}}\nRUN --mount=target=/ctx cat /ctx/f > /copied\n', files: { f: 'from context\n' } },
   { name: 'mount-bind-source-from-stage', dockerfile: 'FROM {{BASE}} AS src\nRUN echo s > /s\nFROM {{BASE}}\nRUN --mount=type=bind,from=src,source=/s,target=/m cat /m > /got\n' },
   { name: 'mount-bind-rw-discarded', dockerfile: 'FROM {{BASE}}\nRUN --mount=type=bind,target=/ctx,rw touch /ctx/new && ls /ctx > /list\n', files: { f: 'x' } },
+  // A read-write bind is a copy of its source as it is: owners, modes, hard links and times kept
+  // (not a directory's link count: BuildKit's is an overlayfs mount, whose directories say 1).
+  { name: 'mount-bind-rw-keeps-owners', dockerfile: 'FROM {{BASE}} AS s\nCOPY --chown=5:6 d /o\nRUN ln /o/f /o/hard && chown 7:8 /o/sub\nFROM {{BASE}}\nRUN --mount=type=bind,from=s,source=/o,target=/m,rw stat -c "%n %u:%g %a" /m /m/f /m/sub /m/sub/g > /st && stat -c "%n %h" /m/f >> /st\n', files: { 'd/f': 'f\n', 'd/sub/g': 'g\n' } },
   { name: 'mount-bind-readonly-write-fails', dockerfile: 'FROM {{BASE}}\nRUN --mount=type=bind,target=/ctx touch /ctx/new\n', files: { f: 'x' } },
   { name: 'mount-cache', dockerfile: 'FROM {{BASE}}\nRUN --mount=type=cache,target=/cache echo x > /cache/x && ls -ld /cache | cut -c1-10 > /perm\n' },
   { name: 'mount-cache-uid-mode', dockerfile: 'FROM {{BASE}}\nRUN --mount=type=cache,target=/c,uid=1000,gid=1000,mode=0700,sharing=locked,id=mine stat -c "%u %g %a" /c > /st\n' },

@@ -35,6 +35,7 @@ export const cases: Case[] = [
   // A RUN's own times are kept in its layer; what it only reads keeps the base's.
   { name: 'run-touch-fixed-times', dockerfile: 'FROM {{BASE}}\nRUN mkdir -p /t/d && echo x > /t/f && touch -d @1100000000 /t/f && touch -d @1000000001 /t/d && ln -s f /t/l && touch -h -d @1000000002 /t/l && touch -d @1000000003 /t\n' },
   { name: 'run-chmod-keeps-time', dockerfile: 'FROM {{BASE}}\nCOPY f.txt /f\nRUN chmod 600 /f\n', files: tree('run-chmod-keeps-time') },
+  { name: 'run-bind-rw-context-times', dockerfile: 'FROM {{BASE}}\nRUN --mount=type=bind,source=d,target=/m,rw echo changed > /m/a && cp -a /m /copy\n', files: tree('run-bind-rw-context-times') },
   { name: 'run-reads-context-copy', dockerfile: 'FROM {{BASE}}\nCOPY d /d\nRUN cat /d/a /d/sub/b > /dev/null\n', files: tree('run-reads-context-copy') },
   { name: 'workdir-made', dockerfile: 'FROM {{BASE}}\nWORKDIR /w/x\nCOPY f.txt .\n', files: tree('workdir-made') },
   // SOURCE_DATE_EPOCH: the image's and the history's times; layers keep their files' times.
