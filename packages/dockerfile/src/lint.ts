@@ -59,6 +59,8 @@ export function varsIn(word: string): string[] {
 // BuildKit's SecretsUsedInArgOrEnv token lists: a key with one of these words between `_` or the ends.
 const SECRET_DENY = /(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)/i;
 const SECRET_ALLOW = /(?:_|^)(?:public)(?:_|$)/i;
+/** UndefinedArgInFrom warnings that get a "(did you mean X?)" hint; later ones have none. */
+const MAX_UNDEFINED_ARG_HINTS = 20;
 
 /** Every warning BuildKit's linter would report that can be found from the text alone. */
 export function lintDockerfile(df: ParsedDockerfile): LintWarning[] {
@@ -87,6 +89,10 @@ export function lintDockerfile(df: ParsedDockerfile): LintWarning[] {
     }
   }
   const metaNames = new Set(df.metaArgs.flatMap((i) => argPairs(i).map((p) => p.key)));
+  const hintOptions = [...metaNames, ...BUILTIN_ARGS];
+  // Each hint searches every declared name: a few are hints, thousands (an attacker's
+  // Dockerfile, linted on the frontend for every build) would be declared names x undefined ones.
+  let hintsLeft = MAX_UNDEFINED_ARG_HINTS;
   for (const ins of df.instructions) {
     if (ins.keyword === 'ARG' || ins.keyword === 'ENV') {
       const keys = ins.keyword === 'ARG' ? argPairs(ins).map((p) => p.key) : (ins.pairs ?? []).map((p) => p.key);
@@ -114,7 +120,7 @@ export function lintDockerfile(df: ParsedDockerfile): LintWarning[] {
     const platform = platformFlag(from);
     for (const v of varsIn(`${from.args[0]} ${platform ?? ''}`)) {
       if (metaNames.has(v) || BUILTIN_ARGS.has(v)) continue;
-      const hint = suggest(v, [...metaNames, ...BUILTIN_ARGS], true);
+      const hint = hintsLeft-- > 0 ? suggest(v, hintOptions, true) : undefined;
       warn('UndefinedArgInFrom', `FROM argument '${v}' is not declared${hint ? ` (did you mean ${hint}?)` : ''}`, from);
     }
     if (platform === '$TARGETPLATFORM' || platform === '${TARGETPLATFORM}') {
@@ -136,7 +142,11 @@ export function lintDockerfile(df: ParsedDockerfile): LintWarning[] {
       if ((ins.keyword === 'CMD' || ins.keyword === 'ENTRYPOINT') && !ins.json && !shellSet && ins.heredocs.length === 0) {
         warn('JSONArgsRecommended', `JSON arguments recommended for ${ins.keyword} to prevent unintended behavior related to OS signals`, ins);
       }
-      if (['CMD', 'ENTRYPOINT', 'HEALTHCHECK'].includes(ins.keyword)) seen.set(ins.keyword, [...(seen.get(ins.keyword) ?? []), ins]);
+      if (['CMD', 'ENTRYPOINT', 'HEALTHCHECK'].includes(ins.keyword)) {
+        const list = seen.get(ins.keyword);
+        if (list) list.push(ins);
+        else seen.set(ins.keyword, [ins]);
+      }
     }
     for (const [kw2, list] of seen) {
       for (const ins of list.slice(0, -1)) {

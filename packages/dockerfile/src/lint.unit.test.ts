@@ -68,3 +68,16 @@ test('lintBuild: warnings as BuildKit\'s short form, dispatch-time rules only in
   assert.deepEqual(lintBuild(strict, 'skip=all', new Set([0])), { warnings: [] });
   assert.deepEqual(lintBuild(parse('# check=error=true\nFROM alpine\nCMD ["x"]\n'), undefined, new Set([0])), { warnings: [] });
 });
+
+test('lintBuild on an attacker\'s Dockerfile (thousands of CMDs in a stage, thousands of undefined FROM args against thousands of long ARG names) answers', () => {
+  const long = 'A'.repeat(200);
+  const lines = [...Array.from({ length: 3_000 }, (_, i) => `ARG ${long}${i}`), 'FROM busybox', ...Array.from({ length: 30_000 }, () => 'CMD ["x"]')];
+  for (let i = 0; i < 3_000; i++) lines.push(`FROM \${${long}x${i}:-busybox}`);
+  const df = parse(`${lines.join('\n')}\n`);
+  const { warnings } = lintBuild(df, undefined, new Set([0]));
+  assert.equal(warnings.filter((w) => w.message.startsWith('MultipleInstructionsDisallowed')).length, 29_999);
+  const undefinedArgs = warnings.filter((w) => w.message.startsWith('UndefinedArgInFrom'));
+  assert.equal(undefinedArgs.length, 3_000);
+  assert.match(undefinedArgs[0].message, /\(did you mean A+0\?\)$/);
+  assert.doesNotMatch(undefinedArgs[2_999].message, /did you mean/, 'hints stop after the first few');
+});

@@ -1,16 +1,32 @@
 // BuildKit's util/suggest: the "(did you mean X?)" hint. A candidate within Levenshtein
 // distance 2 (strictly less than 3, as HCL does), the closest first; none on an exact match.
 
-function levenshtein(a: string, b: string): number {
-  const A = Array.from(a);
-  const B = Array.from(b);
-  let prev = Array.from({ length: B.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= A.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= B.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (A[i - 1] === B[j - 1] ? 0 : 1));
-    prev = cur;
+/**
+ * The Levenshtein distance of `a` and `b` when it is at most `max`, else `max + 1`. Only the
+ * diagonal band the answer can lie in is computed, and a row past `max` ends it: a hint is a
+ * distance of at most 2, and the full table for a long word against thousands of stage or
+ * argument names (an attacker's Dockerfile) would be quadratic work on the frontend.
+ */
+function boundedLevenshtein(a: readonly string[], b: readonly string[], max: number): number {
+  const over = max + 1;
+  if (Math.abs(a.length - b.length) > max) return over;
+  let prev = new Array<number>(b.length + 2).fill(over);
+  let cur = new Array<number>(b.length + 2).fill(over);
+  for (let j = 0; j <= Math.min(b.length, max); j++) prev[j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    const from = Math.max(1, i - max);
+    const to = Math.min(b.length, i + max);
+    cur[from - 1] = from === 1 && i <= max ? i : over;
+    let rowMin = cur[from - 1];
+    for (let j = from; j <= to; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1), over);
+      if (cur[j] < rowMin) rowMin = cur[j];
+    }
+    cur[to + 1] = over;
+    if (rowMin > max) return over;
+    [prev, cur] = [cur, prev];
   }
-  return prev[B.length];
+  return prev[b.length];
 }
 
 /** suggest.Search: the option closest to `value`, if any is close enough. */
@@ -20,10 +36,11 @@ export function suggest(value: string, options: readonly string[], caseSensitive
   let minDist = 3;
   // Inputs far longer than any option cannot be within distance 2; skip the quadratic work.
   if (val.length > 256) return undefined;
+  const chars = Array.from(val);
   for (const o of options) {
     const opt = caseSensitive ? o : o.toLowerCase();
     if (val === opt) return undefined;
-    const d = levenshtein(val, opt);
+    const d = boundedLevenshtein(chars, Array.from(opt), minDist - 1);
     if (d < minDist) {
       match = caseSensitive ? opt : matchCase(opt, value);
       minDist = d;
