@@ -1,6 +1,8 @@
 // Hand-written port of BuildKit's frontend/dockerfile/shell/lex.go: Docker's word expansion is
 // not POSIX sh (no command substitution, its own escape token, `${VAR/pat/repl}` from bash) and
 // no npm library reproduces it.
+import { excerpt } from './DockerfileError.js';
+import { ShellPattern, ShellPatternError, type PatternWork } from './shellPattern.js';
 
 export type ExpansionEnv = Record<string, string> | ReadonlyMap<string, string>;
 
@@ -13,6 +15,8 @@ export interface ExpandOptions {
   rawEscapes?: boolean;
   /** Leave `$VAR` / `${VAR}` untouched when VAR is unset (heredoc names). */
   skipUnsetEnv?: boolean;
+  /** The work budget of `${var#pattern}`-style matching, shared by every word of a build (default: this word's own). */
+  patternWork?: PatternWork;
 }
 
 /** A word that cannot be expanded; the message is Docker's, callers add file:line. */
@@ -76,6 +80,7 @@ class ShellWord {
     private readonly rawQuotes: boolean,
     private readonly rawEscapes: boolean,
     private readonly skipUnsetEnv: boolean,
+    private readonly patternWork: PatternWork,
   ) {
     this.chars = Array.from(word);
   }
@@ -257,7 +262,7 @@ class ShellWord {
             greedy = true;
             word = word.slice(1);
           }
-          return ch === '%' ? trimSuffix(word, value, greedy) : trimPrefix(word, value, greedy);
+          return ch === '%' ? trimSuffix(word, value, greedy, this.patternWork) : trimPrefix(word, value, greedy, this.patternWork);
         }
       }
     }
@@ -278,56 +283,45 @@ class ShellWord {
         if (this.peek() === EOF) throw new WordExpansionError("syntax error: missing '}'");
         throw e;
       }
-      let [value] = this.getEnv(name);
-      const re = shellPatternToRegex(pattern, true, false, replaceAll);
-      if (replaceAll) {
-        value = value.replace(re, () => replacement);
-      } else {
-        const m = re.exec(value);
-        if (m) value = value.slice(0, m.index) + replacement + value.slice(m.index + m[0].length);
+      const [value] = this.getEnv(name);
+      const compiled = compilePattern(pattern, this.patternWork);
+      const chars = Array.from(value);
+      try {
+        if (replaceAll) return compiled.replaceAll(chars, replacement);
+        const match = compiled.find(chars, 0, false, true);
+        return match ? chars.slice(0, match[0]).join('') + replacement + chars.slice(match[1]).join('') : value;
+      } catch (e) {
+        throw patternError(pattern, e);
       }
-      return value;
     }
     // shell/lex.go: at the end of the word Go's scanner yields EOF, which prints as U+FFFD.
     throw new WordExpansionError(`unsupported modifier (${ch === EOF ? '\uFFFD' : chs}) in substitution`);
   }
 }
 
-// convertShellPatternToRegex from lex.go.
-function shellPatternToRegex(pattern: string, greedy: boolean, anchored: boolean, global = false): RegExp {
-  const chars = Array.from(pattern);
-  let out = anchored ? '^' : '';
-  const star = greedy ? '.*' : '.*?';
-  for (let i = 0; i < chars.length; i++) {
-    const tok = chars[i];
-    if (tok === '*') {
-      out += star;
-      continue;
-    }
-    if (tok === '?') {
-      out += '.';
-      continue;
-    }
-    if (tok === '\\') {
-      const n = chars[i + 1];
-      if (n === '}' || n === '/') continue;
-      i++;
-      if (n !== '*' && n !== '?' && n !== '\\') {
-        throw new WordExpansionError(`invalid pattern (${pattern}) in substitution: invalid escape '\\${n ?? ''}'`);
-      }
-      out += '\\' + n;
-      continue;
-    }
-    if ('[]{}.+()|^$'.includes(tok)) out += '\\';
-    out += tok;
+/** ${var#pattern} and ${var##pattern}: the value without the shortest (longest) prefix the pattern matches. */
+function trimPrefix(pattern: string, value: string, greedy: boolean, work: PatternWork): string {
+  const chars = Array.from(value);
+  const compiled = compilePattern(pattern, work);
+  try {
+    const match = compiled.find(chars, 0, true, greedy);
+    return match ? chars.slice(match[1]).join('') : value;
+  } catch (e) {
+    throw patternError(pattern, e);
   }
-  return new RegExp(out, global ? 'gu' : 'u');
 }
 
-function trimPrefix(pattern: string, value: string, greedy: boolean): string {
-  const re = shellPatternToRegex(pattern, greedy, true);
-  const m = re.exec(value);
-  return m ? value.slice(m[0].length) : value;
+/** The pattern, or lex.go's error for it (an invalid escape, or too much work). */
+function compilePattern(pattern: string, work: PatternWork): ShellPattern {
+  try {
+    return new ShellPattern(pattern, work);
+  } catch (e) {
+    throw patternError(pattern, e);
+  }
+}
+
+function patternError(pattern: string, e: unknown): unknown {
+  return e instanceof ShellPatternError ? new WordExpansionError(`invalid pattern (${excerpt(pattern, 200)}) in substitution: ${e.message}`) : e;
 }
 
 function reversePattern(pattern: string): string {
@@ -353,13 +347,13 @@ function reverseString(s: string): string {
   return Array.from(s).reverse().join('');
 }
 
-function trimSuffix(pattern: string, value: string, greedy: boolean): string {
-  return reverseString(trimPrefix(reversePattern(pattern), reverseString(value), greedy));
+function trimSuffix(pattern: string, value: string, greedy: boolean, work: PatternWork): string {
+  return reverseString(trimPrefix(reversePattern(pattern), reverseString(value), greedy, work));
 }
 
 function lex(word: string, env: ExpansionEnv, opts: ExpandOptions): ShellWord {
   const escape = opts.escape ?? '\\';
-  return new ShellWord(word, env, escape, opts.rawQuotes ?? false, opts.rawEscapes ?? false, opts.skipUnsetEnv ?? false);
+  return new ShellWord(word, env, escape, opts.rawQuotes ?? false, opts.rawEscapes ?? false, opts.skipUnsetEnv ?? false, opts.patternWork ?? { steps: 0 });
 }
 
 /** Expands one word like Docker's ProcessWord (quotes removed, variables substituted). */

@@ -159,6 +159,8 @@ class Planner {
   private readonly usedArgs = new Set<string>();
   readonly warnings: PlanWarning[] = [];
   private readonly imageCache = new Map<string, Promise<ResolvedImage>>();
+  /** What every ${var#pattern}-style substitution of this build may do together (see shellPattern.ts). */
+  private readonly patternWork = { steps: 0 };
   private readonly file: string;
   private readonly namedContexts: Map<string, NamedContextSource>;
 
@@ -186,7 +188,7 @@ class Planner {
 
   expand(word: string, env: Map<string, string>, ins: Instruction, opts: { rawQuotes?: boolean } = {}): string {
     try {
-      return expandWord(word, env, { escape: this.df.escape, ...opts });
+      return expandWord(word, env, { escape: this.df.escape, patternWork: this.patternWork, ...opts });
     } catch (e) {
       if (e instanceof WordExpansionError) this.err(`failed to process ${JSON.stringify(excerpt(word))}: ${e.message}`, ins);
       throw e;
@@ -195,7 +197,7 @@ class Planner {
 
   expandList(word: string, env: Map<string, string>, ins: Instruction): string[] {
     try {
-      return expandWords(word, env, { escape: this.df.escape });
+      return expandWords(word, env, { escape: this.df.escape, patternWork: this.patternWork });
     } catch (e) {
       if (e instanceof WordExpansionError) this.err(`failed to process ${JSON.stringify(excerpt(word))}: ${e.message}`, ins);
       throw e;

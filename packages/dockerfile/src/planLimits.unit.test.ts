@@ -84,3 +84,9 @@ for (const [what, text] of hostile) {
     if (what !== 'a bad image reference') assert.doesNotMatch(error.message, /failed to resolve/, 'the error of the path under test');
   });
 }
+
+test('the ${var#pattern} substitutions of one build share one work budget: thousands of costly ones fail the plan in one line instead of holding the frontend', async () => {
+  const subst = `ENV Y=\${X//${'*a'.repeat(8)}*b/c}`;
+  const text = `FROM busybox\nARG X=${'a'.repeat(20_000)}\n${Array.from({ length: 2_000 }, () => subst).join('\n')}\n`;
+  await assert.rejects(plan(text), (e: Error) => e instanceof DockerfileError && /exceeds the work one build's substitutions may do/.test(e.message) && e.message.length < 600);
+});
