@@ -5,6 +5,8 @@
 // per pattern, and a context walker needs `mayMatchInside` to prune excluded directories
 // safely — none of which the library exposes.
 
+import { GlobProgram } from './globProgram.js';
+
 /**
  * Error raised for a syntactically invalid .dockerignore or --exclude pattern. The message starts
  * with BuildKit's words (`invalid excludepatterns: [p1 p2]: syntax error in pattern`), then says
@@ -67,13 +69,13 @@ interface CompiledPattern {
   exclusion: boolean;
   dirs: string[];
   matchType: MatchType;
-  regexp?: RegExp;
+  regexp?: { test(path: string): boolean };
 }
 
 const REGEXP_SPECIALS = new Set(['.', '+', '(', ')', '|', '{', '}', '$']);
 
 // Mirrors Pattern.compile in moby/patternmatcher (separator "/").
-function compilePattern(cleaned: string): { matchType: MatchType; regexp?: RegExp } {
+function compilePattern(cleaned: string): Pick<CompiledPattern, 'matchType' | 'regexp'> {
   let re = '^';
   let matchType: MatchType = 'exact';
   const chars = Array.from(cleaned);
@@ -117,9 +119,11 @@ function compilePattern(cleaned: string): { matchType: MatchType; regexp?: RegEx
     }
   }
   if (matchType !== 'regexp') return { matchType };
-  re += '$';
   try {
-    return { matchType, regexp: new RegExp(re, 's') };
+    // A RegExp with two or more unbounded repetitions can backtrack for minutes on a long
+    // name (an attacker's pattern; Go's regexp cannot): those run on GlobProgram instead.
+    const repetitions = re.replace(/\\./g, '').split('*').length - 1;
+    return { matchType, regexp: repetitions <= 1 ? new RegExp(`${re}$`, 's') : new GlobProgram(re.slice(1)) };
   } catch {
     throw new DockerignorePatternError(cleaned, 'syntax error in pattern');
   }
