@@ -1,6 +1,8 @@
 // Image references with Docker's defaults, parsed by @swimlane/docker-reference (the
-// distribution/reference grammar) and normalised into a plain record.
+// distribution/reference grammar; its qualified-name RegExp replaced by a linear reader, see
+// qualifiedName.ts) and normalised into a plain record.
 import dockerReference from '@swimlane/docker-reference';
+import { parseQualifiedName } from './qualifiedName.js';
 import { isDigest, type Digest } from './digest.js';
 
 export const DEFAULT_REGISTRY = 'docker.io';
@@ -36,7 +38,7 @@ export function parseReference(input: string, options: { defaultTag?: boolean } 
   if (s === '') throw new InvalidReferenceError(input, 'empty string');
   let parsed;
   try {
-    parsed = dockerReference.parseFamiliarName(s);
+    parsed = dockerReference.parseFamiliarName(s, parseQualifiedName);
   } catch (err) {
     const reason = err instanceof Error ? err.message.replace(/^invalid reference format:?\s*/, '') || 'invalid format' : 'invalid format';
     throw new InvalidReferenceError(input, reason);
