@@ -94,10 +94,14 @@ export function packagePurl(p: OsPackage, os: { id?: string; versionId?: string 
 /** An SPDX license expression when the database's text is one (apk writes `MIT AND BSD-2-Clause`, sometimes lowercase). */
 function licenseExpression(license: string | undefined): string {
   if (!license) return 'NOASSERTION';
-  const expr = license.trim().replace(/\s+(and|or|with)\s+/gi, (_m, op: string) => ` ${op.toUpperCase()} `);
+  // Words, not one regexp: the text is the image's (anyone's), and overlapping repetitions over a
+  // megabyte of it would be quadratic. Ids alternate with AND/OR/WITH (any case, any spacing).
+  const words = license.trim().split(/\s+/);
   // SPDX list ids carry a capital or a digit (MIT, GPL-2.0-only); apk's free words ("other", "custom") are not ids.
-  const id = '[A-Za-z0-9.+-]*[A-Z0-9][A-Za-z0-9.+-]*';
-  return new RegExp(`^${id}(?: (?:AND|OR|WITH) ${id})*$`).test(expr) ? expr : 'NOASSERTION';
+  const isId = (w: string) => /^[A-Za-z0-9.+-]+$/.test(w) && /[A-Z0-9]/.test(w);
+  const isOperator = (w: string) => /^(?:and|or|with)$/i.test(w);
+  const valid = words.length % 2 === 1 && words.every((w, i) => (i % 2 === 0 ? isId(w) : isOperator(w)));
+  return valid ? words.map((w, i) => (i % 2 === 0 ? w : w.toUpperCase())).join(' ') : 'NOASSERTION';
 }
 
 const spdxId = (s: string) => s.replace(/[^A-Za-z0-9.-]/g, '-');

@@ -76,3 +76,13 @@ test('SPDX 2.3 document: the image is the described package and contains the OS 
   assert.deepEqual(empty.packages.map((p: { primaryPackagePurpose: string }) => p.primaryPackagePurpose), ['CONTAINER']);
   assert.equal(empty.relationships.length, 1);
 });
+
+test('licence expressions: ids joined by AND/OR/WITH in any case and spacing; anything else, and an image\'s megabyte of text, is NOASSERTION at once', () => {
+  const declared = (license: string) => (spdxDocument({ name: 'r', platform: 'linux/amd64', digest: 'sha256:' + '3'.repeat(64) },
+    { packages: [{ name: 'p', version: '1', arch: 'x86_64', type: 'apk', license }], os: {} }, new Date()) as Record<string, any>).packages[1].licenseDeclared;
+  assert.equal(declared('MIT  and\tBSD-2-Clause'), 'MIT AND BSD-2-Clause');
+  assert.equal(declared('GPL-2.0-or-later with Classpath-exception-2.0 OR MIT'), 'GPL-2.0-or-later WITH Classpath-exception-2.0 OR MIT');
+  for (const other of ['MIT BSD', 'MIT and', 'and MIT', 'MIT and and BSD', 'custom', `${' '.repeat(500_000)}x and y`, `${'A'.repeat(1_000_000)}!`, `${'a'.repeat(1_000_000)}`]) {
+    assert.equal(declared(other), 'NOASSERTION', other.slice(0, 40));
+  }
+});
