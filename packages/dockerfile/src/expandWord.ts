@@ -28,6 +28,12 @@ export class WordExpansionError extends Error {
 }
 
 const MAX_DEPTH = 200;
+/** Characters one expanded word may grow to: `ENV A=$A$A` twenty times over would be gigabytes. */
+const MAX_EXPANDED_WORD = 4 * 1024 * 1024;
+
+function checkLength(result: string): void {
+  if (result.length > MAX_EXPANDED_WORD) throw new WordExpansionError(`the word expands to more than ${MAX_EXPANDED_WORD / 1024 / 1024} MiB; use shorter values`);
+}
 
 class WordsCollector {
   word = '';
@@ -118,6 +124,7 @@ class ShellWord {
         if (ch === "'" || ch === '"' || ch === '$') {
           const tmp = ch === "'" ? this.processSingleQuote() : ch === '"' ? this.processDoubleQuote() : this.processDollar();
           result += tmp;
+          checkLength(result);
           if (ch === '$') words.addString(tmp);
           else words.addRawString(tmp);
         } else {
@@ -174,6 +181,7 @@ class ShellWord {
       }
       if (p === '$') {
         result += this.processDollar();
+        checkLength(result);
         continue;
       }
       let ch = this.next()!;

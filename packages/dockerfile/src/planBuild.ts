@@ -45,6 +45,9 @@ import { lintBuild } from './lint.js';
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
 /** Docker's predefined proxy args: usable without ARG, kept out of history and cache keys. */
+/** Characters of env strings one build's plan may hold in all (see Planner.charge). */
+const MAX_PLAN_CHARS = 64 * 1024 * 1024;
+
 export const PROXY_ARGS = new Set(['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy']);
 
 export interface ResolvedImage {
@@ -97,6 +100,8 @@ interface StageState {
   plan: StagePlan;
   /** ENV in order (also mirrored into config.Env at the end). */
   env: Env;
+  /** Where each name first is in `env` (an ENV of a name already there replaces its value in place). */
+  envIndex: Map<string, number>;
   /**
    * BuildKit's state env: the base image's env, then ENV and valued ARGs in the order they ran,
    * the latest write of a name winning and moving to the end (llb AddOrReplace). Expansion and
@@ -161,6 +166,8 @@ class Planner {
   private readonly imageCache = new Map<string, Promise<ResolvedImage>>();
   /** What every ${var#pattern}-style substitution of this build may do together (see shellPattern.ts). */
   private readonly patternWork = { steps: 0 };
+  /** Characters of env copies the plan holds so far (see charge). */
+  private planChars = 0;
   private readonly file: string;
   private readonly namedContexts: Map<string, NamedContextSource>;
 
@@ -182,11 +189,23 @@ class Planner {
     return findNamedContext(this.namedContexts, name, platform);
   }
 
+  /**
+   * Counts `chars` of strings the plan copies (each RUN's env, each stage's config env) against
+   * MAX_PLAN_CHARS. A short Dockerfile can ask for gigabytes (ENV A=$A$A repeated, thousands of
+   * long ENVs before thousands of RUNs): refused in one line instead of filling the frontend.
+   */
+  charge(chars: number, ins?: Instruction): void {
+    this.planChars += chars;
+    if (this.planChars > MAX_PLAN_CHARS) {
+      this.err(`this build's plan would hold more than ${MAX_PLAN_CHARS / 1024 / 1024} MiB of environment (every ENV and ARG value is copied into each later RUN and image config); use fewer or shorter values`, ins);
+    }
+  }
+
   err(message: string, ins?: Instruction): never {
     throw new DockerfileError(message, ins?.startLine ?? 0, ins?.endLine ?? 0, this.file);
   }
 
-  expand(word: string, env: Map<string, string>, ins: Instruction, opts: { rawQuotes?: boolean } = {}): string {
+  expand(word: string, env: ReadonlyMap<string, string>, ins: Instruction, opts: { rawQuotes?: boolean } = {}): string {
     try {
       return expandWord(word, env, { escape: this.df.escape, patternWork: this.patternWork, ...opts });
     } catch (e) {
@@ -195,7 +214,7 @@ class Planner {
     }
   }
 
-  expandList(word: string, env: Map<string, string>, ins: Instruction): string[] {
+  expandList(word: string, env: ReadonlyMap<string, string>, ins: Instruction): string[] {
     try {
       return expandWords(word, env, { escape: this.df.escape, patternWork: this.patternWork });
     } catch (e) {
@@ -522,12 +541,14 @@ class PlatformPlanner {
     if (!env.some(([k]) => k === 'PATH')) env.push(['PATH', DEFAULT_PATH]);
     const triggers = config.OnBuild ?? [];
     delete config.OnBuild;
-    const st: StageState = { plan, env, stateEnv: new Map(env), args: new Map(), argOrder: [], cmdSet: false, stateKey, provisional: baseStage?.provisional ?? false, step: 1, total: 1, label };
+    const envIndex = new Map<string, number>();
+    env.forEach(([k], i) => { if (!envIndex.has(k)) envIndex.set(k, i); });
+    const st: StageState = { plan, env, envIndex, stateEnv: new Map(env), args: new Map(), argOrder: [], cmdSet: false, stateKey, provisional: baseStage?.provisional ?? false, step: 1, total: 1, label };
     plan.config = config;
     if (namedFiles) this.copyNamedContext(st, namedFiles, named === replaced ? stage.name! : baseName, from);
     if (replaced) {
       // The stage is what the context holds: its own instructions do not run.
-      config.Env = st.env.map(([k, v]) => `${k}=${v}`);
+      config.Env = this.envStrings(st.env);
       plan.cacheKey = st.stateKey;
       this.done.push(st);
       return st;
@@ -554,16 +575,28 @@ class PlatformPlanner {
       st.step++;
       await this.dispatch(st, stage, ins);
     }
-    config.Env = st.env.map(([k, v]) => `${k}=${v}`);
+    config.Env = this.envStrings(st.env);
     plan.cacheKey = st.stateKey;
     if (st.provisional) this.provisionalStages.add(plan.id);
     this.done.push(st);
     return st;
   }
 
-  /** Expansion env: in-scope ARGs overlaid by ENV (ENV always wins over ARG). */
-  private expansionEnv(st: StageState): Map<string, string> {
-    return new Map(st.stateEnv);
+  /**
+   * Expansion env: in-scope ARGs overlaid by ENV (ENV always wins over ARG). The stage's own map,
+   * not a copy: expansion only reads it, and a copy per instruction is quadratic in a Dockerfile
+   * of many ENVs (an instruction that sets several names expands them all before setting any).
+   */
+  private expansionEnv(st: StageState): ReadonlyMap<string, string> {
+    return st.stateEnv;
+  }
+
+  /** `k=v` strings of an env, counted against the build's plan size first (see Planner.charge). */
+  private envStrings(env: Iterable<readonly [string, string]>, ins?: Instruction): string[] {
+    let chars = 0;
+    for (const [k, v] of env) chars += k.length + v.length + 1;
+    this.p.charge(chars, ins);
+    return Array.from(env, ([k, v]) => `${k}=${v}`);
   }
 
   private setStateEnv(st: StageState, key: string, value: string): void {
@@ -638,17 +671,20 @@ class PlatformPlanner {
   private async dispatch(st: StageState, stage: ParsedStage, ins: Instruction): Promise<void> {
     const p = this.p;
     const cfg = st.plan.config;
-    const env = (): Map<string, string> => this.expansionEnv(st);
+    const env = (): ReadonlyMap<string, string> => this.expansionEnv(st);
     switch (ins.keyword) {
       case 'ENV': {
         const e = env();
         const parts: string[] = [];
-        for (const kv of ins.pairs ?? []) {
-          const k = p.expand(kv.key, e, ins);
-          const v = p.expand(kv.value, e, ins);
-          const existing = st.env.find(([name]) => name === k);
-          if (existing) existing[1] = v;
-          else st.env.push([k, v]);
+        // Every pair reads the env as it was before this instruction.
+        const pairs = (ins.pairs ?? []).map((kv) => [p.expand(kv.key, e, ins), p.expand(kv.value, e, ins)] as const);
+        for (const [k, v] of pairs) {
+          const at = st.envIndex.get(k);
+          if (at !== undefined) st.env[at][1] = v;
+          else {
+            st.envIndex.set(k, st.env.length);
+            st.env.push([k, v]);
+          }
           this.setStateEnv(st, k, v);
           parts.push(`${k}=${v}`);
         }
@@ -801,8 +837,11 @@ class PlatformPlanner {
    * part of it in the cache key (undeclared proxies stay out, as llb.WithProxy keeps them), and
    * the `|N k=v` history prefix of runCommandString: every declared ARG, valued from ENV first.
    */
-  private runEnv(st: StageState): { env: string[]; keyEnv: string[]; argPairs: string[] } {
-    const env = [...st.stateEnv].map(([k, v]) => `${k}=${v}`);
+  private runEnv(st: StageState, ins: Instruction): { env: string[]; keyEnv: string[]; argPairs: string[] } {
+    // Each RUN carries the whole env (twice: it and its key): counted, as every ENV value is
+    // copied into every later RUN of the stage.
+    const env = this.envStrings(st.stateEnv, ins);
+    this.p.charge(env.reduce((n, e) => n + e.length, 0), ins);
     const keyEnv = [...env];
     // runCommandString: every declared ARG once, valued from the state env, else empty.
     const argPairs = st.argOrder.map((name) => `${name}=${st.stateEnv.get(name) ?? ''}`);
@@ -879,7 +918,7 @@ class PlatformPlanner {
       }
     } else args = [...shell, ins.args[0]];
     if (this.opts.shmSize) mounts.push({ type: 'tmpfs', target: '/dev/shm', size: this.opts.shmSize });
-    const { env, keyEnv, argPairs } = this.runEnv(st);
+    const { env, keyEnv, argPairs } = this.runEnv(st, ins);
     // llb's exec: the first ssh socket is SSH_AUTH_SOCK unless the env already names one.
     const firstSsh = mounts.find((m) => m.type === 'ssh');
     if (firstSsh && !env.some((e) => e.startsWith('SSH_AUTH_SOCK='))) {

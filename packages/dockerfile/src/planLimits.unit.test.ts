@@ -90,3 +90,17 @@ test('the ${var#pattern} substitutions of one build share one work budget: thous
   const text = `FROM busybox\nARG X=${'a'.repeat(20_000)}\n${Array.from({ length: 2_000 }, () => subst).join('\n')}\n`;
   await assert.rejects(plan(text), (e: Error) => e instanceof DockerfileError && /exceeds the work one build's substitutions may do/.test(e.message) && e.message.length < 600);
 });
+
+test('a short Dockerfile asking for gigabytes is refused in one line: a value doubled 24 times, thousands of long ENVs copied into thousands of RUNs', async () => {
+  const doubling = ['FROM busybox', 'ENV A=aaaaaaaaaaaaaaaa', ...Array.from({ length: 24 }, () => 'ENV A=$A$A')].join('\n');
+  await assert.rejects(plan(`${doubling}\n`), (e: Error) => e instanceof DockerfileError && /expands to more than 4 MiB/.test(e.message) && e.message.length < 600);
+  const copies = ['FROM busybox', ...Array.from({ length: 5_000 }, (_, i) => `ENV V${i}=${'v'.repeat(100)}`), ...Array.from({ length: 5_000 }, () => 'RUN true')].join('\n');
+  await assert.rejects(plan(`${copies}\n`), (e: Error) => e instanceof DockerfileError && /more than 64 MiB of environment/.test(e.message));
+});
+
+test('100,000 ENV instructions in one stage plan (each was a copy of the whole env: quadratic)', async () => {
+  const p = await plan(`FROM busybox\n${Array.from({ length: 100_000 }, (_, i) => `ENV A${i}=1`).join('\n')}\nENV A5=five A6=$A5\n`);
+  const env = p.platforms[0].stages[0].config.Env!;
+  assert.equal(env.length, 100_001, 'PATH and the 100,000 names, each once');
+  assert.ok(env.includes('A5=five') && env.includes('A6=1'), 'one ENV of several names reads the env from before it');
+});
