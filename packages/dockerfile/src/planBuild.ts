@@ -190,14 +190,15 @@ class Planner {
   }
 
   /**
-   * Counts `chars` of strings the plan copies (each RUN's env, each stage's config env) against
-   * MAX_PLAN_CHARS. A short Dockerfile can ask for gigabytes (ENV A=$A$A repeated, thousands of
-   * long ENVs before thousands of RUNs): refused in one line instead of filling the frontend.
+   * Counts `chars` of strings the plan copies (each RUN's env and ARGs, each stage's config env
+   * and labels, history entries) against MAX_PLAN_CHARS. A short Dockerfile can ask for
+   * gigabytes (ENV A=$A$A repeated, thousands of long ENVs before thousands of RUNs): refused in
+   * one line instead of filling the frontend.
    */
   charge(chars: number, ins?: Instruction): void {
     this.planChars += chars;
     if (this.planChars > MAX_PLAN_CHARS) {
-      this.err(`this build's plan would hold more than ${MAX_PLAN_CHARS / 1024 / 1024} MiB of environment (every ENV and ARG value is copied into each later RUN and image config); use fewer or shorter values`, ins);
+      this.err(`this build's plan would hold more than ${MAX_PLAN_CHARS / 1024 / 1024} MiB of ENV, ARG and LABEL values (each is copied into every later RUN, the image config and its history); use fewer or shorter values`, ins);
     }
   }
 
@@ -678,6 +679,8 @@ class PlatformPlanner {
         const parts: string[] = [];
         // Every pair reads the env as it was before this instruction.
         const pairs = (ins.pairs ?? []).map((kv) => [p.expand(kv.key, e, ins), p.expand(kv.value, e, ins)] as const);
+        // Each value is copied into the history entry and (below) the config's env.
+        for (const [k, v] of pairs) p.charge(k.length + v.length, ins);
         for (const [k, v] of pairs) {
           const at = st.envIndex.get(k);
           if (at !== undefined) st.env[at][1] = v;
@@ -698,6 +701,7 @@ class PlatformPlanner {
         for (const kv of ins.pairs ?? []) {
           const k = p.expand(kv.key, e, ins);
           const v = p.expand(kv.value, e, ins);
+          p.charge(2 * (k.length + v.length), ins); // the config's label and the history entry
           cfg.Labels[k] = v;
           parts.push(`${k}=${v}`);
         }
@@ -720,6 +724,7 @@ class PlatformPlanner {
             if (rawValue !== undefined) value = p.expand(rawValue, e, ins);
             else value = this.metaEnv.get(key);
           }
+          if (value !== undefined) p.charge(key.length + value.length, ins);
           if (!st.args.has(key)) st.argOrder.push(key);
           st.args.set(key, value);
           if (value !== undefined) this.setStateEnv(st, key, value);
@@ -845,6 +850,7 @@ class PlatformPlanner {
     const keyEnv = [...env];
     // runCommandString: every declared ARG once, valued from the state env, else empty.
     const argPairs = st.argOrder.map((name) => `${name}=${st.stateEnv.get(name) ?? ''}`);
+    this.p.charge(argPairs.reduce((n, a) => n + a.length, 0), ins);
     // llb.WithProxy: proxy build args reach RUN in both cases, outside the cache key.
     for (const [k, v] of this.p.proxyEnv()) if (!st.stateEnv.has(k)) env.push(`${k}=${v}`);
     return { env, keyEnv, argPairs };

@@ -95,7 +95,9 @@ test('a short Dockerfile asking for gigabytes is refused in one line: a value do
   const doubling = ['FROM busybox', 'ENV A=aaaaaaaaaaaaaaaa', ...Array.from({ length: 24 }, () => 'ENV A=$A$A')].join('\n');
   await assert.rejects(plan(`${doubling}\n`), (e: Error) => e instanceof DockerfileError && /expands to more than 4 MiB/.test(e.message) && e.message.length < 600);
   const copies = ['FROM busybox', ...Array.from({ length: 5_000 }, (_, i) => `ENV V${i}=${'v'.repeat(100)}`), ...Array.from({ length: 5_000 }, () => 'RUN true')].join('\n');
-  await assert.rejects(plan(`${copies}\n`), (e: Error) => e instanceof DockerfileError && /more than 64 MiB of environment/.test(e.message));
+  await assert.rejects(plan(`${copies}\n`), (e: Error) => e instanceof DockerfileError && /more than 64 MiB of ENV, ARG and LABEL values/.test(e.message));
+  const labels = ['FROM busybox', `ARG A=${'a'.repeat(60_000)}`, 'ENV A=$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A', ...Array.from({ length: 100 }, (_, i) => `LABEL l${i}=$A$A$A$A`)].join('\n');
+  await assert.rejects(plan(`${labels}\n`), (e: Error) => e instanceof DockerfileError && /more than 64 MiB/.test(e.message));
 });
 
 test('100,000 ENV instructions in one stage plan (each was a copy of the whole env: quadratic)', async () => {
