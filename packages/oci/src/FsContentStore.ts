@@ -168,6 +168,10 @@ export class FsContentStore {
       write: async (chunk: Uint8Array) => {
         if (done) throw new Error(`content writer for ${expectedDigest ?? 'new blob'} is already committed or aborted`);
         if (failure) throw failure;
+        // A source sending more than it declared is cut off here, not once it has filled the disk.
+        if (expectedSize !== undefined && digester.size + chunk.length > expectedSize) {
+          throw new Error(`size mismatch for ${expectedDigest ?? 'new blob'}: more than the expected ${expectedSize} bytes`);
+        }
         digester.update(chunk);
         if (!file.write(chunk)) {
           await new Promise<void>((resolve, reject) => {

@@ -296,4 +296,59 @@ describe('auth and retries', () => {
   });
 });
 
+describe('a hostile registry (anyone\'s server a FROM names)', () => {
+  /** Answers as `routes` say; `endless` streams megabytes until the client goes away. */
+  async function hostileRegistry(routes: Record<string, (res: import('node:http').ServerResponse) => void>) {
+    const { createServer } = await import('node:http');
+    const srv = createServer((req, res) => {
+      const route = routes[`${req.method} ${req.url?.split('?')[0]}`];
+      if (route) route(res);
+      else { res.writeHead(404); res.end(); }
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const host = `127.0.0.1:${(srv.address() as { port: number }).port}`;
+    return { host, close: async () => { srv.closeAllConnections(); await new Promise<void>((r) => srv.close(() => r())); } };
+  }
+  const chunk = Buffer.alloc(1024 * 1024, 0x61);
+  const endless = (status: number, headers: Record<string, string> = {}) => (res: import('node:http').ServerResponse) => {
+    res.writeHead(status, headers);
+    const more = () => { while (!res.destroyed && res.write(chunk)); };
+    res.on('drain', more);
+    more();
+  };
+  const json = (doc: unknown, headers: Record<string, string> = {}) => (res: import('node:http').ServerResponse) => {
+    res.writeHead(200, { 'content-type': MediaTypes.OciManifest, ...headers });
+    res.end(JSON.stringify(doc));
+  };
+  const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+  const manifestWith = (size: number) => ({ schemaVersion: 2, mediaType: MediaTypes.OciManifest, config: { mediaType: MediaTypes.OciConfig, digest: sha256Digest(config), size }, layers: [] });
+
+  test('a manifest, token or error answer of endless megabytes is refused at 8 MiB (64 KiB for an error), not buffered whole; a declared-huge config is not fetched; a config longer than declared is cut off', async () => {
+    const store = new FsContentStore(join(fx.dir, 'hostile-store'));
+    const routes: Record<string, (res: import('node:http').ServerResponse) => void> = {
+      'GET /v2/x/endless/manifests/1': endless(200),
+      'GET /v2/x/declared/manifests/1': (res) => { res.writeHead(200, { 'content-length': String(10 ** 10) }); res.end(); },
+      'GET /v2/x/hugecfg/manifests/1': json(manifestWith(10 ** 10)),
+      'GET /v2/x/longcfg/manifests/1': json(manifestWith(config.length)),
+      [`GET /v2/x/longcfg/blobs/${sha256Digest(config)}`]: endless(200),
+      'GET /v2/x/error/manifests/1': endless(404),
+      'GET /token': endless(200),
+    };
+    const reg = await hostileRegistry(routes);
+    routes['GET /v2/x/auth/manifests/1'] = endless(401, { 'www-authenticate': `Bearer realm="http://${reg.host}/token",service="s"` });
+    try {
+      const client = newClient({ store, attempts: 1 });
+      await assert.rejects(client.getManifest(`${reg.host}/x/endless:1`), /larger than 8 MiB/);
+      await assert.rejects(client.getManifest(`${reg.host}/x/declared:1`), /larger than 8 MiB/);
+      await assert.rejects(client.resolve(`${reg.host}/x/hugecfg:1`, 'linux/amd64'), /names an image config of 10000000000 bytes/);
+      await assert.rejects(client.resolve(`${reg.host}/x/longcfg:1`, 'linux/amd64'), /more than the expected 37 bytes/);
+      await assert.rejects(newClient({ attempts: 1 }).resolve(`${reg.host}/x/longcfg:1`, 'linux/amd64'), /more than the expected 37 bytes/, 'without a store too');
+      await assert.rejects(client.getManifest(`${reg.host}/x/error:1`), (e: Error) => e instanceof RegistryError && e.message.length < 1000);
+      await assert.rejects(client.getManifest(`${reg.host}/x/auth:1`), /token.*larger than 8 MiB/);
+    } finally {
+      await reg.close();
+    }
+  });
+});
+
 export type { ImageManifest };

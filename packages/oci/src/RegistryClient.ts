@@ -139,9 +139,47 @@ function isRetryableStatus(status: number): boolean {
   return status >= 500 || status === 429 || status === 408;
 }
 
+/** Largest registry answer read into memory (a manifest, index, token, tag list): the distribution spec's manifests are up to 4 MiB. */
+export const MAX_DOCUMENT_BYTES = 8 * 1024 * 1024;
+/** Largest image config fetched; a registry (anyone's) could otherwise name one of gigabytes. */
+export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+/** Bytes of an error answer kept for its message. */
+const MAX_ERROR_BYTES = 64 * 1024;
+
+class BodyTooLargeError extends Error {}
+
+/**
+ * A response body of at most `limit` bytes. A registry is anyone's server: one answering a
+ * manifest request with gigabytes would otherwise be buffered whole. Refused by its
+ * Content-Length when it says so, else once the bytes read pass the limit.
+ */
+async function readBody(res: Response, limit: number): Promise<Buffer> {
+  if (Number(res.headers.get('content-length') ?? 0) > limit || !res.body) {
+    await res.body?.cancel().catch(() => undefined);
+    if (res.body === null) return Buffer.alloc(0);
+    throw new BodyTooLargeError(`the answer is larger than ${limit / 1024 / 1024} MiB`);
+  }
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.length;
+    if (size > limit) throw new BodyTooLargeError(`the answer is larger than ${limit / 1024 / 1024} MiB`); // leaving the loop cancels the stream
+    parts.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(parts);
+}
+
+/** The start of an error answer, for its message (never the whole of a huge one). */
+async function readErrorText(res: Response): Promise<string> {
+  try {
+    return (await readBody(res, MAX_ERROR_BYTES)).toString('utf8');
+  } catch {
+    return '';
+  }
+}
+
 async function distributionErrorText(res: Response): Promise<{ text: string; code?: string }> {
-  let raw = '';
-  try { raw = await res.text(); } catch { /* body unavailable */ }
+  const raw = await readErrorText(res);
   try {
     const doc = JSON.parse(raw) as { errors?: { code?: string; message?: string; detail?: unknown }[] };
     if (doc.errors?.length) {
@@ -295,7 +333,10 @@ export class RegistryClient {
     if (!manifest.config?.digest) {
       throw new RegistryError(`registry ${ref.registry}: ${formatReference(ref)} manifest ${fetched.digest} has no config; it is not a container image`, ref.registry, 'resolve');
     }
-    const configBytes = await this.fetchBlobBytes(ref, manifest.config.digest, call);
+    if (!(manifest.config.size <= MAX_CONFIG_BYTES)) {
+      throw new RegistryError(`registry ${ref.registry}: ${formatReference(ref)} names an image config of ${manifest.config.size} bytes; more than ${MAX_CONFIG_BYTES / 1024 / 1024} MiB is not read`, ref.registry, 'resolve');
+    }
+    const configBytes = await this.fetchBlobBytes(ref, manifest.config, call);
     const config = JSON.parse(configBytes.toString('utf8')) as ImageConfig;
     if (!index && platform !== undefined) {
       const want = normalizePlatform(platform);
@@ -384,14 +425,20 @@ export class RegistryClient {
   }
 
   /** Downloads a blob fully into memory, verified. Served from the store when it has it. */
-  async fetchBlobBytes(repository: string | RepositoryReference, digest: string, call: CallOptions = {}): Promise<Buffer> {
-    const d = assertDigest(digest);
+  async fetchBlobBytes(repository: string | RepositoryReference, blob: string | Pick<Descriptor, 'digest' | 'size'>, call: CallOptions = {}): Promise<Buffer> {
+    const d = assertDigest(typeof blob === 'string' ? blob : blob.digest);
     if (this.store) {
-      await this.pullBlob(repository, d, undefined, call);
+      // With a size the download stops at it (a registry sending more is cut off).
+      await this.pullBlob(repository, typeof blob === 'string' ? d : { digest: d, size: blob.size }, undefined, call);
       return this.store.readBytes(d);
     }
     const parts: Buffer[] = [];
-    for await (const c of this.fetchBlob(repository, d, call)) parts.push(c as Buffer);
+    let size = 0;
+    for await (const c of this.fetchBlob(repository, d, call)) {
+      size += (c as Buffer).length;
+      if (typeof blob !== 'string' && size > blob.size) throw new Error(`size mismatch for ${d}: more than the expected ${blob.size} bytes`);
+      parts.push(c as Buffer);
+    }
     return Buffer.concat(parts);
   }
 
@@ -442,7 +489,7 @@ export class RegistryClient {
     const op = this.op(repo, `GET blob ${digest} from ${repo.registry}/${repo.repository}`, 'pull');
     const reply = await this.request(op, { method: 'GET', url: `${this.baseUrl(repo.registry)}/v2/${repo.repository}/blobs/${digest}` }, call);
     if (reply.res.status !== 200) {
-      const buf = Buffer.from(await reply.res.arrayBuffer().catch(() => new ArrayBuffer(0)));
+      const buf = Buffer.from(await readErrorText(reply.res));
       reply.finish();
       throw this.httpError(op, reply.res.status, buf);
     }
@@ -578,7 +625,13 @@ export class RegistryClient {
     return this.withRetries(op, call, async () => {
       const reply = await this.sendAuthed(op, init, call);
       try {
-        const body = init.method === 'HEAD' ? Buffer.alloc(0) : Buffer.from(await reply.res.arrayBuffer());
+        let body: Buffer;
+        try {
+          body = init.method === 'HEAD' ? Buffer.alloc(0) : await readBody(reply.res, reply.res.ok ? MAX_DOCUMENT_BYTES : MAX_ERROR_BYTES);
+        } catch (err) {
+          if (!(err instanceof BodyTooLargeError)) throw err;
+          throw new RegistryError(`registry ${op.registry}: ${op.name}: ${err.message}; a registry answers this with a small JSON document`, op.registry, op.name);
+        }
         const status = reply.res.status;
         const retry = isRetryableStatus(status) ? `HTTP ${status} ${body.toString('utf8').replace(/\s+/g, ' ').slice(0, 200)}`.trim() : undefined;
         return { value: { status, headers: reply.res.headers, body }, retry };
@@ -639,12 +692,12 @@ export class RegistryClient {
     try {
       auth = await this.authenticate(op, challenges, creds, call);
     } catch (err) {
-      await reply.res.arrayBuffer().catch(() => undefined);
+      await reply.res.body?.cancel().catch(() => undefined); // unread: it may be of any size
       reply.finish();
       throw err;
     }
     if (!auth) return reply; // no way to authenticate: the caller reports the 401 with its body
-    await reply.res.arrayBuffer().catch(() => undefined);
+    await reply.res.body?.cancel().catch(() => undefined);
     reply.finish();
     this.authCache.set(auth.basic ? basicKey : key, { header: auth.header, expiresAt: auth.expiresAt });
     return this.send(op, init, auth.header, call);
@@ -682,7 +735,10 @@ export class RegistryClient {
           }
           res = await fetchVia(realmUrl, { headers, signal: ac.signal });
         }
-        const text = await res.text();
+        const text = (await readBody(res, res.status === 200 ? MAX_DOCUMENT_BYTES : MAX_ERROR_BYTES).catch((e: unknown) => {
+          if (e instanceof BodyTooLargeError) throw new RegistryError(`registry ${op.registry}: ${tokenOp}: ${e.message}; a token server answers with a small JSON document`, op.registry, op.name);
+          throw e;
+        })).toString('utf8');
         if (res.status !== 200) {
           throw new RegistryError(`registry ${op.registry}: ${tokenOp} failed: HTTP ${res.status} ${text.replace(/\s+/g, ' ').slice(0, 200)}; check the credentials for ${op.registry} (docker login)`, op.registry, op.name, res.status);
         }
