@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import { parseChmod } from './chmodSpec.js';
 import { FileOpError } from './FileOpError.js';
 import { goMatch, hasWildcard } from './goMatch.js';
@@ -50,4 +51,25 @@ test('parseChmod rejects nonsense with a usable message', () => {
   for (const bad of ['abc', '999', 'u+q', '', 'u+x,,g-w', '77777']) {
     assert.throws(() => parseChmod(bad), (e: unknown) => e instanceof FileOpError && e.code === 'EBADCHMOD' && /--chmod/.test(e.message), bad);
   }
+});
+
+test('goMatch answers as the glob\'s regexp on small inputs, and in linear time on an attacker\'s pattern', () => {
+  // No class here matches '/': Go's leftmost chunk matching (which goMatch follows) and a
+  // RegExp then agree; `*[^b]*` on `a/` is false in Go (its star never backs up), true as a RegExp.
+  const part = fc.constantFrom('a', 'b', '/', '*', '**', '?', '[a]', '[^b/]', '[a-c]', '\\*');
+  // The reference: the same glob as a RegExp (these small inputs cannot make it backtrack long).
+  const toRegExp = (pattern: string) => {
+    let re = '';
+    for (const token of pattern.match(/\\.|\[[^\]]*\]|./g) ?? []) {
+      re += token === '*' ? '[^/]*' : token === '?' ? '[^/]' : token.startsWith('[') || token.startsWith('\\') ? token : token.replace(/[.+()|{}$^/]/g, '\\$&');
+    }
+    return new RegExp(`^${re}$`, 'u');
+  };
+  fc.assert(fc.property(fc.array(part, { maxLength: 6 }), fc.string({ unit: fc.constantFrom('a', 'b', 'c', '/', '*'), maxLength: 8 }), (parts, name) => {
+    const pattern = parts.join('');
+    assert.equal(goMatch(pattern, name), toRegExp(pattern).test(name), `${pattern} on ${name}`);
+  }), { numRuns: 3000 });
+  assert.equal(goMatch(`${'*a'.repeat(12)}*b`, 'a'.repeat(250)), false);
+  assert.equal(goMatch(`${'*a'.repeat(12)}*b`, `${'a'.repeat(250)}b`), true);
+  assert.equal(goMatch('*[^b]*', 'a/'), false, 'as Go\'s path.Match answers');
 });
