@@ -51,6 +51,11 @@ test('buildx --platform (two) --build-arg --target --secret -o type=local: the s
   assert.equal(readFileSync(join(c.work, 'flags-ours/linux_arm64/greeting'), 'utf8'), 'hello aarch64\n');
 });
 
+/** A Dockerfile in `dir` from the cluster's busybox (which both builders pull) with `steps`. */
+function writeDockerfile(dir: string, ...steps: string[]): void {
+  writeFileSync(join(dir, 'Dockerfile'), [`FROM ${c.cluster.busybox.reference}`, ...steps, ''].join('\n'));
+}
+
 /** The linux/amd64 image's manifest and config blob in an OCI layout tar (an index with attestations, or one manifest). */
 function imageIn(ociTar: string): { manifest: { mediaType: string; config: { mediaType: string }; layers: Array<{ mediaType: string; digest: string }> }; config: Buffer } {
   const dir = `${ociTar}.d`;
@@ -87,8 +92,7 @@ test('COPY and RUN steps give byte-identical layers to buildkitd\'s (the same di
   const paths = ['a.txt', 'tree/sub/deep', 'tree/sub', 'tree/sub-b', 'tree/sub.c', 'tree', `long/${deep}/${'f'.repeat(90)}`, `long/${deep}`, `long/${'d'.repeat(60)}`, `long/${'x'.repeat(120)}`, 'long', 'uni/café/naïve.txt', 'uni/café', 'uni'];
   for (const p of paths) utimesSync(join(dir, p), 1_577_836_800, 1_577_836_800);
   lutimesSync(join(dir, 'tree/link'), 1_577_836_800, 1_577_836_800);
-  writeFileSync(join(dir, 'Dockerfile'), [
-    `FROM ${c.cluster.busybox.reference}`,
+  writeDockerfile(dir,
     'COPY a.txt /a.txt',
     'COPY tree /tree',
     'COPY --chmod=600 a.txt /b.txt',
@@ -97,8 +101,7 @@ test('COPY and RUN steps give byte-identical layers to buildkitd\'s (the same di
     // 300000 fits USTAR's 7 octal digits, 3000000 needs a PAX record; a link target over 100 bytes.
     'RUN chown 300000:3000000 /long && touch -d @1500000000 /long',
     `RUN ln -s /${'t'.repeat(120)} /lnk && touch -h -d @1500000000 /lnk`,
-    '',
-  ].join('\n'));
+  );
   const ids = await both(dir, ['--platform', 'linux/amd64'], diffIDs, (dest) => `type=oci,dest=${dest}`);
   assert.equal(ids.reference.length, 8);
   assert.deepEqual(ids.ours, ids.reference);
@@ -109,12 +112,10 @@ test('a RUN step that deletes writes its whiteouts where buildkitd does: each wh
   mkdirSync(join(dir, 'tree/dir/sub'), { recursive: true });
   mkdirSync(join(dir, 'tree/gone'), { recursive: true });
   for (const f of ['tree/f1', 'tree/f2', 'tree/dir/sub/c', 'tree/gone/g']) writeFileSync(join(dir, f), `${f}\n`);
-  writeFileSync(join(dir, 'Dockerfile'), [
-    `FROM ${c.cluster.busybox.reference}`,
+  writeDockerfile(dir,
     'COPY tree /tree',
     'RUN rm -rf /tree/gone /tree/dir /tree/f2 && mkdir /tree/dir && echo new > /tree/dir/n',
-    '',
-  ].join('\n'));
+  );
   // Entry names only: buildkitd v0.11.6 dates a whiteout "now" (current BuildKit: 1970, as Buildyard).
   const names = await both(dir, ['--platform', 'linux/amd64'], (dest) => {
     const { manifest } = imageIn(dest);
@@ -132,8 +133,7 @@ test('the image config is byte-identical to buildkitd\'s (the same config digest
   utimesSync(join(dir, 'a.txt'), 1_577_836_800, 1_577_836_800);
   // Nothing here depends on the clock but through SOURCE_DATE_EPOCH (v0.11.6 does not clamp layer
   // times: no RUN, no WORKDIR); HEALTHCHECK and EXPOSE history read differently since v0.11.6.
-  writeFileSync(join(dir, 'Dockerfile'), [
-    `FROM ${c.cluster.busybox.reference}`,
+  writeDockerfile(dir,
     'ENV A=1 B="two <words> & more"',
     'LABEL org.x=y 1=one',
     'COPY a.txt /a.txt',
@@ -144,8 +144,7 @@ test('the image config is byte-identical to buildkitd\'s (the same config digest
     'STOPSIGNAL SIGTERM',
     'SHELL ["/bin/sh","-ec"]',
     'ONBUILD RUN echo x',
-    '',
-  ].join('\n'));
+  );
   // buildinfo=false: v0.11.6 writes its build info into the config, current BuildKit no longer does.
   const configs = await both(dir, ['--platform', 'linux/amd64', '--provenance=false', '--build-arg', 'SOURCE_DATE_EPOCH=1600000000'], configBlob, (dest) => `type=oci,dest=${dest},buildinfo=false`);
   assert.equal(configs.ours.toString(), configs.reference.toString());
@@ -158,7 +157,7 @@ test('compression=, compression-level=, force-compression= and oci-mediatypes=fa
     mkdirSync(dir);
     writeFileSync(join(dir, 'f.txt'), `${name}\n`);
     utimesSync(join(dir, 'f.txt'), 1_577_836_800, 1_577_836_800);
-    writeFileSync(join(dir, 'Dockerfile'), `FROM ${c.cluster.busybox.reference}\nCOPY f.txt /f.txt\n`);
+    writeDockerfile(dir, 'COPY f.txt /f.txt');
     const layers = await both(dir, ['--platform', 'linux/amd64', '--provenance=false'], (dest) => {
       const { manifest, config } = imageIn(dest);
       const diffIDs: string[] = JSON.parse(config.toString()).rootfs.diff_ids;

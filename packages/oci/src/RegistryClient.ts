@@ -146,24 +146,23 @@ export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 /** Bytes of an error answer kept for its message. */
 const MAX_ERROR_BYTES = 64 * 1024;
 
-class BodyTooLargeError extends Error {}
-
 /**
  * A response body of at most `limit` bytes. A registry is anyone's server: one answering a
  * manifest request with gigabytes would otherwise be buffered whole. Refused by its
  * Content-Length when it says so, else once the bytes read pass the limit.
  */
-async function readBody(res: Response, limit: number): Promise<Buffer> {
-  if (Number(res.headers.get('content-length') ?? 0) > limit || !res.body) {
-    await res.body?.cancel().catch(() => undefined);
-    if (res.body === null) return Buffer.alloc(0);
-    throw new BodyTooLargeError(`the answer is larger than ${limit / 1024 / 1024} MiB`);
+async function readBody(res: Response, limit: number, op: { registry: string; name: string }): Promise<Buffer> {
+  if (!res.body) return Buffer.alloc(0);
+  const tooLarge = () => new RegistryError(`registry ${op.registry}: ${op.name}: the answer is larger than ${limit / 1024 / 1024} MiB; a registry answers this with a small JSON document`, op.registry, op.name);
+  if (Number(res.headers.get('content-length') ?? 0) > limit) {
+    await res.body.cancel().catch(() => undefined);
+    throw tooLarge();
   }
   const parts: Buffer[] = [];
   let size = 0;
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
     size += chunk.length;
-    if (size > limit) throw new BodyTooLargeError(`the answer is larger than ${limit / 1024 / 1024} MiB`); // leaving the loop cancels the stream
+    if (size > limit) throw tooLarge(); // leaving the loop cancels the stream
     parts.push(Buffer.from(chunk));
   }
   return Buffer.concat(parts);
@@ -172,7 +171,7 @@ async function readBody(res: Response, limit: number): Promise<Buffer> {
 /** The start of an error answer, for its message (never the whole of a huge one). */
 async function readErrorText(res: Response): Promise<string> {
   try {
-    return (await readBody(res, MAX_ERROR_BYTES)).toString('utf8');
+    return (await readBody(res, MAX_ERROR_BYTES, { registry: '', name: '' })).toString('utf8');
   } catch {
     return '';
   }
@@ -625,13 +624,7 @@ export class RegistryClient {
     return this.withRetries(op, call, async () => {
       const reply = await this.sendAuthed(op, init, call);
       try {
-        let body: Buffer;
-        try {
-          body = init.method === 'HEAD' ? Buffer.alloc(0) : await readBody(reply.res, reply.res.ok ? MAX_DOCUMENT_BYTES : MAX_ERROR_BYTES);
-        } catch (err) {
-          if (!(err instanceof BodyTooLargeError)) throw err;
-          throw new RegistryError(`registry ${op.registry}: ${op.name}: ${err.message}; a registry answers this with a small JSON document`, op.registry, op.name);
-        }
+        const body = init.method === 'HEAD' ? Buffer.alloc(0) : await readBody(reply.res, reply.res.ok ? MAX_DOCUMENT_BYTES : MAX_ERROR_BYTES, op);
         const status = reply.res.status;
         const retry = isRetryableStatus(status) ? `HTTP ${status} ${body.toString('utf8').replace(/\s+/g, ' ').slice(0, 200)}`.trim() : undefined;
         return { value: { status, headers: reply.res.headers, body }, retry };
@@ -735,10 +728,7 @@ export class RegistryClient {
           }
           res = await fetchVia(realmUrl, { headers, signal: ac.signal });
         }
-        const text = (await readBody(res, res.status === 200 ? MAX_DOCUMENT_BYTES : MAX_ERROR_BYTES).catch((e: unknown) => {
-          if (e instanceof BodyTooLargeError) throw new RegistryError(`registry ${op.registry}: ${tokenOp}: ${e.message}; a token server answers with a small JSON document`, op.registry, op.name);
-          throw e;
-        })).toString('utf8');
+        const text = (await readBody(res, res.status === 200 ? MAX_DOCUMENT_BYTES : MAX_ERROR_BYTES, { registry: op.registry, name: tokenOp })).toString('utf8');
         if (res.status !== 200) {
           throw new RegistryError(`registry ${op.registry}: ${tokenOp} failed: HTTP ${res.status} ${text.replace(/\s+/g, ' ').slice(0, 200)}; check the credentials for ${op.registry} (docker login)`, op.registry, op.name, res.status);
         }
