@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -275,6 +276,21 @@ test('tar and oci outputs come back over the session into the client\'s dest fil
   const ociListing = await new Promise<string>((res, rej) => execFile('tar', ['-tf', ociFile], (err, out) => (err ? rej(err) : res(out))));
   assert.match(ociListing, /^oci-layout$/m);
   assert.match(ociListing, /^index\.json$/m);
+
+  // tar=false: the blobs go into buildctl's "export" content store (its dest directory), and
+  // buildctl writes index.json from the answered descriptor, stamped as buildkitd stamps it.
+  const layout = join(work, 'image-layout');
+  const dir = await buildctl(...base, '--progress', 'plain', '--output', `type=oci,dest=${layout},tar=false,name=e2e/layout:1`);
+  assert.equal(dir.code, 0, dir.stderr);
+  assert.doesNotMatch(dir.stderr, /sending tarball/);
+  const [entry] = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')).manifests;
+  assert.equal(entry.annotations['org.opencontainers.image.ref.name'], 'e2e/layout:1'); // v0.11.6's buildctl: the whole name
+  assert.match(entry.annotations['org.opencontainers.image.created'], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  const manifest = JSON.parse(readFileSync(join(layout, 'blobs/sha256', entry.digest.slice(7)), 'utf8'));
+  for (const blob of [entry, manifest.config, ...manifest.layers]) {
+    const bytes = readFileSync(join(layout, 'blobs/sha256', blob.digest.slice(7)));
+    assert.equal(`sha256:${createHash('sha256').update(bytes).digest('hex')}`, blob.digest);
+  }
 });
 
 test('COPY from a context fsutil sent keeps the client\'s file and directory mtimes (Stat.ModTime) in type=tar and type=local, as buildkitd does', { skip }, async () => {

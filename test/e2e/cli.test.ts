@@ -129,6 +129,33 @@ test('type=docker and type=tar outputs of one platform, and -q printing only the
   assert.match(listing, /usr\/local\/bin\/server/);
 });
 
+test('type=oci,tar=false adds images to an OCI layout directory, as BuildKit\'s client store: the entries already there stay, a name built again is replaced; skopeo reads each', () => {
+  const layout = join(work, 'layout');
+  mkdirSync(layout);
+  const kept = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${'0'.repeat(64)}`, size: 1, annotations: { 'org.opencontainers.image.ref.name': 'kept' } };
+  writeFileSync(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [kept] }));
+  const build = (platform: string, ...args: string[]) => {
+    const out = cli(['build', '-q', '--provenance=false', '--platform', platform, '--build-arg', base(), ...args, '-o', `type=oci,dest=${layout},tar=false`, example]);
+    assert.equal(out.status, 0, out.stderr);
+    return out.stdout.trim();
+  };
+  const amd64 = build('linux/amd64', '-t', 'e2e/example:layout');
+  const arm64 = build('linux/arm64');
+  assert.equal(build('linux/amd64', '-t', 'e2e/example:layout'), amd64);
+  const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8'));
+  const entries = index.manifests.map((m: { digest: string; annotations: Record<string, string> }) => [m.digest, m.annotations['org.opencontainers.image.ref.name'], m.annotations['io.containerd.image.name']]);
+  assert.deepEqual(entries, [[kept.digest, 'kept', undefined], [arm64, 'latest', undefined], [amd64, 'layout', 'docker.io/e2e/example:layout']]);
+  assert.equal(readFileSync(join(layout, 'oci-layout'), 'utf8'), '{"imageLayoutVersion":"1.0.0"}');
+  assert.equal(JSON.parse(skopeo('inspect', `oci:${layout}:layout`)).Architecture, 'amd64');
+  assert.equal(JSON.parse(skopeo('inspect', `oci:${layout}:latest`)).Architecture, 'arm64');
+  for (const name of readdirSync(join(layout, 'blobs/sha256'))) {
+    assert.equal(execFileSync('sha256sum', [join(layout, 'blobs/sha256', name)], { encoding: 'utf8' }).split(' ')[0], name);
+  }
+  const bad = cli(['build', '-o', `type=oci,dest=-,tar=false`, example]);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /tar=false writes an OCI layout directory, not a stream; give dest=DIR/);
+});
+
 test('type=local keeps the image\'s times (a COPY\'d context file has the client\'s); with SOURCE_DATE_EPOCH every local and tar entry has it, as BuildKit', () => {
   const context = mkdtempSync(join(work, 'times-'));
   mkdirSync(join(context, 'tree/sub'), { recursive: true });

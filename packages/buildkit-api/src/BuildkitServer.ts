@@ -22,6 +22,7 @@ import { sessionSshAgents, sshIds } from './sessionSsh.js';
 import { fetchRegistryAuth, registryHosts } from './sessionAuth.js';
 import { checkSyntaxDirective, dockerfileAttrs, outputsOf, sessionCaches, toBuildyardRequest, unknownAttrs, UnsupportedRequest, type DockerfileAttrs } from './solveRequest.js';
 import { importSessionCache, sendSessionCaches, type SessionCacheDeps } from './sessionCache.js';
+import { clientContentStore } from './sessionContent.js';
 import { workerRecord } from './workers.js';
 import { instructionEndLine, sourceServiceError, type ErrorSource } from './sourceError.js';
 import { ExportVertex, exporterVertexName, StreamCursor } from './exportVertex.js';
@@ -404,13 +405,35 @@ export class BuildkitServer {
         await this.internalStep(job, ref, 'exporting to client directory', () => this.sendLocalOutput(session, output, { ...source, hardlinks: true }, job.signal));
         continue;
       }
-      const send = () => runExport(output, source, async (file) => {
-        await sendFileToClient(session, file.content ?? Readable.from([]), job.signal);
-      });
-      // oci/docker archives: the phase of BuildKit's "exporting to oci image format" vertex after its layers and manifests.
-      if (exportVertex && exporterVertexName(output.type) === exportVertex.name) await exportVertex.step('sending tarball', send);
+      const send = output.layoutDir
+        ? () => this.sendLayoutBlobs(session, output, source, job.signal)
+        : async () => {
+          await runExport(output, source, async (file) => {
+            await sendFileToClient(session, file.content ?? Readable.from([]), job.signal);
+          });
+        };
+      // oci/docker archives: the phase of BuildKit's "exporting to oci image format" vertex after
+      // its layers and manifests; a tar=false layout's copy has no phase of its own.
+      if (exportVertex && exporterVertexName(output.type) === exportVertex.name) await (output.layoutDir ? send() : exportVertex.step('sending tarball', send));
       else await this.internalStep(job, ref, exporterVertexName(output.type) ?? 'exporting to client tarball', send);
     }
+  }
+
+  /**
+   * type=oci|docker,tar=false: the image's blobs go into the client's "export" content store, as
+   * BuildKit's exporter copies the chain; the client writes index.json itself from the
+   * response's descriptor (client/ociindex), so the layout's own files are not sent.
+   */
+  private async sendLayoutBlobs(session: ClientSession, output: ParsedOutput, source: ExportSource, signal: AbortSignal): Promise<void> {
+    const store = clientContentStore(session, 'export', signal);
+    await runExport(output, source, async (file) => {
+      const hex = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(file.path)?.[1];
+      if (hex) {
+        const digest = `sha256:${hex}`;
+        await store.write(digest, await source.blobs.size(digest), () => file.content ?? Readable.from([]));
+      }
+      file.content?.destroy();
+    });
   }
 
   /**

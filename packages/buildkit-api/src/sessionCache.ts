@@ -7,7 +7,7 @@ import type { RedisKeys } from '@buildyard/contracts';
 import { Annotations, MediaTypes, RegistryClient, type FsContentStore } from '@buildyard/oci';
 import type { RedisClient as Redis } from '@buildyard/contracts';
 import type { ClientSession } from './SessionManager.js';
-import { SessionContentStore } from './sessionContent.js';
+import { clientContentStore as storeOf } from './sessionContent.js';
 import type { SessionCacheExport, SessionCacheImport } from './solveRequest.js';
 
 export interface SessionCacheDeps {
@@ -17,11 +17,6 @@ export interface SessionCacheDeps {
   /** Runs `fn` as a vertex named `name`; returns its digest to `fn` for the vertex's logs. */
   step<T>(name: string, fn: (log: (line: string) => void) => Promise<T>): Promise<T>;
 }
-
-const storeOf = (session: ClientSession, id: string, signal: AbortSignal) => {
-  if (!SessionContentStore.served(session)) throw new Error(`the client serves no content store for ${id.slice(0, 200)}: use buildctl or docker buildx`);
-  return new SessionContentStore(session, id, signal);
-};
 
 /**
  * Imports a local cache into the tenant's index as BuildKit's "importing cache manifest from"

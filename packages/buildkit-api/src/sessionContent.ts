@@ -119,3 +119,9 @@ export class SessionContentStore {
     } finally { done(); }
   }
 }
+
+/** The client's content store `id` (buildctl's "export" for tar=false outputs, a cache's directory). */
+export function clientContentStore(session: ClientSession, id: string, signal: AbortSignal): SessionContentStore {
+  if (!SessionContentStore.served(session)) throw new Error(`the client serves no content store for ${id.slice(0, 200)}: use buildctl or docker buildx`);
+  return new SessionContentStore(session, id, signal);
+}

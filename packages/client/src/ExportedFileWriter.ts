@@ -5,10 +5,13 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { ExportedFile, KeyValueSpec } from '@buildyard/proto';
 import { ClientError } from './ClientError.js';
+import { mergedLayoutIndex, writesLayoutDir } from './layoutDir.js';
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
+/** A layout's index.json is merged in memory: far larger is not an index a builder writes. */
+const MAX_LAYOUT_INDEX = 64 << 20;
 
 interface OpenFile {
   handle?: FileHandle;
@@ -35,21 +38,24 @@ export class ExportedFileWriter {
   readonly written = new Set<string>();
   /** Regular files of type=local outputs written whole this run: what a hardlink may name. */
   private readonly files = new Set<string>();
+  /** Layout directories' index.json chunks, by output, until the last one. */
+  private readonly layoutIndexes = new Map<string, Buffer[]>();
 
   constructor(private readonly outputs: readonly KeyValueSpec[], private readonly stdout: Writable = process.stdout) {}
 
-  private target(f: ExportedFile): { spec: KeyValueSpec; root: string; path: string; single: boolean } {
+  private target(f: ExportedFile): { spec: KeyValueSpec; root: string; path: string; single: boolean; layout: boolean } {
     const spec = this.outputs[f.output];
     if (!spec) throw new ClientError(`the builder sent a file for output #${f.output}, but only ${this.outputs.length} were requested; the builder is misbehaving`);
     const dest = spec.attrs.dest;
     if (!dest) throw new ClientError(`the builder sent files for output #${f.output} (type=${spec.type}), which has no dest=; add dest= to the --output`);
-    if (spec.type !== 'local') return { spec, root: dest, path: dest, single: true };
+    const layout = writesLayoutDir(spec);
+    if (spec.type !== 'local' && !layout) return { spec, root: dest, path: dest, single: true, layout };
     const root = resolve(dest);
     const path = resolve(root, f.path);
     if (f.path.startsWith('/') || (path !== root && !path.startsWith(root + sep))) {
       throw new ClientError(`the builder sent a file path "${f.path}" outside ${root}; refusing to write it`);
     }
-    return { spec, root, path, single: false };
+    return { spec, root, path, single: false, layout };
   }
 
   /**
@@ -88,7 +94,11 @@ export class ExportedFileWriter {
   }
 
   async write(f: ExportedFile): Promise<void> {
-    const { root, path, single } = this.target(f);
+    const { root, path, single, layout } = this.target(f);
+    if (layout && f.path === 'index.json') {
+      await this.writeLayoutIndex(f, root, path);
+      return;
+    }
     if (single && path === '-') {
       if (f.data.length > 0 && !this.stdout.write(f.data)) await new Promise((r) => this.stdout.once('drain', r));
       return;
@@ -123,7 +133,8 @@ export class ExportedFileWriter {
       else {
         await this.realDir(root, dirname(path));
         // A file with other names is replaced, not written through: they keep their content.
-        await this.clear(path, (st) => st.isFile() && st.nlink === 1);
+        // A layout's blobs are read-only files (as containerd commits them): replaced too.
+        await this.clear(path, (st) => !layout && st.isFile() && st.nlink === 1);
       }
       const tmp = single ? join(dirname(path), `.${Date.now()}.${process.pid}.partial`) : undefined;
       const mode = single ? 0o644 : (f.mode & 0o7777) || 0o644;
@@ -145,6 +156,29 @@ export class ExportedFileWriter {
       this.open.delete(key);
       this.written.add(this.outputs[f.output].attrs.dest);
     }
+  }
+
+  /**
+   * A layout directory's index.json: gathered, then merged with the one already there (see
+   * mergedLayoutIndex) and renamed into place, after every blob it names has been written.
+   */
+  private async writeLayoutIndex(f: ExportedFile, root: string, path: string): Promise<void> {
+    const key = `${f.output}\0index.json`;
+    const parts = this.layoutIndexes.get(key) ?? [];
+    parts.push(Buffer.from(f.data));
+    this.layoutIndexes.set(key, parts);
+    if (parts.reduce((n, b) => n + b.length, 0) > MAX_LAYOUT_INDEX) throw new ClientError(`the builder sent an index.json over ${MAX_LAYOUT_INDEX >> 20} MiB for output #${f.output}; the builder is misbehaving`);
+    if (!f.last) return;
+    this.layoutIndexes.delete(key);
+    await this.realDir(root, root);
+    const merged = await mergedLayoutIndex(root, Buffer.concat(parts)).catch((err: Error) => { throw new ClientError(`${root}/index.json: ${err.message}`); });
+    const tmp = join(root, `.index.json.${process.pid}.partial`);
+    await rm(tmp, { force: true });
+    const handle = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    try { await handle.writeFile(merged); } finally { await handle.close(); }
+    await this.clear(path, (st) => st.isFile());
+    await rename(tmp, path);
+    this.written.add(this.outputs[f.output].attrs.dest);
   }
 
   /**
@@ -195,6 +229,6 @@ export class ExportedFileWriter {
 
   /** Files still open when the stream ended: the builder stopped mid-file. */
   get pending(): number {
-    return this.open.size;
+    return this.open.size + this.layoutIndexes.size;
   }
 }

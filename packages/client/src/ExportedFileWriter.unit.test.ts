@@ -188,3 +188,75 @@ test('a file written where an earlier export left one name of a hardlinked file 
     cleanup();
   }
 });
+
+// type=oci|docker,tar=false (and local cache exports): the dest is an OCI layout the build adds to.
+const REF = 'org.opencontainers.image.ref.name';
+const IMAGE = 'io.containerd.image.name';
+const entry = (digest: string, annotations: Record<string, string>) => ({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: 1, annotations });
+
+function layoutSetup(attrs: Record<string, string> = { tar: 'false' }) {
+  const base = mkdtempSync(join(tmpdir(), 'buildyard-layout-'));
+  const out = join(base, 'layout');
+  const writer = new ExportedFileWriter([{ type: 'oci', attrs: { dest: out, ...attrs } }], new Writable({ write: (_c, _e, cb) => cb() }));
+  return { base, out, writer, cleanup: () => rmSync(base, { recursive: true, force: true }) };
+}
+
+test('tar=false: a layout directory keeps the images already in it, and an image of the same name is replaced', async () => {
+  const { out, writer, cleanup } = layoutSetup();
+  try {
+    mkdirSync(join(out, 'blobs/sha256'), { recursive: true });
+    writeFileSync(join(out, 'blobs/sha256/aa'), 'old blob', { mode: 0o444 });
+    writeFileSync(join(out, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [
+      entry('sha256:old1', { [REF]: '1', [IMAGE]: 'docker.io/library/app:1' }),
+      entry('sha256:old2', { [REF]: '1', [IMAGE]: 'docker.io/library/other:1' }),
+      entry('sha256:old3', { [REF]: 'latest' }),
+      entry('sha256:old4', {}),
+    ] }));
+    await writer.write(file('blobs/sha256/aa', 'old blob', 0o444)); // a blob it holds: rewritten, though read-only
+    await writer.write(file('blobs/sha256/bb', 'new blob', 0o444));
+    await writer.write(file('oci-layout', '{"imageLayoutVersion":"1.0.0"}'));
+    const incoming = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [entry('sha256:new', { [REF]: '1', [IMAGE]: 'docker.io/library/app:1' })] });
+    await writer.write({ ...file('index.json', incoming.slice(0, 10)), last: false });
+    assert.equal(writer.pending, 1, 'an index.json still arriving is pending');
+    await writer.write(file('index.json', incoming.slice(10)));
+    await writer.finish();
+    const index = JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as { mediaType: string; manifests: Array<{ digest: string }> };
+    assert.deepEqual(index.manifests.map((m) => m.digest), ['sha256:old2', 'sha256:old3', 'sha256:old4', 'sha256:new']);
+    assert.equal(index.mediaType, 'application/vnd.oci.image.index.v1+json');
+    assert.equal(readFileSync(join(out, 'blobs/sha256/bb'), 'utf8'), 'new blob');
+    assert.equal(statSync(join(out, 'blobs/sha256/bb')).mode & 0o777, 0o444);
+    assert.equal(writer.pending, 0);
+    assert.deepEqual([...writer.written], [out]);
+    assert.deepEqual(readdirSync(out).sort(), ['blobs', 'index.json', 'oci-layout'], 'no temp file left');
+  } finally {
+    cleanup();
+  }
+});
+
+test('tar=false: an index.json that is a link is replaced, never read or written through; paths stay inside the layout', async () => {
+  const { base, out, writer, cleanup } = layoutSetup({ tar: 'False' });
+  try {
+    mkdirSync(out);
+    const victim = join(base, 'victim.json');
+    writeFileSync(victim, JSON.stringify({ manifests: [entry('sha256:secret', { [REF]: 'x' })] }));
+    symlinkSync(victim, join(out, 'index.json'));
+    await writer.write(file('index.json', JSON.stringify({ schemaVersion: 2, manifests: [entry('sha256:new', { [REF]: 'latest' })] })));
+    assert.ok(lstatSync(join(out, 'index.json')).isFile());
+    assert.deepEqual((JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> }).manifests.map((m) => m.digest), ['sha256:new']);
+    assert.match(readFileSync(victim, 'utf8'), /secret/);
+    await assert.rejects(writer.write(file('../escape', 'x')), /outside/);
+    await assert.rejects(writer.write(file('index.json', 'not json')), /index\.json: the builder sent an index\.json that is not JSON/);
+  } finally {
+    cleanup();
+  }
+});
+
+test('tar=true (or no tar=) stays one archive file at dest', async () => {
+  const { out, writer, cleanup } = layoutSetup({ tar: 'true' });
+  try {
+    await writer.write(file('', 'tar bytes'));
+    assert.equal(readFileSync(out, 'utf8'), 'tar bytes');
+  } finally {
+    cleanup();
+  }
+});

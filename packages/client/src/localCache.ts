@@ -1,16 +1,12 @@
 // `--cache-from type=local,src=DIR` and `--cache-to type=local,dest=DIR` happen on this machine:
 // the builder never reads or writes a path of its own. An import syncs DIR (an OCI layout) like
 // a build context and names the context id; an export streams back in the Solve stream as an
-// OCI layout that we write into DIR, keeping the other tags already in its index.json.
+// OCI layout that we write into DIR, keeping the other tags already in its index.json (the
+// writer merges it as it does a `type=oci,tar=false` output's).
 import { existsSync } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExportedFile, KeyValueSpec } from '@buildyard/proto';
 import { ExportedFileWriter } from './ExportedFileWriter.js';
-
-const REF_NAME = 'org.opencontainers.image.ref.name';
-
-interface LayoutIndex { manifests?: Array<{ annotations?: Record<string, string> }>; [k: string]: unknown }
 
 export interface LocalCaches {
   /** What the Solve request carries: local specs without paths. */
@@ -43,14 +39,8 @@ export async function prepareLocalCaches(
     }
     from.push({ type: 'local', attrs: { ...rest, context: await sync(src) } });
   }
-  // The writer sees each local export as a type=local output into its dest, by cache_to index.
-  const asOutputs = cacheTo.map((spec): KeyValueSpec => ({ type: spec.type === 'local' ? 'local' : spec.type, attrs: spec.type === 'local' ? { dest: spec.attrs.dest ?? '' } : {} }));
-  const before = new Map<string, LayoutIndex>();
-  for (const spec of cacheTo) {
-    if (spec.type !== 'local' || !spec.attrs.dest) continue;
-    const previous = await readIndex(spec.attrs.dest);
-    if (previous) before.set(spec.attrs.dest, previous);
-  }
+  // The writer sees each local export as an OCI layout directory output, by cache_to index.
+  const asOutputs = cacheTo.map((spec): KeyValueSpec => (spec.type === 'local' ? { type: 'oci', attrs: { dest: spec.attrs.dest ?? '', tar: 'false' } } : { type: spec.type, attrs: {} }));
   const writer = new ExportedFileWriter(asOutputs);
   return {
     cacheFrom: from,
@@ -62,26 +52,7 @@ export async function prepareLocalCaches(
     write: (file) => writer.write(file),
     abort: () => writer.abort(),
     written: writer.written,
-    async finish() {
-      for (const [dest, previous] of before) {
-        const current = await readIndex(dest);
-        if (!current) continue;
-        const tags = new Set((current.manifests ?? []).map((m) => m.annotations?.[REF_NAME]).filter(Boolean));
-        const kept = (previous.manifests ?? []).filter((m) => !tags.has(m.annotations?.[REF_NAME]));
-        const merged = { ...current, manifests: [...kept, ...(current.manifests ?? [])] };
-        const tmp = join(dest, `.index.json.${process.pid}.partial`);
-        await writeFile(tmp, JSON.stringify(merged));
-        await rename(tmp, join(dest, 'index.json'));
-      }
-    },
+    finish: () => writer.finish(),
   };
 }
 
-async function readIndex(dir: string): Promise<LayoutIndex | undefined> {
-  try {
-    const parsed = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as unknown;
-    return parsed && typeof parsed === 'object' ? parsed as LayoutIndex : undefined;
-  } catch {
-    return undefined;
-  }
-}

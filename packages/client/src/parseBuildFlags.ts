@@ -7,6 +7,7 @@ import { usageError } from './ClientError.js';
 import { parseShmSize, parseUlimit, ResourceOptionError } from '@buildyard/dockerfile';
 import { parseCsv, parseCsvAttrs } from './parseCsv.js';
 import { parseAttestFlags } from './parseAttests.js';
+import { goBool, writesLayoutDir } from './layoutDir.js';
 import { checkSshSpecs, parseSshSpec, type SshSpec } from './sshAgents.js';
 
 import { PROGRESS_MODES, type ProgressMode } from './progressModes.js';
@@ -167,6 +168,10 @@ export function parseOutput(value: string, cwd = process.cwd()): KeyValueSpec {
   if ((type === 'tar' || type === 'oci' || type === 'docker') && !attrs.dest) {
     throw usageError(`--output "${value}": type=${type} needs dest=FILE (or dest=- for stdout)`);
   }
+  if ((type === 'oci' || type === 'docker') && attrs.tar !== undefined && attrs.tar !== '' && goBool(attrs.tar) === undefined) {
+    throw usageError(`--output "${value}": non-bool value ${attrs.tar} specified for tar; use tar=true (an archive) or tar=false (an OCI layout directory)`);
+  }
+  if (writesLayoutDir({ type, attrs }) && attrs.dest === '-') throw usageError(`--output "${value}": tar=false writes an OCI layout directory, not a stream; give dest=DIR`);
   if (attrs.dest && attrs.dest !== '-') attrs.dest = resolve(cwd, attrs.dest);
   return { type, attrs };
 }

@@ -139,3 +139,10 @@ test('cache specs the builder would refuse after the upload are refused here, wi
   assert.deepEqual(parseCacheSpec('type=inline', '--cache-to'), { type: 'inline', attrs: {} });
   usage(() => parseBuildFlags({ output: ['-', 'type=tar,dest=-'] }, { env: {}, cwd: '/w' }), /more than one output writes to stdout/);
 });
+
+test('--output type=oci|docker,tar=: a Go bool; tar=false needs a directory, not stdout', () => {
+  assert.deepEqual(parseOutput('type=oci,dest=l,tar=false', '/w'), { type: 'oci', attrs: { dest: '/w/l', tar: 'false' } });
+  assert.deepEqual(parseOutput('type=docker,dest=l,tar=0', '/w'), { type: 'docker', attrs: { dest: '/w/l', tar: '0' } });
+  assert.throws(() => parseOutput('type=oci,dest=l,tar=no', '/w'), /--output "type=oci,dest=l,tar=no": non-bool value no specified for tar; use tar=true/);
+  assert.throws(() => parseOutput('type=oci,dest=-,tar=false', '/w'), /tar=false writes an OCI layout directory, not a stream; give dest=DIR/);
+});

@@ -3,7 +3,7 @@ import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { injectTraceContext, metrics, type Logger } from '@buildyard/telemetry'; // metrics
 import { parse, planBuild, DockerfileError, type NamedContextSource } from '@buildyard/dockerfile';
 import { targetStage, type BuildPlan } from '@buildyard/graph';
-import { RegistryClient, credentialsFromLogins, formatReference, parseReference, type Credentials, type FsContentStore, type TenantRegistryNetworks } from '@buildyard/oci';
+import { Annotations, RegistryClient, credentialsFromLogins, formatReference, parseReference, type Credentials, type Descriptor, type FsContentStore, type TenantRegistryNetworks } from '@buildyard/oci';
 import { ProgressWriter, internalDigest, type VertexRef } from '@buildyard/progress';
 import type { Scheduler } from '@buildyard/scheduler';
 import { assembleImage, assembleIndex, registryImageResolver, withAnsweredInputs, type AssembledImage, type StageResult } from '@buildyard/solver';
@@ -15,7 +15,7 @@ import { parseRunStepOptions, type RunStepOptions } from './runStepOptions.js';
 import { outputAnnotations } from './outputAnnotations.js';
 import { announceBaseImages } from './baseImageVertices.js';
 import { RemoteContextError, type RemoteContexts } from './remoteContexts.js';
-import { exporterFor, imageEpochs, layerCompression, ociArtifact, ociMediaTypes, parseOutputs, runExport, unreportedStep, type ExportSource, type ExportStep, type ParsedOutput } from './exporters/index.js';
+import { archiveCreated, exporterFor, imageEpochs, layerCompression, ociArtifact, ociMediaTypes, parseOutputs, runExport, unreportedStep, type ExportSource, type ExportStep, type ParsedOutput } from './exporters/index.js';
 import { frontendAttrsOf, makeAttestations, parseAttests, wantsAttestations, type AttestationOptions, type BuildAttestations, type ImageSourceRecord } from './exporters/index.js';
 import { compressLayers } from './exporters/compressLayers.js';
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
@@ -325,7 +325,7 @@ export class BuildRunner {
         images: images.map((i) => ({ platform: i.platform, manifestDigest: i.manifest.descriptor.digest, configDigest: i.config.descriptor.digest })),
         metadata: {
           'containerimage.digest': digest,
-          'containerimage.descriptor': JSON.stringify(index ? index.descriptor : images[0].manifest.descriptor),
+          'containerimage.descriptor': JSON.stringify(answeredDescriptor(index ? index.descriptor : images[0].manifest.descriptor, outputs, req.buildArgs?.SOURCE_DATE_EPOCH)),
           ...(outputs.some((o) => o.names.length) ? { 'image.name': outputs.flatMap((o) => o.names).join(',') } : {}),
           'buildyard.stages': String(stageCount),
         },
@@ -460,3 +460,13 @@ export class BuildRunner {
 }
 
 export { parseOutputs };
+
+/**
+ * The image's descriptor as the build answers it (`containerimage.descriptor`): with an oci or
+ * docker output, stamped with its creation time as BuildKit's archive exporters answer it
+ * (buildctl writes a tar=false layout's index.json entry from this).
+ */
+function answeredDescriptor(top: Descriptor, outputs: ParsedOutput[], sourceDateEpoch: string | undefined): Descriptor {
+  const archive = outputs.find((o) => o.type === 'oci' || o.type === 'docker');
+  return archive ? { ...top, annotations: { ...top.annotations, [Annotations.Created]: archiveCreated(archive, sourceDateEpoch) } } : top;
+}

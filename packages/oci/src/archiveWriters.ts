@@ -113,6 +113,20 @@ export interface OciLayoutOptions {
 }
 
 /**
+ * The files of an OCI image layout, as a client writes them into its directory (BuildKit's
+ * `tar=false`): every blob (verified as it is read; read-only, as containerd commits them),
+ * `oci-layout`, and index.json last, so that an interrupted stream never leaves an index
+ * naming blobs that are not there.
+ */
+export async function* ociLayoutFiles(options: Omit<OciLayoutOptions, 'dockerManifest'>): AsyncGenerator<{ path: string; mode: number; content: Readable }> {
+  for (const d of await collectBlobs(options.index.manifests, options.store)) {
+    yield { path: `blobs/sha256/${digestHex(d.digest)}`, mode: 0o444, content: verifying(() => options.store.openRead(d.digest), d.digest) };
+  }
+  yield { path: 'oci-layout', mode: 0o644, content: Readable.from([OCI_LAYOUT_FILE]) };
+  yield { path: 'index.json', mode: 0o644, content: Readable.from([layoutIndexJson(options.index)]) };
+}
+
+/**
  * Writes an OCI image layout: to a directory (created if needed) or as a tar to a writable
  * stream (the stream is ended). Blobs are verified against their digests as they are copied.
  */
@@ -127,7 +141,7 @@ export async function writeOciLayout(target: string | Writable, options: OciLayo
       if (await exists(dest)) continue;
       const tmp = `${dest}.tmp-${process.pid}`;
       try {
-        await pipeline(verifying(options.store.openRead(d.digest), d.digest), createWriteStream(tmp));
+        await pipeline(verifying(() => options.store.openRead(d.digest), d.digest), createWriteStream(tmp));
         await rename(tmp, dest);
       } catch (err) {
         await rm(tmp, { force: true });
@@ -144,7 +158,7 @@ export async function writeOciLayout(target: string | Writable, options: OciLayo
     await addDir(pack, 'blobs/');
     await addDir(pack, 'blobs/sha256/');
     for (const d of sortedBlobs) {
-      await addEntry(pack, `blobs/sha256/${digestHex(d.digest)}`, verifying(options.store.openRead(d.digest), d.digest), await options.store.size(d.digest), 0o444);
+      await addEntry(pack, `blobs/sha256/${digestHex(d.digest)}`, verifying(() => options.store.openRead(d.digest), d.digest), await options.store.size(d.digest), 0o444);
     }
     await addEntry(pack, 'index.json', indexJson);
     if (manifestJson) await addEntry(pack, 'manifest.json', manifestJson);
@@ -158,11 +172,14 @@ function familiarTag(name: string): string {
   return formatReference({ registry: ref.registry, repository: ref.repository, tag: ref.tag }, { familiar: true });
 }
 
-/** Passes bytes through and fails at the end when they do not hash to `digest`. */
-function verifying(src: Readable, digest: string): Readable {
+/**
+ * Passes bytes through and fails at the end when they do not hash to `digest`. The source is
+ * opened at the first read: a stream dropped unread (a blob the receiver already holds) holds no file.
+ */
+function verifying(open: () => Readable, digest: string): Readable {
   const d = new Digester();
   async function* gen(): AsyncGenerator<Buffer> {
-    for await (const c of src) {
+    for await (const c of open()) {
       d.update(c as Buffer);
       yield c as Buffer;
     }

@@ -31,7 +31,7 @@ export {
 } from './RegistryClient.js';
 export { descriptorInGoOrder, goEscapes, goIndentedJson, goString, sortedRecord } from './goJson.js';
 export {
-  writeOciLayout, ociLayoutEntry, collectBlobs,
+  writeOciLayout, ociLayoutFiles, ociLayoutEntry, collectBlobs,
   type BlobReader, type OciLayoutOptions,
 } from './archiveWriters.js';
 export { withRetries, describeError, RetriesExhaustedError, type RetryOptions, type Attempt } from './retry.js';

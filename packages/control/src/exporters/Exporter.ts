@@ -22,6 +22,8 @@ export interface ParsedOutput {
   ociMediaTypes?: boolean;
   /** `oci-artifact=false`: attestation manifests in the older image form (default: OCI artifacts). */
   ociArtifact?: boolean;
+  /** type=oci/docker `tar=false`: an OCI layout directory the client adds to (default: an archive). */
+  layoutDir?: boolean;
   /** Image outputs' `compression=`, `compression-level=`, `force-compression=`, when any is given. */
   compression?: LayerCompressionOption;
 }

@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
-import { Annotations, formatReference, parseReference, writeOciLayout, type Descriptor } from '@buildyard/oci';
-import type { Exporter } from './Exporter.js';
+import { Annotations, formatReference, ociLayoutFiles, parseReference, writeOciLayout, type Descriptor } from '@buildyard/oci';
+import type { Exporter, ParsedOutput } from './Exporter.js';
 import { epochSeconds } from './filesystemExporter.js';
 
 /**
@@ -9,9 +9,9 @@ import { epochSeconds } from './filesystemExporter.js';
  * one, RFC 3339 seconds), once per name, each name normalised (docker.io/library/app:latest)
  * and its tag as the OCI ref.name.
  */
-function layoutEntries(top: Descriptor, names: string[], created: string): Descriptor[] {
+function layoutEntries(top: Descriptor, names: string[], created: string, unnamedTag?: string): Descriptor[] {
   const stamped = { ...top, annotations: { ...top.annotations, [Annotations.Created]: created } };
-  if (names.length === 0) return [stamped];
+  if (names.length === 0) return [unnamedTag ? { ...stamped, annotations: { ...stamped.annotations, [Annotations.RefName]: unnamedTag } } : stamped];
   return names.map((name) => {
     const ref = parseReference(name);
     const refName = ref.digest ? `${ref.tag ?? ''}@${ref.digest}` : ref.tag ?? 'latest';
@@ -20,8 +20,18 @@ function layoutEntries(top: Descriptor, names: string[], created: string): Descr
 }
 
 /**
+ * The creation time BuildKit's oci/docker exporters stamp on the image's entry (and on the
+ * descriptor they answer with): the output's or the build's epoch, else now, RFC 3339 seconds.
+ */
+export function archiveCreated(output: Pick<ParsedOutput, 'sourceDateEpoch'>, sourceDateEpoch: string | undefined): string {
+  const epoch = output.sourceDateEpoch ?? epochSeconds(sourceDateEpoch);
+  return new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/**
  * `type=oci` (an OCI layout tar) and `type=docker` (the same with `docker load`'s manifest.json,
- * one platform's image), streamed to the client, as BuildKit's exporters write them.
+ * one platform's image), streamed to the client, as BuildKit's exporters write them; with
+ * `tar=false`, the layout's files for the client to add to its directory.
  */
 export const archiveExporter: Exporter = {
   delivery: 'client',
@@ -29,10 +39,16 @@ export const archiveExporter: Exporter = {
     if (output.type === 'docker' && images.length > 1) {
       throw new Error('type=docker holds one platform (docker load cannot import an index): use type=oci, or build one --platform');
     }
-    const epoch = output.sourceDateEpoch ?? epochSeconds(sourceDateEpoch);
-    const created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const created = archiveCreated(output, sourceDateEpoch);
     // One platform's image (its descriptor says its platform); an index (platforms, attestations) says none.
     const top = output.type === 'oci' && index ? index.descriptor : images[0].manifest.descriptor;
+    if (output.layoutDir) {
+      // Into the client's layout directory, as BuildKit's client store: an unnamed image is tagged latest.
+      for await (const file of ociLayoutFiles({ index: { schemaVersion: 2, manifests: layoutEntries(top, output.names, created, 'latest') }, store: blobs })) {
+        yield { path: file.path, mode: 0o100000 | file.mode, content: file.content };
+      }
+      return [];
+    }
     const stream = new PassThrough();
     const writing = writeOciLayout(stream, { index: { schemaVersion: 2, manifests: layoutEntries(top, output.names, created) }, store: blobs, dockerManifest: output.type === 'docker' });
     writing.catch((err) => stream.destroy(err));

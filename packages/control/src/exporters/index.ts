@@ -2,6 +2,7 @@
 import { formatReference, parseReference } from '@buildyard/oci';
 import type { KeyValueSpec } from '@buildyard/proto';
 import { archiveExporter } from './archiveExporter.js';
+export { archiveCreated } from './archiveExporter.js';
 import type { ExportFile, ExportSource, Exporter, LayerCompressionOption, OutputType, ParsedOutput } from './Exporter.js';
 import { epochSeconds, filesystemExporter } from './filesystemExporter.js';
 import { imageExporter } from './imageExporter.js';
@@ -46,11 +47,13 @@ export function parseOutputs(specs: KeyValueSpec[]): ParsedOutput[] {
       if (tagged) throw new Error(`output ${index + 1} (type=${type}): can't push tagged ref ${formatReference(parseReference(tagged))} by digest: name the repository only (push-by-digest pushes no tag)`);
     }
     const where = `output ${index + 1} (type=${type})`;
+    // BuildKit's oci/docker exporters: tar=false fills the client's content store (a layout directory).
+    const layoutDir = (type === 'oci' || type === 'docker') && spec.attrs.tar !== undefined && !parseFlag(spec.attrs, 'tar', where);
     const ociMediaTypes = IMAGE_TYPES.includes(type) && spec.attrs['oci-mediatypes'] !== undefined ? parseFlag(spec.attrs, 'oci-mediatypes', where) : undefined;
     const ociArtifact = IMAGE_TYPES.includes(type) && spec.attrs['oci-artifact'] !== undefined ? parseFlag(spec.attrs, 'oci-artifact', where) : undefined;
     if (ociArtifact && ociMediaTypes === false) throw new Error(`${where}: exporter option "oci-artifact=true" conflicts with "oci-mediatypes=false"`);
     return {
-      index, type, names, push, ...(pushByDigest ? { pushByDigest } : {}), rewriteTimestamp: rewriteTimestamp && IMAGE_TYPES.includes(type), sourceDateEpoch,
+      index, type, names, push, ...(pushByDigest ? { pushByDigest } : {}), ...(layoutDir ? { layoutDir } : {}), rewriteTimestamp: rewriteTimestamp && IMAGE_TYPES.includes(type), sourceDateEpoch,
       ...(compression ? { compression } : {}), ...(ociMediaTypes !== undefined ? { ociMediaTypes } : {}), ...(ociArtifact !== undefined ? { ociArtifact } : {}),
     };
   });

@@ -76,3 +76,12 @@ test('oci-artifact takes Go bool words on image outputs; true with oci-mediatype
   assert.throws(() => parseOutputs([output('image', { 'oci-artifact': 'true', 'oci-mediatypes': 'false' })]), /^Error: output 1 \(type=image\): exporter option "oci-artifact=true" conflicts with "oci-mediatypes=false"$/);
   assert.throws(() => parseOutputs([output('image', { 'oci-artifact': 'false' }), output('oci', {})]), /^Error: outputs 1 and 2 ask for different attestation forms \(oci-artifact\)/);
 });
+
+test('type=oci|docker tar=: false asks for a layout directory; empty is true, as BuildKit; anything else is refused', () => {
+  assert.equal(parseOutputs([{ type: 'oci', attrs: { dest: 'x', tar: 'false' } }])[0].layoutDir, true);
+  assert.equal(parseOutputs([{ type: 'docker', attrs: { dest: 'x', tar: 'F' } }])[0].layoutDir, true);
+  assert.equal(parseOutputs([{ type: 'oci', attrs: { dest: 'x', tar: '' } }])[0].layoutDir, undefined);
+  assert.equal(parseOutputs([{ type: 'oci', attrs: { dest: 'x', tar: 'true' } }])[0].layoutDir, undefined);
+  assert.equal(parseOutputs([{ type: 'local', attrs: { dest: 'x', tar: 'false' } }])[0].layoutDir, undefined);
+  assert.throws(() => parseOutputs([{ type: 'oci', attrs: { dest: 'x', tar: 'nope' } }]), /output 1 \(type=oci\): non-bool value nope specified for tar/);
+});
