@@ -5,7 +5,7 @@
 // BuildKit endpoint. A tenant cannot name another tenant's uploaded directory by its id.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { referenceTools, startCluster, startGitServer, type Cluster, type GitServer } from '@buildyard/testkit';
@@ -79,9 +79,71 @@ test('buildyard build --build-context: a directory, docker-image:// and a git UR
     '--build-context', `lib=${repoUrl}`, '--build-context', 'deps=deps', 'app']);
   assert.equal(r.status, 0, r.stderr);
   assertBuilt(r.stderr);
-  const bad = await cli(['build', '--build-context', 'x=oci-layout:///tmp/l', 'app']);
+  const bad = await cli(['build', '--build-context', 'x=https://example.com/ctx.tar', 'app']);
   assert.equal(bad.status, 2, bad.stderr);
-  assert.match(bad.stderr, /--build-context "x=oci-layout:\/\/\/tmp\/l": not supported by buildyard/);
+  assert.match(bad.stderr, /--build-context "x=https:\/\/example\.com\/ctx\.tar": not supported by buildyard/);
+});
+
+/** Writes `lines` as the Dockerfile of a fresh directory under work. */
+function dockerfileDir(name: string, lines: string[]): string {
+  const dir = join(work, name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'Dockerfile'), `${lines.join('\n')}\n`);
+  return dir;
+}
+
+/** An image for two platforms written into an OCI layout directory (type=oci,tar=false) as base:v1. */
+async function layoutImage(name: string): Promise<string> {
+  dockerfileDir(`${name}-src`, [`FROM ${cluster.busybox.reference}`, 'ENV FROM_LAYOUT=inherited', `RUN echo layout-${nonce} > /in-layout`]);
+  const built = await cli(['build', '-q', '--provenance=false', '--platform', 'linux/amd64,linux/arm64', '-o', `type=oci,dest=${join(work, name)},tar=false,name=base:v1`, `${name}-src`]);
+  assert.equal(built.status, 0, built.stderr);
+  return join(work, name);
+}
+
+test('buildyard build --build-context NAME=oci-layout://DIR:TAG: the image a tar=false output wrote replaces NAME on every platform, its config carried over; unknown layouts and tags fail before any upload', { skip, timeout: 300_000 }, async () => {
+  await layoutImage('layout');
+  dockerfileDir('from-layout', ['FROM base', 'RUN cat /in-layout && echo "env=$FROM_LAYOUT" && echo "arch=$(uname -m)"']);
+  const r = await cli(['build', '--progress', 'plain', '--no-cache', '--platform', 'linux/amd64,linux/arm64', '--build-context', 'base=oci-layout://layout:v1', 'from-layout']);
+  assert.equal(r.status, 0, r.stderr);
+  for (const line of [`layout-${nonce}`, 'env=inherited', 'arch=x86_64', 'arch=aarch64']) assert.match(r.stderr, new RegExp(line), r.stderr);
+  const missing = await cli(['build', '--build-context', 'base=oci-layout://nowhere', 'from-layout']);
+  assert.equal(missing.status, 2, missing.stderr);
+  assert.match(missing.stderr, /--build-context "base=oci-layout:\/\/nowhere": no OCI layout at .*nowhere \(ENOENT\)/);
+  const digest = `sha256:${'e'.repeat(64)}`;
+  const absent = await cli(['build', '--build-context', `base=oci-layout://layout@${digest}`, 'from-layout']);
+  assert.equal(absent.status, 1, absent.stderr);
+  assert.match(absent.stderr, new RegExp(`the OCI layout of docker\\.io/library/base: its image ${digest} is not in blobs/sha256`));
+});
+
+test('an oci-layout context reads only what its own layout holds: not another tenant\'s layout, not a digest only the shared store has, not a blob whose bytes are not its name, never a FROM oci-layout:// of the Dockerfile\'s own', { skip, timeout: 300_000 }, async () => {
+  const layout = await layoutImage('layout-attacked');
+  const { digest } = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')).manifests[0];
+  const app = dockerfileDir('layout-app', ['FROM base', 'RUN cat /in-layout']);
+  // bob names default's synced layout by its context id.
+  const theirs = await solve(cluster, app, { platforms: ['linux/amd64'], namedContexts: { base: `oci-layout://local:${await contextIdOf(layout)}@${digest}` } }, { token: cluster.tokens.bob });
+  assert.match(theirs.error?.message ?? '', /--build-context base=oci-layout:\/\/local:sha256:[a-f0-9]{64}@sha256:[a-f0-9]{64}: unknown context; sync the layout directory first/);
+  assert.doesNotMatch(theirs.logs, new RegExp(`layout-${nonce}`));
+  // A layout of its own naming busybox's manifest, which builds have put in the shared store.
+  const bare = join(work, 'bare-layout');
+  mkdirSync(bare);
+  writeFileSync(join(bare, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [] }));
+  const busybox = cluster.busybox.manifests['linux/amd64']!;
+  const stored = await solve(cluster, app, { platforms: ['linux/amd64'], namedContexts: { base: `oci-layout://local:${await contextIdOf(bare)}@${busybox}` } });
+  assert.match(stored.error?.message ?? '', new RegExp(`its image ${busybox} is not in blobs/sha256`));
+  // A layer replaced by other bytes under its name.
+  const manifest = JSON.parse(readFileSync(join(layout, 'blobs/sha256', JSON.parse(readFileSync(join(layout, 'blobs/sha256', digest.slice(7)), 'utf8')).manifests[0].digest.slice(7)), 'utf8'));
+  const layer = join(layout, 'blobs/sha256', manifest.layers.at(-1).digest.slice(7));
+  rmSync(layer);
+  writeFileSync(layer, 'not the layer');
+  const forged = await cli(['build', '--platform', 'linux/amd64', '--build-context', 'base=oci-layout://layout-attacked:v1', 'layout-app']);
+  assert.equal(forged.status, 1, forged.stderr);
+  assert.match(forged.stderr, /its layer sha256:[a-f0-9]{64} is not in blobs\/sha256 \(or does not match its name\)/);
+  // The reference a layout context resolves to, written in a FROM without the context: a registry reference, which it is not.
+  const direct = dockerfileDir('layout-direct', [`FROM oci-layout://docker.io/library/base@${digest}`, 'RUN cat /in-layout']);
+  const viaFrom = await cli(['build', direct]);
+  assert.equal(viaFrom.status, 1, viaFrom.stderr);
+  assert.match(viaFrom.stderr, /invalid image reference "oci-layout:\/\/docker\.io\/library\/base@sha256:[a-f0-9]{64}"/);
+  assert.doesNotMatch(viaFrom.stderr, new RegExp(`layout-${nonce}`));
 });
 
 test('buildctl --opt context:NAME=local:NAME and docker buildx --build-context through the BuildKit endpoint', { skip: skip || tools.missing || false, timeout: 300_000 }, async () => {

@@ -3,7 +3,7 @@ import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { injectTraceContext, metrics, type Logger } from '@buildyard/telemetry'; // metrics
 import { parse, planBuild, DockerfileError, type NamedContextSource } from '@buildyard/dockerfile';
 import { targetStage, type BuildPlan } from '@buildyard/graph';
-import { Annotations, RegistryClient, credentialsFromLogins, formatReference, parseReference, type Credentials, type Descriptor, type FsContentStore, type TenantRegistryNetworks } from '@buildyard/oci';
+import { Annotations, LAYOUT_REF_PREFIX, RegistryClient, credentialsFromLogins, formatReference, parseReference, type Credentials, type Descriptor, type FsContentStore, type TenantRegistryNetworks } from '@buildyard/oci';
 import { ProgressWriter, internalDigest, type VertexRef } from '@buildyard/progress';
 import type { Scheduler } from '@buildyard/scheduler';
 import { assembleImage, assembleIndex, registryImageResolver, withAnsweredInputs, type AssembledImage, type StageResult } from '@buildyard/solver';
@@ -18,6 +18,7 @@ import { RemoteContextError, type RemoteContexts } from './remoteContexts.js';
 import { archiveCreated, exporterFor, imageEpochs, layerCompression, ociArtifact, ociMediaTypes, parseOutputs, runExport, unreportedStep, type ExportSource, type ExportStep, type ParsedOutput } from './exporters/index.js';
 import { frontendAttrsOf, makeAttestations, parseAttests, wantsAttestations, type AttestationOptions, type BuildAttestations, type ImageSourceRecord } from './exporters/index.js';
 import { compressLayers } from './exporters/compressLayers.js';
+import { layoutAwareResolver } from './layoutImages.js';
 import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
 import { HandedOff, type BuildRequests } from './buildTakeover.js';
 import { ResolvedBases, resultsFromCache } from './cachedBuild.js';
@@ -94,7 +95,8 @@ function baseImagesOf(plan: BuildPlan): string[] {
   for (const p of plan.platforms) {
     let stage = targetStage(p);
     while (stage?.base.kind === 'stage') stage = p.stages.find((s) => s.id === (stage!.base as { stageId: string }).stageId);
-    if (stage?.base.kind === 'image') refs.add(stage.base.ref);
+    // A layout's image is in no registry to mount from.
+    if (stage?.base.kind === 'image' && !stage.base.ref.startsWith(LAYOUT_REF_PREFIX)) refs.add(stage.base.ref);
   }
   return [...refs];
 }
@@ -212,7 +214,7 @@ export class BuildRunner {
         try {
           if (req.contextUrl) req = await this.deps.remoteContexts.resolveBuildContext(req, tenant, progress, work);
           namedContexts = await this.deps.remoteContexts.namedContexts(req, tenant, progress, work);
-          const held = Object.values(namedContexts).flatMap((c) => (c.kind === 'context' ? [c.contextId] : []));
+          const held = Object.values(namedContexts).flatMap((c) => (c.kind === 'context' ? [c.contextId] : c.layout ? [c.layout.contextId] : []));
           if ((await this.holdContexts(buildId, tenant, held)).length > 0) throw new BuildFailure(CONTEXT_COLLECTED, { code: 'context.remote' });
         } catch (err) {
           if (err instanceof RemoteContextError) throw new BuildFailure(err.message, { code: 'context.remote' });
@@ -440,7 +442,9 @@ export class BuildRunner {
       noCache: req.noCache,
       layerEpoch,
       dockerfileName: req.dockerfileName || 'Dockerfile',
-      resolveImage: recordingResolver(announcingResolver(registryImageResolver(registry, signal), progress, progress.buildId), imageSources, bases),
+      resolveImage: recordingResolver(announcingResolver(layoutAwareResolver(registryImageResolver(registry, signal), namedContexts, {
+        contexts: this.deps.contexts, blobs: this.deps.blobs, redis: this.deps.redis, keys: this.deps.keys, buildId: progress.buildId,
+      }), progress, progress.buildId), imageSources, bases),
       ...runOptions,
       namedContexts,
       ...(remote ? { resolveGit: (url: string, o: { keepGitDir: boolean; checksum?: string }) => {

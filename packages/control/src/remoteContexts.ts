@@ -15,6 +15,7 @@ import { compileDockerignore, parseDockerignore, type NamedContextSource } from 
 import { downloadUrl, extractArchive, fetchGit, FileOpError, GitFetchError, GitRefError, httpLimitsOf, parseGitRef, resolveGitCommit, sniffArchive, type GitRef } from '@buildyard/fileop';
 import type { VertexRef } from '@buildyard/progress';
 import type { SolveRequest } from '@buildyard/proto';
+import { layoutNamedContext, parseLayoutValue } from './layoutImages.js';
 
 export type AddressPolicy = (address: string) => string | undefined;
 
@@ -145,7 +146,8 @@ export class RemoteContexts {
   /**
    * The request's named contexts (`named_contexts`) for the planner. Values, as the clients send
    * them: `docker-image://REF[@DIGEST]`; `local:sha256:<hex>`, a directory the client synced
-   * (ContextSync) as this tenant; or a git URL, fetched here like a git build context.
+   * (ContextSync) as this tenant; `oci-layout://local:sha256:<hex>@DIGEST`, an image in an OCI
+   * layout it synced so (see layoutImages.ts); or a git URL, fetched here like a git build context.
    */
   async namedContexts(req: SolveRequest, tenant: string, progress: SourceProgress, signal: AbortSignal): Promise<Record<string, NamedContextSource>> {
     const out: Record<string, NamedContextSource> = {};
@@ -155,6 +157,13 @@ export class RemoteContexts {
         const ref = value.slice('docker-image://'.length);
         if (!ref) throw new RemoteContextError(`${shown}: docker-image:// needs an image reference`);
         out[name] = { kind: 'image', ref };
+        continue;
+      }
+      const layout = parseLayoutValue(value);
+      if (layout) {
+        // As a directory: only a layout this tenant uploaded.
+        if (!(await this.opts.contexts.tenantHas(tenant, layout.contextId))) throw new RemoteContextError(`${shown}: unknown context; sync the layout directory first`);
+        try { out[name] = layoutNamedContext(name, layout); } catch (err) { throw new RemoteContextError(`${shown}: ${(err as Error).message}`); }
         continue;
       }
       const local = /^local:(sha256:[a-f0-9]{64})$/.exec(value);
@@ -170,7 +179,7 @@ export class RemoteContexts {
         out[name] = { kind: 'context', contextId: fetched.contextId, entries: await readManifest(this.opts.contexts, fetched.contextId) };
         continue;
       }
-      throw new RemoteContextError(`${shown}: unsupported value; use a directory, docker-image://REF or a git URL (https://host/repo.git#ref:dir)`);
+      throw new RemoteContextError(`${shown}: unsupported value; use a directory, docker-image://REF, oci-layout://DIR[:TAG] or a git URL (https://host/repo.git#ref:dir)`);
     }
     return out;
   }

@@ -6,8 +6,9 @@
 import type { ContextEntry } from '@buildyard/graph';
 
 export type NamedContextSource =
-  /** docker-image://ref[@digest]: that image instead. */
-  | { kind: 'image'; ref: string }
+  /** docker-image://ref[@digest]: that image instead; `layout`: an image in an OCI layout the
+   *  client synced as that context (`ref` then names it for the resolver, oci-layout://NAME@DIGEST). */
+  | { kind: 'image'; ref: string; layout?: { contextId: string; digest: string } }
   /** A directory stored like the build context (a local directory, a git URL): its files. */
   | { kind: 'context'; contextId: string; entries: ContextEntry[] };
 

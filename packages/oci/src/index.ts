@@ -7,7 +7,7 @@ export {
 } from './FsContentStore.js';
 export {
   parseReference, formatReference, registryApiHost, withDigest, InvalidReferenceError,
-  DEFAULT_REGISTRY, DEFAULT_TAG, type ImageReference, type RepositoryReference,
+  DEFAULT_REGISTRY, DEFAULT_TAG, LAYOUT_REF_PREFIX, type ImageReference, type RepositoryReference,
 } from './reference.js';
 export { MediaTypes, type MediaType, isIndexMediaType, isManifestMediaType, isLayerMediaType, layerMediaTypeFor, MANIFEST_ACCEPT } from './mediaTypes.js';
 export {

@@ -7,6 +7,11 @@ import { isDigest, type Digest } from './digest.js';
 
 export const DEFAULT_REGISTRY = 'docker.io';
 export const DEFAULT_TAG = 'latest';
+/**
+ * BuildKit's oci-layout source identifiers (`oci-layout://NAME@DIGEST`): an image read from a
+ * client's OCI layout, not from a registry. Never a valid reference, so a registry is never asked.
+ */
+export const LAYOUT_REF_PREFIX = 'oci-layout://';
 
 export interface ImageReference {
   /** Registry host[:port] as written by users; `docker.io` for Docker Hub. */

@@ -1,6 +1,6 @@
 import type { LayerRecord } from '@buildyard/cache';
 import type { ImageConfigFile } from '@buildyard/graph';
-import { parseReference, type FetchedManifest, type FsContentStore, type ImageConfig, type RegistryClient } from '@buildyard/oci';
+import { LAYOUT_REF_PREFIX, parseReference, type FetchedManifest, type FsContentStore, type ImageConfig, type ImageManifest, type RegistryClient } from '@buildyard/oci';
 import type { ImageSource } from './StageSolver.js';
 import { isKnownPlatform, unknownPlatformError } from './unknownPlatform.js';
 
@@ -55,6 +55,7 @@ export class RegistryImageSource implements ImageSource {
   }
 
   private async fetch(ref: string, digest: string, platform: string, signal: AbortSignal): Promise<PulledImage> {
+    if (ref.startsWith(LAYOUT_REF_PREFIX)) return this.fromStore(ref, digest);
     const name = parseReference(ref);
     const pinned = `${name.registry}/${name.repository}@${digest}`;
     const image = await this.client.resolve(pinned, platform, { signal });
@@ -62,10 +63,28 @@ export class RegistryImageSource implements ImageSource {
     await Promise.all(image.manifest.layers.map((l) => this.client.pullBlob(name, l, this.store, { signal })));
     return { layers, config: asConfigFile(image.config) };
   }
+
+  /**
+   * An image from a client's OCI layout: the frontend verified the tenant holds it and put its
+   * manifest, config and layers in the blob store (see @buildyard/control's layoutImages.ts). A
+   * plan is the frontend's, so such a reference never comes from a tenant's own words.
+   */
+  private async fromStore(ref: string, digest: string): Promise<PulledImage> {
+    const read = async <T>(d: string, what: string): Promise<T> => {
+      if (!(await this.store.has(d))) throw new Error(`the ${what} ${d.slice(0, 80)} of ${ref.slice(0, 200)} is not in the blob store: build again (the frontend stores it when it plans)`);
+      return JSON.parse((await this.store.readBytes(d)).toString('utf8')) as T;
+    };
+    const manifest = await read<ImageManifest>(digest, 'manifest');
+    const config = await read<ImageConfig>(manifest.config.digest, 'config');
+    for (const l of manifest.layers) {
+      if (!(await this.store.has(l.digest))) throw new Error(`the layer ${l.digest.slice(0, 80)} of ${ref.slice(0, 200)} is not in the blob store: build again`);
+    }
+    return { layers: layerRecordsOf({ manifest, config }, ref), config: asConfigFile(config) };
+  }
 }
 
 /** An image's layer chain as the cache and the solver know layers: the manifest's blobs with their config's diff ids. */
-function layerRecordsOf(image: Awaited<ReturnType<RegistryClient['resolve']>>, name: string): LayerRecord[] {
+function layerRecordsOf(image: Pick<Awaited<ReturnType<RegistryClient['resolve']>>, 'manifest' | 'config'>, name: string): LayerRecord[] {
   const diffIDs = image.config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== image.manifest.layers.length) throw new Error(`image ${name.slice(0, 200)} is invalid: ${image.manifest.layers.length} layers but ${diffIDs.length} diff_ids in its config`);
   return image.manifest.layers.map((l, i) => ({ digest: l.digest, diffID: diffIDs[i], size: l.size, mediaType: l.mediaType }));

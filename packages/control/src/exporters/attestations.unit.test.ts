@@ -31,6 +31,8 @@ test('image purls as BuildKit\'s RefToPURL: familiar Docker Hub names, escaped r
   assert.equal(imagePurl('127.0.0.1:5000/ref/app:max', 'linux/amd64'), 'pkg:docker/127.0.0.1%3A5000/ref/app@max?platform=linux%2Famd64');
   assert.equal(imagePurl(`r.example/a@${INDEX}`), `pkg:docker/r.example/a?digest=sha256%3A${INDEX.slice(7)}`);
   assert.equal(imagePurl(`r.example/a:v1@${INDEX}`, 'linux/arm/v7'), `pkg:docker/r.example/a@v1?digest=sha256%3A${INDEX.slice(7)}&platform=linux%2Farm%2Fv7`);
+  // An image from a client's OCI layout (dockerui's oci-layout context): BuildKit's local image source, a pkg:oci purl.
+  assert.equal(imagePurl(`oci-layout://docker.io/library/base@${INDEX}`, 'linux/amd64'), `pkg:oci/base?digest=sha256%3A${INDEX.slice(7)}&platform=linux%2Famd64`);
 });
 
 test('invocation parameters: the request\'s frontend attributes without host-specific ones and attest:*', () => {

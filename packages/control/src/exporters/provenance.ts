@@ -8,7 +8,7 @@
 import { parse } from '@buildyard/dockerfile';
 import type { PlatformPlan, StagePlan, SourceRef, Vertex, FileAction } from '@buildyard/graph';
 import type { StageResult } from '@buildyard/contracts';
-import { normalizePlatform, parseReference, DEFAULT_REGISTRY } from '@buildyard/oci';
+import { normalizePlatform, parseReference, DEFAULT_REGISTRY, LAYOUT_REF_PREFIX } from '@buildyard/oci';
 import type { SolveRequest } from '@buildyard/proto';
 
 export const SLSA_PROVENANCE_V02 = 'https://slsa.dev/provenance/v0.2';
@@ -59,7 +59,9 @@ export function formatNormalized(platform: string): string {
  * the name in Docker's familiar form (docker.io/library/ dropped).
  */
 export function imagePurl(ref: string, platform?: string): string {
-  const r = parseReference(ref);
+  // An image from a client's OCI layout is BuildKit's local image source: a pkg:oci purl.
+  const layout = ref.startsWith(LAYOUT_REF_PREFIX);
+  const r = parseReference(layout ? ref.slice(LAYOUT_REF_PREFIX.length) : ref);
   let name = r.registry === DEFAULT_REGISTRY ? r.repository.replace(/^library\/(?=[^/]+$)/, '') : `${r.registry}/${r.repository}`;
   const parts = name.split('/');
   name = parts.pop()!;
@@ -69,7 +71,7 @@ export function imagePurl(ref: string, platform?: string): string {
   if (r.digest) qualifiers.push(['digest', r.digest]);
   if (platform) qualifiers.push(['platform', formatNormalized(platform)]);
   qualifiers.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `pkg:docker/${ns ? `${ns}/` : ''}${escape(name)}${tag ? `@${escape(tag)}` : ''}${qualifiers.length ? `?${qualifiers.map(([k, v]) => `${k}=${escape(v)}`).join('&')}` : ''}`;
+  return `pkg:${layout ? 'oci' : 'docker'}/${ns ? `${ns}/` : ''}${escape(name)}${tag ? `@${escape(tag)}` : ''}${qualifiers.length ? `?${qualifiers.map(([k, v]) => `${k}=${escape(v)}`).join('&')}` : ''}`;
 }
 
 /**
@@ -153,7 +155,8 @@ class StepWriter {
     let id = this.imageSteps.get(key);
     if (!id) {
       const rec = this.images.find((r) => r.manifestDigest === digest);
-      const identifier = `docker-image://${rec ? `${rec.ref.replace(/@sha256:[a-f0-9]{64}$/, '')}@${rec.topDigest}` : ref}`;
+      const pinned = rec ? `${rec.ref.replace(/@sha256:[a-f0-9]{64}$/, '')}@${rec.topDigest}` : ref;
+      const identifier = pinned.startsWith(LAYOUT_REF_PREFIX) ? pinned : `docker-image://${pinned}`;
       id = this.add({ Op: { source: { identifier } }, platform: platformOf(this.plan.platform), constraints: {} }, [], undefined, line);
       this.imageSteps.set(key, id);
     }
