@@ -106,6 +106,7 @@ test('buildyard build --build-context NAME=oci-layout://DIR:TAG: the image a tar
   const r = await cli(['build', '--progress', 'plain', '--no-cache', '--platform', 'linux/amd64,linux/arm64', '--build-context', 'base=oci-layout://layout:v1', 'from-layout']);
   assert.equal(r.status, 0, r.stderr);
   for (const line of [`layout-${nonce}`, 'env=inherited', 'arch=x86_64', 'arch=aarch64']) assert.match(r.stderr, new RegExp(line), r.stderr);
+  assert.match(r.stderr, /\[context base\] load metadata for docker\.io\/library\/base@sha256:[a-f0-9]{64}/, 'named as BuildKit names it');
   const missing = await cli(['build', '--build-context', 'base=oci-layout://nowhere', 'from-layout']);
   assert.equal(missing.status, 2, missing.stderr);
   assert.match(missing.stderr, /--build-context "base=oci-layout:\/\/nowhere": no OCI layout at .*nowhere \(ENOENT\)/);
@@ -160,6 +161,19 @@ test('buildctl --opt context:NAME=local:NAME and docker buildx --build-context t
     '--build-context', `lib=${repoUrl}`, join(work, 'app')], env);
   assert.equal(viaBuildx.status, 0, viaBuildx.stderr);
   assertBuilt(viaBuildx.stderr);
+});
+
+test('docker buildx --build-context NAME=oci-layout://DIR:TAG through the BuildKit endpoint: the image is read from buildx\'s content store over the session', { skip: skip || tools.missing || false, timeout: 300_000 }, async () => {
+  const layout = await layoutImage('layout-buildx');
+  dockerfileDir('from-layout-buildx', ['FROM base', 'RUN cat /in-layout && echo "env=$FROM_LAYOUT" && echo "arch=$(uname -m)"']);
+  const env = { ...process.env, BUILDX_CONFIG: join(work, 'buildx-layout') };
+  const created = await run(tools.paths['docker-buildx']!, ['create', '--name', 'layout', '--driver', 'remote', addr], env);
+  assert.equal(created.status, 0, created.stderr);
+  const built = await run(tools.paths['docker-buildx']!, ['--builder', 'layout', 'build', '--progress', 'plain', '--no-cache', '--platform', 'linux/amd64,linux/arm64',
+    '--build-context', `base=oci-layout://${layout}:v1`, join(work, 'from-layout-buildx')], env);
+  assert.equal(built.status, 0, built.stderr);
+  for (const line of [`layout-${nonce}`, 'env=inherited', 'arch=x86_64', 'arch=aarch64']) assert.match(built.stderr, new RegExp(line), built.stderr);
+  assert.match(built.stderr, /\[context base\] load from client/);
 });
 
 test('a named context cannot be another tenant\'s uploaded directory', { skip, timeout: 300_000 }, async () => {

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { RedisClient as Redis } from '@buildyard/contracts';
 import { parseDockerignore } from '@buildyard/dockerfile';
+import { storeDirectory } from '@buildyard/context';
 import { boundedShutdown, clientExportSource, exporterFor, isBaseImageVertex, keepGitDirArg, runExport, serviceError, stopAccepting, stoppingError, RemoteContextError, type ExportSource, type Frontend, type ParsedOutput, type RemoteContexts, type SourceProgress, type StartedBuild } from '@buildyard/control';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
@@ -23,6 +24,7 @@ import { fetchRegistryAuth, registryHosts } from './sessionAuth.js';
 import { checkSyntaxDirective, dockerfileAttrs, outputsOf, sessionCaches, toBuildyardRequest, unknownAttrs, UnsupportedRequest, type DockerfileAttrs } from './solveRequest.js';
 import { importSessionCache, sendSessionCaches, type SessionCacheDeps } from './sessionCache.js';
 import { clientContentStore } from './sessionContent.js';
+import { isSessionLayout, loadSessionLayout } from './sessionLayout.js';
 import { workerRecord } from './workers.js';
 import { instructionEndLine, sourceServiceError, type ErrorSource } from './sourceError.js';
 import { ExportVertex, exporterVertexName, StreamCursor } from './exportVertex.js';
@@ -540,11 +542,18 @@ export class BuildkitServer {
   /**
    * `context:NAME=local:LOCAL` (buildx --build-context NAME=DIR): the session's local, synced into
    * the context store with its own .dockerignore, becomes Buildyard's `local:<context id>`;
-   * docker-image:// and git URLs go to the frontend as they are.
+   * `oci-layout://STORE@DIGEST` (buildx --build-context NAME=oci-layout://DIR) is read from the
+   * client's content store into a stored layout (sessionLayout.ts); docker-image:// and git URLs
+   * go to the frontend as they are.
    */
   private async loadNamedContexts(job: Job, ref: string, attrs: DockerfileAttrs, session: ClientSession, tenant: string): Promise<Record<string, string>> {
     const out: Record<string, string> = {};
     for (const [name, value] of Object.entries(attrs.namedContexts)) {
+      if (isSessionLayout(value)) {
+        out[name] = await this.internalStep(job, ref, `[context ${name}] load from client`, () => loadSessionLayout(session, value, job.signal,
+          (dir) => this.opts.frontend.contextWrite(async () => (await storeDirectory(this.opts.frontend.contexts, dir, { tenant })).contextId)));
+        continue;
+      }
       if (!value.startsWith('local:')) { out[name] = value; continue; }
       const local = value.slice('local:'.length);
       const step = `[internal] load build context ${local}`;

@@ -19,9 +19,10 @@ test('a git URL in `context` is a git context; another http(s) URL is a download
   assert.deepEqual(unknownAttrs(solve({ context: 'https://example.com/app.git', 'context:x': 'local:x' })), []);
 });
 
-test('context:NAME attributes: local:, docker-image:// and git URLs pass; others are refused', () => {
-  const attrs = dockerfileAttrs(solve({ 'context:src': 'local:src', 'context:base::linux/arm64': 'docker-image://alpine:3', 'context:lib': 'https://h/lib.git#v1' }));
-  assert.deepEqual(attrs.namedContexts, { src: 'local:src', 'base::linux/arm64': 'docker-image://alpine:3', lib: 'https://h/lib.git#v1' });
-  assert.throws(() => dockerfileAttrs(solve({ 'context:x': 'oci-layout://store@sha256:abc' })), /named context x=oci-layout:\/\/store@sha256:abc is not supported/);
+test('context:NAME attributes: local:, docker-image://, oci-layout:// and git URLs pass; others are refused', () => {
+  const layout = `oci-layout://store:v1@sha256:${'a'.repeat(64)}`;
+  const attrs = dockerfileAttrs(solve({ 'context:src': 'local:src', 'context:base::linux/arm64': 'docker-image://alpine:3', 'context:lib': 'https://h/lib.git#v1', 'context:img': layout }));
+  assert.deepEqual(attrs.namedContexts, { src: 'local:src', 'base::linux/arm64': 'docker-image://alpine:3', lib: 'https://h/lib.git#v1', img: layout });
+  assert.throws(() => dockerfileAttrs(solve({ 'context:x': 'https://h/ctx.tar' })), /named context x=https:\/\/h\/ctx\.tar is not supported/);
   assert.throws(() => dockerfileAttrs(solve({ 'context:x': 'input:x' })), UnsupportedRequest);
 });

@@ -108,9 +108,16 @@ function baseImagesOf(plan: BuildPlan): string[] {
  */
 function announcingResolver(resolve: ReturnType<typeof registryImageResolver>, progress: ProgressWriter, buildId: string): ReturnType<typeof registryImageResolver> {
   return async (ref, platform) => {
-    let shown = ref;
-    try { shown = formatReference(parseReference(ref)); } catch { /* the planner reports the invalid reference */ }
-    const name = `[internal] load metadata for ${shown}`;
+    let name = `[internal] load metadata for ${ref}`;
+    try {
+      // A layout context's image, as dockerui names it: "[context NAME] load metadata for NAME@DIGEST".
+      if (ref.startsWith(LAYOUT_REF_PREFIX)) {
+        const named = parseReference(ref.slice(LAYOUT_REF_PREFIX.length));
+        name = `[context ${formatReference({ ...named, digest: undefined }, { familiar: true }).replace(/:latest$/, '')}] load metadata for ${formatReference(named)}`;
+      } else {
+        name = `[internal] load metadata for ${formatReference(parseReference(ref))}`;
+      }
+    } catch { /* the planner reports the invalid reference */ }
     const vertex: VertexRef = { digest: internalDigest(buildId, `${platform} ${name}`), name, platform, stage: '', step: 0, steps: 0, workerId: '', emulated: false };
     const startedMs = Date.now();
     // The resolution does not wait for the event's reply (the writer appends events in call
