@@ -13,7 +13,7 @@ import { descriptorInGoOrder, goEscapes } from './goJson.js';
 import { DigestMismatchError } from './FsContentStore.js';
 import { MediaTypes, isIndexMediaType } from './mediaTypes.js';
 import { formatReference, parseReference } from './reference.js';
-import { Annotations, isImageIndex, type AnyManifest, type Descriptor, type ImageIndex } from './types.js';
+import { Annotations, isAttestationDescriptor, isImageIndex, type AnyManifest, type Descriptor, type ImageIndex } from './types.js';
 
 /** What the writers need from a blob store (FsContentStore fits). */
 export interface BlobReader {
@@ -86,19 +86,28 @@ const OCI_LAYOUT_FILE = Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0'
 /**
  * `docker load`'s manifest.json for the image manifests among `entries` (one record per manifest,
  * RepoTags from their io.containerd.image.name annotations, familiar), as containerd's exporter.
+ * An entry that is an index (one platform's image with its attestations) records its image
+ * manifests, attestation manifests aside, under the entry's names.
  */
 async function dockerManifestJson(entries: Descriptor[], store: BlobReader): Promise<Buffer> {
   const records = new Map<string, { Config: string; RepoTags: string[] | null; Layers: string[] }>();
+  const isManifest = (d: Descriptor) => d.mediaType === MediaTypes.OciManifest || d.mediaType === MediaTypes.DockerManifest;
   for (const entry of entries) {
-    if (entry.mediaType !== MediaTypes.OciManifest && entry.mediaType !== MediaTypes.DockerManifest) continue;
-    let record = records.get(entry.digest);
-    if (!record) {
-      const manifest = JSON.parse((await store.readBytes(entry.digest)).toString('utf8')) as { config: Descriptor; layers: Descriptor[] };
-      record = { Config: `blobs/sha256/${digestHex(manifest.config.digest)}`, RepoTags: null, Layers: manifest.layers.map((l) => `blobs/sha256/${digestHex(l.digest)}`) };
-      records.set(entry.digest, record);
+    let images = isManifest(entry) ? [entry] : [];
+    if (isIndexMediaType(entry.mediaType)) {
+      const index = JSON.parse((await store.readBytes(entry.digest)).toString('utf8')) as ImageIndex;
+      images = index.manifests.filter((d) => isManifest(d) && !isAttestationDescriptor(d));
     }
-    const name = entry.annotations?.[Annotations.ContainerdImageName];
-    if (name) (record.RepoTags ??= []).push(familiarTag(name));
+    for (const image of images) {
+      let record = records.get(image.digest);
+      if (!record) {
+        const manifest = JSON.parse((await store.readBytes(image.digest)).toString('utf8')) as { config: Descriptor; layers: Descriptor[] };
+        record = { Config: `blobs/sha256/${digestHex(manifest.config.digest)}`, RepoTags: null, Layers: manifest.layers.map((l) => `blobs/sha256/${digestHex(l.digest)}`) };
+        records.set(image.digest, record);
+      }
+      const name = entry.annotations?.[Annotations.ContainerdImageName];
+      if (name) (record.RepoTags ??= []).push(familiarTag(name));
+    }
   }
   return Buffer.from(JSON.stringify([...records.values()]));
 }

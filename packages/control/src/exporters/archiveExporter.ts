@@ -40,8 +40,10 @@ export const archiveExporter: Exporter = {
       throw new Error('type=docker holds one platform (docker load cannot import an index): use type=oci, or build one --platform');
     }
     const created = archiveCreated(output, sourceDateEpoch);
-    // One platform's image (its descriptor says its platform); an index (platforms, attestations) says none.
-    const top = output.type === 'oci' && index ? index.descriptor : images[0].manifest.descriptor;
+    // One platform's image (its descriptor says its platform); an index (platforms, attestations)
+    // says none. type=docker has an index when the image has attestations: current BuildKit's
+    // docker exporter keeps them, and its manifest.json names the image inside.
+    const top = index ? index.descriptor : images[0].manifest.descriptor;
     if (output.layoutDir) {
       // Into the client's layout directory, as BuildKit's client store: an unnamed image is tagged latest.
       for await (const file of ociLayoutFiles({ index: { schemaVersion: 2, manifests: layoutEntries(top, output.names, created, 'latest') }, store: blobs })) {
