@@ -12,6 +12,7 @@ import { referenceTools, startCluster, startGitServer, type Cluster, type GitSer
 import { solve } from './grpcClient.js';
 import { runCli, runTool as run } from './runProcess.js';
 import { startOutside, type Outside } from './security/outsideNetwork.js';
+import { UrlServer } from './urlServerControl.js';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root (a cluster and a network namespace)';
 const tools = referenceTools('buildctl', 'docker-buildx');
@@ -79,9 +80,28 @@ test('buildyard build --build-context: a directory, docker-image:// and a git UR
     '--build-context', `lib=${repoUrl}`, '--build-context', 'deps=deps', 'app']);
   assert.equal(r.status, 0, r.stderr);
   assertBuilt(r.stderr);
-  const bad = await cli(['build', '--build-context', 'x=https://example.com/ctx.tar', 'app']);
+  const bad = await cli(['build', '--build-context', 'x=target:build', 'app']);
   assert.equal(bad.status, 2, bad.stderr);
-  assert.match(bad.stderr, /--build-context "x=https:\/\/example\.com\/ctx\.tar": not supported by buildyard/);
+  assert.match(bad.stderr, /--build-context "x=target:build": not supported by buildyard/);
+});
+
+test('--build-context NAME=http(s)://… (not git): the download itself, one file named context (0600, dated by Last-Modified), never unpacked; the egress policy refuses the cluster', { skip, timeout: 300_000 }, async () => {
+  const server = await UrlServer.start(outside);
+  try {
+    await server.serve({ body: `payload-${nonce}`, lastModified: 'Wed, 21 Oct 2015 07:28:00 GMT', contentDisposition: 'attachment; filename="other.txt"' });
+    dockerfileDir('from-url', [`FROM ${cluster.busybox.reference}`, 'COPY --from=dl / /dl/', 'RUN ls /dl && stat -c "mode=%a mtime=%Y" /dl/context && cat /dl/context']);
+    const r = await cli(['build', '--progress', 'plain', '--no-cache', '--build-context', `dl=${server.base}/files/archive.tar.gz`, 'from-url']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /#\d+ \d+\.\d+ context\n/);
+    assert.match(r.stderr, /mode=600 mtime=1445412480/);
+    assert.match(r.stderr, new RegExp(`payload-${nonce}`));
+    assert.match(r.stderr, /\[context dl\] http:\/\/[\d.]+:8080\/files\/archive\.tar\.gz/);
+    const refused = await cli(['build', '--build-context', 'dl=http://127.0.0.1:9/secret', 'from-url']);
+    assert.equal(refused.status, 1, refused.stderr);
+    assert.match(refused.stderr, /context http:\/\/127\.0\.0\.1:9\/secret.*127\.0\.0\.1 is not reachable from builds/);
+  } finally {
+    server.stop();
+  }
 });
 
 /** Writes `lines` as the Dockerfile of a fresh directory under work. */

@@ -19,10 +19,11 @@ test('a git URL in `context` is a git context; another http(s) URL is a download
   assert.deepEqual(unknownAttrs(solve({ context: 'https://example.com/app.git', 'context:x': 'local:x' })), []);
 });
 
-test('context:NAME attributes: local:, docker-image://, oci-layout:// and git URLs pass; others are refused', () => {
+test('context:NAME attributes: local:, docker-image://, oci-layout://, git and http(s) URLs pass; others are refused', () => {
   const layout = `oci-layout://store:v1@sha256:${'a'.repeat(64)}`;
   const attrs = dockerfileAttrs(solve({ 'context:src': 'local:src', 'context:base::linux/arm64': 'docker-image://alpine:3', 'context:lib': 'https://h/lib.git#v1', 'context:img': layout }));
   assert.deepEqual(attrs.namedContexts, { src: 'local:src', 'base::linux/arm64': 'docker-image://alpine:3', lib: 'https://h/lib.git#v1', img: layout });
-  assert.throws(() => dockerfileAttrs(solve({ 'context:x': 'https://h/ctx.tar' })), /named context x=https:\/\/h\/ctx\.tar is not supported/);
+  assert.equal(dockerfileAttrs(solve({ 'context:x': 'https://h/ctx.tar' })).namedContexts.x, 'https://h/ctx.tar');
+  assert.throws(() => dockerfileAttrs(solve({ 'context:x': 'ftp://h/ctx.tar' })), /named context x=ftp:\/\/h\/ctx\.tar is not supported/);
   assert.throws(() => dockerfileAttrs(solve({ 'context:x': 'input:x' })), UnsupportedRequest);
 });

@@ -53,8 +53,8 @@ export function dockerfileAttrs(req: buildkit.SolveRequest): DockerfileAttrs {
     if (key === 'cmdline' || key === 'source') throw new UnsupportedRequest(`frontend attribute "${key}" (a frontend image) is not supported: drop it to use the built-in Dockerfile frontend`);
     if (key.startsWith('context:')) {
       const value = attrs[key] ?? '';
-      if (!/^(local:|docker-image:\/\/|oci-layout:\/\/)/.test(value) && !parseGitRefQuiet(value)) {
-        throw new UnsupportedRequest(`named context ${key.slice(8, 108)}=${value.slice(0, 200)} is not supported: use a local directory, docker-image://REF, oci-layout://DIR or a git URL`);
+      if (!/^(local:|docker-image:\/\/|oci-layout:\/\/|https?:\/\/)/i.test(value) && !parseGitRefQuiet(value)) {
+        throw new UnsupportedRequest(`named context ${key.slice(8, 108)}=${value.slice(0, 200)} is not supported: use a local directory, docker-image://REF, oci-layout://DIR, a git URL or an http(s) URL`);
       }
     }
   }

@@ -3,8 +3,9 @@
 // `docker-image://REF[@DIGEST]`, a git URL (fetched by the server), or
 // `oci-layout://DIR[:TAG][@DIGEST]`, an image in a local OCI layout (its tag resolved here, as
 // buildx does; the directory synced like a context and sent as
-// `oci-layout://local:<context id>@<digest>`). What buildx also accepts but this builder cannot
-// use yet (an http(s) tarball, bake's target:) is refused before anything is uploaded.
+// `oci-layout://local:<context id>@<digest>`), or another http(s) URL (a file the server
+// downloads). What buildx also accepts but this builder cannot use yet (bake's target:) is
+// refused before anything is uploaded.
 import { constants } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -89,8 +90,10 @@ export async function parseBuildContexts(values: readonly string[] = [], cwd: st
     let git;
     try { git = parseGitRef(value); } catch (err) { throw usageError(`${shown}: ${(err as Error).message}`); }
     if (git) { out.push({ name, value }); continue; }
+    // Any other http(s) URL: downloaded by the builder, the file alone (dockerui's llb.HTTP).
+    if (/^https?:\/\//i.test(value)) { out.push({ name, value }); continue; }
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value) || value.startsWith('target:') || value.startsWith('input:')) {
-      throw usageError(`${shown}: not supported by buildyard; use a directory, docker-image://REF, oci-layout://DIR[:TAG] or a git URL (https://host/repo.git#ref:dir)`);
+      throw usageError(`${shown}: not supported by buildyard; use a directory, docker-image://REF, oci-layout://DIR[:TAG], a git URL (https://host/repo.git#ref:dir) or an http(s) URL`);
     }
     const dir = resolve(cwd, value);
     const st = await stat(dir).catch(() => undefined);

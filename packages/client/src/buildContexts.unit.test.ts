@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { ClientError } from './ClientError.js';
 import { namedContextValues, parseBuildContexts, parseLayoutRef } from './buildContexts.js';
 
-test('--build-context: directories, docker-image:// and git URLs; unsupported forms and mistakes exit 2 before any upload', async () => {
+test('--build-context: directories, docker-image://, git and http(s) URLs; unsupported forms and mistakes exit 2 before any upload', async () => {
   const cwd = mkdtempSync(join(tmpdir(), 'build-contexts-'));
   try {
     mkdirSync(join(cwd, 'src'));
@@ -27,7 +27,8 @@ test('--build-context: directories, docker-image:// and git URLs; unsupported fo
     await assert.rejects(parseBuildContexts(['a=./src', 'a=./src'], cwd), usage(/given twice/));
     await assert.rejects(parseBuildContexts(['a=./missing'], cwd), usage(/is not a directory/));
     await assert.rejects(parseBuildContexts(['a=oci-layout:///nowhere/l'], cwd), usage(/no OCI layout at \/nowhere\/l \(ENOENT\); write one with --output type=oci,dest=DIR,tar=false/));
-    await assert.rejects(parseBuildContexts(['a=https://h/ctx.tar.gz'], cwd), usage(/not supported by buildyard/));
+    assert.deepEqual(await parseBuildContexts(['a=https://h/ctx.tar.gz'], cwd), [{ name: 'a', value: 'https://h/ctx.tar.gz' }]);
+    await assert.rejects(parseBuildContexts(['a=ftp://h/ctx.tar.gz'], cwd), usage(/not supported by buildyard/));
     await assert.rejects(parseBuildContexts(['a=target:build'], cwd), usage(/not supported by buildyard/));
   } finally {
     rmSync(cwd, { recursive: true, force: true });

@@ -8,7 +8,7 @@
 // them. A checkout is stored once per tenant and commit: a second build of the same commit only
 // asks the remote which commit the ref names (ls-remote) and fetches nothing.
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isRegular, readManifest, sortEntries, storeDirectory, type ContextEntry, type ContextStore } from '@buildyard/context';
 import { compileDockerignore, parseDockerignore, type NamedContextSource } from '@buildyard/dockerfile';
@@ -86,17 +86,44 @@ export class RemoteContexts {
   /**
    * An http(s) URL as the build context (buildctl/buildx `context=https://host/ctx.tar.gz`), as
    * BuildKit's Dockerfile frontend takes one: a tar archive (plain, gzip, bzip2 or xz) is the
-   * context; any other file is the Dockerfile, alone in its context. Downloaded on the frontend
-   * with ADD <url>'s download (its limits, retries, and the tenant's egress policy vetting every
-   * address it connects to), shown as BuildKit's "[internal] load remote build context" step.
+   * context; any other file is the Dockerfile, alone in its context. Shown as BuildKit's
+   * "[internal] load remote build context" step.
    */
   async httpBuildContext(tenant: string, url: string, o: { dockerfileName: string; dockerfile?: Buffer; ignoreDockerignore?: boolean }, progress: SourceProgress, signal: AbortSignal): Promise<{ contextId: string; dockerfile: Buffer; dockerignore: Buffer }> {
+    return this.downloadedContext(tenant, url, '[internal] load remote build context', progress, signal, async (file, root) => {
+      const compression = await sniffArchive(file);
+      if (compression) await extractArchive({ archivePath: file, compression, dir: root, label: redact(url) });
+      else await rename(file, join(root, o.dockerfileName.replace(/^\.?\/+/, '') || 'Dockerfile'));
+    }, (contextId) => this.withDockerfile(tenant, contextId, url, o, 'the archive'));
+  }
+
+  /**
+   * `--build-context NAME=https://host/file` (not a git URL), as current dockerui takes one: the
+   * download itself, one file named `context` (llb.HTTP with that file name: 0600, dated by the
+   * answer's Last-Modified, else the epoch), never unpacked.
+   */
+  private httpNamedContext(tenant: string, name: string, url: string, progress: SourceProgress, signal: AbortSignal): Promise<Extract<NamedContextSource, { kind: 'context' }>> {
+    return this.downloadedContext(tenant, url, `[context ${name}] ${redact(url)}`, progress, signal, async (file, root, lastModified) => {
+      const target = join(root, 'context');
+      await rename(file, target);
+      await chmod(target, 0o600);
+      const time = lastModified ?? new Date(0);
+      await utimes(target, time, time);
+    }, async (contextId) => ({ kind: 'context', contextId, entries: await readManifest(this.opts.contexts, contextId) }));
+  }
+
+  /**
+   * Downloads `url` on the frontend with ADD <url>'s download (its limits, retries, and the
+   * tenant's egress policy vetting every address it connects to) as the step `stepName`;
+   * `place` puts the body into the directory then stored as the tenant's context, handed to `use`.
+   */
+  private async downloadedContext<T>(tenant: string, url: string, stepName: string, progress: SourceProgress, signal: AbortSignal, place: (file: string, root: string, lastModified: Date | null) => Promise<void>, use: (contextId: string) => Promise<T>): Promise<T> {
     let parsed: URL;
     try { parsed = new URL(url); } catch { throw new RemoteContextError(`context ${redact(url).slice(0, 200)} is not a valid URL: use https://host/ctx.tar.gz`); }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new RemoteContextError(`context ${redact(url).slice(0, 200)}: only http(s) URLs are downloaded`);
     const vertex: VertexRef = {
-      digest: `sha256:${createHash('sha256').update(`http context\0${url}`).digest('hex')}`,
-      name: '[internal] load remote build context', platform: '', stage: '', step: 0, steps: 0, workerId: '', emulated: false,
+      digest: `sha256:${createHash('sha256').update(`http context\0${stepName}\0${url}`).digest('hex')}`,
+      name: stepName, platform: '', stage: '', step: 0, steps: 0, workerId: '', emulated: false,
     };
     const startedMs = Date.now();
     await progress.started(vertex, startedMs);
@@ -105,19 +132,17 @@ export class RemoteContexts {
       const root = join(workDir, 'root');
       const file = join(workDir, 'download');
       await mkdir(root, { recursive: true });
-      await downloadUrl(parsed, file, httpLimitsOf({
+      const answer = await downloadUrl(parsed, file, httpLimitsOf({
         signal, refuseAddress: this.opts.policy?.(tenant), timeoutMs: this.opts.timeoutMs ?? 600_000,
         ...(this.opts.connectTimeoutMs ? { connectTimeoutMs: this.opts.connectTimeoutMs } : {}), ...(this.opts.idleTimeoutMs ? { idleTimeoutMs: this.opts.idleTimeoutMs } : {}),
       }));
-      const compression = await sniffArchive(file);
-      if (compression) await extractArchive({ archivePath: file, compression, dir: root, label: redact(url) });
-      else await rename(file, join(root, o.dockerfileName.replace(/^\.?\/+/, '') || 'Dockerfile'));
+      await place(file, root, 'lastModified' in answer ? answer.lastModified : null);
       const { contextId } = await storeDirectory(this.opts.contexts, root, { tenant });
-      const got = await this.withDockerfile(tenant, contextId, url, o, 'the archive');
+      const got = await use(contextId);
       await progress.finished(vertex, startedMs);
       return got;
     } catch (err) {
-      // ADD's download names itself in its errors; here the URL is the build context.
+      // ADD's download names itself in its errors; here the URL is the context.
       const message = err instanceof FileOpError ? err.message.replace(/^ADD /, 'context ') : err instanceof RemoteContextError ? err.message : `context ${redact(url)}: ${(err as Error).message}`;
       await progress.failed(vertex, startedMs, message).catch(() => {});
       if (signal.aborted) throw err;
@@ -147,7 +172,8 @@ export class RemoteContexts {
    * The request's named contexts (`named_contexts`) for the planner. Values, as the clients send
    * them: `docker-image://REF[@DIGEST]`; `local:sha256:<hex>`, a directory the client synced
    * (ContextSync) as this tenant; `oci-layout://local:sha256:<hex>@DIGEST`, an image in an OCI
-   * layout it synced so (see layoutImages.ts); or a git URL, fetched here like a git build context.
+   * layout it synced so (see layoutImages.ts); a git URL, fetched here like a git build context;
+   * or another http(s) URL, downloaded as one file (httpNamedContext).
    */
   async namedContexts(req: SolveRequest, tenant: string, progress: SourceProgress, signal: AbortSignal): Promise<Record<string, NamedContextSource>> {
     const out: Record<string, NamedContextSource> = {};
@@ -179,7 +205,11 @@ export class RemoteContexts {
         out[name] = { kind: 'context', contextId: fetched.contextId, entries: await readManifest(this.opts.contexts, fetched.contextId) };
         continue;
       }
-      throw new RemoteContextError(`${shown}: unsupported value; use a directory, docker-image://REF, oci-layout://DIR[:TAG] or a git URL (https://host/repo.git#ref:dir)`);
+      if (/^https?:\/\//i.test(value)) {
+        out[name] = await this.httpNamedContext(tenant, name, value, progress, signal);
+        continue;
+      }
+      throw new RemoteContextError(`${shown}: unsupported value; use a directory, docker-image://REF, oci-layout://DIR[:TAG], a git URL (https://host/repo.git#ref:dir) or an http(s) URL`);
     }
     return out;
   }
