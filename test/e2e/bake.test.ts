@@ -143,3 +143,31 @@ target "bad" {
   assert.match(run.stderr, /#\d+ \[bad \d+\/\d+\] RUN echo failing-on-purpose && exit 3/);
   assert.match(run.stderr, /^\[bad\] ERROR: .*exit code: 3/m, 'the error says which target failed');
 });
+
+test('a target:X context builds X first and hands its image to the dependent on every platform (through an OCI layout); X, pulled in only by the link, is not pushed', () => {
+  const nonce = `${process.pid}-${Date.now()}`;
+  writeFileSync(join(work, 'linked.hcl'), `
+variable "BASE" {}
+variable "REGISTRY" {}
+target "base" {
+  dockerfile-inline = "ARG BASE\\nFROM \${BASE}\\nRUN echo base-${nonce} > /base\\n"
+  args = { BASE = BASE }
+  platforms = ["linux/amd64", "linux/arm64"]
+  tags = ["\${REGISTRY}/e2e/bake-linked-base:1"]
+}
+target "app" {
+  dockerfile-inline = "FROM base\\nRUN cat /base && uname -m\\n"
+  contexts = { base = "target:base" }
+  platforms = ["linux/amd64", "linux/arm64"]
+  tags = ["\${REGISTRY}/e2e/bake-linked-app:1"]
+}
+`);
+  const run = cli(['bake', '-f', 'linked.hcl', '--progress', 'plain', '--push', 'app']);
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(run.stderr.match(new RegExp(`#\\d+ [\\d.]+ base-${nonce}`, 'g'))?.length, 2, run.stderr);
+  for (const arch of ['x86_64', 'aarch64']) assert.match(run.stderr, new RegExp(`#\\d+ [\\d.]+ ${arch}`));
+  const pushed = JSON.parse(skopeo('inspect', '--raw', '--tls-verify=false', `docker://${cluster.registry.host}/e2e/bake-linked-app:1`));
+  assert.equal(pushed.manifests.filter((m: { platform: { os: string } }) => m.platform.os === 'linux').length, 2);
+  const base = spawnSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${cluster.registry.host}/e2e/bake-linked-base:1`], { encoding: 'utf8' });
+  assert.notEqual(base.status, 0, 'the linked target has no outputs of its own');
+});

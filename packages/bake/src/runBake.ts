@@ -66,14 +66,14 @@ export async function loadBake(o: RunBakeOptions): Promise<Resolved> {
 }
 
 /** One target as `buildyard build` flags (buildx's toBuildOpt). */
-export function targetBuild(t: Target, f: BakeFlags, cwd: string, forPrint = false): { context: string; flags: BuildFlags; inline?: string } {
+export function targetBuild(t: Target, f: BakeFlags, cwd: string, forPrint = false): { context: string; flags: BuildFlags; inline?: string; links: string[] } {
   const refuse = (what: string, how: string) => {
     if (!forPrint) throw usageError(`target "${t.name}": ${what} is not supported by buildyard builds yet; ${how}`);
   };
   if (t.context === '-') throw usageError(`target "${t.name}": context from stdin not allowed in bake; set context to a directory`);
   if (t.dockerfile === '-') throw usageError(`target "${t.name}": dockerfile from stdin not allowed in bake; use dockerfile-inline`);
-  const links = Object.entries(t.contexts ?? {}).filter(([, v]) => v.startsWith('target:'));
-  if (links.length) refuse(`contexts.${links[0][0]} = "${links[0][1]}" (one target built into another)`, 'push that target and name it as docker-image://REF');
+  // `target:X` contexts: X is built first (see runBake); the flag keeps the link until then.
+  const links = [...new Set(Object.values(t.contexts ?? {}).filter((v) => v.startsWith('target:')).map((v) => v.slice('target:'.length)))];
   if (t['no-cache-filter']?.length) refuse('no-cache-filter', 'use no-cache = true');
   const context = cleanContext(t.context ?? '.');
   const remote = isRemoteContext(context);
@@ -116,7 +116,39 @@ export function targetBuild(t: Target, f: BakeFlags, cwd: string, forPrint = fal
   // makes them too (platforms, outputs, cache specs), as buildx's print does, but shows what
   // buildyard cannot build yet rather than refusing it.
   parseBuildFlags(forPrint ? { ...flags, shmSize: undefined, ulimit: undefined } : flags, { env: {}, cwd });
-  return { context, flags, inline: t['dockerfile-inline'] };
+  return { context, flags, inline: t['dockerfile-inline'], links };
+}
+
+/**
+ * Linked targets (`contexts = { base = "target:X" }`): buildx builds X in the same session and
+ * hands its result to the dependents' frontend as an input. Here X's build also writes its
+ * image into an OCI layout directory of its own (`type=oci,tar=false`), and each dependent names
+ * it as `oci-layout://DIR@DIGEST`, a build context the builder reads as it reads any layout.
+ */
+class TargetLinks {
+  private dir?: string;
+
+  /** The layout directory of target `name`'s image (made on first use). */
+  async layoutOf(name: string): Promise<string> {
+    this.dir ??= await mkdtemp(join(tmpdir(), 'buildyard-bake-links-'));
+    return join(this.dir, name);
+  }
+
+  /** `flags.buildContext` with each `target:X` replaced by the layout X's build wrote. */
+  async resolve(flags: BuildFlags): Promise<string[]> {
+    return Promise.all((flags.buildContext ?? []).map(async (c) => {
+      const eq = c.indexOf('=');
+      const value = c.slice(eq + 1);
+      if (!value.startsWith('target:')) return c;
+      const dir = await this.layoutOf(value.slice('target:'.length));
+      const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
+      return `${c.slice(0, eq)}=oci-layout://${dir}@${index.manifests.at(-1)!.digest}`;
+    }));
+  }
+
+  async remove(): Promise<void> {
+    if (this.dir) await rm(this.dir, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -165,10 +197,15 @@ export async function runBake(o: RunBakeOptions): Promise<number> {
   const plans = names.map((name) => ({ name, ...targetBuild(resolved.targets.get(name)!, o.flags, cwd) }));
   const several = plans.length > 1;
   // buildx's warning for targets whose result would stay in the build cache only.
-  const noOutput = plans.filter((p) => !p.flags.output?.length && !p.flags.push && !p.flags.load).map((p) => p.name);
+  const noOutput = plans.filter((p) => !p.flags.output?.length && !p.flags.push && !p.flags.load && !resolved.linked.has(p.name)).map((p) => p.name);
   if (noOutput.length && !['quiet', 'rawjson'].includes(o.flags.progress ?? 'auto')) {
     stderr.write(`WARNING: No output specified for ${noOutput.join(', ')} target(s). Build result will only remain in the build cache. To push result image into registry use --push or to write a docker archive use --load\n`);
   }
+  const links = new TargetLinks();
+  const linkedTo = new Set(plans.flatMap((p) => p.links));
+  for (const p of plans) if (linkedTo.has(p.name)) p.flags.output = [...(p.flags.output ?? []), `type=oci,dest=${await links.layoutOf(p.name)},tar=false`];
+  // Each target starts once the targets it links to are built; false: one of them failed.
+  const built = new Map<string, Promise<boolean>>();
   const metaDir = o.flags.metadataFile ? await mkdtemp(join(tmpdir(), 'buildyard-bake-meta-')) : undefined;
   // The first failure cancels the other builds, as buildx's bake does.
   const cancel = new AbortController();
@@ -178,20 +215,23 @@ export async function runBake(o: RunBakeOptions): Promise<number> {
   let firstFailure: { name: string; code: number; message?: string } | undefined;
   const numbers = { next: 0 };
   try {
-    await Promise.all(plans.map(async (p) => {
+    const runTarget = async (p: typeof plans[number]): Promise<boolean> => {
+      if (!(await Promise.all(p.links.map((l) => built.get(l)!))).every(Boolean)) return false;
       // Several live tty views would overwrite each other: they share plain lines instead.
       const progress = several && ['auto', 'tty'].includes(p.flags.progress ?? 'auto') ? 'plain' : p.flags.progress;
       const err = several ? targetStderr(stderr, p.name, numbers, progress === 'plain') : stderr;
       try {
+        const buildContext = await links.resolve(p.flags);
         const code = await build({
           context: p.context,
-          flags: { ...p.flags, progress, metadataFile: metaDir ? join(metaDir, `${p.name}.json`) : undefined },
+          flags: { ...p.flags, buildContext, progress, metadataFile: metaDir ? join(metaDir, `${p.name}.json`) : undefined },
           cwd, env, stdout, stderr: err,
           stdin: p.inline !== undefined ? Readable.from([Buffer.from(p.inline)]) : o.stdin,
           signal: cancel.signal,
           vertexPrefix: several ? p.name : undefined,
         });
         if (code !== ExitCode.Success && !firstFailure) { firstFailure = { name: p.name, code }; cancel.abort(); }
+        return code === ExitCode.Success;
       } catch (e) {
         if (!several) throw e;
         const code = e instanceof ClientError ? e.exitCode : ExitCode.BuildFailed;
@@ -200,19 +240,24 @@ export async function runBake(o: RunBakeOptions): Promise<number> {
         }
         if (code !== ExitCode.Interrupted || !cancel.signal.aborted) stderr.write(`ERROR: target ${p.name}: ${(e as Error).message}\n`);
         cancel.abort();
+        return false;
       } finally {
         if (err !== stderr) err.end();
       }
-    }));
+    };
+    for (const p of plans) built.set(p.name, Promise.resolve().then(() => runTarget(p)));
+    await Promise.all(built.values());
     if (firstFailure) return firstFailure.code;
     if (metaDir && o.flags.metadataFile) {
       const all: Record<string, unknown> = {};
-      for (const p of plans) all[p.name] = JSON.parse(await readFile(join(metaDir, `${p.name}.json`), 'utf8'));
+      // Targets only a link pulled in are part of their dependents' builds, as in buildx's metadata.
+      for (const p of plans) if (!resolved.linked.has(p.name)) all[p.name] = JSON.parse(await readFile(join(metaDir, `${p.name}.json`), 'utf8'));
       await writeFile(o.flags.metadataFile, `${JSON.stringify(all, null, 2)}\n`);
     }
     return ExitCode.Success;
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
     if (metaDir) await rm(metaDir, { recursive: true, force: true });
+    await links.remove();
   }
 }

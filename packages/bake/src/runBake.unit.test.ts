@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolveTargets } from './resolve.js';
 import { runBake, targetBuild } from './runBake.js';
-import { readFileSync, writeFileSync as writeFile } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync as writeFile } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { RunBuildOptions } from '@buildyard/client';
@@ -42,7 +42,8 @@ target "linked" {
   assert.equal(b.flags.file, '-');
   assert.equal(b.inline, 'FROM scratch');
   assert.deepEqual(targetBuild(r.targets.get('named')!, {}, '/work').flags.buildContext, ['base=docker-image://alpine', 'src=lib']);
-  assert.throws(() => targetBuild(r.targets.get('linked')!, {}, '/work'), /target "linked": contexts\.base = "target:named" \(one target built into another\) is not supported/);
+  const linked = targetBuild(r.targets.get('linked')!, {}, '/work');
+  assert.deepEqual([linked.links, linked.flags.buildContext], [['named'], ['base=target:named']], 'built after "named", which it names by its layout then');
   const loaded = resolveTargets([{ name: 'docker-bake.hcl', text: 'target "default" {\n  tags = ["app:1"]\n}\n' }], { env: {}, builtins, targets: [], overrides: ['*.output=type=docker'] });
   const l = targetBuild(loaded.targets.get('default')!, {}, '/work');
   assert.equal(l.flags.load, true, '--load writes the docker archive, as build --load');
@@ -113,4 +114,37 @@ test('the first failure cancels the other targets and gives the exit code; rawjs
   });
   assert.equal(code, 1);
   for (const l of err.text().trim().split('\n')) assert.doesNotThrow(() => JSON.parse(l), l);
+});
+
+test('a target:X context: X builds first, into an OCI layout of its own (tar=false) besides its outputs; the dependent names that layout at its digest; a failed X stops it', async () => {
+  const hcl = 'target "app" {\n  contexts = { base = "target:base" }\n  tags = ["app:1"]\n}\ntarget "base" {\n  output = ["type=local,dest=out"]\n}\n';
+  const dir = bakeDir(hcl);
+  const order: string[] = [];
+  const seen = new Map<string, RunBuildOptions['flags']>();
+  const digest = `sha256:${'b'.repeat(64)}`;
+  const build = (failBase: boolean) => async (o: RunBuildOptions) => {
+    const name = o.vertexPrefix!;
+    order.push(name);
+    seen.set(name, o.flags);
+    if (name === 'base') {
+      if (failBase) return 1;
+      const layout = /^type=oci,dest=(.*),tar=false$/.exec(o.flags.output!.at(-1)!)![1]!;
+      mkdirSync(layout, { recursive: true });
+      writeFile(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ digest, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }] }));
+    }
+    return 0;
+  };
+  const err = sink();
+  assert.equal(await runBake({ targets: ['app'], flags: { progress: 'plain' }, cwd: dir, env: {}, stderr: err.stream, stdout: sink().stream, build: build(false) }), 0);
+  assert.deepEqual(order, ['base', 'app']);
+  assert.equal(seen.get('base')!.output!.length, 1, 'a target only a link pulled in exports nothing else, as in buildx');
+  assert.match(seen.get('app')!.buildContext![0]!, new RegExp(`^base=oci-layout://.*/base@${digest}$`));
+  assert.doesNotMatch(err.text(), /No output specified for .*base/, 'nor is it warned about');
+  order.length = 0;
+  assert.equal(await runBake({ targets: ['app', 'base'], flags: { progress: 'plain' }, cwd: dir, env: {}, stderr: sink().stream, stdout: sink().stream, build: build(false) }), 0);
+  assert.deepEqual(order, ['base', 'app']);
+  assert.deepEqual(seen.get('base')!.output!.map((o) => o.split(',')[0]), ['type=local', 'type=oci'], 'a requested target keeps its outputs');
+  order.length = 0;
+  assert.equal(await runBake({ targets: ['app'], flags: { progress: 'plain' }, cwd: dir, env: {}, stderr: sink().stream, stdout: sink().stream, build: build(true) }), 1);
+  assert.deepEqual(order, ['base'], 'app never starts');
 });
