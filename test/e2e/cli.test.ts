@@ -331,6 +331,22 @@ test('--secret reaches RUN --mount=type=secret and never the image; --build-arg,
   assert.ok(!run.stderr.includes('hunter2'), 'the secret is in no progress output');
 });
 
+test('--no-cache-filter runs the steps of the stages it names again and takes the others from the cache, as dockerfile2llb\'s ignoreCache', () => {
+  const dir = join(work, 'no-cache-filter');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'Dockerfile'), [
+    `FROM ${cluster.busybox.reference} AS deps`, `RUN echo deps-step-${process.pid}`,
+    `FROM ${cluster.busybox.reference} AS other`, `RUN echo other-step-${process.pid}`,
+    'FROM other', 'COPY --from=deps /bin/busybox /h', '',
+  ].join('\n'));
+  const first = cli(['build', '--progress', 'plain', dir]);
+  assert.equal(first.status, 0, first.stderr);
+  const again = cli(['build', '--progress', 'plain', '--no-cache-filter', 'DEPS', dir]);
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stderr, new RegExp(`#\\d+ [\\d.]+ deps-step-${process.pid}`), 'the named stage\'s RUN ran again');
+  assert.match(again.stderr, new RegExp(`RUN echo other-step-${process.pid}[^\\n]*\\n#\\d+ CACHED`), 'the other stage came from the cache');
+});
+
 test('a Dockerfile error exits 1 with the file, line and offending lines like buildx', () => {
   const context = mkdtempSync(join(work, 'bad-'));
   writeFileSync(join(context, 'Dockerfile'), 'FROM scratch\nFRM busybox\n');

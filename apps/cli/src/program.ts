@@ -30,6 +30,8 @@ Environment:
   XDG_CONFIG_HOME    where buildyard/builders.json is kept (default ~/.config)`;
 
 const collect = (value: string, prev: string[] = []): string[] => [...prev, value];
+/** As collect, for `--no-cache-filter`: commander takes any `--no-` flag for a negation, whose value starts as `true`. */
+const collectNegatable = (value: string, prev: unknown): string[] => [...(Array.isArray(prev) ? prev as string[] : []), value];
 
 interface Io {
   env: NodeJS.ProcessEnv;
@@ -99,6 +101,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .option('--build-arg <key=value>', 'build-time variable; a bare KEY takes its value from the environment (repeatable)', collect)
     .option('--target <stage>', 'build this stage')
     .option('--no-cache', 'do not use the cache')
+    .option('--no-cache-filter <stages>', 'do not use the cache for these stages, by name, comma separated (repeatable)', collectNegatable)
     .option('--pull', 'always check the registry for newer base images')
     .option('--label <key=value>', 'image label (repeatable)', collect)
     .option('--push', 'shorthand for --output type=image,push=true (with the tags)')
@@ -141,6 +144,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
         buildArg: opts.buildArg as string[] | undefined,
         target: opts.target as string | undefined,
         noCache: opts.cache === false,
+        noCacheFilter: Array.isArray(opts.cacheFilter) ? opts.cacheFilter as string[] : undefined,
         pull: !!opts.pull,
         label: opts.label as string[] | undefined,
         push: !!opts.push,

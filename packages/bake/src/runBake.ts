@@ -67,14 +67,10 @@ export async function loadBake(o: RunBakeOptions): Promise<Resolved> {
 
 /** One target as `buildyard build` flags (buildx's toBuildOpt). */
 export function targetBuild(t: Target, f: BakeFlags, cwd: string, forPrint = false): { context: string; flags: BuildFlags; inline?: string; links: string[] } {
-  const refuse = (what: string, how: string) => {
-    if (!forPrint) throw usageError(`target "${t.name}": ${what} is not supported by buildyard builds yet; ${how}`);
-  };
   if (t.context === '-') throw usageError(`target "${t.name}": context from stdin not allowed in bake; set context to a directory`);
   if (t.dockerfile === '-') throw usageError(`target "${t.name}": dockerfile from stdin not allowed in bake; use dockerfile-inline`);
   // `target:X` contexts: X is built first (see runBake); the flag keeps the link until then.
   const links = [...new Set(Object.values(t.contexts ?? {}).filter((v) => v.startsWith('target:')).map((v) => v.slice('target:'.length)))];
-  if (t['no-cache-filter']?.length) refuse('no-cache-filter', 'use no-cache = true');
   const context = cleanContext(t.context ?? '.');
   const remote = isRemoteContext(context);
   let file = t.dockerfile ?? 'Dockerfile';
@@ -92,6 +88,7 @@ export function targetBuild(t: Target, f: BakeFlags, cwd: string, forPrint = fal
     buildArg: kv(t.args),
     target: t.target,
     noCache: t['no-cache'] ?? false,
+    noCacheFilter: t['no-cache-filter'],
     pull: t.pull ?? false,
     label: kv(t.labels),
     output,

@@ -21,6 +21,7 @@ export interface BuildFlags {
   buildArg?: string[];
   target?: string;
   noCache?: boolean;
+  noCacheFilter?: string[];
   pull?: boolean;
   label?: string[];
   push?: boolean;
@@ -67,6 +68,8 @@ export interface BuildOptions {
   buildArgs: Record<string, string>;
   target: string;
   noCache: boolean;
+  /** Stages (by name) built without the cache. */
+  noCacheFilter: string[];
   pull: boolean;
   labels: Record<string, string>;
   outputs: KeyValueSpec[];
@@ -315,6 +318,8 @@ export function parseBuildFlags(flags: BuildFlags, penv: ParseEnv): BuildOptions
     buildArgs: parseBuildArgs(flags.buildArg, penv.env),
     target: flags.target ?? '',
     noCache: flags.noCache ?? false,
+    // buildx: repeatable, each value a comma-separated list of stage names.
+    noCacheFilter: (flags.noCacheFilter ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean),
     pull: flags.pull ?? false,
     labels: parseLabels(flags.label),
     outputs,

@@ -146,3 +146,8 @@ test('--output type=oci|docker,tar=: a Go bool; tar=false needs a directory, not
   assert.throws(() => parseOutput('type=oci,dest=l,tar=no', '/w'), /--output "type=oci,dest=l,tar=no": non-bool value no specified for tar; use tar=true/);
   assert.throws(() => parseOutput('type=oci,dest=-,tar=false', '/w'), /tar=false writes an OCI layout directory, not a stream; give dest=DIR/);
 });
+
+test('--no-cache-filter: repeatable, each a comma-separated list of stage names', () => {
+  assert.deepEqual(parseBuildFlags({ noCacheFilter: ['deps, build', 'test'] }, { env: {}, cwd: '/w' }).noCacheFilter, ['deps', 'build', 'test']);
+  assert.deepEqual(parseBuildFlags({}, { env: {}, cwd: '/w' }).noCacheFilter, []);
+});

@@ -178,6 +178,7 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
       secrets,
       labels: opts.labels,
       noCache: opts.noCache,
+      noCacheFilter: opts.noCacheFilter,
       pull: opts.pull,
       network: opts.network,
       entitlements: opts.allow,

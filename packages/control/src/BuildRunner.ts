@@ -447,6 +447,7 @@ export class BuildRunner {
       labels: req.labels,
       context: { entries },
       noCache: req.noCache,
+      noCacheFilter: req.noCacheFilter,
       layerEpoch,
       dockerfileName: req.dockerfileName || 'Dockerfile',
       resolveImage: recordingResolver(announcingResolver(layoutAwareResolver(registryImageResolver(registry, signal), namedContexts, {

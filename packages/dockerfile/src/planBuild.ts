@@ -72,6 +72,8 @@ export interface PlanOptions {
   context?: { entries: readonly ContextEntry[] };
   resolveImage: ImageResolver;
   noCache?: boolean;
+  /** `--no-cache-filter`: stages, by name, whose steps never come from the cache (dockerui's no-cache=NAMES). */
+  noCacheFilter?: readonly string[];
   /**
    * An image output asked for `rewrite-timestamp=true` (BuildKit's exporter option): the mtimes
    * in new layers are clamped to this (the output's source-date-epoch, else SOURCE_DATE_EPOCH).
@@ -484,7 +486,8 @@ class PlatformPlanner {
       config: {},
       history: [],
       cacheKey: '',
-      noCache: this.opts.noCache ?? false,
+      // As dockerfile2llb's ignoreCache: every step of a stage the filter names (case-insensitive).
+      noCache: (this.opts.noCache ?? false) || (stage.name !== undefined && (this.opts.noCacheFilter ?? []).some((n) => n.toLowerCase() === stage.name!.toLowerCase())),
       ...(this.opts.layerEpoch !== undefined ? { sourceDateEpoch: this.opts.layerEpoch } : {}),
     };
     let config: ImageConfig;

@@ -323,6 +323,9 @@ test('cache keys chain through parents and stage inputs; labels option applies t
   assert.deepEqual(JSON.parse(JSON.stringify(p1)), p1, 'plain JSON data');
   const nc = await plan(text, { noCache: true });
   assert.equal(nc.platforms[0].stages[0].noCache, true);
+  // --no-cache-filter: the stages it names (any case), as dockerfile2llb's ignoreCache; an unnamed stage never matches.
+  const filtered = await plan(text, { noCacheFilter: ['A', 'stage-1', '1'] });
+  assert.deepEqual(filtered.platforms[0].stages.map((s) => s.noCache), [true, false]);
 });
 
 test('resolver failures become actionable errors with the FROM line', async () => {
