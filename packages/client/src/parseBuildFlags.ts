@@ -311,11 +311,15 @@ export function parseBuildFlags(flags: BuildFlags, penv: ParseEnv): BuildOptions
   if (!PROGRESS_MODES.includes(progress)) throw usageError(`--progress "${flags.progress}": use one of ${PROGRESS_MODES.join(', ')}`);
   if (flags.quiet) progress = 'quiet';
   const network = flags.network ?? 'default';
+  const buildArgs = parseBuildArgs(flags.buildArg, penv.env);
+  const cacheTo = (flags.cacheTo ?? []).map((c) => parseCacheSpec(c, '--cache-to', penv.cwd));
+  // buildx: --build-arg BUILDKIT_INLINE_CACHE=1 (a Go bool) asks for an inline cache.
+  if (goBool(buildArgs.BUILDKIT_INLINE_CACHE ?? '') && !cacheTo.some((c) => c.type === 'inline')) cacheTo.push({ type: 'inline', attrs: {} });
   if (!['default', 'none', 'host'].includes(network)) throw usageError(`--network "${network}": use default, none or host`);
   return {
     tags,
     platforms,
-    buildArgs: parseBuildArgs(flags.buildArg, penv.env),
+    buildArgs,
     target: flags.target ?? '',
     noCache: flags.noCache ?? false,
     // buildx: repeatable, each value a comma-separated list of stage names.
@@ -324,7 +328,7 @@ export function parseBuildFlags(flags: BuildFlags, penv: ParseEnv): BuildOptions
     labels: parseLabels(flags.label),
     outputs,
     cacheFrom: (flags.cacheFrom ?? []).map((c) => parseCacheSpec(c, '--cache-from', penv.cwd)),
-    cacheTo: (flags.cacheTo ?? []).map((c) => parseCacheSpec(c, '--cache-to', penv.cwd)),
+    cacheTo,
     secrets: (flags.secret ?? []).map((s) => parseSecret(s, penv.env, penv.cwd)),
     ssh: checkSshSpecs((flags.ssh ?? []).filter(Boolean).map((s) => parseSshSpec(s, penv.env, penv.cwd))),
     network,

@@ -151,3 +151,11 @@ test('--no-cache-filter: repeatable, each a comma-separated list of stage names'
   assert.deepEqual(parseBuildFlags({ noCacheFilter: ['deps, build', 'test'] }, { env: {}, cwd: '/w' }).noCacheFilter, ['deps', 'build', 'test']);
   assert.deepEqual(parseBuildFlags({}, { env: {}, cwd: '/w' }).noCacheFilter, []);
 });
+
+test('--build-arg BUILDKIT_INLINE_CACHE=1 asks for an inline cache, as buildx (once, with or without --cache-to type=inline)', () => {
+  const flags = (args: string[], cacheTo?: string[]) => parseBuildFlags({ buildArg: args, cacheTo }, { env: {}, cwd: '/w' }).cacheTo;
+  assert.deepEqual(flags(['BUILDKIT_INLINE_CACHE=1']), [{ type: 'inline', attrs: {} }]);
+  assert.deepEqual(flags(['BUILDKIT_INLINE_CACHE=true'], ['type=inline']), [{ type: 'inline', attrs: {} }]);
+  assert.deepEqual(flags(['BUILDKIT_INLINE_CACHE=0']), []);
+  assert.deepEqual(flags(['BUILDKIT_INLINE_CACHE=yes']), [], 'not a Go bool: nothing, as buildx ignores it');
+});

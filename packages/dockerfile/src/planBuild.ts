@@ -893,7 +893,9 @@ class PlatformPlanner {
           break;
         }
         case 'cache':
-          mounts.push({ type: 'cache', target: m.target!, id: m.id!, sharing: m.sharing ?? 'shared', uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o755, readonly: m.readonly ?? false, ...(from ? { from } : {}), ...(m.source !== undefined ? { source: m.source } : {}) });
+          // dockerui's BUILDKIT_CACHE_MOUNT_NS build arg: cache ids in a namespace of their own (NS/ID).
+          const ns = p.buildArg('BUILDKIT_CACHE_MOUNT_NS');
+          mounts.push({ type: 'cache', target: m.target!, id: ns ? `${ns}/${m.id!}` : m.id!, sharing: m.sharing ?? 'shared', uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o755, readonly: m.readonly ?? false, ...(from ? { from } : {}), ...(m.source !== undefined ? { source: m.source } : {}) });
           break;
         case 'tmpfs':
           mounts.push({ type: 'tmpfs', target: m.target!, ...(m.size !== undefined ? { size: m.size } : {}) });

@@ -445,3 +445,14 @@ test('baseHistory counts the history of the image a stage\'s chain starts from (
   assert.deepEqual(p.platforms[0].stages.map((s) => [s.name ?? `#${s.index}`, s.baseHistory]), [['a', 2], ['b', 2], ['#2', 2]]);
   assert.equal((await plan('FROM scratch\nCOPY x /x\n')).platforms[0].stages[0].baseHistory, undefined);
 });
+
+test('BUILDKIT_CACHE_MOUNT_NS puts cache mount ids in a namespace of their own, as dockerui (NS/ID)', async () => {
+  const text = 'FROM alpine\nRUN --mount=type=cache,target=/root/.cache --mount=type=cache,id=go,target=/go true\n';
+  const ids = async (buildArgs?: Record<string, string>) => (await plan(text, { buildArgs })).platforms[0].stages[0].vertices[0];
+  const ns = await ids({ BUILDKIT_CACHE_MOUNT_NS: 'team-a' });
+  const none = await ids();
+  const mountIds = (v: typeof ns) => ('mounts' in v ? v.mounts.flatMap((m) => (m.type === 'cache' ? [m.id] : [])) : []);
+  assert.deepEqual(mountIds(ns), ['team-a//root/.cache', 'team-a/go']);
+  assert.deepEqual(mountIds(none), ['/root/.cache', 'go']);
+  assert.notEqual(ns.cacheKey, none.cacheKey);
+});
