@@ -347,6 +347,26 @@ test('--no-cache-filter runs the steps of the stages it names again and takes th
   assert.match(again.stderr, new RegExp(`RUN echo other-step-${process.pid}[^\\n]*\\n#\\d+ CACHED`), 'the other stage came from the cache');
 });
 
+test('BUILDKIT_MULTI_PLATFORM=1 makes one platform\'s image an index of one, as dockerui; a value that is no bool, or false with two platforms, fails in one line', () => {
+  const dir = join(work, 'multi-platform');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo one > /one\n`);
+  const out = join(work, 'multi-platform.tar');
+  const one = cli(['build', '-q', '--provenance=false', '--platform', 'linux/amd64', '--build-arg', 'BUILDKIT_MULTI_PLATFORM=1', '-o', `type=oci,dest=${out}`, dir]);
+  assert.equal(one.status, 0, one.stderr);
+  const member = (name: string) => JSON.parse(execFileSync('tar', ['-xOf', out, name], { encoding: 'utf8' }));
+  const [top] = member('index.json').manifests;
+  assert.equal(top.mediaType, 'application/vnd.oci.image.index.v1+json');
+  assert.equal(top.digest, one.stdout.trim());
+  assert.deepEqual(member(`blobs/sha256/${top.digest.slice(7)}`).manifests.map((m: { platform: { architecture: string } }) => m.platform.architecture), ['amd64']);
+  const bad = cli(['build', '--build-arg', 'BUILDKIT_MULTI_PLATFORM=maybe', dir]);
+  assert.equal(bad.status, 1, bad.stderr);
+  assert.match(bad.stderr, /invalid boolean value for multi-platform: maybe/);
+  const conflict = cli(['build', '--platform', 'linux/amd64,linux/arm64', '--build-arg', 'BUILDKIT_MULTI_PLATFORM=false', dir]);
+  assert.equal(conflict.status, 1, conflict.stderr);
+  assert.match(conflict.stderr, /conflicting config: returning multiple target platforms is not allowed/);
+});
+
 test('a Dockerfile error exits 1 with the file, line and offending lines like buildx', () => {
   const context = mkdtempSync(join(work, 'bad-'));
   writeFileSync(join(context, 'Dockerfile'), 'FROM scratch\nFRM busybox\n');

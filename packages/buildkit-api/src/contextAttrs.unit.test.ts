@@ -27,3 +27,8 @@ test('context:NAME attributes: local:, docker-image://, oci-layout://, git and h
   assert.throws(() => dockerfileAttrs(solve({ 'context:x': 'ftp://h/ctx.tar' })), /named context x=ftp:\/\/h\/ctx\.tar is not supported/);
   assert.throws(() => dockerfileAttrs(solve({ 'context:x': 'input:x' })), UnsupportedRequest);
 });
+
+test('the multi-platform and hostname attributes become dockerui\'s build args, which win when also given', () => {
+  assert.deepEqual(dockerfileAttrs(solve({ 'multi-platform': 'true', hostname: 'box' })).buildArgs, { BUILDKIT_MULTI_PLATFORM: 'true', BUILDKIT_SANDBOX_HOSTNAME: 'box' });
+  assert.deepEqual(dockerfileAttrs(solve({ hostname: 'box', 'build-arg:BUILDKIT_SANDBOX_HOSTNAME': 'arg' })).buildArgs, { BUILDKIT_SANDBOX_HOSTNAME: 'arg' });
+});

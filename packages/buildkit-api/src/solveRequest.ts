@@ -34,7 +34,7 @@ export interface DockerfileAttrs {
   ulimits: string[];
 }
 
-const KNOWN_ATTRS = new Set(['filename', 'dockerfilekey', 'contextkey', 'context', 'platform', 'target', 'no-cache', 'force-network-mode', 'image-resolve-mode', 'multi-platform', 'add-hosts', 'shm-size', 'ulimit']);
+const KNOWN_ATTRS = new Set(['filename', 'dockerfilekey', 'contextkey', 'context', 'platform', 'target', 'no-cache', 'force-network-mode', 'image-resolve-mode', 'multi-platform', 'hostname', 'add-hosts', 'shm-size', 'ulimit']);
 
 /** Checks that the request is a dockerfile.v0 solve and reads its attributes. */
 export function dockerfileAttrs(req: buildkit.SolveRequest): DockerfileAttrs {
@@ -78,7 +78,12 @@ export function dockerfileAttrs(req: buildkit.SolveRequest): DockerfileAttrs {
     contextLocal: attrs.contextkey || 'context',
     platforms: (attrs.platform ?? '').split(',').map((p) => p.trim()).filter(Boolean),
     target: attrs.target ?? '',
-    buildArgs: pick('build-arg:'),
+    // dockerui: the `multi-platform` and `hostname` attributes, unless their build args say otherwise.
+    buildArgs: {
+      ...(attrs['multi-platform'] !== undefined ? { BUILDKIT_MULTI_PLATFORM: attrs['multi-platform'] } : {}),
+      ...(attrs.hostname ? { BUILDKIT_SANDBOX_HOSTNAME: attrs.hostname } : {}),
+      ...pick('build-arg:'),
+    },
     labels: pick('label:'),
     // An empty value means every stage; else a comma list of stage names.
     noCache: noCache && !attrs['no-cache'],

@@ -15,7 +15,7 @@ import { parseRunStepOptions, type RunStepOptions } from './runStepOptions.js';
 import { outputAnnotations } from './outputAnnotations.js';
 import { announceBaseImages } from './baseImageVertices.js';
 import { RemoteContextError, type RemoteContexts } from './remoteContexts.js';
-import { archiveCreated, exporterFor, imageEpochs, layerCompression, ociArtifact, ociMediaTypes, parseOutputs, runExport, unreportedStep, type ExportSource, type ExportStep, type ParsedOutput } from './exporters/index.js';
+import { archiveCreated, exporterFor, goBool, imageEpochs, layerCompression, ociArtifact, ociMediaTypes, parseOutputs, runExport, unreportedStep, type ExportSource, type ExportStep, type ParsedOutput } from './exporters/index.js';
 import { frontendAttrsOf, makeAttestations, parseAttests, wantsAttestations, type AttestationOptions, type BuildAttestations, type ImageSourceRecord } from './exporters/index.js';
 import { compressLayers } from './exporters/compressLayers.js';
 import { layoutAwareResolver } from './layoutImages.js';
@@ -213,6 +213,7 @@ export class BuildRunner {
       if (!ociMediaTypes(outputs) && wantsAttestations(attestOptions, outputs)) {
         throw new BuildFailure('cannot export attestations with "oci-mediatypes=false": drop oci-mediatypes=false, or build without attestations (--provenance=false, and no --sbom)', { code: 'request.invalid' });
       }
+      const multiPlatform = multiPlatformRequested(req);
       let runOptions: RunStepOptions;
       try { runOptions = parseRunStepOptions(req); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'request.invalid' }); }
       let namedContexts: Record<string, NamedContextSource> = {};
@@ -299,7 +300,7 @@ export class BuildRunner {
         },
       }, images) : undefined;
       const indexed = attestations ? [...images, ...attestations.images] : images;
-      const index = indexed.length > 1 ? assembleIndex(indexed, Object.keys(annotate.index).length ? annotate.index : undefined, ociTypes) : undefined;
+      const index = indexed.length > 1 || multiPlatform ? assembleIndex(indexed, Object.keys(annotate.index).length ? annotate.index : undefined, ociTypes) : undefined;
       // Every document is written at once (each put waits for its fsync, and the disk's journal
       // commits them together); the steps still report them one by one, in BuildKit's order.
       const written = new Map<string, Promise<unknown>>();
@@ -481,4 +482,17 @@ export { parseOutputs };
 function answeredDescriptor(top: Descriptor, outputs: ParsedOutput[], sourceDateEpoch: string | undefined): Descriptor {
   const archive = outputs.find((o) => o.type === 'oci' || o.type === 'docker');
   return archive ? { ...top, annotations: { ...top.annotations, [Annotations.Created]: archiveCreated(archive, sourceDateEpoch) } } : top;
+}
+
+/**
+ * dockerui's BUILDKIT_MULTI_PLATFORM (the `multi-platform` attribute): true makes even one
+ * platform's image an index of one; false with several platforms is a conflict. Its words.
+ */
+function multiPlatformRequested(req: SolveRequest): boolean {
+  const value = req.buildArgs?.BUILDKIT_MULTI_PLATFORM;
+  if (value === undefined || value === '') return false;
+  const on = goBool(value);
+  if (on === undefined) throw new BuildFailure(`invalid boolean value for multi-platform: ${value.slice(0, 40)}; use true or false`, { code: 'request.invalid' });
+  if (!on && req.platforms.length > 1) throw new BuildFailure('conflicting config: returning multiple target platforms is not allowed (BUILDKIT_MULTI_PLATFORM=false with several --platform values)', { code: 'request.invalid' });
+  return on;
 }

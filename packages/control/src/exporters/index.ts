@@ -136,7 +136,7 @@ function parseFlag(attrs: Record<string, string>, key: string, where: string): b
 }
 
 /** Go's strconv.ParseBool, which BuildKit's exporter options use; undefined when not a bool. */
-function goBool(value: string): boolean | undefined {
+export function goBool(value: string): boolean | undefined {
   if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value)) return true;
   if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(value)) return false;
   return undefined;
