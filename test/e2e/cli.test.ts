@@ -367,6 +367,20 @@ test('BUILDKIT_MULTI_PLATFORM=1 makes one platform\'s image an index of one, as 
   assert.match(conflict.stderr, /conflicting config: returning multiple target platforms is not allowed/);
 });
 
+test('# syntax= naming another frontend image (or BUILDKIT_SYNTAX) fails in one line rather than building something else; docker/dockerfile:1-labs builds', () => {
+  const dir = join(work, 'syntax');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'Dockerfile'), `# syntax=example.com/my/frontend:1\nFROM ${cluster.busybox.reference}\nINCLUDE+ other.Dockerfile\n`);
+  const other = cli(['build', dir]);
+  assert.equal(other.status, 1, other.stderr);
+  assert.match(other.stderr, /# syntax=example\.com\/my\/frontend:1: frontend images are not supported; remove it or use docker\/dockerfile:1/);
+  writeFileSync(join(dir, 'Dockerfile'), `# syntax=docker/dockerfile:1-labs\nFROM ${cluster.busybox.reference}\nRUN true\n`);
+  assert.equal(cli(['build', dir]).status, 0);
+  const arg = cli(['build', '--build-arg', 'BUILDKIT_SYNTAX=example.com/x:1', dir]);
+  assert.equal(arg.status, 1, arg.stderr);
+  assert.match(arg.stderr, /BUILDKIT_SYNTAX=example\.com\/x:1: frontend images are not supported/);
+});
+
 test('a Dockerfile error exits 1 with the file, line and offending lines like buildx', () => {
   const context = mkdtempSync(join(work, 'bad-'));
   writeFileSync(join(context, 'Dockerfile'), 'FROM scratch\nFRM busybox\n');

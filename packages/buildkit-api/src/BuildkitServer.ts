@@ -482,7 +482,7 @@ export class BuildkitServer {
       readLocalFiles(session, attrs.dockerfileLocal, [attrs.filename, dockerignoreName], MAX_DOCKERFILE_BYTES, signal));
     const dockerfile = dfFiles.get(attrs.filename);
     if (!dockerfile) throw serviceError(status.NOT_FOUND, `failed to read dockerfile: ${attrs.filename} not found in the "${attrs.dockerfileLocal}" local: check --local ${attrs.dockerfileLocal}=DIR and --opt filename`);
-    try { checkSyntaxDirective(dockerfile.toString('utf8')); } catch (err) { throw serviceError(status.UNIMPLEMENTED, (err as Error).message); }
+    try { checkSyntaxDirective(dockerfile.toString('utf8'), attrs.buildArgs); } catch (err) { throw serviceError(status.UNIMPLEMENTED, (err as Error).message); }
     const dockerignore = dfFiles.get(dockerignoreName) ?? await this.internalStep(job, ref, '[internal] load .dockerignore', async () =>
       (await readLocalFiles(session, attrs.contextLocal, ['.dockerignore'], MAX_DOCKERFILE_BYTES, signal)).get('.dockerignore'));
     const excludes = dockerignore ? parseDockerignore(dockerignore.toString('utf8')) : [];
@@ -535,7 +535,7 @@ export class BuildkitServer {
     } catch (err) {
       throw err instanceof RemoteContextError ? serviceError(status.FAILED_PRECONDITION, err.message) : err;
     }
-    try { checkSyntaxDirective(got.dockerfile.toString('utf8')); } catch (err) { throw serviceError(status.UNIMPLEMENTED, (err as Error).message); }
+    try { checkSyntaxDirective(got.dockerfile.toString('utf8'), attrs.buildArgs); } catch (err) { throw serviceError(status.UNIMPLEMENTED, (err as Error).message); }
     return { dockerfile: got.dockerfile, dockerignore: got.dockerignore.length > 0 ? got.dockerignore : undefined, contextId: got.contextId };
   }
 

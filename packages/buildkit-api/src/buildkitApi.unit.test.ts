@@ -47,6 +47,12 @@ test('# syntax= naming a frontend image is refused; docker/dockerfile:1 is the l
   checkSyntaxDirective('# syntax=docker.io/docker/dockerfile:1.4\nFROM busybox\n');
   checkSyntaxDirective('FROM busybox\n# syntax=example.com/x:1\n'); // not a directive after the first instruction
   assert.throws(() => checkSyntaxDirective('# syntax=example.com/my/frontend:1\nFROM busybox\n'), /# syntax=example\.com\/my\/frontend:1: frontend images are not supported/);
+  // The labs channel is the same language here (COPY --parents and --exclude are built in).
+  for (const tag of ['1-labs', '1.7-labs', '1.4.3-labs', 'labs', 'latest']) checkSyntaxDirective(`# syntax=docker/dockerfile:${tag}\nFROM busybox\n`);
+  assert.throws(() => checkSyntaxDirective('# syntax=docker/dockerfile-upstream:master\nFROM busybox\n'), UnsupportedRequest);
+  // dockerui's BUILDKIT_SYNTAX build arg wins over the directive.
+  assert.throws(() => checkSyntaxDirective('# syntax=docker/dockerfile:1\nFROM busybox\n', { BUILDKIT_SYNTAX: 'example.com/x' }), /BUILDKIT_SYNTAX=example\.com\/x: frontend images are not supported/);
+  checkSyntaxDirective('# syntax=example.com/x\nFROM busybox\n', { BUILDKIT_SYNTAX: 'docker/dockerfile:1' });
 });
 
 test('status updates carry everything known of a vertex, whatever order events arrive in', () => {

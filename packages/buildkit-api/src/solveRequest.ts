@@ -1,6 +1,6 @@
 import { attestSpec } from '@buildyard/control';
 import { SolveRequest, type KeyValueSpec, type buildkit } from '@buildyard/proto';
-import { parseGitRef } from '@buildyard/dockerfile';
+import { checkSyntax, parseGitRef } from '@buildyard/dockerfile';
 
 /** A request the endpoint does not serve: refused at once with this one line. */
 export class UnsupportedRequest extends Error {}
@@ -184,17 +184,7 @@ export function toBuildyardRequest(req: buildkit.SolveRequest, attrs: Dockerfile
   });
 }
 
-/**
- * A `# syntax=` directive names a frontend image. The official docker/dockerfile:1 syntax is
- * the Dockerfile language this builder implements itself; any other image is refused.
- */
-export function checkSyntaxDirective(dockerfile: string): void {
-  for (const line of dockerfile.split('\n')) {
-    const m = /^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.*?)\s*$/.exec(line);
-    if (!m) break; // parser directives end at the first line that is not one
-    if (m[1].toLowerCase() !== 'syntax') continue;
-    const image = m[2].replace(/^docker\.io\//, '').replace(/@sha256:[a-f0-9]{64}$/, '');
-    if (/^docker\/dockerfile(:1(\.\d+){0,2})?$/.test(image)) return;
-    throw new UnsupportedRequest(`# syntax=${m[2].slice(0, 100)}: frontend images are not supported; remove the directive or use docker/dockerfile:1`);
-  }
+/** The request's Dockerfile asks for a frontend this builder does not run: refused before the context moves. */
+export function checkSyntaxDirective(dockerfile: string, buildArgs?: Record<string, string>): void {
+  try { checkSyntax(dockerfile, buildArgs); } catch (err) { throw new UnsupportedRequest((err as Error).message); }
 }

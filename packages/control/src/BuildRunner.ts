@@ -1,7 +1,7 @@
 import type { RedisClient as Redis } from '@buildyard/contracts';
 import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { injectTraceContext, metrics, type Logger } from '@buildyard/telemetry'; // metrics
-import { parse, planBuild, DockerfileError, type NamedContextSource } from '@buildyard/dockerfile';
+import { checkSyntax, parse, planBuild, DockerfileError, type NamedContextSource } from '@buildyard/dockerfile';
 import { targetStage, type BuildPlan } from '@buildyard/graph';
 import { Annotations, LAYOUT_REF_PREFIX, RegistryClient, credentialsFromLogins, formatReference, parseReference, type Credentials, type Descriptor, type FsContentStore, type TenantRegistryNetworks } from '@buildyard/oci';
 import { ProgressWriter, internalDigest, type VertexRef } from '@buildyard/progress';
@@ -432,6 +432,7 @@ export class BuildRunner {
     const gitSources = new Map<string, Promise<Extract<NamedContextSource, { kind: 'context' }>>>();
     const text = Buffer.from(req.dockerfile).toString('utf8');
     if (!text.trim()) throw new BuildFailure('the Dockerfile is empty: pass one with -f', { code: 'dockerfile.empty' });
+    try { checkSyntax(text, req.buildArgs); } catch (err) { throw new BuildFailure((err as Error).message, { file: req.dockerfileName || 'Dockerfile', line: 1, code: 'dockerfile.syntax' }); }
     const parsed = parse(text, { file: req.dockerfileName || 'Dockerfile' });
     let entries: readonly ContextEntry[] = [];
     if (req.contextId) {

@@ -11,6 +11,7 @@ export {
   type DockerignoreMatcher,
 } from './dockerignore.js';
 export { DockerfileError } from './DockerfileError.js';
+export { checkSyntax } from './syntax.js';
 export { defaultDockerfilePath } from './defaultDockerfile.js';
 export { expandWord, expandWords, WordExpansionError, type ExpandOptions, type ExpansionEnv } from './expandWord.js';
 export { parse, INSTRUCTIONS, type ParsedDockerfile, type ParsedStage, type Instruction, type Directive, type Flag, type Heredoc, type KeyValue, type ParseOptions } from './parse.js';
