@@ -551,7 +551,8 @@ export class BuildkitServer {
     for (const [name, value] of Object.entries(attrs.namedContexts)) {
       if (isSessionLayout(value)) {
         out[name] = await this.internalStep(job, ref, `[context ${name}] load from client`, () => loadSessionLayout(session, value, job.signal,
-          (dir) => this.opts.frontend.contextWrite(async () => (await storeDirectory(this.opts.frontend.contexts, dir, { tenant })).contextId)));
+          (dir) => this.opts.frontend.contextWrite(async () => (await storeDirectory(this.opts.frontend.contexts, dir, { tenant })).contextId),
+          this.opts.frontend.contexts.maxContextBytes));
         continue;
       }
       if (!value.startsWith('local:')) { out[name] = value; continue; }

@@ -30,7 +30,7 @@ export function isSessionLayout(value: string): boolean {
  * `store` (which returns the context id) and returns the frontend's named-context value. An
  * index brings every image manifest it lists (attestations aside), with their configs and layers.
  */
-export async function loadSessionLayout(session: ClientSession, value: string, signal: AbortSignal, store: (dir: string) => Promise<string>): Promise<string> {
+export async function loadSessionLayout(session: ClientSession, value: string, signal: AbortSignal, store: (dir: string) => Promise<string>, maxBytes: number): Promise<string> {
   const m = SESSION_LAYOUT.exec(value);
   if (!m) throw new Error(`${value.slice(0, 200)}: expected oci-layout://STORE[:TAG]@sha256:DIGEST, as docker buildx sends it`);
   const [, storeId, digest] = m as unknown as [string, string, string];
@@ -40,6 +40,8 @@ export async function loadSessionLayout(session: ClientSession, value: string, s
     const blobs = join(dir, 'blobs/sha256');
     await mkdir(blobs, { recursive: true });
     const fetched = new Set<string>();
+    // What the client sends is spooled here before the context store's own limits apply: held to them.
+    let total = 0;
     const fetch = async (want: string, limit = Infinity): Promise<string> => {
       // A digest is a file name here: nothing but sha256 hex reaches the path.
       if (!/^sha256:[a-f0-9]{64}$/.test(String(want))) throw new Error(`the client's layout names ${String(want).slice(0, 80)}, not a sha256 digest`);
@@ -50,7 +52,9 @@ export async function loadSessionLayout(session: ClientSession, value: string, s
       const counting = new Transform({
         transform(chunk: Buffer, _enc, done) {
           size += chunk.length;
+          total += chunk.length;
           if (size > limit) { done(new Error(`${want.slice(0, 80)} is over ${limit >> 20} MiB; an image's documents are not that large`)); return; }
+          if (total > maxBytes) { done(new Error(`the image is larger than ${maxBytes} bytes (limits.maxContextBytes): use a smaller image or push it to a registry`)); return; }
           hash.update(chunk);
           done(null, chunk);
         },
@@ -66,9 +70,15 @@ export async function loadSessionLayout(session: ClientSession, value: string, s
       try { return JSON.parse(text) as AnyManifest; } catch { throw new Error(`${want.slice(0, 80)} in the client's layout is not JSON`); }
     };
     const top = await document(digest);
-    const images = isImageIndex(top)
-      ? await Promise.all(top.manifests.filter((d) => d.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest').map((d) => document(d.digest)))
-      : [top];
+    const images: AnyManifest[] = [];
+    if (isImageIndex(top)) {
+      // One at a time: an index may list many.
+      for (const d of top.manifests) {
+        if (d.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest') images.push(await document(d.digest));
+      }
+    } else {
+      images.push(top);
+    }
     for (const image of images) {
       if (isImageIndex(image) || !image.config?.digest || !Array.isArray(image.layers)) throw new Error(`${digest.slice(0, 80)} in the client's layout is not an image or an index of images`);
       await fetch(image.config.digest, MAX_DOCUMENT_BYTES);

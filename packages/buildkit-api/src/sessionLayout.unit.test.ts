@@ -53,7 +53,7 @@ test('an index, its image manifests, configs and layers are read from the store 
   const value = await loadSessionLayout(session, `oci-layout://abc123:v1@${index.digest}`, new AbortController().signal, async (dir) => {
     stored = readdirSync(`${dir}/blobs/sha256`).sort();
     return `sha256:${'c'.repeat(64)}`;
-  });
+  }, 1 << 20);
   assert.equal(value, `oci-layout://local:sha256:${'c'.repeat(64)}@${index.digest}`);
   assert.deepEqual(stored, [index, manifest, config, layer].map((b) => b.digest.slice(7)).sort());
   assert.ok(stores.every((s) => s === 'oci:abc123'));
@@ -64,12 +64,15 @@ test('a store that sends other bytes than a digest names, a document naming no s
   const store = async () => `sha256:${'c'.repeat(64)}`;
   const { blobs, index, layer } = image();
   const lying = clientWith(blobs, new Map([[layer.digest, Buffer.from('other bytes')]]));
-  await assert.rejects(loadSessionLayout(lying.session, `oci-layout://s@${index.digest}`, signal, store), new RegExp(`the client's layout sent sha256:[a-f0-9]{64} for ${layer.digest}`));
+  await assert.rejects(loadSessionLayout(lying.session, `oci-layout://s@${index.digest}`, signal, store, 1 << 20), new RegExp(`the client's layout sent sha256:[a-f0-9]{64} for ${layer.digest}`));
   const evil = Buffer.from(JSON.stringify({ schemaVersion: 2, config: { digest: 'sha256:../../../etc/x', size: 1 }, layers: [] }));
   const traversal = clientWith(new Map([[digestOf(evil), evil]]));
-  await assert.rejects(loadSessionLayout(traversal.session, `oci-layout://s@${digestOf(evil)}`, signal, store), /names sha256:\.\.\/\.\.\/\.\.\/etc\/x, not a sha256 digest/);
-  await assert.rejects(loadSessionLayout(lying.session, 'oci-layout://s:v1', signal, store), /expected oci-layout:\/\/STORE\[:TAG\]@sha256:DIGEST/);
+  await assert.rejects(loadSessionLayout(traversal.session, `oci-layout://s@${digestOf(evil)}`, signal, store, 1 << 20), /names sha256:\.\.\/\.\.\/\.\.\/etc\/x, not a sha256 digest/);
+  await assert.rejects(loadSessionLayout(lying.session, 'oci-layout://s:v1', signal, store, 1 << 20), /expected oci-layout:\/\/STORE\[:TAG\]@sha256:DIGEST/);
   const huge = Buffer.alloc(9 << 20, 0x20);
   const big = clientWith(new Map([[digestOf(huge), huge]]));
-  await assert.rejects(loadSessionLayout(big.session, `oci-layout://s@${digestOf(huge)}`, signal, store), /is over 8 MiB/);
+  await assert.rejects(loadSessionLayout(big.session, `oci-layout://s@${digestOf(huge)}`, signal, store, 64 << 20), /is over 8 MiB/);
+  // A layer larger than the context limit the spool is held to.
+  const { blobs: many, index: top } = image();
+  await assert.rejects(loadSessionLayout(clientWith(many).session, `oci-layout://s@${top.digest}`, signal, store, 600), /the image is larger than 600 bytes \(limits\.maxContextBytes\)/);
 });
