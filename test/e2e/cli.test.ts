@@ -381,6 +381,17 @@ test('# syntax= naming another frontend image (or BUILDKIT_SYNTAX) fails in one 
   assert.match(arg.stderr, /BUILDKIT_SYNTAX=example\.com\/x:1: frontend images are not supported/);
 });
 
+test('type=local,platform-split=false merges the platforms into one directory (as BuildKit\'s local exporter), each platform\'s files named apart', () => {
+  const dir = join(work, 'platform-split');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'Dockerfile'), `FROM ${cluster.busybox.reference} AS b\nARG TARGETARCH\nRUN mkdir /out && echo "$TARGETARCH" > /out/app-$TARGETARCH\nFROM scratch\nCOPY --from=b /out/ /\n`);
+  const dest = join(work, 'platform-split-out');
+  const run = cli(['build', '-q', '--provenance=false', '--platform', 'linux/amd64,linux/arm64', '-o', `type=local,dest=${dest},platform-split=false`, dir]);
+  assert.equal(run.status, 0, run.stderr);
+  assert.deepEqual(readdirSync(dest).sort(), ['app-amd64', 'app-arm64']);
+  assert.equal(readFileSync(join(dest, 'app-arm64'), 'utf8'), 'arm64\n');
+});
+
 test('a Dockerfile error exits 1 with the file, line and offending lines like buildx', () => {
   const context = mkdtempSync(join(work, 'bad-'));
   writeFileSync(join(context, 'Dockerfile'), 'FROM scratch\nFRM busybox\n');

@@ -22,6 +22,10 @@ export interface ParsedOutput {
   ociMediaTypes?: boolean;
   /** `oci-artifact=false`: attestation manifests in the older image form (default: OCI artifacts). */
   ociArtifact?: boolean;
+  /** type=local/tar `platform-split`: a directory per platform (default: when there are several). */
+  platformSplit?: boolean;
+  /** type=local/tar `attestation-prefix`: put before attestation files' names. */
+  attestationPrefix?: string;
   /** type=oci/docker `tar=false`: an OCI layout directory the client adds to (default: an archive). */
   layoutDir?: boolean;
   /** Image outputs' `compression=`, `compression-level=`, `force-compression=`, when any is given. */

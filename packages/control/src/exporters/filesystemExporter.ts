@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { extname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { applyLayer, writeLayerTar, collectLayerEntries, type LayerEntry } from '@buildyard/snapshot';
 import type { Exporter } from './Exporter.js';
@@ -16,8 +16,8 @@ async function contentDigest(e: LayerEntry): Promise<string> {
   return hash.digest('hex');
 }
 
-/** BuildKit's local/tar attestation files: subjects are the root's regular files, by name. */
-async function attestationEntries(entries: LayerEntry[], atts: readonly PlatformAttestation[] | undefined, mtime: number): Promise<LayerEntry[]> {
+/** BuildKit's local/tar attestation files: subjects are the root's regular files, by name; `name` gives each file's. */
+async function attestationEntries(entries: LayerEntry[], atts: readonly PlatformAttestation[] | undefined, mtime: number, name: (file: string) => string): Promise<LayerEntry[]> {
   if (!atts?.some((a) => !a.inlineOnly)) return [];
   const subjects: Subject[] = [];
   const byPath = new Map(entries.map((e) => [e.path, e]));
@@ -25,7 +25,7 @@ async function attestationEntries(entries: LayerEntry[], atts: readonly Platform
     const content = e.type === 'hardlink' ? byPath.get(e.linkname ?? '') : e;
     if (content && (e.type === 'file' || e.type === 'hardlink')) subjects.push({ name: e.path, digest: { sha256: await contentDigest(content) } });
   }
-  return attestationFiles(atts, subjects).map((f) => ({ path: f.path, type: 'file', mode: 0o600, uid: 0, gid: 0, mtime, data: f.data, size: f.data.length }));
+  return attestationFiles(atts, subjects).map((f) => ({ path: name(f.path), type: 'file', mode: 0o600, uid: 0, gid: 0, mtime, data: f.data, size: f.data.length }));
 }
 
 /**
@@ -38,7 +38,9 @@ export function epochSeconds(value: string | undefined): number | undefined {
 
 /**
  * `type=local` (the files, one by one) and `type=tar` (one tar): the target stage's filesystem,
- * one directory per platform when there are several.
+ * one directory per platform when there are several (`platform-split`, as BuildKit's local
+ * exporter: true makes one for a single platform too; false merges the platforms, and a file
+ * two platforms both have is an error). `attestation-prefix` is put before attestation names.
  */
 export const filesystemExporter: Exporter = {
   delivery: 'client',
@@ -48,18 +50,35 @@ export const filesystemExporter: Exporter = {
     // Attestation files have no time of their own: BuildKit gives them the export's (whole seconds).
     const now = Math.floor(Date.now() / 1000);
     const roots: Array<{ root: string; prefix: string; platform: string }> = [];
+    const several = images.length > 1;
+    const split = output.platformSplit ?? several;
+    // exporter/local/fs.go: merged platforms' attestation files say their platform (provenance.linux_amd64.json).
+    const attestationName = (platform: string) => (file: string) => {
+      const name = (output.attestationPrefix ?? '') + file;
+      if (!several || split) return name;
+      const ext = extname(name);
+      return `${name.slice(0, name.length - ext.length)}.${platform.replace(/\//g, '_')}${ext}`;
+    };
     try {
       for (const image of images) {
         const root = await mkdtemp(join(tmpdir(), 'buildyard-export-'));
-        roots.push({ root, prefix: images.length > 1 ? image.platform.replace(/\//g, '_') + '/' : '', platform: image.platform });
+        roots.push({ root, prefix: split ? image.platform.replace(/\//g, '_') + '/' : '', platform: image.platform });
         for (const layer of image.layers) await applyLayer(root, blobs.openRead(layer.digest), { mediaType: layer.mediaType, whiteouts: 'apply' });
       }
       const prefixed: LayerEntry[] = [];
+      // Without the split: which platform gave each path (a directory once, a file only once).
+      const merged = new Map<string, string>();
       for (const { root, prefix, platform } of roots) {
         if (prefix) prefixed.push({ path: prefix.slice(0, -1), type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0 } as LayerEntry);
         const entries = await collectLayerEntries(root, { overlay: false });
-        entries.push(...await attestationEntries(entries, attestations?.byPlatform.get(platform), now));
+        entries.push(...await attestationEntries(entries, attestations?.byPlatform.get(platform), now, attestationName(platform)));
         for (const e of entries) {
+          if (!split && several) {
+            const first = merged.get(e.path);
+            if (first !== undefined && e.type === 'dir') continue;
+            if (first !== undefined) throw new Error(`cannot overwrite ${e.path} from ${first} with ${platform} when split option is disabled: name the platforms' files apart (e.g. with TARGETARCH) or drop platform-split=false`);
+            merged.set(e.path, platform);
+          }
           prefixed.push({ ...e, path: prefix + e.path, ...(e.type === 'hardlink' && e.linkname ? { linkname: prefix + e.linkname } : {}) });
         }
       }

@@ -97,3 +97,38 @@ test('type=tar: the entries keep their times; with SOURCE_DATE_EPOCH every one h
     cleanup();
   }
 });
+
+test('platform-split, as BuildKit\'s local exporter: true puts even one platform in its folder; false merges platforms (attestation files named by platform) and a file two platforms both have is an error; attestation-prefix goes before their names', async () => {
+  const attestations: BuildAttestations = {
+    images: [],
+    byPlatform: new Map(['linux/amd64', 'linux/arm64'].map((p) => [p, [{ predicateType: 'https://slsa.dev/provenance/v0.2', predicate: {}, filename: 'provenance.json', inlineOnly: false }]])),
+  };
+  const withAttrs = (attrs: Partial<ParsedOutput>) => ({ ...output('local'), ...attrs });
+  const one = await source(['linux/amd64'], { attestations });
+  try {
+    assert.deepEqual([...(await exported(withAttrs({ platformSplit: true, attestationPrefix: 'att-' }), one.source)).keys()].sort(),
+      ['linux_amd64', 'linux_amd64/att-provenance.json', 'linux_amd64/d', 'linux_amd64/d/f', 'linux_amd64/l']);
+  } finally {
+    one.cleanup();
+  }
+  const two = await source(['linux/amd64', 'linux/arm64'], { attestations });
+  try {
+    await assert.rejects(runExport(withAttrs({ platformSplit: false }), two.source, async (f) => { f.content?.resume(); }),
+      /cannot overwrite d\/f from linux\/amd64 with linux\/arm64 when split option is disabled/);
+  } finally {
+    two.cleanup();
+  }
+  // Files named apart per platform merge; directories both have come once.
+  const { source: src, cleanup } = await source(['linux/amd64', 'linux/arm64'], { attestations });
+  try {
+    const distinct = src.images.map((image) => ({ ...image }));
+    for (const [i, image] of distinct.entries()) {
+      const { digest, size } = await src.blobs.put(writeLayerTar([LAYER[0]!, { ...LAYER[1]!, path: `d/f-${i}` }], {}));
+      image.layers = [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest, size } as (typeof image.layers)[number]];
+    }
+    const paths = [...(await exported(withAttrs({ platformSplit: false }), { ...src, images: distinct })).keys()];
+    assert.deepEqual(paths.sort(), ['d', 'd/f-0', 'd/f-1', 'provenance.linux_amd64.json', 'provenance.linux_arm64.json']);
+  } finally {
+    cleanup();
+  }
+});

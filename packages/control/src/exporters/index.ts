@@ -49,11 +49,17 @@ export function parseOutputs(specs: KeyValueSpec[]): ParsedOutput[] {
     const where = `output ${index + 1} (type=${type})`;
     // BuildKit's oci/docker exporters: tar=false fills the client's content store (a layout directory).
     const layoutDir = (type === 'oci' || type === 'docker') && spec.attrs.tar !== undefined && !parseFlag(spec.attrs, 'tar', where);
+    const files = type === 'local' || type === 'tar';
+    const split = spec.attrs['platform-split'];
+    const platformSplit = files && split !== undefined ? goBool(split) : undefined;
+    if (files && split !== undefined && platformSplit === undefined) throw new Error(`${where}: non-bool value for platform-split: ${split.slice(0, 40)}; use true or false`);
+    const attestationPrefix = files ? spec.attrs['attestation-prefix'] : undefined;
     const ociMediaTypes = IMAGE_TYPES.includes(type) && spec.attrs['oci-mediatypes'] !== undefined ? parseFlag(spec.attrs, 'oci-mediatypes', where) : undefined;
     const ociArtifact = IMAGE_TYPES.includes(type) && spec.attrs['oci-artifact'] !== undefined ? parseFlag(spec.attrs, 'oci-artifact', where) : undefined;
     if (ociArtifact && ociMediaTypes === false) throw new Error(`${where}: exporter option "oci-artifact=true" conflicts with "oci-mediatypes=false"`);
     return {
-      index, type, names, push, ...(pushByDigest ? { pushByDigest } : {}), ...(layoutDir ? { layoutDir } : {}), rewriteTimestamp: rewriteTimestamp && IMAGE_TYPES.includes(type), sourceDateEpoch,
+      index, type, names, push, ...(pushByDigest ? { pushByDigest } : {}), ...(layoutDir ? { layoutDir } : {}),
+      ...(platformSplit !== undefined ? { platformSplit } : {}), ...(attestationPrefix ? { attestationPrefix } : {}), rewriteTimestamp: rewriteTimestamp && IMAGE_TYPES.includes(type), sourceDateEpoch,
       ...(compression ? { compression } : {}), ...(ociMediaTypes !== undefined ? { ociMediaTypes } : {}), ...(ociArtifact !== undefined ? { ociArtifact } : {}),
     };
   });

@@ -85,3 +85,10 @@ test('type=oci|docker tar=: false asks for a layout directory; empty is true, as
   assert.equal(parseOutputs([{ type: 'local', attrs: { dest: 'x', tar: 'false' } }])[0].layoutDir, undefined);
   assert.throws(() => parseOutputs([{ type: 'oci', attrs: { dest: 'x', tar: 'nope' } }]), /output 1 \(type=oci\): non-bool value nope specified for tar/);
 });
+
+test('type=local|tar platform-split= is a Go bool; attestation-prefix is kept; other outputs ignore both', () => {
+  assert.equal(parseOutputs([{ type: 'local', attrs: { dest: 'x', 'platform-split': 'false' } }])[0].platformSplit, false);
+  assert.equal(parseOutputs([{ type: 'tar', attrs: { dest: 'x', 'platform-split': '1', 'attestation-prefix': 'a-' } }])[0].attestationPrefix, 'a-');
+  assert.equal(parseOutputs([{ type: 'oci', attrs: { dest: 'x', 'platform-split': 'false' } }])[0].platformSplit, undefined);
+  assert.throws(() => parseOutputs([{ type: 'local', attrs: { dest: 'x', 'platform-split': 'no' } }]), /output 1 \(type=local\): non-bool value for platform-split: no/);
+});
