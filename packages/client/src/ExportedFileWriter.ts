@@ -1,11 +1,34 @@
 // Writes the files of local-type outputs (type=local/tar/oci/docker) as the server streams them.
 import { constants, type Stats } from 'node:fs';
-import { chmod, link, lstat, lutimes, mkdir, open, rename, rm, symlink, type FileHandle } from 'node:fs/promises';
+import { chmod, link, lstat, lutimes, mkdir, open, readdir, rename, rm, symlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { ExportedFile, KeyValueSpec } from '@buildyard/proto';
 import { ClientError } from './ClientError.js';
 import { mergedLayoutIndex, writesLayoutDir } from './layoutDir.js';
+
+/** `type=local,mode=delete` (BuildKit's LocalExporterModeDelete): dest ends up holding only what the build sent. */
+export function isDeleteMode(spec: KeyValueSpec): boolean {
+  return spec.type === 'local' && (spec.attrs.mode ?? '').trim().toLowerCase() === 'delete';
+}
+
+/**
+ * Removes what `root` holds that the build did not send, as fsutil's receiver does with delete:
+ * a directory the build sent (or a parent of something it sent) is searched, anything else
+ * goes whole. Never through a link: a link is an entry like any other, removed as itself.
+ */
+async function prune(root: string, sent: ReadonlySet<string>): Promise<void> {
+  const parents = new Set<string>();
+  for (const p of sent) for (let d = dirname(p); d.length > root.length && d.startsWith(root + sep); d = dirname(d)) parents.add(d);
+  const walk = async (dir: string): Promise<void> => {
+    for (const name of await readdir(dir).catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return []; throw err; })) {
+      const path = join(dir, name);
+      if (!sent.has(path) && !parents.has(path)) { await rm(path, { recursive: true, force: true }); continue; }
+      if ((await lstat(path)).isDirectory()) await walk(path);
+    }
+  };
+  await walk(root);
+}
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
@@ -40,8 +63,13 @@ export class ExportedFileWriter {
   private readonly files = new Set<string>();
   /** Layout directories' index.json chunks, by output, until the last one. */
   private readonly layoutIndexes = new Map<string, Buffer[]>();
+  /** type=local,mode=delete: the paths each such output sent, by output index (see prune). */
+  private readonly sent = new Map<number, Set<string>>();
 
-  constructor(private readonly outputs: readonly KeyValueSpec[], private readonly stdout: Writable = process.stdout) {}
+  constructor(private readonly outputs: readonly KeyValueSpec[], private readonly stdout: Writable = process.stdout) {
+    // Known from the start: a build that sends nothing for such an output leaves its dest empty.
+    outputs.forEach((spec, i) => { if (isDeleteMode(spec)) this.sent.set(i, new Set()); });
+  }
 
   private target(f: ExportedFile): { spec: KeyValueSpec; root: string; path: string; single: boolean; layout: boolean } {
     const spec = this.outputs[f.output];
@@ -95,6 +123,7 @@ export class ExportedFileWriter {
 
   async write(f: ExportedFile): Promise<void> {
     const { root, path, single, layout } = this.target(f);
+    if (!single) this.sent.get(f.output)?.add(path);
     if (layout && f.path === 'index.json') {
       await this.writeLayoutIndex(f, root, path);
       return;
@@ -205,6 +234,8 @@ export class ExportedFileWriter {
    * O_DIRECTORY and set through the handle: a link put at the path is never followed.
    */
   async finish(): Promise<void> {
+    for (const [output, paths] of this.sent) await prune(resolve(this.outputs[output]!.attrs.dest!), paths);
+    this.sent.clear();
     const deepestFirst = [...this.dirTimes].sort(([a], [b]) => b.split(sep).length - a.split(sep).length);
     for (const [path, time] of deepestFirst) {
       if (!this.realDirs.has(path)) continue;

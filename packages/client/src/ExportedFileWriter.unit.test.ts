@@ -260,3 +260,33 @@ test('tar=true (or no tar=) stays one archive file at dest', async () => {
     cleanup();
   }
 });
+
+test('type=local,mode=delete: dest keeps only what the build sent; a stale link goes as a link (what it names stays); without mode=delete nothing is removed', async () => {
+  const base = mkdtempSync(join(tmpdir(), 'buildyard-delete-'));
+  try {
+    const out = join(base, 'out');
+    const outside = join(base, 'outside');
+    mkdirSync(join(out, 'd/stale-dir'), { recursive: true });
+    mkdirSync(outside);
+    writeFileSync(join(outside, 'victim'), 'keep me\n');
+    writeFileSync(join(out, 'stale'), 'x');
+    writeFileSync(join(out, 'd/stale-file'), 'x');
+    symlinkSync(outside, join(out, 'link-out'));
+    const writer = new ExportedFileWriter([{ type: 'local', attrs: { dest: out, mode: 'Delete' } }], new Writable({ write: (_c, _e, cb) => cb() }));
+    await writer.write(dir('d'));
+    await writer.write(file('d/f', 'new'));
+    await writer.write(file('top', 'new'));
+    await writer.finish();
+    assert.deepEqual(readdirSync(out).sort(), ['d', 'top']);
+    assert.deepEqual(readdirSync(join(out, 'd')), ['f']);
+    assert.equal(readFileSync(join(outside, 'victim'), 'utf8'), 'keep me\n');
+    // The default (copy) leaves what was there.
+    writeFileSync(join(out, 'stale'), 'x');
+    const copy = new ExportedFileWriter([{ type: 'local', attrs: { dest: out } }], new Writable({ write: (_c, _e, cb) => cb() }));
+    await copy.write(file('top', 'again'));
+    await copy.finish();
+    assert.deepEqual(readdirSync(out).sort(), ['d', 'stale', 'top']);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+});

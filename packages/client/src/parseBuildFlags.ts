@@ -168,6 +168,9 @@ export function parseOutput(value: string, cwd = process.cwd()): KeyValueSpec {
   if (!OUTPUT_TYPES.includes(type)) throw usageError(`--output "${value}": unknown type "${type}"; use one of ${OUTPUT_TYPES.join(', ')}`);
   if (type === 'registry') return { type: 'image', attrs: { ...attrs, push: 'true' } };
   if (type === 'local' && !attrs.dest) throw usageError(`--output "${value}": type=local needs dest=DIR`);
+  if (type === 'local' && attrs.mode !== undefined && !['', 'copy', 'delete'].includes(attrs.mode.trim().toLowerCase())) {
+    throw usageError(`--output "${value}": invalid local exporter mode "${attrs.mode}"; use mode=copy (the default) or mode=delete (dest keeps only what the build writes)`);
+  }
   if ((type === 'tar' || type === 'oci' || type === 'docker') && !attrs.dest) {
     throw usageError(`--output "${value}": type=${type} needs dest=FILE (or dest=- for stdout)`);
   }

@@ -159,3 +159,8 @@ test('--build-arg BUILDKIT_INLINE_CACHE=1 asks for an inline cache, as buildx (o
   assert.deepEqual(flags(['BUILDKIT_INLINE_CACHE=0']), []);
   assert.deepEqual(flags(['BUILDKIT_INLINE_CACHE=yes']), [], 'not a Go bool: nothing, as buildx ignores it');
 });
+
+test('--output type=local,mode=: copy or delete (any case), else exit 2 naming the mode', () => {
+  assert.equal(parseOutput('type=local,dest=o,mode=DELETE', '/w').attrs.mode, 'DELETE');
+  assert.throws(() => parseOutput('type=local,dest=o,mode=sync', '/w'), /invalid local exporter mode "sync"; use mode=copy/);
+});

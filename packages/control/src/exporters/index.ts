@@ -54,6 +54,9 @@ export function parseOutputs(specs: KeyValueSpec[]): ParsedOutput[] {
     const platformSplit = files && split !== undefined ? goBool(split) : undefined;
     if (files && split !== undefined && platformSplit === undefined) throw new Error(`${where}: non-bool value for platform-split: ${split.slice(0, 40)}; use true or false`);
     const attestationPrefix = files ? spec.attrs['attestation-prefix'] : undefined;
+    // mode=delete is the client's (its receiver removes what was not sent); BuildKit checks the word.
+    const mode = spec.attrs.mode;
+    if (type === 'local' && mode !== undefined && !['', 'copy', 'delete'].includes(mode.trim().toLowerCase())) throw new Error(`${where}: invalid local exporter mode "${mode.slice(0, 40)}": use copy or delete`);
     const ociMediaTypes = IMAGE_TYPES.includes(type) && spec.attrs['oci-mediatypes'] !== undefined ? parseFlag(spec.attrs, 'oci-mediatypes', where) : undefined;
     const ociArtifact = IMAGE_TYPES.includes(type) && spec.attrs['oci-artifact'] !== undefined ? parseFlag(spec.attrs, 'oci-artifact', where) : undefined;
     if (ociArtifact && ociMediaTypes === false) throw new Error(`${where}: exporter option "oci-artifact=true" conflicts with "oci-mediatypes=false"`);

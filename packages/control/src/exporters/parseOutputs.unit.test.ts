@@ -91,4 +91,6 @@ test('type=local|tar platform-split= is a Go bool; attestation-prefix is kept; o
   assert.equal(parseOutputs([{ type: 'tar', attrs: { dest: 'x', 'platform-split': '1', 'attestation-prefix': 'a-' } }])[0].attestationPrefix, 'a-');
   assert.equal(parseOutputs([{ type: 'oci', attrs: { dest: 'x', 'platform-split': 'false' } }])[0].platformSplit, undefined);
   assert.throws(() => parseOutputs([{ type: 'local', attrs: { dest: 'x', 'platform-split': 'no' } }]), /output 1 \(type=local\): non-bool value for platform-split: no/);
+  assert.throws(() => parseOutputs([{ type: 'local', attrs: { dest: 'x', mode: 'sync' } }]), /output 1 \(type=local\): invalid local exporter mode "sync"/);
+  assert.equal(parseOutputs([{ type: 'local', attrs: { dest: 'x', mode: 'delete' } }]).length, 1);
 });
