@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { promises as fsp, lstatSync, readFileSync, readlinkSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { copyXattrs, readXattrs, restoreXattrs } from '@buildyard/snapshot';
 import { copy } from './copy.js';
 import { FileOpError } from './FileOpError.js';
 import { populate, workspace } from './fixtures.test-util.js';
@@ -202,5 +203,33 @@ describe('copy', () => {
     assert.equal(readFileSync(join(d, 'm/keep'), 'utf8'), 'kept');
     await assert.rejects(copy({ srcRoot: ws.src, sources: ['dir'], destRoot: d, dest: '/f' }), isCode('ENOTDIR'));
     await assert.rejects(copy({ srcRoot: ws.src, sources: ['a.txt'], destRoot: d, dest: '/isdir/' }), isCode('EISDIR'));
+  });
+
+  test('xattrs go onto each copy itself after its owner (fsutil\'s copy): capabilities survive --chown, a link\'s stay on the link', async () => {
+    // VFS_CAP_REVISION_2 with the effective flag, cap_net_bind_service permitted.
+    const capability = Buffer.from([1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    const src = join(ws.base, 'xattr-src');
+    await populate(src, { 'tree/bin/app': 'binary', 'tree/note': 'text', 'tree/link': { link: '/etc/hostname' } });
+    restoreXattrs([
+      { path: join(src, 'tree/bin/app'), xattrs: new Map([['security.capability', capability], ['user.origin', Buffer.from('build')]]) },
+      { path: join(src, 'tree/bin'), xattrs: new Map([['user.dir', Buffer.from('d')]]) },
+      { path: join(src, 'tree/link'), xattrs: new Map([['trusted.link', Buffer.from('own')]]) },
+    ]);
+    const d = await freshDest();
+    await populate(d, { 'etc/hostname': 'dest file' });
+    await copy({ srcRoot: src, sources: ['tree'], destRoot: d, dest: '/out', owner: { uid: 1000, gid: 1000 }, copyXattrs });
+    const app = readXattrs(join(d, 'out/bin/app'));
+    assert.deepEqual(app.get('security.capability'), capability, 'set after the chown, which clears it');
+    assert.equal(app.get('user.origin')?.toString(), 'build');
+    assert.equal(lstatSync(join(d, 'out/bin/app')).uid, 1000);
+    assert.equal(readXattrs(join(d, 'out/bin')).get('user.dir')?.toString(), 'd');
+    assert.equal(readXattrs(join(d, 'out/link')).get('trusted.link')?.toString(), 'own');
+    assert.equal(readXattrs(join(d, 'etc/hostname')).size, 0, 'nothing lands on what a copied link names');
+    assert.equal(readXattrs('/etc/hostname').has('trusted.link'), false);
+    // A file copied alone, and without the hook: fileop by itself copies no xattrs.
+    await copy({ srcRoot: src, sources: ['tree/bin/app'], destRoot: d, dest: '/single', copyXattrs });
+    assert.deepEqual(readXattrs(join(d, 'single')).get('security.capability'), capability);
+    await copy({ srcRoot: src, sources: ['tree/bin/app'], destRoot: d, dest: '/plain' });
+    assert.equal(readXattrs(join(d, 'plain')).size, 0);
   });
 });

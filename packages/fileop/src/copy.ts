@@ -24,6 +24,13 @@ export interface CopyOptions extends SourceSelection {
   /** ADD: extract local tar archives (plain, gzip, bzip2, xz) into dest instead of copying them. */
   autoExtract?: boolean;
   extractLimits?: Partial<ExtractLimits>;
+  /**
+   * Copies a source entry's own xattrs onto its copy (the worker passes @buildyard/snapshot's
+   * copyXattrs; fileop loads no native code, since the CLI bundles it). Called once the entry's
+   * owner, mode and times are set, as fsutil's copy does: a chown would clear
+   * security.capability. Without it, xattrs are not copied.
+   */
+  copyXattrs?: (src: string, dest: string) => void;
 }
 
 export interface CopyResult {
@@ -33,7 +40,7 @@ export interface CopyResult {
   bytes: number;
 }
 
-interface CreatedDir { abs: string; src: Stats; mode: number; owner: Owner }
+interface CreatedDir { abs: string; srcPath: string; src: Stats; mode: number; owner: Owner }
 
 /** Docker/BuildKit COPY (and local ADD) from srcRoot into destRoot. */
 export async function copy(options: CopyOptions): Promise<CopyResult> {
@@ -54,6 +61,7 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
   const result: CopyResult = { filesCopied: 0, bytes: 0 };
   const createdDirs: CreatedDir[] = [];
   const hardlinks = new Map<string, string>();
+  const copyXattrs = opts.copyXattrs ?? (() => undefined);
 
   const ensureParent = async (rel: string, mode = createdDirMode) => {
     if (!createParents) {
@@ -118,7 +126,8 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
       if (e.rel === '') abs = name === '' ? parentAbs : join(parentAbs, name);
       else abs = join(dirAbs.get(posix.dirname(e.rel) === '.' ? '' : posix.dirname(e.rel))!, posix.basename(e.rel));
       const shown = showPath(posix.join(targetRel, e.rel));
-      const src = await fsp.lstat(join(opts.srcRoot, e.real));
+      const srcPath = join(opts.srcRoot, e.real);
+      const src = await fsp.lstat(srcPath);
       const owner = opts.owner === 'preserve' ? { uid: src.uid, gid: src.gid } : opts.owner ?? ROOT_OWNER;
       const mode = modeFor(src, chmod);
       if (src.isDirectory() && e.rel === '' && m.stat.type === 'dir' && !opts.parents) {
@@ -128,11 +137,12 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
         dirAbs.set(e.rel, into);
         contentsDir = { abs: into, mtime: src.mtime };
       } else if (src.isDirectory()) {
-        dirAbs.set(e.rel, await placeDir(opts.destRoot, abs, shown, src, mode, owner, createdDirs));
+        dirAbs.set(e.rel, await placeDir(opts.destRoot, abs, shown, srcPath, src, mode, owner, createdDirs));
       } else if (src.isSymbolicLink()) {
         await clearForFile(abs, shown);
-        await fsp.symlink(await fsp.readlink(join(opts.srcRoot, e.real)), abs);
+        await fsp.symlink(await fsp.readlink(srcPath), abs);
         await applyMeta(abs, true, owner, null, src.mtime);
+        copyXattrs(srcPath, abs);
         result.filesCopied++;
       } else if (src.isFile()) {
         await clearForFile(abs, shown);
@@ -141,8 +151,9 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
         if (linked) {
           await fsp.link(linked, abs);
         } else {
-          await fsp.copyFile(join(opts.srcRoot, e.real), abs);
+          await fsp.copyFile(srcPath, abs);
           await applyMeta(abs, false, owner, mode, src.mtime);
+          copyXattrs(srcPath, abs);
           if (src.nlink > 1) hardlinks.set(key, abs);
           result.bytes += src.size;
         }
@@ -154,7 +165,10 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
     if (contentsDir) await fsp.utimes(contentsDir.abs, contentsDir.mtime, contentsDir.mtime);
   }
   // Directory metadata last, deepest first, so writing their contents does not bump mtimes.
-  for (const d of createdDirs.reverse()) await applyMeta(d.abs, false, d.owner, d.mode, d.src.mtime);
+  for (const d of createdDirs.reverse()) {
+    await applyMeta(d.abs, false, d.owner, d.mode, d.src.mtime);
+    copyXattrs(d.srcPath, d.abs);
+  }
   return result;
 }
 
@@ -164,7 +178,7 @@ function modeFor(src: Stats, chmod: ModeTransform | null): number {
 }
 
 /** Creates (or reuses, merging) the directory at abs; returns its real absolute path. */
-async function placeDir(destRoot: string, abs: string, shown: string, src: Stats, mode: number, owner: Owner, created: CreatedDir[]): Promise<string> {
+async function placeDir(destRoot: string, abs: string, shown: string, srcPath: string, src: Stats, mode: number, owner: Owner, created: CreatedDir[]): Promise<string> {
   let st = await lstatOrNull(abs);
   let real = abs;
   if (st?.isSymbolicLink()) {
@@ -174,7 +188,7 @@ async function placeDir(destRoot: string, abs: string, shown: string, src: Stats
   if (!st) {
     if (real !== abs) await ensureDir(destRoot, posix.dirname(real.slice(destRoot.length)), 0o755, ROOT_OWNER, shown);
     await mkdirOwned(real, 0o755, owner);
-    created.push({ abs: real, src, mode, owner });
+    created.push({ abs: real, srcPath, src, mode, owner });
   } else if (!st.isDirectory()) {
     throw new FileOpError('ENOTDIR', `cannot copy a directory onto ${shown}: it exists and is not a directory; remove it first or pick another destination`);
   }

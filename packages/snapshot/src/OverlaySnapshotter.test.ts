@@ -190,14 +190,17 @@ describe('OverlaySnapshotter', () => {
     }
   });
 
-  it('diffs with no tool on PATH, taking a file\'s xattrs and a symlink\'s own, never those of the host file it names', async () => {
+  it('diffs with no tool on PATH, taking a file\'s capability (the one xattr BuildKit\'s layers keep) and a symlink\'s own, never those of the host file it names', async () => {
+    // A file capability (VFS_CAP_REVISION_2, effective): binary, with a byte above 0x7f.
+    const capability = Buffer.from([1, 0, 0, 2, 0, 0x84, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     const hostFile = join(tmp.path, 'host-secret');
     await writeFile(hostFile, 'the host\'s');
     restoreXattrs([{ path: hostFile, xattrs: new Map([['user.secret', Buffer.from('host only')]]) }]);
     const active = await snapshotter.prepare('run-xattrs', top);
     try {
       await writeFile(join(active.mountpoint, 'data'), 'step output');
-      restoreXattrs([{ path: join(active.mountpoint, 'data'), xattrs: new Map([['user.kept', Buffer.from([0, 1, 2])]]) }]);
+      restoreXattrs([{ path: join(active.mountpoint, 'data'), xattrs: new Map([['security.capability', capability], ['user.snapshot-only', Buffer.from('x')]]) }]);
+      restoreXattrs([{ path: hostFile, xattrs: new Map([['security.capability', capability]]) }]);
       await symlink(hostFile, join(active.mountpoint, 'link'));
     } finally {
       await active.release();
@@ -207,7 +210,8 @@ describe('OverlaySnapshotter', () => {
     try {
       const layer = await diffUpper(active.upperdir as string, { compression: 'gzip', blobPath: join(tmp.path, 'xattrs.tgz') });
       const headers = new Map((await tarEntries(layer.blobPath)).map((h) => [h.name, h]));
-      assert.deepEqual(headers.get('data')?.pax?.[RAW_PAX]?.get('SCHILY.xattr.user.kept'), Buffer.from([0, 1, 2]));
+      assert.deepEqual(headers.get('data')?.pax?.[RAW_PAX]?.get('SCHILY.xattr.security.capability'), capability);
+      assert.equal(headers.get('data')?.pax?.[RAW_PAX]?.has('SCHILY.xattr.user.snapshot-only'), false, 'containerd\'s change writer exports no other xattr');
       assert.equal(headers.get('link')?.linkname, hostFile);
       assert.deepEqual([...(headers.get('link')?.pax?.[RAW_PAX]?.keys() ?? [])].filter((k) => k.startsWith('SCHILY.xattr.')), []);
       const empty = await snapshotter.prepare('run-empty', top);

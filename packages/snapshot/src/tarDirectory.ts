@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Stats } from 'node:fs';
 import { writeLayerBlob, type LayerBlob, type LayerBlobOptions } from './layerBlob.js';
 import { compareBytes, OCI_OPAQUE_WHITEOUT, OCI_WHITEOUT_PREFIX, sortInWalkOrder, writeLayerTar, type LayerEntry } from './writeLayerTar.js';
-import { readXattrs } from './xattrs.js';
+import { OVERLAY_XATTR_PREFIX, readXattrs } from './xattrs.js';
 
 export interface TarDirectoryOptions extends LayerBlobOptions {
   /** Clamp mtimes to SOURCE_DATE_EPOCH (seconds). */
@@ -12,7 +12,7 @@ export interface TarDirectoryOptions extends LayerBlobOptions {
   lower?: () => Promise<string>;
 }
 
-const OVERLAY_XATTR_PREFIX = 'trusted.overlay.';
+const CAPABILITY_XATTR = 'security.capability';
 
 interface WalkOptions {
   /** Convert overlayfs whiteouts (char 0/0, trusted.overlay.opaque=y) into OCI whiteouts. */
@@ -25,6 +25,11 @@ interface WalkOptions {
    * directory that is gone instead of `.wh..wh..opq`.
    */
   lower?: () => Promise<string>;
+  /**
+   * Export only security.capability, as BuildKit's differ (containerd's change writer) does for
+   * every layer a step makes: user.*, trusted.* and the rest stay in the snapshot.
+   */
+  capabilityOnly?: boolean;
 }
 
 function isOverlayWhiteout(st: Stats): boolean {
@@ -79,7 +84,9 @@ export async function collectLayerEntries(root: string, options: WalkOptions): P
       if (unchanged && !st.isDirectory()) continue;
       const all = readXattrs(abs);
       const xattrs = new Map<string, Uint8Array>();
-      for (const [key, value] of all) if (!key.startsWith(OVERLAY_XATTR_PREFIX)) xattrs.set(key, value);
+      for (const [key, value] of all) {
+        if (options.capabilityOnly ? key === CAPABILITY_XATTR : !key.startsWith(OVERLAY_XATTR_PREFIX)) xattrs.set(key, value);
+      }
       const base = { path, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime, xattrs, ino: `${st.dev}:${st.ino}`, nlink: st.nlink };
       if (st.isDirectory()) {
         entries.push({ ...base, type: 'dir', unchanged });
@@ -131,7 +138,7 @@ export async function collectLayerEntries(root: string, options: WalkOptions): P
 async function sameAsLower(upper: string, lower: string): Promise<boolean> {
   const [u, l] = await Promise.all([lstat(upper, { bigint: true }), lstat(lower, { bigint: true })]);
   if (u.mode !== l.mode || u.uid !== l.uid || u.gid !== l.gid || u.rdev !== l.rdev) return false;
-  if (!sameBytes(readXattrs(upper).get('security.capability'), readXattrs(lower).get('security.capability'))) return false;
+  if (!sameBytes(readXattrs(upper).get(CAPABILITY_XATTR), readXattrs(lower).get(CAPABILITY_XATTR))) return false;
   if (u.isDirectory()) return true;
   if (u.size !== l.size || u.mtimeNs / 1_000_000_000n !== l.mtimeNs / 1_000_000_000n) return false;
   const [uNs, lNs] = [u.mtimeNs % 1_000_000_000n, l.mtimeNs % 1_000_000_000n];
@@ -168,9 +175,9 @@ export async function tarDirectory(dir: string, options: TarDirectoryOptions): P
 /**
  * Turns an overlayfs upper dir into a deterministic OCI layer: overlay whiteouts become OCI
  * whiteouts, entries are sorted, headers normalised, and diffID + digest come from one pass.
- * Read the upper dir only while nothing writes to the snapshot (after the container exited).
+ * Of the xattrs only security.capability is kept, as in BuildKit's layers. Read the upper dir only while nothing writes to the snapshot (after the container exited).
  */
 export async function diffUpper(upperdir: string, options: TarDirectoryOptions): Promise<LayerBlob> {
-  const entries = await collectLayerEntries(upperdir, { overlay: true, lower: options.lower });
+  const entries = await collectLayerEntries(upperdir, { overlay: true, lower: options.lower, capabilityOnly: true });
   return writeLayerBlob(writeLayerTar(entries, { sourceDateEpoch: options.sourceDateEpoch }), options);
 }

@@ -4,6 +4,9 @@ import { syscalls } from './native.js';
 
 export type Xattrs = Map<string, Buffer>;
 
+/** overlayfs keeps its own state in these; they never leave a snapshot nor enter one. */
+export const OVERLAY_XATTR_PREFIX = 'trusted.overlay.';
+
 /** The extended attributes of `path` itself (all namespaces; none where the filesystem has none). */
 export function readXattrs(path: string): Xattrs {
   return new Map(syscalls.listXattrs(path));
@@ -13,5 +16,22 @@ export function readXattrs(path: string): Xattrs {
 export function restoreXattrs(items: Iterable<{ path: string; xattrs: Xattrs }>): void {
   for (const { path, xattrs } of items) {
     for (const [name, value] of xattrs) syscalls.setXattr(path, name, value);
+  }
+}
+
+/**
+ * COPY's xattrs, as fsutil's copy (BuildKit's file op): every attribute of `src` itself is set
+ * on `dest` itself, after its owner, mode and times (a chown clears security.capability). One
+ * the destination refuses (user.* on a symlink, security.selinux without a policy) is skipped,
+ * as BuildKit's handler logs and goes on. overlayfs's own are never copied.
+ */
+export function copyXattrs(src: string, dest: string): void {
+  for (const [name, value] of syscalls.listXattrs(src)) {
+    if (name.startsWith(OVERLAY_XATTR_PREFIX)) continue;
+    try {
+      syscalls.setXattr(dest, name, value);
+    } catch {
+      // refused by the destination: BuildKit's copy goes on too
+    }
   }
 }

@@ -13,6 +13,10 @@ export interface CraftedEntry {
   type?: 'file' | 'directory' | 'symlink' | 'link';
   data?: string;
   linkname?: string;
+  /** Permission bits (default 0755 for a directory, 0644 for the rest). */
+  mode?: number;
+  /** Extended attributes, as SCHILY.xattr.* PAX records (text; keep binary values to bytes below 0x80). */
+  xattrs?: Record<string, string>;
 }
 
 const manifestType = 'application/vnd.oci.image.manifest.v1+json';
@@ -27,7 +31,10 @@ export async function pushCraftedImage(ref: string, entries: CraftedEntry[] | Cr
   const raws: Buffer[] = [];
   for (const layerEntries of layers) {
     const tar = pack();
-    for (const e of layerEntries) tar.entry({ name: e.name, type: e.type ?? 'file', linkname: e.linkname, mode: e.type === 'directory' ? 0o755 : 0o644, mtime: new Date(1_000_000_000_000) }, e.data ?? '');
+    for (const e of layerEntries) {
+      const pax = e.xattrs && Object.fromEntries(Object.entries(e.xattrs).map(([key, value]) => [`SCHILY.xattr.${key}`, value]));
+      tar.entry({ name: e.name, type: e.type ?? 'file', linkname: e.linkname, mode: e.mode ?? (e.type === 'directory' ? 0o755 : 0o644), mtime: new Date(1_000_000_000_000), pax }, e.data ?? '');
+    }
     tar.finalize();
     const chunks: Buffer[] = [];
     for await (const chunk of tar) chunks.push(chunk as Buffer);

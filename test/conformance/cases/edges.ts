@@ -1,7 +1,17 @@
 // Edge cases of everyday instructions: quoting, users and owners, WORKDIR under USER,
 // variables in EXPOSE/VOLUME/USER, file names with spaces and pattern characters.
+import type { CraftedEntry } from '@buildyard/testkit';
 import type { Case } from '../lib/types.js';
 import { argHistory, chain, chmodParents, copyFlagsHistory, HEALTH_CHANGE, healthHistory, historyAt } from './upstream.js';
+
+// VFS_CAP_REVISION_2 with the effective flag, cap_net_bind_service permitted: all bytes below 0x80.
+const capability = '\u0001\u0000\u0000\u0002\u0000\u0004' + '\u0000'.repeat(14);
+const xattrImage: CraftedEntry[] = [
+  { name: 'app', data: 'binary\n', mode: 0o755, xattrs: { 'security.capability': capability, 'user.origin': 'crafted' } },
+  { name: 'note', data: 'text\n', xattrs: { 'user.note': 'kept in the snapshot' } },
+  { name: 'd/', type: 'directory', xattrs: { 'user.dir': 'd' } },
+  { name: 'd/f', data: 'f\n', mode: 0o755, xattrs: { 'security.capability': capability } },
+];
 
 const tree = { 'a b.txt': 'spaces\n', '[x].txt': 'brackets\n', 'star*.txt': 'star\n', 'q?.txt': 'question\n', 'sub/f': 'f\n' };
 
@@ -110,4 +120,9 @@ export const cases: Case[] = [
   { name: 'run-home-and-user-env', dockerfile: 'FROM {{BASE}}\nUSER nobody\nRUN echo "home=[$HOME] user=[$USER] path=[$PATH]" > /tmp/env\n' },
   { name: 'run-path-default-without-env', dockerfile: 'FROM {{BASE}} AS b\nFROM scratch\nCOPY --from=b /bin /bin\nRUN echo "[$PATH]" > /p\n' },
   { name: 'run-cwd-default', dockerfile: 'FROM {{BASE}}\nRUN pwd > /cwd\n' },
+  // Extended attributes: COPY carries a file's own (fsutil's copy, after the chown that would
+  // clear a capability); a step's layer keeps only security.capability (containerd's change
+  // writer), whatever else the snapshot holds; a chown in a RUN clears the capability.
+  { name: 'xattrs-copy-from-stage', upstream: { change: copyFlagsHistory('--chown=7:8').change, patch: historyAt(1, 'COPY --chown=7:8 /app /owned # buildkit') }, dockerfile: 'FROM {{CRAFTED}} AS src\nFROM {{BASE}}\nCOPY --from=src /app /note /x/\nCOPY --chown=7:8 --from=src /app /owned\nCOPY --from=src /d /d\n', crafted: xattrImage },
+  { name: 'xattrs-run-copy-up', dockerfile: 'FROM {{BASE}}\nCOPY --from={{CRAFTED}} / /x/\nRUN chmod 700 /x/app /x/note /x/d && chown 1 /x/d/f\n', crafted: xattrImage },
 ];
