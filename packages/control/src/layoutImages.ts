@@ -13,7 +13,7 @@ import type { RedisClient as Redis, RedisKeys } from '@buildyard/contracts';
 import type { ImageConfigFile } from '@buildyard/graph';
 import type { NamedContextSource } from '@buildyard/dockerfile';
 import {
-  NoMatchingPlatformError, formatPlatform, formatReference, isImageIndex, normalizePlatform, parseReference, selectManifest,
+  formatReference, isImageIndex, parseReference, selectManifest,
   LAYOUT_REF_PREFIX, type AnyManifest, type FsContentStore, type ImageConfig, type ImageManifest,
 } from '@buildyard/oci';
 
@@ -88,14 +88,10 @@ async function resolveLayoutImage(ref: string, layout: { contextId: string; dige
     if (isImageIndex(child)) throw new Error(`${where}: an index inside an index is not supported`);
     manifest = child;
   } else {
-    manifest = top;
+    manifest = top; // that image, whatever its platform, as BuildKit's (containerd's images.Manifest)
   }
   if (!manifest.config?.digest || !Array.isArray(manifest.layers)) throw new Error(`${where}: ${manifestDigest.slice(0, 80)} is not an image manifest`);
   const config = await document<ImageConfig>(manifest.config.digest, manifest.config.size, 'config');
-  if (!isImageIndex(top)) {
-    const have = formatPlatform(normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant }));
-    if (have !== formatPlatform(normalizePlatform(platform))) throw new NoMatchingPlatformError(normalizePlatform(platform), [have], where);
-  }
   const diffIDs = config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== manifest.layers.length) throw new Error(`${where}: ${manifest.layers.length} layers but ${diffIDs.length} diff_ids in its config`);
   const blobs = [manifestDigest, manifest.config.digest, ...manifest.layers.map((l) => l.digest)];

@@ -6,7 +6,7 @@ import { RetriesExhaustedError, withRetries, type RetryOptions } from './retry.j
 import { Digester, assertDigest, sha256Digest, type Digest } from './digest.js';
 import { DigestMismatchError, type BlobInfo, type FsContentStore } from './FsContentStore.js';
 import { MANIFEST_ACCEPT, MediaTypes, isIndexMediaType } from './mediaTypes.js';
-import { formatPlatform, hostPlatform, normalizePlatform, NoMatchingPlatformError, selectManifest } from './platform.js';
+import { hostPlatform, selectManifest } from './platform.js';
 import { formatReference, parseReference, registryApiHost, type ImageReference, type RepositoryReference } from './reference.js';
 import { credentialsFor, loadDockerConfig, normalizeRegistryHost, type CredentialMap, type Credentials } from './credentials.js';
 import { parseWwwAuthenticate, type AuthChallenge } from './authChallenge.js';
@@ -304,7 +304,9 @@ export class RegistryClient {
 
   /**
    * Resolves a reference to one platform's manifest and config. Indexes / manifest lists are
-   * narrowed with containerd's platform rules; `platform` defaults to the host's.
+   * narrowed with containerd's platform rules; `platform` defaults to the host's. A reference
+   * naming a manifest itself is that image, whatever its platform: containerd's
+   * images.Manifest (so BuildKit) checks the platform of an index's entries only.
    */
   async resolve(reference: string | ImageReference, platform?: string | Platform, call: CallOptions = {}, tops?: Map<string, Promise<FetchedManifest>>): Promise<ResolvedImage> {
     const ref = typeof reference === 'string' ? parseReference(reference) : reference;
@@ -337,13 +339,6 @@ export class RegistryClient {
     }
     const configBytes = await this.fetchBlobBytes(ref, manifest.config, call);
     const config = JSON.parse(configBytes.toString('utf8')) as ImageConfig;
-    if (!index && platform !== undefined) {
-      const want = normalizePlatform(platform);
-      const have = normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant });
-      if (formatPlatform(want) !== formatPlatform(have)) {
-        throw new NoMatchingPlatformError(want, [formatPlatform(have)], formatReference(ref));
-      }
-    }
     return {
       reference: ref,
       ...(index ? { indexDigest: top.digest, index } : {}),

@@ -124,4 +124,8 @@ export const cases: Case[] = [
   { name: 'workdir-existing-dir', dockerfile: 'FROM {{BASE}}\nWORKDIR /etc\n' },
   { name: 'copy-same-content', dockerfile: 'FROM {{BASE}}\nCOPY passwd /etc/passwd\n', files: { passwd: 'root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nnobody:x:65534:65534:nobody:/home:/bin/false\n' } },
   { name: 'maintainer-deprecated-still-works', dockerfile: 'FROM scratch\nMAINTAINER me\nENV A=1\n' },
+  // An image of one platform (a manifest, no index) used for another: BuildKit takes it as it is
+  // (containerd's images.Manifest checks the platform of an index's entries only).
+  { name: 'single-platform-image-copy-from', platform: 'linux/arm64', dockerfile: 'FROM {{BASE}}\nCOPY --from={{CRAFTED}} /tool /usr/local/bin/tool\n', crafted: [{ name: 'tool', data: 'amd64 only\n', mode: 0o755 }] },
+  { name: 'single-platform-image-as-base', platform: 'linux/arm64', dockerfile: 'FROM {{CRAFTED}}\nENV A=1\nCOPY a.txt /\n', files, crafted: [{ name: 'tool', data: 'amd64 only\n', mode: 0o755 }] },
 ];
