@@ -37,6 +37,8 @@ export interface AddUrlOptions {
   /** Retries after network errors and 5xx/429 answers (default 2). */
   retries?: number;
   extractLimits?: Partial<ExtractLimits>;
+  /** With `unpack`: sets each entry's xattrs (see CopyOptions.setXattrs). */
+  setXattrs?: (path: string, xattrs: Map<string, Buffer>) => void;
   /** The build's network policy, asked for the address of every hop before connecting to it:
    *  why the address is refused (a setting's name), or undefined to allow it. */
   refuseAddress?: (address: string) => string | undefined;
@@ -95,7 +97,7 @@ export async function addUrl(opts: AddUrlOptions): Promise<AddUrlResult> {
       const compression = await sniffArchive(got.file);
       if (compression) {
         const dir = await ensureDir(opts.destRoot, destRel, 0o755, owner, showPath(destRel));
-        await extractArchive({ archivePath: got.file, compression, dir, label: opts.url, owner: opts.owner, limits: opts.extractLimits });
+        await extractArchive({ archivePath: got.file, compression, dir, label: opts.url, owner: opts.owner, limits: opts.extractLimits, setXattrs: opts.setXattrs });
         return { path: dir, bytes: got.bytes, digest: got.digest, lastModified: got.lastModified };
       }
     }

@@ -31,6 +31,8 @@ export interface CopyOptions extends SourceSelection {
    * security.capability. Without it, xattrs are not copied.
    */
   copyXattrs?: (src: string, dest: string) => void;
+  /** Sets an extracted archive entry's xattrs (SCHILY.xattr.* records) on it: ADD's, as docker's archive.Unpack. */
+  setXattrs?: (path: string, xattrs: Map<string, Buffer>) => void;
 }
 
 export interface CopyResult {
@@ -85,7 +87,7 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
         const dirAbs = await ensureParent(dirRel, 0o755);
         const r = await extractArchive({
           archivePath: srcAbs, compression, dir: dirAbs, label: m.logical,
-          owner: opts.owner === 'preserve' ? undefined : opts.owner, limits: opts.extractLimits,
+          owner: opts.owner === 'preserve' ? undefined : opts.owner, limits: opts.extractLimits, setXattrs: opts.setXattrs,
         });
         result.filesCopied += r.files;
         result.bytes += r.bytes;

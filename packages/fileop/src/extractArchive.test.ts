@@ -1,8 +1,10 @@
 // Needs root (ownership from the archive, mknod) and the bzip2 / xz-utils / zstd Debian packages.
 import assert from 'node:assert/strict';
 import { promises as fsp, lstatSync, readFileSync, readlinkSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { readXattrs, restoreXattrs, setXattrs } from '@buildyard/snapshot';
 import { copy } from './copy.js';
 import { sniffArchive } from './extractArchive.js';
 import { FileOpError } from './FileOpError.js';
@@ -143,5 +145,27 @@ describe('ADD auto-extract', () => {
     const full = compress(await makeTar(ITEMS), 'xz');
     await fsp.writeFile(join(ws.src, 'cut.tar.xz'), full.subarray(0, full.length - 40));
     await assert.rejects(copy({ srcRoot: ws.src, sources: ['cut.tar.xz'], destRoot: d, dest: '/c/', autoExtract: true }), isCode('EARCHIVE'));
+  });
+
+  test('entries\' xattrs (GNU tar --xattrs) are set on them, binary bytes as they are, after --chown; without the hook none are', async () => {
+    // A file capability (VFS_CAP_REVISION_2, effective) with a byte above 0x7f: no valid UTF-8.
+    const capability = Buffer.from([1, 0, 0, 2, 0x80, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    const tree = join(ws.base, 'xattr-tree');
+    await populate(tree, { 'app': 'binary', 'd/f': 'f' });
+    restoreXattrs([
+      { path: join(tree, 'app'), xattrs: new Map([['security.capability', capability], ['user.note', Buffer.from('n')]]) },
+      { path: join(tree, 'd'), xattrs: new Map([['user.dir', Buffer.from('d')]]) },
+    ]);
+    execFileSync('tar', ['--xattrs', '--xattrs-include=*', '-cf', join(ws.src, 'xattrs.tar'), '-C', tree, 'app', 'd']);
+    const d = await freshDest();
+    await copy({ srcRoot: ws.src, sources: ['xattrs.tar'], destRoot: d, dest: '/x/', autoExtract: true, owner: { uid: 7, gid: 8 }, setXattrs });
+    const app = readXattrs(join(d, 'x/app'));
+    assert.deepEqual(app.get('security.capability'), capability, 'set after the chown, which clears it');
+    assert.equal(app.get('user.note')?.toString(), 'n');
+    assert.equal(lstatSync(join(d, 'x/app')).uid, 7);
+    assert.equal(readXattrs(join(d, 'x/d')).get('user.dir')?.toString(), 'd');
+    const plain = await freshDest();
+    await copy({ srcRoot: ws.src, sources: ['xattrs.tar'], destRoot: plain, dest: '/x/', autoExtract: true });
+    assert.equal(readXattrs(join(plain, 'x/app')).size, 0);
   });
 });

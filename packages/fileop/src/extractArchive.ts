@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import tar from 'tar-stream';
+import { paxXattrs, tarExtract } from '@buildyard/oci';
 import { applyMeta, ensureDir, lstatOrNull, mkdirOwned, type Owner, ROOT_OWNER } from './destFs.js';
 import { FileOpError } from './FileOpError.js';
 import { cleanRel, resolveScoped } from './resolveScoped.js';
@@ -40,6 +40,8 @@ export interface ExtractOptions {
   /** Ownership override; default: the ids recorded in the archive. */
   owner?: Owner;
   limits?: Partial<ExtractLimits>;
+  /** Sets an entry's SCHILY.xattr.* records on it, after its owner (see CopyOptions.setXattrs); without it none are. */
+  setXattrs?: (path: string, xattrs: Map<string, Buffer>) => void;
 }
 
 const MAGIC: Array<[Compression, number[]]> = [
@@ -133,10 +135,11 @@ export interface ExtractResult { files: number; bytes: number }
 export async function extractArchive(opts: ExtractOptions): Promise<ExtractResult> {
   const limits = { ...DEFAULT_EXTRACT_LIMITS, ...opts.limits };
   const d = decompress(opts.archivePath, opts.compression);
-  const extract = tar.extract();
+  const extract = tarExtract();
   const piping = pipeline(d.stream, extract).catch((err: unknown) => err);
   const result: ExtractResult = { files: 0, bytes: 0 };
-  const dirs: Array<{ abs: string; owner: Owner; mode: number; mtime: Date | null }> = [];
+  const dirs: Array<{ abs: string; owner: Owner; mode: number; mtime: Date | null; xattrs: Map<string, Buffer> }> = [];
+  const setXattrs = opts.setXattrs ?? (() => undefined);
   // The extraction's root, as BuildKit's chroot: links are followed inside it and nowhere else.
   const tree = fsTree(opts.dir);
   let entries = 0;
@@ -164,7 +167,7 @@ export async function extractArchive(opts: ExtractOptions): Promise<ExtractResul
       if (existing && !merge) await fsp.rm(abs, { recursive: true, force: true });
       if (h.type === 'directory') {
         if (!merge) await mkdirOwned(abs, 0o755, owner);
-        dirs.push({ abs, owner, mode, mtime });
+        dirs.push({ abs, owner, mode, mtime, xattrs: paxXattrs(h) });
         entry.resume();
         continue;
       }
@@ -197,7 +200,10 @@ export async function extractArchive(opts: ExtractOptions): Promise<ExtractResul
           continue; // unknown entry types are skipped, as docker's Unpack does
       }
       entry.resume();
-      if (h.type !== 'link') await applyMeta(abs, h.type === 'symlink', owner, h.type === 'symlink' ? null : mode, mtime);
+      if (h.type !== 'link') {
+        await applyMeta(abs, h.type === 'symlink', owner, h.type === 'symlink' ? null : mode, mtime);
+        setXattrs(abs, paxXattrs(h));
+      }
       result.files++;
     }
     const piped = await piping;
@@ -209,7 +215,10 @@ export async function extractArchive(opts: ExtractOptions): Promise<ExtractResul
     if (err instanceof FileOpError) throw err;
     throw fail('EARCHIVE', `cannot extract archive: ${(err as Error).message}; check that it is a valid tar`);
   }
-  for (const dir of dirs.reverse()) await applyMeta(dir.abs, false, dir.owner, dir.mode, dir.mtime);
+  for (const dir of dirs.reverse()) {
+    await applyMeta(dir.abs, false, dir.owner, dir.mode, dir.mtime);
+    setXattrs(dir.abs, dir.xattrs);
+  }
   return result;
 }
 

@@ -10,7 +10,7 @@ import { createGunzip } from 'node:zlib';
 import { busyboxLayout, until } from '@buildyard/testkit';
 import { applyLayer } from './applyLayer.js';
 import { OverlaySnapshotter, type ChainLayer } from './OverlaySnapshotter.js';
-import { RAW_PAX, createTarExtract, type TarHeader } from './paxExtract.js';
+import { RAW_PAX, createTarExtract, type TarHeader } from '@buildyard/oci';
 import { diffUpper, tarDirectory } from './tarDirectory.js';
 import { isMountPoint } from './mounts.js';
 import { writeLayerBlob } from './layerBlob.js';

@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { compressionFromMediaType, createDecompressor, peekBytes, sniffCompression, type LayerCompression } from './compression.js';
 import { HashingStream } from './layerBlob.js';
-import { createTarExtract, RAW_PAX, type TarHeader } from './paxExtract.js';
+import { createTarExtract, paxXattrs, type TarHeader } from '@buildyard/oci';
 import { restoreXattrs, type Xattrs } from './xattrs.js';
 
 export interface ApplyLayerOptions {
@@ -266,15 +266,7 @@ class TreeApplier {
   }
 
   private collectXattrs(header: TarHeader, path: string, isSymlink: boolean): void {
-    const pax = header.pax;
-    if (!pax) return;
-    const raw = pax[RAW_PAX];
-    const values = new Map<string, Buffer>();
-    if (raw) {
-      for (const [key, value] of raw) if (key.startsWith('SCHILY.xattr.')) values.set(key.slice('SCHILY.xattr.'.length), value);
-    } else {
-      for (const [key, value] of Object.entries(pax)) if (key.startsWith('SCHILY.xattr.')) values.set(key.slice('SCHILY.xattr.'.length), Buffer.from(value, 'utf8'));
-    }
+    const values = paxXattrs(header);
     for (const key of [...values.keys()]) {
       // The kernel refuses user.* on symlinks, and overlay's own xattrs must never come from a layer.
       if ((isSymlink && key.startsWith('user.')) || key.startsWith('trusted.overlay.')) values.delete(key);

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { gzipSync } from 'node:zlib';
 import { chainID, chainIDs } from './chainID.js';
 import { compressionFromMediaType, sniffCompression, peekBytes } from './compression.js';
-import { createTarExtract, RAW_PAX, type TarHeader } from './paxExtract.js';
+import { createTarExtract, RAW_PAX, type TarHeader } from '@buildyard/oci';
 import { paxRecord, sortInWalkOrder, writeLayerTar, type LayerEntry } from './writeLayerTar.js';
 
 async function readTar(tar: Buffer): Promise<{ header: TarHeader; data: Buffer }[]> {

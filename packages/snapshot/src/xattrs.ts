@@ -20,18 +20,23 @@ export function restoreXattrs(items: Iterable<{ path: string; xattrs: Xattrs }>)
 }
 
 /**
- * COPY's xattrs, as fsutil's copy (BuildKit's file op): every attribute of `src` itself is set
- * on `dest` itself, after its owner, mode and times (a chown clears security.capability). One
- * the destination refuses (user.* on a symlink, security.selinux without a policy) is skipped,
- * as BuildKit's handler logs and goes on. overlayfs's own are never copied.
+ * Sets `xattrs` on `path` itself, as fsutil's copy and docker's archive.Unpack (BuildKit's COPY
+ * and ADD) do once the owner is set (a chown clears security.capability). One the destination
+ * refuses (user.* on a symlink, security.selinux without a policy) is skipped, as BuildKit goes
+ * on; overlayfs's own are never set.
  */
-export function copyXattrs(src: string, dest: string): void {
-  for (const [name, value] of syscalls.listXattrs(src)) {
+export function setXattrs(path: string, xattrs: Iterable<[string, Buffer]>): void {
+  for (const [name, value] of xattrs) {
     if (name.startsWith(OVERLAY_XATTR_PREFIX)) continue;
     try {
-      syscalls.setXattr(dest, name, value);
+      syscalls.setXattr(path, name, value);
     } catch {
-      // refused by the destination: BuildKit's copy goes on too
+      // refused by the destination: BuildKit goes on too
     }
   }
+}
+
+/** COPY's xattrs (fsutil's copy): every attribute of `src` itself onto `dest` itself, as setXattrs. */
+export function copyXattrs(src: string, dest: string): void {
+  setXattrs(dest, syscalls.listXattrs(src));
 }

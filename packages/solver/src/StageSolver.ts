@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import type { BlobStore, CacheIndex, LayerRecord } from '@buildyard/cache';
 import { canonicalDigest, imageStateKey, type ExecVertex, type FileVertex, type ImageConfigFile, type SourceRef, type StagePlan, type Vertex } from '@buildyard/graph';
 import { type EgressLists, type Executor, type StepLimits } from '@buildyard/executor';
-import { chainID, copyXattrs, diffUpper, ownScratchDir, type ChainLayer, type Snapshotter } from '@buildyard/snapshot';
+import { chainID, copyXattrs, diffUpper, ownScratchDir, setXattrs, type ChainLayer, type Snapshotter } from '@buildyard/snapshot';
 import { addUrl, copy, DirUrlValidatorStore, mkdir, mkfile, resolveChown, revalidateUrl, type UrlRevision, type UrlValidatorStore } from '@buildyard/fileop';
 import type { StageResult } from './StageResult.js';
 import { StageAssembly, answeredInputsOf, isUsableHit, stageBase, stageBaseKey, type SolvedVertex } from './StageAssembly.js';
@@ -347,7 +347,7 @@ export class StageSolver {
               owner: owner ?? (action.from.kind === 'context' ? undefined : 'preserve'),
               chmod: action.chmod, parents: action.parents, exclude: action.exclude,
               followSymlinks: action.followSymlinks, autoExtract: action.isAdd && action.from.kind === 'context' ? true : action.unpack,
-              extractLimits: await this.extractLimits(), copyXattrs,
+              extractLimits: await this.extractLimits(), copyXattrs, setXattrs,
             });
           } finally {
             await src.release();
@@ -362,7 +362,7 @@ export class StageSolver {
           const placed = await addUrl({
             url: action.url, destRoot: rootfs, dest: action.dest, checksum: action.checksum, owner, chmod: action.chmod, unpack: action.unpack,
             signal: req.signal, tmpDir: await this.scratchDir(), ...this.opts.download, line: vertex.line,
-            refuseAddress: this.refuseAddress(req), fetched: revisions.get(i)?.fetched,
+            refuseAddress: this.refuseAddress(req), fetched: revisions.get(i)?.fetched, setXattrs,
           });
           if (!action.checksum) remote.push(remoteOf(placed));
           break;

@@ -6,19 +6,20 @@ import { chain, copyFlagsHistory } from './upstream.js';
 
 interface TarEntry {
   name: string;
-  /** tar typeflag: '0' file, '1' hardlink, '2' symlink, '3' character device, '5' directory, '6' fifo. */
-  type?: '0' | '1' | '2' | '3' | '5' | '6';
+  /** tar typeflag: '0' file, '1' hardlink, '2' symlink, '3' character device, '5' directory, '6' fifo, 'x' PAX header. */
+  type?: '0' | '1' | '2' | '3' | '5' | '6' | 'x';
   mode?: number;
   uid?: number;
   body?: string;
   linkname?: string;
+  /** PAX records for this entry (an 'x' header before it), e.g. SCHILY.xattr.* as bytes. */
+  pax?: Record<string, string | Buffer>;
 }
 
 /** A ustar archive of `entries`, written by hand so each header is exactly what the case names. */
 function tar(entries: TarEntry[]): Buffer {
   const blocks: Buffer[] = [];
-  for (const e of entries) {
-    const body = Buffer.from(e.body ?? '');
+  const push = (e: TarEntry, body: Buffer) => {
     const h = Buffer.alloc(512);
     h.write(e.name, 0);
     h.write((e.mode ?? (e.type === '5' ? 0o755 : 0o644)).toString(8).padStart(7, '0'), 100);
@@ -36,9 +37,23 @@ function tar(entries: TarEntry[]): Buffer {
     h.write(sum.toString(8).padStart(6, '0') + '\u0000 ', 148);
     blocks.push(h);
     if (body.length > 0) blocks.push(body, Buffer.alloc((512 - (body.length % 512)) % 512));
+  };
+  for (const e of entries) {
+    if (e.pax) push({ name: `PaxHeaders/${e.name}`.slice(0, 99), type: 'x' }, paxRecords(e.pax));
+    push(e, Buffer.from(e.body ?? ''));
   }
   blocks.push(Buffer.alloc(1024));
   return Buffer.concat(blocks);
+}
+
+/** PAX records, "<length> key=value\n" each, the length counting its own digits. */
+function paxRecords(records: Record<string, string | Buffer>): Buffer {
+  return Buffer.concat(Object.entries(records).map(([key, value]) => {
+    const rest = Buffer.concat([Buffer.from(` ${key}=`), Buffer.from(value), Buffer.from('\n')]);
+    let length = rest.length + 1;
+    while (String(length).length + rest.length !== length) length = String(length).length + rest.length;
+    return Buffer.concat([Buffer.from(String(length)), rest]);
+  }));
 }
 
 const plain = tar([
@@ -50,6 +65,9 @@ const plain = tar([
 /** `bytes` through a compressor from infra/dev/setup.sh's packages (deterministic flags). */
 const compressed = (tool: 'gzip' | 'bzip2' | 'xz' | 'zstd', bytes: Buffer) =>
   execFileSync(tool, tool === 'gzip' ? ['-n', '-c'] : ['-q', '-c'], { input: bytes });
+
+/** A file capability (VFS_CAP_REVISION_2, effective; cap_setuid and cap_net_bind_service): bytes above 0x7f. */
+const CAPABILITY = Buffer.from([1, 0, 0, 2, 0x80, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
 
 const archive = (bytes: Buffer) => ({ 'a.tar': { base64: bytes.toString('base64') } });
 const addArchive = 'FROM {{BASE}}\nADD a.tar /x/\n';
@@ -72,6 +90,13 @@ export const cases: Case[] = [
   { name: 'add-tar-through-symlink', dockerfile: addArchive, files: archive(tar([{ name: 'd/', type: '5' }, { name: 'l', type: '2', linkname: 'd' }, { name: 'l/f', body: 'via link\n' }])) },
   { name: 'add-tar-hardlink', dockerfile: addArchive, files: archive(tar([{ name: 'f', body: 'f\n' }, { name: 'h', type: '1', linkname: 'f' }])) },
   { name: 'add-tar-hardlink-absolute', dockerfile: addArchive, files: archive(tar([{ name: 'f', body: 'f\n' }, { name: 'h', type: '1', linkname: '/f' }])) },
+  // Entries' xattrs (SCHILY.xattr.*), set after the owner as docker's Unpack sets them; the
+  // step's layer keeps security.capability only (containerd's change writer).
+  { name: 'add-tar-xattrs', dockerfile: addArchive, files: archive(tar([
+    { name: 'app', mode: 0o755, uid: 3, body: 'binary\n', pax: { 'SCHILY.xattr.security.capability': CAPABILITY, 'SCHILY.xattr.user.note': 'note' } },
+    { name: 'd/', type: '5', pax: { 'SCHILY.xattr.user.dir': 'd' } },
+    { name: 'd/f', body: 'f\n', pax: { 'SCHILY.xattr.security.capability': CAPABILITY } },
+  ])) },
   // A base image's layer (what containerd unpacks, not ADD) naming paths above or outside its root:
   // containerd's applier clamps them to the root; read here by COPY --from.
   { name: 'base-layer-absolute-and-dotdot', dockerfile: 'FROM {{BASE}}\nCOPY --from={{CRAFTED}} / /c/\n',

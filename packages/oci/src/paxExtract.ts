@@ -51,7 +51,8 @@ type ExtractConstructor = new (opts?: object) => ExtractInternals;
 
 let PaxRawExtract: ExtractConstructor | undefined;
 
-export function createTarExtract(onEntry: TarEntryHandler): Writable {
+/** tar-stream's extract, async-iterable as it is, with each PAX header's raw records in `header.pax[RAW_PAX]`. */
+export function tarExtract(): Writable & AsyncIterable<{ header: TarHeader } & PassThrough> {
   if (!PaxRawExtract) {
     const Base = (tarStream.extract() as unknown as { constructor: ExtractConstructor }).constructor;
     PaxRawExtract = class extends Base {
@@ -63,7 +64,24 @@ export function createTarExtract(onEntry: TarEntryHandler): Writable {
       }
     };
   }
-  const extract = new PaxRawExtract() as unknown as Writable;
+  return new PaxRawExtract() as unknown as Writable & AsyncIterable<{ header: TarHeader } & PassThrough>;
+}
+
+export function createTarExtract(onEntry: TarEntryHandler): Writable {
+  const extract = tarExtract();
   extract.on('entry', onEntry);
   return extract;
+}
+
+/** An entry's SCHILY.xattr.* records as bytes (from the raw records when kept, else tar-stream's text). */
+export function paxXattrs(header: TarHeader): Map<string, Buffer> {
+  const values = new Map<string, Buffer>();
+  const pax = header.pax;
+  if (!pax) return values;
+  const raw = pax[RAW_PAX];
+  const records: Iterable<[string, Buffer | string]> = raw ?? Object.entries(pax);
+  for (const [key, value] of records) {
+    if (key.startsWith('SCHILY.xattr.')) values.set(key.slice('SCHILY.xattr.'.length), typeof value === 'string' ? Buffer.from(value, 'utf8') : value);
+  }
+  return values;
 }
