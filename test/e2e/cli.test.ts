@@ -416,7 +416,12 @@ test('a build reports the linter\'s warnings as current BuildKit does, and # che
   assert.doesNotMatch(failed.stderr, /RUN echo strict/, 'no step ran');
   const skipped = cli(['build', '--progress', 'plain', '--build-arg', 'BUILDKIT_DOCKERFILE_CHECK=skip=FromAsCasing,JSONArgsRecommended;error=true', context]);
   assert.equal(skipped.status, 0, skipped.stderr);
-  assert.doesNotMatch(skipped.stderr, /warnings? found/);
+  assert.doesNotMatch(skipped.stderr, /warnings? found/);  // An image of one platform (a manifest, no index) for another: built, with current BuildKit's warning.
+  const amd64Only = `${cluster.busybox.reference.replace(/:[^:/]+$/, '')}@${cluster.busybox.manifests['linux/amd64']}`;
+  writeFileSync(join(context, 'Dockerfile'), `FROM ${amd64Only}\nCOPY Dockerfile /\n`);
+  const other = cli(['build', '--progress', 'plain', '--platform', 'linux/arm64', context]);
+  assert.equal(other.status, 0, other.stderr);
+  assert.ok(other.stderr.includes(`1 warning found:\n - InvalidBaseImagePlatform: Base image ${amd64Only} was pulled with platform "linux/amd64", expected "linux/arm64/v8" for current build (Dockerfile:1)`), other.stderr);
 });
 
 test('--add-host reaches the /etc/hosts of RUN, --shm-size its /dev/shm, --ulimit its rlimits; --allow of an entitlement the server does not grant fails in BuildKit\'s words', () => {

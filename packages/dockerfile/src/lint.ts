@@ -3,6 +3,7 @@
 // every warning (all stages); a build reports those of the stages it builds and fails on them
 // when the directive or BUILDKIT_DOCKERFILE_CHECK says error=true, as dockerfile2llb does.
 import type { Instruction, ParsedDockerfile, ParsedStage } from './parse.js';
+import { normalizeArch, type Platform } from '@buildyard/graph';
 import { suggest } from './instructions/suggest.js';
 
 /** The instruction keyword as written (the parser upper-cases `keyword`). */
@@ -38,13 +39,16 @@ const RULES = {
   LegacyKeyValueFormat: 'Legacy key/value format with whitespace separator should not be used',
   SecretsUsedInArgOrEnv: 'Sensitive data should not be used in the ARG or ENV commands',
   RedundantTargetPlatform: 'Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior',
+  InvalidBaseImagePlatform: 'Base image platform does not match expected target platform',
 } as const;
+/** Rules BuildKit's ruleset gives no documentation URL. */
+const WITHOUT_URL = new Set<string>(['InvalidBaseImagePlatform']);
 export type LintRuleName = keyof typeof RULES;
 
 export function lintRule(name: LintRuleName): LintRule {
   // docs.docker.com/go/dockerfile/rule/<kebab-case>/ is where BuildKit's rules link.
   const kebab = name.replace(/JSON/g, 'Json').replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase();
-  return { name, description: RULES[name], url: `https://docs.docker.com/go/dockerfile/rule/${kebab}/` };
+  return { name, description: RULES[name], ...(WITHOUT_URL.has(name) ? {} : { url: `https://docs.docker.com/go/dockerfile/rule/${kebab}/` }) };
 }
 
 export interface LintWarning { rule: LintRuleName; detail: string; ins: Instruction }
@@ -182,16 +186,37 @@ const DISPATCH_RULES = new Set<LintRuleName>(['JSONArgsRecommended', 'WorkdirRel
  * What a build reports of the linter, as dockerfile2llb does: each warning as `Rule: detail`
  * (with its line), the dispatch-time rules only for the stages built (`built`: their indexes),
  * and, when the settings say error=true and anything was reported, the build's error.
+ * `planned`: what planning found (InvalidBaseImagePlatform), reported under the same settings.
  */
-export function lintBuild(df: ParsedDockerfile, checkArg: string | undefined, built: ReadonlySet<number>): { warnings: { message: string; line: number }[]; error?: string } {
+export function lintBuild(df: ParsedDockerfile, checkArg: string | undefined, built: ReadonlySet<number>, planned: LintWarning[] = []): { warnings: { message: string; line: number }[]; error?: string } {
   const settings = checkSettings(df, checkArg);
   if (settings.all) return { warnings: [] };
   const inStages = new Set(df.stages.flatMap((s) => [s.from, ...s.instructions]));
   const inBuilt = new Set(df.stages.filter((_, i) => built.has(i)).flatMap((s) => [s.from, ...s.instructions]));
-  const reported = lintDockerfile(df).filter((w) => !settings.skip.has(w.rule) && (!DISPATCH_RULES.has(w.rule) || !inStages.has(w.ins) || inBuilt.has(w.ins)));
+  const reported = [...lintDockerfile(df), ...planned].filter((w) => !settings.skip.has(w.rule) && (!DISPATCH_RULES.has(w.rule) || !inStages.has(w.ins) || inBuilt.has(w.ins)));
   const rules = [...new Set(reported.map((w) => w.rule))];
   return {
     warnings: reported.map((w) => ({ message: `${w.rule}: ${w.detail}`, line: w.ins.startLine })),
     ...(settings.error && rules.length > 0 ? { error: `lint violation found for rules: ${rules.join(', ')}` } : {}),
   };
+}
+
+/**
+ * BuildKit's InvalidBaseImagePlatform (dockerfile2llb's validateBaseImagePlatform): a stage's
+ * base image whose config names another OS or architecture than the stage's platform, which an
+ * image that is one manifest (no index) may. Platforms shown as containerd's
+ * FormatAll(Normalize(p)): arm64 as arm64/v8. Null when they match or the config names none.
+ */
+export function baseImagePlatformWarning(name: string, expected: Platform, image: { os?: unknown; architecture?: unknown; variant?: unknown }, from: Instruction): LintWarning | null {
+  if (typeof image.os !== 'string' || typeof image.architecture !== 'string' || !image.os || !image.architecture) return null;
+  const [arch] = normalizeArch(image.architecture, '');
+  if (image.os === expected.os && arch === expected.architecture) return null;
+  const actual = { os: image.os, architecture: image.architecture, variant: typeof image.variant === 'string' ? image.variant : '' };
+  return { rule: 'InvalidBaseImagePlatform', detail: `Base image ${name} was pulled with platform "${formatAll(actual)}", expected "${formatAll(expected)}" for current build`, ins: from };
+}
+
+function formatAll(p: { os: string; architecture: string; variant?: string }): string {
+  const [arch, normalized] = normalizeArch(p.architecture, p.variant ?? '');
+  const variant = normalized || (arch === 'arm64' ? 'v8' : arch === 'arm' ? 'v7' : '');
+  return [p.os, arch, variant].filter(Boolean).join('/');
 }

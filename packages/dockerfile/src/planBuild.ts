@@ -40,7 +40,7 @@ import { validSignal } from './instructions/signal.js';
 import { withSuggestion } from './instructions/suggest.js';
 import { CommandError, copyCommand, fromCommand, healthcheckTimings, runCommand, runMounts } from './instructions/commands.js';
 import { findNamedContext, keyNamedContexts, type NamedContextSource } from './namedContexts.js';
-import { lintBuild } from './lint.js';
+import { baseImagePlatformWarning, lintBuild, type LintWarning } from './lint.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
@@ -165,6 +165,8 @@ class Planner {
   private readonly buildArgs: Record<string, string>;
   private readonly usedArgs = new Set<string>();
   readonly warnings: PlanWarning[] = [];
+  /** Linter warnings only planning finds (resolved images), reported as the text's are. */
+  readonly lintFound: LintWarning[] = [];
   private readonly imageCache = new Map<string, Promise<ResolvedImage>>();
   /** What every ${var#pattern}-style substitution of this build may do together (see shellPattern.ts). */
   private readonly patternWork = { steps: 0 };
@@ -265,7 +267,7 @@ class Planner {
     const unused = Object.keys(this.buildArgs).filter((k) => !this.usedArgs.has(k) && !PROXY_ARGS.has(k) && !k.startsWith('BUILDKIT_') && k !== 'SOURCE_DATE_EPOCH');
     if (unused.length > 0) this.warnings.push({ message: `one or more build-args [${unused.sort().join(' ')}] were not consumed` });
     // The linter's warnings (the parser's own among them), for the stages this build plans.
-    const lint = lintBuild(this.df, this.buildArgs.BUILDKIT_DOCKERFILE_CHECK, new Set(plans.flatMap((p) => p.stages.map((s) => s.index))));
+    const lint = lintBuild(this.df, this.buildArgs.BUILDKIT_DOCKERFILE_CHECK, new Set(plans.flatMap((p) => p.stages.map((s) => s.index))), this.lintFound);
     if (lint.error) this.err(lint.error);
     return { platforms: plans, warnings: [...lint.warnings, ...this.warnings] };
   }
@@ -527,6 +529,8 @@ class PlatformPlanner {
       stateKey = scratchStateKey(stagePlatform);
     } else {
       const img = await p.resolve(baseName, stagePlatform, from);
+      const mismatch = baseImagePlatformWarning(baseName, parsePlatform(stagePlatform, { allowUnknown: true }), img.config, from);
+      if (mismatch && !p.lintFound.some((w) => w.ins === from && w.detail === mismatch.detail)) p.lintFound.push(mismatch);
       baseImage = img;
       plan.base = { kind: 'image', ref: img.ref, digest: img.digest };
       setBaseHistory(plan, img);

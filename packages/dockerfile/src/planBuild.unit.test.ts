@@ -456,3 +456,18 @@ test('BUILDKIT_CACHE_MOUNT_NS puts cache mount ids in a namespace of their own, 
   assert.deepEqual(mountIds(none), ['/root/.cache', 'go']);
   assert.notEqual(ns.cacheKey, none.cacheKey);
 });
+
+test('a base image of another platform than its stage (one manifest, no index) warns InvalidBaseImagePlatform once per stage, as current BuildKit; the check directive skips it or makes it fatal', async () => {
+  const images = { amd64only: { os: 'linux', architecture: 'amd64', config: {} }, both: { os: 'linux', architecture: 'arm64', config: {} } } as Record<string, ImageConfigFile>;
+  const twoPlatforms = { platforms: ['linux/amd64', 'linux/arm64'], resolveImage: resolver(images) };
+  const p = await plan('FROM amd64only AS tool\nFROM both\nCOPY --from=tool /t /t\n', twoPlatforms);
+  assert.deepEqual(p.warnings.filter((w) => w.message.startsWith('InvalidBaseImagePlatform')).sort((a, b) => (a.line ?? 0) - (b.line ?? 0)), [
+    { message: 'InvalidBaseImagePlatform: Base image amd64only was pulled with platform "linux/amd64", expected "linux/arm64/v8" for current build', line: 1 },
+    { message: 'InvalidBaseImagePlatform: Base image both was pulled with platform "linux/arm64/v8", expected "linux/amd64" for current build', line: 2 },
+  ]);
+  const skipped = await plan('# check=skip=InvalidBaseImagePlatform\nFROM amd64only\n', twoPlatforms);
+  assert.equal(skipped.warnings.length, 0);
+  await assert.rejects(plan('# check=error=true\nFROM amd64only\n', twoPlatforms), /lint violation found for rules: InvalidBaseImagePlatform/);
+  // A config that names no platform (or the stage's own) warns nothing.
+  assert.equal((await plan('FROM unnamed\n', twoPlatforms)).warnings.length, 0);
+});
