@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { compressionFromMediaType, createDecompressor, peekBytes, sniffCompression, type LayerCompression } from './compression.js';
 import { HashingStream } from './layerBlob.js';
 import { createTarExtract, paxXattrs, type TarHeader } from '@buildyard/oci';
-import { restoreXattrs, type Xattrs } from './xattrs.js';
+import { OVERLAY_XATTR_PREFIX, restoreXattrs, type Xattrs } from './xattrs.js';
 
 export interface ApplyLayerOptions {
   /** Layer media type; its suffix decides the decompressor. */
@@ -269,7 +269,7 @@ class TreeApplier {
     const values = paxXattrs(header);
     for (const key of [...values.keys()]) {
       // The kernel refuses user.* on symlinks, and overlay's own xattrs must never come from a layer.
-      if ((isSymlink && key.startsWith('user.')) || key.startsWith('trusted.overlay.')) values.delete(key);
+      if ((isSymlink && key.startsWith('user.')) || key.startsWith(OVERLAY_XATTR_PREFIX)) values.delete(key);
     }
     if (values.size > 0) this.xattrs.set(path, values);
   }
@@ -305,7 +305,7 @@ class TreeApplier {
     // Opaque xattrs are set after everything else so they survive entries re-written later.
     for (const dir of this.opaqueDirs) {
       const current = this.xattrs.get(dir) ?? new Map<string, Buffer>();
-      current.set('trusted.overlay.opaque', Buffer.from('y'));
+      current.set(`${OVERLAY_XATTR_PREFIX}opaque`, Buffer.from('y'));
       this.xattrs.set(dir, current);
     }
     restoreXattrs([...this.xattrs].map(([path, xattrs]) => ({ path, xattrs })));

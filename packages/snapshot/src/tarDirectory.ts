@@ -175,7 +175,8 @@ export async function tarDirectory(dir: string, options: TarDirectoryOptions): P
 /**
  * Turns an overlayfs upper dir into a deterministic OCI layer: overlay whiteouts become OCI
  * whiteouts, entries are sorted, headers normalised, and diffID + digest come from one pass.
- * Of the xattrs only security.capability is kept, as in BuildKit's layers. Read the upper dir only while nothing writes to the snapshot (after the container exited).
+ * Of the xattrs only security.capability is kept, as in BuildKit's layers. Read the upper dir
+ * only while nothing writes to the snapshot (after the container exited).
  */
 export async function diffUpper(upperdir: string, options: TarDirectoryOptions): Promise<LayerBlob> {
   const entries = await collectLayerEntries(upperdir, { overlay: true, lower: options.lower, capabilityOnly: true });
