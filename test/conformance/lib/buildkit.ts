@@ -46,10 +46,13 @@ export class Buildkitd {
     if (this.service && this.service.child.exitCode === null) return;
     await rm(join(this.dir, 'buildkitd.sock'), { force: true });
     await mkdir(join(this.dir, 'root'), { recursive: true });
+    await mkdir(join(this.dir, 'tmp'), { recursive: true });
     this.service = supervise('buildkitd', this.bins.buildkitd, [
       '--addr', this.addr, '--root', join(this.dir, 'root'), '--config', join(this.dir, 'buildkitd.toml'),
       '--oci-worker-net', 'host', '--containerd-worker', 'false', '--oci-worker-snapshotter', 'overlayfs',
-    ]);
+      // Its temp dirs under ours: v0.11.6 leaves each RUN --mount=type=ssh's `.buildkit-ssh-sock*`
+      // behind (MountSSHSocket's closer removes the socket, not its directory).
+    ], { env: { TMPDIR: join(this.dir, 'tmp') } });
     await waitUntilReady(this.service, async () => (await this.run(['debug', 'workers'])).code === 0, 30_000);
   }
 
