@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { syncContext } from '@buildyard/context';
 import { parseDockerignore } from '@buildyard/dockerfile';
+import { readXattrs } from '@buildyard/snapshot';
 import { ContextSyncClient, ControlClient, SolveRequest, type SolveEvent } from '@buildyard/proto';
 import type { Cluster } from '@buildyard/testkit';
 
@@ -29,7 +30,8 @@ export async function solve(cluster: Pick<Cluster, 'address' | 'token'>, context
   try {
     let dockerignore: string[] = [];
     try { dockerignore = parseDockerignore(readFileSync(join(contextDir, '.dockerignore'), 'utf8')); } catch { /* none */ }
-    const synced = await syncContext(sync, contextDir, { dockerignore, metadata: bearer(token), cacheDir: false });
+    // Files' own extended attributes go as the CLI sends them (the snapshot addon's llistxattr).
+    const synced = await syncContext(sync, contextDir, { dockerignore, metadata: bearer(token), cacheDir: false, readXattrs });
     const events: SolveEvent[] = [];
     const md = bearer(token);
     for (const [k, v] of Object.entries(options.metadata ?? {})) md.set(k, v);

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { S_IFDIR, S_IFLNK, S_IFREG, sortEntries, validateEntry, validateEntrySet, type ContextEntry, type ContextStore } from '@buildyard/context';
+import { S_IFDIR, S_IFLNK, S_IFREG, entryXattrs, sortEntries, validateEntry, validateEntrySet, type ContextEntry, type ContextStore } from '@buildyard/context';
 import { buildkit, fsutil } from '@buildyard/proto';
 import type { ClientSession } from './SessionManager.js';
 
@@ -166,20 +166,25 @@ export async function receiveLocalToStore(
       if (mode === undefined) return undefined; // devices, pipes, sockets: BuildKit's COPY skips them too
       const path = stat.path;
       const isReg = (mode & 0o170000) === S_IFREG;
+      // fsutil's Stat.Xattrs: those a context keeps go with the entry, and COPY writes them.
+      const xattrPairs = Object.entries(stat.xattrs);
+      const xattrs = xattrPairs.length > 0 ? entryXattrs(JSON.stringify(path.slice(0, 200)), xattrPairs) : undefined;
       if (isReg && stat.linkname) {
         // A hard link: same content as its target, which the walk sent earlier.
         pendingHardlinks.push({ path, target: stat.linkname });
-        entries.set(path, { path, mode, size: stat.size, digest: '', linkTarget: '', modTime: stat.modTime });
+        entries.set(path, { path, mode, size: stat.size, digest: '', linkTarget: '', modTime: stat.modTime, ...(xattrs ? { xattrs } : {}) });
         return undefined;
       }
       // modTime: fsutil's Stat.ModTime (ns), kept so COPY gives the client's mtime as BuildKit does.
       const entry: ContextEntry = { path, mode, size: isReg ? stat.size : 0, digest: '', linkTarget: (mode & 0o170000) === S_IFLNK ? stat.linkname : '', modTime: stat.modTime };
       validateEntry({ ...entry, digest: isReg ? `sha256:${'0'.repeat(64)}` : '' });
+      if (xattrs) entry.xattrs = xattrs;
       if (entries.size >= store.maxFiles) throw new LocalSyncError(`local "${name}" has more than ${store.maxFiles} entries: add unneeded files to .dockerignore`);
       entries.set(path, entry);
-      if (!isReg) return undefined;
-      bytesTotal += stat.size;
+      // Attribute values count towards the size limit too: the manifest holds them.
+      bytesTotal += (isReg ? stat.size : 0) + xattrPairs.reduce((n, [, value]) => n + value.length, 0);
       if (bytesTotal > store.maxContextBytes) throw new LocalSyncError(`local "${name}" is larger than ${store.maxContextBytes} bytes (at ${JSON.stringify(path.slice(0, 200))}): add large files to .dockerignore`);
+      if (!isReg) return undefined;
       const before = previous?.get(path);
       if (before && before.size === stat.size && before.modTime === stat.modTime && before.mode === mode && (await store.tenantHasContent(tenant, before.digest))) {
         entry.digest = before.digest;

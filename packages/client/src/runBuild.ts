@@ -25,6 +25,7 @@ import { openSshSession, type SshSessionHandle } from './sshSession.js';
 import type { ResolvedBuilder } from './BuilderStore.js';
 import { reattaching } from './reattach.js';
 import { pruneSyncBases } from './pruneSyncBases.js';
+import { contextXattrReader } from './contextXattrReader.js';
 
 export interface RunBuildOptions {
   /** PATH | URL | - */
@@ -144,7 +145,7 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
       fake({ startedMs: started });
       let sync;
       try {
-        sync = await syncContext(conn.contextSync, input.contextDir, { dockerignore: input.dockerignorePatterns, metadata: conn.metadata, signal: o.signal });
+        sync = await syncContext(conn.contextSync, input.contextDir, { dockerignore: input.dockerignorePatterns, metadata: conn.metadata, signal: o.signal, readXattrs: contextXattrReader() });
       } catch (err) {
         fake({ startedMs: started, completedMs: Date.now(), error: 'upload failed' });
         throw err;
@@ -157,7 +158,7 @@ export async function runBuild(o: RunBuildOptions): Promise<number> {
     if (o.signal?.aborted) throw new ClientError('interrupted: build cancelled', ExitCode.Interrupted);
     // Local caches stay on this machine: an import is synced like a context, an export streams back.
     const c0 = conn;
-    const namedContexts = await namedContextValues(buildContexts, async (dir, dockerignore) => (await syncContext(c0.contextSync, dir, { dockerignore, metadata: c0.metadata, signal: o.signal })).contextId);
+    const namedContexts = await namedContextValues(buildContexts, async (dir, dockerignore) => (await syncContext(c0.contextSync, dir, { dockerignore, metadata: c0.metadata, signal: o.signal, readXattrs: contextXattrReader() })).contextId);
     caches = await prepareLocalCaches(opts.cacheFrom, opts.cacheTo,
       async (dir) => (await syncContext(c0.contextSync, dir, { metadata: c0.metadata, signal: o.signal })).contextId,
       (message) => { if (mode !== 'quiet' && mode !== 'rawjson') say(c.yellow(`WARNING: ${message}`)); });

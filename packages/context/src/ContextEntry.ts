@@ -1,5 +1,6 @@
 // The entry model shared by the client walker, the sync protocol and the server store. Field
 // names match the proto's ContextEntry so entries go on the wire without conversion.
+import type { EntryXattrs } from './contextXattrs.js';
 
 export interface ContextEntry {
   /** Slash-separated, relative to the context root, no "..", no leading "/". */
@@ -19,6 +20,11 @@ export interface ContextEntry {
    * content blob, so identical contents with different times still share one blob.
    */
   modTime?: string;
+  /**
+   * The entry's own extended attributes that a context keeps (see contextXattrs.ts); absent
+   * when none. Like modTime they belong to the entry, not to the content blob.
+   */
+  xattrs?: EntryXattrs;
 }
 
 export const S_IFMT = 0o170000;
@@ -89,10 +95,12 @@ export function encodeManifest(sorted: readonly ContextEntry[]): Buffer {
   const parts = sorted.map((e) => {
     let encoded = encodedEntries.get(e);
     if (encoded === undefined) {
-      // modTime only when known, so manifests from clients that send none keep their ids.
-      encoded = JSON.stringify(hasModTime(e)
-        ? { path: e.path, mode: e.mode, size: e.size, digest: e.digest, linkTarget: e.linkTarget, modTime: e.modTime }
-        : { path: e.path, mode: e.mode, size: e.size, digest: e.digest, linkTarget: e.linkTarget });
+      // modTime and xattrs only when there are some, so manifests without them keep their ids.
+      encoded = JSON.stringify({
+        path: e.path, mode: e.mode, size: e.size, digest: e.digest, linkTarget: e.linkTarget,
+        ...(hasModTime(e) ? { modTime: e.modTime } : {}),
+        ...(e.xattrs && e.xattrs.length > 0 ? { xattrs: e.xattrs } : {}),
+      });
       encodedEntries.set(e, encoded);
     }
     return encoded;

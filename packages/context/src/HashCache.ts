@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { EntryXattrs } from './contextXattrs.js';
 import { appendJournal, compactAfter, readJournal, rewriteJournal } from './journalFile.js';
 
 /** A file's stat, exact: what a row records. */
@@ -41,8 +42,12 @@ export function msFromNs(ns: string): number {
   return n <= 9 ? Number(ns) / 1e6 : Number(ns.slice(0, n - 9)) * 1e3 + Number(ns.slice(n - 9)) / 1e6;
 }
 
-/** A file's row; a journal line is a list of them, `[path]` alone dropping the path's row. */
-type Row = [path: string, size: number, mtimeNs: string, ctimeNs: string, ino: string, digest: string];
+/**
+ * A file's row; a journal line is a list of them, `[path]` alone dropping the path's row. The
+ * kept extended attributes (0: none) are there when the walk read them; a change to them moves
+ * ctime, so they are as safe to reuse as the digest.
+ */
+type Row = [path: string, size: number, mtimeNs: string, ctimeNs: string, ino: string, digest: string, xattrs?: EntryXattrs | 0];
 type Change = (Row | [path: string])[];
 /**
  * The first format's line: rows keyed by path, (0) dropped. Still read (the next save rewrites the
@@ -85,7 +90,7 @@ export class HashCache {
       // Anything else is not ours (or corrupt): what was read so far stands, the rest is a miss.
       if (Array.isArray(record)) {
         for (const row of record as Change) {
-          if (row.length === 6 && typeof row[0] === 'string' && typeof row[5] === 'string') cache.rows.set(row[0], row);
+          if ((row.length === 6 || (row.length === 7 && (row[6] === 0 || Array.isArray(row[6])))) && typeof row[0] === 'string' && typeof row[5] === 'string') cache.rows.set(row[0], row);
           else if (row.length === 1) cache.rows.delete(row[0]);
         }
         if (i > 0) cache.journaled += record.length;
@@ -113,18 +118,27 @@ export class HashCache {
    * today): a write moves ctime to the present, and a row is only kept for times at least
    * RACY_MARGIN_NS older than its hashing, so no rewrite lands on a row's time.
    */
-  get(path: string, st: StatNumbers): { digest: string; mtimeNs: string } | undefined {
+  get(path: string, st: StatNumbers): { digest: string; mtimeNs: string; xattrs?: EntryXattrs | 0 } | undefined {
     const row = this.rows.get(path);
     if (!row || row[1] !== st.size || Number(row[4]) !== st.ino || msFromNs(row[2]) !== st.mtimeMs || msFromNs(row[3]) !== st.ctimeMs) return undefined;
     this.next.set(path, row);
-    return { digest: row[5], mtimeNs: row[2] };
+    return { digest: row[5], mtimeNs: row[2], xattrs: row[6] };
   }
 
-  /** Records a digest computed from a read that started at `hashStartNs` (see RACY_MARGIN_NS). */
-  set(path: string, st: CachedStat, digest: string, hashStartNs: bigint): void {
+  /**
+   * Records a digest computed from a read that started at `hashStartNs` (see RACY_MARGIN_NS),
+   * with the file's kept extended attributes when they were read (undefined: not read).
+   */
+  set(path: string, st: CachedStat, digest: string, hashStartNs: bigint, xattrs?: EntryXattrs | 0): void {
     const safeBefore = hashStartNs - RACY_MARGIN_NS;
     if (BigInt(st.mtimeNs) >= safeBefore || BigInt(st.ctimeNs) >= safeBefore) return;
-    this.next.set(path, [path, st.size, st.mtimeNs, st.ctimeNs, st.ino, digest]);
+    this.next.set(path, xattrs === undefined ? [path, st.size, st.mtimeNs, st.ctimeNs, st.ino, digest] : [path, st.size, st.mtimeNs, st.ctimeNs, st.ino, digest, xattrs]);
+  }
+
+  /** Gives a row that had none its file's kept extended attributes (read after a hit). */
+  setXattrs(path: string, xattrs: EntryXattrs | 0): void {
+    const row = this.next.get(path);
+    if (row && row[6] === undefined) this.next.set(path, [row[0], row[1], row[2], row[3], row[4], row[5], xattrs]);
   }
 
   /**

@@ -117,7 +117,7 @@ test('another tenant\'s context id is no base: the delta is dropped, nothing of 
   assert.equal(nobodys.error?.details, attempt.error?.details, 'the same answer as for an id nobody has');
 
   // Following base_unknown with a full list that names alice's file by digest: asked for it.
-  const named = { path: 'secret.txt', mode: 0o100644, size: secret.length, digest: sha(secret), linkTarget: '', modTime: '0' };
+  const named = { path: 'secret.txt', mode: 0o100644, size: secret.length, digest: sha(secret), linkTarget: '', modTime: '0', xattrs: [] };
   const full = await raw(mallory, [...steal, { entries: { entries: [named], removed: [] } }, { entriesDone: true }]);
   assert.equal(full.baseUnknown, true);
   assert.deepEqual(full.missing, [named.digest]);
@@ -141,7 +141,7 @@ test('a delta that turns a directory with entries below it into a file is refuse
   const { contextId } = await syncContext(alice.client, dir, { cacheDir: false });
   const out = await raw(alice, [
     { base: { contextId } },
-    { entries: { entries: [{ path: 'd0', mode: 0o100644, size: 1, digest: sha('x'), linkTarget: '', modTime: '0' }], removed: [] } },
+    { entries: { entries: [{ path: 'd0', mode: 0o100644, size: 1, digest: sha('x'), linkTarget: '', modTime: '0', xattrs: [] }], removed: [] } },
     { entriesDone: true },
   ], () => [{ blobs: { blobs: [{ digest: sha('x'), data: Buffer.from('x'), last: true }] } }, { uploadDone: true }]);
   assert.equal(out.contextId, undefined);
@@ -177,7 +177,7 @@ test('a client whose base the server does not take (another token, a fresh serve
 
 test('blobs batches are verified one by one: a wrong or unrequested blob fails the sync', async () => {
   const good = Buffer.from('good blob\n');
-  const entry = (path: string, b: Buffer) => ({ path, mode: 0o100644, size: b.length, digest: sha(b), linkTarget: '', modTime: '0' });
+  const entry = (path: string, b: Buffer) => ({ path, mode: 0o100644, size: b.length, digest: sha(b), linkTarget: '', modTime: '0', xattrs: [] });
   const wrong = await raw(alice, [{ entries: { entries: [entry('a', good), entry('b', Buffer.from('other blob'))], removed: [] } }, { entriesDone: true }],
     (missing) => { assert.equal(missing.length, 2); return [{ blobs: { blobs: [{ digest: sha(good), data: good, last: true }, { digest: sha('other blob'), data: Buffer.from('OTHER BLOB'), last: true }] } }, { uploadDone: true }]; });
   assert.match(wrong.error?.details ?? '', /does not match/);
@@ -190,7 +190,7 @@ test('blobs batches are verified one by one: a wrong or unrequested blob fails t
 test('an upload is stored whole or not at all: blobs of a sync that fails later are never visible and leave no temp files', async () => {
   const first = Buffer.from(`first blob ${process.pid}\n`);
   const second = Buffer.from(`second blob ${process.pid}\n`);
-  const entry = (path: string, b: Buffer) => ({ path, mode: 0o100644, size: b.length, digest: sha(b), linkTarget: '', modTime: '0' });
+  const entry = (path: string, b: Buffer) => ({ path, mode: 0o100644, size: b.length, digest: sha(b), linkTarget: '', modTime: '0', xattrs: [] });
   // The first batch is valid and written; the second fails verification.
   const failed = await raw(alice, [{ entries: { entries: [entry('a', first), entry('b', second)], removed: [] } }, { entriesDone: true }],
     () => [{ blobs: { blobs: [{ digest: sha(first), data: first, last: true }] } }, { blobs: { blobs: [{ digest: sha(second), data: Buffer.from('not it'), last: true }] } }, { uploadDone: true }]);

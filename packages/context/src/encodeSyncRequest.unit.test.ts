@@ -20,7 +20,7 @@ test('blobs and chunks encode as the generated encoder does, at every length-pre
     // Everything else goes through the generated encoder.
     { entriesDone: true },
     { base: { contextId: digest(7) } },
-    { entries: { entries: [{ path: 'a', mode: 0o100644, size: 3, digest: digest(1), linkTarget: '', modTime: '12' }], removed: ['b'] } },
+    { entries: { entries: [{ path: 'a', mode: 0o100644, size: 3, digest: digest(1), linkTarget: '', modTime: '12', xattrs: [{ name: 'user.a', value: Buffer.from('b') }] }], removed: ['b'] } },
   ];
   for (const msg of messages) {
     const ours = encodeSyncRequest(msg);

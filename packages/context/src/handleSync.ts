@@ -4,6 +4,7 @@ import { DigestMismatchError, sha256Digest, type ContentWriter } from '@buildyar
 import { ContextError } from './ContextError.js';
 import { isDirectory, isRegular, manifestIndex, sortEntries, type ContextEntry } from './ContextEntry.js';
 import type { BlobStaging, ContextStore } from './ContextStore.js';
+import { entryXattrs } from './contextXattrs.js';
 import { validateEntry, validateEntrySet } from './validateEntries.js';
 
 export interface HandleSyncOptions {
@@ -114,16 +115,19 @@ async function runSync(
     for (const raw of batch.entries) {
       const e: ContextEntry = { path: raw.path, mode: raw.mode, size: raw.size, digest: raw.digest, linkTarget: raw.linkTarget, modTime: raw.modTime };
       validateEntry(e);
+      const xattrs = raw.xattrs.length > 0 ? entryXattrs(JSON.stringify(e.path), raw.xattrs.map((x) => [x.name, x.value] as const)) : undefined;
+      if (xattrs) e.xattrs = xattrs;
       if (received.has(e.path) || removed.has(e.path)) throw new ContextError(`context entry ${JSON.stringify(e.path)} is listed twice`);
       received.set(e.path, e);
       if (++entriesReceived > store.maxFiles) {
         throw new ContextError(`build context has more than ${store.maxFiles} entries; add unneeded files to .dockerignore`, 'too-large');
       }
-      if (!isRegular(e)) continue;
-      bytesReceived += e.size;
+      // Attribute values count towards the size limit too: the manifest holds them.
+      bytesReceived += (isRegular(e) ? e.size : 0) + raw.xattrs.reduce((n, x) => n + x.value.length, 0);
       if (bytesReceived > store.maxContextBytes) {
         throw new ContextError(`build context is larger than the limit of ${store.maxContextBytes} bytes (at ${JSON.stringify(e.path)}); add large files to .dockerignore`, 'too-large');
       }
+      if (!isRegular(e)) continue;
       const known = sizeOf.get(e.digest) ?? baseSize.get(e.digest);
       if (known !== undefined && known !== e.size) {
         throw new ContextError(`context entry ${JSON.stringify(e.path)} has digest ${e.digest} with size ${e.size}, but another entry has the same digest with size ${known}`);

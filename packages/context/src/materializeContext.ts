@@ -5,6 +5,7 @@ import { ContextError } from './ContextError.js';
 import { isDirectory, isRegular, isSymlink, manifestIndex, modTimeSeconds, type ContextEntry } from './ContextEntry.js';
 import type { ContextStore } from './ContextStore.js';
 import { FILE_THREADS, linkEach, placeEach, statEach, type FileStat, type PlacedEntry } from './fileThread.js';
+import { sameXattrs, xattrValues } from './contextXattrs.js';
 import { validateEntrySet } from './validateEntries.js';
 
 export interface MaterializeOptions {
@@ -25,6 +26,12 @@ export interface MaterializeOptions {
    * entries that differ (no `cp -al` of the rest). Same needs as reuseSiblings.
    */
   updateFrom?: string;
+  /**
+   * Sets extended attributes on a file itself (a native call: Node has none). Entries' kept
+   * attributes (user.*, which no chmod or chown clears) are written with it once the file is in
+   * place, as fsutil's receiver writes them; without it they are not written.
+   */
+  setXattrs?: (path: string, xattrs: [string, Buffer][]) => void;
 }
 
 export interface MaterializeResult {
@@ -57,7 +64,7 @@ export async function materializeContext(store: ContextStore, contextId: string,
   }
   const dest = resolve(destDir);
   if ((opts.reuseSiblings || opts.updateFrom) && !opts.copy && !opts.include) {
-    const reused = await fromSibling(store, contextId, entries, dest, opts.updateFrom).catch(() => undefined);
+    const reused = await fromSibling(store, contextId, entries, dest, opts).catch(() => undefined);
     if (reused) return reused;
     await rm(dest, { recursive: true, force: true });
   }
@@ -103,7 +110,8 @@ async function writeEntries(store: ContextStore, contextId: string, entries: rea
   if (missing) throw new ContextError(`context ${contextId}: content ${missing.digest} of ${JSON.stringify(missing.path)} is missing from the store; upload the context again`);
   const linkable = opts.copy ? [] : regular.filter((e) => {
     const info = blobInfo.get(e.digest)!;
-    return info.dev === destDev && (info.mode & 0o7777) === (e.mode & 0o7777) && info.mtimeNs === (e.modTime || '0');
+    // An entry with attributes of its own gets its own inode: they would be the blob's.
+    return info.dev === destDev && (info.mode & 0o7777) === (e.mode & 0o7777) && info.mtimeNs === (e.modTime || '0') && !e.xattrs?.length;
   });
   const linkErrors = await linkEach(linkable.map((e) => [store.content.path(e.digest), join(dest, e.path)]));
   // EXDEV on bind mounts, EMLINK on busy blobs: copying is always correct.
@@ -144,15 +152,17 @@ async function writeEntries(store: ContextStore, contextId: string, entries: rea
   const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failure) throw failure.reason;
   result.copied += placed.filter((p) => 'from' in p).length;
-  await finishDirectories(dest, dirs);
+  if (opts.setXattrs) for (const e of others) if (e.xattrs?.length) opts.setXattrs(join(dest, e.path), xattrValues(e.xattrs));
+  await finishDirectories(dest, dirs, opts.setXattrs);
   return result;
 }
 
 const PLACE_BATCH = 1000;
 
 /** Deepest first, after all children exist, so writing into a directory does not bump its time. */
-async function finishDirectories(dest: string, dirs: readonly ContextEntry[]): Promise<void> {
+async function finishDirectories(dest: string, dirs: readonly ContextEntry[], setXattrs: MaterializeOptions['setXattrs']): Promise<void> {
   for (const d of [...dirs].reverse()) {
+    if (setXattrs && d.xattrs?.length) setXattrs(join(dest, d.path), xattrValues(d.xattrs));
     await chmod(join(dest, d.path), d.mode & 0o7777);
     await utimes(join(dest, d.path), modTimeSeconds(d), modTimeSeconds(d));
   }
@@ -173,7 +183,8 @@ function parentPath(path: string): string {
  * a file of any sibling is as safe as linking the store's blob: same digest, same bytes, and
  * only entries equal in mode and time to the new one are kept.
  */
-async function fromSibling(store: ContextStore, contextId: string, entries: readonly ContextEntry[], dest: string, inPlace?: string): Promise<MaterializeResult | undefined> {
+async function fromSibling(store: ContextStore, contextId: string, entries: readonly ContextEntry[], dest: string, opts: MaterializeOptions): Promise<MaterializeResult | undefined> {
+  const inPlace = opts.updateFrom;
   const parent = dirname(dest);
   // Only whole trees: a materialisation is named by its id once complete (renamed from a
   // partial name). The newest by ctime, which the rename set, is most likely the last build's.
@@ -184,7 +195,7 @@ async function fromSibling(store: ContextStore, contextId: string, entries: read
     const { hex } = newest;
     const sibling = join(parent, hex);
     const before = manifestIndex(await store.manifest(`sha256:${hex}`)).byPath;
-    const same = (a: ContextEntry, b: ContextEntry | undefined) => b !== undefined && a.mode === b.mode && a.digest === b.digest && a.linkTarget === b.linkTarget && (a.modTime ?? '0') === (b.modTime ?? '0');
+    const same = (a: ContextEntry, b: ContextEntry | undefined) => b !== undefined && a.mode === b.mode && a.digest === b.digest && a.linkTarget === b.linkTarget && (a.modTime ?? '0') === (b.modTime ?? '0') && sameXattrs(a.xattrs, b.xattrs);
     // One pass over the new entries: what is kept as the tree has it, what is written, and
     // which directories are new or changed their own mode or time.
     let kept = 0;
@@ -198,6 +209,9 @@ async function fromSibling(store: ContextStore, contextId: string, entries: read
         else changed.push(e);
       } else if (b === undefined || !isDirectory(b)) {
         newDirs.push(e);
+      } else if (!sameXattrs(e.xattrs, b.xattrs)) {
+        // Nothing here removes an attribute from a kept directory: start afresh (rare).
+        return undefined;
       } else {
         kept++;
         if (b.mode !== e.mode || (b.modTime ?? '0') !== (e.modTime ?? '0')) restamped.push(e);
@@ -228,8 +242,8 @@ async function fromSibling(store: ContextStore, contextId: string, entries: read
       touched.add(parentPath(e.path));
       touched.add(e.path);
     }
-    const written = await writeEntries(store, contextId, changed, dest, {});
-    await finishDirectories(dest, entries.filter((e) => isDirectory(e) && touched.has(e.path)));
+    const written = await writeEntries(store, contextId, changed, dest, { setXattrs: opts.setXattrs });
+    await finishDirectories(dest, entries.filter((e) => isDirectory(e) && touched.has(e.path)), opts.setXattrs);
     // A sibling removed while it was linked (a worker's GC) leaves a tree with holes that cp
     // need not notice: the tree must hold exactly the manifest's entries. A tree handed over
     // (renamed to dest) was whole and nothing else touches it, so it needs no such count (a

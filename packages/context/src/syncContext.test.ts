@@ -127,7 +127,7 @@ async function rawSync(msgs: SyncRequest[], afterMissing: (missing: string[]) =>
 
 const D = (c: string) => 'sha256:' + c.repeat(64);
 const file = (path: string, extra: Partial<{ mode: number; size: number; digest: string; linkTarget: string }> = {}) =>
-  ({ path, mode: 0o100644, size: 1, digest: D('a'), linkTarget: '', modTime: '0', ...extra });
+  ({ path, mode: 0o100644, size: 1, digest: D('a'), linkTarget: '', modTime: '0', xattrs: [], ...extra });
 
 test('the server rejects bad entries with INVALID_ARGUMENT and a clear message', async () => {
   const cases: [string, SyncRequest['entries'], RegExp][] = [

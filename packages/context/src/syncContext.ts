@@ -7,9 +7,10 @@ import { ContextSyncService, type ContentChunk, type ContextEntry as ProtoContex
 import { ContextError } from './ContextError.js';
 import { encodeSyncRequest } from './encodeSyncRequest.js';
 import { isRegular, type ContextEntry } from './ContextEntry.js';
+import { sameXattrs, xattrValues } from './contextXattrs.js';
 import { defaultContextCacheDir } from './HashCache.js';
 import { appendJournal, compactAfter, readJournal, rewriteJournal } from './journalFile.js';
-import { listContext } from './walkContext.js';
+import { listContext, type WalkOptions } from './walkContext.js';
 
 export interface SyncProgress {
   phase: 'walk' | 'negotiate' | 'upload' | 'complete';
@@ -27,6 +28,8 @@ export interface SyncOptions {
   onProgress?: (p: SyncProgress) => void;
   /** Aborts the upload (the call is cancelled). */
   signal?: AbortSignal;
+  /** Reads a file's own extended attributes (see WalkOptions.readXattrs); without it none are sent. */
+  readXattrs?: WalkOptions['readXattrs'];
 }
 
 export interface SyncResult {
@@ -57,7 +60,7 @@ export async function syncContext(client: ContextSyncClient, dir: string, opts: 
   client.getChannel().getConnectivityState(true);
   const [listing, base] = await Promise.all([
     // Small files hashing reads are kept for the upload (a first sync would read each twice).
-    listContext(root, { dockerignore: opts.dockerignore, cacheDir, keepBytes: KEEP_READ_BYTES, keepFileMax: CHUNK_SIZE }),
+    listContext(root, { dockerignore: opts.dockerignore, cacheDir, keepBytes: KEEP_READ_BYTES, keepFileMax: CHUNK_SIZE, readXattrs: opts.readXattrs }),
     cacheDir === false ? undefined : LastSync.open(cacheDir, baseKey(root, client, opts.metadata)),
   ]);
   const { entries } = listing;
@@ -120,7 +123,7 @@ export async function syncContext(client: ContextSyncClient, dir: string, opts: 
       if (against) set.push(entry);
       const size = entrySize(entry);
       if (batch.length > 0 && batchBytes + size > MAX_BATCH_BYTES) await flush();
-      batch.push({ ...entry, modTime: entry.modTime ?? '0' });
+      batch.push({ ...entry, modTime: entry.modTime ?? '0', xattrs: entry.xattrs ? xattrValues(entry.xattrs).map(([name, value]) => ({ name, value })) : [] });
       batchBytes += size;
     }
     if (against) {
@@ -197,7 +200,7 @@ export async function syncContext(client: ContextSyncClient, dir: string, opts: 
 
 /** Roughly an entry's encoded size, for batching (exactness is not needed, only a bound). */
 function entrySize(e: ContextEntry): number {
-  return Buffer.byteLength(e.path) + Buffer.byteLength(e.linkTarget) + e.digest.length + 48;
+  return Buffer.byteLength(e.path) + Buffer.byteLength(e.linkTarget) + e.digest.length + 48 + (e.xattrs ?? []).reduce((n, [name, value]) => n + name.length + value.length, 0);
 }
 
 /**
@@ -331,7 +334,7 @@ class BaseEntries {
   /** True when the base holds exactly this entry (so the delta leaves it out). */
   has(e: ContextEntry): boolean {
     const b = this.byPath.get(e.path);
-    return b !== undefined && b.mode === e.mode && b.size === e.size && b.digest === e.digest && b.linkTarget === e.linkTarget && (b.modTime ?? '0') === (e.modTime ?? '0');
+    return b !== undefined && b.mode === e.mode && b.size === e.size && b.digest === e.digest && b.linkTarget === e.linkTarget && (b.modTime ?? '0') === (e.modTime ?? '0') && sameXattrs(b.xattrs, e.xattrs);
   }
 
   /** Paths of the base missing from `entries`. */

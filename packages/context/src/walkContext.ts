@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { compileDockerignore } from '@buildyard/fileop';
 import { ContextError } from './ContextError.js';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, type ContextEntry } from './ContextEntry.js';
+import { entryXattrs, type EntryXattrs } from './contextXattrs.js';
 import { HashCache, defaultContextCacheDir, nowNs, type CachedStat, type StatNumbers } from './HashCache.js';
 import { describeFileType, validateEntrySet } from './validateEntries.js';
 
@@ -25,6 +26,13 @@ export interface WalkOptions {
    */
   keepBytes?: number;
   keepFileMax?: number;
+  /**
+   * A file's own extended attributes (never a symlink's target's), as fsutil's walk reads them
+   * (llistxattr + lgetxattr). Node has no API for them, so the caller brings one (a native
+   * call); without it no entry has any. A file's are kept in its hash cache row, so an
+   * unchanged file is not asked again.
+   */
+  readXattrs?: (path: string) => Iterable<readonly [string, Uint8Array]>;
 }
 
 /**
@@ -34,8 +42,8 @@ export interface WalkOptions {
 export interface ContextListing {
   root: string;
   /**
-   * Sorted; a regular file's `digest` is "" (and its `modTime` undefined) until `ready(i)`
-   * resolves. Both are set together, the time first: a digest that is set is final.
+   * Sorted; a regular file's `digest` is "" (and its `modTime` and `xattrs` undefined) until
+   * `ready(i)` resolves. They are set together, the digest last: a digest that is set is final.
    */
   entries: ContextEntry[];
   /** Resolves when entries[i] has its digest (at once for non-files); rejects if hashing failed. */
@@ -71,6 +79,24 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
   });
   if (!rootStat.isDirectory()) throw new ContextError(`context ${root} is not a directory; pass a directory as the build context`);
   const matcher = compileDockerignore(opts.dockerignore ?? []);
+  const { readXattrs } = opts;
+  // The kept attributes of the file at `abs` (0: none), or undefined when nothing reads them.
+  const xattrsOf = (abs: string, rel: string): EntryXattrs | 0 | undefined => {
+    if (!readXattrs) return undefined;
+    let pairs: Iterable<readonly [string, Uint8Array]>;
+    try {
+      pairs = readXattrs(abs);
+    } catch (err) {
+      // A file system without extended attributes has none to send, as fsutil's walk takes it.
+      if ((err as NodeJS.ErrnoException).code === 'ENOTSUP') return 0;
+      throw new ContextError(`cannot read the extended attributes of ${abs} (${(err as NodeJS.ErrnoException).code ?? String(err)}); fix its permissions or add it to .dockerignore`);
+    }
+    return entryXattrs(JSON.stringify(rel), pairs) ?? 0;
+  };
+  const withXattrs = (entry: ContextEntry, xattrs: EntryXattrs | 0 | undefined): ContextEntry => {
+    if (xattrs) entry.xattrs = xattrs;
+    return entry;
+  };
   // Read first: the walk stats a file that has a row as numbers, anything else as BigInts.
   const cache = await HashCache.open(opts.cacheDir ?? defaultContextCacheDir(), root);
   const entries: ContextEntry[] = [];
@@ -102,7 +128,7 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
       const type = mode & S_IFMT;
       if (excluded) {
         if (type === S_IFDIR && matcher.mayMatchInside(childRel)) {
-          const dirEntry: ContextEntry = { path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime: exactMtimeNs(childAbs, st) };
+          const dirEntry = withXattrs({ path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime: exactMtimeNs(childAbs, st) }, xattrsOf(childAbs, childRel));
           const at = entries.push(dirEntry) - 1;
           if (walkDir(childAbs, childRel)) emitted = true;
           else entries.splice(at, 1);
@@ -111,7 +137,7 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
       }
       emitted = true;
       if (type === S_IFDIR) {
-        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime: exactMtimeNs(childAbs, st) });
+        entries.push(withXattrs({ path: childRel, mode, size: 0, digest: '', linkTarget: '', modTime: exactMtimeNs(childAbs, st) }, xattrsOf(childAbs, childRel)));
         walkDir(childAbs, childRel);
       } else if (type === S_IFREG) {
         // Its modTime is set with its digest (see ContextListing.entries).
@@ -120,7 +146,7 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
         if ('mtimeNs' in st) toHash.push({ entry, abs: childAbs, exact: exactStat(st) });
         else toHash.push({ entry, abs: childAbs, numbers: { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino } });
       } else if (type === S_IFLNK) {
-        entries.push({ path: childRel, mode, size: 0, digest: '', linkTarget: readlinkSync(childAbs), modTime: exactMtimeNs(childAbs, st) });
+        entries.push(withXattrs({ path: childRel, mode, size: 0, digest: '', linkTarget: readlinkSync(childAbs), modTime: exactMtimeNs(childAbs, st) }, xattrsOf(childAbs, childRel)));
       } else {
         throw new ContextError(`${childAbs} is a ${describeFileType(mode)}; a build context can only hold files, directories and symlinks — remove it or add it to .dockerignore`);
       }
@@ -159,6 +185,12 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
         const row = job.numbers && cache.get(job.entry.path, job.numbers);
         if (row) {
           job.entry.modTime = row.mtimeNs;
+          if (readXattrs) {
+            // Rows written without them (an older client, or no reader then) get them now.
+            const xattrs = row.xattrs ?? xattrsOf(job.abs, job.entry.path)!;
+            if (row.xattrs === undefined) cache.setXattrs(job.entry.path, xattrs);
+            withXattrs(job.entry, xattrs);
+          }
           job.entry.digest = row.digest;
         } else {
           const started = now();
@@ -166,6 +198,8 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
           const st = job.exact ?? exactStat(lstatSync(job.abs, { bigint: true }));
           job.entry.size = st.size;
           job.entry.modTime = st.mtimeNs;
+          const xattrs = xattrsOf(job.abs, job.entry.path);
+          withXattrs(job.entry, xattrs);
           if (st.size <= SMALL_FILE) {
             // Read in line, as the walk lstats: a page-cached small file costs tens of
             // microseconds so, where readFile's four round trips through libuv's thread pool
@@ -185,11 +219,11 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
           } else {
             job.entry.digest = await hashFile(job.abs, st.size);
           }
-          cache.set(job.entry.path, st, job.entry.digest, started);
+          cache.set(job.entry.path, st, job.entry.digest, started, xattrs);
         }
         settled[i].resolve();
       } catch (err) {
-        failed ??= new ContextError(`cannot read ${job.abs} (${(err as NodeJS.ErrnoException).code ?? String(err)}); the file changed during the walk, or fix its permissions or add it to .dockerignore`);
+        failed ??= err instanceof ContextError ? err : new ContextError(`cannot read ${job.abs} (${(err as NodeJS.ErrnoException).code ?? String(err)}); the file changed during the walk, or fix its permissions or add it to .dockerignore`);
       }
     }
   };

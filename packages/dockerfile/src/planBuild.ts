@@ -369,7 +369,7 @@ const TYPE_BITS: Record<string, number> = { file: 0o100000, dir: 0o040000, symli
 function treeEntry(e: ContextEntry): TreeEntry {
   const kind = e.mode & 0o170000;
   const type = kind === 0o040000 ? 'dir' : kind === 0o120000 ? 'symlink' : 'file';
-  return { path: e.path, type, mode: e.mode & 0o7777, size: e.size, ...(e.digest ? { digest: e.digest } : {}), ...(e.linkTarget !== undefined ? { linkTarget: e.linkTarget } : {}) };
+  return { path: e.path, type, mode: e.mode & 0o7777, size: e.size, ...(e.digest ? { digest: e.digest } : {}), ...(e.linkTarget !== undefined ? { linkTarget: e.linkTarget } : {}), ...(e.xattrs?.length ? { xattrs: e.xattrs } : {}) };
 }
 
 /** The base image's history entries lead the stage's (see StagePlan.baseHistory). */
@@ -987,7 +987,7 @@ class PlatformPlanner {
       if (err.missingSource !== undefined) this.p.err(`failed to compute cache key: failed to calculate checksum of ref context: ${JSON.stringify(posix.join('/', err.missingSource))}: not found; check the path and .dockerignore`, ins);
       this.p.err(excerpt(err.message, 300), ins);
     }
-    return read.map((r) => ({ path: r.path, mode: r.mode | TYPE_BITS[r.type], digest: r.digest ?? '' }));
+    return read.map((r) => ({ path: r.path, mode: r.mode | TYPE_BITS[r.type], digest: r.digest ?? '', ...(r.xattrs ? { xattrs: r.xattrs } : {}) }));
   }
 
   private async dispatchCopy(st: StageState, stage: ParsedStage, ins: Instruction): Promise<void> {

@@ -237,6 +237,27 @@ A
   await rejects('FROM a\nRUN --mount=type=bind,target=/x,bogus=1 x\n', 2, /unexpected key 'bogus'/);
 });
 
+test('a context entry\'s extended attributes are part of the COPY\'s key (as BuildKit\'s checksum), for the whole context and for a selection; none keeps the key', async () => {
+  const entries = [
+    { path: 'a', mode: 0o40755, size: 0, digest: '' },
+    { path: 'a/f', mode: 0o100644, size: 1, digest: D('1') },
+    { path: 'g', mode: 0o100644, size: 1, digest: D('2') },
+  ];
+  // Each COPY first in its stage, so its key is its own sources' alone.
+  const keys = async (list: typeof entries) => Promise.all(['COPY . /all/', 'COPY a /sel/', 'COPY g /g'].map(async (copy) =>
+    target(await plan(`FROM alpine\n${copy}\n`, { context: { entries: list } })).vertices[0].cacheKey));
+  const withXattr = (value: string) => entries.map((e) => (e.path === 'a/f' ? { ...e, xattrs: [['user.v', value]] as [string, string][] } : e));
+  const before = await keys(entries);
+  const tagged = await keys(withXattr('MQ=='));
+  assert.notEqual(tagged[0], before[0], 'the whole context');
+  assert.notEqual(tagged[1], before[1], 'a selection holding the file');
+  assert.equal(tagged[2], before[2], 'a selection without it');
+  const retagged = await keys(withXattr('Mg=='));
+  assert.notEqual(retagged[0], tagged[0]);
+  assert.notEqual(retagged[1], tagged[1]);
+  assert.deepEqual(await keys(entries.map((e) => ({ ...e, xattrs: undefined }))), before);
+});
+
 test('COPY/ADD: dest resolution, flags, heredoc files, URLs and git, context content digests', async () => {
   const entries = [
     { path: 'src', mode: 0o40755, size: 0, digest: '' },

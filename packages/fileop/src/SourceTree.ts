@@ -30,6 +30,8 @@ export interface TreeEntry {
   /** Content digest (`sha256:<hex>`) for files. */
   digest?: string;
   linkTarget?: string;
+  /** Its extended attributes as the list carries them ([name, base64 value], sorted by name): cache keys cover them. */
+  xattrs?: [string, string][];
 }
 
 export function statType(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): EntryType {

@@ -26,6 +26,11 @@ export interface ContentDigest {
   size: number;
   /** sha256 of the content for files, of the link target for symlinks; absent for directories. */
   digest?: string;
+  /**
+   * A listed entry's extended attributes, when it has any: BuildKit's content checksum covers
+   * them (tarsum's xattr headers), so a changed attribute is a changed source.
+   */
+  xattrs?: [string, string][];
 }
 
 /**
@@ -53,6 +58,8 @@ export async function contentDigestsFor(opts: ContentDigestOptions): Promise<Con
         item.digest = await fileDigest(join(opts.srcRoot!, e.real));
       }
     }
+    const xattrs = list?.entry(e.real)?.xattrs;
+    if (xattrs?.length) item.xattrs = xattrs;
     out.push(item);
   }
   return out;
@@ -87,6 +94,7 @@ function wholeListDigests(entries: readonly TreeEntry[], sel: SourceSelection): 
       const item: ContentDigest = { source, path: e.path, realPath: e.path, type: e.type, mode: e.mode & 0o7777, size: e.size ?? 0 };
       if (e.type === 'file') item.digest = e.digest;
       else if (e.type === 'symlink') item.digest = sha256(e.linkTarget!);
+      if (e.xattrs?.length) item.xattrs = e.xattrs;
       out.push(item);
     }
   }

@@ -15,7 +15,7 @@ import { ProgressWriter, stepVertexDigest, stepVertexRef, type VertexRef } from 
 import { StageConsumer, type LostWakeUp, type StageJob } from '@buildyard/scheduler';
 import { RegistryImageSource, StageSolver, openExecutionEngine } from '@buildyard/solver';
 import { stageInputs } from './stageInputs.js';
-import { pruneSnapshots } from '@buildyard/snapshot';
+import { pruneSnapshots, setXattrs } from '@buildyard/snapshot';
 
 export interface FleetWorkerOptions {
   id: string;
@@ -348,7 +348,7 @@ export class FleetWorker {
     }
     // Stages only read it (rw binds copy), so a new context may start from the tree of this
     // tenant's last build of the same directory (WorkerDisk keeps it per tenant and lineage).
-    return this.disk.acquireContext(job.tenant, contextId, job.buildId, (dir, updateFrom) => materializeContext(this.contexts, contextId, dir, updateFrom ? { updateFrom } : { reuseSiblings: true }));
+    return this.disk.acquireContext(job.tenant, contextId, job.buildId, (dir, updateFrom) => materializeContext(this.contexts, contextId, dir, { ...(updateFrom ? { updateFrom } : { reuseSiblings: true }), setXattrs }));
   }
 }
 

@@ -62,6 +62,8 @@ export interface ContextEntry {
   /** `sha256:<hex>` of the content for regular files; empty for directories. */
   digest: string;
   linkTarget?: string;
+  /** Its own extended attributes that the context keeps, as [name, base64 value] sorted by name. */
+  xattrs?: [string, string][];
 }
 
 /** Where a COPY / bind mount reads from. */
@@ -130,6 +132,8 @@ export interface ContentDigest {
   mode: number;
   digest: string;
   linkTarget?: string;
+  /** The entry's extended attributes ([name, base64 value]) when it has any: they are part of the key. */
+  xattrs?: [string, string][];
 }
 
 export type FileAction =

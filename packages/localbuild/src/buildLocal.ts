@@ -8,6 +8,7 @@ import { LocalCacheIndex } from '@buildyard/cache';
 import { materializeContext, walkContext, isRegular } from '@buildyard/context';
 import { defaultDockerfilePath, parse, parseDockerignore, planBuild } from '@buildyard/dockerfile';
 import { detectPlatforms } from '@buildyard/executor';
+import { readXattrs, setXattrs } from '@buildyard/snapshot';
 import { normalizePlatform, targetStage } from '@buildyard/graph';
 import { MediaTypes, hostPlatform, formatPlatform, writeOciLayout, type FsContentStore } from '@buildyard/oci';
 import {
@@ -61,7 +62,7 @@ export async function buildLocal(opts: LocalBuildOptions): Promise<LocalBuildRes
   const ignoreFile = dockerignoreFor(dockerfilePath, opts.contextDir);
   const dockerignore = ignoreFile ? parseDockerignore(await readFile(ignoreFile, 'utf8')) : [];
 
-  const entries = await walkContext(opts.contextDir, { dockerignore, cacheDir: join(opts.stateDir, 'context-hashes') });
+  const entries = await walkContext(opts.contextDir, { dockerignore, cacheDir: join(opts.stateDir, 'context-hashes'), readXattrs });
   for (const entry of entries) {
     if (!isRegular(entry)) continue;
     await engine.contexts.content.put(createReadStream(join(opts.contextDir, entry.path)), entry.digest).catch((err: Error) => {
@@ -77,7 +78,7 @@ export async function buildLocal(opts: LocalBuildOptions): Promise<LocalBuildRes
   });
   try {
     await rm(contextDir, { recursive: true, force: true });
-    await materializeContext(engine.contexts, contextId, contextDir);
+    await materializeContext(engine.contexts, contextId, contextDir, { setXattrs });
     const parsed = parse(dockerfileText, { file: basename(dockerfilePath) });
     const available = detectPlatforms();
     for (const platform of opts.platforms.map((p) => normalizePlatform(p))) {

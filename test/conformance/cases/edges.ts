@@ -124,5 +124,14 @@ export const cases: Case[] = [
   // clear a capability); a step's layer keeps only security.capability (containerd's change
   // writer), whatever else the snapshot holds; a chown in a RUN clears the capability.
   { name: 'xattrs-copy-from-stage', upstream: { change: copyFlagsHistory('--chown=7:8').change, patch: historyAt(1, 'COPY --chown=7:8 /app /owned # buildkit') }, dockerfile: 'FROM {{CRAFTED}} AS src\nFROM {{BASE}}\nCOPY --from=src /app /note /x/\nCOPY --chown=7:8 --from=src /app /owned\nCOPY --from=src /d /d\n', crafted: xattrImage },
+  // A context's files carry their own xattrs (fsutil's Stat.Xattrs), but BuildKit's receiver chowns
+  // each file after setting them, which clears security.capability: no layer has one. user.* stay
+  // in the snapshot, never in a layer.
+  { name: 'xattrs-context-copy', dockerfile: 'FROM {{BASE}}\nCOPY src /ctx/\nCOPY src/app src/d/f /again/\nRUN chmod 700 /ctx/note\n', files: {
+    'src/app': { content: 'binary\n', mode: 0o755, xattrs: { 'security.capability': capability, 'user.origin': 'context' } },
+    'src/note': { content: 'text\n', xattrs: { 'user.note': 'only in the snapshot' } },
+    'src/d': { dir: true, xattrs: { 'user.dir': 'd' } },
+    'src/d/f': { content: 'f\n', mode: 0o755, xattrs: { 'security.capability': capability } },
+  } },
   { name: 'xattrs-run-copy-up', dockerfile: 'FROM {{BASE}}\nCOPY --from={{CRAFTED}} / /x/\nRUN chmod 700 /x/app /x/note /x/d && chown 1 /x/d/f\n', crafted: xattrImage },
 ];

@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { chmod, lutimes, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { setXattrs } from '@buildyard/snapshot';
 import type { Case } from './types.js';
 
 export const BASE_TOKEN = '{{BASE}}';
@@ -63,6 +64,8 @@ export async function writeContext(c: Case, dir: string, base: string, url?: str
     else if (spec.socket) await makeSocket(abs);
     else await writeFile(abs, spec.base64 !== undefined ? Buffer.from(spec.base64, 'base64') : spec.content ?? '');
     if (spec.symlink === undefined) await chmod(abs, spec.mode ?? (spec.dir ? 0o755 : 0o644));
+    // Values as latin1 text (so bytes 0x80-0xff can be written too); set last, as a chmod keeps them.
+    if (spec.xattrs) setXattrs(abs, Object.entries(spec.xattrs).map(([name, value]) => [name, Buffer.from(value, 'latin1')]));
     dated.set(abs, spec.mtime ?? mtime);
   }
   for (const [abs, t] of dated) await lutimes(abs, t, t);

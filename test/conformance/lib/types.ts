@@ -4,7 +4,7 @@ import type { CraftedEntry } from '@buildyard/testkit';
 /** A context file: text content, or a spec for modes, symlinks, directories and special files. */
 export type ContextFile =
   | string
-  | { content?: string; base64?: string; mode?: number; symlink?: string; dir?: true; fifo?: true; socket?: true; mtime?: number };
+  | { content?: string; base64?: string; mode?: number; symlink?: string; dir?: true; fifo?: true; socket?: true; mtime?: number; xattrs?: Record<string, string> };
 
 export interface Case {
   /** Unique, stable: the key in expected/<group>.json. */

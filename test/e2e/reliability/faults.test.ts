@@ -227,7 +227,7 @@ test('a client holding a stream open cannot keep the frontend from stopping: on 
     // An upload that stops halfway: the frontend asks for its one file, which never comes.
     const asked = once(call, 'data');
     const digest = `sha256:${createHash('sha256').update(`stalled-${nonce}`).digest('hex')}`;
-    call.write({ entries: { entries: [{ path: 'stalled', mode: 0o100644, size: 20, digest, linkTarget: '', modTime: '0' }], removed: [] } });
+    call.write({ entries: { entries: [{ path: 'stalled', mode: 0o100644, size: 20, digest, linkTarget: '', modTime: '0', xattrs: [] }], removed: [] } });
     call.write({ entriesDone: true });
     await asked;
     const exited = once(cluster.frontendProcess.child, 'exit');

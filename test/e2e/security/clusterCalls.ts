@@ -38,7 +38,7 @@ export function rawSync(cluster: Addr, token: string, entries: Partial<ContextEn
     });
     call.on('error', (error: ServiceError) => resolve({ responses, error }));
     call.on('end', () => resolve({ responses }));
-    call.write({ entries: { removed: [], entries: entries.map((e) => ({ path: '', mode: 0o100644, size: 0, digest: '', linkTarget: '', modTime: '0', ...e })) } });
+    call.write({ entries: { removed: [], entries: entries.map((e) => ({ path: '', mode: 0o100644, size: 0, digest: '', linkTarget: '', modTime: '0', xattrs: [], ...e })) } });
     call.write({ entriesDone: true });
   }).finally(() => { call.cancel(); client.close(); });
 }

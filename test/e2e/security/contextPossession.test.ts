@@ -49,7 +49,7 @@ async function rawContextSync(token: string, entries: Omit<NonNullable<SyncReque
   return out;
 }
 
-const entry = (path: string, content: Buffer) => ({ path, mode: 0o100644, size: content.length, digest: `sha256:${createHash('sha256').update(content).digest('hex')}`, linkTarget: '', modTime: '0' });
+const entry = (path: string, content: Buffer) => ({ path, mode: 0o100644, size: content.length, digest: `sha256:${createHash('sha256').update(content).digest('hex')}`, linkTarget: '', modTime: '0', xattrs: [] });
 const dockerfile = (cmd: string) => Buffer.from(`FROM ${cluster.busybox.reference}\nCOPY . /ctx\nRUN ${cmd}\n`);
 
 test('a ContextSync naming only the digest of another tenant\'s file is asked for the content and refused without it', async () => {

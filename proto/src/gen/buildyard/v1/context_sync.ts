@@ -33,6 +33,17 @@ export interface ContextEntry {
    * the context keeps it, as BuildKit does. "0" when the client did not send one.
    */
   modTime: string;
+  /**
+   * The entry's own extended attributes (fsutil's Stat.Xattrs), by name: COPY from the context
+   * keeps them and its cache key covers them, as BuildKit's. The server keeps user.* only (see
+   * packages/context/src/contextXattrs.ts); none for older clients.
+   */
+  xattrs: Xattr[];
+}
+
+export interface Xattr {
+  name: string;
+  value: Buffer;
 }
 
 export interface SyncRequest {
@@ -96,7 +107,7 @@ export interface SyncComplete {
 }
 
 function createBaseContextEntry(): ContextEntry {
-  return { path: "", mode: 0, size: 0, digest: "", linkTarget: "", modTime: "0" };
+  return { path: "", mode: 0, size: 0, digest: "", linkTarget: "", modTime: "0", xattrs: [] };
 }
 
 export const ContextEntry: MessageFns<ContextEntry> = {
@@ -118,6 +129,9 @@ export const ContextEntry: MessageFns<ContextEntry> = {
     }
     if (message.modTime !== "0") {
       writer.uint32(48).int64(message.modTime);
+    }
+    for (const v of message.xattrs) {
+      Xattr.encode(v!, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -183,6 +197,14 @@ export const ContextEntry: MessageFns<ContextEntry> = {
             message.modTime = reader.int64().toString();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.xattrs.push(Xattr.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -211,6 +233,7 @@ export const ContextEntry: MessageFns<ContextEntry> = {
         : isSet(object.mod_time)
         ? globalThis.String(object.mod_time)
         : "0",
+      xattrs: globalThis.Array.isArray(object?.xattrs) ? object.xattrs.map((e: any) => Xattr.fromJSON(e)) : [],
     };
   },
 
@@ -234,6 +257,9 @@ export const ContextEntry: MessageFns<ContextEntry> = {
     if (message.modTime !== "0") {
       obj.modTime = globalThis.String(message.modTime);
     }
+    if (message.xattrs?.length) {
+      obj.xattrs = message.xattrs.map((e) => Xattr.toJSON(e));
+    }
     return obj;
   },
 
@@ -248,6 +274,92 @@ export const ContextEntry: MessageFns<ContextEntry> = {
     message.digest = object.digest ?? "";
     message.linkTarget = object.linkTarget ?? "";
     message.modTime = object.modTime ?? "0";
+    message.xattrs = object.xattrs?.map((e) => Xattr.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseXattr(): Xattr {
+  return { name: "", value: Buffer.alloc(0) };
+}
+
+export const Xattr: MessageFns<Xattr> = {
+  encode(message: Xattr, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.value.length !== 0) {
+      writer.uint32(18).bytes(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Xattr {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseXattr();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Xattr {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: Xattr): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.value.length !== 0) {
+      obj.value = base64FromBytes(message.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Xattr>, I>>(base?: I): Xattr {
+    return Xattr.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Xattr>, I>>(object: I): Xattr {
+    const message = createBaseXattr();
+    message.name = object.name ?? "";
+    message.value = object.value ?? Buffer.alloc(0);
     return message;
   },
 };
