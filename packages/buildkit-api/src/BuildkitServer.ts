@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { RedisClient as Redis } from '@buildyard/contracts';
-import { parseDockerignore } from '@buildyard/dockerfile';
+import { answerSubrequest, DockerfileError, parseDockerignore, subrequestMetadata, SubrequestError, SUBREQUESTS } from '@buildyard/dockerfile';
 import { storeDirectory } from '@buildyard/context';
 import { boundedShutdown, clientExportSource, exporterFor, isBaseImageVertex, keepGitDirArg, runExport, serviceError, stopAccepting, stoppingError, RemoteContextError, type ExportSource, type Frontend, type ParsedOutput, type RemoteContexts, type SourceProgress, type StartedBuild } from '@buildyard/control';
 import { createWriteStream } from 'node:fs';
@@ -385,6 +385,8 @@ export class BuildkitServer {
       throw err instanceof UnsupportedRequest ? serviceError(status.UNIMPLEMENTED, err.message) : err;
     }
     const ref = String(call.metadata.get('buildkit-controlapi-buildid')[0]);
+    // buildx --call/--check (v0.10: --print): the frontend's answer as result metadata, no build.
+    if (req.FrontendAttrs.requestid !== undefined) return gateway.SolveResponse.fromPartial({ result: { metadata: await this.answerSubrequest(ref, job, req) } });
     const response = await this.runDockerfileBuild(ref, job, req);
     job.exporterResponse = response.ExporterResponse;
     // The image is already exported: the references name what was built, for the client to return.
@@ -475,15 +477,21 @@ export class BuildkitServer {
   }
 
   /** The Dockerfile, .dockerignore and stored context of a build whose context is the session's local. */
-  private async loadLocalContext(job: Job, ref: string, attrs: DockerfileAttrs, session: ClientSession, tenant: string): Promise<{ dockerfile: Buffer; dockerignore: Buffer | undefined; contextId: string }> {
-    const { signal } = job;
+  /** The Dockerfile (and the `NAME.dockerignore` beside it) from the session's dockerfile local, as `[internal] load build definition`. */
+  private async loadDockerfile(job: Job, ref: string, attrs: DockerfileAttrs, session: ClientSession): Promise<{ dockerfile: Buffer; dockerfileIgnore: Buffer | undefined }> {
     const dockerignoreName = `${attrs.filename}.dockerignore`;
     const dfFiles = await this.internalStep(job, ref, `[internal] load build definition from ${attrs.filename}`, () =>
-      readLocalFiles(session, attrs.dockerfileLocal, [attrs.filename, dockerignoreName], MAX_DOCKERFILE_BYTES, signal));
+      readLocalFiles(session, attrs.dockerfileLocal, [attrs.filename, dockerignoreName], MAX_DOCKERFILE_BYTES, job.signal));
     const dockerfile = dfFiles.get(attrs.filename);
     if (!dockerfile) throw serviceError(status.NOT_FOUND, `failed to read dockerfile: ${attrs.filename} not found in the "${attrs.dockerfileLocal}" local: check --local ${attrs.dockerfileLocal}=DIR and --opt filename`);
     try { checkSyntaxDirective(dockerfile.toString('utf8'), attrs.buildArgs); } catch (err) { throw serviceError(status.UNIMPLEMENTED, (err as Error).message); }
-    const dockerignore = dfFiles.get(dockerignoreName) ?? await this.internalStep(job, ref, '[internal] load .dockerignore', async () =>
+    return { dockerfile, dockerfileIgnore: dfFiles.get(dockerignoreName) };
+  }
+
+  private async loadLocalContext(job: Job, ref: string, attrs: DockerfileAttrs, session: ClientSession, tenant: string): Promise<{ dockerfile: Buffer; dockerignore: Buffer | undefined; contextId: string }> {
+    const { signal } = job;
+    const { dockerfile, dockerfileIgnore } = await this.loadDockerfile(job, ref, attrs, session);
+    const dockerignore = dockerfileIgnore ?? await this.internalStep(job, ref, '[internal] load .dockerignore', async () =>
       (await readLocalFiles(session, attrs.contextLocal, ['.dockerignore'], MAX_DOCKERFILE_BYTES, signal)).get('.dockerignore'));
     const excludes = dockerignore ? parseDockerignore(dockerignore.toString('utf8')) : [];
     const syncKey = `${tenant}\0${session.sharedKey}\0${attrs.contextLocal}`;
@@ -567,8 +575,42 @@ export class BuildkitServer {
     return out;
   }
 
+  /**
+   * A subrequest (`requestid`: buildx --call=outline|targets|check, v0.10's --print), answered as
+   * BuildKit's Dockerfile frontend answers it: from the Dockerfile alone (a local context is not
+   * transferred), as result metadata. A name it does not know fails as errdefs'
+   * UnsupportedSubrequestError does ("unsupported request NAME"), before anything is read.
+   */
+  private async answerSubrequest(ref: string, job: Job, req: buildkit.SolveRequest): Promise<Record<string, Buffer>> {
+    const name = req.FrontendAttrs.requestid ?? '';
+    if (!(SUBREQUESTS as readonly string[]).includes(name)) throw serviceError(status.UNIMPLEMENTED, `unsupported request ${name.slice(0, 100)}`);
+    let attrs: DockerfileAttrs;
+    try { attrs = dockerfileAttrs(req); } catch (err) {
+      throw err instanceof UnsupportedRequest ? serviceError(status.UNIMPLEMENTED, err.message) : err;
+    }
+    let dockerfile: Buffer = Buffer.alloc(0);
+    if (name !== 'frontend.subrequests.describe') {
+      const wait = AbortSignal.any([job.signal, AbortSignal.timeout(this.opts.sessionWaitMs ?? 30_000)]);
+      const session = await this.sessions.get(req.Session, job.tenant, wait).catch((err: Error) => { throw serviceError(status.FAILED_PRECONDITION, err.message); });
+      dockerfile = attrs.contextUrl
+        ? (await this.loadGitContext(job, ref, attrs, session, job.tenant)).dockerfile
+        : (await this.loadDockerfile(job, ref, attrs, session)).dockerfile;
+    }
+    try {
+      return subrequestMetadata(answerSubrequest(name, { dockerfile: dockerfile.toString('utf8'), dockerfileName: attrs.filename, target: attrs.target, buildArgs: attrs.buildArgs }));
+    } catch (err) {
+      if (err instanceof SubrequestError || err instanceof DockerfileError) throw serviceError(status.INVALID_ARGUMENT, err.message);
+      throw err;
+    }
+  }
+
   /** Loads the locals over the session, then builds on the fleet; resolves with the exporter response. */
   private async runDockerfileBuild(ref: string, job: Job, req: buildkit.SolveRequest): Promise<buildkit.SolveResponse> {
+    if (req.FrontendAttrs.requestid !== undefined) {
+      // buildctl --opt requestid=...: the answer in the exporter response (no build, no export).
+      const metadata = await this.answerSubrequest(ref, job, req);
+      return buildkit.SolveResponse.fromPartial({ ExporterResponse: Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, v.toString('utf8')])) });
+    }
     const { signal } = job;
     const { tenant } = job;
     let attrs: ReturnType<typeof dockerfileAttrs>;

@@ -34,7 +34,7 @@ export interface DockerfileAttrs {
   ulimits: string[];
 }
 
-const KNOWN_ATTRS = new Set(['filename', 'dockerfilekey', 'contextkey', 'context', 'platform', 'target', 'no-cache', 'force-network-mode', 'image-resolve-mode', 'multi-platform', 'hostname', 'add-hosts', 'shm-size', 'ulimit']);
+const KNOWN_ATTRS = new Set(['filename', 'dockerfilekey', 'contextkey', 'context', 'platform', 'target', 'no-cache', 'force-network-mode', 'image-resolve-mode', 'multi-platform', 'hostname', 'add-hosts', 'shm-size', 'ulimit', 'requestid', 'frontend.caps']);
 
 /** Checks that the request is a dockerfile.v0 solve and reads its attributes. */
 export function dockerfileAttrs(req: buildkit.SolveRequest): DockerfileAttrs {

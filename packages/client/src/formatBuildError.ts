@@ -1,26 +1,8 @@
 // The buildx way of showing a failed build: the failing step's last log lines in a box, the
 // error line, and the Dockerfile lines it points at with a `>>>` marker.
 import type { BuildError } from '@buildyard/proto';
+import { dockerfileExcerpt } from '@buildyard/dockerfile';
 import type { BuildProgress } from './BuildProgress.js';
-
-const RULE = '--------------------';
-
-/** `Dockerfile:3` and the lines around `line` (1-based), the offending ones marked `>>>`. */
-export function dockerfileExcerpt(dockerfileText: string, fileName: string, line: number, endLine = line, context = 2): string[] {
-  const lines = dockerfileText.split(/\r?\n/);
-  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
-  if (line < 1 || line > lines.length) return [];
-  const last = Math.min(Math.max(endLine, line), lines.length);
-  const from = Math.max(1, line - context);
-  const to = Math.min(lines.length, last + context);
-  const out = [`${fileName}:${line === last ? line : `${line}-${last}`}`, RULE];
-  for (let n = from; n <= to; n++) {
-    const mark = n >= line && n <= last ? '>>>' : '   ';
-    out.push(` ${String(n).padStart(3)} | ${mark} ${lines[n - 1]}`.trimEnd());
-  }
-  out.push(RULE);
-  return out;
-}
 
 export interface ErrorReportInput {
   error: BuildError;

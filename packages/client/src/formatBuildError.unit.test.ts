@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BuildProgress } from './BuildProgress.js';
-import { dockerfileExcerpt, formatBuildError } from './formatBuildError.js';
+import { dockerfileExcerpt } from '@buildyard/dockerfile';
+import { formatBuildError } from './formatBuildError.js';
 
 const DOCKERFILE = 'FROM busybox\nWORKDIR /src\nCOPY . .\nRUN make\nRUN false\nCMD ["/app"]\n';
 /** DOCKERFILE's excerpt around line 5, as buildx prints it. */

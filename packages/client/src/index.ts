@@ -20,7 +20,7 @@ export {
 } from './ProgressRenderer.js';
 export { renderTtyFrame, TtyRenderer, type TtyFrameOptions } from './TtyRenderer.js';
 export { RawJsonRenderer } from './RawJsonRenderer.js';
-export { formatBuildError, dockerfileExcerpt, type ErrorReportInput } from './formatBuildError.js';
+export { formatBuildError, type ErrorReportInput } from './formatBuildError.js';
 export { ExportedFileWriter } from './ExportedFileWriter.js';
 export { resolveBuildInput, downloadContext, type BuildInput, type ResolveInputOptions } from './resolveBuildInput.js';
 export { runBuild, buildMetadata, type RunBuildOptions } from './runBuild.js';

@@ -26,3 +26,5 @@ export { suggest } from './instructions/suggest.js';
 export { lintDockerfile, lintBuild, lintRule, checkSettings, parseCheckDirective, argPairs, varsIn, platformFlag, stageNameAsWritten, type LintWarning, type LintRule, type LintRuleName } from './lint.js';
 export { namedContextKey, type NamedContextSource } from './namedContexts.js';
 export { parseShmSize, parseUlimit, ramInBytes, ResourceOptionError, type Ulimit } from './instructions/units.js';
+// BuildKit's subrequests (outline, targets, lint, describe): `build --call` and the BuildKit endpoint.
+export { answerSubrequest, subrequestMetadata, dockerfileExcerpt, SubrequestError, SUBREQUESTS, type SubrequestAnswer, type SubrequestInput } from './subrequests.js';
