@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { credentials } from '@grpc/grpc-js';
+import { buildkit } from '@buildyard/proto';
 import { referenceTools } from '@buildyard/testkit';
 import { startComparison, type Comparison, type Run } from './buildxComparison.js';
 
@@ -94,4 +96,17 @@ test('buildctl: an unknown subrequest fails as on buildkitd, outline prints the 
     '--------------------',
     '',
   ].join('\n'));
+});
+
+test('a Control.Solve naming dockerfile.v0 itself gets the answer in its exporter response (describe needs no session)', { skip }, async () => {
+  const control = new buildkit.ControlClient(c.cluster.buildkit!.replace('tcp://', ''), credentials.createInsecure());
+  try {
+    const response = await new Promise<buildkit.SolveResponse>((resolve, reject) => control.solve(
+      buildkit.SolveRequest.fromPartial({ Ref: `describe-${process.pid}`, Frontend: 'dockerfile.v0', FrontendAttrs: { requestid: 'frontend.subrequests.describe' } }),
+      (err, res) => (err ? reject(err) : resolve(res!))));
+    assert.match(response.ExporterResponse['result.txt'] ?? '', /^NAME +VERSION DESCRIPTION\noutline +1\.0\.0 +List all parameters current build target supports\n/);
+    assert.equal(response.ExporterResponse.version, '1.0.0');
+  } finally {
+    control.close();
+  }
 });
