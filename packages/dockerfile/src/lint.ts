@@ -3,8 +3,12 @@
 // every warning (all stages); a build reports those of the stages it builds and fails on them
 // when the directive or BUILDKIT_DOCKERFILE_CHECK says error=true, as dockerfile2llb does.
 import type { Instruction, ParsedDockerfile, ParsedStage } from './parse.js';
-import { normalizeArch, type Platform } from '@buildyard/graph';
+import { hostArch, normalizeArch, parsePlatform, type Platform } from '@buildyard/graph';
+import { parseReference } from '@buildyard/oci';
 import { suggest } from './instructions/suggest.js';
+import { portSpecParts } from './instructions/expose.js';
+import { expandWord } from './expandWord.js';
+import { platformArgs } from './platformArgs.js';
 
 /** The instruction keyword as written (the parser upper-cases `keyword`). */
 function writtenKeyword(ins: Instruction): string {
@@ -40,6 +44,10 @@ const RULES = {
   SecretsUsedInArgOrEnv: 'Sensitive data should not be used in the ARG or ENV commands',
   RedundantTargetPlatform: 'Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior',
   InvalidBaseImagePlatform: 'Base image platform does not match expected target platform',
+  InvalidDefaultArgInFrom: 'Default value for global ARG results in an empty or invalid base image name',
+  FromPlatformFlagConstDisallowed: 'FROM --platform flag should not use a constant value',
+  ExposeProtoCasing: 'Protocol in EXPOSE instruction should be lowercase',
+  ExposeInvalidFormat: 'IP address and host-port mapping should not be used in EXPOSE instruction. This will become an error in a future release',
 } as const;
 /** Rules BuildKit's ruleset gives no documentation URL. */
 const WITHOUT_URL = new Set<string>(['InvalidBaseImagePlatform']);
@@ -62,7 +70,7 @@ export function varsIn(word: string): string[] {
 
 // BuildKit's SecretsUsedInArgOrEnv token lists: a key with one of these words between `_` or the ends.
 const SECRET_DENY = /(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)/i;
-const SECRET_ALLOW = /(?:_|^)(?:public)(?:_|$)/i;
+const SECRET_ALLOW = /(?:_|^)(?:public|file|version)(?:_|$)/i;
 /** UndefinedArgInFrom warnings that get a "(did you mean X?)" hint; later ones have none. */
 const MAX_UNDEFINED_ARG_HINTS = 20;
 
@@ -130,6 +138,8 @@ export function lintDockerfile(df: ParsedDockerfile): LintWarning[] {
     if (platform === '$TARGETPLATFORM' || platform === '${TARGETPLATFORM}') {
       warn('RedundantTargetPlatform', `Setting platform to predefined ${platform} in FROM is redundant as this is the default behavior`, from);
     }
+    const constPlatform = platform === undefined ? undefined : constantPlatform(platform, s.name ?? '', df.escape);
+    if (constPlatform !== undefined) warn('FromPlatformFlagConstDisallowed', `FROM --platform flag should not use constant value ${JSON.stringify(constPlatform)}`, from);
     let workdirSet = false;
     // BuildKit leaves shell-form CMD/ENTRYPOINT alone once SHELL chose the shell on purpose.
     let shellSet = false;
@@ -146,6 +156,13 @@ export function lintDockerfile(df: ParsedDockerfile): LintWarning[] {
       if ((ins.keyword === 'CMD' || ins.keyword === 'ENTRYPOINT') && !ins.json && !shellSet && ins.heredocs.length === 0) {
         warn('JSONArgsRecommended', `JSON arguments recommended for ${ins.keyword} to prevent unintended behavior related to OS signals`, ins);
       }
+      if (ins.keyword === 'EXPOSE') {
+        for (const raw of ins.args) {
+          const misuse = exposeMisuse(raw);
+          if (misuse.protoCasing) warn('ExposeProtoCasing', `Defined protocol '${raw}' in EXPOSE instruction should be lowercase`, ins);
+          if (misuse.hostMapping) warn('ExposeInvalidFormat', `EXPOSE instruction should not define an IP address or host-port mapping, found '${raw}'`, ins);
+        }
+      }
       if (['CMD', 'ENTRYPOINT', 'HEALTHCHECK'].includes(ins.keyword)) {
         const list = seen.get(ins.keyword);
         if (list) list.push(ins);
@@ -158,7 +175,80 @@ export function lintDockerfile(df: ParsedDockerfile): LintWarning[] {
       }
     }
   }
+  for (const from of fromsInvalidWithDefaults(df)) {
+    warn('InvalidDefaultArgInFrom', `Default value for ARG ${from.args[0]} results in empty or invalid base image name`, from);
+  }
   return out.sort((a, b) => a.ins.startLine - b.ins.startLine);
+}
+
+/**
+ * FROM --platform's value when it is a constant BuildKit warns about: no variable in it, a
+ * platform that parses, and a stage name that does not mention its OS or architecture
+ * (`AS build-arm64` says on purpose what it is for).
+ */
+function constantPlatform(platform: string, stageName: string, escape: string): string | undefined {
+  if (varsIn(platform).length > 0) return undefined;
+  try {
+    const value = expandWord(platform, new Map(), { escape });
+    const p = parsePlatform(value, { allowUnknown: true });
+    return stageName.includes(p.os) || stageName.includes(p.architecture) ? undefined : value;
+  } catch {
+    return undefined; // the build fails on it later, with its own error
+  }
+}
+
+/** EXPOSE word misuse BuildKit's linter names; a word with variables is left to the build, whose error comes first. */
+function exposeMisuse(raw: string): { protoCasing: boolean; hostMapping: boolean } {
+  if (raw.includes('$')) return { protoCasing: false, hostMapping: false };
+  try {
+    const parts = portSpecParts(raw);
+    return { protoCasing: parts.proto !== parts.proto.toLowerCase(), hostMapping: parts.ip !== '' || parts.hostPort !== '' };
+  } catch {
+    return { protoCasing: false, hostMapping: false };
+  }
+}
+
+/**
+ * The FROMs whose image, expanded with the global ARGs' defaults (no build args), is empty or no
+ * valid reference, as BuildKit's validateBaseImagesWithDefaultArgs. Its platform args are the
+ * target platform's; here the host's stand in, as the check runs before a platform is chosen
+ * (a name only a platform's value makes invalid is rare). An expansion error abandons the check,
+ * as BuildKit does: the build reports it.
+ */
+function fromsInvalidWithDefaults(df: ParsedDockerfile): Instruction[] {
+  const host = `linux/${hostArch()}`;
+  const env = platformArgs(host, host, df.stages[df.stages.length - 1]?.name ?? '');
+  // One pattern-matching budget for the whole check, so an attacker's FROMs cost one word's worth.
+  const opts = { escape: df.escape, patternWork: { steps: 0 } };
+  const invalid: Instruction[] = [];
+  try {
+    for (const ins of df.metaArgs) {
+      for (const word of ins.args) {
+        const eq = word.indexOf('=');
+        const name = expandWord(eq < 0 ? word : word.slice(0, eq), env, opts);
+        if (eq < 0) env.delete(name);
+        else env.set(name, expandWord(word.slice(eq + 1), env, opts));
+      }
+    }
+    for (const s of df.stages) {
+      const image = expandWord(s.from.args[0], env, opts);
+      if (!validReference(image)) invalid.push(s.from);
+    }
+  } catch {
+    return [];
+  }
+  return invalid;
+}
+
+/** distribution/reference's ParseNormalizedNamed accepts it (untrimmed, any tag or digest). */
+function validReference(name: string): boolean {
+  if (name !== name.trim()) return false;
+  try {
+    parseReference(name);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** `# check=skip=A,B;error=true` (BuildKit's check directive, or the BUILDKIT_DOCKERFILE_CHECK build arg). */
@@ -180,7 +270,7 @@ export function checkSettings(df: ParsedDockerfile, checkArg: string | undefined
 }
 
 /** Rules BuildKit runs as it dispatches a stage's instructions: a build meets them only in the stages it builds. */
-const DISPATCH_RULES = new Set<LintRuleName>(['JSONArgsRecommended', 'WorkdirRelativePath', 'LegacyKeyValueFormat', 'SecretsUsedInArgOrEnv']);
+const DISPATCH_RULES = new Set<LintRuleName>(['JSONArgsRecommended', 'WorkdirRelativePath', 'LegacyKeyValueFormat', 'SecretsUsedInArgOrEnv', 'ExposeProtoCasing', 'ExposeInvalidFormat']);
 
 /**
  * What a build reports of the linter, as dockerfile2llb does: each warning as `Rule: detail`

@@ -25,7 +25,10 @@ test('lintDockerfile: BuildKit\'s rules and messages', () => {
   assert.deepEqual(details('FROM scratch\nSHELL ["/bin/bash", "-c"]\nCMD mycommand\n'), []);
   assert.deepEqual(details('FROM scratch\nMAINTAINER me@example.com\n'), ['MaintainerDeprecated@2: Maintainer instruction is deprecated in favor of using label']);
   assert.deepEqual(details('ARG BASE=alpine\nFROM ${BASE}\nFROM ${BULIDPLATFORM:-busybox}\nFROM --platform=$TARGETOS alpine\n'), ["UndefinedArgInFrom@3: FROM argument 'BULIDPLATFORM' is not declared (did you mean BUILDPLATFORM?)"]);
-  assert.deepEqual(details('FROM ${NOPE}\n'), ["UndefinedArgInFrom@1: FROM argument 'NOPE' is not declared"]);
+  assert.deepEqual(details('FROM ${NOPE}\n'), [
+    "UndefinedArgInFrom@1: FROM argument 'NOPE' is not declared",
+    'InvalidDefaultArgInFrom@1: Default value for ARG ${NOPE} results in empty or invalid base image name',
+  ]);
   assert.deepEqual(details('FROM scratch\nWORKDIR app/\nWORKDIR subdir\n'), ['WorkdirRelativePath@2: Relative workdir "app/" can have unexpected results if the base image changes']);
   assert.deepEqual(details('FROM scratch\nWORKDIR /app\nWORKDIR subdir\n'), []);
   assert.deepEqual(details('FROM scratch\nCMD ["a"]\nCMD ["b"]\nHEALTHCHECK NONE\nENTRYPOINT ["c"]\nFROM scratch\nCMD ["d"]\n'), [
@@ -35,7 +38,7 @@ test('lintDockerfile: BuildKit\'s rules and messages', () => {
     'LegacyKeyValueFormat@2: "ENV key=value" should be used instead of legacy "ENV key value" format',
     'LegacyKeyValueFormat@3: "LABEL key=value" should be used instead of legacy "LABEL key value" format',
   ]);
-  assert.deepEqual(details('FROM scratch\nARG SECRET_PASSPHRASE\nENV SUPER_Secret=foo\nARG PUBLIC_KEY\nENV password=x\nARG TOKENIZER\n'), [
+  assert.deepEqual(details('FROM scratch\nARG SECRET_PASSPHRASE\nENV SUPER_Secret=foo\nARG PUBLIC_KEY\nENV password=x\nARG TOKENIZER\nARG SECRET_FILE\nENV TOKEN_VERSION=1\n'), [
     'SecretsUsedInArgOrEnv@2: Do not use ARG or ENV instructions for sensitive data (ARG "SECRET_PASSPHRASE")',
     'SecretsUsedInArgOrEnv@3: Do not use ARG or ENV instructions for sensitive data (ENV "SUPER_Secret")',
     'SecretsUsedInArgOrEnv@5: Do not use ARG or ENV instructions for sensitive data (ENV "password")',
@@ -44,6 +47,42 @@ test('lintDockerfile: BuildKit\'s rules and messages', () => {
     'RedundantTargetPlatform@1: Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior',
     'RedundantTargetPlatform@2: Setting platform to predefined ${TARGETPLATFORM} in FROM is redundant as this is the default behavior',
   ]);
+});
+
+// The cases of BuildKit's dockerfile_check_test.go for the rules it added after v0.11.
+test('lintDockerfile: InvalidDefaultArgInFrom expands FROM with the global ARGs\' defaults only', () => {
+  const invalid = (image: string) => `InvalidDefaultArgInFrom@2: Default value for ARG ${image} results in empty or invalid base image name`;
+  assert.deepEqual(details('ARG VERSION\nFROM busybox:$VERSION\n'), [invalid('busybox:$VERSION')]);
+  assert.deepEqual(details('ARG IMAGE\nFROM $IMAGE\n'), [invalid('$IMAGE')]);
+  assert.deepEqual(details('ARG SFX="box:"\nFROM busy${SFX}\n'), [invalid('busy${SFX}')]);
+  assert.deepEqual(details('ARG VERSION="latest"\nFROM busybox:${VERSION}\n'), []);
+  assert.deepEqual(details('ARG BUSYBOX_VARIANT=""\nFROM busybox:stable${BUSYBOX_VARIANT}\n'), []);
+  assert.deepEqual(details('ARG BUSYBOX_VARIANT\nFROM busybox:stable${BUSYBOX_VARIANT}\n'), []);
+  // Defaults expand with earlier global ARGs and the platform args; a stage name is a valid name.
+  assert.deepEqual(details('ARG REG=127.0.0.1:5000\nARG IMG=$REG/app:${TARGETOS}\nFROM $IMG AS base\nFROM base\n'), []);
+  assert.deepEqual(details('ARG N="Upper"\nFROM ${N}\n'), [invalid('${N}')]);
+  // An expansion error is the build's to report: the check gives up, as BuildKit's does.
+  assert.deepEqual(details('ARG A\nFROM ${A:?unset}\n'), []);
+});
+
+test('lintDockerfile: FromPlatformFlagConstDisallowed, ExposeProtoCasing and ExposeInvalidFormat', () => {
+  assert.deepEqual(details('FROM --platform=linux/amd64 scratch\n'), ['FromPlatformFlagConstDisallowed@1: FROM --platform flag should not use constant value "linux/amd64"']);
+  assert.deepEqual(details('FROM --platform=linux/amd64 scratch AS my_amd64_stage\n'), []);
+  assert.deepEqual(details('FROM --platform=linux/amd64 scratch AS linux\n'), []);
+  // Normalised before the name is compared (aarch64 is arm64); no warning for what fails to parse or has variables.
+  assert.deepEqual(details('FROM --platform=linux/aarch64 scratch AS build-arm64\n'), []);
+  assert.deepEqual(details('FROM --platform="linux/arm64" scratch AS x\n'), ['FromPlatformFlagConstDisallowed@1: FROM --platform flag should not use constant value "linux/arm64"']);
+  assert.deepEqual(details('FROM --platform=linux/a*b scratch\nFROM --platform=$BUILDPLATFORM scratch\n'), []);
+  assert.deepEqual(details('FROM scratch\nEXPOSE 80/TcP 8080/TCP 8080/udp\n'), [
+    "ExposeProtoCasing@2: Defined protocol '80/TcP' in EXPOSE instruction should be lowercase",
+    "ExposeProtoCasing@2: Defined protocol '8080/TCP' in EXPOSE instruction should be lowercase",
+  ]);
+  assert.deepEqual(details('FROM scratch\nEXPOSE 127.0.0.1:80:80 [::1]:8080:8080 5000:5000 8000\n'), [
+    "ExposeInvalidFormat@2: EXPOSE instruction should not define an IP address or host-port mapping, found '127.0.0.1:80:80'",
+    "ExposeInvalidFormat@2: EXPOSE instruction should not define an IP address or host-port mapping, found '[::1]:8080:8080'",
+    "ExposeInvalidFormat@2: EXPOSE instruction should not define an IP address or host-port mapping, found '5000:5000'",
+  ]);
+  assert.deepEqual(details('FROM scratch\nEXPOSE $P/TCP 80/bogus\n'), []);
 });
 
 test('parseCheckDirective: skip= and error=', () => {

@@ -40,6 +40,7 @@ import { validSignal } from './instructions/signal.js';
 import { withSuggestion } from './instructions/suggest.js';
 import { CommandError, copyCommand, fromCommand, healthcheckTimings, runCommand, runMounts } from './instructions/commands.js';
 import { findNamedContext, keyNamedContexts, type NamedContextSource } from './namedContexts.js';
+import { platformArgs } from './platformArgs.js';
 import { baseImagePlatformWarning, lintBuild, type LintWarning } from './lint.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -119,25 +120,6 @@ interface StageState {
   step: number;
   total: number;
   label: string;
-}
-
-/** platform.go defaultArgs: the predefined platform args and TARGETSTAGE. */
-function platformArgs(build: string, target: string, targetStage: string): Map<string, string> {
-  const b = parsePlatform(build);
-  const t = parsePlatform(target);
-  return new Map([
-    ['BUILDPLATFORM', normalizePlatform(build)],
-    ['BUILDOS', b.os],
-    ['BUILDOSVERSION', ''],
-    ['BUILDARCH', b.architecture],
-    ['BUILDVARIANT', b.variant ?? ''],
-    ['TARGETPLATFORM', normalizePlatform(target)],
-    ['TARGETOS', t.os],
-    ['TARGETOSVERSION', ''],
-    ['TARGETARCH', t.architecture],
-    ['TARGETVARIANT', t.variant ?? ''],
-    ['TARGETSTAGE', targetStage || 'default'],
-  ]);
 }
 
 function splitKeyValue(word: string): [string, string | undefined] {

@@ -40,15 +40,21 @@ function splitParts(raw: string): [string, string, string] {
   return [parts.slice(0, n - 2).join(':'), parts[n - 2], parts[n - 1]];
 }
 
-/** One EXPOSE word -> its "port/proto" entries; throws PortError with BuildKit's message. */
-export function parsePort(raw: string): string[] {
+/** An EXPOSE word's parts as written (`proto` keeps its case, '' when not given); throws PortError on a missing port or unknown proto. */
+export function portSpecParts(raw: string): { ip: string; hostPort: string; port: string; proto: string } {
   const [ip, hostPort, containerPart] = splitParts(raw);
   const slash = containerPart.indexOf('/');
   const port = slash < 0 ? containerPart : containerPart.slice(0, slash);
-  let proto = slash < 0 ? '' : containerPart.slice(slash + 1);
+  const proto = slash < 0 ? '' : containerPart.slice(slash + 1);
   if (port === '') throw new PortError(`invalid port: ${JSON.stringify(raw)}: no port specified`);
   if (!['', 'tcp', 'udp', 'sctp'].includes(proto.toLowerCase())) throw new PortError(`invalid port: ${JSON.stringify(raw)}: invalid proto: ${proto}`);
-  if (proto === '') proto = 'tcp';
+  return { ip, hostPort, port, proto };
+}
+
+/** One EXPOSE word -> its "port/proto" entries; throws PortError with BuildKit's message. */
+export function parsePort(raw: string): string[] {
+  const { ip, hostPort, port, proto: written } = portSpecParts(raw);
+  const proto = written || 'tcp';
   let host = ip;
   if (host.startsWith('[')) host = host.replace(/^\[(.*)\]$/, '$1');
   if (host !== '' && !isIp(host)) throw new PortError(`invalid IP address: ${host}`);
