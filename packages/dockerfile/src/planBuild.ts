@@ -533,7 +533,13 @@ class PlatformPlanner {
     delete config.OnBuild;
     const envIndex = new Map<string, number>();
     env.forEach(([k], i) => { if (!envIndex.has(k)) envIndex.set(k, i); });
-    const st: StageState = { plan, env, envIndex, stateEnv: new Map(env), args: new Map(), argOrder: [], cmdSet: false, stateKey, provisional: baseStage?.provisional ?? false, step: 1, total: 1, label };
+    // A stage based on another continues its state: ARG values and all (dockerfile2llb's
+    // dispatchState.init), and its declared ARGs, which current BuildKit's RUN history lists
+    // (c7c2f0e9, dockerfile 1.10; v0.11.6 started them empty).
+    const st: StageState = {
+      plan, env, envIndex, stateEnv: new Map(baseStage?.stateEnv ?? env), args: new Map(baseStage?.args), argOrder: [...baseStage?.argOrder ?? []],
+      cmdSet: false, stateKey, provisional: baseStage?.provisional ?? false, step: 1, total: 1, label,
+    };
     plan.config = config;
     if (namedFiles) this.copyNamedContext(st, namedFiles, named === replaced ? stage.name! : baseName, from);
     if (replaced) {
