@@ -233,6 +233,34 @@ describe('applyLayer', () => {
     await assert.rejects(lstat('/tmp/x'));
   });
 
+  it('a lower layer\'s link never leads a lookup out of the layers: a hardlink through it is refused, an implied directory under it takes no metadata from what it points at', async () => {
+    // Outside every layer: what a malicious image's links point at (the host's /etc, say).
+    const outside = join(tmp.path, 'host-secrets');
+    await mkdir(join(outside, 'dir'), { recursive: true });
+    await writeFile(join(outside, 'shadow'), 'host secret');
+    await chmod(join(outside, 'dir'), 0o711);
+    await utimes(join(outside, 'dir'), new Date(1_234_567_000_000), new Date(1_234_567_000_000));
+    const first = await rawTar([{ name: 'abs', type: 'symlink', linkname: outside }, { name: 'rel', type: 'symlink', linkname: '../../../../../../../..' + outside }]);
+    const lower = join(tmp.path, 'escape-lower');
+    await mkdir(lower);
+    await applyLayer(lower, streamOf(first), { whiteouts: 'overlay' });
+    for (const via of ['abs', 'rel']) {
+      const upper = join(tmp.path, `escape-upper-${via}`);
+      await mkdir(upper);
+      await assert.rejects(
+        applyLayer(upper, streamOf(await rawTar([{ name: 'stolen', type: 'link', linkname: `${via}/shadow` }])), { whiteouts: 'overlay', lowerDirs: [lower] }),
+        new RegExp(`"stolen" is a hardlink to "${via}/shadow", which does not exist`),
+      );
+      await assert.rejects(readFile(join(upper, 'stolen')), via);
+      const implied = join(tmp.path, `escape-implied-${via}`);
+      await mkdir(implied);
+      await applyLayer(implied, streamOf(await rawTar([{ name: `${via}/dir/f`, data: 'f' }])), { whiteouts: 'overlay', lowerDirs: [lower] });
+      const made = await lstat(join(implied, via, 'dir'));
+      assert.equal(made.mode & 0o7777, 0o755, `${via}/dir is a new directory, not a copy of ${outside}/dir's metadata`);
+      assert.notEqual(made.mtimeMs, 1_234_567_000_000, via);
+    }
+  });
+
   it('fails when the diffID does not match the expectation', async () => {
     const target = join(tmp.path, 'mismatch');
     await mkdir(target);

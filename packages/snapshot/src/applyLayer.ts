@@ -99,13 +99,26 @@ class TreeApplier {
     for (const dir of this.safeDirs) if (dir === rel || dir.startsWith(`${rel}/`)) this.safeDirs.delete(dir);
   }
 
+  /**
+   * What the lower layers show at `rel`, the topmost first, its name not followed. Every
+   * directory on the way is lstat'ed, never resolved by the kernel: a layer's link there (`abs ->
+   * /`, `up -> ../../..`) would lead the lookup out of the layers, to the worker's own files, whose
+   * content a hardlink copy-up would take in and whose metadata an implied directory would. A link
+   * or a file on the way means nothing is there, as this layer's view of it (see resolveParents).
+   */
   private async lowerStat(rel: string): Promise<{ path: string; st: Stats } | undefined> {
+    const parts = rel.split('/');
     for (const lower of this.options.lowerDirs ?? []) {
-      const path = join(lower, rel);
-      const st = await lstatOrUndefined(path);
-      if (!st) continue;
+      let path = lower;
+      let st: Stats | undefined;
+      for (const [i, part] of parts.entries()) {
+        path = join(path, part);
+        st = await lstatOrUndefined(path);
+        if (!st || (i < parts.length - 1 && !st.isDirectory())) break;
+      }
+      if (!st) continue; // not in this layer: the next one down may have it
       if (st.isCharacterDevice() && st.rdev === 0) return undefined; // whited out below this point
-      return { path, st };
+      return path === join(lower, rel) ? { path, st } : undefined;
     }
     return undefined;
   }
