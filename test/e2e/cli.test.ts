@@ -268,6 +268,22 @@ test('a base layer naming paths above or outside its root, or writing through it
   assert.doesNotMatch(failed.stderr, /lost the connection/);
 });
 
+test('a base image whose later layer hardlinks through its earlier layer\'s link to a worker file fails as malformed: the worker copies nothing of its own into the image', () => {
+  // What the link points at: a file of the worker's machine (the worker runs on this one).
+  const host = mkdtempSync(join(work, 'worker-secrets-'));
+  writeFileSync(join(host, 'secret'), 'worker secret\n');
+  const image = `${cluster.registry.host}/e2e/crafted:hardlink-through-lower-link`;
+  return (async () => {
+    await pushCraftedImage(image, [[{ name: 'abs', type: 'symlink', linkname: host }], [{ name: 'stolen', type: 'link', linkname: 'abs/secret' }]]);
+    const context = mkdtempSync(join(work, 'crafted-steal-'));
+    writeFileSync(join(context, 'Dockerfile'), `FROM ${image} AS crafted\nFROM ${cluster.busybox.reference}\nCOPY --from=crafted /stolen /stolen\nRUN cat /stolen\n`);
+    const run = cli(['build', '--progress', 'plain', context]);
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, /layer entry "stolen" is a hardlink to "abs\/secret", which does not exist: the layer is malformed/);
+    assert.doesNotMatch(run.stdout + run.stderr, /worker secret/);
+  })();
+});
+
 /**
  * A TCP proxy to the frontend that, once, cuts the connection carrying `marker` from the
  * frontend to the client (before forwarding it): a stream cut at a chosen event, not a time.
@@ -418,10 +434,11 @@ test('a build reports the linter\'s warnings as current BuildKit does, and # che
   assert.equal(skipped.status, 0, skipped.stderr);
   assert.doesNotMatch(skipped.stderr, /warnings? found/);  // An image of one platform (a manifest, no index) for another: built, with current BuildKit's warning.
   const amd64Only = `${cluster.busybox.reference.replace(/:[^:/]+$/, '')}@${cluster.busybox.manifests['linux/amd64']}`;
-  writeFileSync(join(context, 'Dockerfile'), `FROM ${amd64Only}\nCOPY Dockerfile /\n`);
+  // And a variable the base image's env does not set (its PATH is the hint).
+  writeFileSync(join(context, 'Dockerfile'), `FROM ${amd64Only}\nCOPY Dockerfile /\nENV P=$PAHT\n`);
   const other = cli(['build', '--progress', 'plain', '--platform', 'linux/arm64', context]);
   assert.equal(other.status, 0, other.stderr);
-  assert.ok(other.stderr.includes(`1 warning found:\n - InvalidBaseImagePlatform: Base image ${amd64Only} was pulled with platform "linux/amd64", expected "linux/arm64/v8" for current build (Dockerfile:1)`), other.stderr);
+  assert.ok(other.stderr.includes(`2 warnings found:\n - InvalidBaseImagePlatform: Base image ${amd64Only} was pulled with platform "linux/amd64", expected "linux/arm64/v8" for current build (Dockerfile:1)\n - UndefinedVar: Usage of undefined variable '$PAHT' (did you mean $PATH?) (Dockerfile:3)`), other.stderr);
 });
 
 test('--add-host reaches the /etc/hosts of RUN, --shm-size its /dev/shm, --ulimit its rlimits; --allow of an entitlement the server does not grant fails in BuildKit\'s words', () => {

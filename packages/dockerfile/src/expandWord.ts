@@ -17,6 +17,8 @@ export interface ExpandOptions {
   skipUnsetEnv?: boolean;
   /** The work budget of `${var#pattern}`-style matching, shared by every word of a build (default: this word's own). */
   patternWork?: PatternWork;
+  /** Collects the names the word reads that `env` does not set (ProcessWordWithMatches' Unmatched). */
+  unmatched?: Set<string>;
 }
 
 /** A word that cannot be expanded; the message is Docker's, callers add file:line. */
@@ -87,6 +89,7 @@ class ShellWord {
     private readonly rawEscapes: boolean,
     private readonly skipUnsetEnv: boolean,
     private readonly patternWork: PatternWork,
+    private readonly unmatched: Set<string> | undefined,
   ) {
     this.chars = Array.from(word);
   }
@@ -98,12 +101,10 @@ class ShellWord {
   }
   private getEnv(name: string): [string, boolean] {
     const env = this.env;
-    if (env instanceof Map) {
-      const v = env.get(name);
-      return v === undefined ? ['', false] : [v, true];
-    }
-    const rec = env as Record<string, string>;
-    return Object.prototype.hasOwnProperty.call(rec, name) ? [rec[name], true] : ['', false];
+    const found = env instanceof Map ? env.get(name) : Object.prototype.hasOwnProperty.call(env, name) ? (env as Record<string, string>)[name] : undefined;
+    if (found !== undefined) return [found, true];
+    this.unmatched?.add(name);
+    return ['', false];
   }
 
   process(): [string, string[]] {
@@ -361,7 +362,7 @@ function trimSuffix(pattern: string, value: string, greedy: boolean, work: Patte
 
 function lex(word: string, env: ExpansionEnv, opts: ExpandOptions): ShellWord {
   const escape = opts.escape ?? '\\';
-  return new ShellWord(word, env, escape, opts.rawQuotes ?? false, opts.rawEscapes ?? false, opts.skipUnsetEnv ?? false, opts.patternWork ?? { steps: 0 });
+  return new ShellWord(word, env, escape, opts.rawQuotes ?? false, opts.rawEscapes ?? false, opts.skipUnsetEnv ?? false, opts.patternWork ?? { steps: 0 }, opts.unmatched);
 }
 
 /** Expands one word like Docker's ProcessWord (quotes removed, variables substituted). */

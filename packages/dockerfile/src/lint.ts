@@ -44,6 +44,7 @@ const RULES = {
   SecretsUsedInArgOrEnv: 'Sensitive data should not be used in the ARG or ENV commands',
   RedundantTargetPlatform: 'Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior',
   InvalidBaseImagePlatform: 'Base image platform does not match expected target platform',
+  UndefinedVar: 'Variables should be defined before their use',
   InvalidDefaultArgInFrom: 'Default value for global ARG results in an empty or invalid base image name',
   FromPlatformFlagConstDisallowed: 'FROM --platform flag should not use a constant value',
   ExposeProtoCasing: 'Protocol in EXPOSE instruction should be lowercase',
@@ -71,8 +72,21 @@ export function varsIn(word: string): string[] {
 // BuildKit's SecretsUsedInArgOrEnv token lists: a key with one of these words between `_` or the ends.
 const SECRET_DENY = /(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)/i;
 const SECRET_ALLOW = /(?:_|^)(?:public|file|version)(?:_|$)/i;
-/** UndefinedArgInFrom warnings that get a "(did you mean X?)" hint; later ones have none. */
-const MAX_UNDEFINED_ARG_HINTS = 20;
+/** UndefinedArgInFrom (and a build's UndefinedVar) warnings that get a "(did you mean X?)" hint; later ones have none. */
+export const MAX_UNDEFINED_ARG_HINTS = 20;
+/** Build args BuildKit never puts in the env, so it does not call them undefined either. */
+const NON_ENV_ARGS = new Set(['BUILDKIT_SBOM_SCAN_CONTEXT', 'BUILDKIT_SBOM_SCAN_STAGE']);
+
+/**
+ * BuildKit's UndefinedVar for a name an instruction's word read that is not in its env (nor a
+ * declared ARG: the caller leaves those out); null for the args BuildKit keeps out of the env.
+ * `defined` gives the hint, when the caller still wants one (see MAX_UNDEFINED_ARG_HINTS).
+ */
+export function undefinedVarWarning(name: string, ins: Instruction, defined?: readonly string[]): LintWarning | null {
+  if (NON_ENV_ARGS.has(name)) return null;
+  const hint = defined && suggest(name, defined, true);
+  return { rule: 'UndefinedVar', detail: `Usage of undefined variable '$${name}'${hint ? ` (did you mean $${hint}?)` : ''}`, ins };
+}
 
 /** Every warning BuildKit's linter would report that can be found from the text alone. */
 export function lintDockerfile(df: ParsedDockerfile): LintWarning[] {
@@ -270,7 +284,7 @@ export function checkSettings(df: ParsedDockerfile, checkArg: string | undefined
 }
 
 /** Rules BuildKit runs as it dispatches a stage's instructions: a build meets them only in the stages it builds. */
-const DISPATCH_RULES = new Set<LintRuleName>(['JSONArgsRecommended', 'WorkdirRelativePath', 'LegacyKeyValueFormat', 'SecretsUsedInArgOrEnv', 'ExposeProtoCasing', 'ExposeInvalidFormat']);
+const DISPATCH_RULES = new Set<LintRuleName>(['JSONArgsRecommended', 'WorkdirRelativePath', 'LegacyKeyValueFormat', 'SecretsUsedInArgOrEnv', 'ExposeProtoCasing', 'ExposeInvalidFormat', 'UndefinedVar']);
 
 /**
  * What a build reports of the linter, as dockerfile2llb does: each warning as `Rule: detail`

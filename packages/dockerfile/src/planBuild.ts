@@ -41,7 +41,7 @@ import { withSuggestion } from './instructions/suggest.js';
 import { CommandError, copyCommand, fromCommand, healthcheckTimings, runCommand, runMounts } from './instructions/commands.js';
 import { findNamedContext, keyNamedContexts, type NamedContextSource } from './namedContexts.js';
 import { platformArgs } from './platformArgs.js';
-import { baseImagePlatformWarning, lintBuild, type LintWarning } from './lint.js';
+import { baseImagePlatformWarning, lintBuild, MAX_UNDEFINED_ARG_HINTS, undefinedVarWarning, type LintWarning } from './lint.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
@@ -149,6 +149,9 @@ class Planner {
   readonly warnings: PlanWarning[] = [];
   /** Linter warnings only planning finds (resolved images), reported as the text's are. */
   readonly lintFound: LintWarning[] = [];
+  /** Line, rule and name (or detail) of each warning in lintFound: every platform plans the same instructions. */
+  private readonly lintKeys = new Set<string>();
+  private undefinedVarHints = MAX_UNDEFINED_ARG_HINTS;
   private readonly imageCache = new Map<string, Promise<ResolvedImage>>();
   /** What every ${var#pattern}-style substitution of this build may do together (see shellPattern.ts). */
   private readonly patternWork = { steps: 0 };
@@ -192,7 +195,24 @@ class Planner {
     throw new DockerfileError(message, ins?.startLine ?? 0, ins?.endLine ?? 0, this.file);
   }
 
-  expand(word: string, env: ReadonlyMap<string, string>, ins: Instruction, opts: { rawQuotes?: boolean } = {}): string {
+  /** Adds a warning found while planning unless an earlier platform's plan found it; `key` says what makes it the same one. */
+  warnOnce(key: string, ins: Instruction, warning: () => LintWarning | null): void {
+    const k = `${ins.startLine}\0${key}`;
+    if (this.lintKeys.has(k)) return;
+    this.lintKeys.add(k);
+    const w = warning();
+    if (w) this.lintFound.push(w);
+  }
+
+  /**
+   * BuildKit's UndefinedVar for `name`, read by `ins` and unset in `env`. The hint searches every
+   * name set: a few are hints, thousands (an attacker's Dockerfile) would be names x names.
+   */
+  undefinedVar(name: string, env: ReadonlyMap<string, string>, ins: Instruction): void {
+    this.warnOnce(`UndefinedVar\0${name}`, ins, () => undefinedVarWarning(name, ins, this.undefinedVarHints-- > 0 ? [...env.keys()] : undefined));
+  }
+
+  expand(word: string, env: ReadonlyMap<string, string>, ins: Instruction, opts: { rawQuotes?: boolean; unmatched?: Set<string> } = {}): string {
     try {
       return expandWord(word, env, { escape: this.df.escape, patternWork: this.patternWork, ...opts });
     } catch (e) {
@@ -512,7 +532,7 @@ class PlatformPlanner {
     } else {
       const img = await p.resolve(baseName, stagePlatform, from);
       const mismatch = baseImagePlatformWarning(baseName, parsePlatform(stagePlatform, { allowUnknown: true }), img.config, from);
-      if (mismatch && !p.lintFound.some((w) => w.ins === from && w.detail === mismatch.detail)) p.lintFound.push(mismatch);
+      if (mismatch) p.warnOnce(mismatch.detail, from, () => mismatch);
       baseImage = img;
       plan.base = { kind: 'image', ref: img.ref, digest: img.digest };
       setBaseHistory(plan, img);
@@ -585,6 +605,18 @@ class PlatformPlanner {
    */
   private expansionEnv(st: StageState): ReadonlyMap<string, string> {
     return st.stateEnv;
+  }
+
+  /**
+   * p.expand of a word BuildKit's dispatch expands with its lint on (ENV, LABEL, ARG defaults,
+   * USER, STOPSIGNAL, VOLUME, WORKDIR, RUN mounts, COPY/ADD): each name it reads that is unset
+   * and no declared ARG of the stage is an UndefinedVar warning.
+   */
+  private expandChecked(st: StageState, word: string, e: ReadonlyMap<string, string>, ins: Instruction, opts: { rawQuotes?: boolean } = {}): string {
+    const unmatched = new Set<string>();
+    const out = this.p.expand(word, e, ins, { ...opts, unmatched });
+    for (const name of unmatched) if (!st.args.has(name)) this.p.undefinedVar(name, e, ins);
+    return out;
   }
 
   /** `k=v` strings of an env, counted against the build's plan size first (see Planner.charge). */
@@ -673,7 +705,7 @@ class PlatformPlanner {
         const e = env();
         const parts: string[] = [];
         // Every pair reads the env as it was before this instruction.
-        const pairs = (ins.pairs ?? []).map((kv) => [p.expand(kv.key, e, ins), p.expand(kv.value, e, ins)] as const);
+        const pairs = (ins.pairs ?? []).map((kv) => [this.expandChecked(st, kv.key, e, ins), this.expandChecked(st, kv.value, e, ins)] as const);
         // Each value is copied into the history entry and (below) the config's env.
         for (const [k, v] of pairs) p.charge(k.length + v.length, ins);
         for (const [k, v] of pairs) {
@@ -694,8 +726,8 @@ class PlatformPlanner {
         const parts: string[] = [];
         cfg.Labels ??= {};
         for (const kv of ins.pairs ?? []) {
-          const k = p.expand(kv.key, e, ins);
-          const v = p.expand(kv.value, e, ins);
+          const k = this.expandChecked(st, kv.key, e, ins);
+          const v = this.expandChecked(st, kv.value, e, ins);
           p.charge(2 * (k.length + v.length), ins); // the config's label and the history entry
           cfg.Labels[k] = v;
           parts.push(`${k}=${v}`);
@@ -716,7 +748,7 @@ class PlatformPlanner {
           const key = p.expand(rawKey, e, ins);
           let value: string | undefined = p.buildArg(key);
           if (value === undefined) {
-            if (rawValue !== undefined) value = p.expand(rawValue, e, ins);
+            if (rawValue !== undefined) value = this.expandChecked(st, rawValue, e, ins);
             else value = this.metaEnv.get(key);
           }
           if (value !== undefined) p.charge(key.length + value.length, ins);
@@ -747,12 +779,12 @@ class PlatformPlanner {
         return;
       }
       case 'USER': {
-        cfg.User = p.expand(ins.args[0], env(), ins);
+        cfg.User = this.expandChecked(st, ins.args[0], env(), ins);
         this.history(st, `USER ${cfg.User}`, true);
         return;
       }
       case 'STOPSIGNAL': {
-        const sig = p.expand(ins.args[0], env(), ins);
+        const sig = this.expandChecked(st, ins.args[0], env(), ins);
         if (!validSignal(sig)) this.p.err(`invalid signal: ${excerpt(sig)}`, ins);
         cfg.StopSignal = sig;
         this.history(st, `STOPSIGNAL ${sig}`, true);
@@ -763,7 +795,7 @@ class PlatformPlanner {
         cfg.Volumes ??= {};
         const vols: string[] = [];
         for (const a of ins.args) {
-          const v = p.expand(a, e, ins).trim();
+          const v = this.expandChecked(st, a, e, ins).trim();
           if (v === '') this.p.err('VOLUME specified can not be an empty string', ins);
           cfg.Volumes[v] = {};
           vols.push(v);
@@ -772,7 +804,7 @@ class PlatformPlanner {
         return;
       }
       case 'WORKDIR': {
-        const dir = p.expand(ins.args[0], env(), ins);
+        const dir = this.expandChecked(st, ins.args[0], env(), ins);
         const wd = posix.join('/', dir.startsWith('/') ? '' : this.workdir(st), dir);
         cfg.WorkingDir = wd.length > 1 && wd.endsWith('/') ? wd.slice(0, -1) : wd;
         // As current BuildKit's dispatchWorkdir, the directory it makes is dated SOURCE_DATE_EPOCH.
@@ -863,7 +895,7 @@ class PlatformPlanner {
     for (const mountFlag of mountFlags) {
       let m;
       try {
-        m = completeRunMount(parseRunMount(mountFlag, (word) => p.expand(word, e, ins)), this.workdir(st), this.sshCount);
+        m = completeRunMount(parseRunMount(mountFlag, (word) => this.expandChecked(st, word, e, ins)), this.workdir(st), this.sshCount);
       } catch (err) {
         if (err instanceof MountError) this.p.err(err.message, ins);
         throw err;
@@ -984,8 +1016,8 @@ class PlatformPlanner {
     const e = this.expansionEnv(st);
     const isAdd = ins.keyword === 'ADD';
     const flags = copyCommand(ins);
-    const chown = flags.chown !== undefined ? p.expand(flags.chown, e, ins) : undefined;
-    const chmod = flags.chmod !== undefined ? p.expand(flags.chmod, e, ins) : undefined;
+    const chown = flags.chown !== undefined ? this.expandChecked(st, flags.chown, e, ins) : undefined;
+    const chmod = flags.chmod !== undefined ? this.expandChecked(st, flags.chmod, e, ins) : undefined;
     if (chmod !== undefined && chmod !== '') {
       // convert_copy.go: octal up to 07777, else a symbolic mode; numeric-looking values get the octal message.
       const octal = /^[0-7]+$/.test(chmod) && parseInt(chmod, 8) <= 0o7777;
@@ -995,10 +1027,10 @@ class PlatformPlanner {
     }
     const { link, parents, keepGitDir, unpack } = flags;
     const exclude = flags.exclude.map((x) => p.expand(x, e, ins));
-    const checksum = flags.checksum !== undefined ? p.expand(flags.checksum, e, ins) : undefined;
+    const checksum = flags.checksum !== undefined ? this.expandChecked(st, flags.checksum, e, ins) : undefined;
 
     const words = ins.args;
-    const destRaw = p.expand(words[words.length - 1], e, ins);
+    const destRaw = this.expandChecked(st, words[words.length - 1], e, ins);
     const rawSources = words.slice(0, -1);
     const heredocQueue = [...ins.heredocs];
     const heredocSources: typeof ins.heredocs = [];
@@ -1008,7 +1040,7 @@ class PlatformPlanner {
         heredocSources.push(heredocQueue.shift()!);
         continue;
       }
-      sources.push(p.expand(s, e, ins));
+      sources.push(this.expandChecked(st, s, e, ins));
     }
     // BuildKit has no "more than one source needs a directory" rule: each source is copied to
     // dest on its own, so `COPY a b /f` leaves /f a file holding b.
@@ -1092,7 +1124,7 @@ class PlatformPlanner {
       });
     }
     for (const doc of heredocSources) {
-      const body = doc.expand ? p.expand(doc.content, e, ins, { rawQuotes: true }) : doc.content;
+      const body = doc.expand ? this.expandChecked(st, doc.content, e, ins, { rawQuotes: true }) : doc.content;
       let mode = 0o644;
       if (chmod !== undefined && /^[0-7]+$/.test(chmod)) mode = parseInt(chmod, 8);
       actions.push({ op: 'mkfile', path: destIsDir ? posix.join(dest, doc.name) : dest, content: body, mode, ...(chown ? { chown } : {}) });

@@ -492,3 +492,31 @@ test('a base image of another platform than its stage (one manifest, no index) w
   // A config that names no platform (or the stage's own) warns nothing.
   assert.equal((await plan('FROM unnamed\n', twoPlatforms)).warnings.length, 0);
 });
+
+// The cases of BuildKit's dockerfile_check_test.go (testUnmatchedVars, testAllTargetUnmarshal).
+test('UndefinedVar: a word BuildKit expands that reads a name neither set nor a declared ARG warns, once for all platforms, with a hint from the env', async () => {
+  const undefinedVars = async (text: string, opts: Partial<PlanOptions> = {}) =>
+    (await plan(text, opts)).warnings.filter((w) => w.message.startsWith('UndefinedVar')).map((w) => `${w.line}: ${w.message}`);
+  assert.deepEqual(await undefinedVars('FROM scratch\nARG foo\nCOPY Dockerfile${foo} .\n'), []);
+  assert.deepEqual(await undefinedVars('FROM alpine AS base\nARG foo=Dockerfile\nFROM base\nCOPY $foo .\n'), []);
+  assert.deepEqual(await undefinedVars('FROM alpine\nRUN echo $PATH $nope\n'), [], 'RUN is the shell\'s to expand');
+  assert.deepEqual(await undefinedVars('FROM alpine\nCOPY $foo .\nARG foo=bar\nRUN echo $foo\n'), ["2: UndefinedVar: Usage of undefined variable '$foo'"]);
+  assert.deepEqual(await undefinedVars('FROM alpine\nARG DIR_BINARIES=binaries/\nARG DIR_ASSETS=assets/\nARG DIR_CONFIG=config/\nCOPY $DIR_ASSET .\n'), [
+    "5: UndefinedVar: Usage of undefined variable '$DIR_ASSET' (did you mean $DIR_ASSETS?)",
+  ]);
+  assert.deepEqual(await undefinedVars('FROM alpine\nENV PATH=$PAHT:/tmp/bin\n'), ["2: UndefinedVar: Usage of undefined variable '$PAHT' (did you mean $PATH?)"]);
+  // Only the stages built: the target's; every word kind BuildKit expands, each name once per instruction.
+  assert.deepEqual(await undefinedVars('FROM scratch AS first\nCOPY $foo .\nFROM scratch AS second\nCOPY $bar .\n'), ["4: UndefinedVar: Usage of undefined variable '$bar'"]);
+  assert.deepEqual(await undefinedVars('FROM alpine\nCOPY --chown=$U:${U} --chmod=${M:-644} a${X} /d/\nLABEL l=$L\nUSER $USR\nWORKDIR /w$W\nVOLUME /v$V\nSTOPSIGNAL SIG${S:-TERM}\nRUN --mount=type=cache,target=/c$C true\nEXPOSE 80$E\nARG BUILDKIT_SBOM_SCAN_STAGE\nENV e=$BUILDKIT_SBOM_SCAN_CONTEXT\n', { platforms: ['linux/amd64', 'linux/arm64'] }), [
+    "2: UndefinedVar: Usage of undefined variable '$U'",
+    "2: UndefinedVar: Usage of undefined variable '$M'",
+    "2: UndefinedVar: Usage of undefined variable '$X'",
+    "3: UndefinedVar: Usage of undefined variable '$L'",
+    "4: UndefinedVar: Usage of undefined variable '$USR'",
+    "5: UndefinedVar: Usage of undefined variable '$W'",
+    "6: UndefinedVar: Usage of undefined variable '$V'",
+    "7: UndefinedVar: Usage of undefined variable '$S'",
+    "8: UndefinedVar: Usage of undefined variable '$C'",
+  ]);
+  assert.deepEqual(await undefinedVars('# check=skip=UndefinedVar\nFROM alpine\nCOPY $foo .\n'), []);
+});
