@@ -38,11 +38,14 @@ export async function loadImage(dir: string, platform: string): Promise<LoadedIm
 }
 
 /**
- * Times older than a day are ones a case fixed (the context's files get CONTEXT_MTIME, the base
- * image's are 0, tar entries, Last-Modified and SOURCE_DATE_EPOCH are chosen by the case); later
- * ones are the build's own clock, which differs between runs and builders, so they are not compared.
+ * Times from before this run are ones a case fixed (the context's files get CONTEXT_MTIME, the
+ * base image's are 0, tar entries, Last-Modified and SOURCE_DATE_EPOCH are chosen by the case);
+ * later ones are the build's own clock, which differs between runs and builders, so they are not
+ * compared. The line is the run's start (a minute early, for second-truncated times), not "a day
+ * ago": a time a builder took from a file of its machine (a worker's /usr, made hours before)
+ * is neither, and must show as a difference (it hid a layer applier reading outside its layers).
  */
-const STABLE_BEFORE_SECONDS = Date.now() / 1000 - 86_400;
+const STABLE_BEFORE_SECONDS = Math.floor(performance.timeOrigin / 1000) - 60;
 
 /** `seconds` when it is a time a case fixed, else undefined. */
 export function stableTime(seconds: number): number | undefined {
