@@ -261,6 +261,32 @@ describe('applyLayer', () => {
     }
   });
 
+  it('a directory\'s deferred mode, times and xattrs never follow a link a later entry of the layer put in its place or its parent\'s', async () => {
+    const victimFile = join(tmp.path, 'deferred-victim');
+    const victimDir = join(tmp.path, 'deferred-victim-dir');
+    await writeFile(victimFile, 'host file');
+    await chmod(victimFile, 0o600);
+    await mkdir(join(victimDir, 'q'), { recursive: true });
+    await writeFile(join(victimDir, 'f'), 'host');
+    await chmod(join(victimDir, 'q'), 0o700);
+    const layer = await rawTar([
+      { name: 'd/', type: 'directory', mode: 0o4777 },
+      { name: 'd', type: 'symlink', linkname: victimFile },
+      { name: 'p/', type: 'directory' }, { name: 'p/q/', type: 'directory', mode: 0o777 },
+      { name: 'p/f', data: 'mine', xattrs: { 'user.planted': 'by the layer' } },
+      { name: 'p', type: 'symlink', linkname: victimDir },
+    ]);
+    for (const whiteouts of ['overlay', 'apply'] as const) {
+      const target = join(tmp.path, `deferred-${whiteouts}`);
+      await mkdir(target);
+      await applyLayer(target, streamOf(layer), { whiteouts });
+      assert.ok((await lstat(join(target, 'd'))).isSymbolicLink(), whiteouts);
+      assert.equal((await lstat(victimFile)).mode & 0o7777, 0o600, `${whiteouts}: the host file keeps its mode`);
+      assert.equal((await lstat(join(victimDir, 'q'))).mode & 0o7777, 0o700, `${whiteouts}: the host directory under the swapped parent keeps its mode`);
+      assert.deepEqual([...readXattrs(join(victimDir, 'f')).keys()].filter((k) => k.startsWith('user.')), [], `${whiteouts}: no xattr lands on the host file`);
+    }
+  });
+
   it('fails when the diffID does not match the expectation', async () => {
     const target = join(tmp.path, 'mismatch');
     await mkdir(target);

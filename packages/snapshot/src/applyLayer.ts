@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createWriteStream, type Stats } from 'node:fs';
 import { chmod, copyFile, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { join, posix, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { compressionFromMediaType, createDecompressor, peekBytes, sniffCompression, type LayerCompression } from './compression.js';
@@ -321,10 +321,31 @@ class TreeApplier {
       current.set(`${OVERLAY_XATTR_PREFIX}opaque`, Buffer.from('y'));
       this.xattrs.set(dir, current);
     }
-    restoreXattrs([...this.xattrs].map(([path, xattrs]) => ({ path, xattrs })));
+    // What was recorded for a path may no longer be on it: a later entry of the layer can put a
+    // link (`d -> /etc/shadow`) in place of a directory recorded here or of one of its parents,
+    // and chmod, utimes and lsetxattr would follow it out of the target. Every recorded path is
+    // checked first, one lstat'ed directory at a time (nothing else writes the target meanwhile).
+    const realDirs = new Set<string>(['']);
+    const onRealDirs = async (rel: string, self: boolean): Promise<boolean> => {
+      const parts = rel.split('/');
+      for (let i = 1; i <= (self ? parts.length : parts.length - 1); i++) {
+        const prefix = parts.slice(0, i).join('/');
+        if (realDirs.has(prefix)) continue;
+        if (!(await lstatOrUndefined(this.abs(prefix)))?.isDirectory()) return false;
+        realDirs.add(prefix);
+      }
+      return true;
+    };
+    const xattrTargets: { path: string; xattrs: Xattrs }[] = [];
+    for (const [path, xattrs] of this.xattrs) {
+      const rel = relative(this.root, path);
+      if (await onRealDirs(rel, this.opaqueDirs.has(path))) xattrTargets.push({ path, xattrs });
+    }
+    restoreXattrs(xattrTargets);
     // Directory modes and times last, deepest first, so writing children does not disturb them.
     const dirs = [...this.dirs.keys()].sort((a, b) => b.split('/').length - a.split('/').length);
     for (const rel of dirs) {
+      if (!(await onRealDirs(rel, true))) continue;
       const meta = this.dirs.get(rel) as DirMeta;
       const path = this.abs(rel);
       await chmod(path, meta.mode);

@@ -28,6 +28,8 @@ export interface RawEntry {
   data?: string;
   linkname?: string;
   mode?: number;
+  /** PAX xattrs (SCHILY.xattr.NAME), as a layer carries them. */
+  xattrs?: Record<string, string>;
 }
 
 /** A tar built with tar-stream's pack, which (unlike our writer) allows malformed names. */
@@ -35,7 +37,8 @@ export async function rawTar(entries: RawEntry[]): Promise<Buffer> {
   const pack = tarStream.pack();
   for (const e of entries) {
     const type = e.type ?? 'file';
-    const header = { name: e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), linkname: e.linkname, mtime: new Date(1_600_000_000_000) };
+    const pax = e.xattrs && Object.fromEntries(Object.entries(e.xattrs).map(([k, v]) => [`SCHILY.xattr.${k}`, v]));
+    const header = { name: e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), linkname: e.linkname, mtime: new Date(1_600_000_000_000), ...(pax ? { pax } : {}) };
     if (type === 'file') pack.entry(header, Buffer.from(e.data ?? ''));
     else pack.entry(header);
   }
