@@ -73,6 +73,24 @@ describe('ADD auto-extract', () => {
     assert.equal(lstatSync(join(d, 'new')).mode & 0o7777, 0o755);
   });
 
+  test('a directory\'s mode, set after the archive, never follows a link a later entry put in its place or its parent\'s', async () => {
+    const victimFile = join(ws.base, 'victim-file');
+    const victimDir = join(ws.base, 'victim-dir');
+    await fsp.writeFile(victimFile, 'host file');
+    await fsp.chmod(victimFile, 0o600);
+    await fsp.mkdir(join(victimDir, 'q'), { recursive: true });
+    await fsp.chmod(join(victimDir, 'q'), 0o700);
+    const name = await archive('swapped.tar', [
+      { name: 'd/', type: 'directory', mode: 0o4777 }, { name: 'd', type: 'symlink', linkname: victimFile },
+      { name: 'p/', type: 'directory' }, { name: 'p/q/', type: 'directory', mode: 0o777 }, { name: 'p', type: 'symlink', linkname: victimDir },
+    ], 'none');
+    const d = await freshDest();
+    await copy({ srcRoot: ws.src, sources: [name], destRoot: d, dest: '/out/', autoExtract: true });
+    assert.ok(lstatSync(join(d, 'out/d')).isSymbolicLink());
+    assert.equal(lstatSync(victimFile).mode & 0o7777, 0o600, 'the host file keeps its mode');
+    assert.equal(lstatSync(join(victimDir, 'q')).mode & 0o7777, 0o700, 'the host directory under the swapped parent keeps its mode');
+  });
+
   test('files that only look like archives are copied as-is', async () => {
     const d = await freshDest();
     await copy({ srcRoot: ws.src, sources: ['not-a-tar.tar.gz', 'plain.tar'], destRoot: d, dest: '/f/', autoExtract: true });

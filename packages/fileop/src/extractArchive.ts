@@ -6,7 +6,7 @@
 // size and entry count are capped so an archive cannot fill the disk (tar bomb).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
-import { join, posix } from 'node:path';
+import { isAbsolute, join, posix, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { pipeline } from 'node:stream/promises';
@@ -215,7 +215,24 @@ export async function extractArchive(opts: ExtractOptions): Promise<ExtractResul
     if (err instanceof FileOpError) throw err;
     throw fail('EARCHIVE', `cannot extract archive: ${(err as Error).message}; check that it is a valid tar`);
   }
+  // A later entry can have put a link (`d -> /etc/shadow`) in place of a directory recorded here
+  // or of one of its parents; chmod and the xattr calls would follow it out of the destination.
+  // Each recorded directory is checked first, one lstat'ed directory at a time (nothing else
+  // writes the destination during a file op), and what is no longer there is left alone.
+  const realDirs = new Set<string>();
+  const isRealDir = async (abs: string): Promise<boolean> => {
+    const parts = relative(opts.dir, abs).split('/');
+    if (parts[0] === '..' || isAbsolute(parts.join('/'))) return false;
+    for (let i = 1; i <= parts.length; i++) {
+      const prefix = parts.slice(0, i).join('/');
+      if (realDirs.has(prefix)) continue;
+      if (!(await lstatOrNull(join(opts.dir, prefix)))?.isDirectory()) return false;
+      realDirs.add(prefix);
+    }
+    return true;
+  };
   for (const dir of dirs.reverse()) {
+    if (!(await isRealDir(dir.abs))) continue;
     await applyMeta(dir.abs, false, dir.owner, dir.mode, dir.mtime);
     setXattrs(dir.abs, dir.xattrs);
   }
