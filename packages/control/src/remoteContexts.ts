@@ -9,7 +9,7 @@
 // asks the remote which commit the ref names (ls-remote) and fetches nothing.
 import { createHash, randomUUID } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { isRegular, readManifest, sortEntries, storeDirectory, type ContextEntry, type ContextStore } from '@buildyard/context';
 import { compileDockerignore, parseDockerignore, type NamedContextSource } from '@buildyard/dockerfile';
 import { downloadUrl, extractArchive, fetchGit, FileOpError, GitFetchError, GitRefError, httpLimitsOf, parseGitRef, resolveGitCommit, sniffArchive, type GitRef } from '@buildyard/fileop';
@@ -93,7 +93,13 @@ export class RemoteContexts {
     return this.downloadedContext(tenant, url, '[internal] load remote build context', progress, signal, async (file, root) => {
       const compression = await sniffArchive(file);
       if (compression) await extractArchive({ archivePath: file, compression, dir: root, label: redact(url) });
-      else await rename(file, join(root, o.dockerfileName.replace(/^\.?\/+/, '') || 'Dockerfile'));
+      else {
+        // The name is the client's (buildctl's filename=): a path inside the context, `..` stopping
+        // at its root, never one onto the frontend's own files.
+        const target = join(root, contextPath(o.dockerfileName) || 'Dockerfile');
+        await mkdir(dirname(target), { recursive: true });
+        await rename(file, target);
+      }
     }, (contextId) => this.withDockerfile(tenant, contextId, url, o, 'the archive'));
   }
 
@@ -273,7 +279,7 @@ export class RemoteContexts {
   }
 
   private async readOptional(entries: readonly ContextEntry[], path: string): Promise<Buffer | undefined> {
-    const clean = path.replace(/^\.?\/+/, '');
+    const clean = contextPath(path);
     const entry = entries.find((e) => e.path === clean && isRegular(e));
     return entry ? this.opts.contexts.content.readBytes(entry.digest) : undefined;
   }
@@ -283,6 +289,11 @@ export class RemoteContexts {
     if (!found) throw new RemoteContextError(missing);
     return found;
   }
+}
+
+/** A name inside a context as its entries spell it: no leading `./` or `/`, and `..` stopping at the root. */
+function contextPath(name: string): string {
+  return posix.normalize(`/${name}`).slice(1).replace(/\/+$/, '');
 }
 
 /**
