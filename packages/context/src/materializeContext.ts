@@ -6,7 +6,7 @@ import { isDirectory, isRegular, isSymlink, manifestIndex, modTimeSeconds, type 
 import type { ContextStore } from './ContextStore.js';
 import { FILE_THREADS, linkEach, placeEach, statEach, type FileStat, type PlacedEntry } from './fileThread.js';
 import { sameXattrs, xattrValues } from './contextXattrs.js';
-import { validateEntrySet } from './validateEntries.js';
+import { validateEntry, validateEntrySet } from './validateEntries.js';
 
 export interface MaterializeOptions {
   /** Only entries for which this returns true are written (parents are created as needed). */
@@ -55,13 +55,7 @@ const validated = new WeakSet<readonly ContextEntry[]>();
  * copied (reflinked where the filesystem can).
  */
 export async function materializeContext(store: ContextStore, contextId: string, destDir: string, opts: MaterializeOptions = {}): Promise<MaterializeResult> {
-  const entries = await store.manifest(contextId);
-  // The manifest was validated on upload; re-check so a tampered store cannot write outside
-  // destDir (once per manifest read from it: the store keeps recent ones in memory).
-  if (!validated.has(entries)) {
-    validateEntrySet(entries);
-    validated.add(entries);
-  }
+  const entries = await checkedManifest(store, contextId);
   const dest = resolve(destDir);
   if ((opts.reuseSiblings || opts.updateFrom) && !opts.copy && !opts.include) {
     const reused = await fromSibling(store, contextId, entries, dest, opts).catch(() => undefined);
@@ -70,6 +64,29 @@ export async function materializeContext(store: ContextStore, contextId: string,
   }
   await mkdir(dest, { recursive: true });
   return writeEntries(store, contextId, entries, dest, opts);
+}
+
+/**
+ * A stored manifest, checked as an upload is: every entry on its own (a clean relative path: no
+ * "..", no leading "/", no empty or "." component, no NUL; a known type) and the set (no
+ * duplicates, nothing nested under a non-directory). The manifest was validated on upload, but
+ * not every writer of a store validates each entry, and a tampered store must not write (or,
+ * through a sibling's manifest, remove) outside destDir. Once per manifest read from the store:
+ * it keeps recent ones in memory.
+ */
+async function checkedManifest(store: ContextStore, contextId: string): Promise<readonly ContextEntry[]> {
+  const entries = await store.manifest(contextId);
+  if (!validated.has(entries)) {
+    try {
+      for (const e of entries) validateEntry(e);
+      validateEntrySet(entries);
+    } catch (err) {
+      if (!(err instanceof ContextError)) throw err;
+      throw new ContextError(`context ${contextId}: the stored manifest is invalid: ${err.message}; upload the context again`);
+    }
+    validated.add(entries);
+  }
+  return entries;
 }
 
 async function writeEntries(store: ContextStore, contextId: string, entries: readonly ContextEntry[], dest: string, opts: MaterializeOptions): Promise<MaterializeResult> {
@@ -194,7 +211,9 @@ async function fromSibling(store: ContextStore, contextId: string, entries: read
   if (newest) {
     const { hex } = newest;
     const sibling = join(parent, hex);
-    const before = manifestIndex(await store.manifest(`sha256:${hex}`)).byPath;
+    // Its paths are removed from dest below: checked as the new manifest is (an invalid one
+    // makes this throw, and the caller materialises from scratch).
+    const before = manifestIndex(await checkedManifest(store, `sha256:${hex}`)).byPath;
     const same = (a: ContextEntry, b: ContextEntry | undefined) => b !== undefined && a.mode === b.mode && a.digest === b.digest && a.linkTarget === b.linkTarget && (a.modTime ?? '0') === (b.modTime ?? '0') && sameXattrs(a.xattrs, b.xattrs);
     // One pass over the new entries: what is kept as the tree has it, what is written, and
     // which directories are new or changed their own mode or time.

@@ -18,7 +18,7 @@ import { EgressNetworks, reclaimNetworks, type EgressPolicy, type StepNetwork } 
 import { EgressRules } from './egressRules.js';
 import { forgetOwner, orphanOwners, registerOwner } from './owners.js';
 import { hostsFile, nameservers, onlyLoopbackNameservers, resolvConf, type DnsConfig } from './etcFiles.js';
-import { createMountStubs, isDirectory, removeMountStubs, type MountStub } from './mountStubs.js';
+import { createMountStubs, isDirectory, removeMountStubs, type CreatedStub, type MountStub } from './mountStubs.js';
 import { resolveUser } from './resolveUser.js';
 import type { RunOptions, RunResult } from './types.js';
 import type { Executor } from './Executor.js';
@@ -125,7 +125,7 @@ export class RuncExecutor implements Executor {
       this.registered = true;
     }
     this.running++;
-    let stubs: string[] = [];
+    let stubs: CreatedStub[] = [];
     let containerMayExist = false;
     let network: StepNetwork | undefined;
     let cgroup: StepCgroup | undefined;
@@ -148,7 +148,7 @@ export class RuncExecutor implements Executor {
       // runc's own mount points stay, as BuildKit leaves them (its stub cleaner knows only the
       // step's mounts): a RUN on a rootfs without /proc, /dev or /sys adds those directories.
       const runtimeDirs = new Set(['proc', 'dev', 'sys'].map((d) => join(rootfs, d)));
-      stubs = createMountStubs(rootfs, this.mountStubs(options)).filter((p) => !runtimeDirs.has(p));
+      stubs = createMountStubs(rootfs, this.mountStubs(options)).filter((s) => !runtimeDirs.has(s.path));
       if (meta.network === 'default' && this.egress) {
         network = await this.egress.create({
           nameservers: nameservers(resolv), deny: meta.egress?.deny, allow: meta.egress?.allow,

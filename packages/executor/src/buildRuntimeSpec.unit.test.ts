@@ -111,7 +111,7 @@ describe('resolveInRoot and mount stubs', () => {
         { target: '/etc/hosts', kind: 'file' }, { target: '/etc/hostname', kind: 'file' },
         { target: '/proc', kind: 'dir' }, { target: '/mnt/deep/dir', kind: 'dir' },
       ]);
-      assert.deepEqual(created, [join(root, 'etc/hostname'), join(root, 'proc'), join(root, 'mnt'), join(root, 'mnt/deep'), join(root, 'mnt/deep/dir')]);
+      assert.deepEqual(created.map((s) => s.path), [join(root, 'etc/hostname'), join(root, 'proc'), join(root, 'mnt'), join(root, 'mnt/deep'), join(root, 'mnt/deep/dir')]);
       writeFileSync(join(root, 'mnt/deep/kept'), 'x');
       removeMountStubs(created);
       assert.equal(readFileSync(join(root, 'etc/hosts'), 'utf8'), 'keep\n');
