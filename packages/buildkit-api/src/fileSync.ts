@@ -169,7 +169,11 @@ export async function receiveLocalToStore(
       // fsutil's Stat.Xattrs: those a context keeps go with the entry, and COPY writes them.
       const xattrPairs = Object.entries(stat.xattrs);
       const xattrs = xattrPairs.length > 0 ? entryXattrs(JSON.stringify(path.slice(0, 200)), xattrPairs) : undefined;
+      // Every entry, a hard link's too, is a clean path inside the context and counts to the limit:
+      // a hard link named ../../x once went into the manifest unchecked.
+      if (entries.size >= store.maxFiles) throw new LocalSyncError(`local "${name}" has more than ${store.maxFiles} entries: add unneeded files to .dockerignore`);
       if (isReg && stat.linkname) {
+        validateEntry({ path, mode, size: stat.size, digest: `sha256:${'0'.repeat(64)}`, linkTarget: '', modTime: stat.modTime });
         // A hard link: same content as its target, which the walk sent earlier.
         pendingHardlinks.push({ path, target: stat.linkname });
         entries.set(path, { path, mode, size: stat.size, digest: '', linkTarget: '', modTime: stat.modTime, ...(xattrs ? { xattrs } : {}) });
@@ -179,7 +183,6 @@ export async function receiveLocalToStore(
       const entry: ContextEntry = { path, mode, size: isReg ? stat.size : 0, digest: '', linkTarget: (mode & 0o170000) === S_IFLNK ? stat.linkname : '', modTime: stat.modTime };
       validateEntry({ ...entry, digest: isReg ? `sha256:${'0'.repeat(64)}` : '' });
       if (xattrs) entry.xattrs = xattrs;
-      if (entries.size >= store.maxFiles) throw new LocalSyncError(`local "${name}" has more than ${store.maxFiles} entries: add unneeded files to .dockerignore`);
       entries.set(path, entry);
       // Attribute values count towards the size limit too: the manifest holds them.
       bytesTotal += (isReg ? stat.size : 0) + xattrPairs.reduce((n, [, value]) => n + value.length, 0);
