@@ -11,10 +11,11 @@
 // while we work (a cache mount that a concurrent RUN of the same tenant uses), pinPathInRoot()
 // closes the race for good: it opens the checked entry with O_PATH and hands out
 // /proc/<pid>/fd/<n>, so a mount binds exactly the inode that was checked, whatever later
-// happens to the names on the way.
+// happens to the names on the way. A missing directory it is asked to create is made, chowned
+// and chmod'ed only through descriptors of its pinned parents (ensureDir), never by path.
 import { promises as fsp } from 'node:fs';
 import { join, sep } from 'node:path';
-import { ensureDir, type Owner } from './destFs.js';
+import { ensureDir, O_PATH, type Owner } from './destFs.js';
 import { FileOpError } from './FileOpError.js';
 import { cleanRel, resolveScoped } from './resolveScoped.js';
 import { fsTree, isNotFound } from './SourceTree.js';
@@ -61,9 +62,6 @@ async function resolveChecked(root: string, path: string, label: string): Promis
 export interface PinnedPath extends PathInRoot {
   close(): Promise<void>;
 }
-
-// Linux's O_PATH (asm-generic and x86 alike); node does not export it.
-const O_PATH = 0o10000000;
 
 /**
  * pathInRoot(), then the entry is opened with O_PATH and answered as /proc/<pid>/fd/<n>. With
