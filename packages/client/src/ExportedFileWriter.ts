@@ -6,6 +6,7 @@ import type { Writable } from 'node:stream';
 import type { ExportedFile, KeyValueSpec } from '@buildyard/proto';
 import { ClientError } from './ClientError.js';
 import { mergedLayoutIndex, writesLayoutDir } from './layoutDir.js';
+import { type Identity, identityOf, makeRealDir, sameIdentity } from './realDir.js';
 
 /** `type=local,mode=delete` (BuildKit's LocalExporterModeDelete): dest ends up holding only what the build sent. */
 export function isDeleteMode(spec: KeyValueSpec): boolean {
@@ -44,6 +45,15 @@ interface OpenFile {
   mode: number;
 }
 
+/**
+ * A path as fsutil's receiver takes one: relative, `/`-separated, no empty, `.` or `..` part
+ * (so never dest= itself, nor a second spelling of a name written before).
+ */
+function isCleanEntryPath(p: string): boolean {
+  if (p === '' || p.includes('\0') || (process.platform === 'win32' && /[\\:]/.test(p))) return false;
+  return p.split('/').every((part) => part !== '' && part !== '.' && part !== '..');
+}
+
 /** An entry's time (ExportedFile.mtime_ns) as fs takes it, seconds; undefined when the server sent none. */
 function timeOf(f: ExportedFile): number | undefined {
   if (f.mtimeNs === undefined) return undefined;
@@ -53,14 +63,16 @@ function timeOf(f: ExportedFile): number | undefined {
 
 export class ExportedFileWriter {
   private readonly open = new Map<string, OpenFile>();
-  /** Directories under a dest= made real this run (see realDir). */
-  private readonly realDirs = new Set<string>();
+  /** dest= directories made this run (they are the user's to choose, links or not). */
+  private readonly roots = new Set<string>();
+  /** Directories under a dest= made real this run, with the inode each is (see realDir). */
+  private readonly realDirs = new Map<string, Identity>();
   /** Directories' times, set by finish(): every entry written into a directory changes its mtime. */
   private readonly dirTimes = new Map<string, number>();
   /** Destinations written, for the summary. */
   readonly written = new Set<string>();
-  /** Regular files of type=local outputs written whole this run: what a hardlink may name. */
-  private readonly files = new Set<string>();
+  /** Regular files of type=local outputs written whole this run, by inode: what a hardlink may name. */
+  private readonly files = new Map<string, Identity>();
   /** Layout directories' index.json chunks, by output, until the last one. */
   private readonly layoutIndexes = new Map<string, Buffer[]>();
   /** type=local,mode=delete: the paths each such output sent, by output index (see prune). */
@@ -79,11 +91,11 @@ export class ExportedFileWriter {
     const layout = writesLayoutDir(spec);
     if (spec.type !== 'local' && !layout) return { spec, root: dest, path: dest, single: true, layout };
     const root = resolve(dest);
-    const path = resolve(root, f.path);
-    if (f.path.startsWith('/') || (path !== root && !path.startsWith(root + sep))) {
-      throw new ClientError(`the builder sent a file path "${f.path}" outside ${root}; refusing to write it`);
+    // "": dest= itself, which write() only makes.
+    if (f.path !== '' && !isCleanEntryPath(f.path)) {
+      throw new ClientError(`the builder sent the file path "${f.path}" for ${root}, which is not a clean relative path (absolute, or with empty, "." or ".." parts); refusing to write it: the builder is misbehaving`);
     }
-    return { spec, root, path, single: false, layout };
+    return { spec, root, path: f.path === '' ? root : join(root, ...f.path.split('/')), single: false, layout };
   }
 
   /**
@@ -91,25 +103,17 @@ export class ExportedFileWriter {
    * is never followed: an earlier export into the same dest= (or a misbehaving builder) may have
    * left a symlink at that path, and writing through it (`out/x -> /etc`, then `x/passwd`) would
    * write anywhere on this machine. A symlink or file in the way is replaced, as the export
-   * replaces what it writes over.
+   * replaces what it writes over. A directory made earlier is taken as it is only while its path
+   * still leads to the same inode (see realDir.ts: on macOS a later `x` link replaces `X/`).
    */
   private async realDir(root: string, dir: string): Promise<void> {
-    if (this.realDirs.has(dir)) return;
-    if (!this.realDirs.has(root)) {
-      await mkdir(root, { recursive: true }); // dest= itself is the user's to choose, link or not
-      this.realDirs.add(root);
+    const known = this.realDirs.get(dir);
+    if (known && sameIdentity(await lstat(dir).catch(() => null), known)) return;
+    if (!this.roots.has(root)) {
+      await mkdir(root, { recursive: true });
+      this.roots.add(root);
     }
-    let current = root;
-    for (const part of relative(root, dir).split(sep).filter(Boolean)) {
-      current = join(current, part);
-      if (this.realDirs.has(current)) continue;
-      const st = await lstat(current).catch(() => null);
-      if (!st?.isDirectory()) {
-        if (st) await rm(current, { recursive: true, force: true });
-        await mkdir(current);
-      }
-      this.realDirs.add(current);
-    }
+    if (dir !== root) this.realDirs.set(dir, await makeRealDir(root, relative(root, dir), true));
   }
 
   /** Clears `path` for an entry of another type (never following a link there). */
@@ -117,8 +121,8 @@ export class ExportedFileWriter {
     const st = await lstat(path).catch(() => null);
     if (!st || keep(st)) return;
     await rm(path, { recursive: true, force: true });
-    for (const d of this.realDirs) if (d === path || d.startsWith(path + sep)) this.realDirs.delete(d);
-    for (const f of this.files) if (f === path || f.startsWith(path + sep)) this.files.delete(f);
+    for (const d of this.realDirs.keys()) if (d === path || d.startsWith(path + sep)) this.realDirs.delete(d);
+    for (const f of this.files.keys()) if (f === path || f.startsWith(path + sep)) this.files.delete(f);
   }
 
   async write(f: ExportedFile): Promise<void> {
@@ -134,7 +138,16 @@ export class ExportedFileWriter {
     }
     const key = `${f.output}\0${path}`;
     const type = f.mode & S_IFMT;
-    if (!single && (type === S_IFDIR || (f.path === '' && f.data.length === 0 && !f.linkTarget))) {
+    if (!single && path === root) {
+      // dest= itself: made if missing, never replaced, chmod'ed or timed (it may be the user's home).
+      if (type !== S_IFDIR && (f.data.length > 0 || f.linkTarget || f.hardlinkTo)) {
+        throw new ClientError(`the builder sent content for ${root} itself rather than for a path inside it; refusing it: the builder is misbehaving`);
+      }
+      await this.realDir(root, root);
+      this.written.add(this.outputs[f.output].attrs.dest);
+      return;
+    }
+    if (!single && type === S_IFDIR) {
       await this.realDir(root, path);
       if (type === S_IFDIR) await chmod(path, f.mode & 0o7777);
       const time = timeOf(f);
@@ -179,9 +192,9 @@ export class ExportedFileWriter {
       await o.handle!.chmod(o.mode);
       const time = timeOf(f);
       if (time !== undefined) await o.handle!.utimes(time, time);
+      if (!o.tmp) this.files.set(path, identityOf(await o.handle!.stat()));
       await o.handle!.close();
       if (o.tmp) await rename(o.tmp, o.final);
-      else this.files.add(path);
       this.open.delete(key);
       this.written.add(this.outputs[f.output].attrs.dest);
     }
@@ -216,14 +229,16 @@ export class ExportedFileWriter {
    * the builder chose freely could still pick a file of this machine that was already there.
    */
   private async link(f: ExportedFile, root: string, path: string): Promise<void> {
-    const source = resolve(root, f.hardlinkTo);
-    if (!this.files.has(source) || source === path) {
+    const source = join(root, ...f.hardlinkTo.split('/'));
+    const file = this.files.get(source);
+    // Its name must still lead to that file: lstat follows the directories on the way.
+    if (!isCleanEntryPath(f.hardlinkTo) || !file || source === path || !sameIdentity(await lstat(source).catch(() => null), file)) {
       throw new ClientError(`the builder sent "${f.path}" as a hardlink to "${f.hardlinkTo}", which is not a file it sent before in output #${f.output}; the builder is misbehaving`);
     }
     await this.realDir(root, dirname(path));
     await this.clear(path, () => false);
     await link(source, path);
-    this.files.add(path);
+    this.files.set(path, file);
     this.written.add(this.outputs[f.output].attrs.dest);
   }
 
@@ -238,13 +253,15 @@ export class ExportedFileWriter {
     this.sent.clear();
     const deepestFirst = [...this.dirTimes].sort(([a], [b]) => b.split(sep).length - a.split(sep).length);
     for (const [path, time] of deepestFirst) {
-      if (!this.realDirs.has(path)) continue;
+      const made = this.realDirs.get(path);
+      if (!made) continue;
       const handle = await open(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW).catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT' || err.code === 'ELOOP' || err.code === 'ENOTDIR') return undefined; // no longer a directory: nothing to time
         throw err;
       });
       if (!handle) continue;
-      try { await handle.utimes(time, time); } finally { await handle.close(); }
+      // The same inode: a parent replaced by a link to elsewhere leads to another directory.
+      try { if (sameIdentity(await handle.stat(), made)) await handle.utimes(time, time); } finally { await handle.close(); }
     }
     this.dirTimes.clear();
   }

@@ -27,6 +27,7 @@ function setup(): { out: string; outside: string; writer: ExportedFileWriter; cl
 
 const file = (path: string, data: string, mode = 0o644): ExportedFile => ({ output: 0, path, mode: S_IFREG | mode, data: Buffer.from(data), last: true, linkTarget: '', hardlinkTo: '', cache: false });
 const dir = (path: string, mode = 0o755): ExportedFile => ({ output: 0, path, mode: S_IFDIR | mode, data: Buffer.alloc(0), last: true, linkTarget: '', hardlinkTo: '', cache: false });
+const hardlink = (path: string, to: string): ExportedFile => ({ output: 0, path, mode: S_IFREG | 0o644, data: Buffer.alloc(0), last: true, linkTarget: '', hardlinkTo: to, cache: false });
 const link = (path: string, target: string): ExportedFile => ({ output: 0, path, mode: S_IFLNK | 0o777, data: Buffer.alloc(0), last: true, linkTarget: target, hardlinkTo: '', cache: false });
 
 test('a file written where an earlier export left a symlink replaces the link; the file it named is untouched', async () => {
@@ -82,6 +83,56 @@ test('a builder that sends a symlink and then a file beneath it writes nothing o
 // Times as BuildKit's client sets them (fsutil's chtimes: atime = mtime, never through a link).
 const at = <T extends ExportedFile>(f: T, seconds: number): T => ({ ...f, mtimeNs: (BigInt(seconds) * 1_000_000_000n).toString() });
 const times = (path: string) => { const st = lstatSync(path); return [st.mtimeMs / 1000, st.atimeMs / 1000]; };
+
+test('a builder that names dest= itself (or a second spelling of a path) is refused: dest= is never replaced, chmod\'ed or written through', async () => {
+  const { out, outside, writer, cleanup } = setup();
+  try {
+    const home = join(outside, 'home');
+    mkdirSync(home, { mode: 0o700 });
+    mkdirSync(join(home, '.ssh'), { mode: 0o700 });
+    // The proof of the audit: a link where dest= is, then a file "beneath" it.
+    for (const path of ['', '.', './', 'x/..', 'x/../', '/', '//', 'a//b', './a', 'a/.', 'a/./b', '/abs', 'a/../../x']) {
+      await assert.rejects(writer.write(link(path, home)), /not a clean relative path|for .* itself/, `link "${path}"`);
+      await assert.rejects(writer.write(file(path, 'ssh-ed25519 attacker')), /not a clean relative path|for .* itself/, `file "${path}"`);
+    }
+    await writer.write(dir('', 0o777)); // dest= itself: made, its mode kept
+    await writer.write(file('.ssh/authorized_keys', 'ssh-ed25519 attacker'));
+    await writer.finish();
+    assert.ok(lstatSync(out).isDirectory());
+    assert.equal(statSync(out).mode & 0o7777, 0o755);
+    assert.deepEqual(readdirSync(join(home, '.ssh')), []);
+    assert.deepEqual(readdirSync(outside).sort(), ['home', 'victim']);
+    assert.equal(readFileSync(join(out, '.ssh/authorized_keys'), 'utf8'), 'ssh-ed25519 attacker');
+  } finally {
+    cleanup();
+  }
+});
+
+test('a directory made earlier is written into only while its path still leads to it: a link put in its place (as a case-insensitive filesystem lets "x" replace "X/") is replaced, never followed', async () => {
+  const { out, outside, writer, cleanup } = setup();
+  try {
+    await writer.write(dir('X'));
+    await writer.write(dir('X/sub'));
+    await writer.write(file('X/sub/f', 'first'));
+    await writer.write(file('keep', 'kept'));
+    // On macOS the builder's next entry, link "x", is this very swap; here it is done by hand.
+    rmSync(join(out, 'X'), { recursive: true });
+    symlinkSync(outside, join(out, 'X'));
+    await writer.write(file('X/victim', 'overwritten'));
+    await writer.write(file('X/sub/f', 'second'));
+    // A hardlink's source is held to the inode written too.
+    rmSync(join(out, 'keep'));
+    symlinkSync(join(outside, 'victim'), join(out, 'keep'));
+    await assert.rejects(writer.write(hardlink('h', 'keep')), /is not a file it sent before/);
+    await writer.finish();
+    assert.deepEqual(readdirSync(outside), ['victim']);
+    assert.equal(readFileSync(join(outside, 'victim'), 'utf8'), 'the user\'s file\n');
+    assert.ok(lstatSync(join(out, 'X')).isDirectory());
+    assert.equal(readFileSync(join(out, 'X/sub/f'), 'utf8'), 'second');
+  } finally {
+    cleanup();
+  }
+});
 
 test('a file, a symlink and a directory get the times sent, the directory once the stream ends and after what was written into it', async () => {
   const { out, outside, writer, cleanup } = setup();
@@ -143,7 +194,6 @@ test('a directory time is never set through a link that replaced the directory, 
   }
 });
 
-const hardlink = (path: string, to: string): ExportedFile => ({ output: 0, path, mode: S_IFREG | 0o644, data: Buffer.alloc(0), last: true, linkTarget: '', hardlinkTo: to, cache: false });
 
 test('a hardlink is linked to the file the builder sent before it, as fsutil\'s DiskWriter links Stat.linkname', async () => {
   const { out, writer, cleanup } = setup();
@@ -244,7 +294,7 @@ test('tar=false: an index.json that is a link is replaced, never read or written
     assert.ok(lstatSync(join(out, 'index.json')).isFile());
     assert.deepEqual((JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> }).manifests.map((m) => m.digest), ['sha256:new']);
     assert.match(readFileSync(victim, 'utf8'), /secret/);
-    await assert.rejects(writer.write(file('../escape', 'x')), /outside/);
+    await assert.rejects(writer.write(file('../escape', 'x')), /not a clean relative path/);
     await assert.rejects(writer.write(file('index.json', 'not json')), /index\.json: the builder sent an index\.json that is not JSON/);
   } finally {
     cleanup();

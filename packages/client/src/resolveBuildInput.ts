@@ -3,7 +3,7 @@
 // (Dockerfile on stdin, no context); and which .dockerignore applies (Docker's rule:
 // `<Dockerfile>.dockerignore` beside the Dockerfile wins over `<context>/.dockerignore`).
 import { constants } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, rm, stat, symlink } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, open, readFile, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { defaultDockerfilePath, parseDockerignore, parseGitRef } from '@buildyard/dockerfile';
 import { ClientError, ExitCode, usageError } from './ClientError.js';
+import { makeRealDir, NotADirectoryError } from './realDir.js';
 
 export interface BuildInput {
   /** Context directory, or undefined for no context (`-`). */
@@ -60,45 +61,51 @@ export async function downloadContext(url: string, timeoutMs = 120_000): Promise
     const { default: tar } = await import('tar-stream');
     const extract = tar.extract();
     const root = resolve(dir);
-    // Symlinks the archive made: an entry below one would be written wherever the link points.
-    const links = new Set<string>();
     // The first refusal ends extraction: later entries are skipped, the error thrown at the end
     // (an error passed to next() would also reach the skipped entry stream, which has no handler).
     let refused: ClientError | undefined;
+    /**
+     * Readies `target` for its entry: each directory on the way lstat'ed in turn (realDir.ts), so
+     * an entry below a link the archive made is refused however its name is spelt; a link or file
+     * already at the target is removed, never written through. False once refused.
+     */
+    const place = async (name: string, target: string): Promise<boolean> => {
+      try {
+        await makeRealDir(root, dirname(relative(root, target)), false);
+      } catch (err) {
+        if (!(err instanceof NotADirectoryError)) throw err;
+        refused ??= new ClientError(`the context tarball ${url} holds "${name}" below its ${err.isLink ? 'symlink' : 'file'} "${relative(root, err.path)}"; refusing it`);
+        return false;
+      }
+      const st = await lstat(target).catch(() => null);
+      if (st && !st.isDirectory()) await rm(target, { force: true });
+      return true;
+    };
     extract.on('entry', (header, stream, next) => {
       const target = resolve(root, header.name);
-      const parts = relative(root, target).split(sep);
-      const through = parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join(sep)).find((prefix) => links.has(prefix));
       if (!refused && target !== root && !target.startsWith(root + sep)) {
         refused = new ClientError(`the context tarball ${url} holds "${header.name}", which points outside the context; refusing it`);
-      } else if (!refused && through !== undefined) {
-        refused = new ClientError(`the context tarball ${url} holds "${header.name}" below its symlink "${through}"; refusing it`);
       }
-      if (refused) {
+      const done = (err?: unknown) => (err ? next(err as Error) : next());
+      const kind = header.type;
+      if (refused || (kind !== 'directory' && kind !== 'symlink' && kind !== 'file')) {
         stream.resume();
         next();
         return;
       }
-      // An entry at the path of a link the archive made replaces the link: never written through it.
-      const key = parts.join(sep);
-      const cleared = links.delete(key) ? rm(target, { force: true }) : Promise.resolve();
-      if (header.type === 'symlink') links.add(key);
-      const done = (err?: unknown) => (err ? next(err as Error) : next());
-      if (header.type === 'directory') {
-        stream.resume();
-        cleared.then(() => mkdir(target, { recursive: true, mode: (header.mode ?? 0o755) | 0o700 })).then(() => done(), done);
-      } else if (header.type === 'symlink') {
-        stream.resume();
-        cleared.then(() => mkdir(dirname(target), { recursive: true })).then(() => symlink(header.linkname ?? '', target)).then(() => done(), done);
-      } else if (header.type === 'file') {
-        cleared.then(() => mkdir(dirname(target), { recursive: true }))
-          .then(() => open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, header.mode ?? 0o644))
-          .then((file) => pipeline(stream, file.createWriteStream()))
-          .then(() => done(), done);
-      } else {
-        stream.resume();
-        next();
-      }
+      if (kind !== 'file') stream.resume();
+      place(header.name, target).then(async (placed) => {
+        if (!placed) {
+          stream.resume();
+        } else if (kind === 'directory') {
+          await mkdir(target, { recursive: true, mode: (header.mode ?? 0o755) | 0o700 });
+        } else if (kind === 'symlink') {
+          await symlink(header.linkname ?? '', target);
+        } else {
+          const file = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, header.mode ?? 0o644);
+          await pipeline(stream, file.createWriteStream());
+        }
+      }).then(() => done(), done);
     });
     const src = Readable.from([body]);
     await (gz ? pipeline(src, createGunzip(), extract) : pipeline(src, extract));
