@@ -1,0 +1,90 @@
+// The attacker's test for the BuildKit endpoint's context sync: a client (buildctl, buildx or
+// anything speaking fsutil's DiffCopy) chooses every STAT it sends, hard links included.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ContextStore } from '@buildyard/context';
+import { fsutil } from '@buildyard/proto';
+import { receiveLocalToStore } from './fileSync.js';
+import type { ClientSession } from './SessionManager.js';
+
+const { Packet, Packet_PacketType: T } = fsutil;
+type Packet = fsutil.Packet;
+
+interface Sent { path: string; linkname?: string; content?: string }
+
+/**
+ * The client side of DiffCopy, scripted: every STAT in order, an empty STAT, then the content of
+ * each file the receiver asks for (REQ), and FIN once the receiver sends its FIN.
+ */
+function craftedClient(files: Sent[]): ClientSession {
+  const queue: Packet[] = files.map((f) => Packet.fromPartial({
+    type: T.PACKET_STAT,
+    // Go's FileMode of a regular file: permission bits only.
+    stat: { path: f.path, mode: 0o644, size: Buffer.byteLength(f.content ?? ''), modTime: '1700000000000000000', linkname: f.linkname ?? '' },
+  }));
+  queue.push(Packet.fromPartial({ type: T.PACKET_STAT }));
+  let wake: (() => void) | undefined;
+  let ended = false;
+  const push = (p: Packet) => { queue.push(p); wake?.(); };
+  const call = {
+    async send(p: Packet) {
+      if (p.type === T.PACKET_REQ) {
+        const content = files[p.ID]!.content ?? '';
+        if (content) push(Packet.fromPartial({ type: T.PACKET_DATA, ID: p.ID, data: Buffer.from(content) }));
+        push(Packet.fromPartial({ type: T.PACKET_DATA, ID: p.ID, data: Buffer.alloc(0) }));
+      } else if (p.type === T.PACKET_FIN) {
+        push(Packet.fromPartial({ type: T.PACKET_FIN }));
+      }
+    },
+    end() { ended = true; wake?.(); },
+    cancel() { ended = true; wake?.(); },
+    async *messages() {
+      for (;;) {
+        const next = queue.shift();
+        if (next) { yield next; continue; }
+        if (ended) return;
+        await new Promise<void>((resolve) => { wake = resolve; });
+      }
+    },
+  };
+  return { supports: () => true, call: () => call } as unknown as ClientSession;
+}
+
+async function withStore(opts: { maxFiles?: number }, fn: (store: ContextStore) => Promise<void>): Promise<void> {
+  const tmp = await mkdtemp(join(tmpdir(), 'buildyard-filesync-'));
+  try {
+    await fn(new ContextStore({ root: join(tmp, 'store'), ...opts }));
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+const receive = (store: ContextStore, files: Sent[]) =>
+  receiveLocalToStore(craftedClient(files), 'context', {}, store, 'tenant-a', undefined, new AbortController().signal);
+
+test('a hard link is stored as its target\'s content under its own clean path', async () => {
+  await withStore({}, async (store) => {
+    const { entries } = await receive(store, [{ path: 'a', content: 'hello' }, { path: 'b', linkname: 'a' }]);
+    assert.deepEqual(entries.map((e) => [e.path, e.size]), [['a', 5], ['b', 5]]);
+    assert.equal(entries[1]!.digest, entries[0]!.digest);
+  });
+});
+
+test('a hard link whose own path leaves the context is refused before anything is stored', async () => {
+  await withStore({}, async (store) => {
+    for (const path of ['../../../etc/cron.d/x', '/etc/cron.d/x', 'a/../../x', 'a//b', './a']) {
+      await assert.rejects(receive(store, [{ path: 'a', content: 'hello' }, { path, linkname: 'a' }]),
+        /^local "context": context entry .* (contains "\.\."|is an absolute path|is not a clean path)/, path);
+    }
+  });
+});
+
+test('hard links count against the entry limit like every other entry', async () => {
+  await withStore({ maxFiles: 3 }, async (store) => {
+    const links = Array.from({ length: 10 }, (_, i) => ({ path: `l${i}`, linkname: 'a' }));
+    await assert.rejects(receive(store, [{ path: 'a', content: 'x' }, ...links]), /more than 3 entries/);
+  });
+});
