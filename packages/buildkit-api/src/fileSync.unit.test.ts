@@ -77,7 +77,7 @@ test('a hard link whose own path leaves the context is refused before anything i
   await withStore({}, async (store) => {
     for (const path of ['../../../etc/cron.d/x', '/etc/cron.d/x', 'a/../../x', 'a//b', './a']) {
       await assert.rejects(receive(store, [{ path: 'a', content: 'hello' }, { path, linkname: 'a' }]),
-        /^local "context": context entry .* (contains "\.\."|is an absolute path|is not a clean path)/, path);
+        /local "context": context entry .* (contains "\.\."|is an absolute path|is not a clean path)/, path);
     }
   });
 });
