@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { paxXattrs, tarExtract } from '@buildyard/oci';
+import { paxXattrs, realDirChecker, tarExtract } from '@buildyard/oci';
 import { applyMeta, ensureDir, lstatOrNull, mkdirOwned, type Owner, ROOT_OWNER } from './destFs.js';
 import { FileOpError } from './FileOpError.js';
 import { cleanRel, resolveScoped } from './resolveScoped.js';
@@ -215,24 +215,13 @@ export async function extractArchive(opts: ExtractOptions): Promise<ExtractResul
     if (err instanceof FileOpError) throw err;
     throw fail('EARCHIVE', `cannot extract archive: ${(err as Error).message}; check that it is a valid tar`);
   }
-  // A later entry can have put a link (`d -> /etc/shadow`) in place of a directory recorded here
-  // or of one of its parents; chmod and the xattr calls would follow it out of the destination.
-  // Each recorded directory is checked first, one lstat'ed directory at a time (nothing else
-  // writes the destination during a file op), and what is no longer there is left alone.
-  const realDirs = new Set<string>();
-  const isRealDir = async (abs: string): Promise<boolean> => {
-    const parts = relative(opts.dir, abs).split('/');
-    if (parts[0] === '..' || isAbsolute(parts.join('/'))) return false;
-    for (let i = 1; i <= parts.length; i++) {
-      const prefix = parts.slice(0, i).join('/');
-      if (realDirs.has(prefix)) continue;
-      if (!(await lstatOrNull(join(opts.dir, prefix)))?.isDirectory()) return false;
-      realDirs.add(prefix);
-    }
-    return true;
-  };
+  // A later entry can have put a link in place of a recorded directory or of one of its parents
+  // (see realDirChecker): what is no longer there is left alone. Nothing else writes the
+  // destination during a file op.
+  const onRealDirs = realDirChecker(opts.dir);
   for (const dir of dirs.reverse()) {
-    if (!(await isRealDir(dir.abs))) continue;
+    const rel = relative(opts.dir, dir.abs);
+    if (isAbsolute(rel) || !(await onRealDirs(rel, true))) continue;
     await applyMeta(dir.abs, false, dir.owner, dir.mode, dir.mtime);
     setXattrs(dir.abs, dir.xattrs);
   }

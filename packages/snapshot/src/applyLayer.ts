@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { compressionFromMediaType, createDecompressor, peekBytes, sniffCompression, type LayerCompression } from './compression.js';
 import { HashingStream } from './layerBlob.js';
-import { createTarExtract, paxXattrs, type TarHeader } from '@buildyard/oci';
+import { createTarExtract, paxXattrs, realDirChecker, type TarHeader } from '@buildyard/oci';
 import { OVERLAY_XATTR_PREFIX, restoreXattrs, type Xattrs } from './xattrs.js';
 
 export interface ApplyLayerOptions {
@@ -322,20 +322,8 @@ class TreeApplier {
       this.xattrs.set(dir, current);
     }
     // What was recorded for a path may no longer be on it: a later entry of the layer can put a
-    // link (`d -> /etc/shadow`) in place of a directory recorded here or of one of its parents,
-    // and chmod, utimes and lsetxattr would follow it out of the target. Every recorded path is
-    // checked first, one lstat'ed directory at a time (nothing else writes the target meanwhile).
-    const realDirs = new Set<string>(['']);
-    const onRealDirs = async (rel: string, self: boolean): Promise<boolean> => {
-      const parts = rel.split('/');
-      for (let i = 1; i <= (self ? parts.length : parts.length - 1); i++) {
-        const prefix = parts.slice(0, i).join('/');
-        if (realDirs.has(prefix)) continue;
-        if (!(await lstatOrUndefined(this.abs(prefix)))?.isDirectory()) return false;
-        realDirs.add(prefix);
-      }
-      return true;
-    };
+    // link in place of a recorded directory or of one of its parents (see realDirChecker).
+    const onRealDirs = realDirChecker(this.root);
     const xattrTargets: { path: string; xattrs: Xattrs }[] = [];
     for (const [path, xattrs] of this.xattrs) {
       const rel = relative(this.root, path);
