@@ -4,8 +4,8 @@
 // the step runs, often enough to stop a runaway writer early (the interval grows with the cost
 // of a walk), and once more after it exits, which is what decides.
 import { existsSync, readFileSync } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
+import { diskUsage } from '@buildyard/snapshot';
 
 /** The overlay upper dir behind a mount point, from /proc/self/mountinfo; undefined when the
  *  rootfs is not an overlay mount (then the rootfs itself is measured for growth). */
@@ -33,33 +33,6 @@ export function upperDirOf(mountpoint: string): string | undefined {
 
 function unescape(path: string): string {
   return path.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-}
-
-/** Bytes allocated under dir (blocks, as du counts them; hard links once). */
-export async function diskUsage(dir: string): Promise<number> {
-  let total = 0;
-  const seen = new Set<string>();
-  const walk = async (d: string): Promise<void> => {
-    let entries;
-    try { entries = await readdir(d, { withFileTypes: true }); } catch { return; }
-    for (const e of entries) {
-      const p = join(d, e.name);
-      try {
-        const st = await lstat(p, { bigint: false });
-        if (st.nlink > 1 && !st.isDirectory()) {
-          const key = `${st.dev}:${st.ino}`;
-          if (seen.has(key)) continue;
-          seen.add(key);
-        }
-        total += st.blocks * 512;
-        if (st.isDirectory()) await walk(p);
-      } catch {
-        // Removed while we looked.
-      }
-    }
-  };
-  await walk(dir);
-  return total;
 }
 
 export class DiskWatch {

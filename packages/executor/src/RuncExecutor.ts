@@ -2,7 +2,7 @@ import { spawn, execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { stepRlimits } from './rlimits.js';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join, posix, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -12,6 +12,7 @@ import { defaultSeccompProfilePath, loadSeccompProfile, runtimeSeccomp } from '.
 import { canRunPlatform, detectPlatforms } from './detectPlatforms.js';
 import { ensureWorkdir } from './ensureWorkdir.js';
 import { DiskWatch, upperDirOf } from './DiskWatch.js';
+import { removeTree } from '@buildyard/snapshot';
 import { AbortError, ExecError, ExecLimitError, ExecTimeoutError } from './errors.js';
 import { StepCgroups, type StepCgroup, type StepLimits } from './StepCgroups.js';
 import { EgressNetworks, reclaimNetworks, type EgressPolicy, type StepNetwork } from './EgressNetworks.js';
@@ -208,7 +209,7 @@ export class RuncExecutor implements Executor {
       void network?.release();
       removeMountStubs(stubs);
       this.running--;
-      await rm(bundle, { recursive: true, force: true });
+      await removeTree(bundle);
     }
   }
 
@@ -246,7 +247,7 @@ export class RuncExecutor implements Executor {
     } catch {
       // No bundles dir yet: nothing ran here.
     }
-    for (const b of bundles) await rm(join(this.bundlesDir, b), { recursive: true, force: true });
+    for (const b of bundles) await removeTree(join(this.bundlesDir, b));
     // After the containers: a namespace or cgroup lives on while a process is in it.
     const networks = this.egress ? (await this.egress.cleanupStale()).namespaces : [];
     this.cgroups.cleanupStale();

@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { removeTree } from '@buildyard/snapshot';
 import { ExecLimitError, RuncExecutor, type Meta } from './index.js';
 import { canUseRunc, makeTestDir, runScript, type TestDir } from './testRootfs.test-util.js';
 
@@ -66,6 +67,17 @@ describe('RUN limits with real runc', { skip: !canUseRunc ? 'needs root and runc
     // A writer that never stops is stopped by the watch.
     await assert.rejects(run('i=0; while true; do dd if=/dev/zero of=/fill$i bs=1M count=1 2>/dev/null; i=$((i+1)); done', { limits: { diskBytes: 16 * 1024 * 1024 } }), (e: unknown) => e instanceof ExecLimitError && e.limit === 'disk');
     assert.equal(await run('echo small > /small; echo ok', { limits: { diskBytes: 4 * 1024 * 1024 } }), 'ok\n');
+  });
+
+  it('a step hiding its writes deeper than PATH_MAX still fails at the disk limit', async () => {
+    // 2,400 directories deep (a 4,800-byte path), made in three hops, then 32 MiB at the bottom.
+    const deepWriter = 'for j in 1 2 3; do p=$(printf "d/%.0s" $(seq 800)); mkdir -p $p && cd -P $p || exit 1; done; dd if=/dev/zero of=big bs=1M count=32 2>/dev/null; echo wrote';
+    await assert.rejects(run(deepWriter, { limits: { diskBytes: 16 * 1024 * 1024 } }), (e: unknown) => {
+      assert.ok(e instanceof ExecLimitError, String(e));
+      assert.equal(e.limit, 'disk');
+      return true;
+    });
+    await removeTree(join(t.rootfs, 'd')); // beyond what fs.rm (and so t.remove()) can remove
   });
 
   it('cpus sets the step\'s CPU quota while it runs', async () => {

@@ -15,9 +15,10 @@
 // `du` figures are measured the way `du -sx -B1` counts (allocated blocks, hardlinks once, one
 // filesystem).
 import { createHash, randomBytes } from 'node:crypto';
-import { lstat, mkdir, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { diskUsage, removeTree } from '@buildyard/snapshot';
 import type { WorkerDiskPart } from '@buildyard/cache';
 
 export interface WorkerDiskOptions {
@@ -80,29 +81,11 @@ function tenantDir(tenant: string): string {
 
 /**
  * Disk use of a tree as `du -sx -B1` reports it; with `modifiedBefore` (epoch ms) only the
- * non-directory entries last modified before then.
+ * non-directory entries last modified before then. Measured by du and find (see the executor's
+ * diskUsage): the snapshots measured include running steps' upper directories.
  */
-export async function diskBytes(path: string, modifiedBefore?: number): Promise<number> {
-  const seen = new Set<bigint>();
-  let total = 0;
-  let rootDev: bigint | undefined;
-  const walk = async (p: string): Promise<void> => {
-    let st;
-    try { st = await lstat(p, { bigint: true }); } catch { return; } // removed while we walk
-    rootDev ??= st.dev;
-    if (st.dev !== rootDev) return;
-    const counted = modifiedBefore === undefined || (!st.isDirectory() && Number(st.mtimeMs) < modifiedBefore);
-    if (counted && !seen.has(st.ino)) {
-      seen.add(st.ino);
-      total += Number(st.blocks) * 512;
-    }
-    if (!st.isDirectory()) return;
-    let names: string[] = [];
-    try { names = await readdir(p); } catch { return; }
-    for (const name of names) await walk(join(p, name));
-  };
-  await walk(path);
-  return total;
+export function diskBytes(path: string, modifiedBefore?: number): Promise<number> {
+  return diskUsage(path, { modifiedBefore });
 }
 
 export class WorkerDisk {

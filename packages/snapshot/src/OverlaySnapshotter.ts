@@ -3,6 +3,7 @@ import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { applyLayer } from './applyLayer.js';
+import { removeTree } from './diskTree.js';
 import { chainIDs } from './chainID.js';
 import { bindMount, isMountPoint, listMountPoints, mountOverlay, unmount } from './mounts.js';
 import { processStart } from './processStart.js';
@@ -218,7 +219,7 @@ export class OverlaySnapshotter implements Snapshotter {
       if (index.has(name)) throw new Error(`cannot commit "${key}" as "${name}": a snapshot with that name already exists; remove() it or pick another name`);
       const dir = this.dir(meta.id);
       await unmount(join(dir, 'merged'));
-      await rm(join(dir, 'work'), { recursive: true, force: true });
+      await removeTree(join(dir, 'work'));
       const committed: SnapshotMeta = { id: meta.id, kind: 'committed', name, ...(meta.parent !== undefined ? { parent: meta.parent } : {}), createdAt: new Date().toISOString() };
       await this.writeMeta(committed);
       index.delete(key);
@@ -242,7 +243,7 @@ export class OverlaySnapshotter implements Snapshotter {
       // Drop the metadata first: a crash mid-delete leaves a dir without meta, which cleanupStale() removes.
       await rm(join(dir, 'meta.json'), { force: true });
       index.delete(name);
-      await rm(dir, { recursive: true, force: true });
+      await removeTree(dir);
     });
   }
 
@@ -340,7 +341,7 @@ export class OverlaySnapshotter implements Snapshotter {
           await unmount(join(dir, 'merged'));
         }
         await rm(join(dir, 'meta.json'), { force: true });
-        await rm(dir, { recursive: true, force: true });
+        await removeTree(dir);
         if (meta) index.delete(meta.name);
         removed.push(meta?.name ?? id);
       }

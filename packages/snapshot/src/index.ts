@@ -18,4 +18,5 @@ export { writeLayerTar, type LayerEntry, type LayerEntryType, type WriteLayerTar
 export { pruneSnapshots, type PruneSnapshotsResult } from './pruneSnapshots.js';
 export { bindMountDescriptor, isMountPoint, listMountPoints, unmount } from './mounts.js';
 export { ownScratchDir, reclaimScratch } from './scratch.js';
+export { diskUsage, removeTree } from './diskTree.js';
 export { copyXattrs, readXattrs, restoreXattrs, setXattrs, type Xattrs } from './xattrs.js';

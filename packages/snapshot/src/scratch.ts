@@ -2,8 +2,9 @@
 // pinned cache mounts, layer blobs being written): `<root>/<pid>-<start time>/`. A worker that
 // is killed leaves its directory behind; the next one to start reclaims every directory whose
 // process is gone, unmounting what is still mounted there first.
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
+import { removeTree } from './diskTree.js';
 import { listMountPoints, unmount } from './mounts.js';
 import { processStart } from './processStart.js';
 
@@ -43,7 +44,7 @@ export async function reclaimScratch(root: string): Promise<string[]> {
     const mounts = (await listMountPoints()).filter((m) => m.startsWith(dir + sep)).reverse();
     for (const m of mounts) await unmount(m);
     if ((await listMountPoints()).some((m) => m.startsWith(dir + sep))) continue;
-    await rm(dir, { recursive: true, force: true });
+    await removeTree(dir);
     removed.push(name);
   }
   return removed;

@@ -8,7 +8,7 @@ import { DEFAULT_SSH_ID, missingSshAgent } from '@buildyard/contracts';
 import type { Mount } from '@buildyard/executor';
 import { pathInRoot, pinPathInRoot } from '@buildyard/fileop';
 import type { RunHeredocFile, RunMount } from '@buildyard/graph';
-import { bindMountDescriptor, unmount } from '@buildyard/snapshot';
+import { bindMountDescriptor, removeTree, unmount } from '@buildyard/snapshot';
 import type { StageResult } from './StageResult.js';
 import { briefMessage } from './briefMessage.js';
 
@@ -115,7 +115,7 @@ export class RunMounts {
     } else if (spec.sharing === 'private' && busyCaches.has(dir)) {
       dir = await mkdtemp(join(this.opts.scratchDir, 'cache-private-'));
       const privateDir = dir;
-      this.cleanups.push(() => rm(privateDir, { recursive: true, force: true }));
+      this.cleanups.push(() => removeTree(privateDir));
     }
     if (!busyCaches.has(dir)) {
       busyCaches.add(dir);
@@ -190,7 +190,7 @@ export class RunMounts {
     if (!spec.rw) return { type: 'bind', source: (await pathInRoot(root, spec.source || '/', label)).path, target: spec.target, readonly: true };
     // rw binds see writes during the step only: they go to a throwaway copy.
     const scratch = await mkdtemp(join(this.opts.scratchDir, 'bind-rw-'));
-    this.cleanups.push(() => rm(scratch, { recursive: true, force: true }));
+    this.cleanups.push(() => removeTree(scratch));
     const copyPath = join(scratch, 'data');
     await this.copyTree(root, spec.source || '/', copyPath, label);
     return { type: 'bind', source: copyPath, target: spec.target, readonly: false };
