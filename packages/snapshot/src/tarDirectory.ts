@@ -1,9 +1,12 @@
 import { lstat, open, readdir, readlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import type { Stats } from 'node:fs';
 import { writeLayerBlob, type LayerBlob, type LayerBlobOptions } from './layerBlob.js';
 import { compareBytes, OCI_OPAQUE_WHITEOUT, OCI_WHITEOUT_PREFIX, sortInWalkOrder, writeLayerTar, type LayerEntry } from './writeLayerTar.js';
 import { OVERLAY_XATTR_PREFIX, readXattrs } from './xattrs.js';
+
+/** Linux's limit on a path named in one call. */
+const PATH_MAX = 4096;
 
 export interface TarDirectoryOptions extends LayerBlobOptions {
   /** Clamp mtimes to SOURCE_DATE_EPOCH (seconds). */
@@ -107,7 +110,12 @@ export async function collectLayerEntries(root: string, options: WalkOptions): P
       // Sockets are skipped: they cannot be archived (same as GNU tar and containerd).
     }
   };
-  await walk(root, '', options.overlay && options.lower ? await options.lower() : null);
+  await walk(root, '', options.overlay && options.lower ? await options.lower() : null).catch((err: NodeJS.ErrnoException) => {
+    // A step can nest deeper than one lookup can name; say so without the worker's own paths.
+    if (err.code !== 'ENAMETOOLONG' || !err.path) throw err;
+    const rel = relative(root, err.path);
+    throw new Error(`the result holds a path too long to read back (${rel.length + 1} bytes, /${rel.slice(0, 40)}…): Linux names at most ${PATH_MAX} bytes at once with the worker's own prefix; make the tree shallower`);
+  });
   // An unchanged directory stays only as the parent of something that changed.
   const parentsOfChanges = new Set<string>();
   for (const e of entries) {

@@ -217,3 +217,24 @@ test('with a registry blob store, the worker\'s GC evicts its local layer copies
     await registry.stop();
   }
 });
+
+test('a RUN step nesting deeper than PATH_MAX fails in one line naming no worker path, and leaves nothing on the worker\'s disk', async () => {
+  const cluster = await startCluster({ workers: 1 });
+  try {
+    const worker = cluster.workers[0];
+    const dir = join(work, 'deep');
+    mkdirSync(dir, { recursive: true });
+    // 2,400 levels (a 4,800-byte path) in three hops, then a file at the bottom.
+    writeFileSync(join(dir, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN for j in 1 2 3; do p=$(printf "d/%.0s" $(seq 800)); mkdir -p $p && cd -P $p || exit 1; done; echo ${nonce} > deep\n`);
+    const outcome = await solve(cluster, dir, { platforms: ['linux/amd64'], noCache: true });
+    const message = outcome.error?.message ?? '';
+    assert.match(message, /the result holds a path too long to read back \(4\d{3} bytes, \/d\/d\/d.*make the tree shallower/);
+    assert.ok(!message.includes('\n') && !message.includes(worker.stateDir) && !message.includes(tmpdir()), message);
+    // The step's snapshot is removed however deep it is (fs.rm alone gives up on it).
+    const left = execFileSync('find', [worker.stateDir, '-maxdepth', '6', '-type', 'd', '-name', 'd', '-prune'], { encoding: 'utf8' });
+    assert.equal(left, '', 'the deep tree is gone from the worker');
+    await bigBuild(cluster, 'after-deep');
+  } finally {
+    await cluster.stop();
+  }
+});
