@@ -77,6 +77,26 @@ describe('RUN network=default: egress, and nothing of the cluster', { skip }, ()
     assert.equal(direct, `WORKER-HOST ${outside.nonce}\n`);
   });
 
+  it('cannot reach a service through a port the host forwards from its own addresses (DNAT, as docker -p publishes one)', async () => {
+    // What Docker's -p adds: a host port forwarded to a service elsewhere, here the outside web server.
+    const port = 40000 + (process.pid % 20000);
+    const table = `dnat_published_${process.pid}`;
+    const nft = (text: string) => assert.equal(spawnSync('nft', ['-f', '-'], { input: text }).status, 0, text);
+    nft(`table ip ${table} {\n chain pre {\n  type nat hook prerouting priority dstnat; policy accept;\n  fib daddr type local tcp dport ${port} dnat to ${outside.web}:80\n }\n}\n`);
+    try {
+      const out = await run([
+        fetch(`http://${outside.host.address}:${port}/`, 'host'),
+        `gw=$(ip route | awk '/default/ {print $3}'); ${fetch(`http://$gw:${port}/`, 'gateway')}`,
+        fetch(`http://${outside.web}/`, 'web'),
+      ].join('; '));
+      assert.match(out, /BLOCKED-host/, out);
+      assert.match(out, /BLOCKED-gateway/, out);
+      assert.match(out, /REACHED-web/, out);
+    } finally {
+      nft(`delete table ip ${table}\n`);
+    }
+  });
+
   it("adds the tenant's lists: a tenant deny blocks, a tenant allow re-opens a worker deny", async () => {
     const denied = await run(fetch(`http://${outside.web}/`, 'web'), { egress: { deny: [`${outside.web}/32`] } });
     assert.match(denied, /BLOCKED-web/);

@@ -306,6 +306,10 @@ export class EgressNetworks {
       '    type filter hook forward priority filter; policy accept;',
       // IPv6: the step has no IPv6 address; nothing it crafts with CAP_NET_RAW gets through.
       `    ${from} meta nfproto ipv6 drop`,
+      // A destination the host rewrote (a port Docker's -p, kube-proxy or a hostPort publishes
+      // on a host address) is no longer the one the step named, and the lists below would judge
+      // the service behind it: a step never leaves through DNAT.
+      `    ${from} ct status dnat reject with icmp type admin-prohibited`,
       `    ${from} ip daddr @dns meta l4proto { tcp, udp } th dport 53 accept`,
       `    ${from} ip daddr @protect reject with icmp type admin-prohibited`,
       `    ${from} ip daddr @allow accept`,
