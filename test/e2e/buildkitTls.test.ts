@@ -3,11 +3,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
-import { ControlClient, StatusRequest, type StatusResponse } from '@buildyard/proto';
+import { buildkit, ControlClient, StatusRequest, type StatusResponse } from '@buildyard/proto';
 import { referenceTools, startCluster, type Cluster } from '@buildyard/testkit';
 import { bearer } from './grpcClient.js';
 
@@ -39,10 +39,12 @@ before(async () => {
   makeCa('rogue');
   issue('server', '127.0.0.1', 'ca', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
   issue('client', 'default', 'ca');
+  issue('other', 'other', 'ca');
   issue('stranger', 'nobody', 'ca');
   issue('forged', 'default', 'rogue');
   cluster = await startCluster({
     workers: 1,
+    tenants: ['other'],
     env: {
       BUILDYARD_BUILDKIT_LISTEN: '127.0.0.1:0', BUILDYARD_BUILDKIT_TLS_CERT: join(pki, 'server.pem'),
       BUILDYARD_BUILDKIT_TLS_KEY: join(pki, 'server.key'), BUILDYARD_BUILDKIT_TLS_CLIENT_CA: join(pki, 'ca.pem'),
@@ -95,4 +97,31 @@ test('a client certificate of a tenant builds; a missing, foreign-CA or unknown-
     if (cert === 'stranger') assert.match(refused.stderr, /client certificate CN "nobody" names no tenant/);
   }
   assert.equal(await buildCount(), builds, 'no refused client started a build');
+});
+
+test('a build ref names a build only within its tenant: another tenant\'s Status of it is NOT_FOUND, nothing of the build sent', { skip }, async () => {
+  const ctx = mkdtempSync(join(tmpdir(), 'buildyard-bk-tls-ctx-'));
+  contexts.push(ctx);
+  const marker = `PRIVATE-${Date.now()}`;
+  writeFileSync(join(ctx, 'Dockerfile'), `FROM ${cluster.busybox.reference}\nRUN echo ${marker}\n`);
+  const refFile = join(ctx, 'ref');
+  const built = await buildctl('client', 'build', '--progress', 'plain', '--ref-file', refFile, '--frontend', 'dockerfile.v0', '--local', `context=${ctx}`, '--local', `dockerfile=${ctx}`);
+  assert.equal(built.code, 0, built.stderr);
+  const ref = readFileSync(refFile, 'utf8').trim();
+
+  // The other tenant, with its own certificate, within the minute the build's status lingers.
+  const other = new buildkit.ControlClient(addr.replace(/^tcp:\/\//, ''), credentials.createSsl(readFileSync(join(pki, 'ca.pem')), readFileSync(join(pki, 'other.key')), readFileSync(join(pki, 'other.pem'))));
+  try {
+    const seen: string[] = [];
+    const error = await new Promise<(Error & { code?: number }) | undefined>((resolve) => {
+      const call = other.status(buildkit.StatusRequest.fromPartial({ Ref: ref }), { deadline: Date.now() + 120_000 });
+      call.on('data', (s: buildkit.StatusResponse) => { for (const l of s.logs) seen.push(Buffer.from(l.msg).toString('utf8')); for (const v of s.vertexes) seen.push(v.name); });
+      call.on('end', () => resolve(undefined));
+      call.on('error', resolve);
+    });
+    assert.equal(error?.code, 5, `NOT_FOUND, got ${error?.message ?? 'a stream'}`);
+    assert.ok(!seen.some((l) => l.includes(marker)), 'nothing of the build was sent');
+  } finally {
+    other.close();
+  }
 });

@@ -139,6 +139,15 @@ const STATUS_FLUSH_BOUND_MS = 10_000;
 /** How long the export's first update waits for the build's earlier events to be relayed. */
 const EXPORT_ORDER_WAIT_MS = 5_000;
 
+/** A ref is the client's name for its build; another tenant's build of that name is not found. */
+function jobKey(tenant: string, ref: string): string {
+  return `${tenant}\0${ref}`;
+}
+
+function noBuild(ref: string): Error {
+  return serviceError(status.NOT_FOUND, `no build ${ref.slice(0, 64)}: call Control.Solve for it first`);
+}
+
 /**
  * BuildKit's control API (moby.buildkit.v1.Control) in front of the Buildyard fleet, so
  * buildctl and `docker buildx --driver remote` build on it. A dockerfile.v0 Solve reads the
@@ -148,6 +157,7 @@ const EXPORT_ORDER_WAIT_MS = 5_000;
  */
 export class BuildkitServer {
   private readonly sessions = new SessionManager();
+  /** Builds by jobKey(tenant, ref): a ref names a build only within its tenant. */
   private readonly jobs = new Map<string, Job>();
   private readonly jobWaiters = new Map<string, Set<() => void>>();
   /** The previous sync of each local (by tenant, session shared key and local name). */
@@ -263,15 +273,36 @@ export class BuildkitServer {
     };
   }
 
-  private async waitForJob(ref: string, signal: AbortSignal): Promise<Job | undefined> {
+  /**
+   * `wait` for what a client opens alongside a call (its session, its Solve), given up when
+   * `signal` aborts or after sessionWaitMs. A timer of our own: an AbortSignal.any() of an
+   * AbortSignal.timeout() that nothing else holds was collected unfired, and the wait never ended.
+   */
+  private async withDeadline<T>(signal: AbortSignal, wait: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), this.opts.sessionWaitMs ?? 30_000);
+    const onAbort = () => deadline.abort();
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await wait(deadline.signal);
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** The tenant's build `ref`, waiting for its Solve (buildctl calls Status and LLBBridge alongside it). */
+  private async waitForJob(tenant: string, ref: string, signal: AbortSignal): Promise<Job | undefined> {
+    const key = jobKey(tenant, ref);
     for (;;) {
-      const job = this.jobs.get(ref);
+      const job = this.jobs.get(key);
       if (job || signal.aborted) return job;
       await new Promise<void>((resolve) => {
-        const set = this.jobWaiters.get(ref) ?? new Set();
-        const wake = () => { set.delete(wake); if (set.size === 0) this.jobWaiters.delete(ref); signal.removeEventListener('abort', wake); resolve(); };
+        const set = this.jobWaiters.get(key) ?? new Set();
+        const wake = () => { set.delete(wake); if (set.size === 0) this.jobWaiters.delete(key); signal.removeEventListener('abort', wake); resolve(); };
         set.add(wake);
-        this.jobWaiters.set(ref, set);
+        this.jobWaiters.set(key, set);
         signal.addEventListener('abort', wake, { once: true });
       });
     }
@@ -280,8 +311,14 @@ export class BuildkitServer {
   private async status(call: ServerWritableStream<buildkit.StatusRequest, StatusResponse>): Promise<void> {
     const gone = new AbortController();
     call.on('cancelled', () => gone.abort());
-    const job = await this.waitForJob(call.request.Ref, gone.signal);
-    if (!job) return;
+    let tenant: string;
+    try { tenant = this.tenantOf(call); } catch (err) { call.emit('error', err); return; }
+    const ref = call.request.Ref;
+    const job = await this.withDeadline(gone.signal, (wait) => this.waitForJob(tenant, ref, wait));
+    if (!job) {
+      if (!gone.signal.aborted) call.emit('error', noBuild(ref));
+      return;
+    }
     const ended = new Promise<void>((resolve) => { call.once('finish', resolve); call.once('close', resolve); gone.signal.addEventListener('abort', () => resolve(), { once: true }); });
     job.readers.add(ended);
     void ended.then(() => job.readers.delete(ended));
@@ -317,12 +354,13 @@ export class BuildkitServer {
     } catch (err) {
       throw err instanceof UnsupportedRequest ? serviceError(status.UNIMPLEMENTED, err.message) : err;
     }
-    if (this.jobs.has(ref)) throw serviceError(status.ALREADY_EXISTS, `build ref ${ref.slice(0, 64)} is already in use`);
     const tenant = this.tenantOf(call);
+    const key = jobKey(tenant, ref);
+    if (this.jobs.has(key)) throw serviceError(status.ALREADY_EXISTS, `build ref ${ref.slice(0, 64)} is already in use`);
     const abort = new AbortController();
     const job = new Job(req, tenant, abort.signal, call.metadata);
-    this.jobs.set(ref, job);
-    for (const wake of this.jobWaiters.get(ref) ?? []) wake();
+    this.jobs.set(key, job);
+    for (const wake of this.jobWaiters.get(key) ?? []) wake();
     call.on('cancelled', () => abort.abort(new Error('the client went away')));
     try {
       if (!viaGateway) return await this.runDockerfileBuild(ref, job, req);
@@ -335,7 +373,7 @@ export class BuildkitServer {
       abort.abort(new Error('the solve ended'));
       job.finish();
       await job.statusSent(STATUS_FLUSH_BOUND_MS);
-      setTimeout(() => { if (this.jobs.get(ref) === job) this.jobs.delete(ref); }, JOB_LINGER_MS).unref();
+      setTimeout(() => { if (this.jobs.get(key) === job) this.jobs.delete(key); }, JOB_LINGER_MS).unref();
     }
   }
 
@@ -345,8 +383,8 @@ export class BuildkitServer {
     const tenant = this.tenantOf(call);
     const ref = String(metadata.get('buildkit-controlapi-buildid')[0] ?? '');
     if (!ref) throw serviceError(status.INVALID_ARGUMENT, 'LLBBridge call without a buildkit-controlapi-buildid header: use buildctl or docker buildx');
-    const job = await this.waitForJob(ref, AbortSignal.any([signal, AbortSignal.timeout(this.opts.sessionWaitMs ?? 30_000)]));
-    if (!job || job.tenant !== tenant) throw serviceError(status.NOT_FOUND, `no build ${ref.slice(0, 64)}: call Control.Solve for it first`);
+    const job = await this.withDeadline(signal, (wait) => this.waitForJob(tenant, ref, wait));
+    if (!job) throw noBuild(ref);
     return job;
   }
 
@@ -590,8 +628,7 @@ export class BuildkitServer {
     }
     let dockerfile: Buffer = Buffer.alloc(0);
     if (name !== 'frontend.subrequests.describe') {
-      const wait = AbortSignal.any([job.signal, AbortSignal.timeout(this.opts.sessionWaitMs ?? 30_000)]);
-      const session = await this.sessions.get(req.Session, job.tenant, wait).catch((err: Error) => { throw serviceError(status.FAILED_PRECONDITION, err.message); });
+      const session = await this.withDeadline(job.signal, (wait) => this.sessions.get(req.Session, job.tenant, wait)).catch((err: Error) => { throw serviceError(status.FAILED_PRECONDITION, err.message); });
       dockerfile = attrs.contextUrl
         ? (await this.loadGitContext(job, ref, attrs, session, job.tenant)).dockerfile
         : (await this.loadDockerfile(job, ref, attrs, session)).dockerfile;
@@ -618,8 +655,7 @@ export class BuildkitServer {
     try { attrs = dockerfileAttrs(req); caches = sessionCaches(req); } catch (err) {
       throw err instanceof UnsupportedRequest ? serviceError(status.UNIMPLEMENTED, err.message) : err;
     }
-    const wait = AbortSignal.any([signal, AbortSignal.timeout(this.opts.sessionWaitMs ?? 30_000)]);
-    const session = await this.sessions.get(req.Session, tenant, wait).catch((err: Error) => { throw serviceError(status.FAILED_PRECONDITION, err.message); });
+    const session = await this.withDeadline(signal, (wait) => this.sessions.get(req.Session, tenant, wait)).catch((err: Error) => { throw serviceError(status.FAILED_PRECONDITION, err.message); });
     for (const key of unknownAttrs(req)) this.log.info({ ref, key }, 'ignoring an unknown frontend attribute');
     const { dockerfile, dockerignore, contextId } = attrs.contextUrl
       ? await this.loadGitContext(job, ref, attrs, session, tenant)

@@ -63,9 +63,13 @@ export class ClientSession {
 const header = (call: ServerDuplexStream<BytesMessage, BytesMessage>, name: string): string[] =>
   call.metadata.get(name).map((v) => String(v));
 
+const sessionKey = (tenant: string, id: string) => `${tenant}\0${id}`;
+
 /**
- * The sessions clients hold open, by id. A Solve names its session; it may arrive before the
- * session call does (buildctl opens both at once), so `get` waits for it, as buildkitd does.
+ * The sessions clients hold open, by tenant and id (another tenant's session of the same id is
+ * another session: it can neither be reached nor replaced). A Solve names its session; it may
+ * arrive before the session call does (buildctl opens both at once), so `get` waits for it, as
+ * buildkitd does.
  */
 export class SessionManager {
   private readonly sessions = new Map<string, ClientSession>();
@@ -80,30 +84,29 @@ export class SessionManager {
     }
     const methods = new Set(header(call, 'x-docker-expose-session-grpc-method').flatMap((v) => v.split(',')).map((m) => m.trim().toLowerCase()));
     const session = new ClientSession(id, tenant, header(call, 'x-docker-expose-session-sharedkey')[0] ?? '', methods, call);
-    this.sessions.set(id, session);
-    for (const wake of this.waiters.get(id) ?? []) wake();
-    this.waiters.delete(id);
+    const key = sessionKey(tenant, id);
+    this.sessions.set(key, session);
+    for (const wake of this.waiters.get(key) ?? []) wake();
+    this.waiters.delete(key);
     await session.closed;
     session.close();
-    if (this.sessions.get(id) === session) this.sessions.delete(id);
+    if (this.sessions.get(key) === session) this.sessions.delete(key);
   }
 
   /** The session `id` of `tenant`, waiting until it is opened; rejects when `signal` aborts. */
   async get(id: string, tenant: string, signal: AbortSignal): Promise<ClientSession> {
     // BuildKit prefixes session ids used in cache keys ("<prefix>:<id>"); lookups ignore it.
     const bare = id.includes(':') ? id.slice(id.indexOf(':') + 1) : id;
+    const key = sessionKey(tenant, bare);
     for (;;) {
-      const found = this.sessions.get(bare);
-      if (found) {
-        if (found.tenant !== tenant) throw new Error(`session ${bare.slice(0, 64)} belongs to another client`);
-        return found;
-      }
+      const found = this.sessions.get(key);
+      if (found) return found;
       if (signal.aborted) throw new Error(`no active session ${bare.slice(0, 64)}: the client must open Control.Session before Solve`);
       await new Promise<void>((resolve) => {
-        const set = this.waiters.get(bare) ?? new Set();
+        const set = this.waiters.get(key) ?? new Set();
         const wake = () => { set.delete(wake); signal.removeEventListener('abort', wake); resolve(); };
         set.add(wake);
-        this.waiters.set(bare, set);
+        this.waiters.set(key, set);
         signal.addEventListener('abort', wake, { once: true });
       });
     }
