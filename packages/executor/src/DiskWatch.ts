@@ -35,6 +35,16 @@ function unescape(path: string): string {
   return path.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
+/**
+ * What a step's tree costs: its blocks, or its files' sizes where those are larger. A sparse file
+ * (`dd seek=500G`) takes a few blocks here, but its layer carries, and every unpack writes, all
+ * of it.
+ */
+async function stepUsage(dir: string): Promise<number> {
+  const [blocks, sizes] = await Promise.all([diskUsage(dir), diskUsage(dir, { apparent: true })]);
+  return Math.max(blocks, sizes);
+}
+
 export class DiskWatch {
   private timer?: NodeJS.Timeout;
   private stopped = false;
@@ -43,14 +53,14 @@ export class DiskWatch {
   constructor(private readonly dir: string, private readonly limit: number, private readonly baseline = 0) {}
 
   static async start(dir: string, limit: number, measureBaseline: boolean, onExceeded: () => void): Promise<DiskWatch> {
-    const watch = new DiskWatch(dir, limit, measureBaseline ? await diskUsage(dir) : 0);
+    const watch = new DiskWatch(dir, limit, measureBaseline ? await stepUsage(dir) : 0);
     watch.schedule(1000, onExceeded);
     return watch;
   }
 
   /** Bytes the step added so far. */
   async used(): Promise<number> {
-    return Math.max(0, (await diskUsage(this.dir)) - this.baseline);
+    return Math.max(0, (await stepUsage(this.dir)) - this.baseline);
   }
 
   stop(): void {

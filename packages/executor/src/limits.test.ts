@@ -80,6 +80,15 @@ describe('RUN limits with real runc', { skip: !canUseRunc ? 'needs root and runc
     await removeTree(join(t.rootfs, 'd')); // beyond what fs.rm (and so t.remove()) can remove
   });
 
+  it('a sparse file counts at its size against the disk limit: its layer would carry all of it', async () => {
+    await assert.rejects(run('dd if=/dev/zero of=/sparse bs=1 count=1 seek=1G 2>/dev/null; echo wrote', { limits: { diskBytes: 16 * 1024 * 1024 } }), (e: unknown) => {
+      assert.ok(e instanceof ExecLimitError, String(e));
+      assert.equal(e.limit, 'disk');
+      return true;
+    });
+    await run('rm -f /sparse');
+  });
+
   it('cpus sets the step\'s CPU quota while it runs', async () => {
     const id = `cpu-${process.pid}`;
     const stdin = new PassThrough();

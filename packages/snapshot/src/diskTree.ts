@@ -12,13 +12,15 @@ import { createInterface } from 'node:readline';
 
 /**
  * Bytes allocated under `dir` as `du -sx -B1` counts them (blocks, hard links once, one
- * filesystem); 0 when it is gone. With `modifiedBefore` (epoch ms): only the entries other than
+ * filesystem); 0 when it is gone. With `apparent`, the files' sizes instead (`--apparent-size`:
+ * a sparse file counts whole). With `modifiedBefore` (epoch ms): only the entries other than
  * directories last modified before then.
  */
-export async function diskUsage(dir: string, opts: { modifiedBefore?: number } = {}): Promise<number> {
+export async function diskUsage(dir: string, opts: { modifiedBefore?: number; apparent?: boolean } = {}): Promise<number> {
   if (opts.modifiedBefore !== undefined) return oldEntriesUsage(dir, opts.modifiedBefore);
+  const args = ['-sx', '-B1', ...(opts.apparent ? ['--apparent-size'] : []), '--', dir];
   // du exits 1 when an entry vanished while it looked, and still prints the total.
-  const stdout = await new Promise<string>((resolve) => execFile('du', ['-sx', '-B1', '--', dir], (_err, out) => resolve(out)));
+  const stdout = await new Promise<string>((resolve) => execFile('du', args, (_err, out) => resolve(out)));
   const total = Number.parseInt(stdout, 10);
   return Number.isFinite(total) ? total : 0;
 }
