@@ -1,6 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:http';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import { Redis } from 'ioredis';
 import { DEFAULT_KEYS } from '@buildyard/contracts';
 import { FsContentStore, RegistryClient, sha256Digest, writeOciLayout } from '@buildyard/oci';
 import { startRedis, startRegistry, type RedisService, type RegistryService } from '@buildyard/testkit';
-import { BlobLeases, RedisCacheIndex, readCache, writeCache, inlineCacheAnnotation, INLINE_CACHE_ANNOTATION, type ExportedCacheRecord, type LayoutReader } from './index.js';
+import { BlobLeases, RedisCacheIndex, encodeCacheManifest, readCache, writeCache, inlineCacheAnnotation, INLINE_CACHE_ANNOTATION, type ExportedCacheRecord, type LayoutReader } from './index.js';
 
 let redisService: RedisService;
 let registryService: RegistryService;
@@ -113,6 +114,35 @@ test('a cache naming a layer only the shared store holds (another tenant\'s) is 
   const index = new RedisCacheIndex(redis, 'attacker');
   await assert.rejects(readCache({ type: 'local', tag: 'latest', mode: 'min' }, index, { registry: new RegistryClient(), blobs: shared, layout: directoryLayout(layout) }), /is not in the cache source/);
   assert.equal(await index.get('attacker-key'), undefined, 'no record was imported');
+});
+
+test('a registry cache naming a layer only the shared store holds is refused, however the registry answers HEAD', async () => {
+  const victim = await source('victim-registry');
+  const shared = victim.store;
+  const stolen = victim.records[0].layer!;
+  // The attacker's own registry: its cache names the victim's layer, and it says yes to every
+  // HEAD and answers every other blob GET with bytes of its own.
+  const doc = encodeCacheManifest([{ key: 'attacker-key', layer: stolen, description: 'RUN steal', platform: 'linux/amd64' }]);
+  const seen: string[] = [];
+  const server = createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    if (req.url === '/v2/') { res.writeHead(200); res.end('{}'); return; }
+    if (req.url?.includes('/manifests/')) { res.writeHead(200, { 'content-type': doc.manifest.descriptor.mediaType }); res.end(req.method === 'HEAD' ? undefined : doc.manifest.bytes); return; }
+    if (req.url?.endsWith(doc.config.descriptor.digest)) { res.writeHead(200); res.end(doc.config.bytes); return; }
+    if (req.method === 'HEAD') { res.writeHead(200, { 'content-length': String(stolen.size) }); res.end(); return; }
+    res.writeHead(200); res.end(Buffer.alloc(stolen.size, 0x61));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const index = new RedisCacheIndex(redis, 'attacker-registry');
+    await assert.rejects(readCache({ type: 'registry', ref: `${host}/evil/cache:latest`, mode: 'min' }, index, { registry: new RegistryClient({ attempts: 1 }), blobs: shared }), /is not in the cache source/);
+    assert.equal(await index.get('attacker-key'), undefined, 'no record was imported');
+    assert.ok(seen.some((r) => r.startsWith('GET') && r.includes(stolen.digest)), 'the layer\'s bytes were asked for');
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });
 
 /** A layout read from a directory (the builder reads it from the synced context instead). */

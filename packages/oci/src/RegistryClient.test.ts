@@ -326,6 +326,37 @@ describe('a hostile registry (anyone\'s server a FROM names)', () => {
   const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
   const manifestWith = (size: number) => ({ schemaVersion: 2, mediaType: MediaTypes.OciManifest, config: { mediaType: MediaTypes.OciConfig, digest: sha256Digest(config), size }, layers: [] });
 
+  test('a blob the shared store already holds is used for a registry only once that registry serves its bytes: a HEAD, a range of zeros or other bytes are refused', async () => {
+    const store = new FsContentStore(join(fx.dir, 'served-store'));
+    const small = await store.put(randomBytes(1000)); // a config's size: checked whole
+    const large = await store.put(randomBytes(3 * 1024 * 1024)); // a layer's size: checked by a range
+    const reg = await hostileRegistry({
+      // Yes to every HEAD; a whole GET of other bytes; a range answered with zeros.
+      [`HEAD /v2/x/lies/blobs/${small.digest}`]: (res) => { res.writeHead(200, { 'content-length': '1000' }); res.end(); },
+      [`GET /v2/x/lies/blobs/${small.digest}`]: (res) => { res.writeHead(200); res.end(randomBytes(1000)); },
+      [`GET /v2/x/lies/blobs/${large.digest}`]: (res) => { res.writeHead(206); res.end(Buffer.alloc(4096)); },
+    });
+    try {
+      const client = newClient({ store, attempts: 1 });
+      const lies = { registry: reg.host, repository: 'x/lies' };
+      assert.equal(await client.blobExists(lies, small.digest), true, 'the HEAD alone would have said yes');
+      assert.equal(await client.servesBlob(lies, small.digest, store), false);
+      assert.equal(await client.servesBlob(lies, large.digest, store), false);
+      await assert.rejects(client.pullBlob(lies, small.digest), /blob sha256:\w+ is not in x\/lies/);
+      await assert.rejects(client.fetchBlobBytes(lies, { digest: large.digest, size: large.size }), /blob sha256:\w+ is not in x\/lies/);
+    } finally {
+      await reg.close();
+    }
+    // A real registry holding the same bytes serves them, by a range and whole; one without them does not.
+    const real = { registry: fx.registry.host, repository: 'test/served' };
+    for (const blob of [small, large]) await newClient().pushBlob(real, blob, await store.readBytes(blob.digest));
+    const client = newClient({ store });
+    assert.equal(await client.servesBlob(real, small.digest, store), true);
+    assert.equal(await client.servesBlob(real, large.digest, store), true);
+    assert.deepEqual(await client.fetchBlobBytes(real, small.digest), await store.readBytes(small.digest));
+    assert.equal(await client.servesBlob({ registry: fx.registry.host, repository: 'test/elsewhere' }, large.digest, store), false);
+  });
+
   test('a manifest, token or error answer of endless megabytes is refused at 8 MiB (64 KiB for an error), not buffered whole; a declared-huge config is not fetched; a config longer than declared is cut off', async () => {
     const store = new FsContentStore(join(fx.dir, 'hostile-store'));
     const routes: Record<string, (res: import('node:http').ServerResponse) => void> = {

@@ -1,6 +1,8 @@
 // The OCI distribution client, written by hand: no maintained TypeScript client can push
 // (see DESIGN.md §4). It speaks the distribution spec over Node's fetch (undici): manifests and
 // blobs, token and basic auth, monolithic/chunked uploads, cross-repository mounts, retries.
+import { randomInt } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
 import { RetriesExhaustedError, withRetries, type RetryOptions } from './retry.js';
 import { Digester, assertDigest, sha256Digest, type Digest } from './digest.js';
@@ -145,6 +147,9 @@ export const MAX_DOCUMENT_BYTES = 8 * 1024 * 1024;
 export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 /** Bytes of an error answer kept for its message. */
 const MAX_ERROR_BYTES = 64 * 1024;
+/** servesBlob: blobs up to this size are downloaded whole; larger ones answer one range of SERVES_SAMPLE bytes. */
+const SERVES_WHOLE_BELOW = 1 << 20;
+const SERVES_SAMPLE = 4096;
 
 /**
  * A response body of at most `limit` bytes. A registry is anyone's server: one answering a
@@ -418,6 +423,42 @@ export class RegistryClient {
     throw this.httpError(op, status, body);
   }
 
+  /**
+   * Whether the registry holds `digest` in `repository`, shown by its bytes, for a blob `store`
+   * already has. A HEAD proves nothing: the store is shared by every tenant, and a registry of
+   * an attacker's answers 200 to any digest, so a HEAD would let a manifest or cache of his name
+   * another tenant's layer or config and have it used. A small blob is downloaded whole and
+   * verified; a large one must answer a random 4 KiB range with the store's bytes there.
+   */
+  async servesBlob(repository: string | RepositoryReference, digest: string, store: FsContentStore, call: CallOptions = {}): Promise<boolean> {
+    const repo = this.repo(repository);
+    const d = assertDigest(digest);
+    const size = await store.size(d);
+    const url = `${this.baseUrl(repo.registry)}/v2/${repo.repository}/blobs/${d}`;
+    const op = this.op(repo, `GET blob ${d} from ${repo.registry}/${repo.repository}`, 'pull');
+    const whole = async (): Promise<boolean> => {
+      try {
+        for await (const _chunk of await this.openBlobStream(repo, d, call)) { /* verified at its end */ }
+        return true;
+      } catch (err) {
+        if (err instanceof DigestMismatchError || (err instanceof RegistryError && err.status === 404)) return false;
+        throw err;
+      }
+    };
+    if (size <= SERVES_WHOLE_BELOW) return whole();
+    const start = randomInt(0, size - SERVES_SAMPLE);
+    const { status, body } = await this.requestBuffer(op, { method: 'GET', url, headers: { range: `bytes=${start}-${start + SERVES_SAMPLE - 1}` } }, call);
+    if (status === 404) return false;
+    if (status === 200) return whole(); // Range not supported: the whole blob, verified
+    if (status !== 206) throw this.httpError(op, status, body);
+    const local = Buffer.alloc(SERVES_SAMPLE);
+    // A tiered store may hold it in its remote tier only: then the registry's copy is checked whole.
+    const fh = await open(store.path(d), 'r').catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return undefined; throw err; });
+    if (!fh) return whole();
+    try { await fh.read(local, 0, SERVES_SAMPLE, start); } finally { await fh.close(); }
+    return body.equals(local);
+  }
+
   /** Downloads a blob fully into memory, verified. Served from the store when it has it. */
   async fetchBlobBytes(repository: string | RepositoryReference, blob: string | Pick<Descriptor, 'digest' | 'size'>, call: CallOptions = {}): Promise<Buffer> {
     const d = assertDigest(typeof blob === 'string' ? blob : blob.digest);
@@ -467,8 +508,14 @@ export class RegistryClient {
     if (!target) throw new Error('pullBlob needs a content store: pass one or construct RegistryClient with { store }');
     const digest = assertDigest(typeof descriptor === 'string' ? descriptor : descriptor.digest);
     const expectedSize = typeof descriptor === 'string' ? undefined : descriptor.size;
-    if (await target.has(digest)) return { digest, size: await target.size(digest) };
     const repo = this.repo(repository);
+    if (await target.has(digest)) {
+      // The store is shared by every tenant: a copy there proves nothing of this registry.
+      if (!(await this.servesBlob(repo, digest, target, call))) {
+        throw new RegistryError(`registry ${repo.registry}: blob ${digest} is not in ${repo.repository}; check the image reference (and that its registry holds what its manifest names)`, repo.registry, 'GET blob');
+      }
+      return { digest, size: await target.size(digest) };
+    }
     try {
       return await withRetries(this.retryOptions(call), async () => ({ value: await target.put(await this.openBlobStream(repo, digest, call), digest, expectedSize) }));
     } catch (err) {

@@ -32,7 +32,8 @@ export const registryBackend: CacheBackend<Extract<CacheSpec, { type: 'registry'
       location: spec.ref,
       ...await registryRecords(spec.ref, deps),
       fetchBlob: async (l) => { await deps.registry.pullBlob(repo, { digest: assertDigest(l.digest, 'cached layer digest'), size: l.size }, deps.blobs, { signal: deps.signal }); },
-      sourceHas: (l) => deps.registry.blobExists(repo, l.digest, { signal: deps.signal }),
+      // Its bytes, not a HEAD: a registry of the importer's may answer 200 to any digest.
+      sourceHas: (l) => deps.registry.servesBlob(repo, l.digest, deps.blobs, { signal: deps.signal }),
     };
   },
 };
