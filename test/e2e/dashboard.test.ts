@@ -263,9 +263,9 @@ test('draining a worker from the workers page puts the next build\'s stages on t
   await tb.screenshot('e2e-build-after-drain');
 });
 
-/** `du -s -B1 -x` of a worker's snapshots, contexts and blob cache: what its disk figure must equal. */
+/** `du -s -B1 -x` of a worker's snapshots, contexts, blob cache and RUN cache mounts: what its disk figure must equal. */
 function duStateDir(stateDir: string): number {
-  return ['snapshots', 'contexts', 'blobs'].reduce((n, part) => {
+  return ['snapshots', 'contexts', 'blobs', 'cache-mounts'].reduce((n, part) => {
     const dir = join(stateDir, part);
     return n + (existsSync(dir) ? Number(execFileSync('du', ['-s', '-B1', '-x', dir], { encoding: 'utf8' }).split('\t')[0]) : 0);
   }, 0);
@@ -376,7 +376,7 @@ test('a build held by the tenant limit shows as waiting with why; build list col
       await until(`worker ${w.id}'s disk figure to match du`, async () => {
         await dash.state.measureWorkerDisks();
         const disk = (await api<{ workers: WorkerView[] }>('/api/workers')).workers.find((x) => x.id === w.id)?.disk;
-        assert.deepEqual(Object.keys(disk?.parts ?? {}).sort(), ['cache', 'contexts', 'snapshots']);
+        assert.deepEqual(Object.keys(disk?.parts ?? {}).sort(), ['cache', 'cachemounts', 'contexts', 'snapshots']);
         shown = disk?.totalBytes ?? -1;
         du = duStateDir(w.stateDir);
         return shown === du;

@@ -13,7 +13,7 @@ export type WorkerDiskRequest = z.infer<typeof workerDiskRequestSchema>;
 /** One part of a worker's state dir, as `du -s -B1` counts it (st_blocks, hardlinks once). */
 export const workerDiskPartSchema = z.object({
   /** `cache`: the worker's local copy of blobs it fetched from the blob store (state dir `blobs/`). */
-  kind: z.enum(['snapshots', 'contexts', 'cache']),
+  kind: z.enum(['snapshots', 'contexts', 'cache', 'cachemounts']),
   bytes: z.number(),
   /** What a prune could remove now (snapshots and contexts no running build uses). */
   reclaimableBytes: z.number(),

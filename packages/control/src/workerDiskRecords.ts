@@ -11,6 +11,7 @@ const DESCRIPTION: Record<WorkerDiskPart['kind'], string> = {
   snapshots: 'layer snapshots (unpacked layers, shared by every tenant)',
   contexts: 'materialised build contexts',
   cache: 'local copy of blobs fetched from the blob store',
+  cachemounts: 'RUN --mount=type=cache directories (every tenant\'s, each its own)',
 };
 /** A worker finishing a stage answers a prune only after it; a dead one never answers. */
 const WAIT_MS = 30_000;

@@ -194,7 +194,9 @@ export class FleetWorker {
       const snapshots = await pruneSnapshots(this.engine.snapshotter, Math.max(0, keepBytes - contexts - copies.keptBytes));
       // Layers are fetched again from the registry blob store when a stage needs them.
       const layers = await this.disk.trimLayerCopies(Math.max(0, keepBytes - contexts - copies.keptBytes - snapshots.totalBytes));
-      pruned = copies.freedBytes + snapshots.reclaimedBytes + layers.freedBytes;
+      // RUN cache mounts get what is left: no other copy of them exists, so they go last.
+      const mounts = await this.disk.trimCacheMounts(Math.max(0, keepBytes - contexts - copies.keptBytes - snapshots.totalBytes - layers.keptBytes));
+      pruned = copies.freedBytes + snapshots.reclaimedBytes + layers.freedBytes + mounts.freedBytes;
     })()
       .catch((err: Error) => this.opts.onError?.(err))
       .finally(() => { this.gcDone = undefined; });

@@ -18,7 +18,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { diskUsage, removeTree } from '@buildyard/snapshot';
+import { diskUsage, removeTree as removeDirTree } from '@buildyard/snapshot';
 import type { WorkerDiskPart } from '@buildyard/cache';
 
 export interface WorkerDiskOptions {
@@ -417,10 +417,35 @@ export class WorkerDisk {
     return { freedBytes: freed, keptBytes: kept };
   }
 
+  /**
+   * Removes RUN cache-mount directories (`<stateDir>/cache-mounts`, one per tenant and id), least
+   * recently used first (RunMounts dates each when it mounts it), until at most `keepBytes`
+   * remain; 0 removes them all (`prune --all`). Call only while no stage runs.
+   */
+  async trimCacheMounts(keepBytes: number): Promise<{ freedBytes: number; keptBytes: number }> {
+    const root = join(this.opts.stateDir, 'cache-mounts');
+    const all: { path: string; bytes: number; used: number }[] = [];
+    for (const name of await readdir(root).catch(() => [] as string[])) {
+      const path = join(root, name);
+      const st = await stat(path).catch(() => null);
+      if (st) all.push({ path, bytes: await diskBytes(path), used: st.mtimeMs });
+    }
+    all.sort((a, b) => a.used - b.used);
+    let kept = all.reduce((n, m) => n + m.bytes, 0);
+    let freed = 0;
+    for (const m of all) {
+      if (kept <= keepBytes) break;
+      await removeDirTree(m.path);
+      kept -= m.bytes;
+      freed += m.bytes;
+    }
+    return { freedBytes: freed, keptBytes: kept };
+  }
+
   /** The worker's state, part by part. `idle`: snapshots and layer copies are reclaimable only while no stage runs. */
   async measure(idle: boolean): Promise<WorkerDiskPart[]> {
     await this.load();
-    const [snapshots, contexts, cache] = await Promise.all([diskBytes(join(this.opts.stateDir, 'snapshots')), diskBytes(this.contextsDir), diskBytes(join(this.opts.stateDir, 'blobs'))]);
+    const [snapshots, contexts, cache, cacheMounts] = await Promise.all(['snapshots', 'contexts', 'blobs', 'cache-mounts'].map((d) => diskBytes(join(this.opts.stateDir, d))));
     let inUse = 0;
     for (const t of [...this.trees.values()]) if (t.stages > 0 && t.lineage) inUse += await diskBytes(this.path(t));
     const copies = this.opts.contextCopies;
@@ -434,6 +459,8 @@ export class WorkerDisk {
       { kind: 'contexts', bytes: contexts + copyBytes, reclaimableBytes: Math.max(0, contexts - inUse) + copiesReclaimable },
       // Local layer copies: evicted by a GC while idle (the remote store keeps serving them).
       { kind: 'cache', bytes: cache, reclaimableBytes: idle && this.opts.layerCopies ? cache : 0 },
+      // RUN cache mounts: removed by a GC (least recently used first) or a prune while idle.
+      { kind: 'cachemounts', bytes: cacheMounts, reclaimableBytes: idle ? cacheMounts : 0 },
     ];
   }
 }

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkerDisk } from './WorkerDisk.js';
@@ -43,4 +43,27 @@ test('the contexts figure counts the local context copies and matches du', async
   // With an fs blob store that dir is the machine's shared store, not this worker's.
   const without = await new WorkerDisk({ stateDir, buildRunning, contextPaths }).measure(true);
   assert.equal(without.find((p) => p.kind === 'contexts')!.bytes, du(join(stateDir, 'contexts')));
+});
+
+test('RUN cache mounts are measured, and trimmed least recently used first down to the budget; 0 removes them all', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'buildyard-workerdisk-mounts-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const stateDir = join(root, 'state');
+  const mounts = join(stateDir, 'cache-mounts');
+  const ago = (minutes: number) => new Date(Date.now() - minutes * 60_000);
+  for (const [name, minutes] of [['old', 90], ['middle', 60], ['recent', 1]] as const) {
+    fill(join(mounts, name), { data: 100_000 });
+    utimesSync(join(mounts, name), ago(minutes), ago(minutes));
+  }
+  const disk = new WorkerDisk({ stateDir, buildRunning: async () => false, contextPaths: async () => new Set<string>() });
+  const part = (await disk.measure(true)).find((p) => p.kind === 'cachemounts');
+  assert.deepEqual(part, { kind: 'cachemounts', bytes: du(mounts), reclaimableBytes: du(mounts) });
+  assert.equal((await disk.measure(false)).find((p) => p.kind === 'cachemounts')?.reclaimableBytes, 0, 'nothing is reclaimable while a stage runs');
+
+  const one = du(join(mounts, 'recent'));
+  const trimmed = await disk.trimCacheMounts(2 * one + 4096);
+  assert.deepEqual(readdirSync(mounts).sort(), ['middle', 'recent'], 'the least recently used went first');
+  assert.ok(trimmed.freedBytes >= 100_000 && trimmed.keptBytes <= 2 * one + 4096, JSON.stringify(trimmed));
+  await disk.trimCacheMounts(0);
+  assert.deepEqual(readdirSync(mounts), []);
 });

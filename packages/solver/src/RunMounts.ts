@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { chmod, chown, mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, rm, rmdir, utimes, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { LayerRecord } from '@buildyard/cache';
@@ -128,6 +128,9 @@ export class RunMounts {
     if (created && spec.from) await this.copyTree(await this.rootOf(spec.from, 'cache'), spec.source ?? '/', dir, mountLabel('cache', spec.source));
     await chown(dir, spec.uid, spec.gid);
     await chmod(dir, spec.mode);
+    // Its time says when it was last used: the worker's GC removes the least recently used first.
+    const now = new Date();
+    await utimes(dir, now, now);
     if (!spec.source || spec.from) return dir;
     return this.pinnedSubdir(dir, spec.source, mountLabel('cache', spec.source), { mode: spec.mode, owner: { uid: spec.uid, gid: spec.gid } });
   }
