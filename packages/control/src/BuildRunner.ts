@@ -3,7 +3,7 @@ import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { injectTraceContext, metrics, type Logger } from '@buildyard/telemetry'; // metrics
 import { checkSyntax, parse, planBuild, DockerfileError, type NamedContextSource } from '@buildyard/dockerfile';
 import { targetStage, type BuildPlan } from '@buildyard/graph';
-import { Annotations, LAYOUT_REF_PREFIX, RegistryClient, credentialsFromLogins, formatReference, parseReference, type Credentials, type Descriptor, type FsContentStore, type TenantRegistryNetworks } from '@buildyard/oci';
+import { Annotations, LAYOUT_REF_PREFIX, ProvenBlobs, RegistryClient, credentialsFromLogins, formatReference, parseReference, type Credentials, type Descriptor, type FsContentStore, type TenantRegistryNetworks } from '@buildyard/oci';
 import { ProgressWriter, internalDigest, type VertexRef } from '@buildyard/progress';
 import type { Scheduler } from '@buildyard/scheduler';
 import { assembleImage, assembleIndex, registryImageResolver, withAnsweredInputs, type AssembledImage, type StageResult } from '@buildyard/solver';
@@ -158,6 +158,9 @@ export function registryCredentials(req: SolveRequest): Record<string, Credentia
  * the images, and write every step of it to the build's progress stream, which clients relay.
  */
 export class BuildRunner {
+  /** Blobs of the shared store each tenant's registries have served it (see ProvenBlobs). */
+  private readonly provenBlobs = new ProvenBlobs();
+
   constructor(private readonly deps: BuildRunnerDeps) {}
 
   /**
@@ -189,7 +192,7 @@ export class BuildRunner {
     const progress = new ProgressWriter(this.deps.redis, buildId, { maxLogBytesPerVertex: this.deps.maxLogBytesPerStep, keys: this.deps.keys, ttlSeconds: Math.ceil(records.retentionMs / 1000) });
     const started = Date.now();
     const network = this.deps.registryNetworks?.get(tenant);
-    const registry = new RegistryClient({ credentials: registryCredentials(req), insecureHosts: this.deps.insecureRegistries, dockerConfig: false, store: this.deps.blobs, network });
+    const registry = new RegistryClient({ credentials: registryCredentials(req), insecureHosts: this.deps.insecureRegistries, dockerConfig: false, store: this.deps.blobs, network, proofs: this.provenBlobs.forTenant(tenant) });
     try {
       if (resume) await progress.emit({ type: 'build.warning', message: 'the frontend coordinating this build stopped; another frontend took the build over' });
       else await progress.emit({ type: 'build.accepted', buildId, platforms: req.platforms.length > 0 ? req.platforms : [this.deps.buildPlatform] });

@@ -7,7 +7,7 @@ import { manifestIndex, materializeContext, type ContextStore } from '@buildyard
 import { BuildRecords, BuildSecrets, DEFAULT_KEYS, SshRelay, fromRedis, stagePayloadSchema, type RedisKeys, type StageResult } from '@buildyard/contracts';
 import { detectPlatforms, type EgressLists, type RuncExecutorOptions, type StepLimits } from '@buildyard/executor';
 import type { StagePlan } from '@buildyard/graph';
-import { FsContentStore, RegistryClient, RegistryNetwork, TenantRegistryNetworks, credentialsFromLogins } from '@buildyard/oci';
+import { FsContentStore, ProvenBlobs, RegistryClient, RegistryNetwork, TenantRegistryNetworks, credentialsFromLogins } from '@buildyard/oci';
 import { CountingRegistryClient } from './CountingRegistryClient.js';
 import { relayedSshAgents } from './relayedSshAgents.js';
 import { WorkerDisk, diskBytes } from './WorkerDisk.js';
@@ -79,6 +79,8 @@ export class FleetWorker {
   private redis!: Redis;
   private consumer?: StageConsumer;
   private engine!: Awaited<ReturnType<typeof openExecutionEngine>>;
+  /** Blobs of the shared store each tenant's registries have served it (see ProvenBlobs). */
+  private readonly provenBlobs = new ProvenBlobs();
   /** The registries a tenant's stages name (base images, `COPY --from=<image>`) are reached under
    *  the egress rules its ADD <url> downloads obey, unless the operator trusts them. */
   private readonly registryNetworks = new TenantRegistryNetworks((tenant) => new RegistryNetwork(
@@ -269,7 +271,7 @@ export class FleetWorker {
     const registry = new CountingRegistryClient((bytes) => metrics.bytesPulled.inc(bytes), {
       store: this.blobs, insecureHosts: this.opts.insecureRegistries, dockerConfig: false, timeoutMs: this.opts.fetch?.idleTimeoutMs,
       credentials: credentialsFromLogins(sealed.registryAuth),
-      network: this.registryNetworks.get(job.tenant),
+      network: this.registryNetworks.get(job.tenant), proofs: this.provenBlobs.forTenant(job.tenant),
     });
     const solver = new StageSolver({
       stateDir: this.opts.stateDir, snapshotter: this.engine.snapshotter, executor: this.engine.executor, blobs: this.blobs,

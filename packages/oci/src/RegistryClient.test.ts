@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { seededRegistryFixture, startRegistryProxy, type RegistryProxy } from '@buildyard/testkit';
 import { RegistryClient, RegistryError } from './RegistryClient.js';
+import { ProvenBlobs } from './ProvenBlobs.js';
 import { FsContentStore, DigestMismatchError } from './FsContentStore.js';
 import { sha256Digest } from './digest.js';
 import { MediaTypes } from './mediaTypes.js';
@@ -355,6 +356,36 @@ describe('a hostile registry (anyone\'s server a FROM names)', () => {
     assert.equal(await client.servesBlob(real, large.digest, store), true);
     assert.deepEqual(await client.fetchBlobBytes(real, small.digest), await store.readBytes(small.digest));
     assert.equal(await client.servesBlob({ registry: fx.registry.host, repository: 'test/elsewhere' }, large.digest, store), false);
+  });
+
+  test('what a registry served a tenant once is believed for that tenant only: another tenant\'s build asks again, and a registry that then lies is refused for it', async () => {
+    const store = new FsContentStore(join(fx.dir, 'proofs-store'));
+    const blob = randomBytes(1000);
+    const stored = await store.put(blob);
+    let honest = true;
+    let gets = 0;
+    const reg = await hostileRegistry({
+      [`GET /v2/x/app/blobs/${stored.digest}`]: (res) => { gets++; res.writeHead(200); res.end(honest ? blob : randomBytes(1000)); },
+    });
+    try {
+      const proofs = new ProvenBlobs();
+      const repo = { registry: reg.host, repository: 'x/app' };
+      const tenantA = newClient({ store, attempts: 1, proofs: proofs.forTenant('a') });
+      assert.equal(await tenantA.servesBlob(repo, stored.digest, store), true);
+      assert.equal(gets, 1);
+      honest = false;
+      // Tenant a was shown these bytes: its next build does not download them again.
+      assert.deepEqual(await tenantA.fetchBlobBytes(repo, stored.digest), blob);
+      assert.equal(gets, 1);
+      // Tenant b (the same registry, now lying) is asked, and refused.
+      const tenantB = newClient({ store, attempts: 1, proofs: proofs.forTenant('b') });
+      await assert.rejects(tenantB.pullBlob(repo, stored.digest), /blob sha256:\w+ is not in x\/app/);
+      assert.equal(gets, 2);
+      // Nor does a's proof hold for another repository of the same registry.
+      assert.equal(await tenantA.servesBlob({ registry: reg.host, repository: 'x/other' }, stored.digest, store), false);
+    } finally {
+      await reg.close();
+    }
   });
 
   test('a manifest, token or error answer of endless megabytes is refused at 8 MiB (64 KiB for an error), not buffered whole; a declared-huge config is not fetched; a config longer than declared is cut off', async () => {

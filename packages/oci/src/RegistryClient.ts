@@ -13,6 +13,7 @@ import { formatReference, parseReference, registryApiHost, type ImageReference, 
 import { credentialsFor, loadDockerConfig, normalizeRegistryHost, type CredentialMap, type Credentials } from './credentials.js';
 import { parseWwwAuthenticate, type AuthChallenge } from './authChallenge.js';
 import { addressRefusal, type RegistryNetwork } from './addressPolicy.js';
+import type { BlobProofs } from './ProvenBlobs.js';
 import { isImageIndex, type AnyManifest, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from './types.js';
 
 export interface RegistryClientOptions {
@@ -41,6 +42,11 @@ export interface RegistryClientOptions {
    * reached (the CLI, the cluster's own blob store).
    */
   network?: RegistryNetwork;
+  /**
+   * The blobs this client's tenant has been shown by its registries (see ProvenBlobs): servesBlob
+   * answers from them, and records what it proves. Absent, every check asks the registry.
+   */
+  proofs?: BlobProofs;
 }
 
 export interface CallOptions {
@@ -433,6 +439,14 @@ export class RegistryClient {
   async servesBlob(repository: string | RepositoryReference, digest: string, store: FsContentStore, call: CallOptions = {}): Promise<boolean> {
     const repo = this.repo(repository);
     const d = assertDigest(digest);
+    const proofs = this.options.proofs;
+    if (proofs?.has(repo.registry, repo.repository, d)) return true;
+    const served = await this.checkServes(repo, d, store, call);
+    if (served) proofs?.add(repo.registry, repo.repository, d);
+    return served;
+  }
+
+  private async checkServes(repo: RepositoryReference, d: Digest, store: FsContentStore, call: CallOptions): Promise<boolean> {
     const size = await store.size(d);
     const url = `${this.baseUrl(repo.registry)}/v2/${repo.repository}/blobs/${d}`;
     const op = this.op(repo, `GET blob ${d} from ${repo.registry}/${repo.repository}`, 'pull');

@@ -37,6 +37,7 @@ export {
 export { withRetries, describeError, RetriesExhaustedError, type RetryOptions, type Attempt } from './retry.js';
 export { readLayerFiles, type LayerReader } from './layerFiles.js';
 export { realDirChecker } from './realDirs.js';
+export { ProvenBlobs, type BlobProofs } from './ProvenBlobs.js';
 export { createTarExtract, paxXattrs, RAW_PAX, tarExtract, type TarEntryHandler, type TarHeader } from './paxExtract.js';
 export {
   AddressRefusedError, vettedLookup, refusedLiteral, vettedFetch, addressRefusal, RegistryNetwork, TenantRegistryNetworks, type AddressPolicy,
