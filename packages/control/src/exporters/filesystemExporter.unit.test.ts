@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
@@ -34,9 +34,14 @@ async function source(platforms: string[], extra: Partial<ExportSource> = {}): P
 
 const output = (type: OutputType, sourceDateEpoch?: number): ParsedOutput => ({ index: 0, type, names: [], push: false, rewriteTimestamp: false, sourceDateEpoch });
 
+/** Reads each file's content to its end before the next, as a client does: the exporter removes its files when done. */
+async function drain(f: ExportFile): Promise<void> {
+  if (f.content) await buffer(f.content);
+}
+
 async function exported(out: ParsedOutput, src: ExportSource): Promise<Map<string, bigint | undefined>> {
   const times = new Map<string, bigint | undefined>();
-  await runExport(out, src, async (f: ExportFile) => { f.content?.resume(); times.set(f.path, f.mtimeNs); });
+  await runExport(out, src, async (f: ExportFile) => { await drain(f); times.set(f.path, f.mtimeNs); });
   return times;
 }
 
@@ -113,7 +118,7 @@ test('platform-split, as BuildKit\'s local exporter: true puts even one platform
   }
   const two = await source(['linux/amd64', 'linux/arm64'], { attestations });
   try {
-    await assert.rejects(runExport(withAttrs({ platformSplit: false }), two.source, async (f) => { f.content?.resume(); }),
+    await assert.rejects(runExport(withAttrs({ platformSplit: false }), two.source, drain),
       /cannot overwrite d\/f from linux\/amd64 with linux\/arm64 when split option is disabled/);
   } finally {
     two.cleanup();
@@ -129,6 +134,28 @@ test('platform-split, as BuildKit\'s local exporter: true puts even one platform
     const paths = [...(await exported(withAttrs({ platformSplit: false }), { ...src, images: distinct })).keys()];
     assert.deepEqual(paths.sort(), ['d', 'd/f-0', 'd/f-1', 'provenance.linux_amd64.json', 'provenance.linux_arm64.json']);
   } finally {
+    cleanup();
+  }
+});
+
+test('a receiver that fails (the client went away) still leaves no temporary root behind, and the file it held is closed', async () => {
+  const { source: src, cleanup } = await source(['linux/amd64', 'linux/arm64']);
+  const tmp = mkdtempSync(join(tmpdir(), 'buildyard-fsexport-tmp-'));
+  const before = process.env.TMPDIR;
+  process.env.TMPDIR = tmp; // os.tmpdir() reads it on each call: the exporter's roots land here
+  try {
+    let held: ExportFile['content'];
+    await assert.rejects(runExport(output('local'), src, async (f) => {
+      if (!f.content) return;
+      held = f.content;
+      throw new Error('the client went away');
+    }), /the client went away/);
+    assert.ok(held?.destroyed, 'the content of the file being sent is closed');
+    assert.deepEqual(readdirSync(tmp), [], 'the exporter removed its roots');
+  } finally {
+    if (before === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = before;
+    rmSync(tmp, { recursive: true, force: true });
     cleanup();
   }
 });

@@ -151,12 +151,29 @@ export function goBool(value: string): boolean | undefined {
   return undefined;
 }
 
-/** Runs one export to its end: the files it yields go to `onFile`, the references it pushed come back. */
+/**
+ * Runs one export to its end: the files it yields go to `onFile`, which reads each file's content
+ * before it returns; the references it pushed come back. When `onFile` fails (the client went
+ * away) the exporter is closed all the same, so its temporary roots are removed, and the file's
+ * content is closed, so no read is left open on a file the exporter removes.
+ */
 export async function runExport(output: ParsedOutput, source: ExportSource, onFile: (file: ExportFile) => Promise<void> = async () => {}): Promise<string[]> {
   const it = exporterFor(output).export(output, source);
-  for (;;) {
-    const next = await it.next();
-    if (next.done) return next.value;
-    await onFile(next.value);
+  let finished = false;
+  try {
+    for (;;) {
+      const next = await it.next();
+      if (next.done) {
+        finished = true;
+        return next.value;
+      }
+      try {
+        await onFile(next.value);
+      } finally {
+        if (!next.value.content?.readableEnded) next.value.content?.destroy();
+      }
+    }
+  } finally {
+    if (!finished) await it.return([]);
   }
 }
