@@ -14,6 +14,7 @@ import { Ajv2019 } from 'ajv/dist/2019.js';
 import { loadConfig, OPTIONS } from '@buildyard/config';
 import { createMetrics } from '@buildyard/telemetry';
 import { parse as parseDockerfile } from '@buildyard/dockerfile';
+import { EgressRules } from '@buildyard/executor';
 // @ts-expect-error plain JS module without declarations
 import { render, toYaml, APP_DIR } from '../../infra/deploy/kubernetes/render.mjs';
 
@@ -331,4 +332,22 @@ test('the registry blob store example mounts no shared volume and loads as a fle
   // The default stays on the shared volume, and a mistyped store is refused.
   assert.ok(podSpecs(render() as K8sObject[]).every((p) => !['buildyardd', 'worker'].includes(p.spec.containers[0].name) || claimsOf(p.spec).includes('buildyard-shared')));
   assert.throws(() => render({ blobStore: { type: 's3' } }), /invalid values: blobStore.type "s3" must be fs or registry/);
+});
+
+test('every deployment keeps its own cluster out of builds\' reach: pods, Services, Docker networks and the LAN are refused, the internet is not', () => {
+  const composeEnv = Object.fromEntries(readFileSync(join(deployDir, 'compose/buildyard.env.example'), 'utf8').split('\n').filter((l) => /^[A-Z]/.test(l)).map((l) => l.split(/=(.*)/s).slice(0, 2)));
+  const deployments = {
+    kubernetes: loadRenderedConfig(render() as K8sObject[], 'worker'),
+    compose: loadConfig({ file: join(deployDir, 'compose/buildyard.toml'), env: composeEnv }),
+    systemd: loadConfig({ file: join(deployDir, 'systemd/buildyard.toml'), env: {} }),
+  };
+  // Where a frontend or dashboard lands: a pod (10.244/16, EKS's 100.64/10), a ClusterIP
+  // Service, a compose network from Docker's default pools, a host on the LAN.
+  const cluster = ['10.244.1.5', '10.96.0.1', '100.64.3.4', '172.18.0.3', '192.168.16.2', '192.168.1.10'];
+  for (const [name, config] of Object.entries(deployments)) {
+    const { egress } = config.worker;
+    const rules = new EgressRules({ protect: [], deny: egress.deny, allow: egress.allow, denyPrivate: egress.denyPrivate }).forTenant();
+    for (const address of cluster) assert.equal(rules.check(address).allowed, false, `${name}: a build reaches ${address}`);
+    assert.deepEqual(rules.check('93.184.216.34'), { allowed: true }, `${name}: builds reach the internet`);
+  }
 });

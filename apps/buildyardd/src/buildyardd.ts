@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   // host's addresses and the tenant's lists included).
   const sandbox = await sandboxOptions(config);
   const egress = sandbox.executor.egress || {};
-  const egressRules = new EgressRules({ protect: [...(egress.protect ?? []), ...(egress.pool ? [egress.pool] : [])], deny: egress.deny ?? [], allow: egress.allow ?? [] });
+  const egressRules = new EgressRules({ protect: [...(egress.protect ?? []), ...(egress.pool ? [egress.pool] : [])], deny: egress.deny ?? [], allow: egress.allow ?? [], denyPrivate: egress.denyPrivate ?? false });
   const sourcePolicy = (tenant: string) => egressRules.forTenant(sandbox.tenantEgress(tenant)).refuse;
   const frontend = new Frontend({
     sourcePolicy,

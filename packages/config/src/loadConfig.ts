@@ -14,7 +14,7 @@ export interface BuildyardConfig {
   auth: { tokensFile: string; tokens: string[]; entitlements: string[]; secretsKey: string };
   limits: { maxContextBytes: number; maxContextFiles: number; tenantConcurrency: number | 'fleet'; stepTimeoutMs: number; fetchConnectTimeoutMs: number; fetchIdleTimeoutMs: number; maxLogBytesPerStep: number };
   worker: { id: string; capacity: number; platforms: string[]; healthListen: string; compression: 'gzip' | 'zstd'; keepStorageBytes: number;
-    egress: { enabled: boolean; pool: string; deny: string[]; allow: string[]; tenantDeny: string[]; tenantAllow: string[] };
+    egress: { enabled: boolean; pool: string; deny: string[]; denyPrivate: boolean; allow: string[]; tenantDeny: string[]; tenantAllow: string[] };
     dns: { nameservers: string[]; search: string[]; options: string[] }; seccompProfile: string;
     sandbox: { pids: number; memoryBytes: number; cpus: number; diskBytes: number; tenantLimits: string[] } };
   gc: { intervalMs: number; keepStorageBytes: number; keepDurationMs: number; contextMaxAgeMs: number };

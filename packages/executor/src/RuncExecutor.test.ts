@@ -176,6 +176,19 @@ describe('RuncExecutor with real runc', { skip }, () => {
     assert.equal(existsSync(join(t.rootfs, 'mnt')), false, 'mount point stubs must be removed');
   });
 
+  it('a mount layout that would take part in runc\'s own setup is refused before anything starts (runc < 1.2.8: CVE-2025-31133 and kin)', async () => {
+    const src = join(t.dir, 'cache');
+    mkdirSync(src, { recursive: true });
+    const cache = (target: string): Mount => ({ type: 'bind', source: src, target, readonly: false, shared: true });
+    // A cache mount at /dev: a step of the same tenant could swap /dev/null for a link while runc masks /proc with it.
+    await assert.rejects(run('echo started', {}, { mounts: [cache('/dev')] }), /^Error: mount target \/dev is inside \/dev, which the container runtime sets up: choose another target/);
+    await assert.rejects(run('echo started', {}, { mounts: [cache('/proc/sys/kernel')] }), /inside \/proc/);
+    await assert.rejects(run('echo started', {}, { mounts: [cache('/c'), { type: 'bind', source: src, target: '/c/inner', readonly: true }] }), /inside the cache mount at \/c/);
+    assert.equal(existsSync(join(t.rootfs, 'c')), false, 'no mount point was made');
+    const { stdout } = await run('grep -c " /dev/shm " /proc/mounts', {}, { mounts: [cache('/dev/shm')] });
+    assert.equal(stdout, '2\n', 'a cache at /dev/shm is the build\'s: runc\'s tmpfs, then the cache over it');
+  });
+
   it('tmpfs mounts honour their size', async () => {
     const mounts: Mount[] = [{ type: 'tmpfs', target: '/scratch', sizeBytes: 1024 * 1024 }];
     const { stdout } = await run('grep " /scratch " /proc/mounts | grep -o "size=[0-9]*k"; dd if=/dev/zero of=/scratch/a bs=1024 count=512 2>/dev/null && echo small-ok; dd if=/dev/zero of=/scratch/b bs=1024 count=2048 2>/dev/null || echo big-failed', {}, { mounts });

@@ -19,6 +19,7 @@ import { EgressNetworks, reclaimNetworks, type EgressPolicy, type StepNetwork } 
 import { EgressRules } from './egressRules.js';
 import { forgetOwner, orphanOwners, registerOwner } from './owners.js';
 import { hostsFile, nameservers, onlyLoopbackNameservers, resolvConf, type DnsConfig } from './etcFiles.js';
+import { checkMountLayout } from './mountLayout.js';
 import { createMountStubs, isDirectory, removeMountStubs, type CreatedStub, type MountStub } from './mountStubs.js';
 import { resolveUser } from './resolveUser.js';
 import type { RunOptions, RunResult } from './types.js';
@@ -90,7 +91,7 @@ export class RuncExecutor implements Executor {
     const owner = 'by' + createHash('sha256').update(this.stateDir).digest('hex').slice(0, 8);
     this.owner = owner;
     this.cgroups = new StepCgroups(owner);
-    const lists = { protect: (egress || {}).protect ?? [], deny: (egress || {}).deny ?? [], allow: (egress || {}).allow ?? [] };
+    const lists = { protect: (egress || {}).protect ?? [], deny: (egress || {}).deny ?? [], allow: (egress || {}).allow ?? [], denyPrivate: (egress || {}).denyPrivate ?? false };
     if (egress !== false && egress.enabled !== false) {
       this.egress = new EgressNetworks(owner, { pool: egress.pool ?? '10.89.0.0/16', ...lists });
     }
@@ -149,6 +150,7 @@ export class RuncExecutor implements Executor {
       // runc's own mount points stay, as BuildKit leaves them (its stub cleaner knows only the
       // step's mounts): a RUN on a rootfs without /proc, /dev or /sys adds those directories.
       const runtimeDirs = new Set(['proc', 'dev', 'sys'].map((d) => join(rootfs, d)));
+      checkMountLayout(rootfs, options.mounts);
       stubs = createMountStubs(rootfs, this.mountStubs(options)).filter((s) => !runtimeDirs.has(s.path));
       if (meta.network === 'default' && this.egress) {
         network = await this.egress.create({

@@ -15,6 +15,17 @@ export const builtinProtected = [
   '168.63.129.16/32', // Azure wire server
 ];
 
+/**
+ * The private ranges (RFC 1918 and carrier-grade NAT's RFC 6598): where a cluster's frontends,
+ * dashboard, workers, pods, Services and Docker networks live, and the LAN of the hosts around
+ * them. Denied by default (worker.egress.denyPrivate), so a build reaches the internet and none
+ * of the cluster, whatever addresses a deployment was given.
+ */
+export const privateRanges = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10'];
+
+/** Says what opens a private address, as the operator may mean to (an internal package mirror). */
+const privateRefusal = 'worker.egress.denyPrivate, a private range; worker.egress.allow opens an address';
+
 export interface EgressRuleLists {
   /** Never reachable, whatever `allow` says: the cluster's services (the host's own addresses
    *  and the built-in ranges are added). */
@@ -23,6 +34,8 @@ export interface EgressRuleLists {
   deny: string[];
   /** Exceptions to `deny`. */
   allow: string[];
+  /** Deny `privateRanges` too (`allow` makes exceptions, as to `deny`). */
+  denyPrivate?: boolean;
 }
 
 /** `by` names the setting that refused, for the user's error message. */
@@ -42,11 +55,13 @@ export interface TenantEgressRules {
 export class EgressRules {
   private readonly protect: Cidr[];
   private readonly deny: Cidr[];
+  private readonly denyPrivate: Cidr[];
   private readonly allow: Cidr[];
 
   constructor(lists: EgressRuleLists) {
     this.protect = parseCidrList([...builtinProtected, ...lists.protect], 'protected egress ranges');
     this.deny = parseCidrList(lists.deny, 'egress deny list');
+    this.denyPrivate = lists.denyPrivate ? parseCidrList(privateRanges, 'private ranges') : [];
     this.allow = parseCidrList(lists.allow, 'egress allow list');
   }
 
@@ -59,7 +74,7 @@ export class EgressRules {
     // all) keeps a step's table the same text while other steps come and go, so a spare
     // network made with it serves the next step as it is.
     const protect = [...this.protect, ...hostAddresses().filter((a) => !within(this.protect, a.base))];
-    const deny = [...this.deny, ...tenantDeny];
+    const deny = [...this.deny, ...this.denyPrivate, ...tenantDeny];
     const allow = [...this.allow, ...tenantAllow];
     const rules: TenantEgressRules = {
       protect, deny, allow,
@@ -72,6 +87,7 @@ export class EgressRules {
         if (within(protect, ip)) return { allowed: false, by: 'worker.egress' };
         if (within(allow, ip)) return { allowed: true };
         if (within(this.deny, ip)) return { allowed: false, by: 'worker.egress.deny' };
+        if (within(this.denyPrivate, ip)) return { allowed: false, by: privateRefusal };
         if (within(tenantDeny, ip)) return { allowed: false, by: 'worker.egress.tenantDeny' };
         return { allowed: true };
       },

@@ -31,3 +31,14 @@ test('IPv6 and anything that is not an address are refused: builds have IPv4 onl
   }
   assert.throws(() => rules.forTenant({ deny: ['nope'] }), /tenant egress deny list: "nope" is not an IPv4 address/);
 });
+
+test('worker.egress.denyPrivate refuses the private ranges, naming itself and what opens them; allow makes exceptions, protect still wins', () => {
+  const rules = new EgressRules({ protect: ['10.1.0.5'], deny: [], allow: ['10.9.9.9', '10.1.0.5'], denyPrivate: true }).forTenant();
+  const refused = { allowed: false, by: 'worker.egress.denyPrivate, a private range; worker.egress.allow opens an address' };
+  for (const ip of ['10.0.0.1', '10.96.0.1', '172.16.0.1', '172.31.255.254', '192.168.1.10', '100.64.0.1', '100.127.255.254']) assert.deepEqual(rules.check(ip), refused, ip);
+  for (const ip of ['172.15.255.255', '172.32.0.1', '192.169.0.1', '100.63.255.255', '100.128.0.1', '8.8.8.8']) assert.deepEqual(rules.check(ip), { allowed: true }, ip);
+  assert.deepEqual(rules.check('10.9.9.9'), { allowed: true }, 'allowed by the operator');
+  assert.deepEqual(rules.check('10.1.0.5'), { allowed: false, by: 'worker.egress' }, 'protected whatever allow says');
+  assert.ok(rules.deny.some((c) => c.prefix === 8), 'the step\'s nftables deny set holds them too');
+  assert.deepEqual(new EgressRules({ protect: [], deny: [], allow: [] }).forTenant().check('10.0.0.1'), { allowed: true }, 'off: as BuildKit');
+});

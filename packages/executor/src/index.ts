@@ -9,7 +9,7 @@ export { detectPlatforms, needsEmulation, canRunPlatform, normalizePlatform, typ
 export { buildRuntimeSpec, defaultCapabilities, defaultPath, type SpecInput } from './buildRuntimeSpec.js';
 export type { RuntimeSpec } from './runtimeSpec.js';
 export { EgressNetworks, type EgressPolicy } from './EgressNetworks.js';
-export { EgressRules, builtinProtected, type EgressRuleLists, type EgressVerdict, type TenantEgressRules } from './egressRules.js';
+export { EgressRules, builtinProtected, privateRanges, type EgressRuleLists, type EgressVerdict, type TenantEgressRules } from './egressRules.js';
 export type { DnsConfig } from './etcFiles.js';
 export type { EgressLists } from './types.js';
 export { parseCidr, parseCidrList } from './ipv4.js';

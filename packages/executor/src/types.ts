@@ -46,7 +46,8 @@ export interface Meta {
 }
 
 export type Mount =
-  | { type: 'bind'; source: string; target: string; readonly: boolean }
+  /** `shared`: other steps may write `source` while this one runs (a cache mount). */
+  | { type: 'bind'; source: string; target: string; readonly: boolean; shared?: boolean }
   | { type: 'tmpfs'; target: string; sizeBytes?: number };
 
 export interface RunOptions {

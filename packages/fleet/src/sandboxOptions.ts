@@ -62,6 +62,7 @@ export async function sandboxOptions(config: Pick<BuildyardConfig, 'worker' | 'r
         pool: egress.pool,
         protect: await resolveTargets(clusterHosts, 'the cluster\'s services'),
         deny: await resolveTargets(egress.deny, 'worker.egress.deny'),
+        denyPrivate: egress.denyPrivate,
         allow: await resolveTargets(egress.allow, 'worker.egress.allow'),
       },
     },

@@ -16,17 +16,19 @@ test('the worker sandbox from config: cluster services protected, lists resolved
   assert.deepEqual(egress.protect, ['10.1.2.3', '10.1.2.4', '10.1.2.5']);
   assert.deepEqual(egress.deny, ['10.0.0.0/8', '127.0.0.1']);
   assert.deepEqual(egress.allow, ['10.9.9.9']);
+  assert.equal(egress.denyPrivate, true, 'on unless the operator turns it off');
   assert.deepEqual(sandbox.executor.dns, { nameservers: ['10.0.0.53'], search: [], options: [] });
   assert.deepEqual(sandbox.executor.limits, { pids: 16384, memoryBytes: 1073741824, cpus: 0, diskBytes: 0 });
   assert.equal(sandbox.executor.seccompProfile, '/usr/share/buildyard/seccomp/docker-default.json');
   assert.deepEqual(sandbox.tenantEgress('bob'), { allow: [], deny: ['192.0.2.0/24'] });
   assert.equal(sandbox.tenantEgress('alice'), undefined);
   assert.deepEqual(sandbox.tenantLimits('alice'), { pids: 512, cpus: 1.5 });
-  const off = await sandboxOptions(loadConfig({ env: { BUILDYARD_WORKER_EGRESS: 'false', BUILDYARD_WORKER_SECCOMP_PROFILE: 'unconfined' } }));
+  const off = await sandboxOptions(loadConfig({ env: { BUILDYARD_WORKER_EGRESS: 'false', BUILDYARD_WORKER_SECCOMP_PROFILE: 'unconfined', BUILDYARD_WORKER_EGRESS_DENY_PRIVATE: 'false' } }));
   // RUN steps get no egress, but the cluster's services stay protected from what the worker
   // fetches for builds (ADD <url>).
   assert.ok(off.executor.egress);
   assert.equal(off.executor.egress.enabled, false);
+  assert.equal(off.executor.egress.denyPrivate, false);
   assert.deepEqual(off.executor.egress.protect, ['127.0.0.1']);
   assert.equal(off.executor.seccompProfile, false);
   // Every seed node of a Redis Cluster is protected, not only the first.

@@ -65,7 +65,8 @@ export class RunMounts {
     for (const spec of specs) {
       switch (spec.type) {
         case 'cache':
-          mounts.push({ type: 'bind', source: await this.cacheDir(spec), target: spec.target, readonly: false });
+          // Shared whatever its sharing: a `shared` step of the same id writes it during a `locked` one.
+          mounts.push({ type: 'bind', source: await this.cacheDir(spec), target: spec.target, readonly: false, shared: true });
           break;
         case 'secret': {
           const value = this.opts.secrets.get(spec.id);

@@ -64,6 +64,13 @@ test('the operator\'s and the tenant\'s deny lists apply to ADD as to RUN', { sk
   assertRefused((await add('tenant-denied', web, env.cluster.tokens.bob)).error, web, env.outside.web, 'worker.egress.tenantDeny');
 });
 
+test('a private address (where a frontend, a pod or the LAN lives) is refused with no list naming it', { skip }, async () => {
+  const url = `http://${env.outside.private.denied}/`;
+  const got = await add('private', url);
+  assertRefused(got.error, url, env.outside.private.denied, 'worker.egress.denyPrivate, a private range; worker.egress.allow opens an address');
+  assert.doesNotMatch(got.logs, /OUTSIDE/);
+});
+
 test('an allowed URL out in the world still downloads', { skip }, async () => {
   const url = `http://${env.outside.web}/hello.txt`;
   const got = await add('outside', url, env.cluster.tokens.alice);

@@ -21,6 +21,7 @@ const env = useOutsideCluster('network', !!canRun, { cluster: (outside) => ({
     BUILDYARD_WORKER_DNS_NAMESERVERS: outside.dns,
     BUILDYARD_WORKER_EGRESS_DENY: outside.denied,
     BUILDYARD_WORKER_EGRESS_TENANT_DENY: `bob=${outside.web}`,
+    BUILDYARD_WORKER_EGRESS_ALLOW: outside.private.allowed,
   },
 }) });
 
@@ -86,6 +87,15 @@ test('the same RUN cannot reach Redis, the registry, the worker host, a denied s
   assert.match(outcome.logs, /REACHED-outside/);
   const interfaces = [...outcome.logs.matchAll(/^\s*([a-z0-9]+):\s+\d/gm)].map((m) => m[1]).sort();
   assert.deepEqual(interfaces, ['eth0', 'lo']);
+});
+
+test('private addresses (a frontend, a pod, the LAN) are unreachable by default, with no list naming them; worker.egress.allow opens one', { skip }, async () => {
+  const dir = context('private', `FROM ${env.cluster.busybox.reference}\nRUN ${probe(`http://${env.outside.private.denied}/`, 'private')}; ${probe(`http://${env.outside.private.allowed}/`, 'private-allowed')}\n`);
+  const outcome = await solve(env.cluster, dir, { platforms: ['linux/amd64'], noCache: true });
+  assert.equal(outcome.error, undefined, outcome.error?.message);
+  assert.match(outcome.logs, /BLOCKED-private\b/);
+  // Both addresses are routed the same way: the allowed one answering shows the firewall refused the other.
+  assert.match(outcome.logs, /REACHED-private-allowed/);
 });
 
 test('--network=none, on the RUN or for the whole build, has only lo and cannot reach the outside', { skip }, async () => {

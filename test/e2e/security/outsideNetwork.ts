@@ -31,6 +31,10 @@ export interface Outside {
   domain: string;
   /** A listening service the tests put on a deny list: answers "DENIED-SERVICE <nonce>". */
   denied: string;
+  /** Two addresses of a private range (172.31.255.0/24) routed into the namespace, as a
+   *  frontend or a LAN host would be; port 80 answers "OUTSIDE <nonce>" on both. The tests put
+   *  `allowed` in worker.egress.allow; `denied` is denied by worker.egress.denyPrivate alone. */
+  private: { denied: string; allowed: string };
   /** A metadata address routed into the namespace: answers "METADATA-SERVICE <nonce>". */
   metadata: string;
   /** A listener on a worker host address (not loopback): answers "WORKER-HOST <nonce>". */
@@ -68,7 +72,8 @@ function must(args: string[]): void {
 
 /**
  * Several instances may run at once (test files in parallel): each takes its own transit /30 in
- * 198.18.0.0/16 and its own /28 of 203.0.113.0/24 (TEST-NET-3), retrying on a taken one. The
+ * 198.18.0.0/16, its own /28 of 203.0.113.0/24 (TEST-NET-3) and of 172.31.255.0/24 (a private
+ * range), retrying on a taken one. The
  * metadata address is the one asked for unless another instance routes it; then any link-local one.
  */
 export async function startOutside(options: { metadata?: string } = {}): Promise<Outside> {
@@ -84,6 +89,8 @@ export async function startOutside(options: { metadata?: string } = {}): Promise
     const nsAddress = `198.18.${t >> 6}.${(t & 63) * 4 + 2}`;
     const base = `203.0.113.${k * 16}`;
     const at = (n: number) => `203.0.113.${k * 16 + n}`;
+    const privateBase = `172.31.255.${k * 16}`;
+    const privateAt = (n: number) => `172.31.255.${k * 16 + n}`;
     if (!ip(['netns', 'add', ns]).ok) continue;
     if (!ip(['link', 'add', link, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]).ok) { ip(['netns', 'del', ns]); continue; }
     const routes: string[][] = [];
@@ -110,8 +117,8 @@ export async function startOutside(options: { metadata?: string } = {}): Promise
       must(['address', 'add', `${hostAddress}/30`, 'dev', link]);
       must(['link', 'set', link, 'up']);
       for (const a of [['link', 'set', 'lo', 'up'], ['address', 'add', `${nsAddress}/30`, 'dev', 'eth0'], ['link', 'set', 'eth0', 'up'], ['route', 'add', 'default', 'via', hostAddress]]) must(['-n', ns, ...a]);
-      for (const a of [at(1), at(2), at(3), metadata]) must(['-n', ns, 'address', 'add', `${a}/32`, 'dev', 'lo']);
-      for (const r of [[`${base}/28`, 'via', nsAddress], [`${metadata}/32`, 'via', nsAddress]]) {
+      for (const a of [at(1), at(2), at(3), privateAt(1), privateAt(2), metadata]) must(['-n', ns, 'address', 'add', `${a}/32`, 'dev', 'lo']);
+      for (const r of [[`${base}/28`, 'via', nsAddress], [`${privateBase}/28`, 'via', nsAddress], [`${metadata}/32`, 'via', nsAddress]]) {
         const added = ip(['route', 'add', ...r]);
         if (!added.ok) {
           // Another instance routes this metadata address: any link-local one shows the same.
@@ -148,7 +155,7 @@ export async function startOutside(options: { metadata?: string } = {}): Promise
         hs.listen(0, hostAddress, () => ok((hs.address() as { port: number }).port));
       });
       const connectionsOn = (p: number) => [...connections.values()].filter((c) => c.port === p).map(({ closed }) => ({ closed }));
-      return { ns, ...cfg, connections: connectionsOn, host: { address: hostAddress, port }, stop };
+      return { ns, ...cfg, private: { denied: privateAt(1), allowed: privateAt(2) }, connections: connectionsOn, host: { address: hostAddress, port }, stop };
     } catch (err) {
       await stop();
       if ((err as { retry?: boolean }).retry) continue;
