@@ -97,6 +97,26 @@ describe('RUN network=default: egress, and nothing of the cluster', { skip }, ()
     }
   });
 
+  it('a step sends from its own address only: another source (what CAP_NET_RAW can craft) is dropped', async () => {
+    // CAP_NET_ADMIN (insecure) is the simplest way to send from another address; a sandboxed step
+    // does it with a raw socket. The /30's network address routes back to the step, so a packet
+    // the firewall let through would be answered.
+    const out = await run([
+      'own=$(ip -4 addr show eth0 | awk \'/inet / {split($2, a, "/"); print a[1]}\')',
+      'spoof=$(echo $own | awk -F. \'{print $1"."$2"."$3"."$4-2}\')',
+      'gw=$(ip route | awk \'/default/ {print $3}\')',
+      'echo SPOOF=$spoof',
+      'ip addr add $spoof/32 dev eth0 && ip route replace default via $gw src $spoof && ip route get ' + outside.web,
+      fetch(`http://${outside.web}/`, 'spoofed'),
+      'ip route replace default via $gw src $own',
+      fetch(`http://${outside.web}/`, 'own'),
+    ].join('; '), { security: 'insecure' });
+    const spoof = /^SPOOF=(\S+)$/m.exec(out)?.[1] ?? '';
+    assert.match(out, new RegExp(`src ${spoof.replace(/\./g, '\\.')}\\b`), `the step's packets left from ${spoof}: ${out}`);
+    assert.match(out, /BLOCKED-spoofed/, out);
+    assert.match(out, /REACHED-own/, out);
+  });
+
   it("adds the tenant's lists: a tenant deny blocks, a tenant allow re-opens a worker deny", async () => {
     const denied = await run(fetch(`http://${outside.web}/`, 'web'), { egress: { deny: [`${outside.web}/32`] } });
     assert.match(denied, /BLOCKED-web/);

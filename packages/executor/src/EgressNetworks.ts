@@ -306,6 +306,9 @@ export class EgressNetworks {
       '    type filter hook forward priority filter; policy accept;',
       // IPv6: the step has no IPv6 address; nothing it crafts with CAP_NET_RAW gets through.
       `    ${from} meta nfproto ipv6 drop`,
+      // Only the step's own address leaves (CAP_NET_RAW crafts any other): no reflection attacks
+      // on third parties from the worker's network, no replies steered to another step.
+      `    ${from} ip saddr != ${address} drop`,
       // A destination the host rewrote (a port Docker's -p, kube-proxy or a hostPort publishes
       // on a host address) is no longer the one the step named, and the lists below would judge
       // the service behind it: a step never leaves through DNAT.
@@ -321,6 +324,7 @@ export class EgressNetworks {
       // Packets for the host's own addresses (the gateway included) take the input hook.
       '  chain by_input {',
       '    type filter hook input priority filter; policy accept;',
+      `    ${from} ip saddr != ${address} drop`,
       `    ${from} ip daddr @dns meta l4proto { tcp, udp } th dport 53 accept`,
       `    ${from} meta nfproto ipv4 reject with icmp type admin-prohibited`,
       `    ${from} drop`,
