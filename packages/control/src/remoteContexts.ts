@@ -92,7 +92,7 @@ export class RemoteContexts {
   async httpBuildContext(tenant: string, url: string, o: { dockerfileName: string; dockerfile?: Buffer; ignoreDockerignore?: boolean }, progress: SourceProgress, signal: AbortSignal): Promise<{ contextId: string; dockerfile: Buffer; dockerignore: Buffer }> {
     return this.downloadedContext(tenant, url, '[internal] load remote build context', progress, signal, async (file, root) => {
       const compression = await sniffArchive(file);
-      if (compression) await extractArchive({ archivePath: file, compression, dir: root, label: redact(url) });
+      if (compression) await extractArchive({ archivePath: file, compression, dir: root, label: redact(url), limits: { maxBytes: this.opts.contexts.maxContextBytes, maxEntries: this.opts.contexts.maxFiles } });
       else {
         // The name is the client's (buildctl's filename=): a path inside the context, `..` stopping
         // at its root, never one onto the frontend's own files.
@@ -139,7 +139,7 @@ export class RemoteContexts {
       const file = join(workDir, 'download');
       await mkdir(root, { recursive: true });
       const answer = await downloadUrl(parsed, file, httpLimitsOf({
-        signal, refuseAddress: this.opts.policy?.(tenant), timeoutMs: this.opts.timeoutMs ?? 600_000,
+        signal, refuseAddress: this.opts.policy?.(tenant), timeoutMs: this.opts.timeoutMs ?? 600_000, maxBytes: this.opts.contexts.maxContextBytes,
         ...(this.opts.connectTimeoutMs ? { connectTimeoutMs: this.opts.connectTimeoutMs } : {}), ...(this.opts.idleTimeoutMs ? { idleTimeoutMs: this.opts.idleTimeoutMs } : {}),
       }));
       await place(file, root, 'lastModified' in answer ? answer.lastModified : null);
@@ -261,7 +261,7 @@ export class RemoteContexts {
         await progress.finished(vertex, startedMs);
         return { contextId: stored, commit };
       }
-      const got = await fetchGit({ ...gitOpts, commit });
+      const got = await fetchGit({ ...gitOpts, commit, maxTreeBytes: this.opts.contexts.maxContextBytes, maxTreeFiles: this.opts.contexts.maxFiles });
       const { contextId } = await storeDirectory(this.opts.contexts, got.dir, { tenant, omit: keep && !ref.subdir ? [] : ['.git'] });
       await mkdir(join(this.opts.contexts.root, 'git'), { recursive: true });
       // Written last: a record always names a context that is stored.

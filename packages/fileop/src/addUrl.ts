@@ -36,6 +36,8 @@ export interface AddUrlOptions {
   tmpDir?: string;
   /** Retries after network errors and 5xx/429 answers (default 2). */
   retries?: number;
+  /** Most bytes the body may have (default 10 GiB): a server streaming without end fills no disk. */
+  maxBytes?: number;
   extractLimits?: Partial<ExtractLimits>;
   /** With `unpack`: sets each entry's xattrs (see CopyOptions.setXattrs). */
   setXattrs?: (path: string, xattrs: Map<string, Buffer>) => void;
@@ -126,10 +128,10 @@ export function parseAddUrl(text: string): URL {
 }
 
 /** The limits of a download from the options of an ADD (defaults: 300 s whole, 30 s connect, 60 s idle). */
-export function httpLimitsOf(opts: Pick<AddUrlOptions, 'timeoutMs' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'signal' | 'refuseAddress'>): HttpLimits {
+export function httpLimitsOf(opts: Pick<AddUrlOptions, 'timeoutMs' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'signal' | 'refuseAddress' | 'maxBytes'>): HttpLimits {
   return {
     timeoutMs: opts.timeoutMs ?? 300_000, connectTimeoutMs: opts.connectTimeoutMs ?? 30_000, idleTimeoutMs: opts.idleTimeoutMs ?? 60_000, signal: opts.signal,
-    refuse: opts.refuseAddress,
+    refuse: opts.refuseAddress, maxBytes: opts.maxBytes ?? 10 * 1024 ** 3,
   };
 }
 
@@ -194,13 +196,25 @@ export async function downloadUrl(url: URL, file: string, limits: HttpLimits, op
         if (status >= 500 || status === 429) return { retry: answer };
         throw new FinalAnswer(answer);
       }
+      const maxBytes = limits.maxBytes ?? Infinity;
+      const tooLarge = () => new FileOpError('ELIMIT', `ADD ${brief(url.href)}: the download is larger than ${maxBytes} bytes, the most this builder takes; serve a smaller file`);
+      if (Number(res.headers['content-length'] ?? 0) > maxBytes) {
+        res.destroy();
+        throw tooLarge();
+      }
       const hash = createHash(opts.algorithm ?? 'sha256');
       let bytes = 0;
-      const tap = new Transform({ transform(chunk: Buffer, _enc, cb) { hash.update(chunk); bytes += chunk.length; cb(null, chunk); } });
+      const tap = new Transform({ transform(chunk: Buffer, _enc, cb) {
+        bytes += chunk.length;
+        if (bytes > maxBytes) { cb(tooLarge()); return; }
+        hash.update(chunk);
+        cb(null, chunk);
+      } });
       try {
         await pipeline(res, tap, createWriteStream(file), { signal: got.signal });
       } catch (err) {
         limits.signal?.throwIfAborted();
+        if (err instanceof FileOpError) throw err; // over the limit: another attempt would be too
         return { retry: describeFetchError(got.signal.aborted ? got.signal.reason : err) };
       }
       return { value: { hex: hash.digest('hex'), bytes, lastModified: lastModifiedOf(res.headers['last-modified']), etag } };

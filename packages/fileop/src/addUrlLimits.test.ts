@@ -83,3 +83,25 @@ test('a slow but steady download within the idle timeout succeeds', async () => 
   const r = await addUrl({ url, destRoot: dest, dest: '/f', idleTimeoutMs: 2000 });
   assert.equal(await fsp.readFile(r.path, 'utf8'), 'xxxxx');
 });
+
+test('a body larger than maxBytes ends the download at its first byte over, once, with nothing placed: a stream without end, or one that says its size', async () => {
+  // No Content-Length, and it never ends: only the byte count can stop it.
+  const { url, connections } = await serve((socket) => {
+    socket.on('error', () => { /* the downloader hangs up mid-stream */ });
+    socket.write('HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n');
+    const chunk = Buffer.alloc(64 * 1024);
+    const pump = () => { while (!socket.destroyed && socket.write(chunk)); };
+    socket.on('drain', pump);
+    pump();
+  });
+  const dest = await fsp.mkdtemp(join(ws.base, 'd-'));
+  await assert.rejects(addUrl({ url, destRoot: dest, dest: '/f', maxBytes: 1024 * 1024 }), (e: unknown) => {
+    assert.ok(e instanceof FileOpError && e.code === 'ELIMIT', String(e));
+    assert.match(e.message, /^ADD http:\/\/127\.0\.0\.1:\d+\/file: the download is larger than 1048576 bytes, the most this builder takes; serve a smaller file$/);
+    return true;
+  });
+  assert.equal(connections.length, 1, 'no retry');
+  assert.deepEqual(await fsp.readdir(dest), []);
+  const declared = await serve((socket) => { socket.on('error', () => {}); socket.write('HTTP/1.1 200 OK\r\ncontent-length: 5000000000\r\n\r\n'); });
+  await assert.rejects(addUrl({ url: declared.url, destRoot: dest, dest: '/g', maxBytes: 1024 * 1024 }), /the download is larger than 1048576 bytes/);
+});

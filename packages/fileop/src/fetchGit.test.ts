@@ -2,7 +2,7 @@
 // tags, commits and subdirs resolve as BuildKit's do, and every connection git opens obeys the
 // build's network policy (here: 127.0.0.2 is refused, standing in for the cluster's addresses).
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readlink, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -108,4 +108,28 @@ test('a server that accepts and never answers ends the fetch after the idle limi
   } finally {
     silent.close();
   }
+});
+
+test('a tree larger than the limits is refused before anything is checked out (a git bomb lists one blob many times); .git keeps no reflog naming this host', async () => {
+  // 40 files of 1 KiB: the same blob, as a bomb lists one blob over and over.
+  const files = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`d/f${i}`, 'x'.repeat(1024)]));
+  server.commit('big', [{ files }]);
+  const ref = parseGitRef(`${server.http}/big.git`)!;
+  for (const [limits, why] of [[{ maxTreeBytes: 20 * 1024 }, /its files hold more than 20480 bytes/], [{ maxTreeFiles: 10 }, /it has more than 10 files/]] as const) {
+    const workDir = await mkdtemp(join(tmpdir(), 'fetchgit-'));
+    dirs.push(workDir);
+    const commit = await resolveGitCommit({ ref, workDir, refuse });
+    await assert.rejects(fetchGit({ ref, workDir, refuse, commit, ...limits }), (err: Error) => {
+      assert.ok(err instanceof GitFetchError);
+      assert.match(err.message, new RegExp(`^git .*big\\.git: commit ${commit.slice(0, 12)} is too large to check out: ${why.source}`));
+      return true;
+    });
+    assert.deepEqual(await readdir(join(workDir, 'repo')), ['.git'], 'nothing was checked out');
+  }
+  const workDir = await mkdtemp(join(tmpdir(), 'fetchgit-'));
+  dirs.push(workDir);
+  const commit = await resolveGitCommit({ ref, workDir, refuse });
+  const got = await fetchGit({ ref, workDir, refuse, commit, maxTreeBytes: 41 * 1024, maxTreeFiles: 40 });
+  assert.equal((await readdir(join(got.dir, 'd'))).length, 40, 'within the limits it checks out');
+  await assert.rejects(stat(join(got.dir, '.git/logs')), /ENOENT/, 'no reflog (it would name this host\'s user and the time)');
 });

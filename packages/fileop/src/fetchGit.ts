@@ -4,7 +4,8 @@
 // build's network policy (see gitEgressProxy.ts); git runs with no system or user config, no
 // hooks, no credential helpers, no prompts, and only the http, https and git transports (no
 // file://, ext:: or ssh), so a URL cannot make it read the server's own files or run commands.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { chmod, lstat, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GitFetchLimitError, startGitEgressProxy } from './gitEgressProxy.js';
@@ -25,6 +26,10 @@ export interface GitFetchOptions {
   idleTimeoutMs?: number;
   /** Most bytes the remote may send (default 2 GiB). */
   maxBytes?: number;
+  /** Most bytes and files the checked-out tree may hold (a small repository can list one blob
+   *  millions of times): measured before anything is checked out. */
+  maxTreeBytes?: number;
+  maxTreeFiles?: number;
   gitBinary?: string;
 }
 
@@ -71,7 +76,7 @@ export async function fetchGit(opts: GitFetchOptions & { commit: string }): Prom
   try {
     // A named ref is fetched by name (what every server allows); a commit by its sha, which
     // needs a server that allows it, else everything is fetched and the commit looked up.
-    await git(['fetch', '-q', '--depth=1', '--no-tags', 'origin', named ? ref.ref : commit]);
+    await git(['fetch', '-q', '--depth=1', '--no-tags', 'origin', '--end-of-options', named ? ref.ref : commit]);
   } catch (err) {
     if (!(err instanceof GitFetchError) || /not reachable from builds|more than \d+ bytes|timed out|sent nothing for/.test(err.message)) throw err;
     await git(['fetch', '-q', '--no-tags', 'origin', '+refs/heads/*:refs/remotes/origin/*', '+refs/tags/*:refs/tags/*']);
@@ -81,6 +86,7 @@ export async function fetchGit(opts: GitFetchOptions & { commit: string }): Prom
   if (ref.checksum && !fetched.startsWith(ref.checksum)) {
     throw new GitFetchError(`git ${shown(ref)}: ref "${ref.ref}" is commit ${fetched}, not the expected ${ref.checksum.slice(0, 64)}`);
   }
+  await checkTreeSize(opts, repo, fetched);
   await git(['-c', 'advice.detachedHead=false', 'checkout', '-q', '--detach', fetched]);
   const dir = ref.subdir ? join(repo, ref.subdir) : repo;
   // Each component of the subdir must be a real directory of the checkout: a symlink in the
@@ -125,6 +131,47 @@ s.on('close', () => process.exit(0));
 s.on('error', () => process.exit(1));
 `;
 
+/** What git writes as the committer into .git (never this host's user, host name or clock). */
+const anonymousIdentity = {
+  GIT_COMMITTER_NAME: 'buildyard', GIT_COMMITTER_EMAIL: 'buildyard@invalid', GIT_COMMITTER_DATE: '@0 +0000',
+  GIT_AUTHOR_NAME: 'buildyard', GIT_AUTHOR_EMAIL: 'buildyard@invalid', GIT_AUTHOR_DATE: '@0 +0000',
+};
+
+/**
+ * Refuses a commit whose tree is larger than the limits before it is checked out: a repository
+ * of a few KiB can list one large blob in a tree listed many times over (a git bomb), and the
+ * checkout would write every copy. `ls-tree` streams the tree's entries with their sizes; it is
+ * stopped at the first one over a limit, so its output is never held whole.
+ */
+async function checkTreeSize(opts: GitFetchOptions, repo: string, commit: string): Promise<void> {
+  const maxBytes = opts.maxTreeBytes ?? 10 * 1024 ** 3;
+  const maxFiles = opts.maxTreeFiles ?? 1_000_000;
+  const child = spawn(opts.gitBinary ?? 'git', ['-C', repo, 'ls-tree', '-r', '-l', '--full-tree', '--end-of-options', commit], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: join(opts.workDir, 'home'), LANG: 'C', LC_ALL: 'C', GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },
+    stdio: ['ignore', 'pipe', 'ignore'], signal: opts.signal,
+  });
+  const exited = new Promise<number | null>((resolve) => { child.on('close', resolve); child.on('error', () => resolve(-1)); });
+  let bytes = 0;
+  let files = 0;
+  let over: string | undefined;
+  for await (const line of createInterface({ input: child.stdout! })) {
+    // `<mode> <type> <object> <size>\t<path>`; a submodule's commit has no size (`-`).
+    const size = Number(/^\S+ \S+ \S+ +(\d+)\t/.exec(line)?.[1] ?? 0);
+    bytes += size;
+    files++;
+    if (bytes > maxBytes) over = `its files hold more than ${maxBytes} bytes`;
+    else if (files > maxFiles) over = `it has more than ${maxFiles} files`;
+    if (over) {
+      child.kill('SIGKILL');
+      break;
+    }
+  }
+  const code = await exited;
+  if (opts.signal?.aborted) throw opts.signal.reason;
+  if (over) throw new GitFetchError(`git ${shown(opts.ref)}: commit ${commit.slice(0, 12)} is too large to check out: ${over} (limits.maxContextBytes, limits.maxContextFiles)`);
+  if (code !== 0) throw new GitFetchError(`git ${shown(opts.ref)}: cannot list the tree of commit ${commit.slice(0, 12)} (git ls-tree exited ${code})`);
+}
+
 async function runGit(opts: GitFetchOptions, args: string[], cwd: string | undefined): Promise<string> {
   if (opts.ref.scheme === 'ssh') {
     throw new GitFetchError(`git ${shown(opts.ref)}: ssh git URLs need SSH credentials the builder does not have; use the repository's https:// URL`);
@@ -140,10 +187,13 @@ async function runGit(opts: GitFetchOptions, args: string[], cwd: string | undef
       PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LANG: 'C', LC_ALL: 'C',
       GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: '/bin/false',
       GIT_ALLOW_PROTOCOL: 'http:https:git', GIT_PROXY_COMMAND: proxyCommand, GIT_SSH_COMMAND: '/bin/false',
+      ...anonymousIdentity,
     };
     const config = [
       `http.proxy=${proxy.url}`, 'core.hooksPath=/dev/null', 'core.fsmonitor=false', 'protocol.file.allow=never',
       'credential.helper=', 'submodule.recurse=false', 'core.symlinks=true', 'init.defaultBranch=main',
+      // No reflog: `.git/logs` (kept by ADD --keep-git-dir) would name this host's user and the time.
+      'core.logAllRefUpdates=false',
     ].flatMap((c) => ['-c', c]);
     return await new Promise<string>((resolve, reject) => {
       execFile(opts.gitBinary ?? 'git', [...config, ...args], {

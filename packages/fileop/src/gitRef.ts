@@ -121,6 +121,8 @@ export function parseGitRef(s: string): GitRef | undefined {
   const checksum = once('checksum') ?? once('commit');
   const keepGitDir = flag('keep-git-dir');
   flag('submodules');
+  // git's check-ref-format refuses a name that begins with `-`: here it would be read as an option.
+  if (ref.startsWith('-')) throw new GitRefError(`git URL ${s.slice(0, 200)}: ref "${ref.slice(0, 100)}" begins with "-", which no git ref does; name a branch, tag or commit`);
   res.ref = ref;
   res.subdir = subdir;
   if (checksum !== undefined) res.checksum = checksum;

@@ -21,6 +21,9 @@ test('git URLs as BuildKit parses them', () => {
   assert.throws(() => parseGitRef('https://h/r.git?ref=b#a'), /ref conflicts/);
   assert.throws(() => parseGitRef('https://h/r.git?ref=a&ref=b'), /multiple values/);
   assert.throws(() => parseGitRef('https://h/r.git?tag=a&branch=b'), /branch conflicts with tag/);
+  // A ref is passed to git fetch: one that begins with "-" would be read as an option (--stdin, --dry-run).
+  assert.throws(() => parseGitRef('https://h/r.git#--stdin'), /ref "--stdin" begins with "-", which no git ref does/);
+  assert.throws(() => parseGitRef('https://h/r.git?ref=-x'), /begins with "-"/);
   assert.throws(() => parseGitRef('https://h/r.git?foo=1'), /unexpected query "foo"/);
   assert.ok(isGitTransport('git@github.com:a/b') && isGitTransport('https://x/y') && !isGitTransport('/tmp/x'));
 });

@@ -20,6 +20,8 @@ export interface HttpLimits {
   signal?: AbortSignal;
   /** The network policy: why `address` (an IP) may not be connected to, or undefined to allow. */
   refuse?: (address: string) => string | undefined;
+  /** Most bytes a downloaded body may have (downloadUrl stops at the first byte over it). */
+  maxBytes?: number;
 }
 
 /** A limit was hit: says which, in words for the user. */

@@ -63,7 +63,7 @@ export class DirUrlValidatorStore implements UrlValidatorStore {
   }
 }
 
-export type RevalidateOptions = Pick<AddUrlOptions, 'url' | 'timeoutMs' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'signal' | 'tmpDir' | 'retries' | 'refuseAddress' | 'line'> & {
+export type RevalidateOptions = Pick<AddUrlOptions, 'url' | 'timeoutMs' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'signal' | 'tmpDir' | 'retries' | 'refuseAddress' | 'line' | 'maxBytes'> & {
   store: UrlValidatorStore;
   /** Keeps one tenant's validators from answering for another's builds. */
   scope: string;

@@ -134,7 +134,7 @@ export class StageSolver {
         if (action.op !== 'addUrl' || action.checksum) continue;
         revisions.set(i, await revalidateUrl({
           url: action.url, store: this.validators, scope: req.tenant ?? 'default', signal: req.signal, tmpDir: await this.scratchDir(),
-          ...this.opts.download, line: vertex.line, refuseAddress: this.refuseAddress(req),
+          ...this.opts.download, line: vertex.line, refuseAddress: this.refuseAddress(req), maxBytes: (await this.extractLimits()).maxBytes,
         }));
       }
     } catch (err) {
@@ -363,6 +363,7 @@ export class StageSolver {
             url: action.url, destRoot: rootfs, dest: action.dest, checksum: action.checksum, owner, chmod: action.chmod, unpack: action.unpack,
             signal: req.signal, tmpDir: await this.scratchDir(), ...this.opts.download, line: vertex.line,
             refuseAddress: this.refuseAddress(req), fetched: revisions.get(i)?.fetched, setXattrs,
+            maxBytes: (await this.extractLimits()).maxBytes, extractLimits: await this.extractLimits(),
           });
           if (!action.checksum) remote.push(remoteOf(placed));
           break;
