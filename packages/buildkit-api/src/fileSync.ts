@@ -194,13 +194,24 @@ export async function receiveLocalToStore(
         stats.set(path, before);
         return undefined;
       }
-      const writer = await store.content.writer();
+      // The size the client declared (and the context limit counted) bounds what it may send: a
+      // file sent on past it is cut off at the first byte over, not once the disk is full.
+      const writer = await store.content.writer({ expectedSize: stat.size });
+      const changed = () => new LocalSyncError(`local "${name}": ${JSON.stringify(path.slice(0, 200))} changed while it was sent; run the build again`);
       signal.addEventListener('abort', () => { void writer.abort(); }, { once: true });
       return {
-        write: async (chunk) => { bytesReceived += chunk.length; await writer.write(chunk); },
+        write: async (chunk) => {
+          bytesReceived += chunk.length;
+          try {
+            await writer.write(chunk);
+          } catch {
+            await writer.abort();
+            throw changed();
+          }
+        },
         end: async () => {
-          const info = await writer.commit();
-          if (info.size !== stat.size) throw new LocalSyncError(`local "${name}": ${JSON.stringify(path.slice(0, 200))} changed while it was sent; run the build again`);
+          const info = await writer.commit().catch(async () => { await writer.abort(); throw changed(); });
+          if (info.size !== stat.size) throw changed();
           entry.digest = info.digest;
           received.push(info.digest);
           stats.set(path, { size: stat.size, modTime: stat.modTime, mode, digest: info.digest });

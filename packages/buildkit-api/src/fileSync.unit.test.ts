@@ -2,7 +2,7 @@
 // anything speaking fsutil's DiffCopy) chooses every STAT it sends, hard links included.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ContextStore } from '@buildyard/context';
@@ -13,7 +13,7 @@ import type { ClientSession } from './SessionManager.js';
 const { Packet, Packet_PacketType: T } = fsutil;
 type Packet = fsutil.Packet;
 
-interface Sent { path: string; linkname?: string; content?: string }
+interface Sent { path: string; linkname?: string; content?: string; declaredSize?: number }
 
 /**
  * The client side of DiffCopy, scripted: every STAT in order, an empty STAT, then the content of
@@ -23,7 +23,7 @@ function craftedClient(files: Sent[]): ClientSession {
   const queue: Packet[] = files.map((f) => Packet.fromPartial({
     type: T.PACKET_STAT,
     // Go's FileMode of a regular file: permission bits only.
-    stat: { path: f.path, mode: 0o644, size: Buffer.byteLength(f.content ?? ''), modTime: '1700000000000000000', linkname: f.linkname ?? '' },
+    stat: { path: f.path, mode: 0o644, size: f.declaredSize ?? Buffer.byteLength(f.content ?? ''), modTime: '1700000000000000000', linkname: f.linkname ?? '' },
   }));
   queue.push(Packet.fromPartial({ type: T.PACKET_STAT }));
   let wake: (() => void) | undefined;
@@ -53,7 +53,7 @@ function craftedClient(files: Sent[]): ClientSession {
   return { supports: () => true, call: () => call } as unknown as ClientSession;
 }
 
-async function withStore(opts: { maxFiles?: number }, fn: (store: ContextStore) => Promise<void>): Promise<void> {
+async function withStore(opts: { maxFiles?: number; maxContextBytes?: number }, fn: (store: ContextStore) => Promise<void>): Promise<void> {
   const tmp = await mkdtemp(join(tmpdir(), 'buildyard-filesync-'));
   try {
     await fn(new ContextStore({ root: join(tmp, 'store'), ...opts }));
@@ -86,5 +86,18 @@ test('hard links count against the entry limit like every other entry', async ()
   await withStore({ maxFiles: 3 }, async (store) => {
     const links = Array.from({ length: 10 }, (_, i) => ({ path: `l${i}`, linkname: 'a' }));
     await assert.rejects(receive(store, [{ path: 'a', content: 'x' }, ...links]), /more than 3 entries/);
+  });
+});
+
+test('a file sent on past the size its STAT declared is cut off at the first byte over: the context limit counted the declared size', async () => {
+  await withStore({ maxContextBytes: 1024 * 1024 }, async (store) => {
+    await assert.rejects(receive(store, [{ path: 'big', declaredSize: 0, content: 'x'.repeat(3 * 1024 * 1024) }]), /local "context": "big" changed while it was sent; run the build again/);
+    // Nothing of it is left in the shared store: no blob, no ingest file.
+    let bytes = 0;
+    for (const entry of await readdir(store.root, { recursive: true })) {
+      const st = await stat(join(store.root, entry));
+      if (st.isFile()) bytes += st.size;
+    }
+    assert.ok(bytes < 1024 * 1024, `${bytes} bytes left in the store`);
   });
 });

@@ -14,6 +14,8 @@ export interface Codec<Req, Res> {
 
 /** Messages buffered before the HTTP/2 stream is paused (flow control back to the sender). */
 const HIGH_WATER = 64;
+/** Largest message a client may send on a session call, as the server's own receive limit. */
+export const MAX_SESSION_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 /**
  * One bidirectional gRPC call spoken directly over an HTTP/2 client session: length-prefixed
@@ -50,7 +52,11 @@ export class BidiCall<Req, Res> {
     const code = headers['grpc-status'];
     if (code === undefined) return;
     const raw = headers['grpc-message'];
-    const message = typeof raw === 'string' ? decodeURIComponent(raw) : '';
+    // The client's text: malformed percent-encoding (`%`) must not throw out of this listener,
+    // which would take the whole frontend down.
+    let message = typeof raw === 'string' ? raw : '';
+    try { message = decodeURIComponent(message); } catch { /* kept as sent */ }
+    message = message.slice(0, 1000);
     this.grpcStatus = { code: Number(code), message };
   }
 
@@ -58,6 +64,15 @@ export class BidiCall<Req, Res> {
     this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
     while (this.pending.length >= 5) {
       const size = this.pending.readUInt32BE(1);
+      // Refused from its length prefix: buffering towards a 4 GiB message would hold memory and
+      // a core for as long as the client sends.
+      if (size > MAX_SESSION_MESSAGE_BYTES) {
+        this.failure ??= new GrpcCallError(8, `a session message of ${size} bytes is larger than ${MAX_SESSION_MESSAGE_BYTES}`);
+        this.pending = Buffer.alloc(0);
+        this.stream.close(constants.NGHTTP2_CANCEL);
+        this.wake();
+        return;
+      }
       if (this.pending.length < 5 + size) break;
       if (this.pending[0] !== 0) {
         this.failure ??= new GrpcCallError(12, 'compressed session messages are not supported');

@@ -7,6 +7,9 @@ import { contentStore } from '@buildyard/proto';
 import { GrpcCallError } from './grpcOverHttp2.js';
 import type { ClientSession } from './SessionManager.js';
 
+/** Largest document read whole into memory: the distribution spec's manifests are up to 4 MiB. */
+const MAX_DOCUMENT_BYTES = 8 * 1024 * 1024;
+
 const SERVICE = '/containerd.services.content.v1.Content';
 /** BuildKit's session/content GRPCHeaderID. */
 const STORE_HEADER = 'buildkit-attachable-store-id';
@@ -64,10 +67,27 @@ export class SessionContentStore {
     return Readable.from(chunks(), { objectMode: false });
   }
 
-  async read(digest: string): Promise<Buffer> {
+  /**
+   * A document's bytes (an index, a manifest, a config): at most `maxBytes`, since the client
+   * chooses how much it sends, and refused unless they hash to `digest` when it is one.
+   */
+  async read(digest: string, maxBytes = MAX_DOCUMENT_BYTES): Promise<Buffer> {
     const parts: Buffer[] = [];
-    for await (const chunk of this.open(digest)) parts.push(chunk as Buffer);
-    return Buffer.concat(parts);
+    let bytes = 0;
+    const stream = this.open(digest);
+    for await (const chunk of stream) {
+      bytes += (chunk as Buffer).length;
+      if (bytes > maxBytes) {
+        stream.destroy();
+        throw new Error(`reading ${digest.slice(0, 80)} from ${this.id} on the client: more than ${maxBytes} bytes, more than a document of an OCI layout holds`);
+      }
+      parts.push(chunk as Buffer);
+    }
+    const body = Buffer.concat(parts);
+    if (digest.startsWith('sha256:') && `sha256:${createHash('sha256').update(body).digest('hex')}` !== digest) {
+      throw new Error(`reading ${digest.slice(0, 80)} from ${this.id} on the client: the bytes sent do not match that digest`);
+    }
+    return body;
   }
 
   /** True when the client's blob has exactly that content (read and hashed: a store's say-so is not proof). */
