@@ -32,6 +32,12 @@ const TAG_BYTES = 16;
 const CONN_TTL_MS = 60 * 60 * 1000;
 /** How long a closed connection waits for the other side's last frame before it gives up. */
 const PEER_GRACE_MS = 30_000;
+/**
+ * Most bytes one side relays of one connection. The agent protocol moves a few KiB (a list of
+ * keys, a signature per login); a step that writes on without reading the answers would
+ * otherwise pile both directions up in Redis, which every tenant's builds share.
+ */
+export const MAX_SSH_CONN_BYTES = 8 * 1024 * 1024;
 /** Frame kinds: data, end of this direction, error (the connection is torn down). */
 type FrameKind = 'd' | 'e' | 'x';
 
@@ -183,7 +189,16 @@ export class SshRelay {
       // One chain keeps the frames in order; a failed push tears the connection down.
       sent = sent.then(() => this.push(buildId, connId, out, seq, kind, payload)).catch(() => { socket.destroy(); });
     };
-    socket.on('data', (chunk: Buffer) => send('d', chunk));
+    let relayed = 0;
+    socket.on('data', (chunk: Buffer) => {
+      relayed += chunk.length;
+      if (relayed > MAX_SSH_CONN_BYTES) {
+        send('x', Buffer.from(`the SSH agent connection relayed more than ${MAX_SSH_CONN_BYTES} bytes`));
+        socket.destroy();
+        return;
+      }
+      send('d', chunk);
+    });
     socket.on('end', () => send('e'));
     socket.on('error', (err: Error) => send('x', Buffer.from(err.message.slice(0, 500))));
     // A socket that closed before the relay began (a step's client that gave up at once) ends it too.

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { SshRelay, redisKeys } from '@buildyard/contracts';
+import { MAX_SSH_CONN_BYTES, SshRelay, redisKeys } from '@buildyard/contracts';
 import { sshAdd, sshRelayFixture, until } from '@buildyard/testkit';
 import { forwardSshAgents, type SshAgentSource } from './sshForwarding.js';
 
@@ -135,4 +135,36 @@ test('the attacker: open requests and frames not sealed for this build with the 
 test('a builder without the secrets key refuses to forward an agent rather than relay it in the clear', async () => {
   const relay = new SshRelay(ssh.redis, '', keys);
   await assert.rejects(relay.offer('b-nokey', ['default'], 60_000), /no secrets key \(BUILDYARD_SECRETS_KEY\)/);
+});
+
+test('the attacker: a step that writes requests to the agent and never reads the answers is cut off at MAX_SSH_CONN_BYTES, not piled up in Redis', async () => {
+  const relay = new SshRelay(ssh.redis, secretsKey, keys);
+  const buildId = `b-${randomBytes(4).toString('hex')}`;
+  await relay.offer(buildId, ['default'], 60_000);
+  const stop = new AbortController();
+  const forwarding = forwardSshAgents(relay, buildId, clientAgent(['default']), stop.signal);
+  const worker = await workerSocket(relay, buildId, 'default');
+  try {
+    const step = connect(worker.path);
+    step.on('error', () => {});
+    step.pause(); // never reads the agent's answers
+    // SSH2_AGENTC_REQUEST_IDENTITIES, over and over: 5 bytes each.
+    const requests = Buffer.concat(Array.from({ length: 64 * 1024 }, () => Buffer.from([0, 0, 0, 1, 11])));
+    let written = 0;
+    const closed = new Promise<void>((resolve) => step.once('close', () => resolve()));
+    const pump = () => {
+      while (!step.destroyed && written <= 2 * MAX_SSH_CONN_BYTES) {
+        written += requests.length;
+        if (!step.write(requests)) { step.once('drain', pump); return; }
+      }
+    };
+    step.once('connect', pump);
+    await closed;
+    assert.ok(written <= 2 * MAX_SSH_CONN_BYTES, `the relay took ${written} bytes before it closed the connection`);
+    await until('the connection\'s lists to go', async () => (await buildKeys(buildId)).every((k) => !k.includes(':conn:')));
+  } finally {
+    worker.close();
+    stop.abort();
+    await forwarding;
+  }
 });
