@@ -23,6 +23,9 @@ export function secretIds(dockerfile: string, filename: string): string[] {
   return [...ids];
 }
 
+/** BuildKit's secrets.MaxSecretSize. */
+export const MAX_SECRET_BYTES = 500 * 1024;
+
 /** Asks the client's session for each secret; one it does not have is left out (RUN reports it if required). */
 export async function fetchSecrets(session: ClientSession, ids: string[], signal: AbortSignal): Promise<Array<{ id: string; value: Buffer }>> {
   if (ids.length === 0 || !session.supports(GET_SECRET)) return [];
@@ -34,7 +37,14 @@ export async function fetchSecrets(session: ClientSession, ids: string[], signal
     try {
       await call.send(secrets.GetSecretRequest.fromPartial({ ID: id }));
       call.end();
-      for await (const res of call.messages()) found.push({ id, value: Buffer.from(res.data) });
+      // GetSecret answers once: a client streaming on is not read on, and a value over BuildKit's
+      // limit (secrets.MaxSecretSize, 500 KB) is refused, as buildkitd refuses it.
+      for await (const res of call.messages()) {
+        if (res.data.length > MAX_SECRET_BYTES) throw new Error(`the value is larger than ${MAX_SECRET_BYTES} bytes`);
+        found.push({ id, value: Buffer.from(res.data) });
+        call.cancel();
+        break;
+      }
     } catch (err) {
       if (!(err instanceof GrpcCallError && err.code === NOT_FOUND)) throw new Error(`reading secret "${id.slice(0, 64)}" from the client: ${(err as Error).message}`);
     } finally {
