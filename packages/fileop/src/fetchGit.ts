@@ -131,6 +131,11 @@ s.on('close', () => process.exit(0));
 s.on('error', () => process.exit(1));
 `;
 
+/** Every git this fetch runs: no system or user config, a scratch HOME, the C locale. */
+const gitBaseEnv = (home: string): NodeJS.ProcessEnv => ({
+  PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LANG: 'C', LC_ALL: 'C', GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null',
+});
+
 /** What git writes as the committer into .git (never this host's user, host name or clock). */
 const anonymousIdentity = {
   GIT_COMMITTER_NAME: 'buildyard', GIT_COMMITTER_EMAIL: 'buildyard@invalid', GIT_COMMITTER_DATE: '@0 +0000',
@@ -147,7 +152,7 @@ async function checkTreeSize(opts: GitFetchOptions, repo: string, commit: string
   const maxBytes = opts.maxTreeBytes ?? 10 * 1024 ** 3;
   const maxFiles = opts.maxTreeFiles ?? 1_000_000;
   const child = spawn(opts.gitBinary ?? 'git', ['-C', repo, 'ls-tree', '-r', '-l', '--full-tree', '--end-of-options', commit], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: join(opts.workDir, 'home'), LANG: 'C', LC_ALL: 'C', GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },
+    env: gitBaseEnv(join(opts.workDir, 'home')),
     stdio: ['ignore', 'pipe', 'ignore'], signal: opts.signal,
   });
   const exited = new Promise<number | null>((resolve) => { child.on('close', resolve); child.on('error', () => resolve(-1)); });
@@ -184,8 +189,7 @@ async function runGit(opts: GitFetchOptions, args: string[], cwd: string | undef
     await writeFile(proxyCommand, PROXY_COMMAND(proxy.port));
     await chmod(proxyCommand, 0o700);
     const env: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LANG: 'C', LC_ALL: 'C',
-      GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: '/bin/false',
+      ...gitBaseEnv(home), GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: '/bin/false',
       GIT_ALLOW_PROTOCOL: 'http:https:git', GIT_PROXY_COMMAND: proxyCommand, GIT_SSH_COMMAND: '/bin/false',
       ...anonymousIdentity,
     };

@@ -359,11 +359,13 @@ export class StageSolver {
         case 'addUrl': {
           // The build's signal ends the download at once; its file lives in this process's scratch.
           // A body the revalidation already downloaded is placed as it is.
+          // One look at the free space bounds both the download and what it unpacks to.
+          const spaceLimits = await this.extractLimits();
           const placed = await addUrl({
             url: action.url, destRoot: rootfs, dest: action.dest, checksum: action.checksum, owner, chmod: action.chmod, unpack: action.unpack,
             signal: req.signal, tmpDir: await this.scratchDir(), ...this.opts.download, line: vertex.line,
             refuseAddress: this.refuseAddress(req), fetched: revisions.get(i)?.fetched, setXattrs,
-            maxBytes: (await this.extractLimits()).maxBytes, extractLimits: await this.extractLimits(),
+            maxBytes: spaceLimits.maxBytes, extractLimits: spaceLimits,
           });
           if (!action.checksum) remote.push(remoteOf(placed));
           break;
