@@ -18,6 +18,57 @@ const HIGH_WATER = 64;
 export const MAX_SESSION_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 /**
+ * The bytes received on a call and not yet decoded, in one buffer that grows by doubling. A peer
+ * may send a 16 MiB message as millions of 1-byte DATA frames: appending each to the previous
+ * bytes (Buffer.concat) copied the whole message per frame, and a list of the frames (as `bl`
+ * keeps) holds an object per byte; here every byte is copied about twice.
+ */
+export class ReceiveBuffer {
+  private bytes = Buffer.alloc(0);
+  private start = 0;
+  private end = 0;
+
+  get length(): number {
+    return this.end - this.start;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.end + chunk.length > this.bytes.length) {
+      const needed = this.length + chunk.length;
+      // Room is made by moving the unread bytes to the front, or into a buffer twice as large.
+      const into = needed <= this.bytes.length / 2 ? this.bytes : Buffer.allocUnsafe(Math.max(needed, 2 * this.bytes.length, 4096));
+      this.bytes.copy(into, 0, this.start, this.end);
+      this.bytes = into;
+      this.end = this.length;
+      this.start = 0;
+    }
+    chunk.copy(this.bytes, this.end);
+    this.end += chunk.length;
+  }
+
+  byteAt(offset: number): number {
+    return this.bytes[this.start + offset]!;
+  }
+
+  readUInt32BE(offset: number): number {
+    return this.bytes.readUInt32BE(this.start + offset);
+  }
+
+  /** The next `n` bytes (a copy: the buffer is reused), no longer held. */
+  take(n: number): Buffer {
+    const out = Buffer.from(this.bytes.subarray(this.start, this.start + n));
+    this.start += n;
+    if (this.start === this.end) this.clear();
+    return out;
+  }
+
+  clear(): void {
+    this.start = this.end = 0;
+    if (this.bytes.length > 64 * 1024) this.bytes = Buffer.alloc(0);
+  }
+}
+
+/**
  * One bidirectional gRPC call spoken directly over an HTTP/2 client session: length-prefixed
  * messages on a POST stream, the status in the trailers. BuildKit's session is a connection the
  * client opened to us, on which we are the HTTP/2 client; grpc-js cannot run over such a
@@ -26,7 +77,7 @@ export const MAX_SESSION_MESSAGE_BYTES = 16 * 1024 * 1024;
 export class BidiCall<Req, Res> {
   private readonly stream: ClientHttp2Stream;
   private readonly queue: Res[] = [];
-  private pending: Buffer = Buffer.alloc(0);
+  private readonly received = new ReceiveBuffer();
   private waiter?: () => void;
   private ended = false;
   private failure?: Error;
@@ -61,32 +112,31 @@ export class BidiCall<Req, Res> {
   }
 
   private onData(chunk: Buffer): void {
-    this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
-    while (this.pending.length >= 5) {
-      const size = this.pending.readUInt32BE(1);
+    this.received.push(chunk);
+    while (this.received.length >= 5) {
+      const size = this.received.readUInt32BE(1);
       // Refused from its length prefix: buffering towards a 4 GiB message would hold memory and
       // a core for as long as the client sends.
       if (size > MAX_SESSION_MESSAGE_BYTES) {
         this.failure ??= new GrpcCallError(8, `a session message of ${size} bytes is larger than ${MAX_SESSION_MESSAGE_BYTES}`);
-        this.pending = Buffer.alloc(0);
+        this.received.clear();
         this.stream.close(constants.NGHTTP2_CANCEL);
         this.wake();
         return;
       }
-      if (this.pending.length < 5 + size) break;
-      if (this.pending[0] !== 0) {
+      if (this.received.length < 5 + size) break;
+      if (this.received.byteAt(0) !== 0) {
         this.failure ??= new GrpcCallError(12, 'compressed session messages are not supported');
         this.stream.close(constants.NGHTTP2_CANCEL);
         return;
       }
       try {
-        this.queue.push(this.codec.decode(this.pending.subarray(5, 5 + size)));
+        this.queue.push(this.codec.decode(this.received.take(5 + size).subarray(5)));
       } catch (err) {
         this.failure ??= new GrpcCallError(13, `undecodable message from the client: ${(err as Error).message}`);
         this.stream.close(constants.NGHTTP2_CANCEL);
         return;
       }
-      this.pending = this.pending.subarray(5 + size);
     }
     if (this.queue.length >= HIGH_WATER) this.stream.pause();
     this.wake();

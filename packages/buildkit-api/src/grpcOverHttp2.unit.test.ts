@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { connect, createServer, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { BidiCall, GrpcCallError, MAX_SESSION_MESSAGE_BYTES, type Codec } from './grpcOverHttp2.js';
+import { BidiCall, GrpcCallError, MAX_SESSION_MESSAGE_BYTES, ReceiveBuffer, type Codec } from './grpcOverHttp2.js';
 
 const bytes: Codec<Uint8Array, Uint8Array> = { encode: (m) => m, decode: (b) => b };
 
@@ -53,4 +53,26 @@ test('a message whose length prefix is over the limit ends the call at once, bef
   assert.ok(outcome instanceof GrpcCallError, String(outcome));
   assert.equal(outcome.code, 8);
   assert.match(outcome.message, new RegExp(`^a session message of 4294967280 bytes is larger than ${MAX_SESSION_MESSAGE_BYTES}$`));
+});
+
+test('received bytes are reassembled across any frame boundaries, and a message sent as single bytes costs about its size, not its size squared', () => {
+  const buffer = new ReceiveBuffer();
+  const messages = [Buffer.from('a'), Buffer.alloc(0), Buffer.alloc(70_000, 7), Buffer.from('last')];
+  const wire = Buffer.concat(messages.map((m) => { const prefix = Buffer.alloc(5); prefix.writeUInt32BE(m.length, 1); return Buffer.concat([prefix, m]); }));
+  const got: Buffer[] = [];
+  // Frames of 1 to 9 bytes, then one large one: prefixes split across frames, too.
+  for (let at = 0, n = 1; at < wire.length; at += n, n = n % 9 + 1) {
+    buffer.push(wire.subarray(at, at > 1000 ? wire.length : at + n));
+    if (at > 1000) at = wire.length;
+    while (buffer.length >= 5 && buffer.length >= 5 + buffer.readUInt32BE(1)) got.push(buffer.take(5 + buffer.readUInt32BE(1)).subarray(5));
+  }
+  assert.deepEqual(got, messages);
+  assert.equal(buffer.length, 0);
+
+  // 4 MiB one byte at a time: appending each byte to a copy of the bytes before it is ~8 TB of copying.
+  const size = 4 * 1024 * 1024;
+  for (let i = 0; i < size; i++) buffer.push(Buffer.of(i & 0xff));
+  const whole = buffer.take(size);
+  assert.equal(whole.length, size);
+  assert.equal(whole[size - 1], (size - 1) & 0xff);
 });

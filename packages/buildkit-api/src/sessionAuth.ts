@@ -3,6 +3,7 @@ import { parseReference, registryApiHost } from '@buildyard/oci';
 import { sessionAuth, type KeyValueSpec, type RegistryAuth } from '@buildyard/proto';
 import { GrpcCallError } from './grpcOverHttp2.js';
 import type { ClientSession } from './SessionManager.js';
+import { unaryCall } from './unaryCall.js';
 
 const CREDENTIALS = '/moby.filesync.v1.Auth/Credentials';
 const codec = { encode: (m: sessionAuth.CredentialsRequest) => sessionAuth.CredentialsRequest.encode(m).finish(), decode: (b: Uint8Array) => sessionAuth.CredentialsResponse.decode(b) };
@@ -53,22 +54,14 @@ export async function fetchRegistryAuth(session: ClientSession, registries: stri
   if (registries.length === 0 || !session.supports(CREDENTIALS)) return [];
   const found: RegistryAuth[] = [];
   for (const registry of registries) {
-    const call = session.call(CREDENTIALS, {}, codec);
-    const onAbort = () => call.cancel();
-    signal.addEventListener('abort', onAbort, { once: true });
     try {
       // BuildKit asks for the API host (registry-1.docker.io for Docker Hub), which the client maps to its config's key.
-      await call.send(sessionAuth.CredentialsRequest.fromPartial({ Host: registryApiHost(registry) }));
-      call.end();
-      for await (const res of call.messages()) {
-        if (!res.Secret) continue;
-        // No user name: the secret is an identity token, as in BuildKit's authprovider.
-        found.push({ registry, username: res.Username, password: res.Username ? res.Secret : '', identityToken: res.Username ? '' : res.Secret });
-      }
+      const answer = await unaryCall(session, CREDENTIALS, {}, codec, sessionAuth.CredentialsRequest.fromPartial({ Host: registryApiHost(registry) }), signal);
+      if (!answer?.Secret) continue;
+      // No user name: the secret is an identity token, as in BuildKit's authprovider.
+      found.push({ registry, username: answer.Username, password: answer.Username ? answer.Secret : '', identityToken: answer.Username ? '' : answer.Secret });
     } catch (err) {
       if (!(err instanceof GrpcCallError && err.code === UNIMPLEMENTED)) throw new Error(`reading registry credentials for ${registry.slice(0, 100)} from the client: ${(err as Error).message}`);
-    } finally {
-      signal.removeEventListener('abort', onAbort);
     }
   }
   return found;

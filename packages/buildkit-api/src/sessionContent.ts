@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { contentStore } from '@buildyard/proto';
 import { GrpcCallError } from './grpcOverHttp2.js';
 import type { ClientSession } from './SessionManager.js';
+import { unaryCall } from './unaryCall.js';
 
 /** Largest document read whole into memory: the distribution spec's manifests are up to 4 MiB. */
 const MAX_DOCUMENT_BYTES = 8 * 1024 * 1024;
@@ -39,16 +40,13 @@ export class SessionContentStore {
 
   /** The blob's size, or undefined when the store lacks it. */
   async size(digest: string): Promise<number | undefined> {
-    const { call, done } = this.call('Info', codecOf(contentStore.InfoRequest, contentStore.InfoResponse));
     try {
-      await call.send(contentStore.InfoRequest.fromPartial({ digest }));
-      call.end();
-      for await (const res of call.messages()) return res.info?.size;
-      return undefined;
+      const answer = await unaryCall(this.session, `${SERVICE}/Info`, { [STORE_HEADER]: this.id }, codecOf(contentStore.InfoRequest, contentStore.InfoResponse), contentStore.InfoRequest.fromPartial({ digest }), this.signal);
+      return answer?.info?.size;
     } catch (err) {
       if (err instanceof GrpcCallError && err.code === NOT_FOUND) return undefined;
       throw new Error(`reading ${this.id} on the client: ${(err as Error).message}`);
-    } finally { done(); }
+    }
   }
 
   /** The blob's bytes as the client streams them. */

@@ -3,6 +3,7 @@ import { secrets } from '@buildyard/proto';
 import { GrpcCallError } from './grpcOverHttp2.js';
 import { runMountFields } from './runMountFields.js';
 import type { ClientSession } from './SessionManager.js';
+import { unaryCall } from './unaryCall.js';
 
 const GET_SECRET = '/moby.buildkit.secrets.v1.Secrets/GetSecret';
 const codec = { encode: (m: secrets.GetSecretRequest) => secrets.GetSecretRequest.encode(m).finish(), decode: (b: Uint8Array) => secrets.GetSecretResponse.decode(b) };
@@ -31,24 +32,15 @@ export async function fetchSecrets(session: ClientSession, ids: string[], signal
   if (ids.length === 0 || !session.supports(GET_SECRET)) return [];
   const found: Array<{ id: string; value: Buffer }> = [];
   for (const id of ids) {
-    const call = session.call(GET_SECRET, {}, codec);
-    const onAbort = () => call.cancel();
-    signal.addEventListener('abort', onAbort, { once: true });
     try {
-      await call.send(secrets.GetSecretRequest.fromPartial({ ID: id }));
-      call.end();
-      // GetSecret answers once: a client streaming on is not read on, and a value over BuildKit's
-      // limit (secrets.MaxSecretSize, 500 KB) is refused, as buildkitd refuses it.
-      for await (const res of call.messages()) {
-        if (res.data.length > MAX_SECRET_BYTES) throw new Error(`the value is larger than ${MAX_SECRET_BYTES} bytes`);
-        found.push({ id, value: Buffer.from(res.data) });
-        call.cancel();
-        break;
-      }
+      // GetSecret answers once, and a value over BuildKit's limit (secrets.MaxSecretSize, 500 KB)
+      // is refused, as buildkitd refuses it.
+      const answer = await unaryCall(session, GET_SECRET, {}, codec, secrets.GetSecretRequest.fromPartial({ ID: id }), signal);
+      if (!answer) continue;
+      if (answer.data.length > MAX_SECRET_BYTES) throw new Error(`the value is larger than ${MAX_SECRET_BYTES} bytes`);
+      found.push({ id, value: Buffer.from(answer.data) });
     } catch (err) {
       if (!(err instanceof GrpcCallError && err.code === NOT_FOUND)) throw new Error(`reading secret "${id.slice(0, 64)}" from the client: ${(err as Error).message}`);
-    } finally {
-      signal.removeEventListener('abort', onAbort);
     }
   }
   return found;

@@ -5,6 +5,7 @@ import { sshforward } from '@buildyard/proto';
 import { GrpcCallError } from './grpcOverHttp2.js';
 import { runMountFields } from './runMountFields.js';
 import type { ClientSession } from './SessionManager.js';
+import { unaryCall } from './unaryCall.js';
 
 const CHECK_AGENT = '/moby.sshforward.v1.SSH/CheckAgent';
 const FORWARD_AGENT = '/moby.sshforward.v1.SSH/ForwardAgent';
@@ -44,19 +45,12 @@ export async function sessionSshAgents(session: ClientSession, ids: string[], si
   if (ids.length === 0 || !session.supports(FORWARD_AGENT)) return undefined;
   const forwarded: string[] = [];
   for (const id of ids) {
-    const call = session.call(CHECK_AGENT, {}, checkCodec);
-    const onAbort = () => call.cancel();
-    signal.addEventListener('abort', onAbort, { once: true });
     try {
-      await call.send(sshforward.CheckAgentRequest.fromPartial({ ID: id }));
-      call.end();
-      for await (const _ of call.messages()) { /* an empty CheckAgentResponse */ }
+      await unaryCall(session, CHECK_AGENT, {}, checkCodec, sshforward.CheckAgentRequest.fromPartial({ ID: id }), signal);
       forwarded.push(id);
     } catch (err) {
       // "unset ssh forward key": the client does not forward this id; RUN reports it if required.
       if (!(err instanceof GrpcCallError)) throw new Error(`checking SSH agent "${id.slice(0, 64)}" with the client: ${(err as Error).message}`);
-    } finally {
-      signal.removeEventListener('abort', onAbort);
     }
   }
   return { ids: forwarded, dial: async (id) => forwardAgent(session, id) };

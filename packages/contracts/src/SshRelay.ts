@@ -34,10 +34,19 @@ const CONN_TTL_MS = 60 * 60 * 1000;
 const PEER_GRACE_MS = 30_000;
 /**
  * Most bytes one side relays of one connection. The agent protocol moves a few KiB (a list of
- * keys, a signature per login); a step that writes on without reading the answers would
- * otherwise pile both directions up in Redis, which every tenant's builds share.
+ * keys, a signature per login: agents sign a hash, never a payload); a step that writes on
+ * without reading the answers would otherwise pile both directions up in Redis, which every
+ * tenant's builds share.
  */
-export const MAX_SSH_CONN_BYTES = 8 * 1024 * 1024;
+export const MAX_SSH_CONN_BYTES = 1024 * 1024;
+/**
+ * Most connections a step holds open at once to one agent socket (`git submodule update --jobs`
+ * opens one per job); the one past it is closed at once. With MAX_SSH_CONN_BYTES this bounds
+ * what one socket can put in Redis at 2 x 16 MiB.
+ */
+export const MAX_SSH_CONNS_PER_SOCKET = 16;
+/** Most agent connections a build holds open at once across its steps; the frontend refuses the one past it. */
+export const MAX_SSH_CONNS_PER_BUILD = 64;
 /** Frame kinds: data, end of this direction, error (the connection is torn down). */
 type FrameKind = 'd' | 'e' | 'x';
 

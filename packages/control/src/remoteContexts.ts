@@ -134,10 +134,12 @@ export class RemoteContexts {
     const startedMs = Date.now();
     await progress.started(vertex, startedMs);
     const workDir = join(this.opts.scratchDir, randomUUID());
+    const root = join(workDir, 'root');
     try {
-      const root = join(workDir, 'root');
       const file = join(workDir, 'download');
-      await mkdir(root, { recursive: true });
+      // Only the frontend's own user reaches what an archive unpacks here (a setuid file, a device
+      // node) before the walk refuses or stores it.
+      await mkdir(root, { recursive: true, mode: 0o700 });
       const answer = await downloadUrl(parsed, file, httpLimitsOf({
         signal, refuseAddress: this.opts.policy?.(tenant), timeoutMs: this.opts.timeoutMs ?? 600_000, maxBytes: this.opts.contexts.maxContextBytes,
         ...(this.opts.connectTimeoutMs ? { connectTimeoutMs: this.opts.connectTimeoutMs } : {}), ...(this.opts.idleTimeoutMs ? { idleTimeoutMs: this.opts.idleTimeoutMs } : {}),
@@ -149,7 +151,8 @@ export class RemoteContexts {
       return got;
     } catch (err) {
       // ADD's download names itself in its errors; here the URL is the context.
-      const message = err instanceof FileOpError ? err.message.replace(/^ADD /, 'context ') : err instanceof RemoteContextError ? err.message : `context ${redact(url)}: ${(err as Error).message}`;
+      // Paths name the file inside the archive, not where the frontend unpacked it.
+      const message = err instanceof FileOpError ? err.message.replace(/^ADD /, 'context ') : err instanceof RemoteContextError ? err.message : `context ${redact(url)}: ${(err as Error).message.replaceAll(`${root}/`, '')}`;
       await progress.failed(vertex, startedMs, message).catch(() => {});
       if (signal.aborted) throw err;
       throw new RemoteContextError(message);

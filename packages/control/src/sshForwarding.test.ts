@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { MAX_SSH_CONN_BYTES, SshRelay, redisKeys } from '@buildyard/contracts';
+import { Duplex } from 'node:stream';
+import { MAX_SSH_CONN_BYTES, MAX_SSH_CONNS_PER_BUILD, SshRelay, redisKeys } from '@buildyard/contracts';
 import { sshAdd, sshRelayFixture, until } from '@buildyard/testkit';
 import { forwardSshAgents, type SshAgentSource } from './sshForwarding.js';
 
@@ -163,6 +164,36 @@ test('the attacker: a step that writes requests to the agent and never reads the
     assert.ok(written <= 2 * MAX_SSH_CONN_BYTES, `the relay took ${written} bytes before it closed the connection`);
     await until('the connection\'s lists to go', async () => (await buildKeys(buildId)).every((k) => !k.includes(':conn:')));
   } finally {
+    worker.close();
+    stop.abort();
+    await forwarding;
+  }
+});
+
+test('the attacker: a build holding MAX_SSH_CONNS_PER_BUILD agent connections open gets the next one refused, without the client being asked', async () => {
+  const relay = new SshRelay(ssh.redis, secretsKey, keys);
+  const buildId = `b-${randomBytes(4).toString('hex')}`;
+  await relay.offer(buildId, ['default'], 60_000);
+  // An agent that accepts every connection and never answers: each stays open.
+  const held: Duplex[] = [];
+  const client: SshAgentSource = { ids: ['default'], dial: async () => { const conn = new Duplex({ read() {}, write(_c, _e, done) { done(); } }); held.push(conn); return conn; } };
+  const stop = new AbortController();
+  const forwarding = forwardSshAgents(relay, buildId, client, stop.signal);
+  const worker = await workerSocket(relay, buildId, 'default');
+  const steps: Socket[] = [];
+  try {
+    for (let i = 0; i < MAX_SSH_CONNS_PER_BUILD; i++) {
+      const step = connect(worker.path);
+      step.on('error', () => {});
+      steps.push(step);
+    }
+    await until('every connection to reach the client', async () => held.length === MAX_SSH_CONNS_PER_BUILD);
+    const refused = connect(worker.path);
+    refused.on('error', () => {});
+    await new Promise<void>((resolve) => refused.once('close', () => resolve()));
+    assert.equal(held.length, MAX_SSH_CONNS_PER_BUILD, 'the refused connection never reached the client');
+  } finally {
+    for (const step of steps) step.destroy();
     worker.close();
     stop.abort();
     await forwarding;

@@ -1,6 +1,6 @@
 import { Duplex } from 'node:stream';
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
-import { DEFAULT_SSH_ID, type SshRelay } from '@buildyard/contracts';
+import { DEFAULT_SSH_ID, MAX_SSH_CONNS_PER_BUILD, type SshRelay } from '@buildyard/contracts';
 import { SshServerMessage, type SshClientMessage, type SshFrame } from '@buildyard/proto';
 import type { Logger } from '@buildyard/telemetry';
 import { serviceError } from './authenticate.js';
@@ -24,6 +24,8 @@ const OFFER_TTL_MS = 24 * 3600 * 1000;
  */
 export async function forwardSshAgents(relay: SshRelay, buildId: string, source: SshAgentSource, signal: AbortSignal, log?: Logger): Promise<void> {
   const open = new Set<Duplex>();
+  // Connections being dialled or relayed: a worker's requests past MAX_SSH_CONNS_PER_BUILD are refused.
+  let active = 0;
   const closeAll = () => { for (const conn of open) conn.destroy(); };
   signal.addEventListener('abort', closeAll, { once: true });
   try {
@@ -33,6 +35,11 @@ export async function forwardSshAgents(relay: SshRelay, buildId: string, source:
         await relay.refuse(buildId, request.connId, `unset ssh forward key ${id}`);
         continue;
       }
+      if (active >= MAX_SSH_CONNS_PER_BUILD) {
+        await relay.refuse(buildId, request.connId, `the build holds ${MAX_SSH_CONNS_PER_BUILD} SSH agent connections open already: close one first`);
+        continue;
+      }
+      active++;
       void (async () => {
         let agent: Duplex;
         try {
@@ -45,7 +52,8 @@ export async function forwardSshAgents(relay: SshRelay, buildId: string, source:
         open.add(agent);
         agent.once('close', () => open.delete(agent));
         await relay.relay(agent, buildId, request.connId, 'frontend', signal);
-      })().catch((err: Error) => log?.warn({ buildId, err: err.message }, 'relaying an SSH agent connection failed'));
+      })().catch((err: Error) => log?.warn({ buildId, err: err.message }, 'relaying an SSH agent connection failed'))
+        .finally(() => { active--; });
     }
   } finally {
     signal.removeEventListener('abort', closeAll);

@@ -4,10 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { SshRelay, redisKeys } from '@buildyard/contracts';
-import { sshAdd, sshRelayFixture } from '@buildyard/testkit';
+import { MAX_SSH_CONNS_PER_SOCKET, SshRelay, redisKeys } from '@buildyard/contracts';
+import { sshAdd, sshRelayFixture, until } from '@buildyard/testkit';
 import { relayedSshAgents } from './relayedSshAgents.js';
 
 const keys = redisKeys('ssh-worker-test');
@@ -52,4 +52,30 @@ test('a step\'s connections to the worker\'s socket reach the client\'s agent; o
     await frontend;
   }
   await assert.rejects(new Promise((resolve, reject) => { const c = connect(path); c.on('connect', resolve); c.on('error', reject); }), /ENOENT|ECONNREFUSED/);
+});
+
+test('the attacker: a step holding MAX_SSH_CONNS_PER_SOCKET connections open to its agent socket gets the next one closed at once, never relayed', async () => {
+  const relay = new SshRelay(ssh.redis, randomBytes(32).toString('hex'), keys);
+  const buildId = `b-${randomBytes(4).toString('hex')}`;
+  await relay.offer(buildId, ['default'], 60_000);
+  const path = join(ssh.dir, `${randomBytes(4).toString('hex')}.sock`);
+  const server = await relayedSshAgents(relay, buildId).listen('default', path);
+  const steps: Socket[] = [];
+  try {
+    for (let i = 0; i < MAX_SSH_CONNS_PER_SOCKET; i++) {
+      const step = connect(path);
+      step.on('error', () => {});
+      steps.push(step);
+    }
+    // No frontend serves them: each relayed connection is an open request waiting in Redis.
+    await until('every held connection to be relayed', async () => (await ssh.redis.llen(keys.ssh.open(buildId))) === MAX_SSH_CONNS_PER_SOCKET);
+    const refused = connect(path);
+    refused.on('error', () => {});
+    await new Promise<void>((resolve) => refused.once('close', () => resolve()));
+    assert.equal(await ssh.redis.llen(keys.ssh.open(buildId)), MAX_SSH_CONNS_PER_SOCKET);
+  } finally {
+    for (const step of steps) step.destroy();
+    await server.close();
+    await relay.withdraw(buildId);
+  }
 });

@@ -1,5 +1,5 @@
 import { createServer, type Socket } from 'node:net';
-import { missingSshAgent, type SshRelay } from '@buildyard/contracts';
+import { MAX_SSH_CONNS_PER_SOCKET, missingSshAgent, type SshRelay } from '@buildyard/contracts';
 import type { SshAgentSockets } from '@buildyard/solver';
 
 /**
@@ -24,6 +24,8 @@ export function relayedSshAgents(relay: SshRelay, buildId: string, onError?: (er
         relay.requestOpen(buildId, id).then((connId) => relay.relay(socket, buildId, connId, 'worker', ended.signal))
           .catch((err: Error) => { socket.destroy(); onError?.(new Error(`relaying an SSH agent connection of build ${buildId}: ${err.message}`)); });
       });
+      // A step opening connections without end is refused past the cap (Node closes them on accept).
+      server.maxConnections = MAX_SSH_CONNS_PER_SOCKET;
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(path, () => { server.off('error', reject); resolve(); });
