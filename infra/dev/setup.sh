@@ -17,7 +17,7 @@ foreign_arch=arm64
 [ "$host_arch" = arm64 ] && foreign_arch=amd64
 
 packages=(redis-server runc qemu-user-static binfmt-support busybox-static docker-registry
-  skopeo umoci buildah chromium iproute2 socat pigz zstd xz-utils bzip2 util-linux procps nftables iptables openssh-client git
+  skopeo umoci buildah chromium iproute2 socat pigz zstd xz-utils bzip2 util-linux procps nftables iptables conntrack openssh-client git
   g++ make python3)  # node-gyp builds the native addons (zstd-napi, the snapshot package's mount calls) at npm ci
 
 missing=()

@@ -125,6 +125,18 @@ describe('RUN network=default: egress, and nothing of the cluster', { skip }, ()
     await assert.rejects(run('true', { egress: { deny: ['not-an-address'] } }), /tenant egress deny list: "not-an-address" is not an IPv4 address/);
   });
 
+  it('the attacker\'s neighbour: a torn-down step leaves no connection of its address in conntrack, so no late reply reaches the next step given it', async () => {
+    const out = await run(`ip -4 addr show eth0; printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 10 nc ${outside.web} 80 | head -1`, { security: 'insecure' });
+    assert.match(out, /^HTTP\/1\.[01] 200/m, 'the step reached the outside');
+    const address = /inet (\S+)\/30/.exec(out)?.[1];
+    assert.ok(address, out);
+    await executor.settled();
+    // This run's outside (an address of its own) picks out this step's connection among any other run's.
+    const listed = spawnSync('conntrack', ['-L', '-s', address, '-d', outside.web], { encoding: 'utf8' });
+    assert.equal(listed.status, 0, listed.stderr);
+    assert.equal(listed.stdout, '', 'the closed connection (TIME_WAIT for two minutes) was still tracked for the address');
+  });
+
   it('the next step gets the network made ahead when the last one was released, with its own tenant\'s firewall', async () => {
     const owner = executor.egress!.owner;
     const slotOfSpare = async (): Promise<number> => {

@@ -81,6 +81,8 @@ export class EgressNetworks {
   private forwardingOn = false;
   /** Slots this executor's steps and its spare hold, from creation until their release has finished. */
   private readonly held = new Set<number>();
+  /** Whether the conntrack command is here; checked before the first slot is made. */
+  private conntrackFound: Promise<void> | undefined;
   /** Releases still running: a step's run returns before its network is torn down. */
   private readonly releasing = new Set<Promise<void>>();
   /** The next step's network, being made or made (see prepareSpare). */
@@ -220,6 +222,10 @@ export class EgressNetworks {
 
   /** A free slot with its namespace and veth made (the host's side); undefined when none is free. */
   private async claimSlot(): Promise<Slot | undefined> {
+    // A release cannot clear its address's connections without it (see release below).
+    await (this.conntrackFound ??= cmd('conntrack', ['--version']).then((found) => {
+      if (found.code !== 0) throw setupError('conntrack --version', found.stderr);
+    }));
     const start = randomInt(this.slots);
     for (let i = 0; i < Math.min(this.slots, maxAttempts); i++) {
       const slot = (start + i) % this.slots;
@@ -253,6 +259,11 @@ export class EgressNetworks {
         released ??= (async () => {
           // The link first: whatever still runs in the namespace is cut off before its rules go.
           await cmd('ip', ['-force', '-batch', '-'], `link del ${link}\nnetns del ${ns}\n`);
+          // The step's connections outlive it in the host's conntrack table (a closed one for
+          // minutes, one cut off with the link for days): a late reply would be let in as
+          // established and routed to the next step given this address, another tenant's, which
+          // can read it (NET_RAW). They go before the address can be handed out again.
+          await cmd('conntrack', ['-D', '-s', address]);
           await cmd('nft', ['delete', 'table', 'inet', table]);
         })().finally(() => {
           this.held.delete(slot);
@@ -366,7 +377,7 @@ export async function reclaimNetworks(owner: string): Promise<{ namespaces: stri
 }
 
 function setupError(what: string, stderr: string): Error {
-  return new Error(`cannot set up the RUN step's network: ${what}: ${stderr.trim().split('\n')[0]?.slice(0, 300)}: the worker needs root, iproute2 and nftables (or worker.egress.enabled=false)`);
+  return new Error(`cannot set up the RUN step's network: ${what}: ${stderr.trim().split('\n')[0]?.slice(0, 300)}: the worker needs root, iproute2, nftables and conntrack (or worker.egress.enabled=false)`);
 }
 
 async function must(bin: string, args: string[], input: string): Promise<void> {
