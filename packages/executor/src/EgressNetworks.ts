@@ -361,7 +361,7 @@ export class EgressNetworks {
   }
 }
 
-/** Removes the step namespaces (their veths go with them) and tables of an owner. */
+/** Removes the step namespaces (their veths go with them), tables and their addresses' conntrack entries of an owner. */
 export async function reclaimNetworks(owner: string): Promise<{ namespaces: string[]; tables: string[] }> {
   let names: string[] = [];
   try { names = readdirSync(netnsDir); } catch { /* no namespaces at all */ }
@@ -372,7 +372,13 @@ export async function reclaimNetworks(owner: string): Promise<{ namespaces: stri
   }
   const listed = await cmd('nft', ['list', 'tables']);
   const tables = listed.code !== 0 ? [] : [...listed.stdout.matchAll(/^table inet (\S+)$/gm)].map((m) => m[1] as string).filter((t) => t.startsWith(`${owner}_`));
-  for (const t of tables) await cmd('nft', ['delete', 'table', 'inet', t]);
+  for (const t of tables) {
+    // The table names its step's address (its masquerade rule): that address's connections go
+    // too, as a release clears them.
+    const address = /\bip saddr (\d+\.\d+\.\d+\.\d+) oifname != /.exec((await cmd('nft', ['list', 'table', 'inet', t])).stdout)?.[1];
+    if (address) await cmd('conntrack', ['-D', '-s', address]);
+    await cmd('nft', ['delete', 'table', 'inet', t]);
+  }
   return { namespaces, tables };
 }
 

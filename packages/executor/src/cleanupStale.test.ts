@@ -47,8 +47,15 @@ it('cleanupStale removes containers and bundles left by a SIGKILLed process', { 
     const left = namespacesOf(owner);
     assert.equal(left.length, 1, 'the step\'s network namespace outlived the worker');
     assert.equal(tablesOf(owner).length, 1);
+    // A connection the step had open when the worker died, as the host tracks it (a reply to it
+    // must not reach the next step given this address).
+    const address = /inet (\S+)\/30/.exec(spawnSync('ip', ['-n', left[0]!, '-4', '-o', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' }).stdout)?.[1];
+    assert.ok(address, 'the stale namespace has its address');
+    const tracked = ['-p', 'tcp', '-s', address, '-d', '203.0.113.9', '--sport', '40000', '--dport', '80'];
+    assert.equal(spawnSync('conntrack', ['-I', ...tracked, '--state', 'ESTABLISHED', '-t', '300', '-u', 'SEEN_REPLY']).status, 0);
 
     const removed = await executor.cleanupStale();
+    assert.equal(spawnSync('conntrack', ['-L', ...tracked], { encoding: 'utf8' }).stdout, '', 'the stale address\'s connections went with its network');
     assert.deepEqual(removed, { containers: ['buildyard-stale'], bundles: ['buildyard-stale'], networks: left });
     assert.deepEqual(namespacesOf(owner), []);
     assert.deepEqual(tablesOf(owner), []);
