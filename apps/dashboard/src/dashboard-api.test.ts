@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRedis, type RedisService } from '@buildyard/testkit';
 import { seedState, startDashboard, TEST_TOKENS, until, type RunningDashboard, type SeededState } from './dashboard.test-util.js';
+import { MAX_LIVE_TAILS } from './api/createDashboardServer.js';
 import { Scheduler, type StageSpec } from '@buildyard/scheduler';
 import type { BuildDetail, BuildSummary, CacheView, PlatformTenantRow, QueueView, WorkerView } from './api/types.js';
 import { writeBuildRecord } from './dashboard.test-util.js';
@@ -249,4 +250,50 @@ test('/metrics exposes the queue-depth gauge to a read token', async () => {
   const res = await dash.api('/metrics');
   assert.equal(res.status, 200);
   assert.match(await res.text(), /buildyard_queue_depth\{platform="linux\/arm64",class="native",state="waiting"\} \d/);
+});
+
+test('the attacker with a page on another origin of the same site: an admin cookie changes nothing from there; no redirect leaves the dashboard; every answer forbids framing and foreign scripts', async () => {
+  const login = await fetch(`${dash.url}/api/me?token=${TEST_TOKENS.adminToken}`);
+  const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
+  const drain = (headers: Record<string, string>) => fetch(`${dash.url}/api/workers/ghost/drain`, { method: 'POST', headers: { cookie, 'content-type': 'text/plain', ...headers } });
+  const foreign: Array<Record<string, string>> = [{ origin: 'http://127.0.0.1:1' }, { 'sec-fetch-site': 'same-site' }, { 'sec-fetch-site': 'cross-site', origin: dash.url }, { origin: 'null' }];
+  for (const headers of foreign) {
+    const res = await drain(headers);
+    assert.equal(res.status, 403, JSON.stringify(headers));
+    assert.match(((await res.json()) as { error: string }).error, /^dashboard: a request from another origin cannot change anything/);
+  }
+  // The dashboard's own page (its origin, or a browser's same-origin fetch) reaches the handler: 404 for a worker it does not know.
+  assert.equal((await drain({ origin: dash.url })).status, 404);
+  assert.equal((await drain({ 'sec-fetch-site': 'same-origin' })).status, 404);
+
+  const page = await fetch(`${dash.url}//evil.example/x?token=${TEST_TOKENS.readToken}`, { redirect: 'manual' });
+  assert.equal(page.status, 303);
+  assert.equal(page.headers.get('location'), '/evil.example/x');
+  assert.equal((await fetch(`${dash.url}/api/me?token=a&token=b`)).status, 401, 'a repeated token is refused, not a 500');
+
+  const me = await dash.api('/api/me');
+  assert.match(me.headers.get('content-security-policy') ?? '', /default-src 'self'.*frame-ancestors 'none'/);
+  assert.equal(me.headers.get('x-content-type-options'), 'nosniff');
+  assert.equal(me.headers.get('x-frame-options'), 'DENY');
+});
+
+test('the attacker with a read token: live log tails are capped, and one of a build nobody knows is refused, not held open', async () => {
+  assert.equal((await dash.api('/api/builds/no-such-build/progress')).status, 404);
+  const abort = new AbortController();
+  try {
+    const open = await Promise.all(Array.from({ length: MAX_LIVE_TAILS }, () => dash.api(`/api/builds/${seed.queuedBuild}/progress`, { signal: abort.signal })));
+    assert.ok(open.every((res) => res.status === 200));
+    const refused = await dash.api(`/api/builds/${seed.queuedBuild}/progress`);
+    assert.equal(refused.status, 503);
+    assert.match(((await refused.json()) as { error: string }).error, new RegExp(`^dashboard: ${MAX_LIVE_TAILS} live logs are open already`));
+  } finally {
+    abort.abort();
+  }
+  // The tails end with their readers: a new one is served.
+  await until('the closed tails to be let go', async () => {
+    const again = new AbortController();
+    const res = await dash.api(`/api/builds/${seed.queuedBuild}/progress`, { signal: again.signal });
+    again.abort();
+    return res.status === 200;
+  });
 });

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifyCookie from '@fastify/cookie';
@@ -37,6 +38,36 @@ export interface DashboardServer {
 }
 
 const COOKIE = 'buildyard_dashboard';
+/**
+ * Live log tails open at once. Each holds a Redis connection of its own (a blocking XREAD): a
+ * token holder opening thousands would use up the connections the whole cluster shares.
+ */
+export const MAX_LIVE_TAILS = 64;
+/** Sent with every answer: the UI is same-origin scripts and styles only, and never framed. */
+const SECURITY_HEADERS = {
+  'content-security-policy': "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+};
+
+/**
+ * Whether a state-changing request comes from the dashboard's own pages (or a non-browser
+ * client). SameSite=Strict keeps the cookie off other sites' requests, but not off those of
+ * another origin of the same site (another port of this host, a sibling subdomain).
+ */
+function sameOrigin(req: FastifyRequest): boolean {
+  // Browsers say where a request comes from; behind a proxy that rewrites Host, only this is right.
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined) return site === 'same-origin' || site === 'none';
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -80,9 +111,13 @@ export async function createDashboardServer(opts: DashboardServerOptions): Promi
   app.decorateRequest('role', null);
 
   app.addHook('onRequest', async (req, reply) => {
+    void reply.headers(SECURITY_HEADERS);
     const path = req.url.split('?')[0];
     if (path === '/healthz') return;
-    const query = req.query as Record<string, string | undefined>;
+    if (req.method !== 'GET' && req.method !== 'HEAD' && !sameOrigin(req)) {
+      return fail(reply, 403, 'dashboard: a request from another origin cannot change anything; use the dashboard\'s own page or a client without an Origin header');
+    }
+    const query = req.query as Record<string, string | string[] | undefined>;
     const header = bearerToken(req.headers.authorization);
     if (header !== undefined) {
       req.role = roleForToken(header, opts.tokens);
@@ -90,7 +125,7 @@ export async function createDashboardServer(opts: DashboardServerOptions): Promi
       return;
     }
     if (query.token !== undefined) {
-      const role = roleForToken(query.token, opts.tokens);
+      const role = typeof query.token === 'string' ? roleForToken(query.token, opts.tokens) : null;
       if (!role) return fail(reply, 401, 'dashboard: the ?token= value is not valid; use the configured dashboard read or admin token');
       // The browser keeps the role in a signed HttpOnly cookie; the token itself is never stored.
       reply.setCookie(COOKIE, role, { httpOnly: true, sameSite: 'strict', path: '/', signed: true });
@@ -99,7 +134,8 @@ export async function createDashboardServer(opts: DashboardServerOptions): Promi
         const rest = new URLSearchParams(query as Record<string, string>);
         rest.delete('token');
         const qs = rest.toString();
-        return reply.redirect(path + (qs ? `?${qs}` : ''), 303); // keep the token out of history
+        // Keeps the token out of history. One leading slash: `//host/x` would send the browser to another site.
+        return reply.redirect(`/${path.replace(/^\/+/, '')}${qs ? `?${qs}` : ''}`, 303);
       }
       return;
     }
@@ -161,18 +197,22 @@ export async function createDashboardServer(opts: DashboardServerOptions): Promi
   // Live log tail: the build's progress stream from its start, as server-sent events.
   app.get('/api/builds/:id/progress', async (req, reply) => {
     const { id } = req.params as { id: string };
+    // A tail of a build nobody knows would wait on Redis for ever.
+    if (!(await state.getSummary(id)) && !(await state.scheduler.getBuild(id))) return fail(reply, 404, `dashboard: build ${id} not found; it may have expired, check the build list`);
+    if (sse.size >= MAX_LIVE_TAILS) return fail(reply, 503, `dashboard: ${MAX_LIVE_TAILS} live logs are open already; close one (a build page in another tab) and retry`);
     const abort = new AbortController();
     sse.add(abort);
     reply.hijack();
     const res = reply.raw;
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     res.write(': connected\n\n');
     req.raw.on('close', () => abort.abort());
     const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
     try {
       const after = req.headers['last-event-id'];
       for await (const e of readProgress(redis, id, { fromStart: true, after: typeof after === 'string' ? after : undefined, signal: abort.signal, blockMs: 2000, keys: state.keys })) {
-        res.write(`id: ${e.streamId}\ndata: ${JSON.stringify(progressView(e))}\n\n`);
+        // A reader slower than the log is waited for, not buffered for: the next events stay in Redis.
+        if (!res.write(`id: ${e.streamId}\ndata: ${JSON.stringify(progressView(e))}\n\n`)) await once(res, 'drain', { signal: abort.signal });
       }
       if (!abort.signal.aborted) res.write('event: end\ndata: {}\n\n');
     } catch (err) {
