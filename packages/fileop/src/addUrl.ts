@@ -96,7 +96,7 @@ export async function addUrl(opts: AddUrlOptions): Promise<AddUrlResult> {
     }
     const destRel = cleanRel(opts.dest);
     if (opts.unpack) {
-      const compression = await sniffArchive(got.file);
+      const compression = await sniffArchive(got.file, opts.url);
       if (compression) {
         const dir = await ensureDir(opts.destRoot, destRel, 0o755, owner, showPath(destRel));
         await extractArchive({ archivePath: got.file, compression, dir, label: opts.url, owner: opts.owner, limits: opts.extractLimits, setXattrs: opts.setXattrs });

@@ -79,7 +79,7 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
     const m = plan.matched[i];
     const srcAbs = join(opts.srcRoot, m.real);
     if (opts.autoExtract && m.stat.type === 'file') {
-      const compression = await sniffArchive(srcAbs);
+      const compression = await sniffArchive(srcAbs, m.logical);
       if (compression) {
         const dirRel = opts.parents ? posix.join(destRel, posix.dirname(m.parentsRel)) : destRel;
         // As BuildKit's unpack: the destination is made 0755 and --chmod does not touch what the

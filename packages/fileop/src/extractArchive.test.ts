@@ -165,6 +165,20 @@ describe('ADD auto-extract', () => {
     await assert.rejects(copy({ srcRoot: ws.src, sources: ['cut.tar.xz'], destRoot: d, dest: '/c/', autoExtract: true }), isCode('EARCHIVE'));
   });
 
+  test('the attacker: an xz archive that asks for a 1.5 GiB dictionary is refused before xz allocates it, naming the file and not the worker\'s path', async () => {
+    const d = await freshDest();
+    const tar = await makeTar(ITEMS);
+    await fsp.writeFile(join(ws.src, 'huge-dict.tar.xz'), execFileSync('xz', ['-c', '--lzma2=dict=1536MiB'], { input: tar }));
+    const refused = (e: unknown) => isCode('ELIMIT', /^ADD huge-dict\.tar\.xz: .*more than 256 MiB of memory/)(e) && !(e as Error).message.includes(ws.src);
+    await assert.rejects(copy({ srcRoot: ws.src, sources: ['huge-dict.tar.xz'], destRoot: d, dest: '/x/', autoExtract: true }), refused);
+    await assert.rejects(sniffArchive(join(ws.src, 'huge-dict.tar.xz'), 'huge-dict.tar.xz'), refused);
+    assert.equal(existsSync(join(d, 'x')), false, 'nothing was copied in its place');
+    // The same archive made with xz -9's own dictionary (64 MiB) extracts.
+    await fsp.writeFile(join(ws.src, 'nine.tar.xz'), execFileSync('xz', ['-c', '-9'], { input: tar }));
+    await copy({ srcRoot: ws.src, sources: ['nine.tar.xz'], destRoot: d, dest: '/nine/', autoExtract: true });
+    assert.equal(readFileSync(join(d, 'nine/etc/app.conf'), 'utf8'), 'conf');
+  });
+
   test('entries\' xattrs (GNU tar --xattrs) are set on them, binary bytes as they are, after --chown; without the hook none are', async () => {
     // A file capability (VFS_CAP_REVISION_2, effective) with a byte above 0x7f: no valid UTF-8.
     const capability = Buffer.from([1, 0, 0, 2, 0x80, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);

@@ -51,15 +51,25 @@ const MAGIC: Array<[Compression, number[]]> = [
   ['zstd', [0x28, 0xb5, 0x2f, 0xfd]],
 ];
 
-/** The decompressor run as a process, and the Debian package that has it. */
-const TOOLS: Record<'bzip2' | 'xz' | 'zstd', { command: string; pkg: string }> = {
-  bzip2: { command: 'bzip2', pkg: 'bzip2' },
-  xz: { command: 'xz', pkg: 'xz-utils' },
-  zstd: { command: 'zstd', pkg: 'zstd' },
+/** Memory xz may use to decompress: \`xz -9\` archives need 65 MiB. */
+export const XZ_MEMLIMIT_MIB = 256;
+
+/**
+ * The decompressor run as a process, and the Debian package that has it. An archive names the
+ * window its decompressor must hold: xz honours up to 1.5 GiB unless told a limit, zstd refuses
+ * more than 128 MiB by default, bzip2 needs under 4 MiB.
+ */
+const TOOLS: Record<'bzip2' | 'xz' | 'zstd', { command: string; args: string[]; pkg: string }> = {
+  bzip2: { command: 'bzip2', args: [], pkg: 'bzip2' },
+  xz: { command: 'xz', args: [`--memlimit-decompress=${XZ_MEMLIMIT_MIB}MiB`], pkg: 'xz-utils' },
+  zstd: { command: 'zstd', args: [], pkg: 'zstd' },
 };
 
-/** The compression of `path` if it holds a tar archive, else null (ADD then copies it as-is). */
-export async function sniffArchive(path: string): Promise<Compression | null> {
+/**
+ * The compression of `path` if it holds a tar archive, else null (ADD then copies it as-is).
+ * `label` names the file in errors (the worker's own path is not the user's business).
+ */
+export async function sniffArchive(path: string, label = path): Promise<Compression | null> {
   const fh = await fsp.open(path, 'r');
   let head: Buffer;
   try {
@@ -71,21 +81,24 @@ export async function sniffArchive(path: string): Promise<Compression | null> {
   }
   const compression = MAGIC.find(([, magic]) => magic.every((b, i) => head[i] === b))?.[0] ?? 'none';
   if (compression === 'none') return isTarHeader(head) ? 'none' : null;
-  const d = decompress(path, compression);
+  const d = decompress(path, compression, label);
+  const chunks: Buffer[] = [];
+  let size = 0;
   try {
-    const chunks: Buffer[] = [];
-    let size = 0;
     for await (const chunk of d.stream) {
       chunks.push(chunk as Buffer);
       size += (chunk as Buffer).length;
       if (size >= 512) break;
     }
-    return isTarHeader(Buffer.concat(chunks)) ? compression : null;
-  } catch {
+    if (size < 512) await d.done();
+  } catch (err) {
+    // An archive over the memory limit is refused, not copied as if it were no archive.
+    if (err instanceof FileOpError && err.code === 'ELIMIT') throw err;
     return null; // not decompressible: an ordinary file that happens to start with the magic
   } finally {
     d.close();
   }
+  return isTarHeader(Buffer.concat(chunks)) ? compression : null;
 }
 
 function isTarHeader(block: Buffer): boolean {
@@ -101,7 +114,7 @@ function isTarHeader(block: Buffer): boolean {
 
 interface Decompressed { stream: Readable; close(): void; done(): Promise<void> }
 
-function decompress(path: string, compression: Compression): Decompressed {
+function decompress(path: string, compression: Compression, label: string): Decompressed {
   const file = createReadStream(path);
   if (compression === 'none') return { stream: file, close: () => file.destroy(), done: async () => {} };
   if (compression === 'gzip') {
@@ -111,8 +124,8 @@ function decompress(path: string, compression: Compression): Decompressed {
     return { stream: gunzip, close: () => { file.destroy(); gunzip.destroy(); }, done: async () => {} };
   }
   file.destroy();
-  const { command: tool, pkg } = TOOLS[compression];
-  const child: ChildProcess = spawn(tool, ['-dc', path], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const { command: tool, args, pkg } = TOOLS[compression];
+  const child: ChildProcess = spawn(tool, ['-dc', ...args, path], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
   const exited = new Promise<{ code: number | null; error?: Error }>((resolve) => {
@@ -124,8 +137,12 @@ function decompress(path: string, compression: Compression): Decompressed {
     close: () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); },
     done: async () => {
       const r = await exited;
-      if (r.error) throw new FileOpError('EARCHIVE', `cannot run ${tool} to decompress ${path}: ${r.error.message}; install the ${pkg} package`);
-      if (r.code !== 0) throw new FileOpError('EARCHIVE', `${tool} failed on ${path}: ${stderr.trim().split('\n')[0] || `exit ${r.code}`}`);
+      if (r.error) throw new FileOpError('EARCHIVE', `cannot run ${tool} to decompress ${label}: ${r.error.message}; install the ${pkg} package`);
+      if (r.code !== 0 && /Memory usage limit reached/.test(stderr)) {
+        throw new FileOpError('ELIMIT', `ADD ${label}: decompressing it needs more than ${XZ_MEMLIMIT_MIB} MiB of memory (an xz dictionary larger than xz -9 makes); recompress it with a smaller dictionary`);
+      }
+      // xz names the file it was given: the user knows it by its label.
+      if (r.code !== 0) throw new FileOpError('EARCHIVE', `${tool} failed on ${label}: ${(stderr.trim().split('\n')[0] || `exit ${r.code}`).replaceAll(path, label)}`);
     },
   };
 }
@@ -134,7 +151,7 @@ export interface ExtractResult { files: number; bytes: number }
 
 export async function extractArchive(opts: ExtractOptions): Promise<ExtractResult> {
   const limits = { ...DEFAULT_EXTRACT_LIMITS, ...opts.limits };
-  const d = decompress(opts.archivePath, opts.compression);
+  const d = decompress(opts.archivePath, opts.compression, opts.label);
   const extract = tarExtract();
   const piping = pipeline(d.stream, extract).catch((err: unknown) => err);
   const result: ExtractResult = { files: 0, bytes: 0 };
