@@ -91,7 +91,7 @@ export class RemoteContexts {
    */
   async httpBuildContext(tenant: string, url: string, o: { dockerfileName: string; dockerfile?: Buffer; ignoreDockerignore?: boolean }, progress: SourceProgress, signal: AbortSignal): Promise<{ contextId: string; dockerfile: Buffer; dockerignore: Buffer }> {
     return this.downloadedContext(tenant, url, '[internal] load remote build context', progress, signal, async (file, root) => {
-      const compression = await sniffArchive(file);
+      const compression = await sniffArchive(file, redact(url));
       if (compression) await extractArchive({ archivePath: file, compression, dir: root, label: redact(url), limits: { maxBytes: this.opts.contexts.maxContextBytes, maxEntries: this.opts.contexts.maxFiles } });
       else {
         // The name is the client's (buildctl's filename=): a path inside the context, `..` stopping
