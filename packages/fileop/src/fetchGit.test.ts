@@ -2,7 +2,8 @@
 // tags, commits and subdirs resolve as BuildKit's do, and every connection git opens obeys the
 // build's network policy (here: 127.0.0.2 is refused, standing in for the cluster's addresses).
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -132,4 +133,32 @@ test('a tree larger than the limits is refused before anything is checked out (a
   const got = await fetchGit({ ref, workDir, refuse, commit, maxTreeBytes: 41 * 1024, maxTreeFiles: 40 });
   assert.equal((await readdir(join(got.dir, 'd'))).length, 40, 'within the limits it checks out');
   await assert.rejects(stat(join(got.dir, '.git/logs')), /ENOENT/, 'no reflog (it would name this host\'s user and the time)');
+});
+
+test('the attacker: a server that refuses a shallow fetch by sha, so the fetch falls back to fetching everything, is held to one byte budget over both fetches', async () => {
+  // Protocol v0 (a client forced to it, as an old server would): it refuses a commit it does not
+  // advertise, so fetchGit fetches every branch and tag instead, and v0 repeats the whole ref
+  // advertisement for each fetch. 3,000 tags make that advertisement the bulk of the bytes.
+  const [old] = server.commit('refs', [{ files: { 'a.txt': 'old\n' } }, { files: { 'a.txt': 'new\n' } }]);
+  const bare = join(server.root, 'refs.git');
+  const tags = Array.from({ length: 3000 }, (_, i) => `create refs/tags/release-${String(i).padStart(5, '0')} HEAD\n`).join('');
+  execFileSync('git', ['-C', bare, 'update-ref', '--stdin'], { input: tags });
+  const advertisement = (await (await globalThis.fetch(`${server.http}/refs.git/info/refs?service=git-upload-pack`)).arrayBuffer()).byteLength;
+  assert.ok(advertisement > 150_000, `the advertisement is ${advertisement} bytes`);
+  const gitV0 = join(server.root, 'git-v0');
+  await writeFile(gitV0, '#!/bin/sh\nexec git -c protocol.version=0 "$@"\n', { mode: 0o755 });
+  const ref = parseGitRef(`${server.http}/refs.git#${old}`)!;
+  const attempt = async (maxBytes: number) => {
+    const workDir = await mkdtemp(join(tmpdir(), 'fetchgit-'));
+    dirs.push(workDir);
+    return fetchGit({ ref, workDir, refuse, commit: old, maxBytes, gitBinary: gitV0 });
+  };
+  const requestsBefore = server.requests.length;
+  // Either fetch alone stays within 1.5 advertisements; both together do not.
+  const budget = Math.round(advertisement * 1.5);
+  await assert.rejects(attempt(budget), (e: unknown) => e instanceof GitFetchError && new RegExp(`sent more than ${budget} bytes`).test(e.message) && !e.message.includes('\n'));
+  assert.equal(server.requests.slice(requestsBefore).filter((r) => r.startsWith('GET /refs.git/info/refs')).length, 2, 'it did fall back to the second fetch');
+  const got = await attempt(advertisement * 3);
+  assert.equal(got.commit, old, 'with room for both fetches, the fallback finds the commit');
+  assert.equal(await readFile(join(got.dir, 'a.txt'), 'utf8'), 'old\n');
 });

@@ -19,12 +19,12 @@ export interface GitFetchOptions {
   /** The build's network policy (see HttpLimits.refuse). */
   refuse?: (address: string) => string | undefined;
   signal?: AbortSignal;
-  /** The whole git command (default 600 s). */
+  /** All the git commands of one call together (default 600 s). */
   timeoutMs?: number;
   connectTimeoutMs?: number;
   /** Longest silence from the remote (default 60 s). */
   idleTimeoutMs?: number;
-  /** Most bytes the remote may send (default 2 GiB). */
+  /** Most bytes the remote may send over all the git commands of one call (default 2 GiB). */
   maxBytes?: number;
   /** Most bytes and files the checked-out tree may hold (a small repository can list one blob
    *  millions of times): measured before anything is checked out. */
@@ -48,7 +48,7 @@ const FULL_SHA = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 export async function resolveGitCommit(opts: GitFetchOptions): Promise<string> {
   const { ref } = opts;
   if (FULL_SHA.test(ref.ref)) return ref.ref;
-  const out = await runGit(opts, ['ls-remote', '--', ref.remote], undefined);
+  const out = await withGit(opts, (git) => git(['ls-remote', '--', ref.remote], undefined));
   const refs = new Map<string, string>();
   for (const line of out.split('\n')) {
     const [sha, name] = line.split('\t');
@@ -66,10 +66,13 @@ export async function resolveGitCommit(opts: GitFetchOptions): Promise<string> {
 
 /** Checks `commit` of the repository out under workDir and answers the subdir's path. */
 export async function fetchGit(opts: GitFetchOptions & { commit: string }): Promise<FetchedGit> {
-  const { ref, commit } = opts;
   const repo = join(opts.workDir, 'repo');
   await mkdir(repo, { recursive: true });
-  const git = (args: string[]) => runGit(opts, ['-C', repo, ...args], repo);
+  return withGit(opts, (run) => checkOut(opts, repo, (args) => run(['-C', repo, ...args], repo)));
+}
+
+async function checkOut(opts: GitFetchOptions & { commit: string }, repo: string, git: (args: string[]) => Promise<string>): Promise<FetchedGit> {
+  const { ref, commit } = opts;
   await git(['init', '-q']);
   await git(['remote', 'add', 'origin', ref.remote]);
   const named = ref.ref !== '' && !FULL_SHA.test(ref.ref);
@@ -177,12 +180,21 @@ async function checkTreeSize(opts: GitFetchOptions, repo: string, commit: string
   if (code !== 0) throw new GitFetchError(`git ${shown(opts.ref)}: cannot list the tree of commit ${commit.slice(0, 12)} (git ls-tree exited ${code})`);
 }
 
-async function runGit(opts: GitFetchOptions, args: string[], cwd: string | undefined): Promise<string> {
+type RunGit = (args: string[], cwd: string | undefined) => Promise<string>;
+
+/**
+ * Runs `use` with the git commands of one fetch. They share one egress proxy, so one byte
+ * budget, and one deadline: a fetch that falls back to a second, full fetch is held to the
+ * same limits as one that does not.
+ */
+async function withGit<T>(opts: GitFetchOptions, use: (git: RunGit) => Promise<T>): Promise<T> {
   if (opts.ref.scheme === 'ssh') {
     throw new GitFetchError(`git ${shown(opts.ref)}: ssh git URLs need SSH credentials the builder does not have; use the repository's https:// URL`);
   }
   const home = join(opts.workDir, 'home');
   await mkdir(home, { recursive: true });
+  const timeoutMs = opts.timeoutMs ?? 600_000;
+  const deadline = Date.now() + timeoutMs;
   const proxy = await startGitEgressProxy({ refuse: opts.refuse, maxBytes: opts.maxBytes ?? 2 * 1024 ** 3, connectTimeoutMs: opts.connectTimeoutMs ?? 30_000, idleTimeoutMs: opts.idleTimeoutMs ?? 60_000 });
   try {
     const proxyCommand = join(home, 'git-proxy.cjs');
@@ -199,21 +211,21 @@ async function runGit(opts: GitFetchOptions, args: string[], cwd: string | undef
       // No reflog: `.git/logs` (kept by ADD --keep-git-dir) would name this host's user and the time.
       'core.logAllRefUpdates=false',
     ].flatMap((c) => ['-c', c]);
-    return await new Promise<string>((resolve, reject) => {
+    return await use((args, cwd) => new Promise<string>((resolve, reject) => {
       execFile(opts.gitBinary ?? 'git', [...config, ...args], {
-        env, cwd, signal: opts.signal, timeout: opts.timeoutMs ?? 600_000, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024, encoding: 'utf8',
+        env, cwd, signal: opts.signal, timeout: Math.max(1, deadline - Date.now()), killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024, encoding: 'utf8',
       }, (err, stdout, stderr) => {
         if (!err) { resolve(stdout); return; }
         const failure = proxy.failure();
         if (opts.signal?.aborted) { reject(opts.signal.reason); return; }
         if (failure instanceof AddressRefusedError) { reject(new GitFetchError(`git ${shown(opts.ref)}: ${failure.message}`)); return; }
         if (failure instanceof GitFetchLimitError) { reject(new GitFetchError(`git ${shown(opts.ref)}: ${failure.message}`)); return; }
-        if ((err as { killed?: boolean }).killed) { reject(new GitFetchError(`git ${shown(opts.ref)}: timed out after ${opts.timeoutMs ?? 600_000} ms`)); return; }
+        if ((err as { killed?: boolean }).killed) { reject(new GitFetchError(`git ${shown(opts.ref)}: timed out after ${timeoutMs} ms`)); return; }
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') { reject(new GitFetchError('the git binary is not installed on the builder: install git (infra/dev/setup.sh)')); return; }
         const line = stderr.split('\n').map((l) => l.trim()).filter(Boolean).pop() ?? `exit ${String((err as { code?: unknown }).code)}`;
         reject(new GitFetchError(`git ${shown(opts.ref)}: ${line.replace(/^fatal: /, '').slice(0, 300)}`));
       });
-    });
+    }));
   } finally {
     await proxy.close();
   }
