@@ -1,20 +1,25 @@
 // API tests against real Redis, with state written by the real scheduler, progress and cache packages.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
 import { startRedis, type RedisService } from '@buildyard/testkit';
 import { seedState, startDashboard, TEST_TOKENS, until, type RunningDashboard, type SeededState } from './dashboard.test-util.js';
-import { MAX_LIVE_TAILS } from './api/createDashboardServer.js';
+import { MAX_LIVE_TAILS, type DashboardServerOptions } from './api/createDashboardServer.js';
 import { Scheduler, type StageSpec } from '@buildyard/scheduler';
-import type { BuildDetail, BuildSummary, CacheView, PlatformTenantRow, QueueView, WorkerView } from './api/types.js';
+import { DEFAULT_KEYS, redisKeys } from '@buildyard/contracts';
+import { decodeEvent, ProgressWriter, type VertexRef } from '@buildyard/progress';
+import { createLogger } from '@buildyard/telemetry';
+import type { BuildDetail, BuildList, BuildSummary, CacheView, PlatformTenantRow, QueueView, WorkerView } from './api/types.js';
+import { LOG_ENTRY_PREFIX } from './api/progressFold.js';
 import { writeBuildRecord } from './dashboard.test-util.js';
 
 interface Setup { redis: RedisService; seed: SeededState; dash: RunningDashboard; close(): Promise<void> }
 
 /** Redis with the seeded state and a dashboard over it. */
-async function setup(): Promise<Setup> {
+async function setup(opts: Partial<DashboardServerOptions> = {}): Promise<Setup> {
   const redis = await startRedis();
   const seed = await seedState(redis.url);
-  const dash = await startDashboard({ redisUrl: redis.url, prefix: seed.prefix, uiDir: '/nonexistent' });
+  const dash = await startDashboard({ redisUrl: redis.url, prefix: seed.prefix, uiDir: '/nonexistent', ...opts });
   return { redis, seed, dash, close: async () => { await dash.close(); await seed.close(); await redis.stop(); } };
 }
 
@@ -38,6 +43,19 @@ const json = async <T>(res: Response): Promise<T> => {
   assert.ok(res.ok, `HTTP ${res.status}: ${text}`);
   return JSON.parse(text) as T;
 };
+
+/** Each call of `method` on `key` through a client, with what Redis answered (the client still does the work). */
+function callsOn(client: object, method: 'xrange' | 'zrangebyscore', key: string): Array<{ args: unknown[]; answer: unknown[] }> {
+  const c = client as Record<typeof method, (...args: unknown[]) => Promise<unknown[]>>;
+  const real = c[method].bind(c);
+  const calls: Array<{ args: unknown[]; answer: unknown[] }> = [];
+  c[method] = async (...args) => {
+    const answer = await real(...args);
+    if (args[0] === key) calls.push({ args, answer });
+    return answer;
+  };
+  return calls;
+}
 
 test('healthz needs no token; everything else answers 401 without one', async () => {
   assert.equal((await dash.api('/healthz', { as: 'none' })).status, 200);
@@ -105,9 +123,15 @@ test('a stage held back by its tenant limit counts as waiting, with why, per pla
   }
   const small = await scheduler.getBuild(`small-${own.seed.prefix}`);
   assert.equal(small?.stages[0].status, 'ready', 'the second build\'s stage is held by the tenant limit');
-  const { platforms } = await json<{ platforms: PlatformTenantRow[] }>(await own.dash.api('/api/queues'));
-  const row = platforms.find((r) => r.platform === 'linux/arm64' && r.tenant === 'initech');
-  assert.ok(row, JSON.stringify(platforms));
+  // The dashboard reads the running builds once per sample interval: the first read may predate these two.
+  let platforms: PlatformTenantRow[] = [];
+  let row: PlatformTenantRow | undefined;
+  await until('the two initech builds in the queue view', async () => {
+    ({ platforms } = await json<{ platforms: PlatformTenantRow[] }>(await own.dash.api('/api/queues')));
+    row = platforms.find((r) => r.platform === 'linux/arm64' && r.tenant === 'initech');
+    return row?.waiting === 2;
+  }).catch(() => assert.fail(JSON.stringify(platforms)));
+  assert.ok(row);
   assert.equal(row.waiting, 2, 'the queued stage and the held one');
   assert.deepEqual(row.held, { queued: 1, 'tenant-limit': 1 });
   assert.ok(row.why.some((w) => /tenant limit: tenant initech runs 1 stages/.test(w)), row.why.join('; '));
@@ -296,4 +320,132 @@ test('the attacker with a read token: live log tails are capped, and one of a bu
     again.abort();
     return res.status === 200;
   });
+});
+
+test('the attacker with a noisy build: its page reads the progress stream a page at a time, never parses a log, and each poll reads only what was added since the last', async (t) => {
+  const { seed, dash: own, close } = await setup({ limits: { progressPage: 20, progressPerRequest: 50 } });
+  const buildId = `b-noisy-${seed.prefix}`;
+  // Queued for w-arm, which never takes it.
+  await seed.scheduler.submitBuild({ buildId, tenant: 'acme', priority: 0, platforms: [{ platform: 'linux/arm64', stages: [{ id: 'noisy', dependsOn: [], cacheKey: '', payload: {} }] }] });
+  const progress = new ProgressWriter(seed.redis, buildId, { maxLogBytesPerVertex: 64 << 20 });
+  t.after(async () => { await progress.close(); await close(); });
+  const vertex = (n: number): VertexRef => ({
+    digest: `sha256:${String(n).repeat(64)}`, name: `[noisy ${n}/3] RUN make`, platform: 'linux/arm64', stage: 'noisy', step: n, steps: 3, workerId: 'w-gone', emulated: true,
+  });
+  await progress.started(vertex(1), 1000);
+  for (let i = 0; i < 120; i++) progress.log(vertex(1).digest, 'x'.repeat(16 * 1024)); // one 16 KiB entry each
+  await progress.finished(vertex(1), 1000, 1500);
+  await progress.cached(vertex(2));
+  const key = DEFAULT_KEYS.progress(buildId);
+  const stream = (await seed.redis.xrange(key, '-', '+')).map(([, fields]) => fields[1]);
+  assert.equal(stream.length, 123);
+  // What the dashboard skips logs by: the writer's layout of a log entry.
+  assert.ok(stream.filter((raw) => decodeEvent(raw).type === 'vertex.log').every((raw) => raw.startsWith(LOG_ENTRY_PREFIX)));
+
+  const reads = callsOn(own.state.redis, 'xrange', key);
+  const page = async () => json<BuildDetail>(await own.api(`/api/builds/${buildId}`));
+  const behind = (d: BuildDetail) => d.warnings.some((w) => /progress stream is long/.test(w));
+  const polls: number[] = [];
+  let detail: BuildDetail;
+  do {
+    detail = await page();
+    const got = reads.splice(0);
+    assert.ok(got.every((r) => r.args[3] === 'COUNT' && Number(r.args[4]) <= 20), `XRANGEs of a page at most: ${JSON.stringify(got.map((r) => r.args))}`);
+    polls.push(got.reduce((n, r) => n + r.answer.length, 0));
+  } while (behind(detail) && polls.length < 10);
+  assert.deepEqual(polls, [50, 50, 23], 'at most progressPerRequest entries a poll, each entry read once');
+  const vertices = () => detail.platforms[0].stages[0].vertices.map((v) => [v.name, v.status, v.durationMs, v.emulated]);
+  assert.deepEqual(vertices(), [['[noisy 1/3] RUN make', 'done', 500, true], ['[noisy 2/3] RUN make', 'cached', 0, null]]);
+
+  const [[lastRead]] = await seed.redis.xrevrange(key, '+', '-', 'COUNT', 1);
+  await progress.started(vertex(3), 2000);
+  progress.log(vertex(3).digest, 'more output\n');
+  await progress.flush();
+  detail = await page();
+  assert.deepEqual(reads.map((r) => r.answer.length), [2], 'the next poll reads the two new entries only');
+  assert.equal(reads[0].args[1], `(${lastRead}`, 'from just after the last entry read');
+  assert.deepEqual(vertices().at(-1), ['[noisy 3/3] RUN make', 'running', null, true]);
+  assert.ok(!behind(detail));
+});
+
+test('the attacker with a read token: a build filter that matches nothing examines a bounded number of records and says so', async (t) => {
+  const keys = redisKeys(`scan${seed.prefix}`);
+  const own = await startDashboard({ redisUrl: shared.redis.url, keys, prefix: seed.prefix, uiDir: '/nonexistent', limits: { buildsScanned: 50 } });
+  t.after(() => own.close());
+  // 60 builds; the only one of tenant "needle" is the oldest, past the 50 newest one request examines.
+  const now = Date.now();
+  for (let i = 0; i < 60; i++) {
+    await writeBuildRecord(seed.redis, { buildId: `scan-${i}`, tenant: i === 0 ? 'needle' : 'acme', status: 'succeeded', platforms: ['linux/amd64'], createdMs: now - 60_000 + i }, keys);
+  }
+  const list = async (query: string) => json<BuildList>(await own.api(`/api/builds?${query}`));
+  assert.deepEqual(await list('tenant=nobody'), { builds: [], scanLimitReached: true });
+  assert.deepEqual(await list('tenant=needle'), { builds: [], scanLimitReached: true }, 'the oldest build is past the bound');
+  const acme = await list('tenant=acme&limit=10');
+  assert.deepEqual([acme.builds.length, acme.builds[0].buildId, acme.scanLimitReached], [10, 'scan-59', false]);
+  const unfiltered = await list('limit=50');
+  assert.deepEqual([unfiltered.builds.length, unfiltered.scanLimitReached], [50, false], 'a request that found its page is not cut short');
+});
+
+test('the attacker with a read token: polling the queue view and a running build\'s page reads the build history once per sample interval, not per request', async (t) => {
+  const own = await startDashboard({ redisUrl: shared.redis.url, prefix: seed.prefix, uiDir: '/nonexistent', sampleIntervalMs: 3_600_000 });
+  t.after(() => own.close());
+  const reads = callsOn(own.state.redis, 'zrangebyscore', DEFAULT_KEYS.builds);
+  for (let i = 0; i < 5; i++) {
+    const { platforms } = await json<{ platforms: PlatformTenantRow[] }>(await own.api('/api/queues'));
+    assert.ok(platforms.some((r) => r.platform === 'linux/arm64' && r.tenant === 'globex' && r.waiting === 1), JSON.stringify(platforms));
+    const page = await json<BuildDetail>(await own.api(`/api/builds/${seed.queuedBuild}`));
+    assert.equal(page.platforms[0].stages[0].waiting?.reason, 'queued');
+  }
+  assert.ok(reads.length <= 1, `${reads.length} reads of the build list`);
+});
+
+test('the attacker tenant with a huge cache: /api/cache counts all its entries but examines at most cacheEntriesPerTenant of them', async (t) => {
+  const own = await startDashboard({ redisUrl: shared.redis.url, prefix: seed.prefix, uiDir: '/nonexistent', limits: { cacheEntriesPerTenant: 2 } });
+  t.after(() => own.close());
+  const cache = await json<CacheView>(await own.api('/api/cache'));
+  const [acme, globex] = cache.tenants;
+  assert.deepEqual([acme.tenant, acme.entries, acme.examined, acme.largest.length], ['acme', 3, 2, 2]);
+  assert.equal(acme.bytes, acme.largest.reduce((n, e) => n + e.size, 0), 'sizes are of the examined entries');
+  assert.deepEqual([globex.entries, globex.examined], [1, 1]);
+});
+
+test('the attacker without a token: /healthz says Redis is unreachable without Redis\'s own words, which go to the log', async (t) => {
+  const redis = await startRedis();
+  const admin = new Redis(redis.url);
+  const lines: string[] = [];
+  const log = createLogger('buildyard-dashboard', { destination: { write: (line: string) => { lines.push(line); } } });
+  const own = await startDashboard({ redisUrl: redis.url, uiDir: '/nonexistent', log });
+  t.after(async () => {
+    await admin.acl('SETUSER', 'default', '+ping');
+    await admin.quit();
+    await own.close();
+    await redis.stop();
+  });
+  assert.equal((await own.api('/healthz', { as: 'none' })).status, 200);
+  // Redis refusing the ping with words of its own (a real Redis error, as an outage's would be).
+  await admin.acl('SETUSER', 'default', '-ping');
+  const res = await own.api('/healthz', { as: 'none' });
+  assert.equal(res.status, 503);
+  assert.deepEqual(await res.json(), { ok: false, error: 'dashboard: Redis is unreachable; the dashboard\'s log says why' });
+  assert.ok(lines.some((l) => l.includes('Redis did not answer a ping') && /"err":"NOPERM/.test(l)), lines.join(''));
+});
+
+test('the attacker with the metrics token (a scraper\'s): it reads /metrics and nothing else', async () => {
+  assert.equal((await dash.api('/metrics', { as: 'metrics' })).status, 200);
+  const elsewhere: Array<[string, string]> = [
+    ['GET', '/api/me'], ['GET', '/api/builds'], ['GET', `/api/builds/${seed.doneBuild}`], ['GET', `/api/builds/${seed.doneBuild}/progress`],
+    ['GET', '/api/queues'], ['GET', '/api/cache'], ['GET', '/'], ['POST', '/api/workers/ghost/drain'],
+  ];
+  for (const [method, path] of elsewhere) {
+    const res = await dash.api(path, { method, as: 'metrics' });
+    assert.equal(res.status, 403, `${method} ${path}`);
+    assert.match(((await res.json()) as { error: string }).error, /^dashboard: the metrics token \(dashboard\.metricsToken\) reads GET \/metrics only; use the read or admin token/);
+  }
+  // By ?token= too, and it never becomes a session.
+  const query = await fetch(`${dash.url}/builds?token=${TEST_TOKENS.metricsToken}`, { redirect: 'manual' });
+  assert.equal(query.status, 403);
+  assert.equal(query.headers.get('set-cookie'), null);
+  const scrape = await fetch(`${dash.url}/metrics?token=${TEST_TOKENS.metricsToken}`);
+  assert.equal(scrape.status, 200);
+  assert.equal(scrape.headers.get('set-cookie'), null);
 });

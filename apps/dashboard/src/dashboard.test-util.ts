@@ -8,13 +8,13 @@ import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { RedisCacheIndex } from '@buildyard/cache';
 import { ProgressWriter, type VertexRef } from '@buildyard/progress';
-import { DEFAULT_KEYS } from '@buildyard/contracts';
+import { DEFAULT_KEYS, type RedisKeys } from '@buildyard/contracts';
 import { Scheduler, StageConsumer, WorkerRegistry, type StageSpec } from '@buildyard/scheduler';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { createDashboardServer, type DashboardServer, type DashboardServerOptions } from './api/createDashboardServer.js';
 import type { BuildListStatus } from './api/types.js';
 
-export const TEST_TOKENS = { readToken: 'read-token-for-tests', adminToken: 'admin-token-for-tests' };
+export const TEST_TOKENS = { readToken: 'read-token-for-tests', adminToken: 'admin-token-for-tests', metricsToken: 'metrics-token-for-tests' };
 const here = dirname(fileURLToPath(import.meta.url));
 /** The built UI (`npm run build -w @buildyard/dashboard`). */
 export const UI_DIR = join(here, '..', 'dist', 'public');
@@ -22,8 +22,8 @@ export const ARTIFACTS_DIR = join(here, '..', '..', '..', 'test-artifacts', 'das
 
 export interface RunningDashboard extends DashboardServer {
   url: string;
-  /** fetch with the read (default) or admin token. */
-  api(path: string, init?: RequestInit & { as?: 'read' | 'admin' | 'none' }): Promise<Response>;
+  /** fetch with the read (default), admin or metrics token. */
+  api(path: string, init?: RequestInit & { as?: 'read' | 'admin' | 'metrics' | 'none' }): Promise<Response>;
 }
 
 /** Starts the dashboard on a free 127.0.0.1 port. Call close() in an after hook. */
@@ -37,7 +37,7 @@ export async function startDashboard(opts: Partial<DashboardServerOptions> & { r
     api: (path, init = {}) => {
       const { as = 'read', ...rest } = init;
       const headers = new Headers(rest.headers);
-      if (as !== 'none') headers.set('authorization', `Bearer ${as === 'admin' ? TEST_TOKENS.adminToken : TEST_TOKENS.readToken}`);
+      if (as !== 'none') headers.set('authorization', `Bearer ${TEST_TOKENS[`${as}Token`]}`);
       if (rest.body !== undefined && !headers.has('content-type')) headers.set('content-type', 'application/json');
       return fetch(url + path, { ...rest, headers });
     },
@@ -59,14 +59,14 @@ export interface BuildRecordInput {
 }
 
 /** Writes a build record exactly as the frontend's contract says (hash + sorted set). */
-export async function writeBuildRecord(redis: Redis, b: BuildRecordInput): Promise<void> {
+export async function writeBuildRecord(redis: Redis, b: BuildRecordInput, keys: RedisKeys = DEFAULT_KEYS): Promise<void> {
   await redis.multi()
-    .hset(DEFAULT_KEYS.build(b.buildId), {
+    .hset(keys.build(b.buildId), {
       buildId: b.buildId, tenant: b.tenant, status: b.status, platforms: JSON.stringify(b.platforms),
       createdMs: b.createdMs, finishedMs: b.finishedMs ?? '', digest: b.digest ?? '', error: b.error ?? '',
       verticesTotal: b.verticesTotal ?? 0, verticesCached: b.verticesCached ?? 0, pushed: JSON.stringify(b.pushed ?? []),
     })
-    .zadd(DEFAULT_KEYS.builds, b.createdMs, b.buildId)
+    .zadd(keys.builds, b.createdMs, b.buildId)
     .exec();
 }
 

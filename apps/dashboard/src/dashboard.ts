@@ -20,11 +20,12 @@ async function main(): Promise<void> {
     redisUrl: config.redis.url,
     redisCluster: config.redis.cluster,
     keys: redisKeys(config.redis.keyPrefix),
-    tokens: { readToken: config.dashboard.readToken, adminToken: config.dashboard.adminToken },
+    tokens: { readToken: config.dashboard.readToken, adminToken: config.dashboard.adminToken, metricsToken: config.dashboard.metricsToken },
     uiDir: join(dirname(fileURLToPath(import.meta.url)), 'public'),
     tenantLimit: config.limits.tenantConcurrency,
     blobStore: config.blobStore.type,
     metrics: getMetrics(),
+    log,
   });
   await server.app.listen({ host, port });
   announce.info({ listen: `${host}:${port}` }, 'dashboard listening');

@@ -20,7 +20,7 @@ export interface BuildyardConfig {
   gc: { intervalMs: number; keepStorageBytes: number; keepDurationMs: number; contextMaxAgeMs: number };
   history: { retentionMs: number };
   heartbeat: { intervalMs: number; timeoutMs: number };
-  dashboard: { listen: string; readToken: string; adminToken: string };
+  dashboard: { listen: string; readToken: string; adminToken: string; metricsToken: string };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
 }
 

@@ -85,5 +85,6 @@ export const OPTIONS = [
   opt('dashboard.listen', 'BUILDYARD_DASHBOARD_LISTEN', loopbackOrAny, '127.0.0.1:8373', 'Address of the dashboard.'),
   opt('dashboard.readToken', 'BUILDYARD_DASHBOARD_READ_TOKEN', z.string(), '', 'Token for read-only dashboard access.'),
   opt('dashboard.adminToken', 'BUILDYARD_DASHBOARD_ADMIN_TOKEN', z.string(), '', 'Token for dashboard operations (drain, cancel, prune).'),
+  opt('dashboard.metricsToken', 'BUILDYARD_DASHBOARD_METRICS_TOKEN', z.string(), '', 'Token that reads the dashboard\'s `GET /metrics` only (403 elsewhere), for Prometheus or KEDA: the read token sees every tenant\'s builds and logs.'),
   opt('log.level', 'BUILDYARD_LOG_LEVEL', z.enum(['debug', 'info', 'warn', 'error']), 'info', 'Log level of every process.'),
 ] as const;

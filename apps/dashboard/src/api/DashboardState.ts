@@ -1,17 +1,19 @@
 import { Queue, type Job, type JobType } from 'bullmq';
 import { BlobLeases, RedisCacheIndex, pruneCache, type CacheRecord } from '@buildyard/cache';
 import {
-  BuildRecords, BUILD_RECORD_STATUSES, isUnfinished, DEFAULT_KEYS, buildRecordFromHash, describeQueueName, scanKeys, stageRef, type BuildRecord, type RedisClient as Redis, type RedisKeys,
+  BuildRecords, BUILD_RECORD_STATUSES, isUnfinished, DEFAULT_KEYS, buildRecordFromHash, cacheRecordSchema, describeQueueName, jsonFromRedis, scanKeys, stageRef,
+  type BuildRecord, type RedisClient as Redis, type RedisKeys,
 } from '@buildyard/contracts';
-import { decodeEvent, type ProgressEvent } from '@buildyard/progress';
+import type { ProgressEvent } from '@buildyard/progress';
 import { askWorkersDisk } from '@buildyard/cache';
 import { Scheduler, WorkerRegistry, parseBuildEvent, queueView, waitingStages, type BuildEvent, type BuildState, type QueueViewInput, type StageState, type WorkerStatus } from '@buildyard/scheduler';
 
 /** A stage as the Dockerfile has it (from its payload): what progress events name it by. */
 export interface StagePlanInfo { name?: string; index: number; platform: string }
 import { stageNameOf } from './LogLines.js';
+import { foldProgress, ProgressFolds, type ProgressReadLimits, type VertexFold } from './progressFold.js';
 import type {
-  BuildDetail, BuildListStatus, BuildSummary, CacheEntryView, CacheTenantView, CacheView, PlatformTenantRow, PruneRequest, PruneResult,
+  BuildDetail, BuildList, BuildListStatus, BuildSummary, CacheEntryView, CacheTenantView, CacheView, PlatformTenantRow, PruneRequest, PruneResult,
   QueueView, RunningStage, StageView, VertexView, WorkerDiskView, WorkerView,
 } from './types.js';
 
@@ -26,7 +28,33 @@ export interface DashboardStateOptions {
   tenantLimit?: number | 'fleet';
   /** Shown as the cache "store" (config blobStore.type). */
   blobStore?: string;
+  /** How long one read of every running build (queue view, holds) is shared: the sampler's interval. */
+  fleetReadMs?: number;
+  limits?: Partial<DashboardLimits>;
 }
+
+/**
+ * What one request may read, whatever a tenant's builds and cache hold (a read token polls
+ * these every few seconds). The defaults suit a deployment; tests set small ones.
+ */
+export interface DashboardLimits extends ProgressReadLimits {
+  /** Build records a filtered build list examines before it answers with what it found. */
+  buildsScanned: number;
+  /** Cache entries examined per tenant (its most recently used) for sizes and largest entries. */
+  cacheEntriesPerTenant: number;
+}
+
+export const DEFAULT_LIMITS: DashboardLimits = {
+  buildsScanned: 10_000,
+  // 500 log entries are at most ~11 MiB of base64 in memory at once; 10 000 a request bound the
+  // time a first view of a 100 000-entry stream takes before it answers (the next polls read on).
+  progressPage: 500,
+  progressPerRequest: 10_000,
+  progressBuilds: 64,
+  cacheEntriesPerTenant: 2_000,
+};
+
+type FleetBuilds = { running: QueueViewInput['running']; finished: BuildState[] };
 
 export interface BuildFilter {
   status?: string;
@@ -123,6 +151,10 @@ export class DashboardState {
   private readonly records: BuildRecords;
   private readonly queues = new Map<string, Queue>();
   private readonly blobStore: string;
+  readonly limits: DashboardLimits;
+  private readonly progress: ProgressFolds;
+  private readonly fleetReadMs: number;
+  private fleet: { at: number; builds: Promise<FleetBuilds> } | undefined;
 
   constructor(readonly redis: Redis, opts: DashboardStateOptions = {}) {
     this.keys = opts.keys ?? DEFAULT_KEYS;
@@ -134,6 +166,9 @@ export class DashboardState {
     this.bullPrefix = this.scheduler.keys.bullPrefix;
     this.blobStore = opts.blobStore ?? 'fs';
     this.tenantLimit = opts.tenantLimit;
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.progress = new ProgressFolds(redis, (id) => this.keys.progress(id), this.limits);
+    this.fleetReadMs = opts.fleetReadMs ?? 5000;
   }
 
   private readonly tenantLimit: number | 'fleet' | undefined;
@@ -263,14 +298,24 @@ export class DashboardState {
     await this.registry.drain(id);
   }
 
-  /** Newest first. */
-  async listBuilds(filter: BuildFilter = {}): Promise<BuildSummary[]> {
+  /**
+   * Newest first. Filters apply after reading, so records are read in pages until the limit is
+   * met, but at most `limits.buildsScanned` of them: a filter matching nothing must not read the
+   * whole history on every poll. `scanLimitReached` says older builds were left unexamined.
+   */
+  async listBuilds(filter: BuildFilter = {}): Promise<BuildList> {
     const limit = Math.min(Math.max(filter.limit ?? 200, 1), 1000);
     const out: BuildSummary[] = [];
-    // Filters apply after reading, so read in pages until the page limit is met.
-    for (let start = 0; out.length < limit; start += 500) {
-      const ids = await this.records.idsNewestFirst(start, 500);
+    let scanned = 0;
+    let scanLimitReached = false;
+    while (out.length < limit) {
+      if (scanned >= this.limits.buildsScanned) {
+        scanLimitReached = (await this.records.idsNewestFirst(scanned, 1)).length > 0;
+        break;
+      }
+      const ids = await this.records.idsNewestFirst(scanned, Math.min(500, this.limits.buildsScanned - scanned));
       if (ids.length === 0) break;
+      scanned += ids.length;
       for (const [i, hash] of (await this.records.hashes(ids)).entries()) {
         if (Object.keys(hash).length === 0) continue;
         const b = toBuildSummary({ buildId: ids[i], ...hash });
@@ -281,7 +326,7 @@ export class DashboardState {
         if (out.length >= limit) break;
       }
     }
-    return this.withTimings(out);
+    return { builds: await this.withTimings(out), scanLimitReached };
   }
 
   async getSummary(buildId: string): Promise<BuildSummary | null> {
@@ -325,12 +370,27 @@ export class DashboardState {
    * stages of the last hour. Builds are found through the frontend's build records.
    */
   async platformQueues(now = Date.now()): Promise<PlatformTenantRow[]> {
-    const { running, finished } = await this.schedulerBuilds(now);
+    const { running, finished } = await this.fleetBuilds(now);
     return queueView({ running, finished, workers: await this.registry.list(), tenantLimit: this.tenantLimit, now });
   }
 
-  /** The scheduler's running builds (of one tenant, or all) and those that failed in the last hour. */
-  private async schedulerBuilds(now: number, tenant?: string): Promise<{ running: QueueViewInput['running']; finished: BuildState[] }> {
+  /**
+   * The scheduler's running builds and those that failed in the last hour. Finding them reads
+   * every build record of the last day (nothing indexes failures by when they ended), and every
+   * queue view, sampler tick and running build's page wants them: one read is shared for
+   * `fleetReadMs`, the sampler's interval, which the queue view's figures are sampled at anyway.
+   */
+  private fleetBuilds(now: number): Promise<FleetBuilds> {
+    if (!this.fleet || now - this.fleet.at >= this.fleetReadMs) {
+      const builds = this.readFleetBuilds(now);
+      this.fleet = { at: now, builds };
+      // A failed read is not kept: the next caller reads again.
+      builds.catch(() => { if (this.fleet?.builds === builds) this.fleet = undefined; });
+    }
+    return this.fleet.builds;
+  }
+
+  private async readFleetBuilds(now: number): Promise<FleetBuilds> {
     const ids = await this.records.idsSince(now - 24 * 3_600_000);
     const hashes = await this.records.hashes(ids);
     const running: QueueViewInput['running'] = [];
@@ -338,7 +398,7 @@ export class DashboardState {
     for (const [i, h] of hashes.entries()) {
       const unfinished = isUnfinished(h.status);
       const recentFailure = h.status === 'failed' && Number(h.finishedMs ?? 0) >= now - 3_600_000;
-      if ((!unfinished && !recentFailure) || (tenant !== undefined && h.tenant !== tenant)) continue;
+      if (!unfinished && !recentFailure) continue;
       const state = await this.scheduler.getBuild(ids[i]);
       if (!state) continue;
       if (state.status === 'running') running.push({ state, events: [] });
@@ -350,42 +410,35 @@ export class DashboardState {
   }
 
   /** What holds each waiting stage of a running build, weighed against its tenant's other builds. */
-  private async holds(state: BuildState, workers: WorkerStatus[], now = Date.now()): Promise<Map<string, StageView['waiting']>> {
+  private async holds(state: BuildState, events: BuildEvent[], workers: WorkerStatus[], now = Date.now()): Promise<Map<string, StageView['waiting']>> {
     const out = new Map<string, StageView['waiting']>();
     if (state.status !== 'running') return out;
-    const { running } = await this.schedulerBuilds(now, state.tenant);
-    // A build without a record (submitted to the scheduler directly) still shows its own holds.
-    if (!running.some((b) => b.state.buildId === state.buildId)) running.push({ state, events: (await this.stageEvents([state.buildId])).get(state.buildId) ?? [] });
+    // The tenant's other builds from the shared read; this one as just read (also when it has no record).
+    const running = (await this.fleetBuilds(now)).running.filter((b) => b.state.tenant === state.tenant && b.state.buildId !== state.buildId);
+    running.push({ state, events });
     for (const w of waitingStages({ running, workers, tenantLimit: this.tenantLimit, now })) {
       if (w.buildId === state.buildId) out.set(`${w.platform}\n${w.stageId}`, { reason: w.reason, why: w.why, sinceMs: w.sinceMs });
     }
     return out;
   }
 
-  /** The progress events written so far (non-blocking read of the build's progress stream). */
-  async progressSoFar(buildId: string): Promise<ProgressEvent[]> {
-    const entries = (await this.redis.xrange(this.keys.progress(buildId), '-', '+')) as [string, string[]][];
-    const out: ProgressEvent[] = [];
-    for (const [, fields] of entries) {
-      for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'e') out.push(decodeEvent(fields[i + 1]));
-    }
-    return out;
-  }
-
-  private async stageViewsOf(state: BuildState, events: BuildEvent[], progress: ProgressEvent[]): Promise<BuildDetail['platforms']> {
+  private async stageViewsOf(state: BuildState, events: BuildEvent[], vertices: VertexFold): Promise<BuildDetail['platforms']> {
     const workers = await this.registry.list();
-    return stageViews(state, events, progress, { plans: await this.stagePlans(state), workers, holds: await this.holds(state, workers) });
+    return stageViews(state, events, vertices, { plans: await this.stagePlans(state), workers, holds: await this.holds(state, events, workers) });
   }
 
+  /** The build page. Its steps come from the build's progress fold, which each call reads on (ProgressFolds). */
   async getBuild(buildId: string): Promise<BuildDetail | null> {
     const [summary, state] = await Promise.all([this.getSummary(buildId), this.scheduler.getBuild(buildId)]);
     if (!summary && !state) return null;
-    const [events, progress] = await Promise.all([state ? this.scheduler.eventsSoFar(buildId) : Promise.resolve([]), this.progressSoFar(buildId)]);
+    const [events, progress] = await Promise.all([state ? this.scheduler.eventsSoFar(buildId) : Promise.resolve([]), this.progress.read(buildId)]);
+    const warnings = state ? [] : ['the scheduler has no record of this build (expired or never planned); only the build record is shown'];
+    if (!progress.caughtUp) warnings.push(`this build's progress stream is long: its steps are shown as of the first ${progress.entriesRead} entries; each refresh reads on`);
     return {
       summary,
       scheduler: state ? { status: state.status, error: state.error ?? null, createdAt: state.createdAt, finishedAt: state.finishedAt ?? null, priority: state.priority } : null,
-      platforms: state ? await this.stageViewsOf(state, events, progress) : [],
-      warnings: state ? [] : ['the scheduler has no record of this build (expired or never planned); only the build record is shown'],
+      platforms: state ? await this.stageViewsOf(state, events, progress.vertices) : [],
+      warnings,
     };
   }
 
@@ -418,10 +471,15 @@ export class DashboardState {
     return keys.map((k) => this.keys.cache.tenantOfLru(k)).sort();
   }
 
+  /**
+   * Per tenant: how many entries it has, and the sizes, platforms and largest entries of its
+   * most recently used ones, at most `limits.cacheEntriesPerTenant` (`examined`): a tenant's
+   * cache may hold millions, and RedisCacheIndex offers no totals short of listing them all.
+   */
   async cacheView(): Promise<CacheView> {
     const tenants: CacheTenantView[] = [];
     for (const tenant of await this.cacheTenants()) {
-      const records = await new RedisCacheIndex(this.redis, tenant, this.keys).list();
+      const { entries, records } = await this.recentCacheEntries(tenant, this.limits.cacheEntriesPerTenant);
       const byPlatform: CacheTenantView['byPlatform'] = {};
       let bytes = 0;
       for (const r of records) {
@@ -432,9 +490,22 @@ export class DashboardState {
         p.bytes += size;
       }
       const largest = [...records].sort((a, b) => (b.layer?.size ?? 0) - (a.layer?.size ?? 0)).slice(0, 20).map(entryView);
-      tenants.push({ tenant, entries: records.length, bytes, byPlatform, largest });
+      tenants.push({ tenant, entries, examined: records.length, bytes, byPlatform, largest });
     }
     return { store: this.blobStore, tenants, hitRatio: await this.hitRatioSeries() };
+  }
+
+  /**
+   * A tenant's entry count and its `max` most recently used records, read as RedisCacheIndex
+   * keeps them (its LRU set and record strings, by contracts' keys) without marking them used.
+   */
+  private async recentCacheEntries(tenant: string, max: number): Promise<{ entries: number; records: CacheRecord[] }> {
+    const lru = this.keys.cache.lru(tenant);
+    const [entries, keys] = await Promise.all([this.redis.zcard(lru), this.redis.zrevrange(lru, 0, max - 1)]);
+    if (keys.length === 0) return { entries, records: [] };
+    const raws = await this.redis.mget(keys.map((k) => this.keys.cache.records(tenant) + k));
+    const records = raws.flatMap((raw, i) => (raw === null ? [] : [jsonFromRedis(cacheRecordSchema, raw, `cache record ${keys[i].slice(0, 80)} of tenant ${tenant}`)]));
+    return { entries, records };
   }
 
   /** Cache-hit ratio of finished builds per 5-minute bucket over the last 24 hours. */
@@ -536,8 +607,11 @@ function entryView(r: CacheRecord): CacheEntryView {
   };
 }
 
-/** Joins the scheduler's stage states, its events (timings) and the progress stream (vertices). */
-export function stageViews(state: BuildState, events: BuildEvent[], progress: ProgressEvent[], more: {
+/**
+ * Joins the scheduler's stage states, its events (timings) and the progress stream (vertices:
+ * its events, or their fold) with the live workers (where each step really ran).
+ */
+export function stageViews(state: BuildState, events: BuildEvent[], progress: ProgressEvent[] | VertexFold, more: {
   plans?: Map<string, StagePlanInfo>;
   workers?: WorkerStatus[];
   /** What holds each waiting stage, by `platform\nstageId`. */
@@ -555,31 +629,21 @@ export function stageViews(state: BuildState, events: BuildEvent[], progress: Pr
     times.set(key(ev.platform, ev.stageId), t);
   }
   const nativeOn = new Map(workers.map((w) => [w.id, w.nativePlatforms]));
-  const vertices = new Map<string, Map<string, VertexView>>();
-  for (const e of progress) {
-    if (e.type !== 'vertex.started' && e.type !== 'vertex.cached' && e.type !== 'vertex.progress' && e.type !== 'vertex.finished' && e.type !== 'vertex.error') continue;
-    const v = e.vertex;
-    const map = vertices.get(key(v.platform, v.stage)) ?? new Map<string, VertexView>();
-    vertices.set(key(v.platform, v.stage), map);
-    const view: VertexView = map.get(v.digest) ?? { digest: v.digest, name: v.name, cached: false, status: 'running', startedMs: null, durationMs: null, workerId: null, emulated: null };
-    // Where the step really ran: natively when the worker runs the step's own platform natively
-    // (a FROM --platform=$BUILDPLATFORM stage of an arm64 build runs amd64 binaries), whatever
-    // queue class placed it; the worker's own word when it is gone.
-    const native = nativeOn.get(v.workerId);
-    if (e.type !== 'vertex.cached' && v.workerId) Object.assign(view, { workerId: v.workerId, emulated: native ? !native.includes(v.platform) : v.emulated });
-    if (e.type === 'vertex.cached') Object.assign(view, { cached: true, status: 'cached', startedMs: e.timestampMs, durationMs: 0 });
-    else if (e.type === 'vertex.started' || e.type === 'vertex.progress') view.startedMs = e.startedMs;
-    else if (e.type === 'vertex.finished') Object.assign(view, { status: 'done', startedMs: e.startedMs, durationMs: e.durationMs });
-    else if (e.type === 'vertex.error') Object.assign(view, { status: 'error', startedMs: e.startedMs, durationMs: e.completedMs - e.startedMs, error: e.error });
-    map.set(v.digest, view);
-  }
+  const vertices = Array.isArray(progress) ? foldProgress(progress) : progress;
+  // Where a step really ran: natively when its worker runs the step's own platform natively
+  // (a FROM --platform=$BUILDPLATFORM stage of an arm64 build runs amd64 binaries), whatever
+  // queue class placed it; the worker's own word when it is gone. Copies: the fold is kept.
+  const placed = (platform: string, stageVertices: Map<string, VertexView> | undefined): VertexView[] => [...(stageVertices?.values() ?? [])].map((v) => {
+    const native = v.workerId ? nativeOn.get(v.workerId) : undefined;
+    return native ? { ...v, emulated: !native.includes(platform) } : { ...v };
+  });
   const byPlatform = new Map<string, StageView[]>();
   for (const s of state.stages) {
     const t = times.get(key(s.platform, s.stageId)) ?? {};
     const plan = plans.get(key(s.platform, s.stageId));
     // Progress names a stage by its Dockerfile name (or index) and the platform it runs as.
     const own = plan ? vertices.get(key(plan.platform, plan.name ?? String(plan.index))) : undefined;
-    const vs = [...((own ?? vertices.get(key(s.platform, s.stageId)))?.values() ?? [])];
+    const vs = own ? placed(plan!.platform, own) : placed(s.platform, vertices.get(key(s.platform, s.stageId)));
     const list = byPlatform.get(s.platform) ?? [];
     list.push({ ...stageView(s, t, vs, plan), waiting: holds.get(key(s.platform, s.stageId)) ?? null });
     byPlatform.set(s.platform, list);

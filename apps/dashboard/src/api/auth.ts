@@ -1,10 +1,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 
-export type Role = 'read' | 'admin';
+/** `metrics` reads `/metrics` only (a Prometheus or KEDA scraper): no tenant's builds. */
+export type Role = 'metrics' | 'read' | 'admin';
 
 export interface DashboardTokens {
   readToken: string;
   adminToken: string;
+  metricsToken?: string;
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
@@ -20,6 +22,7 @@ export function roleForToken(token: string | undefined, tokens: DashboardTokens)
   if (!token) return null;
   if (matches(token, tokens.adminToken)) return 'admin';
   if (matches(token, tokens.readToken)) return 'read';
+  if (matches(token, tokens.metricsToken ?? '')) return 'metrics';
   return null;
 }
 

@@ -1,13 +1,13 @@
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifyCookie from '@fastify/cookie';
 import fastifyStatic from '@fastify/static';
 import { readProgress } from '@buildyard/progress';
 import { openRedis, type RedisKeys } from '@buildyard/contracts';
 import { createMetrics, renderMetrics, type BuildyardMetrics } from '@buildyard/telemetry';
 import { bearerToken, cookieSecret, roleForToken, type DashboardTokens, type Role } from './auth.js';
-import { DashboardState } from './DashboardState.js';
+import { DashboardState, type DashboardLimits } from './DashboardState.js';
 import { QueueSampler } from './QueueSampler.js';
 import type { ProgressView, PruneRequest } from './types.js';
 import type { StreamedProgressEvent } from '@buildyard/progress';
@@ -28,6 +28,10 @@ export interface DashboardServerOptions {
   sampleIntervalMs?: number;
   metrics?: BuildyardMetrics;
   logger?: boolean;
+  /** The process's logger (pino): what must not reach a caller (why Redis is unreachable) is logged there; requests are not. */
+  log?: FastifyBaseLogger;
+  /** What one request may read (DEFAULT_LIMITS when absent); tests set small ones. */
+  limits?: Partial<DashboardLimits>;
 }
 
 export interface DashboardServer {
@@ -101,14 +105,24 @@ export async function createDashboardServer(opts: DashboardServerOptions): Promi
   }
   const redis = openRedis({ url: opts.redisUrl, cluster: opts.redisCluster }, { maxRetriesPerRequest: 3, lazyConnect: false });
   redis.on('error', () => undefined); // reported per request
-  const state = new DashboardState(redis, { keys: opts.keys, prefix: opts.prefix, tenantLimit: opts.tenantLimit, blobStore: opts.blobStore });
+  const state = new DashboardState(redis, {
+    keys: opts.keys, prefix: opts.prefix, tenantLimit: opts.tenantLimit, blobStore: opts.blobStore, limits: opts.limits, fleetReadMs: opts.sampleIntervalMs,
+  });
   const metrics = opts.metrics ?? createMetrics();
   const sampler = new QueueSampler(state, { intervalMs: opts.sampleIntervalMs, metrics });
-  const app = Fastify({ logger: opts.logger ?? false });
+  const app: FastifyInstance = opts.log
+    ? Fastify({ loggerInstance: opts.log, logController: new LogController({ disableRequestLogging: true }) })
+    : Fastify({ logger: opts.logger ?? false });
   const sse = new Set<AbortController>();
 
   await app.register(fastifyCookie, { secret: cookieSecret(opts.tokens) });
   app.decorateRequest('role', null);
+
+  // The metrics token (a scraper's) reads /metrics and nothing else, and gets no session cookie.
+  const metricsOnly = (reply: FastifyReply, req: FastifyRequest, path: string) => {
+    if (path === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) return undefined;
+    return fail(reply, 403, `dashboard: the metrics token (dashboard.metricsToken) reads GET /metrics only; use the read or admin token for ${req.method} ${path}`);
+  };
 
   app.addHook('onRequest', async (req, reply) => {
     void reply.headers(SECURITY_HEADERS);
@@ -122,11 +136,16 @@ export async function createDashboardServer(opts: DashboardServerOptions): Promi
     if (header !== undefined) {
       req.role = roleForToken(header, opts.tokens);
       if (!req.role) return fail(reply, 401, 'dashboard: the bearer token is not valid; use the configured dashboard read or admin token');
+      if (req.role === 'metrics') return metricsOnly(reply, req, path);
       return;
     }
     if (query.token !== undefined) {
       const role = typeof query.token === 'string' ? roleForToken(query.token, opts.tokens) : null;
       if (!role) return fail(reply, 401, 'dashboard: the ?token= value is not valid; use the configured dashboard read or admin token');
+      if (role === 'metrics') {
+        req.role = role;
+        return metricsOnly(reply, req, path);
+      }
       // The browser keeps the role in a signed HttpOnly cookie; the token itself is never stored.
       reply.setCookie(COOKIE, role, { httpOnly: true, sameSite: 'strict', path: '/', signed: true });
       req.role = role;
@@ -159,12 +178,14 @@ export async function createDashboardServer(opts: DashboardServerOptions): Promi
     void reply.code(code).send({ error: `dashboard: ${err.message.split('\n')[0]}` });
   });
 
-  app.get('/healthz', async (_req, reply) => {
+  app.get('/healthz', async (req, reply) => {
     try {
       await state.ping();
       return { ok: true };
     } catch (err) {
-      return reply.code(503).send({ ok: false, error: `redis unreachable: ${(err as Error).message}` });
+      // Anyone may ask: Redis's own words (addresses, auth state) go to the log only.
+      req.log.warn({ err: (err as Error).message }, 'dashboard: /healthz: Redis did not answer a ping');
+      return reply.code(503).send({ ok: false, error: 'dashboard: Redis is unreachable; the dashboard\'s log says why' });
     }
   });
 
@@ -185,7 +206,7 @@ export async function createDashboardServer(opts: DashboardServerOptions): Promi
   });
   app.get('/api/builds', async (req) => {
     const q = req.query as Record<string, string | undefined>;
-    return { builds: await state.listBuilds({ status: q.status || undefined, tenant: q.tenant || undefined, platform: q.platform || undefined, limit: q.limit ? Number(q.limit) : undefined }) };
+    return state.listBuilds({ status: q.status || undefined, tenant: q.tenant || undefined, platform: q.platform || undefined, limit: q.limit ? Number(q.limit) : undefined });
   });
   app.get('/api/builds/:id', async (req, reply) => {
     const { id } = req.params as { id: string };

@@ -28,6 +28,13 @@ export interface BuildSummary {
   runMs: number | null;
 }
 
+/** `GET /api/builds`. */
+export interface BuildList {
+  builds: BuildSummary[];
+  /** The filter examined as many records as one request may (DashboardLimits.buildsScanned) and older builds were left unread. */
+  scanLimitReached: boolean;
+}
+
 /** Per platform and tenant: what waits (and what holds it), runs and failed (the scheduler's queueView). */
 export interface PlatformTenantRow {
   platform: string;
@@ -162,6 +169,8 @@ export interface CacheEntryView {
 export interface CacheTenantView {
   tenant: string;
   entries: number;
+  /** Entries `bytes`, `byPlatform` and `largest` are of: the most recently used, at most DashboardLimits.cacheEntriesPerTenant. */
+  examined: number;
   bytes: number;
   byPlatform: Record<string, { entries: number; bytes: number }>;
   largest: CacheEntryView[];

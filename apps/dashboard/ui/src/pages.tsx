@@ -1,7 +1,7 @@
 import { memo } from 'preact/compat';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { signal } from '@preact/signals';
-import type { BuildDetail, BuildSummary, CacheView, PlatformTenantRow, ProgressView, QueueView, StageView, WorkerView } from '../../src/api/types.js';
+import type { BuildDetail, BuildList, CacheView, PlatformTenantRow, ProgressView, QueueView, StageView, WorkerView } from '../../src/api/types.js';
 import { LogLines } from '../../src/api/LogLines.js';
 import { ago, bytes, duration, getJson, postJson } from './api.js';
 import { Chart } from './Chart.js';
@@ -106,7 +106,7 @@ export function BuildsPage() {
   const [tenant, setTenant] = useState('');
   const [platform, setPlatform] = useState('');
   const qs = new URLSearchParams({ ...(status && { status }), ...(tenant && { tenant }), ...(platform && { platform }) }).toString();
-  const { data, error } = usePoll(() => getJson<{ builds: BuildSummary[] }>(`/api/builds${qs ? `?${qs}` : ''}`), 3000, [qs]);
+  const { data, error } = usePoll(() => getJson<BuildList>(`/api/builds${qs ? `?${qs}` : ''}`), 3000, [qs]);
   return (
     <section>
       <h1>Builds</h1>
@@ -119,6 +119,7 @@ export function BuildsPage() {
         <input aria-label="platform" placeholder="platform, e.g. linux/arm64" value={platform} onInput={(e) => setPlatform((e.target as HTMLInputElement).value)} />
       </div>
       <Err error={error} />
+      {data?.scanLimitReached ? <p class="note" data-testid="scan-limit">Only the newest builds were searched for this filter; older ones were not looked at.</p> : null}
       <table data-testid="builds">
         <thead><tr><th>build</th><th>status</th><th>tenant</th><th>images</th><th>platforms</th><th>started</th><th>queued</th><th>ran</th><th>total</th><th>cache hits</th><th>error</th></tr></thead>
         <tbody>
@@ -258,7 +259,8 @@ export function CachePage() {
         <tbody>
           {(data?.tenants ?? []).map((t) => (
             <tr key={t.tenant} data-tenant={t.tenant}>
-              <td>{t.tenant}</td><td>{data?.store}</td><td class="num">{t.entries}</td><td>{bytes(t.bytes)}</td>
+              <td>{t.tenant}</td><td>{data?.store}</td><td class="num">{t.entries}</td>
+              <td>{bytes(t.bytes)}{t.examined < t.entries ? <span class="meta" data-field="examined"> of the {t.examined} most recently used</span> : null}</td>
               <td>{Object.entries(t.byPlatform).map(([p, v]) => <div key={p}>{p}: {v.entries} · {bytes(v.bytes)}</div>)}</td>
               <td>{role.value === 'admin' ? <button onClick={() => void prune(t.tenant)}>prune</button> : null}</td>
             </tr>
