@@ -29,13 +29,15 @@ async function busyboxLayer(): Promise<ChainLayer> {
   const index = JSON.parse(readFileSync(blob(JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')).manifests[0].digest), 'utf8'));
   const manifest = JSON.parse(readFileSync(blob(index.manifests.find((m: { platform: { architecture: string } }) => m.platform.architecture === 'amd64').digest), 'utf8'));
   const config = JSON.parse(readFileSync(blob(manifest.config.digest), 'utf8'));
-  return { diffID: config.rootfs.diff_ids[0], mediaType: manifest.layers[0].mediaType, open: () => createReadStream(blob(manifest.layers[0].digest)) };
+  return { diffID: config.rootfs.diff_ids[0], digest: manifest.layers[0].digest, mediaType: manifest.layers[0].mediaType, open: () => createReadStream(blob(manifest.layers[0].digest)) };
 }
 
 async function tarLayer(entries: Parameters<typeof rawTar>[0]): Promise<ChainLayer> {
   const data = await rawTar(entries);
   const { createHash } = await import('node:crypto');
-  return { diffID: `sha256:${createHash('sha256').update(data).digest('hex')}`, open: () => streamOf(data) };
+  // An uncompressed layer: its blob's digest is its diffID.
+  const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+  return { diffID: digest, digest, open: () => streamOf(data) };
 }
 
 async function tarEntries(blobPath: string): Promise<TarHeader[]> {
@@ -225,13 +227,26 @@ describe('OverlaySnapshotter', () => {
     }
   });
 
+  it('the attacker: a blob of its own claiming the diffID of another tenant\'s unpacked layer is unpacked and refused, never handed that layer\'s snapshot', async () => {
+    const base = await busyboxLayer();
+    const victim = await tarLayer([{ name: 'secret.txt', data: 'the victim\'s' }]);
+    const victimTop = await snapshotter.ensureChain([base, victim]);
+    // Anyone can know a diffID (image configs, docker inspect, SBOMs); the bytes are the attacker's.
+    const own = await tarLayer([{ name: 'mine', data: 'the attacker\'s' }]);
+    const claim: ChainLayer = { ...own, diffID: victim.diffID };
+    const committed = (await snapshotter.list()).filter((s) => s.kind === 'committed').length;
+    await assert.rejects(snapshotter.ensureChain([base, claim]), /has diffID .* but .* was expected/);
+    assert.equal((await snapshotter.list()).filter((s) => s.kind === 'committed').length, committed, 'nothing was committed for the claim');
+    assert.equal(await snapshotter.ensureChain([base, victim]), victimTop, 'the victim\'s chain is unchanged');
+  });
+
   it('round-trips a zstd layer through ensureChain', async () => {
     const src = join(tmp.path, 'zsrc');
     await mkdir(join(src, 'opt'), { recursive: true });
     await writeFile(join(src, 'opt/z'), 'zstd!');
     const blob = await tarDirectory(src, { compression: 'zstd', blobPath: join(tmp.path, 'z.tar.zst') });
     assert.equal(blob.mediaType, 'application/vnd.oci.image.layer.v1.tar+zstd');
-    const zTop = await snapshotter.ensureChain([await busyboxLayer(), { diffID: blob.diffID, mediaType: blob.mediaType, open: () => createReadStream(blob.blobPath) }]);
+    const zTop = await snapshotter.ensureChain([await busyboxLayer(), { diffID: blob.diffID, digest: blob.digest, mediaType: blob.mediaType, open: () => createReadStream(blob.blobPath) }]);
     const view = await snapshotter.view('zview', zTop);
     try {
       assert.equal(await readFile(join(view.mountpoint, 'opt/z'), 'utf8'), 'zstd!');

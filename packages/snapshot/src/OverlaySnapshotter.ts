@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { applyLayer } from './applyLayer.js';
 import { removeTree } from './diskTree.js';
-import { chainIDs } from './chainID.js';
+import { snapshotChainNames } from './chainID.js';
 import { bindMount, isMountPoint, listMountPoints, mountOverlay, unmount } from './mounts.js';
 import { processStart } from './processStart.js';
 import type { Snapshotter } from './Snapshotter.js';
@@ -38,8 +38,10 @@ export interface SnapshotUsage {
 }
 
 export interface ChainLayer {
-  /** sha256 of the uncompressed layer tar. */
+  /** sha256 of the uncompressed layer tar, as claimed: unpacking checks it. */
   diffID: string;
+  /** sha256 of the blob `open()` reads (compressed), checked where the blob was stored. */
+  digest: string;
   mediaType?: string;
   open(): Readable | Promise<Readable>;
 }
@@ -72,7 +74,7 @@ async function exists(path: string): Promise<boolean> {
 /**
  * containerd-style overlayfs snapshotter. Layout under rootDir: `s/<id>/{fs,work,merged,meta.json}`.
  * Short ids and lowerdirs given relative to rootDir keep the mount options of long chains under a
- * page. Committed snapshots of image layers are named by their OCI chain ID. One process owns a
+ * page. Committed snapshots of image layers are named by snapshotChainNames. One process owns a
  * rootDir at a time (metadata is cached in memory).
  */
 export class OverlaySnapshotter implements Snapshotter {
@@ -278,12 +280,13 @@ export class OverlaySnapshotter implements Snapshotter {
   }
 
   /**
-   * Makes sure every layer of an image is unpacked as a committed snapshot named by its chain
-   * ID, unpacking only the missing ones (bottom up), and returns the top chain ID.
+   * Makes sure every layer of an image is unpacked as a committed snapshot named by
+   * snapshotChainNames (diffIDs and blob digests), unpacking only the missing ones (bottom up)
+   * and checking each against its diffID, and returns the top name.
    */
   async ensureChain(layers: readonly ChainLayer[]): Promise<string> {
     if (layers.length === 0) throw new Error('ensureChain needs at least one layer: an image without layers has no rootfs');
-    const ids = chainIDs(layers.map((l) => l.diffID));
+    const ids = snapshotChainNames(layers);
     const index = await this.load();
     let start = ids.length;
     while (start > 0 && index.get(ids[start - 1])?.kind !== 'committed') start--;

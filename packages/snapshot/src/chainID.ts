@@ -1,22 +1,25 @@
 import { createHash } from 'node:crypto';
 
+/** A layer as a snapshot name covers it: its uncompressed and its compressed digest. */
+export interface SnapshotLayerRef { diffID: string; digest: string }
+
 /**
- * OCI chain IDs for a stack of layer diffIDs (bottom first):
- * chainID(L0) = diffID(L0), chainID(Ln) = sha256(chainID(Ln-1) + " " + diffID(Ln)).
+ * The names of the committed snapshots of a stack of layers (bottom first). Each covers the
+ * diffID and the compressed digest of every layer up to it. The fleet's snapshots serve every
+ * tenant, and a diffID is only a claim (an image config's, a cache record's) until the blob is
+ * unpacked and hashed: named by OCI chain IDs (diffIDs alone, as containerd names them), a
+ * snapshot would be handed to any build that claims another tenant's diffIDs for blobs of its
+ * own, unchecked. A blob's digest is checked wherever it comes from, and a snapshot is only made
+ * by unpacking that blob against the diffID (or by diffing a step, which computes both), so a
+ * name holds what it says.
  */
-export function chainIDs(diffIDs: readonly string[]): string[] {
+export function snapshotChainNames(layers: readonly SnapshotLayerRef[]): string[] {
   const out: string[] = [];
-  for (const diffID of diffIDs) {
-    if (!/^sha256:[0-9a-f]{64}$/.test(diffID)) throw new Error(`diffID "${diffID}" is not a sha256:<64 hex> digest: pass the layer's uncompressed digest`);
-    const previous = out[out.length - 1];
-    out.push(previous === undefined ? diffID : `sha256:${createHash('sha256').update(`${previous} ${diffID}`).digest('hex')}`);
+  for (const { diffID, digest } of layers) {
+    for (const d of [diffID, digest]) {
+      if (!/^sha256:[0-9a-f]{64}$/.test(d)) throw new Error(`layer digest "${String(d).slice(0, 100)}" is not a sha256:<64 hex> digest`);
+    }
+    out.push(`sha256:${createHash('sha256').update(`${out.at(-1) ?? ''} ${diffID} ${digest}`).digest('hex')}`);
   }
   return out;
-}
-
-/** The chain ID of the whole stack (its top layer). */
-export function chainID(diffIDs: readonly string[]): string {
-  const ids = chainIDs(diffIDs);
-  if (ids.length === 0) throw new Error('chainID needs at least one diffID');
-  return ids[ids.length - 1];
 }

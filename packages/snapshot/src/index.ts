@@ -1,7 +1,7 @@
 // Public API of @buildyard/snapshot: the Snapshotter interface and its overlayfs
 // implementation, layer unpack, deterministic layer tars, snapshot GC, scratch dirs.
 export { applyLayer, type ApplyLayerOptions, type ApplyLayerResult } from './applyLayer.js';
-export { chainID, chainIDs } from './chainID.js';
+export { snapshotChainNames, type SnapshotLayerRef } from './chainID.js';
 export {
   compressionFromMediaType, layerMediaType, sniffCompression,
   MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD, type LayerCompression,

@@ -5,7 +5,7 @@ import { buffer } from 'node:stream/consumers';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { gzipSync } from 'node:zlib';
-import { chainID, chainIDs } from './chainID.js';
+import { snapshotChainNames } from './chainID.js';
 import { compressionFromMediaType, sniffCompression, peekBytes } from './compression.js';
 import { createTarExtract, RAW_PAX, type TarHeader } from '@buildyard/oci';
 import { paxRecord, sortInWalkOrder, writeLayerTar, type LayerEntry } from './writeLayerTar.js';
@@ -130,14 +130,16 @@ describe('writeLayerTar', () => {
   });
 });
 
-describe('chainID', () => {
-  it('follows the OCI definition', () => {
-    const a = `sha256:${'a'.repeat(64)}`;
-    const b = `sha256:${'b'.repeat(64)}`;
-    const expected = `sha256:${createHash('sha256').update(`${a} ${b}`).digest('hex')}`;
-    assert.deepEqual(chainIDs([a, b]), [a, expected]);
-    assert.equal(chainID([a]), a);
-    assert.throws(() => chainIDs(['nope']), /not a sha256/);
+describe('snapshotChainNames', () => {
+  it('names each snapshot by every diffID and blob digest up to it, so a claimed diffID alone never names another blob\'s snapshot', () => {
+    const [a, b, c] = ['a', 'b', 'c'].map((x) => `sha256:${x.repeat(64)}`);
+    const names = snapshotChainNames([{ diffID: a, digest: b }, { diffID: b, digest: c }]);
+    assert.equal(names.length, 2);
+    assert.equal(names[0], `sha256:${createHash('sha256').update(` ${a} ${b}`).digest('hex')}`);
+    assert.equal(names[1], `sha256:${createHash('sha256').update(`${names[0]} ${b} ${c}`).digest('hex')}`);
+    assert.notEqual(snapshotChainNames([{ diffID: a, digest: c }])[0], names[0], 'the same diffID from another blob is another snapshot');
+    assert.notEqual(snapshotChainNames([{ diffID: a, digest: b }, { diffID: b, digest: a }])[1], names[1]);
+    assert.throws(() => snapshotChainNames([{ diffID: a, digest: 'nope' }]), /not a sha256/);
   });
 });
 

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import type { BlobStore, CacheIndex, LayerRecord } from '@buildyard/cache';
 import { canonicalDigest, imageStateKey, type ExecVertex, type FileVertex, type ImageConfigFile, type SourceRef, type StagePlan, type Vertex } from '@buildyard/graph';
 import { type EgressLists, type Executor, type StepLimits } from '@buildyard/executor';
-import { chainID, copyXattrs, diffUpper, ownScratchDir, setXattrs, type ChainLayer, type Snapshotter } from '@buildyard/snapshot';
+import { snapshotChainNames, copyXattrs, diffUpper, ownScratchDir, setXattrs, type ChainLayer, type Snapshotter } from '@buildyard/snapshot';
 import { addUrl, copy, DirUrlValidatorStore, mkdir, mkfile, resolveChown, revalidateUrl, type UrlRevision, type UrlValidatorStore } from '@buildyard/fileop';
 import type { StageResult } from './StageResult.js';
 import { StageAssembly, answeredInputsOf, isUsableHit, stageBase, stageBaseKey, type SolvedVertex } from './StageAssembly.js';
@@ -205,7 +205,7 @@ export class StageSolver {
       await active.release();
       // Keeping the result as a committed snapshot saves the next step from unpacking it again.
       if (layer) {
-        const name = chainID([...layers.map((l) => l.diffID), layer.diffID]);
+        const name = snapshotChainNames([...layers, layer]).at(-1)!;
         await this.opts.snapshotter.commit(name, key).catch(async (err: Error) => {
           await this.opts.snapshotter.remove(key);
           // Another step committed the same chain meanwhile: its snapshot serves as well as ours.
@@ -245,7 +245,7 @@ export class StageSolver {
   /** Makes sure the chain of `layers` exists as committed snapshots; returns its chain id. */
   private async chainOf(layers: LayerRecord[]): Promise<string | undefined> {
     if (layers.length === 0) return undefined;
-    const snapshotLayers: ChainLayer[] = layers.map((l) => ({ diffID: l.diffID, mediaType: l.mediaType, open: () => this.opts.blobs.openRead(l.digest) }));
+    const snapshotLayers: ChainLayer[] = layers.map((l) => ({ diffID: l.diffID, digest: l.digest, mediaType: l.mediaType, open: () => this.opts.blobs.openRead(l.digest) }));
     return this.opts.snapshotter.ensureChain(snapshotLayers);
   }
 
