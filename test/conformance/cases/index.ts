@@ -4,6 +4,7 @@ import { cases as addurl } from './addurl.js';
 import { cases as archive } from './archive.js';
 import { cases as args } from './args.js';
 import { cases as copy } from './copy.js';
+import { cases as corners } from './corners.js';
 import { cases as edges } from './edges.js';
 import { cases as errors } from './errors.js';
 import { cases as heredoc } from './heredoc.js';
@@ -12,4 +13,4 @@ import { cases as more } from './more.js';
 import { cases as run } from './run.js';
 import { cases as times } from './times.js';
 
-export const groups: Record<string, Case[]> = { instructions, copy, heredoc, args, run, errors, more, addurl, archive, edges, times };
+export const groups: Record<string, Case[]> = { instructions, copy, heredoc, args, run, errors, more, addurl, archive, edges, times, corners };

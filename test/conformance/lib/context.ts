@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
-import { chmod, lutimes, mkdir, symlink, writeFile } from 'node:fs/promises';
+import { chmod, link, lutimes, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setXattrs } from '@buildyard/snapshot';
 import type { Case } from './types.js';
@@ -59,6 +59,7 @@ export async function writeContext(c: Case, dir: string, base: string, url?: str
       continue;
     }
     if (spec.symlink !== undefined) await symlink(spec.symlink, abs);
+    else if (spec.hardlink !== undefined) { await link(join(dir, spec.hardlink), abs); continue; }
     else if (spec.dir) await mkdir(abs, { recursive: true });
     else if (spec.fifo) execFileSync('mkfifo', [abs]);
     else if (spec.socket) await makeSocket(abs);

@@ -1,10 +1,13 @@
 // The shapes shared by the conformance cases, the two builders and the recorded expectations.
 import type { CraftedEntry } from '@buildyard/testkit';
 
-/** A context file: text content, or a spec for modes, symlinks, directories and special files. */
+/**
+ * A context file: text content, or a spec for modes, symlinks, hard links (`hardlink`: another
+ * context path, listed before it), directories and special files.
+ */
 export type ContextFile =
   | string
-  | { content?: string; base64?: string; mode?: number; symlink?: string; dir?: true; fifo?: true; socket?: true; mtime?: number; xattrs?: Record<string, string> };
+  | { content?: string; base64?: string; mode?: number; symlink?: string; hardlink?: string; dir?: true; fifo?: true; socket?: true; mtime?: number; xattrs?: Record<string, string> };
 
 export interface Case {
   /** Unique, stable: the key in expected/<group>.json. */
