@@ -86,8 +86,10 @@ export class BuildRecords {
       .hset(key, { buildId: record.buildId, tenant: record.tenant, status: 'queued', platforms: JSON.stringify(record.platforms), createdMs: now, finishedMs: 0, digest: '', error: '', verticesTotal: 0, verticesCached: 0, pushed: '[]', coordinator: record.coordinator, ...asked })
       .pexpire(key, this.retentionMs)
       .zadd(this.keys.builds, now, record.buildId)
+      .zadd(this.keys.tenantBuilds(record.tenant), now, record.buildId)
       .sadd(this.keys.unfinishedBuilds, record.buildId)
       .zremrangebyscore(this.keys.builds, 0, now - this.retentionMs)
+      .zremrangebyscore(this.keys.tenantBuilds(record.tenant), 0, now - this.retentionMs)
       .exec();
   }
 
@@ -106,10 +108,13 @@ export class BuildRecords {
     return (await this.redis.hget(this.keys.build(buildId), 'cancelRequested')) ?? '';
   }
 
-  /** Forgets builds: their hashes and their places in the list (their event streams are the caller's). */
+  /** Forgets builds: their hashes and their places in the lists (their event streams are the caller's). */
   async remove(buildIds: string[]): Promise<void> {
     if (buildIds.length === 0) return;
-    await this.redis.multi().del(...buildIds.map((id) => this.keys.build(id))).zrem(this.keys.builds, ...buildIds).srem(this.keys.unfinishedBuilds, ...buildIds).exec();
+    const tenants = new Set((await this.hashes(buildIds)).map((h) => h.tenant).filter((t): t is string => t !== undefined));
+    const tx = this.redis.multi().del(...buildIds.map((id) => this.keys.build(id))).zrem(this.keys.builds, ...buildIds).srem(this.keys.unfinishedBuilds, ...buildIds);
+    for (const tenant of tenants) tx.zrem(this.keys.tenantBuilds(tenant), ...buildIds);
+    await tx.exec();
   }
 
   async update(buildId: string, fields: Partial<Omit<BuildRecord, 'buildId' | 'tenant' | 'createdMs'>>): Promise<void> {
@@ -186,15 +191,42 @@ export class BuildRecords {
     if (unfinished.length > 0) await this.redis.sadd(this.keys.unfinishedBuilds, ...unfinished);
   }
 
-  /** The newest builds of one tenant. */
+  /** One tenant's build ids newest first, `count` from `start` (expired ones dropped on the way). */
+  async tenantIdsNewestFirst(tenant: string, start: number, count: number): Promise<string[]> {
+    await this.indexTenants();
+    const key = this.keys.tenantBuilds(tenant);
+    await this.redis.zremrangebyscore(key, 0, Date.now() - this.retentionMs);
+    return this.redis.zrevrange(key, start, start + count - 1);
+  }
+
+  /** The newest `limit` builds of one tenant. */
   async list(tenant: string, limit: number): Promise<BuildRecord[]> {
-    const ids = await this.redis.zrevrange(this.keys.builds, 0, Math.max(limit * 10, 100));
-    const out: BuildRecord[] = [];
-    for (const id of ids) {
-      const record = await this.get(id);
-      if (record?.tenant === tenant) out.push(record);
-      if (out.length >= limit) break;
+    const ids = await this.tenantIdsNewestFirst(tenant, 0, limit);
+    // The tenant is compared again: a list is only an index, the record says whose build it is.
+    return (await this.hashes(ids)).filter((h) => h.buildId && h.tenant === tenant).map((h) => buildRecordFromHash(h));
+  }
+
+  private tenantsIndexed = false;
+
+  /**
+   * Once per deployment (and checked once per process): records kept from before the tenant
+   * lists existed join their tenant's list. Idempotent, so frontends starting together may both run it.
+   */
+  private async indexTenants(): Promise<void> {
+    if (this.tenantsIndexed) return;
+    if (!(await this.redis.exists(this.keys.tenantBuildsIndexed))) {
+      for (let start = 0; ; start += 500) {
+        const ids = await this.redis.zrange(this.keys.builds, start, start + 499, 'WITHSCORES');
+        const pairs: Array<[string, string]> = [];
+        for (let i = 0; i + 1 < ids.length; i += 2) pairs.push([ids[i]!, ids[i + 1]!]);
+        const hashes = await this.hashes(pairs.map(([id]) => id));
+        const pipe = this.redis.pipeline();
+        hashes.forEach((h, i) => { if (h.tenant) pipe.zadd(this.keys.tenantBuilds(h.tenant), pairs[i]![1], pairs[i]![0]); });
+        await pipe.exec();
+        if (pairs.length < 500) break;
+      }
+      await this.redis.set(this.keys.tenantBuildsIndexed, '1');
     }
-    return out;
+    this.tenantsIndexed = true;
   }
 }

@@ -121,6 +121,10 @@ export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX) {
     builds,
     /** Set: ids of builds still queued or running (read by every frontend's orphan sweep). */
     unfinishedBuilds: `${builds}:unfinished`,
+    /** Sorted set of one tenant's build ids by creation time: a tenant's list costs its own builds, not everyone's. */
+    tenantBuilds: (tenant: string) => `${builds}:tenant:${tenant}`,
+    /** String: set once the tenant lists hold every kept record (those older than them included). */
+    tenantBuildsIndexed: `${builds}:tenant-index-v1`,
     /** Hash: one build's record (BuildRecord). */
     build: (buildId: string) => `${builds}:build:${buildId}`,
     /** String: a build's sealed secrets, only while it runs. */

@@ -190,3 +190,33 @@ test('records and streams are kept for the configured retention', async () => {
   const streamTtl = await redis.ttl(progressStreamKey(id, keys));
   assert.ok(streamTtl > 3500 && streamTtl <= 3600, `stream TTL ${streamTtl}`);
 });
+
+test('the attacker with a busy neighbour: a tenant\'s history and status read its own records, not every tenant\'s, and records kept from before the tenant lists are still found', async () => {
+  // 1,500 records of another tenant, newest; the quiet tenant's 2 builds are older than all of them.
+  const quietOld = await build('quiet', 'old-1', 'succeeded');
+  await later();
+  const quietNew = await build('quiet', 'old-2', 'failed');
+  const pipe = redis.multi();
+  const now = Date.now();
+  for (let i = 0; i < 1500; i++) {
+    const id = `busy-${i}`;
+    pipe.hset(keys.build(id), { buildId: id, tenant: 'busy', status: 'succeeded', platforms: '[]', createdMs: now + i, finishedMs: now + i, digest: '', error: '', verticesTotal: 0, verticesCached: 0, pushed: '[]', coordinator: 'test' });
+    pipe.zadd(keys.builds, now + i, id).zadd(keys.tenantBuilds('busy'), now + i, id);
+  }
+  await pipe.exec();
+  const hgetallCalls = async () => Number(/cmdstat_hgetall:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
+  // A new deployment's one-time indexing of older records (below) is not what is measured.
+  await records.tenantIdsNewestFirst('quiet', 0, 1);
+  let before = await hgetallCalls();
+  const listed = await history.list('quiet', { ref: '', limit: 0, details: false, completedOnly: false });
+  assert.deepEqual(listed.records.map((r) => r.buildId), ['old-2', 'old-1']);
+  assert.ok(await hgetallCalls() - before < 20, `history ls read ${await hgetallCalls() - before} records`);
+  before = await hgetallCalls();
+  assert.deepEqual((await records.list('quiet', 1000)).map((r) => r.buildId), [quietNew, quietOld]);
+  assert.ok(await hgetallCalls() - before < 10, 'Status reads the tenant\'s own records');
+  // A deployment upgraded with records from before the tenant lists: they are indexed once.
+  await redis.del(keys.tenantBuilds('quiet'), keys.tenantBuildsIndexed);
+  const upgraded = new BuildRecords(redis, keys, { retentionMs: 3_600_000 });
+  assert.deepEqual((await upgraded.list('quiet', 1000)).map((r) => r.buildId), [quietNew, quietOld]);
+  assert.deepEqual((await upgraded.list('busy', 2)).map((r) => r.buildId), ['busy-1499', 'busy-1498']);
+});

@@ -14,7 +14,7 @@ import { internalBuildId, releaseBuildId, shownBuildId } from './buildIds.js';
 
 /** buildx's recordsLimit: what `history ls` shows unless asked for more. */
 const DEFAULT_LIMIT = 50;
-/** Build ids read per round trip while looking for one tenant's records among everyone's. */
+/** Build ids of a tenant read per round trip. */
 const PAGE = 500;
 /** Stream entries read per XRANGE while summing up a build's steps. */
 const STREAM_PAGE = 1000;
@@ -43,12 +43,12 @@ const stepSummarySchema = z.object({
 export class BuildHistory {
   constructor(private readonly redis: Redis, private readonly keys: RedisKeys, private readonly records: BuildRecords) {}
 
-  /** The tenant's records, newest first. The list holds every tenant's builds: hashes are read a page at a time. */
+  /** The tenant's records, newest first, from its own list a page at a time. */
   private async *tenantRecords(tenant: string): AsyncGenerator<BuildRecord> {
     for (let start = 0; ; start += PAGE) {
-      const ids = await this.records.idsNewestFirst(start, PAGE);
+      const ids = await this.records.tenantIdsNewestFirst(tenant, start, PAGE);
       const hashes = await this.records.hashes(ids);
-      // The tenant is compared before parsing: another tenant's malformed record is none of this caller's business.
+      // The tenant is compared before parsing: the list is an index, the record says whose build it is.
       for (const h of hashes) if (h.buildId && h.tenant === tenant) yield buildRecordFromHash(h);
       if (ids.length < PAGE) return;
     }
