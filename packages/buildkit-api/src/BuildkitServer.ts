@@ -4,10 +4,9 @@ import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStre
 import type { RedisClient as Redis } from '@buildyard/contracts';
 import { answerSubrequest, DockerfileError, parseDockerignore, subrequestMetadata, SubrequestError, SUBREQUESTS } from '@buildyard/dockerfile';
 import { storeDirectory } from '@buildyard/context';
-import { boundedShutdown, clientExportSource, exporterFor, isBaseImageVertex, keepGitDirArg, runExport, serviceError, stopAccepting, stoppingError, RemoteContextError, type ExportSource, type Frontend, type ParsedOutput, type RemoteContexts, type SourceProgress, type StartedBuild } from '@buildyard/control';
+import { boundedShutdown, clientExportSource, exporterFor, exportScratchDir, isBaseImageVertex, keepGitDirArg, runExport, serviceError, stopAccepting, stoppingError, RemoteContextError, type ExportSource, type Frontend, type ParsedOutput, type RemoteContexts, type SourceProgress, type StartedBuild } from '@buildyard/control';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { link, mkdtemp, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
@@ -441,7 +440,7 @@ export class BuildkitServer {
     if (outputs.length === 0) return;
     const images = await started.finished;
     if (!images) throw serviceError(status.INTERNAL, 'the build reported a result but its images are missing');
-    const source = clientExportSource(images, this.opts.frontend.blobs);
+    const source = clientExportSource(images, this.opts.frontend.blobs, this.opts.frontend.exportDir);
     for (const output of outputs) {
       if (output.type === 'local') {
         await this.internalStep(job, ref, 'exporting to client directory', () => this.sendLocalOutput(session, output, { ...source, hardlinks: true }, job.signal));
@@ -480,17 +479,20 @@ export class BuildkitServer {
 
   /**
    * type=local: the exporter's files are spooled first (its temporary roots live only while it
-   * runs, and the client asks for file contents after it has all the entries), then sent.
+   * runs, and the client asks for file contents after it has all the entries), then sent. The
+   * spool links the exporter's files, on the same disk, so the content is there once, within the
+   * export's budget; only generated files (attestations) are written.
    */
   private async sendLocalOutput(session: ClientSession, output: ParsedOutput, source: ExportSource, signal: AbortSignal): Promise<void> {
-    const spool = await mkdtemp(join(tmpdir(), 'buildyard-bk-local-'));
+    const spool = await mkdtemp(join(await exportScratchDir(source), 'buildyard-bk-local-'));
     try {
       const entries: OutgoingEntry[] = [];
       await runExport(output, source, async (file) => {
         const modTime = file.mtimeNs?.toString();
         if (!file.content) { entries.push({ path: file.path, mode: file.mode, linkTarget: file.linkTarget, hardlinkTo: file.hardlinkTo, size: 0, modTime }); return; }
         const path = join(spool, String(entries.length));
-        await pipeline(file.content, createWriteStream(path));
+        if (file.sourcePath) await link(file.sourcePath, path);
+        else await pipeline(file.content, createWriteStream(path));
         entries.push({ path: file.path, mode: file.mode, size: (await stat(path)).size, source: path, modTime });
       });
       await sendDirToClient(session, entries, signal);

@@ -72,8 +72,8 @@ export interface FinishedImages {
 }
 
 /** What a client-delivered export (type=local/tar, to Buildyard's or BuildKit's clients) reads of a finished build. */
-export function clientExportSource(images: FinishedImages, blobs: ExportSource['blobs']): ExportSource {
-  return { images: images.images, index: images.index, blobs, attestations: images.attestations, sourceDateEpoch: images.sourceDateEpoch };
+export function clientExportSource(images: FinishedImages, blobs: ExportSource['blobs'], scratchDir?: string): ExportSource {
+  return { images: images.images, index: images.index, blobs, attestations: images.attestations, sourceDateEpoch: images.sourceDateEpoch, scratchDir };
 }
 
 const tracer = trace.getTracer('buildyard-frontend');

@@ -77,6 +77,8 @@ export interface StartedBuild {
 }
 
 const MAX_BUILD_ARG_BYTES = 64 * 1024;
+/** Most builds one Control.Status lists (buildx asks for 20 at a time). */
+const MAX_STATUS_BUILDS = 1000;
 const COORDINATOR_BEAT_MS = 3_000;
 const COORDINATOR_TTL_MS = 10_000;
 const MAX_LABEL_BYTES = 64 * 1024;
@@ -115,6 +117,8 @@ export class Frontend {
   /** Contexts the server fetches (git URLs), for both front doors. */
   readonly remoteContexts: RemoteContexts;
   readonly blobs: FsContentStore;
+  /** Where type=local/tar outputs unpack the image: the state dir's disk, whose free space bounds an export (/tmp may be RAM). */
+  readonly exportDir: string;
   private readonly runner: BuildRunner;
   private readonly finished = new Map<string, Promise<FinishedImages | undefined>>();
   /** Builds this frontend coordinates, by id: Cancel aborts them even before they reach the scheduler. */
@@ -155,6 +159,7 @@ export class Frontend {
     });
     // With a registry blob store, contexts reach the workers through it and Redis, not sharedDir.
     this.contexts = openContextStore({ root: `${opts.sharedDir}/contexts`, blobs: this.blobs, redis: opts.redis, keyPrefix: this.keys.prefix, maxContextBytes: opts.maxContextBytes, maxFiles: opts.maxContextFiles });
+    this.exportDir = `${opts.stateDir ?? opts.sharedDir}/exports`;
     this.remoteContexts = new RemoteContexts({ contexts: this.contexts, scratchDir: `${opts.stateDir ?? opts.sharedDir}/git-fetch`, policy: opts.sourcePolicy, ...opts.fetchLimits });
     const secrets = new BuildSecrets(opts.redis, opts.secretsKey, this.keys);
     this.requests = new BuildRequests(opts.redis, this.keys, secrets);
@@ -352,7 +357,7 @@ export class Frontend {
         return CancelResponse.fromPartial({ cancelled: await this.cancelByClient(await this.ownedBuild(req.buildId, tenant)) });
       }),
       status: this.unary<StatusRequest, StatusResponse>(async (req, tenant) => {
-        const builds = req.buildId ? [await this.ownedBuild(req.buildId, tenant)] : await this.records.list(tenant, req.limit || 20);
+        const builds = req.buildId ? [await this.ownedBuild(req.buildId, tenant)] : await this.records.list(tenant, Math.min(req.limit || 20, MAX_STATUS_BUILDS));
         return StatusResponse.fromPartial({
           builds: builds.map((b) => ({
             buildId: shownBuildId(b.buildId), tenant: b.tenant, status: b.status, platforms: b.platforms, createdMs: b.createdMs, finishedMs: b.finishedMs,
@@ -566,7 +571,7 @@ export class Frontend {
 
   private async streamOutputs(call: ServerWritableStream<unknown, SolveEvent>, { outputs, linksHardlinks }: ClientOutputs, images: FinishedImages): Promise<void> {
     for (const output of outputs) {
-      await runExport(output, { ...clientExportSource(images, this.blobs), hardlinks: linksHardlinks }, (file) =>
+      await runExport(output, { ...clientExportSource(images, this.blobs, this.exportDir), hardlinks: linksHardlinks }, (file) =>
         streamFile(call, { output: output.index, path: file.path, mode: file.mode, linkTarget: file.linkTarget ?? '', hardlinkTo: file.hardlinkTo ?? '', cache: false, mtimeNs: file.mtimeNs?.toString() }, file.content))
         .catch((err: Error) => { throw new Error(`exporting output ${output.index + 1} (type=${output.type}): ${err.message}`); });
     }

@@ -9,6 +9,6 @@ export { BuildRecords, BuildSecrets, type BuildRecord, type BuildRecordStatus, t
 export { BuildRunner, clientExportSource } from './BuildRunner.js';
 export { isBaseImageVertex } from './baseImageVertices.js';
 export { forwardSshAgents, type SshAgentSource } from './sshForwarding.js';
-export { parseOutputs, pushImage, exporterFor, runExport, type ParsedOutput, type OutputType, type Exporter, type ExportFile, type ExportSource, type ExportStep } from './exporters/index.js';
+export { parseOutputs, pushImage, exporterFor, exportScratchDir, runExport, type ParsedOutput, type OutputType, type Exporter, type ExportFile, type ExportSource, type ExportStep } from './exporters/index.js';
 export { parseAttests, attestSpec, type AttestationOptions, type BuildAttestations } from './exporters/index.js';
 export { RemoteContexts, RemoteContextError, filterEntries, keepGitDirArg, type AddressPolicy, type SourceProgress } from './remoteContexts.js';

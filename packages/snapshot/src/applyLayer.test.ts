@@ -4,7 +4,11 @@ import { execFileSync } from 'node:child_process';
 import { createReadStream, readFileSync } from 'node:fs';
 import { cp, lstat, mkdir, readFile, readlink, readdir, symlink, writeFile, link, utimes, chown, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
-import { busyboxLayout, busyboxRootfs } from '@buildyard/testkit';
+import { gzipSync } from 'node:zlib';
+import tarStream from 'tar-stream';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { busyboxLayout, busyboxRootfs, zerosTar } from '@buildyard/testkit';
 import { applyLayer } from './applyLayer.js';
 import { tarDirectory } from './tarDirectory.js';
 import { readXattrs, restoreXattrs } from './xattrs.js';
@@ -291,5 +295,53 @@ describe('applyLayer', () => {
     const target = join(tmp.path, 'mismatch');
     await mkdir(target);
     await assert.rejects(applyLayer(target, streamOf(await rawTar([{ name: 'a', data: 'a' }])), { expectedDiffID: `sha256:${'0'.repeat(64)}` }), /has diffID sha256:[0-9a-f]{64} but sha256:0+ was expected/);
+  });
+
+  describe('limits', () => {
+    const limitTarget = async (name: string) => {
+      const target = join(tmp.path, name);
+      await mkdir(target);
+      return target;
+    };
+    const MIB = 1024 ** 2;
+
+    it('the attacker: a gzip layer of a few KiB whose file of zeros expands past maxBytes fails at its header, before any of it is written', async () => {
+      const small = await rawTar([{ name: 'a', data: 'a' }]);
+      const zeros = Buffer.concat([small.subarray(0, 1024), await buffer(Readable.from(zerosTar(8 * MIB, 'big')))]);
+      const layer = gzipSync(zeros, { level: 9 });
+      assert.ok(layer.length < 64 * 1024, `the bomb is small: ${layer.length} bytes`);
+      const target = await limitTarget('zeros');
+      await assert.rejects(applyLayer(target, streamOf(layer), { limits: { maxBytes: MIB, maxEntries: 10 } }),
+        { message: `layer content expands to more than ${MIB} bytes (tar bomb?); raise the unpack limit if the layer is expected` });
+      assert.deepEqual(await readdir(target), ['a'], 'the entry before the limit is there, nothing of the one over it');
+    });
+
+    it('a header declaring 4 GiB is refused as it is read, though its content never comes; a PAX sparse file counts its declared size', async () => {
+      const header = (await zerosTar(4 * 1024 ** 3, 'huge').next()).value as Buffer; // the header alone
+      const truncated = await limitTarget('declared');
+      await assert.rejects(applyLayer(truncated, streamOf(gzipSync(header))), /failed: /, 'unlimited: the missing content is the error');
+      await assert.rejects(applyLayer(truncated, streamOf(gzipSync(header)), { limits: { maxBytes: MIB, maxEntries: 10 } }),
+        /^Error: layer content expands to more than 1048576 bytes \(tar bomb\?\)/);
+      const pack = tarStream.pack();
+      pack.entry({ name: 'sparse', size: 1, pax: { 'GNU.sparse.realsize': String(1024 ** 4), 'GNU.sparse.major': '1', 'GNU.sparse.minor': '0' } }, Buffer.from('x'));
+      pack.finalize();
+      const sparse = await limitTarget('sparse');
+      await assert.rejects(applyLayer(sparse, streamOf(await buffer(pack)), { limits: { maxBytes: MIB, maxEntries: 10 } }), /more than 1048576 bytes/);
+      assert.deepEqual(await readdir(sparse), []);
+    });
+
+    it('more entries than maxEntries fail at the first one over; layers sharing one limits object share its counts', async () => {
+      const entries = (prefix: string) => rawTar(['1', '2', '3'].map((n) => ({ name: `${prefix}${n}`, data: n })));
+      const target = await limitTarget('entries');
+      await assert.rejects(applyLayer(target, streamOf(await entries('a')), { limits: { maxEntries: 2, maxBytes: MIB, remedy: 'export less' } }),
+        { message: 'layer content has more than 2 entries (tar bomb?); export less' });
+      assert.deepEqual((await readdir(target)).sort(), ['a1', 'a2']);
+      const shared = { maxEntries: 4, maxBytes: MIB, used: { bytes: 0, entries: 0 } };
+      const second = await limitTarget('shared');
+      await applyLayer(second, streamOf(await entries('b')), { limits: shared });
+      assert.deepEqual(shared.used, { bytes: 3, entries: 3 });
+      await assert.rejects(applyLayer(second, streamOf(await entries('c')), { limits: shared }), /more than 4 entries/);
+      assert.deepEqual((await readdir(second)).sort(), ['b1', 'b2', 'b3', 'c1']);
+    });
   });
 });

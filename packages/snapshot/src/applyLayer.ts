@@ -25,6 +25,20 @@ export interface ApplyLayerOptions {
   /** Fail when the uncompressed tar does not hash to this diffID. */
   expectedDiffID?: string;
   signal?: AbortSignal;
+  /** Caps on what the layer may write, checked at each entry's header, before its content. */
+  limits?: LayerLimits;
+}
+
+/** A cap on unpacking, so a decompression bomb (GiBs of zeros in a KiB blob) fails before it fills the disk. */
+export interface LayerLimits {
+  /** Most bytes the entries may declare, summed: tar header sizes (a sparse file's full size). */
+  maxBytes: number;
+  /** Most entries. */
+  maxEntries: number;
+  /** What the error tells to do (default: raise the limit if the layer is expected). */
+  remedy?: string;
+  /** Counts so far, which each entry adds to: layers unpacked with one object share the limits. */
+  used?: { bytes: number; entries: number };
 }
 
 export interface ApplyLayerResult {
@@ -62,6 +76,18 @@ async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
 }
 
 class LayerPathError extends Error {}
+class LayerLimitError extends Error {}
+
+/** The error for `header` when it takes the counts in `used` over `limits`, else undefined. */
+function overLimits(header: TarHeader, limits: LayerLimits, used: { bytes: number; entries: number }): LayerLimitError | undefined {
+  const remedy = limits.remedy ?? 'raise the unpack limit if the layer is expected';
+  if (++used.entries > limits.maxEntries) return new LayerLimitError(`layer content has more than ${limits.maxEntries} entries (tar bomb?); ${remedy}`);
+  // A PAX sparse file's data holds only its non-zero parts; the header says how large it is.
+  const sparse = Number(header.pax?.['GNU.sparse.realsize'] ?? header.pax?.['GNU.sparse.size'] ?? 0);
+  used.bytes += Math.max(header.size ?? 0, Number.isFinite(sparse) ? sparse : 0);
+  if (used.bytes > limits.maxBytes) return new LayerLimitError(`layer content expands to more than ${limits.maxBytes} bytes (tar bomb?); ${remedy}`);
+  return undefined;
+}
 
 /**
  * A tar entry name (or a hardlink's target) as a path under the root, as containerd's applier
@@ -362,7 +388,14 @@ export async function applyLayer(targetDir: string, layer: Readable, options: Ap
   const uncompressed = new HashingStream();
   const startsEmpty = await readdir(targetDir).then((names) => names.length === 0, () => false);
   const applier = new TreeApplier(targetDir, options, startsEmpty);
+  const { limits } = options;
+  const used = limits?.used ?? { bytes: 0, entries: 0 };
   const extract = createTarExtract((header, body, next) => {
+    const over = limits && overLimits(header, limits, used);
+    if (over) {
+      body.on('error', () => {}); // failing the extract fails its entry with the same error: the pipeline reports it
+      return next(over);
+    }
     applier.apply(header, body).then(() => next(), (err: unknown) => {
       body.resume();
       next(err);
@@ -372,7 +405,7 @@ export async function applyLayer(targetDir: string, layer: Readable, options: Ap
     await pipeline(layer, compressed, createDecompressor(compression), uncompressed, extract,
       ...(options.signal ? [{ signal: options.signal }] : []));
   } catch (err) {
-    if (err instanceof LayerPathError) throw err;
+    if (err instanceof LayerPathError || err instanceof LayerLimitError) throw err;
     const message = err instanceof Error ? err.message : String(err);
     throw new Error(`unpacking ${compression === 'none' ? 'tar' : compression} layer into ${targetDir} failed: ${message}`, { cause: err });
   }

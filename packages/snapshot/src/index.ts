@@ -1,6 +1,6 @@
 // Public API of @buildyard/snapshot: the Snapshotter interface and its overlayfs
 // implementation, layer unpack, deterministic layer tars, snapshot GC, scratch dirs.
-export { applyLayer, type ApplyLayerOptions, type ApplyLayerResult } from './applyLayer.js';
+export { applyLayer, type ApplyLayerOptions, type ApplyLayerResult, type LayerLimits } from './applyLayer.js';
 export { snapshotChainNames, type SnapshotLayerRef } from './chainID.js';
 export {
   compressionFromMediaType, layerMediaType, sniffCompression,

@@ -16,3 +16,4 @@ export { seededRegistryFixture, type SeededRegistryFixture } from './seededRegis
 export { appCommand, type BuildyardApp } from './appCommand.js';
 export { testWorkDir } from './testWorkDir.js';
 export { pushCraftedImage, type CraftedEntry } from './craftedImage.js';
+export { zerosTar } from './zerosTar.js';

@@ -45,6 +45,8 @@ export interface ExportFile {
   mode: number;
   linkTarget?: string;
   content?: Readable;
+  /** The file on this machine `content` reads, there until the export ends: a receiver may link it rather than copy it. */
+  sourcePath?: string;
   /** Modification time in nanoseconds since the epoch (type=local entries), for the client to set. */
   mtimeNs?: bigint;
   /** type=local, when the source asks for `hardlinks`: another name of the regular file yielded earlier at this path (no content). */
@@ -68,6 +70,8 @@ export interface ExportSource {
   sourceDateEpoch?: string;
   /** type=local: the receiver links hardlinks (ExportFile.hardlinkTo); without, each name comes with its content. */
   hardlinks?: boolean;
+  /** Where type=local/tar unpack the image, within 90% of its disk's free space (default: the system's temp dir). */
+  scratchDir?: string;
 }
 
 /** Runs one named phase of an export; a front door that shows phases (the BuildKit endpoint) times it. */

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { Readable } from 'node:stream';
-import { applyLayer, writeLayerTar, collectLayerEntries, type LayerEntry } from '@buildyard/snapshot';
-import type { Exporter } from './Exporter.js';
+import { applyLayer, writeLayerTar, collectLayerEntries, type LayerEntry, type LayerLimits } from '@buildyard/snapshot';
+import type { ExportSource, Exporter } from './Exporter.js';
 import { attestationFiles, type PlatformAttestation, type Subject } from './attestations.js';
 
 /** sha256 of a regular file's content, from the bytes or the file the entry points at. */
@@ -28,6 +28,29 @@ async function attestationEntries(entries: LayerEntry[], atts: readonly Platform
   return attestationFiles(atts, subjects).map((f) => ({ path: name(f.path), type: 'file', mode: 0o600, uid: 0, gid: 0, mtime, data: f.data, size: f.data.length }));
 }
 
+/** The most entries one export unpacks: all of them are listed in memory before the first file goes out. */
+const MAX_EXPORT_ENTRIES = 1_000_000;
+
+/** The directory exports unpack under (ExportSource.scratchDir), made if missing. */
+export async function exportScratchDir(source: Pick<ExportSource, 'scratchDir'>): Promise<string> {
+  const dir = source.scratchDir ?? tmpdir();
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+/**
+ * One export's budget, all its platforms and layers together: as the worker's ADD archives, 90%
+ * of the free space of the disk it unpacks to, so a layer of GiBs of zeros (a few KiB of zstd)
+ * fails at its header instead of filling the disk the frontend's state and other tenants share.
+ */
+async function exportLimits(dir: string): Promise<LayerLimits> {
+  const { bavail, bsize } = await statfs(dir);
+  return {
+    maxBytes: Math.floor(bavail * bsize * 0.9), maxEntries: MAX_EXPORT_ENTRIES, used: { bytes: 0, entries: 0 },
+    remedy: `an export unpacks at most 90% of the free space of the frontend's disk and ${MAX_EXPORT_ENTRIES} entries: export a smaller stage, or have the operator free space there`,
+  };
+}
+
 /**
  * SOURCE_DATE_EPOCH in seconds, parsed as BuildKit's epoch.parseTime (a base-10 integer);
  * undefined when empty or not one (BuildKit's ParseBuildArgs then passes no epoch on).
@@ -44,7 +67,7 @@ export function epochSeconds(value: string | undefined): number | undefined {
  */
 export const filesystemExporter: Exporter = {
   delivery: 'client',
-  async *export(output, { images, blobs, attestations, sourceDateEpoch, hardlinks }) {
+  async *export(output, { images, blobs, attestations, sourceDateEpoch, hardlinks, scratchDir }) {
     // As BuildKit's exporter/local/fs.go: the output's source-date-epoch, else the build's.
     const epoch = output.sourceDateEpoch ?? epochSeconds(sourceDateEpoch);
     // Attestation files have no time of their own: BuildKit gives them the export's (whole seconds).
@@ -60,10 +83,12 @@ export const filesystemExporter: Exporter = {
       return `${name.slice(0, name.length - ext.length)}.${platform.replace(/\//g, '_')}${ext}`;
     };
     try {
+      const base = await exportScratchDir({ scratchDir });
+      const limits = await exportLimits(base);
       for (const image of images) {
-        const root = await mkdtemp(join(tmpdir(), 'buildyard-export-'));
+        const root = await mkdtemp(join(base, 'buildyard-export-'));
         roots.push({ root, prefix: split ? image.platform.replace(/\//g, '_') + '/' : '', platform: image.platform });
-        for (const layer of image.layers) await applyLayer(root, blobs.openRead(layer.digest), { mediaType: layer.mediaType, whiteouts: 'apply' });
+        for (const layer of image.layers) await applyLayer(root, blobs.openRead(layer.digest), { mediaType: layer.mediaType, whiteouts: 'apply', limits });
       }
       const prefixed: LayerEntry[] = [];
       // Without the split: which platform gave each path (a directory once, a file only once).
@@ -99,7 +124,9 @@ export const filesystemExporter: Exporter = {
         else if (e.type === 'hardlink' && hardlinks && byPath.get(e.linkname ?? '')?.type === 'file') yield { path: e.path, mode: 0o100000 | e.mode, mtimeNs, hardlinkTo: e.linkname };
         else if (e.type === 'file' || e.type === 'hardlink') {
           const source = e.type === 'hardlink' ? byPath.get(e.linkname ?? '') : e;
-          yield { path: e.path, mode: 0o100000 | e.mode, mtimeNs, content: source?.sourcePath ? createReadStream(source.sourcePath) : Readable.from(Buffer.from(source?.data ?? new Uint8Array())) };
+          yield { path: e.path, mode: 0o100000 | e.mode, mtimeNs, ...(source?.sourcePath
+            ? { content: createReadStream(source.sourcePath), sourcePath: source.sourcePath }
+            : { content: Readable.from(Buffer.from(source?.data ?? new Uint8Array())) }) };
         }
         // Devices and fifos cannot be written by an unprivileged client; buildx skips them too.
       }
