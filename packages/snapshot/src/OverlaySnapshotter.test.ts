@@ -6,8 +6,10 @@ import { chmod, chown, link, lstat, mkdir, readFile, readdir, rm, symlink, write
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buffer } from 'node:stream/consumers';
-import { createGunzip } from 'node:zlib';
-import { busyboxLayout, until } from '@buildyard/testkit';
+import { createGunzip, createGzip } from 'node:zlib';
+import { busyboxLayout, until, zerosTar } from '@buildyard/testkit';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { applyLayer } from './applyLayer.js';
 import { OverlaySnapshotter, type ChainLayer } from './OverlaySnapshotter.js';
 import { RAW_PAX, createTarExtract, type TarHeader } from '@buildyard/oci';
@@ -34,7 +36,6 @@ async function busyboxLayer(): Promise<ChainLayer> {
 
 async function tarLayer(entries: Parameters<typeof rawTar>[0]): Promise<ChainLayer> {
   const data = await rawTar(entries);
-  const { createHash } = await import('node:crypto');
   // An uncompressed layer: its blob's digest is its diffID.
   const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
   return { diffID: digest, digest, open: () => streamOf(data) };
@@ -238,6 +239,27 @@ describe('OverlaySnapshotter', () => {
     await assert.rejects(snapshotter.ensureChain([base, claim]), /has diffID .* but .* was expected/);
     assert.equal((await snapshotter.list()).filter((s) => s.kind === 'committed').length, committed, 'nothing was committed for the claim');
     assert.equal(await snapshotter.ensureChain([base, victim]), victimTop, 'the victim\'s chain is unchanged');
+  });
+
+  it('the attacker: a base image layer of a few KiB of gzip holding 64 MiB of zeros fails at its header on a worker disk with 16 MiB free, naming no worker path, and leaves nothing behind', async () => {
+    const disk = join(tmp.path, 'small-disk');
+    await mkdir(disk);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', disk]);
+    try {
+      const small = new OverlaySnapshotter(join(disk, 'snapshots'));
+      const blob = await buffer(Readable.from(zerosTar(64 * 1024 ** 2)).pipe(createGzip({ level: 9 })));
+      assert.ok(blob.length < 256 * 1024, `the layer is small: ${blob.length} bytes`);
+      const bomb: ChainLayer = { diffID: `sha256:${createHash('sha256').update(await buffer(Readable.from(zerosTar(64 * 1024 ** 2)))).digest('hex')}`, digest: `sha256:${createHash('sha256').update(blob).digest('hex')}`, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', open: () => streamOf(blob) };
+      await assert.rejects(small.ensureChain([bomb]), (err: Error) => {
+        assert.match(err.message, /^layer content expands to more than \d+ bytes \(tar bomb\?\); a worker unpacks a layer within 90% of its free disk space/);
+        assert.ok(!err.message.includes(disk) && !err.message.includes('\n'), err.message);
+        return true;
+      });
+      assert.deepEqual(await small.list(), [], 'no snapshot is left');
+      assert.ok(Number(execFileSync('du', ['-sk', disk], { encoding: 'utf8' }).split('\t')[0]) < 1024, 'the disk holds under 1 MiB');
+    } finally {
+      execFileSync('umount', [disk]);
+    }
   });
 
   it('round-trips a zstd layer through ensureChain', async () => {

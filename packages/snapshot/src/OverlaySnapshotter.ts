@@ -1,13 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rename, rm, statfs, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import { applyLayer } from './applyLayer.js';
+import { applyLayer, type LayerLimits } from './applyLayer.js';
 import { removeTree } from './diskTree.js';
 import { snapshotChainNames } from './chainID.js';
 import { bindMount, isMountPoint, listMountPoints, mountOverlay, unmount } from './mounts.js';
 import { processStart } from './processStart.js';
 import type { Snapshotter } from './Snapshotter.js';
+
+/** Most entries one layer may hold (as an ADD archive's DEFAULT_EXTRACT_LIMITS). */
+const MAX_LAYER_ENTRIES = 1_000_000;
 
 export type SnapshotKind = 'active' | 'view' | 'committed';
 
@@ -313,12 +316,26 @@ export class OverlaySnapshotter implements Snapshotter {
         whiteouts: 'overlay',
         lowerDirs: lowers.map((l) => join(this.dir(l.id), 'fs')),
         expectedDiffID: layer.diffID,
+        limits: await this.unpackLimits(),
       });
       await this.commit(chainId, key);
     } catch (err) {
       await this.remove(key).catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * What one layer may unpack to: as an ADD archive on a worker, 90% of the free space of the
+   * disk the snapshots live on, so a base image's layer of GiBs of zeros (a few KiB of zstd)
+   * fails at its header instead of filling the disk every tenant's builds share.
+   */
+  private async unpackLimits(): Promise<LayerLimits> {
+    const { bavail, bsize } = await statfs(this.rootDir);
+    return {
+      maxBytes: Math.floor(bavail * bsize * 0.9), maxEntries: MAX_LAYER_ENTRIES,
+      remedy: 'a worker unpacks a layer within 90% of its free disk space: use a smaller base image, or have the operator free space on the workers',
+    };
   }
 
   /**

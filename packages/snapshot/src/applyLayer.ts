@@ -407,12 +407,13 @@ export async function applyLayer(targetDir: string, layer: Readable, options: Ap
   } catch (err) {
     if (err instanceof LayerPathError || err instanceof LayerLimitError) throw err;
     const message = err instanceof Error ? err.message : String(err);
-    throw new Error(`unpacking ${compression === 'none' ? 'tar' : compression} layer into ${targetDir} failed: ${message}`, { cause: err });
+    // Paths as the image has them: where this machine keeps the layer is not the build's business.
+    throw new Error(`unpacking a ${compression === 'none' ? 'tar' : compression} layer failed: ${message.replaceAll(targetDir, '')}`, { cause: err });
   }
   await applier.finish();
   const diffID = uncompressed.digest();
   if (options.expectedDiffID && options.expectedDiffID !== diffID) {
-    throw new Error(`layer unpacked into ${targetDir} has diffID ${diffID} but ${options.expectedDiffID} was expected: the blob is corrupt or the manifest is wrong`);
+    throw new Error(`a layer has diffID ${diffID} but ${options.expectedDiffID} was expected: the blob is corrupt or the image's config is wrong`);
   }
   return { diffID, size: uncompressed.bytes, digest: compressed.digest(), compressedSize: compressed.bytes, compression };
 }

@@ -60,6 +60,6 @@ test('the attacker: an image whose config claims another tenant\'s layer diffID 
   const attack = await solve(cluster, env.context('attacker', `FROM ${lyingRef}\nRUN cat /secret.txt || echo no secret here\n`), { platforms: ['linux/amd64'] }, { token: cluster.tokens.attacker });
   assert.ok(!attack.logs.includes(secret), 'the attacker\'s step read the victim\'s file');
   assert.ok(attack.error, 'the lying image is refused');
-  assert.match(attack.error.message, new RegExp(`has diffID sha256:[0-9a-f]{64} but ${victimDiffIds.at(-1)} was expected`));
+  assert.match(attack.error.message, new RegExp(`a layer has diffID sha256:[0-9a-f]{64} but ${victimDiffIds.at(-1)} was expected`));
   assert.ok(!attack.error.message.includes('\n'), attack.error.message);
 });
