@@ -90,6 +90,8 @@ export class BuildRecords {
       .sadd(this.keys.unfinishedBuilds, record.buildId)
       .zremrangebyscore(this.keys.builds, 0, now - this.retentionMs)
       .zremrangebyscore(this.keys.tenantBuilds(record.tenant), 0, now - this.retentionMs)
+      // A tenant that stops building leaves no list behind once its last record has expired.
+      .pexpire(this.keys.tenantBuilds(record.tenant), this.retentionMs)
       .exec();
   }
 
