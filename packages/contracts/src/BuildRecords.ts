@@ -223,7 +223,7 @@ export class BuildRecords {
         for (let i = 0; i + 1 < ids.length; i += 2) pairs.push([ids[i]!, ids[i + 1]!]);
         const hashes = await this.hashes(pairs.map(([id]) => id));
         const pipe = this.redis.pipeline();
-        hashes.forEach((h, i) => { if (h.tenant) pipe.zadd(this.keys.tenantBuilds(h.tenant), pairs[i]![1], pairs[i]![0]); });
+        hashes.forEach((h, i) => { if (h.tenant) pipe.zadd(this.keys.tenantBuilds(h.tenant), pairs[i]![1], pairs[i]![0]).pexpire(this.keys.tenantBuilds(h.tenant), this.retentionMs); });
         await pipe.exec();
         if (pairs.length < 500) break;
       }
