@@ -11,7 +11,7 @@ export { extractArchive, sniffArchive, DEFAULT_EXTRACT_LIMITS, type Compression,
 export { parseChmod, type ModeTransform } from './chmodSpec.js';
 export { goMatch, hasWildcard } from './goMatch.js';
 export { compileDockerignore, dockerignoreExcludes, DockerignorePatternError, parseDockerignore, cleanPath, type DockerignoreMatcher } from './patternmatcher.js';
-export { resolveChown } from './resolveChown.js';
+export { resolveChown, resolveChownOnScratch } from './resolveChown.js';
 export { resolveScoped } from './resolveScoped.js';
 export { pathInRoot, pinPathInRoot, type PathInRoot, type PinnedPath } from './pathInRoot.js';
 export { fsTree, entriesTree, type SourceTree, type TreeEntry, type TreeStat, type EntryType } from './SourceTree.js';

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Owner } from './destFs.js';
 import { resolveInRoot } from './destFs.js';
+import { FileOpError } from './FileOpError.js';
 
 async function readEntries(root: string, file: string): Promise<string[][]> {
   try {
@@ -46,4 +47,19 @@ export async function resolveChown(root: string, spec: string): Promise<Owner> {
     }
   }
   return owner;
+}
+
+/**
+ * Resolves the --chown of a step BuildKit runs on an empty base (COPY --link: the copy is made
+ * on llb.Scratch()). llb.WithUser takes ids and "root" as numbers and marks any other name for
+ * lookup in the base input, which scratch lacks, so BuildKit fails such a step.
+ */
+export function resolveChownOnScratch(spec: string): Owner {
+  const colon = spec.indexOf(':');
+  const [user, group] = colon < 0 ? [spec, undefined] : [spec.slice(0, colon), spec.slice(colon + 1)];
+  const id = (s: string): number | undefined => (s === 'root' || s === '' ? 0 : numeric(s));
+  const uid = id(user);
+  const gid = group === undefined ? uid : id(group);
+  if (uid === undefined || gid === undefined) throw new FileOpError('EBADARG', `invalid user index: -1 (--chown=${spec} with --link: a name cannot be looked up on the empty base a linked copy is made on; use numeric ids)`);
+  return { uid, gid };
 }

@@ -157,7 +157,8 @@ export type FileAction =
   | { op: 'addGit'; url: string; ref?: string; subdir?: string; keepGitDir: boolean; dest: string; checksum?: string; chown?: string; chmod?: string; link: boolean }
   /** `createdTime` (seconds): the time of the directory this makes, when it makes it (WORKDIR under SOURCE_DATE_EPOCH). */
   | { op: 'mkdir'; path: string; chown?: string; mode: number; createdTime?: number }
-  | { op: 'mkfile'; path: string; content: string; mode: number; chown?: string };
+  /** `link`: a heredoc source of COPY/ADD --link without --chmod (its --chmod is in `mode`), which BuildKit merges as the copies. */
+  | { op: 'mkfile'; path: string; content: string; mode: number; chown?: string; link?: boolean };
 
 export interface FileVertex extends VertexBase {
   kind: 'file';

@@ -1,11 +1,11 @@
 // A step that changes nothing still gives a layer, as in BuildKit (real overlayfs snapshotter).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCacheIndex } from '@buildyard/cache';
-import type { FileVertex, StagePlan } from '@buildyard/graph';
+import type { FileAction, FileVertex, StagePlan } from '@buildyard/graph';
 import { openLocalEngine } from './engine.js';
 import { StageSolver } from './StageSolver.js';
 
@@ -30,12 +30,12 @@ const stage: StagePlan = {
   cacheKey: 'empty-layer-test-2', noCache: false,
 };
 
-async function solver(name: string): Promise<{ solver: StageSolver; cache: LocalCacheIndex; has: (digest: string) => Promise<boolean>; views: () => Promise<string[]> }> {
+async function solver(name: string) {
   const stateDir = join(work, name);
   const engine = await openLocalEngine(stateDir);
   const cache = new LocalCacheIndex(join(stateDir, 'cache-index'));
   const s = new StageSolver({ stateDir, snapshotter: engine.snapshotter, executor: engine.executor, blobs: engine.blobs, cache, images: engine.images, compression: 'gzip' });
-  return { solver: s, cache, has: (digest) => engine.blobs.has(digest), views: async () => (await engine.snapshotter.list()).filter((i) => i.kind === 'view').map((i) => i.name) };
+  return { solver: s, cache, engine, has: (digest: string) => engine.blobs.has(digest), views: async () => (await engine.snapshotter.list()).filter((i) => i.kind === 'view').map((i) => i.name) };
 }
 
 test('a file step that changes nothing exports an empty layer with a deterministic digest, and its history entry stays non-empty', async () => {
@@ -68,4 +68,65 @@ test('the views a solve mounts (the parent of each diff) are gone after it: a vi
   const { solver: s, views } = await solver('views');
   await s.solve({ stage, inputs: {}, noCache: true });
   assert.deepEqual(await views(), []);
+});
+
+function fileVertex(n: number, action: FileAction): FileVertex {
+  return { kind: 'file', actions: [action], user: '', inputs: [], digest: `sha256:${String(n).repeat(64)}`, cacheKey: `link-test-${n}`, name: `[${n}/4] COPY`, line: n };
+}
+
+const copyOf = (sources: string[], dest: string, link: boolean, chmod?: string): Extract<FileAction, { op: 'copy' }> => ({
+  op: 'copy', from: { kind: 'context' }, sources, dest, parents: false, exclude: [], link, followSymlinks: true, isAdd: false, ...(chmod ? { chmod } : {}),
+});
+
+test('COPY --link is made on an empty tree: its layer is only the copy, with fresh parents, and later steps see it merged over the stage', async () => {
+  const { solver: s, engine } = await solver('link');
+  const context = join(work, 'link-context');
+  await mkdir(context);
+  await writeFile(join(context, 'a.txt'), 'a\n');
+  await writeFile(join(context, 'b.txt'), 'b\n');
+  await symlink('/real', join(context, 'alias'));
+  const linkStage: StagePlan = {
+    ...stage, vertices: [
+      fileVertex(1, { op: 'mkdir', path: '/tmp', mode: 0o1777 }),
+      fileVertex(2, { ...copyOf(['alias'], '/', false), followSymlinks: false }),
+      fileVertex(3, copyOf(['a.txt'], '/alias/', true)),
+      fileVertex(4, copyOf(['b.txt'], '/tmp/c.txt', true, '600')),
+      fileVertex(5, copyOf(['b.txt'], '/alias/', false)),
+      fileVertex(6, copyOf(['a.txt'], '/tmp/', true)),
+    ],
+    history: [], cacheKey: 'link-test-6',
+  };
+  const result = await s.solve({ stage: linkStage, inputs: {}, contextDir: context });
+  const chain = (n: number) => engine.snapshotter.ensureChain(result.layers.slice(0, n).map((l) => ({ ...l, open: () => engine.blobs.openRead(l.digest) })));
+  // The layer of step 3 alone, unpacked on an empty tree: /alias is its own directory.
+  const [alone] = result.layers.slice(2, 3);
+  const own = await engine.snapshotter.view('link-own', await engine.snapshotter.ensureChain([{ ...alone, open: () => engine.blobs.openRead(alone.digest) }]));
+  try {
+    assert.deepEqual(await readdir(own.mountpoint), ['alias']);
+    assert.deepEqual(await readdir(join(own.mountpoint, 'alias')), ['a.txt']);
+  } finally {
+    await own.release();
+    await engine.snapshotter.remove('link-own');
+  }
+  // With --chmod, BuildKit does not merge: a plain copy, which leaves /tmp as the stage has it.
+  const before = await engine.snapshotter.view('link-chmod', await chain(4));
+  try {
+    assert.equal((await lstat(join(before.mountpoint, 'tmp'))).mode & 0o7777, 0o1777);
+  } finally {
+    await before.release();
+    await engine.snapshotter.remove('link-chmod');
+  }
+  const merged = await engine.snapshotter.view('link-merged', await chain(6));
+  try {
+    const root = merged.mountpoint;
+    assert.ok((await lstat(join(root, 'alias'))).isDirectory(), 'the layer\'s directory replaces the symlink');
+    assert.deepEqual((await readdir(join(root, 'alias'))).sort(), ['a.txt', 'b.txt'], 'a plain COPY after it writes into the merged directory');
+    assert.equal(await readFile(join(root, 'tmp/a.txt'), 'utf8'), 'a\n');
+    // The layer's /tmp (0755, fresh) replaces the stage's; what the stage had in it stays.
+    assert.equal((await lstat(join(root, 'tmp'))).mode & 0o7777, 0o755);
+    assert.equal((await lstat(join(root, 'tmp/c.txt'))).mode & 0o7777, 0o600);
+  } finally {
+    await merged.release();
+    await engine.snapshotter.remove('link-merged');
+  }
 });

@@ -7,7 +7,7 @@ import type { BlobStore, CacheIndex, LayerRecord } from '@buildyard/cache';
 import { canonicalDigest, imageStateKey, type ExecVertex, type FileVertex, type ImageConfigFile, type SourceRef, type StagePlan, type Vertex } from '@buildyard/graph';
 import { type EgressLists, type Executor, type StepLimits } from '@buildyard/executor';
 import { snapshotChainNames, copyXattrs, diffUpper, ownScratchDir, setXattrs, type ChainLayer, type Snapshotter } from '@buildyard/snapshot';
-import { addUrl, copy, DirUrlValidatorStore, mkdir, mkfile, resolveChown, revalidateUrl, type UrlRevision, type UrlValidatorStore } from '@buildyard/fileop';
+import { addUrl, copy, DirUrlValidatorStore, mkdir, mkfile, resolveChown, resolveChownOnScratch, revalidateUrl, type UrlRevision, type UrlValidatorStore } from '@buildyard/fileop';
 import type { StageResult } from './StageResult.js';
 import { StageAssembly, answeredInputsOf, isUsableHit, stageBase, stageBaseKey, type SolvedVertex } from './StageAssembly.js';
 import { RunMounts, type SshAgentSockets } from './RunMounts.js';
@@ -182,20 +182,22 @@ export class StageSolver {
   }
 
   private async runVertex(vertex: Vertex, stage: StagePlan, layers: LayerRecord[], req: SolveStageRequest, events: SolverEvents, revisions: Map<number, UrlRevision>): Promise<{ layer: LayerRecord | null; remote: RemoteContent[] }> {
-    const parent = await this.chainOf(layers);
+    // A linked copy runs on an empty tree, so its diff is the whole copy (see isLinked).
+    const linked = isLinked(vertex);
+    const parent = linked ? undefined : await this.chainOf(layers);
     const key = `active-${randomBytes(8).toString('hex')}`;
     const active = await this.opts.snapshotter.prepare(key, parent);
     let layer: LayerRecord | null = null;
     let remote: RemoteContent[] = [];
     try {
       if (vertex.kind === 'exec') await this.runExec(vertex, stage, active.mountpoint, req, events);
-      else remote = await this.runFileOps(vertex, active.mountpoint, req, revisions);
+      else remote = await this.runFileOps(vertex, active.mountpoint, req, revisions, linked);
       // Every RUN, COPY, ADD and WORKDIR step is a layer, an empty one when it changed nothing:
       // BuildKit commits a snapshot per exec and file op and exports each as a layer. Nothing
       // writes through the mount any more, so its upper dir is read while it is unmounted
       // (an `umount` process, 6-13 ms a step here).
       const [diffed, unmounted] = await Promise.allSettled([
-        this.storeDiff(active.upperdir!, layers, stage.sourceDateEpoch ?? this.opts.sourceDateEpoch),
+        this.storeDiff(active.upperdir!, linked ? [] : layers, stage.sourceDateEpoch ?? this.opts.sourceDateEpoch),
         active.release(),
       ]);
       if (diffed.status === 'rejected') throw diffed.reason;
@@ -204,7 +206,9 @@ export class StageSolver {
     } finally {
       await active.release();
       // Keeping the result as a committed snapshot saves the next step from unpacking it again.
-      if (layer) {
+      // A linked copy's snapshot has no parent, so it cannot stand for the stage's chain: the
+      // next step unpacks its layer onto the chain (ensureChain), as for a cached step.
+      if (layer && !linked) {
         const name = snapshotChainNames([...layers, layer]).at(-1)!;
         await this.opts.snapshotter.commit(name, key).catch(async (err: Error) => {
           await this.opts.snapshotter.remove(key);
@@ -333,11 +337,12 @@ export class StageSolver {
   }
 
   /** Runs a file vertex's actions; answers what its downloads without --checksum read. */
-  private async runFileOps(vertex: FileVertex, rootfs: string, req: SolveStageRequest, revisions: Map<number, UrlRevision>): Promise<RemoteContent[]> {
+  private async runFileOps(vertex: FileVertex, rootfs: string, req: SolveStageRequest, revisions: Map<number, UrlRevision>, linked: boolean): Promise<RemoteContent[]> {
     const { stage } = req;
     const remote: RemoteContent[] = [];
     for (const [i, action] of vertex.actions.entries()) {
-      const owner = 'chown' in action && action.chown ? await ownerOf(rootfs, action.chown) : undefined;
+      const chown = 'chown' in action && action.chown ? action.chown : undefined;
+      const owner = chown === undefined ? undefined : linked ? resolveChownOnScratch(chown) : await ownerOf(rootfs, chown);
       switch (action.op) {
         case 'copy': {
           const src = await this.sourceRoot(action.from, stage, req);
@@ -382,6 +387,18 @@ export class StageSolver {
     }
     return remote;
   }
+}
+
+/**
+ * COPY/ADD --link, as BuildKit's dispatchCopy: unless --chmod is given, the copy is made on
+ * llb.Scratch() and merged onto the stage (llb.Merge), whose export adds the copy's own diff as
+ * the layer. Its layer then holds the copied entries and the parents the copy made, fresh
+ * (0755, root or --chown), whatever the stage has at those paths.
+ */
+function isLinked(vertex: Vertex): boolean {
+  if (vertex.kind !== 'file') return false;
+  const flagged = vertex.actions.filter((a) => a.op === 'copy' || a.op === 'addUrl' || a.op === 'addGit');
+  return (flagged.some((a) => a.link) && !flagged.some((a) => a.chmod)) || vertex.actions.some((a) => a.op === 'mkfile' && a.link);
 }
 
 function remoteOf(got: { digest: string; lastModified: Date | null }): RemoteContent {
