@@ -1,10 +1,11 @@
 // A minimal client for e2e tests of the service itself (the CLI has its own e2e tests):
 // syncs a context and runs Solve over real gRPC, collecting every event.
 import { credentials, Metadata } from '@grpc/grpc-js';
-import { readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { resolveBuildInput } from '@buildyard/client';
 import { syncContext } from '@buildyard/context';
-import { parseDockerignore } from '@buildyard/dockerfile';
 import { readXattrs } from '@buildyard/snapshot';
 import { ContextSyncClient, ControlClient, SolveRequest, type SolveEvent } from '@buildyard/proto';
 import type { Cluster } from '@buildyard/testkit';
@@ -28,15 +29,18 @@ export async function solve(cluster: Pick<Cluster, 'address' | 'token'>, context
   const sync = new ContextSyncClient(cluster.address, credentials.createInsecure());
   const control = new ControlClient(cluster.address, credentials.createInsecure());
   try {
-    let dockerignore: string[] = [];
-    try { dockerignore = parseDockerignore(readFileSync(join(contextDir, '.dockerignore'), 'utf8')); } catch { /* none */ }
+    // The Dockerfile and .dockerignore as the CLI picks them (`<Dockerfile>.dockerignore` first):
+    // the named Dockerfile when the context holds it, else the request's as with `-f -`.
+    const named = join(contextDir, request.dockerfileName || 'Dockerfile');
+    const file = existsSync(named) ? named : request.dockerfile ? '-' : undefined;
+    const input = await resolveBuildInput({ context: contextDir, cwd: contextDir, file, stdin: Readable.from([request.dockerfile ?? Buffer.alloc(0)]) });
     // Files' own extended attributes go as the CLI sends them (the snapshot addon's llistxattr).
-    const synced = await syncContext(sync, contextDir, { dockerignore, metadata: bearer(token), cacheDir: false, readXattrs });
+    const synced = await syncContext(sync, contextDir, { dockerignore: input.dockerignorePatterns, metadata: bearer(token), cacheDir: false, readXattrs });
     const events: SolveEvent[] = [];
     const md = bearer(token);
     for (const [k, v] of Object.entries(options.metadata ?? {})) md.set(k, v);
     const stream = control.solve(SolveRequest.fromPartial({
-      dockerfile: request.dockerfile ?? readFileSync(join(contextDir, 'Dockerfile')), dockerfileName: 'Dockerfile', contextId: synced.contextId, ...request,
+      dockerfile: input.dockerfile, dockerfileName: 'Dockerfile', contextId: synced.contextId, ...request,
     }), md);
     for await (const event of stream) { events.push(event as SolveEvent); options.onEvent?.(event as SolveEvent); }
     const logs = events.filter((e) => e.log).map((e) => Buffer.from(e.log!.data).toString()).join('');

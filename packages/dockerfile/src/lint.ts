@@ -239,9 +239,9 @@ function fromsInvalidWithDefaults(df: ParsedDockerfile): Instruction[] {
     for (const ins of df.metaArgs) {
       for (const word of ins.args) {
         const eq = word.indexOf('=');
-        const name = expandWord(eq < 0 ? word : word.slice(0, eq), env, opts);
-        if (eq < 0) env.delete(name);
-        else env.set(name, expandWord(word.slice(eq + 1), env, opts));
+        // buildMetaArgs: an ARG without a value keeps the name's earlier (or built-in) value.
+        if (eq < 0) continue;
+        env.set(expandWord(word.slice(0, eq), env, opts), expandWord(word.slice(eq + 1), env, opts));
       }
     }
     for (const s of df.stages) {

@@ -61,6 +61,8 @@ test('lintDockerfile: InvalidDefaultArgInFrom expands FROM with the global ARGs\
   // Defaults expand with earlier global ARGs and the platform args; a stage name is a valid name.
   assert.deepEqual(details('ARG REG=127.0.0.1:5000\nARG IMG=$REG/app:${TARGETOS}\nFROM $IMG AS base\nFROM base\n'), []);
   assert.deepEqual(details('ARG N="Upper"\nFROM ${N}\n'), [invalid('${N}')]);
+  // An ARG without a value keeps the earlier or built-in value (buildMetaArgs).
+  assert.deepEqual(details('ARG TARGETOS\nARG T=1\nARG T\nFROM app:${TARGETOS}$T\n'), []);
   // An expansion error is the build's to report: the check gives up, as BuildKit's does.
   assert.deepEqual(details('ARG A\nFROM ${A:?unset}\n'), []);
 });

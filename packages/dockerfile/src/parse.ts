@@ -22,6 +22,8 @@ export interface Heredoc {
   name: string;
   /** Body, each line ending with "\n"; leading tabs already removed for `<<-`. */
   content: string;
+  /** For `<<-`: the body as written, tabs kept (BuildKit's parser keeps it so; ONBUILD stores it). */
+  raw?: string;
   /** False when any part of the delimiter was quoted (`<<'EOF'`, `<<"EOF"`). */
   expand: boolean;
   chomp: boolean;
@@ -337,9 +339,8 @@ class Parser {
             body.push(l + '\n');
           }
           if (!terminated) this.error(`unterminated heredoc: no line "${doc.name}" closes the heredoc; add it after the content`, startLine, endLine);
-          let content = body.join('');
-          if (doc.chomp) content = content.replace(/^\t+/gm, '');
-          heredocs.push({ ...doc, content });
+          const content = body.join('');
+          heredocs.push(doc.chomp ? { ...doc, content: content.replace(/^\t+/gm, ''), raw: content } : { ...doc, content });
         }
       }
       out.push({ line, startLine, endLine, heredocs });
@@ -393,8 +394,10 @@ function buildInstruction(p: Parser, raw: RawInstruction, lines: string[], allow
   const [restRaw, flagWords] = extractFlags(after);
   const rest = restRaw.trim();
   base.rest = rest;
+  // parseHealthcheck never parses the flags of HEALTHCHECK NONE: any are accepted and unused.
+  const unparsedFlags = keyword === 'HEALTHCHECK' && splitWhitespace(rest)[0]?.toUpperCase() === 'NONE';
   try {
-    base.flags = parseFlags(keyword, flagWords);
+    if (!unparsedFlags) base.flags = parseFlags(keyword, flagWords);
   } catch (e) {
     if (e instanceof FlagError) err(e.message);
     throw e;
@@ -454,6 +457,8 @@ function buildInstruction(p: Parser, raw: RawInstruction, lines: string[], allow
     case 'ARG': {
       base.args = splitWordsKeepingQuotes(rest, p.escape);
       if (base.args.length === 0) err('ARG requires at least one argument, e.g. ARG VERSION=1.0');
+      // parseArg: the name before the first `=`, as written, must not be empty.
+      if (base.args.some((w) => w.startsWith('='))) err('ARG names can not be blank');
       break;
     }
     case 'FROM': {
@@ -472,7 +477,6 @@ function buildInstruction(p: Parser, raw: RawInstruction, lines: string[], allow
       const type = (words[0] ?? '').toUpperCase();
       if (type === 'NONE') {
         if (words.length > 1) err('HEALTHCHECK NONE takes no arguments');
-        if (base.flags.length > 0) err('HEALTHCHECK NONE takes no options');
         base.args = ['NONE'];
       } else if (type === 'CMD') {
         const cmdRest = rest.slice(words[0].length).trim();

@@ -109,6 +109,8 @@ test('ENV and LABEL accept k v and k=v forms; ARG names and defaults', () => {
   throwsAt('FROM a\nENV A=1 B\n', 2, /can't find = in "B"/);
   throwsAt('FROM a\nENV A\n', 2, /ENV must have two arguments/);
   throwsAt('FROM a\nARG\n', 2, /ARG requires at least one argument/);
+  throwsAt('FROM a\nARG X=1 =x\n', 2, /^Dockerfile:2: ARG names can not be blank$/);
+  throwsAt('ARG =\nFROM a\n', 1, /ARG names can not be blank/);
 });
 
 test('every other instruction parses its arguments', () => {
@@ -122,6 +124,9 @@ test('every other instruction parses its arguments', () => {
   throwsAt('FROM a\nONBUILD ONBUILD RUN x\n', 2, /Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed/);
   throwsAt('FROM a\nONBUILD FROM x\n', 2, /isn't allowed as an ONBUILD trigger/);
   throwsAt('FROM a\nHEALTHCHECK PING x\n', 2, /Unknown type "PING" in HEALTHCHECK \(try CMD\)/);
+  // parseHealthcheck leaves the flags of NONE unparsed: even unknown ones pass.
+  assert.deepEqual(only('FROM a\nHEALTHCHECK --interval=5s --bogus NONE\n')[1].args, ['NONE']);
+  throwsAt('FROM a\nHEALTHCHECK --bogus CMD true\n', 2, /unknown flag: --bogus/);
   throwsAt('FROM a\nCOPY onlyone\n', 2, /requires at least two arguments/);
 });
 

@@ -29,7 +29,7 @@ import {
   type StagePlan,
   type Vertex,
 } from '@buildyard/graph';
-import { contentDigestsFor, FileOpError, type TreeEntry } from '@buildyard/fileop';
+import { cleanPath, contentDigestsFor, FileOpError, type TreeEntry } from '@buildyard/fileop';
 import { DockerfileError, excerpt } from './DockerfileError.js';
 import { expandWord, expandWords, WordExpansionError } from './expandWord.js';
 import { parse, type Instruction, type ParsedDockerfile, type ParsedStage } from './parse.js';
@@ -403,7 +403,9 @@ class PlatformPlanner {
   ) {
     this.platArgs = platformArgs(opts.buildPlatform, platform, opts.target || (df.stages[df.stages.length - 1]?.name ?? ''));
     for (const [k, v] of this.platArgs) this.metaEnv.set(k, v);
-    // Global ARGs: build args override defaults; defaults expand with earlier global args.
+    // Global ARGs: build args override defaults; defaults expand with earlier global args. As
+    // current BuildKit's buildMetaArgs, an ARG without a value keeps what the name had (a
+    // built-in platform arg or an earlier global ARG); v0.11.6 emptied it.
     for (const ins of df.metaArgs) {
       for (const word of ins.args) {
         const [rawKey, rawValue] = splitKeyValue(word);
@@ -411,7 +413,6 @@ class PlatformPlanner {
         const override = p.buildArg(key);
         if (override !== undefined) this.metaEnv.set(key, override);
         else if (rawValue !== undefined) this.metaEnv.set(key, p.expand(rawValue, this.metaEnv, ins));
-        else this.metaEnv.delete(key);
       }
     }
   }
@@ -805,13 +806,20 @@ class PlatformPlanner {
       }
       case 'WORKDIR': {
         const dir = this.expandChecked(st, ins.args[0], env(), ins);
-        const wd = posix.join('/', dir.startsWith('/') ? '' : this.workdir(st), dir);
-        cfg.WorkingDir = wd.length > 1 && wd.endsWith('/') ? wd.slice(0, -1) : wd;
-        // As current BuildKit's dispatchWorkdir, the directory it makes is dated SOURCE_DATE_EPOCH.
-        const action: FileAction = { op: 'mkdir', path: cfg.WorkingDir, mode: 0o755, ...(cfg.User ? { chown: cfg.User } : {}), ...(this.epoch !== undefined ? { createdTime: this.epoch } : {}) };
-        const v: Omit<FileVertex, 'digest' | 'cacheKey'> = { kind: 'file', actions: [action], user: cfg.User ?? '', inputs: [], name: this.vertexName(st, ins), line: ins.startLine };
-        this.addVertex(st, v, [], [], { kind: 'file', actions: v.actions, user: v.user });
-        this.history(st, `WORKDIR ${cfg.WorkingDir}`, false);
+        // system.NormalizeWorkdir: an absolute path is kept as written (`/app/`, `//srv`; the
+        // mkdir resolves it), a relative one is path.Join'ed (cleaned) onto the current workdir.
+        const cur = this.workdir(st);
+        const parent = posix.isAbsolute(cur) ? cur : cleanPath(`/${cur}`);
+        const wd = dir === '' ? parent : posix.isAbsolute(dir) ? dir : cleanPath(`${parent}/${dir}`);
+        cfg.WorkingDir = wd;
+        // dispatchWorkdir makes no directory (and no layer) for `/`.
+        if (wd !== '/') {
+          // As current BuildKit's dispatchWorkdir, the directory it makes is dated SOURCE_DATE_EPOCH.
+          const action: FileAction = { op: 'mkdir', path: wd, mode: 0o755, ...(cfg.User ? { chown: cfg.User } : {}), ...(this.epoch !== undefined ? { createdTime: this.epoch } : {}) };
+          const v: Omit<FileVertex, 'digest' | 'cacheKey'> = { kind: 'file', actions: [action], user: cfg.User ?? '', inputs: [], name: this.vertexName(st, ins), line: ins.startLine };
+          this.addVertex(st, v, [], [], { kind: 'file', actions: v.actions, user: v.user });
+        }
+        this.history(st, `WORKDIR ${wd}`, wd === '/');
         return;
       }
       case 'CMD':
@@ -849,8 +857,10 @@ class PlatformPlanner {
         return;
       }
       case 'ONBUILD': {
-        // dispatchOnbuild records the trigger in the config only: no history entry.
-        const expr = ins.original.replace(/^\s*ONBUILD\s*/i, '');
+        // dispatchOnbuild records the trigger in the config only: no history entry. As
+        // parseOnBuild, a trigger's heredoc bodies are kept after it as written, each closed by its name.
+        let expr = ins.original.replace(/^\s*ONBUILD\s*/i, '');
+        for (const doc of ins.heredocs) expr += `\n${doc.raw ?? doc.content}${doc.name}`;
         cfg.OnBuild = [...(cfg.OnBuild ?? []), expr];
         return;
       }
@@ -935,8 +945,11 @@ class PlatformPlanner {
     const shell = cfg.Shell ?? DEFAULT_SHELL;
     let args: string[];
     let heredocs: RunHeredocFile[] | undefined;
-    if (ins.json) args = ins.args;
-    else if (ins.heredocs.length > 0) {
+    if (ins.json) {
+      // llb's exec refuses an empty argv when BuildKit marshals the definition: no step runs.
+      if (ins.args.length === 0) this.p.err('failed to marshal LLB definition: arguments are required; give RUN a command', ins);
+      args = ins.args;
+    } else if (ins.heredocs.length > 0) {
       const cmd = ins.args[0];
       if (/^(\d*)<<(-?)([^<]*)$/.test(cmd.trim()) && ins.heredocs.length === 1) {
         const doc = ins.heredocs[0];
@@ -1004,7 +1017,6 @@ class PlatformPlanner {
     } catch (err) {
       if (!(err instanceof FileOpError)) throw err;
       if (!strict && err.code === 'ENOSOURCE') return [];
-      if (err.missingSource !== undefined) this.p.err(`failed to compute cache key: failed to calculate checksum of ref context: ${JSON.stringify(posix.join('/', err.missingSource))}: not found; check the path and .dockerignore`, ins);
       this.p.err(excerpt(err.message, 300), ins);
     }
     return read.map((r) => ({ path: r.path, mode: r.mode | TYPE_BITS[r.type], digest: r.digest ?? '', ...(r.xattrs ? { xattrs: r.xattrs } : {}) }));
@@ -1052,15 +1064,14 @@ class PlatformPlanner {
     const inputs: SourceRef[] = [];
     const inputKeys: string[] = [];
     let content: ContentDigest[] = [];
-    const fromRaw = flags.from;
+    // An empty --from is the build context, as in convert.go (`if c.From != ""`).
+    const fromRaw = flags.from === '' ? undefined : flags.from;
     let from: SourceRef = { kind: 'context' };
     if (fromRaw !== undefined) {
       // convert.go toCommand: --from is not expanded; a value that would change under expansion
       // (with no variables set) is refused, so stages stay known before any ARG is evaluated.
       if (p.expand(fromRaw, new Map(), ins) !== fromRaw) this.p.err('variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround', ins);
-      const fromName = fromRaw;
-      if (fromName === '') this.p.err('COPY --from requires a stage name, stage index or image', ins);
-      const [ref, key] = await this.sourceFrom(st, stage, fromName, ins, 'COPY');
+      const [ref, key] = await this.sourceFrom(st, stage, fromRaw, ins, 'COPY');
       from = ref;
       inputs.push(ref);
       inputKeys.push(key);
@@ -1127,7 +1138,8 @@ class PlatformPlanner {
       const body = doc.expand ? this.expandChecked(st, doc.content, e, ins, { rawQuotes: true }) : doc.content;
       let mode = 0o644;
       if (chmod !== undefined && /^[0-7]+$/.test(chmod)) mode = parseInt(chmod, 8);
-      actions.push({ op: 'mkfile', path: destIsDir ? posix.join(dest, doc.name) : dest, content: body, mode, ...(chown ? { chown } : {}) });
+      // --link without --chmod: the heredoc's file is merged as the copies are (the solver's isLinked).
+      actions.push({ op: 'mkfile', path: destIsDir ? posix.join(dest, doc.name) : dest, content: body, mode, ...(chown ? { chown } : {}), ...(link && chmod === undefined ? { link: true } : {}) });
     }
     const v: Omit<FileVertex, 'digest' | 'cacheKey'> = { kind: 'file', actions, user: cfg.User ?? '', inputs, name: this.vertexName(st, ins), line: ins.startLine };
     const digestActions = actions.map((a) => {

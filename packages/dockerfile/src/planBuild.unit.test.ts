@@ -106,6 +106,14 @@ RUN echo $TAG $LOCAL $OVER
   await rejects('ARG IMG\nFROM ${IMG}\n', 2, /base name \(\$\{IMG\}\) should not be blank/);
 });
 
+test('a global ARG without a value keeps the earlier or built-in value (current BuildKit buildMetaArgs)', async () => {
+  const calls: string[] = [];
+  const p = await plan('ARG BUILDPLATFORM\nARG V=1\nARG V\nARG TARGETARCH\nFROM --platform=$BUILDPLATFORM img:$V\nARG V TARGETARCH\nRUN echo $V $TARGETARCH\n', { platforms: ['linux/arm64'], resolveImage: resolver({}, calls) });
+  assert.deepEqual(calls, ['img:1 linux/amd64']);
+  assert.equal(target(p).history.at(-2)!.created_by, 'ARG V=1 TARGETARCH=arm64');
+  assert.deepEqual((target(p).vertices[0] as ExecVertex).env.slice(1), ['V=1', 'TARGETARCH=arm64']);
+});
+
 test('platform args, --platform and per-platform graphs with normalised platforms', async () => {
   const calls: string[] = [];
   const text = `FROM --platform=$BUILDPLATFORM golang AS build
@@ -185,6 +193,25 @@ test('forward references, unknown indexes and self references are rejected', asy
   await rejects('FROM alpine AS a\nCOPY --from=b /x /y\nFROM alpine AS b\nCOPY --from=a /x /y\n', 4, /circular dependency detected on stage: a/);
   const own = await plan('FROM alpine AS alpine\nRUN x\n');
   assert.equal(target(own).base.kind, 'image', 'FROM x AS x uses the image');
+});
+
+test('WORKDIR keeps an absolute path as written and joins a relative one (system.NormalizeWorkdir); `/` makes no layer', async () => {
+  const p = await plan('FROM scratch\nWORKDIR /app/\nWORKDIR rel/\nWORKDIR /a//b/.\nWORKDIR //srv\nWORKDIR /../x/./y/..\nWORKDIR /\nRUN pwd\n');
+  const st = target(p);
+  assert.deepEqual(st.history.map((h) => [h.created_by, h.empty_layer ?? false]).slice(0, 6), [
+    ['WORKDIR /app/', false], ['WORKDIR /app/rel', false], ['WORKDIR /a//b/.', false], ['WORKDIR //srv', false], ['WORKDIR /../x/./y/..', false], ['WORKDIR /', true],
+  ]);
+  assert.deepEqual(st.vertices.map((v) => (v.kind === 'file' && v.actions[0].op === 'mkdir' ? v.actions[0].path : v.kind)), ['/app/', '/app/rel', '/a//b/.', '//srv', '/../x/./y/..', 'exec']);
+  assert.equal(st.config.WorkingDir, '/');
+  assert.equal((st.vertices[5] as ExecVertex).cwd, '/');
+});
+
+test('ONBUILD keeps a trigger\'s heredocs (parseOnBuild), so the child stage runs them', async () => {
+  const p = await plan('FROM scratch AS p\nONBUILD RUN <<EOF\necho hi > /h\nEOF\nONBUILD COPY <<-A /d/\n\ta\n\tA\nFROM p\n');
+  const [parent, child] = p.platforms[0].stages;
+  assert.deepEqual(parent.config.OnBuild, ['RUN <<EOF\necho hi > /h\nEOF', 'COPY <<-A /d/\n\ta\nA']);
+  assert.deepEqual((child.vertices[0] as ExecVertex).args, ['/bin/sh', '-c', 'echo hi > /h\n']);
+  assert.equal(child.vertices[1].kind, 'file');
 });
 
 test('ONBUILD triggers fire when an image or a stage is used as base', async () => {
@@ -320,7 +347,14 @@ COPY --parents src/a.ts /p/
   const withSum = await plan(text, { context: ctx });
   const dl = (target(withSum).vertices[4] as FileVertex).actions[0];
   assert.ok(dl.op === 'addUrl' && dl.checksum === 'sha256:abc');
-  await rejects('FROM a\nCOPY missing /x\n', 2, /failed to calculate checksum of ref context: "\/missing": not found/, { context: ctx });
+  await rejects('FROM a\nCOPY missing /x\n', 2, /failed to calculate checksum of ref \w+: "\/missing": not found/, { context: ctx });
+  // contenthash follows a link in the last component itself and names where it points.
+  const links = { entries: [...ctx.entries, { path: 'dangling', mode: 0o120777, size: 0, digest: '', linkTarget: 'nowhere' }, { path: 'out', mode: 0o120777, size: 0, digest: '', linkTarget: '../../../etc/hostname' }] };
+  await rejects('FROM a\nCOPY dangling /x\n', 2, /failed to calculate checksum of ref \w+: "\/nowhere": not found/, { context: links });
+  await rejects('FROM a\nCOPY out /x\n', 2, /failed to calculate checksum of ref \w+: "\/etc\/hostname": not found/, { context: links });
+  const fromEmpty = target(await plan('FROM a\nCOPY --from= x.txt /x\n', { context: ctx })).vertices[0] as FileVertex;
+  assert.deepEqual(fromEmpty.inputs, [], 'an empty --from is the build context');
+  await rejects('FROM a\nRUN []\n', 2, /failed to marshal LLB definition: arguments are required/);
   assert.throws(() => parse('FROM a\nCOPY --checksum=sha256:x a /x\n'), /unknown flag: --checksum/);
   await rejects('FROM a\nADD --checksum=sha256:x a /x\n', 2, /checksum requires HTTP\(S\) or Git sources/);
   await rejects('FROM a\nCOPY --chmod=99z a /x\n', 2, /invalid chmod parameter: '99z'. it should be octal string and between 0 and 07777/);

@@ -79,10 +79,10 @@ export async function planCopy(tree: SourceTree, sel: SourceSelection): Promise<
     const found = await expand(tree, parts, allowWildcard, follow, pattern);
     if (found.length === 0) {
       if (wildcard && sel.allowEmptyWildcard) continue;
-      throw wildcard
-        ? new FileOpError('ENOSOURCE', `source "${pattern}" matched no files: check the pattern and that the files are not excluded by .dockerignore`, { missingSource: pattern })
-        // BuildKit's words (its cache key is a checksum of the path); the advice follows them.
-        : new FileOpError('ENOSOURCE', `failed to compute cache key: failed to calculate checksum of ref source: ${JSON.stringify('/' + cleanRel(pattern))}: not found; check the path exists in the build context (or source stage) and is not excluded by .dockerignore`, { missingSource: pattern });
+      if (wildcard) throw new FileOpError('ENOSOURCE', `source "${pattern}" matched no files: check the pattern and that the files are not excluded by .dockerignore`, { missingSource: pattern });
+      // BuildKit's words (its cache key is a checksum of the path); the advice follows them.
+      const name = await missingName(tree, cleanRel(pattern), pattern);
+      throw new FileOpError('ENOSOURCE', `failed to compute cache key: failed to calculate checksum of ref source: ${JSON.stringify('/' + name)}: not found; check the path exists in the build context (or source stage) and is not excluded by .dockerignore`, { missingSource: pattern });
     }
     for (const f of found) {
       if (f.logical !== '' && matcher?.excludes(f.logical)) continue;
@@ -136,6 +136,22 @@ async function resolve(tree: SourceTree, p: string, follow: boolean, pattern: st
     if (err instanceof TooManyLinksError) throw new FileOpError('ENOSOURCE', `source "${pattern}": too many levels of symbolic links; fix the symlink loop`);
     throw err;
   }
+}
+
+/**
+ * The path BuildKit's not-found error names for a missing literal source: contenthash's
+ * checksumFollow follows a symlink in the last component itself, joining its target to the
+ * link's directory as named, so a dangling link is reported by its target (links in earlier
+ * components are resolved inside the lookup and keep their names).
+ */
+async function missingName(tree: SourceTree, name: string, pattern: string): Promise<string> {
+  for (let hops = 0; hops < 255; hops++) {
+    const at = await resolve(tree, name, false, pattern);
+    if ((await tree.lstat(at))?.type !== 'symlink') return name;
+    const target = await tree.readlink(at);
+    name = cleanRel(target.startsWith('/') ? target : `${name.split('/').slice(0, -1).join('/')}/${target}`);
+  }
+  return name;
 }
 
 type Matcher = DockerignoreMatcher | null;

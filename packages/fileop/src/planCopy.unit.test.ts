@@ -61,6 +61,15 @@ test('planCopy: missing source and empty wildcard are one-line errors naming the
   const tree = entriesTree(ENTRIES);
   await assert.rejects(planCopy(tree, { sources: ['nope.txt'] }), (e: unknown) => e instanceof FileOpError && e.code === 'ENOSOURCE' && e.message.includes('failed to calculate checksum of ref source: "/nope.txt": not found') && !e.message.includes('\n'));
   await assert.rejects(planCopy(tree, { sources: ['*.none'] }), (e: unknown) => e instanceof FileOpError && e.message.includes('"*.none" matched no files'));
+  // As contenthash's checksumFollow: a link in the last component is followed and its target
+  // named (joined to the link's directory, kept in the root); a link before it keeps its name.
+  const links = entriesTree([...ENTRIES,
+    { path: 'dangling', type: 'symlink', mode: 0o777, linkTarget: 'nowhere' },
+    { path: 'src/out', type: 'symlink', mode: 0o777, linkTarget: '../../../etc/hostname' },
+    { path: 'hop', type: 'symlink', mode: 0o777, linkTarget: '/dangling' },
+  ]);
+  const names = async (source: string) => planCopy(links, { sources: [source] }).then(() => '', (e: Error) => /checksum of ref source: "([^"]*)"/.exec(e.message)?.[1]);
+  assert.deepEqual(await Promise.all(['dangling', 'src/out', 'hop', 'link-to-src/nope', 'src/../gone'].map(names)), ['/nowhere', '/etc/hostname', '/nowhere', '/link-to-src/nope', '/gone']);
   const ok = await planCopy(tree, { sources: ['*.none'], allowEmptyWildcard: true });
   assert.equal(ok.matched.length, 0);
 });

@@ -5,12 +5,13 @@
 // corners, heredoc variants, what RUN mounts leave in a layer, odd values BuildKit accepts and
 // the wording of more user mistakes.
 import type { Case } from '../lib/types.js';
-import { argHistory, copyFlagsHistory, error, FLAG_PREFIX_CHANGE, heredocMode, historyAt } from './upstream.js';
+import { argHistory, copyFlagsHistory, error, FLAG_PREFIX_CHANGE, HEALTH_CHANGE, healthHistory, heredocMode, historyAt } from './upstream.js';
 
 const files = { 'a.txt': 'a\n', 'b.txt': 'b\n', 'dir/x': 'x\n', 'dir/sub/y.log': 'y\n' };
 const EXPOSE_CHANGE = 'convert_expose.go writes the parsed port list in order, fmt.Sprintf("EXPOSE %v", []string)';
 const long = 'l'.repeat(120);
 const longer = 'n'.repeat(255);
+const META_ARG_CHANGE = 'convert.go buildMetaArgs sets only a global ARG that has a value: one without keeps the earlier or built-in value (moby/buildkit b9a4a6eed)';
 
 export const cases: Case[] = [
   // Substitution operators outside ENV and RUN
@@ -29,12 +30,16 @@ export const cases: Case[] = [
   { name: 'builtin-args-in-metadata', upstream: argHistory(historyAt(0, 'ARG TARGETOS=linux TARGETARCH=amd64 BUILDOS=linux')), dockerfile: 'FROM {{BASE}}\nARG TARGETOS TARGETARCH BUILDOS\nLABEL os=$TARGETOS arch=$TARGETARCH\nENV BUILD_OS=$BUILDOS\nWORKDIR /opt/$TARGETARCH\n' },
   { name: 'builtin-args-undeclared-empty', dockerfile: 'FROM {{BASE}}\nENV P="[$TARGETPLATFORM][$BUILDARCH]"\nLABEL p="[$TARGETARCH]"\n' },
   { name: 'builtin-args-copy-dest', upstream: argHistory(historyAt(0, 'ARG TARGETARCH=amd64')), dockerfile: 'FROM {{BASE}}\nARG TARGETARCH\nCOPY a.txt /opt/$TARGETARCH/\n', files },
+  { name: 'arg-global-novalue-keeps-builtin', upstream: { change: META_ARG_CHANGE, equivalent: { dockerfile: 'FROM --platform=$BUILDPLATFORM {{BASE}}\nRUN uname -m > /m\n' } }, dockerfile: 'ARG BUILDPLATFORM\nFROM --platform=$BUILDPLATFORM {{BASE}}\nRUN uname -m > /m\n' },
+  { name: 'arg-global-novalue-keeps-value', platform: 'linux/arm64', upstream: { change: META_ARG_CHANGE, equivalent: { dockerfile: 'ARG V=1\nFROM {{BASE}}\nARG V TARGETARCH\nRUN echo "$V $TARGETARCH" > /v\n' }, patch: historyAt(0, 'ARG V=1 TARGETARCH=arm64') }, dockerfile: 'ARG V=1\nARG V\nARG TARGETARCH\nFROM {{BASE}}\nARG V TARGETARCH\nRUN echo "$V $TARGETARCH" > /v\n' },
   { name: 'from-platform-targetplatform', dockerfile: 'FROM --platform=$TARGETPLATFORM {{BASE}}\nRUN uname -m > /m\n', platform: 'linux/arm64' },
   // ONBUILD triggers in the child
   { name: 'onbuild-copy-in-child', dockerfile: 'FROM {{BASE}} AS p\nONBUILD COPY a.txt /from-trigger\nFROM p\nRUN cat /from-trigger > /seen\n', files },
   { name: 'onbuild-arg-and-workdir', dockerfile: 'FROM {{BASE}} AS p\nONBUILD ARG X=1\nONBUILD WORKDIR /ob\nONBUILD RUN echo "$X" > x\nFROM p\n' },
   { name: 'onbuild-not-inherited-by-grandchild', dockerfile: 'FROM {{BASE}} AS p\nONBUILD RUN echo once >> /count\nFROM p AS c\nFROM c\nRUN cat /count > /seen\n' },
   { name: 'onbuild-user-then-run', dockerfile: 'FROM {{BASE}} AS p\nONBUILD USER daemon\nFROM p\nRUN id -u > /tmp/u\n' },
+  { name: 'onbuild-heredoc-run-in-child', dockerfile: 'FROM {{BASE}} AS p\nONBUILD RUN <<EOF\necho hi > /h\nEOF\nFROM p\nRUN cat /h > /seen\n' },
+  { name: 'onbuild-heredoc-config', dockerfile: 'FROM {{BASE}}\nONBUILD RUN <<-EOF\n\techo hi\n\tEOF\nONBUILD COPY <<A <<B /d/\na\nA\nb\nB\n' },
   { name: 'onbuild-maintainer-rejected', dockerfile: 'FROM {{BASE}}\nONBUILD MAINTAINER me\n' },
   // Exec form and JSON
   { name: 'cmd-single-quoted-not-json', dockerfile: "FROM {{BASE}}\nCMD ['a', 'b']\n" },
@@ -55,7 +60,13 @@ export const cases: Case[] = [
   { name: 'user-uid-group-name', dockerfile: 'FROM {{BASE}}\nUSER 1234:daemon\nRUN id > /tmp/id\n' },
   { name: 'workdir-through-symlink', dockerfile: 'FROM {{BASE}}\nRUN ln -s /tmp /lt\nWORKDIR /lt/sub\n' },
   { name: 'workdir-chain-env', dockerfile: 'FROM {{BASE}}\nENV A=a\nWORKDIR $A\nWORKDIR ${A}b\nWORKDIR ../$A/c\n' },
+  { name: 'workdir-absolute-as-written', dockerfile: 'FROM {{BASE}}\nWORKDIR /app/\nRUN pwd > /pwd\nWORKDIR rel/\nRUN pwd >> /pwd\nWORKDIR /a//b/.\nWORKDIR //srv\nWORKDIR /../../x/./y/..\n' },
+  { name: 'workdir-root-no-layer', dockerfile: 'FROM {{BASE}}\nWORKDIR /tmp\nWORKDIR /\nRUN pwd > /pwd\n' },
   // COPY corners
+  { name: 'copy-from-empty-is-context', dockerfile: 'FROM {{BASE}}\nCOPY --from= a.txt /x\n', files },
+  { name: 'copy-dangling-symlink-source', dockerfile: 'FROM {{BASE}}\nCOPY dangling /x\n', files: { dangling: { symlink: 'nowhere' } } },
+  { name: 'copy-escaping-symlink-source', dockerfile: 'FROM {{BASE}}\nCOPY out /x\n', files: { out: { symlink: '../../../../etc/hostname' } } },
+  { name: 'copy-missing-below-symlink', dockerfile: 'FROM {{BASE}}\nCOPY ld/missing /x\n', files: { 'real/f': 'f\n', ld: { symlink: 'real' } } },
   { name: 'copy-star-includes-dotfiles', dockerfile: 'FROM scratch\nCOPY * /o/\n', files: { '.hidden': 'h\n', visible: 'v\n', '.hd/f': 'f\n' } },
   { name: 'copy-link-chown', upstream: copyFlagsHistory('--chown=1:2'), dockerfile: 'FROM {{BASE}}\nCOPY --link --chown=1:2 a.txt dir /o/\n', files },
   { name: 'copy-link-over-file', dockerfile: 'FROM {{BASE}}\nCOPY --link a.txt /etc/passwd\n', files },
@@ -77,6 +88,7 @@ export const cases: Case[] = [
   { name: 'dockerignore-one-level-star', dockerfile: 'FROM scratch\nCOPY . /o/\n', files: { ...files, 'x.log': 'l\n', 'dir/z.log': 'z\n', '.dockerignore': '*/*.log\nDockerfile\n.dockerignore\n' } },
   { name: 'dockerignore-spaces-and-dotdot', dockerfile: 'FROM scratch\nCOPY . /o/\n', files: { ...files, '.dockerignore': '  a.txt  \n../b.txt\ndir/sub/../x\n\n#dir\nDockerfile\n.dockerignore\n' } },
   { name: 'dockerignore-doublestar-middle', dockerfile: 'FROM scratch\nCOPY . /o/\n', files: { 'dir/a/b/y.log': 'y', 'dir/y.log': 'z', 'y.log': 'w', 'dir/k': 'k', '.dockerignore': 'dir/**/y.log\n!/dir/a/b/y.log\nDockerfile\n.dockerignore\n' } },
+  { name: 'dockerignore-dockerfile-specific', dockerfileName: 'app.Dockerfile', dockerfile: 'FROM scratch\nCOPY . /o/\n', files: { ...files, '.dockerignore': 'a.txt\n', 'app.Dockerfile.dockerignore': 'b.txt\napp.Dockerfile*\n' } },
   { name: 'dockerignore-bind-mount', dockerfile: 'FROM {{BASE}}\nRUN --mount=target=/ctx ls -a /ctx > /ls\n', files: { ...files, '.dockerignore': '*.txt\n' } },
   // Heredocs
   { name: 'run-heredoc-dash-quoted', dockerfile: 'FROM {{BASE}}\nENV V=v\nRUN <<-"EOF"\n\techo "$V" > /q\n\t\techo two >> /q\n\tEOF\n' },
@@ -93,5 +105,8 @@ export const cases: Case[] = [
   { name: 'from-unknown-flag', upstream: { change: FLAG_PREFIX_CHANGE, expect: error('unknown flag: --foo') }, dockerfile: 'FROM --foo=x {{BASE}}\n' },
   { name: 'stopsignal-lowercase', dockerfile: 'FROM {{BASE}}\nSTOPSIGNAL sigkill\n' },
   { name: 'expose-port-zero', upstream: { change: EXPOSE_CHANGE, patch: historyAt(0, 'EXPOSE [0/tcp]') }, dockerfile: 'FROM {{BASE}}\nEXPOSE 0\n' },
+  { name: 'arg-blank-name', dockerfile: 'FROM {{BASE}}\nARG =x\n' },
+  { name: 'healthcheck-none-ignores-flags', upstream: { change: HEALTH_CHANGE, patch: historyAt(0, healthHistory(['NONE'])) }, dockerfile: 'FROM {{BASE}}\nHEALTHCHECK --interval=5s --bogus=1 NONE\n' },
+  { name: 'run-json-empty', dockerfile: 'FROM {{BASE}}\nRUN []\n' },
   { name: 'escape-directive-twice', dockerfile: '# escape=`\n# escape=\\\nFROM {{BASE}}\nENV A=a`\n  b\n' },
 ];

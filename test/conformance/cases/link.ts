@@ -39,7 +39,7 @@ export const cases: Case[] = [
   { name: 'link-from-stage-keeps-owner', dockerfile: 'FROM {{BASE}} AS b\nRUN mkdir /src && echo s > /src/f && chown 5:6 /src/f\nFROM {{BASE}}\nCOPY --link --from=b /src/f /tmp/\n' },
   { name: 'link-glob', dockerfile: 'FROM {{BASE}}\nCOPY --link *.txt /tmp/g/\n', files },
   { name: 'link-heredoc-and-file', upstream: heredocMode, dockerfile: 'FROM {{BASE}}\nCOPY --link a.txt <<EOF /tmp/\nbody\nEOF\n', files },
-  { name: 'link-heredoc-only', upstream: heredocMode, divergence: "planBuild (packages/dockerfile) leaves a heredoc source's mkfile without the --link flag, so the solver cannot merge it", dockerfile: 'FROM {{BASE}}\nCOPY --link <<EOF /tmp/\nbody\nEOF\n' },
+  { name: 'link-heredoc-only', upstream: heredocMode, dockerfile: 'FROM {{BASE}}\nCOPY --link <<EOF /tmp/\nbody\nEOF\n' },
   { name: 'link-add-local-tar', dockerfile: 'FROM {{BASE}}\nADD --link a.tar /tmp/x/\n', files: { 'a.tar': { base64: smallTar().toString('base64') } } },
   { name: 'link-add-url', dockerfile: 'FROM {{BASE}}\nADD --link {{URL}}/files/data.txt /tmp/\n', served: { body: 'served\n' } },
   // --chown: ids (and "root") only, on the parents the copy makes too; --chmod turns the merge off.
