@@ -155,6 +155,9 @@ test('the rendered config loads with the real loader and agrees with the manifes
   assert.equal(worker.sharedDir, frontend.sharedDir, 'frontend and workers must see the shared dir at one path');
   assert.equal(worker.worker.capacity, 2);
   assert.equal(loadRenderedConfig(objects, 'dashboard').dashboard.listen, '0.0.0.0:8373');
+  // The scraper's token reaches the dashboard (optional: a Secret made before it existed still works).
+  const dashboard = podSpecs(objects).find((p) => p.owner.metadata.name === 'buildyard-dashboard')!.spec.containers[0];
+  assert.deepEqual(dashboard.env?.find((e) => e.name === 'BUILDYARD_DASHBOARD_METRICS_TOKEN')?.valueFrom?.secretKeyRef, { name: 'buildyard-secrets', key: 'dashboard-metrics-token', optional: true });
 });
 
 test('variants: external Redis and registry, Deployment workers, created Secret, plaintext', async () => {

@@ -88,6 +88,7 @@ export function render(userValues = {}) {
     objects.push({ apiVersion: 'v1', kind: 'Secret', metadata: meta(v.secrets.name, 'config'), type: 'Opaque', stringData: {
       tokens: v.secrets.tokens, 'secrets-key': v.secrets.secretsKey,
       'dashboard-read-token': v.secrets.dashboardReadToken, 'dashboard-admin-token': v.secrets.dashboardAdminToken,
+      ...(v.secrets.dashboardMetricsToken ? { 'dashboard-metrics-token': v.secrets.dashboardMetricsToken } : {}),
       ...(v.redis.externalUrl ? {} : { 'redis-password': v.secrets.redisPassword }),
     } });
   }
@@ -227,7 +228,9 @@ export function render(userValues = {}) {
           command: ['node', `${APP_DIR}/apps/dashboard/dist/main.js`],
           env: [{ name: 'BUILDYARD_CONFIG', value: `${CONFIG_DIR}/buildyard.toml` }, ...redisEnv,
             secretEnv('BUILDYARD_DASHBOARD_READ_TOKEN', 'dashboard-read-token'),
-            secretEnv('BUILDYARD_DASHBOARD_ADMIN_TOKEN', 'dashboard-admin-token')],
+            secretEnv('BUILDYARD_DASHBOARD_ADMIN_TOKEN', 'dashboard-admin-token'),
+            // The token Prometheus scrapes /metrics with: it reads nothing else.
+            secretEnv('BUILDYARD_DASHBOARD_METRICS_TOKEN', 'dashboard-metrics-token', true)],
           ports: [{ name: 'http', containerPort: v.dashboard.port }],
           // /healthz answers 200 only while Redis is reachable, so it also serves readiness.
           livenessProbe: httpProbe('/healthz', 'http', 20, 6),
