@@ -174,9 +174,9 @@ export async function receiveLocalToStore(
       if (entries.size >= store.maxFiles) throw new LocalSyncError(`local "${name}" has more than ${store.maxFiles} entries: add unneeded files to .dockerignore`);
       if (isReg && stat.linkname) {
         validateEntry({ path, mode, size: stat.size, digest: `sha256:${'0'.repeat(64)}`, linkTarget: '', modTime: stat.modTime });
-        // A hard link: same content as its target, which the walk sent earlier.
+        // A hard link: another name of the file its target names, which the walk sent earlier.
         pendingHardlinks.push({ path, target: stat.linkname });
-        entries.set(path, { path, mode, size: stat.size, digest: '', linkTarget: '', modTime: stat.modTime, ...(xattrs ? { xattrs } : {}) });
+        entries.set(path, { path, mode, size: stat.size, digest: '', linkTarget: '', modTime: stat.modTime, hardlinkTo: stat.linkname, ...(xattrs ? { xattrs } : {}) });
         return undefined;
       }
       // modTime: fsutil's Stat.ModTime (ns), kept so COPY gives the client's mtime as BuildKit does.
@@ -223,11 +223,16 @@ export async function receiveLocalToStore(
     const target = entries.get(link.target);
     const entry = entries.get(link.path)!;
     if (!target?.digest) throw new LocalSyncError(`local "${name}": hard link ${JSON.stringify(link.path.slice(0, 200))} points to ${JSON.stringify(link.target.slice(0, 200))}, which was not sent`);
-    entry.digest = target.digest;
-    entry.size = target.size;
+    // Stored as a link, as fsutil's receiver links it: one inode, so its target's metadata (a
+    // link to a link names the first name; validateEntrySet refuses the rest).
+    entries.set(link.path, { ...target, path: entry.path, hardlinkTo: target.hardlinkTo ?? target.path });
   }
   const sorted = sortEntries([...entries.values()]);
-  validateEntrySet(sorted);
+  try {
+    validateEntrySet(sorted);
+  } catch (err) {
+    throw new LocalSyncError(`local "${name}": ${(err as Error).message}`);
+  }
   await store.grantContent(tenant, received);
   const contextId = await store.putManifest(sorted, tenant);
   return { contextId, entries: sorted, bytesReceived, stats };

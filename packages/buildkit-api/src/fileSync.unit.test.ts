@@ -13,7 +13,8 @@ import type { ClientSession } from './SessionManager.js';
 const { Packet, Packet_PacketType: T } = fsutil;
 type Packet = fsutil.Packet;
 
-interface Sent { path: string; linkname?: string; content?: string; declaredSize?: number }
+/** `mode`: Go's FileMode (a regular file's permission bits by default). */
+interface Sent { path: string; linkname?: string; content?: string; declaredSize?: number; mode?: number }
 
 /**
  * The client side of DiffCopy, scripted: every STAT in order, an empty STAT, then the content of
@@ -23,7 +24,7 @@ function craftedClient(files: Sent[]): ClientSession {
   const queue: Packet[] = files.map((f) => Packet.fromPartial({
     type: T.PACKET_STAT,
     // Go's FileMode of a regular file: permission bits only.
-    stat: { path: f.path, mode: 0o644, size: f.declaredSize ?? Buffer.byteLength(f.content ?? ''), modTime: '1700000000000000000', linkname: f.linkname ?? '' },
+    stat: { path: f.path, mode: f.mode ?? 0o644, size: f.declaredSize ?? Buffer.byteLength(f.content ?? ''), modTime: '1700000000000000000', linkname: f.linkname ?? '' },
   }));
   queue.push(Packet.fromPartial({ type: T.PACKET_STAT }));
   let wake: (() => void) | undefined;
@@ -65,11 +66,30 @@ async function withStore(opts: { maxFiles?: number; maxContextBytes?: number }, 
 const receive = (store: ContextStore, files: Sent[]) =>
   receiveLocalToStore(craftedClient(files), 'context', {}, store, 'tenant-a', undefined, new AbortController().signal);
 
-test('a hard link is stored as its target\'s content under its own clean path', async () => {
+test('a hard link is stored as a link to its target, with its target\'s content, under its own clean path', async () => {
   await withStore({}, async (store) => {
     const { entries } = await receive(store, [{ path: 'a', content: 'hello' }, { path: 'b', linkname: 'a' }]);
-    assert.deepEqual(entries.map((e) => [e.path, e.size]), [['a', 5], ['b', 5]]);
+    assert.deepEqual(entries.map((e) => [e.path, e.size, e.hardlinkTo]), [['a', 5, undefined], ['b', 5, 'a']]);
     assert.equal(entries[1]!.digest, entries[0]!.digest);
+    // A sender that names another link: the file's first name.
+    const chained = await receive(store, [{ path: 'a', content: 'hello' }, { path: 'b', linkname: 'a' }, { path: 'c', linkname: 'b' }]);
+    assert.equal(chained.entries[2]!.hardlinkTo, 'a');
+  });
+});
+
+test('the attacker: a hard link to a directory, a symlink, itself or a later name is refused', async () => {
+  const GO_DIR = 2 ** 31;
+  const GO_SYMLINK = 2 ** 27;
+  await withStore({}, async (store) => {
+    for (const [name, files, refused] of [
+      ['a directory', [{ path: 'd', mode: GO_DIR | 0o755 }, { path: 'h', linkname: 'd' }], /hard link "h" points to "d", which was not sent/],
+      ['a symlink', [{ path: 's', mode: GO_SYMLINK | 0o777, linkname: '/etc/passwd' }, { path: 't', linkname: 's' }], /hard link "t" points to "s", which was not sent/],
+      ['outside', [{ path: 'a', content: 'x' }, { path: 'b', linkname: '../a' }], /hard link "b" points to "\.\.\/a", which was not sent/],
+      ['itself', [{ path: 'a', linkname: 'a' }], /hard link "a" points to "a", which was not sent/],
+      ['a later name', [{ path: 'a', linkname: 'b' }, { path: 'b', content: 'x' }], /local "context": context entry "a" is a hard link to "b", which comes after it in walk order/],
+    ] as [string, Sent[], RegExp][]) {
+      await assert.rejects(receive(store, files), refused, name);
+    }
   });
 });
 

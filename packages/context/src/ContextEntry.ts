@@ -1,6 +1,6 @@
 // The entry model shared by the client walker, the sync protocol and the server store. Field
 // names match the proto's ContextEntry so entries go on the wire without conversion.
-import type { EntryXattrs } from './contextXattrs.js';
+import { sameXattrs, type EntryXattrs } from './contextXattrs.js';
 
 export interface ContextEntry {
   /** Slash-separated, relative to the context root, no "..", no leading "/". */
@@ -25,6 +25,13 @@ export interface ContextEntry {
    * when none. Like modTime they belong to the entry, not to the content blob.
    */
   xattrs?: EntryXattrs;
+  /**
+   * Another name of a regular file (a hard link): the path of the file's first name in walk
+   * order, as fsutil's Stat.Linkname, which is an earlier regular entry without one. The entry
+   * repeats that entry's mode, size, digest, modTime and xattrs; a tree links it to that name.
+   * Absent for a file's first (or only) name.
+   */
+  hardlinkTo?: string;
 }
 
 export const S_IFMT = 0o170000;
@@ -40,6 +47,10 @@ export function isDirectory(e: Pick<ContextEntry, 'mode'>): boolean {
 }
 export function isSymlink(e: Pick<ContextEntry, 'mode'>): boolean {
   return (e.mode & S_IFMT) === S_IFLNK;
+}
+/** The content bytes an entry adds to a context: a regular file's size, once per file (a hard link adds none). */
+export function contentBytes(e: ContextEntry): number {
+  return isRegular(e) && e.hardlinkTo === undefined ? e.size : 0;
 }
 
 /**
@@ -60,6 +71,8 @@ export interface ManifestIndex {
   byPath: ReadonlyMap<string, ContextEntry>;
   /** Each regular file's size by its digest. */
   sizeOf: ReadonlyMap<string, number>;
+  /** How many entries are hard links (hardlinkTo). */
+  hardlinks: number;
 }
 
 const manifestIndexes = new WeakMap<readonly ContextEntry[], ManifestIndex>();
@@ -73,11 +86,13 @@ export function manifestIndex(manifest: readonly ContextEntry[]): ManifestIndex 
   if (!index) {
     const byPath = new Map<string, ContextEntry>();
     const sizeOf = new Map<string, number>();
+    let hardlinks = 0;
     for (const e of manifest) {
       byPath.set(e.path, e);
       if (isRegular(e)) sizeOf.set(e.digest, e.size);
+      if (e.hardlinkTo !== undefined) hardlinks++;
     }
-    index = { byPath, sizeOf };
+    index = { byPath, sizeOf, hardlinks };
     manifestIndexes.set(manifest, index);
   }
   return index;
@@ -95,17 +110,33 @@ export function encodeManifest(sorted: readonly ContextEntry[]): Buffer {
   const parts = sorted.map((e) => {
     let encoded = encodedEntries.get(e);
     if (encoded === undefined) {
-      // modTime and xattrs only when there are some, so manifests without them keep their ids.
+      // modTime, xattrs and hardlinkTo only when there are some, so manifests without them keep their ids.
       encoded = JSON.stringify({
         path: e.path, mode: e.mode, size: e.size, digest: e.digest, linkTarget: e.linkTarget,
         ...(hasModTime(e) ? { modTime: e.modTime } : {}),
         ...(e.xattrs && e.xattrs.length > 0 ? { xattrs: e.xattrs } : {}),
+        ...(e.hardlinkTo !== undefined ? { hardlinkTo: e.hardlinkTo } : {}),
       });
       encodedEntries.set(e, encoded);
     }
     return encoded;
   });
   return Buffer.from(`[${parts.join(',')}]`);
+}
+
+/**
+ * True when two entries describe the same file metadata and kind of name: mode, size, digest,
+ * symlink target, time, attributes and hard link. Any difference is a change for a delta sync
+ * and for a tree updated in place (a name that joins or leaves a linked group is rewritten).
+ */
+export function sameEntry(a: ContextEntry, b: ContextEntry): boolean {
+  return a.mode === b.mode && a.size === b.size && a.digest === b.digest && a.linkTarget === b.linkTarget && sameModTime(a, b)
+    && sameXattrs(a.xattrs, b.xattrs) && a.hardlinkTo === b.hardlinkTo;
+}
+
+/** Equal times, an absent one being "0" (older clients). */
+export function sameModTime(a: Pick<ContextEntry, 'modTime'>, b: Pick<ContextEntry, 'modTime'>): boolean {
+  return (a.modTime || '0') === (b.modTime || '0');
 }
 
 function hasModTime(e: ContextEntry): e is ContextEntry & { modTime: string } {

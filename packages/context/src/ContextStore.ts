@@ -5,7 +5,7 @@ import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobNotFoundError, FsContentStore, sha256Digest } from '@buildyard/oci';
 import { ContextError } from './ContextError.js';
-import { encodeManifest, isRegular, type ContextEntry } from './ContextEntry.js';
+import { contentBytes, encodeManifest, isRegular, type ContextEntry } from './ContextEntry.js';
 import { FsContextGrants, type ContextGrants } from './ContextGrants.js';
 import { renameStaged, writeStaged, type StagedWrite } from './fileThread.js';
 
@@ -430,7 +430,7 @@ export async function readManifest(store: ContextStore, contextId: string): Prom
   return parsed as ContextEntry[];
 }
 
-/** Sum of regular file sizes in a manifest. */
+/** Sum of regular file sizes in a manifest (a file with several names counted once). */
 export function contextBytes(entries: readonly ContextEntry[]): number {
-  return entries.reduce((n, e) => n + (isRegular(e) ? e.size : 0), 0);
+  return entries.reduce((n, e) => n + contentBytes(e), 0);
 }

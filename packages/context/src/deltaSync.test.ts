@@ -7,13 +7,12 @@ import { createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ServiceError } from '@grpc/grpc-js';
-import type { SyncRequest, SyncResponse } from '@buildyard/proto';
+import type { SyncRequest } from '@buildyard/proto';
 import { ContextStore, readManifest } from './ContextStore.js';
 import { syncContext } from './syncContext.js';
 import { walkContext } from './walkContext.js';
 import { materializeContext } from './materializeContext.js';
-import { startSyncServer, type TestSyncServer } from './syncServer.test-util.js';
+import { rawSync as raw, startSyncServer, type TestSyncServer } from './syncServer.test-util.js';
 
 let tmp: string;
 let store: ContextStore;
@@ -74,24 +73,6 @@ test('after a first full sync, a one-file change sends one entry and one file, a
   assert.ok(alice.results.at(-1)!.entriesReceived <= 4, `${alice.results.at(-1)!.entriesReceived} entries`);
   assert.deepEqual(await readManifest(store, moved.contextId), await walkContext(dir, { cacheDir: false }));
 });
-
-/** A ContextSync as an attacker writes it; `reply` answers missing_done. */
-async function raw(server: TestSyncServer, msgs: SyncRequest[], reply: (missing: string[]) => SyncRequest[] = () => [{ uploadDone: true }]) {
-  const call = server.client.sync();
-  for (const m of msgs) call.write(m);
-  const out: { baseUnknown: boolean; missing: string[]; contextId?: string; error?: ServiceError } = { baseUnknown: false, missing: [] };
-  try {
-    for await (const res of call as AsyncIterable<SyncResponse>) {
-      if (res.baseUnknown) out.baseUnknown = true;
-      if (res.missing) out.missing.push(...res.missing.digests);
-      if (res.missingDone) { for (const m of reply(out.missing)) call.write(m); call.end(); }
-      if (res.complete) out.contextId = res.complete.contextId;
-    }
-  } catch (err) {
-    out.error = err as ServiceError;
-  }
-  return out;
-}
 
 test('another tenant\'s context id is no base: the delta is dropped, nothing of it is reachable, the answer is that of an id nobody has', async () => {
   const secret = `alice's secret ${process.pid}\n`;

@@ -21,6 +21,8 @@ test('blobs and chunks encode as the generated encoder does, at every length-pre
     { entriesDone: true },
     { base: { contextId: digest(7) } },
     { entries: { entries: [{ path: 'a', mode: 0o100644, size: 3, digest: digest(1), linkTarget: '', modTime: '12', xattrs: [{ name: 'user.a', value: Buffer.from('b') }] }], removed: ['b'] } },
+    // A hard link (entries are the generated encoder's: a new field needs nothing here).
+    { entries: { entries: [{ path: 'a', mode: 0o100644, size: 3, digest: digest(1), linkTarget: '', modTime: '12', xattrs: [] }, { path: 'c', mode: 0o100644, size: 3, digest: digest(1), linkTarget: '', modTime: '12', xattrs: [], hardlinkTo: 'a' }], removed: [] } },
   ];
   for (const msg of messages) {
     const ours = encodeSyncRequest(msg);

@@ -33,13 +33,16 @@ type Request =
   | { op: 'write'; items: StagedWrite[] }
   | { op: 'rename'; items: [from: string, to: string][] }
   | { op: 'link'; items: [existing: string, newPath: string][] }
+  | { op: 'hardlink'; items: [existing: string, newPath: string][] }
   | { op: 'stat'; items: string[] }
   | { op: 'place'; items: PlacedEntry[] };
 
 // Plain CommonJS evaluated as the thread's body: no module of this package to resolve (the
 // sources run through tsx in tests, as built files in production) and nothing to transpile.
-// `write`, `rename` and `place` stop at the first failure; `link` and `stat` answer per item.
-// A copy never replaces what is at its path (COPYFILE_EXCL: not even through a symlink there).
+// `write`, `rename`, `place` and `hardlink` stop at the first failure; `link` and `stat` answer
+// per item. A copy never replaces what is at its path (COPYFILE_EXCL: not even through a
+// symlink there), nor does a link (EEXIST); a tree's hard link is only made to a regular file
+// (link(2) would link a symlink itself, never its target, but nothing else was written as one).
 const THREAD_BODY = `
 const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
@@ -54,6 +57,11 @@ parentPort.on('message', ({ id, op, items }) => {
       out = items.map(([existing, path]) => {
         try { fs.linkSync(existing, path); return ''; } catch (err) { return err.code || String(err.message); }
       });
+    } else if (op === 'hardlink') {
+      for (const [existing, path] of items) {
+        if (!fs.lstatSync(existing).isFile()) throw Object.assign(new Error(existing + ' is not a regular file'), { code: 'EINVAL' });
+        fs.linkSync(existing, path);
+      }
     } else if (op === 'place') {
       for (const e of items) {
         if (e.linkTarget !== undefined) {
@@ -153,6 +161,11 @@ export async function renameStaged(items: [from: string, to: string][]): Promise
 /** Hardlinks each pair; per pair '' when linked, else the error's code (EEXIST, ENOENT, EXDEV, ...). */
 export async function linkEach(items: [existing: string, newPath: string][]): Promise<string[]> {
   return items.length === 0 ? [] : request<string[]>({ op: 'link', items });
+}
+
+/** Hardlinks each pair in order, `existing` being a regular file (not followed if a symlink); the first failure stops the rest. */
+export async function hardlinkEach(items: [existing: string, newPath: string][]): Promise<void> {
+  if (items.length > 0) await request({ op: 'hardlink', items });
 }
 
 /** Stats each path (following links); undefined where nothing is. */

@@ -2,7 +2,7 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { SyncRequest, SyncResponse } from '@buildyard/proto';
 import { DigestMismatchError, sha256Digest, type ContentWriter } from '@buildyard/oci';
 import { ContextError } from './ContextError.js';
-import { isDirectory, isRegular, manifestIndex, sortEntries, type ContextEntry } from './ContextEntry.js';
+import { contentBytes, isDirectory, isRegular, manifestIndex, sortEntries, type ContextEntry } from './ContextEntry.js';
 import type { BlobStaging, ContextStore } from './ContextStore.js';
 import { entryXattrs } from './contextXattrs.js';
 import { validateEntry, validateEntrySet } from './validateEntries.js';
@@ -114,6 +114,7 @@ async function runSync(
     const fresh: string[] = [];
     for (const raw of batch.entries) {
       const e: ContextEntry = { path: raw.path, mode: raw.mode, size: raw.size, digest: raw.digest, linkTarget: raw.linkTarget, modTime: raw.modTime };
+      if (raw.hardlinkTo !== undefined) e.hardlinkTo = raw.hardlinkTo;
       validateEntry(e);
       const xattrs = raw.xattrs.length > 0 ? entryXattrs(JSON.stringify(e.path), raw.xattrs.map((x) => [x.name, x.value] as const)) : undefined;
       if (xattrs) e.xattrs = xattrs;
@@ -123,7 +124,7 @@ async function runSync(
         throw new ContextError(`build context has more than ${store.maxFiles} entries; add unneeded files to .dockerignore`, 'too-large');
       }
       // Attribute values count towards the size limit too: the manifest holds them.
-      bytesReceived += (isRegular(e) ? e.size : 0) + raw.xattrs.reduce((n, x) => n + x.value.length, 0);
+      bytesReceived += contentBytes(e) + raw.xattrs.reduce((n, x) => n + x.value.length, 0);
       if (bytesReceived > store.maxContextBytes) {
         throw new ContextError(`build context is larger than the limit of ${store.maxContextBytes} bytes (at ${JSON.stringify(e.path)}); add large files to .dockerignore`, 'too-large');
       }
@@ -172,7 +173,7 @@ async function runSync(
     for (const e of all) {
       if (!isRegular(e)) continue;
       files++;
-      bytesTotal += e.size;
+      bytesTotal += contentBytes(e);
     }
     if (bytesTotal > store.maxContextBytes) {
       throw new ContextError(`build context is larger than the limit of ${store.maxContextBytes} bytes; add large files to .dockerignore`, 'too-large');
@@ -180,7 +181,9 @@ async function runSync(
     sorted = inPlace ? all : sortEntries(all);
     // Changed in place, every path keeping its kind (directory or not): the base's set, which
     // was valid, stays so (20,000 entries checked again on each one-file change otherwise).
-    if (!inPlace || [...received.values()].some((e) => isDirectory(e) !== isDirectory(base!.get(e.path)!))) validateEntrySet(sorted);
+    // Unless hard links are involved: a changed file must still match its other names.
+    const links = inPlace && (manifestIndex(baseList).hardlinks > 0 || [...received.values()].some((e) => e.hardlinkTo !== undefined));
+    if (!inPlace || links || [...received.values()].some((e) => isDirectory(e) !== isDirectory(base!.get(e.path)!))) validateEntrySet(sorted);
   };
 
   // Contents may arrive as soon as their digest was asked for, between entry batches. A writer

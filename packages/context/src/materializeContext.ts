@@ -2,9 +2,9 @@ import { execFile } from 'node:child_process';
 import { chmod, mkdir, readdir, rm, stat, utimes } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { ContextError } from './ContextError.js';
-import { isDirectory, isRegular, isSymlink, manifestIndex, modTimeSeconds, type ContextEntry } from './ContextEntry.js';
+import { isDirectory, isRegular, isSymlink, manifestIndex, modTimeSeconds, sameEntry, type ContextEntry } from './ContextEntry.js';
 import type { ContextStore } from './ContextStore.js';
-import { FILE_THREADS, linkEach, placeEach, statEach, type FileStat, type PlacedEntry } from './fileThread.js';
+import { FILE_THREADS, hardlinkEach, linkEach, placeEach, statEach, type FileStat, type PlacedEntry } from './fileThread.js';
 import { sameXattrs, xattrValues } from './contextXattrs.js';
 import { validateEntry, validateEntrySet } from './validateEntries.js';
 
@@ -52,7 +52,9 @@ const validated = new WeakSet<readonly ContextEntry[]>();
  * Files are hardlinked from the store only when the store blob has exactly the wanted
  * permissions and mtime and lives on the same filesystem — chmod or utimes on a hardlink would
  * change the shared blob, which other entries and contexts use with their own times — else
- * copied (reflinked where the filesystem can).
+ * copied (reflinked where the filesystem can). A hard link entry is linked to its file's first
+ * name in the tree, which is then always a copy: names of one file share an inode of the tree
+ * only, never the store's.
  */
 export async function materializeContext(store: ContextStore, contextId: string, destDir: string, opts: MaterializeOptions = {}): Promise<MaterializeResult> {
   const entries = await checkedManifest(store, contextId);
@@ -115,6 +117,9 @@ async function writeEntries(store: ContextStore, contextId: string, entries: rea
       others.push(e);
     }
   }
+  // A hard link is made to its file's first name once that is written here; when `include`
+  // left the first name out, the group's first included name carries the content instead.
+  const { links, firsts } = hardlinkGroups(others);
   // Every blob's stat, then the links, each as one batch on the file thread (through libuv's
   // pool each call is a promise and a wake-up on the worker's main thread: 20,000 stats and
   // links cost it ~0.5 s of CPU); what cannot be linked is copied below.
@@ -127,8 +132,9 @@ async function writeEntries(store: ContextStore, contextId: string, entries: rea
   if (missing) throw new ContextError(`context ${contextId}: content ${missing.digest} of ${JSON.stringify(missing.path)} is missing from the store; upload the context again`);
   const linkable = opts.copy ? [] : regular.filter((e) => {
     const info = blobInfo.get(e.digest)!;
-    // An entry with attributes of its own gets its own inode: they would be the blob's.
-    return info.dev === destDev && (info.mode & 0o7777) === (e.mode & 0o7777) && info.mtimeNs === (e.modTime || '0') && !e.xattrs?.length;
+    // An entry with attributes of its own gets its own inode: they would be the blob's. So
+    // does a file with several names: links are only ever between names of this tree.
+    return info.dev === destDev && (info.mode & 0o7777) === (e.mode & 0o7777) && info.mtimeNs === (e.modTime || '0') && !e.xattrs?.length && !firsts.has(e.path) && !links.has(e);
   });
   const linkErrors = await linkEach(linkable.map((e) => [store.content.path(e.digest), join(dest, e.path)]));
   // EXDEV on bind mounts, EMLINK on busy blobs: copying is always correct.
@@ -142,7 +148,7 @@ async function writeEntries(store: ContextStore, contextId: string, entries: rea
   // recreate parts of).
   const placed: PlacedEntry[] = [];
   for (const e of others) {
-    if (linked.has(e)) continue;
+    if (linked.has(e) || links.has(e)) continue;
     const path = join(dest, e.path);
     const time = modTimeSeconds(e);
     if (isSymlink(e)) placed.push({ path, time, linkTarget: e.linkTarget });
@@ -169,12 +175,40 @@ async function writeEntries(store: ContextStore, contextId: string, entries: rea
   const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failure) throw failure.reason;
   result.copied += placed.filter((p) => 'from' in p).length;
-  if (opts.setXattrs) for (const e of others) if (e.xattrs?.length) opts.setXattrs(join(dest, e.path), xattrValues(e.xattrs));
+  // After every first name is in place (the links' batches do not wait for each other's).
+  await hardlinkEach([...links].map(([e, first]) => [join(dest, first), join(dest, e.path)]));
+  result.linked += links.size;
+  // A link's attributes are its first name's (one inode).
+  if (opts.setXattrs) for (const e of others) if (e.xattrs?.length && !links.has(e)) opts.setXattrs(join(dest, e.path), xattrValues(e.xattrs));
   await finishDirectories(dest, dirs, opts.setXattrs);
   return result;
 }
 
 const PLACE_BATCH = 1000;
+
+/**
+ * The hard links among `entries` (regular files and symlinks about to be written): each name to
+ * link with the name it links to (its hardlinkTo, else, when that is not among `entries`, the
+ * first of its group that is), and the set of those names (`firsts`), which are written.
+ */
+function hardlinkGroups(entries: readonly ContextEntry[]): { links: Map<ContextEntry, string>; firsts: Set<string> } {
+  const links = new Map<ContextEntry, string>();
+  const firsts = new Set<string>();
+  // A group's name in this tree by its manifest target.
+  const here = new Map<string, string>();
+  for (const e of entries) if (e.hardlinkTo === undefined && isRegular(e)) here.set(e.path, e.path);
+  for (const e of entries) {
+    if (e.hardlinkTo === undefined) continue;
+    const first = here.get(e.hardlinkTo);
+    if (first === undefined) {
+      here.set(e.hardlinkTo, e.path);
+      continue;
+    }
+    links.set(e, first);
+    firsts.add(first);
+  }
+  return { links, firsts };
+}
 
 /** Deepest first, after all children exist, so writing into a directory does not bump its time. */
 async function finishDirectories(dest: string, dirs: readonly ContextEntry[], setXattrs: MaterializeOptions['setXattrs']): Promise<void> {
@@ -214,7 +248,15 @@ async function fromSibling(store: ContextStore, contextId: string, entries: read
     // Its paths are removed from dest below: checked as the new manifest is (an invalid one
     // makes this throw, and the caller materialises from scratch).
     const before = manifestIndex(await checkedManifest(store, `sha256:${hex}`)).byPath;
-    const same = (a: ContextEntry, b: ContextEntry | undefined) => b !== undefined && a.mode === b.mode && a.digest === b.digest && a.linkTarget === b.linkTarget && (a.modTime ?? '0') === (b.modTime ?? '0') && sameXattrs(a.xattrs, b.xattrs);
+    // A file with several names is kept only when none of its names changed (which includes
+    // joining or leaving it): otherwise all of them are written again, as one new inode, so
+    // the tree's links stay exactly the manifest's and none is shared with a sibling's group.
+    const rewritten = new Set<string>();
+    for (const e of entries) {
+      const b = before.get(e.path);
+      if (isRegular(e) && !(b !== undefined && sameEntry(e, b))) rewritten.add(e.hardlinkTo ?? e.path);
+    }
+    const same = (a: ContextEntry, b: ContextEntry | undefined) => b !== undefined && sameEntry(a, b) && !rewritten.has(a.hardlinkTo ?? a.path);
     // One pass over the new entries: what is kept as the tree has it, what is written, and
     // which directories are new or changed their own mode or time.
     let kept = 0;

@@ -6,8 +6,8 @@ import type { Metadata, ClientDuplexStream } from '@grpc/grpc-js';
 import { ContextSyncService, type ContentChunk, type ContextEntry as ProtoContextEntry, type ContextSyncClient, type SyncComplete, type SyncRequest, type SyncResponse } from '@buildyard/proto';
 import { ContextError } from './ContextError.js';
 import { encodeSyncRequest } from './encodeSyncRequest.js';
-import { isRegular, type ContextEntry } from './ContextEntry.js';
-import { sameXattrs, xattrValues } from './contextXattrs.js';
+import { contentBytes, isRegular, sameEntry, type ContextEntry } from './ContextEntry.js';
+import { xattrValues } from './contextXattrs.js';
 import { defaultContextCacheDir } from './HashCache.js';
 import { appendJournal, compactAfter, readJournal, rewriteJournal } from './journalFile.js';
 import { listContext, type WalkOptions } from './walkContext.js';
@@ -69,7 +69,7 @@ export async function syncContext(client: ContextSyncClient, dir: string, opts: 
   for (const e of entries) {
     if (!isRegular(e)) continue;
     files++;
-    bytesTotal += e.size;
+    bytesTotal += contentBytes(e);
   }
   // Filled as entries are sent: the server only asks for digests of entries it has received.
   const pathOf = new Map<string, string>();
@@ -334,7 +334,7 @@ class BaseEntries {
   /** True when the base holds exactly this entry (so the delta leaves it out). */
   has(e: ContextEntry): boolean {
     const b = this.byPath.get(e.path);
-    return b !== undefined && b.mode === e.mode && b.size === e.size && b.digest === e.digest && b.linkTarget === e.linkTarget && (b.modTime ?? '0') === (e.modTime ?? '0') && sameXattrs(b.xattrs, e.xattrs);
+    return b !== undefined && sameEntry(b, e);
   }
 
   /** Paths of the base missing from `entries`. */

@@ -1,5 +1,6 @@
 import { ContextError } from './ContextError.js';
-import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, isDirectory, type ContextEntry } from './ContextEntry.js';
+import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, comparePaths, isDirectory, isRegular, sameModTime, type ContextEntry } from './ContextEntry.js';
+import { sameXattrs } from './contextXattrs.js';
 
 const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 
@@ -26,6 +27,11 @@ export function validateEntry(e: ContextEntry): void {
     throw new ContextError(`context entry ${where} has invalid modification time "${e.modTime.slice(0, 40)}"; expected nanoseconds since the Unix epoch`);
   }
   if (type === S_IFLNK && e.linkTarget === '') throw new ContextError(`context entry ${where} is a symlink with an empty target`);
+  if (e.hardlinkTo !== undefined) {
+    // Only the other names of a regular file are hard links (fsutil links nothing else).
+    if (type !== S_IFREG) throw new ContextError(`context entry ${where} is a ${describeFileType(e.mode)} with a hard link target; only a regular file can be a hard link`);
+    if (e.hardlinkTo === p) throw new ContextError(`context entry ${where} is a hard link to itself; a hard link must name an earlier regular file of the context`);
+  }
 }
 
 export function describeFileType(mode: number): string {
@@ -42,7 +48,11 @@ export function describeFileType(mode: number): string {
 }
 
 /**
- * Checks the entry set as a whole: no duplicates, nothing nested under a file or symlink.
+ * Checks the entry set as a whole: no duplicates, nothing nested under a file or symlink, and
+ * every hard link names an earlier regular file of the set, the first name of its file (no
+ * chains), with the same mode, size, digest, time and attributes. A hard link is only ever
+ * made between names of one tree: a name outside the context, a directory or a symlink would
+ * let a client have a worker link (and a build read) something that is not its own file.
  * Symlinks may point anywhere, as BuildKit sends them: they are stored as links, never
  * followed on a host. Whatever resolves them (COPY sources, bind-mount sources) does so inside
  * the context's root, as it does for an image's symlinks (fileop resolveScoped, pathInRoot).
@@ -62,6 +72,18 @@ export function validateEntrySet(entries: readonly ContextEntry[]): void {
       }
       slash = e.path.lastIndexOf('/', slash - 1);
     }
+    if (e.hardlinkTo !== undefined) checkHardlink(e, e.hardlinkTo, byPath.get(e.hardlinkTo));
+  }
+}
+
+function checkHardlink(e: ContextEntry, to: string, target: ContextEntry | undefined): void {
+  const what = `context entry ${JSON.stringify(e.path)} is a hard link to ${JSON.stringify(to.slice(0, 200))}`;
+  if (!target) throw new ContextError(`${what}, which is not an entry of the context; a hard link must name an earlier regular file of the same context`);
+  if (!isRegular(target)) throw new ContextError(`${what}, which is a ${describeFileType(target.mode)}; a hard link must name a regular file`);
+  if (target.hardlinkTo !== undefined) throw new ContextError(`${what}, which is itself a hard link; name the file's first name in walk order`);
+  if (comparePaths(target.path, e.path) >= 0) throw new ContextError(`${what}, which comes after it in walk order; the first name of a file must be the target`);
+  if (target.mode !== e.mode || target.size !== e.size || target.digest !== e.digest || !sameModTime(target, e) || !sameXattrs(target.xattrs, e.xattrs)) {
+    throw new ContextError(`${what} but differs from it in mode, size, content, time or attributes; the names of one file have the same metadata`);
   }
 }
 

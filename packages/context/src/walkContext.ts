@@ -101,7 +101,11 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
   const cache = await HashCache.open(opts.cacheDir ?? defaultContextCacheDir(), root);
   const entries: ContextEntry[] = [];
   // A file stat'ed as numbers (to be compared with its row), or exactly (it had none).
-  const toHash: { entry: ContextEntry; abs: string; numbers?: StatNumbers; exact?: CachedStat }[] = [];
+  // `links`: the file's other names the walk met after it (hard links), which take its digest.
+  const toHash: { entry: ContextEntry; abs: string; numbers?: StatNumbers; exact?: CachedStat; links?: ContextEntry[] }[] = [];
+  // The first included name of each file with more than one name, by (dev, ino): fsutil's
+  // sender makes every later name a hard link to it, whatever names .dockerignore left out.
+  const firstNames = new Map<string, (typeof toHash)[number]>();
 
   // Returns whether anything below `rel` was emitted (so an excluded dir is kept as a parent).
   // Synchronous on purpose: nothing is sent before the walk ends, and a page-cached lstat costs
@@ -143,8 +147,20 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
         // Its modTime is set with its digest (see ContextListing.entries).
         const entry: ContextEntry = { path: childRel, mode, size: Number(st.size), digest: '', linkTarget: '', modTime: undefined };
         entries.push(entry);
-        if ('mtimeNs' in st) toHash.push({ entry, abs: childAbs, exact: exactStat(st) });
-        else toHash.push({ entry, abs: childAbs, numbers: { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino } });
+        // A number stat's ino may be rounded (above 2^53): the key comes from an exact one.
+        const id = Number(st.nlink) > 1 ? fileId('mtimeNs' in st ? st : lstatSync(childAbs, { bigint: true })) : undefined;
+        const first = id === undefined ? undefined : firstNames.get(id);
+        if (first) {
+          // Not hashed: it is the same inode, so it repeats its first name's metadata.
+          Object.assign(entry, { hardlinkTo: first.entry.path, mode: first.entry.mode, size: first.entry.size });
+          (first.links ??= []).push(entry);
+          continue;
+        }
+        const job = 'mtimeNs' in st
+          ? { entry, abs: childAbs, exact: exactStat(st) }
+          : { entry, abs: childAbs, numbers: { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino } };
+        toHash.push(job);
+        if (id !== undefined) firstNames.set(id, job);
       } else if (type === S_IFLNK) {
         entries.push(withXattrs({ path: childRel, mode, size: 0, digest: '', linkTarget: readlinkSync(childAbs), modTime: exactMtimeNs(childAbs, st) }, xattrsOf(childAbs, childRel)));
       } else {
@@ -167,7 +183,7 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
   // emitted them, so that is the queue's order.
   const jobs = toHash;
   const settled = jobs.map(() => deferred());
-  const indexOfJob = new Map(jobs.map((j, i) => [j.entry, i]));
+  const indexOfJob = new Map(jobs.flatMap((j, i) => [j.entry, ...(j.links ?? [])].map((e) => [e, i] as const)));
   const now = opts.now ?? nowNs;
   const kept = new Map<string, Buffer>();
   let keptBytes = 0;
@@ -220,6 +236,11 @@ export async function listContext(dir: string, opts: WalkOptions = {}): Promise<
             job.entry.digest = await hashFile(job.abs, st.size);
           }
           cache.set(job.entry.path, st, job.entry.digest, started, xattrs);
+        }
+        for (const link of job.links ?? []) {
+          // The digest last, as for any file (see ContextListing.entries).
+          Object.assign(link, { size: job.entry.size, modTime: job.entry.modTime }, job.entry.xattrs ? { xattrs: job.entry.xattrs } : {});
+          link.digest = job.entry.digest;
         }
         settled[i].resolve();
       } catch (err) {
@@ -275,6 +296,11 @@ function sortNames(names: string[]): string[] {
 /** The modification time of `path` itself (not a symlink's target) in nanoseconds: from `st` when that is exact, else stat'ed again. */
 function exactMtimeNs(path: string, st: Stats | BigIntStats): string {
   return String(('mtimeNs' in st ? st : lstatSync(path, { bigint: true })).mtimeNs);
+}
+
+/** A file's identity within the walk: its device and inode. */
+function fileId(st: BigIntStats): string {
+  return `${st.dev}:${st.ino}`;
 }
 
 /** What a hash cache row records of a file's BigInt stat. */

@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { walkContext } from './walkContext.js';
 import { validateEntrySet } from './validateEntries.js';
-import { sortEntries } from './ContextEntry.js';
+import { isRegular, sortEntries } from './ContextEntry.js';
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'buildyard-walk-'));
@@ -119,4 +119,36 @@ test('the walk emits entries in comparePaths order without sorting them afterwar
   const entries = await walkContext(ctx, { cacheDir: false });
   assert.deepEqual(entries.map((e) => e.path), sortEntries([...entries]).map((e) => e.path));
   assert.deepEqual(entries.slice(-6).map((e) => e.path), ['\uFFFD', '\uFFFD/2', '\uFFFD/x', '\u{1F600}', '\u{1F600}/x', '\u{1F600}/x/1']);
+}));
+
+test('a file with several names is listed once with content, its later names as hard links to its first included name', () => withDir(async (dir) => {
+  const ctx = join(dir, 'ctx');
+  await mkdir(join(ctx, 'd'), { recursive: true });
+  await mkdir(join(ctx, 'e'));
+  await writeFile(join(ctx, 'd/f'), 'linked\n');
+  await link(join(ctx, 'd/f'), join(ctx, 'd/h'));
+  await link(join(ctx, 'd/f'), join(ctx, 'e/across'));
+  // Same bytes, another inode: not a link.
+  await writeFile(join(ctx, 'd/g'), 'linked\n');
+  // The first name is ignored: fsutil makes the next included name the target.
+  await writeFile(join(ctx, 'a-ignored'), 'second\n');
+  await link(join(ctx, 'a-ignored'), join(ctx, 'b'));
+  await link(join(ctx, 'a-ignored'), join(ctx, 'c'));
+  const cacheDir = join(dir, 'cache');
+  for (const run of ['first walk', 'from the hash cache']) {
+    const entries = await walkContext(ctx, { cacheDir, dockerignore: ['a-ignored'] });
+    const view = entries.filter(isRegular).map((e) => [e.path, e.hardlinkTo, e.digest, e.size]);
+    assert.deepEqual(view, [
+      ['b', undefined, sha('second\n'), 7],
+      ['c', 'b', sha('second\n'), 7],
+      ['d/f', undefined, sha('linked\n'), 7],
+      ['d/g', undefined, sha('linked\n'), 7],
+      ['d/h', 'd/f', sha('linked\n'), 7],
+      ['e/across', 'd/f', sha('linked\n'), 7],
+    ], run);
+    const byPath = new Map(entries.map((e) => [e.path, e]));
+    assert.equal(byPath.get('d/h')!.modTime, byPath.get('d/f')!.modTime, run);
+    assert.equal(byPath.get('d/h')!.mode, byPath.get('d/f')!.mode, run);
+    validateEntrySet(entries);
+  }
 }));

@@ -7,6 +7,7 @@ import { cases as copy } from './copy.js';
 import { cases as corners } from './corners.js';
 import { cases as edges } from './edges.js';
 import { cases as errors } from './errors.js';
+import { cases as hardlinks } from './hardlinks.js';
 import { cases as heredoc } from './heredoc.js';
 import { cases as instructions } from './instructions.js';
 import { cases as link } from './link.js';
@@ -14,4 +15,4 @@ import { cases as more } from './more.js';
 import { cases as run } from './run.js';
 import { cases as times } from './times.js';
 
-export const groups: Record<string, Case[]> = { instructions, copy, heredoc, args, run, errors, more, addurl, archive, edges, times, corners, link };
+export const groups: Record<string, Case[]> = { instructions, copy, heredoc, args, run, errors, more, addurl, archive, edges, times, corners, link, hardlinks };

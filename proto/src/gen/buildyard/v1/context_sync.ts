@@ -39,6 +39,13 @@ export interface ContextEntry {
    * packages/context/src/contextXattrs.ts); none for older clients.
    */
   xattrs: Xattr[];
+  /**
+   * Another name of a regular file: the path of its first name in walk order (fsutil's
+   * Stat.Linkname for a hard link), an earlier regular entry of the same context whose mode,
+   * size, digest, time and attributes this entry repeats. Workers make it a hard link of that
+   * name. Optional (explicit presence) so that entries without it stay as older clients send them.
+   */
+  hardlinkTo?: string | undefined;
 }
 
 export interface Xattr {
@@ -107,7 +114,7 @@ export interface SyncComplete {
 }
 
 function createBaseContextEntry(): ContextEntry {
-  return { path: "", mode: 0, size: 0, digest: "", linkTarget: "", modTime: "0", xattrs: [] };
+  return { path: "", mode: 0, size: 0, digest: "", linkTarget: "", modTime: "0", xattrs: [], hardlinkTo: undefined };
 }
 
 export const ContextEntry: MessageFns<ContextEntry> = {
@@ -132,6 +139,9 @@ export const ContextEntry: MessageFns<ContextEntry> = {
     }
     for (const v of message.xattrs) {
       Xattr.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.hardlinkTo !== undefined) {
+      writer.uint32(66).string(message.hardlinkTo);
     }
     return writer;
   },
@@ -205,6 +215,14 @@ export const ContextEntry: MessageFns<ContextEntry> = {
             message.xattrs.push(Xattr.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.hardlinkTo = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -234,6 +252,11 @@ export const ContextEntry: MessageFns<ContextEntry> = {
         ? globalThis.String(object.mod_time)
         : "0",
       xattrs: globalThis.Array.isArray(object?.xattrs) ? object.xattrs.map((e: any) => Xattr.fromJSON(e)) : [],
+      hardlinkTo: isSet(object.hardlinkTo)
+        ? globalThis.String(object.hardlinkTo)
+        : isSet(object.hardlink_to)
+        ? globalThis.String(object.hardlink_to)
+        : undefined,
     };
   },
 
@@ -260,6 +283,9 @@ export const ContextEntry: MessageFns<ContextEntry> = {
     if (message.xattrs?.length) {
       obj.xattrs = message.xattrs.map((e) => Xattr.toJSON(e));
     }
+    if (message.hardlinkTo !== undefined) {
+      obj.hardlinkTo = message.hardlinkTo;
+    }
     return obj;
   },
 
@@ -275,6 +301,7 @@ export const ContextEntry: MessageFns<ContextEntry> = {
     message.linkTarget = object.linkTarget ?? "";
     message.modTime = object.modTime ?? "0";
     message.xattrs = object.xattrs?.map((e) => Xattr.fromPartial(e)) || [];
+    message.hardlinkTo = object.hardlinkTo ?? undefined;
     return message;
   },
 };
