@@ -62,7 +62,6 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
   const createParents = opts.createDestPath ?? true;
   const result: CopyResult = { filesCopied: 0, bytes: 0 };
   const createdDirs: CreatedDir[] = [];
-  const hardlinks = new Map<string, string>();
   const copyXattrs = opts.copyXattrs ?? (() => undefined);
 
   const ensureParent = async (rel: string, mode = createdDirMode) => {
@@ -78,6 +77,9 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
   for (let i = 0; i < plan.matched.length; i++) {
     const m = plan.matched[i];
     const srcAbs = join(opts.srcRoot, m.real);
+    // Names of one file copied in this match become one file; as BuildKit copies each match
+    // with its own fsutil copier (and inode map), two matches naming one file give two files.
+    const hardlinks = new Map<string, string>();
     if (opts.autoExtract && m.stat.type === 'file') {
       const compression = await sniffArchive(srcAbs, m.logical);
       if (compression) {
