@@ -259,6 +259,11 @@ A
   assert.deepEqual(h2.args, ['/bin/sh', '-c', '/dev/pipes/EOF']);
   assert.deepEqual(h2.heredocs, [{ name: 'EOF', content: '#!/usr/bin/env python3\nprint(1)\n', path: '/dev/pipes/EOF', mode: 0o755 }]);
   assert.deepEqual(h3.args, ['/bin/sh', '-c', 'cat <<A > /f\nx\nA']);
+  // Relative secret and ssh targets are the step's WORKDIR's, as BuildKit's executor joins them with the cwd.
+  const relative = await plan('FROM alpine\nWORKDIR /w\nRUN --mount=type=secret,id=s,target=rel/s --mount=type=ssh,target=agent.sock --mount=type=cache,target=/c,ro cat rel/s\n');
+  const [, relRun] = target(relative).vertices as ExecVertex[];
+  assert.deepEqual(relRun.mounts.map((m) => [m.type, 'target' in m ? m.target : '']), [['secret', '/w/rel/s'], ['ssh', '/w/agent.sock'], ['cache', '/c']]);
+  assert.equal(relRun.mounts.find((m) => m.type === 'cache')?.readonly, true);
   await rejects('FROM a\nRUN --network=bridge x\n', 2, /invalid network mode "bridge"/);
   await rejects('FROM a\nRUN --mount=type=cache x\n', 2, /invalid mount target "\/"/);
   await rejects('FROM a\nRUN --mount=type=bind,target=/x,bogus=1 x\n', 2, /unexpected key 'bogus'/);

@@ -66,7 +66,7 @@ export class RunMounts {
       switch (spec.type) {
         case 'cache':
           // Shared whatever its sharing: a `shared` step of the same id writes it during a `locked` one.
-          mounts.push({ type: 'bind', source: await this.cacheDir(spec), target: spec.target, readonly: false, shared: true });
+          mounts.push({ type: 'bind', source: await this.cacheDir(spec), target: spec.target, readonly: spec.readonly, shared: true });
           break;
         case 'secret': {
           const value = this.opts.secrets.get(spec.id);

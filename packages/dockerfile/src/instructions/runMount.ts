@@ -141,6 +141,14 @@ export function parseRunMount(raw: string, expand: (word: string) => string): Pa
 }
 
 /**
+ * A secret's or ssh socket's target: a relative one is the step's WORKDIR's (BuildKit's frontend
+ * passes it on as written and its executor joins it with the process's cwd).
+ */
+function inWorkdir(target: string, workdir: string): string {
+  return posix.isAbsolute(target) ? target : posix.join('/', workdir, target);
+}
+
+/**
  * convert_runmount.go's completion of a parsed mount: relative targets against WORKDIR, the
  * cache id from the target, secret ids and paths, ssh defaults (`sshIndex` numbers sockets).
  */
@@ -153,12 +161,13 @@ export function completeRunMount(m: ParsedMount, workdir: string, sshIndex: numb
     out.id = id;
     delete out.source;
     if (m.env === undefined && !m.target) out.target = '/run/secrets/' + posix.basename(id);
+    else if (m.target) out.target = inWorkdir(m.target, workdir);
     return out;
   }
   if (m.type === 'ssh') {
     // As written: BuildKit's error names it so ("" for the client's default agent).
     out.id = m.id ?? '';
-    out.target = m.target || `/run/buildkit/ssh_agent.${sshIndex}`;
+    out.target = m.target ? inWorkdir(m.target, workdir) : `/run/buildkit/ssh_agent.${sshIndex}`;
     return out;
   }
   if (m.type === 'cache' && !m.id) out.id = posix.normalize(m.target ?? '.');
