@@ -271,6 +271,16 @@ describe('auth and retries', () => {
     const res = await newClient().pushBlob({ registry: p.host, repository: 'test/retry' }, img.layerDesc, img.layer, { chunked: true });
     assert.equal(res.result, 'uploaded');
     assert.equal(p.options.failNext.count, 0);
+
+    // A manifest PUT answered DIGEST_INVALID (distribution reading a blob link another push
+    // rewrites in place) is tried again: its digest is the sent bytes' own.
+    const client = newClient();
+    const repo = { registry: p.host, repository: 'test/retry' };
+    await client.pushBlob(repo, img.configDesc, img.config);
+    p.options.failNext = { count: 1, status: 400, code: 'DIGEST_INVALID', match: (method, path) => method === 'PUT' && path.includes('/manifests/') };
+    assert.equal(await client.putManifest({ ...repo, tag: 'manifest' }, img.manifest), img.manifestDesc.digest);
+    assert.equal(p.options.failNext.count, 0);
+    assert.equal(p.requests.filter((r) => r.method === 'PUT' && r.path.includes('/manifests/')).map((r) => r.status).join(','), '400,201');
   });
 
   test('network errors are retried and reported', async () => {

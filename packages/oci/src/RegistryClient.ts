@@ -402,7 +402,7 @@ export class RegistryClient {
       url: `${this.baseUrl(ref.registry)}/v2/${ref.repository}/manifests/${which}`,
       headers: { 'content-type': mt },
       body: bytes,
-    }, call);
+    }, call, transientDigestInvalid);
     if (status !== 201 && status !== 200) throw this.httpError(op, status, body, 'push every referenced blob and manifest first');
     const echoed = headers.get('docker-content-digest');
     if (echoed && echoed !== digest) throw new DigestMismatchError(digest, echoed);
@@ -676,13 +676,14 @@ export class RegistryClient {
   }
 
   /** Request + read the whole body, with retries. */
-  private async requestBuffer(op: Operation, init: RequestInit2, call: CallOptions): Promise<{ status: number; headers: Headers; body: Buffer }> {
+  /** `alsoRetry`: an answer besides 5xx/429 that this request retries. */
+  private async requestBuffer(op: Operation, init: RequestInit2, call: CallOptions, alsoRetry?: (status: number, body: Buffer) => boolean): Promise<{ status: number; headers: Headers; body: Buffer }> {
     return this.withRetries(op, call, async () => {
       const reply = await this.sendAuthed(op, init, call);
       try {
         const body = init.method === 'HEAD' ? Buffer.alloc(0) : await readBody(reply.res, reply.res.ok ? MAX_DOCUMENT_BYTES : MAX_ERROR_BYTES, op);
         const status = reply.res.status;
-        const retry = isRetryableStatus(status) ? `HTTP ${status} ${body.toString('utf8').replace(/\s+/g, ' ').slice(0, 200)}`.trim() : undefined;
+        const retry = isRetryableStatus(status) || alsoRetry?.(status, body) ? `HTTP ${status} ${body.toString('utf8').replace(/\s+/g, ' ').slice(0, 200)}`.trim() : undefined;
         return { value: { status, headers: reply.res.headers, body }, retry };
       } finally {
         reply.finish();
@@ -857,4 +858,16 @@ function withQuery(url: string, params: Record<string, string>): string {
   const u = new URL(url);
   for (const [k, v] of Object.entries(params)) u.searchParams.set(k, v);
   return u.toString();
+}
+
+/**
+ * A manifest PUT answered 400 DIGEST_INVALID, though its digest was computed from the very bytes
+ * sent: distribution's filesystem storage rewrites a blob's link file in place (truncate, then
+ * write), so a manifest verified while another push of the same blob to the repository rewrites
+ * it reads an empty link, an "invalid digest" (seen in a rolling restart, where the frontend
+ * handing a build over and the one taking it push the same layers). The next attempt reads the
+ * link whole.
+ */
+function transientDigestInvalid(status: number, body: Buffer): boolean {
+  return status === 400 && body.includes('DIGEST_INVALID');
 }

@@ -10,8 +10,8 @@ export interface ProxyOptions {
   mode: 'bearer' | 'basic' | 'plain';
   users?: Record<string, string>; // username -> password
   refreshTokens?: string[]; // identity tokens accepted for grant_type=refresh_token
-  /** Respond 503 to the next N matching requests. */
-  failNext?: { count: number; match?: (method: string, path: string) => boolean };
+  /** Respond 503 (or `status` with distribution's error `code`) to the next N matching requests. */
+  failNext?: { count: number; match?: (method: string, path: string) => boolean; status?: number; code?: string };
   corruptBlobs?: boolean;
 }
 
@@ -81,8 +81,9 @@ export async function startRegistryProxy(options: ProxyOptions): Promise<Registr
     if (fail && fail.count > 0 && (!fail.match || fail.match(req.method ?? '', url.pathname))) {
       fail.count--;
       req.resume();
-      res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'injected failure' }] }));
-      record(503);
+      const status = fail.status ?? 503;
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: fail.code ?? 'UNAVAILABLE', message: 'injected failure' }] }));
+      record(status);
       return;
     }
 
