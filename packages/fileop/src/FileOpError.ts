@@ -19,6 +19,7 @@ export type FileOpErrorCode =
   | 'EISDIR' // tried to replace a directory with a non-directory
   | 'EUNSUPPORTED' // file type that cannot be copied (device, socket)
   | 'EESCAPE' // archive entry escaping its destination
+  | 'ELOOP' // a destination path that never ends (a symlink loop)
   | 'ELIMIT' // archive extraction limit exceeded (tar bomb)
   | 'EARCHIVE' // corrupt / unreadable archive
   | 'ECHECKSUM' // ADD --checksum mismatch

@@ -4,9 +4,10 @@ import { createHash } from 'node:crypto';
 import { promises as fsp, lstatSync, readFileSync, existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { addUrl } from './addUrl.js';
+import { copy } from './copy.js';
 import { FileOpError } from './FileOpError.js';
 import { makeTar, workspace, compress } from './fixtures.test-util.js';
 import { mkdir } from './mkdir.js';
@@ -58,6 +59,40 @@ describe('addUrl', () => {
     assert.deepEqual([st.mode & 0o7777, st.uid, st.gid], [0o600, 0, 0]);
     assert.equal(st.mtime.toUTCString(), LAST_MODIFIED);
     assert.deepEqual(readFileSync(r.path), BODY);
+  });
+
+  test('the attacker: a destination symlink (absolute, ..-laden, through /proc/self/root, chained) leads a COPY, heredoc or ADD <url> only to a place inside the root; a loop fails in one line', async () => {
+    const d = await freshDest();
+    await fsp.writeFile(join(ws.src, 'payload'), 'payload');
+    const host = join(ws.base, 'host-file');
+    await fsp.writeFile(host, 'host');
+    const tag = basename(ws.base); // names no host file has
+    const links: Record<string, string> = {
+      abs: host, // the worker's path of a host file: means that path inside the root
+      dotdot: `/../../../../../../etc/${tag}-x`, rel: `../../../../../tmp/${tag}-y`, viaproc: `/proc/self/root/tmp/${tag}-z`,
+      chain1: 'chain2', chain2: '/up/../../chain3', chain3: `../../../tmp/${tag}-w`, loop1: 'loop2', loop2: '/loop1',
+    };
+    for (const [name, target] of Object.entries(links)) await fsp.symlink(target, join(d, name));
+    const inside = { abs: host.slice(1), dotdot: `etc/${tag}-x`, rel: `tmp/${tag}-y`, viaproc: `proc/self/root/tmp/${tag}-z`, chain1: `tmp/${tag}-w` };
+    for (const [name, lands] of Object.entries(inside)) {
+      for (const write of [
+        () => copy({ srcRoot: ws.src, sources: ['payload'], destRoot: d, dest: `/${name}` }),
+        () => mkfile({ root: d, path: `/${name}`, content: 'payload' }),
+        () => addUrl({ url: `${base}/files/data.txt`, destRoot: d, dest: `/${name}` }),
+      ]) {
+        await fsp.rm(join(d, lands), { force: true });
+        await write();
+        assert.ok(lstatSync(join(d, name)).isSymbolicLink(), name);
+        assert.ok(lstatSync(join(d, lands)).isFile(), `${name} -> /${lands}`);
+      }
+    }
+    assert.equal(readFileSync(host, 'utf8'), 'host');
+    for (const p of [`/etc/${tag}-x`, `/tmp/${tag}-y`, `/tmp/${tag}-z`, `/tmp/${tag}-w`]) assert.ok(!existsSync(p), p);
+    for (const write of [
+      () => copy({ srcRoot: ws.src, sources: ['payload'], destRoot: d, dest: '/loop1' }),
+      () => mkfile({ root: d, path: '/loop1', content: 'x' }),
+      () => addUrl({ url: `${base}/files/data.txt`, destRoot: d, dest: '/loop1' }),
+    ]) await assert.rejects(write(), isCode('ELOOP', /^cannot write \/loop1: too many levels of symbolic links/));
   });
 
   test('a dest without / is the file name; chmod and owner apply; URL root is named "__unnamed__" (as the Dockerfile frontend of BuildKit)', async () => {
@@ -130,15 +165,15 @@ describe('mkdir and mkfile', () => {
     assert.equal(lstatSync(join(ws.dest, 'dated/leaf')).mtimeMs, 1_500_000_000_000, 'an existing directory is left alone');
   });
 
-  test('mkfile writes content with mode and owner, replacing a symlink instead of following it', async () => {
+  test('mkfile writes content with mode and owner, through a symlink at its path (inside the root, as BuildKit\'s copy of a heredoc)', async () => {
     const outside = join(ws.base, 'outside');
     await fsp.writeFile(outside, 'untouched');
     await fsp.symlink(outside, join(ws.dest, 'trap'));
     await mkfile({ root: ws.dest, path: '/trap', content: 'heredoc\n', mode: 0o755, owner: { uid: 5, gid: 6 } });
-    const st = lstatSync(join(ws.dest, 'trap'));
-    assert.ok(st.isFile());
+    assert.ok(lstatSync(join(ws.dest, 'trap')).isSymbolicLink());
+    const st = lstatSync(join(ws.dest, outside));
     assert.deepEqual([st.mode & 0o7777, st.uid, st.gid], [0o755, 5, 6]);
-    assert.equal(readFileSync(join(ws.dest, 'trap'), 'utf8'), 'heredoc\n');
+    assert.equal(readFileSync(join(ws.dest, outside), 'utf8'), 'heredoc\n');
     assert.equal(readFileSync(outside, 'utf8'), 'untouched');
     await mkfile({ root: ws.dest, path: '/new/dir/file', content: new Uint8Array([1, 2, 3]) });
     assert.equal(lstatSync(join(ws.dest, 'new/dir/file')).mode & 0o7777, 0o644);

@@ -6,7 +6,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { RetriesExhaustedError, withRetries, type Attempt } from '@buildyard/oci';
 import { parseChmod } from './chmodSpec.js';
-import { applyMeta, clearForFile, ensureDir, lstatOrNull, type Owner, resolveInRoot, ROOT_OWNER, showPath } from './destFs.js';
+import { applyMeta, clearForFile, ensureDir, type Owner, resolveDest, ROOT_OWNER, showPath } from './destFs.js';
 import { extractArchive, sniffArchive, type ExtractLimits } from './extractArchive.js';
 import { FileOpError } from './FileOpError.js';
 import { AddressRefusedError, httpGet, HttpTimeoutError, type HttpLimits } from './httpGet.js';
@@ -103,10 +103,9 @@ export async function addUrl(opts: AddUrlOptions): Promise<AddUrlResult> {
         return { path: dir, bytes: got.bytes, digest: got.digest, lastModified: got.lastModified };
       }
     }
-    let targetRel = destRel;
-    if (opts.dest.endsWith('/') || destRel === '' || (await lstatOrNull(await resolveInRoot(opts.destRoot, destRel)))?.isDirectory()) {
-      targetRel = posix.join(destRel, urlFileName(url));
-    }
+    // Named as a directory or one already, else the file itself: through a final symlink (see resolveDest).
+    const real = opts.dest.endsWith('/') || destRel === '' ? null : await resolveDest(opts.destRoot, destRel);
+    const targetRel = !real || real.isDir ? posix.join(destRel, urlFileName(url)) : real.rel;
     const parent = await ensureDir(opts.destRoot, posix.dirname(targetRel), 0o755, owner, showPath(posix.dirname(targetRel)));
     const target = join(parent, posix.basename(targetRel));
     await clearForFile(target, showPath(targetRel));

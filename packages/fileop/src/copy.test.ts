@@ -105,11 +105,29 @@ describe('copy', () => {
     assert.deepEqual(await fsp.readdir(victim), []);
     assert.equal(readFileSync(join(d, victim, 'a.txt'), 'utf8'), 'A');
     assert.equal(readFileSync(join(d, 'got/one'), 'utf8'), '1');
-    // A file written at a path that is a symlink replaces the link instead of writing through it.
+    // A file copied to a path that is a symlink is written through it (fsutil), inside the root.
     await fsp.symlink(join(ws.base, 'outside.txt'), join(d, 'trap'));
     await copy({ srcRoot: ws.src, sources: ['a.txt'], destRoot: d, dest: '/trap' });
-    assert.ok(lstatSync(join(d, 'trap')).isFile());
+    assert.ok(lstatSync(join(d, 'trap')).isSymbolicLink());
+    assert.equal(readFileSync(join(d, ws.base, 'outside.txt'), 'utf8'), 'A');
     assert.equal(readFileSync(join(ws.base, 'outside.txt'), 'utf8'), 'SECRET');
+  });
+
+  test('only the copy\'s own destination is followed: a symlink a file lands on inside a destination directory is replaced', async () => {
+    const d = await freshDest();
+    await fsp.mkdir(join(d, 'somedir'));
+    await fsp.writeFile(join(d, 't'), 't');
+    await fsp.symlink('/t', join(d, 'somedir/a.txt'));
+    await fsp.symlink('/somedir', join(d, 'lnkdir'));
+    await copy({ srcRoot: ws.src, sources: ['a.txt'], destRoot: d, dest: '/lnkdir' });
+    assert.ok(lstatSync(join(d, 'lnkdir')).isSymbolicLink());
+    assert.ok(lstatSync(join(d, 'somedir/a.txt')).isFile());
+    assert.equal(readFileSync(join(d, 't'), 'utf8'), 't');
+    // A dangling link names where the file goes; its missing parents are made with the copy's owner.
+    await fsp.symlink('/made/deep/f', join(d, 'dangling'));
+    await copy({ srcRoot: ws.src, sources: ['b.txt'], destRoot: d, dest: '/dangling', owner: { uid: 3, gid: 4 } });
+    assert.equal(readFileSync(join(d, 'made/deep/f'), 'utf8'), 'BB');
+    assert.deepEqual([lstatSync(join(d, 'made')).uid, lstatSync(join(d, 'made/deep')).gid], [3, 4]);
   });
 
   test('ownership: root by default, --chown ids when given, source ids with preserve', async () => {

@@ -1,7 +1,7 @@
 import { promises as fsp, type Stats } from 'node:fs';
 import { basename, join, posix, resolve } from 'node:path';
 import { parseChmod, type ModeTransform } from './chmodSpec.js';
-import { applyMeta, clearForFile, ensureDir, lstatOrNull, mkdirOwned, type Owner, resolveInRoot, ROOT_OWNER, showPath } from './destFs.js';
+import { applyMeta, clearForFile, ensureDir, lstatOrNull, mkdirOwned, type Owner, resolveDest, resolveInRoot, ROOT_OWNER, showPath } from './destFs.js';
 import { extractArchive, sniffArchive, type ExtractLimits } from './extractArchive.js';
 import { FileOpError } from './FileOpError.js';
 import { planCopy, type SourceSelection } from './planCopy.js';
@@ -107,8 +107,9 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
     } else if (destIsDir) {
       targetRel = posix.join(destRel, basename(m.logical));
     } else {
-      const st = await lstatOrNull(await resolveInRoot(opts.destRoot, destRel));
-      targetRel = st?.isDirectory() ? posix.join(destRel, basename(m.logical)) : destRel;
+      // The copy's own destination: a final symlink is written through (see resolveDest).
+      const real = await resolveDest(opts.destRoot, destRel);
+      targetRel = real.isDir ? posix.join(destRel, basename(m.logical)) : real.rel;
     }
     targetRel = cleanRel(targetRel);
     if (targetRel === '') {

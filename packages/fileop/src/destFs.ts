@@ -137,6 +137,24 @@ export async function resolveInRoot(root: string, rel: string, followFinal = tru
   return r === '' ? root : join(root, r);
 }
 
+/**
+ * Where a file written at `rel` itself (a copy's, heredoc's or download's own destination, not an
+ * entry inside a copied directory) lands: fsutil's Copy resolves the whole destination with
+ * fs.RootPath, so every symlink on it, the last one included, is followed inside the root and a
+ * dangling one names its target (whose parents the caller makes). Answers the root-relative path
+ * and whether a directory is there.
+ */
+export async function resolveDest(root: string, rel: string): Promise<{ rel: string; isDir: boolean }> {
+  let real: string;
+  try {
+    real = await resolveScoped(fsTree(root), cleanRel(rel));
+  } catch (err) {
+    if (err instanceof TooManyLinksError) throw new FileOpError('ELOOP', `cannot write ${showPath(rel)}: too many levels of symbolic links; fix the symlink loop in the destination`);
+    throw err;
+  }
+  return { rel: real, isDir: !!(await lstatOrNull(join(root, real)))?.isDirectory() };
+}
+
 /** Removes a non-directory at `abs` so a new entry can take its place; refuses directories. */
 export async function clearForFile(abs: string, where: string): Promise<void> {
   const st = await lstatOrNull(abs);

@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import { join, posix } from 'node:path';
-import { applyMeta, clearForFile, ensureDir, type Owner, ROOT_OWNER, showPath } from './destFs.js';
+import { applyMeta, clearForFile, ensureDir, type Owner, resolveDest, ROOT_OWNER, showPath } from './destFs.js';
 import { FileOpError } from './FileOpError.js';
 import { cleanRel } from './resolveScoped.js';
 
@@ -16,14 +16,16 @@ export interface MkfileOptions {
   mtime?: Date;
 }
 
-/** Writes one file (heredoc COPY/RUN bodies); an existing non-directory at path is replaced. */
+/** Writes one file (heredoc COPY/RUN bodies); an existing non-directory at path (or where its symlink leads) is replaced. */
 export async function mkfile(opts: MkfileOptions): Promise<string> {
   if (!opts.path.startsWith('/')) throw new FileOpError('EBADARG', `mkfile path "${opts.path}" must be absolute`);
   const rel = cleanRel(opts.path);
   if (rel === '') throw new FileOpError('EBADARG', 'mkfile path "/" names the root directory; give a file name');
   const owner = opts.owner ?? ROOT_OWNER;
-  const parent = await ensureDir(opts.root, posix.dirname(rel), 0o755, owner, showPath(posix.dirname(rel)));
-  const abs = join(parent, posix.basename(rel));
+  // BuildKit copies a heredoc as a file: a final symlink is written through (see resolveDest).
+  const real = (await resolveDest(opts.root, rel)).rel;
+  const parent = await ensureDir(opts.root, posix.dirname(real), 0o755, owner, showPath(posix.dirname(real)));
+  const abs = join(parent, posix.basename(real));
   await clearForFile(abs, showPath(rel));
   await fsp.writeFile(abs, opts.content, { flag: 'wx', mode: 0o600 });
   await applyMeta(abs, false, owner, opts.mode ?? 0o644, opts.mtime ?? null);

@@ -50,9 +50,10 @@ export async function resolveChown(root: string, spec: string): Promise<Owner> {
 }
 
 /**
- * Resolves the --chown of a step BuildKit runs on an empty base (COPY --link: the copy is made
- * on llb.Scratch()). llb.WithUser takes ids and "root" as numbers and marks any other name for
- * lookup in the base input, which scratch lacks, so BuildKit fails such a step.
+ * Resolves --chown (or the USER a WORKDIR is made for) of a step BuildKit runs on an empty base:
+ * a COPY --link (made on llb.Scratch()) or any step of a stage that has no layer yet (FROM
+ * scratch). llb.WithUser takes ids and "root" as numbers and marks any other name for lookup in
+ * the step's input, which scratch lacks (index -1), so BuildKit fails such a step.
  */
 export function resolveChownOnScratch(spec: string): Owner {
   const colon = spec.indexOf(':');
@@ -60,6 +61,6 @@ export function resolveChownOnScratch(spec: string): Owner {
   const id = (s: string): number | undefined => (s === 'root' || s === '' ? 0 : numeric(s));
   const uid = id(user);
   const gid = group === undefined ? uid : id(group);
-  if (uid === undefined || gid === undefined) throw new FileOpError('EBADARG', `invalid user index: -1 (--chown=${spec} with --link: a name cannot be looked up on the empty base a linked copy is made on; use numeric ids)`);
+  if (uid === undefined || gid === undefined) throw new FileOpError('EBADARG', `invalid user index: -1 (user "${spec}": a name cannot be looked up on an empty base, FROM scratch before any file or a COPY --link; use numeric ids)`);
   return { uid, gid };
 }

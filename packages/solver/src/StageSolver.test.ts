@@ -130,3 +130,23 @@ test('COPY --link is made on an empty tree: its layer is only the copy, with fre
     await engine.snapshotter.remove('link-merged');
   }
 });
+
+test('a user name on a stage with no layer yet fails as in BuildKit (its scratch has nothing to look it up in); ids do not, and once a layer holds /etc/passwd the name is looked up there', async () => {
+  const { solver: s, engine } = await solver('scratch-user');
+  const context = join(work, 'user-context');
+  await mkdir(context);
+  await writeFile(join(context, 'passwd'), 'daemon:x:7:8::/:/bin/false\n');
+  const named: FileAction = { op: 'mkdir', path: '/w', mode: 0o755, chown: 'daemon' };
+  const on = (...vertices: FileVertex[]): StagePlan => ({ ...stage, vertices, history: [], cacheKey: `user-test-${vertices.at(-1)!.line}` });
+  await assert.rejects(s.solve({ stage: on(fileVertex(1, named)), inputs: {} }), (e: Error) => /^invalid user index: -1 \(user "daemon": /.test(e.message) && !e.message.includes('\n'));
+  assert.equal((await s.solve({ stage: on(fileVertex(2, { ...named, chown: '5:6' })), inputs: {} })).layers.length, 1);
+  const result = await s.solve({ stage: on(fileVertex(3, copyOf(['passwd'], '/etc/passwd', false)), fileVertex(4, named)), inputs: {}, contextDir: context });
+  const view = await engine.snapshotter.view('user-view', await engine.snapshotter.ensureChain(result.layers.map((l) => ({ ...l, open: () => engine.blobs.openRead(l.digest) }))));
+  try {
+    const st = await lstat(join(view.mountpoint, 'w'));
+    assert.deepEqual([st.uid, st.gid], [7, 8]);
+  } finally {
+    await view.release();
+    await engine.snapshotter.remove('user-view');
+  }
+});

@@ -191,7 +191,9 @@ export class StageSolver {
     let remote: RemoteContent[] = [];
     try {
       if (vertex.kind === 'exec') await this.runExec(vertex, stage, active.mountpoint, req, events);
-      else remote = await this.runFileOps(vertex, active.mountpoint, req, revisions, linked);
+      // A stage with no layer yet is llb.Scratch() in BuildKit (an image has an input even without
+      // layers): like a linked copy, it has nothing to look a user name up in.
+      else remote = await this.runFileOps(vertex, active.mountpoint, req, revisions, linked || (layers.length === 0 && stage.base.kind !== 'image'));
       // Every RUN, COPY, ADD and WORKDIR step is a layer, an empty one when it changed nothing:
       // BuildKit commits a snapshot per exec and file op and exports each as a layer. Nothing
       // writes through the mount any more, so its upper dir is read while it is unmounted
@@ -337,12 +339,12 @@ export class StageSolver {
   }
 
   /** Runs a file vertex's actions; answers what its downloads without --checksum read. */
-  private async runFileOps(vertex: FileVertex, rootfs: string, req: SolveStageRequest, revisions: Map<number, UrlRevision>, linked: boolean): Promise<RemoteContent[]> {
+  private async runFileOps(vertex: FileVertex, rootfs: string, req: SolveStageRequest, revisions: Map<number, UrlRevision>, onScratch: boolean): Promise<RemoteContent[]> {
     const { stage } = req;
     const remote: RemoteContent[] = [];
     for (const [i, action] of vertex.actions.entries()) {
       const chown = 'chown' in action && action.chown ? action.chown : undefined;
-      const owner = chown === undefined ? undefined : linked ? resolveChownOnScratch(chown) : await ownerOf(rootfs, chown);
+      const owner = chown === undefined ? undefined : onScratch ? resolveChownOnScratch(chown) : await ownerOf(rootfs, chown);
       switch (action.op) {
         case 'copy': {
           const src = await this.sourceRoot(action.from, stage, req);

@@ -6,6 +6,7 @@ import { cases as args } from './args.js';
 import { cases as copy } from './copy.js';
 import { cases as corners } from './corners.js';
 import { cases as corners2 } from './corners2.js';
+import { cases as dest } from './dest.js';
 import { cases as edges } from './edges.js';
 import { cases as errors } from './errors.js';
 import { cases as hardlinks } from './hardlinks.js';
@@ -16,4 +17,4 @@ import { cases as more } from './more.js';
 import { cases as run } from './run.js';
 import { cases as times } from './times.js';
 
-export const groups: Record<string, Case[]> = { instructions, copy, heredoc, args, run, errors, more, addurl, archive, edges, times, corners, link, hardlinks, corners2 };
+export const groups: Record<string, Case[]> = { instructions, copy, heredoc, args, run, errors, more, addurl, archive, edges, times, corners, link, hardlinks, corners2, dest };
