@@ -86,4 +86,8 @@ export const cases: Case[] = [
   { name: 'continuation-inside-json', dockerfile: 'FROM {{BASE}}\nCMD ["a", \\\n  "b"]\n' },
   { name: 'continuation-after-keyword', dockerfile: 'FROM {{BASE}}\nRUN \\\n  echo hi > /x\n' },
   { name: 'env-long-and-odd-values', dockerfile: `FROM {{BASE}}\nENV LONG=${'v'.repeat(5000)} EQ=b=c my.var-x=1 U=caf\u00e9\n` },
+  // A relative secret target is the WORKDIR's (BuildKit's executor joins it with the cwd).
+  { name: 'mount-secret-relative-target', dockerfile: 'FROM {{BASE}}\nWORKDIR /w\nRUN --mount=type=secret,id=s,target=rel/s cat /w/rel/s > /got\n', secrets: { s: 'relative' } },
+  // A read-only cache mount cannot be written.
+  { name: 'mount-cache-readonly-fails', dockerfile: 'FROM {{BASE}}\nRUN --mount=type=cache,target=/c,ro touch /c/x\n' },
 ];
