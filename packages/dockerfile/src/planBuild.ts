@@ -1139,7 +1139,8 @@ class PlatformPlanner {
       let mode = 0o644;
       if (chmod !== undefined && /^[0-7]+$/.test(chmod)) mode = parseInt(chmod, 8);
       // --link without --chmod: the heredoc's file is merged as the copies are (the solver's isLinked).
-      actions.push({ op: 'mkfile', path: destIsDir ? posix.join(dest, doc.name) : dest, content: body, mode, ...(chown ? { chown } : {}), ...(link && chmod === undefined ? { link: true } : {}) });
+      // The destination as written: the solver's mkfile puts the file named so inside it when it is (or resolves to) a directory.
+      actions.push({ op: 'mkfile', path: dest, name: doc.name, content: body, mode, ...(chown ? { chown } : {}), ...(link && chmod === undefined ? { link: true } : {}) });
     }
     const v: Omit<FileVertex, 'digest' | 'cacheKey'> = { kind: 'file', actions, user: cfg.User ?? '', inputs, name: this.vertexName(st, ins), line: ins.startLine };
     const digestActions = actions.map((a) => {

@@ -329,8 +329,9 @@ COPY --parents src/a.ts /p/
   const c2 = vs[2].actions[0];
   if (c2.op === 'copy') assert.deepEqual(c2.contentDigests!.map((d) => d.path), ['go.mod', 'x.txt']);
   assert.deepEqual(vs[3].actions, [
-    { op: 'mkfile', path: '/etc/EOF', content: 'hello 1:2 "q"\n', mode: 0o644 },
-    { op: 'mkfile', path: '/etc/CONF', content: 'k=v\n', mode: 0o644 },
+    // The destination as written and the heredoc's name: the solver's mkfile joins them when the destination is a directory.
+    { op: 'mkfile', path: '/etc/', name: 'EOF', content: 'hello 1:2 "q"\n', mode: 0o644 },
+    { op: 'mkfile', path: '/etc/', name: 'CONF', content: 'k=v\n', mode: 0o644 },
   ]);
   assert.deepEqual(vs[4].actions, [{ op: 'addUrl', url: 'https://example.com/a.tar.gz', dest: '/dl/', link: false }]);
   assert.deepEqual(vs[5].actions, [{ op: 'addGit', url: 'https://github.com/moby/buildkit.git', ref: 'v0.12', subdir: 'docs', keepGitDir: true, dest: '/bk', link: false }]);

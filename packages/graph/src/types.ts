@@ -158,7 +158,8 @@ export type FileAction =
   /** `createdTime` (seconds): the time of the directory this makes, when it makes it (WORKDIR under SOURCE_DATE_EPOCH). */
   | { op: 'mkdir'; path: string; chown?: string; mode: number; createdTime?: number }
   /** `link`: a heredoc source of COPY/ADD --link without --chmod (its --chmod is in `mode`), which BuildKit merges as the copies. */
-  | { op: 'mkfile'; path: string; content: string; mode: number; chown?: string; link?: boolean };
+  /** `name`: a heredoc's, the file's name when `path` ends in `/` or is a directory (see fileop's mkfile). */
+  | { op: 'mkfile'; path: string; content: string; mode: number; chown?: string; link?: boolean; name?: string };
 
 export interface FileVertex extends VertexBase {
   kind: 'file';

@@ -381,7 +381,7 @@ export class StageSolver {
           await mkdir({ root: rootfs, path: action.path, owner, mode: action.mode, createdTime: action.createdTime });
           break;
         case 'mkfile':
-          await mkfile({ root: rootfs, path: action.path, content: action.content, mode: action.mode, owner });
+          await mkfile({ root: rootfs, path: action.path, content: action.content, mode: action.mode, owner, ...(action.name !== undefined ? { name: action.name } : {}) });
           break;
         default:
           throw new Error(`unsupported file operation ${(action as { op: string }).op}`);
