@@ -105,55 +105,107 @@ function printTargets(list: ReturnType<typeof targets>): string {
 
 // ---- outline ----------------------------------------------------------------------------------
 
+/** The earlier stage a stage's FROM names, if it names one. */
+function baseStage(df: ParsedDockerfile, s: ParsedStage): ParsedStage | undefined {
+  return df.stages.slice(0, s.index).reverse().find((p) => p.name === s.from.args[0].toLowerCase());
+}
+
+/** The stages a stage copies or mounts from (COPY --from, RUN --mount from=). */
+function stageDependencies(df: ParsedDockerfile, s: ParsedStage): ParsedStage[] {
+  const byName = (ref: string) => df.stages.find((p) => p.name === ref.toLowerCase()) ?? (/^\d+$/.test(ref) ? df.stages[Number(ref)] : undefined);
+  const deps: ParsedStage[] = [];
+  for (const ins of s.instructions) {
+    for (const f of ins.flags) {
+      const ref = f.name === 'from' ? f.value : f.name === 'mount' && f.value ? /(?:^|,)from=([^,]+)/.exec(f.value)?.[1] : undefined;
+      const dep = ref ? byName(ref) : undefined;
+      if (dep) deps.push(dep);
+    }
+  }
+  return deps;
+}
+
 /** The target stage and every stage it reads (FROM, COPY --from, RUN --mount from=), in file order. */
 function reachableStages(df: ParsedDockerfile, target: ParsedStage): ParsedStage[] {
-  const byName = (ref: string) => df.stages.find((s) => s.name === ref.toLowerCase()) ?? (/^\d+$/.test(ref) ? df.stages[Number(ref)] : undefined);
   const seen = new Set<ParsedStage>();
   const visit = (s: ParsedStage | undefined) => {
     if (!s || seen.has(s)) return;
     seen.add(s);
-    visit(df.stages.slice(0, s.index).reverse().find((p) => p.name === s.from.args[0].toLowerCase()));
-    for (const ins of s.instructions) {
-      for (const f of ins.flags) {
-        if (f.name === 'from' && f.value) visit(byName(f.value));
-        if (f.name === 'mount' && f.value) {
-          const m = /(?:^|,)from=([^,]+)/.exec(f.value);
-          if (m) visit(byName(m[1]));
-        }
-      }
-    }
+    visit(baseStage(df, s));
+    for (const dep of stageDependencies(df, s)) visit(dep);
   };
   visit(target);
   return [...seen].sort((a, b) => a.index - b.index);
+}
+
+/** Platform args every stage has without declaring them (dockerfile2llb's defaultArgs). */
+const DEFAULT_ARGS = new Set(['BUILDPLATFORM', 'BUILDOS', 'BUILDOSVERSION', 'BUILDARCH', 'BUILDVARIANT', 'TARGETPLATFORM', 'TARGETOS', 'TARGETOSVERSION', 'TARGETARCH', 'TARGETVARIANT', 'TARGETSTAGE']);
+
+interface OutlineArg { name: string; value?: string; ins: Instruction }
+
+/**
+ * The build args a target reads, as current BuildKit's outline lists them (convert.go's
+ * buildMetaArgs and dispatchArg, outline.go's args): each stage sees the global ARGs, then its
+ * base stage's, then its own ARGs, the last definition winning. A stage's `ARG X` with no value
+ * that inherits a global value keeps the global definition (its value and line), so a default
+ * platform arg redeclared in a stage is not listed. The target's view comes first, then its base
+ * chain's and the stages it copies or mounts from; the list is in line order.
+ */
+function outlineArgs(df: ParsedDockerfile, input: SubrequestInput, target: ParsedStage): OutlineArg[] {
+  const globals = new Map<string, OutlineArg>();
+  const globalsWithValue = new Set(DEFAULT_ARGS);
+  for (const ins of df.metaArgs) {
+    for (const p of argPairs(ins)) {
+      const value = input.buildArgs?.[p.key] ?? p.value;
+      globals.set(p.key, { name: p.key, value, ins });
+      if (value !== undefined) globalsWithValue.add(p.key);
+    }
+  }
+  const seen = new Map<ParsedStage, { defined: Map<string, OutlineArg>; used: Set<string> }>();
+  const stageArgs = (s: ParsedStage) => {
+    const known = seen.get(s);
+    if (known) return known;
+    const base = baseStage(df, s);
+    const inherited = base ? stageArgs(base) : undefined;
+    const defined = new Map(inherited?.defined ?? globals);
+    const used = new Set(inherited?.used);
+    for (const v of varsIn(`${s.from.args[0]} ${platformFlag(s.from) ?? ''}`)) if (globalsWithValue.has(v)) used.add(v);
+    for (const ins of s.instructions) {
+      if (ins.keyword !== 'ARG') continue;
+      for (const p of argPairs(ins)) {
+        const given = input.buildArgs?.[p.key];
+        const inheritsGlobal = p.value === undefined && given === undefined && globalsWithValue.has(p.key);
+        if (!inheritsGlobal) defined.set(p.key, { name: p.key, value: given ?? p.value, ins });
+        used.add(p.key);
+      }
+    }
+    seen.set(s, { defined, used });
+    return seen.get(s)!;
+  };
+  const listed = new Map<string, OutlineArg>();
+  const visited = new Set<ParsedStage>();
+  const visit = (s: ParsedStage | undefined) => {
+    if (!s || visited.has(s)) return;
+    visited.add(s);
+    const { defined, used } = stageArgs(s);
+    for (const name of used) {
+      const arg = defined.get(name);
+      if (arg && !listed.has(name)) listed.set(name, arg);
+    }
+    visit(baseStage(df, s));
+    for (const dep of stageDependencies(df, s)) visit(dep);
+  };
+  visit(target);
+  return [...listed.values()].sort((a, b) => a.ins.startLine - b.ins.startLine);
 }
 
 function outline(df: ParsedDockerfile, input: SubrequestInput, lines: string[]) {
   const target = input.target ? df.stages.find((s) => s.name === input.target!.toLowerCase()) : df.stages[df.stages.length - 1];
   if (!target) throw new SubrequestError(`target stage "${input.target!.slice(0, 100)}" could not be found in ${input.dockerfileName}; see --call=targets`);
   const stages = reachableStages(df, target);
-  const args = new Map<string, { name: string; value?: string; description?: string; location: ReturnType<typeof location> }>();
-  const meta = new Map<string, { value?: string; ins: Instruction }>();
-  for (const ins of df.metaArgs) for (const p of argPairs(ins)) meta.set(p.key, { value: p.value, ins });
-  const add = (name: string, value: string | undefined, ins: Instruction) => {
-    if (args.has(name)) return;
+  const args = outlineArgs(df, input, target).map(({ name, value, ins }) => {
     const description = descriptionAbove(lines, ins.startLine, name);
-    const given = input.buildArgs?.[name];
-    args.set(name, { name, ...(given ?? value) !== undefined ? { value: given ?? value } : {}, ...(description ? { description } : {}), location: location(ins) });
-  };
-  for (const s of stages) {
-    // Meta args read by this stage's FROM (image and --platform).
-    for (const v of varsIn(`${s.from.args[0]} ${platformFlag(s.from) ?? ''}`)) {
-      const m = meta.get(v);
-      if (m) add(v, m.value, m.ins);
-    }
-    for (const ins of s.instructions) {
-      if (ins.keyword !== 'ARG') continue;
-      for (const p of argPairs(ins)) {
-        const m = meta.get(p.key);
-        add(p.key, p.value ?? m?.value, ins);
-      }
-    }
-  }
+    return { name, ...value !== undefined ? { value } : {}, ...(description ? { description } : {}), location: location(ins) };
+  });
   const secrets = new Map<string, { name: string; required?: boolean; location: ReturnType<typeof location> }>();
   const ssh = new Map<string, { name: string; required?: boolean; location: ReturnType<typeof location> }>();
   for (const s of stages) {
@@ -176,7 +228,7 @@ function outline(df: ParsedDockerfile, input: SubrequestInput, lines: string[]) 
   const description = descriptionAbove(lines, target.from.startLine, name);
   return {
     ...(name ? { name } : {}), ...(description ? { description } : {}),
-    ...(args.size ? { args: [...args.values()] } : {}),
+    ...(args.length ? { args } : {}),
     ...(secrets.size ? { secrets: [...secrets.values()] } : {}),
     ...(ssh.size ? { ssh: [...ssh.values()] } : {}),
   };

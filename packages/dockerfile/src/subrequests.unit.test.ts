@@ -39,3 +39,23 @@ test('an unknown subrequest or target is a SubrequestError with BuildKit\'s word
   assert.throws(() => answerSubrequest('frontend.convertllb', input('FROM busybox\n')), (e: unknown) => e instanceof SubrequestError && e.message === 'unsupported request frontend.convertllb');
   assert.throws(() => answerSubrequest('frontend.outline', input('FROM busybox AS a\n', 'b')), (e: unknown) => e instanceof SubrequestError && /^target stage "b" could not be found in Dockerfile/.test(e.message));
 });
+
+test('outline lists args as current BuildKit does: a stage ARG inheriting a global value keeps the global definition', () => {
+  const args = (dockerfile: string, buildArgs: Record<string, string> = {}) => {
+    const meta = subrequestMetadata(answerSubrequest('frontend.outline', { ...input(dockerfile), buildArgs }));
+    return (JSON.parse(meta['result.json']!.toString()).args ?? []).map((a: { name: string; value?: string; location: { ranges: { start: { line: number } }[] } }) =>
+      `${a.name}${a.value === undefined ? '' : `=${a.value}`}@${a.location.ranges[0]!.start.line}`);
+  };
+  // buildMetaArgs: a later value-less global ARG is the definition listed (empty), though V keeps 1.
+  assert.deepEqual(args('ARG V=1\nARG V\nFROM busybox\nARG V\n'), ['V@2']);
+  assert.deepEqual(args('ARG V=1\nFROM busybox\nARG V\n'), ['V=1@1']);
+  // No global value to inherit: the stage's own ARG is listed.
+  assert.deepEqual(args('ARG V\nFROM busybox\nARG V\n'), ['V@3']);
+  // A build arg makes the stage's ARG its own definition.
+  assert.deepEqual(args('ARG V=1\nFROM busybox\nARG V\n', { V: '9' }), ['V=9@3']);
+  // Platform args are global values: redeclared in a stage they are not listed.
+  assert.deepEqual(args('FROM busybox\nARG TARGETPLATFORM\nARG X\n'), ['X@3']);
+  // A stage based on another sees that stage's definitions; COPY --from stages are listed too.
+  assert.deepEqual(args('ARG V=1\nFROM busybox AS a\nARG V=2\nFROM a\nARG V\n'), ['V=2@3']);
+  assert.deepEqual(args('FROM busybox AS a\nARG A=1\nFROM busybox\nARG B\nCOPY --from=a / /\n'), ['A=1@2', 'B@4']);
+});
