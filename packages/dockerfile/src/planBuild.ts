@@ -149,6 +149,8 @@ class Planner {
   readonly warnings: PlanWarning[] = [];
   /** Linter warnings only planning finds (resolved images), reported as the text's are. */
   readonly lintFound: LintWarning[] = [];
+  /** The first error BuildKit finds only when it marshals the finished definition: every conversion error comes before it. */
+  private marshalError: DockerfileError | undefined;
   /** Line, rule and name (or detail) of each warning in lintFound: every platform plans the same instructions. */
   private readonly lintKeys = new Set<string>();
   private undefinedVarHints = MAX_UNDEFINED_ARG_HINTS;
@@ -193,6 +195,11 @@ class Planner {
 
   err(message: string, ins?: Instruction): never {
     throw new DockerfileError(message, ins?.startLine ?? 0, ins?.endLine ?? 0, this.file);
+  }
+
+  /** An error of the marshalled definition (BuildKit's llb Marshal): raised once planning has found no other. */
+  marshalErr(message: string, ins: Instruction): void {
+    this.marshalError ??= new DockerfileError(message, ins.startLine, ins.endLine, this.file);
   }
 
   /** Adds a warning found while planning unless an earlier platform's plan found it; `key` says what makes it the same one. */
@@ -271,6 +278,7 @@ class Planner {
     // The linter's warnings (the parser's own among them), for the stages this build plans.
     const lint = lintBuild(this.df, this.buildArgs.BUILDKIT_DOCKERFILE_CHECK, new Set(plans.flatMap((p) => p.stages.map((s) => s.index))), this.lintFound);
     if (lint.error) this.err(lint.error);
+    if (this.marshalError) throw this.marshalError;
     return { platforms: plans, warnings: [...lint.warnings, ...this.warnings] };
   }
 
@@ -947,7 +955,7 @@ class PlatformPlanner {
     let heredocs: RunHeredocFile[] | undefined;
     if (ins.json) {
       // llb's exec refuses an empty argv when BuildKit marshals the definition: no step runs.
-      if (ins.args.length === 0) this.p.err('failed to marshal LLB definition: arguments are required; give RUN a command', ins);
+      if (ins.args.length === 0) this.p.marshalErr('failed to marshal LLB definition: arguments are required; give RUN a command', ins);
       args = ins.args;
     } else if (ins.heredocs.length > 0) {
       const cmd = ins.args[0];

@@ -361,6 +361,8 @@ COPY --parents src/a.ts /p/
   const fromEmpty = target(await plan('FROM a\nCOPY --from= x.txt /x\n', { context: ctx })).vertices[0] as FileVertex;
   assert.deepEqual(fromEmpty.inputs, [], 'an empty --from is the build context');
   await rejects('FROM a\nRUN []\n', 2, /failed to marshal LLB definition: arguments are required/);
+  // BuildKit finds an empty argv only when it marshals the converted definition: later errors come first.
+  await rejects('FROM a\nRUN []\nCOPY ${X:?need_X} /x\n', 3, /failed to process .*X: need_X/);
   assert.throws(() => parse('FROM a\nCOPY --checksum=sha256:x a /x\n'), /unknown flag: --checksum/);
   await rejects('FROM a\nADD --checksum=sha256:x a /x\n', 2, /checksum requires HTTP\(S\) or Git sources/);
   await rejects('FROM a\nCOPY --chmod=99z a /x\n', 2, /invalid chmod parameter: '99z'. it should be octal string and between 0 and 07777/);

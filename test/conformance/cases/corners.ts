@@ -108,5 +108,6 @@ export const cases: Case[] = [
   { name: 'arg-blank-name', dockerfile: 'FROM {{BASE}}\nARG =x\n' },
   { name: 'healthcheck-none-ignores-flags', upstream: { change: HEALTH_CHANGE, patch: historyAt(0, healthHistory(['NONE'])) }, dockerfile: 'FROM {{BASE}}\nHEALTHCHECK --interval=5s --bogus=1 NONE\n' },
   { name: 'run-json-empty', dockerfile: 'FROM {{BASE}}\nRUN []\n' },
+  { name: 'run-json-empty-then-unset-var', dockerfile: 'FROM {{BASE}}\nRUN []\nCOPY ${X:?need_X} /x\n', files: { a: 'a' } },
   { name: 'escape-directive-twice', dockerfile: '# escape=`\n# escape=\\\nFROM {{BASE}}\nENV A=a`\n  b\n' },
 ];
