@@ -125,7 +125,7 @@ describe('ADD auto-extract', () => {
   test('a hardlink to an entry not extracted before it is a clear error', async () => {
     const d = await freshDest();
     await archive('dangling-link.tgz', [{ name: 'h', type: 'link', linkname: '../../etc/passwd' }]);
-    await assert.rejects(copy({ srcRoot: ws.src, sources: ['dangling-link.tgz'], destRoot: d, dest: '/opt/', autoExtract: true }), isCode('EARCHIVE', /hardlink "h" -> "..\/..\/etc\/passwd" does not name an entry extracted before it/));
+    await assert.rejects(copy({ srcRoot: ws.src, sources: ['dangling-link.tgz'], destRoot: d, dest: '/opt/', autoExtract: true }), isCode('EARCHIVE', /^ADD dangling-link.tgz: Error processing tar file\(exit status 1\): link \/etc\/passwd \/h: no such file or directory \(the archive's hard link "h" -> "..\/..\/etc\/passwd" names no entry extracted before it/));
     assert.equal(existsSync(join(d, 'opt/h')), false);
   });
 

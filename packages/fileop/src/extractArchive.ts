@@ -200,7 +200,8 @@ export async function extractArchive(opts: ExtractOptions): Promise<ExtractResul
         case 'link': {
           const target = cleanRel(h.linkname ?? '');
           const targetAbs = join(opts.dir, await resolveScoped(tree, target, false));
-          if (!(await lstatOrNull(targetAbs))) throw fail('EARCHIVE', `archive hardlink "${h.name}" -> "${h.linkname ?? ''}" does not name an entry extracted before it; the archive is malformed`);
+          // BuildKit's words (docker's Unpack, chrooted into the destination), then why.
+          if (!(await lstatOrNull(targetAbs))) throw fail('EARCHIVE', `Error processing tar file(exit status 1): link /${target} /${rel}: no such file or directory (the archive's hard link "${h.name}" -> "${h.linkname ?? ''}" names no entry extracted before it; the archive is malformed)`);
           await fsp.link(targetAbs, abs);
           break;
         }

@@ -90,6 +90,8 @@ export const cases: Case[] = [
   { name: 'add-tar-through-symlink', dockerfile: addArchive, files: archive(tar([{ name: 'd/', type: '5' }, { name: 'l', type: '2', linkname: 'd' }, { name: 'l/f', body: 'via link\n' }])) },
   { name: 'add-tar-hardlink', dockerfile: addArchive, files: archive(tar([{ name: 'f', body: 'f\n' }, { name: 'h', type: '1', linkname: 'f' }])) },
   { name: 'add-tar-hardlink-absolute', dockerfile: addArchive, files: archive(tar([{ name: 'f', body: 'f\n' }, { name: 'h', type: '1', linkname: '/f' }])) },
+  { name: 'add-tar-hardlink-to-itself', dockerfile: addArchive, files: archive(tar([{ name: 'f', type: '1', linkname: 'f' }])) },
+  { name: 'add-tar-hardlink-to-missing', dockerfile: addArchive, files: archive(tar([{ name: 'h', type: '1', linkname: 'nothing' }])) },
   // Entries' xattrs (SCHILY.xattr.*), set after the owner as docker's Unpack sets them; the
   // step's layer keeps security.capability only (containerd's change writer).
   { name: 'add-tar-xattrs', dockerfile: addArchive, files: archive(tar([
