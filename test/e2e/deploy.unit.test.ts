@@ -158,6 +158,10 @@ test('the rendered config loads with the real loader and agrees with the manifes
   // The scraper's token reaches the dashboard (optional: a Secret made before it existed still works).
   const dashboard = podSpecs(objects).find((p) => p.owner.metadata.name === 'buildyard-dashboard')!.spec.containers[0];
   assert.deepEqual(dashboard.env?.find((e) => e.name === 'BUILDYARD_DASHBOARD_METRICS_TOKEN')?.valueFrom?.secretKeyRef, { name: 'buildyard-secrets', key: 'dashboard-metrics-token', optional: true });
+  // The frontends' health port is in their Service: frontends and workers read the /metrics token.
+  const containers = podSpecs(objects).filter((p) => /^buildyard-(frontend|worker)/.test(p.owner.metadata.name)).flatMap((p) => p.spec.containers);
+  assert.ok(containers.length >= 3, 'a frontend and two worker sets');
+  for (const c of containers) assert.deepEqual(c.env?.find((e) => e.name === 'BUILDYARD_METRICS_TOKEN')?.valueFrom?.secretKeyRef, { name: 'buildyard-secrets', key: 'metrics-token', optional: true }, c.name);
 });
 
 test('variants: external Redis and registry, Deployment workers, created Secret, plaintext', async () => {

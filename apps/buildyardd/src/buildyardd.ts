@@ -1,6 +1,5 @@
 // buildyardd: wiring of @buildyard/control (the gRPC frontend) and the scheduler it hosts.
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { ServerCredentials } from '@grpc/grpc-js';
 import { loadConfig, loadTokens } from '@buildyard/config';
 import { openRedis, redisKeys, reportOutages } from '@buildyard/contracts';
@@ -10,7 +9,7 @@ import { sandboxOptions } from '@buildyard/fleet';
 import { BuildkitServer } from '@buildyard/buildkit-api';
 import { formatPlatform, hostPlatform } from '@buildyard/oci';
 import { Scheduler, WorkerRegistry } from '@buildyard/scheduler';
-import { logUnhandledRejections, metricsHandler, processLoggers, startTelemetry } from '@buildyard/telemetry';
+import { logUnhandledRejections, processLoggers, startHealthServer, startTelemetry } from '@buildyard/telemetry';
 
 const version = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string;
 
@@ -79,20 +78,12 @@ async function main(): Promise<void> {
   }
 
   if (config.frontend.healthListen) {
-    const [healthHost, healthPort] = [config.frontend.healthListen.replace(/:\d+$/, ''), Number(config.frontend.healthListen.split(':').pop())];
-    createServer(async (req, res) => {
-      if (req.url === '/healthz') { res.writeHead(200).end('ok\n'); return; }
-      if (req.url === '/metrics') { metricsHandler()(req, res); return; }
-      if (req.url === '/readyz') {
-        const ok = await redis.ping().then(() => true, () => false);
-        res.writeHead(ok ? 200 : 503).end(ok ? 'ready\n' : 'redis unreachable\n');
-        return;
-      }
-      res.writeHead(404).end();
-    }).listen(healthPort, healthHost, function (this: import('node:net').Server) {
-      const a = this.address();
-      if (a && typeof a === 'object') announce.info({ health: `http://${a.address}:${a.port}` }, 'buildyardd health listening'); // metrics: say where /metrics is (port 0 in tests)
+    const { url } = await startHealthServer({
+      listen: config.frontend.healthListen, setting: 'frontend.healthListen', metricsToken: config.telemetry.metricsToken,
+      ready: () => redis.ping().then(() => true), notReadyMessage: 'redis unreachable',
+      onMetricsError: (err) => log.warn({ err: err.message }, 'serving /metrics failed'),
     });
+    announce.info({ health: url }, 'buildyardd health listening'); // metrics: say where /metrics is (port 0 in tests)
   }
 
   const gcTimer = setInterval(() => {

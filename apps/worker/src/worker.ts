@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import { loadConfig } from '@buildyard/config';
 import { FleetWorker, sandboxOptions } from '@buildyard/fleet';
 import { redisKeys } from '@buildyard/contracts';
-import { createServer, type Server } from 'node:http';
-import { logUnhandledRejections, metricsHandler, processLoggers, startTelemetry } from '@buildyard/telemetry';
+import type { Server } from 'node:http';
+import { logUnhandledRejections, processLoggers, startHealthServer, startTelemetry } from '@buildyard/telemetry';
 
 const version = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string;
 
@@ -117,18 +117,12 @@ program.command('serve', { isDefault: true })
     // /healthz and Prometheus /metrics (stage durations, cache hits/misses, bytes pulled) on worker.healthListen.
     let health: Server | undefined;
     if (config.worker.healthListen) {
-      const listen = config.worker.healthListen;
-      const port = Number(listen.split(':').pop());
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`worker.healthListen "${listen}" is not HOST:PORT: set BUILDYARD_WORKER_HEALTH_LISTEN to e.g. 127.0.0.1:9374`);
-      const serveMetrics = metricsHandler();
-      health = createServer((req, res) => {
-        if (req.url === '/healthz') { res.writeHead(200).end('ok\n'); return; }
-        if (req.url === '/metrics') { serveMetrics(req, res).catch((err: Error) => { log.warn({ err: err.message }, 'serving /metrics failed'); res.destroy(); }); return; }
-        res.writeHead(404).end();
+      const started = await startHealthServer({
+        listen: config.worker.healthListen, setting: 'worker.healthListen', metricsToken: config.telemetry.metricsToken,
+        onMetricsError: (err) => log.warn({ err: err.message }, 'serving /metrics failed'),
       });
-      await new Promise<void>((resolveListen, reject) => { health!.once('error', reject); health!.listen(port, listen.replace(/:\d+$/, '') || '127.0.0.1', () => resolveListen()); });
-      const address = health.address();
-      announce.info({ health: typeof address === 'object' && address ? `http://${address.address}:${address.port}` : listen }, 'buildyard-worker health listening');
+      health = started.server;
+      announce.info({ health: started.url }, 'buildyard-worker health listening');
     }
     announce.info({ native: worker.platforms.native, emulated: worker.platforms.emulated }, 'buildyard-worker ready');
     const stop = async () => { health?.close(); await worker.close(); await telemetry.shutdown(); process.exit(0); };

@@ -63,6 +63,7 @@ export function render(userValues = {}) {
   const commonEnv = [
     { name: 'BUILDYARD_CONFIG', value: `${CONFIG_DIR}/buildyard.toml` },
     secretEnv('BUILDYARD_SECRETS_KEY', 'secrets-key'),
+    secretEnv('BUILDYARD_METRICS_TOKEN', 'metrics-token', true),
     ...redisEnv,
   ];
   const httpProbe = (path, port, periodSeconds, failureThreshold) => ({ httpGet: { path, port }, periodSeconds, timeoutSeconds: 5, failureThreshold });
@@ -89,6 +90,7 @@ export function render(userValues = {}) {
       tokens: v.secrets.tokens, 'secrets-key': v.secrets.secretsKey,
       'dashboard-read-token': v.secrets.dashboardReadToken, 'dashboard-admin-token': v.secrets.dashboardAdminToken,
       ...(v.secrets.dashboardMetricsToken ? { 'dashboard-metrics-token': v.secrets.dashboardMetricsToken } : {}),
+      ...(v.secrets.metricsToken ? { 'metrics-token': v.secrets.metricsToken } : {}),
       ...(v.redis.externalUrl ? {} : { 'redis-password': v.secrets.redisPassword }),
     } });
   }

@@ -52,6 +52,7 @@ export const OPTIONS = [
   opt('limits.stepTimeoutMs', 'BUILDYARD_STEP_TIMEOUT_MS', ms, 3_600_000, 'Time limit of one RUN step.'),
   opt('limits.fetchConnectTimeoutMs', 'BUILDYARD_FETCH_CONNECT_TIMEOUT_MS', ms, 30_000, 'Time a build\'s download (ADD <url>, a git fetch) may take to connect, TLS included.'),
   opt('limits.fetchIdleTimeoutMs', 'BUILDYARD_FETCH_IDLE_TIMEOUT_MS', ms, 60_000, 'Longest silence allowed in a build\'s download (ADD <url>, git fetches, registry pulls), waiting for the answer or within the body; then the step fails.'),
+  opt('limits.sessionIdleTimeoutMs', 'BUILDYARD_SESSION_IDLE_TIMEOUT_MS', ms, 60_000, 'Longest silence allowed from a client while the frontend reads what it sends for a build: a context upload (ContextSync; a BuildKit client\'s DiffCopy of a --local), a blob of its OCI layout or local cache (the content store\'s Read), its replies and reads while the frontend writes it a local cache or an output. Any byte from the client starts it again, so a slow upload that keeps moving is never cut; then the transfer fails in one line naming what was being sent and the call is cancelled. The SSH agent connections of RUN --mount=type=ssh may idle as long as the step runs.'),
   opt('limits.maxLogBytesPerStep', 'BUILDYARD_MAX_LOG_BYTES', bytes, 2 * 1024 ** 2, 'Log bytes kept per step; later output is dropped with a marker.'),
   opt('worker.id', 'BUILDYARD_WORKER_ID', z.string(), '', 'Worker id; empty means hostname-pid.'),
   opt('worker.capacity', 'BUILDYARD_WORKER_CAPACITY', z.coerce.number().int().positive(), 2, 'Stages this worker runs at once.'),
@@ -86,5 +87,6 @@ export const OPTIONS = [
   opt('dashboard.readToken', 'BUILDYARD_DASHBOARD_READ_TOKEN', z.string(), '', 'Token for read-only dashboard access.'),
   opt('dashboard.adminToken', 'BUILDYARD_DASHBOARD_ADMIN_TOKEN', z.string(), '', 'Token for dashboard operations (drain, cancel, prune).'),
   opt('dashboard.metricsToken', 'BUILDYARD_DASHBOARD_METRICS_TOKEN', z.string(), '', 'Token that reads the dashboard\'s `GET /metrics` only (403 elsewhere), for Prometheus or KEDA: the read token sees every tenant\'s builds and logs.'),
+  opt('telemetry.metricsToken', 'BUILDYARD_METRICS_TOKEN', z.string(), '', 'Token that `GET /metrics` of buildyardd\'s and the workers\' health endpoints (`frontend.healthListen`, `worker.healthListen`) requires as `Authorization: Bearer <token>`; empty leaves /metrics open. Set it wherever tenants can reach a health port: the metrics carry tenant names and activity. `/healthz` and `/readyz` stay open for probes.'),
   opt('log.level', 'BUILDYARD_LOG_LEVEL', z.enum(['debug', 'info', 'warn', 'error']), 'info', 'Log level of every process.'),
 ] as const;

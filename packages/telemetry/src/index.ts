@@ -5,4 +5,5 @@ export { startTelemetry, requestedExporters, type Telemetry, type TelemetryOptio
 export { injectTraceContext, withExtractedContext } from './traceContext.js';
 export { createMetrics, getMetrics, metrics, type BuildyardMetrics, type EmulationLabel } from './metrics.js';
 export { metricsHandler, renderMetrics } from './metricsHandler.js';
+export { startHealthServer, type HealthServerOptions } from './healthServer.js';
 export { createLogger, processLoggers, logUnhandledRejections, type Logger, type LoggerOptions } from './createLogger.js';

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { createLogger, createMetrics, injectTraceContext, metricsHandler, renderMetrics, requestedExporters, startTelemetry, withExtractedContext } from './index.js';
+import { createLogger, createMetrics, injectTraceContext, metricsHandler, renderMetrics, requestedExporters, startHealthServer, startTelemetry, withExtractedContext } from './index.js';
 
 test('metrics render with their names, labels and observed values', async () => {
   const m = createMetrics();
@@ -43,6 +43,49 @@ test('metricsHandler serves a node:http /metrics endpoint', async () => {
   } finally {
     server.close();
   }
+});
+
+test('the attacker: a tenant reaching a health port reads no tenant names from /metrics without the metrics token', async () => {
+  const m = createMetrics();
+  m.stagesRunning.set({ platform: 'linux/amd64', tenant: 'victim-team' }, 1);
+  let ready = false;
+  const { server, url } = await startHealthServer({ listen: '127.0.0.1:0', setting: 'worker.healthListen', metricsToken: 's3cret', registry: m.registry, ready: async () => ready, notReadyMessage: 'redis unreachable' });
+  try {
+    for (const authorization of [undefined, 'Bearer wrong', 'Basic czNjcmV0', 's3cret']) {
+      const res = await fetch(`${url}/metrics`, { headers: authorization ? { authorization } : {} });
+      const body = await res.text();
+      assert.equal(res.status, 401, `Authorization: ${authorization}`);
+      assert.doesNotMatch(body, /victim-team/);
+      assert.equal(body, '/metrics needs the metrics token: send Authorization: Bearer <token>\n');
+    }
+    const scraped = await fetch(`${url}/metrics?x=1`, { headers: { authorization: 'Bearer s3cret' } });
+    assert.equal(scraped.status, 200);
+    assert.match(await scraped.text(), /buildyard_stages_running\{platform="linux\/amd64",tenant="victim-team"\} 1/);
+    // Probes need no token.
+    assert.equal((await fetch(`${url}/healthz`)).status, 200);
+    const notReady = await fetch(`${url}/readyz`);
+    assert.deepEqual([notReady.status, await notReady.text()], [503, 'redis unreachable\n']);
+    ready = true;
+    assert.equal((await fetch(`${url}/readyz`)).status, 200);
+    assert.equal((await fetch(`${url}/other`)).status, 404);
+  } finally {
+    server.close();
+  }
+});
+
+test('startHealthServer without a token serves /metrics to anyone, and refuses an address without a port', async () => {
+  const m = createMetrics();
+  m.bytesPulled.inc(7);
+  const { server, url } = await startHealthServer({ listen: '127.0.0.1:0', setting: 'frontend.healthListen', registry: m.registry });
+  try {
+    const res = await fetch(`${url}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(await res.text(), /buildyard_bytes_pulled_total 7/);
+    assert.equal((await fetch(`${url}/readyz`)).status, 404, 'no readiness check was given');
+  } finally {
+    server.close();
+  }
+  await assert.rejects(startHealthServer({ listen: 'localhost', setting: 'worker.healthListen' }), /^Error: worker.healthListen "localhost" is not HOST:PORT: set it to e.g. 127.0.0.1:9374$/);
 });
 
 test('requestedExporters follows the OTEL_* variables', () => {
