@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { applyLayer } from './applyLayer.js';
 import { OverlaySnapshotter, type ChainLayer } from './OverlaySnapshotter.js';
+import { ownedSnapshotName, snapshotChainNames } from './chainID.js';
 import { RAW_PAX, createTarExtract, type TarHeader } from '@buildyard/oci';
 import { diffUpper, tarDirectory } from './tarDirectory.js';
 import { isMountPoint } from './mounts.js';
@@ -239,6 +240,39 @@ describe('OverlaySnapshotter', () => {
     await assert.rejects(snapshotter.ensureChain([base, claim]), /has diffID .* but .* was expected/);
     assert.equal((await snapshotter.list()).filter((s) => s.kind === 'committed').length, committed, 'nothing was committed for the claim');
     assert.equal(await snapshotter.ensureChain([base, victim]), victimTop, 'the victim\'s chain is unchanged');
+  });
+
+  it('a step\'s result serves only its owner: ensureChain with that owner builds on it, anyone else unpacks the blobs', async () => {
+    const base = await busyboxLayer();
+    const step = await tarLayer([{ name: 'step.txt', data: 'layer' }]);
+    const next = await tarLayer([{ name: 'next.txt', data: 'next' }]);
+    const baseTop = await snapshotter.ensureChain([base]);
+    // The step's upper dir holds more than its layer says (here: a file the layer lacks).
+    const active = await snapshotter.prepare('owned-step', baseTop);
+    await writeFile(join(active.mountpoint, 'step.txt'), 'layer');
+    await writeFile(join(active.mountpoint, 'hidden.txt'), 'only in the snapshot');
+    await active.release();
+    const [, stepChain, nextChain] = snapshotChainNames([base, step, next]);
+    const owned = ownedSnapshotName('alice', stepChain!);
+    await snapshotter.commit(owned, 'owned-step');
+    const unopened = (l: ChainLayer): ChainLayer => ({ ...l, open: () => { throw new Error('unpacked a layer its owner already has'); } });
+    assert.equal(await snapshotter.ensureChain([base, unopened(step)], { owner: 'alice' }), owned);
+    // A layer unpacked onto the owner's snapshot is the owner's too.
+    assert.equal(await snapshotter.ensureChain([base, unopened(step), next], { owner: 'alice' }), ownedSnapshotName('alice', nextChain!));
+    // Another tenant, or no tenant, gets the layers as their blobs hold them.
+    for (const other of [{ owner: 'bob' }, {}]) {
+      const top = await snapshotter.ensureChain([base, step], other);
+      assert.equal(top, stepChain);
+      const view = await snapshotter.view(`owned-check-${Object.keys(other).length}`, top);
+      try {
+        assert.deepEqual((await readdir(view.mountpoint)).filter((n) => n.endsWith('.txt')).sort(), ['step.txt']);
+      } finally {
+        await view.release();
+        await snapshotter.remove(`owned-check-${Object.keys(other).length}`);
+      }
+    }
+    // Once the shared snapshot exists the owner uses it as well (it holds exactly the layers).
+    assert.equal(await snapshotter.ensureChain([base, step], { owner: 'alice' }), stepChain);
   });
 
   it('the attacker: a base image layer of a few KiB of gzip holding 64 MiB of zeros fails at its header on a worker disk with 16 MiB free, naming no worker path, and leaves nothing behind', async () => {

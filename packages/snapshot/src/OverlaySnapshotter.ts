@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { applyLayer, type LayerLimits } from './applyLayer.js';
 import { removeTree } from './diskTree.js';
-import { snapshotChainNames } from './chainID.js';
+import { ownedSnapshotName, snapshotChainNames } from './chainID.js';
 import { bindMount, isMountPoint, listMountPoints, mountOverlay, unmount } from './mounts.js';
 import { processStart } from './processStart.js';
 import type { Snapshotter } from './Snapshotter.js';
@@ -77,8 +77,8 @@ async function exists(path: string): Promise<boolean> {
 /**
  * containerd-style overlayfs snapshotter. Layout under rootDir: `s/<id>/{fs,work,merged,meta.json}`.
  * Short ids and lowerdirs given relative to rootDir keep the mount options of long chains under a
- * page. Committed snapshots of image layers are named by snapshotChainNames. One process owns a
- * rootDir at a time (metadata is cached in memory).
+ * page. Committed snapshots of unpacked image layers are named by snapshotChainNames, a step's
+ * results by ownedSnapshotName. One process owns a rootDir at a time (metadata is cached in memory).
  */
 export class OverlaySnapshotter implements Snapshotter {
   readonly rootDir: string;
@@ -285,24 +285,34 @@ export class OverlaySnapshotter implements Snapshotter {
   /**
    * Makes sure every layer of an image is unpacked as a committed snapshot named by
    * snapshotChainNames (diffIDs and blob digests), unpacking only the missing ones (bottom up)
-   * and checking each against its diffID, and returns the top name.
+   * and checking each against its diffID, and returns the top name. With `owner`, the highest
+   * snapshot of the chain may also be one of the owner's (ownedSnapshotName: a step's result);
+   * what is unpacked onto one of those is the owner's too, since it holds what the step left.
    */
-  async ensureChain(layers: readonly ChainLayer[]): Promise<string> {
+  async ensureChain(layers: readonly ChainLayer[], options: { owner?: string } = {}): Promise<string> {
     if (layers.length === 0) throw new Error('ensureChain needs at least one layer: an image without layers has no rootfs');
-    const ids = snapshotChainNames(layers);
+    const shared = snapshotChainNames(layers);
+    const { owner } = options;
+    const owned = (i: number) => ownedSnapshotName(owner!, shared[i]);
     const index = await this.load();
-    let start = ids.length;
-    while (start > 0 && index.get(ids[start - 1])?.kind !== 'committed') start--;
-    for (let i = start; i < ids.length; i++) {
-      const id = ids[i];
-      let pending = this.inflight.get(id);
+    const committed = (name: string) => index.get(name)?.kind === 'committed';
+    let start = shared.length;
+    let ownedBelow = false;
+    for (; start > 0; start--) {
+      if (committed(shared[start - 1])) break;
+      if (owner !== undefined && committed(owned(start - 1))) { ownedBelow = true; break; }
+    }
+    const nameAt = (i: number) => (ownedBelow ? owned(i) : shared[i]);
+    for (let i = start; i < shared.length; i++) {
+      const name = nameAt(i);
+      let pending = this.inflight.get(name);
       if (!pending) {
-        pending = this.unpack(id, i > 0 ? ids[i - 1] : undefined, layers[i]).finally(() => this.inflight.delete(id));
-        this.inflight.set(id, pending);
+        pending = this.unpack(name, i > 0 ? nameAt(i - 1) : undefined, layers[i]).finally(() => this.inflight.delete(name));
+        this.inflight.set(name, pending);
       }
       await pending;
     }
-    return ids[ids.length - 1];
+    return nameAt(shared.length - 1);
   }
 
   private async unpack(chainId: string, parent: string | undefined, layer: ChainLayer): Promise<void> {

@@ -13,6 +13,9 @@ export interface Snapshotter {
   stat(name: string): Promise<SnapshotInfo | undefined>;
   list(): Promise<SnapshotInfo[]>;
   usage(name: string): Promise<SnapshotUsage>;
-  /** Makes the committed snapshot of a layer chain exist (applying missing layers); returns its name. */
-  ensureChain(layers: readonly ChainLayer[]): Promise<string>;
+  /**
+   * Makes the committed snapshot of a layer chain exist (applying missing layers); returns its
+   * name. With `owner`, that owner's own snapshots of the chain (ownedSnapshotName) serve too.
+   */
+  ensureChain(layers: readonly ChainLayer[], options?: { owner?: string }): Promise<string>;
 }

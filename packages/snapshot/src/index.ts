@@ -1,7 +1,7 @@
 // Public API of @buildyard/snapshot: the Snapshotter interface and its overlayfs
 // implementation, layer unpack, deterministic layer tars, snapshot GC, scratch dirs.
 export { applyLayer, type ApplyLayerOptions, type ApplyLayerResult, type LayerLimits } from './applyLayer.js';
-export { snapshotChainNames, type SnapshotLayerRef } from './chainID.js';
+export { ownedSnapshotName, snapshotChainNames, type SnapshotLayerRef } from './chainID.js';
 export {
   compressionFromMediaType, layerMediaType, sniffCompression,
   MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD, type LayerCompression,
@@ -18,5 +18,6 @@ export { writeLayerTar, type LayerEntry, type LayerEntryType, type WriteLayerTar
 export { pruneSnapshots, type PruneSnapshotsResult } from './pruneSnapshots.js';
 export { bindMountDescriptor, isMountPoint, listMountPoints, unmount } from './mounts.js';
 export { ownScratchDir, reclaimScratch } from './scratch.js';
+export { processStart } from './processStart.js';
 export { diskUsage, removeTree } from './diskTree.js';
 export { copyXattrs, readXattrs, restoreXattrs, setXattrs, type Xattrs } from './xattrs.js';

@@ -5,7 +5,7 @@ import { buffer } from 'node:stream/consumers';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { gzipSync } from 'node:zlib';
-import { snapshotChainNames } from './chainID.js';
+import { ownedSnapshotName, snapshotChainNames } from './chainID.js';
 import { compressionFromMediaType, sniffCompression, peekBytes } from './compression.js';
 import { createTarExtract, RAW_PAX, type TarHeader } from '@buildyard/oci';
 import { paxRecord, sortInWalkOrder, writeLayerTar, type LayerEntry } from './writeLayerTar.js';
@@ -135,11 +135,18 @@ describe('snapshotChainNames', () => {
     const [a, b, c] = ['a', 'b', 'c'].map((x) => `sha256:${x.repeat(64)}`);
     const names = snapshotChainNames([{ diffID: a, digest: b }, { diffID: b, digest: c }]);
     assert.equal(names.length, 2);
-    assert.equal(names[0], `sha256:${createHash('sha256').update(` ${a} ${b}`).digest('hex')}`);
-    assert.equal(names[1], `sha256:${createHash('sha256').update(`${names[0]} ${b} ${c}`).digest('hex')}`);
+    assert.equal(names[0], `sha256:${createHash('sha256').update(`v2  ${a} ${b}`).digest('hex')}`);
+    assert.equal(names[1], `sha256:${createHash('sha256').update(`v2 ${names[0]} ${b} ${c}`).digest('hex')}`);
     assert.notEqual(snapshotChainNames([{ diffID: a, digest: c }])[0], names[0], 'the same diffID from another blob is another snapshot');
     assert.notEqual(snapshotChainNames([{ diffID: a, digest: b }, { diffID: b, digest: a }])[1], names[1]);
     assert.throws(() => snapshotChainNames([{ diffID: a, digest: 'nope' }]), /not a sha256/);
+  });
+
+  it('a step\'s own snapshot is named apart for each owner, never by the chain name alone', () => {
+    const [name] = snapshotChainNames([{ diffID: `sha256:${'a'.repeat(64)}`, digest: `sha256:${'b'.repeat(64)}` }]);
+    const names = new Set([name, ownedSnapshotName('alice', name!), ownedSnapshotName('bob', name!), ownedSnapshotName('alice bob', name!), ownedSnapshotName('alice', `${name}x`)]);
+    assert.equal(names.size, 5);
+    assert.match(ownedSnapshotName('alice', name!), /^sha256:[0-9a-f]{64}$/);
   });
 });
 

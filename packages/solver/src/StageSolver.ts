@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import type { BlobStore, CacheIndex, LayerRecord } from '@buildyard/cache';
 import { canonicalDigest, imageStateKey, type ExecVertex, type FileVertex, type ImageConfigFile, type SourceRef, type StagePlan, type Vertex } from '@buildyard/graph';
 import { type EgressLists, type Executor, type StepLimits } from '@buildyard/executor';
-import { snapshotChainNames, copyXattrs, diffUpper, ownScratchDir, setXattrs, type ChainLayer, type Snapshotter } from '@buildyard/snapshot';
+import { ownedSnapshotName, snapshotChainNames, copyXattrs, diffUpper, ownScratchDir, setXattrs, type ChainLayer, type Snapshotter } from '@buildyard/snapshot';
 import { addUrl, copy, DirUrlValidatorStore, mkdir, mkfile, resolveChown, resolveChownOnScratch, revalidateUrl, type UrlRevision, type UrlValidatorStore } from '@buildyard/fileop';
 import type { StageResult } from './StageResult.js';
 import { StageAssembly, answeredInputsOf, isUsableHit, stageBase, stageBaseKey, type SolvedVertex } from './StageAssembly.js';
@@ -184,7 +184,7 @@ export class StageSolver {
   private async runVertex(vertex: Vertex, stage: StagePlan, layers: LayerRecord[], req: SolveStageRequest, events: SolverEvents, revisions: Map<number, UrlRevision>): Promise<{ layer: LayerRecord | null; remote: RemoteContent[] }> {
     // A linked copy runs on an empty tree, so its diff is the whole copy (see isLinked).
     const linked = isLinked(vertex);
-    const parent = linked ? undefined : await this.chainOf(layers);
+    const parent = linked ? undefined : await this.chainOf(layers, req.tenant ?? 'default');
     const key = `active-${randomBytes(8).toString('hex')}`;
     const active = await this.opts.snapshotter.prepare(key, parent);
     let layer: LayerRecord | null = null;
@@ -199,7 +199,7 @@ export class StageSolver {
       // writes through the mount any more, so its upper dir is read while it is unmounted
       // (an `umount` process, 6-13 ms a step here).
       const [diffed, unmounted] = await Promise.allSettled([
-        this.storeDiff(active.upperdir!, linked ? [] : layers, stage.sourceDateEpoch ?? this.opts.sourceDateEpoch),
+        this.storeDiff(active.upperdir!, linked ? [] : layers, req.tenant ?? 'default', stage.sourceDateEpoch ?? this.opts.sourceDateEpoch),
         active.release(),
       ]);
       if (diffed.status === 'rejected') throw diffed.reason;
@@ -211,7 +211,8 @@ export class StageSolver {
       // A linked copy's snapshot has no parent, so it cannot stand for the stage's chain: the
       // next step unpacks its layer onto the chain (ensureChain), as for a cached step.
       if (layer && !linked) {
-        const name = snapshotChainNames([...layers, layer]).at(-1)!;
+        // The tenant's own: the upper dir can hold what the layer does not (see ownedSnapshotName).
+        const name = ownedSnapshotName(req.tenant ?? 'default', snapshotChainNames([...layers, layer]).at(-1)!);
         await this.opts.snapshotter.commit(name, key).catch(async (err: Error) => {
           await this.opts.snapshotter.remove(key);
           // Another step committed the same chain meanwhile: its snapshot serves as well as ours.
@@ -229,7 +230,7 @@ export class StageSolver {
     return ownScratchDir(join(this.opts.stateDir, SCRATCH_DIR));
   }
 
-  private async storeDiff(upperdir: string, parent: LayerRecord[], sourceDateEpoch: number | undefined): Promise<LayerRecord> {
+  private async storeDiff(upperdir: string, parent: LayerRecord[], tenant: string, sourceDateEpoch: number | undefined): Promise<LayerRecord> {
     const blobDir = await mkdtemp(join(await this.scratchDir(), 'layer-'));
     // The diff is BuildKit's overlay differ's (unchanged copy-ups left out, a directory removed
     // and made again written as a whiteout per entry gone), which compares with the parent
@@ -238,7 +239,7 @@ export class StageSolver {
     try {
       const blob = await diffUpper(upperdir, {
         compression: this.opts.compression, sourceDateEpoch, blobPath: join(blobDir, 'blob'),
-        lower: async () => (lower ??= await this.viewOf(parent)).path,
+        lower: async () => (lower ??= await this.viewOf(parent, tenant)).path,
       });
       await this.opts.blobs.put(createReadStream(blob.blobPath), blob.digest, blob.size);
       return { digest: blob.digest, diffID: blob.diffID, size: blob.size, mediaType: blob.mediaType };
@@ -248,11 +249,11 @@ export class StageSolver {
     }
   }
 
-  /** Makes sure the chain of `layers` exists as committed snapshots; returns its chain id. */
-  private async chainOf(layers: LayerRecord[]): Promise<string | undefined> {
+  /** Makes sure the chain of `layers` exists as committed snapshots `tenant` may use; returns its name. */
+  private async chainOf(layers: LayerRecord[], tenant: string): Promise<string | undefined> {
     if (layers.length === 0) return undefined;
     const snapshotLayers: ChainLayer[] = layers.map((l) => ({ diffID: l.diffID, digest: l.digest, mediaType: l.mediaType, open: () => this.opts.blobs.openRead(l.digest) }));
-    return this.opts.snapshotter.ensureChain(snapshotLayers);
+    return this.opts.snapshotter.ensureChain(snapshotLayers, { owner: tenant });
   }
 
   private async runExec(vertex: ExecVertex, stage: StagePlan, rootfs: string, req: SolveStageRequest, events: SolverEvents): Promise<void> {
@@ -265,7 +266,7 @@ export class StageSolver {
       ssh: req.ssh,
       contextDir: req.contextDir,
       namedContexts: req.namedContexts,
-      viewOf: (layers) => this.viewOf(layers),
+      viewOf: (layers) => this.viewOf(layers, req.tenant ?? 'default'),
       inputs: req.inputs,
       pullImage: (ref, digest) => this.opts.images.pull(ref, digest, stage.platform, req.signal).then((i) => i.layers),
     });
@@ -301,8 +302,8 @@ export class StageSolver {
   }
 
   /** A read-only view of a layer chain, for COPY --from and bind mounts. */
-  private async viewOf(layers: LayerRecord[]): Promise<{ path: string; release(): Promise<void> }> {
-    const parent = await this.chainOf(layers);
+  private async viewOf(layers: LayerRecord[], tenant: string): Promise<{ path: string; release(): Promise<void> }> {
+    const parent = await this.chainOf(layers, tenant);
     if (!parent) {
       const empty = await mkdtemp(join(await this.scratchDir(), 'empty-'));
       return { path: empty, release: () => rm(empty, { recursive: true, force: true }) };
@@ -322,10 +323,10 @@ export class StageSolver {
     if (from.kind === 'stage') {
       const input = req.inputs[from.stageId];
       if (!input) throw new Error(`COPY --from needs stage ${from.stageId}, which was not provided`);
-      return this.viewOf(input.layers);
+      return this.viewOf(input.layers, req.tenant ?? 'default');
     }
     const image = await this.opts.images.pull(from.ref, from.digest, stage.platform, req.signal);
-    return this.viewOf(image.layers);
+    return this.viewOf(image.layers, req.tenant ?? 'default');
   }
 
   private async extractLimits(): Promise<{ maxBytes: number }> {
