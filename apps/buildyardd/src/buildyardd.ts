@@ -47,6 +47,7 @@ async function main(): Promise<void> {
     buildPlatform: formatPlatform(hostPlatform()),
     maxContextBytes: config.limits.maxContextBytes,
     maxContextFiles: config.limits.maxContextFiles,
+    maxExportBytes: config.limits.maxExportBytes,
     maxLogBytesPerStep: config.limits.maxLogBytesPerStep,
     entitlements: config.auth.entitlements,
     historyRetentionMs: config.history.retentionMs,

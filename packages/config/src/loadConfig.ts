@@ -12,7 +12,7 @@ export interface BuildyardConfig {
   frontend: { listen: string; healthListen: string; tlsCert: string; tlsKey: string; tlsClientCa: string };
   buildkit: { listen: string; insecure: boolean; tenant: string; tlsCert: string; tlsKey: string; tlsClientCa: string };
   auth: { tokensFile: string; tokens: string[]; entitlements: string[]; secretsKey: string };
-  limits: { maxContextBytes: number; maxContextFiles: number; tenantConcurrency: number | 'fleet'; stepTimeoutMs: number; fetchConnectTimeoutMs: number; fetchIdleTimeoutMs: number; sessionIdleTimeoutMs: number; maxLogBytesPerStep: number };
+  limits: { maxContextBytes: number; maxContextFiles: number; maxExportBytes: number; tenantConcurrency: number | 'fleet'; stepTimeoutMs: number; fetchConnectTimeoutMs: number; fetchIdleTimeoutMs: number; sessionIdleTimeoutMs: number; maxLogBytesPerStep: number };
   worker: { id: string; capacity: number; platforms: string[]; healthListen: string; compression: 'gzip' | 'zstd'; keepStorageBytes: number;
     egress: { enabled: boolean; pool: string; deny: string[]; denyPrivate: boolean; allow: string[]; tenantDeny: string[]; tenantAllow: string[] };
     dns: { nameservers: string[]; search: string[]; options: string[] }; seccompProfile: string;

@@ -23,7 +23,7 @@ import { SshForwardService, type SshForwardServer } from '@buildyard/proto';
 import { SshSessions, startSshForwarding, type SshAgentSource } from './sshForwarding.js';
 import { BuildRunner, clientExportSource, type FinishedImages } from './BuildRunner.js';
 import { parseEntitlements } from './entitlements.js';
-import { exporterFor, parseOutputs, runExport, type ExportStep, type ParsedOutput } from './exporters/index.js';
+import { exportLedger, exporterFor, parseOutputs, reclaimExportDirs, runExport, type ExportStep, type ParsedOutput } from './exporters/index.js';
 import { outputAnnotations } from './outputAnnotations.js';
 import { pruneWorkerDisks, workerDiskUsage } from './workerDiskRecords.js';
 import { parseCacheOptions } from './cacheTransfer.js';
@@ -66,6 +66,8 @@ export interface FrontendOptions {
   historyRetentionMs?: number;
   /** Contexts no tenant synced for this long are deleted by collectGarbage and prune (gc.contextMaxAgeMs). */
   contextMaxAgeMs?: number;
+  /** limits.maxExportBytes: the most one type=local/tar export may unpack here (0 or absent: only the free-space budget). */
+  maxExportBytes?: number;
 }
 
 /** A build startBuild accepted: abort it to cancel; `finished` settles when its runner ends. */
@@ -117,7 +119,11 @@ export class Frontend {
   /** Contexts the server fetches (git URLs), for both front doors. */
   readonly remoteContexts: RemoteContexts;
   readonly blobs: FsContentStore;
-  /** Where type=local/tar outputs unpack the image: the state dir's disk, whose free space bounds an export (/tmp may be RAM). */
+  /**
+   * Where type=local/tar outputs unpack the image: the state dir's disk (/tmp may be RAM), 90% of
+   * whose free space the exports running at once share (exportBudget.ts), each in this process's
+   * directory there (exportOwners.ts): a crashed frontend's is removed when the next one starts.
+   */
   readonly exportDir: string;
   private readonly runner: BuildRunner;
   private readonly finished = new Map<string, Promise<FinishedImages | undefined>>();
@@ -160,6 +166,7 @@ export class Frontend {
     // With a registry blob store, contexts reach the workers through it and Redis, not sharedDir.
     this.contexts = openContextStore({ root: `${opts.sharedDir}/contexts`, blobs: this.blobs, redis: opts.redis, keyPrefix: this.keys.prefix, maxContextBytes: opts.maxContextBytes, maxFiles: opts.maxContextFiles });
     this.exportDir = `${opts.stateDir ?? opts.sharedDir}/exports`;
+    exportLedger(this.exportDir).maxExportBytes = opts.maxExportBytes ?? 0;
     this.remoteContexts = new RemoteContexts({ contexts: this.contexts, scratchDir: `${opts.stateDir ?? opts.sharedDir}/git-fetch`, policy: opts.sourcePolicy, ...opts.fetchLimits });
     const secrets = new BuildSecrets(opts.redis, opts.secretsKey, this.keys);
     this.requests = new BuildRequests(opts.redis, this.keys, secrets);
@@ -175,6 +182,11 @@ export class Frontend {
 
   async listen(address: string, credentials = ServerCredentials.createInsecure()): Promise<number> {
     await this.blobs.init();
+    // What exports of a crashed frontend left in the export dir goes, in the background: the
+    // removal of a whole unpacked image does not hold up the start, nor does a failed one stop it.
+    void reclaimExportDirs(this.exportDir).then(
+      (removed) => { if (removed.length > 0) this.log.info({ exportDir: this.exportDir, removed }, 'removed exports a stopped frontend left'); },
+      (err: Error) => this.log.warn({ exportDir: this.exportDir, err: err.message }, 'removing exports a stopped frontend left failed: they stay until the next start'));
     const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
     server.addService(ControlService, this.controlHandlers());
     const contextSync: ContextSyncServer = { sync: (call) => void this.sync(call) };

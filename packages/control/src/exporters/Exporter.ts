@@ -70,7 +70,11 @@ export interface ExportSource {
   sourceDateEpoch?: string;
   /** type=local: the receiver links hardlinks (ExportFile.hardlinkTo); without, each name comes with its content. */
   hardlinks?: boolean;
-  /** Where type=local/tar unpack the image, within 90% of its disk's free space (default: the system's temp dir). */
+  /**
+   * Where type=local/tar unpack the image (a frontend's export dir: each process in a directory of
+   * its own there, see exportOwners.ts), within a budget the exports running there share: 90% of
+   * its disk's free space, and limits.maxExportBytes each (exportBudget.ts). Default: the system's temp dir.
+   */
   scratchDir?: string;
 }
 

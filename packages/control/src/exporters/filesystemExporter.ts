@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, statfs } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { Readable } from 'node:stream';
-import { applyLayer, writeLayerTar, collectLayerEntries, type LayerEntry, type LayerLimits } from '@buildyard/snapshot';
+import { applyLayer, writeLayerTar, collectLayerEntries, type LayerEntry } from '@buildyard/snapshot';
 import type { ExportSource, Exporter } from './Exporter.js';
 import { attestationFiles, type PlatformAttestation, type Subject } from './attestations.js';
+import { ExportBudget, exportLedger } from './exportBudget.js';
+import { ownExportDir } from './exportOwners.js';
 
 /** sha256 of a regular file's content, from the bytes or the file the entry points at. */
 async function contentDigest(e: LayerEntry): Promise<string> {
@@ -28,27 +30,12 @@ async function attestationEntries(entries: LayerEntry[], atts: readonly Platform
   return attestationFiles(atts, subjects).map((f) => ({ path: name(f.path), type: 'file', mode: 0o600, uid: 0, gid: 0, mtime, data: f.data, size: f.data.length }));
 }
 
-/** The most entries one export unpacks: all of them are listed in memory before the first file goes out. */
-const MAX_EXPORT_ENTRIES = 1_000_000;
-
-/** The directory exports unpack under (ExportSource.scratchDir), made if missing. */
-export async function exportScratchDir(source: Pick<ExportSource, 'scratchDir'>): Promise<string> {
-  const dir = source.scratchDir ?? tmpdir();
-  await mkdir(dir, { recursive: true });
-  return dir;
-}
-
 /**
- * One export's budget, all its platforms and layers together: as the worker's ADD archives, 90%
- * of the free space of the disk it unpacks to, so a layer of GiBs of zeros (a few KiB of zstd)
- * fails at its header instead of filling the disk the frontend's state and other tenants share.
+ * The directory exports unpack under: with ExportSource.scratchDir (a frontend's export dir) this
+ * process's own directory there (exportOwners.ts), made if missing; else the system's temp dir.
  */
-async function exportLimits(dir: string): Promise<LayerLimits> {
-  const { bavail, bsize } = await statfs(dir);
-  return {
-    maxBytes: Math.floor(bavail * bsize * 0.9), maxEntries: MAX_EXPORT_ENTRIES, used: { bytes: 0, entries: 0 },
-    remedy: `an export unpacks at most 90% of the free space of the frontend's disk and ${MAX_EXPORT_ENTRIES} entries: export a smaller stage, or have the operator free space there`,
-  };
+export async function exportScratchDir(source: Pick<ExportSource, 'scratchDir'>): Promise<string> {
+  return source.scratchDir ? ownExportDir(source.scratchDir) : tmpdir();
 }
 
 /**
@@ -82,13 +69,21 @@ export const filesystemExporter: Exporter = {
       const ext = extname(name);
       return `${name.slice(0, name.length - ext.length)}.${platform.replace(/\//g, '_')}${ext}`;
     };
+    let budget: ExportBudget | undefined;
     try {
       const base = await exportScratchDir({ scratchDir });
-      const limits = await exportLimits(base);
+      // One budget for all its platforms and layers, shared with the exports running beside it
+      // (exportBudget.ts): a layer of GiBs of zeros (a few KiB of zstd) fails at its header
+      // instead of filling the disk the frontend's state and other tenants share.
+      const limits = budget = await ExportBudget.start(exportLedger(scratchDir ?? base), base);
       for (const image of images) {
         const root = await mkdtemp(join(base, 'buildyard-export-'));
         roots.push({ root, prefix: split ? image.platform.replace(/\//g, '_') + '/' : '', platform: image.platform });
-        for (const layer of image.layers) await applyLayer(root, blobs.openRead(layer.digest), { mediaType: layer.mediaType, whiteouts: 'apply', limits });
+        for (const [i, layer] of image.layers.entries()) {
+          await applyLayer(root, blobs.openRead(layer.digest), { mediaType: layer.mediaType, whiteouts: 'apply', limits }).catch((err: unknown) => {
+            throw limits.error(`layer ${i + 1} of ${image.layers.length} of ${image.platform}`) ?? err;
+          });
+        }
       }
       const prefixed: LayerEntry[] = [];
       // Without the split: which platform gave each path (a directory once, a file only once).
@@ -132,7 +127,13 @@ export const filesystemExporter: Exporter = {
       }
       return [];
     } finally {
-      for (const { root } of roots) await rm(root, { recursive: true, force: true });
+      // What it unpacked is on the disk until removed, and then (removed or not) out of the ledger:
+      // a directory left behind shows in the free space the next export measures.
+      try {
+        for (const { root } of roots) await rm(root, { recursive: true, force: true });
+      } finally {
+        budget?.end();
+      }
     }
   },
 };

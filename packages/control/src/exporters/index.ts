@@ -10,6 +10,8 @@ import { imageExporter } from './imageExporter.js';
 export type { ExportFile, ExportSource, ExportStep, Exporter, LayerCompressionOption, OutputType, ParsedOutput } from './Exporter.js';
 export { unreportedStep } from './Exporter.js';
 export { exportScratchDir } from './filesystemExporter.js';
+export { exportLedger } from './exportBudget.js';
+export { reclaimExportDirs } from './exportOwners.js';
 export { pushImage } from './imageExporter.js';
 export { parseAttests, attestSpec, type AttestationOptions, type PlatformAttestation } from './attestations.js';
 export { makeAttestations, wantsAttestations, type BuildAttestations } from './buildAttestations.js';
