@@ -139,9 +139,11 @@ test('plain progress, request fields, quiet digest and metadata file', async (t)
   assert.equal(meta['containerimage.descriptor'].digest, 'sha256:m');
 
   fake.options.events = SUCCESS.filter((e) => !e.file);
-  const quiet = await runCli(['build', '-q', '-f', '-', ctx], { cwd: dir, env: { ...env, BUILDYARD_BUILDER: fake.endpoint }, stdin: 'FROM scratch\n' });
+  // buildx's --cgroup-parent is accepted and ignored, saying so.
+  const quiet = await runCli(['build', '-q', '--cgroup-parent', '/host.slice', '-f', '-', ctx], { cwd: dir, env: { ...env, BUILDYARD_BUILDER: fake.endpoint }, stdin: 'FROM scratch\n' });
   assert.equal(quiet.code, 0, quiet.stderr);
   assert.equal(quiet.stdout, 'sha256:feedface\n');
+  assert.match(quiet.stderr, /^WARNING: --cgroup-parent is ignored: a remote builder runs each RUN step in a cgroup of its own/m);
   assert.equal(fake.requests[1].dockerfile.toString(), 'FROM scratch\n');
 });
 

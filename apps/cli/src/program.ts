@@ -122,6 +122,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .option('--sbom <value>', 'shorthand for --attest=type=sbom: true | false')
     .option('--shm-size <bytes>', 'size of /dev/shm in RUN steps, e.g. 128m or 1g (default 64m)')
     .option('--ulimit <type=soft[:hard]>', 'rlimit of RUN steps, e.g. nofile=1024:2048 (repeatable; at most the worker\'s own)', collect)
+    .option('--cgroup-parent <group>', 'accepted as docker buildx accepts it, and ignored: a remote builder runs each RUN step in a cgroup of its own')
     .addOption(new Option('--progress <mode>', 'progress output').choices([...PROGRESS_MODES]).default('auto'))
     .option('-q, --quiet', 'print only the image digest on success')
     .option('--metadata-file <file>', 'write the build result metadata (buildx keys) to this JSON file')
@@ -137,6 +138,8 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
           return;
         }
       }
+      // buildx hands it to the daemon; a shared fleet cannot let a build pick the host's cgroup.
+      if (opts.cgroupParent !== undefined) err('WARNING: --cgroup-parent is ignored: a remote builder runs each RUN step in a cgroup of its own, with the worker\'s limits');
       const flags: BuildFlags = {
         file: opts.file as string | undefined,
         tag: opts.tag as string[] | undefined,
