@@ -48,6 +48,7 @@ async function main(): Promise<void> {
     maxContextBytes: config.limits.maxContextBytes,
     maxContextFiles: config.limits.maxContextFiles,
     maxExportBytes: config.limits.maxExportBytes,
+    sessionIdleTimeoutMs: config.limits.sessionIdleTimeoutMs,
     maxLogBytesPerStep: config.limits.maxLogBytesPerStep,
     entitlements: config.auth.entitlements,
     historyRetentionMs: config.history.retentionMs,

@@ -155,7 +155,7 @@ function noBuild(ref: string): Error {
  * and exporters as `buildyard build`.
  */
 export class BuildkitServer {
-  private readonly sessions = new SessionManager();
+  private readonly sessions: SessionManager;
   /** Builds by jobKey(tenant, ref): a ref names a build only within its tenant. */
   private readonly jobs = new Map<string, Job>();
   private readonly jobWaiters = new Map<string, Set<() => void>>();
@@ -169,6 +169,8 @@ export class BuildkitServer {
 
   constructor(private readonly opts: BuildkitServerOptions) {
     this.log = opts.log ?? createLogger('buildkit-api');
+    // What a session's client sends (its locals, layouts, caches) it must keep sending: limits.sessionIdleTimeoutMs.
+    this.sessions = new SessionManager({ idleTimeoutMs: opts.frontend.sessionIdleTimeoutMs });
   }
 
   /**

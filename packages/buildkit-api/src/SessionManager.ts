@@ -1,6 +1,7 @@
 import { connect, type ClientHttp2Session } from 'node:http2';
 import { Duplex } from 'node:stream';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { SESSION_IDLE_TIMEOUT_MS } from '@buildyard/context';
 import { buildkit } from '@buildyard/proto';
 import { BidiCall, type Codec } from './grpcOverHttp2.js';
 
@@ -32,7 +33,12 @@ export class ClientSession {
   private readonly h2: ClientHttp2Session;
   readonly closed: Promise<void>;
 
-  constructor(readonly id: string, readonly tenant: string, readonly sharedKey: string, readonly methods: ReadonlySet<string>, call: ServerDuplexStream<BytesMessage, BytesMessage>) {
+  /**
+   * `idleTimeoutMs` (limits.sessionIdleTimeoutMs): the longest the client may go silent in a
+   * transfer the frontend waits on (calls made with `idle`).
+   */
+  constructor(readonly id: string, readonly tenant: string, readonly sharedKey: string, readonly methods: ReadonlySet<string>, call: ServerDuplexStream<BytesMessage, BytesMessage>,
+    readonly idleTimeoutMs = SESSION_IDLE_TIMEOUT_MS) {
     const connection = sessionConnection(call);
     this.h2 = connect('http://localhost', { createConnection: () => connection });
     this.closed = new Promise((resolve) => {
@@ -51,8 +57,14 @@ export class ClientSession {
     return this.methods.has(method.toLowerCase());
   }
 
-  call<Req, Res>(method: string, metadata: Record<string, string | string[]>, codec: Codec<Req, Res>): BidiCall<Req, Res> {
-    return new BidiCall(this.h2, method, metadata, codec);
+  /**
+   * Calls `method` of the client. `idle` says what the client does in the call (`sending the
+   * build context "context"`): the call then fails and is cancelled when the client goes silent
+   * for idleTimeoutMs while the frontend waits on it. Without it the call may idle for ever (an
+   * SSH agent connection idles as long as its step likes).
+   */
+  call<Req, Res>(method: string, metadata: Record<string, string | string[]>, codec: Codec<Req, Res>, idle?: string): BidiCall<Req, Res> {
+    return new BidiCall(this.h2, method, metadata, codec, idle === undefined ? undefined : { ms: this.idleTimeoutMs, what: idle });
   }
 
   close(): void {
@@ -75,6 +87,9 @@ export class SessionManager {
   private readonly sessions = new Map<string, ClientSession>();
   private readonly waiters = new Map<string, Set<() => void>>();
 
+  /** `idleTimeoutMs`: limits.sessionIdleTimeoutMs, for each session's transfers. */
+  constructor(private readonly opts: { idleTimeoutMs?: number } = {}) {}
+
   /** Serves one Control.Session call for `tenant` until the client ends it. */
   async handle(call: ServerDuplexStream<BytesMessage, BytesMessage>, tenant: string): Promise<void> {
     const id = header(call, 'x-docker-expose-session-uuid')[0];
@@ -83,7 +98,7 @@ export class SessionManager {
       return;
     }
     const methods = new Set(header(call, 'x-docker-expose-session-grpc-method').flatMap((v) => v.split(',')).map((m) => m.trim().toLowerCase()));
-    const session = new ClientSession(id, tenant, header(call, 'x-docker-expose-session-sharedkey')[0] ?? '', methods, call);
+    const session = new ClientSession(id, tenant, header(call, 'x-docker-expose-session-sharedkey')[0] ?? '', methods, call, this.opts.idleTimeoutMs);
     const key = sessionKey(tenant, id);
     this.sessions.set(key, session);
     for (const wake of this.waiters.get(key) ?? []) wake();

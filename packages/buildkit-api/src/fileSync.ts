@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { S_IFDIR, S_IFLNK, S_IFREG, entryXattrs, sortEntries, validateEntry, validateEntrySet, type ContextEntry, type ContextStore } from '@buildyard/context';
 import { buildkit, fsutil } from '@buildyard/proto';
+import { SessionIdleError } from './grpcOverHttp2.js';
 import type { ClientSession } from './SessionManager.js';
 
 const { Packet, Packet_PacketType: T } = fsutil;
@@ -39,6 +40,8 @@ export interface FileSink {
   write(chunk: Buffer): Promise<void>;
   /** All bytes received. */
   end(): Promise<void>;
+  /** The transfer failed before the file was complete: drop what was received. */
+  abort?(): Promise<void>;
 }
 
 export interface ReceiveHandlers {
@@ -60,7 +63,8 @@ export async function receiveLocal(session: ClientSession, name: string, opts: L
   if (opts.includePatterns?.length) metadata['include-patterns'] = opts.includePatterns;
   if (opts.excludePatterns?.length) metadata['exclude-patterns'] = opts.excludePatterns;
   if (opts.followPaths?.length) metadata.followpaths = opts.followPaths;
-  const call = session.call(DIFF_COPY, metadata, packetCodec);
+  // A client that opens the transfer and goes silent is cut off (limits.sessionIdleTimeoutMs).
+  const call = session.call(DIFF_COPY, metadata, packetCodec, `sending the build context "${name.slice(0, 200)}"`);
   const onAbort = () => call.cancel();
   signal.addEventListener('abort', onAbort, { once: true });
   const sinks = new Map<number, FileSink>();
@@ -107,7 +111,10 @@ export async function receiveLocal(session: ClientSession, name: string, opts: L
     if (!finSent || sinks.size > 0) throw new LocalSyncError(`local "${name}": the client ended the transfer early`);
   } catch (err) {
     call.cancel();
+    // Files cut off half-way (the client went silent, or ended early) leave nothing behind.
+    await Promise.all([...sinks.values()].map((sink) => sink.abort?.().catch(() => {})));
     if (signal.aborted) throw new LocalSyncError(`local "${name}": the transfer was cancelled`);
+    if (err instanceof SessionIdleError) throw new LocalSyncError(err.message);
     throw err instanceof LocalSyncError ? err : new LocalSyncError(`local "${name}": ${(err as Error).message}`);
   } finally {
     signal.removeEventListener('abort', onAbort);
@@ -198,8 +205,8 @@ export async function receiveLocalToStore(
       // file sent on past it is cut off at the first byte over, not once the disk is full.
       const writer = await store.content.writer({ expectedSize: stat.size });
       const changed = () => new LocalSyncError(`local "${name}": ${JSON.stringify(path.slice(0, 200))} changed while it was sent; run the build again`);
-      signal.addEventListener('abort', () => { void writer.abort(); }, { once: true });
       return {
+        abort: () => writer.abort(),
         write: async (chunk) => {
           bytesReceived += chunk.length;
           try {
@@ -239,6 +246,8 @@ export async function receiveLocalToStore(
 }
 
 const FILE_SEND = '/moby.filesync.v1.FileSend/DiffCopy';
+/** What the client does in a FileSend call, for its idle deadline: a client that stops reading holds the export's files. */
+const OUTPUT_IDLE = 'receiving the build\'s output';
 const SEND_CHUNK = 1024 * 1024;
 const bytesCodec = { encode: (m: buildkit.BytesMessage) => buildkit.BytesMessage.encode(m).finish(), decode: (b: Uint8Array) => buildkit.BytesMessage.decode(b) };
 
@@ -249,7 +258,7 @@ const bytesCodec = { encode: (m: buildkit.BytesMessage) => buildkit.BytesMessage
  */
 export async function sendFileToClient(session: ClientSession, content: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<void> {
   if (!session.supports(FILE_SEND)) throw new LocalSyncError('the client does not receive outputs in its session (no FileSend): use buildctl --output or docker buildx -o');
-  const call = session.call(FILE_SEND, {}, bytesCodec);
+  const call = session.call(FILE_SEND, {}, bytesCodec, OUTPUT_IDLE);
   const onAbort = () => call.cancel();
   signal.addEventListener('abort', onAbort, { once: true });
   try {
@@ -260,7 +269,7 @@ export async function sendFileToClient(session: ClientSession, content: AsyncIte
     for await (const _ of call.messages()) { /* the client sends nothing back; the call ends when it has written all */ }
   } catch (err) {
     call.cancel();
-    throw new LocalSyncError(`sending the output to the client: ${(err as Error).message}`);
+    throw new LocalSyncError(err instanceof SessionIdleError ? err.message : `sending the output to the client: ${(err as Error).message}`);
   } finally {
     signal.removeEventListener('abort', onAbort);
   }
@@ -315,7 +324,7 @@ export function goMode(mode: number): number {
 export async function sendDirToClient(session: ClientSession, entries: OutgoingEntry[], signal: AbortSignal): Promise<void> {
   if (!session.supports(FILE_SEND)) throw new LocalSyncError('the client does not receive outputs in its session (no FileSend): use buildctl --output or docker buildx -o');
   const sorted = hardlinksToFirstName(sortEntries([...entries]));
-  const call = session.call(FILE_SEND, {}, packetCodec);
+  const call = session.call(FILE_SEND, {}, packetCodec, OUTPUT_IDLE);
   const onAbort = () => call.cancel();
   signal.addEventListener('abort', onAbort, { once: true });
   const now = (BigInt(Date.now()) * 1_000_000n).toString();
@@ -348,7 +357,7 @@ export async function sendDirToClient(session: ClientSession, entries: OutgoingE
     if (!finished) throw new LocalSyncError('the client ended the output transfer early');
   } catch (err) {
     call.cancel();
-    throw err instanceof LocalSyncError ? err : new LocalSyncError(`sending the output to the client: ${(err as Error).message}`);
+    throw err instanceof LocalSyncError ? err : new LocalSyncError(err instanceof SessionIdleError ? err.message : `sending the output to the client: ${(err as Error).message}`);
   } finally {
     signal.removeEventListener('abort', onAbort);
   }

@@ -1,10 +1,28 @@
 import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import { clientIdleMessage } from '@buildyard/context';
 
 /** A gRPC call on a session ended with a non-OK status (or without one). */
 export class GrpcCallError extends Error {
   constructor(readonly code: number, message: string) {
     super(message);
   }
+}
+
+/** The client went silent past a call's idle deadline (DEADLINE_EXCEEDED); the call was cancelled. */
+export class SessionIdleError extends GrpcCallError {
+  constructor(message: string) {
+    super(4, message);
+  }
+}
+
+/**
+ * The idle deadline of a call (limits.sessionIdleTimeoutMs): while this side waits on the client
+ * (for its next message, or for it to take what was sent), it must make progress within `ms`.
+ */
+export interface IdleDeadline {
+  ms: number;
+  /** What the client is doing, for the error: `sending the build context "context"`. */
+  what: string;
 }
 
 export interface Codec<Req, Res> {
@@ -14,6 +32,8 @@ export interface Codec<Req, Res> {
 
 /** Messages buffered before the HTTP/2 stream is paused (flow control back to the sender). */
 const HIGH_WATER = 64;
+/** Bytes of decoded messages buffered before the stream is paused: 64 messages may each be 16 MiB. */
+const HIGH_WATER_BYTES = 1024 * 1024;
 /** Largest message a client may send on a session call, as the server's own receive limit. */
 export const MAX_SESSION_MESSAGE_BYTES = 16 * 1024 * 1024;
 
@@ -76,14 +96,19 @@ export class ReceiveBuffer {
  */
 export class BidiCall<Req, Res> {
   private readonly stream: ClientHttp2Stream;
-  private readonly queue: Res[] = [];
+  private readonly queue: Array<{ message: Res; bytes: number }> = [];
+  private queuedBytes = 0;
   private readonly received = new ReceiveBuffer();
   private waiter?: () => void;
   private ended = false;
   private failure?: Error;
   private grpcStatus?: { code: number; message: string };
+  /** Runs while this side waits on the client with an idle deadline; any byte from it, or any send it takes, starts it again. */
+  private idleTimer?: NodeJS.Timeout;
+  private waitingForMessage = false;
+  private sendsPending = 0;
 
-  constructor(session: ClientHttp2Session, path: string, metadata: Record<string, string | string[]>, private readonly codec: Codec<Req, Res>) {
+  constructor(session: ClientHttp2Session, path: string, metadata: Record<string, string | string[]>, private readonly codec: Codec<Req, Res>, private readonly idle?: IdleDeadline) {
     this.stream = session.request({
       [constants.HTTP2_HEADER_METHOD]: 'POST', [constants.HTTP2_HEADER_PATH]: path,
       'content-type': 'application/grpc', te: 'trailers', ...metadata,
@@ -94,6 +119,7 @@ export class BidiCall<Req, Res> {
     this.stream.on('error', (err: Error) => { this.failure ??= err; });
     this.stream.on('close', () => {
       this.ended = true;
+      this.stopIdle();
       if (!this.grpcStatus && !this.failure) this.failure = new GrpcCallError(constants.NGHTTP2_INTERNAL_ERROR, `${path}: the client closed the call without a status (HTTP/2 code ${this.stream.rstCode})`);
       this.wake();
     });
@@ -112,6 +138,7 @@ export class BidiCall<Req, Res> {
   }
 
   private onData(chunk: Buffer): void {
+    this.clientProgressed();
     this.received.push(chunk);
     while (this.received.length >= 5) {
       const size = this.received.readUInt32BE(1);
@@ -131,14 +158,47 @@ export class BidiCall<Req, Res> {
         return;
       }
       try {
-        this.queue.push(this.codec.decode(this.received.take(5 + size).subarray(5)));
+        this.queue.push({ message: this.codec.decode(this.received.take(5 + size).subarray(5)), bytes: size });
+        this.queuedBytes += size;
       } catch (err) {
         this.failure ??= new GrpcCallError(13, `undecodable message from the client: ${(err as Error).message}`);
         this.stream.close(constants.NGHTTP2_CANCEL);
         return;
       }
     }
-    if (this.queue.length >= HIGH_WATER) this.stream.pause();
+    if (this.queue.length >= HIGH_WATER || this.queuedBytes >= HIGH_WATER_BYTES) this.stream.pause();
+    this.wake();
+  }
+
+  /** Starts the idle deadline when this side now waits on the client and it is not running yet. */
+  private armIdle(): void {
+    if (!this.idle || this.idleTimer || this.ended || this.failure) return;
+    if (!this.waitingForMessage && this.sendsPending === 0) return;
+    this.idleTimer = setTimeout(() => this.onIdle(), this.idle.ms);
+    this.idleTimer.unref();
+  }
+
+  private stopIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+
+  /** The client sent a byte or took one: the deadline starts again if this side still waits on it. */
+  private clientProgressed(): void {
+    if (!this.idleTimer) return;
+    this.stopIdle();
+    this.armIdle();
+  }
+
+  /** The client was silent for the whole deadline: the call fails and is cancelled, and what it buffered goes. */
+  private onIdle(): void {
+    this.idleTimer = undefined;
+    const { ms, what } = this.idle!;
+    this.failure ??= new SessionIdleError(clientIdleMessage(ms, what, this.waitingForMessage));
+    this.queue.length = 0;
+    this.queuedBytes = 0;
+    this.received.clear();
+    this.cancel();
     this.wake();
   }
 
@@ -155,8 +215,15 @@ export class BidiCall<Req, Res> {
     frame.writeUInt32BE(body.length, 1);
     frame.set(body, 5);
     return new Promise((resolve, reject) => {
-      if (this.stream.destroyed || this.stream.writableEnded) { reject(this.failure ?? new GrpcCallError(1, 'the session call is closed')); return; }
-      this.stream.write(frame, (err) => (err ? reject(err) : resolve()));
+      if (this.failure instanceof SessionIdleError || this.stream.destroyed || this.stream.writableEnded) { reject(this.failure ?? new GrpcCallError(1, 'the session call is closed')); return; }
+      this.sendsPending++;
+      this.armIdle();
+      this.stream.write(frame, (err) => {
+        this.sendsPending--;
+        this.clientProgressed();
+        if (!err) resolve();
+        else reject(this.failure instanceof SessionIdleError ? this.failure : err);
+      });
     });
   }
 
@@ -172,15 +239,23 @@ export class BidiCall<Req, Res> {
   /** The peer's messages in order; throws GrpcCallError if the call ends with an error. */
   async *messages(): AsyncGenerator<Res> {
     for (;;) {
+      if (this.failure instanceof SessionIdleError) throw this.failure;
       const next = this.queue.shift();
       if (next !== undefined) {
-        if (this.queue.length < HIGH_WATER / 2 && this.stream.isPaused()) this.stream.resume();
-        yield next;
+        this.queuedBytes -= next.bytes;
+        if (this.queue.length < HIGH_WATER / 2 && this.queuedBytes < HIGH_WATER_BYTES / 2 && this.stream.isPaused()) this.stream.resume();
+        yield next.message;
         continue;
       }
       if (this.ended) break;
+      this.waitingForMessage = true;
+      this.armIdle();
       await new Promise<void>((resolve) => { this.waiter = resolve; });
+      this.waitingForMessage = false;
+      // Still waiting on a send, the deadline runs on; else it starts again at the next wait.
+      if (this.sendsPending === 0) this.stopIdle();
     }
+    if (this.failure instanceof SessionIdleError) throw this.failure;
     if (this.grpcStatus && this.grpcStatus.code !== 0) throw new GrpcCallError(this.grpcStatus.code, this.grpcStatus.message);
     if (!this.grpcStatus && this.failure) throw this.failure;
   }

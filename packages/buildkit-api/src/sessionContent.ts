@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { contentStore } from '@buildyard/proto';
-import { GrpcCallError } from './grpcOverHttp2.js';
+import { GrpcCallError, SessionIdleError } from './grpcOverHttp2.js';
 import type { ClientSession } from './SessionManager.js';
 import { unaryCall } from './unaryCall.js';
 
@@ -31,8 +31,9 @@ export class SessionContentStore {
     return session.supports(`${SERVICE}/Write`) && session.supports(`${SERVICE}/Read`);
   }
 
-  private call<Req, Res>(method: string, codec: { encode(m: Req): Uint8Array; decode(b: Uint8Array): Res }) {
-    const call = this.session.call(`${SERVICE}/${method}`, { [STORE_HEADER]: this.id }, codec);
+  /** `idle`: what the client does in the call, for its idle deadline (limits.sessionIdleTimeoutMs). */
+  private call<Req, Res>(method: string, codec: { encode(m: Req): Uint8Array; decode(b: Uint8Array): Res }, idle: string) {
+    const call = this.session.call(`${SERVICE}/${method}`, { [STORE_HEADER]: this.id }, codec, idle);
     const onAbort = () => call.cancel();
     this.signal.addEventListener('abort', onAbort, { once: true });
     return { call, done: () => this.signal.removeEventListener('abort', onAbort) };
@@ -51,7 +52,7 @@ export class SessionContentStore {
 
   /** The blob's bytes as the client streams them. */
   open(digest: string): Readable {
-    const { call, done } = this.call('Read', codecOf(contentStore.ReadContentRequest, contentStore.ReadContentResponse));
+    const { call, done } = this.call('Read', codecOf(contentStore.ReadContentRequest, contentStore.ReadContentResponse), `sending ${digest.slice(0, 80)} from ${this.id.slice(0, 200)}`);
     const id = this.id;
     async function* chunks() {
       try {
@@ -59,6 +60,7 @@ export class SessionContentStore {
         call.end();
         for await (const res of call.messages()) yield res.data;
       } catch (err) {
+        if (err instanceof SessionIdleError) throw err;
         throw Object.assign(new Error(`reading ${digest.slice(0, 80)} from ${id} on the client: ${(err as Error).message}`), { code: err instanceof GrpcCallError && err.code === NOT_FOUND ? 'ENOENT' : undefined });
       } finally { done(); }
     }
@@ -101,7 +103,7 @@ export class SessionContentStore {
    * store already has is done (ALREADY_EXISTS, as contentutil.Copy takes it).
    */
   async write(digest: string, size: number, content: () => Readable): Promise<void> {
-    const { call, done } = this.call('Write', codecOf(contentStore.WriteContentRequest, contentStore.WriteContentResponse));
+    const { call, done } = this.call('Write', codecOf(contentStore.WriteContentRequest, contentStore.WriteContentResponse), `receiving ${digest.slice(0, 80)} into ${this.id.slice(0, 200)}`);
     const replies = call.messages();
     const reply = async () => {
       const r = await replies.next();
@@ -133,6 +135,7 @@ export class SessionContentStore {
     } catch (err) {
       call.cancel();
       if (err instanceof GrpcCallError && err.code === ALREADY_EXISTS) return;
+      if (err instanceof SessionIdleError) throw err;
       throw new Error(`writing ${digest.slice(0, 80)} to ${this.id} on the client: ${(err as Error).message}`);
     } finally { done(); }
   }

@@ -19,20 +19,37 @@ export function sshIds(dockerfile: string, filename: string): string[] {
   return [...new Set(runMountFields(dockerfile, filename, 'ssh').map((fields) => fields.get('id') || DEFAULT_SSH_ID))];
 }
 
-/** One ForwardAgent stream as a byte stream: the agent protocol's bytes in BytesMessages both ways. */
+/**
+ * One ForwardAgent stream as a byte stream: the agent protocol's bytes in BytesMessages both ways.
+ * The client's messages are taken only as the relay reads them: while it does not (the step is
+ * not reading its answers), the call's HTTP/2 stream stops taking them, which holds back this
+ * one agent connection at the client and no other.
+ */
 function forwardAgent(session: ClientSession, id: string): Duplex {
   const call = session.call(FORWARD_AGENT, { [SSH_ID_HEADER]: id }, bytesCodec);
-  const duplex = new Duplex({
-    read() {},
+  const messages = call.messages();
+  let pulling = false;
+  const pull = async () => {
+    pulling = true;
+    try {
+      for (;;) {
+        const next = await messages.next();
+        if (next.done) { duplex.push(null); return; }
+        if (!duplex.push(Buffer.from(next.value.data))) return;
+      }
+    } catch (err) {
+      duplex.destroy(err as Error);
+    } finally {
+      pulling = false;
+    }
+  };
+  const duplex: Duplex = new Duplex({
+    read() { if (!pulling) void pull(); },
     write(chunk: Buffer, _enc, done) { call.send(sshforward.BytesMessage.fromPartial({ data: chunk })).then(() => done(), done); },
     // BuildKit's client half-closes its agent connection when our side ends (sshforward.Copy).
     final(done) { call.end(); done(); },
     destroy(err, done) { call.cancel(); done(err); },
   });
-  void (async () => {
-    for await (const message of call.messages()) duplex.push(Buffer.from(message.data));
-    duplex.push(null);
-  })().catch((err: Error) => duplex.destroy(err));
   return duplex;
 }
 

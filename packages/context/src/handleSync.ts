@@ -1,6 +1,7 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { SyncRequest, SyncResponse } from '@buildyard/proto';
 import { DigestMismatchError, sha256Digest, type ContentWriter } from '@buildyard/oci';
+import { SESSION_IDLE_TIMEOUT_MS, clientIdleMessage, withinIdle } from './clientIdle.js';
 import { ContextError } from './ContextError.js';
 import { contentBytes, isDirectory, isRegular, manifestIndex, sortEntries, type ContextEntry } from './ContextEntry.js';
 import type { BlobStaging, ContextStore } from './ContextStore.js';
@@ -10,6 +11,11 @@ import { validateEntry, validateEntrySet } from './validateEntries.js';
 export interface HandleSyncOptions {
   /** Who is uploading; recorded as a grant on the context id. */
   tenant: string;
+  /**
+   * Longest wait for the client's next message (limits.sessionIdleTimeoutMs, 60 s by default):
+   * a client that goes silent mid-sync is cut off with DEADLINE_EXCEEDED and what it sent goes.
+   */
+  idleTimeoutMs?: number;
 }
 
 export interface HandleSyncResult {
@@ -67,8 +73,10 @@ async function runSync(
   staging: BlobStaging,
 ): Promise<HandleSyncResult> {
   const requests = call[Symbol.asyncIterator]() as AsyncIterator<SyncRequest>;
+  // An idle deadline, not a total one: a large upload that keeps moving takes as long as it takes.
+  const idleMs = opts.idleTimeoutMs ?? SESSION_IDLE_TIMEOUT_MS;
   const next = async (phase: string): Promise<SyncRequest> => {
-    const r = await requests.next();
+    const r = await withinIdle(requests.next(), idleMs, () => new ContextError(clientIdleMessage(idleMs, `sending the build context (${phase})`), 'idle'));
     if (r.done) throw new ContextError(`context sync: the client ended the stream during ${phase}; retry the upload`);
     return r.value;
   };

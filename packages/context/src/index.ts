@@ -7,6 +7,7 @@ export { HashCache, defaultContextCacheDir } from './HashCache.js';
 export { syncContext, CHUNK_SIZE, type SyncOptions, type SyncProgress, type SyncResult } from './syncContext.js';
 export { ContextStore, BlobStaging, readManifest, contextBytes, type ContextStoreOptions, type SharedContent } from './ContextStore.js';
 export { RedisContextGrants, contextGrantKeys, type ContextGrants, type RedisContextGrantsOptions } from './ContextGrants.js';
+export { SESSION_IDLE_TIMEOUT_MS, clientIdleMessage, withinIdle } from './clientIdle.js';
 export { handleSync, type HandleSyncOptions, type HandleSyncResult } from './handleSync.js';
 export { materializeContext, type MaterializeOptions, type MaterializeResult } from './materializeContext.js';
 export { validateEntry, validateEntrySet, describeFileType } from './validateEntries.js';

@@ -11,13 +11,14 @@ export interface TestSyncServer {
   stop(): Promise<void>;
 }
 
-export async function startSyncServer(store: ContextStore, tenant = 'test'): Promise<TestSyncServer> {
+/** `idleTimeoutMs`: the frontend's limits.sessionIdleTimeoutMs (handleSync's 60 s when absent). */
+export async function startSyncServer(store: ContextStore, tenant = 'test', opts: { idleTimeoutMs?: number } = {}): Promise<TestSyncServer> {
   const server = new Server();
   const results: HandleSyncResult[] = [];
   const errors: Error[] = [];
   server.addService(ContextSyncService, {
     sync: (call: ServerDuplexStream<SyncRequest, SyncResponse>) => {
-      handleSync(call, store, { tenant }).then((r) => results.push(r), (e: Error) => errors.push(e));
+      handleSync(call, store, { tenant, idleTimeoutMs: opts.idleTimeoutMs }).then((r) => results.push(r), (e: Error) => errors.push(e));
     },
   });
   const port = await new Promise<number>((resolve, reject) =>

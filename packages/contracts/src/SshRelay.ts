@@ -47,6 +47,34 @@ export const MAX_SSH_CONN_BYTES = 1024 * 1024;
 export const MAX_SSH_CONNS_PER_SOCKET = 16;
 /** Most agent connections a build holds open at once across its steps; the frontend refuses the one past it. */
 export const MAX_SSH_CONNS_PER_BUILD = 64;
+/** Most bytes of the agent protocol in one relayed frame: what a fast sender writes is gathered into frames this large. */
+export const SSH_FRAME_BYTES = 32 * 1024;
+/**
+ * Each direction of a relayed connection's window: at most this many of its frames wait in Redis
+ * for the other side to take them. While they do, the sending side stops reading its socket (the
+ * step's, or the agent connection), so a fast writer facing a slow reader is held back where it
+ * writes (its socket fills) instead of piling its bytes up in Redis or in the relay's memory. A
+ * frame is counted whatever its size, so a writer sending a byte at a time gains nothing.
+ */
+export const SSH_WINDOW_FRAMES = 8;
+/** A frame's cost beyond its payload: the kind byte, the IV and the tag. */
+export const SSH_FRAME_OVERHEAD = 1 + IV_BYTES + TAG_BYTES;
+/**
+ * Most bytes one direction of one connection holds in Redis: the window's frames, full, and the
+ * direction's last frame (an end, or an error of up to 500 bytes), which never waits.
+ */
+export const SSH_WINDOW_BYTES = SSH_WINDOW_FRAMES * (SSH_FRAME_BYTES + SSH_FRAME_OVERHEAD) + 500 + SSH_FRAME_OVERHEAD;
+/**
+ * Most bytes of one agent connection the frontend holds for the relay from a client session
+ * that has no flow control of its own per connection (Buildyard's SshForward.Session carries
+ * them all in one call): a client that sends on while the step does not read (the window is
+ * full) has the connection torn down past it. An agent answers what it is asked, 256 KiB at
+ * most (OpenSSH's AGENT_MAX_LEN), so an agent the step reads from never comes near it.
+ */
+export const MAX_SSH_UNREAD_BYTES = 256 * 1024;
+/** While a window is full, how often its sender looks again (from the first wait up to the longest). */
+const WINDOW_POLL_FIRST_MS = 5;
+const WINDOW_POLL_MAX_MS = 200;
 /** Frame kinds: data, end of this direction, error (the connection is torn down). */
 type FrameKind = 'd' | 'e' | 'x';
 
@@ -173,10 +201,27 @@ export class SshRelay {
     return `ssh-frame\0${buildId}\0${connId}\0${direction}\0${seq}`;
   }
 
-  private async push(buildId: string, connId: string, direction: 'up' | 'down', seq: number, kind: FrameKind, payload: Buffer): Promise<void> {
+  /** Appends one frame to the direction's list; answers how many frames it then holds. */
+  private async push(buildId: string, connId: string, direction: 'up' | 'down', seq: number, kind: FrameKind, payload: Buffer): Promise<number> {
     const key = this.keys.ssh.conn(buildId, connId, direction);
     const frame = this.seal(this.frameAad(buildId, connId, direction, seq), Buffer.concat([Buffer.from(kind), payload]));
-    await this.redis.multi().rpush(key, frame).pexpire(key, CONN_TTL_MS).exec();
+    const replies = await this.redis.multi().rpush(key, frame).pexpire(key, CONN_TTL_MS).exec();
+    const [err, length] = replies?.[0] ?? [new Error('the SSH relay\'s push was discarded')];
+    if (err) throw err;
+    return Number(length);
+  }
+
+  /**
+   * Waits until the direction's list holds fewer frames than the window (the other side took
+   * some), or `stop` says the wait is over.
+   */
+  private async windowOpen(key: string, stop: { readonly stopped: boolean; readonly wake: Promise<void> }): Promise<void> {
+    for (let wait = WINDOW_POLL_FIRST_MS; ; wait = Math.min(2 * wait, WINDOW_POLL_MAX_MS)) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([stop.wake, new Promise<void>((resolve) => { timer = setTimeout(resolve, wait); })]);
+      clearTimeout(timer);
+      if (stop.stopped || (await this.redis.llen(key)) < SSH_WINDOW_FRAMES) return;
+    }
   }
 
   /**
@@ -188,31 +233,83 @@ export class SshRelay {
   async relay(socket: Duplex, buildId: string, connId: string, side: 'worker' | 'frontend', signal?: AbortSignal): Promise<void> {
     const out = side === 'worker' ? 'up' : 'down';
     const inbound = side === 'worker' ? 'down' : 'up';
-    let sendSeq = 0;
-    let sent: Promise<void> = Promise.resolve();
-    let terminated = false;
-    const send = (kind: FrameKind, payload: Buffer = Buffer.alloc(0)) => {
-      if (terminated) return;
-      if (kind !== 'd') terminated = true;
-      const seq = sendSeq++;
-      // One chain keeps the frames in order; a failed push tears the connection down.
-      sent = sent.then(() => this.push(buildId, connId, out, seq, kind, payload)).catch(() => { socket.destroy(); });
+    const outKey = this.keys.ssh.conn(buildId, connId, out);
+    // What was read from the socket and not pushed yet. The socket is paused while a whole frame
+    // of it waits (the other side's window is full), so it holds about a frame at most.
+    const pending: Buffer[] = [];
+    let pendingBytes = 0;
+    // This direction's last frame: 'e' follows every byte read, 'x' (a teardown) drops what waits.
+    let terminal: { kind: 'e' | 'x'; payload: Buffer } | undefined;
+    let wakeSender: () => void = () => {};
+    // Ends a wait for the window: a teardown, or the relay giving up on the other side.
+    let interrupted = false;
+    let interrupt: () => void = () => {};
+    const interruption = new Promise<void>((resolve) => { interrupt = () => { interrupted = true; resolve(); }; });
+    const terminate = (kind: 'e' | 'x', payload: Buffer = Buffer.alloc(0)) => {
+      if (terminal) return;
+      terminal = { kind, payload };
+      if (kind === 'x') { pending.length = 0; pendingBytes = 0; interrupt(); }
+      wakeSender();
     };
     let relayed = 0;
     socket.on('data', (chunk: Buffer) => {
+      if (terminal) return;
       relayed += chunk.length;
       if (relayed > MAX_SSH_CONN_BYTES) {
-        send('x', Buffer.from(`the SSH agent connection relayed more than ${MAX_SSH_CONN_BYTES} bytes`));
+        terminate('x', Buffer.from(`the SSH agent connection relayed more than ${MAX_SSH_CONN_BYTES} bytes`));
         socket.destroy();
         return;
       }
-      send('d', chunk);
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      if (pendingBytes >= SSH_FRAME_BYTES) socket.pause();
+      wakeSender();
     });
-    socket.on('end', () => send('e'));
-    socket.on('error', (err: Error) => send('x', Buffer.from(err.message.slice(0, 500))));
+    /** Up to a frame of what waits, in order. */
+    const takeFrame = (): Buffer => {
+      const parts: Buffer[] = [];
+      let size = 0;
+      while (pending.length > 0 && size < SSH_FRAME_BYTES) {
+        const head = pending[0]!;
+        const part = head.length <= SSH_FRAME_BYTES - size ? pending.shift()! : head.subarray(0, SSH_FRAME_BYTES - size);
+        if (part !== head) pending[0] = head.subarray(part.length);
+        parts.push(part);
+        size += part.length;
+      }
+      pendingBytes -= size;
+      if (pendingBytes < SSH_FRAME_BYTES && socket.isPaused() && !terminal) socket.resume();
+      return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    };
+    // One sender keeps the frames in order and in the window; a failed push tears the connection down.
+    const sent = (async () => {
+      const stop = { get stopped() { return interrupted; }, wake: interruption };
+      for (let seq = 0; ;) {
+        if (pendingBytes === 0 && !terminal) {
+          await new Promise<void>((resolve) => { wakeSender = resolve; });
+          continue;
+        }
+        // Given up (the step or build ended, or the other side stopped taking frames): what
+        // still waits is dropped, and the other side learns of it.
+        if (interrupted && terminal?.kind !== 'x' && (pendingBytes > 0 || !terminal)) {
+          terminal = { kind: 'x', payload: Buffer.from('the connection ended with bytes it had not relayed') };
+          pending.length = 0;
+          pendingBytes = 0;
+        }
+        try {
+          // The last frame never waits for the window: it is small, and the other side may be gone.
+          if (pendingBytes === 0 || terminal?.kind === 'x') { await this.push(buildId, connId, out, seq, terminal!.kind, terminal!.payload); return; }
+          if ((await this.push(buildId, connId, out, seq++, 'd', takeFrame())) >= SSH_WINDOW_FRAMES) await this.windowOpen(outKey, stop);
+        } catch {
+          socket.destroy();
+          return;
+        }
+      }
+    })();
+    socket.on('end', () => terminate('e'));
+    socket.on('error', (err: Error) => terminate('x', Buffer.from(err.message.slice(0, 500))));
     // A socket that closed before the relay began (a step's client that gave up at once) ends it too.
     const closed = new Promise<void>((resolve) => {
-      const done = () => { send('x', Buffer.from('the connection closed')); resolve(); };
+      const done = () => { terminate('x', Buffer.from('the connection closed')); resolve(); };
       if (socket.destroyed) done();
       else socket.once('close', done);
     });
@@ -220,13 +317,13 @@ export class SshRelay {
     const blocking = this.redis.duplicate();
     // Its failures reject the pending BLPOP, which ends the relay.
     blocking.on('error', () => {});
-    const stop = () => { socket.destroy(); blocking.disconnect(); };
+    const stop = () => { socket.destroy(); blocking.disconnect(); interrupt(); };
     if (signal?.aborted) stop();
     signal?.addEventListener('abort', stop, { once: true });
     // The peer's last frame always follows this side's; waiting for it means no frame can
     // re-create the inbound list after it is removed. A peer that died is waited for a while.
     let grace: NodeJS.Timeout | undefined;
-    void closed.then(() => { grace = setTimeout(() => blocking.disconnect(), PEER_GRACE_MS); grace.unref(); });
+    void closed.then(() => { grace = setTimeout(() => { blocking.disconnect(); interrupt(); }, PEER_GRACE_MS); grace.unref(); });
     const receiving = (async () => {
       for (let seq = 0; ; seq++) {
         let popped: [Buffer, Buffer] | null;

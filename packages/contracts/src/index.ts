@@ -16,7 +16,7 @@ export {
 export { BuildRecords, isUnfinished, buildRecordFromHash, buildRecordHashSchema, BUILD_RECORD_STATUSES, type BuildRecord, type BuildRecordStatus } from './BuildRecords.js';
 export { BuildSecrets, sealSecrets, unsealSecrets, secretsKey, buildSecretsPayloadSchema, type BuildSecretsPayload } from './BuildSecrets.js';
 export { workerHashSchema, placementViewSchema } from './WorkerRecord.js';
-export { SshRelay, MAX_SSH_CONN_BYTES, MAX_SSH_CONNS_PER_SOCKET, MAX_SSH_CONNS_PER_BUILD, missingSshAgent, DEFAULT_SSH_ID, type SshOpenRequest } from './SshRelay.js';
+export { SshRelay, MAX_SSH_CONN_BYTES, MAX_SSH_CONNS_PER_SOCKET, MAX_SSH_CONNS_PER_BUILD, MAX_SSH_UNREAD_BYTES, SSH_FRAME_BYTES, SSH_WINDOW_FRAMES, SSH_WINDOW_BYTES, missingSshAgent, DEFAULT_SSH_ID, type SshOpenRequest } from './SshRelay.js';
 export { luaCommands, type LuaScript, type LuaCommand } from './luaCommands.js';
 export { cacheRecordSchema, type CacheRecord } from './CacheRecord.js';
 export {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Server, ServerCredentials, status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { RedisClient as Redis } from '@buildyard/contracts';
 import { BlobLeases, ContextBlobGuard, ContextWrites, RedisCacheIndex, collectBlobGarbage, collectContextGarbage, openContextStore, openSharedBlobStore, pruneCache } from '@buildyard/cache';
-import { handleSync, type ContextStore } from '@buildyard/context';
+import { SESSION_IDLE_TIMEOUT_MS, handleSync, type ContextStore } from '@buildyard/context';
 import { RemoteContexts } from './remoteContexts.js';
 import { normalizePlatform } from '@buildyard/graph';
 import { FsContentStore, RegistryNetwork, TenantRegistryNetworks } from '@buildyard/oci';
@@ -62,6 +62,12 @@ export interface FrontendOptions {
   sourcePolicy?: (tenant: string) => ((address: string) => string | undefined) | undefined;
   /** Connect and idle limits of those fetches (limits.fetchConnectTimeoutMs, fetchIdleTimeoutMs). */
   fetchLimits?: { connectTimeoutMs: number; idleTimeoutMs: number };
+  /**
+   * Longest silence from a client while the frontend reads what it sends for a build
+   * (limits.sessionIdleTimeoutMs; 60 s): a context upload, and on the BuildKit endpoint its
+   * session's DiffCopy and content store transfers.
+   */
+  sessionIdleTimeoutMs?: number;
   /** How long build records and their event streams (logs) are kept (history.retentionMs). */
   historyRetentionMs?: number;
   /** Contexts no tenant synced for this long are deleted by collectGarbage and prune (gc.contextMaxAgeMs). */
@@ -125,6 +131,8 @@ export class Frontend {
    * directory there (exportOwners.ts): a crashed frontend's is removed when the next one starts.
    */
   readonly exportDir: string;
+  /** limits.sessionIdleTimeoutMs: how long a client may go silent in the middle of a transfer. */
+  readonly sessionIdleTimeoutMs: number;
   private readonly runner: BuildRunner;
   private readonly finished = new Map<string, Promise<FinishedImages | undefined>>();
   /** Builds this frontend coordinates, by id: Cancel aborts them even before they reach the scheduler. */
@@ -167,6 +175,7 @@ export class Frontend {
     this.contexts = openContextStore({ root: `${opts.sharedDir}/contexts`, blobs: this.blobs, redis: opts.redis, keyPrefix: this.keys.prefix, maxContextBytes: opts.maxContextBytes, maxFiles: opts.maxContextFiles });
     this.exportDir = `${opts.stateDir ?? opts.sharedDir}/exports`;
     exportLedger(this.exportDir).maxExportBytes = opts.maxExportBytes ?? 0;
+    this.sessionIdleTimeoutMs = opts.sessionIdleTimeoutMs ?? SESSION_IDLE_TIMEOUT_MS;
     this.remoteContexts = new RemoteContexts({ contexts: this.contexts, scratchDir: `${opts.stateDir ?? opts.sharedDir}/git-fetch`, policy: opts.sourcePolicy, ...opts.fetchLimits });
     const secrets = new BuildSecrets(opts.redis, opts.secretsKey, this.keys);
     this.requests = new BuildRequests(opts.redis, this.keys, secrets);
@@ -346,7 +355,7 @@ export class Frontend {
     try { tenant = this.tenantOf(call.metadata); } catch (err) { call.emit('error', err); return; }
     // A failed sync has already been reported to its client on the stream; here it is logged.
     this.uploads.add(call);
-    const synced = await this.contextWrite(() => handleSync(call, this.contexts, { tenant }))
+    const synced = await this.contextWrite(() => handleSync(call, this.contexts, { tenant, idleTimeoutMs: this.sessionIdleTimeoutMs }))
       .catch((err: Error) => { this.log.info({ tenant, err: err.message }, 'context sync failed'); return undefined; })
       .finally(() => this.uploads.delete(call));
     if (synced) metrics.bytesUploaded.inc(synced.bytesUploaded); // metrics

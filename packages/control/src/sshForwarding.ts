@@ -1,6 +1,6 @@
 import { Duplex } from 'node:stream';
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
-import { DEFAULT_SSH_ID, MAX_SSH_CONNS_PER_BUILD, type SshRelay } from '@buildyard/contracts';
+import { DEFAULT_SSH_ID, MAX_SSH_CONNS_PER_BUILD, MAX_SSH_UNREAD_BYTES, type SshRelay } from '@buildyard/contracts';
 import { SshServerMessage, type SshClientMessage, type SshFrame } from '@buildyard/proto';
 import type { Logger } from '@buildyard/telemetry';
 import { serviceError } from './authenticate.js';
@@ -124,7 +124,12 @@ class SshSession implements SshAgentSource {
     const duplex = this.conns.get(frame.conn);
     if (!duplex) return;
     if (frame.error) { duplex.destroy(new Error(frame.error.slice(0, 500))); return; }
-    if (frame.data.length > 0) duplex.push(Buffer.from(frame.data));
+    if (frame.data.length > 0 && !duplex.push(Buffer.from(frame.data)) && duplex.readableLength > MAX_SSH_UNREAD_BYTES) {
+      // The session carries every connection in one call: this one cannot be held back alone, so
+      // a client that sends on while its step does not read loses the connection, not memory.
+      duplex.destroy(new Error(`the client's SSH agent sent more than ${MAX_SSH_UNREAD_BYTES} bytes that the step has not read`));
+      return;
+    }
     if (frame.eof) duplex.push(null);
   }
 
