@@ -109,9 +109,9 @@ test('contexts, cache and GC work across a frontend and workers that share no di
   assert.ok(!existsSync(join(cluster.stateDir, 'shared')), 'no cluster-wide shared directory exists');
   assert.ok(contentsOf(frontendState).has(sha('alpha changed\n')), 'the frontend kept the upload in its own dir');
 
-  // GC: a garbage blob in the frontend's store goes, context contents stay, and a prune of
-  // everything (cache records, layers, the workers' snapshots and contexts) leaves the context
-  // usable: the next build fetches it again and runs its steps again.
+  // GC: a garbage blob in the frontend's store goes, context contents stay, and alice's prune of
+  // everything of hers (cache records, layers, her step snapshots on the workers) leaves the
+  // context usable: the next build uses it and runs its steps again.
   const garbage = Buffer.from(`garbage ${Date.now()}\n`);
   const garbageDigest = sha(garbage);
   await pushBlob(garbage);

@@ -9,7 +9,8 @@ import { Scheduler, type StageSpec } from '@buildyard/scheduler';
 import { DEFAULT_KEYS, redisKeys } from '@buildyard/contracts';
 import { decodeEvent, ProgressWriter, type VertexRef } from '@buildyard/progress';
 import { createLogger } from '@buildyard/telemetry';
-import type { BuildDetail, BuildList, BuildSummary, CacheView, PlatformTenantRow, QueueView, WorkerView } from './api/types.js';
+import type { BuildDetail, BuildList, BuildSummary, CacheView, PlatformTenantRow, QueueView, WorkerPruneResult, WorkerView } from './api/types.js';
+import { serveWorkerDisk, type WorkerDiskRequest } from '@buildyard/cache';
 import { LOG_ENTRY_PREFIX } from './api/progressFold.js';
 import { writeBuildRecord } from './dashboard.test-util.js';
 
@@ -267,6 +268,31 @@ test('the read token cannot drain, cancel or prune; the admin token can', async 
   assert.ok(after.tenants[0].bytes <= 100_000);
   assert.ok(!after.tenants[0].largest.some((e) => e.key === 'k-big'));
   assert.equal((await dash.api('/api/cache/nobody/prune', { method: 'POST', as: 'admin', body: JSON.stringify({ all: true }) })).status, 404);
+});
+
+test('the operator\'s prune of the workers (admin only) asks every worker to prune everything, every tenant\'s, and reports what each reclaimed', async (t) => {
+  const own = await setup();
+  // Stand-ins for the seeded workers, answering on the channel the frontend's du and prune use.
+  const client = new Redis(own.redis.url);
+  const asked: WorkerDiskRequest[] = [];
+  const workers = await Promise.all(['w-amd', 'w-arm'].map((id, i) => serveWorkerDisk(client, DEFAULT_KEYS.prefix, async (request) => {
+    if (request.op === 'prune') asked.push(request);
+    return { workerId: id, parts: [], reclaimedBytes: request.op === 'prune' ? 1000 * (i + 1) : 0 };
+  })));
+  t.after(async () => { for (const w of workers) w.close(); client.disconnect(); await own.close(); });
+  const prune = (body: unknown, as: 'read' | 'admin' | 'none') => own.dash.api('/api/workers/prune', { method: 'POST', as, body: JSON.stringify(body) });
+  assert.equal((await prune({ all: true }, 'read')).status, 403);
+  assert.equal((await prune({ all: true }, 'none')).status, 401);
+  for (const body of [{}, { keepBytes: -1 }, { keepBytes: '1' }]) assert.equal((await prune(body, 'admin')).status, 400, JSON.stringify(body));
+  assert.equal(asked.length, 0, 'no worker was asked');
+
+  const pruned = await json<WorkerPruneResult>(await prune({ all: true }, 'admin'));
+  assert.deepEqual(pruned.workers.sort((a, b) => a.id.localeCompare(b.id)), [{ id: 'w-amd', reclaimedBytes: 1000 }, { id: 'w-arm', reclaimedBytes: 2000 }]);
+  assert.equal(pruned.reclaimedBytes, 3000);
+  assert.deepEqual(asked.map(({ op, keepBytes, tenant }) => ({ op, keepBytes, tenant })), [{ op: 'prune', keepBytes: 0, tenant: undefined }, { op: 'prune', keepBytes: 0, tenant: undefined }], 'no tenant: every tenant\'s state');
+  asked.length = 0;
+  await json<WorkerPruneResult>(await prune({ keepBytes: 5_000_000 }, 'admin'));
+  assert.deepEqual(asked.map((r) => r.keepBytes), [5_000_000, 5_000_000]);
 });
 
 test('/metrics exposes the queue-depth gauge to a read token', async () => {

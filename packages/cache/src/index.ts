@@ -26,7 +26,7 @@ export { RegistryBlobStore, type RegistryBlobStoreOptions } from './RegistryBlob
 export { TieredBlobStore, type TieredBlobStoreOptions, type TieredBlobStats } from './TieredBlobStore.js';
 export { openSharedBlobStore, type SharedBlobStoreOptions } from './openSharedBlobStore.js';
 export { openContextStore, type ContextStoreConfig } from './openContextStore.js';
-export { askWorkersDisk, serveWorkerDisk, type WorkerDiskRequest, type WorkerDiskReport, type WorkerDiskPart } from './workerDisk.js';
+export { askWorkersDisk, pruneWorkers, serveWorkerDisk, type WorkerPruneScope, type WorkerDiskRequest, type WorkerDiskReport, type WorkerDiskPart } from './workerDisk.js';
 export {
   collectContextGarbage, holdContexts, readContextGrantAges, ContextBlobGuard, ContextWrites, DEFAULT_CONTEXT_MAX_AGE_MS,
   type ContextGcOptions, type ContextGcResult, type ContextGrantAges,

@@ -43,6 +43,21 @@ export async function askWorkersDisk(redis: Redis, prefix: string, request: Omit
   return reports;
 }
 
+/**
+ * Whose a prune on the workers is: one tenant's (Control.Prune: `buildyard prune`, `buildctl
+ * prune`), which reaches only that tenant's own step snapshots (and what is built on them) and
+ * RUN cache mounts, or the fleet's (an operator's), which reaches every snapshot, context, layer
+ * copy and cache mount no running stage uses. Shared state is never a tenant's to clear: another
+ * tenant's builds would pay for it.
+ */
+export type WorkerPruneScope = { tenant: string } | 'fleet';
+
+/** Asks every worker in `workerIds` to prune within `scope`, down to `keepBytes` (undefined: each its configured size). */
+export function pruneWorkers(redis: Redis, prefix: string, workerIds: readonly string[], scope: WorkerPruneScope, keepBytes: number | undefined, timeoutMs: number): Promise<WorkerDiskReport[]> {
+  const request = { op: 'prune' as const, ...(keepBytes !== undefined ? { keepBytes } : {}), ...(scope === 'fleet' ? {} : { tenant: scope.tenant }) };
+  return askWorkersDisk(redis, prefix, request, workerIds, timeoutMs);
+}
+
 /** A report as read back; anything else (another version, garbage) is left out of the answer. */
 function parseReport(text: string): WorkerDiskReport | undefined {
   try {

@@ -7,6 +7,12 @@ export const workerDiskRequestSchema = z.object({
   op: z.enum(['du', 'prune']),
   /** prune: snapshots kept (bytes); 0 removes every snapshot no running stage uses. */
   keepBytes: z.number().nonnegative().optional(),
+  /**
+   * prune: the tenant pruning (Control.Prune): only what is its own goes, its step snapshots
+   * (and what is built on them) and its RUN cache mounts, and keepBytes is what it keeps of
+   * those. Absent: everything (an operator's prune), as before this field.
+   */
+  tenant: z.string().optional(),
 });
 export type WorkerDiskRequest = z.infer<typeof workerDiskRequestSchema>;
 

@@ -425,7 +425,7 @@ export class Frontend {
     });
   }
 
-  /** Removes the tenant's cache records and worker disk use by `req`'s policy (Control.Prune; the BuildKit endpoint's too). */
+  /** Removes the tenant's cache records and its own worker disk use by `req`'s policy (Control.Prune; the BuildKit endpoint's too). */
   async prune(req: PruneRequest, tenant: string): Promise<PruneResponse> {
     const index = new RedisCacheIndex(this.opts.redis, tenant, this.keys);
     // Leased blobs (held by running builds) are never removed.
@@ -433,9 +433,10 @@ export class Frontend {
       index, blobs: { delete: new ContextBlobGuard(this.opts.redis, this.keys.prefix).guarded((d) => this.blobs.delete(d)) }, leases: new BlobLeases(this.opts.redis, this.keys),
       policy: { all: req.all || (!req.keepStorage && !req.keepDurationMs), keepBytes: req.keepStorage || undefined, keepDurationMs: req.keepDurationMs || undefined },
     });
-    // Then the workers' snapshots and contexts: all of them for --all, else down to keep-storage.
+    // Then what is the tenant's own on the workers (its step snapshots and cache mounts): all of
+    // it for --all, else down to keep-storage. Shared snapshots and contexts are the workers' GC's.
     const everything = req.all || (!req.keepStorage && !req.keepDurationMs);
-    const workerDisk = await pruneWorkerDisks(this.opts.redis, this.keys.prefix, this.opts.workers, everything ? 0 : req.keepStorage || undefined);
+    const workerDisk = await pruneWorkerDisks(this.opts.redis, this.keys.prefix, this.opts.workers, { tenant }, everything ? 0 : req.keepStorage || undefined);
     // Contexts past their age, every tenant's (a tenant's prune can only take what nobody synced
     // since). Its failure does not fail this tenant's prune: the frontend's GC runs it again.
     await this.collectContexts().catch((err: Error) => this.log.warn({ err: err.message }, 'context GC during a prune failed'));

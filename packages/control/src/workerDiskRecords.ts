@@ -1,10 +1,12 @@
-// `du` and `prune` beyond the cache index: each live worker reports (and on prune reclaims) its
-// layer snapshots and materialised contexts. Both are caches shared by every tenant (snapshots
-// are rebuilt from the blob store, contexts from the context store), so any tenant may see
-// their sizes and reclaim them; nothing in them is listed per tenant. They are not "Shared" in
-// BuildKit's sense (data another record also holds): a prune reclaims them.
+// `du` and `prune` beyond the cache index: each live worker reports its layer snapshots,
+// materialised contexts and cache mounts, and on prune reclaims what the prune's scope reaches.
+// Snapshots and contexts are caches shared by every tenant (rebuilt from the blob and context
+// stores), so any tenant may see their sizes; nothing in them is listed per tenant. A tenant's
+// prune reclaims only its own (its step snapshots and RUN cache mounts: see WorkerPruneScope);
+// the shared rest is the workers' GC's and an operator's prune's. They are not "Shared" in
+// BuildKit's sense (data another record also holds).
 import type { RedisClient as Redis } from '@buildyard/contracts';
-import { askWorkersDisk, type WorkerDiskPart } from '@buildyard/cache';
+import { askWorkersDisk, pruneWorkers, type WorkerDiskPart, type WorkerPruneScope } from '@buildyard/cache';
 import type { WorkerRegistry } from '@buildyard/scheduler';
 
 const DESCRIPTION: Record<WorkerDiskPart['kind'], string> = {
@@ -30,12 +32,16 @@ export async function workerDiskUsage(redis: Redis, prefix: string, workers: Wor
   };
 }
 
-/** keepBytes: what each worker keeps of snapshots and contexts (undefined: its configured size). */
-export async function pruneWorkerDisks(redis: Redis, prefix: string, workers: WorkerRegistry, keepBytes: number | undefined): Promise<{ removed: Array<{ id: string; description: string; size: number }>; reclaimedBytes: number }> {
-  const reports = await askWorkersDisk(redis, prefix, { op: 'prune', ...(keepBytes !== undefined ? { keepBytes } : {}) }, (await workers.list()).map((w) => w.id), WAIT_MS);
+/**
+ * Prunes every live worker within `scope`; keepBytes: what each keeps of what the scope reaches
+ * (undefined: its configured size). Reports what each worker reclaimed.
+ */
+export async function pruneWorkerDisks(redis: Redis, prefix: string, workers: WorkerRegistry, scope: WorkerPruneScope, keepBytes: number | undefined): Promise<{ removed: Array<{ id: string; description: string; size: number }>; reclaimedBytes: number }> {
+  const reports = await pruneWorkers(redis, prefix, (await workers.list()).map((w) => w.id), scope, keepBytes, WAIT_MS);
+  const what = scope === 'fleet' ? 'snapshots, contexts and cache mounts' : `step snapshots and cache mounts of ${scope.tenant}`;
   return {
     removed: reports.filter((r) => r.reclaimedBytes > 0).map((r) => ({
-      id: `worker/${r.workerId}`, description: `worker ${r.workerId}: snapshots and contexts${r.note ? ` (${r.note})` : ''}`, size: r.reclaimedBytes,
+      id: `worker/${r.workerId}`, description: `worker ${r.workerId}: ${what}${r.note ? ` (${r.note})` : ''}`, size: r.reclaimedBytes,
     })),
     reclaimedBytes: reports.reduce((n, r) => n + r.reclaimedBytes, 0),
   };

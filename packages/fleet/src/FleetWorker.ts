@@ -175,12 +175,15 @@ export class FleetWorker {
    * worker holds more than `keepBytes` (keepStorageBytes unless a prune asks for less), kept
    * context trees go first, oldest first; then context copies, snapshots and local layer
    * copies are trimmed so that everything fits. Those three are skipped while a stage runs,
-   * as it may be about to use them.
+   * as it may be about to use them. With `tenant` (that tenant's prune) only what is its own
+   * counts and goes: its step snapshots (and what is built on them) and its cache mounts, down
+   * to `keepBytes`; contexts, copies and shared snapshots serve every tenant and stay.
    */
-  async collectGarbage(keepBytes = this.opts.keepStorageBytes): Promise<number> {
-    let reclaimed = (await this.disk.removeFinishedContexts()).bytes;
+  async collectGarbage(keepBytes = this.opts.keepStorageBytes, tenant?: string): Promise<number> {
+    const everyone = tenant === undefined;
+    let reclaimed = everyone ? (await this.disk.removeFinishedContexts()).bytes : 0;
     // No running stage reads a kept tree (a materialisation starting from one holds it).
-    reclaimed += (await this.disk.trimKeptContexts(async () => {
+    if (everyone) reclaimed += (await this.disk.trimKeptContexts(async () => {
       const others = await Promise.all([join(this.opts.stateDir, 'snapshots'), join(this.opts.stateDir, 'blobs'), ...(this.blobs instanceof TieredBlobStore ? [join(this.opts.sharedDir, 'contexts', 'content')] : [])].map((d) => diskBytes(d)));
       return Math.max(0, keepBytes - others.reduce((a, b) => a + b, 0));
     })).bytes;
@@ -190,14 +193,15 @@ export class FleetWorker {
     if (this.running > 0) return reclaimed;
     let pruned = 0;
     this.gcDone = (async () => {
-      const contexts = await this.disk.contextsBytes();
+      const untouched = { freedBytes: 0, keptBytes: 0 };
+      const contexts = everyone ? await this.disk.contextsBytes() : 0;
       // With a registry blob store, this worker's copies of fetched context files: a cache too.
-      const copies = await this.contexts.trimLocalCopies(Math.max(0, keepBytes - contexts), CONTEXT_COPY_MIN_AGE_MS);
-      const snapshots = await pruneSnapshots(this.engine.snapshotter, Math.max(0, keepBytes - contexts - copies.keptBytes));
+      const copies = everyone ? await this.contexts.trimLocalCopies(Math.max(0, keepBytes - contexts), CONTEXT_COPY_MIN_AGE_MS) : untouched;
+      const snapshots = await pruneSnapshots(this.engine.snapshotter, Math.max(0, keepBytes - contexts - copies.keptBytes), { tenant });
       // Layers are fetched again from the registry blob store when a stage needs them.
-      const layers = await this.disk.trimLayerCopies(Math.max(0, keepBytes - contexts - copies.keptBytes - snapshots.totalBytes));
+      const layers = everyone ? await this.disk.trimLayerCopies(Math.max(0, keepBytes - contexts - copies.keptBytes - snapshots.totalBytes)) : untouched;
       // RUN cache mounts get what is left: no other copy of them exists, so they go last.
-      const mounts = await this.disk.trimCacheMounts(Math.max(0, keepBytes - contexts - copies.keptBytes - snapshots.totalBytes - layers.keptBytes));
+      const mounts = await this.disk.trimCacheMounts(Math.max(0, keepBytes - contexts - copies.keptBytes - snapshots.totalBytes - layers.keptBytes), { tenant });
       pruned = copies.freedBytes + snapshots.reclaimedBytes + layers.freedBytes + mounts.freedBytes;
     })()
       .catch((err: Error) => this.opts.onError?.(err))
@@ -206,13 +210,16 @@ export class FleetWorker {
     return reclaimed + pruned;
   }
 
-  /** The frontend's `du` / `prune`: a prune waits (a while) for running stages to end. */
+  /**
+   * The frontend's `du` / `prune`: a prune waits (a while) for running stages to end. A
+   * tenant's prune (`request.tenant`) reaches only that tenant's own (see collectGarbage).
+   */
   private async answerDisk(request: WorkerDiskRequest): Promise<WorkerDiskReport> {
     let reclaimedBytes = 0;
     let note: string | undefined;
     if (request.op === 'prune') {
-      if (!(await this.whenIdle(20_000))) note = `worker ${this.opts.id} stayed busy: its snapshots are pruned by its next GC`;
-      reclaimedBytes = await this.collectGarbage(request.keepBytes ?? this.opts.keepStorageBytes);
+      if (!(await this.whenIdle(20_000))) note = `worker ${this.opts.id} stayed busy: ${request.tenant === undefined ? 'its snapshots are pruned by its next GC' : 'prune again once it is idle'}`;
+      reclaimedBytes = await this.collectGarbage(request.keepBytes ?? this.opts.keepStorageBytes, request.tenant);
     } else {
       reclaimedBytes = (await this.disk.removeFinishedContexts()).bytes;
     }

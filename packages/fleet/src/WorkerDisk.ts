@@ -19,6 +19,7 @@ import { mkdir, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { diskUsage, removeTree as removeDirTree } from '@buildyard/snapshot';
+import { CACHE_MOUNTS_DIR, cacheMountTenant, forgetCacheMountTenant, isCacheMountRecord } from '@buildyard/solver';
 import type { WorkerDiskPart } from '@buildyard/cache';
 
 export interface WorkerDiskOptions {
@@ -420,13 +421,16 @@ export class WorkerDisk {
   /**
    * Removes RUN cache-mount directories (`<stateDir>/cache-mounts`, one per tenant and id), least
    * recently used first (RunMounts dates each when it mounts it), until at most `keepBytes`
-   * remain; 0 removes them all (`prune --all`). Call only while no stage runs.
+   * remain; 0 removes them all (`prune --all`). With `tenant` (that tenant's prune), only the
+   * directories recorded as its own count and go (see the solver's cacheMounts.ts). Call only
+   * while no stage runs.
    */
-  async trimCacheMounts(keepBytes: number): Promise<{ freedBytes: number; keptBytes: number }> {
-    const root = join(this.opts.stateDir, 'cache-mounts');
+  async trimCacheMounts(keepBytes: number, options: { tenant?: string } = {}): Promise<{ freedBytes: number; keptBytes: number }> {
+    const root = join(this.opts.stateDir, CACHE_MOUNTS_DIR);
     const all: { path: string; bytes: number; used: number }[] = [];
     for (const name of await readdir(root).catch(() => [] as string[])) {
       const path = join(root, name);
+      if (isCacheMountRecord(name) || (options.tenant !== undefined && (await cacheMountTenant(path)) !== options.tenant)) continue;
       const st = await stat(path).catch(() => null);
       if (st) all.push({ path, bytes: await diskBytes(path), used: st.mtimeMs });
     }
@@ -436,6 +440,7 @@ export class WorkerDisk {
     for (const m of all) {
       if (kept <= keepBytes) break;
       await removeDirTree(m.path);
+      await forgetCacheMountTenant(m.path);
       kept -= m.bytes;
       freed += m.bytes;
     }

@@ -242,7 +242,7 @@ describe('OverlaySnapshotter', () => {
     assert.equal(await snapshotter.ensureChain([base, victim]), victimTop, 'the victim\'s chain is unchanged');
   });
 
-  it('a step\'s result serves only its owner: ensureChain with that owner builds on it, anyone else unpacks the blobs', async () => {
+  it('a step\'s result serves only its owner: ensureChain with that owner builds on it, anyone else unpacks the blobs; its metadata names the owner', async () => {
     const base = await busyboxLayer();
     const step = await tarLayer([{ name: 'step.txt', data: 'layer' }]);
     const next = await tarLayer([{ name: 'next.txt', data: 'next' }]);
@@ -254,11 +254,15 @@ describe('OverlaySnapshotter', () => {
     await active.release();
     const [, stepChain, nextChain] = snapshotChainNames([base, step, next]);
     const owned = ownedSnapshotName('alice', stepChain!);
-    await snapshotter.commit(owned, 'owned-step');
+    assert.equal((await snapshotter.commit(owned, 'owned-step', { owner: 'alice' })).tenant, 'alice');
     const unopened = (l: ChainLayer): ChainLayer => ({ ...l, open: () => { throw new Error('unpacked a layer its owner already has'); } });
     assert.equal(await snapshotter.ensureChain([base, unopened(step)], { owner: 'alice' }), owned);
     // A layer unpacked onto the owner's snapshot is the owner's too.
     assert.equal(await snapshotter.ensureChain([base, unopened(step), next], { owner: 'alice' }), ownedSnapshotName('alice', nextChain!));
+    // Recorded in meta.json (another process's snapshotter reads it): alice's prune takes both.
+    const reread = new OverlaySnapshotter(snapshotter.rootDir);
+    const tenants = await Promise.all([owned, ownedSnapshotName('alice', nextChain!), baseTop].map(async (n) => (await reread.stat(n))?.tenant));
+    assert.deepEqual(tenants, ['alice', 'alice', undefined], 'a layer unpacked onto alice\'s snapshot is hers too; the unpacked base is no one\'s');
     // Another tenant, or no tenant, gets the layers as their blobs hold them.
     for (const other of [{ owner: 'bob' }, {}]) {
       const top = await snapshotter.ensureChain([base, step], other);

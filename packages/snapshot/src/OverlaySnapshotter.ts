@@ -21,6 +21,8 @@ export interface SnapshotInfo {
   /** Name of the committed parent snapshot, if any. */
   parent?: string;
   createdAt: string;
+  /** The tenant a committed snapshot is the own of (committed with `owner`); absent: shared. */
+  tenant?: string;
 }
 
 export interface ActiveSnapshot {
@@ -62,7 +64,10 @@ interface SnapshotMeta {
   name: string;
   parent?: string;
   createdAt: string;
+  /** The process an active or view snapshot belongs to (see cleanupStale). */
   owner?: Owner;
+  /** The tenant whose own a committed snapshot is (see commit); its prune removes it. */
+  tenant?: string;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -150,7 +155,7 @@ export class OverlaySnapshotter implements Snapshotter {
   }
 
   private info(meta: SnapshotMeta): SnapshotInfo {
-    return { name: meta.name, kind: meta.kind, ...(meta.parent !== undefined ? { parent: meta.parent } : {}), createdAt: meta.createdAt };
+    return { name: meta.name, kind: meta.kind, ...(meta.parent !== undefined ? { parent: meta.parent } : {}), createdAt: meta.createdAt, ...(meta.tenant !== undefined ? { tenant: meta.tenant } : {}) };
   }
 
   private async create(key: string, parent: string | undefined, kind: 'active' | 'view'): Promise<{ meta: SnapshotMeta; lowers: SnapshotMeta[] }> {
@@ -215,8 +220,11 @@ export class OverlaySnapshotter implements Snapshotter {
     return this.mount(meta, lowers, options.signal);
   }
 
-  /** Turns active snapshot `key` into committed snapshot `name` (unmounting it first). */
-  async commit(name: string, key: string): Promise<SnapshotInfo> {
+  /**
+   * Turns active snapshot `key` into committed snapshot `name` (unmounting it first). `owner`: the
+   * tenant whose own it is (an ownedSnapshotName), recorded in its metadata for that tenant's prune.
+   */
+  async commit(name: string, key: string, options: { owner?: string } = {}): Promise<SnapshotInfo> {
     return this.exclusive(async () => {
       const index = await this.load();
       const meta = index.get(key);
@@ -225,7 +233,10 @@ export class OverlaySnapshotter implements Snapshotter {
       const dir = this.dir(meta.id);
       await unmount(join(dir, 'merged'));
       await removeTree(join(dir, 'work'));
-      const committed: SnapshotMeta = { id: meta.id, kind: 'committed', name, ...(meta.parent !== undefined ? { parent: meta.parent } : {}), createdAt: new Date().toISOString() };
+      const committed: SnapshotMeta = {
+        id: meta.id, kind: 'committed', name, ...(meta.parent !== undefined ? { parent: meta.parent } : {}), createdAt: new Date().toISOString(),
+        ...(options.owner !== undefined ? { tenant: options.owner } : {}),
+      };
       await this.writeMeta(committed);
       index.delete(key);
       index.set(name, committed);
@@ -307,7 +318,7 @@ export class OverlaySnapshotter implements Snapshotter {
       const name = nameAt(i);
       let pending = this.inflight.get(name);
       if (!pending) {
-        pending = this.unpack(name, i > 0 ? nameAt(i - 1) : undefined, layers[i]).finally(() => this.inflight.delete(name));
+        pending = this.unpack(name, i > 0 ? nameAt(i - 1) : undefined, layers[i], ownedBelow ? owner : undefined).finally(() => this.inflight.delete(name));
         this.inflight.set(name, pending);
       }
       await pending;
@@ -315,7 +326,7 @@ export class OverlaySnapshotter implements Snapshotter {
     return nameAt(shared.length - 1);
   }
 
-  private async unpack(chainId: string, parent: string | undefined, layer: ChainLayer): Promise<void> {
+  private async unpack(chainId: string, parent: string | undefined, layer: ChainLayer, owner: string | undefined): Promise<void> {
     if ((await this.load()).get(chainId)?.kind === 'committed') return;
     const key = `extract-${randomBytes(6).toString('hex')} ${chainId}`;
     const { meta, lowers } = await this.create(key, parent, 'active');
@@ -328,7 +339,7 @@ export class OverlaySnapshotter implements Snapshotter {
         expectedDiffID: layer.diffID,
         limits: await this.unpackLimits(),
       });
-      await this.commit(chainId, key);
+      await this.commit(chainId, key, { owner });
     } catch (err) {
       await this.remove(key).catch(() => undefined);
       throw err;

@@ -8,7 +8,8 @@ import type { ActiveSnapshot, ChainLayer, PrepareOptions, SnapshotInfo, Snapshot
 export interface Snapshotter {
   prepare(key: string, parent?: string, options?: PrepareOptions): Promise<ActiveSnapshot>;
   view(key: string, parent?: string, options?: PrepareOptions): Promise<ActiveSnapshot>;
-  commit(name: string, key: string): Promise<SnapshotInfo>;
+  /** `owner`: the tenant whose own the snapshot is (a step's result), for that tenant's prune. */
+  commit(name: string, key: string, options?: { owner?: string }): Promise<SnapshotInfo>;
   remove(name: string): Promise<void>;
   stat(name: string): Promise<SnapshotInfo | undefined>;
   list(): Promise<SnapshotInfo[]>;

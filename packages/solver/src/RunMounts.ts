@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { chmod, chown, mkdir, mkdtemp, rm, rmdir, utimes, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -10,6 +10,7 @@ import { pathInRoot, pinPathInRoot } from '@buildyard/fileop';
 import type { RunHeredocFile, RunMount } from '@buildyard/graph';
 import { bindMountDescriptor, removeTree, unmount } from '@buildyard/snapshot';
 import type { StageResult } from './StageResult.js';
+import { cacheMountDir, recordCacheMountTenant } from './cacheMounts.js';
 import { briefMessage } from './briefMessage.js';
 
 const execFileAsync = promisify(execFile);
@@ -105,9 +106,8 @@ export class RunMounts {
   }
 
   private async cacheDir(spec: Extract<RunMount, { type: 'cache' }>): Promise<string> {
-    const id = spec.id || spec.target;
-    const name = createHash('sha256').update(`${this.opts.tenant}\0${id}`).digest('hex').slice(0, 32);
-    let dir = join(this.opts.stateDir, 'cache-mounts', name);
+    const shared = cacheMountDir(this.opts.stateDir, this.opts.tenant, spec.id || spec.target);
+    let dir = shared;
     if (spec.sharing === 'locked') {
       while (lockedCaches.has(dir)) await lockedCaches.get(dir);
       let unlock!: () => void;
@@ -125,6 +125,8 @@ export class RunMounts {
     }
     await mkdir(join(dir, '..'), { recursive: true });
     const created = await mkdir(dir).then(() => true, (err: NodeJS.ErrnoException) => { if (err.code === 'EEXIST') return false; throw err; });
+    // Whose it is, for that tenant's prune (a private copy goes with the step anyway).
+    if (dir === shared) await recordCacheMountTenant(dir, this.opts.tenant);
     // `from` is the cache's starting content (BuildKit: the base of the cache), copied once.
     if (created && spec.from) await this.copyTree(await this.rootOf(spec.from, 'cache'), spec.source ?? '/', dir, mountLabel('cache', spec.source));
     await chown(dir, spec.uid, spec.gid);

@@ -212,8 +212,10 @@ export class StageSolver {
       // next step unpacks its layer onto the chain (ensureChain), as for a cached step.
       if (layer && !linked) {
         // The tenant's own: the upper dir can hold what the layer does not (see ownedSnapshotName).
-        const name = ownedSnapshotName(req.tenant ?? 'default', snapshotChainNames([...layers, layer]).at(-1)!);
-        await this.opts.snapshotter.commit(name, key).catch(async (err: Error) => {
+        // Recorded as its owner's, so that tenant's prune (and no other's) removes it.
+        const owner = req.tenant ?? 'default';
+        const name = ownedSnapshotName(owner, snapshotChainNames([...layers, layer]).at(-1)!);
+        await this.opts.snapshotter.commit(name, key, { owner }).catch(async (err: Error) => {
           await this.opts.snapshotter.remove(key);
           // Another step committed the same chain meanwhile: its snapshot serves as well as ours.
           if (!(await this.opts.snapshotter.stat(name))) throw new Error(`keeping the result of ${vertex.name.slice(0, 120)} as snapshot ${name.slice(0, 80)} failed: ${err.message}`);

@@ -5,6 +5,7 @@ export { StageSolver, type ImageSource, type SolverEvents, type VertexProgress, 
 export type { StageResult } from './StageResult.js';
 export { StageAssembly, stageFromCache, stageBase, stageBaseKey, plannedVertexKeys, isUsableHit, withAnsweredInputs, answeredInputsOf, type SolvedVertex, type StageBaseState } from './StageAssembly.js';
 export type { SshAgentSockets } from './RunMounts.js';
+export { CACHE_MOUNTS_DIR, cacheMountDir, cacheMountTenant, forgetCacheMountTenant, isCacheMountRecord, recordCacheMountTenant } from './cacheMounts.js';
 export { RegistryImageSource, registryImageResolver } from './RegistryImageSource.js';
 export { assembleImage, assembleIndex, baseLayerCount, jsonBlob, platformObject, type AssembledImage, type Descriptor, type JsonBlob, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, MEDIA_TYPE_CONFIG } from './assembleImage.js';
 export { openExecutionEngine, openLocalEngine, solvePlatform, storeImageDocuments, type SolvePlatformOptions } from './engine.js';

@@ -1,6 +1,6 @@
 // Issue 14, item 7 (disk): `du` and `prune` see and reclaim the workers' layer snapshots and
-// materialised contexts, not only cache records; a worker's GC keeps them under its configured
-// size. Of a build's materialised context only the newest tree per tenant and directory
+// materialised contexts, not only cache records: a tenant's prune its own step snapshots, the
+// operator's (the dashboard's) everything; a worker's GC keeps them under its configured size. Of a build's materialised context only the newest tree per tenant and directory
 // (lineage) outlives the build, as the base of the next build (#18); another tenant's build
 // never starts from it.
 import { test, before, after } from 'node:test';
@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { credentials, type ServiceError } from '@grpc/grpc-js';
 import { ControlClient, PruneRequest, type DiskUsageResponse, type PruneResponse } from '@buildyard/proto';
 import { startCluster, startRegistry, until, type Cluster } from '@buildyard/testkit';
+import type { WorkerPruneResult } from '../../../apps/dashboard/src/api/types.js';
+import { startDashboard } from '../../../apps/dashboard/src/dashboard.test-util.js';
 import { startGates } from '../gate.js';
 import { bearer, solve } from '../grpcClient.js';
 
@@ -64,7 +66,7 @@ function fileInodes(dir: string): Set<number> {
 const record = (res: DiskUsageResponse, worker: string, kind: string) => res.records.find((r) => r.id === `worker/${worker}/${kind}`);
 const committedSnapshots = (stateDir: string) => (existsSync(join(stateDir, 'snapshots/s')) ? readdirSync(join(stateDir, 'snapshots/s')).length : 0);
 
-test('du sees worker snapshots and contexts as du on disk does; only the newest context tree of a directory outlives its build; prune --all reclaims them', async () => {
+test('du sees worker snapshots and contexts as du on disk does; only the newest context tree of a directory outlives its build; prune --all reclaims the tenant\'s step snapshots, the operator\'s prune everything', async () => {
   const cluster = await startCluster({ workers: 1 });
   try {
     const worker = cluster.workers[0];
@@ -87,14 +89,28 @@ test('du sees worker snapshots and contexts as du on disk does; only the newest 
     assert.ok(before.totalBytes >= snapshots.size + contexts.size);
 
     const stateBefore = duOnDisk(worker.stateDir);
+    // The tenant's prune --all: its cache records and its step snapshots (each build's COPY and
+    // RUN, 7 MiB of data); the unpacked base image and the kept context tree serve every tenant.
     const pruned = await call<PruneResponse>(cluster, 'prune', PruneRequest.fromPartial({ all: true }));
     const reclaimed = pruned.removed.find((r) => r.id === `worker/${worker.id}`);
-    assert.ok(reclaimed && reclaimed.size >= snapshots.size - 256 * 1024, `prune reports the worker's snapshots reclaimed: ${JSON.stringify(pruned.removed.map((r) => [r.id, r.size]))}`);
+    assert.ok(reclaimed && reclaimed.size >= 14 * MiB, `prune reports the tenant's step snapshots reclaimed: ${JSON.stringify(pruned.removed.map((r) => [r.id, r.size]))}`);
+    assert.equal(committedSnapshots(worker.stateDir), 1, 'the base image\'s unpacked layer stays on the worker');
+    assert.equal(contextTrees(worker.stateDir).length, 1, 'the kept context tree stays');
+    // The operator's prune (the dashboard's, admin token) reaches everything no stage uses.
+    const dash = await startDashboard({ redisUrl: cluster.redis.url });
+    try {
+      const res = await dash.api('/api/workers/prune', { method: 'POST', as: 'admin', body: JSON.stringify({ all: true }) });
+      assert.equal(res.status, 200, await res.clone().text());
+      const everything = await res.json() as WorkerPruneResult;
+      assert.ok((everything.workers.find((w) => w.id === worker.id)?.reclaimedBytes ?? 0) > 0, JSON.stringify(everything));
+    } finally {
+      await dash.close();
+    }
     assert.equal(committedSnapshots(worker.stateDir), 0, 'no snapshot is left on the worker');
     const stateAfter = duOnDisk(worker.stateDir);
     assert.ok(stateBefore - stateAfter >= snapshots.size - 256 * 1024, `the worker's state dir shrank by the snapshots (${stateBefore} -> ${stateAfter})`);
     assert.ok(duOnDisk(join(worker.stateDir, 'snapshots')) < 256 * 1024, 'what remains of snapshots is bookkeeping');
-    assert.deepEqual(contextTrees(worker.stateDir), [], 'prune --all removes the kept context tree');
+    assert.deepEqual(contextTrees(worker.stateDir), [], 'the operator\'s prune removes the kept context tree');
 
     const afterPrune = await du(cluster);
     assert.equal(record(afterPrune, worker.id, 'snapshots')?.size, duOnDisk(join(worker.stateDir, 'snapshots')));

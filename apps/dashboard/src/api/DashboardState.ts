@@ -5,7 +5,7 @@ import {
   type BuildRecord, type RedisClient as Redis, type RedisKeys,
 } from '@buildyard/contracts';
 import type { ProgressEvent } from '@buildyard/progress';
-import { askWorkersDisk } from '@buildyard/cache';
+import { askWorkersDisk, pruneWorkers } from '@buildyard/cache';
 import { Scheduler, WorkerRegistry, parseBuildEvent, queueView, waitingStages, type BuildEvent, type BuildState, type QueueViewInput, type StageState, type WorkerStatus } from '@buildyard/scheduler';
 
 /** A stage as the Dockerfile has it (from its payload): what progress events name it by. */
@@ -14,7 +14,7 @@ import { stageNameOf } from './LogLines.js';
 import { foldProgress, ProgressFolds, type ProgressReadLimits, type VertexFold } from './progressFold.js';
 import type {
   BuildDetail, BuildList, BuildListStatus, BuildSummary, CacheEntryView, CacheTenantView, CacheView, PlatformTenantRow, PruneRequest, PruneResult,
-  QueueView, RunningStage, StageView, VertexView, WorkerDiskView, WorkerView,
+  QueueView, RunningStage, StageView, VertexView, WorkerDiskView, WorkerPruneResult, WorkerView,
 } from './types.js';
 
 const STATUSES = new Set<string>(BUILD_RECORD_STATUSES);
@@ -296,6 +296,20 @@ export class DashboardState {
 
   async drainWorker(id: string): Promise<void> {
     await this.registry.drain(id);
+  }
+
+  /**
+   * The operator's prune of the workers' disks: every live worker removes, down to `keepBytes`
+   * (0: all of it), the snapshots, contexts, layer copies and cache mounts no running stage
+   * uses, every tenant's (a tenant's own prune reaches only its own). A busy worker waits up to
+   * 20 s for its stages, then says so.
+   */
+  async pruneWorkers(keepBytes: number, timeoutMs = 30_000): Promise<WorkerPruneResult> {
+    const reports = await pruneWorkers(this.redis, this.keys.prefix, (await this.registry.list()).map((w) => w.id), 'fleet', keepBytes, timeoutMs);
+    return {
+      workers: reports.map((r) => ({ id: r.workerId, reclaimedBytes: r.reclaimedBytes, ...(r.note ? { note: r.note } : {}) })),
+      reclaimedBytes: reports.reduce((n, r) => n + r.reclaimedBytes, 0),
+    };
   }
 
   /**

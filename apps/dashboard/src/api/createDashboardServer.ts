@@ -257,6 +257,14 @@ export async function createDashboardServer(opts: DashboardServerOptions): Promi
     return { ok: true, worker: id, draining: true };
   });
 
+  // The operator's prune of every worker's disk, every tenant's state on it (a tenant's reaches only its own).
+  app.post('/api/workers/prune', { preHandler: admin }, async (req, reply) => {
+    const body = (req.body ?? {}) as { all?: unknown; keepBytes?: unknown };
+    if (body.all === true) return state.pruneWorkers(0);
+    if (typeof body.keepBytes === 'number' && body.keepBytes >= 0) return state.pruneWorkers(body.keepBytes);
+    return fail(reply, 400, 'dashboard: a workers prune needs {"all": true} or {"keepBytes": N} (N >= 0)');
+  });
+
   app.post('/api/builds/:id/cancel', { preHandler: admin }, async (req, reply) => {
     const { id } = req.params as { id: string };
     const cancelled = await state.cancelBuild(id);

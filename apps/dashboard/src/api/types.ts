@@ -190,6 +190,13 @@ export interface PruneRequest {
   keepDurationMs?: number;
 }
 
+/** An operator's prune of every worker's disk (POST /api/workers/prune). */
+export interface WorkerPruneResult {
+  /** Per worker that answered: what it reclaimed, and why it could not do all (it stayed busy). */
+  workers: Array<{ id: string; reclaimedBytes: number; note?: string }>;
+  reclaimedBytes: number;
+}
+
 export interface PruneResult {
   tenant: string;
   removed: number;
