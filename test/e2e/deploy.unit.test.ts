@@ -151,6 +151,10 @@ test('the rendered config loads with the real loader and agrees with the manifes
   assert.deepEqual(redis.args?.slice(0, 2), ['--requirepass', '$(REDIS_PASSWORD)']);
   assert.deepEqual(redis.env?.find((e) => e.name === 'REDIS_PASSWORD')?.valueFrom?.secretKeyRef, { name: 'buildyard-secrets', key: 'redis-password' });
   assert.deepEqual(frontend.registry.insecure, ['buildyard-registry.buildyard.svc:5000']);
+  // Every tenant reaches the bundled registry, which has no accounts: each has its own namespace there.
+  assert.deepEqual(frontend.registry.tenantScoped, ['buildyard-registry.buildyard.svc:5000']);
+  assert.deepEqual(frontend.registry.sharedReadOnly, ['buildyard-registry.buildyard.svc:5000/library']);
+  assert.deepEqual(loadRenderedConfig(render({ registry: { tenantScoped: false } }) as K8sObject[], 'buildyardd').registry.tenantScoped, []);
   const worker = loadRenderedConfig(objects, 'worker');
   assert.equal(worker.sharedDir, frontend.sharedDir, 'frontend and workers must see the shared dir at one path');
   assert.equal(worker.worker.capacity, 2);
@@ -231,6 +235,7 @@ test('compose.yaml follows the Compose Specification and wires the same config',
   const env = Object.fromEntries(readFileSync(join(deployDir, 'compose/buildyard.env.example'), 'utf8').split('\n').filter((l) => /^[A-Z]/.test(l)).map((l) => l.split(/=(.*)/s).slice(0, 2)));
   const config = loadConfig({ file: join(deployDir, 'compose/buildyard.toml'), env });
   assert.equal(config.redis.url, 'redis://:change-me-redis-password@redis:6379', 'the URL, with its password, comes from buildyard.env');
+  assert.deepEqual([config.registry.insecure, config.registry.tenantScoped], [['registry:5000'], ['registry:5000']], 'the registry every tenant reaches gives each its own namespace');
   assert.ok(compose.services.redis.env_file.includes('buildyard.env') && compose.services.redis.command.join(' ').includes('--requirepass'), 'Redis requires that password');
   assert.equal(Number(config.frontend.listen.split(':')[1]), Number(compose.services.buildyardd.ports[0].split(':')[1]));
 });

@@ -44,6 +44,8 @@ async function main(): Promise<void> {
     secretsKey: config.auth.secretsKey,
     insecureRegistries: config.registry.insecure,
     trustedRegistries: config.registry.trusted,
+    tenantScopedRegistries: config.registry.tenantScoped,
+    sharedReadOnlyRepositories: config.registry.sharedReadOnly,
     buildPlatform: formatPlatform(hostPlatform()),
     maxContextBytes: config.limits.maxContextBytes,
     maxContextFiles: config.limits.maxContextFiles,

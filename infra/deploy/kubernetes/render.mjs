@@ -78,7 +78,11 @@ export function render(userValues = {}) {
     stateDir: STATE_DIR,
     sharedDir: sharedFs ? v.shared.mountPath : `${STATE_DIR}/shared`,
     blobStore: sharedFs ? { type: 'fs' } : { type: 'registry', repository: v.blobStore.repository || `${registryHost}/buildyard/blobs` },
-    registry: { insecure: v.registry.external ? (v.config.registry?.insecure ?? []) : [registryHost] },
+    registry: {
+      insecure: v.registry.external ? (v.config.registry?.insecure ?? []) : [registryHost],
+      // Every tenant reaches the bundled registry (it is in registry.insecure): each gets its own namespace there.
+      ...(!v.registry.external && v.registry.tenantScoped ? { tenantScoped: [registryHost], sharedReadOnly: (v.registry.sharedReadOnly ?? []).map((p) => `${registryHost}/${p}`) } : {}),
+    },
     frontend: { listen: `0.0.0.0:${v.frontend.grpcPort}`, healthListen: `0.0.0.0:${v.frontend.healthPort}` },
     auth: { tokensFile: `${CONFIG_DIR}/secrets/tokens` },
     dashboard: { listen: `0.0.0.0:${v.dashboard.port}` },
@@ -303,6 +307,7 @@ function check(v) {
   }
   if (v.secrets.create && !v.redis.externalUrl && !/^[A-Za-z0-9_-]{16,}$/.test(v.secrets.redisPassword ?? '')) fail('secrets.redisPassword must be at least 16 URL-safe characters (openssl rand -hex 24) when secrets.create is true');
   if (v.secrets.create && !/^[0-9a-f]{64}$/.test(v.secrets.secretsKey)) fail('secrets.secretsKey must be 64 hex characters (openssl rand -hex 32) when secrets.create is true');
+  if (!Array.isArray(v.registry.sharedReadOnly ?? []) || !(v.registry.sharedReadOnly ?? []).every((p) => typeof p === 'string' && /^[a-z0-9][^\s:]*$/.test(p))) fail('registry.sharedReadOnly must list repository prefixes of the bundled registry (e.g. [library])');
   if (!['fs', 'registry'].includes(v.blobStore?.type)) fail(`blobStore.type "${v.blobStore?.type}" must be fs or registry`);
   if (v.redis.externalUrl && !/^rediss?:\/\//.test(v.redis.externalUrl)) fail('redis.externalUrl must start with redis:// or rediss://');
 }

@@ -8,7 +8,7 @@ export interface BuildyardConfig {
   stateDir: string;
   sharedDir: string;
   blobStore: { type: 'fs' | 'registry'; repository: string };
-  registry: { insecure: string[]; trusted: string[] };
+  registry: { insecure: string[]; trusted: string[]; tenantScoped: string[]; sharedReadOnly: string[] };
   frontend: { listen: string; healthListen: string; tlsCert: string; tlsKey: string; tlsClientCa: string };
   buildkit: { listen: string; insecure: boolean; tenant: string; tlsCert: string; tlsKey: string; tlsClientCa: string };
   auth: { tokensFile: string; tokens: string[]; entitlements: string[]; secretsKey: string };

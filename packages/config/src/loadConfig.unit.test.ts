@@ -24,6 +24,10 @@ test('errors name the option, the source and the problem', () => {
   assert.throws(() => loadConfig({ file: file('b.toml', '[redis]\nurll = "x"\n'), env: {} }), /unknown option "redis\.urll"/);
   assert.throws(() => loadConfig({ file: file('c.toml', 'redis = [\n'), env: {} }), /invalid TOML/);
   assert.throws(() => loadConfig({ env: { BUILDYARD_REDIS_URL: 'http://x' } }), /expected redis:\/\/host:port/);
+  assert.deepEqual(loadConfig({ env: { BUILDYARD_TENANT_SCOPED_REGISTRIES: 'reg:5000, reg.example', BUILDYARD_SHARED_READONLY_REPOSITORIES: 'reg:5000/library' } }).registry,
+    { insecure: [], trusted: [], tenantScoped: ['reg:5000', 'reg.example'], sharedReadOnly: ['reg:5000/library'] });
+  assert.throws(() => loadConfig({ env: { BUILDYARD_TENANT_SCOPED_REGISTRIES: 'reg:5000/alice' } }), /invalid registry\.tenantScoped .*expected host\[:port\] entries/);
+  assert.throws(() => loadConfig({ env: { BUILDYARD_SHARED_READONLY_REPOSITORIES: 'reg:5000' } }), /invalid registry\.sharedReadOnly .*expected host\[:port\]\/prefix entries/);
 });
 
 test('tokens map to tenants; malformed entries are refused', () => {

@@ -3,7 +3,7 @@ import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { injectTraceContext, metrics, type Logger } from '@buildyard/telemetry'; // metrics
 import { checkSyntax, parse, planBuild, DockerfileError, type NamedContextSource } from '@buildyard/dockerfile';
 import { targetStage, type BuildPlan } from '@buildyard/graph';
-import { Annotations, LAYOUT_REF_PREFIX, ProvenBlobs, RegistryClient, credentialsFromLogins, formatReference, parseReference, type Credentials, type Descriptor, type FsContentStore, type TenantRegistryNetworks } from '@buildyard/oci';
+import { Annotations, LAYOUT_REF_PREFIX, ProvenBlobs, RegistryClient, RepositoryRefusedError, credentialsFromLogins, formatReference, parseReference, type Credentials, type Descriptor, type FsContentStore, type RepositoryPolicy, type TenantRegistryNetworks } from '@buildyard/oci';
 import { ProgressWriter, internalDigest, type VertexRef } from '@buildyard/progress';
 import type { Scheduler } from '@buildyard/scheduler';
 import { assembleImage, assembleIndex, registryImageResolver, withAnsweredInputs, type AssembledImage, type StageResult } from '@buildyard/solver';
@@ -19,7 +19,7 @@ import { archiveCreated, exporterFor, goBool, imageEpochs, layerCompression, oci
 import { frontendAttrsOf, makeAttestations, parseAttests, wantsAttestations, type AttestationOptions, type BuildAttestations, type ImageSourceRecord } from './exporters/index.js';
 import { compressLayers } from './exporters/compressLayers.js';
 import { layoutAwareResolver } from './layoutImages.js';
-import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases } from './cacheTransfer.js';
+import { parseCacheOptions, importCache, exportCache, inlineCacheAnnotations, releaseCacheLeases, type CacheOptions } from './cacheTransfer.js';
 import { HandedOff, type BuildRequests } from './buildTakeover.js';
 import { ResolvedBases, resultsFromCache } from './cachedBuild.js';
 import { holdBlobWrites, holdContexts, type CacheWriteResult } from '@buildyard/cache';
@@ -49,6 +49,8 @@ export interface BuildRunnerDeps {
   /** The network policy of the registries a tenant's builds name (the workers' egress rules, but
    *  for trusted registries); absent, nothing is refused. */
   registryNetworks?: TenantRegistryNetworks;
+  /** The registry repositories a tenant's builds may use (registry.tenantScoped, the blob store's); absent, any. */
+  repositories?: RepositoryPolicy;
   buildPlatform: string;
   maxLogBytesPerStep: number;
   /** What the tenant may use of network.host and security.insecure (none when absent). */
@@ -81,6 +83,22 @@ const tracer = trace.getTracer('buildyard-frontend');
 export class BuildFailure extends Error {
   constructor(message: string, readonly details: { file?: string; line?: number; code?: string } = {}) {
     super(message);
+  }
+}
+
+/**
+ * Pushed names and registry cache refs the tenant may not use (RepositoryPolicy) fail the build
+ * before any work, naming the flag; a refused --cache-from too, where a cache that cannot be
+ * read is only a warning: the user named a repository that is not theirs.
+ */
+function checkNamedRepositories(policy: RepositoryPolicy, tenant: string, outputs: ParsedOutput[], cache: CacheOptions): void {
+  try {
+    for (const o of outputs) if (o.push) for (const name of o.names) policy.check(tenant, name, 'push', `--output name=${name} (-t)`);
+    for (const spec of cache.from) if (spec.type === 'registry') policy.check(tenant, spec.ref, 'pull', `--cache-from ref=${spec.ref}`);
+    for (const spec of cache.to) if (spec.type === 'registry') policy.check(tenant, spec.ref, 'push', `--cache-to ref=${spec.ref}`);
+  } catch (err) {
+    if (err instanceof RepositoryRefusedError) throw new BuildFailure(err.message, { code: 'registry.refused' });
+    throw err;
   }
 }
 
@@ -192,7 +210,7 @@ export class BuildRunner {
     const progress = new ProgressWriter(this.deps.redis, buildId, { maxLogBytesPerVertex: this.deps.maxLogBytesPerStep, keys: this.deps.keys, ttlSeconds: Math.ceil(records.retentionMs / 1000) });
     const started = Date.now();
     const network = this.deps.registryNetworks?.get(tenant);
-    const registry = new RegistryClient({ credentials: registryCredentials(req), insecureHosts: this.deps.insecureRegistries, dockerConfig: false, store: this.deps.blobs, network, proofs: this.provenBlobs.forTenant(tenant) });
+    const registry = new RegistryClient({ credentials: registryCredentials(req), insecureHosts: this.deps.insecureRegistries, dockerConfig: false, store: this.deps.blobs, network, proofs: this.provenBlobs.forTenant(tenant), repositories: this.deps.repositories?.guard(tenant) });
     try {
       if (resume) await progress.emit({ type: 'build.warning', message: 'the frontend coordinating this build stopped; another frontend took the build over' });
       else await progress.emit({ type: 'build.accepted', buildId, platforms: req.platforms.length > 0 ? req.platforms : [this.deps.buildPlatform] });
@@ -206,6 +224,8 @@ export class BuildRunner {
       // [cache transfer] specs are validated before any work is done.
       let cacheOptions: ReturnType<typeof parseCacheOptions>;
       try { cacheOptions = parseCacheOptions(req); } catch (err) { throw new BuildFailure((err as Error).message, { code: 'cache.invalid' }); }
+      // The repositories the request names (the Dockerfile's are checked as the planner resolves them).
+      if (this.deps.repositories) checkNamedRepositories(this.deps.repositories, tenant, outputs, cacheOptions);
       // The client's --allow must be granted to the tenant, whether or not the build uses it (as buildkitd).
       const granted = this.deps.entitlements?.(tenant) ?? new Set<Entitlement>();
       let allowed: ReadonlySet<Entitlement>;

@@ -5,7 +5,7 @@ import { BlobLeases, ContextBlobGuard, ContextWrites, RedisCacheIndex, collectBl
 import { SESSION_IDLE_TIMEOUT_MS, handleSync, type ContextStore } from '@buildyard/context';
 import { RemoteContexts } from './remoteContexts.js';
 import { normalizePlatform } from '@buildyard/graph';
-import { FsContentStore, RegistryNetwork, TenantRegistryNetworks } from '@buildyard/oci';
+import { FsContentStore, RegistryNetwork, RepositoryPolicy, TenantRegistryNetworks } from '@buildyard/oci';
 import { ProgressWriter, readProgress, toSolveEvent } from '@buildyard/progress';
 import {
   AttachRequest, CancelResponse, ControlService, DeleteHistoryResponse, ListHistoryResponse, type DeleteHistoryRequest, type ListHistoryRequest, ContextSyncService, DiskUsageResponse, InfoResponse, ListWorkersResponse,
@@ -49,6 +49,10 @@ export interface FrontendOptions {
   insecureRegistries: string[];
   /** Registries builds may use although sourcePolicy refuses their address (registry.trusted). */
   trustedRegistries?: string[];
+  /** Registries where a tenant's builds may only use `<tenant>/…` (registry.tenantScoped), and
+   *  prefixes there every tenant may pull from (registry.sharedReadOnly): see RepositoryPolicy. */
+  tenantScopedRegistries?: string[];
+  sharedReadOnlyRepositories?: string[];
   buildPlatform: string;
   version: string;
   maxContextBytes: number;
@@ -186,6 +190,10 @@ export class Frontend {
       registryNetworks: opts.sourcePolicy && new TenantRegistryNetworks((tenant) => new RegistryNetwork(
         opts.sourcePolicy?.(tenant) ?? (() => undefined), [...opts.insecureRegistries, ...(opts.trustedRegistries ?? [])])),
       maxLogBytesPerStep: opts.maxLogBytesPerStep, entitlements: parseEntitlements(opts.entitlements ?? []),
+      repositories: new RepositoryPolicy({
+        tenantScoped: opts.tenantScopedRegistries, sharedReadOnly: opts.sharedReadOnlyRepositories,
+        blobRepository: opts.blobStore?.type === 'registry' ? opts.blobStore.repository : undefined,
+      }),
     });
   }
 

@@ -244,6 +244,8 @@ class Planner {
       p = this.opts.resolveImage(ref, platform).catch((e: unknown) => {
         // BuildKit's own words for an image without the platform, as buildkitd prints them.
         if ((e as { code?: string }).code === 'NO_PLATFORM_MATCH') this.err(excerpt((e as Error).message, 500), ins);
+        // A repository the tenant may not use (RepositoryPolicy): its one line says what to use instead.
+        if ((e as { code?: string }).code === 'REPOSITORY_REFUSED') this.err((e as Error).message, ins);
         this.err(`failed to resolve image "${excerpt(ref)}" for ${platform}: ${excerpt((e as Error).message ?? String(e), 300)}`, ins);
       });
       this.imageCache.set(key, p);

@@ -479,6 +479,19 @@ test('FROM --platform takes any os/arch (containerd Parse); the resolver\'s no-m
   await rejects('FROM --platform=linux/x/y/z busybox\n', 1, /FROM --platform: invalid platform "linux\/x\/y\/z"/);
 });
 
+test('a repository the resolver refuses the tenant (REPOSITORY_REFUSED) is reported as it is, at the line that names it', async () => {
+  const refused = async (ref: string): Promise<ResolvedImage> => {
+    throw Object.assign(new Error(`reg:5000/${ref.split('/').slice(1).join('/')}: tenant "bob" may only use repositories under reg:5000/bob/ …; pull from reg:5000/bob/…`), { code: 'REPOSITORY_REFUSED' });
+  };
+  for (const [text, line] of [['FROM reg:5000/alice/app\n', 1], ['FROM scratch\nCOPY --from=reg:5000/alice/app /a /b\n', 2], ['FROM scratch\nRUN --mount=from=reg:5000/alice/app,target=/m true\n', 2]] as const) {
+    await assert.rejects(plan(text, { resolveImage: refused }), (e: unknown) => {
+      assert.ok(e instanceof DockerfileError);
+      assert.equal(e.message, `Dockerfile:${line}: reg:5000/alice/app: tenant "bob" may only use repositories under reg:5000/bob/ …; pull from reg:5000/bob/…`);
+      return true;
+    });
+  }
+});
+
 test('step names follow BuildKit: no stage name in a one-stage Dockerfile, step numbers padded to the total\'s width', async () => {
   const names = (p: Awaited<ReturnType<typeof plan>>) => p.platforms[0].stages.flatMap((s) => s.vertices.map((v) => v.name));
   assert.deepEqual(names(await plan('FROM busybox\nRUN true\n')), ['[2/2] RUN true']);

@@ -14,6 +14,7 @@ import { credentialsFor, loadDockerConfig, normalizeRegistryHost, type Credentia
 import { parseWwwAuthenticate, type AuthChallenge } from './authChallenge.js';
 import { addressRefusal, type RegistryNetwork } from './addressPolicy.js';
 import type { BlobProofs } from './ProvenBlobs.js';
+import { RepositoryRefusedError, type RepositoryGuard } from './repositoryPolicy.js';
 import { isImageIndex, type AnyManifest, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from './types.js';
 
 export interface RegistryClientOptions {
@@ -47,6 +48,12 @@ export interface RegistryClientOptions {
    * answers from them, and records what it proves. Absent, every check asks the registry.
    */
   proofs?: BlobProofs;
+  /**
+   * The repositories a build's tenant may use (RepositoryPolicy.guard): asked before every
+   * operation, a cross-repository mount's source included; its refusal is the operation's error.
+   * Absent, any repository is used.
+   */
+  repositories?: RepositoryGuard;
 }
 
 export interface CallOptions {
@@ -648,6 +655,14 @@ export class RegistryClient {
   }
 
   private op(repo: RepositoryReference, name: string, actions: string, extraScopes: string[] = []): Operation {
+    const guard = this.options.repositories;
+    if (guard) {
+      guard(repo, actions.includes('push') ? 'push' : 'pull');
+      for (const scope of extraScopes) {
+        const from = /^repository:(.+):pull$/.exec(scope)?.[1];
+        if (from) guard({ registry: repo.registry, repository: from }, 'pull');
+      }
+    }
     return { registry: repo.registry, name, scopes: [`repository:${repo.repository}:${actions}`, ...extraScopes] };
   }
 
@@ -720,7 +735,7 @@ export class RegistryClient {
 
   /** Wrong bytes, missing blobs and auth failures do not get better by retrying. */
   private retryOptions(call: CallOptions): RetryOptions {
-    return { attempts: this.opts.attempts, backoffMs: this.opts.backoffMs, signal: call.signal, fatal: (err) => err instanceof RegistryError || err instanceof DigestMismatchError };
+    return { attempts: this.opts.attempts, backoffMs: this.opts.backoffMs, signal: call.signal, fatal: (err) => err instanceof RegistryError || err instanceof DigestMismatchError || err instanceof RepositoryRefusedError };
   }
 
   private authKey(registry: string, scopes: string[], creds: Credentials | undefined): string {

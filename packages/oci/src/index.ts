@@ -42,3 +42,6 @@ export { createTarExtract, paxXattrs, RAW_PAX, tarExtract, type TarEntryHandler,
 export {
   AddressRefusedError, vettedLookup, refusedLiteral, vettedFetch, addressRefusal, RegistryNetwork, TenantRegistryNetworks, type AddressPolicy,
 } from './addressPolicy.js';
+export {
+  RepositoryPolicy, RepositoryRefusedError, type RepositoryAccess, type RepositoryGuard, type RepositoryPolicyOptions,
+} from './repositoryPolicy.js';
