@@ -6,13 +6,14 @@
 //   npm run conformance -- --live            Buildyard against buildkitd live
 //   npm run conformance -- --local           Buildyard's in-process engine (buildLocal) instead of a cluster
 //   ... --only <regex>                       only cases whose group/name matches
+//   ... --jobs <n>                           cluster builds at once when checking (default CLUSTER_JOBS, as the test; see Harness)
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { groups } from './cases/index.js';
 import { compareResults } from './lib/compare.js';
 import { caseDigest } from './lib/context.js';
-import { Harness } from './lib/harness.js';
+import { CLUSTER_JOBS, Harness } from './lib/harness.js';
 import type { Case, Expected, Result } from './lib/types.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -20,6 +21,9 @@ const argv = process.argv.slice(2);
 const mode = argv.includes('--refresh') ? 'refresh' : argv.includes('--verify') ? 'verify' : argv.includes('--live') ? 'live' : 'check';
 const onlyAt = argv.indexOf('--only');
 const only = onlyAt >= 0 ? new RegExp(argv[onlyAt + 1]) : undefined;
+const jobsAt = argv.indexOf('--jobs');
+// Only checking against the recordings builds on several lanes; buildkitd builds one at a time.
+const jobs = mode === 'check' && !argv.includes('--local') ? (jobsAt >= 0 ? Math.max(1, Math.floor(Number(argv[jobsAt + 1])) || 1) : CLUSTER_JOBS) : 1;
 
 export function expectedPath(group: string): string {
   return join(here, 'expected', `${group}.json`);
@@ -39,15 +43,18 @@ async function reference(h: Harness, c: Case): Promise<Expected> {
 }
 
 async function main(): Promise<void> {
-  const h = await Harness.start();
+  const h = await Harness.start({ lanes: jobs });
   let failed = 0;
   let total = 0;
   try {
     for (const [group, cases] of Object.entries(groups)) {
       const expected = loadExpected(group);
       const next: Record<string, Expected> = mode === 'refresh' ? { ...expected } : expected;
-      for (const c of cases) {
-        if (only && !only.test(`${group}/${c.name}`)) continue;
+      const selected = cases.filter((c) => !only || only.test(`${group}/${c.name}`));
+      // With --jobs, every case of the group is asked for at once (the harness's lanes take them
+      // in turn); results are printed in the group's order.
+      const built = jobs > 1 ? new Map(selected.map((c) => [c, h.withCluster(c).catch((err: Error) => err)])) : undefined;
+      for (const c of selected) {
         total++;
         let want: Result;
         let got: Result;
@@ -63,7 +70,9 @@ async function main(): Promise<void> {
           if (c.upstream?.patch) got = c.upstream.patch(got);
         } else {
           want = mode === 'live' ? await reference(h, c) : expected[c.name];
-          got = argv.includes('--local') ? await h.withBuildyard(c) : await h.withCluster(c);
+          const early = await built?.get(c);
+          if (early instanceof Error) throw early;
+          got = early ?? (argv.includes('--local') ? await h.withBuildyard(c) : await h.withCluster(c));
         }
         let diffs = want ? compareResults(want, got) : ['no recorded expectation: run npm run conformance -- --refresh'];
         if (c.divergence && mode !== 'verify' && want) {

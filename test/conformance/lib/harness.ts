@@ -1,10 +1,20 @@
 // Builds one case with either builder and reduces the result to a Result. The registry holding
 // the busybox base image and the buildkitd daemon are started once per process.
+//
+// Cluster builds (withCluster) may run `lanes` at a time. Each lane is a tenant of its own and
+// builds its cases one at a time, in the order they were asked for: no two cases of different
+// lanes share a cache record or an in-flight stage (the scheduler joins identical stages of one
+// tenant's concurrent builds), so every lane is a sequential run of some of the cases, as
+// `--only` makes one. Cases are dealt to the lanes in turn, the same way every run; `served`
+// cases all go to the first lane: one web server serves one file at every path, and ADD <url>'s
+// cache must see them in the suite's order. Every case has its own directory and image name.
+// buildkitd's and buildLocal's builds run one at a time.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { readPushedImage } from './registryImage.js';
 import { busyboxLayout, pushCraftedImage, seedBusybox, startCluster, startRegistry, type Cluster, type RegistryService } from '@buildyard/testkit';
 import { solve } from '../../e2e/grpcClient.js';
 import { defaultDockerfilePath } from '@buildyard/dockerfile';
@@ -17,22 +27,36 @@ import { normalizeError } from './normalize.js';
 import { loadImage, summarize, type LoadedImage } from './summarize.js';
 import type { Case, Result } from './types.js';
 
+/**
+ * How many cases the suite builds at once through the one cluster (its lanes);
+ * BUILDYARD_CONFORMANCE_JOBS overrides it, 1 builds them one at a time as one tenant.
+ */
+export const CLUSTER_JOBS = Math.max(1, Math.floor(Number(process.env.BUILDYARD_CONFORMANCE_JOBS)) || 3);
+
+/** The tenant of each lane: the cluster's default tenant first. */
+function laneTenant(lane: number): string {
+  return lane === 0 ? 'default' : `lane-${lane + 1}`;
+}
+
 export class Harness {
   private buildkitd?: Buildkitd;
   private cluster?: Promise<Cluster>;
   private readonly bases = new Map<string, Promise<LoadedImage>>();
   /** The web server of ADD <url> cases, in the outside network (started by the first such case). */
   private web?: Promise<{ outside: Outside; server: UrlServer }>;
-  /** The base URL of the case being built (one at a time). */
-  private url?: string;
   private seq = 0;
-  private constructor(readonly registry: RegistryService, readonly base: string, readonly work: string) {}
+  /** Cases dealt to the lanes in turn so far (`served` ones go to the first lane out of turn). */
+  private dealt = 0;
+  /** Per key, the end of the last piece of work queued for it (see exclusive). */
+  private readonly queues = new Map<string, Promise<unknown>>();
+  private constructor(readonly registry: RegistryService, readonly base: string, readonly work: string, readonly lanes: number) {}
 
-  static async start(): Promise<Harness> {
+  /** `lanes`: how many cluster builds may run at once (default 1). */
+  static async start(options: { lanes?: number } = {}): Promise<Harness> {
     const registry = await startRegistry();
     const seeded = await seedBusybox(registry);
     const work = await mkdtemp(join(tmpdir(), 'buildyard-conformance-'));
-    return new Harness(registry, seeded.reference, work);
+    return new Harness(registry, seeded.reference, work, Math.max(1, options.lanes ?? 1));
   }
 
   async stop(): Promise<void> {
@@ -56,7 +80,25 @@ export class Harness {
     return p;
   }
 
-  /** Serves the case's file (builds run one at a time); answers the server's base URL. */
+  /** Runs `work` after every earlier one of the same `key` has ended (in the order asked). */
+  private exclusive<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const run = (this.queues.get(key) ?? Promise.resolve()).then(work, work);
+    const done = run.then(() => undefined, () => undefined);
+    this.queues.set(key, done);
+    void done.then(() => { if (this.queues.get(key) === done) this.queues.delete(key); });
+    return run;
+  }
+
+  /**
+   * Builds `c` while it is the only case using what cases share: the one web server (it serves one
+   * file at every path) and the crafted image's name (the same name in two groups).
+   */
+  private alone<T>(c: Case, work: () => Promise<T>): Promise<T> {
+    const crafted = c.crafted ? () => this.exclusive(`crafted ${c.name}`, work) : work;
+    return c.served ? this.exclusive('web server', crafted) : crafted();
+  }
+
+  /** Serves the case's file (the caller holds the server: see alone); answers the server's base URL. */
   private async serve(c: Case): Promise<string | undefined> {
     if (!c.served) return undefined;
     this.web ??= (async () => {
@@ -68,18 +110,18 @@ export class Harness {
     return server.base;
   }
 
-  private async prepare(c: Case): Promise<{ dir: string; ctx: string; dockerfile: string; secretsDir: string; url?: string }> {
-    const dir = join(this.work, `${++this.seq}-${c.name.replace(/[^\w.-]+/g, '_')}`);
+  private async prepare(c: Case): Promise<{ dir: string; ctx: string; dockerfile: string; secretsDir: string; url?: string; seq: number }> {
+    const seq = ++this.seq;
+    const dir = join(this.work, `${seq}-${c.name.replace(/[^\w.-]+/g, '_')}`);
     const ctx = join(dir, 'context');
     const url = await this.serve(c);
-    this.url = url;
     const crafted = c.crafted ? `${this.registry.host}/conformance/crafted-${c.name}:1` : undefined;
     if (crafted) await pushCraftedImage(crafted, c.crafted!);
     const dockerfile = await writeContext(c, ctx, this.base, url, crafted);
     const secretsDir = join(dir, 'secrets');
     await mkdir(secretsDir, { recursive: true });
     for (const [id, v] of Object.entries(c.secrets ?? {})) await writeFile(join(secretsDir, id), v);
-    return { dir, ctx, dockerfile, secretsDir, url };
+    return { dir, ctx, dockerfile, secretsDir, url, seq };
   }
 
   /** The server's address differs per run: results name it as the case does. */
@@ -87,37 +129,41 @@ export class Harness {
     return url ? JSON.parse(JSON.stringify(result).split(url).join(URL_TOKEN)) as Result : result;
   }
 
-  async withBuildkit(c: Case): Promise<Result> {
-    return this.untoken(await this.buildkit(c), this.url);
+  /** One at a time: the prune before each build clears the context copy buildctl's builds share. */
+  withBuildkit(c: Case): Promise<Result> {
+    return this.exclusive('buildkitd', () => this.alone(c, () => this.buildkit(c)));
   }
 
-  async withBuildyard(c: Case): Promise<Result> {
-    return this.untoken(await this.buildyard(c), this.url);
+  /** One at a time (one state directory). */
+  withBuildyard(c: Case): Promise<Result> {
+    return this.exclusive('buildLocal', () => this.alone(c, () => this.buildyard(c)));
   }
 
-  async withCluster(c: Case): Promise<Result> {
-    return this.untoken(await this.viaCluster(c), this.url);
+  /** Queued on its lane (see the top of this file), beside the other lanes' builds. */
+  withCluster(c: Case): Promise<Result> {
+    const lane = c.served || this.lanes === 1 ? 0 : this.dealt++ % this.lanes;
+    return this.exclusive(`lane ${lane}`, () => this.alone(c, () => this.viaCluster(c, laneTenant(lane))));
   }
 
   private async buildkit(c: Case): Promise<Result> {
     this.buildkitd ??= await Buildkitd.start(this.registry.host);
-    const { dir, ctx, dockerfile, secretsDir } = await this.prepare(c);
+    const { dir, ctx, dockerfile, secretsDir, url } = await this.prepare(c);
     const platform = c.platform ?? 'linux/amd64';
     try {
       const out = join(dir, 'oci.tar');
       const r = await this.buildkitd.build({ contextDir: ctx, dockerfile, dockerfileImplicit: c.dockerfileImplicit, out, args: c.args, target: c.target, platform, secrets: c.secrets, secretsDir, outputAttrs: c.outputAttrs });
-      if (!r.ok) return { ok: false, error: r.crashed ? 'buildkitd crashed' : normalizeError(buildctlError(r.stderr), this.registry.host) };
+      if (!r.ok) return this.untoken({ ok: false, error: r.crashed ? 'buildkitd crashed' : normalizeError(buildctlError(r.stderr), this.registry.host) }, url);
       const layout = join(dir, 'oci');
       await mkdir(layout);
       execFileSync('tar', ['-xf', out, '-C', layout]);
-      return await summarize(await loadImage(layout, platform), await this.baseImage(platform));
+      return this.untoken(await summarize(await loadImage(layout, platform), await this.baseImage(platform)), url);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   }
 
   private async buildyard(c: Case): Promise<Result> {
-    const { dir, ctx, dockerfile } = await this.prepare(c);
+    const { dir, ctx, dockerfile, url } = await this.prepare(c);
     const platform = c.platform ?? 'linux/amd64';
     try {
       const layout = join(dir, 'oci');
@@ -128,9 +174,9 @@ export class Harness {
           stateDir: join(this.work, 'buildyard-state'), ociLayoutDir: layout, insecureRegistries: [this.registry.host],
         });
       } catch (err) {
-        return { ok: false, error: normalizeError((err as Error).message ?? String(err), this.registry.host) };
+        return this.untoken({ ok: false, error: normalizeError((err as Error).message ?? String(err), this.registry.host) }, url);
       }
-      return await summarize(await loadImage(layout, platform), await this.baseImage(platform));
+      return this.untoken(await summarize(await loadImage(layout, platform), await this.baseImage(platform)), url);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -138,18 +184,21 @@ export class Harness {
 
   /**
    * Builds through a real cluster (frontend, Redis, one worker) that shares this harness's
-   * registry, pushes the image there and reads it back with skopeo.
+   * registry, pushes the image there and reads it back (registryImage.ts).
    */
-  private async viaCluster(c: Case): Promise<Result> {
-    this.cluster ??= startCluster({ workers: 1, registry: this.registry });
+  private async viaCluster(c: Case, tenant: string): Promise<Result> {
+    this.cluster ??= startCluster({ workers: 1, registry: this.registry, tenants: Array.from({ length: this.lanes - 1 }, (_, i) => laneTenant(i + 1)) });
     const cluster = await this.cluster;
-    const { dir, ctx, dockerfile } = await this.prepare(c);
+    const token = cluster.tokens[tenant]!;
+    const { dir, ctx, dockerfile, url, seq } = await this.prepare(c);
     const platform = c.platform ?? 'linux/amd64';
-    const image = `${this.registry.host}/conformance/${c.name}:${this.seq}`;
+    // Its own name: cases build at the same time, and two groups may hold the same case name.
+    const repository = `conformance/${c.name}`;
+    const image = `${this.registry.host}/${repository}:${seq}`;
     try {
       let outcome;
       try {
-        outcome = await solve(cluster, ctx, {
+        outcome = await solve({ address: cluster.address, token }, ctx, {
           // No name given: the file the CLI would pick (BuildKit's lower-case fallback included).
           dockerfile: await readFile(c.dockerfileImplicit ? defaultDockerfilePath(ctx) : dockerfile), dockerfileName: c.dockerfileName ?? 'Dockerfile',
           platforms: [platform], buildArgs: c.args ?? {}, target: c.target ?? '',
@@ -158,12 +207,13 @@ export class Harness {
         });
       } catch (err) {
         // The client's own checks (context walk, .dockerignore) fail before the build starts.
-        return { ok: false, error: normalizeError((err as Error).message ?? String(err), this.registry.host) };
+        return this.untoken({ ok: false, error: normalizeError((err as Error).message ?? String(err), this.registry.host) }, url);
       }
-      if (outcome.error) return { ok: false, error: normalizeError(outcome.error.message, this.registry.host) };
+      if (outcome.error) return this.untoken({ ok: false, error: normalizeError(outcome.error.message, this.registry.host) }, url);
       const layout = join(dir, 'oci');
-      execFileSync('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${image}`, `oci:${layout}:latest`], { stdio: ['ignore', 'ignore', 'pipe'] });
-      return await summarize(await loadImage(layout, platform), await this.baseImage(platform));
+      const base = await this.baseImage(platform);
+      await readPushedImage(this.registry.host, repository, String(seq), layout, new Map(base.layers.map((l) => [l.digest, resolve(base.dir, 'blobs', l.digest.replace(':', '/'))])));
+      return this.untoken(await summarize(await loadImage(layout, platform), base), url);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

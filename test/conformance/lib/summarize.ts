@@ -125,10 +125,15 @@ function removeTree(fs: Map<string, FileRecord>, p: string): void {
   for (const k of [...fs.keys()]) if (k.startsWith(p + '/')) fs.delete(k);
 }
 
-export async function flatten(img: LoadedImage, count = img.layers.length): Promise<{ fs: Map<string, FileRecord>; lastWhiteouts: string[] }> {
-  const fs = new Map<string, FileRecord>();
+/**
+ * The tree of `img`'s first `count` layers. `from` is the tree of its first `from.layers` layers,
+ * when known: those are not read again (the records are shared, never changed: a layer replaces
+ * a path's record, it does not edit it).
+ */
+export async function flatten(img: LoadedImage, count = img.layers.length, from?: { fs: Map<string, FileRecord>; layers: number }): Promise<{ fs: Map<string, FileRecord>; lastWhiteouts: string[] }> {
+  const fs = new Map<string, FileRecord>(from?.fs);
   let lastWhiteouts: string[] = [];
-  for (const layer of img.layers.slice(0, count)) {
+  for (const layer of img.layers.slice(from?.layers ?? 0, count)) {
     lastWhiteouts = await applyLayer(fs, join(img.dir, 'blobs', layer.digest.replace(':', '/')), layer.mediaType);
   }
   return { fs, lastWhiteouts };
@@ -176,14 +181,28 @@ function sameRecord(a: FileRecord, b: FileRecord): boolean {
   return JSON.stringify({ ...a, implied: undefined }) === JSON.stringify({ ...b, implied: undefined });
 }
 
+/** The base image's tree, read once per base (every case compares against it). */
+const baseTrees = new WeakMap<LoadedImage, Promise<Map<string, FileRecord>>>();
+function baseTree(base: LoadedImage): Promise<Map<string, FileRecord>> {
+  let tree = baseTrees.get(base);
+  if (!tree) {
+    tree = flatten(base).then((r) => r.fs);
+    baseTrees.set(base, tree);
+  }
+  return tree;
+}
+
 /** Summarises `img` relative to `base` (the busybox image), which it may or may not start from. */
 export async function summarize(img: LoadedImage, base: LoadedImage): Promise<Result> {
   const ids = img.config.rootfs?.diff_ids ?? [];
   const baseIds = base.config.rootfs?.diff_ids ?? [];
   const fromBase = baseIds.length > 0 && baseIds.every((d, i) => ids[i] === d);
   const baseLayers = fromBase ? baseIds.length : 0;
-  const { fs, lastWhiteouts } = await flatten(img);
-  const baseFs = fromBase ? (await flatten(base)).fs : new Map<string, FileRecord>();
+  const baseFs = fromBase ? await baseTree(base) : new Map<string, FileRecord>();
+  // Base layers that are the base image's own blobs (same digest: the same bytes) flatten to the
+  // base's tree; any other blob is read, whatever diff_id the config claims for it.
+  const sameBlobs = fromBase && base.layers.length === baseLayers && base.layers.every((l, i) => img.layers[i]?.digest === l.digest);
+  const { fs, lastWhiteouts } = await flatten(img, img.layers.length, sameBlobs ? { fs: baseFs, layers: baseLayers } : undefined);
   const files: FileRecord[] = [];
   for (const [p, rec] of fs) {
     const old = baseFs.get(p);
